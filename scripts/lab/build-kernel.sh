@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Builds the lab kernel for one variant (group: group + cdev; nullgroup: cdev only) and caches the
+# bzImage keyed on the source version and the config fragments, so it is rebuilt only when they change.
+# Prints the path of the bzImage on stdout.
+source "$(dirname "$0")/common.sh"
+variant=${1:-group}
+[ -f "$LAB_DIR/kernel/$variant.config" ] || lab_die "unknown kernel variant '$variant' (have: $(cd "$LAB_DIR/kernel" && ls *.config | sed 's/\.config//' | grep -v base | tr '\n' ' '))"
+KSRC=$LAB_CACHE/src/linux-source-$KERNEL_SERIES
+[ -f "$KSRC/.done" ] || bash "$LAB_DIR/fetch.sh"
+
+key=$( (echo "$KERNEL_PKG_VERSION"; cat "$LAB_DIR/kernel/base.config" "$LAB_DIR/kernel/$variant.config") | sha256sum | cut -c1-16)
+out=$LAB_CACHE/kernels/$variant-$key
+if [ -f "$out/bzImage" ]; then
+  lab_log "kernel '$variant' cached ($out)"
+  echo "$out/bzImage"; exit 0
+fi
+
+build=$LAB_CACHE/build-$variant
+rm -rf "$build" && mkdir -p "$build"
+lab_log "configuring kernel '$variant' (tinyconfig + base + $variant fragments)"
+make -C "$KSRC" O="$build" tinyconfig >"$build/config.log" 2>&1
+KCONFIG_CONFIG=$build/.config "$KSRC/scripts/kconfig/merge_config.sh" -m -O "$build" "$build/.config" \
+  "$LAB_DIR/kernel/base.config" "$LAB_DIR/kernel/$variant.config" >>"$build/config.log" 2>&1
+make -C "$KSRC" O="$build" olddefconfig >>"$build/config.log" 2>&1
+for opt in IOMMUFD IOMMUFD_NOIOMMU VFIO_DEVICE_CDEV VFIO_NOIOMMU VFIO_PCI; do
+  grep -q "^CONFIG_$opt=y" "$build/.config" || lab_die "CONFIG_$opt is not =y after olddefconfig (see $build/config.log)"
+done
+lab_log "building kernel '$variant' with $(nproc) jobs (about 10 minutes on 2 cores; log: $build/build.log)"
+if ! lab_with_progress "kernel build" make -C "$KSRC" O="$build" -j"$(nproc)" bzImage >"$build/build.log" 2>&1; then
+  tail -40 "$build/build.log" >&2; lab_die "kernel build failed"
+fi
+mkdir -p "$out"
+cp "$build/arch/x86/boot/bzImage" "$out/bzImage"
+cp "$build/.config" "$out/config"
+rm -rf "$build"
+lab_log "kernel '$variant' ready: $out/bzImage ($(du -h "$out/bzImage" | cut -f1))"
+echo "$out/bzImage"

@@ -1,0 +1,31 @@
+#!/usr/bin/env node
+// Runs the mocha suites on the compiled output and ends with the one line CI reads:
+// "N passed, N failed, N skipped". Arguments: spec files/globs (default: every dist/test/**/*.test.js)
+// and optionally --grep=PATTERN.
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import Mocha from 'mocha';
+
+const require = createRequire(import.meta.url);
+const { globSync } = require('./glob.cjs');
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const args = process.argv.slice(2);
+const patterns = args.filter((a) => !a.startsWith('-'));
+const grep = args.find((a) => a.startsWith('--grep='));
+const files = globSync(root, patterns.length ? patterns : ['dist/test/**/*.test.js']);
+if (files.length === 0) {
+  console.error('no test files matched: ' + (patterns.join(' ') || 'dist/test/**/*.test.js'));
+  process.exit(1);
+}
+const mocha = new Mocha({ reporter: 'spec', timeout: 30000, grep: grep ? grep.slice('--grep='.length) : undefined });
+for (const f of files) mocha.addFile(f);
+await mocha.loadFilesAsync();
+let passed = 0, failed = 0, skipped = 0;
+const runner = mocha.run((failures) => {
+  console.log(`\n${passed} passed, ${failed} failed, ${skipped} skipped`);
+  process.exitCode = failures ? 1 : 0;
+});
+runner.on('pass', () => passed++);
+runner.on('fail', () => failed++);
+runner.on('pending', () => skipped++);
