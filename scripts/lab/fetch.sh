@@ -2,7 +2,10 @@
 # Downloads the Linux 7.3 source and uapi headers from Debian experimental into the lab cache,
 # using a private apt state directory so the machine's own apt configuration is never changed.
 # Prints nothing but progress; idempotent (a finished download is kept).
+# --headers-only: just the uapi headers (2 MB), for the struct layout check.
 source "$(dirname "$0")/common.sh"
+headers_only=false
+[ "${1:-}" = "--headers-only" ] && headers_only=true
 
 APT_DIR=$LAB_CACHE/apt
 DEB_DIR=$LAB_CACHE/debs
@@ -16,12 +19,13 @@ echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror exp
 apt_opts=(-o "Dir::Etc::sourcelist=$APT_DIR/sources.list" -o Dir::Etc::sourceparts=- -o "Dir::State::Lists=$APT_DIR/lists" -o "Dir::Cache::archives=$DEB_DIR")
 
 have() { ls "$DEB_DIR"/"$1"_*.deb >/dev/null 2>&1; }
-if ! have linux-libc-dev || ! have linux-source-$KERNEL_SERIES; then
+wanted=("linux-libc-dev=$KERNEL_PKG_VERSION")
+$headers_only || wanted+=("linux-source-$KERNEL_SERIES=$KERNEL_PKG_VERSION")
+if ! have linux-libc-dev || { ! $headers_only && ! have linux-source-$KERNEL_SERIES; }; then
   lab_log "fetching the experimental package list (private apt state in $APT_DIR)"
   apt-get "${apt_opts[@]}" update >"$APT_DIR/update.log" 2>&1 || { cat "$APT_DIR/update.log"; lab_die "apt-get update failed"; }
-  lab_log "downloading linux-libc-dev and linux-source-$KERNEL_SERIES $KERNEL_PKG_VERSION (about 150 MB)"
-  (cd "$DEB_DIR" && lab_with_progress "download" apt-get "${apt_opts[@]}" download \
-      "linux-libc-dev=$KERNEL_PKG_VERSION" "linux-source-$KERNEL_SERIES=$KERNEL_PKG_VERSION") || lab_die "download failed"
+  lab_log "downloading ${wanted[*]}"
+  (cd "$DEB_DIR" && lab_with_progress "download" apt-get "${apt_opts[@]}" download "${wanted[@]}") || lab_die "download failed"
 fi
 
 if [ ! -f "$LAB_CACHE/headers/.done" ]; then
@@ -31,6 +35,7 @@ if [ ! -f "$LAB_CACHE/headers/.done" ]; then
   lab_log "uapi headers in $LAB_CACHE/headers/usr/include"
 fi
 
+$headers_only && exit 0
 KSRC=$LAB_CACHE/src/linux-source-$KERNEL_SERIES
 if [ ! -f "$KSRC/.done" ]; then
   rm -rf "$LAB_CACHE/src" "$LAB_CACHE/srcdeb" && mkdir -p "$LAB_CACHE/src" "$LAB_CACHE/srcdeb"
