@@ -1,0 +1,295 @@
+/**
+ * One wrapper per VFIO device-fd ioctl (a cdev from /dev/vfio/devices or an fd from
+ * VFIO_GROUP_GET_DEVICE_FD). Info ioctls that carry a capability chain are retried transparently
+ * when the kernel raises `argsz`: the first call uses the fixed struct size, and if the chain does
+ * not fit the kernel succeeds with `argsz` set to the size it needs; the second call passes that.
+ */
+import type { Kernel } from '../sys/kernel';
+import type { StructType, FieldType, StructValue } from '../uapi/codec';
+import type { IoctlRequest } from '../uapi/ioctl';
+import * as V from '../uapi/vfio';
+import { isVfioError } from '../sys/errors';
+import { invoke } from './invoke';
+import { readCapabilityChain, type InfoCapability } from './capability-chain';
+
+type ArgszStruct = StructType<{ argsz: FieldType } & Record<string, FieldType>>;
+
+/**
+ * Issues an info ioctl whose struct starts with `argsz`, growing the buffer until the kernel's
+ * answer fits. The bound on attempts guards against a kernel that keeps asking for more.
+ */
+function infoWithCapabilities<S extends Record<string, FieldType>>(
+  kernel: Kernel, fd: number, request: IoctlRequest, type: StructType<S>, input: Partial<StructValue<S>>,
+): Buffer {
+  const argszType = type as unknown as ArgszStruct;
+  let size = type.size;
+  for (let attempt = 0; attempt < 4; attempt++) {
+    const buf = Buffer.alloc(size);
+    type.encode(input, buf);
+    argszType.set(buf, 'argsz', size);
+    invoke(kernel, fd, request, buf);
+    const asked = argszType.get(buf, 'argsz') as number;
+    if (asked <= size) return buf;
+    size = asked;
+  }
+  throw new Error(`${request.name}: the kernel kept raising argsz (last asked for ${size} bytes)`);
+}
+
+export interface DeviceInfo {
+  /** VFIO_DEVICE_FLAGS_* (RESET, PCI, CAPS, ...). */
+  readonly flags: number;
+  readonly numRegions: number;
+  readonly numIrqs: number;
+  readonly capabilities: InfoCapability[];
+}
+
+/** VFIO_DEVICE_GET_INFO, with its capability chain. */
+export function deviceGetInfo(kernel: Kernel, fd: number): DeviceInfo {
+  const buf = infoWithCapabilities(kernel, fd, V.VFIO_DEVICE_GET_INFO, V.VfioDeviceInfo, {});
+  const v = V.VfioDeviceInfo.decode(buf);
+  const hasCaps = (v.flags & V.VFIO_DEVICE_FLAGS_CAPS) !== 0 && v.cap_offset !== 0;
+  return {
+    flags: v.flags, numRegions: v.num_regions, numIrqs: v.num_irqs,
+    capabilities: hasCaps ? readCapabilityChain(buf, v.cap_offset) : [],
+  };
+}
+
+export interface SparseMmapArea {
+  readonly offset: bigint;
+  readonly size: bigint;
+}
+
+export interface RegionInfo {
+  readonly index: number;
+  /** VFIO_REGION_INFO_FLAG_* (READ, WRITE, MMAP, CAPS). */
+  readonly flags: number;
+  readonly size: bigint;
+  /** Offset of the region within the device fd, for pread/pwrite/mmap. */
+  readonly offset: bigint;
+  /** Only these parts may be mmap'ed, when present (e.g. around an MSI-X table). */
+  readonly sparseMmap?: SparseMmapArea[];
+  /** Device-specific region type (VFIO_REGION_INFO_CAP_TYPE). */
+  readonly type?: { readonly type: number; readonly subtype: number };
+  /** The MSI-X table in this BAR may be mmap'ed (VFIO_REGION_INFO_CAP_MSIX_MAPPABLE). */
+  readonly msixMappable: boolean;
+  readonly capabilities: InfoCapability[];
+}
+
+/** VFIO_DEVICE_GET_REGION_INFO, with its capability chain decoded. */
+export function deviceGetRegionInfo(kernel: Kernel, fd: number, index: number): RegionInfo {
+  const buf = infoWithCapabilities(kernel, fd, V.VFIO_DEVICE_GET_REGION_INFO, V.VfioRegionInfo, { index });
+  const v = V.VfioRegionInfo.decode(buf);
+  const hasCaps = (v.flags & V.VFIO_REGION_INFO_FLAG_CAPS) !== 0 && v.cap_offset !== 0;
+  const capabilities = hasCaps ? readCapabilityChain(buf, v.cap_offset) : [];
+  let sparseMmap: SparseMmapArea[] | undefined;
+  let type: RegionInfo['type'];
+  for (const cap of capabilities) {
+    if (cap.id === V.VFIO_REGION_INFO_CAP_SPARSE_MMAP) {
+      const head = V.VfioRegionInfoCapSparseMmap.decode(cap.bytes);
+      sparseMmap = [];
+      for (let i = 0; i < head.nr_areas; i++) {
+        const at = V.VfioRegionInfoCapSparseMmap.size + i * V.VfioRegionSparseMmapArea.size;
+        if (at + V.VfioRegionSparseMmapArea.size > cap.bytes.length) break;
+        const area = V.VfioRegionSparseMmapArea.decode(cap.bytes, at);
+        sparseMmap.push({ offset: area.offset, size: area.size });
+      }
+    } else if (cap.id === V.VFIO_REGION_INFO_CAP_TYPE) {
+      const t = V.VfioRegionInfoCapType.decode(cap.bytes);
+      type = { type: t.type, subtype: t.subtype };
+    }
+  }
+  const info: RegionInfo = {
+    index: v.index, flags: v.flags, size: v.size, offset: v.offset,
+    msixMappable: capabilities.some((c) => c.id === V.VFIO_REGION_INFO_CAP_MSIX_MAPPABLE), capabilities,
+    ...(sparseMmap ? { sparseMmap } : {}), ...(type ? { type } : {}),
+  };
+  return info;
+}
+
+export interface IrqInfo {
+  readonly index: number;
+  /** VFIO_IRQ_INFO_* (EVENTFD, MASKABLE, AUTOMASKED, NORESIZE). */
+  readonly flags: number;
+  /** How many vectors this index supports (0: not available on this device). */
+  readonly count: number;
+}
+
+/** VFIO_DEVICE_GET_IRQ_INFO. */
+export function deviceGetIrqInfo(kernel: Kernel, fd: number, index: number): IrqInfo {
+  const buf = V.VfioIrqInfo.encode({ argsz: V.VfioIrqInfo.size, index });
+  invoke(kernel, fd, V.VFIO_DEVICE_GET_IRQ_INFO, buf);
+  const v = V.VfioIrqInfo.decode(buf);
+  return { index: v.index, flags: v.flags, count: v.count };
+}
+
+export type IrqAction = 'mask' | 'unmask' | 'trigger';
+/** What VFIO_DEVICE_SET_IRQS carries for each vector of [start, start+count). */
+export type IrqData =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'bool'; readonly values: readonly boolean[] }
+  /** An eventfd per vector; -1 de-assigns that vector. */
+  | { readonly kind: 'eventfd'; readonly fds: readonly number[] };
+
+export interface SetIrqsArgs {
+  readonly index: number;
+  readonly action: IrqAction;
+  readonly start: number;
+  /** Number of vectors; with data 'none', count 0 and action 'trigger' disables the index. */
+  readonly count: number;
+  readonly data: IrqData;
+}
+
+const ACTION_FLAGS: Record<IrqAction, number> = {
+  mask: V.VFIO_IRQ_SET_ACTION_MASK, unmask: V.VFIO_IRQ_SET_ACTION_UNMASK, trigger: V.VFIO_IRQ_SET_ACTION_TRIGGER,
+};
+
+/** VFIO_DEVICE_SET_IRQS. */
+export function deviceSetIrqs(kernel: Kernel, fd: number, args: SetIrqsArgs): void {
+  const header = V.VfioIrqSet.size;
+  let dataFlag: number;
+  let payload: Buffer;
+  switch (args.data.kind) {
+    case 'none':
+      dataFlag = V.VFIO_IRQ_SET_DATA_NONE;
+      payload = Buffer.alloc(0);
+      break;
+    case 'bool':
+      dataFlag = V.VFIO_IRQ_SET_DATA_BOOL;
+      payload = Buffer.from(args.data.values.map((b) => (b ? 1 : 0)));
+      break;
+    case 'eventfd':
+      dataFlag = V.VFIO_IRQ_SET_DATA_EVENTFD;
+      payload = Buffer.alloc(args.data.fds.length * 4);
+      args.data.fds.forEach((f, i) => payload.writeInt32LE(f, i * 4));
+      break;
+  }
+  const buf = Buffer.alloc(header + payload.length);
+  V.VfioIrqSet.encode({
+    argsz: buf.length, flags: dataFlag | ACTION_FLAGS[args.action], index: args.index, start: args.start, count: args.count,
+  }, buf);
+  payload.copy(buf, header);
+  invoke(kernel, fd, V.VFIO_DEVICE_SET_IRQS, buf);
+}
+
+/** VFIO_DEVICE_RESET: function-level (or other device-specific) reset. */
+export function deviceReset(kernel: Kernel, fd: number): void {
+  invoke(kernel, fd, V.VFIO_DEVICE_RESET, null);
+}
+
+export interface DependentDevice {
+  /** On the group path a group id; with VFIO_PCI_HOT_RESET_FLAG_DEV_ID a device id (or -1: not owned). */
+  readonly groupOrDeviceId: number;
+  readonly segment: number;
+  readonly bus: number;
+  readonly devfn: number;
+}
+
+export interface HotResetInfo {
+  /** VFIO_PCI_HOT_RESET_FLAG_DEV_ID(_OWNED): ids are iommufd device ids (cdev path). */
+  readonly flags: number;
+  readonly devices: DependentDevice[];
+}
+
+/**
+ * VFIO_DEVICE_GET_PCI_HOT_RESET_INFO: the devices a bus/slot reset would also reset. The kernel
+ * answers ENOSPC with the needed count; the wrapper retries with room for that many.
+ */
+export function deviceGetPciHotResetInfo(kernel: Kernel, fd: number): HotResetInfo {
+  const header = V.VfioPciHotResetInfo.size;
+  const entry = V.VfioPciDependentDevice.size;
+  let capacity = 4;
+  for (let attempt = 0; attempt < 4; attempt++) {
+    const buf = Buffer.alloc(header + capacity * entry);
+    V.VfioPciHotResetInfo.encode({ argsz: buf.length }, buf);
+    try {
+      invoke(kernel, fd, V.VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, buf);
+    } catch (e) {
+      const needed = V.VfioPciHotResetInfo.get(buf, 'count');
+      if (isVfioError(e, 'ENOSPC') && needed > capacity) {
+        capacity = needed;
+        continue;
+      }
+      throw e;
+    }
+    const v = V.VfioPciHotResetInfo.decode(buf);
+    const devices: DependentDevice[] = [];
+    for (let i = 0; i < v.count; i++) {
+      const d = V.VfioPciDependentDevice.decode(buf, header + i * entry);
+      devices.push({ groupOrDeviceId: d.group_id | 0, segment: d.segment, bus: d.bus, devfn: d.devfn });
+    }
+    return { flags: v.flags, devices };
+  }
+  throw new Error('VFIO_DEVICE_GET_PCI_HOT_RESET_INFO: the kernel kept asking for more room');
+}
+
+/**
+ * VFIO_DEVICE_PCI_HOT_RESET: resets the bus or slot. On the group path pass the fds of every
+ * affected group; on the cdev path pass none (the kernel checks ownership through iommufd).
+ */
+export function devicePciHotReset(kernel: Kernel, fd: number, groupFds: readonly number[] = []): void {
+  const header = V.VfioPciHotReset.size;
+  const buf = Buffer.alloc(header + groupFds.length * 4);
+  V.VfioPciHotReset.encode({ argsz: buf.length, count: groupFds.length }, buf);
+  groupFds.forEach((g, i) => buf.writeInt32LE(g, header + i * 4));
+  invoke(kernel, fd, V.VFIO_DEVICE_PCI_HOT_RESET, buf);
+}
+
+export interface IoeventfdArgs {
+  /** Device-fd offset (region offset + register) whose write triggers... */
+  readonly offset: bigint;
+  /** ...when this exact value is written with this width (1, 2, 4 or 8 bytes). */
+  readonly data: bigint;
+  readonly width: 1 | 2 | 4 | 8;
+  /** The eventfd; -1 removes the registration. */
+  readonly eventfd: number;
+}
+
+/** VFIO_DEVICE_IOEVENTFD: the kernel performs the write when the eventfd is signalled. */
+export function deviceIoeventfd(kernel: Kernel, fd: number, args: IoeventfdArgs): void {
+  const buf = V.VfioDeviceIoeventfd.encode({
+    // VFIO_DEVICE_IOEVENTFD_8/16/32/64 are 1<<0..1<<3, which equal the width in bytes.
+    argsz: V.VfioDeviceIoeventfd.size, flags: args.width, offset: args.offset, data: args.data, fd: args.eventfd,
+  });
+  invoke(kernel, fd, V.VFIO_DEVICE_IOEVENTFD, buf);
+}
+
+/**
+ * VFIO_DEVICE_FEATURE: `flags` is the feature number ORed with GET/SET/PROBE; `payload` is the
+ * feature's data. Returns the payload as the kernel left it (GET fills it).
+ */
+export function deviceFeature(kernel: Kernel, fd: number, flags: number, payload: Uint8Array = new Uint8Array(0)): Uint8Array {
+  const header = V.VfioDeviceFeature.size;
+  const buf = Buffer.alloc(header + payload.length);
+  V.VfioDeviceFeature.encode({ argsz: buf.length, flags }, buf);
+  buf.set(payload, header);
+  invoke(kernel, fd, V.VFIO_DEVICE_FEATURE, buf);
+  return Uint8Array.from(buf.subarray(header));
+}
+
+/** VFIO_DEVICE_BIND_IOMMUFD (cdev only): binds the device to an iommufd; returns its device id there. */
+export function deviceBindIommufd(kernel: Kernel, fd: number, iommufd: number): number {
+  const buf = V.VfioDeviceBindIommufd.encode({ argsz: V.VfioDeviceBindIommufd.size, iommufd });
+  invoke(kernel, fd, V.VFIO_DEVICE_BIND_IOMMUFD, buf);
+  return V.VfioDeviceBindIommufd.get(buf, 'out_devid');
+}
+
+/**
+ * VFIO_DEVICE_ATTACH_IOMMUFD_PT: attaches to an IOAS or HWPT (replacing any current one). Returns
+ * the id actually attached: for an IOAS, the HWPT the kernel created or reused for it.
+ */
+export function deviceAttachIommufdPt(kernel: Kernel, fd: number, ptId: number, pasid?: number): number {
+  const buf = V.VfioDeviceAttachIommufdPt.encode({
+    argsz: V.VfioDeviceAttachIommufdPt.size, flags: pasid === undefined ? 0 : V.VFIO_DEVICE_ATTACH_PASID,
+    pt_id: ptId, pasid: pasid ?? 0,
+  });
+  invoke(kernel, fd, V.VFIO_DEVICE_ATTACH_IOMMUFD_PT, buf);
+  return V.VfioDeviceAttachIommufdPt.get(buf, 'pt_id');
+}
+
+/** VFIO_DEVICE_DETACH_IOMMUFD_PT. */
+export function deviceDetachIommufdPt(kernel: Kernel, fd: number, pasid?: number): void {
+  const buf = V.VfioDeviceDetachIommufdPt.encode({
+    argsz: V.VfioDeviceDetachIommufdPt.size, flags: pasid === undefined ? 0 : V.VFIO_DEVICE_DETACH_PASID, pasid: pasid ?? 0,
+  });
+  invoke(kernel, fd, V.VFIO_DEVICE_DETACH_IOMMUFD_PT, buf);
+}
