@@ -6,6 +6,8 @@
 source "$(dirname "$0")/common.sh"
 headers_only=false
 [ "${1:-}" = "--headers-only" ] && headers_only=true
+# The headers need only apt and dpkg; the kernel source needs xz to unpack (and the tools to build).
+$headers_only || lab_ensure_packages
 
 APT_DIR=$LAB_CACHE/apt
 DEB_DIR=$LAB_CACHE/debs
@@ -25,7 +27,8 @@ if ! have linux-libc-dev || { ! $headers_only && ! have linux-source-$KERNEL_SER
   lab_log "fetching the experimental package list (private apt state in $APT_DIR)"
   apt-get "${apt_opts[@]}" update >"$APT_DIR/update.log" 2>&1 || { cat "$APT_DIR/update.log"; lab_die "apt-get update failed"; }
   lab_log "downloading ${wanted[*]}"
-  (cd "$DEB_DIR" && lab_with_progress "download" apt-get "${apt_opts[@]}" download "${wanted[@]}") || lab_die "download failed"
+  (cd "$DEB_DIR" && lab_with_progress "download" "$APT_DIR/download.log" apt-get "${apt_opts[@]}" download "${wanted[@]}") \
+    || { tail -20 "$APT_DIR/download.log" >&2; lab_die "download failed"; }
 fi
 
 if [ ! -f "$LAB_CACHE/headers/.done" ]; then
@@ -40,7 +43,7 @@ KSRC=$LAB_CACHE/src/linux-source-$KERNEL_SERIES
 if [ ! -f "$KSRC/.done" ]; then
   rm -rf "$LAB_CACHE/src" "$LAB_CACHE/srcdeb" && mkdir -p "$LAB_CACHE/src" "$LAB_CACHE/srcdeb"
   dpkg-deb -x "$DEB_DIR"/linux-source-${KERNEL_SERIES}_*.deb "$LAB_CACHE/srcdeb"
-  lab_with_progress "unpacking the kernel source" tar -C "$LAB_CACHE/src" -xf "$LAB_CACHE/srcdeb/usr/src/linux-source-$KERNEL_SERIES.tar.xz"
+  lab_with_progress "unpacking the kernel source" "$LAB_CACHE/unpack.log" tar -C "$LAB_CACHE/src" -xf "$LAB_CACHE/srcdeb/usr/src/linux-source-$KERNEL_SERIES.tar.xz"
   rm -rf "$LAB_CACHE/srcdeb"
   touch "$KSRC/.done"
   lab_log "kernel source in $KSRC"

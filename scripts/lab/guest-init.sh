@@ -1,0 +1,89 @@
+#!/bin/busybox sh
+# /init of the lab guest (busybox only). It prepares the real kernel for a test run and runs one job:
+#   1. mounts proc, sysfs, devtmpfs and the run's writable 9p share (tag "labrun") at /lab;
+#   2. finds QEMU's edu device (vendor 0x1234, device 0x11e8) and binds it to vfio-pci;
+#   3. mounts the host's root read-only (tag "hostroot") at /host, with the guest's own proc, sysfs,
+#      devtmpfs and a tmpfs /tmp on top, and the run share again at its host path;
+#   4. runs the job script the host wrote into the run directory, with the host's /bin/sh inside
+#      `chroot /host`, its output both on the serial console and in /lab/output.log;
+#   5. records the exit status, timings and the kernel log, and powers off.
+# Whatever goes wrong, the guest powers off: a missing /lab/status tells the host the run failed.
+
+/bin/busybox mkdir -p /bin /sbin /usr/bin /usr/sbin
+/bin/busybox --install -s /bin
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+exec </dev/console >/dev/console 2>&1
+
+centis() { read -r up _ </proc/uptime; echo "${up%.*}${up#*.}"; }
+seconds() { printf '%d.%02d' $(($1 / 100)) $(($1 % 100)); }
+T_INIT=$(centis)
+say() {
+  echo "lab: $*"
+  [ -d /lab/. ] && [ -f /lab/job.sh ] && echo "lab: $*" >>/lab/guest.log
+}
+finish() {
+  dmesg >/lab/kernel.log 2>/dev/null
+  sync
+  say "powering off at $(seconds "$(centis)") s"
+  poweroff -f
+  sleep 5
+}
+setup_failed() {
+  say "setup error: $*"
+  echo "$*" >/lab/setup-error
+  finish
+}
+
+say "init started at $(seconds "$T_INIT") s of kernel uptime"
+mkdir -p /lab /host
+if ! mount -t 9p -o trans=virtio,version=9p2000.L,cache=none labrun /lab; then
+  echo "lab: setup error: cannot mount the run share (tag labrun)"
+  poweroff -f
+fi
+[ -f /lab/job.sh ] && [ -f /lab/host-path ] || { echo "lab: setup error: the run share has no job.sh/host-path"; poweroff -f; }
+echo "init_seconds=$(seconds "$T_INIT")" >/lab/timing
+read -r HOST_RUN_DIR </lab/host-path
+
+BDF=
+for dev in /sys/bus/pci/devices/*; do
+  if [ "$(cat "$dev/vendor")" = 0x1234 ] && [ "$(cat "$dev/device")" = 0x11e8 ]; then BDF=${dev##*/}; fi
+done
+[ -n "$BDF" ] || setup_failed "no edu device (1234:11e8) on the PCI bus"
+noiommu=$(cat /sys/module/vfio/parameters/enable_unsafe_noiommu_mode 2>/dev/null || echo absent)
+say "edu at $BDF, vfio.enable_unsafe_noiommu_mode=$noiommu"
+echo vfio-pci >"/sys/bus/pci/devices/$BDF/driver_override" || setup_failed "cannot write driver_override of $BDF"
+echo "$BDF" >/sys/bus/pci/drivers_probe || setup_failed "drivers_probe of $BDF failed"
+driver=$(readlink "/sys/bus/pci/devices/$BDF/driver")
+[ "${driver##*/}" = vfio-pci ] || setup_failed "$BDF is bound to '${driver##*/}', not vfio-pci"
+say "$BDF bound to vfio-pci; vfio-dev: $(ls "/sys/bus/pci/devices/$BDF/vfio-dev" 2>/dev/null | tr '\n' ' ')"
+say "/dev/vfio: $(ls /dev/vfio 2>/dev/null | tr '\n' ' ') /dev/vfio/devices: $(ls /dev/vfio/devices 2>/dev/null | tr '\n' ' ')"
+
+mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=512000 hostroot /host \
+  || setup_failed "cannot mount the host root (tag hostroot)"
+mount -t proc proc /host/proc || setup_failed "cannot mount /host/proc"
+mount -t sysfs sysfs /host/sys || setup_failed "cannot mount /host/sys"
+mount -t devtmpfs devtmpfs /host/dev || setup_failed "cannot mount /host/dev"
+mount -t tmpfs -o mode=1777 tmpfs /host/tmp || setup_failed "cannot mount /host/tmp"
+mkdir -p /host/dev/shm /host/dev/pts /host/dev/hugepages
+mount -t tmpfs -o mode=1777 tmpfs /host/dev/shm
+mount -t devpts devpts /host/dev/pts 2>/dev/null
+mount -t hugetlbfs hugetlbfs /host/dev/hugepages 2>/dev/null
+mount -o bind /lab "/host$HOST_RUN_DIR" || setup_failed "cannot mount the run share at $HOST_RUN_DIR"
+
+T_START=$(centis)
+say "running the job at $(seconds "$T_START") s"
+(
+  env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp TERM=dumb LANG=C.UTF-8 \
+    NODE_VFIO_BDF="$BDF" NODE_VFIO_LAB_RESULTS="$HOST_RUN_DIR" NODE_VFIO_LAB_COMMAND_START="$(seconds "$T_START")" \
+    chroot /host /bin/sh "$HOST_RUN_DIR/job.sh"
+  echo $? >/lab/status.tmp
+) 2>&1 | tee /lab/output.log
+T_END=$(centis)
+status=$(cat /lab/status.tmp 2>/dev/null || echo 255)
+echo "command_seconds=$(seconds $((T_END - T_START)))" >>/lab/timing
+say "command exited with status $status after $(seconds $((T_END - T_START))) s"
+mv /lab/status.tmp /lab/status
+finish

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# The real-kernel lab in one command (`npm run test:lab`): installs what is missing, builds the
+# project, fetches and builds the Linux 7.3 lab kernels (cached), then runs the lab tests
+# (dist/test/lab) in a QEMU guest per run, and prints a summary. Arguments after `--` go to
+# scripts/test.mjs (for example `-- --grep=smoke`).
+#
+# Runs, as MODE:KERNEL words in NODE_VFIO_LAB_RUNS (default below): MODE is noiommu or iommu,
+# KERNEL is group (group + cdev) or nullgroup (cdev only). A run whose kernel is not cached yet is
+# skipped (and said so) when building it would pass NODE_VFIO_LAB_BUDGET_MINUTES (default 40) since
+# the start; the group kernel is always built. NODE_VFIO_LAB_TIMEOUT bounds each guest (seconds).
+source "$(dirname "$0")/common.sh"
+[ "${1:-}" = -- ] && shift
+test_args=("$@")
+runs=(${NODE_VFIO_LAB_RUNS:-noiommu:group iommu:group noiommu:nullgroup})
+budget_s=$(( ${NODE_VFIO_LAB_BUDGET_MINUTES:-40} * 60 ))
+# A cold kernel build took about 12 minutes on 2 cores; leave room for the runs after it.
+kernel_build_estimate_s=$(( 15 * 60 ))
+lab_start=$SECONDS
+
+lab_ensure_packages
+cd "$PROJECT_DIR"
+if [ ! -d node_modules ]; then
+  lab_with_progress "npm ci" "$LAB_CACHE/npm-ci.log" npm ci --no-audit --no-fund \
+    || { tail -30 "$LAB_CACHE/npm-ci.log" >&2; lab_die "npm ci failed"; }
+fi
+# The native addon is normally built by npm's install step; build it if this checkout lacks it.
+if [ -f binding.gyp ] && ! compgen -G 'build/Release/*.node' >/dev/null; then
+  lab_with_progress "native addon build" "$LAB_CACHE/addon-build.log" npm run install --foreground-scripts \
+    || { tail -30 "$LAB_CACHE/addon-build.log" >&2; lab_die "building the native addon failed"; }
+fi
+lab_with_progress "TypeScript build" "$LAB_CACHE/tsc.log" npm run build \
+  || { tail -30 "$LAB_CACHE/tsc.log" >&2; lab_die "npm run build failed"; }
+compgen -G 'dist/test/lab/*.test.js' >/dev/null || lab_die "no lab tests in dist/test/lab after the build"
+
+bash "$LAB_DIR/fetch.sh"
+kernel_cached() {
+  local key
+  key=$( (echo "$KERNEL_PKG_VERSION"; cat "$LAB_DIR/kernel/base.config" "$LAB_DIR/kernel/$1.config") | sha256sum | cut -c1-16)
+  [ -f "$LAB_CACHE/kernels/$1-$key/bzImage" ]
+}
+
+stamp=$(date +%Y%m%d-%H%M%S)
+summary=()
+failures=0
+for run in "${runs[@]}"; do
+  mode=${run%%:*}
+  variant=${run#*:}
+  [ "$variant" != "$run" ] || variant=group
+  if [ "$variant" != group ] && ! kernel_cached "$variant" \
+     && [ $((SECONDS - lab_start + kernel_build_estimate_s)) -gt "$budget_s" ]; then
+    lab_log "skipping $mode on kernel '$variant': it is not built yet and building it would pass the ${budget_s} s budget"
+    summary+=("$(printf '%-8s %-10s %-8s %s' "$mode" "$variant" skipped "kernel not built (time budget)")")
+    continue
+  fi
+  kernel_cached "$variant" || bash "$LAB_DIR/build-kernel.sh" "$variant" >/dev/null
+  results=$PROJECT_DIR/.lab-results/$stamp/$mode-$variant
+  run_start=$EPOCHREALTIME
+  rc=0
+  bash "$LAB_DIR/run.sh" "$mode" --kernel "$variant" --results "$results" -- \
+    node scripts/test.mjs 'dist/test/lab/**/*.test.js' "${test_args[@]}" || rc=$?
+  seconds=$(printf '%.1f' "$(echo "$EPOCHREALTIME - $run_start" | bc)")
+  counts=$(grep -aoE '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped' "$results/output.log" 2>/dev/null | tail -1 || true)
+  if [ "$rc" -eq 0 ] && [ -n "$counts" ]; then
+    verdict=passed
+  else
+    verdict=FAILED
+    failures=$((failures + 1))
+    [ -n "$counts" ] || counts="no test summary (exit $rc; see $results/console.log)"
+  fi
+  summary+=("$(printf '%-8s %-10s %-8s %s in %s s' "$mode" "$variant" "$verdict" "$counts" "$seconds")")
+done
+
+lab_log "summary (results in $PROJECT_DIR/.lab-results/$stamp, whole lab $((SECONDS - lab_start)) s):"
+printf '  %-8s %-10s %-8s %s\n' mode kernel result tests >&2
+for line in "${summary[@]}"; do printf '  %s\n' "$line" >&2; done
+[ "$failures" -eq 0 ] || lab_die "$failures lab run(s) failed"

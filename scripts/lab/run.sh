@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Boots the lab kernel under QEMU with the edu device bound to vfio-pci and runs one command in the
+# guest, inside the host's root filesystem (shared read-only over 9p), from the project directory.
+#
+#   scripts/lab/run.sh <noiommu|iommu> [--kernel group|nullgroup] [--timeout SECONDS]
+#                      [--env NAME=VALUE]... [--results DIR] -- COMMAND [ARG...]
+#
+# The command sees NODE_VFIO_KERNEL=native, NODE_VFIO_LAB_MODE, NODE_VFIO_LAB_KERNEL, NODE_VFIO_BDF
+# (the edu device), NODE_VFIO_LAB_RESULTS (a writable directory that comes back to the host) and
+# NODE_VFIO_LAB_COMMAND_START (guest uptime in seconds when the command was launched).
+# The exit status is the command's. A kernel panic, a QEMU error, a guest that never reports a
+# status, or a run longer than the timeout (NODE_VFIO_LAB_TIMEOUT, default 1200 s) fails with 125
+# (124 for the timeout) and prints the tail of the guest's console.
+source "$(dirname "$0")/common.sh"
+
+usage() { sed -n '5,6p' "$0" | sed 's/^# *//' >&2; exit 2; }
+mode=${1:-}; shift || true
+case "$mode" in noiommu | iommu) ;; *) usage ;; esac
+variant=group
+timeout_s=${NODE_VFIO_LAB_TIMEOUT:-1200}
+results=
+extra_env=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --kernel) variant=$2; shift 2 ;;
+    --timeout) timeout_s=$2; shift 2 ;;
+    --env) [[ $2 == [A-Za-z_]*=* ]] || lab_die "--env wants NAME=VALUE, got '$2'"; extra_env+=("$2"); shift 2 ;;
+    --results) results=$2; shift 2 ;;
+    --) shift; break ;;
+    *) usage ;;
+  esac
+done
+[ $# -gt 0 ] || usage
+
+lab_ensure_packages
+kernel=$(bash "$LAB_DIR/build-kernel.sh" "$variant")
+initrd=$(bash "$LAB_DIR/initramfs.sh")
+
+# The run directory is shared writable with the guest and mounted there at the same path, inside
+# the host root the command sees. The guest mounts its own tmpfs over /tmp, so it cannot be there.
+if [ -z "$results" ]; then
+  mkdir -p "$PROJECT_DIR/.lab-results"
+  results=$PROJECT_DIR/.lab-results/$(date +%Y%m%d-%H%M%S)-$mode-$variant-$$
+fi
+mkdir -p "$results"
+results=$(cd "$results" && pwd -P)
+project=$(cd "$PROJECT_DIR" && pwd -P)
+for path in "$results" "$project"; do
+  case "$path" in
+    /tmp | /tmp/* | /proc/* | /sys/* | /dev/*) lab_die "$path is hidden in the guest (it mounts its own /tmp, /proc, /sys, /dev); put the project and the results elsewhere" ;;
+    *[[:space:]]*) lab_die "'$path' contains white space, which the guest's kernel command line and mounts do not take" ;;
+  esac
+done
+rm -f "$results"/{status,status.tmp,setup-error,output.log,guest.log,kernel.log,console.log,timing}
+
+node_dir=$(dirname "$(command -v node)")
+{
+  echo "# written by scripts/lab/run.sh; the guest runs it with the host's /bin/sh inside chroot"
+  echo "export PATH=$(lab_sh_quote "$node_dir:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")"
+  echo "export NODE_VFIO_KERNEL=native NODE_VFIO_LAB_MODE=$mode NODE_VFIO_LAB_KERNEL=$variant"
+  for assignment in "${extra_env[@]}"; do echo "export ${assignment%%=*}=$(lab_sh_quote "${assignment#*=}")"; done
+  echo "cd $(lab_sh_quote "$project") || exit 126"
+  printf 'exec'
+  for arg in "$@"; do printf ' %s' "$(lab_sh_quote "$arg")"; done
+  printf '\n'
+} >"$results/job.sh"
+printf '%s\n' "$results" >"$results/host-path"
+
+append="console=ttyS0 quiet panic=-1 oops=panic"
+qemu_mode=()
+case "$mode" in
+  noiommu) append+=" vfio.enable_unsafe_noiommu_mode=1" ;;
+  iommu)
+    # The vIOMMU is created before the PCI devices it translates for.
+    qemu_mode=(-device intel-iommu,intremap=on,caching-mode=on)
+    append+=" intel_iommu=on"
+    ;;
+esac
+accel=(-accel tcg)
+if [ "${NODE_VFIO_LAB_ACCEL:-auto}" != tcg ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; then accel=(-accel kvm); fi
+qemu=(qemu-system-x86_64 -M q35,kernel-irqchip=split "${accel[@]}" -cpu max -m 2G -smp 2
+  -display none -monitor none -serial stdio -no-reboot
+  -kernel "$kernel" -initrd "$initrd" -append "$append"
+  "${qemu_mode[@]}"
+  -device edu,dma_mask=0xffffffffffffffff
+  -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap
+  -virtfs "local,path=$results,mount_tag=labrun,security_model=none,multidevs=remap")
+
+lab_log "booting: $mode mode, kernel '$variant', timeout ${timeout_s} s, ${accel[1]}; results in $results"
+lab_log "command: $*"
+start=$EPOCHREALTIME
+init_at=
+# The console is streamed as it comes and kept in console.log; the moment /init reports is the
+# host-side boot time (QEMU start, firmware, kernel boot).
+while IFS= read -r line || [ -n "$line" ]; do
+  line=${line%$'\r'}
+  printf '%s\n' "$line"
+  printf '%s\n' "$line" >>"$results/console.log"
+  if [ -z "$init_at" ] && [[ $line == "lab: init started"* ]]; then init_at=$EPOCHREALTIME; fi
+done < <(rc=0; timeout -k 10 "$timeout_s" "${qemu[@]}" </dev/null 2>&1 || rc=$?; echo "$rc" >"$results/qemu-exit")
+end=$EPOCHREALTIME
+# The console closes a moment before the exit status of QEMU is written.
+wait "$!" 2>/dev/null || true
+for _ in $(seq 100); do [ -s "$results/qemu-exit" ] && break; sleep 0.1; done
+qemu_exit=$(cat "$results/qemu-exit" 2>/dev/null || echo unknown)
+
+elapsed() { printf '%.2f' "$(echo "$2 - $1" | bc)"; }
+timing() { sed -n "s/^$1=//p" "$results/timing" 2>/dev/null; }
+whole=$(elapsed "$start" "$end")
+report=("whole run ${whole} s")
+[ -n "$init_at" ] && report+=("boot to init $(elapsed "$start" "$init_at") s on the host clock ($(timing init_seconds) s kernel uptime)")
+[ -n "$(timing command_seconds)" ] && report+=("command $(timing command_seconds) s")
+lab_log "timing: $(IFS=';'; echo "${report[*]}" | sed 's/;/; /g')"
+
+# Kernel warnings do not fail the run, but they are worth seeing.
+if [ -f "$results/kernel.log" ] && grep -qE 'WARNING:|BUG:|Call Trace:' "$results/kernel.log"; then
+  lab_log "the guest kernel logged warnings (see $results/kernel.log):"
+  grep -E -A3 'WARNING:|BUG:' "$results/kernel.log" | head -20 >&9 || true
+fi
+
+failed() {
+  lab_log "FAILED ($mode, kernel '$variant'): $1"
+  lab_log "last lines of the guest console ($results/console.log):"
+  tail -n 40 "$results/console.log" >&9 2>/dev/null || true
+  exit "${2:-125}"
+}
+[ "$qemu_exit" = 124 ] || [ "$qemu_exit" = 137 ] && failed "the guest did not finish within ${timeout_s} s (raise --timeout or NODE_VFIO_LAB_TIMEOUT if it was only slow)" 124
+grep -q 'Kernel panic' "$results/console.log" 2>/dev/null && failed "the guest kernel panicked"
+[ -f "$results/setup-error" ] && failed "the guest could not set up the run: $(cat "$results/setup-error")"
+[ "$qemu_exit" = 0 ] || failed "QEMU exited with status $qemu_exit"
+[ -f "$results/status" ] || failed "the guest powered off without reporting the command's exit status"
+status=$(cat "$results/status")
+[[ $status =~ ^[0-9]+$ ]] || failed "the guest reported an unreadable exit status '$status'"
+lab_log "guest command exited with status $status ($mode, kernel '$variant')"
+exit "$status"
