@@ -1,0 +1,44 @@
+/**
+ * How a simulated device reaches memory: the host hands each function a DmaPort. On a noiommu host
+ * the port resolves bus addresses as physical addresses of the model's memory; behind an IOMMU it
+ * translates IOVAs through the attached iommufd domain. A transaction the port cannot complete
+ * (no live memory there, no mapping for the IOVA, a write to a read-only mapping) raises a
+ * DmaFault; the device model decides what the hardware does about it (QEMU: reads return zeros,
+ * writes are dropped) and records the fault where tests can see it.
+ */
+
+export type DmaFaultReason =
+  /** No memory backs this physical address (noiommu), or nothing is there at all. */
+  | 'no-memory'
+  /** The IOMMU has no translation for this IOVA (a DMAR fault on real hardware). */
+  | 'unmapped-iova'
+  /** The IOMMU translation does not permit this direction. */
+  | 'permission'
+  /** The device is not attached to any domain: the IOMMU blocks all its DMA. */
+  | 'blocked';
+
+export class DmaFault extends Error {
+  constructor(
+    readonly reason: DmaFaultReason,
+    readonly address: bigint,
+    readonly length: number,
+    readonly direction: 'read' | 'write',
+    detail?: string,
+  ) {
+    super(`DMA ${direction} of ${length} bytes at 0x${address.toString(16)} faulted: ${reason}${detail ? ` (${detail})` : ''}`);
+    this.name = 'DmaFault';
+  }
+}
+
+export interface DmaPort {
+  /** Reads `length` bytes at bus address `address` (device reads host memory). */
+  read(address: bigint, length: number): Uint8Array;
+  /** Writes `data` at bus address `address` (device writes host memory). */
+  write(address: bigint, data: Uint8Array): void;
+}
+
+/** A port for a function nobody has connected: every access faults. */
+export const DISCONNECTED_DMA: DmaPort = {
+  read(address, length) { throw new DmaFault('blocked', address, length, 'read', 'device not connected to a host'); },
+  write(address, data) { throw new DmaFault('blocked', address, data.length, 'write', 'device not connected to a host'); },
+};
