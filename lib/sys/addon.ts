@@ -1,0 +1,117 @@
+/**
+ * Lazy loading of the native addon (native/, built by node-gyp or shipped in prebuilds/).
+ *
+ * Nothing loads it until a native call is made, so `import 'node-vfio'` works everywhere — on
+ * macOS or Windows, or on Linux without a compiler — and the model kernel stays usable. When the
+ * addon cannot be loaded, the first native call throws a VfioError saying why.
+ *
+ * `NODE_VFIO_ADDON=/path/to/vfio.node` loads a specific build instead (the ASan build of
+ * `npm run test:asan` uses this).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { ERRNO } from './constants';
+import { VfioError } from './errors';
+
+/** A failed syscall as the addon reports it, before lib/sys/native.ts adds path and ioctl name. */
+export interface AddonErrnoError extends Error {
+  readonly errno: number;
+  readonly syscall: string;
+}
+
+/** What mmap returns: a registry handle for the MMIO accessors, the address, and the bytes. */
+export interface AddonMapping {
+  readonly handle: number;
+  readonly address: bigint;
+  readonly buffer: ArrayBuffer;
+}
+
+/** The exports of native/addon.cc. Every function throws an AddonErrnoError on syscall failure. */
+export interface NativeAddon {
+  pageSize(): number;
+  open(path: string, flags: number, mode: number): number;
+  close(fd: number): void;
+  ioctl(fd: number, request: number, arg: Uint8Array | DataView | number | null): number;
+  pread(fd: number, into: Uint8Array, offset: bigint): number;
+  pwrite(fd: number, from: Uint8Array, offset: bigint): number;
+  memfdCreate(name: string, flags: number): number;
+  ftruncate(fd: number, length: bigint): void;
+  eventfd(initval: number, flags: number): number;
+  eventfdRead(fd: number): bigint;
+  eventfdWrite(fd: number, value: bigint): void;
+  mmap(fd: number, length: bigint, prot: number, flags: number, offset: bigint): AddonMapping;
+  munmap(handle: number, buffer: ArrayBuffer): void;
+  mlock(handle: number): void;
+  read8(handle: number, offset: number): number;
+  read16(handle: number, offset: number): number;
+  read32(handle: number, offset: number): number;
+  read64(handle: number, offset: number): bigint;
+  write8(handle: number, offset: number, value: number): void;
+  write16(handle: number, offset: number, value: number): void;
+  write32(handle: number, offset: number, value: number): void;
+  write64(handle: number, offset: number, value: bigint): void;
+  /** Resolves when fd is readable; `token` names this wait for cancelWait. */
+  waitReadable(fd: number, token: number): Promise<void>;
+  /** Rejects the wait `token` on fd with ECANCELED; false when it was not pending. */
+  cancelWait(fd: number, token: number): boolean;
+}
+
+export function isAddonErrnoError(e: unknown): e is AddonErrnoError {
+  return e instanceof Error && typeof (e as Partial<AddonErrnoError>).errno === 'number'
+    && typeof (e as Partial<AddonErrnoError>).syscall === 'string';
+}
+
+export type AddonStatus =
+  | { readonly available: true; readonly addon: NativeAddon; readonly source: string }
+  | { readonly available: false; readonly reason: string };
+
+let status: AddonStatus | undefined;
+
+/** Loads the addon once (per thread) and remembers the outcome, success or the reason it failed. */
+export function addonStatus(): AddonStatus {
+  status ??= load();
+  return status;
+}
+
+/** The addon, or a VfioError (EOPNOTSUPP, syscall 'dlopen') explaining why there is none. */
+export function loadAddon(): NativeAddon {
+  const s = addonStatus();
+  if (s.available) return s.addon;
+  throw new VfioError({
+    errno: ERRNO.EOPNOTSUPP,
+    syscall: 'dlopen',
+    context: 'the node-vfio native addon is not available',
+    hint: s.reason,
+  });
+}
+
+function load(): AddonStatus {
+  if (process.platform !== 'linux') {
+    return { available: false, reason: `VFIO and iommufd exist only on Linux (this is ${process.platform}); use the model kernel` };
+  }
+  const override = process.env.NODE_VFIO_ADDON;
+  try {
+    if (override) {
+      return { available: true, addon: require(path.resolve(override)) as NativeAddon, source: path.resolve(override) };
+    }
+    const root = packageRoot();
+    // node-gyp-build picks build/Release (a local compile) first, then prebuilds/<platform>-<arch>.
+    const nodeGypBuild = require('node-gyp-build') as { (dir: string): unknown; resolve(dir: string): string };
+    const source = nodeGypBuild.resolve(root);
+    return { available: true, addon: require(source) as NativeAddon, source };
+  } catch (e) {
+    const why = e instanceof Error ? e.message.split('\n')[0] : String(e);
+    return {
+      available: false,
+      reason: `${why} — build it with \`npm rebuild node-vfio\` (needs python3, make and a C++ compiler)`,
+    };
+  }
+}
+
+/** The package directory: the nearest ancestor holding binding.gyp (dist/lib/sys → root). */
+function packageRoot(): string {
+  for (let dir = __dirname; ; dir = path.dirname(dir)) {
+    if (fs.existsSync(path.join(dir, 'binding.gyp'))) return dir;
+    if (path.dirname(dir) === dir) throw new Error(`binding.gyp not found above ${__dirname}`);
+  }
+}

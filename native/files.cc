@@ -1,0 +1,252 @@
+// File-descriptor syscalls: open/close, ioctl, pread/pwrite, memfd, ftruncate and eventfd.
+// Each binding validates its arguments, makes exactly one syscall (retrying EINTR where Linux
+// can return it) and returns the result or throws the errno.
+#include <fcntl.h>
+#include <linux/limits.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "args.h"
+#include "errors.h"
+#include "state.h"
+
+namespace vfio {
+namespace {
+
+Napi::Value Open(const Napi::CallbackInfo& info) {
+  char path[PATH_MAX];
+  int64_t flags, mode;
+  if (!GetString(info, 0, "path", path, sizeof path)) return Napi::Value();
+  if (!GetInteger(info, 1, "flags", INT32_MIN, INT32_MAX, &flags)) return Napi::Value();
+  if (!GetInteger(info, 2, "mode", 0, 07777, &mode)) return Napi::Value();
+  int fd;
+  do {
+    fd = open(path, static_cast<int>(flags), static_cast<mode_t>(mode));
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) {
+    ThrowErrno(info.Env(), errno, "open");
+    return Napi::Value();
+  }
+  return Napi::Number::New(info.Env(), fd);
+}
+
+Napi::Value Close(const Napi::CallbackInfo& info) {
+  int fd;
+  if (!GetFd(info, 0, &fd)) return Napi::Value();
+  // The poll must be stopped while the fd still refers to the same file: afterwards the number
+  // may already name another file.
+  CancelWatch(GetState(info.Env()), fd, "poll");
+  // Linux releases the fd even when close reports EINTR, so it is never retried.
+  if (close(fd) < 0 && errno != EINTR) {
+    ThrowErrno(info.Env(), errno, "close");
+  }
+  return Napi::Value();
+}
+
+// Requests of type ';' (iommufd and VFIO) encode no size in the number: the struct starts with
+// its own size (`size`/`argsz`) and the kernel reads and writes that many bytes at most (VFIO
+// rejects argsz below its minimum). Checking it against the buffer keeps the kernel inside it.
+// These few take something else than a sized struct through the pointer.
+constexpr unsigned long kVfioGroupSetContainer = 0x3b68;  // int32 container fd
+constexpr unsigned long kVfioGroupGetDeviceFd = 0x3b6a;   // NUL-terminated device name
+constexpr unsigned long kVfioDeviceGetGfxDmabuf = 0x3b73; // u32 dmabuf id
+
+bool CheckIoctlBuffer(Napi::Env env, unsigned long request, const Bytes& bytes) {
+  char message[160];
+  unsigned long encodedSize = _IOC_SIZE(request);
+  if (encodedSize != 0) {
+    if (bytes.length >= encodedSize) return true;
+    snprintf(message, sizeof message, "ioctl 0x%lx needs a buffer of %lu bytes, got %zu", request, encodedSize,
+             bytes.length);
+    ThrowRangeError(env, message);
+    return false;
+  }
+  if (_IOC_TYPE(request) != ';') return true;  // no size known for this request: the caller's contract
+  if (request == kVfioGroupGetDeviceFd) {
+    if (bytes.length > 0 && memchr(bytes.data, 0, bytes.length) != nullptr) return true;
+    ThrowRangeError(env, "VFIO_GROUP_GET_DEVICE_FD needs a NUL-terminated device name inside the buffer");
+    return false;
+  }
+  if (bytes.length < 4) {
+    snprintf(message, sizeof message, "ioctl 0x%lx needs a buffer of at least 4 bytes, got %zu", request,
+             bytes.length);
+    ThrowRangeError(env, message);
+    return false;
+  }
+  if (request == kVfioGroupSetContainer || request == kVfioDeviceGetGfxDmabuf) return true;
+  uint32_t declared;
+  memcpy(&declared, bytes.data, sizeof declared);
+  if (declared <= bytes.length) return true;
+  snprintf(message, sizeof message, "ioctl 0x%lx: the struct says it is %u bytes (size/argsz) but the buffer has %zu",
+           request, declared, bytes.length);
+  ThrowRangeError(env, message);
+  return false;
+}
+
+Napi::Value Ioctl(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd;
+  int64_t request;
+  if (!GetFd(info, 0, &fd)) return Napi::Value();
+  if (!GetInteger(info, 1, "request", 0, UINT32_MAX, &request)) return Napi::Value();
+  unsigned long req = static_cast<unsigned long>(request);
+  Napi::Value arg = info[2];
+  unsigned long argument = 0;
+  if (IsByteView(arg)) {
+    Bytes bytes;
+    if (!GetBytes(info, 2, "arg", &bytes)) return Napi::Value();
+    if (!CheckIoctlBuffer(env, req, bytes)) return Napi::Value();
+    argument = reinterpret_cast<unsigned long>(bytes.data);
+  } else if (arg.IsNumber()) {
+    int64_t value;
+    if (!GetInteger(info, 2, "arg", -9007199254740991LL, 9007199254740991LL, &value)) return Napi::Value();
+    argument = static_cast<unsigned long>(value);
+  } else if (!arg.IsNull() && !arg.IsUndefined()) {
+    ThrowTypeError(env, "arg must be a Buffer/TypedArray, an integer or null");
+    return Napi::Value();
+  }
+  int result;
+  do {
+    result = ioctl(fd, req, argument);
+  } while (result < 0 && errno == EINTR);
+  if (result < 0) {
+    ThrowErrno(env, errno, "ioctl");
+    return Napi::Value();
+  }
+  return Napi::Number::New(env, result);
+}
+
+constexpr uint64_t kMaxOffset = static_cast<uint64_t>(INT64_MAX);
+
+Napi::Value Pread(const Napi::CallbackInfo& info) {
+  int fd;
+  Bytes bytes;
+  uint64_t offset;
+  if (!GetFd(info, 0, &fd)) return Napi::Value();
+  if (!GetBytes(info, 1, "into", &bytes)) return Napi::Value();
+  if (!GetUnsignedBigInt(info, 2, "offset", kMaxOffset, &offset)) return Napi::Value();
+  ssize_t n;
+  do {
+    n = pread(fd, bytes.data, bytes.length, static_cast<off_t>(offset));
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    ThrowErrno(info.Env(), errno, "pread");
+    return Napi::Value();
+  }
+  return Napi::Number::New(info.Env(), static_cast<double>(n));
+}
+
+Napi::Value Pwrite(const Napi::CallbackInfo& info) {
+  int fd;
+  Bytes bytes;
+  uint64_t offset;
+  if (!GetFd(info, 0, &fd)) return Napi::Value();
+  if (!GetBytes(info, 1, "from", &bytes)) return Napi::Value();
+  if (!GetUnsignedBigInt(info, 2, "offset", kMaxOffset, &offset)) return Napi::Value();
+  ssize_t n;
+  do {
+    n = pwrite(fd, bytes.data, bytes.length, static_cast<off_t>(offset));
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    ThrowErrno(info.Env(), errno, "pwrite");
+    return Napi::Value();
+  }
+  return Napi::Number::New(info.Env(), static_cast<double>(n));
+}
+
+Napi::Value MemfdCreate(const Napi::CallbackInfo& info) {
+  // Linux limits the name to 249 bytes (NAME_MAX minus the "memfd:" prefix).
+  char name[250];
+  int64_t flags;
+  if (!GetString(info, 0, "name", name, sizeof name)) return Napi::Value();
+  if (!GetInteger(info, 1, "flags", 0, UINT32_MAX, &flags)) return Napi::Value();
+  int fd = memfd_create(name, static_cast<unsigned int>(flags));
+  if (fd < 0) {
+    ThrowErrno(info.Env(), errno, "memfd_create");
+    return Napi::Value();
+  }
+  return Napi::Number::New(info.Env(), fd);
+}
+
+Napi::Value Ftruncate(const Napi::CallbackInfo& info) {
+  int fd;
+  uint64_t length;
+  if (!GetFd(info, 0, &fd)) return Napi::Value();
+  if (!GetUnsignedBigInt(info, 1, "length", kMaxOffset, &length)) return Napi::Value();
+  int result;
+  do {
+    result = ftruncate(fd, static_cast<off_t>(length));
+  } while (result < 0 && errno == EINTR);
+  if (result < 0) ThrowErrno(info.Env(), errno, "ftruncate");
+  return Napi::Value();
+}
+
+Napi::Value EventfdCreate(const Napi::CallbackInfo& info) {
+  int64_t initval, flags;
+  if (!GetInteger(info, 0, "initval", 0, UINT32_MAX, &initval)) return Napi::Value();
+  if (!GetInteger(info, 1, "flags", 0, INT32_MAX, &flags)) return Napi::Value();
+  int fd = eventfd(static_cast<unsigned int>(initval), static_cast<int>(flags));
+  if (fd < 0) {
+    ThrowErrno(info.Env(), errno, "eventfd");
+    return Napi::Value();
+  }
+  return Napi::Number::New(info.Env(), fd);
+}
+
+Napi::Value EventfdRead(const Napi::CallbackInfo& info) {
+  int fd;
+  if (!GetFd(info, 0, &fd)) return Napi::Value();
+  uint64_t value = 0;
+  ssize_t n;
+  do {
+    n = read(fd, &value, sizeof value);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    ThrowErrno(info.Env(), errno, "read");
+    return Napi::Value();
+  }
+  if (n != sizeof value) {
+    ThrowErrno(info.Env(), EINVAL, "read");
+    return Napi::Value();
+  }
+  return Napi::BigInt::New(info.Env(), value);
+}
+
+Napi::Value EventfdWrite(const Napi::CallbackInfo& info) {
+  int fd;
+  uint64_t value;
+  if (!GetFd(info, 0, &fd)) return Napi::Value();
+  if (!GetUnsignedBigInt(info, 1, "value", UINT64_MAX, &value)) return Napi::Value();
+  ssize_t n;
+  do {
+    n = write(fd, &value, sizeof value);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    ThrowErrno(info.Env(), errno, "write");
+  } else if (n != sizeof value) {
+    ThrowErrno(info.Env(), EINVAL, "write");
+  }
+  return Napi::Value();
+}
+
+}  // namespace
+
+void RegisterFiles(Napi::Env env, Napi::Object exports) {
+  exports.Set("open", Napi::Function::New(env, Open, "open"));
+  exports.Set("close", Napi::Function::New(env, Close, "close"));
+  exports.Set("ioctl", Napi::Function::New(env, Ioctl, "ioctl"));
+  exports.Set("pread", Napi::Function::New(env, Pread, "pread"));
+  exports.Set("pwrite", Napi::Function::New(env, Pwrite, "pwrite"));
+  exports.Set("memfdCreate", Napi::Function::New(env, MemfdCreate, "memfdCreate"));
+  exports.Set("ftruncate", Napi::Function::New(env, Ftruncate, "ftruncate"));
+  exports.Set("eventfd", Napi::Function::New(env, EventfdCreate, "eventfd"));
+  exports.Set("eventfdRead", Napi::Function::New(env, EventfdRead, "eventfdRead"));
+  exports.Set("eventfdWrite", Napi::Function::New(env, EventfdWrite, "eventfdWrite"));
+}
+
+}  // namespace vfio

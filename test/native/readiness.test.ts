@@ -1,0 +1,170 @@
+import assert from 'node:assert/strict';
+import { Worker } from 'node:worker_threads';
+import { EFD_NONBLOCK, MFD_CLOEXEC } from '../../lib/sys/constants';
+import { kernel, distLib, linuxOnly, mappingsNamed } from './support';
+
+/** Runs `body` (CommonJS) in a worker thread with `data` as workerData. */
+function worker(body: string, data: Record<string, unknown>): Worker {
+  return new Worker(`const { parentPort, workerData } = require('node:worker_threads');\n${body}`, { eval: true, workerData: data });
+}
+
+function nextMessage<T>(w: Worker): Promise<T> {
+  return new Promise((resolve, reject) => {
+    w.once('message', resolve);
+    w.once('error', reject);
+  });
+}
+
+/** Counts timer ticks so a test can prove the event loop kept running while it waited. */
+function tickCounter(periodMs: number): { readonly ticks: number; stop(): void } {
+  let ticks = 0;
+  const timer = setInterval(() => ticks++, periodMs);
+  return { get ticks() { return ticks; }, stop: () => clearInterval(timer) };
+}
+
+describe('native kernel: eventfd and waiting for readability', function () {
+  linuxOnly(this);
+
+  it('an eventfd written from a worker thread wakes the waiting promise; timers keep running meanwhile', async () => {
+    const k = kernel();
+    const fd = k.eventfd(0, 0);
+    const counter = tickCounter(5);
+    try {
+      const waiting = k.waitReadable(fd);
+      const writer = worker(`
+        const fs = require('node:fs');
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, workerData.delayMs);
+        const b = Buffer.alloc(8);
+        b.writeBigUInt64LE(workerData.value);
+        fs.writeSync(workerData.fd, b);
+      `, { fd, delayMs: 200, value: 42n });
+      const started = Date.now();
+      await waiting;
+      const waitedMs = Date.now() - started;
+      assert.ok(waitedMs >= 150, `woke after ${waitedMs} ms, before the worker wrote`);
+      assert.ok(counter.ticks >= 10, `only ${counter.ticks} timer ticks during a ${waitedMs} ms wait: the loop was blocked`);
+      assert.equal(k.eventfdRead(fd), 42n);
+      await new Promise((r) => writer.once('exit', r));
+    } finally {
+      counter.stop();
+      k.close(fd);
+    }
+  });
+
+  it('waiting works inside a worker thread, on that thread\'s own event loop', async () => {
+    const k = kernel();
+    const fd = k.eventfd(0, 0);
+    try {
+      const waiter = worker(`
+        const { nativeKernel } = require(workerData.native);
+        const k = nativeKernel();
+        let ticks = 0;
+        const timer = setInterval(() => ticks++, 5);
+        k.waitReadable(workerData.fd).then(() => {
+          clearInterval(timer);
+          parentPort.postMessage({ value: k.eventfdRead(workerData.fd), ticks });
+        }, (e) => parentPort.postMessage({ error: String(e) }));
+        parentPort.postMessage('waiting');
+      `, { fd, native: distLib('sys/native.js') });
+      assert.equal(await nextMessage(waiter), 'waiting');
+      const result = nextMessage<{ value?: bigint; ticks?: number; error?: string }>(waiter);
+      await new Promise((r) => setTimeout(r, 100));
+      k.eventfdWrite(fd, 7n);
+      const { value, ticks, error } = await result;
+      assert.equal(error, undefined);
+      assert.equal(value, 7n);
+      assert.ok(ticks! >= 5, `worker timer ticked ${ticks} times while waiting`);
+      assert.equal(await new Promise((r) => waiter.once('exit', r)), 0);
+    } finally {
+      k.close(fd);
+    }
+  });
+
+  it('closing the fd rejects its pending waits with ECANCELED', async () => {
+    const k = kernel();
+    const fd = k.eventfd(0, 0);
+    const first = k.waitReadable(fd);
+    const second = k.waitReadable(fd);
+    k.close(fd);
+    await assert.rejects(first, { name: 'VfioError', code: 'ECANCELED', syscall: 'poll', path: 'anon_inode:[eventfd]' });
+    await assert.rejects(second, { name: 'VfioError', code: 'ECANCELED' });
+  });
+
+  it('an AbortSignal cancels one wait; other waits on the same fd still wake', async () => {
+    const k = kernel();
+    const fd = k.eventfd(0, EFD_NONBLOCK);
+    try {
+      const controller = new AbortController();
+      const aborted = k.waitReadable(fd, controller.signal);
+      const other = k.waitReadable(fd);
+      controller.abort();
+      await assert.rejects(aborted, { name: 'VfioError', code: 'ECANCELED' });
+      k.eventfdWrite(fd, 1n);
+      await other;
+      assert.equal(k.eventfdRead(fd), 1n);
+      await assert.rejects(k.waitReadable(fd, AbortSignal.abort()), { code: 'ECANCELED' });
+    } finally {
+      k.close(fd);
+    }
+  });
+
+  it('resolves at once when the fd is already readable, and every waiter wakes', async () => {
+    const k = kernel();
+    const fd = k.eventfd(3, 0);
+    try {
+      await Promise.all([k.waitReadable(fd), k.waitReadable(fd), k.waitReadable(fd)]);
+      assert.equal(k.eventfdRead(fd), 3n);
+    } finally {
+      k.close(fd);
+    }
+  });
+
+  it('eventfd counter semantics: read takes the sum, a zero counter is EAGAIN when non-blocking', () => {
+    const k = kernel();
+    const fd = k.eventfd(0, EFD_NONBLOCK);
+    try {
+      assert.throws(() => k.eventfdRead(fd), { name: 'VfioError', code: 'EAGAIN', syscall: 'read' });
+      k.eventfdWrite(fd, 2n);
+      k.eventfdWrite(fd, 5n);
+      assert.equal(k.eventfdRead(fd), 7n);
+      assert.throws(() => k.eventfdWrite(fd, (1n << 64n) - 1n), { name: 'VfioError', code: 'EINVAL', syscall: 'write' });
+    } finally {
+      k.close(fd);
+    }
+  });
+
+  it('waiting on a file that cannot be polled (a memfd) rejects with the errno', async () => {
+    const k = kernel();
+    const fd = k.memfdCreate('node-vfio-test-poll', MFD_CLOEXEC);
+    try {
+      await assert.rejects(k.waitReadable(fd), { name: 'VfioError', code: 'EPERM', syscall: 'poll' });
+    } finally {
+      k.close(fd);
+    }
+  });
+
+  it('a worker ending with a pending wait and a live mapping releases both, and the process lives on', async () => {
+    const k = kernel();
+    const fd = k.eventfd(0, 0);
+    try {
+      const w = worker(`
+        const { nativeKernel } = require(workerData.native);
+        const k = nativeKernel();
+        const memfd = k.memfdCreate('node-vfio-test-worker-end', 0);
+        k.ftruncate(memfd, 4096n);
+        globalThis.keep = k.mmap(memfd, 4096n, 3, 1, 0n);
+        k.waitReadable(workerData.fd).catch(() => {});
+        parentPort.postMessage('ready');
+      `, { fd, native: distLib('sys/native.js') });
+      assert.equal(await nextMessage(w), 'ready');
+      assert.equal(mappingsNamed('node-vfio-test-worker-end'), 1);
+      await w.terminate();
+      assert.equal(mappingsNamed('node-vfio-test-worker-end'), 0);
+      // The fd survives its worker (fds belong to the process) and still works here.
+      k.eventfdWrite(fd, 1n);
+      await k.waitReadable(fd);
+    } finally {
+      k.close(fd);
+    }
+  });
+});
