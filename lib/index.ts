@@ -4,3 +4,4 @@
  */
 export { VfioError, isVfioError } from './sys/errors';
 export type { Kernel, Mapping, Capabilities, UserVa, MmioWidth } from './sys/kernel';
+export { NativeKernel, NativeMapping, nativeKernel } from './sys/native';
