@@ -48,3 +48,9 @@ export interface IovaRange {
   readonly start: Iova;
   readonly last: Iova;
 }
+
+/**
+ * The address a device must be given to reach memory: the physical address on a noiommu host,
+ * the IOVA behind an IOMMU. What `DmaBuffer.dmaAddress` returns, so drivers work in both modes.
+ */
+export type BusAddr = bigint & { readonly __brand: 'BusAddr' };

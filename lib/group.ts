@@ -1,0 +1,212 @@
+/**
+ * The legacy VFIO path: a group (/dev/vfio/N, or /dev/vfio/noiommu-N without an IOMMU) set into a
+ * container (/dev/vfio/vfio) with an IOMMU model, then device fds taken from the group. On
+ * noiommu containers there is no DMA mapping at all: DMA buffers are locked and their physical
+ * addresses read from /proc/self/pagemap. On type1 containers buffers are mapped with
+ * VFIO_IOMMU_MAP_DMA at IOVA = their process address.
+ */
+import type { Kernel, Mapping } from './sys/kernel';
+import { O_CLOEXEC, O_RDWR } from './sys/constants';
+import { VfioError } from './sys/errors';
+import * as V from './uapi/vfio';
+import { FileDescriptor, Resource } from './resource';
+import * as c from './ioctl/vfio-container';
+import * as g from './ioctl/vfio-group';
+import type { GroupStatus } from './ioctl/vfio-group';
+import { explain, isPinningFailure, memlockHint } from './hints';
+import type { BufferSegment, DmaAttachment, DmaMapOptions, DmaSpace } from './dma-space';
+import { readPhysicalSegments } from './pagemap';
+import { VfioDevice } from './device';
+import { defaultKernel } from './default-kernel';
+import type { Iova } from './types';
+
+export const CONTAINER_PATH = '/dev/vfio/vfio';
+
+/** A VFIO container: the legacy holder of an IOMMU context for one or more groups. */
+export class VfioContainer extends Resource implements DmaSpace {
+  private readonly file: FileDescriptor;
+  private iommuType: number | undefined;
+
+  private constructor(kernel: Kernel, file: FileDescriptor) {
+    super(kernel, `VFIO container ${file.path}`);
+    this.file = file;
+    this.armSafetyNet(() => file.close());
+  }
+
+  /** Opens /dev/vfio/vfio and checks the API version. */
+  static open(kernel: Kernel = defaultKernel(), path = CONTAINER_PATH): VfioContainer {
+    let fd: number;
+    try {
+      fd = kernel.open(path, O_RDWR | O_CLOEXEC);
+    } catch (e) {
+      throw explain(e, { context: 'opening the VFIO container', path });
+    }
+    const container = new VfioContainer(kernel, new FileDescriptor(kernel, fd, path));
+    const version = c.getApiVersion(kernel, fd);
+    if (version !== V.VFIO_API_VERSION) {
+      container.close();
+      throw new Error(`VFIO API version ${version}, expected ${V.VFIO_API_VERSION}`);
+    }
+    return container;
+  }
+
+  get fd(): number {
+    this.assertOpen('VfioContainer.fd');
+    return this.file.fd;
+  }
+
+  /** The IOMMU model set with `setIommu`, if any. */
+  get iommu(): number | undefined {
+    return this.iommuType;
+  }
+
+  /** VFIO_CHECK_EXTENSION: is this IOMMU model (VFIO_NOIOMMU_IOMMU, VFIO_TYPE1v2_IOMMU...) available? */
+  checkExtension(extension: number): boolean {
+    return c.checkExtension(this.kernel, this.fd, extension);
+  }
+
+  /** Selects the IOMMU model; at least one group must be set into the container first. */
+  setIommu(type: number): void {
+    try {
+      c.setIommu(this.kernel, this.fd, type);
+    } catch (e) {
+      throw explain(e, type === V.VFIO_NOIOMMU_IOMMU && e instanceof VfioError && e.code === 'EINVAL'
+        ? { hint: 'the noiommu IOMMU model needs vfio.enable_unsafe_noiommu_mode=1 and a noiommu group in the container' } : {});
+    }
+    this.iommuType = type;
+  }
+
+  /** Type1 information (page sizes, IOVA ranges); not available on noiommu. */
+  info(): c.Type1Info {
+    return c.iommuGetInfo(this.kernel, this.fd);
+  }
+
+  /** @internal DmaSpace */
+  attachDma(memory: Mapping, options: DmaMapOptions): DmaAttachment {
+    this.assertOpen('VfioContainer.attachDma');
+    if (this.iommuType === V.VFIO_NOIOMMU_IOMMU) return new PagemapAttachment(this.kernel, memory);
+    if (this.iommuType === undefined) {
+      throw VfioError.of('EINVAL', { syscall: 'ioctl', ioctl: 'VFIO_IOMMU_MAP_DMA', context: 'the container has no IOMMU model set', hint: 'set a group into it and call setIommu first' });
+    }
+    const iova = (options.iova ?? memory.address) as Iova;
+    try {
+      c.iommuMapDma(this.kernel, this.fd, {
+        vaddr: memory.address, iova, size: memory.length, readable: options.readable ?? true, writable: options.writable ?? true,
+      });
+    } catch (e) {
+      throw explain(e, isPinningFailure(e) ? { hint: memlockHint(this.kernel, memory.length) } : {});
+    }
+    const { kernel, file } = this;
+    return {
+      iova, addressing: 'iova',
+      physicalSegments(): BufferSegment[] {
+        throw VfioError.of('EOPNOTSUPP', { syscall: 'ioctl', context: 'the container translates through an IOMMU', hint: 'give the device the IOVA (dmaAddress)' });
+      },
+      detach(): void {
+        if (file.open) c.iommuUnmapDma(kernel, file.fd, { iova, size: memory.length });
+      },
+    };
+  }
+
+  /** @internal DmaSpace */
+  own<T extends Resource>(resource: T): T {
+    return this.adopt(resource);
+  }
+
+  protected release(): void {
+    this.file.close();
+  }
+}
+
+/** DMA on a noiommu container: lock the memory, read its frames once from pagemap. */
+class PagemapAttachment implements DmaAttachment {
+  readonly iova = undefined;
+  readonly addressing = 'physical' as const;
+  private readonly segments: BufferSegment[];
+
+  constructor(kernel: Kernel, memory: Mapping) {
+    try {
+      kernel.mlock(memory);
+    } catch (e) {
+      throw explain(e, { context: 'locking DMA memory', ...(isPinningFailure(e) ? { hint: memlockHint(kernel, memory.length) } : {}) });
+    }
+    this.segments = readPhysicalSegments(kernel, memory.address, memory.length);
+  }
+
+  physicalSegments(): BufferSegment[] {
+    return this.segments;
+  }
+
+  detach(): void {
+    // Nothing is mapped anywhere; munmap of the memory drops the lock.
+  }
+}
+
+/** A VFIO group: the legacy unit of device ownership. */
+export class VfioGroup extends Resource {
+  private readonly file: FileDescriptor;
+
+  private constructor(kernel: Kernel, file: FileDescriptor, readonly groupId: number, readonly noiommu: boolean) {
+    super(kernel, `VFIO group ${file.path}`);
+    this.file = file;
+    this.armSafetyNet(() => file.close());
+  }
+
+  /**
+   * Opens group `groupId`: /dev/vfio/noiommu-N when `noiommu` (the group of a device without an
+   * IOMMU), else /dev/vfio/N.
+   */
+  static open(groupId: number, options: { noiommu?: boolean; kernel?: Kernel } = {}): VfioGroup {
+    const kernel = options.kernel ?? defaultKernel();
+    const path = options.noiommu ? `/dev/vfio/noiommu-${groupId}` : `/dev/vfio/${groupId}`;
+    let fd: number;
+    try {
+      fd = kernel.open(path, O_RDWR | O_CLOEXEC);
+    } catch (e) {
+      throw explain(e, { context: `opening VFIO group ${groupId}`, path });
+    }
+    return new VfioGroup(kernel, new FileDescriptor(kernel, fd, path), groupId, options.noiommu ?? false);
+  }
+
+  get fd(): number {
+    this.assertOpen('VfioGroup.fd');
+    return this.file.fd;
+  }
+
+  /** Viable (all devices bound to VFIO) and whether a container is set. */
+  status(): GroupStatus {
+    return g.groupGetStatus(this.kernel, this.fd);
+  }
+
+  setContainer(container: VfioContainer): void {
+    g.groupSetContainer(this.kernel, this.fd, container.fd);
+  }
+
+  unsetContainer(): void {
+    g.groupUnsetContainer(this.kernel, this.fd);
+  }
+
+  /**
+   * Gets a device fd from the group (the container must be set with an IOMMU model). The device
+   * is independent of the group object; pass companions to have it close them after itself.
+   */
+  openDevice(bdf: string, init: { dmaSpace?: DmaSpace; reason?: string; companions?: Resource[] } = {}): VfioDevice {
+    let fd: number;
+    try {
+      fd = g.groupGetDeviceFd(this.kernel, this.fd, bdf);
+    } catch (e) {
+      throw explain(e, { context: `getting ${bdf} from VFIO group ${this.groupId}`, path: this.file.path });
+    }
+    const file = new FileDescriptor(this.kernel, fd, `${this.file.path}:${bdf}`);
+    return new VfioDevice(this.kernel, file, {
+      bdf,
+      backend: { kind: 'group', noiommu: this.noiommu, reason: init.reason ?? `opened through VFIO group ${this.file.path}` },
+      ...(init.dmaSpace ? { dmaSpace: init.dmaSpace } : {}),
+      ...(init.companions ? { companions: init.companions } : {}),
+    });
+  }
+
+  protected release(): void {
+    this.file.close();
+  }
+}
