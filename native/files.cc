@@ -40,7 +40,7 @@ Napi::Value Close(const Napi::CallbackInfo& info) {
   if (!GetFd(info, 0, &fd)) return Napi::Value();
   // The poll must be stopped while the fd still refers to the same file: afterwards the number
   // may already name another file.
-  CancelWatch(GetState(info.Env()), fd, "poll");
+  CancelWatch(GetState(info.Env()), fd);
   // Linux releases the fd even when close reports EINTR, so it is never retried.
   if (close(fd) < 0 && errno != EINTR) {
     ThrowErrno(info.Env(), errno, "close");

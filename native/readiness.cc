@@ -1,7 +1,7 @@
 // Waiting for an fd to become readable (an eventfd signalled by an interrupt) without blocking
 // the event loop: a uv_poll on the loop of the calling environment, so waits work the same in
-// worker threads. The promise settles from a libuv callback, so it is settled inside a callback
-// scope: that is what makes Node run the promise reactions right away.
+// worker threads. lib/ wraps each wait in a promise; the addon calls its callback once, through
+// napi_make_callback when the poll fires, so Node runs the promise reactions right after it.
 #include <uv.h>
 
 #include <cerrno>
@@ -53,21 +53,24 @@ Waiter* Retire(State* state, Watch* watch) {
   return waiters;
 }
 
-void Settle(napi_env env, Waiter* waiter, int err, const char* syscall) {
-  if (err == 0) {
-    napi_value undefined;
-    napi_get_undefined(env, &undefined);
-    napi_resolve_deferred(env, waiter->deferred, undefined);
-  } else {
-    napi_reject_deferred(env, waiter->deferred, ErrnoError(Napi::Env(env), err, syscall).Value());
-  }
-  delete waiter;
-}
-
-void SettleAll(napi_env env, Waiter* waiters, int err, const char* syscall) {
+// Calls each waiter's callback with `err` and frees it. `context` is set when called from libuv
+// (no JS on the stack): napi_make_callback then drains the microtask queue after each call.
+void SettleAll(napi_env env, Waiter* waiters, int err, napi_async_context context, napi_value resource) {
+  napi_value argument;
+  napi_create_int32(env, err, &argument);
   while (waiters != nullptr) {
     Waiter* next = waiters->next;
-    Settle(env, waiters, err, syscall);
+    napi_value callback;
+    if (napi_get_reference_value(env, waiters->callback, &callback) == napi_ok && callback != nullptr) {
+      napi_value result;
+      if (context != nullptr) {
+        napi_make_callback(env, context, resource, callback, 1, &argument, &result);
+      } else {
+        napi_call_function(env, resource, callback, 1, &argument, &result);
+      }
+    }
+    napi_delete_reference(env, waiters->callback);
+    delete waiters;
     waiters = next;
   }
 }
@@ -76,32 +79,33 @@ void OnPoll(uv_poll_t* handle, int status, int) {
   Watch* watch = static_cast<Watch*>(handle->data);
   State* state = watch->state;
   Waiter* waiters = Retire(state, watch);
-  if (!state->environmentAlive) return;
   napi_env env = state->env;
   napi_handle_scope scope;
-  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  if (!state->environmentAlive || napi_open_handle_scope(env, &scope) != napi_ok) {
+    // Not reachable while polls are stopped at teardown; freed without calling anything.
+    while (waiters != nullptr) {
+      Waiter* next = waiters->next;
+      delete waiters;
+      waiters = next;
+    }
+    return;
+  }
   napi_value resource, name;
   napi_async_context context;
-  napi_callback_scope callbackScope;
   napi_create_object(env, &resource);
   napi_create_string_utf8(env, "node-vfio:waitReadable", NAPI_AUTO_LENGTH, &name);
-  bool inScope = napi_async_init(env, resource, name, &context) == napi_ok;
-  if (inScope && napi_open_callback_scope(env, resource, context, &callbackScope) != napi_ok) {
-    napi_async_destroy(env, context);
-    inScope = false;
-  }
-  // An error status comes from epoll itself (the fd went bad); readiness otherwise, including
-  // hang-up, which poll reports as readable.
-  SettleAll(env, waiters, status < 0 ? -status : 0, "poll");
-  if (inScope) {
-    napi_close_callback_scope(env, callbackScope);
+  if (napi_async_init(env, resource, name, &context) == napi_ok) {
+    // An error status comes from epoll itself (the fd went bad); readiness otherwise, including
+    // hang-up, which poll reports as readable.
+    SettleAll(env, waiters, status < 0 ? -status : 0, context, resource);
     napi_async_destroy(env, context);
   }
   napi_close_handle_scope(env, scope);
 }
 
-// waitReadable(fd, token): a promise resolved when fd is readable. `token` identifies this wait
-// for cancelWait (an AbortSignal on the JS side).
+// waitReadable(fd, token, callback): calls callback(0) when fd is readable, or callback(errno)
+// when the wait ends otherwise (ECANCELED: cancelWait, or close of the fd). `token` identifies
+// this wait for cancelWait (an AbortSignal on the JS side).
 Napi::Value WaitReadable(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   State* state = GetState(env);
@@ -109,6 +113,10 @@ Napi::Value WaitReadable(const Napi::CallbackInfo& info) {
   int64_t token;
   if (!GetFd(info, 0, &fd)) return Napi::Value();
   if (!GetInteger(info, 1, "token", 0, 9007199254740991LL, &token)) return Napi::Value();
+  if (!info[2].IsFunction()) {
+    ThrowTypeError(env, "callback must be a function");
+    return Napi::Value();
+  }
   Waiter* waiter = new (std::nothrow) Waiter{};
   if (waiter == nullptr) {
     ThrowErrno(env, ENOMEM, "poll");
@@ -148,8 +156,7 @@ Napi::Value WaitReadable(const Napi::CallbackInfo& info) {
     watch->next = state->watches;
     state->watches = watch;
   }
-  napi_value promise;
-  if (napi_create_promise(env, &waiter->deferred, &promise) != napi_ok) {
+  if (napi_create_reference(env, info[2], 1, &waiter->callback) != napi_ok) {
     delete waiter;
     if (watch->waiters == nullptr) Retire(state, watch);
     return Napi::Value();
@@ -157,10 +164,10 @@ Napi::Value WaitReadable(const Napi::CallbackInfo& info) {
   waiter->token = static_cast<double>(token);
   waiter->next = watch->waiters;
   watch->waiters = waiter;
-  return Napi::Value(env, promise);
+  return Napi::Value();
 }
 
-// cancelWait(fd, token): rejects that wait with ECANCELED; returns whether it was pending.
+// cancelWait(fd, token): ends that wait with ECANCELED; returns whether it was pending.
 Napi::Value CancelWait(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   State* state = GetState(env);
@@ -174,8 +181,9 @@ Napi::Value CancelWait(const Napi::CallbackInfo& info) {
     Waiter* waiter = *link;
     if (waiter->token != static_cast<double>(token)) continue;
     *link = waiter->next;
+    waiter->next = nullptr;
     if (watch->waiters == nullptr) Retire(state, watch);
-    Settle(env, waiter, ECANCELED, "poll");
+    SettleAll(env, waiter, ECANCELED, nullptr, env.Undefined());
     return Napi::Boolean::New(env, true);
   }
   return Napi::Boolean::New(env, false);
@@ -183,18 +191,21 @@ Napi::Value CancelWait(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-void CancelWatch(State* state, int fd, const char* syscall) {
+void CancelWatch(State* state, int fd) {
   Watch* watch = FindWatch(state, fd);
   if (watch == nullptr) return;
-  SettleAll(state->env, Retire(state, watch), ECANCELED, syscall);
+  napi_value undefined;
+  napi_get_undefined(state->env, &undefined);
+  SettleAll(state->env, Retire(state, watch), ECANCELED, nullptr, undefined);
 }
 
 void CloseAllWatches(State* state) {
   while (state->watches != nullptr) {
     Waiter* waiters = Retire(state, state->watches);
-    // JS can no longer run: the promises are abandoned, only the C++ side is freed.
+    // JS can no longer run: the callbacks are released without being called.
     while (waiters != nullptr) {
       Waiter* next = waiters->next;
+      napi_delete_reference(state->env, waiters->callback);
       delete waiters;
       waiters = next;
     }

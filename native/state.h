@@ -23,10 +23,12 @@ struct Region {
   State* state;
 };
 
-// A JS promise waiting for readability of the fd of its Watch.
+// A JS wait for readability of the fd of its Watch: `callback(errno)` is called once, with 0
+// when readable. A reference to a function (rather than a promise's napi_deferred) because a
+// reference can be released at environment teardown, when a promise can no longer be settled.
 struct Waiter {
   double token;
-  napi_deferred deferred;
+  napi_ref callback;
   Waiter* next;
 };
 
@@ -80,8 +82,8 @@ void RemoveRegion(State* state, Region* region);
 void UnmapAll(State* state);
 // Stop and close every watch (pending promises are abandoned: JS cannot run any more).
 void CloseAllWatches(State* state);
-// Rejects the waits on `fd` with ECANCELED and stops polling it; used before close(fd).
-void CancelWatch(State* state, int fd, const char* syscall);
+// Ends the waits on `fd` with ECANCELED and stops polling it; used before close(fd).
+void CancelWatch(State* state, int fd);
 
 void RegisterFiles(Napi::Env env, Napi::Object exports);
 void RegisterMemory(Napi::Env env, Napi::Object exports);

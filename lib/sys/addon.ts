@@ -50,9 +50,12 @@ export interface NativeAddon {
   write16(handle: number, offset: number, value: number): void;
   write32(handle: number, offset: number, value: number): void;
   write64(handle: number, offset: number, value: bigint): void;
-  /** Resolves when fd is readable; `token` names this wait for cancelWait. */
-  waitReadable(fd: number, token: number): Promise<void>;
-  /** Rejects the wait `token` on fd with ECANCELED; false when it was not pending. */
+  /**
+   * Calls `done(0)` once fd is readable, or `done(errno)` when the wait ends otherwise
+   * (ECANCELED from cancelWait or close). `token` names this wait for cancelWait.
+   */
+  waitReadable(fd: number, token: number, done: (errno: number) => void): void;
+  /** Ends the wait `token` on fd with ECANCELED; false when it was not pending. */
   cancelWait(fd: number, token: number): boolean;
 }
 

@@ -192,24 +192,27 @@ export class NativeKernel implements Kernel {
 
   waitReadable(fd: number, signal?: AbortSignal): Promise<void> {
     const path = this.fds.get(fd)?.path;
-    if (signal?.aborted) return Promise.reject(VfioError.of('ECANCELED', { syscall: 'poll', path, context: 'wait aborted' }));
+    const failure = (errno: number) => {
+      const d: VfioErrorDetails = { errno, syscall: 'poll' };
+      if (path !== undefined) d.path = path;
+      return new VfioError(d);
+    };
+    if (signal?.aborted) return Promise.reject(failure(ERRNO.ECANCELED));
     const token = this.nextWaitToken++;
-    let waiting: Promise<void>;
-    try {
-      waiting = this.addon.waitReadable(fd, token);
-    } catch (e) {
-      return Promise.reject(this.translate(e, { path }));
-    }
-    if (!signal) return waiting.catch((e: unknown) => { throw this.translate(e, { path }); });
     const onAbort = () => this.addon.cancelWait(fd, token);
-    signal.addEventListener('abort', onAbort, { once: true });
-    return waiting.then(
-      () => signal.removeEventListener('abort', onAbort),
-      (e: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        throw this.translate(e, { path });
-      },
-    );
+    return new Promise<void>((resolve, reject) => {
+      try {
+        this.addon.waitReadable(fd, token, (errno) => {
+          signal?.removeEventListener('abort', onAbort);
+          if (errno === 0) resolve();
+          else reject(failure(errno));
+        });
+      } catch (e) {
+        reject(this.translate(e, { path }));
+        return;
+      }
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
   }
 
   readFile(path: string): Buffer {
