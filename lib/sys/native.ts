@@ -140,30 +140,36 @@ export class NativeKernel implements Kernel {
   mmioRead(mapping: Mapping, offset: number, width: 8 | 16 | 32): number;
   mmioRead(mapping: Mapping, offset: number, width: 64): bigint;
   mmioRead(mapping: Mapping, offset: number, width: MmioWidth): number | bigint;
+  // The MMIO accessors are a driver's hot path: no closure per call, and the errno translation
+  // (only EACCES can happen here) stays out of the successful path.
   mmioRead(mapping: Mapping, offset: number, width: MmioWidth): number | bigint {
     const h = nativeMapping(mapping).handle;
-    return this.call(() => {
+    try {
       switch (width) {
+        case 32: return this.addon.read32(h, offset);
         case 8: return this.addon.read8(h, offset);
         case 16: return this.addon.read16(h, offset);
-        case 32: return this.addon.read32(h, offset);
         case 64: return this.addon.read64(h, offset);
         default: throw new RangeError(`MMIO width must be 8, 16, 32 or 64, got ${String(width)}`);
       }
-    }, {});
+    } catch (e) {
+      throw this.translate(e, {});
+    }
   }
 
   mmioWrite(mapping: Mapping, offset: number, width: MmioWidth, value: number | bigint): void {
     const h = nativeMapping(mapping).handle;
-    this.call(() => {
+    try {
       switch (width) {
+        case 32: return this.addon.write32(h, offset, narrow(value, width));
         case 8: return this.addon.write8(h, offset, narrow(value, width));
         case 16: return this.addon.write16(h, offset, narrow(value, width));
-        case 32: return this.addon.write32(h, offset, narrow(value, width));
-        case 64: return this.addon.write64(h, offset, BigInt(value));
+        case 64: return this.addon.write64(h, offset, typeof value === 'bigint' ? value : BigInt(value));
         default: throw new RangeError(`MMIO width must be 8, 16, 32 or 64, got ${String(width)}`);
       }
-    }, {});
+    } catch (e) {
+      throw this.translate(e, {});
+    }
   }
 
   memfdCreate(name: string, flags: number): number {
@@ -289,9 +295,11 @@ function nativeMapping(mapping: Mapping): NativeMapping {
   throw new TypeError('the mapping was not made by NativeKernel.mmap');
 }
 
+/** A number for the 8/16/32-bit stores (the addon range-checks it against the width). */
 function narrow(value: number | bigint, width: 8 | 16 | 32): number {
-  const n = typeof value === 'bigint' ? Number(value) : value;
-  if (typeof value === 'bigint' && BigInt(n) !== value) throw new RangeError(`value ${value} does not fit in ${width} bits`);
+  if (typeof value === 'number') return value;
+  const n = Number(value);
+  if (BigInt(n) !== value) throw new RangeError(`value ${value} does not fit in ${width} bits`);
   return n;
 }
 

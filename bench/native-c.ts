@@ -1,0 +1,102 @@
+/**
+ * C baselines for the native benchmarks: compiles the programs in bench/c with the system C
+ * compiler (cc -O2, once, into build/bench) and runs them. `runIoctlLoop` drives
+ * bench/c/ioctl-loop.c, the reusable "same ioctl from C" baseline: a bench sets up state through
+ * the library (an IOAS with a mapping, a bound device), hands the fd to the C program and
+ * compares per-call costs.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const root = path.resolve(__dirname, '../..');
+const sources = path.join(root, 'bench', 'c');
+const outputs = path.join(root, 'build', 'bench');
+
+/** Path of the compiled program bench/c/<name>.c, rebuilt when the source is newer. */
+export function compileC(name: string): string {
+  const source = path.join(sources, `${name}.c`);
+  const binary = path.join(outputs, name);
+  const fresh = fs.existsSync(binary) && fs.statSync(binary).mtimeMs >= fs.statSync(source).mtimeMs;
+  if (!fresh) {
+    fs.mkdirSync(outputs, { recursive: true });
+    execFileSync(process.env.CC ?? 'cc', ['-O2', '-Wall', '-Wextra', '-o', binary, source], { stdio: 'inherit' });
+  }
+  return binary;
+}
+
+/** Runs a compiled program and parses the one JSON line it prints. */
+export function runC<T>(name: string, args: string[], inheritFds: number[] = []): T {
+  // Inherited fds land at 3, 4, ... in the child (stdio slots), whatever their number here.
+  const result = spawnSync(compileC(name), args, { stdio: ['ignore', 'pipe', 'inherit', ...inheritFds], encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`${name} ${args.join(' ')} exited with ${result.status ?? result.signal}`);
+  return JSON.parse(result.stdout.trim()) as T;
+}
+
+export interface IoctlLoopResult {
+  readonly iterations: number;
+  readonly nsPerOp: number;
+  /** Return value of the last call. */
+  readonly result: number;
+  readonly failures: number;
+  /** errno of the last failing call, 0 if none failed. */
+  readonly errno: number;
+  /** The argument struct after the last call, as hex. */
+  readonly out: string;
+}
+
+export interface IoctlLoopOptions {
+  /** A path the program opens itself, or an fd of this process to hand over. */
+  readonly target: string | { readonly fd: number };
+  readonly request: number;
+  /** The struct (copied fresh before each call), an integer argument, or none. */
+  readonly arg?: Uint8Array | number | null;
+  readonly iterations?: number;
+  /** Paths the program keeps open during the loop. */
+  readonly keepOpen?: readonly string[];
+}
+
+/** The same ioctl issued N times from C (bench/c/ioctl-loop.c). */
+export function runIoctlLoop(options: IoctlLoopOptions): IoctlLoopResult {
+  const args = ['-n', String(options.iterations ?? 100_000)];
+  for (const p of options.keepOpen ?? []) args.push('-k', p);
+  const inherit: number[] = [];
+  if (typeof options.target === 'string') {
+    args.push(options.target);
+  } else {
+    inherit.push(options.target.fd);
+    args.push('fd:3');
+  }
+  args.push(`0x${options.request.toString(16)}`);
+  const arg = options.arg;
+  if (arg instanceof Uint8Array) args.push(Buffer.from(arg.buffer, arg.byteOffset, arg.byteLength).toString('hex'));
+  else if (typeof arg === 'number') args.push(`int:${arg}`);
+  return runC<IoctlLoopResult>('ioctl-loop', args, inherit);
+}
+
+/**
+ * ns per call of `fn`: the best of `rounds` timed runs of `iterations` calls each, after a
+ * warm-up. The best run is the one least disturbed by other processes on a shared machine.
+ */
+export function timeLoop(iterations: number, fn: (i: number) => unknown, rounds = 5): number {
+  let sink = 0;
+  for (let i = 0; i < iterations / 10; i++) sink += Number(fn(i)) || 0;
+  let best = Infinity;
+  for (let round = 0; round < rounds; round++) {
+    const start = process.hrtime.bigint();
+    for (let i = 0; i < iterations; i++) sink += Number(fn(i)) || 0;
+    best = Math.min(best, Number(process.hrtime.bigint() - start) / iterations);
+  }
+  if (sink === -1) console.log(sink); // keeps the results observable
+  return best;
+}
+
+/** The best nsPerOp of `rounds` runs of a C baseline. */
+export function bestOf<T extends { nsPerOp: number }>(rounds: number, run: () => T): T {
+  let best: T | undefined;
+  for (let round = 0; round < rounds; round++) {
+    const r = run();
+    if (best === undefined || r.nsPerOp < best.nsPerOp) best = r;
+  }
+  return best!;
+}
