@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
 import { MessageChannel } from 'node:worker_threads';
-import { MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, MFD_CLOEXEC, PROT_NONE, PROT_READ, PROT_WRITE } from '../../lib/sys/constants';
+import fs from 'node:fs';
+import {
+  MAP_ANONYMOUS, MAP_HUGETLB, MAP_HUGE_2MB, MAP_LOCKED, MAP_POPULATE, MAP_PRIVATE, MAP_SHARED, MFD_CLOEXEC, PROT_NONE,
+  PROT_READ, PROT_WRITE,
+} from '../../lib/sys/constants';
 import type { MmioWidth } from '../../lib/sys/kernel';
 import { VfioError } from '../../lib/sys/errors';
 import { kernel, linuxOnly, mappingsNamed } from './support';
@@ -130,6 +134,47 @@ describe('native kernel: mappings', function () {
       k.munmap(m);
     }
     assert.throws(() => k.mlock(m), TypeError);
+  });
+
+  it('allocates with MAP_POPULATE and MAP_LOCKED (within RLIMIT_MEMLOCK)', () => {
+    const k = kernel();
+    const m = k.mmap(-1, BigInt(k.pageSize), RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE | MAP_LOCKED, 0n);
+    try {
+      const line = fs.readFileSync('/proc/self/smaps', 'utf8').split(/\n(?=[0-9a-f]+-)/)
+        .find((entry) => entry.startsWith(`${m.address.toString(16)}-`));
+      assert.ok(line, 'the mapping is listed in /proc/self/smaps');
+      assert.match(line, /^Locked:\s+4 kB$/m);
+      assert.match(line, /^VmFlags:.*\blo\b/m);
+    } finally {
+      k.munmap(m);
+    }
+  });
+
+  it('allocates a 2 MiB huge page with MAP_HUGETLB when the host has one free', function () {
+    const free = Number(/^HugePages_Free:\s+(\d+)/m.exec(fs.readFileSync('/proc/meminfo', 'utf8'))?.[1] ?? 0);
+    if (free === 0) {
+      console.log('    (skipped: no free 2 MiB huge pages; echo 1 > /proc/sys/vm/nr_hugepages to run it)');
+      this.skip();
+    }
+    const k = kernel();
+    const m = k.mmap(-1, 2n << 20n, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_2MB, 0n);
+    try {
+      assert.equal(m.address % (2n << 20n), 0n);
+      k.mmioWrite(m, (2 << 20) - 8, 64, 0x1122334455667788n);
+      assert.equal(k.mmioRead(m, (2 << 20) - 8, 64), 0x1122334455667788n);
+    } finally {
+      k.munmap(m);
+    }
+  });
+
+  it('MAP_HUGETLB without free huge pages fails ENOMEM as a VfioError', function () {
+    const free = Number(/^HugePages_Free:\s+(\d+)/m.exec(fs.readFileSync('/proc/meminfo', 'utf8'))?.[1] ?? 0);
+    if (free > 0) {
+      console.log('    (skipped: this host has free huge pages)');
+      this.skip();
+    }
+    assert.throws(() => kernel().mmap(-1, 2n << 20n, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_2MB, 0n),
+      { name: 'VfioError', code: 'ENOMEM', syscall: 'mmap' });
   });
 
   it('an ArrayBuffer the program dropped is unmapped by its finalizer', async function () {
