@@ -96,12 +96,11 @@ export class NativeKernel implements Kernel {
 
   ioctl(fd: number, request: number, arg: Uint8Array | number | null): number {
     const file = this.fds.get(fd);
-    const name = () => ioctlName(request, isFileKind(file?.kind) ? file.kind : undefined);
     let result: number;
     try {
       result = this.addon.ioctl(fd, request, arg);
     } catch (e) {
-      throw this.translate(e, { ioctl: name(), path: file?.path });
+      throw this.translate(e, { ioctl: ioctlName(request, isFileKind(file?.kind) ? file.kind : undefined), path: file?.path });
     }
     if (request === VFIO_GROUP_GET_DEVICE_FD.number && file?.kind === 'vfio-group' && arg instanceof Uint8Array) {
       const end = arg.indexOf(0);
