@@ -65,6 +65,9 @@ export interface PciDeviceModel {
   /** Interrupt pin register: 0 none, 1 INTA .. 4 INTD. */
   readonly interruptPin: number;
 
+  /** The bus address BAR `index` decodes (what the host assigned, pci_resource_start); 0 if none. */
+  barAddress(index: number): bigint;
+
   /** Reads a BAR at `offset` with an exact access width. */
   mmioRead(bar: number, offset: bigint, width: AccessWidth): bigint;
   mmioWrite(bar: number, offset: bigint, width: AccessWidth, value: bigint): void;

@@ -1,0 +1,142 @@
+/**
+ * /sys/bus/pci as drivers/pci/pci-sysfs.c and drivers/base/bus.c publish it: one directory per
+ * function under /sys/devices/pci<domain>:<bus>/ (linked from /sys/bus/pci/devices), its ID and
+ * resource attributes, config space, driver_override and the `driver` link; one directory per
+ * driver under /sys/bus/pci/drivers with bind, unbind, new_id, remove_id and links to its
+ * devices; and /sys/bus/pci/drivers_probe. Writes go to the PCI bus model, which answers with
+ * the kernel's errnos.
+ */
+import { VfioError } from '../../sys/errors';
+import type { Capabilities } from '../../sys/kernel';
+import type { Vfs } from '../vfs';
+import type { PciBus, PciDriver } from '../pci/bus';
+import type { PciSlot } from '../pci/host';
+import { hex, link, roAttr, rwAttr, woAttr } from './nodes';
+import { PCI_STD_HEADER_SIZEOF } from '../../uapi/pci';
+
+const IORESOURCE_IO = 0x100;
+const IORESOURCE_MEM = 0x200;
+const IORESOURCE_PREFETCH = 0x2000;
+const IORESOURCE_MEM_64 = 0x0010_0000;
+const IORESOURCE_SIZEALIGN = 0x0004_0000;
+/** BARs and the ROM; bridge windows are not listed for a non-bridge without SR-IOV. */
+const RESOURCE_LINES = 7;
+
+export interface PciSysfsOptions {
+  readonly vfs: Vfs;
+  readonly bus: PciBus;
+  readonly pageSize: number;
+  readonly capabilities: () => Capabilities;
+  /** pci_dev->enable_cnt > 0 (a driver enabled the function). */
+  readonly isEnabled: (slot: PciSlot) => boolean;
+}
+
+export function devicePath(slot: PciSlot): string {
+  const h = (n: number, w: number) => n.toString(16).padStart(w, '0');
+  return `/sys/devices/pci${h(slot.address.domain, 4)}:${h(slot.address.bus, 2)}/${slot.name}`;
+}
+
+export class PciSysfs {
+  constructor(private readonly o: PciSysfsOptions) {
+    const { vfs, bus } = o;
+    vfs.mkdir('/sys/bus/pci/devices');
+    vfs.mkdir('/sys/bus/pci/drivers');
+    vfs.add('/sys/bus/pci/drivers_probe', woAttr((data) => bus.driversProbe(data.toString('latin1'))));
+    bus.onBindingChange((slot, driver) => this.bindingChanged(slot, driver));
+  }
+
+  addDriver(driver: PciDriver): void {
+    const { vfs, bus } = this.o;
+    const dir = `/sys/bus/pci/drivers/${driver.name}`;
+    vfs.mkdir(dir);
+    vfs.add(`${dir}/bind`, woAttr((d) => bus.bind(driver, d.toString('latin1'))));
+    vfs.add(`${dir}/unbind`, woAttr((d) => bus.unbind(driver, d.toString('latin1'))));
+    vfs.add(`${dir}/new_id`, woAttr((d) => bus.newId(driver, d.toString('latin1'))));
+    vfs.add(`${dir}/remove_id`, woAttr((d) => bus.removeId(driver, d.toString('latin1'))));
+    vfs.add(`${dir}/uevent`, woAttr(() => undefined));
+  }
+
+  addDevice(slot: PciSlot): void {
+    const { vfs, bus } = this.o;
+    const dev = slot.device;
+    const dir = devicePath(slot);
+    vfs.mkdir(dir);
+    vfs.add(`/sys/bus/pci/devices/${slot.name}`, link(`../../..${dir.slice('/sys'.length)}`));
+    vfs.add(`${dir}/vendor`, roAttr(() => hex(dev.vendorId, 4)));
+    vfs.add(`${dir}/device`, roAttr(() => hex(dev.deviceId, 4)));
+    vfs.add(`${dir}/subsystem_vendor`, roAttr(() => hex(dev.subsystemVendorId, 4)));
+    vfs.add(`${dir}/subsystem_device`, roAttr(() => hex(dev.subsystemId, 4)));
+    vfs.add(`${dir}/class`, roAttr(() => hex(dev.classCode, 6)));
+    vfs.add(`${dir}/revision`, roAttr(() => hex(dev.revision, 2)));
+    vfs.add(`${dir}/irq`, roAttr(() => `${slot.irqLine.irq}\n`));
+    vfs.add(`${dir}/enable`, roAttr(() => (this.o.isEnabled(slot) ? '1\n' : '0\n')));
+    vfs.add(`${dir}/modalias`, roAttr(() => modalias(slot)));
+    vfs.add(`${dir}/resource`, roAttr(() => resourceText(slot)));
+    vfs.add(`${dir}/driver_override`, rwAttr(
+      () => `${bus.driverOverride(slot) ?? '(null)'}\n`,
+      (data) => bus.setDriverOverride(slot, data, this.o.pageSize),
+    ));
+    vfs.add(`${dir}/config`, rwAttr(
+      () => this.readConfig(slot),
+      (data) => this.writeConfig(slot, data),
+    ));
+    vfs.add(`${dir}/subsystem`, link('../../../bus/pci'));
+  }
+
+  /** config: an unprivileged reader sees only the standard header (pci_read_config). */
+  private readConfig(slot: PciSlot): Buffer {
+    const c = slot.device.config;
+    const size = this.o.capabilities().sysAdmin ? c.size : PCI_STD_HEADER_SIZEOF;
+    const out = Buffer.alloc(size);
+    for (let i = 0; i < size; i += 4) out.writeUInt32LE(c.read(i, 4), i);
+    return out;
+  }
+
+  /** config writes: root only; byte by byte at offset 0 (a plain write() starts at offset 0). */
+  private writeConfig(slot: PciSlot, data: Buffer): void {
+    if (!this.o.capabilities().sysAdmin) throw VfioError.of('EPERM', { syscall: 'write', path: `${devicePath(slot)}/config` });
+    const c = slot.device.config;
+    for (let i = 0; i < Math.min(data.length, c.size); i++) c.write(i, 1, data[i]!);
+  }
+
+  private bindingChanged(slot: PciSlot, driver: PciDriver | undefined): void {
+    const { vfs } = this.o;
+    const dir = devicePath(slot);
+    const stale = vfs.lookup(`${dir}/driver`, false);
+    if (stale?.type === 'link') {
+      const old = stale.target().split('/').pop();
+      vfs.remove(`/sys/bus/pci/drivers/${old}/${slot.name}`);
+      vfs.remove(`${dir}/driver`);
+    }
+    if (driver) {
+      vfs.add(`${dir}/driver`, link(`../../../bus/pci/drivers/${driver.name}`));
+      vfs.add(`/sys/bus/pci/drivers/${driver.name}/${slot.name}`, link(`../../../..${dir.slice('/sys'.length)}`));
+    }
+  }
+}
+
+function modalias(slot: PciSlot): string {
+  const d = slot.device;
+  const h = (n: number, w: number) => n.toString(16).toUpperCase().padStart(w, '0');
+  return `pci:v${h(d.vendorId, 8)}d${h(d.deviceId, 8)}sv${h(d.subsystemVendorId, 8)}sd${h(d.subsystemId, 8)}`
+    + `bc${h(d.classCode >> 16, 2)}sc${h((d.classCode >> 8) & 0xff, 2)}i${h(d.classCode & 0xff, 2)}\n`;
+}
+
+function resourceText(slot: PciSlot): string {
+  const d = slot.device;
+  const h = (n: bigint) => `0x${n.toString(16).padStart(16, '0')}`;
+  let out = '';
+  for (let i = 0; i < RESOURCE_LINES; i++) {
+    const bar = i < 6 ? d.bars[i] : undefined;
+    const start = bar ? d.barAddress(i) : 0n;
+    if (!bar || start === 0n) {
+      out += `${h(0n)} ${h(0n)} ${h(0n)}\n`;
+      continue;
+    }
+    let flags = IORESOURCE_SIZEALIGN;
+    if (bar.space === 'io') flags |= IORESOURCE_IO | 0x1;
+    else flags |= IORESOURCE_MEM | (bar.prefetchable ? IORESOURCE_PREFETCH | 0x8 : 0) | (bar.is64bit ? IORESOURCE_MEM_64 | 0x4 : 0);
+    out += `${h(start)} ${h(start + bar.size - 1n)} ${h(BigInt(flags))}\n`;
+  }
+  return out;
+}

@@ -1,0 +1,164 @@
+/**
+ * The host side of the simulated PCI bus: where each function sits (its address), the interrupt
+ * line its INTx pin is routed to, the MSI address window of the interrupt controller, and the
+ * DMA path from the function into memory. The DMA path is switchable because it depends on who
+ * owns the device: on a noiommu host it is always physical memory; behind an IOMMU it is
+ * "blocked" until a driver attaches the device to a domain, then that domain's translation.
+ */
+import { formatPciAddress, type PciAddress } from './address';
+import { DmaFault, type DmaPort } from './dma';
+import type { PciDeviceModel } from './device-model';
+
+/** A level-triggered host interrupt line (an IOAPIC pin) that drivers request handlers on. */
+export class IrqLine {
+  private level = false;
+  private readonly handlers = new Set<() => void>();
+
+  constructor(readonly irq: number) {}
+
+  /** request_irq: the handler runs now if the line is already asserted (level semantics). */
+  request(handler: () => void): () => void {
+    this.handlers.add(handler);
+    if (this.level) handler();
+    return () => this.handlers.delete(handler);
+  }
+
+  get asserted(): boolean { return this.level; }
+
+  setLevel(asserted: boolean): void {
+    const rising = asserted && !this.level;
+    this.level = asserted;
+    if (rising) for (const h of [...this.handlers]) h();
+  }
+}
+
+/** x86 MSI window: a write here is an interrupt message, not memory. */
+export const MSI_ADDRESS_BASE = 0xfee0_0000n;
+const MSI_WINDOW_END = 0xfef0_0000n;
+
+/**
+ * The host's MSI decoder: vectors are allocated in naturally aligned blocks (as multi-message
+ * MSI requires), a message write with data D runs the handler registered for D.
+ */
+export class MsiController {
+  private readonly handlers = new Map<number, () => void>();
+  private readonly allocated = new Set<number>();
+  private static readonly FIRST_VECTOR = 0x20;
+  private static readonly LAST_VECTOR = 0xef;
+
+  /** Allocates `count` (a power of two) consecutive vectors; returns the first. */
+  allocate(count: number): number {
+    for (let base = MsiController.FIRST_VECTOR; base + count - 1 <= MsiController.LAST_VECTOR; base += count) {
+      if (base % count) continue;
+      let free = true;
+      for (let v = base; v < base + count; v++) if (this.allocated.has(v)) { free = false; break; }
+      if (!free) continue;
+      for (let v = base; v < base + count; v++) this.allocated.add(v);
+      return base;
+    }
+    throw new Error('model host: out of MSI vectors');
+  }
+
+  free(base: number, count: number): void {
+    for (let v = base; v < base + count; v++) {
+      this.allocated.delete(v);
+      this.handlers.delete(v);
+    }
+  }
+
+  setHandler(vector: number, handler: (() => void) | undefined): void {
+    if (handler) this.handlers.set(vector, handler);
+    else this.handlers.delete(vector);
+  }
+
+  /** A posted write from a device: returns true when it was an interrupt message. */
+  deliver(address: bigint, data: number): boolean {
+    if (address < MSI_ADDRESS_BASE || address >= MSI_WINDOW_END) return false;
+    this.handlers.get(data & 0xff)?.();
+    return true;
+  }
+}
+
+/** A DMA port that forwards to whichever path currently applies to the function. */
+export class SwitchableDmaPort implements DmaPort {
+  constructor(private target: DmaPort) {}
+  set(target: DmaPort): void { this.target = target; }
+  get current(): DmaPort { return this.target; }
+  read(address: bigint, length: number): Uint8Array { return this.target.read(address, length); }
+  write(address: bigint, data: Uint8Array): void { this.target.write(address, data); }
+}
+
+/** The DMA path of a function behind an IOMMU that nobody attached: everything faults. */
+export const IOMMU_BLOCKED: DmaPort = {
+  read(address, length) { throw new DmaFault('blocked', address, length, 'read', 'no IOMMU domain attached'); },
+  write(address, data) { throw new DmaFault('blocked', address, data.length, 'write', 'no IOMMU domain attached'); },
+};
+
+/** One function on the bus with everything the host wired to it. */
+export interface PciSlot {
+  readonly address: PciAddress;
+  /** "0000:00:03.0" */
+  readonly name: string;
+  readonly device: PciDeviceModel;
+  readonly irqLine: IrqLine;
+  readonly dma: SwitchableDmaPort;
+  /** Whether an IOMMU translates this function's DMA (false on a noiommu host). */
+  readonly behindIommu: boolean;
+}
+
+export interface PciHostOptions {
+  /** What a function's DMA reaches when no IOMMU translates it: physical memory. */
+  readonly physicalMemory: DmaPort;
+  /** Whether an IOMMU translates DMA (IOMMU mode) or not (noiommu host). */
+  readonly iommu: boolean;
+}
+
+export class PciHost {
+  readonly msi = new MsiController();
+  private readonly slots = new Map<string, PciSlot>();
+  private nextIrq = 16;
+
+  constructor(private readonly options: PciHostOptions) {}
+
+  /** Plugs a function in at `address` and wires its INTx, MSI and DMA. */
+  plug(address: PciAddress, device: PciDeviceModel): PciSlot {
+    const name = formatPciAddress(address);
+    if (this.slots.has(name)) throw new Error(`model host: ${name} is already occupied`);
+    const irqLine = new IrqLine(device.interruptPin ? this.nextIrq++ : 0);
+    const dma = new SwitchableDmaPort(this.options.iommu ? IOMMU_BLOCKED : this.options.physicalMemory);
+    const slot: PciSlot = { address, name, device, irqLine, dma, behindIommu: this.options.iommu };
+    device.connect({
+      dma,
+      interrupts: {
+        intxLevel: (asserted) => irqLine.setLevel(asserted),
+        messageWrite: (address, data) => {
+          if (this.msi.deliver(address, data)) return;
+          // Not the interrupt window: a plain memory write through the device's DMA path, which
+          // can fault like any other DMA (the message is then lost).
+          const bytes = new Uint8Array(4);
+          new DataView(bytes.buffer).setUint32(0, data >>> 0, true);
+          try {
+            dma.write(address, bytes);
+          } catch (e) {
+            if (!(e instanceof DmaFault)) throw e;
+          }
+        },
+      },
+    });
+    this.slots.set(name, slot);
+    return slot;
+  }
+
+  slot(name: string): PciSlot | undefined {
+    return this.slots.get(name);
+  }
+
+  all(): PciSlot[] {
+    return [...this.slots.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /** The DMA path that applies when no IOMMU domain is attached. */
+  defaultDma(): DmaPort {
+    return this.options.iommu ? IOMMU_BLOCKED : this.options.physicalMemory;
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * Assembles the PCI and VFIO side of a simulated host from its topology: the functions on the
+ * bus (with the IOMMU groups an IOMMU driver gives them at boot), the PCI bus and its sysfs, the
+ * vfio-pci driver, and the VFIO core with its device nodes. The kernel model hands in what lives
+ * on its side: the file system, the fd table, the caller's capabilities, physical memory for
+ * untranslated DMA, and iommufd.
+ */
+import type { Capabilities } from '../../sys/kernel';
+import type { OpenFile } from '../open-file';
+import type { Vfs } from '../vfs';
+import { createDevice, type DeviceOptions } from '../devices';
+import { parsePciAddress } from '../pci/address';
+import { PciBus } from '../pci/bus';
+import type { DmaPort } from '../pci/dma';
+import { PciHost, type PciSlot } from '../pci/host';
+import { PciSysfs, devicePath } from '../fs/pci-sysfs';
+import { IommuGroups } from './iommu-groups';
+import type { IommufdPort } from './iommufd-port';
+import { VfioSubsystem, type VfioKconfig } from './subsystem';
+import { VfioPciDriver } from './vfio-pci-driver';
+
+export interface PciFunctionSpec {
+  /** "0000:00:03.0" */
+  readonly address: string;
+  /** A model from lib/model/devices, e.g. 'edu'. */
+  readonly device: string;
+  /** Driver bound at boot ('vfio-pci' as with vfio-pci.ids= or driver_override in the initramfs), or none. */
+  readonly driver?: string | null;
+  /** Device options (edu: dma_mask, bar0, timing) and `iommuGroup` behind an IOMMU. */
+  readonly options?: DeviceOptions;
+}
+
+export interface PciMachineOptions {
+  readonly vfs: Vfs;
+  readonly pageSize: number;
+  readonly kconfig: VfioKconfig;
+  /** An IOMMU translates PCI DMA (IOMMU mode); false on a noiommu host. */
+  readonly iommu: boolean;
+  readonly noiommuAtBoot: boolean;
+  readonly functions: readonly PciFunctionSpec[];
+  readonly physicalMemory: DmaPort;
+  readonly iommufd: IommufdPort | undefined;
+  capabilities(): Capabilities;
+  lookup(fd: number): OpenFile | undefined;
+  installFd(file: OpenFile, description: string): number;
+  readUser?(address: bigint, length: number): Uint8Array;
+}
+
+export class PciMachine {
+  readonly host: PciHost;
+  readonly bus: PciBus;
+  readonly sysfs: PciSysfs;
+  readonly iommuGroups: IommuGroups;
+  readonly vfio: VfioSubsystem;
+  readonly vfioPci: VfioPciDriver;
+
+  constructor(o: PciMachineOptions) {
+    this.host = new PciHost({ physicalMemory: o.physicalMemory, iommu: o.iommu });
+    this.bus = new PciBus(() => this.host.all());
+    this.iommuGroups = new IommuGroups(o.vfs, devicePath);
+    this.vfio = new VfioSubsystem({
+      vfs: o.vfs, kconfig: o.kconfig, pageSize: o.pageSize, pci: this.host, bus: this.bus, iommuGroups: this.iommuGroups,
+      capabilities: () => o.capabilities(), lookup: (fd) => o.lookup(fd), installFd: (f, d) => o.installFd(f, d),
+      ...(o.readUser ? { readUser: o.readUser } : {}), iommufd: o.iommufd, noiommuAtBoot: o.noiommuAtBoot,
+    });
+    this.sysfs = new PciSysfs({
+      vfs: o.vfs, bus: this.bus, pageSize: o.pageSize, capabilities: () => o.capabilities(),
+      isEnabled: (slot) => this.vfio.deviceOf(slot)?.core.isOpen ?? false,
+    });
+    this.vfioPci = new VfioPciDriver(this.vfio);
+    this.bus.registerDriver(this.vfioPci);
+    this.sysfs.addDriver(this.vfioPci);
+    const slots: PciSlot[] = [];
+    for (const spec of o.functions) {
+      const address = parsePciAddress(spec.address);
+      if (!address) throw new RangeError(`bad PCI address '${spec.address}'`);
+      const slot = this.host.plug(address, createDevice(spec.device, spec.options));
+      this.sysfs.addDevice(slot);
+      slots.push(slot);
+    }
+    // The IOMMU driver groups every function at boot, in bus order (one function per group on q35's root bus).
+    if (o.iommu) {
+      slots.slice().sort((a, b) => (a.name < b.name ? -1 : 1)).forEach((slot, i) => {
+        const fixed = o.functions.find((f) => f.address === slot.name)?.options?.['iommuGroup'];
+        const group = this.iommuGroups.alloc({ translated: true, id: typeof fixed === 'number' ? fixed : i });
+        this.iommuGroups.add(group, slot);
+      });
+    }
+    for (const spec of o.functions) {
+      if (!spec.driver) continue;
+      const driver = this.bus.driver(spec.driver);
+      if (!driver) throw new RangeError(`unknown boot driver '${spec.driver}' for ${spec.address}`);
+      const slot = this.host.slot(spec.address)!;
+      this.bus.setDriverOverride(slot, Buffer.from(spec.driver), o.pageSize);
+      this.bus.probeDevice(slot);
+    }
+  }
+}

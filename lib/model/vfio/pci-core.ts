@@ -1,0 +1,553 @@
+/**
+ * vfio-pci's device (drivers/vfio/pci/vfio_pci_core.c, vfio_pci_rdwr.c): what happens to the
+ * function when the VFIO device is opened and closed, and the device ioctls, region access and
+ * BAR mmap a user gets once access is granted.
+ *
+ * Open (vfio_pci_core_enable): bus mastering off, decoding on, a function reset if the device
+ * has a method (edu has none, so reset_works is false and VFIO_DEVICE_RESET answers EINVAL), the
+ * config state saved, INTx masking probed, config virtualisation set up.
+ * Close (vfio_pci_core_disable): bus mastering off, interrupts torn down, INTx disabled, reset
+ * when possible, the saved config state restored.
+ */
+import { VfioError } from '../../sys/errors';
+import { MAP_SHARED } from '../../sys/constants';
+import type { MmapBacking } from '../open-file';
+import type { PciSlot } from '../pci/host';
+import type { AccessWidth } from '../pci/device-model';
+import { VfioPciConfig } from './config-virt';
+import { InfoCapChain } from './info-caps';
+import { VfioPciIrqs, validateIrqSet, type FileLookup } from './irqs';
+import type { MsiController } from '../pci/host';
+import {
+  PCI_CAP_ID_MSI, PCI_CAP_ID_MSIX, PCI_COMMAND, PCI_COMMAND_INTX_DISABLE, PCI_COMMAND_IO, PCI_COMMAND_MASTER,
+  PCI_COMMAND_MEMORY, PCI_MSIX_TABLE, PCI_MSIX_TABLE_BIR, PCI_STD_HEADER_SIZEOF,
+} from '../../uapi/pci';
+import {
+  VfioDeviceFeature, VfioDeviceInfo, VfioDeviceIoeventfd, VfioIrqInfo, VfioIrqSet, VfioPciHotReset, VfioPciHotResetInfo,
+  VfioRegionInfo, VfioPciDependentDevice, VFIO_DEVICE_FEATURE, VFIO_DEVICE_FEATURE_GET, VFIO_DEVICE_FEATURE_MASK,
+  VFIO_DEVICE_FEATURE_PROBE, VFIO_DEVICE_FEATURE_SET, VFIO_DEVICE_FLAGS_PCI, VFIO_DEVICE_FLAGS_RESET,
+  VFIO_DEVICE_GET_INFO, VFIO_DEVICE_GET_IRQ_INFO, VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, VFIO_DEVICE_GET_REGION_INFO,
+  VFIO_DEVICE_IOEVENTFD, VFIO_DEVICE_PCI_HOT_RESET, VFIO_DEVICE_RESET, VFIO_DEVICE_SET_IRQS, VFIO_IRQ_INFO_AUTOMASKED,
+  VFIO_IRQ_INFO_EVENTFD, VFIO_IRQ_INFO_MASKABLE, VFIO_IRQ_INFO_NORESIZE, VFIO_PCI_BAR5_REGION_INDEX,
+  VFIO_PCI_CONFIG_REGION_INDEX, VFIO_PCI_INTX_IRQ_INDEX, VFIO_PCI_MSIX_IRQ_INDEX, VFIO_PCI_NUM_IRQS,
+  VFIO_PCI_NUM_REGIONS, VFIO_PCI_ROM_REGION_INDEX, VFIO_PCI_VGA_REGION_INDEX, VFIO_REGION_INFO_CAP_MSIX_MAPPABLE,
+  VFIO_REGION_INFO_FLAG_CAPS, VFIO_REGION_INFO_FLAG_MMAP, VFIO_REGION_INFO_FLAG_READ, VFIO_REGION_INFO_FLAG_WRITE,
+  VFIO_PCI_HOT_RESET_FLAG_DEV_ID, VFIO_PCI_HOT_RESET_FLAG_DEV_ID_OWNED, VFIO_PCI_DEVID_OWNED,
+} from '../../uapi/vfio';
+import { ioctlName } from '../../uapi/ioctl';
+import { devfn } from '../pci/address';
+
+/** Region offsets in the device fd: index << 40 (VFIO_PCI_OFFSET_SHIFT). */
+export const VFIO_PCI_OFFSET_SHIFT = 40n;
+export const VFIO_PCI_OFFSET_MASK = (1n << VFIO_PCI_OFFSET_SHIFT) - 1n;
+export function regionOffset(index: number): bigint { return BigInt(index) << VFIO_PCI_OFFSET_SHIFT; }
+
+const VFIO_DEVICE_FEATURE_DMA_LOGGING_START = 6;
+const VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP = 7;
+const VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT = 8;
+const VFIO_DEVICE_FEATURE_MIG_DATA_SIZE = 9;
+const VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOV2 = 12;
+const VFIO_DEVICE_IOEVENTFD_SIZE_MASK = 0xf;
+
+export interface VfioPciCoreHost {
+  readonly pageSize: number;
+  readonly lookup: FileLookup;
+  readonly msi: MsiController;
+  /** CONFIG_VFIO_PCI_INTX. */
+  readonly intxConfigured: boolean;
+  /** All functions on the host bus (for hot-reset dependency lists). */
+  readonly siblings: () => readonly PciSlot[];
+  /** iommufd device ID of a sibling bound to the same iommufd, for hot-reset info (cdev path). */
+  readonly devidOf?: (slot: PciSlot) => number | undefined;
+  /** IOMMU group ID of a function, for hot-reset info (group path); undefined when it has none. */
+  readonly groupIdOf?: (slot: PciSlot) => number | undefined;
+}
+
+export class VfioPciCoreDevice {
+  private cfg: VfioPciConfig | undefined;
+  private irqs: VfioPciIrqs | undefined;
+  private savedConfig: Uint8Array | undefined;
+  private barMmapSupported: boolean[] = [];
+  private ioeventfds = new Map<string, () => void>();
+  resetWorks = false;
+  needsReset = false;
+  /** Whether the device was opened through its cdev (changes hot-reset semantics). */
+  cdevOpened = false;
+
+  constructor(readonly slot: PciSlot, private readonly host: VfioPciCoreHost) {}
+
+  get device() { return this.slot.device; }
+  private get config() { return this.slot.device.config; }
+  get isOpen(): boolean { return this.cfg !== undefined; }
+
+  // ---- open / close ----
+
+  /** vfio_pci_core_enable + vfio_pci_core_finish_enable. */
+  enable(): void {
+    const dev = this.device;
+    this.writeCommand(this.readCommand() & ~PCI_COMMAND_MASTER);
+    this.pciEnableDevice();
+    this.resetWorks = dev.supportsFunctionReset;
+    if (this.resetWorks) this.functionReset();
+    this.savedConfig = this.saveState();
+    const pci23 = this.intxMaskSupported();
+    const cmd = this.readCommand();
+    if (pci23 && (cmd & PCI_COMMAND_INTX_DISABLE)) this.writeCommand(cmd & ~PCI_COMMAND_INTX_DISABLE);
+    const intxUsable = this.host.intxConfigured && this.slot.irqLine.irq !== 0 && dev.interruptPin !== 0;
+    const irqHw = {
+      irqLine: this.slot.irqLine.irq ? this.slot.irqLine : undefined,
+      pci23,
+      msiCap: this.config.findCapability(PCI_CAP_ID_MSI),
+      msixCap: this.config.findCapability(PCI_CAP_ID_MSIX),
+      msi: this.host.msi,
+      readConfig: (o: number, w: 1 | 2 | 4) => this.config.read(o, w),
+      writeConfig: (o: number, w: 1 | 2 | 4, v: number) => this.config.write(o, w, v),
+    };
+    const irqs = new VfioPciIrqs(irqHw, this.host.lookup, () => this.cfg?.intxDisabledByUser ?? false);
+    this.irqs = irqs;
+    this.cfg = new VfioPciConfig(
+      { size: this.config.size, read: (o, w) => this.config.read(o, w), write: (o, w, v) => this.config.write(o, w, v) },
+      {
+        bars: dev.bars.map((b, i) => b && { start: dev.barAddress(i), length: b.size, io: b.space === 'io', prefetchable: b.prefetchable, is64bit: b.is64bit }),
+        intxUsable,
+        msiActive: () => irqs.irqType === 1,
+        msiQmax: () => irqs.msiQmax,
+        intxMask: () => { irqs.intxMask(); },
+        intxUnmask: () => irqs.intxUnmask(),
+        setPowerState: () => undefined,
+        tryFunctionReset: () => { if (this.resetWorks) this.functionReset(); },
+      },
+    );
+    // vfio_pci_probe_mmaps: memory BARs of at least a page, or page-aligned smaller ones.
+    this.barMmapSupported = dev.bars.map((b, i) => !!b && b.space === 'memory' && b.size > 0n
+      && (b.size >= BigInt(this.host.pageSize) || dev.barAddress(i) % BigInt(this.host.pageSize) === 0n));
+  }
+
+  /** vfio_pci_core_close_device / vfio_pci_core_disable. */
+  disable(): void {
+    this.writeCommand(this.readCommand() & ~PCI_COMMAND_MASTER);
+    this.irqs?.shutdown();
+    for (const stop of this.ioeventfds.values()) stop();
+    this.ioeventfds.clear();
+    this.cfg = undefined;
+    this.irqs = undefined;
+    this.needsReset = true;
+    this.writeCommand(PCI_COMMAND_INTX_DISABLE);
+    if (this.resetWorks) {
+      this.device.functionReset();
+      this.needsReset = false;
+    }
+    if (this.savedConfig) this.restoreState(this.savedConfig);
+    this.savedConfig = undefined;
+    this.writeCommand(this.readCommand() & ~PCI_COMMAND_MASTER);
+  }
+
+  /** Unbind while open: the kernel signals REQ and waits; returns whether a REQ eventfd was set. */
+  request(): boolean {
+    return this.irqs?.request() ?? false;
+  }
+
+  // ---- ioctls ----
+
+  ioctl(request: number, arg: Uint8Array | number | null): number {
+    const name = ioctlName(request, 'vfio-device');
+    switch (request) {
+      case VFIO_DEVICE_GET_INFO.number: return this.getInfo(struct(arg, name));
+      case VFIO_DEVICE_GET_REGION_INFO.number: return this.getRegionInfo(struct(arg, name));
+      case VFIO_DEVICE_GET_IRQ_INFO.number: return this.getIrqInfo(struct(arg, name));
+      case VFIO_DEVICE_SET_IRQS.number: return this.setIrqs(struct(arg, name));
+      case VFIO_DEVICE_RESET.number: return this.reset();
+      case VFIO_DEVICE_GET_PCI_HOT_RESET_INFO.number: return this.hotResetInfo(struct(arg, name));
+      case VFIO_DEVICE_PCI_HOT_RESET.number: return this.hotReset(struct(arg, name));
+      case VFIO_DEVICE_IOEVENTFD.number: return this.ioeventfd(struct(arg, name));
+      case VFIO_DEVICE_FEATURE.number: return this.feature(struct(arg, name));
+      default:
+        throw err('ENOTTY', name, 'not a vfio-pci device ioctl');
+    }
+  }
+
+  private get open(): { cfg: VfioPciConfig; irqs: VfioPciIrqs } {
+    if (!this.cfg || !this.irqs) throw new Error('model vfio-pci: device used while closed');
+    return { cfg: this.cfg, irqs: this.irqs };
+  }
+
+  /** vfio_pci_ioctl_get_info. */
+  private getInfo(arg: Uint8Array): number {
+    const minsz = VfioDeviceInfo.endOf('num_irqs');
+    need(arg, minsz, 'VFIO_DEVICE_GET_INFO');
+    const argsz = VfioDeviceInfo.get(arg, 'argsz');
+    if (argsz < minsz) throw err('EINVAL', 'VFIO_DEVICE_GET_INFO', `argsz ${argsz} < ${minsz}`);
+    const out = Math.min(argsz, VfioDeviceInfo.size);
+    const info = VfioDeviceInfo.encode({
+      argsz, flags: VFIO_DEVICE_FLAGS_PCI | (this.resetWorks ? VFIO_DEVICE_FLAGS_RESET : 0),
+      num_regions: VFIO_PCI_NUM_REGIONS, num_irqs: VFIO_PCI_NUM_IRQS, cap_offset: 0, pad: 0,
+    });
+    writeBack(arg, info, out);
+    return 0;
+  }
+
+  /** vfio_get_region_info + vfio_pci_ioctl_get_region_info. */
+  private getRegionInfo(arg: Uint8Array): number {
+    const minsz = VfioRegionInfo.endOf('offset');
+    need(arg, minsz, 'VFIO_DEVICE_GET_REGION_INFO');
+    const req = VfioRegionInfo.decode(arg);
+    if (req.argsz < minsz) throw err('EINVAL', 'VFIO_DEVICE_GET_REGION_INFO', `argsz ${req.argsz} < ${minsz}`);
+    const caps = new InfoCapChain();
+    let flags = 0;
+    let size = 0n;
+    const index = req.index;
+    if (index === VFIO_PCI_CONFIG_REGION_INDEX) {
+      size = BigInt(this.config.size);
+      flags = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
+    } else if (index <= VFIO_PCI_BAR5_REGION_INDEX) {
+      const bar = this.device.bars[index];
+      size = bar?.size ?? 0n;
+      if (size) {
+        flags = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
+        if (this.barMmapSupported[index]) {
+          flags |= VFIO_REGION_INFO_FLAG_MMAP;
+          if (index === this.msixBar()) caps.add(VFIO_REGION_INFO_CAP_MSIX_MAPPABLE, 1);
+        }
+      }
+    } else if (index === VFIO_PCI_ROM_REGION_INDEX) {
+      // No ROM BAR and no shadow ROM on the modelled functions.
+      size = 0n;
+      flags = 0;
+    } else if (index === VFIO_PCI_VGA_REGION_INDEX) {
+      throw err('EINVAL', 'VFIO_DEVICE_GET_REGION_INFO', 'the device has no VGA region');
+    } else {
+      throw err('EINVAL', 'VFIO_DEVICE_GET_REGION_INFO', `region index ${index} does not exist`);
+    }
+    let argsz = req.argsz;
+    let capOffset = 0;
+    if (caps.size) {
+      flags |= VFIO_REGION_INFO_FLAG_CAPS;
+      if (argsz < VfioRegionInfo.size + caps.size) {
+        argsz = VfioRegionInfo.size + caps.size;
+      } else {
+        const chain = caps.shifted(VfioRegionInfo.size);
+        need(arg, VfioRegionInfo.size + chain.length, 'VFIO_DEVICE_GET_REGION_INFO');
+        arg.set(chain, VfioRegionInfo.size);
+        capOffset = VfioRegionInfo.size;
+      }
+    }
+    writeBack(arg, VfioRegionInfo.encode({ argsz, flags, index, cap_offset: capOffset, size, offset: regionOffset(index) }), minsz);
+    return 0;
+  }
+
+  private msixBar(): number {
+    const pos = this.config.findCapability(PCI_CAP_ID_MSIX);
+    return pos ? this.config.read(pos + PCI_MSIX_TABLE, 4) & PCI_MSIX_TABLE_BIR : 0xff;
+  }
+
+  /** vfio_pci_ioctl_get_irq_info. */
+  private getIrqInfo(arg: Uint8Array): number {
+    const minsz = VfioIrqInfo.endOf('count');
+    need(arg, minsz, 'VFIO_DEVICE_GET_IRQ_INFO');
+    const info = VfioIrqInfo.decode(arg);
+    if (info.argsz < minsz || info.index >= VFIO_PCI_NUM_IRQS) throw err('EINVAL', 'VFIO_DEVICE_GET_IRQ_INFO', 'argsz too small or index out of range');
+    const { cfg, irqs } = this.open;
+    let flags = VFIO_IRQ_INFO_EVENTFD;
+    if (info.index === VFIO_PCI_INTX_IRQ_INDEX) flags |= VFIO_IRQ_INFO_MASKABLE | VFIO_IRQ_INFO_AUTOMASKED;
+    else flags |= VFIO_IRQ_INFO_NORESIZE; // no dynamic MSI-X on the modelled functions
+    const count = irqs.count(info.index, cfg.virtualInterruptPin);
+    writeBack(arg, VfioIrqInfo.encode({ argsz: info.argsz, flags, index: info.index, count }), minsz);
+    return 0;
+  }
+
+  /** vfio_pci_ioctl_set_irqs. */
+  private setIrqs(arg: Uint8Array): number {
+    const minsz = VfioIrqSet.endOf('count');
+    need(arg, minsz, 'VFIO_DEVICE_SET_IRQS');
+    const hdr = VfioIrqSet.decode(arg);
+    const { cfg, irqs } = this.open;
+    const max = irqs.count(hdr.index, cfg.virtualInterruptPin);
+    const dataSize = validateIrqSet(hdr, max, VFIO_PCI_NUM_IRQS);
+    let data: Uint8Array | null = null;
+    if (dataSize) {
+      need(arg, minsz + dataSize, 'VFIO_DEVICE_SET_IRQS');
+      data = arg.slice(minsz, minsz + dataSize);
+    }
+    irqs.set(hdr.flags, hdr.index, hdr.start, hdr.count, data);
+    return 0;
+  }
+
+  /** vfio_pci_ioctl_reset: EINVAL unless the function has a reset method. */
+  private reset(): number {
+    if (!this.resetWorks) throw err('EINVAL', 'VFIO_DEVICE_RESET', 'the device has no reset method (reset_works is false)');
+    this.functionReset();
+    return 0;
+  }
+
+  /**
+   * vfio_pci_ioctl_get_pci_hot_reset_info: a function on the root bus has neither a slot nor a
+   * bridge to reset through, so the kernel answers ENODEV; otherwise it lists the functions the
+   * bus reset would affect.
+   */
+  private hotResetInfo(arg: Uint8Array): number {
+    const minsz = VfioPciHotResetInfo.endOf('count');
+    need(arg, minsz, 'VFIO_DEVICE_GET_PCI_HOT_RESET_INFO');
+    const hdr = VfioPciHotResetInfo.decode(arg);
+    if (hdr.argsz < minsz) throw err('EINVAL', 'VFIO_DEVICE_GET_PCI_HOT_RESET_INFO', `argsz ${hdr.argsz} < ${minsz}`);
+    const affected = this.busResetScope();
+    const count = affected.length;
+    const entry = VfioPciDependentDevice.size;
+    if (count > Math.floor((hdr.argsz - VfioPciHotResetInfo.size) / entry)) {
+      writeBack(arg, VfioPciHotResetInfo.encode({ argsz: hdr.argsz, flags: 0, count }), minsz);
+      throw err('ENOSPC', 'VFIO_DEVICE_GET_PCI_HOT_RESET_INFO', `${count} dependent devices do not fit; count tells how many`);
+    }
+    let flags = 0;
+    if (this.cdevOpened) flags |= VFIO_PCI_HOT_RESET_FLAG_DEV_ID | VFIO_PCI_HOT_RESET_FLAG_DEV_ID_OWNED;
+    need(arg, VfioPciHotResetInfo.size + count * entry, 'VFIO_DEVICE_GET_PCI_HOT_RESET_INFO');
+    affected.forEach((s, i) => {
+      const at = VfioPciHotResetInfo.size + i * entry;
+      let id: number;
+      if (flags & VFIO_PCI_HOT_RESET_FLAG_DEV_ID) {
+        id = this.host.devidOf?.(s) ?? VFIO_PCI_DEVID_OWNED;
+      } else {
+        const group = this.host.groupIdOf?.(s);
+        if (group === undefined) throw err('EPERM', 'VFIO_DEVICE_GET_PCI_HOT_RESET_INFO', 'a dependent device has no IOMMU group');
+        id = group;
+      }
+      VfioPciDependentDevice.encode({ group_id: id >>> 0, segment: s.address.domain, bus: s.address.bus, devfn: devfn(s.address) }, arg, at);
+    });
+    writeBack(arg, VfioPciHotResetInfo.encode({ argsz: hdr.argsz, flags, count }), minsz);
+    return 0;
+  }
+
+  private busResetScope(): PciSlot[] {
+    if (this.slot.address.bus === 0) {
+      throw err('ENODEV', 'VFIO_DEVICE_GET_PCI_HOT_RESET_INFO', 'the function is on the root bus: no slot or bus reset exists');
+    }
+    return this.host.siblings().filter((s) => s.address.domain === this.slot.address.domain && s.address.bus === this.slot.address.bus);
+  }
+
+  /** vfio_pci_ioctl_pci_hot_reset: argument checks, then the same reset-scope rule. */
+  private hotReset(arg: Uint8Array): number {
+    const minsz = VfioPciHotReset.endOf('count');
+    need(arg, minsz, 'VFIO_DEVICE_PCI_HOT_RESET');
+    const hdr = VfioPciHotReset.decode(arg);
+    if (hdr.argsz < minsz || hdr.flags) throw err('EINVAL', 'VFIO_DEVICE_PCI_HOT_RESET', 'argsz too small or flags set');
+    if ((hdr.count !== 0) === this.cdevOpened) {
+      throw err('EINVAL', 'VFIO_DEVICE_PCI_HOT_RESET', 'a zero-length group array is only for cdev-opened devices, and cdev-opened devices must pass one');
+    }
+    this.busResetScope();
+    throw err('ENODEV', 'VFIO_DEVICE_PCI_HOT_RESET', 'bus reset is not modelled for functions behind a bridge');
+  }
+
+  /** vfio_pci_ioctl_ioeventfd: a write of `data` to a BAR whenever the eventfd is signalled. */
+  private ioeventfd(arg: Uint8Array): number {
+    const minsz = VfioDeviceIoeventfd.endOf('fd');
+    need(arg, minsz, 'VFIO_DEVICE_IOEVENTFD');
+    const io = VfioDeviceIoeventfd.decode(arg);
+    if (io.argsz < minsz || (io.flags & ~VFIO_DEVICE_IOEVENTFD_SIZE_MASK)) throw err('EINVAL', 'VFIO_DEVICE_IOEVENTFD', 'argsz too small or unknown flags');
+    const count = io.flags & VFIO_DEVICE_IOEVENTFD_SIZE_MASK;
+    if ([1, 2, 4, 8].indexOf(count) < 0 || io.fd < -1) throw err('EINVAL', 'VFIO_DEVICE_IOEVENTFD', 'size must be one of 1, 2, 4, 8 and fd >= -1');
+    const bar = Number(io.offset >> VFIO_PCI_OFFSET_SHIFT);
+    const pos = io.offset & VFIO_PCI_OFFSET_MASK;
+    if (bar > VFIO_PCI_BAR5_REGION_INDEX) throw err('EINVAL', 'VFIO_DEVICE_IOEVENTFD', 'only BARs take ioeventfds');
+    const b = this.device.bars[bar];
+    if (!b || pos + BigInt(count) > b.size) throw err('EINVAL', 'VFIO_DEVICE_IOEVENTFD', 'offset beyond the BAR');
+    if (bar === this.msixBar()) throw err('EINVAL', 'VFIO_DEVICE_IOEVENTFD', 'the MSI-X table BAR does not take ioeventfds');
+    const key = `${io.offset}:${io.data}:${count}`;
+    const existing = this.ioeventfds.get(key);
+    if (io.fd === -1) {
+      if (!existing) throw err('ENODEV', 'VFIO_DEVICE_IOEVENTFD', 'no such ioeventfd');
+      existing();
+      this.ioeventfds.delete(key);
+      return 0;
+    }
+    if (existing) throw err('EEXIST', 'VFIO_DEVICE_IOEVENTFD', 'the same ioeventfd exists');
+    const file = this.host.lookup(io.fd);
+    if (!file) throw err('EBADF', 'VFIO_DEVICE_IOEVENTFD', `fd ${io.fd} is not open`);
+    if (!file.onReadable || !file.readable || file.kind !== 'eventfd') throw err('EINVAL', 'VFIO_DEVICE_IOEVENTFD', `fd ${io.fd} is not an eventfd`);
+    const width = (count * 8) as AccessWidth;
+    const fire = () => {
+      while (file.readable!()) {
+        (file as unknown as { read(): bigint }).read();
+        if (this.cfg?.memoryEnabled) this.device.mmioWrite(bar, pos, width, io.data & ((1n << BigInt(width)) - 1n));
+      }
+    };
+    const unsubscribe = file.onReadable(fire);
+    this.ioeventfds.set(key, unsubscribe);
+    fire();
+    return 0;
+  }
+
+  /** vfio_ioctl_device_feature: argument rules; vfio-pci here has no migration, logging or low-power support. */
+  private feature(arg: Uint8Array): number {
+    const minsz = VfioDeviceFeature.endOf('flags');
+    need(arg, minsz, 'VFIO_DEVICE_FEATURE');
+    const f = VfioDeviceFeature.decode(arg);
+    if (f.argsz < minsz) throw err('EINVAL', 'VFIO_DEVICE_FEATURE', `argsz ${f.argsz} < ${minsz}`);
+    if (f.flags & ~(VFIO_DEVICE_FEATURE_MASK | VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_PROBE)) {
+      throw err('EINVAL', 'VFIO_DEVICE_FEATURE', 'unknown flags');
+    }
+    if (!(f.flags & VFIO_DEVICE_FEATURE_PROBE) && (f.flags & VFIO_DEVICE_FEATURE_SET) && (f.flags & VFIO_DEVICE_FEATURE_GET)) {
+      throw err('EINVAL', 'VFIO_DEVICE_FEATURE', 'GET and SET together need PROBE');
+    }
+    const feature = f.flags & VFIO_DEVICE_FEATURE_MASK;
+    const known = [1, 2, VFIO_DEVICE_FEATURE_DMA_LOGGING_START, VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP,
+      VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT, VFIO_DEVICE_FEATURE_MIG_DATA_SIZE, VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOV2];
+    const why = known.includes(feature) ? 'the device has no migration or dirty-logging support' : `feature ${feature} is not supported by this device model`;
+    throw err('ENOTTY', 'VFIO_DEVICE_FEATURE', why);
+  }
+
+  // ---- region read/write (vfio_pci_rw) ----
+
+  rw(buf: Uint8Array, offset: bigint, iswrite: boolean): number {
+    if (buf.length === 0) return 0;
+    const index = Number(offset >> VFIO_PCI_OFFSET_SHIFT);
+    const pos = offset & VFIO_PCI_OFFSET_MASK;
+    const syscall = iswrite ? 'pwrite' : 'pread';
+    if (index >= VFIO_PCI_NUM_REGIONS) throw VfioError.of('EINVAL', { syscall, context: `region index ${index} does not exist` });
+    const { cfg } = this.open;
+    if (index === VFIO_PCI_CONFIG_REGION_INDEX) return cfg.rw(buf, Number(pos > 0xffffn ? 0xffffn : pos), iswrite);
+    if (index === VFIO_PCI_ROM_REGION_INDEX) {
+      throw VfioError.of('EINVAL', { syscall, context: iswrite ? 'the ROM region is read-only' : 'the device has no ROM' });
+    }
+    if (index === VFIO_PCI_VGA_REGION_INDEX) throw VfioError.of('EINVAL', { syscall, context: 'the device has no VGA region' });
+    return this.barRw(index, buf, pos, iswrite, cfg);
+  }
+
+  /** vfio_pci_bar_rw + vfio_pci_core_do_io_rw: split into the widest naturally aligned accesses. */
+  private barRw(bar: number, buf: Uint8Array, pos: bigint, iswrite: boolean, cfg: VfioPciConfig): number {
+    const syscall = iswrite ? 'pwrite' : 'pread';
+    const b = this.device.bars[bar];
+    if (!b || this.device.barAddress(bar) === 0n) throw VfioError.of('EINVAL', { syscall, context: `BAR ${bar} is not implemented` });
+    if (pos >= b.size) throw VfioError.of('EINVAL', { syscall, context: `offset 0x${pos.toString(16)} is beyond BAR ${bar}` });
+    const count = Number(b.size - pos < BigInt(buf.length) ? b.size - pos : BigInt(buf.length));
+    const testMem = b.space === 'memory';
+    const view = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+    let done = 0;
+    let off = pos;
+    while (done < count) {
+      const fillable = count - done;
+      let n: 1 | 2 | 4 | 8;
+      if (fillable >= 8 && off % 8n === 0n) n = 8;
+      else if (fillable >= 4 && off % 4n === 0n) n = 4;
+      else if (fillable >= 2 && off % 2n === 0n) n = 2;
+      else n = 1;
+      if (testMem && !cfg.memoryEnabled) {
+        throw VfioError.of('EIO', { syscall, context: 'memory decoding is disabled in the command register' });
+      }
+      const width = (n * 8) as AccessWidth;
+      if (iswrite) {
+        const v = n === 8 ? view.readBigUInt64LE(done) : BigInt(view.readUIntLE(done, n));
+        this.device.mmioWrite(bar, off, width, v);
+      } else {
+        const v = this.device.mmioRead(bar, off, width);
+        if (n === 8) view.writeBigUInt64LE(v, done);
+        else view.writeUIntLE(Number(v), done, n);
+      }
+      done += n;
+      off += BigInt(n);
+    }
+    return done;
+  }
+
+  // ---- mmap (vfio_pci_core_mmap) ----
+
+  mmap(length: bigint, flags: number, offset: bigint): MmapBacking {
+    const page = BigInt(this.host.pageSize);
+    const index = Number(offset >> VFIO_PCI_OFFSET_SHIFT);
+    const bad = (context: string) => VfioError.of('EINVAL', { syscall: 'mmap', context });
+    if (offset % page !== 0n) throw bad('offset is not page aligned');
+    if (index >= VFIO_PCI_NUM_REGIONS) throw bad(`region index ${index} does not exist`);
+    if (!(flags & MAP_SHARED)) throw bad('BARs can only be mapped MAP_SHARED');
+    if (index >= VFIO_PCI_ROM_REGION_INDEX) throw bad(`region ${index} cannot be mapped`);
+    if (!this.barMmapSupported[index]) throw bad(`BAR ${index} cannot be mapped`);
+    const b = this.device.bars[index]!;
+    const physLen = (b.size + page - 1n) / page * page;
+    const start = offset & VFIO_PCI_OFFSET_MASK;
+    if (start + length > physLen) throw bad('the mapping extends beyond the BAR');
+    const device = this.device;
+    const access = () => {
+      // vfio_pci_mmap_page_fault: with memory decoding off the access raises SIGBUS.
+      if (!this.cfg || !this.cfg.memoryEnabled) {
+        throw VfioError.of('EFAULT', { syscall: 'mmio', context: 'SIGBUS: BAR access with memory decoding disabled or the device closed' });
+      }
+    };
+    return {
+      kind: 'mmio',
+      read(off: number, width: 8 | 16 | 32 | 64): bigint {
+        access();
+        return device.mmioRead(index, start + BigInt(off), width);
+      },
+      write(off: number, width: 8 | 16 | 32 | 64, value: bigint): void {
+        access();
+        device.mmioWrite(index, start + BigInt(off), width, value);
+      },
+    };
+  }
+
+  // ---- helpers: the PCI core operations vfio-pci calls ----
+
+  private readCommand(): number { return this.config.read(PCI_COMMAND, 2); }
+  private writeCommand(v: number): void { this.config.write(PCI_COMMAND, 2, v); }
+
+  /** pci_enable_device: turn on decoding for the BAR types present. */
+  private pciEnableDevice(): void {
+    let cmd = this.readCommand();
+    for (const b of this.device.bars) {
+      if (!b) continue;
+      cmd |= b.space === 'io' ? PCI_COMMAND_IO : PCI_COMMAND_MEMORY;
+    }
+    this.writeCommand(cmd);
+  }
+
+  /** pci_intx_mask_supported: does INTx disable stick? */
+  private intxMaskSupported(): boolean {
+    const orig = this.readCommand();
+    this.writeCommand(orig ^ PCI_COMMAND_INTX_DISABLE);
+    const changed = ((this.readCommand() ^ orig) & PCI_COMMAND_INTX_DISABLE) !== 0;
+    this.writeCommand(orig);
+    return changed;
+  }
+
+  /** pci_save_state: the standard header and capability registers. */
+  private saveState(): Uint8Array {
+    const c = new Uint8Array(this.config.size);
+    for (let i = 0; i < this.config.size; i += 4) new DataView(c.buffer).setUint32(i, this.config.read(i, 4), true);
+    return c;
+  }
+
+  /** pci_restore_state: rewrite header dwords that changed (BARs and command last first, like the kernel). */
+  private restoreState(saved: Uint8Array): void {
+    const dv = new DataView(saved.buffer);
+    const order = [10, 11, 12, 13, 14, 15, 4, 5, 6, 7, 8, 9, 0, 1, 2, 3].reverse();
+    for (const i of order) {
+      if (i * 4 >= PCI_STD_HEADER_SIZEOF) continue;
+      const want = dv.getUint32(i * 4, true);
+      if (this.config.read(i * 4, 4) !== want) this.config.write(i * 4, 4, want);
+    }
+  }
+
+  /** pci_try_reset_function: save, reset, restore. */
+  private functionReset(): void {
+    const saved = this.saveState();
+    this.writeCommand(PCI_COMMAND_INTX_DISABLE);
+    this.device.functionReset();
+    this.restoreState(saved);
+  }
+}
+
+function struct(arg: Uint8Array | number | null, name: string): Uint8Array {
+  if (!(arg instanceof Uint8Array)) throw VfioError.of('EFAULT', { syscall: 'ioctl', ioctl: name, context: 'the argument must point to a struct' });
+  return arg;
+}
+
+/** copy_from_user of `n` bytes: a shorter user buffer is a fault. */
+function need(arg: Uint8Array, n: number, name: string): void {
+  if (arg.length < n) throw VfioError.of('EFAULT', { syscall: 'ioctl', ioctl: name, context: `the kernel reads ${n} bytes, the buffer has ${arg.length}` });
+}
+
+/** copy_to_user of the first `n` bytes. */
+function writeBack(arg: Uint8Array, data: Uint8Array, n: number): void {
+  arg.set(data.subarray(0, Math.min(n, data.length)), 0);
+}
+
+function err(code: 'EINVAL' | 'ENOTTY' | 'ENODEV' | 'ENOSPC' | 'EPERM' | 'EEXIST' | 'EBADF' | 'EFAULT', ioctl: string, context: string): VfioError {
+  return VfioError.of(code, { syscall: 'ioctl', ioctl, context });
+}
+

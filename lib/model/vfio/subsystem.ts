@@ -1,0 +1,331 @@
+/**
+ * The VFIO core of the model (drivers/vfio/vfio_main.c, group.c, container.c registration paths):
+ * device registration with its index and name, the group a device gets (or none), the device
+ * nodes and sysfs entries that appear and disappear with them, the container misc device, and
+ * the noiommu module parameter.
+ *
+ * Which of these exist follows the kernel build (VfioKconfig) and the noiommu parameter:
+ *   - a device behind an IOMMU gets its IOMMU group's VFIO group /dev/vfio/N and a cdev vfioN;
+ *   - a device without one is refused unless noiommu mode is on; then it gets a fake IOMMU group
+ *     and /dev/vfio/noiommu-N (group interface), and the cdev noiommu-vfioN when the kernel has
+ *     iommufd noiommu support (7.3); without the group interface (null group) only the cdev.
+ */
+import { VfioError } from '../../sys/errors';
+import type { Capabilities } from '../../sys/kernel';
+import type { OpenFile } from '../open-file';
+import type { Vfs } from '../vfs';
+import { addDevNode, removeDevNode, roAttr, rwAttr, link } from '../fs/nodes';
+import type { PciHost, PciSlot } from '../pci/host';
+import { IOMMU_BLOCKED } from '../pci/host';
+import type { PciBus } from '../pci/bus';
+import type { IommuGroups } from './iommu-groups';
+import { VfioContainer, VfioContainerFile } from './container';
+import { VfioDevice } from './device';
+import { VfioDeviceFile } from './device-file';
+import { VfioGroup } from './group';
+import type { IommufdPort } from './iommufd-port';
+import { VfioPciCoreDevice } from './pci-core';
+
+/** The kernel build options VFIO's user-visible behaviour depends on. */
+export interface VfioKconfig {
+  /** CONFIG_VFIO_GROUP (effective: the null-group build has none). */
+  readonly group: boolean;
+  /** CONFIG_VFIO_CONTAINER: vfio's own /dev/vfio/vfio. */
+  readonly container: boolean;
+  /** CONFIG_VFIO_DEVICE_CDEV. */
+  readonly cdev: boolean;
+  /** CONFIG_VFIO_NOIOMMU. */
+  readonly vfioNoiommu: boolean;
+  /** CONFIG_IOMMUFD_NOIOMMU (Linux 7.3): noiommu devices get a cdev and bind to iommufd. */
+  readonly iommufdNoiommu: boolean;
+  /** CONFIG_VFIO_PCI_INTX. */
+  readonly pciIntx: boolean;
+}
+
+export interface VfioEnvironment {
+  readonly vfs: Vfs;
+  readonly kconfig: VfioKconfig;
+  readonly pageSize: number;
+  readonly pci: PciHost;
+  readonly bus: PciBus;
+  readonly iommuGroups: IommuGroups;
+  /** The calling process's capabilities (capable()). */
+  capabilities(): Capabilities;
+  /** fget: the open file behind an fd. */
+  lookup(fd: number): OpenFile | undefined;
+  /** Installs a new open file in the fd table (FD_ADD); returns the fd. */
+  installFd(file: OpenFile, description: string): number;
+  /** copy_from_user for pointers inside structs (VF token); throws EFAULT on a bad pointer. */
+  readUser?(address: bigint, length: number): Uint8Array;
+  readonly iommufd: IommufdPort | undefined;
+  /** vfio.enable_unsafe_noiommu_mode at boot. */
+  readonly noiommuAtBoot: boolean;
+}
+
+/** Plausible dynamic majors for the vfio char devices (only printed in sysfs `dev`). */
+const VFIO_DEV_MAJOR = 237;
+const VFIO_GROUP_MAJOR = 238;
+
+export class VfioSubsystem {
+  private noiommuParam: boolean;
+  private readonly devices = new Map<PciSlot, VfioDevice>();
+  private readonly groupsByIommuGroup = new Map<number, VfioGroup>();
+  private readonly containerFiles = new WeakMap<OpenFile, VfioContainer>();
+  private readonly dmaOwnerClaims = new Map<number, number>();
+  private groupMinors = new Set<number>();
+  private readonly groupMinor = new Map<VfioGroup, number>();
+  /** add_taint(TAINT_USER) happened. */
+  tainted = false;
+
+  constructor(readonly env: VfioEnvironment) {
+    this.noiommuParam = env.kconfig.vfioNoiommu && env.noiommuAtBoot;
+    if (env.kconfig.vfioNoiommu) {
+      env.vfs.add('/sys/module/vfio/parameters/enable_unsafe_noiommu_mode', rwAttr(
+        () => (this.noiommuParam ? 'Y\n' : 'N\n'),
+        (data) => { this.noiommuParam = parseBool(data, '/sys/module/vfio/parameters/enable_unsafe_noiommu_mode'); },
+        0o644,
+      ));
+    }
+    if (env.kconfig.group && env.kconfig.container) {
+      addDevNode(env.vfs, '/dev/vfio/vfio', {
+        type: 'chardev',
+        open: () => {
+          const c = new VfioContainer(this);
+          const f = new VfioContainerFile(c);
+          this.containerFiles.set(f, c);
+          return f;
+        },
+      });
+    }
+    env.vfs.mkdir('/sys/class/vfio-dev');
+    if (env.kconfig.group) env.vfs.mkdir('/sys/class/vfio');
+  }
+
+  noiommuEnabled(): boolean { return this.noiommuParam; }
+
+  isContainerFile(file: OpenFile): boolean { return this.containerFiles.has(file); }
+  containerOf(file: OpenFile): VfioContainer { return this.containerFiles.get(file)!; }
+
+  deviceOf(slot: PciSlot): VfioDevice | undefined { return this.devices.get(slot); }
+  allDevices(): VfioDevice[] { return [...this.devices.values()]; }
+
+  private slotHasIommu(slot: PciSlot): boolean { return slot.behindIommu; }
+
+  // ---- registration (vfio_register_group_dev / vfio_unregister_group_dev) ----
+
+  /** The vfio-pci probe's registration: throws the probe error. */
+  registerDevice(slot: PciSlot): VfioDevice {
+    const env = this.env;
+    const hasIommu = this.slotHasIommu(slot);
+    const index = this.lowestFreeIndex();
+    const noiommuFlag = env.kconfig.iommufdNoiommu && this.noiommuParam && !hasIommu;
+    const name = `${noiommuFlag ? 'noiommu-' : ''}vfio${index}`;
+    const core = new VfioPciCoreDevice(slot, {
+      pageSize: env.pageSize,
+      lookup: (fd) => env.lookup(fd),
+      msi: env.pci.msi,
+      intxConfigured: env.kconfig.pciIntx,
+      siblings: () => env.pci.all(),
+      groupIdOf: (s) => env.iommuGroups.of(s)?.id,
+      devidOf: (s) => this.devices.get(s)?.bound?.id,
+    });
+    const device = new VfioDevice(index, name, noiommuFlag, slot, core, this, {
+      hasIommu,
+      iommuGroupId: () => env.iommuGroups.of(slot)?.id ?? -1,
+      updateDma: (d) => this.updateDma(d),
+    });
+    if (env.kconfig.group) device.group = this.groupFor(slot, hasIommu);
+    if (device.isNoiommu) this.tainted = true;
+    if (!device.isNoiommu && !hasIommu) {
+      this.removeFromGroup(device);
+      throw VfioError.of('EINVAL', { syscall: 'write', context: `${slot.name} has no IOMMU and noiommu mode is off (vfio.enable_unsafe_noiommu_mode=0)` });
+    }
+    this.devices.set(slot, device);
+    this.addDeviceNodes(device);
+    device.group?.devices.push(device);
+    return device;
+  }
+
+  /** vfio_pci_remove: refuses while the device is open (the kernel would block until it is closed). */
+  unregisterDevice(slot: PciSlot): void {
+    const device = this.devices.get(slot);
+    if (!device) return;
+    if (device.fileRefs.size > 0) {
+      const told = device.core.request();
+      throw VfioError.of('EBUSY', {
+        syscall: 'write',
+        path: `/sys/bus/pci/drivers/vfio-pci/unbind`,
+        context: `${slot.name} is open by a user`,
+        hint: `the real kernel blocks the unbind until every fd of the device is closed${told ? ' (the REQ eventfd was signalled)' : ''}; close the device first`,
+      });
+    }
+    device.registered = false;
+    if (device.group) device.group.devices.splice(device.group.devices.indexOf(device), 1);
+    this.removeDeviceNodes(device);
+    this.removeFromGroup(device);
+    this.devices.delete(slot);
+  }
+
+  private lowestFreeIndex(): number {
+    const used = new Set([...this.devices.values()].map((d) => d.index));
+    let i = 0;
+    while (used.has(i)) i++;
+    return i;
+  }
+
+  /** vfio_device_set_group: find or create the VFIO group. */
+  private groupFor(slot: PciSlot, hasIommu: boolean): VfioGroup {
+    const groups = this.env.iommuGroups;
+    if (hasIommu) {
+      const iommuGroup = groups.of(slot);
+      if (!iommuGroup) throw VfioError.of('EINVAL', { syscall: 'write', context: `${slot.name} has no IOMMU group` });
+      const existing = this.groupsByIommuGroup.get(iommuGroup.id);
+      if (existing) {
+        existing.drivers++;
+        return existing;
+      }
+      return this.createGroup('iommu', iommuGroup);
+    }
+    if (!this.noiommuParam) {
+      throw VfioError.of('EINVAL', { syscall: 'write', context: `${slot.name} has no IOMMU and noiommu mode is off (vfio.enable_unsafe_noiommu_mode=0)` });
+    }
+    const iommuGroup = groups.alloc({ name: 'vfio-noiommu', translated: false });
+    groups.add(iommuGroup, slot);
+    this.tainted = true;
+    return this.createGroup('noiommu', iommuGroup);
+  }
+
+  private createGroup(type: 'iommu' | 'noiommu', iommuGroup: ReturnType<IommuGroups['alloc']>): VfioGroup {
+    const group = new VfioGroup(type, iommuGroup, this);
+    let minor = 0;
+    while (this.groupMinors.has(minor)) minor++;
+    this.groupMinors.add(minor);
+    this.groupMinor.set(group, minor);
+    this.groupsByIommuGroup.set(iommuGroup.id, group);
+    addDevNode(this.env.vfs, `/dev/vfio/${group.name}`, { type: 'chardev', open: () => group.open() });
+    const dir = `/sys/devices/virtual/vfio/${group.name}`;
+    this.env.vfs.add(`${dir}/dev`, roAttr(() => `${VFIO_GROUP_MAJOR}:${minor}\n`));
+    this.env.vfs.add(`/sys/class/vfio/${group.name}`, link(`../../devices/virtual/vfio/${group.name}`));
+    return group;
+  }
+
+  /** vfio_device_remove_group. */
+  private removeFromGroup(device: VfioDevice): void {
+    const group = device.group;
+    if (!group) return;
+    if (group.type === 'noiommu') this.env.iommuGroups.remove(group.iommuGroup!, device.slot);
+    group.drivers--;
+    if (group.drivers > 0) return;
+    this.groupsByIommuGroup.delete(group.id());
+    removeDevNode(this.env.vfs, `/dev/vfio/${group.name}`);
+    this.env.vfs.remove(`/sys/devices/virtual/vfio/${group.name}`);
+    this.env.vfs.remove(`/sys/class/vfio/${group.name}`);
+    this.groupMinors.delete(this.groupMinor.get(group)!);
+    if (group.container) group.container.detachGroup(group);
+    group.iommuGroup = undefined;
+  }
+
+  /** vfio_device_add: the vfio-dev class device, and its cdev unless noiommu lacks iommufd support. */
+  private addDeviceNodes(device: VfioDevice): void {
+    const vfs = this.env.vfs;
+    const devDir = `${pciDevicePath(device.slot)}/vfio-dev/${device.name}`;
+    const hasCdev = this.env.kconfig.cdev && !(device.isNoiommu && !this.env.kconfig.iommufdNoiommu);
+    vfs.add(`${devDir}/uevent`, roAttr(() => `MAJOR=${VFIO_DEV_MAJOR}\nMINOR=${device.index}\nDEVNAME=vfio/devices/${device.name}\n`));
+    if (hasCdev) {
+      vfs.add(`${devDir}/dev`, roAttr(() => `${VFIO_DEV_MAJOR}:${device.index}\n`));
+      addDevNode(vfs, `/dev/vfio/devices/${device.name}`, {
+        type: 'chardev',
+        open: (_flags, path) => VfioDeviceFile.openCdev(device, path, this.env.capabilities().sysRawio),
+      });
+    }
+    vfs.add(`/sys/class/vfio-dev/${device.name}`, link(`../..${pciDevicePath(device.slot).slice('/sys'.length)}/vfio-dev/${device.name}`));
+  }
+
+  private removeDeviceNodes(device: VfioDevice): void {
+    const vfs = this.env.vfs;
+    vfs.remove(`${pciDevicePath(device.slot)}/vfio-dev`);
+    removeDevNode(vfs, `/dev/vfio/devices/${device.name}`);
+    vfs.remove(`/sys/class/vfio-dev/${device.name}`);
+  }
+
+  // ---- group helpers ----
+
+  /** vfio_device_get_from_name + vfio_pci_core_match: "<bdf>" or "<bdf> vf_token=<uuid>". */
+  findDeviceByName(group: VfioGroup, text: string): VfioDevice {
+    for (const d of group.devices) {
+      const bdf = d.slot.name;
+      if (!text.startsWith(bdf)) continue;
+      let rest = text.slice(bdf.length);
+      if (rest.length) {
+        if (rest[0] !== ' ') continue;
+        let token = false;
+        rest = rest.trimStart();
+        while (rest.length) {
+          if (!token && rest.startsWith('vf_token=')) {
+            const uuid = rest.slice('vf_token='.length, 'vf_token='.length + 36);
+            if (uuid.length < 36 || !/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/.test(uuid)) {
+              throw VfioError.of('EINVAL', { syscall: 'ioctl', ioctl: 'VFIO_GROUP_GET_DEVICE_FD', context: 'malformed vf_token' });
+            }
+            token = true;
+            rest = rest.slice('vf_token='.length + 36).trimStart();
+          } else {
+            throw VfioError.of('EINVAL', { syscall: 'ioctl', ioctl: 'VFIO_GROUP_GET_DEVICE_FD', context: 'unknown or repeated option after the device name' });
+          }
+        }
+        if (token) throw VfioError.of('EINVAL', { syscall: 'ioctl', ioctl: 'VFIO_GROUP_GET_DEVICE_FD', context: 'a VF token was given for a device that is neither an SR-IOV PF nor VF' });
+      }
+      if (d.registered) return d;
+    }
+    throw VfioError.of('ENODEV', { syscall: 'ioctl', ioctl: 'VFIO_GROUP_GET_DEVICE_FD', context: `no device named '${text}' in group ${group.name}` });
+  }
+
+  /** iommu_group_claim_dma_owner (container attach). */
+  claimDmaOwner(group: VfioGroup): void {
+    const id = group.id();
+    this.dmaOwnerClaims.set(id, (this.dmaOwnerClaims.get(id) ?? 0) + 1);
+  }
+
+  releaseDmaOwner(group: VfioGroup): void {
+    const id = group.id();
+    this.dmaOwnerClaims.set(id, Math.max(0, (this.dmaOwnerClaims.get(id) ?? 0) - 1));
+  }
+
+  /** iommu_group_dma_owner_claimed: a container or an iommufd-bound device of the group owns DMA. */
+  dmaOwnerClaimed(group: VfioGroup): boolean {
+    if ((this.dmaOwnerClaims.get(group.id()) ?? 0) > 0) return true;
+    return group.devices.some((d) => d.bound !== undefined);
+  }
+
+  /** Points a function's DMA at what now translates it. */
+  private updateDma(device: VfioDevice): void {
+    const slot = device.slot;
+    if (!slot.behindIommu) return;
+    const port = device.bound && device.attached ? device.bound.dmaPort() : undefined;
+    slot.dma.set(port ?? IOMMU_BLOCKED);
+  }
+
+  deviceFileClosed(_device: VfioDevice): void {
+    // Nothing waits for the last close: unbinding an open device is refused up front.
+  }
+}
+
+/** The sysfs directory of a function: /sys/devices/pci0000:BB/DDDD:BB:DD.F. */
+export function pciDevicePath(slot: PciSlot): string {
+  return `/sys/devices/pci${hex4(slot.address.domain)}:${hex2(slot.address.bus)}/${slot.name}`;
+}
+
+function hex2(n: number): string { return n.toString(16).padStart(2, '0'); }
+function hex4(n: number): string { return n.toString(16).padStart(4, '0'); }
+
+/** param_set_bool / kstrtobool. */
+function parseBool(data: Buffer, path: string): boolean {
+  const s = data.toString('latin1');
+  const c = s[0];
+  if (c === 'y' || c === 'Y' || c === '1') return true;
+  if (c === 'n' || c === 'N' || c === '0') return false;
+  if ((c === 'o' || c === 'O') && s.length > 1) {
+    if (s[1] === 'n' || s[1] === 'N') return true;
+    if (s[1] === 'f' || s[1] === 'F') return false;
+  }
+  throw VfioError.of('EINVAL', { syscall: 'write', path, context: 'expected a boolean (Y/N/1/0/on/off)' });
+}
