@@ -1,0 +1,19 @@
+/**
+ * How the model's kernel code fails: by throwing a KernelError carrying the errno the real kernel
+ * function returns at that point. The syscall boundary (ModelKernel) turns it into the VfioError a
+ * caller sees, adding the syscall, ioctl name and path it knows there — so code deep inside the
+ * model states only *which* errno, never how the error is presented.
+ */
+import type { ErrnoName } from '../sys/constants';
+
+export class KernelError extends Error {
+  constructor(readonly code: ErrnoName, readonly detail?: string) {
+    super(detail ? `${code}: ${detail}` : code);
+    this.name = 'KernelError';
+  }
+}
+
+/** Throws KernelError(code): `return fail('EINVAL')` reads like the kernel's `return -EINVAL`. */
+export function fail(code: ErrnoName, detail?: string): never {
+  throw new KernelError(code, detail);
+}

@@ -1,0 +1,45 @@
+/**
+ * A paging HWPT object (hw_pagetable.c: struct iommufd_hwpt_paging): one IOMMU domain loaded with
+ * its IOAS's mappings. Automatic HWPTs are created by attaching a device to an IOAS and go away
+ * with the last device using them; manual ones come from IOMMU_HWPT_ALLOC and need IOMMU_DESTROY.
+ * Each attached device holds a user reference (so DESTROY answers EBUSY while attached).
+ */
+import type { IommuDomain } from './domain';
+import type { IoasObject } from './ioas';
+import { IommufdObject } from './object-table';
+
+export class HwptPaging extends IommufdObject {
+  readonly type = 'hwpt-paging' as const;
+  autoDomain = false;
+  /** Whether the domain was added to the IOAS (listed in ioas.hwpts). */
+  loaded = false;
+
+  constructor(
+    readonly ioas: IoasObject,
+    public domain: IommuDomain | null,
+    readonly nestParent: boolean,
+  ) {
+    super();
+    // Pairs with destroy: the HWPT keeps its IOAS alive.
+    ioas.users++;
+  }
+
+  /** Loads the domain into the IOAS (iopt_table_add_domain + hwpt_list). */
+  load(): void {
+    this.ioas.iopt.addDomain(this.domain!);
+    this.ioas.hwpts.push(this);
+    this.loaded = true;
+  }
+
+  /** iommufd_hwpt_paging_destroy (also its abort). */
+  destroy(): void {
+    if (this.loaded) {
+      const i = this.ioas.hwpts.indexOf(this);
+      if (i >= 0) this.ioas.hwpts.splice(i, 1);
+      this.ioas.iopt.removeDomain(this.domain!);
+      this.loaded = false;
+    }
+    this.domain = null;
+    this.ioas.users--;
+  }
+}

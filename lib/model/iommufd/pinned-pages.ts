@@ -1,0 +1,183 @@
+/**
+ * The pages behind one or more IOAS areas (io_pagetable.h: struct iopt_pages): a page-aligned
+ * range of user memory (IOMMU_IOAS_MAP) or of a memfd (IOMMU_IOAS_MAP_FILE), shared by the areas
+ * IOMMU_IOAS_COPY makes from it, so nothing is pinned or charged twice.
+ *
+ * Pages are pinned only while some area over them is loaded into a domain (an IOAS with no device
+ * attached pins nothing — IOAS_MAP then only records the range, and a bad user address fails at
+ * attach). Each page counts the filled areas over it; the first pins it (pin_user_pages /
+ * memfd_pin_folios), the last unpins it. Newly pinned pages are charged to RLIMIT_MEMLOCK after
+ * pinning (pfn_reader_update_pinned): in "user" mode to user->locked_vm, in "mm" mode to
+ * mm->locked_vm, not at all for a CAP_IPC_LOCK process.
+ */
+import { fail } from '../errno';
+import type { AddressSpace } from '../memory/address-space';
+import type { LockedMemory } from '../memory/locked-memory';
+import { MemfdFile } from '../memory/memfd';
+import type { PhysicalMemory } from '../memory/physical-memory';
+import type { OpenFile } from '../open-file';
+
+/** IOPT_PAGES_ACCOUNT_{NONE,USER,MM}. */
+export type AccountMode = 'none' | 'user' | 'mm';
+
+export type PagesSource =
+  | { readonly kind: 'user'; readonly uptr: bigint }
+  | { readonly kind: 'file'; readonly file: OpenFile; readonly start: bigint };
+
+/** What pinning needs from the rest of the kernel. */
+export interface PinEnvironment {
+  readonly space: AddressSpace;
+  readonly memory: PhysicalMemory;
+  readonly locked: LockedMemory;
+  holdFile(file: OpenFile): void;
+  dropFile(file: OpenFile): void;
+}
+
+export class IoPages {
+  /** kref: areas (and in-flight copies) using these pages. */
+  refs = 1;
+  /** Pinned frame per page, -1 while unpinned. */
+  private readonly pfns: Int32Array;
+  /** Filled areas covering each page. */
+  private readonly pinCount: Uint32Array;
+  private pinnedCount = 0;
+  /**
+   * For each pinned page, the index of the last page of the physically contiguous run it starts
+   * (frames i..runEnd[i] are consecutive). Rebuilt lazily after pins change.
+   */
+  private runEnd: Int32Array | null = null;
+
+  constructor(
+    private readonly env: PinEnvironment,
+    readonly source: PagesSource,
+    readonly npages: number,
+    readonly writable: boolean,
+    public accountMode: AccountMode,
+  ) {
+    this.pfns = new Int32Array(npages).fill(-1);
+    this.pinCount = new Uint32Array(npages);
+    if (source.kind === 'file') env.holdFile(source.file);
+  }
+
+  /** pages->npinned. */
+  get npinned(): number {
+    return this.pinnedCount;
+  }
+
+  /** Frame of page `index` (must be pinned). */
+  frame(index: number): number {
+    return this.pfns[index]!;
+  }
+
+  isPinned(index: number): boolean {
+    return this.pfns[index]! >= 0;
+  }
+
+  /**
+   * Loads pages [first, last] for a newly filled area: pins the ones nobody pinned yet, then
+   * charges them. EFAULT/EINVAL/ENOMEM leave everything as it was.
+   */
+  fill(first: number, last: number): void {
+    const fresh: number[] = [];
+    try {
+      let i = first;
+      while (i <= last) {
+        if (this.pinCount[i]! > 0) { i++; continue; }
+        let j = i;
+        while (j + 1 <= last && this.pinCount[j + 1] === 0) j++;
+        const pfns = this.pinRange(i, j - i + 1);
+        pfns.forEach((pfn, k) => {
+          this.pfns[i + k] = pfn;
+          fresh.push(i + k);
+        });
+        i = j + 1;
+      }
+      if (fresh.length > 0) this.charge(fresh.length);
+    } catch (e) {
+      for (const idx of fresh) {
+        this.env.memory.put(this.pfns[idx]!);
+        this.pfns[idx] = -1;
+      }
+      throw e;
+    }
+    for (let i = first; i <= last; i++) this.pinCount[i]!++;
+    this.pinnedCount += fresh.length;
+    if (fresh.length) this.runEnd = null;
+  }
+
+  /** Undoes fill for one area: pages no filled area covers any more are unpinned and uncharged. */
+  unfill(first: number, last: number): void {
+    let released = 0;
+    for (let i = first; i <= last; i++) {
+      if (--this.pinCount[i]! === 0) {
+        this.env.memory.put(this.pfns[i]!);
+        this.pfns[i] = -1;
+        released++;
+      }
+    }
+    if (released) {
+      this.pinnedCount -= released;
+      this.uncharge(released);
+      this.runEnd = null;
+    }
+  }
+
+  private pinRange(index: number, count: number): number[] {
+    const ps = BigInt(this.env.memory.pageSize);
+    if (this.source.kind === 'user') {
+      return this.env.space.pinPages(this.source.uptr + BigInt(index) * ps, count, this.writable);
+    }
+    // memfd_pin_folios: only shmem/hugetlbfs files, and not past the end of the file.
+    const file = this.source.file;
+    if (!(file instanceof MemfdFile)) fail('EINVAL', 'only memfd (shmem or hugetlbfs) files can be pinned');
+    const start = this.source.start + BigInt(index) * ps;
+    const end = start + BigInt(count) * ps - 1n;
+    if (end >= file.byteSize) fail('EINVAL', 'range past the end of the memfd');
+    const firstPage = Number(start / ps);
+    const pfns = file.populate(firstPage, count);
+    for (const pfn of pfns) this.env.memory.get(pfn);
+    return pfns;
+  }
+
+  private charge(pages: number): void {
+    const locked = this.env.locked;
+    if (this.accountMode === 'user' && !locked.chargeUser(pages)) fail('ENOMEM', 'RLIMIT_MEMLOCK exceeded (user->locked_vm)');
+    if (this.accountMode === 'mm' && !locked.chargeMm(pages)) fail('ENOMEM', 'RLIMIT_MEMLOCK exceeded (mm->locked_vm)');
+    locked.pinnedPages += pages;
+  }
+
+  private uncharge(pages: number): void {
+    const locked = this.env.locked;
+    if (this.accountMode === 'user') locked.unchargeUser(pages);
+    if (this.accountMode === 'mm') locked.unchargeMm(pages);
+    locked.pinnedPages -= pages;
+  }
+
+  /**
+   * How many pages from `index` on (up to and including `lastIndex`) have physically consecutive
+   * frames: 1 when the next page is elsewhere. All pages in the range must be pinned.
+   */
+  contiguousPages(index: number, lastIndex: number): number {
+    if (!this.runEnd) this.runEnd = this.buildRuns();
+    const end = Math.min(this.runEnd[index]!, lastIndex);
+    return end - index + 1;
+  }
+
+  private buildRuns(): Int32Array {
+    const runEnd = new Int32Array(this.npages);
+    let end = this.npages - 1;
+    for (let i = this.npages - 1; i >= 0; i--) {
+      const next = this.pfns[i + 1];
+      if (i === this.npages - 1 || this.pfns[i]! < 0 || next === undefined || next < 0 || next !== this.pfns[i]! + 1) end = i;
+      runEnd[i] = end;
+    }
+    return runEnd;
+  }
+
+  /** iopt_put_pages: the last reference lets the file go. */
+  put(): void {
+    if (--this.refs > 0) return;
+    if (this.pinnedCount !== 0) throw new Error('model: iopt_pages released while pinned');
+    if (this.source.kind === 'file') this.env.dropFile(this.source.file);
+  }
+}

@@ -1,0 +1,208 @@
+/**
+ * The VFIO type1 container ioctls that iommufd answers itself (vfio_compat.c:
+ * iommufd_vfio_ioctl) — on /dev/iommu for any request number outside the iommufd table, and on
+ * /dev/vfio/vfio when iommufd provides the container (CONFIG_IOMMUFD_VFIO_CONTAINER). They act on
+ * the context's compatibility IOAS. Anything else is ENOTTY (-ENOIOCTLCMD).
+ */
+import { U64_MAX } from '../../uapi/codec';
+import {
+  VFIO_API_VERSION, VFIO_CHECK_EXTENSION, VFIO_DMA_CC_IOMMU, VFIO_DMA_MAP_FLAG_READ, VFIO_DMA_MAP_FLAG_WRITE,
+  VFIO_DMA_UNMAP_FLAG_ALL, VFIO_GET_API_VERSION, VFIO_IOMMU_GET_INFO, VFIO_IOMMU_INFO_CAPS, VFIO_IOMMU_INFO_PGSIZES,
+  VFIO_IOMMU_MAP_DMA, VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE, VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL, VFIO_IOMMU_UNMAP_DMA,
+  VFIO_NOIOMMU_IOMMU, VFIO_SET_IOMMU, VFIO_TYPE1_IOMMU, VFIO_TYPE1v2_IOMMU, VFIO_UNMAP_ALL,
+  VfioIommuType1DmaMap, VfioIommuType1DmaUnmap, VfioIommuType1Info, VfioIommuType1InfoCapIovaRange, VfioIovaRange,
+} from '../../uapi/vfio';
+import { fail } from '../errno';
+import type { IommufdContext } from './context';
+import { IOMMU_READ, IOMMU_WRITE, UnmapError } from './io-pagetable';
+import type { IoasObject } from './ioas';
+import { IoPages } from './pinned-pages';
+
+/** The reserved type1 nesting number (__VFIO_RESERVED_TYPE1_NESTING_IOMMU). */
+const VFIO_RESERVED_TYPE1_NESTING_IOMMU = 6;
+const VFIO_UPDATE_VADDR = 10;
+
+/** iommufd_vfio_ioctl. */
+export function vfioCompatIoctl(ctx: IommufdContext, request: number, arg: Uint8Array | number | null): number {
+  const value = typeof arg === 'number' ? arg : -1;
+  switch (request) {
+    case VFIO_GET_API_VERSION.number:
+      return VFIO_API_VERSION;
+    case VFIO_SET_IOMMU.number:
+      return setIommu(ctx, value);
+    case VFIO_CHECK_EXTENSION.number:
+      return checkExtension(ctx, value);
+    case VFIO_IOMMU_GET_INFO.number:
+      return getInfo(ctx, userArg(arg));
+    case VFIO_IOMMU_MAP_DMA.number:
+      return mapDma(ctx, userArg(arg));
+    case VFIO_IOMMU_UNMAP_DMA.number:
+      return unmapDma(ctx, userArg(arg));
+    default:
+      fail('ENOTTY');
+  }
+}
+
+function userArg(arg: Uint8Array | number | null): Uint8Array {
+  if (!(arg instanceof Uint8Array)) fail('EFAULT');
+  return arg;
+}
+
+/** get_compat_ioas (ENODEV without one). */
+function compatIoas(ctx: IommufdContext): IoasObject {
+  if (!ctx.vfioIoas) fail('ENODEV');
+  return ctx.vfioIoas;
+}
+
+/** iommufd_vfio_check_extension. */
+function checkExtension(ctx: IommufdContext, type: number): number {
+  switch (type) {
+    case VFIO_TYPE1_IOMMU:
+    case VFIO_TYPE1v2_IOMMU:
+    case VFIO_UNMAP_ALL:
+      return ctx.noIommuMode ? 0 : 1;
+    case VFIO_NOIOMMU_IOMMU:
+      return ctx.host.profile.config.VFIO_NOIOMMU ? 1 : 0;
+    case VFIO_DMA_CC_IOMMU:
+      // iommufd_vfio_cc_iommu: every domain enforces coherency (VT-d and noiommu both do).
+      compatIoas(ctx);
+      return 1;
+    case VFIO_RESERVED_TYPE1_NESTING_IOMMU:
+    case VFIO_UPDATE_VADDR:
+    default:
+      return 0;
+  }
+}
+
+/** iommufd_vfio_set_iommu. */
+function setIommu(ctx: IommufdContext, type: number): number {
+  if (ctx.host.profile.config.VFIO_NOIOMMU && type === VFIO_NOIOMMU_IOMMU && ctx.noIommuMode) {
+    if (!ctx.host.profile.process.capabilities.sysRawio) fail('EPERM');
+    return 0;
+  }
+  if ((type !== VFIO_TYPE1_IOMMU && type !== VFIO_TYPE1v2_IOMMU) || ctx.noIommuMode) fail('EINVAL');
+  const ioas = compatIoas(ctx);
+  if (type === VFIO_TYPE1_IOMMU) ioas.iopt.disableHugePages();
+  return 0;
+}
+
+/** iommufd_vfio_map_dma: always VFIO's mm accounting. */
+function mapDma(ctx: IommufdContext, arg: Uint8Array): number {
+  const minsz = VfioIommuType1DmaMap.endOf('size');
+  if (arg.length < minsz) fail('EFAULT');
+  const map = VfioIommuType1DmaMap.decode(arg);
+  if (map.argsz < minsz || map.flags & ~(VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE)) fail('EINVAL');
+  let prot = 0;
+  if (map.flags & VFIO_DMA_MAP_FLAG_READ) prot |= IOMMU_READ;
+  if (map.flags & VFIO_DMA_MAP_FLAG_WRITE) prot |= IOMMU_WRITE;
+  const ioas = compatIoas(ctx);
+  // iopt_map_user_pages with a fixed IOVA.
+  if (map.vaddr + map.size > U64_MAX) fail('EOVERFLOW');
+  const ps = BigInt(ctx.host.memory.pageSize);
+  const uptrDown = map.vaddr - (map.vaddr % ps);
+  const startByte = map.vaddr - uptrDown;
+  if (map.size > U64_MAX - ps || map.size === 0n) fail('EINVAL');
+  const npages = Number((map.size + startByte + ps - 1n) / ps);
+  const mode = ctx.host.profile.process.capabilities.ipcLock ? 'none' : ctx.accountMode === 'mm' ? 'mm' : 'user';
+  const pages = new IoPages(ctx.host, { kind: 'user', uptr: uptrDown }, npages, (prot & IOMMU_WRITE) !== 0, mode);
+  try {
+    ioas.iopt.mapPages([{ pages, startByte, length: map.size }], map.size, map.iova, prot, map.vaddr);
+  } catch (e) {
+    pages.put();
+    throw e;
+  }
+  return 0;
+}
+
+/** iommufd_vfio_unmap_dma. */
+function unmapDma(ctx: IommufdContext, arg: Uint8Array): number {
+  const minsz = VfioIommuType1DmaUnmap.endOf('size');
+  if (arg.length < minsz) fail('EFAULT');
+  const unmap = VfioIommuType1DmaUnmap.decode(arg);
+  if (unmap.argsz < minsz || unmap.flags & ~VFIO_DMA_UNMAP_FLAG_ALL) fail('EINVAL');
+  const ioas = compatIoas(ctx);
+  let unmapped = 0n;
+  let error: unknown = null;
+  try {
+    if (unmap.flags & VFIO_DMA_UNMAP_FLAG_ALL) {
+      if (unmap.iova !== 0n || unmap.size !== 0n) fail('EINVAL');
+      unmapped = ioas.iopt.unmapAll();
+    } else {
+      if (ioas.iopt.disableLargePages) {
+        const cuts = [unmap.iova + unmap.size - 1n];
+        if (unmap.iova) cuts.push(unmap.iova - 1n);
+        ioas.iopt.cutIova(cuts.map((c) => c & U64_MAX));
+      }
+      unmapped = ioas.iopt.unmapIova(unmap.iova, unmap.size);
+    }
+  } catch (e) {
+    if (e instanceof UnmapError) {
+      unmapped = e.unmapped;
+      error = e;
+    } else throw e;
+  }
+  VfioIommuType1DmaUnmap.set(arg, 'size', unmapped);
+  if (error) fail('ENOENT');
+  return 0;
+}
+
+/** iommufd_vfio_iommu_get_info with its two capabilities (DMA_AVAIL, then IOVA_RANGE). */
+function getInfo(ctx: IommufdContext, arg: Uint8Array): number {
+  const minsz = VfioIommuType1Info.endOf('iova_pgsizes');
+  if (arg.length < minsz) fail('EFAULT');
+  const info = VfioIommuType1Info.decode(arg);
+  if (info.argsz < minsz) fail('EINVAL');
+  const copyLen = Math.min(info.argsz, VfioIommuType1Info.size);
+  const ioas = compatIoas(ctx);
+  const iopt = ioas.iopt;
+  const ps = BigInt(ctx.host.memory.pageSize);
+  // iommufd_get_pagesizes
+  let bitmap = U64_MAX;
+  for (const d of iopt.domains) bitmap &= d.pgsizeBitmap;
+  if (bitmap & (ps - 1n)) bitmap = (bitmap & ~(ps - 1n)) | ps;
+  if (iopt.iovaAlignment > bitmap) bitmap = iopt.iovaAlignment;
+
+  const header = VfioIommuType1Info.size;
+  const writeAt = (offset: number, bytes: Uint8Array) => {
+    if (offset + bytes.length > arg.length) fail('EFAULT');
+    arg.set(bytes, offset);
+  };
+  // DMA_AVAIL: { header, avail u32 } = 12 bytes, padded to 16.
+  const dmaAvail = new Uint8Array(12);
+  const dv = new DataView(dmaAvail.buffer);
+  dv.setUint16(0, VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL, true);
+  dv.setUint16(2, 1, true);
+  dv.setUint32(8, 0xffff_ffff, true);
+  // IOVA_RANGE: header + nr_iovas + reserved, then the ranges.
+  const ranges = iopt.iovaRanges();
+  const capIova = VfioIommuType1InfoCapIovaRange.size + ranges.length * VfioIovaRange.size;
+  const caps: { bytes: () => Uint8Array; size: number }[] = [
+    { bytes: () => dmaAvail, size: 12 },
+    {
+      size: capIova,
+      bytes: () => {
+        const out = new Uint8Array(capIova);
+        VfioIommuType1InfoCapIovaRange.encode({ id: VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE, version: 1, nr_iovas: ranges.length }, out);
+        ranges.forEach((r, i) => VfioIovaRange.encode({ start: r.start, end: r.last }, out, VfioIommuType1InfoCapIovaRange.size + i * VfioIovaRange.size));
+        return out;
+      },
+    },
+  ];
+  let total = header;
+  let lastCap = -1;
+  for (const cap of caps) {
+    const avail = info.argsz > total ? info.argsz - total : 0;
+    if (avail >= cap.size) writeAt(total, cap.bytes());
+    if (lastCap >= 0 && info.argsz >= total) writeAt(lastCap + 4, new Uint8Array(new Uint32Array([total]).buffer));
+    lastCap = total;
+    total += Math.ceil(cap.size / 8) * 8;
+  }
+  const out = VfioIommuType1Info.encode({
+    argsz: total,
+    flags: VFIO_IOMMU_INFO_PGSIZES | VFIO_IOMMU_INFO_CAPS,
+    iova_pgsizes: bitmap,
+    cap_offset: info.argsz >= total ? header : 0,
+  });
+  writeAt(0, out.subarray(0, copyLen));
+  return 0;
+}

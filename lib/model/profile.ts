@@ -1,0 +1,275 @@
+/**
+ * What machine and kernel the model simulates. A profile fixes everything a driver could observe
+ * from the host: kernel version and build options, whether noiommu mode is on, whether an IOMMU
+ * translates DMA (and what it reserves), the process's credentials and RLIMIT_MEMLOCK, and the
+ * physical memory (size, page size, how fragmented free frames are, huge page pools).
+ *
+ * Named presets describe the machines the project cares about; `resolveProfile` accepts a preset
+ * name, a full profile, or a preset plus overrides (`{ ...profiles['linux-7.3-noiommu'], ... }`).
+ */
+import type { Capabilities } from '../sys/kernel';
+
+/** A kernel release the model knows how to behave like. */
+export interface KernelVersion {
+  readonly major: number;
+  readonly minor: number;
+  /** As `uname -r` prints it. */
+  readonly release: string;
+}
+
+/**
+ * Kconfig switches that change what user space sees. Names follow the kernel's CONFIG_ names
+ * without the prefix.
+ */
+export interface KernelConfig {
+  /** /dev/iommu exists. */
+  readonly IOMMUFD: boolean;
+  /** The vfio noiommu mode can be enabled at all (CONFIG_VFIO_NOIOMMU). */
+  readonly VFIO_NOIOMMU: boolean;
+  /** The legacy VFIO container (/dev/vfio/vfio provided by vfio itself). */
+  readonly VFIO_CONTAINER: boolean;
+  /** /dev/vfio/vfio provided by iommufd instead (IOMMUFD_VFIO_CONTAINER). */
+  readonly IOMMUFD_VFIO_CONTAINER: boolean;
+  /** The VFIO group interface (/dev/vfio/N). */
+  readonly VFIO_GROUP: boolean;
+  /** Per-device cdevs (/dev/vfio/devices/vfioN). */
+  readonly VFIO_DEVICE_CDEV: boolean;
+  /** Transparent huge pages: raises the IOVA alignment iommufd picks to 2 MiB (HPAGE_SIZE). */
+  readonly TRANSPARENT_HUGEPAGE: boolean;
+}
+
+/** An IOVA range an IOMMU driver reserves for every device behind it (iommu_get_resv_regions). */
+export interface ReservedIovaRegion {
+  readonly start: bigint;
+  readonly last: bigint;
+  /** 'msi': the interrupt window; 'direct': an RMRR-like identity range. */
+  readonly kind: 'msi' | 'direct';
+}
+
+/** The IOMMU hardware that translates DMA of the devices behind it. */
+export interface IommuUnit {
+  /** Only Intel VT-d is modelled (what QEMU's intel-iommu presents). */
+  readonly type: 'intel-vtd';
+  /** Input address width of the second-stage table: the domain aperture is [0, 2^width - 1]. */
+  readonly addressWidth: number;
+  /** Reserved regions reported for every device (VT-d: the IOAPIC/MSI window 0xfee00000-0xfeefffff). */
+  readonly reservedRegions: readonly ReservedIovaRegion[];
+  /** VT-d capability and extended capability registers, as IOMMU_GET_HW_INFO reports them. */
+  readonly capReg: bigint;
+  readonly ecapReg: bigint;
+}
+
+/** The process the driver runs as. */
+export interface ProcessCredentials {
+  readonly uid: number;
+  /** The capabilities of the Kernel interface plus CAP_SYS_RESOURCE (IOMMU_OPTION_RLIMIT_MODE). */
+  readonly capabilities: Capabilities & { readonly sysResource: boolean };
+  /** RLIMIT_MEMLOCK in bytes; 2^64-1 is RLIM_INFINITY. */
+  readonly memlockLimit: bigint;
+  /**
+   * Device nodes (/dev/iommu, /dev/vfio/...) were handed to this user (a udev rule or chown), so
+   * a non-root process can open them; without it they are root-only.
+   */
+  readonly deviceNodeAccess: boolean;
+}
+
+export interface MemoryConfig {
+  /** Base page size in bytes (4096 on x86-64). */
+  readonly pageSize: number;
+  /** Installed RAM in bytes. */
+  readonly size: bigint;
+  /**
+   * 0..1: how scattered free 4 KiB frames are. 0 hands out long physically contiguous runs, 1 hands
+   * out every page from a different place. Huge pages are always contiguous.
+   */
+  readonly fragmentation: number;
+  /** Seed of the deterministic PRNG behind fragmentation and address-space randomisation. */
+  readonly seed: number;
+  /** Persistent huge page pools reserved at boot (nr_hugepages per size). */
+  readonly hugepages: { readonly '2M': number; readonly '1G': number };
+}
+
+/**
+ * A PCI function of the simulated machine. The VFIO/device side of the model reads these; the
+ * fields beyond `address` and `device` belong to that side.
+ */
+export interface PciDeviceSpec {
+  /** Domain:bus:device.function, e.g. '0000:00:03.0'. */
+  readonly address: string;
+  /** Which device model, e.g. 'edu'. */
+  readonly device: string;
+  /** The driver it is bound to at boot ('vfio-pci', or null for none). */
+  readonly driver?: string | null;
+  readonly options?: Readonly<Record<string, unknown>>;
+}
+
+export interface Profile {
+  readonly name: string;
+  readonly kernel: KernelVersion;
+  readonly config: KernelConfig;
+  /** vfio.enable_unsafe_noiommu_mode at boot. */
+  readonly noiommu: boolean;
+  /** The IOMMU translating PCI devices, or null when there is none (noiommu hosts). */
+  readonly iommu: IommuUnit | null;
+  readonly process: ProcessCredentials;
+  readonly memory: MemoryConfig;
+  readonly pci: readonly PciDeviceSpec[];
+}
+
+export type ProfileName =
+  | 'linux-7.3-noiommu'
+  | 'linux-7.3-iommu'
+  | 'linux-7.3-noiommu-nullgroup'
+  | 'linux-6.x-legacy-noiommu'
+  | 'unprivileged';
+
+export const RLIM_INFINITY = (1n << 64n) - 1n;
+const GiB = 1n << 30n;
+const MiB = 1n << 20n;
+
+/** Whether this kernel has the iommufd noiommu support of 7.3 (noiommu cdev, NOIOMMU_GET_PA). */
+export function hasIommufdNoiommu(p: Profile): boolean {
+  // VFIO_NOIOMMU selects IOMMUFD_NOIOMMU when VFIO_DEVICE_CDEV is on (7.3 and later).
+  return p.config.IOMMUFD && p.config.VFIO_NOIOMMU && p.config.VFIO_DEVICE_CDEV && atLeast(p.kernel, 7, 3);
+}
+
+export function atLeast(v: KernelVersion, major: number, minor: number): boolean {
+  return v.major > major || (v.major === major && v.minor >= minor);
+}
+
+const KERNEL_7_3: KernelVersion = { major: 7, minor: 3, release: '7.3.0-rc7' };
+const KERNEL_6_12: KernelVersion = { major: 6, minor: 12, release: '6.12.48' };
+
+const FULL_CONFIG: KernelConfig = {
+  IOMMUFD: true,
+  VFIO_NOIOMMU: true,
+  VFIO_CONTAINER: true,
+  IOMMUFD_VFIO_CONTAINER: false,
+  VFIO_GROUP: true,
+  VFIO_DEVICE_CDEV: true,
+  TRANSPARENT_HUGEPAGE: true,
+};
+
+const ROOT: ProcessCredentials = {
+  uid: 0,
+  capabilities: { sysRawio: true, sysAdmin: true, ipcLock: true, sysResource: true },
+  memlockLimit: 8n * MiB,
+  deviceNodeAccess: true,
+};
+
+/** The QEMU lab machine: q35, 2 GiB, the edu device at 00:03.0 is added by the device side. */
+const LAB_MEMORY: MemoryConfig = {
+  pageSize: 4096,
+  size: 2n * GiB,
+  fragmentation: 0.5,
+  seed: 0x5eed,
+  hugepages: { '2M': 16, '1G': 0 },
+};
+
+/**
+ * QEMU 7.2's intel-iommu with its defaults (aw-bits=39) plus intremap=on,caching-mode=on: the
+ * register values follow QEMU's vtd_init for that configuration.
+ */
+const QEMU_VTD: IommuUnit = {
+  type: 'intel-vtd',
+  addressWidth: 39,
+  reservedRegions: [{ start: 0xfee0_0000n, last: 0xfeef_ffffn, kind: 'msi' }],
+  // ND=2, SAGAW=39-bit, MGAW=38 (39 bits), SLLPS=2M|1G (bits 34-35 as QEMU sets), PSI, MAMV,
+  // NFR/FRO fault-recording fields, CM (caching mode).
+  capReg: 0x00d2_0080_8c22_6462n,
+  // QI, IR, EIM, MHMV, IRO as QEMU sets them with intremap on and x2APIC.
+  ecapReg: 0x0000_0000_00f0_101an,
+};
+
+export const profiles: Readonly<Record<ProfileName, Profile>> = {
+  'linux-7.3-noiommu': {
+    name: 'linux-7.3-noiommu',
+    kernel: KERNEL_7_3,
+    config: FULL_CONFIG,
+    noiommu: true,
+    iommu: null,
+    process: ROOT,
+    memory: LAB_MEMORY,
+    pci: [],
+  },
+  'linux-7.3-iommu': {
+    name: 'linux-7.3-iommu',
+    kernel: KERNEL_7_3,
+    config: FULL_CONFIG,
+    noiommu: false,
+    iommu: QEMU_VTD,
+    process: ROOT,
+    memory: LAB_MEMORY,
+    pci: [],
+  },
+  'linux-7.3-noiommu-nullgroup': {
+    name: 'linux-7.3-noiommu-nullgroup',
+    kernel: KERNEL_7_3,
+    // No group interface and neither container flavour (Kconfig then allows VFIO_NOIOMMU only
+    // through the cdev): noiommu devices get no group at all, only the cdev.
+    config: { ...FULL_CONFIG, VFIO_GROUP: false, VFIO_CONTAINER: false, IOMMUFD_VFIO_CONTAINER: false },
+    noiommu: true,
+    iommu: null,
+    process: ROOT,
+    memory: LAB_MEMORY,
+    pci: [],
+  },
+  'linux-6.x-legacy-noiommu': {
+    name: 'linux-6.x-legacy-noiommu',
+    kernel: KERNEL_6_12,
+    config: FULL_CONFIG,
+    noiommu: true,
+    iommu: null,
+    process: ROOT,
+    memory: { ...LAB_MEMORY, fragmentation: 0.8 },
+    pci: [],
+  },
+  unprivileged: {
+    name: 'unprivileged',
+    kernel: KERNEL_7_3,
+    config: FULL_CONFIG,
+    noiommu: true,
+    iommu: null,
+    process: {
+      uid: 1000,
+      capabilities: { sysRawio: false, sysAdmin: false, ipcLock: false, sysResource: false },
+      memlockLimit: 8n * MiB,
+      deviceNodeAccess: true,
+    },
+    memory: LAB_MEMORY,
+    pci: [],
+  },
+};
+
+export function isProfileName(name: string): name is ProfileName {
+  return Object.prototype.hasOwnProperty.call(profiles, name);
+}
+
+/** A preset by name, or the given profile after checking that it is consistent. */
+export function resolveProfile(p: ProfileName | Profile): Profile {
+  if (typeof p === 'string') {
+    if (!isProfileName(p)) {
+      throw new RangeError(`unknown model profile '${p}' (known: ${Object.keys(profiles).join(', ')})`);
+    }
+    return profiles[p];
+  }
+  validateProfile(p);
+  return p;
+}
+
+function validateProfile(p: Profile): void {
+  const ps = p.memory.pageSize;
+  if (ps < 4096 || (ps & (ps - 1)) !== 0) throw new RangeError(`profile ${p.name}: page size ${ps} is not a power of two ≥ 4096`);
+  if (p.memory.size < 64n * MiB) throw new RangeError(`profile ${p.name}: memory size below 64 MiB`);
+  if (p.memory.fragmentation < 0 || p.memory.fragmentation > 1) throw new RangeError(`profile ${p.name}: fragmentation must be within 0..1`);
+  const c = p.config;
+  if (c.IOMMUFD_VFIO_CONTAINER && (!c.VFIO_GROUP || c.VFIO_CONTAINER || !c.IOMMUFD)) {
+    throw new RangeError(`profile ${p.name}: IOMMUFD_VFIO_CONTAINER needs IOMMUFD and VFIO_GROUP without VFIO_CONTAINER`);
+  }
+  if (c.VFIO_CONTAINER && !c.VFIO_GROUP) throw new RangeError(`profile ${p.name}: VFIO_CONTAINER needs VFIO_GROUP`);
+  if (c.VFIO_NOIOMMU && c.VFIO_GROUP && !c.VFIO_CONTAINER && !c.IOMMUFD_VFIO_CONTAINER) {
+    throw new RangeError(`profile ${p.name}: VFIO_NOIOMMU with VFIO_GROUP needs a container (VFIO_CONTAINER or IOMMUFD_VFIO_CONTAINER)`);
+  }
+  if (p.noiommu && !c.VFIO_NOIOMMU) throw new RangeError(`profile ${p.name}: noiommu mode needs VFIO_NOIOMMU`);
+  if (p.iommu && (p.iommu.addressWidth < 32 || p.iommu.addressWidth > 64)) throw new RangeError(`profile ${p.name}: IOMMU address width out of range`);
+}
