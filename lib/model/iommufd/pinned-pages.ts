@@ -36,10 +36,12 @@ export interface PinEnvironment {
 export class IoPages {
   /** kref: areas (and in-flight copies) using these pages. */
   refs = 1;
-  /** Pinned frame per page, -1 while unpinned. */
-  private readonly pfns: Int32Array;
-  /** Filled areas covering each page. */
-  private readonly pinCount: Uint32Array;
+  /**
+   * Pinned frame per page (-1 while unpinned) and the filled areas covering each page. Allocated
+   * on the first fill: an IOAS without domains may record huge ranges it never pins.
+   */
+  private pfns: Int32Array = new Int32Array(0);
+  private pinCount: Uint32Array = new Uint32Array(0);
   private pinnedCount = 0;
   /**
    * For each pinned page, the index of the last page of the physically contiguous run it starts
@@ -54,8 +56,6 @@ export class IoPages {
     readonly writable: boolean,
     public accountMode: AccountMode,
   ) {
-    this.pfns = new Int32Array(npages).fill(-1);
-    this.pinCount = new Uint32Array(npages);
     if (source.kind === 'file') env.holdFile(source.file);
   }
 
@@ -70,7 +70,7 @@ export class IoPages {
   }
 
   isPinned(index: number): boolean {
-    return this.pfns[index]! >= 0;
+    return (this.pfns[index] ?? -1) >= 0;
   }
 
   /**
@@ -78,6 +78,13 @@ export class IoPages {
    * charges them. EFAULT/EINVAL/ENOMEM leave everything as it was.
    */
   fill(first: number, last: number): void {
+    if (this.pfns.length === 0) {
+      // More pages than the machine has frames can never all be pinned: the walk would fault on
+      // unmapped user memory, or run out of memory populating a file.
+      if (this.npages > this.env.memory.frameCount) fail(this.source.kind === 'user' ? 'EFAULT' : 'ENOMEM');
+      this.pfns = new Int32Array(this.npages).fill(-1);
+      this.pinCount = new Uint32Array(this.npages);
+    }
     const fresh: number[] = [];
     try {
       let i = first;

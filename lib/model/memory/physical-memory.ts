@@ -59,13 +59,27 @@ export class PhysicalMemory {
   /** Highest frame number + 1. */
   readonly frameCount: number;
 
-  private readonly holders: (ArrayBuffer | undefined)[];
+  /**
+   * Where each frame's bytes are: an index into `buffers` (0 = none) and a byte offset. Buffers
+   * are registered while some frame points into them, so a booted machine costs typed arrays only.
+   */
+  private readonly holderOf: Int32Array;
   private readonly offsets: Float64Array;
+  private readonly buffers: (ArrayBuffer | undefined)[] = [undefined];
+  private readonly bufferUse: number[] = [0];
+  private readonly bufferIds = new WeakMap<ArrayBuffer, number>();
+  private readonly freeBufferIds: number[] = [];
   private readonly refs: Uint32Array;
   private readonly kinds: Uint8Array;
-  /** Free small frames; the top of the stack is handed out next. */
+  /** Frames never handed out yet: shuffled runs, consumed from index `runIndex`, `runUsed` in. */
+  private readonly runStarts: Int32Array;
+  private readonly runLens: Int32Array;
+  private runIndex = 0;
+  private runUsed = 0;
+  /** Frames freed again: reused first, most recently freed first (like per-CPU page lists). */
   private freeStack: Int32Array;
-  private freeTop: number;
+  private freeTop = 0;
+  private freeCount: number;
   /** Free huge pages per size: base frame numbers. */
   private readonly hugeFree: Record<HugePageSize, number[]> = { '2M': [], '1G': [] };
   private readonly hugeTotal: Record<HugePageSize, number> = { '2M': 0, '1G': 0 };
@@ -78,7 +92,7 @@ export class PhysicalMemory {
     this.ram = machineRamLayout(config.size);
     const top = this.ram[this.ram.length - 1]!.end;
     this.frameCount = Number(top >> BigInt(this.pageShift));
-    this.holders = new Array<ArrayBuffer | undefined>(this.frameCount);
+    this.holderOf = new Int32Array(this.frameCount);
     this.offsets = new Float64Array(this.frameCount);
     this.refs = new Uint32Array(this.frameCount);
     this.kinds = new Uint8Array(this.frameCount);
@@ -112,33 +126,39 @@ export class PhysicalMemory {
     ranges = ranges.filter((r) => r.end > r.start);
 
     // Split the usable frames into runs whose mean length falls with fragmentation, shuffle the
-    // runs, and stack them so each run is handed out in ascending order.
+    // runs, and hand each run out in ascending order. Runs are kept in typed arrays and consumed
+    // lazily, so booting a machine stays cheap however fragmented it is.
     const meanRun = Math.max(1, Math.round(2 ** ((1 - config.fragmentation) * 9)));
-    const runs: { start: number; end: number }[] = [];
+    let total = 0;
+    for (const r of ranges) total += r.end - r.start;
+    const starts = new Int32Array(total);
+    const lens = new Int32Array(total);
+    let count = 0;
     for (const r of ranges) {
       let at = r.start;
       while (at < r.end) {
         const len = meanRun === 1 ? 1 : 1 + Math.floor(-Math.log(1 - prng.next()) * (meanRun - 1));
         const end = Math.min(r.end, at + len);
-        runs.push({ start: at, end });
+        starts[count] = at;
+        lens[count] = end - at;
+        count++;
         at = end;
       }
     }
-    prng.shuffle(runs);
-    let total = 0;
-    for (const r of runs) total += r.end - r.start;
-    this.freeStack = new Int32Array(total);
-    let top2 = 0;
-    for (let i = runs.length - 1; i >= 0; i--) {
-      const r = runs[i]!;
-      for (let pfn = r.end - 1; pfn >= r.start; pfn--) this.freeStack[top2++] = pfn;
+    for (let i = count - 1; i > 0; i--) {
+      const j = prng.below(i + 1);
+      const s0 = starts[i]!; starts[i] = starts[j]!; starts[j] = s0;
+      const l0 = lens[i]!; lens[i] = lens[j]!; lens[j] = l0;
     }
-    this.freeTop = top2;
+    this.runStarts = starts.subarray(0, count);
+    this.runLens = lens.subarray(0, count);
+    this.freeCount = total;
+    this.freeStack = new Int32Array(1024);
   }
 
   /** Free small frames left. */
   get freeFrames(): number {
-    return this.freeTop;
+    return this.freeCount;
   }
 
   hugePagesFree(size: HugePageSize): number {
@@ -159,14 +179,23 @@ export class PhysicalMemory {
    * when not enough are free.
    */
   allocateFrames(count: number): number[] {
-    if (count > this.freeTop) throw new OutOfFrames(`${count} pages wanted, ${this.freeTop} free`);
+    if (count > this.freeCount) throw new OutOfFrames(`${count} pages wanted, ${this.freeCount} free`);
     const out = new Array<number>(count);
     for (let i = 0; i < count; i++) {
-      const pfn = this.freeStack[--this.freeTop]!;
+      let pfn: number;
+      if (this.freeTop > 0) pfn = this.freeStack[--this.freeTop]!;
+      else {
+        pfn = this.runStarts[this.runIndex]! + this.runUsed;
+        if (++this.runUsed === this.runLens[this.runIndex]) {
+          this.runIndex++;
+          this.runUsed = 0;
+        }
+      }
       this.kinds[pfn] = KIND_SMALL;
       this.refs[pfn] = 1;
       out[i] = pfn;
     }
+    this.freeCount -= count;
     return out;
   }
 
@@ -200,11 +229,16 @@ export class PhysicalMemory {
   put(pfn: number): void {
     if (this.refs[pfn] === 0) throw new Error(`model: put of unreferenced frame ${pfn}`);
     if (--this.refs[pfn]! > 0) return;
-    this.holders[pfn] = undefined;
-    this.offsets[pfn] = 0;
+    this.unbind(pfn);
     if (this.kinds[pfn] === KIND_SMALL) {
       this.kinds[pfn] = KIND_FREE;
+      if (this.freeTop === this.freeStack.length) {
+        const grown = new Int32Array(this.freeStack.length * 2);
+        grown.set(this.freeStack);
+        this.freeStack = grown;
+      }
       this.freeStack[this.freeTop++] = pfn;
+      this.freeCount++;
       return;
     }
     const info = this.hugeOf.get(pfn)!;
@@ -223,13 +257,34 @@ export class PhysicalMemory {
 
   /** Points a frame at the bytes that back it. */
   bind(pfn: number, buffer: ArrayBuffer, offset: number): void {
-    this.holders[pfn] = buffer;
+    let id = this.bufferIds.get(buffer);
+    if (id === undefined) {
+      id = this.freeBufferIds.pop() ?? this.buffers.length;
+      this.buffers[id] = buffer;
+      this.bufferUse[id] = 0;
+      this.bufferIds.set(buffer, id);
+    }
+    this.unbind(pfn);
+    this.holderOf[pfn] = id;
+    this.bufferUse[id]!++;
     this.offsets[pfn] = offset;
+  }
+
+  private unbind(pfn: number): void {
+    const old = this.holderOf[pfn]!;
+    if (old === 0) return;
+    this.holderOf[pfn] = 0;
+    this.offsets[pfn] = 0;
+    if (--this.bufferUse[old]! === 0) {
+      this.bufferIds.delete(this.buffers[old]!);
+      this.buffers[old] = undefined;
+      this.freeBufferIds.push(old);
+    }
   }
 
   /** Where a frame's bytes are, or undefined for a free frame. */
   locate(pfn: number): { buffer: ArrayBuffer; offset: number } | undefined {
-    const buffer = this.holders[pfn];
+    const buffer = this.buffers[this.holderOf[pfn] ?? 0];
     return buffer ? { buffer, offset: this.offsets[pfn]! } : undefined;
   }
 
@@ -258,7 +313,7 @@ export class PhysicalMemory {
     while (pos < length) {
       const pfnBig = addr >> BigInt(this.pageShift);
       const pfn = pfnBig < BigInt(this.frameCount) ? Number(pfnBig) : -1;
-      const buffer = pfn >= 0 ? this.holders[pfn] : undefined;
+      const buffer = pfn >= 0 ? this.buffers[this.holderOf[pfn]!] : undefined;
       if (!buffer || buffer.byteLength === 0) throw new PhysicalAccessFault(pa, length, direction);
       const inPage = Number(addr & BigInt(ps - 1));
       const n = Math.min(ps - inPage, length - pos);
