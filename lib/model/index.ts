@@ -5,14 +5,14 @@
  *
  * A profile name picks a preset machine (see profile.ts); a Profile object describes any other.
  */
+import { bootPciMachine } from './boot';
 import { ModelKernel } from './kernel';
 import { resolveProfile, type Profile, type ProfileName } from './profile';
 
-/**
- * The rest of the simulated host, installed in this order when a kernel boots (the VFIO/PCI side
- * registers its device nodes, sysfs and device models here).
- */
-const bootSteps: readonly ((kernel: ModelKernel) => void)[] = [];
+/** The rest of the simulated host, installed in this order when a kernel boots. */
+const bootSteps: readonly ((kernel: ModelKernel) => void)[] = [
+  (kernel) => { kernel.pci = bootPciMachine(kernel); },
+];
 
 export function createModelKernel(profile: ProfileName | Profile): ModelKernel {
   const kernel = new ModelKernel(resolveProfile(profile));

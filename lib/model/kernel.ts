@@ -44,6 +44,7 @@ import { PagemapFile } from './proc/pagemap';
 import type { Profile } from './profile';
 import { AttrFile, DirectoryFile } from './vfs-files';
 import { Vfs, type VNode } from './vfs';
+import type { PciMachine } from './vfio/machine';
 
 interface FdEntry {
   readonly file: OpenFile;
@@ -63,6 +64,8 @@ export class ModelKernel implements Kernel {
   readonly locked: LockedMemory;
   readonly space: AddressSpace;
   readonly dmaOwnership = new DmaOwnership();
+  /** The PCI bus, VFIO and device models (set at boot by createModelKernel). */
+  pci: PciMachine | null = null;
 
   private readonly fds = new Map<number, FdEntry>();
   private readonly fileRefs = new Map<OpenFile, number>();
@@ -84,7 +87,11 @@ export class ModelKernel implements Kernel {
   /** /dev/iommu, /proc/self/pagemap and the huge page counters. */
   private installBaseFiles(): void {
     if (this.profile.config.IOMMUFD) {
-      this.vfs.add('/dev/iommu', { type: 'chardev', open: () => this.newIommufd(false) });
+      this.vfs.add('/dev/iommu', { type: 'chardev', mode: 0o660, open: () => this.newIommufd(false) } as VNode);
+    }
+    if (this.profile.config.IOMMUFD_VFIO_CONTAINER) {
+      // iommufd provides the VFIO container, with VFIO's mm-based RLIMIT accounting.
+      this.vfs.add('/dev/vfio/vfio', { type: 'chardev', mode: 0o666, open: () => this.newIommufd(true) } as VNode);
     }
     this.vfs.add('/proc/self/pagemap', {
       type: 'chardev',
@@ -128,6 +135,10 @@ export class ModelKernel implements Kernel {
     const entry = this.fds.get(fd);
     if (!entry) fail('EBADF');
     return entry.file;
+  }
+
+  hasFd(fd: number): boolean {
+    return this.fds.has(fd);
   }
 
   /** The path `fd` was opened by. */

@@ -34,6 +34,8 @@ export interface KernelConfig {
   readonly VFIO_GROUP: boolean;
   /** Per-device cdevs (/dev/vfio/devices/vfioN). */
   readonly VFIO_DEVICE_CDEV: boolean;
+  /** INTx support in vfio-pci (VFIO_PCI_INTX). */
+  readonly VFIO_PCI_INTX: boolean;
   /** Transparent huge pages: raises the IOVA alignment iommufd picks to 2 MiB (HPAGE_SIZE). */
   readonly TRANSPARENT_HUGEPAGE: boolean;
 }
@@ -147,8 +149,14 @@ const FULL_CONFIG: KernelConfig = {
   IOMMUFD_VFIO_CONTAINER: false,
   VFIO_GROUP: true,
   VFIO_DEVICE_CDEV: true,
+  VFIO_PCI_INTX: true,
   TRANSPARENT_HUGEPAGE: true,
 };
+
+/** The QEMU lab's edu device, bound to vfio-pci at boot as the lab's init script does. */
+const LAB_PCI: readonly PciDeviceSpec[] = [
+  { address: '0000:00:03.0', device: 'edu', driver: 'vfio-pci', options: { dma_mask: 0xffff_ffff_ffff_ffffn } },
+];
 
 const ROOT: ProcessCredentials = {
   uid: 0,
@@ -190,7 +198,7 @@ export const profiles: Readonly<Record<ProfileName, Profile>> = {
     iommu: null,
     process: ROOT,
     memory: LAB_MEMORY,
-    pci: [],
+    pci: LAB_PCI,
   },
   'linux-7.3-iommu': {
     name: 'linux-7.3-iommu',
@@ -200,7 +208,7 @@ export const profiles: Readonly<Record<ProfileName, Profile>> = {
     iommu: QEMU_VTD,
     process: ROOT,
     memory: LAB_MEMORY,
-    pci: [],
+    pci: LAB_PCI,
   },
   'linux-7.3-noiommu-nullgroup': {
     name: 'linux-7.3-noiommu-nullgroup',
@@ -212,7 +220,7 @@ export const profiles: Readonly<Record<ProfileName, Profile>> = {
     iommu: null,
     process: ROOT,
     memory: LAB_MEMORY,
-    pci: [],
+    pci: LAB_PCI,
   },
   'linux-6.x-legacy-noiommu': {
     name: 'linux-6.x-legacy-noiommu',
@@ -222,7 +230,7 @@ export const profiles: Readonly<Record<ProfileName, Profile>> = {
     iommu: null,
     process: ROOT,
     memory: { ...LAB_MEMORY, fragmentation: 0.8 },
-    pci: [],
+    pci: LAB_PCI,
   },
   unprivileged: {
     name: 'unprivileged',
@@ -237,7 +245,7 @@ export const profiles: Readonly<Record<ProfileName, Profile>> = {
       deviceNodeAccess: true,
     },
     memory: LAB_MEMORY,
-    pci: [],
+    pci: LAB_PCI,
   },
 };
 

@@ -95,13 +95,13 @@ describe('ModelKernel: fd table and files', () => {
 
   it('readdir, readlink, exists follow the VFS', () => {
     const k = createModelKernel('linux-7.3-noiommu');
-    k.vfs.add('/sys/bus/pci/devices/0000:00:03.0/vendor', { type: 'attr', read: () => '0x1234\n' });
-    k.vfs.add('/sys/bus/pci/devices/0000:00:03.0/iommu_group', { type: 'link', target: () => '../../../kernel/iommu_groups/0' });
-    assert.deepEqual(k.readdir('/sys/bus/pci/devices/0000:00:03.0'), ['vendor', 'iommu_group']);
-    assert.equal(k.readlink('/sys/bus/pci/devices/0000:00:03.0/iommu_group'), '../../../kernel/iommu_groups/0');
-    expectErrno('EINVAL', () => k.readlink('/sys/bus/pci/devices/0000:00:03.0/vendor'));
-    expectErrno('ENOTDIR', () => k.readdir('/sys/bus/pci/devices/0000:00:03.0/vendor'));
-    assert.equal(k.exists('/sys/bus/pci/devices/0000:00:03.0/vendor'), true);
+    k.vfs.add('/sys/bus/pci/devices/0000:00:09.0/vendor', { type: 'attr', read: () => '0x1234\n' });
+    k.vfs.add('/sys/bus/pci/devices/0000:00:09.0/iommu_group', { type: 'link', target: () => '../../../kernel/iommu_groups/0' });
+    assert.deepEqual(k.readdir('/sys/bus/pci/devices/0000:00:09.0'), ['vendor', 'iommu_group']);
+    assert.equal(k.readlink('/sys/bus/pci/devices/0000:00:09.0/iommu_group'), '../../../kernel/iommu_groups/0');
+    expectErrno('EINVAL', () => k.readlink('/sys/bus/pci/devices/0000:00:09.0/vendor'));
+    expectErrno('ENOTDIR', () => k.readdir('/sys/bus/pci/devices/0000:00:09.0/vendor'));
+    assert.equal(k.exists('/sys/bus/pci/devices/0000:00:09.0/vendor'), true);
     assert.equal(k.exists('/sys/bus/pci/devices/0000:00:04.0'), false);
   });
 

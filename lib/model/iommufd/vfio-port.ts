@@ -1,0 +1,123 @@
+/**
+ * iommufd as the VFIO side of the model sees it (lib/model/vfio/iommufd-port.ts): the exported
+ * kernel functions iommufd_ctx_from_file, iommufd_device_bind/attach/replace/detach/unbind and
+ * the vfio_compat helpers, adapted onto IommufdContext. Failures are VfioErrors carrying the
+ * errno the kernel function returns. A bound device holds a reference on the iommufd file
+ * (iommufd_ctx_get in iommufd_device_bind), dropped again at unbind.
+ */
+import { VfioError } from '../../sys/errors';
+import { KernelError } from '../errno';
+import { PhysicalAccessFault, type PhysicalMemory } from '../memory/physical-memory';
+import type { OpenFile } from '../open-file';
+import { DmaFault, type DmaPort } from '../pci/dma';
+import type { IommuUnit } from '../profile';
+import type { IommufdBindRequest, IommufdBoundDevice, IommufdContextPort, IommufdPort } from '../vfio/iommufd-port';
+import { IommufdContext, IommuFault } from './context';
+
+/** What the adapter needs from the kernel. */
+export interface IommufdPortHost {
+  readonly memory: PhysicalMemory;
+  /** The IOMMU translating devices that have one. */
+  readonly iommu: IommuUnit | null;
+  holdFile(file: OpenFile): void;
+  dropFile(file: OpenFile): void;
+}
+
+/** Runs kernel code and presents a KernelError as the VfioError the VFIO side expects. */
+function errno<T>(body: () => T): T {
+  try {
+    return body();
+  } catch (e) {
+    if (e instanceof KernelError) throw VfioError.of(e.code, { syscall: 'ioctl', ...(e.detail ? { context: e.detail } : {}) });
+    throw e;
+  }
+}
+
+export function iommufdPort(host: IommufdPortHost): IommufdPort {
+  const ports = new WeakMap<IommufdContext, IommufdContextPort>();
+  return {
+    contextOf(file: OpenFile): IommufdContextPort | undefined {
+      if (!(file instanceof IommufdContext)) return undefined;
+      let port = ports.get(file);
+      if (!port) ports.set(file, (port = contextPort(file, host)));
+      return port;
+    },
+  };
+}
+
+function contextPort(ctx: IommufdContext, host: IommufdPortHost): IommufdContextPort {
+  return {
+    bind(device: IommufdBindRequest): IommufdBoundDevice {
+      if (device.hasIommu && !host.iommu) throw new Error(`model: ${device.name} is behind an IOMMU but the profile has none`);
+      const id = errno(() => ctx.bindDevice({ name: device.name, iommu: device.hasIommu ? host.iommu : null, iommuGroup: device.iommuGroup }));
+      host.holdFile(ctx);
+      let bound = true;
+      return {
+        id,
+        attach: (ptId) => errno(() => ctx.attachDevice(id, ptId)),
+        replace: (ptId) => errno(() => ctx.replaceDevice(id, ptId)),
+        detach: () => errno(() => ctx.detachDevice(id)),
+        unbind: () => {
+          if (!bound) return;
+          bound = false;
+          errno(() => ctx.unbindDevice(id));
+          host.dropFile(ctx);
+        },
+        dmaPort: () => (bound && ctx.attachedHwpt(id) ? translatedPort(ctx, id, host.memory) : undefined),
+      };
+    },
+    compatSetNoIommu: () => errno(() => ctx.compatSetNoIommu()),
+    compatIoasCreate: () => errno(() => ctx.compatIoasCreate()),
+    compatIoasId: () => ctx.vfioIoas?.id,
+  };
+}
+
+/** DMA of a device behind the IOMMU: IOVAs go through the attached domain, then to RAM. */
+function translatedPort(ctx: IommufdContext, devId: number, memory: PhysicalMemory): DmaPort {
+  const segments = (iova: bigint, length: number, write: boolean) => {
+    try {
+      return ctx.translate(devId, iova, length, write);
+    } catch (e) {
+      if (e instanceof IommuFault) throw new DmaFault(e.reason, iova, length, write ? 'write' : 'read');
+      if (e instanceof KernelError) throw new DmaFault('blocked', iova, length, write ? 'write' : 'read', 'device no longer bound');
+      throw e;
+    }
+  };
+  return {
+    read(iova, length) {
+      const out = new Uint8Array(length);
+      let pos = 0;
+      for (const s of segments(iova, length, false)) {
+        out.set(physical(() => memory.dmaRead(s.phys, s.length), iova, length, 'read'), pos);
+        pos += s.length;
+      }
+      return out;
+    },
+    write(iova, data) {
+      const segs = segments(iova, data.length, true);
+      let pos = 0;
+      for (const s of segs) {
+        const piece = data.subarray(pos, pos + s.length);
+        physical(() => memory.dmaWrite(s.phys, piece), iova, data.length, 'write');
+        pos += s.length;
+      }
+    },
+  };
+}
+
+function physical<T>(body: () => T, address: bigint, length: number, direction: 'read' | 'write'): T {
+  try {
+    return body();
+  } catch (e) {
+    if (e instanceof PhysicalAccessFault) throw new DmaFault('no-memory', address, length, direction);
+    throw e;
+  }
+}
+
+/** Physical memory as the DMA port of devices no IOMMU translates. */
+export function physicalPort(memory: PhysicalMemory): DmaPort {
+  return {
+    read: (pa, length) => physical(() => memory.dmaRead(pa, length), pa, length, 'read'),
+    write: (pa, data) => physical(() => memory.dmaWrite(pa, data), pa, data.length, 'write'),
+  };
+}
