@@ -66,11 +66,21 @@ mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=512000 hostroo
 mount -t proc proc /host/proc || setup_failed "cannot mount /host/proc"
 mount -t sysfs sysfs /host/sys || setup_failed "cannot mount /host/sys"
 mount -t devtmpfs devtmpfs /host/dev || setup_failed "cannot mount /host/dev"
-mount -t tmpfs -o mode=1777 tmpfs /host/tmp || setup_failed "cannot mount /host/tmp"
+# A checkout under the host's /tmp would vanish under the guest's tmpfs: keep it visible.
+PROJECT=$(cat /lab/project-path 2>/dev/null || true)
+case "$PROJECT" in
+  /tmp/*)
+    mkdir -p /keep && mount -o bind "/host$PROJECT" /keep || setup_failed "cannot hold on to $PROJECT"
+    mount -t tmpfs -o mode=1777 tmpfs /host/tmp || setup_failed "cannot mount /host/tmp"
+    mkdir -p "/host$PROJECT" && mount -o bind /keep "/host$PROJECT" || setup_failed "cannot expose $PROJECT again"
+    ;;
+  *) mount -t tmpfs -o mode=1777 tmpfs /host/tmp || setup_failed "cannot mount /host/tmp" ;;
+esac
 mkdir -p /host/dev/shm /host/dev/pts /host/dev/hugepages
 mount -t tmpfs -o mode=1777 tmpfs /host/dev/shm
 mount -t devpts devpts /host/dev/pts 2>/dev/null
 mount -t hugetlbfs hugetlbfs /host/dev/hugepages 2>/dev/null
+[ -d "/host$HOST_RUN_DIR" ] || mkdir -p "/host$HOST_RUN_DIR" 2>/dev/null
 mount -o bind /lab "/host$HOST_RUN_DIR" || setup_failed "cannot mount the run share at $HOST_RUN_DIR"
 
 T_START=$(centis)

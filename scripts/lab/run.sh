@@ -37,7 +37,7 @@ kernel=$(bash "$LAB_DIR/build-kernel.sh" "$variant")
 initrd=$(bash "$LAB_DIR/initramfs.sh")
 
 # The run directory is shared writable with the guest and mounted there at the same path, inside
-# the host root the command sees. The guest mounts its own tmpfs over /tmp, so it cannot be there.
+# the host root the command sees.
 if [ -z "$results" ]; then
   mkdir -p "$PROJECT_DIR/.lab-results"
   results=$PROJECT_DIR/.lab-results/$(date +%Y%m%d-%H%M%S)-$mode-$variant-$$
@@ -47,11 +47,11 @@ results=$(cd "$results" && pwd -P)
 project=$(cd "$PROJECT_DIR" && pwd -P)
 for path in "$results" "$project"; do
   case "$path" in
-    /tmp | /tmp/* | /proc/* | /sys/* | /dev/*) lab_die "$path is hidden in the guest (it mounts its own /tmp, /proc, /sys, /dev); put the project and the results elsewhere" ;;
+    /tmp | /proc/* | /sys/* | /dev/*) lab_die "$path is hidden in the guest (it mounts its own /tmp, /proc, /sys, /dev); put the project and the results elsewhere" ;;
     *[[:space:]]*) lab_die "'$path' contains white space, which the guest's kernel command line and mounts do not take" ;;
   esac
 done
-rm -f "$results"/{status,status.tmp,setup-error,output.log,guest.log,kernel.log,console.log,timing}
+rm -f "$results"/{project-path,qemu-exit,status,status.tmp,setup-error,output.log,guest.log,kernel.log,console.log,timing}
 
 node_dir=$(dirname "$(command -v node)")
 {
@@ -65,6 +65,7 @@ node_dir=$(dirname "$(command -v node)")
   printf '\n'
 } >"$results/job.sh"
 printf '%s\n' "$results" >"$results/host-path"
+printf '%s\n' "$project" >"$results/project-path"
 
 append="console=ttyS0 quiet panic=-1 oops=panic"
 qemu_mode=()
