@@ -25,7 +25,7 @@ if [ ! -d node_modules ]; then
 fi
 # The native addon is normally built by npm's install step; build it if this checkout lacks it.
 if [ -f binding.gyp ] && ! compgen -G 'build/Release/*.node' >/dev/null; then
-  lab_with_progress "native addon build" "$LAB_CACHE/addon-build.log" npm run install --foreground-scripts \
+  lab_with_progress "native addon build" "$LAB_CACHE/addon-build.log" npm run build:native \
     || { tail -30 "$LAB_CACHE/addon-build.log" >&2; lab_die "building the native addon failed"; }
 fi
 lab_with_progress "TypeScript build" "$LAB_CACHE/tsc.log" npm run build \
@@ -40,6 +40,10 @@ kernel_cached() {
 }
 
 stamp=$(date +%Y%m%d-%H%M%S)
+# Results of earlier runs: keep the last few for comparison, not all of them.
+if [ -d "$PROJECT_DIR/.lab-results" ]; then
+  ls -1dt "$PROJECT_DIR/.lab-results"/*/ 2>/dev/null | tail -n +10 | xargs -r rm -rf --
+fi
 summary=()
 failures=0
 for run in "${runs[@]}"; do
