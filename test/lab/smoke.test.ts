@@ -7,6 +7,10 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { addonStatus } from '../../lib/sys/addon';
+import { nativeKernel } from '../../lib/sys/native';
+import { openDevice } from '../../lib/open-device';
+import type { VfioDevice } from '../../lib/device';
 import { requireLab, type LabEnvironment } from './lab-environment';
 import { CAP_SYS_RAWIO, effectiveCapabilities, findSetpriv, hasCapability, runNodeWithoutRawio } from './unprivileged';
 
@@ -136,5 +140,71 @@ describe('lab smoke: real Linux 7.3 with the edu device', function () {
     const outcome = child.stdout.trim();
     saw(`open(${node}) without CAP_SYS_RAWIO: ${outcome}`);
     assert.equal(outcome, lab.mode === 'noiommu' ? 'EPERM' : 'opened');
+  });
+
+  describe('through the native addon', function () {
+    /** edu's identification register (BAR0 offset 0): version 1.0 and the 0xed signature. */
+    const EDU_IDENTIFICATION = 0x010000ed;
+    /** edu's liveness register (BAR0 offset 4) reads back the bitwise NOT of what was written. */
+    const EDU_LIVENESS = 0x04;
+
+    before(function () {
+      const status = addonStatus();
+      if (!status.available) {
+        console.log(`    skipped: the native addon is not built (${status.reason})`);
+        this.skip();
+      }
+      saw(`addon ${status.source}`);
+    });
+
+    it('reports CAP_SYS_RAWIO in the capabilities of the test process', function () {
+      const caps = nativeKernel().capabilities();
+      saw(`capabilities ${JSON.stringify(caps)}`);
+      assert.equal(caps.sysRawio, true);
+    });
+
+    function exerciseBar0(device: VfioDevice): void {
+      const bar0 = device.bar(0);
+      assert.equal(bar0.read32(0), EDU_IDENTIFICATION, 'identification read with pread');
+      const mmio = bar0.mmap();
+      try {
+        assert.equal(mmio.read32(0), EDU_IDENTIFICATION, 'identification read through the mapping');
+        mmio.write32(EDU_LIVENESS, 0x12345678);
+        assert.equal(mmio.read32(EDU_LIVENESS), ~0x12345678 >>> 0, 'liveness register inverts');
+      } finally {
+        mmio.close();
+      }
+    }
+
+    it('opens edu through the device cdev and iommufd and reads BAR0', function () {
+      const device = openDevice(lab.bdf, { kernel: nativeKernel(), prefer: 'cdev' });
+      try {
+        saw(`backend ${JSON.stringify(device.backend)}`);
+        assert.equal(device.backend.kind, 'cdev');
+        assert.equal(device.backend.noiommu, lab.mode === 'noiommu');
+        exerciseBar0(device);
+      } finally {
+        device.close();
+      }
+    });
+
+    it('opens edu through the legacy group exactly when the kernel has groups', function () {
+      let device: VfioDevice;
+      try {
+        device = openDevice(lab.bdf, { kernel: nativeKernel(), prefer: 'group' });
+      } catch (e) {
+        saw(`group path: ${(e as Error).message}`);
+        assert.equal(lab.kernel, 'nullgroup', 'only the nullgroup kernel lacks the group path');
+        return;
+      }
+      try {
+        saw(`backend ${JSON.stringify(device.backend)}`);
+        assert.equal(lab.kernel, 'group', 'a nullgroup kernel has no group path');
+        assert.equal(device.backend.kind, 'group');
+        exerciseBar0(device);
+      } finally {
+        device.close();
+      }
+    });
   });
 });
