@@ -39,6 +39,8 @@ export function bootPciMachine(kernel: ModelKernel): PciMachine {
     capabilities: () => kernel.capabilities(),
     lookup: (fd) => (kernel.hasFd(fd) ? kernel.fileOf(fd) : undefined),
     installFd: (file, description) => kernel.installFile(file, description),
+    // One IOMMU-group ownership table for iommufd binds and legacy containers (EBUSY across them).
+    dmaOwnership: kernel.dmaOwnership,
     readUser: (address, length) => {
       try {
         return kernel.space.readUser(address, length);

@@ -155,7 +155,8 @@ const FULL_CONFIG: KernelConfig = {
 
 /** The QEMU lab's edu device, bound to vfio-pci at boot as the lab's init script does. */
 const LAB_PCI: readonly PciDeviceSpec[] = [
-  { address: '0000:00:03.0', device: 'edu', driver: 'vfio-pci', options: { dma_mask: 0xffff_ffff_ffff_ffffn } },
+  // iommuGroup: behind intel-iommu the lab's edu is in IOMMU group 3 (one group per root-bus function, bus order).
+  { address: '0000:00:03.0', device: 'edu', driver: 'vfio-pci', options: { dma_mask: 0xffff_ffff_ffff_ffffn, iommuGroup: 3 } },
 ];
 
 const ROOT: ProcessCredentials = {

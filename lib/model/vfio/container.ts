@@ -108,7 +108,7 @@ export class VfioContainer {
     if (this.groups.length && this.noiommu !== (group.type === 'noiommu')) {
       throw VfioError.of('EPERM', { syscall: 'ioctl', ioctl: 'VFIO_GROUP_SET_CONTAINER', context: 'noiommu and IOMMU groups cannot share a container' });
     }
-    if (group.type === 'iommu') this.sys.claimDmaOwner(group);
+    if (group.type === 'iommu') this.sys.claimDmaOwner(group, this);
     group.container = this;
     group.containerUsers = 1;
     this.noiommu = group.type === 'noiommu';
@@ -117,7 +117,7 @@ export class VfioContainer {
 
   /** vfio_group_detach_container: the last group takes the IOMMU model with it. */
   detachGroup(group: VfioGroup): void {
-    if (group.type === 'iommu') this.sys.releaseDmaOwner(group);
+    if (group.type === 'iommu') this.sys.releaseDmaOwner(group, this);
     group.container = undefined;
     group.containerUsers = 0;
     this.groups.splice(this.groups.indexOf(group), 1);

@@ -16,7 +16,7 @@ import { PciHost, type PciSlot } from '../pci/host';
 import { PciSysfs, devicePath } from '../fs/pci-sysfs';
 import { IommuGroups } from './iommu-groups';
 import type { IommufdPort } from './iommufd-port';
-import { VfioSubsystem, type VfioKconfig } from './subsystem';
+import { VfioSubsystem, type DmaOwnershipTable, type VfioKconfig } from './subsystem';
 import { VfioPciDriver } from './vfio-pci-driver';
 
 export interface PciFunctionSpec {
@@ -44,6 +44,8 @@ export interface PciMachineOptions {
   lookup(fd: number): OpenFile | undefined;
   installFd(file: OpenFile, description: string): number;
   readUser?(address: bigint, length: number): Uint8Array;
+  /** IOMMU group DMA ownership shared with iommufd (iommu_group_claim_dma_owner). */
+  readonly dmaOwnership?: DmaOwnershipTable;
 }
 
 export class PciMachine {
@@ -62,6 +64,7 @@ export class PciMachine {
       vfs: o.vfs, kconfig: o.kconfig, pageSize: o.pageSize, pci: this.host, bus: this.bus, iommuGroups: this.iommuGroups,
       capabilities: () => o.capabilities(), lookup: (fd) => o.lookup(fd), installFd: (f, d) => o.installFd(f, d),
       ...(o.readUser ? { readUser: o.readUser } : {}), iommufd: o.iommufd, noiommuAtBoot: o.noiommuAtBoot,
+      ...(o.dmaOwnership ? { dmaOwnership: o.dmaOwnership } : {}),
     });
     this.sysfs = new PciSysfs({
       vfs: o.vfs, bus: this.bus, pageSize: o.pageSize, capabilities: () => o.capabilities(),

@@ -13,7 +13,7 @@
 import { VfioError } from '../../sys/errors';
 import type { Capabilities } from '../../sys/kernel';
 import type { OpenFile } from '../open-file';
-import type { Vfs } from '../vfs';
+import type { CharDevNode, Vfs } from '../vfs';
 import { addDevNode, removeDevNode, roAttr, rwAttr, link } from '../fs/nodes';
 import type { PciHost, PciSlot } from '../pci/host';
 import { IOMMU_BLOCKED } from '../pci/host';
@@ -60,24 +60,51 @@ export interface VfioEnvironment {
   readonly iommufd: IommufdPort | undefined;
   /** vfio.enable_unsafe_noiommu_mode at boot. */
   readonly noiommuAtBoot: boolean;
+  /** IOMMU group DMA ownership shared with iommufd; a private table when absent. */
+  readonly dmaOwnership?: DmaOwnershipTable;
 }
 
-/** Plausible dynamic majors for the vfio char devices (only printed in sysfs `dev`). */
-const VFIO_DEV_MAJOR = 237;
-const VFIO_GROUP_MAJOR = 238;
+/** iommu_group_claim_dma_owner and friends (one owner per IOMMU group; EBUSY for a second). */
+export interface DmaOwnershipTable {
+  claim(group: number, owner: object): void;
+  release(group: number, owner: object): void;
+  ownerOf(group: number): object | undefined;
+}
+
+/** A private ownership table for hosts that do not share one with iommufd. */
+class LocalDmaOwnership implements DmaOwnershipTable {
+  private readonly owners = new Map<number, { owner: object; count: number }>();
+  claim(group: number, owner: object): void {
+    const cur = this.owners.get(group);
+    if (cur && cur.owner !== owner) throw VfioError.of('EBUSY', { syscall: 'ioctl', context: `IOMMU group ${group} is owned by another user` });
+    if (cur) cur.count++;
+    else this.owners.set(group, { owner, count: 1 });
+  }
+  release(group: number, owner: object): void {
+    const cur = this.owners.get(group);
+    if (!cur || cur.owner !== owner) return;
+    if (--cur.count === 0) this.owners.delete(group);
+  }
+  ownerOf(group: number): object | undefined { return this.owners.get(group)?.owner; }
+}
+
+/** Dynamic majors of the vfio char devices as the lab kernel allocates them (sysfs `dev`): vfio-dev is 252. */
+const VFIO_DEV_MAJOR = 252;
+const VFIO_GROUP_MAJOR = 251;
 
 export class VfioSubsystem {
   private noiommuParam: boolean;
   private readonly devices = new Map<PciSlot, VfioDevice>();
   private readonly groupsByIommuGroup = new Map<number, VfioGroup>();
   private readonly containerFiles = new WeakMap<OpenFile, VfioContainer>();
-  private readonly dmaOwnerClaims = new Map<number, number>();
+  private readonly dmaOwners: DmaOwnershipTable;
   private groupMinors = new Set<number>();
   private readonly groupMinor = new Map<VfioGroup, number>();
   /** add_taint(TAINT_USER) happened. */
   tainted = false;
 
   constructor(readonly env: VfioEnvironment) {
+    this.dmaOwners = env.dmaOwnership ?? new LocalDmaOwnership();
     this.noiommuParam = env.kconfig.vfioNoiommu && env.noiommuAtBoot;
     if (env.kconfig.vfioNoiommu) {
       env.vfs.add('/sys/module/vfio/parameters/enable_unsafe_noiommu_mode', rwAttr(
@@ -89,14 +116,16 @@ export class VfioSubsystem {
     if (env.kconfig.group && env.kconfig.container) {
       addDevNode(env.vfs, '/dev/vfio/vfio', {
         type: 'chardev',
+        mode: 0o666,
         open: () => {
           const c = new VfioContainer(this);
           const f = new VfioContainerFile(c);
           this.containerFiles.set(f, c);
           return f;
         },
-      });
+      } as CharDevNode);
     }
+    // With CONFIG_IOMMUFD_VFIO_CONTAINER, /dev/vfio/vfio is iommufd's (the kernel model installs it).
     env.vfs.mkdir('/sys/class/vfio-dev');
     if (env.kconfig.group) env.vfs.mkdir('/sys/class/vfio');
   }
@@ -279,20 +308,18 @@ export class VfioSubsystem {
     throw VfioError.of('ENODEV', { syscall: 'ioctl', ioctl: 'VFIO_GROUP_GET_DEVICE_FD', context: `no device named '${text}' in group ${group.name}` });
   }
 
-  /** iommu_group_claim_dma_owner (container attach). */
-  claimDmaOwner(group: VfioGroup): void {
-    const id = group.id();
-    this.dmaOwnerClaims.set(id, (this.dmaOwnerClaims.get(id) ?? 0) + 1);
+  /** iommu_group_claim_dma_owner (container attach): EBUSY when iommufd or another container owns it. */
+  claimDmaOwner(group: VfioGroup, owner: object): void {
+    this.dmaOwners.claim(group.id(), owner);
   }
 
-  releaseDmaOwner(group: VfioGroup): void {
-    const id = group.id();
-    this.dmaOwnerClaims.set(id, Math.max(0, (this.dmaOwnerClaims.get(id) ?? 0) - 1));
+  releaseDmaOwner(group: VfioGroup, owner: object): void {
+    this.dmaOwners.release(group.id(), owner);
   }
 
   /** iommu_group_dma_owner_claimed: a container or an iommufd-bound device of the group owns DMA. */
   dmaOwnerClaimed(group: VfioGroup): boolean {
-    if ((this.dmaOwnerClaims.get(group.id()) ?? 0) > 0) return true;
+    if (this.dmaOwners.ownerOf(group.id()) !== undefined) return true;
     return group.devices.some((d) => d.bound !== undefined);
   }
 
