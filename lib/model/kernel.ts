@@ -50,6 +50,7 @@ interface FdEntry {
   readonly file: OpenFile;
   readonly path: string;
   readonly flags: number;
+  readonly ctx: SyscallContext;
 }
 
 const ACCESS_MODE = 3;
@@ -125,7 +126,7 @@ export class ModelKernel implements Kernel {
   installFile(file: OpenFile, path = `anon_inode:[${file.kind}]`, flags = O_RDWR): number {
     let fd = 3;
     while (this.fds.has(fd)) fd++;
-    this.fds.set(fd, { file, path, flags });
+    this.fds.set(fd, { file, path, flags, ctx: { fd, path } });
     this.holdFile(file);
     return fd;
   }
@@ -229,11 +230,17 @@ export class ModelKernel implements Kernel {
 
   ioctl(fd: number, request: number, arg: Uint8Array | number | null): number {
     const entry = this.fds.get(fd);
-    const name = entry ? this.requestName(entry.file, request) : ioctlName(request);
-    return this.syscall('ioctl', { fd, ioctl: name }, () => {
-      const file = this.fileOf(fd);
-      if (!file.ioctl) fail('ENOTTY');
-      return file.ioctl(request, arg, this.ctx(fd));
+    // The fast path: no closures, names or contexts built unless the call fails.
+    if (entry?.file.ioctl) {
+      try {
+        return entry.file.ioctl(request, arg, entry.ctx);
+      } catch (e) {
+        return this.syscall('ioctl', { fd, ioctl: this.requestName(entry.file, request) }, () => { throw e; });
+      }
+    }
+    return this.syscall('ioctl', { fd, ioctl: entry ? this.requestName(entry.file, request) : ioctlName(request) }, () => {
+      if (!entry) fail('EBADF');
+      fail('ENOTTY');
     });
   }
 

@@ -28,6 +28,7 @@ import { hwptPagingAlloc } from './device';
 import { IOMMU_READ, IOMMU_WRITE, UnmapError, type IovaRange, type PagesSlice } from './io-pagetable';
 import type { IoasObject } from './ioas';
 import { IoPages, type AccountMode } from './pinned-pages';
+import { UcmdStruct } from './ucmd-struct';
 import { vfioCompatIoctl } from './vfio-compat';
 
 const ULONG_MAX = U64_MAX;
@@ -38,14 +39,16 @@ interface Ucmd<S extends Record<string, FieldType>> {
   readonly op: Op<S>;
   /** The command struct, kernel-sized and zero-extended; handlers update it before respond. */
   readonly cmd: StructValue<S>;
-  /** The caller's argument buffer. */
+  /** The caller's argument buffer, and a view of it. */
   readonly user: Uint8Array;
+  readonly view: DataView;
   readonly userSize: number;
 }
 
 interface Op<S extends Record<string, FieldType>> {
   readonly name: string;
   readonly struct: StructType<S>;
+  readonly ucmd: UcmdStruct<S>;
   /** offsetofend of the op's last mandatory field. */
   readonly minSize: number;
   /** First kernel version with this op (major, minor). */
@@ -56,14 +59,12 @@ interface Op<S extends Record<string, FieldType>> {
 function op<S extends Record<string, FieldType>>(
   name: string, struct: StructType<S>, last: keyof S & string, since: readonly [number, number], execute: (u: Ucmd<S>) => number,
 ): Op<S> {
-  return { name, struct, minSize: struct.endOf(last), since, execute };
+  return { name, struct, ucmd: new UcmdStruct(struct), minSize: struct.endOf(last), since, execute };
 }
 
 /** iommufd_ucmd_respond: copies min(user size, sizeof) bytes of the command back. */
 function respond<S extends Record<string, FieldType>>(u: Ucmd<S>): void {
-  const bytes = u.op.struct.encode(u.cmd);
-  const n = Math.min(u.userSize, bytes.length);
-  u.user.set(bytes.subarray(0, n), 0);
+  u.op.ucmd.encode(u.view, u.cmd, Math.min(u.userSize, u.op.struct.size));
 }
 
 // ---- IOAS ---------------------------------------------------------------------------------------
@@ -505,11 +506,18 @@ const OPS = new Map<number, AnyOp>([
 
 const CMD_BASE = 0x80;
 
+const tableEnds = new WeakMap<object, number>();
+
 /** The highest command number this kernel's table has (the table ends at its newest op). */
 function tableEnd(ctx: IommufdContext): number {
-  let end = CMD_BASE - 1;
-  for (const [nr, o] of OPS) {
-    if (nr > end && atLeast(ctx.host.profile.kernel, o.since[0], o.since[1])) end = nr;
+  const version = ctx.host.profile.kernel;
+  let end = tableEnds.get(version);
+  if (end === undefined) {
+    end = CMD_BASE - 1;
+    for (const [nr, o] of OPS) {
+      if (nr > end && atLeast(version, o.since[0], o.since[1])) end = nr;
+    }
+    tableEnds.set(version, end);
   }
   return end;
 }
@@ -526,7 +534,8 @@ export function dispatchIoctl(ctx: IommufdContext, request: number, arg: Uint8Ar
   if (nr < CMD_BASE || nr > tableEnd(ctx)) return vfioCompatIoctl(ctx, request, arg);
   // get_user(user_size): the argument must be readable memory.
   if (!(arg instanceof Uint8Array) || arg.length < 4) fail('EFAULT');
-  const size = new DataView(arg.buffer, arg.byteOffset, 4).getUint32(0, true);
+  const view = new DataView(arg.buffer, arg.byteOffset, arg.byteLength);
+  const size = view.getUint32(0, true);
   const o = OPS.get(nr);
   // A request with the right number but other type/direction/size bits: -ENOIOCTLCMD.
   if (!o || request !== ((IOMMUFD_TYPE << 8) | nr)) fail('ENOTTY');
@@ -538,8 +547,6 @@ export function dispatchIoctl(ctx: IommufdContext, request: number, arg: Uint8Ar
     if (arg.length < size) fail('EFAULT');
     for (let i = ksize; i < size; i++) if (arg[i] !== 0) fail('E2BIG');
   }
-  const kbuf = new Uint8Array(ksize);
-  kbuf.set(arg.subarray(0, Math.min(size, ksize)));
-  const cmd = o.struct.decode(kbuf);
-  return o.execute({ ctx, op: o, cmd, user: arg, userSize: size });
+  const cmd = o.ucmd.decode(view, Math.min(size, ksize));
+  return o.execute({ ctx, op: o, cmd, user: arg, view, userSize: size });
 }

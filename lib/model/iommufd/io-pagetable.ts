@@ -18,6 +18,7 @@ export const IOMMU_READ = 1;
 export const IOMMU_WRITE = 2;
 
 const ULONG_MAX = U64_MAX;
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 export interface IovaRange {
   readonly start: bigint;
@@ -362,35 +363,26 @@ export class IoPagetable {
     const area = this.areas.find(iova)?.value;
     if (!area) fail('ENOENT');
     if (!area.storageDomain || area.storageDomain.owner !== 'noiommu') fail('EOPNOTSUPP');
-    const ps = this.pageSize;
-    const phys = this.iovaToPhys(area, iova);
-    const inPage = iova % ps;
-    const toAreaEnd = area.last - iova + 1n;
-    let length = ps - inPage < toAreaEnd ? ps - inPage : toAreaEnd;
-    if (length < maxLength && iova < area.last) {
+    // A loaded area is backed by pinned RAM, so offsets inside it fit a double exactly.
+    const ps = Number(this.pageSize);
+    const off = Number(iova - area.iova);
+    const byte = off + area.pageOffset + area.firstIndex * ps;
+    const index = Math.floor(byte / ps);
+    const inPage = byte - index * ps;
+    const phys = area.pages.frame(index) * ps + inPage;
+    const cap = maxLength > MAX_SAFE ? Number.MAX_SAFE_INTEGER : Number(maxLength);
+    const toAreaEnd = Number(area.last - area.iova) - off + 1;
+    let length = Math.min(ps - (Number(iova % this.pageSize)), toAreaEnd);
+    if (length < cap && toAreaEnd > 1) {
       // Whole-page steps stay inside the area while next_iova <= area.last; count how many are
-      // possible, how many the cap still wants, and how many are physically adjacent.
-      const stepsInArea = (area.last - iova) / ps;
-      const stepsWanted = ceilDiv(maxLength - length, ps);
-      let steps = stepsInArea < stepsWanted ? stepsInArea : stepsWanted;
-      if (steps > 0n) {
-        const adjacent = this.adjacentSteps(area, iova, Number(steps));
-        steps = BigInt(adjacent);
-      }
-      length += steps * ps;
+      // possible, how many the cap still wants, and how many land on adjacent frames.
+      const stepsInArea = Math.floor((toAreaEnd - 1) / ps);
+      const stepsWanted = Math.ceil((cap - length) / ps);
+      const steps = Math.min(stepsInArea, stepsWanted);
+      if (steps > 0) length += Math.min(area.pages.contiguousPages(index, area.lastIndex) - 1, steps) * ps;
     }
-    if (length > maxLength) length = maxLength;
-    return { phys, length };
-  }
-
-  /**
-   * How many of the next `max` page steps from `iova` land on physically adjacent frames. A step
-   * of PAGE_SIZE in IOVA is a step of one page in the area's pages with the same offset in the
-   * page, so this is the run of consecutive frames from iova's page.
-   */
-  private adjacentSteps(area: Area, iova: bigint, max: number): number {
-    const index = Number(area.startByte(iova, this.pageSize) / this.pageSize);
-    return Math.min(area.pages.contiguousPages(index, area.lastIndex) - 1, max);
+    if (length > cap) length = cap;
+    return { phys: BigInt(phys), length: BigInt(length) };
   }
 
   /** iommu_iova_to_phys on the area's storage domain. */
