@@ -41,6 +41,10 @@ export function bootPciMachine(kernel: ModelKernel): PciMachine {
     installFd: (file, description) => kernel.installFile(file, description),
     // One IOMMU-group ownership table for iommufd binds and legacy containers (EBUSY across them).
     dmaOwnership: kernel.dmaOwnership,
+    // The type1 container driver runs on a private iommufd context.
+    ...(p.config.IOMMUFD ? { newIommufd: () => kernel.newIommufd(false) } : {}),
+    holdFile: (f) => kernel.holdFile(f),
+    dropFile: (f) => kernel.dropFile(f),
     readUser: (address, length) => {
       try {
         return kernel.space.readUser(address, length);

@@ -46,6 +46,10 @@ export interface PciMachineOptions {
   readUser?(address: bigint, length: number): Uint8Array;
   /** IOMMU group DMA ownership shared with iommufd (iommu_group_claim_dma_owner). */
   readonly dmaOwnership?: DmaOwnershipTable;
+  /** A fresh iommufd context, for the type1 container driver. */
+  newIommufd?(): OpenFile;
+  holdFile?(file: OpenFile): void;
+  dropFile?(file: OpenFile): void;
 }
 
 export class PciMachine {
@@ -65,6 +69,9 @@ export class PciMachine {
       capabilities: () => o.capabilities(), lookup: (fd) => o.lookup(fd), installFd: (f, d) => o.installFd(f, d),
       ...(o.readUser ? { readUser: o.readUser } : {}), iommufd: o.iommufd, noiommuAtBoot: o.noiommuAtBoot,
       ...(o.dmaOwnership ? { dmaOwnership: o.dmaOwnership } : {}),
+      ...(o.newIommufd ? { newIommufd: () => o.newIommufd!() } : {}),
+      ...(o.holdFile ? { holdFile: (f: OpenFile) => o.holdFile!(f) } : {}),
+      ...(o.dropFile ? { dropFile: (f: OpenFile) => o.dropFile!(f) } : {}),
     });
     this.sysfs = new PciSysfs({
       vfs: o.vfs, bus: this.bus, pageSize: o.pageSize, capabilities: () => o.capabilities(),

@@ -62,6 +62,11 @@ export interface VfioEnvironment {
   readonly noiommuAtBoot: boolean;
   /** IOMMU group DMA ownership shared with iommufd; a private table when absent. */
   readonly dmaOwnership?: DmaOwnershipTable;
+  /** A fresh iommufd context (the type1 container driver runs on one); no type1 driver without it. */
+  newIommufd?(): OpenFile;
+  /** get_file / fput on a file that has no fd (keeps a private iommufd context alive). */
+  holdFile?(file: OpenFile): void;
+  dropFile?(file: OpenFile): void;
 }
 
 /** iommu_group_claim_dma_owner and friends (one owner per IOMMU group; EBUSY for a second). */

@@ -32,7 +32,7 @@ function setup(opts: ConstructorParameters<typeof TestHost>[0] = {}) {
 }
 
 describe('legacy VFIO group and container (noiommu)', () => {
-  it('container: API version 0; VFIO_NOIOMMU_IOMMU only while noiommu mode is on; no type1 in this build', () => {
+  it('container: API version 0; VFIO_NOIOMMU_IOMMU only while noiommu mode is on; type1 only with an iommufd to run it on', () => {
     const h = setup();
     const c = h.open('/dev/vfio/vfio');
     assert.equal(h.ioctl(c, VFIO_GET_API_VERSION.number, null), VFIO_API_VERSION);
