@@ -176,18 +176,18 @@ const LAB_MEMORY: MemoryConfig = {
 };
 
 /**
- * QEMU 7.2's intel-iommu with its defaults (aw-bits=39) plus intremap=on,caching-mode=on: the
- * register values follow QEMU's vtd_init for that configuration.
+ * QEMU 7.2's intel-iommu with its defaults (aw-bits=39, dma-drain, pt) plus intremap=on and
+ * caching-mode=on, under TCG (so no EIM: QEMU turns it on only with an in-kernel irqchip). The
+ * register values are what QEMU's vtd_init composes for that configuration:
+ *   CAP  = DRAIN(54,55) | MAMV=18 | PSI | SLLPS(2M,1G) | FRO=0x22 | MGAW=38 | SAGAW=39-bit | CM | ND=6
+ *   ECAP = MHMV=15 | IRO=0xf | PT | IR | QI
  */
 const QEMU_VTD: IommuUnit = {
   type: 'intel-vtd',
   addressWidth: 39,
   reservedRegions: [{ start: 0xfee0_0000n, last: 0xfeef_ffffn, kind: 'msi' }],
-  // ND=2, SAGAW=39-bit, MGAW=38 (39 bits), SLLPS=2M|1G (bits 34-35 as QEMU sets), PSI, MAMV,
-  // NFR/FRO fault-recording fields, CM (caching mode).
-  capReg: 0x00d2_0080_8c22_6462n,
-  // QI, IR, EIM, MHMV, IRO as QEMU sets them with intremap on and x2APIC.
-  ecapReg: 0x0000_0000_00f0_101an,
+  capReg: 0x00d2_008c_2226_0286n,
+  ecapReg: 0x0000_0000_00f0_0f4an,
 };
 
 export const profiles: Readonly<Record<ProfileName, Profile>> = {
