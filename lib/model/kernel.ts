@@ -117,6 +117,7 @@ export class ModelKernel implements Kernel {
       holdFile: (f) => this.holdFile(f),
       dropFile: (f) => this.dropFile(f),
       fileOf: (fd) => this.fileOf(fd),
+      installFile: (file, path) => this.installFile(file, path),
     }, asVfioContainer);
   }
 

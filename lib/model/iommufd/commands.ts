@@ -25,6 +25,7 @@ import { fail, KernelError } from '../errno';
 import { atLeast } from '../profile';
 import type { IommufdContext } from './context';
 import { hwptPagingAlloc } from './device';
+import { FaultQueue, FaultQueueFile } from './fault-queue';
 import { IOMMU_READ, IOMMU_WRITE, UnmapError, type IovaRange, type PagesSlice } from './io-pagetable';
 import type { IoasObject } from './ioas';
 import { IoPages, type AccountMode } from './pinned-pages';
@@ -332,8 +333,11 @@ function hwptAlloc(u: Ucmd<HwptAllocS>): number {
   if (pt.type !== 'ioas') fail('EINVAL');
   const hwpt = hwptPagingAlloc(u.ctx, pt as IoasObject, idev, c.flags, false, c.data_len !== 0);
   try {
-    // No fault objects exist in the model, so a fault_id never resolves.
-    if (c.flags & IOMMU_HWPT_FAULT_ID_VALID) fail('ENOENT');
+    if (c.flags & IOMMU_HWPT_FAULT_ID_VALID) {
+      const fault = u.ctx.objects.get(c.fault_id, 'fault');
+      hwpt.fault = fault;
+      fault.users++;
+    }
     c.out_hwpt_id = hwpt.id;
     respond(u);
   } catch (e) {
@@ -387,16 +391,20 @@ function hwptGetDirtyBitmap(u: Ucmd<GetDirtyS>): number {
   const hwpt = u.ctx.getHwpt(c.hwpt_id);
   // iommufd_check_iova_range, then the domain's (missing) dirty ops.
   const align = hwpt.ioas.iopt.iovaAlignment;
-  const last = c.iova + c.length - 1n;
-  if (c.length === 0n ? c.iova === 0n : last > ULONG_MAX) fail('EOVERFLOW');
-  if (c.iova & (align - 1n) || (last + 1n) & (align - 1n)) fail('EINVAL');
+  // check_add_overflow(iova, length - 1) in u64 arithmetic.
+  const sum = c.iova + ((c.length - 1n) & U64_MAX);
+  if (sum > U64_MAX) fail('EOVERFLOW');
+  const end = (sum + 1n) & U64_MAX;
+  if (c.iova & (align - 1n) || end & (align - 1n)) fail('EINVAL');
   if (!c.page_size) fail('EINVAL');
-  if (c.iova & (c.page_size - 1n) || (last + 1n) & (c.page_size - 1n)) fail('EINVAL');
+  if (c.iova & (c.page_size - 1n) || end & (c.page_size - 1n)) fail('EINVAL');
   fail('EOPNOTSUPP');
 }
 type GetDirtyS = Fields<typeof IommuHwptGetDirtyBitmap>;
 
 const INVALIDATE_ENTRY_NUM_MAX = 1 << 19;
+/** eventq.c: VEVENTQ_MAX_DEPTH. */
+const VEVENTQ_MAX_DEPTH = 1 << 19;
 
 function hwptInvalidate(u: Ucmd<InvalidateS>): number {
   const c = u.cmd;
@@ -417,10 +425,24 @@ function hwptInvalidate(u: Ucmd<InvalidateS>): number {
 }
 type InvalidateS = Fields<typeof IommuHwptInvalidate>;
 
+/** iommufd_fault_alloc: the object plus its event fd (which holds the context open). */
 function faultQueueAlloc(u: Ucmd<FaultAllocS>): number {
   if (u.cmd.flags) fail('EOPNOTSUPP');
-  // Fault queues (IOPF delivery) are not modelled: refuse as a kernel without the feature would.
-  fail('ENOTTY', 'IOMMU_FAULT_QUEUE_ALLOC is not modelled');
+  const ctx = u.ctx;
+  const queue = new FaultQueue();
+  ctx.objects.reserve(queue);
+  queue.users++;
+  const file = new FaultQueueFile(queue, () => {
+    queue.users--;
+    ctx.host.dropFile(ctx);
+  });
+  ctx.host.holdFile(ctx);
+  const fd = ctx.host.installFile(file, 'anon_inode:[iommufd-pgfault]');
+  u.cmd.out_fault_id = queue.id;
+  u.cmd.out_fault_fd = fd;
+  respond(u);
+  ctx.objects.finalize(queue);
+  return 0;
 }
 type FaultAllocS = Fields<typeof IommuFaultAlloc>;
 
@@ -434,29 +456,35 @@ function viommuAlloc(u: Ucmd<ViommuAllocS>): number {
 }
 type ViommuAllocS = Fields<typeof IommuViommuAlloc>;
 
+/**
+ * iommufd_get_viommu: VIOMMU_ALLOC never succeeds on the modelled hardware, so no ID names a
+ * vIOMMU — whatever object (or nothing) is there, the lookup answers ENOENT.
+ */
+function getViommu(_id: number): never {
+  fail('ENOENT');
+}
+
 function vdeviceAlloc(u: Ucmd<VdeviceAllocS>): number {
   const c = u.cmd;
   if (c.virt_id > ULONG_MAX) fail('EINVAL');
-  // iommufd_get_viommu: there are never vIOMMU objects in the model.
-  u.ctx.objects.get(c.viommu_id, 'viommu' as never);
-  fail('ENOENT');
+  getViommu(c.viommu_id);
 }
 type VdeviceAllocS = Fields<typeof IommuVdeviceAlloc>;
 
 function veventqAlloc(u: Ucmd<VeventqAllocS>): number {
   const c = u.cmd;
-  if (c.flags || !c.veventq_depth || c.type === 0) fail('EOPNOTSUPP');
-  u.ctx.objects.get(c.viommu_id, 'viommu' as never);
-  fail('ENOENT');
+  if (c.flags || c.__reserved || c.type === 0) fail('EOPNOTSUPP');
+  if (!c.veventq_depth || c.veventq_depth > VEVENTQ_MAX_DEPTH) fail('EINVAL');
+  getViommu(c.viommu_id);
 }
 type VeventqAllocS = Fields<typeof IommuVeventqAlloc>;
 
 function hwQueueAlloc(u: Ucmd<HwQueueAllocS>): number {
   const c = u.cmd;
   if (c.flags || c.type === 0) fail('EOPNOTSUPP');
-  if (!c.length || c.nesting_parent_iova + c.length - 1n > ULONG_MAX) fail('EINVAL');
-  u.ctx.objects.get(c.viommu_id, 'viommu' as never);
-  fail('ENOENT');
+  if (!c.length) fail('EINVAL');
+  if (c.nesting_parent_iova + c.length - 1n > ULONG_MAX) fail('EOVERFLOW');
+  getViommu(c.viommu_id);
 }
 type HwQueueAllocS = Fields<typeof IommuHwQueueAlloc>;
 

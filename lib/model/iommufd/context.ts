@@ -48,6 +48,8 @@ export interface IommufdHost extends PinEnvironment {
   readonly dmaOwnership: DmaOwnership;
   /** fget: the open file behind an fd of the calling process (EBADF). */
   fileOf(fd: number): OpenFile;
+  /** fd_install of a new file; returns the fd. */
+  installFile(file: OpenFile, path: string): number;
 }
 
 /** A DMA an IOMMU refused (what a DMAR fault records). */

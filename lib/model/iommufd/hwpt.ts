@@ -13,6 +13,8 @@ export class HwptPaging extends IommufdObject {
   autoDomain = false;
   /** Whether the domain was added to the IOAS (listed in ioas.hwpts). */
   loaded = false;
+  /** The fault queue named by HWPT_ALLOC's fault_id (holds a user reference on it). */
+  fault: IommufdObject | null = null;
 
   constructor(
     readonly ioas: IoasObject,
@@ -40,6 +42,10 @@ export class HwptPaging extends IommufdObject {
       this.loaded = false;
     }
     this.domain = null;
+    if (this.fault) {
+      this.fault.users--;
+      this.fault = null;
+    }
     this.ioas.users--;
   }
 }

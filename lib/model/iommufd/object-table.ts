@@ -9,7 +9,7 @@
  */
 import { fail } from '../errno';
 
-export type ObjectType = 'ioas' | 'hwpt-paging' | 'device';
+export type ObjectType = 'ioas' | 'hwpt-paging' | 'device' | 'fault';
 
 export abstract class IommufdObject {
   /** Assigned when the object is reserved in the table. */

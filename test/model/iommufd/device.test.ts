@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { IommuFault } from '../../../lib/model';
 import { O_RDWR } from '../../../lib/sys/constants';
 import {
-  IOMMU_GET_HW_INFO, IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED, IOMMU_HW_INFO_TYPE_INTEL_VTD, IOMMU_HWPT_ALLOC,
+  IOMMU_FAULT_QUEUE_ALLOC, IOMMU_GET_HW_INFO, IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED, IOMMU_HWPT_FAULT_ID_VALID, IommuFaultAlloc, IOMMU_HW_INFO_TYPE_INTEL_VTD, IOMMU_HWPT_ALLOC,
   IOMMU_HWPT_ALLOC_DIRTY_TRACKING, IOMMU_HWPT_ALLOC_NEST_PARENT, IOMMU_IOAS_MAP_READABLE, IommuHwInfo, IommuHwInfoVtd,
   IommuHwptAlloc,
 } from '../../../lib/uapi/iommufd';
@@ -189,6 +189,34 @@ describe('IOMMU_HWPT_ALLOC (iommufd_hwpt_alloc, noiommu_alloc_paging_flags)', ()
     expectErrno('EINVAL', () => h.map(ioas, 0x1000n, 4096n, 1n << 40n));
     h.ctx.attachDevice(dev, hwpt);
     expectErrno('EINVAL', () => h.map(ioas, 0x1000n, 4096n, 0xfee0_0000n));
+  });
+});
+
+describe('IOMMU_FAULT_QUEUE_ALLOC (iommufd_fault_alloc)', () => {
+  it('creates a fault object with a non-seekable event fd; the fd keeps the object busy', () => {
+    const h = new Harness();
+    const r = h.call(IOMMU_FAULT_QUEUE_ALLOC, IommuFaultAlloc, {});
+    assert.equal(r.out_fault_id, 1);
+    assert.equal(h.kernel.fileOf(r.out_fault_fd).kind, 'iommufd-fault');
+    expectErrno('ESPIPE', () => h.kernel.pread(r.out_fault_fd, Buffer.alloc(48), 0n));
+    expectErrno('EBUSY', () => h.destroy(r.out_fault_id));
+    h.kernel.close(r.out_fault_fd);
+    h.destroy(r.out_fault_id);
+    expectErrno('EOPNOTSUPP', () => h.call(IOMMU_FAULT_QUEUE_ALLOC, IommuFaultAlloc, { flags: 1 }));
+  });
+
+  it('HWPT_ALLOC with IOMMU_HWPT_FAULT_ID_VALID takes the queue; an unknown fault_id → ENOENT without leaking the HWPT ID', () => {
+    const h = new Harness();
+    const ioas = h.ioasAlloc();
+    const dev = h.bind();
+    expectErrno('ENOENT', () => h.call(IOMMU_HWPT_ALLOC, IommuHwptAlloc, { dev_id: dev, pt_id: ioas, flags: IOMMU_HWPT_FAULT_ID_VALID, fault_id: 9 }));
+    const q = h.call(IOMMU_FAULT_QUEUE_ALLOC, IommuFaultAlloc, {});
+    assert.equal(q.out_fault_id, 3, 'the refused HWPT released its ID');
+    const hwpt = h.call(IOMMU_HWPT_ALLOC, IommuHwptAlloc, { dev_id: dev, pt_id: ioas, flags: IOMMU_HWPT_FAULT_ID_VALID, fault_id: q.out_fault_id }).out_hwpt_id;
+    h.kernel.close(q.out_fault_fd);
+    expectErrno('EBUSY', () => h.destroy(q.out_fault_id));
+    h.destroy(hwpt);
+    h.destroy(q.out_fault_id);
   });
 });
 

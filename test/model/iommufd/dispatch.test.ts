@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict';
 import { profiles } from '../../../lib/model';
 import { IO } from '../../../lib/uapi/ioctl';
+import { U64_MAX } from '../../../lib/uapi/codec';
 import {
-  IOMMU_IOAS_ALLOC, IOMMU_IOAS_MAP, IOMMU_IOAS_NOIOMMU_GET_PA, IOMMU_IOAS_UNMAP, IommuIoasAlloc, IommuIoasMap,
-  IommuIoasNoiommuGetPa, IommuIoasUnmap,
+  IOMMU_HW_QUEUE_ALLOC, IOMMU_HWPT_GET_DIRTY_BITMAP, IOMMU_HWPT_INVALIDATE, IOMMU_HWPT_SET_DIRTY_TRACKING,
+  IOMMU_IOAS_ALLOC, IOMMU_IOAS_CHANGE_PROCESS, IOMMU_IOAS_MAP, IOMMU_IOAS_NOIOMMU_GET_PA, IOMMU_IOAS_UNMAP,
+  IOMMU_VDEVICE_ALLOC, IOMMU_VEVENTQ_ALLOC, IOMMU_VIOMMU_ALLOC, IommuHwQueueAlloc, IommuHwptGetDirtyBitmap,
+  IommuHwptInvalidate, IommuHwptSetDirtyTracking, IommuIoasAlloc, IommuIoasChangeProcess, IommuIoasMap,
+  IommuIoasNoiommuGetPa, IommuIoasUnmap, IommuVdeviceAlloc, IommuVeventqAlloc, IommuViommuAlloc,
 } from '../../../lib/uapi/iommufd';
 import { VFIO_CHECK_EXTENSION, VFIO_GET_API_VERSION, VFIO_TYPE1v2_IOMMU, VFIO_NOIOMMU_IOMMU } from '../../../lib/uapi/vfio';
 import { Harness, expectErrno } from '../harness';
@@ -88,5 +92,55 @@ describe('iommufd_fops_ioctl: dispatch and size rules', () => {
     const h = new Harness({ ...base, config: { ...base.config, VFIO_NOIOMMU: false } });
     const ioas = h.ioasAlloc();
     expectErrno('EOPNOTSUPP', () => h.getPa(ioas, 0x1000n, 4096n));
+  });
+});
+
+describe('iommufd ops the modelled hardware cannot do (dirty tracking, invalidation, vIOMMU)', () => {
+  it('iommufd_hwpt_set_dirty_tracking / get_dirty_bitmap: argument checks, then no dirty ops → EOPNOTSUPP', () => {
+    const h = new Harness();
+    const ioas = h.ioasAlloc();
+    const dev = h.bind();
+    const hwpt = h.ctx.attachDevice(dev, ioas);
+    expectErrno('EOPNOTSUPP', () => h.call(IOMMU_HWPT_SET_DIRTY_TRACKING, IommuHwptSetDirtyTracking, { hwpt_id: hwpt, flags: 2 }));
+    expectErrno('ENOENT', () => h.call(IOMMU_HWPT_SET_DIRTY_TRACKING, IommuHwptSetDirtyTracking, { hwpt_id: ioas, flags: 1 }));
+    expectErrno('EOPNOTSUPP', () => h.call(IOMMU_HWPT_SET_DIRTY_TRACKING, IommuHwptSetDirtyTracking, { hwpt_id: hwpt, flags: 1 }));
+    const bitmap = (v: Partial<Parameters<typeof IommuHwptGetDirtyBitmap.encode>[0]>) => h.call(IOMMU_HWPT_GET_DIRTY_BITMAP, IommuHwptGetDirtyBitmap, { hwpt_id: hwpt, ...v });
+    expectErrno('EOVERFLOW', () => bitmap({ iova: 0x1000n, length: 0n, page_size: 4096n }));
+    expectErrno('EINVAL', () => bitmap({ iova: 0x800n, length: 0x1000n, page_size: 4096n }));
+    expectErrno('EINVAL', () => bitmap({ iova: 0x1000n, length: 0x1000n, page_size: 0n }));
+    expectErrno('EOPNOTSUPP', () => bitmap({ iova: 0x1000n, length: 0x1000n, page_size: 4096n }));
+  });
+
+  it('iommufd_hwpt_invalidate: a paging HWPT takes no invalidations → EINVAL, with entry_num answered 0', () => {
+    const h = new Harness();
+    const ioas = h.ioasAlloc();
+    const hwpt = h.ctx.attachDevice(h.bind(), ioas);
+    const buf = IommuHwptInvalidate.encode({ size: IommuHwptInvalidate.size, hwpt_id: hwpt, entry_num: 0 });
+    expectErrno('EINVAL', () => h.kernel.ioctl(h.fd, IOMMU_HWPT_INVALIDATE.number, buf));
+    IommuHwptInvalidate.set(buf, 'entry_num', 3);
+    expectErrno('EINVAL', () => h.kernel.ioctl(h.fd, IOMMU_HWPT_INVALIDATE.number, buf));
+    assert.equal(IommuHwptInvalidate.get(buf, 'entry_num'), 0);
+  });
+
+  it('vIOMMU family: VIOMMU_ALLOC → EOPNOTSUPP; VDEVICE/VEVENTQ/HW_QUEUE find no vIOMMU → ENOENT after their own checks', () => {
+    const h = new Harness('linux-7.3-iommu');
+    const dev = h.bind('0000:00:03.0', 1);
+    expectErrno('EOPNOTSUPP', () => h.call(IOMMU_VIOMMU_ALLOC, IommuViommuAlloc, { dev_id: dev, type: 0 }));
+    expectErrno('EOPNOTSUPP', () => h.call(IOMMU_VIOMMU_ALLOC, IommuViommuAlloc, { dev_id: dev, type: 1 }));
+    expectErrno('ENOENT', () => h.call(IOMMU_VIOMMU_ALLOC, IommuViommuAlloc, { dev_id: 40, type: 1 }));
+    expectErrno('ENOENT', () => h.call(IOMMU_VDEVICE_ALLOC, IommuVdeviceAlloc, { viommu_id: dev, dev_id: dev }));
+    expectErrno('EINVAL', () => h.call(IOMMU_VEVENTQ_ALLOC, IommuVeventqAlloc, { type: 1, veventq_depth: 0 }));
+    expectErrno('ENOENT', () => h.call(IOMMU_VEVENTQ_ALLOC, IommuVeventqAlloc, { type: 1, veventq_depth: 8 }));
+    expectErrno('EOVERFLOW', () => h.call(IOMMU_HW_QUEUE_ALLOC, IommuHwQueueAlloc, { type: 1, length: 16n, nesting_parent_iova: U64_MAX }));
+    expectErrno('ENOENT', () => h.call(IOMMU_HW_QUEUE_ALLOC, IommuHwQueueAlloc, { type: 1, length: 16n }));
+  });
+
+  it('iommufd_ioas_change_process: only file-backed areas can change process (EINVAL otherwise)', () => {
+    const h = new Harness();
+    const ioas = h.ioasAlloc();
+    h.call(IOMMU_IOAS_CHANGE_PROCESS, IommuIoasChangeProcess, {});
+    h.map(ioas, 0x10_0000n, 4096n);
+    expectErrno('EINVAL', () => h.call(IOMMU_IOAS_CHANGE_PROCESS, IommuIoasChangeProcess, {}));
+    expectErrno('EOPNOTSUPP', () => h.call(IOMMU_IOAS_CHANGE_PROCESS, IommuIoasChangeProcess, { __reserved: 1 }));
   });
 });
