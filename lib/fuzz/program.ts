@@ -1,0 +1,117 @@
+/**
+ * A fuzz program: a list of well-formed operations over the iommufd and VFIO device ioctls, as
+ * plain JSON data so it can be written next to a trace, read back, shrunk and replayed on any
+ * kernel.
+ *
+ * Operations never carry kernel-chosen values (object ids, IOVAs). They name earlier results by
+ * SLOT instead: "the 2nd IOAS this run allocated", "the 5th area it mapped". The runner resolves a
+ * slot to whatever that kernel returned, so the same program means the same thing on the model
+ * and on real Linux, and any subsequence (what the shrinker tries) is still a valid program: a
+ * slot number past the ones filled so far wraps around to an existing one, and only a reference
+ * to a kind of result nothing produced yet makes the operation a recorded 'skip'.
+ *
+ * Sizes are in pages of the fuzz arena (one user-memory region aligned to 2 MiB, so automatic
+ * IOVAs, which keep the alignment of the user address, come out the same on every kernel).
+ * Fixed IOVAs and caps are hexadecimal strings: JSON has no 64-bit integers.
+ */
+
+/** An object id, by where it came from. */
+export type ObjectRef =
+  /** The id of the slot-th IOAS allocated (even if destroyed since: stale ids are interesting). */
+  | { readonly kind: 'ioas'; readonly slot: number }
+  /** The id of the slot-th HWPT from hwpt-alloc. */
+  | { readonly kind: 'hwpt'; readonly slot: number }
+  /** The page-table id the slot-th successful attach reported (the auto-created HWPT for an IOAS). */
+  | { readonly kind: 'attached'; readonly slot: number }
+  /** The iommufd device id of device fd `device` (0 or 1) from its last bind. */
+  | { readonly kind: 'device'; readonly device: number }
+  /** A literal id, for ids nobody allocated. */
+  | { readonly kind: 'raw'; readonly id: number };
+
+export type IrqKindName = 'intx' | 'msi';
+
+export type FuzzOp =
+  | { readonly op: 'ioas-alloc' }
+  | { readonly op: 'destroy'; readonly target: ObjectRef }
+  | {
+    readonly op: 'map';
+    readonly ioas: number;
+    /** First arena page of the user memory. */
+    readonly userPage: number;
+    readonly pages: number;
+    /** Bytes added to the user address (sub-page starts; 0 normally). */
+    readonly byteOffset: number;
+    /** Bytes added to the length (a length that is not a page multiple, or 0: -pages*pageSize). */
+    readonly lengthAdjust: number;
+    /** A fixed IOVA (hex), or absent for the kernel's choice. */
+    readonly iova?: string;
+    readonly readable: boolean;
+    readonly writable: boolean;
+  }
+  | {
+    readonly op: 'copy';
+    /** Source: an area slot; the copy starts `pageOffset` pages into it and spans `pages`. */
+    readonly area: number;
+    readonly pageOffset: number;
+    readonly pages: number;
+    /** Destination IOAS slot. */
+    readonly dst: number;
+    readonly iova?: string;
+    readonly writable: boolean;
+  }
+  /** Unmaps [area.iova + startPages pages, area end + endPages pages) of the area's IOAS. */
+  | { readonly op: 'unmap'; readonly area: number; readonly startPages: number; readonly endPages: number }
+  /** Unmaps from the start of area `from` to the end of area `to` (both must live in one IOAS to make sense). */
+  | { readonly op: 'unmap-span'; readonly from: number; readonly to: number }
+  /** IOMMU_IOAS_UNMAP with iova 0, length 2^64-1: everything. */
+  | { readonly op: 'unmap-all'; readonly ioas: number }
+  /** A literal range (hex). */
+  | { readonly op: 'unmap-range'; readonly ioas: number; readonly iova: string; readonly length: string }
+  | {
+    readonly op: 'get-pa';
+    readonly area: number;
+    /** Byte offset into the area (may point past its end). */
+    readonly offset: number;
+    /** The length cap (hex, 0 is allowed: EINVAL). */
+    readonly cap: string;
+  }
+  | { readonly op: 'iova-ranges'; readonly ioas: number }
+  | { readonly op: 'allow-iovas'; readonly ioas: number; readonly ranges: readonly { readonly start: string; readonly last: string }[] }
+  | { readonly op: 'device-open'; readonly device: number }
+  | { readonly op: 'device-close'; readonly device: number }
+  | { readonly op: 'bind'; readonly device: number }
+  | { readonly op: 'attach'; readonly device: number; readonly target: ObjectRef }
+  | { readonly op: 'detach'; readonly device: number }
+  | { readonly op: 'hwpt-alloc'; readonly device: number; readonly pt: ObjectRef; readonly flags: number }
+  | { readonly op: 'irq-enable'; readonly device: number; readonly kind: IrqKindName; readonly count: number }
+  | { readonly op: 'irq-disable'; readonly device: number; readonly kind: IrqKindName }
+  /** Software trigger (loopback) of one vector, then reads how often its eventfd fired. */
+  | { readonly op: 'irq-trigger'; readonly device: number; readonly kind: IrqKindName; readonly vector: number }
+  | { readonly op: 'irq-mask'; readonly device: number; readonly kind: IrqKindName; readonly unmask: boolean };
+
+export type FuzzOpName = FuzzOp['op'];
+
+export interface FuzzProgram {
+  /** The generator seed (absent for hand-written or shrunk programs that no seed reproduces). */
+  readonly seed?: number;
+  readonly ops: readonly FuzzOp[];
+}
+
+/** Pages in the fuzz arena, and its alignment (the largest alignment iopt_alloc_iova keeps: HPAGE_SIZE). */
+export const ARENA_PAGES = 1024;
+export const ARENA_ALIGNMENT = 2n << 20n;
+
+export function hex(value: bigint): string {
+  return `0x${value.toString(16)}`;
+}
+
+export function parseHex(text: string): bigint {
+  return BigInt(text);
+}
+
+/** A one-line rendering of an op, for reports. */
+export function describeOp(op: FuzzOp): string {
+  const { op: name, ...rest } = op;
+  const args = Object.entries(rest).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
+  return `${name}${args.length ? ' ' + args.join(' ') : ''}`;
+}
