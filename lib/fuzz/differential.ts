@@ -27,8 +27,12 @@ export interface Divergence {
  * Compares `actual` against `reference` on `program`. Returns null when they agree, else the
  * divergence with a shrunk reproducer (shrinking re-runs both sides, so both must be live kernels).
  */
-export function differential(program: FuzzProgram, reference: TraceSource, actual: TraceSource, maxShrinkTries = 400): Divergence | null {
-  const difference = compareTraces(reference(program), actual(program));
+export function differential(
+  program: FuzzProgram, reference: TraceSource, actual: TraceSource,
+  options: { readonly maxShrinkTries?: number; readonly traces?: { readonly reference: Trace; readonly actual: Trace } } = {},
+): Divergence | null {
+  const maxShrinkTries = options.maxShrinkTries ?? 400;
+  const difference = compareTraces(options.traces?.reference ?? reference(program), options.traces?.actual ?? actual(program));
   if (!difference) return null;
   const kind = (difference.expected ?? difference.actual)?.op;
   const diverges = (ops: readonly FuzzOp[]): TraceDifference | null => {
