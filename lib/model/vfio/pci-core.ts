@@ -33,6 +33,8 @@ import {
   VFIO_PCI_NUM_REGIONS, VFIO_PCI_ROM_REGION_INDEX, VFIO_PCI_VGA_REGION_INDEX, VFIO_REGION_INFO_CAP_MSIX_MAPPABLE,
   VFIO_REGION_INFO_FLAG_CAPS, VFIO_REGION_INFO_FLAG_MMAP, VFIO_REGION_INFO_FLAG_READ, VFIO_REGION_INFO_FLAG_WRITE,
   VFIO_PCI_HOT_RESET_FLAG_DEV_ID, VFIO_PCI_HOT_RESET_FLAG_DEV_ID_OWNED, VFIO_PCI_DEVID_OWNED,
+  VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY, VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP, VFIO_DEVICE_FEATURE_LOW_POWER_EXIT,
+  VFIO_DEVICE_FEATURE_MIGRATION, VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE,
 } from '../../uapi/vfio';
 import { ioctlName } from '../../uapi/ioctl';
 import { devfn } from '../pci/address';
@@ -48,6 +50,7 @@ const VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT = 8;
 const VFIO_DEVICE_FEATURE_MIG_DATA_SIZE = 9;
 const VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOV2 = 12;
 const VFIO_DEVICE_IOEVENTFD_SIZE_MASK = 0xf;
+const VFIO_PCI_IOEVENTFD_MAX = 1000;
 
 export interface VfioPciCoreHost {
   readonly pageSize: number;
@@ -71,6 +74,9 @@ export class VfioPciCoreDevice {
   private ioeventfds = new Map<string, () => void>();
   resetWorks = false;
   needsReset = false;
+  /** vdev->pm_runtime_engaged: the user put the device into low power (VFIO_DEVICE_FEATURE). */
+  private pmRuntimeEngaged = false;
+  private pmWakeEventfd: object | undefined;
   /** Whether the device was opened through its cdev (changes hot-reset semantics). */
   cdevOpened = false;
 
@@ -125,6 +131,7 @@ export class VfioPciCoreDevice {
 
   /** vfio_pci_core_close_device / vfio_pci_core_disable. */
   disable(): void {
+    this.runtimePmExit();
     this.writeCommand(this.readCommand() & ~PCI_COMMAND_MASTER);
     this.irqs?.shutdown();
     for (const stop of this.ioeventfds.values()) stop();
@@ -233,6 +240,15 @@ export class VfioPciCoreDevice {
     }
     writeBack(arg, VfioRegionInfo.encode({ argsz, flags, index, cap_offset: capOffset, size, offset: regionOffset(index) }), minsz);
     return 0;
+  }
+
+  /** The MSI-X table's BAR, offset and size, if the function has MSI-X. */
+  private msixTable(): { bar: number; offset: bigint; size: bigint } | undefined {
+    const pos = this.config.findCapability(PCI_CAP_ID_MSIX);
+    if (!pos) return undefined;
+    const table = this.config.read(pos + PCI_MSIX_TABLE, 4);
+    const entries = (this.config.read(pos + 2, 2) & 0x7ff) + 1;
+    return { bar: table & PCI_MSIX_TABLE_BIR, offset: BigInt((table & ~PCI_MSIX_TABLE_BIR) >>> 0), size: BigInt(entries * 16) };
   }
 
   private msixBar(): number {
@@ -345,10 +361,15 @@ export class VfioPciCoreDevice {
     if ([1, 2, 4, 8].indexOf(count) < 0 || io.fd < -1) throw err('EINVAL', 'VFIO_DEVICE_IOEVENTFD', 'size must be one of 1, 2, 4, 8 and fd >= -1');
     const bar = Number(io.offset >> VFIO_PCI_OFFSET_SHIFT);
     const pos = io.offset & VFIO_PCI_OFFSET_MASK;
+    // vfio_pci_ioeventfd, in its order.
     if (bar > VFIO_PCI_BAR5_REGION_INDEX) throw err('EINVAL', 'VFIO_DEVICE_IOEVENTFD', 'only BARs take ioeventfds');
     const b = this.device.bars[bar];
-    if (!b || pos + BigInt(count) > b.size) throw err('EINVAL', 'VFIO_DEVICE_IOEVENTFD', 'offset beyond the BAR');
-    if (bar === this.msixBar()) throw err('EINVAL', 'VFIO_DEVICE_IOEVENTFD', 'the MSI-X table BAR does not take ioeventfds');
+    if (pos + BigInt(count) > (b?.size ?? 0n)) throw err('EINVAL', 'VFIO_DEVICE_IOEVENTFD', 'offset beyond the BAR');
+    const msix = this.msixTable();
+    if (msix && bar === msix.bar && !(pos + BigInt(count) <= msix.offset || pos >= msix.offset + msix.size)) {
+      throw err('EINVAL', 'VFIO_DEVICE_IOEVENTFD', 'the write would land in the MSI-X table');
+    }
+    if (count === 8) throw err('EINVAL', 'VFIO_DEVICE_IOEVENTFD', '8-byte ioeventfds are refused');
     const key = `${io.offset}:${io.data}:${count}`;
     const existing = this.ioeventfds.get(key);
     if (io.fd === -1) {
@@ -358,6 +379,7 @@ export class VfioPciCoreDevice {
       return 0;
     }
     if (existing) throw err('EEXIST', 'VFIO_DEVICE_IOEVENTFD', 'the same ioeventfd exists');
+    if (this.ioeventfds.size >= VFIO_PCI_IOEVENTFD_MAX) throw err('ENOSPC', 'VFIO_DEVICE_IOEVENTFD', `at most ${VFIO_PCI_IOEVENTFD_MAX} ioeventfds`);
     const file = this.host.lookup(io.fd);
     if (!file) throw err('EBADF', 'VFIO_DEVICE_IOEVENTFD', `fd ${io.fd} is not open`);
     if (!file.onReadable || !file.readable || file.kind !== 'eventfd') throw err('EINVAL', 'VFIO_DEVICE_IOEVENTFD', `fd ${io.fd} is not an eventfd`);
@@ -374,23 +396,74 @@ export class VfioPciCoreDevice {
     return 0;
   }
 
-  /** vfio_ioctl_device_feature: argument rules; vfio-pci here has no migration, logging or low-power support. */
+  /**
+   * vfio_ioctl_device_feature: argument rules, then the features vfio-pci has. Migration and
+   * dirty logging need driver support vfio-pci lacks (ENOTTY); low-power entry/exit follow
+   * vfio_pci_core_pm_entry/_exit as built without CONFIG_PM (nothing resumes the device behind the
+   * user's back, so the wake-up eventfd is only held); the VF token needs an SR-IOV PF (ENOTTY).
+   */
   private feature(arg: Uint8Array): number {
+    const name = 'VFIO_DEVICE_FEATURE';
     const minsz = VfioDeviceFeature.endOf('flags');
-    need(arg, minsz, 'VFIO_DEVICE_FEATURE');
+    need(arg, minsz, name);
     const f = VfioDeviceFeature.decode(arg);
-    if (f.argsz < minsz) throw err('EINVAL', 'VFIO_DEVICE_FEATURE', `argsz ${f.argsz} < ${minsz}`);
+    if (f.argsz < minsz) throw err('EINVAL', name, `argsz ${f.argsz} < ${minsz}`);
     if (f.flags & ~(VFIO_DEVICE_FEATURE_MASK | VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_PROBE)) {
-      throw err('EINVAL', 'VFIO_DEVICE_FEATURE', 'unknown flags');
+      throw err('EINVAL', name, 'unknown flags');
     }
     if (!(f.flags & VFIO_DEVICE_FEATURE_PROBE) && (f.flags & VFIO_DEVICE_FEATURE_SET) && (f.flags & VFIO_DEVICE_FEATURE_GET)) {
-      throw err('EINVAL', 'VFIO_DEVICE_FEATURE', 'GET and SET together need PROBE');
+      throw err('EINVAL', name, 'GET and SET together need PROBE');
     }
-    const feature = f.flags & VFIO_DEVICE_FEATURE_MASK;
-    const known = [1, 2, VFIO_DEVICE_FEATURE_DMA_LOGGING_START, VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP,
-      VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT, VFIO_DEVICE_FEATURE_MIG_DATA_SIZE, VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOV2];
-    const why = known.includes(feature) ? 'the device has no migration or dirty-logging support' : `feature ${feature} is not supported by this device model`;
-    throw err('ENOTTY', 'VFIO_DEVICE_FEATURE', why);
+    const argsz = f.argsz - minsz;
+    /** vfio_check_feature: 0 for a successful probe, 1 to go on. */
+    const check = (supported: number, size: number): number => {
+      if ((f.flags & (VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_SET)) & ~supported) throw err('EINVAL', name, 'operation not supported by this feature');
+      if (f.flags & VFIO_DEVICE_FEATURE_PROBE) return 0;
+      if (!(f.flags & (VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_SET))) throw err('EINVAL', name, 'GET or SET is required');
+      if (argsz < size) throw err('EINVAL', name, `the feature needs ${size} bytes of data`);
+      return 1;
+    };
+    switch (f.flags & VFIO_DEVICE_FEATURE_MASK) {
+      case VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY:
+        if (check(VFIO_DEVICE_FEATURE_SET, 0) !== 1) return 0;
+        this.runtimePmEntry(undefined);
+        return 0;
+      case VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP: {
+        if (check(VFIO_DEVICE_FEATURE_SET, 8) !== 1) return 0;
+        need(arg, minsz + 8, name);
+        const fd = Buffer.from(arg.buffer, arg.byteOffset + minsz, 4).readInt32LE(0);
+        if (fd < 0) throw err('EINVAL', name, 'wakeup_eventfd is negative');
+        const file = this.host.lookup(fd);
+        if (!file) throw err('EBADF', name, `fd ${fd} is not open`);
+        if (file.kind !== 'eventfd') throw err('EINVAL', name, `fd ${fd} is not an eventfd`);
+        this.runtimePmEntry(file);
+        return 0;
+      }
+      case VFIO_DEVICE_FEATURE_LOW_POWER_EXIT:
+        if (check(VFIO_DEVICE_FEATURE_SET, 0) !== 1) return 0;
+        this.runtimePmExit();
+        return 0;
+      default: {
+        const known = [VFIO_DEVICE_FEATURE_MIGRATION, VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, VFIO_DEVICE_FEATURE_DMA_LOGGING_START,
+          VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP, VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT, VFIO_DEVICE_FEATURE_MIG_DATA_SIZE,
+          VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOV2];
+        const feature = f.flags & VFIO_DEVICE_FEATURE_MASK;
+        throw err('ENOTTY', name, known.includes(feature) ? 'the device has no migration or dirty-logging support' : `feature ${feature} is not supported by vfio-pci for this device`);
+      }
+    }
+  }
+
+  /** vfio_pci_runtime_pm_entry: BAR mappings fault (SIGBUS) until LOW_POWER_EXIT. */
+  private runtimePmEntry(wake: object | undefined): void {
+    if (this.pmRuntimeEngaged) throw err('EINVAL', 'VFIO_DEVICE_FEATURE', 'the device is already in low power');
+    this.pmRuntimeEngaged = true;
+    this.pmWakeEventfd = wake;
+  }
+
+  /** __vfio_pci_runtime_pm_exit. */
+  private runtimePmExit(): void {
+    this.pmRuntimeEngaged = false;
+    this.pmWakeEventfd = undefined;
   }
 
   // ---- region read/write (vfio_pci_rw) ----
@@ -464,8 +537,8 @@ export class VfioPciCoreDevice {
     const device = this.device;
     const access = () => {
       // vfio_pci_mmap_page_fault: with memory decoding off the access raises SIGBUS.
-      if (!this.cfg || !this.cfg.memoryEnabled) {
-        throw VfioError.of('EFAULT', { syscall: 'mmio', context: 'SIGBUS: BAR access with memory decoding disabled or the device closed' });
+      if (!this.cfg || !this.cfg.memoryEnabled || this.pmRuntimeEngaged) {
+        throw VfioError.of('EFAULT', { syscall: 'mmio', context: 'SIGBUS: BAR access with memory decoding disabled, the device in low power, or closed' });
       }
     };
     return {

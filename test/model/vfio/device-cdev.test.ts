@@ -13,7 +13,9 @@ import {
   VFIO_IRQ_SET_ACTION_UNMASK, VFIO_IRQ_SET_DATA_BOOL, VFIO_IRQ_SET_DATA_EVENTFD, VFIO_IRQ_SET_DATA_NONE,
   VFIO_PCI_CONFIG_REGION_INDEX, VFIO_PCI_ERR_IRQ_INDEX, VFIO_PCI_INTX_IRQ_INDEX, VFIO_PCI_MSIX_IRQ_INDEX,
   VFIO_PCI_MSI_IRQ_INDEX, VFIO_PCI_REQ_IRQ_INDEX, VFIO_REGION_INFO_FLAG_MMAP, VFIO_REGION_INFO_FLAG_READ,
-  VFIO_REGION_INFO_FLAG_WRITE, VFIO_GROUP_GET_STATUS,
+  VFIO_REGION_INFO_FLAG_WRITE, VFIO_GROUP_GET_STATUS, VFIO_DEVICE_FEATURE, VFIO_DEVICE_FEATURE_GET, VFIO_DEVICE_FEATURE_SET,
+  VFIO_DEVICE_FEATURE_PROBE, VFIO_DEVICE_FEATURE_MIGRATION, VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY, VFIO_DEVICE_FEATURE_LOW_POWER_EXIT,
+  VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP, VFIO_DEVICE_IOEVENTFD, VfioDeviceIoeventfd,
 } from '../../../lib/uapi/vfio';
 import { PCI_COMMAND, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY, PCI_MSI_FLAGS, PCI_MSI_FLAGS_ENABLE } from '../../../lib/uapi/pci';
 import { MAP_PRIVATE, MAP_SHARED } from '../../../lib/sys/constants';
@@ -297,6 +299,72 @@ describe('VFIO device cdev on edu', () => {
       assert.throws(() => set(irqSet(VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_ERR_IRQ_INDEX, 0, 1)), expectErrno('EINVAL'), 'ERR has no eventfd yet');
       set(irqSet(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_REQ_IRQ_INDEX, 0, 1, [efd]));
       set(irqSet(VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_REQ_IRQ_INDEX, 0, 0));
+    });
+  });
+
+  describe('features, ioeventfd, unmask eventfd', () => {
+    function feature(h: TestHost, dev: number, flags: number, data: number[] = []) {
+      const b = Buffer.alloc(8 + data.length * 4);
+      b.writeUInt32LE(b.length, 0);
+      b.writeUInt32LE(flags, 4);
+      data.forEach((v, i) => b.writeInt32LE(v, 8 + 4 * i));
+      return h.ioctl(dev, VFIO_DEVICE_FEATURE.number, b);
+    }
+
+    it('VFIO_DEVICE_FEATURE: flag rules, PROBE, no migration, low power makes BAR mappings fault (vfio_ioctl_device_feature, vfio_pci_core_pm_entry)', () => {
+      const { h, dev } = boundDevice();
+      assert.throws(() => feature(h, dev, 1 << 20), expectErrno('EINVAL'), 'unknown flag');
+      assert.throws(() => feature(h, dev, VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY), expectErrno('EINVAL'));
+      assert.throws(() => feature(h, dev, VFIO_DEVICE_FEATURE_PROBE | VFIO_DEVICE_FEATURE_MIGRATION), expectErrno('ENOTTY'));
+      assert.equal(feature(h, dev, VFIO_DEVICE_FEATURE_PROBE | VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY), 0);
+      assert.throws(() => feature(h, dev, VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY), expectErrno('EINVAL'), 'SET only');
+      const bar = h.file(dev).mmap!(4096n, 3, MAP_SHARED, 0n, { fd: dev });
+      if (bar.kind !== 'mmio') throw new Error('BAR0 must map as mmio');
+      assert.equal(feature(h, dev, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY), 0);
+      assert.throws(() => bar.read(0, 32), expectErrno('EFAULT'), 'SIGBUS in low power');
+      assert.throws(() => feature(h, dev, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY), expectErrno('EINVAL'), 'already in low power');
+      assert.equal(feature(h, dev, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_LOW_POWER_EXIT), 0);
+      assert.equal(bar.read(0, 32), 0x010000edn);
+      assert.throws(() => feature(h, dev, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP, [-1, 0]), expectErrno('EINVAL'));
+      assert.throws(() => feature(h, dev, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP, [90, 0]), expectErrno('EBADF'));
+      assert.throws(() => feature(h, dev, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP), expectErrno('EINVAL'), 'no room for the struct');
+      assert.equal(feature(h, dev, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP, [h.newEventfd(), 0]), 0);
+    });
+
+    it('an ioeventfd writes its value to the BAR whenever the eventfd is signalled (vfio_pci_ioeventfd)', () => {
+      const { h, dev } = boundDevice();
+      const efd = h.newEventfd();
+      const io = (fd: number, flags = 4, offset = BigInt(EDU_REG.LIVENESS)) => h.ioctl(dev, VFIO_DEVICE_IOEVENTFD.number,
+        VfioDeviceIoeventfd.encode({ argsz: VfioDeviceIoeventfd.size, flags, offset, data: 0x1234n, fd }));
+      assert.throws(() => io(efd, 3), expectErrno('EINVAL'), 'size must be a power of two');
+      assert.throws(() => io(efd, 4, 7n << 40n), expectErrno('EINVAL'), 'only BARs');
+      assert.throws(() => io(efd, 8, 0x80n), expectErrno('EINVAL'), '8-byte ioeventfds are refused');
+      assert.throws(() => io(efd, 4, (1n << 40n) | 0n), expectErrno('EINVAL'), 'BAR1 does not exist');
+      io(efd);
+      h.eventfd(efd).write(1n);
+      assert.equal(pread(h, dev, 4, BigInt(EDU_REG.LIVENESS)).readUInt32LE(0), ~0x1234 >>> 0);
+      assert.throws(() => io(efd), expectErrno('EEXIST'));
+      io(-1);
+      assert.throws(() => io(-1), expectErrno('ENODEV'));
+    });
+
+    it('INTx unmask through an eventfd (virqfd): signalling it unmasks and re-sends a pending interrupt', () => {
+      const { h, dev } = boundDevice();
+      const b = Buffer.alloc(2);
+      b.writeUInt16LE(PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+      pwrite(h, dev, b, CFG + BigInt(PCI_COMMAND));
+      const trigger = h.newEventfd();
+      const unmask = h.newEventfd();
+      h.ioctl(dev, VFIO_DEVICE_SET_IRQS.number, irqSet(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_INTX_IRQ_INDEX, 0, 1, [trigger]));
+      h.ioctl(dev, VFIO_DEVICE_SET_IRQS.number, irqSet(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_UNMASK, VFIO_PCI_INTX_IRQ_INDEX, 0, 1, [unmask]));
+      assert.throws(() => h.ioctl(dev, VFIO_DEVICE_SET_IRQS.number, irqSet(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_UNMASK, VFIO_PCI_INTX_IRQ_INDEX, 0, 1, [unmask])), expectErrno('EBUSY'));
+      const one = Buffer.alloc(4);
+      one.writeUInt32LE(1);
+      pwrite(h, dev, one, BigInt(EDU_REG.IRQ_RAISE));
+      assert.equal(h.eventfd(trigger).read(), 1n);
+      h.eventfd(unmask).write(1n);
+      assert.equal(h.eventfd(trigger).read(), 1n, 'still asserted: the unmask re-sends it');
+      assert.equal(h.eventfd(unmask).readable(), false, 'virqfd consumed the count');
     });
   });
 
