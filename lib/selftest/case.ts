@@ -1,0 +1,32 @@
+/**
+ * A conformance case: data (id, title, what it needs from the environment) plus one function over
+ * a CaseContext. The same case runs on the model and on a real kernel; its expectations are
+ * stated per mode inside the function (`t.expect(..., { noiommu: 'ENOENT', iommu: 'EOPNOTSUPP' })`).
+ */
+import type { CaseContext } from './context';
+
+/**
+ * What a case needs from the environment; the runner skips it, with the reason, when one is missing.
+ * - device: a VFIO device bound to vfio-pci (and, in noiommu mode, CAP_SYS_RAWIO to open it)
+ * - edu: that device is QEMU's edu (the cases that program its registers)
+ * - group-interface / no-group-interface: the legacy group node exists / does not exist for it
+ * - container: /dev/vfio/vfio exists
+ * - sys-rawio / without-sys-rawio: the process has / lacks CAP_SYS_RAWIO
+ * - root-sysctl: may write /proc/sys (reserving huge pages)
+ */
+export type Need =
+  | 'device' | 'edu' | 'group-interface' | 'no-group-interface' | 'container'
+  | 'sys-rawio' | 'without-sys-rawio';
+
+export interface ConformanceCase {
+  /** Stable dotted id, e.g. 'ioas.unmap.partial-area'; used in reports and the known-gaps list. */
+  readonly id: string;
+  readonly title: string;
+  readonly needs?: readonly Need[];
+  run(t: CaseContext): void | Promise<void>;
+}
+
+export function defineCase(c: ConformanceCase): ConformanceCase {
+  if (!/^[a-z0-9]+(?:[.-][a-z0-9]+)*$/.test(c.id)) throw new Error(`case id '${c.id}' must be lowercase dotted words`);
+  return c;
+}

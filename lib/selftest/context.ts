@@ -1,0 +1,213 @@
+/**
+ * What a case works with: the kernel, the mode and facts of the environment, a fixture that owns
+ * every fd and mapping the case opens (closed in reverse order at teardown, like the kselftest
+ * harness's FIXTURE_TEARDOWN), and expectation helpers that compare what the kernel did with what
+ * the case expects in the current mode.
+ */
+import type { Kernel, Mapping } from '../sys/kernel';
+import { isVfioError, VfioError } from '../sys/errors';
+import {
+  EFD_CLOEXEC, EFD_NONBLOCK, MAP_ANONYMOUS, MAP_HUGETLB, MAP_POPULATE, MAP_PRIVATE, MAP_SHARED, MFD_CLOEXEC,
+  O_CLOEXEC, O_RDWR, PROT_READ, PROT_WRITE,
+} from '../sys/constants';
+import type { Environment } from './environment';
+import { CaseFailed, CaseSkipped } from './outcome';
+import { describeExpected, outcomeFor, type Expected, type Mode, type Outcome } from './types';
+import type { TrackedKernel } from './tracked-kernel';
+
+export interface AnonymousMemoryOptions {
+  /** Back it with huge pages (MAP_HUGETLB); skips the case when the machine has none free. */
+  readonly hugetlb?: boolean;
+}
+
+export class CaseContext {
+  readonly kernel: Kernel;
+  readonly env: Environment;
+  readonly log: string[] = [];
+  private readonly cleanups: { what: string; run: () => void }[] = [];
+
+  constructor(kernel: TrackedKernel, env: Environment) {
+    this.kernel = kernel;
+    this.env = env;
+  }
+
+  get mode(): Mode {
+    return this.env.mode;
+  }
+
+  get pageSize(): number {
+    return this.env.pageSize;
+  }
+
+  /** Same as pageSize, as a bigint, for IOVA arithmetic. */
+  get page(): bigint {
+    return BigInt(this.env.pageSize);
+  }
+
+  note(line: string): void {
+    this.log.push(line);
+  }
+
+  skip(reason: string): never {
+    throw new CaseSkipped(reason);
+  }
+
+  fail(message: string): never {
+    throw new CaseFailed(message);
+  }
+
+  // ---- fixture: everything opened here is released at teardown, last opened first ----
+
+  /** Registers a cleanup that runs at teardown (reverse order of registration). */
+  defer(what: string, run: () => void): void {
+    this.cleanups.push({ what, run });
+  }
+
+  open(path: string, flags = O_RDWR | O_CLOEXEC): number {
+    const fd = this.kernel.open(path, flags);
+    this.ownFd(fd, path);
+    return fd;
+  }
+
+  /** Takes ownership of an fd the kernel created (e.g. a fault queue fd returned in a struct). */
+  ownFd(fd: number, what: string): void {
+    this.defer(`close ${what} (fd ${fd})`, () => this.kernel.close(fd));
+  }
+
+  /** Closes an fd now (e.g. to test what closing does); teardown then skips it. */
+  closeNow(fd: number): void {
+    this.kernel.close(fd);
+    const i = this.cleanups.findIndex((c) => c.what.endsWith(`(fd ${fd})`));
+    if (i >= 0) this.cleanups.splice(i, 1);
+  }
+
+  /** The device under test's cdev, opened. Skips when the environment has no VFIO device. */
+  openDevice(): number {
+    const device = this.env.device;
+    if (!device) this.skip('no VFIO device in this environment (bind one to vfio-pci, or pass its BDF)');
+    return this.open(device.cdevPath);
+  }
+
+  openIommufd(): number {
+    if (!this.env.hasIommufd) this.skip('no /dev/iommu (kernel built without CONFIG_IOMMUFD)');
+    return this.open('/dev/iommu');
+  }
+
+  eventfd(): number {
+    const fd = this.kernel.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    this.ownFd(fd, 'eventfd');
+    return fd;
+  }
+
+  memfd(name: string, length: bigint): number {
+    const fd = this.kernel.memfdCreate(name, MFD_CLOEXEC);
+    this.ownFd(fd, `memfd ${name}`);
+    this.kernel.ftruncate(fd, length);
+    return fd;
+  }
+
+  /** Private anonymous read/write memory, populated, unmapped at teardown. */
+  anonymousMemory(length: bigint, options: AnonymousMemoryOptions = {}): Mapping {
+    let flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE;
+    if (options.hugetlb) flags |= MAP_HUGETLB;
+    let m: Mapping;
+    try {
+      m = this.kernel.mmap(-1, length, PROT_READ | PROT_WRITE, flags, 0n);
+    } catch (e) {
+      if (options.hugetlb && isVfioError(e)) {
+        this.skip(`no free huge pages for ${length} bytes (mmap MAP_HUGETLB: ${e.code}); reserve some with /proc/sys/vm/nr_hugepages`);
+      }
+      throw e;
+    }
+    this.defer(`munmap ${length} bytes at 0x${m.address.toString(16)}`, () => this.kernel.munmap(m));
+    return m;
+  }
+
+  /** A shared mapping of a device region (BAR), unmapped at teardown. */
+  mapRegion(fd: number, length: bigint, offset: bigint): Mapping {
+    const m = this.kernel.mmap(fd, length, PROT_READ | PROT_WRITE, MAP_SHARED, offset);
+    this.defer(`munmap region at offset 0x${offset.toString(16)}`, () => this.kernel.munmap(m));
+    return m;
+  }
+
+  /** Runs the cleanups; the first error is rethrown after all of them ran. */
+  teardown(): void {
+    let first: unknown;
+    while (this.cleanups.length) {
+      const c = this.cleanups.pop()!;
+      try {
+        c.run();
+      } catch (e) {
+        first ??= new CaseFailed(`teardown: ${c.what} failed: ${(e as Error).message}`);
+      }
+    }
+    if (first) throw first;
+  }
+
+  // ---- expectations ----
+
+  /**
+   * Runs `call` and checks its outcome against `expected` for the current mode. Returns the call's
+   * value when it was expected to succeed and did, undefined when it failed as expected.
+   */
+  expect<T>(what: string, call: () => T, expected: Expected): T | undefined {
+    const want = outcomeFor(expected, this.mode);
+    let value: T;
+    try {
+      value = call();
+    } catch (e) {
+      const got = outcomeOf(e);
+      if (got === want) {
+        this.note(`${what}: ${got} as expected`);
+        return undefined;
+      }
+      this.fail(`${what}: expected ${describeWant(want, expected)}, got ${got}${detail(e)}`);
+    }
+    if (want !== 'ok') this.fail(`${what}: expected ${describeWant(want, expected)}, but it succeeded`);
+    this.note(`${what}: ok as expected`);
+    return value;
+  }
+
+  /** Like `expect` for calls that must fail in every mode. */
+  expectErrno(what: string, call: () => unknown, expected: Expected): void {
+    this.expect(what, call, expected);
+  }
+
+  /** Runs a step that must succeed; a failure fails the case with the errno. */
+  ok<T>(what: string, call: () => T): T {
+    try {
+      return call();
+    } catch (e) {
+      if (e instanceof CaseSkipped || e instanceof CaseFailed) throw e;
+      this.fail(`${what}: expected success, got ${outcomeOf(e)}${detail(e)}`);
+    }
+  }
+
+  check(condition: boolean, what: string): void {
+    if (!condition) this.fail(what);
+  }
+
+  equal<T extends number | bigint | string | boolean>(actual: T, expected: T, what: string): void {
+    if (actual !== expected) this.fail(`${what}: expected ${show(expected)}, got ${show(actual)}`);
+  }
+}
+
+function outcomeOf(e: unknown): Outcome | string {
+  if (e instanceof CaseSkipped || e instanceof CaseFailed) throw e;
+  if (e instanceof VfioError) return e.code as Outcome;
+  return `${(e as Error)?.name ?? 'exception'}: ${(e as Error)?.message ?? String(e)}`;
+}
+
+function describeWant(want: Outcome, expected: Expected): string {
+  return typeof expected === 'string' ? want : `${want} (${describeExpected(expected)})`;
+}
+
+function detail(e: unknown): string {
+  return e instanceof VfioError ? ` (${e.message})` : '';
+}
+
+export function show(v: number | bigint | string | boolean): string {
+  if (typeof v === 'bigint') return `0x${v.toString(16)}`;
+  if (typeof v === 'number' && Number.isInteger(v) && Math.abs(v) > 9) return `${v} (0x${v.toString(16)})`;
+  return String(v);
+}

@@ -1,0 +1,143 @@
+/**
+ * What the machine under test offers, found through the Kernel interface only (sysfs, /dev), so
+ * the same discovery works on a real kernel and on the model: which VFIO device is there, whether
+ * it sits behind an IOMMU, whether the legacy group/container interface exists, the page size and
+ * the privileges of this process.
+ */
+import type { Capabilities, Kernel } from '../sys/kernel';
+import type { Mode } from './types';
+
+export interface DeviceUnderTest {
+  /** PCI address, e.g. '0000:00:03.0'. */
+  readonly bdf: string;
+  /** /dev/vfio/devices/noiommu-vfioN or /dev/vfio/devices/vfioN. */
+  readonly cdevPath: string;
+  /** The legacy group node (/dev/vfio/noiommu-N or /dev/vfio/N) when the group interface exists. */
+  readonly groupPath: string | null;
+  readonly vendorId: number;
+  readonly deviceId: number;
+}
+
+export interface Environment {
+  readonly kernel: Kernel;
+  readonly mode: Mode;
+  /** Where `mode` came from, for reports ("cdev name noiommu-vfio0", "NODE_VFIO_LAB_MODE"). */
+  readonly modeSource: string;
+  readonly device: DeviceUnderTest | null;
+  /** /dev/vfio/vfio exists: the legacy container interface is built in. */
+  readonly hasContainer: boolean;
+  /** /dev/iommu exists (CONFIG_IOMMUFD). */
+  readonly hasIommufd: boolean;
+  readonly pageSize: number;
+  readonly capabilities: Capabilities;
+}
+
+export interface DiscoverOptions {
+  /** The device to test; without it the first device bound to vfio-pci is used. */
+  readonly bdf?: string;
+  /** The mode when no device tells it (with a device, its cdev name decides). */
+  readonly mode?: Mode;
+}
+
+const PCI_DEVICES = '/sys/bus/pci/devices';
+
+/** QEMU's edu device: the device the DMA and BAR cases know how to drive. */
+export const EDU_VENDOR_ID = 0x1234;
+export const EDU_DEVICE_ID = 0x11e8;
+
+export function discoverEnvironment(kernel: Kernel, options: DiscoverOptions = {}): Environment {
+  const device = findDevice(kernel, options.bdf);
+  let mode: Mode;
+  let modeSource: string;
+  if (device) {
+    const name = device.cdevPath.slice(device.cdevPath.lastIndexOf('/') + 1);
+    mode = name.startsWith('noiommu-') ? 'noiommu' : 'iommu';
+    modeSource = `cdev name ${name}`;
+    if (options.mode && options.mode !== mode) {
+      throw new Error(`the environment says mode '${options.mode}' but the device's cdev is ${device.cdevPath}`);
+    }
+  } else if (options.mode) {
+    mode = options.mode;
+    modeSource = 'given';
+  } else {
+    mode = noiommuModeEnabled(kernel) ? 'noiommu' : 'iommu';
+    modeSource = 'vfio module parameter enable_unsafe_noiommu_mode';
+  }
+  return {
+    kernel,
+    mode,
+    modeSource,
+    device,
+    hasContainer: kernel.exists('/dev/vfio/vfio'),
+    hasIommufd: kernel.exists('/dev/iommu'),
+    pageSize: kernel.pageSize,
+    capabilities: kernel.capabilities(),
+  };
+}
+
+function noiommuModeEnabled(kernel: Kernel): boolean {
+  const param = '/sys/module/vfio/parameters/enable_unsafe_noiommu_mode';
+  return kernel.exists(param) && /^[Y1]/.test(kernel.readFile(param).toString().trim());
+}
+
+function findDevice(kernel: Kernel, bdf: string | undefined): DeviceUnderTest | null {
+  if (bdf !== undefined) {
+    const found = describeDevice(kernel, bdf);
+    if (!found) throw new Error(`device ${bdf} has no VFIO cdev (is it bound to vfio-pci?)`);
+    return found;
+  }
+  if (!kernel.exists(PCI_DEVICES)) return null;
+  for (const candidate of kernel.readdir(PCI_DEVICES).sort()) {
+    const found = describeDevice(kernel, candidate);
+    if (found) return found;
+  }
+  return null;
+}
+
+function describeDevice(kernel: Kernel, bdf: string): DeviceUnderTest | null {
+  const dir = `${PCI_DEVICES}/${bdf}`;
+  const vfioDev = `${dir}/vfio-dev`;
+  if (!kernel.exists(vfioDev)) return null;
+  const names = kernel.readdir(vfioDev).filter((n) => /^(noiommu-)?vfio\d+$/.test(n));
+  if (names.length === 0) return null;
+  const cdevPath = `/dev/vfio/devices/${names[0]}`;
+  const noiommu = names[0]!.startsWith('noiommu-');
+  let groupPath: string | null = null;
+  if (kernel.exists(`${dir}/iommu_group`)) {
+    const target = kernel.readlink(`${dir}/iommu_group`);
+    const group = target.slice(target.lastIndexOf('/') + 1);
+    const node = noiommu ? `/dev/vfio/noiommu-${group}` : `/dev/vfio/${group}`;
+    if (kernel.exists(node)) groupPath = node;
+  }
+  return {
+    bdf,
+    cdevPath,
+    groupPath,
+    vendorId: readHex(kernel, `${dir}/vendor`),
+    deviceId: readHex(kernel, `${dir}/device`),
+  };
+}
+
+function readHex(kernel: Kernel, path: string): number {
+  if (!kernel.exists(path)) return -1;
+  return Number.parseInt(kernel.readFile(path).toString().trim(), 16);
+}
+
+export function isEdu(device: DeviceUnderTest | null): boolean {
+  return device !== null && device.vendorId === EDU_VENDOR_ID && device.deviceId === EDU_DEVICE_ID;
+}
+
+/** One line describing the environment, for reports. */
+export function describeEnvironment(env: Environment): string {
+  const dev = env.device
+    ? `${env.device.bdf} (${hex4(env.device.vendorId)}:${hex4(env.device.deviceId)}) via ${env.device.cdevPath}` +
+      (env.device.groupPath ? `, group ${env.device.groupPath}` : ', no group node')
+    : 'no VFIO device';
+  const caps = env.capabilities.sysRawio ? 'CAP_SYS_RAWIO' : 'without CAP_SYS_RAWIO';
+  return `${env.kernel.kind} kernel (${env.kernel.description}), mode ${env.mode} (${env.modeSource}), ${dev}, ` +
+    `page size ${env.pageSize}, ${env.hasContainer ? 'container present' : 'no container'}, ${caps}`;
+}
+
+function hex4(n: number): string {
+  return n < 0 ? '????' : n.toString(16).padStart(4, '0');
+}
