@@ -106,21 +106,62 @@ export class CaseContext {
     return fd;
   }
 
-  /** Private anonymous read/write memory, populated, unmapped at teardown. */
+  /**
+   * Private anonymous read/write memory, populated, unmapped at teardown. With `hugetlb`, when no
+   * huge page is free and the process may write /proc/sys/vm/nr_hugepages, it reserves the pages
+   * it needs for the duration of the case (given back at teardown); otherwise the case is skipped.
+   */
   anonymousMemory(length: bigint, options: AnonymousMemoryOptions = {}): Mapping {
     let flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE;
-    if (options.hugetlb) flags |= MAP_HUGETLB;
+    let size = length;
+    if (options.hugetlb) {
+      flags |= MAP_HUGETLB;
+      // munmap of a hugetlb mapping must cover whole huge pages, so map whole ones.
+      const hugePage = this.hugePageSize();
+      size = ((length + hugePage - 1n) / hugePage) * hugePage;
+    }
+    const attempt = () => this.kernel.mmap(-1, size, PROT_READ | PROT_WRITE, flags, 0n);
     let m: Mapping;
     try {
-      m = this.kernel.mmap(-1, length, PROT_READ | PROT_WRITE, flags, 0n);
+      m = attempt();
     } catch (e) {
-      if (options.hugetlb && isVfioError(e)) {
-        this.skip(`no free huge pages for ${length} bytes (mmap MAP_HUGETLB: ${e.code}); reserve some with /proc/sys/vm/nr_hugepages`);
+      if (!options.hugetlb || !isVfioError(e)) throw e;
+      const why = this.reserveHugePages(size);
+      if (why) this.skip(`no free huge pages for ${length} bytes (mmap MAP_HUGETLB: ${e.code}) and ${why}`);
+      try {
+        m = attempt();
+      } catch (again) {
+        if (!isVfioError(again)) throw again;
+        this.skip(`huge pages were reserved but mmap MAP_HUGETLB of ${size} bytes still fails: ${again.code}`);
       }
-      throw e;
     }
-    this.defer(`munmap ${length} bytes at 0x${m.address.toString(16)}`, () => this.kernel.munmap(m));
+    this.defer(`munmap ${size} bytes at 0x${m.address.toString(16)}`, () => this.kernel.munmap(m));
     return m;
+  }
+
+  /** The default huge page size from /proc/meminfo; skips the case when the kernel has none. */
+  private hugePageSize(): bigint {
+    const meminfo = this.kernel.exists('/proc/meminfo') ? this.kernel.readFile('/proc/meminfo').toString() : '';
+    const size = /^Hugepagesize:\s+(\d+) kB$/m.exec(meminfo);
+    if (!size) this.skip('the kernel reports no huge page size (/proc/meminfo has no Hugepagesize)');
+    return BigInt(size[1]!) * 1024n;
+  }
+
+  /** Raises nr_hugepages by what `size` (whole huge pages) needs; returns why it could not, or null. */
+  private reserveHugePages(size: bigint): string | null {
+    const sysctl = '/proc/sys/vm/nr_hugepages';
+    if (!this.kernel.exists(sysctl)) return 'this kernel has no hugetlb sysctl';
+    const needed = size / this.hugePageSize();
+    const before = BigInt(this.kernel.readFile(sysctl).toString().trim());
+    try {
+      this.kernel.writeFile(sysctl, `${before + needed}\n`);
+    } catch (e) {
+      return `reserving some through ${sysctl} failed (${isVfioError(e) ? e.code : (e as Error).message})`;
+    }
+    this.defer(`restore ${sysctl} to ${before}`, () => this.kernel.writeFile(sysctl, `${before}\n`));
+    const now = BigInt(this.kernel.readFile(sysctl).toString().trim());
+    this.note(`reserved huge pages: nr_hugepages ${before} -> ${now}`);
+    return now >= before + needed ? null : `the kernel found only ${now - before} of ${needed} huge pages to reserve`;
   }
 
   /** A shared mapping of a device region (BAR), unmapped at teardown. */

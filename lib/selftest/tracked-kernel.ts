@@ -42,7 +42,13 @@ export class TrackedKernel implements Kernel {
   /** Closes and unmaps whatever is still open; returns what that was. */
   releaseAll(): { fds: OpenHandle[]; mappings: Mapping[] } {
     const leaked = { fds: this.openHandles(), mappings: this.liveMappings() };
-    for (const m of leaked.mappings) this.munmap(m);
+    for (const m of leaked.mappings) {
+      try {
+        this.munmap(m);
+      } catch {
+        this.mappings.delete(m);
+      }
+    }
     for (const h of leaked.fds) {
       try {
         this.close(h.fd);

@@ -8,6 +8,7 @@ import type { CaseContext } from '../context';
 import * as P from '../../uapi/pci';
 import * as V from '../../uapi/vfio';
 import { EDU, eduDma } from '../edu';
+import { eventfds, setIrqsCall } from './set-irqs';
 import { configRead, configWrite, getPaCall, map, openAttached, openBound, regionInfo, regionOffset, type AttachedDevice } from '../steps';
 
 function mapBar0(t: CaseContext, deviceFd: number) {
@@ -22,6 +23,17 @@ function dmaAddress(t: CaseContext, dev: AttachedDevice, iova: bigint, length: b
   const run = t.ok('GET_PA of the DMA buffer', getPaCall(t, dev.iommufd, dev.ioasId, { iova, length }));
   t.check(run.length >= length, `the buffer is physically contiguous over the transfer (${run.length} bytes)`);
   return run.phys;
+}
+
+/** Waits (without blocking the event loop) until the eventfd counts at least one event. */
+async function waitForEvent(t: CaseContext, efd: number, what: string, timeoutMs = 5000): Promise<void> {
+  try {
+    await t.kernel.waitReadable(efd, AbortSignal.timeout(timeoutMs));
+  } catch (e) {
+    t.fail(`${what}: the eventfd did not become readable within ${timeoutMs} ms (${(e as Error).message})`);
+  }
+  const count = t.kernel.eventfdRead(efd);
+  t.check(count >= 1n, `${what}: eventfd counted ${count}`);
 }
 
 export const eduCases: ConformanceCase[] = [
@@ -111,6 +123,49 @@ export const eduCases: ConformanceCase[] = [
       const back = bytes.subarray(t.pageSize, t.pageSize + count);
       const firstDiff = back.findIndex((b, i) => b !== bytes[i]);
       t.equal(firstDiff, -1, 'index of the first byte that differs after the round trip');
+    },
+  }),
+  defineCase({
+    id: 'edu.intx-interrupt',
+    title: 'edu raises INTx on request: the eventfd fires, INTx is automasked until acknowledged and unmasked',
+    needs: ['device', 'edu'],
+    async run(t) {
+      const dev = openBound(t);
+      const efd = t.eventfd();
+      const intx = V.VFIO_PCI_INTX_IRQ_INDEX;
+      t.ok('enable INTx', setIrqsCall(t, dev.deviceFd, { flags: V.VFIO_IRQ_SET_DATA_EVENTFD | V.VFIO_IRQ_SET_ACTION_TRIGGER, index: intx, start: 0, count: 1, data: eventfds(efd) }));
+      t.defer('disable INTx', setIrqsCall(t, dev.deviceFd, { flags: V.VFIO_IRQ_SET_DATA_NONE | V.VFIO_IRQ_SET_ACTION_TRIGGER, index: intx, start: 0, count: 0 }));
+      const bar0 = mapBar0(t, dev.deviceFd);
+      t.kernel.mmioWrite(bar0, EDU.INTERRUPT_RAISE, 32, 0x1);
+      await waitForEvent(t, efd, 'INTx');
+      t.equal(t.kernel.mmioRead(bar0, EDU.INTERRUPT_STATUS, 32), 0x1, 'interrupt status');
+      t.kernel.mmioWrite(bar0, EDU.INTERRUPT_ACK, 32, 0x1);
+      t.equal(t.kernel.mmioRead(bar0, EDU.INTERRUPT_STATUS, 32), 0, 'interrupt status after acknowledge');
+      t.ok('unmask INTx', setIrqsCall(t, dev.deviceFd, { flags: V.VFIO_IRQ_SET_DATA_NONE | V.VFIO_IRQ_SET_ACTION_UNMASK, index: intx, start: 0, count: 1 }));
+      // A second interrupt arrives only because the first was unmasked.
+      t.kernel.mmioWrite(bar0, EDU.INTERRUPT_RAISE, 32, 0x2);
+      await waitForEvent(t, efd, 'second INTx');
+      t.kernel.mmioWrite(bar0, EDU.INTERRUPT_ACK, 32, 0x2);
+    },
+  }),
+  defineCase({
+    id: 'edu.msi-interrupt',
+    title: 'with MSI enabled through SET_IRQS, edu\'s interrupt arrives on the MSI eventfd',
+    needs: ['device', 'edu'],
+    async run(t) {
+      const dev = openBound(t);
+      const efd = t.eventfd();
+      const msi = V.VFIO_PCI_MSI_IRQ_INDEX;
+      t.ok('enable MSI', setIrqsCall(t, dev.deviceFd, { flags: V.VFIO_IRQ_SET_DATA_EVENTFD | V.VFIO_IRQ_SET_ACTION_TRIGGER, index: msi, start: 0, count: 1, data: eventfds(efd) }));
+      t.defer('disable MSI', setIrqsCall(t, dev.deviceFd, { flags: V.VFIO_IRQ_SET_DATA_NONE | V.VFIO_IRQ_SET_ACTION_TRIGGER, index: msi, start: 0, count: 0 }));
+      const command = configRead(t, dev.deviceFd, P.PCI_COMMAND, 2);
+      // MSI writes are memory writes by the device: bus mastering must be on.
+      configWrite(t, dev.deviceFd, P.PCI_COMMAND, 2, command | P.PCI_COMMAND_MASTER);
+      const bar0 = mapBar0(t, dev.deviceFd);
+      t.kernel.mmioWrite(bar0, EDU.INTERRUPT_RAISE, 32, 0x4);
+      await waitForEvent(t, efd, 'MSI');
+      t.kernel.mmioWrite(bar0, EDU.INTERRUPT_ACK, 32, 0x4);
+      configWrite(t, dev.deviceFd, P.PCI_COMMAND, 2, command);
     },
   }),
 ];

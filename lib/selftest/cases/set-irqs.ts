@@ -21,14 +21,14 @@ interface IrqSet {
   readonly declaredSize?: number;
 }
 
-function setIrqsCall(t: CaseContext, deviceFd: number, s: IrqSet): () => void {
+export function setIrqsCall(t: CaseContext, deviceFd: number, s: IrqSet): () => void {
   return () => {
     rawIoctl(t.kernel, deviceFd, V.VFIO_DEVICE_SET_IRQS, V.VfioIrqSet, { flags: s.flags, index: s.index, start: s.start, count: s.count },
       { trailer: s.data ?? new Uint8Array(0), ...(s.declaredSize === undefined ? {} : { declaredSize: s.declaredSize }) });
   };
 }
 
-function eventfds(...fds: number[]): Uint8Array {
+export function eventfds(...fds: number[]): Uint8Array {
   const b = Buffer.alloc(4 * fds.length);
   fds.forEach((fd, i) => b.writeInt32LE(fd, 4 * i));
   return b;
