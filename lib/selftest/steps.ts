@@ -9,6 +9,9 @@ import * as I from '../uapi/iommufd';
 import * as V from '../uapi/vfio';
 import type { CaseContext } from './context';
 import { rawIoctl } from './raw-ioctl';
+import { ioasAlloc as wrappedIoasAlloc, ioasMap, iommuDestroy } from '../ioctl/iommufd';
+import { deviceAttachIommufdPt, deviceBindIommufd, deviceDetachIommufdPt } from '../ioctl/vfio-device';
+import { iova } from '../types';
 
 /** VFIO_PCI_INDEX_TO_OFFSET: where region `index` starts in the device fd's file offsets. */
 export function regionOffset(index: number): bigint {
@@ -18,16 +21,15 @@ export function regionOffset(index: number): bigint {
 export const MAP_RW = I.IOMMU_IOAS_MAP_READABLE | I.IOMMU_IOAS_MAP_WRITEABLE;
 
 export function bind(t: CaseContext, deviceFd: number, iommufd: number): number {
-  return t.ok('VFIO_DEVICE_BIND_IOMMUFD', () =>
-    rawIoctl(t.kernel, deviceFd, V.VFIO_DEVICE_BIND_IOMMUFD, V.VfioDeviceBindIommufd, { iommufd }).out.out_devid);
+  return t.ok('VFIO_DEVICE_BIND_IOMMUFD', () => deviceBindIommufd(t.kernel, deviceFd, iommufd));
 }
 
 export function ioasAlloc(t: CaseContext, iommufd: number): number {
-  return t.ok('IOMMU_IOAS_ALLOC', () => rawIoctl(t.kernel, iommufd, I.IOMMU_IOAS_ALLOC, I.IommuIoasAlloc, {}).out.out_ioas_id);
+  return t.ok('IOMMU_IOAS_ALLOC', () => wrappedIoasAlloc(t.kernel, iommufd));
 }
 
 export function destroy(t: CaseContext, iommufd: number, id: number): void {
-  t.ok(`IOMMU_DESTROY ${id}`, () => rawIoctl(t.kernel, iommufd, I.IOMMU_DESTROY, I.IommuDestroy, { id }));
+  t.ok(`IOMMU_DESTROY ${id}`, () => iommuDestroy(t.kernel, iommufd, id));
 }
 
 /** VFIO_DEVICE_ATTACH_IOMMUFD_PT as a call; returns the pt_id the kernel wrote back (the HWPT used). */
@@ -36,14 +38,13 @@ export function attachCall(t: CaseContext, deviceFd: number, ptId: number, flags
     { declaredSize: V.VfioDeviceAttachIommufdPt.endOf('pt_id') }).out.pt_id;
 }
 
+/** The normal attach (full struct, as the typed wrapper sends it); returns the HWPT used. */
 export function attach(t: CaseContext, deviceFd: number, ptId: number): number {
-  return t.ok(`VFIO_DEVICE_ATTACH_IOMMUFD_PT ${ptId}`, attachCall(t, deviceFd, ptId));
+  return t.ok(`VFIO_DEVICE_ATTACH_IOMMUFD_PT ${ptId}`, () => deviceAttachIommufdPt(t.kernel, deviceFd, ptId));
 }
 
 export function detach(t: CaseContext, deviceFd: number): void {
-  t.ok('VFIO_DEVICE_DETACH_IOMMUFD_PT', () =>
-    rawIoctl(t.kernel, deviceFd, V.VFIO_DEVICE_DETACH_IOMMUFD_PT, V.VfioDeviceDetachIommufdPt, {},
-      { declaredSize: V.VfioDeviceDetachIommufdPt.endOf('flags') }));
+  t.ok('VFIO_DEVICE_DETACH_IOMMUFD_PT', () => deviceDetachIommufdPt(t.kernel, deviceFd));
 }
 
 /** A device cdev and an iommufd, the device bound: the fixture most cases start from. */
@@ -92,9 +93,13 @@ export function mapCall(t: CaseContext, iommufd: number, ioasId: number, req: Ma
   };
 }
 
+/** The normal read/write map through the typed wrapper; returns the IOVA used. */
 export function map(t: CaseContext, iommufd: number, ioasId: number, req: MapRequest): bigint {
   const where = req.iova === undefined ? 'a kernel-chosen IOVA' : `IOVA 0x${req.iova.toString(16)}`;
-  return t.ok(`IOMMU_IOAS_MAP ${req.length} bytes at ${where}`, mapCall(t, iommufd, ioasId, req));
+  if (req.flags !== undefined) return t.ok(`IOMMU_IOAS_MAP ${req.length} bytes at ${where}`, mapCall(t, iommufd, ioasId, req));
+  return t.ok(`IOMMU_IOAS_MAP ${req.length} bytes at ${where}`, () => ioasMap(t.kernel, iommufd, {
+    ioasId, userVa: req.userVa, length: req.length, readable: true, writable: true, ...(req.iova === undefined ? {} : { iova: iova(req.iova) }),
+  }));
 }
 
 /** Maps `pages` fresh anonymous pages (or a given mapping); returns the memory and the IOVA. */
