@@ -9,8 +9,7 @@ variant=${1:-group}
 KSRC=$LAB_CACHE/src/linux-source-$KERNEL_SERIES
 [ -f "$KSRC/.done" ] || bash "$LAB_DIR/fetch.sh"
 
-key=$( (echo "$KERNEL_PKG_VERSION"; cat "$LAB_DIR/kernel/base.config" "$LAB_DIR/kernel/$variant.config") | sha256sum | cut -c1-16)
-out=$LAB_CACHE/kernels/$variant-$key
+out=$(lab_kernel_dir "$variant")
 if [ -f "$out/bzImage" ]; then
   lab_log "kernel '$variant' cached ($out)"
   echo "$out/bzImage"; exit 0

@@ -58,5 +58,13 @@ lab_ensure_packages() {
   export NODE_VFIO_LAB_PACKAGES_OK=1
 }
 
+# The cache directory of a kernel variant's build: keyed on the source version and the config
+# fragments, so changing either builds anew.
+lab_kernel_dir() {
+  local key
+  key=$( (echo "$KERNEL_PKG_VERSION"; cat "$LAB_DIR/kernel/base.config" "$LAB_DIR/kernel/$1.config") | sha256sum | cut -c1-16)
+  echo "$LAB_CACHE/kernels/$1-$key"
+}
+
 # Quotes a string for a POSIX shell (the guest runs the job with the host's /bin/sh).
 lab_sh_quote() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
