@@ -3,6 +3,9 @@
 # bzImage keyed on the source version and the config fragments, so it is rebuilt only when they change.
 # Prints the path of the bzImage on stdout.
 source "$(dirname "$0")/common.sh"
+# The body is one block, so bash reads it whole before running: editing this file while a long
+# run is under way cannot change what that run does.
+{
 lab_ensure_packages
 variant=${1:-group}
 [ -f "$LAB_DIR/kernel/$variant.config" ] || lab_die "unknown kernel variant '$variant' (have: $(cd "$LAB_DIR/kernel" && ls *.config | sed 's/\.config//' | grep -v base | tr '\n' ' '))"
@@ -48,8 +51,12 @@ if ! lab_with_progress "kernel build" "$build/build.log" make -C "$KSRC" O="$bui
   tail -40 "$build/build.log" >&2; lab_die "kernel build failed"
 fi
 mkdir -p "$out"
-cp "$build/arch/x86/boot/bzImage" "$out/bzImage"
 cp "$build/.config" "$out/config"
+# Copied under another name first: a cache entry is either whole or absent.
+cp "$build/arch/x86/boot/bzImage" "$out/bzImage.tmp"
+mv "$out/bzImage.tmp" "$out/bzImage"
 rm -rf "$build"
 lab_log "kernel '$variant' ready: $out/bzImage ($(du -h "$out/bzImage" | cut -f1))"
 echo "$out/bzImage"
+exit
+}

@@ -9,6 +9,9 @@
 # skipped (and said so) when building it would pass NODE_VFIO_LAB_BUDGET_MINUTES (default 40) since
 # the start; the group kernel is always built. NODE_VFIO_LAB_TIMEOUT bounds each guest (seconds).
 source "$(dirname "$0")/common.sh"
+# The body is one block, so bash reads it whole before running: editing this file while a long
+# run is under way cannot change what that run does.
+{
 [ "${1:-}" = -- ] && shift
 test_args=("$@")
 runs=(${NODE_VFIO_LAB_RUNS:-noiommu:group iommu:group noiommu:nullgroup})
@@ -81,3 +84,5 @@ lab_log "summary (results in $PROJECT_DIR/.lab-results/$stamp, whole lab $((SECO
 printf '  %-8s %-10s %-8s %s\n' mode kernel result tests >&2
 for line in "${summary[@]}"; do printf '  %s\n' "$line" >&2; done
 [ "$failures" -eq 0 ] || lab_die "$failures lab run(s) failed"
+exit
+}

@@ -12,6 +12,9 @@
 # status, or a run longer than the timeout (NODE_VFIO_LAB_TIMEOUT, default 1200 s) fails with 125
 # (124 for the timeout) and prints the tail of the guest's console.
 source "$(dirname "$0")/common.sh"
+# The body is one block, so bash reads it whole before running: editing this file while a long
+# run is under way cannot change what that run does.
+{
 
 usage() { sed -n '5,6p' "$0" | sed 's/^# *//' >&2; exit 2; }
 mode=${1:-}; shift || true
@@ -134,3 +137,5 @@ status=$(cat "$results/status")
 [[ $status =~ ^[0-9]+$ ]] || failed "the guest reported an unreadable exit status '$status'"
 lab_log "guest command exited with status $status ($mode, kernel '$variant')"
 exit "$status"
+exit
+}
