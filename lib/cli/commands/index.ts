@@ -1,0 +1,7 @@
+/** Every `vfio` sub-command, in the order `vfio --help` lists them. */
+import type { Command } from '../command';
+import { bindCommand, unbindCommand } from './bind';
+import { infoCommand } from './info';
+import { statusCommand } from './status';
+
+export const COMMANDS: readonly Command[] = [statusCommand, bindCommand, unbindCommand, infoCommand];

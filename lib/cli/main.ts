@@ -1,0 +1,67 @@
+#!/usr/bin/env node
+/**
+ * The `vfio` command: status, bind, unbind, info and selftest over the real kernel, or over the
+ * built-in kernel model with --model[=PROFILE]. Errors print the VfioError's code, path and hint,
+ * never a stack trace.
+ */
+import { formatOptions, parseArgs, type OptionSpec } from './args';
+import type { Command } from './command';
+import { chooseKernel } from './kernel-choice';
+import { reportError } from './output';
+import { COMMANDS } from './commands';
+
+const COMMON: Record<string, OptionSpec> = {
+  model: { value: 'optional', description: 'run against the built-in kernel model (default profile linux-7.3-noiommu)' },
+  help: { description: 'show help' },
+};
+
+function usage(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  return [
+    'usage: vfio <command> [options]',
+    '',
+    'Drive PCI devices through Linux VFIO (device cdev + iommufd, or the legacy group path).',
+    '',
+    'Commands:',
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    '',
+    'Common options:',
+    formatOptions(COMMON),
+    '',
+    "Run 'vfio <command> --help' for a command's options.",
+  ].join('\n');
+}
+
+function commandHelp(c: Command): string {
+  return [`usage: ${c.usage}`, '', c.summary, '', 'Options:', formatOptions({ ...c.options, ...COMMON })].join('\n');
+}
+
+export async function runCli(argv: readonly string[], io = { stdout: (l: string) => console.log(l), stderr: (l: string) => console.error(l) }): Promise<number> {
+  try {
+    const [name, ...rest] = argv;
+    if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+      io.stdout(usage());
+      return name === undefined ? 2 : 0;
+    }
+    const command = COMMANDS.find((c) => c.name === name);
+    if (!command) {
+      io.stderr(`vfio: unknown command '${name}'`);
+      io.stderr(usage());
+      return 2;
+    }
+    const args = parseArgs(rest, { ...command.options, ...COMMON });
+    if (args.options.has('help')) {
+      io.stdout(commandHelp(command));
+      return 0;
+    }
+    const model = args.options.get('model');
+    const kernel = chooseKernel(model);
+    return await command.run({ kernel, args, stdout: io.stdout, stderr: io.stderr });
+  } catch (e) {
+    return reportError(e, io.stderr);
+  }
+}
+
+if (require.main === module) {
+  runCli(process.argv.slice(2)).then((code) => { process.exitCode = code; });
+}

@@ -1,0 +1,34 @@
+/** Plain-text tables and error reports for the `vfio` command. */
+import { isVfioError } from '../sys/errors';
+import { UsageError } from './args';
+
+export function table(rows: readonly (readonly string[])[], indent = '  '): string[] {
+  if (rows.length === 0) return [];
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
+  return rows.map((r) => indent + r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]!))).join('  ').trimEnd());
+}
+
+export function hex(n: number | bigint, width = 0): string {
+  return '0x' + n.toString(16).padStart(width, '0');
+}
+
+/** Prints an error the way a user needs it: code, what failed, where, and the hint; no stack. */
+export function reportError(e: unknown, stderr: (line: string) => void): number {
+  if (e instanceof UsageError) {
+    stderr(`vfio: ${e.message} (see --help)`);
+    return 2;
+  }
+  if (isVfioError(e)) {
+    stderr(`vfio: ${e.code}: ${e.message}`);
+    if (e.path) stderr(`  path: ${e.path}`);
+    if (e.ioctl) stderr(`  ioctl: ${e.ioctl}`);
+    if (e.hint) stderr(`  hint: ${e.hint}`);
+    return 1;
+  }
+  if (e instanceof TypeError || e instanceof RangeError) {
+    stderr(`vfio: ${e.message}`);
+    return 2;
+  }
+  stderr(`vfio: internal error: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
+  return 70;
+}
