@@ -5,7 +5,7 @@
  */
 import type { Kernel } from './sys/kernel';
 import { O_CLOEXEC, O_RDWR } from './sys/constants';
-import { VfioError } from './sys/errors';
+import { VfioError, isVfioError } from './sys/errors';
 import * as V from './uapi/vfio';
 import { FileDescriptor, Resource } from './resource';
 import * as io from './ioctl/vfio-device';
@@ -215,9 +215,21 @@ export class VfioDevice extends Resource implements RegionOwner, IrqOwner, Bound
     return r;
   }
 
-  /** All regions the device reports, including empty ones (size 0: absent BARs). */
+  /**
+   * All regions the device reports, including empty ones (size 0: absent BARs). An index the
+   * kernel refuses with EINVAL is left out: vfio-pci counts the VGA region in num_regions but
+   * answers EINVAL for it on a device without VGA.
+   */
   get regions(): Region[] {
-    return Array.from({ length: this.info.numRegions }, (_, i) => this.region(i));
+    const out: Region[] = [];
+    for (let i = 0; i < this.info.numRegions; i++) {
+      try {
+        out.push(this.region(i));
+      } catch (e) {
+        if (!isVfioError(e, 'EINVAL')) throw e;
+      }
+    }
+    return out;
   }
 
   /** BAR `n` (0-5). */

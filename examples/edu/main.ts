@@ -11,7 +11,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { DmaBuffer, PciDevice, isVfioError, nativeKernel, openDevice, type Kernel } from '../../lib';
-import { createModelKernel } from '../../lib/model';
+import { createModelKernel, profiles } from '../../lib/model';
+import { isProfileName } from '../../lib/model/profile';
 import { EDU_DEVICE_ID, EDU_MAX_TRANSFER, EDU_VENDOR_ID, EduDevice } from './edu-device';
 
 interface Options { model?: string | true; bdf?: string }
@@ -34,6 +35,7 @@ function parse(argv: string[]): Options {
 function chooseKernel(options: Options): { kernel: Kernel; why: string } {
   if (options.model !== undefined) {
     const profile = options.model === true ? 'linux-7.3-noiommu' : options.model;
+    if (!isProfileName(profile)) throw new Error(`unknown model profile '${profile}' (profiles: ${Object.keys(profiles).join(', ')})`);
     return { kernel: createModelKernel(profile), why: `--model: the built-in kernel model (${profile})` };
   }
   let native: Kernel;
@@ -99,7 +101,7 @@ async function main(): Promise<number> {
 
 main().then((code) => { process.exitCode = code; }, (e: unknown) => {
   if (isVfioError(e)) {
-    console.error(`edu: ${e.code}: ${e.message}`);
+    console.error(`edu: ${e.message}`);
   } else {
     console.error(`edu: ${(e as Error).stack ?? String(e)}`);
   }

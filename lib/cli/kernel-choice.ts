@@ -5,11 +5,17 @@
  */
 import type { Kernel } from '../sys/kernel';
 import { nativeKernel } from '../sys/native';
-import { createModelKernel } from '../model';
+import { createModelKernel, profiles } from '../model';
+import { isProfileName } from '../model/profile';
+import { UsageError } from './args';
 
 export const DEFAULT_MODEL_PROFILE = 'linux-7.3-noiommu';
 
 export function chooseKernel(model: string | true | undefined): Kernel {
   if (model === undefined) return nativeKernel();
-  return createModelKernel(model === true ? DEFAULT_MODEL_PROFILE : model);
+  const name = model === true ? DEFAULT_MODEL_PROFILE : model;
+  if (!isProfileName(name)) {
+    throw new UsageError(`unknown model profile '${name}' (profiles: ${Object.keys(profiles).join(', ')})`);
+  }
+  return createModelKernel(name);
 }

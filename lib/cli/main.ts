@@ -6,6 +6,7 @@
  */
 import { formatOptions, parseArgs, type OptionSpec } from './args';
 import type { Command } from './command';
+import type { Kernel } from '../sys/kernel';
 import { chooseKernel } from './kernel-choice';
 import { reportError } from './output';
 import { COMMANDS } from './commands';
@@ -36,7 +37,17 @@ function commandHelp(c: Command): string {
   return [`usage: ${c.usage}`, '', c.summary, '', 'Options:', formatOptions({ ...c.options, ...COMMON })].join('\n');
 }
 
-export async function runCli(argv: readonly string[], io = { stdout: (l: string) => console.log(l), stderr: (l: string) => console.error(l) }): Promise<number> {
+export interface CliIo {
+  readonly stdout: (line: string) => void;
+  readonly stderr: (line: string) => void;
+}
+
+/**
+ * Runs one `vfio` invocation and returns its exit status. `kernel` replaces the kernel that
+ * --model/the default would choose: an embedding program (or a test) can point the CLI at a
+ * kernel it set up itself.
+ */
+export async function runCli(argv: readonly string[], io: CliIo = { stdout: (l) => console.log(l), stderr: (l) => console.error(l) }, kernel?: Kernel): Promise<number> {
   try {
     const [name, ...rest] = argv;
     if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
@@ -54,9 +65,8 @@ export async function runCli(argv: readonly string[], io = { stdout: (l: string)
       io.stdout(commandHelp(command));
       return 0;
     }
-    const model = args.options.get('model');
-    const kernel = chooseKernel(model);
-    return await command.run({ kernel, args, stdout: io.stdout, stderr: io.stderr });
+    const chosen = kernel ?? chooseKernel(args.options.get('model'));
+    return await command.run({ kernel: chosen, args, stdout: io.stdout, stderr: io.stderr });
   } catch (e) {
     return reportError(e, io.stderr);
   }

@@ -19,7 +19,7 @@ export function reportError(e: unknown, stderr: (line: string) => void): number 
     return 2;
   }
   if (isVfioError(e)) {
-    stderr(`vfio: ${e.code}: ${e.message}`);
+    stderr(`vfio: ${e.message}`);
     if (e.path) stderr(`  path: ${e.path}`);
     if (e.ioctl) stderr(`  ioctl: ${e.ioctl}`);
     if (e.hint) stderr(`  hint: ${e.hint}`);

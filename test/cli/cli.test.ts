@@ -1,12 +1,24 @@
 import assert from 'node:assert/strict';
 import { runCli } from '../../lib/cli/main';
+import { createModelKernel, profiles } from '../../lib/model';
+import type { Kernel } from '../../lib/sys/kernel';
 
 /** Runs the CLI in-process and captures what it prints. */
 async function vfio(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  return vfioOn(undefined, ...argv);
+}
+
+async function vfioOn(kernel: Kernel | undefined, ...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   const out: string[] = [];
   const err: string[] = [];
-  const code = await runCli(argv, { stdout: (l) => out.push(l), stderr: (l) => err.push(l) });
+  const code = await runCli(argv, { stdout: (l) => out.push(l), stderr: (l) => err.push(l) }, kernel);
   return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+/** A lab-like noiommu host whose edu device starts unbound and noiommu mode switched off. */
+function hostWithUnboundEdu(noiommu: boolean): Kernel {
+  const base = profiles['linux-7.3-noiommu'];
+  return createModelKernel({ ...base, name: 'test-unbound-edu', noiommu, pci: base.pci.map((d) => ({ ...d, driver: null })) });
 }
 
 describe('vfio command', () => {
@@ -45,19 +57,36 @@ describe('vfio command', () => {
     assert.ok(parsed.devices.some((d) => d.vendorId === '0x1234' && d.deviceId === '0x11e8'));
   });
 
-  it('bind refuses to switch on noiommu mode without --noiommu, with a hint', async () => {
-    const edu = await eduBdf('linux-7.3-noiommu-off');
-    const r = await vfio('bind', edu, '--model=linux-7.3-noiommu-off');
+  it('bind refuses to switch on noiommu mode without --noiommu, with a hint, and changes nothing', async () => {
+    const kernel = hostWithUnboundEdu(false);
+    const edu = await eduBdf('linux-7.3-noiommu');
+    const r = await vfioOn(kernel, 'bind', edu);
     assert.equal(r.code, 1);
     assert.match(r.err, /noiommu/i);
     assert.doesNotMatch(r.err, /\n\s+at /, 'no stack trace');
+    assert.equal(kernel.readFile('/sys/module/vfio/parameters/enable_unsafe_noiommu_mode').toString().trim(), 'N');
+    assert.equal(kernel.exists(`/sys/bus/pci/devices/${edu}/driver`), false);
   });
 
-  it('bind --noiommu binds the model\'s edu to vfio-pci and shows its cdev', async () => {
+  it('bind --noiommu switches noiommu mode on, binds edu to vfio-pci and shows its cdev', async () => {
+    const kernel = hostWithUnboundEdu(false);
     const edu = await eduBdf('linux-7.3-noiommu');
-    const r = await vfio('bind', edu, '--noiommu', '--model');
+    const r = await vfioOn(kernel, 'bind', edu, '--noiommu');
     assert.equal(r.code, 0, r.err);
     assert.match(r.out, /bound to vfio-pci.*\/dev\/vfio\/devices\/noiommu-vfio\d+/);
+    const status = await vfioOn(kernel, 'status');
+    assert.match(status.out, /noiommu mode enabled/);
+    assert.match(status.out, /Devices using vfio-pci:\n\s+0000:00:03\.0/);
+  });
+
+  it('info shows regions, IRQs and capabilities of a bound device', async () => {
+    const edu = await eduBdf('linux-7.3-noiommu');
+    const r = await vfio('info', edu, '--model');
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /1234:11e8/);
+    assert.match(r.out, /BAR0\s+size 0x100000/);
+    assert.match(r.out, /MSI\s+count 1/);
+    assert.match(r.out, /0x0[0-9a-f]{2}\s+0x05\s+MSI/);
   });
 
   it('bind of an unknown BDF is ENOENT with the sysfs path', async () => {
@@ -73,26 +102,31 @@ describe('vfio command', () => {
     assert.match(r.err, /not a PCI address/);
   });
 
-  it('info of a device bound to another driver (or none) says it is not bound to vfio-pci', async () => {
+  it('info of a device bound to no driver says it is not bound to vfio-pci', async () => {
     const edu = await eduBdf('linux-7.3-noiommu');
-    const r = await vfio('info', edu, '--model');
+    const r = await vfioOn(hostWithUnboundEdu(true), 'info', edu);
     assert.equal(r.code, 1);
     assert.match(r.err, /not vfio-pci/);
     assert.match(r.err, /hint: .*bindVfio/);
   });
 
-  it('unbind of a device with no driver reports it and succeeds', async () => {
+  it('unbind takes the device from vfio-pci and its cdev disappears', async () => {
+    const kernel = createModelKernel('linux-7.3-noiommu');
     const edu = await eduBdf('linux-7.3-noiommu');
-    const r = await vfio('unbind', edu, '--model');
+    const r = await vfioOn(kernel, 'unbind', edu);
     assert.equal(r.code, 0, r.err);
-    assert.match(r.out, /had no driver|unbound from/);
+    assert.match(r.out, /unbound from vfio-pci/);
+    assert.equal(kernel.exists('/dev/vfio/devices/noiommu-vfio0'), false);
+    const again = await vfioOn(kernel, 'unbind', edu);
+    assert.match(again.out, /had no driver/);
   });
 
   it('a profile without CAP_SYS_RAWIO cannot open the noiommu device: EPERM with the capability hint', async () => {
     const edu = await eduBdf('unprivileged');
     const r = await vfio('info', edu, '--model=unprivileged');
-    assert.notEqual(r.code, 0);
-    assert.match(r.err, /EPERM|EACCES|not vfio-pci/);
+    assert.equal(r.code, 1);
+    assert.match(r.err, /EPERM/);
+    assert.match(r.err, /hint: .*CAP_SYS_RAWIO/);
   });
 
   it('an unknown model profile is a clear error', async () => {

@@ -1,5 +1,6 @@
 /** `vfio info <bdf>`: device info, regions, IRQs and config-space capabilities. */
 import { openDevice } from '../../open-device';
+import { normalizeBdf } from '../../sysfs';
 import * as V from '../../uapi/vfio';
 import { UsageError } from '../args';
 import type { Command } from '../command';
@@ -45,7 +46,7 @@ export const infoCommand: Command = {
       ...config.extendedCapabilities().map((c) => ({ offset: c.offset, id: c.id, name: EXT_CAP_NAMES[c.id] ?? 'unknown', extended: true })),
     ];
     const summary = {
-      bdf: device.bdf, vendorId: config.vendorId, deviceId: config.deviceId, name: deviceName(config.vendorId, config.deviceId),
+      bdf: normalizeBdf(bdf), vendorId: config.vendorId, deviceId: config.deviceId, name: deviceName(config.vendorId, config.deviceId),
       classCode: config.classCode, backend: device.backend,
       flags: flagNames(info.flags, { [V.VFIO_DEVICE_FLAGS_RESET]: 'reset', [V.VFIO_DEVICE_FLAGS_PCI]: 'pci', [V.VFIO_DEVICE_FLAGS_CAPS]: 'caps' }),
       numRegions: info.numRegions, numIrqs: info.numIrqs,
