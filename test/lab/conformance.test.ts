@@ -15,21 +15,10 @@ import { runCase } from '../../lib/selftest/runner';
 import type { CaseResult } from '../../lib/selftest/types';
 import { requireLab, type LabEnvironment } from './lab-environment';
 import { findSetpriv, runNodeWithoutRawio } from './unprivileged';
+import { settle } from '../conformance/mocha-adapter';
 
 const unprivileged = allCases.filter((c) => c.needs?.includes('without-sys-rawio'));
 const privileged = allCases.filter((c) => !c.needs?.includes('without-sys-rawio'));
-
-/** Reports a case result to mocha: a pass, a skip with its reason printed, or a failure. */
-function settle(context: Mocha.Context, r: CaseResult): void {
-  if (r.status === 'skip') {
-    console.log(`      skipped: ${r.reason}`);
-    context.skip();
-  }
-  if (r.status === 'fail') {
-    for (const line of r.log) console.log(`      ${line}`);
-    throw new Error(r.reason);
-  }
-}
 
 describe('conformance on the real kernel (QEMU lab)', function () {
   this.timeout(120_000);

@@ -7,7 +7,7 @@
  * Each ioctl gets a body whose outcome is known and is neither EINVAL nor E2BIG (an id that does
  * not exist, a type the kernel rejects), so the three size variants are told apart by errno.
  */
-import { defineCase, type ConformanceCase } from '../case';
+import { defineCase, type ConformanceCase, type Need } from '../case';
 import type { CaseContext } from '../context';
 import type { FieldType, StructType, StructValue } from '../../uapi/codec';
 import type { IoctlRequest } from '../../uapi/ioctl';
@@ -25,6 +25,8 @@ interface SizeProbe<S extends Record<string, FieldType>> {
   /** What that body does, with the reason from the source. */
   readonly outcome: Outcome;
   readonly why: string;
+  /** What running the command (not the size checks, which come first) needs. */
+  readonly needs?: readonly Need[];
 }
 
 function probe<S extends Record<string, FieldType>>(p: SizeProbe<S>): SizeProbe<Record<string, FieldType>> {
@@ -50,7 +52,7 @@ const PROBES: SizeProbe<Record<string, FieldType>>[] = [
   probe({ request: I.IOMMU_IOAS_IOVA_RANGES, type: I.IommuIoasIovaRanges, minField: 'out_iova_alignment', body: { ioas_id: 0 }, outcome: 'ENOENT', why: 'no IOAS with id 0' }),
   probe({ request: I.IOMMU_IOAS_MAP, type: I.IommuIoasMap, minField: 'iova', body: { flags: R, ioas_id: 0, length: 4096n }, outcome: 'ENOENT', why: 'no IOAS with id 0' }),
   probe({ request: I.IOMMU_IOAS_MAP_FILE, type: I.IommuIoasMapFile, minField: 'iova', body: { flags: R, ioas_id: 0, length: 4096n }, outcome: 'ENOENT', why: 'no IOAS with id 0' }),
-  probe({ request: I.IOMMU_IOAS_NOIOMMU_GET_PA, type: I.IommuIoasNoiommuGetPa, minField: 'out_phys', body: { ioas_id: 0, length: 4096n }, outcome: 'ENOENT', why: 'no IOAS with id 0' }),
+  probe({ request: I.IOMMU_IOAS_NOIOMMU_GET_PA, type: I.IommuIoasNoiommuGetPa, minField: 'out_phys', body: { ioas_id: 0, length: 4096n }, outcome: 'ENOENT', why: 'no IOAS with id 0', needs: ['sys-rawio'] }),
   probe({ request: I.IOMMU_IOAS_UNMAP, type: I.IommuIoasUnmap, minField: 'length', body: { ioas_id: 0 }, outcome: 'ENOENT', why: 'no IOAS with id 0' }),
   probe({ request: I.IOMMU_OPTION, type: I.IommuOption, minField: 'val64', body: { option_id: I.IOMMU_OPTION_RLIMIT_MODE, op: I.IOMMU_OPTION_OP_GET }, outcome: 'ok', why: 'reads the accounting mode' }),
   probe({ request: I.IOMMU_VDEVICE_ALLOC, type: I.IommuVdeviceAlloc, minField: 'virt_id', body: { viommu_id: 0 }, outcome: 'ENOENT', why: 'no vIOMMU with id 0' }),
@@ -75,6 +77,7 @@ function casesFor(p: SizeProbe<Record<string, FieldType>>): ConformanceCase[] {
     defineCase({
       id: `iommufd.size.${name}.exact`,
       title: `${p.request.name} with size = sizeof (${full}) runs the command (${p.outcome}: ${p.why})`,
+      ...(p.needs ? { needs: p.needs } : {}),
       run(t) {
         const fd = t.openIommufd();
         t.expect(`${p.request.name} size ${full}`, call(t, fd, p, full, []), p.outcome);
@@ -99,6 +102,7 @@ function casesFor(p: SizeProbe<Record<string, FieldType>>): ConformanceCase[] {
     defineCase({
       id: `iommufd.size.${name}.zero-tail`,
       title: `${p.request.name} larger than the kernel's struct with a zero tail runs the command`,
+      ...(p.needs ? { needs: p.needs } : {}),
       run(t) {
         const fd = t.openIommufd();
         t.expect(`${p.request.name} size ${full + 8}, zero tail`, call(t, fd, p, full + 8, [0, 0, 0, 0, 0, 0, 0, 0]), p.outcome);
@@ -109,6 +113,7 @@ function casesFor(p: SizeProbe<Record<string, FieldType>>): ConformanceCase[] {
     out.push(defineCase({
       id: `iommufd.size.${name}.minimum`,
       title: `${p.request.name} with size = its minimum (${min}) runs the command, later fields read as zero`,
+      ...(p.needs ? { needs: p.needs } : {}),
       run(t) {
         const fd = t.openIommufd();
         t.expect(`${p.request.name} size ${min}`, call(t, fd, p, min, []), p.outcome);

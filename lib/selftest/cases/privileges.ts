@@ -7,6 +7,8 @@
  */
 import { defineCase, type ConformanceCase } from '../case';
 import { U64_MAX } from '../../uapi/codec';
+import * as I from '../../uapi/iommufd';
+import { buildStruct } from '../raw-ioctl';
 import { getPaCall, ioasAlloc, map } from '../steps';
 
 export const privilegeCases: ConformanceCase[] = [
@@ -51,6 +53,19 @@ export const privilegeCases: ConformanceCase[] = [
       map(t, fd, ioasId, { userVa: memory.address, length: t.page, iova: 0x100000n });
       t.expectErrno('GET_PA of a mapped IOVA', getPaCall(t, fd, ioasId, { iova: 0x100000n, length: t.page }), 'EPERM');
       t.expectErrno('GET_PA with flags 1, length 0, IOVA 2^64-1, IOAS 99', getPaCall(t, fd, 99, { iova: U64_MAX, length: 0n, flags: 1 }), 'EPERM');
+    },
+  }),
+  defineCase({
+    id: 'privileges.get-pa-size-checked-first',
+    title: 'without CAP_SYS_RAWIO a GET_PA with a short size is still EINVAL: the generic size check runs before the command',
+    needs: ['without-sys-rawio'],
+    run(t) {
+      const fd = t.openIommufd();
+      const short = I.IommuIoasNoiommuGetPa.endOf('out_phys') - 1;
+      t.expectErrno(`GET_PA size ${short}`, () => t.kernel.ioctl(fd, I.IOMMU_IOAS_NOIOMMU_GET_PA.number,
+        buildStruct(I.IommuIoasNoiommuGetPa, { length: 4096n }, { declaredSize: short })), 'EINVAL');
+      t.expectErrno('GET_PA with a non-zero tail', () => t.kernel.ioctl(fd, I.IOMMU_IOAS_NOIOMMU_GET_PA.number,
+        buildStruct(I.IommuIoasNoiommuGetPa, { length: 4096n }, { tail: [1, 0, 0, 0, 0, 0, 0, 0] })), 'E2BIG');
     },
   }),
 ];
