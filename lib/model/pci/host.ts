@@ -9,9 +9,13 @@ import { formatPciAddress, type PciAddress } from './address';
 import { DmaFault, type DmaPort } from './dma';
 import type { PciDeviceModel } from './device-model';
 
-/** A level-triggered host interrupt line (an IOAPIC pin) that drivers request handlers on. */
+/**
+ * A level-triggered, shareable host interrupt line that drivers request handlers on. Functions
+ * whose INTx pins are routed to the same IRQ share it: the line is asserted while any of them
+ * asserts, and every handler runs (IRQF_SHARED; each checks whether its device interrupted).
+ */
 export class IrqLine {
-  private level = false;
+  private readonly asserting = new Set<object>();
   private readonly handlers = new Set<() => void>();
 
   constructor(readonly irq: number) {}
@@ -19,17 +23,26 @@ export class IrqLine {
   /** request_irq: the handler runs now if the line is already asserted (level semantics). */
   request(handler: () => void): () => void {
     this.handlers.add(handler);
-    if (this.level) handler();
+    if (this.asserting.size) handler();
     return () => this.handlers.delete(handler);
   }
 
-  get asserted(): boolean { return this.level; }
+  get asserted(): boolean { return this.asserting.size > 0; }
 
-  setLevel(asserted: boolean): void {
-    const rising = asserted && !this.level;
-    this.level = asserted;
+  /** A source (a function's INTx pin) drives the line. */
+  setLevel(source: object, asserted: boolean): void {
+    const rising = asserted && !this.asserting.has(source);
+    if (asserted) this.asserting.add(source);
+    else this.asserting.delete(source);
     if (rising) for (const h of [...this.handlers]) h();
   }
+}
+
+/** q35's PIRQ routing as SeaBIOS programs it: INTx of slot S, pin P lands on IRQ 10 or 11. */
+const Q35_PCI_IRQS = [10, 10, 11, 11] as const;
+
+export function q35IntxIrq(device: number, pin: number): number {
+  return pin ? Q35_PCI_IRQS[(pin - 1 + device) & 3]! : 0;
 }
 
 /** x86 MSI window: a write here is an interrupt message, not memory. */
@@ -116,7 +129,7 @@ export interface PciHostOptions {
 export class PciHost {
   readonly msi = new MsiController();
   private readonly slots = new Map<string, PciSlot>();
-  private nextIrq = 16;
+  private readonly irqLines = new Map<number, IrqLine>();
 
   constructor(private readonly options: PciHostOptions) {}
 
@@ -124,13 +137,19 @@ export class PciHost {
   plug(address: PciAddress, device: PciDeviceModel): PciSlot {
     const name = formatPciAddress(address);
     if (this.slots.has(name)) throw new Error(`model host: ${name} is already occupied`);
-    const irqLine = new IrqLine(device.interruptPin ? this.nextIrq++ : 0);
+    const irq = q35IntxIrq(address.device, device.interruptPin);
+    let irqLine = this.irqLines.get(irq);
+    if (!irqLine) {
+      irqLine = new IrqLine(irq);
+      if (irq) this.irqLines.set(irq, irqLine);
+    }
+    const line = irqLine;
     const dma = new SwitchableDmaPort(this.options.iommu ? IOMMU_BLOCKED : this.options.physicalMemory);
     const slot: PciSlot = { address, name, device, irqLine, dma, behindIommu: this.options.iommu };
     device.connect({
       dma,
       interrupts: {
-        intxLevel: (asserted) => irqLine.setLevel(asserted),
+        intxLevel: (asserted) => line.setLevel(slot, asserted),
         messageWrite: (address, data) => {
           if (this.msi.deliver(address, data)) return;
           // Not the interrupt window: a plain memory write through the device's DMA path, which

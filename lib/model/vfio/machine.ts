@@ -13,6 +13,7 @@ import { parsePciAddress } from '../pci/address';
 import { PciBus } from '../pci/bus';
 import type { DmaPort } from '../pci/dma';
 import { PciHost, type PciSlot } from '../pci/host';
+import { firmwareInit } from '../pci/firmware';
 import { PciSysfs, devicePath } from '../fs/pci-sysfs';
 import { IommuGroups } from './iommu-groups';
 import type { IommufdPort } from './iommufd-port';
@@ -85,6 +86,7 @@ export class PciMachine {
       const address = parsePciAddress(spec.address);
       if (!address) throw new RangeError(`bad PCI address '${spec.address}'`);
       const slot = this.host.plug(address, createDevice(spec.device, spec.options));
+      firmwareInit(slot);
       this.sysfs.addDevice(slot);
       slots.push(slot);
     }
