@@ -64,9 +64,10 @@ function checkExtension(ctx: IommufdContext, type: number): number {
     case VFIO_NOIOMMU_IOMMU:
       return ctx.host.profile.config.VFIO_NOIOMMU ? 1 : 0;
     case VFIO_DMA_CC_IOMMU:
-      // iommufd_vfio_cc_iommu: every domain enforces coherency (VT-d and noiommu both do).
-      compatIoas(ctx);
-      return 1;
+      // iommufd_vfio_cc_iommu: 1 unless some HWPT of the compat IOAS does not enforce cache
+      // coherency — which none does here: QEMU's VT-d has no snoop control and noiommu devices
+      // have no IOMMU to ask.
+      return compatIoas(ctx).hwpts.length === 0 ? 1 : 0;
     case VFIO_RESERVED_TYPE1_NESTING_IOMMU:
     case VFIO_UPDATE_VADDR:
     default:
