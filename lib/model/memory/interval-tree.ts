@@ -14,7 +14,14 @@ export interface IntervalNode<T> {
   readonly value: T;
 }
 
+/**
+ * Keys are u64 bigints, but comparing bigints is slow next to comparing doubles. Each node keeps
+ * its bounds as doubles too; Number() of a bigint is monotonic, so unequal doubles already order
+ * the bigints and only equal ones (possible above 2^53) need the exact comparison.
+ */
 class Node<T> implements IntervalNode<T> {
+  readonly startN: number;
+  readonly lastN: number;
   left: Node<T> | null = null;
   right: Node<T> | null = null;
   height = 1;
@@ -27,6 +34,8 @@ class Node<T> implements IntervalNode<T> {
   maxGap = -1n;
 
   constructor(readonly start: bigint, readonly last: bigint, readonly value: T) {
+    this.startN = Number(start);
+    this.lastN = Number(last);
     this.minStart = start;
     this.maxStart = start;
     this.maxLast = last;
@@ -37,6 +46,21 @@ class Node<T> implements IntervalNode<T> {
 export interface Gap {
   readonly start: bigint;
   readonly last: bigint;
+}
+
+/** key < node.start */
+function beforeStart<T>(key: bigint, keyN: number, n: Node<T>): boolean {
+  return keyN < n.startN || (keyN === n.startN && key < n.start);
+}
+
+/** key > node.start */
+function afterStart<T>(key: bigint, keyN: number, n: Node<T>): boolean {
+  return keyN > n.startN || (keyN === n.startN && key > n.start);
+}
+
+/** key > node.last */
+function afterLast<T>(key: bigint, keyN: number, n: Node<T>): boolean {
+  return keyN > n.lastN || (keyN === n.lastN && key > n.last);
 }
 
 function height<T>(n: Node<T> | null): number {
@@ -115,8 +139,8 @@ export class IntervalTree<T> {
 
   private insertAt(at: Node<T> | null, node: Node<T>): Node<T> {
     if (!at) return node;
-    if (node.start < at.start) at.left = this.insertAt(at.left, node);
-    else if (node.start > at.start) at.right = this.insertAt(at.right, node);
+    if (beforeStart(node.start, node.startN, at)) at.left = this.insertAt(at.left, node);
+    else if (afterStart(node.start, node.startN, at)) at.right = this.insertAt(at.right, node);
     else throw new Error(`interval tree: duplicate start ${node.start}`);
     return balance(at);
   }
@@ -124,14 +148,14 @@ export class IntervalTree<T> {
   /** Removes the interval that starts at `start`; returns whether one was there. */
   remove(start: bigint): boolean {
     const before = this.count;
-    this.root = this.removeAt(this.root, start);
+    this.root = this.removeAt(this.root, start, Number(start));
     return this.count !== before;
   }
 
-  private removeAt(at: Node<T> | null, start: bigint): Node<T> | null {
+  private removeAt(at: Node<T> | null, start: bigint, startN: number): Node<T> | null {
     if (!at) return null;
-    if (start < at.start) at.left = this.removeAt(at.left, start);
-    else if (start > at.start) at.right = this.removeAt(at.right, start);
+    if (beforeStart(start, startN, at)) at.left = this.removeAt(at.left, start, startN);
+    else if (afterStart(start, startN, at)) at.right = this.removeAt(at.right, start, startN);
     else {
       this.count--;
       if (!at.left) return at.right;
@@ -160,10 +184,11 @@ export class IntervalTree<T> {
 
   /** The interval containing `point`. */
   find(point: bigint): IntervalNode<T> | undefined {
+    const pn = Number(point);
     let n = this.root;
     while (n) {
-      if (point < n.start) n = n.left;
-      else if (point > n.last) n = n.right;
+      if (beforeStart(point, pn, n)) n = n.left;
+      else if (afterLast(point, pn, n)) n = n.right;
       else return n;
     }
     return undefined;
@@ -172,10 +197,11 @@ export class IntervalTree<T> {
   /** The lowest interval intersecting [start, last] (interval_tree_iter_first). */
   firstOverlap(start: bigint, last: bigint): IntervalNode<T> | undefined {
     // Intervals are disjoint and sorted, so their ends are sorted too: find the first end ≥ start.
+    const sn = Number(start);
     let n = this.root;
     let found: Node<T> | null = null;
     while (n) {
-      if (n.last >= start) {
+      if (!afterLast(start, sn, n)) {
         found = n;
         n = n.left;
       } else n = n.right;
@@ -185,10 +211,11 @@ export class IntervalTree<T> {
 
   /** The highest interval intersecting [start, last]. */
   lastOverlap(start: bigint, last: bigint): IntervalNode<T> | undefined {
+    const ln = Number(last);
     let n = this.root;
     let found: Node<T> | null = null;
     while (n) {
-      if (n.start <= last) {
+      if (!beforeStart(last, ln, n)) {
         found = n;
         n = n.right;
       } else n = n.left;
@@ -198,10 +225,11 @@ export class IntervalTree<T> {
 
   /** The interval following the one that starts at `start`. */
   next(start: bigint): IntervalNode<T> | undefined {
+    const sn = Number(start);
     let n = this.root;
     let found: Node<T> | null = null;
     while (n) {
-      if (n.start > start) {
+      if (beforeStart(start, sn, n)) {
         found = n;
         n = n.left;
       } else n = n.right;
@@ -211,10 +239,11 @@ export class IntervalTree<T> {
 
   /** The interval preceding the one that starts at `start`. */
   prev(start: bigint): IntervalNode<T> | undefined {
+    const sn = Number(start);
     let n = this.root;
     let found: Node<T> | null = null;
     while (n) {
-      if (n.start < start) {
+      if (afterStart(start, sn, n)) {
         found = n;
         n = n.right;
       } else n = n.left;
