@@ -18,6 +18,8 @@ import type { PhysicalMemory } from '../memory/physical-memory';
 import type { OpenFile } from '../open-file';
 
 /** IOPT_PAGES_ACCOUNT_{NONE,USER,MM}. */
+const EMPTY: number[] = [];
+
 export type AccountMode = 'none' | 'user' | 'mm';
 
 export type PagesSource =
@@ -40,14 +42,16 @@ export class IoPages {
    * Pinned frame per page (-1 while unpinned) and the filled areas covering each page. Allocated
    * on the first fill: an IOAS without domains may record huge ranges it never pins.
    */
-  private pfns: Int32Array = new Int32Array(0);
-  private pinCount: Uint32Array = new Uint32Array(0);
+  // Plain (packed small-integer) arrays: a typed array per area costs an ArrayBuffer each, which
+  // dominates memory and GC time for IOASes with 100k one-page areas.
+  private pfns: number[] = EMPTY;
+  private pinCount: number[] = EMPTY;
   private pinnedCount = 0;
   /**
    * For each pinned page, the index of the last page of the physically contiguous run it starts
    * (frames i..runEnd[i] are consecutive). Rebuilt lazily after pins change.
    */
-  private runEnd: Int32Array | null = null;
+  private runEnd: number[] | null = null;
 
   constructor(
     private readonly env: PinEnvironment,
@@ -82,8 +86,8 @@ export class IoPages {
       // More pages than the machine has frames can never all be pinned: the walk would fault on
       // unmapped user memory, or run out of memory populating a file.
       if (this.npages > this.env.memory.frameCount) fail(this.source.kind === 'user' ? 'EFAULT' : 'ENOMEM');
-      this.pfns = new Int32Array(this.npages).fill(-1);
-      this.pinCount = new Uint32Array(this.npages);
+      this.pfns = new Array<number>(this.npages).fill(-1);
+      this.pinCount = new Array<number>(this.npages).fill(0);
     }
     const fresh: number[] = [];
     try {
@@ -170,8 +174,8 @@ export class IoPages {
     return end - index + 1;
   }
 
-  private buildRuns(): Int32Array {
-    const runEnd = new Int32Array(this.npages);
+  private buildRuns(): number[] {
+    const runEnd = new Array<number>(this.npages).fill(0);
     let end = this.npages - 1;
     for (let i = this.npages - 1; i >= 0; i--) {
       const next = this.pfns[i + 1];
