@@ -35,6 +35,7 @@ import { EventFdFile } from './eventfd';
 import { IommufdContext } from './iommufd/context';
 import { iommufdRequestName } from './iommufd/commands';
 import { DmaOwnership } from './iommufd/dma-ownership';
+import { FaultInjector } from './fault-injection';
 import { AddressSpace } from './memory/address-space';
 import { LockedMemory } from './memory/locked-memory';
 import { MemfdFile } from './memory/memfd';
@@ -65,6 +66,8 @@ export class ModelKernel implements Kernel {
   readonly locked: LockedMemory;
   readonly space: AddressSpace;
   readonly dmaOwnership = new DmaOwnership();
+  /** fail_nth-style fault injection for the iommufd paths (tests arm it). */
+  readonly faults = new FaultInjector();
   /** The PCI bus, VFIO and device models (set at boot by createModelKernel). */
   pci: PciMachine | null = null;
 
@@ -109,6 +112,7 @@ export class ModelKernel implements Kernel {
   /** A new iommufd context (open of /dev/iommu, or /dev/vfio/vfio with IOMMUFD_VFIO_CONTAINER). */
   newIommufd(asVfioContainer: boolean): IommufdContext {
     return new IommufdContext({
+      faults: this.faults,
       profile: this.profile,
       space: this.space,
       memory: this.memory,

@@ -67,7 +67,7 @@ export class IommuFault extends Error {
 
 export class IommufdContext implements OpenFile {
   readonly kind = 'iommufd';
-  readonly objects = new ObjectTable();
+  readonly objects: ObjectTable;
   /** ictx->account_mode: 'user' unless opened as /dev/vfio/vfio or changed by IOMMU_OPTION. */
   accountMode: AccountMode;
   /** ictx->vfio_ioas: the IOAS the VFIO compatibility ioctls act on. */
@@ -83,6 +83,7 @@ export class IommufdContext implements OpenFile {
     readonly asVfioContainer = false,
   ) {
     this.accountMode = asVfioContainer ? 'mm' : 'user';
+    this.objects = new ObjectTable(host.faults);
   }
 
   get dmaOwnership(): DmaOwnership {
@@ -119,7 +120,7 @@ export class IommufdContext implements OpenFile {
   allocIoas(): IoasObject {
     const ps = BigInt(this.host.memory.pageSize);
     const thp = this.host.profile.config.TRANSPARENT_HUGEPAGE ? 2n << 20n : ps;
-    const ioas = new IoasObject(new IoPagetable(ps, thp), (gone) => {
+    const ioas = new IoasObject(new IoPagetable(ps, thp, this.host.faults), (gone) => {
       if (this.vfioIoas === gone) this.vfioIoas = null;
     });
     this.objects.reserve(ioas);

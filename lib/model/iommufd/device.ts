@@ -20,6 +20,7 @@ import { HwptPaging } from './hwpt';
 import type { IoasObject } from './ioas';
 import { IommufdObject, type ObjectTable } from './object-table';
 import type { DmaOwnership } from './dma-ownership';
+import type { FaultInjector } from '../fault-injection';
 
 /** What the VFIO side hands iommufd when it binds a device (the kernel's struct device). */
 export interface BindableDevice {
@@ -68,6 +69,7 @@ export class IommufdDevice extends IommufdObject {
 /** The parts of a context the attach logic works with. */
 export interface AttachContext {
   readonly objects: ObjectTable;
+  readonly host: { readonly faults: FaultInjector };
   readonly dmaOwnership: DmaOwnership;
   readonly hasIommufdNoiommu: boolean;
 }
@@ -171,8 +173,12 @@ export function hwptPagingAlloc(
   if (flags & IOMMU_HWPT_FAULT_ID_VALID && flags & IOMMU_HWPT_ALLOC_NEST_PARENT) fail('EOPNOTSUPP');
   const hwpt = new HwptPaging(ioas, null, (flags & IOMMU_HWPT_ALLOC_NEST_PARENT) !== 0);
   ctx.objects.reserve(hwpt);
+  // Pairs with HwptPaging.destroy: the HWPT keeps its IOAS alive.
+  ioas.users++;
   let attached = false;
   try {
+    // kzalloc of the domain.
+    if (ctx.host.faults.shouldFail()) fail('ENOMEM');
     hwpt.domain = allocDomainFor(idev, flags & ~IOMMU_HWPT_FAULT_ID_VALID, hasUserData);
     if (immediateAttach) {
       hwptAttach(hwpt, idev);

@@ -2,7 +2,9 @@
  * A paging HWPT object (hw_pagetable.c: struct iommufd_hwpt_paging): one IOMMU domain loaded with
  * its IOAS's mappings. Automatic HWPTs are created by attaching a device to an IOAS and go away
  * with the last device using them; manual ones come from IOMMU_HWPT_ALLOC and need IOMMU_DESTROY.
- * Each attached device holds a user reference (so DESTROY answers EBUSY while attached).
+ * Each attached device holds a user reference (so DESTROY answers EBUSY while attached), and the
+ * HWPT holds one on its IOAS from the moment its ID is reserved (iommufd_hwpt_paging_alloc) until
+ * it is destroyed.
  */
 import type { IommuDomain } from './domain';
 import type { IoasObject } from './ioas';
@@ -22,8 +24,6 @@ export class HwptPaging extends IommufdObject {
     readonly nestParent: boolean,
   ) {
     super();
-    // Pairs with destroy: the HWPT keeps its IOAS alive.
-    ioas.users++;
   }
 
   /** Loads the domain into the IOAS (iopt_table_add_domain + hwpt_list). */

@@ -12,6 +12,7 @@ import { fail } from '../errno';
 import { IntervalTree } from '../memory/interval-tree';
 import type { IommuDomain } from './domain';
 import type { IoPages } from './pinned-pages';
+import { FaultInjector } from '../fault-injection';
 
 /** IOMMU_READ / IOMMU_WRITE of conv_iommu_prot. */
 export const IOMMU_READ = 1;
@@ -82,6 +83,7 @@ export class IoPagetable {
     readonly pageSize: bigint,
     /** HPAGE_SIZE with CONFIG_TRANSPARENT_HUGEPAGE, else PAGE_SIZE: caps the automatic alignment. */
     private readonly maxAutoAlignment: bigint,
+    private readonly faults: FaultInjector = new FaultInjector(),
   ) {}
 
   get allowedRanges(): readonly IovaRange[] {
@@ -193,6 +195,8 @@ export class IoPagetable {
    * stay with the caller.
    */
   mapPages(slices: readonly PagesSlice[], length: bigint, iova: bigint | null, prot: number, firstAddr: bigint): bigint {
+    // iopt_area_alloc for every slice comes first.
+    for (let i = 0; i < slices.length; i++) if (this.faults.shouldFail()) fail('ENOMEM');
     if (length & (this.iovaAlignment - 1n) || length === 0n) fail('EINVAL');
     let at: bigint;
     if (iova === null) at = this.allocIova(firstAddr, length);
@@ -459,6 +463,7 @@ export class IoPagetable {
    * (with none of them kept) when one collides with an area or allowed range.
    */
   enforceReservedRegions(regions: readonly IovaRange[], owner: object): void {
+    if (this.faults.shouldFail()) fail('EINVAL');
     try {
       for (const r of regions) this.reserveIova(r.start, r.last, owner);
     } catch (e) {

@@ -8,6 +8,7 @@
  * succeeds only when the table's reference is the last one (refcount_dec_if_one), else EBUSY.
  */
 import { fail } from '../errno';
+import { FaultInjector } from '../fault-injection';
 
 export type ObjectType = 'ioas' | 'hwpt-paging' | 'device' | 'fault';
 
@@ -73,6 +74,8 @@ class IdHeap {
 const ID_LIMIT = 0x7fff_ffff; // xa_limit_31b
 
 export class ObjectTable {
+  constructor(private readonly faults: FaultInjector = new FaultInjector()) {}
+
   /** Published objects, and reserved IDs (null) that are not visible yet. */
   private readonly entries = new Map<number, IommufdObject | null>();
   private readonly freed = new IdHeap();
@@ -89,6 +92,8 @@ export class ObjectTable {
 
   /** _iommufd_object_alloc: reserves the lowest free ID for `obj`. */
   reserve(obj: IommufdObject): number {
+    // kzalloc of the object in _iommufd_object_alloc.
+    if (this.faults.shouldFail()) fail('ENOMEM');
     let id = this.freed.pop();
     if (id === undefined) {
       if (this.nextFresh > ID_LIMIT) fail('EBUSY', 'object ID space exhausted');
@@ -123,6 +128,7 @@ export class ObjectTable {
 
   /** iommufd_get_object: a published object of that type, else ENOENT. */
   get<T extends IommufdObject>(id: number, type?: ObjectType): T {
+    if (this.faults.shouldFail()) fail('ENOENT');
     const obj = this.entries.get(id);
     if (!obj || (type !== undefined && obj.type !== type)) fail('ENOENT');
     return obj as T;

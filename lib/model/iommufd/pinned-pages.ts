@@ -16,6 +16,7 @@ import type { LockedMemory } from '../memory/locked-memory';
 import { MemfdFile } from '../memory/memfd';
 import type { PhysicalMemory } from '../memory/physical-memory';
 import type { OpenFile } from '../open-file';
+import type { FaultInjector } from '../fault-injection';
 
 /** IOPT_PAGES_ACCOUNT_{NONE,USER,MM}. */
 const EMPTY: number[] = [];
@@ -28,6 +29,7 @@ export type PagesSource =
 
 /** What pinning needs from the rest of the kernel. */
 export interface PinEnvironment {
+  readonly faults: FaultInjector;
   readonly space: AddressSpace;
   readonly memory: PhysicalMemory;
   readonly locked: LockedMemory;
@@ -60,6 +62,8 @@ export class IoPages {
     readonly writable: boolean,
     public accountMode: AccountMode,
   ) {
+    // kzalloc in iopt_alloc_pages.
+    if (env.faults.shouldFail()) fail('ENOMEM');
     if (source.kind === 'file') env.holdFile(source.file);
   }
 
@@ -134,6 +138,8 @@ export class IoPages {
   }
 
   private pinRange(index: number, count: number): number[] {
+    // pfn_reader_user_pin.
+    if (this.env.faults.shouldFail()) fail('EFAULT');
     const ps = BigInt(this.env.memory.pageSize);
     if (this.source.kind === 'user') {
       return this.env.space.pinPages(this.source.uptr + BigInt(index) * ps, count, this.writable);
