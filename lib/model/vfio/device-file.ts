@@ -105,7 +105,6 @@ export class VfioDeviceFile implements OpenFile, DeviceFileState {
       this.unbindIommufd();
     }
     this.device.fileRefs.delete(this);
-    this.device.sys.deviceFileClosed(this.device);
   }
 
   private requireAccess(syscall: string): void {

@@ -335,10 +335,6 @@ export class VfioSubsystem {
     const port = device.bound && device.attached ? device.bound.dmaPort() : undefined;
     slot.dma.set(port ?? IOMMU_BLOCKED);
   }
-
-  deviceFileClosed(_device: VfioDevice): void {
-    // Nothing waits for the last close: unbinding an open device is refused up front.
-  }
 }
 
 /** The sysfs directory of a function: /sys/devices/pci0000:BB/DDDD:BB:DD.F. */
