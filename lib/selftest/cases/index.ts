@@ -6,6 +6,9 @@ import { getPaCases } from './get-pa';
 import { groupCases } from './group';
 import { hwptCases } from './hwpt';
 import { iommufdSizeCases } from './iommufd-size';
+import { ioasCopyCases } from './ioas-copy';
+import { optionCases } from './options';
+import { regionIoCases } from './region-io';
 import { ioasCases } from './ioas';
 import { mapUnmapCases } from './map-unmap';
 import { privilegeCases } from './privileges';
@@ -17,9 +20,12 @@ export const allCases: readonly ConformanceCase[] = [
   ...seedCases,
   ...ioasCases,
   ...mapUnmapCases,
+  ...ioasCopyCases,
+  ...optionCases,
   ...getPaCases,
   ...hwptCases,
   ...deviceCases,
+  ...regionIoCases,
   ...setIrqsCases,
   ...wrongFdCases,
   ...groupCases,
