@@ -10,6 +10,7 @@ import { ioasCopyCases } from './ioas-copy';
 import { optionCases } from './options';
 import { regionIoCases } from './region-io';
 import { ioasCases } from './ioas';
+import { legacyGroupCases } from './legacy-group';
 import { mapUnmapCases } from './map-unmap';
 import { privilegeCases } from './privileges';
 import { seedCases } from './seed-noiommu';
@@ -29,6 +30,7 @@ export const allCases: readonly ConformanceCase[] = [
   ...setIrqsCases,
   ...wrongFdCases,
   ...groupCases,
+  ...legacyGroupCases,
   ...eduCases,
   ...privilegeCases,
   ...iommufdSizeCases,
