@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { IntervalTree } from '../../../lib/model/memory/interval-tree';
+import { Prng } from '../../../lib/model/memory/prng';
 import type { IoPages } from '../../../lib/model/iommufd/pinned-pages';
 import { U64_MAX } from '../../../lib/uapi/codec';
 import { IOMMU_IOAS_COPY, IommuIoasCopy } from '../../../lib/uapi/iommufd';
@@ -292,5 +293,57 @@ describe('IntervalTree (the area/VMA index)', () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  it('at scale (tens of thousands of intervals, three levels): lookups and holes agree with a sorted array', function () {
+    this.timeout(60_000);
+    const rng = new Prng(42);
+    const tree = new IntervalTree<number>();
+    const ref = new Map<number, number>();
+    // Keys above 2^53 exercise the exact tie-break behind the double keys.
+    const base = 1n << 60n;
+    const key = (slot: number) => base + BigInt(slot) * 16n;
+    for (let round = 0; round < 60000; round++) {
+      const slot = rng.below(40000);
+      if (ref.has(slot) && rng.next() < 0.4) {
+        assert.equal(tree.remove(key(slot)), true);
+        ref.delete(slot);
+      } else if (!ref.has(slot)) {
+        const len = 1 + rng.below(15);
+        tree.insert(key(slot), key(slot) + BigInt(len) - 1n, slot);
+        ref.set(slot, len);
+      }
+    }
+    tree.checkInvariants();
+    const sorted = [...ref.keys()].sort((a, b) => a - b);
+    assert.deepEqual([...tree].map((n) => n.value), sorted);
+    for (let q = 0; q < 3000; q++) {
+      const slot = rng.below(40000);
+      const point = key(slot) + BigInt(rng.below(16));
+      const containing = ref.has(slot) && point <= key(slot) + BigInt(ref.get(slot)!) - 1n ? slot : undefined;
+      assert.equal(tree.find(point)?.value, containing);
+      const nextSlot = sorted.find((x) => x > slot);
+      assert.equal(tree.next(key(slot))?.value, nextSlot);
+      const prevSlot = [...sorted].reverse().find((x) => x < slot);
+      assert.equal(tree.prev(key(slot))?.value, prevSlot);
+    }
+    // The first hole of at least 20 units (16 bytes per slot) above a random point, against a scan.
+    for (let q = 0; q < 200; q++) {
+      const lo = key(rng.below(40000));
+      const minSize = BigInt(16 + rng.below(200));
+      const hi = key(40000) + 10000n;
+      const got = tree.holesAscending(lo, hi, minSize).next().value;
+      let cur = lo;
+      let expected: { start: bigint; last: bigint } | undefined;
+      for (const s of sorted) {
+        const st = key(s);
+        const la = st + BigInt(ref.get(s)!) - 1n;
+        if (la < cur) continue;
+        if (st > cur && st - cur >= minSize) { expected = { start: cur, last: st - 1n }; break; }
+        if (la + 1n > cur) cur = la + 1n;
+      }
+      if (!expected && hi - cur + 1n >= minSize) expected = { start: cur, last: hi };
+      assert.deepEqual(got, expected);
+    }
   });
 });
