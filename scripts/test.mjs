@@ -25,6 +25,12 @@ let passed = 0, failed = 0, skipped = 0;
 const runner = mocha.run((failures) => {
   console.log(`\n${passed} passed, ${failed} failed, ${skipped} skipped`);
   process.exitCode = failures ? 1 : 0;
+  // A test that leaves a handle open (a pending wait, a timer) must not hang CI: name what is
+  // still alive and leave.
+  setTimeout(() => {
+    console.error(`test run finished but the process did not exit; still active: ${process.getActiveResourcesInfo().join(', ')}`);
+    process.exit(failures ? 1 : 2);
+  }, 10_000).unref();
 });
 runner.on('pass', () => passed++);
 runner.on('fail', () => failed++);
