@@ -9,7 +9,7 @@ import * as P from '../../uapi/pci';
 import * as V from '../../uapi/vfio';
 import { EDU, eduDma } from '../edu';
 import { eventfds, setIrqsCall } from './set-irqs';
-import { configRead, configWrite, getPaCall, map, openAttached, openBound, regionInfo, regionOffset, type AttachedDevice } from '../steps';
+import { configRead, configWrite, getPaCall, map, openAttached, openBound, regionInfo, regionOffset, unmapCall, type AttachedDevice } from '../steps';
 
 function mapBar0(t: CaseContext, deviceFd: number) {
   const info = regionInfo(t, deviceFd, V.VFIO_PCI_BAR0_REGION_INDEX);
@@ -166,6 +166,31 @@ export const eduCases: ConformanceCase[] = [
       await waitForEvent(t, efd, 'MSI');
       t.kernel.mmioWrite(bar0, EDU.INTERRUPT_ACK, 32, 0x4);
       configWrite(t, dev.deviceFd, P.PCI_COMMAND, 2, command);
+    },
+  }),
+  defineCase({
+    id: 'edu.dma-after-unmap-blocked',
+    title: 'with an IOMMU, once an IOVA is unmapped the device can no longer write there (the memory stays untouched)',
+    needs: ['device', 'edu'],
+    async run(t) {
+      // Without an IOMMU nothing stops a device writing to a physical address after unmap; that
+      // memory may already belong to someone else, so the noiommu side is not exercised.
+      if (t.mode === 'noiommu') t.skip('without an IOMMU nothing blocks the device; writing to unpinned memory would corrupt it');
+      const dev = openAttached(t);
+      const memory = t.anonymousMemory(2n * t.page);
+      const iova = map(t, dev.iommufd, dev.ioasId, { userVa: memory.address, length: t.page, iova: 0x100000n });
+      const victim = map(t, dev.iommufd, dev.ioasId, { userVa: memory.address + t.page, length: t.page, iova: 0x200000n });
+      const bytes = new Uint8Array(memory.buffer!);
+      bytes.fill(0xa5, 0, 1000);
+      const command = configRead(t, dev.deviceFd, P.PCI_COMMAND, 2);
+      configWrite(t, dev.deviceFd, P.PCI_COMMAND, 2, command | P.PCI_COMMAND_MASTER | P.PCI_COMMAND_MEMORY);
+      const bar0 = mapBar0(t, dev.deviceFd);
+      await eduDma(t.kernel, bar0, { src: iova, dst: EDU.DEVICE_BUFFER, count: 1000, toRam: false });
+      t.ok('unmap the destination page', unmapCall(t, dev.iommufd, dev.ioasId, victim, t.page));
+      await eduDma(t.kernel, bar0, { src: EDU.DEVICE_BUFFER, dst: victim, count: 1000, toRam: true });
+      configWrite(t, dev.deviceFd, P.PCI_COMMAND, 2, command);
+      const written = bytes.subarray(t.pageSize, t.pageSize + 1000).findIndex((b) => b !== 0);
+      t.equal(written, -1, 'index of the first byte the device managed to write after unmap');
     },
   }),
 ];

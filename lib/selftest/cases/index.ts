@@ -11,6 +11,7 @@ import { optionCases } from './options';
 import { regionIoCases } from './region-io';
 import { ioasCases } from './ioas';
 import { legacyGroupCases } from './legacy-group';
+import { lifecycleCases } from './lifecycle';
 import { mapUnmapCases } from './map-unmap';
 import { privilegeCases } from './privileges';
 import { seedCases } from './seed-noiommu';
@@ -28,6 +29,7 @@ export const allCases: readonly ConformanceCase[] = [
   ...deviceCases,
   ...regionIoCases,
   ...setIrqsCases,
+  ...lifecycleCases,
   ...wrongFdCases,
   ...groupCases,
   ...legacyGroupCases,
