@@ -4,7 +4,7 @@
  * them are checked in (test/reliability/lab-traces) so every model test run compares against
  * real-kernel answers without booting QEMU.
  */
-import type { LabMode } from './lab-model';
+import type { LabKernelBuild, LabMode } from './lab-model';
 import { formatRun } from './differential';
 import type { RecordedRun } from './campaign';
 import type { FuzzProgram } from './program';
@@ -15,8 +15,7 @@ export interface LabTraceFile {
   /** `uname -r` of the lab guest. */
   readonly kernelRelease: string;
   readonly mode: LabMode;
-  /** The lab kernel build ('group' or 'nullgroup'). */
-  readonly labKernel: string;
+  readonly labKernel: LabKernelBuild;
   readonly bdf: string;
   readonly pageSize: number;
   readonly recordedAt: string;
@@ -32,7 +31,7 @@ export interface CorpusMismatch {
 
 export function parseLabTraceFile(text: string, origin: string): LabTraceFile {
   const f = JSON.parse(text) as Partial<LabTraceFile>;
-  if (f.format !== 1 || !Array.isArray(f.runs) || (f.mode !== 'noiommu' && f.mode !== 'iommu') || typeof f.bdf !== 'string' || typeof f.pageSize !== 'number') {
+  if (f.format !== 1 || !Array.isArray(f.runs) || (f.mode !== 'noiommu' && f.mode !== 'iommu') || (f.labKernel !== 'group' && f.labKernel !== 'nullgroup') || typeof f.bdf !== 'string' || typeof f.pageSize !== 'number') {
     throw new Error(`${origin} is not a lab trace file (format 1 with mode, bdf, pageSize and runs)`);
   }
   return f as LabTraceFile;

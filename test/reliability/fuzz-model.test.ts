@@ -166,7 +166,7 @@ describe('fuzz: recorded real-kernel traces', function () {
     it(`the model answers as Linux did in ${name}`, function () {
       this.timeout(60_000);
       const file = parseLabTraceFile(fs.readFileSync(path.join(CORPUS_DIR, name), 'utf8'), name);
-      const mismatches = replayLabTraces(file, (p) => runProgram(labModelKernel(file.mode, file.bdf), p, { bdf: file.bdf }));
+      const mismatches = replayLabTraces(file, (p) => runProgram(labModelKernel(file.mode, file.bdf, file.labKernel), p, { bdf: file.bdf }));
       console.log(`      ${file.runs.length} programs recorded on Linux ${file.kernelRelease} (${file.mode}, ${file.labKernel}) at ${file.recordedAt}: ${mismatches.length} differ`);
       assert.equal(mismatches.map((m) => m.report).join('\n\n'), '');
     });
