@@ -243,7 +243,16 @@ export class Ioas extends Resource implements DmaSpace, PageTableTarget {
     const mapping = this.map(memory, options);
     const attachment = new IoasDmaAttachment(this, mapping, () => this.dmaAttachments.delete(attachment));
     this.dmaAttachments.add(attachment);
-    if (this.addressing === 'physical') attachment.prefetchSegments();
+    if (this.addressing === 'physical') {
+      // A failed physical-address lookup must not leave the area mapped and its pages pinned
+      // while the caller frees the memory (found by the fail-Nth sweep).
+      try {
+        attachment.prefetchSegments();
+      } catch (e) {
+        attachment.detach();
+        throw e;
+      }
+    }
     return attachment;
   }
 

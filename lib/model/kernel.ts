@@ -111,6 +111,7 @@ export class ModelKernel implements Kernel {
 
   /** A new iommufd context (open of /dev/iommu, or /dev/vfio/vfio with IOMMUFD_VFIO_CONTAINER). */
   newIommufd(asVfioContainer: boolean): IommufdContext {
+    if (this.faults.shouldFail('iommufd.ctx-alloc')) fail('ENOMEM'); // iommufd_fops_open's kzalloc (lib/model/faults.ts)
     return new IommufdContext({
       faults: this.faults,
       profile: this.profile,
@@ -176,6 +177,16 @@ export class ModelKernel implements Kernel {
   /** Number of open fds (for leak checks in tests). */
   get openFdCount(): number {
     return this.fds.size;
+  }
+
+  /** The fd table, read-only (leak checks: what is open, by which path). */
+  openFiles(): { readonly fd: number; readonly path: string; readonly file: OpenFile }[] {
+    return [...this.fds].map(([fd, e]) => ({ fd, path: e.path, file: e.file }));
+  }
+
+  /** Open files still alive through an fd, a mapping or a hold (leak checks). */
+  get liveFileCount(): number {
+    return this.fileRefs.size;
   }
 
   // ---- Kernel: files ---------------------------------------------------------------------------
@@ -447,6 +458,7 @@ export class ModelKernel implements Kernel {
     return this.syscall('eventfd', {}, () => {
       if (flags & ~(EFD_SEMAPHORE | EFD_CLOEXEC | EFD_NONBLOCK)) fail('EINVAL');
       if (!Number.isInteger(initval) || initval < 0 || initval > 0xffff_ffff) fail('EINVAL');
+      if (this.faults.shouldFail('eventfd.ctx-alloc')) fail('ENOMEM'); // do_eventfd's kmalloc (lib/model/faults.ts)
       return this.installFile(new EventFdFile(initval, flags), 'anon_inode:[eventfd]', O_RDWR);
     });
   }

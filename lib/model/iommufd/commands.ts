@@ -31,6 +31,7 @@ import type { IoasObject } from './ioas';
 import { IoPages, type AccountMode } from './pinned-pages';
 import { UcmdStruct } from './ucmd-struct';
 import { vfioCompatIoctl } from './vfio-compat';
+import { shouldFail } from '../faults';
 
 const ULONG_MAX = U64_MAX;
 
@@ -324,7 +325,7 @@ function hwptAlloc(u: Ucmd<HwptAllocS>): number {
   if (c.__reserved) fail('EOPNOTSUPP');
   if ((c.data_type === IOMMU_HWPT_DATA_NONE && c.data_len) || (c.data_type !== IOMMU_HWPT_DATA_NONE && !c.data_len)) fail('EINVAL');
   const idev = u.ctx.getDevice(c.dev_id);
-  const pt = u.ctx.objects.lookup(c.pt_id);
+  const pt = shouldFail('iommufd.object-lookup') ? undefined : u.ctx.objects.lookup(c.pt_id); // fault injection (lib/model/faults.ts): the pt lookup, EINVAL below
   if (!pt) fail('EINVAL');
   if (pt.type === 'hwpt-paging') {
     // iommufd_hwpt_nested_alloc: neither the noiommu domain nor QEMU's VT-d can nest.

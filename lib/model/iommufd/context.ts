@@ -135,6 +135,17 @@ export class IommufdContext implements OpenFile {
     return this.objects.get<IommufdDevice>(id, 'device');
   }
 
+  /**
+   * The device object behind a VFIO binding. The kernel's VFIO side holds the iommufd_device
+   * itself and never looks it up, so unlike getDevice (iommufd_get_device) this is no fault
+   * injection site: closing a device fd cannot fail.
+   */
+  private boundDevice(id: number): IommufdDevice {
+    const obj = this.objects.lookup(id);
+    if (!obj || obj.type !== 'device') fail('ENOENT');
+    return obj as IommufdDevice;
+  }
+
   getHwpt(id: number): HwptPaging {
     return this.objects.get<HwptPaging>(id, 'hwpt-paging');
   }
@@ -182,33 +193,33 @@ export class IommufdContext implements OpenFile {
 
   /** vfio_iommufd_physical_unbind: detach, then iommufd_device_unbind. */
   unbindDevice(devId: number): void {
-    const idev = this.getDevice(devId);
+    const idev = this.boundDevice(devId);
     deviceDetach(this, idev);
     this.objects.putAndTryDestroy(idev);
   }
 
   /** iommufd_device_attach: returns the ID of the HWPT the device now uses. */
   attachDevice(devId: number, ptId: number): number {
-    return deviceAttach(this, this.getDevice(devId), ptId);
+    return deviceAttach(this, this.boundDevice(devId), ptId);
   }
 
   /** iommufd_device_replace: returns the ID of the HWPT the device now uses. */
   replaceDevice(devId: number, ptId: number): number {
-    return deviceReplace(this, this.getDevice(devId), ptId);
+    return deviceReplace(this, this.boundDevice(devId), ptId);
   }
 
   /** iommufd_device_detach. */
   detachDevice(devId: number): void {
-    deviceDetach(this, this.getDevice(devId));
+    deviceDetach(this, this.boundDevice(devId));
   }
 
   /** The HWPT a device is attached through, if any. */
   attachedHwpt(devId: number): HwptPaging | null {
-    return this.getDevice(devId).igroup?.attach?.hwpt ?? null;
+    return this.boundDevice(devId).igroup?.attach?.hwpt ?? null;
   }
 
   isNoiommuDevice(devId: number): boolean {
-    return this.getDevice(devId).isNoiommu;
+    return this.boundDevice(devId).isNoiommu;
   }
 
   /**
@@ -216,7 +227,7 @@ export class IommufdContext implements OpenFile {
    * Throws IommuFault when the IOMMU would block it.
    */
   translate(devId: number, iova: bigint, length: number, write: boolean): PhysSegment[] {
-    const idev = this.getDevice(devId);
+    const idev = this.boundDevice(devId);
     const direction = write ? 'write' : 'read';
     if (idev.isNoiommu) {
       throw new Error(`model: ${idev.dev.name} has no IOMMU; its DMA addresses are physical (use kernel.memory)`);

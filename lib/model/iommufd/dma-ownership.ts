@@ -23,6 +23,11 @@ export class DmaOwnership {
     if (--cur.count === 0) this.owners.delete(group);
   }
 
+  /** Groups currently claimed (leak checks). */
+  get claimedCount(): number {
+    return this.owners.size;
+  }
+
   ownerOf(group: number): object | undefined {
     return this.owners.get(group)?.owner;
   }

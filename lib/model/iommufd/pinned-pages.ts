@@ -63,7 +63,7 @@ export class IoPages {
     public accountMode: AccountMode,
   ) {
     // kzalloc in iopt_alloc_pages.
-    if (env.faults.shouldFail()) fail('ENOMEM');
+    if (env.faults.shouldFail('iommufd.pages-alloc')) fail('ENOMEM');
     if (source.kind === 'file') env.holdFile(source.file);
   }
 
@@ -139,7 +139,7 @@ export class IoPages {
 
   private pinRange(index: number, count: number): number[] {
     // pfn_reader_user_pin.
-    if (this.env.faults.shouldFail()) fail('EFAULT');
+    if (this.env.faults.shouldFail('iommufd.pages-pin')) fail('EFAULT');
     const ps = BigInt(this.env.memory.pageSize);
     if (this.source.kind === 'user') {
       return this.env.space.pinPages(this.source.uptr + BigInt(index) * ps, count, this.writable);
@@ -157,6 +157,8 @@ export class IoPages {
   }
 
   private charge(pages: number): void {
+    // pfn_reader_user_update_pinned (fault injection, lib/model/faults.ts).
+    if (this.env.faults.shouldFail('iommufd.pages-account')) fail('ENOMEM');
     const locked = this.env.locked;
     if (this.accountMode === 'user' && !locked.chargeUser(pages)) fail('ENOMEM', 'RLIMIT_MEMLOCK exceeded (user->locked_vm)');
     if (this.accountMode === 'mm' && !locked.chargeMm(pages)) fail('ENOMEM', 'RLIMIT_MEMLOCK exceeded (mm->locked_vm)');

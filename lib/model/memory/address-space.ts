@@ -25,6 +25,7 @@ import type { HugePageSize } from './physical-memory';
 import { HUGE_PAGE_BYTES, OutOfFrames, PhysicalMemory } from './physical-memory';
 import { Prng } from './prng';
 import { detach } from './transfer';
+import { faultPoint } from '../faults';
 
 /** Highest user address + 1 on x86-64 with 4-level paging (TASK_SIZE). */
 export const TASK_SIZE = 0x7fff_ffff_f000n;
@@ -137,6 +138,7 @@ export class AddressSpace {
     if (type !== MAP_SHARED && type !== MAP_PRIVATE) fail('EINVAL');
     if (flags & MAP_FIXED) fail('EINVAL', 'the model has no address hint, so MAP_FIXED cannot be honoured');
     if (offset < 0n || offset % BigInt(this.pageSize) !== 0n) fail('EINVAL');
+    faultPoint('mm.mmap'); // fault injection (lib/model/faults.ts): vm_area_alloc
 
     let hugePage: HugePageSize | null = null;
     if (flags & MAP_HUGETLB) {

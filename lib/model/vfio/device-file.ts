@@ -15,6 +15,7 @@ import { ioctlName } from '../../uapi/ioctl';
 import type { MmapBacking, OpenFile, SyscallContext } from '../open-file';
 import type { DeviceFileState, VfioDevice } from './device';
 import type { VfioGroup, VfioGroupFile } from './group';
+import { faultPoint } from '../faults';
 
 export class VfioDeviceFile implements OpenFile, DeviceFileState {
   readonly kind = 'vfio-device';
@@ -31,6 +32,7 @@ export class VfioDeviceFile implements OpenFile, DeviceFileState {
   static openCdev(device: VfioDevice, path: string, hasRawio: boolean): VfioDeviceFile {
     if (!device.registered) throw VfioError.of('ENODEV', { syscall: 'open', path });
     if (device.isNoiommu && !hasRawio) throw VfioError.of('EPERM', { syscall: 'open', path });
+    faultPoint('vfio.device-file-alloc'); // fault injection (lib/model/faults.ts): vfio_allocate_device_file
     return new VfioDeviceFile(device, undefined);
   }
 
