@@ -246,7 +246,7 @@ function ioasNoiommuGetPa(u: Ucmd<GetPaS>): number {
   const c = u.cmd;
   // Built without CONFIG_IOMMUFD_NOIOMMU, the op is a stub answering EOPNOTSUPP.
   if (!u.ctx.hasIommufdNoiommu) fail('EOPNOTSUPP');
-  if (!u.ctx.host.profile.process.capabilities.sysRawio) fail('EPERM');
+  if (!u.ctx.sysRawio) fail('EPERM');
   if (c.flags || c.__reserved) fail('EOPNOTSUPP');
   if (c.length === 0n) fail('EINVAL');
   if (c.iova >= ULONG_MAX) fail('EOVERFLOW');

@@ -84,6 +84,8 @@ export class IommufdContext implements OpenFile {
   ) {
     this.accountMode = asVfioContainer ? 'mm' : 'user';
     this.objects = new ObjectTable(host.faults);
+    this.hasIommufdNoiommu = hasIommufdNoiommu(host.profile);
+    this.sysRawio = host.profile.process.capabilities.sysRawio;
   }
 
   get dmaOwnership(): DmaOwnership {
@@ -91,9 +93,9 @@ export class IommufdContext implements OpenFile {
   }
 
   /** Whether this kernel has CONFIG_IOMMUFD_NOIOMMU (7.3's noiommu support). */
-  get hasIommufdNoiommu(): boolean {
-    return hasIommufdNoiommu(this.host.profile);
-  }
+  readonly hasIommufdNoiommu: boolean;
+  /** CAP_SYS_RAWIO of the calling process (capable() in the hot GET_PA path). */
+  readonly sysRawio: boolean;
 
   ioctl(request: number, arg: Uint8Array | number | null, _ctx: SyscallContext): number {
     return dispatchIoctl(this, request, arg);

@@ -34,6 +34,12 @@ interface Reserved extends IovaRange {
 export class Area {
   /** The domain holding this area's frames (area->storage_domain); null until loaded. */
   storageDomain: IommuDomain | null = null;
+  /**
+   * length - 1 and iova's offset in its page as doubles, for the lookup fast path (a loaded
+   * area is backed by RAM, so these are exact; unloaded huge areas never take that path).
+   */
+  readonly lastOffsetN: number;
+  readonly iovaInPageN: number;
 
   constructor(
     readonly iova: bigint,
@@ -45,7 +51,11 @@ export class Area {
     readonly firstIndex: number,
     readonly lastIndex: number,
     readonly prot: number,
-  ) {}
+    pageSize = 4096n,
+  ) {
+    this.lastOffsetN = Number(last - iova);
+    this.iovaInPageN = Number(iova % pageSize);
+  }
 
   get length(): bigint {
     return this.last - this.iova + 1n;
@@ -241,7 +251,7 @@ export class IoPagetable {
     const firstIndex = s.startByte / ps;
     const lastIndex = (s.startByte + s.length - 1n) / ps;
     if (lastIndex >= BigInt(s.pages.npages)) fail('EOVERFLOW');
-    const area = new Area(iova, last, s.pages, Number(pageOffset), Number(firstIndex), Number(lastIndex), prot);
+    const area = new Area(iova, last, s.pages, Number(pageOffset), Number(firstIndex), Number(lastIndex), prot, ps);
     this.areas.insert(iova, last, area);
     return area;
   }
@@ -303,7 +313,7 @@ export class IoPagetable {
     const rhsStart = area.startByte(newStart, ps);
     const mk = (iovaStart: bigint, last: bigint, startByte: bigint) => {
       const a = new Area(iovaStart, last, area.pages, Number(startByte % ps), Number(startByte / ps),
-        Number((startByte + (last - iovaStart)) / ps), area.prot);
+        Number((startByte + (last - iovaStart)) / ps), area.prot, ps);
       a.storageDomain = area.storageDomain;
       return a;
     };
@@ -375,8 +385,8 @@ export class IoPagetable {
     const inPage = byte - index * ps;
     const phys = area.pages.frame(index) * ps + inPage;
     const cap = maxLength > MAX_SAFE ? Number.MAX_SAFE_INTEGER : Number(maxLength);
-    const toAreaEnd = Number(area.last - area.iova) - off + 1;
-    let length = Math.min(ps - (Number(iova % this.pageSize)), toAreaEnd);
+    const toAreaEnd = area.lastOffsetN - off + 1;
+    let length = Math.min(ps - ((area.iovaInPageN + off) % ps), toAreaEnd);
     if (length < cap && toAreaEnd > 1) {
       // Whole-page steps stay inside the area while next_iova <= area.last; count how many are
       // possible, how many the cap still wants, and how many land on adjacent frames.

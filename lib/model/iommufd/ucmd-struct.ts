@@ -19,12 +19,49 @@ interface CompiledField {
   readonly count: number;
 }
 
+const GETTERS: Readonly<Record<string, string>> = {
+  u8: 'getUint8(@)', u16: 'getUint16(@, true)', u32: 'getUint32(@, true)', s32: 'getInt32(@, true)',
+  u64: 'getBigUint64(@, true)', s64: 'getBigInt64(@, true)',
+};
+const SETTERS: Readonly<Record<string, string>> = {
+  u8: 'setUint8(@, #)', u16: 'setUint16(@, #, true)', u32: 'setUint32(@, #, true)', s32: 'setInt32(@, #, true)',
+  u64: 'setBigUint64(@, #, true)', s64: 'setBigInt64(@, #, true)',
+};
+
 export class UcmdStruct<S extends Record<string, FieldType>> {
   private readonly fields: readonly CompiledField[];
   readonly size: number;
+  /**
+   * Straight-line readers and writers for the common case of a caller struct at least as large
+   * as the kernel's, generated from the field list (one property access per field, no loops), so
+   * the hot ioctls (GET_PA, MAP, UNMAP) decode in tens of nanoseconds.
+   */
+  private readonly decodeFull: (view: DataView) => StructValue<S>;
+  private readonly encodeFull: (view: DataView, value: StructValue<S>) => void;
 
   constructor(readonly type: StructType<S>) {
     this.size = type.size;
+    const reads: string[] = [];
+    const writes: string[] = [];
+    for (const f of type.fields) {
+      const key = JSON.stringify(f.name);
+      if (f.type.kind === 'array') {
+        const el = f.type.element;
+        const items = Array.from({ length: f.type.count }, (_, i) => 'v.' + GETTERS[el.kind]!.replace('@', String(f.offset + i * el.size)));
+        reads.push(`${key}: [${items.join(', ')}]`);
+        for (let i = 0; i < f.type.count; i++) {
+          writes.push('v.' + SETTERS[el.kind]!.replace('@', String(f.offset + i * el.size)).replace('#', `o[${key}][${i}]`) + ';');
+        }
+      } else {
+        reads.push(`${key}: v.${GETTERS[f.type.kind]!.replace('@', String(f.offset))}`);
+        const conv = f.type.size === 8 ? `BigInt(o[${key}])` : `Number(o[${key}])`;
+        writes.push('v.' + SETTERS[f.type.kind]!.replace('@', String(f.offset)).replace('#', conv) + ';');
+      }
+    }
+    // eslint-disable-next-line @typescript-eslint/no-implied-eval
+    this.decodeFull = new Function('v', `return { ${reads.join(', ')} };`) as (view: DataView) => StructValue<S>;
+    // eslint-disable-next-line @typescript-eslint/no-implied-eval
+    this.encodeFull = new Function('v', 'o', writes.join('\n')) as (view: DataView, value: StructValue<S>) => void;
     this.fields = type.fields.map((f) => ({
       name: f.name,
       offset: f.offset,
@@ -37,6 +74,7 @@ export class UcmdStruct<S extends Record<string, FieldType>> {
 
   /** Decodes the struct from `view`, treating bytes at or past `limit` as zero. */
   decode(view: DataView, limit: number): StructValue<S> {
+    if (limit >= this.size) return this.decodeFull(view);
     const out: Record<string, unknown> = {};
     for (const f of this.fields) {
       if (f.kind === 'array') {
@@ -50,6 +88,10 @@ export class UcmdStruct<S extends Record<string, FieldType>> {
 
   /** Writes every field back into `view`, clipped at `limit` bytes. */
   encode(view: DataView, value: StructValue<S>, limit: number): void {
+    if (limit >= this.size) {
+      this.encodeFull(view, value);
+      return;
+    }
     for (const f of this.fields) {
       const v = (value as Record<string, unknown>)[f.name];
       if (f.kind === 'array') {
