@@ -73,5 +73,10 @@ export async function runCli(argv: readonly string[], io: CliIo = { stdout: (l) 
 }
 
 if (require.main === module) {
+  // `vfio selftest --tap | head` closes the pipe early: that is not an error worth a stack trace.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw e;
+  });
   runCli(process.argv.slice(2)).then((code) => { process.exitCode = code; });
 }

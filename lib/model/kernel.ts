@@ -107,6 +107,26 @@ export class ModelKernel implements Kernel {
       this.vfs.add(`${dir}/free_hugepages`, { type: 'attr', mode: 0o444, read: () => `${this.memory.hugePagesFree(size)}\n` });
     }
     this.vfs.add('/proc/sys/vm/nr_hugepages', { type: 'attr', mode: 0o444, read: () => `${this.memory.hugePagesTotal('2M')}\n` });
+    // hugetlb_report_meminfo: a kernel with HUGETLBFS always reports the default huge page size,
+    // which is how programs (and the conformance cases) learn it, even with no pages reserved.
+    this.vfs.add('/proc/meminfo', { type: 'attr', mode: 0o444, read: () => this.meminfo() });
+  }
+
+  private meminfo(): string {
+    const kB = (bytes: bigint) => `${(bytes / 1024n).toString().padStart(8)} kB`;
+    const total = this.memory.hugePagesTotal('2M');
+    const free = this.memory.hugePagesFree('2M');
+    const count = (n: number) => `${n.toString().padStart(8)}`;
+    return [
+      `MemTotal:       ${kB(this.profile.memory.size)}`,
+      `HugePages_Total:${count(total)}`,
+      `HugePages_Free: ${count(free)}`,
+      `HugePages_Rsvd: ${count(0)}`,
+      `HugePages_Surp: ${count(0)}`,
+      `Hugepagesize:   ${kB(2n << 20n)}`,
+      `Hugetlb:        ${kB(BigInt(total) * (2n << 20n))}`,
+      '',
+    ].join('\n');
   }
 
   /** A new iommufd context (open of /dev/iommu, or /dev/vfio/vfio with IOMMUFD_VFIO_CONTAINER). */

@@ -2,6 +2,7 @@
 import type { Command } from '../command';
 import { bindCommand, unbindCommand } from './bind';
 import { infoCommand } from './info';
+import { selftestCommand } from './selftest';
 import { statusCommand } from './status';
 
-export const COMMANDS: readonly Command[] = [statusCommand, bindCommand, unbindCommand, infoCommand];
+export const COMMANDS: readonly Command[] = [statusCommand, bindCommand, unbindCommand, infoCommand, selftestCommand];

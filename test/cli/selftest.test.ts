@@ -1,0 +1,68 @@
+import assert from 'node:assert/strict';
+import { Parser, type FinalResults } from 'tap-parser';
+import { runCli } from '../../lib/cli/main';
+import { allCases } from '../../lib/selftest/cases';
+
+async function vfio(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await runCli(argv, { stdout: (l) => out.push(l), stderr: (l) => err.push(l) });
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+function parseTap(text: string): Promise<FinalResults> {
+  return new Promise((resolve) => {
+    const p = new Parser((results) => resolve(results));
+    p.end(text + '\n');
+  });
+}
+
+describe('vfio selftest', function () {
+  this.timeout(120_000);
+
+  for (const profile of ['linux-7.3-noiommu', 'linux-7.3-iommu', 'linux-7.3-noiommu-nullgroup']) {
+    it(`--tap on the ${profile} model is valid TAP 13 that a TAP parser reads as passing`, async () => {
+      const r = await vfio('selftest', `--model=${profile}`, '--tap');
+      assert.equal(r.code, 0, r.out.split('\n').filter((l) => l.startsWith('not ok')).join('\n'));
+      assert.match(r.out, /^TAP version 13\n/);
+      const results = await parseTap(r.out);
+      assert.equal(results.ok, true);
+      assert.equal(results.count, allCases.length);
+      assert.equal(results.fail, 0);
+      assert.ok(results.pass > allCases.length / 2, `most cases run on ${profile} (${results.pass} passed, ${results.skip} skipped)`);
+      assert.match(r.out, /# Totals: pass:\d+ fail:0 xfail:0 xpass:0 skip:\d+ error:0/);
+    });
+  }
+
+  it('includes the 19 cases of the kernel\'s vfio_iommufd_noiommu_test, all passing on the noiommu model', async () => {
+    const r = await vfio('selftest', '--model', '--filter=^seed\\.');
+    assert.equal(r.code, 0, r.out);
+    const ran = r.out.split('\n').filter((l) => /^(ok  |skip|FAIL) seed\./.test(l));
+    assert.equal(ran.length, 18);
+    assert.ok(ran.every((l) => l.startsWith('ok')), r.out);
+  });
+
+  it('--list names every case without running any', async () => {
+    const r = await vfio('selftest', '--list', '--model');
+    assert.equal(r.code, 0);
+    assert.equal(r.out.split('\n').length, allCases.length);
+  });
+
+  it('without CAP_SYS_RAWIO the device cases are skipped with the reason, and the privilege cases run', async () => {
+    const r = await vfio('selftest', '--model=unprivileged', '--tap');
+    const results = await parseTap(r.out);
+    assert.equal(results.fail, 0, r.out);
+    assert.match(r.out, /# SKIP .*CAP_SYS_RAWIO/);
+  });
+
+  it('a filter that matches nothing, or is not a regular expression, is a usage error', async () => {
+    assert.equal((await vfio('selftest', '--model', '--filter=^no-such-case$')).code, 2);
+    assert.equal((await vfio('selftest', '--model', '--filter=(')).code, 2);
+  });
+
+  it('an unknown device address fails clearly', async () => {
+    const r = await vfio('selftest', '0000:7f:00.0', '--model');
+    assert.notEqual(r.code, 0);
+    assert.match(r.err, /0000:7f:00\.0/);
+  });
+});
