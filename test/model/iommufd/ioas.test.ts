@@ -8,6 +8,7 @@ import {
   IommuIovaRange, IommuOption, IommuVfioIoas,
 } from '../../../lib/uapi/iommufd';
 import { profiles } from '../../../lib/model';
+import { MAP_SHARED, PROT_READ, PROT_WRITE } from '../../../lib/sys/constants';
 import { FIXED, Harness, MiB, RW, expectErrno } from '../harness';
 
 describe('IOAS objects and IDs', () => {
@@ -391,5 +392,39 @@ describe('IOMMU_OPTION and IOMMU_VFIO_IOAS', () => {
     const h = new Harness('linux-6.x-legacy-noiommu');
     assert.equal(profiles['linux-6.x-legacy-noiommu'].kernel.minor, 12);
     expectErrno('ENOTTY', () => h.call(IOMMU_IOAS_MAP_FILE, IommuIoasMapFile, { flags: RW, length: 4096n }));
+  });
+});
+
+describe('pinned memory and the bytes behind it', () => {
+  it('a memfd mapped MAP_SHARED and IOAS-mapped: device writes show in the mapping, in pread, and survive munmap', () => {
+    const h = new Harness();
+    const ioas = h.ioasAlloc();
+    h.ctx.attachDevice(h.bind(), ioas);
+    const mfd = h.kernel.memfdCreate('dma', 0);
+    h.kernel.ftruncate(mfd, 64n * 1024n);
+    const m = h.kernel.mmap(mfd, 64n * 1024n, PROT_READ | PROT_WRITE, MAP_SHARED, 0n);
+    const iova = h.map(ioas, m.address, 64n * 1024n);
+    const { phys } = h.getPa(ioas, iova + 0x2000n, 1n);
+    h.kernel.memory.dmaWrite(phys, Uint8Array.of(0xde, 0xad));
+    assert.deepEqual([...new Uint8Array(m.buffer!, 0x2000, 2)], [0xde, 0xad]);
+    h.kernel.munmap(m);
+    h.kernel.memory.dmaWrite(phys + 2n, Uint8Array.of(0xbe));
+    const out = Buffer.alloc(3);
+    h.kernel.pread(mfd, out, 0x2000n);
+    assert.deepEqual([...out], [0xde, 0xad, 0xbe]);
+  });
+
+  it('frames stay pinned after munmap of anonymous memory until the IOAS unmaps them', () => {
+    const h = new Harness();
+    const ioas = h.ioasAlloc();
+    h.ctx.attachDevice(h.bind(), ioas);
+    const m = h.anon(8192n);
+    const iova = h.map(ioas, m.address, 8192n);
+    new Uint8Array(m.buffer!)[5] = 9;
+    const { phys } = h.getPa(ioas, iova, 1n);
+    h.kernel.munmap(m);
+    assert.equal(h.kernel.memory.dmaRead(phys + 5n, 1)[0], 9);
+    h.unmap(ioas, iova, 8192n);
+    assert.throws(() => h.kernel.memory.dmaRead(phys, 1), /no RAM frame/);
   });
 });
