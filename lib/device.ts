@@ -216,20 +216,19 @@ export class VfioDevice extends Resource implements RegionOwner, IrqOwner, Bound
   }
 
   /**
-   * All regions the device reports, including empty ones (size 0: absent BARs). An index the
-   * kernel refuses with EINVAL is left out: vfio-pci counts the VGA region in num_regions but
-   * answers EINVAL for it on a device without VGA.
+   * All regions the device has, including empty ones (size 0: unimplemented BARs). Indexes the
+   * kernel refuses with EINVAL (the VGA region of a non-VGA device) are left out.
    */
   get regions(): Region[] {
-    const out: Region[] = [];
+    const regions: Region[] = [];
     for (let i = 0; i < this.info.numRegions; i++) {
       try {
-        out.push(this.region(i));
+        regions.push(this.region(i));
       } catch (e) {
         if (!isVfioError(e, 'EINVAL')) throw e;
       }
     }
-    return out;
+    return regions;
   }
 
   /** BAR `n` (0-5). */
@@ -264,7 +263,11 @@ export class VfioDevice extends Resource implements RegionOwner, IrqOwner, Bound
 
   /** The devices a bus/slot reset would also reset. */
   hotResetInfo(): HotResetInfo {
-    return io.deviceGetPciHotResetInfo(this.kernel, this.liveFd('VfioDevice.hotResetInfo'));
+    try {
+      return io.deviceGetPciHotResetInfo(this.kernel, this.liveFd('VfioDevice.hotResetInfo'));
+    } catch (e) {
+      throw explain(e, isVfioError(e, 'ENODEV') ? { hint: 'neither the slot nor the bus of this device can be reset (e.g. a device on the root bus)' } : {});
+    }
   }
 
   /** Bus/slot reset. On the group path, pass the fds of all affected groups. */

@@ -16,9 +16,9 @@ import type { GroupStatus } from './ioctl/vfio-group';
 import { explain, isPinningFailure, memlockHint } from './hints';
 import type { BufferSegment, DmaAttachment, DmaMapOptions, DmaSpace } from './dma-space';
 import { readPhysicalSegments } from './pagemap';
+import { IovaAllocator } from './iova-allocator';
 import { VfioDevice } from './device';
 import { defaultKernel } from './default-kernel';
-import type { Iova } from './types';
 
 export const CONTAINER_PATH = '/dev/vfio/vfio';
 
@@ -26,6 +26,7 @@ export const CONTAINER_PATH = '/dev/vfio/vfio';
 export class VfioContainer extends Resource implements DmaSpace {
   private readonly file: FileDescriptor;
   private iommuType: number | undefined;
+  private allocator: IovaAllocator | undefined;
 
   private constructor(kernel: Kernel, file: FileDescriptor) {
     super(kernel, `VFIO container ${file.path}`);
@@ -88,12 +89,15 @@ export class VfioContainer extends Resource implements DmaSpace {
     if (this.iommuType === undefined) {
       throw VfioError.of('EINVAL', { syscall: 'ioctl', ioctl: 'VFIO_IOMMU_MAP_DMA', context: 'the container has no IOMMU model set', hint: 'set a group into it and call setIommu first' });
     }
-    const iova = (options.iova ?? memory.address) as Iova;
+    const allocator = this.iovas();
+    const iova = options.iova ?? allocator.allocate(memory.length);
+    if (options.iova !== undefined) allocator.reserve(iova, memory.length);
     try {
       c.iommuMapDma(this.kernel, this.fd, {
         vaddr: memory.address, iova, size: memory.length, readable: options.readable ?? true, writable: options.writable ?? true,
       });
     } catch (e) {
+      allocator.release(iova);
       throw explain(e, isPinningFailure(e) ? { hint: memlockHint(this.kernel, memory.length) } : {});
     }
     const { kernel, file } = this;
@@ -103,9 +107,22 @@ export class VfioContainer extends Resource implements DmaSpace {
         throw VfioError.of('EOPNOTSUPP', { syscall: 'ioctl', context: 'the container translates through an IOMMU', hint: 'give the device the IOVA (dmaAddress)' });
       },
       detach(): void {
+        allocator.release(iova);
         if (file.open) c.iommuUnmapDma(kernel, file.fd, { iova, size: memory.length });
       },
     };
+  }
+
+  /** The IOVA allocator of a type1 container, set up from its reported ranges on first use. */
+  private iovas(): IovaAllocator {
+    if (!this.allocator) {
+      const info = this.info();
+      const smallestPage = info.iovaPageSizes & -info.iovaPageSizes;
+      const alignment = smallestPage > BigInt(this.kernel.pageSize) ? smallestPage : BigInt(this.kernel.pageSize);
+      const ranges = info.iovaRanges.length ? info.iovaRanges.map((r) => ({ start: r.start as bigint, last: r.end as bigint })) : [{ start: 0n, last: (1n << 39n) - 1n }];
+      this.allocator = new IovaAllocator(ranges, alignment);
+    }
+    return this.allocator;
   }
 
   /** @internal DmaSpace */

@@ -88,7 +88,7 @@ function openThroughGroup(kernel: Kernel, pci: PciDevice, whyNotCdev: string): V
     container.setIommu(model);
     const reason = noiommu
       ? `${whyNotCdev}; using legacy noiommu group /dev/vfio/noiommu-${groupId} with VFIO_NOIOMMU_IOMMU; physical addresses come from /proc/self/pagemap of locked memory (needs CAP_SYS_ADMIN)`
-      : `${whyNotCdev}; using VFIO group /dev/vfio/${groupId} in a type1 container (IOVA = process address)`;
+      : `${whyNotCdev}; using VFIO group /dev/vfio/${groupId} in a type1 container (IOVAs allocated from its usable ranges)`;
     return group.openDevice(pci.bdf, { dmaSpace: container, reason, companions: [group, container] });
   } catch (e) {
     group?.close();

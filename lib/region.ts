@@ -117,6 +117,7 @@ export class Region {
     const off = BigInt(offset);
     const len = length === undefined ? this.info.size - off : BigInt(length);
     this.check(off, len, 'mmap');
+    if (len <= 0n) throw new RangeError(`mmap of ${this.name}: nothing to map (length ${len})`);
     if (!this.mappable) {
       throw VfioError.of('EINVAL', {
         syscall: 'mmap', context: `${this.name} of ${this.owner.description} cannot be mmap'ed`,
