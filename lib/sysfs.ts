@@ -149,11 +149,17 @@ export class PciDevice {
     return this.kernel.exists(`${this.path}/iommu`);
   }
 
-  /** Names of the device's VFIO cdevs (vfio-dev/): 'vfio3' or, on noiommu, 'noiommu-vfio3'. */
+  /**
+   * Names of the device's VFIO cdevs (vfio-dev/): 'vfio3' or, on noiommu, 'noiommu-vfio3'. A
+   * vfio-dev entry without a `dev` attribute has no char device (a noiommu device before Linux
+   * 7.3) and is not listed.
+   */
   vfioCdevs(): string[] {
     const dir = `${this.path}/vfio-dev`;
     if (!this.kernel.exists(dir)) return [];
-    return this.kernel.readdir(dir).filter((n) => /^(noiommu-)?vfio\d+$/.test(n)).sort();
+    return this.kernel.readdir(dir)
+      .filter((n) => /^(noiommu-)?vfio\d+$/.test(n) && this.kernel.exists(`${dir}/${n}/dev`))
+      .sort();
   }
 
   /** The device cdev path under /dev/vfio/devices, or null when there is none. */

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import type { Kernel } from '../../../lib/sys/kernel';
 import { labEnvironment } from '../../lab/lab-environment';
+import { createModelKernel, hasIommufdNoiommu, profiles, type ProfileName } from '../../../lib/model';
 
 /** What a target machine is expected to offer, so tests can assert (or skip) accordingly. */
 export interface TargetTraits {
@@ -79,7 +80,47 @@ const labTarget: TargetFactory = {
   },
 };
 
-const factories: TargetFactory[] = [labTarget];
+/** A model profile as a target: a freshly booted simulated host per test. */
+export function modelTarget(profileName: ProfileName): TargetFactory {
+  const profile = profiles[profileName];
+  const edu = profile.pci.find((d) => d.device === 'edu');
+  const noiommu = profile.iommu === null;
+  const config = profile.config;
+  const caps = profile.process.capabilities;
+  const traits: TargetTraits = {
+    noiommu,
+    cdev: config.IOMMUFD && config.VFIO_DEVICE_CDEV && (!noiommu || hasIommufdNoiommu(profile)),
+    group: config.VFIO_GROUP && (config.VFIO_CONTAINER || config.IOMMUFD_VFIO_CONTAINER),
+    rawio: caps.sysRawio,
+    sysAdmin: caps.sysAdmin,
+    hugePages: profile.memory.hugepages['2M'] > 0,
+  };
+  return {
+    name: `model ${profileName}`,
+    unavailable: () => (edu ? undefined : `profile ${profileName} has no edu device`),
+    create() {
+      const kernel = createModelKernel(profileName);
+      return {
+        name: `model ${profileName}`,
+        kernel,
+        bdf: edu!.address,
+        traits,
+        leakProbe: () => ({ fds: kernel.openFdCount, freeFrames: kernel.memory.freeFrames, mappings: kernel.space.mappings().length }),
+      };
+    },
+  };
+}
+
+/**
+ * The profiles where a driver can open edu: every machine kind the project cares about. The
+ * 'unprivileged' profile cannot (no CAP_SYS_RAWIO for a noiommu device); its errors have their
+ * own suite.
+ */
+export const DEVICE_PROFILES: readonly ProfileName[] = [
+  'linux-7.3-noiommu', 'linux-7.3-iommu', 'linux-7.3-noiommu-nullgroup', 'linux-6.x-legacy-noiommu',
+];
+
+const factories: TargetFactory[] = [...DEVICE_PROFILES.map(modelTarget), labTarget];
 
 /** Adds a target kind (the model registers its profiles here). */
 export function registerTarget(factory: TargetFactory): void {
