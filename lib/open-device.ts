@@ -39,8 +39,11 @@ export function openDevice(bdf: string, options: OpenDeviceOptions = {}): VfioDe
   }
   const cdev = pci.cdevPath();
   const hasIommufd = kernel.exists('/dev/iommu');
+  // sysfs can name a cdev whose /dev node does not exist (no devtmpfs, or a kernel that registers
+  // the device but gives noiommu devices no node): only an openable node counts.
   const whyNotCdev = cdev === null
     ? `no device cdev in ${pci.path}/vfio-dev (${pci.hasIommu ? 'kernel without CONFIG_VFIO_DEVICE_CDEV' : 'noiommu cdevs need Linux 7.3+'})`
+    : !kernel.exists(cdev) ? `sysfs names ${cdev} but there is no such device node`
     : !hasIommufd ? 'no /dev/iommu (kernel without CONFIG_IOMMUFD)' : undefined;
 
   if (options.prefer !== 'group' && whyNotCdev === undefined && cdev !== null) {
@@ -69,7 +72,16 @@ function openThroughGroup(kernel: Kernel, pci: PciDevice, whyNotCdev: string): V
       syscall: 'open', path: `${pci.path}/iommu_group`,
       context: `${pci.bdf} has neither a usable device cdev (${whyNotCdev}) nor an IOMMU group`,
       hint: pci.hasIommu ? 'is vfio-pci bound correctly?'
-        : 'a device without an IOMMU needs vfio.enable_unsafe_noiommu_mode=1 before binding to vfio-pci (the kernel may also lack group support: CONFIG_VFIO_CONTAINER)',
+        : PciDevice.noiommuMode(kernel) === 'enabled'
+          ? 'noiommu mode is on, but this kernel creates no VFIO groups (built without CONFIG_VFIO_GROUP / a container backend): only the device cdev with iommufd can reach the device'
+          : 'a device without an IOMMU needs vfio.enable_unsafe_noiommu_mode=1 before binding to vfio-pci',
+    });
+  }
+  if (!kernel.exists('/dev/vfio/vfio')) {
+    throw VfioError.of('ENODEV', {
+      syscall: 'open', path: '/dev/vfio/vfio',
+      context: `${pci.bdf} has no usable device cdev (${whyNotCdev}) and the kernel has no VFIO container`,
+      hint: 'the legacy group path needs /dev/vfio/vfio (CONFIG_VFIO_CONTAINER or CONFIG_IOMMUFD_VFIO_CONTAINER)',
     });
   }
   const noiommu = kernel.exists(`/dev/vfio/noiommu-${groupId}`);

@@ -276,6 +276,13 @@ describe('VFIO device cdev on edu', () => {
       assert.throws(() => h.ioctl(dev, VFIO_DEVICE_SET_IRQS.number, irqSet(VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_MSI_IRQ_INDEX, 0, 1)), expectErrno('EINVAL'), 'MSI is off again');
     });
 
+    it('vfio_msi_enable: enabling MSI with eventfd data and count 0 is ERANGE from pci_alloc_irq_vectors (seen in the lab)', () => {
+      const { h, dev } = boundDevice();
+      assert.throws(() => h.ioctl(dev, VFIO_DEVICE_SET_IRQS.number, irqSet(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_MSI_IRQ_INDEX, 0, 0, [])), expectErrno('ERANGE'));
+      // Nothing was enabled: MSI can still be set up normally afterwards.
+      h.ioctl(dev, VFIO_DEVICE_SET_IRQS.number, irqSet(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_MSI_IRQ_INDEX, 0, 1, [h.newEventfd()]));
+    });
+
     it('the kernel\'s errno for each wrong combination', () => {
       const { h, dev } = boundDevice();
       const set = (b: Uint8Array) => h.ioctl(dev, VFIO_DEVICE_SET_IRQS.number, b);
