@@ -101,12 +101,23 @@ export class ModelKernel implements Kernel {
       type: 'chardev',
       open: () => new PagemapFile(this.space, () => this.profile.process.capabilities.sysAdmin),
     });
+    // nr_hugepages: root reserves huge pages at run time (set_max_huge_pages), as lab scripts do.
+    const nrHugepages = (size: HugePageSize) => ({
+      type: 'attr' as const,
+      mode: 0o644,
+      read: () => `${this.memory.hugePagesTotal(size)}\n`,
+      write: (data: Buffer) => {
+        const text = data.toString().trim();
+        if (!/^\d+$/.test(text)) fail('EINVAL');
+        this.memory.setHugePages(size, Number(text));
+      },
+    });
     for (const size of ['2M', '1G'] as const) {
       const dir = `/sys/kernel/mm/hugepages/hugepages-${size === '2M' ? 2048 : 1048576}kB`;
-      this.vfs.add(`${dir}/nr_hugepages`, { type: 'attr', mode: 0o444, read: () => `${this.memory.hugePagesTotal(size)}\n` });
+      this.vfs.add(`${dir}/nr_hugepages`, nrHugepages(size));
       this.vfs.add(`${dir}/free_hugepages`, { type: 'attr', mode: 0o444, read: () => `${this.memory.hugePagesFree(size)}\n` });
     }
-    this.vfs.add('/proc/sys/vm/nr_hugepages', { type: 'attr', mode: 0o444, read: () => `${this.memory.hugePagesTotal('2M')}\n` });
+    this.vfs.add('/proc/sys/vm/nr_hugepages', nrHugepages('2M'));
     // hugetlb_report_meminfo: a kernel with HUGETLBFS always reports the default huge page size,
     // which is how programs (and the conformance cases) learn it, even with no pages reserved.
     this.vfs.add('/proc/meminfo', { type: 'attr', mode: 0o444, read: () => this.meminfo() });

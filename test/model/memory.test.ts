@@ -279,3 +279,28 @@ describe('/proc/self/pagemap (pagemap_read)', () => {
     assert.ok(entries.every((e) => e >> 63n === 1n));
   });
 });
+
+describe('runtime huge page reservation (nr_hugepages)', () => {
+  it('set_max_huge_pages: root grows the 2 MiB pool from free memory and shrinks it again', () => {
+    const base = profiles['linux-7.3-noiommu'];
+    const k = createModelKernel({ ...base, memory: { ...base.memory, hugepages: { '2M': 0, '1G': 0 } } });
+    expectErrno('ENOMEM', () => k.mmap(-1, 2n * MiB, RW, ANON | MAP_HUGETLB, 0n));
+    k.writeFile('/proc/sys/vm/nr_hugepages', '4\n');
+    assert.equal(k.readFile('/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages').toString(), '4\n');
+    assert.match(k.readFile('/proc/meminfo').toString(), /HugePages_Total:\s+4/);
+    const m = k.mmap(-1, 2n * MiB, RW, ANON | MAP_HUGETLB, 0n);
+    const pfns = pagemapEntries(k, m.address, 512).map((e) => e & ((1n << 55n) - 1n));
+    assert.ok(pfns.every((p, i) => p === pfns[0]! + BigInt(i)));
+    // Small allocations never land in the reserved pool.
+    const small = new Set(pagemapEntries(k, k.mmap(-1, 4n * MiB, RW, ANON, 0n).address, 1024).map((e) => e & ((1n << 55n) - 1n)));
+    assert.ok(pfns.every((p) => !small.has(p)));
+    k.writeFile('/proc/sys/vm/nr_hugepages', '0');
+    assert.equal(k.readFile('/proc/sys/vm/nr_hugepages').toString(), '1\n', 'the huge page in use stays');
+    expectErrno('EINVAL', () => k.writeFile('/proc/sys/vm/nr_hugepages', 'many'));
+  });
+
+  it('an unprivileged process cannot change nr_hugepages (EACCES)', () => {
+    const k = createModelKernel('unprivileged');
+    expectErrno('EACCES', () => k.writeFile('/proc/sys/vm/nr_hugepages', '1'));
+  });
+});

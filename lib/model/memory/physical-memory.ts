@@ -48,9 +48,16 @@ export interface RamRange {
 /** Frames below this are the firmware's and the kernel image's: never handed to user space. */
 const RESERVED_LOW_BYTES = 16 << 20;
 
+/** A free small frame (in the runs not handed out yet, or on the freed stack). */
 const KIND_FREE = 0;
+/** A small frame in use. */
 const KIND_SMALL = 1;
+/** Part of a huge page in use. */
 const KIND_HUGE = 2;
+/** Part of a free huge page sitting in its pool. */
+const KIND_POOL = 3;
+/** Not allocatable: firmware and kernel memory, or no RAM at all (the PCI hole). */
+const KIND_RESERVED = 4;
 
 export class PhysicalMemory {
   readonly pageSize: number;
@@ -103,6 +110,8 @@ export class PhysicalMemory {
       start: Math.max(Number(r.start >> BigInt(this.pageShift)), RESERVED_LOW_BYTES / this.pageSize),
       end: Number(r.end >> BigInt(this.pageShift)),
     })).filter((r) => r.end > r.start);
+    this.kinds.fill(KIND_RESERVED);
+    for (const r of ranges) this.kinds.fill(KIND_FREE, r.start, r.end);
     for (const size of ['1G', '2M'] as const) {
       const pages = HUGE_PAGE_BYTES[size] / this.pageSize;
       let wanted = config.hugepages[size];
@@ -120,6 +129,7 @@ export class PhysicalMemory {
       }
       if (wanted > 0) throw new RangeError(`profile asks for more ${size} huge pages than the machine has RAM for`);
       this.hugeTotal[size] = this.hugeFree[size].length;
+      for (const b of this.hugeFree[size]) this.kinds.fill(KIND_POOL, b, b + pages);
       // Lowest addresses first out of the pool, as the kernel's free list order tends to give.
       this.hugeFree[size].reverse();
     }
@@ -183,14 +193,17 @@ export class PhysicalMemory {
     const out = new Array<number>(count);
     for (let i = 0; i < count; i++) {
       let pfn: number;
-      if (this.freeTop > 0) pfn = this.freeStack[--this.freeTop]!;
-      else {
-        pfn = this.runStarts[this.runIndex]! + this.runUsed;
-        if (++this.runUsed === this.runLens[this.runIndex]) {
-          this.runIndex++;
-          this.runUsed = 0;
+      do {
+        if (this.freeTop > 0) pfn = this.freeStack[--this.freeTop]!;
+        else {
+          pfn = this.runStarts[this.runIndex]! + this.runUsed;
+          if (++this.runUsed === this.runLens[this.runIndex]) {
+            this.runIndex++;
+            this.runUsed = 0;
+          }
         }
-      }
+        // Frames a runtime huge page reservation took stay listed; skip them.
+      } while (this.kinds[pfn] !== KIND_FREE);
       this.kinds[pfn] = KIND_SMALL;
       this.refs[pfn] = 1;
       out[i] = pfn;
@@ -221,7 +234,7 @@ export class PhysicalMemory {
 
   /** Adds a reference (a pin, a second mapping). */
   get(pfn: number): void {
-    if (this.kinds[pfn] === KIND_FREE) throw new Error(`model: get of free frame ${pfn}`);
+    if (!this.isLive(pfn)) throw new Error(`model: get of free frame ${pfn}`);
     this.refs[pfn]!++;
   }
 
@@ -243,16 +256,63 @@ export class PhysicalMemory {
     }
     const info = this.hugeOf.get(pfn)!;
     this.hugeOf.delete(pfn);
-    this.kinds[pfn] = KIND_FREE;
+    this.kinds[pfn] = KIND_POOL;
     if (--info.live === 0) this.hugeFree[info.size].push(info.base);
   }
+
+  /**
+   * Writing nr_hugepages (set_max_huge_pages): grows the pool with free, naturally aligned runs
+   * of small frames (highest first) as far as they exist — a fragmented machine may give fewer
+   * than asked, as on Linux — or shrinks it by giving free huge pages back as small frames.
+   * Returns the new pool size.
+   */
+  setHugePages(size: HugePageSize, target: number): number {
+    const pages = HUGE_PAGE_BYTES[size] / this.pageSize;
+    let candidate = Math.floor(this.frameCount / pages) * pages - pages;
+    const lowest = RESERVED_LOW_BYTES / this.pageSize;
+    while (this.hugeTotal[size] < target && candidate >= lowest) {
+      let free = true;
+      for (let pfn = candidate + pages - 1; pfn >= candidate; pfn--) {
+        if (this.kinds[pfn] !== KIND_FREE) {
+          free = false;
+          // No block containing this frame can be taken: jump below it.
+          candidate = Math.floor(pfn / pages) * pages;
+          break;
+        }
+      }
+      if (free) {
+        this.kinds.fill(KIND_POOL, candidate, candidate + pages);
+        this.freeCount -= pages;
+        this.hugeFree[size].push(candidate);
+        this.hugeTotal[size]++;
+      }
+      candidate -= pages;
+    }
+    while (this.hugeTotal[size] > target && this.hugeFree[size].length > 0) {
+      const base = this.hugeFree[size].pop()!;
+      for (let pfn = base; pfn < base + pages; pfn++) {
+        this.kinds[pfn] = KIND_FREE;
+        if (this.freeTop === this.freeStack.length) {
+          const grown = new Int32Array(this.freeStack.length * 2);
+          grown.set(this.freeStack);
+          this.freeStack = grown;
+        }
+        this.freeStack[this.freeTop++] = pfn;
+      }
+      this.freeCount += pages;
+      this.hugeTotal[size]--;
+    }
+    return this.hugeTotal[size];
+  }
+
 
   refCount(pfn: number): number {
     return this.refs[pfn] ?? 0;
   }
 
   isLive(pfn: number): boolean {
-    return pfn >= 0 && pfn < this.frameCount && this.kinds[pfn] !== KIND_FREE;
+    const kind = pfn >= 0 && pfn < this.frameCount ? this.kinds[pfn] : KIND_FREE;
+    return kind === KIND_SMALL || kind === KIND_HUGE;
   }
 
   /** Points a frame at the bytes that back it. */
