@@ -34,11 +34,12 @@ export type NoiommuMode = 'enabled' | 'disabled' | 'unavailable';
 export interface PciDeviceFilter {
   readonly vendorId?: number;
   readonly deviceId?: number;
-  /**
-   * Class code: a base class (0x02, network), base+subclass (0x0108, NVMe) or the full 24-bit
-   * code (0x010802), matched against the leading bytes of the device's class.
-   */
-  readonly classCode?: number;
+  /** Base class, the top byte of the class code (0x01 storage, 0x02 network). */
+  readonly baseClass?: number;
+  /** Subclass, the middle byte (0x08 with base class 0x01: NVM). */
+  readonly subclass?: number;
+  /** Programming interface, the low byte (0x02 with 0x0108: NVMe). */
+  readonly progIf?: number;
   /** Only devices currently bound to this driver (or unbound, with null). */
   readonly driver?: string | null;
 }
@@ -144,9 +145,16 @@ export class PciDevice {
     return Number(basename(this.kernel.readlink(link)));
   }
 
-  /** Whether a real IOMMU translates this device's DMA (sysfs `iommu` link). */
+  /**
+   * Whether a real IOMMU translates this device's DMA: the device has an `iommu` link, or an IOMMU
+   * group that is not one of VFIO's fake noiommu groups (named "vfio-noiommu").
+   */
   get hasIommu(): boolean {
-    return this.kernel.exists(`${this.path}/iommu`);
+    if (this.kernel.exists(`${this.path}/iommu`)) return true;
+    const group = this.iommuGroup;
+    if (group === null) return false;
+    const name = `/sys/kernel/iommu_groups/${group}/name`;
+    return !(this.kernel.exists(name) && this.kernel.readFile(name).toString('utf8').trim() === 'vfio-noiommu');
   }
 
   /**
@@ -219,9 +227,11 @@ export class PciDevice {
   private matches(f: PciDeviceFilter): boolean {
     if (f.vendorId !== undefined && this.vendorId !== f.vendorId) return false;
     if (f.deviceId !== undefined && this.deviceId !== f.deviceId) return false;
-    if (f.classCode !== undefined) {
-      const shift = f.classCode <= 0xff ? 16 : f.classCode <= 0xffff ? 8 : 0;
-      if (this.classCode >>> shift !== f.classCode) return false;
+    if (f.baseClass !== undefined || f.subclass !== undefined || f.progIf !== undefined) {
+      const code = this.classCode;
+      if (f.baseClass !== undefined && (code >>> 16) !== f.baseClass) return false;
+      if (f.subclass !== undefined && ((code >>> 8) & 0xff) !== f.subclass) return false;
+      if (f.progIf !== undefined && (code & 0xff) !== f.progIf) return false;
     }
     if (f.driver !== undefined && this.driver !== f.driver) return false;
     return true;
