@@ -58,10 +58,31 @@ interface Op<S extends Record<string, FieldType>> {
   execute(u: Ucmd<S>): number;
 }
 
+/** An op with its struct type erased, as the dispatch table holds it. */
+interface TableOp {
+  readonly name: string;
+  readonly minSize: number;
+  /** sizeof the kernel's struct. */
+  readonly size: number;
+  readonly since: readonly [number, number];
+  /** Decodes the caller's struct (zero-extended past `userSize`) and runs the handler. */
+  run(ctx: IommufdContext, user: Uint8Array, view: DataView, userSize: number): number;
+}
+
 function op<S extends Record<string, FieldType>>(
   name: string, struct: StructType<S>, last: keyof S & string, since: readonly [number, number], execute: (u: Ucmd<S>) => number,
-): Op<S> {
-  return { name, struct, ucmd: new UcmdStruct(struct), minSize: struct.endOf(last), since, execute };
+): TableOp {
+  const typed: Op<S> = { name, struct, ucmd: new UcmdStruct(struct), minSize: struct.endOf(last), since, execute };
+  return {
+    name,
+    minSize: typed.minSize,
+    size: struct.size,
+    since,
+    run: (ctx, user, view, userSize) => {
+      const cmd = typed.ucmd.decode(view, Math.min(userSize, struct.size));
+      return execute({ ctx, op: typed, cmd, user, view, userSize });
+    },
+  };
 }
 
 /** iommufd_ucmd_respond: copies min(user size, sizeof) bytes of the command back. */
@@ -505,10 +526,7 @@ type ChangeProcessS = Fields<typeof IommuIoasChangeProcess>;
 
 // ---- the table ----------------------------------------------------------------------------------
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type AnyOp = Op<any>;
-
-const OPS = new Map<number, AnyOp>([
+const OPS = new Map<number, TableOp>([
   [IOMMUFD_CMD.DESTROY, op('IOMMU_DESTROY', IommuDestroy, 'id', [6, 2], destroy)],
   [IOMMUFD_CMD.IOAS_ALLOC, op('IOMMU_IOAS_ALLOC', IommuIoasAlloc, 'out_ioas_id', [6, 2], ioasAlloc)],
   [IOMMUFD_CMD.IOAS_ALLOW_IOVAS, op('IOMMU_IOAS_ALLOW_IOVAS', IommuIoasAllowIovas, 'allowed_iovas', [6, 2], ioasAllowIovas)],
@@ -570,12 +588,11 @@ export function dispatchIoctl(ctx: IommufdContext, request: number, arg: Uint8Ar
   if (!o || request !== ((IOMMUFD_TYPE << 8) | nr)) fail('ENOTTY');
   if (size < o.minSize) fail('EINVAL');
   // copy_struct_from_user
-  const ksize = o.struct.size;
+  const ksize = o.size;
   if (arg.length < Math.min(size, ksize)) fail('EFAULT');
   if (size > ksize) {
     if (arg.length < size) fail('EFAULT');
     for (let i = ksize; i < size; i++) if (arg[i] !== 0) fail('E2BIG');
   }
-  const cmd = o.ucmd.decode(view, Math.min(size, ksize));
-  return o.execute({ ctx, op: o, cmd, user: arg, view, userSize: size });
+  return o.run(ctx, arg, view, size);
 }
