@@ -9,7 +9,7 @@
  * operations succeed) only to make references likely to hit something.
  */
 import { Random } from './random';
-import { ARENA_PAGES, hex, type FuzzOp, type FuzzProgram, type IrqKindName, type ObjectRef } from './program';
+import { ARENA_PAGES, hex, type FuzzOp, type FuzzProgram, type IrqKindName, type NearArea, type ObjectRef } from './program';
 
 export interface GenerateOptions {
   /** Random operations after the preamble (default 40). */
@@ -23,7 +23,7 @@ const CAPS = ['0x1', '0xfff', '0x1000', '0x1001', '0x3000', '0x10000', '0x200000
 
 type OpName = FuzzOp['op'];
 const WEIGHTS: Readonly<Record<OpName, number>> = {
-  'map': 22, 'get-pa': 14, 'unmap': 8, 'unmap-span': 2, 'unmap-all': 2, 'unmap-range': 1, 'copy': 6,
+  'map': 20, 'map-file': 4, 'option': 2, 'hw-info': 1, 'get-pa': 14, 'unmap': 8, 'unmap-span': 2, 'unmap-all': 2, 'unmap-range': 1, 'copy': 6,
   'ioas-alloc': 4, 'destroy': 4, 'iova-ranges': 4, 'allow-iovas': 2,
   'attach': 4, 'detach': 2, 'hwpt-alloc': 2, 'device-open': 1, 'device-close': 1, 'bind': 1,
   'irq-enable': 3, 'irq-disable': 2, 'irq-trigger': 4, 'irq-mask': 2,
@@ -60,6 +60,18 @@ class Generator {
       case 7: return hex((BigInt(r.below(16)) << 20n) + 0x800n);
       default: return hex(BigInt(r.below(8)) << 21n);
     }
+  }
+
+  /** Where a new area goes: with probability p a fixed IOVA, absolute or next to an earlier area. */
+  private placement(p: number): { iova?: string; near?: NearArea } {
+    const r = this.rnd;
+    if (!r.chance(p)) return {};
+    if (this.areaPages.length > 0 && r.chance(0.5)) {
+      const area = this.slot(this.areaPages.length);
+      const size = this.areaPages[area] ?? 1;
+      return { near: { area, pages: r.pick([size, -1, -2, 0, 1, size + 1, -size]) } };
+    }
+    return { iova: this.fixedIova() };
   }
 
   private objectRef(prefer: 'ioas' | 'any'): ObjectRef {
@@ -103,10 +115,25 @@ class Generator {
         this.areaPages.push(pages);
         return {
           op: 'map', ioas: this.slot(this.ioas), userPage: Math.min(userPage, ARENA_PAGES - pages), pages, byteOffset, lengthAdjust,
-          ...(r.chance(0.35) ? { iova: this.fixedIova() } : {}),
+          ...this.placement(0.35),
           readable: !r.chance(0.05), writable: !r.chance(0.15),
         };
       }
+      case 'map-file': {
+        const pages = r.pick(MAP_PAGES);
+        const filePage = r.chance(0.4) ? r.below(ARENA_PAGES / 512) * 512 : r.below(ARENA_PAGES - pages + 1);
+        this.areaPages.push(pages);
+        return {
+          op: 'map-file', ioas: this.slot(this.ioas), filePage: Math.min(filePage, ARENA_PAGES - pages), pages,
+          ...this.placement(0.3), writable: !r.chance(0.15),
+        };
+      }
+      case 'option': {
+        const option = r.chance(0.7) ? 'huge-pages' : 'rlimit-mode';
+        return { op: 'option', option, ioas: this.slot(this.ioas), ...(r.chance(0.6) ? { set: r.pick([0, 1, 1, 2]) } : {}) };
+      }
+      case 'hw-info':
+        return { op: 'hw-info', device: this.device() };
       case 'copy': {
         const area = this.slot(this.areaPages.length);
         const srcPages = this.areaPages[area] ?? 1;
@@ -115,7 +142,7 @@ class Generator {
         this.areaPages.push(pages);
         return {
           op: 'copy', area, pageOffset, pages, dst: this.slot(this.ioas),
-          ...(r.chance(0.3) ? { iova: this.fixedIova() } : {}), writable: !r.chance(0.2),
+          ...this.placement(0.3), writable: !r.chance(0.2),
         };
       }
       case 'unmap':

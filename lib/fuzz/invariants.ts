@@ -44,11 +44,23 @@ interface SlotRange {
 
 /** A live area of the IOVA space. */
 interface ShadowArea extends SlotRange {
-  /** Arena byte offset of the area's first byte. */
-  readonly arenaOffset: bigint;
+  /**
+   * Where the area's first byte lives: a byte offset into the arena, or for memfd areas
+   * FILE_BASE plus the file offset (one numbering for both, so a page is a page).
+   */
+  readonly backing: bigint;
 }
 
 const U64_MASK = (1n << 64n) - 1n;
+
+/** Backing pages from here on are the memfd's (arena pages come first, then a gap). */
+const FILE_BASE_PAGES = 2 * ARENA_PAGES;
+
+/** The address iopt_alloc_iova aligns to: the user address (arena) or the file offset (memfd). */
+function alignmentSource(backing: bigint, page: bigint): bigint {
+  const fileBase = BigInt(FILE_BASE_PAGES) * page;
+  return backing >= fileBase ? backing - fileBase : backing;
+}
 
 const HPAGE_SIZE = 2n << 20n;
 
@@ -78,7 +90,7 @@ class Shadow {
   /** Live areas per IOAS id. */
   readonly live = new Map<number, ShadowArea[]>();
   /** Per arena page: how often it went from pinned to unpinned (a frame seen in one epoch may change in the next). */
-  readonly pageEpoch = new Int32Array(ARENA_PAGES + 1);
+  readonly pageEpoch = new Int32Array(FILE_BASE_PAGES + ARENA_PAGES + 1);
   readonly pageFrame = new Map<number, { label: string; epoch: number }>();
   readonly frameOwner = new Map<string, { page: number; epoch: number }>();
 
@@ -103,7 +115,7 @@ class Shadow {
   }
 
   pagesOf(a: ShadowArea): [number, number] {
-    return [Number(a.arenaOffset / this.page), Number((a.arenaOffset + (a.last - a.iova)) / this.page)];
+    return [Number(a.backing / this.page), Number((a.backing + (a.last - a.iova)) / this.page)];
   }
 
   pinned(page: number): boolean {
@@ -132,7 +144,7 @@ class Shadow {
   private unpinCheck(gone: readonly ShadowArea[]): void {
     for (const a of gone) {
       const [first, last] = this.pagesOf(a);
-      for (let p = first; p <= last && p <= ARENA_PAGES; p++) if (!this.pinned(p)) this.pageEpoch[p]!++;
+      for (let p = first; p <= last && p < this.pageEpoch.length; p++) if (!this.pinned(p)) this.pageEpoch[p]!++;
     }
   }
 }
@@ -195,20 +207,22 @@ function step(s: Shadow, op: FuzzOp, entry: TraceEntry, page: bigint, fail: (rul
       return;
     }
     case 'map':
+    case 'map-file':
     case 'copy': {
       if (!ok) return;
       const iova = parseHex(outString(entry, 'iova'));
       const slot = outNumber(entry, 'area');
-      const created = op.op === 'map' ? mapPieces(s, op, iova, page) : copyPieces(s, op, iova, page);
+      const created = op.op === 'map' ? mapPieces(s, op, iova, page) : op.op === 'map-file' ? mapFilePieces(s, op, iova, page) : copyPieces(s, op, iova, page);
       if (!created) throw new Error(`${op.op} succeeded on slots the shadow cannot resolve`);
       const { ioasId, pieces, length } = created;
       const last = iova + length - 1n;
       s.areaSlots[slot] = { ioasId, iova, last };
-      if (op.iova !== undefined && iova !== parseHex(op.iova)) fail('fixed-iova', `${op.op} at fixed IOVA ${op.iova} answered IOVA 0x${iova.toString(16)}`);
-      if (op.iova === undefined && pieces.length > 0) {
+      const fixed = arg(entry, 'iova');
+      if (fixed !== undefined && iova !== parseHex(String(fixed))) fail('fixed-iova', `${op.op} at fixed IOVA ${fixed} answered IOVA 0x${iova.toString(16)}`);
+      if (fixed === undefined && pieces.length > 0) {
         // iopt_alloc_iova: the alignment of the first byte's user address, capped by the length
         // and HPAGE_SIZE (the arena is HPAGE-aligned, so only the offset inside it matters).
-        const addr = pieces[0]!.arenaOffset;
+        const addr = alignmentSource(pieces[0]!.backing, page);
         const pageOffset = addr % page;
         let align = roundUpPow2(length);
         if (addr !== 0n && lowestBit(addr) < align) align = lowestBit(addr);
@@ -273,6 +287,8 @@ function step(s: Shadow, op: FuzzOp, entry: TraceEntry, page: bigint, fail: (rul
       }
       return;
     case 'allow-iovas':
+    case 'option':
+    case 'hw-info':
     case 'detach':
     case 'irq-enable':
     case 'irq-disable':
@@ -293,8 +309,16 @@ function mapPieces(s: Shadow, op: Extract<FuzzOp, { op: 'map' }>, iova: bigint, 
   const ioasId = at(s.ioasIds, op.ioas);
   if (ioasId === undefined) return undefined;
   const length = BigInt(op.pages) * page + BigInt(op.lengthAdjust);
-  const arenaOffset = BigInt(op.userPage) * page + BigInt(op.byteOffset);
-  return { ioasId, length, pieces: [{ ioasId, iova, last: iova + length - 1n, arenaOffset }] };
+  const backing = BigInt(op.userPage) * page + BigInt(op.byteOffset);
+  return { ioasId, length, pieces: [{ ioasId, iova, last: iova + length - 1n, backing }] };
+}
+
+function mapFilePieces(s: Shadow, op: Extract<FuzzOp, { op: 'map-file' }>, iova: bigint, page: bigint): Created | undefined {
+  const ioasId = at(s.ioasIds, op.ioas);
+  if (ioasId === undefined) return undefined;
+  const length = BigInt(op.pages) * page;
+  const backing = BigInt(FILE_BASE_PAGES + op.filePage) * page;
+  return { ioasId, length, pieces: [{ ioasId, iova, last: iova + length - 1n, backing }] };
 }
 
 /**
@@ -313,7 +337,7 @@ function copyPieces(s: Shadow, op: Extract<FuzzOp, { op: 'copy' }>, iova: bigint
   for (const a of sources) {
     const from = a.iova > srcStart ? a.iova : srcStart;
     const to = a.last < srcLast ? a.last : srcLast;
-    pieces.push({ ioasId, iova: iova + (from - srcStart), last: iova + (to - srcStart), arenaOffset: a.arenaOffset + (from - a.iova) });
+    pieces.push({ ioasId, iova: iova + (from - srcStart), last: iova + (to - srcStart), backing: a.backing + (from - a.iova) });
   }
   return { ioasId, length, pieces };
 }
@@ -331,7 +355,8 @@ function unmapStep(s: Shadow, op: Extract<FuzzOp, { op: 'unmap' | 'unmap-span' |
   if (ioasId === undefined || iova === undefined || length === undefined) return;
   const all = op.op === 'unmap-all';
   const start = parseHex(String(iova));
-  const last = start + parseHex(String(length)) - 1n;
+  // iova 0 with length 2^64-1 is the "unmap everything" form: the range is all of [0, 2^64-1].
+  const last = start === 0n && parseHex(String(length)) === U64_MASK ? U64_MASK : start + parseHex(String(length)) - 1n;
   if (ioasId === undefined || !s.live.has(ioasId) || last < start) return;
   if (entry.result !== 'ok' && entry.result !== 'ENOENT') return;
   // iopt_unmap_iova_range walks the areas in IOVA order, unmapping each until one sticks out of
@@ -374,7 +399,7 @@ function getPaStep(s: Shadow, op: Extract<FuzzOp, { op: 'get-pa' }>, entry: Trac
     fail('get-pa-phantom', `GET_PA answered at IOVA 0x${iova.toString(16)}, where no live area is`);
     return;
   }
-  const byte = area.arenaOffset + (iova - area.iova);
+  const byte = area.backing + (iova - area.iova);
   const offset = BigInt(entry.out?.['offset'] as number);
   if (offset !== byte % page) fail('get-pa-offset', `physical offset 0x${offset.toString(16)} in the page, the user address has 0x${(byte % page).toString(16)}`);
   const length = parseHex(entry.props?.['length'] as string);

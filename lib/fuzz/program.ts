@@ -11,7 +11,8 @@
  * to a kind of result nothing produced yet makes the operation a recorded 'skip'.
  *
  * Sizes are in pages of the fuzz arena (one user-memory region aligned to 2 MiB, so automatic
- * IOVAs, which keep the alignment of the user address, come out the same on every kernel).
+ * IOVAs, which keep the alignment of the user address, come out the same on every kernel) or of
+ * the fuzz memfd (for IOMMU_IOAS_MAP_FILE, whose IOVAs keep the alignment of the file offset).
  * Fixed IOVAs and caps are hexadecimal strings: JSON has no 64-bit integers.
  */
 
@@ -30,6 +31,15 @@ export type ObjectRef =
 
 export type IrqKindName = 'intx' | 'msi';
 
+/**
+ * A fixed IOVA relative to an earlier area: its first IOVA plus `pages` pages (negative: below it).
+ * Makes areas that touch, overlap or nest, which absolute IOVAs rarely hit.
+ */
+export interface NearArea {
+  readonly area: number;
+  readonly pages: number;
+}
+
 export type FuzzOp =
   | { readonly op: 'ioas-alloc' }
   | { readonly op: 'destroy'; readonly target: ObjectRef }
@@ -43,9 +53,20 @@ export type FuzzOp =
     readonly byteOffset: number;
     /** Bytes added to the length (a length that is not a page multiple, or 0: -pages*pageSize). */
     readonly lengthAdjust: number;
-    /** A fixed IOVA (hex), or absent for the kernel's choice. */
+    /** A fixed IOVA (hex); or one relative to an area (`near`); with neither, the kernel's choice. */
     readonly iova?: string;
+    readonly near?: NearArea;
     readonly readable: boolean;
+    readonly writable: boolean;
+  }
+  | {
+    /** IOMMU_IOAS_MAP_FILE of the fuzz memfd (ARENA_PAGES pages long). */
+    readonly op: 'map-file';
+    readonly ioas: number;
+    readonly filePage: number;
+    readonly pages: number;
+    readonly iova?: string;
+    readonly near?: NearArea;
     readonly writable: boolean;
   }
   | {
@@ -57,6 +78,7 @@ export type FuzzOp =
     /** Destination IOAS slot. */
     readonly dst: number;
     readonly iova?: string;
+    readonly near?: NearArea;
     readonly writable: boolean;
   }
   /** Unmaps [area.iova + startPages pages, area end + endPages pages) of the area's IOAS. */
@@ -77,6 +99,9 @@ export type FuzzOp =
   }
   | { readonly op: 'iova-ranges'; readonly ioas: number }
   | { readonly op: 'allow-iovas'; readonly ioas: number; readonly ranges: readonly { readonly start: string; readonly last: string }[] }
+  /** IOMMU_OPTION: huge-pages of an IOAS, or the context's rlimit-mode; `set` absent only reads. */
+  | { readonly op: 'option'; readonly option: 'huge-pages' | 'rlimit-mode'; readonly ioas: number; readonly set?: number }
+  | { readonly op: 'hw-info'; readonly device: number }
   | { readonly op: 'device-open'; readonly device: number }
   | { readonly op: 'device-close'; readonly device: number }
   | { readonly op: 'bind'; readonly device: number }

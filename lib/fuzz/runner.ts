@@ -1,20 +1,20 @@
 /**
  * Runs a fuzz program against a Kernel (the model or the real one) through the typed ioctl layer
  * and records the normalised trace. The runner owns everything it opens — the iommufd, the
- * device fds, their eventfds and the user-memory arena — and closes all of it at the end, also
+ * device fds, their eventfds, the user-memory arena and the memfd — and closes all of it at the end, also
  * when an operation throws something that is not a kernel error (which it records as a bug), so
  * a thousand runs in one process leave the kernel as they found it.
  */
 import type { Kernel, Mapping } from '../sys/kernel';
 import { VfioError } from '../sys/errors';
-import { EFD_CLOEXEC, EFD_NONBLOCK, MAP_ANONYMOUS, MAP_PRIVATE, O_CLOEXEC, O_RDWR, PROT_READ, PROT_WRITE } from '../sys/constants';
+import { EFD_CLOEXEC, EFD_NONBLOCK, MAP_ANONYMOUS, MAP_PRIVATE, MFD_CLOEXEC, O_CLOEXEC, O_RDWR, PROT_READ, PROT_WRITE } from '../sys/constants';
 import * as V from '../uapi/vfio';
 import { U64_MAX } from '../uapi/codec';
 import * as iommufd from '../ioctl/iommufd';
 import * as device from '../ioctl/vfio-device';
 import { PciDevice } from '../sysfs';
 import type { Iova } from '../types';
-import { ARENA_ALIGNMENT, ARENA_PAGES, hex, parseHex, type FuzzOp, type FuzzProgram, type IrqKindName, type ObjectRef } from './program';
+import { ARENA_ALIGNMENT, ARENA_PAGES, hex, parseHex, type FuzzOp, type FuzzProgram, type IrqKindName, type NearArea, type ObjectRef } from './program';
 import { FrameLabels, type Trace, type TraceEntry, type TraceValue } from './trace';
 
 export interface RunOptions {
@@ -72,6 +72,7 @@ class ProgramRun implements RunnerState {
   readonly areas: AreaRecord[] = [];
   private readonly devices: (DeviceSlot | undefined)[] = Array.from({ length: DEVICE_SLOTS }, () => undefined);
   private arena: Mapping | undefined;
+  private memfd = -1;
   private arenaBase = 0n;
   private readonly frames = new FrameLabels();
   private readonly page: bigint;
@@ -96,6 +97,8 @@ class ProgramRun implements RunnerState {
     this.arenaBase = (this.arena.address + ARENA_ALIGNMENT - 1n) & ~(ARENA_ALIGNMENT - 1n);
     // Touch every page so each has its own frame before anything pins it: a read-only pin of an
     // untouched page would otherwise share the zero page on one kernel and not on another.
+    this.memfd = this.kernel.memfdCreate('node-vfio-fuzz', MFD_CLOEXEC);
+    this.kernel.ftruncate(this.memfd, BigInt(ARENA_PAGES) * this.page);
     const bytes = new Uint8Array(this.arena.buffer!);
     const first = Number(this.arenaBase - this.arena.address);
     for (let p = 0; p < ARENA_PAGES; p++) bytes[first + p * this.kernel.pageSize] = (p & 0xff) | 1;
@@ -113,6 +116,8 @@ class ProgramRun implements RunnerState {
     for (let d = 0; d < DEVICE_SLOTS; d++) attempt(() => this.closeDevice(d));
     if (this.iommufd >= 0) attempt(() => this.kernel.close(this.iommufd));
     this.iommufd = -1;
+    if (this.memfd >= 0) attempt(() => this.kernel.close(this.memfd));
+    this.memfd = -1;
     if (this.arena) attempt(() => this.kernel.munmap(this.arena!));
     this.arena = undefined;
     if (errors.length) throw new AggregateError(errors, 'fuzz runner: tearing down failed');
@@ -155,10 +160,23 @@ class ProgramRun implements RunnerState {
         const arenaOffset = BigInt(op.userPage) * this.page + BigInt(op.byteOffset);
         const raw = BigInt(op.pages) * this.page + BigInt(op.lengthAdjust);
         const length = raw < 0n ? 0n : raw;
-        this.issue({ ioas: ioasId, arenaOffset: hex(arenaOffset), length: hex(length), ...(op.iova !== undefined ? { iova: op.iova } : {}) });
+        const fixed = this.fixedIova(op);
+        this.issue({ ioas: ioasId, arenaOffset: hex(arenaOffset), length: hex(length), ...(fixed !== undefined ? { iova: hex(fixed) } : {}) });
         const at = iommufd.ioasMap(k, this.iommufd, {
           ioasId, userVa: this.arenaBase + arenaOffset, length,
-          readable: op.readable, writable: op.writable, ...(op.iova !== undefined ? { iova: parseHex(op.iova) as Iova } : {}),
+          readable: op.readable, writable: op.writable, ...(fixed !== undefined ? { iova: fixed as Iova } : {}),
+        });
+        return { out: { iova: hex(at), area: this.addArea({ ioasSlot: op.ioas, ioasId, iova: at, length }) } };
+      }
+      case 'map-file': {
+        const ioasId = this.slot(this.ioasIds, op.ioas);
+        const start = BigInt(op.filePage) * this.page;
+        const length = BigInt(op.pages) * this.page;
+        const fixed = this.fixedIova(op);
+        this.issue({ ioas: ioasId, fileOffset: hex(start), length: hex(length), ...(fixed !== undefined ? { iova: hex(fixed) } : {}) });
+        const at = iommufd.ioasMapFile(k, this.iommufd, {
+          ioasId, fileFd: this.memfd, start, length, readable: true, writable: op.writable,
+          ...(fixed !== undefined ? { iova: fixed as Iova } : {}),
         });
         return { out: { iova: hex(at), area: this.addArea({ ioasSlot: op.ioas, ioasId, iova: at, length }) } };
       }
@@ -167,10 +185,11 @@ class ProgramRun implements RunnerState {
         const dstId = this.slot(this.ioasIds, op.dst);
         const srcIova = u64(src.iova + BigInt(op.pageOffset) * this.page);
         const length = BigInt(op.pages) * this.page;
-        this.issue({ src: src.ioasId, srcIova: hex(srcIova), dst: dstId, length: hex(length), ...(op.iova !== undefined ? { iova: op.iova } : {}) });
+        const fixed = this.fixedIova(op);
+        this.issue({ src: src.ioasId, srcIova: hex(srcIova), dst: dstId, length: hex(length), ...(fixed !== undefined ? { iova: hex(fixed) } : {}) });
         const at = iommufd.ioasCopy(k, this.iommufd, {
           srcIoasId: src.ioasId, srcIova: srcIova as Iova, dstIoasId: dstId, length, readable: true, writable: op.writable,
-          ...(op.iova !== undefined ? { dstIova: parseHex(op.iova) as Iova } : {}),
+          ...(fixed !== undefined ? { dstIova: fixed as Iova } : {}),
         });
         return { out: { iova: hex(at), area: this.addArea({ ioasSlot: op.dst, ioasId: dstId, iova: at, length }) } };
       }
@@ -215,6 +234,19 @@ class ProgramRun implements RunnerState {
         iommufd.ioasAllowIovas(k, this.iommufd, this.slot(this.ioasIds, op.ioas),
           op.ranges.map((r) => ({ start: parseHex(r.start) as Iova, last: parseHex(r.last) as Iova })));
         return undefined;
+      case 'option': {
+        const objectId = op.option === 'huge-pages' ? this.slot(this.ioasIds, op.ioas) : 0;
+        this.issue({ object: objectId, ...(op.set !== undefined ? { set: op.set } : {}) });
+        if (op.set !== undefined) iommufd.optionSet(k, this.iommufd, op.option, BigInt(op.set), objectId);
+        return { out: { value: hex(iommufd.optionGet(k, this.iommufd, op.option, objectId)) } };
+      }
+      case 'hw-info': {
+        const deviceId = this.device(op.device).deviceId;
+        if (deviceId === undefined) throw new Skip();
+        this.issue({ device: deviceId });
+        const info = iommufd.getHwInfo(k, this.iommufd, deviceId);
+        return { out: { type: info.type, capabilities: hex(info.capabilities), data: Buffer.from(info.data).toString('hex') } };
+      }
       case 'device-open': {
         if (this.devices[op.device]) throw new Skip();
         const fd = k.open(this.cdevPath, O_RDWR | O_CLOEXEC);
@@ -270,6 +302,13 @@ class ProgramRun implements RunnerState {
         return { out: { fired: this.drain(d, op.kind) } };
       }
     }
+  }
+
+  /** The fixed IOVA an op asks for: literal, relative to an area (wrapping like a u64), or none. */
+  private fixedIova(op: { readonly iova?: string; readonly near?: NearArea }): bigint | undefined {
+    if (op.iova !== undefined) return parseHex(op.iova);
+    if (op.near === undefined) return undefined;
+    return u64(this.slot(this.areas, op.near.area).iova + BigInt(op.near.pages) * this.page);
   }
 
   private unmap(ioasId: number, iova: bigint, length: bigint): Pick<TraceEntry, 'out'> {

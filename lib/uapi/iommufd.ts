@@ -120,6 +120,8 @@ export const IOMMU_HW_CAP_DIRTY_TRACKING = 1 << 0;
 export const IOMMU_HW_CAP_PCI_PASID_EXEC = 1 << 1;
 export const IOMMU_HW_CAP_PCI_PASID_PRIV = 1 << 2;
 export const IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED = 1 << 3;
+/** iommu_hw_info_vtd.flags: read-only mappings are refused on a nesting parent (Intel erratum 772415, SPR17). */
+export const IOMMU_HW_INFO_VTD_ERRATA_772415_SPR17 = 1 << 0;
 export const IommuHwInfoVtd = struct('iommu_hw_info_vtd', { flags: u32, __reserved: u32, cap_reg: u64, ecap_reg: u64 });
 export const IommuHwInfoArmSmmuv3 = struct('iommu_hw_info_arm_smmuv3', {
   flags: u32, __reserved: u32, idr: array(u32, 6), iidr: u32, aidr: u32,

@@ -43,10 +43,10 @@ describe('fuzz: generator', function () {
         results.get(e.op)!.add(e.result);
       });
     }
-    const kinds = ['ioas-alloc', 'destroy', 'map', 'copy', 'unmap', 'unmap-span', 'unmap-all', 'unmap-range', 'get-pa', 'iova-ranges',
+    const kinds = ['ioas-alloc', 'destroy', 'map', 'map-file', 'option', 'hw-info', 'copy', 'unmap', 'unmap-span', 'unmap-all', 'unmap-range', 'get-pa', 'iova-ranges',
       'allow-iovas', 'device-open', 'device-close', 'bind', 'attach', 'detach', 'hwpt-alloc', 'irq-enable', 'irq-disable', 'irq-trigger', 'irq-mask'];
     for (const k of kinds) assert.ok(results.has(k), `no ${k} in 40 programs`);
-    for (const k of ['map', 'copy', 'unmap', 'get-pa', 'attach', 'hwpt-alloc', 'irq-enable']) {
+    for (const k of ['map', 'map-file', 'copy', 'unmap', 'get-pa', 'attach', 'hwpt-alloc', 'irq-enable', 'option']) {
       const seen = results.get(k)!;
       assert.ok(seen.has('ok') && [...seen].some((r) => r.startsWith('E')), `${k} should both succeed and fail, saw ${[...seen].join(', ')}`);
     }
@@ -149,7 +149,7 @@ describe('fuzz: shrinking and differential runs', function () {
     for (; seed < 200 && !found; seed++) found = differential(generateProgram(seed), real, wrong);
     assert.ok(found, 'no seed among 200 unmaps a single page');
     assert.ok(found.shrunk.ops.length <= 4, `the reproducer should be tiny:\n${formatDivergence(found)}`);
-    assert.ok(found.shrunk.ops.some((o) => o.op === 'map'), 'the reproducer maps something');
+    assert.ok(found.shrunk.ops.some((o) => o.op === 'map' || o.op === 'map-file'), 'the reproducer maps something');
     assert.equal(found.shrunkDifference.actual?.result, 'EBUSY');
   });
 });

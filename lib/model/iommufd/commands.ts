@@ -15,7 +15,7 @@ import {
   IOMMU_HWPT_DATA_NONE, IOMMU_HWPT_FAULT_ID_VALID, IOMMU_IOAS_MAP_FIXED_IOVA, IOMMU_IOAS_MAP_READABLE,
   IOMMU_IOAS_MAP_WRITEABLE, IOMMU_OPTION_HUGE_PAGES, IOMMU_OPTION_OP_GET, IOMMU_OPTION_OP_SET, IOMMU_OPTION_RLIMIT_MODE,
   IOMMU_VFIO_IOAS_CLEAR, IOMMU_VFIO_IOAS_GET, IOMMU_VFIO_IOAS_SET, IOMMUFD_CMD, IOMMUFD_TYPE, IommuDestroy,
-  IommuFaultAlloc, IommuHwInfo, IommuHwInfoVtd, IommuHwptAlloc, IommuHwptGetDirtyBitmap, IommuHwptInvalidate,
+  IommuFaultAlloc, IommuHwInfo, IommuHwInfoVtd, IOMMU_HW_INFO_VTD_ERRATA_772415_SPR17, IommuHwptAlloc, IommuHwptGetDirtyBitmap, IommuHwptInvalidate,
   IommuHwptSetDirtyTracking, IommuHwQueueAlloc, IommuIoasAlloc, IommuIoasAllowIovas, IommuIoasChangeProcess,
   IommuIoasCopy, IommuIoasIovaRanges, IommuIoasMap, IommuIoasMapFile, IommuIoasNoiommuGetPa, IommuIoasUnmap,
   IommuIovaRange, IommuOption, IommuVdeviceAlloc, IommuVeventqAlloc, IommuVfioIoas, IommuViommuAlloc,
@@ -381,7 +381,8 @@ function getHwInfo(u: Ucmd<HwInfoS>): number {
   if (!unit) fail('EOPNOTSUPP');
   // intel_iommu_hw_info
   if (c.out_data_type !== IOMMU_HW_INFO_TYPE_DEFAULT && c.out_data_type !== IOMMU_HW_INFO_TYPE_INTEL_VTD) fail('EOPNOTSUPP');
-  const data = IommuHwInfoVtd.encode({ flags: 0, cap_reg: unit.capReg, ecap_reg: unit.ecapReg });
+  // 7.3 sets the erratum flag unconditionally (seen in the lab by differential fuzzing).
+  const data = IommuHwInfoVtd.encode({ flags: IOMMU_HW_INFO_VTD_ERRATA_772415_SPR17, cap_reg: unit.capReg, ecap_reg: unit.ecapReg });
   c.out_data_type = IOMMU_HW_INFO_TYPE_INTEL_VTD;
   const copy = Math.min(c.data_len, data.length);
   if (c.data_len > 0) {
