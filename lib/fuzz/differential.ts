@@ -5,7 +5,7 @@
  * shows it at the same kind of operation, so the report is a reproducer, not a 60-step log.
  */
 import { checkInvariants, type InvariantViolation } from './invariants';
-import { describeOp, type FuzzOp, type FuzzProgram } from './program';
+import { describeOp, simplerOps, type FuzzOp, type FuzzProgram } from './program';
 import { shrink } from './shrink';
 import { compareTraces, formatEntry, type Trace, type TraceDifference } from './trace';
 
@@ -40,7 +40,7 @@ export function differential(
     const d = compareTraces(reference(candidate), actual(candidate));
     return d && (d.expected ?? d.actual)?.op === kind ? d : null;
   };
-  const { items, tries } = shrink(program.ops, (ops) => diverges(ops) !== null, maxShrinkTries);
+  const { items, tries } = shrink(program.ops, (ops) => diverges(ops) !== null, maxShrinkTries, simplerOps);
   const shrunk: FuzzProgram = { ops: items };
   const shrunkReference = reference(shrunk);
   const shrunkActual = actual(shrunk);
@@ -54,7 +54,7 @@ export function shrinkViolation(program: FuzzProgram, run: TraceSource, rule: st
     const candidate = { ops };
     return checkInvariants(candidate, run(candidate), { pageSize }).some((v) => v.rule === rule);
   };
-  const { items, tries } = shrink(program.ops, breaks, maxTries);
+  const { items, tries } = shrink(program.ops, breaks, maxTries, simplerOps);
   const shrunk = { ops: items };
   const trace = run(shrunk);
   return { program: shrunk, trace, violations: checkInvariants(shrunk, trace, { pageSize }), tries };

@@ -140,3 +140,33 @@ export function describeOp(op: FuzzOp): string {
   const args = Object.entries(rest).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
   return `${name}${args.length ? ' ' + args.join(' ') : ''}`;
 }
+
+/** Smaller slot numbers (0 first) for one reference field. */
+function smallerSlots(value: number): number[] {
+  return Array.from({ length: Math.min(value, 4) }, (_, i) => i);
+}
+
+/**
+ * Simpler versions of an operation, for the shrinker: lower slot numbers (after ops were removed,
+ * a lower slot often names the same result more directly), and the kernel's own IOVA instead of a
+ * fixed one.
+ */
+export function simplerOps(op: FuzzOp): FuzzOp[] {
+  const out: FuzzOp[] = [];
+  const record = op as unknown as Record<string, unknown>;
+  for (const key of ['ioas', 'area', 'dst', 'from', 'to'] as const) {
+    const v = record[key];
+    if (typeof v === 'number') for (const smaller of smallerSlots(v)) out.push({ ...op, [key]: smaller } as FuzzOp);
+  }
+  for (const key of ['target', 'pt'] as const) {
+    const ref = record[key] as ObjectRef | undefined;
+    if (ref && 'slot' in ref) for (const smaller of smallerSlots(ref.slot)) out.push({ ...op, [key]: { ...ref, slot: smaller } } as FuzzOp);
+  }
+  const near = record['near'] as NearArea | undefined;
+  if (near) for (const smaller of smallerSlots(near.area)) out.push({ ...op, near: { ...near, area: smaller } } as FuzzOp);
+  if ('iova' in op || 'near' in op) {
+    const { iova: _iova, near: _near, ...auto } = op as FuzzOp & { iova?: string; near?: NearArea };
+    if (op.op === 'map' || op.op === 'map-file' || op.op === 'copy') out.push(auto as FuzzOp);
+  }
+  return out;
+}
