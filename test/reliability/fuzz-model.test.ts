@@ -162,6 +162,17 @@ describe('fuzz: recorded real-kernel traces', function () {
     for (const mode of LAB_MODES) assert.ok(modes.includes(mode), `no lab trace for ${mode} in ${CORPUS_DIR}`);
   });
 
+  it('reports a recorded answer the model does not give', function () {
+    const name = files[0];
+    if (!name) this.skip();
+    const file = parseLabTraceFile(fs.readFileSync(path.join(CORPUS_DIR, name!), 'utf8'), name!);
+    const run = file.runs.find((r) => r.entries.some((e) => e.op === 'map' && e.result === 'ok'))!;
+    const tampered = { ...run, entries: run.entries.map((e) => (e.op === 'map' && e.result === 'ok' ? { ...e, out: { ...e.out, iova: '0x123000' } } : e)) };
+    const mismatches = replayLabTraces({ ...file, runs: [tampered] }, (p) => runProgram(labModelKernel(file.mode, file.bdf, file.labKernel), p, { bdf: file.bdf }));
+    assert.equal(mismatches.length, 1);
+    assert.match(mismatches[0]!.report, /map: output/);
+  });
+
   for (const name of files) {
     it(`the model answers as Linux did in ${name}`, function () {
       this.timeout(60_000);
