@@ -213,11 +213,28 @@ export class PciDevice {
     const restore = options.restore;
     if (restore === undefined || restore === false) return;
     const wanted = typeof restore === 'string' ? restore : this.previousDriver ?? null;
-    if (typeof restore === 'string') writeSysfs(this.kernel, `${PCI_DRIVERS}/${restore}/bind`, this.bdf);
-    else writeSysfs(this.kernel, DRIVERS_PROBE, this.bdf);
+    if (wanted !== null) {
+      if (!this.kernel.exists(`${PCI_DRIVERS}/${wanted}`)) {
+        throw VfioError.of('ENOENT', {
+          syscall: 'open', path: `${PCI_DRIVERS}/${wanted}`,
+          context: `cannot give ${this.bdf} back to ${wanted}`, hint: `no driver named ${wanted} is loaded (modprobe it first)`,
+        });
+      }
+      // driver_override makes the named driver match even when its id table does not list the
+      // device (pci-stub, or a driver given the id through new_id earlier); it is cleared again
+      // once the device is bound, so later probes behave normally.
+      writeSysfs(this.kernel, `${this.path}/driver_override`, wanted);
+      try {
+        writeSysfs(this.kernel, DRIVERS_PROBE, this.bdf);
+      } finally {
+        writeSysfs(this.kernel, `${this.path}/driver_override`, '\n');
+      }
+    } else {
+      writeSysfs(this.kernel, DRIVERS_PROBE, this.bdf);
+    }
     if (wanted !== null && this.driver !== wanted) {
       throw VfioError.of('ENODEV', {
-        syscall: 'write', path: typeof restore === 'string' ? `${PCI_DRIVERS}/${restore}/bind` : DRIVERS_PROBE,
+        syscall: 'write', path: DRIVERS_PROBE,
         context: `${this.bdf} did not go back to ${wanted} (driver now: ${this.driver ?? 'none'})`,
       });
     }

@@ -17,8 +17,13 @@ async function vfioOn(kernel: Kernel | undefined, ...argv: string[]): Promise<{ 
 
 /** A lab-like noiommu host whose edu device starts unbound and noiommu mode switched off. */
 function hostWithUnboundEdu(noiommu: boolean): Kernel {
+  return hostWithEduOn(null, noiommu);
+}
+
+/** A lab-like noiommu host whose edu device is bound to `driver` at boot. */
+function hostWithEduOn(driver: string | null, noiommu = true): Kernel {
   const base = profiles['linux-7.3-noiommu'];
-  return createModelKernel({ ...base, name: 'test-unbound-edu', noiommu, pci: base.pci.map((d) => ({ ...d, driver: null })) });
+  return createModelKernel({ ...base, name: 'test-edu-driver', noiommu, pci: base.pci.map((d) => ({ ...d, driver })) });
 }
 
 describe('vfio command', () => {
@@ -108,6 +113,27 @@ describe('vfio command', () => {
     assert.equal(r.code, 1);
     assert.match(r.err, /not vfio-pci/);
     assert.match(r.err, /hint: .*bindVfio/);
+  });
+
+  it('info of a device bound to another driver names that driver and how to bind it', async () => {
+    const edu = await eduBdf('linux-7.3-noiommu');
+    const r = await vfioOn(hostWithEduOn('pci-stub'), 'info', edu);
+    assert.equal(r.code, 1);
+    assert.match(r.err, /bound to pci-stub, not vfio-pci/);
+    assert.match(r.err, /hint: bind it first/);
+  });
+
+  it('bind moves a device from another driver to vfio-pci, and unbind --restore gives it back', async () => {
+    const kernel = hostWithEduOn('pci-stub');
+    const edu = await eduBdf('linux-7.3-noiommu');
+    const bound = await vfioOn(kernel, 'bind', edu);
+    assert.equal(bound.code, 0, bound.err);
+    assert.match(bound.out, /bound to vfio-pci \(was pci-stub\)/);
+    assert.equal(kernel.exists('/dev/vfio/devices/noiommu-vfio0'), true);
+    const back = await vfioOn(kernel, 'unbind', edu, '--restore=pci-stub');
+    assert.equal(back.code, 0, back.err);
+    assert.match(back.out, /unbound from vfio-pci; now bound to pci-stub/);
+    assert.equal(kernel.exists('/dev/vfio/devices/noiommu-vfio0'), false);
   });
 
   it('unbind takes the device from vfio-pci and its cdev disappears', async () => {

@@ -5,6 +5,7 @@
  * on its side: the file system, the fd table, the caller's capabilities, physical memory for
  * untranslated DMA, and iommufd.
  */
+import { PciStubDriver } from '../pci/pci-stub-driver';
 import type { Capabilities } from '../../sys/kernel';
 import type { OpenFile } from '../open-file';
 import type { Vfs } from '../vfs';
@@ -81,6 +82,9 @@ export class PciMachine {
     this.vfioPci = new VfioPciDriver(this.vfio);
     this.bus.registerDriver(this.vfioPci);
     this.sysfs.addDriver(this.vfioPci);
+    const stub = new PciStubDriver();
+    this.bus.registerDriver(stub);
+    this.sysfs.addDriver(stub);
     const slots: PciSlot[] = [];
     for (const spec of o.functions) {
       const address = parsePciAddress(spec.address);
