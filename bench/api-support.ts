@@ -1,13 +1,11 @@
 /**
  * Shared pieces of the API benchmarks: timing, finding a device on the real kernel, and the C
- * baseline (bench/c/ioctl-loop, when it is there). Benchmarks print ratios against a baseline
+ * baseline (bench/c/ioctl-loop.c, run with an fd this process set up). Benchmarks print ratios against a baseline
  * measured in the same run; nothing asserts on time.
  */
-import fs from 'node:fs';
-import path from 'node:path';
-import { execFileSync } from 'node:child_process';
 import type { Kernel } from '../lib/sys/kernel';
 import { PciDevice } from '../lib/sysfs';
+import { bestOf, runIoctlLoop, timeLoop, type IoctlLoopOptions } from './native-c';
 
 export interface Timing {
   readonly name: string;
@@ -15,14 +13,9 @@ export interface Timing {
   readonly nsPerOp: number;
 }
 
-/** Runs `fn` `iterations` times after a warm-up of a tenth as many; returns ns per call. */
+/** ns per call of `fn`: the best of 5 runs of `iterations` calls (bench/native-c.ts timeLoop). */
 export function measure(name: string, iterations: number, fn: (i: number) => void): Timing {
-  const warm = Math.max(1, Math.floor(iterations / 10));
-  for (let i = 0; i < warm; i++) fn(i);
-  const start = process.hrtime.bigint();
-  for (let i = 0; i < iterations; i++) fn(i);
-  const ns = Number(process.hrtime.bigint() - start);
-  return { name, iterations, nsPerOp: ns / iterations };
+  return { name, iterations, nsPerOp: timeLoop(iterations, (i) => { fn(i); return 0; }) };
 }
 
 /** Times one call of `fn` (for operations too long to loop); returns ns. */
@@ -68,31 +61,19 @@ export function benchDevice(kernel: Kernel): string | null {
 }
 
 /**
- * Runs the C baseline bench/c/ioctl-loop with `args` (building it from ioctl-loop.c with cc when
- * needed) and returns its ns/op, or null with the reason printed.
+ * The same ioctl from C (bench/c/ioctl-loop.c through bench/native-c.ts), on an fd of this
+ * process, best of 3 runs; null with the reason printed when the C compiler or program fails.
  */
-export function cBaseline(name: string, args: readonly string[]): Timing | null {
-  const root = path.resolve(__dirname, '..', '..');
-  const source = path.join(root, 'bench', 'c', 'ioctl-loop.c');
-  const binary = path.join(root, 'build', 'bench', 'ioctl-loop');
-  if (!fs.existsSync(source)) {
-    console.log(`  C baseline: unavailable (no ${path.relative(root, source)})`);
-    return null;
-  }
+export function cBaseline(name: string, options: IoctlLoopOptions): Timing | null {
   try {
-    if (!fs.existsSync(binary) || fs.statSync(binary).mtimeMs < fs.statSync(source).mtimeMs) {
-      fs.mkdirSync(path.dirname(binary), { recursive: true });
-      execFileSync('cc', ['-O2', '-o', binary, source], { stdio: 'pipe' });
-    }
-    const out = execFileSync(binary, args, { encoding: 'utf8' });
-    const m = /([0-9.]+)\s*ns\/op/.exec(out);
-    if (!m) {
-      console.log(`  C baseline: could not find "ns/op" in its output: ${out.trim()}`);
+    const r = bestOf(3, () => runIoctlLoop(options));
+    if (r.failures > 0) {
+      console.log(`  C baseline: ${r.failures} of ${r.iterations} calls failed (errno ${r.errno})`);
       return null;
     }
-    return { name, iterations: 0, nsPerOp: Number(m[1]) };
+    return { name, iterations: r.iterations, nsPerOp: r.nsPerOp };
   } catch (e) {
-    console.log(`  C baseline: failed (${(e as Error).message.split('\n')[0]})`);
+    console.log(`  C baseline: unavailable (${(e as Error).message.split('\n')[0]})`);
     return null;
   }
 }

@@ -6,6 +6,7 @@
 import * as P from './uapi/pci';
 import type { Region } from './region';
 
+/** A capability found in the standard list. */
 export interface PciCapability {
   /** PCI_CAP_ID_* (standard) or PCI_EXT_CAP_ID_* (extended). */
   readonly id: number;
@@ -13,29 +14,43 @@ export interface PciCapability {
   readonly offset: number;
 }
 
+/** A PCIe extended capability (config space from 0x100). */
 export interface ExtendedCapability extends PciCapability {
+  /** Capability structure version. */
   readonly version: number;
 }
 
+/** The MSI capability, decoded from its message control register. */
 export interface MsiCapability {
+  /** Offset of the capability in config space. */
   readonly offset: number;
+  /** MSI enable bit (vfio-pci sets it when MSI is enabled through VFIO_DEVICE_SET_IRQS). */
   readonly enabled: boolean;
   /** Vectors the device can request (1..32, a power of two). */
   readonly maxVectors: number;
+  /** The device can send 64-bit message addresses. */
   readonly is64Bit: boolean;
+  /** The device implements per-vector mask bits. */
   readonly perVectorMasking: boolean;
 }
 
+/** The MSI-X capability, decoded. */
 export interface MsixCapability {
+  /** Offset of the capability in config space. */
   readonly offset: number;
+  /** MSI-X enable bit. */
   readonly enabled: boolean;
+  /** Function mask bit: every vector is masked. */
   readonly functionMasked: boolean;
+  /** Number of vectors in the table. */
   readonly tableSize: number;
   /** BAR index and offset of the vector table. */
   readonly tableBar: number;
+  /** Offset of the vector table in its BAR. */
   readonly tableOffset: number;
   /** BAR index and offset of the pending-bit array. */
   readonly pbaBar: number;
+  /** Offset of the pending-bit array in its BAR. */
   readonly pbaOffset: number;
 }
 
@@ -43,6 +58,10 @@ export interface MsixCapability {
 const MAX_STANDARD_CAPS = 48;
 const MAX_EXTENDED_CAPS = (P.PCI_CFG_SPACE_EXP_SIZE - P.PCI_CFG_SPACE_SIZE) / 8;
 
+/**
+ * The PCI configuration space of a VFIO device (`device.config`): raw accessors, the standard
+ * header fields, command-register helpers and the capability lists.
+ */
 export class ConfigSpace {
   /** @internal Created by VfioDevice over its config region. */
   constructor(private readonly region: Region) {}
@@ -52,38 +71,47 @@ export class ConfigSpace {
     return this.region.size;
   }
 
+  /** Reads a byte of config space. */
   read8(offset: number): number {
     return this.region.read8(offset);
   }
 
+  /** Reads a 16-bit little-endian word of config space. */
   read16(offset: number): number {
     return this.region.read16(offset);
   }
 
+  /** Reads a 32-bit little-endian dword of config space. */
   read32(offset: number): number {
     return this.region.read32(offset);
   }
 
+  /** Writes a byte of config space (vfio-pci applies its virtualisation rules). */
   write8(offset: number, value: number): void {
     this.region.write8(offset, value);
   }
 
+  /** Writes a 16-bit word of config space. */
   write16(offset: number, value: number): void {
     this.region.write16(offset, value);
   }
 
+  /** Writes a 32-bit dword of config space. */
   write32(offset: number, value: number): void {
     this.region.write32(offset, value);
   }
 
+  /** PCI vendor ID. */
   get vendorId(): number {
     return this.read16(P.PCI_VENDOR_ID);
   }
 
+  /** PCI device ID. */
   get deviceId(): number {
     return this.read16(P.PCI_DEVICE_ID);
   }
 
+  /** Revision ID. */
   get revision(): number {
     return this.read8(P.PCI_REVISION_ID);
   }
@@ -93,30 +121,37 @@ export class ConfigSpace {
     return this.read32(P.PCI_CLASS_REVISION) >>> 8;
   }
 
+  /** Header layout (0: endpoint, 1: bridge), without the multi-function bit. */
   get headerType(): number {
     return this.read8(P.PCI_HEADER_TYPE) & 0x7f;
   }
 
+  /** Subsystem vendor ID. */
   get subsystemVendorId(): number {
     return this.read16(P.PCI_SUBSYSTEM_VENDOR_ID);
   }
 
+  /** Subsystem ID. */
   get subsystemId(): number {
     return this.read16(P.PCI_SUBSYSTEM_ID);
   }
 
+  /** INTx pin (0: none, 1..4: INTA..INTD). */
   get interruptPin(): number {
     return this.read8(P.PCI_INTERRUPT_PIN);
   }
 
+  /** The command register (PCI_COMMAND_*); assigning writes it. */
   get command(): number {
     return this.read16(P.PCI_COMMAND);
   }
 
+  /** Writes the command register. */
   set command(value: number) {
     this.write16(P.PCI_COMMAND, value);
   }
 
+  /** The status register (PCI_STATUS_*). */
   get status(): number {
     return this.read16(P.PCI_STATUS);
   }
@@ -133,6 +168,7 @@ export class ConfigSpace {
     this.updateCommand(P.PCI_COMMAND_MASTER);
   }
 
+  /** Stops the device from mastering the bus. */
   disableBusMaster(): void {
     this.updateCommand(0, P.PCI_COMMAND_MASTER);
   }
@@ -152,6 +188,7 @@ export class ConfigSpace {
     this.updateCommand(P.PCI_COMMAND_INTX_DISABLE);
   }
 
+  /** Lets the device assert INTx again. */
   enableIntx(): void {
     this.updateCommand(0, P.PCI_COMMAND_INTX_DISABLE);
   }

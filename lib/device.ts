@@ -28,9 +28,11 @@ export interface DeviceBackend {
   readonly kind: 'cdev' | 'group';
   /** No IOMMU: the device DMAs to physical addresses. */
   readonly noiommu: boolean;
+  /** Why this path was taken, in words (what exists, what is missing). */
   readonly reason: string;
 }
 
+/** Options of `VfioDevice.open`. */
 export interface VfioDeviceOpenOptions {
   /** The iommufd to bind to; it owns the device from then on (closing it closes the device). */
   readonly iommufd: Iommufd;
@@ -56,8 +58,14 @@ export interface DeviceInit {
   readonly companions?: readonly Resource[];
 }
 
+/**
+ * An open VFIO device. Get one with `openDevice(bdf)` (chooses the path) or
+ * `VfioDevice.open(bdf, { iommufd })` (cdev + iommufd explicitly).
+ */
 export class VfioDevice extends Resource implements RegionOwner, IrqOwner, BoundDevice {
+  /** PCI address, when known. */
   readonly bdf: string | undefined;
+  /** How the device was reached, and why. */
   readonly backend: DeviceBackend;
   /** The iommufd the device is bound to (cdev path). */
   readonly iommufd: Iommufd | undefined;

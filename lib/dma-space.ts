@@ -11,10 +11,13 @@ import type { Iova, PhysAddr } from './types';
 export interface BufferSegment {
   /** Offset of the run from the start of the buffer. */
   readonly offset: bigint;
+  /** Physical address of the run's first byte. */
   readonly phys: PhysAddr;
+  /** Bytes in the run. */
   readonly length: bigint;
 }
 
+/** How memory is mapped for a device. */
 export interface DmaMapOptions {
   /** A fixed IOVA; by default the space chooses. */
   readonly iova?: Iova;
@@ -25,6 +28,7 @@ export interface DmaMapOptions {
 }
 
 /** The result of mapping memory into a space, owned by the DmaBuffer. */
+/** @internal The result of mapping memory into a space, owned by the DmaBuffer. */
 export interface DmaAttachment {
   /** The IOVA of the buffer's first byte, when the space has IOVAs. */
   readonly iova: Iova | undefined;
@@ -39,11 +43,17 @@ export interface DmaAttachment {
   detach(): void;
 }
 
+/**
+ * Where DMA buffers are mapped for devices: an `Ioas`, or a `VfioContainer` on the legacy path
+ * (`device.dmaSpace` is the right one for a device).
+ */
 export interface DmaSpace {
+  /** The kernel the space lives in. */
   readonly kernel: Kernel;
+  /** For error messages. */
   readonly description: string;
-  /** Maps `memory` for device access. The memory must stay mapped until `detach()`. */
+  /** @internal Maps `memory` for device access. The memory must stay mapped until `detach()`. */
   attachDma(memory: Mapping, options: DmaMapOptions): DmaAttachment;
-  /** Takes ownership of a DmaBuffer so that closing the space closes the buffer. */
+  /** @internal Takes ownership of a DmaBuffer so that closing the space closes the buffer. */
   own<T extends import('./resource').Resource>(resource: T): T;
 }

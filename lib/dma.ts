@@ -11,9 +11,12 @@ import { Resource } from './resource';
 import { explain, formatBytes, isPinningFailure, memlockHint } from './hints';
 import type { BufferSegment, DmaAttachment, DmaMapOptions, DmaSpace } from './dma-space';
 import type { BusAddr, Iova, PhysAddr } from './types';
+import type { PhysicalRun } from './ioctl/iommufd';
 
+/** Huge page sizes x86-64 offers. */
 export type HugePageSize = '2M' | '1G';
 
+/** Options of `DmaBuffer.allocate` (and `device.allocateDma`, which fills in `space`). */
 export interface DmaAllocateOptions extends DmaMapOptions {
   /** Where to map the buffer for devices: an Ioas, or what openDevice set up (`device.dmaSpace`). */
   readonly space: DmaSpace;
@@ -28,6 +31,11 @@ export interface DmaAllocateOptions extends DmaMapOptions {
 const HUGE_BYTES: Record<HugePageSize, bigint> = { '2M': 2n << 20n, '1G': 1n << 30n };
 const HUGE_FLAGS: Record<HugePageSize, number> = { '2M': MAP_HUGE_2MB, '1G': MAP_HUGE_1GB };
 
+/**
+ * Memory shared between the program (as an ArrayBuffer) and a device (by DMA). Allocate with
+ * `device.allocateDma(size)` or `DmaBuffer.allocate(size, { space })`; give the device
+ * `dmaAddress(offset)`; close it (or its owner) to unmap and free it.
+ */
 export class DmaBuffer extends Resource {
   private view: Uint8Array | undefined;
 
@@ -144,7 +152,7 @@ export class DmaBuffer extends Resource {
   }
 
   /** The physical address at `offset` and how many bytes from there are physically contiguous. */
-  physicalRun(offset: bigint | number = 0n): { phys: PhysAddr; length: bigint } {
+  physicalRun(offset: bigint | number = 0n): PhysicalRun {
     const { segment, within } = this.segmentAt(BigInt(offset), 'DmaBuffer.physicalRun');
     return { phys: (segment.phys + within) as PhysAddr, length: segment.length - within };
   }

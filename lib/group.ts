@@ -51,6 +51,7 @@ export class VfioContainer extends Resource implements DmaSpace {
     return container;
   }
 
+  /** The container fd. */
   get fd(): number {
     this.assertOpen('VfioContainer.fd');
     return this.file.fd;
@@ -163,7 +164,14 @@ class PagemapAttachment implements DmaAttachment {
 export class VfioGroup extends Resource {
   private readonly file: FileDescriptor;
 
-  private constructor(kernel: Kernel, file: FileDescriptor, readonly groupId: number, readonly noiommu: boolean) {
+  private constructor(
+    kernel: Kernel,
+    file: FileDescriptor,
+    /** The IOMMU group number. */
+    readonly groupId: number,
+    /** A noiommu group (/dev/vfio/noiommu-N). */
+    readonly noiommu: boolean,
+  ) {
     super(kernel, `VFIO group ${file.path}`);
     this.file = file;
     this.armSafetyNet(() => file.close());
@@ -185,6 +193,7 @@ export class VfioGroup extends Resource {
     return new VfioGroup(kernel, new FileDescriptor(kernel, fd, path), groupId, options.noiommu ?? false);
   }
 
+  /** The group fd (for VFIO_DEVICE_PCI_HOT_RESET on the group path). */
   get fd(): number {
     this.assertOpen('VfioGroup.fd');
     return this.file.fd;
@@ -195,10 +204,12 @@ export class VfioGroup extends Resource {
     return g.groupGetStatus(this.kernel, this.fd);
   }
 
+  /** Puts the group into a container (the first group of a container comes before setIommu). */
   setContainer(container: VfioContainer): void {
     g.groupSetContainer(this.kernel, this.fd, container.fd);
   }
 
+  /** Takes the group out of its container. */
   unsetContainer(): void {
     g.groupUnsetContainer(this.kernel, this.fd);
   }

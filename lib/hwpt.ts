@@ -7,6 +7,7 @@ import { Resource } from './resource';
 import * as io from './ioctl/iommufd';
 import type { BoundDevice, IommufdHandle, PageTableTarget } from './iommufd';
 
+/** Options of `Iommufd.hwpt`. */
 export interface HwptOptions {
   /** IOMMU_HWPT_ALLOC_* flags (NEST_PARENT, DIRTY_TRACKING, ...). */
   readonly flags?: number;
@@ -16,9 +17,11 @@ export interface HwptOptions {
   readonly data?: Uint8Array;
 }
 
+/** A hardware page table; attach devices to it with `device.attach(hwpt)`. */
 export class Hwpt extends Resource implements PageTableTarget {
   private constructor(
     private readonly handle: IommufdHandle,
+    /** The object id in the iommufd. */
     readonly id: number,
     /** The IOAS (or parent HWPT) this page table translates through. */
     readonly parent: PageTableTarget,

@@ -35,6 +35,7 @@ export { VfioContainer, VfioGroup } from './group';
 export { openDevice } from './open-device';
 export type { OpenDeviceOptions } from './open-device';
 export type { DeviceInfo, RegionInfo, IrqInfo, HotResetInfo, DependentDevice, SparseMmapArea } from './ioctl/vfio-device';
-export type { IovaRanges, HwInfo } from './ioctl/iommufd';
+export type { IovaRanges, HwInfo, PhysicalRun } from './ioctl/iommufd';
+export type { Type1Info } from './ioctl/vfio-container';
 export type { GroupStatus } from './ioctl/vfio-group';
 export type { InfoCapability } from './ioctl/capability-chain';

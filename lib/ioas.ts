@@ -8,6 +8,7 @@ import type { Mapping, UserVa } from './sys/kernel';
 import { VfioError } from './sys/errors';
 import { U64_MAX } from './uapi/codec';
 import { Resource } from './resource';
+import type { PhysicalRun } from './ioctl/iommufd';
 import * as io from './ioctl/iommufd';
 import { explain, isPinningFailure, memlockHint } from './hints';
 import type { IommufdHandle, PageTableTarget } from './iommufd';
@@ -15,8 +16,14 @@ import type { BufferSegment, DmaAttachment, DmaMapOptions, DmaSpace } from './dm
 import { type Iova, type IovaRange, type PhysAddr, type PhysicalSegment } from './types';
 
 /** The memory to map: a mapping from `kernel.mmap`, or an address range in this process. */
-export type MapSource = Mapping | { readonly va: UserVa; readonly length: bigint };
+export type MapSource = Mapping | {
+  /** Start address (page aligned). */
+  readonly va: UserVa;
+  /** Bytes (a whole number of pages). */
+  readonly length: bigint;
+};
 
+/** Options of `Ioas.map`, `mapFile` and `copy`. */
 export interface IoasMapOptions {
   /** A fixed IOVA; by default the kernel chooses one. */
   readonly iova?: Iova;
@@ -35,6 +42,7 @@ export class IoasMapping extends Resource {
     private readonly ioas: Ioas,
     /** First IOVA of the area. */
     readonly iova: Iova,
+    /** Bytes mapped. */
     readonly length: bigint,
   ) {
     super(ioas.kernel, `IOAS ${ioas.id} mapping at IOVA 0x${iova.toString(16)}`);
@@ -62,13 +70,19 @@ export class IoasMapping extends Resource {
   }
 }
 
+/** An I/O address space of an iommufd (`iommufd.ioas()`). */
 export class Ioas extends Resource implements DmaSpace, PageTableTarget {
   private readonly attached = new Map<number, 'physical' | 'iova'>();
   private readonly dmaAttachments = new Set<IoasDmaAttachment>();
   /** Set once IOMMU_DESTROY succeeded, so mappings do not try to unmap from a destroyed IOAS. */
   closedInKernel = false;
 
-  private constructor(readonly handle: IommufdHandle, readonly id: number) {
+  private constructor(
+    /** @internal */
+    readonly handle: IommufdHandle,
+    /** The object id in the iommufd. */
+    readonly id: number,
+  ) {
     super(handle.kernel, `IOAS ${id}`);
     const file = handle.file;
     const kernel = handle.kernel;
@@ -197,7 +211,7 @@ export class Ioas extends Resource implements DmaSpace, PageTableTarget {
    * The physical address behind `iova` and how many bytes from there are physically contiguous,
    * at most `maxLength` (one IOMMU_IOAS_NOIOMMU_GET_PA). Linux 7.3 noiommu only.
    */
-  getPhysicalAddress(at: Iova, maxLength: bigint): { phys: PhysAddr; length: bigint } {
+  getPhysicalAddress(at: Iova, maxLength: bigint): PhysicalRun {
     this.assertOpen('Ioas.getPhysicalAddress');
     return io.noiommuGetPa(this.kernel, this.fd, this.id, at, maxLength);
   }

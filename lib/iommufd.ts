@@ -13,7 +13,7 @@ import { Ioas } from './ioas';
 import { Hwpt, type HwptOptions } from './hwpt';
 import type { HwInfo } from './ioctl/iommufd';
 
-/** What an iommufd object needs from the iommufd it lives in. */
+/** @internal What an iommufd object needs from the iommufd it lives in. */
 export interface IommufdHandle {
   readonly kernel: Kernel;
   readonly file: FileDescriptor;
@@ -23,6 +23,7 @@ export interface IommufdHandle {
 
 /** Anything a device can be attached to: an IOAS or a HWPT. */
 export interface PageTableTarget {
+  /** The object id in the iommufd. */
   readonly id: number;
 }
 
@@ -32,8 +33,9 @@ export interface BoundDevice {
   readonly deviceId: number;
 }
 
+/** An open /dev/iommu (`Iommufd.open()`): creates IOAS and HWPT objects; devices bind to it. */
 export class Iommufd extends Resource implements IommufdHandle {
-  /** The iommufd fd; shared with the objects created through it. */
+  /** @internal The iommufd fd; shared with the objects created through it. */
   readonly file: FileDescriptor;
   private closing = false;
 

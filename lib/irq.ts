@@ -12,6 +12,7 @@ import { FileDescriptor, Resource } from './resource';
 import * as io from './ioctl/vfio-device';
 import type { IrqInfo } from './ioctl/vfio-device';
 
+/** Interrupt kinds of a PCI device: INTx, MSI, MSI-X, and VFIO's error and request notifications. */
 export type IrqKind = 'intx' | 'msi' | 'msix' | 'err' | 'req';
 const INDEX: Record<IrqKind, number> = {
   intx: V.VFIO_PCI_INTX_IRQ_INDEX, msi: V.VFIO_PCI_MSI_IRQ_INDEX, msix: V.VFIO_PCI_MSIX_IRQ_INDEX,
@@ -19,6 +20,7 @@ const INDEX: Record<IrqKind, number> = {
 };
 
 /** What the interrupt manager needs from its device. */
+/** @internal */
 export interface IrqOwner {
   readonly kernel: Kernel;
   readonly description: string;
@@ -37,6 +39,7 @@ export class InterruptVector extends Resource implements AsyncIterable<bigint> {
   constructor(
     kernel: Kernel,
     private readonly irqs: Irqs,
+    /** The interrupt kind of this vector. */
     readonly kind: IrqKind,
     /** The vector number within its kind. */
     readonly vector: number,

@@ -14,6 +14,7 @@ import { Iommufd } from './iommufd';
 import { VfioDevice } from './device';
 import { VfioContainer, VfioGroup } from './group';
 
+/** Options of `openDevice`. */
 export interface OpenDeviceOptions {
   /** The kernel to use (default: the real one). */
   readonly kernel?: Kernel;

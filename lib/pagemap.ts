@@ -12,8 +12,8 @@ import type { BufferSegment } from './dma-space';
 import type { PhysAddr } from './types';
 
 export const PAGEMAP_PATH = '/proc/self/pagemap';
-const PRESENT = 1n << 63n;
-const PFN_MASK = (1n << 55n) - 1n;
+/** Bits 32..54 of an entry: the high part of the frame number (bit 63 is "present"). */
+const PFN_HIGH_MASK = (1 << 23) - 1;
 
 /** The physically contiguous runs of [address, address+length), by offset from `address`. */
 export function readPhysicalSegments(kernel: Kernel, address: UserVa, length: bigint): BufferSegment[] {
@@ -44,30 +44,43 @@ export function readPhysicalSegments(kernel: Kernel, address: UserVa, length: bi
   } finally {
     kernel.close(fd);
   }
+  // Parsed with Number arithmetic (a BigInt per page made this loop the cost of the lookup):
+  // frame numbers of real machines stay far below 2^53 (52-bit physical addresses at most).
   const segments: BufferSegment[] = [];
+  const page = Number(pageSize);
+  let runStart = -1;
+  let runPfn = 0;
+  let runPages = 0;
+  const flush = () => {
+    if (runPages > 0) {
+      segments.push({ offset: BigInt(runStart) * pageSize, phys: (BigInt(runPfn) * pageSize) as PhysAddr, length: BigInt(runPages) * pageSize });
+    }
+  };
   for (let i = 0; i < pages; i++) {
-    const entry = entries.readBigUInt64LE(i * 8);
-    const offset = BigInt(i) * pageSize;
-    if ((entry & PRESENT) === 0n) {
+    const low = entries.readUInt32LE(i * 8);
+    const high = entries.readUInt32LE(i * 8 + 4);
+    if ((high & 0x8000_0000) === 0) {
       throw VfioError.of('EFAULT', {
         syscall: 'pread', path: PAGEMAP_PATH,
-        context: `page at 0x${(address + offset).toString(16)} is not present`, hint: 'lock the memory (mlock) before looking up its physical address',
+        context: `page at 0x${(address + BigInt(i * page)).toString(16)} is not present`, hint: 'lock the memory (mlock) before looking up its physical address',
       });
     }
-    const pfn = entry & PFN_MASK;
-    if (pfn === 0n) {
+    const pfn = (high & PFN_HIGH_MASK) * 0x1_0000_0000 + low;
+    if (pfn === 0) {
       throw VfioError.of('EPERM', {
         syscall: 'pread', path: PAGEMAP_PATH,
         context: 'pagemap hides frame numbers', hint: 'reading physical addresses from /proc/self/pagemap needs CAP_SYS_ADMIN',
       });
     }
-    const phys = pfn * pageSize;
-    const last = segments[segments.length - 1];
-    if (last && last.phys + last.length === phys) {
-      segments[segments.length - 1] = { offset: last.offset, phys: last.phys, length: last.length + pageSize };
+    if (runPages > 0 && pfn === runPfn + runPages) {
+      runPages++;
     } else {
-      segments.push({ offset, phys: phys as PhysAddr, length: pageSize });
+      flush();
+      runStart = i;
+      runPfn = pfn;
+      runPages = 1;
     }
   }
+  flush();
   return segments;
 }

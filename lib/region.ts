@@ -11,6 +11,7 @@ import { Mmio } from './mmio';
 import { explain } from './hints';
 
 /** What a region needs from its device. */
+/** @internal */
 export interface RegionOwner {
   readonly kernel: import('./sys/kernel').Kernel;
   /** The device fd, after checking the device is open. */
@@ -24,10 +25,16 @@ const REGION_NAMES: Record<number, string> = {
   [V.VFIO_PCI_ROM_REGION_INDEX]: 'ROM', [V.VFIO_PCI_CONFIG_REGION_INDEX]: 'config', [V.VFIO_PCI_VGA_REGION_INDEX]: 'VGA',
 };
 
+/** A region of a VFIO device (`device.region(i)`, `device.bar(n)`). */
 export class Region {
   /** @internal Created by VfioDevice. */
-  constructor(private readonly owner: RegionOwner, readonly info: RegionInfo) {}
+  constructor(
+    private readonly owner: RegionOwner,
+    /** What the kernel reported about the region. */
+    readonly info: RegionInfo,
+  ) {}
 
+  /** Region index. */
   get index(): number {
     return this.info.index;
   }
@@ -37,18 +44,22 @@ export class Region {
     return this.info.index <= V.VFIO_PCI_BAR5_REGION_INDEX ? `BAR${this.info.index}` : REGION_NAMES[this.info.index] ?? `region ${this.info.index}`;
   }
 
+  /** Bytes (0: absent). */
   get size(): bigint {
     return this.info.size;
   }
 
+  /** The region can be read. */
   get readable(): boolean {
     return (this.info.flags & V.VFIO_REGION_INFO_FLAG_READ) !== 0;
   }
 
+  /** The region can be written. */
   get writable(): boolean {
     return (this.info.flags & V.VFIO_REGION_INFO_FLAG_WRITE) !== 0;
   }
 
+  /** The region (or parts of it, see `info.sparseMmap`) can be mmap'ed. */
   get mappable(): boolean {
     return (this.info.flags & V.VFIO_REGION_INFO_FLAG_MMAP) !== 0;
   }
@@ -69,40 +80,48 @@ export class Region {
     return this.io(() => this.owner.kernel.pwrite(fd, data, this.info.offset + off), 'pwrite', off);
   }
 
+  /** Reads a byte. */
   read8(offset: number): number {
     return this.read(offset, 1).readUInt8(0);
   }
 
+  /** Reads a 16-bit little-endian value with one 2-byte access. */
   read16(offset: number): number {
     return this.read(offset, 2).readUInt16LE(0);
   }
 
+  /** Reads a 32-bit little-endian value with one 4-byte access. */
   read32(offset: number): number {
     return this.read(offset, 4).readUInt32LE(0);
   }
 
+  /** Reads a 64-bit little-endian value (the kernel may split it into two 4-byte accesses). */
   read64(offset: number): bigint {
     return this.read(offset, 8).readBigUInt64LE(0);
   }
 
+  /** Writes a byte. */
   write8(offset: number, value: number): void {
     const b = Buffer.alloc(1);
     b.writeUInt8(value);
     this.write(offset, b);
   }
 
+  /** Writes a 16-bit little-endian value. */
   write16(offset: number, value: number): void {
     const b = Buffer.alloc(2);
     b.writeUInt16LE(value);
     this.write(offset, b);
   }
 
+  /** Writes a 32-bit little-endian value. */
   write32(offset: number, value: number): void {
     const b = Buffer.alloc(4);
     b.writeUInt32LE(value >>> 0);
     this.write(offset, b);
   }
 
+  /** Writes a 64-bit little-endian value. */
   write64(offset: number, value: bigint): void {
     const b = Buffer.alloc(8);
     b.writeBigUInt64LE(value);

@@ -14,7 +14,7 @@
 import type { Kernel } from './sys/kernel';
 import { VfioError } from './sys/errors';
 
-/** An fd number plus whether it is still open; shared by the owner and the releasers that use it. */
+/** @internal An fd number plus whether it is still open; shared by the owner and the releasers that use it. */
 export class FileDescriptor {
   private isOpen = true;
   constructor(readonly kernel: Kernel, readonly fd: number, readonly path: string) {}
@@ -43,6 +43,10 @@ const safetyNet = new FinalizationRegistry<Releaser>((release) => {
 /** Counts what the safety net had to release, so tests (and leak hunts) can observe it. */
 export const safetyNetStats = { released: 0 };
 
+/**
+ * Base of every object that owns an fd or a mapping: `close()` releases it and what it owns,
+ * `using` closes it at the end of a block, and using it after close throws EBADF.
+ */
 export abstract class Resource implements Disposable {
   private isClosed = false;
   // Owners hold what they own weakly: a dropped child must stay collectable (and then be
@@ -88,6 +92,7 @@ export abstract class Resource implements Disposable {
     if (errors.length > 1) throw new AggregateError(errors, `closing ${this.description} failed in ${errors.length} places`);
   }
 
+  /** Same as `close()`, for `using`. */
   [Symbol.dispose](): void {
     this.close();
   }

@@ -32,7 +32,9 @@ export type NoiommuMode = 'enabled' | 'disabled' | 'unavailable';
 
 /** Which devices `PciDevice.list` returns; all given fields must match. */
 export interface PciDeviceFilter {
+  /** PCI vendor ID. */
   readonly vendorId?: number;
+  /** PCI device ID. */
   readonly deviceId?: number;
   /** Base class, the top byte of the class code (0x01 storage, 0x02 network). */
   readonly baseClass?: number;
@@ -44,6 +46,7 @@ export interface PciDeviceFilter {
   readonly driver?: string | null;
 }
 
+/** Options of `bindVfio` and `setNoiommuMode`. */
 export interface BindOptions {
   /**
    * A device without an IOMMU can only be given to vfio-pci with the vfio module's unsafe
@@ -53,6 +56,7 @@ export interface BindOptions {
   readonly unsafeNoiommu?: boolean;
 }
 
+/** Options of `unbind`. */
 export interface UnbindOptions {
   /**
    * Give the device back to a driver: `true` for the one it had before `bindVfio()` (or whatever
@@ -66,7 +70,12 @@ export class PciDevice {
   /** The driver the device had before `bindVfio()` moved it, if any. */
   previousDriver: string | null | undefined;
 
-  private constructor(readonly kernel: Kernel, readonly bdf: string) {}
+  private constructor(
+    /** The kernel whose sysfs this device lives in. */
+    readonly kernel: Kernel,
+    /** Normalised PCI address (0000:00:03.0). */
+    readonly bdf: string,
+  ) {}
 
   /** The device at `bdf` (ENOENT when there is none). */
   static get(bdf: string, kernel: Kernel = defaultKernel()): PciDevice {
@@ -110,10 +119,12 @@ export class PciDevice {
     return `${PCI_DEVICES}/${this.bdf}`;
   }
 
+  /** PCI vendor ID. */
   get vendorId(): number {
     return this.readHex('vendor');
   }
 
+  /** PCI device ID. */
   get deviceId(): number {
     return this.readHex('device');
   }
@@ -123,10 +134,12 @@ export class PciDevice {
     return this.readHex('class');
   }
 
+  /** Subsystem vendor ID. */
   get subsystemVendorId(): number {
     return this.readHex('subsystem_vendor');
   }
 
+  /** Subsystem device ID. */
   get subsystemDeviceId(): number {
     return this.readHex('subsystem_device');
   }

@@ -11,9 +11,15 @@ export type { UserVa } from './sys/kernel';
 import type { UserVa } from './sys/kernel';
 
 /** An I/O virtual address: what a device puts on the bus, translated by the IOMMU (or not, on noiommu). */
-export type Iova = bigint & { readonly __brand: 'Iova' };
+export type Iova = bigint & {
+  /** Type-checker-only marker; absent at run time. */
+  readonly __brand: 'Iova';
+};
 /** A host physical address, as IOMMU_IOAS_NOIOMMU_GET_PA or /proc/self/pagemap report it. */
-export type PhysAddr = bigint & { readonly __brand: 'PhysAddr' };
+export type PhysAddr = bigint & {
+  /** Type-checker-only marker; absent at run time. */
+  readonly __brand: 'PhysAddr';
+};
 
 function checkU64(kind: string, value: bigint | number): bigint {
   const v = typeof value === 'number' ? BigInt(value) : value;
@@ -38,14 +44,19 @@ export function userVa(value: bigint | number): UserVa {
 
 /** One physically contiguous run of an IOVA range. */
 export interface PhysicalSegment {
+  /** IOVA of the run's first byte. */
   readonly iova: Iova;
+  /** Physical address of the run's first byte. */
   readonly phys: PhysAddr;
+  /** Bytes in the run. */
   readonly length: bigint;
 }
 
 /** An inclusive IOVA range, as iommufd reports it (`last` is the last usable byte). */
 export interface IovaRange {
+  /** First IOVA of the range. */
   readonly start: Iova;
+  /** Last IOVA of the range (inclusive). */
   readonly last: Iova;
 }
 
@@ -53,4 +64,7 @@ export interface IovaRange {
  * The address a device must be given to reach memory: the physical address on a noiommu host,
  * the IOVA behind an IOMMU. What `DmaBuffer.dmaAddress` returns, so drivers work in both modes.
  */
-export type BusAddr = bigint & { readonly __brand: 'BusAddr' };
+export type BusAddr = bigint & {
+  /** Type-checker-only marker; absent at run time. */
+  readonly __brand: 'BusAddr';
+};

@@ -5,8 +5,11 @@
  */
 import { VfioInfoCapHeader } from '../uapi/vfio';
 
+/** One capability of a VFIO info chain. */
 export interface InfoCapability {
+  /** Capability id (its meaning depends on the ioctl: region, device or IOMMU info). */
   readonly id: number;
+  /** Capability structure version. */
   readonly version: number;
   /** Offset of this capability in the info buffer. */
   readonly offset: number;

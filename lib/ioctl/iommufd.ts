@@ -22,7 +22,9 @@ export function ioasAlloc(kernel: Kernel, fd: number): number {
   return U.IommuIoasAlloc.get(buf, 'out_ioas_id');
 }
 
+/** What IOMMU_IOAS_IOVA_RANGES reports. */
 export interface IovaRanges {
+  /** The usable IOVA ranges, inclusive. */
   readonly ranges: IovaRange[];
   /** Every IOVA and length mapped into this IOAS must be a multiple of this. */
   readonly alignment: bigint;
@@ -220,12 +222,15 @@ export function hwptAlloc(kernel: Kernel, fd: number, args: HwptAllocArgs): numb
   });
 }
 
+/** What IOMMU_GET_HW_INFO reports about the IOMMU behind a device. */
 export interface HwInfo {
   /** IOMMU_HW_INFO_TYPE_* of `data`. */
   readonly type: number;
   /** The driver-specific info struct, `dataLength` bytes as the kernel filled them. */
   readonly data: Uint8Array;
+  /** IOMMU_HW_CAP_* bits. */
   readonly capabilities: bigint;
+  /** log2 of the number of PASIDs the device supports (0: none). */
   readonly maxPasidLog2: number;
 }
 
@@ -252,7 +257,9 @@ export function hwptSetDirtyTracking(kernel: Kernel, fd: number, hwptId: number,
   invoke(kernel, fd, U.IOMMU_HWPT_SET_DIRTY_TRACKING, buf);
 }
 
+/** A physically contiguous run starting at a looked-up address. */
 export interface PhysicalRun {
+  /** Physical address of the first byte. */
   readonly phys: PhysAddr;
   /** Physically contiguous bytes from `phys`, at most the cap that was asked for. */
   readonly length: bigint;

@@ -23,12 +23,20 @@ export function setIommu(kernel: Kernel, fd: number, iommuType: number): void {
   invoke(kernel, fd, V.VFIO_SET_IOMMU, iommuType);
 }
 
+/** What VFIO_IOMMU_GET_INFO reports about a type1 container. */
 export interface Type1Info {
+  /** VFIO_IOMMU_INFO_* flags. */
   readonly flags: number;
   /** Bitmap of supported IOMMU page sizes. */
   readonly iovaPageSizes: bigint;
   /** The usable IOVA ranges (inclusive end), when the kernel reports them. */
-  readonly iovaRanges: { start: Iova; end: Iova }[];
+  readonly iovaRanges: {
+    /** First usable IOVA. */
+    start: Iova;
+    /** Last usable IOVA (inclusive, as VFIO reports it). */
+    end: Iova;
+  }[];
+  /** The raw capability chain. */
   readonly capabilities: InfoCapability[];
 }
 

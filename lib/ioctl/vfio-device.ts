@@ -35,11 +35,15 @@ function infoWithCapabilities<S extends Record<string, FieldType>>(
   throw new Error(`${request.name}: the kernel kept raising argsz (last asked for ${size} bytes)`);
 }
 
+/** What VFIO_DEVICE_GET_INFO reports. */
 export interface DeviceInfo {
   /** VFIO_DEVICE_FLAGS_* (RESET, PCI, CAPS, ...). */
   readonly flags: number;
+  /** Number of region indexes (9 for PCI, plus device-specific ones). */
   readonly numRegions: number;
+  /** Number of IRQ indexes (5 for PCI). */
   readonly numIrqs: number;
+  /** The raw capability chain. */
   readonly capabilities: InfoCapability[];
 }
 
@@ -54,24 +58,36 @@ export function deviceGetInfo(kernel: Kernel, fd: number): DeviceInfo {
   };
 }
 
+/** A part of a region that may be mmap'ed. */
 export interface SparseMmapArea {
+  /** Offset within the region. */
   readonly offset: bigint;
+  /** Bytes. */
   readonly size: bigint;
 }
 
+/** What VFIO_DEVICE_GET_REGION_INFO reports, with its capability chain decoded. */
 export interface RegionInfo {
+  /** Region index. */
   readonly index: number;
   /** VFIO_REGION_INFO_FLAG_* (READ, WRITE, MMAP, CAPS). */
   readonly flags: number;
+  /** Bytes (0: the region is absent). */
   readonly size: bigint;
   /** Offset of the region within the device fd, for pread/pwrite/mmap. */
   readonly offset: bigint;
   /** Only these parts may be mmap'ed, when present (e.g. around an MSI-X table). */
   readonly sparseMmap?: SparseMmapArea[];
   /** Device-specific region type (VFIO_REGION_INFO_CAP_TYPE). */
-  readonly type?: { readonly type: number; readonly subtype: number };
+  readonly type?: {
+    /** VFIO_REGION_TYPE_*. */
+    readonly type: number;
+    /** Type-specific subtype. */
+    readonly subtype: number;
+  };
   /** The MSI-X table in this BAR may be mmap'ed (VFIO_REGION_INFO_CAP_MSIX_MAPPABLE). */
   readonly msixMappable: boolean;
+  /** The raw capability chain. */
   readonly capabilities: InfoCapability[];
 }
 
@@ -106,7 +122,9 @@ export function deviceGetRegionInfo(kernel: Kernel, fd: number, index: number): 
   return info;
 }
 
+/** What VFIO_DEVICE_GET_IRQ_INFO reports. */
 export interface IrqInfo {
+  /** IRQ index (0 INTx, 1 MSI, 2 MSI-X, 3 error, 4 request). */
   readonly index: number;
   /** VFIO_IRQ_INFO_* (EVENTFD, MASKABLE, AUTOMASKED, NORESIZE). */
   readonly flags: number;
@@ -176,17 +194,23 @@ export function deviceReset(kernel: Kernel, fd: number): void {
   invoke(kernel, fd, V.VFIO_DEVICE_RESET, null);
 }
 
+/** A device affected by a hot reset. */
 export interface DependentDevice {
   /** On the group path a group id; with VFIO_PCI_HOT_RESET_FLAG_DEV_ID a device id (or -1: not owned). */
   readonly groupOrDeviceId: number;
+  /** PCI segment (domain). */
   readonly segment: number;
+  /** PCI bus number. */
   readonly bus: number;
+  /** Device and function: device << 3 | function. */
   readonly devfn: number;
 }
 
+/** What VFIO_DEVICE_GET_PCI_HOT_RESET_INFO reports. */
 export interface HotResetInfo {
   /** VFIO_PCI_HOT_RESET_FLAG_DEV_ID(_OWNED): ids are iommufd device ids (cdev path). */
   readonly flags: number;
+  /** Every device the reset would affect, this one included. */
   readonly devices: DependentDevice[];
 }
 

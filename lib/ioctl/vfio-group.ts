@@ -6,9 +6,11 @@ import type { Kernel } from '../sys/kernel';
 import * as V from '../uapi/vfio';
 import { invoke } from './invoke';
 
+/** What VFIO_GROUP_GET_STATUS reports. */
 export interface GroupStatus {
   /** All devices of the group are bound to VFIO (or to no driver), so it may be used. */
   readonly viable: boolean;
+  /** The group is in a container. */
   readonly containerSet: boolean;
 }
 
