@@ -46,7 +46,10 @@ export class VfioContainer extends Resource implements DmaSpace {
     const version = c.getApiVersion(kernel, fd);
     if (version !== V.VFIO_API_VERSION) {
       container.close();
-      throw new Error(`VFIO API version ${version}, expected ${V.VFIO_API_VERSION}`);
+      throw VfioError.of('EPROTONOSUPPORT', {
+        syscall: 'ioctl', ioctl: 'VFIO_GET_API_VERSION', path,
+        context: `the container speaks VFIO API version ${version}`, hint: `node-vfio speaks version ${V.VFIO_API_VERSION}, the only one Linux has defined`,
+      });
     }
     return container;
   }

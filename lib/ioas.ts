@@ -15,8 +15,16 @@ import type { IommufdHandle, PageTableTarget } from './iommufd';
 import type { BufferSegment, DmaAttachment, DmaMapOptions, DmaSpace } from './dma-space';
 import { type Iova, type IovaRange, type PhysAddr, type PhysicalSegment } from './types';
 
-/** The memory to map: a mapping from `kernel.mmap`, or an address range in this process. */
+/**
+ * The memory to map: a mapping from `kernel.mmap`, a DmaBuffer (to share it with the devices of
+ * another IOAS), or an address range in this process.
+ */
 export type MapSource = Mapping | {
+  /** The buffer's address (a DmaBuffer). */
+  readonly address: UserVa;
+  /** The buffer's size. */
+  readonly size: bigint;
+} | {
   /** Start address (page aligned). */
   readonly va: UserVa;
   /** Bytes (a whole number of pages). */
@@ -116,7 +124,8 @@ export class Ioas extends Resource implements DmaSpace, PageTableTarget {
    */
   map(source: MapSource, options: IoasMapOptions = {}): IoasMapping {
     this.assertOpen('Ioas.map');
-    const { va, length } = 'address' in source ? { va: source.address, length: source.length } : source;
+    const { va, length } = 'va' in source ? source
+      : 'length' in source ? { va: source.address, length: source.length } : { va: source.address, length: source.size };
     let at: Iova;
     try {
       at = io.ioasMap(this.kernel, this.fd, {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { Iommufd } from '../../lib/iommufd';
 import { VfioDevice } from '../../lib/device';
+import { DmaBuffer } from '../../lib/dma';
 import { isVfioError } from '../../lib/sys/errors';
 import { MAP_ANONYMOUS, MAP_PRIVATE, MFD_CLOEXEC, PROT_READ, PROT_WRITE } from '../../lib/sys/constants';
 import { iova, type Iova } from '../../lib/types';
@@ -44,6 +45,19 @@ describeOnTargets('Iommufd and Ioas', (target) => {
     assert.equal(again.closed, true, 'an explicit unmap releases the handle of the area');
     again.close();
     t.kernel.munmap(memory);
+  });
+
+  it('maps a DmaBuffer into a second IOAS, so devices of both can reach it', function () {
+    const t = target();
+    skipUnless(this, t.traits.cdev, 'needs iommufd');
+    using iommufd = Iommufd.open(t.kernel);
+    const first = iommufd.ioas();
+    const second = iommufd.ioas();
+    using dma = DmaBuffer.allocate(32n * KiB, { space: first });
+    const shared = second.map(dma, { iova: iova(0x20_0000n) });
+    assert.equal(shared.length, dma.size);
+    assert.equal(shared.iova, 0x20_0000n);
+    shared.close();
   });
 
   it('maps a memfd with mapFile and copies an area into a second IOAS', function () {
