@@ -10,7 +10,7 @@ import * as V from './uapi/vfio';
 import { FileDescriptor, Resource } from './resource';
 import * as io from './ioctl/vfio-device';
 import type { DeviceInfo, HotResetInfo } from './ioctl/vfio-device';
-import { explain } from './hints';
+import { explain, isPinningFailure, memlockHint } from './hints';
 import { Region, type RegionOwner } from './region';
 import { ConfigSpace } from './config-space';
 import { Irqs, type InterruptVector, type IrqOwner } from './irq';
@@ -168,7 +168,14 @@ export class VfioDevice extends Resource implements RegionOwner, IrqOwner, Bound
   /** Attaches (or re-attaches, replacing) the device to an IOAS or HWPT. Returns the id attached. */
   attach(target: Ioas | Hwpt): number {
     const fd = this.liveFd('VfioDevice.attach');
-    const id = io.deviceAttachIommufdPt(this.kernel, fd, target.id);
+    let id: number;
+    try {
+      id = io.deviceAttachIommufdPt(this.kernel, fd, target.id);
+    } catch (e) {
+      // Attaching the first device pins everything already mapped in the IOAS.
+      const ioas = target instanceof Ioas ? target : target.parent instanceof Ioas ? target.parent : undefined;
+      throw explain(e, { context: `attaching ${this.description}`, ...(ioas && isPinningFailure(e) ? { hint: memlockHint(this.kernel, ioas.mappedBytes()) } : {}) });
+    }
     this.ioas?.noteAttached(this.deviceId, null);
     this.attachedTo = target;
     this.ioas?.noteAttached(this.deviceId, this.backend.noiommu ? 'physical' : 'iova');

@@ -34,7 +34,9 @@ const HUGE_FLAGS: Record<HugePageSize, number> = { '2M': MAP_HUGE_2MB, '1G': MAP
 /**
  * Memory shared between the program (as an ArrayBuffer) and a device (by DMA). Allocate with
  * `device.allocateDma(size)` or `DmaBuffer.allocate(size, { space })`; give the device
- * `dmaAddress(offset)`; close it (or its owner) to unmap and free it.
+ * `dmaAddress(offset)`; close it (or its owner) to unmap and free it. Keep the DmaBuffer itself
+ * referenced while using its `bytes`: a dropped buffer is eventually freed by the garbage
+ * collector, which detaches the ArrayBuffer (accesses then fail instead of touching freed memory).
  */
 export class DmaBuffer extends Resource {
   private view: Uint8Array | undefined;

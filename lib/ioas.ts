@@ -249,6 +249,13 @@ export class Ioas extends Resource implements DmaSpace, PageTableTarget {
     return runs;
   }
 
+  /** @internal Bytes mapped through handles of this IOAS (what attaching a first device pins). */
+  mappedBytes(): bigint {
+    let total = 0n;
+    for (const child of this.ownedResources()) if (child instanceof IoasMapping) total += child.length;
+    return total;
+  }
+
   /** @internal Called by VfioDevice when it attaches to (or detaches from) this IOAS. */
   noteAttached(deviceId: number, addressing: 'physical' | 'iova' | null): void {
     if (addressing === null) {

@@ -8,6 +8,7 @@ import { createModelKernel, profiles, type Profile } from '../../lib/model';
 import { openDevice } from '../../lib/open-device';
 import { Iommufd } from '../../lib/iommufd';
 import { VfioDevice } from '../../lib/device';
+import { DmaBuffer } from '../../lib/dma';
 import { PciDevice } from '../../lib/sysfs';
 import { readPhysicalSegments } from '../../lib/pagemap';
 import { isVfioError, type VfioError } from '../../lib/sys/errors';
@@ -57,6 +58,19 @@ describe('API errors explain the environment [model unprivileged]', () => {
     using small = dev.allocateDma(4n * MiB);
     assert.equal(small.size, 4n * MiB, 'below the limit the same call works');
     assert.equal(kernel.space.mappings().length, start + 1, 'the failed allocation unmapped its memory');
+  });
+
+  it('attaching a device to an IOAS that holds more than RLIMIT_MEMLOCK: the attach says why', () => {
+    const kernel = createModelKernel(rawioOnly());
+    using iommufd = Iommufd.open(kernel);
+    const ioas = iommufd.ioas();
+    using dma = DmaBuffer.allocate(16n * MiB, { space: ioas });
+    assert.equal(dma.size, 16n * MiB, 'nothing is pinned while no device is attached');
+    expectVfioError(() => VfioDevice.open(EDU, { iommufd, attach: ioas }), (e) => {
+      assert.equal(e.ioctl, 'VFIO_DEVICE_ATTACH_IOMMUFD_PT');
+      assert.match(e.message, /attaching VFIO device 0000:00:03\.0/);
+      assert.match(e.hint ?? '', /pinning 16 MiB counts against RLIMIT_MEMLOCK, currently 8 MiB/);
+    });
   });
 
   it('locking a DMA buffer beyond RLIMIT_MEMLOCK says the same', () => {
