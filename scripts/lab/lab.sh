@@ -73,8 +73,10 @@ for run in "${runs[@]}"; do
   results=$PROJECT_DIR/.lab-results/$stamp/$mode-$variant
   run_start=$EPOCHREALTIME
   rc=0
-  bash "$LAB_DIR/run.sh" "$mode" --kernel "$variant" --results "$results" -- \
-    node scripts/test.mjs 'dist/test/lab/**/*.test.js' "${test_args[@]}" || rc=$?
+  # The lab suites, plus the typed-API suites on their real-kernel target only (their model
+  # targets already ran on the host).
+  bash "$LAB_DIR/run.sh" "$mode" --kernel "$variant" --results "$results" --env NODE_VFIO_API_TARGETS=lab -- \
+    node scripts/test.mjs 'dist/test/lab/**/*.test.js' 'dist/test/api/**/*.test.js' "${test_args[@]}" || rc=$?
   seconds=$(printf '%.1f' "$(echo "$EPOCHREALTIME - $run_start" | bc)")
   counts=$(grep -aoE '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped' "$results/output.log" 2>/dev/null | tail -1 || true)
   if [ "$rc" -eq 0 ] && [ -n "$counts" ]; then

@@ -132,7 +132,11 @@ export function registerTarget(factory: TargetFactory): void {
  * running test (fresh for each test); an unavailable target skips its suite with the reason.
  */
 export function describeOnTargets(title: string, body: (target: () => ApiTarget) => void): void {
+  // NODE_VFIO_API_TARGETS=lab (comma-separated name prefixes) declares only those targets: the lab
+  // runs these suites on the real kernel without repeating the model targets under emulation.
+  const only = process.env.NODE_VFIO_API_TARGETS?.split(',').map((p) => p.trim()).filter(Boolean);
   for (const factory of factories) {
+    if (only && !only.some((prefix) => factory.name.startsWith(prefix))) continue;
     describe(`${title} [${factory.name}]`, function () {
       let current: ApiTarget | undefined;
       before(function () {
