@@ -164,7 +164,10 @@ describe('fuzz: recorded real-kernel traces', function () {
 
   it('reports a recorded answer the model does not give', function () {
     const name = files[0];
-    if (!name) this.skip();
+    if (!name) {
+      console.log(`      skipped: no recorded lab trace in ${CORPUS_DIR} to tamper with`);
+      this.skip();
+    }
     const file = parseLabTraceFile(fs.readFileSync(path.join(CORPUS_DIR, name!), 'utf8'), name!);
     const run = file.runs.find((r) => r.entries.some((e) => e.op === 'map' && e.result === 'ok'))!;
     const tampered = { ...run, entries: run.entries.map((e) => (e.op === 'map' && e.result === 'ok' ? { ...e, out: { ...e.out, iova: '0x123000' } } : e)) };

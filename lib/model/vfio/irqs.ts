@@ -255,7 +255,7 @@ export class VfioPciIrqs {
     if (this.irqType !== VFIO_PCI_INTX_IRQ_INDEX || start !== 0 || count !== 1) throw setIrqsError('EINVAL', 'INTx is not enabled, or start/count is not 0/1');
     if (flags & VFIO_IRQ_SET_DATA_NONE) this.intxMask();
     else if (flags & VFIO_IRQ_SET_DATA_BOOL) { if (data![0]) this.intxMask(); }
-    else if (flags & VFIO_IRQ_SET_DATA_EVENTFD) throw setIrqsError('ENOTTY', 'masking INTx through an eventfd is not implemented by the kernel');
+    else if (flags & VFIO_IRQ_SET_DATA_EVENTFD) throw setIrqsError('ENOTTY', 'the kernel offers no eventfd masking for INTx');
   }
 
   private setIntxTrigger(flags: number, _index: number, start: number, count: number, data: Uint8Array | null): void {

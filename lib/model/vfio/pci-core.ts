@@ -487,7 +487,7 @@ export class VfioPciCoreDevice {
   private barRw(bar: number, buf: Uint8Array, pos: bigint, iswrite: boolean, cfg: VfioPciConfig): number {
     const syscall = iswrite ? 'pwrite' : 'pread';
     const b = this.device.bars[bar];
-    if (!b || this.device.barAddress(bar) === 0n) throw VfioError.of('EINVAL', { syscall, context: `BAR ${bar} is not implemented` });
+    if (!b || this.device.barAddress(bar) === 0n) throw VfioError.of('EINVAL', { syscall, context: `BAR ${bar} is absent (the device does not decode it)` });
     if (pos >= b.size) throw VfioError.of('EINVAL', { syscall, context: `offset 0x${pos.toString(16)} is beyond BAR ${bar}` });
     const count = Number(b.size - pos < BigInt(buf.length) ? b.size - pos : BigInt(buf.length));
     const testMem = b.space === 'memory';
