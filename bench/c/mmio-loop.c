@@ -1,12 +1,13 @@
 /*
- * Baseline for bench/native-mmio: the cost of an exact-width 32-bit volatile load from a mapping
+ * Baseline for bench/native-mmio: the cost of exact-width 32-bit volatile loads from a mapping
  * when issued by C, the floor a JS MMIO accessor is compared against.
  *
- * usage: mmio-loop [ITERATIONS] [LENGTH]
- * Maps LENGTH bytes (default 4096) of anonymous memory the way the bench does through the addon
- * (PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS), fills it, then performs ITERATIONS
- * volatile 32-bit reads walking through it, and prints one JSON line:
- *   {"iterations":N,"nsPerOp":X,"sum":S}
+ * usage: mmio-loop ITERATIONS LENGTH [FD]
+ * Maps LENGTH bytes of the memfd FD (MAP_SHARED, the same pages the bench maps through the
+ * addon) or, without FD, of anonymous memory, then times ITERATIONS volatile 32-bit reads walking
+ * through it twice: once inlined into the loop (what readl() in a C driver compiles to) and once
+ * through an out-of-line accessor (a driver calling a read32() helper in another unit). Prints
+ *   {"iterations":N,"inlineNsPerOp":X,"callNsPerOp":Y,"sum":S}
  * (the sum of the values read, so the reads are observably used).
  */
 #define _GNU_SOURCE
@@ -23,33 +24,46 @@ static uint64_t now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Kept out of line so the loop body is what a driver's read32() would compile to. */
-__attribute__((noinline)) static uint32_t read32(volatile uint8_t *base, size_t offset) {
+static inline uint32_t read32_inline(volatile uint8_t *base, size_t offset) {
+  return *(volatile uint32_t *)(base + offset);
+}
+
+__attribute__((noinline)) static uint32_t read32_call(volatile uint8_t *base, size_t offset) {
   return *(volatile uint32_t *)(base + offset);
 }
 
 int main(int argc, char **argv) {
-  uint64_t iterations = argc > 1 ? strtoull(argv[1], NULL, 0) : 10000000u;
-  size_t length = argc > 2 ? strtoull(argv[2], NULL, 0) : 4096u;
-  if (iterations == 0 || length < 4) {
-    fprintf(stderr, "usage: mmio-loop [ITERATIONS>0] [LENGTH>=4]\n");
+  if (argc < 3) {
+    fprintf(stderr, "usage: mmio-loop ITERATIONS LENGTH [FD]\n");
     return 2;
   }
-  volatile uint8_t *base = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  uint64_t iterations = strtoull(argv[1], NULL, 0);
+  size_t length = strtoull(argv[2], NULL, 0);
+  int fd = argc > 3 ? atoi(argv[3]) : -1;
+  if (iterations == 0 || length < 4 || (length & (length - 1)) != 0) {
+    fprintf(stderr, "mmio-loop: ITERATIONS must be > 0 and LENGTH a power of two >= 4\n");
+    return 2;
+  }
+  int flags = fd >= 0 ? MAP_SHARED : MAP_PRIVATE | MAP_ANONYMOUS;
+  volatile uint8_t *base = mmap(NULL, length, PROT_READ | PROT_WRITE, flags, fd, 0);
   if (base == MAP_FAILED) {
     perror("mmap");
     return 1;
   }
-  for (size_t i = 0; i + 4 <= length; i += 4) *(volatile uint32_t *)(base + i) = (uint32_t)i;
-  size_t mask = (length & ~(size_t)3) - 4; /* offsets stay aligned and in bounds when length is a power of two */
+  size_t mask = length - 4; /* offsets stay 4-byte aligned and in bounds */
   uint64_t sum = 0;
-  for (uint64_t i = 0; i < iterations / 10; i++) sum += read32(base, (i * 4) & mask); /* warm-up */
-  sum = 0;
+  for (uint64_t i = 0; i < iterations / 10; i++) sum += read32_inline(base, (i * 4) & mask); /* warm-up */
+
   uint64_t start = now_ns();
-  for (uint64_t i = 0; i < iterations; i++) sum += read32(base, (i * 4) & mask);
-  uint64_t elapsed = now_ns() - start;
-  printf("{\"iterations\":%" PRIu64 ",\"nsPerOp\":%.3f,\"sum\":%" PRIu64 "}\n", iterations,
-         (double)elapsed / (double)iterations, sum);
+  for (uint64_t i = 0; i < iterations; i++) sum += read32_inline(base, (i * 4) & mask);
+  uint64_t inline_ns = now_ns() - start;
+
+  start = now_ns();
+  for (uint64_t i = 0; i < iterations; i++) sum += read32_call(base, (i * 4) & mask);
+  uint64_t call_ns = now_ns() - start;
+
+  printf("{\"iterations\":%" PRIu64 ",\"inlineNsPerOp\":%.3f,\"callNsPerOp\":%.3f,\"sum\":%" PRIu64 "}\n", iterations,
+         (double)inline_ns / (double)iterations, (double)call_ns / (double)iterations, sum);
   munmap((void *)base, length);
   return 0;
 }

@@ -20,10 +20,15 @@ export interface Mapping {
   readonly address: UserVa;
   /** Length in bytes as mapped. */
   readonly length: bigint;
+  /** PROT_* bits it was mapped with. */
+  readonly prot: number;
   /**
-   * The bytes, for ordinary memory. `null` for I/O memory that can only be touched through the
-   * exact-width `mmioRead`/`mmioWrite` (a simulated BAR). Detached once unmapped: any access then
-   * throws a TypeError instead of touching freed memory.
+   * The bytes, for memory the process can touch directly: ordinary memory, and on the native side
+   * a BAR too, where an aligned element of a Uint8/16/32Array or BigUint64Array over this buffer is
+   * one load or store of exactly that width (see lib/mmio.ts). `null` where every access must go
+   * through the exact-width `mmioRead`/`mmioWrite`: a simulated BAR, whose accesses trap into
+   * the device model, and native mappings that are not read-write. Detached once unmapped: any
+   * access then throws a TypeError (or, indexed, reads undefined) instead of touching freed memory.
    */
   readonly buffer: ArrayBuffer | null;
 }

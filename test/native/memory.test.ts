@@ -272,7 +272,7 @@ describe('native kernel: exact-width MMIO accessors', function () {
       assert.throws(() => k.mmioWrite(old, 0, 64, 1n), { name: 'TypeError', message: /not mapped/ });
       k.mmioWrite(reused, 0, 32, 7);
       assert.equal(k.mmioRead(reused, 0, 32), 7);
-      assert.throws(() => k.mmioRead({ address: reused.address, length: reused.length, buffer: null }, 0, 32), TypeError);
+      assert.throws(() => k.mmioRead({ address: reused.address, length: reused.length, prot: reused.prot, buffer: null }, 0, 32), TypeError);
     } finally {
       k.munmap(reused);
     }

@@ -44,10 +44,10 @@ export class ScriptedKernel implements Kernel {
     throw fail('EFAULT', 'ioctl');
   }
 
-  mmap(_fd: number, length: bigint): Mapping {
+  mmap(_fd: number, length: bigint, prot: number): Mapping {
     const address = this.nextAddress as UserVa;
     this.nextAddress += length + 0x10000n;
-    const mapping: Mapping = { address, length, buffer: new ArrayBuffer(Number(length)) };
+    const mapping: Mapping = { address, length, prot, buffer: new ArrayBuffer(Number(length)) };
     this.mappings.set(address, mapping);
     this.mmapCount++;
     return mapping;
