@@ -25,6 +25,7 @@ export function bootPciMachine(kernel: ModelKernel): PciMachine {
       pciIntx: p.config.VFIO_PCI_INTX,
     },
     iommu: p.iommu !== null,
+    iommuUnit: p.iommu,
     noiommuAtBoot: p.noiommu,
     functions: p.pci,
     physicalMemory: physicalPort(kernel.memory),

@@ -26,6 +26,13 @@ export class IommuGroups {
     vfs.mkdir('/sys/kernel/iommu_groups');
   }
 
+  /** Groups backed by a real IOMMU. */
+  translatedCount(): number {
+    let n = 0;
+    for (const g of this.groups.values()) if (g.translated) n++;
+    return n;
+  }
+
   /** iommu_group_alloc with the lowest free ID (or `id` when the IOMMU layout fixes it). */
   alloc(opts: { name?: string; translated: boolean; id?: number }): IommuGroup {
     let id = opts.id ?? 0;

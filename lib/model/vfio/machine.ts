@@ -16,6 +16,8 @@ import type { DmaPort } from '../pci/dma';
 import { PciHost, type PciSlot } from '../pci/host';
 import { firmwareInit } from '../pci/firmware';
 import { PciSysfs, devicePath } from '../fs/pci-sysfs';
+import { IommuSysfs, addIommuClass } from '../fs/iommu-sysfs';
+import type { IommuUnit } from '../profile';
 import { IommuGroups } from './iommu-groups';
 import type { IommufdPort } from './iommufd-port';
 import { VfioSubsystem, type DmaOwnershipTable, type VfioKconfig } from './subsystem';
@@ -38,6 +40,8 @@ export interface PciMachineOptions {
   readonly kconfig: VfioKconfig;
   /** An IOMMU translates PCI DMA (IOMMU mode); false on a noiommu host. */
   readonly iommu: boolean;
+  /** The IOMMU hardware, for its sysfs class device (null or absent: none shown). */
+  readonly iommuUnit?: IommuUnit | null;
   readonly noiommuAtBoot: boolean;
   readonly functions: readonly PciFunctionSpec[];
   readonly physicalMemory: DmaPort;
@@ -66,6 +70,8 @@ export class PciMachine {
     this.host = new PciHost({ physicalMemory: o.physicalMemory, iommu: o.iommu });
     this.bus = new PciBus(() => this.host.all());
     this.iommuGroups = new IommuGroups(o.vfs, devicePath);
+    addIommuClass(o.vfs);
+    const iommuSysfs = o.iommu && o.iommuUnit ? new IommuSysfs(o.vfs, o.iommuUnit, () => this.iommuGroups.translatedCount()) : null;
     this.vfio = new VfioSubsystem({
       vfs: o.vfs, kconfig: o.kconfig, pageSize: o.pageSize, pci: this.host, bus: this.bus, iommuGroups: this.iommuGroups,
       capabilities: () => o.capabilities(), lookup: (fd) => o.lookup(fd), installFd: (f, d) => o.installFd(f, d),
@@ -100,6 +106,7 @@ export class PciMachine {
         const fixed = o.functions.find((f) => f.address === slot.name)?.options?.['iommuGroup'];
         const group = this.iommuGroups.alloc({ translated: true, id: typeof fixed === 'number' ? fixed : i });
         this.iommuGroups.add(group, slot);
+        iommuSysfs?.linkDevice(devicePath(slot));
       });
     }
     for (const spec of o.functions) {

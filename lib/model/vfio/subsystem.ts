@@ -93,9 +93,12 @@ class LocalDmaOwnership implements DmaOwnershipTable {
   ownerOf(group: number): object | undefined { return this.owners.get(group)?.owner; }
 }
 
-/** Dynamic majors of the vfio char devices as the lab kernel allocates them (sysfs `dev`): vfio-dev is 252. */
-const VFIO_DEV_MAJOR = 252;
-const VFIO_GROUP_MAJOR = 251;
+/**
+ * Dynamic char majors are handed out downwards (alloc_chrdev_region); on the lab kernels 254 is
+ * gone before vfio_init runs, which takes one for the groups first (when VFIO_GROUP is built) and
+ * then one for the device cdevs: groups 253 and vfio-dev 252, or vfio-dev 253 without groups.
+ */
+const FIRST_FREE_DYNAMIC_MAJOR = 253;
 
 export class VfioSubsystem {
   private noiommuParam: boolean;
@@ -107,10 +110,15 @@ export class VfioSubsystem {
   private readonly groupMinor = new Map<VfioGroup, number>();
   /** add_taint(TAINT_USER) happened. */
   tainted = false;
+  /** Char majors of /dev/vfio/<group> and /dev/vfio/devices/* (see FIRST_FREE_DYNAMIC_MAJOR). */
+  private readonly groupMajor: number;
+  private readonly deviceMajor: number;
 
   constructor(readonly env: VfioEnvironment) {
     this.dmaOwners = env.dmaOwnership ?? new LocalDmaOwnership();
     this.noiommuParam = env.kconfig.vfioNoiommu && env.noiommuAtBoot;
+    this.groupMajor = FIRST_FREE_DYNAMIC_MAJOR;
+    this.deviceMajor = env.kconfig.group ? FIRST_FREE_DYNAMIC_MAJOR - 1 : FIRST_FREE_DYNAMIC_MAJOR;
     if (env.kconfig.vfioNoiommu) {
       env.vfs.add('/sys/module/vfio/parameters/enable_unsafe_noiommu_mode', rwAttr(
         () => (this.noiommuParam ? 'Y\n' : 'N\n'),
@@ -238,7 +246,9 @@ export class VfioSubsystem {
     this.groupsByIommuGroup.set(iommuGroup.id, group);
     addDevNode(this.env.vfs, `/dev/vfio/${group.name}`, { type: 'chardev', open: () => group.open() });
     const dir = `/sys/devices/virtual/vfio/${group.name}`;
-    this.env.vfs.add(`${dir}/dev`, roAttr(() => `${VFIO_GROUP_MAJOR}:${minor}\n`));
+    this.env.vfs.add(`${dir}/dev`, roAttr(() => `${this.groupMajor}:${minor}\n`));
+    this.env.vfs.add(`${dir}/uevent`, roAttr(() => `MAJOR=${this.groupMajor}\nMINOR=${minor}\nDEVNAME=vfio/${group.name}\n`));
+    this.env.vfs.add(`${dir}/subsystem`, link('../../../../class/vfio'));
     this.env.vfs.add(`/sys/class/vfio/${group.name}`, link(`../../devices/virtual/vfio/${group.name}`));
     return group;
   }
@@ -264,9 +274,11 @@ export class VfioSubsystem {
     const vfs = this.env.vfs;
     const devDir = `${pciDevicePath(device.slot)}/vfio-dev/${device.name}`;
     const hasCdev = this.env.kconfig.cdev && !(device.isNoiommu && !this.env.kconfig.iommufdNoiommu);
-    vfs.add(`${devDir}/uevent`, roAttr(() => `MAJOR=${VFIO_DEV_MAJOR}\nMINOR=${device.index}\nDEVNAME=vfio/devices/${device.name}\n`));
+    vfs.add(`${devDir}/uevent`, roAttr(() => `MAJOR=${this.deviceMajor}\nMINOR=${device.index}\nDEVNAME=vfio/devices/${device.name}\n`));
+    vfs.add(`${devDir}/device`, link(`../../../${device.slot.name}`));
+    vfs.add(`${devDir}/subsystem`, link('../../../../../class/vfio-dev'));
     if (hasCdev) {
-      vfs.add(`${devDir}/dev`, roAttr(() => `${VFIO_DEV_MAJOR}:${device.index}\n`));
+      vfs.add(`${devDir}/dev`, roAttr(() => `${this.deviceMajor}:${device.index}\n`));
       addDevNode(vfs, `/dev/vfio/devices/${device.name}`, {
         type: 'chardev',
         open: (_flags, path) => VfioDeviceFile.openCdev(device, path, this.env.capabilities().sysRawio),

@@ -16,6 +16,7 @@ import { mapUnmapCases } from './map-unmap';
 import { privilegeCases } from './privileges';
 import { seedCases } from './seed-noiommu';
 import { setIrqsCases } from './set-irqs';
+import { sysfsCases } from './sysfs';
 import { wrongFdCases } from './wrong-fd';
 
 export const allCases: readonly ConformanceCase[] = [
@@ -36,6 +37,7 @@ export const allCases: readonly ConformanceCase[] = [
   ...eduCases,
   ...privilegeCases,
   ...iommufdSizeCases,
+  ...sysfsCases,
 ];
 
 const ids = new Set<string>();

@@ -1,0 +1,148 @@
+/**
+ * The sysfs layout a tool reads to find and classify a VFIO device, as the kernel builds it:
+ * the PCI function's links (driver, iommu, iommu_group), the vfio-dev class device of its cdev
+ * (drivers/vfio/device_cdev.c, vfio_main.c vfio_device_add), the IOMMU group directory
+ * (drivers/iommu/iommu.c group attributes; VFIO's fake "vfio-noiommu" group in
+ * drivers/vfio/group.c), the IOMMU class device (drivers/iommu/iommu-sysfs.c) and the vfio group
+ * class device. Symlink targets are compared exactly: tools resolve them relative to the link.
+ */
+import { defineCase, type ConformanceCase } from '../case';
+import type { CaseContext } from '../context';
+
+const PCI_DEVICES = '/sys/bus/pci/devices';
+
+function text(t: CaseContext, path: string): string {
+  return t.ok(`read ${path}`, () => t.kernel.readFile(path).toString());
+}
+
+function linkOf(t: CaseContext, path: string): string {
+  return t.ok(`readlink ${path}`, () => t.kernel.readlink(path));
+}
+
+/** "pci0000:00" for "0000:00:03.0": the host bridge directory under /sys/devices. */
+function hostBridge(bdf: string): string {
+  return `pci${bdf.slice(0, 7)}`;
+}
+
+/** The kernel has the legacy group interface: vfio_group_init registered the "vfio" class. */
+function hasGroupInterface(t: CaseContext): boolean {
+  return t.kernel.exists('/sys/class/vfio');
+}
+
+function parseDev(t: CaseContext, path: string): { major: number; minor: number } {
+  const value = text(t, path);
+  const m = /^(\d+):(\d+)\n$/.exec(value);
+  if (!m) t.fail(`${path} should read "MAJOR:MINOR\\n", reads ${JSON.stringify(value)}`);
+  return { major: Number(m[1]), minor: Number(m[2]) };
+}
+
+export const sysfsCases: ConformanceCase[] = [
+  defineCase({
+    id: 'sysfs.device-links',
+    title: 'the PCI function links to vfio-pci; an iommu link only behind an IOMMU; an iommu_group link unless noiommu without groups',
+    needs: ['device'],
+    run(t) {
+      const bdf = t.env.device!.bdf;
+      const dir = `${PCI_DEVICES}/${bdf}`;
+      t.equal(linkOf(t, dir), `../../../devices/${hostBridge(bdf)}/${bdf}`, 'bus/pci/devices entry');
+      t.equal(linkOf(t, `${dir}/driver`), '../../../bus/pci/drivers/vfio-pci', 'driver link');
+      t.equal(linkOf(t, `${dir}/subsystem`), '../../../bus/pci', 'subsystem link');
+      if (t.mode === 'iommu') {
+        t.equal(linkOf(t, `${dir}/iommu`), '../../virtual/iommu/dmar0', 'iommu link (VT-d unit)');
+      } else {
+        t.check(!t.kernel.exists(`${dir}/iommu`), 'no iommu link without an IOMMU');
+      }
+      const groupLink = t.kernel.exists(`${dir}/iommu_group`);
+      const groupExpected = t.mode === 'iommu' || hasGroupInterface(t);
+      t.check(groupLink === groupExpected,
+        `iommu_group link ${groupLink ? 'present' : 'absent'}, expected ${groupExpected ? 'present' : 'absent'} (mode ${t.mode}, group interface ${hasGroupInterface(t) ? 'built' : 'not built'})`);
+      if (groupLink) t.check(/^\.\.\/\.\.\/\.\.\/kernel\/iommu_groups\/\d+$/.test(linkOf(t, `${dir}/iommu_group`)), 'iommu_group link points into /sys/kernel/iommu_groups');
+      for (const attr of ['class', 'config', 'device', 'driver_override', 'enable', 'irq', 'modalias', 'resource', 'revision', 'subsystem_device', 'subsystem_vendor', 'vendor', 'vfio-dev']) {
+        t.check(t.kernel.exists(`${dir}/${attr}`), `${dir}/${attr} exists`);
+      }
+    },
+  }),
+  defineCase({
+    id: 'sysfs.vfio-dev',
+    title: 'vfio-dev/<cdev> holds dev, device, subsystem and uevent, names the /dev node, and is linked from /sys/class/vfio-dev',
+    needs: ['device'],
+    run(t) {
+      const device = t.env.device!;
+      const name = device.cdevPath.slice(device.cdevPath.lastIndexOf('/') + 1);
+      t.equal(name.startsWith('noiommu-'), t.mode === 'noiommu', `cdev name ${name} says the mode`);
+      const dir = `${PCI_DEVICES}/${device.bdf}/vfio-dev`;
+      t.equal(JSON.stringify(t.kernel.readdir(dir)), JSON.stringify([name]), 'vfio-dev has one entry, the cdev');
+      t.equal(JSON.stringify(t.kernel.readdir(`${dir}/${name}`).sort()), JSON.stringify(['dev', 'device', 'subsystem', 'uevent']), `${name}'s attributes`);
+      t.equal(linkOf(t, `${dir}/${name}/device`), `../../../${device.bdf}`, 'device link');
+      t.equal(linkOf(t, `${dir}/${name}/subsystem`), '../../../../../class/vfio-dev', 'subsystem link');
+      const dev = parseDev(t, `${dir}/${name}/dev`);
+      t.equal(text(t, `${dir}/${name}/uevent`), `MAJOR=${dev.major}\nMINOR=${dev.minor}\nDEVNAME=vfio/devices/${name}\n`, 'uevent');
+      t.equal(linkOf(t, `/sys/class/vfio-dev/${name}`), `../../devices/${hostBridge(device.bdf)}/${device.bdf}/vfio-dev/${name}`, 'class link');
+      if (hasGroupInterface(t)) {
+        // vfio_init sets up the group char region before the cdev one; dynamic majors go downwards.
+        const groups = t.kernel.readdir('/sys/class/vfio');
+        t.check(groups.length > 0, 'a vfio group exists for the device');
+        const group = parseDev(t, `/sys/class/vfio/${groups[0]}/dev`);
+        t.equal(group.major, dev.major + 1, 'group major is the one allocated just before the cdev major');
+      }
+    },
+  }),
+  defineCase({
+    id: 'sysfs.iommu-group',
+    title: 'the IOMMU group: VT-d\'s DMA group with its MSI window, or VFIO\'s fake "vfio-noiommu" group with none',
+    needs: ['device'],
+    run(t) {
+      const bdf = t.env.device!.bdf;
+      const linkPath = `${PCI_DEVICES}/${bdf}/iommu_group`;
+      if (!t.kernel.exists(linkPath)) t.skip('the device has no IOMMU group (noiommu without the group interface; sysfs.device-links checks that)');
+      const id = Number(linkOf(t, linkPath).split('/').pop());
+      const dir = `/sys/kernel/iommu_groups/${id}`;
+      t.equal(linkOf(t, `${dir}/devices/${bdf}`), `../../../../devices/${hostBridge(bdf)}/${bdf}`, 'group member link');
+      if (t.mode === 'noiommu') {
+        t.equal(JSON.stringify(t.kernel.readdir(dir).sort()), JSON.stringify(['devices', 'name', 'reserved_regions', 'type']), 'group attributes');
+        t.equal(text(t, `${dir}/name`), 'vfio-noiommu\n', 'name');
+        t.equal(text(t, `${dir}/type`), 'unknown\n', 'type (no default domain)');
+        t.equal(text(t, `${dir}/reserved_regions`), '', 'reserved_regions (none without an IOMMU)');
+      } else {
+        t.equal(JSON.stringify(t.kernel.readdir(dir).sort()), JSON.stringify(['devices', 'reserved_regions', 'type']), 'group attributes');
+        t.check(/^DMA(-FQ)?\n$/.test(text(t, `${dir}/type`)), `type is a DMA domain (${JSON.stringify(text(t, `${dir}/type`))})`);
+        t.check(text(t, `${dir}/reserved_regions`).split('\n').includes('0x00000000fee00000 0x00000000feefffff msi'), 'reserved_regions lists the MSI window');
+      }
+      if (hasGroupInterface(t)) {
+        const name = t.mode === 'noiommu' ? `noiommu-${id}` : String(id);
+        t.equal(linkOf(t, `/sys/class/vfio/${name}`), `../../devices/virtual/vfio/${name}`, 'vfio group class link');
+        const dev = parseDev(t, `/sys/devices/virtual/vfio/${name}/dev`);
+        t.equal(text(t, `/sys/devices/virtual/vfio/${name}/uevent`), `MAJOR=${dev.major}\nMINOR=${dev.minor}\nDEVNAME=vfio/${name}\n`, 'vfio group uevent');
+        t.equal(linkOf(t, `/sys/devices/virtual/vfio/${name}/subsystem`), '../../../../class/vfio', 'vfio group subsystem link');
+      }
+    },
+  }),
+  defineCase({
+    id: 'sysfs.iommu-class',
+    title: '/sys/class/iommu: empty without an IOMMU; VT-d\'s dmar0 with its registers and a link to every translated function',
+    run(t) {
+      t.check(t.kernel.exists('/sys/class/iommu'), '/sys/class/iommu exists (the IOMMU core is built in)');
+      const units = t.kernel.readdir('/sys/class/iommu');
+      if (t.mode === 'noiommu') {
+        t.equal(JSON.stringify(units), '[]', 'no IOMMU units');
+        return;
+      }
+      t.equal(JSON.stringify(units), JSON.stringify(['dmar0']), 'one VT-d unit');
+      t.equal(linkOf(t, '/sys/class/iommu/dmar0'), '../../devices/virtual/iommu/dmar0', 'class link');
+      const dir = '/sys/devices/virtual/iommu/dmar0';
+      t.equal(JSON.stringify(t.kernel.readdir(dir).sort()), JSON.stringify(['devices', 'intel-iommu', 'subsystem', 'uevent']), 'dmar0 entries');
+      t.equal(linkOf(t, `${dir}/subsystem`), '../../../../class/iommu', 'subsystem link');
+      const regs = `${dir}/intel-iommu`;
+      t.equal(JSON.stringify(t.kernel.readdir(regs).sort()), JSON.stringify(['address', 'cap', 'domains_supported', 'domains_used', 'ecap', 'version']), 'intel-iommu attributes');
+      const cap = text(t, `${regs}/cap`);
+      t.check(/^[0-9a-f]+\n$/.test(cap), `cap is hex (${JSON.stringify(cap)})`);
+      // cap_ndoms: the ND field (bits 2:0) gives 2^(4 + 2*ND) domain IDs.
+      t.equal(text(t, `${regs}/domains_supported`), `${1n << (4n + 2n * (BigInt(`0x${cap.trim()}`) & 7n))}\n`, 'domains_supported follows CAP.ND');
+      t.check(/^\d+:\d+\n$/.test(text(t, `${regs}/version`)), 'version is "major:minor"');
+      const device = t.env.device;
+      if (device) {
+        t.equal(linkOf(t, `${dir}/devices/${device.bdf}`), `../../../../${hostBridge(device.bdf)}/${device.bdf}`, 'the unit links the device under test');
+      }
+    },
+  }),
+];
