@@ -17,6 +17,19 @@ function sharedPage(k: NativeKernel, prot = RW): { fd: number; mapping: Mapping;
   return { fd, mapping, close: () => k.close(fd) };
 }
 
+/** Runs `body` with an Mmio over a fresh shared page, then closes both. */
+function withMmio(prot: number, body: (k: NativeKernel, page: ReturnType<typeof sharedPage>, mmio: Mmio) => void): void {
+  const k = kernel();
+  const page = sharedPage(k, prot);
+  const mmio = new Mmio(k, page.mapping, 'test page', 0n);
+  try {
+    body(k, page, mmio);
+  } finally {
+    mmio.close();
+    page.close();
+  }
+}
+
 function read(m: Mmio, offset: number, width: MmioWidth): number | bigint {
   switch (width) {
     case 8: return m.read8(offset);
@@ -49,10 +62,7 @@ describe('native kernel: Mmio on a read-write mapping', function () {
   linuxOnly(this);
 
   it('goes straight to the mapping at every width, agreeing byte for byte with the addon and the file', () => {
-    const k = kernel();
-    const page = sharedPage(k);
-    const mmio = new Mmio(k, page.mapping, 'test page', 0n);
-    try {
+    withMmio(RW, (k, page, mmio) => {
       assert.equal(mmio.direct, true);
       const samples: Record<MmioWidth, (number | bigint)[]> = {
         8: [0, 0x5a, 0xff], 16: [0, 0xbeef, 0xffff], 32: [0, 0xdeadbeef, 0xffffffff],
@@ -73,17 +83,11 @@ describe('native kernel: Mmio on a read-write mapping', function () {
           }
         }
       }
-    } finally {
-      mmio.close();
-      page.close();
-    }
+    });
   });
 
   it('hands what the direct path cannot take to the kernel, which refuses it exactly as before', () => {
-    const k = kernel();
-    const page = sharedPage(k);
-    const mmio = new Mmio(k, page.mapping, 'test page', 0n);
-    try {
+    withMmio(RW, (k, page, mmio) => {
       const bad: [MmioWidth, number, number | bigint][] = [
         [32, 2, 0], [32, k.pageSize, 0], [32, -4, 0], [32, 2 ** 32, 0], [32, 2 ** 32 + 4, 0], [32, 0.5, 0],
         [16, 1, 0], [64, 4, 0n], [64, k.pageSize, 0n], [8, k.pageSize, 0], [8, -1, 0],
@@ -100,25 +104,16 @@ describe('native kernel: Mmio on a read-write mapping', function () {
         }
       }
       assert.equal(new Uint32Array(page.mapping.buffer!)[0], 0, 'nothing refused reached the memory');
-    } finally {
-      mmio.close();
-      page.close();
-    }
+    });
   });
 
   it('goes through the kernel for a read-only mapping, whose stores must fail instead of killing the process', () => {
-    const k = kernel();
-    const page = sharedPage(k, PROT_READ);
-    const mmio = new Mmio(k, page.mapping, 'read-only page', 0n);
-    try {
+    withMmio(PROT_READ, (k, page, mmio) => {
       assert.equal(mmio.direct, false);
       k.pwrite(page.fd, Uint8Array.of(0x78, 0x56, 0x34, 0x12), 8n);
       assert.equal(mmio.read32(8), 0x12345678);
       assert.throws(() => mmio.write32(8, 1), (e: unknown) => isVfioError(e, 'EACCES'));
-    } finally {
-      mmio.close();
-      page.close();
-    }
+    });
   });
 
   it('after close, every access throws the closed error and the bytes are out of reach', () => {
