@@ -21,6 +21,10 @@ export const IOMMU_WRITE = 2;
 const ULONG_MAX = U64_MAX;
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
+/** The numbers IoPagetable keeps with each area in the tree (see publishTranslation). */
+const TAG_PHYS_START = 0;
+const TAG_FIRST_RUN_BYTES = 1;
+
 export interface IovaRange {
   readonly start: bigint;
   readonly last: bigint;
@@ -32,14 +36,17 @@ interface Reserved extends IovaRange {
 
 /** A mapped IOVA range backed by a slice of an IoPages (struct iopt_area). */
 export class Area {
-  /** The domain holding this area's frames (area->storage_domain); null until loaded. */
-  storageDomain: IommuDomain | null = null;
+  private domain: IommuDomain | null = null;
   /**
-   * length - 1 and iova's offset in its page as doubles, for the lookup fast path (a loaded
-   * area is backed by RAM, so these are exact; unloaded huge areas never take that path).
+   * What the storage domain maps this area to, recorded when it is loaded (the IOPTEs
+   * iopt_area_fill_domain writes), as physically contiguous runs of pages counted from the
+   * area's first page. The first run is kept inline because most areas are one run (a single
+   * page, or memory from a huge page) and GET_PA then reads nothing but this object; any further
+   * runs are (first page, frame) pairs in `laterRuns`.
    */
-  readonly lastOffsetN: number;
-  readonly iovaInPageN: number;
+  private firstPfn = -1;
+  private firstRunPages = 0;
+  private laterRuns: Float64Array | null = null;
 
   constructor(
     readonly iova: bigint,
@@ -51,19 +58,88 @@ export class Area {
     readonly firstIndex: number,
     readonly lastIndex: number,
     readonly prot: number,
-    pageSize = 4096n,
-  ) {
-    this.lastOffsetN = Number(last - iova);
-    this.iovaInPageN = Number(iova % pageSize);
-  }
+  ) {}
 
   get length(): bigint {
     return this.last - this.iova + 1n;
   }
 
+  /** The domain holding this area's frames (area->storage_domain); null until loaded. */
+  get storageDomain(): IommuDomain | null {
+    return this.domain;
+  }
+
   /** iopt_area_start_byte. */
   startByte(iova: bigint, pageSize: bigint): bigint {
     return iova - this.iova + BigInt(this.pageOffset) + BigInt(this.firstIndex) * pageSize;
+  }
+
+  /** Loads the area into `domain` as its storage domain: pins its pages and records their frames. */
+  load(domain: IommuDomain): void {
+    this.pages.fill(this.firstIndex, this.lastIndex);
+    this.hold(domain);
+  }
+
+  /** Takes the area out of its storage domain and unpins what only it held. */
+  unload(): void {
+    this.pages.unfill(this.firstIndex, this.lastIndex);
+    this.domain = null;
+    this.firstPfn = -1;
+    this.firstRunPages = 0;
+    this.laterRuns = null;
+  }
+
+  /**
+   * Makes `domain` the storage domain of pages that are already pinned for this area (another
+   * domain of the table taking over, or the halves of a split area).
+   */
+  hold(domain: IommuDomain): void {
+    this.domain = domain;
+    const pages = this.pages;
+    const first = this.firstIndex;
+    const last = this.lastIndex;
+    let end = first;
+    while (end < last && pages.frame(end + 1) === pages.frame(end) + 1) end++;
+    this.firstPfn = pages.frame(first);
+    this.firstRunPages = end - first + 1;
+    if (end === last) {
+      this.laterRuns = null;
+      return;
+    }
+    const runs: number[] = [end + 1 - first, pages.frame(end + 1)];
+    for (let i = end + 2; i <= last; i++) {
+      if (pages.frame(i) !== pages.frame(i - 1) + 1) runs.push(i - first, pages.frame(i));
+    }
+    this.laterRuns = Float64Array.from(runs);
+  }
+
+  /** Index into laterRuns (in pairs) of the run holding `page`, which is past the first run. */
+  private laterRunOf(page: number): number {
+    const runs = this.laterRuns!;
+    let lo = 0;
+    let hi = (runs.length >> 1) - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (runs[mid * 2]! <= page) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+
+  /** Frame of the area's page `page` (0 = its first page) in the storage domain. */
+  frameAt(page: number): number {
+    if (page < this.firstRunPages) return this.firstPfn + page;
+    const r = this.laterRunOf(page);
+    return this.laterRuns![r * 2 + 1]! + (page - this.laterRuns![r * 2]!);
+  }
+
+  /** How many pages from `page` to the end of the area have consecutive frames (≥ 1). */
+  contiguousFrom(page: number): number {
+    if (page < this.firstRunPages) return this.firstRunPages - page;
+    const runs = this.laterRuns!;
+    const r = this.laterRunOf(page);
+    const runEnd = r * 2 + 2 < runs.length ? runs[r * 2 + 2]! : this.lastIndex - this.firstIndex + 1;
+    return runEnd - page;
   }
 }
 
@@ -81,7 +157,7 @@ export interface PhysSegment {
 }
 
 export class IoPagetable {
-  readonly areas = new IntervalTree<Area>();
+  readonly areas = new IntervalTree<Area>({ tags: 2 });
   private allowed: IovaRange[] = [];
   private reserved: Reserved[] = [];
   readonly domains: IommuDomain[] = [];
@@ -196,6 +272,37 @@ export class IoPagetable {
     return this.reserved.some((r) => r.start <= last && r.last >= start);
   }
 
+  // ---- loading areas into domains -----------------------------------------------------------
+
+  private loadArea(area: Area, domain: IommuDomain): void {
+    area.load(domain);
+    this.publishTranslation(area);
+  }
+
+  private unloadArea(area: Area): void {
+    area.unload();
+    this.publishTranslation(area);
+  }
+
+  private holdArea(area: Area, domain: IommuDomain): void {
+    area.hold(domain);
+    this.publishTranslation(area);
+  }
+
+  /**
+   * Copies into the area's tree entry what GET_PA needs for an IOVA in the area's first
+   * physically contiguous run — the physical address of the area's first byte and how many bytes
+   * from there that run covers — when the storage domain is the noiommu one; NaN otherwise. A
+   * GET_PA there answers from the tree leaf alone; anything else takes the path through the Area.
+   */
+  private publishTranslation(area: Area): void {
+    const domain = area.storageDomain;
+    const ps = Number(this.pageSize);
+    const fast = domain !== null && domain.owner === 'noiommu';
+    this.areas.setTag(area.iova, TAG_PHYS_START, fast ? area.frameAt(0) * ps + area.pageOffset : NaN);
+    this.areas.setTag(area.iova, TAG_FIRST_RUN_BYTES, fast ? area.contiguousFrom(0) * ps - area.pageOffset : NaN);
+  }
+
   // ---- map / unmap --------------------------------------------------------------------------
 
   /**
@@ -224,15 +331,13 @@ export class IoPagetable {
       }
       if (this.domains.length > 0) {
         for (const area of inserted) {
-          area.pages.fill(area.firstIndex, area.lastIndex);
-          area.storageDomain = this.domains[0]!;
+          this.loadArea(area, this.domains[0]!);
           filled.push(area);
         }
       }
     } catch (e) {
       for (const area of filled) {
-        area.pages.unfill(area.firstIndex, area.lastIndex);
-        area.storageDomain = null;
+        this.unloadArea(area);
       }
       for (const area of inserted) this.areas.remove(area.iova);
       throw e;
@@ -251,7 +356,7 @@ export class IoPagetable {
     const firstIndex = s.startByte / ps;
     const lastIndex = (s.startByte + s.length - 1n) / ps;
     if (lastIndex >= BigInt(s.pages.npages)) fail('EOVERFLOW');
-    const area = new Area(iova, last, s.pages, Number(pageOffset), Number(firstIndex), Number(lastIndex), prot, ps);
+    const area = new Area(iova, last, s.pages, Number(pageOffset), Number(firstIndex), Number(lastIndex), prot);
     this.areas.insert(iova, last, area);
     return area;
   }
@@ -281,10 +386,7 @@ export class IoPagetable {
   }
 
   private removeArea(area: Area): void {
-    if (area.storageDomain) {
-      area.pages.unfill(area.firstIndex, area.lastIndex);
-      area.storageDomain = null;
-    }
+    if (area.storageDomain) this.unloadArea(area);
     this.areas.remove(area.iova);
     area.pages.put();
   }
@@ -295,7 +397,7 @@ export class IoPagetable {
    */
   cutIova(iovas: readonly bigint[]): void {
     for (const iova of iovas) {
-      const area = this.areas.find(iova)?.value;
+      const area = this.areas.findValue(iova);
       if (!area) continue;
       this.splitArea(area, iova);
     }
@@ -313,8 +415,7 @@ export class IoPagetable {
     const rhsStart = area.startByte(newStart, ps);
     const mk = (iovaStart: bigint, last: bigint, startByte: bigint) => {
       const a = new Area(iovaStart, last, area.pages, Number(startByte % ps), Number(startByte / ps),
-        Number((startByte + (last - iovaStart)) / ps), area.prot, ps);
-      a.storageDomain = area.storageDomain;
+        Number((startByte + (last - iovaStart)) / ps), area.prot);
       return a;
     };
     const lhs = mk(area.iova, iova, lhsStart);
@@ -322,6 +423,10 @@ export class IoPagetable {
     this.areas.remove(area.iova);
     this.areas.insert(lhs.iova, lhs.last, lhs);
     this.areas.insert(rhs.iova, rhs.last, rhs);
+    if (area.storageDomain) {
+      this.holdArea(lhs, area.storageDomain);
+      this.holdArea(rhs, area.storageDomain);
+    }
     // The pages gain a reference for the second area; each page is still covered exactly once.
     area.pages.refs++;
   }
@@ -349,7 +454,7 @@ export class IoPagetable {
     if (lastIova > ULONG_MAX) fail('EOVERFLOW');
     const out: PagesSlice[] = [];
     let cur = iova;
-    let area = this.areas.find(iova)?.value;
+    let area = this.areas.findValue(iova);
     while (area) {
       const last = lastIova < area.last ? lastIova : area.last;
       out.push({ pages: area.pages, startByte: area.startByte(cur, this.pageSize), length: last - cur + 1n });
@@ -374,26 +479,54 @@ export class IoPagetable {
    */
   getPhys(iova: bigint, maxLength: bigint): { phys: bigint; length: bigint } {
     if (maxLength === 0n) fail('EINVAL');
-    const area = this.areas.find(iova)?.value;
-    if (!area) fail('ENOENT');
-    if (!area.storageDomain || area.storageDomain.owner !== 'noiommu') fail('EOPNOTSUPP');
-    // A loaded area is backed by pinned RAM, so offsets inside it fit a double exactly.
+    const slot = this.areas.findSlot(iova);
+    if (slot < 0) fail('ENOENT');
+    // A loaded area is backed by pinned RAM, so offsets inside it fit a double exactly; below
+    // 2^53 the IOVAs do too, and the area's bounds come from the tree leaf the lookup just read.
     const ps = Number(this.pageSize);
-    const off = Number(iova - area.iova);
-    const byte = off + area.pageOffset + area.firstIndex * ps;
-    const index = Math.floor(byte / ps);
-    const inPage = byte - index * ps;
-    const phys = area.pages.frame(index) * ps + inPage;
+    const lastN = this.areas.lastNOf(slot);
+    let off: number;
+    let toAreaEnd: number;
+    let inPage: number;
+    if (lastN <= Number.MAX_SAFE_INTEGER) {
+      const iovaN = Number(iova);
+      off = iovaN - this.areas.startNOf(slot);
+      toAreaEnd = lastN - iovaN + 1;
+      inPage = iovaN % ps;
+    } else {
+      const area = this.areas.valueAt(slot);
+      off = Number(iova - area.iova);
+      toAreaEnd = Number(area.last - iova) + 1;
+      inPage = Number(iova % this.pageSize);
+    }
+    // The physical address, and how many pages from its page on are physically contiguous
+    // within the area.
+    let phys: number;
+    let runPages: number;
+    const physStart = this.areas.tagOf(slot, TAG_PHYS_START);
+    const firstRunBytes = this.areas.tagOf(slot, TAG_FIRST_RUN_BYTES);
+    if (off < firstRunBytes) {
+      // Loaded in the noiommu domain, and inside the first run (NaN compares false otherwise).
+      phys = physStart + off;
+      runPages = (firstRunBytes - off + (phys % ps)) / ps;
+    } else {
+      const area = this.areas.valueAt(slot);
+      const domain = area.storageDomain;
+      if (!domain || domain.owner !== 'noiommu') fail('EOPNOTSUPP');
+      const byte = off + area.pageOffset;
+      const page = Math.floor(byte / ps);
+      phys = area.frameAt(page) * ps + (byte - page * ps);
+      runPages = area.contiguousFrom(page);
+    }
     const cap = maxLength > MAX_SAFE ? Number.MAX_SAFE_INTEGER : Number(maxLength);
-    const toAreaEnd = area.lastOffsetN - off + 1;
-    let length = Math.min(ps - ((area.iovaInPageN + off) % ps), toAreaEnd);
+    let length = Math.min(ps - inPage, toAreaEnd);
     if (length < cap && toAreaEnd > 1) {
       // Whole-page steps stay inside the area while next_iova <= area.last; count how many are
       // possible, how many the cap still wants, and how many land on adjacent frames.
       const stepsInArea = Math.floor((toAreaEnd - 1) / ps);
       const stepsWanted = Math.ceil((cap - length) / ps);
       const steps = Math.min(stepsInArea, stepsWanted);
-      if (steps > 0) length += Math.min(area.pages.contiguousPages(index, area.lastIndex) - 1, steps) * ps;
+      if (steps > 0) length += Math.min(runPages - 1, steps) * ps;
     }
     if (length > cap) length = cap;
     return { phys: BigInt(phys), length: BigInt(length) };
@@ -402,9 +535,8 @@ export class IoPagetable {
   /** iommu_iova_to_phys on the area's storage domain. */
   iovaToPhys(area: Area, iova: bigint): bigint {
     const ps = this.pageSize;
-    const byte = area.startByte(iova, ps);
-    const pfn = area.pages.frame(Number(byte / ps));
-    return BigInt(pfn) * ps + (byte % ps);
+    const byte = iova - area.iova + BigInt(area.pageOffset);
+    return BigInt(area.frameAt(Number(byte / ps))) * ps + (byte % ps);
   }
 
   /**
@@ -417,7 +549,7 @@ export class IoPagetable {
     let cur = iova;
     let left = BigInt(length);
     while (left > 0n) {
-      const area = this.areas.find(cur)?.value;
+      const area = this.areas.findValue(cur);
       if (!area || !area.storageDomain) return 'unmapped-iova';
       if (!(area.prot & (write ? IOMMU_WRITE : IOMMU_READ))) return 'permission';
       const inArea = area.last - cur + 1n;
@@ -500,15 +632,11 @@ export class IoPagetable {
     try {
       for (const { value: area } of this.areas) {
         if (area.storageDomain) continue;
-        area.pages.fill(area.firstIndex, area.lastIndex);
-        area.storageDomain = domain;
+        this.loadArea(area, domain);
         loaded.push(area);
       }
     } catch (e) {
-      for (const area of loaded) {
-        area.pages.unfill(area.firstIndex, area.lastIndex);
-        area.storageDomain = null;
-      }
+      for (const area of loaded) this.unloadArea(area);
       this.removeReserved(domain);
       throw e;
     }
@@ -525,12 +653,10 @@ export class IoPagetable {
     if (index < this.domains.length) this.domains[index] = tail;
     if (this.domains.length > 0) {
       const storage = this.domains[0]!;
-      for (const { value: area } of this.areas) if (area.storageDomain === domain) area.storageDomain = storage;
+      for (const { value: area } of this.areas) if (area.storageDomain === domain) this.holdArea(area, storage);
     } else {
       for (const { value: area } of this.areas) {
-        if (!area.storageDomain) continue;
-        area.pages.unfill(area.firstIndex, area.lastIndex);
-        area.storageDomain = null;
+        if (area.storageDomain) this.unloadArea(area);
       }
     }
     this.removeReserved(domain);

@@ -49,12 +49,6 @@ export class IoPages {
   private pfns: number[] = EMPTY;
   private pinCount: number[] = EMPTY;
   private pinnedCount = 0;
-  /**
-   * For each pinned page, the index of the last page of the physically contiguous run it starts
-   * (frames i..runEnd[i] are consecutive). Rebuilt lazily after pins change.
-   */
-  private runEnd: number[] | null = null;
-
   constructor(
     private readonly env: PinEnvironment,
     readonly source: PagesSource,
@@ -117,7 +111,6 @@ export class IoPages {
     }
     for (let i = first; i <= last; i++) this.pinCount[i]!++;
     this.pinnedCount += fresh.length;
-    if (fresh.length) this.runEnd = null;
   }
 
   /** Undoes fill for one area: pages no filled area covers any more are unpinned and uncharged. */
@@ -133,7 +126,6 @@ export class IoPages {
     if (released) {
       this.pinnedCount -= released;
       this.uncharge(released);
-      this.runEnd = null;
     }
   }
 
@@ -170,27 +162,6 @@ export class IoPages {
     if (this.accountMode === 'user') locked.unchargeUser(pages);
     if (this.accountMode === 'mm') locked.unchargeMm(pages);
     locked.pinnedPages -= pages;
-  }
-
-  /**
-   * How many pages from `index` on (up to and including `lastIndex`) have physically consecutive
-   * frames: 1 when the next page is elsewhere. All pages in the range must be pinned.
-   */
-  contiguousPages(index: number, lastIndex: number): number {
-    if (!this.runEnd) this.runEnd = this.buildRuns();
-    const end = Math.min(this.runEnd[index]!, lastIndex);
-    return end - index + 1;
-  }
-
-  private buildRuns(): number[] {
-    const runEnd = new Array<number>(this.npages).fill(0);
-    let end = this.npages - 1;
-    for (let i = this.npages - 1; i >= 0; i--) {
-      const next = this.pfns[i + 1];
-      if (i === this.npages - 1 || this.pfns[i]! < 0 || next === undefined || next < 0 || next !== this.pfns[i]! + 1) end = i;
-      runEnd[i] = end;
-    }
-    return runEnd;
   }
 
   /** iopt_put_pages: the last reference lets the file go. */

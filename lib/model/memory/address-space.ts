@@ -116,7 +116,7 @@ export class AddressSpace {
 
   /** The mapping containing `va`. */
   find(va: bigint): Vma | undefined {
-    return this.vmas.find(va)?.value;
+    return this.vmas.findValue(va);
   }
 
   /** The lowest mapping that starts above `va` (for a va outside any mapping). */
@@ -289,7 +289,7 @@ export class AddressSpace {
 
   /** The live VMA behind a Mapping object handed out by mmap. */
   vmaOf(mapping: Mapping): Vma | undefined {
-    const vma = this.vmas.find(mapping.address)?.value;
+    const vma = this.vmas.findValue(mapping.address);
     return vma && vma === mapping ? vma : undefined;
   }
 

@@ -7,11 +7,19 @@
  * asymptotics (point lookup, overlap query, insert, remove and "first hole of at least N bytes"
  * all O(log n)) so that a driver with 100k mappings costs what it costs on Linux.
  *
- * Why a B+ tree: a lookup in a binary tree of 100k nodes touches ~17 scattered objects, and each
- * is a cache miss; here each level is one node whose keys sit in a Float64Array searched by
- * bisection, and there are ~4 levels. Keys are compared as doubles first: Number() of a u64 is
- * monotonic, so unequal doubles already order the bigints and only equal ones (possible above
- * 2^53) need the exact comparison.
+ * Layout: the nodes are not JavaScript objects. Every node of one kind lives in a few pooled
+ * typed arrays, indexed by node id (struct of arrays). With 100k intervals an object-per-node
+ * tree spreads one lookup over a dozen heap objects (node, key array, its backing store, child
+ * array, entry, boxed bigints), each a cache and TLB miss at random access; here a lookup reads
+ * the inner levels (a small, dense pool that stays cached) and then one leaf's 2×fanout doubles,
+ * which share a page. Keys are compared as doubles: Number() of a u64 is monotonic, so unequal
+ * doubles already order the bigints, and only equal ones (possible above 2^53) fall back to the
+ * exact bigints kept beside them.
+ *
+ * A leaf holds up to fanout-1 entries; inner nodes hold up to fanout-1 children with the start
+ * of each child's first entry as separator. Leaves are chained both ways for ordered walks.
+ * Removal drops nodes that become empty (no rebalancing): depth stays bounded by the largest
+ * size the tree ever had, which keeps every operation O(log n) for the model's workloads.
  */
 
 export interface IntervalNode<T> {
@@ -26,190 +34,435 @@ export interface Gap {
   readonly last: bigint;
 }
 
-class Entry<T> implements IntervalNode<T> {
-  readonly startN: number;
-
-  constructor(readonly start: bigint, readonly last: bigint, readonly value: T) {
-    this.startN = Number(start);
-  }
+export interface IntervalTreeOptions {
+  /** Slots per node (entries per leaf, children per inner node); small values make deep trees for tests. */
+  readonly fanout?: number;
+  /**
+   * Numbers stored with each interval in its leaf (0 to 4; NaN until set with setTag), for a hot
+   * lookup that must answer from the leaf without touching the value object.
+   */
+  readonly tags?: number;
 }
 
-/** Entries (or children) per node. */
-const MAX = 32;
+const DEFAULT_FANOUT = 32;
+const NONE = -1;
+/** Level of leaves; inner nodes have level ≥ 1 (their children have level - 1). */
+const LEAF = 0;
 
-abstract class BNode<T> {
-  parent: Inner<T> | null = null;
-  n = 0;
-  /** Start of each entry (leaf) or of each child's first entry (inner), as doubles. */
-  readonly keys = new Float64Array(MAX);
-  /** Widest hole between neighbouring intervals inside the subtree; recomputed lazily. */
-  gap = -1n;
-  gapDirty = true;
-  abstract readonly leaf: boolean;
-  abstract minStart(): bigint;
-  abstract maxStart(): bigint;
-  abstract maxLast(): bigint;
-  /** The exact start key at index i. */
-  abstract keyAt(i: number): bigint;
+/** Where a split should leave the entries, given where the insert that overflowed landed. */
+type SplitBias = 'even' | 'append' | 'prepend';
+
+/** A copy of a pool array with room for `size` elements. */
+function grownF64(old: Float64Array, size: number): Float64Array<ArrayBuffer> {
+  const next = new Float64Array(size);
+  next.set(old);
+  return next;
 }
 
-class Leaf<T> extends BNode<T> {
-  readonly leaf = true;
-  readonly entries: Entry<T>[] = [];
-  next: Leaf<T> | null = null;
-  prev: Leaf<T> | null = null;
-
-  minStart(): bigint { return this.entries[0]!.start; }
-  maxStart(): bigint { return this.entries[this.n - 1]!.start; }
-  maxLast(): bigint { return this.entries[this.n - 1]!.last; }
-  keyAt(i: number): bigint { return this.entries[i]!.start; }
+function grownI32(old: Int32Array, size: number): Int32Array<ArrayBuffer> {
+  const next = new Int32Array(size);
+  next.set(old);
+  return next;
 }
 
-class Inner<T> extends BNode<T> {
-  readonly leaf = false;
-  readonly children: BNode<T>[] = [];
-
-  minStart(): bigint { return this.children[0]!.minStart(); }
-  maxStart(): bigint { return this.children[this.n - 1]!.maxStart(); }
-  maxLast(): bigint { return this.children[this.n - 1]!.maxLast(); }
-  keyAt(i: number): bigint { return this.children[i]!.minStart(); }
-}
-
-/** The largest index i with key_i ≤ key (exactly), or -1. */
-function upperIndex<T>(node: BNode<T>, key: bigint, keyN: number): number {
-  const keys = node.keys;
-  let lo = 0;
-  let hi = node.n - 1;
-  if (hi < 0 || keys[0]! > keyN) return -1;
-  while (lo < hi) {
-    const mid = (lo + hi + 1) >> 1;
-    if (keys[mid]! <= keyN) lo = mid;
-    else hi = mid - 1;
-  }
-  // Doubles tie above 2^53: step back over keys that are really larger.
-  while (lo >= 0 && keys[lo] === keyN && node.keyAt(lo) > key) lo--;
-  return lo;
-}
-
-/** Widest hole of a subtree, recomputing stale summaries on the way. */
-function gapOf<T>(node: BNode<T>): bigint {
-  if (!node.gapDirty) return node.gap;
-  let gap = -1n;
-  if (node.leaf) {
-    const e = (node as Leaf<T>).entries;
-    for (let i = 1; i < node.n; i++) {
-      const g = e[i]!.start - e[i - 1]!.last - 1n;
-      if (g > gap) gap = g;
-    }
-  } else {
-    const c = (node as Inner<T>).children;
-    for (let i = 0; i < node.n; i++) {
-      const g = gapOf(c[i]!);
-      if (g > gap) gap = g;
-      if (i > 0) {
-        const between = c[i]!.minStart() - c[i - 1]!.maxLast() - 1n;
-        if (between > gap) gap = between;
-      }
-    }
-  }
-  node.gap = gap;
-  node.gapDirty = false;
-  return gap;
+function grownU8(old: Uint8Array, size: number): Uint8Array<ArrayBuffer> {
+  const next = new Uint8Array(size);
+  next.set(old);
+  return next;
 }
 
 export class IntervalTree<T> {
-  private root: BNode<T> | null = null;
+  private readonly fanout: number;
+  private readonly tagCount: number;
+  /** Doubles per leaf in `bounds`: (2 + tagCount) rows of fanout. */
+  private readonly region: number;
+
+  // ---- leaf pool: leaf id l owns slots [l*fanout, (l+1)*fanout) -------------------------------
+  /**
+   * Per leaf one region of doubles: the starts of its entries, then their lasts, then each tag
+   * row — what a lookup reads sits together, mostly in one page.
+   */
+  private bounds = new Float64Array(0);
+  /** Exact starts and lasts per slot, for ties between doubles and for answers. */
+  private starts: bigint[] = [];
+  private lasts: bigint[] = [];
+  private values: (T | undefined)[] = [];
+  private leafCount = new Int32Array(0);
+  private leafParent = new Int32Array(0);
+  private leafNext = new Int32Array(0);
+  private leafPrev = new Int32Array(0);
+  private leafGap: bigint[] = [];
+  private leafGapDirty = new Uint8Array(0);
+  private leafCapacity = 0;
+  private leafHigh = 0;
+  private freeLeaves: number[] = [];
+
+  // ---- inner pool: inner id p owns slots [p*fanout, (p+1)*fanout) -----------------------------
+  /** Start of each child's first entry, as a double and exactly. */
+  private innerKeys = new Float64Array(0);
+  private innerStarts: bigint[] = [];
+  private innerChild = new Int32Array(0);
+  private innerCount = new Int32Array(0);
+  private innerParent = new Int32Array(0);
+  private innerGap: bigint[] = [];
+  private innerGapDirty = new Uint8Array(0);
+  private innerCapacity = 0;
+  private innerHigh = 0;
+  private freeInners: number[] = [];
+
+  private root = NONE;
+  /** Level of the root: 0 when it is a leaf. */
+  private height = 0;
   private count = 0;
+
+  constructor(options: IntervalTreeOptions = {}) {
+    const fanout = options.fanout ?? DEFAULT_FANOUT;
+    if (!Number.isInteger(fanout) || fanout < 4) throw new RangeError(`interval tree fanout ${fanout} is below 4`);
+    this.fanout = fanout;
+    const tags = options.tags ?? 0;
+    if (!Number.isInteger(tags) || tags < 0 || tags > 4) throw new RangeError(`interval tree tag count ${tags} is not 0 to 4`);
+    this.tagCount = tags;
+    this.region = (2 + tags) * fanout;
+  }
 
   get size(): number {
     return this.count;
   }
 
   clear(): void {
-    this.root = null;
+    this.bounds = new Float64Array(0);
+    this.starts = [];
+    this.lasts = [];
+    this.values = [];
+    this.leafCount = new Int32Array(0);
+    this.leafParent = new Int32Array(0);
+    this.leafNext = new Int32Array(0);
+    this.leafPrev = new Int32Array(0);
+    this.leafGap = [];
+    this.leafGapDirty = new Uint8Array(0);
+    this.leafCapacity = 0;
+    this.leafHigh = 0;
+    this.freeLeaves = [];
+    this.innerKeys = new Float64Array(0);
+    this.innerStarts = [];
+    this.innerChild = new Int32Array(0);
+    this.innerCount = new Int32Array(0);
+    this.innerParent = new Int32Array(0);
+    this.innerGap = [];
+    this.innerGapDirty = new Uint8Array(0);
+    this.innerCapacity = 0;
+    this.innerHigh = 0;
+    this.freeInners = [];
+    this.root = NONE;
+    this.height = 0;
     this.count = 0;
+  }
+
+  // ---- node pools ---------------------------------------------------------------------------
+
+  private allocLeaf(): number {
+    const reused = this.freeLeaves.pop();
+    const id = reused ?? this.leafHigh++;
+    if (id >= this.leafCapacity) this.growLeaves();
+    this.leafCount[id] = 0;
+    this.leafParent[id] = NONE;
+    this.leafNext[id] = NONE;
+    this.leafPrev[id] = NONE;
+    this.leafGap[id] = -1n;
+    this.leafGapDirty[id] = 1;
+    return id;
+  }
+
+  private growLeaves(): void {
+    const f = this.fanout;
+    const cap = Math.max(4, this.leafCapacity * 2);
+    this.bounds = grownF64(this.bounds, cap * this.region);
+    this.leafCount = grownI32(this.leafCount, cap);
+    this.leafParent = grownI32(this.leafParent, cap);
+    this.leafNext = grownI32(this.leafNext, cap);
+    this.leafPrev = grownI32(this.leafPrev, cap);
+    this.leafGapDirty = grownU8(this.leafGapDirty, cap);
+    // Filled, not just lengthened, so the arrays keep fast packed elements.
+    for (let s = this.leafCapacity * f; s < cap * f; s++) {
+      this.starts.push(0n);
+      this.lasts.push(0n);
+      this.values.push(undefined);
+    }
+    for (let l = this.leafCapacity; l < cap; l++) this.leafGap.push(-1n);
+    this.leafCapacity = cap;
+  }
+
+  private freeLeaf(id: number): void {
+    this.leafCount[id] = 0;
+    this.freeLeaves.push(id);
+  }
+
+  private allocInner(): number {
+    const reused = this.freeInners.pop();
+    const id = reused ?? this.innerHigh++;
+    if (id >= this.innerCapacity) this.growInners();
+    this.innerCount[id] = 0;
+    this.innerParent[id] = NONE;
+    this.innerGap[id] = -1n;
+    this.innerGapDirty[id] = 1;
+    return id;
+  }
+
+  private growInners(): void {
+    const f = this.fanout;
+    const cap = Math.max(4, this.innerCapacity * 2);
+    this.innerKeys = grownF64(this.innerKeys, cap * f);
+    this.innerChild = grownI32(this.innerChild, cap * f);
+    this.innerCount = grownI32(this.innerCount, cap);
+    this.innerParent = grownI32(this.innerParent, cap);
+    this.innerGapDirty = grownU8(this.innerGapDirty, cap);
+    for (let s = this.innerCapacity * f; s < cap * f; s++) this.innerStarts.push(0n);
+    for (let p = this.innerCapacity; p < cap; p++) this.innerGap.push(-1n);
+    this.innerCapacity = cap;
+  }
+
+  private freeInner(id: number): void {
+    this.innerCount[id] = 0;
+    this.freeInners.push(id);
+  }
+
+  // ---- generic node accessors (level 0 = leaf) -----------------------------------------------
+
+  private countOf(level: number, id: number): number {
+    return level === LEAF ? this.leafCount[id]! : this.innerCount[id]!;
+  }
+
+  private parentOf(level: number, id: number): number {
+    return level === LEAF ? this.leafParent[id]! : this.innerParent[id]!;
+  }
+
+  private setParent(level: number, id: number, parent: number): void {
+    if (level === LEAF) this.leafParent[id] = parent;
+    else this.innerParent[id] = parent;
+  }
+
+  /** Start of the first entry of a subtree, as a double and exactly. */
+  private minStartN(level: number, id: number): number {
+    return level === LEAF ? this.bounds[id * this.region]! : this.innerKeys[id * this.fanout]!;
+  }
+
+  private minStart(level: number, id: number): bigint {
+    return level === LEAF ? this.starts[id * this.fanout]! : this.innerStarts[id * this.fanout]!;
+  }
+
+  /** The rightmost leaf of a subtree. */
+  private lastLeafOf(level: number, id: number): number {
+    const f = this.fanout;
+    for (let h = level; h > LEAF; h--) id = this.innerChild[id * f + this.innerCount[id]! - 1]!;
+    return id;
+  }
+
+  private maxStart(level: number, id: number): bigint {
+    const leaf = this.lastLeafOf(level, id);
+    return this.starts[leaf * this.fanout + this.leafCount[leaf]! - 1]!;
+  }
+
+  private maxLast(level: number, id: number): bigint {
+    const leaf = this.lastLeafOf(level, id);
+    return this.lasts[leaf * this.fanout + this.leafCount[leaf]! - 1]!;
+  }
+
+  private indexInParent(parent: number, child: number): number {
+    const f = this.fanout;
+    const base = parent * f;
+    const n = this.innerCount[parent]!;
+    for (let i = 0; i < n; i++) if (this.innerChild[base + i] === child) return i;
+    throw new Error('interval tree: child missing from its parent');
+  }
+
+  private nodeAt(slot: number): IntervalNode<T> {
+    return { start: this.starts[slot]!, last: this.lasts[slot]!, value: this.values[slot] as T };
   }
 
   // ---- lookups ------------------------------------------------------------------------------
 
-  /** The leaf and index of the last entry with start ≤ key; index -1 when key precedes everything. */
-  private locate(key: bigint, keyN: number): { leaf: Leaf<T>; index: number } | null {
-    let node: BNode<T> | null = this.root;
-    if (!node) return null;
-    while (!node.leaf) {
-      const i: number = upperIndex(node, key, keyN);
-      node = (node as Inner<T>).children[i < 0 ? 0 : i]!;
+  /** Index of the last child of inner node `p` whose first start is ≤ key, or -1. */
+  private innerUpper(p: number, key: bigint, keyN: number): number {
+    const keys = this.innerKeys;
+    const base = p * this.fanout;
+    if (keys[base]! > keyN) return -1;
+    let lo = 0;
+    let hi = this.innerCount[p]! - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (keys[base + mid]! <= keyN) lo = mid;
+      else hi = mid - 1;
     }
-    return { leaf: node as Leaf<T>, index: upperIndex(node, key, keyN) };
+    // Doubles tie above 2^53: step back over keys that are really larger.
+    while (lo >= 0 && keys[base + lo] === keyN && this.innerStarts[base + lo]! > key) lo--;
+    return lo;
+  }
+
+  /** Index of the last entry of leaf `l` whose start is ≤ key, or -1. */
+  private leafUpper(l: number, key: bigint, keyN: number): number {
+    const bounds = this.bounds;
+    const f = this.fanout;
+    const base = l * this.region;
+    let lo = 0;
+    let hi = this.leafCount[l]! - 1;
+    if (hi < 0 || bounds[base]! > keyN) return -1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (bounds[base + mid]! <= keyN) lo = mid;
+      else hi = mid - 1;
+    }
+    while (lo >= 0 && bounds[base + lo] === keyN && this.starts[l * f + lo]! > key) lo--;
+    return lo;
+  }
+
+  /** The leaf whose key range covers `key` (the leftmost leaf when key precedes everything). */
+  private descend(key: bigint, keyN: number): number {
+    const f = this.fanout;
+    let id = this.root;
+    for (let h = this.height; h > LEAF; h--) {
+      const i = this.innerUpper(id, key, keyN);
+      id = this.innerChild[id * f + (i < 0 ? 0 : i)]!;
+    }
+    return id;
+  }
+
+  /** Whether last of `slot` ≥ point, comparing doubles first. */
+  private lastAtLeast(leaf: number, i: number, point: bigint, pointN: number): boolean {
+    const lastN = this.bounds[leaf * this.region + this.fanout + i]!;
+    return pointN < lastN || (pointN === lastN && point <= this.lasts[leaf * this.fanout + i]!);
+  }
+
+  /**
+   * The slot of the interval containing `point`, or -1: a handle for valueAt, startOf and
+   * lastOf, valid until the tree is next changed. The hot path of a lookup that needs the bounds
+   * as well as the value reads them from the leaf it already has in cache.
+   */
+  findSlot(point: bigint): number {
+    if (this.root === NONE) return NONE;
+    const pointN = Number(point);
+    const leaf = this.descend(point, pointN);
+    const i = this.leafUpper(leaf, point, pointN);
+    if (i < 0 || !this.lastAtLeast(leaf, i, point, pointN)) return NONE;
+    return leaf * this.fanout + i;
+  }
+
+  /** The value at a slot from findSlot. */
+  valueAt(slot: number): T {
+    return this.values[slot] as T;
+  }
+
+  /** Where row `row` (0 starts, 1 lasts, 2+ tags) of a slot's entry is in `bounds`. */
+  private boundsIndex(slot: number, row: number): number {
+    const f = this.fanout;
+    const leaf = Math.floor(slot / f);
+    return leaf * this.region + row * f + (slot - leaf * f);
+  }
+
+  /** Start and last of the interval at a slot, as doubles (exact up to 2^53). */
+  startNOf(slot: number): number {
+    return this.bounds[this.boundsIndex(slot, 0)]!;
+  }
+
+  lastNOf(slot: number): number {
+    return this.bounds[this.boundsIndex(slot, 1)]!;
+  }
+
+  /** Tag `k` of the interval at a slot. */
+  tagOf(slot: number, k: number): number {
+    return this.bounds[this.boundsIndex(slot, 2 + k)]!;
+  }
+
+  /** Sets tag `k` of the interval that starts at `start`; returns whether there is one. */
+  setTag(start: bigint, k: number, value: number): boolean {
+    if (k < 0 || k >= this.tagCount) throw new RangeError(`interval tree has no tag ${k}`);
+    if (this.root === NONE) return false;
+    const startN = Number(start);
+    const leaf = this.descend(start, startN);
+    const i = this.leafUpper(leaf, start, startN);
+    if (i < 0 || this.starts[leaf * this.fanout + i] !== start) return false;
+    this.bounds[leaf * this.region + (2 + k) * this.fanout + i] = value;
+    return true;
   }
 
   /** The interval containing `point`. */
   find(point: bigint): IntervalNode<T> | undefined {
-    const at = this.locate(point, Number(point));
-    if (!at || at.index < 0) return undefined;
-    const e = at.leaf.entries[at.index]!;
-    return point <= e.last ? e : undefined;
+    const slot = this.findSlot(point);
+    return slot === NONE ? undefined : this.nodeAt(slot);
   }
 
-  /** The entry after position (leaf, index), following the leaf chain. */
-  private after(leaf: Leaf<T>, index: number): Entry<T> | undefined {
-    if (index + 1 < leaf.n) return leaf.entries[index + 1];
-    let l = leaf.next;
-    while (l && l.n === 0) l = l.next;
-    return l?.entries[0];
+  /** The value of the interval containing `point` (find without building a node). */
+  findValue(point: bigint): T | undefined {
+    const slot = this.findSlot(point);
+    return slot === NONE ? undefined : this.values[slot];
+  }
+
+  /** The slot after (leaf, i) in key order, following the leaf chain; -1 at the end. */
+  private slotAfter(leaf: number, i: number): number {
+    if (i + 1 < this.leafCount[leaf]!) return leaf * this.fanout + i + 1;
+    const next = this.leafNext[leaf]!;
+    return next === NONE ? NONE : next * this.fanout;
   }
 
   /** The lowest interval intersecting [start, last] (interval_tree_iter_first). */
   firstOverlap(start: bigint, last: bigint): IntervalNode<T> | undefined {
-    const at = this.locate(start, Number(start));
-    if (!at) return undefined;
-    if (at.index >= 0) {
-      const e = at.leaf.entries[at.index]!;
-      if (e.last >= start) return e.start <= last ? e : undefined;
-    }
-    const nxt = at.index < 0 ? at.leaf.entries[0] : this.after(at.leaf, at.index);
-    return nxt && nxt.start <= last ? nxt : undefined;
+    if (this.root === NONE) return undefined;
+    const startN = Number(start);
+    const leaf = this.descend(start, startN);
+    const i = this.leafUpper(leaf, start, startN);
+    let slot: number;
+    if (i >= 0 && this.lastAtLeast(leaf, i, start, startN)) slot = leaf * this.fanout + i;
+    else slot = i < 0 ? leaf * this.fanout : this.slotAfter(leaf, i);
+    if (slot === NONE || this.starts[slot]! > last) return undefined;
+    return this.nodeAt(slot);
   }
 
   /** The highest interval intersecting [start, last]. */
   lastOverlap(start: bigint, last: bigint): IntervalNode<T> | undefined {
-    const at = this.locate(last, Number(last));
-    if (!at || at.index < 0) return undefined;
-    const e = at.leaf.entries[at.index]!;
-    return e.last >= start ? e : undefined;
+    if (this.root === NONE) return undefined;
+    const lastN = Number(last);
+    const leaf = this.descend(last, lastN);
+    const i = this.leafUpper(leaf, last, lastN);
+    if (i < 0) return undefined;
+    const slot = leaf * this.fanout + i;
+    return this.lasts[slot]! >= start ? this.nodeAt(slot) : undefined;
   }
 
   /** The interval following the one that starts at `start` (or the first one after `start`). */
   next(start: bigint): IntervalNode<T> | undefined {
-    const at = this.locate(start, Number(start));
-    if (!at) return undefined;
-    return at.index < 0 ? at.leaf.entries[0] : this.after(at.leaf, at.index);
+    if (this.root === NONE) return undefined;
+    const startN = Number(start);
+    const leaf = this.descend(start, startN);
+    const i = this.leafUpper(leaf, start, startN);
+    const slot = i < 0 ? leaf * this.fanout : this.slotAfter(leaf, i);
+    return slot === NONE ? undefined : this.nodeAt(slot);
   }
 
   /** The interval preceding the one that starts at `start`. */
   prev(start: bigint): IntervalNode<T> | undefined {
-    const at = this.locate(start, Number(start));
-    if (!at) return undefined;
-    let index = at.index;
-    if (index >= 0 && at.leaf.entries[index]!.start === start) index--;
-    if (index >= 0) return at.leaf.entries[index];
-    let l = at.leaf.prev;
-    while (l && l.n === 0) l = l.prev;
-    return l ? l.entries[l.n - 1] : undefined;
+    if (this.root === NONE) return undefined;
+    const f = this.fanout;
+    const leaf = this.descend(start, Number(start));
+    let i = this.leafUpper(leaf, start, Number(start));
+    if (i >= 0 && this.starts[leaf * f + i] === start) i--;
+    if (i >= 0) return this.nodeAt(leaf * f + i);
+    const p = this.leafPrev[leaf]!;
+    return p === NONE ? undefined : this.nodeAt(p * f + this.leafCount[p]! - 1);
+  }
+
+  private firstLeaf(): number {
+    let id = this.root;
+    for (let h = this.height; h > LEAF; h--) id = this.innerChild[id * this.fanout]!;
+    return id;
   }
 
   first(): IntervalNode<T> | undefined {
-    let node = this.root;
-    if (!node) return undefined;
-    while (!node.leaf) node = (node as Inner<T>).children[0]!;
-    return (node as Leaf<T>).entries[0];
+    return this.root === NONE ? undefined : this.nodeAt(this.firstLeaf() * this.fanout);
   }
 
   lastNode(): IntervalNode<T> | undefined {
-    let node = this.root;
-    if (!node) return undefined;
-    while (!node.leaf) node = (node as Inner<T>).children[node.n - 1]!;
-    return (node as Leaf<T>).entries[node.n - 1];
+    if (this.root === NONE) return undefined;
+    const leaf = this.lastLeafOf(this.height, this.root);
+    return this.nodeAt(leaf * this.fanout + this.leafCount[leaf]! - 1);
   }
 
   /** All intervals intersecting [start, last], ascending. */
@@ -221,98 +474,166 @@ export class IntervalTree<T> {
     }
   }
 
-  /** Every interval, ascending. */
+  /** Every interval, ascending. Callers may remove entries while iterating. */
   *[Symbol.iterator](): Generator<IntervalNode<T>> {
-    let node = this.root;
-    if (!node) return;
-    while (!node.leaf) node = (node as Inner<T>).children[0]!;
-    for (let l: Leaf<T> | null = node as Leaf<T>; l; l = l.next) {
-      // Copy: callers may remove entries while iterating.
-      for (const e of l.entries.slice(0, l.n)) yield e;
+    const f = this.fanout;
+    // One leaf's remaining entries are copied before they are yielded; the walk then resumes by
+    // key after the last of them, since the caller may have removed entries (freeing leaves).
+    let resumeAfter: bigint | null = null;
+    for (;;) {
+      if (this.root === NONE) return;
+      let leaf: number;
+      let from: number;
+      if (resumeAfter === null) {
+        leaf = this.firstLeaf();
+        from = 0;
+      } else {
+        const keyN = Number(resumeAfter);
+        leaf = this.descend(resumeAfter, keyN);
+        from = this.leafUpper(leaf, resumeAfter, keyN) + 1;
+        if (from >= this.leafCount[leaf]!) {
+          leaf = this.leafNext[leaf]!;
+          from = 0;
+          if (leaf === NONE) return;
+        }
+      }
+      const batch: IntervalNode<T>[] = [];
+      for (let i = from; i < this.leafCount[leaf]!; i++) batch.push(this.nodeAt(leaf * f + i));
+      yield* batch;
+      resumeAfter = batch[batch.length - 1]!.start;
     }
   }
 
   // ---- updates ------------------------------------------------------------------------------
 
   /** Adds [start, last]. The caller guarantees it overlaps nothing already in the set. */
-  insert(start: bigint, last: bigint, value: T): IntervalNode<T> {
+  insert(start: bigint, last: bigint, value: T): void {
     if (last < start) throw new RangeError(`interval [${start}, ${last}] is empty`);
-    const entry = new Entry(start, last, value);
-    if (!this.root) {
-      const leaf = new Leaf<T>();
-      this.root = leaf;
+    const f = this.fanout;
+    if (this.root === NONE) {
+      this.root = this.allocLeaf();
+      this.height = LEAF;
     }
-    const at = this.locate(start, entry.startN)!;
-    if (at.index >= 0 && at.leaf.entries[at.index]!.start === start) throw new Error(`interval tree: duplicate start ${start}`);
-    const leaf = at.leaf;
-    const pos = at.index + 1;
-    leaf.entries.splice(pos, 0, entry);
-    leaf.keys.copyWithin(pos + 1, pos, leaf.n);
-    leaf.keys[pos] = entry.startN;
-    leaf.n++;
+    const startN = Number(start);
+    const leaf = this.descend(start, startN);
+    const at = this.leafUpper(leaf, start, startN);
+    if (at >= 0 && this.starts[leaf * f + at] === start) throw new Error(`interval tree: duplicate start ${start}`);
+    const pos = at + 1;
+    const n = this.leafCount[leaf]!;
+    const base = leaf * f;
+    const b = leaf * this.region;
+    for (let row = b; row < b + this.region; row += f) this.bounds.copyWithin(row + pos + 1, row + pos, row + n);
+    for (let s = base + n; s > base + pos; s--) {
+      this.starts[s] = this.starts[s - 1]!;
+      this.lasts[s] = this.lasts[s - 1]!;
+      this.values[s] = this.values[s - 1];
+    }
+    this.bounds[b + pos] = startN;
+    this.bounds[b + f + pos] = Number(last);
+    for (let row = b + 2 * f; row < b + this.region; row += f) this.bounds[row + pos] = NaN;
+    this.starts[base + pos] = start;
+    this.lasts[base + pos] = last;
+    this.values[base + pos] = value;
+    this.leafCount[leaf] = n + 1;
     this.count++;
-    this.touch(leaf, pos === 0);
-    if (leaf.n === MAX) this.split(leaf);
-    return entry;
+    this.touch(LEAF, leaf, pos === 0);
+    if (n + 1 === f) {
+      // Sequential inserts at either end of the key space fill nodes instead of leaving halves.
+      const bias: SplitBias = pos === n && this.leafNext[leaf] === NONE ? 'append' : pos === 0 && this.leafPrev[leaf] === NONE ? 'prepend' : 'even';
+      this.split(LEAF, leaf, pos, bias);
+    }
   }
 
-  /** Splits a full node in two and inserts the right half into the parent (growing the root). */
-  private split(node: BNode<T>): void {
-    const half = node.n >> 1;
-    let right: BNode<T>;
-    if (node.leaf) {
-      const l = node as Leaf<T>;
-      const r = new Leaf<T>();
-      r.entries.push(...l.entries.splice(half));
-      r.next = l.next;
-      if (r.next) r.next.prev = r;
-      r.prev = l;
-      l.next = r;
-      right = r;
+  /** How many entries a full node keeps when the overflowing entry landed at `pos`. */
+  private keepOnSplit(n: number, pos: number, bias: SplitBias): number {
+    if (bias === 'append' && pos === n - 1) return n - 1;
+    if (bias === 'prepend' && pos <= 1) return 1;
+    return n >> 1;
+  }
+
+  /** Splits a full node in two and inserts the right part into the parent (growing the root). */
+  private split(level: number, id: number, pos: number, bias: SplitBias): void {
+    const f = this.fanout;
+    const n = this.countOf(level, id);
+    const keep = this.keepOnSplit(n, pos, bias);
+    const moved = n - keep;
+    let right: number;
+    if (level === LEAF) {
+      right = this.allocLeaf();
+      const b = id * this.region;
+      const rb = right * this.region;
+      for (let row = 0; row < this.region; row += f) this.bounds.copyWithin(rb + row, b + row + keep, b + row + n);
+      for (let i = 0; i < moved; i++) {
+        const from = id * f + keep + i;
+        const to = right * f + i;
+        this.starts[to] = this.starts[from]!;
+        this.lasts[to] = this.lasts[from]!;
+        this.values[to] = this.values[from];
+        this.values[from] = undefined;
+      }
+      const next = this.leafNext[id]!;
+      this.leafNext[right] = next;
+      if (next !== NONE) this.leafPrev[next] = right;
+      this.leafPrev[right] = id;
+      this.leafNext[id] = right;
+      this.leafCount[id] = keep;
+      this.leafCount[right] = moved;
+      this.leafGapDirty[id] = 1;
     } else {
-      const l = node as Inner<T>;
-      const r = new Inner<T>();
-      r.children.push(...l.children.splice(half));
-      for (const c of r.children) c.parent = r;
-      right = r;
+      right = this.allocInner();
+      this.innerKeys.copyWithin(right * f, id * f + keep, id * f + n);
+      this.innerChild.copyWithin(right * f, id * f + keep, id * f + n);
+      for (let i = 0; i < moved; i++) {
+        this.innerStarts[right * f + i] = this.innerStarts[id * f + keep + i]!;
+        this.setParent(level - 1, this.innerChild[right * f + i]!, right);
+      }
+      this.innerCount[id] = keep;
+      this.innerCount[right] = moved;
+      this.innerGapDirty[id] = 1;
     }
-    right.keys.set(node.keys.subarray(half, node.n));
-    right.n = node.n - half;
-    node.n = half;
-    node.gapDirty = true;
-    right.gapDirty = true;
-    let parent = node.parent;
-    if (!parent) {
-      parent = new Inner<T>();
-      parent.children.push(node);
-      parent.keys[0] = Number(node.minStart());
-      parent.n = 1;
-      node.parent = parent;
+    let parent = this.parentOf(level, id);
+    if (parent === NONE) {
+      parent = this.allocInner();
+      this.innerChild[parent * f] = id;
+      this.innerKeys[parent * f] = this.minStartN(level, id);
+      this.innerStarts[parent * f] = this.minStart(level, id);
+      this.innerCount[parent] = 1;
+      this.setParent(level, id, parent);
       this.root = parent;
+      this.height = level + 1;
     }
-    const i = parent.children.indexOf(node);
-    parent.children.splice(i + 1, 0, right);
-    parent.keys.copyWithin(i + 2, i + 1, parent.n);
-    parent.keys[i + 1] = Number(right.minStart());
-    parent.n++;
-    right.parent = parent;
-    this.touch(parent, false);
-    if (parent.n === MAX) this.split(parent);
+    const i = this.indexInParent(parent, id) + 1;
+    const pn = this.innerCount[parent]!;
+    const pb = parent * f;
+    this.innerKeys.copyWithin(pb + i + 1, pb + i, pb + pn);
+    this.innerChild.copyWithin(pb + i + 1, pb + i, pb + pn);
+    for (let s = pb + pn; s > pb + i; s--) this.innerStarts[s] = this.innerStarts[s - 1]!;
+    this.innerKeys[pb + i] = this.minStartN(level, right);
+    this.innerStarts[pb + i] = this.minStart(level, right);
+    this.innerChild[pb + i] = right;
+    this.innerCount[parent] = pn + 1;
+    this.setParent(level, right, parent);
+    this.touch(level + 1, parent, false);
+    if (pn + 1 === f) this.split(level + 1, parent, i, bias);
   }
 
   /**
    * After a node changed: mark the hole summaries stale up to the root and, when its first key
    * changed, refresh the separator keys above it.
    */
-  private touch(node: BNode<T>, firstChanged: boolean): void {
-    let child: BNode<T> = node;
-    child.gapDirty = true;
+  private touch(level: number, id: number, firstChanged: boolean): void {
+    const f = this.fanout;
+    if (level === LEAF) this.leafGapDirty[id] = 1;
+    else this.innerGapDirty[id] = 1;
     let refreshKey = firstChanged;
-    for (let p = child.parent; p; child = p, p = p.parent) {
-      p.gapDirty = true;
+    let child = id;
+    let childLevel = level;
+    for (let p = this.parentOf(level, id); p !== NONE; child = p, childLevel++, p = this.innerParent[p]!) {
+      this.innerGapDirty[p] = 1;
       if (refreshKey) {
-        const i = p.children.indexOf(child);
-        p.keys[i] = Number(child.minStart());
+        const i = this.indexInParent(p, child);
+        this.innerKeys[p * f + i] = this.minStartN(childLevel, child);
+        this.innerStarts[p * f + i] = this.minStart(childLevel, child);
         refreshKey = i === 0;
       }
     }
@@ -320,49 +641,103 @@ export class IntervalTree<T> {
 
   /** Removes the interval that starts at `start`; returns whether one was there. */
   remove(start: bigint): boolean {
-    const at = this.locate(start, Number(start));
-    if (!at || at.index < 0 || at.leaf.entries[at.index]!.start !== start) return false;
-    const leaf = at.leaf;
-    const pos = at.index;
-    leaf.entries.splice(pos, 1);
-    leaf.keys.copyWithin(pos, pos + 1, leaf.n);
-    leaf.n--;
+    if (this.root === NONE) return false;
+    const f = this.fanout;
+    const startN = Number(start);
+    const leaf = this.descend(start, startN);
+    const pos = this.leafUpper(leaf, start, startN);
+    if (pos < 0 || this.starts[leaf * f + pos] !== start) return false;
+    const n = this.leafCount[leaf]!;
+    const base = leaf * f;
+    const b = leaf * this.region;
+    for (let row = b; row < b + this.region; row += f) this.bounds.copyWithin(row + pos, row + pos + 1, row + n);
+    for (let s = base + pos; s < base + n - 1; s++) {
+      this.starts[s] = this.starts[s + 1]!;
+      this.lasts[s] = this.lasts[s + 1]!;
+      this.values[s] = this.values[s + 1];
+    }
+    // Let go of the value so the garbage collector can.
+    this.values[base + n - 1] = undefined;
+    this.leafCount[leaf] = n - 1;
     this.count--;
-    if (leaf.n === 0) this.detach(leaf);
-    else this.touch(leaf, pos === 0);
+    if (n - 1 === 0) this.detach(LEAF, leaf);
+    else this.touch(LEAF, leaf, pos === 0);
     return true;
   }
 
   /** Takes an empty node out of the tree (and parents that become empty); shrinks the root. */
-  private detach(node: BNode<T>): void {
-    if (node.leaf) {
-      const l = node as Leaf<T>;
-      if (l.prev) l.prev.next = l.next;
-      if (l.next) l.next.prev = l.prev;
-    }
-    const parent = node.parent;
-    if (!parent) {
-      this.root = null;
+  private detach(level: number, id: number): void {
+    const f = this.fanout;
+    const parent = this.parentOf(level, id);
+    if (level === LEAF) {
+      const prev = this.leafPrev[id]!;
+      const next = this.leafNext[id]!;
+      if (prev !== NONE) this.leafNext[prev] = next;
+      if (next !== NONE) this.leafPrev[next] = prev;
+      this.freeLeaf(id);
+    } else this.freeInner(id);
+    if (parent === NONE) {
+      this.root = NONE;
+      this.height = LEAF;
       return;
     }
-    const i = parent.children.indexOf(node);
-    parent.children.splice(i, 1);
-    parent.keys.copyWithin(i, i + 1, parent.n);
-    parent.n--;
-    if (parent.n === 0) {
-      this.detach(parent);
+    const i = this.indexInParent(parent, id);
+    const pn = this.innerCount[parent]!;
+    const pb = parent * f;
+    this.innerKeys.copyWithin(pb + i, pb + i + 1, pb + pn);
+    this.innerChild.copyWithin(pb + i, pb + i + 1, pb + pn);
+    for (let s = pb + i; s < pb + pn - 1; s++) this.innerStarts[s] = this.innerStarts[s + 1]!;
+    this.innerCount[parent] = pn - 1;
+    if (pn - 1 === 0) {
+      this.detach(level + 1, parent);
       return;
     }
-    this.touch(parent, i === 0);
+    this.touch(level + 1, parent, i === 0);
     // A root with a single child is replaced by that child.
-    while (this.root && !this.root.leaf && this.root.n === 1) {
-      const only: BNode<T> = (this.root as Inner<T>).children[0]!;
-      only.parent = null;
-      this.root = only;
+    while (this.height > LEAF && this.innerCount[this.root] === 1) {
+      const old = this.root;
+      this.root = this.innerChild[old * f]!;
+      this.height--;
+      this.setParent(this.height, this.root, NONE);
+      this.freeInner(old);
     }
   }
 
   // ---- holes --------------------------------------------------------------------------------
+
+  /** Widest hole between neighbouring intervals inside a subtree, recomputing stale summaries. */
+  private gapOf(level: number, id: number): bigint {
+    const f = this.fanout;
+    if (level === LEAF) {
+      if (!this.leafGapDirty[id]) return this.leafGap[id]!;
+      let gap = -1n;
+      const base = id * f;
+      for (let i = 1; i < this.leafCount[id]!; i++) {
+        const g = this.starts[base + i]! - this.lasts[base + i - 1]! - 1n;
+        if (g > gap) gap = g;
+      }
+      this.leafGap[id] = gap;
+      this.leafGapDirty[id] = 0;
+      return gap;
+    }
+    if (!this.innerGapDirty[id]) return this.innerGap[id]!;
+    let gap = -1n;
+    const base = id * f;
+    let prevLast = 0n;
+    for (let i = 0; i < this.innerCount[id]!; i++) {
+      const child = this.innerChild[base + i]!;
+      const g = this.gapOf(level - 1, child);
+      if (g > gap) gap = g;
+      if (i > 0) {
+        const between = this.innerStarts[base + i]! - prevLast - 1n;
+        if (between > gap) gap = between;
+      }
+      prevLast = this.maxLast(level - 1, child);
+    }
+    this.innerGap[id] = gap;
+    this.innerGapDirty[id] = 0;
+    return gap;
+  }
 
   /**
    * Holes inside the window [lo, hi] that are at least `minSize` long, lowest first. Each hole is
@@ -404,29 +779,32 @@ export class IntervalTree<T> {
    * is at least minSize; returns b's start and the predecessor's last.
    */
   private firstWideGapAfter(from: bigint, minSize: bigint): { start: bigint; predLast: bigint } | null {
-    const search = (node: BNode<T>, predLast: bigint | null): { start: bigint; predLast: bigint } | null => {
-      if (node.n === 0 || node.maxStart() <= from) return null;
-      let best = gapOf(node);
-      if (predLast !== null && node.minStart() - predLast - 1n > best) best = node.minStart() - predLast - 1n;
+    const f = this.fanout;
+    const search = (level: number, id: number, predLast: bigint | null): { start: bigint; predLast: bigint } | null => {
+      if (this.maxStart(level, id) <= from) return null;
+      let best = this.gapOf(level, id);
+      const first = this.minStart(level, id);
+      if (predLast !== null && first - predLast - 1n > best) best = first - predLast - 1n;
       if (best < minSize) return null;
-      if (node.leaf) {
-        const e = (node as Leaf<T>).entries;
-        for (let i = 0; i < node.n; i++) {
-          const pl = i > 0 ? e[i - 1]!.last : predLast;
-          if (e[i]!.start > from && pl !== null && e[i]!.start - pl - 1n >= minSize) return { start: e[i]!.start, predLast: pl };
+      const base = id * f;
+      if (level === LEAF) {
+        for (let i = 0; i < this.leafCount[id]!; i++) {
+          const pl = i > 0 ? this.lasts[base + i - 1]! : predLast;
+          const s = this.starts[base + i]!;
+          if (s > from && pl !== null && s - pl - 1n >= minSize) return { start: s, predLast: pl };
         }
         return null;
       }
-      const c = (node as Inner<T>).children;
       let pl = predLast;
-      for (let i = 0; i < node.n; i++) {
-        const r = search(c[i]!, pl);
+      for (let i = 0; i < this.innerCount[id]!; i++) {
+        const child = this.innerChild[base + i]!;
+        const r = search(level - 1, child, pl);
         if (r) return r;
-        pl = c[i]!.maxLast();
+        pl = this.maxLast(level - 1, child);
       }
       return null;
     };
-    return this.root ? search(this.root, null) : null;
+    return this.root === NONE ? null : search(this.height, this.root, null);
   }
 
   /**
@@ -464,69 +842,86 @@ export class IntervalTree<T> {
 
   /** The last interval a with a.start < from whose hole after it is at least minSize. */
   private lastWideGapBefore(from: bigint, minSize: bigint): { start: bigint; last: bigint; succStart: bigint } | null {
-    const search = (node: BNode<T>, succStart: bigint | null): { start: bigint; last: bigint; succStart: bigint } | null => {
-      if (node.n === 0 || node.minStart() >= from) return null;
-      let best = gapOf(node);
-      if (succStart !== null && succStart - node.maxLast() - 1n > best) best = succStart - node.maxLast() - 1n;
+    const f = this.fanout;
+    const search = (level: number, id: number, succStart: bigint | null): { start: bigint; last: bigint; succStart: bigint } | null => {
+      if (this.minStart(level, id) >= from) return null;
+      let best = this.gapOf(level, id);
+      const top = this.maxLast(level, id);
+      if (succStart !== null && succStart - top - 1n > best) best = succStart - top - 1n;
       if (best < minSize) return null;
-      if (node.leaf) {
-        const e = (node as Leaf<T>).entries;
-        for (let i = node.n - 1; i >= 0; i--) {
-          const ss = i < node.n - 1 ? e[i + 1]!.start : succStart;
-          if (e[i]!.start < from && ss !== null && ss - e[i]!.last - 1n >= minSize) return { start: e[i]!.start, last: e[i]!.last, succStart: ss };
+      const base = id * f;
+      if (level === LEAF) {
+        const n = this.leafCount[id]!;
+        for (let i = n - 1; i >= 0; i--) {
+          const ss = i < n - 1 ? this.starts[base + i + 1]! : succStart;
+          const s = this.starts[base + i]!;
+          const l = this.lasts[base + i]!;
+          if (s < from && ss !== null && ss - l - 1n >= minSize) return { start: s, last: l, succStart: ss };
         }
         return null;
       }
-      const c = (node as Inner<T>).children;
       let ss = succStart;
-      for (let i = node.n - 1; i >= 0; i--) {
-        const r = search(c[i]!, ss);
+      for (let i = this.innerCount[id]! - 1; i >= 0; i--) {
+        const child = this.innerChild[base + i]!;
+        const r = search(level - 1, child, ss);
         if (r) return r;
-        ss = c[i]!.minStart();
+        ss = this.innerStarts[base + i]!;
       }
       return null;
     };
-    return this.root ? search(this.root, null) : null;
+    return this.root === NONE ? null : search(this.height, this.root, null);
   }
 
-  /** Checks ordering, the leaf chain, separator keys, parents and hole summaries; for tests. */
+  // ---- checking -----------------------------------------------------------------------------
+
+  /**
+   * Checks ordering, the leaf chain, separator keys (double and exact), parents, node fill,
+   * uniform depth and hole summaries; for tests.
+   */
   checkInvariants(): void {
+    const f = this.fanout;
     let count = 0;
-    let prev: Entry<T> | undefined;
-    const walk = (node: BNode<T>, depth: number, depths: Set<number>): void => {
-      if (node.n === 0) throw new Error('interval tree: empty node in the tree');
-      if (node.n >= MAX) throw new Error('interval tree: overfull node');
-      const stale = node.gapDirty;
-      if (node.leaf) {
-        depths.add(depth);
-        const l = node as Leaf<T>;
-        if (l.entries.length !== l.n) throw new Error('interval tree: leaf count mismatch');
-        l.entries.forEach((e, i) => {
-          if (l.keys[i] !== e.startN) throw new Error('interval tree: stale leaf key');
-          if (prev && prev.last >= e.start) throw new Error('interval tree: overlapping or unordered intervals');
-          prev = e;
+    let prevLast: bigint | null = null;
+    const leavesInOrder: number[] = [];
+    const walk = (level: number, id: number, parent: number): void => {
+      const n = this.countOf(level, id);
+      if (n === 0) throw new Error('interval tree: empty node in the tree');
+      if (n >= f) throw new Error('interval tree: overfull node');
+      if (this.parentOf(level, id) !== parent) throw new Error('interval tree: wrong parent pointer');
+      const stale = level === LEAF ? this.leafGapDirty[id] : this.innerGapDirty[id];
+      if (level === LEAF) {
+        leavesInOrder.push(id);
+        for (let i = 0; i < n; i++) {
+          const s = this.starts[id * f + i]!;
+          const l = this.lasts[id * f + i]!;
+          if (this.bounds[id * this.region + i] !== Number(s) || this.bounds[id * this.region + f + i] !== Number(l)) throw new Error('interval tree: stale leaf key');
+          if (l < s) throw new Error('interval tree: empty interval');
+          if (prevLast !== null && prevLast >= s) throw new Error('interval tree: overlapping or unordered intervals');
+          prevLast = l;
           count++;
-        });
+        }
       } else {
-        const inner = node as Inner<T>;
-        if (inner.children.length !== inner.n) throw new Error('interval tree: inner count mismatch');
-        inner.children.forEach((c, i) => {
-          if (c.parent !== inner) throw new Error('interval tree: wrong parent pointer');
-          if (inner.keys[i] !== Number(c.minStart())) throw new Error('interval tree: stale separator key');
-          walk(c, depth + 1, depths);
-        });
+        for (let i = 0; i < n; i++) {
+          const child = this.innerChild[id * f + i]!;
+          if (this.innerStarts[id * f + i] !== this.minStart(level - 1, child) || this.innerKeys[id * f + i] !== Number(this.innerStarts[id * f + i]!)) {
+            throw new Error('interval tree: stale separator key');
+          }
+          walk(level - 1, child, id);
+        }
       }
       if (!stale) {
-        const cached = node.gap;
-        node.gapDirty = true;
-        if (gapOf(node) !== cached) throw new Error('interval tree: stale hole summary');
+        const cached = this.gapOf(level, id);
+        if (level === LEAF) this.leafGapDirty[id] = 1;
+        else this.innerGapDirty[id] = 1;
+        if (this.gapOf(level, id) !== cached) throw new Error('interval tree: stale hole summary');
       }
     };
-    if (this.root) {
-      const depths = new Set<number>();
-      walk(this.root, 0, depths);
-      if (depths.size !== 1) throw new Error('interval tree: leaves at different depths');
-    }
+    if (this.root !== NONE) walk(this.height, this.root, NONE);
     if (count !== this.count) throw new Error('interval tree: size mismatch');
+    // Walking down visits every leaf at the same depth (level 0); the chain must list them in order.
+    leavesInOrder.forEach((leaf, i) => {
+      if (this.leafPrev[leaf] !== (i > 0 ? leavesInOrder[i - 1] : NONE)) throw new Error('interval tree: broken leaf chain (prev)');
+      if (this.leafNext[leaf] !== (i + 1 < leavesInOrder.length ? leavesInOrder[i + 1] : NONE)) throw new Error('interval tree: broken leaf chain (next)');
+    });
   }
 }
