@@ -22,7 +22,7 @@ import {
   IOMMU_HWPT_DIRTY_TRACKING_ENABLE, IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR,
 } from '../../uapi/iommufd';
 import { fail, KernelError } from '../errno';
-import { atLeast } from '../profile';
+import { atLeast, type KernelVersion } from '../profile';
 import type { IommufdContext } from './context';
 import { hwptPagingAlloc } from './device';
 import { FaultQueue, FaultQueueFile } from './fault-queue';
@@ -41,9 +41,10 @@ interface Ucmd<S extends Record<string, FieldType>> {
   readonly op: Op<S>;
   /** The command struct, kernel-sized and zero-extended; handlers update it before respond. */
   readonly cmd: StructValue<S>;
-  /** The caller's argument buffer, and a view of it. */
+  /** The caller's argument buffer, and a view of its whole ArrayBuffer with the argument at `base`. */
   readonly user: Uint8Array;
   readonly view: DataView;
+  readonly base: number;
   readonly userSize: number;
 }
 
@@ -66,7 +67,7 @@ interface TableOp {
   readonly size: number;
   readonly since: readonly [number, number];
   /** Decodes the caller's struct (zero-extended past `userSize`) and runs the handler. */
-  run(ctx: IommufdContext, user: Uint8Array, view: DataView, userSize: number): number;
+  run(ctx: IommufdContext, user: Uint8Array, view: DataView, base: number, userSize: number): number;
 }
 
 function op<S extends Record<string, FieldType>>(
@@ -78,16 +79,16 @@ function op<S extends Record<string, FieldType>>(
     minSize: typed.minSize,
     size: struct.size,
     since,
-    run: (ctx, user, view, userSize) => {
-      const cmd = typed.ucmd.decode(view, Math.min(userSize, struct.size));
-      return execute({ ctx, op: typed, cmd, user, view, userSize });
+    run: (ctx, user, view, base, userSize) => {
+      const cmd = typed.ucmd.decode(view, base, Math.min(userSize, struct.size));
+      return execute({ ctx, op: typed, cmd, user, view, base, userSize });
     },
   };
 }
 
 /** iommufd_ucmd_respond: copies min(user size, sizeof) bytes of the command back. */
 function respond<S extends Record<string, FieldType>>(u: Ucmd<S>): void {
-  u.op.ucmd.encode(u.view, u.cmd, Math.min(u.userSize, u.op.struct.size));
+  u.op.ucmd.encode(u.view, u.base, u.cmd, Math.min(u.userSize, u.op.struct.size));
 }
 
 // ---- IOAS ---------------------------------------------------------------------------------------
@@ -554,18 +555,15 @@ const OPS = new Map<number, TableOp>([
 
 const CMD_BASE = 0x80;
 
-const tableEnds = new WeakMap<object, number>();
+/** The table indexed by _IOC_NR - CMD_BASE (a hole where no op has that number). */
+const OPS_BY_NR: (TableOp | undefined)[] = [];
+for (const [nr, o] of OPS) OPS_BY_NR[nr - CMD_BASE] = o;
 
-/** The highest command number this kernel's table has (the table ends at its newest op). */
-function tableEnd(ctx: IommufdContext): number {
-  const version = ctx.host.profile.kernel;
-  let end = tableEnds.get(version);
-  if (end === undefined) {
-    end = CMD_BASE - 1;
-    for (const [nr, o] of OPS) {
-      if (nr > end && atLeast(version, o.since[0], o.since[1])) end = nr;
-    }
-    tableEnds.set(version, end);
+/** The highest command number a kernel version's table has (the table ends at its newest op). */
+export function commandTableEnd(version: KernelVersion): number {
+  let end = CMD_BASE - 1;
+  for (const [nr, o] of OPS) {
+    if (nr > end && atLeast(version, o.since[0], o.since[1])) end = nr;
   }
   return end;
 }
@@ -576,15 +574,32 @@ export function iommufdRequestName(request: number): string | undefined {
   return OPS.get(request & 0xff)?.name;
 }
 
+/**
+ * The DataView of the last argument's ArrayBuffer: drivers pass the same struct buffer (or small
+ * Buffers carved from Node's shared pool) again and again, and building a DataView per call costs
+ * more than the rest of the argument handling.
+ */
+let lastBuffer: ArrayBufferLike | null = null;
+let lastView: DataView | null = null;
+
+function viewOf(buffer: ArrayBufferLike): DataView {
+  if (buffer !== lastBuffer) {
+    lastView = new DataView(buffer);
+    lastBuffer = buffer;
+  }
+  return lastView!;
+}
+
 /** iommufd_fops_ioctl. */
 export function dispatchIoctl(ctx: IommufdContext, request: number, arg: Uint8Array | number | null): number {
   const nr = request & 0xff;
-  if (nr < CMD_BASE || nr > tableEnd(ctx)) return vfioCompatIoctl(ctx, request, arg);
+  if (nr < CMD_BASE || nr > ctx.commandTableEnd) return vfioCompatIoctl(ctx, request, arg);
   // get_user(user_size): the argument must be readable memory.
   if (!(arg instanceof Uint8Array) || arg.length < 4) fail('EFAULT');
-  const view = new DataView(arg.buffer, arg.byteOffset, arg.byteLength);
-  const size = view.getUint32(0, true);
-  const o = OPS.get(nr);
+  const view = viewOf(arg.buffer);
+  const base = arg.byteOffset;
+  const size = view.getUint32(base, true);
+  const o = OPS_BY_NR[nr - CMD_BASE];
   // A request with the right number but other type/direction/size bits: -ENOIOCTLCMD.
   if (!o || request !== ((IOMMUFD_TYPE << 8) | nr)) fail('ENOTTY');
   if (size < o.minSize) fail('EINVAL');
@@ -595,5 +610,5 @@ export function dispatchIoctl(ctx: IommufdContext, request: number, arg: Uint8Ar
     if (arg.length < size) fail('EFAULT');
     for (let i = ksize; i < size; i++) if (arg[i] !== 0) fail('E2BIG');
   }
-  return o.run(ctx, arg, view, size);
+  return o.run(ctx, arg, view, base, size);
 }

@@ -29,7 +29,7 @@ import type { PhysicalMemory } from '../memory/physical-memory';
 import type { OpenFile, SyscallContext } from '../open-file';
 import type { Profile } from '../profile';
 import { hasIommufdNoiommu } from '../profile';
-import { dispatchIoctl } from './commands';
+import { commandTableEnd, dispatchIoctl } from './commands';
 import type { BindableDevice } from './device';
 import { deviceAttach, deviceDetach, deviceReplace, Igroup, IommufdDevice } from './device';
 import type { DmaOwnership } from './dma-ownership';
@@ -85,6 +85,7 @@ export class IommufdContext implements OpenFile {
     this.accountMode = asVfioContainer ? 'mm' : 'user';
     this.objects = new ObjectTable(host.faults);
     this.hasIommufdNoiommu = hasIommufdNoiommu(host.profile);
+    this.commandTableEnd = commandTableEnd(host.profile.kernel);
     this.sysRawio = host.profile.process.capabilities.sysRawio;
   }
 
@@ -94,6 +95,8 @@ export class IommufdContext implements OpenFile {
 
   /** Whether this kernel has CONFIG_IOMMUFD_NOIOMMU (7.3's noiommu support). */
   readonly hasIommufdNoiommu: boolean;
+  /** The last iommufd command number this kernel has; higher numbers go to VFIO compatibility. */
+  readonly commandTableEnd: number;
   /** CAP_SYS_RAWIO of the calling process (capable() in the hot GET_PA path). */
   readonly sysRawio: boolean;
 

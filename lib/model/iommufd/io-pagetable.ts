@@ -170,7 +170,12 @@ export class IoPagetable {
     /** HPAGE_SIZE with CONFIG_TRANSPARENT_HUGEPAGE, else PAGE_SIZE: caps the automatic alignment. */
     private readonly maxAutoAlignment: bigint,
     private readonly faults: FaultInjector = new FaultInjector(),
-  ) {}
+  ) {
+    this.pageSizeN = Number(pageSize);
+  }
+
+  /** pageSize as a number, for the arithmetic of the GET_PA path. */
+  private readonly pageSizeN: number;
 
   get allowedRanges(): readonly IovaRange[] {
     return this.allowed;
@@ -297,7 +302,7 @@ export class IoPagetable {
    */
   private publishTranslation(area: Area): void {
     const domain = area.storageDomain;
-    const ps = Number(this.pageSize);
+    const ps = this.pageSizeN;
     const fast = domain !== null && domain.owner === 'noiommu';
     this.areas.setTag(area.iova, TAG_PHYS_START, fast ? area.frameAt(0) * ps + area.pageOffset : NaN);
     this.areas.setTag(area.iova, TAG_FIRST_RUN_BYTES, fast ? area.contiguousFrom(0) * ps - area.pageOffset : NaN);
@@ -479,17 +484,17 @@ export class IoPagetable {
    */
   getPhys(iova: bigint, maxLength: bigint): { phys: bigint; length: bigint } {
     if (maxLength === 0n) fail('EINVAL');
-    const slot = this.areas.findSlot(iova);
+    const iovaN = Number(iova);
+    const slot = this.areas.findSlot(iova, iovaN);
     if (slot < 0) fail('ENOENT');
     // A loaded area is backed by pinned RAM, so offsets inside it fit a double exactly; below
     // 2^53 the IOVAs do too, and the area's bounds come from the tree leaf the lookup just read.
-    const ps = Number(this.pageSize);
+    const ps = this.pageSizeN;
     const lastN = this.areas.lastNOf(slot);
     let off: number;
     let toAreaEnd: number;
     let inPage: number;
     if (lastN <= Number.MAX_SAFE_INTEGER) {
-      const iovaN = Number(iova);
       off = iovaN - this.areas.startNOf(slot);
       toAreaEnd = lastN - iovaN + 1;
       inPage = iovaN % ps;
@@ -530,6 +535,39 @@ export class IoPagetable {
     }
     if (length > cap) length = cap;
     return { phys: BigInt(phys), length: BigInt(length) };
+  }
+
+  /**
+   * Checks the area tree, each loaded area's recorded translation against its pinned pages, and
+   * the tags GET_PA's fast path reads; for tests.
+   */
+  checkInvariants(): void {
+    this.areas.checkInvariants();
+    const ps = this.pageSizeN;
+    for (const { start, value: area } of this.areas) {
+      const slot = this.areas.findSlot(start);
+      const physStart = this.areas.tagOf(slot, TAG_PHYS_START);
+      const firstRunBytes = this.areas.tagOf(slot, TAG_FIRST_RUN_BYTES);
+      const domain = area.storageDomain;
+      if (!domain) {
+        if (!Number.isNaN(physStart) || !Number.isNaN(firstRunBytes)) throw new Error(`io_pagetable: unloaded area 0x${start.toString(16)} has a translation`);
+        continue;
+      }
+      const pages = area.lastIndex - area.firstIndex + 1;
+      for (let page = 0; page < pages; page++) {
+        const pfn = area.pages.frame(area.firstIndex + page);
+        if (area.frameAt(page) !== pfn) throw new Error(`io_pagetable: area 0x${start.toString(16)} page ${page}: frame ${area.frameAt(page)}, pinned ${pfn}`);
+        let run = 1;
+        while (page + run < pages && area.pages.frame(area.firstIndex + page + run) === pfn + run) run++;
+        if (area.contiguousFrom(page) !== run) throw new Error(`io_pagetable: area 0x${start.toString(16)} page ${page}: run of ${area.contiguousFrom(page)}, frames say ${run}`);
+      }
+      const fast = domain.owner === 'noiommu';
+      const expectStart = fast ? area.pages.frame(area.firstIndex) * ps + area.pageOffset : NaN;
+      const expectRun = fast ? area.contiguousFrom(0) * ps - area.pageOffset : NaN;
+      if (!Object.is(physStart, expectStart) || !Object.is(firstRunBytes, expectRun)) {
+        throw new Error(`io_pagetable: area 0x${start.toString(16)} tags (${physStart}, ${firstRunBytes}), expected (${expectStart}, ${expectRun})`);
+      }
+    }
   }
 
   /** iommu_iova_to_phys on the area's storage domain. */

@@ -3,10 +3,11 @@
  * descriptions (field names, kinds and offsets come from the codec; nothing here knows a layout).
  *
  * The shared codec builds Buffers around every access, which is fine for the typed API but costs
- * microseconds per ioctl; the model reads and writes the caller's bytes through one DataView, so a
- * GET_PA round trip costs what the lookup costs. Fields past `limit` (the caller's `size`) read
- * as zero and are not written back, exactly like the kernel's zero-extension and min(size, sizeof)
- * copy-out.
+ * microseconds per ioctl; the model reads and writes the caller's bytes through a DataView of the
+ * whole ArrayBuffer at the argument's offset (`base`), so one view serves every argument carved
+ * from the same buffer and a GET_PA round trip costs what the lookup costs. Fields past `limit`
+ * (the caller's `size`) read as zero and are not written back, exactly like the kernel's
+ * zero-extension and min(size, sizeof) copy-out.
  */
 import type { FieldType, StructType, StructValue } from '../../uapi/codec';
 
@@ -36,8 +37,8 @@ export class UcmdStruct<S extends Record<string, FieldType>> {
    * as the kernel's, generated from the field list (one property access per field, no loops), so
    * the hot ioctls (GET_PA, MAP, UNMAP) decode in tens of nanoseconds.
    */
-  private readonly decodeFull: (view: DataView) => StructValue<S>;
-  private readonly encodeFull: (view: DataView, value: StructValue<S>) => void;
+  private readonly decodeFull: (view: DataView, base: number) => StructValue<S>;
+  private readonly encodeFull: (view: DataView, base: number, value: StructValue<S>) => void;
 
   constructor(readonly type: StructType<S>) {
     this.size = type.size;
@@ -47,21 +48,21 @@ export class UcmdStruct<S extends Record<string, FieldType>> {
       const key = JSON.stringify(f.name);
       if (f.type.kind === 'array') {
         const el = f.type.element;
-        const items = Array.from({ length: f.type.count }, (_, i) => 'v.' + GETTERS[el.kind]!.replace('@', String(f.offset + i * el.size)));
+        const items = Array.from({ length: f.type.count }, (_, i) => 'v.' + GETTERS[el.kind]!.replace('@', `b + ${f.offset + i * el.size}`));
         reads.push(`${key}: [${items.join(', ')}]`);
         for (let i = 0; i < f.type.count; i++) {
-          writes.push('v.' + SETTERS[el.kind]!.replace('@', String(f.offset + i * el.size)).replace('#', `o[${key}][${i}]`) + ';');
+          writes.push('v.' + SETTERS[el.kind]!.replace('@', `b + ${f.offset + i * el.size}`).replace('#', `o[${key}][${i}]`) + ';');
         }
       } else {
-        reads.push(`${key}: v.${GETTERS[f.type.kind]!.replace('@', String(f.offset))}`);
+        reads.push(`${key}: v.${GETTERS[f.type.kind]!.replace('@', `b + ${f.offset}`)}`);
         const conv = f.type.size === 8 ? `BigInt(o[${key}])` : `Number(o[${key}])`;
-        writes.push('v.' + SETTERS[f.type.kind]!.replace('@', String(f.offset)).replace('#', conv) + ';');
+        writes.push('v.' + SETTERS[f.type.kind]!.replace('@', `b + ${f.offset}`).replace('#', conv) + ';');
       }
     }
     // eslint-disable-next-line @typescript-eslint/no-implied-eval
-    this.decodeFull = new Function('v', `return { ${reads.join(', ')} };`) as (view: DataView) => StructValue<S>;
+    this.decodeFull = new Function('v', 'b', `return { ${reads.join(', ')} };`) as (view: DataView, base: number) => StructValue<S>;
     // eslint-disable-next-line @typescript-eslint/no-implied-eval
-    this.encodeFull = new Function('v', 'o', writes.join('\n')) as (view: DataView, value: StructValue<S>) => void;
+    this.encodeFull = new Function('v', 'b', 'o', writes.join('\n')) as (view: DataView, base: number, value: StructValue<S>) => void;
     this.fields = type.fields.map((f) => ({
       name: f.name,
       offset: f.offset,
@@ -72,37 +73,38 @@ export class UcmdStruct<S extends Record<string, FieldType>> {
     }));
   }
 
-  /** Decodes the struct from `view`, treating bytes at or past `limit` as zero. */
-  decode(view: DataView, limit: number): StructValue<S> {
-    if (limit >= this.size) return this.decodeFull(view);
+  /** Decodes the struct at `base` in `view`, treating bytes at or past base + `limit` as zero. */
+  decode(view: DataView, base: number, limit: number): StructValue<S> {
+    if (limit >= this.size) return this.decodeFull(view, base);
     const out: Record<string, unknown> = {};
     for (const f of this.fields) {
       if (f.kind === 'array') {
         const arr: (number | bigint)[] = [];
-        for (let i = 0; i < f.count; i++) arr.push(readScalar(view, f.offset + i * f.element!.size, f.element!.kind, f.element!.size, limit));
+        for (let i = 0; i < f.count; i++) arr.push(readScalar(view, base, f.offset + i * f.element!.size, f.element!.kind, f.element!.size, limit));
         out[f.name] = arr;
-      } else out[f.name] = readScalar(view, f.offset, f.kind, f.size, limit);
+      } else out[f.name] = readScalar(view, base, f.offset, f.kind, f.size, limit);
     }
     return out as StructValue<S>;
   }
 
-  /** Writes every field back into `view`, clipped at `limit` bytes. */
-  encode(view: DataView, value: StructValue<S>, limit: number): void {
+  /** Writes every field back into the struct at `base` in `view`, clipped at `limit` bytes. */
+  encode(view: DataView, base: number, value: StructValue<S>, limit: number): void {
     if (limit >= this.size) {
-      this.encodeFull(view, value);
+      this.encodeFull(view, base, value);
       return;
     }
     for (const f of this.fields) {
       const v = (value as Record<string, unknown>)[f.name];
       if (f.kind === 'array') {
-        (v as (number | bigint)[]).forEach((e, i) => writeScalar(view, f.offset + i * f.element!.size, f.element!.kind, f.element!.size, e, limit));
-      } else writeScalar(view, f.offset, f.kind, f.size, v as number | bigint, limit);
+        (v as (number | bigint)[]).forEach((e, i) => writeScalar(view, base, f.offset + i * f.element!.size, f.element!.kind, f.element!.size, e, limit));
+      } else writeScalar(view, base, f.offset, f.kind, f.size, v as number | bigint, limit);
     }
   }
 }
 
-function readScalar(view: DataView, at: number, kind: string, size: number, limit: number): number | bigint {
-  if (at + size <= limit) {
+function readScalar(view: DataView, base: number, offset: number, kind: string, size: number, limit: number): number | bigint {
+  const at = base + offset;
+  if (offset + size <= limit) {
     switch (kind) {
       case 'u8': return view.getUint8(at);
       case 'u16': return view.getUint16(at, true);
@@ -114,13 +116,14 @@ function readScalar(view: DataView, at: number, kind: string, size: number, limi
   }
   // A field cut by the caller's size: the bytes present, zero above.
   let v = 0n;
-  for (let i = Math.min(size, Math.max(0, limit - at)) - 1; i >= 0; i--) v = (v << 8n) | BigInt(view.getUint8(at + i));
+  for (let i = Math.min(size, Math.max(0, limit - offset)) - 1; i >= 0; i--) v = (v << 8n) | BigInt(view.getUint8(at + i));
   if (size === 8) return kind === 's64' ? BigInt.asIntN(64, v) : v;
   return kind === 's32' ? Number(BigInt.asIntN(32, v)) : Number(v);
 }
 
-function writeScalar(view: DataView, at: number, kind: string, size: number, v: number | bigint, limit: number): void {
-  if (at + size <= limit) {
+function writeScalar(view: DataView, base: number, offset: number, kind: string, size: number, v: number | bigint, limit: number): void {
+  const at = base + offset;
+  if (offset + size <= limit) {
     switch (kind) {
       case 'u8': view.setUint8(at, Number(v)); return;
       case 'u16': view.setUint16(at, Number(v), true); return;
@@ -131,7 +134,7 @@ function writeScalar(view: DataView, at: number, kind: string, size: number, v: 
     }
   }
   let x = BigInt.asUintN(size * 8, BigInt(v));
-  for (let i = 0; i < size && at + i < limit; i++) {
+  for (let i = 0; i < size && offset + i < limit; i++) {
     view.setUint8(at + i, Number(x & 0xffn));
     x >>= 8n;
   }

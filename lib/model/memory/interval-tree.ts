@@ -18,8 +18,8 @@
  *
  * A leaf holds up to fanout-1 entries; inner nodes hold up to fanout-1 children with the start
  * of each child's first entry as separator. Leaves are chained both ways for ordered walks.
- * Removal drops nodes that become empty (no rebalancing): depth stays bounded by the largest
- * size the tree ever had, which keeps every operation O(log n) for the model's workloads.
+ * Removal merges a node that falls under a quarter full into a neighbour when both fit in one,
+ * and drops nodes that become empty, so entries stay densely packed under insert/remove churn.
  */
 
 export interface IntervalNode<T> {
@@ -333,13 +333,13 @@ export class IntervalTree<T> {
   }
 
   /**
-   * The slot of the interval containing `point`, or -1: a handle for valueAt, startOf and
-   * lastOf, valid until the tree is next changed. The hot path of a lookup that needs the bounds
+   * The slot of the interval containing `point` (`pointN` is Number(point), for a caller that
+   * has it already), or -1: a handle for valueAt, startNOf, lastNOf and tagOf, valid until the
+   * tree is next changed. The hot path of a lookup that needs the bounds
    * as well as the value reads them from the leaf it already has in cache.
    */
-  findSlot(point: bigint): number {
+  findSlot(point: bigint, pointN: number = Number(point)): number {
     if (this.root === NONE) return NONE;
-    const pointN = Number(point);
     const leaf = this.descend(point, pointN);
     const i = this.leafUpper(leaf, point, pointN);
     if (i < 0 || !this.lastAtLeast(leaf, i, point, pointN)) return NONE;
@@ -661,8 +661,65 @@ export class IntervalTree<T> {
     this.leafCount[leaf] = n - 1;
     this.count--;
     if (n - 1 === 0) this.detach(LEAF, leaf);
-    else this.touch(LEAF, leaf, pos === 0);
+    else {
+      this.touch(LEAF, leaf, pos === 0);
+      this.rebalance(LEAF, leaf);
+    }
     return true;
+  }
+
+  /**
+   * After a node lost an entry: when it is under a quarter full and fits together with a
+   * neighbour under the same parent (leaving room for more inserts), merges the two. Without this,
+   * churn at spread-out keys (map/unmap between long-lived areas) would keep splitting nodes and
+   * never join them, leaving the entries thinly spread over ever more leaves.
+   */
+  private rebalance(level: number, id: number): void {
+    const f = this.fanout;
+    const n = this.countOf(level, id);
+    const parent = this.parentOf(level, id);
+    if (parent === NONE || n >= f >> 2) return;
+    const pn = this.innerCount[parent]!;
+    if (pn < 2) return;
+    const i = this.indexInParent(parent, id);
+    const sibling = this.innerChild[parent * f + (i > 0 ? i - 1 : i + 1)]!;
+    const left = i > 0 ? sibling : id;
+    const right = i > 0 ? id : sibling;
+    if (this.countOf(level, left) + this.countOf(level, right) > f - 1 - (f >> 2)) return;
+    this.merge(level, left, right);
+  }
+
+  /** Moves every entry (or child) of `right` to the end of its left neighbour, then drops `right`. */
+  private merge(level: number, left: number, right: number): void {
+    const f = this.fanout;
+    const ln = this.countOf(level, left);
+    const rn = this.countOf(level, right);
+    if (level === LEAF) {
+      const lb = left * this.region;
+      const rb = right * this.region;
+      for (let row = 0; row < this.region; row += f) this.bounds.copyWithin(lb + row + ln, rb + row, rb + row + rn);
+      for (let i = 0; i < rn; i++) {
+        const from = right * f + i;
+        const to = left * f + ln + i;
+        this.starts[to] = this.starts[from]!;
+        this.lasts[to] = this.lasts[from]!;
+        this.values[to] = this.values[from];
+        this.values[from] = undefined;
+      }
+      this.leafCount[left] = ln + rn;
+      this.leafCount[right] = 0;
+    } else {
+      this.innerKeys.copyWithin(left * f + ln, right * f, right * f + rn);
+      this.innerChild.copyWithin(left * f + ln, right * f, right * f + rn);
+      for (let i = 0; i < rn; i++) {
+        this.innerStarts[left * f + ln + i] = this.innerStarts[right * f + i]!;
+        this.setParent(level - 1, this.innerChild[left * f + ln + i]!, left);
+      }
+      this.innerCount[left] = ln + rn;
+      this.innerCount[right] = 0;
+    }
+    this.touch(level, left, false);
+    this.detach(level, right);
   }
 
   /** Takes an empty node out of the tree (and parents that become empty); shrinks the root. */
@@ -693,6 +750,7 @@ export class IntervalTree<T> {
       return;
     }
     this.touch(level + 1, parent, i === 0);
+    this.rebalance(level + 1, parent);
     // A root with a single child is replaced by that child.
     while (this.height > LEAF && this.innerCount[this.root] === 1) {
       const old = this.root;
@@ -873,6 +931,22 @@ export class IntervalTree<T> {
   }
 
   // ---- checking -----------------------------------------------------------------------------
+
+  /** Levels below the root, and how many leaves and inner nodes the tree is made of. */
+  shape(): { height: number; leaves: number; innerNodes: number } {
+    let leaves = 0;
+    let innerNodes = 0;
+    const walk = (level: number, id: number): void => {
+      if (level === LEAF) {
+        leaves++;
+        return;
+      }
+      innerNodes++;
+      for (let i = 0; i < this.innerCount[id]!; i++) walk(level - 1, this.innerChild[id * this.fanout + i]!);
+    };
+    if (this.root !== NONE) walk(this.height, this.root);
+    return { height: this.height, leaves, innerNodes };
+  }
 
   /**
    * Checks ordering, the leaf chain, separator keys (double and exact), parents, node fill,
