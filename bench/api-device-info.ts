@@ -1,35 +1,51 @@
 /**
- * VFIO_DEVICE_GET_INFO / GET_REGION_INFO through each layer against the same ioctl looped in C
- * on the same device fd in the same run (or the raw kernel.ioctl without a C compiler). `VfioDevice.info` is cached by design; the uncached
- * wrapper is what the API pays the first time. Run: node dist/bench/api-device-info.js [iterations]
+ * VFIO_DEVICE_GET_INFO layer by layer, against the same ioctl looped in C on the same device fd
+ * in the same run: the addon's ioctl called directly, NativeKernel.ioctl, the lib/ioctl wrapper
+ * (what `VfioDevice.info` issues), plus an empty addon call (the N-API floor). `VfioDevice.info`
+ * asks the kernel once per device and then answers from its cache, so the typed API's cost per
+ * ioctl is the wrapper's row; the cached getter is printed beside it. GET_REGION_INFO(BAR0) is
+ * timed too, through its wrapper. Run: node dist/bench/api-device-info.js [iterations per round] [rounds]
  */
 import { nativeKernel } from '../lib/sys/native';
 import { openDevice } from '../lib/open-device';
+import { StructMemory } from '../lib/uapi/codec';
 import * as V from '../lib/uapi/vfio';
 import { deviceGetInfo, deviceGetRegionInfo } from '../lib/ioctl/vfio-device';
-import { benchDevice, cBaseline, measure, report } from './api-support';
+import { benchDevice, benchLayers, rawAddon, type Row } from './api-support';
 
 function main(): void {
   const iterations = Number(process.argv[2] ?? 100_000);
+  const rounds = Number(process.argv[3] ?? 5);
   const kernel = nativeKernel();
   const bdf = benchDevice(kernel);
   if (bdf === null) return;
   using device = openDevice(bdf, { kernel });
   const fd = device.fd;
-  const packed = V.VfioDeviceInfo.encode({ argsz: V.VfioDeviceInfo.size });
+  const addon = rawAddon();
+  const request = V.VFIO_DEVICE_GET_INFO.number;
+  // The pre-packed struct of the raw rows; argsz is reset per call, as the kernel may raise it.
+  const packed = new StructMemory(V.VfioDeviceInfo);
+  const argsz = V.VfioDeviceInfo.slot32('argsz');
+  packed.u32[argsz] = V.VfioDeviceInfo.size;
 
-  const raw = measure('kernel.ioctl VFIO_DEVICE_GET_INFO, pre-packed', iterations, () => {
-    V.VfioDeviceInfo.set(packed, 'argsz', V.VfioDeviceInfo.size);
-    kernel.ioctl(fd, V.VFIO_DEVICE_GET_INFO.number, packed);
+  const raw: Row = { name: 'addon.ioctl, pre-packed struct (no NativeKernel)', run: () => {
+    packed.u32[argsz] = V.VfioDeviceInfo.size;
+    addon.ioctl(fd, request, packed.bytes);
+  } };
+  const viaKernel: Row = { name: 'NativeKernel.ioctl, pre-packed struct', run: () => {
+    packed.u32[argsz] = V.VfioDeviceInfo.size;
+    kernel.ioctl(fd, request, packed.bytes);
+  } };
+  const wrapper: Row = { name: 'lib/ioctl deviceGetInfo = what VfioDevice.info issues', run: () => { deviceGetInfo(kernel, fd); } };
+  const cached: Row = { name: 'VfioDevice.info, answered from its cache', run: () => { void device.info; } };
+  const region: Row = { name: 'lib/ioctl deviceGetRegionInfo(BAR0), another ioctl', run: () => { deviceGetRegionInfo(kernel, fd, 0); } };
+  const backend = `${device.backend.kind}${device.backend.noiommu ? ', noiommu' : ''}`;
+  benchLayers({
+    title: `VFIO_DEVICE_GET_INFO, ${iterations} calls per round (${bdf}, ${backend})`,
+    iterations, rounds,
+    c: { name: 'C loop: the same ioctl on the same device fd', options: { target: { fd }, request, arg: packed.bytes.slice() } },
+    layers: [raw, viaKernel, wrapper], goal: wrapper, aside: [cached, region],
   });
-  const wrapper = measure('lib/ioctl deviceGetInfo (with capability chain)', iterations, () => deviceGetInfo(kernel, fd));
-  const api = measure('VfioDevice.info (cached after the first call)', iterations, () => device.info);
-  const region = measure('lib/ioctl deviceGetRegionInfo(BAR0)', iterations, () => deviceGetRegionInfo(kernel, fd, 0));
-  V.VfioDeviceInfo.set(packed, 'argsz', V.VfioDeviceInfo.size);
-  const c = cBaseline('C loop: the same ioctl on the same device fd', { target: { fd }, request: V.VFIO_DEVICE_GET_INFO.number, arg: packed, iterations });
-  device.close();
-  console.log(`backend: ${device.backend.kind}${device.backend.noiommu ? ' (noiommu)' : ''}`);
-  report(`VFIO_DEVICE_GET_INFO, ${iterations} calls (${bdf})`, c ?? raw, [...(c ? [raw] : []), wrapper, api, region]);
 }
 
 main();

@@ -1,18 +1,21 @@
 /**
- * IOMMU_IOAS_NOIOMMU_GET_PA through each layer, against the same ioctl looped in C on the same
- * iommufd in the same run (or, without a C compiler, the raw kernel.ioctl of a pre-packed
- * struct), plus what the DmaBuffer's cached segment table costs instead. Needs a device on the Linux 7.3 noiommu cdev path.
- * Run: node dist/bench/api-get-pa.js [iterations]
+ * IOMMU_IOAS_NOIOMMU_GET_PA layer by layer, against the same ioctl looped in C on the same
+ * iommufd in the same run: the addon's ioctl called directly, NativeKernel.ioctl, the lib/ioctl
+ * wrapper and Ioas.getPhysicalAddress, plus an empty addon call (the N-API floor) and what the
+ * DmaBuffer's cached segment table costs instead. Every row asks for the same IOVA with the same
+ * 4 KiB cap as the C loop. Needs a device on the Linux 7.3 noiommu cdev path.
+ * Run: node dist/bench/api-get-pa.js [iterations per round] [rounds]
  */
 import { nativeKernel } from '../lib/sys/native';
 import { openDevice } from '../lib/open-device';
+import { StructMemory } from '../lib/uapi/codec';
 import * as U from '../lib/uapi/iommufd';
 import { noiommuGetPa } from '../lib/ioctl/iommufd';
-import { benchDevice, cBaseline, measure, report } from './api-support';
-import type { Iova } from '../lib/types';
+import { benchDevice, benchLayers, rawAddon, type Row } from './api-support';
 
 function main(): void {
   const iterations = Number(process.argv[2] ?? 100_000);
+  const rounds = Number(process.argv[3] ?? 5);
   const kernel = nativeKernel();
   const bdf = benchDevice(kernel);
   if (bdf === null) return;
@@ -24,28 +27,33 @@ function main(): void {
   const ioas = device.ioas!;
   using dma = device.allocateDma(2n << 20n, { locked: true });
   const iova = dma.iova!;
+  const cap = 4096n;
   const fd = device.iommufd!.fd;
-  const packed = U.IommuIoasNoiommuGetPa.encode({ size: U.IommuIoasNoiommuGetPa.size, ioas_id: ioas.id, iova, length: 4096n });
-  const page = 4096n;
-  const pages = dma.size / page;
+  const addon = rawAddon();
+  const request = U.IOMMU_IOAS_NOIOMMU_GET_PA.number;
+  // The pre-packed struct of the raw rows; the kernel writes length back, so it is reset per call.
+  const packed = new StructMemory(U.IommuIoasNoiommuGetPa);
+  U.IommuIoasNoiommuGetPa.encode({ size: U.IommuIoasNoiommuGetPa.size, ioas_id: ioas.id, iova, length: cap }, packed.bytes);
+  const lengthSlot = U.IommuIoasNoiommuGetPa.slot64('length');
 
-  const raw = measure('kernel.ioctl, pre-packed struct', iterations, () => {
-    U.IommuIoasNoiommuGetPa.set(packed, 'length', 4096n);
-    kernel.ioctl(fd, U.IOMMU_IOAS_NOIOMMU_GET_PA.number, packed);
+  const pages = dma.size / 4096n;
+  const raw: Row = { name: 'addon.ioctl, pre-packed struct (no NativeKernel)', run: () => {
+    packed.u64[lengthSlot] = cap;
+    addon.ioctl(fd, request, packed.bytes);
+  } };
+  const viaKernel: Row = { name: 'NativeKernel.ioctl, pre-packed struct', run: () => {
+    packed.u64[lengthSlot] = cap;
+    kernel.ioctl(fd, request, packed.bytes);
+  } };
+  const wrapper: Row = { name: 'lib/ioctl noiommuGetPa (pack, call, unpack)', run: () => { noiommuGetPa(kernel, fd, ioas.id, iova, cap); } };
+  const api: Row = { name: 'Ioas.getPhysicalAddress', run: () => { ioas.getPhysicalAddress(iova, cap); } };
+  const cached: Row = { name: 'DmaBuffer.physicalAddress (segment table, no syscall)', run: (i) => { dma.physicalAddress((BigInt(i) % pages) * 4096n); } };
+  benchLayers({
+    title: `IOMMU_IOAS_NOIOMMU_GET_PA, ${iterations} calls per round, 4 KiB cap (${bdf})`,
+    iterations, rounds,
+    c: { name: 'C loop: the same ioctl on the same iommufd', options: { target: { fd }, request, arg: packed.bytes.slice() } },
+    layers: [raw, viaKernel, wrapper, api], goal: api, aside: [cached],
   });
-  const wrapper = measure('lib/ioctl noiommuGetPa (pack, call, unpack)', iterations, (i) => {
-    noiommuGetPa(kernel, fd, ioas.id, (iova + (BigInt(i) % pages) * page) as Iova, 4096n);
-  });
-  const api = measure('Ioas.getPhysicalAddress', iterations, (i) => {
-    ioas.getPhysicalAddress((iova + (BigInt(i) % pages) * page) as Iova, 4096n);
-  });
-  const cached = measure('DmaBuffer.physicalAddress (segment table, no syscall)', iterations, (i) => {
-    dma.physicalAddress((BigInt(i) % pages) * page);
-  });
-  U.IommuIoasNoiommuGetPa.set(packed, 'length', 4096n);
-  const c = cBaseline('C loop: the same ioctl on the same iommufd', { target: { fd }, request: U.IOMMU_IOAS_NOIOMMU_GET_PA.number, arg: packed, iterations });
-  device.close();
-  report(`IOMMU_IOAS_NOIOMMU_GET_PA, ${iterations} calls, 4 KiB cap (${bdf})`, c ?? raw, [...(c ? [raw] : []), wrapper, api, cached]);
 }
 
 main();

@@ -3,9 +3,12 @@
  * baseline (bench/c/ioctl-loop.c, run with an fd this process set up). Benchmarks print ratios against a baseline
  * measured in the same run; nothing asserts on time.
  */
+import fs from 'node:fs';
+import os from 'node:os';
 import type { Kernel } from '../lib/sys/kernel';
 import { PciDevice } from '../lib/sysfs';
-import { bestOf, runIoctlLoop, timeLoop, type IoctlLoopOptions } from './native-c';
+import { addonStatus, type NativeAddon } from '../lib/sys/addon';
+import { runIoctlLoop, timeLoopsInTurns, type IoctlLoopOptions, type IoctlLoopResult } from './native-c';
 
 export interface Timing {
   readonly name: string;
@@ -13,9 +16,11 @@ export interface Timing {
   readonly nsPerOp: number;
 }
 
-/** ns per call of `fn`: the best of 5 runs of `iterations` calls (bench/native-c.ts timeLoop). */
-export function measure(name: string, iterations: number, fn: (i: number) => void): Timing {
-  return { name, iterations, nsPerOp: timeLoop(iterations, (i) => { fn(i); return 0; }) };
+/** The addon itself, for timing the layers below NativeKernel. */
+export function rawAddon(): NativeAddon {
+  const status = addonStatus();
+  if (!status.available) throw new Error(`the addon is not available: ${status.reason}`);
+  return status.addon;
 }
 
 /** Times one call of `fn` (for operations too long to loop); returns ns. */
@@ -32,6 +37,113 @@ export function report(title: string, baseline: Timing, others: readonly Timing[
     const ratio = t.nsPerOp / baseline.nsPerOp;
     console.log(`  ${t.name.padEnd(58)} ${formatNs(t.nsPerOp).padStart(11)}  ${ratio.toFixed(2)}x ${t === baseline ? '(baseline)' : ''}`);
   }
+}
+
+/** A loop to time: `run(i)` is one call. */
+export interface Row {
+  readonly name: string;
+  readonly run: (i: number) => void;
+}
+
+/** One call measured layer by layer, from the syscall up to the typed API (see benchLayers). */
+export interface CallLayers {
+  readonly title: string;
+  readonly iterations: number;
+  /** The same ioctl looped in C (bench/c/ioctl-loop.c). */
+  readonly c: { readonly name: string; readonly options: IoctlLoopOptions };
+  /** From the addon's ioctl up to the typed API, bottom first; each row includes the ones before it. */
+  readonly layers: readonly Row[];
+  /** The layer the goal is about. */
+  readonly goal: Row;
+  /** Rows off the call path (cached answers, another ioctl), for comparison. */
+  readonly aside?: readonly Row[];
+  /** Rounds of the turns (default 5). */
+  readonly rounds?: number;
+}
+
+/** The ratio to C the typed API should stay under (issue 7). */
+export const CALL_OVERHEAD_GOAL = 1.15;
+
+/**
+ * Times a call layer by layer in the same run and prints every layer with its cost, its ratio
+ * to C and what it adds to the row before it, then the goal and what rules it in or out.
+ *
+ * Besides the layers, three floors are measured in the same turns: the timing loop alone (it is
+ * in every JS row), an empty addon call (crossing into C++ and back: the least any N-API call
+ * costs) and getuid(), a syscall that does nothing, from C and from Node's own binding (what a
+ * syscall costs more in a Node process, with no addon involved). Each round runs the C program
+ * once (which times both its ioctl and getuid) and every row once; each result is its best round.
+ */
+export function benchLayers(r: CallLayers): void {
+  const addon = rawAddon();
+  const harness: Row = { name: 'timing loop around an empty function', run: () => {} };
+  const napiFloor: Row = { name: 'empty N-API call (addon.pageSize, no syscall)', run: () => { addon.pageSize(); } };
+  const nodeGetuid: Row = { name: 'getuid() from Node (process.getuid, no addon)', run: () => { process.getuid?.(); } };
+  const rows = [harness, napiFloor, nodeGetuid, ...r.layers, ...(r.aside ?? [])];
+  let cBest: IoctlLoopResult | null = null;
+  let cFailure: string | null = null;
+  const runC = (): void => {
+    if (cFailure !== null) return;
+    try {
+      const result = runIoctlLoop({ ...r.c.options, iterations: r.iterations, timeGetuid: true });
+      if (result.failures > 0) cFailure = `${result.failures} of ${result.iterations} calls failed (errno ${result.errno})`;
+      else if (cBest === null || result.nsPerOp < cBest.nsPerOp) cBest = result;
+    } catch (e) {
+      cFailure = `unavailable (${(e as Error).message.split('\n')[0]})`;
+    }
+  };
+  const ns = timeLoopsInTurns(r.iterations, rows.map((row) => (i: number) => { row.run(i); return 0; }), r.rounds ?? 5, runC);
+  const timing = new Map(rows.map((row, i) => [row, { name: row.name, iterations: r.iterations, nsPerOp: ns[i]! }]));
+  const t = (row: Row): Timing => timing.get(row)!;
+
+  console.log(`\n${r.title}`);
+  console.log(`  machine: ${machineNote()}`);
+  const c = cFailure === null ? cBest as IoctlLoopResult | null : null;
+  if (c === null) console.log(`  C baseline: ${cFailure ?? 'not run'}; ratios are to the addon's ioctl instead`);
+  const baseline: Timing = c ? { name: r.c.name, iterations: r.iterations, nsPerOp: c.nsPerOp } : t(r.layers[0]!);
+  console.log(`  ${'layer'.padEnd(58)} ${'per call'.padStart(9)} ${'x C'.padStart(6)}  adds`);
+  const line = (name: string, nsPerOp: number, adds: string) =>
+    console.log(`  ${name.padEnd(58)} ${formatNs(nsPerOp).padStart(9)} ${`${(nsPerOp / baseline.nsPerOp).toFixed(2)}x`.padStart(6)}  ${adds}`);
+  if (c) line(r.c.name, c.nsPerOp, '(baseline)');
+  line(harness.name, t(harness).nsPerOp, 'in every JS row');
+  line(napiFloor.name, t(napiFloor).nsPerOp, 'crossing into C++ and back');
+  if (c && c.getuidNsPerOp >= 0) line('getuid() from C (a syscall that does nothing)', c.getuidNsPerOp, '');
+  line(nodeGetuid.name, t(nodeGetuid).nsPerOp, c && c.getuidNsPerOp >= 0 ? `${signedNs(t(nodeGetuid).nsPerOp - c.getuidNsPerOp)} over C's getuid` : '');
+  let below: Timing | null = c ? baseline : null;
+  for (const layer of r.layers) {
+    const now = t(layer);
+    line(layer.name, now.nsPerOp, below ? `${signedNs(now.nsPerOp - below.nsPerOp)} over ${below === baseline && c ? 'C' : 'the row above'}` : '');
+    below = now;
+  }
+  for (const row of r.aside ?? []) line(row.name, t(row).nsPerOp, 'off the call path');
+
+  const goalRatio = t(r.goal).nsPerOp / baseline.nsPerOp;
+  console.log(`  goal: ${r.goal.name} <= ${CALL_OVERHEAD_GOAL}x C: ${goalRatio <= CALL_OVERHEAD_GOAL ? 'met' : 'not met'} (${goalRatio.toFixed(2)}x)`);
+  if (!c) return;
+  const budget = (CALL_OVERHEAD_GOAL - 1) * c.nsPerOp;
+  const crossing = t(napiFloor).nsPerOp - t(harness).nsPerOp;
+  const share = crossing / c.nsPerOp;
+  console.log(`  N-API floor: an empty addon call costs ${formatNs(crossing)} (timing loop taken out) = ${(share * 100).toFixed(0)}% ` +
+    `of the C ioctl; the goal leaves ${formatNs(budget)} (${((CALL_OVERHEAD_GOAL - 1) * 100).toFixed(0)}%) for everything above the syscall: ` +
+    (share > CALL_OVERHEAD_GOAL - 1
+      ? 'the crossing alone is more, so the goal is out of reach through N-API on this machine'
+      : 'the crossing fits; argument handling, the JS layers and the syscall\'s extra cost in a Node process share the rest'));
+  if (c.getuidNsPerOp >= 0) {
+    const extra = t(nodeGetuid).nsPerOp - t(harness).nsPerOp - c.getuidNsPerOp;
+    console.log(`  syscall in Node: getuid() costs ${signedNs(extra)} more from Node's own binding than from C ` +
+      `(${(extra / c.nsPerOp * 100).toFixed(0)}% of the C ioctl), with no addon involved`);
+  }
+}
+
+function signedNs(ns: number): string {
+  return ns < 0 ? `-${formatNs(-ns)}` : `+${formatNs(ns)}`;
+}
+
+/** What the numbers depend on: where they were taken and how busy the machine was. */
+export function machineNote(): string {
+  const load = fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+  const lab = process.env.NODE_VFIO_LAB_MODE ? `lab guest (${process.env.NODE_VFIO_LAB_MODE}, QEMU)` : 'host';
+  return `${lab}, ${os.cpus().length} CPUs, load average ${load}, Linux ${os.release()}, node ${process.version}`;
 }
 
 export function formatNs(ns: number): string {
@@ -58,22 +170,4 @@ export function benchDevice(kernel: Kernel): string | null {
     return null;
   }
   return devices[0]!.bdf;
-}
-
-/**
- * The same ioctl from C (bench/c/ioctl-loop.c through bench/native-c.ts), on an fd of this
- * process, best of 3 runs; null with the reason printed when the C compiler or program fails.
- */
-export function cBaseline(name: string, options: IoctlLoopOptions): Timing | null {
-  try {
-    const r = bestOf(3, () => runIoctlLoop(options));
-    if (r.failures > 0) {
-      console.log(`  C baseline: ${r.failures} of ${r.iterations} calls failed (errno ${r.errno})`);
-      return null;
-    }
-    return { name, iterations: r.iterations, nsPerOp: r.nsPerOp };
-  } catch (e) {
-    console.log(`  C baseline: unavailable (${(e as Error).message.split('\n')[0]})`);
-    return null;
-  }
 }

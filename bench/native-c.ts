@@ -43,6 +43,8 @@ export interface IoctlLoopResult {
   readonly errno: number;
   /** The argument struct after the last call, as hex. */
   readonly out: string;
+  /** ns per getuid() in the same program (a bare syscall), -1 unless `timeGetuid` was asked. */
+  readonly getuidNsPerOp: number;
 }
 
 export interface IoctlLoopOptions {
@@ -54,12 +56,15 @@ export interface IoctlLoopOptions {
   readonly iterations?: number;
   /** Paths the program keeps open during the loop. */
   readonly keepOpen?: readonly string[];
+  /** Also time getuid(), a syscall that does nothing, after the ioctl loop. */
+  readonly timeGetuid?: boolean;
 }
 
 /** The same ioctl issued N times from C (bench/c/ioctl-loop.c). */
 export function runIoctlLoop(options: IoctlLoopOptions): IoctlLoopResult {
   const args = ['-n', String(options.iterations ?? 100_000)];
   for (const p of options.keepOpen ?? []) args.push('-k', p);
+  if (options.timeGetuid) args.push('-u');
   const inherit: number[] = [];
   if (typeof options.target === 'string') {
     args.push(options.target);
@@ -86,6 +91,30 @@ export function timeLoop(iterations: number, fn: (i: number) => unknown, rounds 
     const start = process.hrtime.bigint();
     for (let i = 0; i < iterations; i++) sink += Number(fn(i)) || 0;
     best = Math.min(best, Number(process.hrtime.bigint() - start) / iterations);
+  }
+  if (sink === -1) console.log(sink); // keeps the results observable
+  return best;
+}
+
+/**
+ * Several loops timed in turns: every round runs each loop once, then `alsoEachRound` (a C
+ * baseline, say); a loop's result is its best round, in ns per call. On a machine shared with
+ * other work, timing the loops one after the other lets a busy spell land on one row only and
+ * tilt the comparison; in turns, every row sees the same spells and the best rounds compare.
+ */
+export function timeLoopsInTurns(
+  iterations: number, loops: readonly ((i: number) => unknown)[], rounds = 5, alsoEachRound?: () => void,
+): number[] {
+  let sink = 0;
+  for (const fn of loops) for (let i = 0; i < iterations / 10; i++) sink += Number(fn(i)) || 0;
+  const best = loops.map(() => Infinity);
+  for (let round = 0; round < rounds; round++) {
+    alsoEachRound?.();
+    loops.forEach((fn, row) => {
+      const start = process.hrtime.bigint();
+      for (let i = 0; i < iterations; i++) sink += Number(fn(i)) || 0;
+      best[row] = Math.min(best[row]!, Number(process.hrtime.bigint() - start) / iterations);
+    });
   }
   if (sink === -1) console.log(sink); // keeps the results observable
   return best;

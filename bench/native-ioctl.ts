@@ -1,38 +1,60 @@
 /**
- * Cost of an ioctl issued through the addon (NativeKernel.ioctl, and the raw binding) compared
- * with the same ioctl from C (bench/c/ioctl-loop.c) on the same open file, which the C program
- * inherits. Without VFIO hardware on the host it times FIONREAD on a memfd, an ioctl every Linux
- * answers cheaply; the lab benches use runIoctlLoop the same way with an iommufd or device fd.
- * Prints; asserts nothing.
+ * Call overhead on the host, outside any emulator: an ioctl through each layer of the library
+ * against the same ioctl from C (bench/c/ioctl-loop.c) on the same open file, which the C program
+ * inherits. Hosts without VFIO hardware have neither GET_PA nor a device to ask for its info, so
+ * the ioctl is FIONREAD on an empty memfd, which every Linux answers cheaply; the typed-API rows
+ * run the real lib/ioctl and Ioas code over a NativeKernel whose addon issues that FIONREAD (on
+ * the same struct memory) in place of the VFIO ioctl. So they show what the library adds above a
+ * syscall on real hardware, the number the lab's emulated CPU cannot give. Prints; asserts nothing.
  *
- *   npm run bench:native-ioctl [-- ITERATIONS]
+ *   npm run bench:native-ioctl [-- ITERATIONS [ROUNDS]]
  */
-import { addonStatus } from '../lib/sys/addon';
-import { nativeKernel } from '../lib/sys/native';
-import { bestOf, runIoctlLoop, timeLoop } from './native-c';
+import { addonStatus, type NativeAddon } from '../lib/sys/addon';
+import { NativeKernel, nativeKernel } from '../lib/sys/native';
+import { Iommufd } from '../lib/iommufd';
+import { deviceGetInfo, noiommuGetPa } from '../lib/ioctl';
+import { iova } from '../lib/types';
+import { benchLayers, type Row } from './api-support';
 
 const FIONREAD = 0x541b;
-const iterations = Number(process.argv[2] ?? 100_000);
 
 function main(): void {
+  const iterations = Number(process.argv[2] ?? 100_000);
+  const rounds = Number(process.argv[3] ?? 9);
   const status = addonStatus();
   if (!status.available) {
     console.log(`native-ioctl: skipped, the addon is not available (${status.reason})`);
     return;
   }
+  const addon = status.addon;
   const kernel = nativeKernel();
-  const fd = kernel.memfdCreate('node-vfio-bench', 0);
-  kernel.ftruncate(fd, 12345n);
-  const arg = new Uint8Array(4);
-  const c = bestOf(5, () => runIoctlLoop({ target: { fd }, request: FIONREAD, arg, iterations }));
-  if (c.failures > 0) throw new Error(`FIONREAD failed in C with errno ${c.errno}`);
-  const raw = timeLoop(iterations, () => status.addon.ioctl(fd, FIONREAD, arg));
-  const viaKernel = timeLoop(iterations, () => kernel.ioctl(fd, FIONREAD, arg));
-  kernel.close(fd);
-  console.log(`native-ioctl: FIONREAD on a memfd, best of 5 × ${iterations} iterations (answer ${Buffer.from(c.out, 'hex').readUInt32LE(0)} bytes)`);
-  for (const [name, ns] of [['C ioctl (bench/c/ioctl-loop.c)', c.nsPerOp], ['addon ioctl(fd, request, buffer)', raw], ['NativeKernel.ioctl', viaKernel]] as const) {
-    console.log(`  ${name.padEnd(36)} ${ns.toFixed(0).padStart(7)} ns/op  ${(ns / c.nsPerOp).toFixed(2).padStart(5)}× C`);
-  }
+  const memfd = kernel.memfdCreate('node-vfio-bench', 0);
+  // Empty, so FIONREAD writes 0 into the first word of whatever struct it is given: a `size` or
+  // `argsz` of 0 that the wrappers take as "the answer fit".
+  kernel.ftruncate(memfd, 0n);
+  const answer = new Uint8Array(new ArrayBuffer(8), 0, 4);
+
+  // The library's own code over FIONREAD: every ioctl this kernel issues becomes FIONREAD on the
+  // memfd, with the caller's struct as its argument.
+  const fionreadInstead: NativeAddon = { ...addon, ioctl: (_fd, _request, arg) => addon.ioctl(memfd, FIONREAD, arg) };
+  const stand = new NativeKernel(fionreadInstead);
+  using iommufd = Iommufd.open(stand, `/proc/self/fd/${memfd}`);
+  const ioas = iommufd.ioas();
+  const at = iova(0x10_0000n);
+
+  const raw: Row = { name: 'addon.ioctl(fd, FIONREAD, bytes) (no NativeKernel)', run: () => { addon.ioctl(memfd, FIONREAD, answer); } };
+  const viaKernel: Row = { name: 'NativeKernel.ioctl(fd, FIONREAD, bytes)', run: () => { kernel.ioctl(memfd, FIONREAD, answer); } };
+  const wrapper: Row = { name: 'lib/ioctl noiommuGetPa, FIONREAD in place of GET_PA', run: () => { noiommuGetPa(stand, memfd, ioas.id, at, 4096n); } };
+  const api: Row = { name: 'Ioas.getPhysicalAddress, FIONREAD in place of GET_PA', run: () => { ioas.getPhysicalAddress(at, 4096n); } };
+  const info: Row = { name: 'lib/ioctl deviceGetInfo, FIONREAD in place of GET_INFO', run: () => { deviceGetInfo(stand, memfd); } };
+  benchLayers({
+    title: `FIONREAD on a memfd through each layer, standing in for GET_PA and GET_INFO, ${iterations} calls per round`,
+    iterations, rounds,
+    c: { name: 'C loop: FIONREAD on the same memfd', options: { target: { fd: memfd }, request: FIONREAD, arg: answer.slice() } },
+    layers: [raw, viaKernel, wrapper, api], goal: api, aside: [info],
+  });
+  iommufd.close();
+  kernel.close(memfd);
 }
 
 main();

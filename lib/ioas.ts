@@ -84,6 +84,8 @@ export class Ioas extends Resource implements DmaSpace, PageTableTarget {
   private readonly dmaAttachments = new Set<IoasDmaAttachment>();
   /** Set once IOMMU_DESTROY succeeded, so mappings do not try to unmap from a destroyed IOAS. */
   closedInKernel = false;
+  /** The GET_PA struct of this IOAS, reused by every lookup (getPhysicalAddress, segments). */
+  private readonly physicalLookup = new io.PhysicalAddressLookup();
 
   private constructor(
     /** @internal */
@@ -222,7 +224,7 @@ export class Ioas extends Resource implements DmaSpace, PageTableTarget {
    */
   getPhysicalAddress(at: Iova, maxLength: bigint): PhysicalRun {
     this.assertOpen('Ioas.getPhysicalAddress');
-    return io.noiommuGetPa(this.kernel, this.fd, this.id, at, maxLength);
+    return this.physicalLookup.lookup(this.kernel, this.fd, this.id, at, maxLength);
   }
 
   /**
@@ -235,7 +237,7 @@ export class Ioas extends Resource implements DmaSpace, PageTableTarget {
     let cursor = at as bigint;
     let remaining = length;
     while (remaining > 0n) {
-      const run = io.noiommuGetPa(this.kernel, this.fd, this.id, cursor as Iova, remaining);
+      const run = this.physicalLookup.lookup(this.kernel, this.fd, this.id, cursor as Iova, remaining);
       if (run.length <= 0n) throw new Error(`IOMMU_IOAS_NOIOMMU_GET_PA returned an empty run at IOVA 0x${cursor.toString(16)}`);
       const last = runs[runs.length - 1];
       if (last && last.phys + last.length === run.phys) {

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 
 #include "args.h"
@@ -88,17 +89,55 @@ bool CheckIoctlBuffer(Napi::Env env, unsigned long request, const Bytes& bytes) 
   return false;
 }
 
+// An integer-valued number in [min, max] with a single N-API call, for the ioctl hot path: false
+// (nothing thrown) when the value is anything else, and the caller asks the full getter, which
+// throws the precise error.
+bool QuickInteger(napi_env env, napi_value value, double min, double max, int64_t* out) {
+  double d;
+  if (napi_get_value_double(env, value, &d) != napi_ok) return false;
+  if (!(d >= min && d <= max) || std::trunc(d) != d) return false;
+  *out = static_cast<int64_t>(d);
+  return true;
+}
+
+// The bytes of a Uint8Array or Buffer (what lib/ioctl passes) with a single N-API call; false
+// (nothing thrown) for any other value, which then takes the general path.
+bool QuickBytes(napi_env env, napi_value value, Bytes* out) {
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = nullptr;
+  if (napi_get_typedarray_info(env, value, &type, &length, &data, nullptr, nullptr) != napi_ok) return false;
+  if (type != napi_uint8_array && type != napi_int8_array && type != napi_uint8_clamped_array) return false;
+  // A detached view reports length 0; its data pointer must never be used.
+  out->data = length == 0 ? nullptr : static_cast<uint8_t*>(data);
+  out->length = length;
+  return true;
+}
+
+// Every typed-API call ends here, so the usual shape of a call (fd, request, Uint8Array) is read
+// with one N-API call per argument; anything else, including every invalid argument, goes
+// through the general getters, which report it.
 Napi::Value Ioctl(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int fd;
-  int64_t request;
-  if (!GetFd(info, 0, &fd)) return Napi::Value();
-  if (!GetInteger(info, 1, "request", 0, UINT32_MAX, &request)) return Napi::Value();
+  int64_t fdValue, request;
+  if (!QuickInteger(env, info[0], 0, INT32_MAX, &fdValue)) {
+    int checked;
+    if (!GetFd(info, 0, &checked)) return Napi::Value();
+    fdValue = checked;
+  }
+  int fd = static_cast<int>(fdValue);
+  if (!QuickInteger(env, info[1], 0, UINT32_MAX, &request) &&
+      !GetInteger(info, 1, "request", 0, UINT32_MAX, &request)) {
+    return Napi::Value();
+  }
   unsigned long req = static_cast<unsigned long>(request);
   Napi::Value arg = info[2];
   unsigned long argument = 0;
-  if (IsByteView(arg)) {
-    Bytes bytes;
+  Bytes bytes;
+  if (QuickBytes(env, arg, &bytes)) {
+    if (!CheckIoctlBuffer(env, req, bytes)) return Napi::Value();
+    argument = reinterpret_cast<unsigned long>(bytes.data);
+  } else if (IsByteView(arg)) {
     if (!GetBytes(info, 2, "arg", &bytes)) return Napi::Value();
     if (!CheckIoctlBuffer(env, req, bytes)) return Napi::Value();
     argument = reinterpret_cast<unsigned long>(bytes.data);

@@ -2,7 +2,7 @@
  * A reusable baseline for ioctl benchmarks: performs one ioctl N times from C and reports the
  * cost per call, to compare with the same ioctl issued from JS through the addon.
  *
- * usage: ioctl-loop [-n ITERATIONS] [-k PATH]... TARGET REQUEST [ARG]
+ * usage: ioctl-loop [-n ITERATIONS] [-k PATH]... [-u] TARGET REQUEST [ARG]
  *   TARGET   the file to send the ioctl to: a path (opened O_RDWR, or O_RDONLY when that is
  *            refused) or fd:N for a descriptor inherited from the parent. A parent that has set
  *            up state (an IOAS with a mapping for IOMMU_IOAS_NOIOMMU_GET_PA, a bound device for
@@ -13,9 +13,12 @@
  *            "null" for none.
  *   -k PATH  open PATH and keep it open during the loop (e.g. a container a group depends on).
  *   -n N     iterations (default 100000); a tenth as many run first as warm-up.
+ *   -u       also time getuid() the same way: a syscall that does no work, so the caller can
+ *            tell what any syscall costs from its own process apart from what its ioctl path adds.
  *
  * Failing calls are counted, not fatal, so error paths can be timed too. Prints one JSON line:
- *   {"iterations":N,"nsPerOp":X,"result":R,"failures":F,"errno":E,"out":"hex of ARG after the last call"}
+ *   {"iterations":N,"nsPerOp":X,"result":R,"failures":F,"errno":E,"out":"hex of ARG after the last call",
+ *    "getuidNsPerOp":G}   (G is -1 without -u)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -57,8 +60,11 @@ static int hex_digit(char c) {
 int main(int argc, char **argv) {
   uint64_t iterations = 100000;
   int opt;
-  while ((opt = getopt(argc, argv, "n:k:")) != -1) {
-    if (opt == 'n') {
+  int time_getuid = 0;
+  while ((opt = getopt(argc, argv, "n:k:u")) != -1) {
+    if (opt == 'u') {
+      time_getuid = 1;
+    } else if (opt == 'n') {
       iterations = strtoull(optarg, NULL, 0);
     } else if (opt == 'k') {
       if (open_path(optarg) < 0) return 1; /* stays open until exit */
@@ -126,9 +132,18 @@ int main(int argc, char **argv) {
     }
   }
   uint64_t elapsed = now_ns() - start;
+  double getuid_ns = -1;
+  if (time_getuid) {
+    /* getuid cannot fail; the sum keeps the calls from being optimised away */
+    volatile uid_t sink = 0;
+    for (uint64_t i = 0; i < warmup; i++) sink += getuid();
+    uint64_t getuid_start = now_ns();
+    for (uint64_t i = 0; i < iterations; i++) sink += getuid();
+    getuid_ns = (double)(now_ns() - getuid_start) / (double)iterations;
+  }
   printf("{\"iterations\":%" PRIu64 ",\"nsPerOp\":%.3f,\"result\":%d,\"failures\":%" PRIu64 ",\"errno\":%d,\"out\":\"",
          iterations, (double)elapsed / (double)iterations, result, failures, last_errno);
   for (size_t i = 0; i < length; i++) printf("%02x", bytes[i]);
-  printf("\"}\n");
+  printf("\",\"getuidNsPerOp\":%.3f}\n", getuid_ns);
   return 0;
 }

@@ -5,34 +5,50 @@
  * not fit the kernel succeeds with `argsz` set to the size it needs; the second call passes that.
  */
 import type { Kernel } from '../sys/kernel';
-import type { StructType, FieldType, StructValue } from '../uapi/codec';
+import { StructMemory, type FieldType } from '../uapi/codec';
 import type { IoctlRequest } from '../uapi/ioctl';
 import * as V from '../uapi/vfio';
 import { isVfioError } from '../sys/errors';
 import { invoke } from './invoke';
 import { readCapabilityChain, type InfoCapability } from './capability-chain';
 
-type ArgszStruct = StructType<{ argsz: FieldType } & Record<string, FieldType>>;
+/** Where `argsz` sits in every VFIO info struct: first. */
+const ARGSZ = V.VfioDeviceInfo.slot32('argsz');
 
 /**
- * Issues an info ioctl whose struct starts with `argsz`, growing the buffer until the kernel's
- * answer fits. The bound on attempts guards against a kernel that keeps asking for more.
+ * Issues an info ioctl whose struct starts with `argsz`: first in `first`, reused memory of the
+ * fixed size (no allocation when the answer fits, which is the common case), then, while the
+ * kernel raises argsz for a capability chain that does not fit, in fresh memory of the size it
+ * asks for. `index` is written at u32 slot `indexSlot` (the region or IRQ index) unless that is
+ * -1. Returns the memory holding the answer, which may be `first`: read it before the next call.
+ * The bound on attempts guards against a kernel that keeps asking for more.
  */
-function infoWithCapabilities<S extends Record<string, FieldType>>(
-  kernel: Kernel, fd: number, request: IoctlRequest, type: StructType<S>, input: Partial<StructValue<S>>,
-): Buffer {
-  const argszType = type as unknown as ArgszStruct;
-  let size = type.size;
+function queryInfo<S extends Record<string, FieldType>>(
+  kernel: Kernel, fd: number, request: IoctlRequest, first: StructMemory<S>, indexSlot: number, index: number,
+): StructMemory<S> {
+  let memory = first;
   for (let attempt = 0; attempt < 4; attempt++) {
-    const buf = Buffer.alloc(size);
-    type.encode(input, buf);
-    argszType.set(buf, 'argsz', size);
-    invoke(kernel, fd, request, buf);
-    const asked = argszType.get(buf, 'argsz') as number;
-    if (asked <= size) return buf;
-    size = asked;
+    const u32 = memory.u32;
+    const size = memory.bytes.length;
+    // Reused memory still holds the last answer; fresh memory is zero already.
+    if (memory === first) for (let i = 0; i < u32.length; i++) u32[i] = 0;
+    u32[ARGSZ] = size;
+    if (indexSlot >= 0) u32[indexSlot] = index;
+    invoke(kernel, fd, request, memory.bytes);
+    const asked = u32[ARGSZ];
+    if (asked <= size) return memory;
+    memory = new StructMemory(first.type, asked);
   }
-  throw new Error(`${request.name}: the kernel kept raising argsz (last asked for ${size} bytes)`);
+  throw new Error(`${request.name}: the kernel kept raising argsz (last asked for ${memory.bytes.length} bytes)`);
+}
+
+/**
+ * The capability chain of an info answer. Capabilities keep views of the bytes they came from,
+ * so a chain found in reused memory is read from a copy (it never is in practice: a chain only
+ * fits once the kernel raised argsz past the fixed struct, which means fresh memory).
+ */
+function capabilitiesOf(memory: StructMemory<Record<string, FieldType>>, reused: boolean, capOffset: number): InfoCapability[] {
+  return readCapabilityChain(reused ? memory.bytes.slice() : memory.bytes, capOffset);
 }
 
 /** What VFIO_DEVICE_GET_INFO reports. */
@@ -49,14 +65,24 @@ export interface DeviceInfo {
 
 /** VFIO_DEVICE_GET_INFO, with its capability chain. */
 export function deviceGetInfo(kernel: Kernel, fd: number): DeviceInfo {
-  const buf = infoWithCapabilities(kernel, fd, V.VFIO_DEVICE_GET_INFO, V.VfioDeviceInfo, {});
-  const v = V.VfioDeviceInfo.decode(buf);
-  const hasCaps = (v.flags & V.VFIO_DEVICE_FLAGS_CAPS) !== 0 && v.cap_offset !== 0;
+  const memory = queryInfo(kernel, fd, V.VFIO_DEVICE_GET_INFO, deviceInfoMemory, -1, 0);
+  const u32 = memory.u32;
+  const flags = u32[DEVICE_INFO.flags];
+  const capOffset = u32[DEVICE_INFO.capOffset];
+  const hasCaps = (flags & V.VFIO_DEVICE_FLAGS_CAPS) !== 0 && capOffset !== 0;
   return {
-    flags: v.flags, numRegions: v.num_regions, numIrqs: v.num_irqs,
-    capabilities: hasCaps ? readCapabilityChain(buf, v.cap_offset) : [],
+    flags, numRegions: u32[DEVICE_INFO.numRegions], numIrqs: u32[DEVICE_INFO.numIrqs],
+    capabilities: hasCaps ? capabilitiesOf(memory, memory === deviceInfoMemory, capOffset) : [],
   };
 }
+
+// Reused by every call (a call reads its answer out before returning, so nothing can see it
+// change); the slots of the fields read back.
+const deviceInfoMemory = new StructMemory(V.VfioDeviceInfo);
+const DEVICE_INFO = {
+  flags: V.VfioDeviceInfo.slot32('flags'), numRegions: V.VfioDeviceInfo.slot32('num_regions'),
+  numIrqs: V.VfioDeviceInfo.slot32('num_irqs'), capOffset: V.VfioDeviceInfo.slot32('cap_offset'),
+} as const;
 
 /** A part of a region that may be mmap'ed. */
 export interface SparseMmapArea {
@@ -93,10 +119,13 @@ export interface RegionInfo {
 
 /** VFIO_DEVICE_GET_REGION_INFO, with its capability chain decoded. */
 export function deviceGetRegionInfo(kernel: Kernel, fd: number, index: number): RegionInfo {
-  const buf = infoWithCapabilities(kernel, fd, V.VFIO_DEVICE_GET_REGION_INFO, V.VfioRegionInfo, { index });
-  const v = V.VfioRegionInfo.decode(buf);
-  const hasCaps = (v.flags & V.VFIO_REGION_INFO_FLAG_CAPS) !== 0 && v.cap_offset !== 0;
-  const capabilities = hasCaps ? readCapabilityChain(buf, v.cap_offset) : [];
+  V.VfioRegionInfo.check('index', index);
+  const memory = queryInfo(kernel, fd, V.VFIO_DEVICE_GET_REGION_INFO, regionInfoMemory, REGION_INFO.index, index);
+  const u32 = memory.u32;
+  const flags = u32[REGION_INFO.flags];
+  const capOffset = u32[REGION_INFO.capOffset];
+  const hasCaps = (flags & V.VFIO_REGION_INFO_FLAG_CAPS) !== 0 && capOffset !== 0;
+  const capabilities = hasCaps ? capabilitiesOf(memory, memory === regionInfoMemory, capOffset) : [];
   let sparseMmap: SparseMmapArea[] | undefined;
   let type: RegionInfo['type'];
   for (const cap of capabilities) {
@@ -115,12 +144,18 @@ export function deviceGetRegionInfo(kernel: Kernel, fd: number, index: number): 
     }
   }
   const info: RegionInfo = {
-    index: v.index, flags: v.flags, size: v.size, offset: v.offset,
+    index: u32[REGION_INFO.index], flags, size: memory.u64[REGION_INFO.size], offset: memory.u64[REGION_INFO.offset],
     msixMappable: capabilities.some((c) => c.id === V.VFIO_REGION_INFO_CAP_MSIX_MAPPABLE), capabilities,
     ...(sparseMmap ? { sparseMmap } : {}), ...(type ? { type } : {}),
   };
   return info;
 }
+
+const regionInfoMemory = new StructMemory(V.VfioRegionInfo);
+const REGION_INFO = {
+  flags: V.VfioRegionInfo.slot32('flags'), index: V.VfioRegionInfo.slot32('index'), capOffset: V.VfioRegionInfo.slot32('cap_offset'),
+  size: V.VfioRegionInfo.slot64('size'), offset: V.VfioRegionInfo.slot64('offset'),
+} as const;
 
 /** What VFIO_DEVICE_GET_IRQ_INFO reports. */
 export interface IrqInfo {

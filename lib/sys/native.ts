@@ -17,6 +17,8 @@ import { ioctlName, type FileKind } from '../uapi/ioctl';
 import '../uapi/iommufd';
 import { VFIO_GROUP_GET_DEVICE_FD } from '../uapi/vfio';
 
+const VFIO_GROUP_GET_DEVICE_FD_NUMBER = VFIO_GROUP_GET_DEVICE_FD.number;
+
 /** What the kernel tracks about an fd it handed out: how it was opened, for error messages. */
 export type NativeFileKind = FileKind | 'eventfd' | 'memfd' | 'file';
 
@@ -94,20 +96,31 @@ export class NativeKernel implements Kernel {
     this.call(() => this.addon.close(fd), { path: file?.path });
   }
 
+  // Every typed-API call ends here, so the successful path only makes the call: what the fd is
+  // (for the error's ioctl name and path) is looked up when the call fails or opened a device.
   ioctl(fd: number, request: number, arg: Uint8Array | number | null): number {
-    const file = this.fds.get(fd);
     let result: number;
     try {
       result = this.addon.ioctl(fd, request, arg);
     } catch (e) {
-      throw this.translate(e, { ioctl: ioctlName(request, isFileKind(file?.kind) ? file.kind : undefined), path: file?.path });
+      throw this.translateIoctl(e, fd, request);
     }
-    if (request === VFIO_GROUP_GET_DEVICE_FD.number && file?.kind === 'vfio-group' && arg instanceof Uint8Array) {
-      const end = arg.indexOf(0);
-      const device = Buffer.from(arg.buffer, arg.byteOffset, end < 0 ? arg.length : end).toString('utf8');
-      this.fds.set(result, { path: `${file.path} device ${device}`, kind: 'vfio-device' });
-    }
+    if (request === VFIO_GROUP_GET_DEVICE_FD_NUMBER) this.noteGroupDevice(fd, result, arg);
     return result;
+  }
+
+  private translateIoctl(e: unknown, fd: number, request: number): unknown {
+    const file = this.fds.get(fd);
+    return this.translate(e, { ioctl: ioctlName(request, isFileKind(file?.kind) ? file.kind : undefined), path: file?.path });
+  }
+
+  /** Remembers the device fd a group handed out, named after the group and the device. */
+  private noteGroupDevice(groupFd: number, deviceFd: number, arg: Uint8Array | number | null): void {
+    const file = this.fds.get(groupFd);
+    if (file?.kind !== 'vfio-group' || !(arg instanceof Uint8Array)) return;
+    const end = arg.indexOf(0);
+    const device = Buffer.from(arg.buffer, arg.byteOffset, end < 0 ? arg.length : end).toString('utf8');
+    this.fds.set(deviceFd, { path: `${file.path} device ${device}`, kind: 'vfio-device' });
   }
 
   pread(fd: number, into: Uint8Array, offset: bigint): number {

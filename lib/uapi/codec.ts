@@ -95,6 +95,37 @@ export class StructType<S extends Record<string, FieldType>> {
     return f.offset + f.type.size;
   }
 
+  /**
+   * Range-checks a value for a scalar field exactly as `encode` does (the same RangeError or
+   * TypeError naming the struct and field), for code that stores through a StructMemory view,
+   * which wraps instead of checking.
+   */
+  check<K extends keyof S & string>(field: K, value: Decoded<S[K]>): void {
+    const f = this.field(field);
+    if (f.type.kind === 'array') throw new TypeError(`${this.name}.${field} is an array; check its elements one by one`);
+    if (f.type.kind === 'u64' || f.type.kind === 's64') checkRange(f.type.kind, value, this.name, field);
+    else checkNumber(f.type.kind, value, this.name, field);
+  }
+
+  /**
+   * Index of a u32 field in a Uint32Array over the struct (StructMemory.u32): its offset in
+   * 4-byte words, exact because fields are naturally aligned.
+   */
+  slot32(field: keyof S & string): number {
+    return this.slot(field, 'u32');
+  }
+
+  /** Index of a u64 field in a BigUint64Array over the struct (StructMemory.u64). */
+  slot64(field: keyof S & string): number {
+    return this.slot(field, 'u64');
+  }
+
+  private slot(field: string, kind: 'u32' | 'u64'): number {
+    const f = this.field(field);
+    if (f.type.kind !== kind) throw new TypeError(`${this.name}.${field} is ${f.type.kind}, not ${kind}`);
+    return f.offset / f.type.size;
+  }
+
   field(field: string): FieldLayout {
     const f = this.byName.get(field);
     if (!f) throw new Error(`struct ${this.name} has no field ${field}`);
@@ -157,6 +188,37 @@ export function struct<S extends Record<string, FieldType>>(name: string, spec: 
   return new StructType(name, spec);
 }
 
+/**
+ * Reusable memory for one struct, for ioctls issued on a hot path (a physical-address lookup per
+ * DMA descriptor, say). Encoding into a fresh Buffer costs an allocation per call, and a small
+ * fresh Buffer lives on the V8 heap, so the addon has to move it off-heap before it can hand the
+ * kernel a pointer; Buffer's 64-bit accessors split every bigint into halves. Here the bytes sit
+ * in one ArrayBuffer (off-heap, 8-byte aligned) that is filled and read again and again through
+ * u32 and u64 views, at slots looked up once by field name (StructType.slot32/slot64). The views are native-endian, which is
+ * what the kernel reads; the ABIs this codec describes (x86-64, aarch64) are little-endian, as
+ * the rest of the codec assumes.
+ *
+ * Stores through the views do not range-check (a u64 view wraps modulo 2^64), so callers check
+ * values that come from their own callers and may skip values that are valid by construction
+ * (an object id the kernel handed out, a struct's own size).
+ */
+export class StructMemory<S extends Record<string, FieldType>> {
+  /** The struct's bytes; `size` long, at least sizeof(struct). */
+  readonly bytes: Uint8Array;
+  readonly u32: Uint32Array;
+  readonly u64: BigUint64Array;
+
+  constructor(readonly type: StructType<S>, size: number = type.size) {
+    if (!Number.isInteger(size) || size < type.size) {
+      throw new RangeError(`struct ${type.name} needs at least ${type.size} bytes, got ${size}`);
+    }
+    const memory = new ArrayBuffer(alignUp(size, 8));
+    this.bytes = new Uint8Array(memory, 0, size);
+    this.u32 = new Uint32Array(memory);
+    this.u64 = new BigUint64Array(memory);
+  }
+}
+
 export function alignUp(n: number, a: number): number {
   return Math.ceil(n / a) * a;
 }
@@ -164,6 +226,20 @@ export function alignUp(n: number, a: number): number {
 /** A Buffer view over any Uint8Array without copying. */
 export function toBuffer(b: Uint8Array): Buffer {
   return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+}
+
+const NUMBER_RANGES: Record<'u8' | 'u16' | 'u32' | 's32', readonly [number, number]> = {
+  u8: [0, 0xff], u16: [0, 0xffff], u32: [0, 0xffff_ffff], s32: [-(2 ** 31), 2 ** 31 - 1],
+};
+
+/** A number for a field narrower than 64 bits: checked without converting through bigint. */
+function checkNumber(kind: 'u8' | 'u16' | 'u32' | 's32', v: unknown, structName: string, field: string): number {
+  if (typeof v === 'number' && Number.isInteger(v)) {
+    const [lo, hi] = NUMBER_RANGES[kind];
+    if (v >= lo && v <= hi) return v;
+  }
+  // Anything unusual (a bigint, a fraction, out of range) gets the full check and its message.
+  return Number(checkRange(kind, v, structName, field));
 }
 
 function checkRange(kind: ScalarType<number | bigint>['kind'], v: unknown, structName: string, field: string): bigint {
@@ -186,14 +262,13 @@ function checkRange(kind: ScalarType<number | bigint>['kind'], v: unknown, struc
 }
 
 function writeScalar(buf: Buffer, at: number, type: ScalarType<number | bigint>, v: unknown, s: string, f: string): void {
-  const big = checkRange(type.kind, v, s, f);
   switch (type.kind) {
-    case 'u8': buf.writeUInt8(Number(big), at); break;
-    case 'u16': buf.writeUInt16LE(Number(big), at); break;
-    case 'u32': buf.writeUInt32LE(Number(big), at); break;
-    case 's32': buf.writeInt32LE(Number(big), at); break;
-    case 'u64': buf.writeBigUInt64LE(big, at); break;
-    case 's64': buf.writeBigInt64LE(big, at); break;
+    case 'u8': buf.writeUInt8(checkNumber('u8', v, s, f), at); break;
+    case 'u16': buf.writeUInt16LE(checkNumber('u16', v, s, f), at); break;
+    case 'u32': buf.writeUInt32LE(checkNumber('u32', v, s, f), at); break;
+    case 's32': buf.writeInt32LE(checkNumber('s32', v, s, f), at); break;
+    case 'u64': buf.writeBigUInt64LE(checkRange('u64', v, s, f), at); break;
+    case 's64': buf.writeBigInt64LE(checkRange('s64', v, s, f), at); break;
   }
 }
 
