@@ -28,9 +28,11 @@ function main(): void {
   const argsz = V.VfioDeviceInfo.slot32('argsz');
   packed.u32[argsz] = V.VfioDeviceInfo.size;
 
+  // The addon is handed the ArrayBuffer, as NativeKernel does for a struct that fills it.
+  const packedBuffer = packed.bytes.buffer as ArrayBuffer;
   const raw: Row = { name: 'addon.ioctl, pre-packed struct (no NativeKernel)', run: () => {
     packed.u32[argsz] = V.VfioDeviceInfo.size;
-    addon.ioctl(fd, request, packed.bytes);
+    addon.ioctl(fd, request, packedBuffer);
   } };
   const viaKernel: Row = { name: 'NativeKernel.ioctl, pre-packed struct', run: () => {
     packed.u32[argsz] = V.VfioDeviceInfo.size;

@@ -37,9 +37,11 @@ function main(): void {
   const lengthSlot = U.IommuIoasNoiommuGetPa.slot64('length');
 
   const pages = dma.size / 4096n;
+  // The addon is handed the ArrayBuffer, as NativeKernel does for a struct that fills it.
+  const packedBuffer = packed.bytes.buffer as ArrayBuffer;
   const raw: Row = { name: 'addon.ioctl, pre-packed struct (no NativeKernel)', run: () => {
     packed.u64[lengthSlot] = cap;
-    addon.ioctl(fd, request, packed.bytes);
+    addon.ioctl(fd, request, packedBuffer);
   } };
   const viaKernel: Row = { name: 'NativeKernel.ioctl, pre-packed struct', run: () => {
     packed.u64[lengthSlot] = cap;

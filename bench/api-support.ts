@@ -77,7 +77,7 @@ export const CALL_OVERHEAD_GOAL = 1.15;
 export function benchLayers(r: CallLayers): void {
   const addon = rawAddon();
   const harness: Row = { name: 'timing loop around an empty function', run: () => {} };
-  const napiFloor: Row = { name: 'empty N-API call (addon.pageSize, no syscall)', run: () => { addon.pageSize(); } };
+  const napiFloor: Row = { name: 'empty N-API call (addon.emptyCall)', run: () => { addon.emptyCall(); } };
   const nodeGetuid: Row = { name: 'getuid() from Node (process.getuid, no addon)', run: () => { process.getuid?.(); } };
   const rows = [harness, napiFloor, nodeGetuid, ...r.layers, ...(r.aside ?? [])];
   let cBest: IoctlLoopResult | null = null;

@@ -14,6 +14,8 @@ import { NativeKernel, nativeKernel } from '../lib/sys/native';
 import { Iommufd } from '../lib/iommufd';
 import { deviceGetInfo, noiommuGetPa } from '../lib/ioctl';
 import { iova } from '../lib/types';
+import { StructMemory } from '../lib/uapi/codec';
+import { VfioGroupStatus } from '../lib/uapi/vfio';
 import { benchLayers, type Row } from './api-support';
 
 const FIONREAD = 0x541b;
@@ -32,7 +34,11 @@ function main(): void {
   // Empty, so FIONREAD writes 0 into the first word of whatever struct it is given: a `size` or
   // `argsz` of 0 that the wrappers take as "the answer fit".
   kernel.ftruncate(memfd, 0n);
-  const answer = new Uint8Array(new ArrayBuffer(8), 0, 4);
+  // FIONREAD writes an int. Its memory is struct memory like the wrappers' (any 8-byte struct
+  // will do), so NativeKernel hands the addon the ArrayBuffer as it does for them.
+  const answerMemory = new StructMemory(VfioGroupStatus);
+  const answer = answerMemory.bytes;
+  const answerBuffer = answer.buffer as ArrayBuffer;
 
   // The library's own code over FIONREAD: every ioctl this kernel issues becomes FIONREAD on the
   // memfd, with the caller's struct as its argument.
@@ -42,7 +48,7 @@ function main(): void {
   const ioas = iommufd.ioas();
   const at = iova(0x10_0000n);
 
-  const raw: Row = { name: 'addon.ioctl(fd, FIONREAD, bytes) (no NativeKernel)', run: () => { addon.ioctl(memfd, FIONREAD, answer); } };
+  const raw: Row = { name: 'addon.ioctl(fd, FIONREAD, bytes) (no NativeKernel)', run: () => { addon.ioctl(memfd, FIONREAD, answerBuffer); } };
   const viaKernel: Row = { name: 'NativeKernel.ioctl(fd, FIONREAD, bytes)', run: () => { kernel.ioctl(memfd, FIONREAD, answer); } };
   const wrapper: Row = { name: 'lib/ioctl noiommuGetPa, FIONREAD in place of GET_PA', run: () => { noiommuGetPa(stand, memfd, ioas.id, at, 4096n); } };
   const api: Row = { name: 'Ioas.getPhysicalAddress, FIONREAD in place of GET_PA', run: () => { ioas.getPhysicalAddress(at, 4096n); } };

@@ -31,6 +31,12 @@ Napi::Value PageSize(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(sysconf(_SC_PAGESIZE)));
 }
 
+// Does nothing, as a plain N-API callback: the benchmarks time it as the least any call into the
+// addon costs (the N-API floor under every binding), to compare with the syscall it wraps.
+napi_value EmptyCall(napi_env, napi_callback_info) {
+  return nullptr;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   State* state = new (std::nothrow) State{};
   if (state == nullptr) {
@@ -50,6 +56,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   napi_add_async_cleanup_hook(env, OnEnvironmentTeardown, state, nullptr);
 
   exports.Set("pageSize", Napi::Function::New(env, PageSize, "pageSize"));
+  napi_value emptyCall;
+  if (napi_create_function(env, "emptyCall", NAPI_AUTO_LENGTH, EmptyCall, nullptr, &emptyCall) != napi_ok) {
+    Napi::Error::New(env).ThrowAsJavaScriptException();
+    return exports;
+  }
+  exports.Set("emptyCall", Napi::Value(env, emptyCall));
   RegisterFiles(env, exports);
   RegisterMemory(env, exports);
   RegisterReadiness(env, exports);

@@ -89,9 +89,63 @@ bool CheckIoctlBuffer(Napi::Env env, unsigned long request, const Bytes& bytes) 
   return false;
 }
 
-// An integer-valued number in [min, max] with a single N-API call, for the ioctl hot path: false
-// (nothing thrown) when the value is anything else, and the caller asks the full getter, which
-// throws the precise error.
+// The syscall itself, once the arguments are known good: the result, or the errno thrown.
+napi_value IssueIoctl(napi_env env, int fd, unsigned long request, unsigned long argument) {
+  int result;
+  do {
+    result = ioctl(fd, request, argument);
+  } while (result < 0 && errno == EINTR);
+  if (result < 0) {
+    ThrowErrno(env, errno, "ioctl");
+    return nullptr;
+  }
+  napi_value value;
+  if (napi_create_int32(env, result, &value) != napi_ok) return nullptr;
+  return value;
+}
+
+// The bytes of an ArrayBuffer (the struct is all of it), for both paths below.
+bool GetArrayBuffer(napi_env env, napi_value value, Bytes* out) {
+  void* data = nullptr;
+  size_t length = 0;
+  if (napi_get_arraybuffer_info(env, value, &data, &length) != napi_ok) return false;
+  // A detached buffer reports length 0; its data pointer must never be used.
+  out->data = length == 0 ? nullptr : static_cast<uint8_t*>(data);
+  out->length = length;
+  return true;
+}
+
+// ioctl(fd, request, arg) with every argument checked by the general getters, which name what is
+// wrong; `arg` is an ArrayBuffer, a Buffer/TypedArray/DataView, an integer, or null/undefined.
+Napi::Value Ioctl(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd;
+  int64_t request;
+  if (!GetFd(info, 0, &fd)) return Napi::Value();
+  if (!GetInteger(info, 1, "request", 0, UINT32_MAX, &request)) return Napi::Value();
+  unsigned long req = static_cast<unsigned long>(request);
+  Napi::Value arg = info[2];
+  unsigned long argument = 0;
+  Bytes bytes;
+  if (arg.IsArrayBuffer() || IsByteView(arg)) {
+    if (arg.IsArrayBuffer() ? !GetArrayBuffer(env, arg, &bytes) : !GetBytes(info, 2, "arg", &bytes)) {
+      return Napi::Value();
+    }
+    if (!CheckIoctlBuffer(env, req, bytes)) return Napi::Value();
+    argument = reinterpret_cast<unsigned long>(bytes.data);
+  } else if (arg.IsNumber()) {
+    int64_t value;
+    if (!GetInteger(info, 2, "arg", -9007199254740991LL, 9007199254740991LL, &value)) return Napi::Value();
+    argument = static_cast<unsigned long>(value);
+  } else if (!arg.IsNull() && !arg.IsUndefined()) {
+    ThrowTypeError(env, "arg must be an ArrayBuffer, a Buffer/TypedArray/DataView, an integer or null");
+    return Napi::Value();
+  }
+  return Napi::Value(env, IssueIoctl(env, fd, req, argument));
+}
+
+// An integer-valued number in [min, max] read with one N-API call; false, with nothing thrown,
+// for any other value.
 bool QuickInteger(napi_env env, napi_value value, double min, double max, int64_t* out) {
   double d;
   if (napi_get_value_double(env, value, &d) != napi_ok) return false;
@@ -100,64 +154,37 @@ bool QuickInteger(napi_env env, napi_value value, double min, double max, int64_
   return true;
 }
 
-// The bytes of a Uint8Array or Buffer (what lib/ioctl passes) with a single N-API call; false
-// (nothing thrown) for any other value, which then takes the general path.
-bool QuickBytes(napi_env env, napi_value value, Bytes* out) {
-  napi_typedarray_type type;
-  size_t length = 0;
-  void* data = nullptr;
-  if (napi_get_typedarray_info(env, value, &type, &length, &data, nullptr, nullptr) != napi_ok) return false;
-  if (type != napi_uint8_array && type != napi_int8_array && type != napi_uint8_clamped_array) return false;
-  // A detached view reports length 0; its data pointer must never be used.
-  out->data = length == 0 ? nullptr : static_cast<uint8_t*>(data);
-  out->length = length;
-  return true;
-}
-
-// Every typed-API call ends here, so the usual shape of a call (fd, request, Uint8Array) is read
-// with one N-API call per argument; anything else, including every invalid argument, goes
-// through the general getters, which report it.
-Napi::Value Ioctl(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int64_t fdValue, request;
-  if (!QuickInteger(env, info[0], 0, INT32_MAX, &fdValue)) {
-    int checked;
-    if (!GetFd(info, 0, &checked)) return Napi::Value();
-    fdValue = checked;
-  }
-  int fd = static_cast<int>(fdValue);
-  if (!QuickInteger(env, info[1], 0, UINT32_MAX, &request) &&
-      !GetInteger(info, 1, "request", 0, UINT32_MAX, &request)) {
-    return Napi::Value();
-  }
-  unsigned long req = static_cast<unsigned long>(request);
-  Napi::Value arg = info[2];
-  unsigned long argument = 0;
+// The binding JS calls. Every typed-API call ends here, so the shape lib/sys/native.ts uses (fd,
+// request, a struct in an ArrayBuffer or a byte view) is read with one N-API call per argument,
+// straight from the N-API callback: under emulation (the QEMU lab) each N-API call and the
+// node-addon-api wrapping cost hundreds of nanoseconds. Anything else, including every invalid
+// argument, is handed to Ioctl above, which reports it.
+napi_value IoctlEntry(napi_env env, napi_callback_info callback) {
+  size_t argc = 3;
+  napi_value argv[3];
+  if (napi_get_cb_info(env, callback, &argc, argv, nullptr, nullptr) != napi_ok) return nullptr;
+  int64_t fd, request;
   Bytes bytes;
-  if (QuickBytes(env, arg, &bytes)) {
-    if (!CheckIoctlBuffer(env, req, bytes)) return Napi::Value();
-    argument = reinterpret_cast<unsigned long>(bytes.data);
-  } else if (IsByteView(arg)) {
-    if (!GetBytes(info, 2, "arg", &bytes)) return Napi::Value();
-    if (!CheckIoctlBuffer(env, req, bytes)) return Napi::Value();
-    argument = reinterpret_cast<unsigned long>(bytes.data);
-  } else if (arg.IsNumber()) {
-    int64_t value;
-    if (!GetInteger(info, 2, "arg", -9007199254740991LL, 9007199254740991LL, &value)) return Napi::Value();
-    argument = static_cast<unsigned long>(value);
-  } else if (!arg.IsNull() && !arg.IsUndefined()) {
-    ThrowTypeError(env, "arg must be a Buffer/TypedArray, an integer or null");
-    return Napi::Value();
+  // An ArrayBuffer first (what NativeKernel passes for a struct that fills its buffer), then any
+  // byte view: napi_get_buffer_info takes every ArrayBufferView and gives its length in bytes.
+  if (argc == 3 && QuickInteger(env, argv[0], 0, INT32_MAX, &fd) && QuickInteger(env, argv[1], 0, UINT32_MAX, &request)) {
+    void* data = nullptr;
+    size_t length = 0;
+    bool found = GetArrayBuffer(env, argv[2], &bytes);
+    if (!found && napi_get_buffer_info(env, argv[2], &data, &length) == napi_ok) {
+      // A detached view reports length 0; its data pointer must never be used.
+      bytes.data = length == 0 ? nullptr : static_cast<uint8_t*>(data);
+      bytes.length = length;
+      found = true;
+    }
+    if (found) {
+      unsigned long req = static_cast<unsigned long>(request);
+      if (!CheckIoctlBuffer(Napi::Env(env), req, bytes)) return nullptr;
+      return IssueIoctl(env, static_cast<int>(fd), req, reinterpret_cast<unsigned long>(bytes.data));
+    }
   }
-  int result;
-  do {
-    result = ioctl(fd, req, argument);
-  } while (result < 0 && errno == EINTR);
-  if (result < 0) {
-    ThrowErrno(env, errno, "ioctl");
-    return Napi::Value();
-  }
-  return Napi::Number::New(env, result);
+  Napi::CallbackInfo info(env, callback);
+  return Ioctl(info);
 }
 
 constexpr uint64_t kMaxOffset = static_cast<uint64_t>(INT64_MAX);
@@ -278,7 +305,12 @@ Napi::Value EventfdWrite(const Napi::CallbackInfo& info) {
 void RegisterFiles(Napi::Env env, Napi::Object exports) {
   exports.Set("open", Napi::Function::New(env, Open, "open"));
   exports.Set("close", Napi::Function::New(env, Close, "close"));
-  exports.Set("ioctl", Napi::Function::New(env, Ioctl, "ioctl"));
+  napi_value ioctlFunction;
+  if (napi_create_function(env, "ioctl", NAPI_AUTO_LENGTH, IoctlEntry, nullptr, &ioctlFunction) == napi_ok) {
+    exports.Set("ioctl", Napi::Value(env, ioctlFunction));
+  } else {
+    Napi::Error::New(env).ThrowAsJavaScriptException();
+  }
   exports.Set("pread", Napi::Function::New(env, Pread, "pread"));
   exports.Set("pwrite", Napi::Function::New(env, Pwrite, "pwrite"));
   exports.Set("memfdCreate", Napi::Function::New(env, MemfdCreate, "memfdCreate"));

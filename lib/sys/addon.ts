@@ -29,9 +29,12 @@ export interface AddonMapping {
 /** The exports of native/addon.cc. Every function throws an AddonErrnoError on syscall failure. */
 export interface NativeAddon {
   pageSize(): number;
+  /** Does nothing: what a call into the addon costs at the least (benchmarks time it). */
+  emptyCall(): void;
   open(path: string, flags: number, mode: number): number;
   close(fd: number): void;
-  ioctl(fd: number, request: number, arg: Uint8Array | DataView | number | null): number;
+  /** `arg`: a struct (an ArrayBuffer, all of it, or a byte view), an integer, or null. */
+  ioctl(fd: number, request: number, arg: ArrayBuffer | Uint8Array | DataView | number | null): number;
   pread(fd: number, into: Uint8Array, offset: bigint): number;
   pwrite(fd: number, from: Uint8Array, offset: bigint): number;
   memfdCreate(name: string, flags: number): number;

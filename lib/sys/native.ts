@@ -13,6 +13,7 @@ import { ERRNO, O_CLOEXEC, PROT_READ, PROT_WRITE } from './constants';
 import { VfioError, type VfioErrorDetails } from './errors';
 import type { Capabilities, Kernel, Mapping, MmioWidth, UserVa } from './kernel';
 import { ioctlName, type FileKind } from '../uapi/ioctl';
+import { wholeBufferOf } from '../uapi/codec';
 // The request tables register their names with ioctlName when loaded.
 import '../uapi/iommufd';
 import { VFIO_GROUP_GET_DEVICE_FD } from '../uapi/vfio';
@@ -101,7 +102,8 @@ export class NativeKernel implements Kernel {
   ioctl(fd: number, request: number, arg: Uint8Array | number | null): number {
     let result: number;
     try {
-      result = this.addon.ioctl(fd, request, arg);
+      // A struct that fills its ArrayBuffer goes as the ArrayBuffer (see wholeBufferOf).
+      result = this.addon.ioctl(fd, request, arg instanceof Uint8Array ? wholeBufferOf(arg) ?? arg : arg);
     } catch (e) {
       throw this.translateIoctl(e, fd, request);
     }

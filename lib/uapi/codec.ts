@@ -214,9 +214,21 @@ export class StructMemory<S extends Record<string, FieldType>> {
     }
     const memory = new ArrayBuffer(alignUp(size, 8));
     this.bytes = new Uint8Array(memory, 0, size);
+    if (memory.byteLength === size) Object.defineProperty(this.bytes, 'wholeBuffer', { value: memory });
     this.u32 = new Uint32Array(memory);
     this.u64 = new BigUint64Array(memory);
   }
+}
+
+/**
+ * The ArrayBuffer a byte view fills entirely, when the view was made to say so (StructMemory's
+ * bytes do, as a hidden property); undefined otherwise. `view.buffer` would answer too, but V8
+ * makes every read of that getter a runtime call, too slow for a per-ioctl check; a kernel that
+ * would rather hand over the ArrayBuffer (NativeKernel: the addon reads one with its cheapest
+ * N-API call) asks here.
+ */
+export function wholeBufferOf(view: Uint8Array): ArrayBuffer | undefined {
+  return (view as Uint8Array & { readonly wholeBuffer?: ArrayBuffer }).wholeBuffer;
 }
 
 export function alignUp(n: number, a: number): number {
