@@ -142,6 +142,70 @@ describe('lib/ioctl wrappers', () => {
     assert.equal(info.msixMappable, false);
   });
 
+  it('struct memory reused from call to call: each call sends only its own inputs and returns its own answer', () => {
+    const answers = [{ phys: 0x1234_5000n, length: 0x3000n }, { phys: 0x8_0000_0000n, length: 0x1000n }];
+    const k = new ScriptedKernel().on(U.IOMMU_IOAS_NOIOMMU_GET_PA, (arg, call) => {
+      const v = U.IommuIoasNoiommuGetPa.decode(bytesOf(arg));
+      // Nothing of the previous call's answer is left in what the kernel reads.
+      assert.equal(v.out_phys, 0n);
+      assert.deepEqual([v.size, v.flags, v.__reserved], [40, 0, 0]);
+      U.IommuIoasNoiommuGetPa.set(bytesOf(arg), 'out_phys', answers[call]!.phys);
+      U.IommuIoasNoiommuGetPa.set(bytesOf(arg), 'length', answers[call]!.length);
+    });
+    const lookup = new io.PhysicalAddressLookup();
+    const first = lookup.lookup(k, 3, 4, iova(0x2000n), 1n << 20n);
+    const second = lookup.lookup(k, 3, 9, iova(0x7000n), 4096n);
+    assert.deepEqual([first, second], answers);
+    const sent = k.calls.map((c) => U.IommuIoasNoiommuGetPa.decode(bytesOf(c.bytes)));
+    assert.deepEqual(sent.map((v) => [v.ioas_id, v.iova, v.length]), [[4, 0x2000n, 1n << 20n], [9, 0x7000n, 4096n]]);
+  });
+
+  it('noiommuGetPa reads back a length that differs from the cap in its high word only', () => {
+    // The wrapper hands back the caller's cap when the kernel left it as it was; the comparison
+    // covers both halves of the u64.
+    const k = new ScriptedKernel().on(U.IOMMU_IOAS_NOIOMMU_GET_PA, (arg) => {
+      U.IommuIoasNoiommuGetPa.set(bytesOf(arg), 'length', 0x1000n);
+    });
+    assert.equal(io.noiommuGetPa(k, 3, 1, iova(0n), 0x1_0000_1000n).length, 0x1000n);
+    const unchanged = new ScriptedKernel().on(U.IOMMU_IOAS_NOIOMMU_GET_PA, () => undefined);
+    assert.equal(io.noiommuGetPa(unchanged, 3, 1, iova(0n), 0xffff_ffff_ffff_f000n).length, 0xffff_ffff_ffff_f000n);
+  });
+
+  it('noiommuGetPa refuses an IOVA or a cap outside u64 instead of letting it wrap', () => {
+    const k = new ScriptedKernel().on(U.IOMMU_IOAS_NOIOMMU_GET_PA, () => undefined);
+    assert.throws(() => io.noiommuGetPa(k, 3, 1, -1n as ReturnType<typeof iova>, 4096n), { name: 'RangeError', message: /iova: -1 is out of range/ });
+    assert.throws(() => io.noiommuGetPa(k, 3, 1, iova(0n), 1n << 64n), { name: 'RangeError', message: /length: 18446744073709551616 is out of range/ });
+    assert.equal(k.calls.length, 0);
+  });
+
+  it('deviceGetRegionInfo range-checks the index as the codec does', () => {
+    const k = new ScriptedKernel().on(V.VFIO_DEVICE_GET_REGION_INFO, () => undefined);
+    assert.throws(() => io.deviceGetRegionInfo(k, 5, -1), { name: 'RangeError', message: /vfio_region_info\.index: -1 is out of range for u32/ });
+    assert.throws(() => io.deviceGetRegionInfo(k, 5, 1.5), { name: 'RangeError', message: /not an integer/ });
+    assert.throws(() => io.deviceGetRegionInfo(k, 5, 2 ** 32), RangeError);
+    assert.equal(k.calls.length, 0);
+  });
+
+  it('capabilities keep their bytes after later calls reuse the struct memory', () => {
+    // A chain that fits in the fixed struct (no kernel does this) would sit in the reused memory:
+    // it is copied out. A chain after a raised argsz is in memory of its own.
+    const k = new ScriptedKernel().on(V.VFIO_DEVICE_GET_INFO, (arg, call) => {
+      const b = bytesOf(arg);
+      if (call === 0) {
+        V.VfioDeviceInfo.encode({ flags: V.VFIO_DEVICE_FLAGS_CAPS, num_regions: 9, num_irqs: 5, cap_offset: 16 }, b);
+        V.VfioInfoCapHeader.encode({ id: 16, version: 0, next: 0 }, b, 16);
+      } else {
+        V.VfioDeviceInfo.encode({ flags: 0, num_regions: 1, num_irqs: 1, cap_offset: 0 }, b);
+      }
+    });
+    const first = io.deviceGetInfo(k, 5);
+    const before = Uint8Array.from(first.capabilities[0]!.bytes);
+    const second = io.deviceGetInfo(k, 5);
+    assert.deepEqual([first.numRegions, first.numIrqs, second.numRegions, second.capabilities], [9, 5, 1, []]);
+    assert.deepEqual(first.capabilities[0]!.bytes, before);
+    assert.equal(first.capabilities[0]!.id, 16);
+  });
+
   it('deviceGetPciHotResetInfo retries after ENOSPC with the count the kernel reported', () => {
     const devices = Array.from({ length: 6 }, (_, i) => ({ group_id: 10 + i, segment: 0, bus: 1, devfn: i << 3 }));
     const k = new ScriptedKernel().on(V.VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, (arg) => {
