@@ -270,7 +270,7 @@ export class IoPagetable {
     const last = iova + length - 1n;
     if (last > ULONG_MAX) fail('EOVERFLOW');
     if (this.reservedOverlap(iova, last)) fail('EINVAL');
-    if (this.areas.firstOverlap(iova, last)) fail('EEXIST');
+    if (this.areas.firstOverlapSlot(iova, last) >= 0) fail('EEXIST');
   }
 
   private reservedOverlap(start: bigint, last: bigint): boolean {
@@ -304,8 +304,9 @@ export class IoPagetable {
     const domain = area.storageDomain;
     const ps = this.pageSizeN;
     const fast = domain !== null && domain.owner === 'noiommu';
-    this.areas.setTag(area.iova, TAG_PHYS_START, fast ? area.frameAt(0) * ps + area.pageOffset : NaN);
-    this.areas.setTag(area.iova, TAG_FIRST_RUN_BYTES, fast ? area.contiguousFrom(0) * ps - area.pageOffset : NaN);
+    // Tags in order: TAG_PHYS_START, TAG_FIRST_RUN_BYTES.
+    if (fast) this.areas.setTags(area.iova, area.frameAt(0) * ps + area.pageOffset, area.contiguousFrom(0) * ps - area.pageOffset);
+    else this.areas.setTags(area.iova, NaN, NaN);
   }
 
   // ---- map / unmap --------------------------------------------------------------------------
@@ -375,9 +376,9 @@ export class IoPagetable {
     let unmapped = 0n;
     let from = start;
     for (;;) {
-      const node = this.areas.firstOverlap(from, last);
-      if (!node) break;
-      const area = node.value;
+      const slot = this.areas.firstOverlapSlot(from, last);
+      if (slot < 0) break;
+      const area = this.areas.valueAt(slot);
       if (area.iova < from || area.last > last) {
         const err = new UnmapError('ENOENT', unmapped);
         throw err;
@@ -391,7 +392,8 @@ export class IoPagetable {
   }
 
   private removeArea(area: Area): void {
-    if (area.storageDomain) this.unloadArea(area);
+    // The tree entry goes next, so its translation tags need no update.
+    if (area.storageDomain) area.unload();
     this.areas.remove(area.iova);
     area.pages.put();
   }

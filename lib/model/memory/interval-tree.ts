@@ -372,6 +372,21 @@ export class IntervalTree<T> {
     return this.bounds[this.boundsIndex(slot, 2 + k)]!;
   }
 
+  /**
+   * Sets the tags of the interval that starts at `start`, from tag 0 on; returns whether there
+   * is one.
+   */
+  setTags(start: bigint, ...tags: number[]): boolean {
+    if (tags.length > this.tagCount) throw new RangeError(`interval tree has ${this.tagCount} tags, not ${tags.length}`);
+    if (this.root === NONE) return false;
+    const startN = Number(start);
+    const leaf = this.descend(start, startN);
+    const i = this.leafUpper(leaf, start, startN);
+    if (i < 0 || this.starts[leaf * this.fanout + i] !== start) return false;
+    for (let k = 0; k < tags.length; k++) this.bounds[leaf * this.region + (2 + k) * this.fanout + i] = tags[k]!;
+    return true;
+  }
+
   /** Sets tag `k` of the interval that starts at `start`; returns whether there is one. */
   setTag(start: bigint, k: number, value: number): boolean {
     if (k < 0 || k >= this.tagCount) throw new RangeError(`interval tree has no tag ${k}`);
@@ -403,17 +418,27 @@ export class IntervalTree<T> {
     return next === NONE ? NONE : next * this.fanout;
   }
 
-  /** The lowest interval intersecting [start, last] (interval_tree_iter_first). */
-  firstOverlap(start: bigint, last: bigint): IntervalNode<T> | undefined {
-    if (this.root === NONE) return undefined;
+  /** The slot of the lowest interval intersecting [start, last], or -1 (see findSlot). */
+  firstOverlapSlot(start: bigint, last: bigint): number {
+    if (this.root === NONE) return NONE;
+    const f = this.fanout;
     const startN = Number(start);
     const leaf = this.descend(start, startN);
     const i = this.leafUpper(leaf, start, startN);
-    let slot: number;
-    if (i >= 0 && this.lastAtLeast(leaf, i, start, startN)) slot = leaf * this.fanout + i;
-    else slot = i < 0 ? leaf * this.fanout : this.slotAfter(leaf, i);
-    if (slot === NONE || this.starts[slot]! > last) return undefined;
-    return this.nodeAt(slot);
+    // The interval containing `start` overlaps; otherwise the next one does if it starts by `last`.
+    if (i >= 0 && this.lastAtLeast(leaf, i, start, startN)) return leaf * f + i;
+    const slot = i < 0 ? leaf * f : this.slotAfter(leaf, i);
+    if (slot === NONE) return NONE;
+    const nextStartN = this.bounds[this.boundsIndex(slot, 0)]!;
+    const lastN = Number(last);
+    if (nextStartN < lastN || (nextStartN === lastN && this.starts[slot]! <= last)) return slot;
+    return NONE;
+  }
+
+  /** The lowest interval intersecting [start, last] (interval_tree_iter_first). */
+  firstOverlap(start: bigint, last: bigint): IntervalNode<T> | undefined {
+    const slot = this.firstOverlapSlot(start, last);
+    return slot === NONE ? undefined : this.nodeAt(slot);
   }
 
   /** The highest interval intersecting [start, last]. */
