@@ -8,9 +8,11 @@
  * Costs are CPU time of this process (process.cpuUsage), which holds up better than wall time on
  * a shared, busy machine; it still includes the cache and TLB misses a large IOAS costs at random
  * IOVAs, and the collection of the garbage the operations themselves create. Each figure is the
- * median of several rounds over the same IOAS. Before every timed phase a full collection clears
- * what setting up created (the previous kernel, the 100k-area build, the bench's IOVA tables), so
- * a phase is not billed for collecting or promoting someone else's objects.
+ * median of several rounds over the same IOAS, and the rounds of the two sizes alternate, so a
+ * burst of load from elsewhere on the machine lands on both sides of a ratio rather than on one.
+ * Before every timed phase a full collection clears what setting up created (the other kernel,
+ * the 100k-area build, the bench's IOVA tables), so a phase is not billed for collecting or
+ * promoting someone else's objects.
  *
  * The areas all map the same user page (the kernel allows that; each area pins it once), so a
  * 100k-area IOAS needs no more memory than its bookkeeping. Prints, does not assert.
@@ -31,7 +33,7 @@ const PAGE = 4096n;
 /** Areas sit every 2 pages, leaving holes so automatic allocation has to search. */
 const STRIDE = 2n * PAGE;
 const BASE = 0x1_0000_0000n;
-const ROUNDS = 5;
+const ROUNDS = 7;
 /** Maps issued before they are unmapped again, at either size. */
 const MAP_BATCH = 1000;
 const GET_PA_LENGTH = 1n << 30n;
@@ -59,7 +61,8 @@ interface Costs {
   readonly autoMapNs: number;
 }
 
-function measure(areas: number, ops: number, rounds: number): Costs {
+/** One kernel with an IOAS of `areas` areas, measured a round at a time. */
+function subject(areas: number, ops: number): { round(): void; costs(): Costs; close(): void } {
   const k = createModelKernel('linux-7.3-noiommu');
   const fd = k.open('/dev/iommu', O_RDWR);
   const ctx = k.iommufdOf(fd);
@@ -105,7 +108,7 @@ function measure(areas: number, ops: number, rounds: number): Costs {
   const unmapNs: number[] = [];
   const autoMapNs: number[] = [];
   const getPaNs: number[] = [];
-  for (let round = 0; round < rounds; round++) {
+  const round = (): void => {
     collectGarbage();
     let mapTime = 0;
     let unmapTime = 0;
@@ -148,16 +151,29 @@ function measure(areas: number, ops: number, rounds: number): Costs {
       k.ioctl(fd, IOMMU_IOAS_NOIOMMU_GET_PA.number, q);
     }
     getPaNs.push((cpuNow() - t) / getPaOps);
-  }
-  k.close(fd);
-  return { areas, mapNs: median(mapNs), unmapNs: median(unmapNs), getPaNs: median(getPaNs), autoMapNs: median(autoMapNs) };
+  };
+  return {
+    round,
+    costs: () => ({ areas, mapNs: median(mapNs), unmapNs: median(unmapNs), getPaNs: median(getPaNs), autoMapNs: median(autoMapNs) }),
+    close: () => k.close(fd),
+  };
 }
 
 function main(): void {
   // Warm up the JIT on a small table first.
-  measure(1000, 2000, 1);
-  const small = measure(1000, 20000, ROUNDS);
-  const large = measure(100_000, 20000, ROUNDS);
+  const warmUp = subject(1000, 2000);
+  warmUp.round();
+  warmUp.close();
+  const smallSubject = subject(1000, 20000);
+  const largeSubject = subject(100_000, 20000);
+  for (let r = 0; r < ROUNDS; r++) {
+    smallSubject.round();
+    largeSubject.round();
+  }
+  const small = smallSubject.costs();
+  const large = largeSubject.costs();
+  smallSubject.close();
+  largeSubject.close();
   const row = (c: Costs) =>
     `${String(c.areas).padStart(7)} areas: map ${c.mapNs.toFixed(0).padStart(6)} ns  auto-map ${c.autoMapNs.toFixed(0).padStart(6)} ns  unmap ${c.unmapNs.toFixed(0).padStart(6)} ns  GET_PA ${c.getPaNs.toFixed(0).padStart(5)} ns`;
   console.log(`model iommufd: per-op CPU time through ModelKernel.ioctl, median of ${ROUNDS} rounds (load average ${os.loadavg()[0]!.toFixed(1)} on ${os.cpus().length} CPUs)`);

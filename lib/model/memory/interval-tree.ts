@@ -74,13 +74,16 @@ function grownU8(old: Uint8Array, size: number): Uint8Array<ArrayBuffer> {
 export class IntervalTree<T> {
   private readonly fanout: number;
   private readonly tagCount: number;
-  /** Doubles per leaf in `bounds`: (2 + tagCount) rows of fanout. */
+  /** Doubles per leaf in `bounds`: fanout starts, then fanout records. */
   private readonly region: number;
+  /** Doubles per entry record (its last, then its tags). */
+  private readonly record: number;
 
   // ---- leaf pool: leaf id l owns slots [l*fanout, (l+1)*fanout) -------------------------------
   /**
-   * Per leaf one region of doubles: the starts of its entries, then their lasts, then each tag
-   * row — what a lookup reads sits together, mostly in one page.
+   * Per leaf one region of doubles: the starts of its entries (what bisection reads), then one
+   * record per entry of its last and its tags (what a found entry needs, together in a cache
+   * line) — a lookup reads a few lines of one region, mostly in one page.
    */
   private bounds = new Float64Array(0);
   /** Exact starts and lasts per slot, for ties between doubles and for answers. */
@@ -101,6 +104,9 @@ export class IntervalTree<T> {
   /** Start of each child's first entry, as a double and exactly. */
   private innerKeys = new Float64Array(0);
   private innerStarts: bigint[] = [];
+  /** Last of each child's last entry, exactly and as a double, for the holes between children. */
+  private innerLasts: bigint[] = [];
+  private innerLastKeys = new Float64Array(0);
   private innerChild = new Int32Array(0);
   private innerCount = new Int32Array(0);
   private innerParent = new Int32Array(0);
@@ -122,7 +128,8 @@ export class IntervalTree<T> {
     const tags = options.tags ?? 0;
     if (!Number.isInteger(tags) || tags < 0 || tags > 4) throw new RangeError(`interval tree tag count ${tags} is not 0 to 4`);
     this.tagCount = tags;
-    this.region = (2 + tags) * fanout;
+    this.record = 1 + tags;
+    this.region = fanout * (1 + this.record);
   }
 
   get size(): number {
@@ -145,6 +152,8 @@ export class IntervalTree<T> {
     this.freeLeaves = [];
     this.innerKeys = new Float64Array(0);
     this.innerStarts = [];
+    this.innerLasts = [];
+    this.innerLastKeys = new Float64Array(0);
     this.innerChild = new Int32Array(0);
     this.innerCount = new Int32Array(0);
     this.innerParent = new Int32Array(0);
@@ -212,11 +221,15 @@ export class IntervalTree<T> {
     const f = this.fanout;
     const cap = Math.max(4, this.innerCapacity * 2);
     this.innerKeys = grownF64(this.innerKeys, cap * f);
+    this.innerLastKeys = grownF64(this.innerLastKeys, cap * f);
     this.innerChild = grownI32(this.innerChild, cap * f);
     this.innerCount = grownI32(this.innerCount, cap);
     this.innerParent = grownI32(this.innerParent, cap);
     this.innerGapDirty = grownU8(this.innerGapDirty, cap);
-    for (let s = this.innerCapacity * f; s < cap * f; s++) this.innerStarts.push(0n);
+    for (let s = this.innerCapacity * f; s < cap * f; s++) {
+      this.innerStarts.push(0n);
+      this.innerLasts.push(0n);
+    }
     for (let p = this.innerCapacity; p < cap; p++) this.innerGap.push(-1n);
     this.innerCapacity = cap;
   }
@@ -262,9 +275,14 @@ export class IntervalTree<T> {
     return this.starts[leaf * this.fanout + this.leafCount[leaf]! - 1]!;
   }
 
+  private setInnerLast(slot: number, last: bigint): void {
+    this.innerLasts[slot] = last;
+    this.innerLastKeys[slot] = Number(last);
+  }
+
   private maxLast(level: number, id: number): bigint {
-    const leaf = this.lastLeafOf(level, id);
-    return this.lasts[leaf * this.fanout + this.leafCount[leaf]! - 1]!;
+    const f = this.fanout;
+    return level === LEAF ? this.lasts[id * f + this.leafCount[id]! - 1]! : this.innerLasts[id * f + this.innerCount[id]! - 1]!;
   }
 
   private indexInParent(parent: number, child: number): number {
@@ -328,7 +346,7 @@ export class IntervalTree<T> {
 
   /** Whether last of `slot` ≥ point, comparing doubles first. */
   private lastAtLeast(leaf: number, i: number, point: bigint, pointN: number): boolean {
-    const lastN = this.bounds[leaf * this.region + this.fanout + i]!;
+    const lastN = this.bounds[leaf * this.region + this.fanout + i * this.record]!;
     return pointN < lastN || (pointN === lastN && point <= this.lasts[leaf * this.fanout + i]!);
   }
 
@@ -351,25 +369,32 @@ export class IntervalTree<T> {
     return this.values[slot] as T;
   }
 
-  /** Where row `row` (0 starts, 1 lasts, 2+ tags) of a slot's entry is in `bounds`. */
-  private boundsIndex(slot: number, row: number): number {
+  /** Where a slot's start is in `bounds`. */
+  private startIndex(slot: number): number {
     const f = this.fanout;
     const leaf = Math.floor(slot / f);
-    return leaf * this.region + row * f + (slot - leaf * f);
+    return leaf * this.region + (slot - leaf * f);
+  }
+
+  /** Where a slot's record (its last, then its tags) starts in `bounds`. */
+  private recordIndex(slot: number): number {
+    const f = this.fanout;
+    const leaf = Math.floor(slot / f);
+    return leaf * this.region + f + (slot - leaf * f) * this.record;
   }
 
   /** Start and last of the interval at a slot, as doubles (exact up to 2^53). */
   startNOf(slot: number): number {
-    return this.bounds[this.boundsIndex(slot, 0)]!;
+    return this.bounds[this.startIndex(slot)]!;
   }
 
   lastNOf(slot: number): number {
-    return this.bounds[this.boundsIndex(slot, 1)]!;
+    return this.bounds[this.recordIndex(slot)]!;
   }
 
   /** Tag `k` of the interval at a slot. */
   tagOf(slot: number, k: number): number {
-    return this.bounds[this.boundsIndex(slot, 2 + k)]!;
+    return this.bounds[this.recordIndex(slot) + 1 + k]!;
   }
 
   /**
@@ -383,7 +408,8 @@ export class IntervalTree<T> {
     const leaf = this.descend(start, startN);
     const i = this.leafUpper(leaf, start, startN);
     if (i < 0 || this.starts[leaf * this.fanout + i] !== start) return false;
-    for (let k = 0; k < tags.length; k++) this.bounds[leaf * this.region + (2 + k) * this.fanout + i] = tags[k]!;
+    const at = leaf * this.region + this.fanout + i * this.record + 1;
+    for (let k = 0; k < tags.length; k++) this.bounds[at + k] = tags[k]!;
     return true;
   }
 
@@ -395,7 +421,7 @@ export class IntervalTree<T> {
     const leaf = this.descend(start, startN);
     const i = this.leafUpper(leaf, start, startN);
     if (i < 0 || this.starts[leaf * this.fanout + i] !== start) return false;
-    this.bounds[leaf * this.region + (2 + k) * this.fanout + i] = value;
+    this.bounds[leaf * this.region + this.fanout + i * this.record + 1 + k] = value;
     return true;
   }
 
@@ -429,7 +455,7 @@ export class IntervalTree<T> {
     if (i >= 0 && this.lastAtLeast(leaf, i, start, startN)) return leaf * f + i;
     const slot = i < 0 ? leaf * f : this.slotAfter(leaf, i);
     if (slot === NONE) return NONE;
-    const nextStartN = this.bounds[this.boundsIndex(slot, 0)]!;
+    const nextStartN = this.bounds[this.startIndex(slot)]!;
     const lastN = Number(last);
     if (nextStartN < lastN || (nextStartN === lastN && this.starts[slot]! <= last)) return slot;
     return NONE;
@@ -547,21 +573,23 @@ export class IntervalTree<T> {
     const n = this.leafCount[leaf]!;
     const base = leaf * f;
     const b = leaf * this.region;
-    for (let row = b; row < b + this.region; row += f) this.bounds.copyWithin(row + pos + 1, row + pos, row + n);
+    const w = this.record;
+    this.bounds.copyWithin(b + pos + 1, b + pos, b + n);
+    this.bounds.copyWithin(b + f + (pos + 1) * w, b + f + pos * w, b + f + n * w);
     for (let s = base + n; s > base + pos; s--) {
       this.starts[s] = this.starts[s - 1]!;
       this.lasts[s] = this.lasts[s - 1]!;
       this.values[s] = this.values[s - 1];
     }
     this.bounds[b + pos] = startN;
-    this.bounds[b + f + pos] = Number(last);
-    for (let row = b + 2 * f; row < b + this.region; row += f) this.bounds[row + pos] = NaN;
+    this.bounds[b + f + pos * w] = Number(last);
+    for (let k = 1; k < w; k++) this.bounds[b + f + pos * w + k] = NaN;
     this.starts[base + pos] = start;
     this.lasts[base + pos] = last;
     this.values[base + pos] = value;
     this.leafCount[leaf] = n + 1;
     this.count++;
-    this.touch(LEAF, leaf, pos === 0);
+    this.touch(LEAF, leaf, pos === 0, pos === n);
     if (n + 1 === f) {
       // Sequential inserts at either end of the key space fill nodes instead of leaving halves.
       const bias: SplitBias = pos === n && this.leafNext[leaf] === NONE ? 'append' : pos === 0 && this.leafPrev[leaf] === NONE ? 'prepend' : 'even';
@@ -587,7 +615,9 @@ export class IntervalTree<T> {
       right = this.allocLeaf();
       const b = id * this.region;
       const rb = right * this.region;
-      for (let row = 0; row < this.region; row += f) this.bounds.copyWithin(rb + row, b + row + keep, b + row + n);
+      const w = this.record;
+      this.bounds.copyWithin(rb, b + keep, b + n);
+      this.bounds.copyWithin(rb + f, b + f + keep * w, b + f + n * w);
       for (let i = 0; i < moved; i++) {
         const from = id * f + keep + i;
         const to = right * f + i;
@@ -607,9 +637,11 @@ export class IntervalTree<T> {
     } else {
       right = this.allocInner();
       this.innerKeys.copyWithin(right * f, id * f + keep, id * f + n);
+      this.innerLastKeys.copyWithin(right * f, id * f + keep, id * f + n);
       this.innerChild.copyWithin(right * f, id * f + keep, id * f + n);
       for (let i = 0; i < moved; i++) {
         this.innerStarts[right * f + i] = this.innerStarts[id * f + keep + i]!;
+        this.innerLasts[right * f + i] = this.innerLasts[id * f + keep + i]!;
         this.setParent(level - 1, this.innerChild[right * f + i]!, right);
       }
       this.innerCount[id] = keep;
@@ -631,35 +663,48 @@ export class IntervalTree<T> {
     const pn = this.innerCount[parent]!;
     const pb = parent * f;
     this.innerKeys.copyWithin(pb + i + 1, pb + i, pb + pn);
+    this.innerLastKeys.copyWithin(pb + i + 1, pb + i, pb + pn);
     this.innerChild.copyWithin(pb + i + 1, pb + i, pb + pn);
-    for (let s = pb + pn; s > pb + i; s--) this.innerStarts[s] = this.innerStarts[s - 1]!;
+    for (let s = pb + pn; s > pb + i; s--) {
+      this.innerStarts[s] = this.innerStarts[s - 1]!;
+      this.innerLasts[s] = this.innerLasts[s - 1]!;
+    }
     this.innerKeys[pb + i] = this.minStartN(level, right);
     this.innerStarts[pb + i] = this.minStart(level, right);
     this.innerChild[pb + i] = right;
     this.innerCount[parent] = pn + 1;
     this.setParent(level, right, parent);
-    this.touch(level + 1, parent, false);
+    // The two halves end where they end now; the parent as a whole still ends where it did.
+    this.setInnerLast(pb + i - 1, this.maxLast(level, id));
+    this.setInnerLast(pb + i, this.maxLast(level, right));
+    this.touch(level + 1, parent, false, false);
     if (pn + 1 === f) this.split(level + 1, parent, i, bias);
   }
 
   /**
-   * After a node changed: mark the hole summaries stale up to the root and, when its first key
-   * changed, refresh the separator keys above it.
+   * After a node changed: mark the hole summaries stale up to the root and, when its first start
+   * or its last end changed, refresh what the nodes above record of it.
    */
-  private touch(level: number, id: number, firstChanged: boolean): void {
+  private touch(level: number, id: number, firstChanged: boolean, lastChanged: boolean): void {
     const f = this.fanout;
     if (level === LEAF) this.leafGapDirty[id] = 1;
     else this.innerGapDirty[id] = 1;
-    let refreshKey = firstChanged;
+    let refreshFirst = firstChanged;
+    let refreshLast = lastChanged;
     let child = id;
     let childLevel = level;
     for (let p = this.parentOf(level, id); p !== NONE; child = p, childLevel++, p = this.innerParent[p]!) {
       this.innerGapDirty[p] = 1;
-      if (refreshKey) {
-        const i = this.indexInParent(p, child);
+      if (!refreshFirst && !refreshLast) continue;
+      const i = this.indexInParent(p, child);
+      if (refreshFirst) {
         this.innerKeys[p * f + i] = this.minStartN(childLevel, child);
         this.innerStarts[p * f + i] = this.minStart(childLevel, child);
-        refreshKey = i === 0;
+        refreshFirst = i === 0;
+      }
+      if (refreshLast) {
+        this.setInnerLast(p * f + i, this.maxLast(childLevel, child));
+        refreshLast = i === this.innerCount[p]! - 1;
       }
     }
   }
@@ -675,7 +720,9 @@ export class IntervalTree<T> {
     const n = this.leafCount[leaf]!;
     const base = leaf * f;
     const b = leaf * this.region;
-    for (let row = b; row < b + this.region; row += f) this.bounds.copyWithin(row + pos, row + pos + 1, row + n);
+    const w = this.record;
+    this.bounds.copyWithin(b + pos, b + pos + 1, b + n);
+    this.bounds.copyWithin(b + f + pos * w, b + f + (pos + 1) * w, b + f + n * w);
     for (let s = base + pos; s < base + n - 1; s++) {
       this.starts[s] = this.starts[s + 1]!;
       this.lasts[s] = this.lasts[s + 1]!;
@@ -687,7 +734,7 @@ export class IntervalTree<T> {
     this.count--;
     if (n - 1 === 0) this.detach(LEAF, leaf);
     else {
-      this.touch(LEAF, leaf, pos === 0);
+      this.touch(LEAF, leaf, pos === 0, pos === n - 1);
       this.rebalance(LEAF, leaf);
     }
     return true;
@@ -722,7 +769,9 @@ export class IntervalTree<T> {
     if (level === LEAF) {
       const lb = left * this.region;
       const rb = right * this.region;
-      for (let row = 0; row < this.region; row += f) this.bounds.copyWithin(lb + row + ln, rb + row, rb + row + rn);
+      const w = this.record;
+      this.bounds.copyWithin(lb + ln, rb, rb + rn);
+      this.bounds.copyWithin(lb + f + ln * w, rb + f, rb + f + rn * w);
       for (let i = 0; i < rn; i++) {
         const from = right * f + i;
         const to = left * f + ln + i;
@@ -735,15 +784,17 @@ export class IntervalTree<T> {
       this.leafCount[right] = 0;
     } else {
       this.innerKeys.copyWithin(left * f + ln, right * f, right * f + rn);
+      this.innerLastKeys.copyWithin(left * f + ln, right * f, right * f + rn);
       this.innerChild.copyWithin(left * f + ln, right * f, right * f + rn);
       for (let i = 0; i < rn; i++) {
         this.innerStarts[left * f + ln + i] = this.innerStarts[right * f + i]!;
+        this.innerLasts[left * f + ln + i] = this.innerLasts[right * f + i]!;
         this.setParent(level - 1, this.innerChild[left * f + ln + i]!, left);
       }
       this.innerCount[left] = ln + rn;
       this.innerCount[right] = 0;
     }
-    this.touch(level, left, false);
+    this.touch(level, left, false, true);
     this.detach(level, right);
   }
 
@@ -767,14 +818,18 @@ export class IntervalTree<T> {
     const pn = this.innerCount[parent]!;
     const pb = parent * f;
     this.innerKeys.copyWithin(pb + i, pb + i + 1, pb + pn);
+    this.innerLastKeys.copyWithin(pb + i, pb + i + 1, pb + pn);
     this.innerChild.copyWithin(pb + i, pb + i + 1, pb + pn);
-    for (let s = pb + i; s < pb + pn - 1; s++) this.innerStarts[s] = this.innerStarts[s + 1]!;
+    for (let s = pb + i; s < pb + pn - 1; s++) {
+      this.innerStarts[s] = this.innerStarts[s + 1]!;
+      this.innerLasts[s] = this.innerLasts[s + 1]!;
+    }
     this.innerCount[parent] = pn - 1;
     if (pn - 1 === 0) {
       this.detach(level + 1, parent);
       return;
     }
-    this.touch(level + 1, parent, i === 0);
+    this.touch(level + 1, parent, i === 0, i === pn - 1);
     this.rebalance(level + 1, parent);
     // A root with a single child is replaced by that child.
     while (this.height > LEAF && this.innerCount[this.root] === 1) {
@@ -793,30 +848,45 @@ export class IntervalTree<T> {
     const f = this.fanout;
     if (level === LEAF) {
       if (!this.leafGapDirty[id]) return this.leafGap[id]!;
+      // In doubles where both ends are below 2^53 (exact there), in bigints otherwise.
+      let gapN = -1;
       let gap = -1n;
       const base = id * f;
+      const b = id * this.region;
       for (let i = 1; i < this.leafCount[id]!; i++) {
-        const g = this.starts[base + i]! - this.lasts[base + i - 1]! - 1n;
-        if (g > gap) gap = g;
+        const startN = this.bounds[b + i]!;
+        const prevLastN = this.bounds[b + f + (i - 1) * this.record]!;
+        if (startN <= Number.MAX_SAFE_INTEGER && prevLastN <= Number.MAX_SAFE_INTEGER) {
+          if (startN - prevLastN - 1 > gapN) gapN = startN - prevLastN - 1;
+        } else {
+          const g = this.starts[base + i]! - this.lasts[base + i - 1]! - 1n;
+          if (g > gap) gap = g;
+        }
       }
+      if (BigInt(gapN) > gap) gap = BigInt(gapN);
       this.leafGap[id] = gap;
       this.leafGapDirty[id] = 0;
       return gap;
     }
     if (!this.innerGapDirty[id]) return this.innerGap[id]!;
     let gap = -1n;
+    let betweenN = -1;
     const base = id * f;
-    let prevLast = 0n;
     for (let i = 0; i < this.innerCount[id]!; i++) {
-      const child = this.innerChild[base + i]!;
-      const g = this.gapOf(level - 1, child);
+      const g = this.gapOf(level - 1, this.innerChild[base + i]!);
       if (g > gap) gap = g;
-      if (i > 0) {
-        const between = this.innerStarts[base + i]! - prevLast - 1n;
+      if (i === 0) continue;
+      // The hole between two children, in doubles where exact (as for leaves).
+      const startN = this.innerKeys[base + i]!;
+      const prevLastN = this.innerLastKeys[base + i - 1]!;
+      if (startN <= Number.MAX_SAFE_INTEGER && prevLastN <= Number.MAX_SAFE_INTEGER) {
+        if (startN - prevLastN - 1 > betweenN) betweenN = startN - prevLastN - 1;
+      } else {
+        const between = this.innerStarts[base + i]! - this.innerLasts[base + i - 1]! - 1n;
         if (between > gap) gap = between;
       }
-      prevLast = this.maxLast(level - 1, child);
     }
+    if (BigInt(betweenN) > gap) gap = BigInt(betweenN);
     this.innerGap[id] = gap;
     this.innerGapDirty[id] = 0;
     return gap;
@@ -883,7 +953,7 @@ export class IntervalTree<T> {
         const child = this.innerChild[base + i]!;
         const r = search(level - 1, child, pl);
         if (r) return r;
-        pl = this.maxLast(level - 1, child);
+        pl = this.innerLasts[base + i]!;
       }
       return null;
     };
@@ -993,7 +1063,7 @@ export class IntervalTree<T> {
         for (let i = 0; i < n; i++) {
           const s = this.starts[id * f + i]!;
           const l = this.lasts[id * f + i]!;
-          if (this.bounds[id * this.region + i] !== Number(s) || this.bounds[id * this.region + f + i] !== Number(l)) throw new Error('interval tree: stale leaf key');
+          if (this.bounds[id * this.region + i] !== Number(s) || this.bounds[id * this.region + f + i * this.record] !== Number(l)) throw new Error('interval tree: stale leaf key');
           if (l < s) throw new Error('interval tree: empty interval');
           if (prevLast !== null && prevLast >= s) throw new Error('interval tree: overlapping or unordered intervals');
           prevLast = l;
@@ -1005,6 +1075,9 @@ export class IntervalTree<T> {
           if (this.innerStarts[id * f + i] !== this.minStart(level - 1, child) || this.innerKeys[id * f + i] !== Number(this.innerStarts[id * f + i]!)) {
             throw new Error('interval tree: stale separator key');
           }
+          const leaf = this.lastLeafOf(level - 1, child);
+          const childLast = this.lasts[leaf * f + this.leafCount[leaf]! - 1]!;
+          if (this.innerLasts[id * f + i] !== childLast || this.innerLastKeys[id * f + i] !== Number(childLast)) throw new Error('interval tree: stale last of a child');
           walk(level - 1, child, id);
         }
       }
