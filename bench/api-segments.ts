@@ -10,6 +10,10 @@ import { openDevice } from '../lib/open-device';
 import { O_CLOEXEC, O_RDONLY } from '../lib/sys/constants';
 import { PAGEMAP_PATH, readPhysicalSegments } from '../lib/pagemap';
 import { benchDevice, once, report, type Timing } from './api-support';
+import { runC } from './native-c';
+import * as I from '../lib/uapi/iommufd';
+import type { Ioas } from '../lib/ioas';
+import type { Iova } from '../lib/types';
 
 function main(): void {
   const mib = BigInt(process.argv[2] ?? 256);
@@ -50,6 +54,37 @@ function main(): void {
   });
   const results: Timing[] = [getPa, bulk, allocate];
   report(`physical segments of ${mib} MiB (${dmaSegments} runs via GET_PA, ${bulkSegments} via pagemap)`, perPage, results);
+  compareWithC(ioas, device.iommufd!.fd, dma.iova!, length);
+}
+
+/** Ioas.segments against the same GET_PA walk in C (bench/c/get-pa-walk.c) on the same iommufd, best of 5 each. */
+function compareWithC(ioas: Ioas, iommufd: number, iova: Iova, length: bigint): void {
+  const ROUNDS = 5;
+  let segments = 0;
+  let js = Infinity;
+  for (let round = 0; round < ROUNDS; round++) {
+    const start = process.hrtime.bigint();
+    segments = ioas.segments(iova, length).length;
+    js = Math.min(js, Number(process.hrtime.bigint() - start));
+  }
+  const S = I.IommuIoasNoiommuGetPa;
+  let c: { nsPerWalk: number; runs: number; calls: number };
+  try {
+    c = runC('get-pa-walk', [
+      String(I.IOMMU_IOAS_NOIOMMU_GET_PA.number), String(S.size), String(S.offsetOf('size')), String(S.offsetOf('ioas_id')),
+      String(S.offsetOf('iova')), String(S.offsetOf('length')), String(S.offsetOf('out_phys')),
+      String(ioas.id), String(iova), String(length), String(ROUNDS),
+    ], [iommufd]);
+  } catch (e) {
+    console.log(`  C walk: unavailable (${(e as Error).message.split('\n')[0]})`);
+    return;
+  }
+  if (c.runs !== segments) console.log(`  note: C found ${c.runs} segments, Ioas.segments ${segments}`);
+  report(`the same walk, ${segments} segments in ${c.calls} GET_PA calls, best of ${ROUNDS}`, { name: 'C loop: GET_PA per run on the same iommufd', iterations: c.calls, nsPerOp: c.nsPerWalk }, [
+    { name: 'Ioas.segments', iterations: c.calls, nsPerOp: js },
+  ]);
+  const ratio = js / c.nsPerWalk;
+  console.log(`  goal: Ioas.segments <= 1.2x the C walk: ${ratio <= 1.2 ? 'met' : 'not met'} (${ratio.toFixed(2)}x)`);
 }
 
 main();
