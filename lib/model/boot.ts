@@ -26,6 +26,7 @@ export function bootPciMachine(kernel: ModelKernel): PciMachine {
     },
     iommu: p.iommu !== null,
     iommuUnit: p.iommu,
+    cpus: p.cpus ?? 2,
     noiommuAtBoot: p.noiommu,
     functions: p.pci,
     physicalMemory: physicalPort(kernel.memory),

@@ -116,6 +116,8 @@ export interface Profile {
   readonly process: ProcessCredentials;
   readonly memory: MemoryConfig;
   readonly pci: readonly PciDeviceSpec[];
+  /** Online CPUs (sysfs local_cpus/local_cpulist); default 2, as the QEMU lab guest has. */
+  readonly cpus?: number;
 }
 
 export type ProfileName =

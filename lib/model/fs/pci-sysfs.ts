@@ -29,7 +29,12 @@ export interface PciSysfsOptions {
   readonly capabilities: () => Capabilities;
   /** pci_dev->enable_cnt > 0 (a driver enabled the function). */
   readonly isEnabled: (slot: PciSlot) => boolean;
+  /** CPUs of the machine, all local to the one PCI root (local_cpus, local_cpulist). */
+  readonly cpus: number;
 }
+
+/** uevent actions the kernel accepts on a write to a uevent file (kobject_action_type). */
+const UEVENT_ACTIONS = ['add', 'remove', 'change', 'move', 'online', 'offline', 'bind', 'unbind'];
 
 export function devicePath(slot: PciSlot): string {
   const h = (n: number, w: number) => n.toString(16).padStart(w, '0');
@@ -81,6 +86,45 @@ export class PciSysfs {
       (data) => this.writeConfig(slot, data),
     ));
     vfs.add(`${dir}/subsystem`, link('../../../bus/pci'));
+    // Neither vfio-pci nor the stub sets a DMA mask, so the PCI core's 32-bit default stays.
+    vfs.add(`${dir}/dma_mask_bits`, roAttr(() => '32\n'));
+    vfs.add(`${dir}/consistent_dma_mask_bits`, roAttr(() => '32\n'));
+    // A function on the root bus with no ARI capability upstream.
+    vfs.add(`${dir}/ari_enabled`, roAttr(() => '0\n'));
+    let brokenParity = false;
+    vfs.add(`${dir}/broken_parity_status`, rwAttr(
+      () => (brokenParity ? '1\n' : '0\n'),
+      (data) => { brokenParity = parseUnsigned(data, `${dir}/broken_parity_status`) !== 0; },
+    ));
+    let msiAllowed = true;
+    vfs.add(`${dir}/msi_bus`, rwAttr(
+      () => (msiAllowed ? '1\n' : '0\n'),
+      (data) => {
+        if (!this.o.capabilities().sysAdmin) throw VfioError.of('EPERM', { syscall: 'write', path: `${dir}/msi_bus` });
+        msiAllowed = parseUnsigned(data, `${dir}/msi_bus`) !== 0;
+      },
+    ));
+    // No PM capability on the modelled devices: the core never moves them out of D0.
+    vfs.add(`${dir}/power_state`, roAttr(() => 'D0\n'));
+    vfs.add(`${dir}/local_cpus`, roAttr(() => `${((1n << BigInt(this.o.cpus)) - 1n).toString(16)}\n`));
+    vfs.add(`${dir}/local_cpulist`, roAttr(() => (this.o.cpus === 1 ? '0\n' : `0-${this.o.cpus - 1}\n`)));
+    vfs.add(`${dir}/uevent`, rwAttr(
+      () => this.uevent(slot),
+      (data) => {
+        const action = data.toString('latin1').trim().split(/\s+/)[0] ?? '';
+        if (!UEVENT_ACTIONS.includes(action)) throw VfioError.of('EINVAL', { syscall: 'write', path: `${dir}/uevent`, context: `'${action}' is not a uevent action` });
+      },
+    ));
+  }
+
+  /** The device's uevent variables (pci_uevent, plus DRIVER= while bound). */
+  private uevent(slot: PciSlot): string {
+    const d = slot.device;
+    const h = (n: number, w: number) => n.toString(16).toUpperCase().padStart(w, '0');
+    const driver = this.o.bus.driverOf(slot);
+    return `${driver ? `DRIVER=${driver.name}\n` : ''}PCI_CLASS=${h(d.classCode, 4)}\n`
+      + `PCI_ID=${h(d.vendorId, 4)}:${h(d.deviceId, 4)}\nPCI_SUBSYS_ID=${h(d.subsystemVendorId, 4)}:${h(d.subsystemId, 4)}\n`
+      + `PCI_SLOT_NAME=${slot.name}\nMODALIAS=${modalias(slot)}`;
   }
 
   /** config: an unprivileged reader sees only the standard header (pci_read_config). */
@@ -139,4 +183,14 @@ function resourceText(slot: PciSlot): string {
     out += `${h(start)} ${h(start + bar.size - 1n)} ${h(BigInt(flags))}\n`;
   }
   return out;
+}
+
+/** kstrtoul(buf, 0) of a sysfs write: decimal, 0x-prefixed hex or 0-prefixed octal, one trailing newline allowed. */
+function parseUnsigned(data: Buffer, path: string): number {
+  const text = data.toString('latin1').replace(/\n$/, '');
+  const m = /^(?:0x([0-9a-f]+)|0([0-7]*)|([1-9][0-9]*))$/i.exec(text);
+  if (!m) throw VfioError.of('EINVAL', { syscall: 'write', path, context: `'${text}' is not a number` });
+  if (m[1] !== undefined) return parseInt(m[1], 16);
+  if (m[2] !== undefined) return m[2] === '' ? 0 : parseInt(m[2], 8);
+  return parseInt(m[3]!, 10);
 }

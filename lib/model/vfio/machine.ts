@@ -40,6 +40,8 @@ export interface PciMachineOptions {
   readonly kconfig: VfioKconfig;
   /** An IOMMU translates PCI DMA (IOMMU mode); false on a noiommu host. */
   readonly iommu: boolean;
+  /** CPUs of the machine (default 2, the lab guest's -smp 2). */
+  readonly cpus?: number;
   /** The IOMMU hardware, for its sysfs class device (null or absent: none shown). */
   readonly iommuUnit?: IommuUnit | null;
   readonly noiommuAtBoot: boolean;
@@ -84,6 +86,7 @@ export class PciMachine {
     this.sysfs = new PciSysfs({
       vfs: o.vfs, bus: this.bus, pageSize: o.pageSize, capabilities: () => o.capabilities(),
       isEnabled: (slot) => this.vfio.deviceOf(slot)?.core.isOpen ?? false,
+      cpus: o.cpus ?? 2,
     });
     this.vfioPci = new VfioPciDriver(this.vfio);
     this.bus.registerDriver(this.vfioPci);

@@ -63,6 +63,35 @@ export const sysfsCases: ConformanceCase[] = [
     },
   }),
   defineCase({
+    id: 'sysfs.device-attributes',
+    title: 'the function\'s uevent agrees with its ID attributes; vfio-pci leaves the 32-bit DMA mask, D0, MSI allowed',
+    needs: ['device'],
+    run(t) {
+      const bdf = t.env.device!.bdf;
+      const dir = `${PCI_DEVICES}/${bdf}`;
+      const id = (name: string) => Number(text(t, `${dir}/${name}`).trim());
+      const h = (n: number, width: number) => n.toString(16).toUpperCase().padStart(width, '0');
+      const expected = `DRIVER=vfio-pci\nPCI_CLASS=${h(id('class'), 4)}\nPCI_ID=${h(id('vendor'), 4)}:${h(id('device'), 4)}\n`
+        + `PCI_SUBSYS_ID=${h(id('subsystem_vendor'), 4)}:${h(id('subsystem_device'), 4)}\nPCI_SLOT_NAME=${bdf}\nMODALIAS=${text(t, `${dir}/modalias`)}`;
+      t.equal(text(t, `${dir}/uevent`), expected, 'uevent (pci_uevent)');
+      t.expectErrno('write "bogus" to uevent', () => t.kernel.writeFile(`${dir}/uevent`, 'bogus'), 'EINVAL');
+      t.equal(text(t, `${dir}/dma_mask_bits`), '32\n', 'dma_mask_bits: vfio-pci sets no DMA mask');
+      t.equal(text(t, `${dir}/consistent_dma_mask_bits`), '32\n', 'consistent_dma_mask_bits');
+      t.equal(text(t, `${dir}/power_state`), 'D0\n', 'power_state');
+      t.equal(text(t, `${dir}/msi_bus`), '1\n', 'msi_bus');
+      t.equal(text(t, `${dir}/broken_parity_status`), '0\n', 'broken_parity_status');
+      t.equal(text(t, `${dir}/ari_enabled`), '0\n', 'ari_enabled (root bus, no ARI)');
+      // local_cpus is a hex mask, local_cpulist the same CPUs as ranges.
+      const mask = BigInt(`0x${text(t, `${dir}/local_cpus`).trim().replace(/,/g, '')}`);
+      let fromList = 0n;
+      for (const range of text(t, `${dir}/local_cpulist`).trim().split(',')) {
+        const [first, last] = range.split('-').map(Number);
+        for (let cpu = first!; cpu <= (last ?? first!); cpu++) fromList |= 1n << BigInt(cpu);
+      }
+      t.equal(fromList, mask, 'local_cpulist names the CPUs of local_cpus');
+    },
+  }),
+  defineCase({
     id: 'sysfs.vfio-dev',
     title: 'vfio-dev/<cdev> holds dev, device, subsystem and uevent, names the /dev node, and is linked from /sys/class/vfio-dev',
     needs: ['device'],
