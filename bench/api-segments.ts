@@ -5,9 +5,9 @@
  * (the baseline). Needs a device on the 7.3 noiommu cdev path for the first, CAP_SYS_ADMIN for
  * the others. Run: node dist/bench/api-segments.js [MiB]
  */
-import { nativeKernel } from '../lib/sys/native';
+import { nativeKernel, type NativeKernel } from '../lib/sys/native';
 import { openDevice } from '../lib/open-device';
-import { O_CLOEXEC, O_RDONLY } from '../lib/sys/constants';
+import { MAP_SHARED, MFD_CLOEXEC, O_CLOEXEC, O_RDONLY, PROT_READ, PROT_WRITE } from '../lib/sys/constants';
 import { PAGEMAP_PATH, readPhysicalSegments } from '../lib/pagemap';
 import { benchDevice, once, report, type Timing } from './api-support';
 import { runC } from './native-c';
@@ -54,11 +54,41 @@ function main(): void {
   });
   const results: Timing[] = [getPa, bulk, allocate];
   report(`physical segments of ${mib} MiB (${dmaSegments} runs via GET_PA, ${bulkSegments} via pagemap)`, perPage, results);
-  compareWithC(ioas, device.iommufd!.fd, dma.iova!, length);
+  compareWithC(ioas, device.iommufd!.fd, dma.iova!, length, 'the same walk');
+  compareScattered(kernel, ioas, device.iommufd!.fd, 16n << 20n);
+}
+
+/**
+ * The same comparison on a buffer whose pages are not physically adjacent, so the walk makes one
+ * GET_PA per page: two shmem buffers are faulted in page by page in turns, which interleaves
+ * their frames. This is where the per-call cost of the typed API shows.
+ */
+function compareScattered(kernel: NativeKernel, ioas: Ioas, iommufd: number, length: bigint): void {
+  // memfd (shmem) pages, not anonymous memory: transparent huge pages would hand each buffer
+  // 2 MiB runs however the faults are ordered.
+  const fds = [kernel.memfdCreate('bench-scattered-a', MFD_CLOEXEC), kernel.memfdCreate('bench-scattered-b', MFD_CLOEXEC)];
+  for (const fd of fds) kernel.ftruncate(fd, length);
+  const a = kernel.mmap(fds[0]!, length, PROT_READ | PROT_WRITE, MAP_SHARED, 0n);
+  const b = kernel.mmap(fds[1]!, length, PROT_READ | PROT_WRITE, MAP_SHARED, 0n);
+  try {
+    const pages = Number(length) / kernel.pageSize;
+    const bytesA = new Uint8Array(a.buffer!);
+    const bytesB = new Uint8Array(b.buffer!);
+    for (let page = 0; page < pages; page++) {
+      bytesA[page * kernel.pageSize] = 1;
+      bytesB[page * kernel.pageSize] = 1;
+    }
+    using mapping = ioas.map({ va: a.address, length });
+    compareWithC(ioas, iommufd, mapping.iova, length, `${length >> 20n} MiB faulted in alternately with another buffer`);
+  } finally {
+    kernel.munmap(a);
+    kernel.munmap(b);
+    for (const fd of fds) kernel.close(fd);
+  }
 }
 
 /** Ioas.segments against the same GET_PA walk in C (bench/c/get-pa-walk.c) on the same iommufd, best of 5 each. */
-function compareWithC(ioas: Ioas, iommufd: number, iova: Iova, length: bigint): void {
+function compareWithC(ioas: Ioas, iommufd: number, iova: Iova, length: bigint, what: string): void {
   const ROUNDS = 5;
   let segments = 0;
   let js = Infinity;
@@ -80,7 +110,7 @@ function compareWithC(ioas: Ioas, iommufd: number, iova: Iova, length: bigint): 
     return;
   }
   if (c.runs !== segments) console.log(`  note: C found ${c.runs} segments, Ioas.segments ${segments}`);
-  report(`the same walk, ${segments} segments in ${c.calls} GET_PA calls, best of ${ROUNDS}`, { name: 'C loop: GET_PA per run on the same iommufd', iterations: c.calls, nsPerOp: c.nsPerWalk }, [
+  report(`${what}: ${segments} segments in ${c.calls} GET_PA calls, best of ${ROUNDS}`, { name: 'C loop: GET_PA per run on the same iommufd', iterations: c.calls, nsPerOp: c.nsPerWalk }, [
     { name: 'Ioas.segments', iterations: c.calls, nsPerOp: js },
   ]);
   const ratio = js / c.nsPerWalk;
