@@ -11,7 +11,7 @@ import { openDevice } from '../lib/open-device';
 import { StructMemory } from '../lib/uapi/codec';
 import * as U from '../lib/uapi/iommufd';
 import { noiommuGetPa } from '../lib/ioctl/iommufd';
-import { benchDevice, benchLayers, rawAddon, type Row } from './api-support';
+import { benchDevice, onNoiommuCdev, benchLayers, rawAddon, type Row } from './api-support';
 
 function main(): void {
   const iterations = Number(process.argv[2] ?? 100_000);
@@ -20,10 +20,7 @@ function main(): void {
   const bdf = benchDevice(kernel);
   if (bdf === null) return;
   using device = openDevice(bdf, { kernel });
-  if (!device.backend.noiommu || device.backend.kind !== 'cdev') {
-    console.log(`skipped: ${bdf} is not on the Linux 7.3 noiommu cdev path (${device.backend.reason})`);
-    return;
-  }
+  if (!onNoiommuCdev(device, bdf)) return;
   const ioas = device.ioas!;
   using dma = device.allocateDma(2n << 20n, { locked: true });
   const iova = dma.iova!;

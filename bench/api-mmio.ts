@@ -13,13 +13,11 @@ import type { Mmio } from '../lib/mmio';
 import { openDevice } from '../lib/open-device';
 import { MAP_SHARED, PROT_READ, PROT_WRITE } from '../lib/sys/constants';
 import { benchDevice, formatNs } from './api-support';
-import { runC } from './native-c';
+import { runMmioLoop, timeWholeLoop } from './native-c';
 
 const ROUNDS = 5;
 /** BAR0 offset read in every loop: edu's identification register, a read without side effects. */
 const REGISTER = 0;
-
-interface CResult { readonly inlineNsPerOp: number; readonly callNsPerOp: number }
 
 function loopMmio(mmio: Mmio, n: number): number {
   let sum = 0;
@@ -31,17 +29,6 @@ function loopKernel(kernel: NativeKernel, mapping: Mapping, n: number): number {
   let sum = 0;
   for (let i = 0; i < n; i++) sum = (sum + kernel.mmioRead(mapping, REGISTER, 32)) | 0;
   return sum;
-}
-
-function best(n: number, loop: (n: number) => number): number {
-  loop(Math.ceil(n / 10));
-  let bestNs = Infinity;
-  for (let round = 0; round < ROUNDS; round++) {
-    const start = process.hrtime.bigint();
-    loop(n);
-    bestNs = Math.min(bestNs, Number(process.hrtime.bigint() - start) / n);
-  }
-  return bestNs;
 }
 
 function main(): void {
@@ -56,17 +43,13 @@ function main(): void {
   // A second mapping of the same page for the kernel-accessor row, made the way any caller would.
   const mapping = kernel.mmap(device.fd, BigInt(kernel.pageSize), PROT_READ | PROT_WRITE, MAP_SHARED, 0n);
 
-  let c: CResult = { inlineNsPerOp: Infinity, callNsPerOp: Infinity };
-  for (let round = 0; round < ROUNDS; round++) {
-    // LENGTH 4: every C load is at BAR0 + 0, the register the JS loops read.
-    const r = runC<CResult>('mmio-loop', [String(iterations), '4', '3'], [device.fd]);
-    c = { inlineNsPerOp: Math.min(c.inlineNsPerOp, r.inlineNsPerOp), callNsPerOp: Math.min(c.callNsPerOp, r.callNsPerOp) };
-  }
+  // LENGTH 4: every C load is at BAR0 + 0, the register the JS loops read.
+  const c = runMmioLoop(iterations, 4, device.fd, ROUNDS);
   const rows: [string, number][] = [
     ['C: volatile load inlined in the loop (baseline)', c.inlineNsPerOp],
     ['C: volatile load in an out-of-line read32()', c.callNsPerOp],
-    [`Mmio.read32 (typed API; direct: ${mmio.direct})`, best(iterations, (n) => loopMmio(mmio, n))],
-    ['NativeKernel.mmioRead (one addon call per load)', best(iterations, (n) => loopKernel(kernel, mapping, n))],
+    [`Mmio.read32 (typed API; direct: ${mmio.direct})`, timeWholeLoop(iterations, (n) => loopMmio(mmio, n), ROUNDS)],
+    ['NativeKernel.mmioRead (one addon call per load)', timeWholeLoop(iterations, (n) => loopKernel(kernel, mapping, n), ROUNDS)],
   ];
   const id = mmio.read32(REGISTER);
   mmio.close();

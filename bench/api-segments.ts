@@ -9,7 +9,7 @@ import { nativeKernel, type NativeKernel } from '../lib/sys/native';
 import { openDevice } from '../lib/open-device';
 import { MAP_SHARED, MFD_CLOEXEC, O_CLOEXEC, O_RDONLY, PROT_READ, PROT_WRITE } from '../lib/sys/constants';
 import { PAGEMAP_PATH, readPhysicalSegments } from '../lib/pagemap';
-import { benchDevice, once, report, type Timing } from './api-support';
+import { benchDevice, onNoiommuCdev, once, report, type Timing } from './api-support';
 import { runC } from './native-c';
 import * as I from '../lib/uapi/iommufd';
 import type { Ioas } from '../lib/ioas';
@@ -22,10 +22,7 @@ function main(): void {
   const bdf = benchDevice(kernel);
   if (bdf === null) return;
   using device = openDevice(bdf, { kernel });
-  if (!device.backend.noiommu || device.backend.kind !== 'cdev') {
-    console.log(`skipped: ${bdf} is not on the Linux 7.3 noiommu cdev path (${device.backend.reason})`);
-    return;
-  }
+  if (!onNoiommuCdev(device, bdf)) return;
   if (!kernel.capabilities().sysAdmin) {
     console.log('skipped: reading frame numbers from /proc/self/pagemap needs CAP_SYS_ADMIN');
     return;

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import type { Kernel } from '../lib/sys/kernel';
 import { PciDevice } from '../lib/sysfs';
+import type { VfioDevice } from '../lib/device';
 import { addonStatus, type NativeAddon } from '../lib/sys/addon';
 import { runIoctlLoop, timeLoopsInTurns, type IoctlLoopOptions, type IoctlLoopResult } from './native-c';
 
@@ -172,4 +173,11 @@ export function benchDevice(kernel: Kernel): string | null {
     return null;
   }
   return devices[0]!.bdf;
+}
+
+/** Whether `device` is on the Linux 7.3 noiommu cdev path (GET_PA exists); prints why it is skipped otherwise. */
+export function onNoiommuCdev(device: VfioDevice, bdf: string): boolean {
+  if (device.backend.noiommu && device.backend.kind === 'cdev') return true;
+  console.log(`skipped: ${bdf} is not on the Linux 7.3 noiommu cdev path (${device.backend.reason})`);
+  return false;
 }

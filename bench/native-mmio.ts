@@ -11,14 +11,12 @@ import { addonStatus } from '../lib/sys/addon';
 import { MAP_SHARED, MFD_CLOEXEC, PROT_READ, PROT_WRITE } from '../lib/sys/constants';
 import { nativeKernel, type NativeKernel, type NativeMapping } from '../lib/sys/native';
 import { Mmio } from '../lib/mmio';
-import { runC } from './native-c';
+import { runMmioLoop, timeWholeLoop } from './native-c';
 
 const iterations = Number(process.argv[2] ?? 20_000_000);
 const LENGTH = 4096;
 const MASK = LENGTH - 4;
 const ROUNDS = 5;
-
-interface CResult { readonly inlineNsPerOp: number; readonly callNsPerOp: number }
 
 // One hand-written loop per route, each with its own call site, so V8 optimizes each as a driver's
 // polling loop would be (a shared loop taking a callback would measure a megamorphic call instead).
@@ -40,19 +38,6 @@ function loopAddon(read32: (handle: number, offset: number) => number, handle: n
   return sum;
 }
 
-/** Best ns per read over ROUNDS timed runs, after a warm-up run of a tenth of the iterations. */
-function best(n: number, loop: (n: number) => number): number {
-  let sink = loop(Math.ceil(n / 10));
-  let bestNs = Infinity;
-  for (let round = 0; round < ROUNDS; round++) {
-    const start = process.hrtime.bigint();
-    sink ^= loop(n);
-    bestNs = Math.min(bestNs, Number(process.hrtime.bigint() - start) / n);
-  }
-  if (sink === 0x7fff_ffff) console.log(''); // keeps the loads observable
-  return bestNs;
-}
-
 function main(): void {
   const status = addonStatus();
   if (!status.available) {
@@ -67,18 +52,14 @@ function main(): void {
   const mmio = new Mmio(kernel, mapping, 'bench mapping', 0n);
   const { read32 } = status.addon;
 
-  let c: CResult = { inlineNsPerOp: Infinity, callNsPerOp: Infinity };
-  for (let round = 0; round < ROUNDS; round++) {
-    // The memfd is handed over as fd 3, so C loads from the very pages mmio reads.
-    const r = runC<CResult>('mmio-loop', [String(iterations), String(LENGTH), '3'], [fd]);
-    c = { inlineNsPerOp: Math.min(c.inlineNsPerOp, r.inlineNsPerOp), callNsPerOp: Math.min(c.callNsPerOp, r.callNsPerOp) };
-  }
+  // The C program maps the same memfd, so it loads from the very pages mmio reads.
+  const c = runMmioLoop(iterations, LENGTH, fd, ROUNDS);
   const rows: [string, number][] = [
     ['C: volatile load inlined in the loop (baseline)', c.inlineNsPerOp],
     ['C: volatile load in an out-of-line read32()', c.callNsPerOp],
-    [`Mmio.read32 (typed API; direct: ${mmio.direct})`, best(iterations, (n) => loopMmio(mmio, n))],
-    ['NativeKernel.mmioRead(mapping, offset, 32)', best(iterations / 10, (n) => loopKernel(kernel, mapping, n))],
-    ['addon read32(handle, offset) (one N-API call)', best(iterations / 10, (n) => loopAddon(read32, mapping.handle, n))],
+    [`Mmio.read32 (typed API; direct: ${mmio.direct})`, timeWholeLoop(iterations, (n) => loopMmio(mmio, n), ROUNDS)],
+    ['NativeKernel.mmioRead(mapping, offset, 32)', timeWholeLoop(iterations / 10, (n) => loopKernel(kernel, mapping, n), ROUNDS)],
+    ['addon read32(handle, offset) (one N-API call)', timeWholeLoop(iterations / 10, (n) => loopAddon(read32, mapping.handle, n), ROUNDS)],
   ];
   mmio.close();
   kernel.close(fd);
