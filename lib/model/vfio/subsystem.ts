@@ -24,6 +24,7 @@ import { VfioDevice } from './device';
 import { VfioDeviceFile } from './device-file';
 import { VfioGroup } from './group';
 import type { IommufdPort } from './iommufd-port';
+import { DmaOwnership } from '../iommufd/dma-ownership';
 import { VfioPciCoreDevice } from './pci-core';
 
 /** The kernel build options VFIO's user-visible behaviour depends on. */
@@ -76,23 +77,6 @@ export interface DmaOwnershipTable {
   ownerOf(group: number): object | undefined;
 }
 
-/** A private ownership table for hosts that do not share one with iommufd. */
-class LocalDmaOwnership implements DmaOwnershipTable {
-  private readonly owners = new Map<number, { owner: object; count: number }>();
-  claim(group: number, owner: object): void {
-    const cur = this.owners.get(group);
-    if (cur && cur.owner !== owner) throw VfioError.of('EBUSY', { syscall: 'ioctl', context: `IOMMU group ${group} is owned by another user` });
-    if (cur) cur.count++;
-    else this.owners.set(group, { owner, count: 1 });
-  }
-  release(group: number, owner: object): void {
-    const cur = this.owners.get(group);
-    if (!cur || cur.owner !== owner) return;
-    if (--cur.count === 0) this.owners.delete(group);
-  }
-  ownerOf(group: number): object | undefined { return this.owners.get(group)?.owner; }
-}
-
 /**
  * Dynamic char majors are handed out downwards (alloc_chrdev_region); on the lab kernels 254 is
  * gone before vfio_init runs, which takes one for the groups first (when VFIO_GROUP is built) and
@@ -115,7 +99,8 @@ export class VfioSubsystem {
   private readonly deviceMajor: number;
 
   constructor(readonly env: VfioEnvironment) {
-    this.dmaOwners = env.dmaOwnership ?? new LocalDmaOwnership();
+    // A host that does not share iommufd's table (a bare PCI machine) gets a table of its own.
+    this.dmaOwners = env.dmaOwnership ?? new DmaOwnership();
     this.noiommuParam = env.kconfig.vfioNoiommu && env.noiommuAtBoot;
     this.groupMajor = FIRST_FREE_DYNAMIC_MAJOR;
     this.deviceMajor = env.kconfig.group ? FIRST_FREE_DYNAMIC_MAJOR - 1 : FIRST_FREE_DYNAMIC_MAJOR;
