@@ -245,12 +245,7 @@ export class PhysicalMemory {
     this.unbind(pfn);
     if (this.kinds[pfn] === KIND_SMALL) {
       this.kinds[pfn] = KIND_FREE;
-      if (this.freeTop === this.freeStack.length) {
-        const grown = new Int32Array(this.freeStack.length * 2);
-        grown.set(this.freeStack);
-        this.freeStack = grown;
-      }
-      this.freeStack[this.freeTop++] = pfn;
+      this.pushFree(pfn);
       this.freeCount++;
       return;
     }
@@ -258,6 +253,16 @@ export class PhysicalMemory {
     this.hugeOf.delete(pfn);
     this.kinds[pfn] = KIND_POOL;
     if (--info.live === 0) this.hugeFree[info.size].push(info.base);
+  }
+
+  /** Puts a frame on the free stack, growing it when full. */
+  private pushFree(pfn: number): void {
+    if (this.freeTop === this.freeStack.length) {
+      const grown = new Int32Array(this.freeStack.length * 2);
+      grown.set(this.freeStack);
+      this.freeStack = grown;
+    }
+    this.freeStack[this.freeTop++] = pfn;
   }
 
   /**
@@ -292,12 +297,7 @@ export class PhysicalMemory {
       const base = this.hugeFree[size].pop()!;
       for (let pfn = base; pfn < base + pages; pfn++) {
         this.kinds[pfn] = KIND_FREE;
-        if (this.freeTop === this.freeStack.length) {
-          const grown = new Int32Array(this.freeStack.length * 2);
-          grown.set(this.freeStack);
-          this.freeStack = grown;
-        }
-        this.freeStack[this.freeTop++] = pfn;
+        this.pushFree(pfn);
       }
       this.freeCount += pages;
       this.hugeTotal[size]--;
