@@ -6,11 +6,11 @@
  * ioctl is the wrapper's row; the cached getter is printed beside it. GET_REGION_INFO(BAR0) is
  * timed too, through its wrapper. Run: node dist/bench/api-device-info.js [iterations per round] [rounds]
  */
-import { nativeKernel } from '../lib/sys/native';
-import { openDevice } from '../lib/open-device';
+import { nativeKernel } from '../lib/sys/native-kernel';
+import { openDevice } from '../lib/vfio/open-device';
 import { StructMemory } from '../lib/uapi/codec';
 import * as V from '../lib/uapi/vfio';
-import { deviceGetInfo, deviceGetRegionInfo } from '../lib/ioctl/vfio-device';
+import { deviceGetInfo, deviceGetRegionInfo } from '../lib/ioctl/device-ioctls';
 import { benchDevice, benchLayers, rawAddon, type Row } from './api-support';
 
 function main(): void {

@@ -6,11 +6,11 @@
  * 4 KiB cap as the C loop. Needs a device on the Linux 7.3 noiommu cdev path.
  * Run: node dist/bench/api-get-pa.js [iterations per round] [rounds]
  */
-import { nativeKernel } from '../lib/sys/native';
-import { openDevice } from '../lib/open-device';
+import { nativeKernel } from '../lib/sys/native-kernel';
+import { openDevice } from '../lib/vfio/open-device';
 import { StructMemory } from '../lib/uapi/codec';
 import * as U from '../lib/uapi/iommufd';
-import { noiommuGetPa } from '../lib/ioctl/iommufd';
+import { noiommuGetPa } from '../lib/ioctl/iommufd-ioctls';
 import { benchDevice, onNoiommuCdev, benchLayers, rawAddon, type Row } from './api-support';
 
 function main(): void {

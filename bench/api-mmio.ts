@@ -7,10 +7,10 @@
  *
  *   node dist/bench/api-mmio.js [iterations]     (needs a device bound to vfio-pci: the lab)
  */
-import { nativeKernel, type NativeKernel } from '../lib/sys/native';
+import { nativeKernel, type NativeKernel } from '../lib/sys/native-kernel';
 import type { Mapping } from '../lib/sys/kernel';
-import type { Mmio } from '../lib/mmio';
-import { openDevice } from '../lib/open-device';
+import type { Mmio } from '../lib/vfio/mmio';
+import { openDevice } from '../lib/vfio/open-device';
 import { MAP_SHARED, PROT_READ, PROT_WRITE } from '../lib/sys/constants';
 import { benchDevice, formatNs } from './api-support';
 import { runMmioLoop, timeWholeLoop } from './native-c';

@@ -5,15 +5,15 @@
  * (the baseline). Needs a device on the 7.3 noiommu cdev path for the first, CAP_SYS_ADMIN for
  * the others. Run: node dist/bench/api-segments.js [MiB]
  */
-import { nativeKernel, type NativeKernel } from '../lib/sys/native';
-import { openDevice } from '../lib/open-device';
+import { nativeKernel, type NativeKernel } from '../lib/sys/native-kernel';
+import { openDevice } from '../lib/vfio/open-device';
 import { MAP_SHARED, MFD_CLOEXEC, O_CLOEXEC, O_RDONLY, PROT_READ, PROT_WRITE } from '../lib/sys/constants';
-import { PAGEMAP_PATH, readPhysicalSegments } from '../lib/pagemap';
+import { PAGEMAP_PATH, readPhysicalSegments } from '../lib/dma/pagemap';
 import { benchDevice, onNoiommuCdev, once, report, type Timing } from './api-support';
 import { runC } from './native-c';
 import * as I from '../lib/uapi/iommufd';
-import type { Ioas } from '../lib/ioas';
-import type { Iova } from '../lib/types';
+import type { Ioas } from '../lib/iommu/ioas';
+import type { Iova } from '../lib/sys/addresses';
 
 function main(): void {
   const mib = BigInt(process.argv[2] ?? 256);

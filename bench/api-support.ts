@@ -6,8 +6,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import type { Kernel } from '../lib/sys/kernel';
-import { PciDevice } from '../lib/sysfs';
-import type { VfioDevice } from '../lib/device';
+import { PciDevice } from '../lib/pci/pci-device';
+import type { VfioDevice } from '../lib/vfio/device';
 import { addonStatus, type NativeAddon } from '../lib/sys/addon';
 import { runIoctlLoop, timeLoopsInTurns, type IoctlLoopOptions, type IoctlLoopResult } from './native-c';
 

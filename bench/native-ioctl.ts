@@ -10,10 +10,10 @@
  *   npm run bench:native-ioctl [-- ITERATIONS [ROUNDS]]
  */
 import { addonStatus, type NativeAddon } from '../lib/sys/addon';
-import { NativeKernel, nativeKernel } from '../lib/sys/native';
-import { Iommufd } from '../lib/iommufd';
+import { NativeKernel, nativeKernel } from '../lib/sys/native-kernel';
+import { Iommufd } from '../lib/iommu/iommufd';
 import { deviceGetInfo, noiommuGetPa } from '../lib/ioctl';
-import { iova } from '../lib/types';
+import { iova } from '../lib/sys/addresses';
 import { StructMemory } from '../lib/uapi/codec';
 import { VfioGroupStatus } from '../lib/uapi/vfio';
 import { benchLayers, type Row } from './api-support';

@@ -9,8 +9,8 @@
  */
 import { addonStatus } from '../lib/sys/addon';
 import { MAP_SHARED, MFD_CLOEXEC, PROT_READ, PROT_WRITE } from '../lib/sys/constants';
-import { nativeKernel, type NativeKernel, type NativeMapping } from '../lib/sys/native';
-import { Mmio } from '../lib/mmio';
+import { nativeKernel, type NativeKernel, type NativeMapping } from '../lib/sys/native-kernel';
+import { Mmio } from '../lib/vfio/mmio';
 import { runMmioLoop, timeWholeLoop } from './native-c';
 
 const iterations = Number(process.argv[2] ?? 20_000_000);

@@ -1,5 +1,5 @@
 // How the addon reports failure. A failed syscall becomes a JS Error carrying `errno` (positive,
-// Linux numbering) and `syscall`; lib/sys/native.ts turns it into a VfioError with the path and
+// Linux numbering) and `syscall`; lib/sys/native-kernel.ts turns it into a VfioError with the path and
 // ioctl name it knows. Bad arguments from JS are TypeError/RangeError. Nothing here throws a C++
 // exception: every function sets a pending JS exception and the caller returns an empty value.
 #pragma once

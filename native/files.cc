@@ -154,7 +154,7 @@ bool QuickInteger(napi_env env, napi_value value, double min, double max, int64_
   return true;
 }
 
-// The binding JS calls. Every typed-API call ends here, so the shape lib/sys/native.ts uses (fd,
+// The binding JS calls. Every typed-API call ends here, so the shape lib/sys/native-kernel.ts uses (fd,
 // request, a struct in an ArrayBuffer or a byte view) is read with one N-API call per argument,
 // straight from the N-API callback: under emulation (the QEMU lab) each N-API call and the
 // node-addon-api wrapping cost hundreds of nanoseconds. Anything else, including every invalid

@@ -66,10 +66,10 @@ if (flag('lab')) {
     }
   }
 } else {
-  const { runCampaign, formatCampaign } = require(path.join(root, 'dist/lib/fuzz/campaign.js'));
-  const { runProgram } = require(path.join(root, 'dist/lib/fuzz/runner.js'));
-  const { labModelKernel } = require(path.join(root, 'dist/lib/fuzz/lab-model.js'));
-  const { parseLabTraceFile, replayLabTraces } = require(path.join(root, 'dist/lib/fuzz/corpus.js'));
+  const { runCampaign, formatCampaign } = require(path.join(root, 'dist/tools/fuzz/campaign.js'));
+  const { runProgram } = require(path.join(root, 'dist/tools/fuzz/program-runner.js'));
+  const { labModelKernel } = require(path.join(root, 'dist/tools/fuzz/lab-model.js'));
+  const { parseLabTraceFile, replayLabTraces } = require(path.join(root, 'dist/tools/fuzz/corpus.js'));
   const seeds = Array.from({ length: count }, (_, i) => first + i);
   for (const mode of modes) {
     const kernel = labModelKernel(mode);

@@ -4,7 +4,7 @@
  * fresh simulated host, so state does not carry over between commands.
  */
 import type { Kernel } from '../sys/kernel';
-import { nativeKernel } from '../sys/native';
+import { nativeKernel } from '../sys/native-kernel';
 import { createModelKernel, profiles } from '../model';
 import { isProfileName } from '../model/profile';
 import { UsageError } from './args';

@@ -6,7 +6,7 @@
  */
 import type { Kernel, Mapping } from '../sys/kernel';
 import { VfioError } from '../sys/errors';
-import type { IoctlRequest } from '../uapi/ioctl';
+import type { IoctlRequest } from '../uapi/requests';
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../sys/constants';
 
 /** Issues `request` on `fd`; a kernel error comes back as a VfioError naming the request. */

@@ -7,7 +7,7 @@
 import { VfioError } from '../sys/errors';
 import { KernelError } from './errno';
 import { iommufdPort, physicalPort } from './iommufd/vfio-port';
-import type { ModelKernel } from './kernel';
+import type { ModelKernel } from './model-kernel';
 import { hasIommufdNoiommu } from './profile';
 import { PciMachine } from './vfio/machine';
 

@@ -6,7 +6,7 @@
  * A profile name picks a preset machine (see profile.ts); a Profile object describes any other.
  */
 import { bootPciMachine } from './boot';
-import { ModelKernel } from './kernel';
+import { ModelKernel } from './model-kernel';
 import { resolveProfile, type Profile, type ProfileName } from './profile';
 
 /** The rest of the simulated host, installed in this order when a kernel boots. */
@@ -20,10 +20,10 @@ export function createModelKernel(profile: ProfileName | Profile): ModelKernel {
   return kernel;
 }
 
-export { ModelKernel } from './kernel';
+export { ModelKernel } from './model-kernel';
 export { profiles, resolveProfile, hasIommufdNoiommu } from './profile';
 export type { Profile, ProfileName, KernelConfig, IommuUnit, MemoryConfig, PciDeviceSpec, ProcessCredentials } from './profile';
 export { PhysicalAccessFault } from './memory/physical-memory';
-export { IommufdContext, IommuFault } from './iommufd/context';
-export type { BindableDevice } from './iommufd/device';
+export { IommufdContext, IommuFault } from './iommufd/iommufd-ctx';
+export type { BindableDevice } from './iommufd/iommufd-device';
 export { KernelError } from './errno';

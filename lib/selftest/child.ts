@@ -6,7 +6,7 @@
  *
  *   node -e "require('<dist>/lib/selftest/child').main()" -- --bdf 0000:00:03.0 --mode noiommu <case id>...
  */
-import { defaultKernel } from '../default-kernel';
+import { defaultKernel } from '../sys/default-kernel';
 import { findCase } from './cases';
 import { discoverEnvironment } from './environment';
 import { runCases } from './runner';

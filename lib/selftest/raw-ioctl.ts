@@ -7,7 +7,7 @@
 import type { Kernel } from '../sys/kernel';
 import { VfioError } from '../sys/errors';
 import type { FieldType, StructType, StructValue } from '../uapi/codec';
-import type { IoctlRequest } from '../uapi/ioctl';
+import type { IoctlRequest } from '../uapi/requests';
 
 export interface RawOptions {
   /** The value written to the leading size/argsz field (default: the struct's size). */

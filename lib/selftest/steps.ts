@@ -9,9 +9,9 @@ import * as I from '../uapi/iommufd';
 import * as V from '../uapi/vfio';
 import type { CaseContext } from './context';
 import { rawIoctl } from './raw-ioctl';
-import { ioasAlloc as wrappedIoasAlloc, ioasMap, iommuDestroy } from '../ioctl/iommufd';
-import { deviceAttachIommufdPt, deviceBindIommufd, deviceDetachIommufdPt } from '../ioctl/vfio-device';
-import { iova } from '../types';
+import { ioasAlloc as wrappedIoasAlloc, ioasMap, iommuDestroy } from '../ioctl/iommufd-ioctls';
+import { deviceAttachIommufdPt, deviceBindIommufd, deviceDetachIommufdPt } from '../ioctl/device-ioctls';
+import { iova } from '../sys/addresses';
 
 /** VFIO_PCI_INDEX_TO_OFFSET: where region `index` starts in the device fd's file offsets. */
 export function regionOffset(index: number): bigint {

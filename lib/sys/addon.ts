@@ -13,7 +13,7 @@ import path from 'node:path';
 import { ERRNO } from './constants';
 import { VfioError } from './errors';
 
-/** A failed syscall as the addon reports it, before lib/sys/native.ts adds path and ioctl name. */
+/** A failed syscall as the addon reports it, before lib/sys/native-kernel.ts adds path and ioctl name. */
 export interface AddonErrnoError extends Error {
   readonly errno: number;
   readonly syscall: string;

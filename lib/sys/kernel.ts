@@ -25,7 +25,7 @@ export interface Mapping {
   /**
    * The bytes, for memory the process can touch directly: ordinary memory, and on the native side
    * a BAR too, where an aligned element of a Uint8/16/32Array or BigUint64Array over this buffer is
-   * one load or store of exactly that width (see lib/mmio.ts). `null` where every access must go
+   * one load or store of exactly that width (see lib/vfio/mmio.ts). `null` where every access must go
    * through the exact-width `mmioRead`/`mmioWrite`: a simulated BAR, whose accesses trap into
    * the device model, and native mappings that are not read-write. Detached once unmapped: any
    * access then throws a TypeError (or, indexed, reads undefined) instead of touching freed memory.

@@ -3,7 +3,7 @@
  * layouts. Data only; checked against the real header by test/uapi/layout.test.ts.
  */
 import { array, s32, struct, u16, u32, u64, u8 } from './codec';
-import { IO, IOCTL_TYPE_SEMICOLON, defineIoctl } from './ioctl';
+import { IO, IOCTL_TYPE_SEMICOLON, defineIoctl } from './requests';
 
 export const IOMMUFD_TYPE = IOCTL_TYPE_SEMICOLON;
 export const IOMMUFD_CMD = {

@@ -4,7 +4,7 @@
  * Data only; checked against the real header by test/uapi/layout.test.ts.
  */
 import { s32, struct, u16, u32, u64, u8 } from './codec';
-import { IO, IOCTL_TYPE_SEMICOLON, defineIoctl } from './ioctl';
+import { IO, IOCTL_TYPE_SEMICOLON, defineIoctl } from './requests';
 
 export const VFIO_TYPE = IOCTL_TYPE_SEMICOLON;
 export const VFIO_BASE = 100;

@@ -35,7 +35,7 @@ fi
 # tsc rewrites every output, so dist is current when no source is newer than one of its files
 # (CI has just built it for the model tests).
 if [ ! -f dist/lib/index.js ] \
-   || [ -n "$(find lib test bench examples tsconfig.json package.json -newer dist/lib/index.js \( -name '*.ts' -o -name '*.json' \) -print -quit 2>/dev/null)" ]; then
+   || [ -n "$(find lib tools test bench examples tsconfig.json package.json -newer dist/lib/index.js \( -name '*.ts' -o -name '*.json' \) -print -quit 2>/dev/null)" ]; then
   lab_with_progress "TypeScript build" "$LAB_CACHE/tsc.log" npm run build \
     || { tail -30 "$LAB_CACHE/tsc.log" >&2; lab_die "npm run build failed"; }
 else

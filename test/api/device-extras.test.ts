@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import * as P from '../../lib/uapi/pci';
 import * as V from '../../lib/uapi/vfio';
-import { openDevice } from '../../lib/open-device';
-import { Iommufd } from '../../lib/iommufd';
-import { VfioContainer, VfioGroup } from '../../lib/group';
-import { PciDevice } from '../../lib/sysfs';
+import { openDevice } from '../../lib/vfio/open-device';
+import { Iommufd } from '../../lib/iommu/iommufd';
+import { VfioContainer } from '../../lib/vfio/container';
+import { VfioGroup } from '../../lib/vfio/group';
+import { PciDevice } from '../../lib/pci/pci-device';
 import { isVfioError } from '../../lib/sys/errors';
 import { describeOnTargets, skipUnless } from './support/targets';
 import { EDU, EDU_ID, withTimeout } from './support/edu';

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import * as P from '../../lib/uapi/pci';
 import * as V from '../../lib/uapi/vfio';
-import { openDevice } from '../../lib/open-device';
-import { VfioDevice } from '../../lib/device';
-import { Iommufd } from '../../lib/iommufd';
-import { PciDevice } from '../../lib/sysfs';
+import { openDevice } from '../../lib/vfio/open-device';
+import { VfioDevice } from '../../lib/vfio/device';
+import { Iommufd } from '../../lib/iommu/iommufd';
+import { PciDevice } from '../../lib/pci/pci-device';
 import { isVfioError } from '../../lib/sys/errors';
 import { describeOnTargets, skipUnless } from './support/targets';
 import { EDU, EDU_DEVICE, EDU_ID, EDU_VENDOR, withTimeout } from './support/edu';

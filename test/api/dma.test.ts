@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { openDevice } from '../../lib/open-device';
-import { DmaBuffer } from '../../lib/dma';
-import { Iommufd } from '../../lib/iommufd';
-import { VfioDevice } from '../../lib/device';
+import { openDevice } from '../../lib/vfio/open-device';
+import { DmaBuffer } from '../../lib/dma/buffer';
+import { Iommufd } from '../../lib/iommu/iommufd';
+import { VfioDevice } from '../../lib/vfio/device';
 import { isVfioError } from '../../lib/sys/errors';
-import type { Iova } from '../../lib/types';
+import type { Iova } from '../../lib/sys/addresses';
 import { describeOnTargets, skipUnless } from './support/targets';
 import { EDU, eduDma } from './support/edu';
 

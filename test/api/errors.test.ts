@@ -5,12 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { createModelKernel, profiles, type Profile } from '../../lib/model';
-import { openDevice } from '../../lib/open-device';
-import { Iommufd } from '../../lib/iommufd';
-import { VfioDevice } from '../../lib/device';
-import { DmaBuffer } from '../../lib/dma';
-import { PciDevice } from '../../lib/sysfs';
-import { readPhysicalSegments } from '../../lib/pagemap';
+import { openDevice } from '../../lib/vfio/open-device';
+import { Iommufd } from '../../lib/iommu/iommufd';
+import { VfioDevice } from '../../lib/vfio/device';
+import { DmaBuffer } from '../../lib/dma/buffer';
+import { PciDevice } from '../../lib/pci/pci-device';
+import { readPhysicalSegments } from '../../lib/dma/pagemap';
 import { isVfioError, type VfioError } from '../../lib/sys/errors';
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../../lib/sys/constants';
 

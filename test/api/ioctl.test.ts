@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import * as U from '../../lib/uapi/iommufd';
 import * as V from '../../lib/uapi/vfio';
 import * as io from '../../lib/ioctl';
-import { iova } from '../../lib/types';
+import { iova } from '../../lib/sys/addresses';
 import { isVfioError } from '../../lib/sys/errors';
 import { ScriptedKernel, fail } from './support/scripted-kernel';
 

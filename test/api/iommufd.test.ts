@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { Iommufd } from '../../lib/iommufd';
-import { VfioDevice } from '../../lib/device';
-import { DmaBuffer } from '../../lib/dma';
+import { Iommufd } from '../../lib/iommu/iommufd';
+import { VfioDevice } from '../../lib/vfio/device';
+import { DmaBuffer } from '../../lib/dma/buffer';
 import { isVfioError } from '../../lib/sys/errors';
 import { MAP_ANONYMOUS, MAP_PRIVATE, MFD_CLOEXEC, PROT_READ, PROT_WRITE } from '../../lib/sys/constants';
-import { iova, type Iova } from '../../lib/types';
+import { iova, type Iova } from '../../lib/sys/addresses';
 import { describeOnTargets, skipUnless } from './support/targets';
 
 const KiB = 1024n;

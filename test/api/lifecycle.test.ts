@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { createModelKernel } from '../../lib/model';
-import { openDevice } from '../../lib/open-device';
+import { openDevice } from '../../lib/vfio/open-device';
 import { DEVICE_PROFILES } from './support/targets';
 
 const EDU = '0000:00:03.0';

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { Resource } from '../../lib/resource';
+import { Resource } from '../../lib/support/resource';
 import { isVfioError } from '../../lib/sys/errors';
 import { ScriptedKernel } from './support/scripted-kernel';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createModelKernel, profiles, type Profile, type ProfileName } from '../../lib/model';
-import { PciDevice, normalizeBdf } from '../../lib/sysfs';
-import { openDevice } from '../../lib/open-device';
+import { PciDevice, normalizeBdf } from '../../lib/pci/pci-device';
+import { openDevice } from '../../lib/vfio/open-device';
 import { EDU_DEVICE, EDU_VENDOR } from './support/edu';
 
 const EDU = '0000:00:03.0';

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { iova, physAddr, userVa, type Iova, type PhysAddr, type BusAddr } from '../../lib/types';
+import { iova, physAddr, userVa, type Iova, type PhysAddr, type BusAddr } from '../../lib/sys/addresses';
 import type { UserVa } from '../../lib/sys/kernel';
 
 // Compile-time checks: each line below must fail to type-check, or the build breaks

@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { nativeKernel } from '../../lib/sys/native';
+import { nativeKernel } from '../../lib/sys/native-kernel';
 import { allCases } from '../../lib/selftest/cases';
 import { childArguments, parseChildOutput } from '../../lib/selftest/child';
 import { describeEnvironment, discoverEnvironment, type Environment } from '../../lib/selftest/environment';

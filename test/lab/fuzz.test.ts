@@ -12,11 +12,11 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { nativeKernel } from '../../lib/sys/native';
-import { runProgram } from '../../lib/fuzz/runner';
-import { runCampaign, formatCampaign } from '../../lib/fuzz/campaign';
-import { labModelKernel } from '../../lib/fuzz/lab-model';
-import type { LabTraceFile } from '../../lib/fuzz/corpus';
+import { nativeKernel } from '../../lib/sys/native-kernel';
+import { runProgram } from '../../tools/fuzz/program-runner';
+import { runCampaign, formatCampaign } from '../../tools/fuzz/campaign';
+import { labModelKernel } from '../../tools/fuzz/lab-model';
+import type { LabTraceFile } from '../../tools/fuzz/corpus';
 import { requireLab, type LabEnvironment } from './lab-environment';
 
 function envNumber(name: string, fallback: number): number {

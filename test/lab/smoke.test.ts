@@ -8,9 +8,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { addonStatus } from '../../lib/sys/addon';
-import { nativeKernel } from '../../lib/sys/native';
-import { openDevice } from '../../lib/open-device';
-import type { VfioDevice } from '../../lib/device';
+import { nativeKernel } from '../../lib/sys/native-kernel';
+import { openDevice } from '../../lib/vfio/open-device';
+import type { VfioDevice } from '../../lib/vfio/device';
 import { requireLab, type LabEnvironment } from './lab-environment';
 import { CAP_SYS_RAWIO, effectiveCapabilities, findSetpriv, hasCapability, runNodeWithoutRawio } from './unprivileged';
 

@@ -8,9 +8,9 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { nativeKernel } from '../../lib/sys/native';
-import { Iommufd } from '../../lib/iommufd';
-import { VfioDevice } from '../../lib/device';
+import { nativeKernel } from '../../lib/sys/native-kernel';
+import { Iommufd } from '../../lib/iommu/iommufd';
+import { VfioDevice } from '../../lib/vfio/device';
 import { cdevOf, collectGarbage, formatSoak, soakCycle, SOAK_BUFFER_BYTES, type SoakNumbers } from '../reliability/soak-cycle';
 import { requireLab, type LabEnvironment } from './lab-environment';
 

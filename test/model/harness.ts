@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { createModelKernel, type ModelKernel, type Profile, type ProfileName } from '../../lib/model';
-import type { IommufdContext } from '../../lib/model/iommufd/context';
+import type { IommufdContext } from '../../lib/model/iommufd/iommufd-ctx';
 import { MAP_ANONYMOUS, MAP_PRIVATE, O_RDWR, PROT_READ, PROT_WRITE } from '../../lib/sys/constants';
 import type { Mapping } from '../../lib/sys/kernel';
 import { isVfioError } from '../../lib/sys/errors';

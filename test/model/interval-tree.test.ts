@@ -1,12 +1,12 @@
 /**
- * The pooled B+ tree behind IOAS areas and process mappings (lib/model/memory/interval-tree.ts),
+ * The pooled B+ tree behind IOAS areas and process mappings (lib/model/structures/interval-tree.ts),
  * against a sorted array: random inserts, removes and tag updates at several fanouts (small ones
  * make deep trees out of a few dozen intervals), keys below and above 2^53 (where the double
  * keys tie and the exact bigints decide), and the shape the tree keeps under churn.
  */
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { IntervalTree } from '../../lib/model/memory/interval-tree';
+import { IntervalTree } from '../../lib/model/structures/interval-tree';
 import { Prng } from '../../lib/model/memory/prng';
 import { U64_MAX } from '../../lib/uapi/codec';
 

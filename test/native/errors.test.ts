@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import { VfioError } from '../../lib/sys/errors';
 import { O_RDONLY, O_RDWR } from '../../lib/sys/constants';
-import { fileKindOfPath } from '../../lib/sys/native';
+import { fileKindOfPath } from '../../lib/sys/native-kernel';
 import { IOMMU_IOAS_ALLOC, IommuIoasAlloc } from '../../lib/uapi/iommufd';
 import { VFIO_DEVICE_GET_INFO } from '../../lib/uapi/vfio';
 import { kernel, linuxOnly } from './support';

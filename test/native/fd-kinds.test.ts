@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import type { NativeAddon } from '../../lib/sys/addon';
-import { NativeKernel } from '../../lib/sys/native';
+import { NativeKernel } from '../../lib/sys/native-kernel';
 import { O_RDWR } from '../../lib/sys/constants';
 import { VfioError } from '../../lib/sys/errors';
 import { IOMMU_DESTROY } from '../../lib/uapi/iommufd';

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
 import { MAP_SHARED, MFD_CLOEXEC, PROT_READ, PROT_WRITE } from '../../lib/sys/constants';
 import type { Mapping, MmioWidth } from '../../lib/sys/kernel';
-import type { NativeKernel } from '../../lib/sys/native';
+import type { NativeKernel } from '../../lib/sys/native-kernel';
 import { isVfioError } from '../../lib/sys/errors';
-import { Mmio } from '../../lib/mmio';
+import { Mmio } from '../../lib/vfio/mmio';
 import { kernel, linuxOnly } from './support';
 
 const RW = PROT_READ | PROT_WRITE;

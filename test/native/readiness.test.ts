@@ -65,7 +65,7 @@ describe('native kernel: eventfd and waiting for readability', function () {
           parentPort.postMessage({ value: k.eventfdRead(workerData.fd), ticks });
         }, (e) => parentPort.postMessage({ error: String(e) }));
         parentPort.postMessage('waiting');
-      `, { fd, native: distLib('sys/native.js') });
+      `, { fd, native: distLib('sys/native-kernel.js') });
       assert.equal(await nextMessage(waiter), 'waiting');
       const result = nextMessage<{ value?: bigint; ticks?: number; error?: string }>(waiter);
       await new Promise((r) => setTimeout(r, 100));
@@ -155,7 +155,7 @@ describe('native kernel: eventfd and waiting for readability', function () {
         globalThis.keep = k.mmap(memfd, 4096n, 3, 1, 0n);
         k.waitReadable(workerData.fd).catch(() => {});
         parentPort.postMessage('ready');
-      `, { fd, native: distLib('sys/native.js') });
+      `, { fd, native: distLib('sys/native-kernel.js') });
       assert.equal(await nextMessage(w), 'ready');
       assert.equal(mappingsNamed('node-vfio-test-worker-end'), 1);
       await w.terminate();

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { addonStatus } from '../../lib/sys/addon';
-import { NativeKernel, nativeKernel } from '../../lib/sys/native';
+import { NativeKernel, nativeKernel } from '../../lib/sys/native-kernel';
 
 export function linuxOnly(suite: Mocha.Suite): void {
   suite.beforeAll(function () {

@@ -5,7 +5,7 @@
  * equal censuses mean nothing was created or leaked in between; the difference says what was.
  */
 import type { ModelKernel } from '../../lib/model';
-import { IommufdContext } from '../../lib/model/iommufd/context';
+import { IommufdContext } from '../../lib/model/iommufd/iommufd-ctx';
 
 export interface Census {
   readonly fds: readonly string[];

@@ -4,10 +4,10 @@
  * lab run's report). The model must give the same answers; each case names the model fix.
  */
 import assert from 'node:assert/strict';
-import { runProgram } from '../../lib/fuzz/runner';
-import { labModelKernel, type LabMode } from '../../lib/fuzz/lab-model';
-import type { FuzzOp } from '../../lib/fuzz/program';
-import { compareTraces, type TraceEntry } from '../../lib/fuzz/trace';
+import { runProgram } from '../../tools/fuzz/program-runner';
+import { labModelKernel, type LabMode } from '../../tools/fuzz/lab-model';
+import type { FuzzOp } from '../../tools/fuzz/program';
+import { compareTraces, type TraceEntry } from '../../tools/fuzz/trace';
 
 interface FoundDivergence {
   readonly title: string;

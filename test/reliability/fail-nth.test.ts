@@ -6,10 +6,10 @@
 import assert from 'node:assert/strict';
 import type { Mapping } from '../../lib/sys/kernel';
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../../lib/sys/constants';
-import { Iommufd } from '../../lib/iommufd';
-import { VfioDevice } from '../../lib/device';
-import { openDevice } from '../../lib/open-device';
-import { LAB_MODES, labModelKernel, type LabMode } from '../../lib/fuzz/lab-model';
+import { Iommufd } from '../../lib/iommu/iommufd';
+import { VfioDevice } from '../../lib/vfio/device';
+import { openDevice } from '../../lib/vfio/open-device';
+import { LAB_MODES, labModelKernel, type LabMode } from '../../tools/fuzz/lab-model';
 import { FAULT_POINTS } from '../../lib/model/faults';
 import { cdevOf } from './soak-cycle';
 import { sweep, type Scenario, type ScenarioContext, type SweepResult } from './fail-nth';

@@ -14,7 +14,7 @@
 import type { ModelKernel } from '../../lib/model';
 import { FAULT_POINTS, type FaultPointName } from '../../lib/model/faults';
 import { VfioError } from '../../lib/sys/errors';
-import type { Resource } from '../../lib/resource';
+import type { Resource } from '../../lib/support/resource';
 import { census, censusDifference, type Census } from './census';
 
 export interface ScenarioContext {

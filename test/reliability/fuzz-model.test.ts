@@ -7,16 +7,16 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { generateProgram } from '../../lib/fuzz/generator';
-import { runProgram } from '../../lib/fuzz/runner';
-import { checkInvariants } from '../../lib/fuzz/invariants';
-import { shrink } from '../../lib/fuzz/shrink';
-import { differential, formatDivergence } from '../../lib/fuzz/differential';
-import { runCampaign, formatCampaign } from '../../lib/fuzz/campaign';
-import { parseLabTraceFile, replayLabTraces } from '../../lib/fuzz/corpus';
-import { LAB_MODES, labModelKernel, type LabMode } from '../../lib/fuzz/lab-model';
-import type { FuzzProgram } from '../../lib/fuzz/program';
-import type { Trace, TraceEntry } from '../../lib/fuzz/trace';
+import { generateProgram } from '../../tools/fuzz/generator';
+import { runProgram } from '../../tools/fuzz/program-runner';
+import { checkInvariants } from '../../tools/fuzz/invariants';
+import { shrink } from '../../tools/fuzz/shrink';
+import { differential, formatDivergence } from '../../tools/fuzz/differential';
+import { runCampaign, formatCampaign } from '../../tools/fuzz/campaign';
+import { parseLabTraceFile, replayLabTraces } from '../../tools/fuzz/corpus';
+import { LAB_MODES, labModelKernel, type LabMode } from '../../tools/fuzz/lab-model';
+import type { FuzzProgram } from '../../tools/fuzz/program';
+import type { Trace, TraceEntry } from '../../tools/fuzz/trace';
 
 const BDF = '0000:00:03.0';
 const PAGE = 4096;

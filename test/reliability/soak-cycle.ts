@@ -9,9 +9,9 @@ import assert from 'node:assert/strict';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import type { Kernel } from '../../lib/sys/kernel';
-import { Iommufd } from '../../lib/iommufd';
-import { VfioDevice } from '../../lib/device';
-import { PciDevice } from '../../lib/sysfs';
+import { Iommufd } from '../../lib/iommu/iommufd';
+import { VfioDevice } from '../../lib/vfio/device';
+import { PciDevice } from '../../lib/pci/pci-device';
 
 export const SOAK_BUFFER_BYTES = 64n * 1024n;
 

@@ -9,7 +9,7 @@
  * kernel resources) until it returns.
  */
 import assert from 'node:assert/strict';
-import { LAB_MODES, labModelKernel } from '../../lib/fuzz/lab-model';
+import { LAB_MODES, labModelKernel } from '../../tools/fuzz/lab-model';
 import type { ModelKernel } from '../../lib/model';
 import { cdevOf, collectGarbage, formatSoak, soakCycle, type SoakNumbers } from './soak-cycle';
 

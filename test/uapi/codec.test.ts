@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { U64_MAX, array, struct, u16, u32, u64, u8 } from '../../lib/uapi/codec';
 import { IommuIoasMap, IommuHwInfo, IommuOption, IOMMU_IOAS_NOIOMMU_GET_PA } from '../../lib/uapi/iommufd';
 import { VfioRegionInfo, VFIO_DEVICE_GET_INFO, VFIO_IOMMU_GET_INFO } from '../../lib/uapi/vfio';
-import { ioctlName } from '../../lib/uapi/ioctl';
+import { ioctlName } from '../../lib/uapi/requests';
 
 describe('uapi codec', () => {
   const T = struct('test_struct', { a: u32, b: u64, c: u16, d: array(u8, 3) });

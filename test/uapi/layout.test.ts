@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { StructType, type FieldType } from '../../lib/uapi/codec';
-import { allIoctls } from '../../lib/uapi/ioctl';
+import { allIoctls } from '../../lib/uapi/requests';
 import * as iommufd from '../../lib/uapi/iommufd';
 import * as vfio from '../../lib/uapi/vfio';
 import * as pci from '../../lib/uapi/pci';

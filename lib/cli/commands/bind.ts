@@ -1,5 +1,5 @@
 /** `vfio bind <bdf>` and `vfio unbind <bdf>`: move a device to vfio-pci and back. */
-import { PciDevice } from '../../sysfs';
+import { PciDevice } from '../../pci/pci-device';
 import { UsageError } from '../args';
 import type { Command, CommandContext } from '../command';
 

@@ -1,6 +1,6 @@
 /** `vfio info <bdf>`: device info, regions, IRQs and config-space capabilities. */
-import { openDevice } from '../../open-device';
-import { normalizeBdf } from '../../sysfs';
+import { openDevice } from '../../vfio/open-device';
+import { normalizeBdf } from '../../pci/pci-device';
 import * as V from '../../uapi/vfio';
 import { UsageError } from '../args';
 import type { Command } from '../command';

@@ -1,5 +1,5 @@
 /** `vfio status`: PCI devices grouped by driver, like dpdk-devbind's status, and the VFIO set-up. */
-import { PciDevice } from '../../sysfs';
+import { PciDevice } from '../../pci/pci-device';
 import type { Command } from '../command';
 import { hex, table } from '../output';
 import { deviceName } from '../pci-names';

@@ -23,11 +23,11 @@ import {
 } from '../../uapi/iommufd';
 import { fail, KernelError } from '../errno';
 import { atLeast, type KernelVersion } from '../profile';
-import type { IommufdContext } from './context';
-import { hwptPagingAlloc } from './device';
+import type { IommufdContext } from './iommufd-ctx';
+import { hwptPagingAlloc } from './iommufd-device';
 import { FaultQueue, FaultQueueFile } from './fault-queue';
 import { IOMMU_READ, IOMMU_WRITE, UnmapError, type IovaRange, type PagesSlice } from './io-pagetable';
-import type { IoasObject } from './ioas';
+import type { IoasObject } from './ioas-object';
 import { IoPages, type AccountMode } from './pinned-pages';
 import { UcmdStruct } from './ucmd-struct';
 import { vfioCompatIoctl } from './vfio-compat';

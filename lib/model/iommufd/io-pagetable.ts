@@ -9,7 +9,7 @@
  */
 import { U64_MAX } from '../../uapi/codec';
 import { fail } from '../errno';
-import { IntervalTree } from '../memory/interval-tree';
+import { IntervalTree } from '../structures/interval-tree';
 import type { IommuDomain } from './domain';
 import type { IoPages } from './pinned-pages';
 import { FaultInjector } from '../fault-injection';

@@ -13,9 +13,9 @@ import {
   VfioIommuType1DmaMap, VfioIommuType1DmaUnmap, VfioIommuType1Info, VfioIommuType1InfoCapIovaRange, VfioIovaRange,
 } from '../../uapi/vfio';
 import { fail } from '../errno';
-import type { IommufdContext } from './context';
+import type { IommufdContext } from './iommufd-ctx';
 import { IOMMU_READ, IOMMU_WRITE, UnmapError } from './io-pagetable';
-import type { IoasObject } from './ioas';
+import type { IoasObject } from './ioas-object';
 import { IoPages } from './pinned-pages';
 
 /** The reserved type1 nesting number (__VFIO_RESERVED_TYPE1_NESTING_IOMMU). */

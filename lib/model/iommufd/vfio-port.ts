@@ -12,7 +12,7 @@ import type { OpenFile } from '../open-file';
 import { DmaFault, type DmaPort } from '../pci/dma';
 import type { IommuUnit } from '../profile';
 import type { IommufdBindRequest, IommufdBoundDevice, IommufdContextPort, IommufdPort } from '../vfio/iommufd-port';
-import { IommufdContext, IommuFault } from './context';
+import { IommufdContext, IommuFault } from './iommufd-ctx';
 
 /** What the adapter needs from the kernel. */
 export interface IommufdPortHost {

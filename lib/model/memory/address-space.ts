@@ -18,7 +18,7 @@ import {
 } from '../../sys/constants';
 import { fail } from '../errno';
 import type { MmapBacking, ModelMapping, OpenFile } from '../open-file';
-import { IntervalTree } from './interval-tree';
+import { IntervalTree } from '../structures/interval-tree';
 import type { LockedMemory } from './locked-memory';
 import type { MemfdFile, MemfdWindow } from './memfd';
 import type { HugePageSize } from './physical-memory';

@@ -4,7 +4,7 @@
  * reset on its own. The VFIO model (lib/model/vfio) drives a PciDeviceModel exactly like
  * vfio-pci drives a struct pci_dev, and sysfs (lib/model/fs) publishes its identity.
  */
-import type { PciConfigSpace } from './config-space';
+import type { PciConfigSpace } from './physical-config-space';
 import type { DmaFault, DmaPort } from './dma';
 import type { InterruptSink } from './interrupts';
 

@@ -14,7 +14,7 @@ import {
   PCI_MSI_MASK_64, PCI_REVISION_ID, PCI_STATUS, PCI_STATUS_INTERRUPT, PCI_STD_HEADER_SIZEOF,
   PCI_SUBSYSTEM_ID, PCI_SUBSYSTEM_VENDOR_ID, PCI_VENDOR_ID,
 } from '../../uapi/pci';
-import { PciConfigSpace } from './config-space';
+import { PciConfigSpace } from './physical-config-space';
 import { DISCONNECTED_DMA, DmaFault } from './dma';
 import { DISCONNECTED_INTERRUPTS } from './interrupts';
 import type { AccessWidth, DeviceEvent, PciBarInfo, PciDeviceModel, PciHostPort } from './device-model';

@@ -11,10 +11,10 @@ import {
   VFIO_DEVICE_ATTACH_PASID, VFIO_DEVICE_BIND_FLAG_TOKEN, VFIO_DEVICE_BIND_IOMMUFD, VFIO_DEVICE_DETACH_IOMMUFD_PT,
   VFIO_DEVICE_DETACH_PASID,
 } from '../../uapi/vfio';
-import { ioctlName } from '../../uapi/ioctl';
+import { ioctlName } from '../../uapi/requests';
 import type { MmapBacking, OpenFile, SyscallContext } from '../open-file';
-import type { DeviceFileState, VfioDevice } from './device';
-import type { VfioGroup, VfioGroupFile } from './group';
+import type { DeviceFileState, VfioDeviceObject } from './device-object';
+import type { VfioGroupObject, VfioGroupFile } from './group-object';
 import { faultPoint } from '../faults';
 
 export class VfioDeviceFile implements OpenFile, DeviceFileState {
@@ -24,12 +24,12 @@ export class VfioDeviceFile implements OpenFile, DeviceFileState {
   devid = 0;
   private released = false;
 
-  private constructor(readonly device: VfioDevice, readonly group: VfioGroup | undefined, private readonly groupFile?: VfioGroupFile) {
+  private constructor(readonly device: VfioDeviceObject, readonly group: VfioGroupObject | undefined, private readonly groupFile?: VfioGroupFile) {
     device.fileRefs.add(this);
   }
 
   /** vfio_device_fops_cdev_open: CAP_SYS_RAWIO for a noiommu device, ENODEV once unregistered. */
-  static openCdev(device: VfioDevice, path: string, hasRawio: boolean): VfioDeviceFile {
+  static openCdev(device: VfioDeviceObject, path: string, hasRawio: boolean): VfioDeviceFile {
     if (!device.registered) throw VfioError.of('ENODEV', { syscall: 'open', path });
     if (device.isNoiommu && !hasRawio) throw VfioError.of('EPERM', { syscall: 'open', path });
     faultPoint('vfio.device-file-alloc'); // fault injection (lib/model/faults.ts): vfio_allocate_device_file
@@ -37,7 +37,7 @@ export class VfioDeviceFile implements OpenFile, DeviceFileState {
   }
 
   /** vfio_device_open_file / vfio_df_group_open. */
-  static openFromGroup(device: VfioDevice, groupFile: VfioGroupFile): VfioDeviceFile {
+  static openFromGroup(device: VfioDeviceObject, groupFile: VfioGroupFile): VfioDeviceFile {
     const group = groupFile.group;
     const name = 'VFIO_GROUP_GET_DEVICE_FD';
     if (!group.hasIommu()) throw VfioError.of('EINVAL', { syscall: 'ioctl', ioctl: name, context: 'the group has no container or iommufd set' });

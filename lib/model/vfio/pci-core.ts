@@ -16,7 +16,7 @@ import type { PciSlot } from '../pci/host';
 import type { AccessWidth } from '../pci/device-model';
 import { VfioPciConfig } from './config-virt';
 import { InfoCapChain } from './info-caps';
-import { VfioPciIrqs, validateIrqSet, type FileLookup } from './irqs';
+import { VfioPciIrqs, validateIrqSet, type FileLookup } from './pci-intrs';
 import type { MsiController } from '../pci/host';
 import {
   PCI_CAP_ID_MSI, PCI_CAP_ID_MSIX, PCI_COMMAND, PCI_COMMAND_INTX_DISABLE, PCI_COMMAND_IO, PCI_COMMAND_MASTER,
@@ -36,7 +36,7 @@ import {
   VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY, VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP, VFIO_DEVICE_FEATURE_LOW_POWER_EXIT,
   VFIO_DEVICE_FEATURE_MIGRATION, VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE,
 } from '../../uapi/vfio';
-import { ioctlName } from '../../uapi/ioctl';
+import { ioctlName } from '../../uapi/requests';
 import { devfn } from '../pci/address';
 
 /** Region offsets in the device fd: index << 40 (VFIO_PCI_OFFSET_SHIFT). */

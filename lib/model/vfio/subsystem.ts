@@ -19,10 +19,10 @@ import type { PciHost, PciSlot } from '../pci/host';
 import { IOMMU_BLOCKED } from '../pci/host';
 import type { PciBus } from '../pci/bus';
 import type { IommuGroups } from './iommu-groups';
-import { VfioContainer, VfioContainerFile } from './container';
-import { VfioDevice } from './device';
+import { VfioContainerObject, VfioContainerFile } from './container-object';
+import { VfioDeviceObject } from './device-object';
 import { VfioDeviceFile } from './device-file';
-import { VfioGroup } from './group';
+import { VfioGroupObject } from './group-object';
 import type { IommufdPort } from './iommufd-port';
 import { DmaOwnership } from '../iommufd/dma-ownership';
 import { VfioPciCoreDevice } from './pci-core';
@@ -86,12 +86,12 @@ const FIRST_FREE_DYNAMIC_MAJOR = 253;
 
 export class VfioSubsystem {
   private noiommuParam: boolean;
-  private readonly devices = new Map<PciSlot, VfioDevice>();
-  private readonly groupsByIommuGroup = new Map<number, VfioGroup>();
-  private readonly containerFiles = new WeakMap<OpenFile, VfioContainer>();
+  private readonly devices = new Map<PciSlot, VfioDeviceObject>();
+  private readonly groupsByIommuGroup = new Map<number, VfioGroupObject>();
+  private readonly containerFiles = new WeakMap<OpenFile, VfioContainerObject>();
   private readonly dmaOwners: DmaOwnershipTable;
   private groupMinors = new Set<number>();
-  private readonly groupMinor = new Map<VfioGroup, number>();
+  private readonly groupMinor = new Map<VfioGroupObject, number>();
   /** add_taint(TAINT_USER) happened. */
   tainted = false;
   /** Char majors of /dev/vfio/<group> and /dev/vfio/devices/* (see FIRST_FREE_DYNAMIC_MAJOR). */
@@ -116,7 +116,7 @@ export class VfioSubsystem {
         type: 'chardev',
         mode: 0o666,
         open: () => {
-          const c = new VfioContainer(this);
+          const c = new VfioContainerObject(this);
           const f = new VfioContainerFile(c);
           this.containerFiles.set(f, c);
           return f;
@@ -131,17 +131,17 @@ export class VfioSubsystem {
   noiommuEnabled(): boolean { return this.noiommuParam; }
 
   isContainerFile(file: OpenFile): boolean { return this.containerFiles.has(file); }
-  containerOf(file: OpenFile): VfioContainer { return this.containerFiles.get(file)!; }
+  containerOf(file: OpenFile): VfioContainerObject { return this.containerFiles.get(file)!; }
 
-  deviceOf(slot: PciSlot): VfioDevice | undefined { return this.devices.get(slot); }
-  allDevices(): VfioDevice[] { return [...this.devices.values()]; }
+  deviceOf(slot: PciSlot): VfioDeviceObject | undefined { return this.devices.get(slot); }
+  allDevices(): VfioDeviceObject[] { return [...this.devices.values()]; }
 
   private slotHasIommu(slot: PciSlot): boolean { return slot.behindIommu; }
 
   // ---- registration (vfio_register_group_dev / vfio_unregister_group_dev) ----
 
   /** The vfio-pci probe's registration: throws the probe error. */
-  registerDevice(slot: PciSlot): VfioDevice {
+  registerDevice(slot: PciSlot): VfioDeviceObject {
     const env = this.env;
     const hasIommu = this.slotHasIommu(slot);
     const index = this.lowestFreeIndex();
@@ -156,7 +156,7 @@ export class VfioSubsystem {
       groupIdOf: (s) => env.iommuGroups.of(s)?.id,
       devidOf: (s) => this.devices.get(s)?.bound?.id,
     });
-    const device = new VfioDevice(index, name, noiommuFlag, slot, core, this, {
+    const device = new VfioDeviceObject(index, name, noiommuFlag, slot, core, this, {
       hasIommu,
       iommuGroupId: () => env.iommuGroups.of(slot)?.id ?? -1,
       updateDma: (d) => this.updateDma(d),
@@ -201,7 +201,7 @@ export class VfioSubsystem {
   }
 
   /** vfio_device_set_group: find or create the VFIO group. */
-  private groupFor(slot: PciSlot, hasIommu: boolean): VfioGroup {
+  private groupFor(slot: PciSlot, hasIommu: boolean): VfioGroupObject {
     const groups = this.env.iommuGroups;
     if (hasIommu) {
       const iommuGroup = groups.of(slot);
@@ -222,8 +222,8 @@ export class VfioSubsystem {
     return this.createGroup('noiommu', iommuGroup);
   }
 
-  private createGroup(type: 'iommu' | 'noiommu', iommuGroup: ReturnType<IommuGroups['alloc']>): VfioGroup {
-    const group = new VfioGroup(type, iommuGroup, this);
+  private createGroup(type: 'iommu' | 'noiommu', iommuGroup: ReturnType<IommuGroups['alloc']>): VfioGroupObject {
+    const group = new VfioGroupObject(type, iommuGroup, this);
     let minor = 0;
     while (this.groupMinors.has(minor)) minor++;
     this.groupMinors.add(minor);
@@ -239,7 +239,7 @@ export class VfioSubsystem {
   }
 
   /** vfio_device_remove_group. */
-  private removeFromGroup(device: VfioDevice): void {
+  private removeFromGroup(device: VfioDeviceObject): void {
     const group = device.group;
     if (!group) return;
     if (group.type === 'noiommu') this.env.iommuGroups.remove(group.iommuGroup!, device.slot);
@@ -255,7 +255,7 @@ export class VfioSubsystem {
   }
 
   /** vfio_device_add: the vfio-dev class device, and its cdev unless noiommu lacks iommufd support. */
-  private addDeviceNodes(device: VfioDevice): void {
+  private addDeviceNodes(device: VfioDeviceObject): void {
     const vfs = this.env.vfs;
     const devDir = `${pciDevicePath(device.slot)}/vfio-dev/${device.name}`;
     const hasCdev = this.env.kconfig.cdev && !(device.isNoiommu && !this.env.kconfig.iommufdNoiommu);
@@ -272,7 +272,7 @@ export class VfioSubsystem {
     vfs.add(`/sys/class/vfio-dev/${device.name}`, link(`../..${pciDevicePath(device.slot).slice('/sys'.length)}/vfio-dev/${device.name}`));
   }
 
-  private removeDeviceNodes(device: VfioDevice): void {
+  private removeDeviceNodes(device: VfioDeviceObject): void {
     const vfs = this.env.vfs;
     vfs.remove(`${pciDevicePath(device.slot)}/vfio-dev`);
     removeDevNode(vfs, `/dev/vfio/devices/${device.name}`);
@@ -282,7 +282,7 @@ export class VfioSubsystem {
   // ---- group helpers ----
 
   /** vfio_device_get_from_name + vfio_pci_core_match: "<bdf>" or "<bdf> vf_token=<uuid>". */
-  findDeviceByName(group: VfioGroup, text: string): VfioDevice {
+  findDeviceByName(group: VfioGroupObject, text: string): VfioDeviceObject {
     for (const d of group.devices) {
       const bdf = d.slot.name;
       if (!text.startsWith(bdf)) continue;
@@ -311,22 +311,22 @@ export class VfioSubsystem {
   }
 
   /** iommu_group_claim_dma_owner (container attach): EBUSY when iommufd or another container owns it. */
-  claimDmaOwner(group: VfioGroup, owner: object): void {
+  claimDmaOwner(group: VfioGroupObject, owner: object): void {
     this.dmaOwners.claim(group.id(), owner);
   }
 
-  releaseDmaOwner(group: VfioGroup, owner: object): void {
+  releaseDmaOwner(group: VfioGroupObject, owner: object): void {
     this.dmaOwners.release(group.id(), owner);
   }
 
   /** iommu_group_dma_owner_claimed: a container or an iommufd-bound device of the group owns DMA. */
-  dmaOwnerClaimed(group: VfioGroup): boolean {
+  dmaOwnerClaimed(group: VfioGroupObject): boolean {
     if (this.dmaOwners.ownerOf(group.id()) !== undefined) return true;
     return group.devices.some((d) => d.bound !== undefined);
   }
 
   /** Points a function's DMA at what now translates it. */
-  private updateDma(device: VfioDevice): void {
+  private updateDma(device: VfioDeviceObject): void {
     const slot = device.slot;
     if (!slot.behindIommu) return;
     const port = device.bound && device.attached ? device.bound.dmaPort() : undefined;

@@ -1,23 +1,23 @@
 /** Every conformance case, in the order a run reports them. */
 import type { ConformanceCase } from '../case';
-import { deviceCases } from './device';
-import { eduCases } from './edu';
-import { getPaCases } from './get-pa';
-import { groupCases } from './group';
-import { hwptCases } from './hwpt';
-import { iommufdSizeCases } from './iommufd-size';
-import { ioasCopyCases } from './ioas-copy';
-import { optionCases } from './options';
-import { regionIoCases } from './region-io';
-import { ioasCases } from './ioas';
-import { legacyGroupCases } from './legacy-group';
-import { lifecycleCases } from './lifecycle';
-import { mapUnmapCases } from './map-unmap';
-import { privilegeCases } from './privileges';
-import { seedCases } from './seed-noiommu';
-import { setIrqsCases } from './set-irqs';
-import { sysfsCases } from './sysfs';
-import { wrongFdCases } from './wrong-fd';
+import { deviceCases } from './device-cases';
+import { eduCases } from './edu-cases';
+import { getPaCases } from './get-pa-cases';
+import { groupCases } from './group-cases';
+import { hwptCases } from './hwpt-cases';
+import { iommufdSizeCases } from './iommufd-size-cases';
+import { ioasCopyCases } from './ioas-copy-cases';
+import { optionCases } from './options-cases';
+import { regionIoCases } from './region-io-cases';
+import { ioasCases } from './ioas-cases';
+import { legacyGroupCases } from './legacy-group-cases';
+import { lifecycleCases } from './lifecycle-cases';
+import { mapUnmapCases } from './map-unmap-cases';
+import { privilegeCases } from './privileges-cases';
+import { seedCases } from './seed-noiommu-cases';
+import { setIrqsCases } from './set-irqs-cases';
+import { sysfsCases } from './sysfs-cases';
+import { wrongFdCases } from './wrong-fd-cases';
 
 export const allCases: readonly ConformanceCase[] = [
   ...seedCases,

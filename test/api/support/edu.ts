@@ -3,8 +3,8 @@
  * of BAR0 and a few helpers. Described here from the device's documented behaviour. The lab and
  * the model both give edu a 64-bit DMA mask (QEMU's default is 28 bits), so any buffer works.
  */
-import type { Mmio } from '../../../lib/mmio';
-import type { InterruptVector } from '../../../lib/irq';
+import type { Mmio } from '../../../lib/vfio/mmio';
+import type { InterruptVector } from '../../../lib/vfio/irq';
 
 export const EDU_VENDOR = 0x1234;
 export const EDU_DEVICE = 0x11e8;

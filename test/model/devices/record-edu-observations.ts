@@ -5,7 +5,7 @@
  * (and `iommu`), then copy the lines that contain " = " into fixtures/edu-lab-7.3-<mode>.txt.
  * With a profile name as argument it prints the model's lines instead.
  */
-import { defaultKernel } from '../../../lib/default-kernel';
+import { defaultKernel } from '../../../lib/sys/default-kernel';
 import { createModelKernel } from '../../../lib/model';
 import type { ProfileName } from '../../../lib/model';
 import { observeEdu } from './edu-observations';

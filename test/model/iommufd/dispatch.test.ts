@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { profiles } from '../../../lib/model';
-import { IO } from '../../../lib/uapi/ioctl';
+import { IO } from '../../../lib/uapi/requests';
 import { U64_MAX } from '../../../lib/uapi/codec';
 import {
   IOMMU_HW_QUEUE_ALLOC, IOMMU_HWPT_GET_DIRTY_BITMAP, IOMMU_HWPT_INVALIDATE, IOMMU_HWPT_SET_DIRTY_TRACKING,

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { IntervalTree } from '../../../lib/model/memory/interval-tree';
+import { IntervalTree } from '../../../lib/model/structures/interval-tree';
 import { Prng } from '../../../lib/model/memory/prng';
 import type { Area } from '../../../lib/model/iommufd/io-pagetable';
 import type { IoPages } from '../../../lib/model/iommufd/pinned-pages';

@@ -1,0 +1,207 @@
+/**
+ * DMA buffers: page-aligned memory the program reads and writes through an ArrayBuffer and a
+ * device reads and writes by DMA. A buffer is mapped into a DmaSpace (an IOAS or a legacy
+ * container) at allocation; on noiommu its physical runs are looked up once, then
+ * `physicalAddress(offset)` is a binary search with no syscall.
+ */
+import type { Mapping, UserVa } from '../sys/kernel';
+import { VfioError } from '../sys/errors';
+import { MAP_ANONYMOUS, MAP_HUGETLB, MAP_HUGE_1GB, MAP_HUGE_2MB, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../sys/constants';
+import { Resource } from '../support/resource';
+import { explain, formatBytes, isPinningFailure, memlockHint } from '../support/hints';
+import type { BufferSegment, DmaAttachment, DmaMapOptions, DmaSpace } from './dma-space';
+import type { BusAddr, Iova, PhysAddr } from '../sys/addresses';
+import type { PhysicalRun } from '../ioctl/iommufd-ioctls';
+
+/** Huge page sizes x86-64 offers. */
+export type HugePageSize = '2M' | '1G';
+
+/** Options of `DmaBuffer.allocate` (and `device.allocateDma`, which fills in `space`). */
+export interface DmaAllocateOptions extends DmaMapOptions {
+  /** Where to map the buffer for devices: an Ioas, or what openDevice set up (`device.dmaSpace`). */
+  readonly space: DmaSpace;
+  /** Back the buffer with huge pages (true means 2 MiB). The size is rounded up to whole huge pages. */
+  readonly hugePage?: boolean | HugePageSize;
+  /** When no huge page is available: throw (default) or use ordinary pages. */
+  readonly hugePageFallback?: 'error' | 'small-pages';
+  /** mlock the memory (the legacy pagemap path always locks: unlocked pages may move). */
+  readonly locked?: boolean;
+}
+
+const HUGE_BYTES: Record<HugePageSize, bigint> = { '2M': 2n << 20n, '1G': 1n << 30n };
+const HUGE_FLAGS: Record<HugePageSize, number> = { '2M': MAP_HUGE_2MB, '1G': MAP_HUGE_1GB };
+
+/**
+ * Memory shared between the program (as an ArrayBuffer) and a device (by DMA). Allocate with
+ * `device.allocateDma(size)` or `DmaBuffer.allocate(size, { space })`; give the device
+ * `dmaAddress(offset)`; close it (or its owner) to unmap and free it. Keep the DmaBuffer itself
+ * referenced while using its `bytes`: a dropped buffer is eventually freed by the garbage
+ * collector, which detaches the ArrayBuffer (accesses then fail instead of touching freed memory).
+ */
+export class DmaBuffer extends Resource {
+  private view: Uint8Array | undefined;
+
+  private constructor(
+    private readonly memory: Mapping,
+    private readonly attachment: DmaAttachment,
+    /** The page size backing the buffer (a huge page size when huge pages were used). */
+    readonly pageSize: bigint,
+    space: DmaSpace,
+  ) {
+    super(space.kernel, `DMA buffer of ${formatBytes(memory.length)} at 0x${memory.address.toString(16)}`);
+    const kernel = space.kernel;
+    this.armSafetyNet(() => {
+      try {
+        attachment.detach();
+      } finally {
+        kernel.munmap(memory);
+      }
+    });
+  }
+
+  /**
+   * Allocates `size` bytes (rounded up to whole pages), maps them for DMA and, on noiommu, looks
+   * up their physical runs.
+   */
+  static allocate(size: bigint | number, options: DmaAllocateOptions): DmaBuffer {
+    const { space } = options;
+    const kernel = space.kernel;
+    const requested = BigInt(size);
+    if (requested <= 0n) throw new RangeError(`DmaBuffer.allocate: size must be positive, got ${requested}`);
+    const huge: HugePageSize | undefined = options.hugePage === true ? '2M' : options.hugePage || undefined;
+    let pageSize = huge ? HUGE_BYTES[huge] : BigInt(kernel.pageSize);
+    let memory: Mapping;
+    try {
+      memory = mapAnonymous(requested, pageSize, huge);
+    } catch (e) {
+      if (!huge || options.hugePageFallback !== 'small-pages') {
+        throw explain(e, huge ? {
+          context: `allocating ${formatBytes(roundUp(requested, pageSize))} of ${huge} huge pages`,
+          hint: `no free ${huge} huge pages: reserve some (e.g. /sys/kernel/mm/hugepages/hugepages-${huge === '2M' ? '2048kB' : '1048576kB'}/nr_hugepages) or pass hugePageFallback: 'small-pages'`,
+        } : { context: `allocating ${formatBytes(requested)} for DMA` });
+      }
+      pageSize = BigInt(kernel.pageSize);
+      memory = mapAnonymous(requested, pageSize, undefined);
+    }
+    function mapAnonymous(bytes: bigint, page: bigint, hugeSize: HugePageSize | undefined): Mapping {
+      const flags = MAP_PRIVATE | MAP_ANONYMOUS | (hugeSize ? MAP_HUGETLB | HUGE_FLAGS[hugeSize] : 0);
+      return kernel.mmap(-1, roundUp(bytes, page), PROT_READ | PROT_WRITE, flags, 0n);
+    }
+    let attachment: DmaAttachment;
+    try {
+      if (options.locked) {
+        try {
+          kernel.mlock(memory);
+        } catch (e) {
+          throw explain(e, { context: `locking ${formatBytes(memory.length)}`, ...(isPinningFailure(e) ? { hint: memlockHint(kernel, memory.length) } : {}) });
+        }
+      }
+      attachment = space.attachDma(memory, options);
+    } catch (e) {
+      kernel.munmap(memory);
+      throw e;
+    }
+    return space.own(new DmaBuffer(memory, attachment, pageSize, space));
+  }
+
+  /** Bytes allocated (the requested size rounded up to whole pages). */
+  get size(): bigint {
+    return this.memory.length;
+  }
+
+  /** The buffer's address in this process. */
+  get address(): UserVa {
+    this.assertOpen('DmaBuffer.address');
+    return this.memory.address;
+  }
+
+  /** The memory as an ArrayBuffer; detached once the buffer is closed. */
+  get buffer(): ArrayBuffer {
+    this.assertOpen('DmaBuffer.buffer');
+    if (!this.memory.buffer) throw new Error('DMA memory has no ArrayBuffer view');
+    return this.memory.buffer;
+  }
+
+  /** The whole buffer as bytes. */
+  get bytes(): Uint8Array {
+    this.assertOpen('DmaBuffer.bytes');
+    this.view ??= new Uint8Array(this.buffer);
+    return this.view;
+  }
+
+  /** The IOVA of the first byte (undefined on a legacy noiommu container, which has no IOVAs). */
+  get iova(): Iova | undefined {
+    this.assertOpen('DmaBuffer.iova');
+    return this.attachment.iova;
+  }
+
+  /** 'physical' when devices need physical addresses (noiommu), 'iova' behind an IOMMU. */
+  get addressing(): 'physical' | 'iova' {
+    this.assertOpen('DmaBuffer.addressing');
+    return this.attachment.addressing;
+  }
+
+  /** The physically contiguous runs of the buffer, in order (noiommu only). */
+  segments(): readonly BufferSegment[] {
+    this.assertOpen('DmaBuffer.segments');
+    return this.attachment.physicalSegments();
+  }
+
+  /** The physical address of the byte at `offset` (noiommu only); no syscall after the first lookup. */
+  physicalAddress(offset: bigint | number = 0n): PhysAddr {
+    const { segment, within } = this.segmentAt(BigInt(offset), 'DmaBuffer.physicalAddress');
+    return (segment.phys + within) as PhysAddr;
+  }
+
+  /** The physical address at `offset` and how many bytes from there are physically contiguous. */
+  physicalRun(offset: bigint | number = 0n): PhysicalRun {
+    const { segment, within } = this.segmentAt(BigInt(offset), 'DmaBuffer.physicalRun');
+    return { phys: (segment.phys + within) as PhysAddr, length: segment.length - within };
+  }
+
+  /** The address to give the device for the byte at `offset`: physical on noiommu, IOVA behind an IOMMU. */
+  dmaAddress(offset: bigint | number = 0n): BusAddr {
+    this.assertOpen('DmaBuffer.dmaAddress');
+    const off = this.checkOffset(BigInt(offset));
+    if (this.attachment.addressing === 'physical') return this.physicalAddress(off) as bigint as BusAddr;
+    const base = this.attachment.iova;
+    if (base === undefined) throw new Error('DMA space gave neither IOVAs nor physical addresses');
+    return (base + off) as BusAddr;
+  }
+
+  private checkOffset(offset: bigint): bigint {
+    if (offset < 0n || offset >= this.memory.length) {
+      throw new RangeError(`offset ${offset} is outside the ${this.memory.length}-byte DMA buffer`);
+    }
+    return offset;
+  }
+
+  private segmentAt(offset: bigint, operation: string): { segment: BufferSegment; within: bigint } {
+    this.assertOpen(operation);
+    this.checkOffset(offset);
+    const segs = this.attachment.physicalSegments();
+    let lo = 0;
+    let hi = segs.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const s = segs[mid]!;
+      if (offset < s.offset) hi = mid - 1;
+      else if (offset >= s.offset + s.length) lo = mid + 1;
+      else return { segment: s, within: offset - s.offset };
+    }
+    throw VfioError.of('ENOENT', { syscall: operation, context: `no physical segment covers offset ${offset}` });
+  }
+
+  protected release(): void {
+    this.view = undefined;
+    try {
+      this.attachment.detach();
+    } finally {
+      this.kernel.munmap(this.memory);
+    }
+  }
+}
+
+function roundUp(n: bigint, to: bigint): bigint {
+  return ((n + to - 1n) / to) * to;
+}

@@ -1,0 +1,59 @@
+/**
+ * Where a DMA buffer gets mapped for a device: an iommufd IOAS (Linux 7.3 noiommu, or a real
+ * IOMMU), a legacy noiommu container (physical addresses from /proc/self/pagemap), or a legacy
+ * type1 container. A DmaBuffer asks its space to map its memory and gets back the addresses the
+ * device can use; the space keeps the buffer as one of the resources it owns.
+ */
+import type { Kernel, Mapping } from '../sys/kernel';
+import type { Iova, PhysAddr } from '../sys/addresses';
+
+/** A physically contiguous run of a DMA buffer, by offset into the buffer. */
+export interface BufferSegment {
+  /** Offset of the run from the start of the buffer. */
+  readonly offset: bigint;
+  /** Physical address of the run's first byte. */
+  readonly phys: PhysAddr;
+  /** Bytes in the run. */
+  readonly length: bigint;
+}
+
+/** How memory is mapped for a device. */
+export interface DmaMapOptions {
+  /** A fixed IOVA; by default the space chooses. */
+  readonly iova?: Iova;
+  /** Device may read the memory (default true). */
+  readonly readable?: boolean;
+  /** Device may write the memory (default true). */
+  readonly writable?: boolean;
+}
+
+/** The result of mapping memory into a space, owned by the DmaBuffer. */
+/** @internal The result of mapping memory into a space, owned by the DmaBuffer. */
+export interface DmaAttachment {
+  /** The IOVA of the buffer's first byte, when the space has IOVAs. */
+  readonly iova: Iova | undefined;
+  /** Whether devices address the buffer by physical address (noiommu) or by IOVA (IOMMU). */
+  readonly addressing: 'physical' | 'iova';
+  /**
+   * The buffer's physical runs, looked up once (cached by the caller). Throws when the space
+   * cannot know them (a real IOMMU translates; physical addresses are neither needed nor given).
+   */
+  physicalSegments(): BufferSegment[];
+  /** Removes the mapping from the space (not the memory itself). */
+  detach(): void;
+}
+
+/**
+ * Where DMA buffers are mapped for devices: an `Ioas`, or a `VfioContainer` on the legacy path
+ * (`device.dmaSpace` is the right one for a device).
+ */
+export interface DmaSpace {
+  /** The kernel the space lives in. */
+  readonly kernel: Kernel;
+  /** For error messages. */
+  readonly description: string;
+  /** @internal Maps `memory` for device access. The memory must stay mapped until `detach()`. */
+  attachDma(memory: Mapping, options: DmaMapOptions): DmaAttachment;
+  /** @internal Takes ownership of a DmaBuffer so that closing the space closes the buffer. */
+  own<T extends import('../support/resource').Resource>(resource: T): T;
+}

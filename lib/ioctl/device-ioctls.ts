@@ -1,0 +1,354 @@
+/**
+ * One wrapper per VFIO device-fd ioctl (a cdev from /dev/vfio/devices or an fd from
+ * VFIO_GROUP_GET_DEVICE_FD). Info ioctls that carry a capability chain are retried transparently
+ * when the kernel raises `argsz`: the first call uses the fixed struct size, and if the chain does
+ * not fit the kernel succeeds with `argsz` set to the size it needs; the second call passes that.
+ */
+import type { Kernel } from '../sys/kernel';
+import { StructMemory, type FieldType } from '../uapi/codec';
+import type { IoctlRequest } from '../uapi/requests';
+import * as V from '../uapi/vfio';
+import { isVfioError } from '../sys/errors';
+import { invoke } from './invoke';
+import { readCapabilityChain, type InfoCapability } from './capability-chain';
+
+/** Where `argsz` sits in every VFIO info struct: first. */
+const ARGSZ = V.VfioDeviceInfo.slot32('argsz');
+
+/**
+ * Issues an info ioctl whose struct starts with `argsz`: first in `first`, reused memory of the
+ * fixed size (no allocation when the answer fits, which is the common case), then, while the
+ * kernel raises argsz for a capability chain that does not fit, in fresh memory of the size it
+ * asks for. `index` is written at u32 slot `indexSlot` (the region or IRQ index) unless that is
+ * -1. Returns the memory holding the answer, which may be `first`: read it before the next call.
+ * The bound on attempts guards against a kernel that keeps asking for more.
+ */
+function queryInfo<S extends Record<string, FieldType>>(
+  kernel: Kernel, fd: number, request: IoctlRequest, first: StructMemory<S>, indexSlot: number, index: number,
+): StructMemory<S> {
+  let memory = first;
+  for (let attempt = 0; attempt < 4; attempt++) {
+    const u32 = memory.u32;
+    const size = memory.bytes.length;
+    // Reused memory still holds the last answer; fresh memory is zero already.
+    if (memory === first) for (let i = 0; i < u32.length; i++) u32[i] = 0;
+    u32[ARGSZ] = size;
+    if (indexSlot >= 0) u32[indexSlot] = index;
+    invoke(kernel, fd, request, memory.bytes);
+    const asked = u32[ARGSZ];
+    if (asked <= size) return memory;
+    memory = new StructMemory(first.type, asked);
+  }
+  throw new Error(`${request.name}: the kernel kept raising argsz (last asked for ${memory.bytes.length} bytes)`);
+}
+
+/**
+ * The capability chain of an info answer. Capabilities keep views of the bytes they came from,
+ * so a chain found in reused memory is read from a copy (it never is in practice: a chain only
+ * fits once the kernel raised argsz past the fixed struct, which means fresh memory).
+ */
+function capabilitiesOf(memory: StructMemory<Record<string, FieldType>>, reused: boolean, capOffset: number): InfoCapability[] {
+  return readCapabilityChain(reused ? memory.bytes.slice() : memory.bytes, capOffset);
+}
+
+/** What VFIO_DEVICE_GET_INFO reports. */
+export interface DeviceInfo {
+  /** VFIO_DEVICE_FLAGS_* (RESET, PCI, CAPS, ...). */
+  readonly flags: number;
+  /** Number of region indexes (9 for PCI, plus device-specific ones). */
+  readonly numRegions: number;
+  /** Number of IRQ indexes (5 for PCI). */
+  readonly numIrqs: number;
+  /** The raw capability chain. */
+  readonly capabilities: InfoCapability[];
+}
+
+/** VFIO_DEVICE_GET_INFO, with its capability chain. */
+export function deviceGetInfo(kernel: Kernel, fd: number): DeviceInfo {
+  const memory = queryInfo(kernel, fd, V.VFIO_DEVICE_GET_INFO, deviceInfoMemory, -1, 0);
+  const u32 = memory.u32;
+  const flags = u32[DEVICE_INFO.flags];
+  const capOffset = u32[DEVICE_INFO.capOffset];
+  const hasCaps = (flags & V.VFIO_DEVICE_FLAGS_CAPS) !== 0 && capOffset !== 0;
+  return {
+    flags, numRegions: u32[DEVICE_INFO.numRegions], numIrqs: u32[DEVICE_INFO.numIrqs],
+    capabilities: hasCaps ? capabilitiesOf(memory, memory === deviceInfoMemory, capOffset) : [],
+  };
+}
+
+// Reused by every call (a call reads its answer out before returning, so nothing can see it
+// change); the slots of the fields read back.
+const deviceInfoMemory = new StructMemory(V.VfioDeviceInfo);
+const DEVICE_INFO = {
+  flags: V.VfioDeviceInfo.slot32('flags'), numRegions: V.VfioDeviceInfo.slot32('num_regions'),
+  numIrqs: V.VfioDeviceInfo.slot32('num_irqs'), capOffset: V.VfioDeviceInfo.slot32('cap_offset'),
+} as const;
+
+/** A part of a region that may be mmap'ed. */
+export interface SparseMmapArea {
+  /** Offset within the region. */
+  readonly offset: bigint;
+  /** Bytes. */
+  readonly size: bigint;
+}
+
+/** What VFIO_DEVICE_GET_REGION_INFO reports, with its capability chain decoded. */
+export interface RegionInfo {
+  /** Region index. */
+  readonly index: number;
+  /** VFIO_REGION_INFO_FLAG_* (READ, WRITE, MMAP, CAPS). */
+  readonly flags: number;
+  /** Bytes (0: the region is absent). */
+  readonly size: bigint;
+  /** Offset of the region within the device fd, for pread/pwrite/mmap. */
+  readonly offset: bigint;
+  /** Only these parts may be mmap'ed, when present (e.g. around an MSI-X table). */
+  readonly sparseMmap?: SparseMmapArea[];
+  /** Device-specific region type (VFIO_REGION_INFO_CAP_TYPE). */
+  readonly type?: {
+    /** VFIO_REGION_TYPE_*. */
+    readonly type: number;
+    /** Type-specific subtype. */
+    readonly subtype: number;
+  };
+  /** The MSI-X table in this BAR may be mmap'ed (VFIO_REGION_INFO_CAP_MSIX_MAPPABLE). */
+  readonly msixMappable: boolean;
+  /** The raw capability chain. */
+  readonly capabilities: InfoCapability[];
+}
+
+/** VFIO_DEVICE_GET_REGION_INFO, with its capability chain decoded. */
+export function deviceGetRegionInfo(kernel: Kernel, fd: number, index: number): RegionInfo {
+  V.VfioRegionInfo.check('index', index);
+  const memory = queryInfo(kernel, fd, V.VFIO_DEVICE_GET_REGION_INFO, regionInfoMemory, REGION_INFO.index, index);
+  const u32 = memory.u32;
+  const flags = u32[REGION_INFO.flags];
+  const capOffset = u32[REGION_INFO.capOffset];
+  const hasCaps = (flags & V.VFIO_REGION_INFO_FLAG_CAPS) !== 0 && capOffset !== 0;
+  const capabilities = hasCaps ? capabilitiesOf(memory, memory === regionInfoMemory, capOffset) : [];
+  let sparseMmap: SparseMmapArea[] | undefined;
+  let type: RegionInfo['type'];
+  for (const cap of capabilities) {
+    if (cap.id === V.VFIO_REGION_INFO_CAP_SPARSE_MMAP) {
+      const head = V.VfioRegionInfoCapSparseMmap.decode(cap.bytes);
+      sparseMmap = [];
+      for (let i = 0; i < head.nr_areas; i++) {
+        const at = V.VfioRegionInfoCapSparseMmap.size + i * V.VfioRegionSparseMmapArea.size;
+        if (at + V.VfioRegionSparseMmapArea.size > cap.bytes.length) break;
+        const area = V.VfioRegionSparseMmapArea.decode(cap.bytes, at);
+        sparseMmap.push({ offset: area.offset, size: area.size });
+      }
+    } else if (cap.id === V.VFIO_REGION_INFO_CAP_TYPE) {
+      const t = V.VfioRegionInfoCapType.decode(cap.bytes);
+      type = { type: t.type, subtype: t.subtype };
+    }
+  }
+  const info: RegionInfo = {
+    index: u32[REGION_INFO.index], flags, size: memory.u64[REGION_INFO.size], offset: memory.u64[REGION_INFO.offset],
+    msixMappable: capabilities.some((c) => c.id === V.VFIO_REGION_INFO_CAP_MSIX_MAPPABLE), capabilities,
+    ...(sparseMmap ? { sparseMmap } : {}), ...(type ? { type } : {}),
+  };
+  return info;
+}
+
+const regionInfoMemory = new StructMemory(V.VfioRegionInfo);
+const REGION_INFO = {
+  flags: V.VfioRegionInfo.slot32('flags'), index: V.VfioRegionInfo.slot32('index'), capOffset: V.VfioRegionInfo.slot32('cap_offset'),
+  size: V.VfioRegionInfo.slot64('size'), offset: V.VfioRegionInfo.slot64('offset'),
+} as const;
+
+/** What VFIO_DEVICE_GET_IRQ_INFO reports. */
+export interface IrqInfo {
+  /** IRQ index (0 INTx, 1 MSI, 2 MSI-X, 3 error, 4 request). */
+  readonly index: number;
+  /** VFIO_IRQ_INFO_* (EVENTFD, MASKABLE, AUTOMASKED, NORESIZE). */
+  readonly flags: number;
+  /** How many vectors this index supports (0: not available on this device). */
+  readonly count: number;
+}
+
+/** VFIO_DEVICE_GET_IRQ_INFO. */
+export function deviceGetIrqInfo(kernel: Kernel, fd: number, index: number): IrqInfo {
+  const buf = V.VfioIrqInfo.encode({ argsz: V.VfioIrqInfo.size, index });
+  invoke(kernel, fd, V.VFIO_DEVICE_GET_IRQ_INFO, buf);
+  const v = V.VfioIrqInfo.decode(buf);
+  return { index: v.index, flags: v.flags, count: v.count };
+}
+
+export type IrqAction = 'mask' | 'unmask' | 'trigger';
+/** What VFIO_DEVICE_SET_IRQS carries for each vector of [start, start+count). */
+export type IrqData =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'bool'; readonly values: readonly boolean[] }
+  /** An eventfd per vector; -1 de-assigns that vector. */
+  | { readonly kind: 'eventfd'; readonly fds: readonly number[] };
+
+export interface SetIrqsArgs {
+  readonly index: number;
+  readonly action: IrqAction;
+  readonly start: number;
+  /** Number of vectors; with data 'none', count 0 and action 'trigger' disables the index. */
+  readonly count: number;
+  readonly data: IrqData;
+}
+
+const ACTION_FLAGS: Record<IrqAction, number> = {
+  mask: V.VFIO_IRQ_SET_ACTION_MASK, unmask: V.VFIO_IRQ_SET_ACTION_UNMASK, trigger: V.VFIO_IRQ_SET_ACTION_TRIGGER,
+};
+
+/** VFIO_DEVICE_SET_IRQS. */
+export function deviceSetIrqs(kernel: Kernel, fd: number, args: SetIrqsArgs): void {
+  const header = V.VfioIrqSet.size;
+  let dataFlag: number;
+  let payload: Buffer;
+  switch (args.data.kind) {
+    case 'none':
+      dataFlag = V.VFIO_IRQ_SET_DATA_NONE;
+      payload = Buffer.alloc(0);
+      break;
+    case 'bool':
+      dataFlag = V.VFIO_IRQ_SET_DATA_BOOL;
+      payload = Buffer.from(args.data.values.map((b) => (b ? 1 : 0)));
+      break;
+    case 'eventfd':
+      dataFlag = V.VFIO_IRQ_SET_DATA_EVENTFD;
+      payload = Buffer.alloc(args.data.fds.length * 4);
+      args.data.fds.forEach((f, i) => payload.writeInt32LE(f, i * 4));
+      break;
+  }
+  const buf = Buffer.alloc(header + payload.length);
+  V.VfioIrqSet.encode({
+    argsz: buf.length, flags: dataFlag | ACTION_FLAGS[args.action], index: args.index, start: args.start, count: args.count,
+  }, buf);
+  payload.copy(buf, header);
+  invoke(kernel, fd, V.VFIO_DEVICE_SET_IRQS, buf);
+}
+
+/** VFIO_DEVICE_RESET: function-level (or other device-specific) reset. */
+export function deviceReset(kernel: Kernel, fd: number): void {
+  invoke(kernel, fd, V.VFIO_DEVICE_RESET, null);
+}
+
+/** A device affected by a hot reset. */
+export interface DependentDevice {
+  /** On the group path a group id; with VFIO_PCI_HOT_RESET_FLAG_DEV_ID a device id (or -1: not owned). */
+  readonly groupOrDeviceId: number;
+  /** PCI segment (domain). */
+  readonly segment: number;
+  /** PCI bus number. */
+  readonly bus: number;
+  /** Device and function: device << 3 | function. */
+  readonly devfn: number;
+}
+
+/** What VFIO_DEVICE_GET_PCI_HOT_RESET_INFO reports. */
+export interface HotResetInfo {
+  /** VFIO_PCI_HOT_RESET_FLAG_DEV_ID(_OWNED): ids are iommufd device ids (cdev path). */
+  readonly flags: number;
+  /** Every device the reset would affect, this one included. */
+  readonly devices: DependentDevice[];
+}
+
+/**
+ * VFIO_DEVICE_GET_PCI_HOT_RESET_INFO: the devices a bus/slot reset would also reset. The kernel
+ * answers ENOSPC with the needed count; the wrapper retries with room for that many.
+ */
+export function deviceGetPciHotResetInfo(kernel: Kernel, fd: number): HotResetInfo {
+  const header = V.VfioPciHotResetInfo.size;
+  const entry = V.VfioPciDependentDevice.size;
+  let capacity = 4;
+  for (let attempt = 0; attempt < 4; attempt++) {
+    const buf = Buffer.alloc(header + capacity * entry);
+    V.VfioPciHotResetInfo.encode({ argsz: buf.length }, buf);
+    try {
+      invoke(kernel, fd, V.VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, buf);
+    } catch (e) {
+      const needed = V.VfioPciHotResetInfo.get(buf, 'count');
+      if (isVfioError(e, 'ENOSPC') && needed > capacity) {
+        capacity = needed;
+        continue;
+      }
+      throw e;
+    }
+    const v = V.VfioPciHotResetInfo.decode(buf);
+    const devices: DependentDevice[] = [];
+    for (let i = 0; i < v.count; i++) {
+      const d = V.VfioPciDependentDevice.decode(buf, header + i * entry);
+      devices.push({ groupOrDeviceId: d.group_id | 0, segment: d.segment, bus: d.bus, devfn: d.devfn });
+    }
+    return { flags: v.flags, devices };
+  }
+  throw new Error('VFIO_DEVICE_GET_PCI_HOT_RESET_INFO: the kernel kept asking for more room');
+}
+
+/**
+ * VFIO_DEVICE_PCI_HOT_RESET: resets the bus or slot. On the group path pass the fds of every
+ * affected group; on the cdev path pass none (the kernel checks ownership through iommufd).
+ */
+export function devicePciHotReset(kernel: Kernel, fd: number, groupFds: readonly number[] = []): void {
+  const header = V.VfioPciHotReset.size;
+  const buf = Buffer.alloc(header + groupFds.length * 4);
+  V.VfioPciHotReset.encode({ argsz: buf.length, count: groupFds.length }, buf);
+  groupFds.forEach((g, i) => buf.writeInt32LE(g, header + i * 4));
+  invoke(kernel, fd, V.VFIO_DEVICE_PCI_HOT_RESET, buf);
+}
+
+export interface IoeventfdArgs {
+  /** Device-fd offset (region offset + register) whose write triggers... */
+  readonly offset: bigint;
+  /** ...when this exact value is written with this width (1, 2, 4 or 8 bytes). */
+  readonly data: bigint;
+  readonly width: 1 | 2 | 4 | 8;
+  /** The eventfd; -1 removes the registration. */
+  readonly eventfd: number;
+}
+
+/** VFIO_DEVICE_IOEVENTFD: the kernel performs the write when the eventfd is signalled. */
+export function deviceIoeventfd(kernel: Kernel, fd: number, args: IoeventfdArgs): void {
+  const buf = V.VfioDeviceIoeventfd.encode({
+    // VFIO_DEVICE_IOEVENTFD_8/16/32/64 are 1<<0..1<<3, which equal the width in bytes.
+    argsz: V.VfioDeviceIoeventfd.size, flags: args.width, offset: args.offset, data: args.data, fd: args.eventfd,
+  });
+  invoke(kernel, fd, V.VFIO_DEVICE_IOEVENTFD, buf);
+}
+
+/**
+ * VFIO_DEVICE_FEATURE: `flags` is the feature number ORed with GET/SET/PROBE; `payload` is the
+ * feature's data. Returns the payload as the kernel left it (GET fills it).
+ */
+export function deviceFeature(kernel: Kernel, fd: number, flags: number, payload: Uint8Array = new Uint8Array(0)): Uint8Array {
+  const header = V.VfioDeviceFeature.size;
+  const buf = Buffer.alloc(header + payload.length);
+  V.VfioDeviceFeature.encode({ argsz: buf.length, flags }, buf);
+  buf.set(payload, header);
+  invoke(kernel, fd, V.VFIO_DEVICE_FEATURE, buf);
+  return Uint8Array.from(buf.subarray(header));
+}
+
+/** VFIO_DEVICE_BIND_IOMMUFD (cdev only): binds the device to an iommufd; returns its device id there. */
+export function deviceBindIommufd(kernel: Kernel, fd: number, iommufd: number): number {
+  const buf = V.VfioDeviceBindIommufd.encode({ argsz: V.VfioDeviceBindIommufd.size, iommufd });
+  invoke(kernel, fd, V.VFIO_DEVICE_BIND_IOMMUFD, buf);
+  return V.VfioDeviceBindIommufd.get(buf, 'out_devid');
+}
+
+/**
+ * VFIO_DEVICE_ATTACH_IOMMUFD_PT: attaches to an IOAS or HWPT (replacing any current one). Returns
+ * the id actually attached: for an IOAS, the HWPT the kernel created or reused for it.
+ */
+export function deviceAttachIommufdPt(kernel: Kernel, fd: number, ptId: number, pasid?: number): number {
+  const buf = V.VfioDeviceAttachIommufdPt.encode({
+    argsz: V.VfioDeviceAttachIommufdPt.size, flags: pasid === undefined ? 0 : V.VFIO_DEVICE_ATTACH_PASID,
+    pt_id: ptId, pasid: pasid ?? 0,
+  });
+  invoke(kernel, fd, V.VFIO_DEVICE_ATTACH_IOMMUFD_PT, buf);
+  return V.VfioDeviceAttachIommufdPt.get(buf, 'pt_id');
+}
+
+/** VFIO_DEVICE_DETACH_IOMMUFD_PT. */
+export function deviceDetachIommufdPt(kernel: Kernel, fd: number, pasid?: number): void {
+  const buf = V.VfioDeviceDetachIommufdPt.encode({
+    argsz: V.VfioDeviceDetachIommufdPt.size, flags: pasid === undefined ? 0 : V.VFIO_DEVICE_DETACH_PASID, pasid: pasid ?? 0,
+  });
+  invoke(kernel, fd, V.VFIO_DEVICE_DETACH_IOMMUFD_PT, buf);
+}

@@ -1,0 +1,326 @@
+/**
+ * One wrapper per iommufd ioctl (include/uapi/linux/iommufd.h): pack the struct with lib/uapi,
+ * issue it on an iommufd fd, unpack what the kernel wrote back. No policy lives here; the typed
+ * classes (lib/iommu/iommufd.ts, lib/iommu/ioas.ts, lib/iommu/hwpt.ts) build on these.
+ */
+import type { Kernel, UserVa } from '../sys/kernel';
+import { StructMemory, U64_MAX } from '../uapi/codec';
+import * as U from '../uapi/iommufd';
+import type { Iova, IovaRange, PhysAddr } from '../sys/addresses';
+import { invoke, withUserMemory } from './invoke';
+import { isVfioError } from '../sys/errors';
+
+/** IOMMU_DESTROY: destroys an IOAS, HWPT or other object by id. */
+export function iommuDestroy(kernel: Kernel, fd: number, id: number): void {
+  invoke(kernel, fd, U.IOMMU_DESTROY, U.IommuDestroy.encode({ size: U.IommuDestroy.size, id }));
+}
+
+/** IOMMU_IOAS_ALLOC: a new, empty IOAS; returns its id. */
+export function ioasAlloc(kernel: Kernel, fd: number): number {
+  const buf = U.IommuIoasAlloc.encode({ size: U.IommuIoasAlloc.size });
+  invoke(kernel, fd, U.IOMMU_IOAS_ALLOC, buf);
+  return U.IommuIoasAlloc.get(buf, 'out_ioas_id');
+}
+
+/** What IOMMU_IOAS_IOVA_RANGES reports. */
+export interface IovaRanges {
+  /** The usable IOVA ranges, inclusive. */
+  readonly ranges: IovaRange[];
+  /** Every IOVA and length mapped into this IOAS must be a multiple of this. */
+  readonly alignment: bigint;
+}
+
+/**
+ * IOMMU_IOAS_IOVA_RANGES: the IOVA ranges that may be mapped. The kernel answers EMSGSIZE with
+ * the needed count when the array is too small; the wrapper asks again with room for that many,
+ * so the caller never sees it (the ranges can change between calls when devices attach, hence
+ * the loop).
+ */
+export function ioasIovaRanges(kernel: Kernel, fd: number, ioasId: number): IovaRanges {
+  let capacity = 8;
+  for (;;) {
+    const entry = U.IommuIovaRange.size;
+    const answer = withUserMemory(kernel, capacity * entry, (memory, bytes): IovaRanges | { retryWith: number } => {
+      const buf = U.IommuIoasIovaRanges.encode({
+        size: U.IommuIoasIovaRanges.size, ioas_id: ioasId, num_iovas: capacity, allowed_iovas: memory.address,
+      });
+      try {
+        invoke(kernel, fd, U.IOMMU_IOAS_IOVA_RANGES, buf);
+      } catch (e) {
+        const needed = U.IommuIoasIovaRanges.get(buf, 'num_iovas');
+        if (isVfioError(e, 'EMSGSIZE') && needed > capacity) return { retryWith: needed };
+        throw e;
+      }
+      const count = U.IommuIoasIovaRanges.get(buf, 'num_iovas');
+      const ranges: IovaRange[] = [];
+      for (let i = 0; i < count; i++) {
+        const r = U.IommuIovaRange.decode(bytes, i * entry);
+        ranges.push({ start: r.start as Iova, last: r.last as Iova });
+      }
+      return { ranges, alignment: U.IommuIoasIovaRanges.get(buf, 'out_iova_alignment') };
+    });
+    if ('retryWith' in answer) {
+      capacity = answer.retryWith;
+      continue;
+    }
+    return answer;
+  }
+}
+
+/** IOMMU_IOAS_ALLOW_IOVAS: restricts automatic IOVA allocation (and fixed maps) to these ranges. */
+export function ioasAllowIovas(kernel: Kernel, fd: number, ioasId: number, ranges: readonly IovaRange[]): void {
+  const entry = U.IommuIovaRange.size;
+  withUserMemory(kernel, Math.max(1, ranges.length) * entry, (memory, bytes) => {
+    ranges.forEach((r, i) => U.IommuIovaRange.encode({ start: r.start, last: r.last }, bytes, i * entry));
+    const buf = U.IommuIoasAllowIovas.encode({
+      size: U.IommuIoasAllowIovas.size, ioas_id: ioasId, num_iovas: ranges.length, allowed_iovas: memory.address,
+    });
+    invoke(kernel, fd, U.IOMMU_IOAS_ALLOW_IOVAS, buf);
+  });
+}
+
+export interface MapAccess {
+  readonly readable: boolean;
+  readonly writable: boolean;
+}
+
+export interface IoasMapArgs extends MapAccess {
+  readonly ioasId: number;
+  readonly userVa: UserVa;
+  readonly length: bigint;
+  /** A fixed IOVA (IOMMU_IOAS_MAP_FIXED_IOVA); without it the kernel chooses one. */
+  readonly iova?: Iova;
+}
+
+function accessFlags(a: MapAccess, fixed: boolean): number {
+  return (a.readable ? U.IOMMU_IOAS_MAP_READABLE : 0) | (a.writable ? U.IOMMU_IOAS_MAP_WRITEABLE : 0) |
+    (fixed ? U.IOMMU_IOAS_MAP_FIXED_IOVA : 0);
+}
+
+/** IOMMU_IOAS_MAP: pins `length` bytes at `userVa` and maps them; returns the IOVA used. */
+export function ioasMap(kernel: Kernel, fd: number, args: IoasMapArgs): Iova {
+  const buf = U.IommuIoasMap.encode({
+    size: U.IommuIoasMap.size, flags: accessFlags(args, args.iova !== undefined), ioas_id: args.ioasId,
+    user_va: args.userVa, length: args.length, iova: args.iova ?? 0n,
+  });
+  invoke(kernel, fd, U.IOMMU_IOAS_MAP, buf);
+  return U.IommuIoasMap.get(buf, 'iova') as Iova;
+}
+
+export interface IoasMapFileArgs extends MapAccess {
+  readonly ioasId: number;
+  /** A memfd (or other file the kernel can pin pages of). */
+  readonly fileFd: number;
+  readonly start: bigint;
+  readonly length: bigint;
+  readonly iova?: Iova;
+}
+
+/** IOMMU_IOAS_MAP_FILE: maps `length` bytes of a file from `start`; returns the IOVA used. */
+export function ioasMapFile(kernel: Kernel, fd: number, args: IoasMapFileArgs): Iova {
+  const buf = U.IommuIoasMapFile.encode({
+    size: U.IommuIoasMapFile.size, flags: accessFlags(args, args.iova !== undefined), ioas_id: args.ioasId,
+    fd: args.fileFd, start: args.start, length: args.length, iova: args.iova ?? 0n,
+  });
+  invoke(kernel, fd, U.IOMMU_IOAS_MAP_FILE, buf);
+  return U.IommuIoasMapFile.get(buf, 'iova') as Iova;
+}
+
+export interface IoasCopyArgs extends MapAccess {
+  readonly srcIoasId: number;
+  readonly srcIova: Iova;
+  readonly dstIoasId: number;
+  readonly length: bigint;
+  readonly dstIova?: Iova;
+}
+
+/** IOMMU_IOAS_COPY: maps the pages already pinned at `srcIova` into another IOAS; returns the destination IOVA. */
+export function ioasCopy(kernel: Kernel, fd: number, args: IoasCopyArgs): Iova {
+  const buf = U.IommuIoasCopy.encode({
+    size: U.IommuIoasCopy.size, flags: accessFlags(args, args.dstIova !== undefined),
+    dst_ioas_id: args.dstIoasId, src_ioas_id: args.srcIoasId, length: args.length,
+    dst_iova: args.dstIova ?? 0n, src_iova: args.srcIova,
+  });
+  invoke(kernel, fd, U.IOMMU_IOAS_COPY, buf);
+  return U.IommuIoasCopy.get(buf, 'dst_iova') as Iova;
+}
+
+/**
+ * IOMMU_IOAS_UNMAP: unmaps whole areas inside [iova, iova+length); returns the bytes unmapped.
+ * Without a range, unmaps everything (iova 0, length 2^64-1, the kernel's "all" form).
+ */
+export function ioasUnmap(kernel: Kernel, fd: number, ioasId: number, range?: { iova: Iova; length: bigint }): bigint {
+  const buf = U.IommuIoasUnmap.encode({
+    size: U.IommuIoasUnmap.size, ioas_id: ioasId, iova: range?.iova ?? 0n, length: range?.length ?? U64_MAX,
+  });
+  invoke(kernel, fd, U.IOMMU_IOAS_UNMAP, buf);
+  return U.IommuIoasUnmap.get(buf, 'length');
+}
+
+/** The options of IOMMU_OPTION. */
+export type IommuOptionName = 'rlimit-mode' | 'huge-pages';
+const OPTION_IDS: Record<IommuOptionName, number> = {
+  'rlimit-mode': U.IOMMU_OPTION_RLIMIT_MODE, 'huge-pages': U.IOMMU_OPTION_HUGE_PAGES,
+};
+
+/** IOMMU_OPTION get: rlimit-mode is per iommufd (objectId 0), huge-pages per IOAS. */
+export function optionGet(kernel: Kernel, fd: number, option: IommuOptionName, objectId = 0): bigint {
+  const buf = U.IommuOption.encode({
+    size: U.IommuOption.size, option_id: OPTION_IDS[option], op: U.IOMMU_OPTION_OP_GET, object_id: objectId,
+  });
+  invoke(kernel, fd, U.IOMMU_OPTION, buf);
+  return U.IommuOption.get(buf, 'val64');
+}
+
+/** IOMMU_OPTION set. */
+export function optionSet(kernel: Kernel, fd: number, option: IommuOptionName, value: bigint, objectId = 0): void {
+  const buf = U.IommuOption.encode({
+    size: U.IommuOption.size, option_id: OPTION_IDS[option], op: U.IOMMU_OPTION_OP_SET, object_id: objectId, val64: value,
+  });
+  invoke(kernel, fd, U.IOMMU_OPTION, buf);
+}
+
+/** IOMMU_VFIO_IOAS get: the IOAS the VFIO container compatibility layer uses (ENOENT when none). */
+export function vfioIoasGet(kernel: Kernel, fd: number): number {
+  const buf = U.IommuVfioIoas.encode({ size: U.IommuVfioIoas.size, op: U.IOMMU_VFIO_IOAS_GET });
+  invoke(kernel, fd, U.IOMMU_VFIO_IOAS, buf);
+  return U.IommuVfioIoas.get(buf, 'ioas_id');
+}
+
+/** IOMMU_VFIO_IOAS set (an id) or clear (null). */
+export function vfioIoasSet(kernel: Kernel, fd: number, ioasId: number | null): void {
+  const buf = U.IommuVfioIoas.encode({
+    size: U.IommuVfioIoas.size, ioas_id: ioasId ?? 0, op: ioasId === null ? U.IOMMU_VFIO_IOAS_CLEAR : U.IOMMU_VFIO_IOAS_SET,
+  });
+  invoke(kernel, fd, U.IOMMU_VFIO_IOAS, buf);
+}
+
+export interface HwptAllocArgs {
+  /** The bound device's id (from VFIO_DEVICE_BIND_IOMMUFD). */
+  readonly deviceId: number;
+  /** The IOAS (or parent HWPT, for nesting) the page table translates through. */
+  readonly ptId: number;
+  readonly flags?: number;
+  readonly dataType?: number;
+  /** Driver-specific data (e.g. iommu_hwpt_vtd_s1), passed by pointer. */
+  readonly data?: Uint8Array;
+  readonly faultId?: number;
+}
+
+/** IOMMU_HWPT_ALLOC: a hardware page table (on noiommu, the dummy domain); returns its id. */
+export function hwptAlloc(kernel: Kernel, fd: number, args: HwptAllocArgs): number {
+  const data = args.data ?? new Uint8Array(0);
+  return withUserMemory(kernel, data.length, (memory, bytes) => {
+    bytes.set(data);
+    const buf = U.IommuHwptAlloc.encode({
+      size: U.IommuHwptAlloc.size, flags: args.flags ?? 0, dev_id: args.deviceId, pt_id: args.ptId,
+      data_type: args.dataType ?? U.IOMMU_HWPT_DATA_NONE, data_len: data.length,
+      data_uptr: data.length ? memory.address : 0n, fault_id: args.faultId ?? 0,
+    });
+    invoke(kernel, fd, U.IOMMU_HWPT_ALLOC, buf);
+    return U.IommuHwptAlloc.get(buf, 'out_hwpt_id');
+  });
+}
+
+/** What IOMMU_GET_HW_INFO reports about the IOMMU behind a device. */
+export interface HwInfo {
+  /** IOMMU_HW_INFO_TYPE_* of `data`. */
+  readonly type: number;
+  /** The driver-specific info struct, `dataLength` bytes as the kernel filled them. */
+  readonly data: Uint8Array;
+  /** IOMMU_HW_CAP_* bits. */
+  readonly capabilities: bigint;
+  /** log2 of the number of PASIDs the device supports (0: none). */
+  readonly maxPasidLog2: number;
+}
+
+/** IOMMU_GET_HW_INFO: what the IOMMU behind a bound device can do (EOPNOTSUPP on noiommu). */
+export function getHwInfo(kernel: Kernel, fd: number, deviceId: number, dataCapacity = 256): HwInfo {
+  return withUserMemory(kernel, dataCapacity, (memory, bytes) => {
+    const buf = U.IommuHwInfo.encode({
+      size: U.IommuHwInfo.size, dev_id: deviceId, data_len: dataCapacity, data_uptr: memory.address,
+    });
+    invoke(kernel, fd, U.IOMMU_GET_HW_INFO, buf);
+    const v = U.IommuHwInfo.decode(buf);
+    return {
+      type: v.out_data_type, data: Uint8Array.from(bytes.subarray(0, Math.min(v.data_len, dataCapacity))),
+      capabilities: v.out_capabilities, maxPasidLog2: v.out_max_pasid_log2,
+    };
+  });
+}
+
+/** IOMMU_HWPT_SET_DIRTY_TRACKING. */
+export function hwptSetDirtyTracking(kernel: Kernel, fd: number, hwptId: number, enable: boolean): void {
+  const buf = U.IommuHwptSetDirtyTracking.encode({
+    size: U.IommuHwptSetDirtyTracking.size, hwpt_id: hwptId, flags: enable ? U.IOMMU_HWPT_DIRTY_TRACKING_ENABLE : 0,
+  });
+  invoke(kernel, fd, U.IOMMU_HWPT_SET_DIRTY_TRACKING, buf);
+}
+
+/** A physically contiguous run starting at a looked-up address. */
+export interface PhysicalRun {
+  /** Physical address of the first byte. */
+  readonly phys: PhysAddr;
+  /** Physically contiguous bytes from `phys`, at most the cap that was asked for. */
+  readonly length: bigint;
+}
+
+/**
+ * IOMMU_IOAS_NOIOMMU_GET_PA (Linux 7.3): the physical address behind `iova` and how many bytes
+ * from there are physically contiguous, up to `maxLength` (non-zero). Needs CAP_SYS_RAWIO and an
+ * IOAS whose pages sit in the noiommu domain (a noiommu device attached).
+ */
+export function noiommuGetPa(kernel: Kernel, fd: number, ioasId: number, at: Iova, maxLength: bigint): PhysicalRun {
+  return sharedGetPa.lookup(kernel, fd, ioasId, at, maxLength);
+}
+
+/**
+ * IOMMU_IOAS_NOIOMMU_GET_PA with its struct kept from call to call: the lookup a noiommu driver
+ * makes per DMA address, so a call allocates nothing but its answer (see StructMemory). An
+ * `Ioas` keeps one; `noiommuGetPa` shares one, which is safe because a call fills the struct,
+ * issues the ioctl and reads the answer out without giving control to anything else.
+ */
+export class PhysicalAddressLookup {
+  private readonly memory = new StructMemory(U.IommuIoasNoiommuGetPa);
+  private readonly u32 = this.memory.u32;
+  private readonly u64 = this.memory.u64;
+
+  lookup(kernel: Kernel, fd: number, ioasId: number, at: Iova, maxLength: bigint): PhysicalRun {
+    // The 64-bit views would wrap silently: an IOVA or length outside u64 must fail here instead.
+    // (asUintN returns its argument unchanged, without allocating, for a value already in range.)
+    if (BigInt.asUintN(64, at) !== at) throw new RangeError(`iommu_ioas_noiommu_get_pa.iova: ${at} is out of range for u64`);
+    if (BigInt.asUintN(64, maxLength) !== maxLength) throw new RangeError(`iommu_ioas_noiommu_get_pa.length: ${maxLength} is out of range for u64`);
+    const u32 = this.u32;
+    const u64 = this.u64;
+    // Every field is written each time (the kernel writes length and out_phys back).
+    u32[GET_PA.size] = U.IommuIoasNoiommuGetPa.size;
+    u32[GET_PA.flags] = 0;
+    u32[GET_PA.ioasId] = ioasId;
+    u32[GET_PA.reserved] = 0;
+    u64[GET_PA.iova] = at;
+    u64[GET_PA.length] = maxLength;
+    u64[GET_PA.outPhys] = 0n;
+    const askedLow = u32[GET_PA.lengthLow];
+    const askedHigh = u32[GET_PA.lengthHigh];
+    invoke(kernel, fd, U.IOMMU_IOAS_NOIOMMU_GET_PA, this.memory.bytes);
+    // Reading a u64 allocates a bigint. The run is often the whole cap that was asked for; then
+    // the caller's own bigint is the answer.
+    const length = u32[GET_PA.lengthLow] === askedLow && u32[GET_PA.lengthHigh] === askedHigh ? maxLength : u64[GET_PA.length];
+    return { phys: u64[GET_PA.outPhys] as PhysAddr, length };
+  }
+}
+
+const GetPa = U.IommuIoasNoiommuGetPa;
+const GET_PA = {
+  size: GetPa.slot32('size'), flags: GetPa.slot32('flags'), ioasId: GetPa.slot32('ioas_id'), reserved: GetPa.slot32('__reserved'),
+  iova: GetPa.slot64('iova'), length: GetPa.slot64('length'), outPhys: GetPa.slot64('out_phys'),
+  // The two u32 words of `length` (little-endian: low word first), to compare without a bigint.
+  lengthLow: GetPa.slot64('length') * 2, lengthHigh: GetPa.slot64('length') * 2 + 1,
+} as const;
+
+const sharedGetPa = new PhysicalAddressLookup();
+
+/** IOMMU_IOAS_CHANGE_PROCESS: moves the pin accounting of every mapping to the calling process (after fork). */
+export function ioasChangeProcess(kernel: Kernel, fd: number): void {
+  invoke(kernel, fd, U.IOMMU_IOAS_CHANGE_PROCESS, U.IommuIoasChangeProcess.encode({ size: U.IommuIoasChangeProcess.size }));
+}

@@ -1,0 +1,367 @@
+/**
+ * An I/O address space (IOMMU_IOAS_ALLOC): the IOVA → memory map that attached devices DMA
+ * through. On a real IOMMU the hardware translates IOVAs; on a Linux 7.3 noiommu host nothing
+ * translates, the IOAS only pins the pages and IOMMU_IOAS_NOIOMMU_GET_PA reveals the physical
+ * addresses the device must be given.
+ */
+import type { Mapping, UserVa } from '../sys/kernel';
+import { VfioError } from '../sys/errors';
+import { U64_MAX } from '../uapi/codec';
+import { Resource } from '../support/resource';
+import type { PhysicalRun } from '../ioctl/iommufd-ioctls';
+import * as io from '../ioctl/iommufd-ioctls';
+import { explain, isPinningFailure, memlockHint } from '../support/hints';
+import type { IommufdHandle, PageTableTarget } from './iommufd';
+import type { BufferSegment, DmaAttachment, DmaMapOptions, DmaSpace } from '../dma/dma-space';
+import { type Iova, type IovaRange, type PhysAddr, type PhysicalSegment } from '../sys/addresses';
+
+/**
+ * The memory to map: a mapping from `kernel.mmap`, a DmaBuffer (to share it with the devices of
+ * another IOAS), or an address range in this process.
+ */
+export type MapSource = Mapping | {
+  /** The buffer's address (a DmaBuffer). */
+  readonly address: UserVa;
+  /** The buffer's size. */
+  readonly size: bigint;
+} | {
+  /** Start address (page aligned). */
+  readonly va: UserVa;
+  /** Bytes (a whole number of pages). */
+  readonly length: bigint;
+};
+
+/** Options of `Ioas.map`, `mapFile` and `copy`. */
+export interface IoasMapOptions {
+  /** A fixed IOVA; by default the kernel chooses one. */
+  readonly iova?: Iova;
+  /** Devices may read (default true). */
+  readonly readable?: boolean;
+  /** Devices may write (default true). */
+  readonly writable?: boolean;
+}
+
+/** How devices attached to this IOAS address memory; known once a device is attached. */
+export type Addressing = 'physical' | 'iova' | 'unknown';
+
+/** One area mapped into an IOAS; `close()` unmaps it. */
+export class IoasMapping extends Resource {
+  constructor(
+    private readonly ioas: Ioas,
+    /** First IOVA of the area. */
+    readonly iova: Iova,
+    /** Bytes mapped. */
+    readonly length: bigint,
+  ) {
+    super(ioas.kernel, `IOAS ${ioas.id} mapping at IOVA 0x${iova.toString(16)}`);
+    const { file, id } = { file: ioas.handle.file, id: ioas.id };
+    const kernel = ioas.kernel;
+    this.armSafetyNet(() => {
+      if (file.open) io.ioasUnmap(kernel, file.fd, id, { iova, length });
+    });
+  }
+
+  /** Physically contiguous runs of this area (noiommu only). */
+  segments(): PhysicalSegment[] {
+    this.assertOpen('IoasMapping.segments');
+    return this.ioas.segments(this.iova, this.length);
+  }
+
+  /** Forgets the area after the kernel already removed it (an explicit Ioas.unmap). */
+  forget(): void {
+    this.markReleased();
+  }
+
+  protected release(): void {
+    if (this.ioas.handle.tearingDown || !this.ioas.handle.file.open || this.ioas.closedInKernel) return;
+    io.ioasUnmap(this.kernel, this.ioas.handle.file.fd, this.ioas.id, { iova: this.iova, length: this.length });
+  }
+}
+
+/** An I/O address space of an iommufd (`iommufd.ioas()`). */
+export class Ioas extends Resource implements DmaSpace, PageTableTarget {
+  private readonly attached = new Map<number, 'physical' | 'iova'>();
+  private readonly dmaAttachments = new Set<IoasDmaAttachment>();
+  /** Set once IOMMU_DESTROY succeeded, so mappings do not try to unmap from a destroyed IOAS. */
+  closedInKernel = false;
+  /** The GET_PA struct of this IOAS, reused by every lookup (getPhysicalAddress, segments). */
+  private readonly physicalLookup = new io.PhysicalAddressLookup();
+
+  private constructor(
+    /** @internal */
+    readonly handle: IommufdHandle,
+    /** The object id in the iommufd. */
+    readonly id: number,
+  ) {
+    super(handle.kernel, `IOAS ${id}`);
+    const file = handle.file;
+    const kernel = handle.kernel;
+    this.armSafetyNet(() => {
+      if (file.open) io.iommuDestroy(kernel, file.fd, id);
+    });
+  }
+
+  /** @internal Use `Iommufd.ioas()`. */
+  static allocate(handle: IommufdHandle): Ioas {
+    return new Ioas(handle, io.ioasAlloc(handle.kernel, handle.file.fd));
+  }
+
+  private get fd(): number {
+    return this.handle.file.fd;
+  }
+
+  /**
+   * How devices see this IOAS: 'physical' once a noiommu device is attached (give the device
+   * physical addresses), 'iova' once an IOMMU-translated device is attached.
+   */
+  get addressing(): Addressing {
+    const kinds = new Set(this.attached.values());
+    if (kinds.size === 0) return 'unknown';
+    return kinds.has('physical') ? 'physical' : 'iova';
+  }
+
+  /**
+   * Pins and maps memory. The source must be memory the kernel can resolve (a `kernel.mmap`
+   * mapping or an address range of this process). Returns the mapping; close it to unmap.
+   */
+  map(source: MapSource, options: IoasMapOptions = {}): IoasMapping {
+    this.assertOpen('Ioas.map');
+    const { va, length } = 'va' in source ? source
+      : 'length' in source ? { va: source.address, length: source.length } : { va: source.address, length: source.size };
+    let at: Iova;
+    try {
+      at = io.ioasMap(this.kernel, this.fd, {
+        ioasId: this.id, userVa: va, length,
+        readable: options.readable ?? true, writable: options.writable ?? true,
+        ...(options.iova !== undefined ? { iova: options.iova } : {}),
+      });
+    } catch (e) {
+      throw explain(e, { context: `mapping ${length} bytes into IOAS ${this.id}`, ...(isPinningFailure(e) ? { hint: memlockHint(this.kernel, length) } : {}) });
+    }
+    return this.adopt(new IoasMapping(this, at, length));
+  }
+
+  /** Maps `length` bytes of a file (a memfd) from `offset` (IOMMU_IOAS_MAP_FILE). */
+  mapFile(fileFd: number, offset: bigint, length: bigint, options: IoasMapOptions = {}): IoasMapping {
+    this.assertOpen('Ioas.mapFile');
+    let at: Iova;
+    try {
+      at = io.ioasMapFile(this.kernel, this.fd, {
+        ioasId: this.id, fileFd, start: offset, length,
+        readable: options.readable ?? true, writable: options.writable ?? true,
+        ...(options.iova !== undefined ? { iova: options.iova } : {}),
+      });
+    } catch (e) {
+      throw explain(e, { context: `mapping ${length} bytes of fd ${fileFd} into IOAS ${this.id}`, ...(isPinningFailure(e) ? { hint: memlockHint(this.kernel, length) } : {}) });
+    }
+    return this.adopt(new IoasMapping(this, at, length));
+  }
+
+  /**
+   * Maps into this IOAS the pages already pinned at `from.iova` in another (or the same) IOAS of
+   * the same iommufd, without pinning them again (IOMMU_IOAS_COPY).
+   */
+  copy(from: { readonly ioas: Ioas; readonly iova: Iova; readonly length: bigint }, options: IoasMapOptions = {}): IoasMapping {
+    this.assertOpen('Ioas.copy');
+    if (from.ioas.handle !== this.handle) throw new TypeError('Ioas.copy: both IOAS must belong to the same iommufd');
+    const at = io.ioasCopy(this.kernel, this.fd, {
+      srcIoasId: from.ioas.id, srcIova: from.iova, dstIoasId: this.id, length: from.length,
+      readable: options.readable ?? true, writable: options.writable ?? true,
+      ...(options.iova !== undefined ? { dstIova: options.iova } : {}),
+    });
+    return this.adopt(new IoasMapping(this, at, from.length));
+  }
+
+  /**
+   * Unmaps every area inside [iova, iova+length) (everything without a range); returns the bytes
+   * unmapped. Areas that a handle owns are forgotten by their handle; areas under a live
+   * DmaBuffer are refused with EBUSY, because the buffer's users may still hand its addresses to
+   * a device: close the DmaBuffer instead.
+   */
+  unmap(range?: { readonly iova: Iova; readonly length: bigint }): bigint {
+    this.assertOpen('Ioas.unmap');
+    const start = range?.iova ?? 0n;
+    const end = range ? range.iova + range.length : U64_MAX + 1n;
+    const overlaps = (m: { iova: Iova | undefined; length: bigint }) =>
+      m.iova !== undefined && m.iova < end && m.iova + m.length > start;
+    const busy = [...this.dmaAttachments].find((a) => overlaps(a));
+    if (busy) {
+      throw VfioError.of('EBUSY', {
+        syscall: 'ioctl', ioctl: 'IOMMU_IOAS_UNMAP',
+        context: `IOVA 0x${busy.iova!.toString(16)}..+0x${busy.length.toString(16)} of IOAS ${this.id} belongs to a DmaBuffer`,
+        hint: 'close the DmaBuffer to unmap it; a device may still be using its addresses',
+      });
+    }
+    const unmapped = io.ioasUnmap(this.kernel, this.fd, this.id, range);
+    for (const child of this.ownedResources()) {
+      if (child instanceof IoasMapping && overlaps(child)) child.forget();
+    }
+    return unmapped;
+  }
+
+  /** The IOVA ranges that may be mapped, and the required alignment. */
+  ranges(): io.IovaRanges {
+    this.assertOpen('Ioas.ranges');
+    return io.ioasIovaRanges(this.kernel, this.fd, this.id);
+  }
+
+  /** Restricts the IOVAs this IOAS may use (IOMMU_IOAS_ALLOW_IOVAS); an empty list lifts it. */
+  allowIovas(ranges: readonly IovaRange[]): void {
+    this.assertOpen('Ioas.allowIovas');
+    io.ioasAllowIovas(this.kernel, this.fd, this.id, ranges);
+  }
+
+  /** IOMMU_OPTION_HUGE_PAGES of this IOAS: get, or set then get. */
+  option(name: 'huge-pages', value?: boolean): boolean {
+    this.assertOpen('Ioas.option');
+    if (value !== undefined) io.optionSet(this.kernel, this.fd, name, value ? 1n : 0n, this.id);
+    return io.optionGet(this.kernel, this.fd, name, this.id) !== 0n;
+  }
+
+  /**
+   * The physical address behind `iova` and how many bytes from there are physically contiguous,
+   * at most `maxLength` (one IOMMU_IOAS_NOIOMMU_GET_PA). Linux 7.3 noiommu only.
+   */
+  getPhysicalAddress(at: Iova, maxLength: bigint): PhysicalRun {
+    this.assertOpen('Ioas.getPhysicalAddress');
+    return this.physicalLookup.lookup(this.kernel, this.fd, this.id, at, maxLength);
+  }
+
+  /**
+   * The physically contiguous runs of [iova, iova+length): one GET_PA per run (the kernel
+   * extends each answer over adjacent pages), not one per page.
+   */
+  segments(at: Iova, length: bigint): PhysicalSegment[] {
+    this.assertOpen('Ioas.segments');
+    const runs: PhysicalSegment[] = [];
+    let cursor = at as bigint;
+    let remaining = length;
+    while (remaining > 0n) {
+      const run = this.physicalLookup.lookup(this.kernel, this.fd, this.id, cursor as Iova, remaining);
+      if (run.length <= 0n) throw new Error(`IOMMU_IOAS_NOIOMMU_GET_PA returned an empty run at IOVA 0x${cursor.toString(16)}`);
+      const last = runs[runs.length - 1];
+      if (last && last.phys + last.length === run.phys) {
+        runs[runs.length - 1] = { iova: last.iova, phys: last.phys, length: last.length + run.length };
+      } else {
+        runs.push({ iova: cursor as Iova, phys: run.phys, length: run.length });
+      }
+      cursor += run.length;
+      remaining -= run.length;
+    }
+    return runs;
+  }
+
+  /** @internal Bytes mapped through handles of this IOAS (what attaching a first device pins). */
+  mappedBytes(): bigint {
+    let total = 0n;
+    for (const child of this.ownedResources()) if (child instanceof IoasMapping) total += child.length;
+    return total;
+  }
+
+  /** @internal Called by VfioDevice when it attaches to (or detaches from) this IOAS. */
+  noteAttached(deviceId: number, addressing: 'physical' | 'iova' | null): void {
+    if (addressing === null) {
+      this.attached.delete(deviceId);
+      return;
+    }
+    this.attached.set(deviceId, addressing);
+    // DMA buffers mapped before the first noiommu device arrived get their physical segments
+    // now, while nothing is using them yet, instead of on a later hot path.
+    if (addressing === 'physical') for (const a of this.dmaAttachments) a.prefetchSegments();
+  }
+
+  /** @internal DmaSpace: maps a DmaBuffer's memory. */
+  attachDma(memory: Mapping, options: DmaMapOptions): DmaAttachment {
+    const mapping = this.map(memory, options);
+    const attachment = new IoasDmaAttachment(this, mapping, () => this.dmaAttachments.delete(attachment));
+    this.dmaAttachments.add(attachment);
+    if (this.addressing === 'physical') {
+      // A failed physical-address lookup must not leave the area mapped and its pages pinned
+      // while the caller frees the memory (found by the fail-Nth sweep).
+      try {
+        attachment.prefetchSegments();
+      } catch (e) {
+        attachment.detach();
+        throw e;
+      }
+    }
+    return attachment;
+  }
+
+  /** @internal DmaSpace: takes ownership of a DmaBuffer. */
+  own<T extends Resource>(resource: T): T {
+    return this.adopt(resource);
+  }
+
+  override close(): void {
+    if (this.closed) return;
+    if (this.attached.size > 0 && !this.handle.tearingDown) {
+      throw VfioError.of('EBUSY', {
+        syscall: 'ioctl', ioctl: 'IOMMU_DESTROY',
+        context: `IOAS ${this.id} still has ${this.attached.size} device(s) attached`,
+        hint: 'close or detach the devices first (closing the Iommufd closes everything at once)',
+      });
+    }
+    super.close();
+  }
+
+  protected release(): void {
+    if (this.handle.tearingDown || !this.handle.file.open) return;
+    io.iommuDestroy(this.kernel, this.fd, this.id);
+    this.closedInKernel = true;
+  }
+}
+
+class IoasDmaAttachment implements DmaAttachment {
+  private cached: BufferSegment[] | undefined;
+  constructor(private readonly ioas: Ioas, private readonly mapping: IoasMapping, private readonly onDetach: () => void) {}
+
+  get iova(): Iova {
+    return this.mapping.iova;
+  }
+
+  get length(): bigint {
+    return this.mapping.length;
+  }
+
+  get addressing(): 'physical' | 'iova' {
+    const a = this.ioas.addressing;
+    if (a === 'unknown') {
+      throw VfioError.of('ENODEV', {
+        syscall: 'ioctl',
+        context: `IOAS ${this.ioas.id} has no device attached yet`,
+        hint: 'attach a device to the IOAS first: only then is it known whether the device uses IOVAs or physical addresses',
+      });
+    }
+    return a;
+  }
+
+  prefetchSegments(): void {
+    if (!this.cached) this.cached = this.lookup();
+  }
+
+  physicalSegments(): BufferSegment[] {
+    if (!this.cached) {
+      if (this.ioas.addressing === 'iova') {
+        throw VfioError.of('EOPNOTSUPP', {
+          syscall: 'ioctl', ioctl: 'IOMMU_IOAS_NOIOMMU_GET_PA',
+          context: `IOAS ${this.ioas.id} is translated by an IOMMU`,
+          hint: 'with an IOMMU, program the device with the IOVA (dmaAddress) instead of a physical address',
+        });
+      }
+      this.cached = this.lookup();
+    }
+    return this.cached;
+  }
+
+  private lookup(): BufferSegment[] {
+    const base = this.mapping.iova;
+    return this.ioas.segments(base, this.mapping.length).map((s) => ({ offset: s.iova - base, phys: s.phys, length: s.length }));
+  }
+
+  detach(): void {
+    this.onDetach();
+    this.mapping.close();
+  }
+}
+

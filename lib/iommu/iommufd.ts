@@ -1,0 +1,123 @@
+/**
+ * An open /dev/iommu: the container of IOAS, HWPT and bound-device objects. Closing it closes
+ * everything created through it; the kernel drops all of its objects with the fd, so children
+ * skip their own destroy ioctls while the iommufd tears down.
+ */
+import type { Kernel } from '../sys/kernel';
+import { O_CLOEXEC, O_RDWR } from '../sys/constants';
+import { FileDescriptor, Resource } from '../support/resource';
+import { defaultKernel } from '../sys/default-kernel';
+import { explain } from '../support/hints';
+import * as io from '../ioctl/iommufd-ioctls';
+import { Ioas } from './ioas';
+import { Hwpt, type HwptOptions } from './hwpt';
+import type { HwInfo } from '../ioctl/iommufd-ioctls';
+
+/** @internal What an iommufd object needs from the iommufd it lives in. */
+export interface IommufdHandle {
+  readonly kernel: Kernel;
+  readonly file: FileDescriptor;
+  /** True while the iommufd closes: the kernel is about to drop every object at once. */
+  readonly tearingDown: boolean;
+}
+
+/** Anything a device can be attached to: an IOAS or a HWPT. */
+export interface PageTableTarget {
+  /** The object id in the iommufd. */
+  readonly id: number;
+}
+
+/** A bound device, as far as the iommufd is concerned. */
+export interface BoundDevice {
+  /** The device's id in this iommufd (from VFIO_DEVICE_BIND_IOMMUFD). */
+  readonly deviceId: number;
+}
+
+/** An open /dev/iommu (`Iommufd.open()`): creates IOAS and HWPT objects; devices bind to it. */
+export class Iommufd extends Resource implements IommufdHandle {
+  /** @internal The iommufd fd; shared with the objects created through it. */
+  readonly file: FileDescriptor;
+  private closing = false;
+
+  private constructor(kernel: Kernel, file: FileDescriptor) {
+    super(kernel, `iommufd ${file.path} (fd ${file.fd})`);
+    this.file = file;
+    this.armSafetyNet(() => file.close());
+  }
+
+  /**
+   * Opens /dev/iommu. `kernel` defaults to the real kernel (the native addon); pass a model
+   * kernel to run against the simulation.
+   */
+  static open(kernel: Kernel = defaultKernel(), path = '/dev/iommu'): Iommufd {
+    let fd: number;
+    try {
+      fd = kernel.open(path, O_RDWR | O_CLOEXEC);
+    } catch (e) {
+      throw explain(e, { context: 'opening the iommufd', path });
+    }
+    return new Iommufd(kernel, new FileDescriptor(kernel, fd, path));
+  }
+
+  /** The fd number, for passing to VFIO_DEVICE_BIND_IOMMUFD or to another process. */
+  get fd(): number {
+    this.assertOpen('Iommufd.fd');
+    return this.file.fd;
+  }
+
+  get tearingDown(): boolean {
+    return this.closing;
+  }
+
+  /** Allocates a new, empty I/O address space. */
+  ioas(): Ioas {
+    this.assertOpen('Iommufd.ioas');
+    return this.adopt(Ioas.allocate(this));
+  }
+
+  /**
+   * Allocates a hardware page table for `device` translating through `parent` (an IOAS). On a
+   * noiommu device this is the dummy domain: flags 0 and no driver data only.
+   */
+  hwpt(device: BoundDevice, parent: PageTableTarget, options: HwptOptions = {}): Hwpt {
+    this.assertOpen('Iommufd.hwpt');
+    return this.adopt(Hwpt.allocate(this, device, parent, options));
+  }
+
+  /** What the IOMMU behind a bound device can do (EOPNOTSUPP for a noiommu device). */
+  hwInfo(device: BoundDevice): HwInfo {
+    this.assertOpen('Iommufd.hwInfo');
+    return io.getHwInfo(this.kernel, this.file.fd, device.deviceId);
+  }
+
+  /**
+   * How pinned pages are accounted: 'process' (RLIMIT_MEMLOCK of the process, mm->pinned_vm,
+   * the default) or 'user' (per user, like VFIO type1).
+   */
+  rlimitMode(): 'process' | 'user';
+  rlimitMode(set: 'process' | 'user'): 'process' | 'user';
+  rlimitMode(set?: 'process' | 'user'): 'process' | 'user' {
+    this.assertOpen('Iommufd.rlimitMode');
+    if (set !== undefined) io.optionSet(this.kernel, this.file.fd, 'rlimit-mode', set === 'user' ? 1n : 0n);
+    return io.optionGet(this.kernel, this.file.fd, 'rlimit-mode') === 1n ? 'user' : 'process';
+  }
+
+  /** Adopts an object created elsewhere against this iommufd (a VfioDevice bound to it). */
+  own<T extends Resource>(resource: T): T {
+    return this.adopt(resource);
+  }
+
+  override close(): void {
+    if (this.closed) return;
+    this.closing = true;
+    try {
+      super.close();
+    } finally {
+      this.closing = false;
+    }
+  }
+
+  protected release(): void {
+    this.file.close();
+  }
+}

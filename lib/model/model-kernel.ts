@@ -1,0 +1,588 @@
+/**
+ * ModelKernel: the simulated Linux 7.3 host behind the `Kernel` syscall boundary.
+ *
+ * It owns the process's fd table, its address space and physical memory, and the file tree
+ * (Vfs). Every syscall resolves its fd or path, runs the model's kernel code, and turns a
+ * KernelError (or a VfioError from a file implementation) into the VfioError a caller sees, with
+ * the syscall, ioctl name and path filled in — the same shape NativeKernel produces from errno.
+ *
+ * Hooks for the rest of the model (the VFIO/PCI side, device models, tests):
+ *   vfs                      the file tree; add sysfs/devfs nodes here
+ *   profile                  the simulated machine and kernel configuration
+ *   memory                   physical memory: dmaRead(pa, len) / dmaWrite(pa, bytes) throw
+ *                            PhysicalAccessFault unless every byte is in a live RAM frame
+ *   space                    the process address space (user pointers, pinning)
+ *   locked                   RLIMIT_MEMLOCK accounting (mm->locked_vm, user->locked_vm)
+ *   dmaOwnership             IOMMU group DMA ownership (iommufd bind, legacy containers)
+ *   installFile(file, path?, flags?) → fd
+ *                            puts an OpenFile in the fd table (lowest free fd from 3)
+ *   fileOf(fd)               the OpenFile behind an fd (EBADF)
+ *   holdFile(file) / dropFile(file)
+ *                            extra references (like get_file/fput); release() runs when the last
+ *                            fd, mapping or hold is gone
+ *   iommufdOf(fd)            iommufd_ctx_from_fd: the IommufdContext behind an fd (EBADF, or
+ *                            EBADFD when the fd is not an iommufd)
+ */
+import type { Capabilities, Kernel, Mapping, MmioWidth } from '../sys/kernel';
+import {
+  EFD_CLOEXEC, EFD_NONBLOCK, EFD_SEMAPHORE, MAP_ANONYMOUS, MAP_SHARED, MFD_ALLOW_SEALING, MFD_CLOEXEC, MFD_HUGETLB,
+  O_RDONLY, O_RDWR, O_WRONLY, PROT_WRITE, type ErrnoName,
+} from '../sys/constants';
+import { VfioError, isVfioError } from '../sys/errors';
+import { ioctlName, type FileKind } from '../uapi/requests';
+import { KernelError, fail } from './errno';
+import { EventFdFile } from './eventfd';
+import { IommufdContext } from './iommufd/iommufd-ctx';
+import { iommufdRequestName } from './iommufd/commands';
+import { DmaOwnership } from './iommufd/dma-ownership';
+import { FaultInjector } from './fault-injection';
+import { AddressSpace } from './memory/address-space';
+import { LockedMemory } from './memory/locked-memory';
+import { MemfdFile } from './memory/memfd';
+import { PhysicalMemory, type HugePageSize } from './memory/physical-memory';
+import type { OpenFile, SyscallContext } from './open-file';
+import { PagemapFile } from './proc/pagemap-file';
+import type { Profile } from './profile';
+import { AttrFile, DirectoryFile } from './vfs-files';
+import { Vfs, type VNode } from './vfs';
+import type { PciMachine } from './vfio/machine';
+
+interface FdEntry {
+  readonly file: OpenFile;
+  readonly path: string;
+  readonly flags: number;
+  readonly ctx: SyscallContext;
+}
+
+const ACCESS_MODE = 3;
+const FILE_KINDS: readonly string[] = ['iommufd', 'vfio-container', 'vfio-group', 'vfio-device'];
+
+export class ModelKernel implements Kernel {
+  readonly kind = 'model' as const;
+  readonly description: string;
+  readonly pageSize: number;
+  readonly vfs = new Vfs();
+  readonly memory: PhysicalMemory;
+  readonly locked: LockedMemory;
+  readonly space: AddressSpace;
+  readonly dmaOwnership = new DmaOwnership();
+  /** fail_nth-style fault injection for the iommufd paths (tests arm it). */
+  readonly faults = new FaultInjector();
+  /** The PCI bus, VFIO and device models (set at boot by createModelKernel). */
+  pci: PciMachine | null = null;
+
+  private readonly fds = new Map<number, FdEntry>();
+  private readonly fileRefs = new Map<OpenFile, number>();
+  private readonly waiters = new Map<number, Set<(err: VfioError) => void>>();
+
+  constructor(readonly profile: Profile) {
+    this.description = `model kernel ${profile.kernel.release} (${profile.name})`;
+    this.pageSize = profile.memory.pageSize;
+    this.memory = new PhysicalMemory(profile.memory);
+    this.locked = new LockedMemory(profile.process.memlockLimit, this.memory.pageShift, profile.process.capabilities.ipcLock);
+    this.space = new AddressSpace(this.memory, this.locked, {
+      holdFile: (f) => this.holdFile(f),
+      dropFile: (f) => this.dropFile(f),
+      ipcLock: profile.process.capabilities.ipcLock,
+    }, profile.memory.seed);
+    this.installBaseFiles();
+  }
+
+  /** /dev/iommu, /proc/self/pagemap and the huge page counters. */
+  private installBaseFiles(): void {
+    if (this.profile.config.IOMMUFD) {
+      this.vfs.add('/dev/iommu', { type: 'chardev', mode: 0o660, open: () => this.newIommufd(false) } as VNode);
+    }
+    if (this.profile.config.IOMMUFD_VFIO_CONTAINER) {
+      // iommufd provides the VFIO container, with VFIO's mm-based RLIMIT accounting.
+      this.vfs.add('/dev/vfio/vfio', { type: 'chardev', mode: 0o666, open: () => this.newIommufd(true) } as VNode);
+    }
+    this.vfs.add('/proc/self/pagemap', {
+      type: 'chardev',
+      open: () => new PagemapFile(this.space, () => this.profile.process.capabilities.sysAdmin),
+    });
+    // nr_hugepages: root reserves huge pages at run time (set_max_huge_pages), as lab scripts do.
+    const nrHugepages = (size: HugePageSize) => ({
+      type: 'attr' as const,
+      mode: 0o644,
+      read: () => `${this.memory.hugePagesTotal(size)}\n`,
+      write: (data: Buffer) => {
+        const text = data.toString().trim();
+        if (!/^\d+$/.test(text)) fail('EINVAL');
+        this.memory.setHugePages(size, Number(text));
+      },
+    });
+    for (const size of ['2M', '1G'] as const) {
+      const dir = `/sys/kernel/mm/hugepages/hugepages-${size === '2M' ? 2048 : 1048576}kB`;
+      this.vfs.add(`${dir}/nr_hugepages`, nrHugepages(size));
+      this.vfs.add(`${dir}/free_hugepages`, { type: 'attr', mode: 0o444, read: () => `${this.memory.hugePagesFree(size)}\n` });
+    }
+    this.vfs.add('/proc/sys/vm/nr_hugepages', nrHugepages('2M'));
+    // hugetlb_report_meminfo: a kernel with HUGETLBFS always reports the default huge page size,
+    // which is how programs (and the conformance cases) learn it, even with no pages reserved.
+    this.vfs.add('/proc/meminfo', { type: 'attr', mode: 0o444, read: () => this.meminfo() });
+  }
+
+  private meminfo(): string {
+    const kB = (bytes: bigint) => `${(bytes / 1024n).toString().padStart(8)} kB`;
+    const total = this.memory.hugePagesTotal('2M');
+    const free = this.memory.hugePagesFree('2M');
+    const count = (n: number) => `${n.toString().padStart(8)}`;
+    return [
+      `MemTotal:       ${kB(this.profile.memory.size)}`,
+      `HugePages_Total:${count(total)}`,
+      `HugePages_Free: ${count(free)}`,
+      `HugePages_Rsvd: ${count(0)}`,
+      `HugePages_Surp: ${count(0)}`,
+      `Hugepagesize:   ${kB(2n << 20n)}`,
+      `Hugetlb:        ${kB(BigInt(total) * (2n << 20n))}`,
+      '',
+    ].join('\n');
+  }
+
+  /** A new iommufd context (open of /dev/iommu, or /dev/vfio/vfio with IOMMUFD_VFIO_CONTAINER). */
+  newIommufd(asVfioContainer: boolean): IommufdContext {
+    if (this.faults.shouldFail('iommufd.ctx-alloc')) fail('ENOMEM'); // iommufd_fops_open's kzalloc (lib/model/faults.ts)
+    return new IommufdContext({
+      faults: this.faults,
+      profile: this.profile,
+      space: this.space,
+      memory: this.memory,
+      locked: this.locked,
+      dmaOwnership: this.dmaOwnership,
+      holdFile: (f) => this.holdFile(f),
+      dropFile: (f) => this.dropFile(f),
+      fileOf: (fd) => this.fileOf(fd),
+      installFile: (file, path) => this.installFile(file, path),
+    }, asVfioContainer);
+  }
+
+  // ---- hooks for the rest of the model --------------------------------------------------------
+
+  /** Installs `file` at the lowest free fd (from 3) and returns the fd. */
+  installFile(file: OpenFile, path = `anon_inode:[${file.kind}]`, flags = O_RDWR): number {
+    let fd = 3;
+    while (this.fds.has(fd)) fd++;
+    this.fds.set(fd, { file, path, flags, ctx: { fd, path } });
+    this.holdFile(file);
+    return fd;
+  }
+
+  /** The open file behind `fd` (EBADF). */
+  fileOf(fd: number): OpenFile {
+    const entry = this.fds.get(fd);
+    if (!entry) fail('EBADF');
+    return entry.file;
+  }
+
+  hasFd(fd: number): boolean {
+    return this.fds.has(fd);
+  }
+
+  /** The path `fd` was opened by. */
+  pathOf(fd: number): string | undefined {
+    return this.fds.get(fd)?.path;
+  }
+
+  /** iommufd_ctx_from_fd. */
+  iommufdOf(fd: number): IommufdContext {
+    const file = this.fileOf(fd);
+    if (!(file instanceof IommufdContext)) fail('EBADFD');
+    return file;
+  }
+
+  holdFile(file: OpenFile): void {
+    this.fileRefs.set(file, (this.fileRefs.get(file) ?? 0) + 1);
+  }
+
+  dropFile(file: OpenFile): void {
+    const n = (this.fileRefs.get(file) ?? 0) - 1;
+    if (n > 0) {
+      this.fileRefs.set(file, n);
+      return;
+    }
+    this.fileRefs.delete(file);
+    file.release?.();
+  }
+
+  /** Number of open fds (for leak checks in tests). */
+  get openFdCount(): number {
+    return this.fds.size;
+  }
+
+  /** The fd table, read-only (leak checks: what is open, by which path). */
+  openFiles(): { readonly fd: number; readonly path: string; readonly file: OpenFile }[] {
+    return [...this.fds].map(([fd, e]) => ({ fd, path: e.path, file: e.file }));
+  }
+
+  /** Open files still alive through an fd, a mapping or a hold (leak checks). */
+  get liveFileCount(): number {
+    return this.fileRefs.size;
+  }
+
+  // ---- Kernel: files ---------------------------------------------------------------------------
+
+  open(path: string, flags: number): number {
+    return this.syscall('open', { path }, () => {
+      const node = this.vfs.lookup(path);
+      if (!node) fail('ENOENT');
+      const file = this.openNode(node, path, flags);
+      return this.installFile(file, path, flags);
+    });
+  }
+
+  private openNode(node: VNode, path: string, flags: number): OpenFile {
+    const access = flags & ACCESS_MODE;
+    const wantRead = access === O_RDONLY || access === O_RDWR;
+    const wantWrite = access === O_WRONLY || access === O_RDWR;
+    const root = this.profile.process.uid === 0;
+    switch (node.type) {
+      case 'dir':
+        if (wantWrite) fail('EISDIR');
+        return new DirectoryFile();
+      case 'attr': {
+        const mode = node.mode ?? (node.write ? 0o644 : 0o444);
+        // kernfs_fop_open: the mode must allow the access and the attribute must implement it.
+        if (wantRead && (!(mode & 0o444) || !node.read)) fail('EACCES');
+        if (wantWrite && (!(mode & 0o222) || !node.write)) fail('EACCES');
+        // Attributes belong to root: others get the "other" bits.
+        if (!root && ((wantRead && !(mode & 0o004)) || (wantWrite && !(mode & 0o002)))) fail('EACCES');
+        return new AttrFile(node);
+      }
+      case 'chardev': {
+        const mode = (node as { mode?: number }).mode ?? 0o600;
+        if (!root && !this.profile.process.deviceNodeAccess && ((wantRead && !(mode & 0o004)) || (wantWrite && !(mode & 0o002)))) {
+          fail('EACCES');
+        }
+        return node.open(flags, path);
+      }
+      case 'link':
+        fail('ELOOP');
+    }
+  }
+
+  close(fd: number): void {
+    this.syscall('close', { fd }, () => {
+      const entry = this.fds.get(fd);
+      if (!entry) fail('EBADF');
+      this.fds.delete(fd);
+      const waiting = this.waiters.get(fd);
+      if (waiting) {
+        this.waiters.delete(fd);
+        for (const reject of waiting) reject(VfioError.of('ECANCELED', { syscall: 'poll', path: entry.path, context: 'fd closed while waiting' }));
+      }
+      this.dropFile(entry.file);
+    });
+  }
+
+  ioctl(fd: number, request: number, arg: Uint8Array | number | null): number {
+    const entry = this.fds.get(fd);
+    // The fast path: no closures, names or contexts built unless the call fails.
+    if (entry?.file.ioctl) {
+      try {
+        return entry.file.ioctl(request, arg, entry.ctx);
+      } catch (e) {
+        return this.syscall('ioctl', { fd, ioctl: this.requestName(entry.file, request) }, () => { throw e; });
+      }
+    }
+    return this.syscall('ioctl', { fd, ioctl: entry ? this.requestName(entry.file, request) : ioctlName(request) }, () => {
+      if (!entry) fail('EBADF');
+      fail('ENOTTY');
+    });
+  }
+
+  private requestName(file: OpenFile, request: number): string {
+    if (file.kind === 'iommufd') return iommufdRequestName(request) ?? ioctlName(request);
+    if (FILE_KINDS.includes(file.kind)) return ioctlName(request, file.kind as FileKind);
+    return ioctlName(request);
+  }
+
+  pread(fd: number, into: Uint8Array, offset: bigint): number {
+    return this.syscall('pread', { fd }, () => {
+      const entry = this.fds.get(fd);
+      if (!entry) fail('EBADF');
+      if ((entry.flags & ACCESS_MODE) === O_WRONLY) fail('EBADF');
+      if (!entry.file.pread) fail('EINVAL');
+      return entry.file.pread(into, offset, this.ctx(fd));
+    });
+  }
+
+  pwrite(fd: number, from: Uint8Array, offset: bigint): number {
+    return this.syscall('pwrite', { fd }, () => {
+      const entry = this.fds.get(fd);
+      if (!entry) fail('EBADF');
+      if ((entry.flags & ACCESS_MODE) === O_RDONLY) fail('EBADF');
+      if (!entry.file.pwrite) fail('EINVAL');
+      return entry.file.pwrite(from, offset, this.ctx(fd));
+    });
+  }
+
+  readFile(path: string): Buffer {
+    return this.syscall('open', { path }, () => {
+      const node = this.vfs.lookup(path);
+      if (!node) fail('ENOENT');
+      if (node.type === 'dir') fail('EISDIR');
+      const file = this.openNode(node, path, O_RDONLY);
+      try {
+        if (!file.pread) fail('EINVAL');
+        const chunks: Buffer[] = [];
+        let offset = 0n;
+        for (;;) {
+          const chunk = Buffer.alloc(65536);
+          const n = file.pread(chunk, offset, { fd: -1, path });
+          if (n <= 0) break;
+          chunks.push(chunk.subarray(0, n));
+          offset += BigInt(n);
+          if (offset > 64n << 20n) fail('EFBIG', 'the model reads at most 64 MiB with readFile');
+        }
+        return Buffer.concat(chunks);
+      } finally {
+        file.release?.();
+      }
+    });
+  }
+
+  writeFile(path: string, data: string | Uint8Array): void {
+    this.syscall('open', { path }, () => {
+      const node = this.vfs.lookup(path);
+      if (!node) fail('ENOENT');
+      if (node.type === 'dir') fail('EISDIR');
+      const file = this.openNode(node, path, O_WRONLY);
+      try {
+        if (!file.pwrite) fail('EINVAL');
+        const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+        file.pwrite(bytes, 0n, { fd: -1, path });
+      } finally {
+        file.release?.();
+      }
+    });
+  }
+
+  readdir(path: string): string[] {
+    return this.syscall('scandir', { path }, () => {
+      const node = this.vfs.lookup(path);
+      if (!node) fail('ENOENT');
+      if (node.type !== 'dir') fail('ENOTDIR');
+      return [...node.children.keys()];
+    });
+  }
+
+  readlink(path: string): string {
+    return this.syscall('readlink', { path }, () => {
+      const node = this.vfs.lookup(path, false);
+      if (!node) fail('ENOENT');
+      if (node.type !== 'link') fail('EINVAL');
+      return node.target();
+    });
+  }
+
+  exists(path: string): boolean {
+    try {
+      return this.vfs.lookup(path) !== undefined;
+    } catch {
+      return false;
+    }
+  }
+
+  // ---- Kernel: memory ----------------------------------------------------------------------------
+
+  mmap(fd: number, length: bigint, prot: number, flags: number, offset: bigint): Mapping {
+    return this.syscall('mmap', { fd: fd >= 0 ? fd : undefined }, () => {
+      if (flags & MAP_ANONYMOUS) return this.space.mmap(length, prot, flags, null, offset, null);
+      const entry = this.fds.get(fd);
+      if (!entry) fail('EBADF');
+      const file = entry.file;
+      const access = entry.flags & ACCESS_MODE;
+      if (access === O_WRONLY) fail('EACCES');
+      if (flags & MAP_SHARED && prot & PROT_WRITE && access !== O_RDWR) fail('EACCES');
+      const op = file.mmap?.bind(file);
+      if (!(file instanceof MemfdFile) && !op) fail('ENODEV');
+      const ctx = this.ctx(fd);
+      return this.space.mmap(length, prot, flags, file, offset, op ? () => op(length, prot, flags, offset, ctx) : null);
+    });
+  }
+
+  munmap(mapping: Mapping): void {
+    this.syscall('munmap', {}, () => this.space.munmap(mapping));
+  }
+
+  mlock(mapping: Mapping): void {
+    this.syscall('mlock', {}, () => this.space.mlock(mapping));
+  }
+
+  mmioRead(mapping: Mapping, offset: number, width: 8 | 16 | 32): number;
+  mmioRead(mapping: Mapping, offset: number, width: 64): bigint;
+  mmioRead(mapping: Mapping, offset: number, width: MmioWidth): number | bigint;
+  mmioRead(mapping: Mapping, offset: number, width: MmioWidth): number | bigint {
+    const vma = this.checkMmio(mapping, offset, width);
+    if (vma.backing.kind === 'mmio') {
+      const v = vma.backing.read(offset, width);
+      return width === 64 ? v : Number(v);
+    }
+    const view = new DataView(vma.buffer!, offset, width / 8);
+    switch (width) {
+      case 8: return view.getUint8(0);
+      case 16: return view.getUint16(0, true);
+      case 32: return view.getUint32(0, true);
+      case 64: return view.getBigUint64(0, true);
+    }
+  }
+
+  mmioWrite(mapping: Mapping, offset: number, width: MmioWidth, value: number | bigint): void {
+    const vma = this.checkMmio(mapping, offset, width);
+    const max = (1n << BigInt(width)) - 1n;
+    const v = BigInt(value);
+    if (v < 0n || v > max) throw new RangeError(`mmioWrite: value ${value} does not fit in ${width} bits`);
+    if (vma.backing.kind === 'mmio') {
+      vma.backing.write(offset, width, v);
+      return;
+    }
+    const view = new DataView(vma.buffer!, offset, width / 8);
+    switch (width) {
+      case 8: view.setUint8(0, Number(v)); break;
+      case 16: view.setUint16(0, Number(v), true); break;
+      case 32: view.setUint32(0, Number(v), true); break;
+      case 64: view.setBigUint64(0, v, true); break;
+    }
+  }
+
+  private checkMmio(mapping: Mapping, offset: number, width: MmioWidth) {
+    const vma = this.space.vmaOf(mapping);
+    if (!vma) throw new TypeError('mmio access through a mapping that is not mapped (munmapped or foreign)');
+    const bytes = width / 8;
+    if (![8, 16, 32, 64].includes(width)) throw new RangeError(`mmio width ${width} is not 8, 16, 32 or 64`);
+    if (!Number.isInteger(offset) || offset < 0 || offset + bytes > Number(vma.length)) {
+      throw new RangeError(`mmio access of ${bytes} bytes at offset ${offset} is outside the ${vma.length}-byte mapping`);
+    }
+    if (offset % bytes !== 0) throw new RangeError(`mmio access of ${bytes} bytes at offset ${offset} is not naturally aligned`);
+    return vma;
+  }
+
+  memfdCreate(name: string, flags: number): number {
+    return this.syscall('memfd_create', {}, () => {
+      const sizeBits = (flags >>> 26) & 0x3f;
+      if (flags & ~(MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB | (0x3f << 26))) fail('EINVAL');
+      if (sizeBits && !(flags & MFD_HUGETLB)) fail('EINVAL');
+      if (Buffer.byteLength(name) > 249) fail('EINVAL');
+      let huge: HugePageSize | null = null;
+      if (flags & MFD_HUGETLB) {
+        if (sizeBits === 0 || sizeBits === 21) huge = '2M';
+        else if (sizeBits === 30) huge = '1G';
+        else fail('EINVAL');
+      }
+      return this.installFile(new MemfdFile(name, this.memory, huge), `/memfd:${name} (deleted)`, O_RDWR);
+    });
+  }
+
+  ftruncate(fd: number, length: bigint): void {
+    this.syscall('ftruncate', { fd }, () => {
+      const entry = this.fds.get(fd);
+      if (!entry) fail('EBADF');
+      if (!(entry.file instanceof MemfdFile) || (entry.flags & ACCESS_MODE) === O_RDONLY) fail('EINVAL');
+      entry.file.truncate(length);
+    });
+  }
+
+  // ---- Kernel: eventfd and polling --------------------------------------------------------------
+
+  eventfd(initval: number, flags: number): number {
+    return this.syscall('eventfd', {}, () => {
+      if (flags & ~(EFD_SEMAPHORE | EFD_CLOEXEC | EFD_NONBLOCK)) fail('EINVAL');
+      if (!Number.isInteger(initval) || initval < 0 || initval > 0xffff_ffff) fail('EINVAL');
+      if (this.faults.shouldFail('eventfd.ctx-alloc')) fail('ENOMEM'); // do_eventfd's kmalloc (lib/model/faults.ts)
+      return this.installFile(new EventFdFile(initval, flags), 'anon_inode:[eventfd]', O_RDWR);
+    });
+  }
+
+  eventfdRead(fd: number): bigint {
+    return this.syscall('read', { fd }, () => {
+      const file = this.fileOf(fd);
+      if (!(file instanceof EventFdFile)) fail('EINVAL');
+      return file.read();
+    });
+  }
+
+  eventfdWrite(fd: number, value: bigint): void {
+    this.syscall('write', { fd }, () => {
+      const file = this.fileOf(fd);
+      if (!(file instanceof EventFdFile)) fail('EINVAL');
+      file.write(value);
+    });
+  }
+
+  waitReadable(fd: number, signal?: AbortSignal): Promise<void> {
+    const entry = this.fds.get(fd);
+    if (!entry) return Promise.reject(VfioError.of('EBADF', { syscall: 'poll' }));
+    const file = entry.file;
+    if (!file.readable || file.readable()) return Promise.resolve();
+    if (signal?.aborted) return Promise.reject(VfioError.of('ECANCELED', { syscall: 'poll', path: entry.path, context: 'aborted' }));
+    return new Promise<void>((resolve, reject) => {
+      let waiting = this.waiters.get(fd);
+      if (!waiting) this.waiters.set(fd, (waiting = new Set()));
+      const set = waiting;
+      const cleanup = () => {
+        unsubscribe?.();
+        set.delete(onClose);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      const onClose = (err: VfioError) => {
+        cleanup();
+        reject(err);
+      };
+      const onAbort = () => {
+        cleanup();
+        reject(VfioError.of('ECANCELED', { syscall: 'poll', path: entry.path, context: 'aborted' }));
+      };
+      const unsubscribe = file.onReadable?.(() => {
+        if (file.readable!()) {
+          cleanup();
+          resolve();
+        }
+      });
+      set.add(onClose);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  // ---- Kernel: credentials ----------------------------------------------------------------------
+
+  capabilities(): Capabilities {
+    const c = this.profile.process.capabilities;
+    return { sysRawio: c.sysRawio, sysAdmin: c.sysAdmin, ipcLock: c.ipcLock };
+  }
+
+  memlockLimit(): bigint {
+    return this.profile.process.memlockLimit;
+  }
+
+  // ---- plumbing ---------------------------------------------------------------------------------
+
+  private ctx(fd: number): SyscallContext {
+    const path = this.fds.get(fd)?.path;
+    return path === undefined ? { fd } : { fd, path };
+  }
+
+  /**
+   * Runs one syscall's model code and presents its failure like the native side: a VfioError
+   * with errno, syscall, ioctl name and path.
+   */
+  private syscall<T>(syscall: string, where: { fd?: number | undefined; path?: string; ioctl?: string }, body: () => T): T {
+    try {
+      return body();
+    } catch (e) {
+      const path = where.path ?? (where.fd !== undefined ? this.fds.get(where.fd)?.path : undefined);
+      if (e instanceof KernelError) {
+        throw VfioError.of(e.code, { syscall, ...(where.ioctl ? { ioctl: where.ioctl } : {}), ...(path ? { path } : {}), ...(e.detail ? { context: e.detail } : {}) });
+      }
+      if (isVfioError(e) && (e.syscall !== syscall || (where.ioctl && !e.ioctl) || (path && !e.path))) {
+        throw VfioError.of(e.code as ErrnoName, {
+          syscall,
+          ...(where.ioctl ?? e.ioctl ? { ioctl: (where.ioctl ?? e.ioctl)! } : {}),
+          ...(path ?? e.path ? { path: (path ?? e.path)! } : {}),
+          ...(e.hint ? { hint: e.hint } : {}),
+        });
+      }
+      throw e;
+    }
+  }
+}

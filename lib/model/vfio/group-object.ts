@@ -1,0 +1,189 @@
+/**
+ * The legacy VFIO group (drivers/vfio/group.c): /dev/vfio/N for a device behind an IOMMU,
+ * /dev/vfio/noiommu-N for one without. One open at a time (EBUSY), never while a device of the
+ * group is open through its cdev (EBUSY), CAP_SYS_RAWIO for a noiommu group (EPERM). The group
+ * is "set" into a container (or directly onto an iommufd, the compat path), then hands out device
+ * fds by name.
+ */
+import { VfioError } from '../../sys/errors';
+import { VfioGroupStatus, VFIO_GROUP_FLAGS_CONTAINER_SET, VFIO_GROUP_FLAGS_VIABLE, VFIO_GROUP_GET_DEVICE_FD,
+  VFIO_GROUP_GET_STATUS, VFIO_GROUP_SET_CONTAINER, VFIO_GROUP_UNSET_CONTAINER } from '../../uapi/vfio';
+import { ioctlName } from '../../uapi/requests';
+import type { OpenFile, SyscallContext } from '../open-file';
+import type { IommuGroup } from './iommu-groups';
+import type { VfioDeviceObject } from './device-object';
+import type { VfioContainerObject } from './container-object';
+import type { IommufdContextPort } from './iommufd-port';
+import type { VfioSubsystem } from './subsystem';
+import { VfioDeviceFile } from './device-file';
+
+export type VfioGroupType = 'iommu' | 'noiommu';
+
+export class VfioGroupObject {
+  readonly devices: VfioDeviceObject[] = [];
+  openedFile: VfioGroupFile | undefined;
+  container: VfioContainerObject | undefined;
+  containerUsers = 0;
+  iommufd: IommufdContextPort | undefined;
+  cdevDeviceOpenCount = 0;
+  /** Devices registered through this group (group->drivers). */
+  drivers = 1;
+  /** Cleared when the last device goes away: later ioctls see ENODEV. */
+  iommuGroup: IommuGroup | undefined;
+
+  /** The IOMMU group number the group is named after. */
+  private readonly groupId: number;
+
+  constructor(readonly type: VfioGroupType, iommuGroup: IommuGroup, readonly sys: VfioSubsystem) {
+    this.iommuGroup = iommuGroup;
+    this.groupId = iommuGroup.id;
+  }
+
+  id(): number { return this.groupId; }
+
+  /** Device node name under /dev/vfio. */
+  get name(): string { return `${this.type === 'noiommu' ? 'noiommu-' : ''}${this.groupId}`; }
+
+  /** vfio_group_has_iommu. */
+  hasIommu(): boolean { return this.container !== undefined || this.iommufd !== undefined; }
+
+  /** vfio_group_fops_open. */
+  open(): VfioGroupFile {
+    const path = `/dev/vfio/${this.name}`;
+    if (this.drivers === 0) throw VfioError.of('ENODEV', { syscall: 'open', path });
+    if (this.type === 'noiommu' && !this.sys.env.capabilities().sysRawio) throw VfioError.of('EPERM', { syscall: 'open', path });
+    if (this.cdevDeviceOpenCount) throw VfioError.of('EBUSY', { syscall: 'open', path, context: 'a device of this group is open through its cdev' });
+    if (this.openedFile) throw VfioError.of('EBUSY', { syscall: 'open', path, context: 'the group is already open' });
+    this.openedFile = new VfioGroupFile(this);
+    return this.openedFile;
+  }
+
+  /** vfio_device_block_group (cdev bind). */
+  blockForCdev(): void {
+    if (this.openedFile) throw VfioError.of('EBUSY', { syscall: 'ioctl', ioctl: 'VFIO_DEVICE_BIND_IOMMUFD', context: 'the device\'s group is open' });
+    this.cdevDeviceOpenCount++;
+  }
+
+  unblockForCdev(): void { this.cdevDeviceOpenCount--; }
+
+  /** vfio_group_use_container (first device open on the group path). */
+  useContainer(): void {
+    const c = this.container;
+    if (!c) throw VfioError.of('EINVAL', { syscall: 'ioctl', ioctl: 'VFIO_GROUP_GET_DEVICE_FD', context: 'no container' });
+    if (!c.iommuDriver) throw VfioError.of('EINVAL', { syscall: 'ioctl', ioctl: 'VFIO_GROUP_GET_DEVICE_FD', context: 'the container has no IOMMU model set (VFIO_SET_IOMMU)' });
+    if (this.type === 'noiommu' && !this.sys.env.capabilities().sysRawio) throw VfioError.of('EPERM', { syscall: 'ioctl', ioctl: 'VFIO_GROUP_GET_DEVICE_FD' });
+    this.containerUsers++;
+  }
+
+  unuseContainer(): void {
+    this.containerUsers--;
+  }
+
+  /** The group file was closed (vfio_group_fops_release); device fds keep it alive in the kernel. */
+  release(): void {
+    if (this.container) this.container.detachGroup(this);
+    this.iommufd = undefined;
+    this.openedFile = undefined;
+  }
+}
+
+export class VfioGroupFile implements OpenFile {
+  readonly kind = 'vfio-group';
+  /** Device fds taken from this group hold it open (get_file in vfio_group_use_container). */
+  deviceRefs = 0;
+  private closed = false;
+
+  constructor(readonly group: VfioGroupObject) {}
+
+  ioctl(request: number, arg: Uint8Array | number | null, _ctx: SyscallContext): number {
+    const name = ioctlName(request, 'vfio-group');
+    switch (request) {
+      case VFIO_GROUP_GET_DEVICE_FD.number: return this.getDeviceFd(arg, name);
+      case VFIO_GROUP_GET_STATUS.number: return this.getStatus(arg, name);
+      case VFIO_GROUP_SET_CONTAINER.number: return this.setContainer(arg, name);
+      case VFIO_GROUP_UNSET_CONTAINER.number: return this.unsetContainer(name);
+      default: throw VfioError.of('ENOTTY', { syscall: 'ioctl', ioctl: name, context: 'not a VFIO group ioctl' });
+    }
+  }
+
+  /** vfio_group_ioctl_get_status. */
+  private getStatus(arg: Uint8Array | number | null, name: string): number {
+    const buf = userStruct(arg, VfioGroupStatus.size, name);
+    const argsz = VfioGroupStatus.get(buf, 'argsz');
+    if (argsz < VfioGroupStatus.size) throw VfioError.of('EINVAL', { syscall: 'ioctl', ioctl: name, context: `argsz ${argsz} < 8` });
+    const g = this.group;
+    if (!g.iommuGroup) throw VfioError.of('ENODEV', { syscall: 'ioctl', ioctl: name });
+    let flags = 0;
+    if (g.hasIommu()) flags = VFIO_GROUP_FLAGS_CONTAINER_SET | VFIO_GROUP_FLAGS_VIABLE;
+    else if (!g.sys.dmaOwnerClaimed(g)) flags = VFIO_GROUP_FLAGS_VIABLE;
+    VfioGroupStatus.set(buf, 'flags', flags);
+    return 0;
+  }
+
+  /** vfio_group_ioctl_set_container: a container fd, or an iommufd (compat). */
+  private setContainer(arg: Uint8Array | number | null, name: string): number {
+    const buf = userStruct(arg, 4, name);
+    const fd = Buffer.from(buf.buffer, buf.byteOffset, 4).readInt32LE(0);
+    const file = fd >= 0 ? this.group.sys.env.lookup(fd) : undefined;
+    if (!file) throw VfioError.of('EBADF', { syscall: 'ioctl', ioctl: name, context: `fd ${fd} is not open` });
+    const g = this.group;
+    if (g.hasIommu()) throw VfioError.of('EINVAL', { syscall: 'ioctl', ioctl: name, context: 'the group already has a container' });
+    if (!g.iommuGroup) throw VfioError.of('ENODEV', { syscall: 'ioctl', ioctl: name });
+    if (file.kind === 'vfio-container' && g.sys.isContainerFile(file)) {
+      g.sys.containerOf(file).attachGroup(g);
+      return 0;
+    }
+    const ictx = g.sys.env.iommufd?.contextOf(file);
+    if (ictx) {
+      if (g.type === 'noiommu') ictx.compatSetNoIommu();
+      else ictx.compatIoasCreate();
+      g.iommufd = ictx;
+      return 0;
+    }
+    throw VfioError.of('EBADFD', { syscall: 'ioctl', ioctl: name, context: `fd ${fd} is neither a VFIO container nor an iommufd` });
+  }
+
+  /** vfio_group_ioctl_unset_container. */
+  private unsetContainer(name: string): number {
+    const g = this.group;
+    if (!g.hasIommu()) throw VfioError.of('EINVAL', { syscall: 'ioctl', ioctl: name, context: 'the group has no container' });
+    if (g.container) {
+      if (g.containerUsers !== 1) throw VfioError.of('EBUSY', { syscall: 'ioctl', ioctl: name, context: 'devices of the group are open' });
+      g.container.detachGroup(g);
+    }
+    g.iommufd = undefined;
+    return 0;
+  }
+
+  /** vfio_group_ioctl_get_device_fd: returns a new device fd. */
+  private getDeviceFd(arg: Uint8Array | number | null, name: string): number {
+    if (!(arg instanceof Uint8Array)) throw VfioError.of('EFAULT', { syscall: 'ioctl', ioctl: name, context: 'the argument must be a NUL-terminated device name' });
+    const nul = arg.indexOf(0);
+    const page = this.group.sys.env.pageSize;
+    if (nul < 0 && arg.length >= page) throw VfioError.of('EINVAL', { syscall: 'ioctl', ioctl: name, context: 'device name longer than a page' });
+    if (nul < 0) throw VfioError.of('EFAULT', { syscall: 'ioctl', ioctl: name, context: 'device name is not NUL-terminated within the buffer' });
+    const text = Buffer.from(arg.buffer, arg.byteOffset, nul).toString('latin1');
+    const device = this.group.sys.findDeviceByName(this.group, text);
+    const file = VfioDeviceFile.openFromGroup(device, this);
+    return this.group.sys.env.installFd(file, `[vfio-device ${device.slot.name}]`);
+  }
+
+  release(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.deviceRefs === 0) this.group.release();
+  }
+
+  /** A device fd from this group went away; the group file may now really close. */
+  dropDeviceRef(): void {
+    this.deviceRefs--;
+    if (this.closed && this.deviceRefs === 0) this.group.release();
+  }
+}
+
+function userStruct(arg: Uint8Array | number | null, size: number, name: string): Uint8Array {
+  if (!(arg instanceof Uint8Array) || arg.length < size) {
+    throw VfioError.of('EFAULT', { syscall: 'ioctl', ioctl: name, context: `the kernel reads ${size} bytes from the argument` });
+  }
+  return arg;
+}

@@ -1,0 +1,298 @@
+/**
+ * PCI device discovery and driver binding through sysfs (/sys/bus/pci). Read-only discovery
+ * needs no privileges; binding writes driver_override / drivers_probe / unbind and needs root.
+ */
+import type { Kernel } from '../sys/kernel';
+import { VfioError } from '../sys/errors';
+import { defaultKernel } from '../sys/default-kernel';
+import { explain } from '../support/hints';
+
+const PCI_DEVICES = '/sys/bus/pci/devices';
+const PCI_DRIVERS = '/sys/bus/pci/drivers';
+const DRIVERS_PROBE = '/sys/bus/pci/drivers_probe';
+/** The vfio module parameter that allows devices without an IOMMU (and taints the kernel). */
+export const NOIOMMU_PARAMETER = '/sys/module/vfio/parameters/enable_unsafe_noiommu_mode';
+export const VFIO_PCI_DRIVER = 'vfio-pci';
+
+const BDF = /^(?:([0-9a-f]{4}):)?([0-9a-f]{2}):([0-9a-f]{2})\.([0-7])$/i;
+
+/** Normalises "00:04.0" or "0000:00:04.0" to the kernel's "0000:00:04.0"; throws on anything else. */
+export function normalizeBdf(bdf: string): string {
+  const m = BDF.exec(bdf.trim());
+  if (!m) throw new TypeError(`'${bdf}' is not a PCI address (expected domain:bus:device.function, e.g. 0000:00:04.0)`);
+  return `${(m[1] ?? '0000').toLowerCase()}:${m[2]!.toLowerCase()}:${m[3]!.toLowerCase()}.${m[4]}`;
+}
+
+export function isBdf(s: string): boolean {
+  return BDF.test(s.trim());
+}
+
+/** State of the vfio noiommu module parameter. */
+export type NoiommuMode = 'enabled' | 'disabled' | 'unavailable';
+
+/** Which devices `PciDevice.list` returns; all given fields must match. */
+export interface PciDeviceFilter {
+  /** PCI vendor ID. */
+  readonly vendorId?: number;
+  /** PCI device ID. */
+  readonly deviceId?: number;
+  /** Base class, the top byte of the class code (0x01 storage, 0x02 network). */
+  readonly baseClass?: number;
+  /** Subclass, the middle byte (0x08 with base class 0x01: NVM). */
+  readonly subclass?: number;
+  /** Programming interface, the low byte (0x02 with 0x0108: NVMe). */
+  readonly progIf?: number;
+  /** Only devices currently bound to this driver (or unbound, with null). */
+  readonly driver?: string | null;
+}
+
+/** Options of `bindVfio` and `setNoiommuMode`. */
+export interface BindOptions {
+  /**
+   * A device without an IOMMU can only be given to vfio-pci with the vfio module's unsafe
+   * noiommu mode on, which lets the device DMA anywhere in memory and taints the kernel. Only
+   * with `true` here does bindVfio switch it on.
+   */
+  readonly unsafeNoiommu?: boolean;
+}
+
+/** Options of `unbind`. */
+export interface UnbindOptions {
+  /**
+   * Give the device back to a driver: `true` for the one it had before `bindVfio()` (or whatever
+   * the kernel's matching picks), a name for that driver. Default: leave it unbound.
+   */
+  readonly restore?: boolean | string;
+}
+
+/** A PCI function as sysfs shows it. */
+export class PciDevice {
+  /** The driver the device had before `bindVfio()` moved it, if any. */
+  previousDriver: string | null | undefined;
+
+  private constructor(
+    /** The kernel whose sysfs this device lives in. */
+    readonly kernel: Kernel,
+    /** Normalised PCI address (0000:00:03.0). */
+    readonly bdf: string,
+  ) {}
+
+  /** The device at `bdf` (ENOENT when there is none). */
+  static get(bdf: string, kernel: Kernel = defaultKernel()): PciDevice {
+    const dev = new PciDevice(kernel, normalizeBdf(bdf));
+    if (!kernel.exists(dev.path)) {
+      throw VfioError.of('ENOENT', { syscall: 'stat', path: dev.path, context: `no PCI device ${dev.bdf}`, hint: 'list devices with PciDevice.list() or lspci -D' });
+    }
+    return dev;
+  }
+
+  /** Every PCI device that matches `filter`, in address order. */
+  static list(filter: PciDeviceFilter = {}, kernel: Kernel = defaultKernel()): PciDevice[] {
+    const names = kernel.readdir(PCI_DEVICES).filter(isBdf).sort();
+    return names.map((n) => new PciDevice(kernel, normalizeBdf(n))).filter((d) => d.matches(filter));
+  }
+
+  /** State of vfio's enable_unsafe_noiommu_mode ('unavailable': vfio not loaded or built without it). */
+  static noiommuMode(kernel: Kernel = defaultKernel()): NoiommuMode {
+    if (!kernel.exists(NOIOMMU_PARAMETER)) return 'unavailable';
+    const v = kernel.readFile(NOIOMMU_PARAMETER).toString('utf8').trim();
+    return v === 'Y' || v === '1' ? 'enabled' : 'disabled';
+  }
+
+  /**
+   * Switches vfio's noiommu mode. Turning it on is refused unless `unsafeNoiommu: true`: it lets
+   * userspace drive devices with unrestricted DMA and taints the kernel.
+   */
+  static setNoiommuMode(enabled: boolean, options: BindOptions = {}, kernel: Kernel = defaultKernel()): void {
+    if (enabled && !options.unsafeNoiommu) throw noiommuRefusal('switching on noiommu mode');
+    if (!kernel.exists(NOIOMMU_PARAMETER)) {
+      throw VfioError.of('ENOENT', {
+        syscall: 'open', path: NOIOMMU_PARAMETER,
+        hint: 'load the vfio module (modprobe vfio) on a kernel built with CONFIG_VFIO_NOIOMMU',
+      });
+    }
+    writeSysfs(kernel, NOIOMMU_PARAMETER, enabled ? '1' : '0');
+  }
+
+  /** The device's sysfs directory. */
+  get path(): string {
+    return `${PCI_DEVICES}/${this.bdf}`;
+  }
+
+  /** PCI vendor ID. */
+  get vendorId(): number {
+    return this.readHex('vendor');
+  }
+
+  /** PCI device ID. */
+  get deviceId(): number {
+    return this.readHex('device');
+  }
+
+  /** 24-bit class code (base class, subclass, programming interface). */
+  get classCode(): number {
+    return this.readHex('class');
+  }
+
+  /** Subsystem vendor ID. */
+  get subsystemVendorId(): number {
+    return this.readHex('subsystem_vendor');
+  }
+
+  /** Subsystem device ID. */
+  get subsystemDeviceId(): number {
+    return this.readHex('subsystem_device');
+  }
+
+  /** The bound driver's name, or null. */
+  get driver(): string | null {
+    const link = `${this.path}/driver`;
+    if (!this.kernel.exists(link)) return null;
+    return basename(this.kernel.readlink(link));
+  }
+
+  /** The IOMMU group number, or null (no IOMMU and no noiommu group). */
+  get iommuGroup(): number | null {
+    const link = `${this.path}/iommu_group`;
+    if (!this.kernel.exists(link)) return null;
+    return Number(basename(this.kernel.readlink(link)));
+  }
+
+  /**
+   * Whether a real IOMMU translates this device's DMA: the device has an `iommu` link, or an IOMMU
+   * group that is not one of VFIO's fake noiommu groups (named "vfio-noiommu").
+   */
+  get hasIommu(): boolean {
+    if (this.kernel.exists(`${this.path}/iommu`)) return true;
+    const group = this.iommuGroup;
+    if (group === null) return false;
+    const name = `/sys/kernel/iommu_groups/${group}/name`;
+    return !(this.kernel.exists(name) && this.kernel.readFile(name).toString('utf8').trim() === 'vfio-noiommu');
+  }
+
+  /**
+   * Names of the device's VFIO cdevs (vfio-dev/): 'vfio3' or, on noiommu, 'noiommu-vfio3'. A
+   * vfio-dev entry without a `dev` attribute has no char device (a noiommu device before Linux
+   * 7.3) and is not listed.
+   */
+  vfioCdevs(): string[] {
+    const dir = `${this.path}/vfio-dev`;
+    if (!this.kernel.exists(dir)) return [];
+    return this.kernel.readdir(dir)
+      .filter((n) => /^(noiommu-)?vfio\d+$/.test(n) && this.kernel.exists(`${dir}/${n}/dev`))
+      .sort();
+  }
+
+  /** The device cdev path under /dev/vfio/devices, or null when there is none. */
+  cdevPath(): string | null {
+    const name = this.vfioCdevs()[0];
+    return name === undefined ? null : `/dev/vfio/devices/${name}`;
+  }
+
+  /**
+   * Gives the device to vfio-pci: driver_override, unbind from the current driver, drivers_probe.
+   * The previous driver is remembered for `unbind({ restore: true })`. A device without an IOMMU
+   * needs noiommu mode, which is only switched on with `unsafeNoiommu: true`.
+   */
+  bindVfio(options: BindOptions = {}): void {
+    const current = this.driver;
+    if (current === VFIO_PCI_DRIVER) return;
+    if (!this.hasIommu) {
+      const mode = PciDevice.noiommuMode(this.kernel);
+      if (mode !== 'enabled') {
+        if (!options.unsafeNoiommu) throw noiommuRefusal(`binding ${this.bdf}, which has no IOMMU, to vfio-pci`);
+        PciDevice.setNoiommuMode(true, options, this.kernel);
+      }
+    }
+    this.previousDriver = current;
+    writeSysfs(this.kernel, `${this.path}/driver_override`, VFIO_PCI_DRIVER);
+    if (current !== null) writeSysfs(this.kernel, `${PCI_DRIVERS}/${current}/unbind`, this.bdf);
+    writeSysfs(this.kernel, DRIVERS_PROBE, this.bdf);
+    const now = this.driver;
+    if (now !== VFIO_PCI_DRIVER) {
+      throw VfioError.of('ENODEV', {
+        syscall: 'write', path: DRIVERS_PROBE,
+        context: `${this.bdf} did not bind to vfio-pci (driver now: ${now ?? 'none'})`,
+        hint: 'load the vfio-pci module (modprobe vfio-pci); for a device without an IOMMU, noiommu mode must be on',
+      });
+    }
+  }
+
+  /** Unbinds from the current driver, clears driver_override and optionally restores a driver. */
+  unbind(options: UnbindOptions = {}): void {
+    const current = this.driver;
+    if (current !== null) writeSysfs(this.kernel, `${PCI_DRIVERS}/${current}/unbind`, this.bdf);
+    writeSysfs(this.kernel, `${this.path}/driver_override`, '\n');
+    const restore = options.restore;
+    if (restore === undefined || restore === false) return;
+    const wanted = typeof restore === 'string' ? restore : this.previousDriver ?? null;
+    if (wanted !== null) {
+      if (!this.kernel.exists(`${PCI_DRIVERS}/${wanted}`)) {
+        throw VfioError.of('ENOENT', {
+          syscall: 'open', path: `${PCI_DRIVERS}/${wanted}`,
+          context: `cannot give ${this.bdf} back to ${wanted}`, hint: `no driver named ${wanted} is loaded (modprobe it first)`,
+        });
+      }
+      // driver_override makes the named driver match even when its id table does not list the
+      // device (pci-stub, or a driver given the id through new_id earlier); it is cleared again
+      // once the device is bound, so later probes behave normally.
+      writeSysfs(this.kernel, `${this.path}/driver_override`, wanted);
+      try {
+        writeSysfs(this.kernel, DRIVERS_PROBE, this.bdf);
+      } finally {
+        writeSysfs(this.kernel, `${this.path}/driver_override`, '\n');
+      }
+    } else {
+      writeSysfs(this.kernel, DRIVERS_PROBE, this.bdf);
+    }
+    if (wanted !== null && this.driver !== wanted) {
+      throw VfioError.of('ENODEV', {
+        syscall: 'write', path: DRIVERS_PROBE,
+        context: `${this.bdf} did not go back to ${wanted} (driver now: ${this.driver ?? 'none'})`,
+      });
+    }
+    this.previousDriver = undefined;
+  }
+
+  private matches(f: PciDeviceFilter): boolean {
+    if (f.vendorId !== undefined && this.vendorId !== f.vendorId) return false;
+    if (f.deviceId !== undefined && this.deviceId !== f.deviceId) return false;
+    if (f.baseClass !== undefined || f.subclass !== undefined || f.progIf !== undefined) {
+      const code = this.classCode;
+      if (f.baseClass !== undefined && (code >>> 16) !== f.baseClass) return false;
+      if (f.subclass !== undefined && ((code >>> 8) & 0xff) !== f.subclass) return false;
+      if (f.progIf !== undefined && (code & 0xff) !== f.progIf) return false;
+    }
+    if (f.driver !== undefined && this.driver !== f.driver) return false;
+    return true;
+  }
+
+  private readHex(attribute: string): number {
+    const path = `${this.path}/${attribute}`;
+    try {
+      return Number.parseInt(this.kernel.readFile(path).toString('utf8').trim(), 16);
+    } catch (e) {
+      throw explain(e, { context: `reading ${attribute} of ${this.bdf}`, path });
+    }
+  }
+}
+
+function writeSysfs(kernel: Kernel, path: string, value: string): void {
+  try {
+    kernel.writeFile(path, value);
+  } catch (e) {
+    throw explain(e, { path });
+  }
+}
+
+function basename(p: string): string {
+  return p.slice(p.lastIndexOf('/') + 1);
+}
+
+function noiommuRefusal(what: string): VfioError {
+  return VfioError.of('EPERM', {
+    syscall: 'write', path: NOIOMMU_PARAMETER,
+    context: `refusing ${what}`,
+    hint: 'noiommu mode gives the device unrestricted DMA to all memory and taints the kernel; pass unsafeNoiommu: true to allow it',
+  });
+}

@@ -1,0 +1,352 @@
+/**
+ * A VFIO device: regions (BARs, config space), interrupts, reset. Opened through its cdev and
+ * bound to an iommufd (`VfioDevice.open`), or through a legacy group (lib/vfio/group.ts, chosen by
+ * `openDevice`). Closing it closes its BAR mappings and interrupt vectors first.
+ */
+import type { Kernel } from '../sys/kernel';
+import { O_CLOEXEC, O_RDWR } from '../sys/constants';
+import { VfioError, isVfioError } from '../sys/errors';
+import * as V from '../uapi/vfio';
+import { FileDescriptor, Resource } from '../support/resource';
+import * as io from '../ioctl/device-ioctls';
+import type { DeviceInfo, HotResetInfo } from '../ioctl/device-ioctls';
+import { explain, isPinningFailure, memlockHint } from '../support/hints';
+import { Region, type RegionOwner } from './region';
+import { ConfigSpace } from './config-space';
+import { Irqs, type InterruptVector, type IrqOwner } from './irq';
+import type { Mmio } from './mmio';
+import { Iommufd, type BoundDevice } from '../iommu/iommufd';
+import { Ioas } from '../iommu/ioas';
+import { Hwpt } from '../iommu/hwpt';
+import { PciDevice, isBdf, normalizeBdf } from '../pci/pci-device';
+import type { DmaSpace } from '../dma/dma-space';
+import { DmaBuffer, type DmaAllocateOptions } from '../dma/buffer';
+
+/** How the device was reached, and why that way. */
+export interface DeviceBackend {
+  /** 'cdev': /dev/vfio/devices + iommufd; 'group': legacy /dev/vfio group + container. */
+  readonly kind: 'cdev' | 'group';
+  /** No IOMMU: the device DMAs to physical addresses. */
+  readonly noiommu: boolean;
+  /** Why this path was taken, in words (what exists, what is missing). */
+  readonly reason: string;
+}
+
+/** Options of `VfioDevice.open`. */
+export interface VfioDeviceOpenOptions {
+  /** The iommufd to bind to; it owns the device from then on (closing it closes the device). */
+  readonly iommufd: Iommufd;
+  /** Attach to this IOAS or HWPT; default: a new IOAS of the iommufd; false: stay unattached. */
+  readonly attach?: Ioas | Hwpt | false;
+  /**
+   * The device takes ownership of the iommufd instead of the other way round: closing the device
+   * closes the iommufd too (what openDevice does with the iommufd it opens).
+   */
+  readonly ownIommufd?: boolean;
+  /** Why this path was chosen, for `backend.reason`. */
+  readonly reason?: string;
+}
+
+/** @internal How a device came to be, for the constructor. */
+export interface DeviceInit {
+  readonly bdf: string | undefined;
+  readonly backend: DeviceBackend;
+  readonly iommufd?: Iommufd;
+  readonly deviceId?: number;
+  readonly dmaSpace?: DmaSpace;
+  /** Resources the device owns that must outlive its fd (the iommufd or group openDevice made). */
+  readonly companions?: readonly Resource[];
+}
+
+/**
+ * An open VFIO device. Get one with `openDevice(bdf)` (chooses the path) or
+ * `VfioDevice.open(bdf, { iommufd })` (cdev + iommufd explicitly).
+ */
+export class VfioDevice extends Resource implements RegionOwner, IrqOwner, BoundDevice {
+  /** PCI address, when known. */
+  readonly bdf: string | undefined;
+  /** How the device was reached, and why. */
+  readonly backend: DeviceBackend;
+  /** The iommufd the device is bound to (cdev path). */
+  readonly iommufd: Iommufd | undefined;
+  private readonly boundId: number | undefined;
+  private readonly file: FileDescriptor;
+  private readonly companions: readonly Resource[];
+  private legacySpace: DmaSpace | undefined;
+  private attachedTo: Ioas | Hwpt | undefined;
+  private cachedInfo: DeviceInfo | undefined;
+  private readonly regionCache = new Map<number, Region>();
+  private configSpace: ConfigSpace | undefined;
+  private irqManager: Irqs | undefined;
+  private closing = false;
+
+  /** @internal Use VfioDevice.open or openDevice. */
+  constructor(kernel: Kernel, file: FileDescriptor, init: DeviceInit) {
+    super(kernel, `VFIO device ${init.bdf ?? file.path}`);
+    this.file = file;
+    this.bdf = init.bdf;
+    this.backend = init.backend;
+    this.iommufd = init.iommufd;
+    this.boundId = init.deviceId;
+    this.legacySpace = init.dmaSpace;
+    this.companions = init.companions ?? [];
+    const companions = this.companions;
+    this.armSafetyNet(() => {
+      file.close();
+      for (const c of companions) c.close();
+    });
+  }
+
+  /**
+   * Opens a device through its cdev (a BDF, resolved through
+   * /sys/bus/pci/devices/<bdf>/vfio-dev/, or a /dev/vfio/devices path), binds it to `iommufd` and
+   * attaches it (by default to a new IOAS).
+   */
+  static open(device: string, options: VfioDeviceOpenOptions): VfioDevice {
+    const { iommufd } = options;
+    const kernel = iommufd.kernel;
+    const { path, bdf } = resolveCdev(kernel, device);
+    const noiommu = path.slice(path.lastIndexOf('/') + 1).startsWith('noiommu-');
+    let fd: number;
+    try {
+      fd = kernel.open(path, O_RDWR | O_CLOEXEC);
+    } catch (e) {
+      throw explain(e, { context: `opening ${bdf ?? path}`, path });
+    }
+    const file = new FileDescriptor(kernel, fd, path);
+    let deviceId: number;
+    try {
+      deviceId = io.deviceBindIommufd(kernel, fd, iommufd.fd);
+    } catch (e) {
+      file.close();
+      throw explain(e, { context: `binding ${bdf ?? path} to the iommufd`, path });
+    }
+    const created = new VfioDevice(kernel, file, {
+      bdf, iommufd, deviceId,
+      backend: { kind: 'cdev', noiommu, reason: options.reason ?? `opened the device cdev ${path} directly` },
+      ...(options.ownIommufd ? { companions: [iommufd] } : {}),
+    });
+    const dev = options.ownIommufd ? created : iommufd.own(created);
+    try {
+      if (options.attach !== false) dev.attach(options.attach ?? iommufd.ioas());
+    } catch (e) {
+      dev.close();
+      throw e;
+    }
+    return dev;
+  }
+
+  /** The device's id in its iommufd (cdev path only). */
+  get deviceId(): number {
+    this.assertOpen('VfioDevice.deviceId');
+    if (this.boundId === undefined) throw new TypeError(`${this.description} was opened through a group and has no iommufd device id`);
+    return this.boundId;
+  }
+
+  /** The device fd. */
+  get fd(): number {
+    return this.liveFd('VfioDevice.fd');
+  }
+
+  /** @internal The fd, after checking the device is open. */
+  liveFd(operation: string): number {
+    this.assertOpen(operation);
+    return this.file.fd;
+  }
+
+  /** @internal */
+  get tearingDown(): boolean {
+    return this.closing;
+  }
+
+  /** The IOAS the device is attached to (directly or through a HWPT). */
+  get ioas(): Ioas | undefined {
+    const t = this.attachedTo;
+    return t instanceof Ioas ? t : t?.parent instanceof Ioas ? t.parent : undefined;
+  }
+
+  /** Attaches (or re-attaches, replacing) the device to an IOAS or HWPT. Returns the id attached. */
+  attach(target: Ioas | Hwpt): number {
+    const fd = this.liveFd('VfioDevice.attach');
+    let id: number;
+    try {
+      id = io.deviceAttachIommufdPt(this.kernel, fd, target.id);
+    } catch (e) {
+      // Attaching the first device pins everything already mapped in the IOAS.
+      const ioas = target instanceof Ioas ? target : target.parent instanceof Ioas ? target.parent : undefined;
+      throw explain(e, { context: `attaching ${this.description}`, ...(ioas && isPinningFailure(e) ? { hint: memlockHint(this.kernel, ioas.mappedBytes()) } : {}) });
+    }
+    this.ioas?.noteAttached(this.deviceId, null);
+    this.attachedTo = target;
+    this.ioas?.noteAttached(this.deviceId, this.backend.noiommu ? 'physical' : 'iova');
+    return id;
+  }
+
+  /** Detaches from the current IOAS/HWPT. */
+  detach(): void {
+    const fd = this.liveFd('VfioDevice.detach');
+    io.deviceDetachIommufdPt(this.kernel, fd);
+    this.ioas?.noteAttached(this.deviceId, null);
+    this.attachedTo = undefined;
+  }
+
+  /** Where DMA buffers for this device are mapped: its IOAS, or the legacy container. */
+  get dmaSpace(): DmaSpace {
+    this.assertOpen('VfioDevice.dmaSpace');
+    const space = this.ioas ?? this.legacySpace;
+    if (!space) {
+      throw VfioError.of('ENODEV', {
+        syscall: 'ioctl', context: `${this.description} is not attached to an IOAS`, hint: 'attach it first: device.attach(iommufd.ioas())',
+      });
+    }
+    return space;
+  }
+
+  /** Allocates a DMA buffer mapped for this device (see DmaBuffer.allocate). */
+  allocateDma(size: bigint | number, options: Omit<DmaAllocateOptions, 'space'> = {}): DmaBuffer {
+    return DmaBuffer.allocate(size, { ...options, space: this.dmaSpace });
+  }
+
+  /** VFIO_DEVICE_GET_INFO (cached: it does not change while the device is open). */
+  get info(): DeviceInfo {
+    const fd = this.liveFd('VfioDevice.info');
+    this.cachedInfo ??= io.deviceGetInfo(this.kernel, fd);
+    return this.cachedInfo;
+  }
+
+  /** Whether VFIO_DEVICE_RESET is available. */
+  get canReset(): boolean {
+    return (this.info.flags & V.VFIO_DEVICE_FLAGS_RESET) !== 0;
+  }
+
+  /** A region by index (0-5 BARs, 6 ROM, 7 config, 8 VGA, then device-specific). */
+  region(index: number): Region {
+    const fd = this.liveFd('VfioDevice.region');
+    let r = this.regionCache.get(index);
+    if (!r) {
+      r = new Region(this, io.deviceGetRegionInfo(this.kernel, fd, index));
+      this.regionCache.set(index, r);
+    }
+    return r;
+  }
+
+  /**
+   * All regions the device has, including empty ones (size 0: unimplemented BARs). Indexes the
+   * kernel refuses with EINVAL (the VGA region of a non-VGA device) are left out.
+   */
+  get regions(): Region[] {
+    const regions: Region[] = [];
+    for (let i = 0; i < this.info.numRegions; i++) {
+      try {
+        regions.push(this.region(i));
+      } catch (e) {
+        if (!isVfioError(e, 'EINVAL')) throw e;
+      }
+    }
+    return regions;
+  }
+
+  /** BAR `n` (0-5). */
+  bar(n: number): Region {
+    if (!Number.isInteger(n) || n < 0 || n > 5) throw new RangeError(`BAR index must be 0..5, got ${n}`);
+    return this.region(V.VFIO_PCI_BAR0_REGION_INDEX + n);
+  }
+
+  /** Typed PCI configuration space. */
+  get config(): ConfigSpace {
+    this.assertOpen('VfioDevice.config');
+    this.configSpace ??= new ConfigSpace(this.region(V.VFIO_PCI_CONFIG_REGION_INDEX));
+    return this.configSpace;
+  }
+
+  /** Interrupts (INTx, MSI, MSI-X) as eventfd-backed vectors. */
+  get irqs(): Irqs {
+    this.assertOpen('VfioDevice.irqs');
+    this.irqManager ??= new Irqs(this);
+    return this.irqManager;
+  }
+
+  /** Function-level (or device-specific) reset: VFIO_DEVICE_RESET. */
+  reset(): void {
+    const fd = this.liveFd('VfioDevice.reset');
+    try {
+      io.deviceReset(this.kernel, fd);
+    } catch (e) {
+      throw explain(e, { context: `resetting ${this.description}`, ...(!this.canReset ? { hint: 'the device reports no reset method (VFIO_DEVICE_FLAGS_RESET clear); a bus reset (hotReset) may work' } : {}) });
+    }
+  }
+
+  /** The devices a bus/slot reset would also reset. */
+  hotResetInfo(): HotResetInfo {
+    try {
+      return io.deviceGetPciHotResetInfo(this.kernel, this.liveFd('VfioDevice.hotResetInfo'));
+    } catch (e) {
+      throw explain(e, isVfioError(e, 'ENODEV') ? { hint: 'neither the slot nor the bus of this device can be reset (e.g. a device on the root bus)' } : {});
+    }
+  }
+
+  /** Bus/slot reset. On the group path, pass the fds of all affected groups. */
+  hotReset(groupFds: readonly number[] = []): void {
+    io.devicePciHotReset(this.kernel, this.liveFd('VfioDevice.hotReset'), groupFds);
+  }
+
+  /** @internal RegionOwner */
+  ownMmio(mmio: Mmio): Mmio {
+    return this.adopt(mmio);
+  }
+
+  /** @internal IrqOwner */
+  ownVector(vector: InterruptVector): InterruptVector {
+    return this.adopt(vector);
+  }
+
+  override close(): void {
+    if (this.closed) return;
+    this.closing = true;
+    this.irqManager?.forget();
+    try {
+      super.close();
+    } finally {
+      this.closing = false;
+    }
+  }
+
+  protected release(): void {
+    const ioas = this.ioas;
+    try {
+      this.file.close();
+    } finally {
+      if (ioas && this.boundId !== undefined) ioas.noteAttached(this.boundId, null);
+      this.attachedTo = undefined;
+      for (const c of this.companions) c.close();
+    }
+  }
+}
+
+/** Resolves a BDF or cdev path to the cdev path (and the BDF when known). */
+function resolveCdev(kernel: Kernel, device: string): { path: string; bdf: string | undefined } {
+  if (device.startsWith('/')) {
+    const name = device.slice(device.lastIndexOf('/') + 1);
+    const link = `/sys/class/vfio-dev/${name}/device`;
+    let bdf: string | undefined;
+    if (kernel.exists(link)) {
+      const target = kernel.readlink(link);
+      const last = target.slice(target.lastIndexOf('/') + 1);
+      if (isBdf(last)) bdf = normalizeBdf(last);
+    }
+    return { path: device, bdf };
+  }
+  const pci = PciDevice.get(device, kernel);
+  const path = pci.cdevPath();
+  if (path === null) {
+    const driver = pci.driver;
+    throw VfioError.of('ENOENT', {
+      syscall: 'open', path: `${pci.path}/vfio-dev`,
+      context: `${pci.bdf} has no VFIO device cdev`,
+      hint: driver !== 'vfio-pci'
+        ? `the device is bound to ${driver ?? 'no driver'}, not vfio-pci: PciDevice.get('${pci.bdf}').bindVfio()`
+        : 'the kernel has no device cdev for it (needs CONFIG_VFIO_DEVICE_CDEV; for a device without an IOMMU, Linux 7.3+ with noiommu mode on); openDevice() falls back to the group path',
+    });
+  }
+  return { path, bdf: pci.bdf };
+}

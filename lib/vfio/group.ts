@@ -1,0 +1,94 @@
+/**
+ * The legacy VFIO group (/dev/vfio/N, or /dev/vfio/noiommu-N without an IOMMU): set into a
+ * container, then device fds are taken from it by name.
+ */
+import type { Kernel } from '../sys/kernel';
+import { O_CLOEXEC, O_RDWR } from '../sys/constants';
+import { FileDescriptor, Resource } from '../support/resource';
+import * as g from '../ioctl/group-ioctls';
+import type { GroupStatus } from '../ioctl/group-ioctls';
+import { explain } from '../support/hints';
+import type { DmaSpace } from '../dma/dma-space';
+import { VfioDevice } from './device';
+import { VfioContainer } from './container';
+import { defaultKernel } from '../sys/default-kernel';
+
+
+/** A VFIO group: the legacy unit of device ownership. */
+export class VfioGroup extends Resource {
+  private readonly file: FileDescriptor;
+
+  private constructor(
+    kernel: Kernel,
+    file: FileDescriptor,
+    /** The IOMMU group number. */
+    readonly groupId: number,
+    /** A noiommu group (/dev/vfio/noiommu-N). */
+    readonly noiommu: boolean,
+  ) {
+    super(kernel, `VFIO group ${file.path}`);
+    this.file = file;
+    this.armSafetyNet(() => file.close());
+  }
+
+  /**
+   * Opens group `groupId`: /dev/vfio/noiommu-N when `noiommu` (the group of a device without an
+   * IOMMU), else /dev/vfio/N.
+   */
+  static open(groupId: number, options: { noiommu?: boolean; kernel?: Kernel } = {}): VfioGroup {
+    const kernel = options.kernel ?? defaultKernel();
+    const path = options.noiommu ? `/dev/vfio/noiommu-${groupId}` : `/dev/vfio/${groupId}`;
+    let fd: number;
+    try {
+      fd = kernel.open(path, O_RDWR | O_CLOEXEC);
+    } catch (e) {
+      throw explain(e, { context: `opening VFIO group ${groupId}`, path });
+    }
+    return new VfioGroup(kernel, new FileDescriptor(kernel, fd, path), groupId, options.noiommu ?? false);
+  }
+
+  /** The group fd (for VFIO_DEVICE_PCI_HOT_RESET on the group path). */
+  get fd(): number {
+    this.assertOpen('VfioGroup.fd');
+    return this.file.fd;
+  }
+
+  /** Viable (all devices bound to VFIO) and whether a container is set. */
+  status(): GroupStatus {
+    return g.groupGetStatus(this.kernel, this.fd);
+  }
+
+  /** Puts the group into a container (the first group of a container comes before setIommu). */
+  setContainer(container: VfioContainer): void {
+    g.groupSetContainer(this.kernel, this.fd, container.fd);
+  }
+
+  /** Takes the group out of its container. */
+  unsetContainer(): void {
+    g.groupUnsetContainer(this.kernel, this.fd);
+  }
+
+  /**
+   * Gets a device fd from the group (the container must be set with an IOMMU model). The device
+   * is independent of the group object; pass companions to have it close them after itself.
+   */
+  openDevice(bdf: string, init: { dmaSpace?: DmaSpace; reason?: string; companions?: Resource[] } = {}): VfioDevice {
+    let fd: number;
+    try {
+      fd = g.groupGetDeviceFd(this.kernel, this.fd, bdf);
+    } catch (e) {
+      throw explain(e, { context: `getting ${bdf} from VFIO group ${this.groupId}`, path: this.file.path });
+    }
+    const file = new FileDescriptor(this.kernel, fd, `${this.file.path}:${bdf}`);
+    return new VfioDevice(this.kernel, file, {
+      bdf,
+      backend: { kind: 'group', noiommu: this.noiommu, reason: init.reason ?? `opened through VFIO group ${this.file.path}` },
+      ...(init.dmaSpace ? { dmaSpace: init.dmaSpace } : {}),
+      ...(init.companions ? { companions: init.companions } : {}),
+    });
+  }
+
+  protected release(): void {
+    this.file.close();
+  }
+}

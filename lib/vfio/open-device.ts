@@ -1,0 +1,112 @@
+/**
+ * One call to reach a device whatever the kernel offers, saying which way it went and why:
+ * the device cdev + iommufd when the kernel has them (Linux 7.3 noiommu cdev, or any IOMMU
+ * device with CONFIG_VFIO_DEVICE_CDEV), else the legacy group + container (VFIO_NOIOMMU_IOMMU
+ * with physical addresses from /proc/self/pagemap, or type1). Either way the device allocates
+ * DMA buffers with physical segments (noiommu) or IOVAs (IOMMU) through `allocateDma`.
+ */
+import type { Kernel } from '../sys/kernel';
+import { VfioError } from '../sys/errors';
+import * as V from '../uapi/vfio';
+import { defaultKernel } from '../sys/default-kernel';
+import { PciDevice, VFIO_PCI_DRIVER } from '../pci/pci-device';
+import { Iommufd } from '../iommu/iommufd';
+import { VfioDevice } from './device';
+import { VfioContainer } from './container';
+import { VfioGroup } from './group';
+
+/** Options of `openDevice`. */
+export interface OpenDeviceOptions {
+  /** The kernel to use (default: the real one). */
+  readonly kernel?: Kernel;
+  /** Force a path instead of choosing: 'cdev' (iommufd) or 'group' (legacy container). */
+  readonly prefer?: 'cdev' | 'group';
+}
+
+/**
+ * Opens the PCI device `bdf` (bound to vfio-pci) the best way this kernel allows. The returned
+ * device owns everything opened for it (iommufd and IOAS, or group and container): closing the
+ * device closes them. `device.backend` tells which path was taken and why.
+ */
+export function openDevice(bdf: string, options: OpenDeviceOptions = {}): VfioDevice {
+  const kernel = options.kernel ?? defaultKernel();
+  const pci = PciDevice.get(bdf, kernel);
+  const driver = pci.driver;
+  if (driver !== VFIO_PCI_DRIVER) {
+    throw VfioError.of('ENODEV', {
+      syscall: 'open', path: `${pci.path}/driver`,
+      context: `${pci.bdf} is bound to ${driver ?? 'no driver'}, not vfio-pci`,
+      hint: `bind it first: PciDevice.get('${pci.bdf}').bindVfio()${pci.hasIommu ? '' : ' (it has no IOMMU: that needs { unsafeNoiommu: true })'}`,
+    });
+  }
+  const cdev = pci.cdevPath();
+  const hasIommufd = kernel.exists('/dev/iommu');
+  // sysfs can name a cdev whose /dev node does not exist (no devtmpfs, or a kernel that registers
+  // the device but gives noiommu devices no node): only an openable node counts.
+  const whyNotCdev = cdev === null
+    ? `no device cdev in ${pci.path}/vfio-dev (${pci.hasIommu ? 'kernel without CONFIG_VFIO_DEVICE_CDEV' : 'noiommu cdevs need Linux 7.3+'})`
+    : !kernel.exists(cdev) ? `sysfs names ${cdev} but there is no such device node`
+    : !hasIommufd ? 'no /dev/iommu (kernel without CONFIG_IOMMUFD)' : undefined;
+
+  if (options.prefer !== 'group' && whyNotCdev === undefined && cdev !== null) {
+    const noiommu = cdev.slice(cdev.lastIndexOf('/') + 1).startsWith('noiommu-');
+    const reason = noiommu
+      ? `device cdev ${cdev} and /dev/iommu exist: Linux 7.3 noiommu cdev bound to iommufd; physical addresses come from IOMMU_IOAS_NOIOMMU_GET_PA`
+      : `device cdev ${cdev} and /dev/iommu exist: IOMMU-translated DMA through an iommufd IOAS`;
+    const iommufd = Iommufd.open(kernel);
+    try {
+      return VfioDevice.open(cdev, { iommufd, ownIommufd: true, reason });
+    } catch (e) {
+      iommufd.close();
+      throw e;
+    }
+  }
+  if (options.prefer === 'cdev') {
+    throw VfioError.of('ENOENT', { syscall: 'open', path: cdev ?? `${pci.path}/vfio-dev`, context: `cannot use the cdev path for ${pci.bdf}`, hint: whyNotCdev ?? '' });
+  }
+  return openThroughGroup(kernel, pci, whyNotCdev ?? 'the group path was asked for');
+}
+
+function openThroughGroup(kernel: Kernel, pci: PciDevice, whyNotCdev: string): VfioDevice {
+  const groupId = pci.iommuGroup;
+  if (groupId === null) {
+    throw VfioError.of('ENODEV', {
+      syscall: 'open', path: `${pci.path}/iommu_group`,
+      context: `${pci.bdf} has neither a usable device cdev (${whyNotCdev}) nor an IOMMU group`,
+      hint: pci.hasIommu ? 'is vfio-pci bound correctly?'
+        : PciDevice.noiommuMode(kernel) === 'enabled'
+          ? 'noiommu mode is on, but this kernel creates no VFIO groups (built without CONFIG_VFIO_GROUP / a container backend): only the device cdev with iommufd can reach the device'
+          : 'a device without an IOMMU needs vfio.enable_unsafe_noiommu_mode=1 before binding to vfio-pci',
+    });
+  }
+  if (!kernel.exists('/dev/vfio/vfio')) {
+    throw VfioError.of('ENODEV', {
+      syscall: 'open', path: '/dev/vfio/vfio',
+      context: `${pci.bdf} has no usable device cdev (${whyNotCdev}) and the kernel has no VFIO container`,
+      hint: 'the legacy group path needs /dev/vfio/vfio (CONFIG_VFIO_CONTAINER or CONFIG_IOMMUFD_VFIO_CONTAINER)',
+    });
+  }
+  const noiommu = kernel.exists(`/dev/vfio/noiommu-${groupId}`);
+  const container = VfioContainer.open(kernel);
+  let group: VfioGroup | undefined;
+  try {
+    group = VfioGroup.open(groupId, { noiommu, kernel });
+    if (!group.status().viable) {
+      throw VfioError.of('EBUSY', {
+        syscall: 'ioctl', ioctl: 'VFIO_GROUP_GET_STATUS',
+        context: `VFIO group ${groupId} is not viable`, hint: 'every device in the IOMMU group must be bound to vfio-pci (or to no driver)',
+      });
+    }
+    group.setContainer(container);
+    const model = noiommu ? V.VFIO_NOIOMMU_IOMMU : container.checkExtension(V.VFIO_TYPE1v2_IOMMU) ? V.VFIO_TYPE1v2_IOMMU : V.VFIO_TYPE1_IOMMU;
+    container.setIommu(model);
+    const reason = noiommu
+      ? `${whyNotCdev}; using legacy noiommu group /dev/vfio/noiommu-${groupId} with VFIO_NOIOMMU_IOMMU; physical addresses come from /proc/self/pagemap of locked memory (needs CAP_SYS_ADMIN)`
+      : `${whyNotCdev}; using VFIO group /dev/vfio/${groupId} in a type1 container (IOVAs allocated from its usable ranges)`;
+    return group.openDevice(pci.bdf, { dmaSpace: container, reason, companions: [group, container] });
+  } catch (e) {
+    group?.close();
+    container.close();
+    throw e;
+  }
+}

@@ -1,0 +1,178 @@
+/**
+ * A VFIO device region: a BAR, the ROM, the PCI config space, or a device-specific region. It
+ * is read and written with pread/pwrite at its offset in the device fd, or mmap'ed (BARs that
+ * allow it) for direct register access.
+ */
+import { MAP_SHARED, PROT_READ, PROT_WRITE } from '../sys/constants';
+import * as V from '../uapi/vfio';
+import { VfioError } from '../sys/errors';
+import type { RegionInfo, SparseMmapArea } from '../ioctl/device-ioctls';
+import { Mmio } from './mmio';
+import { explain } from '../support/hints';
+
+/** What a region needs from its device. */
+/** @internal */
+export interface RegionOwner {
+  readonly kernel: import('../sys/kernel').Kernel;
+  /** The device fd, after checking the device is open. */
+  liveFd(operation: string): number;
+  readonly description: string;
+  /** Takes ownership of an Mmio, so that closing the device unmaps it. */
+  ownMmio(mmio: Mmio): Mmio;
+}
+
+const REGION_NAMES: Record<number, string> = {
+  [V.VFIO_PCI_ROM_REGION_INDEX]: 'ROM', [V.VFIO_PCI_CONFIG_REGION_INDEX]: 'config', [V.VFIO_PCI_VGA_REGION_INDEX]: 'VGA',
+};
+
+/** A region of a VFIO device (`device.region(i)`, `device.bar(n)`). */
+export class Region {
+  /** @internal Created by VfioDevice. */
+  constructor(
+    private readonly owner: RegionOwner,
+    /** What the kernel reported about the region. */
+    readonly info: RegionInfo,
+  ) {}
+
+  /** Region index. */
+  get index(): number {
+    return this.info.index;
+  }
+
+  /** 'BAR0'..'BAR5', 'ROM', 'config', 'VGA' or 'region N'. */
+  get name(): string {
+    return this.info.index <= V.VFIO_PCI_BAR5_REGION_INDEX ? `BAR${this.info.index}` : REGION_NAMES[this.info.index] ?? `region ${this.info.index}`;
+  }
+
+  /** Bytes (0: absent). */
+  get size(): bigint {
+    return this.info.size;
+  }
+
+  /** The region can be read. */
+  get readable(): boolean {
+    return (this.info.flags & V.VFIO_REGION_INFO_FLAG_READ) !== 0;
+  }
+
+  /** The region can be written. */
+  get writable(): boolean {
+    return (this.info.flags & V.VFIO_REGION_INFO_FLAG_WRITE) !== 0;
+  }
+
+  /** The region (or parts of it, see `info.sparseMmap`) can be mmap'ed. */
+  get mappable(): boolean {
+    return (this.info.flags & V.VFIO_REGION_INFO_FLAG_MMAP) !== 0;
+  }
+
+  /** Reads `length` bytes at `offset` (pread; the kernel splits into aligned accesses). */
+  read(offset: bigint | number, length: number): Buffer {
+    const off = this.check(BigInt(offset), BigInt(length), 'read');
+    const into = Buffer.alloc(length);
+    const fd = this.owner.liveFd('Region.read');
+    const n = this.io(() => this.owner.kernel.pread(fd, into, this.info.offset + off), 'pread', off);
+    return n === length ? into : into.subarray(0, n);
+  }
+
+  /** Writes `data` at `offset`; returns the bytes written. */
+  write(offset: bigint | number, data: Uint8Array): number {
+    const off = this.check(BigInt(offset), BigInt(data.length), 'write');
+    const fd = this.owner.liveFd('Region.write');
+    return this.io(() => this.owner.kernel.pwrite(fd, data, this.info.offset + off), 'pwrite', off);
+  }
+
+  /** Reads a byte. */
+  read8(offset: number): number {
+    return this.read(offset, 1).readUInt8(0);
+  }
+
+  /** Reads a 16-bit little-endian value with one 2-byte access. */
+  read16(offset: number): number {
+    return this.read(offset, 2).readUInt16LE(0);
+  }
+
+  /** Reads a 32-bit little-endian value with one 4-byte access. */
+  read32(offset: number): number {
+    return this.read(offset, 4).readUInt32LE(0);
+  }
+
+  /** Reads a 64-bit little-endian value (the kernel may split it into two 4-byte accesses). */
+  read64(offset: number): bigint {
+    return this.read(offset, 8).readBigUInt64LE(0);
+  }
+
+  /** Writes a byte. */
+  write8(offset: number, value: number): void {
+    const b = Buffer.alloc(1);
+    b.writeUInt8(value);
+    this.write(offset, b);
+  }
+
+  /** Writes a 16-bit little-endian value. */
+  write16(offset: number, value: number): void {
+    const b = Buffer.alloc(2);
+    b.writeUInt16LE(value);
+    this.write(offset, b);
+  }
+
+  /** Writes a 32-bit little-endian value. */
+  write32(offset: number, value: number): void {
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(value >>> 0);
+    this.write(offset, b);
+  }
+
+  /** Writes a 64-bit little-endian value. */
+  write64(offset: number, value: bigint): void {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(value);
+    this.write(offset, b);
+  }
+
+  /**
+   * Maps the region (or `[offset, offset+length)` of it) for exact-width register access. With a
+   * sparse-mmap capability (e.g. an MSI-X table in the BAR), the range must lie in one area.
+   */
+  mmap(offset: bigint | number = 0n, length?: bigint | number): Mmio {
+    const off = BigInt(offset);
+    const len = length === undefined ? this.info.size - off : BigInt(length);
+    this.check(off, len, 'mmap');
+    if (len <= 0n) throw new RangeError(`mmap of ${this.name}: nothing to map (length ${len})`);
+    if (!this.mappable) {
+      throw VfioError.of('EINVAL', {
+        syscall: 'mmap', context: `${this.name} of ${this.owner.description} cannot be mmap'ed`,
+        hint: 'use read/write (pread/pwrite) on this region instead',
+      });
+    }
+    const areas: readonly SparseMmapArea[] | undefined = this.info.sparseMmap;
+    if (areas && !areas.some((a) => off >= a.offset && off + len <= a.offset + a.size)) {
+      throw VfioError.of('EINVAL', {
+        syscall: 'mmap', context: `${this.name} range 0x${off.toString(16)}+0x${len.toString(16)} is not inside one mmap-able area`,
+        hint: `mmap-able areas: ${areas.map((a) => `0x${a.offset.toString(16)}+0x${a.size.toString(16)}`).join(', ')}`,
+      });
+    }
+    const fd = this.owner.liveFd('Region.mmap');
+    const kernel = this.owner.kernel;
+    let mapping;
+    try {
+      mapping = kernel.mmap(fd, len, (this.readable ? PROT_READ : 0) | (this.writable ? PROT_WRITE : 0), MAP_SHARED, this.info.offset + off);
+    } catch (e) {
+      throw explain(e, { context: `mapping ${this.name} of ${this.owner.description}` });
+    }
+    return this.owner.ownMmio(new Mmio(kernel, mapping, `${this.name} mapping of ${this.owner.description}`, off));
+  }
+
+  private check(offset: bigint, length: bigint, what: string): bigint {
+    if (offset < 0n || length < 0n || offset + length > this.info.size) {
+      throw new RangeError(`${what} of ${length} bytes at 0x${offset.toString(16)} is outside ${this.name} (${this.info.size} bytes)`);
+    }
+    return offset;
+  }
+
+  private io(call: () => number, syscall: string, offset: bigint): number {
+    try {
+      return call();
+    } catch (e) {
+      throw explain(e, { context: `${syscall} at 0x${offset.toString(16)} of ${this.name} of ${this.owner.description}` });
+    }
+  }
+}
