@@ -68,3 +68,28 @@ lab_kernel_dir() {
 
 # Quotes a string for a POSIX shell (the guest runs the job with the host's /bin/sh).
 lab_sh_quote() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
+
+# lab_choose_accel KERNEL: sets LAB_ACCEL (kvm or tcg) and LAB_ACCEL_WHY. A /dev/kvm that is there
+# and read-write can still hang every guest without a byte of console output (seen on these
+# machines), so KVM is used only after a short boot under it has printed the kernel's banner.
+# NODE_VFIO_LAB_ACCEL=tcg|kvm skips the probe; lab.sh exports the answer so its runs probe once.
+lab_choose_accel() {
+  local kernel=$1
+  case "${NODE_VFIO_LAB_ACCEL:-auto}" in
+    tcg | kvm) LAB_ACCEL=$NODE_VFIO_LAB_ACCEL; LAB_ACCEL_WHY=${NODE_VFIO_LAB_ACCEL_WHY:-"NODE_VFIO_LAB_ACCEL=$NODE_VFIO_LAB_ACCEL"}; return 0 ;;
+    auto) ;;
+    *) lab_die "NODE_VFIO_LAB_ACCEL must be auto, tcg or kvm, not '$NODE_VFIO_LAB_ACCEL'" ;;
+  esac
+  if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
+    LAB_ACCEL=tcg; LAB_ACCEL_WHY="no read-write /dev/kvm"; return 0
+  fi
+  local probe_s=${NODE_VFIO_LAB_KVM_PROBE_SECONDS:-20} out
+  # No initrd: the kernel prints its banner, fails to mount a root and powers off (panic=-1, -no-reboot).
+  out=$(timeout -k 5 "$probe_s" qemu-system-x86_64 -M q35 -accel kvm -cpu max -m 256M -display none \
+    -monitor none -serial stdio -no-reboot -kernel "$kernel" -append "console=ttyS0 panic=-1" </dev/null 2>&1 | head -c 65536 || true)
+  if grep -q 'Linux version' <<<"$out"; then
+    LAB_ACCEL=kvm; LAB_ACCEL_WHY="a ${probe_s} s probe boot under KVM printed the kernel banner"
+  else
+    LAB_ACCEL=tcg; LAB_ACCEL_WHY="/dev/kvm is read-write but a ${probe_s} s probe boot under KVM printed no kernel banner"
+  fi
+}

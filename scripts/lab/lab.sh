@@ -52,6 +52,10 @@ if ! kernel_cached group; then
   kernel_build_estimate_s=$(( SECONDS - build_start ))
 fi
 
+lab_choose_accel "$(lab_kernel_dir group)/bzImage"
+export NODE_VFIO_LAB_ACCEL=$LAB_ACCEL NODE_VFIO_LAB_ACCEL_WHY=$LAB_ACCEL_WHY
+lab_log "accelerator for every run: $LAB_ACCEL ($LAB_ACCEL_WHY)"
+
 stamp=$(date +%Y%m%d-%H%M%S)
 # Results of earlier runs: keep the last few for comparison, not all of them.
 if [ -d "$PROJECT_DIR/.lab-results" ]; then

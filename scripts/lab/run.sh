@@ -54,7 +54,7 @@ for path in "$results" "$project"; do
     *[[:space:]]*) lab_die "'$path' contains white space, which the guest's kernel command line and mounts do not take" ;;
   esac
 done
-rm -f "$results"/{project-path,qemu-exit,shutdown-hung,status,status.tmp,setup-error,output.log,guest.log,kernel.log,console.log,timing}
+rm -f "$results"/{project-path,qemu-exit,shutdown-hung,no-output,status,status.tmp,setup-error,output.log,guest.log,kernel.log,console.log,timing}
 
 node_dir=$(dirname "$(command -v node)")
 {
@@ -80,8 +80,8 @@ case "$mode" in
     append+=" intel_iommu=on"
     ;;
 esac
-accel=(-accel tcg)
-if [ "${NODE_VFIO_LAB_ACCEL:-auto}" != tcg ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; then accel=(-accel kvm); fi
+lab_choose_accel "$kernel"
+accel=(-accel "$LAB_ACCEL")
 qemu=(qemu-system-x86_64 -M q35,kernel-irqchip=split "${accel[@]}" -cpu max -m 2G -smp 2
   -display none -monitor none -serial stdio -no-reboot
   -kernel "$kernel" -initrd "$initrd" -append "$append"
@@ -90,7 +90,7 @@ qemu=(qemu-system-x86_64 -M q35,kernel-irqchip=split "${accel[@]}" -cpu max -m 2
   -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap
   -virtfs "local,path=$results,mount_tag=labrun,security_model=none,multidevs=remap")
 
-lab_log "booting: $mode mode, kernel '$variant', timeout ${timeout_s} s, ${accel[1]}; results in $results"
+lab_log "booting: $mode mode, kernel '$variant', timeout ${timeout_s} s, $LAB_ACCEL ($LAB_ACCEL_WHY); results in $results"
 lab_log "command: $*"
 start=$EPOCHREALTIME
 # A guest that reported its command's status but then hangs on the way down (seen once: an RCU
@@ -106,6 +106,19 @@ start=$EPOCHREALTIME
   if pkill -f -- "path=$results,mount_tag=labrun"; then touch "$results/shutdown-hung"; fi
 ) &
 watchdog=$!
+# A guest that has printed nothing long after a boot takes (2-22 s seen, even on a busy machine)
+# is hung, not slow: stop it then rather than at the whole timeout.
+first_output_s=${NODE_VFIO_LAB_FIRST_OUTPUT_SECONDS:-180}
+(
+  for _ in $(seq "$first_output_s"); do
+    sleep 1
+    kill -0 $$ 2>/dev/null || exit 0
+    [ -s "$results/console.log" ] && exit 0
+    [ -s "$results/qemu-exit" ] && exit 0
+  done
+  if pkill -f -- "path=$results,mount_tag=labrun"; then touch "$results/no-output"; fi
+) &
+silence_watchdog=$!
 init_at=
 # The console is streamed as it comes and kept in console.log; the moment /init reports is the
 # host-side boot time (QEMU start, firmware, kernel boot).
@@ -120,7 +133,7 @@ end=$EPOCHREALTIME
 wait "$!" 2>/dev/null || true
 for _ in $(seq 100); do [ -s "$results/qemu-exit" ] && break; sleep 0.1; done
 qemu_exit=$(cat "$results/qemu-exit" 2>/dev/null || echo unknown)
-kill "$watchdog" 2>/dev/null || true
+kill "$watchdog" "$silence_watchdog" 2>/dev/null || true
 if [ -f "$results/shutdown-hung" ] && [ -f "$results/status" ]; then
   lab_log "the guest reported its status but did not power off within 60 s; QEMU was stopped (console: $results/console.log)"
   qemu_exit=0
@@ -146,6 +159,7 @@ failed() {
   tail -n 40 "$results/console.log" >&9 2>/dev/null || true
   exit "${2:-125}"
 }
+[ -f "$results/no-output" ] && failed "the guest printed nothing on its console within ${first_output_s} s and was stopped (accelerator: $LAB_ACCEL, $LAB_ACCEL_WHY; NODE_VFIO_LAB_ACCEL=tcg forces TCG)" 124
 [ "$qemu_exit" = 124 ] || [ "$qemu_exit" = 137 ] && failed "the guest did not finish within ${timeout_s} s (raise --timeout or NODE_VFIO_LAB_TIMEOUT if it was only slow)" 124
 grep -q 'Kernel panic' "$results/console.log" 2>/dev/null && failed "the guest kernel panicked"
 [ -f "$results/setup-error" ] && failed "the guest could not set up the run: $(cat "$results/setup-error")"
