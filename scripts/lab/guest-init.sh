@@ -1,7 +1,7 @@
 #!/bin/busybox sh
 # /init of the lab guest (busybox only). It prepares the real kernel for a test run and runs one job:
 #   1. mounts proc, sysfs, devtmpfs and the run's writable 9p share (tag "labrun") at /lab;
-#   2. finds QEMU's edu device (vendor 0x1234, device 0x11e8) and binds it to vfio-pci;
+#   2. binds the machine's devices (the vendor:device IDs in /lab/bind-ids) to vfio-pci;
 #   3. mounts the host's root read-only (tag "hostroot") at /host, with the guest's own proc, sysfs,
 #      devtmpfs and a tmpfs /tmp on top, and the run share again at its host path;
 #   4. runs the job script the host wrote into the run directory, with the host's /bin/sh inside
@@ -47,18 +47,27 @@ fi
 echo "init_seconds=$(seconds "$T_INIT")" >/lab/timing
 read -r HOST_RUN_DIR </lab/host-path
 
-BDF=
+# The machine's devices to hand to vfio-pci: /lab/bind-ids lists vendor:device IDs; every function
+# with one of them is bound, in bus order, and the job sees them as NODE_VFIO_BDFS.
+[ -f /lab/bind-ids ] || setup_failed "the run share has no bind-ids"
+BDFS=
 for dev in /sys/bus/pci/devices/*; do
-  if [ "$(cat "$dev/vendor")" = 0x1234 ] && [ "$(cat "$dev/device")" = 0x11e8 ]; then BDF=${dev##*/}; fi
+  id="$(cat "$dev/vendor"):$(cat "$dev/device")"
+  id=$(echo "$id" | sed 's/0x//g')
+  grep -qx "$id" /lab/bind-ids && BDFS="$BDFS ${dev##*/}"
 done
-[ -n "$BDF" ] || setup_failed "no edu device (1234:11e8) on the PCI bus"
+BDFS=${BDFS# }
+[ -n "$BDFS" ] || setup_failed "none of the devices $(tr '\n' ' ' </lab/bind-ids)is on the PCI bus"
+BDF=${BDFS%% *}
 noiommu=$(cat /sys/module/vfio/parameters/enable_unsafe_noiommu_mode 2>/dev/null || echo absent)
-say "edu at $BDF, vfio.enable_unsafe_noiommu_mode=$noiommu"
-echo vfio-pci >"/sys/bus/pci/devices/$BDF/driver_override" || setup_failed "cannot write driver_override of $BDF"
-echo "$BDF" >/sys/bus/pci/drivers_probe || setup_failed "drivers_probe of $BDF failed"
-driver=$(readlink "/sys/bus/pci/devices/$BDF/driver")
-[ "${driver##*/}" = vfio-pci ] || setup_failed "$BDF is bound to '${driver##*/}', not vfio-pci"
-say "$BDF bound to vfio-pci; vfio-dev: $(ls "/sys/bus/pci/devices/$BDF/vfio-dev" 2>/dev/null | tr '\n' ' ')"
+say "devices to bind: $BDFS; vfio.enable_unsafe_noiommu_mode=$noiommu"
+for bdf in $BDFS; do
+  echo vfio-pci >"/sys/bus/pci/devices/$bdf/driver_override" || setup_failed "cannot write driver_override of $bdf"
+  echo "$bdf" >/sys/bus/pci/drivers_probe || setup_failed "drivers_probe of $bdf failed"
+  driver=$(readlink "/sys/bus/pci/devices/$bdf/driver")
+  [ "${driver##*/}" = vfio-pci ] || setup_failed "$bdf is bound to '${driver##*/}', not vfio-pci"
+  say "$bdf bound to vfio-pci; vfio-dev: $(ls "/sys/bus/pci/devices/$bdf/vfio-dev" 2>/dev/null | tr '\n' ' ')"
+done
 say "/dev/vfio: $(ls /dev/vfio 2>/dev/null | tr '\n' ' ') /dev/vfio/devices: $(ls /dev/vfio/devices 2>/dev/null | tr '\n' ' ')"
 
 mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=512000 hostroot /host \
@@ -87,7 +96,7 @@ T_START=$(centis)
 say "running the job at $(seconds "$T_START") s"
 (
   env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp TERM=dumb LANG=C.UTF-8 \
-    NODE_VFIO_BDF="$BDF" NODE_VFIO_LAB_RESULTS="$HOST_RUN_DIR" NODE_VFIO_LAB_COMMAND_START="$(seconds "$T_START")" \
+    NODE_VFIO_BDF="$BDF" NODE_VFIO_BDFS="$BDFS" NODE_VFIO_LAB_RESULTS="$HOST_RUN_DIR" NODE_VFIO_LAB_COMMAND_START="$(seconds "$T_START")" \
     chroot /host /bin/sh "$HOST_RUN_DIR/job.sh"
   echo $? >/lab/status.tmp
 ) 2>&1 | tee /lab/output.log

@@ -4,8 +4,9 @@
 # (dist/test/lab) in a QEMU guest per run, and prints a summary. Arguments after `--` go to
 # scripts/test.mjs (for example `-- --grep=smoke`).
 #
-# Runs, as MODE:KERNEL words in NODE_VFIO_LAB_RUNS (default below): MODE is noiommu or iommu,
-# KERNEL is group (group + cdev) or nullgroup (cdev only). A run whose kernel is not cached yet is
+# Runs, as MODE:KERNEL[:MACHINE] words in NODE_VFIO_LAB_RUNS (default below): MODE is noiommu or
+# iommu, KERNEL is group (group + cdev) or nullgroup (cdev only), MACHINE one of LAB_MACHINES in
+# common.sh (default edu). A run whose kernel is not cached yet is
 # skipped (and said so) when building it would pass NODE_VFIO_LAB_BUDGET_MINUTES (default 40) since
 # the start; the group kernel is always built. NODE_VFIO_LAB_TIMEOUT bounds each guest (seconds).
 source "$(dirname "$0")/common.sh"
@@ -64,22 +65,22 @@ fi
 summary=()
 failures=0
 for run in "${runs[@]}"; do
-  mode=${run%%:*}
-  variant=${run#*:}
-  [ "$variant" != "$run" ] || variant=group
+  IFS=: read -r mode variant machine <<<"$run"
+  variant=${variant:-group}
+  machine=${machine:-edu}
   if [ "$variant" != group ] && ! kernel_cached "$variant" \
      && [ $((SECONDS - lab_start + kernel_build_estimate_s)) -gt "$budget_s" ]; then
     lab_log "skipping $mode on kernel '$variant': it is not built yet and building it (about ${kernel_build_estimate_s} s) would pass the ${budget_s} s budget"
-    summary+=("$(printf '%-8s %-10s %-8s %s' "$mode" "$variant" skipped "kernel not built (time budget)")")
+    summary+=("$(printf '%-8s %-8s %-10s %-8s %s' "$machine" "$mode" "$variant" skipped "kernel not built (time budget)")")
     continue
   fi
   kernel_cached "$variant" || bash "$LAB_DIR/build-kernel.sh" "$variant" >/dev/null
-  results=$PROJECT_DIR/.lab-results/$stamp/$mode-$variant
+  results=$PROJECT_DIR/.lab-results/$stamp/$machine-$mode-$variant
   run_start=$EPOCHREALTIME
   rc=0
   # The lab suites, plus the typed-API suites on their real-kernel target only (their model
   # targets already ran on the host).
-  bash "$LAB_DIR/run.sh" "$mode" --kernel "$variant" --results "$results" --env NODE_VFIO_API_TARGETS=lab -- \
+  bash "$LAB_DIR/run.sh" "$mode" --kernel "$variant" --machine "$machine" --results "$results" --env NODE_VFIO_API_TARGETS=lab -- \
     node scripts/test.mjs 'dist/test/lab/**/*.test.js' 'dist/test/api/**/*.test.js' "${test_args[@]}" || rc=$?
   seconds=$(printf '%.1f' "$(echo "$EPOCHREALTIME - $run_start" | bc)")
   counts=$(grep -aoE '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped' "$results/output.log" 2>/dev/null | tail -1 || true)
@@ -90,11 +91,11 @@ for run in "${runs[@]}"; do
     failures=$((failures + 1))
     [ -n "$counts" ] || counts="no test summary (exit $rc; see $results/console.log)"
   fi
-  summary+=("$(printf '%-8s %-10s %-8s %s in %s s' "$mode" "$variant" "$verdict" "$counts" "$seconds")")
+  summary+=("$(printf '%-8s %-8s %-10s %-8s %s in %s s' "$machine" "$mode" "$variant" "$verdict" "$counts" "$seconds")")
 done
 
 lab_log "summary (results in $PROJECT_DIR/.lab-results/$stamp, whole lab $((SECONDS - lab_start)) s):"
-printf '  %-8s %-10s %-8s %s\n' mode kernel result tests >&2
+printf '  %-8s %-8s %-10s %-8s %s\n' machine mode kernel result tests >&2
 for line in "${summary[@]}"; do printf '  %s\n' "$line" >&2; done
 [ "$failures" -eq 0 ] || lab_die "$failures lab run(s) failed"
 exit

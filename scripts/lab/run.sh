@@ -2,11 +2,12 @@
 # Boots the lab kernel under QEMU with the edu device bound to vfio-pci and runs one command in the
 # guest, inside the host's root filesystem (shared read-only over 9p), from the project directory.
 #
-#   scripts/lab/run.sh <noiommu|iommu> [--kernel group|nullgroup] [--timeout SECONDS]
-#                      [--env NAME=VALUE]... [--results DIR] -- COMMAND [ARG...]
+#   scripts/lab/run.sh <noiommu|iommu> [--kernel group|nullgroup] [--machine edu|nvme|multi]
+#                      [--timeout SECONDS] [--env NAME=VALUE]... [--results DIR] -- COMMAND [ARG...]
 #
-# The command sees NODE_VFIO_KERNEL=native, NODE_VFIO_LAB_MODE, NODE_VFIO_LAB_KERNEL, NODE_VFIO_BDF
-# (the edu device), NODE_VFIO_LAB_RESULTS (a writable directory that comes back to the host) and
+# The command sees NODE_VFIO_KERNEL=native, NODE_VFIO_LAB_MODE, NODE_VFIO_LAB_KERNEL,
+# NODE_VFIO_LAB_MACHINE, NODE_VFIO_BDFS (the devices bound to vfio-pci, in bus order), NODE_VFIO_BDF
+# (the first of them), NODE_VFIO_LAB_RESULTS (a writable directory that comes back to the host) and
 # NODE_VFIO_LAB_COMMAND_START (guest uptime in seconds when the command was launched).
 # The exit status is the command's. A kernel panic, a QEMU error, a guest that never reports a
 # status, or a run longer than the timeout (NODE_VFIO_LAB_TIMEOUT, default 1200 s) fails with 125
@@ -20,12 +21,14 @@ usage() { sed -n '5,6p' "$0" | sed 's/^# *//' >&2; exit 2; }
 mode=${1:-}; shift || true
 case "$mode" in noiommu | iommu) ;; *) usage ;; esac
 variant=group
+machine=edu
 timeout_s=${NODE_VFIO_LAB_TIMEOUT:-1200}
 results=
 extra_env=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --kernel) variant=$2; shift 2 ;;
+    --machine) machine=$2; shift 2 ;;
     --timeout) timeout_s=$2; shift 2 ;;
     --env) [[ $2 == [A-Za-z_]*=* ]] || lab_die "--env wants NAME=VALUE, got '$2'"; extra_env+=("$2"); shift 2 ;;
     --results) results=$2; shift 2 ;;
@@ -43,7 +46,7 @@ initrd=$(bash "$LAB_DIR/initramfs.sh")
 # the host root the command sees.
 if [ -z "$results" ]; then
   mkdir -p "$PROJECT_DIR/.lab-results"
-  results=$PROJECT_DIR/.lab-results/$(date +%Y%m%d-%H%M%S)-$mode-$variant-$$
+  results=$PROJECT_DIR/.lab-results/$(date +%Y%m%d-%H%M%S)-$machine-$mode-$variant-$$
 fi
 mkdir -p "$results"
 results=$(cd "$results" && pwd -P)
@@ -54,13 +57,13 @@ for path in "$results" "$project"; do
     *[[:space:]]*) lab_die "'$path' contains white space, which the guest's kernel command line and mounts do not take" ;;
   esac
 done
-rm -f "$results"/{project-path,qemu-exit,shutdown-hung,no-output,status,status.tmp,setup-error,output.log,guest.log,kernel.log,console.log,timing}
+rm -f "$results"/{project-path,bind-ids,nvme.img,qemu-exit,shutdown-hung,no-output,status,status.tmp,setup-error,output.log,guest.log,kernel.log,console.log,timing}
 
 node_dir=$(dirname "$(command -v node)")
 {
   echo "# written by scripts/lab/run.sh; the guest runs it with the host's /bin/sh inside chroot"
   echo "export PATH=$(lab_sh_quote "$node_dir:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")"
-  echo "export NODE_VFIO_KERNEL=native NODE_VFIO_LAB_MODE=$mode NODE_VFIO_LAB_KERNEL=$variant"
+  echo "export NODE_VFIO_KERNEL=native NODE_VFIO_LAB_MODE=$mode NODE_VFIO_LAB_KERNEL=$variant NODE_VFIO_LAB_MACHINE=$machine"
   for assignment in "${extra_env[@]}"; do echo "export ${assignment%%=*}=$(lab_sh_quote "${assignment#*=}")"; done
   echo "cd $(lab_sh_quote "$project") || exit 126"
   printf 'exec'
@@ -69,6 +72,8 @@ node_dir=$(dirname "$(command -v node)")
 } >"$results/job.sh"
 printf '%s\n' "$results" >"$results/host-path"
 printf '%s\n' "$project" >"$results/project-path"
+lab_machine "$machine" "$results"
+printf '%s\n' "${LAB_MACHINE_BIND[@]}" >"$results/bind-ids"
 
 append="console=ttyS0 quiet panic=-1 oops=panic"
 qemu_mode=()
@@ -86,11 +91,11 @@ qemu=(qemu-system-x86_64 -M q35,kernel-irqchip=split "${accel[@]}" -cpu max -m 2
   -display none -monitor none -serial stdio -no-reboot
   -kernel "$kernel" -initrd "$initrd" -append "$append"
   "${qemu_mode[@]}"
-  -device edu,dma_mask=0xffffffffffffffff
+  "${LAB_MACHINE_ARGS[@]}"
   -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap
   -virtfs "local,path=$results,mount_tag=labrun,security_model=none,multidevs=remap")
 
-lab_log "booting: $mode mode, kernel '$variant', timeout ${timeout_s} s, $LAB_ACCEL ($LAB_ACCEL_WHY); results in $results"
+lab_log "booting: machine '$machine', $mode mode, kernel '$variant', timeout ${timeout_s} s, $LAB_ACCEL ($LAB_ACCEL_WHY); results in $results"
 lab_log "command: $*"
 start=$EPOCHREALTIME
 # A guest that reported its command's status but then hangs on the way down (seen once: an RCU
