@@ -27,7 +27,7 @@ export { Region } from './vfio/region';
 export { Mmio } from './vfio/mmio';
 export { ConfigSpace } from './vfio/config-space';
 export type { PciCapability, ExtendedCapability, MsiCapability, MsixCapability } from './vfio/config-space';
-export { Irqs, InterruptVector } from './vfio/irq';
+export { Irqs, InterruptVector, IntxUnmaskEventfd } from './vfio/irq';
 export type { IrqKind } from './vfio/irq';
 export { PciDevice, normalizeBdf } from './pci/pci-device';
 export type { PciDeviceFilter, BindOptions, UnbindOptions, NoiommuMode } from './pci/pci-device';

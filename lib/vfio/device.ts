@@ -13,7 +13,7 @@ import type { DeviceInfo, HotResetInfo } from '../ioctl/device-ioctls';
 import { explain, isPinningFailure, memlockHint } from '../support/hints';
 import { Region, type RegionOwner } from './region';
 import { ConfigSpace } from './config-space';
-import { Irqs, type InterruptVector, type IrqOwner } from './irq';
+import { Irqs, type IrqOwner } from './irq';
 import type { Mmio } from './mmio';
 import { Iommufd, type BoundDevice } from '../iommu/iommufd';
 import { Ioas } from '../iommu/ioas';
@@ -296,7 +296,7 @@ export class VfioDevice extends Resource implements RegionOwner, IrqOwner, Bound
   }
 
   /** @internal IrqOwner */
-  ownVector(vector: InterruptVector): InterruptVector {
+  ownVector<T extends Resource>(vector: T): T {
     return this.adopt(vector);
   }
 
