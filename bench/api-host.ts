@@ -18,23 +18,13 @@ import { ioasAlloc, ioasMap, noiommuGetPa } from '../lib/ioctl/iommufd-ioctls';
 import { deviceGetInfo } from '../lib/ioctl/device-ioctls';
 import * as U from '../lib/uapi/iommufd';
 import * as V from '../lib/uapi/vfio';
+import { cpuNow, median } from './cpu-time';
 
 const PAGE = 4096n;
 const CAP = 4096n;
 const PHYS = 0x1_2345_6000n;
 /** Where the rows put their answers, so that the compiler cannot drop the work of making them. */
 export let sink: unknown;
-
-/** CPU time of this process in nanoseconds. */
-function cpuNow(): number {
-  const u = process.cpuUsage();
-  return (u.user + u.system) * 1000;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1]!;
-}
 
 /**
  * A kernel whose ioctl answers GET_PA (the asked length, a fixed physical address) and

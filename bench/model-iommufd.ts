@@ -28,6 +28,7 @@ import {
   IOMMU_IOAS_ALLOC, IOMMU_IOAS_MAP, IOMMU_IOAS_MAP_FIXED_IOVA, IOMMU_IOAS_MAP_READABLE, IOMMU_IOAS_MAP_WRITEABLE,
   IOMMU_IOAS_NOIOMMU_GET_PA, IOMMU_IOAS_UNMAP, IommuIoasAlloc, IommuIoasMap, IommuIoasNoiommuGetPa, IommuIoasUnmap,
 } from '../lib/uapi/iommufd';
+import { cpuNow, median } from './cpu-time';
 
 const PAGE = 4096n;
 /** Areas sit every 2 pages, leaving holes so automatic allocation has to search. */
@@ -41,17 +42,6 @@ const GET_PA_LENGTH = 1n << 30n;
 // A full collection on demand, without asking for a node flag on the command line.
 v8.setFlagsFromString('--expose-gc');
 const collectGarbage = vm.runInNewContext('gc') as () => void;
-
-/** CPU time of this process in nanoseconds. */
-function cpuNow(): number {
-  const u = process.cpuUsage();
-  return (u.user + u.system) * 1000;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1]!;
-}
 
 interface Costs {
   readonly areas: number;
