@@ -8,7 +8,6 @@
  */
 import { nativeKernel } from '../lib/sys/native-kernel';
 import { openDevice } from '../lib/vfio/open-device';
-import { StructMemory } from '../lib/uapi/codec';
 import * as V from '../lib/uapi/vfio';
 import { deviceGetInfo, deviceGetRegionInfo } from '../lib/ioctl/device-ioctls';
 import { benchDevice, benchLayers, rawAddon, type Row } from './api-support';
@@ -24,19 +23,18 @@ function main(): void {
   const addon = rawAddon();
   const request = V.VFIO_DEVICE_GET_INFO.number;
   // The pre-packed struct of the raw rows; argsz is reset per call, as the kernel may raise it.
-  const packed = new StructMemory(V.VfioDeviceInfo);
-  const argsz = V.VfioDeviceInfo.slot32('argsz');
-  packed.u32[argsz] = V.VfioDeviceInfo.size;
+  const packed = V.VfioDeviceInfo.allocate();
+  packed.argsz = V.VfioDeviceInfo.size;
 
   // The addon is handed the ArrayBuffer, as NativeKernel does for a struct that fills it.
-  const packedBuffer = packed.bytes.buffer as ArrayBuffer;
+  const packedBuffer = packed.$bytes.buffer as ArrayBuffer;
   const raw: Row = { name: 'addon.ioctl, pre-packed struct (no NativeKernel)', run: () => {
-    packed.u32[argsz] = V.VfioDeviceInfo.size;
+    packed.argsz = V.VfioDeviceInfo.size;
     addon.ioctl(fd, request, packedBuffer);
   } };
   const viaKernel: Row = { name: 'NativeKernel.ioctl, pre-packed struct', run: () => {
-    packed.u32[argsz] = V.VfioDeviceInfo.size;
-    kernel.ioctl(fd, request, packed.bytes);
+    packed.argsz = V.VfioDeviceInfo.size;
+    kernel.ioctl(fd, request, packed.$bytes);
   } };
   const wrapper: Row = { name: 'lib/ioctl deviceGetInfo = what VfioDevice.info issues', run: () => { deviceGetInfo(kernel, fd); } };
   const cached: Row = { name: 'VfioDevice.info, answered from its cache', run: () => { void device.info; } };
@@ -45,7 +43,7 @@ function main(): void {
   benchLayers({
     title: `VFIO_DEVICE_GET_INFO, ${iterations} calls per round (${bdf}, ${backend})`,
     iterations, rounds,
-    c: { name: 'C loop: the same ioctl on the same device fd', options: { target: { fd }, request, arg: packed.bytes.slice() } },
+    c: { name: 'C loop: the same ioctl on the same device fd', options: { target: { fd }, request, arg: packed.$bytes.slice() } },
     layers: [raw, viaKernel, wrapper], goal: wrapper, aside: [cached, region],
   });
 }

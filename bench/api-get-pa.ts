@@ -8,7 +8,6 @@
  */
 import { nativeKernel } from '../lib/sys/native-kernel';
 import { openDevice } from '../lib/vfio/open-device';
-import { StructMemory } from '../lib/uapi/codec';
 import * as U from '../lib/uapi/iommufd';
 import { noiommuGetPa } from '../lib/ioctl/iommufd-ioctls';
 import { benchDevice, onNoiommuCdev, benchLayers, rawAddon, type Row } from './api-support';
@@ -29,20 +28,19 @@ function main(): void {
   const addon = rawAddon();
   const request = U.IOMMU_IOAS_NOIOMMU_GET_PA.number;
   // The pre-packed struct of the raw rows; the kernel writes length back, so it is reset per call.
-  const packed = new StructMemory(U.IommuIoasNoiommuGetPa);
-  U.IommuIoasNoiommuGetPa.encode({ size: U.IommuIoasNoiommuGetPa.size, ioas_id: ioas.id, iova, length: cap }, packed.bytes);
-  const lengthSlot = U.IommuIoasNoiommuGetPa.slot64('length');
+  const packed = U.IommuIoasNoiommuGetPa.allocate();
+  packed.$assign({ size: U.IommuIoasNoiommuGetPa.size, ioas_id: ioas.id, iova, length: cap });
 
   const pages = dma.size / 4096n;
   // The addon is handed the ArrayBuffer, as NativeKernel does for a struct that fills it.
-  const packedBuffer = packed.bytes.buffer as ArrayBuffer;
+  const packedBuffer = packed.$bytes.buffer as ArrayBuffer;
   const raw: Row = { name: 'addon.ioctl, pre-packed struct (no NativeKernel)', run: () => {
-    packed.u64[lengthSlot] = cap;
+    packed.length = cap;
     addon.ioctl(fd, request, packedBuffer);
   } };
   const viaKernel: Row = { name: 'NativeKernel.ioctl, pre-packed struct', run: () => {
-    packed.u64[lengthSlot] = cap;
-    kernel.ioctl(fd, request, packed.bytes);
+    packed.length = cap;
+    kernel.ioctl(fd, request, packed.$bytes);
   } };
   const wrapper: Row = { name: 'lib/ioctl noiommuGetPa (pack, call, unpack)', run: () => { noiommuGetPa(kernel, fd, ioas.id, iova, cap); } };
   const api: Row = { name: 'Ioas.getPhysicalAddress', run: () => { ioas.getPhysicalAddress(iova, cap); } };
@@ -50,7 +48,7 @@ function main(): void {
   benchLayers({
     title: `IOMMU_IOAS_NOIOMMU_GET_PA, ${iterations} calls per round, 4 KiB cap (${bdf})`,
     iterations, rounds,
-    c: { name: 'C loop: the same ioctl on the same iommufd', options: { target: { fd }, request, arg: packed.bytes.slice() } },
+    c: { name: 'C loop: the same ioctl on the same iommufd', options: { target: { fd }, request, arg: packed.$bytes.slice() } },
     layers: [raw, viaKernel, wrapper, api], goal: api, aside: [cached],
   });
 }

@@ -28,6 +28,7 @@ import {
   IOMMU_IOAS_ALLOC, IOMMU_IOAS_MAP, IOMMU_IOAS_MAP_FIXED_IOVA, IOMMU_IOAS_MAP_READABLE, IOMMU_IOAS_MAP_WRITEABLE,
   IOMMU_IOAS_NOIOMMU_GET_PA, IOMMU_IOAS_UNMAP, IommuIoasAlloc, IommuIoasMap, IommuIoasNoiommuGetPa, IommuIoasUnmap,
 } from '../lib/uapi/iommufd';
+import { cpuNow, median } from './cpu-time';
 
 const PAGE = 4096n;
 /** Areas sit every 2 pages, leaving holes so automatic allocation has to search. */
@@ -41,17 +42,6 @@ const GET_PA_LENGTH = 1n << 30n;
 // A full collection on demand, without asking for a node flag on the command line.
 v8.setFlagsFromString('--expose-gc');
 const collectGarbage = vm.runInNewContext('gc') as () => void;
-
-/** CPU time of this process in nanoseconds. */
-function cpuNow(): number {
-  const u = process.cpuUsage();
-  return (u.user + u.system) * 1000;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1]!;
-}
 
 interface Costs {
   readonly areas: number;
@@ -73,24 +63,20 @@ function subject(areas: number, ops: number): { round(): void; costs(): Costs; c
   const page = k.mmap(-1, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, 0n);
   const rw = IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE;
 
-  // The loops update arguments through DataViews at the codec's offsets, so they time the model
-  // rather than the typed API's struct packing.
-  const map = IommuIoasMap.encode({ size: IommuIoasMap.size, ioas_id: ioas, flags: rw | IOMMU_IOAS_MAP_FIXED_IOVA, user_va: page.address, length: PAGE });
-  const mapView = new DataView(map.buffer, map.byteOffset, map.byteLength);
-  const mapIovaAt = IommuIoasMap.offsetOf('iova');
+  // The loops update arguments through the codec's views of the argument memory (a store each,
+  // no allocation), so they time the model rather than the typed API's wrappers.
+  const map = IommuIoasMap.allocate();
+  map.$assign({ size: IommuIoasMap.size, ioas_id: ioas, flags: rw | IOMMU_IOAS_MAP_FIXED_IOVA, user_va: page.address, length: PAGE });
   for (let i = 0; i < areas; i++) {
-    mapView.setBigUint64(mapIovaAt, BASE + BigInt(i) * STRIDE, true);
-    k.ioctl(fd, IOMMU_IOAS_MAP.number, map);
+    map.iova = BASE + BigInt(i) * STRIDE;
+    k.ioctl(fd, IOMMU_IOAS_MAP.number, map.$bytes);
   }
-  const unmap = IommuIoasUnmap.encode({ size: IommuIoasUnmap.size, ioas_id: ioas, length: PAGE });
-  const unmapView = new DataView(unmap.buffer, unmap.byteOffset, unmap.byteLength);
-  const unmapIovaAt = IommuIoasUnmap.offsetOf('iova');
-  const auto = IommuIoasMap.encode({ size: IommuIoasMap.size, ioas_id: ioas, flags: rw, user_va: page.address, length: PAGE });
-  const autoView = new DataView(auto.buffer, auto.byteOffset, auto.byteLength);
-  const q = IommuIoasNoiommuGetPa.encode({ size: IommuIoasNoiommuGetPa.size, ioas_id: ioas, length: GET_PA_LENGTH });
-  const qView = new DataView(q.buffer, q.byteOffset, q.byteLength);
-  const getPaIovaAt = IommuIoasNoiommuGetPa.offsetOf('iova');
-  const getPaLengthAt = IommuIoasNoiommuGetPa.offsetOf('length');
+  const unmap = IommuIoasUnmap.allocate();
+  unmap.$assign({ size: IommuIoasUnmap.size, ioas_id: ioas, length: PAGE });
+  const auto = IommuIoasMap.allocate();
+  auto.$assign({ size: IommuIoasMap.size, ioas_id: ioas, flags: rw, user_va: page.address, length: PAGE });
+  const q = IommuIoasNoiommuGetPa.allocate();
+  q.$assign({ size: IommuIoasNoiommuGetPa.size, ioas_id: ioas, length: GET_PA_LENGTH });
 
   // Map/unmap go to free slots spread over the whole IOAS (between existing areas), MAP_BATCH
   // maps then their unmaps, so at either size the same number of extra mappings is alive at once
@@ -116,14 +102,14 @@ function subject(areas: number, ops: number): { round(): void; costs(): Costs; c
       const from = r * MAP_BATCH;
       let t = cpuNow();
       for (let i = from; i < from + MAP_BATCH; i++) {
-        mapView.setBigUint64(mapIovaAt, slots[i]!, true);
-        k.ioctl(fd, IOMMU_IOAS_MAP.number, map);
+        map.iova = slots[i]!;
+        k.ioctl(fd, IOMMU_IOAS_MAP.number, map.$bytes);
       }
       mapTime += cpuNow() - t;
       t = cpuNow();
       for (let i = from; i < from + MAP_BATCH; i++) {
-        unmapView.setBigUint64(unmapIovaAt, slots[i]!, true);
-        k.ioctl(fd, IOMMU_IOAS_UNMAP.number, unmap);
+        unmap.iova = slots[i]!;
+        k.ioctl(fd, IOMMU_IOAS_UNMAP.number, unmap.$bytes);
       }
       unmapTime += cpuNow() - t;
     }
@@ -134,21 +120,21 @@ function subject(areas: number, ops: number): { round(): void; costs(): Costs; c
     collectGarbage();
     let t = cpuNow();
     for (let i = 0; i < ops; i++) {
-      k.ioctl(fd, IOMMU_IOAS_MAP.number, auto);
-      autoIovas[i] = autoView.getBigUint64(mapIovaAt, true);
+      k.ioctl(fd, IOMMU_IOAS_MAP.number, auto.$bytes);
+      autoIovas[i] = auto.iova;
     }
     autoMapNs.push((cpuNow() - t) / ops);
     for (const iova of autoIovas) {
-      unmapView.setBigUint64(unmapIovaAt, iova, true);
-      k.ioctl(fd, IOMMU_IOAS_UNMAP.number, unmap);
+      unmap.iova = iova;
+      k.ioctl(fd, IOMMU_IOAS_UNMAP.number, unmap.$bytes);
     }
 
     collectGarbage();
     t = cpuNow();
     for (const iova of iovas) {
-      qView.setBigUint64(getPaIovaAt, iova, true);
-      qView.setBigUint64(getPaLengthAt, GET_PA_LENGTH, true);
-      k.ioctl(fd, IOMMU_IOAS_NOIOMMU_GET_PA.number, q);
+      q.iova = iova;
+      q.length = GET_PA_LENGTH;
+      k.ioctl(fd, IOMMU_IOAS_NOIOMMU_GET_PA.number, q.$bytes);
     }
     getPaNs.push((cpuNow() - t) / getPaOps);
   };

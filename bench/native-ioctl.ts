@@ -14,7 +14,6 @@ import { NativeKernel, nativeKernel } from '../lib/sys/native-kernel';
 import { Iommufd } from '../lib/iommu/iommufd';
 import { deviceGetInfo, noiommuGetPa } from '../lib/ioctl';
 import { iova } from '../lib/sys/addresses';
-import { StructMemory } from '../lib/uapi/codec';
 import { VfioGroupStatus } from '../lib/uapi/vfio';
 import { benchLayers, type Row } from './api-support';
 
@@ -36,8 +35,7 @@ function main(): void {
   kernel.ftruncate(memfd, 0n);
   // FIONREAD writes an int. Its memory is struct memory like the wrappers' (any 8-byte struct
   // will do), so NativeKernel hands the addon the ArrayBuffer as it does for them.
-  const answerMemory = new StructMemory(VfioGroupStatus);
-  const answer = answerMemory.bytes;
+  const answer = VfioGroupStatus.allocate().$bytes;
   const answerBuffer = answer.buffer as ArrayBuffer;
 
   // The library's own code over FIONREAD: every ioctl this kernel issues becomes FIONREAD on the

@@ -5,41 +5,42 @@
  * not fit the kernel succeeds with `argsz` set to the size it needs; the second call passes that.
  */
 import type { Kernel } from '../sys/kernel';
-import { StructMemory, type FieldType } from '../uapi/codec';
+import type { FieldType, ScalarType, StructView } from '../uapi/codec';
 import type { IoctlRequest } from '../uapi/requests';
 import * as V from '../uapi/vfio';
 import { isVfioError } from '../sys/errors';
 import { invoke } from './invoke';
 import { readCapabilityChain, type InfoCapability } from './capability-chain';
 
-/** Where `argsz` sits in every VFIO info struct: first. */
-const ARGSZ = V.VfioDeviceInfo.slot32('argsz');
+/** The VFIO info structs queryInfo handles: each starts with `argsz`. */
+type InfoStruct = Record<string, FieldType> & { argsz: ScalarType<number> };
 
 /**
  * Issues an info ioctl whose struct starts with `argsz`: first in `first`, reused memory of the
  * fixed size (no allocation when the answer fits, which is the common case), then, while the
  * kernel raises argsz for a capability chain that does not fit, in fresh memory of the size it
- * asks for. `index` is written at u32 slot `indexSlot` (the region or IRQ index) unless that is
- * -1. Returns the memory holding the answer, which may be `first`: read it before the next call.
- * The bound on attempts guards against a kernel that keeps asking for more.
+ * asks for. `prepare` fills in what the call asks about (the region or IRQ index). Returns the
+ * view holding the answer, which may be `first`: read it before the next call. The bound on
+ * attempts guards against a kernel that keeps asking for more.
  */
-function queryInfo<S extends Record<string, FieldType>>(
-  kernel: Kernel, fd: number, request: IoctlRequest, first: StructMemory<S>, indexSlot: number, index: number,
-): StructMemory<S> {
-  let memory = first;
+function queryInfo<S extends InfoStruct>(
+  kernel: Kernel, fd: number, request: IoctlRequest, first: StructView<S>, prepare?: (info: StructView<S>) => void,
+): StructView<S> {
+  let info = first;
   for (let attempt = 0; attempt < 4; attempt++) {
-    const u32 = memory.u32;
-    const size = memory.bytes.length;
+    const size = info.$bytes.length;
     // Reused memory still holds the last answer; fresh memory is zero already.
-    if (memory === first) for (let i = 0; i < u32.length; i++) u32[i] = 0;
-    u32[ARGSZ] = size;
-    if (indexSlot >= 0) u32[indexSlot] = index;
-    invoke(kernel, fd, request, memory.bytes);
-    const asked = u32[ARGSZ];
-    if (asked <= size) return memory;
-    memory = new StructMemory(first.type, asked);
+    if (info === first) info.$clear();
+    // Every info struct leads with argsz (InfoStruct), which TypeScript cannot see through S.
+    const head: { argsz: number } = info as StructView<InfoStruct>;
+    head.argsz = size;
+    prepare?.(info);
+    invoke(kernel, fd, request, info.$bytes);
+    const asked = head.argsz;
+    if (asked <= size) return info;
+    info = first.$type.allocate(asked);
   }
-  throw new Error(`${request.name}: the kernel kept raising argsz (last asked for ${memory.bytes.length} bytes)`);
+  throw new Error(`${request.name}: the kernel kept raising argsz (last asked for ${info.$bytes.length} bytes)`);
 }
 
 /**
@@ -47,8 +48,8 @@ function queryInfo<S extends Record<string, FieldType>>(
  * so a chain found in reused memory is read from a copy (it never is in practice: a chain only
  * fits once the kernel raised argsz past the fixed struct, which means fresh memory).
  */
-function capabilitiesOf(memory: StructMemory<Record<string, FieldType>>, reused: boolean, capOffset: number): InfoCapability[] {
-  return readCapabilityChain(reused ? memory.bytes.slice() : memory.bytes, capOffset);
+function capabilitiesOf(bytes: Uint8Array, reused: boolean, capOffset: number): InfoCapability[] {
+  return readCapabilityChain(reused ? bytes.slice() : bytes, capOffset);
 }
 
 /** What VFIO_DEVICE_GET_INFO reports. */
@@ -65,24 +66,18 @@ export interface DeviceInfo {
 
 /** VFIO_DEVICE_GET_INFO, with its capability chain. */
 export function deviceGetInfo(kernel: Kernel, fd: number): DeviceInfo {
-  const memory = queryInfo(kernel, fd, V.VFIO_DEVICE_GET_INFO, deviceInfoMemory, -1, 0);
-  const u32 = memory.u32;
-  const flags = u32[DEVICE_INFO.flags];
-  const capOffset = u32[DEVICE_INFO.capOffset];
+  const info = queryInfo(kernel, fd, V.VFIO_DEVICE_GET_INFO, deviceInfoMemory);
+  const flags = info.flags;
+  const capOffset = info.cap_offset;
   const hasCaps = (flags & V.VFIO_DEVICE_FLAGS_CAPS) !== 0 && capOffset !== 0;
   return {
-    flags, numRegions: u32[DEVICE_INFO.numRegions], numIrqs: u32[DEVICE_INFO.numIrqs],
-    capabilities: hasCaps ? capabilitiesOf(memory, memory === deviceInfoMemory, capOffset) : [],
+    flags, numRegions: info.num_regions, numIrqs: info.num_irqs,
+    capabilities: hasCaps ? capabilitiesOf(info.$bytes, info === deviceInfoMemory, capOffset) : [],
   };
 }
 
-// Reused by every call (a call reads its answer out before returning, so nothing can see it
-// change); the slots of the fields read back.
-const deviceInfoMemory = new StructMemory(V.VfioDeviceInfo);
-const DEVICE_INFO = {
-  flags: V.VfioDeviceInfo.slot32('flags'), numRegions: V.VfioDeviceInfo.slot32('num_regions'),
-  numIrqs: V.VfioDeviceInfo.slot32('num_irqs'), capOffset: V.VfioDeviceInfo.slot32('cap_offset'),
-} as const;
+// Reused by every call (a call reads its answer out before returning, so nothing can see it change).
+const deviceInfoMemory = V.VfioDeviceInfo.allocate();
 
 /** A part of a region that may be mmap'ed. */
 export interface SparseMmapArea {
@@ -119,13 +114,11 @@ export interface RegionInfo {
 
 /** VFIO_DEVICE_GET_REGION_INFO, with its capability chain decoded. */
 export function deviceGetRegionInfo(kernel: Kernel, fd: number, index: number): RegionInfo {
-  V.VfioRegionInfo.check('index', index);
-  const memory = queryInfo(kernel, fd, V.VFIO_DEVICE_GET_REGION_INFO, regionInfoMemory, REGION_INFO.index, index);
-  const u32 = memory.u32;
-  const flags = u32[REGION_INFO.flags];
-  const capOffset = u32[REGION_INFO.capOffset];
+  const info = queryInfo(kernel, fd, V.VFIO_DEVICE_GET_REGION_INFO, regionInfoMemory, (r) => { r.index = index; });
+  const flags = info.flags;
+  const capOffset = info.cap_offset;
   const hasCaps = (flags & V.VFIO_REGION_INFO_FLAG_CAPS) !== 0 && capOffset !== 0;
-  const capabilities = hasCaps ? capabilitiesOf(memory, memory === regionInfoMemory, capOffset) : [];
+  const capabilities = hasCaps ? capabilitiesOf(info.$bytes, info === regionInfoMemory, capOffset) : [];
   let sparseMmap: SparseMmapArea[] | undefined;
   let type: RegionInfo['type'];
   for (const cap of capabilities) {
@@ -143,19 +136,15 @@ export function deviceGetRegionInfo(kernel: Kernel, fd: number, index: number): 
       type = { type: t.type, subtype: t.subtype };
     }
   }
-  const info: RegionInfo = {
-    index: u32[REGION_INFO.index], flags, size: memory.u64[REGION_INFO.size], offset: memory.u64[REGION_INFO.offset],
+  const region: RegionInfo = {
+    index: info.index, flags, size: info.size, offset: info.offset,
     msixMappable: capabilities.some((c) => c.id === V.VFIO_REGION_INFO_CAP_MSIX_MAPPABLE), capabilities,
     ...(sparseMmap ? { sparseMmap } : {}), ...(type ? { type } : {}),
   };
-  return info;
+  return region;
 }
 
-const regionInfoMemory = new StructMemory(V.VfioRegionInfo);
-const REGION_INFO = {
-  flags: V.VfioRegionInfo.slot32('flags'), index: V.VfioRegionInfo.slot32('index'), capOffset: V.VfioRegionInfo.slot32('cap_offset'),
-  size: V.VfioRegionInfo.slot64('size'), offset: V.VfioRegionInfo.slot64('offset'),
-} as const;
+const regionInfoMemory = V.VfioRegionInfo.allocate();
 
 /** What VFIO_DEVICE_GET_IRQ_INFO reports. */
 export interface IrqInfo {

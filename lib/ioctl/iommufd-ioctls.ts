@@ -4,7 +4,7 @@
  * classes (lib/iommu/iommufd.ts, lib/iommu/ioas.ts, lib/iommu/hwpt.ts) build on these.
  */
 import type { Kernel, UserVa } from '../sys/kernel';
-import { StructMemory, U64_MAX } from '../uapi/codec';
+import { U64_MAX } from '../uapi/codec';
 import * as U from '../uapi/iommufd';
 import type { Iova, IovaRange, PhysAddr } from '../sys/addresses';
 import { invoke, withUserMemory } from './invoke';
@@ -276,47 +276,28 @@ export function noiommuGetPa(kernel: Kernel, fd: number, ioasId: number, at: Iov
 
 /**
  * IOMMU_IOAS_NOIOMMU_GET_PA with its struct kept from call to call: the lookup a noiommu driver
- * makes per DMA address, so a call allocates nothing but its answer (see StructMemory). An
+ * makes per DMA address, so a call allocates nothing but its answer (see StructType.allocate). An
  * `Ioas` keeps one; `noiommuGetPa` shares one, which is safe because a call fills the struct,
  * issues the ioctl and reads the answer out without giving control to anything else.
  */
 export class PhysicalAddressLookup {
-  private readonly memory = new StructMemory(U.IommuIoasNoiommuGetPa);
-  private readonly u32 = this.memory.u32;
-  private readonly u64 = this.memory.u64;
+  private readonly cmd = U.IommuIoasNoiommuGetPa.allocate();
 
   lookup(kernel: Kernel, fd: number, ioasId: number, at: Iova, maxLength: bigint): PhysicalRun {
-    // The 64-bit views would wrap silently: an IOVA or length outside u64 must fail here instead.
-    // (asUintN returns its argument unchanged, without allocating, for a value already in range.)
-    if (BigInt.asUintN(64, at) !== at) throw new RangeError(`iommu_ioas_noiommu_get_pa.iova: ${at} is out of range for u64`);
-    if (BigInt.asUintN(64, maxLength) !== maxLength) throw new RangeError(`iommu_ioas_noiommu_get_pa.length: ${maxLength} is out of range for u64`);
-    const u32 = this.u32;
-    const u64 = this.u64;
-    // Every field is written each time (the kernel writes length and out_phys back).
-    u32[GET_PA.size] = U.IommuIoasNoiommuGetPa.size;
-    u32[GET_PA.flags] = 0;
-    u32[GET_PA.ioasId] = ioasId;
-    u32[GET_PA.reserved] = 0;
-    u64[GET_PA.iova] = at;
-    u64[GET_PA.length] = maxLength;
-    u64[GET_PA.outPhys] = 0n;
-    const askedLow = u32[GET_PA.lengthLow];
-    const askedHigh = u32[GET_PA.lengthHigh];
-    invoke(kernel, fd, U.IOMMU_IOAS_NOIOMMU_GET_PA, this.memory.bytes);
-    // Reading a u64 allocates a bigint. The run is often the whole cap that was asked for; then
-    // the caller's own bigint is the answer.
-    const length = u32[GET_PA.lengthLow] === askedLow && u32[GET_PA.lengthHigh] === askedHigh ? maxLength : u64[GET_PA.length];
-    return { phys: u64[GET_PA.outPhys] as PhysAddr, length };
+    const cmd = this.cmd;
+    // Every field is written each time (the kernel writes length and out_phys back); the u64
+    // stores come first so that an IOVA or length outside u64 fails before anything else.
+    cmd.iova = at;
+    cmd.length = maxLength;
+    cmd.out_phys = 0n;
+    cmd.size = U.IommuIoasNoiommuGetPa.size;
+    cmd.flags = 0;
+    cmd.ioas_id = ioasId;
+    cmd.__reserved = 0;
+    invoke(kernel, fd, U.IOMMU_IOAS_NOIOMMU_GET_PA, cmd.$bytes);
+    return { phys: cmd.out_phys as PhysAddr, length: cmd.length };
   }
 }
-
-const GetPa = U.IommuIoasNoiommuGetPa;
-const GET_PA = {
-  size: GetPa.slot32('size'), flags: GetPa.slot32('flags'), ioasId: GetPa.slot32('ioas_id'), reserved: GetPa.slot32('__reserved'),
-  iova: GetPa.slot64('iova'), length: GetPa.slot64('length'), outPhys: GetPa.slot64('out_phys'),
-  // The two u32 words of `length` (little-endian: low word first), to compare without a bigint.
-  lengthLow: GetPa.slot64('length') * 2, lengthHigh: GetPa.slot64('length') * 2 + 1,
-} as const;
 
 const sharedGetPa = new PhysicalAddressLookup();
 

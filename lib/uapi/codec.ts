@@ -4,10 +4,17 @@
  * A struct is written as an ordered list of named fields; offsets, padding and size follow the
  * x86-64 / aarch64 Linux ABI (natural alignment, `__aligned_u64`), so no code anywhere else does
  * offset arithmetic. Both kernels (native and model) and the typed API use these descriptions, so
- * the bytes the model decodes are exactly the bytes the real kernel would receive.
+ * the bytes the model decodes are exactly the bytes the real kernel would receive. The layout
+ * stays plain data (`StructType.fields`: name, type, offset) for code that generates from it.
  *
- * u64/s64 fields are bigint, narrower fields are number. Encoding range-checks every value and
- * throws a RangeError naming the struct and field instead of truncating.
+ * Every access goes through accessors compiled once per struct (see `StructView`): a view of a
+ * block of memory whose properties are the struct's fields, `cmd.iova` reading and
+ * `cmd.length = n` writing the bytes in place. `encode`/`decode`/`get`/`set` are the same
+ * accessors over a caller's buffer.
+ *
+ * u64/s64 fields are bigint, narrower fields are number. Every store range-checks its value and
+ * throws a RangeError (or a TypeError, for a value of the wrong kind) naming the struct and field
+ * instead of truncating.
  */
 
 export interface ScalarType<T extends number | bigint> {
@@ -51,15 +58,35 @@ export interface FieldLayout {
   readonly offset: number;
 }
 
-export const U64_MAX = (1n << 64n) - 1n;
-const RANGES: Record<ScalarType<number | bigint>['kind'], [bigint, bigint]> = {
-  u8: [0n, 0xffn],
-  u16: [0n, 0xffffn],
-  u32: [0n, 0xffff_ffffn],
-  s32: [-(1n << 31n), (1n << 31n) - 1n],
-  u64: [0n, U64_MAX],
-  s64: [-(1n << 63n), (1n << 63n) - 1n],
+/**
+ * A struct in a block of memory, read and written field by field: each field is a property
+ * (`view.iova`, `view.length = n`) whose accessors were compiled once for the struct, so an access
+ * costs one DataView load or store (plus, for a store, a range check) and allocates nothing but
+ * the bigint a u64 read returns. A view is not extensible: assigning a name that is not a field
+ * throws a TypeError.
+ *
+ * The members that are not fields start with `$`, which no C identifier does.
+ */
+export type StructView<S extends Record<string, FieldType>> = { -readonly [K in keyof S]: Decoded<S[K]> } & {
+  readonly $type: StructType<S>;
+  /** The bytes the view reads and writes: at least sizeof(struct) of them. */
+  readonly $bytes: Uint8Array;
+  /** Zeroes the memory. */
+  $clear(): void;
+  /** Stores the given fields (range-checked, in field order); the others keep their value. */
+  $assign(values: Partial<StructValue<S>>): void;
+  /** Every field, as a plain object. */
+  $read(): StructValue<S>;
+  /**
+   * Fills the struct with the first `length` bytes of `source` (at most sizeof) and zero above:
+   * how a kernel takes in a caller's struct that may be shorter than its own.
+   */
+  $copyFrom(source: Uint8Array, length: number): void;
+  /** Writes the first min(`length`, sizeof) bytes of the struct to `target`: a kernel's copy-out. */
+  $copyTo(target: Uint8Array, length: number): void;
 };
+
+export const U64_MAX = (1n << 64n) - 1n;
 
 export class StructType<S extends Record<string, FieldType>> {
   /** sizeof(struct), including tail padding. */
@@ -67,12 +94,16 @@ export class StructType<S extends Record<string, FieldType>> {
   readonly align: number;
   readonly fields: readonly FieldLayout[];
   private readonly byName: Map<string, FieldLayout>;
+  /** The constructor of this struct's views, compiled on first use. */
+  private viewClass: ViewClass<S> | undefined;
+  private scratch: StructView<S> | undefined;
 
   constructor(readonly name: string, spec: S) {
     let offset = 0;
     let align = 1;
     const fields: FieldLayout[] = [];
     for (const [fieldName, type] of Object.entries(spec)) {
+      if (fieldName.startsWith('$')) throw new Error(`struct ${name}: field ${fieldName} would clash with a view's own members`);
       offset = alignUp(offset, type.align);
       fields.push({ name: fieldName, type, offset });
       offset += type.size;
@@ -95,37 +126,6 @@ export class StructType<S extends Record<string, FieldType>> {
     return f.offset + f.type.size;
   }
 
-  /**
-   * Range-checks a value for a scalar field exactly as `encode` does (the same RangeError or
-   * TypeError naming the struct and field), for code that stores through a StructMemory view,
-   * which wraps instead of checking.
-   */
-  check<K extends keyof S & string>(field: K, value: Decoded<S[K]>): void {
-    const f = this.field(field);
-    if (f.type.kind === 'array') throw new TypeError(`${this.name}.${field} is an array; check its elements one by one`);
-    if (f.type.kind === 'u64' || f.type.kind === 's64') checkRange(f.type.kind, value, this.name, field);
-    else checkNumber(f.type.kind, value, this.name, field);
-  }
-
-  /**
-   * Index of a u32 field in a Uint32Array over the struct (StructMemory.u32): its offset in
-   * 4-byte words, exact because fields are naturally aligned.
-   */
-  slot32(field: keyof S & string): number {
-    return this.slot(field, 'u32');
-  }
-
-  /** Index of a u64 field in a BigUint64Array over the struct (StructMemory.u64). */
-  slot64(field: keyof S & string): number {
-    return this.slot(field, 'u64');
-  }
-
-  private slot(field: string, kind: 'u32' | 'u64'): number {
-    const f = this.field(field);
-    if (f.type.kind !== kind) throw new TypeError(`${this.name}.${field} is ${f.type.kind}, not ${kind}`);
-    return f.offset / f.type.size;
-  }
-
   field(field: string): FieldLayout {
     const f = this.byName.get(field);
     if (!f) throw new Error(`struct ${this.name} has no field ${field}`);
@@ -133,24 +133,43 @@ export class StructType<S extends Record<string, FieldType>> {
   }
 
   /**
-   * Packs `values` into a new zeroed buffer of `size` bytes (default sizeof) or into `into` at
-   * `offset`. Missing fields are zero.
+   * A view of fresh zeroed memory of `size` bytes (default sizeof, never less), to be filled and
+   * passed to ioctls again and again: the bytes sit alone in an 8-byte aligned ArrayBuffer, off
+   * the V8 heap, so a kernel can take them without copying (see wholeBufferOf).
+   */
+  allocate(size: number = this.size): StructView<S> {
+    if (!Number.isInteger(size) || size < this.size) {
+      throw new RangeError(`struct ${this.name} needs at least ${this.size} bytes, got ${size}`);
+    }
+    const memory = new ArrayBuffer(alignUp(size, 8));
+    const bytes = new Uint8Array(memory, 0, size);
+    if (memory.byteLength === size) Object.defineProperty(bytes, 'wholeBuffer', { value: memory });
+    return new (this.viewClass ??= compileView(this))(bytes);
+  }
+
+  /**
+   * Packs `values` into a new zeroed buffer of sizeof bytes or into `into` at `offset`. Missing
+   * fields are zero (in a new buffer) or left as they are. `into` may be shorter than the struct
+   * (to test size rules); a field given a value must fit.
    */
   encode(values: Partial<StructValue<S>>, into?: Uint8Array, offset = 0): Buffer {
     const buf = into ? toBuffer(into) : Buffer.alloc(this.size);
     if (!into) offset = 0;
-    if (offset < 0 || offset + this.size > buf.length) {
-      // A caller may deliberately pass a shorter buffer (to test size rules); fields that do not
-      // fit are simply not written, but a field that is given a value must fit.
-    }
-    for (const f of this.fields) {
-      const v = (values as Record<string, unknown>)[f.name];
-      if (v === undefined) continue;
-      if (offset + f.offset + f.type.size > buf.length) {
-        throw new RangeError(`${this.name}.${f.name} does not fit in a ${buf.length - offset}-byte buffer`);
+    const room = buf.length - offset;
+    if (room < this.size) {
+      this.refuseUnknown(values);
+      for (const f of this.fields) {
+        if ((values as Record<string, unknown>)[f.name] !== undefined && f.offset + f.type.size > room) {
+          throw new RangeError(`${this.name}.${f.name} does not fit in a ${room}-byte buffer`);
+        }
       }
-      writeField(buf, offset + f.offset, f.type, v, this.name, f.name);
     }
+    // Through the scratch view: the caller's bytes in, the values over them, the bytes out.
+    const window = buf.subarray(offset);
+    const scratch = this.scratchView();
+    scratch.$copyFrom(window, room);
+    scratch.$assign(values);
+    scratch.$copyTo(window, room);
     return buf;
   }
 
@@ -159,28 +178,38 @@ export class StructType<S extends Record<string, FieldType>> {
    * kernel treats a user struct shorter than its own (copy_struct_from_user zero-fills).
    */
   decode(buf: Uint8Array, offset = 0): StructValue<S> {
-    const b = toBuffer(buf);
-    const out: Record<string, unknown> = {};
-    for (const f of this.fields) {
-      out[f.name] = readField(b, offset + f.offset, f.type);
-    }
-    return out as StructValue<S>;
+    const scratch = this.scratchView();
+    scratch.$copyFrom(buf.subarray(Math.min(offset, buf.length)), buf.length - offset);
+    return scratch.$read();
   }
 
-  /** Reads one field. */
+  /** Reads one field (zero when a short buffer ends before it). */
   get<K extends keyof S & string>(buf: Uint8Array, field: K, offset = 0): Decoded<S[K]> {
-    const f = this.field(field);
-    return readField(toBuffer(buf), offset + f.offset, f.type) as Decoded<S[K]>;
+    this.field(field);
+    const scratch = this.scratchView();
+    scratch.$copyFrom(buf.subarray(Math.min(offset, buf.length)), buf.length - offset);
+    return scratch[field] as Decoded<S[K]>;
   }
 
   /** Writes one field, range-checked. */
   set<K extends keyof S & string>(buf: Uint8Array, field: K, value: Decoded<S[K]>, offset = 0): void {
-    const f = this.field(field);
-    const b = toBuffer(buf);
-    if (offset + f.offset + f.type.size > b.length) {
-      throw new RangeError(`${this.name}.${field} does not fit in a ${b.length - offset}-byte buffer`);
+    this.field(field);
+    this.encode({ [field]: value } as unknown as Partial<StructValue<S>>, buf, offset);
+  }
+
+  /** Throws for a key of `values` that is not a field (a misspelt field would otherwise stay zero). */
+  refuseUnknown(values: object): void {
+    for (const key of Object.keys(values)) {
+      if (!this.byName.has(key)) throw new TypeError(`struct ${this.name} has no field ${key}`);
     }
-    writeField(b, offset + f.offset, f.type, value, this.name, field);
+  }
+
+  /**
+   * The view encode/decode/get/set work through, one per struct: they copy a caller's bytes in,
+   * use the accessors, and copy out, all before returning, so one view serves every call.
+   */
+  private scratchView(): StructView<S> {
+    return (this.scratch ??= this.allocate());
   }
 }
 
@@ -189,43 +218,11 @@ export function struct<S extends Record<string, FieldType>>(name: string, spec: 
 }
 
 /**
- * Reusable memory for one struct, for ioctls issued on a hot path (a physical-address lookup per
- * DMA descriptor, say). Encoding into a fresh Buffer costs an allocation per call, and a small
- * fresh Buffer lives on the V8 heap, so the addon has to move it off-heap before it can hand the
- * kernel a pointer; Buffer's 64-bit accessors split every bigint into halves. Here the bytes sit
- * in one ArrayBuffer (off-heap, 8-byte aligned) that is filled and read again and again through
- * u32 and u64 views, at slots looked up once by field name (StructType.slot32/slot64). The views are native-endian, which is
- * what the kernel reads; the ABIs this codec describes (x86-64, aarch64) are little-endian, as
- * the rest of the codec assumes.
- *
- * Stores through the views do not range-check (a u64 view wraps modulo 2^64), so callers check
- * values that come from their own callers and may skip values that are valid by construction
- * (an object id the kernel handed out, a struct's own size).
- */
-export class StructMemory<S extends Record<string, FieldType>> {
-  /** The struct's bytes; `size` long, at least sizeof(struct). */
-  readonly bytes: Uint8Array;
-  readonly u32: Uint32Array;
-  readonly u64: BigUint64Array;
-
-  constructor(readonly type: StructType<S>, size: number = type.size) {
-    if (!Number.isInteger(size) || size < type.size) {
-      throw new RangeError(`struct ${type.name} needs at least ${type.size} bytes, got ${size}`);
-    }
-    const memory = new ArrayBuffer(alignUp(size, 8));
-    this.bytes = new Uint8Array(memory, 0, size);
-    if (memory.byteLength === size) Object.defineProperty(this.bytes, 'wholeBuffer', { value: memory });
-    this.u32 = new Uint32Array(memory);
-    this.u64 = new BigUint64Array(memory);
-  }
-}
-
-/**
- * The ArrayBuffer a byte view fills entirely, when the view was made to say so (StructMemory's
- * bytes do, as a hidden property); undefined otherwise. `view.buffer` would answer too, but V8
- * makes every read of that getter a runtime call, too slow for a per-ioctl check; a kernel that
- * would rather hand over the ArrayBuffer (NativeKernel: the addon reads one with its cheapest
- * N-API call) asks here.
+ * The ArrayBuffer a byte view fills entirely, when the view was made to say so (the bytes of
+ * `StructType.allocate` do, as a hidden property); undefined otherwise. `view.buffer` would answer
+ * too, but V8 makes every read of that getter a runtime call, too slow for a per-ioctl check; a
+ * kernel that would rather hand over the ArrayBuffer (NativeKernel: the addon reads one with its
+ * cheapest N-API call) asks here.
  */
 export function wholeBufferOf(view: Uint8Array): ArrayBuffer | undefined {
   return (view as Uint8Array & { readonly wholeBuffer?: ArrayBuffer }).wholeBuffer;
@@ -236,21 +233,190 @@ export function alignUp(n: number, a: number): number {
 }
 
 /** A Buffer view over any Uint8Array without copying. */
-export function toBuffer(b: Uint8Array): Buffer {
+function toBuffer(b: Uint8Array): Buffer {
   return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 }
 
-const NUMBER_RANGES: Record<'u8' | 'u16' | 'u32' | 's32', readonly [number, number]> = {
-  u8: [0, 0xff], u16: [0, 0xffff], u32: [0, 0xffff_ffff], s32: [-(2 ** 31), 2 ** 31 - 1],
+// ---- the compiled accessors ---------------------------------------------------------------------
+
+// Where a view keeps its typed arrays over the memory: symbols, so that no field name can hide
+// them. Typed-array element access is what V8 compiles best (a bounds check and a load); DataView
+// bigint accessors, by contrast, are calls in the Node versions this library supports. The
+// elements are native-endian, which is what the kernel reads; the ABIs this codec describes
+// (x86-64, aarch64) are little-endian, as the rest of the codec assumes.
+const U16 = Symbol('u16 elements');
+const U32 = Symbol('u32 elements');
+const S32 = Symbol('s32 elements');
+const U64 = Symbol('u64 elements');
+const S64 = Symbol('s64 elements');
+
+/** What every view has besides its fields. */
+class ViewBase {
+  declare readonly $type: StructType<Record<string, FieldType>>;
+  readonly [U16]: Uint16Array;
+  readonly [U32]: Uint32Array;
+  readonly [S32]: Int32Array;
+  readonly [U64]: BigUint64Array;
+  readonly [S64]: BigInt64Array;
+
+  /** `bytes` starts an ArrayBuffer whose length is a multiple of 8 (StructType.allocate). */
+  constructor(readonly $bytes: Uint8Array) {
+    const memory = $bytes.buffer;
+    this[U16] = new Uint16Array(memory);
+    this[U32] = new Uint32Array(memory);
+    this[S32] = new Int32Array(memory);
+    this[U64] = new BigUint64Array(memory);
+    this[S64] = new BigInt64Array(memory);
+  }
+
+  $clear(): void {
+    // The whole memory, a word at a time (its length is a multiple of 8).
+    const words = this[U32];
+    for (let i = 0; i < words.length; i++) words[i] = 0;
+  }
+
+  $assign(values: Record<string, unknown>): void {
+    const type = this.$type;
+    type.refuseUnknown(values);
+    const self = this as unknown as Record<string, unknown>;
+    for (const f of type.fields) {
+      const v = values[f.name];
+      if (v !== undefined) self[f.name] = v;
+    }
+  }
+
+  $read(): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    const self = this as unknown as Record<string, unknown>;
+    for (const f of this.$type.fields) out[f.name] = self[f.name];
+    return out;
+  }
+
+  // Byte loops rather than `set(subarray(...))`: a struct is tens of bytes, and the loop beats
+  // allocating a subarray per call.
+  $copyFrom(source: Uint8Array, length: number): void {
+    const bytes = this.$bytes;
+    const size = this.$type.size;
+    const n = Math.min(length, size, source.length);
+    let i = 0;
+    for (; i < n; i++) bytes[i] = source[i]!;
+    for (; i < size; i++) bytes[i] = 0;
+  }
+
+  $copyTo(target: Uint8Array, length: number): void {
+    const bytes = this.$bytes;
+    const n = Math.min(length, this.$type.size, target.length);
+    for (let i = 0; i < n; i++) target[i] = bytes[i]!;
+  }
+}
+
+type ViewClass<S extends Record<string, FieldType>> = new (bytes: Uint8Array) => StructView<S>;
+
+/**
+ * The view class of one struct: a subclass of ViewBase with a getter and a setter per field on
+ * its prototype. Each accessor is a closure over its field's element index, so all views of a
+ * struct share one hidden class and a field access at a call site is monomorphic (V8 inlines it).
+ */
+function compileView<S extends Record<string, FieldType>>(type: StructType<S>): ViewClass<S> {
+  class View extends ViewBase {
+    constructor(bytes: Uint8Array) {
+      super(bytes);
+      Object.preventExtensions(this);
+    }
+  }
+  Object.defineProperty(View.prototype, '$type', { value: type });
+  for (const f of type.fields) {
+    Object.defineProperty(View.prototype, f.name, { ...accessorsOf(type.name, f), enumerable: true });
+  }
+  return View as unknown as ViewClass<S>;
+}
+
+interface Accessors {
+  get(this: ViewBase): unknown;
+  set(this: ViewBase, value: unknown): void;
+}
+
+function accessorsOf(structName: string, f: FieldLayout): Accessors {
+  if (f.type.kind !== 'array') return scalarAccessors(f.type.kind, f.offset, structName, f.name);
+  const { element, count } = f.type;
+  const elements = Array.from({ length: count }, (_, i) => scalarAccessors(element.kind, f.offset + i * element.size, structName, `${f.name}[${i}]`));
+  const zero = element.size === 8 ? 0n : 0;
+  return {
+    get() {
+      return elements.map((e) => e.get.call(this));
+    },
+    set(value) {
+      if (!Array.isArray(value)) throw new TypeError(`${structName}.${f.name}: expected an array`);
+      if (value.length > count) throw new RangeError(`${structName}.${f.name}: ${value.length} elements do not fit in ${count}`);
+      elements.forEach((e, i) => e.set.call(this, i < value.length ? value[i] : zero));
+    },
+  };
+}
+
+/**
+ * The accessors of one scalar at byte offset `at` (naturally aligned, so an exact element index
+ * of its width). A store takes the fast path when the value is already of the right kind and range
+ * (one comparison, no allocation); anything else goes through the full check, which converts what
+ * it can (a safe-integer number for a u64, a bigint in range for a u32) and throws for the rest.
+ */
+function scalarAccessors(kind: ScalarType<number | bigint>['kind'], at: number, s: string, f: string): Accessors {
+  switch (kind) {
+    case 'u8':
+      return {
+        get() { return this.$bytes[at]; },
+        set(v) { this.$bytes[at] = typeof v === 'number' && (v & 0xff) === v ? v : checkNumber('u8', v, s, f); },
+      };
+    case 'u16': {
+      const i = at / 2;
+      return {
+        get() { return this[U16][i]; },
+        set(v) { this[U16][i] = typeof v === 'number' && (v & 0xffff) === v ? v : checkNumber('u16', v, s, f); },
+      };
+    }
+    case 'u32': {
+      const i = at / 4;
+      return {
+        get() { return this[U32][i]; },
+        set(v) { this[U32][i] = typeof v === 'number' && v >>> 0 === v ? v : checkNumber('u32', v, s, f); },
+      };
+    }
+    case 's32': {
+      const i = at / 4;
+      return {
+        get() { return this[S32][i]; },
+        set(v) { this[S32][i] = typeof v === 'number' && (v | 0) === v ? v : checkNumber('s32', v, s, f); },
+      };
+    }
+    case 'u64': {
+      const i = at / 8;
+      return {
+        get() { return this[U64][i]; },
+        set(v) { this[U64][i] = typeof v === 'bigint' && BigInt.asUintN(64, v) === v ? v : checkRange('u64', v, s, f); },
+      };
+    }
+    case 's64': {
+      const i = at / 8;
+      return {
+        get() { return this[S64][i]; },
+        set(v) { this[S64][i] = typeof v === 'bigint' && BigInt.asIntN(64, v) === v ? v : checkRange('s64', v, s, f); },
+      };
+    }
+  }
+}
+
+// ---- range checks -------------------------------------------------------------------------------
+
+const RANGES: Record<ScalarType<number | bigint>['kind'], [bigint, bigint]> = {
+  u8: [0n, 0xffn],
+  u16: [0n, 0xffffn],
+  u32: [0n, 0xffff_ffffn],
+  s32: [-(1n << 31n), (1n << 31n) - 1n],
+  u64: [0n, U64_MAX],
+  s64: [-(1n << 63n), (1n << 63n) - 1n],
 };
 
-/** A number for a field narrower than 64 bits: checked without converting through bigint. */
+/** A value for a field narrower than 64 bits, as the number to store. */
 function checkNumber(kind: 'u8' | 'u16' | 'u32' | 's32', v: unknown, structName: string, field: string): number {
-  if (typeof v === 'number' && Number.isInteger(v)) {
-    const [lo, hi] = NUMBER_RANGES[kind];
-    if (v >= lo && v <= hi) return v;
-  }
-  // Anything unusual (a bigint, a fraction, out of range) gets the full check and its message.
   return Number(checkRange(kind, v, structName, field));
 }
 
@@ -271,53 +437,4 @@ function checkRange(kind: ScalarType<number | bigint>['kind'], v: unknown, struc
     throw new RangeError(`${structName}.${field}: ${big} is out of range for ${kind} (${lo}..${hi})`);
   }
   return big;
-}
-
-function writeScalar(buf: Buffer, at: number, type: ScalarType<number | bigint>, v: unknown, s: string, f: string): void {
-  switch (type.kind) {
-    case 'u8': buf.writeUInt8(checkNumber('u8', v, s, f), at); break;
-    case 'u16': buf.writeUInt16LE(checkNumber('u16', v, s, f), at); break;
-    case 'u32': buf.writeUInt32LE(checkNumber('u32', v, s, f), at); break;
-    case 's32': buf.writeInt32LE(checkNumber('s32', v, s, f), at); break;
-    case 'u64': buf.writeBigUInt64LE(checkRange('u64', v, s, f), at); break;
-    case 's64': buf.writeBigInt64LE(checkRange('s64', v, s, f), at); break;
-  }
-}
-
-function writeField(buf: Buffer, at: number, type: FieldType, v: unknown, s: string, f: string): void {
-  if (type.kind === 'array') {
-    if (!Array.isArray(v)) throw new TypeError(`${s}.${f}: expected an array`);
-    if (v.length > type.count) throw new RangeError(`${s}.${f}: ${v.length} elements do not fit in ${type.count}`);
-    v.forEach((e, i) => writeScalar(buf, at + i * type.element.size, type.element, e, s, `${f}[${i}]`));
-    return;
-  }
-  writeScalar(buf, at, type, v, s, f);
-}
-
-function readScalar(buf: Buffer, at: number, type: ScalarType<number | bigint>): number | bigint {
-  const avail = buf.length - at;
-  if (avail < type.size) {
-    // Short buffer: decode what is there, zero past the end.
-    if (avail <= 0) return type.size === 8 ? 0n : 0;
-    const tmp = Buffer.alloc(8);
-    buf.copy(tmp, 0, at, buf.length);
-    return readScalar(tmp, 0, type);
-  }
-  switch (type.kind) {
-    case 'u8': return buf.readUInt8(at);
-    case 'u16': return buf.readUInt16LE(at);
-    case 'u32': return buf.readUInt32LE(at);
-    case 's32': return buf.readInt32LE(at);
-    case 'u64': return buf.readBigUInt64LE(at);
-    case 's64': return buf.readBigInt64LE(at);
-  }
-}
-
-function readField(buf: Buffer, at: number, type: FieldType): unknown {
-  if (type.kind === 'array') {
-    const out: (number | bigint)[] = [];
-    for (let i = 0; i < type.count; i++) out.push(readScalar(buf, at + i * type.element.size, type.element));
-    return out;
-  }
-  return readScalar(buf, at, type);
 }

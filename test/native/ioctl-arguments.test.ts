@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { addonStatus, type NativeAddon } from '../../lib/sys/addon';
-import { StructMemory } from '../../lib/uapi/codec';
 import { IOMMU_IOAS_ALLOC } from '../../lib/uapi/iommufd';
 import { VfioGroupStatus } from '../../lib/uapi/vfio';
 import { kernel, linuxOnly } from './support';
@@ -66,12 +65,12 @@ describe('native ioctl binding: the arguments it takes', function () {
   });
 
   it('NativeKernel hands struct memory to the kernel, which writes into it', () => {
-    const memory = new StructMemory(VfioGroupStatus);
-    assert.equal(kernel().ioctl(fd, FIONREAD, memory.bytes), 0);
-    assert.equal(memory.u32[0], SIZE);
+    const status = VfioGroupStatus.allocate();
+    assert.equal(kernel().ioctl(fd, FIONREAD, status.$bytes), 0);
+    assert.equal(status.argsz, SIZE);
     // The size check holds for struct memory too: 8 bytes that claim to be 64.
-    memory.u32[0] = 64;
-    assert.throws(() => kernel().ioctl(fd, IOMMU_IOAS_ALLOC.number, memory.bytes), { name: 'RangeError', message: /64 bytes.*8/ });
+    status.argsz = 64;
+    assert.throws(() => kernel().ioctl(fd, IOMMU_IOAS_ALLOC.number, status.$bytes), { name: 'RangeError', message: /64 bytes.*8/ });
   });
 
   it('has an empty call for benchmarks to time', () => {

@@ -9,7 +9,7 @@
  * struct with a non-zero byte past it → E2BIG (copy_struct_from_user); a shorter one is
  * zero-extended. Responses copy back min(size, sizeof) bytes.
  */
-import { U64_MAX, type FieldType, type StructType, type StructValue } from '../../uapi/codec';
+import { U64_MAX, type FieldType, type StructType, type StructView } from '../../uapi/codec';
 import {
   IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED, IOMMU_HW_INFO_FLAG_INPUT_TYPE, IOMMU_HW_INFO_TYPE_DEFAULT, IOMMU_HW_INFO_TYPE_INTEL_VTD,
   IOMMU_HWPT_DATA_NONE, IOMMU_HWPT_FAULT_ID_VALID, IOMMU_IOAS_MAP_FIXED_IOVA, IOMMU_IOAS_MAP_READABLE,
@@ -29,7 +29,6 @@ import { FaultQueue, FaultQueueFile } from './fault-queue';
 import { IOMMU_READ, IOMMU_WRITE, UnmapError, type IovaRange, type PagesSlice } from './io-pagetable';
 import type { IoasObject } from './ioas-object';
 import { IoPages, type AccountMode } from './pinned-pages';
-import { UcmdStruct } from './ucmd-struct';
 import { vfioCompatIoctl } from './vfio-compat';
 import { shouldFail } from '../faults';
 
@@ -40,18 +39,15 @@ interface Ucmd<S extends Record<string, FieldType>> {
   readonly ctx: IommufdContext;
   readonly op: Op<S>;
   /** The command struct, kernel-sized and zero-extended; handlers update it before respond. */
-  readonly cmd: StructValue<S>;
-  /** The caller's argument buffer, and a view of its whole ArrayBuffer with the argument at `base`. */
+  readonly cmd: StructView<S>;
+  /** The caller's argument buffer and the size it declared. */
   readonly user: Uint8Array;
-  readonly view: DataView;
-  readonly base: number;
   readonly userSize: number;
 }
 
 interface Op<S extends Record<string, FieldType>> {
   readonly name: string;
   readonly struct: StructType<S>;
-  readonly ucmd: UcmdStruct<S>;
   /** offsetofend of the op's last mandatory field. */
   readonly minSize: number;
   /** First kernel version with this op (major, minor). */
@@ -66,29 +62,37 @@ interface TableOp {
   /** sizeof the kernel's struct. */
   readonly size: number;
   readonly since: readonly [number, number];
-  /** Decodes the caller's struct (zero-extended past `userSize`) and runs the handler. */
-  run(ctx: IommufdContext, user: Uint8Array, view: DataView, base: number, userSize: number): number;
+  /** Copies in the caller's struct (zero-extended past `userSize`) and runs the handler. */
+  run(ctx: IommufdContext, user: Uint8Array, userSize: number): number;
 }
 
 function op<S extends Record<string, FieldType>>(
   name: string, struct: StructType<S>, last: keyof S & string, since: readonly [number, number], execute: (u: Ucmd<S>) => number,
 ): TableOp {
-  const typed: Op<S> = { name, struct, ucmd: new UcmdStruct(struct), minSize: struct.endOf(last), since, execute };
+  const typed: Op<S> = { name, struct, minSize: struct.endOf(last), since, execute };
+  // The kernel's copy of the command (ucmd->cmd), one per op and reused: ioctls run one at a
+  // time and a handler never keeps the struct past its return.
+  const cmd = struct.allocate();
   return {
     name,
     minSize: typed.minSize,
     size: struct.size,
     since,
-    run: (ctx, user, view, base, userSize) => {
-      const cmd = typed.ucmd.decode(view, base, Math.min(userSize, struct.size));
-      return execute({ ctx, op: typed, cmd, user, view, base, userSize });
+    run: (ctx, user, userSize) => {
+      cmd.$copyFrom(user, userSize);
+      return execute({ ctx, op: typed, cmd, user, userSize });
     },
   };
 }
 
 /** iommufd_ucmd_respond: copies min(user size, sizeof) bytes of the command back. */
 function respond<S extends Record<string, FieldType>>(u: Ucmd<S>): void {
-  u.op.ucmd.encode(u.view, u.base, u.cmd, Math.min(u.userSize, u.op.struct.size));
+  u.cmd.$copyTo(u.user, u.userSize);
+}
+
+/** Copies one field of the command back to the caller's struct (a copy_to_user of &ubuffer->field). */
+function respondField<S extends Record<string, FieldType>, K extends keyof S & string>(u: Ucmd<S>, field: K): void {
+  u.op.struct.set(u.user, field, u.cmd[field]);
 }
 
 // ---- IOAS ---------------------------------------------------------------------------------------
@@ -313,9 +317,8 @@ function option(u: Ucmd<OptionS>): number {
       else fail('EINVAL');
     } else fail('EOPNOTSUPP');
   } else fail('EOPNOTSUPP');
-  // Only val64 is copied back.
-  const off = IommuOption.offsetOf('val64');
-  if (u.userSize >= off + 8) IommuOption.set(u.user, 'val64', c.val64);
+  // Only val64 is copied back (the minimum size includes it).
+  respondField(u, 'val64');
   return 0;
 }
 type OptionS = Fields<typeof IommuOption>;
@@ -574,31 +577,14 @@ export function iommufdRequestName(request: number): string | undefined {
   return OPS.get(request & 0xff)?.name;
 }
 
-/**
- * The DataView of the last argument's ArrayBuffer: drivers pass the same struct buffer (or small
- * Buffers carved from Node's shared pool) again and again, and building a DataView per call costs
- * more than the rest of the argument handling.
- */
-let lastBuffer: ArrayBufferLike | null = null;
-let lastView: DataView | null = null;
-
-function viewOf(buffer: ArrayBufferLike): DataView {
-  if (buffer !== lastBuffer) {
-    lastView = new DataView(buffer);
-    lastBuffer = buffer;
-  }
-  return lastView!;
-}
-
 /** iommufd_fops_ioctl. */
 export function dispatchIoctl(ctx: IommufdContext, request: number, arg: Uint8Array | number | null): number {
   const nr = request & 0xff;
   if (nr < CMD_BASE || nr > ctx.commandTableEnd) return vfioCompatIoctl(ctx, request, arg);
   // get_user(user_size): the argument must be readable memory.
   if (!(arg instanceof Uint8Array) || arg.length < 4) fail('EFAULT');
-  const view = viewOf(arg.buffer);
-  const base = arg.byteOffset;
-  const size = view.getUint32(base, true);
+  // The leading u32 of every iommufd struct, little-endian.
+  const size = (arg[0]! | (arg[1]! << 8) | (arg[2]! << 16) | (arg[3]! << 24)) >>> 0;
   const o = OPS_BY_NR[nr - CMD_BASE];
   // A request with the right number but other type/direction/size bits: -ENOIOCTLCMD.
   if (!o || request !== ((IOMMUFD_TYPE << 8) | nr)) fail('ENOTTY');
@@ -610,5 +596,5 @@ export function dispatchIoctl(ctx: IommufdContext, request: number, arg: Uint8Ar
     if (arg.length < size) fail('EFAULT');
     for (let i = ksize; i < size; i++) if (arg[i] !== 0) fail('E2BIG');
   }
-  return o.run(ctx, arg, view, base, size);
+  return o.run(ctx, arg, size);
 }

@@ -2,10 +2,11 @@
  * Reading an extensible struct from user memory the way the kernel does for ioctls whose first
  * field is the caller's size (get_user of argsz, then copy_struct_from_user): too small for the
  * mandatory part is EINVAL, larger than the kernel's struct is fine only if every extra byte is
- * zero (else E2BIG), and bytes the caller did not provide read as zero.
+ * zero (else E2BIG), and bytes the caller did not provide read as zero. The answer is a view of
+ * the kernel's copy of the struct.
  */
 import { VfioError } from '../../sys/errors';
-import type { FieldType, StructType, StructValue } from '../../uapi/codec';
+import type { FieldType, StructType, StructView } from '../../uapi/codec';
 
 export function copyStructFromUser<S extends Record<string, FieldType>>(
   arg: Uint8Array | number | null,
@@ -13,7 +14,7 @@ export function copyStructFromUser<S extends Record<string, FieldType>>(
   minsz: number,
   sizeField: keyof S & string,
   ioctl: string,
-): StructValue<S> {
+): StructView<S> {
   if (!(arg instanceof Uint8Array) || arg.length < 4) {
     throw VfioError.of('EFAULT', { syscall: 'ioctl', ioctl, context: 'the argument must point to the struct' });
   }
@@ -27,5 +28,8 @@ export function copyStructFromUser<S extends Record<string, FieldType>>(
       if (arg[i] !== 0) throw VfioError.of('E2BIG', { syscall: 'ioctl', ioctl, context: `non-zero byte at offset ${i}, past the kernel's ${type.size}-byte struct` });
     }
   }
-  return type.decode(arg.subarray(0, Math.min(userSize, type.size)));
+  // The kernel's own copy: the caller's bytes, zero past what it provided.
+  const copy = type.allocate();
+  copy.$copyFrom(arg, userSize);
+  return copy;
 }
