@@ -92,15 +92,8 @@ bool FixedArgumentSize(unsigned long request, unsigned long* size) {
 
 bool CheckIoctlBuffer(Napi::Env env, unsigned long request, const Bytes& bytes) {
   char message[200];
-  unsigned long encodedSize = _IOC_SIZE(request);
-  if (encodedSize != 0) {
-    if (bytes.length >= encodedSize) return true;
-    snprintf(message, sizeof message, "ioctl 0x%lx needs a buffer of %lu bytes, got %zu", request, encodedSize,
-             bytes.length);
-    ThrowRangeError(env, message);
-    return false;
-  }
-  if (_IOC_TYPE(request) == ';') {
+  unsigned long size = _IOC_SIZE(request);
+  if (size == 0 && _IOC_TYPE(request) == ';') {
     if (request == kVfioGroupGetDeviceFd) {
       if (bytes.length > 0 && memchr(bytes.data, 0, bytes.length) != nullptr) return true;
       ThrowRangeError(env, "VFIO_GROUP_GET_DEVICE_FD needs a NUL-terminated device name inside the buffer");
@@ -122,20 +115,21 @@ bool CheckIoctlBuffer(Napi::Env env, unsigned long request, const Bytes& bytes) 
     ThrowRangeError(env, message);
     return false;
   }
-  // A detached or empty buffer reaches the kernel as a null pointer, which it cannot write through.
-  if (bytes.data == nullptr) return true;
-  unsigned long size;
-  if (FixedArgumentSize(request, &size)) {
-    if (bytes.length >= size) return true;
-    snprintf(message, sizeof message, "ioctl 0x%lx needs a buffer of %lu bytes, got %zu", request, size, bytes.length);
-    ThrowRangeError(env, message);
-    return false;
+  if (size == 0) {
+    // A detached or empty buffer reaches the kernel as a null pointer, which it cannot write through.
+    if (bytes.data == nullptr) return true;
+    if (!FixedArgumentSize(request, &size)) {
+      snprintf(message, sizeof message,
+               "ioctl 0x%lx encodes no argument size and is not one the addon knows the size of: "
+               "refused, since the kernel could write past any buffer",
+               request);
+      ThrowTypeError(env, message);
+      return false;
+    }
   }
-  snprintf(message, sizeof message,
-           "ioctl 0x%lx encodes no argument size and is not one the addon knows the size of: "
-           "refused, since the kernel could write past any buffer",
-           request);
-  ThrowTypeError(env, message);
+  if (bytes.length >= size) return true;
+  snprintf(message, sizeof message, "ioctl 0x%lx needs a buffer of %lu bytes, got %zu", request, size, bytes.length);
+  ThrowRangeError(env, message);
   return false;
 }
 

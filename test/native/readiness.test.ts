@@ -5,9 +5,14 @@ import { addonStatus, type NativeAddon } from '../../lib/sys/addon';
 import { EFD_NONBLOCK, MFD_CLOEXEC } from '../../lib/sys/constants';
 import { kernel, distLib, linuxOnly, mappingsNamed } from './support';
 
-/** Runs `body` (CommonJS) in a worker thread with `data` as workerData. */
-function worker(body: string, data: Record<string, unknown>): Worker {
-  return new Worker(`const { parentPort, workerData } = require('node:worker_threads');\n${body}`, { eval: true, workerData: data });
+/**
+ * Runs `body` (CommonJS) in a worker thread with `data` as workerData. `exited` is listened for
+ * from the start: a worker that ends right after its last message emits 'exit' in the same turn
+ * as that message, before a listener added once the message arrived.
+ */
+function worker(body: string, data: Record<string, unknown>): Worker & { readonly exited: Promise<number> } {
+  const thread = new Worker(`const { parentPort, workerData } = require('node:worker_threads');\n${body}`, { eval: true, workerData: data });
+  return Object.assign(thread, { exited: new Promise<number>((resolve) => thread.once('exit', resolve)) });
 }
 
 function nextMessage<T>(w: Worker): Promise<T> {
@@ -65,7 +70,7 @@ describe('native kernel: eventfd and waiting for readability', function () {
       assert.ok(waitedMs >= 150, `woke after ${waitedMs} ms, before the worker wrote`);
       assert.ok(counter.ticks >= 10, `only ${counter.ticks} timer ticks during a ${waitedMs} ms wait: the loop was blocked`);
       assert.equal(k.eventfdRead(fd), 42n);
-      await new Promise((r) => writer.once('exit', r));
+      await writer.exited;
     } finally {
       counter.stop();
       k.close(fd);
@@ -95,7 +100,7 @@ describe('native kernel: eventfd and waiting for readability', function () {
       assert.equal(error, undefined);
       assert.equal(value, 7n);
       assert.ok(ticks! >= 5, `worker timer ticked ${ticks} times while waiting`);
-      assert.equal(await new Promise((r) => waiter.once('exit', r)), 0);
+      assert.equal(await waiter.exited, 0);
     } finally {
       k.close(fd);
     }
@@ -200,7 +205,7 @@ describe('native kernel: eventfd and waiting for readability', function () {
     const cancelled = assert.rejects(within(waiting, 5000, 'the wait'), { name: 'VfioError', code: 'ECANCELED', syscall: 'poll' });
     assert.equal(await nextMessage(closer), 'closed');
     await cancelled;
-    await new Promise((r) => closer.once('exit', r));
+    await closer.exited;
   });
 
   it('closing the fd here ends a wait on it in a worker with ECANCELED', async () => {
@@ -216,7 +221,7 @@ describe('native kernel: eventfd and waiting for readability', function () {
       const outcome = nextMessage<string>(waiter);
       k.close(fd);
       assert.equal(await within(outcome, 5000, 'the worker\'s wait'), 'ECANCELED');
-      assert.equal(await new Promise((r) => waiter.once('exit', r)), 0);
+      assert.equal(await waiter.exited, 0);
     } finally {
       await waiter.terminate();
     }
