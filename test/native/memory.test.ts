@@ -1,24 +1,17 @@
 import assert from 'node:assert/strict';
 import { MessageChannel } from 'node:worker_threads';
 import fs from 'node:fs';
-import { addonStatus, type NativeAddon } from '../../lib/sys/addon';
 import {
   MAP_ANONYMOUS, MAP_HUGETLB, MAP_HUGE_2MB, MAP_LOCKED, MAP_NORESERVE, MAP_POPULATE, MAP_PRIVATE, MAP_SHARED, MFD_CLOEXEC,
   PROT_NONE, PROT_READ, PROT_WRITE,
 } from '../../lib/sys/constants';
 import type { MmioWidth } from '../../lib/sys/kernel';
 import { VfioError } from '../../lib/sys/errors';
-import { kernel, linuxOnly, mappingsNamed } from './support';
+import { addon, kernel, linuxOnly, mappingsNamed } from './support';
 
 const RW = PROT_READ | PROT_WRITE;
 // Above 4 GiB, the largest external buffer Node 20 makes: only a few pages of it are ever touched.
 const LARGE = (1n << 32n) + 4096n;
-
-function addon(): NativeAddon {
-  const status = addonStatus();
-  if (!status.available) throw new Error(status.reason);
-  return status.addon;
-}
 
 /** Whether one entry of /proc/self/maps covers [address, address + length) (neighbours may merge into it). */
 function isMapped(address: bigint, length: bigint): boolean {

@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import { addonStatus, type NativeAddon } from '../../lib/sys/addon';
 import { EFD_NONBLOCK, MFD_CLOEXEC } from '../../lib/sys/constants';
-import { kernel, distLib, linuxOnly, mappingsNamed } from './support';
+import { addon, kernel, distLib, linuxOnly, mappingsNamed } from './support';
 
 /**
  * Runs `body` (CommonJS) in a worker thread with `data` as workerData. `exited` is listened for
@@ -29,12 +28,6 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
     timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-function addon(): NativeAddon {
-  const status = addonStatus();
-  if (!status.available) throw new Error(status.reason);
-  return status.addon;
 }
 
 function openFds(): Set<number> {
