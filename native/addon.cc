@@ -19,9 +19,9 @@ void OnInstanceFinalize(Napi::Env, State* state) {
 void OnEnvironmentTeardown(napi_async_cleanup_hook_handle handle, void* data) {
   State* state = static_cast<State*>(data);
   state->cleanupHook = handle;
-  CloseAllWatches(state);
-  // When watches are still closing, the last close callback removes the hook.
-  if (state->closingWatches == 0) {
+  CloseReadiness(state);
+  // When handles are still closing, the last close callback removes the hook.
+  if (state->closingHandles == 0) {
     state->cleanupHook = nullptr;
     napi_remove_async_cleanup_hook(handle);
   }
@@ -50,6 +50,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   if (napi_get_uv_event_loop(env, &state->loop) != napi_ok) {
     delete state;
     Napi::Error::New(env, "node-vfio: cannot get the event loop of this environment").ThrowAsJavaScriptException();
+    return exports;
+  }
+  if (InitReadiness(state) != 0) {
+    delete state;
+    Napi::Error::New(env, "node-vfio: cannot create the wake-up handle of this environment").ThrowAsJavaScriptException();
     return exports;
   }
   env.SetInstanceData<State, OnInstanceFinalize>(state);

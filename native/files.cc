@@ -39,53 +39,109 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
 Napi::Value Close(const Napi::CallbackInfo& info) {
   int fd;
   if (!GetFd(info, 0, &fd)) return Napi::Value();
-  // The poll must be stopped while the fd still refers to the same file: afterwards the number
-  // may already name another file.
-  CancelWatch(GetState(info.Env()), fd);
-  // Linux releases the fd even when close reports EINTR, so it is never retried.
-  if (close(fd) < 0 && errno != EINTR) {
-    ThrowErrno(info.Env(), errno, "close");
-  }
+  int err = CloseCancellingWaits(fd);
+  // This environment's waits end before close returns, as a program that closes and then awaits
+  // them expects; the callbacks run once the number is closed, so one that waits again on it
+  // fails EBADF instead of polling a number about to be reused.
+  EndMarkedNow(info.Env(), GetState(info.Env()));
+  if (err != 0 && !info.Env().IsExceptionPending()) ThrowErrno(info.Env(), err, "close");
   return Napi::Value();
 }
 
-// Requests of type ';' (iommufd and VFIO) encode no size in the number: the struct starts with
-// its own size (`size`/`argsz`) and the kernel reads and writes that many bytes at most (VFIO
-// rejects argsz below its minimum). Checking it against the buffer keeps the kernel inside it.
-// These few take something else than a sized struct through the pointer.
+// How much memory the kernel may touch through an ioctl's argument, so that a buffer can be
+// checked to hold it before the kernel sees it:
+// - a number that encodes a size (_IOR/_IOW/_IOWR): that many bytes;
+// - type ';' (iommufd and VFIO) encodes none: the struct starts with its own size (`size` or
+//   `argsz`) and the kernel reads and writes that many bytes at most (VFIO rejects argsz below
+//   its minimum), so that size must fit the buffer; a few of them take something else;
+// - the generic file requests Linux handles itself for every file, whose argument it fixes;
+// - any other request encodes no size, and the kernel may write any amount through the pointer:
+//   no check can keep it inside a buffer, so the addon refuses a buffer for it rather than guess
+//   a minimum that some driver exceeds. An integer or null argument is not refused for these:
+//   it is a value, not memory the addon vouches for.
 constexpr unsigned long kVfioGroupSetContainer = 0x3b68;  // int32 container fd
 constexpr unsigned long kVfioGroupGetDeviceFd = 0x3b6a;   // NUL-terminated device name
 constexpr unsigned long kVfioDeviceGetGfxDmabuf = 0x3b73; // u32 dmabuf id
 
+struct LegacyRequest {
+  unsigned long request;
+  unsigned long size;  // 0: the argument is ignored
+};
+constexpr LegacyRequest kLegacyRequests[] = {
+    {FIONREAD, sizeof(int)},  // written: the bytes ready to read
+    {FIONBIO, sizeof(int)},   // read: non-blocking on/off
+    {FIOASYNC, sizeof(int)},  // read: O_ASYNC on/off
+    {FIOQSIZE, sizeof(loff_t)},
+    {FIOCLEX, 0},
+    {FIONCLEX, 0},
+};
+
+// The size of memory the kernel may access through a pointer argument of `request`, when the
+// number or the table above fixes one (never for ';' requests: see CheckIoctlBuffer).
+bool FixedArgumentSize(unsigned long request, unsigned long* size) {
+  *size = _IOC_SIZE(request);
+  if (*size != 0) return true;
+  for (const LegacyRequest& known : kLegacyRequests) {
+    if (known.request == request) {
+      *size = known.size;
+      return true;
+    }
+  }
+  return false;
+}
+
 bool CheckIoctlBuffer(Napi::Env env, unsigned long request, const Bytes& bytes) {
-  char message[160];
-  unsigned long encodedSize = _IOC_SIZE(request);
-  if (encodedSize != 0) {
-    if (bytes.length >= encodedSize) return true;
-    snprintf(message, sizeof message, "ioctl 0x%lx needs a buffer of %lu bytes, got %zu", request, encodedSize,
+  char message[200];
+  unsigned long size = _IOC_SIZE(request);
+  if (size == 0 && _IOC_TYPE(request) == ';') {
+    if (request == kVfioGroupGetDeviceFd) {
+      if (bytes.length > 0 && memchr(bytes.data, 0, bytes.length) != nullptr) return true;
+      ThrowRangeError(env, "VFIO_GROUP_GET_DEVICE_FD needs a NUL-terminated device name inside the buffer");
+      return false;
+    }
+    if (bytes.length < 4) {
+      snprintf(message, sizeof message, "ioctl 0x%lx needs a buffer of at least 4 bytes, got %zu", request,
+               bytes.length);
+      ThrowRangeError(env, message);
+      return false;
+    }
+    if (request == kVfioGroupSetContainer || request == kVfioDeviceGetGfxDmabuf) return true;
+    uint32_t declared;
+    memcpy(&declared, bytes.data, sizeof declared);
+    if (declared <= bytes.length) return true;
+    snprintf(message, sizeof message,
+             "ioctl 0x%lx: the struct says it is %u bytes (size/argsz) but the buffer has %zu", request, declared,
              bytes.length);
     ThrowRangeError(env, message);
     return false;
   }
-  if (_IOC_TYPE(request) != ';') return true;  // no size known for this request: the caller's contract
-  if (request == kVfioGroupGetDeviceFd) {
-    if (bytes.length > 0 && memchr(bytes.data, 0, bytes.length) != nullptr) return true;
-    ThrowRangeError(env, "VFIO_GROUP_GET_DEVICE_FD needs a NUL-terminated device name inside the buffer");
-    return false;
+  if (size == 0) {
+    // A detached or empty buffer reaches the kernel as a null pointer, which it cannot write through.
+    if (bytes.data == nullptr) return true;
+    if (!FixedArgumentSize(request, &size)) {
+      snprintf(message, sizeof message,
+               "ioctl 0x%lx encodes no argument size and is not one the addon knows the size of: "
+               "refused, since the kernel could write past any buffer",
+               request);
+      ThrowTypeError(env, message);
+      return false;
+    }
   }
-  if (bytes.length < 4) {
-    snprintf(message, sizeof message, "ioctl 0x%lx needs a buffer of at least 4 bytes, got %zu", request,
-             bytes.length);
-    ThrowRangeError(env, message);
-    return false;
-  }
-  if (request == kVfioGroupSetContainer || request == kVfioDeviceGetGfxDmabuf) return true;
-  uint32_t declared;
-  memcpy(&declared, bytes.data, sizeof declared);
-  if (declared <= bytes.length) return true;
-  snprintf(message, sizeof message, "ioctl 0x%lx: the struct says it is %u bytes (size/argsz) but the buffer has %zu",
-           request, declared, bytes.length);
+  if (bytes.length >= size) return true;
+  snprintf(message, sizeof message, "ioctl 0x%lx needs a buffer of %lu bytes, got %zu", request, size, bytes.length);
   ThrowRangeError(env, message);
+  return false;
+}
+
+// An integer argument of a request known to take a pointer would be a raw address the kernel
+// reads or writes: refused, so that only checked buffers reach such requests.
+bool CheckIoctlInteger(Napi::Env env, unsigned long request) {
+  unsigned long size;
+  if (!FixedArgumentSize(request, &size) || size == 0) return true;
+  char message[160];
+  snprintf(message, sizeof message, "ioctl 0x%lx takes a pointer to %lu bytes: pass a buffer, not an integer", request,
+           size);
+  ThrowTypeError(env, message);
   return false;
 }
 
@@ -136,6 +192,7 @@ Napi::Value Ioctl(const Napi::CallbackInfo& info) {
   } else if (arg.IsNumber()) {
     int64_t value;
     if (!GetInteger(info, 2, "arg", -9007199254740991LL, 9007199254740991LL, &value)) return Napi::Value();
+    if (!CheckIoctlInteger(env, req)) return Napi::Value();
     argument = static_cast<unsigned long>(value);
   } else if (!arg.IsNull() && !arg.IsUndefined()) {
     ThrowTypeError(env, "arg must be an ArrayBuffer, a Buffer/TypedArray/DataView, an integer or null");

@@ -5,6 +5,11 @@
 // so JS can never touch unmapped memory through it: typed-array methods and DataView accessors
 // then throw a TypeError and indexed reads see an empty array. The ArrayBuffer's finalizer is
 // only a safety net that unmaps what the program forgot.
+//
+// V8 cannot always give a buffer that large (Node 20 refuses external buffers above 4 GiB, its
+// buffer.constants.MAX_LENGTH). Such a mapping is still made and stays usable through its handle
+// and address; JS gets `buffer: null`, and an External stands in as the object whose finalizer
+// unmaps it.
 #include <sys/mman.h>
 
 #include <cerrno>
@@ -18,8 +23,8 @@
 namespace vfio {
 namespace {
 
-void FinalizeRegion(napi_env, void*, void* hint) {
-  Region* region = static_cast<Region*>(hint);
+void DropOwner(Region* region) {
+  if (--region->owners != 0) return;
   State* state = region->state;
   if (region->mapped) {
     munmap(region->address, region->length);
@@ -28,6 +33,33 @@ void FinalizeRegion(napi_env, void*, void* hint) {
   }
   delete region;
   Release(state);
+}
+
+void FinalizeRegion(napi_env, void*, void* hint) {
+  DropOwner(static_cast<Region*>(hint));
+}
+
+// The JS object that keeps the region alive: an ArrayBuffer over its bytes when V8 can make one,
+// an External otherwise. Null, with an exception pending, when not even the External can be made.
+napi_value MakeLifetime(napi_env env, Region* region) {
+  napi_value lifetime;
+  region->owners++;
+  if (napi_create_external_arraybuffer(env, region->address, region->length, FinalizeRegion, region, &lifetime) ==
+      napi_ok) {
+    region->hasBuffer = true;
+    return lifetime;
+  }
+  // Refused (too large, in Node 20: it throws and has already run the finalizer, which only
+  // dropped its ownership thanks to mmap's own). If the finalizer did not run, the refused buffer
+  // may still run it at GC, so its ownership is kept: at worst the struct outlives the mapping.
+  bool pending = false;
+  napi_value ignored;
+  if (napi_is_exception_pending(env, &pending) == napi_ok && pending) napi_get_and_clear_last_exception(env, &ignored);
+  region->owners++;
+  if (napi_create_external(env, region, FinalizeRegion, region, &lifetime) == napi_ok) return lifetime;
+  region->owners--;
+  ThrowErrno(Napi::Env(env), ENOMEM, "mmap");
+  return nullptr;
 }
 
 Napi::Value Mmap(const Napi::CallbackInfo& info) {
@@ -72,24 +104,49 @@ Napi::Value Mmap(const Napi::CallbackInfo& info) {
     ThrowErrno(env, ENOMEM, "mmap");
     return Napi::Value();
   }
-  napi_value buffer;
-  if (napi_create_external_arraybuffer(env, address, region->length, FinalizeRegion, region, &buffer) != napi_ok) {
-    RemoveRegion(state, region);
-    munmap(address, region->length);
-    delete region;
-    if (!env.IsExceptionPending()) ThrowErrno(env, ENOMEM, "mmap");
+  // Held by this call until the end, so that no finalizer, even one run at once, frees it here.
+  region->owners = 1;
+  state->references++;
+  napi_value lifetime = MakeLifetime(env, region);
+  if (lifetime == nullptr) {
+    if (region->mapped) {
+      munmap(address, region->length);
+      region->mapped = false;
+      RemoveRegion(state, region);
+    }
+    DropOwner(region);
     return Napi::Value();
   }
-  state->references++;
   Napi::Object result = Napi::Object::New(env);
   result.Set("handle", Napi::Number::New(env, handle));
   result.Set("address", Napi::BigInt::New(env, static_cast<uint64_t>(reinterpret_cast<uintptr_t>(address))));
-  result.Set("buffer", Napi::Value(env, buffer));
+  result.Set("buffer", region->hasBuffer ? Napi::Value(env, lifetime) : env.Null());
+  result.Set("lifetime", Napi::Value(env, lifetime));
+  DropOwner(region);
   return result;
 }
 
-// munmap(handle, buffer): `buffer` must be the ArrayBuffer mmap returned for this handle. An
-// unknown or stale handle is a no-op, like munmap of a range that is not mapped.
+// Whether `value` is the lifetime object mmap returned for `region`. A detached ArrayBuffer never
+// is: only munmap detaches the mapping's own buffer, and it unregisters the region as it does.
+bool IsLifetimeOf(napi_env env, napi_value value, const Region* region) {
+  if (!region->hasBuffer) {
+    napi_valuetype type;
+    void* data = nullptr;
+    return napi_typeof(env, value, &type) == napi_ok && type == napi_external &&
+           napi_get_value_external(env, value, &data) == napi_ok && data == region;
+  }
+  bool isArrayBuffer = false, detached = true;
+  void* data = nullptr;
+  size_t length = 0;
+  return napi_is_arraybuffer(env, value, &isArrayBuffer) == napi_ok && isArrayBuffer &&
+         napi_is_detached_arraybuffer(env, value, &detached) == napi_ok && !detached &&
+         napi_get_arraybuffer_info(env, value, &data, &length) == napi_ok && data == region->address &&
+         length == region->length;
+}
+
+// munmap(handle, lifetime): `lifetime` must be the object mmap returned for this handle (its
+// ArrayBuffer, or its External). An unknown or stale handle is a no-op, like munmap of a range
+// that is not mapped.
 Napi::Value Munmap(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsNumber()) {
@@ -98,17 +155,13 @@ Napi::Value Munmap(const Napi::CallbackInfo& info) {
   }
   Region* region = FindRegion(GetState(env), info[0].As<Napi::Number>().DoubleValue());
   if (region == nullptr) return Napi::Value();
-  if (!info[1].IsArrayBuffer()) {
-    ThrowTypeError(env, "munmap: buffer must be the ArrayBuffer of the mapping");
+  if (!IsLifetimeOf(env, info[1], region)) {
+    ThrowTypeError(env, region->hasBuffer ? "munmap: buffer is not the ArrayBuffer of this mapping"
+                                          : "munmap: lifetime is not the object mmap returned for this mapping");
     return Napi::Value();
   }
-  Napi::ArrayBuffer buffer = info[1].As<Napi::ArrayBuffer>();
-  if (!buffer.IsDetached() && buffer.Data() != region->address) {
-    ThrowTypeError(env, "munmap: buffer is not the ArrayBuffer of this mapping");
-    return Napi::Value();
-  }
-  if (!buffer.IsDetached()) {
-    buffer.Detach();
+  if (region->hasBuffer) {
+    info[1].As<Napi::ArrayBuffer>().Detach();
     if (env.IsExceptionPending()) return Napi::Value();
   }
   if (munmap(region->address, region->length) < 0) {

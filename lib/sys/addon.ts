@@ -19,11 +19,18 @@ export interface AddonErrnoError extends Error {
   readonly syscall: string;
 }
 
-/** What mmap returns: a registry handle for the MMIO accessors, the address, and the bytes. */
+/**
+ * What mmap returns: a registry handle for the MMIO accessors, the address, and the bytes.
+ * `buffer` is null when V8 cannot make an ArrayBuffer that large (above 4 GiB in Node 20); the
+ * mapping is then used through its handle and address only. `lifetime` is the object whose
+ * finalizer unmaps a forgotten mapping and that munmap must be given: `buffer` when there is one,
+ * an opaque External otherwise.
+ */
 export interface AddonMapping {
   readonly handle: number;
   readonly address: bigint;
-  readonly buffer: ArrayBuffer;
+  readonly buffer: ArrayBuffer | null;
+  readonly lifetime: object;
 }
 
 /** The exports of native/addon.cc. Every function throws an AddonErrnoError on syscall failure. */
@@ -43,7 +50,8 @@ export interface NativeAddon {
   eventfdRead(fd: number): bigint;
   eventfdWrite(fd: number, value: bigint): void;
   mmap(fd: number, length: bigint, prot: number, flags: number, offset: bigint): AddonMapping;
-  munmap(handle: number, buffer: ArrayBuffer): void;
+  /** `lifetime` must be the one mmap returned for `handle` (a TypeError otherwise). */
+  munmap(handle: number, lifetime: object): void;
   mlock(handle: number): void;
   read8(handle: number, offset: number): number;
   read16(handle: number, offset: number): number;

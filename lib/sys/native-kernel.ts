@@ -44,9 +44,10 @@ const U64_MAX = (1n << 64n) - 1n;
 
 /**
  * A mapping made by NativeKernel. `handle` names it in the addon's registry (MMIO accessors);
- * `lifetime` is the ArrayBuffer whose finalizer unmaps a forgotten mapping. `buffer` is that same
- * ArrayBuffer for read-write mappings and null otherwise, because a store into read-only memory
- * through a typed array would kill the process instead of throwing.
+ * `lifetime` is the object whose finalizer unmaps a forgotten mapping: its ArrayBuffer, or an
+ * External when V8 cannot make a buffer that large (above 4 GiB in Node 20). `buffer` is that
+ * same ArrayBuffer for read-write mappings and null otherwise, because a store into read-only
+ * memory through a typed array would kill the process instead of throwing.
  */
 export class NativeMapping implements Mapping {
   readonly buffer: ArrayBuffer | null;
@@ -56,10 +57,10 @@ export class NativeMapping implements Mapping {
     readonly length: bigint,
     readonly prot: number,
     /** @internal */ readonly handle: number,
-    /** @internal */ readonly lifetime: ArrayBuffer,
+    /** @internal */ readonly lifetime: object,
   ) {
     const readWrite = (prot & (PROT_READ | PROT_WRITE)) === (PROT_READ | PROT_WRITE);
-    this.buffer = readWrite ? lifetime : null;
+    this.buffer = readWrite && lifetime instanceof ArrayBuffer ? lifetime : null;
   }
 }
 
@@ -137,8 +138,8 @@ export class NativeKernel implements Kernel {
     const path = fd >= 0 ? this.fds.get(fd)?.path : undefined;
     const m = this.call(() => this.addon.mmap(fd, length, prot, flags, offset), { path });
     // Moving the bytes to another thread would let them outlive the munmap done here.
-    markAsUntransferable(m.buffer);
-    return new NativeMapping(m.address as UserVa, length, prot, m.handle, m.buffer);
+    if (m.buffer !== null) markAsUntransferable(m.buffer);
+    return new NativeMapping(m.address as UserVa, length, prot, m.handle, m.lifetime);
   }
 
   munmap(mapping: Mapping): void {

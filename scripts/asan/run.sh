@@ -70,6 +70,10 @@ read -r CXX RUNTIME <<<"$toolchain"
 HEADERS=$(node_headers)
 log "compiler $CXX, runtime $RUNTIME, node headers $HEADERS"
 
+# The JavaScript build first: it rebuilds build/Release with `node-gyp rebuild` when the addon's
+# sources are newer (always, in a fresh checkout), which deletes all of build/, build/asan too.
+npm run --silent build
+
 mkdir -p "$OUT"
 shared_libasan=()
 [[ $CXX == clang++ ]] && shared_libasan=(-shared-libasan)
@@ -83,8 +87,6 @@ if [[ $(nm -D "$OUT/vfio.node") != *__asan_init* ]]; then
   echo "asan: $OUT/vfio.node carries no ASan instrumentation" >&2
   exit 1
 fi
-
-npm run --silent build
 
 rm -rf "$REPORTS"
 mkdir -p "$REPORTS"

@@ -8,6 +8,10 @@ import { kernel, linuxOnly } from './support';
 // argument. Both work on every Linux, so the binding's argument handling is checked without VFIO.
 const FIONREAD = 0x541b;
 const FIOCLEX = 0x5451;
+// TCGETS encodes no size either, and writes a struct termios (on a terminal): one the addon cannot size.
+const TCGETS = 0x5401;
+// FS_IOC_GETFLAGS = _IOR('f', 1, long): its number says it writes 8 bytes.
+const FS_IOC_GETFLAGS = 0x80086601;
 const SIZE = 4242;
 
 describe('native ioctl binding: the arguments it takes', function () {
@@ -71,6 +75,28 @@ describe('native ioctl binding: the arguments it takes', function () {
     // The size check holds for struct memory too: 8 bytes that claim to be 64.
     status.argsz = 64;
     assert.throws(() => kernel().ioctl(fd, IOMMU_IOAS_ALLOC.number, status.$bytes), { name: 'RangeError', message: /64 bytes.*8/ });
+  });
+
+  it('an ioctl whose number encodes no size still needs a buffer as large as what the kernel writes', () => {
+    const backing = new Uint8Array(8).fill(0xee);
+    for (const small of [backing.subarray(0, 1), new DataView(backing.buffer, 4, 3), new ArrayBuffer(2)]) {
+      assert.throws(() => addon.ioctl(fd, FIONREAD, small), { name: 'RangeError', message: /0x541b needs a buffer of 4 bytes/ });
+    }
+    assert.deepEqual([...backing], new Array(8).fill(0xee), 'nothing was written next to the views');
+    assert.throws(() => kernel().ioctl(fd, FIONREAD, backing.subarray(0, 3)), RangeError);
+  });
+
+  it('refuses a buffer for a request that encodes no size and that the addon cannot size', () => {
+    assert.throws(() => addon.ioctl(fd, TCGETS, new ArrayBuffer(4096)), { name: 'TypeError', message: /0x5401 encodes no argument size/ });
+    assert.throws(() => kernel().ioctl(fd, TCGETS, new Uint8Array(4096)), TypeError);
+    // No memory at all is still fine: the kernel sees a null pointer or a plain value.
+    assert.throws(() => addon.ioctl(fd, TCGETS, null), { errno: 25, syscall: 'ioctl' });
+  });
+
+  it('refuses an integer for a request that takes a pointer, which would be a raw address', () => {
+    for (const request of [FIONREAD, FS_IOC_GETFLAGS]) {
+      assert.throws(() => addon.ioctl(fd, request, 4096), { name: 'TypeError', message: /takes a pointer to \d+ bytes/ });
+    }
   });
 
   it('has an empty call for benchmarks to time', () => {

@@ -2,14 +2,24 @@ import assert from 'node:assert/strict';
 import { MessageChannel } from 'node:worker_threads';
 import fs from 'node:fs';
 import {
-  MAP_ANONYMOUS, MAP_HUGETLB, MAP_HUGE_2MB, MAP_LOCKED, MAP_POPULATE, MAP_PRIVATE, MAP_SHARED, MFD_CLOEXEC, PROT_NONE,
-  PROT_READ, PROT_WRITE,
+  MAP_ANONYMOUS, MAP_HUGETLB, MAP_HUGE_2MB, MAP_LOCKED, MAP_NORESERVE, MAP_POPULATE, MAP_PRIVATE, MAP_SHARED, MFD_CLOEXEC,
+  PROT_NONE, PROT_READ, PROT_WRITE,
 } from '../../lib/sys/constants';
 import type { MmioWidth } from '../../lib/sys/kernel';
 import { VfioError } from '../../lib/sys/errors';
-import { kernel, linuxOnly, mappingsNamed } from './support';
+import { addon, kernel, linuxOnly, mappingsNamed } from './support';
 
 const RW = PROT_READ | PROT_WRITE;
+// Above 4 GiB, the largest external buffer Node 20 makes: only a few pages of it are ever touched.
+const LARGE = (1n << 32n) + 4096n;
+
+/** Whether one entry of /proc/self/maps covers [address, address + length) (neighbours may merge into it). */
+function isMapped(address: bigint, length: bigint): boolean {
+  return fs.readFileSync('/proc/self/maps', 'utf8').split('\n').some((line) => {
+    const [start, end] = (line.split(' ')[0] ?? '').split('-').map((hex) => BigInt(`0x${hex || '0'}`));
+    return start !== undefined && end !== undefined && start <= address && end >= address + length;
+  });
+}
 
 describe('native kernel: mappings', function () {
   linuxOnly(this);
@@ -175,6 +185,65 @@ describe('native kernel: mappings', function () {
     }
     assert.throws(() => kernel().mmap(-1, 2n << 20n, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_2MB, 0n),
       { name: 'VfioError', code: 'ENOMEM', syscall: 'mmap' });
+  });
+
+  it('a mapping larger than 4 GiB is made and usable by handle and address, with its buffer only where V8 can make one that large', () => {
+    const k = kernel();
+    const m = k.mmap(-1, LARGE, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, 0n);
+    try {
+      assert.equal(m.length, LARGE);
+      assert.ok(isMapped(m.address, LARGE), 'listed in /proc/self/maps with its full length');
+      if (m.buffer !== null) assert.equal(BigInt(m.buffer.byteLength), LARGE);
+      const last = Number(LARGE) - 8;
+      k.mmioWrite(m, last, 64, 0x0102030405060708n);
+      k.mmioWrite(m, 0, 32, 0xfeedf00d);
+      assert.equal(k.mmioRead(m, last, 64), 0x0102030405060708n);
+      assert.equal(k.mmioRead(m, 0, 32), 0xfeedf00d);
+      assert.throws(() => k.mmioRead(m, Number(LARGE), 8), RangeError);
+    } finally {
+      k.munmap(m);
+    }
+    assert.equal(isMapped(m.address, LARGE), false);
+    assert.throws(() => k.mmioRead(m, 0, 32), { name: 'TypeError', message: /not mapped/ });
+    k.munmap(m);
+  });
+
+  it('a mapping larger than 4 GiB that the program dropped is unmapped by its finalizer', async () => {
+    const gc = exposeGc();
+    const address = (() => kernel().mmap(-1, LARGE, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, 0n).address)();
+    assert.ok(isMapped(address, LARGE));
+    for (let i = 0; i < 20 && isMapped(address, LARGE); i++) {
+      gc();
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.equal(isMapped(address, LARGE), false);
+  });
+
+  it('munmap refuses any object but the mapping\'s own, detached or not, and the mapping stays usable', () => {
+    const k = kernel();
+    const m = k.mmap(-1, BigInt(k.pageSize), RW, MAP_PRIVATE | MAP_ANONYMOUS, 0n);
+    const other = k.mmap(-1, BigInt(k.pageSize), RW, MAP_PRIVATE | MAP_ANONYMOUS, 0n);
+    const large = k.mmap(-1, LARGE, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, 0n);
+    try {
+      const detached = new ArrayBuffer(k.pageSize);
+      structuredClone(detached, { transfer: [detached] });
+      for (const impostor of [detached, new ArrayBuffer(k.pageSize), other.buffer!, {}, large.lifetime]) {
+        assert.throws(() => addon().munmap(m.handle, impostor), { name: 'TypeError', message: /not the ArrayBuffer of this mapping/ });
+      }
+      for (const impostor of [detached, m.buffer!, {}]) {
+        assert.throws(() => addon().munmap(large.handle, impostor), { name: 'TypeError', message: /not the object mmap returned/ });
+      }
+      assert.ok(isMapped(m.address, BigInt(k.pageSize)));
+      new Uint8Array(m.buffer!)[7] = 0x5a;
+      assert.equal(k.mmioRead(m, 7, 8), 0x5a);
+      k.mmioWrite(large, 8, 64, 9n);
+      assert.equal(k.mmioRead(large, 8, 64), 9n);
+    } finally {
+      k.munmap(large);
+      k.munmap(other);
+      k.munmap(m);
+    }
+    assert.equal(m.buffer!.byteLength, 0);
   });
 
   it('an ArrayBuffer the program dropped is unmapped by its finalizer', async function () {

@@ -1,11 +1,17 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { EFD_NONBLOCK, MFD_CLOEXEC } from '../../lib/sys/constants';
-import { kernel, distLib, linuxOnly, mappingsNamed } from './support';
+import { addon, kernel, distLib, linuxOnly, mappingsNamed } from './support';
 
-/** Runs `body` (CommonJS) in a worker thread with `data` as workerData. */
-function worker(body: string, data: Record<string, unknown>): Worker {
-  return new Worker(`const { parentPort, workerData } = require('node:worker_threads');\n${body}`, { eval: true, workerData: data });
+/**
+ * Runs `body` (CommonJS) in a worker thread with `data` as workerData. `exited` is listened for
+ * from the start: a worker that ends right after its last message emits 'exit' in the same turn
+ * as that message, before a listener added once the message arrived.
+ */
+function worker(body: string, data: Record<string, unknown>): Worker & { readonly exited: Promise<number> } {
+  const thread = new Worker(`const { parentPort, workerData } = require('node:worker_threads');\n${body}`, { eval: true, workerData: data });
+  return Object.assign(thread, { exited: new Promise<number>((resolve) => thread.once('exit', resolve)) });
 }
 
 function nextMessage<T>(w: Worker): Promise<T> {
@@ -13,6 +19,19 @@ function nextMessage<T>(w: Worker): Promise<T> {
     w.once('message', resolve);
     w.once('error', reject);
   });
+}
+
+/** `promise`, or a rejection once `ms` have passed: a wait that never settles fails its test quickly. */
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+function openFds(): Set<number> {
+  return new Set(fs.readdirSync('/proc/self/fd').map(Number));
 }
 
 /** Counts timer ticks so a test can prove the event loop kept running while it waited. */
@@ -44,7 +63,7 @@ describe('native kernel: eventfd and waiting for readability', function () {
       assert.ok(waitedMs >= 150, `woke after ${waitedMs} ms, before the worker wrote`);
       assert.ok(counter.ticks >= 10, `only ${counter.ticks} timer ticks during a ${waitedMs} ms wait: the loop was blocked`);
       assert.equal(k.eventfdRead(fd), 42n);
-      await new Promise((r) => writer.once('exit', r));
+      await writer.exited;
     } finally {
       counter.stop();
       k.close(fd);
@@ -74,7 +93,7 @@ describe('native kernel: eventfd and waiting for readability', function () {
       assert.equal(error, undefined);
       assert.equal(value, 7n);
       assert.ok(ticks! >= 5, `worker timer ticked ${ticks} times while waiting`);
-      assert.equal(await new Promise((r) => waiter.once('exit', r)), 0);
+      assert.equal(await waiter.exited, 0);
     } finally {
       k.close(fd);
     }
@@ -163,6 +182,96 @@ describe('native kernel: eventfd and waiting for readability', function () {
       // The fd survives its worker (fds belong to the process) and still works here.
       k.eventfdWrite(fd, 1n);
       await k.waitReadable(fd);
+    } finally {
+      k.close(fd);
+    }
+  });
+
+  it('closing the fd on another thread ends a wait on it here with ECANCELED', async () => {
+    const k = kernel();
+    const fd = k.eventfd(0, 0);
+    const waiting = k.waitReadable(fd);
+    const closer = worker(`
+      require(workerData.native).nativeKernel().close(workerData.fd);
+      parentPort.postMessage('closed');
+    `, { fd, native: distLib('sys/native-kernel.js') });
+    const cancelled = assert.rejects(within(waiting, 5000, 'the wait'), { name: 'VfioError', code: 'ECANCELED', syscall: 'poll' });
+    assert.equal(await nextMessage(closer), 'closed');
+    await cancelled;
+    await closer.exited;
+  });
+
+  it('closing the fd here ends a wait on it in a worker with ECANCELED', async () => {
+    const k = kernel();
+    const fd = k.eventfd(0, 0);
+    const waiter = worker(`
+      const k = require(workerData.native).nativeKernel();
+      k.waitReadable(workerData.fd).then(() => parentPort.postMessage('woke'), (e) => parentPort.postMessage(e.code));
+      parentPort.postMessage('waiting');
+    `, { fd, native: distLib('sys/native-kernel.js') });
+    try {
+      assert.equal(await nextMessage(waiter), 'waiting');
+      const outcome = nextMessage<string>(waiter);
+      k.close(fd);
+      assert.equal(await within(outcome, 5000, 'the worker\'s wait'), 'ECANCELED');
+      assert.equal(await waiter.exited, 0);
+    } finally {
+      await waiter.terminate();
+    }
+  });
+
+  it('a callback that waits again on the fd while close ends its waits fails EBADF, and the process lives on', async () => {
+    const fd = kernel().eventfd(0, 0);
+    const seen: (number | string)[] = [];
+    addon().waitReadable(fd, 1, (errno) => {
+      seen.push(errno);
+      try {
+        addon().waitReadable(fd, 2, (again) => seen.push(`again ${again}`));
+      } catch (e) {
+        seen.push(`throws ${(e as { errno?: number }).errno}`);
+      }
+    });
+    addon().close(fd);
+    // The loop turns a few times: libuv would abort here if it still polled the closed number.
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(seen, [125, 'throws 9']);
+  });
+
+  it('an fd closed behind the addon\'s back fails its wait with EBADF', async () => {
+    const k = kernel();
+    const fd = k.eventfd(0, 0);
+    const waiting = k.waitReadable(fd);
+    fs.closeSync(fd);
+    await assert.rejects(within(waiting, 5000, 'the wait'), { name: 'VfioError', code: 'EBADF', syscall: 'poll' });
+  });
+
+  it('a wait on an fd closed behind the addon\'s back fails EBADF instead of waking for the file that reuses the number', async () => {
+    const k = kernel();
+    const fd = k.eventfd(0, 0);
+    const waiting = k.waitReadable(fd);
+    fs.closeSync(fd);
+    // The lowest free number is taken, so the readable eventfd gets the closed one.
+    const reused = k.eventfd(1, 0);
+    try {
+      assert.equal(reused, fd);
+      await assert.rejects(within(waiting, 5000, 'the wait'), { name: 'VfioError', code: 'EBADF' });
+      await within(k.waitReadable(reused), 5000, 'a wait on the new file');
+    } finally {
+      k.close(reused);
+    }
+  });
+
+  it('the addon\'s own duplicate of a waited fd cannot be closed through it', async () => {
+    const k = kernel();
+    const fd = k.eventfd(0, 0);
+    try {
+      const before = openFds();
+      const waiting = k.waitReadable(fd);
+      const own = [...openFds()].filter((n) => !before.has(n));
+      assert.equal(own.length, 1);
+      assert.throws(() => addon().close(own[0]!), { errno: 9, syscall: 'close' });
+      k.eventfdWrite(fd, 1n);
+      await within(waiting, 5000, 'the wait');
     } finally {
       k.close(fd);
     }

@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { addonStatus } from '../../lib/sys/addon';
+import { addonStatus, type NativeAddon } from '../../lib/sys/addon';
 import { NativeKernel, nativeKernel } from '../../lib/sys/native-kernel';
 
 export function linuxOnly(suite: Mocha.Suite): void {
@@ -16,6 +16,13 @@ export function linuxOnly(suite: Mocha.Suite): void {
     const status = addonStatus();
     if (!status.available) throw new Error(`native addon failed to load on Linux: ${status.reason}`);
   });
+}
+
+/** The addon itself, for what NativeKernel never passes it (bad arguments, raw callbacks). */
+export function addon(): NativeAddon {
+  const status = addonStatus();
+  if (!status.available) throw new Error(status.reason);
+  return status.addon;
 }
 
 export function kernel(): NativeKernel {
