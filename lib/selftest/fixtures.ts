@@ -93,7 +93,7 @@ export interface MappedVariant {
 }
 
 /** The IOVA a mapped-buffer fixture maps its buffer at. */
-export const MAPPED_IOVA = 0x100000n;
+const MAPPED_IOVA = 0x100000n;
 
 /** `pages` pages mapped read/write at MAPPED_IOVA of an attached IOAS. */
 export function mappedBuffer(variant: MappedVariant): Fixture<MappedFixture> {

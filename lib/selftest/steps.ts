@@ -1,7 +1,8 @@
 /**
- * The ordinary steps cases are built from (bind, allocate an IOAS, attach, map, look up a physical
- * address, read device info), each one call with the struct exactly as the uapi defines it. A step
- * that fails fails the case with the errno, so a case reads as the sequence it tests.
+ * The ordinary steps cases and fixtures are built from (bind, allocate an IOAS, attach, map, read
+ * device info, config space), each one call with the struct exactly as the uapi defines it. A
+ * step that fails fails the case with the errno, so a case reads as the sequence it tests; the
+ * calls whose outcome a case checks come from calls.ts.
  */
 import type { UserVa } from '../sys/kernel';
 import * as I from '../uapi/iommufd';

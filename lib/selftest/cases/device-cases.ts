@@ -8,7 +8,7 @@ import type { ConformanceCase } from '../case';
 import type { CaseContext } from '../context';
 import * as V from '../../uapi/vfio';
 import { call } from '../calls';
-import { casesOn } from '../fixture';
+import { casesOn, defineFixture } from '../fixture';
 import { attachedDevice, boundDevice, boundWithIoas, openDevice } from '../fixtures';
 import { plainIoctl } from '../raw-ioctl';
 import { on } from '../struct-call';
@@ -23,7 +23,7 @@ function closedFd(t: CaseContext): number {
 }
 
 /** The device cdev alone, not bound and with no iommufd open. */
-const cdevOnly = casesOn({ name: 'the device cdev', needs: ['device'], setup: (t) => on(t, { deviceFd: t.openDevice() }) });
+const cdevOnly = casesOn(defineFixture({ name: 'the device cdev', needs: ['device'], setup: (t) => on(t, { deviceFd: t.openDevice() }) }));
 const unbound = casesOn(openDevice);
 const bound = casesOn(boundDevice);
 
