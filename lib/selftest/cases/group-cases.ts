@@ -4,51 +4,33 @@
  * the group interface ("null group") has no group node at all.
  */
 import { defineCase, type ConformanceCase } from '../case';
+import { call } from '../calls';
+import { casesOn, defineFixture, setUp } from '../fixture';
+import { boundDevice, openDevice } from '../fixtures';
+import { on } from '../struct-call';
 import * as V from '../../uapi/vfio';
-import { rawIoctl } from '../raw-ioctl';
-import { openBound } from '../steps';
+
+/** The device's legacy group node, opened. */
+const groupNode = defineFixture({
+  name: 'the group node',
+  needs: ['device', 'group-interface'],
+  setup: (t) => on(t, { groupFd: t.open(t.env.device!.groupPath!) }),
+});
+const group = casesOn(groupNode);
 
 export const groupCases: ConformanceCase[] = [
-  defineCase({
-    id: 'group.status',
-    title: 'the group node opens and GET_STATUS says viable, no container',
-    needs: ['device', 'group-interface'],
-    run(t) {
-      const fd = t.open(t.env.device!.groupPath!);
-      const status = t.ok('VFIO_GROUP_GET_STATUS', () => rawIoctl(t.kernel, fd, V.VFIO_GROUP_GET_STATUS, V.VfioGroupStatus, {}).out);
-      t.equal(status.flags, V.VFIO_GROUP_FLAGS_VIABLE, 'group flags');
-    },
+  group.test('group.status', 'the group node opens and GET_STATUS says viable, no container', (t, f) => {
+    t.equal(t.ok('VFIO_GROUP_GET_STATUS', () => call.groupStatus(f)).flags, V.VFIO_GROUP_FLAGS_VIABLE, 'group flags');
   }),
-  defineCase({
-    id: 'group.cdev-bind-while-group-open',
-    title: 'binding the cdev while the group node is open is EBUSY',
-    needs: ['device', 'group-interface'],
-    run(t) {
-      t.open(t.env.device!.groupPath!);
-      const deviceFd = t.openDevice();
-      const iommufd = t.openIommufd();
-      t.expectErrno('VFIO_DEVICE_BIND_IOMMUFD', () =>
-        rawIoctl(t.kernel, deviceFd, V.VFIO_DEVICE_BIND_IOMMUFD, V.VfioDeviceBindIommufd, { iommufd }), 'EBUSY');
-    },
+  group.test('group.cdev-bind-while-group-open', 'binding the cdev while the group node is open is EBUSY', (t) => {
+    const f = setUp(openDevice, t);
+    t.expectErrno('VFIO_DEVICE_BIND_IOMMUFD', () => call.bind(f), 'EBUSY');
   }),
-  defineCase({
-    id: 'group.open-while-cdev-bound',
-    title: 'opening the group node while the cdev is bound is EBUSY',
-    needs: ['device', 'group-interface'],
-    run(t) {
-      openBound(t);
-      t.expectErrno(`open ${t.env.device!.groupPath}`, () => t.open(t.env.device!.groupPath!), 'EBUSY');
-    },
+  casesOn(boundDevice, ['group-interface']).test('group.open-while-cdev-bound', 'opening the group node while the cdev is bound is EBUSY', (t) => {
+    t.expectErrno(`open ${t.env.device!.groupPath}`, () => t.open(t.env.device!.groupPath!), 'EBUSY');
   }),
-  defineCase({
-    id: 'group.device-ioctl-on-group',
-    title: 'a device ioctl sent to the group fd is ENOTTY',
-    needs: ['device', 'group-interface'],
-    run(t) {
-      const fd = t.open(t.env.device!.groupPath!);
-      t.expectErrno('VFIO_DEVICE_GET_INFO on the group fd', () => rawIoctl(t.kernel, fd, V.VFIO_DEVICE_GET_INFO, V.VfioDeviceInfo, {}), 'ENOTTY');
-    },
-  }),
+  group.expect('group.device-ioctl-on-group', 'a device ioctl sent to the group fd is ENOTTY', 'VFIO_DEVICE_GET_INFO on the group fd', 'ENOTTY',
+    (f) => call.deviceInfo({ ...f, deviceFd: f.groupFd })),
   defineCase({
     id: 'group.null-group',
     title: 'without the group interface there is no group node and no container, only the cdev',

@@ -7,11 +7,12 @@
  * Each ioctl gets a body whose outcome is known and is neither EINVAL nor E2BIG (an id that does
  * not exist, a type the kernel rejects), so the three size variants are told apart by errno.
  */
-import { defineCase, type ConformanceCase, type Need } from '../case';
-import type { CaseContext } from '../context';
+import type { ConformanceCase, Need } from '../case';
 import type { FieldType, StructType, StructValue } from '../../uapi/codec';
 import type { IoctlRequest } from '../../uapi/requests';
 import * as I from '../../uapi/iommufd';
+import { casesOn, forEachVariant, type Variant } from '../fixture';
+import { iommufd, type IommufdFixture } from '../fixtures';
 import { buildStruct } from '../raw-ioctl';
 import type { Outcome } from '../types';
 
@@ -61,89 +62,51 @@ const PROBES: SizeProbe<Record<string, FieldType>>[] = [
   probe({ request: I.IOMMU_VIOMMU_ALLOC, type: I.IommuViommuAlloc, minField: 'out_viommu_id', body: {}, outcome: 'EOPNOTSUPP', why: 'type 0 (DEFAULT) is rejected' }),
 ];
 
-function call(t: CaseContext, fd: number, p: SizeProbe<Record<string, FieldType>>, declaredSize: number, tail: number[]): () => number {
-  return () => t.kernel.ioctl(fd, p.request.number, buildStruct(p.type, p.body, { declaredSize, tail }));
+type Probe = SizeProbe<Record<string, FieldType>> & Variant;
+
+/** The probes as variant rows, named after the command (IOMMU_IOAS_MAP → ioas-map). */
+const ROWS: Probe[] = PROBES.map((p) => ({ ...p, name: p.request.name.replace(/^IOMMU_/, '').toLowerCase().replace(/_/g, '-') }));
+
+/** Sends the probe's body with `size` declared and `tail` appended. */
+function send(f: IommufdFixture, p: Probe, declaredSize: number, tail: number[]): () => number {
+  return () => f.t.kernel.ioctl(f.iommufd, p.request.number, buildStruct(p.type, p.body, { declaredSize, tail }));
 }
 
-function shortName(p: SizeProbe<Record<string, FieldType>>): string {
-  return p.request.name.replace(/^IOMMU_/, '').toLowerCase().replace(/_/g, '-');
-}
+const onIommufd = casesOn(iommufd);
+const ZERO_TAIL = [0, 0, 0, 0, 0, 0, 0, 0];
+const NONZERO_TAIL = [0, 0, 0, 0, 0, 0, 0, 1];
 
-function casesFor(p: SizeProbe<Record<string, FieldType>>): ConformanceCase[] {
-  const name = shortName(p);
-  const min = p.type.endOf(p.minField);
-  const full = p.type.size;
-  const out: ConformanceCase[] = [
-    defineCase({
-      id: `iommufd.size.${name}.exact`,
-      title: `${p.request.name} with size = sizeof (${full}) runs the command (${p.outcome}: ${p.why})`,
-      ...(p.needs ? { needs: p.needs } : {}),
-      run(t) {
-        const fd = t.openIommufd();
-        t.expect(`${p.request.name} size ${full}`, call(t, fd, p, full, []), p.outcome);
-      },
-    }),
-    defineCase({
-      id: `iommufd.size.${name}.below-min`,
-      title: `${p.request.name} with size one below its minimum (${min - 1}) is EINVAL`,
-      run(t) {
-        const fd = t.openIommufd();
-        t.expectErrno(`${p.request.name} size ${min - 1}`, call(t, fd, p, min - 1, []), 'EINVAL');
-      },
-    }),
-    defineCase({
-      id: `iommufd.size.${name}.nonzero-tail`,
-      title: `${p.request.name} larger than the kernel's struct with a non-zero tail is E2BIG`,
-      run(t) {
-        const fd = t.openIommufd();
-        t.expectErrno(`${p.request.name} size ${full + 8}, tail byte 7 = 1`, call(t, fd, p, full + 8, [0, 0, 0, 0, 0, 0, 0, 1]), 'E2BIG');
-      },
-    }),
-    defineCase({
-      id: `iommufd.size.${name}.zero-tail`,
-      title: `${p.request.name} larger than the kernel's struct with a zero tail runs the command`,
-      ...(p.needs ? { needs: p.needs } : {}),
-      run(t) {
-        const fd = t.openIommufd();
-        t.expect(`${p.request.name} size ${full + 8}, zero tail`, call(t, fd, p, full + 8, [0, 0, 0, 0, 0, 0, 0, 0]), p.outcome);
-      },
-    }),
-  ];
-  if (min < full) {
-    out.push(defineCase({
-      id: `iommufd.size.${name}.minimum`,
-      title: `${p.request.name} with size = its minimum (${min}) runs the command, later fields read as zero`,
-      ...(p.needs ? { needs: p.needs } : {}),
-      run(t) {
-        const fd = t.openIommufd();
-        t.expect(`${p.request.name} size ${min}`, call(t, fd, p, min, []), p.outcome);
-      },
-    }));
-  }
-  return out;
+/** The size variants of one command, each a case per probe row (FIXTURE_VARIANT_ADD order: row by row). */
+const SIZE_TEMPLATES: ((p: Probe) => ConformanceCase | null)[] = [
+  (p) => onIommufd.test(`iommufd.size.${p.name}.exact`, `${p.request.name} with size = sizeof (${p.type.size}) runs the command (${p.outcome}: ${p.why})`,
+    (t, f) => { t.expect(`${p.request.name} size ${p.type.size}`, send(f, p, p.type.size, []), p.outcome); }, p.needs),
+  (p) => onIommufd.test(`iommufd.size.${p.name}.below-min`, `${p.request.name} with size one below its minimum (${p.type.endOf(p.minField) - 1}) is EINVAL`, (t, f) => {
+    const short = p.type.endOf(p.minField) - 1;
+    t.expectErrno(`${p.request.name} size ${short}`, send(f, p, short, []), 'EINVAL');
+  }),
+  (p) => onIommufd.test(`iommufd.size.${p.name}.nonzero-tail`, `${p.request.name} larger than the kernel's struct with a non-zero tail is E2BIG`,
+    (t, f) => { t.expectErrno(`${p.request.name} size ${p.type.size + 8}, tail byte 7 = 1`, send(f, p, p.type.size + 8, NONZERO_TAIL), 'E2BIG'); }),
+  (p) => onIommufd.test(`iommufd.size.${p.name}.zero-tail`, `${p.request.name} larger than the kernel's struct with a zero tail runs the command`,
+    (t, f) => { t.expect(`${p.request.name} size ${p.type.size + 8}, zero tail`, send(f, p, p.type.size + 8, ZERO_TAIL), p.outcome); }, p.needs),
+  (p) => {
+    const min = p.type.endOf(p.minField);
+    if (min >= p.type.size) return null;
+    return onIommufd.test(`iommufd.size.${p.name}.minimum`, `${p.request.name} with size = its minimum (${min}) runs the command, later fields read as zero`,
+      (t, f) => { t.expect(`${p.request.name} size ${min}`, send(f, p, min, []), p.outcome); }, p.needs);
+  },
+];
+
+/** An ioctl number outside iommufd's table, with a 64-byte struct that declares its size. */
+function unknownCommand(f: IommufdFixture, nr: number): number {
+  const buf = Buffer.alloc(64);
+  buf.writeUInt32LE(64, 0);
+  return f.t.kernel.ioctl(f.iommufd, (0x3b << 8) | nr, buf);
 }
 
 export const iommufdSizeCases: ConformanceCase[] = [
-  ...PROBES.flatMap(casesFor),
-  defineCase({
-    id: 'iommufd.unknown-command-above',
-    title: 'an iommufd command number past the last one is ENOTTY',
-    run(t) {
-      const fd = t.openIommufd();
-      // nr 0x96 is outside the table: iommufd_vfio_ioctl → ENOIOCTLCMD, which the VFS turns into ENOTTY.
-      const buf = Buffer.alloc(64);
-      buf.writeUInt32LE(64, 0);
-      t.expectErrno('ioctl nr 0x96', () => t.kernel.ioctl(fd, (0x3b << 8) | 0x96, buf), 'ENOTTY');
-    },
-  }),
-  defineCase({
-    id: 'iommufd.unknown-command-below',
-    title: 'a command number below the iommufd range that is no VFIO compat ioctl is ENOTTY',
-    run(t) {
-      const fd = t.openIommufd();
-      const buf = Buffer.alloc(64);
-      buf.writeUInt32LE(64, 0);
-      t.expectErrno('ioctl nr 0x7f', () => t.kernel.ioctl(fd, (0x3b << 8) | 0x7f, buf), 'ENOTTY');
-    },
-  }),
+  ...forEachVariant(ROWS, ...SIZE_TEMPLATES),
+  // nr 0x96 is outside the table: iommufd_vfio_ioctl → ENOIOCTLCMD, which the VFS turns into ENOTTY.
+  onIommufd.expect('iommufd.unknown-command-above', 'an iommufd command number past the last one is ENOTTY', 'ioctl nr 0x96', 'ENOTTY', (f) => unknownCommand(f, 0x96)),
+  onIommufd.expect('iommufd.unknown-command-below', 'a command number below the iommufd range that is no VFIO compat ioctl is ENOTTY',
+    'ioctl nr 0x7f', 'ENOTTY', (f) => unknownCommand(f, 0x7f)),
 ];

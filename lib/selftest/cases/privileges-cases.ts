@@ -8,8 +8,18 @@
 import { defineCase, type ConformanceCase } from '../case';
 import { U64_MAX } from '../../uapi/codec';
 import * as I from '../../uapi/iommufd';
-import { buildStruct } from '../raw-ioctl';
-import { getPaCall, ioasAlloc, map } from '../steps';
+import { call } from '../calls';
+import { casesOn, extendFixture } from '../fixture';
+import { ioas, iommufd } from '../fixtures';
+import { map } from '../steps';
+
+/** An IOAS with one page mapped at 0x100000 (no device: a process without CAP_SYS_RAWIO may open none). */
+const ioasWithMapping = extendFixture(ioas, 'an IOAS with one mapped page', (f) => {
+  const memory = f.t.anonymousMemory(f.t.page);
+  map(f.t, f.iommufd, f.ioasId, { userVa: memory.address, length: f.t.page, iova: 0x100000n });
+  return f;
+});
+const unprivileged = ['without-sys-rawio'] as const;
 
 export const privilegeCases: ConformanceCase[] = [
   defineCase({
@@ -31,41 +41,14 @@ export const privilegeCases: ConformanceCase[] = [
       t.expect(`open ${group}`, () => t.open(group), { noiommu: 'EPERM', iommu: 'ok' });
     },
   }),
-  defineCase({
-    id: 'privileges.iommufd-usable',
-    title: 'without CAP_SYS_RAWIO /dev/iommu still opens, IOAS allocation and mapping work',
-    needs: ['without-sys-rawio'],
-    run(t) {
-      const fd = t.openIommufd();
-      const ioasId = ioasAlloc(t, fd);
-      const memory = t.anonymousMemory(t.page);
-      map(t, fd, ioasId, { userVa: memory.address, length: t.page, iova: 0x100000n });
-    },
+  casesOn(ioasWithMapping, unprivileged).test('privileges.iommufd-usable', 'without CAP_SYS_RAWIO /dev/iommu still opens, IOAS allocation and mapping work', () => undefined),
+  casesOn(ioasWithMapping, unprivileged).test('privileges.get-pa', 'without CAP_SYS_RAWIO GET_PA is EPERM, even with arguments that would fail other checks', (t, f) => {
+    t.expectErrno('GET_PA of a mapped IOVA', () => call.getPa(f, { iova: 0x100000n, length: t.page }), 'EPERM');
+    t.expectErrno('GET_PA with flags 1, length 0, IOVA 2^64-1, IOAS 99', () => call.getPa(f, { ioas_id: 99, iova: U64_MAX, length: 0n, flags: 1 }), 'EPERM');
   }),
-  defineCase({
-    id: 'privileges.get-pa',
-    title: 'without CAP_SYS_RAWIO GET_PA is EPERM, even with arguments that would fail other checks',
-    needs: ['without-sys-rawio'],
-    run(t) {
-      const fd = t.openIommufd();
-      const ioasId = ioasAlloc(t, fd);
-      const memory = t.anonymousMemory(t.page);
-      map(t, fd, ioasId, { userVa: memory.address, length: t.page, iova: 0x100000n });
-      t.expectErrno('GET_PA of a mapped IOVA', getPaCall(t, fd, ioasId, { iova: 0x100000n, length: t.page }), 'EPERM');
-      t.expectErrno('GET_PA with flags 1, length 0, IOVA 2^64-1, IOAS 99', getPaCall(t, fd, 99, { iova: U64_MAX, length: 0n, flags: 1 }), 'EPERM');
-    },
-  }),
-  defineCase({
-    id: 'privileges.get-pa-size-checked-first',
-    title: 'without CAP_SYS_RAWIO a GET_PA with a short size is still EINVAL: the generic size check runs before the command',
-    needs: ['without-sys-rawio'],
-    run(t) {
-      const fd = t.openIommufd();
-      const short = I.IommuIoasNoiommuGetPa.endOf('out_phys') - 1;
-      t.expectErrno(`GET_PA size ${short}`, () => t.kernel.ioctl(fd, I.IOMMU_IOAS_NOIOMMU_GET_PA.number,
-        buildStruct(I.IommuIoasNoiommuGetPa, { length: 4096n }, { declaredSize: short })), 'EINVAL');
-      t.expectErrno('GET_PA with a non-zero tail', () => t.kernel.ioctl(fd, I.IOMMU_IOAS_NOIOMMU_GET_PA.number,
-        buildStruct(I.IommuIoasNoiommuGetPa, { length: 4096n }, { tail: [1, 0, 0, 0, 0, 0, 0, 0] })), 'E2BIG');
-    },
+  casesOn(iommufd, unprivileged).test('privileges.get-pa-size-checked-first', 'without CAP_SYS_RAWIO a GET_PA with a short size is still EINVAL: the generic size check runs before the command', (t, f) => {
+    const short = I.IommuIoasNoiommuGetPa.endOf('out_phys') - 1;
+    t.expectErrno(`GET_PA size ${short}`, () => call.getPa(f, { length: 4096n }, { declaredSize: short }), 'EINVAL');
+    t.expectErrno('GET_PA with a non-zero tail', () => call.getPa(f, { length: 4096n }, { tail: [1, 0, 0, 0, 0, 0, 0, 0] }), 'E2BIG');
   }),
 ];

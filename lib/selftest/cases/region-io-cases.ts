@@ -4,13 +4,15 @@
  * vfio/pci/vfio_pci_core.c vfio_pci_rw / vfio_pci_core_mmap, vfio_pci_rdwr.c vfio_pci_bar_rw,
  * vfio_pci_config.c vfio_pci_config_rw_single (EFAULT outside config space).
  */
-import { defineCase, type ConformanceCase } from '../case';
+import type { ConformanceCase } from '../case';
 import type { CaseContext } from '../context';
 import { MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE } from '../../sys/constants';
 import * as P from '../../uapi/pci';
 import * as V from '../../uapi/vfio';
 import { EDU } from '../edu-driver';
-import { configRead, configWrite, deviceInfo, openBound, regionInfo, regionOffset } from '../steps';
+import { casesOn } from '../fixture';
+import { boundDevice } from '../fixtures';
+import { configRead, configWrite, deviceInfo, regionInfo, regionOffset } from '../steps';
 
 function preadCall(t: CaseContext, fd: number, length: number, offset: bigint): () => number {
   return () => t.kernel.pread(fd, Buffer.alloc(length), offset);
@@ -23,85 +25,52 @@ function mmapCall(t: CaseContext, fd: number, length: bigint, offset: bigint, fl
   };
 }
 
+const bound = casesOn(boundDevice);
+const eduBound = casesOn(boundDevice, ['edu']);
+
 export const regionIoCases: ConformanceCase[] = [
-  defineCase({
-    id: 'region-io.bar-bounds',
-    title: 'BAR0 reads: past the end EINVAL, across the end a short read; an empty BAR EINVAL',
-    needs: ['device', 'edu'],
-    run(t) {
-      const dev = openBound(t);
-      const end = regionOffset(0) + EDU.BAR0_SIZE;
-      t.expectErrno('pread at the end of BAR0', preadCall(t, dev.deviceFd, 4, end), 'EINVAL');
-      t.equal(t.ok('pread of 8 bytes 4 before the end', preadCall(t, dev.deviceFd, 8, end - 4n)), 4, 'bytes read');
-      t.expectErrno('pread of BAR1 (absent on edu)', preadCall(t, dev.deviceFd, 4, regionOffset(1)), 'EINVAL');
-    },
+  eduBound.test('region-io.bar-bounds', 'BAR0 reads: past the end EINVAL, across the end a short read; an empty BAR EINVAL', (t, f) => {
+    const end = regionOffset(0) + EDU.BAR0_SIZE;
+    t.expectErrno('pread at the end of BAR0', preadCall(t, f.deviceFd, 4, end), 'EINVAL');
+    t.equal(t.ok('pread of 8 bytes 4 before the end', preadCall(t, f.deviceFd, 8, end - 4n)), 4, 'bytes read');
+    t.expectErrno('pread of BAR1 (absent on edu)', preadCall(t, f.deviceFd, 4, regionOffset(1)), 'EINVAL');
   }),
-  defineCase({
-    id: 'region-io.rom-and-unknown-regions',
-    title: 'ROM: region info size 0 on a device without one, reads EINVAL, writes EINVAL; a region index past the last is EINVAL',
-    needs: ['device', 'edu'],
-    run(t) {
-      const dev = openBound(t);
-      const rom = regionInfo(t, dev.deviceFd, V.VFIO_PCI_ROM_REGION_INDEX);
-      t.equal(rom.size, 0n, 'ROM size');
-      t.equal(rom.flags, 0, 'ROM flags');
-      t.expectErrno('pread of the ROM', preadCall(t, dev.deviceFd, 4, regionOffset(V.VFIO_PCI_ROM_REGION_INDEX)), 'EINVAL');
-      t.expectErrno('pwrite of the ROM', () => t.kernel.pwrite(dev.deviceFd, Buffer.alloc(4), regionOffset(V.VFIO_PCI_ROM_REGION_INDEX)), 'EINVAL');
-      const info = deviceInfo(t, dev.deviceFd);
-      t.expectErrno('pread of the region after the last', preadCall(t, dev.deviceFd, 4, regionOffset(info.num_regions)), 'EINVAL');
-    },
+  eduBound.test('region-io.rom-and-unknown-regions', 'ROM: region info size 0 on a device without one, reads EINVAL, writes EINVAL; a region index past the last is EINVAL', (t, f) => {
+    const rom = regionInfo(t, f.deviceFd, V.VFIO_PCI_ROM_REGION_INDEX);
+    t.equal(rom.size, 0n, 'ROM size');
+    t.equal(rom.flags, 0, 'ROM flags');
+    t.expectErrno('pread of the ROM', preadCall(t, f.deviceFd, 4, regionOffset(V.VFIO_PCI_ROM_REGION_INDEX)), 'EINVAL');
+    t.expectErrno('pwrite of the ROM', () => t.kernel.pwrite(f.deviceFd, Buffer.alloc(4), regionOffset(V.VFIO_PCI_ROM_REGION_INDEX)), 'EINVAL');
+    const info = deviceInfo(t, f.deviceFd);
+    t.expectErrno('pread of the region after the last', preadCall(t, f.deviceFd, 4, regionOffset(info.num_regions)), 'EINVAL');
   }),
-  defineCase({
-    id: 'region-io.config-bounds',
-    title: 'config space reads outside it, or running past its end, are EFAULT',
-    needs: ['device'],
-    run(t) {
-      const dev = openBound(t);
-      const cfg = regionInfo(t, dev.deviceFd, V.VFIO_PCI_CONFIG_REGION_INDEX);
-      const base = regionOffset(V.VFIO_PCI_CONFIG_REGION_INDEX);
-      t.expectErrno('pread at the end of config space', preadCall(t, dev.deviceFd, 4, base + cfg.size), 'EFAULT');
-      t.expectErrno('pread of 4 bytes 2 before the end', preadCall(t, dev.deviceFd, 4, base + cfg.size - 2n), 'EFAULT');
-      t.equal(t.ok('pread of the whole config space', preadCall(t, dev.deviceFd, Number(cfg.size), base)), Number(cfg.size), 'bytes read');
-    },
+  bound.test('region-io.config-bounds', 'config space reads outside it, or running past its end, are EFAULT', (t, f) => {
+    const cfg = regionInfo(t, f.deviceFd, V.VFIO_PCI_CONFIG_REGION_INDEX);
+    const base = regionOffset(V.VFIO_PCI_CONFIG_REGION_INDEX);
+    t.expectErrno('pread at the end of config space', preadCall(t, f.deviceFd, 4, base + cfg.size), 'EFAULT');
+    t.expectErrno('pread of 4 bytes 2 before the end', preadCall(t, f.deviceFd, 4, base + cfg.size - 2n), 'EFAULT');
+    t.equal(t.ok('pread of the whole config space', preadCall(t, f.deviceFd, Number(cfg.size), base)), Number(cfg.size), 'bytes read');
   }),
-  defineCase({
-    id: 'region-io.config-ids-read-only',
-    title: 'writes to the vendor and device IDs are accepted and ignored',
-    needs: ['device'],
-    run(t) {
-      const dev = openBound(t);
-      const ids = configRead(t, dev.deviceFd, P.PCI_VENDOR_ID, 4);
-      configWrite(t, dev.deviceFd, P.PCI_VENDOR_ID, 4, 0x5555_aaaa);
-      t.equal(configRead(t, dev.deviceFd, P.PCI_VENDOR_ID, 4), ids, 'IDs after the write');
-    },
+  bound.test('region-io.config-ids-read-only', 'writes to the vendor and device IDs are accepted and ignored', (t, f) => {
+    const ids = configRead(t, f.deviceFd, P.PCI_VENDOR_ID, 4);
+    configWrite(t, f.deviceFd, P.PCI_VENDOR_ID, 4, 0x5555_aaaa);
+    t.equal(configRead(t, f.deviceFd, P.PCI_VENDOR_ID, 4), ids, 'IDs after the write');
   }),
-  defineCase({
-    id: 'region-io.bar-sizing',
-    title: 'writing all ones to BAR0 in config space reads back the size mask (edu: 1 MiB 32-bit memory BAR)',
-    needs: ['device', 'edu'],
-    run(t) {
-      const dev = openBound(t);
-      const original = configRead(t, dev.deviceFd, P.PCI_BASE_ADDRESS_0, 4);
-      configWrite(t, dev.deviceFd, P.PCI_BASE_ADDRESS_0, 4, 0xffff_ffff);
-      const mask = configRead(t, dev.deviceFd, P.PCI_BASE_ADDRESS_0, 4);
-      configWrite(t, dev.deviceFd, P.PCI_BASE_ADDRESS_0, 4, original);
-      t.equal(mask, 0xfff0_0000, 'BAR0 after writing all ones');
-      t.equal(configRead(t, dev.deviceFd, P.PCI_BASE_ADDRESS_0, 4), original, 'BAR0 restored');
-    },
+  eduBound.test('region-io.bar-sizing', 'writing all ones to BAR0 in config space reads back the size mask (edu: 1 MiB 32-bit memory BAR)', (t, f) => {
+    const original = configRead(t, f.deviceFd, P.PCI_BASE_ADDRESS_0, 4);
+    configWrite(t, f.deviceFd, P.PCI_BASE_ADDRESS_0, 4, 0xffff_ffff);
+    const mask = configRead(t, f.deviceFd, P.PCI_BASE_ADDRESS_0, 4);
+    configWrite(t, f.deviceFd, P.PCI_BASE_ADDRESS_0, 4, original);
+    t.equal(mask, 0xfff0_0000, 'BAR0 after writing all ones');
+    t.equal(configRead(t, f.deviceFd, P.PCI_BASE_ADDRESS_0, 4), original, 'BAR0 restored');
   }),
-  defineCase({
-    id: 'region-io.mmap-rules',
-    title: 'mmap of a region: private mappings, ranges past the BAR, empty BARs and the ROM are EINVAL; a page inside BAR0 works',
-    needs: ['device', 'edu'],
-    run(t) {
-      const dev = openBound(t);
-      const page = t.page;
-      t.expectErrno('MAP_PRIVATE of BAR0', mmapCall(t, dev.deviceFd, page, regionOffset(0), MAP_PRIVATE), 'EINVAL');
-      t.expectErrno('2 MiB of the 1 MiB BAR0', mmapCall(t, dev.deviceFd, 2n * EDU.BAR0_SIZE, regionOffset(0)), 'EINVAL');
-      t.expectErrno('the last page of BAR0 and one more', mmapCall(t, dev.deviceFd, 2n * page, regionOffset(0) + EDU.BAR0_SIZE - page), 'EINVAL');
-      t.expectErrno('BAR1', mmapCall(t, dev.deviceFd, page, regionOffset(1)), 'EINVAL');
-      t.expectErrno('the ROM', mmapCall(t, dev.deviceFd, page, regionOffset(V.VFIO_PCI_ROM_REGION_INDEX)), 'EINVAL');
-      t.expect('one page at offset 0x1000 of BAR0', mmapCall(t, dev.deviceFd, page, regionOffset(0) + page), 'ok');
-    },
+  eduBound.test('region-io.mmap-rules', 'mmap of a region: private mappings, ranges past the BAR, empty BARs and the ROM are EINVAL; a page inside BAR0 works', (t, f) => {
+    const page = t.page;
+    t.expectErrno('MAP_PRIVATE of BAR0', mmapCall(t, f.deviceFd, page, regionOffset(0), MAP_PRIVATE), 'EINVAL');
+    t.expectErrno('2 MiB of the 1 MiB BAR0', mmapCall(t, f.deviceFd, 2n * EDU.BAR0_SIZE, regionOffset(0)), 'EINVAL');
+    t.expectErrno('the last page of BAR0 and one more', mmapCall(t, f.deviceFd, 2n * page, regionOffset(0) + EDU.BAR0_SIZE - page), 'EINVAL');
+    t.expectErrno('BAR1', mmapCall(t, f.deviceFd, page, regionOffset(1)), 'EINVAL');
+    t.expectErrno('the ROM', mmapCall(t, f.deviceFd, page, regionOffset(V.VFIO_PCI_ROM_REGION_INDEX)), 'EINVAL');
+    t.expect('one page at offset 0x1000 of BAR0', mmapCall(t, f.deviceFd, page, regionOffset(0) + page), 'ok');
   }),
 ];

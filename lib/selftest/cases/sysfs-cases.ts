@@ -8,6 +8,8 @@
  */
 import { defineCase, type ConformanceCase } from '../case';
 import type { CaseContext } from '../context';
+import { casesOn, defineFixture } from '../fixture';
+import type { FixtureValue } from '../struct-call';
 
 const PCI_DEVICES = '/sys/bus/pci/devices';
 
@@ -36,60 +38,62 @@ function parseDev(t: CaseContext, path: string): { major: number; minor: number 
   return { major: Number(m[1]), minor: Number(m[2]) };
 }
 
+interface PciFunctionFixture extends FixtureValue {
+  readonly bdf: string;
+  /** /sys/bus/pci/devices/<bdf>. */
+  readonly dir: string;
+}
+
+/** The device under test's directory in sysfs (nothing is opened: sysfs is only read). */
+const pciFunction = casesOn(defineFixture<PciFunctionFixture>({
+  name: 'the PCI function in sysfs',
+  needs: ['device'],
+  setup: (t) => {
+    const bdf = t.env.device!.bdf;
+    return { t, bdf, dir: `${PCI_DEVICES}/${bdf}` };
+  },
+}));
+
 export const sysfsCases: ConformanceCase[] = [
-  defineCase({
-    id: 'sysfs.device-links',
-    title: 'the PCI function links to vfio-pci; an iommu link only behind an IOMMU; an iommu_group link unless noiommu without groups',
-    needs: ['device'],
-    run(t) {
-      const bdf = t.env.device!.bdf;
-      const dir = `${PCI_DEVICES}/${bdf}`;
-      t.equal(linkOf(t, dir), `../../../devices/${hostBridge(bdf)}/${bdf}`, 'bus/pci/devices entry');
-      t.equal(linkOf(t, `${dir}/driver`), '../../../bus/pci/drivers/vfio-pci', 'driver link');
-      t.equal(linkOf(t, `${dir}/subsystem`), '../../../bus/pci', 'subsystem link');
-      if (t.mode === 'iommu') {
-        t.equal(linkOf(t, `${dir}/iommu`), '../../virtual/iommu/dmar0', 'iommu link (VT-d unit)');
-      } else {
-        t.check(!t.kernel.exists(`${dir}/iommu`), 'no iommu link without an IOMMU');
-      }
-      const groupLink = t.kernel.exists(`${dir}/iommu_group`);
-      const groupExpected = t.mode === 'iommu' || hasGroupInterface(t);
-      t.check(groupLink === groupExpected,
-        `iommu_group link ${groupLink ? 'present' : 'absent'}, expected ${groupExpected ? 'present' : 'absent'} (mode ${t.mode}, group interface ${hasGroupInterface(t) ? 'built' : 'not built'})`);
-      if (groupLink) t.check(/^\.\.\/\.\.\/\.\.\/kernel\/iommu_groups\/\d+$/.test(linkOf(t, `${dir}/iommu_group`)), 'iommu_group link points into /sys/kernel/iommu_groups');
-      for (const attr of ['class', 'config', 'device', 'driver_override', 'enable', 'irq', 'modalias', 'resource', 'revision', 'subsystem_device', 'subsystem_vendor', 'vendor', 'vfio-dev']) {
-        t.check(t.kernel.exists(`${dir}/${attr}`), `${dir}/${attr} exists`);
-      }
-    },
+  pciFunction.test('sysfs.device-links', 'the PCI function links to vfio-pci; an iommu link only behind an IOMMU; an iommu_group link unless noiommu without groups', (t, { bdf, dir }) => {
+    t.equal(linkOf(t, dir), `../../../devices/${hostBridge(bdf)}/${bdf}`, 'bus/pci/devices entry');
+    t.equal(linkOf(t, `${dir}/driver`), '../../../bus/pci/drivers/vfio-pci', 'driver link');
+    t.equal(linkOf(t, `${dir}/subsystem`), '../../../bus/pci', 'subsystem link');
+    if (t.mode === 'iommu') {
+      t.equal(linkOf(t, `${dir}/iommu`), '../../virtual/iommu/dmar0', 'iommu link (VT-d unit)');
+    } else {
+      t.check(!t.kernel.exists(`${dir}/iommu`), 'no iommu link without an IOMMU');
+    }
+    const groupLink = t.kernel.exists(`${dir}/iommu_group`);
+    const groupExpected = t.mode === 'iommu' || hasGroupInterface(t);
+    t.check(groupLink === groupExpected,
+      `iommu_group link ${groupLink ? 'present' : 'absent'}, expected ${groupExpected ? 'present' : 'absent'} (mode ${t.mode}, group interface ${hasGroupInterface(t) ? 'built' : 'not built'})`);
+    if (groupLink) t.check(/^\.\.\/\.\.\/\.\.\/kernel\/iommu_groups\/\d+$/.test(linkOf(t, `${dir}/iommu_group`)), 'iommu_group link points into /sys/kernel/iommu_groups');
+    for (const attr of ['class', 'config', 'device', 'driver_override', 'enable', 'irq', 'modalias', 'resource', 'revision', 'subsystem_device', 'subsystem_vendor', 'vendor', 'vfio-dev']) {
+      t.check(t.kernel.exists(`${dir}/${attr}`), `${dir}/${attr} exists`);
+    }
   }),
-  defineCase({
-    id: 'sysfs.device-attributes',
-    title: 'the function\'s uevent agrees with its ID attributes; vfio-pci leaves the 32-bit DMA mask, D0, MSI allowed',
-    needs: ['device'],
-    run(t) {
-      const bdf = t.env.device!.bdf;
-      const dir = `${PCI_DEVICES}/${bdf}`;
-      const id = (name: string) => Number(text(t, `${dir}/${name}`).trim());
-      const h = (n: number, width: number) => n.toString(16).toUpperCase().padStart(width, '0');
-      const expected = `DRIVER=vfio-pci\nPCI_CLASS=${h(id('class'), 4)}\nPCI_ID=${h(id('vendor'), 4)}:${h(id('device'), 4)}\n`
-        + `PCI_SUBSYS_ID=${h(id('subsystem_vendor'), 4)}:${h(id('subsystem_device'), 4)}\nPCI_SLOT_NAME=${bdf}\nMODALIAS=${text(t, `${dir}/modalias`)}`;
-      t.equal(text(t, `${dir}/uevent`), expected, 'uevent (pci_uevent)');
-      t.expectErrno('write "bogus" to uevent', () => t.kernel.writeFile(`${dir}/uevent`, 'bogus'), 'EINVAL');
-      t.equal(text(t, `${dir}/dma_mask_bits`), '32\n', 'dma_mask_bits: vfio-pci sets no DMA mask');
-      t.equal(text(t, `${dir}/consistent_dma_mask_bits`), '32\n', 'consistent_dma_mask_bits');
-      t.equal(text(t, `${dir}/power_state`), 'D0\n', 'power_state');
-      t.equal(text(t, `${dir}/msi_bus`), '1\n', 'msi_bus');
-      t.equal(text(t, `${dir}/broken_parity_status`), '0\n', 'broken_parity_status');
-      t.equal(text(t, `${dir}/ari_enabled`), '0\n', 'ari_enabled (root bus, no ARI)');
-      // local_cpus is a hex mask, local_cpulist the same CPUs as ranges.
-      const mask = BigInt(`0x${text(t, `${dir}/local_cpus`).trim().replace(/,/g, '')}`);
-      let fromList = 0n;
-      for (const range of text(t, `${dir}/local_cpulist`).trim().split(',')) {
-        const [first, last] = range.split('-').map(Number);
-        for (let cpu = first!; cpu <= (last ?? first!); cpu++) fromList |= 1n << BigInt(cpu);
-      }
-      t.equal(fromList, mask, 'local_cpulist names the CPUs of local_cpus');
-    },
+  pciFunction.test('sysfs.device-attributes', 'the function\'s uevent agrees with its ID attributes; vfio-pci leaves the 32-bit DMA mask, D0, MSI allowed', (t, { bdf, dir }) => {
+    const id = (name: string) => Number(text(t, `${dir}/${name}`).trim());
+    const h = (n: number, width: number) => n.toString(16).toUpperCase().padStart(width, '0');
+    const expected = `DRIVER=vfio-pci\nPCI_CLASS=${h(id('class'), 4)}\nPCI_ID=${h(id('vendor'), 4)}:${h(id('device'), 4)}\n`
+      + `PCI_SUBSYS_ID=${h(id('subsystem_vendor'), 4)}:${h(id('subsystem_device'), 4)}\nPCI_SLOT_NAME=${bdf}\nMODALIAS=${text(t, `${dir}/modalias`)}`;
+    t.equal(text(t, `${dir}/uevent`), expected, 'uevent (pci_uevent)');
+    t.expectErrno('write "bogus" to uevent', () => t.kernel.writeFile(`${dir}/uevent`, 'bogus'), 'EINVAL');
+    t.equal(text(t, `${dir}/dma_mask_bits`), '32\n', 'dma_mask_bits: vfio-pci sets no DMA mask');
+    t.equal(text(t, `${dir}/consistent_dma_mask_bits`), '32\n', 'consistent_dma_mask_bits');
+    t.equal(text(t, `${dir}/power_state`), 'D0\n', 'power_state');
+    t.equal(text(t, `${dir}/msi_bus`), '1\n', 'msi_bus');
+    t.equal(text(t, `${dir}/broken_parity_status`), '0\n', 'broken_parity_status');
+    t.equal(text(t, `${dir}/ari_enabled`), '0\n', 'ari_enabled (root bus, no ARI)');
+    // local_cpus is a hex mask, local_cpulist the same CPUs as ranges.
+    const mask = BigInt(`0x${text(t, `${dir}/local_cpus`).trim().replace(/,/g, '')}`);
+    let fromList = 0n;
+    for (const range of text(t, `${dir}/local_cpulist`).trim().split(',')) {
+      const [first, last] = range.split('-').map(Number);
+      for (let cpu = first!; cpu <= (last ?? first!); cpu++) fromList |= 1n << BigInt(cpu);
+    }
+    t.equal(fromList, mask, 'local_cpulist names the CPUs of local_cpus');
   }),
   defineCase({
     id: 'sysfs.vfio-dev',
