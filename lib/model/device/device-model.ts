@@ -21,7 +21,7 @@ import {
   PCI_BASE_ADDRESS_0, PCI_CACHE_LINE_SIZE, PCI_COMMAND, PCI_COMMAND_INTX_DISABLE, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY,
   PCI_INTERRUPT_LINE, PCI_STATUS, PCI_STATUS_INTERRUPT, PCI_STD_HEADER_SIZEOF,
 } from '../../uapi/pci';
-import { DISCONNECTED_DMA, type DmaPort } from '../pci/dma';
+import { DISCONNECTED_DMA } from '../pci/dma';
 import { DISCONNECTED_INTERRUPTS, type InterruptSink } from '../pci/interrupts';
 import type { PciBarInfo, PciDeviceModel, PciHostPort } from '../pci/device-model';
 import type { PciConfigSpace } from '../pci/physical-config-space';
@@ -83,9 +83,7 @@ export class DeviceModel implements PciDeviceModel {
   private readonly msiState: MsiFunction | undefined;
   private readonly msixState: MsixFunction | undefined;
   private readonly powerOn: Uint8Array;
-  private port: DmaPort = DISCONNECTED_DMA;
   private interrupts: InterruptSink = DISCONNECTED_INTERRUPTS;
-  private translated = false;
   private connected = false;
   private intxAsserted = false;
   private intxLineOut = false;
@@ -110,13 +108,7 @@ export class DeviceModel implements PciDeviceModel {
     if (typeof dmaMask !== 'bigint' || dmaMask <= 0n || dmaMask > U64 || (dmaMask & (dmaMask + 1n)) !== 0n) {
       throw new DeviceModelError(this.model, 'DMA mask', `0x${String(dmaMask)} is not of the form 2^n - 1 within 64 bits`);
     }
-    const self = this;
-    this.dma = new DeviceDma({
-      get busMasterEnabled() { return self.busMasterEnabled; },
-      get port() { return self.port; },
-      get behindIommu() { return self.translated; },
-      record: (e) => this.record(e),
-    }, dmaMask);
+    this.dma = new DeviceDma({ configBytes: this.config.bytes, record: (e) => this.record(e) }, dmaMask);
     this.clock = new DeviceTimers((what, e) => this.modelFailed(what, e));
     const send = (what: string, address: bigint, data: number) => this.sendMessage(what, address, data);
     this.msiState = layout.msi ? new MsiFunction(this.config, layout.msi, send) : undefined;
@@ -170,7 +162,7 @@ export class DeviceModel implements PciDeviceModel {
 
   get command(): number { return this.config.getRaw(PCI_COMMAND, 2); }
   get memoryDecodeEnabled(): boolean { return (this.command & PCI_COMMAND_MEMORY) !== 0; }
-  get busMasterEnabled(): boolean { return (this.command & PCI_COMMAND_MASTER) !== 0; }
+  get busMasterEnabled(): boolean { return (this.config.bytes[PCI_COMMAND]! & PCI_COMMAND_MASTER) !== 0; }
 
   /** Drives the INTx pin (pci_set_irq): sets the status bit; the line follows unless INTx is disabled. */
   setIntx(asserted: boolean): void {
@@ -305,9 +297,8 @@ export class DeviceModel implements PciDeviceModel {
   }
 
   connect(host: PciHostPort): void {
-    this.port = host.dma;
+    this.dma.attach(host.dma, host.behindIommu ?? false);
     this.interrupts = host.interrupts;
-    this.translated = host.behindIommu ?? false;
     if (host.clock) this.clock.use(host.clock);
     this.connected = true;
     this.intxLineOut = false;
@@ -316,9 +307,8 @@ export class DeviceModel implements PciDeviceModel {
 
   disconnect(): void {
     this.clock.cancelAll();
-    this.port = DISCONNECTED_DMA;
+    this.dma.attach(DISCONNECTED_DMA, false);
     this.interrupts = DISCONNECTED_INTERRUPTS;
-    this.translated = false;
     this.connected = false;
     this.intxLineOut = false;
   }

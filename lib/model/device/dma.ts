@@ -12,32 +12,46 @@
  *     reads as zeros as QEMU's pci_dma_read does; on a noiommu host the event says that nothing
  *     would have stopped the real device.
  */
-import { DmaFault, type DmaPort } from '../pci/dma';
+import { PCI_COMMAND, PCI_COMMAND_MASTER } from '../../uapi/pci';
+import { DISCONNECTED_DMA, DmaFault, type DmaPort } from '../pci/dma';
 import type { DeviceEvent } from './events';
 
 /** What the DMA engine needs from its function. */
 export interface DmaOwner {
-  readonly busMasterEnabled: boolean;
-  /** The path the host connected; replaced on connect and disconnect. */
-  readonly port: DmaPort;
-  /** Whether an IOMMU translates this function's DMA. */
-  readonly behindIommu: boolean;
+  /** The function's config space bytes: bus mastering is bit 2 of the command register. */
+  readonly configBytes: Uint8Array;
   record(event: DeviceEvent): void;
 }
 
 export class DeviceDma {
-  constructor(private readonly owner: DmaOwner, readonly mask: bigint) {}
+  /** A 64-bit mask reaches every address: no check on the hot path. */
+  private readonly everyAddress: boolean;
+  private port: DmaPort = DISCONNECTED_DMA;
+  private behindIommu = false;
+
+  constructor(private readonly owner: DmaOwner, readonly mask: bigint) {
+    this.everyAddress = mask === (1n << 64n) - 1n;
+  }
+
+  /** The host connects the function's DMA path (or takes it away with DISCONNECTED_DMA). */
+  attach(port: DmaPort, behindIommu: boolean): void {
+    this.port = port;
+    this.behindIommu = behindIommu;
+  }
+
+  private get busMasterEnabled(): boolean {
+    return (this.owner.configBytes[PCI_COMMAND]! & PCI_COMMAND_MASTER) !== 0;
+  }
 
   /** Reads `length` bytes at bus address `address` (the device reads host memory). */
   read(address: bigint, length: number): Uint8Array {
-    const owner = this.owner;
-    if (!owner.busMasterEnabled) {
-      owner.record({ kind: 'dma-blocked', message: `DMA read of ${length} bytes at 0x${address.toString(16)} with bus mastering disabled` });
+    if (!this.busMasterEnabled) {
+      this.owner.record({ kind: 'dma-blocked', message: `DMA read of ${length} bytes at 0x${address.toString(16)} with bus mastering disabled` });
       return new Uint8Array(length);
     }
     const at = this.reachable(address, length, 'read');
     try {
-      return owner.port.read(at, length);
+      return this.port.read(at, length);
     } catch (e) {
       if (!(e instanceof DmaFault)) throw e;
       this.fault(e);
@@ -47,14 +61,13 @@ export class DeviceDma {
 
   /** Writes `data` at bus address `address` (the device writes host memory). */
   write(address: bigint, data: Uint8Array): void {
-    const owner = this.owner;
-    if (!owner.busMasterEnabled) {
-      owner.record({ kind: 'dma-blocked', message: `DMA write of ${data.length} bytes at 0x${address.toString(16)} with bus mastering disabled` });
+    if (!this.busMasterEnabled) {
+      this.owner.record({ kind: 'dma-blocked', message: `DMA write of ${data.length} bytes at 0x${address.toString(16)} with bus mastering disabled` });
       return;
     }
     const at = this.reachable(address, data.length, 'write');
     try {
-      owner.port.write(at, data);
+      this.port.write(at, data);
     } catch (e) {
       if (!(e instanceof DmaFault)) throw e;
       this.fault(e);
@@ -62,6 +75,7 @@ export class DeviceDma {
   }
 
   private reachable(address: bigint, length: number, direction: 'read' | 'write'): bigint {
+    if (this.everyAddress) return address;
     const last = address + BigInt(length > 0 ? length - 1 : 0);
     if ((last & this.mask) === last && address >= 0n) return address;
     const dropped = address & this.mask;
@@ -74,7 +88,7 @@ export class DeviceDma {
   }
 
   private fault(e: DmaFault): void {
-    const unchecked = !this.owner.behindIommu && e.reason === 'no-memory';
+    const unchecked = !this.behindIommu && e.reason === 'no-memory';
     const message = unchecked
       ? `${e.message}: no process memory is mapped at that physical address; on a noiommu host nothing checks device DMA, `
         + `so real hardware would have ${e.direction === 'read' ? 'read' : 'overwritten'} whatever lies there`
