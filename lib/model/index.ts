@@ -24,6 +24,7 @@ import { resolveProfile, type PciDeviceSpec, type Profile, type ProfileName } fr
 export interface DevicePlacement {
   /** Domain:bus:device.function, e.g. '0000:00:05.0'. */
   readonly address: string;
+  /** The device: an instance of a DeviceModel subclass, placed in this machine only. */
   readonly model: DeviceModel;
   /** The driver bound at boot: 'vfio-pci' (the default), 'pci-stub', or null for none. */
   readonly driver?: string | null;
@@ -33,7 +34,9 @@ export interface DevicePlacement {
 
 /** A machine built from a preset or profile plus devices placed on its bus. */
 export interface ModelMachine {
+  /** The preset (by name) or profile the machine starts from. */
   readonly base: ProfileName | Profile;
+  /** Devices placed on the bus besides the base's own. */
   readonly devices?: readonly DevicePlacement[];
   /** Leave out the base's own devices (the presets' edu at 0000:00:03.0). Default false. */
   readonly withoutBaseDevices?: boolean;
@@ -49,6 +52,7 @@ function bootSteps(clock: ModelClock | undefined): readonly ((kernel: ModelKerne
   return [(kernel) => { kernel.pci = bootPciMachine(kernel, clock); }];
 }
 
+/** Boots a model kernel for a preset name, a Profile, or a ModelMachine (a base plus placed devices). */
 export function createModelKernel(machine: ProfileName | Profile | ModelMachine): ModelKernel {
   const isMachine = typeof machine === 'object' && 'base' in machine;
   const profile = isMachine ? machineProfile(machine) : resolveProfile(machine);

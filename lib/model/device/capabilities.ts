@@ -82,17 +82,21 @@ export interface ExtendedCapabilitySpec {
   readonly at?: number;
 }
 
+/** Any capability description a DeviceDefinition lists. */
 export type CapabilityBuilder =
   | MsiCapabilitySpec | MsixCapabilitySpec | PcieCapabilitySpec | PmCapabilitySpec | VendorCapabilitySpec | ExtendedCapabilitySpec;
 
+/** MSI; defaults: 1 vector, 64-bit addresses, no per-vector masking (QEMU edu's). */
 export function msiCapability(o: { vectors?: number; is64bit?: boolean; perVectorMask?: boolean; at?: number } = {}): MsiCapabilitySpec {
   return { capability: 'msi', vectors: o.vectors ?? 1, is64bit: o.is64bit ?? true, perVectorMask: o.perVectorMask ?? false, ...at(o.at) };
 }
 
+/** MSI-X with `vectors` table entries, the table and PBA at the given BAR offsets. */
 export function msixCapability(o: { vectors: number; table: MsixPlacement; pba: MsixPlacement; at?: number }): MsixCapabilitySpec {
   return { capability: 'msix', vectors: o.vectors, table: o.table, pba: o.pba, ...at(o.at) };
 }
 
+/** PCI Express; defaults: an integrated endpoint, no FLR, 128-byte payloads, a x1 2.5 GT/s link. */
 export function pcieCapability(o: { type?: PcieDeviceType; flr?: boolean; maxPayload?: number; linkSpeed?: number; linkWidth?: number; at?: number } = {}): PcieCapabilitySpec {
   return {
     capability: 'pcie', type: o.type ?? 'integrated-endpoint', flr: o.flr ?? false, maxPayload: o.maxPayload ?? 128,
@@ -100,14 +104,17 @@ export function pcieCapability(o: { type?: PcieDeviceType; flr?: boolean; maxPay
   };
 }
 
+/** Power management; default No_Soft_Reset set (no PM reset). */
 export function pmCapability(o: { noSoftReset?: boolean; at?: number } = {}): PmCapabilitySpec {
   return { capability: 'pm', noSoftReset: o.noSoftReset ?? true, ...at(o.at) };
 }
 
+/** A vendor-specific capability holding `data` (read-only unless `writable`). */
 export function vendorCapability(data: Uint8Array, o: { writable?: boolean; at?: number } = {}): VendorCapabilitySpec {
   return { capability: 'vendor', data: data.slice(), writable: o.writable ?? false, ...at(o.at) };
 }
 
+/** A PCI Express extended capability; needs a pcieCapability() too. */
 export function extendedCapability(o: { id: number; version?: number; data: Uint8Array; writeMask?: Uint8Array; at?: number }): ExtendedCapabilitySpec {
   return {
     capability: 'extended', id: o.id, version: o.version ?? 1, data: o.data.slice(),

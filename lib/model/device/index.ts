@@ -12,12 +12,12 @@ export {
   type CapabilityBuilder, type ExtendedCapabilitySpec, type MsiCapabilitySpec, type MsixCapabilitySpec, type MsixPlacement,
   type PcieCapabilitySpec, type PcieDeviceType, type PmCapabilitySpec, type VendorCapabilitySpec,
 } from './capabilities';
-export { DeviceDma } from './dma';
+export { DeviceDma, type DmaOwner } from './dma';
 export { ModelClock, type ClockMode, type DeviceClock, type ScheduledWork } from './clock';
 export { DeviceTimers } from './device-timers';
 export { DeviceEventError, type DeviceEvent, type DeviceEventKind } from './events';
 export { DeviceModelError } from './model-error';
 export { DmaFault, type DmaFaultReason, type DmaPort } from '../pci/dma';
 export type { InterruptSink } from '../pci/interrupts';
-export type { PciBarInfo, PciHostPort } from '../pci/device-model';
+export type { PciBarInfo, PciDeviceModel, PciHostPort } from '../pci/device-model';
 export { PciConfigSpace, type ConfigWidth } from '../pci/physical-config-space';
