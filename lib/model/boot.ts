@@ -3,15 +3,21 @@
  * what lives on the kernel's side — the file tree, the fd table, the caller's capabilities,
  * physical memory for untranslated DMA, and iommufd — and gets the machine of the profile's
  * topology back, with its devices bound to their boot drivers.
+ *
+ * The topology decides the numbering, as on real hardware: functions are probed in bus order, so
+ * VFIO's cdevs (vfio0, vfio1, …) follow the addresses, and behind an IOMMU each function gets the
+ * lowest free IOMMU group in bus order unless its entry fixes one (the lab's edu sits in group 3).
  */
 import { VfioError } from '../sys/errors';
 import { KernelError } from './errno';
 import { iommufdPort, physicalPort } from './iommufd/vfio-port';
 import type { ModelKernel } from './model-kernel';
-import { hasIommufdNoiommu } from './profile';
+import type { DeviceClock } from './device';
+import { parsePciAddress } from './pci/address';
+import { hasIommufdNoiommu, type PciDeviceSpec } from './profile';
 import { PciMachine } from './vfio/machine';
 
-export function bootPciMachine(kernel: ModelKernel): PciMachine {
+export function bootPciMachine(kernel: ModelKernel, clock?: DeviceClock): PciMachine {
   const p = kernel.profile;
   return new PciMachine({
     vfs: kernel.vfs,
@@ -28,7 +34,8 @@ export function bootPciMachine(kernel: ModelKernel): PciMachine {
     iommuUnit: p.iommu,
     cpus: p.cpus ?? 2,
     noiommuAtBoot: p.noiommu,
-    functions: p.pci,
+    functions: inBusOrder(p.pci, p.iommu !== null),
+    ...(clock ? { clock } : {}),
     physicalMemory: physicalPort(kernel.memory),
     iommufd: p.config.IOMMUFD
       ? iommufdPort({
@@ -55,5 +62,31 @@ export function bootPciMachine(kernel: ModelKernel): PciMachine {
         throw e;
       }
     },
+  });
+}
+
+/**
+ * The profile's functions sorted by address, each with its IOMMU group behind an IOMMU: the one
+ * its options fix, else the lowest number no other function has taken, in bus order.
+ */
+function inBusOrder(functions: readonly PciDeviceSpec[], iommu: boolean): PciDeviceSpec[] {
+  const keyed = functions.map((f) => {
+    const a = parsePciAddress(f.address);
+    if (!a) throw new RangeError(`bad PCI address '${f.address}'`);
+    return { f, key: ((a.domain * 256 + a.bus) * 32 + a.device) * 8 + a.func };
+  });
+  const sorted = keyed.sort((x, y) => x.key - y.key).map((k) => k.f);
+  for (let i = 1; i < sorted.length; i++) {
+    if (sorted[i]!.address === sorted[i - 1]!.address) throw new RangeError(`two PCI functions at ${sorted[i]!.address}`);
+  }
+  if (!iommu) return sorted;
+  const fixedGroup = (f: PciDeviceSpec) => (typeof f.options?.['iommuGroup'] === 'number' ? f.options['iommuGroup'] as number : undefined);
+  const taken = new Set(sorted.map(fixedGroup).filter((g): g is number => g !== undefined));
+  let next = 0;
+  return sorted.map((f) => {
+    if (fixedGroup(f) !== undefined) return f;
+    while (taken.has(next)) next++;
+    taken.add(next);
+    return { ...f, options: { ...f.options, iommuGroup: next } };
   });
 }

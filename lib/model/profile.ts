@@ -8,6 +8,7 @@
  * name, a full profile, or a preset plus overrides (`{ ...profiles['linux-7.3-noiommu'], ... }`).
  */
 import type { Capabilities } from '../sys/kernel';
+import type { DeviceModel } from './device';
 
 /** A kernel release the model knows how to behave like. */
 export interface KernelVersion {
@@ -98,8 +99,8 @@ export interface MemoryConfig {
 export interface PciDeviceSpec {
   /** Domain:bus:device.function, e.g. '0000:00:03.0'. */
   readonly address: string;
-  /** Which device model, e.g. 'edu'. */
-  readonly device: string;
+  /** A built-in device model by name, e.g. 'edu', or a DeviceModel written on the SDK. */
+  readonly device: string | DeviceModel;
   /** The driver it is bound to at boot ('vfio-pci', or null for none). */
   readonly driver?: string | null;
   readonly options?: Readonly<Record<string, unknown>>;

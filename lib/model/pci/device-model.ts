@@ -1,12 +1,17 @@
 /**
  * What a simulated PCI function offers the host: its config space, BARs with exact-width MMIO
- * handlers, interrupt pins and MSI, DMA through a port the host connects, and whether it can be
- * reset on its own. The VFIO model (lib/model/vfio) drives a PciDeviceModel exactly like
- * vfio-pci drives a struct pci_dev, and sysfs (lib/model/fs) publishes its identity.
+ * handlers, interrupt pins and MSI/MSI-X, DMA through a port the host connects, a clock, and its
+ * resets. The VFIO model (lib/model/vfio) drives a PciDeviceModel exactly like vfio-pci drives a
+ * struct pci_dev, and sysfs (lib/model/fs) publishes its identity. Device models implement it by
+ * extending the SDK's DeviceModel (lib/model/device); the host never sees anything else.
  */
 import type { PciConfigSpace } from './physical-config-space';
-import type { DmaFault, DmaPort } from './dma';
+import type { DmaPort } from './dma';
 import type { InterruptSink } from './interrupts';
+import type { DeviceClock } from '../device/clock';
+import type { DeviceEvent } from '../device/events';
+
+export type { DeviceEvent, DeviceEventKind } from '../device/events';
 
 /** Access width in bits, as the Kernel interface names it. */
 export type AccessWidth = 8 | 16 | 32 | 64;
@@ -25,22 +30,10 @@ export interface PciBarInfo {
 export interface PciHostPort {
   readonly dma: DmaPort;
   readonly interrupts: InterruptSink;
-}
-
-export type DeviceEventKind =
-  /** A DMA transaction the host's memory or IOMMU refused (see `fault`). */
-  | 'dma-fault'
-  /** DMA attempted while bus mastering is disabled: the transaction never leaves the function. */
-  | 'dma-blocked'
-  /** The emulated hardware stopped working (QEMU aborts the VM here; the model marks the device dead). */
-  | 'hardware-error'
-  /** The device ignored a guest mistake QEMU logs as LOG_GUEST_ERROR (e.g. DMA address clamped). */
-  | 'guest-error';
-
-export interface DeviceEvent {
-  readonly kind: DeviceEventKind;
-  readonly message: string;
-  readonly fault?: DmaFault;
+  /** The machine's clock; a function connected without one keeps its own virtual clock. */
+  readonly clock?: DeviceClock;
+  /** Whether an IOMMU translates the function's DMA (default false: physical addresses). */
+  readonly behindIommu?: boolean;
 }
 
 export interface PciDeviceModel {
@@ -76,6 +69,8 @@ export interface PciDeviceModel {
   disconnect(): void;
   /** Function-level reset; only called when `supportsFunctionReset`. */
   functionReset(): void;
+  /** A reset of the bus the function sits on (secondary bus reset): every function on it resets. */
+  busReset(): void;
 
   /** Everything noteworthy the device did, oldest first. */
   readonly events: readonly DeviceEvent[];

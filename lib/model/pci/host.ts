@@ -6,8 +6,10 @@
  * "blocked" until a driver attaches the device to a domain, then that domain's translation.
  */
 import { formatPciAddress, type PciAddress } from './address';
+import { BarWindows } from './bar-windows';
 import { DmaFault, type DmaPort } from './dma';
 import type { PciDeviceModel } from './device-model';
+import { ModelClock, type DeviceClock } from '../device/clock';
 
 /**
  * A level-triggered, shareable host interrupt line that drivers request handlers on. Functions
@@ -117,6 +119,8 @@ export interface PciSlot {
   readonly dma: SwitchableDmaPort;
   /** Whether an IOMMU translates this function's DMA (false on a noiommu host). */
   readonly behindIommu: boolean;
+  /** The address windows firmware assigns BARs from, shared by every function of the host. */
+  readonly barWindows: BarWindows;
 }
 
 export interface PciHostOptions {
@@ -124,19 +128,28 @@ export interface PciHostOptions {
   readonly physicalMemory: DmaPort;
   /** Whether an IOMMU translates DMA (IOMMU mode) or not (noiommu host). */
   readonly iommu: boolean;
+  /** The clock devices run on; default a virtual clock in auto mode. */
+  readonly clock?: DeviceClock;
 }
 
 export class PciHost {
   readonly msi = new MsiController();
   private readonly slots = new Map<string, PciSlot>();
   private readonly irqLines = new Map<number, IrqLine>();
+  private readonly plugged = new Set<PciDeviceModel>();
+  private readonly barWindows = new BarWindows();
+  readonly clock: DeviceClock;
 
-  constructor(private readonly options: PciHostOptions) {}
+  constructor(private readonly options: PciHostOptions) {
+    this.clock = options.clock ?? new ModelClock('auto');
+  }
 
   /** Plugs a function in at `address` and wires its INTx, MSI and DMA. */
   plug(address: PciAddress, device: PciDeviceModel): PciSlot {
     const name = formatPciAddress(address);
     if (this.slots.has(name)) throw new Error(`model host: ${name} is already occupied`);
+    if (this.plugged.has(device)) throw new Error(`model host: device model '${device.model}' is already plugged in at another address`);
+    this.barWindows.reserveFixed(name, device);
     const irq = q35IntxIrq(address.device, device.interruptPin);
     let irqLine = this.irqLines.get(irq);
     if (!irqLine) {
@@ -145,9 +158,11 @@ export class PciHost {
     }
     const line = irqLine;
     const dma = new SwitchableDmaPort(this.options.iommu ? IOMMU_BLOCKED : this.options.physicalMemory);
-    const slot: PciSlot = { address, name, device, irqLine, dma, behindIommu: this.options.iommu };
+    const slot: PciSlot = { address, name, device, irqLine, dma, behindIommu: this.options.iommu, barWindows: this.barWindows };
     device.connect({
       dma,
+      clock: this.clock,
+      behindIommu: this.options.iommu,
       interrupts: {
         intxLevel: (asserted) => line.setLevel(slot, asserted),
         messageWrite: (address, data) => {
@@ -165,6 +180,7 @@ export class PciHost {
       },
     });
     this.slots.set(name, slot);
+    this.plugged.add(device);
     return slot;
   }
 

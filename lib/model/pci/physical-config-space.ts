@@ -9,7 +9,7 @@
  * parts of it (lib/model/vfio/config-virt.ts) on top of this.
  */
 import {
-  PCI_CAPABILITY_LIST, PCI_CAP_LIST_NEXT, PCI_CFG_SPACE_SIZE, PCI_STATUS, PCI_STATUS_CAP_LIST,
+  PCI_CAPABILITY_LIST, PCI_CAP_LIST_NEXT, PCI_CFG_SPACE_EXP_SIZE, PCI_CFG_SPACE_SIZE, PCI_STATUS, PCI_STATUS_CAP_LIST,
   PCI_STD_HEADER_SIZEOF,
 } from '../../uapi/pci';
 
@@ -25,8 +25,11 @@ export class PciConfigSpace {
   /** Where the next standard capability goes; QEMU-style allocation from the end of the header. */
   private nextCapOffset = PCI_STD_HEADER_SIZEOF;
   private lastCapNextPointer = PCI_CAPABILITY_LIST;
+  /** Where the next extended capability goes, and the header of the last one (0: none yet). */
+  private nextExtCapOffset = PCI_CFG_SPACE_SIZE;
+  private lastExtCap = 0;
 
-  constructor(readonly size: typeof PCI_CFG_SPACE_SIZE | 4096) {
+  constructor(readonly size: typeof PCI_CFG_SPACE_SIZE | typeof PCI_CFG_SPACE_EXP_SIZE) {
     this.bytes = new Uint8Array(size);
     this.writeMask = new Uint8Array(size);
     this.clearMask = new Uint8Array(size);
@@ -102,6 +105,30 @@ export class PciConfigSpace {
     this.lastCapNextPointer = offset + PCI_CAP_LIST_NEXT;
     this.nextCapOffset = Math.max(this.nextCapOffset, (offset + length + 3) & ~3);
     this.setRaw(PCI_STATUS, 2, this.getRaw(PCI_STATUS, 2) | PCI_STATUS_CAP_LIST);
+    return offset;
+  }
+
+  /**
+   * Appends a PCI Express extended capability of `length` bytes (header included) at the next free
+   * dword from 0x100 (or at `at`), links it into the extended list and returns its offset. The
+   * list starts at 0x100, so the first one must sit there. Its bytes start read-only.
+   */
+  addExtendedCapability(id: number, version: number, length: number, at?: number): number {
+    const offset = at ?? this.nextExtCapOffset;
+    const first = this.lastExtCap === 0;
+    if (this.size !== PCI_CFG_SPACE_EXP_SIZE || offset % 4 !== 0 || offset < PCI_CFG_SPACE_SIZE
+      || offset + length > this.size || (first && offset !== PCI_CFG_SPACE_SIZE)) {
+      throw new RangeError(`extended capability 0x${id.toString(16)} does not fit at 0x${offset.toString(16)}`);
+    }
+    this.writeMask.fill(0, offset, offset + length);
+    this.bytes.fill(0, offset, offset + length);
+    this.setRaw(offset, 4, ((id & 0xffff) | ((version & 0xf) << 16)) >>> 0);
+    if (!first) {
+      const header = this.getRaw(this.lastExtCap, 4);
+      this.setRaw(this.lastExtCap, 4, ((header & 0x000f_ffff) | (offset << 20)) >>> 0);
+    }
+    this.lastExtCap = offset;
+    this.nextExtCapOffset = Math.max(this.nextExtCapOffset, (offset + length + 3) & ~3);
     return offset;
   }
 

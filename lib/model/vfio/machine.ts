@@ -9,7 +9,8 @@ import { PciStubDriver } from '../pci/pci-stub-driver';
 import type { Capabilities } from '../../sys/kernel';
 import type { OpenFile } from '../open-file';
 import type { Vfs } from '../vfs';
-import { createDevice, type DeviceOptions } from '../devices';
+import { createDevice, type DeviceOptions } from '../../devices';
+import type { DeviceClock, DeviceModel } from '../device';
 import { parsePciAddress } from '../pci/address';
 import { PciBus } from '../pci/bus';
 import type { DmaPort } from '../pci/dma';
@@ -26,8 +27,8 @@ import { VfioPciDriver } from './vfio-pci-driver';
 export interface PciFunctionSpec {
   /** "0000:00:03.0" */
   readonly address: string;
-  /** A model from lib/model/devices, e.g. 'edu'. */
-  readonly device: string;
+  /** A built-in model from lib/devices by name, e.g. 'edu', or a DeviceModel to place as it is. */
+  readonly device: string | DeviceModel;
   /** Driver bound at boot ('vfio-pci' as with vfio-pci.ids= or driver_override in the initramfs), or none. */
   readonly driver?: string | null;
   /** Device options (edu: dma_mask, bar0, timing) and `iommuGroup` behind an IOMMU. */
@@ -47,6 +48,8 @@ export interface PciMachineOptions {
   readonly noiommuAtBoot: boolean;
   readonly functions: readonly PciFunctionSpec[];
   readonly physicalMemory: DmaPort;
+  /** The clock the devices run on (default: a virtual clock in auto mode). */
+  readonly clock?: DeviceClock;
   readonly iommufd: IommufdPort | undefined;
   capabilities(): Capabilities;
   lookup(fd: number): OpenFile | undefined;
@@ -69,7 +72,7 @@ export class PciMachine {
   readonly vfioPci: VfioPciDriver;
 
   constructor(o: PciMachineOptions) {
-    this.host = new PciHost({ physicalMemory: o.physicalMemory, iommu: o.iommu });
+    this.host = new PciHost({ physicalMemory: o.physicalMemory, iommu: o.iommu, ...(o.clock ? { clock: o.clock } : {}) });
     this.bus = new PciBus(() => this.host.all());
     this.iommuGroups = new IommuGroups(o.vfs, devicePath);
     addIommuClass(o.vfs);

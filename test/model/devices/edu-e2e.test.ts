@@ -18,7 +18,7 @@ import {
 import { PCI_COMMAND, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY } from '../../../lib/uapi/pci';
 import { EFD_NONBLOCK, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, O_RDWR, PROT_READ, PROT_WRITE } from '../../../lib/sys/constants';
 import type { Mapping } from '../../../lib/sys/kernel';
-import { EDU_DMA_CMD_START, EDU_DMA_CMD_TO_RAM, EDU_REG } from '../../../lib/model/devices/edu';
+import { EDU_DMA_CMD_START, EDU_DMA_CMD_TO_RAM, EDU_REG } from '../../../lib/devices/edu';
 
 const BDF = '0000:00:03.0';
 const CONFIG_REGION = 7n << 40n;

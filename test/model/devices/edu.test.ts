@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import {
   EduDevice, EDU_DMA_CMD_IRQ, EDU_DMA_CMD_START, EDU_DMA_CMD_TO_RAM, EDU_IDENTIFICATION, EDU_IRQ_DMA, EDU_IRQ_FACT,
   EDU_REG, EDU_STATUS_COMPUTING, EDU_STATUS_IRQ_FACT,
-} from '../../../lib/model/devices/edu';
+} from '../../../lib/devices/edu';
 import { DmaFault, type DmaPort } from '../../../lib/model/pci/dma';
 import type { InterruptSink } from '../../../lib/model/pci/interrupts';
 import {

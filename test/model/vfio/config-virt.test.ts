@@ -3,7 +3,7 @@
  * physical config space: what a VFIO user reads and writes through the config region.
  */
 import assert from 'node:assert/strict';
-import { EduDevice } from '../../../lib/model/devices/edu';
+import { EduDevice } from '../../../lib/devices/edu';
 import { VfioPciConfig, type ConfigOwner } from '../../../lib/model/vfio/config-virt';
 import {
   PCI_BASE_ADDRESS_0, PCI_CAPABILITY_LIST, PCI_COMMAND, PCI_COMMAND_INTX_DISABLE, PCI_COMMAND_MASTER,

@@ -20,7 +20,7 @@ import {
 import { PCI_COMMAND, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY, PCI_MSI_FLAGS, PCI_MSI_FLAGS_ENABLE } from '../../../lib/uapi/pci';
 import { MAP_PRIVATE, MAP_SHARED } from '../../../lib/sys/constants';
 import { regionOffset } from '../../../lib/model/vfio/pci-core';
-import { EDU_REG, EDU_DMA_CMD_START, EDU_DMA_CMD_TO_RAM } from '../../../lib/model/devices/edu';
+import { EDU_REG, EDU_DMA_CMD_START, EDU_DMA_CMD_TO_RAM } from '../../../lib/devices/edu';
 import { EDU_BDF, FakeIommufd, TestHost, expectErrno } from './harness';
 
 const CDEV = '/dev/vfio/devices/noiommu-vfio0';

@@ -14,7 +14,7 @@ import {
 import { PCI_COMMAND, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY } from '../../../lib/uapi/pci';
 import { MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, O_RDWR, PROT_READ, PROT_WRITE } from '../../../lib/sys/constants';
 import { isVfioError } from '../../../lib/sys/errors';
-import { EDU_DMA_CMD_START, EDU_DMA_CMD_TO_RAM, EDU_REG } from '../../../lib/model/devices/edu';
+import { EDU_DMA_CMD_START, EDU_DMA_CMD_TO_RAM, EDU_REG } from '../../../lib/devices/edu';
 
 const BDF = '0000:00:03.0';
 

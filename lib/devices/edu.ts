@@ -1,6 +1,7 @@
 /**
  * QEMU's educational PCI device "edu" as QEMU 7.2 implements it (hw/misc/edu.c), register for
- * register, so a driver written against the model behaves the same on the lab's real edu.
+ * register, so a driver written against the model behaves the same on the lab's real edu. It is
+ * written only against the public device-model SDK, like any user's device.
  *
  * Identity: vendor 0x1234, device 0x11e8, revision 0x10, class 0x00ff00 (PCI_CLASS_OTHERS),
  * QEMU's default subsystem 0x1af4:0x1100, INTx pin A, one MSI vector (64-bit, no per-vector
@@ -24,9 +25,7 @@
  * 'hardware-error' event and marks the device failed: from then on reads return all ones and
  * nothing else happens, the way a device that fell off the bus looks to a driver.
  */
-import { PciFunction } from '../pci/function';
-import type { AccessWidth } from '../pci/device-model';
-import { ASYNC_COMPLETION, schedule, type CompletionTiming } from '../pci/timing';
+import { DeviceModel, msiCapability, type AccessWidth } from '../model/device';
 
 export const EDU_VENDOR_ID = 0x1234;
 export const EDU_DEVICE_ID = 0x11e8;
@@ -52,6 +51,16 @@ export const EDU_DEFAULT_DMA_MASK = (1n << 28n) - 1n;
 
 const U64 = (1n << 64n) - 1n;
 
+/**
+ * When edu's DMA transfers and factorials finish: inside the MMIO write that started them ('sync',
+ * for unit tests that step through states), or later on the machine's clock ('immediate': after 0 µs;
+ * 'delay': after `ms` milliseconds; QEMU's edu DMA timer uses 100 ms of virtual time).
+ */
+export type CompletionTiming =
+  | { readonly mode: 'sync' }
+  | { readonly mode: 'immediate' }
+  | { readonly mode: 'delay'; readonly ms: number };
+
 export interface EduOptions {
   /** The address firmware assigned to BAR0 (what /sys/.../resource shows). */
   readonly bar0Address?: bigint;
@@ -61,9 +70,7 @@ export interface EduOptions {
   readonly timing?: CompletionTiming;
 }
 
-export class EduDevice extends PciFunction {
-  readonly model = 'edu';
-  readonly supportsFunctionReset = false;
+export class EduDevice extends DeviceModel {
   readonly dmaMask: bigint;
   private readonly timing: CompletionTiming;
   private liveness = 0;
@@ -75,55 +82,52 @@ export class EduDevice extends PciFunction {
   private dmaCount = 0n;
   private dmaCmd = 0n;
   private readonly buffer = new Uint8Array(EDU_DMA_BUFFER_SIZE);
-  private cancelPending: (() => void)[] = [];
-  private failedState = false;
 
   constructor(options: EduOptions = {}) {
     super({
-      vendorId: EDU_VENDOR_ID, deviceId: EDU_DEVICE_ID, subsystemVendorId: 0x1af4, subsystemId: 0x1100,
-      classCode: EDU_CLASS_CODE, revision: EDU_REVISION, interruptPin: 1,
+      model: 'edu',
+      identity: {
+        vendorId: EDU_VENDOR_ID, deviceId: EDU_DEVICE_ID, subsystemVendorId: 0x1af4, subsystemId: 0x1100,
+        classCode: EDU_CLASS_CODE, revision: EDU_REVISION,
+      },
+      interruptPin: 'INTA',
+      bars: [{ index: 0, size: EDU_BAR0_SIZE, type: 'memory32', address: options.bar0Address ?? 0xfea0_0000n }],
+      capabilities: [msiCapability({ vectors: 1, is64bit: true, perVectorMask: false })],
+      // edu clamps addresses to its dma_mask itself (edu_clamp_addr), before the bus sees them.
+      dmaMask: U64,
     });
     this.dmaMask = options.dmaMask ?? EDU_DEFAULT_DMA_MASK;
-    this.timing = options.timing ?? ASYNC_COMPLETION;
-    this.addMsiCapability({ vectors: 1, is64bit: true, perVectorMask: false });
-    this.defineBar({ index: 0, size: EDU_BAR0_SIZE, space: 'memory', is64bit: false, prefetchable: false }, options.bar0Address ?? 0xfea0_0000n);
+    this.timing = options.timing ?? { mode: 'immediate' };
+    // The MMIO region accepts 4- and 8-byte naturally aligned accesses only (valid.min_access_size 4,
+    // max 8, no unaligned): anything else is a decode error that reads 0 and writes nothing.
+    this.handleMmio(0, {
+      widths: [32, 64],
+      read: (offset, width) => this.readRegister(offset, width),
+      write: (offset, width, value) => this.writeRegister(offset, width, value),
+    });
   }
-
-  /** True once the emulated hardware hit a fatal error (QEMU would have aborted the VM). */
-  get failed(): boolean { return this.failedState; }
 
   /** A copy of the device's DMA buffer, for tests. */
   bufferContents(): Uint8Array { return this.buffer.slice(); }
 
-  mmioRead(bar: number, offset: bigint, width: AccessWidth): bigint {
-    const mask = widthMask(width);
-    if (bar !== 0 || offset < 0n || offset + BigInt(width / 8) > EDU_BAR0_SIZE) return mask;
-    if (this.failedState) return mask;
-    if (!this.accessValid(offset, width, 'read')) return 0n;
-    const addr = Number(offset);
-    if (addr < 0x80 && width !== 32) return mask;
-    let val = U64;
+  private readRegister(addr: number, width: AccessWidth): bigint {
+    if (addr < 0x80 && width !== 32) return U64;
     switch (addr) {
-      case EDU_REG.ID: val = BigInt(EDU_IDENTIFICATION); break;
-      case EDU_REG.LIVENESS: val = BigInt(this.liveness); break;
-      case EDU_REG.FACTORIAL: val = BigInt(this.factorial); break;
-      case EDU_REG.STATUS: val = BigInt(this.status); break;
-      case EDU_REG.IRQ_STATUS: val = BigInt(this.irqStatus); break;
-      case EDU_REG.DMA_SRC: val = this.dmaSrc; break;
-      case EDU_REG.DMA_DST: val = this.dmaDst; break;
-      case EDU_REG.DMA_COUNT: val = this.dmaCount; break;
-      case EDU_REG.DMA_CMD: val = this.dmaCmd; break;
+      case EDU_REG.ID: return BigInt(EDU_IDENTIFICATION);
+      case EDU_REG.LIVENESS: return BigInt(this.liveness);
+      case EDU_REG.FACTORIAL: return BigInt(this.factorial);
+      case EDU_REG.STATUS: return BigInt(this.status);
+      case EDU_REG.IRQ_STATUS: return BigInt(this.irqStatus);
+      case EDU_REG.DMA_SRC: return this.dmaSrc;
+      case EDU_REG.DMA_DST: return this.dmaDst;
+      case EDU_REG.DMA_COUNT: return this.dmaCount;
+      case EDU_REG.DMA_CMD: return this.dmaCmd;
+      default: return U64;
     }
-    return val & mask;
   }
 
-  mmioWrite(bar: number, offset: bigint, width: AccessWidth, value: bigint): void {
-    if (bar !== 0 || offset < 0n || offset + BigInt(width / 8) > EDU_BAR0_SIZE) return;
-    if (this.failedState) return;
-    if (!this.accessValid(offset, width, 'write')) return;
-    const addr = Number(offset);
+  private writeRegister(addr: number, width: AccessWidth, val: bigint): void {
     if (addr < 0x80 && width !== 32) return;
-    const val = value & widthMask(width);
     switch (addr) {
       case EDU_REG.LIVENESS:
         this.liveness = Number(~val & 0xffff_ffffn) >>> 0;
@@ -165,19 +169,8 @@ export class EduDevice extends PciFunction {
     return (this.dmaCmd & BigInt(EDU_DMA_CMD_START)) !== 0n;
   }
 
-  /**
-   * The MMIO region accepts 4- and 8-byte naturally aligned accesses only (valid.min_access_size 4,
-   * max 8, no unaligned): anything else is a decode error that reads 0 and writes nothing.
-   */
-  private accessValid(offset: bigint, width: AccessWidth, kind: 'read' | 'write'): boolean {
-    const bytes = BigInt(width / 8);
-    if ((width === 32 || width === 64) && offset % bytes === 0n) return true;
-    this.record({ kind: 'guest-error', message: `invalid ${width / 8}-byte MMIO ${kind} at BAR0+0x${offset.toString(16)}: edu accepts 4- and 8-byte aligned accesses` });
-    return false;
-  }
-
   private computeFactorial(): void {
-    if (this.failedState) return;
+    if (this.failed) return;
     let n = this.factorial;
     let result = 1;
     while (n > 0) { result = Math.imul(result, n) >>> 0; n--; }
@@ -187,7 +180,7 @@ export class EduDevice extends PciFunction {
   }
 
   private runDma(): void {
-    if (this.failedState || !this.dmaRunning) return;
+    if (this.failed || !this.dmaRunning) return;
     const count = this.dmaCount;
     const toRam = (this.dmaCmd & BigInt(EDU_DMA_CMD_TO_RAM)) !== 0n;
     const deviceAddress = toRam ? this.dmaSrc : this.dmaDst;
@@ -199,9 +192,9 @@ export class EduDevice extends PciFunction {
     const at = Number(deviceAddress - EDU_DMA_BUFFER_ADDRESS);
     const length = Number(count);
     if (toRam) {
-      this.dmaWrite(this.clamp(this.dmaDst), this.buffer.slice(at, at + length));
+      this.dma.write(this.clamp(this.dmaDst), this.buffer.slice(at, at + length));
     } else {
-      this.buffer.set(this.dmaRead(this.clamp(this.dmaSrc), length), at);
+      this.buffer.set(this.dma.read(this.clamp(this.dmaSrc), length), at);
     }
     this.dmaCmd &= ~BigInt(EDU_DMA_CMD_START);
     if (this.dmaCmd & BigInt(EDU_DMA_CMD_IRQ)) this.raiseIrq(EDU_IRQ_DMA);
@@ -227,30 +220,12 @@ export class EduDevice extends PciFunction {
     if (this.irqStatus === 0 && !this.msiEnabled) this.setIntx(false);
   }
 
-  private fail(message: string): void {
-    this.failedState = true;
-    for (const cancel of this.cancelPending) cancel();
-    this.cancelPending = [];
-    this.setIntx(false);
-    this.record({ kind: 'hardware-error', message });
-  }
-
   private later(work: () => void): void {
-    let cancel: () => void = () => undefined;
-    const run = () => {
-      this.cancelPending = this.cancelPending.filter((c) => c !== cancel);
-      work();
-    };
-    if (this.timing.mode === 'sync') { work(); return; }
-    cancel = schedule(this.timing, run);
-    this.cancelPending.push(cancel);
-  }
-
-  /** Stops pending work (the model host is being torn down). */
-  override disconnect(): void {
-    for (const cancel of this.cancelPending) cancel();
-    this.cancelPending = [];
-    super.disconnect();
+    switch (this.timing.mode) {
+      case 'sync': work(); return;
+      case 'immediate': this.clock.after(0, work); return;
+      case 'delay': this.clock.after(this.timing.ms * 1000, work); return;
+    }
   }
 }
 
@@ -263,8 +238,4 @@ function rangeAccepted(start: bigint, count: bigint): boolean {
   const bufferEnd = EDU_DMA_BUFFER_ADDRESS + BigInt(EDU_DMA_BUFFER_SIZE);
   const within = (a: bigint) => a >= EDU_DMA_BUFFER_ADDRESS && a < bufferEnd;
   return within(start) && end > start && within(end);
-}
-
-function widthMask(width: AccessWidth): bigint {
-  return (1n << BigInt(width)) - 1n;
 }

@@ -1,0 +1,81 @@
+/**
+ * How a device model describes itself: its identity (the IDs and class of the config header), its
+ * BARs, its capabilities (from the builders in capabilities.ts), its INTx pin and DMA reach.
+ * DeviceModel checks a definition when it is constructed and turns it into the function's
+ * physical config space, which vfio-pci then virtualises exactly as it does a real device's.
+ */
+import type { CapabilityBuilder } from './capabilities';
+
+/** Access width in bits. */
+export type AccessWidth = 8 | 16 | 32 | 64;
+
+export interface DeviceIdentity {
+  readonly vendorId: number;
+  readonly deviceId: number;
+  /** Default: vendorId. */
+  readonly subsystemVendorId?: number;
+  /** Default: deviceId. */
+  readonly subsystemId?: number;
+  /** 24-bit class code (base class, sub-class, prog-if), e.g. 0x010802 for an NVMe controller. */
+  readonly classCode: number;
+  /** Default 0. */
+  readonly revision?: number;
+}
+
+export type BarType = 'memory32' | 'memory64' | 'io';
+
+export interface BarDeclaration {
+  /** BAR register 0..5; a 64-bit BAR also takes the next register. */
+  readonly index: number;
+  /** Size in bytes: a power of two, at least 16 for memory and 4 for I/O (at most 256). */
+  readonly size: bigint;
+  readonly type: BarType;
+  /** Memory BARs only. Default false. */
+  readonly prefetchable?: boolean;
+  /**
+   * The bus address the BAR decodes, as firmware assigned it (aligned to the size). Default: the
+   * machine's firmware assigns one when the device is placed.
+   */
+  readonly address?: bigint;
+  /**
+   * True for a BAR that is plain memory (device RAM, a frame buffer): every width reads and
+   * writes the bytes, little endian. Otherwise the device installs an MMIO handler with
+   * `DeviceModel.handleMmio`.
+   */
+  readonly ram?: boolean;
+}
+
+/**
+ * Register accesses to a BAR. Offsets are from the start of the BAR; values are the low `width`
+ * bits (a read's result is masked to the width). Accesses the handler does not accept (see
+ * `widths`, `unaligned`) never reach it: they are guest errors in the event log and read as
+ * `invalidRead` (QEMU: a decode error reads 0) and write nothing.
+ */
+export interface MmioHandler {
+  read(offset: number, width: AccessWidth): bigint;
+  write(offset: number, width: AccessWidth, value: bigint): void;
+  /** Widths the region decodes. Default: all of 8, 16, 32, 64. */
+  readonly widths?: readonly AccessWidth[];
+  /** Whether accesses that are not naturally aligned are decoded. Default false. */
+  readonly unaligned?: boolean;
+  /** What an access the region does not decode reads as. Default 'zeros'. */
+  readonly invalidRead?: 'zeros' | 'ones';
+}
+
+export type InterruptPin = 'INTA' | 'INTB' | 'INTC' | 'INTD' | 'none';
+
+export interface DeviceDefinition {
+  /** The model's name, used in messages and the event log, e.g. 'copy-engine'. */
+  readonly model: string;
+  readonly identity: DeviceIdentity;
+  /** Default 'INTA'. */
+  readonly interruptPin?: InterruptPin;
+  readonly bars?: readonly BarDeclaration[];
+  /** Standard and extended capabilities, in list order. */
+  readonly capabilities?: readonly CapabilityBuilder[];
+  /**
+   * The addresses the device can generate on the bus (its DMA mask). DMA beyond it is a guest
+   * error; the device drops the address bits it does not have. Default: 64 bits.
+   */
+  readonly dmaMask?: bigint;
+}
