@@ -10,7 +10,7 @@ import { U64_MAX } from '../uapi/codec';
 import { Resource } from '../support/resource';
 import type { PhysicalRun } from '../ioctl/iommufd-ioctls';
 import * as io from '../ioctl/iommufd-ioctls';
-import { explain, isPinningFailure, memlockHint } from '../support/hints';
+import { isPinningFailure, memlockHint } from '../support/hints';
 import type { IommufdHandle, PageTableTarget } from './iommufd';
 import type { BufferSegment, DmaAttachment, DmaMapOptions, DmaSpace } from '../dma/dma-space';
 import { type Iova, type IovaRange, type PhysAddr, type PhysicalSegment } from '../sys/addresses';
@@ -136,7 +136,7 @@ export class Ioas extends Resource implements DmaSpace, PageTableTarget {
         ...(options.iova !== undefined ? { iova: options.iova } : {}),
       });
     } catch (e) {
-      throw explain(e, { context: `mapping ${length} bytes into IOAS ${this.id}`, ...(isPinningFailure(e) ? { hint: memlockHint(this.kernel, length) } : {}) });
+      throw VfioError.wrap(e, { context: `mapping ${length} bytes into IOAS ${this.id}`, ...(isPinningFailure(e) ? { hint: memlockHint(this.kernel, length) } : {}) });
     }
     return this.adopt(new IoasMapping(this, at, length));
   }
@@ -152,7 +152,7 @@ export class Ioas extends Resource implements DmaSpace, PageTableTarget {
         ...(options.iova !== undefined ? { iova: options.iova } : {}),
       });
     } catch (e) {
-      throw explain(e, { context: `mapping ${length} bytes of fd ${fileFd} into IOAS ${this.id}`, ...(isPinningFailure(e) ? { hint: memlockHint(this.kernel, length) } : {}) });
+      throw VfioError.wrap(e, { context: `mapping ${length} bytes of fd ${fileFd} into IOAS ${this.id}`, ...(isPinningFailure(e) ? { hint: memlockHint(this.kernel, length) } : {}) });
     }
     return this.adopt(new IoasMapping(this, at, length));
   }

@@ -5,7 +5,6 @@
 import type { Kernel } from '../sys/kernel';
 import { VfioError } from '../sys/errors';
 import { defaultKernel } from '../sys/default-kernel';
-import { explain } from '../support/hints';
 
 const PCI_DEVICES = '/sys/bus/pci/devices';
 const PCI_DRIVERS = '/sys/bus/pci/drivers';
@@ -272,7 +271,7 @@ export class PciDevice {
     try {
       return Number.parseInt(this.kernel.readFile(path).toString('utf8').trim(), 16);
     } catch (e) {
-      throw explain(e, { context: `reading ${attribute} of ${this.bdf}`, path });
+      throw VfioError.wrap(e, { context: `reading ${attribute} of ${this.bdf}`, path });
     }
   }
 }
@@ -281,7 +280,7 @@ function writeSysfs(kernel: Kernel, path: string, value: string): void {
   try {
     kernel.writeFile(path, value);
   } catch (e) {
-    throw explain(e, { path });
+    throw VfioError.wrap(e, { path });
   }
 }
 

@@ -10,7 +10,7 @@ import { VfioError } from '../sys/errors';
 import * as V from '../uapi/vfio';
 import { FileDescriptor, Resource } from '../support/resource';
 import * as c from '../ioctl/container-ioctls';
-import { explain, isPinningFailure, memlockHint } from '../support/hints';
+import { isPinningFailure, memlockHint } from '../support/hints';
 import type { BufferSegment, DmaAttachment, DmaMapOptions, DmaSpace } from '../dma/dma-space';
 import { readPhysicalSegments } from '../dma/pagemap';
 import { IovaAllocator } from '../dma/iova-allocator';
@@ -36,7 +36,7 @@ export class VfioContainer extends Resource implements DmaSpace {
     try {
       fd = kernel.open(path, O_RDWR | O_CLOEXEC);
     } catch (e) {
-      throw explain(e, { context: 'opening the VFIO container', path });
+      throw VfioError.wrap(e, { context: 'opening the VFIO container', path });
     }
     const container = new VfioContainer(kernel, new FileDescriptor(kernel, fd, path));
     const version = c.getApiVersion(kernel, fd);
@@ -71,7 +71,7 @@ export class VfioContainer extends Resource implements DmaSpace {
     try {
       c.setIommu(this.kernel, this.fd, type);
     } catch (e) {
-      throw explain(e, type === V.VFIO_NOIOMMU_IOMMU && e instanceof VfioError && e.code === 'EINVAL'
+      throw VfioError.wrap(e, type === V.VFIO_NOIOMMU_IOMMU && e instanceof VfioError && e.code === 'EINVAL'
         ? { hint: 'the noiommu IOMMU model needs vfio.enable_unsafe_noiommu_mode=1 and a noiommu group in the container' } : {});
     }
     this.iommuType = type;
@@ -98,7 +98,7 @@ export class VfioContainer extends Resource implements DmaSpace {
       });
     } catch (e) {
       allocator.release(iova);
-      throw explain(e, isPinningFailure(e) ? { hint: memlockHint(this.kernel, memory.length) } : {});
+      throw VfioError.wrap(e, isPinningFailure(e) ? { hint: memlockHint(this.kernel, memory.length) } : {});
     }
     const { kernel, file } = this;
     return {
@@ -145,7 +145,7 @@ class PagemapAttachment implements DmaAttachment {
     try {
       kernel.mlock(memory);
     } catch (e) {
-      throw explain(e, { context: 'locking DMA memory', ...(isPinningFailure(e) ? { hint: memlockHint(kernel, memory.length) } : {}) });
+      throw VfioError.wrap(e, { context: 'locking DMA memory', ...(isPinningFailure(e) ? { hint: memlockHint(kernel, memory.length) } : {}) });
     }
     this.segments = readPhysicalSegments(kernel, memory.address, memory.length);
   }

@@ -8,7 +8,6 @@ import * as V from '../uapi/vfio';
 import { VfioError } from '../sys/errors';
 import type { RegionInfo, SparseMmapArea } from '../ioctl/device-ioctls';
 import { Mmio } from './mmio';
-import { explain } from '../support/hints';
 
 /** What a region needs from its device. */
 /** @internal */
@@ -156,7 +155,7 @@ export class Region {
     try {
       mapping = kernel.mmap(fd, len, (this.readable ? PROT_READ : 0) | (this.writable ? PROT_WRITE : 0), MAP_SHARED, this.info.offset + off);
     } catch (e) {
-      throw explain(e, { context: `mapping ${this.name} of ${this.owner.description}` });
+      throw VfioError.wrap(e, { context: `mapping ${this.name} of ${this.owner.description}` });
     }
     return this.owner.ownMmio(new Mmio(kernel, mapping, `${this.name} mapping of ${this.owner.description}`, off));
   }
@@ -172,7 +171,7 @@ export class Region {
     try {
       return call();
     } catch (e) {
-      throw explain(e, { context: `${syscall} at 0x${offset.toString(16)} of ${this.name} of ${this.owner.description}` });
+      throw VfioError.wrap(e, { context: `${syscall} at 0x${offset.toString(16)} of ${this.name} of ${this.owner.description}` });
     }
   }
 }
