@@ -4,8 +4,6 @@
  * physical memory for untranslated DMA, and iommufd — and gets the machine of the profile's
  * topology back, with its devices bound to their boot drivers.
  */
-import { VfioError } from '../sys/errors';
-import { KernelError } from './errno';
 import { iommufdPort, physicalPort } from './iommufd/vfio-port';
 import type { ModelKernel } from './model-kernel';
 import { hasIommufdNoiommu } from './profile';
@@ -47,13 +45,6 @@ export function bootPciMachine(kernel: ModelKernel): PciMachine {
     ...(p.config.IOMMUFD ? { newIommufd: () => kernel.newIommufd(false) } : {}),
     holdFile: (f) => kernel.holdFile(f),
     dropFile: (f) => kernel.dropFile(f),
-    readUser: (address, length) => {
-      try {
-        return kernel.space.readUser(address, length);
-      } catch (e) {
-        if (e instanceof KernelError) throw VfioError.of(e.code, { syscall: 'ioctl' });
-        throw e;
-      }
-    },
+    readUser: (address, length) => kernel.space.readUser(address, length),
   });
 }

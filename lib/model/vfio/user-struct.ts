@@ -4,7 +4,7 @@
  * mandatory part is EINVAL, larger than the kernel's struct is fine only if every extra byte is
  * zero (else E2BIG), and bytes the caller did not provide read as zero.
  */
-import { VfioError } from '../../sys/errors';
+import { fail } from '../errno';
 import type { FieldType, StructType, StructValue } from '../../uapi/codec';
 
 export function copyStructFromUser<S extends Record<string, FieldType>>(
@@ -12,19 +12,18 @@ export function copyStructFromUser<S extends Record<string, FieldType>>(
   type: StructType<S>,
   minsz: number,
   sizeField: keyof S & string,
-  ioctl: string,
 ): StructValue<S> {
   if (!(arg instanceof Uint8Array) || arg.length < 4) {
-    throw VfioError.of('EFAULT', { syscall: 'ioctl', ioctl, context: 'the argument must point to the struct' });
+    fail('EFAULT', 'the argument must point to the struct');
   }
   const userSize = Number(type.get(arg, sizeField));
-  if (userSize < minsz) throw VfioError.of('EINVAL', { syscall: 'ioctl', ioctl, context: `${sizeField} ${userSize} is below the minimum ${minsz}` });
+  if (userSize < minsz) fail('EINVAL', `${sizeField} ${userSize} is below the minimum ${minsz}`);
   if (arg.length < userSize) {
-    throw VfioError.of('EFAULT', { syscall: 'ioctl', ioctl, context: `${sizeField} says ${userSize} bytes but the buffer has ${arg.length}` });
+    fail('EFAULT', `${sizeField} says ${userSize} bytes but the buffer has ${arg.length}`);
   }
   if (userSize > type.size) {
     for (let i = type.size; i < userSize; i++) {
-      if (arg[i] !== 0) throw VfioError.of('E2BIG', { syscall: 'ioctl', ioctl, context: `non-zero byte at offset ${i}, past the kernel's ${type.size}-byte struct` });
+      if (arg[i] !== 0) fail('E2BIG', `non-zero byte at offset ${i}, past the kernel's ${type.size}-byte struct`);
     }
   }
   return type.decode(arg.subarray(0, Math.min(userSize, type.size)));
