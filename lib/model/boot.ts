@@ -46,5 +46,6 @@ export function bootPciMachine(kernel: ModelKernel): PciMachine {
     holdFile: (f) => kernel.holdFile(f),
     dropFile: (f) => kernel.dropFile(f),
     readUser: (address, length) => kernel.space.readUser(address, length),
+    faults: kernel.faults,
   });
 }

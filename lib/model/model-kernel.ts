@@ -92,6 +92,7 @@ export class ModelKernel implements Kernel {
       holdFile: (f) => this.holdFile(f),
       dropFile: (f) => this.dropFile(f),
       ipcLock: profile.process.capabilities.ipcLock,
+      faults: this.faults,
     }, profile.memory.seed);
     this.installBaseFiles();
   }
@@ -150,7 +151,7 @@ export class ModelKernel implements Kernel {
 
   /** A new iommufd context (open of /dev/iommu, or /dev/vfio/vfio with IOMMUFD_VFIO_CONTAINER). */
   newIommufd(asVfioContainer: boolean): IommufdContext {
-    if (this.faults.shouldFail('iommufd.ctx-alloc')) fail('ENOMEM'); // iommufd_fops_open's kzalloc (lib/model/faults.ts)
+    this.faults.point('iommufd.ctx-alloc'); // iommufd_fops_open's kzalloc (lib/model/faults.ts)
     return new IommufdContext({
       faults: this.faults,
       profile: this.profile,
@@ -506,7 +507,7 @@ export class ModelKernel implements Kernel {
     return this.syscall('eventfd', {}, () => {
       if (flags & ~(EFD_SEMAPHORE | EFD_CLOEXEC | EFD_NONBLOCK)) fail('EINVAL');
       if (!Number.isInteger(initval) || initval < 0 || initval > 0xffff_ffff) fail('EINVAL');
-      if (this.faults.shouldFail('eventfd.ctx-alloc')) fail('ENOMEM'); // do_eventfd's kmalloc (lib/model/faults.ts)
+      this.faults.point('eventfd.ctx-alloc'); // do_eventfd's kmalloc (lib/model/faults.ts)
       return this.installFile(new EventFdFile(initval, flags), 'anon_inode:[eventfd]', O_RDWR);
     });
   }

@@ -14,7 +14,6 @@ import {
 import type { MmapBacking, OpenFile, SyscallContext } from '../open-file';
 import type { DeviceFileState, VfioDeviceObject } from './device-object';
 import type { VfioGroupObject, VfioGroupFile } from './group-object';
-import { faultPoint } from '../faults';
 
 export class VfioDeviceFile implements OpenFile, DeviceFileState {
   readonly kind = 'vfio-device';
@@ -31,7 +30,7 @@ export class VfioDeviceFile implements OpenFile, DeviceFileState {
   static openCdev(device: VfioDeviceObject, hasRawio: boolean): VfioDeviceFile {
     if (!device.registered) fail('ENODEV');
     if (device.isNoiommu && !hasRawio) fail('EPERM');
-    faultPoint('vfio.device-file-alloc'); // fault injection (lib/model/faults.ts): vfio_allocate_device_file
+    device.sys.env.faults.point('vfio.device-file-alloc'); // vfio_allocate_device_file (lib/model/faults.ts)
     return new VfioDeviceFile(device, undefined);
   }
 

@@ -10,6 +10,7 @@
  * when possible, the saved config state restored.
  */
 import { KernelError, fail } from '../errno';
+import type { FaultInjector } from '../fault-injection';
 import { MAP_SHARED } from '../../sys/constants';
 import type { MmapBacking } from '../open-file';
 import type { PciSlot } from '../pci/host';
@@ -63,6 +64,8 @@ export interface VfioPciCoreHost {
   readonly devidOf?: (slot: PciSlot) => number | undefined;
   /** IOMMU group ID of a function, for hot-reset info (group path); undefined when it has none. */
   readonly groupIdOf?: (slot: PciSlot) => number | undefined;
+  /** The kernel's fault injector (the interrupt context allocations). */
+  readonly faults: FaultInjector;
 }
 
 export class VfioPciCoreDevice {
@@ -108,7 +111,7 @@ export class VfioPciCoreDevice {
       readConfig: (o: number, w: 1 | 2 | 4) => this.config.read(o, w),
       writeConfig: (o: number, w: 1 | 2 | 4, v: number) => this.config.write(o, w, v),
     };
-    const irqs = new VfioPciIrqs(irqHw, this.host.lookup, () => this.cfg?.intxDisabledByUser ?? false);
+    const irqs = new VfioPciIrqs(irqHw, this.host.lookup, () => this.cfg?.intxDisabledByUser ?? false, this.host.faults);
     this.irqs = irqs;
     this.cfg = new VfioPciConfig(
       { size: this.config.size, read: (o, w) => this.config.read(o, w), write: (o, w, v) => this.config.write(o, w, v) },

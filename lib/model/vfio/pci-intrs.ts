@@ -21,7 +21,7 @@ import {
   VFIO_PCI_ERR_IRQ_INDEX, VFIO_PCI_INTX_IRQ_INDEX, VFIO_PCI_MSIX_IRQ_INDEX, VFIO_PCI_MSI_IRQ_INDEX,
   VFIO_PCI_NUM_IRQS, VFIO_PCI_REQ_IRQ_INDEX,
 } from '../../uapi/vfio';
-import { faultPoint } from '../faults';
+import type { FaultInjector } from '../fault-injection';
 
 const IRQ_NONE = VFIO_PCI_NUM_IRQS;
 
@@ -79,6 +79,7 @@ export class VfioPciIrqs {
     private readonly lookup: FileLookup,
     /** vdev->virq_disabled: the user set INTx disable in the virtual command register. */
     private readonly virqDisabled: () => boolean,
+    private readonly faults: FaultInjector,
   ) {}
 
   /** vfio_pci_get_irq_count. */
@@ -212,7 +213,7 @@ export class VfioPciIrqs {
     if (this.irqType !== IRQ_NONE) fail('EINVAL', 'another interrupt type is active');
     const line = this.hw.irqLine;
     if (!line || line.irq === 0) fail('ENODEV', 'INTx is not routed to a host interrupt');
-    faultPoint('vfio.irq-ctx-alloc'); // fault injection (lib/model/faults.ts): vfio_irq_ctx_alloc
+    this.faults.point('vfio.irq-ctx-alloc'); // vfio_irq_ctx_alloc (lib/model/faults.ts)
     const c: IrqContext = { trigger, masked: this.virqDisabled() };
     this.ctx.set(0, c);
     if (this.hw.pci23) this.pciIntx(!c.masked);
@@ -347,7 +348,7 @@ export class VfioPciIrqs {
     }
     if (fd < 0) return;
     if (vector >= this.msiCount) fail('EINVAL', 'vector was not allocated');
-    faultPoint('vfio.irq-ctx-alloc'); // fault injection: vfio_irq_ctx_alloc
+    this.faults.point('vfio.irq-ctx-alloc'); // vfio_irq_ctx_alloc
     const trigger = this.eventfdFromFd(fd);
     this.ctx.set(vector, { trigger, masked: false });
     this.hw.msi.setHandler(this.msiBase + vector, () => trigger.signal(1n));

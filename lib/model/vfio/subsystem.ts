@@ -11,6 +11,7 @@
  *     iommufd noiommu support (7.3); without the group interface (null group) only the cdev.
  */
 import { fail } from '../errno';
+import type { FaultInjector } from '../fault-injection';
 import type { Capabilities } from '../../sys/kernel';
 import type { OpenFile } from '../open-file';
 import type { CharDevNode, Vfs } from '../vfs';
@@ -68,6 +69,8 @@ export interface VfioEnvironment {
   /** get_file / fput on a file that has no fd (keeps a private iommufd context alive). */
   holdFile?(file: OpenFile): void;
   dropFile?(file: OpenFile): void;
+  /** The kernel's fault injector, for the VFIO allocation sites (lib/model/faults.ts). */
+  readonly faults: FaultInjector;
 }
 
 /** iommu_group_claim_dma_owner and friends (one owner per IOMMU group; EBUSY for a second). */
@@ -155,6 +158,7 @@ export class VfioSubsystem {
       siblings: () => env.pci.all(),
       groupIdOf: (s) => env.iommuGroups.of(s)?.id,
       devidOf: (s) => this.devices.get(s)?.bound?.id,
+      faults: env.faults,
     });
     const device = new VfioDeviceObject(index, name, noiommuFlag, slot, core, this, {
       hasIommu,
