@@ -189,7 +189,7 @@ export class DmaBuffer extends Resource {
       else if (offset >= s.offset + s.length) lo = mid + 1;
       else return { segment: s, within: offset - s.offset };
     }
-    throw VfioError.of('ENOENT', { syscall: operation, context: `no physical segment covers offset ${offset}` });
+    throw VfioError.condition('ERR_VFIO_NO_SEGMENT', { check: `${operation}: no physical segment covers offset ${offset}` });
   }
 
   protected release(): void {

@@ -209,9 +209,8 @@ export class PciDevice {
     writeSysfs(this.kernel, DRIVERS_PROBE, this.bdf);
     const now = this.driver;
     if (now !== VFIO_PCI_DRIVER) {
-      throw VfioError.of('ENODEV', {
-        syscall: 'write', path: DRIVERS_PROBE,
-        context: `${this.bdf} did not bind to vfio-pci (driver now: ${now ?? 'none'})`,
+      throw VfioError.condition('ERR_VFIO_NOT_BOUND', {
+        check: `after ${DRIVERS_PROBE}, ${this.bdf} is not bound to vfio-pci (driver now: ${now ?? 'none'})`,
         hint: 'load the vfio-pci module (modprobe vfio-pci); for a device without an IOMMU, noiommu mode must be on',
       });
     }
@@ -245,9 +244,8 @@ export class PciDevice {
       writeSysfs(this.kernel, DRIVERS_PROBE, this.bdf);
     }
     if (wanted !== null && this.driver !== wanted) {
-      throw VfioError.of('ENODEV', {
-        syscall: 'write', path: DRIVERS_PROBE,
-        context: `${this.bdf} did not go back to ${wanted} (driver now: ${this.driver ?? 'none'})`,
+      throw VfioError.condition('ERR_VFIO_NOT_BOUND', {
+        check: `after ${DRIVERS_PROBE}, ${this.bdf} is not bound to ${wanted} (driver now: ${this.driver ?? 'none'})`,
       });
     }
     this.previousDriver = undefined;
@@ -289,9 +287,8 @@ function basename(p: string): string {
 }
 
 function noiommuRefusal(what: string): VfioError {
-  return VfioError.of('EPERM', {
-    syscall: 'write', path: NOIOMMU_PARAMETER,
-    context: `refusing ${what}`,
+  return VfioError.condition('ERR_VFIO_NOIOMMU_NOT_ALLOWED', {
+    check: `refusing ${what} without unsafeNoiommu: true`,
     hint: 'noiommu mode gives the device unrestricted DMA to all memory and taints the kernel; pass unsafeNoiommu: true to allow it',
   });
 }

@@ -29,22 +29,21 @@ export interface VfioErrorDetails {
 
 /** The typed API's own failure codes: conditions it checks that are not a failed system call. */
 export const VFIO_CONDITIONS = {
-  ERR_VFIO_NOT_BOUND: 'the PCI device is not bound to vfio-pci',
+  ERR_VFIO_NOT_BOUND: 'the PCI device is not bound to the driver it needs',
   ERR_VFIO_NO_CDEV: 'the device has no usable VFIO device cdev',
   ERR_VFIO_NO_GROUP: 'the device has no IOMMU group',
-  ERR_VFIO_NO_CONTAINER: 'the kernel has no VFIO container',
+  ERR_VFIO_NOIOMMU_OFF: 'the device has no IOMMU and vfio noiommu mode is off',
+  ERR_VFIO_NOIOMMU_NOT_ALLOWED: 'noiommu mode is only switched on with unsafeNoiommu: true',
+  ERR_VFIO_NO_CONTAINER: 'the kernel has no VFIO container (/dev/vfio/vfio)',
   ERR_VFIO_GROUP_NOT_VIABLE: 'the VFIO group is not viable',
-  ERR_VFIO_NOT_ATTACHED: 'the device is not attached to a DMA address space',
-  ERR_VFIO_NOIOMMU_DISABLED: 'noiommu mode is off',
-  ERR_VFIO_NOIOMMU_REFUSED: 'binding a device without an IOMMU was not allowed',
-  ERR_VFIO_NO_PCI_DEVICE: 'no such PCI device',
-  ERR_VFIO_NO_DRIVER: 'no such PCI driver',
-  ERR_VFIO_API_VERSION: 'the VFIO API version is not the one this library speaks',
+  ERR_VFIO_API_VERSION: 'the container speaks another VFIO API version',
   ERR_VFIO_NO_IOMMU_MODEL: 'the container has no IOMMU model set',
-  ERR_VFIO_TRANSLATED: 'the DMA space translates through an IOMMU',
-  ERR_VFIO_NO_SEGMENT: 'no physical segment covers the offset',
+  ERR_VFIO_NOT_ATTACHED: 'no device is attached to tell how DMA is addressed',
+  ERR_VFIO_TRANSLATED: 'the DMA space translates through an IOMMU: there are no physical addresses to give',
   ERR_VFIO_IN_USE: 'the object is still in use',
-  ERR_VFIO_NOT_MAPPED: 'the region is not mapped',
+  ERR_VFIO_NOT_MAPPABLE: 'the region range cannot be mmap\'ed',
+  ERR_VFIO_TOO_MANY_VECTORS: 'more interrupt vectors were asked for than the device has',
+  ERR_VFIO_NO_SEGMENT: 'no physical segment of the buffer covers the offset',
 } as const;
 
 export type VfioConditionCode = keyof typeof VFIO_CONDITIONS;

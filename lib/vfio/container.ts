@@ -42,9 +42,8 @@ export class VfioContainer extends Resource implements DmaSpace {
     const version = c.getApiVersion(kernel, fd);
     if (version !== V.VFIO_API_VERSION) {
       container.close();
-      throw VfioError.of('EPROTONOSUPPORT', {
-        syscall: 'ioctl', ioctl: 'VFIO_GET_API_VERSION', path,
-        context: `the container speaks VFIO API version ${version}`, hint: `node-vfio speaks version ${V.VFIO_API_VERSION}, the only one Linux has defined`,
+      throw VfioError.condition('ERR_VFIO_API_VERSION', {
+        check: `VFIO_GET_API_VERSION on ${path} answered ${version}`, hint: `node-vfio speaks version ${V.VFIO_API_VERSION}, the only one Linux has defined`,
       });
     }
     return container;
@@ -87,7 +86,7 @@ export class VfioContainer extends Resource implements DmaSpace {
     this.assertOpen('VfioContainer.attachDma');
     if (this.iommuType === V.VFIO_NOIOMMU_IOMMU) return new PagemapAttachment(this.kernel, memory);
     if (this.iommuType === undefined) {
-      throw VfioError.of('EINVAL', { syscall: 'ioctl', ioctl: 'VFIO_IOMMU_MAP_DMA', context: 'the container has no IOMMU model set', hint: 'set a group into it and call setIommu first' });
+      throw VfioError.condition('ERR_VFIO_NO_IOMMU_MODEL', { check: 'setIommu was not called on this container', hint: 'set a group into it and call setIommu first' });
     }
     const allocator = this.iovas();
     const iova = options.iova ?? allocator.allocate(memory.length);
@@ -104,7 +103,7 @@ export class VfioContainer extends Resource implements DmaSpace {
     return {
       iova, addressing: 'iova',
       physicalSegments(): BufferSegment[] {
-        throw VfioError.of('EOPNOTSUPP', { syscall: 'ioctl', context: 'the container translates through an IOMMU', hint: 'give the device the IOVA (dmaAddress)' });
+        throw VfioError.condition('ERR_VFIO_TRANSLATED', { check: 'the container has a type1 IOMMU model', hint: 'give the device the IOVA (dmaAddress)' });
       },
       detach(): void {
         allocator.release(iova);

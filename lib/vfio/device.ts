@@ -195,8 +195,8 @@ export class VfioDevice extends Resource implements RegionOwner, IrqOwner, Bound
     this.assertOpen('VfioDevice.dmaSpace');
     const space = this.ioas ?? this.legacySpace;
     if (!space) {
-      throw VfioError.of('ENODEV', {
-        syscall: 'ioctl', context: `${this.description} is not attached to an IOAS`, hint: 'attach it first: device.attach(iommufd.ioas())',
+      throw VfioError.condition('ERR_VFIO_NOT_ATTACHED', {
+        check: `${this.description} is not attached to an IOAS`, hint: 'attach it first: device.attach(iommufd.ioas())',
       });
     }
     return space;
@@ -340,9 +340,8 @@ function resolveCdev(kernel: Kernel, device: string): { path: string; bdf: strin
   const path = pci.cdevPath();
   if (path === null) {
     const driver = pci.driver;
-    throw VfioError.of('ENOENT', {
-      syscall: 'open', path: `${pci.path}/vfio-dev`,
-      context: `${pci.bdf} has no VFIO device cdev`,
+    throw VfioError.condition('ERR_VFIO_NO_CDEV', {
+      check: `${pci.path}/vfio-dev names no VFIO device cdev of ${pci.bdf}`,
       hint: driver !== 'vfio-pci'
         ? `the device is bound to ${driver ?? 'no driver'}, not vfio-pci: PciDevice.get('${pci.bdf}').bindVfio()`
         : 'the kernel has no device cdev for it (needs CONFIG_VFIO_DEVICE_CDEV; for a device without an IOMMU, Linux 7.3+ with noiommu mode on); openDevice() falls back to the group path',

@@ -135,9 +135,8 @@ export class Irqs {
     if (count < 1) throw new RangeError(`Irqs.enable: count must be at least 1, got ${count}`);
     const available = this.info(kind).count;
     if (count > available) {
-      throw VfioError.of('EINVAL', {
-        syscall: 'ioctl', ioctl: 'VFIO_DEVICE_SET_IRQS',
-        context: `${this.owner.description} has ${available} ${kind} vector(s), ${count} requested`,
+      throw VfioError.condition('ERR_VFIO_TOO_MANY_VECTORS', {
+        check: `${this.owner.description} has ${available} ${kind} vector(s), ${count} requested`,
         ...(available === 0 ? { hint: `the device has no ${kind} capability (see config.capabilities())` } : {}),
       });
     }

@@ -137,15 +137,15 @@ export class Region {
     this.check(off, len, 'mmap');
     if (len <= 0n) throw new RangeError(`mmap of ${this.name}: nothing to map (length ${len})`);
     if (!this.mappable) {
-      throw VfioError.of('EINVAL', {
-        syscall: 'mmap', context: `${this.name} of ${this.owner.description} cannot be mmap'ed`,
+      throw VfioError.condition('ERR_VFIO_NOT_MAPPABLE', {
+        check: `${this.name} of ${this.owner.description} has VFIO_REGION_INFO_FLAG_MMAP clear`,
         hint: 'use read/write (pread/pwrite) on this region instead',
       });
     }
     const areas: readonly SparseMmapArea[] | undefined = this.info.sparseMmap;
     if (areas && !areas.some((a) => off >= a.offset && off + len <= a.offset + a.size)) {
-      throw VfioError.of('EINVAL', {
-        syscall: 'mmap', context: `${this.name} range 0x${off.toString(16)}+0x${len.toString(16)} is not inside one mmap-able area`,
+      throw VfioError.condition('ERR_VFIO_NOT_MAPPABLE', {
+        check: `${this.name} range 0x${off.toString(16)}+0x${len.toString(16)} is not inside one mmap-able area`,
         hint: `mmap-able areas: ${areas.map((a) => `0x${a.offset.toString(16)}+0x${a.size.toString(16)}`).join(', ')}`,
       });
     }
