@@ -106,7 +106,7 @@ export class PciDevice {
     if (enabled && !options.unsafeNoiommu) throw noiommuRefusal('switching on noiommu mode');
     if (!kernel.exists(NOIOMMU_PARAMETER)) {
       throw VfioError.of('ENOENT', {
-        syscall: 'open', path: NOIOMMU_PARAMETER,
+        syscall: 'stat', path: NOIOMMU_PARAMETER,
         hint: 'load the vfio module (modprobe vfio) on a kernel built with CONFIG_VFIO_NOIOMMU',
       });
     }
@@ -227,7 +227,7 @@ export class PciDevice {
     if (wanted !== null) {
       if (!this.kernel.exists(`${PCI_DRIVERS}/${wanted}`)) {
         throw VfioError.of('ENOENT', {
-          syscall: 'open', path: `${PCI_DRIVERS}/${wanted}`,
+          syscall: 'stat', path: `${PCI_DRIVERS}/${wanted}`,
           context: `cannot give ${this.bdf} back to ${wanted}`, hint: `no driver named ${wanted} is loaded (modprobe it first)`,
         });
       }

@@ -123,8 +123,9 @@ export class VfioError extends Error {
 
   /**
    * The one way to add context on the way up: a VfioError with the same code, errno, syscall,
-   * ioctl (unless the caller names it exactly), path and detail, `what` stacked in front of the inner context, the inner hint unless a better
-   * one is given, and the inner error as `cause`. Anything that is not a VfioError passes through.
+   * ioctl (unless the caller names it exactly), path and detail, `what.context` stacked in front
+   * of the inner context, the inner hint unless a better one is given, and the inner error as
+   * `cause`. Anything that is not a VfioError passes through unchanged.
    */
   static wrap(e: unknown, what: VfioErrorWrapping): unknown {
     if (!(e instanceof VfioError)) return e;
