@@ -5,7 +5,8 @@
  *
  * @packageDocumentation
  */
-export { VfioError, isVfioError } from './sys/errors';
+export { VfioError, isVfioError, VFIO_CONDITIONS } from './sys/errors';
+export type { VfioConditionCode, VfioErrorWrapping } from './sys/errors';
 export type { Kernel, Mapping, Capabilities, MmioWidth } from './sys/kernel';
 export { NativeKernel, NativeMapping, nativeKernel } from './sys/native-kernel';
 export { iova, physAddr, userVa } from './sys/addresses';

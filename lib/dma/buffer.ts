@@ -8,7 +8,7 @@ import type { Mapping, UserVa } from '../sys/kernel';
 import { VfioError } from '../sys/errors';
 import { MAP_ANONYMOUS, MAP_HUGETLB, MAP_HUGE_1GB, MAP_HUGE_2MB, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../sys/constants';
 import { Resource } from '../support/resource';
-import { explain, formatBytes, isPinningFailure, memlockHint } from '../support/hints';
+import { formatBytes, isPinningFailure, memlockHint } from '../support/hints';
 import type { BufferSegment, DmaAttachment, DmaMapOptions, DmaSpace } from './dma-space';
 import type { BusAddr, Iova, PhysAddr } from '../sys/addresses';
 import type { PhysicalRun } from '../ioctl/iommufd-ioctls';
@@ -75,7 +75,7 @@ export class DmaBuffer extends Resource {
       memory = mapAnonymous(requested, pageSize, huge);
     } catch (e) {
       if (!huge || options.hugePageFallback !== 'small-pages') {
-        throw explain(e, huge ? {
+        throw VfioError.wrap(e, huge ? {
           context: `allocating ${formatBytes(roundUp(requested, pageSize))} of ${huge} huge pages`,
           hint: `no free ${huge} huge pages: reserve some (e.g. /sys/kernel/mm/hugepages/hugepages-${huge === '2M' ? '2048kB' : '1048576kB'}/nr_hugepages) or pass hugePageFallback: 'small-pages'`,
         } : { context: `allocating ${formatBytes(requested)} for DMA` });
@@ -93,7 +93,7 @@ export class DmaBuffer extends Resource {
         try {
           kernel.mlock(memory);
         } catch (e) {
-          throw explain(e, { context: `locking ${formatBytes(memory.length)}`, ...(isPinningFailure(e) ? { hint: memlockHint(kernel, memory.length) } : {}) });
+          throw VfioError.wrap(e, { context: `locking ${formatBytes(memory.length)}`, ...(isPinningFailure(e) ? { hint: memlockHint(kernel, memory.length) } : {}) });
         }
       }
       attachment = space.attachDma(memory, options);
@@ -189,7 +189,7 @@ export class DmaBuffer extends Resource {
       else if (offset >= s.offset + s.length) lo = mid + 1;
       else return { segment: s, within: offset - s.offset };
     }
-    throw VfioError.of('ENOENT', { syscall: operation, context: `no physical segment covers offset ${offset}` });
+    throw VfioError.condition('ERR_VFIO_NO_SEGMENT', { check: `${operation}: no physical segment covers offset ${offset}` });
   }
 
   protected release(): void {

@@ -7,7 +7,6 @@
 import type { Kernel, UserVa } from '../sys/kernel';
 import { O_CLOEXEC, O_RDONLY } from '../sys/constants';
 import { VfioError } from '../sys/errors';
-import { explain } from '../support/hints';
 import type { BufferSegment } from './dma-space';
 import type { PhysAddr } from '../sys/addresses';
 
@@ -27,7 +26,7 @@ export function readPhysicalSegments(kernel: Kernel, address: UserVa, length: bi
   try {
     fd = kernel.open(PAGEMAP_PATH, O_RDONLY | O_CLOEXEC);
   } catch (e) {
-    throw explain(e, { path: PAGEMAP_PATH, context: 'reading physical addresses' });
+    throw VfioError.wrap(e, { path: PAGEMAP_PATH, context: 'reading physical addresses' });
   }
   try {
     let done = 0;
@@ -40,7 +39,7 @@ export function readPhysicalSegments(kernel: Kernel, address: UserVa, length: bi
       throw VfioError.of('EIO', { syscall: 'pread', path: PAGEMAP_PATH, context: `short read of ${done} of ${entries.length} pagemap bytes` });
     }
   } catch (e) {
-    throw explain(e, { path: PAGEMAP_PATH });
+    throw VfioError.wrap(e, { path: PAGEMAP_PATH });
   } finally {
     kernel.close(fd);
   }

@@ -1,8 +1,8 @@
 /**
  * The one place where a typed wrapper calls `kernel.ioctl`. The kernel only knows a request
  * number, and VFIO reuses numbers across kinds of fd, so the kernel cannot always name the ioctl
- * that failed; the wrapper can. Errors are rebuilt with the exact ioctl name so that the message
- * and the environment hint (lib/sys/errors.ts defaultHint) fit the call that was made.
+ * that failed; the wrapper can. Errors are wrapped (VfioError.wrap) with the exact ioctl name so
+ * that the message and the environment hint (lib/sys/errors.ts defaultHint) fit the call made.
  */
 import type { Kernel, Mapping } from '../sys/kernel';
 import { VfioError } from '../sys/errors';
@@ -14,16 +14,8 @@ export function invoke(kernel: Kernel, fd: number, request: IoctlRequest, arg: U
   try {
     return kernel.ioctl(fd, request.number, arg);
   } catch (e) {
-    throw nameRequest(e, request);
+    throw VfioError.wrap(e, { ioctl: request.name });
   }
-}
-
-function nameRequest(e: unknown, request: IoctlRequest): unknown {
-  if (!(e instanceof VfioError) || e.ioctl === request.name) return e;
-  const details = { errno: e.errno, syscall: e.syscall || 'ioctl', ioctl: request.name } as const;
-  const rebuilt = new VfioError(e.path === undefined ? details : { ...details, path: e.path });
-  rebuilt.stack = `${rebuilt.name}: ${rebuilt.message}\n${(e.stack ?? '').split('\n').slice(1).join('\n')}`;
-  return rebuilt;
 }
 
 /**

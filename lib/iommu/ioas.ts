@@ -10,7 +10,7 @@ import { U64_MAX } from '../uapi/codec';
 import { Resource } from '../support/resource';
 import type { PhysicalRun } from '../ioctl/iommufd-ioctls';
 import * as io from '../ioctl/iommufd-ioctls';
-import { explain, isPinningFailure, memlockHint } from '../support/hints';
+import { isPinningFailure, memlockHint } from '../support/hints';
 import type { IommufdHandle, PageTableTarget } from './iommufd';
 import type { BufferSegment, DmaAttachment, DmaMapOptions, DmaSpace } from '../dma/dma-space';
 import { type Iova, type IovaRange, type PhysAddr, type PhysicalSegment } from '../sys/addresses';
@@ -136,7 +136,7 @@ export class Ioas extends Resource implements DmaSpace, PageTableTarget {
         ...(options.iova !== undefined ? { iova: options.iova } : {}),
       });
     } catch (e) {
-      throw explain(e, { context: `mapping ${length} bytes into IOAS ${this.id}`, ...(isPinningFailure(e) ? { hint: memlockHint(this.kernel, length) } : {}) });
+      throw VfioError.wrap(e, { context: `mapping ${length} bytes into IOAS ${this.id}`, ...(isPinningFailure(e) ? { hint: memlockHint(this.kernel, length) } : {}) });
     }
     return this.adopt(new IoasMapping(this, at, length));
   }
@@ -152,7 +152,7 @@ export class Ioas extends Resource implements DmaSpace, PageTableTarget {
         ...(options.iova !== undefined ? { iova: options.iova } : {}),
       });
     } catch (e) {
-      throw explain(e, { context: `mapping ${length} bytes of fd ${fileFd} into IOAS ${this.id}`, ...(isPinningFailure(e) ? { hint: memlockHint(this.kernel, length) } : {}) });
+      throw VfioError.wrap(e, { context: `mapping ${length} bytes of fd ${fileFd} into IOAS ${this.id}`, ...(isPinningFailure(e) ? { hint: memlockHint(this.kernel, length) } : {}) });
     }
     return this.adopt(new IoasMapping(this, at, length));
   }
@@ -186,9 +186,8 @@ export class Ioas extends Resource implements DmaSpace, PageTableTarget {
       m.iova !== undefined && m.iova < end && m.iova + m.length > start;
     const busy = [...this.dmaAttachments].find((a) => overlaps(a));
     if (busy) {
-      throw VfioError.of('EBUSY', {
-        syscall: 'ioctl', ioctl: 'IOMMU_IOAS_UNMAP',
-        context: `IOVA 0x${busy.iova!.toString(16)}..+0x${busy.length.toString(16)} of IOAS ${this.id} belongs to a DmaBuffer`,
+      throw VfioError.condition('ERR_VFIO_IN_USE', {
+        check: `IOVA 0x${busy.iova!.toString(16)}..+0x${busy.length.toString(16)} of IOAS ${this.id} belongs to a DmaBuffer`,
         hint: 'close the DmaBuffer to unmap it; a device may still be using its addresses',
       });
     }
@@ -296,9 +295,8 @@ export class Ioas extends Resource implements DmaSpace, PageTableTarget {
   override close(): void {
     if (this.closed) return;
     if (this.attached.size > 0 && !this.handle.tearingDown) {
-      throw VfioError.of('EBUSY', {
-        syscall: 'ioctl', ioctl: 'IOMMU_DESTROY',
-        context: `IOAS ${this.id} still has ${this.attached.size} device(s) attached`,
+      throw VfioError.condition('ERR_VFIO_IN_USE', {
+        check: `IOAS ${this.id} still has ${this.attached.size} device(s) attached`,
         hint: 'close or detach the devices first (closing the Iommufd closes everything at once)',
       });
     }
@@ -327,9 +325,8 @@ class IoasDmaAttachment implements DmaAttachment {
   get addressing(): 'physical' | 'iova' {
     const a = this.ioas.addressing;
     if (a === 'unknown') {
-      throw VfioError.of('ENODEV', {
-        syscall: 'ioctl',
-        context: `IOAS ${this.ioas.id} has no device attached yet`,
+      throw VfioError.condition('ERR_VFIO_NOT_ATTACHED', {
+        check: `IOAS ${this.ioas.id} has no device attached yet`,
         hint: 'attach a device to the IOAS first: only then is it known whether the device uses IOVAs or physical addresses',
       });
     }
@@ -343,9 +340,8 @@ class IoasDmaAttachment implements DmaAttachment {
   physicalSegments(): BufferSegment[] {
     if (!this.cached) {
       if (this.ioas.addressing === 'iova') {
-        throw VfioError.of('EOPNOTSUPP', {
-          syscall: 'ioctl', ioctl: 'IOMMU_IOAS_NOIOMMU_GET_PA',
-          context: `IOAS ${this.ioas.id} is translated by an IOMMU`,
+        throw VfioError.condition('ERR_VFIO_TRANSLATED', {
+          check: `the devices attached to IOAS ${this.ioas.id} use IOVAs`,
           hint: 'with an IOMMU, program the device with the IOVA (dmaAddress) instead of a physical address',
         });
       }

@@ -4,10 +4,10 @@
  * skip their own destroy ioctls while the iommufd tears down.
  */
 import type { Kernel } from '../sys/kernel';
+import { VfioError } from '../sys/errors';
 import { O_CLOEXEC, O_RDWR } from '../sys/constants';
 import { FileDescriptor, Resource } from '../support/resource';
 import { defaultKernel } from '../sys/default-kernel';
-import { explain } from '../support/hints';
 import * as io from '../ioctl/iommufd-ioctls';
 import { Ioas } from './ioas';
 import { Hwpt, type HwptOptions } from './hwpt';
@@ -54,7 +54,7 @@ export class Iommufd extends Resource implements IommufdHandle {
     try {
       fd = kernel.open(path, O_RDWR | O_CLOEXEC);
     } catch (e) {
-      throw explain(e, { context: 'opening the iommufd', path });
+      throw VfioError.wrap(e, { context: 'opening the iommufd', path });
     }
     return new Iommufd(kernel, new FileDescriptor(kernel, fd, path));
   }

@@ -8,8 +8,6 @@
  * VFIO's cdevs (vfio0, vfio1, …) follow the addresses, and behind an IOMMU each function gets the
  * lowest free IOMMU group in bus order unless its entry fixes one (the lab's edu sits in group 3).
  */
-import { VfioError } from '../sys/errors';
-import { KernelError } from './errno';
 import { iommufdPort, physicalPort } from './iommufd/vfio-port';
 import type { ModelKernel } from './model-kernel';
 import type { DeviceClock } from './device';
@@ -54,14 +52,8 @@ export function bootPciMachine(kernel: ModelKernel, clock?: DeviceClock): PciMac
     ...(p.config.IOMMUFD ? { newIommufd: () => kernel.newIommufd(false) } : {}),
     holdFile: (f) => kernel.holdFile(f),
     dropFile: (f) => kernel.dropFile(f),
-    readUser: (address, length) => {
-      try {
-        return kernel.space.readUser(address, length);
-      } catch (e) {
-        if (e instanceof KernelError) throw VfioError.of(e.code, { syscall: 'ioctl' });
-        throw e;
-      }
-    },
+    readUser: (address, length) => kernel.space.readUser(address, length),
+    faults: kernel.faults,
   });
 }
 

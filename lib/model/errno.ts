@@ -1,8 +1,9 @@
 /**
  * How the model's kernel code fails: by throwing a KernelError carrying the errno the real kernel
- * function returns at that point. The syscall boundary (ModelKernel) turns it into the VfioError a
- * caller sees, adding the syscall, ioctl name and path it knows there — so code deep inside the
- * model states only *which* errno, never how the error is presented.
+ * function returns at that point, and optionally a detail saying why in words. The syscall
+ * boundary (ModelKernel) alone turns it into the VfioError a caller sees, adding the syscall, ioctl
+ * name and path it knows there and keeping the detail — so code deep inside the model states only
+ * *which* errno and why, never how the error is presented.
  */
 import type { ErrnoName } from '../sys/constants';
 

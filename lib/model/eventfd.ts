@@ -2,7 +2,7 @@
  * eventfd(2) of the model: a 64-bit counter. A simulated device signals an interrupt by adding 1
  * (as the kernel's eventfd_signal does), a reader takes the whole count (or 1 in semaphore mode).
  */
-import { VfioError } from '../sys/errors';
+import { fail } from './errno';
 import { EFD_NONBLOCK, EFD_SEMAPHORE } from '../sys/constants';
 import type { OpenFile } from './open-file';
 
@@ -27,7 +27,7 @@ export class EventFdFile implements OpenFile {
     if (this.count === 0n) {
       // A blocking read would wait forever in a single-threaded model; Linux would block. The model
       // answers EAGAIN for both, and callers wait with waitReadable first.
-      throw VfioError.of('EAGAIN', { syscall: 'read', path: 'anon_inode:[eventfd]' });
+      fail('EAGAIN');
     }
     if (this.flags & EFD_SEMAPHORE) {
       this.count -= 1n;
@@ -39,9 +39,9 @@ export class EventFdFile implements OpenFile {
   }
 
   write(value: bigint): void {
-    if (value === (1n << 64n) - 1n) throw VfioError.of('EINVAL', { syscall: 'write', path: 'anon_inode:[eventfd]' });
+    if (value === (1n << 64n) - 1n) fail('EINVAL');
     if (this.count + value > EVENTFD_MAX) {
-      throw VfioError.of('EAGAIN', { syscall: 'write', path: 'anon_inode:[eventfd]' });
+      fail('EAGAIN');
     }
     this.signal(value);
   }

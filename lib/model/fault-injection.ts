@@ -3,18 +3,14 @@
  * iommufd_should_fail()): arm it with N and the Nth injection site reached afterwards fails with
  * that site's errno — an allocation with ENOMEM, an object lookup with ENOENT, a page pin with
  * EFAULT. Tests walk N = 1, 2, 3, ... over an operation sequence and check that every early
- * failure leaves no leaked IDs, pins or accounting behind. Sites are named (lib/model/faults.ts
- * lists them with their errnos); sites without a path to their kernel's injector reach the armed
- * one through faults.ts.
+ * failure leaves no leaked IDs, pins or accounting behind.
+ *
+ * Each ModelKernel owns one injector (`kernel.faults`) and hands it to the parts it builds, so a
+ * site always asks its own kernel's injector: two kernels armed at once do not see each other's
+ * sites. A site is one call, `faults.point('name')`, named in lib/model/faults.ts with its errno.
  */
-import type { FaultPointName } from './faults';
-
-/** The injector armed right now, if any (one kernel at a time is swept). */
-let armed: FaultInjector | undefined;
-
-export function armedInjector(): FaultInjector | undefined {
-  return armed;
-}
+import { KernelError } from './errno';
+import { FAULT_POINTS, type FaultPointName } from './faults';
 
 export class FaultInjector {
   private remaining = 0;
@@ -34,18 +30,20 @@ export class FaultInjector {
     this.fired = false;
     this.firedAt = undefined;
     this.seen.clear();
-    if (n > 0) armed = this;
-    else if (armed === this) armed = undefined;
   }
 
-  /** Called at each injection site: true when this one must fail. */
-  shouldFail(site: FaultPointName): boolean {
-    if (this.remaining === 0) return false;
+  /**
+   * A fault site (iommufd_should_fail and friends): throws the site's catalogued errno when it is
+   * the one the armed count picks. Unarmed it costs a comparison.
+   */
+  point(site: FaultPointName): void {
+    if (this.remaining === 0) return;
     this.sitesSeen++;
     this.seen.set(site, (this.seen.get(site) ?? 0) + 1);
-    if (--this.remaining > 0) return false;
+    if (--this.remaining > 0) return;
     this.fired = true;
     this.firedAt = site;
-    return true;
+    const info = FAULT_POINTS[site];
+    throw new KernelError(info.errno, `fault injected at ${site} (${info.site})`);
   }
 }

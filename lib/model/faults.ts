@@ -6,13 +6,11 @@
  * through untouched. Each site fails with the errno the kernel's own site returns there, listed
  * here so a sweep can hold every surfaced error against its site.
  *
- * Model code with a path to its kernel's injector writes `if (faults.shouldFail('name')) fail(errno)`;
- * code without one (the VFIO side, the address space) writes `faultPoint('name')`, which asks the
- * injector that is armed. Unarmed, both cost a comparison.
+ * Model code writes a site as `faults.point('name')` on the injector of its kernel (handed down
+ * from ModelKernel.faults); a caller that answers another errno for a failed site (hwpt_alloc's
+ * EINVAL for its pt lookup) catches the KernelError, as the kernel checks IS_ERR.
  */
 import type { ErrnoName } from '../sys/constants';
-import { KernelError } from './errno';
-import { armedInjector } from './fault-injection';
 
 export interface FaultPointInfo {
   /** What the kernel answers when this site fails. */
@@ -38,16 +36,3 @@ export const FAULT_POINTS = {
 } as const satisfies Record<string, FaultPointInfo>;
 
 export type FaultPointName = keyof typeof FAULT_POINTS;
-
-/** iommufd_should_fail for code without its kernel's injector at hand: asks the armed one. */
-export function shouldFail(point: FaultPointName): boolean {
-  return armedInjector()?.shouldFail(point) ?? false;
-}
-
-/** A site that fails with its catalogued errno when the armed injector picks it. */
-export function faultPoint(point: FaultPointName): void {
-  if (shouldFail(point)) {
-    const info = FAULT_POINTS[point];
-    throw new KernelError(info.errno, `fault injected at ${point} (${info.site})`);
-  }
-}

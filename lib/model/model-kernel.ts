@@ -3,8 +3,9 @@
  *
  * It owns the process's fd table, its address space and physical memory, and the file tree
  * (Vfs). Every syscall resolves its fd or path, runs the model's kernel code, and turns a
- * KernelError (or a VfioError from a file implementation) into the VfioError a caller sees, with
- * the syscall, ioctl name and path filled in — the same shape NativeKernel produces from errno.
+ * KernelError into the VfioError a caller sees, with the syscall, ioctl name and path filled in —
+ * the same shape NativeKernel produces from errno — and the model's detail kept. This is the only
+ * place the model builds a VfioError (test/model/boundary.test.ts holds it to that).
  *
  * Hooks for the rest of the model (the VFIO/PCI side, device models, tests):
  *   vfs                      the file tree; add sysfs/devfs nodes here
@@ -26,9 +27,9 @@
 import type { Capabilities, Kernel, Mapping, MmioWidth } from '../sys/kernel';
 import {
   EFD_CLOEXEC, EFD_NONBLOCK, EFD_SEMAPHORE, MAP_ANONYMOUS, MAP_SHARED, MFD_ALLOW_SEALING, MFD_CLOEXEC, MFD_HUGETLB,
-  O_RDONLY, O_RDWR, O_WRONLY, PROT_WRITE, type ErrnoName,
+  O_RDONLY, O_RDWR, O_WRONLY, PROT_WRITE,
 } from '../sys/constants';
-import { VfioError, isVfioError } from '../sys/errors';
+import { VfioError } from '../sys/errors';
 import { ioctlName, type FileKind } from '../uapi/requests';
 import { KernelError, fail } from './errno';
 import { EventFdFile } from './eventfd';
@@ -46,6 +47,13 @@ import type { Profile } from './profile';
 import { AttrFile, DirectoryFile } from './vfs-files';
 import { Vfs, type VNode } from './vfs';
 import type { PciMachine } from './vfio/machine';
+
+/** Where a syscall acts, as far as the boundary can name it. */
+interface SyscallSite {
+  readonly fd?: number | undefined;
+  readonly path?: string;
+  readonly ioctl?: string;
+}
 
 interface FdEntry {
   readonly file: OpenFile;
@@ -84,6 +92,7 @@ export class ModelKernel implements Kernel {
       holdFile: (f) => this.holdFile(f),
       dropFile: (f) => this.dropFile(f),
       ipcLock: profile.process.capabilities.ipcLock,
+      faults: this.faults,
     }, profile.memory.seed);
     this.installBaseFiles();
   }
@@ -142,7 +151,7 @@ export class ModelKernel implements Kernel {
 
   /** A new iommufd context (open of /dev/iommu, or /dev/vfio/vfio with IOMMUFD_VFIO_CONTAINER). */
   newIommufd(asVfioContainer: boolean): IommufdContext {
-    if (this.faults.shouldFail('iommufd.ctx-alloc')) fail('ENOMEM'); // iommufd_fops_open's kzalloc (lib/model/faults.ts)
+    this.faults.point('iommufd.ctx-alloc'); // iommufd_fops_open's kzalloc (lib/model/faults.ts)
     return new IommufdContext({
       faults: this.faults,
       profile: this.profile,
@@ -282,7 +291,7 @@ export class ModelKernel implements Kernel {
       try {
         return entry.file.ioctl(request, arg, entry.ctx);
       } catch (e) {
-        return this.syscall('ioctl', { fd, ioctl: this.requestName(entry.file, request) }, () => { throw e; });
+        throw this.present(e, 'ioctl', { fd, ioctl: this.requestName(entry.file, request) });
       }
     }
     return this.syscall('ioctl', { fd, ioctl: entry ? this.requestName(entry.file, request) : ioctlName(request) }, () => {
@@ -416,7 +425,12 @@ export class ModelKernel implements Kernel {
   mmioRead(mapping: Mapping, offset: number, width: MmioWidth): number | bigint {
     const vma = this.checkMmio(mapping, offset, width);
     if (vma.backing.kind === 'mmio') {
-      const v = vma.backing.read(offset, width);
+      let v: bigint;
+      try {
+        v = vma.backing.read(offset, width);
+      } catch (e) {
+        throw this.present(e, 'mmio', {});
+      }
       return width === 64 ? v : Number(v);
     }
     const view = new DataView(vma.buffer!, offset, width / 8);
@@ -434,7 +448,11 @@ export class ModelKernel implements Kernel {
     const v = BigInt(value);
     if (v < 0n || v > max) throw new RangeError(`mmioWrite: value ${value} does not fit in ${width} bits`);
     if (vma.backing.kind === 'mmio') {
-      vma.backing.write(offset, width, v);
+      try {
+        vma.backing.write(offset, width, v);
+      } catch (e) {
+        throw this.present(e, 'mmio', {});
+      }
       return;
     }
     const view = new DataView(vma.buffer!, offset, width / 8);
@@ -489,7 +507,7 @@ export class ModelKernel implements Kernel {
     return this.syscall('eventfd', {}, () => {
       if (flags & ~(EFD_SEMAPHORE | EFD_CLOEXEC | EFD_NONBLOCK)) fail('EINVAL');
       if (!Number.isInteger(initval) || initval < 0 || initval > 0xffff_ffff) fail('EINVAL');
-      if (this.faults.shouldFail('eventfd.ctx-alloc')) fail('ENOMEM'); // do_eventfd's kmalloc (lib/model/faults.ts)
+      this.faults.point('eventfd.ctx-alloc'); // do_eventfd's kmalloc (lib/model/faults.ts)
       return this.installFile(new EventFdFile(initval, flags), 'anon_inode:[eventfd]', O_RDWR);
     });
   }
@@ -562,27 +580,29 @@ export class ModelKernel implements Kernel {
     return path === undefined ? { fd } : { fd, path };
   }
 
-  /**
-   * Runs one syscall's model code and presents its failure like the native side: a VfioError
-   * with errno, syscall, ioctl name and path.
-   */
-  private syscall<T>(syscall: string, where: { fd?: number | undefined; path?: string; ioctl?: string }, body: () => T): T {
+  /** Runs one syscall's model code; a failure comes out as the caller sees it (present). */
+  private syscall<T>(syscall: string, where: SyscallSite, body: () => T): T {
     try {
       return body();
     } catch (e) {
-      const path = where.path ?? (where.fd !== undefined ? this.fds.get(where.fd)?.path : undefined);
-      if (e instanceof KernelError) {
-        throw VfioError.of(e.code, { syscall, ...(where.ioctl ? { ioctl: where.ioctl } : {}), ...(path ? { path } : {}), ...(e.detail ? { context: e.detail } : {}) });
-      }
-      if (isVfioError(e) && (e.syscall !== syscall || (where.ioctl && !e.ioctl) || (path && !e.path))) {
-        throw VfioError.of(e.code as ErrnoName, {
-          syscall,
-          ...(where.ioctl ?? e.ioctl ? { ioctl: (where.ioctl ?? e.ioctl)! } : {}),
-          ...(path ?? e.path ? { path: (path ?? e.path)! } : {}),
-          ...(e.hint ? { hint: e.hint } : {}),
-        });
-      }
-      throw e;
+      throw this.present(e, syscall, where);
     }
+  }
+
+  /**
+   * The one place where the model's KernelError becomes the VfioError a caller sees, shaped like
+   * NativeKernel's from errno: the syscall, ioctl name and path known here, and the model's
+   * detail (which Linux cannot give) as `detail`. Anything else passes through untouched.
+   */
+  private present(e: unknown, syscall: string, where: SyscallSite): unknown {
+    if (!(e instanceof KernelError)) return e;
+    const path = where.path ?? (where.fd !== undefined ? this.fds.get(where.fd)?.path : undefined);
+    return VfioError.of(e.code, {
+      syscall,
+      ...(where.ioctl ? { ioctl: where.ioctl } : {}),
+      ...(path ? { path } : {}),
+      ...(e.detail ? { detail: e.detail } : {}),
+      cause: e,
+    });
   }
 }

@@ -3,13 +3,13 @@
  * directories, attribute files (read and write callbacks that can fail with an errno, like sysfs
  * store functions), symlinks, or character devices whose open() creates an OpenFile.
  */
-import { VfioError } from '../sys/errors';
+import { fail } from './errno';
 import type { OpenFile } from './open-file';
 
 export interface AttrNode {
   readonly type: 'attr';
   read?(): string | Buffer;
-  /** A sysfs store: throws a VfioError with the kernel's errno on bad input. */
+  /** A sysfs store: throws a KernelError with the kernel's errno on bad input. */
   write?(data: Buffer): void;
   /** Unix permission bits, for EACCES checks (default 0o644, or 0o444 without write). */
   readonly mode?: number;
@@ -69,7 +69,7 @@ export class Vfs {
    * Returns undefined when a component does not exist.
    */
   lookup(path: string, follow = true, depth = 0): VNode | undefined {
-    if (depth > 40) throw VfioError.of('ELOOP', { syscall: 'open', path });
+    if (depth > 40) fail('ELOOP');
     const parts = split(path);
     let node: VNode = this.root;
     const walked: string[] = [];
@@ -97,7 +97,7 @@ export class Vfs {
 
   /** The canonical path with symlinks resolved. */
   realpath(path: string, depth = 0): string {
-    if (depth > 40) throw VfioError.of('ELOOP', { syscall: 'realpath', path });
+    if (depth > 40) fail('ELOOP');
     const out: string[] = [];
     const parts = split(path);
     let node: VNode = this.root;

@@ -5,7 +5,6 @@
 import type { Kernel } from '../sys/kernel';
 import { VfioError } from '../sys/errors';
 import { defaultKernel } from '../sys/default-kernel';
-import { explain } from '../support/hints';
 
 const PCI_DEVICES = '/sys/bus/pci/devices';
 const PCI_DRIVERS = '/sys/bus/pci/drivers';
@@ -107,7 +106,7 @@ export class PciDevice {
     if (enabled && !options.unsafeNoiommu) throw noiommuRefusal('switching on noiommu mode');
     if (!kernel.exists(NOIOMMU_PARAMETER)) {
       throw VfioError.of('ENOENT', {
-        syscall: 'open', path: NOIOMMU_PARAMETER,
+        syscall: 'stat', path: NOIOMMU_PARAMETER,
         hint: 'load the vfio module (modprobe vfio) on a kernel built with CONFIG_VFIO_NOIOMMU',
       });
     }
@@ -210,9 +209,8 @@ export class PciDevice {
     writeSysfs(this.kernel, DRIVERS_PROBE, this.bdf);
     const now = this.driver;
     if (now !== VFIO_PCI_DRIVER) {
-      throw VfioError.of('ENODEV', {
-        syscall: 'write', path: DRIVERS_PROBE,
-        context: `${this.bdf} did not bind to vfio-pci (driver now: ${now ?? 'none'})`,
+      throw VfioError.condition('ERR_VFIO_NOT_BOUND', {
+        check: `after ${DRIVERS_PROBE}, ${this.bdf} is not bound to vfio-pci (driver now: ${now ?? 'none'})`,
         hint: 'load the vfio-pci module (modprobe vfio-pci); for a device without an IOMMU, noiommu mode must be on',
       });
     }
@@ -229,7 +227,7 @@ export class PciDevice {
     if (wanted !== null) {
       if (!this.kernel.exists(`${PCI_DRIVERS}/${wanted}`)) {
         throw VfioError.of('ENOENT', {
-          syscall: 'open', path: `${PCI_DRIVERS}/${wanted}`,
+          syscall: 'stat', path: `${PCI_DRIVERS}/${wanted}`,
           context: `cannot give ${this.bdf} back to ${wanted}`, hint: `no driver named ${wanted} is loaded (modprobe it first)`,
         });
       }
@@ -246,9 +244,8 @@ export class PciDevice {
       writeSysfs(this.kernel, DRIVERS_PROBE, this.bdf);
     }
     if (wanted !== null && this.driver !== wanted) {
-      throw VfioError.of('ENODEV', {
-        syscall: 'write', path: DRIVERS_PROBE,
-        context: `${this.bdf} did not go back to ${wanted} (driver now: ${this.driver ?? 'none'})`,
+      throw VfioError.condition('ERR_VFIO_NOT_BOUND', {
+        check: `after ${DRIVERS_PROBE}, ${this.bdf} is not bound to ${wanted} (driver now: ${this.driver ?? 'none'})`,
       });
     }
     this.previousDriver = undefined;
@@ -272,7 +269,7 @@ export class PciDevice {
     try {
       return Number.parseInt(this.kernel.readFile(path).toString('utf8').trim(), 16);
     } catch (e) {
-      throw explain(e, { context: `reading ${attribute} of ${this.bdf}`, path });
+      throw VfioError.wrap(e, { context: `reading ${attribute} of ${this.bdf}`, path });
     }
   }
 }
@@ -281,7 +278,7 @@ function writeSysfs(kernel: Kernel, path: string, value: string): void {
   try {
     kernel.writeFile(path, value);
   } catch (e) {
-    throw explain(e, { path });
+    throw VfioError.wrap(e, { path });
   }
 }
 
@@ -290,9 +287,8 @@ function basename(p: string): string {
 }
 
 function noiommuRefusal(what: string): VfioError {
-  return VfioError.of('EPERM', {
-    syscall: 'write', path: NOIOMMU_PARAMETER,
-    context: `refusing ${what}`,
+  return VfioError.condition('ERR_VFIO_NOIOMMU_NOT_ALLOWED', {
+    check: `refusing ${what} without unsafeNoiommu: true`,
     hint: 'noiommu mode gives the device unrestricted DMA to all memory and taints the kernel; pass unsafeNoiommu: true to allow it',
   });
 }

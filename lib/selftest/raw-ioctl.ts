@@ -59,10 +59,7 @@ export function rawIoctl<S extends Record<string, FieldType>>(
   try {
     ret = kernel.ioctl(fd, request.number, buffer);
   } catch (e) {
-    if (e instanceof VfioError && e.ioctl !== request.name) {
-      throw new VfioError({ errno: e.errno, syscall: 'ioctl', ioctl: request.name, ...(e.path ? { path: e.path } : {}) });
-    }
-    throw e;
+    throw VfioError.wrap(e, { ioctl: request.name });
   }
   return { ret, buffer, out: type.decode(buffer) };
 }
@@ -72,9 +69,6 @@ export function plainIoctl(kernel: Kernel, fd: number, request: IoctlRequest, ar
   try {
     return kernel.ioctl(fd, request.number, arg);
   } catch (e) {
-    if (e instanceof VfioError && e.ioctl !== request.name) {
-      throw new VfioError({ errno: e.errno, syscall: 'ioctl', ioctl: request.name, ...(e.path ? { path: e.path } : {}) });
-    }
-    throw e;
+    throw VfioError.wrap(e, { ioctl: request.name });
   }
 }

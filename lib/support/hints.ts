@@ -6,20 +6,6 @@ import type { Kernel } from '../sys/kernel';
 import { VfioError } from '../sys/errors';
 import { U64_MAX } from '../uapi/codec';
 
-/** Rebuilds a VfioError with more context and/or a better hint; anything else passes through. */
-export function explain(e: unknown, extra: { context?: string; hint?: string | undefined; path?: string }): unknown {
-  if (!(e instanceof VfioError)) return e;
-  const rebuilt = new VfioError({
-    errno: e.errno, syscall: e.syscall,
-    ...(e.ioctl !== undefined ? { ioctl: e.ioctl } : {}),
-    ...(extra.path ?? e.path) !== undefined ? { path: (extra.path ?? e.path) as string } : {},
-    ...(extra.hint ?? e.hint) !== undefined ? { hint: (extra.hint ?? e.hint) as string } : {},
-    ...(extra.context !== undefined ? { context: extra.context } : {}),
-  });
-  rebuilt.stack = `${rebuilt.name}: ${rebuilt.message}\n${(e.stack ?? '').split('\n').slice(1).join('\n')}`;
-  return rebuilt;
-}
-
 /** Human-readable byte count: 64 KiB, 8 MiB. */
 export function formatBytes(n: bigint): string {
   const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB'];

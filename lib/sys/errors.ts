@@ -1,7 +1,14 @@
 /**
- * Errors like Node's own: `code` is the errno name ('ENOENT'), `errno` the number, `syscall` the
- * call that failed, plus the ioctl request name and the path where they apply, and a `hint` when
- * the cause is usually the environment rather than the program.
+ * Errors like Node's own. A failed system call has `code` = the errno name ('ENOENT'), `errno`
+ * the number, `syscall` the call that failed, plus the ioctl request name and the path where they
+ * apply, and a `hint` when the cause is usually the environment rather than the program.
+ *
+ * A failed precondition of the typed API (the device is not bound to vfio-pci, noiommu mode is
+ * off) is not a system call: it has an `ERR_VFIO_*` code of its own (like Node's `ERR_*` codes,
+ * listed in VFIO_CONDITIONS), `errno` 0, `syscall` '', and `check` saying what was checked.
+ *
+ * Context is added on the way up with `VfioError.wrap`, which keeps what the inner layer said
+ * (its context, detail and hint) and the inner error as `cause`.
  */
 import { ERRNO, errnoName } from './constants';
 
@@ -14,6 +21,57 @@ export interface VfioErrorDetails {
   hint?: string;
   /** Free text describing what was being attempted, prepended to the message. */
   context?: string;
+  /** What the kernel said about why it failed, beyond the errno (the model kernel says it; Linux cannot). */
+  detail?: string;
+  /** The error this one presents (set by wrap). */
+  cause?: unknown;
+}
+
+/** The typed API's own failure codes: conditions it checks that are not a failed system call. */
+export const VFIO_CONDITIONS = {
+  ERR_VFIO_NOT_BOUND: 'the PCI device is not bound to the driver it needs',
+  ERR_VFIO_NO_CDEV: 'the device has no usable VFIO device cdev',
+  ERR_VFIO_NO_GROUP: 'the device has no IOMMU group',
+  ERR_VFIO_NOIOMMU_OFF: 'the device has no IOMMU and vfio noiommu mode is off',
+  ERR_VFIO_NOIOMMU_NOT_ALLOWED: 'noiommu mode is only switched on with unsafeNoiommu: true',
+  ERR_VFIO_NO_CONTAINER: 'the kernel has no VFIO container (/dev/vfio/vfio)',
+  ERR_VFIO_GROUP_NOT_VIABLE: 'the VFIO group is not viable',
+  ERR_VFIO_API_VERSION: 'the container speaks another VFIO API version',
+  ERR_VFIO_NO_IOMMU_MODEL: 'the container has no IOMMU model set',
+  ERR_VFIO_NOT_ATTACHED: 'no device is attached to tell how DMA is addressed',
+  ERR_VFIO_TRANSLATED: 'the DMA space translates through an IOMMU: there are no physical addresses to give',
+  ERR_VFIO_IN_USE: 'the object is still in use',
+  ERR_VFIO_NOT_MAPPABLE: 'the region range cannot be mmap\'ed',
+  ERR_VFIO_TOO_MANY_VECTORS: 'more interrupt vectors were asked for than the device has',
+  ERR_VFIO_IRQ_NOT_ENABLED: 'the interrupt kind is not enabled',
+  ERR_VFIO_IRQ_NORESIZE: 'the kernel cannot resize this interrupt kind while it is enabled',
+  ERR_VFIO_NO_SEGMENT: 'no physical segment of the buffer covers the offset',
+} as const;
+
+export type VfioConditionCode = keyof typeof VFIO_CONDITIONS;
+
+export interface VfioConditionDetails {
+  code: VfioConditionCode;
+  /** Which check failed, in words: "0000:00:03.0 is bound to no driver, not vfio-pci". */
+  check: string;
+  hint?: string;
+  context?: string;
+  cause?: unknown;
+}
+
+/** What `VfioError.wrap` adds on the way up. */
+export interface VfioErrorWrapping {
+  /** What the caller was doing; stacked in front of the inner context. */
+  context?: string;
+  /** A better hint than the inner one (undefined keeps the inner one). */
+  hint?: string | undefined;
+  /** The path, where the inner error did not know it. */
+  path?: string;
+  /**
+   * The exact ioctl request name, which only the caller knows for sure: VFIO reuses request
+   * numbers across kinds of fd, so a kernel may have named several.
+   */
+  ioctl?: string;
 }
 
 export class VfioError extends Error {
@@ -23,24 +81,76 @@ export class VfioError extends Error {
   readonly ioctl?: string;
   readonly path?: string;
   readonly hint?: string;
+  readonly context?: string;
+  readonly detail?: string;
+  /** For a condition error (ERR_VFIO_*): which check failed. */
+  readonly check?: string;
 
-  constructor(details: VfioErrorDetails) {
-    const code = errnoName(details.errno);
-    const where = [details.syscall, details.ioctl, details.path && `'${details.path}'`].filter(Boolean).join(' ');
-    const hint = details.hint ?? defaultHint(code, details);
-    super(`${details.context ? details.context + ': ' : ''}${code}: ${describe(code)}, ${where}${hint ? ` (hint: ${hint})` : ''}`);
+  constructor(details: VfioErrorDetails | VfioConditionDetails) {
+    const condition = 'check' in details;
+    const code = condition ? details.code : errnoName(details.errno);
+    const hint = details.hint ?? (condition ? undefined : defaultHint(code, details));
+    const what = condition
+      ? `${code}: ${VFIO_CONDITIONS[details.code]}: ${details.check}`
+      : `${code}: ${describe(code)}, ${[details.syscall, details.ioctl, details.path && `'${details.path}'`].filter(Boolean).join(' ')}` +
+        (details.detail ? `: ${details.detail}` : '');
+    super(`${details.context ? details.context + ': ' : ''}${what}${hint ? ` (hint: ${hint})` : ''}`,
+      details.cause === undefined ? undefined : { cause: details.cause });
     this.name = 'VfioError';
     this.code = code;
-    this.errno = details.errno;
-    this.syscall = details.syscall;
-    if (details.ioctl !== undefined) this.ioctl = details.ioctl;
-    if (details.path !== undefined) this.path = details.path;
+    if (condition) {
+      this.errno = 0;
+      this.syscall = '';
+      this.check = details.check;
+    } else {
+      this.errno = details.errno;
+      this.syscall = details.syscall;
+      if (details.ioctl !== undefined) this.ioctl = details.ioctl;
+      if (details.path !== undefined) this.path = details.path;
+      if (details.detail !== undefined) this.detail = details.detail;
+    }
     if (hint !== undefined) this.hint = hint;
+    if (details.context !== undefined) this.context = details.context;
   }
 
-  /** Builds an error from an errno name; convenient for the model and for tests. */
+  /** Builds an error from an errno name; convenient for tests and the syscall boundaries. */
   static of(code: keyof typeof ERRNO, details: Omit<VfioErrorDetails, 'errno'>): VfioError {
     return new VfioError({ ...details, errno: ERRNO[code] });
+  }
+
+  /** A failed precondition of the typed API: its own code, the check that failed, no syscall. */
+  static condition(code: VfioConditionCode, details: Omit<VfioConditionDetails, 'code'>): VfioError {
+    return new VfioError({ ...details, code });
+  }
+
+  /**
+   * The one way to add context on the way up: a VfioError with the same code, errno, syscall,
+   * ioctl (unless the caller names it exactly), path and detail, `what.context` stacked in front
+   * of the inner context, the inner hint unless a better one is given, and the inner error as
+   * `cause`. Anything that is not a VfioError passes through unchanged.
+   */
+  static wrap(e: unknown, what: VfioErrorWrapping): unknown {
+    if (!(e instanceof VfioError)) return e;
+    const context = what.context === undefined ? e.context : e.context === undefined ? what.context : `${what.context}: ${e.context}`;
+    // A hint inferred from the errno and place is inferred again for the place the wrapper names.
+    const inferred = e.check === undefined && e.hint !== undefined && e.hint === defaultHint(e.code, e);
+    const hint = what.hint ?? (inferred ? undefined : e.hint);
+    const common = {
+      ...(context !== undefined ? { context } : {}),
+      ...(hint !== undefined ? { hint } : {}),
+      cause: e,
+    };
+    const wrapped = e.check !== undefined
+      ? new VfioError({ ...common, code: e.code as VfioConditionCode, check: e.check })
+      : new VfioError({
+        ...common, errno: e.errno, syscall: e.syscall,
+        ...(what.ioctl ?? e.ioctl) !== undefined ? { ioctl: (what.ioctl ?? e.ioctl)! } : {},
+        ...(e.path ?? what.path) !== undefined ? { path: (e.path ?? what.path)! } : {},
+        ...(e.detail !== undefined ? { detail: e.detail } : {}),
+      });
+    // The frames of the original failure say more than those of the wrapper.
+    wrapped.stack = `${wrapped.name}: ${wrapped.message}\n${(e.stack ?? '').split('\n').slice(1).join('\n')}`;
+    return wrapped;
   }
 }
 
@@ -81,7 +191,7 @@ export function defaultHint(code: string, d: Pick<VfioErrorDetails, 'syscall' | 
   if ((code === 'EPERM' || code === 'EACCES') && (path.includes('noiommu') || ioctl === 'IOMMU_IOAS_NOIOMMU_GET_PA')) {
     return 'noiommu devices and IOMMU_IOAS_NOIOMMU_GET_PA need CAP_SYS_RAWIO (run as root or grant the capability)';
   }
-  if ((code === 'EPERM' || code === 'EACCES') && path.startsWith('/dev/vfio')) {
+  if ((code === 'EPERM' || code === 'EACCES') && path.startsWith('/dev/vfio') && d.syscall === 'open') {
     return 'check the permissions of the VFIO device node (udev rules or run as root)';
   }
   if ((code === 'EPERM' || code === 'EACCES') && path.startsWith('/sys/')) {
@@ -90,6 +200,9 @@ export function defaultHint(code: string, d: Pick<VfioErrorDetails, 'syscall' | 
   if ((code === 'ENOMEM' || code === 'EPERM' || code === 'EAGAIN') && (ioctl === 'IOMMU_IOAS_MAP' || ioctl === 'IOMMU_IOAS_MAP_FILE' || ioctl === 'IOMMU_IOAS_COPY' || ioctl === 'VFIO_IOMMU_MAP_DMA' || d.syscall === 'mlock')) {
     return 'pinning memory counts against RLIMIT_MEMLOCK (ulimit -l); raise it or grant CAP_IPC_LOCK';
   }
+  // A missing node is only the cause when the open is what failed: an ioctl on an fd opened from
+  // that node answers ENOENT for a missing object (IOMMU_IOAS_UNMAP of an unmapped range).
+  if (code === 'ENOENT' && d.syscall !== 'open') return undefined;
   if (code === 'ENOENT' && path.startsWith('/dev/vfio/devices')) {
     return 'no VFIO device cdev: is the device bound to vfio-pci, and for a device without an IOMMU is vfio.enable_unsafe_noiommu_mode=1?';
   }

@@ -10,7 +10,7 @@ import { VfioError } from '../sys/errors';
 import * as V from '../uapi/vfio';
 import { FileDescriptor, Resource } from '../support/resource';
 import * as c from '../ioctl/container-ioctls';
-import { explain, isPinningFailure, memlockHint } from '../support/hints';
+import { isPinningFailure, memlockHint } from '../support/hints';
 import type { BufferSegment, DmaAttachment, DmaMapOptions, DmaSpace } from '../dma/dma-space';
 import { readPhysicalSegments } from '../dma/pagemap';
 import { IovaAllocator } from '../dma/iova-allocator';
@@ -36,15 +36,14 @@ export class VfioContainer extends Resource implements DmaSpace {
     try {
       fd = kernel.open(path, O_RDWR | O_CLOEXEC);
     } catch (e) {
-      throw explain(e, { context: 'opening the VFIO container', path });
+      throw VfioError.wrap(e, { context: 'opening the VFIO container', path });
     }
     const container = new VfioContainer(kernel, new FileDescriptor(kernel, fd, path));
     const version = c.getApiVersion(kernel, fd);
     if (version !== V.VFIO_API_VERSION) {
       container.close();
-      throw VfioError.of('EPROTONOSUPPORT', {
-        syscall: 'ioctl', ioctl: 'VFIO_GET_API_VERSION', path,
-        context: `the container speaks VFIO API version ${version}`, hint: `node-vfio speaks version ${V.VFIO_API_VERSION}, the only one Linux has defined`,
+      throw VfioError.condition('ERR_VFIO_API_VERSION', {
+        check: `VFIO_GET_API_VERSION on ${path} answered ${version}`, hint: `node-vfio speaks version ${V.VFIO_API_VERSION}, the only one Linux has defined`,
       });
     }
     return container;
@@ -71,7 +70,7 @@ export class VfioContainer extends Resource implements DmaSpace {
     try {
       c.setIommu(this.kernel, this.fd, type);
     } catch (e) {
-      throw explain(e, type === V.VFIO_NOIOMMU_IOMMU && e instanceof VfioError && e.code === 'EINVAL'
+      throw VfioError.wrap(e, type === V.VFIO_NOIOMMU_IOMMU && e instanceof VfioError && e.code === 'EINVAL'
         ? { hint: 'the noiommu IOMMU model needs vfio.enable_unsafe_noiommu_mode=1 and a noiommu group in the container' } : {});
     }
     this.iommuType = type;
@@ -87,7 +86,7 @@ export class VfioContainer extends Resource implements DmaSpace {
     this.assertOpen('VfioContainer.attachDma');
     if (this.iommuType === V.VFIO_NOIOMMU_IOMMU) return new PagemapAttachment(this.kernel, memory);
     if (this.iommuType === undefined) {
-      throw VfioError.of('EINVAL', { syscall: 'ioctl', ioctl: 'VFIO_IOMMU_MAP_DMA', context: 'the container has no IOMMU model set', hint: 'set a group into it and call setIommu first' });
+      throw VfioError.condition('ERR_VFIO_NO_IOMMU_MODEL', { check: 'setIommu was not called on this container', hint: 'set a group into it and call setIommu first' });
     }
     const allocator = this.iovas();
     const iova = options.iova ?? allocator.allocate(memory.length);
@@ -98,13 +97,13 @@ export class VfioContainer extends Resource implements DmaSpace {
       });
     } catch (e) {
       allocator.release(iova);
-      throw explain(e, isPinningFailure(e) ? { hint: memlockHint(this.kernel, memory.length) } : {});
+      throw VfioError.wrap(e, isPinningFailure(e) ? { hint: memlockHint(this.kernel, memory.length) } : {});
     }
     const { kernel, file } = this;
     return {
       iova, addressing: 'iova',
       physicalSegments(): BufferSegment[] {
-        throw VfioError.of('EOPNOTSUPP', { syscall: 'ioctl', context: 'the container translates through an IOMMU', hint: 'give the device the IOVA (dmaAddress)' });
+        throw VfioError.condition('ERR_VFIO_TRANSLATED', { check: 'the container has a type1 IOMMU model', hint: 'give the device the IOVA (dmaAddress)' });
       },
       detach(): void {
         allocator.release(iova);
@@ -145,7 +144,7 @@ class PagemapAttachment implements DmaAttachment {
     try {
       kernel.mlock(memory);
     } catch (e) {
-      throw explain(e, { context: 'locking DMA memory', ...(isPinningFailure(e) ? { hint: memlockHint(kernel, memory.length) } : {}) });
+      throw VfioError.wrap(e, { context: 'locking DMA memory', ...(isPinningFailure(e) ? { hint: memlockHint(kernel, memory.length) } : {}) });
     }
     this.segments = readPhysicalSegments(kernel, memory.address, memory.length);
   }

@@ -10,7 +10,7 @@ import * as V from '../uapi/vfio';
 import { FileDescriptor, Resource } from '../support/resource';
 import * as io from '../ioctl/device-ioctls';
 import type { DeviceInfo, HotResetInfo } from '../ioctl/device-ioctls';
-import { explain, isPinningFailure, memlockHint } from '../support/hints';
+import { isPinningFailure, memlockHint } from '../support/hints';
 import { Region, type RegionOwner } from './region';
 import { ConfigSpace } from './config-space';
 import { Irqs, type IrqOwner } from './irq';
@@ -111,7 +111,7 @@ export class VfioDevice extends Resource implements RegionOwner, IrqOwner, Bound
     try {
       fd = kernel.open(path, O_RDWR | O_CLOEXEC);
     } catch (e) {
-      throw explain(e, { context: `opening ${bdf ?? path}`, path });
+      throw VfioError.wrap(e, { context: `opening ${bdf ?? path}`, path });
     }
     const file = new FileDescriptor(kernel, fd, path);
     let deviceId: number;
@@ -119,7 +119,7 @@ export class VfioDevice extends Resource implements RegionOwner, IrqOwner, Bound
       deviceId = io.deviceBindIommufd(kernel, fd, iommufd.fd);
     } catch (e) {
       file.close();
-      throw explain(e, { context: `binding ${bdf ?? path} to the iommufd`, path });
+      throw VfioError.wrap(e, { context: `binding ${bdf ?? path} to the iommufd`, path });
     }
     const created = new VfioDevice(kernel, file, {
       bdf, iommufd, deviceId,
@@ -174,7 +174,7 @@ export class VfioDevice extends Resource implements RegionOwner, IrqOwner, Bound
     } catch (e) {
       // Attaching the first device pins everything already mapped in the IOAS.
       const ioas = target instanceof Ioas ? target : target.parent instanceof Ioas ? target.parent : undefined;
-      throw explain(e, { context: `attaching ${this.description}`, ...(ioas && isPinningFailure(e) ? { hint: memlockHint(this.kernel, ioas.mappedBytes()) } : {}) });
+      throw VfioError.wrap(e, { context: `attaching ${this.description}`, ...(ioas && isPinningFailure(e) ? { hint: memlockHint(this.kernel, ioas.mappedBytes()) } : {}) });
     }
     this.ioas?.noteAttached(this.deviceId, null);
     this.attachedTo = target;
@@ -195,8 +195,8 @@ export class VfioDevice extends Resource implements RegionOwner, IrqOwner, Bound
     this.assertOpen('VfioDevice.dmaSpace');
     const space = this.ioas ?? this.legacySpace;
     if (!space) {
-      throw VfioError.of('ENODEV', {
-        syscall: 'ioctl', context: `${this.description} is not attached to an IOAS`, hint: 'attach it first: device.attach(iommufd.ioas())',
+      throw VfioError.condition('ERR_VFIO_NOT_ATTACHED', {
+        check: `${this.description} is not attached to an IOAS`, hint: 'attach it first: device.attach(iommufd.ioas())',
       });
     }
     return space;
@@ -272,7 +272,7 @@ export class VfioDevice extends Resource implements RegionOwner, IrqOwner, Bound
     try {
       io.deviceReset(this.kernel, fd);
     } catch (e) {
-      throw explain(e, { context: `resetting ${this.description}`, ...(!this.canReset ? { hint: 'the device reports no reset method (VFIO_DEVICE_FLAGS_RESET clear); a bus reset (hotReset) may work' } : {}) });
+      throw VfioError.wrap(e, { context: `resetting ${this.description}`, ...(!this.canReset ? { hint: 'the device reports no reset method (VFIO_DEVICE_FLAGS_RESET clear); a bus reset (hotReset) may work' } : {}) });
     }
   }
 
@@ -281,7 +281,7 @@ export class VfioDevice extends Resource implements RegionOwner, IrqOwner, Bound
     try {
       return io.deviceGetPciHotResetInfo(this.kernel, this.liveFd('VfioDevice.hotResetInfo'));
     } catch (e) {
-      throw explain(e, isVfioError(e, 'ENODEV') ? { hint: 'neither the slot nor the bus of this device can be reset (e.g. a device on the root bus)' } : {});
+      throw VfioError.wrap(e, isVfioError(e, 'ENODEV') ? { hint: 'neither the slot nor the bus of this device can be reset (e.g. a device on the root bus)' } : {});
     }
   }
 
@@ -340,9 +340,8 @@ function resolveCdev(kernel: Kernel, device: string): { path: string; bdf: strin
   const path = pci.cdevPath();
   if (path === null) {
     const driver = pci.driver;
-    throw VfioError.of('ENOENT', {
-      syscall: 'open', path: `${pci.path}/vfio-dev`,
-      context: `${pci.bdf} has no VFIO device cdev`,
+    throw VfioError.condition('ERR_VFIO_NO_CDEV', {
+      check: `${pci.path}/vfio-dev names no VFIO device cdev of ${pci.bdf}`,
       hint: driver !== 'vfio-pci'
         ? `the device is bound to ${driver ?? 'no driver'}, not vfio-pci: PciDevice.get('${pci.bdf}').bindVfio()`
         : 'the kernel has no device cdev for it (needs CONFIG_VFIO_DEVICE_CDEV; for a device without an IOMMU, Linux 7.3+ with noiommu mode on); openDevice() falls back to the group path',

@@ -3,11 +3,11 @@
  * container, then device fds are taken from it by name.
  */
 import type { Kernel } from '../sys/kernel';
+import { VfioError } from '../sys/errors';
 import { O_CLOEXEC, O_RDWR } from '../sys/constants';
 import { FileDescriptor, Resource } from '../support/resource';
 import * as g from '../ioctl/group-ioctls';
 import type { GroupStatus } from '../ioctl/group-ioctls';
-import { explain } from '../support/hints';
 import type { DmaSpace } from '../dma/dma-space';
 import { VfioDevice } from './device';
 import { VfioContainer } from './container';
@@ -42,7 +42,7 @@ export class VfioGroup extends Resource {
     try {
       fd = kernel.open(path, O_RDWR | O_CLOEXEC);
     } catch (e) {
-      throw explain(e, { context: `opening VFIO group ${groupId}`, path });
+      throw VfioError.wrap(e, { context: `opening VFIO group ${groupId}`, path });
     }
     return new VfioGroup(kernel, new FileDescriptor(kernel, fd, path), groupId, options.noiommu ?? false);
   }
@@ -77,7 +77,7 @@ export class VfioGroup extends Resource {
     try {
       fd = g.groupGetDeviceFd(this.kernel, this.fd, bdf);
     } catch (e) {
-      throw explain(e, { context: `getting ${bdf} from VFIO group ${this.groupId}`, path: this.file.path });
+      throw VfioError.wrap(e, { context: `getting ${bdf} from VFIO group ${this.groupId}`, path: this.file.path });
     }
     const file = new FileDescriptor(this.kernel, fd, `${this.file.path}:${bdf}`);
     return new VfioDevice(this.kernel, file, {

@@ -204,10 +204,6 @@ export class IntxUnmaskEventfd extends Resource {
   }
 }
 
-/** A request the interrupt state refuses before any ioctl is made. */
-function irqStateError(context: string): VfioError {
-  return VfioError.of('EINVAL', { syscall: 'ioctl', ioctl: 'VFIO_DEVICE_SET_IRQS', context });
-}
 
 function cancelled(what: string): VfioError {
   return VfioError.of('ECANCELED', { syscall: 'poll', context: `waiting on ${what}` });
@@ -279,11 +275,11 @@ export class Irqs {
     const fd = this.owner.liveFd('Irqs.resize');
     checkCount(count, 'count', 'Irqs.resize', 1);
     const current = this.enabledVectors.get(kind);
-    if (!current) throw irqStateError(`Irqs.resize: ${kind} is not enabled on ${this.owner.description}; enable() it first`);
+    if (!current) throw VfioError.condition('ERR_VFIO_IRQ_NOT_ENABLED', { check: `Irqs.resize: ${kind} is not enabled on ${this.owner.description}; enable() it first` });
     const info = this.info(kind);
     if (count > info.count) throw this.tooMany(kind, count, info.count);
     if ((info.flags & V.VFIO_IRQ_INFO_NORESIZE) !== 0) {
-      throw irqStateError(`Irqs.resize: the kernel cannot resize ${kind} while it is enabled (VFIO_IRQ_INFO_NORESIZE); disable() and enable() it with the new count`);
+      throw VfioError.condition('ERR_VFIO_IRQ_NORESIZE', { check: `Irqs.resize: the kernel cannot resize ${kind} while it is enabled (VFIO_IRQ_INFO_NORESIZE)`, hint: 'disable() it and enable() it again with the new count' });
     }
     const highest = Math.max(...current.keys()) + 1;
     if (count > highest) {
@@ -433,9 +429,8 @@ export class Irqs {
   }
 
   private tooMany(kind: IrqKind, count: number, available: number): VfioError {
-    return VfioError.of('EINVAL', {
-      syscall: 'ioctl', ioctl: 'VFIO_DEVICE_SET_IRQS',
-      context: `${this.owner.description} has ${available} ${kind} vector(s), ${count} requested`,
+    return VfioError.condition('ERR_VFIO_TOO_MANY_VECTORS', {
+      check: `${this.owner.description} has ${available} ${kind} vector(s), ${count} requested`,
       ...(available === 0 ? { hint: `the device has no ${kind} capability (see config.capabilities())` } : {}),
     });
   }

@@ -33,9 +33,8 @@ export function openDevice(bdf: string, options: OpenDeviceOptions = {}): VfioDe
   const pci = PciDevice.get(bdf, kernel);
   const driver = pci.driver;
   if (driver !== VFIO_PCI_DRIVER) {
-    throw VfioError.of('ENODEV', {
-      syscall: 'open', path: `${pci.path}/driver`,
-      context: `${pci.bdf} is bound to ${driver ?? 'no driver'}, not vfio-pci`,
+    throw VfioError.condition('ERR_VFIO_NOT_BOUND', {
+      check: `${pci.bdf} is bound to ${driver ?? 'no driver'}, not vfio-pci`,
       hint: `bind it first: PciDevice.get('${pci.bdf}').bindVfio()${pci.hasIommu ? '' : ' (it has no IOMMU: that needs { unsafeNoiommu: true })'}`,
     });
   }
@@ -62,7 +61,7 @@ export function openDevice(bdf: string, options: OpenDeviceOptions = {}): VfioDe
     }
   }
   if (options.prefer === 'cdev') {
-    throw VfioError.of('ENOENT', { syscall: 'open', path: cdev ?? `${pci.path}/vfio-dev`, context: `cannot use the cdev path for ${pci.bdf}`, hint: whyNotCdev ?? '' });
+    throw VfioError.condition('ERR_VFIO_NO_CDEV', { check: `cannot use the cdev path for ${pci.bdf}: ${whyNotCdev ?? 'it was not asked for'}` });
   }
   return openThroughGroup(kernel, pci, whyNotCdev ?? 'the group path was asked for');
 }
@@ -70,19 +69,18 @@ export function openDevice(bdf: string, options: OpenDeviceOptions = {}): VfioDe
 function openThroughGroup(kernel: Kernel, pci: PciDevice, whyNotCdev: string): VfioDevice {
   const groupId = pci.iommuGroup;
   if (groupId === null) {
-    throw VfioError.of('ENODEV', {
-      syscall: 'open', path: `${pci.path}/iommu_group`,
-      context: `${pci.bdf} has neither a usable device cdev (${whyNotCdev}) nor an IOMMU group`,
+    const noiommuOff = !pci.hasIommu && PciDevice.noiommuMode(kernel) !== 'enabled';
+    throw VfioError.condition(noiommuOff ? 'ERR_VFIO_NOIOMMU_OFF' : 'ERR_VFIO_NO_GROUP', {
+      check: `${pci.bdf} has neither a usable device cdev (${whyNotCdev}) nor an IOMMU group`,
       hint: pci.hasIommu ? 'is vfio-pci bound correctly?'
-        : PciDevice.noiommuMode(kernel) === 'enabled'
-          ? 'noiommu mode is on, but this kernel creates no VFIO groups (built without CONFIG_VFIO_GROUP / a container backend): only the device cdev with iommufd can reach the device'
-          : 'a device without an IOMMU needs vfio.enable_unsafe_noiommu_mode=1 before binding to vfio-pci',
+        : noiommuOff
+          ? 'a device without an IOMMU needs vfio.enable_unsafe_noiommu_mode=1 before binding to vfio-pci'
+          : 'noiommu mode is on, but this kernel creates no VFIO groups (built without CONFIG_VFIO_GROUP / a container backend): only the device cdev with iommufd can reach the device',
     });
   }
   if (!kernel.exists('/dev/vfio/vfio')) {
-    throw VfioError.of('ENODEV', {
-      syscall: 'open', path: '/dev/vfio/vfio',
-      context: `${pci.bdf} has no usable device cdev (${whyNotCdev}) and the kernel has no VFIO container`,
+    throw VfioError.condition('ERR_VFIO_NO_CONTAINER', {
+      check: `${pci.bdf} has no usable device cdev (${whyNotCdev}) and /dev/vfio/vfio does not exist`,
       hint: 'the legacy group path needs /dev/vfio/vfio (CONFIG_VFIO_CONTAINER or CONFIG_IOMMUFD_VFIO_CONTAINER)',
     });
   }
@@ -92,9 +90,9 @@ function openThroughGroup(kernel: Kernel, pci: PciDevice, whyNotCdev: string): V
   try {
     group = VfioGroup.open(groupId, { noiommu, kernel });
     if (!group.status().viable) {
-      throw VfioError.of('EBUSY', {
-        syscall: 'ioctl', ioctl: 'VFIO_GROUP_GET_STATUS',
-        context: `VFIO group ${groupId} is not viable`, hint: 'every device in the IOMMU group must be bound to vfio-pci (or to no driver)',
+      throw VfioError.condition('ERR_VFIO_GROUP_NOT_VIABLE', {
+        check: `VFIO_GROUP_GET_STATUS of group ${groupId} has VFIO_GROUP_FLAGS_VIABLE clear`,
+        hint: 'every device in the IOMMU group must be bound to vfio-pci (or to no driver)',
       });
     }
     group.setContainer(container);

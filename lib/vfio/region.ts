@@ -8,7 +8,6 @@ import * as V from '../uapi/vfio';
 import { VfioError } from '../sys/errors';
 import type { RegionInfo, SparseMmapArea } from '../ioctl/device-ioctls';
 import { Mmio } from './mmio';
-import { explain } from '../support/hints';
 
 /** What a region needs from its device. */
 /** @internal */
@@ -138,15 +137,15 @@ export class Region {
     this.check(off, len, 'mmap');
     if (len <= 0n) throw new RangeError(`mmap of ${this.name}: nothing to map (length ${len})`);
     if (!this.mappable) {
-      throw VfioError.of('EINVAL', {
-        syscall: 'mmap', context: `${this.name} of ${this.owner.description} cannot be mmap'ed`,
+      throw VfioError.condition('ERR_VFIO_NOT_MAPPABLE', {
+        check: `${this.name} of ${this.owner.description} has VFIO_REGION_INFO_FLAG_MMAP clear`,
         hint: 'use read/write (pread/pwrite) on this region instead',
       });
     }
     const areas: readonly SparseMmapArea[] | undefined = this.info.sparseMmap;
     if (areas && !areas.some((a) => off >= a.offset && off + len <= a.offset + a.size)) {
-      throw VfioError.of('EINVAL', {
-        syscall: 'mmap', context: `${this.name} range 0x${off.toString(16)}+0x${len.toString(16)} is not inside one mmap-able area`,
+      throw VfioError.condition('ERR_VFIO_NOT_MAPPABLE', {
+        check: `${this.name} range 0x${off.toString(16)}+0x${len.toString(16)} is not inside one mmap-able area`,
         hint: `mmap-able areas: ${areas.map((a) => `0x${a.offset.toString(16)}+0x${a.size.toString(16)}`).join(', ')}`,
       });
     }
@@ -156,7 +155,7 @@ export class Region {
     try {
       mapping = kernel.mmap(fd, len, (this.readable ? PROT_READ : 0) | (this.writable ? PROT_WRITE : 0), MAP_SHARED, this.info.offset + off);
     } catch (e) {
-      throw explain(e, { context: `mapping ${this.name} of ${this.owner.description}` });
+      throw VfioError.wrap(e, { context: `mapping ${this.name} of ${this.owner.description}` });
     }
     return this.owner.ownMmio(new Mmio(kernel, mapping, `${this.name} mapping of ${this.owner.description}`, off));
   }
@@ -172,7 +171,7 @@ export class Region {
     try {
       return call();
     } catch (e) {
-      throw explain(e, { context: `${syscall} at 0x${offset.toString(16)} of ${this.name} of ${this.owner.description}` });
+      throw VfioError.wrap(e, { context: `${syscall} at 0x${offset.toString(16)} of ${this.name} of ${this.owner.description}` });
     }
   }
 }

@@ -166,7 +166,7 @@ describeOnTargets('VfioDevice on edu', (target) => {
     assert.equal(intx!.closed, true);
     assert.equal(msi!.closed, false);
     assert.equal(dev.irqs.enabledKind, 'msi');
-    assert.throws(() => dev.irqs.enable('msix', 1), (e: unknown) => isVfioError(e, 'EINVAL') && /no msix capability/.test(e.hint ?? ''));
+    assert.throws(() => dev.irqs.enable('msix', 1), (e: unknown) => isVfioError(e, 'ERR_VFIO_TOO_MANY_VECTORS') && /no msix capability/.test(e.hint ?? ''));
   });
 
   it('reset reports that edu has no reset method, with a hint', () => {

@@ -111,13 +111,13 @@ describe('API errors explain the environment [model crafted profiles]', () => {
   it('a device not bound to vfio-pci: openDevice says which driver it has and how to bind', () => {
     const kernel = createModelKernel(unboundEdu(profiles['linux-7.3-noiommu']));
     expectVfioError(() => openDevice(EDU, { kernel }), (e) => {
-      assert.equal(e.code, 'ENODEV');
+      assert.equal(e.code, 'ERR_VFIO_NOT_BOUND');
       assert.match(e.message, /bound to no driver, not vfio-pci/);
       assert.match(e.hint ?? '', /bindVfio\(\).*unsafeNoiommu: true/);
     });
     using iommufd = Iommufd.open(kernel);
     expectVfioError(() => VfioDevice.open(EDU, { iommufd }), (e) => {
-      assert.equal(e.code, 'ENOENT');
+      assert.equal(e.code, 'ERR_VFIO_NO_CDEV');
       assert.match(e.hint ?? '', /not vfio-pci: PciDevice\.get\('0000:00:03\.0'\)\.bindVfio\(\)/);
     });
   });
@@ -127,13 +127,13 @@ describe('API errors explain the environment [model crafted profiles]', () => {
     const edu = PciDevice.get(EDU, kernel);
     assert.equal(PciDevice.noiommuMode(kernel), 'disabled');
     expectVfioError(() => edu.bindVfio(), (e) => {
-      assert.equal(e.code, 'EPERM');
+      assert.equal(e.code, 'ERR_VFIO_NOIOMMU_NOT_ALLOWED');
       assert.match(e.message, /refusing binding 0000:00:03\.0, which has no IOMMU/);
       assert.match(e.hint ?? '', /taints the kernel.*unsafeNoiommu: true/);
     });
     assert.equal(PciDevice.noiommuMode(kernel), 'disabled', 'the refusal changed nothing');
     assert.equal(edu.driver, null);
-    expectVfioError(() => PciDevice.setNoiommuMode(true, {}, kernel), (e) => assert.equal(e.code, 'EPERM'));
+    expectVfioError(() => PciDevice.setNoiommuMode(true, {}, kernel), (e) => assert.equal(e.code, 'ERR_VFIO_NOIOMMU_NOT_ALLOWED'));
   });
 
   it('GET_PA on a kernel older than 7.3 is ENOTTY with the version hint', () => {

@@ -152,7 +152,7 @@ describeOnTargets('Iommufd and Ioas', (target) => {
     const iommufd = Iommufd.open(t.kernel);
     const ioas = iommufd.ioas();
     const dev = VfioDevice.open(t.bdf, { iommufd, attach: ioas });
-    assert.throws(() => ioas.close(), (e: unknown) => isVfioError(e, 'EBUSY') && /device/.test(e.message));
+    assert.throws(() => ioas.close(), (e: unknown) => isVfioError(e, 'ERR_VFIO_IN_USE') && /device/.test(e.message));
     assert.equal(ioas.closed, false);
     iommufd.close();
     assert.equal(dev.closed, true);

@@ -230,7 +230,7 @@ describe('fail-Nth: every fault point of the model, one at a time', function () 
     k.faults.failNth(1);
     assert.throws(() => Iommufd.open(k), (e: unknown) => e instanceof Error && (e as { code?: string }).code === FAULT_POINTS['iommufd.ctx-alloc'].errno);
     assert.equal(k.faults.firedAt, 'iommufd.ctx-alloc');
-    // A site reached through faults.ts (the address space has no injector of its own).
+    // A site outside iommufd (the address space's mmap), reached through the same kernel's injector.
     k.faults.failNth(1);
     assert.throws(() => k.mmap(-1, 4096n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, 0n), (e: unknown) => (e as { code?: string }).code === 'ENOMEM');
     assert.equal(k.faults.firedAt, 'mm.mmap');

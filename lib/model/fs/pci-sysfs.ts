@@ -6,7 +6,7 @@
  * devices; and /sys/bus/pci/drivers_probe. Writes go to the PCI bus model, which answers with
  * the kernel's errnos.
  */
-import { VfioError } from '../../sys/errors';
+import { fail } from '../errno';
 import type { Capabilities } from '../../sys/kernel';
 import type { Vfs } from '../vfs';
 import type { PciBus, PciDriver } from '../pci/bus';
@@ -94,14 +94,14 @@ export class PciSysfs {
     let brokenParity = false;
     vfs.add(`${dir}/broken_parity_status`, rwAttr(
       () => (brokenParity ? '1\n' : '0\n'),
-      (data) => { brokenParity = parseUnsigned(data, `${dir}/broken_parity_status`) !== 0; },
+      (data) => { brokenParity = parseUnsigned(data) !== 0; },
     ));
     let msiAllowed = true;
     vfs.add(`${dir}/msi_bus`, rwAttr(
       () => (msiAllowed ? '1\n' : '0\n'),
       (data) => {
-        if (!this.o.capabilities().sysAdmin) throw VfioError.of('EPERM', { syscall: 'write', path: `${dir}/msi_bus` });
-        msiAllowed = parseUnsigned(data, `${dir}/msi_bus`) !== 0;
+        if (!this.o.capabilities().sysAdmin) fail('EPERM');
+        msiAllowed = parseUnsigned(data) !== 0;
       },
     ));
     // No PM capability on the modelled devices: the core never moves them out of D0.
@@ -112,7 +112,7 @@ export class PciSysfs {
       () => this.uevent(slot),
       (data) => {
         const action = data.toString('latin1').trim().split(/\s+/)[0] ?? '';
-        if (!UEVENT_ACTIONS.includes(action)) throw VfioError.of('EINVAL', { syscall: 'write', path: `${dir}/uevent`, context: `'${action}' is not a uevent action` });
+        if (!UEVENT_ACTIONS.includes(action)) fail('EINVAL', `'${action}' is not a uevent action`);
       },
     ));
   }
@@ -138,7 +138,7 @@ export class PciSysfs {
 
   /** config writes: root only; byte by byte at offset 0 (a plain write() starts at offset 0). */
   private writeConfig(slot: PciSlot, data: Buffer): void {
-    if (!this.o.capabilities().sysAdmin) throw VfioError.of('EPERM', { syscall: 'write', path: `${devicePath(slot)}/config` });
+    if (!this.o.capabilities().sysAdmin) fail('EPERM');
     const c = slot.device.config;
     for (let i = 0; i < Math.min(data.length, c.size); i++) c.write(i, 1, data[i]!);
   }
@@ -186,10 +186,10 @@ function resourceText(slot: PciSlot): string {
 }
 
 /** kstrtoul(buf, 0) of a sysfs write: decimal, 0x-prefixed hex or 0-prefixed octal, one trailing newline allowed. */
-function parseUnsigned(data: Buffer, path: string): number {
+function parseUnsigned(data: Buffer): number {
   const text = data.toString('latin1').replace(/\n$/, '');
   const m = /^(?:0x([0-9a-f]+)|0([0-7]*)|([1-9][0-9]*))$/i.exec(text);
-  if (!m) throw VfioError.of('EINVAL', { syscall: 'write', path, context: `'${text}' is not a number` });
+  if (!m) fail('EINVAL', `'${text}' is not a number`);
   if (m[1] !== undefined) return parseInt(m[1], 16);
   if (m[2] !== undefined) return m[2] === '' ? 0 : parseInt(m[2], 8);
   return parseInt(m[3]!, 10);

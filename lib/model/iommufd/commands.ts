@@ -29,8 +29,8 @@ import { FaultQueue, FaultQueueFile } from './fault-queue';
 import { IOMMU_READ, IOMMU_WRITE, UnmapError, type IovaRange, type PagesSlice } from './io-pagetable';
 import type { IoasObject } from './ioas-object';
 import { IoPages, type AccountMode } from './pinned-pages';
+import type { IommufdObject } from './object-table';
 import { vfioCompatIoctl } from './vfio-compat';
-import { shouldFail } from '../faults';
 
 const ULONG_MAX = U64_MAX;
 
@@ -350,8 +350,14 @@ function hwptAlloc(u: Ucmd<HwptAllocS>): number {
   if (c.__reserved) fail('EOPNOTSUPP');
   if ((c.data_type === IOMMU_HWPT_DATA_NONE && c.data_len) || (c.data_type !== IOMMU_HWPT_DATA_NONE && !c.data_len)) fail('EINVAL');
   const idev = u.ctx.getDevice(c.dev_id);
-  const pt = shouldFail('iommufd.object-lookup') ? undefined : u.ctx.objects.lookup(c.pt_id); // fault injection (lib/model/faults.ts): the pt lookup, EINVAL below
-  if (!pt) fail('EINVAL');
+  // iommufd_get_object of any type (a fault site): hwpt_alloc answers EINVAL for any failure of it.
+  let pt: IommufdObject;
+  try {
+    pt = u.ctx.objects.get(c.pt_id);
+  } catch (e) {
+    if (e instanceof KernelError) fail('EINVAL');
+    throw e;
+  }
   if (pt.type === 'hwpt-paging') {
     // iommufd_hwpt_nested_alloc: neither the noiommu domain nor QEMU's VT-d can nest.
     fail('EOPNOTSUPP');

@@ -319,7 +319,7 @@ export class IoPagetable {
    */
   mapPages(slices: readonly PagesSlice[], length: bigint, iova: bigint | null, prot: number, firstAddr: bigint): bigint {
     // iopt_area_alloc for every slice comes first.
-    for (let i = 0; i < slices.length; i++) if (this.faults.shouldFail('iommufd.area-alloc')) fail('ENOMEM');
+    for (let i = 0; i < slices.length; i++) this.faults.point('iommufd.area-alloc');
     if (length & (this.iovaAlignment - 1n) || length === 0n) fail('EINVAL');
     let at: bigint;
     if (iova === null) at = this.allocIova(firstAddr, length);
@@ -645,7 +645,7 @@ export class IoPagetable {
    * (with none of them kept) when one collides with an area or allowed range.
    */
   enforceReservedRegions(regions: readonly IovaRange[], owner: object): void {
-    if (this.faults.shouldFail('iommufd.resv-regions')) fail('EINVAL');
+    this.faults.point('iommufd.resv-regions');
     try {
       for (const r of regions) this.reserveIova(r.start, r.last, owner);
     } catch (e) {

@@ -178,7 +178,7 @@ export function hwptPagingAlloc(
   let attached = false;
   try {
     // kzalloc of the domain.
-    if (ctx.host.faults.shouldFail('iommu.domain-alloc')) fail('ENOMEM');
+    ctx.host.faults.point('iommu.domain-alloc');
     hwpt.domain = allocDomainFor(idev, flags & ~IOMMU_HWPT_FAULT_ID_VALID, hasUserData);
     if (immediateAttach) {
       hwptAttach(hwpt, idev);

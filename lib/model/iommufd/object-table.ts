@@ -93,7 +93,7 @@ export class ObjectTable {
   /** _iommufd_object_alloc: reserves the lowest free ID for `obj`. */
   reserve(obj: IommufdObject): number {
     // kzalloc of the object in _iommufd_object_alloc.
-    if (this.faults.shouldFail('iommufd.object-alloc')) fail('ENOMEM');
+    this.faults.point('iommufd.object-alloc');
     let id = this.freed.pop();
     if (id === undefined) {
       if (this.nextFresh > ID_LIMIT) fail('EBUSY', 'object ID space exhausted');
@@ -128,7 +128,7 @@ export class ObjectTable {
 
   /** iommufd_get_object: a published object of that type, else ENOENT. */
   get<T extends IommufdObject>(id: number, type?: ObjectType): T {
-    if (this.faults.shouldFail('iommufd.object-lookup')) fail('ENOENT');
+    this.faults.point('iommufd.object-lookup');
     const obj = this.entries.get(id);
     if (!obj || (type !== undefined && obj.type !== type)) fail('ENOENT');
     return obj as T;

@@ -57,7 +57,7 @@ export class IoPages {
     public accountMode: AccountMode,
   ) {
     // kzalloc in iopt_alloc_pages.
-    if (env.faults.shouldFail('iommufd.pages-alloc')) fail('ENOMEM');
+    env.faults.point('iommufd.pages-alloc');
     if (source.kind === 'file') env.holdFile(source.file);
   }
 
@@ -131,7 +131,7 @@ export class IoPages {
 
   private pinRange(index: number, count: number): number[] {
     // pfn_reader_user_pin.
-    if (this.env.faults.shouldFail('iommufd.pages-pin')) fail('EFAULT');
+    this.env.faults.point('iommufd.pages-pin');
     const ps = BigInt(this.env.memory.pageSize);
     if (this.source.kind === 'user') {
       return this.env.space.pinPages(this.source.uptr + BigInt(index) * ps, count, this.writable);
@@ -150,7 +150,7 @@ export class IoPages {
 
   private charge(pages: number): void {
     // pfn_reader_user_update_pinned (fault injection, lib/model/faults.ts).
-    if (this.env.faults.shouldFail('iommufd.pages-account')) fail('ENOMEM');
+    this.env.faults.point('iommufd.pages-account');
     const locked = this.env.locked;
     if (this.accountMode === 'user' && !locked.chargeUser(pages)) fail('ENOMEM', 'RLIMIT_MEMLOCK exceeded (user->locked_vm)');
     if (this.accountMode === 'mm' && !locked.chargeMm(pages)) fail('ENOMEM', 'RLIMIT_MEMLOCK exceeded (mm->locked_vm)');

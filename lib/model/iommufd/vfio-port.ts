@@ -1,13 +1,12 @@
 /**
  * iommufd as the VFIO side of the model sees it (lib/model/vfio/iommufd-port.ts): the exported
  * kernel functions iommufd_ctx_from_file, iommufd_device_bind/attach/replace/detach/unbind and
- * the vfio_compat helpers, adapted onto IommufdContext. Failures are VfioErrors carrying the
- * errno the kernel function returns. A bound device holds a reference on the iommufd file
+ * the vfio_compat helpers, adapted onto IommufdContext. Failures are the KernelErrors the kernel
+ * functions raise, with their errnos. A bound device holds a reference on the iommufd file
  * (iommufd_ctx_get in iommufd_device_bind), dropped again at unbind.
  */
-import { VfioError } from '../../sys/errors';
-import { KernelError } from '../errno';
 import { PhysicalAccessFault, type PhysicalMemory } from '../memory/physical-memory';
+import { KernelError } from '../errno';
 import type { OpenFile } from '../open-file';
 import { DmaFault, type DmaPort } from '../pci/dma';
 import type { IommuUnit } from '../profile';
@@ -21,16 +20,6 @@ export interface IommufdPortHost {
   readonly iommu: IommuUnit | null;
   holdFile(file: OpenFile): void;
   dropFile(file: OpenFile): void;
-}
-
-/** Runs kernel code and presents a KernelError as the VfioError the VFIO side expects. */
-function errno<T>(body: () => T): T {
-  try {
-    return body();
-  } catch (e) {
-    if (e instanceof KernelError) throw VfioError.of(e.code, { syscall: 'ioctl', ...(e.detail ? { context: e.detail } : {}) });
-    throw e;
-  }
 }
 
 export function iommufdPort(host: IommufdPortHost): IommufdPort {
@@ -49,25 +38,25 @@ function contextPort(ctx: IommufdContext, host: IommufdPortHost): IommufdContext
   return {
     bind(device: IommufdBindRequest): IommufdBoundDevice {
       if (device.hasIommu && !host.iommu) throw new Error(`model: ${device.name} is behind an IOMMU but the profile has none`);
-      const id = errno(() => ctx.bindDevice({ name: device.name, iommu: device.hasIommu ? host.iommu : null, iommuGroup: device.iommuGroup }));
+      const id = ctx.bindDevice({ name: device.name, iommu: device.hasIommu ? host.iommu : null, iommuGroup: device.iommuGroup });
       host.holdFile(ctx);
       let bound = true;
       return {
         id,
-        attach: (ptId) => errno(() => ctx.attachDevice(id, ptId)),
-        replace: (ptId) => errno(() => ctx.replaceDevice(id, ptId)),
-        detach: () => errno(() => ctx.detachDevice(id)),
+        attach: (ptId) => ctx.attachDevice(id, ptId),
+        replace: (ptId) => ctx.replaceDevice(id, ptId),
+        detach: () => ctx.detachDevice(id),
         unbind: () => {
           if (!bound) return;
           bound = false;
-          errno(() => ctx.unbindDevice(id));
+          ctx.unbindDevice(id);
           host.dropFile(ctx);
         },
         dmaPort: () => (bound && ctx.attachedHwpt(id) ? translatedPort(ctx, id, host.memory) : undefined),
       };
     },
-    compatSetNoIommu: () => errno(() => ctx.compatSetNoIommu()),
-    compatIoasCreate: () => errno(() => ctx.compatIoasCreate()),
+    compatSetNoIommu: () => ctx.compatSetNoIommu(),
+    compatIoasCreate: () => ctx.compatIoasCreate(),
     compatIoasId: () => ctx.vfioIoas?.id,
   };
 }

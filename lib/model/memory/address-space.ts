@@ -25,7 +25,7 @@ import type { HugePageSize } from './physical-memory';
 import { HUGE_PAGE_BYTES, OutOfFrames, PhysicalMemory } from './physical-memory';
 import { Prng } from './prng';
 import { detach } from './transfer';
-import { faultPoint } from '../faults';
+import type { FaultInjector } from '../fault-injection';
 
 /** Highest user address + 1 on x86-64 with 4-level paging (TASK_SIZE). */
 export const TASK_SIZE = 0x7fff_ffff_f000n;
@@ -87,6 +87,8 @@ export interface AddressSpaceHost {
   dropFile(file: OpenFile): void;
   /** CAP_IPC_LOCK. */
   readonly ipcLock: boolean;
+  /** The kernel's fault injector (the mm.mmap site). */
+  readonly faults: FaultInjector;
 }
 
 export class AddressSpace {
@@ -138,7 +140,7 @@ export class AddressSpace {
     if (type !== MAP_SHARED && type !== MAP_PRIVATE) fail('EINVAL');
     if (flags & MAP_FIXED) fail('EINVAL', 'the model has no address hint, so MAP_FIXED cannot be honoured');
     if (offset < 0n || offset % BigInt(this.pageSize) !== 0n) fail('EINVAL');
-    faultPoint('mm.mmap'); // fault injection (lib/model/faults.ts): vm_area_alloc
+    this.host.faults.point('mm.mmap'); // vm_area_alloc (lib/model/faults.ts)
 
     let hugePage: HugePageSize | null = null;
     if (flags & MAP_HUGETLB) {

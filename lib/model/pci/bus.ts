@@ -10,8 +10,7 @@
  *     a probe fails (bus_rescan_devices_helper ignores probe errors);
  *   - new_id: EINVAL with fewer than two hex fields, EEXIST when the static table already matches.
  */
-import { VfioError } from '../../sys/errors';
-import type { ErrnoName } from '../../sys/constants';
+import { KernelError, fail } from '../errno';
 import type { PciSlot } from './host';
 
 export const PCI_ANY_ID = 0xffff_ffff;
@@ -30,7 +29,7 @@ export interface PciDeviceId {
 export interface PciDriver {
   readonly name: string;
   readonly idTable: readonly PciDeviceId[];
-  /** Binds the driver to the function; throws a VfioError with the probe's errno on failure. */
+  /** Binds the driver to the function; throws a KernelError with the probe's errno on failure. */
   probe(slot: PciSlot): void;
   /** Unbinds (the kernel's .remove); may block in the kernel until users let go. */
   remove(slot: PciSlot): void;
@@ -65,7 +64,7 @@ export class PciBus {
 
   /** __device_set_driver_override: the text up to the first newline; empty clears. */
   setDriverOverride(slot: PciSlot, data: Buffer, pageSize: number): void {
-    if (data.length >= pageSize - 1) throw fail('EINVAL', 'driver_override', slot, 'value too long');
+    if (data.length >= pageSize - 1) fail('EINVAL', 'value too long');
     let s = data.toString('latin1');
     const nul = s.indexOf('\0');
     if (nul >= 0) s = s.slice(0, nul);
@@ -103,7 +102,7 @@ export class PciBus {
         this.attach(driver, slot);
         return;
       } catch (e) {
-        if (!(e instanceof VfioError)) throw e;
+        if (!(e instanceof KernelError)) throw e;
         // A failed probe lets the next driver try (probe errors are ignored here).
       }
     }
@@ -112,22 +111,22 @@ export class PciBus {
   /** /sys/bus/pci/drivers_probe. */
   driversProbe(name: string): void {
     const slot = this.find(name);
-    if (!slot) throw fail('ENODEV', 'drivers_probe', undefined, `no PCI device ${name.trim()}`);
+    if (!slot) fail('ENODEV', `no PCI device ${name.trim()}`);
     this.probeDevice(slot);
   }
 
   /** /sys/bus/pci/drivers/<driver>/bind. */
   bind(driver: PciDriver, name: string): void {
     const slot = this.find(name);
-    if (!slot || !this.matches(driver, slot)) throw fail('ENODEV', 'bind', slot, 'no such device, or the driver does not match it');
-    if (this.bound.has(slot.name)) throw fail('EBUSY', 'bind', slot, 'the device already has a driver');
+    if (!slot || !this.matches(driver, slot)) fail('ENODEV', 'no such device, or the driver does not match it');
+    if (this.bound.has(slot.name)) fail('EBUSY', 'the device already has a driver');
     this.attach(driver, slot);
   }
 
   /** /sys/bus/pci/drivers/<driver>/unbind. */
   unbind(driver: PciDriver, name: string): void {
     const slot = this.find(name);
-    if (!slot || this.bound.get(slot.name) !== driver) throw fail('ENODEV', 'unbind', slot, 'the device is not bound to this driver');
+    if (!slot || this.bound.get(slot.name) !== driver) fail('ENODEV', 'the device is not bound to this driver');
     this.detach(slot);
   }
 
@@ -143,22 +142,22 @@ export class PciBus {
   /** /sys/bus/pci/drivers/<driver>/new_id: "vendor device [subvendor subdevice class class_mask driver_data]". */
   newId(driver: PciDriver, text: string): void {
     const fields = scanHex(text, 7);
-    if (fields.length < 2) throw fail('EINVAL', 'new_id', undefined, 'expected at least "vendor device" in hex');
+    if (fields.length < 2) fail('EINVAL', 'expected at least "vendor device" in hex');
     const id: PciDeviceId = {
       vendor: fields[0]!, device: fields[1]!, subvendor: fields[2] ?? PCI_ANY_ID, subdevice: fields[3] ?? PCI_ANY_ID,
       class: fields[4] ?? 0, classMask: fields[5] ?? 0,
     };
     const driverData = fields[6] ?? 0;
     if (fields.length !== 7 && driver.idTable.some((t) => !t.overrideOnly && idEquals(t, id))) {
-      throw fail('EEXIST', 'new_id', undefined, 'the driver\'s static table already has this ID');
+      fail('EEXIST', 'the driver\'s static table already has this ID');
     }
-    if (driver.idTable.length && driverData !== 0) throw fail('EINVAL', 'new_id', undefined, 'driver_data must match an entry of the static table');
+    if (driver.idTable.length && driverData !== 0) fail('EINVAL', 'driver_data must match an entry of the static table');
     this.dynids.get(driver.name)!.push(id);
     if (fields.length !== 7) {
       // driver_attach: probe every unbound device the driver now matches.
       for (const slot of this.slots()) {
         if (this.bound.has(slot.name) || !this.matches(driver, slot)) continue;
-        try { this.attach(driver, slot); } catch (e) { if (!(e instanceof VfioError)) throw e; }
+        try { this.attach(driver, slot); } catch (e) { if (!(e instanceof KernelError)) throw e; }
       }
     }
   }
@@ -166,13 +165,13 @@ export class PciBus {
   /** /sys/bus/pci/drivers/<driver>/remove_id. */
   removeId(driver: PciDriver, text: string): void {
     const f = scanHex(text, 6);
-    if (f.length < 2) throw fail('EINVAL', 'remove_id', undefined, 'expected at least "vendor device" in hex');
+    if (f.length < 2) fail('EINVAL', 'expected at least "vendor device" in hex');
     const list = this.dynids.get(driver.name)!;
     const sv = f[2] ?? PCI_ANY_ID, sd = f[3] ?? PCI_ANY_ID, cls = f[4] ?? 0, mask = f[5] ?? 0;
     const i = list.findIndex((id) => id.vendor === f[0] && id.device === f[1]
       && (sv === PCI_ANY_ID || id.subvendor === sv) && (sd === PCI_ANY_ID || id.subdevice === sd)
       && !((id.class ^ cls) & mask));
-    if (i < 0) throw fail('ENODEV', 'remove_id', undefined, 'no such dynamic ID');
+    if (i < 0) fail('ENODEV', 'no such dynamic ID');
     list.splice(i, 1);
   }
 
@@ -208,6 +207,3 @@ function scanHex(text: string, max: number): number[] {
   return out;
 }
 
-function fail(code: ErrnoName, attr: string, slot: PciSlot | undefined, context: string): VfioError {
-  return VfioError.of(code, { syscall: 'write', path: slot ? `/sys/bus/pci/devices/${slot.name}/${attr}` : `/sys/bus/pci/${attr}`, context });
-}

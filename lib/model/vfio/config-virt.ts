@@ -10,7 +10,7 @@
  * Capabilities the kernel does not know the length of are hidden from the user's capability
  * list; bytes owned by no capability are raw read/write ("unassigned"), as in the kernel.
  */
-import { VfioError } from '../../sys/errors';
+import { fail } from '../errno';
 import {
   PCI_BASE_ADDRESS_0, PCI_BASE_ADDRESS_5, PCI_BASE_ADDRESS_MEM_PREFETCH, PCI_BASE_ADDRESS_MEM_TYPE_64,
   PCI_BASE_ADDRESS_SPACE_IO, PCI_BIST, PCI_CACHE_LINE_SIZE, PCI_CAPABILITY_LIST, PCI_CAP_ID_AF, PCI_CAP_ID_EXP,
@@ -211,7 +211,7 @@ export class VfioPciConfig {
   private rwSingle(buf: Uint8Array, count: number, pos: number, iswrite: boolean): number {
     const size = this.phys.size;
     if (pos < 0 || pos >= size || pos + count > size) {
-      throw VfioError.of('EFAULT', { syscall: iswrite ? 'pwrite' : 'pread', context: 'config region access beyond config space' });
+      fail('EFAULT', 'config region access beyond config space');
     }
     count = Math.min(count, this.remainingDword(pos));
     if (count >= 4 && pos % 4 === 0) count = 4;

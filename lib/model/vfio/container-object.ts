@@ -16,12 +16,11 @@
  * Noiommu and IOMMU groups cannot share a container (EPERM); a container without an IOMMU
  * model answers EINVAL to everything but the three core ioctls.
  */
-import { VfioError } from '../../sys/errors';
+import { KernelError, fail } from '../errno';
 import {
   VFIO_API_VERSION, VFIO_CHECK_EXTENSION, VFIO_GET_API_VERSION, VFIO_NOIOMMU_IOMMU, VFIO_SET_IOMMU, VFIO_TYPE1_IOMMU,
   VFIO_TYPE1v2_IOMMU, VFIO_UNMAP_ALL, VFIO_UPDATE_VADDR,
 } from '../../uapi/vfio';
-import { ioctlName } from '../../uapi/requests';
 import type { OpenFile, SyscallContext } from '../open-file';
 import { IOMMU_BLOCKED, type PciSlot } from '../pci/host';
 import type { VfioGroupObject } from './group-object';
@@ -67,13 +66,13 @@ export class VfioContainerObject {
       name: 'vfio-noiommu',
       checkExtension: (arg) => (sys.noiommuEnabled() && arg === VFIO_NOIOMMU_IOMMU ? 1 : 0),
       open: (arg) => {
-        if (arg !== VFIO_NOIOMMU_IOMMU) throw VfioError.of('EINVAL', { syscall: 'ioctl', ioctl: 'VFIO_SET_IOMMU' });
-        if (!sys.env.capabilities().sysRawio) throw VfioError.of('EPERM', { syscall: 'ioctl', ioctl: 'VFIO_SET_IOMMU', context: 'the noiommu IOMMU model needs CAP_SYS_RAWIO' });
+        if (arg !== VFIO_NOIOMMU_IOMMU) fail('EINVAL');
+        if (!sys.env.capabilities().sysRawio) fail('EPERM', 'the noiommu IOMMU model needs CAP_SYS_RAWIO');
       },
       attachGroup: () => undefined,
       detachGroup: () => undefined,
-      ioctl: (request) => {
-        throw VfioError.of('ENOTTY', { syscall: 'ioctl', ioctl: ioctlName(request, 'vfio-container'), context: 'the noiommu IOMMU model has no DMA mapping: use physical addresses (/proc/self/pagemap)' });
+      ioctl: () => {
+        fail('ENOTTY', 'the noiommu IOMMU model has no DMA mapping: use physical addresses (/proc/self/pagemap)');
       },
       release: () => undefined,
     };
@@ -98,7 +97,7 @@ export class VfioContainerObject {
         }
       },
       open: (arg) => {
-        if (arg !== VFIO_TYPE1_IOMMU && arg !== VFIO_TYPE1v2_IOMMU) throw VfioError.of('EINVAL', { syscall: 'ioctl', ioctl: 'VFIO_SET_IOMMU' });
+        if (arg !== VFIO_TYPE1_IOMMU && arg !== VFIO_TYPE1v2_IOMMU) fail('EINVAL');
         const ctx = this.type1();
         ctx.port.compatIoasCreate();
         ctx.file.ioctl!(VFIO_SET_IOMMU.number, arg, { fd: -1 });
@@ -162,7 +161,7 @@ export class VfioContainerObject {
       case VFIO_SET_IOMMU.number: return this.setIommu(intArg(arg));
       default:
         if (this.iommuDriver) return this.iommuDriver.ioctl(request, arg);
-        throw VfioError.of('EINVAL', { syscall: 'ioctl', ioctl: ioctlName(request), context: 'the container has no IOMMU model set yet (VFIO_SET_IOMMU)' });
+        fail('EINVAL', 'the container has no IOMMU model set yet (VFIO_SET_IOMMU)');
     }
   }
 
@@ -180,16 +179,16 @@ export class VfioContainerObject {
   /** vfio_ioctl_set_iommu: the first allowed driver that offers the type and opens wins. */
   private setIommu(arg: number): number {
     if (this.groups.length === 0 || this.iommuDriver) {
-      throw VfioError.of('EINVAL', { syscall: 'ioctl', ioctl: 'VFIO_SET_IOMMU', context: this.iommuDriver ? 'an IOMMU model is already set' : 'attach a group first (VFIO_GROUP_SET_CONTAINER)' });
+      fail('EINVAL', this.iommuDriver ? 'an IOMMU model is already set' : 'attach a group first (VFIO_GROUP_SET_CONTAINER)');
     }
-    let error: VfioError = VfioError.of('ENODEV', { syscall: 'ioctl', ioctl: 'VFIO_SET_IOMMU', context: `no IOMMU driver offers type ${arg}` });
+    let error = new KernelError('ENODEV', `no IOMMU driver offers type ${arg}`);
     for (const d of this.drivers()) {
       if (!this.allowed(d)) continue;
       if (d.checkExtension(arg) <= 0) continue;
       try {
         d.open(arg);
       } catch (e) {
-        if (!(e instanceof VfioError)) throw e;
+        if (!(e instanceof KernelError)) throw e;
         error = e;
         continue;
       }
@@ -198,7 +197,7 @@ export class VfioContainerObject {
         for (const g of this.groups) driver.attachGroup(g);
       } catch (e) {
         driver.release();
-        if (!(e instanceof VfioError)) throw e;
+        if (!(e instanceof KernelError)) throw e;
         error = e;
         continue;
       }
@@ -211,10 +210,10 @@ export class VfioContainerObject {
   /** vfio_container_attach_group. */
   attachGroup(group: VfioGroupObject): void {
     if (group.type === 'noiommu' && !this.sys.env.capabilities().sysRawio) {
-      throw VfioError.of('EPERM', { syscall: 'ioctl', ioctl: 'VFIO_GROUP_SET_CONTAINER', context: 'a noiommu group needs CAP_SYS_RAWIO' });
+      fail('EPERM', 'a noiommu group needs CAP_SYS_RAWIO');
     }
     if (this.groups.length && this.noiommu !== (group.type === 'noiommu')) {
-      throw VfioError.of('EPERM', { syscall: 'ioctl', ioctl: 'VFIO_GROUP_SET_CONTAINER', context: 'noiommu and IOMMU groups cannot share a container' });
+      fail('EPERM', 'noiommu and IOMMU groups cannot share a container');
     }
     if (group.type === 'iommu') this.sys.claimDmaOwner(group, this.ownerToken());
     if (this.iommuDriver) {

@@ -4,18 +4,16 @@
  * (VFIO_GROUP_GET_DEVICE_FD, access granted at once). Until access is granted every ioctl but
  * BIND_IOMMUFD, and read/write/mmap, answer EINVAL (vfio_device_fops_unl_ioctl).
  */
-import { VfioError } from '../../sys/errors';
+import { fail } from '../errno';
 import { copyStructFromUser } from './user-struct';
 import {
   VfioDeviceAttachIommufdPt, VfioDeviceBindIommufd, VfioDeviceDetachIommufdPt, VFIO_DEVICE_ATTACH_IOMMUFD_PT,
   VFIO_DEVICE_ATTACH_PASID, VFIO_DEVICE_BIND_FLAG_TOKEN, VFIO_DEVICE_BIND_IOMMUFD, VFIO_DEVICE_DETACH_IOMMUFD_PT,
   VFIO_DEVICE_DETACH_PASID,
 } from '../../uapi/vfio';
-import { ioctlName } from '../../uapi/requests';
 import type { MmapBacking, OpenFile, SyscallContext } from '../open-file';
 import type { DeviceFileState, VfioDeviceObject } from './device-object';
 import type { VfioGroupObject, VfioGroupFile } from './group-object';
-import { faultPoint } from '../faults';
 
 export class VfioDeviceFile implements OpenFile, DeviceFileState {
   readonly kind = 'vfio-device';
@@ -29,31 +27,30 @@ export class VfioDeviceFile implements OpenFile, DeviceFileState {
   }
 
   /** vfio_device_fops_cdev_open: CAP_SYS_RAWIO for a noiommu device, ENODEV once unregistered. */
-  static openCdev(device: VfioDeviceObject, path: string, hasRawio: boolean): VfioDeviceFile {
-    if (!device.registered) throw VfioError.of('ENODEV', { syscall: 'open', path });
-    if (device.isNoiommu && !hasRawio) throw VfioError.of('EPERM', { syscall: 'open', path });
-    faultPoint('vfio.device-file-alloc'); // fault injection (lib/model/faults.ts): vfio_allocate_device_file
+  static openCdev(device: VfioDeviceObject, hasRawio: boolean): VfioDeviceFile {
+    if (!device.registered) fail('ENODEV');
+    if (device.isNoiommu && !hasRawio) fail('EPERM');
+    device.sys.env.faults.point('vfio.device-file-alloc'); // vfio_allocate_device_file (lib/model/faults.ts)
     return new VfioDeviceFile(device, undefined);
   }
 
   /** vfio_device_open_file / vfio_df_group_open. */
   static openFromGroup(device: VfioDeviceObject, groupFile: VfioGroupFile): VfioDeviceFile {
     const group = groupFile.group;
-    const name = 'VFIO_GROUP_GET_DEVICE_FD';
-    if (!group.hasIommu()) throw VfioError.of('EINVAL', { syscall: 'ioctl', ioctl: name, context: 'the group has no container or iommufd set' });
+    if (!group.hasIommu()) fail('EINVAL', 'the group has no container or iommufd set');
     const df = new VfioDeviceFile(device, group, groupFile);
     df.iommufd = group.iommufd;
     try {
       if (df.iommufd && device.isNoiommu && device.openCount === 0) {
         if (!group.sys.env.capabilities().sysRawio || df.iommufd.compatIoasId() !== undefined) {
-          throw VfioError.of('EPERM', { syscall: 'ioctl', ioctl: name, context: 'a noiommu device through iommufd needs CAP_SYS_RAWIO and no compat IOAS' });
+          fail('EPERM', 'a noiommu device through iommufd needs CAP_SYS_RAWIO and no compat IOAS');
         }
       }
       device.open(df);
       if (df.iommufd && device.openCount === 1 && !device.isNoiommu) {
         const ioas = df.iommufd.compatIoasId();
         try {
-          if (ioas === undefined) throw VfioError.of('ENOENT', { syscall: 'ioctl', ioctl: name, context: 'the iommufd has no compat IOAS' });
+          if (ioas === undefined) fail('ENOENT', 'the iommufd has no compat IOAS');
           device.attachIoas(ioas);
         } catch (e) {
           device.close(df);
@@ -72,7 +69,7 @@ export class VfioDeviceFile implements OpenFile, DeviceFileState {
   ioctl(request: number, arg: Uint8Array | number | null, _ctx: SyscallContext): number {
     if (request === VFIO_DEVICE_BIND_IOMMUFD.number) return this.bindIommufd(arg);
     if (!this.accessGranted) {
-      throw VfioError.of('EINVAL', { syscall: 'ioctl', ioctl: ioctlName(request, 'vfio-device'), context: 'device access is not granted yet: bind the device to an iommufd first (VFIO_DEVICE_BIND_IOMMUFD)' });
+      fail('EINVAL', 'device access is not granted yet: bind the device to an iommufd first (VFIO_DEVICE_BIND_IOMMUFD)');
     }
     if (!this.group) {
       if (request === VFIO_DEVICE_ATTACH_IOMMUFD_PT.number) return this.attachPt(arg);
@@ -82,17 +79,17 @@ export class VfioDeviceFile implements OpenFile, DeviceFileState {
   }
 
   pread(into: Uint8Array, offset: bigint): number {
-    this.requireAccess('pread');
+    this.requireAccess();
     return this.device.core.rw(into, offset, false);
   }
 
   pwrite(from: Uint8Array, offset: bigint): number {
-    this.requireAccess('pwrite');
+    this.requireAccess();
     return this.device.core.rw(from, offset, true);
   }
 
   mmap(length: bigint, _prot: number, flags: number, offset: bigint): MmapBacking {
-    this.requireAccess('mmap');
+    this.requireAccess();
     return this.device.core.mmap(length, flags, offset);
   }
 
@@ -109,31 +106,30 @@ export class VfioDeviceFile implements OpenFile, DeviceFileState {
     this.device.fileRefs.delete(this);
   }
 
-  private requireAccess(syscall: string): void {
-    if (!this.accessGranted) throw VfioError.of('EINVAL', { syscall, context: 'device access is not granted yet (VFIO_DEVICE_BIND_IOMMUFD)' });
+  private requireAccess(): void {
+    if (!this.accessGranted) fail('EINVAL', 'device access is not granted yet (VFIO_DEVICE_BIND_IOMMUFD)');
   }
 
   /** vfio_df_ioctl_bind_iommufd. */
   private bindIommufd(arg: Uint8Array | number | null): number {
-    const name = 'VFIO_DEVICE_BIND_IOMMUFD';
     const minsz = VfioDeviceBindIommufd.endOf('out_devid');
-    const bind = copyStructFromUser(arg, VfioDeviceBindIommufd, minsz, 'argsz', name);
+    const bind = copyStructFromUser(arg, VfioDeviceBindIommufd, minsz, 'argsz');
     if (bind.iommufd < 0 || (bind.flags & ~VFIO_DEVICE_BIND_FLAG_TOKEN)) {
-      throw VfioError.of('EINVAL', { syscall: 'ioctl', ioctl: name, context: bind.iommufd < 0 ? 'iommufd is negative' : 'unknown flags' });
+      fail('EINVAL', bind.iommufd < 0 ? 'iommufd is negative' : 'unknown flags');
     }
-    if (this.group) throw VfioError.of('EINVAL', { syscall: 'ioctl', ioctl: name, context: 'only a cdev fd can be bound; this fd came from a group' });
+    if (this.group) fail('EINVAL', 'only a cdev fd can be bound; this fd came from a group');
     const device = this.device;
     device.group?.blockForCdev();
     try {
-      if (this.accessGranted) throw VfioError.of('EINVAL', { syscall: 'ioctl', ioctl: name, context: 'the device fd is already bound' });
+      if (this.accessGranted) fail('EINVAL', 'the device fd is already bound');
       if (bind.flags & VFIO_DEVICE_BIND_FLAG_TOKEN) {
         device.sys.env.readUser?.(bind.token_uuid_ptr, 16);
-        throw VfioError.of('EINVAL', { syscall: 'ioctl', ioctl: name, context: 'a VF token was given for a device that is neither an SR-IOV PF nor VF' });
+        fail('EINVAL', 'a VF token was given for a device that is neither an SR-IOV PF nor VF');
       }
       const file = device.sys.env.lookup(bind.iommufd);
-      if (!file) throw VfioError.of('EBADF', { syscall: 'ioctl', ioctl: name, context: `fd ${bind.iommufd} is not open` });
+      if (!file) fail('EBADF', `fd ${bind.iommufd} is not open`);
       const ictx = device.sys.env.iommufd?.contextOf(file);
-      if (!ictx) throw VfioError.of('EBADFD', { syscall: 'ioctl', ioctl: name, context: `fd ${bind.iommufd} is not an iommufd` });
+      if (!ictx) fail('EBADFD', `fd ${bind.iommufd} is not an iommufd`);
       this.iommufd = ictx;
       try {
         device.open(this);
@@ -164,18 +160,17 @@ export class VfioDeviceFile implements OpenFile, DeviceFileState {
 
   /** vfio_df_ioctl_attach_pt. */
   private attachPt(arg: Uint8Array | number | null): number {
-    const name = 'VFIO_DEVICE_ATTACH_IOMMUFD_PT';
     const minsz = VfioDeviceAttachIommufdPt.endOf('pt_id');
-    const buf = userBuf(arg, minsz, name);
+    const buf = userBuf(arg, minsz);
     const attach = VfioDeviceAttachIommufdPt.decode(buf.subarray(0, minsz));
-    if (attach.argsz < minsz) throw VfioError.of('EINVAL', { syscall: 'ioctl', ioctl: name, context: `argsz ${attach.argsz} < ${minsz}` });
-    if (attach.flags & ~VFIO_DEVICE_ATTACH_PASID) throw VfioError.of('EINVAL', { syscall: 'ioctl', ioctl: name, context: 'unknown flags' });
+    if (attach.argsz < minsz) fail('EINVAL', `argsz ${attach.argsz} < ${minsz}`);
+    if (attach.flags & ~VFIO_DEVICE_ATTACH_PASID) fail('EINVAL', 'unknown flags');
     if (attach.flags & VFIO_DEVICE_ATTACH_PASID) {
       // vfio-pci implements PASID attach, but none of the modelled functions has PASID support.
       const xend = VfioDeviceAttachIommufdPt.endOf('pasid');
-      if (attach.argsz < xend) throw VfioError.of('EINVAL', { syscall: 'ioctl', ioctl: name, context: 'argsz too small for pasid' });
-      userBuf(arg, xend, name);
-      throw VfioError.of('EOPNOTSUPP', { syscall: 'ioctl', ioctl: name, context: 'the device does not support PASID' });
+      if (attach.argsz < xend) fail('EINVAL', 'argsz too small for pasid');
+      userBuf(arg, xend);
+      fail('EOPNOTSUPP', 'the device does not support PASID');
     }
     const ptId = this.device.attachIoas(attach.pt_id);
     VfioDeviceAttachIommufdPt.set(buf, 'pt_id', ptId);
@@ -184,16 +179,15 @@ export class VfioDeviceFile implements OpenFile, DeviceFileState {
 
   /** vfio_df_ioctl_detach_pt. */
   private detachPt(arg: Uint8Array | number | null): number {
-    const name = 'VFIO_DEVICE_DETACH_IOMMUFD_PT';
     const minsz = VfioDeviceDetachIommufdPt.endOf('flags');
-    const buf = userBuf(arg, minsz, name);
+    const buf = userBuf(arg, minsz);
     const detach = VfioDeviceDetachIommufdPt.decode(buf.subarray(0, minsz));
-    if (detach.argsz < minsz) throw VfioError.of('EINVAL', { syscall: 'ioctl', ioctl: name, context: `argsz ${detach.argsz} < ${minsz}` });
-    if (detach.flags & ~VFIO_DEVICE_DETACH_PASID) throw VfioError.of('EINVAL', { syscall: 'ioctl', ioctl: name, context: 'unknown flags' });
+    if (detach.argsz < minsz) fail('EINVAL', `argsz ${detach.argsz} < ${minsz}`);
+    if (detach.flags & ~VFIO_DEVICE_DETACH_PASID) fail('EINVAL', 'unknown flags');
     if (detach.flags & VFIO_DEVICE_DETACH_PASID) {
       const xend = VfioDeviceDetachIommufdPt.endOf('pasid');
-      if (detach.argsz < xend) throw VfioError.of('EINVAL', { syscall: 'ioctl', ioctl: name, context: 'argsz too small for pasid' });
-      userBuf(arg, xend, name);
+      if (detach.argsz < xend) fail('EINVAL', 'argsz too small for pasid');
+      userBuf(arg, xend);
       // pasid_detach_ioas of a PASID that was never attached does nothing.
       return 0;
     }
@@ -202,9 +196,9 @@ export class VfioDeviceFile implements OpenFile, DeviceFileState {
   }
 }
 
-function userBuf(arg: Uint8Array | number | null, n: number, name: string): Uint8Array {
+function userBuf(arg: Uint8Array | number | null, n: number): Uint8Array {
   if (!(arg instanceof Uint8Array) || arg.length < n) {
-    throw VfioError.of('EFAULT', { syscall: 'ioctl', ioctl: name, context: `the kernel reads ${n} bytes from the argument` });
+    fail('EFAULT', `the kernel reads ${n} bytes from the argument`);
   }
   return arg;
 }

@@ -5,7 +5,7 @@
  * vfio_df_device_first_open, vfio_df_device_last_close). The cdev path allows one open at a
  * time, the group path many.
  */
-import { VfioError } from '../../sys/errors';
+import { fail } from '../errno';
 import type { PciSlot } from '../pci/host';
 import type { VfioPciCoreDevice } from './pci-core';
 import type { IommufdBoundDevice, IommufdContextPort } from './iommufd-port';
@@ -57,7 +57,7 @@ export class VfioDeviceObject {
   /** vfio_df_open. */
   open(df: DeviceFileState): void {
     if (this.openCount !== 0 && !df.group) {
-      throw VfioError.of('EINVAL', { syscall: 'ioctl', ioctl: 'VFIO_DEVICE_BIND_IOMMUFD', context: 'the device is already open (a cdev device can be opened once)' });
+      fail('EINVAL', 'the device is already open (a cdev device can be opened once)');
     }
     this.openCount++;
     if (this.openCount === 1) {
@@ -115,7 +115,7 @@ export class VfioDeviceObject {
 
   /** vfio_iommufd_physical_attach_ioas: attach, or replace when already attached. */
   attachIoas(ptId: number): number {
-    if (!this.bound) throw VfioError.of('EINVAL', { syscall: 'ioctl', ioctl: 'VFIO_DEVICE_ATTACH_IOMMUFD_PT', context: 'the device is not bound to an iommufd' });
+    if (!this.bound) fail('EINVAL', 'the device is not bound to an iommufd');
     const out = this.attached ? this.bound.replace(ptId) : this.bound.attach(ptId);
     this.attached = true;
     this.hooks.updateDma(this);

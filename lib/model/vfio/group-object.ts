@@ -5,10 +5,9 @@
  * is "set" into a container (or directly onto an iommufd, the compat path), then hands out device
  * fds by name.
  */
-import { VfioError } from '../../sys/errors';
+import { fail } from '../errno';
 import { VfioGroupStatus, VFIO_GROUP_FLAGS_CONTAINER_SET, VFIO_GROUP_FLAGS_VIABLE, VFIO_GROUP_GET_DEVICE_FD,
   VFIO_GROUP_GET_STATUS, VFIO_GROUP_SET_CONTAINER, VFIO_GROUP_UNSET_CONTAINER } from '../../uapi/vfio';
-import { ioctlName } from '../../uapi/requests';
 import type { OpenFile, SyscallContext } from '../open-file';
 import type { IommuGroup } from './iommu-groups';
 import type { VfioDeviceObject } from './device-object';
@@ -49,18 +48,17 @@ export class VfioGroupObject {
 
   /** vfio_group_fops_open. */
   open(): VfioGroupFile {
-    const path = `/dev/vfio/${this.name}`;
-    if (this.drivers === 0) throw VfioError.of('ENODEV', { syscall: 'open', path });
-    if (this.type === 'noiommu' && !this.sys.env.capabilities().sysRawio) throw VfioError.of('EPERM', { syscall: 'open', path });
-    if (this.cdevDeviceOpenCount) throw VfioError.of('EBUSY', { syscall: 'open', path, context: 'a device of this group is open through its cdev' });
-    if (this.openedFile) throw VfioError.of('EBUSY', { syscall: 'open', path, context: 'the group is already open' });
+    if (this.drivers === 0) fail('ENODEV');
+    if (this.type === 'noiommu' && !this.sys.env.capabilities().sysRawio) fail('EPERM');
+    if (this.cdevDeviceOpenCount) fail('EBUSY', 'a device of this group is open through its cdev');
+    if (this.openedFile) fail('EBUSY', 'the group is already open');
     this.openedFile = new VfioGroupFile(this);
     return this.openedFile;
   }
 
   /** vfio_device_block_group (cdev bind). */
   blockForCdev(): void {
-    if (this.openedFile) throw VfioError.of('EBUSY', { syscall: 'ioctl', ioctl: 'VFIO_DEVICE_BIND_IOMMUFD', context: 'the device\'s group is open' });
+    if (this.openedFile) fail('EBUSY', 'the device\'s group is open');
     this.cdevDeviceOpenCount++;
   }
 
@@ -69,9 +67,9 @@ export class VfioGroupObject {
   /** vfio_group_use_container (first device open on the group path). */
   useContainer(): void {
     const c = this.container;
-    if (!c) throw VfioError.of('EINVAL', { syscall: 'ioctl', ioctl: 'VFIO_GROUP_GET_DEVICE_FD', context: 'no container' });
-    if (!c.iommuDriver) throw VfioError.of('EINVAL', { syscall: 'ioctl', ioctl: 'VFIO_GROUP_GET_DEVICE_FD', context: 'the container has no IOMMU model set (VFIO_SET_IOMMU)' });
-    if (this.type === 'noiommu' && !this.sys.env.capabilities().sysRawio) throw VfioError.of('EPERM', { syscall: 'ioctl', ioctl: 'VFIO_GROUP_GET_DEVICE_FD' });
+    if (!c) fail('EINVAL', 'no container');
+    if (!c.iommuDriver) fail('EINVAL', 'the container has no IOMMU model set (VFIO_SET_IOMMU)');
+    if (this.type === 'noiommu' && !this.sys.env.capabilities().sysRawio) fail('EPERM');
     this.containerUsers++;
   }
 
@@ -96,23 +94,22 @@ export class VfioGroupFile implements OpenFile {
   constructor(readonly group: VfioGroupObject) {}
 
   ioctl(request: number, arg: Uint8Array | number | null, _ctx: SyscallContext): number {
-    const name = ioctlName(request, 'vfio-group');
     switch (request) {
-      case VFIO_GROUP_GET_DEVICE_FD.number: return this.getDeviceFd(arg, name);
-      case VFIO_GROUP_GET_STATUS.number: return this.getStatus(arg, name);
-      case VFIO_GROUP_SET_CONTAINER.number: return this.setContainer(arg, name);
-      case VFIO_GROUP_UNSET_CONTAINER.number: return this.unsetContainer(name);
-      default: throw VfioError.of('ENOTTY', { syscall: 'ioctl', ioctl: name, context: 'not a VFIO group ioctl' });
+      case VFIO_GROUP_GET_DEVICE_FD.number: return this.getDeviceFd(arg);
+      case VFIO_GROUP_GET_STATUS.number: return this.getStatus(arg);
+      case VFIO_GROUP_SET_CONTAINER.number: return this.setContainer(arg);
+      case VFIO_GROUP_UNSET_CONTAINER.number: return this.unsetContainer();
+      default: fail('ENOTTY', 'not a VFIO group ioctl');
     }
   }
 
   /** vfio_group_ioctl_get_status. */
-  private getStatus(arg: Uint8Array | number | null, name: string): number {
-    const buf = userStruct(arg, VfioGroupStatus.size, name);
+  private getStatus(arg: Uint8Array | number | null): number {
+    const buf = userStruct(arg, VfioGroupStatus.size);
     const argsz = VfioGroupStatus.get(buf, 'argsz');
-    if (argsz < VfioGroupStatus.size) throw VfioError.of('EINVAL', { syscall: 'ioctl', ioctl: name, context: `argsz ${argsz} < 8` });
+    if (argsz < VfioGroupStatus.size) fail('EINVAL', `argsz ${argsz} < 8`);
     const g = this.group;
-    if (!g.iommuGroup) throw VfioError.of('ENODEV', { syscall: 'ioctl', ioctl: name });
+    if (!g.iommuGroup) fail('ENODEV');
     let flags = 0;
     if (g.hasIommu()) flags = VFIO_GROUP_FLAGS_CONTAINER_SET | VFIO_GROUP_FLAGS_VIABLE;
     else if (!g.sys.dmaOwnerClaimed(g)) flags = VFIO_GROUP_FLAGS_VIABLE;
@@ -121,14 +118,14 @@ export class VfioGroupFile implements OpenFile {
   }
 
   /** vfio_group_ioctl_set_container: a container fd, or an iommufd (compat). */
-  private setContainer(arg: Uint8Array | number | null, name: string): number {
-    const buf = userStruct(arg, 4, name);
+  private setContainer(arg: Uint8Array | number | null): number {
+    const buf = userStruct(arg, 4);
     const fd = Buffer.from(buf.buffer, buf.byteOffset, 4).readInt32LE(0);
     const file = fd >= 0 ? this.group.sys.env.lookup(fd) : undefined;
-    if (!file) throw VfioError.of('EBADF', { syscall: 'ioctl', ioctl: name, context: `fd ${fd} is not open` });
+    if (!file) fail('EBADF', `fd ${fd} is not open`);
     const g = this.group;
-    if (g.hasIommu()) throw VfioError.of('EINVAL', { syscall: 'ioctl', ioctl: name, context: 'the group already has a container' });
-    if (!g.iommuGroup) throw VfioError.of('ENODEV', { syscall: 'ioctl', ioctl: name });
+    if (g.hasIommu()) fail('EINVAL', 'the group already has a container');
+    if (!g.iommuGroup) fail('ENODEV');
     if (file.kind === 'vfio-container' && g.sys.isContainerFile(file)) {
       g.sys.containerOf(file).attachGroup(g);
       return 0;
@@ -140,15 +137,15 @@ export class VfioGroupFile implements OpenFile {
       g.iommufd = ictx;
       return 0;
     }
-    throw VfioError.of('EBADFD', { syscall: 'ioctl', ioctl: name, context: `fd ${fd} is neither a VFIO container nor an iommufd` });
+    fail('EBADFD', `fd ${fd} is neither a VFIO container nor an iommufd`);
   }
 
   /** vfio_group_ioctl_unset_container. */
-  private unsetContainer(name: string): number {
+  private unsetContainer(): number {
     const g = this.group;
-    if (!g.hasIommu()) throw VfioError.of('EINVAL', { syscall: 'ioctl', ioctl: name, context: 'the group has no container' });
+    if (!g.hasIommu()) fail('EINVAL', 'the group has no container');
     if (g.container) {
-      if (g.containerUsers !== 1) throw VfioError.of('EBUSY', { syscall: 'ioctl', ioctl: name, context: 'devices of the group are open' });
+      if (g.containerUsers !== 1) fail('EBUSY', 'devices of the group are open');
       g.container.detachGroup(g);
     }
     g.iommufd = undefined;
@@ -156,12 +153,12 @@ export class VfioGroupFile implements OpenFile {
   }
 
   /** vfio_group_ioctl_get_device_fd: returns a new device fd. */
-  private getDeviceFd(arg: Uint8Array | number | null, name: string): number {
-    if (!(arg instanceof Uint8Array)) throw VfioError.of('EFAULT', { syscall: 'ioctl', ioctl: name, context: 'the argument must be a NUL-terminated device name' });
+  private getDeviceFd(arg: Uint8Array | number | null): number {
+    if (!(arg instanceof Uint8Array)) fail('EFAULT', 'the argument must be a NUL-terminated device name');
     const nul = arg.indexOf(0);
     const page = this.group.sys.env.pageSize;
-    if (nul < 0 && arg.length >= page) throw VfioError.of('EINVAL', { syscall: 'ioctl', ioctl: name, context: 'device name longer than a page' });
-    if (nul < 0) throw VfioError.of('EFAULT', { syscall: 'ioctl', ioctl: name, context: 'device name is not NUL-terminated within the buffer' });
+    if (nul < 0 && arg.length >= page) fail('EINVAL', 'device name longer than a page');
+    if (nul < 0) fail('EFAULT', 'device name is not NUL-terminated within the buffer');
     const text = Buffer.from(arg.buffer, arg.byteOffset, nul).toString('latin1');
     const device = this.group.sys.findDeviceByName(this.group, text);
     const file = VfioDeviceFile.openFromGroup(device, this);
@@ -181,9 +178,9 @@ export class VfioGroupFile implements OpenFile {
   }
 }
 
-function userStruct(arg: Uint8Array | number | null, size: number, name: string): Uint8Array {
+function userStruct(arg: Uint8Array | number | null, size: number): Uint8Array {
   if (!(arg instanceof Uint8Array) || arg.length < size) {
-    throw VfioError.of('EFAULT', { syscall: 'ioctl', ioctl: name, context: `the kernel reads ${size} bytes from the argument` });
+    fail('EFAULT', `the kernel reads ${size} bytes from the argument`);
   }
   return arg;
 }

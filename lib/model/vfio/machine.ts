@@ -7,6 +7,7 @@
  */
 import { PciStubDriver } from '../pci/pci-stub-driver';
 import type { Capabilities } from '../../sys/kernel';
+import { FaultInjector } from '../fault-injection';
 import type { OpenFile } from '../open-file';
 import type { Vfs } from '../vfs';
 import { createDevice, type DeviceOptions } from '../../devices';
@@ -61,6 +62,8 @@ export interface PciMachineOptions {
   newIommufd?(): OpenFile;
   holdFile?(file: OpenFile): void;
   dropFile?(file: OpenFile): void;
+  /** The kernel's fault injector (a machine of its own, never armed, when absent). */
+  readonly faults?: FaultInjector;
 }
 
 export class PciMachine {
@@ -85,6 +88,7 @@ export class PciMachine {
       ...(o.newIommufd ? { newIommufd: () => o.newIommufd!() } : {}),
       ...(o.holdFile ? { holdFile: (f: OpenFile) => o.holdFile!(f) } : {}),
       ...(o.dropFile ? { dropFile: (f: OpenFile) => o.dropFile!(f) } : {}),
+      faults: o.faults ?? new FaultInjector(),
     });
     this.sysfs = new PciSysfs({
       vfs: o.vfs, bus: this.bus, pageSize: o.pageSize, capabilities: () => o.capabilities(),

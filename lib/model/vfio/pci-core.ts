@@ -9,7 +9,8 @@
  * Close (vfio_pci_core_disable): bus mastering off, interrupts torn down, INTx disabled, reset
  * when possible, the saved config state restored.
  */
-import { VfioError } from '../../sys/errors';
+import { KernelError, fail } from '../errno';
+import type { FaultInjector } from '../fault-injection';
 import { MAP_SHARED } from '../../sys/constants';
 import type { MmapBacking } from '../open-file';
 import type { PciSlot } from '../pci/host';
@@ -36,7 +37,6 @@ import {
   VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY, VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP, VFIO_DEVICE_FEATURE_LOW_POWER_EXIT,
   VFIO_DEVICE_FEATURE_MIGRATION, VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE,
 } from '../../uapi/vfio';
-import { ioctlName } from '../../uapi/requests';
 import { devfn } from '../pci/address';
 
 /** Region offsets in the device fd: index << 40 (VFIO_PCI_OFFSET_SHIFT). */
@@ -64,6 +64,8 @@ export interface VfioPciCoreHost {
   readonly devidOf?: (slot: PciSlot) => number | undefined;
   /** IOMMU group ID of a function, for hot-reset info (group path); undefined when it has none. */
   readonly groupIdOf?: (slot: PciSlot) => number | undefined;
+  /** The kernel's fault injector (the interrupt context allocations). */
+  readonly faults: FaultInjector;
 }
 
 export class VfioPciCoreDevice {
@@ -109,7 +111,7 @@ export class VfioPciCoreDevice {
       readConfig: (o: number, w: 1 | 2 | 4) => this.config.read(o, w),
       writeConfig: (o: number, w: 1 | 2 | 4, v: number) => this.config.write(o, w, v),
     };
-    const irqs = new VfioPciIrqs(irqHw, this.host.lookup, () => this.cfg?.intxDisabledByUser ?? false);
+    const irqs = new VfioPciIrqs(irqHw, this.host.lookup, () => this.cfg?.intxDisabledByUser ?? false, this.host.faults);
     this.irqs = irqs;
     this.cfg = new VfioPciConfig(
       { size: this.config.size, read: (o, w) => this.config.read(o, w), write: (o, w, v) => this.config.write(o, w, v) },
@@ -157,19 +159,18 @@ export class VfioPciCoreDevice {
   // ---- ioctls ----
 
   ioctl(request: number, arg: Uint8Array | number | null): number {
-    const name = ioctlName(request, 'vfio-device');
     switch (request) {
-      case VFIO_DEVICE_GET_INFO.number: return this.getInfo(struct(arg, name));
-      case VFIO_DEVICE_GET_REGION_INFO.number: return this.getRegionInfo(struct(arg, name));
-      case VFIO_DEVICE_GET_IRQ_INFO.number: return this.getIrqInfo(struct(arg, name));
-      case VFIO_DEVICE_SET_IRQS.number: return this.setIrqs(struct(arg, name));
+      case VFIO_DEVICE_GET_INFO.number: return this.getInfo(struct(arg));
+      case VFIO_DEVICE_GET_REGION_INFO.number: return this.getRegionInfo(struct(arg));
+      case VFIO_DEVICE_GET_IRQ_INFO.number: return this.getIrqInfo(struct(arg));
+      case VFIO_DEVICE_SET_IRQS.number: return this.setIrqs(struct(arg));
       case VFIO_DEVICE_RESET.number: return this.reset();
-      case VFIO_DEVICE_GET_PCI_HOT_RESET_INFO.number: return this.hotResetInfo(struct(arg, name));
-      case VFIO_DEVICE_PCI_HOT_RESET.number: return this.hotReset(struct(arg, name));
-      case VFIO_DEVICE_IOEVENTFD.number: return this.ioeventfd(struct(arg, name));
-      case VFIO_DEVICE_FEATURE.number: return this.feature(struct(arg, name));
+      case VFIO_DEVICE_GET_PCI_HOT_RESET_INFO.number: return this.hotResetInfo(struct(arg));
+      case VFIO_DEVICE_PCI_HOT_RESET.number: return this.hotReset(struct(arg));
+      case VFIO_DEVICE_IOEVENTFD.number: return this.ioeventfd(struct(arg));
+      case VFIO_DEVICE_FEATURE.number: return this.feature(struct(arg));
       default:
-        throw err('ENOTTY', name, 'not a vfio-pci device ioctl');
+        fail('ENOTTY', 'not a vfio-pci device ioctl');
     }
   }
 
@@ -181,9 +182,9 @@ export class VfioPciCoreDevice {
   /** vfio_pci_ioctl_get_info. */
   private getInfo(arg: Uint8Array): number {
     const minsz = VfioDeviceInfo.endOf('num_irqs');
-    need(arg, minsz, 'VFIO_DEVICE_GET_INFO');
+    need(arg, minsz);
     const argsz = VfioDeviceInfo.get(arg, 'argsz');
-    if (argsz < minsz) throw err('EINVAL', 'VFIO_DEVICE_GET_INFO', `argsz ${argsz} < ${minsz}`);
+    if (argsz < minsz) fail('EINVAL', `argsz ${argsz} < ${minsz}`);
     const out = Math.min(argsz, VfioDeviceInfo.size);
     const info = VfioDeviceInfo.encode({
       argsz, flags: VFIO_DEVICE_FLAGS_PCI | (this.resetWorks ? VFIO_DEVICE_FLAGS_RESET : 0),
@@ -196,9 +197,9 @@ export class VfioPciCoreDevice {
   /** vfio_get_region_info + vfio_pci_ioctl_get_region_info. */
   private getRegionInfo(arg: Uint8Array): number {
     const minsz = VfioRegionInfo.endOf('offset');
-    need(arg, minsz, 'VFIO_DEVICE_GET_REGION_INFO');
+    need(arg, minsz);
     const req = VfioRegionInfo.decode(arg);
-    if (req.argsz < minsz) throw err('EINVAL', 'VFIO_DEVICE_GET_REGION_INFO', `argsz ${req.argsz} < ${minsz}`);
+    if (req.argsz < minsz) fail('EINVAL', `argsz ${req.argsz} < ${minsz}`);
     const caps = new InfoCapChain();
     let flags = 0;
     let size = 0n;
@@ -221,9 +222,9 @@ export class VfioPciCoreDevice {
       size = 0n;
       flags = 0;
     } else if (index === VFIO_PCI_VGA_REGION_INDEX) {
-      throw err('EINVAL', 'VFIO_DEVICE_GET_REGION_INFO', 'the device has no VGA region');
+      fail('EINVAL', 'the device has no VGA region');
     } else {
-      throw err('EINVAL', 'VFIO_DEVICE_GET_REGION_INFO', `region index ${index} does not exist`);
+      fail('EINVAL', `region index ${index} does not exist`);
     }
     let argsz = req.argsz;
     let capOffset = 0;
@@ -233,7 +234,7 @@ export class VfioPciCoreDevice {
         argsz = VfioRegionInfo.size + caps.size;
       } else {
         const chain = caps.shifted(VfioRegionInfo.size);
-        need(arg, VfioRegionInfo.size + chain.length, 'VFIO_DEVICE_GET_REGION_INFO');
+        need(arg, VfioRegionInfo.size + chain.length);
         arg.set(chain, VfioRegionInfo.size);
         capOffset = VfioRegionInfo.size;
       }
@@ -259,9 +260,9 @@ export class VfioPciCoreDevice {
   /** vfio_pci_ioctl_get_irq_info. */
   private getIrqInfo(arg: Uint8Array): number {
     const minsz = VfioIrqInfo.endOf('count');
-    need(arg, minsz, 'VFIO_DEVICE_GET_IRQ_INFO');
+    need(arg, minsz);
     const info = VfioIrqInfo.decode(arg);
-    if (info.argsz < minsz || info.index >= VFIO_PCI_NUM_IRQS) throw err('EINVAL', 'VFIO_DEVICE_GET_IRQ_INFO', 'argsz too small or index out of range');
+    if (info.argsz < minsz || info.index >= VFIO_PCI_NUM_IRQS) fail('EINVAL', 'argsz too small or index out of range');
     const { cfg, irqs } = this.open;
     let flags = VFIO_IRQ_INFO_EVENTFD;
     if (info.index === VFIO_PCI_INTX_IRQ_INDEX) flags |= VFIO_IRQ_INFO_MASKABLE | VFIO_IRQ_INFO_AUTOMASKED;
@@ -274,14 +275,14 @@ export class VfioPciCoreDevice {
   /** vfio_pci_ioctl_set_irqs. */
   private setIrqs(arg: Uint8Array): number {
     const minsz = VfioIrqSet.endOf('count');
-    need(arg, minsz, 'VFIO_DEVICE_SET_IRQS');
+    need(arg, minsz);
     const hdr = VfioIrqSet.decode(arg);
     const { cfg, irqs } = this.open;
     const max = irqs.count(hdr.index, cfg.virtualInterruptPin);
     const dataSize = validateIrqSet(hdr, max, VFIO_PCI_NUM_IRQS);
     let data: Uint8Array | null = null;
     if (dataSize) {
-      need(arg, minsz + dataSize, 'VFIO_DEVICE_SET_IRQS');
+      need(arg, minsz + dataSize);
       data = arg.slice(minsz, minsz + dataSize);
     }
     irqs.set(hdr.flags, hdr.index, hdr.start, hdr.count, data);
@@ -290,7 +291,7 @@ export class VfioPciCoreDevice {
 
   /** vfio_pci_ioctl_reset: EINVAL unless the function has a reset method. */
   private reset(): number {
-    if (!this.resetWorks) throw err('EINVAL', 'VFIO_DEVICE_RESET', 'the device has no reset method (reset_works is false)');
+    if (!this.resetWorks) fail('EINVAL', 'the device has no reset method (reset_works is false)');
     this.functionReset();
     return 0;
   }
@@ -302,19 +303,19 @@ export class VfioPciCoreDevice {
    */
   private hotResetInfo(arg: Uint8Array): number {
     const minsz = VfioPciHotResetInfo.endOf('count');
-    need(arg, minsz, 'VFIO_DEVICE_GET_PCI_HOT_RESET_INFO');
+    need(arg, minsz);
     const hdr = VfioPciHotResetInfo.decode(arg);
-    if (hdr.argsz < minsz) throw err('EINVAL', 'VFIO_DEVICE_GET_PCI_HOT_RESET_INFO', `argsz ${hdr.argsz} < ${minsz}`);
+    if (hdr.argsz < minsz) fail('EINVAL', `argsz ${hdr.argsz} < ${minsz}`);
     const affected = this.busResetScope();
     const count = affected.length;
     const entry = VfioPciDependentDevice.size;
     if (count > Math.floor((hdr.argsz - VfioPciHotResetInfo.size) / entry)) {
       writeBack(arg, VfioPciHotResetInfo.encode({ argsz: hdr.argsz, flags: 0, count }), minsz);
-      throw err('ENOSPC', 'VFIO_DEVICE_GET_PCI_HOT_RESET_INFO', `${count} dependent devices do not fit; count tells how many`);
+      fail('ENOSPC', `${count} dependent devices do not fit; count tells how many`);
     }
     let flags = 0;
     if (this.cdevOpened) flags |= VFIO_PCI_HOT_RESET_FLAG_DEV_ID | VFIO_PCI_HOT_RESET_FLAG_DEV_ID_OWNED;
-    need(arg, VfioPciHotResetInfo.size + count * entry, 'VFIO_DEVICE_GET_PCI_HOT_RESET_INFO');
+    need(arg, VfioPciHotResetInfo.size + count * entry);
     affected.forEach((s, i) => {
       const at = VfioPciHotResetInfo.size + i * entry;
       let id: number;
@@ -322,7 +323,7 @@ export class VfioPciCoreDevice {
         id = this.host.devidOf?.(s) ?? VFIO_PCI_DEVID_OWNED;
       } else {
         const group = this.host.groupIdOf?.(s);
-        if (group === undefined) throw err('EPERM', 'VFIO_DEVICE_GET_PCI_HOT_RESET_INFO', 'a dependent device has no IOMMU group');
+        if (group === undefined) fail('EPERM', 'a dependent device has no IOMMU group');
         id = group;
       }
       VfioPciDependentDevice.encode({ group_id: id >>> 0, segment: s.address.domain, bus: s.address.bus, devfn: devfn(s.address) }, arg, at);
@@ -333,7 +334,7 @@ export class VfioPciCoreDevice {
 
   private busResetScope(): PciSlot[] {
     if (this.slot.address.bus === 0) {
-      throw err('ENODEV', 'VFIO_DEVICE_GET_PCI_HOT_RESET_INFO', 'the function is on the root bus: no slot or bus reset exists');
+      fail('ENODEV', 'the function is on the root bus: no slot or bus reset exists');
     }
     return this.host.siblings().filter((s) => s.address.domain === this.slot.address.domain && s.address.bus === this.slot.address.bus);
   }
@@ -341,48 +342,48 @@ export class VfioPciCoreDevice {
   /** vfio_pci_ioctl_pci_hot_reset: argument checks, then the same reset-scope rule. */
   private hotReset(arg: Uint8Array): number {
     const minsz = VfioPciHotReset.endOf('count');
-    need(arg, minsz, 'VFIO_DEVICE_PCI_HOT_RESET');
+    need(arg, minsz);
     const hdr = VfioPciHotReset.decode(arg);
-    if (hdr.argsz < minsz || hdr.flags) throw err('EINVAL', 'VFIO_DEVICE_PCI_HOT_RESET', 'argsz too small or flags set');
+    if (hdr.argsz < minsz || hdr.flags) fail('EINVAL', 'argsz too small or flags set');
     if ((hdr.count !== 0) === this.cdevOpened) {
-      throw err('EINVAL', 'VFIO_DEVICE_PCI_HOT_RESET', 'a zero-length group array is only for cdev-opened devices, and cdev-opened devices must pass one');
+      fail('EINVAL', 'a zero-length group array is only for cdev-opened devices, and cdev-opened devices must pass one');
     }
     this.busResetScope();
-    throw err('ENODEV', 'VFIO_DEVICE_PCI_HOT_RESET', 'bus reset is not modelled for functions behind a bridge');
+    fail('ENODEV', 'bus reset is not modelled for functions behind a bridge');
   }
 
   /** vfio_pci_ioctl_ioeventfd: a write of `data` to a BAR whenever the eventfd is signalled. */
   private ioeventfd(arg: Uint8Array): number {
     const minsz = VfioDeviceIoeventfd.endOf('fd');
-    need(arg, minsz, 'VFIO_DEVICE_IOEVENTFD');
+    need(arg, minsz);
     const io = VfioDeviceIoeventfd.decode(arg);
-    if (io.argsz < minsz || (io.flags & ~VFIO_DEVICE_IOEVENTFD_SIZE_MASK)) throw err('EINVAL', 'VFIO_DEVICE_IOEVENTFD', 'argsz too small or unknown flags');
+    if (io.argsz < minsz || (io.flags & ~VFIO_DEVICE_IOEVENTFD_SIZE_MASK)) fail('EINVAL', 'argsz too small or unknown flags');
     const count = io.flags & VFIO_DEVICE_IOEVENTFD_SIZE_MASK;
-    if ([1, 2, 4, 8].indexOf(count) < 0 || io.fd < -1) throw err('EINVAL', 'VFIO_DEVICE_IOEVENTFD', 'size must be one of 1, 2, 4, 8 and fd >= -1');
+    if ([1, 2, 4, 8].indexOf(count) < 0 || io.fd < -1) fail('EINVAL', 'size must be one of 1, 2, 4, 8 and fd >= -1');
     const bar = Number(io.offset >> VFIO_PCI_OFFSET_SHIFT);
     const pos = io.offset & VFIO_PCI_OFFSET_MASK;
     // vfio_pci_ioeventfd, in its order.
-    if (bar > VFIO_PCI_BAR5_REGION_INDEX) throw err('EINVAL', 'VFIO_DEVICE_IOEVENTFD', 'only BARs take ioeventfds');
+    if (bar > VFIO_PCI_BAR5_REGION_INDEX) fail('EINVAL', 'only BARs take ioeventfds');
     const b = this.device.bars[bar];
-    if (pos + BigInt(count) > (b?.size ?? 0n)) throw err('EINVAL', 'VFIO_DEVICE_IOEVENTFD', 'offset beyond the BAR');
+    if (pos + BigInt(count) > (b?.size ?? 0n)) fail('EINVAL', 'offset beyond the BAR');
     const msix = this.msixTable();
     if (msix && bar === msix.bar && !(pos + BigInt(count) <= msix.offset || pos >= msix.offset + msix.size)) {
-      throw err('EINVAL', 'VFIO_DEVICE_IOEVENTFD', 'the write would land in the MSI-X table');
+      fail('EINVAL', 'the write would land in the MSI-X table');
     }
-    if (count === 8) throw err('EINVAL', 'VFIO_DEVICE_IOEVENTFD', '8-byte ioeventfds are refused');
+    if (count === 8) fail('EINVAL', '8-byte ioeventfds are refused');
     const key = `${io.offset}:${io.data}:${count}`;
     const existing = this.ioeventfds.get(key);
     if (io.fd === -1) {
-      if (!existing) throw err('ENODEV', 'VFIO_DEVICE_IOEVENTFD', 'no such ioeventfd');
+      if (!existing) fail('ENODEV', 'no such ioeventfd');
       existing();
       this.ioeventfds.delete(key);
       return 0;
     }
-    if (existing) throw err('EEXIST', 'VFIO_DEVICE_IOEVENTFD', 'the same ioeventfd exists');
-    if (this.ioeventfds.size >= VFIO_PCI_IOEVENTFD_MAX) throw err('ENOSPC', 'VFIO_DEVICE_IOEVENTFD', `at most ${VFIO_PCI_IOEVENTFD_MAX} ioeventfds`);
+    if (existing) fail('EEXIST', 'the same ioeventfd exists');
+    if (this.ioeventfds.size >= VFIO_PCI_IOEVENTFD_MAX) fail('ENOSPC', `at most ${VFIO_PCI_IOEVENTFD_MAX} ioeventfds`);
     const file = this.host.lookup(io.fd);
-    if (!file) throw err('EBADF', 'VFIO_DEVICE_IOEVENTFD', `fd ${io.fd} is not open`);
-    if (!file.onReadable || !file.readable || file.kind !== 'eventfd') throw err('EINVAL', 'VFIO_DEVICE_IOEVENTFD', `fd ${io.fd} is not an eventfd`);
+    if (!file) fail('EBADF', `fd ${io.fd} is not open`);
+    if (!file.onReadable || !file.readable || file.kind !== 'eventfd') fail('EINVAL', `fd ${io.fd} is not an eventfd`);
     const width = (count * 8) as AccessWidth;
     const fire = () => {
       while (file.readable!()) {
@@ -403,24 +404,23 @@ export class VfioPciCoreDevice {
    * user's back, so the wake-up eventfd is only held); the VF token needs an SR-IOV PF (ENOTTY).
    */
   private feature(arg: Uint8Array): number {
-    const name = 'VFIO_DEVICE_FEATURE';
     const minsz = VfioDeviceFeature.endOf('flags');
-    need(arg, minsz, name);
+    need(arg, minsz);
     const f = VfioDeviceFeature.decode(arg);
-    if (f.argsz < minsz) throw err('EINVAL', name, `argsz ${f.argsz} < ${minsz}`);
+    if (f.argsz < minsz) fail('EINVAL', `argsz ${f.argsz} < ${minsz}`);
     if (f.flags & ~(VFIO_DEVICE_FEATURE_MASK | VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_PROBE)) {
-      throw err('EINVAL', name, 'unknown flags');
+      fail('EINVAL', 'unknown flags');
     }
     if (!(f.flags & VFIO_DEVICE_FEATURE_PROBE) && (f.flags & VFIO_DEVICE_FEATURE_SET) && (f.flags & VFIO_DEVICE_FEATURE_GET)) {
-      throw err('EINVAL', name, 'GET and SET together need PROBE');
+      fail('EINVAL', 'GET and SET together need PROBE');
     }
     const argsz = f.argsz - minsz;
     /** vfio_check_feature: 0 for a successful probe, 1 to go on. */
     const check = (supported: number, size: number): number => {
-      if ((f.flags & (VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_SET)) & ~supported) throw err('EINVAL', name, 'operation not supported by this feature');
+      if ((f.flags & (VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_SET)) & ~supported) fail('EINVAL', 'operation not supported by this feature');
       if (f.flags & VFIO_DEVICE_FEATURE_PROBE) return 0;
-      if (!(f.flags & (VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_SET))) throw err('EINVAL', name, 'GET or SET is required');
-      if (argsz < size) throw err('EINVAL', name, `the feature needs ${size} bytes of data`);
+      if (!(f.flags & (VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_SET))) fail('EINVAL', 'GET or SET is required');
+      if (argsz < size) fail('EINVAL', `the feature needs ${size} bytes of data`);
       return 1;
     };
     switch (f.flags & VFIO_DEVICE_FEATURE_MASK) {
@@ -430,12 +430,12 @@ export class VfioPciCoreDevice {
         return 0;
       case VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP: {
         if (check(VFIO_DEVICE_FEATURE_SET, 8) !== 1) return 0;
-        need(arg, minsz + 8, name);
+        need(arg, minsz + 8);
         const fd = Buffer.from(arg.buffer, arg.byteOffset + minsz, 4).readInt32LE(0);
-        if (fd < 0) throw err('EINVAL', name, 'wakeup_eventfd is negative');
+        if (fd < 0) fail('EINVAL', 'wakeup_eventfd is negative');
         const file = this.host.lookup(fd);
-        if (!file) throw err('EBADF', name, `fd ${fd} is not open`);
-        if (file.kind !== 'eventfd') throw err('EINVAL', name, `fd ${fd} is not an eventfd`);
+        if (!file) fail('EBADF', `fd ${fd} is not open`);
+        if (file.kind !== 'eventfd') fail('EINVAL', `fd ${fd} is not an eventfd`);
         this.runtimePmEntry(file);
         return 0;
       }
@@ -448,14 +448,14 @@ export class VfioPciCoreDevice {
           VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP, VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT, VFIO_DEVICE_FEATURE_MIG_DATA_SIZE,
           VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOV2];
         const feature = f.flags & VFIO_DEVICE_FEATURE_MASK;
-        throw err('ENOTTY', name, known.includes(feature) ? 'the device has no migration or dirty-logging support' : `feature ${feature} is not supported by vfio-pci for this device`);
+        fail('ENOTTY', known.includes(feature) ? 'the device has no migration or dirty-logging support' : `feature ${feature} is not supported by vfio-pci for this device`);
       }
     }
   }
 
   /** vfio_pci_runtime_pm_entry: BAR mappings fault (SIGBUS) until LOW_POWER_EXIT. */
   private runtimePmEntry(wake: object | undefined): void {
-    if (this.pmRuntimeEngaged) throw err('EINVAL', 'VFIO_DEVICE_FEATURE', 'the device is already in low power');
+    if (this.pmRuntimeEngaged) fail('EINVAL', 'the device is already in low power');
     this.pmRuntimeEngaged = true;
     this.pmWakeEventfd = wake;
   }
@@ -472,23 +472,21 @@ export class VfioPciCoreDevice {
     if (buf.length === 0) return 0;
     const index = Number(offset >> VFIO_PCI_OFFSET_SHIFT);
     const pos = offset & VFIO_PCI_OFFSET_MASK;
-    const syscall = iswrite ? 'pwrite' : 'pread';
-    if (index >= VFIO_PCI_NUM_REGIONS) throw VfioError.of('EINVAL', { syscall, context: `region index ${index} does not exist` });
+    if (index >= VFIO_PCI_NUM_REGIONS) fail('EINVAL', `region index ${index} does not exist`);
     const { cfg } = this.open;
     if (index === VFIO_PCI_CONFIG_REGION_INDEX) return cfg.rw(buf, Number(pos > 0xffffn ? 0xffffn : pos), iswrite);
     if (index === VFIO_PCI_ROM_REGION_INDEX) {
-      throw VfioError.of('EINVAL', { syscall, context: iswrite ? 'the ROM region is read-only' : 'the device has no ROM' });
+      fail('EINVAL', iswrite ? 'the ROM region is read-only' : 'the device has no ROM');
     }
-    if (index === VFIO_PCI_VGA_REGION_INDEX) throw VfioError.of('EINVAL', { syscall, context: 'the device has no VGA region' });
+    if (index === VFIO_PCI_VGA_REGION_INDEX) fail('EINVAL', 'the device has no VGA region');
     return this.barRw(index, buf, pos, iswrite, cfg);
   }
 
   /** vfio_pci_bar_rw + vfio_pci_core_do_io_rw: split into the widest naturally aligned accesses. */
   private barRw(bar: number, buf: Uint8Array, pos: bigint, iswrite: boolean, cfg: VfioPciConfig): number {
-    const syscall = iswrite ? 'pwrite' : 'pread';
     const b = this.device.bars[bar];
-    if (!b || this.device.barAddress(bar) === 0n) throw VfioError.of('EINVAL', { syscall, context: `BAR ${bar} is absent (the device does not decode it)` });
-    if (pos >= b.size) throw VfioError.of('EINVAL', { syscall, context: `offset 0x${pos.toString(16)} is beyond BAR ${bar}` });
+    if (!b || this.device.barAddress(bar) === 0n) fail('EINVAL', `BAR ${bar} is absent (the device does not decode it)`);
+    if (pos >= b.size) fail('EINVAL', `offset 0x${pos.toString(16)} is beyond BAR ${bar}`);
     const count = Number(b.size - pos < BigInt(buf.length) ? b.size - pos : BigInt(buf.length));
     const testMem = b.space === 'memory';
     const view = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
@@ -502,7 +500,7 @@ export class VfioPciCoreDevice {
       else if (fillable >= 2 && off % 2n === 0n) n = 2;
       else n = 1;
       if (testMem && !cfg.memoryEnabled) {
-        throw VfioError.of('EIO', { syscall, context: 'memory decoding is disabled in the command register' });
+        fail('EIO', 'memory decoding is disabled in the command register');
       }
       const width = (n * 8) as AccessWidth;
       if (iswrite) {
@@ -524,7 +522,7 @@ export class VfioPciCoreDevice {
   mmap(length: bigint, flags: number, offset: bigint): MmapBacking {
     const page = BigInt(this.host.pageSize);
     const index = Number(offset >> VFIO_PCI_OFFSET_SHIFT);
-    const bad = (context: string) => VfioError.of('EINVAL', { syscall: 'mmap', context });
+    const bad = (context: string) => new KernelError('EINVAL', context);
     if (offset % page !== 0n) throw bad('offset is not page aligned');
     if (index >= VFIO_PCI_NUM_REGIONS) throw bad(`region index ${index} does not exist`);
     if (!(flags & MAP_SHARED)) throw bad('BARs can only be mapped MAP_SHARED');
@@ -538,7 +536,7 @@ export class VfioPciCoreDevice {
     const access = () => {
       // vfio_pci_mmap_page_fault: with memory decoding off the access raises SIGBUS.
       if (!this.cfg || !this.cfg.memoryEnabled || this.pmRuntimeEngaged) {
-        throw VfioError.of('EFAULT', { syscall: 'mmio', context: 'SIGBUS: BAR access with memory decoding disabled, the device in low power, or closed' });
+        fail('EFAULT', 'SIGBUS: BAR access with memory decoding disabled, the device in low power, or closed');
       }
     };
     return {
@@ -605,14 +603,14 @@ export class VfioPciCoreDevice {
   }
 }
 
-function struct(arg: Uint8Array | number | null, name: string): Uint8Array {
-  if (!(arg instanceof Uint8Array)) throw VfioError.of('EFAULT', { syscall: 'ioctl', ioctl: name, context: 'the argument must point to a struct' });
+function struct(arg: Uint8Array | number | null): Uint8Array {
+  if (!(arg instanceof Uint8Array)) fail('EFAULT', 'the argument must point to a struct');
   return arg;
 }
 
 /** copy_from_user of `n` bytes: a shorter user buffer is a fault. */
-function need(arg: Uint8Array, n: number, name: string): void {
-  if (arg.length < n) throw VfioError.of('EFAULT', { syscall: 'ioctl', ioctl: name, context: `the kernel reads ${n} bytes, the buffer has ${arg.length}` });
+function need(arg: Uint8Array, n: number): void {
+  if (arg.length < n) fail('EFAULT', `the kernel reads ${n} bytes, the buffer has ${arg.length}`);
 }
 
 /** copy_to_user of the first `n` bytes. */
@@ -620,7 +618,4 @@ function writeBack(arg: Uint8Array, data: Uint8Array, n: number): void {
   arg.set(data.subarray(0, Math.min(n, data.length)), 0);
 }
 
-function err(code: 'EINVAL' | 'ENOTTY' | 'ENODEV' | 'ENOSPC' | 'EPERM' | 'EEXIST' | 'EBADF' | 'EFAULT', ioctl: string, context: string): VfioError {
-  return VfioError.of(code, { syscall: 'ioctl', ioctl, context });
-}
 

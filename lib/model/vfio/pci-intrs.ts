@@ -5,7 +5,7 @@
  * and routed to eventfds, loopback triggers (DATA_NONE/DATA_BOOL), unmask through an eventfd
  * (virqfd), and the ERR/REQ single-eventfd contexts.
  */
-import { VfioError } from '../../sys/errors';
+import { fail } from '../errno';
 import { EventFdFile } from '../eventfd';
 import type { OpenFile } from '../open-file';
 import type { IrqLine, MsiController } from '../pci/host';
@@ -21,7 +21,7 @@ import {
   VFIO_PCI_ERR_IRQ_INDEX, VFIO_PCI_INTX_IRQ_INDEX, VFIO_PCI_MSIX_IRQ_INDEX, VFIO_PCI_MSI_IRQ_INDEX,
   VFIO_PCI_NUM_IRQS, VFIO_PCI_REQ_IRQ_INDEX,
 } from '../../uapi/vfio';
-import { faultPoint } from '../faults';
+import type { FaultInjector } from '../fault-injection';
 
 const IRQ_NONE = VFIO_PCI_NUM_IRQS;
 
@@ -79,6 +79,7 @@ export class VfioPciIrqs {
     private readonly lookup: FileLookup,
     /** vdev->virq_disabled: the user set INTx disable in the virtual command register. */
     private readonly virqDisabled: () => boolean,
+    private readonly faults: FaultInjector,
   ) {}
 
   /** vfio_pci_get_irq_count. */
@@ -117,7 +118,7 @@ export class VfioPciIrqs {
         if (action === VFIO_IRQ_SET_ACTION_TRIGGER) fn = (f, i, s, c, d) => { this.reqTrigger = this.setSingle(this.reqTrigger, i === VFIO_PCI_REQ_IRQ_INDEX, s, c, f, d); };
         break;
     }
-    if (!fn) throw setIrqsError('ENOTTY', 'no handler for this index/action combination (vfio_pci_set_irqs_ioctl)');
+    if (!fn) fail('ENOTTY', 'no handler for this index/action combination (vfio_pci_set_irqs_ioctl)');
     fn.call(this, flags, index, start, count, data);
   }
 
@@ -209,10 +210,10 @@ export class VfioPciIrqs {
   };
 
   private intxEnable(trigger: EventFdFile | undefined): void {
-    if (this.irqType !== IRQ_NONE) throw setIrqsError('EINVAL', 'another interrupt type is active');
+    if (this.irqType !== IRQ_NONE) fail('EINVAL', 'another interrupt type is active');
     const line = this.hw.irqLine;
-    if (!line || line.irq === 0) throw setIrqsError('ENODEV', 'INTx is not routed to a host interrupt');
-    faultPoint('vfio.irq-ctx-alloc'); // fault injection (lib/model/faults.ts): vfio_irq_ctx_alloc
+    if (!line || line.irq === 0) fail('ENODEV', 'INTx is not routed to a host interrupt');
+    this.faults.point('vfio.irq-ctx-alloc'); // vfio_irq_ctx_alloc (lib/model/faults.ts)
     const c: IrqContext = { trigger, masked: this.virqDisabled() };
     this.ctx.set(0, c);
     if (this.hw.pci23) this.pciIntx(!c.masked);
@@ -232,7 +233,7 @@ export class VfioPciIrqs {
   }
 
   private setIntxUnmask(flags: number, _index: number, start: number, count: number, data: Uint8Array | null): void {
-    if (this.irqType !== VFIO_PCI_INTX_IRQ_INDEX || start !== 0 || count !== 1) throw setIrqsError('EINVAL', 'INTx is not enabled, or start/count is not 0/1');
+    if (this.irqType !== VFIO_PCI_INTX_IRQ_INDEX || start !== 0 || count !== 1) fail('EINVAL', 'INTx is not enabled, or start/count is not 0/1');
     if (flags & VFIO_IRQ_SET_DATA_NONE) {
       this.intxUnmask();
     } else if (flags & VFIO_IRQ_SET_DATA_BOOL) {
@@ -241,7 +242,7 @@ export class VfioPciIrqs {
       const c = this.ctx.get(0)!;
       const fd = Buffer.from(data!.buffer, data!.byteOffset, 4).readInt32LE(0);
       if (fd >= 0) {
-        if (c.unmask) throw setIrqsError('EBUSY', 'an unmask eventfd is already set (vfio_virqfd_enable)');
+        if (c.unmask) fail('EBUSY', 'an unmask eventfd is already set (vfio_virqfd_enable)');
         const file = this.eventfdFromFd(fd);
         c.unmask = new Virqfd(file, () => this.unmaskHandler(), () => this.sendIntx());
         return;
@@ -252,10 +253,10 @@ export class VfioPciIrqs {
   }
 
   private setIntxMask(flags: number, _index: number, start: number, count: number, data: Uint8Array | null): void {
-    if (this.irqType !== VFIO_PCI_INTX_IRQ_INDEX || start !== 0 || count !== 1) throw setIrqsError('EINVAL', 'INTx is not enabled, or start/count is not 0/1');
+    if (this.irqType !== VFIO_PCI_INTX_IRQ_INDEX || start !== 0 || count !== 1) fail('EINVAL', 'INTx is not enabled, or start/count is not 0/1');
     if (flags & VFIO_IRQ_SET_DATA_NONE) this.intxMask();
     else if (flags & VFIO_IRQ_SET_DATA_BOOL) { if (data![0]) this.intxMask(); }
-    else if (flags & VFIO_IRQ_SET_DATA_EVENTFD) throw setIrqsError('ENOTTY', 'the kernel offers no eventfd masking for INTx');
+    else if (flags & VFIO_IRQ_SET_DATA_EVENTFD) fail('ENOTTY', 'the kernel offers no eventfd masking for INTx');
   }
 
   private setIntxTrigger(flags: number, _index: number, start: number, count: number, data: Uint8Array | null): void {
@@ -264,7 +265,7 @@ export class VfioPciIrqs {
       this.intxDisable();
       return;
     }
-    if (!(isIntx || this.irqType === IRQ_NONE) || start !== 0 || count !== 1) throw setIrqsError('EINVAL', 'another interrupt type is active, or start/count is not 0/1');
+    if (!(isIntx || this.irqType === IRQ_NONE) || start !== 0 || count !== 1) fail('EINVAL', 'another interrupt type is active, or start/count is not 0/1');
     if (flags & VFIO_IRQ_SET_DATA_EVENTFD) {
       const fd = Buffer.from(data!.buffer, data!.byteOffset, 4).readInt32LE(0);
       const trigger = fd >= 0 ? this.eventfdFromFd(fd) : undefined;
@@ -272,7 +273,7 @@ export class VfioPciIrqs {
       else this.intxEnable(trigger);
       return;
     }
-    if (!isIntx) throw setIrqsError('EINVAL', 'INTx is not enabled');
+    if (!isIntx) fail('EINVAL', 'INTx is not enabled');
     if (flags & VFIO_IRQ_SET_DATA_NONE) this.sendIntx();
     else if (flags & VFIO_IRQ_SET_DATA_BOOL) { if (data![0]) this.sendIntx(); }
   }
@@ -285,7 +286,7 @@ export class VfioPciIrqs {
       this.msiDisable();
       return;
     }
-    if (!(this.irqType === index || this.irqType === IRQ_NONE)) throw setIrqsError('EINVAL', 'another interrupt type is active');
+    if (!(this.irqType === index || this.irqType === IRQ_NONE)) fail('EINVAL', 'another interrupt type is active');
     if (flags & VFIO_IRQ_SET_DATA_EVENTFD) {
       const fds: number[] = [];
       for (let i = 0; i < count; i++) fds.push(Buffer.from(data!.buffer, data!.byteOffset, data!.byteLength).readInt32LE(4 * i));
@@ -302,7 +303,7 @@ export class VfioPciIrqs {
       }
       return;
     }
-    if (this.irqType !== index) throw setIrqsError('EINVAL', 'MSI is not enabled');
+    if (this.irqType !== index) fail('EINVAL', 'MSI is not enabled');
     for (let i = start; i < start + count; i++) {
       const c = this.ctx.get(i);
       if (!c) continue;
@@ -313,15 +314,15 @@ export class VfioPciIrqs {
 
   /** vfio_msi_enable: pci_alloc_irq_vectors programs the function's MSI capability. */
   private msiEnable(nvec: number, msix: boolean): void {
-    if (this.irqType !== IRQ_NONE) throw setIrqsError('EINVAL', 'another interrupt type is active');
+    if (this.irqType !== IRQ_NONE) fail('EINVAL', 'another interrupt type is active');
     if (msix) throw new Error('model vfio: MSI-X programming is not modelled (no simulated device has MSI-X)');
     // pci_alloc_irq_vectors(pdev, 1, nvec): __pci_enable_msi_range answers ERANGE when the
     // maximum (0 vectors: SET_IRQS with count 0 and eventfd data) is below the minimum of 1.
-    if (nvec < 1) throw setIrqsError('ERANGE', 'no vectors requested');
+    if (nvec < 1) fail('ERANGE', 'no vectors requested');
     const pos = this.hw.msiCap;
     const flags = this.hw.readConfig(pos + PCI_MSI_FLAGS, 2);
     const max = 1 << ((flags & PCI_MSI_FLAGS_QMASK) >> 1);
-    if (nvec > max) throw setIrqsError('EINVAL', 'more vectors than the function has');
+    if (nvec > max) fail('EINVAL', 'more vectors than the function has');
     const log2 = Math.ceil(Math.log2(nvec));
     const allocated = 1 << log2;
     const base = this.hw.msi.allocate(allocated);
@@ -346,8 +347,8 @@ export class VfioPciIrqs {
       this.ctx.delete(vector);
     }
     if (fd < 0) return;
-    if (vector >= this.msiCount) throw setIrqsError('EINVAL', 'vector was not allocated');
-    faultPoint('vfio.irq-ctx-alloc'); // fault injection: vfio_irq_ctx_alloc
+    if (vector >= this.msiCount) fail('EINVAL', 'vector was not allocated');
+    this.faults.point('vfio.irq-ctx-alloc'); // vfio_irq_ctx_alloc
     const trigger = this.eventfdFromFd(fd);
     this.ctx.set(vector, { trigger, masked: false });
     this.hw.msi.setHandler(this.msiBase + vector, () => trigger.signal(1n));
@@ -381,31 +382,31 @@ export class VfioPciIrqs {
 
   /** vfio_pci_set_ctx_trigger_single: returns the new trigger. */
   private setSingle(current: EventFdFile | undefined, indexOk: boolean, start: number, count: number, flags: number, data: Uint8Array | null): EventFdFile | undefined {
-    if (!indexOk || start !== 0 || count > 1) throw setIrqsError('EINVAL', 'start must be 0 and count 0 or 1');
+    if (!indexOk || start !== 0 || count > 1) fail('EINVAL', 'start must be 0 and count 0 or 1');
     if (flags & VFIO_IRQ_SET_DATA_NONE) {
-      if (!current) throw setIrqsError('EINVAL', 'no eventfd is set');
+      if (!current) fail('EINVAL', 'no eventfd is set');
       if (count) { current.signal(1n); return current; }
       return undefined;
     }
     if (flags & VFIO_IRQ_SET_DATA_BOOL) {
-      if (!count) throw setIrqsError('EINVAL', 'count is 0');
+      if (!count) fail('EINVAL', 'count is 0');
       if (data![0]) current?.signal(1n);
       return current;
     }
     if (flags & VFIO_IRQ_SET_DATA_EVENTFD) {
-      if (!count) throw setIrqsError('EINVAL', 'count is 0');
+      if (!count) fail('EINVAL', 'count is 0');
       const fd = Buffer.from(data!.buffer, data!.byteOffset, 4).readInt32LE(0);
       if (fd === -1) return undefined;
       if (fd >= 0) return this.eventfdFromFd(fd);
     }
-    throw setIrqsError('EINVAL', 'bad eventfd');
+    fail('EINVAL', 'bad eventfd');
   }
 
   /** eventfd_ctx_fdget: EBADF for a closed fd, EINVAL for a file that is not an eventfd. */
   private eventfdFromFd(fd: number): EventFdFile {
     const file = this.lookup(fd);
-    if (!file) throw setIrqsError('EBADF', `fd ${fd} is not open`);
-    if (!(file instanceof EventFdFile)) throw setIrqsError('EINVAL', `fd ${fd} is not an eventfd`);
+    if (!file) fail('EBADF', `fd ${fd} is not open`);
+    if (!(file instanceof EventFdFile)) fail('EINVAL', `fd ${fd} is not an eventfd`);
     return file;
   }
 }
@@ -415,20 +416,17 @@ export function validateIrqSet(hdr: { argsz: number; flags: number; index: numbe
   const minsz = 20;
   if (hdr.argsz < minsz || hdr.index >= maxIrqType || hdr.count >= 0xffff_ffff - hdr.start
     || (hdr.flags & ~(VFIO_IRQ_SET_DATA_TYPE_MASK | VFIO_IRQ_SET_ACTION_TYPE_MASK))) {
-    throw setIrqsError('EINVAL', 'bad argsz, index, count or flags');
+    fail('EINVAL', 'bad argsz, index, count or flags');
   }
-  if (hdr.start >= numIrqs || hdr.start + hdr.count > numIrqs) throw setIrqsError('EINVAL', 'start/count beyond the vectors of this index');
+  if (hdr.start >= numIrqs || hdr.start + hdr.count > numIrqs) fail('EINVAL', 'start/count beyond the vectors of this index');
   let size: number;
   switch (hdr.flags & VFIO_IRQ_SET_DATA_TYPE_MASK) {
     case VFIO_IRQ_SET_DATA_NONE: size = 0; break;
     case VFIO_IRQ_SET_DATA_BOOL: size = 1; break;
     case VFIO_IRQ_SET_DATA_EVENTFD: size = 4; break;
-    default: throw setIrqsError('EINVAL', 'exactly one DATA_ type must be set');
+    default: fail('EINVAL', 'exactly one DATA_ type must be set');
   }
-  if (size && hdr.argsz - minsz < hdr.count * size) throw setIrqsError('EINVAL', 'argsz too small for the data array');
+  if (size && hdr.argsz - minsz < hdr.count * size) fail('EINVAL', 'argsz too small for the data array');
   return hdr.count * size;
 }
 
-function setIrqsError(code: 'EINVAL' | 'ERANGE' | 'ENOTTY' | 'ENODEV' | 'EBADF' | 'EBUSY', context: string): VfioError {
-  return VfioError.of(code, { syscall: 'ioctl', ioctl: 'VFIO_DEVICE_SET_IRQS', context });
-}

@@ -10,7 +10,8 @@
  *     and /dev/vfio/noiommu-N (group interface), and the cdev noiommu-vfioN when the kernel has
  *     iommufd noiommu support (7.3); without the group interface (null group) only the cdev.
  */
-import { VfioError } from '../../sys/errors';
+import { fail } from '../errno';
+import type { FaultInjector } from '../fault-injection';
 import type { Capabilities } from '../../sys/kernel';
 import type { OpenFile } from '../open-file';
 import type { CharDevNode, Vfs } from '../vfs';
@@ -68,6 +69,8 @@ export interface VfioEnvironment {
   /** get_file / fput on a file that has no fd (keeps a private iommufd context alive). */
   holdFile?(file: OpenFile): void;
   dropFile?(file: OpenFile): void;
+  /** The kernel's fault injector, for the VFIO allocation sites (lib/model/faults.ts). */
+  readonly faults: FaultInjector;
 }
 
 /** iommu_group_claim_dma_owner and friends (one owner per IOMMU group; EBUSY for a second). */
@@ -107,7 +110,7 @@ export class VfioSubsystem {
     if (env.kconfig.vfioNoiommu) {
       env.vfs.add('/sys/module/vfio/parameters/enable_unsafe_noiommu_mode', rwAttr(
         () => (this.noiommuParam ? 'Y\n' : 'N\n'),
-        (data) => { this.noiommuParam = parseBool(data, '/sys/module/vfio/parameters/enable_unsafe_noiommu_mode'); },
+        (data) => { this.noiommuParam = parseBool(data); },
         0o644,
       ));
     }
@@ -155,6 +158,7 @@ export class VfioSubsystem {
       siblings: () => env.pci.all(),
       groupIdOf: (s) => env.iommuGroups.of(s)?.id,
       devidOf: (s) => this.devices.get(s)?.bound?.id,
+      faults: env.faults,
     });
     const device = new VfioDeviceObject(index, name, noiommuFlag, slot, core, this, {
       hasIommu,
@@ -165,7 +169,7 @@ export class VfioSubsystem {
     if (device.isNoiommu) this.tainted = true;
     if (!device.isNoiommu && !hasIommu) {
       this.removeFromGroup(device);
-      throw VfioError.of('EINVAL', { syscall: 'write', context: `${slot.name} has no IOMMU and noiommu mode is off (vfio.enable_unsafe_noiommu_mode=0)` });
+      fail('EINVAL', `${slot.name} has no IOMMU and noiommu mode is off (vfio.enable_unsafe_noiommu_mode=0)`);
     }
     this.devices.set(slot, device);
     this.addDeviceNodes(device);
@@ -179,12 +183,7 @@ export class VfioSubsystem {
     if (!device) return;
     if (device.fileRefs.size > 0) {
       const told = device.core.request();
-      throw VfioError.of('EBUSY', {
-        syscall: 'write',
-        path: `/sys/bus/pci/drivers/vfio-pci/unbind`,
-        context: `${slot.name} is open by a user`,
-        hint: `the real kernel blocks the unbind until every fd of the device is closed${told ? ' (the REQ eventfd was signalled)' : ''}; close the device first`,
-      });
+      fail('EBUSY', `${slot.name} is open by a user; the real kernel blocks the unbind until every fd of the device is closed${told ? ' (the REQ eventfd was signalled)' : ''}`);
     }
     device.registered = false;
     if (device.group) device.group.devices.splice(device.group.devices.indexOf(device), 1);
@@ -205,7 +204,7 @@ export class VfioSubsystem {
     const groups = this.env.iommuGroups;
     if (hasIommu) {
       const iommuGroup = groups.of(slot);
-      if (!iommuGroup) throw VfioError.of('EINVAL', { syscall: 'write', context: `${slot.name} has no IOMMU group` });
+      if (!iommuGroup) fail('EINVAL', `${slot.name} has no IOMMU group`);
       const existing = this.groupsByIommuGroup.get(iommuGroup.id);
       if (existing) {
         existing.drivers++;
@@ -214,7 +213,7 @@ export class VfioSubsystem {
       return this.createGroup('iommu', iommuGroup);
     }
     if (!this.noiommuParam) {
-      throw VfioError.of('EINVAL', { syscall: 'write', context: `${slot.name} has no IOMMU and noiommu mode is off (vfio.enable_unsafe_noiommu_mode=0)` });
+      fail('EINVAL', `${slot.name} has no IOMMU and noiommu mode is off (vfio.enable_unsafe_noiommu_mode=0)`);
     }
     const iommuGroup = groups.alloc({ name: 'vfio-noiommu', translated: false });
     groups.add(iommuGroup, slot);
@@ -266,7 +265,7 @@ export class VfioSubsystem {
       vfs.add(`${devDir}/dev`, roAttr(() => `${this.deviceMajor}:${device.index}\n`));
       addDevNode(vfs, `/dev/vfio/devices/${device.name}`, {
         type: 'chardev',
-        open: (_flags, path) => VfioDeviceFile.openCdev(device, path, this.env.capabilities().sysRawio),
+        open: () => VfioDeviceFile.openCdev(device, this.env.capabilities().sysRawio),
       });
     }
     vfs.add(`/sys/class/vfio-dev/${device.name}`, link(`../..${pciDevicePath(device.slot).slice('/sys'.length)}/vfio-dev/${device.name}`));
@@ -295,19 +294,19 @@ export class VfioSubsystem {
           if (!token && rest.startsWith('vf_token=')) {
             const uuid = rest.slice('vf_token='.length, 'vf_token='.length + 36);
             if (uuid.length < 36 || !/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/.test(uuid)) {
-              throw VfioError.of('EINVAL', { syscall: 'ioctl', ioctl: 'VFIO_GROUP_GET_DEVICE_FD', context: 'malformed vf_token' });
+              fail('EINVAL', 'malformed vf_token');
             }
             token = true;
             rest = rest.slice('vf_token='.length + 36).trimStart();
           } else {
-            throw VfioError.of('EINVAL', { syscall: 'ioctl', ioctl: 'VFIO_GROUP_GET_DEVICE_FD', context: 'unknown or repeated option after the device name' });
+            fail('EINVAL', 'unknown or repeated option after the device name');
           }
         }
-        if (token) throw VfioError.of('EINVAL', { syscall: 'ioctl', ioctl: 'VFIO_GROUP_GET_DEVICE_FD', context: 'a VF token was given for a device that is neither an SR-IOV PF nor VF' });
+        if (token) fail('EINVAL', 'a VF token was given for a device that is neither an SR-IOV PF nor VF');
       }
       if (d.registered) return d;
     }
-    throw VfioError.of('ENODEV', { syscall: 'ioctl', ioctl: 'VFIO_GROUP_GET_DEVICE_FD', context: `no device named '${text}' in group ${group.name}` });
+    fail('ENODEV', `no device named '${text}' in group ${group.name}`);
   }
 
   /** iommu_group_claim_dma_owner (container attach): EBUSY when iommufd or another container owns it. */
@@ -343,7 +342,7 @@ function hex2(n: number): string { return n.toString(16).padStart(2, '0'); }
 function hex4(n: number): string { return n.toString(16).padStart(4, '0'); }
 
 /** param_set_bool / kstrtobool. */
-function parseBool(data: Buffer, path: string): boolean {
+function parseBool(data: Buffer): boolean {
   const s = data.toString('latin1');
   const c = s[0];
   if (c === 'y' || c === 'Y' || c === '1') return true;
@@ -352,5 +351,5 @@ function parseBool(data: Buffer, path: string): boolean {
     if (s[1] === 'n' || s[1] === 'N') return true;
     if (s[1] === 'f' || s[1] === 'F') return false;
   }
-  throw VfioError.of('EINVAL', { syscall: 'write', path, context: 'expected a boolean (Y/N/1/0/on/off)' });
+  fail('EINVAL', 'expected a boolean (Y/N/1/0/on/off)');
 }

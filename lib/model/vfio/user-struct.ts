@@ -5,7 +5,7 @@
  * zero (else E2BIG), and bytes the caller did not provide read as zero. The answer is a view of
  * the kernel's copy of the struct.
  */
-import { VfioError } from '../../sys/errors';
+import { fail } from '../errno';
 import type { FieldType, StructType, StructView } from '../../uapi/codec';
 
 export function copyStructFromUser<S extends Record<string, FieldType>>(
@@ -13,19 +13,18 @@ export function copyStructFromUser<S extends Record<string, FieldType>>(
   type: StructType<S>,
   minsz: number,
   sizeField: keyof S & string,
-  ioctl: string,
 ): StructView<S> {
   if (!(arg instanceof Uint8Array) || arg.length < 4) {
-    throw VfioError.of('EFAULT', { syscall: 'ioctl', ioctl, context: 'the argument must point to the struct' });
+    fail('EFAULT', 'the argument must point to the struct');
   }
   const userSize = Number(type.get(arg, sizeField));
-  if (userSize < minsz) throw VfioError.of('EINVAL', { syscall: 'ioctl', ioctl, context: `${sizeField} ${userSize} is below the minimum ${minsz}` });
+  if (userSize < minsz) fail('EINVAL', `${sizeField} ${userSize} is below the minimum ${minsz}`);
   if (arg.length < userSize) {
-    throw VfioError.of('EFAULT', { syscall: 'ioctl', ioctl, context: `${sizeField} says ${userSize} bytes but the buffer has ${arg.length}` });
+    fail('EFAULT', `${sizeField} says ${userSize} bytes but the buffer has ${arg.length}`);
   }
   if (userSize > type.size) {
     for (let i = type.size; i < userSize; i++) {
-      if (arg[i] !== 0) throw VfioError.of('E2BIG', { syscall: 'ioctl', ioctl, context: `non-zero byte at offset ${i}, past the kernel's ${type.size}-byte struct` });
+      if (arg[i] !== 0) fail('E2BIG', `non-zero byte at offset ${i}, past the kernel's ${type.size}-byte struct`);
     }
   }
   // The kernel's own copy: the caller's bytes, zero past what it provided.

@@ -3,7 +3,7 @@
  * function but only through driver_override ("override only" ID table) or IDs added with new_id,
  * refuses non-type-0 headers, and its probe registers the VFIO device; remove unregisters it.
  */
-import { VfioError } from '../../sys/errors';
+import { fail } from '../errno';
 import { PCI_HEADER_TYPE } from '../../uapi/pci';
 import { PCI_ANY_ID, type PciDriver } from '../pci/bus';
 import type { PciSlot } from '../pci/host';
@@ -18,7 +18,7 @@ export class VfioPciDriver implements PciDriver {
   /** vfio_pci_probe → vfio_pci_core_register_device. */
   probe(slot: PciSlot): void {
     if ((slot.device.config.read(PCI_HEADER_TYPE, 1) & 0x7f) !== 0) {
-      throw VfioError.of('EINVAL', { syscall: 'write', context: `${slot.name} is not a type 0 (normal) function` });
+      fail('EINVAL', `${slot.name} is not a type 0 (normal) function`);
     }
     this.vfio.registerDevice(slot);
   }

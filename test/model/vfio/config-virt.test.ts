@@ -10,7 +10,7 @@ import {
   PCI_COMMAND_MEMORY, PCI_INTERRUPT_LINE, PCI_INTERRUPT_PIN, PCI_MSI_FLAGS, PCI_MSI_FLAGS_64BIT, PCI_MSI_FLAGS_ENABLE,
   PCI_ROM_ADDRESS, PCI_STATUS, PCI_VENDOR_ID, PCI_MSI_ADDRESS_LO,
 } from '../../../lib/uapi/pci';
-import { isVfioError } from '../../../lib/sys/errors';
+import { KernelError } from '../../../lib/model/errno';
 
 function setup(opts: { intxUsable?: boolean; msiActive?: boolean; qmax?: number } = {}) {
   const edu = new EduDevice({ timing: { mode: 'sync' } });
@@ -52,8 +52,8 @@ describe('vfio-pci config virtualisation (vfio_pci_config.c)', () => {
 
   it('refuses accesses past config space with EFAULT (vfio_pci_config_rw_single)', () => {
     const { cfg } = setup();
-    assert.throws(() => cfg.rw(Buffer.alloc(4), 254, false), (e: unknown) => isVfioError(e, 'EFAULT'));
-    assert.throws(() => cfg.rw(Buffer.alloc(1), 256, false), (e: unknown) => isVfioError(e, 'EFAULT'));
+    assert.throws(() => cfg.rw(Buffer.alloc(4), 254, false), (e: unknown) => e instanceof KernelError && e.code === 'EFAULT');
+    assert.throws(() => cfg.rw(Buffer.alloc(1), 256, false), (e: unknown) => e instanceof KernelError && e.code === 'EFAULT');
   });
 
   it('sizes BAR0 against the resource: writing ones reads back the size mask (vfio_bar_fixup)', () => {
