@@ -13,7 +13,7 @@ export type { Iova, PhysAddr, UserVa, BusAddr, PhysicalSegment, IovaRange } from
 
 export { Resource } from './support/resource';
 export { Iommufd } from './iommu/iommufd';
-export type { BoundDevice, PageTableTarget } from './iommu/iommufd';
+export type { BoundDevice, PageTableTarget } from './iommu/iommufd-handle';
 export { Ioas, IoasMapping } from './iommu/ioas';
 export type { Addressing, IoasMapOptions, MapSource } from './iommu/ioas';
 export { Hwpt } from './iommu/hwpt';

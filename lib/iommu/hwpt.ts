@@ -5,7 +5,7 @@
  */
 import { Resource } from '../support/resource';
 import * as io from '../ioctl/iommufd-ioctls';
-import type { BoundDevice, IommufdHandle, PageTableTarget } from './iommufd';
+import type { BoundDevice, IommufdHandle, PageTableTarget } from './iommufd-handle';
 
 /** Options of `Iommufd.hwpt`. */
 export interface HwptOptions {

@@ -11,7 +11,7 @@ import { Resource } from '../support/resource';
 import type { PhysicalRun } from '../ioctl/iommufd-ioctls';
 import * as io from '../ioctl/iommufd-ioctls';
 import { explain, isPinningFailure, memlockHint } from '../support/hints';
-import type { IommufdHandle, PageTableTarget } from './iommufd';
+import type { IommufdHandle, PageTableTarget } from './iommufd-handle';
 import type { BufferSegment, DmaAttachment, DmaMapOptions, DmaSpace } from '../dma/dma-space';
 import { type Iova, type IovaRange, type PhysAddr, type PhysicalSegment } from '../sys/addresses';
 

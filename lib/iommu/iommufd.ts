@@ -12,26 +12,7 @@ import * as io from '../ioctl/iommufd-ioctls';
 import { Ioas } from './ioas';
 import { Hwpt, type HwptOptions } from './hwpt';
 import type { HwInfo } from '../ioctl/iommufd-ioctls';
-
-/** @internal What an iommufd object needs from the iommufd it lives in. */
-export interface IommufdHandle {
-  readonly kernel: Kernel;
-  readonly file: FileDescriptor;
-  /** True while the iommufd closes: the kernel is about to drop every object at once. */
-  readonly tearingDown: boolean;
-}
-
-/** Anything a device can be attached to: an IOAS or a HWPT. */
-export interface PageTableTarget {
-  /** The object id in the iommufd. */
-  readonly id: number;
-}
-
-/** A bound device, as far as the iommufd is concerned. */
-export interface BoundDevice {
-  /** The device's id in this iommufd (from VFIO_DEVICE_BIND_IOMMUFD). */
-  readonly deviceId: number;
-}
+import type { BoundDevice, IommufdHandle, PageTableTarget } from './iommufd-handle';
 
 /** An open /dev/iommu (`Iommufd.open()`): creates IOAS and HWPT objects; devices bind to it. */
 export class Iommufd extends Resource implements IommufdHandle {

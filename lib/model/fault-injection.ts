@@ -7,7 +7,7 @@
  * lists them with their errnos); sites without a path to their kernel's injector reach the armed
  * one through faults.ts.
  */
-import type { FaultPointName } from './faults';
+import type { FaultPointName } from './fault-points';
 
 /** The injector armed right now, if any (one kernel at a time is swept). */
 let armed: FaultInjector | undefined;

@@ -23,7 +23,7 @@ import {
 } from '../../uapi/iommufd';
 import { fail, KernelError } from '../errno';
 import { atLeast, type KernelVersion } from '../profile';
-import type { IommufdContext } from './iommufd-ctx';
+import type { CommandContext as IommufdContext } from './command-context';
 import { hwptPagingAlloc } from './iommufd-device';
 import { FaultQueue, FaultQueueFile } from './fault-queue';
 import { IOMMU_READ, IOMMU_WRITE, UnmapError, type IovaRange, type PagesSlice } from './io-pagetable';
