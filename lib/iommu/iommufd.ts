@@ -18,11 +18,16 @@ import type { BoundDevice, IommufdHandle, PageTableTarget } from './iommufd-hand
 export class Iommufd extends Resource implements IommufdHandle {
   /** @internal The iommufd fd; shared with the objects created through it. */
   readonly file: FileDescriptor;
-  private closing = false;
+  /**
+   * What the objects of this iommufd hold of it: a record apart from this object, so that their
+   * safety-net releasers can consult it without keeping the Iommufd itself reachable.
+   */
+  private readonly state: { readonly kernel: Kernel; readonly file: FileDescriptor; tearingDown: boolean };
 
   private constructor(kernel: Kernel, file: FileDescriptor) {
     super(kernel, `iommufd ${file.path} (fd ${file.fd})`);
     this.file = file;
+    this.state = { kernel, file, tearingDown: false };
     this.armSafetyNet(() => file.close());
   }
 
@@ -47,13 +52,13 @@ export class Iommufd extends Resource implements IommufdHandle {
   }
 
   get tearingDown(): boolean {
-    return this.closing;
+    return this.state.tearingDown;
   }
 
   /** Allocates a new, empty I/O address space. */
   ioas(): Ioas {
     this.assertOpen('Iommufd.ioas');
-    return this.adopt(Ioas.allocate(this));
+    return this.adopt(Ioas.allocate(this.state));
   }
 
   /**
@@ -62,7 +67,7 @@ export class Iommufd extends Resource implements IommufdHandle {
    */
   hwpt(device: BoundDevice, parent: PageTableTarget, options: HwptOptions = {}): Hwpt {
     this.assertOpen('Iommufd.hwpt');
-    return this.adopt(Hwpt.allocate(this, device, parent, options));
+    return this.adopt(Hwpt.allocate(this.state, device, parent, options));
   }
 
   /** What the IOMMU behind a bound device can do (EOPNOTSUPP for a noiommu device). */
@@ -90,11 +95,11 @@ export class Iommufd extends Resource implements IommufdHandle {
 
   override close(): void {
     if (this.closed) return;
-    this.closing = true;
+    this.state.tearingDown = true;
     try {
       super.close();
     } finally {
-      this.closing = false;
+      this.state.tearingDown = false;
     }
   }
 

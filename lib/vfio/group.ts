@@ -70,9 +70,10 @@ export class VfioGroup extends Resource {
 
   /**
    * Gets a device fd from the group (the container must be set with an IOMMU model). The device
-   * is independent of the group object; pass companions to have it close them after itself.
+   * holds the group open, as its fd holds the group in the kernel, and the container it maps DMA
+   * into (`dmaSpace`): closing them before the device only takes effect once the device closes.
    */
-  openDevice(bdf: string, init: { dmaSpace?: DmaSpace; reason?: string; companions?: Resource[] } = {}): VfioDevice {
+  openDevice(bdf: string, init: { dmaSpace?: DmaSpace; reason?: string } = {}): VfioDevice {
     let fd: number;
     try {
       fd = g.groupGetDeviceFd(this.kernel, this.fd, bdf);
@@ -84,7 +85,7 @@ export class VfioGroup extends Resource {
       bdf,
       backend: { kind: 'group', noiommu: this.noiommu, reason: init.reason ?? `opened through VFIO group ${this.file.path}` },
       ...(init.dmaSpace ? { dmaSpace: init.dmaSpace } : {}),
-      ...(init.companions ? { companions: init.companions } : {}),
+      holds: init.dmaSpace instanceof Resource ? [this, init.dmaSpace] : [this],
     });
   }
 

@@ -103,7 +103,11 @@ function openThroughGroup(kernel: Kernel, pci: PciDevice, whyNotCdev: string): V
     const reason = noiommu
       ? `${whyNotCdev}; using legacy noiommu group /dev/vfio/noiommu-${groupId} with VFIO_NOIOMMU_IOMMU; physical addresses come from /proc/self/pagemap of locked memory (needs CAP_SYS_ADMIN)`
       : `${whyNotCdev}; using VFIO group /dev/vfio/${groupId} in a type1 container (IOVAs allocated from its usable ranges)`;
-    return group.openDevice(pci.bdf, { dmaSpace: container, reason, companions: [group, container] });
+    const device = group.openDevice(pci.bdf, { dmaSpace: container, reason });
+    // The device holds the group and the container; closing them here hands them over to it.
+    group.close();
+    container.close();
+    return device;
   } catch (e) {
     group?.close();
     container.close();
