@@ -64,6 +64,11 @@ const FORBIDDEN_FILES: readonly { readonly from: Layer; readonly files: readonly
     files: ['lib/sys/native-kernel.ts', 'lib/sys/addon.ts', 'lib/sys/default-kernel.ts'],
     why: 'the model implements the Kernel interface; it must never load or fall back to the native addon',
   },
+  {
+    from: 'api',
+    files: ['lib/sys/native-kernel.ts', 'lib/sys/addon.ts', 'lib/sys/default-kernel.ts'],
+    why: 'the typed API uses the kernel its objects were opened on; only a static opener given no kernel defaults to the real one, through support/kernel-options',
+  },
 ];
 
 interface Edge {

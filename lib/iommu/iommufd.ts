@@ -6,13 +6,19 @@
 import type { Kernel } from '../sys/kernel';
 import { O_CLOEXEC, O_RDWR } from '../sys/constants';
 import { FileDescriptor, Resource } from '../support/resource';
-import { defaultKernel } from '../sys/default-kernel';
+import { isKernel, kernelFrom, type KernelOptions } from '../support/kernel-options';
 import { explain } from '../support/hints';
 import * as io from '../ioctl/iommufd-ioctls';
 import { Ioas } from './ioas';
 import { Hwpt, type HwptOptions } from './hwpt';
 import type { HwInfo } from '../ioctl/iommufd-ioctls';
 import type { BoundDevice, IommufdHandle, PageTableTarget } from './iommufd-handle';
+
+/** Options of `Iommufd.open`. */
+export interface IommufdOpenOptions extends KernelOptions {
+  /** The iommufd device node (default /dev/iommu). */
+  readonly path?: string;
+}
 
 /** An open /dev/iommu (`Iommufd.open()`): creates IOAS and HWPT objects; devices bind to it. */
 export class Iommufd extends Resource implements IommufdHandle {
@@ -35,7 +41,12 @@ export class Iommufd extends Resource implements IommufdHandle {
    * Opens /dev/iommu. `kernel` defaults to the real kernel (the native addon); pass a model
    * kernel to run against the simulation.
    */
-  static open(kernel: Kernel = defaultKernel(), path = '/dev/iommu'): Iommufd {
+  static open(options?: IommufdOpenOptions): Iommufd;
+  /** @deprecated The positional form of `Iommufd.open({ kernel, path })`. */
+  static open(kernel: Kernel, path?: string): Iommufd;
+  static open(options: IommufdOpenOptions | Kernel = {}, positionalPath?: string): Iommufd {
+    const kernel = kernelFrom(options);
+    const path = (isKernel(options) ? positionalPath : options.path) ?? '/dev/iommu';
     let fd: number;
     try {
       fd = kernel.open(path, O_RDWR | O_CLOEXEC);

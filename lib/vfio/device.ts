@@ -334,7 +334,7 @@ function resolveCdev(kernel: Kernel, device: string): { path: string; bdf: strin
     }
     return { path: device, bdf };
   }
-  const pci = PciDevice.get(device, kernel);
+  const pci = PciDevice.get(device, { kernel });
   const path = pci.cdevPath();
   if (path === null) {
     const driver = pci.driver;

@@ -11,8 +11,13 @@ import { explain } from '../support/hints';
 import type { DmaSpace } from '../dma/dma-space';
 import { VfioDevice } from './device';
 import { VfioContainer } from './container';
-import { defaultKernel } from '../sys/default-kernel';
+import { kernelFrom, type KernelOptions } from '../support/kernel-options';
 
+/** Options of `VfioGroup.open`. */
+export interface VfioGroupOpenOptions extends KernelOptions {
+  /** The group of a device without an IOMMU (/dev/vfio/noiommu-N). */
+  readonly noiommu?: boolean;
+}
 
 /** A VFIO group: the legacy unit of device ownership. */
 export class VfioGroup extends Resource {
@@ -35,8 +40,8 @@ export class VfioGroup extends Resource {
    * Opens group `groupId`: /dev/vfio/noiommu-N when `noiommu` (the group of a device without an
    * IOMMU), else /dev/vfio/N.
    */
-  static open(groupId: number, options: { noiommu?: boolean; kernel?: Kernel } = {}): VfioGroup {
-    const kernel = options.kernel ?? defaultKernel();
+  static open(groupId: number, options: VfioGroupOpenOptions = {}): VfioGroup {
+    const kernel = kernelFrom(options);
     const path = options.noiommu ? `/dev/vfio/noiommu-${groupId}` : `/dev/vfio/${groupId}`;
     let fd: number;
     try {

@@ -8,7 +8,7 @@
 import type { Kernel } from '../sys/kernel';
 import { VfioError } from '../sys/errors';
 import * as V from '../uapi/vfio';
-import { defaultKernel } from '../sys/default-kernel';
+import { kernelFrom, type KernelOptions } from '../support/kernel-options';
 import { PciDevice, VFIO_PCI_DRIVER } from '../pci/pci-device';
 import { Iommufd } from '../iommu/iommufd';
 import { VfioDevice } from './device';
@@ -16,9 +16,7 @@ import { VfioContainer } from './container';
 import { VfioGroup } from './group';
 
 /** Options of `openDevice`. */
-export interface OpenDeviceOptions {
-  /** The kernel to use (default: the real one). */
-  readonly kernel?: Kernel;
+export interface OpenDeviceOptions extends KernelOptions {
   /** Force a path instead of choosing: 'cdev' (iommufd) or 'group' (legacy container). */
   readonly prefer?: 'cdev' | 'group';
 }
@@ -29,8 +27,8 @@ export interface OpenDeviceOptions {
  * device closes them. `device.backend` tells which path was taken and why.
  */
 export function openDevice(bdf: string, options: OpenDeviceOptions = {}): VfioDevice {
-  const kernel = options.kernel ?? defaultKernel();
-  const pci = PciDevice.get(bdf, kernel);
+  const kernel = kernelFrom(options);
+  const pci = PciDevice.get(bdf, { kernel });
   const driver = pci.driver;
   if (driver !== VFIO_PCI_DRIVER) {
     throw VfioError.of('ENODEV', {
@@ -53,7 +51,7 @@ export function openDevice(bdf: string, options: OpenDeviceOptions = {}): VfioDe
     const reason = noiommu
       ? `device cdev ${cdev} and /dev/iommu exist: Linux 7.3 noiommu cdev bound to iommufd; physical addresses come from IOMMU_IOAS_NOIOMMU_GET_PA`
       : `device cdev ${cdev} and /dev/iommu exist: IOMMU-translated DMA through an iommufd IOAS`;
-    const iommufd = Iommufd.open(kernel);
+    const iommufd = Iommufd.open({ kernel });
     try {
       return VfioDevice.open(cdev, { iommufd, ownIommufd: true, reason });
     } catch (e) {
@@ -74,7 +72,7 @@ function openThroughGroup(kernel: Kernel, pci: PciDevice, whyNotCdev: string): V
       syscall: 'open', path: `${pci.path}/iommu_group`,
       context: `${pci.bdf} has neither a usable device cdev (${whyNotCdev}) nor an IOMMU group`,
       hint: pci.hasIommu ? 'is vfio-pci bound correctly?'
-        : PciDevice.noiommuMode(kernel) === 'enabled'
+        : PciDevice.noiommuMode({ kernel }) === 'enabled'
           ? 'noiommu mode is on, but this kernel creates no VFIO groups (built without CONFIG_VFIO_GROUP / a container backend): only the device cdev with iommufd can reach the device'
           : 'a device without an IOMMU needs vfio.enable_unsafe_noiommu_mode=1 before binding to vfio-pci',
     });
@@ -87,7 +85,7 @@ function openThroughGroup(kernel: Kernel, pci: PciDevice, whyNotCdev: string): V
     });
   }
   const noiommu = kernel.exists(`/dev/vfio/noiommu-${groupId}`);
-  const container = VfioContainer.open(kernel);
+  const container = VfioContainer.open({ kernel });
   let group: VfioGroup | undefined;
   try {
     group = VfioGroup.open(groupId, { noiommu, kernel });
