@@ -1,7 +1,8 @@
 /**
  * An open /dev/iommu: the container of IOAS, HWPT and bound-device objects. Closing it closes
  * everything created through it; the kernel drops all of its objects with the fd, so children
- * skip their own destroy ioctls while the iommufd tears down.
+ * skip their own destroy ioctls while the iommufd tears down. A device that owns its iommufd
+ * (`ownIommufd`, what openDevice does) holds it open until the device closes.
  */
 import type { Kernel } from '../sys/kernel';
 import { O_CLOEXEC, O_RDWR } from '../sys/constants';
