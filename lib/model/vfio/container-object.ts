@@ -26,7 +26,7 @@ import type { OpenFile, SyscallContext } from '../open-file';
 import { IOMMU_BLOCKED, type PciSlot } from '../pci/host';
 import type { VfioGroupObject } from './group-object';
 import type { IommufdBoundDevice, IommufdContextPort } from './iommufd-port';
-import type { VfioSubsystem } from './subsystem';
+import type { VfioEnvironment } from './environment';
 
 interface IommuDriver {
   readonly name: 'vfio-noiommu' | 'vfio-iommu-type1';
@@ -41,6 +41,14 @@ interface IommuDriver {
   release(): void;
 }
 
+/** What a container uses of the VFIO core (subsystem.ts's VfioSubsystem). */
+export interface ContainerCore {
+  readonly env: VfioEnvironment;
+  noiommuEnabled(): boolean;
+  claimDmaOwner(group: VfioGroupObject, owner: object): void;
+  releaseDmaOwner(group: VfioGroupObject, owner: object): void;
+}
+
 export class VfioContainerObject {
   readonly groups: VfioGroupObject[] = [];
   iommuDriver: IommuDriver | undefined;
@@ -51,7 +59,7 @@ export class VfioContainerObject {
    */
   private type1Context: { file: OpenFile; port: IommufdContextPort } | undefined;
 
-  constructor(readonly sys: VfioSubsystem) {}
+  constructor(readonly sys: ContainerCore) {}
 
   /** The registered IOMMU drivers (vfio.iommu_drivers_list). */
   private drivers(): IommuDriver[] {

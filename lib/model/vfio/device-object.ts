@@ -10,13 +10,18 @@ import type { PciSlot } from '../pci/host';
 import type { VfioPciCoreDevice } from './pci-core';
 import type { IommufdBoundDevice, IommufdContextPort } from './iommufd-port';
 import type { VfioGroupObject } from './group-object';
-import type { VfioSubsystem } from './subsystem';
+import type { VfioEnvironment } from './environment';
 
 export interface DeviceFileState {
   /** The group this fd came from (GET_DEVICE_FD), or undefined for a cdev fd. */
   readonly group: VfioGroupObject | undefined;
   iommufd: IommufdContextPort | undefined;
   devid: number;
+}
+
+/** What a device uses of the VFIO core (subsystem.ts's VfioSubsystem). */
+export interface DeviceCore {
+  readonly env: VfioEnvironment;
 }
 
 export class VfioDeviceObject {
@@ -37,7 +42,7 @@ export class VfioDeviceObject {
     readonly noiommuFlag: boolean,
     readonly slot: PciSlot,
     readonly core: VfioPciCoreDevice,
-    readonly sys: VfioSubsystem,
+    readonly sys: DeviceCore,
     private readonly hooks: {
       /** Whether an IOMMU translates the device. */
       readonly hasIommu: boolean;
