@@ -47,16 +47,6 @@ const ALLOWED: Record<Exclude<Layer, 'outside'>, { readonly may: readonly Layer[
   tools: { may: ['uapi', 'sys', 'ioctl', 'support', 'api', 'model', 'selftest', 'cli', 'index'], why: 'tools (fuzzing) drive the library from outside; lib must never depend on them' },
 };
 
-/**
- * Cycles not broken yet, by the start of their description. The model's VFIO groups, containers,
- * devices and device files point at one another as the kernel's do (a group lists its devices, a
- * device knows its group, a group creates device files); the cut needs the device to see its
- * group through an interface while the core keeps the full object, a change inside lib/model/vfio.
- */
-const KNOWN_CYCLES: readonly string[] = [
-  'lib/model/vfio/container-object.ts → lib/model/vfio/group-object.ts → lib/model/vfio/container-object.ts (4 files',
-];
-
 /** Files a layer may not import even though it may import their layer, and why. */
 const FORBIDDEN_FILES: readonly { readonly from: Layer; readonly files: readonly string[]; readonly why: string }[] = [
   {
@@ -257,11 +247,6 @@ describe('architecture', () => {
   });
 
   it('the import graph of lib and tools has no cycle, type-only imports included', () => {
-    assert.deepEqual(cycles(edges).filter((c) => !KNOWN_CYCLES.some((k) => c.startsWith(k))), []);
-  });
-
-  it('the known cycles are still there (remove them from KNOWN_CYCLES once broken)', () => {
-    const found = cycles(edges);
-    assert.deepEqual(KNOWN_CYCLES.filter((k) => !found.some((c) => c.startsWith(k))), []);
+    assert.deepEqual(cycles(edges), []);
   });
 });

@@ -9,12 +9,25 @@ import { VfioError } from '../../sys/errors';
 import type { PciSlot } from '../pci/host';
 import type { VfioPciCoreDevice } from './pci-core';
 import type { IommufdBoundDevice, IommufdContextPort } from './iommufd-port';
-import type { VfioGroupObject } from './group-object';
-import type { VfioEnvironment } from './environment';
+import type { VfioEnvironment, VfioGroupType } from './environment';
+
+/**
+ * What a device uses of its VFIO group (group-object.ts's VfioGroupObject), named here because
+ * the group lists its devices and creates their files: the two cannot import each other.
+ */
+export interface DeviceGroup {
+  readonly type: VfioGroupType;
+  readonly devices: VfioDeviceObject[];
+  id(): number;
+  useContainer(): void;
+  unuseContainer(): void;
+  blockForCdev(): void;
+  unblockForCdev(): void;
+}
 
 export interface DeviceFileState {
   /** The group this fd came from (GET_DEVICE_FD), or undefined for a cdev fd. */
-  readonly group: VfioGroupObject | undefined;
+  readonly group: DeviceGroup | undefined;
   iommufd: IommufdContextPort | undefined;
   devid: number;
 }
@@ -29,7 +42,7 @@ export class VfioDeviceObject {
   registered = true;
   /** device->cdev_opened. */
   cdevOpened = false;
-  group: VfioGroupObject | undefined;
+  group: DeviceGroup | undefined;
   bound: IommufdBoundDevice | undefined;
   attached = false;
   /** Open fds referencing the device (the registration refcount). */

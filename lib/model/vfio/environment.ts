@@ -1,7 +1,8 @@
 /**
- * What the VFIO core of the model runs on (the machine builds it) and the kernel options it
- * follows: a leaf module, so that the core (subsystem.ts) and the objects it creates (groups,
- * containers, devices), which all consult the environment, do not import one another for it.
+ * What the VFIO core of the model runs on (the machine builds it), the kernel options it follows,
+ * and the kinds of group: a leaf module, so that the core (subsystem.ts) and the objects it
+ * creates (groups, containers, devices, device files), which all consult these, do not import
+ * one another for them.
  */
 import type { Capabilities } from '../../sys/kernel';
 import type { OpenFile } from '../open-file';
@@ -60,3 +61,6 @@ export interface DmaOwnershipTable {
   release(group: number, owner: object): void;
   ownerOf(group: number): object | undefined;
 }
+
+/** A VFIO group of a real IOMMU group (/dev/vfio/N) or a fake noiommu one (/dev/vfio/noiommu-N). */
+export type VfioGroupType = 'iommu' | 'noiommu';

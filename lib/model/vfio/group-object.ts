@@ -14,10 +14,9 @@ import type { IommuGroup } from './iommu-groups';
 import type { VfioDeviceObject } from './device-object';
 import type { VfioContainerObject } from './container-object';
 import type { IommufdContextPort } from './iommufd-port';
-import type { VfioEnvironment } from './environment';
+import type { VfioEnvironment, VfioGroupType } from './environment';
 import { VfioDeviceFile } from './device-file';
 
-export type VfioGroupType = 'iommu' | 'noiommu';
 
 /** What a group uses of the VFIO core (subsystem.ts's VfioSubsystem). */
 export interface GroupCore {

@@ -188,7 +188,9 @@ export class VfioSubsystem {
 
   /** vfio_device_remove_group. */
   private removeFromGroup(device: VfioDeviceObject): void {
-    const group = device.group;
+    // The device sees its group only as far as it needs (DeviceGroup); the group object itself is
+    // the one registered here under its id.
+    const group = device.group && this.groupsByIommuGroup.get(device.group.id());
     if (!group) return;
     if (group.type === 'noiommu') this.env.iommuGroups.remove(group.iommuGroup!, device.slot);
     group.drivers--;
