@@ -44,7 +44,7 @@ function chooseKernel(options: Options): { kernel: Kernel; why: string } {
   } catch (e) {
     return { kernel: createModelKernel('linux-7.3-noiommu'), why: `the native addon is not usable here (${(e as Error).message}); using the built-in kernel model (linux-7.3-noiommu)` };
   }
-  const found = native.exists('/sys/bus/pci/devices') && PciDevice.list({ vendorId: EDU_VENDOR_ID, deviceId: EDU_DEVICE_ID }, native).length > 0;
+  const found = native.exists('/sys/bus/pci/devices') && PciDevice.list({ vendorId: EDU_VENDOR_ID, deviceId: EDU_DEVICE_ID }, { kernel: native }).length > 0;
   if (found) return { kernel: native, why: 'the real kernel: an edu device is present' };
   return { kernel: createModelKernel('linux-7.3-noiommu'), why: 'no edu device on this machine: running on the built-in kernel model (linux-7.3-noiommu)' };
 }
@@ -54,13 +54,13 @@ async function main(): Promise<number> {
   const { kernel, why } = chooseKernel(options);
   console.log(`edu: ${why}`);
 
-  const candidates = options.bdf ? [PciDevice.get(options.bdf, kernel)] : PciDevice.list({ vendorId: EDU_VENDOR_ID, deviceId: EDU_DEVICE_ID }, kernel);
+  const candidates = options.bdf ? [PciDevice.get(options.bdf, { kernel })] : PciDevice.list({ vendorId: EDU_VENDOR_ID, deviceId: EDU_DEVICE_ID }, { kernel });
   const pci = candidates[0];
   if (!pci) {
     console.error('edu: no edu device (1234:11e8) found');
     return 1;
   }
-  console.log(`edu: device ${pci.bdf}, driver ${pci.driver ?? 'none'}, ${pci.hasIommu ? 'behind an IOMMU' : 'no IOMMU'}, noiommu mode ${PciDevice.noiommuMode(kernel)}`);
+  console.log(`edu: device ${pci.bdf}, driver ${pci.driver ?? 'none'}, ${pci.hasIommu ? 'behind an IOMMU' : 'no IOMMU'}, noiommu mode ${PciDevice.noiommuMode({ kernel })}`);
   // A device without an IOMMU can only be driven in the kernel's unsafe noiommu mode: this example
   // opts in explicitly, as any caller must.
   pci.bindVfio({ unsafeNoiommu: true });

@@ -6,15 +6,13 @@
  */
 import type { Mapping, UserVa } from '../sys/kernel';
 import { VfioError } from '../sys/errors';
-import { MAP_ANONYMOUS, MAP_HUGETLB, MAP_HUGE_1GB, MAP_HUGE_2MB, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../sys/constants';
+import { MAP_ANONYMOUS, MAP_HUGETLB, MAP_HUGE_1GB, MAP_HUGE_2MB, MAP_PRIVATE, PROT_READ, PROT_WRITE, type HugePageSize } from '../sys/constants';
 import { Resource } from '../support/resource';
 import { formatBytes, isPinningFailure, memlockHint } from '../support/hints';
 import type { BufferSegment, DmaAttachment, DmaMapOptions, DmaSpace } from './dma-space';
 import type { BusAddr, Iova, PhysAddr } from '../sys/addresses';
 import type { PhysicalRun } from '../ioctl/iommufd-ioctls';
 
-/** Huge page sizes x86-64 offers. */
-export type HugePageSize = '2M' | '1G';
 
 /** Options of `DmaBuffer.allocate` (and `device.allocateDma`, which fills in `space`). */
 export interface DmaAllocateOptions extends DmaMapOptions {

@@ -6,6 +6,7 @@
  */
 import type { Kernel, Mapping } from '../sys/kernel';
 import type { Iova, PhysAddr } from '../sys/addresses';
+import type { Resource } from '../support/resource';
 
 /** A physically contiguous run of a DMA buffer, by offset into the buffer. */
 export interface BufferSegment {
@@ -27,7 +28,6 @@ export interface DmaMapOptions {
   readonly writable?: boolean;
 }
 
-/** The result of mapping memory into a space, owned by the DmaBuffer. */
 /** @internal The result of mapping memory into a space, owned by the DmaBuffer. */
 export interface DmaAttachment {
   /** The IOVA of the buffer's first byte, when the space has IOVAs. */
@@ -55,5 +55,5 @@ export interface DmaSpace {
   /** @internal Maps `memory` for device access. The memory must stay mapped until `detach()`. */
   attachDma(memory: Mapping, options: DmaMapOptions): DmaAttachment;
   /** @internal Takes ownership of a DmaBuffer so that closing the space closes the buffer. */
-  own<T extends import('../support/resource').Resource>(resource: T): T;
+  own<T extends Resource>(resource: T): T;
 }

@@ -282,38 +282,6 @@ export function devicePciHotReset(kernel: Kernel, fd: number, groupFds: readonly
   invoke(kernel, fd, V.VFIO_DEVICE_PCI_HOT_RESET, buf);
 }
 
-export interface IoeventfdArgs {
-  /** Device-fd offset (region offset + register) whose write triggers... */
-  readonly offset: bigint;
-  /** ...when this exact value is written with this width (1, 2, 4 or 8 bytes). */
-  readonly data: bigint;
-  readonly width: 1 | 2 | 4 | 8;
-  /** The eventfd; -1 removes the registration. */
-  readonly eventfd: number;
-}
-
-/** VFIO_DEVICE_IOEVENTFD: the kernel performs the write when the eventfd is signalled. */
-export function deviceIoeventfd(kernel: Kernel, fd: number, args: IoeventfdArgs): void {
-  const buf = V.VfioDeviceIoeventfd.encode({
-    // VFIO_DEVICE_IOEVENTFD_8/16/32/64 are 1<<0..1<<3, which equal the width in bytes.
-    argsz: V.VfioDeviceIoeventfd.size, flags: args.width, offset: args.offset, data: args.data, fd: args.eventfd,
-  });
-  invoke(kernel, fd, V.VFIO_DEVICE_IOEVENTFD, buf);
-}
-
-/**
- * VFIO_DEVICE_FEATURE: `flags` is the feature number ORed with GET/SET/PROBE; `payload` is the
- * feature's data. Returns the payload as the kernel left it (GET fills it).
- */
-export function deviceFeature(kernel: Kernel, fd: number, flags: number, payload: Uint8Array = new Uint8Array(0)): Uint8Array {
-  const header = V.VfioDeviceFeature.size;
-  const buf = Buffer.alloc(header + payload.length);
-  V.VfioDeviceFeature.encode({ argsz: buf.length, flags }, buf);
-  buf.set(payload, header);
-  invoke(kernel, fd, V.VFIO_DEVICE_FEATURE, buf);
-  return Uint8Array.from(buf.subarray(header));
-}
-
 /** VFIO_DEVICE_BIND_IOMMUFD (cdev only): binds the device to an iommufd; returns its device id there. */
 export function deviceBindIommufd(kernel: Kernel, fd: number, iommufd: number): number {
   const buf = V.VfioDeviceBindIommufd.encode({ argsz: V.VfioDeviceBindIommufd.size, iommufd });

@@ -180,21 +180,6 @@ export function optionSet(kernel: Kernel, fd: number, option: IommuOptionName, v
   invoke(kernel, fd, U.IOMMU_OPTION, buf);
 }
 
-/** IOMMU_VFIO_IOAS get: the IOAS the VFIO container compatibility layer uses (ENOENT when none). */
-export function vfioIoasGet(kernel: Kernel, fd: number): number {
-  const buf = U.IommuVfioIoas.encode({ size: U.IommuVfioIoas.size, op: U.IOMMU_VFIO_IOAS_GET });
-  invoke(kernel, fd, U.IOMMU_VFIO_IOAS, buf);
-  return U.IommuVfioIoas.get(buf, 'ioas_id');
-}
-
-/** IOMMU_VFIO_IOAS set (an id) or clear (null). */
-export function vfioIoasSet(kernel: Kernel, fd: number, ioasId: number | null): void {
-  const buf = U.IommuVfioIoas.encode({
-    size: U.IommuVfioIoas.size, ioas_id: ioasId ?? 0, op: ioasId === null ? U.IOMMU_VFIO_IOAS_CLEAR : U.IOMMU_VFIO_IOAS_SET,
-  });
-  invoke(kernel, fd, U.IOMMU_VFIO_IOAS, buf);
-}
-
 export interface HwptAllocArgs {
   /** The bound device's id (from VFIO_DEVICE_BIND_IOMMUFD). */
   readonly deviceId: number;

@@ -3,9 +3,9 @@
  * an IOAS, instead of the one the kernel creates on attach. On a noiommu device it is the dummy
  * domain, available only with flags 0 and no driver data.
  */
-import { Resource } from '../support/resource';
 import * as io from '../ioctl/iommufd-ioctls';
-import type { BoundDevice, IommufdHandle, PageTableTarget } from './iommufd';
+import type { BoundDevice, IommufdHandle, PageTableTarget } from './iommufd-handle';
+import { IommufdResource } from './iommufd-resource';
 
 /** Options of `Iommufd.hwpt`. */
 export interface HwptOptions {
@@ -18,19 +18,15 @@ export interface HwptOptions {
 }
 
 /** A hardware page table; attach devices to it with `device.attach(hwpt)`. */
-export class Hwpt extends Resource implements PageTableTarget {
+export class Hwpt extends IommufdResource implements PageTableTarget {
   private constructor(
-    private readonly handle: IommufdHandle,
+    handle: IommufdHandle,
     /** The object id in the iommufd. */
     readonly id: number,
     /** The IOAS (or parent HWPT) this page table translates through. */
     readonly parent: PageTableTarget,
   ) {
-    super(handle.kernel, `HWPT ${id}`);
-    const { file, kernel } = handle;
-    this.armSafetyNet(() => {
-      if (file.open) io.iommuDestroy(kernel, file.fd, id);
-    });
+    super(handle, `HWPT ${id}`, undefined, () => io.iommuDestroy(handle.kernel, handle.file.fd, id));
   }
 
   /** @internal Use `Iommufd.hwpt()`. */
@@ -48,10 +44,5 @@ export class Hwpt extends Resource implements PageTableTarget {
   setDirtyTracking(enabled: boolean): void {
     this.assertOpen('Hwpt.setDirtyTracking');
     io.hwptSetDirtyTracking(this.kernel, this.handle.file.fd, this.id, enabled);
-  }
-
-  protected release(): void {
-    if (this.handle.tearingDown || !this.handle.file.open) return;
-    io.iommuDestroy(this.kernel, this.handle.file.fd, this.id);
   }
 }

@@ -7,13 +7,14 @@
 import type { Mapping, UserVa } from '../sys/kernel';
 import { VfioError } from '../sys/errors';
 import { U64_MAX } from '../uapi/codec';
-import { Resource } from '../support/resource';
+import type { Resource } from '../support/resource';
+import { IommufdResource } from './iommufd-resource';
 import type { PhysicalRun } from '../ioctl/iommufd-ioctls';
 import * as io from '../ioctl/iommufd-ioctls';
 import { isPinningFailure, memlockHint } from '../support/hints';
-import type { IommufdHandle, PageTableTarget } from './iommufd';
+import type { IommufdHandle, PageTableTarget } from './iommufd-handle';
 import type { BufferSegment, DmaAttachment, DmaMapOptions, DmaSpace } from '../dma/dma-space';
-import { type Iova, type IovaRange, type PhysAddr, type PhysicalSegment } from '../sys/addresses';
+import { type Iova, type IovaRange, type PhysicalSegment } from '../sys/addresses';
 
 /**
  * The memory to map: a mapping from `kernel.mmap`, a DmaBuffer (to share it with the devices of
@@ -45,7 +46,7 @@ export interface IoasMapOptions {
 export type Addressing = 'physical' | 'iova' | 'unknown';
 
 /** One area mapped into an IOAS; `close()` unmaps it. */
-export class IoasMapping extends Resource {
+export class IoasMapping extends IommufdResource {
   constructor(
     private readonly ioas: Ioas,
     /** First IOVA of the area. */
@@ -53,12 +54,9 @@ export class IoasMapping extends Resource {
     /** Bytes mapped. */
     readonly length: bigint,
   ) {
-    super(ioas.kernel, `IOAS ${ioas.id} mapping at IOVA 0x${iova.toString(16)}`);
-    const { file, id } = { file: ioas.handle.file, id: ioas.id };
-    const kernel = ioas.kernel;
-    this.armSafetyNet(() => {
-      if (file.open) io.ioasUnmap(kernel, file.fd, id, { iova, length });
-    });
+    const { handle, id } = ioas;
+    super(handle, `IOAS ${id} mapping at IOVA 0x${iova.toString(16)}`, ioas,
+      () => io.ioasUnmap(handle.kernel, handle.file.fd, id, { iova, length }));
   }
 
   /** Physically contiguous runs of this area (noiommu only). */
@@ -71,34 +69,26 @@ export class IoasMapping extends Resource {
   forget(): void {
     this.markReleased();
   }
-
-  protected release(): void {
-    if (this.ioas.handle.tearingDown || !this.ioas.handle.file.open || this.ioas.closedInKernel) return;
-    io.ioasUnmap(this.kernel, this.ioas.handle.file.fd, this.ioas.id, { iova: this.iova, length: this.length });
-  }
 }
 
 /** An I/O address space of an iommufd (`iommufd.ioas()`). */
-export class Ioas extends Resource implements DmaSpace, PageTableTarget {
+export class Ioas extends IommufdResource implements DmaSpace, PageTableTarget {
   private readonly attached = new Map<number, 'physical' | 'iova'>();
   private readonly dmaAttachments = new Set<IoasDmaAttachment>();
-  /** Set once IOMMU_DESTROY succeeded, so mappings do not try to unmap from a destroyed IOAS. */
-  closedInKernel = false;
   /** The GET_PA struct of this IOAS, reused by every lookup (getPhysicalAddress, segments). */
   private readonly physicalLookup = new io.PhysicalAddressLookup();
 
   private constructor(
-    /** @internal */
-    readonly handle: IommufdHandle,
+    handle: IommufdHandle,
     /** The object id in the iommufd. */
     readonly id: number,
   ) {
-    super(handle.kernel, `IOAS ${id}`);
-    const file = handle.file;
-    const kernel = handle.kernel;
-    this.armSafetyNet(() => {
-      if (file.open) io.iommuDestroy(kernel, file.fd, id);
-    });
+    super(handle, `IOAS ${id}`, undefined, () => io.iommuDestroy(handle.kernel, handle.file.fd, id));
+  }
+
+  /** True once IOMMU_DESTROY of this IOAS succeeded (its mappings went with it). */
+  get closedInKernel(): boolean {
+    return this.teardown.destroyed;
   }
 
   /** @internal Use `Iommufd.ioas()`. */
@@ -301,12 +291,6 @@ export class Ioas extends Resource implements DmaSpace, PageTableTarget {
       });
     }
     super.close();
-  }
-
-  protected release(): void {
-    if (this.handle.tearingDown || !this.handle.file.open) return;
-    io.iommuDestroy(this.kernel, this.fd, this.id);
-    this.closedInKernel = true;
   }
 }
 

@@ -1,47 +1,40 @@
 /**
  * An open /dev/iommu: the container of IOAS, HWPT and bound-device objects. Closing it closes
  * everything created through it; the kernel drops all of its objects with the fd, so children
- * skip their own destroy ioctls while the iommufd tears down.
+ * skip their own destroy ioctls while the iommufd tears down. A device that owns its iommufd
+ * (`ownIommufd`, what openDevice does) holds it open until the device closes.
  */
 import type { Kernel } from '../sys/kernel';
 import { VfioError } from '../sys/errors';
 import { O_CLOEXEC, O_RDWR } from '../sys/constants';
 import { FileDescriptor, Resource } from '../support/resource';
-import { defaultKernel } from '../sys/default-kernel';
+import { isKernel, kernelFrom, type KernelOptions } from '../support/kernel-options';
 import * as io from '../ioctl/iommufd-ioctls';
 import { Ioas } from './ioas';
 import { Hwpt, type HwptOptions } from './hwpt';
 import type { HwInfo } from '../ioctl/iommufd-ioctls';
+import type { BoundDevice, IommufdHandle, PageTableTarget } from './iommufd-handle';
 
-/** @internal What an iommufd object needs from the iommufd it lives in. */
-export interface IommufdHandle {
-  readonly kernel: Kernel;
-  readonly file: FileDescriptor;
-  /** True while the iommufd closes: the kernel is about to drop every object at once. */
-  readonly tearingDown: boolean;
-}
-
-/** Anything a device can be attached to: an IOAS or a HWPT. */
-export interface PageTableTarget {
-  /** The object id in the iommufd. */
-  readonly id: number;
-}
-
-/** A bound device, as far as the iommufd is concerned. */
-export interface BoundDevice {
-  /** The device's id in this iommufd (from VFIO_DEVICE_BIND_IOMMUFD). */
-  readonly deviceId: number;
+/** Options of `Iommufd.open`. */
+export interface IommufdOpenOptions extends KernelOptions {
+  /** The iommufd device node (default /dev/iommu). */
+  readonly path?: string;
 }
 
 /** An open /dev/iommu (`Iommufd.open()`): creates IOAS and HWPT objects; devices bind to it. */
 export class Iommufd extends Resource implements IommufdHandle {
   /** @internal The iommufd fd; shared with the objects created through it. */
   readonly file: FileDescriptor;
-  private closing = false;
+  /**
+   * What the objects of this iommufd hold of it: a record apart from this object, so that their
+   * safety-net releasers can consult it without keeping the Iommufd itself reachable.
+   */
+  private readonly state: { readonly kernel: Kernel; readonly file: FileDescriptor; tearingDown: boolean };
 
   private constructor(kernel: Kernel, file: FileDescriptor) {
     super(kernel, `iommufd ${file.path} (fd ${file.fd})`);
     this.file = file;
+    this.state = { kernel, file, tearingDown: false };
     this.armSafetyNet(() => file.close());
   }
 
@@ -49,7 +42,12 @@ export class Iommufd extends Resource implements IommufdHandle {
    * Opens /dev/iommu. `kernel` defaults to the real kernel (the native addon); pass a model
    * kernel to run against the simulation.
    */
-  static open(kernel: Kernel = defaultKernel(), path = '/dev/iommu'): Iommufd {
+  static open(options?: IommufdOpenOptions): Iommufd;
+  /** @deprecated The positional form of `Iommufd.open({ kernel, path })`. */
+  static open(kernel: Kernel, path?: string): Iommufd;
+  static open(options: IommufdOpenOptions | Kernel = {}, positionalPath?: string): Iommufd {
+    const kernel = kernelFrom(options);
+    const path = (isKernel(options) ? positionalPath : options.path) ?? '/dev/iommu';
     let fd: number;
     try {
       fd = kernel.open(path, O_RDWR | O_CLOEXEC);
@@ -66,13 +64,13 @@ export class Iommufd extends Resource implements IommufdHandle {
   }
 
   get tearingDown(): boolean {
-    return this.closing;
+    return this.state.tearingDown;
   }
 
   /** Allocates a new, empty I/O address space. */
   ioas(): Ioas {
     this.assertOpen('Iommufd.ioas');
-    return this.adopt(Ioas.allocate(this));
+    return this.adopt(Ioas.allocate(this.state));
   }
 
   /**
@@ -81,7 +79,7 @@ export class Iommufd extends Resource implements IommufdHandle {
    */
   hwpt(device: BoundDevice, parent: PageTableTarget, options: HwptOptions = {}): Hwpt {
     this.assertOpen('Iommufd.hwpt');
-    return this.adopt(Hwpt.allocate(this, device, parent, options));
+    return this.adopt(Hwpt.allocate(this.state, device, parent, options));
   }
 
   /** What the IOMMU behind a bound device can do (EOPNOTSUPP for a noiommu device). */
@@ -109,11 +107,11 @@ export class Iommufd extends Resource implements IommufdHandle {
 
   override close(): void {
     if (this.closed) return;
-    this.closing = true;
+    this.state.tearingDown = true;
     try {
       super.close();
     } finally {
-      this.closing = false;
+      this.state.tearingDown = false;
     }
   }
 

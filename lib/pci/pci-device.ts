@@ -4,7 +4,7 @@
  */
 import type { Kernel } from '../sys/kernel';
 import { VfioError } from '../sys/errors';
-import { defaultKernel } from '../sys/default-kernel';
+import { kernelFrom, type KernelOptions } from '../support/kernel-options';
 
 const PCI_DEVICES = '/sys/bus/pci/devices';
 const PCI_DRIVERS = '/sys/bus/pci/drivers';
@@ -76,8 +76,12 @@ export class PciDevice {
     readonly bdf: string,
   ) {}
 
-  /** The device at `bdf` (ENOENT when there is none). */
-  static get(bdf: string, kernel: Kernel = defaultKernel()): PciDevice {
+  /** The device at `bdf` (ENOENT when there is none), in the sysfs of `options.kernel`. */
+  static get(bdf: string, options?: KernelOptions): PciDevice;
+  /** @deprecated The positional form of `PciDevice.get(bdf, { kernel })`. */
+  static get(bdf: string, kernel: Kernel): PciDevice;
+  static get(bdf: string, options?: KernelOptions | Kernel): PciDevice {
+    const kernel = kernelFrom(options);
     const dev = new PciDevice(kernel, normalizeBdf(bdf));
     if (!kernel.exists(dev.path)) {
       throw VfioError.of('ENOENT', { syscall: 'stat', path: dev.path, context: `no PCI device ${dev.bdf}`, hint: 'list devices with PciDevice.list() or lspci -D' });
@@ -86,13 +90,21 @@ export class PciDevice {
   }
 
   /** Every PCI device that matches `filter`, in address order. */
-  static list(filter: PciDeviceFilter = {}, kernel: Kernel = defaultKernel()): PciDevice[] {
+  static list(filter?: PciDeviceFilter, options?: KernelOptions): PciDevice[];
+  /** @deprecated The positional form of `PciDevice.list(filter, { kernel })`. */
+  static list(filter: PciDeviceFilter, kernel: Kernel): PciDevice[];
+  static list(filter: PciDeviceFilter = {}, options?: KernelOptions | Kernel): PciDevice[] {
+    const kernel = kernelFrom(options);
     const names = kernel.readdir(PCI_DEVICES).filter(isBdf).sort();
     return names.map((n) => new PciDevice(kernel, normalizeBdf(n))).filter((d) => d.matches(filter));
   }
 
   /** State of vfio's enable_unsafe_noiommu_mode ('unavailable': vfio not loaded or built without it). */
-  static noiommuMode(kernel: Kernel = defaultKernel()): NoiommuMode {
+  static noiommuMode(options?: KernelOptions): NoiommuMode;
+  /** @deprecated The positional form of `PciDevice.noiommuMode({ kernel })`. */
+  static noiommuMode(kernel: Kernel): NoiommuMode;
+  static noiommuMode(options?: KernelOptions | Kernel): NoiommuMode {
+    const kernel = kernelFrom(options);
     if (!kernel.exists(NOIOMMU_PARAMETER)) return 'unavailable';
     const v = kernel.readFile(NOIOMMU_PARAMETER).toString('utf8').trim();
     return v === 'Y' || v === '1' ? 'enabled' : 'disabled';
@@ -102,7 +114,11 @@ export class PciDevice {
    * Switches vfio's noiommu mode. Turning it on is refused unless `unsafeNoiommu: true`: it lets
    * userspace drive devices with unrestricted DMA and taints the kernel.
    */
-  static setNoiommuMode(enabled: boolean, options: BindOptions = {}, kernel: Kernel = defaultKernel()): void {
+  static setNoiommuMode(enabled: boolean, options?: BindOptions & KernelOptions): void;
+  /** @deprecated The positional form of `PciDevice.setNoiommuMode(enabled, { ...options, kernel })`. */
+  static setNoiommuMode(enabled: boolean, options: BindOptions, kernel: Kernel): void;
+  static setNoiommuMode(enabled: boolean, options: BindOptions & KernelOptions = {}, positionalKernel?: Kernel): void {
+    const kernel = positionalKernel ?? kernelFrom(options);
     if (enabled && !options.unsafeNoiommu) throw noiommuRefusal('switching on noiommu mode');
     if (!kernel.exists(NOIOMMU_PARAMETER)) {
       throw VfioError.of('ENOENT', {
@@ -197,10 +213,10 @@ export class PciDevice {
     const current = this.driver;
     if (current === VFIO_PCI_DRIVER) return;
     if (!this.hasIommu) {
-      const mode = PciDevice.noiommuMode(this.kernel);
+      const mode = PciDevice.noiommuMode({ kernel: this.kernel });
       if (mode !== 'enabled') {
         if (!options.unsafeNoiommu) throw noiommuRefusal(`binding ${this.bdf}, which has no IOMMU, to vfio-pci`);
-        PciDevice.setNoiommuMode(true, options, this.kernel);
+        PciDevice.setNoiommuMode(true, { ...options, kernel: this.kernel });
       }
     }
     this.previousDriver = current;

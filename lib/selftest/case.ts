@@ -19,7 +19,7 @@ export type Need =
   | 'sys-rawio' | 'without-sys-rawio';
 
 export interface ConformanceCase {
-  /** Stable dotted id, e.g. 'ioas.unmap.partial-area'; used in reports and the known-gaps list. */
+  /** Stable dotted id, e.g. 'ioas.unmap.partial-area'; used in reports. */
   readonly id: string;
   readonly title: string;
   readonly needs?: readonly Need[];

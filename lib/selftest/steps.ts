@@ -10,7 +10,6 @@ import * as V from '../uapi/vfio';
 import { call } from './calls';
 import { on, type FixtureValue } from './struct-call';
 import type { CaseContext } from './context';
-import type { IoasFixture } from './fixtures';
 import { ioasAlloc as wrappedIoasAlloc, ioasMap, iommuDestroy } from '../ioctl/iommufd-ioctls';
 import { deviceAttachIommufdPt, deviceBindIommufd, deviceDetachIommufdPt } from '../ioctl/device-ioctls';
 import { iova } from '../sys/addresses';
@@ -64,7 +63,7 @@ export interface IovaRangesAnswer {
 }
 
 /** IOMMU_IOAS_IOVA_RANGES of the fixture's IOAS with room for `capacity` ranges. */
-export function iovaRanges(f: IoasFixture, capacity = 16): IovaRangesAnswer {
+export function iovaRanges(f: FixtureValue & { readonly iommufd: number; readonly ioasId: number }, capacity = 16): IovaRangesAnswer {
   const { t } = f;
   const entry = I.IommuIovaRange.size;
   const memory = t.anonymousMemory(BigInt(Math.max(1, Math.ceil((capacity * entry) / t.pageSize)) * t.pageSize));

@@ -6,6 +6,11 @@
  * code EBADF before anything reaches the kernel, so a stale fd number (possibly reused by another
  * open) is never touched.
  *
+ * A resource can also be held by others, the way the kernel counts references to a file: a
+ * device bound with `ownIommufd` holds its iommufd, a device taken from a group holds the group
+ * and its container. A held resource's `close()` only records that its owner is done with it;
+ * it closes once the last holder has closed (or been dropped).
+ *
  * A FinalizationRegistry releases what a dropped, never-closed resource held, as a safety net
  * only: the moment is up to the garbage collector. The releaser it runs never references the
  * resource object (that would keep it alive); fds go through a shared `FileDescriptor` record, so
@@ -54,6 +59,11 @@ export abstract class Resource implements Disposable {
   private readonly owned = new Set<WeakRef<Resource>>();
   private readonly selfRef = new WeakRef<Resource>(this);
   private owner: Resource | undefined;
+  /** How many resources hold this one open, and whether close() was asked for meanwhile. */
+  private holders = 0;
+  private closeWanted = false;
+  /** The resources this one holds open, let go of once it has closed. */
+  private readonly held: Resource[] = [];
 
   protected constructor(
     /** The kernel every call of this resource goes to. */
@@ -67,9 +77,16 @@ export abstract class Resource implements Disposable {
     return this.isClosed;
   }
 
-  /** Releases this resource and everything it owns. Closing twice is allowed and does nothing. */
+  /**
+   * Releases this resource and everything it owns. Closing twice is allowed and does nothing.
+   * While another resource holds this one, the release waits until the last holder closes.
+   */
   close(): void {
     if (this.isClosed) return;
+    if (this.holders > 0) {
+      this.closeWanted = true;
+      return;
+    }
     this.isClosed = true;
     safetyNet.unregister(this);
     const errors: unknown[] = [];
@@ -88,6 +105,7 @@ export abstract class Resource implements Disposable {
     }
     this.owner?.owned.delete(this.selfRef);
     this.owner = undefined;
+    errors.push(...Resource.letGoOf(this.held));
     if (errors.length === 1) throw errors[0];
     if (errors.length > 1) throw new AggregateError(errors, `closing ${this.description} failed in ${errors.length} places`);
   }
@@ -107,6 +125,37 @@ export abstract class Resource implements Disposable {
     child.owner = this;
     this.owned.add(child.selfRef);
     return child;
+  }
+
+  /**
+   * Keeps `resource` open while this one is: its `close()` (by whoever else owns it) takes effect
+   * once this one has closed too.
+   */
+  protected hold<T extends Resource>(resource: T): T {
+    this.assertOpen('hold');
+    resource.assertOpen('hold');
+    resource.holders++;
+    this.held.push(resource);
+    return resource;
+  }
+
+  /** One holder less; the last one carries out a close() asked for meanwhile. */
+  private letGo(): void {
+    this.holders--;
+    if (this.holders === 0 && this.closeWanted) this.close();
+  }
+
+  /** Lets go of every resource in `held` (emptying it), in the order they were taken; returns what failed. */
+  private static letGoOf(held: Resource[]): unknown[] {
+    const errors: unknown[] = [];
+    for (const resource of held.splice(0)) {
+      try {
+        resource.letGo();
+      } catch (e) {
+        errors.push(e);
+      }
+    }
+    return errors;
   }
 
   /** The resources this one currently owns, oldest first. */
@@ -133,11 +182,19 @@ export abstract class Resource implements Disposable {
     this.owner = undefined;
   }
 
-  /** Arms the garbage-collection safety net. `release` must not reference `this`. */
+  /**
+   * Arms the garbage-collection safety net. `release` must not reference `this`. What this
+   * resource holds is let go of after `release`, as `close()` does.
+   */
   protected armSafetyNet(release: Releaser): void {
+    const held = this.held;
     safetyNet.register(this, () => {
       safetyNetStats.released++;
-      release();
+      try {
+        release();
+      } finally {
+        Resource.letGoOf(held);
+      }
     }, this);
   }
 

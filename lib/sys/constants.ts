@@ -23,6 +23,8 @@ export const MAP_HUGETLB = 0x40000;
 export const MAP_HUGE_SHIFT = 26;
 export const MAP_HUGE_2MB = 21 << MAP_HUGE_SHIFT;
 export const MAP_HUGE_1GB = 30 << MAP_HUGE_SHIFT;
+/** The huge page sizes x86-64 offers (MAP_HUGE_2MB, MAP_HUGE_1GB). */
+export type HugePageSize = '2M' | '1G';
 
 export const MFD_CLOEXEC = 0x1;
 export const MFD_ALLOW_SEALING = 0x2;

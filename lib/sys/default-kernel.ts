@@ -11,7 +11,6 @@ export function defaultKernel(): Kernel {
   let loaded: { nativeKernel?: () => Kernel };
   try {
     // A plain require keeps the addon out of the import graph until it is actually needed.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     loaded = require('./native-kernel') as { nativeKernel?: () => Kernel };
   } catch (e) {
     throw new Error(`node-vfio: the native addon could not be loaded (${(e as Error).message}); ` +

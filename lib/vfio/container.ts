@@ -14,9 +14,15 @@ import { isPinningFailure, memlockHint } from '../support/hints';
 import type { BufferSegment, DmaAttachment, DmaMapOptions, DmaSpace } from '../dma/dma-space';
 import { readPhysicalSegments } from '../dma/pagemap';
 import { IovaAllocator } from '../dma/iova-allocator';
-import { defaultKernel } from '../sys/default-kernel';
+import { isKernel, kernelFrom, type KernelOptions } from '../support/kernel-options';
 
 export const CONTAINER_PATH = '/dev/vfio/vfio';
+
+/** Options of `VfioContainer.open`. */
+export interface VfioContainerOpenOptions extends KernelOptions {
+  /** The container device node (default /dev/vfio/vfio). */
+  readonly path?: string;
+}
 
 /** A VFIO container: the legacy holder of an IOMMU context for one or more groups. */
 export class VfioContainer extends Resource implements DmaSpace {
@@ -31,7 +37,12 @@ export class VfioContainer extends Resource implements DmaSpace {
   }
 
   /** Opens /dev/vfio/vfio and checks the API version. */
-  static open(kernel: Kernel = defaultKernel(), path = CONTAINER_PATH): VfioContainer {
+  static open(options?: VfioContainerOpenOptions): VfioContainer;
+  /** @deprecated The positional form of `VfioContainer.open({ kernel, path })`. */
+  static open(kernel: Kernel, path?: string): VfioContainer;
+  static open(options: VfioContainerOpenOptions | Kernel = {}, positionalPath?: string): VfioContainer {
+    const kernel = kernelFrom(options);
+    const path = (isKernel(options) ? positionalPath : options.path) ?? CONTAINER_PATH;
     let fd: number;
     try {
       fd = kernel.open(path, O_RDWR | O_CLOEXEC);

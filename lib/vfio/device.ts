@@ -15,7 +15,8 @@ import { Region, type RegionOwner } from './region';
 import { ConfigSpace } from './config-space';
 import { Irqs, type IrqOwner } from './irq';
 import type { Mmio } from './mmio';
-import { Iommufd, type BoundDevice } from '../iommu/iommufd';
+import { Iommufd } from '../iommu/iommufd';
+import type { BoundDevice } from '../iommu/iommufd-handle';
 import { Ioas } from '../iommu/ioas';
 import { Hwpt } from '../iommu/hwpt';
 import { PciDevice, isBdf, normalizeBdf } from '../pci/pci-device';
@@ -39,8 +40,9 @@ export interface VfioDeviceOpenOptions {
   /** Attach to this IOAS or HWPT; default: a new IOAS of the iommufd; false: stay unattached. */
   readonly attach?: Ioas | Hwpt | false;
   /**
-   * The device takes ownership of the iommufd instead of the other way round: closing the device
-   * closes the iommufd too (what openDevice does with the iommufd it opens).
+   * The device takes ownership of the iommufd instead of the other way round: the device holds
+   * the iommufd open, and closing the device closes the iommufd too, unless someone still holds
+   * it (what openDevice does with the iommufd it opens).
    */
   readonly ownIommufd?: boolean;
   /** Why this path was chosen, for `backend.reason`. */
@@ -54,8 +56,8 @@ export interface DeviceInit {
   readonly iommufd?: Iommufd;
   readonly deviceId?: number;
   readonly dmaSpace?: DmaSpace;
-  /** Resources the device owns that must outlive its fd (the iommufd or group openDevice made). */
-  readonly companions?: readonly Resource[];
+  /** Resources the device holds open until it has closed (its iommufd, or its group and container). */
+  readonly holds?: readonly Resource[];
 }
 
 /**
@@ -71,7 +73,6 @@ export class VfioDevice extends Resource implements RegionOwner, IrqOwner, Bound
   readonly iommufd: Iommufd | undefined;
   private readonly boundId: number | undefined;
   private readonly file: FileDescriptor;
-  private readonly companions: readonly Resource[];
   private legacySpace: DmaSpace | undefined;
   private attachedTo: Ioas | Hwpt | undefined;
   private cachedInfo: DeviceInfo | undefined;
@@ -89,12 +90,8 @@ export class VfioDevice extends Resource implements RegionOwner, IrqOwner, Bound
     this.iommufd = init.iommufd;
     this.boundId = init.deviceId;
     this.legacySpace = init.dmaSpace;
-    this.companions = init.companions ?? [];
-    const companions = this.companions;
-    this.armSafetyNet(() => {
-      file.close();
-      for (const c of companions) c.close();
-    });
+    this.armSafetyNet(() => file.close());
+    for (const resource of init.holds ?? []) this.hold(resource);
   }
 
   /**
@@ -124,8 +121,10 @@ export class VfioDevice extends Resource implements RegionOwner, IrqOwner, Bound
     const created = new VfioDevice(kernel, file, {
       bdf, iommufd, deviceId,
       backend: { kind: 'cdev', noiommu, reason: options.reason ?? `opened the device cdev ${path} directly` },
-      ...(options.ownIommufd ? { companions: [iommufd] } : {}),
+      ...(options.ownIommufd ? { holds: [iommufd] } : {}),
     });
+    // Owning the iommufd: the caller's claim on it passes to the device, which holds it open.
+    if (options.ownIommufd) iommufd.close();
     const dev = options.ownIommufd ? created : iommufd.own(created);
     try {
       if (options.attach !== false) dev.attach(options.attach ?? iommufd.ioas());
@@ -318,7 +317,6 @@ export class VfioDevice extends Resource implements RegionOwner, IrqOwner, Bound
     } finally {
       if (ioas && this.boundId !== undefined) ioas.noteAttached(this.boundId, null);
       this.attachedTo = undefined;
-      for (const c of this.companions) c.close();
     }
   }
 }
@@ -336,7 +334,7 @@ function resolveCdev(kernel: Kernel, device: string): { path: string; bdf: strin
     }
     return { path: device, bdf };
   }
-  const pci = PciDevice.get(device, kernel);
+  const pci = PciDevice.get(device, { kernel });
   const path = pci.cdevPath();
   if (path === null) {
     const driver = pci.driver;

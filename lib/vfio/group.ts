@@ -11,8 +11,13 @@ import type { GroupStatus } from '../ioctl/group-ioctls';
 import type { DmaSpace } from '../dma/dma-space';
 import { VfioDevice } from './device';
 import { VfioContainer } from './container';
-import { defaultKernel } from '../sys/default-kernel';
+import { kernelFrom, type KernelOptions } from '../support/kernel-options';
 
+/** Options of `VfioGroup.open`. */
+export interface VfioGroupOpenOptions extends KernelOptions {
+  /** The group of a device without an IOMMU (/dev/vfio/noiommu-N). */
+  readonly noiommu?: boolean;
+}
 
 /** A VFIO group: the legacy unit of device ownership. */
 export class VfioGroup extends Resource {
@@ -35,8 +40,8 @@ export class VfioGroup extends Resource {
    * Opens group `groupId`: /dev/vfio/noiommu-N when `noiommu` (the group of a device without an
    * IOMMU), else /dev/vfio/N.
    */
-  static open(groupId: number, options: { noiommu?: boolean; kernel?: Kernel } = {}): VfioGroup {
-    const kernel = options.kernel ?? defaultKernel();
+  static open(groupId: number, options: VfioGroupOpenOptions = {}): VfioGroup {
+    const kernel = kernelFrom(options);
     const path = options.noiommu ? `/dev/vfio/noiommu-${groupId}` : `/dev/vfio/${groupId}`;
     let fd: number;
     try {
@@ -70,9 +75,10 @@ export class VfioGroup extends Resource {
 
   /**
    * Gets a device fd from the group (the container must be set with an IOMMU model). The device
-   * is independent of the group object; pass companions to have it close them after itself.
+   * holds the group open, as its fd holds the group in the kernel, and the container it maps DMA
+   * into (`dmaSpace`): closing them before the device only takes effect once the device closes.
    */
-  openDevice(bdf: string, init: { dmaSpace?: DmaSpace; reason?: string; companions?: Resource[] } = {}): VfioDevice {
+  openDevice(bdf: string, init: { dmaSpace?: DmaSpace; reason?: string } = {}): VfioDevice {
     let fd: number;
     try {
       fd = g.groupGetDeviceFd(this.kernel, this.fd, bdf);
@@ -84,7 +90,7 @@ export class VfioGroup extends Resource {
       bdf,
       backend: { kind: 'group', noiommu: this.noiommu, reason: init.reason ?? `opened through VFIO group ${this.file.path}` },
       ...(init.dmaSpace ? { dmaSpace: init.dmaSpace } : {}),
-      ...(init.companions ? { companions: init.companions } : {}),
+      holds: init.dmaSpace instanceof Resource ? [this, init.dmaSpace] : [this],
     });
   }
 

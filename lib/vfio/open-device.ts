@@ -8,7 +8,7 @@
 import type { Kernel } from '../sys/kernel';
 import { VfioError } from '../sys/errors';
 import * as V from '../uapi/vfio';
-import { defaultKernel } from '../sys/default-kernel';
+import { kernelFrom, type KernelOptions } from '../support/kernel-options';
 import { PciDevice, VFIO_PCI_DRIVER } from '../pci/pci-device';
 import { Iommufd } from '../iommu/iommufd';
 import { VfioDevice } from './device';
@@ -16,9 +16,7 @@ import { VfioContainer } from './container';
 import { VfioGroup } from './group';
 
 /** Options of `openDevice`. */
-export interface OpenDeviceOptions {
-  /** The kernel to use (default: the real one). */
-  readonly kernel?: Kernel;
+export interface OpenDeviceOptions extends KernelOptions {
   /** Force a path instead of choosing: 'cdev' (iommufd) or 'group' (legacy container). */
   readonly prefer?: 'cdev' | 'group';
 }
@@ -29,8 +27,8 @@ export interface OpenDeviceOptions {
  * device closes them. `device.backend` tells which path was taken and why.
  */
 export function openDevice(bdf: string, options: OpenDeviceOptions = {}): VfioDevice {
-  const kernel = options.kernel ?? defaultKernel();
-  const pci = PciDevice.get(bdf, kernel);
+  const kernel = kernelFrom(options);
+  const pci = PciDevice.get(bdf, { kernel });
   const driver = pci.driver;
   if (driver !== VFIO_PCI_DRIVER) {
     throw VfioError.condition('ERR_VFIO_NOT_BOUND', {
@@ -52,7 +50,7 @@ export function openDevice(bdf: string, options: OpenDeviceOptions = {}): VfioDe
     const reason = noiommu
       ? `device cdev ${cdev} and /dev/iommu exist: Linux 7.3 noiommu cdev bound to iommufd; physical addresses come from IOMMU_IOAS_NOIOMMU_GET_PA`
       : `device cdev ${cdev} and /dev/iommu exist: IOMMU-translated DMA through an iommufd IOAS`;
-    const iommufd = Iommufd.open(kernel);
+    const iommufd = Iommufd.open({ kernel });
     try {
       return VfioDevice.open(cdev, { iommufd, ownIommufd: true, reason });
     } catch (e) {
@@ -69,7 +67,7 @@ export function openDevice(bdf: string, options: OpenDeviceOptions = {}): VfioDe
 function openThroughGroup(kernel: Kernel, pci: PciDevice, whyNotCdev: string): VfioDevice {
   const groupId = pci.iommuGroup;
   if (groupId === null) {
-    const noiommuOff = !pci.hasIommu && PciDevice.noiommuMode(kernel) !== 'enabled';
+    const noiommuOff = !pci.hasIommu && PciDevice.noiommuMode({ kernel }) !== 'enabled';
     throw VfioError.condition(noiommuOff ? 'ERR_VFIO_NOIOMMU_OFF' : 'ERR_VFIO_NO_GROUP', {
       check: `${pci.bdf} has neither a usable device cdev (${whyNotCdev}) nor an IOMMU group`,
       hint: pci.hasIommu ? 'is vfio-pci bound correctly?'
@@ -85,7 +83,7 @@ function openThroughGroup(kernel: Kernel, pci: PciDevice, whyNotCdev: string): V
     });
   }
   const noiommu = kernel.exists(`/dev/vfio/noiommu-${groupId}`);
-  const container = VfioContainer.open(kernel);
+  const container = VfioContainer.open({ kernel });
   let group: VfioGroup | undefined;
   try {
     group = VfioGroup.open(groupId, { noiommu, kernel });
@@ -101,7 +99,11 @@ function openThroughGroup(kernel: Kernel, pci: PciDevice, whyNotCdev: string): V
     const reason = noiommu
       ? `${whyNotCdev}; using legacy noiommu group /dev/vfio/noiommu-${groupId} with VFIO_NOIOMMU_IOMMU; physical addresses come from /proc/self/pagemap of locked memory (needs CAP_SYS_ADMIN)`
       : `${whyNotCdev}; using VFIO group /dev/vfio/${groupId} in a type1 container (IOVAs allocated from its usable ranges)`;
-    return group.openDevice(pci.bdf, { dmaSpace: container, reason, companions: [group, container] });
+    const device = group.openDevice(pci.bdf, { dmaSpace: container, reason });
+    // The device holds the group and the container; closing them here hands them over to it.
+    group.close();
+    container.close();
+    return device;
   } catch (e) {
     group?.close();
     container.close();

@@ -350,9 +350,7 @@ describe('native kernel: exact-width MMIO accessors', function () {
 
 /** The V8 gc() function, enabled at run time (mocha is not started with --expose-gc). */
 function exposeGc(): () => void {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const v8 = require('node:v8') as typeof import('node:v8');
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const vm = require('node:vm') as typeof import('node:vm');
   v8.setFlagsFromString('--expose-gc');
   return vm.runInNewContext('gc') as () => void;

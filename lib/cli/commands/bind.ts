@@ -6,7 +6,7 @@ import type { Command, CommandContext } from '../command';
 function oneBdf(ctx: CommandContext, usage: string): PciDevice {
   const [bdf, ...rest] = ctx.args.positionals;
   if (bdf === undefined || rest.length > 0) throw new UsageError(`expected exactly one PCI address: ${usage}`);
-  return PciDevice.get(bdf, ctx.kernel);
+  return PciDevice.get(bdf, { kernel: ctx.kernel });
 }
 
 export const bindCommand: Command = {

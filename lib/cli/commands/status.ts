@@ -22,7 +22,7 @@ export const statusCommand: Command = {
   summary: 'list PCI devices by driver, with IOMMU group, VFIO cdev and noiommu mode',
   options: { json: { description: 'print JSON for scripts' } },
   run({ kernel, args, stdout }) {
-    const devices: DeviceRow[] = PciDevice.list({}, kernel).map((d) => ({
+    const devices: DeviceRow[] = PciDevice.list({}, { kernel }).map((d) => ({
       bdf: d.bdf,
       vendorId: hex(d.vendorId, 4),
       deviceId: hex(d.deviceId, 4),
@@ -35,7 +35,7 @@ export const statusCommand: Command = {
     }));
     const host = {
       kernel: kernel.kind === 'model' ? `model (${kernel.description})` : 'native',
-      noiommuMode: PciDevice.noiommuMode(kernel),
+      noiommuMode: PciDevice.noiommuMode({ kernel }),
       iommufd: kernel.exists('/dev/iommu'),
       vfioContainer: kernel.exists('/dev/vfio/vfio'),
     };

@@ -23,10 +23,10 @@ import {
 } from '../../uapi/iommufd';
 import { fail, KernelError } from '../errno';
 import { atLeast, type KernelVersion } from '../profile';
-import type { IommufdContext } from './iommufd-ctx';
+import type { CommandContext as IommufdContext } from './command-context';
 import { hwptPagingAlloc } from './iommufd-device';
 import { FaultQueue, FaultQueueFile } from './fault-queue';
-import { IOMMU_READ, IOMMU_WRITE, UnmapError, type IovaRange, type PagesSlice } from './io-pagetable';
+import { IOMMU_READ, IOMMU_WRITE, UnmapError, type IovaInterval, type PagesSlice } from './io-pagetable';
 import type { IoasObject } from './ioas-object';
 import { IoPages, type AccountMode } from './pinned-pages';
 import type { IommufdObject } from './object-table';
@@ -255,7 +255,7 @@ function ioasAllowIovas(u: Ucmd<AllowIovasS>): number {
   if (c.__reserved) fail('EOPNOTSUPP');
   const ioas = u.ctx.getIoas(c.ioas_id);
   // iommufd_ioas_load_iovas
-  const loaded: IovaRange[] = [];
+  const loaded: IovaInterval[] = [];
   for (let i = 0; i < c.num_iovas; i++) {
     const raw = u.ctx.host.space.readUser(c.allowed_iovas + BigInt(i * IommuIovaRange.size), IommuIovaRange.size);
     const r = IommuIovaRange.decode(raw);

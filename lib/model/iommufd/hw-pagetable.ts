@@ -7,8 +7,17 @@
  * it is destroyed.
  */
 import type { IommuDomain } from './domain';
-import type { IoasObject } from './ioas-object';
+import type { IoPagetable } from './io-pagetable';
 import { IommufdObject } from './object-table';
+
+/**
+ * What a paging HWPT uses of its IOAS (ioas-object.ts's IoasObject), named here so that the two
+ * objects, which point at each other, do not import each other.
+ */
+export interface HwptParent extends IommufdObject {
+  readonly iopt: IoPagetable;
+  readonly hwpts: HwptPaging[];
+}
 
 export class HwptPaging extends IommufdObject {
   readonly type = 'hwpt-paging' as const;
@@ -19,7 +28,7 @@ export class HwptPaging extends IommufdObject {
   fault: IommufdObject | null = null;
 
   constructor(
-    readonly ioas: IoasObject,
+    readonly ioas: HwptParent,
     public domain: IommuDomain | null,
     readonly nestParent: boolean,
   ) {

@@ -25,12 +25,16 @@ const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 const TAG_PHYS_START = 0;
 const TAG_FIRST_RUN_BYTES = 1;
 
-export interface IovaRange {
+/**
+ * An inclusive IOVA interval as the io_pagetable keeps them (interval_tree_node: start, last):
+ * plain bigints, unlike the API's branded IovaRange in lib/sys/addresses.ts.
+ */
+export interface IovaInterval {
   readonly start: bigint;
   readonly last: bigint;
 }
 
-interface Reserved extends IovaRange {
+interface Reserved extends IovaInterval {
   readonly owner: object;
 }
 
@@ -158,7 +162,7 @@ export interface PhysSegment {
 
 export class IoPagetable {
   readonly areas = new IntervalTree<Area>({ tags: 2 });
-  private allowed: IovaRange[] = [];
+  private allowed: IovaInterval[] = [];
   private reserved: Reserved[] = [];
   readonly domains: IommuDomain[] = [];
   /** iopt->iova_alignment: 1 for a table without domains. */
@@ -177,11 +181,11 @@ export class IoPagetable {
   /** pageSize as a number, for the arithmetic of the GET_PA path. */
   private readonly pageSizeN: number;
 
-  get allowedRanges(): readonly IovaRange[] {
+  get allowedRanges(): readonly IovaInterval[] {
     return this.allowed;
   }
 
-  get reservedRanges(): readonly IovaRange[] {
+  get reservedRanges(): readonly IovaInterval[] {
     return this.reserved;
   }
 
@@ -230,7 +234,7 @@ export class IoPagetable {
   }
 
   /** The allowed IOVA, as the used spans of the allowed tree over [PAGE_SIZE, ULONG_MAX - PAGE_SIZE]. */
-  private allowedSpans(): IovaRange[] {
+  private allowedSpans(): IovaInterval[] {
     const lo = this.pageSize;
     const hi = ULONG_MAX - this.pageSize;
     if (this.allowed.length === 0) return [{ start: lo, last: hi }];
@@ -252,7 +256,7 @@ export class IoPagetable {
    * Maximal holes of (reserved ∪ areas) within [lo, hi] that are at least `minSize` long,
    * ascending (interval_tree_for_each_double_span's holes, minus the ones too small to matter).
    */
-  private *holes(lo: bigint, hi: bigint, minSize: bigint): Generator<IovaRange> {
+  private *holes(lo: bigint, hi: bigint, minSize: bigint): Generator<IovaInterval> {
     let windowStart = lo;
     for (const r of mergeRanges(this.reserved)) {
       if (r.last < windowStart) continue;
@@ -609,7 +613,7 @@ export class IoPagetable {
   // ---- allowed / reserved ranges ------------------------------------------------------------
 
   /** iopt_set_allow_iova: replaces the allowed ranges unless one hits a reserved range (EADDRINUSE). */
-  setAllowedIovas(ranges: IovaRange[]): void {
+  setAllowedIovas(ranges: IovaInterval[]): void {
     for (const r of ranges) if (this.reservedOverlap(r.start, r.last)) fail('EADDRINUSE');
     this.allowed = [...ranges].sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
   }
@@ -628,8 +632,8 @@ export class IoPagetable {
   }
 
   /** IOMMU_IOAS_IOVA_RANGES: the holes of the reserved ranges over [0, ULONG_MAX]. */
-  iovaRanges(): IovaRange[] {
-    const out: IovaRange[] = [];
+  iovaRanges(): IovaInterval[] {
+    const out: IovaInterval[] = [];
     let cur = 0n;
     for (const r of mergeRanges(this.reserved)) {
       if (r.start > cur) out.push({ start: cur, last: r.start - 1n });
@@ -644,7 +648,7 @@ export class IoPagetable {
    * iopt_table_enforce_dev_resv_regions: reserves a device's regions for `owner`; EADDRINUSE
    * (with none of them kept) when one collides with an area or allowed range.
    */
-  enforceReservedRegions(regions: readonly IovaRange[], owner: object): void {
+  enforceReservedRegions(regions: readonly IovaInterval[], owner: object): void {
     this.faults.point('iommufd.resv-regions');
     try {
       for (const r of regions) this.reserveIova(r.start, r.last, owner);
@@ -768,7 +772,7 @@ function ceilDiv(a: bigint, b: bigint): bigint {
 }
 
 /** Sorted ranges merged where they overlap or touch. */
-function mergeRanges(ranges: readonly IovaRange[]): IovaRange[] {
+function mergeRanges(ranges: readonly IovaInterval[]): IovaInterval[] {
   const out: { start: bigint; last: bigint }[] = [];
   for (const r of ranges) {
     const prev = out[out.length - 1];

@@ -23,11 +23,8 @@
  */
 import { U64_MAX } from '../../uapi/codec';
 import { fail } from '../errno';
-import type { AddressSpace } from '../memory/address-space';
-import type { LockedMemory } from '../memory/locked-memory';
-import type { PhysicalMemory } from '../memory/physical-memory';
 import type { OpenFile, SyscallContext } from '../open-file';
-import type { Profile } from '../profile';
+import type { CommandContext, IommufdHost } from './command-context';
 import { hasIommufdNoiommu } from '../profile';
 import { commandTableEnd, dispatchIoctl } from './commands';
 import type { BindableDevice } from './iommufd-device';
@@ -37,20 +34,7 @@ import type { HwptPaging } from './hw-pagetable';
 import { IoasObject } from './ioas-object';
 import { IoPagetable, type PhysSegment } from './io-pagetable';
 import { ObjectTable } from './object-table';
-import type { AccountMode, PinEnvironment } from './pinned-pages';
-
-/** Kernel services an iommufd context uses. */
-export interface IommufdHost extends PinEnvironment {
-  readonly profile: Profile;
-  readonly space: AddressSpace;
-  readonly memory: PhysicalMemory;
-  readonly locked: LockedMemory;
-  readonly dmaOwnership: DmaOwnership;
-  /** fget: the open file behind an fd of the calling process (EBADF). */
-  fileOf(fd: number): OpenFile;
-  /** fd_install of a new file; returns the fd. */
-  installFile(file: OpenFile, path: string): number;
-}
+import type { AccountMode } from './pinned-pages';
 
 /** A DMA an IOMMU refused (what a DMAR fault records). */
 export class IommuFault extends Error {
@@ -65,7 +49,7 @@ export class IommuFault extends Error {
   }
 }
 
-export class IommufdContext implements OpenFile {
+export class IommufdContext implements OpenFile, CommandContext {
   readonly kind = 'iommufd';
   readonly objects: ObjectTable;
   /** ictx->account_mode: 'user' unless opened as /dev/vfio/vfio or changed by IOMMU_OPTION. */

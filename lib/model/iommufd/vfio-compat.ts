@@ -13,7 +13,7 @@ import {
   VfioIommuType1DmaMap, VfioIommuType1DmaUnmap, VfioIommuType1Info, VfioIommuType1InfoCapIovaRange, VfioIovaRange,
 } from '../../uapi/vfio';
 import { fail } from '../errno';
-import type { IommufdContext } from './iommufd-ctx';
+import type { CommandContext as IommufdContext } from './command-context';
 import { IOMMU_READ, IOMMU_WRITE, UnmapError } from './io-pagetable';
 import type { IoasObject } from './ioas-object';
 import { IoPages } from './pinned-pages';

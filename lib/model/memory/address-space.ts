@@ -21,7 +21,7 @@ import type { MmapBacking, ModelMapping, OpenFile } from '../open-file';
 import { IntervalTree } from '../structures/interval-tree';
 import type { LockedMemory } from './locked-memory';
 import type { MemfdFile, MemfdWindow } from './memfd';
-import type { HugePageSize } from './physical-memory';
+import type { HugePageSize } from '../../sys/constants';
 import { HUGE_PAGE_BYTES, OutOfFrames, PhysicalMemory } from './physical-memory';
 import { Prng } from './prng';
 import { detach } from './transfer';

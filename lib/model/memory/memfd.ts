@@ -11,7 +11,7 @@
  */
 import { fail } from '../errno';
 import type { OpenFile, SyscallContext } from '../open-file';
-import type { HugePageSize } from './physical-memory';
+import type { HugePageSize } from '../../sys/constants';
 import { HUGE_PAGE_BYTES, OutOfFrames, PhysicalMemory } from './physical-memory';
 import { detach } from './transfer';
 

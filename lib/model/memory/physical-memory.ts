@@ -13,6 +13,7 @@
  */
 import type { MemoryConfig } from '../profile';
 import { Prng } from './prng';
+import type { HugePageSize } from '../../sys/constants';
 
 /** A physical access that did not hit a live RAM frame (what a device would see as a bus error). */
 export class PhysicalAccessFault extends Error {
@@ -36,7 +37,6 @@ export class OutOfFrames extends Error {
   }
 }
 
-export type HugePageSize = '2M' | '1G';
 export const HUGE_PAGE_BYTES: Readonly<Record<HugePageSize, number>> = { '2M': 2 << 20, '1G': 1 << 30 };
 
 /** A RAM range of the machine's memory map, [start, end) in bytes. */

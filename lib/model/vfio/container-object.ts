@@ -23,9 +23,9 @@ import {
 } from '../../uapi/vfio';
 import type { OpenFile, SyscallContext } from '../open-file';
 import { IOMMU_BLOCKED, type PciSlot } from '../pci/host';
-import type { VfioGroupObject } from './group-object';
+import type { IommuGroup } from './iommu-groups';
 import type { IommufdBoundDevice, IommufdContextPort } from './iommufd-port';
-import type { VfioSubsystem } from './subsystem';
+import type { VfioEnvironment, VfioGroupType } from './environment';
 
 interface IommuDriver {
   readonly name: 'vfio-noiommu' | 'vfio-iommu-type1';
@@ -33,15 +33,35 @@ interface IommuDriver {
   checkExtension(arg: number): number;
   /** .open: EINVAL for a type the driver does not implement, EPERM without privilege. */
   open(arg: number): void;
-  attachGroup(group: VfioGroupObject): void;
-  detachGroup(group: VfioGroupObject): void;
+  attachGroup(group: ContainerGroup): void;
+  detachGroup(group: ContainerGroup): void;
   /** Container ioctls passed through once the driver is set. */
   ioctl(request: number, arg: Uint8Array | number | null): number;
   release(): void;
 }
 
+/**
+ * What a container uses of the groups set into it (group-object.ts's ContainerGroup), named here
+ * because a group points back at its container: the two cannot import each other.
+ */
+export interface ContainerGroup {
+  readonly type: VfioGroupType;
+  readonly iommuGroup: IommuGroup | undefined;
+  container: VfioContainerObject | undefined;
+  containerUsers: number;
+  id(): number;
+}
+
+/** What a container uses of the VFIO core (subsystem.ts's VfioSubsystem). */
+export interface ContainerCore {
+  readonly env: VfioEnvironment;
+  noiommuEnabled(): boolean;
+  claimDmaOwner(group: ContainerGroup, owner: object): void;
+  releaseDmaOwner(group: ContainerGroup, owner: object): void;
+}
+
 export class VfioContainerObject {
-  readonly groups: VfioGroupObject[] = [];
+  readonly groups: ContainerGroup[] = [];
   iommuDriver: IommuDriver | undefined;
   noiommu = false;
   /**
@@ -50,7 +70,7 @@ export class VfioContainerObject {
    */
   private type1Context: { file: OpenFile; port: IommufdContextPort } | undefined;
 
-  constructor(readonly sys: VfioSubsystem) {}
+  constructor(readonly sys: ContainerCore) {}
 
   /** The registered IOMMU drivers (vfio.iommu_drivers_list). */
   private drivers(): IommuDriver[] {
@@ -208,7 +228,7 @@ export class VfioContainerObject {
   }
 
   /** vfio_container_attach_group. */
-  attachGroup(group: VfioGroupObject): void {
+  attachGroup(group: ContainerGroup): void {
     if (group.type === 'noiommu' && !this.sys.env.capabilities().sysRawio) {
       fail('EPERM', 'a noiommu group needs CAP_SYS_RAWIO');
     }
@@ -231,7 +251,7 @@ export class VfioContainerObject {
   }
 
   /** vfio_group_detach_container: the last group takes the IOMMU model with it. */
-  detachGroup(group: VfioGroupObject): void {
+  detachGroup(group: ContainerGroup): void {
     this.iommuDriver?.detachGroup(group);
     if (group.type === 'iommu') this.sys.releaseDmaOwner(group, this.ownerToken());
     group.container = undefined;

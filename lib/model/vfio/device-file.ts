@@ -12,8 +12,24 @@ import {
   VFIO_DEVICE_DETACH_PASID,
 } from '../../uapi/vfio';
 import type { MmapBacking, OpenFile, SyscallContext } from '../open-file';
-import type { DeviceFileState, VfioDeviceObject } from './device-object';
-import type { VfioGroupObject, VfioGroupFile } from './group-object';
+import type { DeviceFileState, DeviceGroup, VfioDeviceObject } from './device-object';
+import type { VfioEnvironment } from './environment';
+import type { IommufdContextPort } from './iommufd-port';
+
+/**
+ * What a device file uses of the group it came from and of the group file it was taken through
+ * (group-object.ts), named here because the group file creates device files.
+ */
+export interface DeviceFileGroup extends DeviceGroup {
+  readonly iommufd: IommufdContextPort | undefined;
+  readonly sys: { readonly env: VfioEnvironment };
+  hasIommu(): boolean;
+}
+export interface DeviceFileGroupFile {
+  readonly group: DeviceFileGroup;
+  deviceRefs: number;
+  dropDeviceRef(): void;
+}
 
 export class VfioDeviceFile implements OpenFile, DeviceFileState {
   readonly kind = 'vfio-device';
@@ -22,7 +38,7 @@ export class VfioDeviceFile implements OpenFile, DeviceFileState {
   devid = 0;
   private released = false;
 
-  private constructor(readonly device: VfioDeviceObject, readonly group: VfioGroupObject | undefined, private readonly groupFile?: VfioGroupFile) {
+  private constructor(readonly device: VfioDeviceObject, readonly group: DeviceFileGroup | undefined, private readonly groupFile?: DeviceFileGroupFile) {
     device.fileRefs.add(this);
   }
 
@@ -35,7 +51,7 @@ export class VfioDeviceFile implements OpenFile, DeviceFileState {
   }
 
   /** vfio_device_open_file / vfio_df_group_open. */
-  static openFromGroup(device: VfioDeviceObject, groupFile: VfioGroupFile): VfioDeviceFile {
+  static openFromGroup(device: VfioDeviceObject, groupFile: DeviceFileGroupFile): VfioDeviceFile {
     const group = groupFile.group;
     if (!group.hasIommu()) fail('EINVAL', 'the group has no container or iommufd set');
     const df = new VfioDeviceFile(device, group, groupFile);

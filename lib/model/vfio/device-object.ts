@@ -9,14 +9,32 @@ import { fail } from '../errno';
 import type { PciSlot } from '../pci/host';
 import type { VfioPciCoreDevice } from './pci-core';
 import type { IommufdBoundDevice, IommufdContextPort } from './iommufd-port';
-import type { VfioGroupObject } from './group-object';
-import type { VfioSubsystem } from './subsystem';
+import type { VfioEnvironment, VfioGroupType } from './environment';
+
+/**
+ * What a device uses of its VFIO group (group-object.ts's VfioGroupObject), named here because
+ * the group lists its devices and creates their files: the two cannot import each other.
+ */
+export interface DeviceGroup {
+  readonly type: VfioGroupType;
+  readonly devices: VfioDeviceObject[];
+  id(): number;
+  useContainer(): void;
+  unuseContainer(): void;
+  blockForCdev(): void;
+  unblockForCdev(): void;
+}
 
 export interface DeviceFileState {
   /** The group this fd came from (GET_DEVICE_FD), or undefined for a cdev fd. */
-  readonly group: VfioGroupObject | undefined;
+  readonly group: DeviceGroup | undefined;
   iommufd: IommufdContextPort | undefined;
   devid: number;
+}
+
+/** What a device uses of the VFIO core (subsystem.ts's VfioSubsystem). */
+export interface DeviceCore {
+  readonly env: VfioEnvironment;
 }
 
 export class VfioDeviceObject {
@@ -24,7 +42,7 @@ export class VfioDeviceObject {
   registered = true;
   /** device->cdev_opened. */
   cdevOpened = false;
-  group: VfioGroupObject | undefined;
+  group: DeviceGroup | undefined;
   bound: IommufdBoundDevice | undefined;
   attached = false;
   /** Open fds referencing the device (the registration refcount). */
@@ -37,7 +55,7 @@ export class VfioDeviceObject {
     readonly noiommuFlag: boolean,
     readonly slot: PciSlot,
     readonly core: VfioPciCoreDevice,
-    readonly sys: VfioSubsystem,
+    readonly sys: DeviceCore,
     private readonly hooks: {
       /** Whether an IOMMU translates the device. */
       readonly hasIommu: boolean;

@@ -13,10 +13,18 @@ import type { IommuGroup } from './iommu-groups';
 import type { VfioDeviceObject } from './device-object';
 import type { VfioContainerObject } from './container-object';
 import type { IommufdContextPort } from './iommufd-port';
-import type { VfioSubsystem } from './subsystem';
+import type { VfioEnvironment, VfioGroupType } from './environment';
 import { VfioDeviceFile } from './device-file';
 
-export type VfioGroupType = 'iommu' | 'noiommu';
+
+/** What a group uses of the VFIO core (subsystem.ts's VfioSubsystem). */
+export interface GroupCore {
+  readonly env: VfioEnvironment;
+  isContainerFile(file: OpenFile): boolean;
+  containerOf(file: OpenFile): VfioContainerObject;
+  dmaOwnerClaimed(group: VfioGroupObject): boolean;
+  findDeviceByName(group: VfioGroupObject, text: string): VfioDeviceObject;
+}
 
 export class VfioGroupObject {
   readonly devices: VfioDeviceObject[] = [];
@@ -33,7 +41,7 @@ export class VfioGroupObject {
   /** The IOMMU group number the group is named after. */
   private readonly groupId: number;
 
-  constructor(readonly type: VfioGroupType, iommuGroup: IommuGroup, readonly sys: VfioSubsystem) {
+  constructor(readonly type: VfioGroupType, iommuGroup: IommuGroup, readonly sys: GroupCore) {
     this.iommuGroup = iommuGroup;
     this.groupId = iommuGroup.id;
   }

@@ -22,7 +22,8 @@ import { IommuSysfs, addIommuClass } from '../fs/iommu-sysfs';
 import type { IommuUnit } from '../profile';
 import { IommuGroups } from './iommu-groups';
 import type { IommufdPort } from './iommufd-port';
-import { VfioSubsystem, type DmaOwnershipTable, type VfioKconfig } from './subsystem';
+import { VfioSubsystem } from './subsystem';
+import type { DmaOwnershipTable, VfioKconfig } from './environment';
 import { VfioPciDriver } from './vfio-pci-driver';
 
 export interface PciFunctionSpec {

@@ -11,74 +11,19 @@
  *     iommufd noiommu support (7.3); without the group interface (null group) only the cdev.
  */
 import { fail } from '../errno';
-import type { FaultInjector } from '../fault-injection';
-import type { Capabilities } from '../../sys/kernel';
 import type { OpenFile } from '../open-file';
 import type { CharDevNode, Vfs } from '../vfs';
 import { addDevNode, removeDevNode, roAttr, rwAttr, link } from '../fs/nodes';
 import type { PciHost, PciSlot } from '../pci/host';
 import { IOMMU_BLOCKED } from '../pci/host';
-import type { PciBus } from '../pci/bus';
 import type { IommuGroups } from './iommu-groups';
+import type { DmaOwnershipTable, VfioEnvironment } from './environment';
 import { VfioContainerObject, VfioContainerFile } from './container-object';
 import { VfioDeviceObject } from './device-object';
 import { VfioDeviceFile } from './device-file';
 import { VfioGroupObject } from './group-object';
-import type { IommufdPort } from './iommufd-port';
 import { DmaOwnership } from '../iommufd/dma-ownership';
 import { VfioPciCoreDevice } from './pci-core';
-
-/** The kernel build options VFIO's user-visible behaviour depends on. */
-export interface VfioKconfig {
-  /** CONFIG_VFIO_GROUP (effective: the null-group build has none). */
-  readonly group: boolean;
-  /** CONFIG_VFIO_CONTAINER: vfio's own /dev/vfio/vfio. */
-  readonly container: boolean;
-  /** CONFIG_VFIO_DEVICE_CDEV. */
-  readonly cdev: boolean;
-  /** CONFIG_VFIO_NOIOMMU. */
-  readonly vfioNoiommu: boolean;
-  /** CONFIG_IOMMUFD_NOIOMMU (Linux 7.3): noiommu devices get a cdev and bind to iommufd. */
-  readonly iommufdNoiommu: boolean;
-  /** CONFIG_VFIO_PCI_INTX. */
-  readonly pciIntx: boolean;
-}
-
-export interface VfioEnvironment {
-  readonly vfs: Vfs;
-  readonly kconfig: VfioKconfig;
-  readonly pageSize: number;
-  readonly pci: PciHost;
-  readonly bus: PciBus;
-  readonly iommuGroups: IommuGroups;
-  /** The calling process's capabilities (capable()). */
-  capabilities(): Capabilities;
-  /** fget: the open file behind an fd. */
-  lookup(fd: number): OpenFile | undefined;
-  /** Installs a new open file in the fd table (FD_ADD); returns the fd. */
-  installFd(file: OpenFile, description: string): number;
-  /** copy_from_user for pointers inside structs (VF token); throws EFAULT on a bad pointer. */
-  readUser?(address: bigint, length: number): Uint8Array;
-  readonly iommufd: IommufdPort | undefined;
-  /** vfio.enable_unsafe_noiommu_mode at boot. */
-  readonly noiommuAtBoot: boolean;
-  /** IOMMU group DMA ownership shared with iommufd; a private table when absent. */
-  readonly dmaOwnership?: DmaOwnershipTable;
-  /** A fresh iommufd context (the type1 container driver runs on one); no type1 driver without it. */
-  newIommufd?(): OpenFile;
-  /** get_file / fput on a file that has no fd (keeps a private iommufd context alive). */
-  holdFile?(file: OpenFile): void;
-  dropFile?(file: OpenFile): void;
-  /** The kernel's fault injector, for the VFIO allocation sites (lib/model/faults.ts). */
-  readonly faults: FaultInjector;
-}
-
-/** iommu_group_claim_dma_owner and friends (one owner per IOMMU group; EBUSY for a second). */
-export interface DmaOwnershipTable {
-  claim(group: number, owner: object): void;
-  release(group: number, owner: object): void;
-  ownerOf(group: number): object | undefined;
-}
 
 /**
  * Dynamic char majors are handed out downwards (alloc_chrdev_region); on the lab kernels 254 is
@@ -239,7 +184,9 @@ export class VfioSubsystem {
 
   /** vfio_device_remove_group. */
   private removeFromGroup(device: VfioDeviceObject): void {
-    const group = device.group;
+    // The device sees its group only as far as it needs (DeviceGroup); the group object itself is
+    // the one registered here under its id.
+    const group = device.group && this.groupsByIommuGroup.get(device.group.id());
     if (!group) return;
     if (group.type === 'noiommu') this.env.iommuGroups.remove(group.iommuGroup!, device.slot);
     group.drivers--;

@@ -57,7 +57,6 @@ const labTarget: TargetFactory = {
     const lab = labEnvironment();
     if ('notInLab' in lab) throw new Error(lab.notInLab);
     // Loaded here only: outside the lab the addon may be missing, and the model must not need it.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { nativeKernel } = require('../../../lib/sys/native-kernel') as typeof import('../../../lib/sys/native-kernel');
     const kernel = nativeKernel();
     let hugePages = false;

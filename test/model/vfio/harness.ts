@@ -12,7 +12,7 @@ import type { OpenFile } from '../../../lib/model/open-file';
 import { Vfs } from '../../../lib/model/vfs';
 import { DmaFault, type DmaPort } from '../../../lib/model/pci/dma';
 import { PciMachine, type PciFunctionSpec } from '../../../lib/model/vfio/machine';
-import type { VfioKconfig } from '../../../lib/model/vfio/subsystem';
+import type { VfioKconfig } from '../../../lib/model/vfio/environment';
 import type { IommufdBoundDevice, IommufdContextPort, IommufdPort } from '../../../lib/model/vfio/iommufd-port';
 
 export const EDU_BDF = '0000:00:03.0';
