@@ -96,7 +96,8 @@ lab_choose_accel() {
 
 # The lab machines: which QEMU devices a guest has and which of them the guest binds to vfio-pci
 # before the job runs. lab_machine NAME RESULTS_DIR sets LAB_MACHINE_ARGS (QEMU arguments) and
-# LAB_MACHINE_BIND (vendor:device IDs; every function with one of them is bound, in bus order).
+# LAB_MACHINE_BIND (vendor:device IDs; every function with one of them is bound, in bus order) and
+# LAB_MACHINE_TESTS (the compiled test files that apply to the machine, for scripts/test.mjs).
 #   edu    QEMU's edu (one 32-bit BAR, MSI, no reset): the first lab machine, unchanged
 #   nvme   QEMU's NVMe controller over a fresh 64 MiB raw image: MSI-X with its table and PBA in
 #          BAR0 (64-bit), PCIe and PM capabilities, FLR
@@ -109,18 +110,22 @@ lab_machine() {
   case "$name" in
     edu)
       LAB_MACHINE_ARGS=(-device "$edu")
-      LAB_MACHINE_BIND=(1234:11e8) ;;
+      LAB_MACHINE_BIND=(1234:11e8)
+      # The typed-API suites drive edu; the lab's own edu suites are the top-level ones.
+      LAB_MACHINE_TESTS=('dist/test/lab/*.test.js' 'dist/test/api/**/*.test.js') ;;
     nvme)
       # A new image per run: the controller's namespace starts as zeroes every time.
-      rm -f "$results/nvme.img"
+      mkdir -p "$results" && rm -f "$results/nvme.img"
       truncate -s 64M "$results/nvme.img"
       LAB_MACHINE_ARGS=(-drive "file=$results/nvme.img,if=none,id=nvm0,format=raw,cache=writeback"
         -device "nvme,serial=nodevfio0001,drive=nvm0,addr=0x4")
-      LAB_MACHINE_BIND=(1b36:0010) ;;
+      LAB_MACHINE_BIND=(1b36:0010)
+      LAB_MACHINE_TESTS=('dist/test/lab/devices/*.test.js' 'dist/test/lab/nvme/*.test.js') ;;
     multi)
       LAB_MACHINE_ARGS=(-device "$edu,addr=0x5.0,multifunction=on" -device "$edu,addr=0x5.1"
         -device pcie-root-port,id=rp1,chassis=1,slot=1,addr=0x6 -device "$edu,bus=rp1")
-      LAB_MACHINE_BIND=(1234:11e8) ;;
+      LAB_MACHINE_BIND=(1234:11e8)
+      LAB_MACHINE_TESTS=('dist/test/lab/devices/*.test.js' 'dist/test/lab/multi/*.test.js') ;;
     *) lab_die "unknown lab machine '$name' (have: ${LAB_MACHINES[*]})" ;;
   esac
 }

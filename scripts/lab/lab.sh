@@ -15,7 +15,9 @@ source "$(dirname "$0")/common.sh"
 {
 [ "${1:-}" = -- ] && shift
 test_args=("$@")
-runs=(${NODE_VFIO_LAB_RUNS:-noiommu:group iommu:group noiommu:nullgroup})
+# The edu machine on every kernel and mode it was first checked on; the nvme and multi machines on
+# the group kernel in both modes (their cases need no null-group variant: the cdev path is the same).
+runs=(${NODE_VFIO_LAB_RUNS:-noiommu:group iommu:group noiommu:nullgroup noiommu:group:nvme iommu:group:nvme noiommu:group:multi iommu:group:multi})
 budget_s=$(( ${NODE_VFIO_LAB_BUDGET_MINUTES:-40} * 60 ))
 # How long building a kernel is expected to take: about 12 minutes on 2 quiet cores, or as long as
 # the group kernel took in this run when it had to be built (a busy machine builds slower).
@@ -78,10 +80,11 @@ for run in "${runs[@]}"; do
   results=$PROJECT_DIR/.lab-results/$stamp/$machine-$mode-$variant
   run_start=$EPOCHREALTIME
   rc=0
-  # The lab suites, plus the typed-API suites on their real-kernel target only (their model
-  # targets already ran on the host).
+  # The machine's lab suites (for edu also the typed-API suites, on their real-kernel target only:
+  # their model targets already ran on the host).
+  lab_machine "$machine" "$results"
   bash "$LAB_DIR/run.sh" "$mode" --kernel "$variant" --machine "$machine" --results "$results" --env NODE_VFIO_API_TARGETS=lab -- \
-    node scripts/test.mjs 'dist/test/lab/**/*.test.js' 'dist/test/api/**/*.test.js' "${test_args[@]}" || rc=$?
+    node scripts/test.mjs "${LAB_MACHINE_TESTS[@]}" "${test_args[@]}" || rc=$?
   seconds=$(printf '%.1f' "$(echo "$EPOCHREALTIME - $run_start" | bc)")
   counts=$(grep -aoE '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped' "$results/output.log" 2>/dev/null | tail -1 || true)
   if [ "$rc" -eq 0 ] && [ -n "$counts" ]; then

@@ -11,6 +11,7 @@ import { openDevice } from '../../lib/vfio/open-device';
 import { VfioGroup } from '../../lib/vfio/group';
 import { Iommufd } from '../../lib/iommu/iommufd';
 import { PciDevice } from '../../lib/pci/pci-device';
+import { describeOnModel } from './support/targets';
 
 const EDU = '0000:00:03.0';
 
@@ -70,7 +71,7 @@ describe('VfioError.wrap', () => {
   });
 });
 
-describe('the model\'s detail reaches the user [model linux-6.x-legacy-noiommu]', () => {
+describeOnModel('the model\'s detail reaches the user [model linux-6.x-legacy-noiommu]', () => {
   it('GET_DEVICE_FD on a group without a container says so through the typed API', () => {
     const kernel = createModelKernel('linux-6.x-legacy-noiommu');
     const groupId = PciDevice.get(EDU, kernel).iommuGroup!;
@@ -83,7 +84,7 @@ describe('the model\'s detail reaches the user [model linux-6.x-legacy-noiommu]'
   });
 });
 
-describe('errors that are not a failed syscall [model crafted profiles]', () => {
+describeOnModel('errors that are not a failed syscall [model crafted profiles]', () => {
   function unbound(base: Profile): Profile {
     return { ...base, name: `${base.name}+unbound`, pci: base.pci.map((d) => ({ ...d, driver: null })) };
   }
@@ -115,7 +116,7 @@ describe('errors that are not a failed syscall [model crafted profiles]', () => 
   });
 });
 
-describe('hints fit the call that failed [model linux-7.3-noiommu]', () => {
+describeOnModel('hints fit the call that failed [model linux-7.3-noiommu]', () => {
   it('ENOENT from an ioctl on an iommufd (IOAS_UNMAP of an unmapped range) gets no "no /dev/iommu" hint', () => {
     const kernel = createModelKernel('linux-7.3-noiommu');
     using iommufd = Iommufd.open(kernel);

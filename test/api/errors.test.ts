@@ -13,6 +13,7 @@ import { PciDevice } from '../../lib/pci/pci-device';
 import { readPhysicalSegments } from '../../lib/dma/pagemap';
 import { isVfioError, type VfioError } from '../../lib/sys/errors';
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../../lib/sys/constants';
+import { describeOnModel } from './support/targets';
 
 const MiB = 1n << 20n;
 const EDU = '0000:00:03.0';
@@ -25,7 +26,7 @@ function expectVfioError(fn: () => unknown, check: (e: VfioError) => void): void
   });
 }
 
-describe('API errors explain the environment [model unprivileged]', () => {
+describeOnModel('API errors explain the environment [model unprivileged]', () => {
   it('opening a noiommu device without CAP_SYS_RAWIO: EPERM naming the cdev and the capability', () => {
     const kernel = createModelKernel('unprivileged');
     expectVfioError(() => openDevice(EDU, { kernel }), (e) => {
@@ -103,7 +104,7 @@ describe('API errors explain the environment [model unprivileged]', () => {
   });
 });
 
-describe('API errors explain the environment [model crafted profiles]', () => {
+describeOnModel('API errors explain the environment [model crafted profiles]', () => {
   function unboundEdu(base: Profile, overrides: Partial<Profile> = {}): Profile {
     return { ...base, ...overrides, name: `${base.name}+unbound`, pci: base.pci.map((d) => ({ ...d, driver: null })) };
   }

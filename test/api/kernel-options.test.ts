@@ -10,6 +10,7 @@ import { openDevice } from '../../lib/vfio/open-device';
 import { Iommufd } from '../../lib/iommu/iommufd';
 import { VfioContainer } from '../../lib/vfio/container';
 import { VfioGroup } from '../../lib/vfio/group';
+import { describeOnModel } from './support/targets';
 
 const EDU = '0000:00:03.0';
 
@@ -18,7 +19,7 @@ function unboundEdu(): Profile {
   return { ...base, name: 'linux-7.3-noiommu+unbound', pci: base.pci.map((d) => ({ ...d, driver: null })) };
 }
 
-describe('{ kernel } options [model]', () => {
+describeOnModel('{ kernel } options [model]', () => {
   it('the README driver binds, opens and maps on the kernel it was given, and nowhere else', () => {
     const kernel = createModelKernel(unboundEdu());
     const pci = PciDevice.get(EDU, { kernel });

@@ -7,11 +7,11 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { createModelKernel } from '../../lib/model';
 import { openDevice } from '../../lib/vfio/open-device';
-import { DEVICE_PROFILES } from './support/targets';
+import { DEVICE_PROFILES, describeOnModel } from './support/targets';
 
 const EDU = '0000:00:03.0';
 
-describe('API lifecycle [model]', () => {
+describeOnModel('API lifecycle [model]', () => {
   for (const profile of DEVICE_PROFILES) {
     it(`dropped, never-closed handles are released by the GC safety net (${profile})`, function () {
       this.timeout(60_000);

@@ -14,6 +14,7 @@ import { Iommufd } from '../../lib/iommu/iommufd';
 import { VfioDevice } from '../../lib/vfio/device';
 import { openDevice } from '../../lib/vfio/open-device';
 import { safetyNetStats } from '../../lib/support/resource';
+import { describeOnModel } from './support/targets';
 
 const EDU = '0000:00:03.0';
 
@@ -56,7 +57,7 @@ async function untilReleased(gc: () => void, count: number): Promise<void> {
   assert.ok(safetyNetStats.released >= count, 'the safety net ran');
 }
 
-describe('API ownership [model]', () => {
+describeOnModel('API ownership [model]', () => {
   it('a bound device keeps its iommufd alive after the caller closes its own handle', () => {
     const { kernel, probe } = countingKernel();
     const start = probe();

@@ -3,6 +3,7 @@ import { createModelKernel, profiles, type Profile, type ProfileName } from '../
 import { PciDevice, normalizeBdf } from '../../lib/pci/pci-device';
 import { openDevice } from '../../lib/vfio/open-device';
 import { EDU_DEVICE, EDU_VENDOR } from './support/edu';
+import { describeOnModel } from './support/targets';
 
 const EDU = '0000:00:03.0';
 
@@ -11,7 +12,7 @@ function unbound(name: ProfileName, overrides: Partial<Profile> = {}): Profile {
   return { ...base, ...overrides, name: `${name}+unbound`, pci: base.pci.map((d) => ({ ...d, driver: null })) };
 }
 
-describe('PciDevice: discovery and binding through sysfs [model]', () => {
+describeOnModel('PciDevice: discovery and binding through sysfs [model]', () => {
   it('normalises PCI addresses and rejects anything else', () => {
     assert.equal(normalizeBdf('00:03.0'), '0000:00:03.0');
     assert.equal(normalizeBdf(' 0000:0A:1f.7 '), '0000:0a:1f.7');

@@ -19,11 +19,22 @@ describe('lab glue', () => {
     assert.deepEqual(labEnvironment(guest), {
       mode: 'noiommu',
       kernel: 'nullgroup',
+      machine: 'edu',
       bdf: '0000:00:03.0',
+      bdfs: ['0000:00:03.0'],
       sysfsDevice: '/sys/bus/pci/devices/0000:00:03.0',
       resultsDir: '/work/x/.lab-results/r1',
       commandStartUptime: 3.25,
     });
+  });
+
+  it('reads the machine and every bound device of a machine with several', () => {
+    const lab = labEnvironment({ ...guest, NODE_VFIO_LAB_MACHINE: 'multi', NODE_VFIO_BDFS: '0000:00:05.0 0000:00:05.1 0000:01:00.0', NODE_VFIO_BDF: '0000:00:05.0' });
+    assert.ok(!('notInLab' in lab));
+    assert.equal(lab.machine, 'multi');
+    assert.deepEqual(lab.bdfs, ['0000:00:05.0', '0000:00:05.1', '0000:01:00.0']);
+    assert.match((labEnvironment({ ...guest, NODE_VFIO_LAB_MACHINE: 'gpu' }) as { notInLab: string }).notInLab, /none of edu, nvme, multi/);
+    assert.match((labEnvironment({ ...guest, NODE_VFIO_BDFS: '0000:00:05.0 5.1' }) as { notInLab: string }).notInLab, /'5.1', not a PCI address/);
   });
 
   it('says why a process is not in the lab', () => {

@@ -126,6 +126,22 @@ export function registerTarget(factory: TargetFactory): void {
   factories.push(factory);
 }
 
+/** The target-name prefixes NODE_VFIO_API_TARGETS selects (comma-separated), or undefined for all. */
+function selectedTargets(): string[] | undefined {
+  return process.env.NODE_VFIO_API_TARGETS?.split(',').map((p) => p.trim()).filter(Boolean);
+}
+
+/**
+ * Declares a suite that only ever runs on model kernels it builds itself, unless NODE_VFIO_API_TARGETS
+ * leaves the model out: the lab then does not repeat model-only suites under emulation (where the
+ * 10,000-cycle soak alone took 220 s).
+ */
+export function describeOnModel(title: string, body: (this: Mocha.Suite) => void): void {
+  const only = selectedTargets();
+  if (only && !only.some((prefix) => 'model'.startsWith(prefix))) return;
+  describe(title, body);
+}
+
 /**
  * Declares `body` once per target, as `title [target]`. `target()` returns the target of the
  * running test (fresh for each test); an unavailable target skips its suite with the reason.
@@ -133,7 +149,7 @@ export function registerTarget(factory: TargetFactory): void {
 export function describeOnTargets(title: string, body: (target: () => ApiTarget) => void): void {
   // NODE_VFIO_API_TARGETS=lab (comma-separated name prefixes) declares only those targets: the lab
   // runs these suites on the real kernel without repeating the model targets under emulation.
-  const only = process.env.NODE_VFIO_API_TARGETS?.split(',').map((p) => p.trim()).filter(Boolean);
+  const only = selectedTargets();
   for (const factory of factories) {
     if (only && !only.some((prefix) => factory.name.startsWith(prefix))) continue;
     describe(`${title} [${factory.name}]`, function () {
