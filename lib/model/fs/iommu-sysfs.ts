@@ -8,6 +8,7 @@
  * each such function's directory — the link a tool follows to tell an IOMMU-backed device from a
  * noiommu one.
  */
+import { upToSys } from './pci-sysfs';
 import type { Vfs } from '../vfs';
 import type { IommuUnit } from '../profile';
 import { link, roAttr } from './nodes';
@@ -55,6 +56,6 @@ export class IommuSysfs {
     const name = devicePath.slice(devicePath.lastIndexOf('/') + 1);
     const fromUnit = `../../../..${devicePath.slice('/sys/devices'.length)}`;
     this.vfs.add(`${this.dir}/devices/${name}`, link(fromUnit));
-    this.vfs.add(`${devicePath}/iommu`, link(`../../virtual/iommu/${this.name}`));
+    this.vfs.add(`${devicePath}/iommu`, link(`${upToSys(devicePath)}/devices/virtual/iommu/${this.name}`));
   }
 }

@@ -16,6 +16,7 @@ import type { Capabilities } from '../../sys/kernel';
 import type { OpenFile } from '../open-file';
 import type { CharDevNode, Vfs } from '../vfs';
 import { addDevNode, removeDevNode, roAttr, rwAttr, link } from '../fs/nodes';
+import { devicePath as pciDevicePath, upToSys } from '../fs/pci-sysfs';
 import type { PciHost, PciSlot } from '../pci/host';
 import { IOMMU_BLOCKED } from '../pci/host';
 import type { PciBus } from '../pci/bus';
@@ -260,7 +261,7 @@ export class VfioSubsystem {
     const hasCdev = this.env.kconfig.cdev && !(device.isNoiommu && !this.env.kconfig.iommufdNoiommu);
     vfs.add(`${devDir}/uevent`, roAttr(() => `MAJOR=${this.deviceMajor}\nMINOR=${device.index}\nDEVNAME=vfio/devices/${device.name}\n`));
     vfs.add(`${devDir}/device`, link(`../../../${device.slot.name}`));
-    vfs.add(`${devDir}/subsystem`, link('../../../../../class/vfio-dev'));
+    vfs.add(`${devDir}/subsystem`, link(`${upToSys(devDir)}/class/vfio-dev`));
     if (hasCdev) {
       vfs.add(`${devDir}/dev`, roAttr(() => `${this.deviceMajor}:${device.index}\n`));
       addDevNode(vfs, `/dev/vfio/devices/${device.name}`, {
@@ -333,13 +334,6 @@ export class VfioSubsystem {
   }
 }
 
-/** The sysfs directory of a function: /sys/devices/pci0000:BB/DDDD:BB:DD.F. */
-export function pciDevicePath(slot: PciSlot): string {
-  return `/sys/devices/pci${hex4(slot.address.domain)}:${hex2(slot.address.bus)}/${slot.name}`;
-}
-
-function hex2(n: number): string { return n.toString(16).padStart(2, '0'); }
-function hex4(n: number): string { return n.toString(16).padStart(4, '0'); }
 
 /** param_set_bool / kstrtobool. */
 function parseBool(data: Buffer): boolean {
