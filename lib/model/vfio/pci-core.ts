@@ -110,6 +110,7 @@ export class VfioPciCoreDevice {
       msi: this.host.msi,
       readConfig: (o: number, w: 1 | 2 | 4) => this.config.read(o, w),
       writeConfig: (o: number, w: 1 | 2 | 4, v: number) => this.config.write(o, w, v),
+      mmioWrite: (bar: number, offset: bigint, width: 32, value: bigint) => dev.mmioWrite(bar, offset, width, value),
     };
     const irqs = new VfioPciIrqs(irqHw, this.host.lookup, () => this.cfg?.intxDisabledByUser ?? false, this.host.faults);
     this.irqs = irqs;
@@ -266,7 +267,7 @@ export class VfioPciCoreDevice {
     const { cfg, irqs } = this.open;
     let flags = VFIO_IRQ_INFO_EVENTFD;
     if (info.index === VFIO_PCI_INTX_IRQ_INDEX) flags |= VFIO_IRQ_INFO_MASKABLE | VFIO_IRQ_INFO_AUTOMASKED;
-    else flags |= VFIO_IRQ_INFO_NORESIZE; // no dynamic MSI-X on the modelled functions
+    else if (info.index !== VFIO_PCI_MSIX_IRQ_INDEX || !irqs.dynamicMsix) flags |= VFIO_IRQ_INFO_NORESIZE;
     const count = irqs.count(info.index, cfg.virtualInterruptPin);
     writeBack(arg, VfioIrqInfo.encode({ argsz: info.argsz, flags, index: info.index, count }), minsz);
     return 0;
