@@ -26,6 +26,8 @@ export class VfioDeviceObject {
   cdevOpened = false;
   group: VfioGroupObject | undefined;
   bound: IommufdBoundDevice | undefined;
+  /** The iommufd context `bound` belongs to. */
+  boundTo: IommufdContextPort | undefined;
   attached = false;
   /** Open fds referencing the device (the registration refcount). */
   readonly fileRefs = new Set<object>();
@@ -99,6 +101,7 @@ export class VfioDeviceObject {
   private iommufdBind(df: DeviceFileState): void {
     if (df.group && this.isNoiommu) return;
     this.bound = df.iommufd!.bind({ name: this.slot.name, hasIommu: this.hooks.hasIommu, iommuGroup: this.hooks.iommuGroupId() });
+    this.boundTo = df.iommufd;
     df.devid = this.bound.id;
   }
 
@@ -110,6 +113,7 @@ export class VfioDeviceObject {
     this.attached = false;
     this.bound.unbind();
     this.bound = undefined;
+    this.boundTo = undefined;
     this.hooks.updateDma(this);
   }
 

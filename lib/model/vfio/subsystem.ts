@@ -24,7 +24,7 @@ import type { IommuGroups } from './iommu-groups';
 import { VfioContainerObject, VfioContainerFile } from './container-object';
 import { VfioDeviceObject } from './device-object';
 import { VfioDeviceFile } from './device-file';
-import { VfioGroupObject } from './group-object';
+import { VfioGroupFile, VfioGroupObject } from './group-object';
 import type { IommufdPort } from './iommufd-port';
 import { DmaOwnership } from '../iommufd/dma-ownership';
 import { VfioPciCoreDevice } from './pci-core';
@@ -158,7 +158,15 @@ export class VfioSubsystem {
       intxConfigured: env.kconfig.pciIntx,
       siblings: () => env.pci.all(),
       groupIdOf: (s) => env.iommuGroups.of(s)?.id,
-      devidOf: (s) => this.devices.get(s)?.bound?.id,
+      vfioPeer: (s) => {
+        const d = this.devices.get(s);
+        return d && { iommufd: d.boundTo, devid: d.bound?.id, groupId: env.iommuGroups.of(s)?.id };
+      },
+      groupOfFd: (fd) => {
+        const file = env.lookup(fd);
+        if (!file) return undefined;
+        return file instanceof VfioGroupFile ? file.group.id() : 'not-a-group';
+      },
       faults: env.faults,
     });
     const device = new VfioDeviceObject(index, name, noiommuFlag, slot, core, this, {
