@@ -337,6 +337,10 @@ function validateProfile(p: Profile): void {
   if (c.IOMMUFD_VFIO_CONTAINER && (!c.VFIO_GROUP || c.VFIO_CONTAINER || !c.IOMMUFD)) {
     throw new RangeError(`profile ${p.name}: IOMMUFD_VFIO_CONTAINER needs IOMMUFD and VFIO_GROUP without VFIO_CONTAINER`);
   }
+  // Kconfig: VFIO selects VFIO_DEVICE_CDEV when VFIO_GROUP is off, so VFIO always has one of them.
+  if (!c.VFIO_GROUP && !c.VFIO_DEVICE_CDEV) {
+    throw new RangeError(`profile ${p.name}: neither VFIO_GROUP nor VFIO_DEVICE_CDEV (Kconfig selects VFIO_DEVICE_CDEV when VFIO_GROUP is off)`);
+  }
   if (c.VFIO_CONTAINER && !c.VFIO_GROUP) throw new RangeError(`profile ${p.name}: VFIO_CONTAINER needs VFIO_GROUP`);
   if (c.VFIO_NOIOMMU && c.VFIO_GROUP && !c.VFIO_CONTAINER && !c.IOMMUFD_VFIO_CONTAINER) {
     throw new RangeError(`profile ${p.name}: VFIO_NOIOMMU with VFIO_GROUP needs a container (VFIO_CONTAINER or IOMMUFD_VFIO_CONTAINER)`);
