@@ -5,8 +5,8 @@
  * topology back, with its devices bound to their boot drivers.
  *
  * The topology decides the numbering, as on real hardware: functions are probed in bus order, so
- * VFIO's cdevs (vfio0, vfio1, …) follow the addresses, and behind an IOMMU each function gets the
- * lowest free IOMMU group in bus order unless its entry fixes one (the lab's edu sits in group 3).
+ * VFIO's cdevs (vfio0, vfio1, …) follow the addresses, and behind an IOMMU the IOMMU groups follow
+ * from the topology (or from the groups a machine without its platform functions fixes).
  */
 import { iommufdPort, physicalPort } from './iommufd/vfio-port';
 import type { ModelKernel } from './model-kernel';
@@ -58,8 +58,10 @@ export function bootPciMachine(kernel: ModelKernel, clock?: DeviceClock): PciMac
 }
 
 /**
- * The profile's functions sorted by address, each with its IOMMU group behind an IOMMU: the one
- * its options fix, else the lowest number no other function has taken, in bus order.
+ * The profile's functions sorted by address. Behind an IOMMU, when some entry fixes its group
+ * (a machine described without its platform functions, like the edu presets), every other one
+ * gets the lowest number no function has taken, in bus order; otherwise the machine derives all
+ * groups from the topology (lib/model/pci/topology.ts).
  */
 function inBusOrder(functions: readonly PciDeviceSpec[], iommu: boolean): PciDeviceSpec[] {
   const keyed = functions.map((f) => {
@@ -74,6 +76,8 @@ function inBusOrder(functions: readonly PciDeviceSpec[], iommu: boolean): PciDev
   if (!iommu) return sorted;
   const fixedGroup = (f: PciDeviceSpec) => (typeof f.options?.['iommuGroup'] === 'number' ? f.options['iommuGroup'] as number : undefined);
   const taken = new Set(sorted.map(fixedGroup).filter((g): g is number => g !== undefined));
+  // Nothing fixed: the machine derives every group from the topology.
+  if (taken.size === 0) return sorted;
   let next = 0;
   return sorted.map((f) => {
     if (fixedGroup(f) !== undefined) return f;

@@ -126,7 +126,9 @@ export type ProfileName =
   | 'linux-7.3-iommu'
   | 'linux-7.3-noiommu-nullgroup'
   | 'linux-6.x-legacy-noiommu'
-  | 'unprivileged';
+  | 'unprivileged'
+  | 'lab-multi-noiommu'
+  | 'lab-multi-iommu';
 
 export const RLIM_INFINITY = (1n << 64n) - 1n;
 const GiB = 1n << 30n;
@@ -160,6 +162,43 @@ const FULL_CONFIG: KernelConfig = {
 const LAB_PCI: readonly PciDeviceSpec[] = [
   // iommuGroup: behind intel-iommu the lab's edu is in IOMMU group 3 (one group per root-bus function, bus order).
   { address: '0000:00:03.0', device: 'edu', driver: 'vfio-pci', options: { dma_mask: 0xffff_ffff_ffff_ffffn, iommuGroup: 3 } },
+];
+
+/**
+ * The functions every QEMU lab machine (q35, scripts/lab) has besides its own devices: the MCH
+ * host bridge, the VGA, the e1000e NIC, the two virtio-9p transports of the -virtfs shares (in
+ * the first free slots after the machine's -device entries, `ninePSlots`) and the ICH9 LPC, AHCI
+ * and SMBus functions at 1f. They take IOMMU group numbers like any function.
+ */
+export function labPlatformFunctions(ninePSlots: readonly [number, number]): PciDeviceSpec[] {
+  const fn = (address: string, vendor: number, device: number, cls: number): PciDeviceSpec => (
+    { address, device: 'platform', driver: null, options: { vendor, device, class: cls } });
+  const slot = (n: number) => `0000:00:${n.toString(16).padStart(2, '0')}.0`;
+  return [
+    fn('0000:00:00.0', 0x8086, 0x29c0, 0x060000),
+    fn('0000:00:01.0', 0x1234, 0x1111, 0x030000),
+    fn('0000:00:02.0', 0x8086, 0x10d3, 0x020000),
+    fn(slot(ninePSlots[0]), 0x1af4, 0x1009, 0x000200),
+    fn(slot(ninePSlots[1]), 0x1af4, 0x1009, 0x000200),
+    fn('0000:00:1f.0', 0x8086, 0x2918, 0x060100),
+    fn('0000:00:1f.2', 0x8086, 0x2922, 0x010601),
+    fn('0000:00:1f.3', 0x8086, 0x2930, 0x0c0500),
+  ];
+}
+
+const LAB_EDU_DMA_MASK = 0xffff_ffff_ffff_ffffn;
+
+/**
+ * The lab's 'multi' machine: two edu functions sharing slot 5 (multifunction, conventional PCI,
+ * so no ACS: one IOMMU group) and a third edu behind a PCIe root port at 00:06.0 on bus 1 (ACS
+ * isolates it; it resets through its bus). BAR addresses are where the lab's SeaBIOS put them.
+ */
+const LAB_MULTI_PCI: readonly PciDeviceSpec[] = [
+  ...labPlatformFunctions([3, 4]),
+  { address: '0000:00:05.0', device: 'edu', driver: 'vfio-pci', options: { dma_mask: LAB_EDU_DMA_MASK, bar0: 0xfe80_0000n } },
+  { address: '0000:00:05.1', device: 'edu', driver: 'vfio-pci', options: { dma_mask: LAB_EDU_DMA_MASK, bar0: 0xfe90_0000n } },
+  { address: '0000:00:06.0', device: 'pcie-root-port', driver: null },
+  { address: '0000:01:00.0', device: 'edu', driver: 'vfio-pci', options: { dma_mask: LAB_EDU_DMA_MASK, bar0: 0xfe60_0000n } },
 ];
 
 const ROOT: ProcessCredentials = {
@@ -251,6 +290,26 @@ export const profiles: Readonly<Record<ProfileName, Profile>> = {
     memory: LAB_MEMORY,
     pci: LAB_PCI,
   },
+  'lab-multi-noiommu': {
+    name: 'lab-multi-noiommu',
+    kernel: KERNEL_7_3,
+    config: FULL_CONFIG,
+    noiommu: true,
+    iommu: null,
+    process: ROOT,
+    memory: LAB_MEMORY,
+    pci: LAB_MULTI_PCI,
+  },
+  'lab-multi-iommu': {
+    name: 'lab-multi-iommu',
+    kernel: KERNEL_7_3,
+    config: FULL_CONFIG,
+    noiommu: false,
+    iommu: QEMU_VTD,
+    process: ROOT,
+    memory: LAB_MEMORY,
+    pci: LAB_MULTI_PCI,
+  },
 };
 
 export function isProfileName(name: string): name is ProfileName {
@@ -277,6 +336,10 @@ function validateProfile(p: Profile): void {
   const c = p.config;
   if (c.IOMMUFD_VFIO_CONTAINER && (!c.VFIO_GROUP || c.VFIO_CONTAINER || !c.IOMMUFD)) {
     throw new RangeError(`profile ${p.name}: IOMMUFD_VFIO_CONTAINER needs IOMMUFD and VFIO_GROUP without VFIO_CONTAINER`);
+  }
+  // Kconfig: VFIO selects VFIO_DEVICE_CDEV when VFIO_GROUP is off, so VFIO always has one of them.
+  if (!c.VFIO_GROUP && !c.VFIO_DEVICE_CDEV) {
+    throw new RangeError(`profile ${p.name}: neither VFIO_GROUP nor VFIO_DEVICE_CDEV (Kconfig selects VFIO_DEVICE_CDEV when VFIO_GROUP is off)`);
   }
   if (c.VFIO_CONTAINER && !c.VFIO_GROUP) throw new RangeError(`profile ${p.name}: VFIO_CONTAINER needs VFIO_GROUP`);
   if (c.VFIO_NOIOMMU && c.VFIO_GROUP && !c.VFIO_CONTAINER && !c.IOMMUFD_VFIO_CONTAINER) {

@@ -78,3 +78,13 @@ describe('booted model: kernel side wired to the PCI/VFIO side', () => {
     assert.equal(k.locked.pinnedPages, 0);
   });
 });
+
+describe('Kconfig: the VFIO interfaces a kernel can be built with (Documentation/driver-api/vfio.rst)', () => {
+  it('a kernel with neither the group interface nor the device cdev does not exist: the profile is refused', () => {
+    const base = profiles['linux-7.3-noiommu'];
+    assert.throws(
+      () => createModelKernel({ ...base, name: 'no-group-no-cdev', config: { ...base.config, VFIO_GROUP: false, VFIO_CONTAINER: false, IOMMUFD_VFIO_CONTAINER: false, VFIO_DEVICE_CDEV: false } }),
+      /neither VFIO_GROUP nor VFIO_DEVICE_CDEV/,
+    );
+  });
+});

@@ -8,6 +8,7 @@
  * each such function's directory — the link a tool follows to tell an IOMMU-backed device from a
  * noiommu one.
  */
+import { upToSys } from './pci-sysfs';
 import type { Vfs } from '../vfs';
 import type { IommuUnit } from '../profile';
 import { link, roAttr } from './nodes';
@@ -55,6 +56,7 @@ export class IommuSysfs {
     const name = devicePath.slice(devicePath.lastIndexOf('/') + 1);
     const fromUnit = `../../../..${devicePath.slice('/sys/devices'.length)}`;
     this.vfs.add(`${this.dir}/devices/${name}`, link(fromUnit));
-    this.vfs.add(`${devicePath}/iommu`, link(`../../virtual/iommu/${this.name}`));
+    // The shortest relative path, as sysfs makes it: up to /sys/devices, then down.
+    this.vfs.add(`${devicePath}/iommu`, link(`${upToSys(devicePath).slice('../'.length)}/virtual/iommu/${this.name}`));
   }
 }

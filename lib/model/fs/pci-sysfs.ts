@@ -12,6 +12,7 @@ import type { Vfs } from '../vfs';
 import type { PciBus, PciDriver } from '../pci/bus';
 import type { PciSlot } from '../pci/host';
 import { hex, link, roAttr, rwAttr, woAttr } from './nodes';
+import { resetMethods } from '../pci/reset-methods';
 import { PCI_STD_HEADER_SIZEOF } from '../../uapi/pci';
 
 const IORESOURCE_IO = 0x100;
@@ -31,14 +32,24 @@ export interface PciSysfsOptions {
   readonly isEnabled: (slot: PciSlot) => boolean;
   /** CPUs of the machine, all local to the one PCI root (local_cpus, local_cpulist). */
   readonly cpus: number;
+  /** Every function of the machine (reset methods depend on who shares a bus). */
+  readonly functions: () => readonly PciSlot[];
 }
 
 /** uevent actions the kernel accepts on a write to a uevent file (kobject_action_type). */
 const UEVENT_ACTIONS = ['add', 'remove', 'change', 'move', 'online', 'offline', 'bind', 'unbind'];
 
+/** The function's directory: under its root bus, below every bridge on the way to it. */
 export function devicePath(slot: PciSlot): string {
+  if (slot.upstream) return `${devicePath(slot.upstream)}/${slot.name}`;
   const h = (n: number, w: number) => n.toString(16).padStart(w, '0');
   return `/sys/devices/pci${h(slot.address.domain, 4)}:${h(slot.address.bus, 2)}/${slot.name}`;
+}
+
+/** The relative path from a directory under /sys back up to /sys ('../../..' for a root-bus function). */
+export function upToSys(dir: string): string {
+  const depth = dir.split('/').length - 2;
+  return Array.from({ length: depth }, () => '..').join('/');
 }
 
 export class PciSysfs {
@@ -77,6 +88,9 @@ export class PciSysfs {
     vfs.add(`${dir}/enable`, roAttr(() => (this.o.isEnabled(slot) ? '1\n' : '0\n')));
     vfs.add(`${dir}/modalias`, roAttr(() => modalias(slot)));
     vfs.add(`${dir}/resource`, roAttr(() => resourceText(slot)));
+    // Only visible when the function has a reset method (reset_method_attr_is_visible).
+    const methods = resetMethods(slot, this.o.functions());
+    if (methods.length) vfs.add(`${dir}/reset_method`, roAttr(() => `${methods.join(' ')}\n`));
     vfs.add(`${dir}/driver_override`, rwAttr(
       () => `${bus.driverOverride(slot) ?? '(null)'}\n`,
       (data) => bus.setDriverOverride(slot, data, this.o.pageSize),
@@ -85,7 +99,7 @@ export class PciSysfs {
       () => this.readConfig(slot),
       (data) => this.writeConfig(slot, data),
     ));
-    vfs.add(`${dir}/subsystem`, link('../../../bus/pci'));
+    vfs.add(`${dir}/subsystem`, link(`${upToSys(dir)}/bus/pci`));
     // Neither vfio-pci nor the stub sets a DMA mask, so the PCI core's 32-bit default stays.
     vfs.add(`${dir}/dma_mask_bits`, roAttr(() => '32\n'));
     vfs.add(`${dir}/consistent_dma_mask_bits`, roAttr(() => '32\n'));
@@ -153,7 +167,7 @@ export class PciSysfs {
       vfs.remove(`${dir}/driver`);
     }
     if (driver) {
-      vfs.add(`${dir}/driver`, link(`../../../bus/pci/drivers/${driver.name}`));
+      vfs.add(`${dir}/driver`, link(`${upToSys(dir)}/bus/pci/drivers/${driver.name}`));
       vfs.add(`/sys/bus/pci/drivers/${driver.name}/${slot.name}`, link(`../../../..${dir.slice('/sys'.length)}`));
     }
   }

@@ -107,7 +107,8 @@ export function hwptAttach(hwpt: HwptPaging, idev: IommufdDevice): void {
 export function hwptDetach(idev: IommufdDevice): HwptPaging | null {
   const igroup = idev.igroup!;
   const attach = igroup.attach;
-  if (!attach) return null;
+  // The group's attachment is shared: a device of the group that is not attached itself has nothing to detach.
+  if (!attach || !attach.devices.has(idev.id)) return null;
   const hwpt = attach.hwpt;
   attach.devices.delete(idev.id);
   if (attach.devices.size === 0) igroup.attach = null;

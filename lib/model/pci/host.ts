@@ -47,6 +47,21 @@ export function q35IntxIrq(device: number, pin: number): number {
   return pin ? Q35_PCI_IRQS[(pin - 1 + device) & 3]! : 0;
 }
 
+/**
+ * The host IRQ of a function's INTx pin: behind bridges the pin is swizzled at every bridge on
+ * the way up (pci_swizzle_interrupt_pin: pin + device number, modulo 4), and the root-bus slot the
+ * path ends in picks the line.
+ */
+export function intxIrqOf(address: PciAddress, pin: number, upstream: PciSlot | undefined): number {
+  if (!pin) return 0;
+  let device = address.device;
+  for (let bridge = upstream; bridge; bridge = bridge.upstream) {
+    pin = ((pin - 1 + device) & 3) + 1;
+    device = bridge.address.device;
+  }
+  return q35IntxIrq(device, pin);
+}
+
 /** x86 MSI window: a write here is an interrupt message, not memory. */
 export const MSI_ADDRESS_BASE = 0xfee0_0000n;
 const MSI_WINDOW_END = 0xfef0_0000n;
@@ -121,6 +136,8 @@ export interface PciSlot {
   readonly behindIommu: boolean;
   /** The address windows firmware assigns BARs from, shared by every function of the host. */
   readonly barWindows: BarWindows;
+  /** The bridge whose secondary bus the function sits on; undefined on the root bus. */
+  readonly upstream: PciSlot | undefined;
 }
 
 export interface PciHostOptions {
@@ -144,13 +161,16 @@ export class PciHost {
     this.clock = options.clock ?? new ModelClock('auto');
   }
 
-  /** Plugs a function in at `address` and wires its INTx, MSI and DMA. */
-  plug(address: PciAddress, device: PciDeviceModel): PciSlot {
+  /**
+   * Plugs a function in at `address` (behind `upstream`, the bridge leading to its bus, when it is
+   * not on the root bus) and wires its INTx, MSI and DMA.
+   */
+  plug(address: PciAddress, device: PciDeviceModel, upstream?: PciSlot): PciSlot {
     const name = formatPciAddress(address);
     if (this.slots.has(name)) throw new Error(`model host: ${name} is already occupied`);
     if (this.plugged.has(device)) throw new Error(`model host: device model '${device.model}' is already plugged in at another address`);
     this.barWindows.reserveFixed(name, device);
-    const irq = q35IntxIrq(address.device, device.interruptPin);
+    const irq = intxIrqOf(address, device.interruptPin, upstream);
     let irqLine = this.irqLines.get(irq);
     if (!irqLine) {
       irqLine = new IrqLine(irq);
@@ -158,7 +178,7 @@ export class PciHost {
     }
     const line = irqLine;
     const dma = new SwitchableDmaPort(this.options.iommu ? IOMMU_BLOCKED : this.options.physicalMemory);
-    const slot: PciSlot = { address, name, device, irqLine, dma, behindIommu: this.options.iommu, barWindows: this.barWindows };
+    const slot: PciSlot = { address, name, device, irqLine, dma, behindIommu: this.options.iommu, barWindows: this.barWindows, upstream };
     device.connect({
       dma,
       clock: this.clock,

@@ -30,6 +30,36 @@ const PCI_EXT_CAP_ID_MAX = 0x31; // PCI_EXT_CAP_ID_PL_64GT
 const PCI_EXT_CAP_ID_PWR = 0x04;
 const PCI_EXT_CAP_ID_VNDR = 0x0b;
 const PCI_EXT_CAP_ID_DVSEC = 0x23;
+const PCI_EXT_CAP_ID_VC = 0x02;
+const PCI_EXT_CAP_ID_MFVC = 0x08;
+const PCI_EXT_CAP_ID_VC9 = 0x09;
+const PCI_EXT_CAP_ID_ACS = 0x0d;
+const PCI_EXT_CAP_ID_REBAR = 0x15;
+const PCI_EXT_CAP_ID_DPA = 0x16;
+const PCI_EXT_CAP_ID_TPH = 0x17;
+const PCI_VC_PORT_CAP1 = 4;
+const PCI_VC_CAP1_EVCC = 0x7;
+const PCI_VC_PORT_CAP2 = 8;
+const PCI_VC_CAP2_32_PHASE = 0x02;
+const PCI_VC_CAP2_64_PHASE = 0x04;
+const PCI_VC_CAP2_128_PHASE = 0x08;
+const PCI_CAP_VC_BASE_SIZEOF = 0x10;
+const PCI_CAP_VC_PER_VC_SIZEOF = 0x0c;
+const PCI_ACS_CAP = 4;
+const PCI_ACS_EC = 0x20;
+const PCI_ACS_EGRESS_BITS = 5;
+const PCI_REBAR_CTRL = 8;
+const PCI_REBAR_CTRL_NBAR_MASK = 0xe0;
+const PCI_REBAR_CTRL_NBAR_SHIFT = 5;
+const PCI_DPA_CAP = 4;
+const PCI_DPA_CAP_SUBSTATE_MASK = 0x1f;
+const PCI_DPA_BASE_SIZEOF = 16;
+const PCI_TPH_CAP = 4;
+const PCI_TPH_CAP_LOC_MASK = 0x600;
+const PCI_TPH_LOC_CAP = 0x200;
+const PCI_TPH_CAP_ST_MASK = 0x07ff_0000;
+const PCI_TPH_CAP_ST_SHIFT = 16;
+const PCI_TPH_BASE_SIZEOF = 0xc;
 const CAP_ID_INVALID = 0xff; // unassigned: raw access
 const CAP_ID_INVALID_VIRT = 0xfe; // virtualised filler
 const PCI_CAP_SIZEOF = 4;
@@ -552,13 +582,53 @@ export class VfioPciConfig {
   }
 
   /**
-   * Variable-length extended capabilities: vendor-specific and DVSEC carry their length in the
-   * header; the others (VC, MFVC, ACS, REBAR, DPA, TPH) are not modelled by any simulated device,
-   * and a device model that has one fails loudly instead of being silently misrepresented.
+   * vfio_ext_cap_len: the lengths of the variable-size extended capabilities, from their own
+   * registers (vendor-specific and DVSEC carry it in a header; VC/VC9/MFVC, ACS, resizable BAR,
+   * DPA and TPH have it implied by counts and flags).
    */
   private extCapLength(ecap: number, epos: number): number {
-    if (ecap === PCI_EXT_CAP_ID_VNDR || ecap === PCI_EXT_CAP_ID_DVSEC) return this.phys.read(epos + 4, 4) >>> 20;
-    throw new Error(`model vfio config: extended capability 0x${ecap.toString(16)} length rules are not modelled`);
+    const byte = (off: number) => this.phys.read(epos + off, 1);
+    switch (ecap) {
+      case PCI_EXT_CAP_ID_VNDR:
+      case PCI_EXT_CAP_ID_DVSEC:
+        return this.phys.read(epos + 4, 4) >>> 20;
+      case PCI_EXT_CAP_ID_VC:
+      case PCI_EXT_CAP_ID_VC9:
+      case PCI_EXT_CAP_ID_MFVC:
+        return this.vcCapLength(epos);
+      case PCI_EXT_CAP_ID_ACS: {
+        if (!(byte(PCI_ACS_CAP) & PCI_ACS_EC)) return 8;
+        const egressBits = byte(PCI_ACS_EGRESS_BITS);
+        const bits = egressBits ? Math.ceil(egressBits / 32) * 32 : 256;
+        return 8 + bits / 8;
+      }
+      case PCI_EXT_CAP_ID_REBAR:
+        return 4 + ((byte(PCI_REBAR_CTRL) & PCI_REBAR_CTRL_NBAR_MASK) >> PCI_REBAR_CTRL_NBAR_SHIFT) * 8;
+      case PCI_EXT_CAP_ID_DPA:
+        return PCI_DPA_BASE_SIZEOF + (byte(PCI_DPA_CAP) & PCI_DPA_CAP_SUBSTATE_MASK) + 1;
+      case PCI_EXT_CAP_ID_TPH: {
+        const cap = this.phys.read(epos + PCI_TPH_CAP, 4);
+        if ((cap & PCI_TPH_CAP_LOC_MASK) !== PCI_TPH_LOC_CAP) return PCI_TPH_BASE_SIZEOF;
+        return PCI_TPH_BASE_SIZEOF + ((cap & PCI_TPH_CAP_ST_MASK) >>> PCI_TPH_CAP_ST_SHIFT) * 2 + 2;
+      }
+      default:
+        return 0;
+    }
+  }
+
+  /**
+   * vfio_vc_cap_len: the base registers, one block per virtual channel, and the VC arbitration
+   * table when the port has one (port and function arbitration tables are never writable, so
+   * they are not counted).
+   */
+  private vcCapLength(epos: number): number {
+    const evcc = this.phys.read(epos + PCI_VC_PORT_CAP1, 4) & PCI_VC_CAP1_EVCC;
+    const cap2 = this.phys.read(epos + PCI_VC_PORT_CAP2, 4);
+    const phases = cap2 & PCI_VC_CAP2_128_PHASE ? 128 : cap2 & PCI_VC_CAP2_64_PHASE ? 64 : cap2 & PCI_VC_CAP2_32_PHASE ? 32 : 0;
+    const vcArb = phases * 4;
+    let len = PCI_CAP_VC_BASE_SIZEOF + (1 + evcc) * PCI_CAP_VC_PER_VC_SIZEOF;
+    if (vcArb) len = Math.ceil(len / 16) * 16 + vcArb / 8;
+    return len;
   }
 
   // ---- permission tables (vfio_pci_init_perm_bits) ----

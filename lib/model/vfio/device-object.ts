@@ -44,6 +44,8 @@ export class VfioDeviceObject {
   cdevOpened = false;
   group: DeviceGroup | undefined;
   bound: IommufdBoundDevice | undefined;
+  /** The iommufd context `bound` belongs to. */
+  boundTo: IommufdContextPort | undefined;
   attached = false;
   /** Open fds referencing the device (the registration refcount). */
   readonly fileRefs = new Set<object>();
@@ -117,6 +119,7 @@ export class VfioDeviceObject {
   private iommufdBind(df: DeviceFileState): void {
     if (df.group && this.isNoiommu) return;
     this.bound = df.iommufd!.bind({ name: this.slot.name, hasIommu: this.hooks.hasIommu, iommuGroup: this.hooks.iommuGroupId() });
+    this.boundTo = df.iommufd;
     df.devid = this.bound.id;
   }
 
@@ -128,6 +131,7 @@ export class VfioDeviceObject {
     this.attached = false;
     this.bound.unbind();
     this.bound = undefined;
+    this.boundTo = undefined;
     this.hooks.updateDma(this);
   }
 

@@ -8,6 +8,7 @@
  */
 import type { Vfs } from '../vfs';
 import { link, roAttr } from '../fs/nodes';
+import { upToSys } from '../fs/pci-sysfs';
 import type { PciSlot } from '../pci/host';
 
 export interface IommuGroup {
@@ -52,7 +53,7 @@ export class IommuGroups {
   add(group: IommuGroup, slot: PciSlot): void {
     group.members.add(slot);
     this.vfs.add(`/sys/kernel/iommu_groups/${group.id}/devices/${slot.name}`, link(`../../../..${this.devicePath(slot).slice('/sys'.length)}`));
-    this.vfs.add(`${this.devicePath(slot)}/iommu_group`, link(`../../../kernel/iommu_groups/${group.id}`));
+    this.vfs.add(`${this.devicePath(slot)}/iommu_group`, link(`${upToSys(this.devicePath(slot))}/kernel/iommu_groups/${group.id}`));
   }
 
   /** iommu_group_remove_device; the group is freed with its last member. */

@@ -10,17 +10,21 @@ import type { Capabilities } from '../../sys/kernel';
 import { FaultInjector } from '../fault-injection';
 import type { OpenFile } from '../open-file';
 import type { Vfs } from '../vfs';
-import { createDevice, type DeviceOptions } from '../../devices';
+import type { DeviceOptions } from '../../devices';
 import type { DeviceClock, DeviceModel } from '../device';
 import { parsePciAddress } from '../pci/address';
 import { PciBus } from '../pci/bus';
 import type { DmaPort } from '../pci/dma';
 import { PciHost, type PciSlot } from '../pci/host';
 import { firmwareInit } from '../pci/firmware';
+import { placeDevice } from '../pci/platform-functions';
+import {
+  enableAcs, firmwareBusNumbers, functionsBelow, iommuGroupNumbers, isBridge, markMultifunctionSlots, programBridgeBuses,
+} from '../pci/topology';
 import { PciSysfs, devicePath } from '../fs/pci-sysfs';
 import { IommuSysfs, addIommuClass } from '../fs/iommu-sysfs';
 import type { IommuUnit } from '../profile';
-import { IommuGroups } from './iommu-groups';
+import { IommuGroups, type IommuGroup } from './iommu-groups';
 import type { IommufdPort } from './iommufd-port';
 import { VfioSubsystem } from './subsystem';
 import type { DmaOwnershipTable, VfioKconfig } from './environment';
@@ -95,6 +99,7 @@ export class PciMachine {
       vfs: o.vfs, bus: this.bus, pageSize: o.pageSize, capabilities: () => o.capabilities(),
       isEnabled: (slot) => this.vfio.deviceOf(slot)?.core.isOpen ?? false,
       cpus: o.cpus ?? 2,
+      functions: () => this.host.all(),
     });
     this.vfioPci = new VfioPciDriver(this.vfio);
     this.bus.registerDriver(this.vfioPci);
@@ -103,22 +108,44 @@ export class PciMachine {
     this.bus.registerDriver(stub);
     this.sysfs.addDriver(stub);
     const slots: PciSlot[] = [];
-    for (const spec of o.functions) {
-      const address = parsePciAddress(spec.address);
+    // Functions arrive in bus order, so a bridge is in place before the functions behind it.
+    const bridgeNames = o.functions.map((f) => ({ f, a: parsePciAddress(f.address) }));
+    let busNumbers = new Map<string, number>();
+    for (const { f: spec, a: address } of bridgeNames) {
       if (!address) throw new RangeError(`bad PCI address '${spec.address}'`);
-      const slot = this.host.plug(address, createDevice(spec.device, spec.options));
+      const upstream = address.bus === 0 ? undefined : slots.find((s) => isBridge(s.device) && busNumbers.get(s.name) === address.bus);
+      if (address.bus !== 0 && !upstream) throw new RangeError(`${spec.address}: no bridge leads to bus ${address.bus}`);
+      const slot = this.host.plug(address, placeDevice(spec.device, spec.options), upstream);
       firmwareInit(slot);
-      this.sysfs.addDevice(slot);
       slots.push(slot);
+      if (isBridge(slot.device)) busNumbers = firmwareBusNumbers(slots.filter((s) => isBridge(s.device)));
     }
-    // The IOMMU driver groups every function at boot, in bus order (one function per group on q35's root bus).
+    for (const bridge of slots.filter((s) => isBridge(s.device))) {
+      const below = functionsBelow(bridge, slots).filter((s) => isBridge(s.device)).map((s) => busNumbers.get(s.name)!);
+      const secondary = busNumbers.get(bridge.name)!;
+      programBridgeBuses(bridge, secondary, Math.max(secondary, ...below));
+    }
+    markMultifunctionSlots(slots);
+    for (const slot of slots) this.sysfs.addDevice(slot);
+    // The IOMMU driver groups every function at boot, in bus order, as the topology decides
+    // (multifunction slots without ACS share a group, ACS-capable root ports isolate what is
+    // behind them); an entry's `iommuGroup` option overrides that for machines without the
+    // platform's functions.
     if (o.iommu) {
-      slots.slice().sort((a, b) => (a.name < b.name ? -1 : 1)).forEach((slot, i) => {
+      for (const slot of slots) enableAcs(slot);
+      const derived = iommuGroupNumbers(slots);
+      const byNumber = new Map<number, IommuGroup>();
+      for (const slot of slots) {
         const fixed = o.functions.find((f) => f.address === slot.name)?.options?.['iommuGroup'];
-        const group = this.iommuGroups.alloc({ translated: true, id: typeof fixed === 'number' ? fixed : i });
+        const id = typeof fixed === 'number' ? fixed : derived.get(slot)!;
+        let group = byNumber.get(id);
+        if (!group) {
+          group = this.iommuGroups.alloc({ translated: true, id });
+          byNumber.set(id, group);
+        }
         this.iommuGroups.add(group, slot);
         iommuSysfs?.linkDevice(devicePath(slot));
-      });
+      }
     }
     for (const spec of o.functions) {
       if (!spec.driver) continue;

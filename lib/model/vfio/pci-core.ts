@@ -33,11 +33,13 @@ import {
   VFIO_PCI_CONFIG_REGION_INDEX, VFIO_PCI_INTX_IRQ_INDEX, VFIO_PCI_MSIX_IRQ_INDEX, VFIO_PCI_NUM_IRQS,
   VFIO_PCI_NUM_REGIONS, VFIO_PCI_ROM_REGION_INDEX, VFIO_PCI_VGA_REGION_INDEX, VFIO_REGION_INFO_CAP_MSIX_MAPPABLE,
   VFIO_REGION_INFO_FLAG_CAPS, VFIO_REGION_INFO_FLAG_MMAP, VFIO_REGION_INFO_FLAG_READ, VFIO_REGION_INFO_FLAG_WRITE,
-  VFIO_PCI_HOT_RESET_FLAG_DEV_ID, VFIO_PCI_HOT_RESET_FLAG_DEV_ID_OWNED, VFIO_PCI_DEVID_OWNED,
+  VFIO_PCI_HOT_RESET_FLAG_DEV_ID, VFIO_PCI_HOT_RESET_FLAG_DEV_ID_OWNED, VFIO_PCI_DEVID_OWNED, VFIO_PCI_DEVID_NOT_OWNED,
   VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY, VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP, VFIO_DEVICE_FEATURE_LOW_POWER_EXIT,
   VFIO_DEVICE_FEATURE_MIGRATION, VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE,
 } from '../../uapi/vfio';
 import { devfn } from '../pci/address';
+import { busResettable, resetMethods, type ResetMethod } from '../pci/reset-methods';
+import { functionsBelow } from '../pci/topology';
 
 /** Region offsets in the device fd: index << 40 (VFIO_PCI_OFFSET_SHIFT). */
 export const VFIO_PCI_OFFSET_SHIFT = 40n;
@@ -60,12 +62,24 @@ export interface VfioPciCoreHost {
   readonly intxConfigured: boolean;
   /** All functions on the host bus (for hot-reset dependency lists). */
   readonly siblings: () => readonly PciSlot[];
-  /** iommufd device ID of a sibling bound to the same iommufd, for hot-reset info (cdev path). */
-  readonly devidOf?: (slot: PciSlot) => number | undefined;
+  /**
+   * The VFIO side of a function a bus reset would reach, for hot-reset ownership: undefined when
+   * vfio-pci does not have it; else the iommufd context it is bound to (none: undefined) with its
+   * device ID there, and its IOMMU group.
+   */
+  readonly vfioPeer?: (slot: PciSlot) => VfioResetPeer | undefined;
   /** IOMMU group ID of a function, for hot-reset info (group path); undefined when it has none. */
   readonly groupIdOf?: (slot: PciSlot) => number | undefined;
+  /** The IOMMU group behind a group fd of the caller (VFIO_DEVICE_PCI_HOT_RESET's group array). */
+  readonly groupOfFd?: (fd: number) => number | 'not-a-group' | undefined;
   /** The kernel's fault injector (the interrupt context allocations). */
   readonly faults: FaultInjector;
+}
+
+export interface VfioResetPeer {
+  readonly iommufd: object | undefined;
+  readonly devid: number | undefined;
+  readonly groupId: number | undefined;
 }
 
 export class VfioPciCoreDevice {
@@ -95,7 +109,7 @@ export class VfioPciCoreDevice {
     const dev = this.device;
     this.writeCommand(this.readCommand() & ~PCI_COMMAND_MASTER);
     this.pciEnableDevice();
-    this.resetWorks = dev.supportsFunctionReset;
+    this.resetWorks = this.resetMethod() !== undefined;
     if (this.resetWorks) this.functionReset();
     this.savedConfig = this.saveState();
     const pci23 = this.intxMaskSupported();
@@ -110,6 +124,7 @@ export class VfioPciCoreDevice {
       msi: this.host.msi,
       readConfig: (o: number, w: 1 | 2 | 4) => this.config.read(o, w),
       writeConfig: (o: number, w: 1 | 2 | 4, v: number) => this.config.write(o, w, v),
+      mmioWrite: (bar: number, offset: bigint, width: 32, value: bigint) => dev.mmioWrite(bar, offset, width, value),
     };
     const irqs = new VfioPciIrqs(irqHw, this.host.lookup, () => this.cfg?.intxDisabledByUser ?? false, this.host.faults);
     this.irqs = irqs;
@@ -143,7 +158,7 @@ export class VfioPciCoreDevice {
     this.needsReset = true;
     this.writeCommand(PCI_COMMAND_INTX_DISABLE);
     if (this.resetWorks) {
-      this.device.functionReset();
+      this.resetLocked();
       this.needsReset = false;
     }
     if (this.savedConfig) this.restoreState(this.savedConfig);
@@ -266,7 +281,7 @@ export class VfioPciCoreDevice {
     const { cfg, irqs } = this.open;
     let flags = VFIO_IRQ_INFO_EVENTFD;
     if (info.index === VFIO_PCI_INTX_IRQ_INDEX) flags |= VFIO_IRQ_INFO_MASKABLE | VFIO_IRQ_INFO_AUTOMASKED;
-    else flags |= VFIO_IRQ_INFO_NORESIZE; // no dynamic MSI-X on the modelled functions
+    else if (info.index !== VFIO_PCI_MSIX_IRQ_INDEX || !irqs.dynamicMsix) flags |= VFIO_IRQ_INFO_NORESIZE;
     const count = irqs.count(info.index, cfg.virtualInterruptPin);
     writeBack(arg, VfioIrqInfo.encode({ argsz: info.argsz, flags, index: info.index, count }), minsz);
     return 0;
@@ -287,6 +302,17 @@ export class VfioPciCoreDevice {
     }
     irqs.set(hdr.flags, hdr.index, hdr.start, hdr.count, data);
     return 0;
+  }
+
+  /** The first reset method the PCI core would use (pci_reset_fn_methods order), if any. */
+  private resetMethod(): ResetMethod | undefined {
+    return resetMethods(this.slot, this.host.siblings())[0];
+  }
+
+  /** __pci_reset_function_locked: the reset itself, no state saved around it. */
+  private resetLocked(): void {
+    if (this.resetMethod() === 'bus') this.device.busReset();
+    else this.device.functionReset();
   }
 
   /** vfio_pci_ioctl_reset: EINVAL unless the function has a reset method. */
@@ -316,11 +342,14 @@ export class VfioPciCoreDevice {
     let flags = 0;
     if (this.cdevOpened) flags |= VFIO_PCI_HOT_RESET_FLAG_DEV_ID | VFIO_PCI_HOT_RESET_FLAG_DEV_ID_OWNED;
     need(arg, VfioPciHotResetInfo.size + count * entry);
+    const mine = this.host.vfioPeer?.(this.slot)?.iommufd;
     affected.forEach((s, i) => {
       const at = VfioPciHotResetInfo.size + i * entry;
       let id: number;
       if (flags & VFIO_PCI_HOT_RESET_FLAG_DEV_ID) {
-        id = this.host.devidOf?.(s) ?? VFIO_PCI_DEVID_OWNED;
+        const peer = this.host.vfioPeer?.(s);
+        id = peer ? this.ownership(s, peer, mine) : VFIO_PCI_DEVID_NOT_OWNED;
+        if (id === VFIO_PCI_DEVID_NOT_OWNED) flags &= ~VFIO_PCI_HOT_RESET_FLAG_DEV_ID_OWNED;
       } else {
         const group = this.host.groupIdOf?.(s);
         if (group === undefined) fail('EPERM', 'a dependent device has no IOMMU group');
@@ -332,14 +361,23 @@ export class VfioPciCoreDevice {
     return 0;
   }
 
+  /**
+   * What a slot or bus reset of this function reaches (vfio_pci_for_each_slot_or_bus): every
+   * function on its bus and below. A function on the root bus has no bridge to reset through:
+   * pci_probe_reset_slot and pci_probe_reset_bus fail and VFIO answers ENODEV.
+   */
   private busResetScope(): PciSlot[] {
-    if (this.slot.address.bus === 0) {
-      fail('ENODEV', 'the function is on the root bus: no slot or bus reset exists');
-    }
-    return this.host.siblings().filter((s) => s.address.domain === this.slot.address.domain && s.address.bus === this.slot.address.bus);
+    const bridge = this.slot.upstream;
+    if (!bridge || !busResettable(this.slot)) fail('ENODEV', 'the function is on the root bus: no slot or bus reset exists');
+    return functionsBelow(bridge, this.host.siblings());
   }
 
-  /** vfio_pci_ioctl_pci_hot_reset: argument checks, then the same reset-scope rule. */
+  /**
+   * vfio_pci_ioctl_pci_hot_reset: argument checks, the reset scope, then every function it
+   * reaches must be a vfio-pci device the caller owns — through the groups it passed (group
+   * path), or bound to the caller's iommufd or in a group that iommufd owns (cdev path, empty
+   * array) — before the bridge resets the bus (pci_reset_bus saves and restores every function).
+   */
   private hotReset(arg: Uint8Array): number {
     const minsz = VfioPciHotReset.endOf('count');
     need(arg, minsz);
@@ -348,8 +386,50 @@ export class VfioPciCoreDevice {
     if ((hdr.count !== 0) === this.cdevOpened) {
       fail('EINVAL', 'a zero-length group array is only for cdev-opened devices, and cdev-opened devices must pass one');
     }
-    this.busResetScope();
-    fail('ENODEV', 'bus reset is not modelled for functions behind a bridge');
+    const scope = this.busResetScope();
+    let groups: Set<number> | undefined;
+    if (hdr.count) {
+      if (hdr.count > scope.length) fail('EINVAL', `${hdr.count} group fds for ${scope.length} affected devices`);
+      need(arg, minsz + 4 * hdr.count);
+      const fds = Buffer.from(arg.buffer, arg.byteOffset + minsz, 4 * hdr.count);
+      groups = new Set();
+      for (let i = 0; i < hdr.count; i++) {
+        const group = this.host.groupOfFd?.(fds.readInt32LE(4 * i));
+        if (group === undefined) fail('EBADF', `group fd ${fds.readInt32LE(4 * i)} is not open`);
+        if (group === 'not-a-group') fail('EINVAL', `fd ${fds.readInt32LE(4 * i)} is not a VFIO group`);
+        groups.add(group);
+      }
+    }
+    const mine = this.host.vfioPeer?.(this.slot)?.iommufd;
+    for (const s of scope) {
+      const peer = this.host.vfioPeer?.(s);
+      if (!peer) fail('EINVAL', `${s.name} is affected by the reset but not bound to vfio-pci`);
+      const owned = groups
+        ? peer.groupId !== undefined && groups.has(peer.groupId)
+        : this.ownership(s, peer, mine) !== VFIO_PCI_DEVID_NOT_OWNED;
+      if (!owned) fail('EINVAL', `${s.name} is affected by the reset but not owned by the caller`);
+    }
+    const saved = scope.map((s) => ({ s, state: saveState(s) }));
+    for (const s of scope) s.device.busReset();
+    for (const { s, state } of saved) restoreState(s, state);
+    return 0;
+  }
+
+  /**
+   * vfio_iommufd_get_dev_id for a function the reset reaches: its devid when it is bound to the
+   * caller's iommufd, "owned" when it is bound to none but its group has a device bound there,
+   * else "not owned".
+   */
+  private ownership(s: PciSlot, peer: VfioResetPeer, mine: object | undefined): number {
+    if (mine && peer.iommufd === mine && peer.devid !== undefined) return peer.devid;
+    if (peer.iommufd === undefined && mine && peer.groupId !== undefined) {
+      const groupOwned = this.host.siblings().some((o) => {
+        const p = this.host.vfioPeer?.(o);
+        return o !== s && p?.iommufd === mine && p.groupId === peer.groupId;
+      });
+      if (groupOwned) return VFIO_PCI_DEVID_OWNED;
+    }
+    return VFIO_PCI_DEVID_NOT_OWNED;
   }
 
   /** vfio_pci_ioctl_ioeventfd: a write of `data` to a BAR whenever the eventfd is signalled. */
@@ -576,30 +656,36 @@ export class VfioPciCoreDevice {
     return changed;
   }
 
-  /** pci_save_state: the standard header and capability registers. */
-  private saveState(): Uint8Array {
-    const c = new Uint8Array(this.config.size);
-    for (let i = 0; i < this.config.size; i += 4) new DataView(c.buffer).setUint32(i, this.config.read(i, 4), true);
-    return c;
-  }
-
-  /** pci_restore_state: rewrite header dwords that changed (BARs and command last first, like the kernel). */
-  private restoreState(saved: Uint8Array): void {
-    const dv = new DataView(saved.buffer);
-    const order = [10, 11, 12, 13, 14, 15, 4, 5, 6, 7, 8, 9, 0, 1, 2, 3].reverse();
-    for (const i of order) {
-      if (i * 4 >= PCI_STD_HEADER_SIZEOF) continue;
-      const want = dv.getUint32(i * 4, true);
-      if (this.config.read(i * 4, 4) !== want) this.config.write(i * 4, 4, want);
-    }
-  }
+  private saveState(): Uint8Array { return saveState(this.slot); }
 
   /** pci_try_reset_function: save, reset, restore. */
   private functionReset(): void {
     const saved = this.saveState();
     this.writeCommand(PCI_COMMAND_INTX_DISABLE);
-    this.device.functionReset();
+    this.resetLocked();
     this.restoreState(saved);
+  }
+
+  private restoreState(saved: Uint8Array): void { restoreState(this.slot, saved); }
+}
+
+/** pci_save_state: the standard header and capability registers. */
+function saveState(slot: PciSlot): Uint8Array {
+  const config = slot.device.config;
+  const c = new Uint8Array(config.size);
+  for (let i = 0; i < config.size; i += 4) new DataView(c.buffer).setUint32(i, config.read(i, 4), true);
+  return c;
+}
+
+/** pci_restore_state: rewrite header dwords that changed (BARs and command last first, like the kernel). */
+function restoreState(slot: PciSlot, saved: Uint8Array): void {
+  const config = slot.device.config;
+  const dv = new DataView(saved.buffer);
+  const order = [10, 11, 12, 13, 14, 15, 4, 5, 6, 7, 8, 9, 0, 1, 2, 3].reverse();
+  for (const i of order) {
+    if (i * 4 >= PCI_STD_HEADER_SIZEOF) continue;
+    const want = dv.getUint32(i * 4, true);
+    if (config.read(i * 4, 4) !== want) config.write(i * 4, 4, want);
   }
 }
 

@@ -10,6 +10,7 @@ import { EventFdFile } from '../eventfd';
 import type { OpenFile } from '../open-file';
 import type { IrqLine, MsiController } from '../pci/host';
 import { MSI_ADDRESS_BASE } from '../pci/host';
+import { MsixHostVectors } from '../pci/msix-host';
 import {
   PCI_COMMAND, PCI_COMMAND_INTX_DISABLE, PCI_MSI_ADDRESS_HI, PCI_MSI_ADDRESS_LO, PCI_MSI_DATA_32, PCI_MSI_DATA_64,
   PCI_MSI_FLAGS, PCI_MSI_FLAGS_64BIT, PCI_MSI_FLAGS_ENABLE, PCI_MSI_FLAGS_QSIZE, PCI_MSIX_FLAGS,
@@ -36,6 +37,8 @@ export interface IrqHardware {
   readonly msi: MsiController;
   readConfig(offset: number, width: 1 | 2 | 4): number;
   writeConfig(offset: number, width: 1 | 2 | 4, value: number): void;
+  /** A dword write into one of the function's BARs (the MSI-X table). */
+  mmioWrite(bar: number, offset: bigint, width: 32, value: bigint): void;
 }
 
 /** Finds the open file behind an fd of the calling process (fget). */
@@ -73,6 +76,8 @@ export class VfioPciIrqs {
   private releaseIntxHandler: (() => void) | undefined;
   private msiBase = -1;
   private msiCount = 0;
+  /** The PCI core's MSI-X state of the function, when it has MSI-X. */
+  private readonly msix: MsixHostVectors | undefined;
 
   constructor(
     private readonly hw: IrqHardware,
@@ -80,7 +85,18 @@ export class VfioPciIrqs {
     /** vdev->virq_disabled: the user set INTx disable in the virtual command register. */
     private readonly virqDisabled: () => boolean,
     private readonly faults: FaultInjector,
-  ) {}
+  ) {
+    this.msix = hw.msixCap ? new MsixHostVectors({
+      capability: hw.msixCap, msi: hw.msi, readConfig: (o, w) => hw.readConfig(o, w),
+      writeConfig: (o, w, v) => hw.writeConfig(o, w, v), mmioWrite: (b, o, w, v) => hw.mmioWrite(b, o, w, v),
+    }) : undefined;
+  }
+
+  /**
+   * vdev->has_dyn_msix: with MSI-X the x86 PCI/MSI domain allocates vectors one at a time, so
+   * the enabled set can grow after enabling (VFIO_IRQ_INFO_NORESIZE is not reported).
+   */
+  get dynamicMsix(): boolean { return this.msix !== undefined; }
 
   /** vfio_pci_get_irq_count. */
   count(index: number, virtualPin: number): number {
@@ -291,12 +307,12 @@ export class VfioPciIrqs {
       const fds: number[] = [];
       for (let i = 0; i < count; i++) fds.push(Buffer.from(data!.buffer, data!.byteOffset, data!.byteLength).readInt32LE(4 * i));
       if (this.irqType === index) {
-        this.msiSetBlock(start, fds);
+        this.msiSetBlock(start, fds, msix);
         return;
       }
       this.msiEnable(start + count, msix);
       try {
-        this.msiSetBlock(start, fds);
+        this.msiSetBlock(start, fds, msix);
       } catch (e) {
         this.msiDisable();
         throw e;
@@ -312,13 +328,20 @@ export class VfioPciIrqs {
     }
   }
 
-  /** vfio_msi_enable: pci_alloc_irq_vectors programs the function's MSI capability. */
+  /**
+   * vfio_msi_enable: pci_alloc_irq_vectors programs the function's MSI capability, or its MSI-X
+   * capability and vector table for entries 0..nvec-1.
+   */
   private msiEnable(nvec: number, msix: boolean): void {
     if (this.irqType !== IRQ_NONE) fail('EINVAL', 'another interrupt type is active');
-    if (msix) throw new Error('model vfio: MSI-X programming is not modelled (no simulated device has MSI-X)');
-    // pci_alloc_irq_vectors(pdev, 1, nvec): __pci_enable_msi_range answers ERANGE when the
+    // pci_alloc_irq_vectors(pdev, 1, nvec): __pci_enable_msi(x)_range answers ERANGE when the
     // maximum (0 vectors: SET_IRQS with count 0 and eventfd data) is below the minimum of 1.
     if (nvec < 1) fail('ERANGE', 'no vectors requested');
+    if (msix) {
+      this.msix!.enable(nvec);
+      this.irqType = VFIO_PCI_MSIX_IRQ_INDEX;
+      return;
+    }
     const pos = this.hw.msiCap;
     const flags = this.hw.readConfig(pos + PCI_MSI_FLAGS, 2);
     const max = 1 << ((flags & PCI_MSI_FLAGS_QMASK) >> 1);
@@ -340,33 +363,55 @@ export class VfioPciIrqs {
     this.msiQmax = 31 - Math.clz32(nvec * 2 - 1);
   }
 
-  private msiSetVectorSignal(vector: number, fd: number): void {
+  /**
+   * vfio_msi_set_vector_signal: an existing eventfd's interrupt is freed (for MSI-X the entry is
+   * masked, its vector stays allocated); a new eventfd gets the vector (for MSI-X allocated now
+   * if the entry has none: dynamic MSI-X), its message rewritten and the interrupt requested.
+   */
+  private msiSetVectorSignal(vector: number, fd: number, msix: boolean): void {
     const old = this.ctx.get(vector);
+    let irq: number | undefined;
     if (old) {
-      this.hw.msi.setHandler(this.msiBase + vector, undefined);
+      irq = msix ? this.msix!.hostVector(vector) : this.msiBase + vector;
+      if (irq !== undefined) this.hw.msi.setHandler(irq, undefined);
+      if (msix) this.msix!.setMasked(vector, true);
       this.ctx.delete(vector);
     }
     if (fd < 0) return;
-    if (vector >= this.msiCount) fail('EINVAL', 'vector was not allocated');
+    if (irq === undefined) irq = this.msiAllocIrq(vector, msix);
     this.faults.point('vfio.irq-ctx-alloc'); // vfio_irq_ctx_alloc
     const trigger = this.eventfdFromFd(fd);
+    if (msix) this.msix!.writeMessage(vector);
     this.ctx.set(vector, { trigger, masked: false });
-    this.hw.msi.setHandler(this.msiBase + vector, () => trigger.signal(1n));
+    this.hw.msi.setHandler(irq, () => trigger.signal(1n));
+    if (msix) this.msix!.setMasked(vector, false);
   }
 
-  private msiSetBlock(start: number, fds: number[]): void {
+  /** vfio_msi_alloc_irq: MSI has what pci_alloc_irq_vectors gave; MSI-X allocates on demand. */
+  private msiAllocIrq(vector: number, msix: boolean): number {
+    if (!msix) {
+      if (vector >= this.msiCount) fail('EINVAL', 'vector was not allocated');
+      return this.msiBase + vector;
+    }
+    return this.msix!.hostVector(vector) ?? this.msix!.allocate(vector);
+  }
+
+  private msiSetBlock(start: number, fds: number[], msix: boolean): void {
     let j = start;
     try {
-      for (let i = 0; i < fds.length; i++, j++) this.msiSetVectorSignal(j, fds[i]!);
+      for (let i = 0; i < fds.length; i++, j++) this.msiSetVectorSignal(j, fds[i]!, msix);
     } catch (e) {
-      for (let i = start; i < j; i++) this.msiSetVectorSignal(i, -1);
+      for (let i = start; i < j; i++) this.msiSetVectorSignal(i, -1, msix);
       throw e;
     }
   }
 
   private msiDisable(): void {
-    for (const vector of [...this.ctx.keys()]) this.msiSetVectorSignal(vector, -1);
-    if (this.msiBase >= 0) {
+    const msix = this.irqType === VFIO_PCI_MSIX_IRQ_INDEX;
+    for (const vector of [...this.ctx.keys()]) this.msiSetVectorSignal(vector, -1, msix);
+    if (msix) {
+      this.msix!.disable();
+    } else if (this.msiBase >= 0) {
       const pos = this.hw.msiCap;
       const flags = this.hw.readConfig(pos + PCI_MSI_FLAGS, 2);
       this.hw.writeConfig(pos + PCI_MSI_FLAGS, 2, flags & ~PCI_MSI_FLAGS_ENABLE & ~PCI_MSI_FLAGS_QSIZE);

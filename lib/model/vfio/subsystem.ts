@@ -14,6 +14,7 @@ import { fail } from '../errno';
 import type { OpenFile } from '../open-file';
 import type { CharDevNode, Vfs } from '../vfs';
 import { addDevNode, removeDevNode, roAttr, rwAttr, link } from '../fs/nodes';
+import { devicePath as pciDevicePath, upToSys } from '../fs/pci-sysfs';
 import type { PciHost, PciSlot } from '../pci/host';
 import { IOMMU_BLOCKED } from '../pci/host';
 import type { IommuGroups } from './iommu-groups';
@@ -21,7 +22,7 @@ import type { DmaOwnershipTable, VfioEnvironment } from './environment';
 import { VfioContainerObject, VfioContainerFile } from './container-object';
 import { VfioDeviceObject } from './device-object';
 import { VfioDeviceFile } from './device-file';
-import { VfioGroupObject } from './group-object';
+import { VfioGroupFile, VfioGroupObject } from './group-object';
 import { DmaOwnership } from '../iommufd/dma-ownership';
 import { VfioPciCoreDevice } from './pci-core';
 
@@ -102,7 +103,15 @@ export class VfioSubsystem {
       intxConfigured: env.kconfig.pciIntx,
       siblings: () => env.pci.all(),
       groupIdOf: (s) => env.iommuGroups.of(s)?.id,
-      devidOf: (s) => this.devices.get(s)?.bound?.id,
+      vfioPeer: (s) => {
+        const d = this.devices.get(s);
+        return d && { iommufd: d.boundTo, devid: d.bound?.id, groupId: env.iommuGroups.of(s)?.id };
+      },
+      groupOfFd: (fd) => {
+        const file = env.lookup(fd);
+        if (!file) return undefined;
+        return file instanceof VfioGroupFile ? file.group.id() : 'not-a-group';
+      },
       faults: env.faults,
     });
     const device = new VfioDeviceObject(index, name, noiommuFlag, slot, core, this, {
@@ -207,7 +216,7 @@ export class VfioSubsystem {
     const hasCdev = this.env.kconfig.cdev && !(device.isNoiommu && !this.env.kconfig.iommufdNoiommu);
     vfs.add(`${devDir}/uevent`, roAttr(() => `MAJOR=${this.deviceMajor}\nMINOR=${device.index}\nDEVNAME=vfio/devices/${device.name}\n`));
     vfs.add(`${devDir}/device`, link(`../../../${device.slot.name}`));
-    vfs.add(`${devDir}/subsystem`, link('../../../../../class/vfio-dev'));
+    vfs.add(`${devDir}/subsystem`, link(`${upToSys(devDir)}/class/vfio-dev`));
     if (hasCdev) {
       vfs.add(`${devDir}/dev`, roAttr(() => `${this.deviceMajor}:${device.index}\n`));
       addDevNode(vfs, `/dev/vfio/devices/${device.name}`, {
@@ -280,13 +289,6 @@ export class VfioSubsystem {
   }
 }
 
-/** The sysfs directory of a function: /sys/devices/pci0000:BB/DDDD:BB:DD.F. */
-export function pciDevicePath(slot: PciSlot): string {
-  return `/sys/devices/pci${hex4(slot.address.domain)}:${hex2(slot.address.bus)}/${slot.name}`;
-}
-
-function hex2(n: number): string { return n.toString(16).padStart(2, '0'); }
-function hex4(n: number): string { return n.toString(16).padStart(4, '0'); }
 
 /** param_set_bool / kstrtobool. */
 function parseBool(data: Buffer): boolean {
