@@ -12,16 +12,15 @@ cache=${XDG_CACHE_HOME:-$HOME/.cache}/node-vfio-arm64-node
 root=$cache/root
 if [ -f "$cache/complete" ]; then echo "$root"; exit 0; fi
 
+# The Debian mirror the machine already uses, read at run time.
+mirror=$(sed -n 's/^URIs: *\([^ ]*\/debian\)$/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
+[ -n "$mirror" ] || mirror=$(sed -n 's/^deb \(\[[^]]*\] \)\?\([^ ]*\/debian\) .*/\2/p' /etc/apt/sources.list 2>/dev/null | head -1)
+[ -n "$mirror" ] || { echo "arm64-node: cannot find the configured Debian mirror in /etc/apt" >&2; exit 1; }
+
 rm -rf "$cache"
 mkdir -p "$cache/apt/sources" "$cache/apt/lists/partial" "$cache/apt/archives/partial" "$cache/debs" "$root"
-cat > "$cache/apt/sources/trixie-arm64.sources" <<'EOF'
-Types: deb
-URIs: http://deb.debian.org/debian
-Suites: trixie trixie-updates
-Components: main
-Architectures: arm64
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-EOF
+printf 'Types: deb\nURIs: %s\nSuites: trixie trixie-updates\nComponents: main\nArchitectures: arm64\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+  "$mirror" > "$cache/apt/sources/trixie-arm64.sources"
 apt_options=(
   -o Dir::Etc::SourceList=/dev/null -o "Dir::Etc::SourceParts=$cache/apt/sources"
   -o "Dir::State::Lists=$cache/apt/lists" -o "Dir::Cache=$cache/apt" -o Dir::State::status=/dev/null
