@@ -86,6 +86,6 @@ function build(arch) {
 
 if (process.platform !== 'linux') throw new Error('prebuilds are built on Linux (the addon is Linux-only)');
 const requested = process.argv.slice(2);
-const unknown = requested.filter((a) => !(a in TRIPLETS));
+const unknown = requested.filter((a) => !Object.hasOwn(TRIPLETS, a));
 if (unknown.length) throw new Error(`unknown architecture ${unknown.join(', ')} (known: ${Object.keys(TRIPLETS).join(', ')})`);
 for (const arch of requested.length ? requested : Object.keys(TRIPLETS)) build(arch);
