@@ -2,7 +2,8 @@
  * A userspace driver for the copy engine (copy-engine-model.ts), written against node-vfio's
  * public API only: the same code drives the model in tests and the real hardware in production.
  * It owns a descriptor ring in a DMA buffer, copies by queueing one descriptor and ringing the
- * tail doorbell, and waits for the completion interrupt (MSI here).
+ * tail doorbell, and waits for the completion interrupt (MSI-X vector 0 where the device has
+ * MSI-X, as this one does; MSI otherwise).
  */
 import { DmaBuffer, type InterruptVector, type Mmio, type VfioDevice } from 'node-vfio';
 import {
@@ -22,8 +23,9 @@ export class CopyEngineDriver {
     const id = this.registers.read32(REG.ID);
     if (id !== COPY_ENGINE_ID) throw new Error(`copy-engine: unexpected ID 0x${id.toString(16)}`);
     device.config.enableBusMaster();
-    const [vector] = device.irqs.enable('msi', 1);
-    if (!vector) throw new Error('copy-engine: MSI gave no vector');
+    const kind = device.irqs.info('msix').count > 0 ? 'msix' : 'msi';
+    const [vector] = device.irqs.enable(kind, 1);
+    if (!vector) throw new Error(`copy-engine: ${kind} gave no vector`);
     this.interrupt = vector;
     this.ring = DmaBuffer.allocate(RING_ENTRIES * DESCRIPTOR_SIZE, { space: device.dmaSpace });
     this.ring.bytes.fill(0);

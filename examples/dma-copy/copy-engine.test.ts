@@ -22,8 +22,9 @@ function machine(base: 'linux-7.3-noiommu' | 'linux-7.3-iommu', clock?: ModelClo
 
 describe('example: a DMA copy engine modelled out of tree, with its driver', () => {
   for (const base of ['linux-7.3-noiommu', 'linux-7.3-iommu'] as const) {
-    it(`copies through the descriptor ring and completes with MSI (${base})`, async () => {
+    it(`copies through the descriptor ring and completes with MSI-X (${base})`, async () => {
       const { model, device, driver } = machine(base);
+      assert.equal(device.irqs.enabledKind, 'msix', 'the driver chose MSI-X, which the device has');
       using buffer = DmaBuffer.allocate(16384, { space: device.dmaSpace });
       const data = randomBytes(6000);
       buffer.bytes.set(data, 0);
@@ -35,6 +36,28 @@ describe('example: a DMA copy engine modelled out of tree, with its driver', () 
       device.close();
     });
   }
+
+  it('MSI-X grows from 1 to 4 vectors and back to 2 without dropping vector 0, which keeps completing copies', async () => {
+    const { device, driver } = machine('linux-7.3-iommu');
+    using buffer = DmaBuffer.allocate(8192, { space: device.dmaSpace });
+    const [first] = device.irqs.vectors('msix');
+    const grown = device.irqs.resize('msix', 4);
+    assert.deepEqual(grown.map((v) => v.vector), [0, 1, 2, 3]);
+    assert.equal(grown[0], first, 'vector 0 is the same object, still enabled');
+    buffer.bytes.fill(0x5a, 0, 100);
+    await driver.copy(buffer.dmaAddress(0), buffer.dmaAddress(4096), 100);
+    assert.equal(buffer.bytes[4096 + 99], 0x5a);
+    grown[3]!.trigger();
+    assert.equal(await grown[3]!.wait(), 1n, 'a grown vector signals its own eventfd');
+    const shrunk = device.irqs.resize('msix', 2);
+    assert.deepEqual(shrunk.map((v) => v.vector), [0, 1]);
+    assert.equal(grown[3]!.closed, true, 'the dropped vectors are closed');
+    await driver.copy(buffer.dmaAddress(0), buffer.dmaAddress(4096 + 200), 100);
+    assert.equal(buffer.bytes[4096 + 299], 0x5a);
+    assert.throws(() => device.irqs.resize('msix', 5), /has 4 msix vector/);
+    driver.close();
+    device.close();
+  });
 
   it('a copy is in flight until the machine clock reaches its completion time', async () => {
     const clock = new ModelClock('manual');
