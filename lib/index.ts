@@ -26,7 +26,7 @@ export type { DmaAllocateOptions } from './dma/buffer';
 export type { HugePageSize } from './sys/constants';
 export type { BufferSegment, DmaSpace, DmaMapOptions } from './dma/dma-space';
 export { VfioDevice } from './vfio/device';
-export type { DeviceBackend, VfioDeviceOpenOptions } from './vfio/device';
+export type { DeviceBackend, DeviceReset, VfioDeviceOpenOptions } from './vfio/device';
 export { Region } from './vfio/region';
 export { Mmio } from './vfio/mmio';
 export { ConfigSpace } from './vfio/config-space';

@@ -9,7 +9,7 @@ import { VfioError, isVfioError } from '../sys/errors';
 import * as V from '../uapi/vfio';
 import { FileDescriptor, Resource } from '../support/resource';
 import * as io from '../ioctl/device-ioctls';
-import type { DeviceInfo, HotResetInfo } from '../ioctl/device-ioctls';
+import type { DependentDevice, DeviceInfo, HotResetInfo } from '../ioctl/device-ioctls';
 import { isPinningFailure, memlockHint } from '../support/hints';
 import { Region, type RegionOwner } from './region';
 import { ConfigSpace } from './config-space';
@@ -64,6 +64,21 @@ export interface DeviceInit {
  * An open VFIO device. Get one with `openDevice(bdf)` (chooses the path) or
  * `VfioDevice.open(bdf, { iommufd })` (cdev + iommufd explicitly).
  */
+/** What a reset did. */
+export interface DeviceReset {
+  /** 'function': VFIO_DEVICE_RESET of this function alone; 'bus': a hot reset of its bus or slot. */
+  readonly kind: 'function' | 'bus';
+  /**
+   * The method the kernel used: the first of `methods` for a function reset ('flr', 'pm',
+   * 'bus' when the function is alone on its bus, …; 'device-specific' when sysfs names none).
+   */
+  readonly method: string;
+  /** The function's reset methods in the kernel's order (sysfs reset_method). */
+  readonly methods: readonly string[];
+  /** For a hot reset: every device it reset, this one included. */
+  readonly affected?: readonly DependentDevice[];
+}
+
 export class VfioDevice extends Resource implements RegionOwner, IrqOwner, BoundDevice {
   /** PCI address, when known. */
   readonly bdf: string | undefined;
@@ -265,14 +280,35 @@ export class VfioDevice extends Resource implements RegionOwner, IrqOwner, Bound
     return this.irqManager;
   }
 
-  /** Function-level (or device-specific) reset: VFIO_DEVICE_RESET. */
-  reset(): void {
+  /**
+   * The reset methods the PCI core has for this function, in the order it tries them (sysfs
+   * `reset_method`: 'flr', 'pm', 'bus', …); empty when it has none or the address is unknown.
+   */
+  get resetMethods(): readonly string[] {
+    this.liveFd('VfioDevice.resetMethods');
+    if (this.bdf === undefined) return [];
+    try {
+      return this.kernel.readFile(`/sys/bus/pci/devices/${this.bdf}/reset_method`).toString().trim().split(/\s+/).filter(Boolean);
+    } catch {
+      // No attribute: the kernel found no way to reset the function on its own.
+      return [];
+    }
+  }
+
+  /**
+   * Function-level (or device-specific) reset: VFIO_DEVICE_RESET. Returns the method the kernel
+   * uses for it — the first of `resetMethods` — so a driver knows whether it got an FLR, a PM
+   * D3hot/D0 cycle or a reset of the function's whole bus.
+   */
+  reset(): DeviceReset {
     const fd = this.liveFd('VfioDevice.reset');
+    const methods = this.resetMethods;
     try {
       io.deviceReset(this.kernel, fd);
     } catch (e) {
       throw VfioError.wrap(e, { context: `resetting ${this.description}`, ...(!this.canReset ? { hint: 'the device reports no reset method (VFIO_DEVICE_FLAGS_RESET clear); a bus reset (hotReset) may work' } : {}) });
     }
+    return { kind: 'function', method: methods[0] ?? 'device-specific', methods };
   }
 
   /** The devices a bus/slot reset would also reset. */
@@ -284,9 +320,15 @@ export class VfioDevice extends Resource implements RegionOwner, IrqOwner, Bound
     }
   }
 
-  /** Bus/slot reset. On the group path, pass the fds of all affected groups. */
-  hotReset(groupFds: readonly number[] = []): void {
+  /**
+   * Bus/slot reset (VFIO_DEVICE_PCI_HOT_RESET). On the cdev path the empty fd array says "every
+   * affected device is bound to my iommufd"; on the group path pass the fds of all affected groups.
+   * Returns the devices the reset affected, as VFIO_DEVICE_GET_PCI_HOT_RESET_INFO named them.
+   */
+  hotReset(groupFds: readonly number[] = []): DeviceReset {
+    const affected = this.hotResetInfo().devices;
     io.devicePciHotReset(this.kernel, this.liveFd('VfioDevice.hotReset'), groupFds);
+    return { kind: 'bus', method: 'bus', methods: this.resetMethods, affected };
   }
 
   /** @internal RegionOwner */
