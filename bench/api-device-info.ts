@@ -7,41 +7,27 @@
  * timed too, through its wrapper. Run: node dist/bench/api-device-info.js [iterations per round] [rounds]
  */
 import { nativeKernel } from '../lib/sys/native-kernel';
-import { openDevice } from '../lib/vfio/open-device';
 import * as V from '../lib/uapi/vfio';
 import { deviceGetInfo, deviceGetRegionInfo } from '../lib/ioctl/device-ioctls';
-import { benchDevice, benchLayers, rawAddon, type Row } from './api-support';
+import { benchLayers, loopArguments, openBenchDevice, prePackedRows, type Row } from './api-support';
 
 function main(): void {
-  const iterations = Number(process.argv[2] ?? 100_000);
-  const rounds = Number(process.argv[3] ?? 5);
+  const { iterations, rounds } = loopArguments({ iterations: 100_000, rounds: 5 });
   const kernel = nativeKernel();
-  const bdf = benchDevice(kernel);
-  if (bdf === null) return;
-  using device = openDevice(bdf, { kernel });
+  using device = openBenchDevice(kernel);
+  if (device === null) return;
   const fd = device.fd;
-  const addon = rawAddon();
   const request = V.VFIO_DEVICE_GET_INFO.number;
   // The pre-packed struct of the raw rows; argsz is reset per call, as the kernel may raise it.
   const packed = V.VfioDeviceInfo.allocate();
   packed.argsz = V.VfioDeviceInfo.size;
-
-  // The addon is handed the ArrayBuffer, as NativeKernel does for a struct that fills it.
-  const packedBuffer = packed.$bytes.buffer as ArrayBuffer;
-  const raw: Row = { name: 'addon.ioctl, pre-packed struct (no NativeKernel)', run: () => {
-    packed.argsz = V.VfioDeviceInfo.size;
-    addon.ioctl(fd, request, packedBuffer);
-  } };
-  const viaKernel: Row = { name: 'NativeKernel.ioctl, pre-packed struct', run: () => {
-    packed.argsz = V.VfioDeviceInfo.size;
-    kernel.ioctl(fd, request, packed.$bytes);
-  } };
+  const [raw, viaKernel] = prePackedRows(kernel, fd, request, packed.$bytes, () => { packed.argsz = V.VfioDeviceInfo.size; });
   const wrapper: Row = { name: 'lib/ioctl deviceGetInfo = what VfioDevice.info issues', run: () => { deviceGetInfo(kernel, fd); } };
   const cached: Row = { name: 'VfioDevice.info, answered from its cache', run: () => { void device.info; } };
   const region: Row = { name: 'lib/ioctl deviceGetRegionInfo(BAR0), another ioctl', run: () => { deviceGetRegionInfo(kernel, fd, 0); } };
   const backend = `${device.backend.kind}${device.backend.noiommu ? ', noiommu' : ''}`;
   benchLayers({
-    title: `VFIO_DEVICE_GET_INFO, ${iterations} calls per round (${bdf}, ${backend})`,
+    title: `VFIO_DEVICE_GET_INFO, ${iterations} calls per round (${device.bdf}, ${backend})`,
     iterations, rounds,
     c: { name: 'C loop: the same ioctl on the same device fd', options: { target: { fd }, request, arg: packed.$bytes.slice() } },
     layers: [raw, viaKernel, wrapper], goal: wrapper, aside: [cached, region],

@@ -7,46 +7,32 @@
  * Run: node dist/bench/api-get-pa.js [iterations per round] [rounds]
  */
 import { nativeKernel } from '../lib/sys/native-kernel';
-import { openDevice } from '../lib/vfio/open-device';
 import * as U from '../lib/uapi/iommufd';
 import { noiommuGetPa } from '../lib/ioctl/iommufd-ioctls';
-import { benchDevice, onNoiommuCdev, benchLayers, rawAddon, type Row } from './api-support';
+import { benchLayers, loopArguments, onNoiommuCdev, openBenchDevice, prePackedRows, type Row } from './api-support';
 
 function main(): void {
-  const iterations = Number(process.argv[2] ?? 100_000);
-  const rounds = Number(process.argv[3] ?? 5);
+  const { iterations, rounds } = loopArguments({ iterations: 100_000, rounds: 5 });
   const kernel = nativeKernel();
-  const bdf = benchDevice(kernel);
-  if (bdf === null) return;
-  using device = openDevice(bdf, { kernel });
-  if (!onNoiommuCdev(device, bdf)) return;
+  using device = openBenchDevice(kernel);
+  if (device === null || !onNoiommuCdev(device)) return;
   const ioas = device.ioas!;
   using dma = device.allocateDma(2n << 20n, { locked: true });
   const iova = dma.iova!;
   const cap = 4096n;
   const fd = device.iommufd!.fd;
-  const addon = rawAddon();
   const request = U.IOMMU_IOAS_NOIOMMU_GET_PA.number;
   // The pre-packed struct of the raw rows; the kernel writes length back, so it is reset per call.
   const packed = U.IommuIoasNoiommuGetPa.allocate();
   packed.$assign({ size: U.IommuIoasNoiommuGetPa.size, ioas_id: ioas.id, iova, length: cap });
 
   const pages = dma.size / 4096n;
-  // The addon is handed the ArrayBuffer, as NativeKernel does for a struct that fills it.
-  const packedBuffer = packed.$bytes.buffer as ArrayBuffer;
-  const raw: Row = { name: 'addon.ioctl, pre-packed struct (no NativeKernel)', run: () => {
-    packed.length = cap;
-    addon.ioctl(fd, request, packedBuffer);
-  } };
-  const viaKernel: Row = { name: 'NativeKernel.ioctl, pre-packed struct', run: () => {
-    packed.length = cap;
-    kernel.ioctl(fd, request, packed.$bytes);
-  } };
+  const [raw, viaKernel] = prePackedRows(kernel, fd, request, packed.$bytes, () => { packed.length = cap; });
   const wrapper: Row = { name: 'lib/ioctl noiommuGetPa (pack, call, unpack)', run: () => { noiommuGetPa(kernel, fd, ioas.id, iova, cap); } };
   const api: Row = { name: 'Ioas.getPhysicalAddress', run: () => { ioas.getPhysicalAddress(iova, cap); } };
   const cached: Row = { name: 'DmaBuffer.physicalAddress (segment table, no syscall)', run: (i) => { dma.physicalAddress((BigInt(i) % pages) * 4096n); } };
   benchLayers({
-    title: `IOMMU_IOAS_NOIOMMU_GET_PA, ${iterations} calls per round, 4 KiB cap (${bdf})`,
+    title: `IOMMU_IOAS_NOIOMMU_GET_PA, ${iterations} calls per round, 4 KiB cap (${device.bdf})`,
     iterations, rounds,
     c: { name: 'C loop: the same ioctl on the same iommufd', options: { target: { fd }, request, arg: packed.$bytes.slice() } },
     layers: [raw, viaKernel, wrapper, api], goal: api, aside: [cached],

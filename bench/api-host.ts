@@ -19,6 +19,7 @@ import { deviceGetInfo } from '../lib/ioctl/device-ioctls';
 import * as U from '../lib/uapi/iommufd';
 import * as V from '../lib/uapi/vfio';
 import { cpuNow, median } from './cpu-time';
+import { loopArguments } from './api-support';
 
 const PAGE = 4096n;
 const CAP = 4096n;
@@ -69,8 +70,7 @@ function modelSubject(): { kernel: Kernel; fd: number; ioasId: number; iova: Iov
 }
 
 function main(): void {
-  const iterations = Number(process.argv[2] ?? 200_000);
-  const rounds = Number(process.argv[3] ?? 7);
+  const { iterations, rounds } = loopArguments({ iterations: 200_000, rounds: 7 });
   const stub = stubKernel();
   const model = modelSubject();
   const iova = 0x10_0000n as Iova;

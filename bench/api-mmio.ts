@@ -10,9 +10,8 @@
 import { nativeKernel, type NativeKernel } from '../lib/sys/native-kernel';
 import type { Mapping } from '../lib/sys/kernel';
 import type { Mmio } from '../lib/vfio/mmio';
-import { openDevice } from '../lib/vfio/open-device';
 import { MAP_SHARED, PROT_READ, PROT_WRITE } from '../lib/sys/constants';
-import { benchDevice, formatNs } from './api-support';
+import { formatNs, openBenchDevice } from './api-support';
 import { runMmioLoop, timeWholeLoop } from './native-c';
 
 const ROUNDS = 5;
@@ -34,9 +33,8 @@ function loopKernel(kernel: NativeKernel, mapping: Mapping, n: number): number {
 function main(): void {
   const iterations = Number(process.argv[2] ?? 100_000);
   const kernel = nativeKernel();
-  const bdf = benchDevice(kernel);
-  if (bdf === null) return;
-  using device = openDevice(bdf, { kernel });
+  using device = openBenchDevice(kernel);
+  if (device === null) return;
   const bar = device.bar(0);
   if (bar.info.offset !== 0n) throw new Error(`BAR0's region offset is 0x${bar.info.offset.toString(16)}, the C baseline maps offset 0`);
   const mmio = bar.mmap(0n, BigInt(kernel.pageSize));
@@ -54,7 +52,7 @@ function main(): void {
   const id = mmio.read32(REGISTER);
   mmio.close();
   kernel.munmap(mapping);
-  console.log(`api-mmio: 32-bit reads of BAR0+0x${REGISTER.toString(16)} of ${bdf} (reads 0x${id.toString(16)}), best of ${ROUNDS} × ${iterations}, backend ${device.backend.kind}${device.backend.noiommu ? ' (noiommu)' : ''}`);
+  console.log(`api-mmio: 32-bit reads of BAR0+0x${REGISTER.toString(16)} of ${device.bdf} (reads 0x${id.toString(16)}), best of ${ROUNDS} × ${iterations}, backend ${device.backend.kind}${device.backend.noiommu ? ' (noiommu)' : ''}`);
   const baseline = c.inlineNsPerOp;
   for (const [name, ns] of rows) console.log(`  ${name.padEnd(52)} ${formatNs(ns).padStart(11)}  ${(ns / baseline).toFixed(2)}x C`);
   const ratio = rows[2]![1] / baseline;

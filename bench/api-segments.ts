@@ -6,10 +6,9 @@
  * the others. Run: node dist/bench/api-segments.js [MiB]
  */
 import { nativeKernel, type NativeKernel } from '../lib/sys/native-kernel';
-import { openDevice } from '../lib/vfio/open-device';
 import { MAP_SHARED, MFD_CLOEXEC, O_CLOEXEC, O_RDONLY, PROT_READ, PROT_WRITE } from '../lib/sys/constants';
 import { PAGEMAP_PATH, readPhysicalSegments } from '../lib/dma/pagemap';
-import { benchDevice, onNoiommuCdev, once, report, type Timing } from './api-support';
+import { onNoiommuCdev, once, openBenchDevice, report, type Timing } from './api-support';
 import { runC } from './native-c';
 import * as I from '../lib/uapi/iommufd';
 import type { Ioas } from '../lib/iommu/ioas';
@@ -19,10 +18,8 @@ function main(): void {
   const mib = BigInt(process.argv[2] ?? 256);
   const length = mib << 20n;
   const kernel = nativeKernel();
-  const bdf = benchDevice(kernel);
-  if (bdf === null) return;
-  using device = openDevice(bdf, { kernel });
-  if (!onNoiommuCdev(device, bdf)) return;
+  using device = openBenchDevice(kernel);
+  if (device === null || !onNoiommuCdev(device)) return;
   if (!kernel.capabilities().sysAdmin) {
     console.log('skipped: reading frame numbers from /proc/self/pagemap needs CAP_SYS_ADMIN');
     return;

@@ -8,6 +8,7 @@ import os from 'node:os';
 import type { Kernel } from '../lib/sys/kernel';
 import { PciDevice } from '../lib/pci/pci-device';
 import type { VfioDevice } from '../lib/vfio/device';
+import { openDevice } from '../lib/vfio/open-device';
 import { addonStatus, type NativeAddon } from '../lib/sys/addon';
 import { runIoctlLoop, timeLoopsInTurns, type IoctlLoopOptions, type IoctlLoopResult } from './native-c';
 
@@ -44,6 +45,33 @@ export function report(title: string, baseline: Timing, others: readonly Timing[
 export interface Row {
   readonly name: string;
   readonly run: (i: number) => void;
+}
+
+/**
+ * The command line of a looping benchmark: iterations per round (argv[2]) and rounds (argv[3]),
+ * each with the benchmark's own default.
+ */
+export function loopArguments(defaults: { readonly iterations: number; readonly rounds: number }): { iterations: number; rounds: number } {
+  return { iterations: Number(process.argv[2] ?? defaults.iterations), rounds: Number(process.argv[3] ?? defaults.rounds) };
+}
+
+/**
+ * The two bottom rows of an ioctl measured layer by layer, both issuing one pre-packed struct:
+ * the addon's ioctl handed the struct's ArrayBuffer (as NativeKernel does for a struct that
+ * fills it) and NativeKernel.ioctl. `reset` restores before each call what the kernel writes back.
+ */
+export function prePackedRows(kernel: Kernel, fd: number, request: number, packed: Uint8Array, reset: () => void): [raw: Row, viaKernel: Row] {
+  const addon = rawAddon();
+  const buffer = packed.buffer as ArrayBuffer;
+  const raw: Row = { name: 'addon.ioctl, pre-packed struct (no NativeKernel)', run: () => {
+    reset();
+    addon.ioctl(fd, request, buffer);
+  } };
+  const viaKernel: Row = { name: 'NativeKernel.ioctl, pre-packed struct', run: () => {
+    reset();
+    kernel.ioctl(fd, request, packed);
+  } };
+  return [raw, viaKernel];
 }
 
 /** One call measured layer by layer, from the syscall up to the typed API (see benchLayers). */
@@ -159,7 +187,7 @@ export function formatNs(ns: number): string {
  * The device to benchmark: $VFIO_BENCH_DEVICE, else the first device bound to vfio-pci.
  * Returns null (after printing why) when the machine has none.
  */
-export function benchDevice(kernel: Kernel): string | null {
+function benchDevice(kernel: Kernel): string | null {
   const wanted = process.env.VFIO_BENCH_DEVICE;
   if (wanted) return wanted;
   let devices: PciDevice[] = [];
@@ -175,9 +203,15 @@ export function benchDevice(kernel: Kernel): string | null {
   return devices[0]!.bdf;
 }
 
+/** The device to benchmark (see benchDevice), opened on `kernel` the way openDevice chooses; null when there is none. */
+export function openBenchDevice(kernel: Kernel): VfioDevice | null {
+  const bdf = benchDevice(kernel);
+  return bdf === null ? null : openDevice(bdf, { kernel });
+}
+
 /** Whether `device` is on the Linux 7.3 noiommu cdev path (GET_PA exists); prints why it is skipped otherwise. */
-export function onNoiommuCdev(device: VfioDevice, bdf: string): boolean {
+export function onNoiommuCdev(device: VfioDevice): boolean {
   if (device.backend.noiommu && device.backend.kind === 'cdev') return true;
-  console.log(`skipped: ${bdf} is not on the Linux 7.3 noiommu cdev path (${device.backend.reason})`);
+  console.log(`skipped: ${device.bdf} is not on the Linux 7.3 noiommu cdev path (${device.backend.reason})`);
   return false;
 }

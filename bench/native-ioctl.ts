@@ -15,13 +15,12 @@ import { Iommufd } from '../lib/iommu/iommufd';
 import { deviceGetInfo, noiommuGetPa } from '../lib/ioctl';
 import { iova } from '../lib/sys/addresses';
 import { VfioGroupStatus } from '../lib/uapi/vfio';
-import { benchLayers, type Row } from './api-support';
+import { benchLayers, loopArguments, type Row } from './api-support';
 
 const FIONREAD = 0x541b;
 
 function main(): void {
-  const iterations = Number(process.argv[2] ?? 100_000);
-  const rounds = Number(process.argv[3] ?? 9);
+  const { iterations, rounds } = loopArguments({ iterations: 100_000, rounds: 9 });
   const status = addonStatus();
   if (!status.available) {
     console.log(`native-ioctl: skipped, the addon is not available (${status.reason})`);

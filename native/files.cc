@@ -19,21 +19,35 @@
 namespace vfio {
 namespace {
 
+// Makes the syscall `call` until it ends other than by EINTR (a signal that arrived before it
+// did anything), and returns what it returned last.
+template <typename Call>
+auto RetryOnEintr(Call call) -> decltype(call()) {
+  decltype(call()) result;
+  do {
+    result = call();
+  } while (result < 0 && errno == EINTR);
+  return result;
+}
+
+// The answer of a binding whose syscall makes an fd: the fd, or, when the syscall failed,
+// nothing, with its errno thrown.
+Napi::Value NewFdResult(Napi::Env env, int fd, const char* syscall) {
+  if (fd < 0) {
+    ThrowErrno(env, errno, syscall);
+    return Napi::Value();
+  }
+  return Napi::Number::New(env, fd);
+}
+
 Napi::Value Open(const Napi::CallbackInfo& info) {
   char path[PATH_MAX];
   int64_t flags, mode;
   if (!GetString(info, 0, "path", path, sizeof path)) return Napi::Value();
   if (!GetInteger(info, 1, "flags", INT32_MIN, INT32_MAX, &flags)) return Napi::Value();
   if (!GetInteger(info, 2, "mode", 0, 07777, &mode)) return Napi::Value();
-  int fd;
-  do {
-    fd = open(path, static_cast<int>(flags), static_cast<mode_t>(mode));
-  } while (fd < 0 && errno == EINTR);
-  if (fd < 0) {
-    ThrowErrno(info.Env(), errno, "open");
-    return Napi::Value();
-  }
-  return Napi::Number::New(info.Env(), fd);
+  int fd = RetryOnEintr([&] { return open(path, static_cast<int>(flags), static_cast<mode_t>(mode)); });
+  return NewFdResult(info.Env(), fd, "open");
 }
 
 Napi::Value Close(const Napi::CallbackInfo& info) {
@@ -147,10 +161,7 @@ bool CheckIoctlInteger(Napi::Env env, unsigned long request) {
 
 // The syscall itself, once the arguments are known good: the result, or the errno thrown.
 napi_value IssueIoctl(napi_env env, int fd, unsigned long request, unsigned long argument) {
-  int result;
-  do {
-    result = ioctl(fd, request, argument);
-  } while (result < 0 && errno == EINTR);
+  int result = RetryOnEintr([&] { return ioctl(fd, request, argument); });
   if (result < 0) {
     ThrowErrno(env, errno, "ioctl");
     return nullptr;
@@ -246,37 +257,23 @@ napi_value IoctlEntry(napi_env env, napi_callback_info callback) {
 
 constexpr uint64_t kMaxOffset = static_cast<uint64_t>(INT64_MAX);
 
-Napi::Value Pread(const Napi::CallbackInfo& info) {
+// pread(fd, into, offset) and pwrite(fd, from, offset): the same arguments and answer (the
+// bytes moved), one direction each.
+template <bool kWrite>
+Napi::Value PositionalIo(const Napi::CallbackInfo& info) {
+  const char* syscall = kWrite ? "pwrite" : "pread";
   int fd;
   Bytes bytes;
   uint64_t offset;
   if (!GetFd(info, 0, &fd)) return Napi::Value();
-  if (!GetBytes(info, 1, "into", &bytes)) return Napi::Value();
+  if (!GetBytes(info, 1, kWrite ? "from" : "into", &bytes)) return Napi::Value();
   if (!GetUnsignedBigInt(info, 2, "offset", kMaxOffset, &offset)) return Napi::Value();
-  ssize_t n;
-  do {
-    n = pread(fd, bytes.data, bytes.length, static_cast<off_t>(offset));
-  } while (n < 0 && errno == EINTR);
+  ssize_t n = RetryOnEintr([&] {
+    off_t at = static_cast<off_t>(offset);
+    return kWrite ? pwrite(fd, bytes.data, bytes.length, at) : pread(fd, bytes.data, bytes.length, at);
+  });
   if (n < 0) {
-    ThrowErrno(info.Env(), errno, "pread");
-    return Napi::Value();
-  }
-  return Napi::Number::New(info.Env(), static_cast<double>(n));
-}
-
-Napi::Value Pwrite(const Napi::CallbackInfo& info) {
-  int fd;
-  Bytes bytes;
-  uint64_t offset;
-  if (!GetFd(info, 0, &fd)) return Napi::Value();
-  if (!GetBytes(info, 1, "from", &bytes)) return Napi::Value();
-  if (!GetUnsignedBigInt(info, 2, "offset", kMaxOffset, &offset)) return Napi::Value();
-  ssize_t n;
-  do {
-    n = pwrite(fd, bytes.data, bytes.length, static_cast<off_t>(offset));
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) {
-    ThrowErrno(info.Env(), errno, "pwrite");
+    ThrowErrno(info.Env(), errno, syscall);
     return Napi::Value();
   }
   return Napi::Number::New(info.Env(), static_cast<double>(n));
@@ -289,11 +286,7 @@ Napi::Value MemfdCreate(const Napi::CallbackInfo& info) {
   if (!GetString(info, 0, "name", name, sizeof name)) return Napi::Value();
   if (!GetInteger(info, 1, "flags", 0, UINT32_MAX, &flags)) return Napi::Value();
   int fd = memfd_create(name, static_cast<unsigned int>(flags));
-  if (fd < 0) {
-    ThrowErrno(info.Env(), errno, "memfd_create");
-    return Napi::Value();
-  }
-  return Napi::Number::New(info.Env(), fd);
+  return NewFdResult(info.Env(), fd, "memfd_create");
 }
 
 Napi::Value Ftruncate(const Napi::CallbackInfo& info) {
@@ -301,10 +294,7 @@ Napi::Value Ftruncate(const Napi::CallbackInfo& info) {
   uint64_t length;
   if (!GetFd(info, 0, &fd)) return Napi::Value();
   if (!GetUnsignedBigInt(info, 1, "length", kMaxOffset, &length)) return Napi::Value();
-  int result;
-  do {
-    result = ftruncate(fd, static_cast<off_t>(length));
-  } while (result < 0 && errno == EINTR);
+  int result = RetryOnEintr([&] { return ftruncate(fd, static_cast<off_t>(length)); });
   if (result < 0) ThrowErrno(info.Env(), errno, "ftruncate");
   return Napi::Value();
 }
@@ -314,29 +304,25 @@ Napi::Value EventfdCreate(const Napi::CallbackInfo& info) {
   if (!GetInteger(info, 0, "initval", 0, UINT32_MAX, &initval)) return Napi::Value();
   if (!GetInteger(info, 1, "flags", 0, INT32_MAX, &flags)) return Napi::Value();
   int fd = eventfd(static_cast<unsigned int>(initval), static_cast<int>(flags));
-  if (fd < 0) {
-    ThrowErrno(info.Env(), errno, "eventfd");
-    return Napi::Value();
+  return NewFdResult(info.Env(), fd, "eventfd");
+}
+
+// One read or write of an eventfd's 8-byte counter; false, with the errno thrown, when it fails
+// (a short transfer, which an eventfd never makes, is reported as EINVAL).
+bool TransferCounter(Napi::Env env, int fd, uint64_t* value, bool writing) {
+  ssize_t n = RetryOnEintr([&] { return writing ? write(fd, value, sizeof *value) : read(fd, value, sizeof *value); });
+  if (n < 0 || n != sizeof *value) {
+    ThrowErrno(env, n < 0 ? errno : EINVAL, writing ? "write" : "read");
+    return false;
   }
-  return Napi::Number::New(info.Env(), fd);
+  return true;
 }
 
 Napi::Value EventfdRead(const Napi::CallbackInfo& info) {
   int fd;
   if (!GetFd(info, 0, &fd)) return Napi::Value();
   uint64_t value = 0;
-  ssize_t n;
-  do {
-    n = read(fd, &value, sizeof value);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) {
-    ThrowErrno(info.Env(), errno, "read");
-    return Napi::Value();
-  }
-  if (n != sizeof value) {
-    ThrowErrno(info.Env(), EINVAL, "read");
-    return Napi::Value();
-  }
+  if (!TransferCounter(info.Env(), fd, &value, false)) return Napi::Value();
   return Napi::BigInt::New(info.Env(), value);
 }
 
@@ -345,15 +331,7 @@ Napi::Value EventfdWrite(const Napi::CallbackInfo& info) {
   uint64_t value;
   if (!GetFd(info, 0, &fd)) return Napi::Value();
   if (!GetUnsignedBigInt(info, 1, "value", UINT64_MAX, &value)) return Napi::Value();
-  ssize_t n;
-  do {
-    n = write(fd, &value, sizeof value);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) {
-    ThrowErrno(info.Env(), errno, "write");
-  } else if (n != sizeof value) {
-    ThrowErrno(info.Env(), EINVAL, "write");
-  }
+  TransferCounter(info.Env(), fd, &value, true);
   return Napi::Value();
 }
 
@@ -368,8 +346,8 @@ void RegisterFiles(Napi::Env env, Napi::Object exports) {
   } else {
     Napi::Error::New(env).ThrowAsJavaScriptException();
   }
-  exports.Set("pread", Napi::Function::New(env, Pread, "pread"));
-  exports.Set("pwrite", Napi::Function::New(env, Pwrite, "pwrite"));
+  exports.Set("pread", Napi::Function::New(env, PositionalIo<false>, "pread"));
+  exports.Set("pwrite", Napi::Function::New(env, PositionalIo<true>, "pwrite"));
   exports.Set("memfdCreate", Napi::Function::New(env, MemfdCreate, "memfdCreate"));
   exports.Set("ftruncate", Napi::Function::New(env, Ftruncate, "ftruncate"));
   exports.Set("eventfd", Napi::Function::New(env, EventfdCreate, "eventfd"));

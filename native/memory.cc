@@ -207,11 +207,16 @@ void ThrowMmioError(napi_env env, MmioErrorKind kind, const char* message) {
   }
 }
 
-// The address of sizeof(T) bytes at argv[1] in the mapping of argv[0], checked to lie inside the
-// mapping, aligned to the width, and permitted by the mapping's protection. Null with a pending
-// exception otherwise.
-template <typename T>
-volatile T* MmioAddress(napi_env env, napi_value* argv, size_t argc, int neededProt, const char* operation) {
+// Reads the call's arguments (mapping handle, offset, then any more an access takes) into argv,
+// and how many were given into *argcOut when asked, and returns the address of sizeof(T) bytes at the offset in
+// the mapping, checked to lie inside the mapping, aligned to the width, and permitted by the
+// mapping's protection. Null with a pending exception otherwise.
+template <typename T, size_t kArgs>
+volatile T* MmioAddress(napi_env env, napi_callback_info info, napi_value (&argv)[kArgs], int neededProt,
+                        const char* operation, size_t* argcOut = nullptr) {
+  size_t argc = kArgs;
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (argcOut != nullptr) *argcOut = argc;
   double handle, offset;
   char message[160];
   if (argc < 2 || napi_get_value_double(env, argv[0], &handle) != napi_ok) {
@@ -256,10 +261,8 @@ volatile T* MmioAddress(napi_env env, napi_value* argv, size_t argc, int neededP
 
 template <typename T>
 napi_value MmioRead(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  volatile T* at = MmioAddress<T>(env, argv, argc, PROT_READ, "mmioRead");
+  volatile T* at = MmioAddress<T>(env, info, argv, PROT_READ, "mmioRead");
   if (at == nullptr) return nullptr;
   T value = *at;
   napi_value result;
@@ -273,10 +276,9 @@ napi_value MmioRead(napi_env env, napi_callback_info info) {
 
 template <typename T>
 napi_value MmioWrite(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
+  size_t argc;
   napi_value argv[3];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  volatile T* at = MmioAddress<T>(env, argv, argc, PROT_WRITE, "mmioWrite");
+  volatile T* at = MmioAddress<T>(env, info, argv, PROT_WRITE, "mmioWrite", &argc);
   if (at == nullptr) return nullptr;
   if constexpr (sizeof(T) == 8) {
     uint64_t value = 0;

@@ -260,6 +260,21 @@ Watch* StartWatch(State* state, int fd, int* err) {
   return watch;
 }
 
+// What waitReadable and cancelWait name a wait by: the fd and the caller's token for it, any
+// safe integer, kept as the double JS passed.
+struct WaitKey {
+  int fd;
+  double token;
+};
+
+bool GetWaitKey(const Napi::CallbackInfo& info, WaitKey* out) {
+  int64_t token;
+  if (!GetFd(info, 0, &out->fd)) return false;
+  if (!GetInteger(info, 1, "token", 0, 9007199254740991LL, &token)) return false;
+  out->token = static_cast<double>(token);
+  return true;
+}
+
 // waitReadable(fd, token, callback): calls callback(0) when fd is readable, or callback(errno)
 // when the wait ends otherwise (ECANCELED: cancelWait, or close of the fd on any thread; EBADF:
 // the fd was closed without the addon). `token` identifies this wait for cancelWait (an
@@ -267,10 +282,8 @@ Watch* StartWatch(State* state, int fd, int* err) {
 Napi::Value WaitReadable(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   State* state = GetState(env);
-  int fd;
-  int64_t token;
-  if (!GetFd(info, 0, &fd)) return Napi::Value();
-  if (!GetInteger(info, 1, "token", 0, 9007199254740991LL, &token)) return Napi::Value();
+  WaitKey key;
+  if (!GetWaitKey(info, &key)) return Napi::Value();
   if (!info[2].IsFunction()) {
     ThrowTypeError(env, "callback must be a function");
     return Napi::Value();
@@ -280,10 +293,10 @@ Napi::Value WaitReadable(const Napi::CallbackInfo& info) {
     ThrowErrno(env, ENOMEM, "poll");
     return Napi::Value();
   }
-  Watch* watch = FindWatch(state, fd);
+  Watch* watch = FindWatch(state, key.fd);
   if (watch == nullptr) {
     int err = 0;
-    watch = StartWatch(state, fd, &err);
+    watch = StartWatch(state, key.fd, &err);
     if (watch == nullptr) {
       delete waiter;
       ThrowErrno(env, err, "poll");
@@ -295,7 +308,7 @@ Napi::Value WaitReadable(const Napi::CallbackInfo& info) {
     if (watch->waiters == nullptr) Retire(state, watch);
     return Napi::Value();
   }
-  waiter->token = static_cast<double>(token);
+  waiter->token = key.token;
   waiter->next = watch->waiters;
   watch->waiters = waiter;
   return Napi::Value();
@@ -305,15 +318,13 @@ Napi::Value WaitReadable(const Napi::CallbackInfo& info) {
 Napi::Value CancelWait(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   State* state = GetState(env);
-  int fd;
-  int64_t token;
-  if (!GetFd(info, 0, &fd)) return Napi::Value();
-  if (!GetInteger(info, 1, "token", 0, 9007199254740991LL, &token)) return Napi::Value();
+  WaitKey key;
+  if (!GetWaitKey(info, &key)) return Napi::Value();
   for (Watch* watch = state->watches; watch != nullptr; watch = watch->next) {
-    if (watch->fd != fd) continue;
+    if (watch->fd != key.fd) continue;
     for (Waiter** link = &watch->waiters; *link != nullptr; link = &(*link)->next) {
       Waiter* waiter = *link;
-      if (waiter->token != static_cast<double>(token)) continue;
+      if (waiter->token != key.token) continue;
       *link = waiter->next;
       waiter->next = nullptr;
       if (watch->waiters == nullptr) Retire(state, watch);

@@ -84,12 +84,16 @@ export interface MapAccess {
   readonly writable: boolean;
 }
 
-export interface IoasMapArgs extends MapAccess {
+/** Where and how IOMMU_IOAS_MAP and IOMMU_IOAS_MAP_FILE map what they pin. */
+export interface MapTarget extends MapAccess {
   readonly ioasId: number;
-  readonly userVa: UserVa;
   readonly length: bigint;
   /** A fixed IOVA (IOMMU_IOAS_MAP_FIXED_IOVA); without it the kernel chooses one. */
   readonly iova?: Iova;
+}
+
+export interface IoasMapArgs extends MapTarget {
+  readonly userVa: UserVa;
 }
 
 function accessFlags(a: MapAccess, fixed: boolean): number {
@@ -97,31 +101,27 @@ function accessFlags(a: MapAccess, fixed: boolean): number {
     (fixed ? U.IOMMU_IOAS_MAP_FIXED_IOVA : 0);
 }
 
+/** The fields of struct iommu_ioas_map and iommu_ioas_map_file that a MapTarget fills. */
+function mapTargetFields(t: MapTarget): { flags: number; ioas_id: number; length: bigint; iova: bigint } {
+  return { flags: accessFlags(t, t.iova !== undefined), ioas_id: t.ioasId, length: t.length, iova: t.iova ?? 0n };
+}
+
 /** IOMMU_IOAS_MAP: pins `length` bytes at `userVa` and maps them; returns the IOVA used. */
 export function ioasMap(kernel: Kernel, fd: number, args: IoasMapArgs): Iova {
-  const buf = U.IommuIoasMap.encode({
-    size: U.IommuIoasMap.size, flags: accessFlags(args, args.iova !== undefined), ioas_id: args.ioasId,
-    user_va: args.userVa, length: args.length, iova: args.iova ?? 0n,
-  });
+  const buf = U.IommuIoasMap.encode({ size: U.IommuIoasMap.size, ...mapTargetFields(args), user_va: args.userVa });
   invoke(kernel, fd, U.IOMMU_IOAS_MAP, buf);
   return U.IommuIoasMap.get(buf, 'iova') as Iova;
 }
 
-export interface IoasMapFileArgs extends MapAccess {
-  readonly ioasId: number;
+export interface IoasMapFileArgs extends MapTarget {
   /** A memfd (or other file the kernel can pin pages of). */
   readonly fileFd: number;
   readonly start: bigint;
-  readonly length: bigint;
-  readonly iova?: Iova;
 }
 
 /** IOMMU_IOAS_MAP_FILE: maps `length` bytes of a file from `start`; returns the IOVA used. */
 export function ioasMapFile(kernel: Kernel, fd: number, args: IoasMapFileArgs): Iova {
-  const buf = U.IommuIoasMapFile.encode({
-    size: U.IommuIoasMapFile.size, flags: accessFlags(args, args.iova !== undefined), ioas_id: args.ioasId,
-    fd: args.fileFd, start: args.start, length: args.length, iova: args.iova ?? 0n,
-  });
+  const buf = U.IommuIoasMapFile.encode({ size: U.IommuIoasMapFile.size, ...mapTargetFields(args), fd: args.fileFd, start: args.start });
   invoke(kernel, fd, U.IOMMU_IOAS_MAP_FILE, buf);
   return U.IommuIoasMapFile.get(buf, 'iova') as Iova;
 }

@@ -10,13 +10,19 @@ import { describeOnTargets, skipUnless } from './support/targets';
 const KiB = 1024n;
 
 describeOnTargets('Iommufd and Ioas', (target) => {
+  /** The suite's target, the test skipped where the target has no iommufd. */
+  function iommufdTarget(test: Mocha.Context): ReturnType<typeof target> {
+    const t = target();
+    skipUnless(test, t.traits.cdev, 'needs iommufd');
+    return t;
+  }
+
   function anonymous(t: ReturnType<typeof target>, length: bigint) {
     return t.kernel.mmap(-1, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, 0n);
   }
 
   it('allocates IOAS objects with the lowest free id and destroys them on close', function () {
-    const t = target();
-    skipUnless(this, t.traits.cdev, 'needs iommufd');
+    const t = iommufdTarget(this);
     using iommufd = Iommufd.open(t.kernel);
     const a = iommufd.ioas();
     const b = iommufd.ioas();
@@ -27,8 +33,7 @@ describeOnTargets('Iommufd and Ioas', (target) => {
   });
 
   it('maps memory at a kernel-chosen or fixed IOVA, and unmaps it on close', function () {
-    const t = target();
-    skipUnless(this, t.traits.cdev, 'needs iommufd');
+    const t = iommufdTarget(this);
     using iommufd = Iommufd.open(t.kernel);
     const ioas = iommufd.ioas();
     const memory = anonymous(t, 64n * KiB);
@@ -48,8 +53,7 @@ describeOnTargets('Iommufd and Ioas', (target) => {
   });
 
   it('maps a DmaBuffer into a second IOAS, so devices of both can reach it', function () {
-    const t = target();
-    skipUnless(this, t.traits.cdev, 'needs iommufd');
+    const t = iommufdTarget(this);
     using iommufd = Iommufd.open(t.kernel);
     const first = iommufd.ioas();
     const second = iommufd.ioas();
@@ -61,8 +65,7 @@ describeOnTargets('Iommufd and Ioas', (target) => {
   });
 
   it('maps a memfd with mapFile and copies an area into a second IOAS', function () {
-    const t = target();
-    skipUnless(this, t.traits.cdev, 'needs iommufd');
+    const t = iommufdTarget(this);
     using iommufd = Iommufd.open(t.kernel);
     const src = iommufd.ioas();
     const dst = iommufd.ioas();
@@ -80,8 +83,7 @@ describeOnTargets('Iommufd and Ioas', (target) => {
   });
 
   it('reports IOVA ranges and restricts them with allowIovas', function () {
-    const t = target();
-    skipUnless(this, t.traits.cdev, 'needs iommufd');
+    const t = iommufdTarget(this);
     using iommufd = Iommufd.open(t.kernel);
     const ioas = iommufd.ioas();
     const before = ioas.ranges();
@@ -96,8 +98,7 @@ describeOnTargets('Iommufd and Ioas', (target) => {
   });
 
   it('gets and sets the huge-pages option of an IOAS and the rlimit mode of the iommufd', function () {
-    const t = target();
-    skipUnless(this, t.traits.cdev, 'needs iommufd');
+    const t = iommufdTarget(this);
     using iommufd = Iommufd.open(t.kernel);
     const ioas = iommufd.ioas();
     assert.equal(ioas.option('huge-pages'), true);
@@ -128,8 +129,7 @@ describeOnTargets('Iommufd and Ioas', (target) => {
   });
 
   it('allocates a HWPT for a bound device and attaches the device to it', function () {
-    const t = target();
-    skipUnless(this, t.traits.cdev, 'needs iommufd');
+    const t = iommufdTarget(this);
     using iommufd = Iommufd.open(t.kernel);
     const ioas = iommufd.ioas();
     const dev = VfioDevice.open(t.bdf, { iommufd, attach: false });
@@ -147,8 +147,7 @@ describeOnTargets('Iommufd and Ioas', (target) => {
   });
 
   it('refuses to destroy an IOAS with a device attached; closing the iommufd tears everything down', function () {
-    const t = target();
-    skipUnless(this, t.traits.cdev, 'needs iommufd');
+    const t = iommufdTarget(this);
     const iommufd = Iommufd.open(t.kernel);
     const ioas = iommufd.ioas();
     const dev = VfioDevice.open(t.bdf, { iommufd, attach: ioas });
@@ -162,8 +161,7 @@ describeOnTargets('Iommufd and Ioas', (target) => {
   });
 
   it('leaves no fd, mapping or pinned page behind after 200 open/map/close cycles', function () {
-    const t = target();
-    skipUnless(this, t.traits.cdev, 'needs iommufd');
+    const t = iommufdTarget(this);
     const start = t.leakProbe();
     for (let i = 0; i < 200; i++) {
       using dev = VfioDevice.open(t.bdf, { iommufd: Iommufd.open(t.kernel), ownIommufd: true });

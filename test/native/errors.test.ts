@@ -6,15 +6,14 @@ import { O_RDONLY, O_RDWR } from '../../lib/sys/constants';
 import { fileKindOfPath } from '../../lib/sys/native-kernel';
 import { IOMMU_IOAS_ALLOC, IommuIoasAlloc } from '../../lib/uapi/iommufd';
 import { VFIO_DEVICE_GET_INFO } from '../../lib/uapi/vfio';
-import { kernel, linuxOnly } from './support';
+import { kernel, linuxOnly, withFd } from './support';
 
 describe('native kernel: errors carry errno, syscall, ioctl name and path', function () {
   linuxOnly(this);
 
   it('an iommufd ioctl on /dev/null fails ENOTTY naming the request and the path', () => {
     const k = kernel();
-    const fd = k.open('/dev/null', O_RDWR);
-    try {
+    withFd(k, k.open('/dev/null', O_RDWR), (fd) => {
       const arg = IommuIoasAlloc.encode({ size: IommuIoasAlloc.size });
       assert.throws(() => k.ioctl(fd, IOMMU_IOAS_ALLOC.number, arg), (e: unknown) => {
         assert.ok(e instanceof VfioError);
@@ -26,30 +25,24 @@ describe('native kernel: errors carry errno, syscall, ioctl name and path', func
         assert.match(e.message, /ENOTTY.*ioctl IOMMU_IOAS_ALLOC '\/dev\/null'/);
         return true;
       });
-    } finally {
-      k.close(fd);
-    }
+    });
   });
 
   it('a VFIO request number on an unknown kind of fd lists every name it has', () => {
     const k = kernel();
-    const fd = k.open('/dev/null', O_RDONLY);
-    try {
+    withFd(k, k.open('/dev/null', O_RDONLY), (fd) => {
       assert.throws(() => k.ioctl(fd, VFIO_DEVICE_GET_INFO.number, Buffer.from([16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])),
         { name: 'VfioError', code: 'ENOTTY', ioctl: 'VFIO_DEVICE_GET_INFO' });
       // nr 12 is VFIO_IOMMU_GET_INFO on a container and VFIO_DEVICE_GET_PCI_HOT_RESET_INFO on a device.
       assert.throws(() => k.ioctl(fd, 0x3b70, Buffer.from([16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])),
         (e: unknown) => e instanceof VfioError && e.ioctl!.split('|').includes('VFIO_IOMMU_GET_INFO')
           && e.ioctl!.split('|').includes('VFIO_DEVICE_GET_PCI_HOT_RESET_INFO'));
-    } finally {
-      k.close(fd);
-    }
+    });
   });
 
   it('refuses a struct whose size field claims more bytes than the buffer has, before the kernel sees it', () => {
     const k = kernel();
-    const fd = k.open('/dev/null', O_RDONLY);
-    try {
+    withFd(k, k.open('/dev/null', O_RDONLY), (fd) => {
       const arg = Buffer.alloc(12);
       arg.writeUInt32LE(64, 0);
       assert.throws(() => k.ioctl(fd, IOMMU_IOAS_ALLOC.number, arg), { name: 'RangeError', message: /64 bytes.*12/ });
@@ -57,20 +50,15 @@ describe('native kernel: errors carry errno, syscall, ioctl name and path', func
       // VFIO_GROUP_GET_DEVICE_FD takes a device name that must end inside the buffer.
       assert.throws(() => k.ioctl(fd, 0x3b6a, Buffer.from('0000:00:04.0')), { name: 'RangeError', message: /NUL/ });
       assert.throws(() => k.ioctl(fd, 0x3b6a, Buffer.from('0000:00:04.0\0')), { name: 'VfioError', code: 'ENOTTY' });
-    } finally {
-      k.close(fd);
-    }
+    });
   });
 
   it('an integer or null argument is passed through', () => {
     const k = kernel();
-    const fd = k.open('/dev/null', O_RDONLY);
-    try {
+    withFd(k, k.open('/dev/null', O_RDONLY), (fd) => {
       assert.throws(() => k.ioctl(fd, 0x3b64, null), { code: 'ENOTTY', ioctl: 'VFIO_GET_API_VERSION' });
       assert.throws(() => k.ioctl(fd, 0x3b65, 8), { code: 'ENOTTY', ioctl: 'VFIO_CHECK_EXTENSION' });
-    } finally {
-      k.close(fd);
-    }
+    });
   });
 
   it('open of a missing path fails ENOENT with the path', () => {

@@ -7,7 +7,7 @@ import {
 } from '../../lib/sys/constants';
 import type { MmioWidth } from '../../lib/sys/kernel';
 import { VfioError } from '../../lib/sys/errors';
-import { addon, kernel, linuxOnly, mappingsNamed } from './support';
+import { addon, kernel, linuxOnly, mappingsNamed, withFd, withFdAsync } from './support';
 
 const RW = PROT_READ | PROT_WRITE;
 // Above 4 GiB, the largest external buffer Node 20 makes: only a few pages of it are ever touched.
@@ -26,8 +26,7 @@ describe('native kernel: mappings', function () {
 
   it('maps a memfd: bytes written through the ArrayBuffer are read back with pread', () => {
     const k = kernel();
-    const fd = k.memfdCreate('node-vfio-test-memfd', MFD_CLOEXEC);
-    try {
+    withFd(k, k.memfdCreate('node-vfio-test-memfd', MFD_CLOEXEC), (fd) => {
       const length = BigInt(2 * k.pageSize);
       k.ftruncate(fd, length);
       const m = k.mmap(fd, length, RW, MAP_SHARED, 0n);
@@ -43,15 +42,12 @@ describe('native kernel: mappings', function () {
       assert.equal(k.pwrite(fd, Uint8Array.of(0xaa, 0xbb), 10n), 2);
       assert.deepEqual([...bytes.subarray(10, 12)], [0xaa, 0xbb]);
       k.munmap(m);
-    } finally {
-      k.close(fd);
-    }
+    });
   });
 
   it('after munmap the old ArrayBuffer and its views are detached: access throws TypeError, never crashes', () => {
     const k = kernel();
-    const fd = k.memfdCreate('node-vfio-test-detach', 0);
-    try {
+    withFd(k, k.memfdCreate('node-vfio-test-detach', 0), (fd) => {
       k.ftruncate(fd, BigInt(k.pageSize));
       const m = k.mmap(fd, BigInt(k.pageSize), RW, MAP_SHARED, 0n);
       const buffer = m.buffer!;
@@ -78,9 +74,7 @@ describe('native kernel: mappings', function () {
       assert.equal(mappingsNamed('node-vfio-test-detach'), 0);
       // munmap of an already unmapped mapping is a no-op, as munmap(2) of an unmapped range is.
       k.munmap(m);
-    } finally {
-      k.close(fd);
-    }
+    });
   });
 
   it('a mapping cannot be moved to another thread, where it would outlive its munmap', () => {
@@ -106,8 +100,7 @@ describe('native kernel: mappings', function () {
 
   it('a read-only mapping has no ArrayBuffer (a store would kill the process) but can be read', () => {
     const k = kernel();
-    const fd = k.memfdCreate('node-vfio-test-ro', 0);
-    try {
+    withFd(k, k.memfdCreate('node-vfio-test-ro', 0), (fd) => {
       k.ftruncate(fd, BigInt(k.pageSize));
       k.pwrite(fd, Uint8Array.of(0x78, 0x56, 0x34, 0x12), 0n);
       const m = k.mmap(fd, BigInt(k.pageSize), PROT_READ, MAP_SHARED, 0n);
@@ -118,21 +111,16 @@ describe('native kernel: mappings', function () {
       const none = k.mmap(fd, BigInt(k.pageSize), PROT_NONE, MAP_SHARED, 0n);
       assert.throws(() => k.mmioRead(none, 0, 8), { name: 'VfioError', code: 'EACCES' });
       k.munmap(none);
-    } finally {
-      k.close(fd);
-    }
+    });
   });
 
   it('mmap failures are VfioErrors; MAP_FIXED is refused', () => {
     const k = kernel();
     assert.throws(() => k.mmap(-1, 0n, RW, MAP_PRIVATE | MAP_ANONYMOUS, 0n), { name: 'VfioError', code: 'EINVAL', syscall: 'mmap' });
     assert.throws(() => k.mmap(-1, 4096n, RW, MAP_PRIVATE | MAP_ANONYMOUS | 0x10, 0n), RangeError);
-    const fd = k.open('/dev/null', 0);
-    try {
+    withFd(k, k.open('/dev/null', 0), (fd) => {
       assert.throws(() => k.mmap(fd, 4096n, RW, MAP_SHARED, 0n), (e: unknown) => e instanceof VfioError && e.path === '/dev/null');
-    } finally {
-      k.close(fd);
-    }
+    });
   });
 
   it('mlock pins a small mapping (within RLIMIT_MEMLOCK)', () => {
@@ -249,8 +237,7 @@ describe('native kernel: mappings', function () {
   it('an ArrayBuffer the program dropped is unmapped by its finalizer', async function () {
     const gc = exposeGc();
     const k = kernel();
-    const fd = k.memfdCreate('node-vfio-test-finalizer', 0);
-    try {
+    await withFdAsync(k, k.memfdCreate('node-vfio-test-finalizer', 0), async (fd) => {
       k.ftruncate(fd, BigInt(k.pageSize));
       (() => { k.mmap(fd, BigInt(k.pageSize), RW, MAP_SHARED, 0n); })();
       assert.equal(mappingsNamed('node-vfio-test-finalizer'), 1);
@@ -259,9 +246,7 @@ describe('native kernel: mappings', function () {
         await new Promise((r) => setTimeout(r, 10));
       }
       assert.equal(mappingsNamed('node-vfio-test-finalizer'), 0);
-    } finally {
-      k.close(fd);
-    }
+    });
   });
 });
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { EFD_NONBLOCK, MFD_CLOEXEC } from '../../lib/sys/constants';
-import { addon, kernel, distLib, linuxOnly, mappingsNamed } from './support';
+import { addon, kernel, distLib, linuxOnly, mappingsNamed, withFd, withFdAsync } from './support';
 
 /**
  * Runs `body` (CommonJS) in a worker thread with `data` as workerData. `exited` is listened for
@@ -72,8 +72,7 @@ describe('native kernel: eventfd and waiting for readability', function () {
 
   it('waiting works inside a worker thread, on that thread\'s own event loop', async () => {
     const k = kernel();
-    const fd = k.eventfd(0, 0);
-    try {
+    await withFdAsync(k, k.eventfd(0, 0), async (fd) => {
       const waiter = worker(`
         const { nativeKernel } = require(workerData.native);
         const k = nativeKernel();
@@ -94,9 +93,7 @@ describe('native kernel: eventfd and waiting for readability', function () {
       assert.equal(value, 7n);
       assert.ok(ticks! >= 5, `worker timer ticked ${ticks} times while waiting`);
       assert.equal(await waiter.exited, 0);
-    } finally {
-      k.close(fd);
-    }
+    });
   });
 
   it('closing the fd rejects its pending waits with ECANCELED', async () => {
@@ -111,8 +108,7 @@ describe('native kernel: eventfd and waiting for readability', function () {
 
   it('an AbortSignal cancels one wait; other waits on the same fd still wake', async () => {
     const k = kernel();
-    const fd = k.eventfd(0, EFD_NONBLOCK);
-    try {
+    await withFdAsync(k, k.eventfd(0, EFD_NONBLOCK), async (fd) => {
       const controller = new AbortController();
       const aborted = k.waitReadable(fd, controller.signal);
       const other = k.waitReadable(fd);
@@ -122,50 +118,38 @@ describe('native kernel: eventfd and waiting for readability', function () {
       await other;
       assert.equal(k.eventfdRead(fd), 1n);
       await assert.rejects(k.waitReadable(fd, AbortSignal.abort()), { code: 'ECANCELED' });
-    } finally {
-      k.close(fd);
-    }
+    });
   });
 
   it('resolves at once when the fd is already readable, and every waiter wakes', async () => {
     const k = kernel();
-    const fd = k.eventfd(3, 0);
-    try {
+    await withFdAsync(k, k.eventfd(3, 0), async (fd) => {
       await Promise.all([k.waitReadable(fd), k.waitReadable(fd), k.waitReadable(fd)]);
       assert.equal(k.eventfdRead(fd), 3n);
-    } finally {
-      k.close(fd);
-    }
+    });
   });
 
   it('eventfd counter semantics: read takes the sum, a zero counter is EAGAIN when non-blocking', () => {
     const k = kernel();
-    const fd = k.eventfd(0, EFD_NONBLOCK);
-    try {
+    withFd(k, k.eventfd(0, EFD_NONBLOCK), (fd) => {
       assert.throws(() => k.eventfdRead(fd), { name: 'VfioError', code: 'EAGAIN', syscall: 'read' });
       k.eventfdWrite(fd, 2n);
       k.eventfdWrite(fd, 5n);
       assert.equal(k.eventfdRead(fd), 7n);
       assert.throws(() => k.eventfdWrite(fd, (1n << 64n) - 1n), { name: 'VfioError', code: 'EINVAL', syscall: 'write' });
-    } finally {
-      k.close(fd);
-    }
+    });
   });
 
   it('waiting on a file that cannot be polled (a memfd) rejects with the errno', async () => {
     const k = kernel();
-    const fd = k.memfdCreate('node-vfio-test-poll', MFD_CLOEXEC);
-    try {
+    await withFdAsync(k, k.memfdCreate('node-vfio-test-poll', MFD_CLOEXEC), async (fd) => {
       await assert.rejects(k.waitReadable(fd), { name: 'VfioError', code: 'EPERM', syscall: 'poll' });
-    } finally {
-      k.close(fd);
-    }
+    });
   });
 
   it('a worker ending with a pending wait and a live mapping releases both, and the process lives on', async () => {
     const k = kernel();
-    const fd = k.eventfd(0, 0);
-    try {
+    await withFdAsync(k, k.eventfd(0, 0), async (fd) => {
       const w = worker(`
         const { nativeKernel } = require(workerData.native);
         const k = nativeKernel();
@@ -182,9 +166,7 @@ describe('native kernel: eventfd and waiting for readability', function () {
       // The fd survives its worker (fds belong to the process) and still works here.
       k.eventfdWrite(fd, 1n);
       await k.waitReadable(fd);
-    } finally {
-      k.close(fd);
-    }
+    });
   });
 
   it('closing the fd on another thread ends a wait on it here with ECANCELED', async () => {
@@ -251,20 +233,16 @@ describe('native kernel: eventfd and waiting for readability', function () {
     const waiting = k.waitReadable(fd);
     fs.closeSync(fd);
     // The lowest free number is taken, so the readable eventfd gets the closed one.
-    const reused = k.eventfd(1, 0);
-    try {
+    await withFdAsync(k, k.eventfd(1, 0), async (reused) => {
       assert.equal(reused, fd);
       await assert.rejects(within(waiting, 5000, 'the wait'), { name: 'VfioError', code: 'EBADF' });
       await within(k.waitReadable(reused), 5000, 'a wait on the new file');
-    } finally {
-      k.close(reused);
-    }
+    });
   });
 
   it('the addon\'s own duplicate of a waited fd cannot be closed through it', async () => {
     const k = kernel();
-    const fd = k.eventfd(0, 0);
-    try {
+    await withFdAsync(k, k.eventfd(0, 0), async (fd) => {
       const before = openFds();
       const waiting = k.waitReadable(fd);
       const own = [...openFds()].filter((n) => !before.has(n));
@@ -272,8 +250,6 @@ describe('native kernel: eventfd and waiting for readability', function () {
       assert.throws(() => addon().close(own[0]!), { errno: 9, syscall: 'close' });
       k.eventfdWrite(fd, 1n);
       await within(waiting, 5000, 'the wait');
-    } finally {
-      k.close(fd);
-    }
+    });
   });
 });

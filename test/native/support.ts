@@ -29,6 +29,24 @@ export function kernel(): NativeKernel {
   return nativeKernel();
 }
 
+/** Runs `body` with `fd` and closes the fd when body returns or throws. */
+export function withFd<T>(k: NativeKernel, fd: number, body: (fd: number) => T): T {
+  try {
+    return body(fd);
+  } finally {
+    k.close(fd);
+  }
+}
+
+/** withFd for an async body: the fd is closed once the body's promise settles. */
+export async function withFdAsync<T>(k: NativeKernel, fd: number, body: (fd: number) => Promise<T>): Promise<T> {
+  try {
+    return await body(fd);
+  } finally {
+    k.close(fd);
+  }
+}
+
 /** Absolute path of a compiled module under dist/lib, for worker threads to require. */
 export function distLib(relative: string): string {
   return path.resolve(__dirname, '../../lib', relative);

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import type { Mapping } from '../../lib/sys/kernel';
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../../lib/sys/constants';
 import { Iommufd } from '../../lib/iommu/iommufd';
+import type { Ioas, IoasMapping } from '../../lib/iommu/ioas';
 import { VfioDevice } from '../../lib/vfio/device';
 import { openDevice } from '../../lib/vfio/open-device';
 import { LAB_MODES, labModelKernel, type LabMode } from '../../tools/fuzz/lab-model';
@@ -21,70 +22,85 @@ function anonymous(t: ScenarioContext, name: string): Mapping {
   return t.step(name, () => t.kernel.mmap(-1, BUFFER, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, 0n));
 }
 
-/** Opens the iommufd and the device (bound, attached to a new IOAS) step by step. */
-function session(t: ScenarioContext, attach = true): { iommufd: Iommufd; device: VfioDevice } {
-  const iommufd = t.track(t.step('open /dev/iommu', () => Iommufd.open(t.kernel)));
-  const device = t.track(t.step('open and bind the device', () => VfioDevice.open(t.cdev, { iommufd, attach: false })));
+function openIommufd(t: ScenarioContext): Iommufd {
+  return t.track(t.step('open /dev/iommu', () => Iommufd.open(t.kernel)));
+}
+
+function openAndBind(t: ScenarioContext, iommufd: Iommufd): VfioDevice {
+  return t.track(t.step('open and bind the device', () => VfioDevice.open(t.cdev, { iommufd, attach: false })));
+}
+
+/** Runs `body` with the iommufd and closes it afterwards (and with it what it owns), however body ends. */
+function closingIommufd(iommufd: Iommufd, body: () => void): void {
+  try {
+    body();
+  } finally {
+    iommufd.close();
+  }
+}
+
+interface Session {
+  readonly iommufd: Iommufd;
+  readonly device: VfioDevice;
+}
+
+/**
+ * Opens the iommufd and the device (bound, attached to a new IOAS unless `attach` is false)
+ * step by step, then runs `body` with them and closes the iommufd.
+ */
+function inSession(t: ScenarioContext, body: (s: Session) => void, attach = true): void {
+  const iommufd = openIommufd(t);
+  const device = openAndBind(t, iommufd);
   if (attach) {
     const ioas = t.step('allocate an IOAS', () => iommufd.ioas());
     t.step('attach the device', () => device.attach(ioas));
   }
-  return { iommufd, device };
+  closingIommufd(iommufd, () => body({ iommufd, device }));
+}
+
+/** Maps a fresh anonymous buffer into `ioas`, runs `body` with the mapping, then unmaps and frees both. */
+function withMapping(t: ScenarioContext, ioas: Ioas, body: (mapping: IoasMapping) => void): void {
+  const memory = anonymous(t, 'mmap');
+  const mapping = t.step('map', () => ioas.map(memory));
+  body(mapping);
+  t.teardown('unmap', () => mapping.close());
+  t.kernel.munmap(memory);
 }
 
 const scenarios: readonly Scenario[] = [
   {
     name: 'map',
     run(t) {
-      const iommufd = t.track(t.step('open /dev/iommu', () => Iommufd.open(t.kernel)));
-      try {
+      const iommufd = openIommufd(t);
+      closingIommufd(iommufd, () => {
         const ioas = t.step('allocate an IOAS', () => iommufd.ioas());
-        const memory = anonymous(t, 'mmap');
-        const mapping = t.step('map', () => ioas.map(memory));
-        t.teardown('unmap', () => mapping.close());
-        t.kernel.munmap(memory);
-      } finally {
-        iommufd.close();
-      }
+        withMapping(t, ioas, () => {});
+      });
     },
   },
   {
     name: 'map with a device attached (pins)',
     run(t) {
-      const { iommufd, device } = session(t);
-      try {
-        const memory = anonymous(t, 'mmap');
-        const mapping = t.step('map', () => device.ioas!.map(memory));
-        t.teardown('unmap', () => mapping.close());
-        t.kernel.munmap(memory);
-      } finally {
-        iommufd.close();
-      }
+      inSession(t, ({ device }) => withMapping(t, device.ioas!, () => {}));
     },
   },
   {
     name: 'copy',
     run(t) {
-      const { iommufd, device } = session(t);
-      try {
+      inSession(t, ({ iommufd, device }) => {
         const source = device.ioas!;
         const target = t.step('allocate a second IOAS', () => iommufd.ioas());
-        const memory = anonymous(t, 'mmap');
-        const mapping = t.step('map', () => source.map(memory));
-        const copy = t.step('copy', () => target.copy({ ioas: source, iova: mapping.iova, length: mapping.length }));
-        t.teardown('unmap the copy', () => copy.close());
-        t.teardown('unmap', () => mapping.close());
-        t.kernel.munmap(memory);
-      } finally {
-        iommufd.close();
-      }
+        withMapping(t, source, (mapping) => {
+          const copy = t.step('copy', () => target.copy({ ioas: source, iova: mapping.iova, length: mapping.length }));
+          t.teardown('unmap the copy', () => copy.close());
+        });
+      });
     },
   },
   {
     name: 'unmap',
     run(t) {
-      const { iommufd, device } = session(t);
-      try {
+      inSession(t, ({ device }) => {
         const ioas = device.ioas!;
         const memory = anonymous(t, 'mmap');
         t.step('map the first half', () => ioas.map({ va: memory.address, length: BUFFER / 2n }));
@@ -92,48 +108,38 @@ const scenarios: readonly Scenario[] = [
         const unmapped = t.step('unmap everything', () => ioas.unmap());
         assert.equal(unmapped, BUFFER);
         t.kernel.munmap(memory);
-      } finally {
-        iommufd.close();
-      }
+      });
     },
   },
   {
     name: 'get-pa',
     run(t) {
-      const { iommufd, device } = session(t);
-      try {
+      inSession(t, ({ device }) => {
         const ioas = device.ioas!;
-        const memory = anonymous(t, 'mmap');
-        const mapping = t.step('map', () => ioas.map(memory));
-        if (t.mode === 'noiommu') {
-          const runs = t.step('physical segments', () => mapping.segments());
-          assert.equal(runs.reduce((s, r) => s + r.length, 0n), BUFFER);
-          t.step('one GET_PA', () => ioas.getPhysicalAddress(mapping.iova, 4096n));
-        }
-        t.teardown('unmap', () => mapping.close());
-        t.kernel.munmap(memory);
-      } finally {
-        iommufd.close();
-      }
+        withMapping(t, ioas, (mapping) => {
+          if (t.mode === 'noiommu') {
+            const runs = t.step('physical segments', () => mapping.segments());
+            assert.equal(runs.reduce((s, r) => s + r.length, 0n), BUFFER);
+            t.step('one GET_PA', () => ioas.getPhysicalAddress(mapping.iova, 4096n));
+          }
+        });
+      });
     },
   },
   {
     name: 'bind',
     run(t) {
-      const iommufd = t.track(t.step('open /dev/iommu', () => Iommufd.open(t.kernel)));
-      try {
-        const device = t.track(t.step('open and bind the device', () => VfioDevice.open(t.cdev, { iommufd, attach: false })));
+      const iommufd = openIommufd(t);
+      closingIommufd(iommufd, () => {
+        const device = openAndBind(t, iommufd);
         t.teardown('close the device', () => device.close());
-      } finally {
-        iommufd.close();
-      }
+      });
     },
   },
   {
     name: 'attach, replace, detach, HWPT',
     run(t) {
-      const { iommufd, device } = session(t, false);
-      try {
+      inSession(t, ({ iommufd, device }) => {
         const first = t.step('allocate an IOAS', () => iommufd.ioas());
         const second = t.step('allocate a second IOAS', () => iommufd.ioas());
         t.step('attach', () => device.attach(first));
@@ -143,16 +149,13 @@ const scenarios: readonly Scenario[] = [
         t.step('attach the HWPT', () => device.attach(hwpt));
         t.step('detach from the HWPT', () => device.detach());
         t.teardown('destroy the HWPT', () => hwpt.close());
-      } finally {
-        iommufd.close();
-      }
+      }, false);
     },
   },
   {
     name: 'irq set-up',
     run(t) {
-      const { iommufd, device } = session(t);
-      try {
+      inSession(t, ({ device }) => {
         for (const kind of ['msi', 'intx'] as const) {
           const [vector] = t.step(`enable ${kind}`, () => device.irqs.enable(kind));
           t.step(`trigger ${kind}`, () => vector!.trigger());
@@ -160,23 +163,18 @@ const scenarios: readonly Scenario[] = [
           if (kind === 'intx') t.step('unmask intx', () => device.irqs.unmask('intx'));
           t.teardown(`disable ${kind}`, () => device.irqs.disable(kind));
         }
-      } finally {
-        iommufd.close();
-      }
+      });
     },
   },
   {
     name: 'DmaBuffer.allocate',
     run(t) {
-      const { iommufd, device } = session(t);
-      try {
+      inSession(t, ({ device }) => {
         const buffer = t.track(t.step('allocate a DMA buffer', () => device.allocateDma(BUFFER)));
         const address = buffer.dmaAddress(4096);
         assert.equal(buffer.dmaAddress(4097), address + 1n);
         t.teardown('free the DMA buffer', () => buffer.close());
-      } finally {
-        iommufd.close();
-      }
+      });
     },
   },
   {

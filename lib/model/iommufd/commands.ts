@@ -28,7 +28,7 @@ import { hwptPagingAlloc } from './iommufd-device';
 import { FaultQueue, FaultQueueFile } from './fault-queue';
 import { IOMMU_READ, IOMMU_WRITE, UnmapError, type IovaInterval, type PagesSlice } from './io-pagetable';
 import type { IoasObject } from './ioas-object';
-import { IoPages, type AccountMode } from './pinned-pages';
+import { IoPages, type AccountMode, type PagesSource } from './pinned-pages';
 import type { IommufdObject } from './object-table';
 import { vfioCompatIoctl } from './vfio-compat';
 
@@ -142,22 +142,46 @@ function mapOne(ioas: IoasObject, pages: IoPages, startByte: bigint, length: big
   }
 }
 
+/**
+ * The checks iommufd_ioas_map, iommufd_ioas_map_file and iommufd_ioas_copy open with: only the
+ * map flags (and a zero reserved field), every address and length below ULONG_MAX, and a
+ * mapping that can at least be read or written.
+ */
+function checkMapRequest(flags: number, reserved: number, ...addresses: bigint[]): void {
+  if (flags & ~MAP_FLAGS || reserved) fail('EOPNOTSUPP');
+  if (addresses.some((a) => a >= ULONG_MAX)) fail('EOVERFLOW');
+  if (!(flags & (IOMMU_IOAS_MAP_WRITEABLE | IOMMU_IOAS_MAP_READABLE))) fail('EINVAL');
+}
+
+/** The fields of IOMMU_IOAS_MAP and IOMMU_IOAS_MAP_FILE that say how to map, and the IOVA answered. */
+interface MapRequest {
+  readonly flags: number;
+  readonly length: bigint;
+  iova: bigint;
+}
+
+/**
+ * What iommufd_ioas_map and iommufd_ioas_map_file share once the pages' source is known: the
+ * pages with their accounting, and one area at the caller's IOVA (or one the kernel picks),
+ * which is written into `c` for the response.
+ */
+function mapFromSource(u: { ctx: IommufdContext }, ioas: IoasObject, c: MapRequest, source: PagesSource, startByte: bigint, firstAddr: bigint): void {
+  const prot = convProt(c.flags);
+  const npages = pagesCount(u.ctx, startByte, c.length);
+  const pages = new IoPages(u.ctx.host, source, npages, (prot & IOMMU_WRITE) !== 0, accountModeFor(u));
+  const fixed = (c.flags & IOMMU_IOAS_MAP_FIXED_IOVA) !== 0;
+  c.iova = mapOne(ioas, pages, startByte, c.length, fixed ? c.iova : null, prot, firstAddr);
+}
+
 function ioasMap(u: Ucmd<MapS>): number {
   const c = u.cmd;
-  if (c.flags & ~MAP_FLAGS || c.__reserved) fail('EOPNOTSUPP');
-  if (c.iova >= ULONG_MAX || c.length >= ULONG_MAX) fail('EOVERFLOW');
-  if (!(c.flags & (IOMMU_IOAS_MAP_WRITEABLE | IOMMU_IOAS_MAP_READABLE))) fail('EINVAL');
+  checkMapRequest(c.flags, c.__reserved, c.iova, c.length);
   const ioas = u.ctx.getIoas(c.ioas_id);
-  const prot = convProt(c.flags);
   // iopt_alloc_user_pages
   if (c.user_va + c.length > ULONG_MAX) fail('EOVERFLOW');
   const ps = BigInt(u.ctx.host.memory.pageSize);
   const uptrDown = c.user_va - (c.user_va % ps);
-  const startByte = c.user_va - uptrDown;
-  const npages = pagesCount(u.ctx, startByte, c.length);
-  const pages = new IoPages(u.ctx.host, { kind: 'user', uptr: uptrDown }, npages, (prot & IOMMU_WRITE) !== 0, accountModeFor(u));
-  const fixed = (c.flags & IOMMU_IOAS_MAP_FIXED_IOVA) !== 0;
-  c.iova = mapOne(ioas, pages, startByte, c.length, fixed ? c.iova : null, prot, c.user_va);
+  mapFromSource(u, ioas, c, { kind: 'user', uptr: uptrDown }, c.user_va - uptrDown, c.user_va);
   respond(u);
   return 0;
 }
@@ -165,11 +189,8 @@ type MapS = Fields<typeof IommuIoasMap>;
 
 function ioasMapFile(u: Ucmd<MapFileS>): number {
   const c = u.cmd;
-  if (c.flags & ~MAP_FLAGS) fail('EOPNOTSUPP');
-  if (c.iova >= ULONG_MAX || c.length >= ULONG_MAX) fail('EOVERFLOW');
-  if (!(c.flags & (IOMMU_IOAS_MAP_WRITEABLE | IOMMU_IOAS_MAP_READABLE))) fail('EINVAL');
+  checkMapRequest(c.flags, 0, c.iova, c.length);
   const ioas = u.ctx.getIoas(c.ioas_id);
-  const prot = convProt(c.flags);
   // iopt_map_file_pages
   if (c.length === 0n) fail('EINVAL');
   if (c.start + c.length - 1n > ULONG_MAX) fail('EOVERFLOW');
@@ -177,10 +198,7 @@ function ioasMapFile(u: Ucmd<MapFileS>): number {
   const startByte = c.start % ps;
   // No dma-bufs in the model: fget the fd as a plain file.
   const file = u.ctx.host.fileOf(c.fd);
-  const npages = pagesCount(u.ctx, startByte, c.length);
-  const pages = new IoPages(u.ctx.host, { kind: 'file', file, start: c.start - startByte }, npages, (prot & IOMMU_WRITE) !== 0, accountModeFor(u));
-  const fixed = (c.flags & IOMMU_IOAS_MAP_FIXED_IOVA) !== 0;
-  c.iova = mapOne(ioas, pages, startByte, c.length, fixed ? c.iova : null, prot, c.start);
+  mapFromSource(u, ioas, c, { kind: 'file', file, start: c.start - startByte }, startByte, c.start);
   respond(u);
   return 0;
 }
@@ -188,9 +206,7 @@ type MapFileS = Fields<typeof IommuIoasMapFile>;
 
 function ioasCopy(u: Ucmd<CopyS>): number {
   const c = u.cmd;
-  if (c.flags & ~MAP_FLAGS) fail('EOPNOTSUPP');
-  if (c.length >= ULONG_MAX || c.src_iova >= ULONG_MAX || c.dst_iova >= ULONG_MAX) fail('EOVERFLOW');
-  if (!(c.flags & (IOMMU_IOAS_MAP_WRITEABLE | IOMMU_IOAS_MAP_READABLE))) fail('EINVAL');
+  checkMapRequest(c.flags, 0, c.length, c.src_iova, c.dst_iova);
   const src = u.ctx.getIoas(c.src_ioas_id);
   const slices: PagesSlice[] = src.iopt.getPages(c.src_iova, c.length);
   try {

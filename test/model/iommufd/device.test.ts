@@ -7,11 +7,11 @@ import {
   IommuHwptAlloc,
 } from '../../../lib/uapi/iommufd';
 import { Harness, MiB, expectErrno } from '../harness';
+import { harnessWithIoas } from './fixtures';
 
 describe('iommufd devices: bind, attach, replace, detach (device.c)', () => {
   it('iommufd_device_bind: device objects share the ID space with IOAS and HWPT', () => {
-    const h = new Harness();
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas();
     const dev = h.bind();
     const hwpt = h.ctx.attachDevice(dev, ioas);
     assert.deepEqual([ioas, dev, hwpt], [1, 2, 3]);
@@ -29,8 +29,7 @@ describe('iommufd devices: bind, attach, replace, detach (device.c)', () => {
   });
 
   it('iommufd_object_remove: a bound device (the driver holds it) and an attached HWPT → EBUSY', () => {
-    const h = new Harness();
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas();
     const dev = h.bind();
     expectErrno('EBUSY', () => h.destroy(dev));
     const hwpt = h.ctx.attachDevice(dev, ioas);
@@ -38,8 +37,7 @@ describe('iommufd devices: bind, attach, replace, detach (device.c)', () => {
   });
 
   it('iommufd_device_auto_get_domain: noiommu devices on one IOAS share one automatic HWPT', () => {
-    const h = new Harness();
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas();
     const d1 = h.bind('0000:00:03.0');
     const d2 = h.bind('0000:00:04.0');
     const p1 = h.ctx.attachDevice(d1, ioas);
@@ -48,8 +46,7 @@ describe('iommufd devices: bind, attach, replace, detach (device.c)', () => {
   });
 
   it('iommufd_hw_pagetable_attach: attaching an attached device again → EBUSY', () => {
-    const h = new Harness();
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas();
     const dev = h.bind();
     h.ctx.attachDevice(dev, ioas);
     expectErrno('EBUSY', () => h.ctx.attachDevice(dev, ioas));
@@ -63,8 +60,7 @@ describe('iommufd devices: bind, attach, replace, detach (device.c)', () => {
   });
 
   it('iommufd_hw_pagetable_put: the automatic HWPT dies with the last detach and its ID is reused', () => {
-    const h = new Harness();
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas();
     const dev = h.bind();
     const hwpt = h.ctx.attachDevice(dev, ioas);
     h.ctx.detachDevice(dev);
@@ -75,8 +71,7 @@ describe('iommufd devices: bind, attach, replace, detach (device.c)', () => {
   });
 
   it('iommufd_device_do_replace: a device that is not attached → EINVAL', () => {
-    const h = new Harness();
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas();
     const dev = h.bind();
     expectErrno('EINVAL', () => h.ctx.replaceDevice(dev, ioas));
   });
@@ -99,8 +94,7 @@ describe('iommufd devices: bind, attach, replace, detach (device.c)', () => {
   });
 
   it('release of the iommufd destroys everything and unpins', () => {
-    const h = new Harness('unprivileged');
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas('unprivileged');
     h.ctx.attachDevice(h.bind(), ioas);
     const m = h.anon(1n * MiB);
     h.map(ioas, m.address, 1n * MiB);
@@ -111,8 +105,7 @@ describe('iommufd devices: bind, attach, replace, detach (device.c)', () => {
   });
 
   it('pinning charges RLIMIT_MEMLOCK (user mode): past the limit → ENOMEM and nothing stays pinned', () => {
-    const h = new Harness('unprivileged');
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas('unprivileged');
     h.ctx.attachDevice(h.bind(), ioas);
     const m = h.anon(16n * MiB);
     expectErrno('ENOMEM', () => h.map(ioas, m.address, 9n * MiB));
@@ -123,8 +116,7 @@ describe('iommufd devices: bind, attach, replace, detach (device.c)', () => {
   });
 
   it('iopt_alloc_pages: CAP_IPC_LOCK makes pinning uncharged (IOPT_PAGES_ACCOUNT_NONE)', () => {
-    const h = new Harness();
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas();
     h.ctx.attachDevice(h.bind(), ioas);
     const m = h.anon(16n * MiB);
     h.map(ioas, m.address, 16n * MiB);
@@ -137,8 +129,7 @@ describe('IOMMU_HWPT_ALLOC (iommufd_hwpt_alloc, noiommu_alloc_paging_flags)', ()
   const alloc = (h: Harness, v: Parameters<typeof IommuHwptAlloc.encode>[0]) => h.call(IOMMU_HWPT_ALLOC, IommuHwptAlloc, v);
 
   it('noiommu: flags 0 and no data → a manual HWPT; destroyable once the device detaches', () => {
-    const h = new Harness();
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas();
     const dev = h.bind();
     const hwpt = alloc(h, { dev_id: dev, pt_id: ioas }).out_hwpt_id;
     assert.equal(hwpt, 3);
@@ -151,8 +142,7 @@ describe('IOMMU_HWPT_ALLOC (iommufd_hwpt_alloc, noiommu_alloc_paging_flags)', ()
   });
 
   it('noiommu_alloc_paging_flags: any flag → EOPNOTSUPP, and the reserved ID is released', () => {
-    const h = new Harness();
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas();
     const dev = h.bind();
     expectErrno('EOPNOTSUPP', () => alloc(h, { dev_id: dev, pt_id: ioas, flags: IOMMU_HWPT_ALLOC_NEST_PARENT }));
     expectErrno('EOPNOTSUPP', () => alloc(h, { dev_id: dev, pt_id: ioas, flags: IOMMU_HWPT_ALLOC_DIRTY_TRACKING }));
@@ -161,8 +151,7 @@ describe('IOMMU_HWPT_ALLOC (iommufd_hwpt_alloc, noiommu_alloc_paging_flags)', ()
   });
 
   it('noiommu_alloc_paging_flags: driver data → EOPNOTSUPP; data type/len mismatch → EINVAL', () => {
-    const h = new Harness();
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas();
     const dev = h.bind();
     const data = h.anon(4096n);
     expectErrno('EOPNOTSUPP', () => alloc(h, { dev_id: dev, pt_id: ioas, data_type: 1, data_len: 24, data_uptr: data.address }));
@@ -172,8 +161,7 @@ describe('IOMMU_HWPT_ALLOC (iommufd_hwpt_alloc, noiommu_alloc_paging_flags)', ()
   });
 
   it('iommufd_hwpt_alloc: unknown device → ENOENT; unknown or device pt_id → EINVAL', () => {
-    const h = new Harness();
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas();
     const dev = h.bind();
     expectErrno('ENOENT', () => alloc(h, { dev_id: 9, pt_id: ioas }));
     expectErrno('EINVAL', () => alloc(h, { dev_id: dev, pt_id: 9 }));
@@ -181,8 +169,7 @@ describe('IOMMU_HWPT_ALLOC (iommufd_hwpt_alloc, noiommu_alloc_paging_flags)', ()
   });
 
   it('VT-d: a paging HWPT loads the IOAS and reserves the aperture and MSI window on attach', () => {
-    const h = new Harness('linux-7.3-iommu');
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas('linux-7.3-iommu');
     const dev = h.bind('0000:00:03.0', 1);
     const hwpt = alloc(h, { dev_id: dev, pt_id: ioas }).out_hwpt_id;
     // The aperture [2^39, ...) is reserved as soon as the domain is added to the IOAS.
@@ -206,8 +193,7 @@ describe('IOMMU_FAULT_QUEUE_ALLOC (iommufd_fault_alloc)', () => {
   });
 
   it('HWPT_ALLOC with IOMMU_HWPT_FAULT_ID_VALID takes the queue; an unknown fault_id → ENOENT without leaking the HWPT ID', () => {
-    const h = new Harness();
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas();
     const dev = h.bind();
     expectErrno('ENOENT', () => h.call(IOMMU_HWPT_ALLOC, IommuHwptAlloc, { dev_id: dev, pt_id: ioas, flags: IOMMU_HWPT_FAULT_ID_VALID, fault_id: 9 }));
     const q = h.call(IOMMU_FAULT_QUEUE_ALLOC, IommuFaultAlloc, {});
@@ -250,8 +236,7 @@ describe('IOMMU_GET_HW_INFO (iommufd_get_hw_info)', () => {
 
 describe('DMA translation for IOMMU-translated device models', () => {
   it('translate: the physical pieces of a mapped IOVA range; faults for unmapped, read-only or detached', () => {
-    const h = new Harness('linux-7.3-iommu');
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas('linux-7.3-iommu');
     const dev = h.bind('0000:00:03.0', 1);
     assert.throws(() => h.ctx.translate(dev, 0x1000n, 4, false), (e: unknown) => e instanceof IommuFault && e.reason === 'blocked');
     h.ctx.attachDevice(dev, ioas);

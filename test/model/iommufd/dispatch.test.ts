@@ -11,6 +11,7 @@ import {
 } from '../../../lib/uapi/iommufd';
 import { VFIO_CHECK_EXTENSION, VFIO_GET_API_VERSION, VFIO_TYPE1v2_IOMMU, VFIO_NOIOMMU_IOMMU } from '../../../lib/uapi/vfio';
 import { Harness, expectErrno } from '../harness';
+import { harnessWithIoas } from './fixtures';
 
 describe('iommufd_fops_ioctl: dispatch and size rules', () => {
   it('iommufd_fops_ioctl: size below the op minimum (offsetofend of the last field) → EINVAL', () => {
@@ -89,16 +90,14 @@ describe('iommufd_fops_ioctl: dispatch and size rules', () => {
 
   it('iommufd_ioas_noiommu_get_pa stub: 7.3 without CONFIG_IOMMUFD_NOIOMMU answers EOPNOTSUPP', () => {
     const base = profiles['linux-7.3-iommu'];
-    const h = new Harness({ ...base, config: { ...base.config, VFIO_NOIOMMU: false } });
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas({ ...base, config: { ...base.config, VFIO_NOIOMMU: false } });
     expectErrno('EOPNOTSUPP', () => h.getPa(ioas, 0x1000n, 4096n));
   });
 });
 
 describe('iommufd ops the modelled hardware cannot do (dirty tracking, invalidation, vIOMMU)', () => {
   it('iommufd_hwpt_set_dirty_tracking / get_dirty_bitmap: argument checks, then no dirty ops → EOPNOTSUPP', () => {
-    const h = new Harness();
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas();
     const dev = h.bind();
     const hwpt = h.ctx.attachDevice(dev, ioas);
     expectErrno('EOPNOTSUPP', () => h.call(IOMMU_HWPT_SET_DIRTY_TRACKING, IommuHwptSetDirtyTracking, { hwpt_id: hwpt, flags: 2 }));
@@ -112,8 +111,7 @@ describe('iommufd ops the modelled hardware cannot do (dirty tracking, invalidat
   });
 
   it('iommufd_hwpt_invalidate: a paging HWPT takes no invalidations → EINVAL, with entry_num answered 0', () => {
-    const h = new Harness();
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas();
     const hwpt = h.ctx.attachDevice(h.bind(), ioas);
     const buf = IommuHwptInvalidate.encode({ size: IommuHwptInvalidate.size, hwpt_id: hwpt, entry_num: 0 });
     expectErrno('EINVAL', () => h.kernel.ioctl(h.fd, IOMMU_HWPT_INVALIDATE.number, buf));
@@ -136,8 +134,7 @@ describe('iommufd ops the modelled hardware cannot do (dirty tracking, invalidat
   });
 
   it('iommufd_ioas_change_process: only file-backed areas can change process (EINVAL otherwise)', () => {
-    const h = new Harness();
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas();
     h.call(IOMMU_IOAS_CHANGE_PROCESS, IommuIoasChangeProcess, {});
     h.map(ioas, 0x10_0000n, 4096n);
     expectErrno('EINVAL', () => h.call(IOMMU_IOAS_CHANGE_PROCESS, IommuIoasChangeProcess, {}));

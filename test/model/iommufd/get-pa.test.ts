@@ -4,11 +4,11 @@ import { MAP_HUGETLB } from '../../../lib/sys/constants';
 import { U64_MAX } from '../../../lib/uapi/codec';
 import { IOMMU_IOAS_NOIOMMU_GET_PA, IommuIoasNoiommuGetPa } from '../../../lib/uapi/iommufd';
 import { Harness, MiB, expectErrno } from '../harness';
+import { harnessWithIoas } from './fixtures';
 
 /** A noiommu IOAS with a device attached and `length` bytes of memory mapped at `iova`. */
 function setup(length: bigint, flags = 0, profile: ConstructorParameters<typeof Harness>[0] = 'linux-7.3-noiommu') {
-  const h = new Harness(profile);
-  const ioas = h.ioasAlloc();
+  const { h, ioas } = harnessWithIoas(profile);
   h.ctx.attachDevice(h.bind(), ioas);
   const m = h.anon(length, flags);
   const iova = h.map(ioas, m.address, length, 0x100_0000n);
@@ -41,8 +41,7 @@ describe('IOMMU_IOAS_NOIOMMU_GET_PA (iommufd_ioas_noiommu_get_pa, iopt_get_phys)
   });
 
   it('iopt_get_phys: an area without the noiommu storage domain → EOPNOTSUPP (no device yet, or after detach)', () => {
-    const h = new Harness();
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas();
     const m = h.anon(1n * MiB);
     const iova = h.map(ioas, m.address, 1n * MiB);
     expectErrno('EOPNOTSUPP', () => h.getPa(ioas, iova, 4096n));
@@ -55,8 +54,7 @@ describe('IOMMU_IOAS_NOIOMMU_GET_PA (iommufd_ioas_noiommu_get_pa, iopt_get_phys)
 
   it('iopt_get_phys: a VT-d domain is not the noiommu domain → EOPNOTSUPP', () => {
     const base = profiles['linux-7.3-iommu'];
-    const h = new Harness({ ...base, noiommu: true });
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas({ ...base, noiommu: true });
     h.ctx.attachDevice(h.bind('0000:00:03.0', 1), ioas);
     const m = h.anon(1n * MiB);
     const iova = h.map(ioas, m.address, 1n * MiB);
@@ -91,8 +89,7 @@ describe('IOMMU_IOAS_NOIOMMU_GET_PA (iommufd_ioas_noiommu_get_pa, iopt_get_phys)
   });
 
   it('iopt_get_phys: never crosses into an adjacent area, even a physically contiguous one', () => {
-    const h = new Harness();
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas();
     h.ctx.attachDevice(h.bind(), ioas);
     const m = h.anon(2n * MiB, MAP_HUGETLB);
     h.map(ioas, m.address, 1n * MiB, 0x100_0000n);

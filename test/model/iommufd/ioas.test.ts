@@ -10,6 +10,7 @@ import {
 import { profiles } from '../../../lib/model';
 import { MAP_SHARED, PROT_READ, PROT_WRITE } from '../../../lib/sys/constants';
 import { FIXED, Harness, MiB, RW, expectErrno } from '../harness';
+import { harnessWithIoas } from './fixtures';
 
 describe('IOAS objects and IDs', () => {
   it('iommufd_ioas_alloc_ioctl: flags → EOPNOTSUPP without using an ID', () => {
@@ -35,8 +36,7 @@ describe('IOAS objects and IDs', () => {
   });
 
   it('iommufd_object_remove: an IOAS used by a HWPT → EBUSY; destroyable once the device detaches', () => {
-    const h = new Harness();
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas();
     const dev = h.bind();
     h.ctx.attachDevice(dev, ioas);
     expectErrno('EBUSY', () => h.destroy(ioas));
@@ -45,8 +45,7 @@ describe('IOAS objects and IDs', () => {
   });
 
   it('iommufd_ioas_destroy: destroying an IOAS unmaps (and unpins) everything', () => {
-    const h = new Harness();
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas();
     const m = h.anon(2n * MiB);
     h.map(ioas, m.address, 2n * MiB);
     assert.equal(h.ctx.getIoas(ioas).iopt.areas.size, 1);
@@ -57,15 +56,13 @@ describe('IOAS objects and IDs', () => {
 
 describe('IOMMU_IOAS_MAP / MAP_FILE (ioas.c, io_pagetable.c)', () => {
   it('iommufd_ioas_map: unknown flags or __reserved → EOPNOTSUPP', () => {
-    const h = new Harness();
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas();
     expectErrno('EOPNOTSUPP', () => h.call(IOMMU_IOAS_MAP, IommuIoasMap, { ioas_id: ioas, flags: RW | 8, user_va: 0x1000n, length: 4096n }));
     expectErrno('EOPNOTSUPP', () => h.call(IOMMU_IOAS_MAP, IommuIoasMap, { ioas_id: ioas, flags: RW, __reserved: 1, user_va: 0x1000n, length: 4096n }));
   });
 
   it('iommufd_ioas_map: iova or length ≥ ULONG_MAX → EOVERFLOW; neither READ nor WRITE → EINVAL', () => {
-    const h = new Harness();
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas();
     expectErrno('EOVERFLOW', () => h.call(IOMMU_IOAS_MAP, IommuIoasMap, { ioas_id: ioas, flags: RW, user_va: 0x1000n, length: U64_MAX }));
     expectErrno('EOVERFLOW', () => h.call(IOMMU_IOAS_MAP, IommuIoasMap, { ioas_id: ioas, flags: RW | FIXED, iova: U64_MAX, user_va: 0x1000n, length: 4096n }));
     expectErrno('EINVAL', () => h.call(IOMMU_IOAS_MAP, IommuIoasMap, { ioas_id: ioas, flags: 0, user_va: 0x1000n, length: 4096n }));
@@ -79,15 +76,13 @@ describe('IOMMU_IOAS_MAP / MAP_FILE (ioas.c, io_pagetable.c)', () => {
   });
 
   it('iopt_alloc_user_pages: user_va + length overflows → EOVERFLOW; iopt_alloc_pages: length 0 → EINVAL', () => {
-    const h = new Harness();
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas();
     expectErrno('EOVERFLOW', () => h.call(IOMMU_IOAS_MAP, IommuIoasMap, { ioas_id: ioas, flags: RW, user_va: U64_MAX - 10n, length: 4096n }));
     expectErrno('EINVAL', () => h.call(IOMMU_IOAS_MAP, IommuIoasMap, { ioas_id: ioas, flags: RW, user_va: 0x1000n, length: 0n }));
   });
 
   it('iopt_map_user_pages: without a domain nothing is pinned, so an unmapped user_va is accepted', () => {
-    const h = new Harness();
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas();
     const iova = h.map(ioas, 0x10_0000n, 4096n);
     assert.equal(iova, 0x1000n);
     assert.equal(h.kernel.locked.pinnedPages, 0);
@@ -98,8 +93,7 @@ describe('IOMMU_IOAS_MAP / MAP_FILE (ioas.c, io_pagetable.c)', () => {
   });
 
   it('iopt_area_fill_domains: with a domain, map pins at once and a bad user_va → EFAULT', () => {
-    const h = new Harness();
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas();
     h.ctx.attachDevice(h.bind(), ioas);
     expectErrno('EFAULT', () => h.map(ioas, 0x10_0000n, 4096n));
     assert.equal(h.ctx.getIoas(ioas).iopt.areas.size, 0);
@@ -109,8 +103,7 @@ describe('IOMMU_IOAS_MAP / MAP_FILE (ioas.c, io_pagetable.c)', () => {
   });
 
   it('iopt_check_iova: fixed IOVA over an existing area → EEXIST', () => {
-    const h = new Harness();
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas();
     const m = h.anon(1n * MiB);
     h.map(ioas, m.address, 8192n, 0x10000n);
     expectErrno('EEXIST', () => h.map(ioas, m.address, 4096n, 0x11000n));
@@ -119,8 +112,7 @@ describe('IOMMU_IOAS_MAP / MAP_FILE (ioas.c, io_pagetable.c)', () => {
   });
 
   it('iopt_check_iova: with a domain (iova_alignment 4096) an unaligned fixed IOVA → EINVAL', () => {
-    const h = new Harness();
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas();
     h.ctx.attachDevice(h.bind(), ioas);
     const m = h.anon(1n * MiB);
     expectErrno('EINVAL', () => h.map(ioas, m.address, 4096n, 0x10800n));
@@ -129,16 +121,14 @@ describe('IOMMU_IOAS_MAP / MAP_FILE (ioas.c, io_pagetable.c)', () => {
   });
 
   it('iopt_insert_area: a user_va offset in the page that breaks iova_alignment → EINVAL', () => {
-    const h = new Harness();
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas();
     h.ctx.attachDevice(h.bind(), ioas);
     const m = h.anon(1n * MiB);
     expectErrno('EINVAL', () => h.map(ioas, m.address + 0x800n, 4096n, 0x10000n));
   });
 
   it('without a domain (iova_alignment 1) byte-granular maps are allowed', () => {
-    const h = new Harness();
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas();
     const m = h.anon(1n * MiB);
     assert.equal(h.map(ioas, m.address + 0x10n, 0x100n, 0x2010n), 0x2010n);
     // ...but attaching a domain then fails: iopt_check_iova_alignment → EADDRINUSE.
@@ -146,8 +136,7 @@ describe('IOMMU_IOAS_MAP / MAP_FILE (ioas.c, io_pagetable.c)', () => {
   });
 
   it('iommufd_ioas_map_file: maps a memfd; pinning a file that is not shmem → EINVAL at attach', () => {
-    const h = new Harness();
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas();
     const mfd = h.kernel.memfdCreate('dma', 0);
     h.kernel.ftruncate(mfd, 2n * MiB);
     const r = h.call(IOMMU_IOAS_MAP_FILE, IommuIoasMapFile, { ioas_id: ioas, flags: RW, fd: mfd, start: 0n, length: 2n * MiB });
@@ -158,15 +147,13 @@ describe('IOMMU_IOAS_MAP / MAP_FILE (ioas.c, io_pagetable.c)', () => {
   });
 
   it('iopt_map_file_pages: bad fd → EBADF; length 0 → EINVAL', () => {
-    const h = new Harness();
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas();
     expectErrno('EBADF', () => h.call(IOMMU_IOAS_MAP_FILE, IommuIoasMapFile, { ioas_id: ioas, flags: RW, fd: 99, length: 4096n }));
     expectErrno('EINVAL', () => h.call(IOMMU_IOAS_MAP_FILE, IommuIoasMapFile, { ioas_id: ioas, flags: RW, fd: 99, length: 0n }));
   });
 
   it('memfd_pin_folios: a range past the end of the memfd → EINVAL when pinned', () => {
-    const h = new Harness();
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas();
     h.ctx.attachDevice(h.bind(), ioas);
     const mfd = h.kernel.memfdCreate('dma', 0);
     h.kernel.ftruncate(mfd, 4096n);
@@ -177,8 +164,7 @@ describe('IOMMU_IOAS_MAP / MAP_FILE (ioas.c, io_pagetable.c)', () => {
 
 describe('IOMMU_IOAS_UNMAP (iopt_unmap_iova_range)', () => {
   it('unmaps whole areas and reports the bytes', () => {
-    const h = new Harness();
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas();
     const m = h.anon(1n * MiB);
     h.map(ioas, m.address, 8192n, 0x10000n);
     h.map(ioas, m.address, 4096n, 0x20000n);
@@ -186,8 +172,7 @@ describe('IOMMU_IOAS_UNMAP (iopt_unmap_iova_range)', () => {
   });
 
   it('a range that cuts an area → ENOENT (areas before it are already gone)', () => {
-    const h = new Harness();
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas();
     const m = h.anon(1n * MiB);
     h.map(ioas, m.address, 4096n, 0x10000n);
     h.map(ioas, m.address, 8192n, 0x11000n);
@@ -196,8 +181,7 @@ describe('IOMMU_IOAS_UNMAP (iopt_unmap_iova_range)', () => {
   });
 
   it('iommufd_ioas_unmap: nothing mapped in the range → ENOENT; length 0 → EINVAL; overflow → EOVERFLOW', () => {
-    const h = new Harness();
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas();
     expectErrno('ENOENT', () => h.unmap(ioas, 0x10000n, 0x1000n));
     expectErrno('EINVAL', () => h.unmap(ioas, 0x10000n, 0n));
     expectErrno('EOVERFLOW', () => h.unmap(ioas, U64_MAX - 10n, 0x1000n));
@@ -205,8 +189,7 @@ describe('IOMMU_IOAS_UNMAP (iopt_unmap_iova_range)', () => {
   });
 
   it('iopt_unmap_all: iova 0 and length U64_MAX unmaps everything, and succeeds on an empty IOAS', () => {
-    const h = new Harness();
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas();
     assert.equal(h.unmap(ioas, 0n, U64_MAX), 0n);
     const m = h.anon(1n * MiB);
     h.map(ioas, m.address, 8192n, 0x10000n);
@@ -215,8 +198,7 @@ describe('IOMMU_IOAS_UNMAP (iopt_unmap_iova_range)', () => {
   });
 
   it('unpinning on unmap returns the pages to RLIMIT_MEMLOCK accounting', () => {
-    const h = new Harness('unprivileged');
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas('unprivileged');
     h.ctx.attachDevice(h.bind(), ioas);
     const m = h.anon(1n * MiB);
     h.map(ioas, m.address, 1n * MiB, 0x100000n);
@@ -275,8 +257,7 @@ describe('IOMMU_IOAS_COPY (iopt_get_pages + iopt_map_pages)', () => {
 
 describe('IOMMU_IOAS_IOVA_RANGES / ALLOW_IOVAS', () => {
   it('iommufd_ioas_iova_ranges: noiommu reserves nothing: one range 0..U64_MAX, alignment 1 then 4096', () => {
-    const h = new Harness();
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas();
     const out = h.anon(4096n);
     let r = h.call(IOMMU_IOAS_IOVA_RANGES, IommuIoasIovaRanges, { ioas_id: ioas, num_iovas: 4, allowed_iovas: out.address });
     assert.equal(r.num_iovas, 1);
@@ -289,8 +270,7 @@ describe('IOMMU_IOAS_IOVA_RANGES / ALLOW_IOVAS', () => {
   });
 
   it('VT-d: the MSI window and the aperture beyond 2^39 are reserved once a device attaches', () => {
-    const h = new Harness('linux-7.3-iommu');
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas('linux-7.3-iommu');
     h.ctx.attachDevice(h.bind('0000:00:03.0', 3), ioas);
     const out = h.anon(4096n);
     const r = h.call(IOMMU_IOAS_IOVA_RANGES, IommuIoasIovaRanges, { ioas_id: ioas, num_iovas: 4, allowed_iovas: out.address });
@@ -301,8 +281,7 @@ describe('IOMMU_IOAS_IOVA_RANGES / ALLOW_IOVAS', () => {
   });
 
   it('iommufd_ioas_iova_ranges: too small an array → EMSGSIZE with num_iovas set to the count', () => {
-    const h = new Harness('linux-7.3-iommu');
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas('linux-7.3-iommu');
     h.ctx.attachDevice(h.bind('0000:00:03.0', 3), ioas);
     const buf = IommuIoasIovaRanges.encode({ size: IommuIoasIovaRanges.size, ioas_id: ioas, num_iovas: 0 });
     expectErrno('EMSGSIZE', () => h.kernel.ioctl(h.fd, IOMMU_IOAS_IOVA_RANGES.number, buf));
@@ -310,15 +289,13 @@ describe('IOMMU_IOAS_IOVA_RANGES / ALLOW_IOVAS', () => {
   });
 
   it('copy_to_user of the ranges into unmapped memory → EFAULT; __reserved → EOPNOTSUPP', () => {
-    const h = new Harness();
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas();
     expectErrno('EFAULT', () => h.call(IOMMU_IOAS_IOVA_RANGES, IommuIoasIovaRanges, { ioas_id: ioas, num_iovas: 1, allowed_iovas: 0x1000n }));
     expectErrno('EOPNOTSUPP', () => h.call(IOMMU_IOAS_IOVA_RANGES, IommuIoasIovaRanges, { ioas_id: ioas, __reserved: 1 }));
   });
 
   it('iommufd_ioas_load_iovas: start ≥ last or overlapping ranges → EINVAL', () => {
-    const h = new Harness();
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas();
     const mem = h.anon(4096n);
     const buf = new Uint8Array(mem.buffer!);
     const allow = (ranges: [bigint, bigint][]) => {
@@ -334,8 +311,7 @@ describe('IOMMU_IOAS_IOVA_RANGES / ALLOW_IOVAS', () => {
   });
 
   it('iopt_set_allow_iova: an allowed range over a reserved one → EADDRINUSE', () => {
-    const h = new Harness('linux-7.3-iommu');
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas('linux-7.3-iommu');
     h.ctx.attachDevice(h.bind('0000:00:03.0', 3), ioas);
     const mem = h.anon(4096n);
     IommuIovaRange.encode({ start: 0xfe00_0000n, last: 0xfeff_ffffn }, new Uint8Array(mem.buffer!));
@@ -358,8 +334,7 @@ describe('IOMMU_OPTION and IOMMU_VFIO_IOAS', () => {
   });
 
   it('iommufd_ioas_option_huge_pages: GET/SET on an IOAS; unknown option or op → EOPNOTSUPP', () => {
-    const h = new Harness();
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas();
     assert.equal(h.call(IOMMU_OPTION, IommuOption, { option_id: IOMMU_OPTION_HUGE_PAGES, op: IOMMU_OPTION_OP_GET, object_id: ioas }).val64, 1n);
     h.call(IOMMU_OPTION, IommuOption, { option_id: IOMMU_OPTION_HUGE_PAGES, op: IOMMU_OPTION_OP_SET, object_id: ioas, val64: 0n });
     assert.equal(h.call(IOMMU_OPTION, IommuOption, { option_id: IOMMU_OPTION_HUGE_PAGES, op: IOMMU_OPTION_OP_GET, object_id: ioas }).val64, 0n);
@@ -369,8 +344,7 @@ describe('IOMMU_OPTION and IOMMU_VFIO_IOAS', () => {
   });
 
   it('iopt_disable_large_pages: refused (EINVAL) while a domain holds mappings', () => {
-    const h = new Harness();
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas();
     h.ctx.attachDevice(h.bind(), ioas);
     const m = h.anon(4096n);
     h.map(ioas, m.address, 4096n);
@@ -397,8 +371,7 @@ describe('IOMMU_OPTION and IOMMU_VFIO_IOAS', () => {
 
 describe('pinned memory and the bytes behind it', () => {
   it('a memfd mapped MAP_SHARED and IOAS-mapped: device writes show in the mapping, in pread, and survive munmap', () => {
-    const h = new Harness();
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas();
     h.ctx.attachDevice(h.bind(), ioas);
     const mfd = h.kernel.memfdCreate('dma', 0);
     h.kernel.ftruncate(mfd, 64n * 1024n);
@@ -415,8 +388,7 @@ describe('pinned memory and the bytes behind it', () => {
   });
 
   it('frames stay pinned after munmap of anonymous memory until the IOAS unmaps them', () => {
-    const h = new Harness();
-    const ioas = h.ioasAlloc();
+    const { h, ioas } = harnessWithIoas();
     h.ctx.attachDevice(h.bind(), ioas);
     const m = h.anon(8192n);
     const iova = h.map(ioas, m.address, 8192n);

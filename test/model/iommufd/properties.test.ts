@@ -12,6 +12,7 @@ import { U64_MAX } from '../../../lib/uapi/codec';
 import { IOMMU_IOAS_COPY, IommuIoasCopy } from '../../../lib/uapi/iommufd';
 import { profiles } from '../../../lib/model';
 import { Harness, RW } from '../harness';
+import { harnessWithIoas } from './fixtures';
 
 const PAGE = 4096n;
 /** Root with CAP_SYS_RAWIO but without CAP_IPC_LOCK, so every pin is charged to RLIMIT_MEMLOCK. */
@@ -113,8 +114,7 @@ describe('IOAS properties (fast-check against a reference model)', () => {
     fc.assert(
       fc.property(fc.array(opArb, { minLength: 1, maxLength: 40 }), fc.integer({ min: 0, max: 3 }), fc.constantFrom(0.5, 0.7, 0.95), (ops, fragSeed, fragmentation) => {
         // From mostly contiguous frames to scattered ones: areas of one run and of many.
-        const h = new Harness({ ...CHARGED, memory: { ...CHARGED.memory, fragmentation } });
-        const ioas = h.ioasAlloc();
+        const { h, ioas } = harnessWithIoas({ ...CHARGED, memory: { ...CHARGED.memory, fragmentation } });
         const other = h.ioasAlloc();
         const dev = h.bind('0000:00:03.0');
         h.ctx.attachDevice(h.bind('0000:00:04.0'), other);
@@ -269,8 +269,7 @@ describe('IOAS properties (fast-check against a reference model)', () => {
   it('a failed command never leaks an ID (an attach that fails to pin aborts its automatic HWPT)', () => {
     fc.assert(
       fc.property(fc.array(fc.boolean(), { maxLength: 20 }), (fails) => {
-        const h = new Harness();
-        const ioas = h.ioasAlloc();
+        const { h, ioas } = harnessWithIoas();
         const bad = h.ioasAlloc();
         h.map(bad, 0x10_0000n, 4096n);
         fails.forEach((fail, i) => {
