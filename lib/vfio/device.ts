@@ -326,9 +326,17 @@ export class VfioDevice extends Resource implements RegionOwner, IrqOwner, Bound
    * Returns the devices the reset affected, as VFIO_DEVICE_GET_PCI_HOT_RESET_INFO named them.
    */
   hotReset(groupFds: readonly number[] = []): DeviceReset {
-    const affected = this.hotResetInfo().devices;
-    io.devicePciHotReset(this.kernel, this.liveFd('VfioDevice.hotReset'), groupFds);
-    return { kind: 'bus', method: 'bus', methods: this.resetMethods, affected };
+    const fd = this.liveFd('VfioDevice.hotReset');
+    // Asked before the reset, which needs the same answer to be possible; if the question fails
+    // the reset's own error is the one worth reporting.
+    let affected: readonly DependentDevice[] | undefined;
+    try {
+      affected = io.deviceGetPciHotResetInfo(this.kernel, fd).devices;
+    } catch {
+      affected = undefined;
+    }
+    io.devicePciHotReset(this.kernel, fd, groupFds);
+    return { kind: 'bus', method: 'bus', methods: this.resetMethods, ...(affected ? { affected } : {}) };
   }
 
   /** @internal RegionOwner */
