@@ -4,35 +4,21 @@
  * kernel allows, and exercise it — identification, liveness, a factorial with its completion
  * interrupt, and a DMA round trip RAM → device → RAM with the bytes checked.
  *
- *   node dist/examples/edu/main.js [--model[=PROFILE]] [--bdf=0000:00:03.0]
+ *   node dist/examples/edu/main.js [--model[=PROFILE]] [--bdf=0000:00:03.0] [--unsafe-noiommu]
  *
  * With no edu device on this machine (or with --model) it runs on node-vfio's built-in kernel
- * model, and says so.
+ * model, and says so. A device without an IOMMU is only handed to vfio-pci in the kernel's unsafe
+ * noiommu mode if that mode is on already or --unsafe-noiommu asks to switch it on.
  */
 import { randomBytes } from 'node:crypto';
 import { DmaBuffer, PciDevice, isVfioError, nativeKernel, openDevice, type Kernel } from '../../lib';
 import { createModelKernel, profiles } from '../../lib/model';
 import { isProfileName } from '../../lib/model/profile';
 import { EDU_DEVICE_ID, EDU_MAX_TRANSFER, EDU_VENDOR_ID, EduDevice } from './edu-device';
-
-interface Options { model?: string | true; bdf?: string }
-
-function parse(argv: string[]): Options {
-  const options: Options = {};
-  for (const arg of argv) {
-    if (arg === '--model') options.model = true;
-    else if (arg.startsWith('--model=')) options.model = arg.slice('--model='.length);
-    else if (arg.startsWith('--bdf=')) options.bdf = arg.slice('--bdf='.length);
-    else if (arg === '--help' || arg === '-h') {
-      console.log('usage: edu [--model[=PROFILE]] [--bdf=DOMAIN:BUS:DEV.FN]');
-      process.exit(0);
-    } else throw new Error(`unknown argument '${arg}'`);
-  }
-  return options;
-}
+import { EDU_USAGE, eduBindOptions, parseEduOptions, type EduOptions } from './options';
 
 /** The real kernel when it has an edu device, otherwise the model (with the reason). */
-function chooseKernel(options: Options): { kernel: Kernel; why: string } {
+function chooseKernel(options: EduOptions): { kernel: Kernel; why: string } {
   if (options.model !== undefined) {
     const profile = options.model === true ? 'linux-7.3-noiommu' : options.model;
     if (!isProfileName(profile)) throw new Error(`unknown model profile '${profile}' (profiles: ${Object.keys(profiles).join(', ')})`);
@@ -50,7 +36,11 @@ function chooseKernel(options: Options): { kernel: Kernel; why: string } {
 }
 
 async function main(): Promise<number> {
-  const options = parse(process.argv.slice(2));
+  const options = parseEduOptions(process.argv.slice(2));
+  if (options.help) {
+    console.log(EDU_USAGE);
+    return 0;
+  }
   const { kernel, why } = chooseKernel(options);
   console.log(`edu: ${why}`);
 
@@ -61,9 +51,9 @@ async function main(): Promise<number> {
     return 1;
   }
   console.log(`edu: device ${pci.bdf}, driver ${pci.driver ?? 'none'}, ${pci.hasIommu ? 'behind an IOMMU' : 'no IOMMU'}, noiommu mode ${PciDevice.noiommuMode({ kernel })}`);
-  // A device without an IOMMU can only be driven in the kernel's unsafe noiommu mode: this example
-  // opts in explicitly, as any caller must.
-  pci.bindVfio({ unsafeNoiommu: true });
+  // A device without an IOMMU can only be driven in the kernel's unsafe noiommu mode, which only
+  // the user may switch on (--unsafe-noiommu).
+  pci.bindVfio(eduBindOptions(options));
 
   using device = openDevice(pci.bdf, { kernel });
   console.log(`edu: opened through the ${device.backend.kind} path${device.backend.noiommu ? " (noiommu)" : ""}: ${device.backend.reason}`);

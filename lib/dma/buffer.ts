@@ -10,6 +10,7 @@ import { MAP_ANONYMOUS, MAP_HUGETLB, MAP_HUGE_1GB, MAP_HUGE_2MB, MAP_PRIVATE, PR
 import { Resource } from '../support/resource';
 import { formatBytes, isPinningFailure, memlockHint } from '../support/hints';
 import type { BufferSegment, DmaAttachment, DmaMapOptions, DmaSpace } from './dma-space';
+import { checkBoolean, checkChoice, checkSize, checkU64 } from '../support/arguments';
 import type { BusAddr, Iova, PhysAddr } from '../sys/addresses';
 import type { PhysicalRun } from '../ioctl/iommufd-ioctls';
 
@@ -62,10 +63,22 @@ export class DmaBuffer extends Resource {
    * up their physical runs.
    */
   static allocate(size: bigint | number, options: DmaAllocateOptions): DmaBuffer {
+    if (typeof options !== 'object' || options === null) throw new TypeError('DmaBuffer.allocate: options must be an object with a space');
     const { space } = options;
+    if (typeof space !== 'object' || space === null || typeof space.attachDma !== 'function') {
+      throw new TypeError('DmaBuffer.allocate: options.space must be a DMA space (an Ioas, or device.dmaSpace)');
+    }
     const kernel = space.kernel;
-    const requested = BigInt(size);
-    if (requested <= 0n) throw new RangeError(`DmaBuffer.allocate: size must be positive, got ${requested}`);
+    if ((typeof size === 'bigint' && size <= 0n) || (typeof size === 'number' && size <= 0)) {
+      throw new RangeError(`DmaBuffer.allocate: size must be positive, got ${size}`);
+    }
+    const requested = checkSize(size, 'DmaBuffer.allocate', 'size', 1n);
+    if (options.hugePage !== undefined && options.hugePage !== false && options.hugePage !== true) checkChoice(options.hugePage, 'DmaBuffer.allocate', 'options.hugePage', Object.keys(HUGE_BYTES) as HugePageSize[]);
+    if (options.hugePageFallback !== undefined) checkChoice(options.hugePageFallback, 'DmaBuffer.allocate', 'options.hugePageFallback', ['error', 'small-pages']);
+    if (options.locked !== undefined) checkBoolean(options.locked, 'DmaBuffer.allocate', 'options.locked');
+    if (options.iova !== undefined) checkU64(options.iova, 'DmaBuffer.allocate', 'options.iova');
+    if (options.readable !== undefined) checkBoolean(options.readable, 'DmaBuffer.allocate', 'options.readable');
+    if (options.writable !== undefined) checkBoolean(options.writable, 'DmaBuffer.allocate', 'options.writable');
     const huge: HugePageSize | undefined = options.hugePage === true ? '2M' : options.hugePage || undefined;
     let pageSize = huge ? HUGE_BYTES[huge] : BigInt(kernel.pageSize);
     let memory: Mapping;
@@ -147,20 +160,20 @@ export class DmaBuffer extends Resource {
 
   /** The physical address of the byte at `offset` (noiommu only); no syscall after the first lookup. */
   physicalAddress(offset: bigint | number = 0n): PhysAddr {
-    const { segment, within } = this.segmentAt(BigInt(offset), 'DmaBuffer.physicalAddress');
+    const { segment, within } = this.segmentAt(checkSize(offset, 'DmaBuffer.physicalAddress', 'offset'), 'DmaBuffer.physicalAddress');
     return (segment.phys + within) as PhysAddr;
   }
 
   /** The physical address at `offset` and how many bytes from there are physically contiguous. */
   physicalRun(offset: bigint | number = 0n): PhysicalRun {
-    const { segment, within } = this.segmentAt(BigInt(offset), 'DmaBuffer.physicalRun');
+    const { segment, within } = this.segmentAt(checkSize(offset, 'DmaBuffer.physicalRun', 'offset'), 'DmaBuffer.physicalRun');
     return { phys: (segment.phys + within) as PhysAddr, length: segment.length - within };
   }
 
   /** The address to give the device for the byte at `offset`: physical on noiommu, IOVA behind an IOMMU. */
   dmaAddress(offset: bigint | number = 0n): BusAddr {
     this.assertOpen('DmaBuffer.dmaAddress');
-    const off = this.checkOffset(BigInt(offset));
+    const off = this.checkOffset(checkSize(offset, 'DmaBuffer.dmaAddress', 'offset'));
     if (this.attachment.addressing === 'physical') return this.physicalAddress(off) as bigint as BusAddr;
     const base = this.attachment.iova;
     if (base === undefined) throw new Error('DMA space gave neither IOVAs nor physical addresses');

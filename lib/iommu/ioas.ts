@@ -9,6 +9,7 @@ import { VfioError } from '../sys/errors';
 import { U64_MAX } from '../uapi/codec';
 import type { Resource } from '../support/resource';
 import { IommufdResource } from './iommufd-resource';
+import { checkBoolean, checkInteger, checkU64 } from '../support/arguments';
 import type { PhysicalRun } from '../ioctl/iommufd-ioctls';
 import * as io from '../ioctl/iommufd-ioctls';
 import { isPinningFailure, memlockHint } from '../support/hints';
@@ -116,8 +117,8 @@ export class Ioas extends IommufdResource implements DmaSpace, PageTableTarget {
    */
   map(source: MapSource, options: IoasMapOptions = {}): IoasMapping {
     this.assertOpen('Ioas.map');
-    const { va, length } = 'va' in source ? source
-      : 'length' in source ? { va: source.address, length: source.length } : { va: source.address, length: source.size };
+    const { va, length } = mapSourceRange(source, 'Ioas.map');
+    checkMapOptions(options, 'Ioas.map');
     let at: Iova;
     try {
       at = io.ioasMap(this.kernel, this.fd, {
@@ -134,6 +135,10 @@ export class Ioas extends IommufdResource implements DmaSpace, PageTableTarget {
   /** Maps `length` bytes of a file (a memfd) from `offset` (IOMMU_IOAS_MAP_FILE). */
   mapFile(fileFd: number, offset: bigint, length: bigint, options: IoasMapOptions = {}): IoasMapping {
     this.assertOpen('Ioas.mapFile');
+    checkInteger(fileFd, 'Ioas.mapFile', 'fileFd', 0, 0x7fff_ffff);
+    checkU64(offset, 'Ioas.mapFile', 'offset');
+    checkU64(length, 'Ioas.mapFile', 'length');
+    checkMapOptions(options, 'Ioas.mapFile');
     let at: Iova;
     try {
       at = io.ioasMapFile(this.kernel, this.fd, {
@@ -153,7 +158,11 @@ export class Ioas extends IommufdResource implements DmaSpace, PageTableTarget {
    */
   copy(from: { readonly ioas: Ioas; readonly iova: Iova; readonly length: bigint }, options: IoasMapOptions = {}): IoasMapping {
     this.assertOpen('Ioas.copy');
+    if (!(from.ioas instanceof Ioas)) throw new TypeError('Ioas.copy: from.ioas must be an Ioas');
     if (from.ioas.handle !== this.handle) throw new TypeError('Ioas.copy: both IOAS must belong to the same iommufd');
+    checkU64(from.iova, 'Ioas.copy', 'from.iova');
+    checkU64(from.length, 'Ioas.copy', 'from.length');
+    checkMapOptions(options, 'Ioas.copy');
     const at = io.ioasCopy(this.kernel, this.fd, {
       srcIoasId: from.ioas.id, srcIova: from.iova, dstIoasId: this.id, length: from.length,
       readable: options.readable ?? true, writable: options.writable ?? true,
@@ -166,10 +175,22 @@ export class Ioas extends IommufdResource implements DmaSpace, PageTableTarget {
    * Unmaps every area inside [iova, iova+length) (everything without a range); returns the bytes
    * unmapped. Areas that a handle owns are forgotten by their handle; areas under a live
    * DmaBuffer are refused with EBUSY, because the buffer's users may still hand its addresses to
-   * a device: close the DmaBuffer instead.
+   * a device: close the DmaBuffer instead. A range that covers only part of a handle's area is
+   * refused before the kernel acts (ERR_VFIO_PARTIAL_UNMAP): the kernel cannot split an area, and
+   * it would unmap the areas before that one and then fail, leaving their handles behind.
+   *
+   * When the kernel fails anyway (an area that no handle owns is split, one is busy), it may have
+   * unmapped the areas before the one it stopped at. Before the error is thrown, each handle of an
+   * area in the range asks the kernel whether its area still exists, and is forgotten if not. So
+   * no handle outlives its area, and none can later unmap an area that reused its IOVA.
    */
   unmap(range?: { readonly iova: Iova; readonly length: bigint }): bigint {
     this.assertOpen('Ioas.unmap');
+    if (range !== undefined) {
+      checkU64(range.iova, 'Ioas.unmap', 'range.iova');
+      checkU64(range.length, 'Ioas.unmap', 'range.length');
+      if (range.iova + range.length > U64_MAX + 1n) throw new RangeError(`Ioas.unmap: range 0x${range.iova.toString(16)}+0x${range.length.toString(16)} ends past 2^64`);
+    }
     const start = range?.iova ?? 0n;
     const end = range ? range.iova + range.length : U64_MAX + 1n;
     const overlaps = (m: { iova: Iova | undefined; length: bigint }) =>
@@ -181,11 +202,57 @@ export class Ioas extends IommufdResource implements DmaSpace, PageTableTarget {
         hint: 'close the DmaBuffer to unmap it; a device may still be using its addresses',
       });
     }
-    const unmapped = io.ioasUnmap(this.kernel, this.fd, this.id, range);
-    for (const child of this.ownedResources()) {
-      if (child instanceof IoasMapping && overlaps(child)) child.forget();
+    const covered = this.mappings().filter(overlaps);
+    const split = covered.find((m) => m.iova < start || m.iova + m.length > end);
+    if (split) {
+      throw VfioError.condition('ERR_VFIO_PARTIAL_UNMAP', {
+        check: `the range 0x${start.toString(16)}..0x${end.toString(16)} covers only part of ${split.description} (0x${split.length.toString(16)} bytes)`,
+        hint: 'unmap whole mappings: close the mapping, or give a range that covers all of it',
+      });
     }
+    let unmapped: bigint;
+    try {
+      unmapped = io.ioasUnmap(this.kernel, this.fd, this.id, range);
+    } catch (e) {
+      this.resynchronise(covered);
+      throw e;
+    }
+    for (const mapping of covered) mapping.forget();
     return unmapped;
+  }
+
+  /** The handles of this IOAS's mappings, in IOVA order. */
+  private mappings(): IoasMapping[] {
+    const list: IoasMapping[] = [];
+    for (const child of this.ownedResources()) if (child instanceof IoasMapping && !child.closed) list.push(child);
+    return list.sort((a, b) => (a.iova < b.iova ? -1 : a.iova > b.iova ? 1 : 0));
+  }
+
+  /** After a failed unmap: forgets the handles whose areas the kernel no longer holds (see unmap). */
+  private resynchronise(covered: readonly IoasMapping[]): void {
+    for (const mapping of covered) if (this.holdsArea(mapping) === false) mapping.forget();
+  }
+
+  /**
+   * Whether the kernel still holds the area of `mapping`, asked without changing anything: an
+   * IOMMU_IOAS_COPY of the area onto its own IOVA finds the area's pages and then fails with
+   * EEXIST, because the IOVA is taken; once the area is gone, finding its pages fails with ENOENT.
+   * Any other answer (a failure of the probe itself) is undefined: the handle is kept.
+   */
+  private holdsArea(mapping: IoasMapping): boolean | undefined {
+    try {
+      io.ioasCopy(this.kernel, this.fd, {
+        srcIoasId: this.id, srcIova: mapping.iova, dstIoasId: this.id, dstIova: mapping.iova,
+        length: mapping.length, readable: true, writable: false,
+      });
+    } catch (e) {
+      if (e instanceof VfioError && e.code === 'EEXIST') return true;
+      if (e instanceof VfioError && e.code === 'ENOENT') return false;
+      return undefined;
+    }
+    // The IOVA was free yet the pages were found there: the copy mapped them; take it back.
+    io.ioasUnmap(this.kernel, this.fd, this.id, { iova: mapping.iova, length: mapping.length });
+    return undefined;
   }
 
   /** The IOVA ranges that may be mapped, and the required alignment. */
@@ -197,12 +264,19 @@ export class Ioas extends IommufdResource implements DmaSpace, PageTableTarget {
   /** Restricts the IOVAs this IOAS may use (IOMMU_IOAS_ALLOW_IOVAS); an empty list lifts it. */
   allowIovas(ranges: readonly IovaRange[]): void {
     this.assertOpen('Ioas.allowIovas');
+    if (!Array.isArray(ranges)) throw new TypeError('Ioas.allowIovas: ranges must be an array');
+    ranges.forEach((r: IovaRange, i) => {
+      checkU64(r.start, 'Ioas.allowIovas', `ranges[${i}].start`);
+      checkU64(r.last, 'Ioas.allowIovas', `ranges[${i}].last`, r.start);
+    });
     io.ioasAllowIovas(this.kernel, this.fd, this.id, ranges);
   }
 
   /** IOMMU_OPTION_HUGE_PAGES of this IOAS: get, or set then get. */
   option(name: 'huge-pages', value?: boolean): boolean {
     this.assertOpen('Ioas.option');
+    if (name !== 'huge-pages') throw new TypeError(`Ioas.option: name must be 'huge-pages', got ${String(name)}`);
+    if (value !== undefined) checkBoolean(value, 'Ioas.option', 'value');
     if (value !== undefined) io.optionSet(this.kernel, this.fd, name, value ? 1n : 0n, this.id);
     return io.optionGet(this.kernel, this.fd, name, this.id) !== 0n;
   }
@@ -213,6 +287,8 @@ export class Ioas extends IommufdResource implements DmaSpace, PageTableTarget {
    */
   getPhysicalAddress(at: Iova, maxLength: bigint): PhysicalRun {
     this.assertOpen('Ioas.getPhysicalAddress');
+    checkU64(at, 'Ioas.getPhysicalAddress', 'iova');
+    checkU64(maxLength, 'Ioas.getPhysicalAddress', 'maxLength');
     return this.physicalLookup.lookup(this.kernel, this.fd, this.id, at, maxLength);
   }
 
@@ -222,6 +298,9 @@ export class Ioas extends IommufdResource implements DmaSpace, PageTableTarget {
    */
   segments(at: Iova, length: bigint): PhysicalSegment[] {
     this.assertOpen('Ioas.segments');
+    checkU64(at, 'Ioas.segments', 'iova');
+    checkU64(length, 'Ioas.segments', 'length');
+    if (at + length > U64_MAX + 1n) throw new RangeError(`Ioas.segments: range 0x${at.toString(16)}+0x${length.toString(16)} ends past 2^64`);
     const runs: PhysicalSegment[] = [];
     let cursor = at as bigint;
     let remaining = length;
@@ -292,6 +371,23 @@ export class Ioas extends IommufdResource implements DmaSpace, PageTableTarget {
     }
     super.close();
   }
+}
+
+/** The address range of a map source, type-checked (a DmaBuffer, a Mapping or a { va, length }). */
+function mapSourceRange(source: MapSource, where: string): { va: UserVa; length: bigint } {
+  if (typeof source !== 'object' || source === null) throw new TypeError(`${where}: source must be a Mapping, a DmaBuffer or { va, length }`);
+  const { va, length } = 'va' in source ? source
+    : 'length' in source ? { va: source.address, length: source.length } : { va: source.address, length: source.size };
+  checkU64(va, where, 'source address');
+  checkU64(length, where, 'source length');
+  return { va, length };
+}
+
+function checkMapOptions(options: IoasMapOptions, where: string): void {
+  if (typeof options !== 'object' || options === null) throw new TypeError(`${where}: options must be an object`);
+  if (options.iova !== undefined) checkU64(options.iova, where, 'options.iova');
+  if (options.readable !== undefined) checkBoolean(options.readable, where, 'options.readable');
+  if (options.writable !== undefined) checkBoolean(options.writable, where, 'options.writable');
 }
 
 class IoasDmaAttachment implements DmaAttachment {

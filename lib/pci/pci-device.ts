@@ -14,6 +14,8 @@ export const NOIOMMU_PARAMETER = '/sys/module/vfio/parameters/enable_unsafe_noio
 export const VFIO_PCI_DRIVER = 'vfio-pci';
 
 const BDF = /^(?:([0-9a-f]{4}):)?([0-9a-f]{2}):([0-9a-f]{2})\.([0-7])$/i;
+/** IFF_UP of a network interface's flags (include/uapi/linux/if.h). */
+const IFF_UP = 0x1;
 
 /** Normalises "00:04.0" or "0000:00:04.0" to the kernel's "0000:00:04.0"; throws on anything else. */
 export function normalizeBdf(bdf: string): string {
@@ -53,6 +55,12 @@ export interface BindOptions {
    * with `true` here does bindVfio switch it on.
    */
   readonly unsafeNoiommu?: boolean;
+  /**
+   * Bind even a device the host is using (`PciDevice.usage()`: a network interface that is up, a
+   * mounted disk, active swap, a bridge with devices below it, the boot VGA device). Taking such
+   * a device away can cut the host off its network or crash it; without `true` it is refused.
+   */
+  readonly force?: boolean;
 }
 
 /** Options of `unbind`. */
@@ -208,10 +216,29 @@ export class PciDevice {
    * Gives the device to vfio-pci: driver_override, unbind from the current driver, drivers_probe.
    * The previous driver is remembered for `unbind({ restore: true })`. A device without an IOMMU
    * needs noiommu mode, which is only switched on with `unsafeNoiommu: true`.
+   *
+   * Nothing is changed unless vfio-pci is loaded and the device is not in use by the host (see
+   * `usage()`; `force: true` overrides that check). If a step fails after the device left its
+   * driver, it is given back to that driver before the error is thrown.
    */
   bindVfio(options: BindOptions = {}): void {
     const current = this.driver;
     if (current === VFIO_PCI_DRIVER) return;
+    if (!this.kernel.exists(`${PCI_DRIVERS}/${VFIO_PCI_DRIVER}`)) {
+      throw VfioError.condition('ERR_VFIO_NOT_BOUND', {
+        check: `${PCI_DRIVERS}/${VFIO_PCI_DRIVER} does not exist, so ${this.bdf} was left with ${current ?? 'no driver'}`,
+        hint: 'load the vfio-pci module first (modprobe vfio-pci)',
+      });
+    }
+    if (options.force !== true) {
+      const usage = this.usage();
+      if (usage.length > 0) {
+        throw VfioError.condition('ERR_VFIO_IN_USE', {
+          check: `${this.bdf} is in use by the host: ${usage.join('; ')}`,
+          hint: 'stop using it first (take the interface down, unmount, swapoff), or pass force: true if you are sure',
+        });
+      }
+    }
     if (!this.hasIommu) {
       const mode = PciDevice.noiommuMode({ kernel: this.kernel });
       if (mode !== 'enabled') {
@@ -219,25 +246,125 @@ export class PciDevice {
         PciDevice.setNoiommuMode(true, { ...options, kernel: this.kernel });
       }
     }
+    try {
+      writeSysfs(this.kernel, `${this.path}/driver_override`, VFIO_PCI_DRIVER);
+      if (current !== null) writeSysfs(this.kernel, `${PCI_DRIVERS}/${current}/unbind`, this.bdf);
+      writeSysfs(this.kernel, DRIVERS_PROBE, this.bdf);
+      const now = this.driver;
+      if (now !== VFIO_PCI_DRIVER) {
+        throw VfioError.condition('ERR_VFIO_NOT_BOUND', {
+          check: `after ${DRIVERS_PROBE}, ${this.bdf} is not bound to vfio-pci (driver now: ${now ?? 'none'})`,
+          hint: 'load the vfio-pci module (modprobe vfio-pci); for a device without an IOMMU, noiommu mode must be on',
+        });
+      }
+    } catch (e) {
+      this.rollBack(current);
+      throw e;
+    }
     this.previousDriver = current;
-    writeSysfs(this.kernel, `${this.path}/driver_override`, VFIO_PCI_DRIVER);
-    if (current !== null) writeSysfs(this.kernel, `${PCI_DRIVERS}/${current}/unbind`, this.bdf);
-    writeSysfs(this.kernel, DRIVERS_PROBE, this.bdf);
-    const now = this.driver;
-    if (now !== VFIO_PCI_DRIVER) {
-      throw VfioError.condition('ERR_VFIO_NOT_BOUND', {
-        check: `after ${DRIVERS_PROBE}, ${this.bdf} is not bound to vfio-pci (driver now: ${now ?? 'none'})`,
-        hint: 'load the vfio-pci module (modprobe vfio-pci); for a device without an IOMMU, noiommu mode must be on',
-      });
+  }
+
+  /**
+   * Why the host is using this device, in words; empty when it is not: its network interfaces
+   * that are up, its block devices (or their partitions) that are mounted, used as swap or held
+   * by another block device (LVM, RAID, dm-crypt), the devices below it when it is a bridge, and
+   * whether it is the boot VGA device. What dpdk-devbind calls an *Active* device.
+   */
+  usage(): string[] {
+    const reasons: string[] = [];
+    const below = (classDir: string) => this.classEntriesBelow(classDir);
+    for (const name of below('/sys/class/net')) {
+      const flags = this.readOptional(`/sys/class/net/${name}/flags`);
+      if (flags !== undefined && (Number.parseInt(flags, 16) & IFF_UP) !== 0) reasons.push(`network interface ${name} is up`);
+    }
+    const disks = below('/sys/block');
+    if (disks.length > 0) {
+      const mounts = this.devicesListed('/proc/mounts');
+      const swaps = this.devicesListed('/proc/swaps');
+      for (const disk of disks) {
+        const parts = [disk, ...this.readdirOptional(`/sys/block/${disk}`).filter((n) => n.startsWith(disk))];
+        for (const part of parts) {
+          const dir = part === disk ? `/sys/block/${disk}` : `/sys/block/${disk}/${part}`;
+          if (mounts.has(`/dev/${part}`)) reasons.push(`/dev/${part} is mounted`);
+          if (swaps.has(`/dev/${part}`)) reasons.push(`/dev/${part} is active swap`);
+          const holders = this.readdirOptional(`${dir}/holders`);
+          if (holders.length > 0) reasons.push(`/dev/${part} is held by ${holders.join(', ')}`);
+        }
+      }
+    }
+    const children = this.readdirOptional(this.path).filter((n) => BDF.test(n));
+    if (children.length > 0) reasons.push(`it is a bridge with ${children.join(', ')} below it`);
+    if (this.readOptional(`${this.path}/boot_vga`) === '1') reasons.push('it is the boot VGA device');
+    return reasons;
+  }
+
+  /** Gives the device back to `driver` (or leaves it driverless) after a failed bindVfio. */
+  private rollBack(driver: string | null): void {
+    // driver_override names the previous driver while it binds, so a driver that matches by
+    // override only (pci-stub, an id added through new_id) takes the device back too.
+    const attempts: (() => void)[] = [
+      () => {
+        const now = this.driver;
+        if (now !== null && now !== driver) writeSysfs(this.kernel, `${PCI_DRIVERS}/${now}/unbind`, this.bdf);
+      },
+      () => {
+        if (driver !== null) writeSysfs(this.kernel, `${this.path}/driver_override`, driver);
+      },
+      () => {
+        if (driver !== null && this.driver === null) writeSysfs(this.kernel, `${PCI_DRIVERS}/${driver}/bind`, this.bdf);
+      },
+      () => writeSysfs(this.kernel, `${this.path}/driver_override`, '\n'),
+    ];
+    // Each step is tried even when an earlier one failed: the original error is the one to report.
+    for (const attempt of attempts) {
+      try {
+        attempt();
+      } catch {
+        continue;
+      }
+    }
+  }
+
+  /** Entries of a sysfs class directory (/sys/class/net, /sys/block) whose device sits below this one. */
+  private classEntriesBelow(classDir: string): string[] {
+    return this.readdirOptional(classDir).filter((name) => {
+      try {
+        return `${this.kernel.readlink(`${classDir}/${name}`)}/`.includes(`/${this.bdf}/`);
+      } catch {
+        return false;
+      }
+    });
+  }
+
+  /** The /dev paths in the first column of /proc/mounts or /proc/swaps (empty when unreadable). */
+  private devicesListed(path: string): Set<string> {
+    const text = this.readOptional(path) ?? '';
+    return new Set(text.split('\n').map((line) => line.split(/\s+/)[0] ?? '').filter((source) => source.startsWith('/dev/')));
+  }
+
+  private readdirOptional(path: string): string[] {
+    try {
+      return this.kernel.readdir(path);
+    } catch {
+      return [];
+    }
+  }
+
+  private readOptional(path: string): string | undefined {
+    try {
+      return this.kernel.readFile(path).toString('utf8').trim();
+    } catch {
+      return undefined;
     }
   }
 
   /** Unbinds from the current driver, clears driver_override and optionally restores a driver. */
   unbind(options: UnbindOptions = {}): void {
+    const restore = options.restore;
+    if (restore !== undefined && typeof restore !== 'boolean') checkDriverName(restore, 'PciDevice.unbind', 'options.restore');
     const current = this.driver;
     if (current !== null) writeSysfs(this.kernel, `${PCI_DRIVERS}/${current}/unbind`, this.bdf);
     writeSysfs(this.kernel, `${this.path}/driver_override`, '\n');
-    const restore = options.restore;
     if (restore === undefined || restore === false) return;
     const wanted = typeof restore === 'string' ? restore : this.previousDriver ?? null;
     if (wanted !== null) {
@@ -288,6 +415,18 @@ export class PciDevice {
       throw VfioError.wrap(e, { context: `reading ${attribute} of ${this.bdf}`, path });
     }
   }
+}
+
+/**
+ * A driver name as the kernel spells them ("vfio-pci", "snd_hda_intel"): one path component that
+ * is not "." or "..", so it can neither escape /sys/bus/pci/drivers nor be empty.
+ */
+export function checkDriverName(name: unknown, where: string, parameter: string): string {
+  if (typeof name !== 'string') throw new TypeError(`${where}: ${parameter} must be a driver name or a boolean, got ${typeof name}`);
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.+-]*$/.test(name) || name.length > 64) {
+    throw new TypeError(`${where}: ${parameter} must be a driver name (letters, digits, '_', '-', '.', '+'), got '${name}'`);
+  }
+  return name;
 }
 
 function writeSysfs(kernel: Kernel, path: string, value: string): void {

@@ -6,6 +6,8 @@
  */
 import type { Capabilities, Kernel } from '../sys/kernel';
 import type { Mode } from './types';
+import { VfioError } from '../sys/errors';
+import { normalizeBdf } from '../pci/pci-device';
 
 export interface DeviceUnderTest {
   /** PCI address, e.g. '0000:00:03.0'. */
@@ -82,8 +84,15 @@ function noiommuModeEnabled(kernel: Kernel): boolean {
 
 function findDevice(kernel: Kernel, bdf: string | undefined): DeviceUnderTest | null {
   if (bdf !== undefined) {
-    const found = describeDevice(kernel, bdf);
-    if (!found) throw new Error(`device ${bdf} has no VFIO cdev (is it bound to vfio-pci?)`);
+    // The address becomes part of sysfs paths: only a PCI address may (never "../../x").
+    const address = normalizeBdf(bdf);
+    const found = describeDevice(kernel, address);
+    if (!found) {
+      throw VfioError.condition('ERR_VFIO_NO_CDEV', {
+        check: `device ${address} has no VFIO device cdev (${PCI_DEVICES}/${address}/vfio-dev/*/dev)`,
+        hint: 'bind it to vfio-pci first (vfio bind); a noiommu device has a cdev only from Linux 7.3',
+      });
+    }
     return found;
   }
   if (!kernel.exists(PCI_DEVICES)) return null;
@@ -98,7 +107,9 @@ function describeDevice(kernel: Kernel, bdf: string): DeviceUnderTest | null {
   const dir = `${PCI_DEVICES}/${bdf}`;
   const vfioDev = `${dir}/vfio-dev`;
   if (!kernel.exists(vfioDev)) return null;
-  const names = kernel.readdir(vfioDev).filter((n) => /^(noiommu-)?vfio\d+$/.test(n));
+  // An entry without a `dev` attribute has no char device behind it (a noiommu device before
+  // Linux 7.3): it is no cdev to test.
+  const names = kernel.readdir(vfioDev).filter((n) => /^(noiommu-)?vfio\d+$/.test(n) && kernel.exists(`${vfioDev}/${n}/dev`)).sort();
   if (names.length === 0) return null;
   const cdevPath = `/dev/vfio/devices/${names[0]}`;
   const noiommu = names[0]!.startsWith('noiommu-');

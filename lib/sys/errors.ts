@@ -41,6 +41,7 @@ export const VFIO_CONDITIONS = {
   ERR_VFIO_NOT_ATTACHED: 'no device is attached to tell how DMA is addressed',
   ERR_VFIO_TRANSLATED: 'the DMA space translates through an IOMMU: there are no physical addresses to give',
   ERR_VFIO_IN_USE: 'the object is still in use',
+  ERR_VFIO_PARTIAL_UNMAP: 'the range covers only part of a mapping, which the kernel cannot split',
   ERR_VFIO_NOT_MAPPABLE: 'the region range cannot be mmap\'ed',
   ERR_VFIO_TOO_MANY_VECTORS: 'more interrupt vectors were asked for than the device has',
   ERR_VFIO_IRQ_NOT_ENABLED: 'the interrupt kind is not enabled',

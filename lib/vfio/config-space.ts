@@ -5,6 +5,7 @@
  */
 import * as P from '../uapi/pci';
 import type { Region } from './region';
+import { checkInteger, checkUnsigned } from '../support/arguments';
 
 /** A capability found in the standard list. */
 export interface PciCapability {
@@ -73,32 +74,32 @@ export class ConfigSpace {
 
   /** Reads a byte of config space. */
   read8(offset: number): number {
-    return this.region.read8(offset);
+    return this.region.read8(checkOffset(offset, 'ConfigSpace.read8'));
   }
 
   /** Reads a 16-bit little-endian word of config space. */
   read16(offset: number): number {
-    return this.region.read16(offset);
+    return this.region.read16(checkOffset(offset, 'ConfigSpace.read16'));
   }
 
   /** Reads a 32-bit little-endian dword of config space. */
   read32(offset: number): number {
-    return this.region.read32(offset);
+    return this.region.read32(checkOffset(offset, 'ConfigSpace.read32'));
   }
 
   /** Writes a byte of config space (vfio-pci applies its virtualisation rules). */
   write8(offset: number, value: number): void {
-    this.region.write8(offset, value);
+    this.region.write8(checkOffset(offset, 'ConfigSpace.write8'), checkUnsigned(value, 'ConfigSpace.write8', 'value', 8));
   }
 
   /** Writes a 16-bit word of config space. */
   write16(offset: number, value: number): void {
-    this.region.write16(offset, value);
+    this.region.write16(checkOffset(offset, 'ConfigSpace.write16'), checkUnsigned(value, 'ConfigSpace.write16', 'value', 16));
   }
 
   /** Writes a 32-bit dword of config space. */
   write32(offset: number, value: number): void {
-    this.region.write32(offset, value);
+    this.region.write32(checkOffset(offset, 'ConfigSpace.write32'), checkUnsigned(value, 'ConfigSpace.write32', 'value', 32));
   }
 
   /** PCI vendor ID. */
@@ -158,6 +159,8 @@ export class ConfigSpace {
 
   /** Sets or clears command-register bits (read-modify-write); returns the new value. */
   updateCommand(set: number, clear = 0): number {
+    checkUnsigned(set, 'ConfigSpace.updateCommand', 'set', 16);
+    checkUnsigned(clear, 'ConfigSpace.updateCommand', 'clear', 16);
     const value = (this.command | set) & ~clear & 0xffff;
     this.command = value;
     return this.command;
@@ -263,4 +266,9 @@ export class ConfigSpace {
       pbaOffset: (pba & P.PCI_MSIX_TABLE_OFFSET) >>> 0,
     };
   }
+}
+
+/** A config-space offset: an integer inside the 4 KiB of PCIe config space (the region checks its own size). */
+function checkOffset(offset: unknown, where: string): number {
+  return checkInteger(offset, where, 'offset', 0, 0xfff);
 }

@@ -15,6 +15,7 @@ import type { BufferSegment, DmaAttachment, DmaMapOptions, DmaSpace } from '../d
 import { readPhysicalSegments } from '../dma/pagemap';
 import { IovaAllocator } from '../dma/iova-allocator';
 import { isKernel, kernelFrom, type KernelOptions } from '../support/kernel-options';
+import { checkInteger } from '../support/arguments';
 
 export const CONTAINER_PATH = '/dev/vfio/vfio';
 
@@ -73,11 +74,13 @@ export class VfioContainer extends Resource implements DmaSpace {
 
   /** VFIO_CHECK_EXTENSION: is this IOMMU model (VFIO_NOIOMMU_IOMMU, VFIO_TYPE1v2_IOMMU...) available? */
   checkExtension(extension: number): boolean {
+    checkInteger(extension, 'VfioContainer.checkExtension', 'extension', 0, 0xffff_ffff);
     return c.checkExtension(this.kernel, this.fd, extension);
   }
 
   /** Selects the IOMMU model; at least one group must be set into the container first. */
   setIommu(type: number): void {
+    checkInteger(type, 'VfioContainer.setIommu', 'type', 0, 0xffff_ffff);
     try {
       c.setIommu(this.kernel, this.fd, type);
     } catch (e) {

@@ -22,6 +22,7 @@ import { Hwpt } from '../iommu/hwpt';
 import { PciDevice, isBdf, normalizeBdf } from '../pci/pci-device';
 import type { DmaSpace } from '../dma/dma-space';
 import { DmaBuffer, type DmaAllocateOptions } from '../dma/buffer';
+import { checkInteger } from '../support/arguments';
 
 /** How the device was reached, and why that way. */
 export interface DeviceBackend {
@@ -235,6 +236,7 @@ export class VfioDevice extends Resource implements RegionOwner, IrqOwner, Bound
 
   /** A region by index (0-5 BARs, 6 ROM, 7 config, 8 VGA, then device-specific). */
   region(index: number): Region {
+    checkInteger(index, 'VfioDevice.region', 'index', 0, 0xffff_ffff);
     const fd = this.liveFd('VfioDevice.region');
     let r = this.regionCache.get(index);
     if (!r) {

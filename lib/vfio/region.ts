@@ -8,6 +8,7 @@ import * as V from '../uapi/vfio';
 import { VfioError } from '../sys/errors';
 import type { RegionInfo, SparseMmapArea } from '../ioctl/device-ioctls';
 import { Mmio } from './mmio';
+import { checkInteger, checkSize, checkU64, checkUnsigned } from '../support/arguments';
 
 /** What a region needs from its device. */
 /** @internal */
@@ -65,66 +66,75 @@ export class Region {
 
   /** Reads `length` bytes at `offset` (pread; the kernel splits into aligned accesses). */
   read(offset: bigint | number, length: number): Buffer {
-    const off = this.check(BigInt(offset), BigInt(length), 'read');
-    const into = Buffer.alloc(length);
-    const fd = this.owner.liveFd('Region.read');
-    const n = this.io(() => this.owner.kernel.pread(fd, into, this.info.offset + off), 'pread', off);
-    return n === length ? into : into.subarray(0, n);
+    return this.readAt(offset, checkInteger(length, 'Region.read', 'length', 0, 0xffff_ffff), 'Region.read');
   }
 
   /** Writes `data` at `offset`; returns the bytes written. */
   write(offset: bigint | number, data: Uint8Array): number {
-    const off = this.check(BigInt(offset), BigInt(data.length), 'write');
-    const fd = this.owner.liveFd('Region.write');
-    return this.io(() => this.owner.kernel.pwrite(fd, data, this.info.offset + off), 'pwrite', off);
+    if (!(data instanceof Uint8Array)) throw new TypeError(`Region.write: data must be a Uint8Array (or Buffer)`);
+    return this.writeAt(offset, data, 'Region.write');
   }
 
   /** Reads a byte. */
   read8(offset: number): number {
-    return this.read(offset, 1).readUInt8(0);
+    return this.readAt(offset, 1, 'Region.read8').readUInt8(0);
   }
 
   /** Reads a 16-bit little-endian value with one 2-byte access. */
   read16(offset: number): number {
-    return this.read(offset, 2).readUInt16LE(0);
+    return this.readAt(offset, 2, 'Region.read16').readUInt16LE(0);
   }
 
   /** Reads a 32-bit little-endian value with one 4-byte access. */
   read32(offset: number): number {
-    return this.read(offset, 4).readUInt32LE(0);
+    return this.readAt(offset, 4, 'Region.read32').readUInt32LE(0);
   }
 
   /** Reads a 64-bit little-endian value (the kernel may split it into two 4-byte accesses). */
   read64(offset: number): bigint {
-    return this.read(offset, 8).readBigUInt64LE(0);
+    return this.readAt(offset, 8, 'Region.read64').readBigUInt64LE(0);
   }
 
   /** Writes a byte. */
   write8(offset: number, value: number): void {
     const b = Buffer.alloc(1);
-    b.writeUInt8(value);
-    this.write(offset, b);
+    b.writeUInt8(checkUnsigned(value, 'Region.write8', 'value', 8));
+    this.writeAt(offset, b, 'Region.write8');
   }
 
   /** Writes a 16-bit little-endian value. */
   write16(offset: number, value: number): void {
     const b = Buffer.alloc(2);
-    b.writeUInt16LE(value);
-    this.write(offset, b);
+    b.writeUInt16LE(checkUnsigned(value, 'Region.write16', 'value', 16));
+    this.writeAt(offset, b, 'Region.write16');
   }
 
   /** Writes a 32-bit little-endian value. */
   write32(offset: number, value: number): void {
     const b = Buffer.alloc(4);
-    b.writeUInt32LE(value >>> 0);
-    this.write(offset, b);
+    b.writeUInt32LE(checkUnsigned(value, 'Region.write32', 'value', 32));
+    this.writeAt(offset, b, 'Region.write32');
   }
 
   /** Writes a 64-bit little-endian value. */
   write64(offset: number, value: bigint): void {
     const b = Buffer.alloc(8);
-    b.writeBigUInt64LE(value);
-    this.write(offset, b);
+    b.writeBigUInt64LE(checkU64(value, 'Region.write64', 'value'));
+    this.writeAt(offset, b, 'Region.write64');
+  }
+
+  private readAt(offset: unknown, length: number, where: string): Buffer {
+    const off = this.check(checkSize(offset, where, 'offset'), BigInt(length), 'read');
+    const into = Buffer.alloc(length);
+    const fd = this.owner.liveFd(where);
+    const n = this.io(() => this.owner.kernel.pread(fd, into, this.info.offset + off), 'pread', off);
+    return n === length ? into : into.subarray(0, n);
+  }
+
+  private writeAt(offset: unknown, data: Uint8Array, where: string): number {
+    const off = this.check(checkSize(offset, where, 'offset'), BigInt(data.length), 'write');
+    const fd = this.owner.liveFd(where);
+    return this.io(() => this.owner.kernel.pwrite(fd, data, this.info.offset + off), 'pwrite', off);
   }
 
   /**
@@ -132,8 +142,8 @@ export class Region {
    * sparse-mmap capability (e.g. an MSI-X table in the BAR), the range must lie in one area.
    */
   mmap(offset: bigint | number = 0n, length?: bigint | number): Mmio {
-    const off = BigInt(offset);
-    const len = length === undefined ? this.info.size - off : BigInt(length);
+    const off = checkSize(offset, 'Region.mmap', 'offset');
+    const len = length === undefined ? this.info.size - off : checkSize(length, 'Region.mmap', 'length');
     this.check(off, len, 'mmap');
     if (len <= 0n) throw new RangeError(`mmap of ${this.name}: nothing to map (length ${len})`);
     if (!this.mappable) {

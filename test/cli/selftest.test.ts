@@ -66,3 +66,30 @@ describe('vfio selftest', function () {
     assert.match(r.err, /0000:7f:00\.0/);
   });
 });
+
+describe('vfio selftest takes only PCI addresses [model]', function () {
+  this.timeout(60_000);
+
+  it('refuses a path where the address belongs (it would become part of sysfs paths) as a usage error', async () => {
+    for (const bad of ['../../../../tmp', '0000:00:03.0/../../..', 'edu']) {
+      const r = await vfio('selftest', bad, '--model');
+      assert.equal(r.code, 2, `${bad}: ${r.err}`);
+      assert.match(r.err, /is not a PCI address/);
+      assert.doesNotMatch(r.err, /internal error/);
+    }
+  });
+
+  it('a device without a VFIO cdev is ERR_VFIO_NO_CDEV with exit status 1, not an internal error', async () => {
+    const r = await vfio('selftest', '0000:7f:00.0', '--model');
+    assert.equal(r.code, 1, r.err);
+    assert.match(r.err, /ERR_VFIO_NO_CDEV/);
+    assert.match(r.err, /hint: bind it to vfio-pci/);
+  });
+
+  it('the legacy noiommu profile (a vfio-dev entry without a dev attribute) is not mistaken for a cdev in IOMMU mode', async () => {
+    const r = await vfio('selftest', '--model=linux-6.x-legacy-noiommu', '--filter=^sysfs\\.');
+    assert.match(r.out, /mode noiommu/);
+    assert.match(r.out, /no VFIO device/);
+    assert.doesNotMatch(r.out, /^FAIL/m);
+  });
+});

@@ -10,6 +10,7 @@ import { kselftestExitCode, kselftestTotals, TapWriter, totals } from '../../sel
 import { runCase } from '../../selftest/runner';
 import type { CaseResult } from '../../selftest/types';
 import { UsageError } from '../args';
+import { isBdf } from '../../pci/pci-device';
 import type { Command } from '../command';
 
 export const selftestCommand: Command = {
@@ -40,6 +41,8 @@ export const selftestCommand: Command = {
       return 0;
     }
     if (cases.length === 0) throw new UsageError(`--filter matches no case`);
+    if (bdf !== undefined && !isBdf(bdf)) throw new UsageError(`'${bdf}' is not a PCI address (expected domain:bus:device.function, e.g. 0000:00:03.0)`);
+    // A device without a cdev is the caller's mistake: ERR_VFIO_NO_CDEV (exit 1, with the hint).
     const env = discoverEnvironment(kernel, bdf === undefined ? {} : { bdf });
     const verbose = args.options.has('verbose');
     const header = [`node-vfio selftest on ${kernel.kind === 'model' ? `the model (${kernel.description})` : 'the real kernel'}`, describeEnvironment(env)];
