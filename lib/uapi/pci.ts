@@ -26,6 +26,9 @@ export const PCI_CLASS_DEVICE = 0x0a;
 export const PCI_CACHE_LINE_SIZE = 0x0c;
 export const PCI_LATENCY_TIMER = 0x0d;
 export const PCI_HEADER_TYPE = 0x0e;
+export const PCI_HEADER_TYPE_BRIDGE = 0x01;
+/** Type 1 header: the upper 32 bits of the prefetchable limit, where a type 0 header has the subsystem IDs. */
+export const PCI_PREF_LIMIT_UPPER32 = 0x2c;
 export const PCI_BIST = 0x0f;
 export const PCI_BASE_ADDRESS_0 = 0x10;
 export const PCI_BASE_ADDRESS_5 = 0x24;
@@ -84,6 +87,18 @@ export const PCI_MSIX_TABLE_BIR = 0x7;
 export const PCI_MSIX_TABLE_OFFSET = 0xfffffff8;
 export const PCI_MSIX_PBA = 0x08;
 export const PCI_MSIX_ENTRY_SIZE = 16;
+export const PCI_MSIX_ENTRY_LOWER_ADDR = 0x0;
+export const PCI_MSIX_ENTRY_UPPER_ADDR = 0x4;
+export const PCI_MSIX_ENTRY_DATA = 0x8;
+export const PCI_MSIX_ENTRY_VECTOR_CTRL = 0xc;
+export const PCI_MSIX_ENTRY_CTRL_MASKBIT = 0x1;
+
+/** PCI Express capability registers (offsets from the capability). */
+export const PCI_EXP_FLAGS = 0x02;
+export const PCI_EXP_DEVCTL = 0x08;
+export const PCI_EXP_LNKCAP = 0x0c;
+export const PCI_EXP_LNKSTA = 0x12;
+export const PCI_EXP_DEVCAP2 = 0x24;
 
 /** Extended capabilities (offset 0x100 and up). */
 export const PCI_EXT_CAP_ID_ERR = 0x01;

@@ -146,7 +146,15 @@ export const VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE = 2;
 export const VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY = 3;
 export const VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP = 4;
 export const VFIO_DEVICE_FEATURE_LOW_POWER_EXIT = 5;
+export const VFIO_DEVICE_FEATURE_DMA_LOGGING_START = 6;
+export const VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP = 7;
+export const VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT = 8;
+export const VFIO_DEVICE_FEATURE_MIG_DATA_SIZE = 9;
 export const VFIO_DEVICE_FEATURE_BUS_MASTER = 10;
+export const VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2 = 12;
+
+/** vfio_device_ioeventfd.flags: the access size (1, 2, 4 or 8 bytes) in the low bits. */
+export const VFIO_DEVICE_IOEVENTFD_SIZE_MASK = 0xf;
 /** Header of vfio_device_feature; `data[]` follows at offset 8. */
 export const VfioDeviceFeature = struct('vfio_device_feature', { argsz: u32, flags: u32 });
 export const VfioDeviceFeatureBusMaster = struct('vfio_device_feature_bus_master', { op: u32 });

@@ -6,13 +6,16 @@
 /** e_machine values of the architectures the package ships prebuilds for. */
 export const ELF_MACHINE = { x64: 62, arm64: 183 } as const;
 
-const ET_DYN = 3;
-const SHT_SYMTAB = 2;
-const SHT_DYNSYM = 11;
-const STB_GLOBAL = 1;
-const STB_WEAK = 2;
-const STT_FUNC = 2;
-const SHN_UNDEF = 0;
+/** The elf.h values the summary reads. */
+const ELF = {
+  ET_DYN: 3,
+  SHT_SYMTAB: 2,
+  SHT_DYNSYM: 11,
+  STB_GLOBAL: 1,
+  STB_WEAK: 2,
+  STT_FUNC: 2,
+  SHN_UNDEF: 0,
+} as const;
 
 export interface ElfSummary {
   /** e_machine: 62 for x86-64, 183 for AArch64. */
@@ -46,23 +49,23 @@ export function readElf(bytes: Buffer): ElfSummary {
     };
   });
   const exportedFunctions: string[] = [];
-  const dynsym = sections.find((s) => s.type === SHT_DYNSYM);
+  const dynsym = sections.find((s) => s.type === ELF.SHT_DYNSYM);
   if (dynsym) {
     const strings = sections[dynsym.link];
     if (!strings) throw new Error('.dynsym links to a missing string table');
     for (let at = dynsym.offset; at + dynsym.entrySize <= dynsym.offset + dynsym.size; at += dynsym.entrySize) {
       const info = bytes[at + 4] ?? 0;
       const binding = info >> 4;
-      const defined = bytes.readUInt16LE(at + 6) !== SHN_UNDEF;
-      if ((info & 0xf) === STT_FUNC && (binding === STB_GLOBAL || binding === STB_WEAK) && defined) {
+      const defined = bytes.readUInt16LE(at + 6) !== ELF.SHN_UNDEF;
+      if ((info & 0xf) === ELF.STT_FUNC && (binding === ELF.STB_GLOBAL || binding === ELF.STB_WEAK) && defined) {
         exportedFunctions.push(cString(bytes, strings.offset + bytes.readUInt32LE(at)));
       }
     }
   }
   return {
     machine: bytes.readUInt16LE(0x12),
-    sharedObject: bytes.readUInt16LE(0x10) === ET_DYN,
-    stripped: !sections.some((s) => s.type === SHT_SYMTAB),
+    sharedObject: bytes.readUInt16LE(0x10) === ELF.ET_DYN,
+    stripped: !sections.some((s) => s.type === ELF.SHT_SYMTAB),
     exportedFunctions,
   };
 }

@@ -11,14 +11,12 @@
  * (vfio-pci's MSI-X support) turns it into the vector's eventfd.
  */
 import { PCI_MSIX_FLAGS, PCI_MSIX_FLAGS_ENABLE, PCI_MSIX_FLAGS_MASKALL } from '../../uapi/pci';
+import { PCI_MSIX_ENTRY_CTRL_MASKBIT, PCI_MSIX_ENTRY_SIZE, PCI_MSIX_ENTRY_VECTOR_CTRL } from '../../uapi/pci';
 import type { PciConfigSpace } from '../pci/physical-config-space';
 import type { MsixLayout } from './config-layout';
 import type { AccessWidth } from './definition';
 import type { MessageSender } from './msi';
 
-const ENTRY_SIZE = 16;
-const ENTRY_VECTOR_CTRL = 12;
-const ENTRY_CTRL_MASKBIT = 0x1;
 
 export class MsixFunction {
   readonly table: Uint8Array;
@@ -28,7 +26,7 @@ export class MsixFunction {
   private functionMasked = true;
 
   constructor(private readonly config: PciConfigSpace, readonly layout: MsixLayout, private readonly send: MessageSender) {
-    this.table = new Uint8Array(layout.vectors * ENTRY_SIZE);
+    this.table = new Uint8Array(layout.vectors * PCI_MSIX_ENTRY_SIZE);
     this.pba = new Uint8Array(Math.ceil(layout.vectors / 64) * 8);
     this.tableView = new DataView(this.table.buffer);
     this.pbaView = new DataView(this.pba.buffer);
@@ -55,7 +53,7 @@ export class MsixFunction {
   /** The programmed message of a vector. */
   message(vector: number): { address: bigint; data: number } {
     this.checkVector(vector);
-    const at = vector * ENTRY_SIZE;
+    const at = vector * PCI_MSIX_ENTRY_SIZE;
     const address = (BigInt(this.tableView.getUint32(at + 4, true)) << 32n) | BigInt(this.tableView.getUint32(at, true));
     return { address, data: this.tableView.getUint32(at + 8, true) };
   }
@@ -114,7 +112,7 @@ export class MsixFunction {
   }
 
   private tableDword(offset: number, value: number): void {
-    const vector = Math.floor(offset / ENTRY_SIZE);
+    const vector = Math.floor(offset / PCI_MSIX_ENTRY_SIZE);
     const wasMasked = this.vectorMasked(vector, this.functionMasked);
     this.tableView.setUint32(offset, value >>> 0, true);
     this.maskUpdate(vector, wasMasked);
@@ -128,7 +126,7 @@ export class MsixFunction {
   }
 
   private vectorMasked(vector: number, functionMasked: boolean): boolean {
-    return functionMasked || (this.table[vector * ENTRY_SIZE + ENTRY_VECTOR_CTRL]! & ENTRY_CTRL_MASKBIT) !== 0;
+    return functionMasked || (this.table[vector * PCI_MSIX_ENTRY_SIZE + PCI_MSIX_ENTRY_VECTOR_CTRL]! & PCI_MSIX_ENTRY_CTRL_MASKBIT) !== 0;
   }
 
   private updateFunctionMasked(): void {
@@ -142,7 +140,7 @@ export class MsixFunction {
   }
 
   private maskAll(): void {
-    for (let v = 0; v < this.layout.vectors; v++) this.table[v * ENTRY_SIZE + ENTRY_VECTOR_CTRL] = ENTRY_CTRL_MASKBIT;
+    for (let v = 0; v < this.layout.vectors; v++) this.table[v * PCI_MSIX_ENTRY_SIZE + PCI_MSIX_ENTRY_VECTOR_CTRL] = PCI_MSIX_ENTRY_CTRL_MASKBIT;
   }
 
   private checkVector(vector: number): void {

@@ -15,11 +15,15 @@ import { hex, link, roAttr, rwAttr, woAttr } from './nodes';
 import { resetMethods } from '../pci/reset-methods';
 import { PCI_STD_HEADER_SIZEOF } from '../../uapi/pci';
 
-const IORESOURCE_IO = 0x100;
-const IORESOURCE_MEM = 0x200;
-const IORESOURCE_PREFETCH = 0x2000;
-const IORESOURCE_MEM_64 = 0x0010_0000;
-const IORESOURCE_SIZEALIGN = 0x0004_0000;
+/** The resource flags sysfs `resource` prints (include/linux/ioport.h). */
+const IORESOURCE = {
+  IO: 0x100,
+  MEM: 0x200,
+  PREFETCH: 0x2000,
+  MEM_64: 0x0010_0000,
+  SIZEALIGN: 0x0004_0000,
+} as const;
+
 /** BARs and the ROM; bridge windows are not listed for a non-bridge without SR-IOV. */
 const RESOURCE_LINES = 7;
 
@@ -191,9 +195,9 @@ function resourceText(slot: PciSlot): string {
       out += `${h(0n)} ${h(0n)} ${h(0n)}\n`;
       continue;
     }
-    let flags = IORESOURCE_SIZEALIGN;
-    if (bar.space === 'io') flags |= IORESOURCE_IO | 0x1;
-    else flags |= IORESOURCE_MEM | (bar.prefetchable ? IORESOURCE_PREFETCH | 0x8 : 0) | (bar.is64bit ? IORESOURCE_MEM_64 | 0x4 : 0);
+    let flags = IORESOURCE.SIZEALIGN;
+    if (bar.space === 'io') flags |= IORESOURCE.IO | 0x1;
+    else flags |= IORESOURCE.MEM | (bar.prefetchable ? IORESOURCE.PREFETCH | 0x8 : 0) | (bar.is64bit ? IORESOURCE.MEM_64 | 0x4 : 0);
     out += `${h(start)} ${h(start + bar.size - 1n)} ${h(BigInt(flags))}\n`;
   }
   return out;

@@ -15,6 +15,20 @@ import type { MemoryConfig } from '../profile';
 import { Prng } from './prng';
 import type { HugePageSize } from '../../sys/constants';
 
+/** What each physical frame is used for, one byte per frame. */
+const FrameKind = {
+  /** A free small frame (in the runs not handed out yet, or on the freed stack). */
+  FREE: 0,
+  /** A small frame in use. */
+  SMALL: 1,
+  /** Part of a huge page in use. */
+  HUGE: 2,
+  /** Part of a free huge page sitting in its pool. */
+  POOL: 3,
+  /** Not allocatable: firmware and kernel memory, or no RAM at all (the PCI hole). */
+  RESERVED: 4,
+} as const;
+
 /** A physical access that did not hit a live RAM frame (what a device would see as a bus error). */
 export class PhysicalAccessFault extends Error {
   readonly reason = 'no-memory' as const;
@@ -47,17 +61,6 @@ export interface RamRange {
 
 /** Frames below this are the firmware's and the kernel image's: never handed to user space. */
 const RESERVED_LOW_BYTES = 16 << 20;
-
-/** A free small frame (in the runs not handed out yet, or on the freed stack). */
-const KIND_FREE = 0;
-/** A small frame in use. */
-const KIND_SMALL = 1;
-/** Part of a huge page in use. */
-const KIND_HUGE = 2;
-/** Part of a free huge page sitting in its pool. */
-const KIND_POOL = 3;
-/** Not allocatable: firmware and kernel memory, or no RAM at all (the PCI hole). */
-const KIND_RESERVED = 4;
 
 export class PhysicalMemory {
   readonly pageSize: number;
@@ -110,8 +113,8 @@ export class PhysicalMemory {
       start: Math.max(Number(r.start >> BigInt(this.pageShift)), RESERVED_LOW_BYTES / this.pageSize),
       end: Number(r.end >> BigInt(this.pageShift)),
     })).filter((r) => r.end > r.start);
-    this.kinds.fill(KIND_RESERVED);
-    for (const r of ranges) this.kinds.fill(KIND_FREE, r.start, r.end);
+    this.kinds.fill(FrameKind.RESERVED);
+    for (const r of ranges) this.kinds.fill(FrameKind.FREE, r.start, r.end);
     for (const size of ['1G', '2M'] as const) {
       const pages = HUGE_PAGE_BYTES[size] / this.pageSize;
       let wanted = config.hugepages[size];
@@ -129,7 +132,7 @@ export class PhysicalMemory {
       }
       if (wanted > 0) throw new RangeError(`profile asks for more ${size} huge pages than the machine has RAM for`);
       this.hugeTotal[size] = this.hugeFree[size].length;
-      for (const b of this.hugeFree[size]) this.kinds.fill(KIND_POOL, b, b + pages);
+      for (const b of this.hugeFree[size]) this.kinds.fill(FrameKind.POOL, b, b + pages);
       // Lowest addresses first out of the pool, as the kernel's free list order tends to give.
       this.hugeFree[size].reverse();
     }
@@ -203,8 +206,8 @@ export class PhysicalMemory {
           }
         }
         // Frames a runtime huge page reservation took stay listed; skip them.
-      } while (this.kinds[pfn] !== KIND_FREE);
-      this.kinds[pfn] = KIND_SMALL;
+      } while (this.kinds[pfn] !== FrameKind.FREE);
+      this.kinds[pfn] = FrameKind.SMALL;
       this.refs[pfn] = 1;
       out[i] = pfn;
     }
@@ -224,7 +227,7 @@ export class PhysicalMemory {
     const out = new Array<number>(pages);
     for (let i = 0; i < pages; i++) {
       const pfn = base + i;
-      this.kinds[pfn] = KIND_HUGE;
+      this.kinds[pfn] = FrameKind.HUGE;
       this.refs[pfn] = 1;
       this.hugeOf.set(pfn, info);
       out[i] = pfn;
@@ -243,15 +246,15 @@ export class PhysicalMemory {
     if (this.refs[pfn] === 0) throw new Error(`model: put of unreferenced frame ${pfn}`);
     if (--this.refs[pfn]! > 0) return;
     this.unbind(pfn);
-    if (this.kinds[pfn] === KIND_SMALL) {
-      this.kinds[pfn] = KIND_FREE;
+    if (this.kinds[pfn] === FrameKind.SMALL) {
+      this.kinds[pfn] = FrameKind.FREE;
       this.pushFree(pfn);
       this.freeCount++;
       return;
     }
     const info = this.hugeOf.get(pfn)!;
     this.hugeOf.delete(pfn);
-    this.kinds[pfn] = KIND_POOL;
+    this.kinds[pfn] = FrameKind.POOL;
     if (--info.live === 0) this.hugeFree[info.size].push(info.base);
   }
 
@@ -278,7 +281,7 @@ export class PhysicalMemory {
     while (this.hugeTotal[size] < target && candidate >= lowest) {
       let free = true;
       for (let pfn = candidate + pages - 1; pfn >= candidate; pfn--) {
-        if (this.kinds[pfn] !== KIND_FREE) {
+        if (this.kinds[pfn] !== FrameKind.FREE) {
           free = false;
           // No block containing this frame can be taken: jump below it.
           candidate = Math.floor(pfn / pages) * pages;
@@ -286,7 +289,7 @@ export class PhysicalMemory {
         }
       }
       if (free) {
-        this.kinds.fill(KIND_POOL, candidate, candidate + pages);
+        this.kinds.fill(FrameKind.POOL, candidate, candidate + pages);
         this.freeCount -= pages;
         this.hugeFree[size].push(candidate);
         this.hugeTotal[size]++;
@@ -296,7 +299,7 @@ export class PhysicalMemory {
     while (this.hugeTotal[size] > target && this.hugeFree[size].length > 0) {
       const base = this.hugeFree[size].pop()!;
       for (let pfn = base; pfn < base + pages; pfn++) {
-        this.kinds[pfn] = KIND_FREE;
+        this.kinds[pfn] = FrameKind.FREE;
         this.pushFree(pfn);
       }
       this.freeCount += pages;
@@ -305,14 +308,13 @@ export class PhysicalMemory {
     return this.hugeTotal[size];
   }
 
-
   refCount(pfn: number): number {
     return this.refs[pfn] ?? 0;
   }
 
   isLive(pfn: number): boolean {
-    const kind = pfn >= 0 && pfn < this.frameCount ? this.kinds[pfn] : KIND_FREE;
-    return kind === KIND_SMALL || kind === KIND_HUGE;
+    const kind = pfn >= 0 && pfn < this.frameCount ? this.kinds[pfn] : FrameKind.FREE;
+    return kind === FrameKind.SMALL || kind === FrameKind.HUGE;
   }
 
   /** Points a frame at the bytes that back it. */

@@ -14,16 +14,12 @@
  * so the MsiController hands the write to whatever handler the vector has.
  */
 import {
-  PCI_COMMAND, PCI_COMMAND_INTX_DISABLE, PCI_MSIX_ENTRY_SIZE, PCI_MSIX_FLAGS, PCI_MSIX_FLAGS_ENABLE,
+  PCI_COMMAND, PCI_COMMAND_INTX_DISABLE, PCI_MSIX_ENTRY_CTRL_MASKBIT, PCI_MSIX_ENTRY_DATA, PCI_MSIX_ENTRY_LOWER_ADDR,
+  PCI_MSIX_ENTRY_SIZE, PCI_MSIX_ENTRY_UPPER_ADDR, PCI_MSIX_ENTRY_VECTOR_CTRL, PCI_MSIX_FLAGS, PCI_MSIX_FLAGS_ENABLE,
   PCI_MSIX_FLAGS_MASKALL, PCI_MSIX_FLAGS_QSIZE, PCI_MSIX_TABLE, PCI_MSIX_TABLE_BIR,
 } from '../../uapi/pci';
 import { MSI_ADDRESS_BASE, type MsiController } from './host';
 
-const ENTRY_LOWER_ADDR = 0;
-const ENTRY_UPPER_ADDR = 4;
-const ENTRY_DATA = 8;
-const ENTRY_VECTOR_CTRL = 12;
-const ENTRY_CTRL_MASKBIT = 1;
 
 /** How the PCI core reaches the function: its config space and the BAR holding the table. */
 export interface MsixFunctionAccess {
@@ -54,7 +50,7 @@ export class MsixHostVectors {
     this.setCtrl(0, PCI_MSIX_FLAGS_MASKALL | PCI_MSIX_FLAGS_ENABLE);
     for (let index = 0; index < count; index++) this.allocate(index);
     this.intx(false);
-    for (let index = 0; index < this.tableSize; index++) this.writeEntry(index, ENTRY_VECTOR_CTRL, ENTRY_CTRL_MASKBIT);
+    for (let index = 0; index < this.tableSize; index++) this.writeEntry(index, PCI_MSIX_ENTRY_VECTOR_CTRL, PCI_MSIX_ENTRY_CTRL_MASKBIT);
     this.setCtrl(PCI_MSIX_FLAGS_MASKALL, 0);
   }
 
@@ -62,7 +58,7 @@ export class MsixHostVectors {
   allocate(index: number): number {
     const vector = this.fn.msi.allocate(1);
     this.vectors.set(index, vector);
-    this.writeEntry(index, ENTRY_VECTOR_CTRL, ENTRY_CTRL_MASKBIT);
+    this.writeEntry(index, PCI_MSIX_ENTRY_VECTOR_CTRL, PCI_MSIX_ENTRY_CTRL_MASKBIT);
     this.writeMessage(index);
     return vector;
   }
@@ -71,14 +67,14 @@ export class MsixHostVectors {
   writeMessage(index: number): void {
     const vector = this.vectors.get(index);
     if (vector === undefined) return;
-    this.writeEntry(index, ENTRY_LOWER_ADDR, Number(MSI_ADDRESS_BASE));
-    this.writeEntry(index, ENTRY_UPPER_ADDR, 0);
-    this.writeEntry(index, ENTRY_DATA, vector);
+    this.writeEntry(index, PCI_MSIX_ENTRY_LOWER_ADDR, Number(MSI_ADDRESS_BASE));
+    this.writeEntry(index, PCI_MSIX_ENTRY_UPPER_ADDR, 0);
+    this.writeEntry(index, PCI_MSIX_ENTRY_DATA, vector);
   }
 
   /** request_irq (unmask) / free_irq (mask) of the entry's vector. */
   setMasked(index: number, masked: boolean): void {
-    this.writeEntry(index, ENTRY_VECTOR_CTRL, masked ? ENTRY_CTRL_MASKBIT : 0);
+    this.writeEntry(index, PCI_MSIX_ENTRY_VECTOR_CTRL, masked ? PCI_MSIX_ENTRY_CTRL_MASKBIT : 0);
   }
 
   /** pci_free_irq_vectors with MSI-X on (pci_msix_shutdown, then the domain frees the vectors). */
@@ -87,7 +83,7 @@ export class MsixHostVectors {
     this.setCtrl(PCI_MSIX_FLAGS_ENABLE, 0);
     this.intx(true);
     for (const [index, vector] of this.vectors) {
-      for (const reg of [ENTRY_LOWER_ADDR, ENTRY_UPPER_ADDR, ENTRY_DATA]) this.writeEntry(index, reg, 0);
+      for (const reg of [PCI_MSIX_ENTRY_LOWER_ADDR, PCI_MSIX_ENTRY_UPPER_ADDR, PCI_MSIX_ENTRY_DATA]) this.writeEntry(index, reg, 0);
       this.fn.msi.free(vector, 1);
     }
     this.vectors.clear();

@@ -9,18 +9,13 @@
  * its options (`vendor`, `device`, `class`, `revision`), or `device: 'pcie-root-port'` (QEMU's
  * generic root port, 1b36:000c, with ACS).
  */
-import { PCI_HEADER_TYPE, PCI_CAP_ID_EXP } from '../../uapi/pci';
+import { PCI_CAP_ID_EXP, PCI_EXP_FLAGS, PCI_EXT_CAP_ID_ACS, PCI_HEADER_TYPE, PCI_HEADER_TYPE_BRIDGE, PCI_PREF_LIMIT_UPPER32 } from '../../uapi/pci';
 import { createDevice, type DeviceOptions } from '../../devices';
 import { DeviceModel, extendedCapability, pcieCapability } from '../device';
 
-const HEADER_TYPE_BRIDGE = 0x01;
-const PCI_EXP_FLAGS = 2;
 const PCI_EXP_FLAGS_V2_ROOT_PORT = 0x0042;
-const PCI_EXT_CAP_ID_ACS = 0x0d;
 /** QEMU's pcie_acs_init for a root port: SV, TB, RR, CR, UF capable; control all writable. */
 const ROOT_PORT_ACS_CAP = 0x001f;
-/** The type 1 header register where a type 0 header has the subsystem IDs. */
-const PCI_PREF_LIMIT_UPPER32 = 0x2c;
 
 /** A function with an identity and nothing else (no BARs, no interrupt pin). */
 export class PlatformFunction extends DeviceModel {
@@ -50,7 +45,7 @@ export class PcieRootPort extends DeviceModel {
     });
     // The SDK lays out endpoints; a port differs in the header type and the port type.
     const c = this.config;
-    c.setRaw(PCI_HEADER_TYPE, 1, HEADER_TYPE_BRIDGE);
+    c.setRaw(PCI_HEADER_TYPE, 1, PCI_HEADER_TYPE_BRIDGE);
     c.setRaw(PCI_PREF_LIMIT_UPPER32, 4, 0);
     c.setRaw(c.findCapability(PCI_CAP_ID_EXP) + PCI_EXP_FLAGS, 2, PCI_EXP_FLAGS_V2_ROOT_PORT);
   }

@@ -10,12 +10,9 @@ import {
   DeviceModel, msixCapability, pcieCapability, pmCapability, profiles, type Profile,
 } from '../../../lib/model';
 import { labPlatformFunctions } from '../../../lib/model/profile';
+import { PCI_EXP_DEVCAP2, PCI_EXP_DEVCTL, PCI_EXP_LNKCAP, PCI_EXP_LNKSTA } from '../../../lib/uapi/pci';
 
 const PCIE_AT = 0x80;
-const PCI_EXP_DEVCTL = 0x08;
-const PCI_EXP_LNKCAP = 0x0c;
-const PCI_EXP_LNKSTA = 0x12;
-const PCI_EXP_DEVCAP2 = 0x24;
 
 export class NvmeShapedDevice extends DeviceModel {
   constructor() {
