@@ -22,7 +22,7 @@ export type { Addressing, IoasMapOptions, MapSource } from './iommu/ioas';
 export { Hwpt } from './iommu/hwpt';
 export type { HwptOptions } from './iommu/hwpt';
 export { DmaBuffer } from './dma/buffer';
-export type { DmaAllocateOptions } from './dma/buffer';
+export type { BusRun, DmaAllocateOptions } from './dma/buffer';
 export type { HugePageSize } from './sys/constants';
 export type { BufferSegment, DmaSpace, DmaMapOptions } from './dma/dma-space';
 export { VfioDevice } from './vfio/device';

@@ -37,6 +37,15 @@ const HUGE_FLAGS: Record<HugePageSize, number> = { '2M': MAP_HUGE_2MB, '1G': MAP
  * referenced while using its `bytes`: a dropped buffer is eventually freed by the garbage
  * collector, which detaches the ArrayBuffer (accesses then fail instead of touching freed memory).
  */
+/** Bytes of a buffer the device can address contiguously, and the address it uses for the first. */
+export interface BusRun {
+  /** Offset of the run in the buffer. */
+  readonly offset: bigint;
+  /** Physical address (noiommu) or IOVA (IOMMU) of the run's first byte. */
+  readonly address: BusAddr;
+  readonly length: bigint;
+}
+
 export class DmaBuffer extends Resource {
   private view: Uint8Array | undefined;
 
@@ -178,6 +187,43 @@ export class DmaBuffer extends Resource {
     const base = this.attachment.iova;
     if (base === undefined) throw new Error('DMA space gave neither IOVAs nor physical addresses');
     return (base + off) as BusAddr;
+  }
+
+  /**
+   * The address to give the device for the byte at `offset` and how many bytes from there the
+   * device may address contiguously: a physical run on noiommu, the rest of the buffer behind an
+   * IOMMU (its IOVAs are contiguous). The same driver code builds descriptors in both modes.
+   */
+  busRun(offset: bigint | number = 0n): BusRun {
+    this.assertOpen('DmaBuffer.busRun');
+    const off = this.checkOffset(checkSize(offset, 'DmaBuffer.busRun', 'offset'));
+    if (this.attachment.addressing === 'physical') {
+      const { segment, within } = this.segmentAt(off, 'DmaBuffer.busRun');
+      return { offset: off, address: (segment.phys + within) as bigint as BusAddr, length: segment.length - within };
+    }
+    return { offset: off, address: this.dmaAddress(off), length: this.memory.length - off };
+  }
+
+  /**
+   * The bus-address runs covering `length` bytes from `offset` (default: to the end), in order:
+   * what a scatter-gather list or a PRP list for that range is built from, in either mode.
+   */
+  busRuns(offset: bigint | number = 0n, length?: bigint | number): BusRun[] {
+    this.assertOpen('DmaBuffer.busRuns');
+    const start = this.checkOffset(checkSize(offset, 'DmaBuffer.busRuns', 'offset'));
+    const size = length === undefined ? this.memory.length - start : checkSize(length, 'DmaBuffer.busRuns', 'length');
+    if (start + size > this.memory.length) {
+      throw new RangeError(`DmaBuffer.busRuns: ${size} bytes from offset ${start} pass the end of the ${this.memory.length}-byte buffer`);
+    }
+    const runs: BusRun[] = [];
+    for (let at = start, left = size; left > 0n;) {
+      const run = this.busRun(at);
+      const take = run.length < left ? run.length : left;
+      runs.push({ offset: at, address: run.address, length: take });
+      at += take;
+      left -= take;
+    }
+    return runs;
   }
 
   private checkOffset(offset: bigint): bigint {
