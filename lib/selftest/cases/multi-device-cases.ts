@@ -2,7 +2,7 @@
  * Several functions behind vfio-pci at once: the device under test and the other functions the
  * environment found bound to vfio-pci, each through its own cdev. Sources: vfio/device_cdev.c
  * (one bind per cdev), iommufd/device.c iommufd_device_bind (the IOMMU group's DMA ownership
- * goes to one iommufd: iommu_device_claim_dma_owner answers EBUSY for another) and
+ * goes to one iommufd: iommu_device_claim_dma_owner answers EPERM for another) and
  * iommufd_device_auto_get_domain (a device attached to an IOAS reuses a compatible HWPT the IOAS
  * already has), iommufd/ioas.c (IOAS-private IOVA spaces); edu's DMA engine for the traffic.
  */
@@ -169,7 +169,7 @@ export const multiDeviceCases: ConformanceCase[] = [
   }),
   defineCase({
     id: 'multi.group-one-iommufd',
-    title: 'functions of one IOMMU group bind to one iommufd only: the second to another iommufd is EBUSY; functions of different groups bind to different iommufds',
+    title: 'functions of one IOMMU group bind to one iommufd only: the second to another iommufd is EPERM; functions of different groups bind to different iommufds',
     needs: NEEDS,
     run(t) {
       const all = functions(t);
@@ -185,7 +185,7 @@ export const multiDeviceCases: ConformanceCase[] = [
       }
       if (sharing < 0) t.skip(`no other function shares IOMMU group ${groups[0] ?? 'none'} with ${all[0]!.bdf}`);
       const second = t.open(all[sharing]!.cdevPath);
-      t.expectErrno(`bind ${all[sharing]!.bdf} (same IOMMU group) to another iommufd`, () => call.bind(on(t, { deviceFd: second, iommufd: t.openIommufd() })), 'EBUSY');
+      t.expectErrno(`bind ${all[sharing]!.bdf} (same IOMMU group) to another iommufd`, () => call.bind(on(t, { deviceFd: second, iommufd: t.openIommufd() })), 'EPERM');
       t.expect(`bind ${all[sharing]!.bdf} to the first function's iommufd`, () => call.bind(on(t, { deviceFd: second, iommufd })), 'ok');
     },
   }),
