@@ -9,7 +9,7 @@ import * as P from '../../uapi/pci';
 import * as V from '../../uapi/vfio';
 import { call } from '../calls';
 import { EDU, eduDma } from '../edu-driver';
-import { dmaAddress, mapBar0 } from '../edu-steps';
+import { dmaAddress, eduRoundTrip, mapBar0 } from '../edu-steps';
 import { casesOn, setUp } from '../fixture';
 import { attachedDevice, boundDevice, irqTrigger } from '../fixtures';
 import { configRead, configWrite, map, regionInfo, regionOffset, setIrqs } from '../steps';
@@ -69,12 +69,7 @@ export const eduCases: ConformanceCase[] = [
     const dst = dmaAddress(f, iova + t.page, BigInt(count));
     t.note(`DMA addresses: source 0x${src.toString(16)}, destination 0x${dst.toString(16)} (${t.mode})`);
 
-    const command = configRead(t, f.deviceFd, P.PCI_COMMAND, 2);
-    configWrite(t, f.deviceFd, P.PCI_COMMAND, 2, command | P.PCI_COMMAND_MASTER | P.PCI_COMMAND_MEMORY);
-    const bar0 = mapBar0(t, f.deviceFd);
-    await eduDma(t.kernel, bar0, { src, dst: EDU.DEVICE_BUFFER, count, toRam: false });
-    await eduDma(t.kernel, bar0, { src: EDU.DEVICE_BUFFER, dst, count, toRam: true });
-    configWrite(t, f.deviceFd, P.PCI_COMMAND, 2, command);
+    await eduRoundTrip(t, f.deviceFd, src, dst, count);
 
     const back = bytes.subarray(t.pageSize, t.pageSize + count);
     t.equal(back.findIndex((b, i) => b !== bytes[i]), -1, 'index of the first byte that differs after the round trip');

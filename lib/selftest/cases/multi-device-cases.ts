@@ -10,13 +10,11 @@ import type { ConformanceCase } from '../case';
 import type { CaseContext } from '../context';
 import type { DeviceUnderTest } from '../environment';
 import { isEdu } from '../environment';
-import * as P from '../../uapi/pci';
 import { defineCase } from '../case';
-import { EDU, eduDma } from '../edu-driver';
-import { dmaAddress, mapBar0 } from '../edu-steps';
+import { dmaAddress, eduRoundTrip } from '../edu-steps';
 import { call } from '../calls';
 import { on } from '../struct-call';
-import { attach, bind, configRead, configWrite, ioasAlloc, map } from '../steps';
+import { attach, bind, ioasAlloc, map } from '../steps';
 
 const NEEDS = ['device', 'several-devices'] as const;
 
@@ -48,22 +46,21 @@ function skipUnlessAllEdu(t: CaseContext, devices: readonly DeviceUnderTest[]): 
   if (other) t.skip(`the DMA part drives edu, and ${other.bdf} is not an edu device`);
 }
 
-/**
- * Each device copies its own pattern RAM → device → RAM: from `source` to `destination` (IOVAs
- * of `ioasId`), `count` bytes. The patterns differ per device, so a copy by the wrong device shows.
- */
+/** Edu `o` copies `count` bytes from IOVA `source` to IOVA `destination` of `target`'s IOAS, through its own buffer. */
 async function copyThrough(t: CaseContext, o: Opened, target: { iommufd: number; ioasId: number }, source: bigint, destination: bigint, count: number): Promise<void> {
   const f = on(t, target);
-  const src = dmaAddress(f, source, BigInt(count));
-  const dst = dmaAddress(f, destination, BigInt(count));
-  const command = configRead(t, o.deviceFd, P.PCI_COMMAND, 2);
-  configWrite(t, o.deviceFd, P.PCI_COMMAND, 2, command | P.PCI_COMMAND_MASTER | P.PCI_COMMAND_MEMORY);
-  const bar0 = mapBar0(t, o.deviceFd);
-  await eduDma(t.kernel, bar0, { src, dst: EDU.DEVICE_BUFFER, count, toRam: false });
-  await eduDma(t.kernel, bar0, { src: EDU.DEVICE_BUFFER, dst, count, toRam: true });
-  configWrite(t, o.deviceFd, P.PCI_COMMAND, 2, command);
+  await eduRoundTrip(t, o.deviceFd, dmaAddress(f, source, BigInt(count)), dmaAddress(f, destination, BigInt(count)), count);
 }
 
+/** Every function opened and bound to one new iommufd. */
+function bindAll(t: CaseContext): { iommufd: number; opened: Opened[] } {
+  const iommufd = t.openIommufd();
+  const opened = openAll(t);
+  for (const o of opened) bind(t, o.deviceFd, iommufd);
+  return { iommufd, opened };
+}
+
+/** A different pattern per device, so a copy by the wrong device shows. */
 function fillPattern(bytes: Uint8Array, seed: number): void {
   for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7 + seed * 31 + 3) & 0xff;
 }
@@ -108,9 +105,7 @@ export const multiDeviceCases: ConformanceCase[] = [
     title: 'all functions attached to one IOAS share its automatic HWPT, and each one\'s DMA reaches the buffer mapped there',
     needs: NEEDS,
     async run(t) {
-      const iommufd = t.openIommufd();
-      const opened = openAll(t);
-      for (const o of opened) bind(t, o.deviceFd, iommufd);
+      const { iommufd, opened } = bindAll(t);
       const ioasId = ioasAlloc(t, iommufd);
       const hwpts = opened.map((o) => attach(t, o.deviceFd, ioasId));
       t.note(`HWPTs ${hwpts.join(', ')}`);
@@ -134,9 +129,7 @@ export const multiDeviceCases: ConformanceCase[] = [
     title: 'functions of different IOMMU groups attached to IOASes of their own get HWPTs of their own and DMA each to its own buffer at the same IOVA; a function whose group already uses another IOAS cannot attach to a new one (EINVAL)',
     needs: NEEDS,
     async run(t) {
-      const iommufd = t.openIommufd();
-      const opened = openAll(t);
-      for (const o of opened) bind(t, o.deviceFd, iommufd);
+      const { iommufd, opened } = bindAll(t);
       const groups = opened.map((o) => iommuGroup(t, o.device));
       const attached: { o: Opened; ioasId: number; hwptId: number }[] = [];
       for (const [i, o] of opened.entries()) {
