@@ -13,10 +13,15 @@ import type { CaseContext } from './context';
  * - container: /dev/vfio/vfio exists
  * - sys-rawio / without-sys-rawio: the process has / lacks CAP_SYS_RAWIO
  * - root-sysctl: may write /proc/sys (reserving huge pages)
+ * - msix: the device has MSI-X vectors (GET_IRQ_INFO of the MSI-X index counts some)
+ * - function-reset: GET_INFO reports VFIO_DEVICE_FLAGS_RESET
+ * - bus-reset: a slot or bus reset reaches the device (GET_PCI_HOT_RESET_INFO is not ENODEV)
+ * - several-devices: more than one function is bound to vfio-pci
  */
 export type Need =
   | 'device' | 'edu' | 'group-interface' | 'no-group-interface' | 'container'
-  | 'sys-rawio' | 'without-sys-rawio';
+  | 'sys-rawio' | 'without-sys-rawio'
+  | 'msix' | 'function-reset' | 'bus-reset' | 'several-devices';
 
 export interface ConformanceCase {
   /** Stable dotted id, e.g. 'ioas.unmap.partial-area'; used in reports. */

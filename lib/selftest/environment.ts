@@ -8,6 +8,7 @@ import type { Capabilities, Kernel } from '../sys/kernel';
 import type { Mode } from './types';
 import { VfioError } from '../sys/errors';
 import { normalizeBdf } from '../pci/pci-device';
+import { describeFacts, probeDevice, type DeviceFacts } from './device-facts';
 
 export interface DeviceUnderTest {
   /** PCI address, e.g. '0000:00:03.0'. */
@@ -26,6 +27,10 @@ export interface Environment {
   /** Where `mode` came from, for reports ("cdev name noiommu-vfio0", "NODE_VFIO_LAB_MODE"). */
   readonly modeSource: string;
   readonly device: DeviceUnderTest | null;
+  /** Every function bound to vfio-pci with a cdev, in bus order: the device under test and its peers. */
+  readonly devices: readonly DeviceUnderTest[];
+  /** What the device under test reports once bound (MSI-X vectors, resets); null without a device. */
+  readonly facts: DeviceFacts | null;
   /** /dev/vfio/vfio exists: the legacy container interface is built in. */
   readonly hasContainer: boolean;
   /** /dev/iommu exists (CONFIG_IOMMUFD). */
@@ -70,6 +75,8 @@ export function discoverEnvironment(kernel: Kernel, options: DiscoverOptions = {
     mode,
     modeSource,
     device,
+    devices: listDevices(kernel),
+    facts: device ? probeDevice(kernel, device.cdevPath) : null,
     hasContainer: kernel.exists('/dev/vfio/vfio'),
     hasIommufd: kernel.exists('/dev/iommu'),
     pageSize: kernel.pageSize,
@@ -101,6 +108,11 @@ function findDevice(kernel: Kernel, bdf: string | undefined): DeviceUnderTest | 
     if (found) return found;
   }
   return null;
+}
+
+function listDevices(kernel: Kernel): DeviceUnderTest[] {
+  if (!kernel.exists(PCI_DEVICES)) return [];
+  return kernel.readdir(PCI_DEVICES).sort().map((bdf) => describeDevice(kernel, bdf)).filter((d): d is DeviceUnderTest => d !== null);
 }
 
 function describeDevice(kernel: Kernel, bdf: string): DeviceUnderTest | null {
@@ -145,8 +157,10 @@ export function describeEnvironment(env: Environment): string {
       (env.device.groupPath ? `, group ${env.device.groupPath}` : ', no group node')
     : 'no VFIO device';
   const caps = env.capabilities.sysRawio ? 'CAP_SYS_RAWIO' : 'without CAP_SYS_RAWIO';
-  return `${env.kernel.kind} kernel (${env.kernel.description}), mode ${env.mode} (${env.modeSource}), ${dev}, ` +
-    `page size ${env.pageSize}, ${env.hasContainer ? 'container present' : 'no container'}, ${caps}`;
+  return `${env.kernel.kind} kernel (${env.kernel.description}), mode ${env.mode} (${env.modeSource}), ${dev}` +
+    (env.facts ? ` (${describeFacts(env.facts)})` : '') +
+    (env.devices.length > 1 ? `, ${env.devices.length} vfio-pci functions` : '') +
+    `, page size ${env.pageSize}, ${env.hasContainer ? 'container present' : 'no container'}, ${caps}`;
 }
 
 function hex4(n: number): string {

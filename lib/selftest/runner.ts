@@ -41,9 +41,36 @@ export function missingNeed(env: Environment, needs: readonly Need[] = []): stri
           return 'needs a process without CAP_SYS_RAWIO (run it with the unprivileged runner, or on the model\'s unprivileged profile)';
         }
         break;
+      case 'msix':
+      case 'function-reset':
+      case 'bus-reset': {
+        const missing = missingDeviceFact(env, need);
+        if (missing) return missing;
+        break;
+      }
+      case 'several-devices':
+        if (env.devices.length < 2) {
+          return `needs several functions bound to vfio-pci, and there ${env.devices.length === 1 ? 'is one' : 'are none'}`;
+        }
+        break;
     }
   }
   return null;
+}
+
+/** Why the device under test lacks what a device-fact need asks for, or null when it has it. */
+function missingDeviceFact(env: Environment, need: 'msix' | 'function-reset' | 'bus-reset'): string | null {
+  const facts = env.facts;
+  if (!facts) return 'needs a VFIO device bound to vfio-pci, and there is none';
+  if (!facts.probed) return `needs to know what the device reports, but ${facts.reason}`;
+  switch (need) {
+    case 'msix':
+      return facts.msixVectors > 0 ? null : 'needs a device with MSI-X (GET_IRQ_INFO counts no MSI-X vector)';
+    case 'function-reset':
+      return facts.functionReset ? null : 'needs a device with a reset method (GET_INFO reports no VFIO_DEVICE_FLAGS_RESET)';
+    case 'bus-reset':
+      return facts.busReset ? null : 'needs a device a slot or bus reset reaches (GET_PCI_HOT_RESET_INFO answers ENODEV)';
+  }
 }
 
 export async function runCase(env: Environment, c: ConformanceCase): Promise<CaseResult> {

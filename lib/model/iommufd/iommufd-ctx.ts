@@ -7,7 +7,7 @@
  * legacy group/container path) and device models call, with the kernel's errnos as KernelError:
  *
  *   bindDevice(dev)             iommufd_device_bind: returns the device object ID (same ID space
- *                               as IOAS/HWPT). EBUSY if another owner holds the IOMMU group.
+ *                               as IOAS/HWPT). EPERM if another owner holds the IOMMU group.
  *   unbindDevice(devId)         vfio_iommufd_physical_unbind: detach if attached, then unbind.
  *   attachDevice(devId, ptId)   iommufd_device_attach: ptId is an IOAS (automatic domain) or a
  *                               paging HWPT; returns the HWPT ID now in use.

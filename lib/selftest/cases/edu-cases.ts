@@ -9,24 +9,10 @@ import * as P from '../../uapi/pci';
 import * as V from '../../uapi/vfio';
 import { call } from '../calls';
 import { EDU, eduDma } from '../edu-driver';
+import { dmaAddress, eduRoundTrip, mapBar0 } from '../edu-steps';
 import { casesOn, setUp } from '../fixture';
-import { attachedDevice, boundDevice, irqTrigger, type AttachedFixture } from '../fixtures';
+import { attachedDevice, boundDevice, irqTrigger } from '../fixtures';
 import { configRead, configWrite, map, regionInfo, regionOffset, setIrqs } from '../steps';
-
-function mapBar0(t: CaseContext, deviceFd: number) {
-  const info = regionInfo(t, deviceFd, V.VFIO_PCI_BAR0_REGION_INDEX);
-  t.check((info.flags & V.VFIO_REGION_INFO_FLAG_MMAP) !== 0, 'BAR0 can be mmap\'ed');
-  return t.ok('mmap BAR0', () => t.mapRegion(deviceFd, info.size, info.offset));
-}
-
-/** The address edu must use for the IOVA: the physical address without an IOMMU, the IOVA with one. */
-function dmaAddress(f: AttachedFixture, iova: bigint, length: bigint): bigint {
-  const { t } = f;
-  if (t.mode === 'iommu') return iova;
-  const run = t.ok('GET_PA of the DMA buffer', () => call.getPa(f, { iova, length }));
-  t.check(run.length >= length, `the buffer is physically contiguous over the transfer (${run.length} bytes)`);
-  return run.out_phys;
-}
 
 /** Waits (without blocking the event loop) until the eventfd counts at least one event. */
 async function waitForEvent(t: CaseContext, efd: number, what: string, timeoutMs = 5000): Promise<void> {
@@ -83,12 +69,7 @@ export const eduCases: ConformanceCase[] = [
     const dst = dmaAddress(f, iova + t.page, BigInt(count));
     t.note(`DMA addresses: source 0x${src.toString(16)}, destination 0x${dst.toString(16)} (${t.mode})`);
 
-    const command = configRead(t, f.deviceFd, P.PCI_COMMAND, 2);
-    configWrite(t, f.deviceFd, P.PCI_COMMAND, 2, command | P.PCI_COMMAND_MASTER | P.PCI_COMMAND_MEMORY);
-    const bar0 = mapBar0(t, f.deviceFd);
-    await eduDma(t.kernel, bar0, { src, dst: EDU.DEVICE_BUFFER, count, toRam: false });
-    await eduDma(t.kernel, bar0, { src: EDU.DEVICE_BUFFER, dst, count, toRam: true });
-    configWrite(t, f.deviceFd, P.PCI_COMMAND, 2, command);
+    await eduRoundTrip(t, f.deviceFd, src, dst, count);
 
     const back = bytes.subarray(t.pageSize, t.pageSize + count);
     t.equal(back.findIndex((b, i) => b !== bytes[i]), -1, 'index of the first byte that differs after the round trip');

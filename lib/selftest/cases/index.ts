@@ -9,10 +9,14 @@ import { iommufdSizeCases } from './iommufd-size-cases';
 import { ioasCopyCases } from './ioas-copy-cases';
 import { optionCases } from './options-cases';
 import { regionIoCases } from './region-io-cases';
+import { resetCases } from './reset-cases';
+import { configSpaceCases } from './config-space-cases';
 import { ioasCases } from './ioas-cases';
 import { legacyGroupCases } from './legacy-group-cases';
 import { lifecycleCases } from './lifecycle-cases';
 import { mapUnmapCases } from './map-unmap-cases';
+import { msixCases } from './msix-cases';
+import { multiDeviceCases } from './multi-device-cases';
 import { privilegeCases } from './privileges-cases';
 import { seedCases } from './seed-noiommu-cases';
 import { setIrqsCases } from './set-irqs-cases';
@@ -31,6 +35,10 @@ export const allCases: readonly ConformanceCase[] = [
   ...regionIoCases,
   ...setIrqsCases,
   ...lifecycleCases,
+  ...msixCases,
+  ...configSpaceCases,
+  ...resetCases,
+  ...multiDeviceCases,
   ...wrongFdCases,
   ...groupCases,
   ...legacyGroupCases,

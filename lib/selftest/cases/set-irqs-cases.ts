@@ -62,6 +62,16 @@ export const setIrqsCases: ConformanceCase[] = [
     t.expect('unmask INTx', () => setIrqs(f, { flags: NONE | V.VFIO_IRQ_SET_ACTION_UNMASK, index: INTX, start: 0, count: 1 }), 'ok');
     t.expect('disable INTx', () => setIrqs(f, { flags: NONE | TRIGGER, index: INTX, start: 0, count: 0 }), 'ok');
   }),
+  intx.test('irqs.intx-unmask-eventfd', 'INTx unmask through an eventfd: set while INTx is enabled, removed with fd -1; EINVAL while INTx is off; masking through an eventfd is ENOTTY', (t, f) => {
+    const unmaskFd = (fd: number) => () => setIrqs(f, { flags: EVENTFD | V.VFIO_IRQ_SET_ACTION_UNMASK, index: INTX, start: 0, count: 1, data: eventfds(fd) });
+    const unmask = t.eventfd();
+    t.expectErrno('unmask eventfd while INTx is off', unmaskFd(unmask), 'EINVAL');
+    t.ok('enable INTx', () => setIrqs(f, { flags: EVENTFD | TRIGGER, index: INTX, start: 0, count: 1, data: eventfds(t.eventfd()) }));
+    t.expect('set the unmask eventfd', unmaskFd(unmask), 'ok');
+    t.expect('remove the unmask eventfd (fd -1)', unmaskFd(-1), 'ok');
+    t.expectErrno('mask through an eventfd', () => setIrqs(f, { flags: EVENTFD | V.VFIO_IRQ_SET_ACTION_MASK, index: INTX, start: 0, count: 1, data: eventfds(unmask) }), 'ENOTTY');
+    t.ok('disable INTx', () => setIrqs(f, { flags: NONE | TRIGGER, index: INTX, start: 0, count: 0 }));
+  }),
   intx.test('irqs.msi-while-intx', 'enabling MSI while INTx is enabled is EINVAL', (t, f) => {
     if (irqInfo(t, f.deviceFd, MSI).count === 0) t.skip('the device has no MSI');
     const a = t.eventfd();

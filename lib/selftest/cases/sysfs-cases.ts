@@ -26,6 +26,25 @@ function hostBridge(bdf: string): string {
   return `pci${bdf.slice(0, 7)}`;
 }
 
+/**
+ * The function's directory under /sys/devices, from its bus/pci/devices link: the host bridge of
+ * the root bus, every PCI bridge on the way down (a function below a root port sits in the port's
+ * directory), then the function ("pci0000:00/0000:00:06.0/0000:01:00.0").
+ */
+function devicePath(t: CaseContext, bdf: string): string {
+  const prefix = '../../../devices/';
+  const link = linkOf(t, `${PCI_DEVICES}/${bdf}`);
+  t.check(link.startsWith(prefix), `bus/pci/devices/${bdf} links into /sys/devices (${link})`);
+  const parts = link.slice(prefix.length).split('/');
+  t.equal(parts[parts.length - 1]!, bdf, 'the bus/pci/devices entry ends with the function');
+  const bridges = parts.slice(1, -1);
+  t.equal(parts[0]!, hostBridge(bridges[0] ?? bdf), 'the host bridge of the root bus');
+  for (const bridge of bridges) {
+    t.check(text(t, `${PCI_DEVICES}/${bridge}/class`).startsWith('0x0604'), `${bridge} above ${bdf} is a PCI-to-PCI bridge`);
+  }
+  return parts.join('/');
+}
+
 /** The kernel has the legacy group interface: vfio_group_init registered the "vfio" class. */
 function hasGroupInterface(t: CaseContext): boolean {
   return t.kernel.exists('/sys/class/vfio');
@@ -56,11 +75,14 @@ const pciFunction = casesOn(defineFixture<PciFunctionFixture>({
 
 export const sysfsCases: ConformanceCase[] = [
   pciFunction.test('sysfs.device-links', 'the PCI function links to vfio-pci; an iommu link only behind an IOMMU; an iommu_group link unless noiommu without groups', (t, { bdf, dir }) => {
-    t.equal(linkOf(t, dir), `../../../devices/${hostBridge(bdf)}/${bdf}`, 'bus/pci/devices entry');
-    t.equal(linkOf(t, `${dir}/driver`), '../../../bus/pci/drivers/vfio-pci', 'driver link');
-    t.equal(linkOf(t, `${dir}/subsystem`), '../../../bus/pci', 'subsystem link');
+    const path = devicePath(t, bdf);
+    t.equal(linkOf(t, dir), `../../../devices/${path}`, 'bus/pci/devices entry');
+    // From /sys/devices/<path>: one '..' per component of the path reaches /sys/devices.
+    const toDevices = '../'.repeat(path.split('/').length);
+    t.equal(linkOf(t, `${dir}/driver`), `${toDevices}../bus/pci/drivers/vfio-pci`, 'driver link');
+    t.equal(linkOf(t, `${dir}/subsystem`), `${toDevices}../bus/pci`, 'subsystem link');
     if (t.mode === 'iommu') {
-      t.equal(linkOf(t, `${dir}/iommu`), '../../virtual/iommu/dmar0', 'iommu link (VT-d unit)');
+      t.equal(linkOf(t, `${dir}/iommu`), `${toDevices}virtual/iommu/dmar0`, 'iommu link (VT-d unit)');
     } else {
       t.check(!t.kernel.exists(`${dir}/iommu`), 'no iommu link without an IOMMU');
     }
@@ -68,7 +90,7 @@ export const sysfsCases: ConformanceCase[] = [
     const groupExpected = t.mode === 'iommu' || hasGroupInterface(t);
     t.check(groupLink === groupExpected,
       `iommu_group link ${groupLink ? 'present' : 'absent'}, expected ${groupExpected ? 'present' : 'absent'} (mode ${t.mode}, group interface ${hasGroupInterface(t) ? 'built' : 'not built'})`);
-    if (groupLink) t.check(/^\.\.\/\.\.\/\.\.\/kernel\/iommu_groups\/\d+$/.test(linkOf(t, `${dir}/iommu_group`)), 'iommu_group link points into /sys/kernel/iommu_groups');
+    if (groupLink) t.check(new RegExp(`^${toDevices}\\.\\./kernel/iommu_groups/\\d+$`).test(linkOf(t, `${dir}/iommu_group`)), 'iommu_group link points into /sys/kernel/iommu_groups');
     for (const attr of ['class', 'config', 'device', 'driver_override', 'enable', 'irq', 'modalias', 'resource', 'revision', 'subsystem_device', 'subsystem_vendor', 'vendor', 'vfio-dev']) {
       t.check(t.kernel.exists(`${dir}/${attr}`), `${dir}/${attr} exists`);
     }
@@ -107,10 +129,10 @@ export const sysfsCases: ConformanceCase[] = [
       t.equal(JSON.stringify(t.kernel.readdir(dir)), JSON.stringify([name]), 'vfio-dev has one entry, the cdev');
       t.equal(JSON.stringify(t.kernel.readdir(`${dir}/${name}`).sort()), JSON.stringify(['dev', 'device', 'subsystem', 'uevent']), `${name}'s attributes`);
       t.equal(linkOf(t, `${dir}/${name}/device`), `../../../${device.bdf}`, 'device link');
-      t.equal(linkOf(t, `${dir}/${name}/subsystem`), '../../../../../class/vfio-dev', 'subsystem link');
+      t.equal(linkOf(t, `${dir}/${name}/subsystem`), `${'../'.repeat(devicePath(t, device.bdf).split('/').length + 3)}class/vfio-dev`, 'subsystem link');
       const dev = parseDev(t, `${dir}/${name}/dev`);
       t.equal(text(t, `${dir}/${name}/uevent`), `MAJOR=${dev.major}\nMINOR=${dev.minor}\nDEVNAME=vfio/devices/${name}\n`, 'uevent');
-      t.equal(linkOf(t, `/sys/class/vfio-dev/${name}`), `../../devices/${hostBridge(device.bdf)}/${device.bdf}/vfio-dev/${name}`, 'class link');
+      t.equal(linkOf(t, `/sys/class/vfio-dev/${name}`), `../../devices/${devicePath(t, device.bdf)}/vfio-dev/${name}`, 'class link');
       if (hasGroupInterface(t)) {
         // vfio_init sets up the group char region before the cdev one; dynamic majors go downwards.
         const groups = t.kernel.readdir('/sys/class/vfio');
@@ -130,7 +152,7 @@ export const sysfsCases: ConformanceCase[] = [
       if (!t.kernel.exists(linkPath)) t.skip('the device has no IOMMU group (noiommu without the group interface; sysfs.device-links checks that)');
       const id = Number(linkOf(t, linkPath).split('/').pop());
       const dir = `/sys/kernel/iommu_groups/${id}`;
-      t.equal(linkOf(t, `${dir}/devices/${bdf}`), `../../../../devices/${hostBridge(bdf)}/${bdf}`, 'group member link');
+      t.equal(linkOf(t, `${dir}/devices/${bdf}`), `../../../../devices/${devicePath(t, bdf)}`, 'group member link');
       if (t.mode === 'noiommu') {
         t.equal(JSON.stringify(t.kernel.readdir(dir).sort()), JSON.stringify(['devices', 'name', 'reserved_regions', 'type']), 'group attributes');
         t.equal(text(t, `${dir}/name`), 'vfio-noiommu\n', 'name');
@@ -186,7 +208,7 @@ export const sysfsCases: ConformanceCase[] = [
       if (device) {
         const owner = vtd.find((u) => t.kernel.exists(`/sys/devices/virtual/iommu/${u}/devices/${device.bdf}`));
         t.check(owner !== undefined, `a VT-d unit lists ${device.bdf}`);
-        t.equal(linkOf(t, `/sys/devices/virtual/iommu/${owner}/devices/${device.bdf}`), `../../../../${hostBridge(device.bdf)}/${device.bdf}`, 'the unit links the device under test');
+        t.equal(linkOf(t, `/sys/devices/virtual/iommu/${owner}/devices/${device.bdf}`), `../../../../${devicePath(t, device.bdf)}`, 'the unit links the device under test');
       }
     },
   }),
