@@ -195,6 +195,17 @@ export class NvmeDriver {
       command.cdw10 ?? 0, command.cdw11 ?? 0, command.cdw12 ?? 0, command.cdw13 ?? 0, command.cdw14 ?? 0, command.cdw15 ?? 0);
   }
 
+  /**
+   * Any command on queue `queue` (0: admin; 1..: I/O) with the flags byte as given (FUSE in bits
+   * 1:0, PSDT in 7:6) — for checking how a controller answers what this driver never sends.
+   */
+  commandWithFlags(queue: number, command: AdminCommand, flags: number, data?: DataBuffer): Promise<number> {
+    const qp = queue === 0 ? this.admin : this.io[queue - 1];
+    if (!qp) throw new RangeError(`no queue ${queue}`);
+    return this.execute(qp, command.opcode, command.nsid ?? 0, data, command.prp1, command.prp2,
+      command.cdw10 ?? 0, command.cdw11 ?? 0, command.cdw12 ?? 0, command.cdw13 ?? 0, command.cdw14 ?? 0, command.cdw15 ?? 0, flags);
+  }
+
   // ---- I/O ----
 
   /** Reads `blocks` blocks from `lba` into `buffer` at `offset`, split at MDTS. */
@@ -229,7 +240,7 @@ export class NvmeDriver {
     const pages = busPages(buffer);
     const cid = qp.reserve();
     const prp2 = buildPrp2(pages, offset, bytes, qp.prpList(cid), qp.prpListAddress(cid));
-    qp.submit(cid, write ? NVM.WRITE : NVM.READ, nsid, busAddress(pages, offset), prp2, lba >>> 0, Math.floor(lba / 0x1_0000_0000), blocks - 1, 0, 0, 0,
+    qp.submit(cid, write ? NVM.WRITE : NVM.READ, 0, nsid, busAddress(pages, offset), prp2, lba >>> 0, Math.floor(lba / 0x1_0000_0000), blocks - 1, 0, 0, 0,
       performance.now() + this.timeoutMs, done);
     this.reap();
     return true;
@@ -321,7 +332,7 @@ export class NvmeDriver {
   }
 
   private async execute(qp: QueuePair, opcode: number, nsid: number, data: DataBuffer | undefined, prp1: number | undefined, prp2: number | undefined,
-    cdw10: number, cdw11: number, cdw12: number, cdw13: number, cdw14: number, cdw15: number): Promise<number> {
+    cdw10: number, cdw11: number, cdw12: number, cdw13: number, cdw14: number, cdw15: number, flags = 0): Promise<number> {
     while (!qp.hasRoom && !this.failure) await immediate();
     if (this.failure) throw this.failure;
     const cid = qp.reserve();
@@ -334,7 +345,7 @@ export class NvmeDriver {
     }
     const command: CommandIdentity = { opcode, queue: qp.id, cid, nsid };
     return new Promise<number>((resolve, reject) => {
-      qp.submit(cid, opcode, nsid, p1, p2, cdw10, cdw11, cdw12, cdw13, cdw14, cdw15, performance.now() + this.timeoutMs, (status, result) => {
+      qp.submit(cid, opcode, flags, nsid, p1, p2, cdw10, cdw11, cdw12, cdw13, cdw14, cdw15, performance.now() + this.timeoutMs, (status, result) => {
         if (status === 0) resolve(result);
         else if (status === STATUS_TIMED_OUT) void this.abort(command).then((aborted) => reject(new NvmeTimeoutError(command, this.timeoutMs, aborted)));
         else if (status === STATUS_CONTROLLER_FAILED) reject(this.failure ?? new NvmeControllerError('the controller failed', command));
@@ -390,9 +401,10 @@ export class NvmeDriver {
     return n;
   }
 
+  /** Commands somebody still waits for (timed-out ones are not polled for). */
   private outstanding(): number {
-    let n = this.admin.outstanding;
-    for (const qp of this.io) n += qp.outstanding;
+    let n = this.admin.outstanding - this.admin.retired;
+    for (const qp of this.io) n += qp.outstanding - qp.retired;
     return n;
   }
 

@@ -15,6 +15,8 @@ export type CompletionCallback = (status: number, result: number) => void;
 export class QueuePair {
   /** Commands submitted and not completed (timed-out ones included until they complete). */
   outstanding = 0;
+  /** Of those, the ones that timed out: nobody waits for them any more. */
+  retired = 0;
   readonly sqAddress: bigint;
   readonly cqAddress: bigint;
   private readonly memory: DmaBuffer;
@@ -75,13 +77,16 @@ export class QueuePair {
     return this.freeCids[--this.freeCount]!;
   }
 
-  /** Writes the entry for `cid` at the tail and rings the doorbell. Addresses are numbers. */
-  submit(cid: number, opcode: number, nsid: number, prp1: number, prp2: number,
+  /**
+   * Writes the entry for `cid` at the tail and rings the doorbell. Addresses are numbers; `flags`
+   * is the command's FUSE/PSDT byte (0: not fused, PRPs).
+   */
+  submit(cid: number, opcode: number, flags: number, nsid: number, prp1: number, prp2: number,
     cdw10: number, cdw11: number, cdw12: number, cdw13: number, cdw14: number, cdw15: number,
     deadline: number, callback: CompletionCallback): void {
     const v = this.sq;
     const at = this.tail * SQE_BYTES;
-    v.setUint32(at, (opcode | (cid << 16)) >>> 0, true); // opcode, flags 0 (PRPs, not fused), command identifier
+    v.setUint32(at, (opcode | (flags << 8) | (cid << 16)) >>> 0, true);
     v.setUint32(at + 4, nsid >>> 0, true);
     v.setUint32(at + 8, 0, true);
     v.setUint32(at + 12, 0, true);
@@ -129,6 +134,7 @@ export class QueuePair {
       const callback = this.callbacks[cid];
       if (!callback || this.deadlines[cid]! > now) continue;
       this.callbacks[cid] = retired;
+      this.retired++;
       expired(cid, this.opcodes[cid]!, this.nsids[cid]!, callback);
     }
   }
@@ -143,6 +149,7 @@ export class QueuePair {
       this.freeCids[this.freeCount++] = cid;
       if (callback !== retired) fail(cid, this.opcodes[cid]!, this.nsids[cid]!, callback);
     }
+    this.retired = 0;
   }
 
   close(): void {
@@ -154,6 +161,7 @@ export class QueuePair {
     if (!callback) return; // a completion for no command of ours: ignore it rather than corrupt the state
     this.callbacks[cid] = undefined;
     this.outstanding--;
+    if (callback === retired) this.retired--;
     this.freeCids[this.freeCount++] = cid;
     callback(status, result);
   }

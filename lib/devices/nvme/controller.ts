@@ -88,6 +88,8 @@ export class NvmeController extends DeviceModel {
   private irqStatus = 0;
   private cqPending = 0;
   private dmaFailures = 0;
+  /** Of those, the ones that only missed memory (noiommu, nothing at that physical address). */
+  private unbackedFailures = 0;
   private features = initialFeatures();
   private heldEvents: { sq: SubmissionQueue; cid: number }[] = [];
   private pendingEvents: PendingEvent[] = [];
@@ -124,7 +126,11 @@ export class NvmeController extends DeviceModel {
       mdts: this.mdts, controllerId: 0, aerl: 3, maxNamespaces: MAX_NAMESPACES,
     });
     this.context = this.commandContext();
-    this.onEvent((e) => { if (e.kind === 'dma-fault' || e.kind === 'dma-blocked') this.dmaFailures++; });
+    this.onEvent((e) => {
+      if (e.kind !== 'dma-fault' && e.kind !== 'dma-blocked') return;
+      this.dmaFailures++;
+      if (e.fault?.reason === 'no-memory') this.unbackedFailures++;
+    });
     this.powerOnRegisters();
     this.handleMmio(0, {
       widths: [8, 16, 32, 64],
@@ -426,13 +432,19 @@ export class NvmeController extends DeviceModel {
     return this.dmaFailures === before;
   }
 
+  /**
+   * Data of an I/O command. QEMU maps it for the block layer: an address the IOMMU does not
+   * translate cannot be mapped and the command waits for ever (undefined / false here), while an
+   * address with no memory behind it (noiommu) goes through a bounce buffer and the command
+   * completes with whatever that read.
+   */
   private readRuns(runs: readonly DataRun[], length: number): Uint8Array | undefined {
-    if (runs.length === 1) return this.readHost(runs[0]!.address, length);
     const out = new Uint8Array(length);
     let at = 0;
     for (const r of runs) {
-      const part = this.readHost(r.address, r.length);
-      if (!part) return undefined;
+      const before = this.dmaFailures - this.unbackedFailures;
+      const part = this.dma.read(r.address, r.length);
+      if (this.dmaFailures - this.unbackedFailures !== before) return undefined;
       out.set(part, at);
       at += r.length;
     }
@@ -442,7 +454,9 @@ export class NvmeController extends DeviceModel {
   private writeRuns(runs: readonly DataRun[], data: Uint8Array): boolean {
     let at = 0;
     for (const r of runs) {
-      if (!this.writeHost(r.address, data.subarray(at, at + r.length))) return false;
+      const before = this.dmaFailures - this.unbackedFailures;
+      this.dma.write(r.address, data.subarray(at, at + r.length));
+      if (this.dmaFailures - this.unbackedFailures !== before) return false;
       at += r.length;
     }
     return true;
