@@ -48,6 +48,8 @@ export interface AdminCommand {
   /** Data pointers as given; default: the `data` buffer's (or none). */
   readonly prp1?: number;
   readonly prp2?: number;
+  /** The 16 bytes of the data pointer as given (an SGL descriptor, say), instead of PRP1/PRP2. */
+  readonly dataPointer?: Uint8Array;
 }
 
 /** Where a command's data lives: `length` bytes at `offset` of a DMA buffer. */
@@ -203,7 +205,7 @@ export class NvmeDriver {
     const qp = queue === 0 ? this.admin : this.io[queue - 1];
     if (!qp) throw new RangeError(`no queue ${queue}`);
     return this.execute(qp, command.opcode, command.nsid ?? 0, data, command.prp1, command.prp2,
-      command.cdw10 ?? 0, command.cdw11 ?? 0, command.cdw12 ?? 0, command.cdw13 ?? 0, command.cdw14 ?? 0, command.cdw15 ?? 0, flags);
+      command.cdw10 ?? 0, command.cdw11 ?? 0, command.cdw12 ?? 0, command.cdw13 ?? 0, command.cdw14 ?? 0, command.cdw15 ?? 0, flags, command.dataPointer);
   }
 
   // ---- I/O ----
@@ -332,8 +334,11 @@ export class NvmeDriver {
   }
 
   private async execute(qp: QueuePair, opcode: number, nsid: number, data: DataBuffer | undefined, prp1: number | undefined, prp2: number | undefined,
-    cdw10: number, cdw11: number, cdw12: number, cdw13: number, cdw14: number, cdw15: number, flags = 0): Promise<number> {
+    cdw10: number, cdw11: number, cdw12: number, cdw13: number, cdw14: number, cdw15: number, flags = 0, dataPointer?: Uint8Array): Promise<number> {
     while (!qp.hasRoom && !this.failure) await immediate();
+    // Before an admin command, a look at CSTS: a controller in fatal status may still answer,
+    // but nothing it says can be trusted until it is reset.
+    if (qp === this.admin && !this.failure) this.checkFatal();
     if (this.failure) throw this.failure;
     const cid = qp.reserve();
     let p1 = prp1 ?? 0, p2 = prp2 ?? 0;
@@ -350,7 +355,7 @@ export class NvmeDriver {
         else if (status === STATUS_TIMED_OUT) void this.abort(command).then((aborted) => reject(new NvmeTimeoutError(command, this.timeoutMs, aborted)));
         else if (status === STATUS_CONTROLLER_FAILED) reject(this.failure ?? new NvmeControllerError('the controller failed', command));
         else reject(new NvmeCommandError(command, status, result));
-      });
+      }, dataPointer);
       this.reap();
     });
   }
@@ -412,15 +417,19 @@ export class NvmeDriver {
   private watch(): void {
     if (this.closed || this.failure || this.outstanding() === 0) return;
     if (this.completion === 'interrupt') this.pollAll();
-    const csts = this.registers.read32(REG.CSTS);
-    if (csts === 0xffff_ffff || csts & CSTS.CFS) {
-      this.failAll(new NvmeControllerError(csts === 0xffff_ffff ? 'the controller reads all ones: it is gone' : `controller fatal status (CSTS 0x${csts.toString(16)})`));
-      return;
-    }
+    if (this.checkFatal()) return;
     const now = performance.now();
     const expired = (_cid: number, _opcode: number, _nsid: number, callback: CompletionCallback) => callback(STATUS_TIMED_OUT, 0);
     this.admin.expire(now, expired);
     for (const qp of this.io) qp.expire(now, expired);
+  }
+
+  /** Fails everything when CSTS says the controller is fatally wrong or gone; whether it did. */
+  private checkFatal(): boolean {
+    const csts = this.registers.read32(REG.CSTS);
+    if (csts !== 0xffff_ffff && !(csts & CSTS.CFS)) return false;
+    this.failAll(new NvmeControllerError(csts === 0xffff_ffff ? 'the controller reads all ones: it is gone' : `controller fatal status (CSTS 0x${csts.toString(16)})`));
+    return true;
   }
 
   private failAll(error: NvmeControllerError): void {

@@ -83,7 +83,7 @@ export class QueuePair {
    */
   submit(cid: number, opcode: number, flags: number, nsid: number, prp1: number, prp2: number,
     cdw10: number, cdw11: number, cdw12: number, cdw13: number, cdw14: number, cdw15: number,
-    deadline: number, callback: CompletionCallback): void {
+    deadline: number, callback: CompletionCallback, dataPointer?: Uint8Array): void {
     const v = this.sq;
     const at = this.tail * SQE_BYTES;
     v.setUint32(at, (opcode | (flags << 8) | (cid << 16)) >>> 0, true);
@@ -100,6 +100,7 @@ export class QueuePair {
     v.setUint32(at + 52, cdw13 >>> 0, true);
     v.setUint32(at + 56, cdw14 >>> 0, true);
     v.setUint32(at + 60, cdw15 >>> 0, true);
+    if (dataPointer) new Uint8Array(v.buffer, v.byteOffset + at + 24, 16).set(dataPointer.subarray(0, 16));
     this.callbacks[cid] = callback;
     this.deadlines[cid] = deadline;
     this.opcodes[cid] = opcode;

@@ -8,6 +8,8 @@
  * compares them live) and on the model (nvme-conformance.test.ts): a line the model gets wrong is
  * a model bug.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DmaBuffer, openDevice, type Kernel, type VfioDevice } from '../../lib';
 import { NvmeCommandError, NvmeControllerError, NvmeTimeoutError } from '../../examples/nvme/errors';
@@ -72,7 +74,6 @@ function registersAfterReset(device: VfioDevice, out: Out): void {
   out('reg.cap', r.read64(0x00));
   out('reg.cap.hi', r.read32(0x04));
   out('reg.cap.16@2', r.read16(0x02));
-  out('reg.cap.8@3', r.read8(0x03));
   out('reg.vs', r.read32(0x08));
   out('reg.intms', r.read32(0x0c));
   out('reg.intmc', r.read32(0x10));
@@ -190,6 +191,8 @@ async function withDriver(device: VfioDevice, out: Out): Promise<void> {
   out('identify.allocated-namespace.1', await id(0x11, 1));
   out('identify.namespace-controllers.1', await id(0x12, 1));
   out('identify.controllers', await id(0x13, 0));
+  out('identify.primary-controller-capabilities', await id(0x14, 0));
+  out('identify.secondary-controllers', await id(0x15, 0));
   out('identify.command-sets', await id(0x1c, 0));
   out('identify.cns-ff', await id(0xff, 0));
 
@@ -356,6 +359,43 @@ async function dataTransfers(device: VfioDevice, out: Out, hangTimeoutMs: number
   out('io.flush.nsid-2', await noData(0x00, 2, 0n, 1));
   out('io.read.fused', await outcome(rawIo(nvme, data, 0x02, 0x01)));
   out('io.read.sgl', await outcome(rawIo(nvme, data, 0x02, 0x40)));
+  out('io.read.psdt-3', await outcome(rawIo(nvme, data, 0x02, 0xc0)));
+  {
+    // Scatter-gather lists: one data block in the command, then segments of descriptors.
+    using segments = DmaBuffer.allocate(4096, { space: device.dmaSpace });
+    const sv = new DataView(segments.bytes.buffer, segments.bytes.byteOffset, 4096);
+    const descriptor = (address: bigint, length: number, type: number) => {
+      const d = new Uint8Array(16);
+      const v = new DataView(d.buffer);
+      v.setBigUint64(0, address, true); v.setUint32(8, length, true); d[15] = type << 4;
+      return d;
+    };
+    const put = (index: number, address: bigint, length: number, type: number) => new Uint8Array(sv.buffer, sv.byteOffset + index * 16, 16).set(descriptor(address, length, type));
+    const sgl = (pointer: Uint8Array, blocks = 8) => outcome(nvme.commandWithFlags(1, { opcode: 0x02, nsid: 1, cdw12: blocks - 1, dataPointer: pointer }, 0x40));
+    bytes.fill(0, 0x1d0000, 0x1e0000);
+    out('io.sgl.data-block', await sgl(descriptor(data.dmaAddress(0x1d0000), 4096, 0)));
+    out('io.sgl.data-block.data', same(bytes, 0, 0x1d0000, 4096));
+    put(0, data.dmaAddress(0x1d8000), 1024, 0); put(1, data.dmaAddress(0x1d9000), 3072, 0);
+    out('io.sgl.segment', await sgl(descriptor(segments.dmaAddress(0), 32, 2)));
+    out('io.sgl.segment.data', `${same(bytes, 0, 0x1d8000, 1024)} ${same(bytes, 1024, 0x1d9000, 3072)}`);
+    out('io.sgl.last-segment', await sgl(descriptor(segments.dmaAddress(0), 32, 3)));
+    put(2, data.dmaAddress(0x1da000), 1024, 0); put(3, segments.dmaAddress(256), 16, 3);
+    new Uint8Array(sv.buffer, sv.byteOffset + 256, 16).set(descriptor(data.dmaAddress(0x1db000), 2048, 0));
+    out('io.sgl.chained', await sgl(descriptor(segments.dmaAddress(32), 32, 2)));
+    out('io.sgl.chained-from-last-segment', await sgl(descriptor(segments.dmaAddress(32), 32, 3)));
+    out('io.sgl.short', await sgl(descriptor(data.dmaAddress(0x1d0000), 2048, 0)));
+    out('io.sgl.long', await sgl(descriptor(data.dmaAddress(0x1d0000), 8192, 0)));
+    put(4, data.dmaAddress(0x1dc000), 4096, 0); put(5, data.dmaAddress(0x1dd000), 4096, 0);
+    out('io.sgl.excess-descriptor', await sgl(descriptor(segments.dmaAddress(64), 32, 3)));
+    put(6, 0n, 4096, 1);
+    out('io.sgl.bit-bucket', await sgl(descriptor(segments.dmaAddress(96), 16, 3)));
+    put(7, data.dmaAddress(0x1de000), 4096, 5);
+    out('io.sgl.type-5', await sgl(descriptor(segments.dmaAddress(112), 16, 3)));
+    out('io.sgl.segment-length-8', await sgl(descriptor(segments.dmaAddress(0), 8, 2)));
+    out('io.sgl.segment-length-0', await sgl(descriptor(segments.dmaAddress(0), 0, 2)));
+    out('io.sgl.type-1-in-command', await sgl(descriptor(data.dmaAddress(0x1d0000), 4096, 1)));
+    out('io.sgl.admin', await outcome(nvme.commandWithFlags(0, { opcode: 0x06, cdw10: 1, dataPointer: descriptor(data.dmaAddress(0x1d0000), 4096, 0) }, 0x40)));
+  }
   out('io.read.prp2-misaligned', await io(0x02, 1, 0n, 8, 0x40000, 4096, { prp1: Number(data.dmaAddress(0x40800)), prp2: Number(data.dmaAddress(0x41000)) + 16 }));
   {
     // A PRP list whose second entry is not page aligned.
@@ -437,6 +477,23 @@ async function fatalStatus(device: VfioDevice, out: Out): Promise<void> {
 }
 
 // ---- helpers ----
+
+/** The lab's recording for a mode (test/model/devices/fixtures). */
+export function recordedConformance(mode: 'noiommu' | 'iommu'): string[] {
+  const file = path.resolve(__dirname, '../../../test/model/devices/fixtures', `nvme-conformance-lab-7.3-${mode}.txt`);
+  return fs.readFileSync(file, 'utf8').split('\n').filter((l) => l && !l.startsWith('#'));
+}
+
+/** Lines that differ, as `lab:` / `model:` pairs, keyed by observation. */
+export function conformanceDiff(lab: readonly string[], observed: readonly string[]): string[] {
+  const key = (l: string) => l.slice(0, l.indexOf(' = '));
+  const byKey = new Map(observed.map((l) => [key(l), l]));
+  const diff = lab.filter((l) => byKey.get(key(l)) !== l).map((l) => `lab:   ${l}\nmodel: ${byKey.get(key(l)) ?? '(missing)'}`);
+  const labKeys = new Set(lab.map(key));
+  for (const l of observed) if (!labKeys.has(key(l))) diff.push(`lab:   (missing)\nmodel: ${l}`);
+  return diff;
+}
+
 
 async function outcomeData(p: Promise<Uint8Array>): Promise<string> {
   try {

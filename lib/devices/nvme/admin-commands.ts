@@ -149,7 +149,10 @@ function identify(ctx: AdminContext, c: Command): Completion {
     }
     case CNS.NAMESPACE_CONTROLLERS:
     case CNS.CONTROLLERS:
+      // Controller lists exist only in an NVM subsystem (the lab's controller has none).
+      return { status: STATUS.INVALID_FIELD | DNR };
     case CNS.PRIMARY_CONTROLLER_CAPABILITIES:
+      return ctx.toHost(c, primaryControllerCapabilities(ctx));
     case CNS.SECONDARY_CONTROLLERS:
       return empty();
     case CNS.COMMAND_SETS:
@@ -157,6 +160,22 @@ function identify(ctx: AdminContext, c: Command): Completion {
     default:
       return { status: STATUS.INVALID_FIELD | DNR };
   }
+}
+
+/**
+ * Primary Controller Capabilities (CNS 14h): queue and interrupt resources, all private to this
+ * controller (no SR-IOV): CRT both kinds, VQPRT the queues (admin included), VIPRT the MSI-X
+ * vectors, granularity 1.
+ */
+function primaryControllerCapabilities(ctx: AdminContext): Uint8Array {
+  const d = new Uint8Array(IDENTIFY_SIZE);
+  const v = new DataView(d.buffer);
+  d[4] = 0x3;
+  v.setUint16(42, ctx.ioQueuePairs + 1, true);
+  v.setUint16(46, 1, true);
+  v.setUint16(74, ctx.interruptVectors, true);
+  v.setUint16(78, 1, true);
+  return d;
 }
 
 function activeNamespaces(ctx: AdminContext): number[] {

@@ -15,12 +15,19 @@ export interface CommandContext {
   /** NN: namespace IDs 1..maxNamespaces are valid. */
   readonly maxNamespaces: number;
   namespace(nsid: number): Namespace | undefined;
-  /** The bus-address runs of a command's data, or the status that refuses it. */
+  /** The bus-address runs of a command's data (PRPs), or the status that refuses it. */
   dataRuns(command: Command, length: number): DataRun[] | number;
-  /** Copies bytes from host memory along the runs; undefined if a transfer failed. */
-  readRuns(runs: readonly DataRun[], length: number): Uint8Array | undefined;
-  /** Copies bytes to host memory along the runs; false if a transfer failed. */
-  writeRuns(runs: readonly DataRun[], data: Uint8Array): boolean;
+  /** The same for a scatter-gather list (I/O commands with PSDT 1 or 2). */
+  sglRuns(command: Command, length: number): DataRun[] | number;
+  /**
+   * Copies bytes from host memory along the runs. A run the host does not back reads as zeroes
+   * and the command goes on: QEMU maps data for the block layer through a bounce buffer then.
+   */
+  readRuns(runs: readonly DataRun[], length: number): Uint8Array;
+  /** Copies bytes to host memory along the runs (what the host does not back is lost). */
+  writeRuns(runs: readonly DataRun[], data: Uint8Array): void;
+  /** Whether Dataset Management deallocation reaches the storage (QEMU's drive discard=unmap; default ignore). */
+  readonly discard: boolean;
 }
 
 export interface AdminContext extends CommandContext {

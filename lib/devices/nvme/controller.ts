@@ -28,6 +28,7 @@ import { identifyController } from './identify-controller';
 import { executeIo } from './io-commands';
 import { MemoryStorage, Namespace, type NamespaceStorage } from './namespace';
 import { walkPrps, type DataRun } from './prp';
+import { walkSgl } from './sgl';
 import { CompletionQueue, SubmissionQueue } from './queues';
 import {
   cc, CC_EN, capabilityRegister, CSS_ADMIN_ONLY, CSTS_CFS, CSTS_RDY, CSTS_SHST_COMPLETE, CSTS_SHST_MASK, NVME_VERSION_1_4,
@@ -57,6 +58,8 @@ export interface NvmeOptions {
   readonly firmwareRevision?: string;
   /** Where firmware put BAR0 (the lab's q35: 0xfebd4000). */
   readonly bar0Address?: bigint;
+  /** QEMU's drive discard option: 'ignore' (its default, the lab's) or 'unmap' (deallocation zeroes blocks). */
+  readonly discard?: 'ignore' | 'unmap';
   /** Microseconds of machine time between a doorbell and the commands it submitted being processed. */
   readonly latencyMicroseconds?: number;
 }
@@ -81,6 +84,7 @@ export class NvmeController extends DeviceModel {
   private readonly regs = new RegisterFile();
   private readonly identity: Uint8Array;
   private readonly latency: number;
+  private readonly discard: boolean;
   private sqs: (SubmissionQueue | undefined)[] = [];
   private cqs: (CompletionQueue | undefined)[] = [];
   private pageSize = 4096;
@@ -88,8 +92,6 @@ export class NvmeController extends DeviceModel {
   private irqStatus = 0;
   private cqPending = 0;
   private dmaFailures = 0;
-  /** Of those, the ones that only missed memory (noiommu, nothing at that physical address). */
-  private unbackedFailures = 0;
   private features = initialFeatures();
   private heldEvents: { sq: SubmissionQueue; cid: number }[] = [];
   private pendingEvents: PendingEvent[] = [];
@@ -118,6 +120,7 @@ export class NvmeController extends DeviceModel {
     this.msixVectors = msixVectors;
     this.mdts = options.mdts ?? 7;
     this.latency = options.latencyMicroseconds ?? 0;
+    this.discard = options.discard === 'unmap';
     const storage = options.storage ?? new MemoryStorage(64 * 1024 * 1024);
     this.namespaces = [new Namespace(1, storage)];
     this.identity = identifyController({
@@ -126,11 +129,7 @@ export class NvmeController extends DeviceModel {
       mdts: this.mdts, controllerId: 0, aerl: 3, maxNamespaces: MAX_NAMESPACES,
     });
     this.context = this.commandContext();
-    this.onEvent((e) => {
-      if (e.kind !== 'dma-fault' && e.kind !== 'dma-blocked') return;
-      this.dmaFailures++;
-      if (e.fault?.reason === 'no-memory') this.unbackedFailures++;
-    });
+    this.onEvent((e) => { if (e.kind === 'dma-fault' || e.kind === 'dma-blocked') this.dmaFailures++; });
     this.powerOnRegisters();
     this.handleMmio(0, {
       widths: [8, 16, 32, 64],
@@ -265,13 +264,14 @@ export class NvmeController extends DeviceModel {
     for (const ns of this.namespaces) ns.storage.flush();
   }
 
-  /** The controller stops: CSTS holds CFS alone, nothing is fetched or posted any more. */
+  /**
+   * CSTS becomes CFS alone (RDY cleared). Like QEMU, only the queue that failed stops (until its
+   * doorbell rings again); the others go on: the host is expected to notice and reset.
+   */
   private fatal(reason: string): void {
     this.record({ kind: 'guest-error', message: `nvme: controller fatal status: ${reason}` });
     this.regs.set32(REG.CSTS, CSTS_CFS);
   }
-
-  private get halted(): boolean { return (this.regs.get32(REG.CSTS) & CSTS_CFS) !== 0; }
 
   // ---- doorbells and queues ----
 
@@ -310,7 +310,7 @@ export class NvmeController extends DeviceModel {
 
   private fetch(sq: SubmissionQueue): void {
     if (this.sqs[sq.id] !== sq) return;
-    while (!sq.empty && sq.outstanding < sq.size && !this.halted) {
+    while (!sq.empty && sq.outstanding < sq.size) {
       const at = sq.base + BigInt(sq.head * SQE_SIZE);
       const entry = this.readHost(at, SQE_SIZE);
       if (!entry) { this.fatal(`submission queue ${sq.id} entry at 0x${at.toString(16)} could not be read`); return; }
@@ -319,8 +319,8 @@ export class NvmeController extends DeviceModel {
       const command = decodeCommand(entry);
       const outcome = sq.id === 0 ? this.admin(command) : executeIo(this.context, command, this.commandSetsEnabled);
       if (outcome === HELD) {
-        // An event request waits for an event; an I/O command whose data could not move waits for ever.
-        if (sq.id === 0) this.heldEvents.push({ sq, cid: command.cid });
+        // An Asynchronous Event Request waits for an event.
+        this.heldEvents.push({ sq, cid: command.cid });
         continue;
       }
       this.complete(sq, command.cid, outcome);
@@ -375,7 +375,7 @@ export class NvmeController extends DeviceModel {
     if (this.cqs[cq.id] !== cq) return;
     const wasPending = !cq.empty;
     let posted = 0;
-    while (posted < cq.waiting.length && !cq.full && !this.halted) {
+    while (posted < cq.waiting.length && !cq.full) {
       const w = cq.waiting[posted]!;
       const v = this.cqeView;
       v.setUint32(0, w.result ?? 0, true);
@@ -433,33 +433,27 @@ export class NvmeController extends DeviceModel {
   }
 
   /**
-   * Data of an I/O command. QEMU maps it for the block layer: an address the IOMMU does not
-   * translate cannot be mapped and the command waits for ever (undefined / false here), while an
-   * address with no memory behind it (noiommu) goes through a bounce buffer and the command
-   * completes with whatever that read.
+   * Data of a command. QEMU maps it for the block layer and the DMA helpers: what the host does
+   * not back (no IOMMU mapping, no memory at that physical address) goes through a bounce buffer,
+   * so the command completes — the data read as zeroes here, or written nowhere.
    */
-  private readRuns(runs: readonly DataRun[], length: number): Uint8Array | undefined {
+  private readRuns(runs: readonly DataRun[], length: number): Uint8Array {
+    if (runs.length === 1) return this.dma.read(runs[0]!.address, length);
     const out = new Uint8Array(length);
     let at = 0;
     for (const r of runs) {
-      const before = this.dmaFailures - this.unbackedFailures;
-      const part = this.dma.read(r.address, r.length);
-      if (this.dmaFailures - this.unbackedFailures !== before) return undefined;
-      out.set(part, at);
+      out.set(this.dma.read(r.address, r.length), at);
       at += r.length;
     }
     return out;
   }
 
-  private writeRuns(runs: readonly DataRun[], data: Uint8Array): boolean {
+  private writeRuns(runs: readonly DataRun[], data: Uint8Array): void {
     let at = 0;
     for (const r of runs) {
-      const before = this.dmaFailures - this.unbackedFailures;
       this.dma.write(r.address, data.subarray(at, at + r.length));
-      if (this.dmaFailures - this.unbackedFailures !== before) return false;
       at += r.length;
     }
-    return true;
   }
 
   private guestError(message: string): void {
@@ -481,6 +475,8 @@ export class NvmeController extends DeviceModel {
       maxNamespaces: MAX_NAMESPACES,
       namespace: (nsid) => this.namespaces.find((n) => n.nsid === nsid),
       dataRuns: (c, length) => walkPrps(prp, c.prp1, c.prp2, length),
+      sglRuns: (c, length) => walkSgl(prp, c.prp1, c.prp2, length),
+      discard: this.discard,
       readRuns: (runs, length) => this.readRuns(runs, length),
       writeRuns: (runs, data) => this.writeRuns(runs, data),
       ioQueuePairs: this.ioQueuePairs,
@@ -523,14 +519,13 @@ export class NvmeController extends DeviceModel {
       toHost: (c, data) => {
         const runs = walkPrps(prp, c.prp1, c.prp2, data.length);
         if (typeof runs === 'number') return { status: runs };
-        // QEMU ignores a failed transfer of admin data: the command still succeeds.
         this.writeRuns(runs, data);
         return { status: STATUS.SUCCESS };
       },
       fromHost: (c, length) => {
         const runs = walkPrps(prp, c.prp1, c.prp2, length);
         if (typeof runs === 'number') return { status: runs };
-        return this.readRuns(runs, length) ?? new Uint8Array(length);
+        return this.readRuns(runs, length);
       },
     };
   }

@@ -159,7 +159,7 @@ export function setFeatures(ctx: AdminContext, c: Command): Completion {
       break;
     }
     case FEATURE.COMMAND_SET_PROFILE:
-      if (c.cdw11 & 0x1ff) return { status: 0x012b | DNR }; // I/O command set combination rejected
+      if (c.cdw11 & 0x1ff) return { status: 0x002b | DNR }; // I/O Command Set Combination Rejected
       break;
   }
   return { status: STATUS.SUCCESS };

@@ -56,8 +56,8 @@ export function identifyController(id: ControllerIdentity): Uint8Array {
   // ONCS: Compare, Dataset Management, Write Zeroes, Save/Select in features, Timestamp, Copy
   v.setUint16(520, (1 << 0) | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 6) | (1 << 8), true);
   d[525] = 0x1 | (0x3 << 1); // VWC: present, Flush to all namespaces (FFFFFFFFh) supported
-  v.setUint16(534, 0x1, true); // OCFS: copy format 0
-  v.setUint32(536, 0x1 | (1 << 16), true); // SGLS: SGLs without alignment rules, bit bucket descriptors
+  v.setUint16(534, 0x3, true); // OCFS: copy formats 0 and 1
+  v.setUint32(536, 0x1, true); // SGLS: SGLs supported, no alignment rules
   ascii(d, 768, 256, `nqn.2019-08.org.qemu:${id.serial}`, 0);
   v.setUint16(2048, 0x9c4, true); // power state 0: 25 W maximum
   v.setUint32(2048 + 4, 0x10, true); // entry latency

@@ -1,25 +1,25 @@
 /**
  * The NVM command set as QEMU 7.2 executes it on a namespace: Read, Write, Flush, Write Zeroes,
- * Dataset Management (deallocate), Compare and Verify, with QEMU's checks in its order (namespace
- * ID, opcode, fused, MDTS, LBA range, data pointer). A data transfer the host refuses leaves the
- * command incomplete: QEMU's DMA helpers wait for a mapping that never comes, so the command only
- * ends when its queue is deleted or the controller is reset.
+ * Dataset Management (deallocate, which the lab's drive ignores: QEMU's default discard=ignore),
+ * Compare and Verify, with QEMU's checks in its order (namespace ID, opcode, fused, MDTS, LBA
+ * range, data pointer: PRPs or SGLs). Copy is listed as supported but not modelled.
  */
 import { dataPointerType, fusedOperation, type Command, type Completion } from './command';
+import { walkSgl } from './sgl';
 import type { CommandContext } from './context';
 import type { Namespace } from './namespace';
-import { HELD } from './admin-commands';
 import { DNR, STATUS } from './status';
 
 export const NVM = { FLUSH: 0x00, WRITE: 0x01, READ: 0x02, COMPARE: 0x05, WRITE_ZEROES: 0x08, DSM: 0x09, VERIFY: 0x0c, COPY: 0x19 } as const;
 
 const BROADCAST = 0xffff_ffff;
 const SUPPORTED = new Set<number>([NVM.WRITE, NVM.READ, NVM.COMPARE, NVM.WRITE_ZEROES, NVM.DSM, NVM.VERIFY, NVM.COPY]);
+/** Compare Failure (media and data integrity errors), which may be retried. */
 const COMPARE_FAILURE = 0x0285;
 /** Dataset Management attribute: deallocate. */
 const DSM_DEALLOCATE = 1 << 2;
 
-export function executeIo(ctx: CommandContext, c: Command, commandsEnabled: boolean): Completion | typeof HELD {
+export function executeIo(ctx: CommandContext, c: Command, commandsEnabled: boolean): Completion {
   if (c.nsid === 0 || (c.nsid !== BROADCAST && c.nsid > ctx.maxNamespaces)) return { status: STATUS.INVALID_NSID | DNR };
   if (c.opcode === NVM.FLUSH && commandsEnabled) return flush(ctx, c);
   const ns = ctx.namespace(c.nsid);
@@ -50,12 +50,14 @@ function mdtsExceeded(ctx: CommandContext, bytes: number): boolean {
 }
 
 function runs(ctx: CommandContext, c: Command, bytes: number) {
-  // QEMU maps SGL data pointers too; the model walks PRPs only.
-  if (dataPointerType(c) !== 0) return STATUS.INVALID_FIELD | DNR;
-  return ctx.dataRuns(c, bytes);
+  switch (dataPointerType(c)) {
+    case 0: return ctx.dataRuns(c, bytes);
+    case 1: case 2: return ctx.sglRuns(c, bytes);
+    default: return STATUS.INVALID_FIELD;
+  }
 }
 
-function read(ctx: CommandContext, ns: Namespace, c: Command): Completion | typeof HELD {
+function read(ctx: CommandContext, ns: Namespace, c: Command): Completion {
   const e = extent(ns, c);
   if (mdtsExceeded(ctx, e.bytes)) return { status: STATUS.INVALID_FIELD | DNR };
   if (!ns.inRange(e.slba, e.blocks)) return { status: STATUS.LBA_OUT_OF_RANGE | DNR };
@@ -63,11 +65,11 @@ function read(ctx: CommandContext, ns: Namespace, c: Command): Completion | type
   if (typeof data === 'number') return { status: data | DNR };
   ns.readCommands++;
   ns.unitsRead += e.bytes / 512;
-  if (!ctx.writeRuns(data, ns.storage.read(e.offset, e.bytes))) return HELD;
+  ctx.writeRuns(data, ns.storage.read(e.offset, e.bytes));
   return { status: STATUS.SUCCESS };
 }
 
-function write(ctx: CommandContext, ns: Namespace, c: Command, zeroes: boolean): Completion | typeof HELD {
+function write(ctx: CommandContext, ns: Namespace, c: Command, zeroes: boolean): Completion {
   const e = extent(ns, c);
   if (!zeroes && mdtsExceeded(ctx, e.bytes)) return { status: STATUS.INVALID_FIELD | DNR };
   if (!ns.inRange(e.slba, e.blocks)) return { status: STATUS.LBA_OUT_OF_RANGE | DNR };
@@ -78,23 +80,21 @@ function write(ctx: CommandContext, ns: Namespace, c: Command, zeroes: boolean):
   const data = runs(ctx, c, e.bytes);
   if (typeof data === 'number') return { status: data | DNR };
   const bytes = ctx.readRuns(data, e.bytes);
-  if (!bytes) return HELD;
   ns.writeCommands++;
   ns.unitsWritten += e.bytes / 512;
   ns.storage.write(e.offset, bytes);
   return { status: STATUS.SUCCESS };
 }
 
-function compare(ctx: CommandContext, ns: Namespace, c: Command): Completion | typeof HELD {
+function compare(ctx: CommandContext, ns: Namespace, c: Command): Completion {
   const e = extent(ns, c);
   if (mdtsExceeded(ctx, e.bytes)) return { status: STATUS.INVALID_FIELD | DNR };
   if (!ns.inRange(e.slba, e.blocks)) return { status: STATUS.LBA_OUT_OF_RANGE | DNR };
   const data = runs(ctx, c, e.bytes);
   if (typeof data === 'number') return { status: data | DNR };
   const host = ctx.readRuns(data, e.bytes);
-  if (!host) return HELD;
   const stored = ns.storage.read(e.offset, e.bytes);
-  for (let i = 0; i < stored.length; i++) if (stored[i] !== host[i]) return { status: COMPARE_FAILURE | DNR };
+  for (let i = 0; i < stored.length; i++) if (stored[i] !== host[i]) return { status: COMPARE_FAILURE };
   return { status: STATUS.SUCCESS };
 }
 
@@ -106,13 +106,13 @@ function verify(ctx: CommandContext, ns: Namespace, c: Command): Completion {
   return { status: STATUS.SUCCESS };
 }
 
-function datasetManagement(ctx: CommandContext, ns: Namespace, c: Command): Completion | typeof HELD {
+function datasetManagement(ctx: CommandContext, ns: Namespace, c: Command): Completion {
   if (!(c.cdw11 & DSM_DEALLOCATE)) return { status: STATUS.SUCCESS };
   const ranges = (c.cdw10 & 0xff) + 1;
   const data = runs(ctx, c, ranges * 16);
   if (typeof data === 'number') return { status: data | DNR };
   const list = ctx.readRuns(data, ranges * 16);
-  if (!list) return HELD;
+  if (!ctx.discard) return { status: STATUS.SUCCESS };
   const v = new DataView(list.buffer, list.byteOffset, list.byteLength);
   for (let i = 0; i < ranges; i++) {
     const blocks = v.getUint32(i * 16 + 4, true);

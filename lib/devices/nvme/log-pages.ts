@@ -14,11 +14,11 @@ export const LOG_PAGE = { ERROR: 0x01, SMART: 0x02, FIRMWARE_SLOT: 0x03, CHANGED
 const TEMPERATURE = 0x143;
 const BROADCAST = 0xffff_ffff;
 
-/** Which opcodes the controller supports and their effects (CSUPP bit 0, LBCC bit 1, NCC 2, NIC 3, CCC 4). */
-const CSUPP = 1, LBCC = 2, NIC = 1 << 3, CCC = 1 << 4;
+/** Which opcodes the controller supports and their effects (CSUPP bit 0, LBCC bit 1, NIC bit 3). */
+const CSUPP = 1, LBCC = 2, NIC = 1 << 3;
 export const ADMIN_EFFECTS: Readonly<Record<number, number>> = {
   0x00: CSUPP, 0x01: CSUPP, 0x02: CSUPP, 0x04: CSUPP, 0x05: CSUPP, 0x06: CSUPP, 0x08: CSUPP, 0x09: CSUPP,
-  0x0a: CSUPP, 0x0c: CSUPP, 0x15: CSUPP | NIC | CCC, 0x1c: CSUPP, 0x7c: CSUPP, 0x80: CSUPP | LBCC,
+  0x0a: CSUPP, 0x0c: CSUPP, 0x15: CSUPP | NIC, 0x1c: CSUPP, 0x7c: CSUPP, 0x80: CSUPP | LBCC,
 };
 export const NVM_EFFECTS: Readonly<Record<number, number>> = {
   0x00: CSUPP | LBCC, 0x01: CSUPP | LBCC, 0x02: CSUPP, 0x05: CSUPP, 0x08: CSUPP | LBCC, 0x09: CSUPP | LBCC,
@@ -43,7 +43,7 @@ export function getLogPage(ctx: AdminContext, c: Command): Completion {
       page = smart;
       break;
     }
-    case LOG_PAGE.FIRMWARE_SLOT: page = firmwareSlots(ctx); break;
+    case LOG_PAGE.FIRMWARE_SLOT: page = firmwareSlots(); break;
     case LOG_PAGE.CHANGED_NAMESPACES: page = new Uint8Array(4096); break;
     case LOG_PAGE.COMMAND_EFFECTS: page = commandEffects(csi); break;
     default: return { status: STATUS.INVALID_FIELD | DNR };
@@ -81,11 +81,12 @@ function smartLog(ctx: AdminContext, nsid: number): Uint8Array | Completion {
   return d;
 }
 
-function firmwareSlots(ctx: AdminContext): Uint8Array {
+function firmwareSlots(): Uint8Array {
   const d = new Uint8Array(512);
   d[0] = 1; // AFI: slot 1 active
-  // FRS1: the firmware revision of slot 1, as in Identify Controller.
-  d.set(ctx.identifyController.subarray(64, 72), 8);
+  // FRS1: QEMU reports "1.0" for slot 1 (not the FR of Identify Controller).
+  d.fill(0x20, 8, 16);
+  d.set([0x31, 0x2e, 0x30], 8);
   return d;
 }
 

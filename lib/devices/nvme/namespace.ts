@@ -104,17 +104,11 @@ export class Namespace {
     d[26] = 0; // FLBAS: format 0
     d[27] = 0x3; // MC: metadata as extended LBA or a separate buffer
     d[28] = 0x1f; // DPC: protection types 1-3, first or last eight bytes
-    d[33] = 0x9; // DLFEAT: deallocated blocks read zeroes, Write Zeroes may deallocate
-    // The preferred granularities: QEMU's 4 KiB minimum discard granularity, in blocks, 0's based.
+    d[33] = 0x1; // DLFEAT: deallocated blocks read zeroes
+    // NPDG and NPDA: QEMU's 4 KiB minimum discard granularity, in blocks, 0's based.
     const granularity = 4096 / this.blockSize - 1;
-    v.setUint16(64, granularity, true); // NPWG
-    v.setUint16(66, granularity, true); // NPWA
-    v.setUint16(68, granularity, true); // NPDG
-    v.setUint16(70, granularity, true); // NPDA
-    v.setUint16(72, granularity, true); // NOWS
-    v.setUint16(74, 128, true); // MSSRL
-    v.setUint32(76, 128, true); // MCL
-    d[80] = 127; // MSRC
+    v.setUint16(68, granularity, true);
+    v.setUint16(70, granularity, true);
     LBA_FORMATS.forEach((f, i) => {
       v.setUint16(128 + i * 4, f.ms, true);
       d[128 + i * 4 + 2] = f.ds;
