@@ -271,7 +271,8 @@ export class NvmeDriver {
     clearInterval(this.watchdog);
     this.failAll(new NvmeControllerError('the driver was closed'));
     try {
-      if (this.registers.read32(REG.CC) & CC.EN) this.registers.write32(REG.CC, 0);
+      // The device may have been closed first (its mappings with it): then there is nothing to disable.
+      if (!this.registers.closed && this.registers.read32(REG.CC) & CC.EN) this.registers.write32(REG.CC, 0);
     } finally {
       for (const v of this.vectors) v.close();
       if (this.vectors.length) this.device.irqs.disable('msix');

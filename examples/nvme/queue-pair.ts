@@ -133,7 +133,7 @@ export class QueuePair {
   expire(now: number, expired: (cid: number, opcode: number, nsid: number, callback: CompletionCallback) => void): void {
     for (let cid = 0; cid < this.depth; cid++) {
       const callback = this.callbacks[cid];
-      if (!callback || this.deadlines[cid]! > now) continue;
+      if (!callback || callback === retired || this.deadlines[cid]! > now) continue;
       this.callbacks[cid] = retired;
       this.retired++;
       expired(cid, this.opcodes[cid]!, this.nsids[cid]!, callback);
