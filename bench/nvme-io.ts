@@ -4,13 +4,20 @@
  * the driver's allocation-free `submit` (doorbells through the mapped BAR, PRPs from the buffer's
  * cached bus addresses, one callback per slot made before the run).
  *
+ * On a real kernel the same loop runs in C as well (bench/c/nvme-io.c), on the same controller
+ * in the same boot: this process creates a second I/O queue pair whose rings and data slots live
+ * in a memfd mapped for DMA, and the C program maps that memfd and BAR0 and drives the queue.
+ * The ratios TypeScript/C are printed (goals: IOPS ≥ 0.9× at QD32, p50 ≤ 1.2× at QD1).
+ *
  *   npm run build && node dist/bench/nvme-io.js [--model[=noiommu|iommu]] [--seconds=S] [--spin=µs] [--json]
  *
  * It runs on the NVMe controller bound to vfio-pci in NODE_VFIO_BDF (the lab's nvme machine:
  * `NODE_VFIO_LAB_ACCEL=tcg bash scripts/lab/run.sh <mode> --machine nvme -- node dist/bench/nvme-io.js`),
  * or on the model when there is none. It writes the blocks it reads: run it on a scratch device.
  */
-import { DmaBuffer, PciDevice, nativeKernel, openDevice, type Kernel } from '../lib';
+import { DmaBuffer, PciDevice, nativeKernel, openDevice, type Kernel, type VfioDevice } from '../lib';
+import { MAP_SHARED, MFD_CLOEXEC, PROT_READ, PROT_WRITE } from '../lib/sys/constants';
+import { runC } from './native-c';
 import { createModelKernel } from '../lib/model';
 import { NvmeController } from '../lib/devices/nvme';
 import { NvmeDriver } from '../examples/nvme/nvme-driver';
@@ -33,16 +40,16 @@ function parse(argv: string[]): Args {
   return a;
 }
 
-function target(a: Args): { kernel: Kernel; bdf: string; what: string } {
+function target(a: Args): { kernel: Kernel; bdf: string; what: string; real: boolean } {
   const model = (mode: 'noiommu' | 'iommu') => ({
     kernel: createModelKernel({ base: `linux-7.3-${mode}`, withoutBaseDevices: true, devices: [{ address: BDF, model: new NvmeController() }] }),
-    bdf: BDF, what: `model (${mode})`,
+    bdf: BDF, what: `model (${mode})`, real: false,
   });
   if (a.model) return model(a.model);
   const bdf = process.env.NODE_VFIO_BDF;
   if (bdf) {
     const kernel = nativeKernel();
-    if (PciDevice.get(bdf, kernel).driver === 'vfio-pci') return { kernel, bdf, what: `${bdf} (${process.env.NODE_VFIO_LAB_MODE ?? 'real kernel'})` };
+    if (PciDevice.get(bdf, kernel).driver === 'vfio-pci') return { kernel, bdf, what: `${bdf} (${process.env.NODE_VFIO_LAB_MODE ?? 'real kernel'})`, real: true };
   }
   return model('noiommu');
 }
@@ -102,9 +109,65 @@ async function workload(nvme: NvmeDriver, buffer: DmaBuffer, blocks: number, wri
   return { workload: write ? 'randwrite' : 'randread', queueDepth: depth, iops: completed / (elapsed / 1000), p50Us: at(0.5), p99Us: at(0.99) };
 }
 
+const C_QUEUE = 2;
+const C_DEPTH = 64;
+const PAGE = 4096;
+
+/**
+ * The C loop on queue pair 2 of the same controller: rings (page 0 SQ, page 1 CQ) and 32 data
+ * slots in a memfd this process maps for DMA; the C program maps the memfd and BAR0 itself.
+ */
+async function cRows(kernel: Kernel, device: VfioDevice, nvme: NvmeDriver, blocks: number, seconds: number): Promise<NvmeBenchRow[]> {
+  const ioas = device.ioas;
+  if (!ioas) throw new Error('the C comparison needs the device attached to an IOAS (the cdev path)');
+  const size = BigInt((2 + 32) * PAGE);
+  const memfd = kernel.memfdCreate('nvme-bench', MFD_CLOEXEC);
+  kernel.ftruncate(memfd, size);
+  const memory = kernel.mmap(memfd, size, PROT_READ | PROT_WRITE, MAP_SHARED, 0n);
+  try {
+    new Uint8Array(memory.buffer!).fill(0);
+    using mapping = ioas.map({ va: memory.address, length: size });
+    const bus = (offset: number): bigint => {
+      if (!device.backend.noiommu) return mapping.iova + BigInt(offset);
+      for (const s of mapping.segments()) {
+        const within = BigInt(offset) - (s.iova - mapping.iova);
+        if (within >= 0n && within < s.length) return s.phys + within;
+      }
+      throw new Error(`no physical run covers offset ${offset}`);
+    };
+    const slots = Array.from({ length: 32 }, (_, i) => `0x${bus((2 + i) * PAGE).toString(16)}`).join(',');
+    console.log(`  C: queue pair ${C_QUEUE} in a memfd: SQ at 0x${bus(0).toString(16)}, CQ at 0x${bus(PAGE).toString(16)} (${device.backend.noiommu ? 'physical' : 'IOVA'})`);
+    const bar0 = device.bar(0);
+    const rows: NvmeBenchRow[] = [];
+    const rings = new Uint8Array(memory.buffer!, 0, 2 * PAGE);
+    for (const write of [false, true]) {
+      for (const depth of [1, 32]) {
+        // A fresh queue pair per run: the C program starts at index 0 with phase 1.
+        rings.fill(0);
+        await nvme.adminCommand({ opcode: 0x05, cdw10: ((C_DEPTH - 1) << 16) | C_QUEUE, cdw11: 1, prp1: Number(bus(PAGE)) });
+        await nvme.adminCommand({ opcode: 0x01, cdw10: ((C_DEPTH - 1) << 16) | C_QUEUE, cdw11: ((C_QUEUE << 16) | 1) >>> 0, prp1: Number(bus(0)) });
+        try {
+          const r = runC<{ iops: number; p50Us: number; p99Us: number }>('nvme-io', [
+            `0x${bar0.info.offset.toString(16)}`, String(bar0.size), '0', String(PAGE), String(C_DEPTH), String(C_QUEUE), String(2 * PAGE), slots,
+            String(blocks), String(depth), write ? '1' : '0', String(seconds), String(size),
+          ], [memfd, device.fd]);
+          rows.push({ workload: write ? 'randwrite' : 'randread', queueDepth: depth, iops: r.iops, p50Us: r.p50Us, p99Us: r.p99Us });
+        } finally {
+          await nvme.adminCommand({ opcode: 0x00, cdw10: C_QUEUE });
+          await nvme.adminCommand({ opcode: 0x04, cdw10: C_QUEUE });
+        }
+      }
+    }
+    return rows;
+  } finally {
+    kernel.munmap(memory);
+    kernel.close(memfd);
+  }
+}
+
 async function main(): Promise<void> {
   const a = parse(process.argv.slice(2));
-  const { kernel, bdf, what } = target(a);
+  const { kernel, bdf, what, real } = target(a);
   using device = openDevice(bdf, { kernel });
   using nvme = await NvmeDriver.open(device, { ioQueues: 1, queueDepth: 64, completion: 'poll', pollSpinMicroseconds: a.spin });
   const ns = nvme.namespaces[0];
@@ -116,12 +179,20 @@ async function main(): Promise<void> {
   for (const write of [false, true]) {
     for (const depth of [1, 32]) rows.push(await workload(nvme, buffer, blocks, write, depth, a.seconds));
   }
+  const c = real ? await cRows(kernel, device, nvme, blocks, a.seconds) : [];
   await nvme.shutdown();
-  if (a.json) { console.log(JSON.stringify({ target: what, rows })); return; }
-  console.log(`nvme bench: TypeScript driver on ${what}, 4 KiB random I/O, polled, ${a.seconds} s per row${a.spin ? `, spin ${a.spin} µs` : ''}`);
-  for (const r of rows) {
-    console.log(`  ${r.workload.padEnd(9)} QD${String(r.queueDepth).padEnd(2)} ${Math.round(r.iops).toString().padStart(8)} IOPS   p50 ${r.p50Us.toFixed(1).padStart(8)} µs   p99 ${r.p99Us.toFixed(1).padStart(8)} µs`);
-  }
+  if (a.json) { console.log(JSON.stringify({ target: what, rows, c })); return; }
+  console.log(`nvme bench: ${what}, 4 KiB random I/O, polled, ${a.seconds} s per row${a.spin ? `, spin ${a.spin} µs` : ''}`);
+  const line = (who: string, r: NvmeBenchRow) =>
+    `  ${who.padEnd(3)} ${r.workload.padEnd(9)} QD${String(r.queueDepth).padEnd(2)} ${Math.round(r.iops).toString().padStart(8)} IOPS   p50 ${r.p50Us.toFixed(1).padStart(8)} µs   p99 ${r.p99Us.toFixed(1).padStart(8)} µs`;
+  rows.forEach((r, i) => {
+    console.log(line('TS', r));
+    const base = c[i];
+    if (!base) return;
+    console.log(line('C', base));
+    console.log(`      TS/C: IOPS ${(r.iops / base.iops).toFixed(2)}x, p50 ${(r.p50Us / base.p50Us).toFixed(2)}x`);
+  });
+  if (!real) console.log('  (the C baseline runs on a real kernel only: the model is not reachable from another process)');
 }
 
 main().catch((e: unknown) => {
