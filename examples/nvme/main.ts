@@ -13,8 +13,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { DmaBuffer, PciDevice, isVfioError, nativeKernel, openDevice, type Kernel } from '../../lib';
-import { createModelKernel } from '../../lib/model';
-import { NvmeController } from '../../lib/devices/nvme';
+import { createModelKernel, profiles } from '../../lib/model';
 import { NvmeDriver, type CompletionMode } from './nvme-driver';
 import { LOG } from './nvme-spec';
 
@@ -56,8 +55,10 @@ function parse(argv: string[]): Options {
 
 const NVME_CLASS = { baseClass: 0x01, subclass: 0x08, progIf: 0x02 } as const;
 
+/** The model's lab machine: its presets with the built-in 'nvme' device where the lab has its controller. */
 function modelKernel(mode: 'noiommu' | 'iommu'): Kernel {
-  return createModelKernel({ base: `linux-7.3-${mode}`, withoutBaseDevices: true, devices: [{ address: MODEL_BDF, model: new NvmeController() }] });
+  const base = profiles[`linux-7.3-${mode}`];
+  return createModelKernel({ ...base, name: `${base.name}+nvme`, pci: [{ address: MODEL_BDF, device: 'nvme', driver: 'vfio-pci', options: { serial: 'nodevfio0001' } }] });
 }
 
 /** The real kernel when it has an NVMe controller on vfio-pci (or the one named), otherwise the model. */

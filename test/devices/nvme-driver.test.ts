@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
+import fs from 'node:fs';
 import { promisify } from 'node:util';
 import { DmaBuffer, openDevice } from '../../lib';
 import { createModelKernel, ModelClock } from '../../lib/model';
@@ -27,6 +28,18 @@ function machine(mode: 'noiommu' | 'iommu', clock?: ModelClock) {
 
 describe('example: the NVMe driver on the NVMe model', function () {
   this.timeout(60_000);
+
+  it('imports nothing but the public API (lib, lib/model), node built-ins and its own files', () => {
+    const dir = path.resolve(__dirname, '../../../examples/nvme');
+    const bad: string[] = [];
+    for (const file of fs.readdirSync(dir).filter((f) => f.endsWith('.ts'))) {
+      for (const m of fs.readFileSync(path.join(dir, file), 'utf8').matchAll(/\bfrom\s+'([^']+)'/g)) {
+        const spec = m[1]!;
+        if (!(spec === '../../lib' || spec === '../../lib/model' || spec.startsWith('node:') || /^\.\/[\w-]+$/.test(spec))) bad.push(`${file}: '${spec}'`);
+      }
+    }
+    assert.deepEqual(bad, []);
+  });
 
   for (const mode of ['noiommu', 'iommu'] as const) {
     it(`the CLI identifies the controller, writes and reads back a pattern and shuts down (${mode})`, async () => {
