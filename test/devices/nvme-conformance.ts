@@ -1,7 +1,8 @@
 /**
  * NVMe conformance observations: what a controller answers — register values after reset and
  * through enable/disable/shutdown, Identify data, Get/Set Features, log pages, the status codes of
- * wrong commands, I/O with PRP lists, interrupt delivery, Controller Fatal Status — as lines of
+ * wrong commands, I/O with PRP lists and SGLs, interrupt delivery (MSI-X, INTx with INTMS/INTMC),
+ * Controller Fatal Status — as lines of
  * `key = value`, made through the public API and the example driver only. The same function runs
  * on QEMU 7.2's real controller in the lab (nvme-conformance-record.ts keeps the lines in
  * test/model/devices/fixtures/nvme-conformance-lab-7.3-<mode>.txt, and test/lab/nvme-conformance
@@ -63,6 +64,7 @@ export async function observeNvme(kernel: Kernel, bdf: string, options: ObserveO
   await withDriver(device, out);
   await dataTransfers(device, out, options.hangTimeoutMs ?? 3000);
   if (options.interrupts) await interrupts(device, out);
+  await intx(device, out);
   await fatalStatus(device, out);
   return lines;
 }
@@ -453,6 +455,44 @@ async function interrupts(device: VfioDevice, out: Out): Promise<void> {
   using data = DmaBuffer.allocate(8192, { space: device.dmaSpace });
   out(`${INTERRUPT_PREFIX}read`, await outcome(nvme.read(1, 0, 8, data)));
   out(`${INTERRUPT_PREFIX}identify`, await outcome(nvme.getFeatures(0x07)));
+  await nvme.shutdown();
+}
+
+/**
+ * INTx: the admin completion queue always has interrupts enabled, so with MSI-X off a completion
+ * asserts the pin unless INTMS masks vector 0 (the driver masks it when polling).
+ */
+async function intx(device: VfioDevice, out: Out): Promise<void> {
+  using nvme = await NvmeDriver.open(device, { ioQueues: 1, queueDepth: 16, completion: 'poll', commandTimeoutMs: 10_000 });
+  using r = device.bar(0).mmap();
+  const [pin] = device.irqs.enable('intx', 1);
+  /**
+   * Whether the pin fires while `action` runs (or within 300 ms): the wait starts before the
+   * action, since the vector's shared eventfd read would otherwise take the interrupt unseen.
+   */
+  const during = async (action?: () => Promise<string>) => {
+    // A timer of our own (AbortSignal.timeout's does not keep the process alive).
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), 300);
+    const fired = pin!.wait(abort.signal).then(() => 'interrupt', () => 'none').finally(() => clearTimeout(timer));
+    const result = action ? `${await action()}, ` : '';
+    return `${result}${await fired}`;
+  };
+  const admin = () => outcome(nvme.getFeatures(0x07));
+  try {
+    out('intx.masked-by-driver', r.read32(0x0c));
+    out('intx.masked.admin', await during(admin));
+    r.write32(0x10, 0x1);
+    out('intx.unmasked.idle', await during());
+    out('intx.unmasked.admin', await during(admin));
+    pin!.unmask();
+    out('intx.after-unmask', await during());
+    r.write32(0x0c, 0x1);
+    pin!.unmask();
+    out('intx.masked-again.admin', await during(admin));
+  } finally {
+    device.irqs.disable('intx');
+  }
   await nvme.shutdown();
 }
 
