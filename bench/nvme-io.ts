@@ -5,7 +5,7 @@
  * cached bus addresses, one callback per slot made before the run).
  *
  * On a real kernel the same loop runs in C as well (bench/c/nvme-io.c), on the same controller
- * in the same boot: this process creates a second I/O queue pair whose rings and data slots live
+ * in the same boot, each C row right after the TypeScript row of the same workload: this process creates a second I/O queue pair whose rings and data slots live
  * in a memfd mapped for DMA, and the C program maps that memfd and BAR0 and drives the queue.
  * The ratios TypeScript/C are printed (goals: IOPS ≥ 0.9× at QD32, p50 ≤ 1.2× at QD1).
  *
@@ -117,7 +117,8 @@ const PAGE = 4096;
  * The C loop on queue pair 2 of the same controller: rings (page 0 SQ, page 1 CQ) and 32 data
  * slots in a memfd this process maps for DMA; the C program maps the memfd and BAR0 itself.
  */
-async function cRows(kernel: Kernel, device: VfioDevice, nvme: NvmeDriver, blocks: number, seconds: number): Promise<NvmeBenchRow[]> {
+async function cRows(kernel: Kernel, device: VfioDevice, nvme: NvmeDriver, blocks: number, seconds: number,
+  between: (write: boolean, depth: number) => Promise<void>): Promise<NvmeBenchRow[]> {
   const ioas = device.ioas;
   if (!ioas) throw new Error('the C comparison needs the device attached to an IOAS (the cdev path)');
   const size = BigInt((2 + 32) * PAGE);
@@ -142,6 +143,8 @@ async function cRows(kernel: Kernel, device: VfioDevice, nvme: NvmeDriver, block
     const rings = new Uint8Array(memory.buffer!, 0, 2 * PAGE);
     for (const write of [false, true]) {
       for (const depth of [1, 32]) {
+        // The TypeScript row of the same workload right before, so both see the same machine.
+        await between(write, depth);
         // A fresh queue pair per run: the C program starts at index 0 with phase 1.
         rings.fill(0);
         await nvme.adminCommand({ opcode: 0x05, cdw10: ((C_DEPTH - 1) << 16) | C_QUEUE, cdw11: 1, prp1: Number(bus(PAGE)) });
@@ -176,10 +179,10 @@ async function main(): Promise<void> {
   using buffer = DmaBuffer.allocate(32 * IO_BYTES, { space: device.dmaSpace });
   buffer.bytes.fill(0xa5);
   const rows: NvmeBenchRow[] = [];
-  for (const write of [false, true]) {
-    for (const depth of [1, 32]) rows.push(await workload(nvme, buffer, blocks, write, depth, a.seconds));
-  }
-  const c = real ? await cRows(kernel, device, nvme, blocks, a.seconds) : [];
+  const tsRow = async (write: boolean, depth: number) => { rows.push(await workload(nvme, buffer, blocks, write, depth, a.seconds)); };
+  let c: NvmeBenchRow[] = [];
+  if (real) c = await cRows(kernel, device, nvme, blocks, a.seconds, tsRow);
+  else for (const write of [false, true]) for (const depth of [1, 32]) await tsRow(write, depth);
   await nvme.shutdown();
   if (a.json) { console.log(JSON.stringify({ target: what, rows, c })); return; }
   console.log(`nvme bench: ${what}, 4 KiB random I/O, polled, ${a.seconds} s per row${a.spin ? `, spin ${a.spin} µs` : ''}`);
