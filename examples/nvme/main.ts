@@ -4,7 +4,7 @@
  * write a pattern and read it back, show the SMART log, shut the controller down.
  *
  *   node dist/examples/nvme/main.js [BDF] [--model[=noiommu|iommu]] [--write] [--lba=N] [--blocks=N]
- *                                    [--queues=N] [--completion=auto|poll|interrupt]
+ *                                    [--queues=N] [--completion=auto|poll|interrupt|intx]
  *
  * Without BDF it takes the first NVMe controller already bound to vfio-pci (it never takes a
  * disk away from its driver by itself); with none — or with --model — it runs on node-vfio's
@@ -43,9 +43,9 @@ function parse(argv: string[]): Options {
     else if (a.startsWith('--lba=')) o.lba = int(a, 'lba');
     else if (a.startsWith('--blocks=')) o.blocks = Math.max(1, int(a, 'blocks'));
     else if (a.startsWith('--queues=')) o.queues = Math.max(1, int(a, 'queues'));
-    else if (a === '--completion=auto' || a === '--completion=poll' || a === '--completion=interrupt') o.completion = a.slice(13) as CompletionMode;
+    else if (['--completion=auto', '--completion=poll', '--completion=interrupt', '--completion=intx'].includes(a)) o.completion = a.slice(13) as CompletionMode;
     else if (a === '--help' || a === '-h') {
-      console.log('usage: nvme [BDF] [--model[=noiommu|iommu]] [--write] [--lba=N] [--blocks=N] [--queues=N] [--completion=auto|poll|interrupt]');
+      console.log('usage: nvme [BDF] [--model[=noiommu|iommu]] [--write] [--lba=N] [--blocks=N] [--queues=N] [--completion=auto|poll|interrupt|intx]');
       process.exit(0);
     } else if (!a.startsWith('-') && o.bdf === undefined) o.bdf = a;
     else throw new Error(`unknown argument '${a}'`);
@@ -91,7 +91,7 @@ async function main(): Promise<number> {
   using nvme = await NvmeDriver.open(device, { ioQueues: o.queues, completion: o.completion });
   const c = nvme.controller;
   const cap = nvme.capabilities;
-  console.log(`nvme: ready in ${(performance.now() - started).toFixed(1)} ms; completions by ${nvme.completion === 'interrupt' ? 'MSI-X interrupt' : 'polling'}, ${nvme.ioQueueCount} I/O queue pair(s)`);
+  console.log(`nvme: ready in ${(performance.now() - started).toFixed(1)} ms; completions by ${{ interrupt: 'MSI-X interrupt', intx: 'INTx interrupt', poll: 'polling' }[nvme.completion]}, ${nvme.ioQueueCount} I/O queue pair(s)`);
   console.log(`nvme: controller ${c.model} serial ${c.serial} firmware ${c.firmware}, NVMe ${c.version}, vendor 0x${c.vendorId.toString(16)}/0x${c.subsystemVendorId.toString(16)}, controller id ${c.controllerId}`);
   console.log(`nvme: CAP: ${cap.maxQueueEntries} entries per queue, doorbell stride ${cap.doorbellStride}, ready timeout ${cap.readyTimeoutMs} ms, pages ${cap.minPageSize}..${cap.maxPageSize}; MDTS ${c.maxTransferBytes} bytes; ${c.namespaceCount} namespace IDs`);
   const ns = nvme.namespaces[0];

@@ -17,7 +17,7 @@ import { decodeController, decodeNamespace, decodeNamespaceList, type Controller
 import { ADMIN, CC, CNS, CSTS, decodeCapabilities, FEATURE, NVM, PAGE, REG, type ControllerCapabilities } from './nvme-spec';
 import { QueuePair, type CompletionCallback } from './queue-pair';
 
-export type CompletionMode = 'poll' | 'interrupt' | 'auto';
+export type CompletionMode = 'poll' | 'interrupt' | 'intx' | 'auto';
 
 export interface NvmeDriverOptions {
   /** I/O queue pairs to ask for (default 1). */
@@ -25,8 +25,9 @@ export interface NvmeDriverOptions {
   /** Entries per I/O queue, 2..64 (default 64). */
   readonly queueDepth?: number;
   /**
-   * 'interrupt': one MSI-X vector per completion queue; 'poll': no interrupts, completions are
-   * polled; 'auto' (default): interrupts when MSI-X can be enabled, polling otherwise.
+   * 'interrupt': one MSI-X vector per completion queue; 'intx': every completion queue on the
+   * INTx pin (vector 0, unmasked in INTMS); 'poll': no interrupts, completions are polled;
+   * 'auto' (default): MSI-X when it can be enabled, polling otherwise.
    */
   readonly completion?: CompletionMode;
   /** How long a command may take before it is aborted and fails (default 30 s). */
@@ -66,8 +67,8 @@ const WATCHDOG_MS = 20;
 
 export class NvmeDriver {
   readonly capabilities: ControllerCapabilities;
-  /** How completions are noticed: by MSI-X interrupt or by polling. */
-  completion: 'poll' | 'interrupt' = 'poll';
+  /** How completions are noticed: by MSI-X interrupt, by the INTx pin or by polling. */
+  completion: 'poll' | 'interrupt' | 'intx' = 'poll';
   private identity: ControllerIdentity | undefined;
   private namespaceList: NamespaceIdentity[] = [];
   private readonly registers: Mmio;
@@ -132,7 +133,10 @@ export class NvmeDriver {
     this.write64(REG.ASQ, a.sqAddress);
     this.write64(REG.ACQ, a.cqAddress);
     const mode = options.completion ?? 'auto';
-    if (mode !== 'poll') {
+    if (mode === 'intx') {
+      this.vectors = device.irqs.enable('intx', 1);
+      this.completion = 'intx';
+    } else if (mode !== 'poll') {
       try {
         this.vectors = device.irqs.enable('msix', 1 + wanted);
         this.completion = 'interrupt';
@@ -144,6 +148,7 @@ export class NvmeDriver {
     await this.waitStatus((s) => (s & CSTS.RDY) !== 0, 'ready (CSTS.RDY 1)');
     // Polling: keep the pin quiet (the admin queue always has interrupts enabled).
     if (this.completion === 'poll') this.registers.write32(REG.INTMS, 0xffff_ffff);
+    else if (this.completion === 'intx') this.listenIntx(this.vectors[0]!);
     else this.listen(a, this.vectors[0]!);
 
     this.identity = decodeController(await this.identify(CNS.CONTROLLER), this.capabilities.minPageSize);
@@ -156,11 +161,12 @@ export class NvmeDriver {
     for (let id = 1; id <= count; id++) {
       const qp = new QueuePair(this.registers, device.dmaSpace, id, depth, this.capabilities.doorbellStride);
       this.io.push(qp);
-      const interrupts = this.completion === 'interrupt';
+      const interrupts = this.completion !== 'poll';
+      const vector = this.completion === 'interrupt' ? id : 0;
       // Physically contiguous (bit 0), interrupts enabled (bit 1), the vector in 31:16.
-      await this.adminCommand({ opcode: ADMIN.CREATE_CQ, cdw10: ((depth - 1) << 16) | id, cdw11: ((interrupts ? id : 0) << 16) | (interrupts ? 2 : 0) | 1, prp1: Number(qp.cqAddress) });
+      await this.adminCommand({ opcode: ADMIN.CREATE_CQ, cdw10: ((depth - 1) << 16) | id, cdw11: (vector << 16) | (interrupts ? 2 : 0) | 1, prp1: Number(qp.cqAddress) });
       await this.adminCommand({ opcode: ADMIN.CREATE_SQ, cdw10: ((depth - 1) << 16) | id, cdw11: ((id << 16) | 1) >>> 0, prp1: Number(qp.sqAddress) });
-      if (interrupts) this.listen(qp, this.vectors[id]!);
+      if (this.completion === 'interrupt') this.listen(qp, this.vectors[id]!);
     }
   }
 
@@ -275,7 +281,7 @@ export class NvmeDriver {
       if (!this.registers.closed && this.registers.read32(REG.CC) & CC.EN) this.registers.write32(REG.CC, 0);
     } finally {
       for (const v of this.vectors) v.close();
-      if (this.vectors.length) this.device.irqs.disable('msix');
+      if (this.vectors.length && !this.device.closed) this.device.irqs.disable(this.completion === 'intx' ? 'intx' : 'msix');
       for (const qp of this.io) qp.close();
       this.admin.close();
       this.registers.close();
@@ -379,6 +385,17 @@ export class NvmeDriver {
     })().catch((e: unknown) => this.failAll(new NvmeControllerError(`interrupt vector ${vector.vector} failed: ${(e as Error).message}`)));
   }
 
+  /**
+   * INTx mode: one level-triggered pin for every queue. vfio-pci masks it when it fires; after
+   * the completions are consumed (and the head doorbells let the controller drop the pin) it is
+   * unmasked, and fires again if something is still pending.
+   */
+  private listenIntx(pin: InterruptVector): void {
+    void (async () => {
+      for await (const _ of pin) { void _; this.pollAll(); pin.unmask(); }
+    })().catch((e: unknown) => this.failAll(new NvmeControllerError(`the INTx pin failed: ${(e as Error).message}`)));
+  }
+
   /** Poll mode: consume completions while any command is outstanding, yielding between empty passes. */
   private reap(): void {
     if (this.completion !== 'poll' || this.reaping) return;
@@ -417,7 +434,7 @@ export class NvmeDriver {
   /** Every few milliseconds while commands are outstanding: controller fatal status, and deadlines. */
   private watch(): void {
     if (this.closed || this.failure || this.outstanding() === 0) return;
-    if (this.completion === 'interrupt') this.pollAll();
+    if (this.completion !== 'poll') this.pollAll();
     if (this.checkFatal()) return;
     const now = performance.now();
     const expired = (_cid: number, _opcode: number, _nsid: number, callback: CompletionCallback) => callback(STATUS_TIMED_OUT, 0);

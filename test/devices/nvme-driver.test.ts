@@ -73,6 +73,23 @@ describe('example: the NVMe driver on the NVMe model', function () {
     });
   }
 
+  for (const mode of ['noiommu', 'iommu'] as const) {
+    it(`completes by INTx interrupt: every queue on the pin, 96 commands in flight, data intact (${mode})`, async () => {
+      const { device } = machine(mode);
+      using nvme = await NvmeDriver.open(device, { ioQueues: 3, queueDepth: 64, completion: 'intx' });
+      assert.equal(nvme.completion, 'intx');
+      const ios = 96, size = 4096;
+      using buffer = DmaBuffer.allocate(2 * ios * size, { space: device.dmaSpace });
+      const pattern = randomBytes(ios * size);
+      buffer.bytes.set(pattern, 0);
+      await Promise.all(Array.from({ length: ios }, (_, i) => nvme.write(1, i * 8, 8, buffer, i * size)));
+      await Promise.all(Array.from({ length: ios }, (_, i) => nvme.read(1, i * 8, 8, buffer, (ios + i) * size)));
+      assert.ok(Buffer.from(buffer.bytes.subarray(ios * size)).equals(pattern));
+      await nvme.shutdown();
+      device.close();
+    });
+  }
+
   it('a failed command is a typed value with the status code type, code and the command', async () => {
     const { device } = machine('noiommu');
     using nvme = await NvmeDriver.open(device);

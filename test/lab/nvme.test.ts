@@ -48,4 +48,12 @@ describe('lab: QEMU 7.2 NVMe controller', function () {
     assert.match(out, /shut down \(CSTS 0x9\)/);
     assert.match(out, /all checks passed/);
   });
+
+  it('the example CLI completes by INTx too (every queue on the pin)', async () => {
+    const { stdout, stderr } = await run(process.execPath, [main, lab.bdf, '--write', '--queues=2', '--completion=intx', '--lba=8192'], { timeout: 300_000 });
+    const out = stdout + stderr;
+    assert.match(out, /completions by INTx interrupt, 2 I\/O queue pair/, out);
+    assert.match(out, /data intact/, out);
+    assert.match(out, /all checks passed/, out);
+  });
 });
