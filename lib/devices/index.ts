@@ -6,6 +6,7 @@
  */
 import type { DeviceModel } from '../model/device';
 import { EduDevice, type CompletionTiming } from './edu';
+import { NvmeController } from './nvme';
 
 export type DeviceOptions = Readonly<Record<string, unknown>>;
 
@@ -14,6 +15,13 @@ export const builtinDeviceModels: Readonly<Record<string, (options: DeviceOption
     dmaMask: optionalBigint(o, 'dma_mask'),
     bar0Address: optionalBigint(o, 'bar0'),
     timing: o['timing'] as CompletionTiming | undefined,
+  }),
+  nvme: (o) => new NvmeController({
+    ...(typeof o['serial'] === 'string' ? { serial: o['serial'] } : {}),
+    ...(o['max_ioqpairs'] === undefined ? {} : { ioQueuePairs: Number(o['max_ioqpairs']) }),
+    ...(o['msix_qsize'] === undefined ? {} : { msixVectors: Number(o['msix_qsize']) }),
+    ...(o['mdts'] === undefined ? {} : { mdts: Number(o['mdts']) }),
+    ...(o['bar0'] === undefined ? {} : { bar0Address: optionalBigint(o, 'bar0')! }),
   }),
 };
 

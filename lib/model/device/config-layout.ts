@@ -282,6 +282,10 @@ function installMsix(c: PciConfigSpace, pos: number, o: MsixCapabilitySpec, bars
   return { at: pos, vectors: o.vectors, tableBar: o.table.bar, tableOffset: o.table.offset, pbaBar: o.pba.bar, pbaOffset: o.pba.offset };
 }
 
+const PCIE_LNKCAP_ASPM_L0S = 1 << 10;
+const PCIE_DEVCAP2_EFF = 1 << 20;
+const PCIE_DEVCAP2_EETLPP = 1 << 21;
+
 function installPcie(c: PciConfigSpace, pos: number, o: PcieCapabilitySpec, bad: (rule: string, detail: string) => Error): void {
   const payloadCode = Math.log2(o.maxPayload) - 7;
   if (!Number.isInteger(payloadCode) || payloadCode < 0 || payloadCode > 5) throw bad('PCIe max payload', `${o.maxPayload} is not 128, 256, … 4096 bytes`);
@@ -291,8 +295,17 @@ function installPcie(c: PciConfigSpace, pos: number, o: PcieCapabilitySpec, bad:
   if (![1, 2, 4, 8, 12, 16, 32].includes(o.linkWidth)) throw bad('PCIe link width', `${o.linkWidth} lanes is not x1, x2, x4, x8, x12, x16 or x32`);
   c.setRaw(pos + PCIE.FLAGS, 2, 2 | ((endpoint ? 0x0 : 0x9) << 4));
   c.setRaw(pos + PCIE.DEVCAP, 4, (payloadCode | PCIE.DEVCAP_RBER | (o.flr ? PCIE.DEVCAP_FLR : 0)) >>> 0);
-  // Reset values of Device Control: relaxed ordering and no-snoop enabled, 512-byte read requests.
-  c.setRaw(pos + PCIE.DEVCTL, 2, 0x2810);
+  if (endpoint) {
+    // Reset values of Device Control: relaxed ordering and no-snoop enabled, 512-byte read requests.
+    c.setRaw(pos + PCIE.DEVCTL, 2, 0x2810);
+  } else {
+    // QEMU's pcie_cap_init for a function on q35's root bus (seen in the lab on its NVMe controller):
+    // Device Control left 0, an x1 2.5 GT/s link with L0s in Link Capabilities and Status, and
+    // extended fmt field plus end-end TLP prefixes in Device Capabilities 2.
+    c.setRaw(pos + PCIE.LNKCAP, 4, PCIE_LNKCAP_ASPM_L0S | o.linkSpeed | (o.linkWidth << 4));
+    c.setRaw(pos + PCIE.LNKSTA, 2, o.linkSpeed | (o.linkWidth << 4));
+    c.setRaw(pos + PCIE.DEVCAP2, 4, PCIE_DEVCAP2_EFF | PCIE_DEVCAP2_EETLPP);
+  }
   c.setWriteMask(pos + PCIE.DEVCTL, 2, 0x7fff | (o.flr ? PCIE.DEVCTL_BCR_FLR : 0));
   c.setClearMask(pos + PCIE.DEVSTA, 2, 0x000f);
   c.setWriteMask(pos + PCIE.DEVCTL2, 2, 0x001f);

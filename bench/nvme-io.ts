@@ -1,0 +1,204 @@
+/**
+ * NVMe I/O through the example driver (examples/nvme): 4 KiB random reads and writes at queue
+ * depth 1 and 32, completions polled, one I/O queue; IOPS and p50/p99 latency. The I/O path is
+ * the driver's allocation-free `submit` (doorbells through the mapped BAR, PRPs from the buffer's
+ * cached bus addresses, one callback per slot made before the run).
+ *
+ * On a real kernel the same loop runs in C as well (bench/c/nvme-io.c), on the same controller
+ * in the same boot, each C row right after the TypeScript row of the same workload: this process creates a second I/O queue pair whose rings and data slots live
+ * in a memfd mapped for DMA, and the C program maps that memfd and BAR0 and drives the queue.
+ * The ratios TypeScript/C are printed (goals: IOPS ≥ 0.9× at QD32, p50 ≤ 1.2× at QD1).
+ *
+ *   npm run build && node dist/bench/nvme-io.js [--model[=noiommu|iommu]] [--seconds=S] [--spin=µs] [--json]
+ *
+ * It runs on the NVMe controller bound to vfio-pci in NODE_VFIO_BDF (the lab's nvme machine:
+ * `NODE_VFIO_LAB_ACCEL=tcg bash scripts/lab/run.sh <mode> --machine nvme -- node dist/bench/nvme-io.js`),
+ * or on the model when there is none. It writes the blocks it reads: run it on a scratch device.
+ */
+import { DmaBuffer, PciDevice, nativeKernel, openDevice, type Kernel, type VfioDevice } from '../lib';
+import { MAP_SHARED, MFD_CLOEXEC, PROT_READ, PROT_WRITE } from '../lib/sys/constants';
+import { runC } from './native-c';
+import { createModelKernel } from '../lib/model';
+import { NvmeController } from '../lib/devices/nvme';
+import { NvmeDriver } from '../examples/nvme/nvme-driver';
+
+const BDF = '0000:00:04.0';
+const IO_BYTES = 4096;
+
+interface Args { model?: 'noiommu' | 'iommu'; seconds: number; spin: number; json: boolean }
+
+function parse(argv: string[]): Args {
+  const a: Args = { seconds: 2, spin: 0, json: false };
+  for (const arg of argv) {
+    if (arg === '--model') a.model = 'noiommu';
+    else if (arg === '--model=noiommu' || arg === '--model=iommu') a.model = arg.slice(8) as 'noiommu' | 'iommu';
+    else if (arg.startsWith('--seconds=')) a.seconds = Number(arg.slice(10));
+    else if (arg.startsWith('--spin=')) a.spin = Number(arg.slice(7));
+    else if (arg === '--json') a.json = true;
+    else throw new Error(`unknown argument '${arg}'`);
+  }
+  return a;
+}
+
+function target(a: Args): { kernel: Kernel; bdf: string; what: string; real: boolean } {
+  const model = (mode: 'noiommu' | 'iommu') => ({
+    kernel: createModelKernel({ base: `linux-7.3-${mode}`, withoutBaseDevices: true, devices: [{ address: BDF, model: new NvmeController() }] }),
+    bdf: BDF, what: `model (${mode})`, real: false,
+  });
+  if (a.model) return model(a.model);
+  const bdf = process.env.NODE_VFIO_BDF;
+  if (bdf) {
+    const kernel = nativeKernel();
+    if (PciDevice.get(bdf, kernel).driver === 'vfio-pci') return { kernel, bdf, what: `${bdf} (${process.env.NODE_VFIO_LAB_MODE ?? 'real kernel'})`, real: true };
+  }
+  return model('noiommu');
+}
+
+export interface NvmeBenchRow {
+  readonly workload: string;
+  readonly queueDepth: number;
+  readonly iops: number;
+  readonly p50Us: number;
+  readonly p99Us: number;
+}
+
+/** Keeps `depth` I/Os in flight for `seconds`, each completion submitting the next. */
+async function workload(nvme: NvmeDriver, buffer: DmaBuffer, blocks: number, write: boolean, depth: number, seconds: number): Promise<NvmeBenchRow> {
+  const maxSamples = 4_000_000;
+  const latencies = new Float64Array(maxSamples);
+  const started = new Float64Array(depth);
+  let samples = 0, completed = 0, failures = 0;
+  let measuring = false, stopping = false, inFlight = 0;
+  let seed = 0x9e3779b9;
+  const nextLba = () => {
+    seed ^= seed << 13; seed ^= seed >>> 17; seed ^= seed << 5; seed >>>= 0;
+    return (seed % blocks) * (IO_BYTES / 512);
+  };
+  let finished: () => void = () => {};
+  const done = new Promise<void>((resolve) => { finished = resolve; });
+  const callbacks: ((status: number) => void)[] = [];
+  const submit = (slot: number) => {
+    started[slot] = performance.now();
+    if (!nvme.submit(1, write, 1, nextLba(), IO_BYTES / 512, buffer, slot * IO_BYTES, IO_BYTES, callbacks[slot]!)) throw new Error('queue full');
+    inFlight++;
+  };
+  for (let slot = 0; slot < depth; slot++) {
+    callbacks.push((status: number) => {
+      inFlight--;
+      if (status !== 0) failures++;
+      if (measuring) {
+        completed++;
+        if (samples < maxSamples) latencies[samples++] = performance.now() - started[slot]!;
+      }
+      if (!stopping) submit(slot);
+      else if (inFlight === 0) finished();
+    });
+  }
+  for (let slot = 0; slot < depth; slot++) submit(slot);
+  await new Promise((r) => setTimeout(r, Math.min(500, seconds * 200)));
+  measuring = true;
+  const t0 = performance.now();
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  const elapsed = performance.now() - t0;
+  measuring = false;
+  stopping = true;
+  await done;
+  if (failures) throw new Error(`${failures} I/Os failed`);
+  const sorted = latencies.subarray(0, samples).sort();
+  const at = (q: number) => (sorted[Math.min(samples - 1, Math.floor(q * samples))] ?? NaN) * 1000;
+  return { workload: write ? 'randwrite' : 'randread', queueDepth: depth, iops: completed / (elapsed / 1000), p50Us: at(0.5), p99Us: at(0.99) };
+}
+
+const C_QUEUE = 2;
+const C_DEPTH = 64;
+const PAGE = 4096;
+
+/**
+ * The C loop on queue pair 2 of the same controller: rings (page 0 SQ, page 1 CQ) and 32 data
+ * slots in a memfd this process maps for DMA; the C program maps the memfd and BAR0 itself.
+ */
+async function cRows(kernel: Kernel, device: VfioDevice, nvme: NvmeDriver, blocks: number, seconds: number,
+  between: (write: boolean, depth: number) => Promise<void>): Promise<NvmeBenchRow[]> {
+  const ioas = device.ioas;
+  if (!ioas) throw new Error('the C comparison needs the device attached to an IOAS (the cdev path)');
+  const size = BigInt((2 + 32) * PAGE);
+  const memfd = kernel.memfdCreate('nvme-bench', MFD_CLOEXEC);
+  kernel.ftruncate(memfd, size);
+  const memory = kernel.mmap(memfd, size, PROT_READ | PROT_WRITE, MAP_SHARED, 0n);
+  try {
+    new Uint8Array(memory.buffer!).fill(0);
+    using mapping = ioas.map({ va: memory.address, length: size });
+    const bus = (offset: number): bigint => {
+      if (!device.backend.noiommu) return mapping.iova + BigInt(offset);
+      for (const s of mapping.segments()) {
+        const within = BigInt(offset) - (s.iova - mapping.iova);
+        if (within >= 0n && within < s.length) return s.phys + within;
+      }
+      throw new Error(`no physical run covers offset ${offset}`);
+    };
+    const slots = Array.from({ length: 32 }, (_, i) => `0x${bus((2 + i) * PAGE).toString(16)}`).join(',');
+    console.log(`  C: queue pair ${C_QUEUE} in a memfd: SQ at 0x${bus(0).toString(16)}, CQ at 0x${bus(PAGE).toString(16)} (${device.backend.noiommu ? 'physical' : 'IOVA'})`);
+    const bar0 = device.bar(0);
+    const rows: NvmeBenchRow[] = [];
+    const rings = new Uint8Array(memory.buffer!, 0, 2 * PAGE);
+    for (const write of [false, true]) {
+      for (const depth of [1, 32]) {
+        // The TypeScript row of the same workload right before, so both see the same machine.
+        await between(write, depth);
+        // A fresh queue pair per run: the C program starts at index 0 with phase 1.
+        rings.fill(0);
+        await nvme.adminCommand({ opcode: 0x05, cdw10: ((C_DEPTH - 1) << 16) | C_QUEUE, cdw11: 1, prp1: Number(bus(PAGE)) });
+        await nvme.adminCommand({ opcode: 0x01, cdw10: ((C_DEPTH - 1) << 16) | C_QUEUE, cdw11: ((C_QUEUE << 16) | 1) >>> 0, prp1: Number(bus(0)) });
+        try {
+          const r = runC<{ iops: number; p50Us: number; p99Us: number }>('nvme-io', [
+            `0x${bar0.info.offset.toString(16)}`, String(bar0.size), '0', String(PAGE), String(C_DEPTH), String(C_QUEUE), String(2 * PAGE), slots,
+            String(blocks), String(depth), write ? '1' : '0', String(seconds), String(size),
+          ], [memfd, device.fd]);
+          rows.push({ workload: write ? 'randwrite' : 'randread', queueDepth: depth, iops: r.iops, p50Us: r.p50Us, p99Us: r.p99Us });
+        } finally {
+          await nvme.adminCommand({ opcode: 0x00, cdw10: C_QUEUE });
+          await nvme.adminCommand({ opcode: 0x04, cdw10: C_QUEUE });
+        }
+      }
+    }
+    return rows;
+  } finally {
+    kernel.munmap(memory);
+    kernel.close(memfd);
+  }
+}
+
+async function main(): Promise<void> {
+  const a = parse(process.argv.slice(2));
+  const { kernel, bdf, what, real } = target(a);
+  using device = openDevice(bdf, { kernel });
+  using nvme = await NvmeDriver.open(device, { ioQueues: 1, queueDepth: 64, completion: 'poll', pollSpinMicroseconds: a.spin });
+  const ns = nvme.namespaces[0];
+  if (!ns) throw new Error('no namespace');
+  const blocks = Number(ns.blocks) / (IO_BYTES / ns.blockSize);
+  using buffer = DmaBuffer.allocate(32 * IO_BYTES, { space: device.dmaSpace });
+  buffer.bytes.fill(0xa5);
+  const rows: NvmeBenchRow[] = [];
+  const tsRow = async (write: boolean, depth: number) => { rows.push(await workload(nvme, buffer, blocks, write, depth, a.seconds)); };
+  let c: NvmeBenchRow[] = [];
+  if (real) c = await cRows(kernel, device, nvme, blocks, a.seconds, tsRow);
+  else for (const write of [false, true]) for (const depth of [1, 32]) await tsRow(write, depth);
+  await nvme.shutdown();
+  if (a.json) { console.log(JSON.stringify({ target: what, rows, c })); return; }
+  console.log(`nvme bench: ${what}, 4 KiB random I/O, polled, ${a.seconds} s per row${a.spin ? `, spin ${a.spin} µs` : ''}`);
+  const line = (who: string, r: NvmeBenchRow) =>
+    `  ${who.padEnd(3)} ${r.workload.padEnd(9)} QD${String(r.queueDepth).padEnd(2)} ${Math.round(r.iops).toString().padStart(8)} IOPS   p50 ${r.p50Us.toFixed(1).padStart(8)} µs   p99 ${r.p99Us.toFixed(1).padStart(8)} µs`;
+  rows.forEach((r, i) => {
+    console.log(line('TS', r));
+    const base = c[i];
+    if (!base) return;
+    console.log(line('C', base));
+    console.log(`      TS/C: IOPS ${(r.iops / base.iops).toFixed(2)}x, p50 ${(r.p50Us / base.p50Us).toFixed(2)}x`);
+  });
+  if (!real) console.log('  (the C baseline runs on a real kernel only: the model is not reachable from another process)');
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exitCode = 1;
+});

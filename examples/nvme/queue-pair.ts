@@ -1,0 +1,172 @@
+/**
+ * One submission queue and its completion queue in host memory, with the per-command state: the
+ * command identifiers free for use, what to call when each completes, when each times out, and
+ * a PRP list page per command identifier. Submitting writes the entry into the ring and rings the
+ * tail doorbell; polling consumes the completions whose phase tag is current, calls their
+ * callbacks and rings the head doorbell once for the batch. Nothing here allocates per command.
+ */
+import { DmaBuffer, type DmaSpace, type Mmio } from '../../lib';
+import { busPages, setU64 } from './bus-pages';
+import { CQE_BYTES, DOORBELL_BASE, PAGE, SQE_BYTES } from './nvme-spec';
+
+/** Called with the completion's 15-bit status (0 is success) and dword 0. */
+export type CompletionCallback = (status: number, result: number) => void;
+
+export class QueuePair {
+  /** Commands submitted and not completed (timed-out ones included until they complete). */
+  outstanding = 0;
+  /** Of those, the ones that timed out: nobody waits for them any more. */
+  retired = 0;
+  readonly sqAddress: bigint;
+  readonly cqAddress: bigint;
+  private readonly memory: DmaBuffer;
+  private readonly sq: DataView;
+  private readonly cq: DataView;
+  private readonly pages: Float64Array;
+  private readonly lists: DataView[] = [];
+  private readonly callbacks: (CompletionCallback | undefined)[];
+  private readonly deadlines: Float64Array;
+  private readonly opcodes: Uint8Array;
+  private readonly nsids: Uint32Array;
+  private readonly freeCids: Int32Array;
+  private freeCount: number;
+  private tail = 0;
+  private head = 0;
+  private phase = 1;
+  private readonly sqDoorbell: number;
+  private readonly cqDoorbell: number;
+
+  /**
+   * `depth` entries in each ring (at most 64, so each ring is one physically contiguous page);
+   * depth - 1 commands can be outstanding.
+   */
+  constructor(private readonly registers: Mmio, space: DmaSpace, readonly id: number, readonly depth: number, doorbellStride: number) {
+    if (!Number.isInteger(depth) || depth < 2 || depth > PAGE / SQE_BYTES) throw new RangeError(`queue depth ${depth} must be 2..${PAGE / SQE_BYTES}`);
+    // Page 0: submission ring; page 1: completion ring; then one PRP list page per command identifier.
+    this.memory = DmaBuffer.allocate((2 + depth) * PAGE, { space });
+    this.memory.bytes.fill(0);
+    const bytes = this.memory.bytes;
+    this.sq = new DataView(bytes.buffer, bytes.byteOffset, PAGE);
+    this.cq = new DataView(bytes.buffer, bytes.byteOffset + PAGE, depth * CQE_BYTES);
+    this.pages = busPages(this.memory);
+    for (let cid = 0; cid < depth; cid++) this.lists.push(new DataView(bytes.buffer, bytes.byteOffset + (2 + cid) * PAGE, PAGE));
+    this.sqAddress = this.memory.dmaAddress(0);
+    this.cqAddress = this.memory.dmaAddress(PAGE);
+    this.callbacks = new Array<CompletionCallback | undefined>(depth).fill(undefined);
+    this.deadlines = new Float64Array(depth);
+    this.opcodes = new Uint8Array(depth);
+    this.nsids = new Uint32Array(depth);
+    this.freeCids = new Int32Array(depth - 1);
+    for (let i = 0; i < depth - 1; i++) this.freeCids[i] = depth - 2 - i;
+    this.freeCount = depth - 1;
+    this.sqDoorbell = DOORBELL_BASE + 2 * id * doorbellStride;
+    this.cqDoorbell = DOORBELL_BASE + (2 * id + 1) * doorbellStride;
+  }
+
+  /** Whether another command can be submitted now. */
+  get hasRoom(): boolean { return this.freeCount > 0; }
+
+  /** The PRP list page reserved for a command identifier and its bus address. */
+  prpList(cid: number): DataView { return this.lists[cid]!; }
+
+  prpListAddress(cid: number): number { return this.pages[2 + cid]!; }
+
+  /** Takes a command identifier (the caller then fills its PRP list and submits it). */
+  reserve(): number {
+    if (this.freeCount === 0) throw new RangeError(`queue ${this.id} is full (${this.depth - 1} commands outstanding)`);
+    return this.freeCids[--this.freeCount]!;
+  }
+
+  /**
+   * Writes the entry for `cid` at the tail and rings the doorbell. Addresses are numbers; `flags`
+   * is the command's FUSE/PSDT byte (0: not fused, PRPs).
+   */
+  submit(cid: number, opcode: number, flags: number, nsid: number, prp1: number, prp2: number,
+    cdw10: number, cdw11: number, cdw12: number, cdw13: number, cdw14: number, cdw15: number,
+    deadline: number, callback: CompletionCallback, dataPointer?: Uint8Array): void {
+    const v = this.sq;
+    const at = this.tail * SQE_BYTES;
+    v.setUint32(at, (opcode | (flags << 8) | (cid << 16)) >>> 0, true);
+    v.setUint32(at + 4, nsid >>> 0, true);
+    v.setUint32(at + 8, 0, true);
+    v.setUint32(at + 12, 0, true);
+    v.setUint32(at + 16, 0, true); // metadata pointer
+    v.setUint32(at + 20, 0, true);
+    setU64(v, at + 24, prp1);
+    setU64(v, at + 32, prp2);
+    v.setUint32(at + 40, cdw10 >>> 0, true);
+    v.setUint32(at + 44, cdw11 >>> 0, true);
+    v.setUint32(at + 48, cdw12 >>> 0, true);
+    v.setUint32(at + 52, cdw13 >>> 0, true);
+    v.setUint32(at + 56, cdw14 >>> 0, true);
+    v.setUint32(at + 60, cdw15 >>> 0, true);
+    if (dataPointer) new Uint8Array(v.buffer, v.byteOffset + at + 24, 16).set(dataPointer.subarray(0, 16));
+    this.callbacks[cid] = callback;
+    this.deadlines[cid] = deadline;
+    this.opcodes[cid] = opcode;
+    this.nsids[cid] = nsid >>> 0;
+    this.outstanding++;
+    this.tail = this.tail + 1 === this.depth ? 0 : this.tail + 1;
+    this.registers.write32(this.sqDoorbell, this.tail);
+  }
+
+  /** Consumes every completion that has arrived; returns how many. */
+  poll(): number {
+    const v = this.cq;
+    let count = 0;
+    for (;;) {
+      const at = this.head * CQE_BYTES;
+      const status = v.getUint16(at + 14, true);
+      if ((status & 1) !== this.phase) break;
+      const result = v.getUint32(at, true);
+      const cid = v.getUint16(at + 12, true);
+      this.head++;
+      if (this.head === this.depth) { this.head = 0; this.phase ^= 1; }
+      count++;
+      this.finish(cid, status >>> 1, result);
+    }
+    if (count) this.registers.write32(this.cqDoorbell, this.head);
+    return count;
+  }
+
+  /** Calls `expired` for every command whose deadline has passed; the identifier stays retired until its completion arrives. */
+  expire(now: number, expired: (cid: number, opcode: number, nsid: number, callback: CompletionCallback) => void): void {
+    for (let cid = 0; cid < this.depth; cid++) {
+      const callback = this.callbacks[cid];
+      if (!callback || callback === retired || this.deadlines[cid]! > now) continue;
+      this.callbacks[cid] = retired;
+      this.retired++;
+      expired(cid, this.opcodes[cid]!, this.nsids[cid]!, callback);
+    }
+  }
+
+  /** Fails every outstanding command (controller fatal status, reset, close). */
+  failAll(fail: (cid: number, opcode: number, nsid: number, callback: CompletionCallback) => void): void {
+    for (let cid = 0; cid < this.depth; cid++) {
+      const callback = this.callbacks[cid];
+      if (!callback) continue;
+      this.callbacks[cid] = undefined;
+      this.outstanding--;
+      this.freeCids[this.freeCount++] = cid;
+      if (callback !== retired) fail(cid, this.opcodes[cid]!, this.nsids[cid]!, callback);
+    }
+    this.retired = 0;
+  }
+
+  close(): void {
+    this.memory.close();
+  }
+
+  private finish(cid: number, status: number, result: number): void {
+    const callback = this.callbacks[cid];
+    if (!callback) return; // a completion for no command of ours: ignore it rather than corrupt the state
+    this.callbacks[cid] = undefined;
+    this.outstanding--;
+    if (callback === retired) this.retired--;
+    this.freeCids[this.freeCount++] = cid;
+    callback(status, result);
+  }
+}
+
+/** Stands for a timed-out command's callback until its completion frees the identifier. */
+function retired(): void {}

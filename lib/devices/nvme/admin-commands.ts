@@ -1,0 +1,198 @@
+/**
+ * The admin command set as QEMU 7.2 executes it: queue creation and deletion with its checks and
+ * status codes, Identify, Get Log Page, Get/Set Features, Abort (which never aborts anything),
+ * and Asynchronous Event Request (held until an event). Admin commands must use PRPs and must not
+ * be fused. Namespace Attachment, Virtualization Management, Doorbell Buffer Config and Format NVM
+ * are listed as supported, like QEMU's, but not modelled: they fail with Invalid Field.
+ */
+import { dataPointerType, fusedOperation, type Command, type Completion } from './command';
+import type { AdminContext } from './context';
+import { getFeatures, setFeatures } from './features';
+import { commandSetCombinations, identifyControllerNvm, namespaceList } from './identify-controller';
+import { ADMIN_EFFECTS, getLogPage } from './log-pages';
+import { IDENTIFY_SIZE } from './namespace';
+import { DNR, STATUS } from './status';
+
+export const ADMIN = {
+  DELETE_SQ: 0x00, CREATE_SQ: 0x01, GET_LOG_PAGE: 0x02, DELETE_CQ: 0x04, CREATE_CQ: 0x05, IDENTIFY: 0x06,
+  ABORT: 0x08, SET_FEATURES: 0x09, GET_FEATURES: 0x0a, ASYNC_EVENT_REQUEST: 0x0c,
+} as const;
+
+/** An Asynchronous Event Request stays outstanding: the controller completes it later. */
+export const HELD = 'held';
+
+const BROADCAST = 0xffff_ffff;
+/** VSL: Verify size limit as a power of two of pages (QEMU's vsl property, default 7). */
+const VERIFY_SIZE_LIMIT = 7;
+
+export function executeAdmin(ctx: AdminContext, c: Command): Completion | typeof HELD {
+  if (!((ADMIN_EFFECTS[c.opcode] ?? 0) & 1)) return { status: STATUS.INVALID_OPCODE | DNR };
+  // SGLs are not allowed for admin commands over PCIe.
+  if (dataPointerType(c) !== 0) return { status: STATUS.INVALID_FIELD | DNR };
+  if (fusedOperation(c)) return { status: STATUS.INVALID_FIELD };
+  switch (c.opcode) {
+    case ADMIN.DELETE_SQ: return deleteSq(ctx, c);
+    case ADMIN.CREATE_SQ: return createSq(ctx, c);
+    case ADMIN.GET_LOG_PAGE: return getLogPage(ctx, c);
+    case ADMIN.DELETE_CQ: return deleteCq(ctx, c);
+    case ADMIN.CREATE_CQ: return createCq(ctx, c);
+    case ADMIN.IDENTIFY: return identify(ctx, c);
+    case ADMIN.ABORT: return abort(ctx, c);
+    case ADMIN.SET_FEATURES: return setFeatures(ctx, c);
+    case ADMIN.GET_FEATURES: return getFeatures(ctx, c);
+    case ADMIN.ASYNC_EVENT_REQUEST: return HELD;
+    default: return { status: STATUS.INVALID_FIELD | DNR };
+  }
+}
+
+function createCq(ctx: AdminContext, c: Command): Completion {
+  const cqid = c.cdw10 & 0xffff;
+  const qsize = c.cdw10 >>> 16;
+  const flags = c.cdw11 & 0xffff;
+  const vector = c.cdw11 >>> 16;
+  if (cqid === 0 || cqid > ctx.ioQueuePairs || ctx.completionQueue(cqid)) return { status: STATUS.INVALID_QID | DNR };
+  if (qsize === 0 || qsize > ctx.maxQueueEntries) return { status: STATUS.MAX_QUEUE_SIZE_EXCEEDED | DNR };
+  if (c.prp1 & BigInt(ctx.pageSize - 1)) return { status: STATUS.INVALID_PRP_OFFSET | DNR };
+  if (!ctx.msixEnabled && vector !== 0) return { status: STATUS.INVALID_INTERRUPT_VECTOR | DNR };
+  if (vector >= ctx.interruptVectors) return { status: STATUS.INVALID_INTERRUPT_VECTOR | DNR };
+  if (!(flags & 1)) return { status: STATUS.INVALID_FIELD | DNR }; // not physically contiguous
+  ctx.createCompletionQueue(cqid, c.prp1, qsize + 1, vector, (flags & 2) !== 0);
+  return { status: STATUS.SUCCESS };
+}
+
+function createSq(ctx: AdminContext, c: Command): Completion {
+  const sqid = c.cdw10 & 0xffff;
+  const qsize = c.cdw10 >>> 16;
+  const flags = c.cdw11 & 0xffff;
+  const cqid = c.cdw11 >>> 16;
+  if (cqid === 0 || cqid > ctx.ioQueuePairs || !ctx.completionQueue(cqid)) return { status: STATUS.INVALID_CQID | DNR };
+  if (sqid === 0 || sqid > ctx.ioQueuePairs || ctx.submissionQueue(sqid)) return { status: STATUS.INVALID_QID | DNR };
+  if (qsize === 0 || qsize > ctx.maxQueueEntries) return { status: STATUS.MAX_QUEUE_SIZE_EXCEEDED | DNR };
+  if (c.prp1 & BigInt(ctx.pageSize - 1)) return { status: STATUS.INVALID_PRP_OFFSET | DNR };
+  if (!(flags & 1)) return { status: STATUS.INVALID_FIELD | DNR };
+  ctx.createSubmissionQueue(sqid, c.prp1, qsize + 1, cqid);
+  return { status: STATUS.SUCCESS };
+}
+
+function deleteSq(ctx: AdminContext, c: Command): Completion {
+  const qid = c.cdw10 & 0xffff;
+  if (qid === 0 || qid > ctx.ioQueuePairs || !ctx.submissionQueue(qid)) return { status: STATUS.INVALID_QID | DNR };
+  ctx.deleteSubmissionQueue(qid);
+  return { status: STATUS.SUCCESS };
+}
+
+function deleteCq(ctx: AdminContext, c: Command): Completion {
+  const qid = c.cdw10 & 0xffff;
+  const cq = qid === 0 || qid > ctx.ioQueuePairs ? undefined : ctx.completionQueue(qid);
+  if (!cq) return { status: STATUS.INVALID_CQID | DNR };
+  // A completion queue still used by a submission queue cannot go (and may be retried).
+  if (cq.sqs.size) return { status: STATUS.INVALID_QUEUE_DELETION };
+  ctx.deleteCompletionQueue(qid);
+  return { status: STATUS.SUCCESS };
+}
+
+/** Abort: the command to abort is never found (result bit 0: not aborted). */
+function abort(ctx: AdminContext, c: Command): Completion {
+  const sqid = c.cdw10 & 0xffff;
+  if (sqid > ctx.ioQueuePairs || !ctx.submissionQueue(sqid)) return { status: STATUS.INVALID_FIELD | DNR, result: 1 };
+  return { status: STATUS.SUCCESS, result: 1 };
+}
+
+const CNS = {
+  NAMESPACE: 0x00, CONTROLLER: 0x01, ACTIVE_NAMESPACES: 0x02, NAMESPACE_DESCRIPTORS: 0x03,
+  CSI_NAMESPACE: 0x05, CSI_CONTROLLER: 0x06, CSI_ACTIVE_NAMESPACES: 0x07,
+  ALLOCATED_NAMESPACES: 0x10, ALLOCATED_NAMESPACE: 0x11, NAMESPACE_CONTROLLERS: 0x12, CONTROLLERS: 0x13,
+  PRIMARY_CONTROLLER_CAPABILITIES: 0x14, SECONDARY_CONTROLLERS: 0x15,
+  CSI_ALLOCATED_NAMESPACES: 0x1a, CSI_ALLOCATED_NAMESPACE: 0x1b, COMMAND_SETS: 0x1c,
+} as const;
+
+function identify(ctx: AdminContext, c: Command): Completion {
+  const cns = c.cdw10 & 0xff;
+  const csi = c.cdw11 >>> 24;
+  const nsidValid = c.nsid !== 0 && c.nsid !== BROADCAST && c.nsid <= ctx.maxNamespaces;
+  const empty = () => ctx.toHost(c, new Uint8Array(IDENTIFY_SIZE));
+  switch (cns) {
+    case CNS.NAMESPACE:
+    case CNS.ALLOCATED_NAMESPACE: {
+      if (!nsidValid) return { status: STATUS.INVALID_NSID | DNR };
+      const ns = ctx.namespace(c.nsid);
+      return ns ? ctx.toHost(c, ns.identify()) : empty();
+    }
+    case CNS.CSI_NAMESPACE:
+    case CNS.CSI_ALLOCATED_NAMESPACE: {
+      if (!nsidValid) return { status: STATUS.INVALID_NSID | DNR };
+      const ns = ctx.namespace(c.nsid);
+      if (!ns) return empty();
+      if (csi === 0) return ctx.toHost(c, ns.identifyNvm());
+      return { status: STATUS.INVALID_FIELD | DNR };
+    }
+    case CNS.CONTROLLER:
+      return ctx.toHost(c, ctx.identifyController);
+    case CNS.CSI_CONTROLLER:
+      if (csi === 0) return ctx.toHost(c, identifyControllerNvm(VERIFY_SIZE_LIMIT, dsmRangeSizeLimit(ctx)));
+      if (csi === 2) return empty();
+      return { status: STATUS.INVALID_FIELD | DNR };
+    case CNS.ACTIVE_NAMESPACES:
+    case CNS.ALLOCATED_NAMESPACES:
+      if (c.nsid >= BROADCAST - 1) return { status: STATUS.INVALID_NSID | DNR };
+      return ctx.toHost(c, namespaceList(activeNamespaces(ctx), c.nsid));
+    case CNS.CSI_ACTIVE_NAMESPACES:
+    case CNS.CSI_ALLOCATED_NAMESPACES:
+      if (c.nsid >= BROADCAST - 1) return { status: STATUS.INVALID_NSID | DNR };
+      if (csi !== 0 && csi !== 2) return { status: STATUS.INVALID_FIELD | DNR };
+      return ctx.toHost(c, namespaceList(csi === 0 ? activeNamespaces(ctx) : [], c.nsid));
+    case CNS.NAMESPACE_DESCRIPTORS: {
+      if (!nsidValid) return { status: STATUS.INVALID_NSID | DNR };
+      const ns = ctx.namespace(c.nsid);
+      if (!ns) return { status: STATUS.INVALID_FIELD | DNR };
+      return ctx.toHost(c, ns.descriptors());
+    }
+    case CNS.NAMESPACE_CONTROLLERS:
+    case CNS.CONTROLLERS:
+      // Controller lists exist only in an NVM subsystem (the lab's controller has none).
+      return { status: STATUS.INVALID_FIELD | DNR };
+    case CNS.PRIMARY_CONTROLLER_CAPABILITIES:
+      return ctx.toHost(c, primaryControllerCapabilities(ctx));
+    case CNS.SECONDARY_CONTROLLERS:
+      return empty();
+    case CNS.COMMAND_SETS:
+      return ctx.toHost(c, commandSetCombinations());
+    default:
+      return { status: STATUS.INVALID_FIELD | DNR };
+  }
+}
+
+/**
+ * Primary Controller Capabilities (CNS 14h): queue and interrupt resources, all private to this
+ * controller (no SR-IOV): CRT both kinds, VQPRT the queues (admin included), VIPRT the MSI-X
+ * vectors, granularity 1.
+ */
+function primaryControllerCapabilities(ctx: AdminContext): Uint8Array {
+  const d = new Uint8Array(IDENTIFY_SIZE);
+  const v = new DataView(d.buffer);
+  d[4] = 0x3;
+  v.setUint16(42, ctx.ioQueuePairs + 1, true);
+  v.setUint16(46, 1, true);
+  v.setUint16(74, ctx.interruptVectors, true);
+  v.setUint16(78, 1, true);
+  return d;
+}
+
+function activeNamespaces(ctx: AdminContext): number[] {
+  const out: number[] = [];
+  for (let i = 1; i <= ctx.maxNamespaces; i++) if (ctx.namespace(i)) out.push(i);
+  return out;
+}
+
+/**
+ * DMRSL: the largest Dataset Management range in blocks — the block layer's largest request
+ * (2^31 - 512 bytes, in 512-byte sectors) over the smallest block size.
+ */
+function dsmRangeSizeLimit(ctx: AdminContext): number {
+  let limit = 0xffff_ffff;
+  for (let i = 1; i <= ctx.maxNamespaces; i++) {
+    const ns = ctx.namespace(i);
+    if (ns) limit = Math.min(limit, Math.floor((0x7fff_fe00) / ns.blockSize));
+  }
+  return limit;
+}

@@ -1,0 +1,532 @@
+/**
+ * QEMU 7.2's NVMe controller (hw/nvme/ctrl.c) as the lab runs it — `-device nvme,serial=…,drive=…`
+ * with its defaults — written on the public device-model SDK.
+ *
+ * PCI: 1b36:0010 rev 2, class 010802, subsystem 1af4:1100, INTA, BAR0 16 KiB of 64-bit memory
+ * holding the registers (0x0000), the doorbells (0x1000, stride 4: CAP.DSTRD 0), the MSI-X table
+ * (0x2000) and PBA (0x3000) of 65 vectors; MSI-X at 0x40, PM at 0x60, PCI Express (integrated
+ * endpoint, FLR) at 0x80; no MSI.
+ *
+ * Registers: CAP MQES 2047, CQR, TO 7.5 s, DSTRD 0, CSS NVM + I/O command sets + admin only,
+ * MPSMIN 4 KiB, MPSMAX 64 KiB, no CMB or PMR; VS 1.4. A CC write is stored as written; setting
+ * SHN shuts down (CSTS.SHST complete), EN 0→1 checks the admin queue and CC fields and sets CSTS
+ * to RDY — or to CFS alone when a check fails —, EN 1→0 resets the controller (queues gone; CC,
+ * CSTS, INTMS back to 0). A submission queue entry or completion that cannot be transferred sets
+ * CSTS to CFS and stops the controller.
+ *
+ * Commands are fetched when the machine's clock next runs after a tail doorbell, executed in
+ * order, and their completions posted in order with the phase tag and the submission queue head,
+ * followed by the completion queue's MSI-X vector — or INTx, the pin asserted while a completion
+ * queue with interrupts enabled holds entries and INTMS does not mask its vector.
+ */
+import { DeviceModel, msixCapability, pcieCapability, pmCapability, type AccessWidth, type ResetKind } from '../../model/device';
+import { ADMIN, executeAdmin, HELD } from './admin-commands';
+import { CQE_SIZE, decodeCommand, SQE_SIZE, type Command, type Completion } from './command';
+import type { AdminContext } from './context';
+import { initialFeatures } from './features';
+import { identifyController } from './identify-controller';
+import { executeIo } from './io-commands';
+import { MemoryStorage, Namespace, type NamespaceStorage } from './namespace';
+import { walkPrps, type DataRun } from './prp';
+import { walkSgl } from './sgl';
+import { CompletionQueue, SubmissionQueue } from './queues';
+import {
+  cc, CC_EN, capabilityRegister, CSS_ADMIN_ONLY, CSTS_CFS, CSTS_RDY, CSTS_SHST_COMPLETE, CSTS_SHST_MASK, NVME_VERSION_1_4,
+  REG, REGISTER_BLOCK_SIZE, RegisterFile,
+} from './registers';
+import { STATUS } from './status';
+
+export const NVME_VENDOR_ID = 0x1b36;
+export const NVME_DEVICE_ID = 0x0010;
+export const NVME_CLASS_CODE = 0x010802;
+export const NVME_BAR0_SIZE = 0x4000n;
+const DOORBELLS = 0x1000;
+const MSIX_TABLE = 0x2000;
+
+export interface NvmeOptions {
+  /** QEMU's serial property; the lab's is 'nodevfio0001'. */
+  readonly serial?: string;
+  /** The namespace's blocks; default 64 MiB in memory, zeroes, like the lab's fresh image. */
+  readonly storage?: NamespaceStorage;
+  /** QEMU's max_ioqpairs (default 64). */
+  readonly ioQueuePairs?: number;
+  /** QEMU's msix_qsize (default 65). */
+  readonly msixVectors?: number;
+  /** QEMU's mdts (default 7: 512 KiB with 4 KiB pages). */
+  readonly mdts?: number;
+  /** The firmware revision QEMU reports: its version (the lab's Debian build is 7.2.22). */
+  readonly firmwareRevision?: string;
+  /** Where firmware put BAR0 (the lab's q35: 0xfebd4000). */
+  readonly bar0Address?: bigint;
+  /** QEMU's drive discard option: 'ignore' (its default, the lab's) or 'unmap' (deallocation zeroes blocks). */
+  readonly discard?: 'ignore' | 'unmap';
+  /** Microseconds of machine time between a doorbell and the commands it submitted being processed. */
+  readonly latencyMicroseconds?: number;
+}
+
+const MAX_NAMESPACES = 256;
+const CAP = { mqes: 0x7ff, timeout: 0xf, dstrd: 0, css: (1 << 0) | (1 << 6) | (1 << 7), mpsmin: 0, mpsmax: 4, cmbSupported: false, pmrSupported: false };
+/** The supported entry sizes (log2): SQES and CQES of Identify Controller. */
+const SQES = 6, CQES = 4;
+const AER_LIMIT_EXCEEDED = 0x0105;
+const EVENT_TYPE_ERROR = 0;
+const EVENT_INVALID_DOORBELL_REGISTER = 0x00;
+const EVENT_INVALID_DOORBELL_VALUE = 0x01;
+const LOG_ERROR_INFORMATION = 0x01;
+
+interface PendingEvent { readonly type: number; readonly info: number; readonly logPage: number }
+
+export class NvmeController extends DeviceModel {
+  readonly namespaces: readonly Namespace[];
+  readonly ioQueuePairs: number;
+  readonly msixVectors: number;
+  readonly mdts: number;
+  private readonly regs = new RegisterFile();
+  private readonly identity: Uint8Array;
+  private readonly latency: number;
+  private readonly discard: boolean;
+  private sqs: (SubmissionQueue | undefined)[] = [];
+  private cqs: (CompletionQueue | undefined)[] = [];
+  private pageSize = 4096;
+  private queuesCreated = false;
+  private irqStatus = 0;
+  private cqPending = 0;
+  private dmaFailures = 0;
+  private features = initialFeatures();
+  private heldEvents: { sq: SubmissionQueue; cid: number }[] = [];
+  private pendingEvents: PendingEvent[] = [];
+  private maskedEventTypes = 0;
+  private readonly context: AdminContext;
+  private readonly cqe = new Uint8Array(CQE_SIZE);
+  private readonly cqeView = new DataView(this.cqe.buffer);
+
+  constructor(options: NvmeOptions = {}) {
+    const msixVectors = options.msixVectors ?? 65;
+    super({
+      model: 'nvme',
+      identity: {
+        vendorId: NVME_VENDOR_ID, deviceId: NVME_DEVICE_ID, subsystemVendorId: 0x1af4, subsystemId: 0x1100,
+        classCode: NVME_CLASS_CODE, revision: 2,
+      },
+      interruptPin: 'INTA',
+      bars: [{ index: 0, size: NVME_BAR0_SIZE, type: 'memory64', address: options.bar0Address ?? 0xfebd_4000n }],
+      capabilities: [
+        msixCapability({ vectors: msixVectors, table: { bar: 0, offset: MSIX_TABLE }, pba: { bar: 0, offset: 0x3000 }, at: 0x40 }),
+        pcieCapability({ type: 'integrated-endpoint', flr: true, at: 0x80 }),
+        pmCapability({ at: 0x60 }),
+      ],
+    });
+    this.ioQueuePairs = options.ioQueuePairs ?? 64;
+    this.msixVectors = msixVectors;
+    this.mdts = options.mdts ?? 7;
+    this.latency = options.latencyMicroseconds ?? 0;
+    this.discard = options.discard === 'unmap';
+    const storage = options.storage ?? new MemoryStorage(64 * 1024 * 1024);
+    this.namespaces = [new Namespace(1, storage)];
+    this.identity = identifyController({
+      vendorId: NVME_VENDOR_ID, subsystemVendorId: 0x1af4, serial: options.serial ?? 'nodevfio0001',
+      modelNumber: 'QEMU NVMe Ctrl', firmwareRevision: options.firmwareRevision ?? '7.2.22',
+      mdts: this.mdts, controllerId: 0, aerl: 3, maxNamespaces: MAX_NAMESPACES,
+    });
+    this.context = this.commandContext();
+    this.onEvent((e) => { if (e.kind === 'dma-fault' || e.kind === 'dma-blocked') this.dmaFailures++; });
+    this.powerOnRegisters();
+    this.handleMmio(0, {
+      widths: [8, 16, 32, 64],
+      read: (offset, width) => this.readBar(offset, width),
+      write: (offset, width, value) => this.writeBar(offset, width, value),
+    });
+  }
+
+  /** The namespace's storage (NSID 1). */
+  get storage(): NamespaceStorage { return this.namespaces[0]!.storage; }
+
+  override onReset(kind: ResetKind): void {
+    void kind;
+    this.controllerReset();
+  }
+
+  // ---- registers ----
+
+  private powerOnRegisters(): void {
+    this.regs.set64(REG.CAP, capabilityRegister(CAP));
+    this.regs.set32(REG.VS, NVME_VERSION_1_4);
+  }
+
+  private readBar(offset: number, width: AccessWidth): bigint {
+    if (offset >= REGISTER_BLOCK_SIZE) {
+      if (offset < MSIX_TABLE) this.guestError(`read of ${width} bits at 0x${offset.toString(16)}: doorbells are write-only (reads 0)`);
+      return 0n;
+    }
+    return this.regs.read(offset, width);
+  }
+
+  private writeBar(offset: number, width: AccessWidth, value: bigint): void {
+    if (offset >= MSIX_TABLE) return;
+    if (offset >= DOORBELLS) {
+      if (offset & 3) { this.guestError(`misaligned doorbell write at 0x${offset.toString(16)}`); return; }
+      this.doorbell(offset, Number(value & 0xffffn));
+      return;
+    }
+    const v32 = Number(value & 0xffff_ffffn) >>> 0;
+    switch (offset) {
+      case REG.INTMS:
+      case REG.INTMC: {
+        if (this.msixEnabled) this.guestError('INTMS/INTMC written while MSI-X is enabled');
+        const mask = offset === REG.INTMS ? this.regs.get32(REG.INTMS) | v32 : this.regs.get32(REG.INTMS) & ~v32;
+        this.regs.set32(REG.INTMS, mask);
+        this.regs.set32(REG.INTMC, mask);
+        this.checkIntx();
+        return;
+      }
+      case REG.CC: this.writeCc(v32); return;
+      case REG.AQA: this.regs.set32(REG.AQA, v32); return;
+      case REG.ASQ: case REG.ACQ: this.regs.store(offset, width >>> 3, value); return;
+      case REG.ASQ + 4: case REG.ACQ + 4: this.regs.set32(offset, v32); return;
+      case REG.CSTS: this.guestError(v32 & 0x10 ? 'NSSR via CSTS is not supported' : 'CSTS is read-only'); return;
+      case REG.NSSR: this.guestError('NVM subsystem reset is not supported'); return;
+      default: this.guestError(`write of 0x${value.toString(16)} to read-only or reserved register 0x${offset.toString(16)}`);
+    }
+  }
+
+  private writeCc(data: number): void {
+    const old = this.regs.get32(REG.CC);
+    let csts = this.regs.get32(REG.CSTS);
+    this.regs.set32(REG.CC, data);
+    if (cc.shn(data) && !cc.shn(old)) {
+      this.shutdown();
+      csts = (csts & ~CSTS_SHST_MASK) | CSTS_SHST_COMPLETE;
+    } else if (!cc.shn(data) && cc.shn(old)) {
+      csts &= ~CSTS_SHST_MASK;
+    }
+    if (data & CC_EN && !(old & CC_EN)) {
+      const failure = this.start(data);
+      if (failure) this.guestError(`controller enable failed: ${failure}`);
+      csts = failure ? CSTS_CFS : CSTS_RDY;
+    } else if (!(data & CC_EN) && old & CC_EN) {
+      this.controllerReset();
+      return;
+    }
+    this.regs.set32(REG.CSTS, csts);
+  }
+
+  /** CC.EN 0→1: the checks QEMU makes, in its order; the reason when one fails. */
+  private start(ccValue: number): string | undefined {
+    const aqa = this.regs.get32(REG.AQA);
+    const asq = this.regs.get64(REG.ASQ);
+    const acq = this.regs.get64(REG.ACQ);
+    const pageSize = 2 ** (cc.mps(ccValue) + 12);
+    const mask = BigInt(pageSize - 1);
+    const asqs = aqa & 0xfff, acqs = (aqa >>> 16) & 0xfff;
+    if (this.cqs[0] || this.sqs[0]) return 'the admin queues already exist';
+    if (asq & mask) return `ASQ 0x${asq.toString(16)} is not page aligned`;
+    if (acq & mask) return `ACQ 0x${acq.toString(16)} is not page aligned`;
+    if (!(CAP.css & (1 << cc.css(ccValue)))) return `CC.CSS ${cc.css(ccValue)} is not supported`;
+    if (cc.mps(ccValue) < CAP.mpsmin || cc.mps(ccValue) > CAP.mpsmax) return `CC.MPS ${cc.mps(ccValue)} is outside CAP.MPSMIN..MPSMAX`;
+    if (cc.iocqes(ccValue) !== CQES) return `CC.IOCQES ${cc.iocqes(ccValue)} is not ${CQES}`;
+    if (cc.iosqes(ccValue) !== SQES) return `CC.IOSQES ${cc.iosqes(ccValue)} is not ${SQES}`;
+    if (asqs === 0) return 'AQA.ASQS is 0';
+    if (acqs === 0) return 'AQA.ACQS is 0';
+    this.pageSize = pageSize;
+    this.cqs[0] = new CompletionQueue(0, acq, acqs + 1, 0, true);
+    const sq = new SubmissionQueue(0, asq, asqs + 1, 0);
+    this.sqs[0] = sq;
+    this.cqs[0].sqs.add(sq);
+    this.features.timestampMs = 0n;
+    this.features.timestampSetAt = this.nowMicroseconds;
+    this.features.timestampSetByHost = false;
+    return undefined;
+  }
+
+  private get commandSetsEnabled(): boolean {
+    return cc.css(this.regs.get32(REG.CC)) !== CSS_ADMIN_ONLY;
+  }
+
+  /** A controller reset (CC.EN 1→0, FLR): every queue and queued event gone, CC/CSTS/INTMS 0. */
+  private controllerReset(): void {
+    this.clock.cancelAll();
+    this.sqs = [];
+    this.cqs = [];
+    this.queuesCreated = false;
+    this.heldEvents = [];
+    this.pendingEvents = [];
+    this.maskedEventTypes = 0;
+    this.irqStatus = 0;
+    this.cqPending = 0;
+    this.setIntx(false);
+    this.regs.set32(REG.CSTS, 0);
+    this.regs.set32(REG.INTMS, 0);
+    this.regs.set32(REG.INTMC, 0);
+    this.regs.set32(REG.CC, 0);
+  }
+
+  private shutdown(): void {
+    for (const ns of this.namespaces) ns.storage.flush();
+  }
+
+  /**
+   * CSTS becomes CFS alone (RDY cleared). Like QEMU, only the queue that failed stops (until its
+   * doorbell rings again); the others go on: the host is expected to notice and reset.
+   */
+  private fatal(reason: string): void {
+    this.record({ kind: 'guest-error', message: `nvme: controller fatal status: ${reason}` });
+    this.regs.set32(REG.CSTS, CSTS_CFS);
+  }
+
+  // ---- doorbells and queues ----
+
+  private doorbell(offset: number, value: number): void {
+    const index = (offset - DOORBELLS) >>> 2;
+    const qid = index >>> 1;
+    if (index & 1) {
+      const cq = qid <= this.ioQueuePairs ? this.cqs[qid] : undefined;
+      if (!cq) { this.invalidDoorbell(`completion queue ${qid} head doorbell: no such queue`, EVENT_INVALID_DOORBELL_REGISTER); return; }
+      if (value >= cq.size) { this.invalidDoorbell(`completion queue ${qid} head ${value} is beyond its ${cq.size} entries`, EVENT_INVALID_DOORBELL_VALUE); return; }
+      if (cq.full) this.schedulePost(cq);
+      cq.head = value;
+      if (cq.empty) {
+        if (cq.interruptsEnabled) this.cqPending--;
+        this.deassertIrq(cq);
+      }
+      return;
+    }
+    const sq = qid <= this.ioQueuePairs ? this.sqs[qid] : undefined;
+    if (!sq) { this.invalidDoorbell(`submission queue ${qid} tail doorbell: no such queue`, EVENT_INVALID_DOORBELL_REGISTER); return; }
+    if (value >= sq.size) { this.invalidDoorbell(`submission queue ${qid} tail ${value} is beyond its ${sq.size} entries`, EVENT_INVALID_DOORBELL_VALUE); return; }
+    sq.tail = value;
+    this.scheduleFetch(sq);
+  }
+
+  private invalidDoorbell(message: string, info: number): void {
+    this.guestError(message);
+    if (this.heldEvents.length) this.enqueueEvent({ type: EVENT_TYPE_ERROR, info, logPage: LOG_ERROR_INFORMATION });
+  }
+
+  private scheduleFetch(sq: SubmissionQueue): void {
+    if (sq.scheduled) return;
+    sq.scheduled = true;
+    this.clock.after(this.latency, () => { sq.scheduled = false; this.fetch(sq); });
+  }
+
+  private fetch(sq: SubmissionQueue): void {
+    if (this.sqs[sq.id] !== sq) return;
+    while (!sq.empty && sq.outstanding < sq.size) {
+      const at = sq.base + BigInt(sq.head * SQE_SIZE);
+      const entry = this.readHost(at, SQE_SIZE);
+      if (!entry) { this.fatal(`submission queue ${sq.id} entry at 0x${at.toString(16)} could not be read`); return; }
+      sq.head = (sq.head + 1) % sq.size;
+      sq.outstanding++;
+      const command = decodeCommand(entry);
+      const outcome = sq.id === 0 ? this.admin(command) : executeIo(this.context, command, this.commandSetsEnabled);
+      if (outcome === HELD) {
+        // An Asynchronous Event Request waits for an event.
+        this.heldEvents.push({ sq, cid: command.cid });
+        continue;
+      }
+      this.complete(sq, command.cid, outcome);
+    }
+  }
+
+  private admin(command: Command): Completion | typeof HELD {
+    if (command.opcode === ADMIN.ASYNC_EVENT_REQUEST && this.heldEvents.length > 3) return { status: AER_LIMIT_EXCEEDED };
+    const outcome = executeAdmin(this.context, command);
+    if (outcome === HELD) this.clock.after(0, () => this.deliverEvents());
+    if (command.opcode === ADMIN.GET_LOG_PAGE && outcome !== HELD && outcome.status === STATUS.SUCCESS) {
+      // Reading a log page without Retain Asynchronous Event re-enables events of its type.
+      const lid = command.cdw10 & 0xff;
+      if (!((command.cdw10 >>> 15) & 1) && (lid === 0x01 || lid === 0x02)) {
+        this.maskedEventTypes &= ~(1 << (lid - 1));
+        this.clock.after(0, () => this.deliverEvents());
+      }
+    }
+    return outcome;
+  }
+
+  private enqueueEvent(event: PendingEvent): void {
+    this.pendingEvents.push(event);
+    this.deliverEvents();
+  }
+
+  private deliverEvents(): void {
+    for (let i = 0; i < this.pendingEvents.length && this.heldEvents.length;) {
+      const event = this.pendingEvents[i]!;
+      if (this.maskedEventTypes & (1 << event.type)) { i++; continue; }
+      this.pendingEvents.splice(i, 1);
+      this.maskedEventTypes |= 1 << event.type;
+      const request = this.heldEvents.shift()!;
+      this.complete(request.sq, request.cid, { status: STATUS.SUCCESS, result: event.type | (event.info << 8) | (event.logPage << 16) });
+    }
+  }
+
+  private complete(sq: SubmissionQueue, cid: number, outcome: Completion): void {
+    const cq = this.cqs[sq.cqid];
+    if (!cq) return;
+    cq.waiting.push({ sq, cid, status: outcome.status, result: outcome.result ?? 0 });
+    this.schedulePost(cq);
+  }
+
+  private schedulePost(cq: CompletionQueue): void {
+    if (cq.scheduled) return;
+    cq.scheduled = true;
+    this.clock.after(0, () => { cq.scheduled = false; this.post(cq); });
+  }
+
+  private post(cq: CompletionQueue): void {
+    if (this.cqs[cq.id] !== cq) return;
+    const wasPending = !cq.empty;
+    let posted = 0;
+    while (posted < cq.waiting.length && !cq.full) {
+      const w = cq.waiting[posted]!;
+      const v = this.cqeView;
+      v.setUint32(0, w.result ?? 0, true);
+      v.setUint32(4, 0, true);
+      v.setUint16(8, w.sq.head, true);
+      v.setUint16(10, w.sq.id, true);
+      v.setUint16(12, w.cid, true);
+      v.setUint16(14, ((w.status << 1) | cq.phase) & 0xffff, true);
+      const at = cq.base + BigInt(cq.tail * CQE_SIZE);
+      if (!this.writeHost(at, this.cqe)) { this.fatal(`completion queue ${cq.id} entry at 0x${at.toString(16)} could not be written`); break; }
+      posted++;
+      cq.advanceTail();
+      w.sq.outstanding--;
+      if (!w.sq.empty) this.scheduleFetch(w.sq);
+    }
+    if (posted) cq.waiting.splice(0, posted);
+    if (!cq.empty) {
+      if (cq.interruptsEnabled && !wasPending) this.cqPending++;
+      this.assertIrq(cq);
+    }
+  }
+
+  private assertIrq(cq: CompletionQueue): void {
+    if (!cq.interruptsEnabled) return;
+    if (this.msixEnabled) { this.notifyMsix(cq.vector); return; }
+    this.irqStatus |= 1 << cq.vector;
+    this.checkIntx();
+  }
+
+  private deassertIrq(cq: CompletionQueue): void {
+    if (!cq.interruptsEnabled || this.msixEnabled) return;
+    if (!this.cqPending) this.irqStatus &= ~(1 << cq.vector);
+    this.checkIntx();
+  }
+
+  private checkIntx(): void {
+    if (this.msixEnabled) return;
+    this.setIntx((~this.regs.get32(REG.INTMS) & this.irqStatus) !== 0);
+  }
+
+  // ---- host memory ----
+
+  private get nowMicroseconds(): number { return Number(this.clock.now / 1000n); }
+
+  private readHost(address: bigint, length: number): Uint8Array | undefined {
+    const before = this.dmaFailures;
+    const bytes = this.dma.read(address, length);
+    return this.dmaFailures === before ? bytes : undefined;
+  }
+
+  private writeHost(address: bigint, data: Uint8Array): boolean {
+    const before = this.dmaFailures;
+    this.dma.write(address, data);
+    return this.dmaFailures === before;
+  }
+
+  /**
+   * Data of a command. QEMU maps it for the block layer and the DMA helpers: what the host does
+   * not back (no IOMMU mapping, no memory at that physical address) goes through a bounce buffer,
+   * so the command completes — the data read as zeroes here, or written nowhere.
+   */
+  private readRuns(runs: readonly DataRun[], length: number): Uint8Array {
+    if (runs.length === 1) return this.dma.read(runs[0]!.address, length);
+    const out = new Uint8Array(length);
+    let at = 0;
+    for (const r of runs) {
+      out.set(this.dma.read(r.address, r.length), at);
+      at += r.length;
+    }
+    return out;
+  }
+
+  private writeRuns(runs: readonly DataRun[], data: Uint8Array): void {
+    let at = 0;
+    for (const r of runs) {
+      this.dma.write(r.address, data.subarray(at, at + r.length));
+      at += r.length;
+    }
+  }
+
+  private guestError(message: string): void {
+    this.record({ kind: 'guest-error', message: `nvme: ${message}` });
+  }
+
+  /** What the command implementations see (context.ts). */
+  private commandContext(): AdminContext {
+    const self = this;
+    const bar0 = () => this.barAddress(0);
+    const prp = {
+      get pageSize() { return self.pageSize; },
+      readHost: (a: bigint, n: number) => this.readHost(a, n),
+      isOwnRegisterSpace: (a: bigint) => a >= bar0() && a < bar0() + NVME_BAR0_SIZE,
+    };
+    return {
+      get pageSize() { return self.pageSize; },
+      mdts: this.mdts,
+      maxNamespaces: MAX_NAMESPACES,
+      namespace: (nsid) => this.namespaces.find((n) => n.nsid === nsid),
+      dataRuns: (c, length) => walkPrps(prp, c.prp1, c.prp2, length),
+      sglRuns: (c, length) => walkSgl(prp, c.prp1, c.prp2, length),
+      discard: this.discard,
+      readRuns: (runs, length) => this.readRuns(runs, length),
+      writeRuns: (runs, data) => this.writeRuns(runs, data),
+      ioQueuePairs: this.ioQueuePairs,
+      maxQueueEntries: CAP.mqes,
+      interruptVectors: this.msixVectors,
+      get msixEnabled() { return self.msixEnabled; },
+      get queuesCreated() { return self.queuesCreated; },
+      submissionQueue: (id) => this.sqs[id],
+      completionQueue: (id) => this.cqs[id],
+      createSubmissionQueue: (id, base, size, cqid) => {
+        const sq = new SubmissionQueue(id, base, size, cqid);
+        this.sqs[id] = sq;
+        this.cqs[cqid]!.sqs.add(sq);
+        this.queuesCreated = true;
+      },
+      createCompletionQueue: (id, base, size, vector, ien) => {
+        this.cqs[id] = new CompletionQueue(id, base, size, vector, ien);
+        this.queuesCreated = true;
+      },
+      deleteSubmissionQueue: (id) => {
+        const sq = this.sqs[id]!;
+        const cq = this.cqs[sq.cqid];
+        if (cq) {
+          cq.sqs.delete(sq);
+          this.post(cq);
+          // Completions that did not fit are dropped with their queue.
+          for (let i = cq.waiting.length - 1; i >= 0; i--) if (cq.waiting[i]!.sq === sq) cq.waiting.splice(i, 1);
+        }
+        this.sqs[id] = undefined;
+      },
+      deleteCompletionQueue: (id) => {
+        const cq = this.cqs[id]!;
+        if (cq.interruptsEnabled && !cq.empty) this.cqPending--;
+        this.deassertIrq(cq);
+        this.cqs[id] = undefined;
+      },
+      identifyController: this.identity,
+      get features() { return self.features; },
+      get nowMicroseconds() { return self.nowMicroseconds; },
+      toHost: (c, data) => {
+        const runs = walkPrps(prp, c.prp1, c.prp2, data.length);
+        if (typeof runs === 'number') return { status: runs };
+        this.writeRuns(runs, data);
+        return { status: STATUS.SUCCESS };
+      },
+      fromHost: (c, length) => {
+        const runs = walkPrps(prp, c.prp1, c.prp2, length);
+        if (typeof runs === 'number') return { status: runs };
+        return this.readRuns(runs, length);
+      },
+    };
+  }
+}

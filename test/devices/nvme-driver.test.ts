@@ -1,0 +1,152 @@
+/**
+ * The example NVMe driver (examples/nvme) on the NVMe model: the CLI end to end in both modes,
+ * many commands in flight on several queues with the data checked, errors as typed values, a
+ * command that never completes timing out (and not being aborted, as QEMU never aborts), and a
+ * controller that stops answering failing commands instead of hanging them.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import fs from 'node:fs';
+import { promisify } from 'node:util';
+import { DmaBuffer, openDevice } from '../../lib';
+import { createModelKernel, ModelClock } from '../../lib/model';
+import { NvmeController } from '../../lib/devices/nvme';
+import { NvmeCommandError, NvmeControllerError, NvmeTimeoutError } from '../../examples/nvme/errors';
+import { NvmeDriver } from '../../examples/nvme/nvme-driver';
+
+const BDF = '0000:00:04.0';
+const run = promisify(execFile);
+const main = path.resolve(__dirname, '../../examples/nvme/main.js');
+
+function machine(mode: 'noiommu' | 'iommu', clock?: ModelClock) {
+  const model = new NvmeController();
+  const kernel = createModelKernel({ base: `linux-7.3-${mode}`, withoutBaseDevices: true, devices: [{ address: BDF, model }], ...(clock ? { clock } : {}) });
+  return { model, device: openDevice(BDF, { kernel }) };
+}
+
+describe('example: the NVMe driver on the NVMe model', function () {
+  this.timeout(60_000);
+
+  it('imports nothing but the public API (lib, lib/model), node built-ins and its own files', () => {
+    const dir = path.resolve(__dirname, '../../../examples/nvme');
+    const bad: string[] = [];
+    for (const file of fs.readdirSync(dir).filter((f) => f.endsWith('.ts'))) {
+      for (const m of fs.readFileSync(path.join(dir, file), 'utf8').matchAll(/\bfrom\s+'([^']+)'/g)) {
+        const spec = m[1]!;
+        if (!(spec === '../../lib' || spec === '../../lib/model' || spec.startsWith('node:') || /^\.\/[\w-]+$/.test(spec))) bad.push(`${file}: '${spec}'`);
+      }
+    }
+    assert.deepEqual(bad, []);
+  });
+
+  for (const mode of ['noiommu', 'iommu'] as const) {
+    it(`the CLI identifies the controller, writes and reads back a pattern and shuts down (${mode})`, async () => {
+      const { stdout } = await run(process.execPath, [main, `--model=${mode}`, '--blocks=3000', '--queues=3']);
+      assert.match(stdout, /--model: the kernel model/);
+      assert.match(stdout, /completions by polling, 3 I\/O queue pair/);
+      assert.match(stdout, /controller QEMU NVMe Ctrl serial nodevfio0001 firmware 7\.2\.22, NVMe 1\.4\.0/);
+      assert.match(stdout, /namespace 1: 131072 blocks of 512 bytes/);
+      assert.match(stdout, mode === 'noiommu' ? /physical addresses/ : /IOVA addresses/);
+      assert.match(stdout, /data intact/);
+      assert.match(stdout, /shut down \(CSTS 0x9\)/);
+      assert.match(stdout, /all checks passed/);
+    });
+
+    it(`keeps 4 queues x 32 commands in flight; every block reads back as written (${mode})`, async () => {
+      const { model, device } = machine(mode);
+      using nvme = await NvmeDriver.open(device, { ioQueues: 4, queueDepth: 64 });
+      assert.equal(nvme.ioQueueCount, 4);
+      const ios = 128, size = 4096;
+      using buffer = DmaBuffer.allocate(2 * ios * size, { space: device.dmaSpace });
+      const pattern = randomBytes(ios * size);
+      buffer.bytes.set(pattern, 0);
+      const lbas = Array.from({ length: ios }, (_, i) => (i * 7919) % 16384 * 8);
+      await Promise.all(lbas.map((lba, i) => nvme.write(1, lba, 8, buffer, i * size)));
+      await Promise.all(lbas.map((lba, i) => nvme.read(1, lba, 8, buffer, (ios + i) * size)));
+      assert.ok(Buffer.from(buffer.bytes.subarray(ios * size, 2 * ios * size)).equals(pattern), 'the reads return what was written');
+      assert.ok(Buffer.from(model.storage.read(lbas[5]! * 512, size)).equals(pattern.subarray(5 * size, 6 * size)), 'the namespace holds it');
+      await nvme.shutdown();
+      assert.deepEqual(model.events.filter((e) => e.kind !== 'guest-error'), []);
+      device.close();
+    });
+  }
+
+  for (const mode of ['noiommu', 'iommu'] as const) {
+    it(`completes by INTx interrupt: every queue on the pin, 96 commands in flight, data intact (${mode})`, async () => {
+      const { device } = machine(mode);
+      using nvme = await NvmeDriver.open(device, { ioQueues: 3, queueDepth: 64, completion: 'intx' });
+      assert.equal(nvme.completion, 'intx');
+      const ios = 96, size = 4096;
+      using buffer = DmaBuffer.allocate(2 * ios * size, { space: device.dmaSpace });
+      const pattern = randomBytes(ios * size);
+      buffer.bytes.set(pattern, 0);
+      await Promise.all(Array.from({ length: ios }, (_, i) => nvme.write(1, i * 8, 8, buffer, i * size)));
+      await Promise.all(Array.from({ length: ios }, (_, i) => nvme.read(1, i * 8, 8, buffer, (ios + i) * size)));
+      assert.ok(Buffer.from(buffer.bytes.subarray(ios * size)).equals(pattern));
+      await nvme.shutdown();
+      device.close();
+    });
+  }
+
+  it('a failed command is a typed value with the status code type, code and the command', async () => {
+    const { device } = machine('noiommu');
+    using nvme = await NvmeDriver.open(device);
+    using buffer = DmaBuffer.allocate(4096, { space: device.dmaSpace });
+    const error = await nvme.read(1, 131071, 2, buffer).then(() => undefined, (e: unknown) => e);
+    assert.ok(error instanceof NvmeCommandError);
+    assert.equal(error.sct, 0);
+    assert.equal(error.sc, 0x80);
+    assert.equal(error.dnr, true);
+    assert.equal(error.command.opcode, 0x02);
+    assert.equal(error.command.queue, 1);
+    assert.equal(error.command.nsid, 1);
+    assert.match(error.message, /LBA Out of Range/);
+    const queue = await nvme.adminCommand({ opcode: 0x05, cdw10: (15 << 16) | 1, cdw11: 1, prp1: 0 }).then(() => undefined, (e: unknown) => e);
+    assert.ok(queue instanceof NvmeCommandError && queue.sct === 1 && queue.sc === 0x01, 'Invalid Queue Identifier: queue 1 exists');
+    await nvme.shutdown();
+    device.close();
+  });
+
+  it('a command the controller never completes times out, and Abort does not abort it (as on QEMU)', async () => {
+    const clock = new ModelClock('manual');
+    const { device } = machine('noiommu', clock);
+    const pump = setInterval(() => clock.runUntilIdle(), 1);
+    let nvme: NvmeDriver;
+    try {
+      nvme = await NvmeDriver.open(device, { commandTimeoutMs: 150 });
+    } finally {
+      clearInterval(pump);
+    }
+    using buffer = DmaBuffer.allocate(4096, { space: device.dmaSpace });
+    const started = performance.now();
+    const error = await nvme.read(1, 0, 8, buffer).then(() => undefined, (e: unknown) => e);
+    assert.ok(error instanceof NvmeTimeoutError, String(error));
+    assert.equal(error.aborted, false);
+    assert.ok(performance.now() - started >= 150);
+    nvme.close();
+    device.close();
+  });
+
+  it('a controller that stops answering fails the outstanding commands and the next ones, instead of hanging', async () => {
+    const clock = new ModelClock('manual');
+    const { model, device } = machine('iommu', clock);
+    const pump = setInterval(() => clock.runUntilIdle(), 1);
+    let nvme: NvmeDriver;
+    try {
+      nvme = await NvmeDriver.open(device);
+    } finally {
+      clearInterval(pump);
+    }
+    using buffer = DmaBuffer.allocate(4096, { space: device.dmaSpace });
+    const pending = nvme.read(1, 0, 8, buffer).then(() => undefined, (e: unknown) => e);
+    model.fail('the test pulls the controller');
+    const error = await pending;
+    assert.ok(error instanceof NvmeControllerError, String(error));
+    assert.match(error.message, /reads all ones/);
+    await assert.rejects(nvme.getFeatures(0x07), NvmeControllerError);
+    nvme.close();
+    device.close();
+  });
+});
