@@ -51,11 +51,9 @@ describe('lab multi machine (two edu functions in one slot, one behind a PCIe ro
 
 describe('lab nvme machine (MSI-X, PCIe, FLR): model = recorded Linux 7.3 + QEMU 7.2', () => {
   for (const mode of ['noiommu', 'iommu'] as const) {
-    it(`${mode}: every observation but the NVMe registers matches the lab's`, () => {
+    it(`${mode}: every observation of the NVMe controller (QEMU 7.2's, lib/devices/nvme) matches the lab's`, () => {
       const profile: Profile = labNvmeProfile(mode);
-      // The stand-in has the controller's PCI shape but not its registers: the mmio.* lines
-      // (BAR0's first registers) are the NVMe model's to match (lib/devices/nvme).
-      compare(observeMachine(createModelKernel(profile)), recorded('nvme', mode), (l) => / mmio\./.test(l));
+      compare(observeMachine(createModelKernel(profile)), recorded('nvme', mode), () => false);
     });
   }
 });

@@ -11,12 +11,12 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { defaultKernel } from '../../lib/sys/default-kernel';
-import { conformanceDiff, observeNvme, recordedConformance } from '../devices/nvme-conformance';
-import { requireLab, type LabEnvironment } from './lab-environment';
+import { defaultKernel } from '../../../lib/sys/default-kernel';
+import { conformanceDiff, observeNvme, recordedConformance } from '../../devices/nvme-conformance';
+import { requireLab, type LabEnvironment } from '../lab-environment';
 
 const run = promisify(execFile);
-const main = path.resolve(__dirname, '../../examples/nvme/main.js');
+const main = path.resolve(__dirname, '../../../examples/nvme/main.js');
 
 describe('lab: QEMU 7.2 NVMe controller', function () {
   this.timeout(600_000);
