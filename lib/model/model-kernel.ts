@@ -16,7 +16,8 @@
  *   locked                   RLIMIT_MEMLOCK accounting (mm->locked_vm, user->locked_vm)
  *   dmaOwnership             IOMMU group DMA ownership (iommufd bind, legacy containers)
  *   installFile(file, path?, flags?) → fd
- *                            puts an OpenFile in the fd table (lowest free fd from 3)
+ *                            puts an OpenFile in the fd table (lowest free fd from 3; EMFILE,
+ *                            with the file released, at openFilesLimit)
  *   fileOf(fd)               the OpenFile behind an fd (EBADF)
  *   holdFile(file) / dropFile(file)
  *                            extra references (like get_file/fput); release() runs when the last
@@ -37,6 +38,7 @@ import { IommufdContext } from './iommufd/iommufd-ctx';
 import { iommufdRequestName } from './iommufd/commands';
 import { DmaOwnership } from './iommufd/dma-ownership';
 import { FaultInjector } from './fault-injection';
+import { FdTable } from './fd-table';
 import { AddressSpace } from './memory/address-space';
 import { LockedMemory } from './memory/locked-memory';
 import { MemfdFile } from './memory/memfd';
@@ -64,6 +66,8 @@ interface FdEntry {
 }
 
 const ACCESS_MODE = 3;
+/** RLIMIT_NOFILE's soft limit in a login shell. */
+const DEFAULT_OPEN_FILES_LIMIT = 1024;
 const FILE_KINDS: readonly string[] = ['iommufd', 'vfio-container', 'vfio-group', 'vfio-device'];
 
 export class ModelKernel implements Kernel {
@@ -80,13 +84,14 @@ export class ModelKernel implements Kernel {
   /** The PCI bus, VFIO and device models (set at boot by createModelKernel). */
   pci: PciMachine | null = null;
 
-  private readonly fds = new Map<number, FdEntry>();
+  private readonly fds: FdTable<FdEntry>;
   private readonly fileRefs = new Map<OpenFile, number>();
   private readonly waiters = new Map<number, Set<(err: VfioError) => void>>();
 
   constructor(readonly profile: Profile) {
     this.description = `model kernel ${profile.kernel.release} (${profile.name})`;
     this.pageSize = profile.memory.pageSize;
+    this.fds = new FdTable(profile.process.openFilesLimit ?? DEFAULT_OPEN_FILES_LIMIT);
     this.memory = new PhysicalMemory(profile.memory);
     this.locked = new LockedMemory(profile.process.memlockLimit, this.memory.pageShift, profile.process.capabilities.ipcLock);
     this.space = new AddressSpace(this.memory, this.locked, {
@@ -169,13 +174,36 @@ export class ModelKernel implements Kernel {
 
   // ---- hooks for the rest of the model --------------------------------------------------------
 
-  /** Installs `file` at the lowest free fd (from 3) and returns the fd. */
+  /** RLIMIT_NOFILE (setrlimit): every fd is below it, EMFILE otherwise. */
+  get openFilesLimit(): number {
+    return this.fds.limit;
+  }
+
+  set openFilesLimit(limit: number) {
+    if (!Number.isSafeInteger(limit) || limit < 0) throw new RangeError(`openFilesLimit must be a non-negative integer, got ${limit}`);
+    this.fds.limit = limit;
+  }
+
+  /**
+   * Installs `file` at the lowest free fd (from 3) and returns the fd. With no fd below
+   * RLIMIT_NOFILE the file is released (the fput of a file that never got its fd) and the
+   * answer is EMFILE.
+   */
   installFile(file: OpenFile, path = `anon_inode:[${file.kind}]`, flags = O_RDWR): number {
-    let fd = 3;
-    while (this.fds.has(fd)) fd++;
-    this.fds.set(fd, { file, path, flags, ctx: { fd, path } });
-    this.holdFile(file);
+    let fd: number;
+    try {
+      fd = this.fds.reserve();
+    } catch (e) {
+      file.release?.();
+      throw e;
+    }
+    this.placeFile(fd, file, path, flags);
     return fd;
+  }
+
+  private placeFile(fd: number, file: OpenFile, path: string, flags: number): void {
+    this.fds.install(fd, { file, path, flags, ctx: { fd, path } });
+    this.holdFile(file);
   }
 
   /** The open file behind `fd` (EBADF). */
@@ -236,8 +264,17 @@ export class ModelKernel implements Kernel {
     return this.syscall('open', { path }, () => {
       const node = this.vfs.lookup(path);
       if (!node) fail('ENOENT');
-      const file = this.openNode(node, path, flags);
-      return this.installFile(file, path, flags);
+      // do_sys_open takes the fd before opening, so at RLIMIT_NOFILE the device is never opened.
+      const fd = this.fds.reserve();
+      let file: OpenFile;
+      try {
+        file = this.openNode(node, path, flags);
+      } catch (e) {
+        this.fds.unreserve(fd);
+        throw e;
+      }
+      this.placeFile(fd, file, path, flags);
+      return fd;
     });
   }
 
@@ -273,9 +310,8 @@ export class ModelKernel implements Kernel {
 
   close(fd: number): void {
     this.syscall('close', { fd }, () => {
-      const entry = this.fds.get(fd);
+      const entry = this.fds.remove(fd);
       if (!entry) fail('EBADF');
-      this.fds.delete(fd);
       const waiting = this.waiters.get(fd);
       if (waiting) {
         this.waiters.delete(fd);
