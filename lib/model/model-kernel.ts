@@ -46,6 +46,7 @@ import { PhysicalMemory } from './memory/physical-memory';
 import type { HugePageSize } from '../sys/constants';
 import type { OpenFile, SyscallContext } from './open-file';
 import { PagemapFile } from './proc/pagemap-file';
+import { MAX_OFFSET, MAX_U64, checkUnsignedBigInt } from './syscall-args';
 import type { Profile } from './profile';
 import { AttrFile, DirectoryFile } from './vfs-files';
 import { Vfs, type VNode } from './vfs';
@@ -344,21 +345,25 @@ export class ModelKernel implements Kernel {
   }
 
   pread(fd: number, into: Uint8Array, offset: bigint): number {
+    checkUnsignedBigInt('offset', offset, MAX_OFFSET);
     return this.syscall('pread', { fd }, () => {
       const entry = this.fds.get(fd);
       if (!entry) fail('EBADF');
       if ((entry.flags & ACCESS_MODE) === O_WRONLY) fail('EBADF');
       if (!entry.file.pread) fail('EINVAL');
+      verifyArea(offset, into.length);
       return entry.file.pread(into, offset, this.ctx(fd));
     });
   }
 
   pwrite(fd: number, from: Uint8Array, offset: bigint): number {
+    checkUnsignedBigInt('offset', offset, MAX_OFFSET);
     return this.syscall('pwrite', { fd }, () => {
       const entry = this.fds.get(fd);
       if (!entry) fail('EBADF');
       if ((entry.flags & ACCESS_MODE) === O_RDONLY) fail('EBADF');
       if (!entry.file.pwrite) fail('EINVAL');
+      verifyArea(offset, from.length);
       return entry.file.pwrite(from, offset, this.ctx(fd));
     });
   }
@@ -433,6 +438,8 @@ export class ModelKernel implements Kernel {
   // ---- Kernel: memory ----------------------------------------------------------------------------
 
   mmap(fd: number, length: bigint, prot: number, flags: number, offset: bigint): Mapping {
+    checkUnsignedBigInt('length', length, MAX_U64);
+    checkUnsignedBigInt('offset', offset, MAX_OFFSET);
     return this.syscall('mmap', { fd: fd >= 0 ? fd : undefined }, () => {
       if (flags & MAP_ANONYMOUS) return this.space.mmap(length, prot, flags, null, offset, null);
       const entry = this.fds.get(fd);
@@ -510,6 +517,9 @@ export class ModelKernel implements Kernel {
       throw new RangeError(`mmio access of ${bytes} bytes at offset ${offset} is outside the ${vma.length}-byte mapping`);
     }
     if (offset % bytes !== 0) throw new RangeError(`mmio access of ${bytes} bytes at offset ${offset} is not naturally aligned`);
+    if (this.space.beyondEof(vma, BigInt(offset))) {
+      throw this.present(new KernelError('EFAULT', 'SIGBUS: the shared memfd mapping is past the end of the file there'), 'mmio', {});
+    }
     return vma;
   }
 
@@ -530,6 +540,7 @@ export class ModelKernel implements Kernel {
   }
 
   ftruncate(fd: number, length: bigint): void {
+    checkUnsignedBigInt('length', length, MAX_OFFSET);
     this.syscall('ftruncate', { fd }, () => {
       const entry = this.fds.get(fd);
       if (!entry) fail('EBADF');
@@ -558,6 +569,7 @@ export class ModelKernel implements Kernel {
   }
 
   eventfdWrite(fd: number, value: bigint): void {
+    checkUnsignedBigInt('value', value, MAX_U64);
     this.syscall('write', { fd }, () => {
       const file = this.fileOf(fd);
       if (!(file instanceof EventFdFile)) fail('EINVAL');
@@ -642,4 +654,12 @@ export class ModelKernel implements Kernel {
       cause: e,
     });
   }
+}
+
+/**
+ * rw_verify_area: a positioned read or write whose range would end past the largest loff_t is
+ * EINVAL for every file (none of the model's files takes unsigned offsets).
+ */
+function verifyArea(offset: bigint, count: number): void {
+  if (offset + BigInt(count) > MAX_OFFSET) fail('EINVAL', 'the range ends past the largest file offset');
 }
