@@ -5,6 +5,7 @@
  * fds are open, where scanning upwards from 3 made opening n fds quadratic.
  */
 import { fail } from './errno';
+import { MinHeap } from './structures/min-heap';
 
 /** The first fd a process gets: 0, 1 and 2 are its standard streams. */
 const FIRST_FD = 3;
@@ -12,7 +13,7 @@ const FIRST_FD = 3;
 export class FdTable<Entry> {
   private readonly entries = new Map<number, Entry>();
   /** Free fds below `highWater`, smallest on top. */
-  private readonly freed: number[] = [];
+  private readonly freed = new MinHeap();
   /** Every fd from here up has never been handed out. */
   private highWater = FIRST_FD;
 
@@ -40,9 +41,9 @@ export class FdTable<Entry> {
    * `install` fills it, `unreserve` gives it back when the open fails after all.
    */
   reserve(): number {
-    const fd = this.freed.length > 0 ? this.freed[0]! : this.highWater;
+    const fd = this.freed.peek() ?? this.highWater;
     if (fd >= this.limit) fail('EMFILE', `RLIMIT_NOFILE is ${this.limit}`);
-    if (this.freed.length > 0) this.popFreed();
+    if (this.freed.size > 0) this.freed.pop();
     else this.highWater++;
     return fd;
   }
@@ -52,7 +53,7 @@ export class FdTable<Entry> {
   }
 
   unreserve(fd: number): void {
-    this.pushFreed(fd);
+    this.freed.push(fd);
   }
 
   /** Removes an fd's entry (close); the fd becomes free. */
@@ -60,37 +61,7 @@ export class FdTable<Entry> {
     const entry = this.entries.get(fd);
     if (entry === undefined) return undefined;
     this.entries.delete(fd);
-    this.pushFreed(fd);
+    this.freed.push(fd);
     return entry;
-  }
-
-  private pushFreed(fd: number): void {
-    const heap = this.freed;
-    heap.push(fd);
-    let i = heap.length - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (heap[parent]! <= fd) break;
-      heap[i] = heap[parent]!;
-      i = parent;
-    }
-    heap[i] = fd;
-  }
-
-  private popFreed(): void {
-    const heap = this.freed;
-    const last = heap.pop()!;
-    if (heap.length === 0) return;
-    let i = 0;
-    for (;;) {
-      const left = 2 * i + 1;
-      if (left >= heap.length) break;
-      const right = left + 1;
-      const child = right < heap.length && heap[right]! < heap[left]! ? right : left;
-      if (heap[child]! >= last) break;
-      heap[i] = heap[child]!;
-      i = child;
-    }
-    heap[i] = last;
   }
 }
