@@ -46,7 +46,9 @@ import { PhysicalMemory } from './memory/physical-memory';
 import type { HugePageSize } from '../sys/constants';
 import type { OpenFile, SyscallContext } from './open-file';
 import { PagemapFile } from './proc/pagemap-file';
-import { MAX_OFFSET, MAX_U64, checkUnsignedBigInt } from './syscall-args';
+import {
+  MAX_OFFSET, MAX_U64, checkFd, checkInteger, checkKernelChosenAddress, checkString, checkUnsignedBigInt,
+} from './syscall-args';
 import type { Profile } from './profile';
 import { AttrFile, DirectoryFile } from './vfs-files';
 import { Vfs, type VNode } from './vfs';
@@ -310,6 +312,7 @@ export class ModelKernel implements Kernel {
   }
 
   close(fd: number): void {
+    checkFd(fd);
     this.syscall('close', { fd }, () => {
       const entry = this.fds.remove(fd);
       if (!entry) fail('EBADF');
@@ -323,6 +326,7 @@ export class ModelKernel implements Kernel {
   }
 
   ioctl(fd: number, request: number, arg: Uint8Array | number | null): number {
+    if (request >>> 0 !== request) checkInteger('request', request, 0, 0xffff_ffff);
     const entry = this.fds.get(fd);
     // The fast path: no closures, names or contexts built unless the call fails.
     if (entry?.file.ioctl) {
@@ -332,6 +336,8 @@ export class ModelKernel implements Kernel {
         throw this.present(e, 'ioctl', { fd, ioctl: this.requestName(entry.file, request) });
       }
     }
+    // Only an fd that is not in the table can be one the addon refuses.
+    if (!entry) checkFd(fd);
     return this.syscall('ioctl', { fd, ioctl: entry ? this.requestName(entry.file, request) : ioctlName(request) }, () => {
       if (!entry) fail('EBADF');
       fail('ENOTTY');
@@ -345,6 +351,7 @@ export class ModelKernel implements Kernel {
   }
 
   pread(fd: number, into: Uint8Array, offset: bigint): number {
+    checkFd(fd);
     checkUnsignedBigInt('offset', offset, MAX_OFFSET);
     return this.syscall('pread', { fd }, () => {
       const entry = this.fds.get(fd);
@@ -357,6 +364,7 @@ export class ModelKernel implements Kernel {
   }
 
   pwrite(fd: number, from: Uint8Array, offset: bigint): number {
+    checkFd(fd);
     checkUnsignedBigInt('offset', offset, MAX_OFFSET);
     return this.syscall('pwrite', { fd }, () => {
       const entry = this.fds.get(fd);
@@ -438,8 +446,12 @@ export class ModelKernel implements Kernel {
   // ---- Kernel: memory ----------------------------------------------------------------------------
 
   mmap(fd: number, length: bigint, prot: number, flags: number, offset: bigint): Mapping {
+    checkFd(fd, true);
     checkUnsignedBigInt('length', length, MAX_U64);
+    checkInteger('prot', prot, 0, 0x7fff_ffff);
+    checkInteger('flags', flags, 0, 0x7fff_ffff);
     checkUnsignedBigInt('offset', offset, MAX_OFFSET);
+    checkKernelChosenAddress(flags);
     return this.syscall('mmap', { fd: fd >= 0 ? fd : undefined }, () => {
       if (flags & MAP_ANONYMOUS) return this.space.mmap(length, prot, flags, null, offset, null);
       const entry = this.fds.get(fd);
@@ -524,11 +536,13 @@ export class ModelKernel implements Kernel {
   }
 
   memfdCreate(name: string, flags: number): number {
+    // The addon's copy of the name holds 249 bytes, NAME_MAX less memfd_create's "memfd:".
+    checkString('name', name, 250);
+    checkInteger('flags', flags, 0, 0xffff_ffff);
     return this.syscall('memfd_create', {}, () => {
       const sizeBits = (flags >>> 26) & 0x3f;
       if (flags & ~(MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB | (0x3f << 26))) fail('EINVAL');
       if (sizeBits && !(flags & MFD_HUGETLB)) fail('EINVAL');
-      if (Buffer.byteLength(name) > 249) fail('EINVAL');
       let huge: HugePageSize | null = null;
       if (flags & MFD_HUGETLB) {
         if (sizeBits === 0 || sizeBits === 21) huge = '2M';
@@ -540,6 +554,7 @@ export class ModelKernel implements Kernel {
   }
 
   ftruncate(fd: number, length: bigint): void {
+    checkFd(fd);
     checkUnsignedBigInt('length', length, MAX_OFFSET);
     this.syscall('ftruncate', { fd }, () => {
       const entry = this.fds.get(fd);
@@ -552,6 +567,8 @@ export class ModelKernel implements Kernel {
   // ---- Kernel: eventfd and polling --------------------------------------------------------------
 
   eventfd(initval: number, flags: number): number {
+    checkInteger('initval', initval, 0, 0xffff_ffff);
+    checkInteger('flags', flags, 0, 0x7fff_ffff);
     return this.syscall('eventfd', {}, () => {
       if (flags & ~(EFD_SEMAPHORE | EFD_CLOEXEC | EFD_NONBLOCK)) fail('EINVAL');
       if (!Number.isInteger(initval) || initval < 0 || initval > 0xffff_ffff) fail('EINVAL');
@@ -561,6 +578,7 @@ export class ModelKernel implements Kernel {
   }
 
   eventfdRead(fd: number): bigint {
+    checkFd(fd);
     return this.syscall('read', { fd }, () => {
       const file = this.fileOf(fd);
       if (!(file instanceof EventFdFile)) fail('EINVAL');
@@ -569,6 +587,7 @@ export class ModelKernel implements Kernel {
   }
 
   eventfdWrite(fd: number, value: bigint): void {
+    checkFd(fd);
     checkUnsignedBigInt('value', value, MAX_U64);
     this.syscall('write', { fd }, () => {
       const file = this.fileOf(fd);

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { createModelKernel } from '../../lib/model';
 import { MemfdFile } from '../../lib/model/memory/memfd';
-import { MAP_SHARED, PROT_READ, PROT_WRITE } from '../../lib/sys/constants';
+import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE } from '../../lib/sys/constants';
 import { expectErrno } from './harness';
 
 const RW = PROT_READ | PROT_WRITE;
@@ -76,6 +76,32 @@ describe('memfd at large offsets (a sparse page cache up to MAX_LFS_FILESIZE)', 
     assert.throws(() => k.ftruncate(fd, -1n), RangeError);
     assert.throws(() => k.mmap(fd, 4096n, RW, MAP_SHARED, -4096n), RangeError);
     assert.throws(() => k.mmap(fd, 1n << 64n, RW, MAP_SHARED, 0n), RangeError);
+  });
+});
+
+describe('the other arguments the addon checks before any syscall', () => {
+  it('fds, integers, names and MAP_FIXED: the TypeError or RangeError of native/args.cc', () => {
+    const k = createModelKernel('linux-7.3-noiommu');
+    const efd = k.eventfd(0, 0);
+    assert.throws(() => k.close(-1), { name: 'RangeError', message: /fd must be an integer in \[0, 2147483647\]/ });
+    assert.throws(() => k.close(3.5), RangeError);
+    assert.throws(() => k.close('3' as unknown as number), { name: 'TypeError', message: /fd must be a number/ });
+    assert.throws(() => k.ioctl(-1, 0x3b80, null), RangeError);
+    assert.throws(() => k.ioctl(efd, -1, null), { name: 'RangeError', message: /request must be an integer/ });
+    assert.throws(() => k.pread(-2, Buffer.alloc(1), 0n), RangeError);
+    assert.throws(() => k.eventfdRead(-1), RangeError);
+    assert.throws(() => k.eventfdWrite(-1, 1n), RangeError);
+    assert.throws(() => k.ftruncate(-1, 0n), RangeError);
+    assert.throws(() => k.eventfd(-1, 0), { name: 'RangeError', message: /initval must be an integer in \[0, 4294967295\]/ });
+    assert.throws(() => k.eventfd(2 ** 32, 0), RangeError);
+    assert.throws(() => k.eventfd(0, -1), RangeError);
+    assert.throws(() => k.memfdCreate('x'.repeat(250), 0), { name: 'RangeError', message: /name must be at most 249 bytes/ });
+    assert.throws(() => k.memfdCreate('a\0b', 0), RangeError);
+    assert.throws(() => k.mmap(-2, 4096n, RW, MAP_SHARED, 0n), RangeError);
+    assert.throws(() => k.mmap(-1, 4096n, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, 0n), { name: 'RangeError', message: /MAP_FIXED is not supported/ });
+    assert.throws(() => k.mmap(-1, 4096n, -1, MAP_PRIVATE | MAP_ANONYMOUS, 0n), RangeError);
+    expectErrno('EBADF', () => k.close(1000)); // a well-formed fd that is not open is the kernel's EBADF
+    expectErrno('EINVAL', () => k.memfdCreate('x'.repeat(249), 0x100));
   });
 });
 
