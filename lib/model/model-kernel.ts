@@ -16,7 +16,8 @@
  *   locked                   RLIMIT_MEMLOCK accounting (mm->locked_vm, user->locked_vm)
  *   dmaOwnership             IOMMU group DMA ownership (iommufd bind, legacy containers)
  *   installFile(file, path?, flags?) → fd
- *                            puts an OpenFile in the fd table (lowest free fd from 3)
+ *                            puts an OpenFile in the fd table (lowest free fd from 3; EMFILE,
+ *                            with the file released, at openFilesLimit)
  *   fileOf(fd)               the OpenFile behind an fd (EBADF)
  *   holdFile(file) / dropFile(file)
  *                            extra references (like get_file/fput); release() runs when the last
@@ -37,6 +38,7 @@ import { IommufdContext } from './iommufd/iommufd-ctx';
 import { iommufdRequestName } from './iommufd/commands';
 import { DmaOwnership } from './iommufd/dma-ownership';
 import { FaultInjector } from './fault-injection';
+import { FdTable } from './fd-table';
 import { AddressSpace } from './memory/address-space';
 import { LockedMemory } from './memory/locked-memory';
 import { MemfdFile } from './memory/memfd';
@@ -44,6 +46,9 @@ import { PhysicalMemory } from './memory/physical-memory';
 import type { HugePageSize } from '../sys/constants';
 import type { OpenFile, SyscallContext } from './open-file';
 import { PagemapFile } from './proc/pagemap-file';
+import {
+  MAX_OFFSET, MAX_U64, checkFd, checkInteger, checkKernelChosenAddress, checkString, checkUnsignedBigInt,
+} from './syscall-args';
 import type { Profile } from './profile';
 import { AttrFile, DirectoryFile } from './vfs-files';
 import { Vfs, type VNode } from './vfs';
@@ -64,6 +69,8 @@ interface FdEntry {
 }
 
 const ACCESS_MODE = 3;
+/** RLIMIT_NOFILE's soft limit in a login shell. */
+const DEFAULT_OPEN_FILES_LIMIT = 1024;
 const FILE_KINDS: readonly string[] = ['iommufd', 'vfio-container', 'vfio-group', 'vfio-device'];
 
 export class ModelKernel implements Kernel {
@@ -80,13 +87,14 @@ export class ModelKernel implements Kernel {
   /** The PCI bus, VFIO and device models (set at boot by createModelKernel). */
   pci: PciMachine | null = null;
 
-  private readonly fds = new Map<number, FdEntry>();
+  private readonly fds: FdTable<FdEntry>;
   private readonly fileRefs = new Map<OpenFile, number>();
   private readonly waiters = new Map<number, Set<(err: VfioError) => void>>();
 
   constructor(readonly profile: Profile) {
     this.description = `model kernel ${profile.kernel.release} (${profile.name})`;
     this.pageSize = profile.memory.pageSize;
+    this.fds = new FdTable(profile.process.openFilesLimit ?? DEFAULT_OPEN_FILES_LIMIT);
     this.memory = new PhysicalMemory(profile.memory);
     this.locked = new LockedMemory(profile.process.memlockLimit, this.memory.pageShift, profile.process.capabilities.ipcLock);
     this.space = new AddressSpace(this.memory, this.locked, {
@@ -169,13 +177,36 @@ export class ModelKernel implements Kernel {
 
   // ---- hooks for the rest of the model --------------------------------------------------------
 
-  /** Installs `file` at the lowest free fd (from 3) and returns the fd. */
+  /** RLIMIT_NOFILE (setrlimit): every fd is below it, EMFILE otherwise. */
+  get openFilesLimit(): number {
+    return this.fds.limit;
+  }
+
+  set openFilesLimit(limit: number) {
+    if (!Number.isSafeInteger(limit) || limit < 0) throw new RangeError(`openFilesLimit must be a non-negative integer, got ${limit}`);
+    this.fds.limit = limit;
+  }
+
+  /**
+   * Installs `file` at the lowest free fd (from 3) and returns the fd. With no fd below
+   * RLIMIT_NOFILE the file is released (the fput of a file that never got its fd) and the
+   * answer is EMFILE.
+   */
   installFile(file: OpenFile, path = `anon_inode:[${file.kind}]`, flags = O_RDWR): number {
-    let fd = 3;
-    while (this.fds.has(fd)) fd++;
-    this.fds.set(fd, { file, path, flags, ctx: { fd, path } });
-    this.holdFile(file);
+    let fd: number;
+    try {
+      fd = this.fds.reserve();
+    } catch (e) {
+      file.release?.();
+      throw e;
+    }
+    this.placeFile(fd, file, path, flags);
     return fd;
+  }
+
+  private placeFile(fd: number, file: OpenFile, path: string, flags: number): void {
+    this.fds.install(fd, { file, path, flags, ctx: { fd, path } });
+    this.holdFile(file);
   }
 
   /** The open file behind `fd` (EBADF). */
@@ -236,8 +267,17 @@ export class ModelKernel implements Kernel {
     return this.syscall('open', { path }, () => {
       const node = this.vfs.lookup(path);
       if (!node) fail('ENOENT');
-      const file = this.openNode(node, path, flags);
-      return this.installFile(file, path, flags);
+      // do_sys_open takes the fd before opening, so at RLIMIT_NOFILE the device is never opened.
+      const fd = this.fds.reserve();
+      let file: OpenFile;
+      try {
+        file = this.openNode(node, path, flags);
+      } catch (e) {
+        this.fds.unreserve(fd);
+        throw e;
+      }
+      this.placeFile(fd, file, path, flags);
+      return fd;
     });
   }
 
@@ -272,10 +312,10 @@ export class ModelKernel implements Kernel {
   }
 
   close(fd: number): void {
+    checkFd(fd);
     this.syscall('close', { fd }, () => {
-      const entry = this.fds.get(fd);
+      const entry = this.fds.remove(fd);
       if (!entry) fail('EBADF');
-      this.fds.delete(fd);
       const waiting = this.waiters.get(fd);
       if (waiting) {
         this.waiters.delete(fd);
@@ -286,6 +326,7 @@ export class ModelKernel implements Kernel {
   }
 
   ioctl(fd: number, request: number, arg: Uint8Array | number | null): number {
+    if (request >>> 0 !== request) checkInteger('request', request, 0, 0xffff_ffff);
     const entry = this.fds.get(fd);
     // The fast path: no closures, names or contexts built unless the call fails.
     if (entry?.file.ioctl) {
@@ -295,6 +336,8 @@ export class ModelKernel implements Kernel {
         throw this.present(e, 'ioctl', { fd, ioctl: this.requestName(entry.file, request) });
       }
     }
+    // Only an fd that is not in the table can be one the addon refuses.
+    if (!entry) checkFd(fd);
     return this.syscall('ioctl', { fd, ioctl: entry ? this.requestName(entry.file, request) : ioctlName(request) }, () => {
       if (!entry) fail('EBADF');
       fail('ENOTTY');
@@ -308,21 +351,27 @@ export class ModelKernel implements Kernel {
   }
 
   pread(fd: number, into: Uint8Array, offset: bigint): number {
+    checkFd(fd);
+    checkUnsignedBigInt('offset', offset, MAX_OFFSET);
     return this.syscall('pread', { fd }, () => {
       const entry = this.fds.get(fd);
       if (!entry) fail('EBADF');
       if ((entry.flags & ACCESS_MODE) === O_WRONLY) fail('EBADF');
       if (!entry.file.pread) fail('EINVAL');
+      verifyArea(offset, into.length);
       return entry.file.pread(into, offset, this.ctx(fd));
     });
   }
 
   pwrite(fd: number, from: Uint8Array, offset: bigint): number {
+    checkFd(fd);
+    checkUnsignedBigInt('offset', offset, MAX_OFFSET);
     return this.syscall('pwrite', { fd }, () => {
       const entry = this.fds.get(fd);
       if (!entry) fail('EBADF');
       if ((entry.flags & ACCESS_MODE) === O_RDONLY) fail('EBADF');
       if (!entry.file.pwrite) fail('EINVAL');
+      verifyArea(offset, from.length);
       return entry.file.pwrite(from, offset, this.ctx(fd));
     });
   }
@@ -397,6 +446,12 @@ export class ModelKernel implements Kernel {
   // ---- Kernel: memory ----------------------------------------------------------------------------
 
   mmap(fd: number, length: bigint, prot: number, flags: number, offset: bigint): Mapping {
+    checkFd(fd, true);
+    checkUnsignedBigInt('length', length, MAX_U64);
+    checkInteger('prot', prot, 0, 0x7fff_ffff);
+    checkInteger('flags', flags, 0, 0x7fff_ffff);
+    checkUnsignedBigInt('offset', offset, MAX_OFFSET);
+    checkKernelChosenAddress(flags);
     return this.syscall('mmap', { fd: fd >= 0 ? fd : undefined }, () => {
       if (flags & MAP_ANONYMOUS) return this.space.mmap(length, prot, flags, null, offset, null);
       const entry = this.fds.get(fd);
@@ -474,15 +529,20 @@ export class ModelKernel implements Kernel {
       throw new RangeError(`mmio access of ${bytes} bytes at offset ${offset} is outside the ${vma.length}-byte mapping`);
     }
     if (offset % bytes !== 0) throw new RangeError(`mmio access of ${bytes} bytes at offset ${offset} is not naturally aligned`);
+    if (this.space.beyondEof(vma, BigInt(offset))) {
+      throw this.present(new KernelError('EFAULT', 'SIGBUS: the shared memfd mapping is past the end of the file there'), 'mmio', {});
+    }
     return vma;
   }
 
   memfdCreate(name: string, flags: number): number {
+    // The addon's copy of the name holds 249 bytes, NAME_MAX less memfd_create's "memfd:".
+    checkString('name', name, 250);
+    checkInteger('flags', flags, 0, 0xffff_ffff);
     return this.syscall('memfd_create', {}, () => {
       const sizeBits = (flags >>> 26) & 0x3f;
       if (flags & ~(MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB | (0x3f << 26))) fail('EINVAL');
       if (sizeBits && !(flags & MFD_HUGETLB)) fail('EINVAL');
-      if (Buffer.byteLength(name) > 249) fail('EINVAL');
       let huge: HugePageSize | null = null;
       if (flags & MFD_HUGETLB) {
         if (sizeBits === 0 || sizeBits === 21) huge = '2M';
@@ -494,6 +554,8 @@ export class ModelKernel implements Kernel {
   }
 
   ftruncate(fd: number, length: bigint): void {
+    checkFd(fd);
+    checkUnsignedBigInt('length', length, MAX_OFFSET);
     this.syscall('ftruncate', { fd }, () => {
       const entry = this.fds.get(fd);
       if (!entry) fail('EBADF');
@@ -505,6 +567,8 @@ export class ModelKernel implements Kernel {
   // ---- Kernel: eventfd and polling --------------------------------------------------------------
 
   eventfd(initval: number, flags: number): number {
+    checkInteger('initval', initval, 0, 0xffff_ffff);
+    checkInteger('flags', flags, 0, 0x7fff_ffff);
     return this.syscall('eventfd', {}, () => {
       if (flags & ~(EFD_SEMAPHORE | EFD_CLOEXEC | EFD_NONBLOCK)) fail('EINVAL');
       if (!Number.isInteger(initval) || initval < 0 || initval > 0xffff_ffff) fail('EINVAL');
@@ -514,6 +578,7 @@ export class ModelKernel implements Kernel {
   }
 
   eventfdRead(fd: number): bigint {
+    checkFd(fd);
     return this.syscall('read', { fd }, () => {
       const file = this.fileOf(fd);
       if (!(file instanceof EventFdFile)) fail('EINVAL');
@@ -522,6 +587,8 @@ export class ModelKernel implements Kernel {
   }
 
   eventfdWrite(fd: number, value: bigint): void {
+    checkFd(fd);
+    checkUnsignedBigInt('value', value, MAX_U64);
     this.syscall('write', { fd }, () => {
       const file = this.fileOf(fd);
       if (!(file instanceof EventFdFile)) fail('EINVAL');
@@ -606,4 +673,12 @@ export class ModelKernel implements Kernel {
       cause: e,
     });
   }
+}
+
+/**
+ * rw_verify_area: a positioned read or write whose range would end past the largest loff_t is
+ * EINVAL for every file (none of the model's files takes unsigned offsets).
+ */
+function verifyArea(offset: bigint, count: number): void {
+  if (offset + BigInt(count) > MAX_OFFSET) fail('EINVAL', 'the range ends past the largest file offset');
 }

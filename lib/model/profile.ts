@@ -69,6 +69,8 @@ export interface ProcessCredentials {
   readonly capabilities: Capabilities & { readonly sysResource: boolean };
   /** RLIMIT_MEMLOCK in bytes; 2^64-1 is RLIM_INFINITY. */
   readonly memlockLimit: bigint;
+  /** RLIMIT_NOFILE (the soft limit): fds are numbered below it; 1024, a shell's, when absent. */
+  readonly openFilesLimit?: number;
   /**
    * Device nodes (/dev/iommu, /dev/vfio/...) were handed to this user (a udev rule or chown), so
    * a non-root process can open them; without it they are root-only.

@@ -66,21 +66,25 @@ export class Vfs {
 
   /**
    * Resolves a path, following symlinks in every component (and in the last one when `follow`).
-   * Returns undefined when a component does not exist.
+   * Returns undefined when a component does not exist. As link_path_walk does, every component
+   * after the first, `.` and `..` included, is looked up in a directory: one that follows an
+   * attribute or a device (`vendor/..`, `vendor/.`, `vendor/`) is ENOTDIR.
    */
   lookup(path: string, follow = true, depth = 0): VNode | undefined {
     if (depth > 40) fail('ELOOP');
-    const parts = split(path);
+    const parts = path.split('/').filter((p) => p !== '');
+    const trailingSlash = parts.length > 0 && path.endsWith('/');
     let node: VNode = this.root;
     const walked: string[] = [];
     for (let i = 0; i < parts.length; i++) {
       const part = parts[i]!;
+      if (node.type !== 'dir') fail('ENOTDIR');
+      if (part === '.') continue;
       if (part === '..') { walked.pop(); node = this.lookup('/' + walked.join('/'), true, depth + 1) ?? this.root; continue; }
-      if (node.type !== 'dir') return undefined;
       const child = node.children.get(part);
       if (!child) return undefined;
       const last = i === parts.length - 1;
-      if (child.type === 'link' && (!last || follow)) {
+      if (child.type === 'link' && (!last || follow || trailingSlash)) {
         const target = child.target();
         const base = target.startsWith('/') ? target : '/' + [...walked, target].join('/');
         const resolved = this.lookup(base, true, depth + 1);
@@ -92,6 +96,7 @@ export class Vfs {
       node = child;
       walked.push(part);
     }
+    if (trailingSlash && node.type !== 'dir') fail('ENOTDIR');
     return node;
   }
 

@@ -9,6 +9,7 @@
  */
 import { fail } from '../errno';
 import { FaultInjector } from '../fault-injection';
+import { MinHeap } from '../structures/min-heap';
 
 export type ObjectType = 'ioas' | 'hwpt-paging' | 'device' | 'fault';
 
@@ -22,55 +23,6 @@ export abstract class IommufdObject {
   abstract destroy(): void;
 }
 
-/** A min-heap of freed IDs: the lowest free ID is either its top or the next never-used one. */
-class IdHeap {
-  private readonly items: number[] = [];
-
-  get size(): number {
-    return this.items.length;
-  }
-
-  peek(): number | undefined {
-    return this.items[0];
-  }
-
-  push(v: number): void {
-    const a = this.items;
-    a.push(v);
-    let i = a.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (a[p]! <= v) break;
-      a[i] = a[p]!;
-      i = p;
-    }
-    a[i] = v;
-  }
-
-  pop(): number | undefined {
-    const a = this.items;
-    if (a.length === 0) return undefined;
-    const top = a[0]!;
-    const last = a.pop()!;
-    if (a.length > 0) {
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        let mv = last;
-        if (l < a.length && a[l]! < mv) { m = l; mv = a[l]!; }
-        if (r < a.length && a[r]! < mv) { m = r; mv = a[r]!; }
-        if (m === i) break;
-        a[i] = a[m]!;
-        i = m;
-      }
-      a[i] = last;
-    }
-    return top;
-  }
-}
-
 const ID_LIMIT = 0x7fff_ffff; // xa_limit_31b
 
 export class ObjectTable {
@@ -78,7 +30,8 @@ export class ObjectTable {
 
   /** Published objects, and reserved IDs (null) that are not visible yet. */
   private readonly entries = new Map<number, IommufdObject | null>();
-  private readonly freed = new IdHeap();
+  /** Freed IDs: the lowest free ID is either the top or the next never-used one. */
+  private readonly freed = new MinHeap();
   private nextFresh = 1;
 
   /** Number of IDs in use (published or reserved). */

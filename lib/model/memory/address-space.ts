@@ -20,7 +20,7 @@ import { fail } from '../errno';
 import type { MmapBacking, ModelMapping, OpenFile } from '../open-file';
 import { IntervalTree } from '../structures/interval-tree';
 import type { LockedMemory } from './locked-memory';
-import type { MemfdFile, MemfdWindow } from './memfd';
+import { MAX_LFS_FILESIZE, type MemfdFile, type MemfdWindow } from './memfd';
 import type { HugePageSize } from '../../sys/constants';
 import { HUGE_PAGE_BYTES, OutOfFrames, PhysicalMemory } from './physical-memory';
 import { Prng } from './prng';
@@ -165,6 +165,8 @@ export class AddressSpace {
 
     const thpAligned = !file && type === MAP_PRIVATE && !hugePage && len % PMD_SIZE === 0n;
     const start = this.placeTopDown(len, BigInt(granule), thpAligned);
+    // file_mmap_ok: a regular file's mapping cannot reach past the largest file offset.
+    if (memfd && offset + len > MAX_LFS_FILESIZE) fail('EOVERFLOW');
     const pages = Number(len >> this.pageShift);
     let vma: Vma;
     if (!file) {
@@ -289,6 +291,18 @@ export class AddressSpace {
     if (vma.file) this.host.dropFile(vma.file);
   }
 
+  /**
+   * Whether the byte at `offset` in `vma` is in a page of a shared memfd mapping past the file's
+   * end: a fault there raises SIGBUS (shmem_fault), which the kernel's own accesses see as EFAULT.
+   * Stores straight into the mapping's ArrayBuffer cannot be caught; the model's accessors,
+   * copy_{from,to}_user and pinning check this.
+   */
+  beyondEof(vma: Vma, offset: bigint): boolean {
+    if (vma.kind !== 'memfd') return false;
+    const memfd = vma.file as MemfdFile;
+    return memfd.pageBeyondEof(vma.window!.firstPage + Number(offset >> this.pageShift));
+  }
+
   /** The live VMA behind a Mapping object handed out by mmap. */
   vmaOf(mapping: Mapping): Vma | undefined {
     const vma = this.vmas.findValue(mapping.address);
@@ -327,6 +341,7 @@ export class AddressSpace {
         if (!vma || vma.kind === 'mmio' || !(vma.prot & PROT_READ) || (write && !(vma.prot & PROT_WRITE))) fail('EFAULT');
         const first = Number((addr - vma.address) >> this.pageShift);
         const n = Math.min(npages - out.length, vma.pfns.length - first);
+        if (this.beyondEof(vma, (addr - vma.address) + BigInt(n - 1) * ps)) fail('EFAULT', 'SIGBUS: a page of the shared memfd mapping is past the end of the file');
         for (let i = 0; i < n; i++) {
           const pfn = vma.pfns[first + i]!;
           this.memory.get(pfn);
@@ -362,6 +377,7 @@ export class AddressSpace {
       if (!vma || !vma.buffer || !(vma.prot & need)) fail('EFAULT');
       const off = Number(addr - vma.address);
       const n = Math.min(Number(vma.length) - off, length - pos);
+      if (this.beyondEof(vma, BigInt(off + n - 1))) fail('EFAULT', 'SIGBUS: the shared memfd mapping is past the end of the file there');
       pieces.push([new Uint8Array(vma.buffer, off, n), pos]);
       pos += n;
       addr += BigInt(n);

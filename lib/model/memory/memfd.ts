@@ -15,6 +15,9 @@ import type { HugePageSize } from '../../sys/constants';
 import { HUGE_PAGE_BYTES, OutOfFrames, PhysicalMemory } from './physical-memory';
 import { detach } from './transfer';
 
+/** s_maxbytes of shmem and hugetlbfs on a 64-bit kernel: the largest loff_t. */
+export const MAX_LFS_FILESIZE = (1n << 63n) - 1n;
+
 /** A MAP_SHARED window onto the file: its bytes live in `buffer` while it is mapped. */
 export interface MemfdWindow {
   readonly firstPage: number;
@@ -25,11 +28,15 @@ export interface MemfdWindow {
 
 export class MemfdFile implements OpenFile {
   readonly kind = 'memfd';
-  /** Page frame per 4 KiB page of the file; -1 where nothing was allocated yet. */
-  private frames: number[] = [];
+  /**
+   * Page frame of each allocated 4 KiB page of the file, by page index. Sparse, as the page cache
+   * is: a file can be MAX_LFS_FILESIZE long, and only pages that were touched cost anything.
+   */
+  private frames = new Map<number, number>();
   private size = 0n;
   private readonly windows = new Map<string, MemfdWindow>();
-  private readonly heldBy: (MemfdWindow | undefined)[] = [];
+  /** The live shared window each mapped page belongs to. */
+  private readonly heldBy = new Map<number, MemfdWindow>();
   private released = false;
 
   constructor(
@@ -52,18 +59,29 @@ export class MemfdFile implements OpenFile {
     return this.hugePage !== null;
   }
 
-  /** ftruncate(2). */
+  /** Number of pages of the file that have a frame (what shmem has allocated). */
+  get allocatedPages(): number {
+    return this.frames.size;
+  }
+
+  /** ftruncate(2): inode_newsize_ok, then the pages past the new end are dropped. */
   truncate(length: bigint): void {
     if (length < 0n) fail('EINVAL');
+    if (length > MAX_LFS_FILESIZE) fail('EFBIG');
     if (this.hugePage && length % BigInt(this.granule) !== 0n) fail('EINVAL', 'hugetlbfs sizes are whole huge pages');
-    const ps = this.memory.pageSize;
-    const keep = Number((length + BigInt(ps) - 1n) / BigInt(ps));
-    for (let i = keep; i < this.frames.length; i++) {
-      const pfn = this.frames[i]!;
-      if (pfn >= 0) this.memory.put(pfn);
+    const ps = BigInt(this.memory.pageSize);
+    const keep = Number((length + ps - 1n) / ps);
+    for (const [index, pfn] of this.frames) {
+      if (index < keep) continue;
+      this.memory.put(pfn);
+      this.frames.delete(index);
     }
-    if (this.frames.length > keep) this.frames.length = keep;
     this.size = length;
+  }
+
+  /** Whether page `page` of the file starts at or past its end (shmem_fault answers SIGBUS there). */
+  pageBeyondEof(page: number): boolean {
+    return BigInt(page) * BigInt(this.memory.pageSize) >= this.size;
   }
 
   /**
@@ -78,30 +96,29 @@ export class MemfdFile implements OpenFile {
     const fresh: number[] = [];
     try {
       for (let g = start; g < end; g += per) {
-        if ((this.frames[g] ?? -1) >= 0) continue;
+        if (this.frames.has(g)) continue;
         const pfns = this.hugePage ? this.memory.allocateHugePage(this.hugePage) : this.memory.allocateFrames(1);
         const parked = new ArrayBuffer(per * ps);
         pfns.forEach((pfn, i) => {
           this.memory.bind(pfn, parked, i * ps);
-          this.frames[g + i] = pfn;
-          fresh.push(pfn);
+          this.frames.set(g + i, pfn);
+          fresh.push(g + i);
         });
       }
     } catch (e) {
       if (!(e instanceof OutOfFrames)) throw e;
-      for (const pfn of fresh) {
-        this.memory.put(pfn);
-        this.frames[this.frames.indexOf(pfn)] = -1;
+      for (const index of fresh) {
+        this.memory.put(this.frames.get(index)!);
+        this.frames.delete(index);
       }
       fail('ENOMEM', e.message);
     }
-    for (let i = this.frames.length; i < first + count; i++) this.frames[i] = -1;
-    return this.frames.slice(first, first + count);
+    return Array.from({ length: count }, (_, i) => this.frames.get(first + i)!);
   }
 
   /** Frame of page `index`, or -1 when none was allocated. */
   frameAt(index: number): number {
-    return this.frames[index] ?? -1;
+    return this.frames.get(index) ?? -1;
   }
 
   /**
@@ -117,7 +134,7 @@ export class MemfdFile implements OpenFile {
       return { window: existing, pfns };
     }
     for (let i = firstPage; i < firstPage + pages; i++) {
-      if (this.heldBy[i]) {
+      if (this.heldBy.has(i)) {
         fail('EINVAL', 'the model cannot map a memfd window that partly overlaps another live shared mapping of it');
       }
     }
@@ -131,7 +148,7 @@ export class MemfdFile implements OpenFile {
     });
     const window: MemfdWindow = { firstPage, pages, buffer, users: 1 };
     this.windows.set(key, window);
-    for (let i = firstPage; i < firstPage + pages; i++) this.heldBy[i] = window;
+    for (let i = firstPage; i < firstPage + pages; i++) this.heldBy.set(i, window);
     return { window, pfns };
   }
 
@@ -143,7 +160,7 @@ export class MemfdFile implements OpenFile {
     if (--window.users > 0) return;
     this.windows.delete(`${window.firstPage}:${window.pages}`);
     for (let i = window.firstPage; i < window.firstPage + window.pages; i++) {
-      if (this.heldBy[i] === window) this.heldBy[i] = undefined;
+      if (this.heldBy.get(i) === window) this.heldBy.delete(i);
     }
     const parked = detach(window.buffer);
     const ps = this.memory.pageSize;
@@ -156,22 +173,13 @@ export class MemfdFile implements OpenFile {
     if (offset < 0n) fail('EINVAL');
     if (offset >= this.size) return 0;
     const n = Number(this.size - offset < BigInt(into.length) ? this.size - offset : BigInt(into.length));
-    const ps = this.memory.pageSize;
-    let pos = 0;
-    let at = Number(offset);
-    while (pos < n) {
-      const page = Math.floor(at / ps);
-      const inPage = at % ps;
-      const chunk = Math.min(ps - inPage, n - pos);
-      const pfn = this.frameAt(page);
+    this.eachPage(offset, n, (pfn, inPage, pos, chunk) => {
       if (pfn < 0) into.fill(0, pos, pos + chunk);
       else {
         const loc = this.memory.locate(pfn)!;
         into.set(new Uint8Array(loc.buffer, loc.offset + inPage, chunk), pos);
       }
-      pos += chunk;
-      at += chunk;
-    }
+    });
     return n;
   }
 
@@ -179,32 +187,40 @@ export class MemfdFile implements OpenFile {
     if (offset < 0n) fail('EINVAL');
     // hugetlbfs has no write(2).
     if (this.hugePage) fail('EINVAL');
-    const end = offset + BigInt(from.length);
-    if (end > this.size) this.size = end;
-    const ps = this.memory.pageSize;
-    const first = Math.floor(Number(offset) / ps);
-    const last = Math.floor((Number(end) - 1) / ps);
     if (from.length === 0) return 0;
+    // generic_write_check_limits (rw_verify_area already refused a range ending past loff_t).
+    if (offset >= MAX_LFS_FILESIZE) fail('EFBIG');
+    const length = from.length;
+    const ps = BigInt(this.memory.pageSize);
+    const first = Number(offset / ps);
+    const last = Number((offset + BigInt(length) - 1n) / ps);
     this.populate(first, last - first + 1);
-    let pos = 0;
-    let at = Number(offset);
-    while (pos < from.length) {
-      const page = Math.floor(at / ps);
-      const inPage = at % ps;
-      const chunk = Math.min(ps - inPage, from.length - pos);
-      const loc = this.memory.locate(this.frameAt(page))!;
+    const end = offset + BigInt(length);
+    if (end > this.size) this.size = end;
+    this.eachPage(offset, length, (pfn, inPage, pos, chunk) => {
+      const loc = this.memory.locate(pfn)!;
       new Uint8Array(loc.buffer, loc.offset + inPage, chunk).set(from.subarray(pos, pos + chunk));
+    });
+    return length;
+  }
+
+  /** Walks `length` bytes from file offset `offset` page by page (offsets past 2^53 stay exact). */
+  private eachPage(offset: bigint, length: number, each: (pfn: number, inPage: number, pos: number, chunk: number) => void): void {
+    const ps = this.memory.pageSize;
+    let page = Number(offset / BigInt(ps));
+    let inPage = Number(offset % BigInt(ps));
+    for (let pos = 0; pos < length; page++, inPage = 0) {
+      const chunk = Math.min(ps - inPage, length - pos);
+      each(this.frameAt(page), inPage, pos, chunk);
       pos += chunk;
-      at += chunk;
     }
-    return from.length;
   }
 
   /** The last fd closed: the file gives up its pages (mappings and pins keep their own references). */
   release(): void {
     if (this.released) return;
     this.released = true;
-    for (const pfn of this.frames) if (pfn >= 0) this.memory.put(pfn);
-    this.frames = [];
+    for (const pfn of this.frames.values()) this.memory.put(pfn);
+    this.frames = new Map();
   }
 }

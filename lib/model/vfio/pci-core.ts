@@ -696,9 +696,11 @@ function need(arg: Uint8Array, n: number): void {
   if (arg.length < n) fail('EFAULT', `the kernel reads ${n} bytes, the buffer has ${arg.length}`);
 }
 
-/** copy_to_user of the first `n` bytes. */
+/** copy_to_user of the first `n` bytes: EFAULT when the caller's buffer is shorter (argsz lied). */
 function writeBack(arg: Uint8Array, data: Uint8Array, n: number): void {
-  arg.set(data.subarray(0, Math.min(n, data.length)), 0);
+  const count = Math.min(n, data.length);
+  if (arg.length < count) fail('EFAULT', `the kernel writes ${count} bytes, the buffer has ${arg.length}`);
+  arg.set(data.subarray(0, count), 0);
 }
 
 
