@@ -171,7 +171,7 @@ describe('fuzz: recorded real-kernel traces', function () {
     const file = parseLabTraceFile(fs.readFileSync(path.join(CORPUS_DIR, name!), 'utf8'), name!);
     const run = file.runs.find((r) => r.entries.some((e) => e.op === 'map' && e.result === 'ok'))!;
     const tampered = { ...run, entries: run.entries.map((e) => (e.op === 'map' && e.result === 'ok' ? { ...e, out: { ...e.out, iova: '0x123000' } } : e)) };
-    const mismatches = replayLabTraces({ ...file, runs: [tampered] }, (p) => runProgram(labModelKernel(file.mode, file.bdf, file.labKernel), p, { bdf: file.bdf }));
+    const mismatches = replayLabTraces({ ...file, runs: [tampered] }, (p) => runProgram(labModelKernel(file.mode, file.bdf, file.labKernel, file.machine ?? 'edu'), p, { bdf: file.bdf }));
     assert.equal(mismatches.length, 1);
     assert.match(mismatches[0]!.report, /map: output/);
   });
@@ -180,7 +180,7 @@ describe('fuzz: recorded real-kernel traces', function () {
     it(`the model answers as Linux did in ${name}`, function () {
       this.timeout(60_000);
       const file = parseLabTraceFile(fs.readFileSync(path.join(CORPUS_DIR, name), 'utf8'), name);
-      const mismatches = replayLabTraces(file, (p) => runProgram(labModelKernel(file.mode, file.bdf, file.labKernel), p, { bdf: file.bdf }));
+      const mismatches = replayLabTraces(file, (p) => runProgram(labModelKernel(file.mode, file.bdf, file.labKernel, file.machine ?? 'edu'), p, { bdf: file.bdf }));
       console.log(`      ${file.runs.length} programs recorded on Linux ${file.kernelRelease} (${file.mode}, ${file.labKernel}) at ${file.recordedAt}: ${mismatches.length} differ`);
       assert.equal(mismatches.map((m) => m.report).join('\n\n'), '');
     });
