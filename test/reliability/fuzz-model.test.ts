@@ -15,6 +15,7 @@ import { differential, formatDivergence } from '../../tools/fuzz/differential';
 import { runCampaign, formatCampaign } from '../../tools/fuzz/campaign';
 import { parseLabTraceFile, replayLabTraces } from '../../tools/fuzz/corpus';
 import { LAB_MODES, labModelKernel, type LabMode } from '../../tools/fuzz/lab-model';
+import { probeDeviceFeatures } from '../../tools/fuzz/device-features';
 import type { FuzzProgram } from '../../tools/fuzz/program';
 import type { Trace, TraceEntry } from '../../tools/fuzz/trace';
 
@@ -51,6 +52,42 @@ describe('fuzz: generator', function () {
       assert.ok(seen.has('ok') && [...seen].some((r) => r.startsWith('E')), `${k} should both succeed and fail, saw ${[...seen].join(', ')}`);
     }
   });
+});
+
+describe('fuzz: device operations on the nvme and multi lab models', function () {
+  const machines = [['nvme', '0000:00:04.0'], ['multi', '0000:00:05.0'], ['multi', '0000:01:00.0']] as const;
+  for (const [machine, bdf] of machines) {
+    it(`fits MSI-X, config, region and reset operations to ${machine} ${bdf}, reaching both outcomes, breaking no rule and leaking nothing`, function () {
+      this.timeout(120_000);
+      const kernel = labModelKernel('iommu', bdf, 'group', machine);
+      const device = probeDeviceFeatures(kernel, bdf);
+      const results = new Map<string, Set<string>>();
+      const result = runCampaign({
+        seeds: Array.from({ length: 30 }, (_, i) => 1 + i), pageSize: PAGE, device,
+        model: {
+          label: `model (${machine})`,
+          run: (p) => {
+            const trace = runProgram(kernel, p, { bdf });
+            for (const e of trace.entries) (results.get(e.op) ?? results.set(e.op, new Set()).get(e.op)!).add(e.result);
+            return trace;
+          },
+        },
+      });
+      assert.equal(formatCampaign(result), '');
+      assert.equal(kernel.openFdCount, 0, 'fds left open');
+      for (const k of ['irq-info', 'irq-resize', 'config-read', 'config-write', 'region-info', 'reset', 'hot-reset-info', 'hot-reset']) {
+        assert.ok(results.has(k), `no ${k} in 30 programs`);
+      }
+      for (const k of ['irq-enable', 'irq-resize', 'region-info']) {
+        const seen = results.get(k)!;
+        assert.ok(seen.has('ok') && [...seen].some((r) => r.startsWith('E')), `${k} should both succeed and fail, saw ${[...seen].join(', ')}`);
+      }
+      if (device.msixVectors > 0) {
+        const msix = result.recorded.flatMap((r) => r.ops).filter((op) => 'kind' in op && op.kind === 'msix');
+        assert.ok(msix.length > 0, 'no MSI-X operation for a device with MSI-X');
+      }
+    });
+  }
 });
 
 describe('fuzz: the model against the invariants', function () {
@@ -171,7 +208,7 @@ describe('fuzz: recorded real-kernel traces', function () {
     const file = parseLabTraceFile(fs.readFileSync(path.join(CORPUS_DIR, name!), 'utf8'), name!);
     const run = file.runs.find((r) => r.entries.some((e) => e.op === 'map' && e.result === 'ok'))!;
     const tampered = { ...run, entries: run.entries.map((e) => (e.op === 'map' && e.result === 'ok' ? { ...e, out: { ...e.out, iova: '0x123000' } } : e)) };
-    const mismatches = replayLabTraces({ ...file, runs: [tampered] }, (p) => runProgram(labModelKernel(file.mode, file.bdf, file.labKernel), p, { bdf: file.bdf }));
+    const mismatches = replayLabTraces({ ...file, runs: [tampered] }, (p) => runProgram(labModelKernel(file.mode, file.bdf, file.labKernel, file.machine ?? 'edu'), p, { bdf: file.bdf }));
     assert.equal(mismatches.length, 1);
     assert.match(mismatches[0]!.report, /map: output/);
   });
@@ -180,7 +217,7 @@ describe('fuzz: recorded real-kernel traces', function () {
     it(`the model answers as Linux did in ${name}`, function () {
       this.timeout(60_000);
       const file = parseLabTraceFile(fs.readFileSync(path.join(CORPUS_DIR, name), 'utf8'), name);
-      const mismatches = replayLabTraces(file, (p) => runProgram(labModelKernel(file.mode, file.bdf, file.labKernel), p, { bdf: file.bdf }));
+      const mismatches = replayLabTraces(file, (p) => runProgram(labModelKernel(file.mode, file.bdf, file.labKernel, file.machine ?? 'edu'), p, { bdf: file.bdf }));
       console.log(`      ${file.runs.length} programs recorded on Linux ${file.kernelRelease} (${file.mode}, ${file.labKernel}) at ${file.recordedAt}: ${mismatches.length} differ`);
       assert.equal(mismatches.map((m) => m.report).join('\n\n'), '');
     });

@@ -6,7 +6,7 @@
  */
 import { checkInvariants, type InvariantViolation } from './invariants';
 import { differential, formatDivergence, formatRun, shrinkViolation, type Divergence, type TraceSource } from './differential';
-import { generateProgram } from './generator';
+import { generateProgram, type DeviceFeatures } from './generator';
 import type { FuzzOp, FuzzProgram } from './program';
 import type { Trace, TraceEntry } from './trace';
 
@@ -15,6 +15,8 @@ export interface CampaignOptions {
   /** Random operations per program (generator default when absent). */
   readonly length?: number;
   readonly pageSize: number;
+  /** The device's features, for programs with device operations (generator's GenerateOptions.device). */
+  readonly device?: DeviceFeatures;
   /** The authority (the real kernel), or absent for a model-only campaign checked by invariants. */
   readonly reference?: { readonly label: string; readonly run: TraceSource };
   readonly model: { readonly label: string; readonly run: TraceSource };
@@ -49,7 +51,7 @@ export function runCampaign(o: CampaignOptions): CampaignResult {
   const violations: ViolationReport[] = [];
   const recorded: RecordedRun[] = [];
   for (const seed of o.seeds) {
-    const program = generateProgram(seed, { pageSize: o.pageSize, ...(o.length !== undefined ? { length: o.length } : {}) });
+    const program = generateProgram(seed, { pageSize: o.pageSize, ...(o.length !== undefined ? { length: o.length } : {}), ...(o.device ? { device: o.device } : {}) });
     const sides = o.reference ? [o.reference, o.model] : [o.model];
     let outcome: 'agree' | 'diverge' | 'violation' = 'agree';
     const traces: Trace[] = [];

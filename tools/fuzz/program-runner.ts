@@ -35,7 +35,10 @@ export interface AreaRecord {
 interface DeviceSlot {
   fd: number;
   deviceId: number | undefined;
-  readonly eventfds: Map<IrqKindName, number[]>;
+  /** Per index, the eventfd of each vector (undefined: de-assigned or never given). */
+  readonly eventfds: Map<IrqKindName, (number | undefined)[]>;
+  /** Where the config region starts in the device fd, once a config op asked. */
+  configOffset?: bigint;
 }
 
 /** What the runner holds while a program runs. */
@@ -58,7 +61,7 @@ function clampU64(value: bigint): bigint {
   return value < 0n ? 0n : value > U64_MAX ? U64_MAX : value;
 }
 
-const IRQ_INDEX: Record<IrqKindName, number> = { intx: V.VFIO_PCI_INTX_IRQ_INDEX, msi: V.VFIO_PCI_MSI_IRQ_INDEX };
+const IRQ_INDEX: Record<IrqKindName, number> = { intx: V.VFIO_PCI_INTX_IRQ_INDEX, msi: V.VFIO_PCI_MSI_IRQ_INDEX, msix: V.VFIO_PCI_MSIX_IRQ_INDEX };
 const DEVICE_SLOTS = 2;
 
 /** Thrown inside an operation when a slot it names was never filled: the entry becomes 'skip'. */
@@ -301,7 +304,82 @@ class ProgramRun implements RunnerState {
         device.deviceSetIrqs(k, d.fd, { index: IRQ_INDEX[op.kind], action: op.unmask ? 'unmask' : 'mask', start: 0, count: 1, data: { kind: 'none' } });
         return { out: { fired: this.drain(d, op.kind) } };
       }
+      case 'irq-info': {
+        const info = device.deviceGetIrqInfo(k, this.device(op.device).fd, IRQ_INDEX[op.kind]);
+        return { out: { flags: info.flags, count: info.count } };
+      }
+      case 'irq-resize':
+        return this.irqResize(op.device, op.kind, op.start, op.count, op.release);
+      case 'config-read': {
+        const d = this.device(op.device);
+        this.issue({ offset: hex(BigInt(op.offset)), width: op.width });
+        return { out: this.configRead(d, op.offset, op.width) };
+      }
+      case 'config-write': {
+        const d = this.device(op.device);
+        this.issue({ offset: hex(BigInt(op.offset)), width: op.width, value: hex(BigInt(op.value)) });
+        const bytes = Buffer.alloc(op.width);
+        for (let i = 0; i < op.width; i++) bytes[i] = (op.value >>> (8 * i)) & 0xff;
+        const written = k.pwrite(d.fd, bytes, this.configOffset(d) + BigInt(op.offset));
+        return { out: { written, ...(op.readBack ? { readBack: this.configRead(d, op.offset, op.width) } : {}) } };
+      }
+      case 'region-info': {
+        const r = device.deviceGetRegionInfo(k, this.device(op.device).fd, op.index);
+        return {
+          out: {
+            flags: r.flags, size: hex(r.size), offset: hex(r.offset), capabilities: r.capabilities.map((c) => c.id),
+            ...(r.sparseMmap ? { sparse: r.sparseMmap.map((a) => [hex(a.offset), hex(a.size)]) } : {}),
+            msixMappable: r.msixMappable,
+          },
+        };
+      }
+      case 'reset':
+        device.deviceReset(k, this.device(op.device).fd);
+        return undefined;
+      case 'hot-reset-info': {
+        const info = device.deviceGetPciHotResetInfo(k, this.device(op.device).fd);
+        return { out: { flags: info.flags, devices: info.devices.map((x) => [x.groupOrDeviceId, x.segment, x.bus, x.devfn]) } };
+      }
+      case 'hot-reset':
+        device.devicePciHotReset(k, this.device(op.device).fd);
+        return undefined;
     }
+  }
+
+  /** The config region's offset in the device fd (VFIO_DEVICE_GET_REGION_INFO, asked once per fd). */
+  private configOffset(d: DeviceSlot): bigint {
+    d.configOffset ??= device.deviceGetRegionInfo(this.kernel, d.fd, V.VFIO_PCI_CONFIG_REGION_INDEX).offset;
+    return d.configOffset;
+  }
+
+  /** `width` config bytes at `offset`: how many the read returned and their little-endian value. */
+  private configRead(d: DeviceSlot, offset: number, width: number): { [key: string]: TraceValue } {
+    const bytes = new Uint8Array(width);
+    const read = this.kernel.pread(d.fd, bytes, this.configOffset(d) + BigInt(offset));
+    let value = 0;
+    for (let i = read - 1; i >= 0; i--) value = value * 256 + bytes[i]!;
+    return { read, value: hex(BigInt(value)) };
+  }
+
+  private irqResize(slot: number, kind: IrqKindName, start: number, count: number, release: boolean): undefined {
+    const d = this.device(slot);
+    const fds: number[] = [];
+    try {
+      for (let i = 0; i < count; i++) fds.push(release ? -1 : this.kernel.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+      device.deviceSetIrqs(this.kernel, d.fd, { index: IRQ_INDEX[kind], action: 'trigger', start, count, data: { kind: 'eventfd', fds } });
+    } catch (e) {
+      for (const fd of fds) if (fd >= 0) this.kernel.close(fd);
+      throw e;
+    }
+    // Only [start, start+count) changed: the kernel let go of those vectors' old eventfds.
+    const list = d.eventfds.get(kind) ?? [];
+    fds.forEach((fd, i) => {
+      const old = list[start + i];
+      if (old !== undefined) this.kernel.close(old);
+      list[start + i] = fd >= 0 ? fd : undefined;
+    });
+    d.eventfds.set(kind, list);
+    return undefined;
   }
 
   /** The fixed IOVA an op asks for: literal, relative to an area (wrapping like a u64), or none. */
@@ -334,7 +412,8 @@ class ProgramRun implements RunnerState {
 
   /** How many times each eventfd of `kind` fired since the last look (one count per vector). */
   private drain(d: DeviceSlot, kind: IrqKindName): TraceValue {
-    return (d.eventfds.get(kind) ?? []).map((fd) => {
+    return Array.from(d.eventfds.get(kind) ?? [], (fd) => {
+      if (fd === undefined) return null;
       try {
         return Number(this.kernel.eventfdRead(fd));
       } catch (e) {
@@ -345,7 +424,7 @@ class ProgramRun implements RunnerState {
   }
 
   private closeEventfds(d: DeviceSlot, kind: IrqKindName): void {
-    for (const fd of d.eventfds.get(kind) ?? []) this.kernel.close(fd);
+    for (const fd of d.eventfds.get(kind) ?? []) if (fd !== undefined) this.kernel.close(fd);
     d.eventfds.delete(kind);
   }
 

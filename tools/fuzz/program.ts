@@ -29,7 +29,7 @@ export type ObjectRef =
   /** A literal id, for ids nobody allocated. */
   | { readonly kind: 'raw'; readonly id: number };
 
-export type IrqKindName = 'intx' | 'msi';
+export type IrqKindName = 'intx' | 'msi' | 'msix';
 
 /**
  * A fixed IOVA relative to an earlier area: its first IOVA plus `pages` pages (negative: below it).
@@ -112,7 +112,25 @@ export type FuzzOp =
   | { readonly op: 'irq-disable'; readonly device: number; readonly kind: IrqKindName }
   /** Software trigger (loopback) of one vector, then reads how often its eventfd fired. */
   | { readonly op: 'irq-trigger'; readonly device: number; readonly kind: IrqKindName; readonly vector: number }
-  | { readonly op: 'irq-mask'; readonly device: number; readonly kind: IrqKindName; readonly unmask: boolean };
+  | { readonly op: 'irq-mask'; readonly device: number; readonly kind: IrqKindName; readonly unmask: boolean }
+  /** VFIO_DEVICE_GET_IRQ_INFO of an index: its flags and vector count. */
+  | { readonly op: 'irq-info'; readonly device: number; readonly kind: IrqKindName }
+  /**
+   * SET_IRQS trigger with eventfds on [start, start+count) of an index already enabled: new
+   * eventfds grow it (or rewire vectors), `release` passes fd -1 for each, de-assigning them.
+   */
+  | { readonly op: 'irq-resize'; readonly device: number; readonly kind: IrqKindName; readonly start: number; readonly count: number; readonly release: boolean }
+  /** pread of `width` bytes at `offset` of the config region. */
+  | { readonly op: 'config-read'; readonly device: number; readonly offset: number; readonly width: number }
+  /** pwrite of `value` (`width` bytes, little endian) at `offset` of the config region; `readBack` reads it again (BAR sizing). */
+  | { readonly op: 'config-write'; readonly device: number; readonly offset: number; readonly width: number; readonly value: number; readonly readBack: boolean }
+  /** VFIO_DEVICE_GET_REGION_INFO of an index (past the last one too), with the argsz retry for a capability chain. */
+  | { readonly op: 'region-info'; readonly device: number; readonly index: number }
+  /** VFIO_DEVICE_RESET. */
+  | { readonly op: 'reset'; readonly device: number }
+  | { readonly op: 'hot-reset-info'; readonly device: number }
+  /** VFIO_DEVICE_PCI_HOT_RESET with no group fds (the cdev's iommufd ownership decides). */
+  | { readonly op: 'hot-reset'; readonly device: number };
 
 export type FuzzOpName = FuzzOp['op'];
 

@@ -306,7 +306,10 @@ function installPcie(c: PciConfigSpace, pos: number, o: PcieCapabilitySpec, bad:
     c.setRaw(pos + PCIE.LNKSTA, 2, o.linkSpeed | (o.linkWidth << 4));
     c.setRaw(pos + PCIE.DEVCAP2, 4, PCIE_DEVCAP2_EFF | PCIE_DEVCAP2_EETLPP);
   }
-  c.setWriteMask(pos + PCIE.DEVCTL, 2, 0x7fff | (o.flr ? PCIE.DEVCTL_BCR_FLR : 0));
+  // QEMU's pcie_cap_init makes no Device Control bit writable (pcie_cap_deverr_init, which a
+  // device with AER calls, adds the error-reporting enables; pcie_cap_flr_init the FLR bit): the
+  // lab's NVMe controller reads 0 back after a write of 1.
+  c.setWriteMask(pos + PCIE.DEVCTL, 2, (endpoint ? 0x7fff : 0) | (o.flr ? PCIE.DEVCTL_BCR_FLR : 0));
   c.setClearMask(pos + PCIE.DEVSTA, 2, 0x000f);
   c.setWriteMask(pos + PCIE.DEVCTL2, 2, 0x001f);
   if (endpoint) {

@@ -33,6 +33,8 @@ export interface MsixFunctionAccess {
 export class MsixHostVectors {
   /** Table index → host vector, for the entries allocated so far. */
   private readonly vectors = new Map<number, number>();
+  /** Entries whose vector has a handler (unmasked), for pci_restore_msi_state after a reset. */
+  private readonly unmasked = new Set<number>();
 
   constructor(private readonly fn: MsixFunctionAccess) {}
 
@@ -74,7 +76,24 @@ export class MsixHostVectors {
 
   /** request_irq (unmask) / free_irq (mask) of the entry's vector. */
   setMasked(index: number, masked: boolean): void {
+    if (masked) this.unmasked.delete(index);
+    else this.unmasked.add(index);
     this.writeEntry(index, PCI_MSIX_ENTRY_VECTOR_CTRL, masked ? PCI_MSIX_ENTRY_CTRL_MASKBIT : 0);
+  }
+
+  /**
+   * __pci_restore_msix_state after a reset cleared the function: MSI-X enabled again with every
+   * allocated entry's message and mask rewritten from the kernel's cache. Nothing when MSI-X is off.
+   */
+  restore(): void {
+    if (this.vectors.size === 0) return;
+    this.intx(false);
+    this.setCtrl(0, PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL);
+    for (const index of this.vectors.keys()) {
+      this.writeMessage(index);
+      this.writeEntry(index, PCI_MSIX_ENTRY_VECTOR_CTRL, this.unmasked.has(index) ? 0 : PCI_MSIX_ENTRY_CTRL_MASKBIT);
+    }
+    this.setCtrl(PCI_MSIX_FLAGS_MASKALL, 0);
   }
 
   /** pci_free_irq_vectors with MSI-X on (pci_msix_shutdown, then the domain frees the vectors). */
@@ -87,6 +106,7 @@ export class MsixHostVectors {
       this.fn.msi.free(vector, 1);
     }
     this.vectors.clear();
+    this.unmasked.clear();
   }
 
   /** pci_msix_clear_and_set_ctrl. */

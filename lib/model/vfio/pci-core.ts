@@ -409,6 +409,7 @@ export class VfioPciCoreDevice {
     const saved = scope.map((s) => ({ s, state: saveState(s) }));
     for (const s of scope) s.device.busReset();
     for (const { s, state } of saved) restoreState(s, state);
+    this.irqs?.restoreAfterReset();
     return 0;
   }
 
@@ -661,6 +662,7 @@ export class VfioPciCoreDevice {
     this.writeCommand(PCI_COMMAND_INTX_DISABLE);
     this.resetLocked();
     this.restoreState(saved);
+    this.irqs?.restoreAfterReset();
   }
 
   private restoreState(saved: Uint8Array): void { restoreState(this.slot, saved); }

@@ -146,6 +146,11 @@ export class VfioPciIrqs {
   }
 
   /** Device close: disable whatever is active and drop ERR/REQ (vfio_pci_core_disable/close). */
+  /** pci_restore_msi_state's MSI-X half, after a reset of the function (or its bus). */
+  restoreAfterReset(): void {
+    this.msix?.restore();
+  }
+
   shutdown(): void {
     if (this.irqType === VFIO_PCI_INTX_IRQ_INDEX) this.intxDisable();
     else if (this.irqType === VFIO_PCI_MSI_IRQ_INDEX || this.irqType === VFIO_PCI_MSIX_IRQ_INDEX) this.msiDisable();

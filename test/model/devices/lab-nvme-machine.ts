@@ -1,20 +1,2 @@
-/**
- * The lab's 'nvme' machine as a model profile: q35's platform functions and, at 00:04.0, the model
- * of QEMU 7.2's NVMe controller (lib/devices/nvme) bound to vfio-pci, as scripts/lab/common.sh
- * lays the machine out.
- */
-import { profiles, type Profile } from '../../../lib/model';
-import { labPlatformFunctions } from '../../../lib/model/profile';
-import { NvmeController } from '../../../lib/devices/nvme';
-
-export function labNvmeProfile(mode: 'noiommu' | 'iommu'): Profile {
-  const base = profiles[mode === 'iommu' ? 'linux-7.3-iommu' : 'linux-7.3-noiommu'];
-  return {
-    ...base,
-    name: `lab-nvme-${mode}`,
-    pci: [
-      ...labPlatformFunctions([3, 5]),
-      { address: '0000:00:04.0', device: new NvmeController(), driver: 'vfio-pci' },
-    ],
-  };
-}
+/** The lab's 'nvme' machine lives with the fuzzer, which runs on it too; the model tests take it from there. */
+export { labNvmeProfile } from '../../../tools/fuzz/lab-nvme-machine';
