@@ -17,15 +17,7 @@ import { runProgram } from '../../tools/fuzz/program-runner';
 import { runCampaign, formatCampaign } from '../../tools/fuzz/campaign';
 import { labModelKernel } from '../../tools/fuzz/lab-model';
 import type { LabTraceFile } from '../../tools/fuzz/corpus';
-import { requireLab, type LabEnvironment } from './lab-environment';
-
-function envNumber(name: string, fallback: number): number {
-  const v = process.env[name];
-  if (v === undefined || v === '') return fallback;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new RangeError(`${name}='${v}' is not a non-negative integer`);
-  return n;
-}
+import { envNumber, requireLab, type LabEnvironment } from './lab-environment';
 
 describe('lab: differential fuzzing against the real kernel', function () {
   let lab: LabEnvironment;

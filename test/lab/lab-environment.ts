@@ -73,3 +73,12 @@ export function requireLab(context: Mocha.Context): LabEnvironment {
   }
   return lab as LabEnvironment;
 }
+
+/** A non-negative whole number from the environment (a lab knob such as NODE_VFIO_FUZZ_SEEDS), or `fallback`. */
+export function envNumber(name: string, fallback: number): number {
+  const v = process.env[name];
+  if (v === undefined || v === '') return fallback;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new RangeError(`${name}='${v}' is not a non-negative integer`);
+  return n;
+}

@@ -20,15 +20,7 @@ import { runCampaign, formatCampaign } from '../../../tools/fuzz/campaign';
 import { labModelKernel } from '../../../tools/fuzz/lab-model';
 import { probeDeviceFeatures } from '../../../tools/fuzz/device-features';
 import type { LabTraceFile } from '../../../tools/fuzz/corpus';
-import { labEnvironment, requireLab, type LabEnvironment } from '../lab-environment';
-
-function envNumber(name: string, fallback: number): number {
-  const v = process.env[name];
-  if (v === undefined || v === '') return fallback;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new RangeError(`${name}='${v}' is not a non-negative integer`);
-  return n;
-}
+import { envNumber, labEnvironment, requireLab, type LabEnvironment } from '../lab-environment';
 
 const environment = labEnvironment();
 // Outside the lab the machine's functions are unknown: one suite that skips with the reason.
