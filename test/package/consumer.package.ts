@@ -97,7 +97,10 @@ describe('the packed package, installed into a fresh project', function () {
     before(() => { project = install('no-scripts', ['--ignore-scripts']); });
 
     it('nothing is compiled, and the loader takes the prebuild for this machine', function () {
-      if (process.platform !== 'linux' || !['x64', 'arm64'].includes(os.arch())) this.skip();
+      if (process.platform !== 'linux' || !['x64', 'arm64'].includes(os.arch())) {
+        console.log(`      skipped: no prebuild is shipped for ${process.platform}-${os.arch()}`);
+        this.skip();
+      }
       assert.equal(fs.existsSync(path.join(installed(project), 'build')), false);
       assert.equal(runConsumer(project, ['addon-file.cjs']).trim(), path.join(fs.realpathSync(installed(project)), 'prebuilds', `linux-${os.arch()}`, PREBUILD_NAME));
     });
@@ -136,7 +139,10 @@ describe('the packed package, installed into a fresh project', function () {
 
   describe('installed with its install script', () => {
     it('finds the prebuild for this machine and compiles nothing', function () {
-      if (process.platform !== 'linux' || !['x64', 'arm64'].includes(os.arch())) this.skip();
+      if (process.platform !== 'linux' || !['x64', 'arm64'].includes(os.arch())) {
+        console.log(`      skipped: no prebuild is shipped for ${process.platform}-${os.arch()}`);
+        this.skip();
+      }
       const project = install('scripts', []);
       assert.equal(fs.existsSync(path.join(installed(project), 'build')), false);
       assert.match(runConsumer(project, ['addon-file.cjs']).trim(), new RegExp(`prebuilds/linux-${os.arch()}/${PREBUILD_NAME.replace(/\./g, '\\.')}$`));
@@ -144,7 +150,10 @@ describe('the packed package, installed into a fresh project', function () {
     });
 
     it('where no prebuild fits (musl, simulated), compiles the addon, and the package loads that build', function () {
-      if (process.platform !== 'linux') this.skip();
+      if (process.platform !== 'linux') {
+        console.log('      skipped: the compile fallback builds a Linux addon');
+        this.skip();
+      }
       // node-gyp-build reads LIBC to choose a prebuild: musl matches none of the glibc ones.
       const musl = { LIBC: 'musl' };
       const project = install('compile-fallback', [], musl);

@@ -79,7 +79,10 @@ describe('prebuilt addons', () => {
   }
 
   it('node-gyp-build picks this machine\'s prebuild when there is no local build, and it works', function () {
-    if (process.platform !== 'linux' || !(ARCHES as readonly string[]).includes(os.arch())) this.skip();
+    if (process.platform !== 'linux' || !(ARCHES as readonly string[]).includes(os.arch())) {
+      console.log(`      skipped: no prebuild is shipped for ${process.platform}-${os.arch()}`);
+      this.skip();
+    }
     const script = `
       const source = require('node-gyp-build').resolve(${JSON.stringify(root)});
       const addon = require(source);
@@ -96,7 +99,10 @@ describe('prebuilt addons', () => {
 
   it('linux-arm64 passes the native unit tests under qemu-user', function () {
     this.timeout(600_000);
-    if (os.arch() === 'arm64') this.skip(); // the native test run covers it
+    if (os.arch() === 'arm64') {
+      console.log('      skipped: on an arm64 host the ordinary native test run covers the arm64 build');
+      this.skip();
+    }
     const missing = ['qemu-aarch64', 'apt-get', 'dpkg-deb'].filter((c) => !onPath(c));
     if (missing.length) {
       // CI installs qemu-user: there, no emulator is a failure, not a skip.

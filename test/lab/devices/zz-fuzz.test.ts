@@ -32,7 +32,10 @@ for (const fn of functions) {
 
     before(function () {
       lab = requireLab(this);
-      if (lab.machine === 'edu') this.skip();
+      if (lab.machine === 'edu') {
+        console.log('      skipped: the edu machine is fuzzed by test/lab/fuzz.test.ts');
+        this.skip();
+      }
     });
 
     it('answers every fuzz program exactly as the model of the machine does', function () {
