@@ -80,6 +80,36 @@ describe('booted model: kernel side wired to the PCI/VFIO side', () => {
 });
 
 describe('Kconfig: the VFIO interfaces a kernel can be built with (Documentation/driver-api/vfio.rst)', () => {
+  const base = profiles['linux-7.3-noiommu'];
+  const build = (name: string, group: boolean, container: 'vfio' | 'iommufd' | 'none', cdev: boolean) => createModelKernel({
+    ...base, name, config: {
+      ...base.config, VFIO_GROUP: group, VFIO_CONTAINER: container === 'vfio', IOMMUFD_VFIO_CONTAINER: container === 'iommufd', VFIO_DEVICE_CDEV: cdev,
+    },
+  });
+  const nodes = (k: ReturnType<typeof build>) => ({
+    vfio: k.readdir('/dev/vfio').filter((n) => n !== 'devices').sort(),
+    cdevs: k.exists('/dev/vfio/devices') ? k.readdir('/dev/vfio/devices') : [],
+  });
+
+  for (const container of ['vfio', 'iommufd'] as const) {
+    it(`case 1 (group, ${container} container, no cdev): noiommu works through the group only`, () => {
+      assert.deepEqual(nodes(build('case-1', true, container, false)), { vfio: ['noiommu-0', 'vfio'], cdevs: [] });
+    });
+    it(`case 3 (group, ${container} container, cdev): both paths work`, () => {
+      assert.deepEqual(nodes(build('case-3', true, container, true)), { vfio: ['noiommu-0', 'vfio'], cdevs: ['noiommu-vfio0'] });
+    });
+  }
+
+  for (const [n, cdev] of [[2, false], [4, true]] as const) {
+    it(`case ${n} (group without a container${cdev ? ', cdev' : ''}): VFIO_NOIOMMU cannot be selected, so the profile is refused`, () => {
+      assert.throws(() => build(`case-${n}`, true, 'none', cdev), /VFIO_NOIOMMU with VFIO_GROUP needs a container/);
+    });
+  }
+
+  it('case 5 (no group, cdev): noiommu works through the cdev only, with no group nodes', () => {
+    assert.deepEqual(nodes(build('case-5', false, 'none', true)), { vfio: [], cdevs: ['noiommu-vfio0'] });
+  });
+
   it('a kernel with neither the group interface nor the device cdev does not exist: the profile is refused', () => {
     const base = profiles['linux-7.3-noiommu'];
     assert.throws(
