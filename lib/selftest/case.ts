@@ -17,11 +17,20 @@ import type { CaseContext } from './context';
  * - function-reset: GET_INFO reports VFIO_DEVICE_FLAGS_RESET
  * - bus-reset: a slot or bus reset reaches the device (GET_PCI_HOT_RESET_INFO is not ENODEV)
  * - several-devices: more than one function is bound to vfio-pci
+ * - `command:NAME`: the kernel knows the iommufd command NAME (it is newer than some kernels)
  */
 export type Need =
   | 'device' | 'edu' | 'group-interface' | 'no-group-interface' | 'container'
   | 'sys-rawio' | 'without-sys-rawio'
-  | 'msix' | 'function-reset' | 'bus-reset' | 'several-devices';
+  | 'msix' | 'function-reset' | 'bus-reset' | 'several-devices'
+  | KnownCommandNeed;
+
+/** Needs the iommufd command `NAME` (an IoctlRequest's name) to be one the kernel knows. */
+export type KnownCommandNeed = `command:${string}`;
+
+export function knowsCommand(request: { readonly name: string }): KnownCommandNeed {
+  return `command:${request.name}`;
+}
 
 export interface ConformanceCase {
   /** Stable dotted id, e.g. 'ioas.unmap.partial-area'; used in reports. */

@@ -4,6 +4,7 @@
  * it sits behind an IOMMU, whether the legacy group/container interface exists, the page size and
  * the privileges of this process.
  */
+import { probeIommufdCommands, type CommandProbe } from './iommufd-commands';
 import type { Capabilities, Kernel } from '../sys/kernel';
 import type { Mode } from './types';
 import { VfioError } from '../sys/errors';
@@ -35,6 +36,8 @@ export interface Environment {
   readonly hasContainer: boolean;
   /** /dev/iommu exists (CONFIG_IOMMUFD). */
   readonly hasIommufd: boolean;
+  /** The iommufd commands this kernel knows (a 6.x kernel lacks the newer ones). */
+  readonly iommufdCommands: CommandProbe;
   readonly pageSize: number;
   readonly capabilities: Capabilities;
 }
@@ -79,6 +82,7 @@ export function discoverEnvironment(kernel: Kernel, options: DiscoverOptions = {
     facts: device ? probeDevice(kernel, device.cdevPath) : null,
     hasContainer: kernel.exists('/dev/vfio/vfio'),
     hasIommufd: kernel.exists('/dev/iommu'),
+    iommufdCommands: probeIommufdCommands(kernel),
     pageSize: kernel.pageSize,
     capabilities: kernel.capabilities(),
   };

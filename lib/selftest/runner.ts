@@ -4,12 +4,20 @@
  * then closed so that the next case starts clean).
  */
 import type { Kernel } from '../sys/kernel';
-import type { ConformanceCase, Need } from './case';
+import type { ConformanceCase, KnownCommandNeed, Need } from './case';
 import { CaseContext } from './context';
 import { isEdu, type Environment } from './environment';
 import { CaseFailed, CaseSkipped } from './outcome';
 import { TrackedKernel } from './tracked-kernel';
 import type { CaseResult } from './types';
+
+/** A command newer than the kernel: without a probe (no /dev/iommu) the case's own needs decide. */
+function missingCommand(env: Environment, need: KnownCommandNeed): string | null {
+  const name = need.slice('command:'.length);
+  const probe = env.iommufdCommands;
+  if (!probe.probed || probe.known.has(name)) return null;
+  return `needs ${name}, which this kernel does not know (a zero-size call is ENOTTY: the command is newer than this kernel)`;
+}
 
 /** Why the environment cannot run a case, or null when it can. */
 export function missingNeed(env: Environment, needs: readonly Need[] = []): string | null {
@@ -53,6 +61,10 @@ export function missingNeed(env: Environment, needs: readonly Need[] = []): stri
           return `needs several functions bound to vfio-pci, and there ${env.devices.length === 1 ? 'is one' : 'are none'}`;
         }
         break;
+      default: {
+        const missing = missingCommand(env, need);
+        if (missing) return missing;
+      }
     }
   }
   return null;

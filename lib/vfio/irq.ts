@@ -69,12 +69,22 @@ function onAbort(signal: AbortSignal, cancel: () => void): () => void {
   return () => { waiters.delete(cancel); };
 }
 
+/** The one eventfd read that the overlapping waits of a vector share. */
+interface SharedRead {
+  readonly promise: Promise<bigint>;
+  readonly stop: AbortController;
+  /** Waits still interested; at 0 the read is stopped. */
+  waiters: number;
+}
+
 /** One interrupt vector and its eventfd. */
 export class InterruptVector extends Resource implements AsyncIterable<bigint> {
   private readonly file: FileDescriptor;
-  private readonly aborter = new AbortController();
-  /** The read every current waiter shares: one interrupt resolves all of them with one count. */
-  private reading: Promise<bigint> | undefined;
+  /**
+   * The read every current waiter shares: one interrupt resolves all of them with one count. It
+   * is stopped when its last waiter gives up, so no read left behind consumes the next interrupt.
+   */
+  private reading: SharedRead | undefined;
 
   /** @internal Created by `Irqs.enable()`. */
   constructor(
@@ -107,23 +117,45 @@ export class InterruptVector extends Resource implements AsyncIterable<bigint> {
     this.assertOpen('InterruptVector.wait');
     if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError('InterruptVector.wait: signal must be an AbortSignal');
     if (signal?.aborted) return Promise.reject(cancelled(this.description));
-    const shared = this.reading ??= this.readNext().finally(() => { this.reading = undefined; });
-    if (!signal) return shared;
+    const read = this.reading ??= this.startRead();
+    read.waiters++;
+    // A wait without a signal can only end with the read, so it keeps the read wanted for good.
+    if (!signal) return read.promise;
     return new Promise<bigint>((resolve, reject) => {
-      const forget = onAbort(signal, () => reject(cancelled(this.description)));
-      shared.then((n) => { forget(); resolve(n); }, (e: unknown) => { forget(); reject(e); });
+      const forget = onAbort(signal, () => {
+        this.leave(read);
+        reject(cancelled(this.description));
+      });
+      read.promise.then((n) => { forget(); resolve(n); }, (e: unknown) => { forget(); reject(e); });
     });
   }
 
-  private async readNext(): Promise<bigint> {
+  private startRead(): SharedRead {
+    const stop = new AbortController();
+    const promise = this.readNext(stop.signal).finally(() => {
+      if (this.reading === read) this.reading = undefined;
+    });
+    // A read stopped because nobody waits any more rejects with nobody to tell.
+    promise.catch(() => undefined);
+    const read: SharedRead = { promise, stop, waiters: 0 };
+    return read;
+  }
+
+  private leave(read: SharedRead): void {
+    if (--read.waiters > 0) return;
+    if (this.reading === read) this.reading = undefined;
+    read.stop.abort();
+  }
+
+  private async readNext(stop: AbortSignal): Promise<bigint> {
     for (;;) {
-      if (this.closed) throw cancelled(this.description);
+      if (this.closed || stop.aborted) throw cancelled(this.description);
       try {
         return this.kernel.eventfdRead(this.file.fd);
       } catch (e) {
         if (!isVfioError(e, 'EAGAIN')) throw e;
       }
-      await this.kernel.waitReadable(this.file.fd, this.aborter.signal);
+      await this.kernel.waitReadable(this.file.fd, stop);
     }
   }
 
@@ -158,7 +190,7 @@ export class InterruptVector extends Resource implements AsyncIterable<bigint> {
   }
 
   protected release(): void {
-    this.aborter.abort();
+    this.reading?.stop.abort();
     try {
       this.irqs.vectorClosed(this);
     } finally {

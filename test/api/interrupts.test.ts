@@ -68,6 +68,22 @@ describeOnTargets('Irqs and InterruptVector', (target) => {
     }
   });
 
+  it('when every wait on a vector has given up, no read is left behind to consume the next interrupt', async () => {
+    const t = target();
+    using dev = openDevice(t.bdf, { kernel: t.kernel });
+    const [msi] = dev.irqs.enable('msi', 1);
+    const first = new AbortController();
+    const second = new AbortController();
+    const abandoned = [msi!.wait(first.signal), msi!.wait(second.signal)];
+    first.abort();
+    second.abort();
+    for (const w of abandoned) await assert.rejects(w, (e: unknown) => isVfioError(e, 'ECANCELED'));
+    msi!.trigger();
+    // Give a read that was left armed every chance to take the interrupt first.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(await withTimeout(msi!.wait(), 5000, 'the interrupt after the abandoned waits'), 1n);
+  });
+
   it('a wait after an already-aborted signal rejects at once, and a vector closed under a wait cancels it', async () => {
     const t = target();
     using dev = openDevice(t.bdf, { kernel: t.kernel });

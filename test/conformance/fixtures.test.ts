@@ -25,7 +25,10 @@ function recordingEnv(profile: 'linux-7.3-noiommu' | 'unprivileged' = 'linux-7.3
     if (Buffer.isBuffer(arg)) sent.push({ request, bytes: Buffer.from(arg) });
     return ioctl(fd, request, arg);
   };
-  return { env: discoverEnvironment(kernel), sent };
+  const env = discoverEnvironment(kernel);
+  // Only what the case sends: discovery's own probes (device facts, known commands) came before.
+  sent.length = 0;
+  return { env, sent };
 }
 
 /**

@@ -5,7 +5,8 @@
  * ENOENT IOAS) and io_pagetable.c iopt_get_phys (ENOENT no area, EOPNOTSUPP not a noiommu
  * domain, the contiguous-length walk that never leaves the area).
  */
-import type { ConformanceCase } from '../case';
+import { knowsCommand, type ConformanceCase } from '../case';
+import * as I from '../../uapi/iommufd';
 import { U64_MAX } from '../../uapi/codec';
 import { call } from '../calls';
 import { casesOn } from '../fixture';
@@ -21,7 +22,8 @@ function lookup(f: IoasFixture, what: string, iova: bigint, length: bigint) {
   return f.t.expect(what, () => call.getPa(f, { iova, length }), NOIOMMU_ONLY);
 }
 
-const rawio = ['sys-rawio'] as const;
+// Every case needs CAP_SYS_RAWIO (checked per call) and a kernel with the command (7.3 on).
+const rawio = ['sys-rawio', knowsCommand(I.IOMMU_IOAS_NOIOMMU_GET_PA)] as const;
 const onePage = casesOn(mappedBuffer({ pages: 1 }), rawio);
 const onIoas = casesOn(ioas, rawio);
 

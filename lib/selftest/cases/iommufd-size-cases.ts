@@ -7,7 +7,7 @@
  * Each ioctl gets a body whose outcome is known and is neither EINVAL nor E2BIG (an id that does
  * not exist, a type the kernel rejects), so the three size variants are told apart by errno.
  */
-import type { ConformanceCase, Need } from '../case';
+import { knowsCommand, type ConformanceCase, type Need } from '../case';
 import type { FieldType, StructType, StructValue } from '../../uapi/codec';
 import type { IoctlRequest } from '../../uapi/requests';
 import * as I from '../../uapi/iommufd';
@@ -65,7 +65,17 @@ const PROBES: SizeProbe<Record<string, FieldType>>[] = [
 type Probe = SizeProbe<Record<string, FieldType>> & Variant;
 
 /** The probes as variant rows, named after the command (IOMMU_IOAS_MAP → ioas-map). */
-const ROWS: Probe[] = PROBES.map((p) => ({ ...p, name: p.request.name.replace(/^IOMMU_/, '').toLowerCase().replace(/_/g, '-') }));
+const ROWS: Probe[] = PROBES.map((p) => ({
+  ...p,
+  name: p.request.name.replace(/^IOMMU_/, '').toLowerCase().replace(/_/g, '-'),
+  // Every case of a row needs a kernel that knows the command (a 6.x kernel lacks the newer ones).
+  needs: [knowsCommand(p.request), ...(p.needs ?? [])],
+}));
+
+/** What the size checks need: only that the command exists (they come before anything it needs). */
+function known(p: Probe): Need[] {
+  return [knowsCommand(p.request)];
+}
 
 /** Sends the probe's body with `size` declared and `tail` appended. */
 function send(f: IommufdFixture, p: Probe, declaredSize: number, tail: number[]): () => number {
@@ -83,9 +93,9 @@ const SIZE_TEMPLATES: ((p: Probe) => ConformanceCase | null)[] = [
   (p) => onIommufd.test(`iommufd.size.${p.name}.below-min`, `${p.request.name} with size one below its minimum (${p.type.endOf(p.minField) - 1}) is EINVAL`, (t, f) => {
     const short = p.type.endOf(p.minField) - 1;
     t.expectErrno(`${p.request.name} size ${short}`, send(f, p, short, []), 'EINVAL');
-  }),
+  }, known(p)),
   (p) => onIommufd.test(`iommufd.size.${p.name}.nonzero-tail`, `${p.request.name} larger than the kernel's struct with a non-zero tail is E2BIG`,
-    (t, f) => { t.expectErrno(`${p.request.name} size ${p.type.size + 8}, tail byte 7 = 1`, send(f, p, p.type.size + 8, NONZERO_TAIL), 'E2BIG'); }),
+    (t, f) => { t.expectErrno(`${p.request.name} size ${p.type.size + 8}, tail byte 7 = 1`, send(f, p, p.type.size + 8, NONZERO_TAIL), 'E2BIG'); }, known(p)),
   (p) => onIommufd.test(`iommufd.size.${p.name}.zero-tail`, `${p.request.name} larger than the kernel's struct with a zero tail runs the command`,
     (t, f) => { t.expect(`${p.request.name} size ${p.type.size + 8}, zero tail`, send(f, p, p.type.size + 8, ZERO_TAIL), p.outcome); }, p.needs),
   (p) => {

@@ -5,7 +5,7 @@
  * iommufd_ioas_option / iommufd_ioas_map_file, io_pagetable.c iopt_disable_large_pages /
  * iopt_calculate_iova_alignment / iopt_cut_iova, vfio_compat.c.
  */
-import type { ConformanceCase } from '../case';
+import { knowsCommand, type ConformanceCase } from '../case';
 import { U64_MAX } from '../../uapi/codec';
 import * as I from '../../uapi/iommufd';
 import * as V from '../../uapi/vfio';
@@ -123,5 +123,5 @@ export const optionCases: ConformanceCase[] = [
     t.expectErrno('MAP_FILE flags |= 1<<3', () => call.mapFile(f, { ...at, flags: MAP_RW_FIXED | (1 << 3), start: 0n, length: t.page }), 'EOPNOTSUPP');
     t.expectErrno('MAP_FILE start + length wraps', () => call.mapFile(f, { ...at, start: U64_MAX - 1n, length: t.page }), 'EOVERFLOW');
     t.equal(t.ok('unmap', () => call.unmap(f, { iova: 0x100000n, length: 2n * t.page }).length), 2n * t.page, 'bytes unmapped');
-  }),
+  }, [knowsCommand(I.IOMMU_IOAS_MAP_FILE)]),
 ];
