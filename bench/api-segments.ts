@@ -12,6 +12,8 @@ import { onNoiommuCdev, once, openBenchDevice, report, type Timing } from './api
 import { runC } from './native-c';
 import * as I from '../lib/uapi/iommufd';
 import type { Ioas } from '../lib/iommu/ioas';
+import type { Kernel } from '../lib/sys/kernel';
+import { PhysicalAddressLookup } from '../lib/ioctl/iommufd-ioctls';
 import type { Iova } from '../lib/sys/addresses';
 
 function main(): void {
@@ -24,6 +26,10 @@ function main(): void {
     console.log('skipped: reading frame numbers from /proc/self/pagemap needs CAP_SYS_ADMIN');
     return;
   }
+  // First, while the process is small: under the lab's emulation a kernel walk made after the
+  // 256 MiB buffer below has been set up runs up to twice as slow for this process, but not for the
+  // C child, which would charge the emulator's state to the typed API.
+  compareScattered(kernel, device.ioas!, device.iommufd!.fd, 16n << 20n);
   let dmaSegments = 0;
   let buffer!: ReturnType<typeof device.allocateDma>;
   const allocate = once(`DmaBuffer.allocate(${mib} MiB): map + segment table`, () => {
@@ -48,8 +54,7 @@ function main(): void {
   });
   const results: Timing[] = [getPa, bulk, allocate];
   report(`physical segments of ${mib} MiB (${dmaSegments} runs via GET_PA, ${bulkSegments} via pagemap)`, perPage, results);
-  compareWithC(ioas, device.iommufd!.fd, dma.iova!, length, 'the same walk');
-  compareScattered(kernel, ioas, device.iommufd!.fd, 16n << 20n);
+  compareWithC(kernel, ioas, device.iommufd!.fd, dma.iova!, length, 'the same walk');
 }
 
 /**
@@ -73,7 +78,7 @@ function compareScattered(kernel: NativeKernel, ioas: Ioas, iommufd: number, len
       bytesB[page * kernel.pageSize] = 1;
     }
     using mapping = ioas.map({ va: a.address, length });
-    compareWithC(ioas, iommufd, mapping.iova, length, `${length >> 20n} MiB faulted in alternately with another buffer`);
+    compareWithC(kernel, ioas, iommufd, mapping.iova, length, `${length >> 20n} MiB faulted in alternately with another buffer`);
   } finally {
     kernel.munmap(a);
     kernel.munmap(b);
@@ -81,34 +86,76 @@ function compareScattered(kernel: NativeKernel, ioas: Ioas, iommufd: number, len
   }
 }
 
-/** Ioas.segments against the same GET_PA walk in C (bench/c/get-pa-walk.c) on the same iommufd, best of 5 each. */
-function compareWithC(ioas: Ioas, iommufd: number, iova: Iova, length: bigint, what: string): void {
+/**
+ * Ioas.segments against the same GET_PA walk in C (bench/c/get-pa-walk.c) on the same iommufd.
+ * The two alternate, five times (each C run itself best of 3), and each keeps its best: under the
+ * lab's emulation the same walk varies by 1.5x from one second to the next, and alternating puts
+ * both sides in the same moments. The typed API warms up first: V8's optimizing compiler needs
+ * more than a few walks under emulation, and a cold JIT is not what a driver's steady state pays.
+ */
+function compareWithC(kernel: NativeKernel, ioas: Ioas, iommufd: number, iova: Iova, length: bigint, what: string): void {
   const ROUNDS = 5;
+  const WARM_UP = 10;
+  const S = I.IommuIoasNoiommuGetPa;
+  const cArgs = [
+    String(I.IOMMU_IOAS_NOIOMMU_GET_PA.number), String(S.size), String(S.offsetOf('size')), String(S.offsetOf('ioas_id')),
+    String(S.offsetOf('iova')), String(S.offsetOf('length')), String(S.offsetOf('out_phys')),
+    String(ioas.id), String(iova), String(length), '3',
+  ];
   let segments = 0;
   let js = Infinity;
+  type CWalk = { nsPerWalk: number; runs: number; calls: number };
+  let c: CWalk | undefined;
+  // The walk as it was before the addon's ioctlRuns: one crossing per GET_PA answer.
+  const perAnswer = new PhysicalAddressLookup();
+  const oneCallPerAnswer = withoutRunWalk(kernel);
+  const walkPerAnswer = () => {
+    const runs: { iova: Iova; phys: bigint; length: bigint }[] = [];
+    perAnswer.walk(oneCallPerAnswer, iommufd, ioas.id, iova, length, (at, phys, n) => {
+      const last = runs[runs.length - 1];
+      if (last && last.phys + last.length === phys) runs[runs.length - 1] = { iova: last.iova, phys: last.phys, length: last.length + n };
+      else runs.push({ iova: at, phys, length: n });
+    });
+  };
+  let plain = Infinity;
+  for (let round = 0; round < WARM_UP; round++) {
+    ioas.segments(iova, length);
+    walkPerAnswer();
+  }
   for (let round = 0; round < ROUNDS; round++) {
-    const start = process.hrtime.bigint();
+    let start = process.hrtime.bigint();
     segments = ioas.segments(iova, length).length;
     js = Math.min(js, Number(process.hrtime.bigint() - start));
+    start = process.hrtime.bigint();
+    walkPerAnswer();
+    plain = Math.min(plain, Number(process.hrtime.bigint() - start));
+    try {
+      const run = runC<CWalk>('get-pa-walk', cArgs, [iommufd]);
+      if (!c || run.nsPerWalk < c.nsPerWalk) c = run;
+    } catch (e) {
+      console.log(`  C walk: unavailable (${(e as Error).message.split('\n')[0]})`);
+      return;
+    }
   }
-  const S = I.IommuIoasNoiommuGetPa;
-  let c: { nsPerWalk: number; runs: number; calls: number };
-  try {
-    c = runC('get-pa-walk', [
-      String(I.IOMMU_IOAS_NOIOMMU_GET_PA.number), String(S.size), String(S.offsetOf('size')), String(S.offsetOf('ioas_id')),
-      String(S.offsetOf('iova')), String(S.offsetOf('length')), String(S.offsetOf('out_phys')),
-      String(ioas.id), String(iova), String(length), String(ROUNDS),
-    ], [iommufd]);
-  } catch (e) {
-    console.log(`  C walk: unavailable (${(e as Error).message.split('\n')[0]})`);
-    return;
-  }
+  if (!c) return;
   if (c.runs !== segments) console.log(`  note: C found ${c.runs} segments, Ioas.segments ${segments}`);
-  report(`${what}: ${segments} segments in ${c.calls} GET_PA calls, best of ${ROUNDS}`, { name: 'C loop: GET_PA per run on the same iommufd', iterations: c.calls, nsPerOp: c.nsPerWalk }, [
-    { name: 'Ioas.segments', iterations: c.calls, nsPerOp: js },
+  report(`${what}: ${segments} segments in ${c.calls} GET_PA calls, best of ${ROUNDS} alternating rounds`, { name: 'C loop: GET_PA per run on the same iommufd', iterations: c.calls, nsPerOp: c.nsPerWalk }, [
+    { name: 'Ioas.segments (the addon walks: ioctlRuns)', iterations: c.calls, nsPerOp: js },
+    { name: 'the same with one addon call per GET_PA', iterations: c.calls, nsPerOp: plain },
   ]);
   const ratio = js / c.nsPerWalk;
-  console.log(`  goal: Ioas.segments <= 1.2x the C walk: ${ratio <= 1.2 ? 'met' : 'not met'} (${ratio.toFixed(2)}x)`);
+  console.log(`  goal: Ioas.segments <= 1.1x the C walk: ${ratio <= 1.1 ? 'met' : 'not met'} (${ratio.toFixed(2)}x)`);
+}
+
+/** The same kernel with no ioctlRuns, so every GET_PA is one call into the addon. */
+function withoutRunWalk(kernel: NativeKernel): Kernel {
+  return new Proxy(kernel, {
+    get(target, key) {
+      if (key === 'ioctlRuns') return undefined;
+      const value: unknown = Reflect.get(target, key, target);
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
 }
 
 main();

@@ -335,6 +335,65 @@ Napi::Value EventfdWrite(const Napi::CallbackInfo& info) {
   return Napi::Value();
 }
 
+// One ioctl repeated along a range, for commands that answer for the start of [cursor,
+// cursor + remaining) with a value and how far that answer reaches (IOMMU_IOAS_NOIOMMU_GET_PA:
+// a physical address and the contiguous length). Walking a physically scattered buffer makes one
+// such call per page, and one crossing into the addon per call costs more than the ioctl, so
+// the loop runs here. The struct's layout stays in TypeScript: it passes the struct, filled
+// but for the three fields, and their byte offsets (cursor, remaining, value). Each step writes
+// (cursor, value, length) to `out`; the walk stops when the range is done, `out` is full, or the
+// kernel answers a length of 0 or past the range (which the caller reports). Returns the steps.
+Napi::Value IoctlRuns(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd;
+  int64_t request;
+  Bytes command, offsets, out;
+  uint64_t cursor, remaining;
+  if (!GetFd(info, 0, &fd)) return Napi::Value();
+  if (!GetInteger(info, 1, "request", 0, UINT32_MAX, &request)) return Napi::Value();
+  if (!GetBytes(info, 2, "command", &command)) return Napi::Value();
+  if (!GetBytes(info, 3, "offsets", &offsets)) return Napi::Value();
+  if (!GetUnsignedBigInt(info, 4, "start", UINT64_MAX, &cursor)) return Napi::Value();
+  if (!GetUnsignedBigInt(info, 5, "length", UINT64_MAX, &remaining)) return Napi::Value();
+  if (!GetBytes(info, 6, "out", &out)) return Napi::Value();
+  unsigned long req = static_cast<unsigned long>(request);
+  if (offsets.length != 3 * sizeof(uint32_t)) {
+    ThrowRangeError(env, "offsets must hold exactly three u32 byte offsets (cursor, remaining, value)");
+    return Napi::Value();
+  }
+  uint32_t at[3];
+  memcpy(at, offsets.data, sizeof at);
+  for (uint32_t offset : at) {
+    if (static_cast<size_t>(offset) + sizeof(uint64_t) > command.length) {
+      ThrowRangeError(env, "a field offset passes the end of the command struct");
+      return Napi::Value();
+    }
+  }
+  if (!CheckIoctlBuffer(env, req, command)) return Napi::Value();
+  const size_t capacity = out.length / (3 * sizeof(uint64_t));
+  size_t steps = 0;
+  uint64_t zero = 0;
+  while (steps < capacity && remaining > 0) {
+    memcpy(command.data + at[0], &cursor, sizeof cursor);
+    memcpy(command.data + at[1], &remaining, sizeof remaining);
+    memcpy(command.data + at[2], &zero, sizeof zero);
+    if (RetryOnEintr([&] { return ioctl(fd, req, command.data); }) < 0) {
+      ThrowErrno(env, errno, "ioctl");
+      return Napi::Value();
+    }
+    uint64_t reach, value;
+    memcpy(&reach, command.data + at[1], sizeof reach);
+    memcpy(&value, command.data + at[2], sizeof value);
+    if (reach == 0 || reach > remaining) break;
+    uint64_t step[3] = {cursor, value, reach};
+    memcpy(out.data + steps * sizeof step, step, sizeof step);
+    cursor += reach;
+    remaining -= reach;
+    steps++;
+  }
+  return Napi::Number::New(env, static_cast<double>(steps));
+}
+
 }  // namespace
 
 void RegisterFiles(Napi::Env env, Napi::Object exports) {
@@ -346,6 +405,7 @@ void RegisterFiles(Napi::Env env, Napi::Object exports) {
   } else {
     Napi::Error::New(env).ThrowAsJavaScriptException();
   }
+  exports.Set("ioctlRuns", Napi::Function::New(env, IoctlRuns, "ioctlRuns"));
   exports.Set("pread", Napi::Function::New(env, PositionalIo<false>, "pread"));
   exports.Set("pwrite", Napi::Function::New(env, PositionalIo<true>, "pwrite"));
   exports.Set("memfdCreate", Napi::Function::New(env, MemfdCreate, "memfdCreate"));

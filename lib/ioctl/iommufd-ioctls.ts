@@ -8,6 +8,7 @@ import { U64_MAX } from '../uapi/codec';
 import * as U from '../uapi/iommufd';
 import type { Iova, IovaRange, PhysAddr } from '../sys/addresses';
 import { invoke, withUserMemory } from './invoke';
+import { ioctlRuns } from './ioctl-runs';
 import { isVfioError } from '../sys/errors';
 
 /** IOMMU_DESTROY: destroys an IOAS, HWPT or other object by id. */
@@ -267,6 +268,12 @@ export function noiommuGetPa(kernel: Kernel, fd: number, ioasId: number, at: Iov
  */
 export class PhysicalAddressLookup {
   private readonly cmd = U.IommuIoasNoiommuGetPa.allocate();
+  private readonly runs: BigUint64Array;
+
+  /** `batch`: GET_PA answers fetched per crossing into the kernel by `walk`. */
+  constructor(private readonly batch = RUN_BATCH) {
+    this.runs = new BigUint64Array(3 * batch);
+  }
 
   lookup(kernel: Kernel, fd: number, ioasId: number, at: Iova, maxLength: bigint): PhysicalRun {
     const cmd = this.cmd;
@@ -282,7 +289,38 @@ export class PhysicalAddressLookup {
     invoke(kernel, fd, U.IOMMU_IOAS_NOIOMMU_GET_PA, cmd.$bytes);
     return { phys: cmd.out_phys as PhysAddr, length: cmd.length };
   }
+
+  /**
+   * Every physical run of [at, at+length), in order, each as the kernel answered it (adjacent
+   * answers are not merged here): one crossing into the kernel per `batch` answers where the
+   * kernel has ioctlRuns, so a scattered buffer costs no call per page.
+   */
+  walk(kernel: Kernel, fd: number, ioasId: number, at: Iova, length: bigint, onRun: (iova: Iova, phys: PhysAddr, length: bigint) => void): void {
+    const cmd = this.cmd;
+    cmd.size = U.IommuIoasNoiommuGetPa.size;
+    cmd.flags = 0;
+    cmd.ioas_id = ioasId;
+    cmd.__reserved = 0;
+    const out = this.runs;
+    const end = (at as bigint) + length;
+    let cursor = at as bigint;
+    while (cursor < end) {
+      const steps = ioctlRuns(kernel, fd, U.IOMMU_IOAS_NOIOMMU_GET_PA, cmd.$bytes, GET_PA_RUN_FIELDS, cursor, end - cursor, out);
+      for (let i = 0; i < steps * 3; i += 3) onRun(out[i]! as Iova, out[i + 1]! as PhysAddr, out[i + 2]!);
+      // Where the batch stopped: the last answer's end (the steps are contiguous by contract).
+      if (steps > 0) cursor = out[steps * 3 - 3]! + out[steps * 3 - 1]!;
+      if (steps < this.batch && cursor < end) {
+        throw new Error(`IOMMU_IOAS_NOIOMMU_GET_PA returned an empty run at IOVA 0x${cursor.toString(16)}`);
+      }
+    }
+  }
 }
+
+/** Answers fetched per crossing; a 2 MiB buffer of scattered 4 KiB pages is 512. */
+const RUN_BATCH = 512;
+const GET_PA_RUN_FIELDS = new Uint32Array([
+  U.IommuIoasNoiommuGetPa.offsetOf('iova'), U.IommuIoasNoiommuGetPa.offsetOf('length'), U.IommuIoasNoiommuGetPa.offsetOf('out_phys'),
+]);
 
 const sharedGetPa = new PhysicalAddressLookup();
 

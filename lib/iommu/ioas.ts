@@ -302,20 +302,14 @@ export class Ioas extends IommufdResource implements DmaSpace, PageTableTarget {
     checkU64(length, 'Ioas.segments', 'length');
     if (at + length > U64_MAX + 1n) throw new RangeError(`Ioas.segments: range 0x${at.toString(16)}+0x${length.toString(16)} ends past 2^64`);
     const runs: PhysicalSegment[] = [];
-    let cursor = at as bigint;
-    let remaining = length;
-    while (remaining > 0n) {
-      const run = this.physicalLookup.lookup(this.kernel, this.fd, this.id, cursor as Iova, remaining);
-      if (run.length <= 0n) throw new Error(`IOMMU_IOAS_NOIOMMU_GET_PA returned an empty run at IOVA 0x${cursor.toString(16)}`);
+    this.physicalLookup.walk(this.kernel, this.fd, this.id, at, length, (iova, phys, runLength) => {
       const last = runs[runs.length - 1];
-      if (last && last.phys + last.length === run.phys) {
-        runs[runs.length - 1] = { iova: last.iova, phys: last.phys, length: last.length + run.length };
+      if (last && last.phys + last.length === phys) {
+        runs[runs.length - 1] = { iova: last.iova, phys: last.phys, length: last.length + runLength };
       } else {
-        runs.push({ iova: cursor as Iova, phys: run.phys, length: run.length });
+        runs.push({ iova, phys, length: runLength });
       }
-      cursor += run.length;
-      remaining -= run.length;
-    }
+    });
     return runs;
   }
 

@@ -42,6 +42,7 @@ export interface NativeAddon {
   close(fd: number): void;
   /** `arg`: a struct (an ArrayBuffer, all of it, or a byte view), an integer, or null. */
   ioctl(fd: number, request: number, arg: ArrayBuffer | Uint8Array | DataView | number | null): number;
+  ioctlRuns(fd: number, request: number, command: Uint8Array, offsets: Uint32Array, start: bigint, length: bigint, out: BigUint64Array): number;
   pread(fd: number, into: Uint8Array, offset: bigint): number;
   pwrite(fd: number, from: Uint8Array, offset: bigint): number;
   memfdCreate(name: string, flags: number): number;

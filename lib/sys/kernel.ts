@@ -57,6 +57,16 @@ export interface Kernel {
    * Buffer), or null. Returns the non-negative result.
    */
   ioctl(fd: number, request: number, arg: Uint8Array | number | null): number;
+  /**
+   * Optional: one ioctl repeated along [start, start+length) in a single call, for commands that
+   * answer for the start of a range with a value and how far it reaches (GET_PA's physical
+   * address and contiguous length). `offsets` are the byte offsets in `command` of the cursor,
+   * remaining-length and value fields; each step's (cursor, value, reach) goes to `out`, three
+   * u64 per step. Stops when the range is done, `out` is full, or an answer reaches 0 bytes or
+   * past the range; returns the steps made. A kernel without it gets the same loop over `ioctl`
+   * (lib/ioctl/ioctl-runs.ts): only a kernel whose per-call cost matters needs it.
+   */
+  ioctlRuns?(fd: number, request: number, command: Uint8Array, offsets: Uint32Array, start: bigint, length: bigint, out: BigUint64Array): number;
   pread(fd: number, into: Uint8Array, offset: bigint): number;
   pwrite(fd: number, from: Uint8Array, offset: bigint): number;
 

@@ -112,6 +112,14 @@ export class NativeKernel implements Kernel {
     return result;
   }
 
+  ioctlRuns(fd: number, request: number, command: Uint8Array, offsets: Uint32Array, start: bigint, length: bigint, out: BigUint64Array): number {
+    try {
+      return this.addon.ioctlRuns(fd, request, command, offsets, start, length, out);
+    } catch (e) {
+      throw this.translateIoctl(e, fd, request);
+    }
+  }
+
   private translateIoctl(e: unknown, fd: number, request: number): unknown {
     const file = this.fds.get(fd);
     return this.translate(e, { ioctl: ioctlName(request, isFileKind(file?.kind) ? file.kind : undefined), path: file?.path });
