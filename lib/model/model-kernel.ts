@@ -25,6 +25,7 @@
  *   iommufdOf(fd)            iommufd_ctx_from_fd: the IommufdContext behind an fd (EBADF, or
  *                            EBADFD when the fd is not an iommufd)
  */
+import { holdEventLoop } from './event-loop-hold';
 import type { Capabilities, Kernel, Mapping, MmioWidth } from '../sys/kernel';
 import {
   EFD_CLOEXEC, EFD_NONBLOCK, EFD_SEMAPHORE, MAP_ANONYMOUS, MAP_SHARED, MFD_ALLOW_SEALING, MFD_CLOEXEC, MFD_HUGETLB,
@@ -606,7 +607,9 @@ export class ModelKernel implements Kernel {
       let waiting = this.waiters.get(fd);
       if (!waiting) this.waiters.set(fd, (waiting = new Set()));
       const set = waiting;
+      const release = holdEventLoop();
       const cleanup = () => {
+        release();
         unsubscribe?.();
         set.delete(onClose);
         signal?.removeEventListener('abort', onAbort);
