@@ -5,6 +5,7 @@
  * (the baseline). Needs a device on the 7.3 noiommu cdev path for the first, CAP_SYS_ADMIN for
  * the others. Run: node dist/bench/api-segments.js [MiB]
  */
+import { withoutRunWalk } from '../lib/ioctl/ioctl-runs';
 import { nativeKernel, type NativeKernel } from '../lib/sys/native-kernel';
 import { MAP_SHARED, MFD_CLOEXEC, O_CLOEXEC, O_RDONLY, PROT_READ, PROT_WRITE } from '../lib/sys/constants';
 import { PAGEMAP_PATH, readPhysicalSegments } from '../lib/dma/pagemap';
@@ -12,7 +13,6 @@ import { onNoiommuCdev, once, openBenchDevice, report, type Timing } from './api
 import { runC } from './native-c';
 import * as I from '../lib/uapi/iommufd';
 import type { Ioas } from '../lib/iommu/ioas';
-import type { Kernel } from '../lib/sys/kernel';
 import { PhysicalAddressLookup } from '../lib/ioctl/iommufd-ioctls';
 import type { Iova } from '../lib/sys/addresses';
 
@@ -147,15 +147,5 @@ function compareWithC(kernel: NativeKernel, ioas: Ioas, iommufd: number, iova: I
   console.log(`  goal: Ioas.segments <= 1.1x the C walk: ${ratio <= 1.1 ? 'met' : 'not met'} (${ratio.toFixed(2)}x)`);
 }
 
-/** The same kernel with no ioctlRuns, so every GET_PA is one call into the addon. */
-function withoutRunWalk(kernel: NativeKernel): Kernel {
-  return new Proxy(kernel, {
-    get(target, key) {
-      if (key === 'ioctlRuns') return undefined;
-      const value: unknown = Reflect.get(target, key, target);
-      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-    },
-  });
-}
 
 main();

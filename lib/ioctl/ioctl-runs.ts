@@ -43,3 +43,17 @@ export function ioctlRuns(
   }
   return steps;
 }
+
+/**
+ * `kernel` without its ioctlRuns, so that a walk makes one `ioctl` per answer: what every kernel
+ * without the addon's loop does, for benches and tests to compare the two paths on one kernel.
+ */
+export function withoutRunWalk(kernel: Kernel): Kernel {
+  return new Proxy(kernel, {
+    get(target, key) {
+      if (key === 'ioctlRuns') return undefined;
+      const value: unknown = Reflect.get(target, key, target);
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}

@@ -3,6 +3,7 @@
  * ioctlRuns, one call for many GET_PA answers) gives exactly what one GET_PA per page says, and
  * what the same walk over plain `ioctl` gives (the path any kernel without ioctlRuns takes).
  */
+import { withoutRunWalk } from '../../lib/ioctl/ioctl-runs';
 import assert from 'node:assert/strict';
 import { openDevice } from '../../lib/vfio/open-device';
 import type { Kernel } from '../../lib/sys/kernel';
@@ -13,16 +14,6 @@ import { describeOnTargets, skipUnless } from './support/targets';
 
 const BATCH = 7;
 
-/** The same kernel with no ioctlRuns: every step is one `ioctl`. */
-function withoutRunWalk(kernel: Kernel): Kernel {
-  return new Proxy(kernel, {
-    get(target, key) {
-      if (key === 'ioctlRuns') return undefined;
-      const value: unknown = Reflect.get(target, key, target);
-      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-    },
-  });
-}
 
 describeOnTargets('Ioas.segments over a scattered mapping', (target) => {
   it('the run walk agrees with one GET_PA per page and with the walk over plain ioctl, across batch boundaries', function () {
