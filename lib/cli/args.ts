@@ -32,7 +32,10 @@ export function parseArgs(argv: readonly string[], spec: Record<string, OptionSp
     }
     if (!arg.startsWith('--') || arg === '--') {
       if (arg.startsWith('-') && arg !== '-' && arg !== '-h') throw new UsageError(`unknown option '${arg}'`);
-      if (arg === '-h') { options.set('help', true); continue; }
+      if (arg === '-h') {
+        options.set('help', true);
+        continue;
+      }
       positionals.push(arg);
       continue;
     }
@@ -43,7 +46,9 @@ export function parseArgs(argv: readonly string[], spec: Record<string, OptionSp
     const kind = opt.value ?? 'none';
     if (eq >= 0) {
       if (kind === 'none') throw new UsageError(`option '--${name}' takes no value`);
-      options.set(name, arg.slice(eq + 1));
+      const value = arg.slice(eq + 1);
+      if (kind === 'required' && value === '') throw new UsageError(`option '--${name}' needs a value`);
+      options.set(name, value);
     } else if (kind === 'required') {
       const next = argv[i + 1];
       if (next === undefined || next.startsWith('--')) throw new UsageError(`option '--${name}' needs a value`);

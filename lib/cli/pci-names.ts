@@ -1,6 +1,7 @@
 /**
- * Names for the devices this project meets most, so `vfio status` reads well without a pci.ids
- * database; the system's pci.ids is used when it is installed.
+ * Device names for `vfio status` and `vfio info`: from the system's pci.ids database
+ * (/usr/share/misc/pci.ids, or hwdata's copy) when it is installed, as lspci names them; else from
+ * a few built-in names for the devices this project meets most (QEMU's), so the model reads well.
  */
 import fs from 'node:fs';
 
@@ -15,37 +16,45 @@ const KNOWN: Record<string, string> = {
   '1af4:1049': 'Virtio 9P transport (modern)',
   '1af4:1000': 'Virtio network device',
   '1af4:1041': 'Virtio network device (modern)',
+  '1b36:000c': 'Red Hat QEMU PCIe Root port',
+  '8086:10d3': 'Intel 82574L Gigabit Network Connection',
 };
 
 let pciIds: Map<string, string> | null | undefined;
 
+/** `vendor:device` → "Vendor Device" from the text of a pci.ids file (the device classes at its end are skipped). */
+export function parsePciIds(text: string): Map<string, string> {
+  const names = new Map<string, string>();
+  let vendor = '';
+  let vendorName = '';
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#') || line.length === 0) continue;
+    if (line.startsWith('C ')) break;
+    const v = /^([0-9a-f]{4})\s+(.*)$/.exec(line);
+    if (v) {
+      vendor = v[1]!;
+      vendorName = v[2]!;
+      continue;
+    }
+    const d = /^\t([0-9a-f]{4})\s+(.*)$/.exec(line);
+    if (d) names.set(`${vendor}:${d[1]}`, `${vendorName} ${d[2]}`);
+  }
+  return names;
+}
+
 function loadPciIds(): Map<string, string> | null {
   for (const file of ['/usr/share/misc/pci.ids', '/usr/share/hwdata/pci.ids']) {
-    let text: string;
     try {
-      text = fs.readFileSync(file, 'utf8');
+      return parsePciIds(fs.readFileSync(file, 'utf8'));
     } catch {
       continue;
     }
-    const names = new Map<string, string>();
-    let vendor = '';
-    let vendorName = '';
-    for (const line of text.split('\n')) {
-      if (line.startsWith('#') || line.length === 0) continue;
-      if (line.startsWith('C ')) break;
-      const v = /^([0-9a-f]{4})\s+(.*)$/.exec(line);
-      if (v) { vendor = v[1]!; vendorName = v[2]!; continue; }
-      const d = /^\t([0-9a-f]{4})\s+(.*)$/.exec(line);
-      if (d) names.set(`${vendor}:${d[1]}`, `${vendorName} ${d[2]}`);
-    }
-    return names;
   }
   return null;
 }
 
 export function deviceName(vendorId: number, deviceId: number): string | null {
   const key = `${vendorId.toString(16).padStart(4, '0')}:${deviceId.toString(16).padStart(4, '0')}`;
-  if (KNOWN[key]) return KNOWN[key]!;
   if (pciIds === undefined) pciIds = loadPciIds();
-  return pciIds?.get(key) ?? null;
+  return pciIds?.get(key) ?? KNOWN[key] ?? null;
 }

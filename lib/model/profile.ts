@@ -322,7 +322,7 @@ export function isProfileName(name: string): name is ProfileName {
 export function resolveProfile(p: ProfileName | Profile): Profile {
   if (typeof p === 'string') {
     if (!isProfileName(p)) {
-      throw new RangeError(`unknown model profile '${p}' (known: ${Object.keys(profiles).join(', ')})`);
+      throw new RangeError(`unknown model profile '${String(p)}' (known: ${Object.keys(profiles).join(', ')})`);
     }
     return profiles[p];
   }

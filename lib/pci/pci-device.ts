@@ -174,6 +174,20 @@ export class PciDevice {
     return basename(this.kernel.readlink(link));
   }
 
+  /**
+   * The driver named in driver_override (the only driver that may bind the device, as driverctl
+   * sets it), or null when none is set.
+   */
+  get driverOverride(): string | null {
+    const value = this.readOptional(`${this.path}/driver_override`);
+    return value === undefined || value === '' || value === '(null)' ? null : value;
+  }
+
+  /** The names of the device's network interfaces (/sys/class/net entries below it), up or down. */
+  networkInterfaces(): string[] {
+    return this.classEntriesBelow('/sys/class/net');
+  }
+
   /** The IOMMU group number, or null (no IOMMU and no noiommu group). */
   get iommuGroup(): number | null {
     const link = `${this.path}/iommu_group`;

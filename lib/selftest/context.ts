@@ -173,7 +173,7 @@ export class CaseContext {
 
   /** Runs the cleanups; the first error is rethrown after all of them ran. */
   teardown(): void {
-    let first: unknown;
+    let first: CaseFailed | undefined;
     while (this.cleanups.length) {
       const c = this.cleanups.pop()!;
       try {
@@ -233,7 +233,7 @@ export class CaseContext {
   }
 }
 
-function outcomeOf(e: unknown): Outcome | string {
+function outcomeOf(e: unknown): string {
   if (e instanceof CaseSkipped || e instanceof CaseFailed) throw e;
   if (e instanceof VfioError) return e.code as Outcome;
   return `${(e as Error)?.name ?? 'exception'}: ${(e as Error)?.message ?? String(e)}`;

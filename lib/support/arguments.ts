@@ -57,5 +57,7 @@ function describe(value: unknown): string {
   if (typeof value === 'bigint') return `${value}n`;
   if (value === null) return 'null';
   if (typeof value === 'object') return Array.isArray(value) ? 'an array' : 'an object';
-  return `${typeof value} ${String(value)}`;
+  if (typeof value === 'function') return 'a function';
+  // What is left is a number, boolean, symbol or undefined, each of which String() spells out.
+  return `${typeof value} ${String(value as number | boolean | symbol | undefined)}`;
 }

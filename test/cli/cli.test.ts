@@ -1,5 +1,9 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { runCli } from '../../lib/cli/main';
+import { parsePciIds } from '../../lib/cli/pci-names';
+import { NvmeController } from '../../lib/devices/nvme';
 import { createModelKernel, profiles } from '../../lib/model';
 import type { Kernel } from '../../lib/sys/kernel';
 
@@ -48,7 +52,7 @@ describe('vfio command', () => {
     }
   });
 
-  it('status lists the model host\'s edu device, its driver and the noiommu mode', async () => {
+  it("status lists the model host's edu device, its driver and the noiommu mode", async () => {
     const r = await vfio('status', '--model');
     assert.equal(r.code, 0, r.err);
     assert.match(r.out, /noiommu mode (enabled|disabled)/);
@@ -84,14 +88,69 @@ describe('vfio command', () => {
     assert.match(status.out, /Devices using vfio-pci:\n\s+0000:00:03\.0/);
   });
 
-  it('info shows regions, IRQs and capabilities of a bound device', async () => {
+  it('info shows a bound device like lspci -v (BAR address, width, prefetch, MSI decoded) and its VFIO regions and IRQs', async () => {
     const edu = await eduBdf('linux-7.3-noiommu');
     const r = await vfio('info', edu, '--model');
     assert.equal(r.code, 0, r.err);
     assert.match(r.out, /1234:11e8/);
+    assert.match(r.out, /Region 0: Memory \(32-bit, non-prefetchable\) at fea00000 \[size=0x100000\]/);
+    assert.match(r.out, /\[040\] MSI: Enable- Count=1\/1 64bit\+ Maskable-/);
+    assert.match(r.out, /driver vfio-pci \[\*\] \(driver_override vfio-pci\)/);
     assert.match(r.out, /BAR0\s+size 0x100000/);
     assert.match(r.out, /MSI\s+count 1/);
-    assert.match(r.out, /0x0[0-9a-f]{2}\s+0x05\s+MSI/);
+  });
+
+  it('info shows the reset methods sysfs lists (bus reset behind a root port)', async () => {
+    const r = await vfio('info', '0000:01:00.0', '--model=lab-multi-noiommu');
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /Reset: bus\n/);
+    assert.match(r.out, /device flags reset,pci/);
+  });
+
+  it('info decodes MSI-X (table size, vector table and PBA location) and a 64-bit BAR', async () => {
+    const kernel = createModelKernel({
+      base: 'linux-7.3-iommu',
+      withoutBaseDevices: true,
+      devices: [{ address: '0000:00:04.0', model: new NvmeController() }],
+    });
+    const r = await vfioOn(kernel, 'info', '0000:00:04.0');
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /Region 0: Memory \(64-bit, non-prefetchable\) at [0-9a-f]+ \[size=0x[0-9a-f]+\]/);
+    assert.match(r.out, /MSI-X: Enable- Count=\d+ Masked-; vector table BAR=\d offset=0x[0-9a-f]{8}; PBA BAR=\d offset=0x[0-9a-f]{8}/);
+  });
+
+  it('info works for a device on no driver: the PCI view, and how to bind it in CLI words', async () => {
+    const edu = await eduBdf('linux-7.3-noiommu');
+    const r = await vfioOn(hostWithUnboundEdu(true), 'info', edu);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /driver \(none\)/);
+    assert.match(r.out, /Region 0: Memory/);
+    assert.match(r.out, new RegExp(`not bound to vfio-pci \\(vfio bind ${edu} --noiommu to use it\\)`));
+  });
+
+  it('info of a device on another driver names that driver', async () => {
+    const edu = await eduBdf('linux-7.3-noiommu');
+    const r = await vfioOn(hostWithEduOn('pci-stub'), 'info', edu);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /driver pci-stub/);
+    assert.match(r.out, /not bound to vfio-pci/);
+  });
+
+  it('info --json and status --json share one schema: ids, addresses and sizes as hex strings, counts as numbers', async () => {
+    const edu = await eduBdf('linux-7.3-noiommu');
+    const info = JSON.parse((await vfio('info', edu, '--model', '--json')).out) as Record<string, unknown> & {
+      bars: { index: number; address: string; size: string; bits: number }[];
+      vfio: { irqs: { index: number; count: number; flags: string[] }[]; regions: { size: string }[] };
+    };
+    const status = JSON.parse((await vfio('status', '--model', '--json')).out) as { devices: Record<string, unknown>[] };
+    const row = status.devices.find((d) => d['bdf'] === edu)!;
+    for (const key of ['bdf', 'vendorId', 'deviceId', 'name', 'classCode', 'driver', 'driverOverride', 'iommuGroup', 'iommu', 'vfioCdev']) {
+      assert.deepEqual(info[key], row[key], key);
+    }
+    assert.equal(info['vendorId'], '0x1234');
+    assert.deepEqual(info.bars[0], { index: 0, address: '0xfea00000', size: '0x100000', kind: 'memory', bits: 32, prefetchable: false });
+    assert.equal(info.vfio.regions[0]!.size, '0x100000');
+    assert.deepEqual(info.vfio.irqs[1], { index: 1, name: 'MSI', count: 1, flags: ['eventfd', 'noresize'] });
   });
 
   it('bind of an unknown BDF is ENOENT with the sysfs path', async () => {
@@ -105,22 +164,6 @@ describe('vfio command', () => {
     const r = await vfio('bind', 'not-a-bdf', '--model');
     assert.equal(r.code, 2);
     assert.match(r.err, /not a PCI address/);
-  });
-
-  it('info of a device bound to no driver says it is not bound to vfio-pci', async () => {
-    const edu = await eduBdf('linux-7.3-noiommu');
-    const r = await vfioOn(hostWithUnboundEdu(true), 'info', edu);
-    assert.equal(r.code, 1);
-    assert.match(r.err, /not vfio-pci/);
-    assert.match(r.err, /hint: .*bindVfio/);
-  });
-
-  it('info of a device bound to another driver names that driver and how to bind it', async () => {
-    const edu = await eduBdf('linux-7.3-noiommu');
-    const r = await vfioOn(hostWithEduOn('pci-stub'), 'info', edu);
-    assert.equal(r.code, 1);
-    assert.match(r.err, /bound to pci-stub, not vfio-pci/);
-    assert.match(r.err, /hint: bind it first/);
   });
 
   it('bind moves a device from another driver to vfio-pci, and unbind --restore gives it back', async () => {
@@ -153,6 +196,67 @@ describe('vfio command', () => {
     assert.equal(r.code, 1);
     assert.match(r.err, /EPERM/);
     assert.match(r.err, /hint: .*CAP_SYS_RAWIO/);
+  });
+
+  it('--version prints the package version', async () => {
+    const { version } = JSON.parse(fs.readFileSync(path.join(__dirname, '../../../package.json'), 'utf8')) as { version: string };
+    for (const argv of [['--version'], ['status', '--version']]) {
+      const r = await vfio(...argv);
+      assert.equal(r.code, 0);
+      assert.equal(r.out, `vfio (node-vfio) ${version}`);
+    }
+  });
+
+  it('--help lists every model profile', async () => {
+    const r = await vfio('--help');
+    for (const name of Object.keys(profiles)) assert.match(r.out, new RegExp(`^  ${name.replace(/\./g, '\\.')}\\b`, 'm'));
+  });
+
+  it('a stray positional argument is a usage error, not a silently ignored one', async () => {
+    const r = await vfio('status', '--model', 'linux-7.3-iommu');
+    assert.equal(r.code, 2);
+    assert.match(r.err, /status takes no arguments, got 'linux-7\.3-iommu'/);
+    assert.equal((await vfio('info', '0000:00:03.0', '0000:00:04.0', '--model')).code, 2);
+  });
+
+  it('unbind --restore= with an empty value is a usage error and leaves the device bound', async () => {
+    const kernel = createModelKernel('linux-7.3-noiommu');
+    const r = await vfioOn(kernel, 'unbind', '0000:00:03.0', '--restore=');
+    assert.equal(r.code, 2);
+    assert.match(r.err, /'--restore' needs a value/);
+    assert.equal(kernel.exists('/sys/bus/pci/devices/0000:00:03.0/driver'), true);
+  });
+
+  it('prints a hint once, in the words of the command', async () => {
+    const kernel = hostWithUnboundEdu(false);
+    const r = await vfioOn(kernel, 'bind', '0000:00:03.0');
+    assert.equal(r.code, 1);
+    assert.equal(r.err.match(/hint/g)?.length, 1, r.err);
+    assert.match(r.err, /--noiommu/);
+    assert.doesNotMatch(r.err, /unsafeNoiommu|PciDevice|bindVfio/);
+    const missing = await vfio('info', '0000:7f:00.0', '--model');
+    assert.equal(missing.code, 1);
+    assert.match(missing.err, /hint: list devices with vfio status/);
+  });
+
+  it('status marks driver_override [*] and a device the host is using *Active*, with the reason', async () => {
+    const r = await vfio('status', '--model=lab-multi-noiommu');
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /0000:00:05\.0 .*\[\*\] override=vfio-pci/);
+    assert.match(r.out, /0000:00:06\.0 .*\*Active\*/);
+    assert.match(r.out, /0000:00:06\.0: it is a bridge with 0000:01:00\.0 below it/);
+    const bind = await vfio('bind', '0000:00:06.0', '--model=lab-multi-noiommu', '--noiommu');
+    assert.equal(bind.code, 1);
+    assert.match(bind.err, /in use by the host/);
+    assert.match(bind.err, /--force/);
+  });
+
+  it('names devices from a pci.ids file', () => {
+    const names = parsePciIds(
+      '# comment\n1af4  Red Hat, Inc.\n\t1000  Virtio network device\n\t\t1af4 0001  subsystem\nC 00  Unclassified device\n\t00  x\n',
+    );
+    assert.equal(names.get('1af4:1000'), 'Red Hat, Inc. Virtio network device');
+    assert.equal(names.size, 1);
   });
 
   it('an unknown model profile is a clear error', async () => {

@@ -564,10 +564,10 @@ function same(bytes: Uint8Array, a: number, b: number, n: number): string {
 }
 
 const scratches = new WeakMap<VfioDevice, DmaBuffer>();
-async function scratch(device: VfioDevice): Promise<DataBuffer> {
+function scratch(device: VfioDevice): Promise<DataBuffer> {
   let b = scratches.get(device);
   if (!b) { b = DmaBuffer.allocate(8192, { space: device.dmaSpace }); scratches.set(device, b); }
-  return { buffer: b, length: 4096 };
+  return Promise.resolve({ buffer: b, length: 4096 });
 }
 
 async function identifyAt(nvme: NvmeDriver, device: VfioDevice, offset: number): Promise<Uint8Array> {

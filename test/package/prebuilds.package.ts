@@ -93,7 +93,7 @@ describe('prebuilt addons', () => {
       addon.close(fd);
       console.log(JSON.stringify({ source, pageSize: addon.pageSize(), sum: String(sum) }));`;
     // PREBUILDS_ONLY makes node-gyp-build ignore build/Release, as in an install that compiled nothing.
-    const out = JSON.parse(execFileSync(process.execPath, ['-e', script], { cwd: root, env: { ...process.env, PREBUILDS_ONLY: '1' }, encoding: 'utf8' }));
+    const out = JSON.parse(execFileSync(process.execPath, ['-e', script], { cwd: root, env: { ...process.env, PREBUILDS_ONLY: '1' }, encoding: 'utf8' })) as unknown;
     assert.deepEqual(out, { source: prebuild(os.arch()), pageSize: 4096, sum: '42' });
   });
 

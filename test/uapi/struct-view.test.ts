@@ -128,7 +128,7 @@ describe('uapi codec: reusable struct memory', () => {
     view.$bytes.fill(0xff);
     const source = new Uint8Array(Every.size).fill(0x11);
     view.$copyFrom(source, 6);
-    assert.deepEqual([...view.$bytes], [...new Array(6).fill(0x11), ...new Array(Every.size - 6).fill(0)]);
+    assert.deepEqual([...view.$bytes], [...Array<number>(6).fill(0x11), ...Array<number>(Every.size - 6).fill(0)]);
     const target = new Uint8Array(Every.size + 4).fill(0x22);
     view.e = 0x0102_0304_0506_0708n;
     view.$copyTo(target, 20);

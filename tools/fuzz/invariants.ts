@@ -294,6 +294,15 @@ function step(s: Shadow, op: FuzzOp, entry: TraceEntry, page: bigint, fail: (rul
     case 'irq-disable':
     case 'irq-trigger':
     case 'irq-mask':
+    case 'irq-info':
+    case 'irq-resize':
+    case 'region-info':
+    case 'config-read':
+    case 'config-write':
+    case 'reset':
+    case 'hot-reset-info':
+    case 'hot-reset':
+      // Device operations: the IOAS shadow is not theirs to change.
       return;
   }
 }
@@ -417,7 +426,7 @@ function getPaStep(s: Shadow, op: Extract<FuzzOp, { op: 'get-pa' }>, entry: Trac
   };
   if (!possible(length)) fail('get-pa-length', `GET_PA length 0x${length.toString(16)} at IOVA 0x${iova.toString(16)} (cap ${op.cap}, area [0x${area.iova.toString(16)}, 0x${area.last.toString(16)}]) is not one the page walk can produce`);
   const userPage = Number(byte / page);
-  const label = String(entry.out?.['frame']);
+  const label = String(entry.out?.['frame'] as string | number | undefined);
   const epoch = s.pageEpoch[userPage]!;
   const seen = s.pageFrame.get(userPage);
   if (seen && seen.epoch === epoch && seen.label !== label) fail('frame-stable', `arena page ${userPage} moved from frame ${seen.label} to ${label} while pinned`);

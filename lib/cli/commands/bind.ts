@@ -1,27 +1,24 @@
 /** `vfio bind <bdf>` and `vfio unbind <bdf>`: move a device to vfio-pci and back. */
-import { PciDevice } from '../../pci/pci-device';
 import { UsageError } from '../args';
-import type { Command, CommandContext } from '../command';
-
-function oneBdf(ctx: CommandContext, usage: string): PciDevice {
-  const [bdf, ...rest] = ctx.args.positionals;
-  if (bdf === undefined || rest.length > 0) throw new UsageError(`expected exactly one PCI address: ${usage}`);
-  return PciDevice.get(bdf, { kernel: ctx.kernel });
-}
+import type { Command } from '../command';
+import { oneBdf } from './bdf-argument';
 
 export const bindCommand: Command = {
   name: 'bind',
-  usage: 'vfio bind <bdf> [--noiommu] [--model[=PROFILE]]',
+  usage: 'vfio bind <bdf> [--noiommu] [--force] [--model[=PROFILE]]',
   summary: 'bind a device to vfio-pci (a device without an IOMMU needs --noiommu)',
   options: {
-    noiommu: { description: 'allow switching on the kernel\'s UNSAFE noiommu mode (unrestricted device DMA, taints the kernel)' },
+    noiommu: { description: "allow switching on the kernel's UNSAFE noiommu mode (unrestricted device DMA, taints the kernel)" },
+    force: { description: 'bind even a device the host is using (status marks it *Active*)' },
   },
   run(ctx) {
     const dev = oneBdf(ctx, this.usage);
     const before = dev.driver;
-    dev.bindVfio({ unsafeNoiommu: ctx.args.options.has('noiommu') });
+    dev.bindVfio({ unsafeNoiommu: ctx.args.options.has('noiommu'), force: ctx.args.options.has('force') });
     const cdev = dev.cdevPath();
-    ctx.stdout(`${dev.bdf}: ${before === 'vfio-pci' ? 'already bound to' : `bound to`} vfio-pci${before && before !== 'vfio-pci' ? ` (was ${before})` : ''}${cdev ? `; device cdev ${cdev}` : ''}${dev.iommuGroup !== null ? `; IOMMU group ${dev.iommuGroup}` : ''}`);
+    ctx.stdout(
+      `${dev.bdf}: ${before === 'vfio-pci' ? 'already bound to' : `bound to`} vfio-pci${before && before !== 'vfio-pci' ? ` (was ${before})` : ''}${cdev ? `; device cdev ${cdev}` : ''}${dev.iommuGroup !== null ? `; IOMMU group ${dev.iommuGroup}` : ''}`,
+    );
     return 0;
   },
 };
@@ -37,6 +34,7 @@ export const unbindCommand: Command = {
     const dev = oneBdf(ctx, this.usage);
     const before = dev.driver;
     const restore = ctx.args.options.get('restore');
+    if (restore === '') throw new UsageError('--restore needs a driver name (e.g. --restore=virtio-pci)');
     dev.unbind(typeof restore === 'string' ? { restore } : {});
     const after = dev.driver;
     ctx.stdout(`${dev.bdf}: ${before ? `unbound from ${before}` : 'had no driver'}${after ? `; now bound to ${after}` : ''}`);

@@ -41,11 +41,15 @@ export const selftestCommand: Command = {
       return 0;
     }
     if (cases.length === 0) throw new UsageError(`--filter matches no case`);
-    if (bdf !== undefined && !isBdf(bdf)) throw new UsageError(`'${bdf}' is not a PCI address (expected domain:bus:device.function, e.g. 0000:00:03.0)`);
+    if (bdf !== undefined && !isBdf(bdf))
+      throw new UsageError(`'${bdf}' is not a PCI address (expected domain:bus:device.function, e.g. 0000:00:03.0)`);
     // A device without a cdev is the caller's mistake: ERR_VFIO_NO_CDEV (exit 1, with the hint).
     const env = discoverEnvironment(kernel, bdf === undefined ? {} : { bdf });
     const verbose = args.options.has('verbose');
-    const header = [`node-vfio selftest on ${kernel.kind === 'model' ? `the model (${kernel.description})` : 'the real kernel'}`, describeEnvironment(env)];
+    const header = [
+      `node-vfio selftest on ${kernel.kind === 'model' ? `the model (${kernel.description})` : 'the real kernel'}`,
+      describeEnvironment(env),
+    ];
     const results: CaseResult[] = [];
     if (args.options.has('tap')) {
       const tap = new TapWriter(stdout);

@@ -5,7 +5,6 @@
  * range, data pointer: PRPs or SGLs). Copy is listed as supported but not modelled.
  */
 import { dataPointerType, fusedOperation, type Command, type Completion } from './command';
-import { walkSgl } from './sgl';
 import type { CommandContext } from './context';
 import type { Namespace } from './namespace';
 import { DNR, STATUS } from './status';

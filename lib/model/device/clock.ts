@@ -35,7 +35,6 @@ interface Entry {
   cancelTimer?: () => void;
 }
 
-const NS_PER_US = 1000n;
 
 export class ModelClock implements DeviceClock {
   private nowNs = 0n;

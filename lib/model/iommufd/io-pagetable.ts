@@ -767,10 +767,6 @@ function roundupPowOfTwo(n: bigint): bigint {
   return p;
 }
 
-function ceilDiv(a: bigint, b: bigint): bigint {
-  return (a + b - 1n) / b;
-}
-
 /** Sorted ranges merged where they overlap or touch. */
 function mergeRanges(ranges: readonly IovaInterval[]): IovaInterval[] {
   const out: { start: bigint; last: bigint }[] = [];

@@ -14,7 +14,7 @@
  */
 import type { Mapping, UserVa } from '../../sys/kernel';
 import {
-  MAP_ANONYMOUS, MAP_FIXED, MAP_HUGETLB, MAP_HUGE_SHIFT, MAP_LOCKED, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE,
+  MAP_FIXED, MAP_HUGETLB, MAP_HUGE_SHIFT, MAP_LOCKED, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE,
 } from '../../sys/constants';
 import { fail } from '../errno';
 import type { MmapBacking, ModelMapping, OpenFile } from '../open-file';

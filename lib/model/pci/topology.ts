@@ -135,7 +135,7 @@ function acsFlagsEnabled(device: PciDeviceModel): boolean {
 }
 
 /** pci_acs_enabled for the flags IOMMU grouping asks for. */
-export function acsEnabled(slot: PciSlot, all: readonly PciSlot[]): boolean {
+export function acsEnabled(slot: PciSlot, _all: readonly PciSlot[]): boolean {
   const type = pcieType(slot.device);
   // Conventional PCI shares its bus: it never isolates.
   if (type === undefined) return false;

@@ -12,10 +12,10 @@
  */
 import { fail } from '../errno';
 import type { OpenFile } from '../open-file';
-import type { CharDevNode, Vfs } from '../vfs';
+import type { CharDevNode } from '../vfs';
 import { addDevNode, removeDevNode, roAttr, rwAttr, link } from '../fs/nodes';
 import { devicePath as pciDevicePath, upToSys } from '../fs/pci-sysfs';
-import type { PciHost, PciSlot } from '../pci/host';
+import type { PciSlot } from '../pci/host';
 import { IOMMU_BLOCKED } from '../pci/host';
 import type { IommuGroups } from './iommu-groups';
 import type { DmaOwnershipTable, VfioEnvironment } from './environment';

@@ -64,7 +64,7 @@ describe('fail_nth: every injected failure unwinds completely', () => {
       }
       failures++;
       assert.ok(error, `site ${n} fired but the session did not fail`);
-      assert.ok(['ENOMEM', 'ENOENT', 'EFAULT', 'EINVAL'].includes((error as { code: string }).code), String(error));
+      assert.ok(['ENOMEM', 'ENOENT', 'EFAULT', 'EINVAL'].includes((error as { code: string }).code), String(error as Error));
       assert.equal(h.ctx.objects.size, h.ctx.objects.objects().length, `site ${n}: an ID stayed reserved`);
       assert.equal(h.kernel.locked.pinnedPages, pinnedByAreas(h), `site ${n}: pins do not match the loaded areas`);
       assert.equal(h.kernel.locked.userLockedPages, h.kernel.locked.pinnedPages, `site ${n}: RLIMIT accounting drifted`);

@@ -30,7 +30,7 @@ function referenceAllocIova(areas: RefArea[], addr: bigint, length: bigint, iova
   if (align < iovaAlignment) return 'EINVAL';
   const pageOffset = addr % PAGE;
   const fit = (start: bigint, last: bigint): bigint | null => {
-    let a = ((start + align - 1n) & ~(align - 1n)) | pageOffset;
+    const a = ((start + align - 1n) & ~(align - 1n)) | pageOffset;
     if (a >= last || last - a < length - 1n) return null;
     return a;
   };
@@ -199,7 +199,7 @@ describe('IOAS properties (fast-check against a reference model)', () => {
               }
               if (!attached) assert.equal(r, 'EOPNOTSUPP');
               else {
-                assert.ok(typeof r !== 'string', `get_pa: ${r}`);
+                assert.ok(typeof r !== 'string', `get_pa: ${typeof r === 'string' ? r : ''}`);
                 assert.ok(r.length >= 1n && r.length <= cap, 'capped');
                 assert.ok(r.length <= a.last - iova + 1n, 'never crosses the area end');
                 assert.deepEqual(r, referenceGetPhys(iopt().areas.findValue(iova)!, iova, cap));
@@ -363,7 +363,7 @@ describe('IntervalTree (the area/VMA index)', () => {
       const lo = key(rng.below(40000));
       const minSize = BigInt(16 + rng.below(200));
       const hi = key(40000) + 10000n;
-      const got = tree.holesAscending(lo, hi, minSize).next().value;
+      const got = tree.holesAscending(lo, hi, minSize).next().value as { start: bigint; last: bigint } | undefined;
       let cur = lo;
       let expected: { start: bigint; last: bigint } | undefined;
       for (const s of sorted) {
