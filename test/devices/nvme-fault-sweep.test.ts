@@ -1,0 +1,37 @@
+/**
+ * The NVMe fault sweep (model-only: the faults are injected into the NVMe model, no real device
+ * produces them on demand): every fault point of the controller × every occurrence of it in the
+ * scripted workload (nvme-fault-workload.ts), one fresh machine per run, each run checked for
+ * hangs, untyped errors, wrong data, DMA the host refused and leaked kernel resources.
+ */
+import assert from 'node:assert/strict';
+import { runNvmeWorkload, type NvmeFaultName } from './nvme-fault-workload';
+
+describe('NVMe fault sweep (model only: injected device faults)', function () {
+  this.timeout(120_000);
+
+  it('every fault point × every occurrence in the workload: no hang, typed errors, no leak, no refused DMA', async () => {
+    const clean = await runNvmeWorkload([]);
+    assert.deepEqual(clean.problems, []);
+    assert.ok(clean.outcomes.every((o) => o.endsWith(':ok')), clean.outcomes.join(' '));
+    assert.equal(clean.resets, 0);
+    const problems: string[] = [];
+    let runs = 0, fired = 0, recovered = 0, failedOps = 0;
+    const perPoint: string[] = [];
+    for (const [point, count] of clean.occurrences) {
+      assert.ok(count > 0, `the workload never passes fault point '${point}'`);
+      for (let nth = 1; nth <= count; nth++) {
+        const r = await runNvmeWorkload([{ point: point as NvmeFaultName, nth }]);
+        runs++;
+        fired += r.fired;
+        recovered += r.resets;
+        failedOps += r.outcomes.filter((o) => !o.endsWith(':ok')).length;
+        for (const p of r.problems) problems.push(`${point} #${nth}: ${p}`);
+        if (r.fired !== 1) problems.push(`${point} #${nth}: fired ${r.fired} times, not once`);
+      }
+      perPoint.push(`${point}×${count}`);
+    }
+    console.log(`      nvme fault sweep: ${clean.occurrences.size} fault points, ${runs} runs (${perPoint.join(', ')}); ${fired} faults fired, ${failedOps} operations failed with typed errors, ${recovered} controller resets`);
+    assert.deepEqual(problems, []);
+  });
+});
