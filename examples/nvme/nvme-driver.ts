@@ -527,13 +527,17 @@ export class NvmeDriver {
     if (this.checkFatal()) return;
     const now = performance.now();
     const timedOut: CommandIdentity[] = [];
+    const callbacks: CompletionCallback[] = [];
     for (const qp of [this.admin, ...this.io]) {
       qp.expire(now, (cid, opcode, nsid, callback) => {
         timedOut.push({ opcode, queue: qp.id, cid, nsid });
-        callback(STATUS_TIMED_OUT, 0);
+        callbacks.push(callback);
       });
     }
-    if (timedOut.length) void this.recover(new NvmeControllerError(`reset: ${timedOut.length} command(s) timed out`), timedOut);
+    if (!timedOut.length) return;
+    // The reset starts first, so the timed-out commands' rejections wait for it to quiesce the controller.
+    void this.recover(new NvmeControllerError(`reset: ${timedOut.length} command(s) timed out`), timedOut);
+    for (const callback of callbacks) callback(STATUS_TIMED_OUT, 0);
   }
 
   /**

@@ -13,14 +13,12 @@ import { NvmeController } from '../../lib/devices/nvme';
 import { NvmeCommandError, NvmeControllerError, NvmeTimeoutError } from '../../examples/nvme/errors';
 import { NvmeDriver } from '../../examples/nvme/nvme-driver';
 import { census, censusDifference } from '../reliability/census';
+import type { ScheduledFault as FaultAt } from '../../tools/fuzz/fault-schedules';
 
 export type NvmeFaultName = NvmeController['faults']['names'][number];
 
 /** One armed fault: the point and the occurrence (counted over the whole run) it fires at. */
-export interface ScheduledFault {
-  readonly point: NvmeFaultName;
-  readonly nth: number;
-}
+export type ScheduledFault = FaultAt<NvmeFaultName>;
 
 export interface WorkloadResult {
   /** What broke a rule, empty when the run was robust. */
@@ -35,14 +33,14 @@ export interface WorkloadResult {
 
 const BDF = '0000:00:04.0';
 /** Short enough that timeout cases cost little wall time, long enough for a loaded machine to answer. */
-const TIMEOUT_MS = 25;
+const TIMEOUT_MS = 30;
 /** A run still going after this is a hang. */
 const HANG_MS = 5_000;
 
 const typed = (e: unknown) => e instanceof NvmeCommandError || e instanceof NvmeTimeoutError || e instanceof NvmeControllerError;
 
 export async function runNvmeWorkload(schedule: readonly ScheduledFault[], mode: 'noiommu' | 'iommu' = 'iommu'): Promise<WorkloadResult> {
-  const model = new NvmeController({ storage: undefined });
+  const model = new NvmeController();
   const kernel = createModelKernel({ base: `linux-7.3-${mode}`, withoutBaseDevices: true, devices: [{ address: BDF, model }] });
   const before = census(kernel);
   for (const f of schedule) model.faults.arm(f.point, { nth: f.nth });
