@@ -329,6 +329,18 @@ export class NvmeDriver {
     return true;
   }
 
+  /**
+   * Resets the controller and brings it up again with the same queues (what the driver does by
+   * itself after a timeout, fatal status or a controller that reset itself). Commands in flight
+   * fail with an NvmeControllerError; the namespace's data is untouched.
+   */
+  async reset(): Promise<void> {
+    if (this.failure) throw this.failure;
+    if (this.closed) throw new NvmeControllerError('the driver was closed');
+    await this.recover(new NvmeControllerError('reset requested'));
+    if (this.failure) throw this.failure;
+  }
+
   // ---- shutdown ----
 
   /** Deletes the I/O queues and shuts the controller down (CC.SHN normal, wait for CSTS.SHST complete). */

@@ -16,6 +16,7 @@ import { NvmeController } from '../../lib/devices/nvme';
 import { NvmeCommandError, NvmeControllerError, NvmeTimeoutError } from '../../examples/nvme/errors';
 import { NvmeDriver } from '../../examples/nvme/nvme-driver';
 import { census, censusDifference } from '../reliability/census';
+import { recoveryCase } from './nvme-recovery-case';
 
 const BDF = '0000:00:04.0';
 
@@ -27,6 +28,19 @@ function machine() {
 
 describe('NVMe driver under injected device faults (model only)', function () {
   this.timeout(30_000);
+
+  for (const mode of ['noiommu', 'iommu'] as const) {
+    it(`the controller behaviour recovery relies on (the lab runs the same case on QEMU's controller) (${mode})`, async () => {
+      const model = new NvmeController();
+      const kernel = createModelKernel({ base: `linux-7.3-${mode}`, withoutBaseDevices: true, devices: [{ address: BDF, model }] });
+      const device = openDevice(BDF, { kernel });
+      try {
+        await recoveryCase(device);
+      } finally {
+        device.close();
+      }
+    });
+  }
 
   it('a controller whose CAP reads all ones is refused with a typed error and BAR0 is not left mapped', async () => {
     const { model, kernel, device } = machine();
