@@ -16,7 +16,7 @@ describe('NVMe driver fuzzing with random fault schedules (model only: injected 
   this.timeout(120_000);
 
   it(`a campaign of ${SCHEDULES} random schedules (seed ${SEED}, up to 3 faults each) breaks no rule; failures would be shrunk`, async () => {
-    const clean = await runNvmeWorkload([]);
+    const clean = await runNvmeWorkload([], 5_000);
     assert.deepEqual(clean.problems, []);
     const result = await fuzzFaultSchedules<NvmeFaultName>({
       seed: SEED, schedules: SCHEDULES, maxFaults: 3, points: clean.occurrences,
@@ -31,7 +31,7 @@ describe('NVMe driver fuzzing with random fault schedules (model only: injected 
       { point: 'lost-interrupt', nth: 3 }, { point: 'fatal-status', nth: 8 }, { point: 'io-status', nth: 2 },
       { point: 'spurious-interrupt', nth: 5 }, { point: 'controller-reset', nth: 11 }, { point: 'slow-completion', nth: 4 },
     ];
-    const tooManyResets = async (s: readonly ScheduledFault[]) => (await runNvmeWorkload(s)).resets > 1;
+    const tooManyResets = async (s: readonly ScheduledFault[]) => (await runNvmeWorkload(s, 5_000)).resets > 1;
     assert.ok(await tooManyResets(schedule), 'the full schedule resets the controller twice');
     const { items, tries } = await shrinkAsync(schedule, tooManyResets, 100);
     assert.deepEqual(items, [{ point: 'fatal-status', nth: 8 }, { point: 'controller-reset', nth: 11 }]);

@@ -11,12 +11,12 @@ describe('NVMe fault sweep (model only: injected device faults)', function () {
   this.timeout(120_000);
 
   it('every fault point × every occurrence in the workload: no hang, typed errors, no leak, no refused DMA', async () => {
-    const clean = await runNvmeWorkload([]);
+    const clean = await runNvmeWorkload([], 5_000);
     assert.deepEqual(clean.problems, []);
     assert.ok(clean.outcomes.every((o) => o.endsWith(':ok')), clean.outcomes.join(' '));
     assert.equal(clean.resets, 0);
     const problems: string[] = [];
-    let runs = 0, fired = 0, recovered = 0, failedOps = 0;
+    let runs = 0, fired = 0, recovered = 0, failedOps = 0, displaced = 0;
     const perPoint: string[] = [];
     // One run at a time: the driver's timeouts are wall-clock, and runs competing for the event
     // loop could time out a command no fault delayed, moving every later occurrence.
@@ -35,10 +35,14 @@ describe('NVMe fault sweep (model only: injected device faults)', function () {
         recovered += r.resets;
         failedOps += r.outcomes.filter((o) => !o.endsWith(':ok')).length;
         for (const p of r.problems) problems.push(`${point} #${nth}: ${p}`);
-        if (r.fired !== 1) problems.push(`${point} #${nth}: fired ${r.fired} times, not once`);
+        // How often a run passes a point can depend on timing (two completions posted in one pass
+        // or two; on a loaded machine, a command outlasting the short timeout and a reset): a
+        // fault may stay unfired only when this run never reached its occurrence.
+        if (r.fired === 0 && (r.occurrences.get(point) ?? 0) < nth) displaced++;
+        else if (r.fired !== 1) problems.push(`${point} #${nth}: fired ${r.fired} times, not once`);
       });
     }
-    console.log(`      nvme fault sweep: ${clean.occurrences.size} fault points, ${runs} runs (${perPoint.join(', ')}); ${fired} faults fired, ${failedOps} operations failed with typed errors, ${recovered} controller resets`);
+    console.log(`      nvme fault sweep: ${clean.occurrences.size} fault points, ${runs} runs (${perPoint.join(', ')}); ${fired} faults fired, ${failedOps} operations failed with typed errors, ${recovered} controller resets${displaced ? `; ${displaced} runs whose timing never reached the armed occurrence` : ''}`);
     assert.deepEqual(problems, []);
   });
 });

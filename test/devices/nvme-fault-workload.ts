@@ -32,14 +32,18 @@ export interface WorkloadResult {
 }
 
 const BDF = '0000:00:04.0';
-/** Short enough that timeout cases cost little wall time, long enough for a loaded machine to answer. */
-const TIMEOUT_MS = 30;
+/**
+ * The driver's command timeout for runs whose faults need one to fire (a lost completion): short,
+ * so those cost little wall time. Runs that need no timeout (the clean run counting the steps)
+ * pass a long one, so a loaded machine cannot reset the controller where no fault was armed.
+ */
+export const SHORT_TIMEOUT_MS = 30;
 /** A run still going after this is a hang. */
 const HANG_MS = 5_000;
 
 const typed = (e: unknown) => e instanceof NvmeCommandError || e instanceof NvmeTimeoutError || e instanceof NvmeControllerError;
 
-export async function runNvmeWorkload(schedule: readonly ScheduledFault[], mode: 'noiommu' | 'iommu' = 'iommu'): Promise<WorkloadResult> {
+export async function runNvmeWorkload(schedule: readonly ScheduledFault[], timeoutMs = SHORT_TIMEOUT_MS, mode: 'noiommu' | 'iommu' = 'iommu'): Promise<WorkloadResult> {
   const model = new NvmeController();
   const kernel = createModelKernel({ base: `linux-7.3-${mode}`, withoutBaseDevices: true, devices: [{ address: BDF, model }] });
   const before = census(kernel);
@@ -62,7 +66,7 @@ export async function runNvmeWorkload(schedule: readonly ScheduledFault[], mode:
     const device = openDevice(BDF, { kernel });
     try {
       let nvme: NvmeDriver | undefined;
-      if (!await outcome('open', async () => { nvme = await NvmeDriver.open(device, { ioQueues: 1, queueDepth: 8, commandTimeoutMs: TIMEOUT_MS }); })) return;
+      if (!await outcome('open', async () => { nvme = await NvmeDriver.open(device, { ioQueues: 1, queueDepth: 8, commandTimeoutMs: timeoutMs }); })) return;
       const driver = nvme!;
       try {
         using buffer = DmaBuffer.allocate(3 * 4096, { space: device.dmaSpace });
