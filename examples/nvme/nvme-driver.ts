@@ -82,6 +82,17 @@ export class NvmeDriver {
   private failure: NvmeControllerError | undefined;
   private closed = false;
   private nextQueue = 0;
+  private depth = 64;
+  /** While the controller is being reset and brought up again: new commands wait for it. */
+  private recovery: Promise<void> | undefined;
+  /** Resolves once a reset has disabled the controller and failed what was outstanding. */
+  private quiesced: Promise<void> = Promise.resolve();
+  /** Why the current reset happens: what commands in flight then fail with. */
+  private resetReason: NvmeControllerError | undefined;
+  /** Abort answers for timed-out commands, by "queue:cid", for their NvmeTimeoutError. */
+  private readonly abortAnswers = new Map<string, boolean>();
+  /** Resets done since open (recovery from timeouts, fatal status, a controller that reset itself). */
+  resets = 0;
 
   /** Brings the controller up and creates the I/O queues. */
   static async open(device: VfioDevice, options: NvmeDriverOptions = {}): Promise<NvmeDriver> {
@@ -99,13 +110,21 @@ export class NvmeDriver {
     this.timeoutMs = options.commandTimeoutMs ?? 30_000;
     this.spinMs = (options.pollSpinMicroseconds ?? 0) / 1000;
     this.registers = device.bar(0).mmap();
-    this.capabilities = decodeCapabilities(this.registers.read64(REG.CAP));
+    const cap = this.registers.read64(REG.CAP);
+    this.capabilities = decodeCapabilities(cap);
+    // A refused controller must not keep BAR0 mapped (a fault sweep found the leak).
+    if (cap === 0xffff_ffff_ffff_ffffn) {
+      this.registers.close();
+      throw new NvmeControllerError('CAP reads all ones: the controller is gone (surprise removal)');
+    }
     if (this.capabilities.minPageSize > PAGE || this.capabilities.maxPageSize < PAGE) {
+      this.registers.close();
       throw new NvmeControllerError(`the controller does not take ${PAGE}-byte memory pages (CAP.MPSMIN ${this.capabilities.minPageSize}, MPSMAX ${this.capabilities.maxPageSize})`);
     }
     device.config.enableBusMaster();
     this.admin = new QueuePair(this.registers, device.dmaSpace, 0, ADMIN_DEPTH, this.capabilities.doorbellStride);
-    this.watchdog = setInterval(() => this.watch(), WATCHDOG_MS);
+    // Deadlines are checked at least twice per timeout, so a short timeout is not stretched to the watchdog's period.
+    this.watchdog = setInterval(() => this.watch(), Math.max(1, Math.min(WATCHDOG_MS, this.timeoutMs / 2)));
     this.watchdog.unref();
   }
 
@@ -127,6 +146,7 @@ export class NvmeDriver {
   private async start(device: VfioDevice, options: NvmeDriverOptions): Promise<void> {
     const wanted = options.ioQueues ?? 1;
     const depth = Math.min(options.queueDepth ?? 64, this.capabilities.maxQueueEntries);
+    this.depth = depth;
     await this.disable();
     const a = this.admin;
     this.registers.write32(REG.AQA, ((ADMIN_DEPTH - 1) << 16) | (ADMIN_DEPTH - 1));
@@ -161,13 +181,68 @@ export class NvmeDriver {
     for (let id = 1; id <= count; id++) {
       const qp = new QueuePair(this.registers, device.dmaSpace, id, depth, this.capabilities.doorbellStride);
       this.io.push(qp);
-      const interrupts = this.completion !== 'poll';
-      const vector = this.completion === 'interrupt' ? id : 0;
-      // Physically contiguous (bit 0), interrupts enabled (bit 1), the vector in 31:16.
-      await this.adminCommand({ opcode: ADMIN.CREATE_CQ, cdw10: ((depth - 1) << 16) | id, cdw11: (vector << 16) | (interrupts ? 2 : 0) | 1, prp1: Number(qp.cqAddress) });
-      await this.adminCommand({ opcode: ADMIN.CREATE_SQ, cdw10: ((depth - 1) << 16) | id, cdw11: ((id << 16) | 1) >>> 0, prp1: Number(qp.sqAddress) });
+      await this.createQueues(qp, false);
       if (this.completion === 'interrupt') this.listen(qp, this.vectors[id]!);
     }
+  }
+
+  private async createQueues(qp: QueuePair, duringRecovery: boolean): Promise<void> {
+    const id = qp.id, depth = this.depth;
+    const interrupts = this.completion !== 'poll';
+    const vector = this.completion === 'interrupt' ? id : 0;
+    // Physically contiguous (bit 0), interrupts enabled (bit 1), the vector in 31:16.
+    await this.execute(this.admin, ADMIN.CREATE_CQ, 0, undefined, Number(qp.cqAddress), 0, ((depth - 1) << 16) | id, (vector << 16) | (interrupts ? 2 : 0) | 1, 0, 0, 0, 0, 0, undefined, duringRecovery);
+    await this.execute(this.admin, ADMIN.CREATE_SQ, 0, undefined, Number(qp.sqAddress), 0, ((depth - 1) << 16) | id, ((id << 16) | 1) >>> 0, 0, 0, 0, 0, 0, undefined, duringRecovery);
+  }
+
+  /**
+   * Controller reset and re-initialisation, as a robust driver recovers (Linux's nvme_reset_work):
+   * first the controller is disabled, so nothing it still holds can be transferred into memory a
+   * caller frees once its command failed; then every outstanding command fails (timed-out ones
+   * with NvmeTimeoutError, the rest with `reason`); then the admin queue, the queue count and every
+   * I/O queue pair are set up again on the same memory and vectors. If that fails the driver is
+   * failed for good: every later command is an NvmeControllerError at once.
+   */
+  private recover(reason: NvmeControllerError, timedOut: readonly CommandIdentity[] = []): Promise<void> {
+    if (this.recovery) return this.recovery;
+    if (this.failure || this.closed) return Promise.resolve();
+    let quiesce!: () => void;
+    this.quiesced = new Promise<void>((r) => { quiesce = r; });
+    this.recovery = (async () => {
+      try {
+        // Abort what timed out (the specification's first step); QEMU never aborts, so a reset follows either way.
+        const aborts = timedOut.filter((c) => c.queue !== 0).map(async (c) => this.abortAnswers.set(`${c.queue}:${c.cid}`, await this.abort(c)));
+        if (aborts.length) await Promise.race([Promise.all(aborts), new Promise((r) => setTimeout(r, this.timeoutMs))]);
+        this.resets++;
+        this.resetReason = reason;
+        try {
+          await this.disable();
+        } finally {
+          const fail = (_cid: number, _opcode: number, _nsid: number, callback: CompletionCallback) => callback(STATUS_CONTROLLER_FAILED, 0);
+          this.admin.failAll(fail);
+          for (const qp of this.io) qp.failAll(fail);
+          quiesce();
+        }
+        this.admin.resetRings();
+        for (const qp of this.io) qp.resetRings();
+        this.registers.write32(REG.AQA, ((ADMIN_DEPTH - 1) << 16) | (ADMIN_DEPTH - 1));
+        this.write64(REG.ASQ, this.admin.sqAddress);
+        this.write64(REG.ACQ, this.admin.cqAddress);
+        this.registers.write32(REG.CC, CC.EN | CC.CSS_NVM | CC.IOSQES_64 | CC.IOCQES_16);
+        await this.waitStatus((st) => (st & CSTS.RDY) !== 0, 'ready again after a reset (CSTS.RDY 1)');
+        if (this.completion === 'poll') this.registers.write32(REG.INTMS, 0xffff_ffff);
+        const n = this.io.length;
+        if (n) await this.execute(this.admin, ADMIN.SET_FEATURES, 0, undefined, undefined, undefined, FEATURE.NUMBER_OF_QUEUES, ((n - 1) | ((n - 1) << 16)) >>> 0, 0, 0, 0, 0, 0, undefined, true);
+        for (const qp of this.io) await this.createQueues(qp, true);
+      } catch (e) {
+        quiesce();
+        this.failAll(new NvmeControllerError(`recovery after "${reason.message}" failed: ${(e as Error).message}`));
+      } finally {
+        this.resetReason = undefined;
+        this.recovery = undefined;
+      }
+    })();
+    return this.recovery;
   }
 
   // ---- admin ----
@@ -252,6 +327,18 @@ export class NvmeDriver {
       performance.now() + this.timeoutMs, done);
     this.reap();
     return true;
+  }
+
+  /**
+   * Resets the controller and brings it up again with the same queues (what the driver does by
+   * itself after a timeout, fatal status or a controller that reset itself). Commands in flight
+   * fail with an NvmeControllerError; the namespace's data is untouched.
+   */
+  async reset(): Promise<void> {
+    if (this.failure) throw this.failure;
+    if (this.closed) throw new NvmeControllerError('the driver was closed');
+    await this.recover(new NvmeControllerError('reset requested'));
+    if (this.failure) throw this.failure;
   }
 
   // ---- shutdown ----
@@ -341,11 +428,13 @@ export class NvmeDriver {
   }
 
   private async execute(qp: QueuePair, opcode: number, nsid: number, data: DataBuffer | undefined, prp1: number | undefined, prp2: number | undefined,
-    cdw10: number, cdw11: number, cdw12: number, cdw13: number, cdw14: number, cdw15: number, flags = 0, dataPointer?: Uint8Array): Promise<number> {
+    cdw10: number, cdw11: number, cdw12: number, cdw13: number, cdw14: number, cdw15: number, flags = 0, dataPointer?: Uint8Array,
+    duringRecovery = false): Promise<number> {
+    if (!duringRecovery) while (this.recovery && !this.failure) await this.recovery;
     while (!qp.hasRoom && !this.failure) await immediate();
     // Before an admin command, a look at CSTS: a controller in fatal status may still answer,
     // but nothing it says can be trusted until it is reset.
-    if (qp === this.admin && !this.failure) this.checkFatal();
+    if (qp === this.admin && !this.failure && !duringRecovery) this.checkFatal();
     if (this.failure) throw this.failure;
     const cid = qp.reserve();
     let p1 = prp1 ?? 0, p2 = prp2 ?? 0;
@@ -359,8 +448,15 @@ export class NvmeDriver {
     return new Promise<number>((resolve, reject) => {
       qp.submit(cid, opcode, flags, nsid, p1, p2, cdw10, cdw11, cdw12, cdw13, cdw14, cdw15, performance.now() + this.timeoutMs, (status, result) => {
         if (status === 0) resolve(result);
-        else if (status === STATUS_TIMED_OUT) void this.abort(command).then((aborted) => reject(new NvmeTimeoutError(command, this.timeoutMs, aborted)));
-        else if (status === STATUS_CONTROLLER_FAILED) reject(this.failure ?? new NvmeControllerError('the controller failed', command));
+        else if (status === STATUS_TIMED_OUT) {
+          // Rejected only once the controller is reset: until then it may still transfer into the caller's buffer.
+          const key = `${command.queue}:${command.cid}`;
+          void this.quiesced.then(() => {
+            const aborted = this.abortAnswers.get(key) ?? false;
+            this.abortAnswers.delete(key);
+            reject(new NvmeTimeoutError(command, this.timeoutMs, aborted));
+          });
+        } else if (status === STATUS_CONTROLLER_FAILED) reject(this.failure ?? this.resetReason ?? new NvmeControllerError('the controller failed', command));
         else reject(new NvmeCommandError(command, status, result));
       }, dataPointer);
       this.reap();
@@ -435,19 +531,48 @@ export class NvmeDriver {
   private watch(): void {
     if (this.closed || this.failure || this.outstanding() === 0) return;
     if (this.completion !== 'poll') this.pollAll();
+    if (this.recovery) {
+      // A reset in progress: only its own admin commands can time out (then the reset fails).
+      this.admin.expire(performance.now(), (_c, _o, _n, callback) => callback(STATUS_TIMED_OUT, 0));
+      return;
+    }
     if (this.checkFatal()) return;
     const now = performance.now();
-    const expired = (_cid: number, _opcode: number, _nsid: number, callback: CompletionCallback) => callback(STATUS_TIMED_OUT, 0);
-    this.admin.expire(now, expired);
-    for (const qp of this.io) qp.expire(now, expired);
+    const timedOut: CommandIdentity[] = [];
+    const callbacks: CompletionCallback[] = [];
+    for (const qp of [this.admin, ...this.io]) {
+      qp.expire(now, (cid, opcode, nsid, callback) => {
+        timedOut.push({ opcode, queue: qp.id, cid, nsid });
+        callbacks.push(callback);
+      });
+    }
+    if (!timedOut.length) return;
+    // The reset starts first, so the timed-out commands' rejections wait for it to quiesce the controller.
+    void this.recover(new NvmeControllerError(`reset: ${timedOut.length} command(s) timed out`), timedOut);
+    for (const callback of callbacks) callback(STATUS_TIMED_OUT, 0);
   }
 
-  /** Fails everything when CSTS says the controller is fatally wrong or gone; whether it did. */
+  /**
+   * Looks at CSTS: a controller that reads all ones is gone (everything fails for good); one in
+   * fatal status, or one that dropped RDY by itself (it reset), is reset and brought up again.
+   * Whether something was wrong.
+   */
   private checkFatal(): boolean {
+    if (this.recovery) return false;
     const csts = this.registers.read32(REG.CSTS);
-    if (csts !== 0xffff_ffff && !(csts & CSTS.CFS)) return false;
-    this.failAll(new NvmeControllerError(csts === 0xffff_ffff ? 'the controller reads all ones: it is gone' : `controller fatal status (CSTS 0x${csts.toString(16)})`));
-    return true;
+    if (csts === 0xffff_ffff) {
+      this.failAll(new NvmeControllerError('the controller reads all ones: it is gone'));
+      return true;
+    }
+    if (csts & CSTS.CFS) {
+      void this.recover(new NvmeControllerError(`reset: controller fatal status (CSTS 0x${csts.toString(16)})`));
+      return true;
+    }
+    if (!(csts & CSTS.RDY) && this.identity) {
+      void this.recover(new NvmeControllerError(`reset: the controller dropped CSTS.RDY by itself (CSTS 0x${csts.toString(16)})`));
+      return true;
+    }
+    return false;
   }
 
   private failAll(error: NvmeControllerError): void {

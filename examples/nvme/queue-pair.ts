@@ -119,11 +119,13 @@ export class QueuePair {
       const status = v.getUint16(at + 14, true);
       if ((status & 1) !== this.phase) break;
       const result = v.getUint32(at, true);
+      const sqid = v.getUint16(at + 10, true);
       const cid = v.getUint16(at + 12, true);
       this.head++;
       if (this.head === this.depth) { this.head = 0; this.phase ^= 1; }
       count++;
-      this.finish(cid, status >>> 1, result);
+      // An entry naming another queue is corrupt: consuming it for one of ours would complete the wrong command.
+      if (sqid === this.id) this.finish(cid, status >>> 1, result);
     }
     if (count) this.registers.write32(this.cqDoorbell, this.head);
     return count;
@@ -153,13 +155,24 @@ export class QueuePair {
     this.retired = 0;
   }
 
+  /**
+   * After a controller reset (every command already failed): empty rings, indices and phase as
+   * when the queue was created, so the controller sees it fresh when it is created again.
+   */
+  resetRings(): void {
+    this.memory.bytes.fill(0, 0, 2 * PAGE);
+    this.tail = 0;
+    this.head = 0;
+    this.phase = 1;
+  }
+
   close(): void {
     this.memory.close();
   }
 
   private finish(cid: number, status: number, result: number): void {
     const callback = this.callbacks[cid];
-    if (!callback) return; // a completion for no command of ours: ignore it rather than corrupt the state
+    if (cid >= this.depth || !callback) return; // a completion for no command of ours: ignore it rather than corrupt the state
     this.callbacks[cid] = undefined;
     this.outstanding--;
     if (callback === retired) this.retired--;

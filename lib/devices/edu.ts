@@ -25,7 +25,7 @@
  * 'hardware-error' event and marks the device failed: from then on reads return all ones and
  * nothing else happens, the way a device that fell off the bus looks to a driver.
  */
-import { DeviceModel, msiCapability, type AccessWidth } from '../model/device';
+import { DeviceModel, faultPoint, msiCapability, type AccessWidth } from '../model/device';
 
 export const EDU_VENDOR_ID = 0x1234;
 export const EDU_DEVICE_ID = 0x11e8;
@@ -107,6 +107,28 @@ export class EduDevice extends DeviceModel {
     });
   }
 
+  /**
+   * edu's fault points (model only: QEMU's edu never does these), for testing a driver's error
+   * paths: a factorial with a wrong result, an interrupt that is never raised, a DMA transfer that
+   * does not move the data yet completes, a DMA transfer that never completes.
+   */
+  readonly faults = this.declareFaults({
+    'wrong-factorial': faultPoint<{ readonly n: number }, { readonly xor: number }>({
+      description: 'the factorial completes with its result XORed with the armed value', defaults: { xor: 1 }, describe: (s) => `factorial of ${s.n}`,
+    }),
+    'lost-interrupt': faultPoint<{ readonly cause: number }, Record<string, never>>({
+      description: 'an interrupt is not raised (its status bits are not set, no MSI or INTx)', defaults: {}, describe: (s) => `interrupt 0x${s.cause.toString(16)}`,
+    }),
+    'dma-error': faultPoint<{ readonly toRam: boolean; readonly length: number }, Record<string, never>>({
+      description: 'a DMA transfer moves no data but completes as usual (edu has no error status to report it)',
+      defaults: {}, describe: (s) => `DMA of ${s.length} bytes ${s.toRam ? 'to' : 'from'} RAM`,
+    }),
+    'stuck-dma': faultPoint<{ readonly toRam: boolean; readonly length: number }, Record<string, never>>({
+      description: 'a DMA transfer never completes: the command register keeps its start bit, no interrupt',
+      defaults: {}, describe: (s) => `DMA of ${s.length} bytes ${s.toRam ? 'to' : 'from'} RAM`,
+    }),
+  });
+
   /** A copy of the device's DMA buffer, for tests. */
   bufferContents(): Uint8Array { return this.buffer.slice(); }
 
@@ -174,7 +196,8 @@ export class EduDevice extends DeviceModel {
     let n = this.factorial;
     let result = 1;
     while (n > 0) { result = Math.imul(result, n) >>> 0; n--; }
-    this.factorial = result;
+    const wrong = this.faults.hit('wrong-factorial', { n: this.factorial }, (p) => `result XOR 0x${p.xor.toString(16)}`);
+    this.factorial = wrong ? (result ^ wrong.xor) >>> 0 : result;
     this.status &= ~EDU_STATUS_COMPUTING;
     if (this.status & EDU_STATUS_IRQ_FACT) this.raiseIrq(EDU_IRQ_FACT);
   }
@@ -191,7 +214,10 @@ export class EduDevice extends DeviceModel {
     }
     const at = Number(deviceAddress - EDU_DMA_BUFFER_ADDRESS);
     const length = Number(count);
-    if (toRam) {
+    if (this.faults.hit('stuck-dma', { toRam, length }, () => 'the transfer never completes')) return;
+    if (this.faults.hit('dma-error', { toRam, length }, () => 'no data moved; completed anyway')) {
+      // nothing transferred
+    } else if (toRam) {
       this.dma.write(this.clamp(this.dmaDst), this.buffer.slice(at, at + length));
     } else {
       this.buffer.set(this.dma.read(this.clamp(this.dmaSrc), length), at);
@@ -209,6 +235,7 @@ export class EduDevice extends DeviceModel {
   }
 
   private raiseIrq(bits: number): void {
+    if (this.faults.hit('lost-interrupt', { cause: bits }, () => 'not raised')) return;
     this.irqStatus = (this.irqStatus | bits) >>> 0;
     if (this.irqStatus === 0) return;
     if (this.msiEnabled) this.notifyMsi(0);

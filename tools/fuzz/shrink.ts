@@ -19,12 +19,33 @@ export interface ShrinkResult<T> {
 export function shrink<T>(
   items: readonly T[], stillFails: (candidate: readonly T[]) => boolean, maxTries = 2000, simplify?: (item: T) => readonly T[],
 ): ShrinkResult<T> {
+  const steps = shrinkSteps(items, maxTries, simplify);
+  let step = steps.next(false);
+  while (!step.done) step = steps.next(stillFails(step.value));
+  return step.value;
+}
+
+/**
+ * The same search for a failure that takes time to reproduce (a driver run against a device
+ * with faults armed): `stillFails` is awaited for each candidate, one at a time.
+ */
+export async function shrinkAsync<T>(
+  items: readonly T[], stillFails: (candidate: readonly T[]) => Promise<boolean>, maxTries = 2000, simplify?: (item: T) => readonly T[],
+): Promise<ShrinkResult<T>> {
+  const steps = shrinkSteps(items, maxTries, simplify);
+  let step = steps.next(false);
+  while (!step.done) step = steps.next(await stillFails(step.value));
+  return step.value;
+}
+
+/** The search itself, written once: it yields each candidate and is told whether it still fails. */
+function* shrinkSteps<T>(items: readonly T[], maxTries: number, simplify?: (item: T) => readonly T[]): Generator<readonly T[], ShrinkResult<T>, boolean> {
   let tries = 0;
-  const test = (candidate: readonly T[]): boolean => {
+  function* test(candidate: readonly T[]): Generator<readonly T[], boolean, boolean> {
     tries++;
-    return stillFails(candidate);
-  };
-  let current = ddmin([...items], test, () => tries < maxTries);
+    return yield candidate;
+  }
+  let current = yield* ddmin([...items], test, () => tries < maxTries);
   if (!simplify) return { items: current, tries };
   for (let changed = true; changed && tries < maxTries;) {
     changed = false;
@@ -32,19 +53,21 @@ export function shrink<T>(
       for (const simpler of simplify(current[i]!)) {
         const candidate = [...current.slice(0, i), simpler, ...current.slice(i + 1)];
         if (tries >= maxTries) break;
-        if (test(candidate)) {
+        if (yield* test(candidate)) {
           current = candidate;
           changed = true;
           break;
         }
       }
     }
-    if (changed) current = ddmin(current, test, () => tries < maxTries);
+    if (changed) current = yield* ddmin(current, test, () => tries < maxTries);
   }
   return { items: current, tries };
 }
 
-function ddmin<T>(start: T[], test: (candidate: readonly T[]) => boolean, budgetLeft: () => boolean): T[] {
+type Test<T> = (candidate: readonly T[]) => Generator<readonly T[], boolean, boolean>;
+
+function* ddmin<T>(start: T[], test: Test<T>, budgetLeft: () => boolean): Generator<readonly T[], T[], boolean> {
   let current = start;
   let granularity = 2;
   while (current.length >= 2 && budgetLeft()) {
@@ -53,7 +76,7 @@ function ddmin<T>(start: T[], test: (candidate: readonly T[]) => boolean, budget
     // Try each complement (the program without one chunk) first: it removes the most at once.
     for (let from = 0; from < current.length && budgetLeft(); from += chunk) {
       const complement = [...current.slice(0, from), ...current.slice(from + chunk)];
-      if (complement.length > 0 && test(complement)) {
+      if (complement.length > 0 && (yield* test(complement))) {
         current = complement;
         granularity = Math.max(granularity - 1, 2);
         reduced = true;
@@ -67,7 +90,7 @@ function ddmin<T>(start: T[], test: (candidate: readonly T[]) => boolean, budget
   // Final pass: single removals until none helps (1-minimality even if the loop stopped early).
   for (let i = current.length - 1; i >= 0 && budgetLeft() && current.length > 1; i--) {
     const candidate = [...current.slice(0, i), ...current.slice(i + 1)];
-    if (test(candidate)) current = candidate;
+    if (yield* test(candidate)) current = candidate;
   }
   return current;
 }

@@ -25,6 +25,7 @@ import { CQE_SIZE, decodeCommand, SQE_SIZE, type Command, type Completion } from
 import type { AdminContext } from './context';
 import { initialFeatures } from './features';
 import { identifyController } from './identify-controller';
+import { NVME_FAULT_POINTS, type CommandSubject } from './faults';
 import { executeIo } from './io-commands';
 import { MemoryStorage, Namespace, type NamespaceStorage } from './namespace';
 import { walkPrps, type DataRun } from './prp';
@@ -97,6 +98,8 @@ export class NvmeController extends DeviceModel {
   private pendingEvents: PendingEvent[] = [];
   private maskedEventTypes = 0;
   private readonly context: AdminContext;
+  /** Set by an injected fatal status: nothing is fetched or posted until the controller is reset. */
+  private halted = false;
   private readonly cqe = new Uint8Array(CQE_SIZE);
   private readonly cqeView = new DataView(this.cqe.buffer);
 
@@ -137,6 +140,9 @@ export class NvmeController extends DeviceModel {
       write: (offset, width, value) => this.writeBar(offset, width, value),
     });
   }
+
+  /** The controller's fault points (faults.ts): a test arms them to exercise a driver's error paths. */
+  readonly faults = this.declareFaults(NVME_FAULT_POINTS);
 
   /** The namespace's storage (NSID 1). */
   get storage(): NamespaceStorage { return this.namespaces[0]!.storage; }
@@ -245,6 +251,7 @@ export class NvmeController extends DeviceModel {
   /** A controller reset (CC.EN 1→0, FLR): every queue and queued event gone, CC/CSTS/INTMS 0. */
   private controllerReset(): void {
     this.clock.cancelAll();
+    this.halted = false;
     this.sqs = [];
     this.cqs = [];
     this.queuesCreated = false;
@@ -309,7 +316,7 @@ export class NvmeController extends DeviceModel {
   }
 
   private fetch(sq: SubmissionQueue): void {
-    if (this.sqs[sq.id] !== sq) return;
+    if (this.sqs[sq.id] !== sq || this.halted) return;
     while (!sq.empty && sq.outstanding < sq.size) {
       const at = sq.base + BigInt(sq.head * SQE_SIZE);
       const entry = this.readHost(at, SQE_SIZE);
@@ -317,14 +324,40 @@ export class NvmeController extends DeviceModel {
       sq.head = (sq.head + 1) % sq.size;
       sq.outstanding++;
       const command = decodeCommand(entry);
-      const outcome = sq.id === 0 ? this.admin(command) : executeIo(this.context, command, this.commandSetsEnabled);
+      const subject: CommandSubject = { queue: sq.id, opcode: command.opcode, cid: command.cid, nsid: command.nsid };
+      if (this.fetchFaults(subject)) return;
+      const injected = this.faults.hit(sq.id === 0 ? 'admin-status' : 'io-status', subject, (p) => `completed with status 0x${p.status.toString(16)} without executing`)
+        ?? (this.faults.hit('dma-error', subject, () => 'no data transferred; completed with Data Transfer Error') ? { status: STATUS.DATA_TRANSFER_ERROR } : undefined);
+      const outcome = injected ?? (sq.id === 0 ? this.admin(command) : executeIo(this.context, command, this.commandSetsEnabled));
       if (outcome === HELD) {
         // An Asynchronous Event Request waits for an event.
         this.heldEvents.push({ sq, cid: command.cid });
         continue;
       }
-      this.complete(sq, command.cid, outcome);
+      const slow = this.faults.hit('slow-completion', subject, (p) => `completion held back ${p.microseconds} µs`);
+      if (slow) this.clock.after(slow.microseconds, () => { if (this.sqs[sq.id] === sq) this.complete(sq, command.cid, outcome, command.opcode, command.nsid); });
+      else this.complete(sq, command.cid, outcome, command.opcode, command.nsid);
     }
+  }
+
+  /** The faults that stop the controller as it fetches a command; whether one fired. */
+  private fetchFaults(subject: CommandSubject): boolean {
+    if (this.faults.hit('surprise-removal', subject, () => 'the controller is gone: registers read all ones')) {
+      this.fail('surprise removal (injected fault): the function no longer answers');
+      return true;
+    }
+    if (this.faults.hit('fatal-status', subject, () => 'CSTS.CFS set; every queue stops')) {
+      this.regs.set32(REG.CSTS, this.regs.get32(REG.CSTS) | CSTS_CFS);
+      this.halted = true;
+      return true;
+    }
+    if (this.faults.hit('controller-reset', subject, () => 'the controller reset itself: queues gone, CSTS.RDY 0')) {
+      const ccValue = this.regs.get32(REG.CC);
+      this.controllerReset();
+      this.regs.set32(REG.CC, ccValue);
+      return true;
+    }
+    return false;
   }
 
   private admin(command: Command): Completion | typeof HELD {
@@ -358,10 +391,10 @@ export class NvmeController extends DeviceModel {
     }
   }
 
-  private complete(sq: SubmissionQueue, cid: number, outcome: Completion): void {
+  private complete(sq: SubmissionQueue, cid: number, outcome: Completion, opcode = -1, nsid = 0): void {
     const cq = this.cqs[sq.cqid];
     if (!cq) return;
-    cq.waiting.push({ sq, cid, status: outcome.status, result: outcome.result ?? 0 });
+    cq.waiting.push({ sq, cid, status: outcome.status, result: outcome.result ?? 0, opcode, nsid });
     this.schedulePost(cq);
   }
 
@@ -372,7 +405,7 @@ export class NvmeController extends DeviceModel {
   }
 
   private post(cq: CompletionQueue): void {
-    if (this.cqs[cq.id] !== cq) return;
+    if (this.cqs[cq.id] !== cq || this.halted) return;
     const wasPending = !cq.empty;
     let posted = 0;
     while (posted < cq.waiting.length && !cq.full) {
@@ -384,6 +417,7 @@ export class NvmeController extends DeviceModel {
       v.setUint16(10, w.sq.id, true);
       v.setUint16(12, w.cid, true);
       v.setUint16(14, ((w.status << 1) | cq.phase) & 0xffff, true);
+      this.completionFaults({ queue: w.sq.id, opcode: w.opcode, cid: w.cid, nsid: w.nsid }, cq.phase);
       const at = cq.base + BigInt(cq.tail * CQE_SIZE);
       if (!this.writeHost(at, this.cqe)) { this.fatal(`completion queue ${cq.id} entry at 0x${at.toString(16)} could not be written`); break; }
       posted++;
@@ -394,7 +428,21 @@ export class NvmeController extends DeviceModel {
     if (posted) cq.waiting.splice(0, posted);
     if (!cq.empty) {
       if (cq.interruptsEnabled && !wasPending) this.cqPending++;
-      this.assertIrq(cq);
+      const irq = { cq: cq.id, vector: cq.vector };
+      if (!(posted && cq.interruptsEnabled && this.faults.hit('lost-interrupt', irq, () => 'interrupt not signalled'))) this.assertIrq(cq);
+      const spurious = posted && cq.interruptsEnabled ? this.faults.hit('spurious-interrupt', irq, (p) => `MSI-X vector ${p.vector} signalled as well`) : undefined;
+      if (spurious && this.msixEnabled && spurious.vector < this.msixVectors) this.notifyMsix(spurious.vector);
+    }
+  }
+
+  /** Faults that damage the completion entry in this.cqe as it is written. */
+  private completionFaults(subject: CommandSubject, phase: number): void {
+    const v = this.cqeView;
+    if (this.faults.hit('phase-tag', subject, () => `entry written with phase ${phase ^ 1} instead of ${phase}`)) v.setUint16(14, v.getUint16(14, true) ^ 1, true);
+    const corrupt = this.faults.hit('corrupt-completion', subject, (p) => `${p.field} XOR 0x${p.xor.toString(16)}`);
+    if (corrupt) {
+      const at = { sqhd: 8, sqid: 10, cid: 12, status: 14 }[corrupt.field];
+      v.setUint16(at, v.getUint16(at, true) ^ (corrupt.xor & (corrupt.field === 'status' ? 0xfffe : 0xffff)), true);
     }
   }
 

@@ -21,6 +21,9 @@ export class SubmissionQueue {
 export interface QueuedCompletion extends Completion {
   readonly sq: SubmissionQueue;
   readonly cid: number;
+  /** The command's opcode and namespace (-1 and 0 for an Asynchronous Event completion's event). */
+  readonly opcode: number;
+  readonly nsid: number;
 }
 
 export class CompletionQueue {

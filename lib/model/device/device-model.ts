@@ -27,6 +27,7 @@ import type { PciBarInfo, PciDeviceModel, PciHostPort } from '../pci/device-mode
 import type { PciConfigSpace } from '../pci/physical-config-space';
 import { layoutConfig, PCIE, writeBarRegister, type ConfigLayout } from './config-layout';
 import type { AccessWidth, DeviceDefinition, MmioHandler } from './definition';
+import { DeviceFaults, type FaultPointSpec } from './device-faults';
 import { DeviceDma } from './dma';
 import { DeviceTimers } from './device-timers';
 import { DeviceEventError, DeviceEventLog, type DeviceEvent, type DeviceEventKind } from './events';
@@ -151,6 +152,15 @@ export class DeviceModel implements PciDeviceModel {
       throw new DeviceModelError(this.model, 'I/O BAR access widths', `BAR ${bar} is an I/O BAR: port accesses are at most 32 bits`);
     }
     this.installHandler(region, handler);
+  }
+
+  /**
+   * Declares the device's fault points (device-faults.ts) and returns them, typed, for the device
+   * to pass (`faults.hit(name, subject, effect)`) and for tests to arm (`faults.arm(name, trigger)`).
+   * Fired faults go to this device's event log.
+   */
+  protected declareFaults<P extends Record<string, FaultPointSpec<never, unknown>>>(points: P): DeviceFaults<P> {
+    return new DeviceFaults(this.model, points, (e) => this.record(e));
   }
 
   /** The bytes of a RAM-backed BAR (what the driver sees through it). */

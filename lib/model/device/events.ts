@@ -17,7 +17,9 @@ export type DeviceEventKind =
   /** The device ignored a guest mistake QEMU logs as LOG_GUEST_ERROR (a wrong access width, a clamped address). */
   | 'guest-error'
   /** The device model's own code threw; the access failed the way a broken device fails. */
-  | 'model-error';
+  | 'model-error'
+  /** A fault a test armed (device-faults.ts) fired: the point, the occurrence and what the device did. */
+  | 'fault-injected';
 
 export interface DeviceEvent {
   readonly kind: DeviceEventKind;
@@ -26,6 +28,8 @@ export interface DeviceEvent {
   readonly fault?: DmaFault;
   /** What the device model threw, for 'model-error'. */
   readonly cause?: unknown;
+  /** The fault point, for 'fault-injected'. */
+  readonly faultPoint?: string;
 }
 
 /** Thrown in strict mode for an event of a kind the test made strict. */

@@ -14,6 +14,8 @@ import { promisify } from 'node:util';
 import { defaultKernel } from '../../../lib/sys/default-kernel';
 import { conformanceDiff, observeNvme, recordedConformance } from '../../devices/nvme-conformance';
 import { requireLab, type LabEnvironment } from '../lab-environment';
+import { openDevice } from '../../../lib';
+import { recoveryCase } from '../../devices/nvme-recovery-case';
 
 const run = promisify(execFile);
 const main = path.resolve(__dirname, '../../../examples/nvme/main.js');
@@ -55,5 +57,14 @@ describe('lab: QEMU 7.2 NVMe controller', function () {
     assert.match(out, /completions by INTx interrupt, 2 I\/O queue pair/, out);
     assert.match(out, /data intact/, out);
     assert.match(out, /all checks passed/, out);
+  });
+
+  it('what the driver\'s recovery relies on: reset with I/O queues in place, re-init, data kept, Abort answers not aborted (the model runs the same case)', async () => {
+    const device = openDevice(lab.bdf, { kernel: defaultKernel() });
+    try {
+      await recoveryCase(device, 12288);
+    } finally {
+      device.close();
+    }
   });
 });
