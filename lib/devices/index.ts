@@ -22,6 +22,7 @@ export const builtinDeviceModels: Readonly<Record<string, (options: DeviceOption
     ...(o['msix_qsize'] === undefined ? {} : { msixVectors: Number(o['msix_qsize']) }),
     ...(o['mdts'] === undefined ? {} : { mdts: Number(o['mdts']) }),
     ...(o['bar0'] === undefined ? {} : { bar0Address: optionalBigint(o, 'bar0')! }),
+    ...(o['sriov_max_vfs'] === undefined ? {} : { sriovMaxVfs: Number(o['sriov_max_vfs']) }),
   }),
 };
 

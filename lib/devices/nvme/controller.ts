@@ -19,7 +19,9 @@
  * followed by the completion queue's MSI-X vector — or INTx, the pin asserted while a completion
  * queue with interrupts enabled holds entries and INTMS does not mask its vector.
  */
-import { DeviceModel, msixCapability, pcieCapability, pmCapability, type AccessWidth, type ResetKind } from '../../model/device';
+import {
+  DeviceModel, extendedCapability, msixCapability, pcieCapability, pmCapability, sriovCapability, type AccessWidth, type ResetKind,
+} from '../../model/device';
 import { ADMIN, executeAdmin, HELD } from './admin-commands';
 import { CQE_SIZE, decodeCommand, SQE_SIZE, type Command, type Completion } from './command';
 import type { AdminContext } from './context';
@@ -62,7 +64,20 @@ export interface NvmeOptions {
   readonly discard?: 'ignore' | 'unmap';
   /** Microseconds of machine time between a doorbell and the commands it submitted being processed. */
   readonly latencyMicroseconds?: number;
+  /**
+   * QEMU's sriov_max_vfs (default 0: no SR-IOV): the controller becomes an SR-IOV PF with an ARI
+   * capability at 0x100 and the SR-IOV capability at 0x120 (TotalVFs = this, First VF Offset 1,
+   * VF Stride 1, VF Device ID 0x0010), as QEMU 7.2 lays them out; its VFs are secondary controllers.
+   */
+  readonly sriovMaxVfs?: number;
+  /** @internal Set on a VF created by a PF: its 0-based VF number. */
+  readonly virtualFunction?: number;
 }
+
+/** QEMU 7.2's NVME_MAX_VFS, NVME_VF_OFFSET and NVME_VF_STRIDE. */
+export const NVME_MAX_VFS = 127;
+const NVME_VF_OFFSET = 1, NVME_VF_STRIDE = 1;
+const ARI_AT = 0x100, SRIOV_AT = 0x120;
 
 const MAX_NAMESPACES = 256;
 const CAP = { mqes: 0x7ff, timeout: 0xf, dstrd: 0, css: (1 << 0) | (1 << 6) | (1 << 7), mpsmin: 0, mpsmax: 4, cmbSupported: false, pmrSupported: false };
@@ -100,8 +115,21 @@ export class NvmeController extends DeviceModel {
   private readonly cqe = new Uint8Array(CQE_SIZE);
   private readonly cqeView = new DataView(this.cqe.buffer);
 
+  private readonly options: NvmeOptions;
+
   constructor(options: NvmeOptions = {}) {
     const msixVectors = options.msixVectors ?? 65;
+    const maxVfs = options.sriovMaxVfs ?? 0;
+    if (!Number.isInteger(maxVfs) || maxVfs < 0 || maxVfs > NVME_MAX_VFS) {
+      throw new RangeError(`NvmeController: sriovMaxVfs must be 0..${NVME_MAX_VFS} (QEMU's NVME_MAX_VFS), not ${maxVfs}`);
+    }
+    // QEMU gives PF and VFs the ARI capability whenever sriov_max_vfs is set; only the PF has SR-IOV.
+    const sriovCaps = maxVfs === 0 ? [] : [
+      extendedCapability({ id: PCI_EXT_CAP_ID_ARI, version: 1, data: ariData(options.virtualFunction === undefined ? NVME_VF_OFFSET : 0), at: ARI_AT }),
+      ...(options.virtualFunction === undefined
+        ? [sriovCapability({ totalVfs: maxVfs, vfOffset: NVME_VF_OFFSET, vfStride: NVME_VF_STRIDE, vfDeviceId: NVME_DEVICE_ID, at: SRIOV_AT })]
+        : []),
+    ];
     super({
       model: 'nvme',
       identity: {
@@ -109,13 +137,16 @@ export class NvmeController extends DeviceModel {
         classCode: NVME_CLASS_CODE, revision: 2,
       },
       interruptPin: 'INTA',
-      bars: [{ index: 0, size: NVME_BAR0_SIZE, type: 'memory64', address: options.bar0Address ?? 0xfebd_4000n }],
+      // A VF's BAR0 is assigned from the PF's VF BAR window when VFs are enabled.
+      bars: [{ index: 0, size: NVME_BAR0_SIZE, type: 'memory64', ...(options.virtualFunction === undefined ? { address: options.bar0Address ?? 0xfebd_4000n } : {}) }],
       capabilities: [
         msixCapability({ vectors: msixVectors, table: { bar: 0, offset: MSIX_TABLE }, pba: { bar: 0, offset: 0x3000 }, at: 0x40 }),
         pcieCapability({ type: 'integrated-endpoint', flr: true, at: 0x80 }),
         pmCapability({ at: 0x60 }),
+        ...sriovCaps,
       ],
     });
+    this.options = options;
     this.ioQueuePairs = options.ioQueuePairs ?? 64;
     this.msixVectors = msixVectors;
     this.mdts = options.mdts ?? 7;
@@ -136,6 +167,15 @@ export class NvmeController extends DeviceModel {
       read: (offset, width) => this.readBar(offset, width),
       write: (offset, width, value) => this.writeBar(offset, width, value),
     });
+  }
+
+  /** A secondary controller for VF `index`: the PF's parameters, without the SR-IOV capability. */
+  override createVirtualFunction(index: number): DeviceModel | undefined {
+    const max = this.options.sriovMaxVfs ?? 0;
+    if (this.options.virtualFunction !== undefined || index < 0 || index >= max) return undefined;
+    const { bar0Address: _bar0, storage: _storage, ...rest } = this.options;
+    void _bar0; void _storage;
+    return new NvmeController({ ...rest, virtualFunction: index });
   }
 
   /** The namespace's storage (NSID 1). */
@@ -529,4 +569,14 @@ export class NvmeController extends DeviceModel {
       },
     };
   }
+}
+
+/** PCI_EXT_CAP_ID_ARI. */
+const PCI_EXT_CAP_ID_ARI = 0x0e;
+
+/** The ARI capability's registers after its header: no MFVC/ACS function groups, the next function number. */
+function ariData(nextFunction: number): Uint8Array {
+  const data = new Uint8Array(4);
+  data[1] = nextFunction;
+  return data;
 }

@@ -238,6 +238,16 @@ export class DeviceModel implements PciDeviceModel {
     void kind;
   }
 
+  /**
+   * Override in a model whose definition lists a sriovCapability(): the function for VF `index`
+   * (0-based), created when software enables VFs through sriov_numvfs and dropped when it
+   * disables them. The default offers none, which the host treats as a PF without VFs to give.
+   */
+  createVirtualFunction(index: number): DeviceModel | undefined {
+    void index;
+    return undefined;
+  }
+
   // ---- what the host drives (PciDeviceModel) ----
 
   barAddress(index: number): bigint {

@@ -135,6 +135,12 @@ export class PciSysfs {
     ));
   }
 
+  /** The function's directory and its /sys/bus/pci/devices link go (pci_stop_and_remove_bus_device). */
+  removeDevice(slot: PciSlot): void {
+    this.o.vfs.remove(devicePath(slot));
+    this.o.vfs.remove(`/sys/bus/pci/devices/${slot.name}`);
+  }
+
   /** The device's uevent variables (pci_uevent, plus DRIVER= while bound). */
   private uevent(slot: PciSlot): string {
     const d = slot.device;
