@@ -70,6 +70,15 @@ export interface NvmeOptions {
    * VF Stride 1, VF Device ID 0x0010), as QEMU 7.2 lays them out; its VFs are secondary controllers.
    */
   readonly sriovMaxVfs?: number;
+  /**
+   * QEMU's sriov_vq_flexible and sriov_vi_flexible: the queue and interrupt resources the PF can
+   * hand its secondary controllers; QEMU requires both with SR-IOV (vq ≥ 2 × VFs, vi ≥ VFs, and
+   * max_ioqpairs - vq ≥ 2, msix_qsize - vi ≥ 1). Each VF gets vq / VFs queues (its admin queue
+   * included) and vi / VFs MSI-X vectors, QEMU's defaults for sriov_max_vq_per_vf and
+   * sriov_max_vi_per_vf (the lab's 4 and 2 with 2 VFs: 1 I/O queue pair and 1 vector each).
+   */
+  readonly sriovVqFlexible?: number;
+  readonly sriovViFlexible?: number;
   /** @internal Set on a VF created by a PF: its 0-based VF number. */
   readonly virtualFunction?: number;
 }
@@ -123,11 +132,16 @@ export class NvmeController extends DeviceModel {
     if (!Number.isInteger(maxVfs) || maxVfs < 0 || maxVfs > NVME_MAX_VFS) {
       throw new RangeError(`NvmeController: sriovMaxVfs must be 0..${NVME_MAX_VFS} (QEMU's NVME_MAX_VFS), not ${maxVfs}`);
     }
+    const vf = options.virtualFunction !== undefined;
+    if (maxVfs && !vf) checkSriovResources(options, maxVfs);
     // QEMU gives PF and VFs the ARI capability whenever sriov_max_vfs is set; only the PF has SR-IOV.
     const sriovCaps = maxVfs === 0 ? [] : [
       extendedCapability({ id: PCI_EXT_CAP_ID_ARI, version: 1, data: ariData(options.virtualFunction === undefined ? NVME_VF_OFFSET : 0), at: ARI_AT }),
       ...(options.virtualFunction === undefined
-        ? [sriovCapability({ totalVfs: maxVfs, vfOffset: NVME_VF_OFFSET, vfStride: NVME_VF_STRIDE, vfDeviceId: NVME_DEVICE_ID, at: SRIOV_AT })]
+        ? [sriovCapability({
+          totalVfs: maxVfs, vfOffset: NVME_VF_OFFSET, vfStride: NVME_VF_STRIDE, vfDeviceId: NVME_DEVICE_ID, at: SRIOV_AT,
+          vfBars: [{ index: 0, size: NVME_BAR0_SIZE, type: 'memory64' }],
+        })]
         : []),
     ];
     super({
@@ -137,6 +151,7 @@ export class NvmeController extends DeviceModel {
         classCode: NVME_CLASS_CODE, revision: 2,
       },
       interruptPin: 'INTA',
+      ...(vf ? { virtualFunction: true } : {}),
       // A VF's BAR0 is assigned from the PF's VF BAR window when VFs are enabled.
       bars: [{ index: 0, size: NVME_BAR0_SIZE, type: 'memory64', ...(options.virtualFunction === undefined ? { address: options.bar0Address ?? 0xfebd_4000n } : {}) }],
       capabilities: [
@@ -175,7 +190,10 @@ export class NvmeController extends DeviceModel {
     if (this.options.virtualFunction !== undefined || index < 0 || index >= max) return undefined;
     const { bar0Address: _bar0, storage: _storage, ...rest } = this.options;
     void _bar0; void _storage;
-    return new NvmeController({ ...rest, virtualFunction: index });
+    const queues = Math.floor((this.options.sriovVqFlexible ?? 0) / max);
+    const vectors = Math.floor((this.options.sriovViFlexible ?? 0) / max);
+    // A secondary controller's queues include its admin queue.
+    return new NvmeController({ ...rest, ioQueuePairs: queues - 1, msixVectors: vectors, virtualFunction: index });
   }
 
   /** The namespace's storage (NSID 1). */
@@ -579,4 +597,15 @@ function ariData(nextFunction: number): Uint8Array {
   const data = new Uint8Array(4);
   data[1] = nextFunction;
   return data;
+}
+
+/** nvme_check_constraints' SR-IOV rules of QEMU 7.2, with its messages. */
+function checkSriovResources(o: NvmeOptions, maxVfs: number): void {
+  const vq = o.sriovVqFlexible ?? 0, vi = o.sriovViFlexible ?? 0;
+  const bad = (m: string) => new RangeError(`NvmeController: ${m}`);
+  if (!vq || !vi) throw bad('both sriov_vq_flexible and sriov_vi_flexible must be set for the use of SR-IOV');
+  if (vq < maxVfs * 2) throw bad(`sriov_vq_flexible must be greater than or equal to ${maxVfs * 2} (sriov_max_vfs * 2)`);
+  if ((o.ioQueuePairs ?? 64) < vq + 2) throw bad('(max_ioqpairs - sriov_vq_flexible) must be greater than or equal to 2');
+  if (vi < maxVfs) throw bad(`sriov_vi_flexible must be greater than or equal to ${maxVfs} (sriov_max_vfs)`);
+  if ((o.msixVectors ?? 65) < vi + 1) throw bad('(msix_qsize - sriov_vi_flexible) must be greater than or equal to 1');
 }

@@ -29,6 +29,8 @@ export interface SriovCapabilitySpec {
   readonly vfStride: number;
   /** The Device ID every VF reports (its Vendor ID is the PF's). */
   readonly vfDeviceId: number;
+  /** The BARs every VF has, as the capability's VF BAR registers declare them (sized like BARs). */
+  readonly vfBars?: readonly { readonly index: number; readonly size: bigint; readonly type: 'memory32' | 'memory64'; readonly prefetchable?: boolean }[];
   /** Capability offset in extended config space (default: the next free). */
   readonly at?: number;
 }
@@ -54,5 +56,15 @@ export function sriovCapability(o: SriovCapabilitySpec): ExtendedCapabilitySpec 
   m.setUint16(at(SRIOV.CTRL), SRIOV_CTRL_VFE | SRIOV_CTRL_MSE | SRIOV_CTRL_ARI, true);
   m.setUint16(at(SRIOV.NUM_VF), 0xffff, true);
   m.setUint32(at(SRIOV.SYS_PGSIZE), QEMU_SUPPORTED_PAGE_SIZES, true);
+  for (const bar of o.vfBars ?? []) {
+    const is64 = bar.type === 'memory64';
+    if (!Number.isInteger(bar.index) || bar.index < 0 || bar.index > (is64 ? 4 : 5)) throw new RangeError(`sriovCapability: VF BAR index ${bar.index} is not 0..${is64 ? 4 : 5}`);
+    if (bar.size < 16n || (bar.size & (bar.size - 1n)) !== 0n || (!is64 && bar.size > 1n << 31n)) throw new RangeError(`sriovCapability: VF BAR ${bar.index} size ${bar.size} is not a power of two of at least 16 bytes`);
+    const reg = at(SRIOV.BAR + 4 * bar.index);
+    const mask = ~(bar.size - 1n) & ((1n << 64n) - 1n);
+    v.setUint32(reg, (is64 ? 0x4 : 0) | (bar.prefetchable ? 0x8 : 0), true);
+    m.setUint32(reg, Number(mask & 0xffff_fff0n), true);
+    if (is64) m.setUint32(reg + 4, Number(mask >> 32n), true);
+  }
   return extendedCapability({ id: PCI_EXT_CAP_ID_SRIOV, version: 1, data, writeMask: mask, ...(o.at === undefined ? {} : { at: o.at }) });
 }

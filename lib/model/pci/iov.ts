@@ -22,7 +22,23 @@ import type { PciSlot } from './host';
 
 const PCI_EXT_CAP_ID_SRIOV = 0x10;
 const CAP_START = 0x100;
-const REG = { CTRL: 0x08, TOTAL_VF: 0x0e, NUM_VF: 0x10, VF_OFFSET: 0x14, VF_STRIDE: 0x16, VF_DID: 0x1a } as const;
+const REG = { CTRL: 0x08, TOTAL_VF: 0x0e, NUM_VF: 0x10, VF_OFFSET: 0x14, VF_STRIDE: 0x16, VF_DID: 0x1a, BAR: 0x24 } as const;
+/**
+ * Where the kernel puts VF BARs that firmware left unassigned (SeaBIOS does not know SR-IOV):
+ * the start of q35's 64-bit window above the lab guest's 2 GiB of RAM, 4 GiB, as the lab's NVMe
+ * PF shows it (VF BAR0 at 0x100000000).
+ */
+const IOV_WINDOW_BASE = 0x1_0000_0000n;
+
+/** One of the PF's VF BARs (an IOV resource): VF n's BAR is at start + n × size. */
+export interface IovResource {
+  readonly index: number;
+  readonly start: bigint;
+  /** One VF's BAR size. */
+  readonly size: bigint;
+  readonly is64bit: boolean;
+  readonly prefetchable: boolean;
+}
 const CTRL_VFE = 0x01, CTRL_MSE = 0x08;
 
 /** The SR-IOV capability's offset in a function's config space (0: not a PF). */
@@ -59,20 +75,62 @@ export function physfnOf(slot: PciSlot): PciSlot | undefined { return physfns.ge
 export class PciSriov {
   private readonly virtfns: PciSlot[] = [];
   private autoprobe = true;
+  /** The VF BARs as sriov_init sized them and the kernel assigned them at boot. */
+  readonly resources: readonly IovResource[];
 
-  constructor(readonly pf: PciSlot, readonly pos: number, private readonly port: SriovMachinePort) {
+  constructor(readonly pf: PciSlot, readonly pos: number, private readonly port: SriovMachinePort, windowBase: bigint = IOV_WINDOW_BASE) {
+    this.resources = this.assignResources(windowBase);
     const dir = port.devicePath(pf);
     const vfs = port.vfs;
     vfs.add(`${dir}/sriov_totalvfs`, roAttr(() => `${this.totalVfs}\n`));
     vfs.add(`${dir}/sriov_numvfs`, rwAttr(() => `${this.numVfs}\n`, (data) => this.storeNumVfs(data), 0o664));
     vfs.add(`${dir}/sriov_offset`, roAttr(() => `${this.offset}\n`));
     vfs.add(`${dir}/sriov_stride`, roAttr(() => `${this.stride}\n`));
-    vfs.add(`${dir}/sriov_vf_device`, roAttr(() => `${this.reg(REG.VF_DID, 2).toString(16).padStart(4, '0')}\n`));
+    // "%x": no 0x, no padding (the lab's NVMe PF shows "10").
+    vfs.add(`${dir}/sriov_vf_device`, roAttr(() => `${this.reg(REG.VF_DID, 2).toString(16)}\n`));
     vfs.add(`${dir}/sriov_drivers_autoprobe`, rwAttr(() => (this.autoprobe ? '1\n' : '0\n'), (data) => {
       const text = data.toString('latin1').trim();
       if (!/^(?:0|1|y|n|Y|N|on|off)$/i.test(text)) fail('EINVAL', `'${text}' is not a boolean`);
       this.autoprobe = /^(?:1|y|on)$/i.test(text);
     }));
+  }
+
+  /**
+   * sriov_init's BAR sizing (write all ones, read back) of each VF BAR register, then the
+   * assignment of TotalVFs × size, naturally aligned, from the window.
+   */
+  private assignResources(windowBase: bigint): IovResource[] {
+    const c = this.pf.device.config;
+    const out: IovResource[] = [];
+    let next = windowBase;
+    for (let i = 0; i < 6; i++) {
+      const reg = this.pos + REG.BAR + 4 * i;
+      const original = c.getRaw(reg, 4);
+      if (original & 0x1) continue;
+      const is64bit = (original & 0x6) === 0x4;
+      c.write(reg, 4, 0xffff_ffff);
+      let mask = BigInt(c.getRaw(reg, 4) & ~0xf) & 0xffff_ffffn;
+      c.write(reg, 4, original);
+      if (is64bit) {
+        const hi = c.getRaw(reg + 4, 4);
+        c.write(reg + 4, 4, 0xffff_ffff);
+        mask |= BigInt(c.getRaw(reg + 4, 4)) << 32n;
+        c.write(reg + 4, 4, hi);
+      } else {
+        mask |= 0xffff_ffff_0000_0000n;
+      }
+      // An unimplemented VF BAR reads back 0 (the 64-bit upper half of nothing too).
+      if ((mask & 0xffff_fff0n) === 0n && (!is64bit || (mask >> 32n) === 0n)) { if (is64bit) i++; continue; }
+      const size = (~mask & ((1n << 64n) - 1n)) + 1n;
+      const total = size * BigInt(Math.max(1, this.totalVfs));
+      const start = (next + size - 1n) / size * size;
+      next = start + total;
+      c.write(reg, 4, Number(start & 0xffff_fff0n) | (original & 0xf));
+      if (is64bit) c.write(reg + 4, 4, Number(start >> 32n));
+      out.push({ index: i, start, size, is64bit, prefetchable: (original & 0x8) !== 0 });
+      if (is64bit) i++;
+    }
+    return out;
   }
 
   private reg(offset: number, width: 2 | 4): number { return this.pf.device.config.getRaw(this.pos + offset, width); }
@@ -126,6 +184,8 @@ export class PciSriov {
     this.setReg(REG.CTRL, 2, this.reg(REG.CTRL, 2) | CTRL_VFE | CTRL_MSE);
     const pfDir = this.port.devicePath(this.pf);
     for (let id = 0; id < n; id++) {
+      // pci_iov_add_virtfn: VF id's resources are the PF's IOV resources shifted by id × size.
+      for (const r of this.resources) devices[id]!.setVirtualFunctionBar?.(r.index, r.start + BigInt(id) * r.size);
       const vf = this.port.addFunction(this.virtfnAddress(id), devices[id]!, this.pf.upstream);
       physfns.set(vf, this.pf);
       this.virtfns.push(vf);

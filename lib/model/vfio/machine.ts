@@ -55,6 +55,8 @@ export interface PciMachineOptions {
   /** The IOMMU hardware, for its sysfs class device (null or absent: none shown). */
   readonly iommuUnit?: IommuUnit | null;
   readonly noiommuAtBoot: boolean;
+  /** CONFIG_PCI_IOV: SR-IOV capable functions become PFs (default false). */
+  readonly pciIov?: boolean;
   readonly functions: readonly PciFunctionSpec[];
   readonly physicalMemory: DmaPort;
   /** The clock the devices run on (default: a virtual clock in auto mode). */
@@ -109,6 +111,8 @@ export class PciMachine {
       isEnabled: (slot) => this.vfio.deviceOf(slot)?.core.isOpen ?? false,
       cpus: o.cpus ?? 2,
       functions: () => this.host.all(),
+      pciIov: o.pciIov === true,
+      iovResources: (slot) => this.sriov.get(slot)?.resources,
     });
     this.vfioPci = new VfioPciDriver(this.vfio, (slot) => this.sriov.get(slot));
     this.bus.registerDriver(this.vfioPci);
@@ -162,7 +166,7 @@ export class PciMachine {
       addFunction: (address: PciAddress, device: PciDeviceModel, upstream: PciSlot | undefined) => this.addVirtualFunction(address, device, upstream),
       removeFunction: (slot: PciSlot) => this.removeVirtualFunction(slot),
     };
-    for (const slot of slots) {
+    for (const slot of o.pciIov ? slots : []) {
       const pos = sriovCapabilityOffset(slot.device);
       if (pos) this.sriov.set(slot, new PciSriov(slot, pos, port));
     }
@@ -177,13 +181,13 @@ export class PciMachine {
   }
 
   /**
-   * pci_iov_add_virtfn's pci_device_add: a VF on the PF's bus, its BARs assigned (the PF's VF BAR
-   * window in the kernel), in sysfs, and behind an IOMMU in a group of its own (a VF is never
+   * pci_iov_add_virtfn's pci_device_add: a VF on the PF's bus, its BARs where the PF's VF BARs
+   * put them (iov.ts), in sysfs, and behind an IOMMU in a group of its own (a VF is never
    * multifunction and q35's root bus has no ACS path to share).
    */
   private addVirtualFunction(address: PciAddress, device: PciDeviceModel, upstream: PciSlot | undefined): PciSlot {
+    // Firmware never saw the VF: no BAR assignment, no command bits, no interrupt line.
     const slot = this.host.plug(address, device, upstream);
-    firmwareInit(slot);
     this.sysfs.addDevice(slot);
     if (this.iommu) {
       this.iommuGroups.add(this.iommuGroups.alloc({ translated: true }), slot);

@@ -137,7 +137,8 @@ export class VfioPciCoreDevice {
       { size: this.config.size, read: (o, w) => this.config.read(o, w), write: (o, w, v) => this.config.write(o, w, v) },
       {
         bars: dev.bars.map((b, i) => b && { start: dev.barAddress(i), length: b.size, io: b.space === 'io', prefetchable: b.prefetchable, is64bit: b.is64bit }),
-        intxUsable,
+        intxUsable: intxUsable && !this.virtfn,
+        ...(this.virtfn ? { virtfn: { vendorId: dev.vendorId, deviceId: dev.deviceId } } : {}),
         msiActive: () => irqs.irqType === 1,
         msiQmax: () => irqs.msiQmax,
         intxMask: () => { irqs.intxMask(); },
