@@ -22,7 +22,7 @@ import type { PciSlot } from './host';
 
 const PCI_EXT_CAP_ID_SRIOV = 0x10;
 const CAP_START = 0x100;
-const REG = { CTRL: 0x08, TOTAL_VF: 0x0e, NUM_VF: 0x10, VF_OFFSET: 0x14, VF_STRIDE: 0x16, VF_DID: 0x1a, BAR: 0x24 } as const;
+const REG = { CTRL: 0x08, TOTAL_VF: 0x0e, NUM_VF: 0x10, VF_OFFSET: 0x14, VF_STRIDE: 0x16, VF_DID: 0x1a, SYS_PGSIZE: 0x20, BAR: 0x24 } as const;
 /**
  * Where the kernel puts VF BARs that firmware left unassigned (SeaBIOS does not know SR-IOV):
  * the start of q35's 64-bit window above the lab guest's 2 GiB of RAM, 4 GiB, as the lab's NVMe
@@ -72,6 +72,31 @@ const physfns = new WeakMap<PciSlot, PciSlot>();
 /** The VF's PF (pdev->physfn), or undefined for a function that is not a VF. */
 export function physfnOf(slot: PciSlot): PciSlot | undefined { return physfns.get(slot); }
 
+/** The functions pci_iov_init made PFs (pdev->is_physfn: an SR-IOV capability and CONFIG_PCI_IOV). */
+const physicalFunctions = new WeakMap<PciSlot, PciSriov>();
+
+/** pdev->is_physfn. */
+export function isPhysfn(slot: PciSlot): boolean { return physicalFunctions.has(slot); }
+
+/**
+ * pci_restore_iov_state (part of pci_restore_state, after a reset): unless VFs are enabled, the
+ * VF BARs, system page size, NumVFs and control go back to what was saved.
+ */
+export function restoreIovState(slot: PciSlot, saved: Uint8Array): void {
+  const sriov = physicalFunctions.get(slot);
+  if (!sriov) return;
+  const c = slot.device.config;
+  const pos = sriov.pos;
+  if (c.getRaw(pos + REG.CTRL, 2) & CTRL_VFE) return;
+  const dv = new DataView(saved.buffer, saved.byteOffset, saved.byteLength);
+  const ctrl = dv.getUint16(pos + REG.CTRL, true);
+  c.write(pos + REG.CTRL, 2, ctrl & ~CTRL_VFE);
+  for (let off = REG.BAR; off < REG.BAR + 24; off += 4) c.write(pos + off, 4, dv.getUint32(pos + off, true));
+  c.write(pos + REG.SYS_PGSIZE, 4, dv.getUint32(pos + REG.SYS_PGSIZE, true));
+  c.write(pos + REG.NUM_VF, 2, dv.getUint16(pos + REG.NUM_VF, true));
+  c.write(pos + REG.CTRL, 2, ctrl);
+}
+
 export class PciSriov {
   private readonly virtfns: PciSlot[] = [];
   private autoprobe = true;
@@ -80,6 +105,7 @@ export class PciSriov {
 
   constructor(readonly pf: PciSlot, readonly pos: number, private readonly port: SriovMachinePort, windowBase: bigint = IOV_WINDOW_BASE) {
     this.resources = this.assignResources(windowBase);
+    physicalFunctions.set(pf, this);
     const dir = port.devicePath(pf);
     const vfs = port.vfs;
     vfs.add(`${dir}/sriov_totalvfs`, roAttr(() => `${this.totalVfs}\n`));

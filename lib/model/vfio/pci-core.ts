@@ -14,6 +14,7 @@ import type { FaultInjector } from '../fault-injection';
 import { MAP_SHARED } from '../../sys/constants';
 import type { MmapBacking } from '../open-file';
 import type { VfToken } from './vf-token';
+import { restoreIovState } from '../pci/iov';
 import type { PciSlot } from '../pci/host';
 import type { AccessWidth } from '../pci/device-model';
 import { VfioPciConfig } from './config-virt';
@@ -420,7 +421,7 @@ export class VfioPciCoreDevice {
     }
     const saved = scope.map((s) => ({ s, state: saveState(s) }));
     for (const s of scope) s.device.busReset();
-    for (const { s, state } of saved) restoreState(s, state);
+    for (const { s, state } of saved) { restoreState(s, state); restoreIovState(s, state); }
     this.irqs?.restoreAfterReset();
     return 0;
   }
@@ -686,7 +687,10 @@ export class VfioPciCoreDevice {
     this.irqs?.restoreAfterReset();
   }
 
-  private restoreState(saved: Uint8Array): void { restoreState(this.slot, saved); }
+  private restoreState(saved: Uint8Array): void {
+    restoreState(this.slot, saved);
+    restoreIovState(this.slot, saved);
+  }
 }
 
 /** pci_save_state: the standard header and capability registers. */

@@ -11,7 +11,7 @@
  *     iommufd noiommu support (7.3); without the group interface (null group) only the cdev.
  */
 import { matchTokenUuid, parseUuid, VfToken } from './vf-token';
-import { physfnOf, sriovCapabilityOffset } from '../pci/iov';
+import { isPhysfn, physfnOf } from '../pci/iov';
 import { fail } from '../errno';
 import type { OpenFile } from '../open-file';
 import type { CharDevNode, Vfs } from '../vfs';
@@ -121,7 +121,7 @@ export class VfioSubsystem {
     if (physfn) {
       const pf = this.devices.get(physfn)?.core;
       core.virtfn = { pfToken: pf?.sriovListed ? pf.vfToken : undefined };
-    } else if (sriovCapabilityOffset(slot.device)) {
+    } else if (isPhysfn(slot)) {
       core.vfToken = new VfToken();
     }
     const device = new VfioDeviceObject(index, name, noiommuFlag, slot, core, this, {
