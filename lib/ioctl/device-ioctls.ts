@@ -9,7 +9,7 @@ import type { FieldType, ScalarType, StructView } from '../uapi/codec';
 import type { IoctlRequest } from '../uapi/requests';
 import * as V from '../uapi/vfio';
 import { isVfioError } from '../sys/errors';
-import { invoke } from './invoke';
+import { invoke, withUserMemory } from './invoke';
 import { readCapabilityChain, type InfoCapability } from './capability-chain';
 
 /** The VFIO info structs queryInfo handles: each starts with `argsz`. */
@@ -282,11 +282,42 @@ export function devicePciHotReset(kernel: Kernel, fd: number, groupFds: readonly
   invoke(kernel, fd, V.VFIO_DEVICE_PCI_HOT_RESET, buf);
 }
 
-/** VFIO_DEVICE_BIND_IOMMUFD (cdev only): binds the device to an iommufd; returns its device id there. */
-export function deviceBindIommufd(kernel: Kernel, fd: number, iommufd: number): number {
-  const buf = V.VfioDeviceBindIommufd.encode({ argsz: V.VfioDeviceBindIommufd.size, iommufd });
-  invoke(kernel, fd, V.VFIO_DEVICE_BIND_IOMMUFD, buf);
-  return V.VfioDeviceBindIommufd.get(buf, 'out_devid');
+/**
+ * VFIO_DEVICE_BIND_IOMMUFD (cdev only): binds the device to an iommufd; returns its device id there.
+ * With `vfToken` (16 bytes) it sets VFIO_DEVICE_BIND_FLAG_TOKEN and points token_uuid_ptr at a copy
+ * in mapped memory, as an SR-IOV VF of a vfio-pci PF requires.
+ */
+export function deviceBindIommufd(kernel: Kernel, fd: number, iommufd: number, vfToken?: Uint8Array): number {
+  if (!vfToken) {
+    const buf = V.VfioDeviceBindIommufd.encode({ argsz: V.VfioDeviceBindIommufd.size, iommufd });
+    invoke(kernel, fd, V.VFIO_DEVICE_BIND_IOMMUFD, buf);
+    return V.VfioDeviceBindIommufd.get(buf, 'out_devid');
+  }
+  if (vfToken.length !== VF_TOKEN_SIZE) throw new RangeError(`vfToken must be ${VF_TOKEN_SIZE} bytes, not ${vfToken.length}`);
+  return withUserMemory(kernel, VF_TOKEN_SIZE, (memory, bytes) => {
+    bytes.set(vfToken);
+    const buf = V.VfioDeviceBindIommufd.encode({
+      argsz: V.VfioDeviceBindIommufd.size, flags: V.VFIO_DEVICE_BIND_FLAG_TOKEN, iommufd, token_uuid_ptr: memory.address,
+    });
+    invoke(kernel, fd, V.VFIO_DEVICE_BIND_IOMMUFD, buf);
+    return V.VfioDeviceBindIommufd.get(buf, 'out_devid');
+  });
+}
+
+/** A VF token is a UUID: 16 bytes. */
+export const VF_TOKEN_SIZE = 16;
+
+/**
+ * VFIO_DEVICE_FEATURE(SET, PCI_VF_TOKEN) on an SR-IOV PF: the token its VFs must then be opened
+ * with. The kernel offers no GET (the token may be the previous user's).
+ */
+export function deviceSetVfToken(kernel: Kernel, fd: number, vfToken: Uint8Array): void {
+  if (vfToken.length !== VF_TOKEN_SIZE) throw new RangeError(`vfToken must be ${VF_TOKEN_SIZE} bytes, not ${vfToken.length}`);
+  const header = V.VfioDeviceFeature.size;
+  const buf = Buffer.alloc(header + VF_TOKEN_SIZE);
+  V.VfioDeviceFeature.encode({ argsz: buf.length, flags: V.VFIO_DEVICE_FEATURE_SET | V.VFIO_DEVICE_FEATURE_PCI_VF_TOKEN }, buf);
+  buf.set(vfToken, header);
+  invoke(kernel, fd, V.VFIO_DEVICE_FEATURE, buf);
 }
 
 /**

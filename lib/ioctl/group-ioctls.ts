@@ -35,6 +35,8 @@ export function groupUnsetContainer(kernel: Kernel, fd: number): void {
 }
 
 /** VFIO_GROUP_GET_DEVICE_FD: opens a device of the group by name (its BDF); returns the new fd. */
-export function groupGetDeviceFd(kernel: Kernel, fd: number, deviceName: string): number {
-  return invoke(kernel, fd, V.VFIO_GROUP_GET_DEVICE_FD, Buffer.from(`${deviceName}\0`, 'utf8'));
+export function groupGetDeviceFd(kernel: Kernel, fd: number, deviceName: string, vfToken?: string): number {
+  // vfio_pci_core_match: "<bdf> vf_token=<uuid>" for an SR-IOV VF of a vfio-pci PF (or its PF).
+  const name = vfToken === undefined ? deviceName : `${deviceName} vf_token=${vfToken}`;
+  return invoke(kernel, fd, V.VFIO_GROUP_GET_DEVICE_FD, Buffer.from(`${name}\0`, 'utf8'));
 }

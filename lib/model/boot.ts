@@ -18,6 +18,7 @@ import { PciMachine } from './vfio/machine';
 export function bootPciMachine(kernel: ModelKernel, clock?: DeviceClock): PciMachine {
   const p = kernel.profile;
   return new PciMachine({
+    pciIov: p.config.PCI_IOV === true,
     vfs: kernel.vfs,
     pageSize: kernel.pageSize,
     kconfig: {

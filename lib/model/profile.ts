@@ -39,6 +39,11 @@ export interface KernelConfig {
   readonly VFIO_PCI_INTX: boolean;
   /** Transparent huge pages: raises the IOVA alignment iommufd picks to 2 MiB (HPAGE_SIZE). */
   readonly TRANSPARENT_HUGEPAGE: boolean;
+  /**
+   * SR-IOV (PCI_IOV, default off): PFs get sriov_* attributes and can create VFs, and every
+   * function's `resource` lists the six IOV resources after the ROM (13 lines instead of 7).
+   */
+  readonly PCI_IOV?: boolean;
 }
 
 /** An IOVA range an IOMMU driver reserves for every device behind it (iommu_get_resv_regions). */

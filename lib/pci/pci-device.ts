@@ -2,6 +2,7 @@
  * PCI device discovery and driver binding through sysfs (/sys/bus/pci). Read-only discovery
  * needs no privileges; binding writes driver_override / drivers_probe / unbind and needs root.
  */
+import { PciSriov } from './sriov';
 import type { Kernel } from '../sys/kernel';
 import { VfioError } from '../sys/errors';
 import { kernelFrom, type KernelOptions } from '../support/kernel-options';
@@ -165,6 +166,18 @@ export class PciDevice {
   /** Subsystem device ID. */
   get subsystemDeviceId(): number {
     return this.readHex('subsystem_device');
+  }
+
+  /** SR-IOV of this PF (sriov_numvfs & co.), or null when the function has no SR-IOV capability. */
+  get sriov(): PciSriov | null {
+    return PciSriov.at(this.kernel, this.bdf, this.path);
+  }
+
+  /** For an SR-IOV VF, the BDF of its PF (the `physfn` link); null otherwise. */
+  get physicalFunction(): string | null {
+    const link = `${this.path}/physfn`;
+    if (!this.kernel.exists(link)) return null;
+    return basename(this.kernel.readlink(link));
   }
 
   /** The bound driver's name, or null. */

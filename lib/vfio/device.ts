@@ -3,6 +3,7 @@
  * bound to an iommufd (`VfioDevice.open`), or through a legacy group (lib/vfio/group.ts, chosen by
  * `openDevice`). Closing it closes its BAR mappings and interrupt vectors first.
  */
+import { checkVfToken, vfTokenBytes, vfTokenHint } from './vf-token';
 import type { Kernel } from '../sys/kernel';
 import { O_CLOEXEC, O_RDWR } from '../sys/constants';
 import { VfioError, isVfioError } from '../sys/errors';
@@ -48,6 +49,11 @@ export interface VfioDeviceOpenOptions {
   readonly ownIommufd?: boolean;
   /** Why this path was chosen, for `backend.reason`. */
   readonly reason?: string;
+  /**
+   * The SR-IOV VF token (a UUID string) to bind with: required for a VF whose PF is bound to
+   * vfio-pci and for such a PF while its VFs are open; for a PF without open VFs it sets the token.
+   */
+  readonly vfToken?: string;
 }
 
 /** @internal How a device came to be, for the constructor. */
@@ -120,6 +126,7 @@ export class VfioDevice extends Resource implements RegionOwner, IrqOwner, Bound
     const kernel = iommufd.kernel;
     const { path, bdf } = resolveCdev(kernel, device);
     const noiommu = path.slice(path.lastIndexOf('/') + 1).startsWith('noiommu-');
+    const token = options.vfToken === undefined ? undefined : vfTokenBytes(checkVfToken(options.vfToken, 'options.vfToken'));
     let fd: number;
     try {
       fd = kernel.open(path, O_RDWR | O_CLOEXEC);
@@ -129,10 +136,11 @@ export class VfioDevice extends Resource implements RegionOwner, IrqOwner, Bound
     const file = new FileDescriptor(kernel, fd, path);
     let deviceId: number;
     try {
-      deviceId = io.deviceBindIommufd(kernel, fd, iommufd.fd);
+      deviceId = io.deviceBindIommufd(kernel, fd, iommufd.fd, token);
     } catch (e) {
       file.close();
-      throw VfioError.wrap(e, { context: `binding ${bdf ?? path} to the iommufd`, path });
+      const hint = vfTokenHint(e, token !== undefined);
+      throw VfioError.wrap(e, { context: `binding ${bdf ?? path} to the iommufd`, path, ...(hint ? { hint } : {}) });
     }
     const created = new VfioDevice(kernel, file, {
       bdf, iommufd, deviceId,
@@ -294,6 +302,24 @@ export class VfioDevice extends Resource implements RegionOwner, IrqOwner, Bound
     } catch {
       // No attribute: the kernel found no way to reset the function on its own.
       return [];
+    }
+  }
+
+  /**
+   * Sets the SR-IOV VF token of this PF (VFIO_DEVICE_FEATURE_PCI_VF_TOKEN): its VFs then open
+   * only with `token`. The kernel has no way to read a token back.
+   */
+  setVfToken(token: string): void {
+    const bytes = vfTokenBytes(checkVfToken(token, 'token'));
+    const fd = this.liveFd('VfioDevice.setVfToken');
+    try {
+      io.deviceSetVfToken(this.kernel, fd, bytes);
+    } catch (e) {
+      const notPf = e instanceof VfioError && e.code === 'ENOTTY';
+      throw VfioError.wrap(e, {
+        context: `setting the VF token of ${this.description}`,
+        ...(notPf ? { hint: 'only an SR-IOV PF bound to vfio-pci has a VF token (and kernels before 5.7 lack the feature)' } : {}),
+      });
     }
   }
 

@@ -2,6 +2,7 @@
  * The legacy VFIO group (/dev/vfio/N, or /dev/vfio/noiommu-N without an IOMMU): set into a
  * container, then device fds are taken from it by name.
  */
+import { checkVfToken, vfTokenHint } from './vf-token';
 import type { Kernel } from '../sys/kernel';
 import { VfioError } from '../sys/errors';
 import { O_CLOEXEC, O_RDWR } from '../sys/constants';
@@ -78,12 +79,14 @@ export class VfioGroup extends Resource {
    * holds the group open, as its fd holds the group in the kernel, and the container it maps DMA
    * into (`dmaSpace`): closing them before the device only takes effect once the device closes.
    */
-  openDevice(bdf: string, init: { dmaSpace?: DmaSpace; reason?: string } = {}): VfioDevice {
+  openDevice(bdf: string, init: { dmaSpace?: DmaSpace; reason?: string; vfToken?: string } = {}): VfioDevice {
+    const token = init.vfToken === undefined ? undefined : checkVfToken(init.vfToken, 'vfToken');
     let fd: number;
     try {
-      fd = g.groupGetDeviceFd(this.kernel, this.fd, bdf);
+      fd = g.groupGetDeviceFd(this.kernel, this.fd, bdf, token);
     } catch (e) {
-      throw VfioError.wrap(e, { context: `getting ${bdf} from VFIO group ${this.groupId}`, path: this.file.path });
+      const hint = vfTokenHint(e, token !== undefined);
+      throw VfioError.wrap(e, { context: `getting ${bdf} from VFIO group ${this.groupId}`, path: this.file.path, ...(hint ? { hint } : {}) });
     }
     const file = new FileDescriptor(this.kernel, fd, `${this.file.path}:${bdf}`);
     return new VfioDevice(this.kernel, file, {

@@ -5,6 +5,7 @@
  * with physical addresses from /proc/self/pagemap, or type1). Either way the device allocates
  * DMA buffers with physical segments (noiommu) or IOVAs (IOMMU) through `allocateDma`.
  */
+import { checkVfToken } from './vf-token';
 import type { Kernel } from '../sys/kernel';
 import { VfioError } from '../sys/errors';
 import * as V from '../uapi/vfio';
@@ -19,6 +20,11 @@ import { VfioGroup } from './group';
 export interface OpenDeviceOptions extends KernelOptions {
   /** Force a path instead of choosing: 'cdev' (iommufd) or 'group' (legacy container). */
   readonly prefer?: 'cdev' | 'group';
+  /**
+   * The SR-IOV VF token, a UUID string: needed to open a VF whose PF is bound to vfio-pci (and
+   * the PF while its VFs are open); opening a PF with one sets its token for the VFs.
+   */
+  readonly vfToken?: string;
 }
 
 /**
@@ -28,6 +34,7 @@ export interface OpenDeviceOptions extends KernelOptions {
  */
 export function openDevice(bdf: string, options: OpenDeviceOptions = {}): VfioDevice {
   const kernel = kernelFrom(options);
+  if (options.vfToken !== undefined) checkVfToken(options.vfToken, 'options.vfToken');
   const pci = PciDevice.get(bdf, { kernel });
   const driver = pci.driver;
   if (driver !== VFIO_PCI_DRIVER) {
@@ -52,7 +59,7 @@ export function openDevice(bdf: string, options: OpenDeviceOptions = {}): VfioDe
       : `device cdev ${cdev} and /dev/iommu exist: IOMMU-translated DMA through an iommufd IOAS`;
     const iommufd = Iommufd.open({ kernel });
     try {
-      return VfioDevice.open(cdev, { iommufd, ownIommufd: true, reason });
+      return VfioDevice.open(cdev, { iommufd, ownIommufd: true, reason, ...(options.vfToken === undefined ? {} : { vfToken: options.vfToken }) });
     } catch (e) {
       iommufd.close();
       throw e;
@@ -61,10 +68,10 @@ export function openDevice(bdf: string, options: OpenDeviceOptions = {}): VfioDe
   if (options.prefer === 'cdev') {
     throw VfioError.condition('ERR_VFIO_NO_CDEV', { check: `cannot use the cdev path for ${pci.bdf}: ${whyNotCdev ?? 'it was not asked for'}` });
   }
-  return openThroughGroup(kernel, pci, whyNotCdev ?? 'the group path was asked for');
+  return openThroughGroup(kernel, pci, whyNotCdev ?? 'the group path was asked for', options.vfToken);
 }
 
-function openThroughGroup(kernel: Kernel, pci: PciDevice, whyNotCdev: string): VfioDevice {
+function openThroughGroup(kernel: Kernel, pci: PciDevice, whyNotCdev: string, vfToken: string | undefined): VfioDevice {
   const groupId = pci.iommuGroup;
   if (groupId === null) {
     const noiommuOff = !pci.hasIommu && PciDevice.noiommuMode({ kernel }) !== 'enabled';
@@ -99,7 +106,7 @@ function openThroughGroup(kernel: Kernel, pci: PciDevice, whyNotCdev: string): V
     const reason = noiommu
       ? `${whyNotCdev}; using legacy noiommu group /dev/vfio/noiommu-${groupId} with VFIO_NOIOMMU_IOMMU; physical addresses come from /proc/self/pagemap of locked memory (needs CAP_SYS_ADMIN)`
       : `${whyNotCdev}; using VFIO group /dev/vfio/${groupId} in a type1 container (IOVAs allocated from its usable ranges)`;
-    const device = group.openDevice(pci.bdf, { dmaSpace: container, reason });
+    const device = group.openDevice(pci.bdf, { dmaSpace: container, reason, ...(vfToken === undefined ? {} : { vfToken }) });
     // The device holds the group and the container; closing them here hands them over to it.
     group.close();
     container.close();

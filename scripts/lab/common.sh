@@ -103,7 +103,10 @@ lab_choose_accel() {
 #          BAR0 (64-bit), PCIe and PM capabilities, FLR
 #   multi  two edu functions of one slot, and a third edu behind a PCIe root port, whose
 #          secondary bus can be reset (VFIO_DEVICE_PCI_HOT_RESET)
-LAB_MACHINES=(edu nvme multi)
+#   sriov  QEMU's NVMe controller as an SR-IOV PF (sriov_max_vfs=2; QEMU 7.2 wants an nvme-subsys,
+#          the namespace as an nvme-ns, and flexible queue/interrupt resources for the VFs): VFs
+#          appear at 00:04.1 and 00:04.2 when sriov_numvfs is written (CONFIG_PCI_IOV)
+LAB_MACHINES=(edu nvme multi sriov)
 lab_machine() {
   local name=$1 results=$2
   local edu=edu,dma_mask=0xffffffffffffffff
@@ -121,6 +124,15 @@ lab_machine() {
         -device "nvme,serial=nodevfio0001,drive=nvm0,addr=0x4")
       LAB_MACHINE_BIND=(1b36:0010)
       LAB_MACHINE_TESTS=('dist/test/lab/devices/*.test.js' 'dist/test/lab/nvme/*.test.js') ;;
+    sriov)
+      mkdir -p "$results" && rm -f "$results/nvme.img"
+      truncate -s 64M "$results/nvme.img"
+      LAB_MACHINE_ARGS=(-drive "file=$results/nvme.img,if=none,id=nvm0,format=raw,cache=writeback"
+        -device nvme-subsys,id=nvmesubsys0
+        -device "nvme,id=nvme0,serial=nodevfio0001,subsys=nvmesubsys0,addr=0x4,sriov_max_vfs=2,sriov_vq_flexible=4,sriov_vi_flexible=2"
+        -device nvme-ns,drive=nvm0,bus=nvme0,nsid=1)
+      LAB_MACHINE_BIND=(1b36:0010)
+      LAB_MACHINE_TESTS=('dist/test/lab/sriov/*.test.js') ;;
     multi)
       LAB_MACHINE_ARGS=(-device "$edu,addr=0x5.0,multifunction=on" -device "$edu,addr=0x5.1"
         -device pcie-root-port,id=rp1,chassis=1,slot=1,addr=0x6 -device "$edu,bus=rp1")

@@ -2,7 +2,7 @@
 # Boots the lab kernel under QEMU with the edu device bound to vfio-pci and runs one command in the
 # guest, inside the host's root filesystem (shared read-only over 9p), from the project directory.
 #
-#   scripts/lab/run.sh <noiommu|iommu> [--kernel group|nullgroup] [--machine edu|nvme|multi]
+#   scripts/lab/run.sh <noiommu|iommu> [--kernel group|nullgroup] [--machine edu|nvme|multi|sriov]
 #                      [--timeout SECONDS] [--env NAME=VALUE]... [--results DIR] -- COMMAND [ARG...]
 #
 # The command sees NODE_VFIO_KERNEL=native, NODE_VFIO_LAB_MODE, NODE_VFIO_LAB_KERNEL,

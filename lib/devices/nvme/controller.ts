@@ -19,7 +19,9 @@
  * followed by the completion queue's MSI-X vector — or INTx, the pin asserted while a completion
  * queue with interrupts enabled holds entries and INTMS does not mask its vector.
  */
-import { DeviceModel, msixCapability, pcieCapability, pmCapability, type AccessWidth, type ResetKind } from '../../model/device';
+import {
+  DeviceModel, extendedCapability, msixCapability, pcieCapability, pmCapability, sriovCapability, type AccessWidth, type ResetKind,
+} from '../../model/device';
 import { ADMIN, executeAdmin, HELD } from './admin-commands';
 import { CQE_SIZE, decodeCommand, SQE_SIZE, type Command, type Completion } from './command';
 import type { AdminContext } from './context';
@@ -63,7 +65,29 @@ export interface NvmeOptions {
   readonly discard?: 'ignore' | 'unmap';
   /** Microseconds of machine time between a doorbell and the commands it submitted being processed. */
   readonly latencyMicroseconds?: number;
+  /**
+   * QEMU's sriov_max_vfs (default 0: no SR-IOV): the controller becomes an SR-IOV PF with an ARI
+   * capability at 0x100 and the SR-IOV capability at 0x120 (TotalVFs = this, First VF Offset 1,
+   * VF Stride 1, VF Device ID 0x0010), as QEMU 7.2 lays them out; its VFs are secondary controllers.
+   */
+  readonly sriovMaxVfs?: number;
+  /**
+   * QEMU's sriov_vq_flexible and sriov_vi_flexible: the queue and interrupt resources the PF can
+   * hand its secondary controllers; QEMU requires both with SR-IOV (vq ≥ 2 × VFs, vi ≥ VFs, and
+   * max_ioqpairs - vq ≥ 2, msix_qsize - vi ≥ 1). Each VF gets vq / VFs queues (its admin queue
+   * included) and vi / VFs MSI-X vectors, QEMU's defaults for sriov_max_vq_per_vf and
+   * sriov_max_vi_per_vf (the lab's 4 and 2 with 2 VFs: 1 I/O queue pair and 1 vector each).
+   */
+  readonly sriovVqFlexible?: number;
+  readonly sriovViFlexible?: number;
+  /** @internal Set on a VF created by a PF: its 0-based VF number. */
+  readonly virtualFunction?: number;
 }
+
+/** QEMU 7.2's NVME_MAX_VFS, NVME_VF_OFFSET and NVME_VF_STRIDE. */
+export const NVME_MAX_VFS = 127;
+const NVME_VF_OFFSET = 1, NVME_VF_STRIDE = 1;
+const ARI_AT = 0x100, SRIOV_AT = 0x120;
 
 const MAX_NAMESPACES = 256;
 const CAP = { mqes: 0x7ff, timeout: 0xf, dstrd: 0, css: (1 << 0) | (1 << 6) | (1 << 7), mpsmin: 0, mpsmax: 4, cmbSupported: false, pmrSupported: false };
@@ -103,8 +127,26 @@ export class NvmeController extends DeviceModel {
   private readonly cqe = new Uint8Array(CQE_SIZE);
   private readonly cqeView = new DataView(this.cqe.buffer);
 
+  private readonly options: NvmeOptions;
+
   constructor(options: NvmeOptions = {}) {
     const msixVectors = options.msixVectors ?? 65;
+    const maxVfs = options.sriovMaxVfs ?? 0;
+    if (!Number.isInteger(maxVfs) || maxVfs < 0 || maxVfs > NVME_MAX_VFS) {
+      throw new RangeError(`NvmeController: sriovMaxVfs must be 0..${NVME_MAX_VFS} (QEMU's NVME_MAX_VFS), not ${maxVfs}`);
+    }
+    const vf = options.virtualFunction !== undefined;
+    if (maxVfs && !vf) checkSriovResources(options, maxVfs);
+    // QEMU gives PF and VFs the ARI capability whenever sriov_max_vfs is set; only the PF has SR-IOV.
+    const sriovCaps = maxVfs === 0 ? [] : [
+      extendedCapability({ id: PCI_EXT_CAP_ID_ARI, version: 1, data: ariData(options.virtualFunction === undefined ? NVME_VF_OFFSET : 0), at: ARI_AT }),
+      ...(options.virtualFunction === undefined
+        ? [sriovCapability({
+          totalVfs: maxVfs, vfOffset: NVME_VF_OFFSET, vfStride: NVME_VF_STRIDE, vfDeviceId: NVME_DEVICE_ID, at: SRIOV_AT,
+          vfBars: [{ index: 0, size: NVME_BAR0_SIZE, type: 'memory64' }],
+        })]
+        : []),
+    ];
     super({
       model: 'nvme',
       identity: {
@@ -112,13 +154,17 @@ export class NvmeController extends DeviceModel {
         classCode: NVME_CLASS_CODE, revision: 2,
       },
       interruptPin: 'INTA',
-      bars: [{ index: 0, size: NVME_BAR0_SIZE, type: 'memory64', address: options.bar0Address ?? 0xfebd_4000n }],
+      ...(vf ? { virtualFunction: true } : {}),
+      // A VF's BAR0 is assigned from the PF's VF BAR window when VFs are enabled.
+      bars: [{ index: 0, size: NVME_BAR0_SIZE, type: 'memory64', ...(options.virtualFunction === undefined ? { address: options.bar0Address ?? 0xfebd_4000n } : {}) }],
       capabilities: [
         msixCapability({ vectors: msixVectors, table: { bar: 0, offset: MSIX_TABLE }, pba: { bar: 0, offset: 0x3000 }, at: 0x40 }),
         pcieCapability({ type: 'integrated-endpoint', flr: true, at: 0x80 }),
         pmCapability({ at: 0x60 }),
+        ...sriovCaps,
       ],
     });
+    this.options = options;
     this.ioQueuePairs = options.ioQueuePairs ?? 64;
     this.msixVectors = msixVectors;
     this.mdts = options.mdts ?? 7;
@@ -143,6 +189,18 @@ export class NvmeController extends DeviceModel {
 
   /** The controller's fault points (faults.ts): a test arms them to exercise a driver's error paths. */
   readonly faults = this.declareFaults(NVME_FAULT_POINTS);
+
+  /** A secondary controller for VF `index`: the PF's parameters, without the SR-IOV capability. */
+  override createVirtualFunction(index: number): DeviceModel | undefined {
+    const max = this.options.sriovMaxVfs ?? 0;
+    if (this.options.virtualFunction !== undefined || index < 0 || index >= max) return undefined;
+    const { bar0Address: _bar0, storage: _storage, ...rest } = this.options;
+    void _bar0; void _storage;
+    const queues = Math.floor((this.options.sriovVqFlexible ?? 0) / max);
+    const vectors = Math.floor((this.options.sriovViFlexible ?? 0) / max);
+    // A secondary controller's queues include its admin queue.
+    return new NvmeController({ ...rest, ioQueuePairs: queues - 1, msixVectors: vectors, virtualFunction: index });
+  }
 
   /** The namespace's storage (NSID 1). */
   get storage(): NamespaceStorage { return this.namespaces[0]!.storage; }
@@ -577,4 +635,25 @@ export class NvmeController extends DeviceModel {
       },
     };
   }
+}
+
+/** PCI_EXT_CAP_ID_ARI. */
+const PCI_EXT_CAP_ID_ARI = 0x0e;
+
+/** The ARI capability's registers after its header: no MFVC/ACS function groups, the next function number. */
+function ariData(nextFunction: number): Uint8Array {
+  const data = new Uint8Array(4);
+  data[1] = nextFunction;
+  return data;
+}
+
+/** nvme_check_constraints' SR-IOV rules of QEMU 7.2, with its messages. */
+function checkSriovResources(o: NvmeOptions, maxVfs: number): void {
+  const vq = o.sriovVqFlexible ?? 0, vi = o.sriovViFlexible ?? 0;
+  const bad = (m: string) => new RangeError(`NvmeController: ${m}`);
+  if (!vq || !vi) throw bad('both sriov_vq_flexible and sriov_vi_flexible must be set for the use of SR-IOV');
+  if (vq < maxVfs * 2) throw bad(`sriov_vq_flexible must be greater than or equal to ${maxVfs * 2} (sriov_max_vfs * 2)`);
+  if ((o.ioQueuePairs ?? 64) < vq + 2) throw bad('(max_ioqpairs - sriov_vq_flexible) must be greater than or equal to 2');
+  if (vi < maxVfs) throw bad(`sriov_vi_flexible must be greater than or equal to ${maxVfs} (sriov_max_vfs)`);
+  if ((o.msixVectors ?? 65) < vi + 1) throw bad('(msix_qsize - sriov_vi_flexible) must be greater than or equal to 1');
 }

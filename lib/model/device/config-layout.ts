@@ -94,8 +94,8 @@ export function layoutConfig(d: DeviceDefinition): ConfigLayout {
   const subId = id.subsystemId ?? id.deviceId;
   field(bad, 'subsystemVendorId', subVendor, 0xffff);
   field(bad, 'subsystemId', subId, 0xffff);
-  c.setRaw(PCI_VENDOR_ID, 2, id.vendorId);
-  c.setRaw(PCI_DEVICE_ID, 2, id.deviceId);
+  c.setRaw(PCI_VENDOR_ID, 2, d.virtualFunction ? 0xffff : id.vendorId);
+  c.setRaw(PCI_DEVICE_ID, 2, d.virtualFunction ? 0xffff : id.deviceId);
   c.setRaw(PCI_REVISION_ID, 1, revision);
   c.setRaw(PCI_CLASS_PROG, 1, id.classCode & 0xff);
   c.setRaw(PCI_CLASS_PROG + 1, 2, (id.classCode >>> 8) & 0xffff);
@@ -109,7 +109,7 @@ export function layoutConfig(d: DeviceDefinition): ConfigLayout {
   // QEMU leaves config space past the header writable unless a capability claims it.
   c.setWritableRange(PCI_STD_HEADER_SIZEOF, size - PCI_STD_HEADER_SIZEOF);
 
-  const { bars, declarations } = layoutBars(d.bars ?? [], c, bad);
+  const { bars, declarations } = layoutBars(d.bars ?? [], c, bad, d.virtualFunction === true);
   const layout: { -readonly [K in keyof ConfigLayout]: ConfigLayout[K] } = {
     config: c, bars, barDeclarations: declarations, interruptPin: pin, pcieAt: 0, flr: false, pmAt: 0, pmReset: false,
   };
@@ -153,7 +153,7 @@ function isPowerOfTwo(n: bigint): boolean {
   return n > 0n && (n & (n - 1n)) === 0n;
 }
 
-function layoutBars(decls: readonly BarDeclaration[], c: PciConfigSpace, bad: (rule: string, detail: string) => Error) {
+function layoutBars(decls: readonly BarDeclaration[], c: PciConfigSpace, bad: (rule: string, detail: string) => Error, virtualFunction: boolean) {
   const bars: (PciBarInfo | undefined)[] = [undefined, undefined, undefined, undefined, undefined, undefined];
   const declarations: (BarDeclaration | undefined)[] = [undefined, undefined, undefined, undefined, undefined, undefined];
   const registerOwner: (number | undefined)[] = [];
@@ -192,7 +192,8 @@ function layoutBars(decls: readonly BarDeclaration[], c: PciConfigSpace, bad: (r
     const info: PciBarInfo = { index: b.index, size: b.size, space: b.type === 'io' ? 'io' : 'memory', is64bit: is64, prefetchable: b.prefetchable ?? false };
     bars[b.index] = info;
     declarations[b.index] = b;
-    writeBarRegister(c, info, b.address ?? 0n);
+    // A VF's BAR registers are read-only zero.
+    if (!virtualFunction) writeBarRegister(c, info, b.address ?? 0n);
   }
   return { bars, declarations };
 }

@@ -78,4 +78,11 @@ export interface DeviceDefinition {
    * error; the device drops the address bits it does not have. Default: 64 bits.
    */
   readonly dmaMask?: bigint;
+  /**
+   * The function is an SR-IOV VF (returned by a PF's createVirtualFunction): as the PCIe spec
+   * wants, its Vendor and Device ID registers read 0xffff (the host takes the IDs from `identity`,
+   * as Linux takes them from the PF) and its BAR registers read 0 — the PF's VF BARs place it, and
+   * the host tells the model where (setVirtualFunctionBar).
+   */
+  readonly virtualFunction?: boolean;
 }

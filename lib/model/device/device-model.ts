@@ -91,8 +91,13 @@ export class DeviceModel implements PciDeviceModel {
   private failedState = false;
   private pmState = 0;
 
+  /** An SR-IOV VF: its BAR addresses come from the PF's VF BARs, not its own registers. */
+  readonly virtualFunction: boolean;
+  private readonly vfBarAddresses: bigint[] = [];
+
   constructor(definition: DeviceDefinition) {
     const layout = layoutConfig(definition);
+    this.virtualFunction = definition.virtualFunction === true;
     this.layout = layout;
     this.model = definition.model;
     const id = definition.identity;
@@ -248,11 +253,29 @@ export class DeviceModel implements PciDeviceModel {
     void kind;
   }
 
+  /**
+   * Override in a model whose definition lists a sriovCapability(): the function for VF `index`
+   * (0-based), created when software enables VFs through sriov_numvfs and dropped when it
+   * disables them. The default offers none, which the host treats as a PF without VFs to give.
+   */
+  createVirtualFunction(index: number): DeviceModel | undefined {
+    void index;
+    return undefined;
+  }
+
   // ---- what the host drives (PciDeviceModel) ----
+
+  /** For a VF: where the PF's VF BAR `index` puts this function's BAR (the host calls it). */
+  setVirtualFunctionBar(index: number, address: bigint): void {
+    if (!this.virtualFunction) throw new Error(`device model '${this.model}': setVirtualFunctionBar on a function that is not a VF`);
+    if (!this.bars[index]) throw new RangeError(`device model '${this.model}': VF BAR ${index} does not exist`);
+    this.vfBarAddresses[index] = address;
+  }
 
   barAddress(index: number): bigint {
     const bar = this.bars[index];
     if (!bar) return 0n;
+    if (this.virtualFunction) return this.vfBarAddresses[index] ?? 0n;
     const reg = PCI_BASE_ADDRESS_0 + index * 4;
     const lo = BigInt(this.config.getRaw(reg, 4) & (bar.space === 'io' ? ~0x3 : ~0xf)) & 0xffff_ffffn;
     const hi = bar.is64bit ? BigInt(this.config.getRaw(reg + 4, 4)) : 0n;
@@ -464,7 +487,7 @@ export class DeviceModel implements PciDeviceModel {
     c.setRaw(PCI_STATUS, 2, this.powerOn[PCI_STATUS]! | (this.powerOn[PCI_STATUS + 1]! << 8));
     c.setRaw(PCI_CACHE_LINE_SIZE, 1, 0);
     c.setRaw(PCI_INTERRUPT_LINE, 1, 0);
-    for (const bar of this.bars) if (bar) writeBarRegister(c, bar, 0n);
+    if (!this.virtualFunction) for (const bar of this.bars) if (bar) writeBarRegister(c, bar, 0n);
     this.msixState?.reset();
     this.pmState = 0;
     this.intxAsserted = false;

@@ -13,6 +13,9 @@ export {
   type PcieCapabilitySpec, type PcieDeviceType, type PmCapabilitySpec, type VendorCapabilitySpec,
 } from './capabilities';
 export { DeviceDma, type DmaOwner } from './dma';
+export {
+  sriovCapability, PCI_EXT_CAP_ID_SRIOV, SRIOV, SRIOV_CTRL_ARI, SRIOV_CTRL_MSE, SRIOV_CTRL_VFE, type SriovCapabilitySpec,
+} from './sriov-capability';
 export { ModelClock, type ClockMode, type DeviceClock, type ScheduledWork } from './clock';
 export { DeviceTimers } from './device-timers';
 export { DeviceFaults, faultPoint, type ArmedFault, type FaultPointSpec, type FaultTrigger } from './device-faults';

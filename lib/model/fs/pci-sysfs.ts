@@ -13,6 +13,7 @@ import type { PciBus, PciDriver } from '../pci/bus';
 import type { PciSlot } from '../pci/host';
 import { hex, link, roAttr, rwAttr, woAttr } from './nodes';
 import { resetMethods } from '../pci/reset-methods';
+import { sriovCapabilityOffset, type IovResource } from '../pci/iov';
 import { PCI_STD_HEADER_SIZEOF } from '../../uapi/pci';
 
 /** The resource flags sysfs `resource` prints (include/linux/ioport.h). */
@@ -24,8 +25,9 @@ const IORESOURCE = {
   SIZEALIGN: 0x0004_0000,
 } as const;
 
-/** BARs and the ROM; bridge windows are not listed for a non-bridge without SR-IOV. */
+/** BARs and the ROM; with CONFIG_PCI_IOV the six IOV resources follow (resource_show stops at PCI_BRIDGE_RESOURCES). */
 const RESOURCE_LINES = 7;
+const IOV_RESOURCE_LINES = 6;
 
 export interface PciSysfsOptions {
   readonly vfs: Vfs;
@@ -38,6 +40,10 @@ export interface PciSysfsOptions {
   readonly cpus: number;
   /** Every function of the machine (reset methods depend on who shares a bus). */
   readonly functions: () => readonly PciSlot[];
+  /** CONFIG_PCI_IOV: `resource` has the IOV resource lines (PCI_IOV_RESOURCES) after the ROM. */
+  readonly pciIov?: boolean;
+  /** A PF's VF BARs (its IOV resources), for those lines. */
+  readonly iovResources?: (slot: PciSlot) => readonly IovResource[] | undefined;
 }
 
 /** uevent actions the kernel accepts on a write to a uevent file (kobject_action_type). */
@@ -91,7 +97,7 @@ export class PciSysfs {
     vfs.add(`${dir}/irq`, roAttr(() => `${slot.irqLine.irq}\n`));
     vfs.add(`${dir}/enable`, roAttr(() => (this.o.isEnabled(slot) ? '1\n' : '0\n')));
     vfs.add(`${dir}/modalias`, roAttr(() => modalias(slot)));
-    vfs.add(`${dir}/resource`, roAttr(() => resourceText(slot)));
+    vfs.add(`${dir}/resource`, roAttr(() => resourceText(slot, this.o.pciIov === true, this.o.iovResources?.(slot) ?? [])));
     // Only visible when the function has a reset method (reset_method_attr_is_visible).
     const methods = resetMethods(slot, this.o.functions());
     if (methods.length) vfs.add(`${dir}/reset_method`, roAttr(() => `${methods.join(' ')}\n`));
@@ -133,6 +139,12 @@ export class PciSysfs {
         if (!UEVENT_ACTIONS.includes(action)) fail('EINVAL', `'${action}' is not a uevent action`);
       },
     ));
+  }
+
+  /** The function's directory and its /sys/bus/pci/devices link go (pci_stop_and_remove_bus_device). */
+  removeDevice(slot: PciSlot): void {
+    this.o.vfs.remove(devicePath(slot));
+    this.o.vfs.remove(`/sys/bus/pci/devices/${slot.name}`);
   }
 
   /** The device's uevent variables (pci_uevent, plus DRIVER= while bound). */
@@ -184,7 +196,7 @@ function modalias(slot: PciSlot): string {
     + `bc${h(d.classCode >> 16, 2)}sc${h((d.classCode >> 8) & 0xff, 2)}i${h(d.classCode & 0xff, 2)}\n`;
 }
 
-function resourceText(slot: PciSlot): string {
+function resourceText(slot: PciSlot, pciIov: boolean, iov: readonly IovResource[]): string {
   const d = slot.device;
   const h = (n: bigint) => `0x${n.toString(16).padStart(16, '0')}`;
   let out = '';
@@ -200,7 +212,22 @@ function resourceText(slot: PciSlot): string {
     else flags |= IORESOURCE.MEM | (bar.prefetchable ? IORESOURCE.PREFETCH | 0x8 : 0) | (bar.is64bit ? IORESOURCE.MEM_64 | 0x4 : 0);
     out += `${h(start)} ${h(start + bar.size - 1n)} ${h(BigInt(flags))}\n`;
   }
+  for (let i = 0; pciIov && i < IOV_RESOURCE_LINES; i++) {
+    const r = iov.find((x) => x.index === i);
+    if (!r) {
+      out += `${h(0n)} ${h(0n)} ${h(0n)}\n`;
+      continue;
+    }
+    const total = r.size * BigInt(Math.max(1, slot.device.config.getRaw(sriovTotalVfsOffset(slot), 2)));
+    const flags = IORESOURCE.SIZEALIGN | IORESOURCE.MEM | (r.prefetchable ? IORESOURCE.PREFETCH | 0x8 : 0) | (r.is64bit ? IORESOURCE.MEM_64 | 0x4 : 0);
+    out += `${h(r.start)} ${h(r.start + total - 1n)} ${h(BigInt(flags))}\n`;
+  }
   return out;
+}
+
+/** The TotalVFs register of a PF's SR-IOV capability. */
+function sriovTotalVfsOffset(slot: PciSlot): number {
+  return sriovCapabilityOffset(slot.device) + 0x0e;
 }
 
 /** kstrtoul(buf, 0) of a sysfs write: decimal, 0x-prefixed hex or 0-prefixed octal, one trailing newline allowed. */

@@ -33,6 +33,8 @@ export interface PciDriver {
   probe(slot: PciSlot): void;
   /** Unbinds (the kernel's .remove); may block in the kernel until users let go. */
   remove(slot: PciSlot): void;
+  /** .sriov_configure: enables `numVfs` VFs of a PF it drives (0: disables them); absent: not supported. */
+  sriovConfigure?(slot: PciSlot, numVfs: number): number;
 }
 
 export class PciBus {

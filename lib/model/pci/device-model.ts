@@ -72,6 +72,11 @@ export interface PciDeviceModel {
   /** A reset of the bus the function sits on (secondary bus reset): every function on it resets. */
   busReset(): void;
 
+  /** For an SR-IOV VF: the address the PF's VF BAR `index` gives this function's BAR. */
+  setVirtualFunctionBar?(index: number, address: bigint): void;
+  /** An SR-IOV PF's virtual function `index`, created when VFs are enabled (undefined: none). */
+  createVirtualFunction?(index: number): PciDeviceModel | undefined;
+
   /** Everything noteworthy the device did, oldest first. */
   readonly events: readonly DeviceEvent[];
   /** Subscribes to new events; returns an unsubscribe. */

@@ -204,6 +204,15 @@ export class PciHost {
     return slot;
   }
 
+  /** Takes a function off the bus (an SR-IOV VF going away); its BAR addresses stay reserved. */
+  unplug(slot: PciSlot): void {
+    if (this.slots.get(slot.name) !== slot) throw new Error(`model host: ${slot.name} is not plugged in`);
+    slot.device.disconnect();
+    slot.irqLine.setLevel(slot, false);
+    this.slots.delete(slot.name);
+    this.plugged.delete(slot.device);
+  }
+
   slot(name: string): PciSlot | undefined {
     return this.slots.get(name);
   }

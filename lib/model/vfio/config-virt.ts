@@ -137,6 +137,8 @@ export interface ConfigOwner {
   readonly bars: readonly (BarResource | undefined)[];
   /** INTx is usable (CONFIG_VFIO_PCI_INTX, pdev->irq connected, not a nointx quirk). */
   readonly intxUsable: boolean;
+  /** For an SR-IOV VF (pdev->is_virtfn): the IDs the PCI core gave it (pdev->vendor, pdev->device). */
+  readonly virtfn?: { readonly vendorId: number; readonly deviceId: number };
   /** vdev->irq_type is MSI. */
   msiActive(): boolean;
   /** vdev->msi_qmax (log2 of vectors enabled through SET_IRQS). */
@@ -212,6 +214,14 @@ export class VfioPciConfig {
     this.rbar = [0, 1, 2, 3, 4, 5].map((i) => getLe(this.vconfig, PCI_BASE_ADDRESS_0 + 4 * i, 4));
     this.rbar.push(getLe(this.vconfig, PCI_ROM_ADDRESS, 4));
     if (!owner.intxUsable) this.vconfig[PCI_INTERRUPT_PIN] = 0;
+    if (owner.virtfn) {
+      // vfio_config_init: a VF's own ID registers read 0xffff, its pin must be ignored, and it has
+      // no memory enable bit (no_command_memory), so the virtual one starts set.
+      putLe(this.vconfig, PCI_VENDOR_ID, 2, owner.virtfn.vendorId);
+      putLe(this.vconfig, PCI_VENDOR_ID + 2, 2, owner.virtfn.deviceId);
+      this.vconfig[PCI_INTERRUPT_PIN] = 0;
+      putLe(this.vconfig, PCI_COMMAND, 2, getLe(this.vconfig, PCI_COMMAND, 2) | PCI_COMMAND_MEMORY);
+    }
     this.capInit();
     this.ecapInit();
   }

@@ -4,6 +4,7 @@
  * (VFIO_GROUP_GET_DEVICE_FD, access granted at once). Until access is granted every ioctl but
  * BIND_IOMMUFD, and read/write/mmap, answer EINVAL (vfio_device_fops_unl_ioctl).
  */
+import { matchTokenUuid } from './vf-token';
 import { fail } from '../errno';
 import { copyStructFromUser } from './user-struct';
 import {
@@ -138,10 +139,14 @@ export class VfioDeviceFile implements OpenFile, DeviceFileState {
     device.group?.blockForCdev();
     try {
       if (this.accessGranted) fail('EINVAL', 'the device fd is already bound');
+      // vfio_df_check_token: the token (or its absence) is checked before the iommufd is looked at.
+      let token: Uint8Array | undefined;
       if (bind.flags & VFIO_DEVICE_BIND_FLAG_TOKEN) {
-        device.sys.env.readUser?.(bind.token_uuid_ptr, 16);
-        fail('EINVAL', 'a VF token was given for a device that is neither an SR-IOV PF nor VF');
+        const read = device.sys.env.readUser;
+        if (!read) fail('EFAULT', 'token_uuid_ptr cannot be read');
+        token = read(bind.token_uuid_ptr, 16);
       }
+      matchTokenUuid(device.core, token);
       const file = device.sys.env.lookup(bind.iommufd);
       if (!file) fail('EBADF', `fd ${bind.iommufd} is not open`);
       const ictx = device.sys.env.iommufd?.contextOf(file);

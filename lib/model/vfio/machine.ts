@@ -18,6 +18,9 @@ import type { DmaPort } from '../pci/dma';
 import { PciHost, type PciSlot } from '../pci/host';
 import { firmwareInit } from '../pci/firmware';
 import { placeDevice } from '../pci/platform-functions';
+import { PciSriov, sriovCapabilityOffset } from '../pci/iov';
+import type { PciAddress } from '../pci/address';
+import type { PciDeviceModel } from '../pci/device-model';
 import {
   enableAcs, firmwareBusNumbers, functionsBelow, iommuGroupNumbers, isBridge, markMultifunctionSlots, programBridgeBuses,
 } from '../pci/topology';
@@ -52,6 +55,8 @@ export interface PciMachineOptions {
   /** The IOMMU hardware, for its sysfs class device (null or absent: none shown). */
   readonly iommuUnit?: IommuUnit | null;
   readonly noiommuAtBoot: boolean;
+  /** CONFIG_PCI_IOV: SR-IOV capable functions become PFs (default false). */
+  readonly pciIov?: boolean;
   readonly functions: readonly PciFunctionSpec[];
   readonly physicalMemory: DmaPort;
   /** The clock the devices run on (default: a virtual clock in auto mode). */
@@ -78,13 +83,19 @@ export class PciMachine {
   readonly iommuGroups: IommuGroups;
   readonly vfio: VfioSubsystem;
   readonly vfioPci: VfioPciDriver;
+  /** The SR-IOV state of every PF (pdev->sriov), by function. */
+  readonly sriov = new Map<PciSlot, PciSriov>();
+  private readonly iommuSysfs: IommuSysfs | null;
+  private readonly iommu: boolean;
 
   constructor(o: PciMachineOptions) {
+    this.iommu = o.iommu;
     this.host = new PciHost({ physicalMemory: o.physicalMemory, iommu: o.iommu, ...(o.clock ? { clock: o.clock } : {}) });
     this.bus = new PciBus(() => this.host.all());
     this.iommuGroups = new IommuGroups(o.vfs, devicePath);
     addIommuClass(o.vfs);
     const iommuSysfs = o.iommu && o.iommuUnit ? new IommuSysfs(o.vfs, o.iommuUnit, () => this.iommuGroups.translatedCount()) : null;
+    this.iommuSysfs = iommuSysfs;
     this.vfio = new VfioSubsystem({
       vfs: o.vfs, kconfig: o.kconfig, pageSize: o.pageSize, pci: this.host, bus: this.bus, iommuGroups: this.iommuGroups,
       capabilities: () => o.capabilities(), lookup: (fd) => o.lookup(fd), installFd: (f, d) => o.installFd(f, d),
@@ -100,8 +111,10 @@ export class PciMachine {
       isEnabled: (slot) => this.vfio.deviceOf(slot)?.core.isOpen ?? false,
       cpus: o.cpus ?? 2,
       functions: () => this.host.all(),
+      pciIov: o.pciIov === true,
+      iovResources: (slot) => this.sriov.get(slot)?.resources,
     });
-    this.vfioPci = new VfioPciDriver(this.vfio);
+    this.vfioPci = new VfioPciDriver(this.vfio, (slot) => this.sriov.get(slot));
     this.bus.registerDriver(this.vfioPci);
     this.sysfs.addDriver(this.vfioPci);
     const stub = new PciStubDriver();
@@ -147,6 +160,16 @@ export class PciMachine {
         iommuSysfs?.linkDevice(devicePath(slot));
       }
     }
+    // pci_iov_init: every function with an SR-IOV capability is a PF.
+    const port = {
+      vfs: o.vfs, bus: this.bus, devicePath,
+      addFunction: (address: PciAddress, device: PciDeviceModel, upstream: PciSlot | undefined) => this.addVirtualFunction(address, device, upstream),
+      removeFunction: (slot: PciSlot) => this.removeVirtualFunction(slot),
+    };
+    for (const slot of o.pciIov ? slots : []) {
+      const pos = sriovCapabilityOffset(slot.device);
+      if (pos) this.sriov.set(slot, new PciSriov(slot, pos, port));
+    }
     for (const spec of o.functions) {
       if (!spec.driver) continue;
       const driver = this.bus.driver(spec.driver);
@@ -155,5 +178,29 @@ export class PciMachine {
       this.bus.setDriverOverride(slot, Buffer.from(spec.driver), o.pageSize);
       this.bus.probeDevice(slot);
     }
+  }
+
+  /**
+   * pci_iov_add_virtfn's pci_device_add: a VF on the PF's bus, its BARs where the PF's VF BARs
+   * put them (iov.ts), in sysfs, and behind an IOMMU in a group of its own (a VF is never
+   * multifunction and q35's root bus has no ACS path to share).
+   */
+  private addVirtualFunction(address: PciAddress, device: PciDeviceModel, upstream: PciSlot | undefined): PciSlot {
+    // Firmware never saw the VF: no BAR assignment, no command bits, no interrupt line.
+    const slot = this.host.plug(address, device, upstream);
+    this.sysfs.addDevice(slot);
+    if (this.iommu) {
+      this.iommuGroups.add(this.iommuGroups.alloc({ translated: true }), slot);
+      this.iommuSysfs?.linkDevice(devicePath(slot));
+    }
+    return slot;
+  }
+
+  /** pci_iov_remove_virtfn: the VF leaves its IOMMU group, sysfs and the bus. */
+  private removeVirtualFunction(slot: PciSlot): void {
+    const group = this.iommuGroups.of(slot);
+    if (group) this.iommuGroups.remove(group, slot);
+    this.sysfs.removeDevice(slot);
+    this.host.unplug(slot);
   }
 }

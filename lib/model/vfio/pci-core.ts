@@ -13,6 +13,8 @@ import { KernelError, fail } from '../errno';
 import type { FaultInjector } from '../fault-injection';
 import { MAP_SHARED } from '../../sys/constants';
 import type { MmapBacking } from '../open-file';
+import type { VfToken } from './vf-token';
+import { restoreIovState } from '../pci/iov';
 import type { PciSlot } from '../pci/host';
 import type { AccessWidth } from '../pci/device-model';
 import { VfioPciConfig } from './config-virt';
@@ -35,6 +37,7 @@ import {
   VFIO_REGION_INFO_FLAG_CAPS, VFIO_REGION_INFO_FLAG_MMAP, VFIO_REGION_INFO_FLAG_READ, VFIO_REGION_INFO_FLAG_WRITE,
   VFIO_PCI_HOT_RESET_FLAG_DEV_ID, VFIO_PCI_HOT_RESET_FLAG_DEV_ID_OWNED, VFIO_PCI_DEVID_OWNED, VFIO_PCI_DEVID_NOT_OWNED,
   VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY, VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP, VFIO_DEVICE_FEATURE_LOW_POWER_EXIT,
+  VFIO_DEVICE_FEATURE_PCI_VF_TOKEN,
   VFIO_DEVICE_FEATURE_MIGRATION, VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, VFIO_DEVICE_FEATURE_DMA_LOGGING_START,
   VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP, VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT, VFIO_DEVICE_FEATURE_MIG_DATA_SIZE,
   VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2, VFIO_DEVICE_IOEVENTFD_SIZE_MASK,
@@ -92,6 +95,12 @@ export class VfioPciCoreDevice {
   private pmWakeEventfd: object | undefined;
   /** Whether the device was opened through its cdev (changes hot-reset semantics). */
   cdevOpened = false;
+  /** vdev->vf_token: set when the function is an SR-IOV PF (vf-token.ts). */
+  vfToken: VfToken | undefined;
+  /** For a VF (is_virtfn): the token of the vfio-pci PF that created it (sriov_pf_core_dev), if any. */
+  virtfn: { readonly pfToken: VfToken | undefined } | undefined;
+  /** On vfio_pci_sriov_pfs: SR-IOV was enabled through this PF and not disabled since. */
+  sriovListed = false;
 
   constructor(readonly slot: PciSlot, private readonly host: VfioPciCoreHost) {}
 
@@ -129,7 +138,8 @@ export class VfioPciCoreDevice {
       { size: this.config.size, read: (o, w) => this.config.read(o, w), write: (o, w, v) => this.config.write(o, w, v) },
       {
         bars: dev.bars.map((b, i) => b && { start: dev.barAddress(i), length: b.size, io: b.space === 'io', prefetchable: b.prefetchable, is64bit: b.is64bit }),
-        intxUsable,
+        intxUsable: intxUsable && !this.virtfn,
+        ...(this.virtfn ? { virtfn: { vendorId: dev.vendorId, deviceId: dev.deviceId } } : {}),
         msiActive: () => irqs.irqType === 1,
         msiQmax: () => irqs.msiQmax,
         intxMask: () => { irqs.intxMask(); },
@@ -141,10 +151,13 @@ export class VfioPciCoreDevice {
     // vfio_pci_probe_mmaps: memory BARs of at least a page, or page-aligned smaller ones.
     this.barMmapSupported = dev.bars.map((b, i) => !!b && b.space === 'memory' && b.size > 0n
       && (b.size >= BigInt(this.host.pageSize) || dev.barAddress(i) % BigInt(this.host.pageSize) === 0n));
+    // vfio_pci_core_finish_enable: an open VF is a user of its PF's token.
+    if (this.virtfn?.pfToken) this.virtfn.pfToken.users++;
   }
 
   /** vfio_pci_core_close_device / vfio_pci_core_disable. */
   disable(): void {
+    if (this.virtfn?.pfToken) this.virtfn.pfToken.users--;
     this.runtimePmExit();
     this.writeCommand(this.readCommand() & ~PCI_COMMAND_MASTER);
     this.irqs?.shutdown();
@@ -408,7 +421,7 @@ export class VfioPciCoreDevice {
     }
     const saved = scope.map((s) => ({ s, state: saveState(s) }));
     for (const s of scope) s.device.busReset();
-    for (const { s, state } of saved) restoreState(s, state);
+    for (const { s, state } of saved) { restoreState(s, state); restoreIovState(s, state); }
     this.irqs?.restoreAfterReset();
     return 0;
   }
@@ -521,6 +534,15 @@ export class VfioPciCoreDevice {
         if (check(VFIO_DEVICE_FEATURE_SET, 0) !== 1) return 0;
         this.runtimePmExit();
         return 0;
+      case VFIO_DEVICE_FEATURE_PCI_VF_TOKEN: {
+        // vfio_pci_core_feature_token: only a PF has one, and it can be set, never read back.
+        const token = this.vfToken;
+        if (!token) fail('ENOTTY', 'the VF token feature exists only on an SR-IOV PF');
+        if (check(VFIO_DEVICE_FEATURE_SET, 16) !== 1) return 0;
+        need(arg, minsz + 16);
+        token.uuid = arg.slice(minsz, minsz + 16);
+        return 0;
+      }
       default: {
         const known = [VFIO_DEVICE_FEATURE_MIGRATION, VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, VFIO_DEVICE_FEATURE_DMA_LOGGING_START,
           VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP, VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT, VFIO_DEVICE_FEATURE_MIG_DATA_SIZE,
@@ -665,7 +687,10 @@ export class VfioPciCoreDevice {
     this.irqs?.restoreAfterReset();
   }
 
-  private restoreState(saved: Uint8Array): void { restoreState(this.slot, saved); }
+  private restoreState(saved: Uint8Array): void {
+    restoreState(this.slot, saved);
+    restoreIovState(this.slot, saved);
+  }
 }
 
 /** pci_save_state: the standard header and capability registers. */

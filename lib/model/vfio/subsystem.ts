@@ -10,6 +10,8 @@
  *     and /dev/vfio/noiommu-N (group interface), and the cdev noiommu-vfioN when the kernel has
  *     iommufd noiommu support (7.3); without the group interface (null group) only the cdev.
  */
+import { matchTokenUuid, parseUuid, VfToken } from './vf-token';
+import { isPhysfn, physfnOf } from '../pci/iov';
 import { fail } from '../errno';
 import type { OpenFile } from '../open-file';
 import type { CharDevNode } from '../vfs';
@@ -114,6 +116,14 @@ export class VfioSubsystem {
       },
       faults: env.faults,
     });
+    // vfio_pci_vf_init: a VF remembers the vfio-pci PF that created it; a PF gets a fresh token.
+    const physfn = physfnOf(slot);
+    if (physfn) {
+      const pf = this.devices.get(physfn)?.core;
+      core.virtfn = { pfToken: pf?.sriovListed ? pf.vfToken : undefined };
+    } else if (isPhysfn(slot)) {
+      core.vfToken = new VfToken();
+    }
     const device = new VfioDeviceObject(index, name, noiommuFlag, slot, core, this, {
       hasIommu,
       iommuGroupId: () => env.iommuGroups.of(slot)?.id ?? -1,
@@ -242,24 +252,23 @@ export class VfioSubsystem {
       const bdf = d.slot.name;
       if (!text.startsWith(bdf)) continue;
       let rest = text.slice(bdf.length);
+      let token: Uint8Array | undefined;
       if (rest.length) {
         if (rest[0] !== ' ') continue;
-        let token = false;
         rest = rest.trimStart();
         while (rest.length) {
           if (!token && rest.startsWith('vf_token=')) {
-            const uuid = rest.slice('vf_token='.length, 'vf_token='.length + 36);
-            if (uuid.length < 36 || !/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/.test(uuid)) {
-              fail('EINVAL', 'malformed vf_token');
-            }
-            token = true;
+            const text = rest.slice('vf_token='.length, 'vf_token='.length + 36);
+            token = text.length < 36 ? undefined : parseUuid(text);
+            if (!token) fail('EINVAL', 'malformed vf_token');
             rest = rest.slice('vf_token='.length + 36).trimStart();
           } else {
             fail('EINVAL', 'unknown or repeated option after the device name');
           }
         }
-        if (token) fail('EINVAL', 'a VF token was given for a device that is neither an SR-IOV PF nor VF');
       }
+      // vfio_pci_core_match: a named device always has its token checked, even with none given.
+      matchTokenUuid(d.core, token);
       if (d.registered) return d;
     }
     fail('ENODEV', `no device named '${text}' in group ${group.name}`);

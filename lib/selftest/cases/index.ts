@@ -20,6 +20,7 @@ import { multiDeviceCases } from './multi-device-cases';
 import { privilegeCases } from './privileges-cases';
 import { seedCases } from './seed-noiommu-cases';
 import { setIrqsCases } from './set-irqs-cases';
+import { sriovCases } from './sriov-cases';
 import { sysfsCases } from './sysfs-cases';
 import { wrongFdCases } from './wrong-fd-cases';
 
@@ -46,6 +47,7 @@ export const allCases: readonly ConformanceCase[] = [
   ...privilegeCases,
   ...iommufdSizeCases,
   ...sysfsCases,
+  ...sriovCases,
 ];
 
 const ids = new Set<string>();
