@@ -8,7 +8,7 @@
 import { loadAddon, isAddonErrnoError, type NativeAddon } from './addon';
 import { ERRNO } from './constants';
 import { VfioError } from './errors';
-import { nativeKernel } from './native-kernel';
+import { defaultKernel } from './default-kernel';
 
 /** Who is connected at the other end of a socket, as the kernel recorded it at connect(). */
 export interface PeerCredentials {
@@ -79,7 +79,7 @@ export class UnixSocket {
       } catch (e) {
         if (!isAddonErrnoError(e) || e.errno !== ERRNO.EAGAIN) throw translate(e, this.path);
       }
-      await nativeKernel().waitReadable(this.fd, signal);
+      await defaultKernel().waitReadable(this.fd, signal);
     }
   }
 
@@ -108,7 +108,7 @@ export class UnixSocket {
       } catch (e) {
         if (!isAddonErrnoError(e) || e.errno !== ERRNO.EAGAIN) throw translate(e, this.path);
       }
-      await nativeKernel().waitReadable(this.fd, signal);
+      await defaultKernel().waitReadable(this.fd, signal);
     }
   }
 
@@ -122,7 +122,7 @@ export class UnixSocket {
     if (!this.open) return;
     this.open = false;
     // Through the kernel's close, which also ends the waits pending on this fd.
-    nativeKernel().close(this.fd);
+    defaultKernel().close(this.fd);
   }
 
   private assertOpen(what: string): void {
