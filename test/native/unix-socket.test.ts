@@ -5,6 +5,8 @@ import path from 'node:path';
 import { EFD_NONBLOCK } from '../../lib/sys/constants';
 import { VfioError } from '../../lib/sys/errors';
 import { UnixSocket } from '../../lib/sys/unix-socket';
+import { Iommufd } from '../../lib/iommu/iommufd';
+import { identifyFd } from '../../lib/vfio/fd-identity';
 import { addon, kernel, linuxOnly } from './support';
 
 function openFds(): number {
@@ -101,6 +103,29 @@ describe('native: AF_UNIX sockets with SCM_RIGHTS and SO_PEERCRED', function () 
     b.close();
     assert.throws(() => a.send(Buffer.alloc(1)), (e: unknown) => e instanceof VfioError && e.code === 'EBADF');
     assert.equal(openFds(), before);
+  });
+
+  it('an fd received over the socket that is not what it was claimed to be is refused by name (real kernel)', async () => {
+    const [a, b] = UnixSocket.pair();
+    const k = kernel();
+    const efd = k.eventfd(0, 0);
+    try {
+      a.send(Buffer.from('iommufd'), [efd]);
+      const got = (await b.receive()).fds[0]!;
+      const id = identifyFd(k, got);
+      assert.deepEqual(id, { kind: 'other', path: 'anon_inode:[eventfd]' });
+      assert.throws(() => Iommufd.adopt(got, { kernel: k }), (e: unknown) => e instanceof VfioError && e.code === 'ERR_VFIO_WRONG_FD' && e.message.includes('anon_inode:[eventfd]'));
+      const memfd = k.memfdCreate('not-a-device', 0);
+      assert.equal(identifyFd(k, memfd).kind, 'other');
+      k.close(memfd);
+      k.eventfdWrite(got, 1n);
+      assert.equal(k.eventfdRead(efd), 1n, 'the refused fd was left open, still the caller\'s');
+      k.close(got);
+    } finally {
+      k.close(efd);
+      a.close();
+      b.close();
+    }
   });
 
   it('a receive waiting on the event loop ends with ECANCELED when the socket closes', async () => {
