@@ -13,6 +13,7 @@
             "native/files.cc",
             "native/memory.cc",
             "native/readiness.cc",
+            "native/sockets.cc",
             "native/state.cc"
           ],
           "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

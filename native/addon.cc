@@ -70,6 +70,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterFiles(env, exports);
   RegisterMemory(env, exports);
   RegisterReadiness(env, exports);
+  RegisterSockets(env, exports);
   return exports;
 }
 

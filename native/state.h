@@ -119,5 +119,6 @@ void EndMarkedNow(napi_env env, State* state);
 void RegisterFiles(Napi::Env env, Napi::Object exports);
 void RegisterMemory(Napi::Env env, Napi::Object exports);
 void RegisterReadiness(Napi::Env env, Napi::Object exports);
+void RegisterSockets(Napi::Env env, Napi::Object exports);
 
 }  // namespace vfio

@@ -10,6 +10,7 @@ import { O_CLOEXEC, O_RDWR } from '../sys/constants';
 import { FileDescriptor, Resource } from '../support/resource';
 import { isKernel, kernelFrom, type KernelOptions } from '../support/kernel-options';
 import * as io from '../ioctl/iommufd-ioctls';
+import { expectFd } from '../vfio/fd-identity';
 import { Ioas } from './ioas';
 import { Hwpt, type HwptOptions } from './hwpt';
 import type { HwInfo } from '../ioctl/iommufd-ioctls';
@@ -54,6 +55,17 @@ export class Iommufd extends Resource implements IommufdHandle {
     } catch (e) {
       throw VfioError.wrap(e, { context: 'opening the iommufd', path });
     }
+    return new Iommufd(kernel, new FileDescriptor(kernel, fd, path));
+  }
+
+  /**
+   * Takes over an iommufd this process was given (inherited, LISTEN_FDS, or received over a Unix
+   * socket): checked to be one (ERR_VFIO_WRONG_FD otherwise); closing the Iommufd closes `fd`.
+   * The objects already in it (IOAS, bound devices) stay, under the ids the sender knows.
+   */
+  static adopt(fd: number, options: KernelOptions = {}): Iommufd {
+    const kernel = kernelFrom(options);
+    const { path } = expectFd(kernel, fd, ['iommufd'], 'an iommufd');
     return new Iommufd(kernel, new FileDescriptor(kernel, fd, path));
   }
 

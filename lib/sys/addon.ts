@@ -69,6 +69,21 @@ export interface NativeAddon {
   waitReadable(fd: number, token: number, done: (errno: number) => void): void;
   /** Ends the wait `token` on fd with ECANCELED; false when it was not pending. */
   cancelWait(fd: number, token: number): boolean;
+  /** socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC). */
+  unixSocket(): number;
+  /** socketpair of two such sockets. */
+  unixSocketPair(): [number, number];
+  /** bind(path) then listen(backlog). */
+  unixListen(fd: number, path: string, backlog: number): void;
+  unixConnect(fd: number, path: string): void;
+  /** accept4, non-blocking and close-on-exec (EAGAIN when nobody is waiting). */
+  unixAccept(fd: number): number;
+  /** sendmsg with the fds as SCM_RIGHTS (at most 253); returns the bytes sent. */
+  sendFds(fd: number, data: Uint8Array, fds: readonly number[]): number;
+  /** recvmsg with MSG_CMSG_CLOEXEC; the caller owns every fd returned, truncated or not. */
+  recvFds(fd: number, into: Uint8Array): { bytes: number; fds: number[]; truncated: boolean };
+  /** SO_PEERCRED of a connected socket. */
+  peerCredentials(fd: number): { pid: number; uid: number; gid: number };
 }
 
 export function isAddonErrnoError(e: unknown): e is AddonErrnoError {

@@ -47,6 +47,7 @@ export const VFIO_CONDITIONS = {
   ERR_VFIO_IRQ_NOT_ENABLED: 'the interrupt kind is not enabled',
   ERR_VFIO_IRQ_NORESIZE: 'the kernel cannot resize this interrupt kind while it is enabled',
   ERR_VFIO_NO_SEGMENT: 'no physical segment of the buffer covers the offset',
+  ERR_VFIO_WRONG_FD: 'an fd given to adopt is not the kind of file it was claimed to be',
 } as const;
 
 export type VfioConditionCode = keyof typeof VFIO_CONDITIONS;

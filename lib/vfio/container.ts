@@ -16,6 +16,7 @@ import { readPhysicalSegments } from '../dma/pagemap';
 import { IovaAllocator } from '../dma/iova-allocator';
 import { isKernel, kernelFrom, type KernelOptions } from '../support/kernel-options';
 import { checkInteger } from '../support/arguments';
+import { expectFd } from './fd-identity';
 
 export const CONTAINER_PATH = '/dev/vfio/vfio';
 
@@ -59,6 +60,20 @@ export class VfioContainer extends Resource implements DmaSpace {
       });
     }
     return container;
+  }
+
+  /**
+   * Takes over a container fd this process was given, checked with VFIO_GET_API_VERSION
+   * (ERR_VFIO_WRONG_FD when it does not answer, ERR_VFIO_API_VERSION for another version).
+   */
+  static adopt(fd: number, options: KernelOptions = {}): VfioContainer {
+    const kernel = kernelFrom(options);
+    const { path } = expectFd(kernel, fd, ['vfio-container', 'iommufd'], 'a VFIO container');
+    const version = c.getApiVersion(kernel, fd);
+    if (version !== V.VFIO_API_VERSION) {
+      throw VfioError.condition('ERR_VFIO_API_VERSION', { check: `VFIO_GET_API_VERSION on adopted fd ${fd} answered ${version}` });
+    }
+    return new VfioContainer(kernel, new FileDescriptor(kernel, fd, path));
   }
 
   /** The container fd. */

@@ -24,6 +24,7 @@ import { PciDevice, isBdf, normalizeBdf } from '../pci/pci-device';
 import type { DmaSpace } from '../dma/dma-space';
 import { DmaBuffer, type DmaAllocateOptions } from '../dma/buffer';
 import { checkInteger } from '../support/arguments';
+import { expectFd } from './fd-identity';
 
 /** How the device was reached, and why that way. */
 export interface DeviceBackend {
@@ -55,6 +56,26 @@ export interface VfioDeviceOpenOptions {
    */
   readonly vfToken?: string;
 }
+
+/** Options of `VfioDevice.adopt`: how the given fd reaches DMA. */
+export type VfioDeviceAdoptOptions = {
+  /** The PCI address, when the sender said (for messages and PciDevice lookups). */
+  readonly bdf?: string;
+  readonly reason?: string;
+} & (
+  | {
+    /** The iommufd to bind an unbound cdev to, or the one the sender bound it to. */
+    readonly iommufd: Iommufd;
+    /** The id the sender's VFIO_DEVICE_BIND_IOMMUFD answered (an already-bound cdev only). */
+    readonly deviceId?: number;
+    /** An IOAS or HWPT to attach to; default: a new IOAS for an unbound cdev, none for a bound one. */
+    readonly attach?: Ioas | Hwpt | false;
+  }
+  | {
+    /** The container a group's device maps DMA into. */
+    readonly dmaSpace: DmaSpace & { readonly kernel: Kernel };
+    readonly noiommu?: boolean;
+  });
 
 /** @internal How a device came to be, for the constructor. */
 export interface DeviceInit {
@@ -152,6 +173,71 @@ export class VfioDevice extends Resource implements RegionOwner, IrqOwner, Bound
     const dev = options.ownIommufd ? created : iommufd.own(created);
     try {
       if (options.attach !== false) dev.attach(options.attach ?? iommufd.ioas());
+    } catch (e) {
+      dev.close();
+      throw e;
+    }
+    return dev;
+  }
+
+  /**
+   * Takes over a device fd this process was given (ERR_VFIO_WRONG_FD when it is no VFIO device):
+   * - a device cdev not yet bound: bound to `iommufd` and attached as `open` does; whether it is
+   *   a noiommu device is asked of the iommufd (IOMMU_GET_HW_INFO is EOPNOTSUPP for one);
+   * - a cdev already bound by the sender: `iommufd` (adopted too) and the `deviceId` the bind
+   *   answered, which only the binder learns;
+   * - a device taken from a group: `dmaSpace`, the container it maps DMA into (and `noiommu`).
+   * Opening a noiommu cdev needs CAP_SYS_RAWIO, which the sender had; what the adopting process
+   * still needs for DMA is stated in docs/privileges.md.
+   */
+  static adopt(fd: number, options: VfioDeviceAdoptOptions): VfioDevice {
+    const kernel = 'iommufd' in options ? options.iommufd.kernel : options.dmaSpace.kernel;
+    const id = expectFd(kernel, fd, ['vfio-device', 'vfio-cdev-unbound'], 'a VFIO device');
+    const bdf = options.bdf === undefined ? undefined : normalizeBdf(options.bdf);
+    const file = new FileDescriptor(kernel, fd, id.path);
+    if (!('iommufd' in options)) {
+      if (id.kind !== 'vfio-device') {
+        throw VfioError.condition('ERR_VFIO_WRONG_FD', { check: `fd ${fd} is a device cdev not bound to an iommufd; a container cannot reach it`, hint: 'pass { iommufd } to bind it' });
+      }
+      return new VfioDevice(kernel, file, {
+        bdf, dmaSpace: options.dmaSpace, holds: options.dmaSpace instanceof Resource ? [options.dmaSpace] : [],
+        backend: { kind: 'group', noiommu: options.noiommu ?? false, reason: options.reason ?? `adopted device fd ${fd} (${id.path}) from a group` },
+      });
+    }
+    const { iommufd } = options;
+    let deviceId: number;
+    if (id.kind === 'vfio-cdev-unbound') {
+      if (options.deviceId !== undefined) throw VfioError.condition('ERR_VFIO_WRONG_FD', { check: `fd ${fd} is not bound to an iommufd, yet a deviceId was given` });
+      try {
+        deviceId = io.deviceBindIommufd(kernel, fd, iommufd.fd);
+      } catch (e) {
+        throw VfioError.wrap(e, { context: `binding adopted device fd ${fd} to the iommufd`, path: id.path });
+      }
+    } else {
+      if (options.deviceId === undefined) {
+        throw new TypeError(`deviceId: fd ${fd} is already bound to an iommufd; pass the id VFIO_DEVICE_BIND_IOMMUFD answered the sender`);
+      }
+      deviceId = checkInteger(options.deviceId, 'VfioDevice.adopt', 'deviceId', 1, 0xffff_ffff);
+    }
+    let noiommu: boolean;
+    try {
+      iommufd.hwInfo({ deviceId });
+      noiommu = false;
+    } catch (e) {
+      if (isVfioError(e, 'EOPNOTSUPP')) noiommu = true;
+      else {
+        if (id.kind === 'vfio-cdev-unbound') file.close();
+        throw VfioError.wrap(e, { context: `asking the iommufd about device ${deviceId} of adopted fd ${fd}`, hint: 'is deviceId the one the sender bound, in this iommufd?' });
+      }
+    }
+    const created = new VfioDevice(kernel, file, {
+      bdf, iommufd, deviceId,
+      backend: { kind: 'cdev', noiommu, reason: options.reason ?? `adopted device fd ${fd} (${id.path})` },
+    });
+    const dev = iommufd.own(created);
+    try {
+      if (options.attach !== undefined && options.attach !== false) dev.attach(options.attach);
+      else if (options.attach === undefined && id.kind === 'vfio-cdev-unbound') dev.attach(iommufd.ioas());
     } catch (e) {
       dev.close();
       throw e;

@@ -13,6 +13,7 @@ import type { DmaSpace } from '../dma/dma-space';
 import { VfioDevice } from './device';
 import { VfioContainer } from './container';
 import { kernelFrom, type KernelOptions } from '../support/kernel-options';
+import { expectFd } from './fd-identity';
 
 /** Options of `VfioGroup.open`. */
 export interface VfioGroupOpenOptions extends KernelOptions {
@@ -51,6 +52,23 @@ export class VfioGroup extends Resource {
       throw VfioError.wrap(e, { context: `opening VFIO group ${groupId}`, path });
     }
     return new VfioGroup(kernel, new FileDescriptor(kernel, fd, path), groupId, options.noiommu ?? false);
+  }
+
+  /**
+   * Takes over a group fd this process was given, checked with VFIO_GROUP_GET_STATUS
+   * (ERR_VFIO_WRONG_FD otherwise). The group number and whether it is a noiommu group come from
+   * /proc/self/fd where it names /dev/vfio/[noiommu-]N, else from `groupId`/`noiommu`.
+   */
+  static adopt(fd: number, options: KernelOptions & { readonly groupId?: number; readonly noiommu?: boolean } = {}): VfioGroup {
+    const kernel = kernelFrom(options);
+    const { path } = expectFd(kernel, fd, ['vfio-group'], 'a VFIO group');
+    const named = /^\/dev\/vfio\/(noiommu-)?(\d+)$/.exec(path);
+    const groupId = named ? Number(named[2]) : options.groupId;
+    if (groupId === undefined) throw new TypeError(`groupId: fd ${fd} does not say which group it is; pass { groupId }`);
+    if (named && options.groupId !== undefined && options.groupId !== groupId) {
+      throw VfioError.condition('ERR_VFIO_WRONG_FD', { check: `fd ${fd} is ${path}, not group ${options.groupId}` });
+    }
+    return new VfioGroup(kernel, new FileDescriptor(kernel, fd, path), groupId, named ? named[1] !== undefined : options.noiommu ?? false);
   }
 
   /** The group fd (for VFIO_DEVICE_PCI_HOT_RESET on the group path). */
