@@ -1,6 +1,7 @@
 /** Every conformance case, in the order a run reports them. */
 import type { ConformanceCase } from '../case';
 import { deviceCases } from './device-cases';
+import { dmaMappingCases } from './dma-mapping-cases';
 import { eduCases } from './edu-cases';
 import { getPaCases } from './get-pa-cases';
 import { groupCases } from './group-cases';
@@ -27,6 +28,7 @@ export const allCases: readonly ConformanceCase[] = [
   ...seedCases,
   ...ioasCases,
   ...mapUnmapCases,
+  ...dmaMappingCases,
   ...ioasCopyCases,
   ...optionCases,
   ...getPaCases,
