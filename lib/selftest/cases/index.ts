@@ -9,6 +9,7 @@ import { hwptCases } from './hwpt-cases';
 import { iommufdSizeCases } from './iommufd-size-cases';
 import { ioasCopyCases } from './ioas-copy-cases';
 import { optionCases } from './options-cases';
+import { pciDeviceCases } from './pci-device-cases';
 import { regionIoCases } from './region-io-cases';
 import { resetCases } from './reset-cases';
 import { configSpaceCases } from './config-space-cases';
@@ -40,6 +41,7 @@ export const allCases: readonly ConformanceCase[] = [
   ...msixCases,
   ...configSpaceCases,
   ...resetCases,
+  ...pciDeviceCases,
   ...multiDeviceCases,
   ...wrongFdCases,
   ...groupCases,
