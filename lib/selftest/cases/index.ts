@@ -17,6 +17,7 @@ import { ioasCases } from './ioas-cases';
 import { legacyGroupCases } from './legacy-group-cases';
 import { lifecycleCases } from './lifecycle-cases';
 import { mapUnmapCases } from './map-unmap-cases';
+import { mmioDmaCases } from './mmio-dma-cases';
 import { msixCases } from './msix-cases';
 import { multiDeviceCases } from './multi-device-cases';
 import { privilegeCases } from './privileges-cases';
@@ -30,6 +31,7 @@ export const allCases: readonly ConformanceCase[] = [
   ...ioasCases,
   ...mapUnmapCases,
   ...dmaMappingCases,
+  ...mmioDmaCases,
   ...ioasCopyCases,
   ...optionCases,
   ...getPaCases,
