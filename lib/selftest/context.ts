@@ -7,7 +7,7 @@
 import type { Kernel, Mapping } from '../sys/kernel';
 import { isVfioError, VfioError } from '../sys/errors';
 import {
-  EFD_CLOEXEC, EFD_NONBLOCK, MAP_ANONYMOUS, MAP_HUGETLB, MAP_POPULATE, MAP_PRIVATE, MAP_SHARED, MFD_CLOEXEC,
+  EFD_CLOEXEC, EFD_NONBLOCK, MAP_ANONYMOUS, MAP_HUGE_SHIFT, MAP_HUGETLB, MAP_POPULATE, MAP_PRIVATE, MAP_SHARED, MFD_CLOEXEC,
   O_CLOEXEC, O_RDWR, PROT_READ, PROT_WRITE,
 } from '../sys/constants';
 import type { Environment } from './environment';
@@ -18,6 +18,8 @@ import type { TrackedKernel } from './tracked-kernel';
 export interface AnonymousMemoryOptions {
   /** Back it with huge pages (MAP_HUGETLB); skips the case when the machine has none free. */
   readonly hugetlb?: boolean;
+  /** With hugetlb: this huge page size (MAP_HUGE_2MB, MAP_HUGE_1GB) instead of the default one. */
+  readonly hugePageSize?: bigint;
 }
 
 export class CaseContext {
@@ -114,10 +116,11 @@ export class CaseContext {
   anonymousMemory(length: bigint, options: AnonymousMemoryOptions = {}): Mapping {
     let flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE;
     let size = length;
+    const hugePage = options.hugetlb ? options.hugePageSize ?? this.hugePageSize() : 0n;
     if (options.hugetlb) {
       flags |= MAP_HUGETLB;
+      if (options.hugePageSize !== undefined) flags |= log2(options.hugePageSize) << MAP_HUGE_SHIFT;
       // munmap of a hugetlb mapping must cover whole huge pages, so map whole ones.
-      const hugePage = this.hugePageSize();
       size = ((length + hugePage - 1n) / hugePage) * hugePage;
     }
     const attempt = () => this.kernel.mmap(-1, size, PROT_READ | PROT_WRITE, flags, 0n);
@@ -126,7 +129,7 @@ export class CaseContext {
       m = attempt();
     } catch (e) {
       if (!options.hugetlb || !isVfioError(e)) throw e;
-      const why = this.reserveHugePages(size);
+      const why = this.reserveHugePages(size, hugePage, options.hugePageSize !== undefined);
       if (why) this.skip(`no free huge pages for ${length} bytes (mmap MAP_HUGETLB: ${e.code}) and ${why}`);
       try {
         m = attempt();
@@ -147,11 +150,14 @@ export class CaseContext {
     return BigInt(size[1]!) * 1024n;
   }
 
-  /** Raises nr_hugepages by what `size` (whole huge pages) needs; returns why it could not, or null. */
-  private reserveHugePages(size: bigint): string | null {
-    const sysctl = '/proc/sys/vm/nr_hugepages';
-    if (!this.kernel.exists(sysctl)) return 'this kernel has no hugetlb sysctl';
-    const needed = size / this.hugePageSize();
+  /**
+   * Raises nr_hugepages (of `hugePage`'s pool in sysfs when `explicit`) by what `size` (whole huge
+   * pages) needs; returns why it could not, or null.
+   */
+  private reserveHugePages(size: bigint, hugePage: bigint, explicit: boolean): string | null {
+    const sysctl = explicit ? `/sys/kernel/mm/hugepages/hugepages-${hugePage / 1024n}kB/nr_hugepages` : '/proc/sys/vm/nr_hugepages';
+    if (!this.kernel.exists(sysctl)) return `this kernel has no ${sysctl} (no ${hugePage / 1024n} kB huge pages)`;
+    const needed = size / hugePage;
     const before = BigInt(this.kernel.readFile(sysctl).toString().trim());
     try {
       this.kernel.writeFile(sysctl, `${before + needed}\n`);
@@ -251,4 +257,8 @@ export function show(v: number | bigint | string | boolean): string {
   if (typeof v === 'bigint') return `0x${v.toString(16)}`;
   if (typeof v === 'number' && Number.isInteger(v) && Math.abs(v) > 9) return `${v} (0x${v.toString(16)})`;
   return String(v);
+}
+
+function log2(n: bigint): number {
+  return n.toString(2).length - 1;
 }

@@ -109,4 +109,23 @@ describe('vfio selftest takes only PCI addresses [model]', function () {
     assert.match(r.out, /# Totals: pass:\d+ fail:0 /);
     assert.match(r.out, /^skip map-file\.memfd: needs IOMMU_IOAS_MAP_FILE, which this kernel does not know/m);
   });
+
+  it('takes several BDFs: the suite runs with each as the device under test, results named by device', async () => {
+    const bdfs = ['0000:00:05.0', '0000:01:00.0'];
+    const r = await vfio('selftest', '--model=lab-multi-iommu', '--tap', '--filter=^pci-device\\.config-space', ...bdfs);
+    const results = await parseTap(r.out);
+    assert.equal(r.code, 0, r.out);
+    assert.equal(results.count, 2, 'one case on each of two devices');
+    assert.equal(results.pass, 2);
+    for (const bdf of bdfs) assert.match(r.out, new RegExp(`^ok \\d+ ${bdf}:pci-device\\.config-space-read-write`, 'm'));
+  });
+
+  it('refuses the same BDF twice and a BDF that is not a PCI address', async () => {
+    const twice = await vfio('selftest', '--model=lab-multi-iommu', '0000:00:05.0', '0000:00:05.0');
+    assert.equal(twice.code, 2, twice.err);
+    assert.match(twice.err, /given twice/);
+    const bad = await vfio('selftest', '--model=lab-multi-iommu', '0000:00:05.0', 'nonsense');
+    assert.equal(bad.code, 2, bad.err);
+    assert.match(bad.err, /'nonsense' is not a PCI address/);
+  });
 });

@@ -15,7 +15,7 @@ import type { Command } from '../command';
 
 export const selftestCommand: Command = {
   name: 'selftest',
-  usage: 'vfio selftest [<bdf>] [--tap] [--filter=REGEX] [--list] [--verbose] [--model[=PROFILE]]',
+  usage: 'vfio selftest [<bdf>...] [--tap] [--filter=REGEX] [--list] [--verbose] [--model[=PROFILE]]',
   summary: 'run the VFIO/iommufd conformance suite against a device (or the model)',
   options: {
     tap: { description: 'print TAP version 13' },
@@ -24,8 +24,8 @@ export const selftestCommand: Command = {
     verbose: { description: 'print what each case observed, not only for failures' },
   },
   async run({ kernel, args, stdout }) {
-    const [bdf, ...rest] = args.positionals;
-    if (rest.length > 0) throw new UsageError('at most one PCI address');
+    const bdfs = args.positionals;
+    if (new Set(bdfs).size !== bdfs.length) throw new UsageError('a PCI address is given twice');
     const filter = args.options.get('filter');
     let pattern: RegExp | undefined;
     if (typeof filter === 'string') {
@@ -41,33 +41,41 @@ export const selftestCommand: Command = {
       return 0;
     }
     if (cases.length === 0) throw new UsageError(`--filter matches no case`);
-    if (bdf !== undefined && !isBdf(bdf))
-      throw new UsageError(`'${bdf}' is not a PCI address (expected domain:bus:device.function, e.g. 0000:00:03.0)`);
+    for (const bdf of bdfs) {
+      if (!isBdf(bdf)) throw new UsageError(`'${bdf}' is not a PCI address (expected domain:bus:device.function, e.g. 0000:00:03.0)`);
+    }
+    // Each device given is the device under test in turn (the others are its peers); none: the first bound one.
     // A device without a cdev is the caller's mistake: ERR_VFIO_NO_CDEV (exit 1, with the hint).
-    const env = discoverEnvironment(kernel, bdf === undefined ? {} : { bdf });
+    const envs = bdfs.length === 0 ? [discoverEnvironment(kernel)] : bdfs.map((bdf) => discoverEnvironment(kernel, { bdf }));
+    const several = envs.length > 1;
     const verbose = args.options.has('verbose');
-    const header = [
-      `node-vfio selftest on ${kernel.kind === 'model' ? `the model (${kernel.description})` : 'the real kernel'}`,
-      describeEnvironment(env),
-    ];
+    const where = kernel.kind === 'model' ? `the model (${kernel.description})` : 'the real kernel';
+    const header = [`node-vfio selftest on ${where}`, ...envs.map(describeEnvironment)];
+    /** With several devices a result names its device: the same case runs once per device. */
+    const named = (env: (typeof envs)[number], r: CaseResult): CaseResult => (several ? { ...r, id: `${env.device?.bdf ?? 'no-device'}:${r.id}` } : r);
     const results: CaseResult[] = [];
     if (args.options.has('tap')) {
       const tap = new TapWriter(stdout);
-      tap.begin(cases.length, header);
-      for (const c of cases) {
-        const r = await runCase(env, c);
-        results.push(r);
-        tap.result(r, verbose);
+      tap.begin(cases.length * envs.length, header);
+      for (const env of envs) {
+        for (const c of cases) {
+          const r = named(env, await runCase(env, c));
+          results.push(r);
+          tap.result(r, verbose);
+        }
       }
       return kselftestExitCode(tap.end());
     }
     for (const line of header) stdout(line);
-    for (const c of cases) {
-      const r = await runCase(env, c);
-      results.push(r);
-      const tag = r.status === 'pass' ? 'ok  ' : r.status === 'skip' ? 'skip' : 'FAIL';
-      stdout(`${tag} ${r.id}${r.status === 'pass' ? '' : `: ${r.reason ?? ''}`}`);
-      if (verbose || r.status === 'fail') for (const line of r.log) stdout(`       ${line}`);
+    for (const env of envs) {
+      if (several) stdout(`# device under test: ${env.device?.bdf ?? 'none'}`);
+      for (const c of cases) {
+        const r = named(env, await runCase(env, c));
+        results.push(r);
+        const tag = r.status === 'pass' ? 'ok  ' : r.status === 'skip' ? 'skip' : 'FAIL';
+        stdout(`${tag} ${r.id}${r.status === 'pass' ? '' : `: ${r.reason ?? ''}`}`);
+        if (verbose || r.status === 'fail') for (const line of r.log) stdout(`       ${line}`);
+      }
     }
     const t = totals(results);
     stdout(kselftestTotals(t));

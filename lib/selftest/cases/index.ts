@@ -1,6 +1,7 @@
 /** Every conformance case, in the order a run reports them. */
 import type { ConformanceCase } from '../case';
 import { deviceCases } from './device-cases';
+import { dmaMappingCases } from './dma-mapping-cases';
 import { eduCases } from './edu-cases';
 import { getPaCases } from './get-pa-cases';
 import { groupCases } from './group-cases';
@@ -8,6 +9,7 @@ import { hwptCases } from './hwpt-cases';
 import { iommufdSizeCases } from './iommufd-size-cases';
 import { ioasCopyCases } from './ioas-copy-cases';
 import { optionCases } from './options-cases';
+import { pciDeviceCases } from './pci-device-cases';
 import { regionIoCases } from './region-io-cases';
 import { resetCases } from './reset-cases';
 import { configSpaceCases } from './config-space-cases';
@@ -15,6 +17,7 @@ import { ioasCases } from './ioas-cases';
 import { legacyGroupCases } from './legacy-group-cases';
 import { lifecycleCases } from './lifecycle-cases';
 import { mapUnmapCases } from './map-unmap-cases';
+import { mmioDmaCases } from './mmio-dma-cases';
 import { msixCases } from './msix-cases';
 import { multiDeviceCases } from './multi-device-cases';
 import { privilegeCases } from './privileges-cases';
@@ -28,6 +31,8 @@ export const allCases: readonly ConformanceCase[] = [
   ...seedCases,
   ...ioasCases,
   ...mapUnmapCases,
+  ...dmaMappingCases,
+  ...mmioDmaCases,
   ...ioasCopyCases,
   ...optionCases,
   ...getPaCases,
@@ -39,6 +44,7 @@ export const allCases: readonly ConformanceCase[] = [
   ...msixCases,
   ...configSpaceCases,
   ...resetCases,
+  ...pciDeviceCases,
   ...multiDeviceCases,
   ...wrongFdCases,
   ...groupCases,
