@@ -77,6 +77,8 @@ function numOf(v: TraceField | undefined, what: string): number {
 class Replayer {
   private readonly fds = new Map<number, number>();
   private readonly paths = new Map<number, string>();
+  /** Recorded fds the trace has closed: a wait on one that ended ECANCELED was cancelled by that close. */
+  private readonly closed = new Set<number>();
   private readonly maps = new Map<string, { readonly mapping: Mapping; readonly id: string }>();
   private readonly recordedFrames = new Map<bigint, bigint>();
   private readonly replayFrames = new Map<bigint, bigint>();
@@ -191,6 +193,7 @@ class Replayer {
     this.expectOutcome({ ...r, ret: undefined }, { err: got.err });
     if (got.err || typeof r.ret !== 'number') return;
     this.fds.set(r.ret, got.value!);
+    this.closed.delete(r.ret);
     if (path !== undefined) this.paths.set(got.value!, path);
   }
 
@@ -221,7 +224,10 @@ class Replayer {
         const fd = this.fd(r.fd);
         const got = this.attempt(() => kernel.close(fd));
         this.expectOutcome(r, got);
-        if (!got.err) this.fds.delete(r.fd!);
+        if (!got.err) {
+          this.fds.delete(r.fd!);
+          this.closed.add(r.fd!);
+        }
         return 1;
       }
       case 'ioctl':
@@ -277,6 +283,19 @@ class Replayer {
         this.expectOutcome(r, this.attempt(() => kernel.mmioWrite(m, numOf(a.offset, 'offset'), width, value)));
         return 1;
       }
+      case 'memory': {
+        const m = this.mapping(r.args?.map);
+        if (!m.buffer) throw new Diverged(`mapping ${String(r.args?.map)} has no bytes to write on this kernel`, '');
+        const bytes = new Uint8Array(m.buffer);
+        for (const w of (r.args?.writes ?? []) as readonly (readonly [string, string])[]) {
+          const at = Number(BigInt(w[0]));
+          const data = Buffer.from(w[1], 'hex');
+          // Physical addresses the program stored (noiommu descriptors) become the replay's own.
+          for (let o = 0; o + 8 <= data.length && (at + o) % 8 === 0; o += 8) data.writeBigUInt64LE(this.translatePhysical(data.readBigUInt64LE(o)), o);
+          bytes.set(data, at);
+        }
+        return 1;
+      }
       case 'memfd': {
         const got = this.attempt(() => kernel.memfdCreate(String(r.args?.name), numOf(r.args?.flags, 'flags')));
         this.relateFd(r, got);
@@ -306,6 +325,8 @@ class Replayer {
         return 1;
       }
       case 'wait': {
+        // A wait is recorded when it ends: one still pending when its fd was closed ends ECANCELED after the close.
+        if (r.err === 'ECANCELED' && r.fd !== undefined && this.closed.has(r.fd) && !this.fds.has(r.fd)) return 1;
         const fd = this.fd(r.fd);
         const signal = AbortSignal.timeout(this.options.waitTimeoutMs);
         let err: string | undefined;

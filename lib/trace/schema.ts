@@ -33,7 +33,7 @@ export interface TraceHeader {
 export type TraceCall =
   | 'open' | 'close' | 'ioctl' | 'pread' | 'pwrite' | 'mmap' | 'munmap' | 'mlock'
   | 'mmio-read' | 'mmio-write' | 'memfd' | 'ftruncate' | 'eventfd' | 'eventfd-read' | 'eventfd-write'
-  | 'wait' | 'read-file' | 'write-file' | 'readdir' | 'readlink' | 'exists' | 'capabilities' | 'memlock-limit';
+  | 'wait' | 'memory' | 'read-file' | 'write-file' | 'readdir' | 'readlink' | 'exists' | 'capabilities' | 'memlock-limit';
 
 export interface TraceRecord {
   /** Call index, from 0. */

@@ -20,7 +20,7 @@ export interface TraceFile {
 }
 
 const CALLS = new Set(['open', 'close', 'ioctl', 'pread', 'pwrite', 'mmap', 'munmap', 'mlock', 'mmio-read', 'mmio-write', 'memfd', 'ftruncate',
-  'eventfd', 'eventfd-read', 'eventfd-write', 'wait', 'read-file', 'write-file', 'readdir', 'readlink', 'exists', 'capabilities', 'memlock-limit']);
+  'eventfd', 'eventfd-read', 'eventfd-write', 'wait', 'memory', 'read-file', 'write-file', 'readdir', 'readlink', 'exists', 'capabilities', 'memlock-limit']);
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);

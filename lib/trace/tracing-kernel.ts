@@ -26,6 +26,8 @@ export const DEFAULT_DATA_CAP = 4096;
 
 interface TracedMapping {
   readonly id: string;
+  /** For memory mapped for DMA: its bytes as last recorded, to record what the program changed. */
+  shadow?: Uint8Array;
   readonly inner: Mapping;
   readonly start: bigint;
   readonly end: bigint;
@@ -137,6 +139,7 @@ export class TracingKernel implements Kernel {
     else args = this.structArgs(req, layout, arg);
     return this.traced('ioctl', { fd, req, nr: request, args }, () => this.inner.ioctl(fd, request, arg), (ret) => {
       if (req === 'VFIO_GROUP_GET_DEVICE_FD') this.kinds.set(ret, 'vfio-device');
+      if ((req === 'IOMMU_IOAS_MAP' || req === 'VFIO_IOMMU_MAP_DMA') && arg instanceof Uint8Array) this.watchDma(String(args.user_va ?? args.vaddr));
       if (!(arg instanceof Uint8Array) || req === 'VFIO_GROUP_GET_DEVICE_FD' || req === 'VFIO_GROUP_SET_CONTAINER') return { ret };
       return { ret, out: this.structArgs(req, layout, arg) };
     });
@@ -159,6 +162,47 @@ export class TracingKernel implements Kernel {
     }
     fields.$size = arg.length;
     return fields;
+  }
+
+  /** Memory handed to a device: from now on what the program writes into it is recorded before each MMIO store. */
+  private watchDma(pointer: string): void {
+    const id = /^(m\d+)\+/.exec(pointer)?.[1];
+    for (const m of this.mappings.values()) {
+      if (m.id !== id || m.shadow || !m.inner.buffer) continue;
+      m.shadow = new Uint8Array(m.inner.buffer.byteLength);
+      this.syncMemory();
+    }
+  }
+
+  /**
+   * Records the bytes of DMA memory that changed since the last record, as runs of 8-byte words:
+   * commands and descriptors a driver writes before ringing a doorbell, which replay must
+   * write too. Bounded by dataCap per run, like every other buffer.
+   */
+  private syncMemory(): void {
+    for (const m of this.mappings.values()) {
+      const shadow = m.shadow;
+      const buffer = m.inner.buffer;
+      if (!shadow || !buffer || buffer.byteLength !== shadow.length) continue;
+      const now = new Uint8Array(buffer);
+      const writes: TraceField[] = [];
+      let k = 0;
+      while (k < now.length) {
+        if (now[k] === shadow[k]) { k++; continue; }
+        const start = k & ~7;
+        let end = start;
+        while (end < now.length && end - start < this.dataCap) {
+          let same = true;
+          for (let b = end; b < end + 8 && b < now.length; b++) if (now[b] !== shadow[b]) { same = false; break; }
+          if (same) break;
+          end = Math.min(end + 8, now.length);
+        }
+        writes.push([hex(start), Buffer.from(now.subarray(start, end)).toString('hex')]);
+        shadow.set(now.subarray(start, end), start);
+        k = end;
+      }
+      if (writes.length) this.emit('memory', { args: { map: m.id, writes } });
+    }
   }
 
   pread(fd: number, into: Uint8Array, offset: bigint): number {
@@ -210,6 +254,7 @@ export class TracingKernel implements Kernel {
 
   mmioWrite(mapping: Mapping, offset: number, width: MmioWidth, value: number | bigint): void {
     const m = this.unwrap(mapping);
+    this.syncMemory();
     const shown = typeof value === 'bigint' || typeof value === 'number' ? hex(value) : String(value);
     this.traced('mmio-write', { args: { map: m.id, offset: hex(offset), width, value: shown } }, () => this.inner.mmioWrite(m.inner, offset, width, value), () => ({}));
   }
