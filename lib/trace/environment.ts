@@ -3,7 +3,7 @@
  * one to `path.1`, `path.2`, … (a program may look at the real kernel and then fall back to the
  * model). NODE_VFIO_TRACE_MMIO=1 records MMIO too; NODE_VFIO_TRACE_DATA_CAP=n sets the byte cap.
  */
-import type { KernelWrapper } from '../sys/kernel-wrapper';
+import type { Kernel } from '../sys/kernel';
 import { attachTracing } from './attach';
 import { DEFAULT_DATA_CAP } from './tracing-kernel';
 
@@ -15,7 +15,8 @@ function dataCapFromEnvironment(): number {
   return n;
 }
 
-export function environmentWrapper(path: string): KernelWrapper {
+/** What lib/sys/kernel-wrapper.ts applies to each new kernel (its KernelWrapper; not imported, which would be a cycle). */
+export function environmentWrapper(path: string): <K extends Kernel>(kernel: K) => K {
   const mmio = process.env.NODE_VFIO_TRACE_MMIO === '1';
   const dataCap = dataCapFromEnvironment();
   let made = 0;

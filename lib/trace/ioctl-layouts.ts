@@ -113,8 +113,13 @@ export function requestLayout(name: string): RequestLayout | undefined {
 }
 
 /** The request's name as the fd's kind of file defines it. */
+const nameCache = new Map<string, string>();
+
 export function requestName(number: number, kind: FileKind | undefined): string {
-  return ioctlName(number, kind);
+  const key = `${kind ?? ''}:${number}`;
+  let name = nameCache.get(key);
+  if (name === undefined) nameCache.set(key, (name = ioctlName(number, kind)));
+  return name;
 }
 
 /** Struct fields that hold a process address: written symbolically as mapping + offset. */

@@ -53,7 +53,8 @@ export class TracingKernel implements Kernel {
   readonly description: string;
   readonly pageSize: number;
   private index = 0;
-  private readonly started = process.hrtime.bigint();
+  // performance.now(): a double, far cheaper per call than hrtime.bigint(), at sub-microsecond resolution.
+  private readonly started = performance.now();
   private readonly kinds = new Map<number, FileKind>();
   private readonly mappings = new Map<Mapping, TracedMapping>();
   private nextMapping = 0;
@@ -91,7 +92,7 @@ export class TracingKernel implements Kernel {
   }
 
   private emit(call: TraceCall, fields: Omit<TraceRecord, 'i' | 't' | 'call'>): void {
-    const t = Number((process.hrtime.bigint() - this.started) / 1000n);
+    const t = Math.round((performance.now() - this.started) * 1000);
     this.sink.record({ i: this.index++, t, call, ...fields });
   }
 
