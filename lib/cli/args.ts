@@ -30,6 +30,14 @@ export function parseArgs(argv: readonly string[], spec: Record<string, OptionSp
       positionals.push(...argv.slice(i + 1));
       break;
     }
+    // A one-letter option a command declares (`-o FILE`) is spelt with one dash.
+    if (/^-[a-z]$/.test(arg) && spec[arg.slice(1)] !== undefined && spec[arg.slice(1)]!.value === 'required') {
+      const next = argv[i + 1];
+      if (next === undefined || next.startsWith('-')) throw new UsageError(`option '${arg}' needs a value`);
+      options.set(arg.slice(1), next);
+      i++;
+      continue;
+    }
     if (!arg.startsWith('--') || arg === '--') {
       if (arg.startsWith('-') && arg !== '-' && arg !== '-h') throw new UsageError(`unknown option '${arg}'`);
       if (arg === '-h') {

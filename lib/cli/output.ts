@@ -1,6 +1,7 @@
 /** Plain-text tables and error reports for the `vfio` command. */
 import { isVfioError } from '../sys/errors';
 import { UsageError } from './args';
+import { TraceFormatError } from '../trace/trace-file';
 
 export function table(rows: readonly (readonly string[])[], indent = '  '): string[] {
   if (rows.length === 0) return [];
@@ -48,6 +49,10 @@ export function reportError(e: unknown, stderr: (line: string) => void): number 
     if (e.ioctl) stderr(`  ioctl: ${e.ioctl}`);
     if (e.hint) stderr(`  hint: ${inCliWords(e.hint)}`);
     return 1;
+  }
+  if (e instanceof TraceFormatError) {
+    stderr(`vfio: bad trace: ${e.message}`);
+    return 2;
   }
   if (e instanceof TypeError || e instanceof RangeError) {
     stderr(`vfio: ${e.message}`);

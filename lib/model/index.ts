@@ -14,6 +14,7 @@
  * The device-model SDK (DeviceModel, the capability builders, ModelClock, …) is exported from here
  * too; docs/device-models.md is its tutorial.
  */
+import { wrapNewKernel } from '../sys/kernel-wrapper';
 import { bootPciMachine } from './boot';
 import type { ModelClock } from './device/clock';
 import type { DeviceModel } from './device/device-model';
@@ -58,7 +59,7 @@ export function createModelKernel(machine: ProfileName | Profile | ModelMachine)
   const profile = isMachine ? machineProfile(machine) : resolveProfile(machine);
   const kernel = new ModelKernel(profile);
   for (const step of bootSteps(isMachine ? machine.clock : undefined)) step(kernel);
-  return kernel;
+  return wrapNewKernel(kernel);
 }
 
 function machineProfile(m: ModelMachine): Profile {

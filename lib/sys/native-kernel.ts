@@ -5,6 +5,7 @@
  * the fd is (the path it was opened by and its kind) and turns that into a VfioError naming the
  * exact ioctl and the path. Filesystem calls (sysfs, /proc) go through node:fs.
  */
+import { wrapNewKernel } from './kernel-wrapper';
 import fs from 'node:fs';
 import os from 'node:os';
 import { markAsUntransferable } from 'node:worker_threads';
@@ -341,6 +342,6 @@ let singleton: NativeKernel | undefined;
 
 /** The NativeKernel of this thread, created (and the addon loaded) on first use. */
 export function nativeKernel(): NativeKernel {
-  singleton ??= new NativeKernel();
+  singleton ??= wrapNewKernel(new NativeKernel());
   return singleton;
 }

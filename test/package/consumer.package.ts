@@ -67,7 +67,7 @@ describe('the packed package, installed into a fresh project', function () {
   it('the tarball holds the compiled library, the native sources, both prebuilds, and no tests or local build', () => {
     for (const expected of [
       'package.json', 'binding.gyp', 'native/addon.cc', 'dist/lib/index.js', 'dist/lib/index.d.ts', 'dist/lib/model/index.js',
-      'dist/lib/model/index.d.ts', 'dist/lib/cli/main.js', `prebuilds/linux-x64/${PREBUILD_NAME}`, `prebuilds/linux-arm64/${PREBUILD_NAME}`,
+      'dist/lib/model/index.d.ts', 'dist/lib/trace/index.d.ts', 'dist/lib/trace/index.js', 'dist/lib/cli/main.js', `prebuilds/linux-x64/${PREBUILD_NAME}`, `prebuilds/linux-arm64/${PREBUILD_NAME}`,
     ]) assert.ok(packedFiles.includes(expected), `${expected} is not in the tarball`);
     const unwanted = packedFiles.filter((f) => /^(build|test|dist\/test|dist\/examples|lib|scripts|node_modules)\//.test(f));
     assert.deepEqual(unwanted, []);
@@ -84,11 +84,13 @@ describe('the packed package, installed into a fresh project', function () {
       analysis: { problems: unknown[]; entrypoints: Record<string, { resolutions: Record<string, { resolution?: { fileName?: string } }> }> };
     };
     assert.deepEqual(report.analysis.problems, []);
-    assert.deepEqual(Object.keys(report.analysis.entrypoints).sort(), ['.', './model', './package.json']);
-    const model = report.analysis.entrypoints['./model'];
-    assert.ok(model);
-    for (const kind of ['node10', 'node16-cjs', 'node16-esm', 'bundler']) {
-      assert.match(String(model.resolutions[kind]?.resolution?.fileName), /dist\/lib\/model\/index\.d\.ts$/, `node-vfio/model under ${kind}`);
+    assert.deepEqual(Object.keys(report.analysis.entrypoints).sort(), ['.', './model', './package.json', './trace']);
+    for (const entry of ['model', 'trace']) {
+      const resolved = report.analysis.entrypoints[`./${entry}`];
+      assert.ok(resolved);
+      for (const kind of ['node10', 'node16-cjs', 'node16-esm', 'bundler']) {
+        assert.match(String(resolved.resolutions[kind]?.resolution?.fileName), new RegExp(`dist/lib/${entry}/index\\.d\\.ts$`), `node-vfio/${entry} under ${kind}`);
+      }
     }
   });
 

@@ -4,5 +4,6 @@ import { bindCommand, unbindCommand } from './bind';
 import { infoCommand } from './info';
 import { selftestCommand } from './selftest';
 import { statusCommand } from './status';
+import { recordCommand, replayCommand, traceCommand } from './trace';
 
-export const COMMANDS: readonly Command[] = [statusCommand, bindCommand, unbindCommand, infoCommand, selftestCommand];
+export const COMMANDS: readonly Command[] = [statusCommand, bindCommand, unbindCommand, infoCommand, selftestCommand, traceCommand, recordCommand, replayCommand];

@@ -1,0 +1,504 @@
+/**
+ * Re-runs a recorded session against a kernel (usually the model) and reports the first call
+ * whose answer differs. What legitimately differs between runs is related, never compared
+ * blindly nor ignored:
+ * - fds: each recorded fd stands for the replay fd that the same open/eventfd/… returned;
+ * - process addresses: a pointer recorded as `m3+0x10` is passed and checked as the replay's own
+ *   mapping m3 plus 0x10;
+ * - physical addresses (GET_PA, pagemap, a noiommu DMA address stored into a register): the page
+ *   offset must be equal and frames must correspond one to one, in order of first appearance;
+ * - timing: a polled register (a run of reads at one offset returning one value, then another)
+ *   may take more or fewer reads; an eventfd may have counted several interrupts as one.
+ */
+import type { Kernel, Mapping, MmioWidth } from '../sys/kernel';
+import { VfioError } from '../sys/errors';
+import { decodeStruct, encodeStruct, isFdField, isPhysicalField, isPointerField, requestLayout, scalarOf, type FieldCodec } from './ioctl-layouts';
+import { bytesField, hex, type TraceField, type TraceFields, type TraceRecord } from './schema';
+import type { TraceFile } from './trace-file';
+import { formatRecord } from './trace-listing';
+
+export interface ReplayOptions {
+  /** How long a recorded wait may take on the replay kernel before it counts as a divergence. Default 5000 ms. */
+  readonly waitTimeoutMs?: number;
+  /** Most reads a recorded poll may take on the replay kernel. Default 100000. */
+  readonly maxPollReads?: number;
+}
+
+export interface Divergence {
+  /** Index of the recorded call that diverged. */
+  readonly index: number;
+  readonly recorded: TraceRecord;
+  /** What came back on the replay kernel, in the trace's notation. */
+  readonly replayed: string;
+  readonly what: string;
+  /** The calls before it, formatted, for context. */
+  readonly context: readonly string[];
+}
+
+export interface ReplayResult {
+  /** Recorded calls replayed (all of them when there is no divergence). */
+  readonly replayed: number;
+  readonly divergence: Divergence | null;
+}
+
+class Diverged extends Error {
+  constructor(readonly what: string, readonly replayed: string) {
+    super(what);
+  }
+}
+
+interface Outcome {
+  readonly ret?: TraceField;
+  readonly err?: string;
+}
+
+const PAGEMAP_PFN_MASK = (1n << 55n) - 1n;
+
+function errName(e: unknown): string {
+  if (e instanceof VfioError) return e.code;
+  if (e instanceof Error) return e.name;
+  return 'throw';
+}
+
+function show(o: Outcome): string {
+  return o.err ? `-1 ${o.err}` : o.ret === undefined ? 'ok' : JSON.stringify(o.ret);
+}
+
+function bigOf(v: TraceField | undefined, what: string): bigint {
+  if (typeof v === 'number') return BigInt(v);
+  if (typeof v === 'string' && /^0x[0-9a-f]+$/i.test(v)) return BigInt(v);
+  throw new Diverged(`the trace's ${what} is not a number (${JSON.stringify(v)})`, '');
+}
+
+function numOf(v: TraceField | undefined, what: string): number {
+  return Number(bigOf(v, what));
+}
+
+class Replayer {
+  private readonly fds = new Map<number, number>();
+  private readonly paths = new Map<number, string>();
+  /** Recorded fds the trace has closed: a wait on one that ended ECANCELED was cancelled by that close. */
+  private readonly closed = new Set<number>();
+  private readonly maps = new Map<string, { readonly mapping: Mapping; readonly id: string }>();
+  private readonly recordedFrames = new Map<bigint, bigint>();
+  private readonly replayFrames = new Map<bigint, bigint>();
+  private readonly recordedPage: bigint;
+  private readonly replayPage: bigint;
+
+  constructor(private readonly trace: TraceFile, private readonly kernel: Kernel, private readonly options: Required<ReplayOptions>) {
+    this.recordedPage = BigInt(trace.header.pageSize);
+    this.replayPage = BigInt(kernel.pageSize);
+  }
+
+  async run(): Promise<ReplayResult> {
+    const records = this.trace.records;
+    let k = 0;
+    while (k < records.length) {
+      const r = records[k]!;
+      try {
+        k += await this.step(records, k);
+      } catch (e) {
+        if (!(e instanceof Diverged)) throw e;
+        const context = records.slice(Math.max(0, k - 3), k).map(formatRecord);
+        return { replayed: k, divergence: { index: r.i, recorded: r, replayed: e.replayed, what: e.what, context } };
+      }
+    }
+    this.cleanUp();
+    return { replayed: records.length, divergence: null };
+  }
+
+  /** Closes what the trace left open, so replaying never leaks fds on the replay kernel. */
+  private cleanUp(): void {
+    for (const { mapping } of this.maps.values()) {
+      try { this.kernel.munmap(mapping); } catch { /* already gone with its fd */ }
+    }
+    for (const fd of this.fds.values()) {
+      try { this.kernel.close(fd); } catch { /* closed by the program already */ }
+    }
+  }
+
+  private fd(recorded: number | undefined): number {
+    if (recorded === undefined) throw new Diverged('the record has no fd', '');
+    if (recorded < 0) return recorded;
+    const fd = this.fds.get(recorded);
+    if (fd === undefined) throw new Diverged(`fd ${recorded} was not opened by any earlier call in the trace`, '');
+    return fd;
+  }
+
+  private mapping(id: TraceField | undefined): Mapping {
+    const m = this.maps.get(String(id));
+    if (!m) throw new Diverged(`mapping ${String(id)} was not made by any earlier call in the trace`, '');
+    return m.mapping;
+  }
+
+  /** `m3+0x10` → the replay's m3 + 0x10; a plain hex address passes unchanged. */
+  private address(v: TraceField): bigint {
+    const s = String(v);
+    const match = /^(m\d+)\+(0x[0-9a-f]+)$/i.exec(s);
+    if (!match) return bigOf(v, 'address');
+    return this.mapping(match[1]).address + BigInt(match[2]!);
+  }
+
+  private symbolic(address: bigint): string {
+    for (const { mapping, id } of this.maps.values()) {
+      if (address >= mapping.address && address < mapping.address + mapping.length) return `${id}+${hex(address - mapping.address)}`;
+    }
+    return hex(address);
+  }
+
+  /** Relates a recorded frame to a replay frame; false when either is already related otherwise. */
+  private relateFrame(recorded: bigint, replay: bigint): boolean {
+    const a = this.recordedFrames.get(recorded);
+    const b = this.replayFrames.get(replay);
+    if (a === undefined && b === undefined) {
+      this.recordedFrames.set(recorded, replay);
+      this.replayFrames.set(replay, recorded);
+      return true;
+    }
+    return a === replay && b === recorded;
+  }
+
+  private samePhysical(recorded: bigint, replay: bigint): boolean {
+    if (recorded % this.recordedPage !== replay % this.replayPage) return false;
+    return this.relateFrame(recorded / this.recordedPage, replay / this.replayPage);
+  }
+
+  /** A value stored into a register that is a recorded physical address becomes the replay's. */
+  private translatePhysical(value: bigint): bigint {
+    const frame = this.recordedFrames.get(value / this.recordedPage);
+    return frame === undefined ? value : frame * this.replayPage + (value % this.recordedPage);
+  }
+
+  private readonly codec: FieldCodec = {
+    encode: (field, v) => (typeof v === 'bigint' ? (isPointerField(field) ? this.symbolic(v) : hex(v)) : v),
+    decode: (field, v) => (isPointerField(field) ? this.address(v) : scalarOf(v)),
+  };
+
+  private expectOutcome(r: TraceRecord, got: Outcome): void {
+    if ((r.err ?? null) !== (got.err ?? null)) throw new Diverged(r.err ? `expected ${r.err}` : `failed with ${got.err}`, show(got));
+    if (got.err) return;
+    if (r.ret !== undefined && JSON.stringify(r.ret) !== JSON.stringify(got.ret)) throw new Diverged(`returned ${show(got)} instead of ${show({ ret: r.ret })}`, show(got));
+  }
+
+  private attempt<T>(fn: () => T): { value?: T; err?: string } {
+    try {
+      return { value: fn() };
+    } catch (e) {
+      return { err: errName(e) };
+    }
+  }
+
+  /** Checks an fd-returning call and relates the two fds. */
+  private relateFd(r: TraceRecord, got: { value?: number; err?: string }, path?: string): void {
+    this.expectOutcome({ ...r, ret: undefined }, { err: got.err });
+    if (got.err || typeof r.ret !== 'number') return;
+    this.fds.set(r.ret, got.value!);
+    this.closed.delete(r.ret);
+    if (path !== undefined) this.paths.set(got.value!, path);
+  }
+
+  private data(field: TraceField | undefined, what: string): Uint8Array {
+    const f = field as TraceFields | undefined;
+    if (!f || typeof f.hex !== 'string' || typeof f.length !== 'number') throw new Diverged(`the trace has no ${what}`, '');
+    if (f.hex.length / 2 < f.length) throw new Diverged(`cannot replay: the trace kept only ${f.hex.length / 2} of the ${f.length} bytes of ${what} (raise the data cap when recording)`, '');
+    return Buffer.from(f.hex, 'hex');
+  }
+
+  private compareData(recorded: TraceField | undefined, got: Uint8Array, what: string): void {
+    const expected = JSON.stringify(recorded);
+    const actual = bytesField(got, this.trace.header.dataCap);
+    if (expected !== JSON.stringify(actual)) throw new Diverged(`${what} differs`, JSON.stringify(actual));
+  }
+
+  /** Replays the call at `k` (and, for a poll, the run it starts); returns how many records it used. */
+  private async step(records: readonly TraceRecord[], k: number): Promise<number> {
+    const r = records[k]!;
+    const kernel = this.kernel;
+    switch (r.call) {
+      case 'open': {
+        const got = this.attempt(() => kernel.open(r.path!, numOf(r.args?.flags, 'flags')));
+        this.relateFd(r, got, r.path);
+        return 1;
+      }
+      case 'close': {
+        const fd = this.fd(r.fd);
+        const got = this.attempt(() => kernel.close(fd));
+        this.expectOutcome(r, got);
+        if (!got.err) {
+          this.fds.delete(r.fd!);
+          this.closed.add(r.fd!);
+        }
+        return 1;
+      }
+      case 'ioctl':
+        this.ioctl(r);
+        return 1;
+      case 'pread': {
+        const fd = this.fd(r.fd);
+        const into = new Uint8Array(numOf(r.args?.length, 'length'));
+        const got = this.attempt(() => kernel.pread(fd, into, bigOf(r.args?.offset, 'offset')));
+        this.expectOutcome(r, { ret: got.value, err: got.err });
+        if (got.err) return 1;
+        const bytes = into.subarray(0, got.value);
+        if (this.paths.get(fd) === '/proc/self/pagemap') this.comparePagemap(r, bytes);
+        else this.compareData(r.out?.data, bytes, 'the data read');
+        return 1;
+      }
+      case 'pwrite': {
+        const fd = this.fd(r.fd);
+        const from = this.data(r.args?.data, 'the data written');
+        const got = this.attempt(() => kernel.pwrite(fd, from, bigOf(r.args?.offset, 'offset')));
+        this.expectOutcome(r, { ret: got.value, err: got.err });
+        return 1;
+      }
+      case 'mmap': {
+        const fd = r.fd === undefined || r.fd < 0 ? -1 : this.fd(r.fd);
+        const a = r.args ?? {};
+        const got = this.attempt(() => kernel.mmap(fd, bigOf(a.length, 'length'), numOf(a.prot, 'prot'), numOf(a.flags, 'flags'), bigOf(a.offset, 'offset')));
+        this.expectOutcome({ ...r, ret: undefined }, { err: got.err });
+        if (!got.err && typeof r.ret === 'string') this.maps.set(r.ret, { mapping: got.value!, id: r.ret });
+        return 1;
+      }
+      case 'munmap': {
+        const id = String(r.args?.map);
+        const m = this.mapping(id);
+        const got = this.attempt(() => kernel.munmap(m));
+        this.expectOutcome(r, got);
+        if (!got.err) this.maps.delete(id);
+        return 1;
+      }
+      case 'mlock': {
+        const m = this.mapping(r.args?.map);
+        this.expectOutcome(r, this.attempt(() => kernel.mlock(m)));
+        return 1;
+      }
+      case 'mmio-read':
+        return this.mmioRead(records, k);
+      case 'mmio-write': {
+        const a = r.args ?? {};
+        const m = this.mapping(a.map);
+        const width = numOf(a.width, 'width') as MmioWidth;
+        const raw = bigOf(a.value, 'value');
+        const value = width === 64 ? this.translatePhysical(raw) : Number(raw);
+        this.expectOutcome(r, this.attempt(() => kernel.mmioWrite(m, numOf(a.offset, 'offset'), width, value)));
+        return 1;
+      }
+      case 'memory': {
+        const m = this.mapping(r.args?.map);
+        if (!m.buffer) throw new Diverged(`mapping ${String(r.args?.map)} has no bytes to write on this kernel`, '');
+        const bytes = new Uint8Array(m.buffer);
+        for (const w of (r.args?.writes ?? []) as readonly (readonly [string, string])[]) {
+          const at = Number(BigInt(w[0]));
+          const data = Buffer.from(w[1], 'hex');
+          // Physical addresses the program stored (noiommu descriptors) become the replay's own.
+          for (let o = 0; o + 8 <= data.length && (at + o) % 8 === 0; o += 8) data.writeBigUInt64LE(this.translatePhysical(data.readBigUInt64LE(o)), o);
+          bytes.set(data, at);
+        }
+        return 1;
+      }
+      case 'memfd': {
+        const got = this.attempt(() => kernel.memfdCreate(String(r.args?.name), numOf(r.args?.flags, 'flags')));
+        this.relateFd(r, got);
+        return 1;
+      }
+      case 'ftruncate': {
+        const fd = this.fd(r.fd);
+        this.expectOutcome(r, this.attempt(() => kernel.ftruncate(fd, bigOf(r.args?.length, 'length'))));
+        return 1;
+      }
+      case 'eventfd': {
+        const got = this.attempt(() => kernel.eventfd(numOf(r.args?.initval, 'initval'), numOf(r.args?.flags, 'flags')));
+        this.relateFd(r, got);
+        return 1;
+      }
+      case 'eventfd-read': {
+        const fd = this.fd(r.fd);
+        const got = this.attempt(() => kernel.eventfdRead(fd));
+        this.expectOutcome({ ...r, ret: undefined }, { err: got.err });
+        // Interrupts that arrive close together are counted as one read or several: timing.
+        if (!got.err && (bigOf(r.ret, 'counter') > 0n) !== (got.value! > 0n)) throw new Diverged(`eventfd counter ${hex(got.value!)} where ${String(r.ret)} was recorded`, hex(got.value!));
+        return 1;
+      }
+      case 'eventfd-write': {
+        const fd = this.fd(r.fd);
+        this.expectOutcome(r, this.attempt(() => kernel.eventfdWrite(fd, bigOf(r.args?.value, 'value'))));
+        return 1;
+      }
+      case 'wait': {
+        // A wait is recorded when it ends: one still pending when its fd was closed ends ECANCELED after the close.
+        if (r.err === 'ECANCELED' && r.fd !== undefined && this.closed.has(r.fd) && !this.fds.has(r.fd)) return 1;
+        const fd = this.fd(r.fd);
+        const signal = AbortSignal.timeout(this.options.waitTimeoutMs);
+        let err: string | undefined;
+        try {
+          await kernel.waitReadable(fd, signal);
+        } catch (e) {
+          err = signal.aborted && !r.err ? `no event within ${this.options.waitTimeoutMs} ms` : errName(e);
+        }
+        this.expectOutcome(r, { err });
+        return 1;
+      }
+      case 'read-file': {
+        const got = this.attempt(() => kernel.readFile(r.path!));
+        this.expectOutcome(r, { err: got.err });
+        if (!got.err) this.compareData(r.out?.data, got.value!, `the contents of ${r.path}`);
+        return 1;
+      }
+      case 'write-file': {
+        const data = this.data(r.args?.data, `the data written to ${r.path}`);
+        this.expectOutcome(r, this.attempt(() => kernel.writeFile(r.path!, data)));
+        return 1;
+      }
+      case 'readdir': {
+        const got = this.attempt(() => kernel.readdir(r.path!));
+        // Directory order is the file system's, not the kernel interface's: compared as a set.
+        const sorted = (v: TraceField | undefined) => JSON.stringify(Array.isArray(v) ? [...(v as string[])].sort() : v);
+        if (!got.err && !r.err && sorted(r.ret) !== sorted(got.value)) throw new Diverged(`lists other entries`, JSON.stringify(got.value));
+        this.expectOutcome({ ...r, ret: undefined }, { err: got.err });
+        return 1;
+      }
+      case 'readlink': {
+        const got = this.attempt(() => kernel.readlink(r.path!));
+        this.expectOutcome(r, { ret: got.value, err: got.err });
+        return 1;
+      }
+      case 'exists':
+        this.expectOutcome(r, { ret: kernel.exists(r.path!) });
+        return 1;
+      case 'capabilities': {
+        const c = kernel.capabilities();
+        this.expectOutcome(r, { ret: { sysRawio: c.sysRawio, sysAdmin: c.sysAdmin, ipcLock: c.ipcLock } });
+        return 1;
+      }
+      case 'memlock-limit':
+        this.expectOutcome(r, { ret: hex(kernel.memlockLimit()) });
+        return 1;
+    }
+  }
+
+  private comparePagemap(r: TraceRecord, bytes: Uint8Array): void {
+    const recorded = this.data(r.out?.data, 'the pagemap entries read');
+    if (recorded.length !== bytes.length) throw new Diverged(`read ${bytes.length} pagemap bytes instead of ${recorded.length}`, '');
+    const a = new DataView(recorded.buffer, recorded.byteOffset, recorded.byteLength);
+    const b = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    for (let off = 0; off + 8 <= bytes.length; off += 8) {
+      const x = a.getBigUint64(off, true);
+      const y = b.getBigUint64(off, true);
+      const flagsDiffer = (x & ~PAGEMAP_PFN_MASK) !== (y & ~PAGEMAP_PFN_MASK);
+      const px = x & PAGEMAP_PFN_MASK;
+      const py = y & PAGEMAP_PFN_MASK;
+      if (flagsDiffer || (px === 0n) !== (py === 0n) || (px !== 0n && !this.relateFrame(px, py))) {
+        throw new Diverged(`pagemap entry ${off / 8}: ${hex(y)} does not correspond to the recorded ${hex(x)}`, hex(y));
+      }
+    }
+  }
+
+  private mmioRead(records: readonly TraceRecord[], k: number): number {
+    const r = records[k]!;
+    const a = r.args ?? {};
+    const m = this.mapping(a.map);
+    const offset = numOf(a.offset, 'offset');
+    const width = numOf(a.width, 'width') as MmioWidth;
+    // A poll: the same register read again and again with one value until it changes once.
+    let end = k + 1;
+    while (end < records.length) {
+      const n = records[end]!;
+      if (n.call !== 'mmio-read' || n.args?.map !== a.map || n.args?.offset !== a.offset || n.args?.width !== a.width || n.err) break;
+      end++;
+    }
+    const run = records.slice(k, end);
+    const polled = run.length >= 2 && run.slice(0, -1).every((x) => x.ret === r.ret) && !r.err;
+    const read = (): Outcome => {
+      const got = this.attempt(() => this.kernel.mmioRead(m, offset, width));
+      return got.err ? { err: got.err } : { ret: hex(got.value!) };
+    };
+    if (!polled) {
+      this.expectOutcome(r, read());
+      return 1;
+    }
+    const final = run[run.length - 1]!;
+    for (let n = 0; n < this.options.maxPollReads; n++) {
+      const got = read();
+      if (got.err) throw new Diverged(`the polled register read failed with ${got.err}`, show(got));
+      if (got.ret === final.ret) return run.length;
+      if (got.ret !== r.ret) throw new Diverged(`the polled register read ${String(got.ret)}, neither the recorded ${String(r.ret)} nor the final ${String(final.ret)}`, show(got));
+    }
+    throw new Diverged(`the polled register still read ${String(r.ret)} after ${this.options.maxPollReads} reads (recorded: ${String(final.ret)} after ${run.length - 1})`, String(r.ret));
+  }
+
+  private ioctl(r: TraceRecord): void {
+    const fd = this.fd(r.fd);
+    const args = r.args ?? {};
+    const layout = requestLayout(r.req!);
+    let arg: Uint8Array | number | null;
+    if (typeof args.value === 'number') arg = args.value;
+    else if (typeof args.container_fd === 'number') {
+      const pointee = Buffer.alloc(4);
+      pointee.writeInt32LE(this.fd(args.container_fd), 0);
+      arg = pointee;
+    } else if (typeof args.name === 'string') arg = Buffer.from(`${args.name}\0`, 'utf8');
+    else if (Object.keys(args).length === 0) arg = null;
+    else arg = this.structArg(r, layout, args);
+    const got = this.attempt(() => this.kernel.ioctl(fd, r.nr!, arg));
+    if (r.req === 'VFIO_GROUP_GET_DEVICE_FD') {
+      this.relateFd(r, got);
+      return;
+    }
+    this.expectOutcome(r, { ret: got.value, err: got.err });
+    if (got.err || !(arg instanceof Uint8Array) || !r.out || typeof args.container_fd === 'number') return;
+    this.compareOut(r, layout, arg);
+  }
+
+  private structArg(r: TraceRecord, layout: ReturnType<typeof requestLayout>, args: TraceFields): Uint8Array {
+    if (!layout) return this.data(args.bytes, `the argument of ${r.req}`);
+    const size = numOf(args.$size, '$size');
+    const bytes = new Uint8Array(new ArrayBuffer(Math.ceil(size / 8) * 8), 0, size);
+    const translated: Record<string, TraceField> = {};
+    for (const [name, v] of Object.entries(args)) translated[name] = isFdField(layout.struct.name, name) && typeof v === 'number' && v >= 0 ? this.fd(v) : v;
+    encodeStruct(layout, translated, bytes, this.codec);
+    const tail = bytes.subarray(layout.struct.size);
+    if (Array.isArray(args.$fds)) {
+      const dv = new DataView(tail.buffer, tail.byteOffset, tail.byteLength);
+      (args.$fds as number[]).forEach((v, n) => dv.setInt32(n * 4, v >= 0 ? this.fd(v) : v, true));
+    } else if (args.$tail !== undefined) {
+      tail.set(this.data(args.$tail, `the data after ${layout.struct.name}`));
+    }
+    return bytes;
+  }
+
+  private compareOut(r: TraceRecord, layout: ReturnType<typeof requestLayout>, arg: Uint8Array): void {
+    const recorded = r.out!;
+    if (!layout) {
+      this.compareData(recorded.bytes, arg, `what ${r.req} wrote back`);
+      return;
+    }
+    const got: Record<string, TraceField> = { ...decodeStruct(layout, arg, this.codec) };
+    for (const [name, want] of Object.entries(recorded)) {
+      if (name.startsWith('$')) continue;
+      const have = got[name];
+      if (isPhysicalField(name) && typeof want === 'string' && typeof have === 'string') {
+        if (!this.samePhysical(BigInt(want), BigInt(have))) throw new Diverged(`${r.req}.${name}=${have} does not correspond to the recorded ${want} (page offset or frame)`, have);
+        continue;
+      }
+      if (isFdField(layout.struct.name, name)) continue; // an fd the caller passed in: related on the way in
+      if (JSON.stringify(want) !== JSON.stringify(have)) throw new Diverged(`${r.req} answered ${name}=${JSON.stringify(have)} instead of ${JSON.stringify(want)}`, JSON.stringify(got));
+    }
+    if (recorded.$tail !== undefined && arg.length > layout.struct.size) this.compareData(recorded.$tail, arg.subarray(layout.struct.size), `the data ${r.req} wrote after ${layout.struct.name}`);
+  }
+}
+
+/** Replays `trace` on `kernel`; resolves with the first divergence, or none. */
+export async function replayTrace(trace: TraceFile, kernel: Kernel, options: ReplayOptions = {}): Promise<ReplayResult> {
+  const full: Required<ReplayOptions> = { waitTimeoutMs: options.waitTimeoutMs ?? 5000, maxPollReads: options.maxPollReads ?? 100_000 };
+  return new Replayer(trace, kernel, full).run();
+}
+
+/** A divergence as lines for a terminal. */
+export function formatDivergence(d: Divergence): string[] {
+  return [
+    `first divergence at call ${d.index}: ${d.what}`,
+    ...d.context.map((c) => `  before: ${c.trimStart()}`),
+    `  recorded: ${formatRecord(d.recorded).trimStart()}`,
+    `  replayed: ${d.replayed || '(nothing came back)'}`,
+  ];
+}

@@ -1,0 +1,67 @@
+/**
+ * The trace file format: JSON Lines, one object per line. The first line is the header
+ * (`{"schema":"node-vfio-trace","version":1,...}`); every other line is one call at the Kernel
+ * boundary. A reader refuses a version it does not know instead of guessing (see trace-file.ts).
+ *
+ * Values that differ between runs are written symbolically so that replay can relate them:
+ * fds stay numbers but are related through the `open`/`eventfd`/… that returned them, mappings
+ * get ids (`m0`, `m1`, …) and a pointer into one is written `m3+0x10`, physical addresses keep
+ * their frame (related by first appearance) and page offset.
+ */
+
+export const TRACE_SCHEMA = 'node-vfio-trace';
+export const TRACE_VERSION = 1;
+
+/** A decoded value: u64 fields are hex strings ("0x1000"), pointers into a mapping "m2+0x0". */
+export type TraceField = string | number | boolean | null | readonly TraceField[] | { readonly [key: string]: TraceField };
+export type TraceFields = { readonly [key: string]: TraceField };
+
+export interface TraceHeader {
+  readonly schema: typeof TRACE_SCHEMA;
+  readonly version: number;
+  /** Kernel.description of the traced kernel. */
+  readonly kernel: string;
+  readonly kind: 'native' | 'model';
+  readonly pageSize: number;
+  /** Largest number of buffer bytes kept per call (pread/pwrite data, sysfs contents). */
+  readonly dataCap: number;
+  readonly mmio: boolean;
+  /** ISO time the trace started. */
+  readonly started: string;
+}
+
+export type TraceCall =
+  | 'open' | 'close' | 'ioctl' | 'pread' | 'pwrite' | 'mmap' | 'munmap' | 'mlock'
+  | 'mmio-read' | 'mmio-write' | 'memfd' | 'ftruncate' | 'eventfd' | 'eventfd-read' | 'eventfd-write'
+  | 'wait' | 'memory' | 'read-file' | 'write-file' | 'readdir' | 'readlink' | 'exists' | 'capabilities' | 'memlock-limit';
+
+export interface TraceRecord {
+  /** Call index, from 0. */
+  readonly i: number;
+  /** Microseconds since the trace started, when the call returned. */
+  readonly t: number;
+  readonly call: TraceCall;
+  readonly fd?: number;
+  readonly path?: string;
+  /** ioctl: request name (resolved with the kind of file the fd is) and number. */
+  readonly req?: string;
+  readonly nr?: number;
+  /** Call arguments (decoded struct fields for an ioctl; offsets, lengths, flags otherwise). */
+  readonly args?: TraceFields;
+  /** What the kernel wrote back (decoded struct fields, bytes read, values loaded). */
+  readonly out?: TraceFields;
+  /** Return value (numbers, hex strings for 64-bit values, mapping ids). */
+  readonly ret?: TraceField;
+  /** errno name when the call failed. */
+  readonly err?: string;
+}
+
+/** Bytes as hex, cut at `cap`: `{hex, length}` where length is the full size. */
+export function bytesField(bytes: Uint8Array, cap: number): TraceFields {
+  const kept = bytes.subarray(0, Math.min(cap, bytes.length));
+  return { length: bytes.length, hex: Buffer.from(kept.buffer, kept.byteOffset, kept.byteLength).toString('hex') };
+}
+
+export function hex(value: bigint | number): string {
+  return `0x${value.toString(16)}`;
+}

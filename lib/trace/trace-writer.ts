@@ -1,0 +1,69 @@
+/**
+ * Streams trace records to a file as JSON Lines with bounded memory: lines are gathered up to
+ * `flushBytes` and then written synchronously, so a long session never holds more than one chunk,
+ * and what was traced before a crash is on disk up to the last chunk (the rest is flushed at exit).
+ */
+import fs from 'node:fs';
+import type { TraceHeader, TraceRecord } from './schema';
+
+/** Where a tracing kernel sends its records. */
+export interface TraceSink {
+  header(header: TraceHeader): void;
+  record(record: TraceRecord): void;
+  /** Writes out everything pending (and, for a file, closes it). Idempotent. */
+  end(): void;
+}
+
+const DEFAULT_FLUSH_BYTES = 64 * 1024;
+
+export class JsonlTraceWriter implements TraceSink {
+  private fd: number | null;
+  private pending: string[] = [];
+  private pendingBytes = 0;
+  private readonly onExit = (): void => this.end();
+
+  constructor(readonly path: string, private readonly flushBytes = DEFAULT_FLUSH_BYTES) {
+    if (typeof path !== 'string' || path === '') throw new TypeError('trace path must be a non-empty string');
+    this.fd = fs.openSync(path, 'w');
+    process.once('exit', this.onExit);
+  }
+
+  header(header: TraceHeader): void {
+    this.push(JSON.stringify(header));
+  }
+
+  record(record: TraceRecord): void {
+    this.push(JSON.stringify(record));
+  }
+
+  flush(): void {
+    if (this.fd === null || this.pending.length === 0) return;
+    fs.writeSync(this.fd, this.pending.join(''));
+    this.pending = [];
+    this.pendingBytes = 0;
+  }
+
+  end(): void {
+    if (this.fd === null) return;
+    this.flush();
+    fs.closeSync(this.fd);
+    this.fd = null;
+    process.removeListener('exit', this.onExit);
+  }
+
+  private push(line: string): void {
+    if (this.fd === null) return;
+    this.pending.push(line, '\n');
+    this.pendingBytes += line.length + 1;
+    if (this.pendingBytes >= this.flushBytes) this.flush();
+  }
+}
+
+/** Keeps records in memory (tests, and replaying a session just recorded). */
+export class MemoryTraceSink implements TraceSink {
+  headerLine: TraceHeader | undefined;
+  readonly records: TraceRecord[] = [];
+  header(header: TraceHeader): void { this.headerLine = header; }
+  record(record: TraceRecord): void { this.records.push(record); }
+  end(): void { /* nothing pending */ }
+}

@@ -1,0 +1,327 @@
+/**
+ * A `Kernel` that records every call it forwards to another kernel (native or model): open/close,
+ * each ioctl with its request name and decoded struct in and out, pread/pwrite, mmap/munmap, MMIO
+ * loads and stores, eventfds and waits, sysfs reads and writes, with timestamps and errnos.
+ *
+ * MMIO tracing is opt-in: a native BAR mapping normally hands its bytes to lib/vfio/mmio.ts, whose
+ * typed-array accesses never cross the boundary. With `mmio: true` the tracer hands out the
+ * mapping without its bytes (`buffer: null`), which is the documented signal for Mmio to go
+ * through `kernel.mmioRead`/`mmioWrite`, so every access is seen at its exact width.
+ */
+import type { Capabilities, Kernel, Mapping, MmioWidth } from '../sys/kernel';
+import { VfioError } from '../sys/errors';
+import type { FileKind } from '../uapi/requests';
+import { decodeStruct, isPointerField, requestLayout, requestName, type FieldCodec } from './ioctl-layouts';
+import { bytesField, hex, TRACE_SCHEMA, TRACE_VERSION, type TraceCall, type TraceField, type TraceFields, type TraceRecord } from './schema';
+import type { TraceSink } from './trace-writer';
+
+export interface TraceOptions {
+  /** Record every MMIO access (forces BAR accesses through the kernel). Default false. */
+  readonly mmio?: boolean;
+  /** Most bytes of any buffer (pread/pwrite data, file contents) kept per call. Default 4096. */
+  readonly dataCap?: number;
+}
+
+export const DEFAULT_DATA_CAP = 4096;
+
+interface TracedMapping {
+  readonly id: string;
+  /** For memory mapped for DMA: its bytes as last recorded, to record what the program changed. */
+  shadow?: Uint8Array;
+  readonly inner: Mapping;
+  readonly start: bigint;
+  readonly end: bigint;
+}
+
+/** The kind of file behind a path, so a request number gets its one name. */
+export function fileKindOf(path: string): FileKind | undefined {
+  if (path === '/dev/iommu') return 'iommufd';
+  if (path === '/dev/vfio/vfio') return 'vfio-container';
+  if (path.startsWith('/dev/vfio/devices/')) return 'vfio-device';
+  if (/^\/dev\/vfio\/(noiommu-)?\d+$/.test(path)) return 'vfio-group';
+  return undefined;
+}
+
+function errName(e: unknown): string {
+  if (e instanceof VfioError) return e.code;
+  if (e instanceof Error) return e.name;
+  return 'throw';
+}
+
+export class TracingKernel implements Kernel {
+  readonly kind: 'native' | 'model';
+  readonly description: string;
+  readonly pageSize: number;
+  private index = 0;
+  // performance.now(): a double, far cheaper per call than hrtime.bigint(), at sub-microsecond resolution.
+  private readonly started = performance.now();
+  private readonly kinds = new Map<number, FileKind>();
+  private readonly mappings = new Map<Mapping, TracedMapping>();
+  private nextMapping = 0;
+  private readonly traceMmio: boolean;
+  private readonly dataCap: number;
+  private readonly codec: FieldCodec = {
+    encode: (field, value) => (typeof value === 'bigint' ? (isPointerField(field) ? this.symbolic(value) : hex(value)) : value),
+    decode: () => { throw new Error('a tracing kernel only encodes'); },
+  };
+
+  constructor(readonly inner: Kernel, private readonly sink: TraceSink, options: TraceOptions = {}) {
+    this.kind = inner.kind;
+    this.description = inner.description;
+    this.pageSize = inner.pageSize;
+    this.traceMmio = options.mmio ?? false;
+    this.dataCap = options.dataCap ?? DEFAULT_DATA_CAP;
+    if (!Number.isInteger(this.dataCap) || this.dataCap < 0) throw new RangeError(`dataCap must be a non-negative integer, got ${options.dataCap}`);
+    sink.header({
+      schema: TRACE_SCHEMA, version: TRACE_VERSION, kernel: inner.description, kind: inner.kind, pageSize: inner.pageSize,
+      dataCap: this.dataCap, mmio: this.traceMmio, started: new Date().toISOString(),
+    });
+  }
+
+  /** Writes out the records still buffered and closes the trace file. */
+  endTrace(): void {
+    this.sink.end();
+  }
+
+  /** `m3+0x10` for an address inside a live mapping, plain hex otherwise. */
+  private symbolic(address: bigint): string {
+    for (const m of this.mappings.values()) {
+      if (address >= m.start && address < m.end) return `${m.id}+${hex(address - m.start)}`;
+    }
+    return hex(address);
+  }
+
+  private emit(call: TraceCall, fields: Omit<TraceRecord, 'i' | 't' | 'call'>): void {
+    const t = Math.round((performance.now() - this.started) * 1000);
+    this.sink.record({ i: this.index++, t, call, ...fields });
+  }
+
+  /** Runs `fn`, records it with `describe(result)`, and rethrows a failure after recording its errno. */
+  private traced<T>(call: TraceCall, base: Omit<TraceRecord, 'i' | 't' | 'call' | 'ret' | 'err' | 'out'>, fn: () => T, describe: (r: T) => { ret?: TraceField; out?: TraceFields }): T {
+    let result: T;
+    try {
+      result = fn();
+    } catch (e) {
+      this.emit(call, { ...base, err: errName(e) });
+      throw e;
+    }
+    this.emit(call, { ...base, ...describe(result) });
+    return result;
+  }
+
+  private unwrap(mapping: Mapping): TracedMapping {
+    const m = this.mappings.get(mapping);
+    if (!m) throw new TypeError('mapping was not made by this tracing kernel (or is already unmapped)');
+    return m;
+  }
+
+  open(path: string, flags: number): number {
+    return this.traced('open', { path, args: { flags: hex(flags) } }, () => this.inner.open(path, flags), (fd) => {
+      const kind = fileKindOf(path);
+      if (kind) this.kinds.set(fd, kind);
+      return { ret: fd };
+    });
+  }
+
+  close(fd: number): void {
+    this.traced('close', { fd }, () => this.inner.close(fd), () => ({}));
+    this.kinds.delete(fd);
+  }
+
+  ioctl(fd: number, request: number, arg: Uint8Array | number | null): number {
+    const kind = this.kinds.get(fd);
+    const req = requestName(request, kind);
+    const layout = requestLayout(req);
+    let args: TraceFields;
+    if (arg === null) args = {};
+    else if (typeof arg === 'number') args = { value: arg };
+    else if (req === 'VFIO_GROUP_SET_CONTAINER' && arg.length === 4) args = { container_fd: new DataView(arg.buffer, arg.byteOffset, 4).getInt32(0, true) };
+    else if (req === 'VFIO_GROUP_GET_DEVICE_FD') args = { name: Buffer.from(arg).toString('latin1').replace(/\0.*$/s, '') };
+    else args = this.structArgs(req, layout, arg);
+    return this.traced('ioctl', { fd, req, nr: request, args }, () => this.inner.ioctl(fd, request, arg), (ret) => {
+      if (req === 'VFIO_GROUP_GET_DEVICE_FD') this.kinds.set(ret, 'vfio-device');
+      if ((req === 'IOMMU_IOAS_MAP' || req === 'VFIO_IOMMU_MAP_DMA') && arg instanceof Uint8Array) this.watchDma(String(args.user_va ?? args.vaddr));
+      if (!(arg instanceof Uint8Array) || req === 'VFIO_GROUP_GET_DEVICE_FD' || req === 'VFIO_GROUP_SET_CONTAINER') return { ret };
+      return { ret, out: this.structArgs(req, layout, arg) };
+    });
+  }
+
+  private structArgs(req: string, layout: ReturnType<typeof requestLayout>, arg: Uint8Array): TraceFields {
+    if (!layout) return { length: arg.length, bytes: bytesField(arg, this.dataCap) };
+    const fields: Record<string, TraceField> = { ...decodeStruct(layout, arg, this.codec) };
+    if (arg.length > layout.struct.size) {
+      const tail = arg.subarray(layout.struct.size);
+      // SET_IRQS with eventfds and PCI_HOT_RESET carry fds after the header: kept as numbers so replay relates them.
+      if (req === 'VFIO_DEVICE_PCI_HOT_RESET' || (req === 'VFIO_DEVICE_SET_IRQS' && typeof fields.flags === 'string' && fields.flags.includes('DATA_EVENTFD'))) {
+        const dv = new DataView(tail.buffer, tail.byteOffset, tail.byteLength);
+        const fds: number[] = [];
+        for (let k = 0; k + 4 <= tail.length; k += 4) fds.push(dv.getInt32(k, true));
+        fields.$fds = fds;
+      } else {
+        fields.$tail = bytesField(tail, this.dataCap);
+      }
+    }
+    fields.$size = arg.length;
+    return fields;
+  }
+
+  /** Memory handed to a device: from now on what the program writes into it is recorded before each MMIO store. */
+  private watchDma(pointer: string): void {
+    const id = /^(m\d+)\+/.exec(pointer)?.[1];
+    for (const m of this.mappings.values()) {
+      if (m.id !== id || m.shadow || !m.inner.buffer) continue;
+      m.shadow = new Uint8Array(m.inner.buffer.byteLength);
+      this.syncMemory();
+    }
+  }
+
+  /**
+   * Records the bytes of DMA memory that changed since the last record, as runs of 8-byte words:
+   * commands and descriptors a driver writes before ringing a doorbell, which replay must
+   * write too. Bounded by dataCap per run, like every other buffer.
+   */
+  private syncMemory(): void {
+    for (const m of this.mappings.values()) {
+      const shadow = m.shadow;
+      const buffer = m.inner.buffer;
+      if (!shadow || !buffer || buffer.byteLength !== shadow.length) continue;
+      const now = new Uint8Array(buffer);
+      const writes: TraceField[] = [];
+      let k = 0;
+      while (k < now.length) {
+        if (now[k] === shadow[k]) { k++; continue; }
+        const start = k & ~7;
+        let end = start;
+        while (end < now.length && end - start < this.dataCap) {
+          let same = true;
+          for (let b = end; b < end + 8 && b < now.length; b++) if (now[b] !== shadow[b]) { same = false; break; }
+          if (same) break;
+          end = Math.min(end + 8, now.length);
+        }
+        writes.push([hex(start), Buffer.from(now.subarray(start, end)).toString('hex')]);
+        shadow.set(now.subarray(start, end), start);
+        k = end;
+      }
+      if (writes.length) this.emit('memory', { args: { map: m.id, writes } });
+    }
+  }
+
+  pread(fd: number, into: Uint8Array, offset: bigint): number {
+    return this.traced('pread', { fd, args: { offset: hex(offset), length: into.length } }, () => this.inner.pread(fd, into, offset),
+      (n) => ({ ret: n, out: { data: bytesField(into.subarray(0, n), this.dataCap) } }));
+  }
+
+  pwrite(fd: number, from: Uint8Array, offset: bigint): number {
+    return this.traced('pwrite', { fd, args: { offset: hex(offset), data: bytesField(from, this.dataCap) } }, () => this.inner.pwrite(fd, from, offset), (n) => ({ ret: n }));
+  }
+
+  mmap(fd: number, length: bigint, prot: number, flags: number, offset: bigint): Mapping {
+    const args = { length: hex(length), prot, flags: hex(flags), offset: hex(offset) };
+    let outer: Mapping | undefined;
+    this.traced('mmap', { fd, args }, () => this.inner.mmap(fd, length, prot, flags, offset), (inner) => {
+      const id = `m${this.nextMapping++}`;
+      const bar = this.kinds.get(fd) === 'vfio-device';
+      const hideBytes = bar && this.traceMmio;
+      const made: Mapping = {
+        address: inner.address, length: inner.length, prot: inner.prot,
+        // A getter: the inner buffer is detached at munmap, and this must show it.
+        get buffer(): ArrayBuffer | null { return hideBytes ? null : inner.buffer; },
+      };
+      this.mappings.set(made, { id, inner, start: inner.address, end: inner.address + inner.length });
+      outer = made;
+      return { ret: id, out: { address: hex(inner.address), bar } };
+    });
+    return outer!;
+  }
+
+  munmap(mapping: Mapping): void {
+    const m = this.unwrap(mapping);
+    this.traced('munmap', { args: { map: m.id } }, () => this.inner.munmap(m.inner), () => ({}));
+    this.mappings.delete(mapping);
+  }
+
+  mlock(mapping: Mapping): void {
+    const m = this.unwrap(mapping);
+    this.traced('mlock', { args: { map: m.id } }, () => this.inner.mlock(m.inner), () => ({}));
+  }
+
+  mmioRead(mapping: Mapping, offset: number, width: 8 | 16 | 32): number;
+  mmioRead(mapping: Mapping, offset: number, width: 64): bigint;
+  mmioRead(mapping: Mapping, offset: number, width: MmioWidth): number | bigint;
+  mmioRead(mapping: Mapping, offset: number, width: MmioWidth): number | bigint {
+    const m = this.unwrap(mapping);
+    return this.traced('mmio-read', { args: { map: m.id, offset: hex(offset), width } }, () => this.inner.mmioRead(m.inner, offset, width), (v) => ({ ret: hex(v) }));
+  }
+
+  mmioWrite(mapping: Mapping, offset: number, width: MmioWidth, value: number | bigint): void {
+    const m = this.unwrap(mapping);
+    this.syncMemory();
+    const shown = typeof value === 'bigint' || typeof value === 'number' ? hex(value) : String(value);
+    this.traced('mmio-write', { args: { map: m.id, offset: hex(offset), width, value: shown } }, () => this.inner.mmioWrite(m.inner, offset, width, value), () => ({}));
+  }
+
+  memfdCreate(name: string, flags: number): number {
+    return this.traced('memfd', { args: { name, flags: hex(flags) } }, () => this.inner.memfdCreate(name, flags), (fd) => ({ ret: fd }));
+  }
+
+  ftruncate(fd: number, length: bigint): void {
+    this.traced('ftruncate', { fd, args: { length: hex(length) } }, () => this.inner.ftruncate(fd, length), () => ({}));
+  }
+
+  eventfd(initval: number, flags: number): number {
+    return this.traced('eventfd', { args: { initval, flags: hex(flags) } }, () => this.inner.eventfd(initval, flags), (fd) => ({ ret: fd }));
+  }
+
+  eventfdRead(fd: number): bigint {
+    return this.traced('eventfd-read', { fd }, () => this.inner.eventfdRead(fd), (v) => ({ ret: hex(v) }));
+  }
+
+  eventfdWrite(fd: number, value: bigint): void {
+    this.traced('eventfd-write', { fd, args: { value: hex(value) } }, () => this.inner.eventfdWrite(fd, value), () => ({}));
+  }
+
+  async waitReadable(fd: number, signal?: AbortSignal): Promise<void> {
+    try {
+      await this.inner.waitReadable(fd, signal);
+    } catch (e) {
+      this.emit('wait', { fd, err: errName(e) });
+      throw e;
+    }
+    this.emit('wait', { fd });
+  }
+
+  readFile(path: string): Buffer {
+    return this.traced('read-file', { path }, () => this.inner.readFile(path), (b) => ({ out: { data: bytesField(b, this.dataCap) } }));
+  }
+
+  writeFile(path: string, data: string | Uint8Array): void {
+    const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+    this.traced('write-file', { path, args: { data: bytesField(bytes, this.dataCap) } }, () => this.inner.writeFile(path, data), () => ({}));
+  }
+
+  readdir(path: string): string[] {
+    return this.traced('readdir', { path }, () => this.inner.readdir(path), (names) => ({ ret: names }));
+  }
+
+  readlink(path: string): string {
+    return this.traced('readlink', { path }, () => this.inner.readlink(path), (target) => ({ ret: target }));
+  }
+
+  exists(path: string): boolean {
+    return this.traced('exists', { path }, () => this.inner.exists(path), (yes) => ({ ret: yes }));
+  }
+
+  capabilities(): Capabilities {
+    return this.traced('capabilities', {}, () => this.inner.capabilities(), (c) => ({ ret: { sysRawio: c.sysRawio, sysAdmin: c.sysAdmin, ipcLock: c.ipcLock } }));
+  }
+
+  memlockLimit(): bigint {
+    return this.traced('memlock-limit', {}, () => this.inner.memlockLimit(), (v) => ({ ret: hex(v) }));
+  }
+}
+
+/** Wraps `kernel` so every call is recorded to `sink`. */
+export function traceKernel(kernel: Kernel, sink: TraceSink, options?: TraceOptions): TracingKernel {
+  return new TracingKernel(kernel, sink, options);
+}
+

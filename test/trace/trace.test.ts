@@ -1,0 +1,224 @@
+/**
+ * vfio trace on the model: recording (every call kind, struct fields by name, size caps),
+ * NODE_VFIO_TRACE and `vfio record` without changing the program, `vfio trace show`, replay with
+ * symbolic relations (0 divergences for a faithful kernel, the first divergence for an altered
+ * trace), bad trace files, and the checked-in traces replayed as regression tests.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { createModelKernel, profiles } from '../../lib/model';
+import type { Kernel } from '../../lib';
+import { runCli } from '../../lib/cli/main';
+import {
+  MemoryTraceSink, TraceFormatError, attachTracing, itReplaysTrace, parseTrace, readTrace, replayTrace, traceKernel, type TraceFile, type TraceRecord,
+} from '../../lib/trace';
+import { IOMMU_IOAS_MAP, IommuIoasAlloc, IommuIoasMap, IOMMU_IOAS_ALLOC, IOMMU_IOAS_MAP_FIXED_IOVA, IOMMU_IOAS_MAP_READABLE, IOMMU_IOAS_MAP_WRITEABLE } from '../../lib/uapi/iommufd';
+import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../../lib/sys/constants';
+
+const run = promisify(execFile);
+const ROOT = path.resolve(__dirname, '..', '..');
+const FIXTURES = path.resolve(ROOT, '..', 'test', 'trace', 'fixtures');
+const CLI = path.join(ROOT, 'lib', 'cli', 'main.js');
+const EDU = path.join(ROOT, 'examples', 'edu', 'main.js');
+
+function tmp(name: string): string {
+  return path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vfio-trace-')), name);
+}
+
+function nvmeModel(mode: 'noiommu' | 'iommu'): Kernel {
+  const base = profiles[`linux-7.3-${mode}`];
+  return createModelKernel({ ...base, name: `${base.name}+nvme`, pci: [{ address: '0000:00:04.0', device: 'nvme', driver: 'vfio-pci', options: { serial: 'nodevfio0001' } }] });
+}
+
+async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await runCli(argv, { stdout: (l) => out.push(l), stderr: (l) => err.push(l) });
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+function withRecords(trace: TraceFile, change: (records: TraceRecord[]) => void): TraceFile {
+  const records = trace.records.map((r) => JSON.parse(JSON.stringify(r)) as TraceRecord);
+  change(records);
+  return { header: trace.header, records };
+}
+
+describe('vfio trace', function () {
+  this.timeout(120_000);
+
+  describe('the tracing kernel', () => {
+    it('records an ioctl with its request name, struct fields in and out, flags by name and the pointer as mapping + offset', () => {
+      const sink = new MemoryTraceSink();
+      const k = traceKernel(createModelKernel('linux-7.3-iommu'), sink);
+      const fd = k.open('/dev/iommu', 2);
+      const alloc = IommuIoasAlloc.encode({ size: IommuIoasAlloc.size });
+      k.ioctl(fd, IOMMU_IOAS_ALLOC.number, alloc);
+      const ioas = IommuIoasAlloc.decode(alloc).out_ioas_id;
+      const mem = k.mmap(-1, 0x4000n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, 0n);
+      const map = IommuIoasMap.encode({ size: IommuIoasMap.size, flags: IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE, ioas_id: ioas, user_va: mem.address + 0x1000n, length: 0x2000n, iova: 0x100000n });
+      assert.equal(k.ioctl(fd, IOMMU_IOAS_MAP.number, map), 0);
+      assert.throws(() => k.ioctl(fd, IOMMU_IOAS_MAP.number, map), { code: 'EEXIST' });
+      k.close(fd);
+      const r = sink.records.filter((x) => x.req === 'IOMMU_IOAS_MAP');
+      assert.equal(r.length, 2);
+      assert.deepEqual(r[0]!.args, { size: IommuIoasMap.size, flags: 'FIXED_IOVA|WRITEABLE|READABLE', ioas_id: ioas, user_va: 'm0+0x1000', length: '0x2000', iova: '0x100000', $size: IommuIoasMap.size });
+      assert.equal(r[0]!.ret, 0);
+      assert.equal(r[1]!.err, 'EEXIST');
+      assert.equal(sink.records.find((x) => x.req === 'IOMMU_IOAS_ALLOC')!.out!.out_ioas_id, ioas);
+      assert.deepEqual(sink.records.map((x) => x.i), sink.records.map((_, i) => i));
+      assert.ok(sink.records.every((x, i) => i === 0 || x.t >= sink.records[i - 1]!.t), 'timestamps never go back');
+    });
+
+    it('keeps at most dataCap bytes of a buffer, so a trace of a large read stays small', () => {
+      const sink = new MemoryTraceSink();
+      const k = traceKernel(createModelKernel('linux-7.3-noiommu'), sink, { dataCap: 16 });
+      const fd = k.memfdCreate('big', 0);
+      k.ftruncate(fd, 1n << 20n);
+      const into = new Uint8Array(1 << 20);
+      assert.equal(k.pread(fd, into, 0n), 1 << 20);
+      const data = sink.records.find((x) => x.call === 'pread')!.out!.data as { length: number; hex: string };
+      assert.equal(data.length, 1 << 20);
+      assert.equal(data.hex.length, 32);
+      assert.ok(JSON.stringify(sink.records).length < 2000);
+    });
+
+    it('keeps the kernel type and its own members when attached in place (what NODE_VFIO_TRACE does)', () => {
+      const model = createModelKernel('linux-7.3-noiommu');
+      const sink = new MemoryTraceSink();
+      const { kernel } = attachTracing(model, sink);
+      assert.equal(kernel.description, model.description);
+      assert.equal(kernel.exists('/dev/iommu'), true);
+      assert.deepEqual(sink.records.map((r) => [r.call, r.path, r.ret]), [['exists', '/dev/iommu', true]]);
+    });
+
+    it('refuses a negative dataCap with a RangeError', () => {
+      assert.throws(() => traceKernel(createModelKernel('linux-7.3-noiommu'), new MemoryTraceSink(), { dataCap: -1 }), RangeError);
+    });
+  });
+
+  describe('recording a program unchanged, listing and replaying it', () => {
+    for (const profile of ['linux-7.3-noiommu', 'linux-7.3-iommu']) {
+      it(`NODE_VFIO_TRACE records examples/edu on ${profile}; the trace replays with 0 divergences; an altered MMIO value is caught`, async () => {
+        const file = tmp('edu.jsonl');
+        await run(process.execPath, [EDU, `--model=${profile}`], { env: { ...process.env, NODE_VFIO_TRACE: file } });
+        const trace = readTrace(file);
+        assert.equal(trace.header.kind, 'model');
+        const calls = new Set(trace.records.map((r) => r.call));
+        for (const c of ['open', 'ioctl', 'mmap', 'mmio-read', 'mmio-write', 'pread', 'pwrite', 'eventfd', 'eventfd-read', 'wait', 'read-file', 'memory', 'close']) assert.ok(calls.has(c as TraceRecord['call']), `records ${c}`);
+        const clean = await replayTrace(trace, createModelKernel(profile as 'linux-7.3-noiommu'));
+        assert.equal(clean.divergence, null, JSON.stringify(clean.divergence));
+        assert.equal(clean.replayed, trace.records.length);
+
+        const id = trace.records.find((r) => r.call === 'mmio-read' && r.args?.offset === '0x0')!;
+        const altered = withRecords(trace, (rs) => { (rs[id.i] as { ret: string }).ret = '0x10000ee'; });
+        const caught = await replayTrace(altered, createModelKernel(profile as 'linux-7.3-noiommu'));
+        assert.equal(caught.divergence?.index, id.i);
+        assert.match(caught.divergence!.what, /returned "0x10000ed" instead of "0x10000ee"/);
+        assert.ok(caught.divergence!.context.length > 0);
+      });
+    }
+
+    it('relates fds symbolically: the same trace replays when the replay kernel hands out other fd numbers', async () => {
+      const trace = readTrace(path.join(FIXTURES, 'edu-model-iommu.jsonl'));
+      const k = createModelKernel('linux-7.3-iommu');
+      const busy = [k.eventfd(0, 0), k.eventfd(0, 0), k.eventfd(0, 0)];
+      const r = await replayTrace(trace, k);
+      assert.equal(r.divergence, null, JSON.stringify(r.divergence));
+      assert.ok(busy.every((fd) => fd >= 3));
+    });
+
+    it('a changed ioctl answer is the first divergence, with what was recorded and what came back', async () => {
+      const trace = readTrace(path.join(FIXTURES, 'edu-model-iommu.jsonl'));
+      const map = trace.records.find((r) => r.req === 'IOMMU_IOAS_MAP')!;
+      const altered = withRecords(trace, (rs) => { (rs[map.i]!.out as Record<string, unknown>).iova = '0xdead000'; });
+      const r = await replayTrace(altered, createModelKernel('linux-7.3-iommu'));
+      assert.equal(r.divergence?.index, map.i);
+      assert.match(r.divergence!.what, /IOMMU_IOAS_MAP answered iova=/);
+    });
+
+    it('a physical address must keep its page offset and frame correspondence', async () => {
+      const trace = readTrace(path.join(FIXTURES, 'edu-model-noiommu.jsonl'));
+      const pa = trace.records.find((r) => r.req === 'IOMMU_IOAS_NOIOMMU_GET_PA')!;
+      const shifted = withRecords(trace, (rs) => { const o = rs[pa.i]!.out as Record<string, string>; o.out_phys = `0x${(BigInt(o.out_phys!) + 8n).toString(16)}`; });
+      const r = await replayTrace(shifted, createModelKernel('linux-7.3-noiommu'));
+      assert.equal(r.divergence?.index, pa.i);
+      assert.match(r.divergence!.what, /page offset or frame/);
+      // Another frame with the same offset is a different machine's answer, not a divergence.
+      const moved = withRecords(trace, (rs) => {
+        const o = rs[pa.i]!.out as Record<string, string>;
+        const old = BigInt(o.out_phys!);
+        const next = old + 0x40000000n;
+        o.out_phys = `0x${next.toString(16)}`;
+        for (const x of rs) if (x.call === 'mmio-write' && x.args?.value === `0x${old.toString(16)}`) (x.args as Record<string, string>).value = o.out_phys;
+      });
+      const ok = await replayTrace(moved, createModelKernel('linux-7.3-noiommu'));
+      assert.equal(ok.divergence, null, JSON.stringify(ok.divergence));
+    });
+
+    it('vfio record -o FILE -- node driver.js records; vfio trace show lists it; vfio replay exits 0, or 1 at a divergence', async () => {
+      const file = tmp('rec.jsonl');
+      const rec = await run(process.execPath, [CLI, 'record', '-o', file, '--', process.execPath, EDU, '--model=linux-7.3-iommu']);
+      assert.match(rec.stderr, /calls recorded to/);
+      const show = await cli('trace', 'show', file, '--ioctl=ioas_map');
+      assert.equal(show.code, 0);
+      assert.match(show.out, /ioctl\(\d+, IOMMU_IOAS_MAP\{flags=WRITEABLE\|READABLE, ioas_id=\d+, user_va=m\d+\+0x0, length=0x2000, iova=0x0\}\) = 0 → \{iova=0x/);
+      assert.doesNotMatch(show.out, /GET_REGION_INFO/);
+      const config = await cli('trace', 'show', file, '--region=config');
+      assert.match(config.out, /pread\(/);
+      assert.doesNotMatch(config.out, /mmio-read/);
+      const summary = await cli('trace', 'show', file, '--summary');
+      assert.match(summary.out, /calls, \d+ errors, 8192 bytes DMA-mapped, \d+ interrupts/);
+      assert.equal((await cli('replay', file, '--model=linux-7.3-iommu')).code, 0);
+      const other = await cli('replay', file, '--model=linux-7.3-noiommu');
+      assert.equal(other.code, 1);
+      assert.match(other.out, /first divergence at call \d+/);
+      assert.equal((await cli('replay')).code, 2);
+      assert.equal((await cli('trace', 'list', file)).code, 2);
+      const noOut = await cli('record', '--', 'true');
+      assert.equal(noOut.code, 2);
+    });
+  });
+
+  describe('bad trace files get an error naming the line', () => {
+    const good = fs.readFileSync(path.join(FIXTURES, 'edu-model-iommu.jsonl'), 'utf8');
+    const lines = good.split('\n');
+
+    it('truncated (cut mid-line)', () => {
+      assert.throws(() => parseTrace(good.slice(0, good.length - 20), 't.jsonl'), (e: unknown) => e instanceof TraceFormatError && /t\.jsonl:\d+: .*truncated/.test(e.message) && e.line === lines.length - 1);
+    });
+    it('corrupted line', () => {
+      const bad = [...lines];
+      bad[4] = bad[4]!.replace('{', '{{');
+      assert.throws(() => parseTrace(bad.join('\n'), 't.jsonl'), (e: unknown) => e instanceof TraceFormatError && e.line === 5 && /not valid JSON/.test(e.message));
+    });
+    it('missing record', () => {
+      const bad = [...lines];
+      bad.splice(6, 1);
+      assert.throws(() => parseTrace(bad.join('\n'), 't.jsonl'), (e: unknown) => e instanceof TraceFormatError && e.line === 7 && /missing or out of order/.test(e.message));
+    });
+    it('future version', () => {
+      const bad = [...lines];
+      bad[0] = bad[0]!.replace('"version":1', '"version":2');
+      assert.throws(() => parseTrace(bad.join('\n'), 't.jsonl'), (e: unknown) => e instanceof TraceFormatError && e.line === 1 && /version 2 is newer/.test(e.message));
+    });
+    it('not a trace, and through the CLI: exit 2 with the line', async () => {
+      assert.throws(() => parseTrace('{"a":1}\n', 'x'), /x:1: not a node-vfio trace/);
+      const file = tmp('bad.jsonl');
+      fs.writeFileSync(file, good.slice(0, good.length - 20));
+      const r = await cli('replay', file, '--model');
+      assert.equal(r.code, 2);
+      assert.match(r.err, /bad trace: .*bad\.jsonl:\d+/);
+    });
+  });
+
+  describe('checked-in traces replayed as regression tests (the mocha helper)', () => {
+    itReplaysTrace('edu on linux-7.3-noiommu', path.join(FIXTURES, 'edu-model-noiommu.jsonl'), () => createModelKernel('linux-7.3-noiommu'));
+    itReplaysTrace('edu on linux-7.3-iommu', path.join(FIXTURES, 'edu-model-iommu.jsonl'), () => createModelKernel('linux-7.3-iommu'));
+    itReplaysTrace('nvme on linux-7.3-noiommu', path.join(FIXTURES, 'nvme-model-noiommu.jsonl'), () => nvmeModel('noiommu'));
+    itReplaysTrace('nvme on linux-7.3-iommu', path.join(FIXTURES, 'nvme-model-iommu.jsonl'), () => nvmeModel('iommu'));
+  });
+});
