@@ -21,16 +21,36 @@ function main(): void {
   // The pre-packed struct of the raw rows; argsz is reset per call, as the kernel may raise it.
   const packed = V.VfioDeviceInfo.allocate();
   packed.argsz = V.VfioDeviceInfo.size;
-  const [raw, viaKernel] = prePackedRows(kernel, fd, request, packed.$bytes, () => { packed.argsz = V.VfioDeviceInfo.size; });
-  const wrapper: Row = { name: 'lib/ioctl deviceGetInfo = what VfioDevice.info issues', run: () => { deviceGetInfo(kernel, fd); } };
-  const cached: Row = { name: 'VfioDevice.info, answered from its cache', run: () => { void device.info; } };
-  const region: Row = { name: 'lib/ioctl deviceGetRegionInfo(BAR0), another ioctl', run: () => { deviceGetRegionInfo(kernel, fd, 0); } };
+  const [raw, viaKernel] = prePackedRows(kernel, fd, request, packed.$bytes, () => {
+    packed.argsz = V.VfioDeviceInfo.size;
+  });
+  const wrapper: Row = {
+    name: 'lib/ioctl deviceGetInfo = what VfioDevice.info issues',
+    run: () => {
+      deviceGetInfo(kernel, fd);
+    },
+  };
+  const cached: Row = {
+    name: 'VfioDevice.info, answered from its cache',
+    run: () => {
+      void device.info;
+    },
+  };
+  const region: Row = {
+    name: 'lib/ioctl deviceGetRegionInfo(BAR0), another ioctl',
+    run: () => {
+      deviceGetRegionInfo(kernel, fd, 0);
+    },
+  };
   const backend = `${device.backend.kind}${device.backend.noiommu ? ', noiommu' : ''}`;
   benchLayers({
     title: `VFIO_DEVICE_GET_INFO, ${iterations} calls per round (${device.bdf}, ${backend})`,
-    iterations, rounds,
+    iterations,
+    rounds,
     c: { name: 'C loop: the same ioctl on the same device fd', options: { target: { fd }, request, arg: packed.$bytes.slice() } },
-    layers: [raw, viaKernel, wrapper], goal: wrapper, aside: [cached, region],
+    layers: [raw, viaKernel, wrapper],
+    goal: wrapper,
+    aside: [cached, region],
   });
 }
 

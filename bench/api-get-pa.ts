@@ -27,15 +27,35 @@ function main(): void {
   packed.$assign({ size: U.IommuIoasNoiommuGetPa.size, ioas_id: ioas.id, iova, length: cap });
 
   const pages = dma.size / 4096n;
-  const [raw, viaKernel] = prePackedRows(kernel, fd, request, packed.$bytes, () => { packed.length = cap; });
-  const wrapper: Row = { name: 'lib/ioctl noiommuGetPa (pack, call, unpack)', run: () => { noiommuGetPa(kernel, fd, ioas.id, iova, cap); } };
-  const api: Row = { name: 'Ioas.getPhysicalAddress', run: () => { ioas.getPhysicalAddress(iova, cap); } };
-  const cached: Row = { name: 'DmaBuffer.physicalAddress (segment table, no syscall)', run: (i) => { dma.physicalAddress((BigInt(i) % pages) * 4096n); } };
+  const [raw, viaKernel] = prePackedRows(kernel, fd, request, packed.$bytes, () => {
+    packed.length = cap;
+  });
+  const wrapper: Row = {
+    name: 'lib/ioctl noiommuGetPa (pack, call, unpack)',
+    run: () => {
+      noiommuGetPa(kernel, fd, ioas.id, iova, cap);
+    },
+  };
+  const api: Row = {
+    name: 'Ioas.getPhysicalAddress',
+    run: () => {
+      ioas.getPhysicalAddress(iova, cap);
+    },
+  };
+  const cached: Row = {
+    name: 'DmaBuffer.physicalAddress (segment table, no syscall)',
+    run: (i) => {
+      dma.physicalAddress((BigInt(i) % pages) * 4096n);
+    },
+  };
   benchLayers({
     title: `IOMMU_IOAS_NOIOMMU_GET_PA, ${iterations} calls per round, 4 KiB cap (${device.bdf})`,
-    iterations, rounds,
+    iterations,
+    rounds,
     c: { name: 'C loop: the same ioctl on the same iommufd', options: { target: { fd }, request, arg: packed.$bytes.slice() } },
-    layers: [raw, viaKernel, wrapper, api], goal: api, aside: [cached],
+    layers: [raw, viaKernel, wrapper, api],
+    goal: api,
+    aside: [cached],
   });
 }
 

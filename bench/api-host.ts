@@ -75,9 +75,27 @@ function main(): void {
   const model = modelSubject();
   const iova = 0x10_0000n as Iova;
   const rows: { name: string; run: () => void; ns: number[] }[] = [
-    { name: 'noiommuGetPa, stub kernel (pack, call, unpack)', run: () => { sink = noiommuGetPa(stub, 3, 1, iova, CAP); }, ns: [] },
-    { name: 'deviceGetInfo, stub kernel (pack, call, unpack)', run: () => { sink = deviceGetInfo(stub, 3); }, ns: [] },
-    { name: 'noiommuGetPa, model kernel', run: () => { sink = noiommuGetPa(model.kernel, model.fd, model.ioasId, model.iova, CAP); }, ns: [] },
+    {
+      name: 'noiommuGetPa, stub kernel (pack, call, unpack)',
+      run: () => {
+        sink = noiommuGetPa(stub, 3, 1, iova, CAP);
+      },
+      ns: [],
+    },
+    {
+      name: 'deviceGetInfo, stub kernel (pack, call, unpack)',
+      run: () => {
+        sink = deviceGetInfo(stub, 3);
+      },
+      ns: [],
+    },
+    {
+      name: 'noiommuGetPa, model kernel',
+      run: () => {
+        sink = noiommuGetPa(model.kernel, model.fd, model.ioasId, model.iova, CAP);
+      },
+      ns: [],
+    },
   ];
   for (const row of rows) for (let i = 0; i < iterations; i++) row.run();
   for (let r = 0; r < rounds; r++) {

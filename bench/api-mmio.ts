@@ -52,7 +52,9 @@ function main(): void {
   const id = mmio.read32(REGISTER);
   mmio.close();
   kernel.munmap(mapping);
-  console.log(`api-mmio: 32-bit reads of BAR0+0x${REGISTER.toString(16)} of ${device.bdf} (reads 0x${id.toString(16)}), best of ${ROUNDS} × ${iterations}, backend ${device.backend.kind}${device.backend.noiommu ? ' (noiommu)' : ''}`);
+  console.log(
+    `api-mmio: 32-bit reads of BAR0+0x${REGISTER.toString(16)} of ${device.bdf} (reads 0x${id.toString(16)}), best of ${ROUNDS} × ${iterations}, backend ${device.backend.kind}${device.backend.noiommu ? ' (noiommu)' : ''}`,
+  );
   const baseline = c.inlineNsPerOp;
   for (const [name, ns] of rows) console.log(`  ${name.padEnd(52)} ${formatNs(ns).padStart(11)}  ${(ns / baseline).toFixed(2)}x C`);
   const ratio = rows[2]![1] / baseline;

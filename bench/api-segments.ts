@@ -98,9 +98,17 @@ function compareWithC(kernel: NativeKernel, ioas: Ioas, iommufd: number, iova: I
   const WARM_UP = 10;
   const S = I.IommuIoasNoiommuGetPa;
   const cArgs = [
-    String(I.IOMMU_IOAS_NOIOMMU_GET_PA.number), String(S.size), String(S.offsetOf('size')), String(S.offsetOf('ioas_id')),
-    String(S.offsetOf('iova')), String(S.offsetOf('length')), String(S.offsetOf('out_phys')),
-    String(ioas.id), String(iova), String(length), '3',
+    String(I.IOMMU_IOAS_NOIOMMU_GET_PA.number),
+    String(S.size),
+    String(S.offsetOf('size')),
+    String(S.offsetOf('ioas_id')),
+    String(S.offsetOf('iova')),
+    String(S.offsetOf('length')),
+    String(S.offsetOf('out_phys')),
+    String(ioas.id),
+    String(iova),
+    String(length),
+    '3',
   ];
   let segments = 0;
   let js = Infinity;
@@ -139,13 +147,16 @@ function compareWithC(kernel: NativeKernel, ioas: Ioas, iommufd: number, iova: I
   }
   if (!c) return;
   if (c.runs !== segments) console.log(`  note: C found ${c.runs} segments, Ioas.segments ${segments}`);
-  report(`${what}: ${segments} segments in ${c.calls} GET_PA calls, best of ${ROUNDS} alternating rounds`, { name: 'C loop: GET_PA per run on the same iommufd', iterations: c.calls, nsPerOp: c.nsPerWalk }, [
-    { name: 'Ioas.segments (the addon walks: ioctlRuns)', iterations: c.calls, nsPerOp: js },
-    { name: 'the same with one addon call per GET_PA', iterations: c.calls, nsPerOp: plain },
-  ]);
+  report(
+    `${what}: ${segments} segments in ${c.calls} GET_PA calls, best of ${ROUNDS} alternating rounds`,
+    { name: 'C loop: GET_PA per run on the same iommufd', iterations: c.calls, nsPerOp: c.nsPerWalk },
+    [
+      { name: 'Ioas.segments (the addon walks: ioctlRuns)', iterations: c.calls, nsPerOp: js },
+      { name: 'the same with one addon call per GET_PA', iterations: c.calls, nsPerOp: plain },
+    ],
+  );
   const ratio = js / c.nsPerWalk;
   console.log(`  goal: Ioas.segments <= 1.1x the C walk: ${ratio <= 1.1 ? 'met' : 'not met'} (${ratio.toFixed(2)}x)`);
 }
-
 
 main();

@@ -60,17 +60,29 @@ export function loopArguments(defaults: { readonly iterations: number; readonly 
  * the addon's ioctl handed the struct's ArrayBuffer (as NativeKernel does for a struct that
  * fills it) and NativeKernel.ioctl. `reset` restores before each call what the kernel writes back.
  */
-export function prePackedRows(kernel: Kernel, fd: number, request: number, packed: Uint8Array, reset: () => void): [raw: Row, viaKernel: Row] {
+export function prePackedRows(
+  kernel: Kernel,
+  fd: number,
+  request: number,
+  packed: Uint8Array,
+  reset: () => void,
+): [raw: Row, viaKernel: Row] {
   const addon = rawAddon();
   const buffer = packed.buffer as ArrayBuffer;
-  const raw: Row = { name: 'addon.ioctl, pre-packed struct (no NativeKernel)', run: () => {
-    reset();
-    addon.ioctl(fd, request, buffer);
-  } };
-  const viaKernel: Row = { name: 'NativeKernel.ioctl, pre-packed struct', run: () => {
-    reset();
-    kernel.ioctl(fd, request, packed);
-  } };
+  const raw: Row = {
+    name: 'addon.ioctl, pre-packed struct (no NativeKernel)',
+    run: () => {
+      reset();
+      addon.ioctl(fd, request, buffer);
+    },
+  };
+  const viaKernel: Row = {
+    name: 'NativeKernel.ioctl, pre-packed struct',
+    run: () => {
+      reset();
+      kernel.ioctl(fd, request, packed);
+    },
+  };
   return [raw, viaKernel];
 }
 
@@ -106,8 +118,18 @@ export const CALL_OVERHEAD_GOAL = 1.15;
 export function benchLayers(r: CallLayers): void {
   const addon = rawAddon();
   const harness: Row = { name: 'timing loop around an empty function', run: () => {} };
-  const napiFloor: Row = { name: 'empty N-API call (addon.emptyCall)', run: () => { addon.emptyCall(); } };
-  const nodeGetuid: Row = { name: 'getuid() from Node (process.getuid, no addon)', run: () => { process.getuid?.(); } };
+  const napiFloor: Row = {
+    name: 'empty N-API call (addon.emptyCall)',
+    run: () => {
+      addon.emptyCall();
+    },
+  };
+  const nodeGetuid: Row = {
+    name: 'getuid() from Node (process.getuid, no addon)',
+    run: () => {
+      process.getuid?.();
+    },
+  };
   const rows = [harness, napiFloor, nodeGetuid, ...r.layers, ...(r.aside ?? [])];
   let cBest: IoctlLoopResult | null = null;
   let cFailure: string | null = null;
@@ -121,48 +143,72 @@ export function benchLayers(r: CallLayers): void {
       cFailure = `unavailable (${(e as Error).message.split('\n')[0]})`;
     }
   };
-  const ns = timeLoopsInTurns(r.iterations, rows.map((row) => (i: number) => { row.run(i); return 0; }), r.rounds ?? 5, runC);
+  const ns = timeLoopsInTurns(
+    r.iterations,
+    rows.map((row) => (i: number) => {
+      row.run(i);
+      return 0;
+    }),
+    r.rounds ?? 5,
+    runC,
+  );
   const timing = new Map(rows.map((row, i) => [row, { name: row.name, iterations: r.iterations, nsPerOp: ns[i]! }]));
   const t = (row: Row): Timing => timing.get(row)!;
 
   console.log(`\n${r.title}`);
   console.log(`  machine: ${machineNote()}`);
-  const c = cFailure === null ? cBest as IoctlLoopResult | null : null;
+  const c = cFailure === null ? (cBest as IoctlLoopResult | null) : null;
   if (c === null) console.log(`  C baseline: ${cFailure ?? 'not run'}; ratios are to the addon's ioctl instead`);
   const baseline: Timing = c ? { name: r.c.name, iterations: r.iterations, nsPerOp: c.nsPerOp } : t(r.layers[0]!);
   console.log(`  ${'layer'.padEnd(58)} ${'per call'.padStart(9)} ${'x C'.padStart(6)}  adds`);
   const line = (name: string, nsPerOp: number, adds: string) =>
-    console.log(`  ${name.padEnd(58)} ${formatNs(nsPerOp).padStart(9)} ${`${(nsPerOp / baseline.nsPerOp).toFixed(2)}x`.padStart(6)}  ${adds}`);
+    console.log(
+      `  ${name.padEnd(58)} ${formatNs(nsPerOp).padStart(9)} ${`${(nsPerOp / baseline.nsPerOp).toFixed(2)}x`.padStart(6)}  ${adds}`,
+    );
   if (c) line(r.c.name, c.nsPerOp, '(baseline)');
   line(harness.name, t(harness).nsPerOp, 'in every JS row');
   line(napiFloor.name, t(napiFloor).nsPerOp, 'crossing into C++ and back');
   if (c && c.getuidNsPerOp >= 0) line('getuid() from C (a syscall that does nothing)', c.getuidNsPerOp, '');
-  line(nodeGetuid.name, t(nodeGetuid).nsPerOp, c && c.getuidNsPerOp >= 0 ? `${signedNs(t(nodeGetuid).nsPerOp - c.getuidNsPerOp)} over C's getuid` : '');
+  line(
+    nodeGetuid.name,
+    t(nodeGetuid).nsPerOp,
+    c && c.getuidNsPerOp >= 0 ? `${signedNs(t(nodeGetuid).nsPerOp - c.getuidNsPerOp)} over C's getuid` : '',
+  );
   let below: Timing | null = c ? baseline : null;
   for (const layer of r.layers) {
     const now = t(layer);
-    line(layer.name, now.nsPerOp, below ? `${signedNs(now.nsPerOp - below.nsPerOp)} over ${below === baseline && c ? 'C' : 'the row above'}` : '');
+    line(
+      layer.name,
+      now.nsPerOp,
+      below ? `${signedNs(now.nsPerOp - below.nsPerOp)} over ${below === baseline && c ? 'C' : 'the row above'}` : '',
+    );
     below = now;
   }
   for (const row of r.aside ?? []) line(row.name, t(row).nsPerOp, 'off the call path');
 
   const goalRatio = t(r.goal).nsPerOp / baseline.nsPerOp;
   const withoutLoop = (t(r.goal).nsPerOp - t(harness).nsPerOp) / baseline.nsPerOp;
-  console.log(`  goal: ${r.goal.name} <= ${CALL_OVERHEAD_GOAL}x C: ${goalRatio <= CALL_OVERHEAD_GOAL ? 'met' : 'not met'} ` +
-    `(${goalRatio.toFixed(2)}x; ${withoutLoop.toFixed(2)}x with the timing loop taken out)`);
+  console.log(
+    `  goal: ${r.goal.name} <= ${CALL_OVERHEAD_GOAL}x C: ${goalRatio <= CALL_OVERHEAD_GOAL ? 'met' : 'not met'} ` +
+      `(${goalRatio.toFixed(2)}x; ${withoutLoop.toFixed(2)}x with the timing loop taken out)`,
+  );
   if (!c) return;
   const budget = (CALL_OVERHEAD_GOAL - 1) * c.nsPerOp;
   const crossing = t(napiFloor).nsPerOp - t(harness).nsPerOp;
   const share = crossing / c.nsPerOp;
-  console.log(`  N-API floor: an empty addon call costs ${formatNs(crossing)} (timing loop taken out) = ${(share * 100).toFixed(0)}% ` +
-    `of the C ioctl; the goal leaves ${formatNs(budget)} (${((CALL_OVERHEAD_GOAL - 1) * 100).toFixed(0)}%) for everything above the syscall: ` +
-    (share > CALL_OVERHEAD_GOAL - 1
-      ? 'the crossing alone is more, so the goal is out of reach through N-API on this machine'
-      : 'the crossing fits; argument handling, the JS layers and the syscall\'s extra cost in a Node process share the rest'));
+  console.log(
+    `  N-API floor: an empty addon call costs ${formatNs(crossing)} (timing loop taken out) = ${(share * 100).toFixed(0)}% ` +
+      `of the C ioctl; the goal leaves ${formatNs(budget)} (${((CALL_OVERHEAD_GOAL - 1) * 100).toFixed(0)}%) for everything above the syscall: ` +
+      (share > CALL_OVERHEAD_GOAL - 1
+        ? 'the crossing alone is more, so the goal is out of reach through N-API on this machine'
+        : "the crossing fits; argument handling, the JS layers and the syscall's extra cost in a Node process share the rest"),
+  );
   if (c.getuidNsPerOp >= 0) {
     const extra = t(nodeGetuid).nsPerOp - t(harness).nsPerOp - c.getuidNsPerOp;
-    console.log(`  syscall in Node: getuid() costs ${signedNs(extra)} more from Node's own binding than from C ` +
-      `(${(extra / c.nsPerOp * 100).toFixed(0)}% of the C ioctl), with no addon involved`);
+    console.log(
+      `  syscall in Node: getuid() costs ${signedNs(extra)} more from Node's own binding than from C ` +
+        `(${((extra / c.nsPerOp) * 100).toFixed(0)}% of the C ioctl), with no addon involved`,
+    );
   }
 }
 

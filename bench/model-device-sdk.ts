@@ -44,35 +44,56 @@ const data = new Uint8Array(PAGE).fill(0x5a);
   if (bar !== 0 || offset < 0n || offset + BigInt(width / 8) > 1n << 20n) return mask;
   if ((width !== 32 && width !== 64) || offset % BigInt(width / 8) !== 0n) return 0n;
   switch (Number(offset)) {
-    case 0x00: return BigInt(EDU_IDENTIFICATION) & mask;
-    default: return mask;
+    case 0x00:
+      return BigInt(EDU_IDENTIFICATION) & mask;
+    default:
+      return mask;
   }
 };
 
 /** The pre-SDK DMA path: bus mastering checked, then the host's port, faults caught. */
 const directDmaWrite = (address: bigint, bytes: Uint8Array): void => {
   if (!direct.edu.busMasterEnabled) return;
-  try { direct.slot.dma.write(address, bytes); } catch (e) { if (!(e instanceof DmaFault)) throw e; }
+  try {
+    direct.slot.dma.write(address, bytes);
+  } catch (e) {
+    if (!(e instanceof DmaFault)) throw e;
+  }
 };
 const directDmaRead = (address: bigint, length: number): Uint8Array => {
   if (!direct.edu.busMasterEnabled) return new Uint8Array(length);
-  try { return direct.slot.dma.read(address, length); } catch (e) { if (!(e instanceof DmaFault)) throw e; return new Uint8Array(length); }
+  try {
+    return direct.slot.dma.read(address, length);
+  } catch (e) {
+    if (!(e instanceof DmaFault)) throw e;
+    return new Uint8Array(length);
+  }
 };
 
-for (const m of [sdk, direct]) if (m.registers.read32(0) !== EDU_IDENTIFICATION) throw new Error('bench: edu did not answer its identification');
+for (const m of [sdk, direct])
+  if (m.registers.read32(0) !== EDU_IDENTIFICATION) throw new Error('bench: edu did not answer its identification');
 const [mmioSdk, mmioDirect] = timeLoopsInTurns(MMIO_ITERATIONS, [() => sdk.registers.read32(0), () => direct.registers.read32(0)]);
 const [writeSdk, writeDirect, readSdk, readDirect] = timeLoopsInTurns(DMA_ITERATIONS, [
-  () => { sdk.edu.dma.write(sdk.pa, data); return 0; },
-  () => { directDmaWrite(direct.pa, data); return 0; },
+  () => {
+    sdk.edu.dma.write(sdk.pa, data);
+    return 0;
+  },
+  () => {
+    directDmaWrite(direct.pa, data);
+    return 0;
+  },
   () => sdk.edu.dma.read(sdk.pa, PAGE)[0],
   () => directDmaRead(direct.pa, PAGE)[0],
 ]);
-if (sdk.edu.events.length) throw new Error(`bench: the device logged ${sdk.edu.events.length} events (first: ${sdk.edu.events[0]!.message})`);
+if (sdk.edu.events.length)
+  throw new Error(`bench: the device logged ${sdk.edu.events.length} events (first: ${sdk.edu.events[0]!.message})`);
 
 console.log('\nDevice-model SDK on the model: SDK path vs the pre-SDK direct path, same run');
 console.log(`  machine: ${machineNote()}`);
 const row = (name: string, sdk: number, direct: number, goal: number) =>
-  console.log(`  ${name.padEnd(44)} SDK ${formatNs(sdk).padStart(9)}  direct ${formatNs(direct).padStart(9)}  ${(sdk / direct).toFixed(2)}x (goal ≤ ${goal}x) ${sdk / direct <= goal ? 'ok' : 'OVER'}`);
+  console.log(
+    `  ${name.padEnd(44)} SDK ${formatNs(sdk).padStart(9)}  direct ${formatNs(direct).padStart(9)}  ${(sdk / direct).toFixed(2)}x (goal ≤ ${goal}x) ${sdk / direct <= goal ? 'ok' : 'OVER'}`,
+  );
 row('MMIO read32 of edu ID (driver to handler)', mmioSdk!, mmioDirect!, 2);
 row('DMA write of 4 KiB (device to host memory)', writeSdk!, writeDirect!, 1.5);
 row('DMA read of 4 KiB (host memory to device)', readSdk!, readDirect!, 1.5);

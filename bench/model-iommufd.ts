@@ -25,8 +25,17 @@ import vm from 'node:vm';
 import { createModelKernel } from '../lib/model';
 import { MAP_ANONYMOUS, MAP_PRIVATE, O_RDWR, PROT_READ, PROT_WRITE } from '../lib/sys/constants';
 import {
-  IOMMU_IOAS_ALLOC, IOMMU_IOAS_MAP, IOMMU_IOAS_MAP_FIXED_IOVA, IOMMU_IOAS_MAP_READABLE, IOMMU_IOAS_MAP_WRITEABLE,
-  IOMMU_IOAS_NOIOMMU_GET_PA, IOMMU_IOAS_UNMAP, IommuIoasAlloc, IommuIoasMap, IommuIoasNoiommuGetPa, IommuIoasUnmap,
+  IOMMU_IOAS_ALLOC,
+  IOMMU_IOAS_MAP,
+  IOMMU_IOAS_MAP_FIXED_IOVA,
+  IOMMU_IOAS_MAP_READABLE,
+  IOMMU_IOAS_MAP_WRITEABLE,
+  IOMMU_IOAS_NOIOMMU_GET_PA,
+  IOMMU_IOAS_UNMAP,
+  IommuIoasAlloc,
+  IommuIoasMap,
+  IommuIoasNoiommuGetPa,
+  IommuIoasUnmap,
 } from '../lib/uapi/iommufd';
 import { cpuNow, median } from './cpu-time';
 
@@ -162,12 +171,18 @@ function main(): void {
   largeSubject.close();
   const row = (c: Costs) =>
     `${String(c.areas).padStart(7)} areas: map ${c.mapNs.toFixed(0).padStart(6)} ns  auto-map ${c.autoMapNs.toFixed(0).padStart(6)} ns  unmap ${c.unmapNs.toFixed(0).padStart(6)} ns  GET_PA ${c.getPaNs.toFixed(0).padStart(5)} ns`;
-  console.log(`model iommufd: per-op CPU time through ModelKernel.ioctl, median of ${ROUNDS} rounds (load average ${os.loadavg()[0]!.toFixed(1)} on ${os.cpus().length} CPUs)`);
+  console.log(
+    `model iommufd: per-op CPU time through ModelKernel.ioctl, median of ${ROUNDS} rounds (load average ${os.loadavg()[0]!.toFixed(1)} on ${os.cpus().length} CPUs)`,
+  );
   console.log(row(small));
   console.log(row(large));
   const ratio = (a: number, b: number) => (b / a).toFixed(2);
-  console.log(`ratio 100k/1k: map ${ratio(small.mapNs, large.mapNs)}x  auto-map ${ratio(small.autoMapNs, large.autoMapNs)}x  unmap ${ratio(small.unmapNs, large.unmapNs)}x  GET_PA ${ratio(small.getPaNs, large.getPaNs)}x  (goal ≤ 3x)`);
-  console.log(`GET_PA throughput: ${(1e9 / small.getPaNs / 1e6).toFixed(2)} M ops/s at 1k areas, ${(1e9 / large.getPaNs / 1e6).toFixed(2)} M ops/s at 100k (goal ≥ 1 M/s)`);
+  console.log(
+    `ratio 100k/1k: map ${ratio(small.mapNs, large.mapNs)}x  auto-map ${ratio(small.autoMapNs, large.autoMapNs)}x  unmap ${ratio(small.unmapNs, large.unmapNs)}x  GET_PA ${ratio(small.getPaNs, large.getPaNs)}x  (goal ≤ 3x)`,
+  );
+  console.log(
+    `GET_PA throughput: ${(1e9 / small.getPaNs / 1e6).toFixed(2)} M ops/s at 1k areas, ${(1e9 / large.getPaNs / 1e6).toFixed(2)} M ops/s at 100k (goal ≥ 1 M/s)`,
+  );
 }
 
 main();

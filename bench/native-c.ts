@@ -103,7 +103,10 @@ export function timeLoop(iterations: number, fn: (i: number) => unknown, rounds 
  * tilt the comparison; in turns, every row sees the same spells and the best rounds compare.
  */
 export function timeLoopsInTurns(
-  iterations: number, loops: readonly ((i: number) => unknown)[], rounds = 5, alsoEachRound?: () => void,
+  iterations: number,
+  loops: readonly ((i: number) => unknown)[],
+  rounds = 5,
+  alsoEachRound?: () => void,
 ): number[] {
   let sink = 0;
   for (const fn of loops) for (let i = 0; i < iterations / 10; i++) sink += Number(fn(i)) || 0;

@@ -45,16 +45,44 @@ function main(): void {
   const ioas = iommufd.ioas();
   const at = iova(0x10_0000n);
 
-  const raw: Row = { name: 'addon.ioctl(fd, FIONREAD, bytes) (no NativeKernel)', run: () => { addon.ioctl(memfd, FIONREAD, answerBuffer); } };
-  const viaKernel: Row = { name: 'NativeKernel.ioctl(fd, FIONREAD, bytes)', run: () => { kernel.ioctl(memfd, FIONREAD, answer); } };
-  const wrapper: Row = { name: 'lib/ioctl noiommuGetPa, FIONREAD in place of GET_PA', run: () => { noiommuGetPa(stand, memfd, ioas.id, at, 4096n); } };
-  const api: Row = { name: 'Ioas.getPhysicalAddress, FIONREAD in place of GET_PA', run: () => { ioas.getPhysicalAddress(at, 4096n); } };
-  const info: Row = { name: 'lib/ioctl deviceGetInfo, FIONREAD in place of GET_INFO', run: () => { deviceGetInfo(stand, memfd); } };
+  const raw: Row = {
+    name: 'addon.ioctl(fd, FIONREAD, bytes) (no NativeKernel)',
+    run: () => {
+      addon.ioctl(memfd, FIONREAD, answerBuffer);
+    },
+  };
+  const viaKernel: Row = {
+    name: 'NativeKernel.ioctl(fd, FIONREAD, bytes)',
+    run: () => {
+      kernel.ioctl(memfd, FIONREAD, answer);
+    },
+  };
+  const wrapper: Row = {
+    name: 'lib/ioctl noiommuGetPa, FIONREAD in place of GET_PA',
+    run: () => {
+      noiommuGetPa(stand, memfd, ioas.id, at, 4096n);
+    },
+  };
+  const api: Row = {
+    name: 'Ioas.getPhysicalAddress, FIONREAD in place of GET_PA',
+    run: () => {
+      ioas.getPhysicalAddress(at, 4096n);
+    },
+  };
+  const info: Row = {
+    name: 'lib/ioctl deviceGetInfo, FIONREAD in place of GET_INFO',
+    run: () => {
+      deviceGetInfo(stand, memfd);
+    },
+  };
   benchLayers({
     title: `FIONREAD on a memfd through each layer, standing in for GET_PA and GET_INFO, ${iterations} calls per round`,
-    iterations, rounds,
+    iterations,
+    rounds,
     c: { name: 'C loop: FIONREAD on the same memfd', options: { target: { fd: memfd }, request: FIONREAD, arg: answer.slice() } },
-    layers: [raw, viaKernel, wrapper, api], goal: api, aside: [info],
+    layers: [raw, viaKernel, wrapper, api],
+    goal: api,
+    aside: [info],
   });
   iommufd.close();
   kernel.close(memfd);

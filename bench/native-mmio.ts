@@ -65,7 +65,9 @@ function main(): void {
   kernel.close(fd);
 
   const baseline = c.inlineNsPerOp;
-  console.log(`native-mmio: 32-bit reads of a ${LENGTH}-byte memfd page, best of ${ROUNDS} × ${iterations} reads (node ${process.version})`);
+  console.log(
+    `native-mmio: 32-bit reads of a ${LENGTH}-byte memfd page, best of ${ROUNDS} × ${iterations} reads (node ${process.version})`,
+  );
   for (const [name, ns] of rows) {
     console.log(`  ${name.padEnd(52)} ${ns.toFixed(2).padStart(8)} ns/op  ${(ns / baseline).toFixed(2).padStart(7)}× C`);
   }

@@ -25,7 +25,12 @@ import { NvmeDriver } from '../examples/nvme/nvme-driver';
 const BDF = '0000:00:04.0';
 const IO_BYTES = 4096;
 
-interface Args { model?: 'noiommu' | 'iommu'; seconds: number; spin: number; json: boolean }
+interface Args {
+  model?: 'noiommu' | 'iommu';
+  seconds: number;
+  spin: number;
+  json: boolean;
+}
 
 function parse(argv: string[]): Args {
   const a: Args = { seconds: 2, spin: 0, json: false };
@@ -42,14 +47,21 @@ function parse(argv: string[]): Args {
 
 function target(a: Args): { kernel: Kernel; bdf: string; what: string; real: boolean } {
   const model = (mode: 'noiommu' | 'iommu') => ({
-    kernel: createModelKernel({ base: `linux-7.3-${mode}`, withoutBaseDevices: true, devices: [{ address: BDF, model: new NvmeController() }] }),
-    bdf: BDF, what: `model (${mode})`, real: false,
+    kernel: createModelKernel({
+      base: `linux-7.3-${mode}`,
+      withoutBaseDevices: true,
+      devices: [{ address: BDF, model: new NvmeController() }],
+    }),
+    bdf: BDF,
+    what: `model (${mode})`,
+    real: false,
   });
   if (a.model) return model(a.model);
   const bdf = process.env.NODE_VFIO_BDF;
   if (bdf) {
     const kernel = nativeKernel();
-    if (PciDevice.get(bdf, kernel).driver === 'vfio-pci') return { kernel, bdf, what: `${bdf} (${process.env.NODE_VFIO_LAB_MODE ?? 'real kernel'})`, real: true };
+    if (PciDevice.get(bdf, kernel).driver === 'vfio-pci')
+      return { kernel, bdf, what: `${bdf} (${process.env.NODE_VFIO_LAB_MODE ?? 'real kernel'})`, real: true };
   }
   return model('noiommu');
 }
@@ -63,23 +75,40 @@ export interface NvmeBenchRow {
 }
 
 /** Keeps `depth` I/Os in flight for `seconds`, each completion submitting the next. */
-async function workload(nvme: NvmeDriver, buffer: DmaBuffer, blocks: number, write: boolean, depth: number, seconds: number): Promise<NvmeBenchRow> {
+async function workload(
+  nvme: NvmeDriver,
+  buffer: DmaBuffer,
+  blocks: number,
+  write: boolean,
+  depth: number,
+  seconds: number,
+): Promise<NvmeBenchRow> {
   const maxSamples = 4_000_000;
   const latencies = new Float64Array(maxSamples);
   const started = new Float64Array(depth);
-  let samples = 0, completed = 0, failures = 0;
-  let measuring = false, stopping = false, inFlight = 0;
+  let samples = 0,
+    completed = 0,
+    failures = 0;
+  let measuring = false,
+    stopping = false,
+    inFlight = 0;
   let seed = 0x9e3779b9;
   const nextLba = () => {
-    seed ^= seed << 13; seed ^= seed >>> 17; seed ^= seed << 5; seed >>>= 0;
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    seed >>>= 0;
     return (seed % blocks) * (IO_BYTES / 512);
   };
   let finished: () => void = () => {};
-  const done = new Promise<void>((resolve) => { finished = resolve; });
+  const done = new Promise<void>((resolve) => {
+    finished = resolve;
+  });
   const callbacks: ((status: number) => void)[] = [];
   const submit = (slot: number) => {
     started[slot] = performance.now();
-    if (!nvme.submit(1, write, 1, nextLba(), IO_BYTES / 512, buffer, slot * IO_BYTES, IO_BYTES, callbacks[slot]!)) throw new Error('queue full');
+    if (!nvme.submit(1, write, 1, nextLba(), IO_BYTES / 512, buffer, slot * IO_BYTES, IO_BYTES, callbacks[slot]!))
+      throw new Error('queue full');
     inFlight++;
   };
   for (let slot = 0; slot < depth; slot++) {
@@ -106,7 +135,13 @@ async function workload(nvme: NvmeDriver, buffer: DmaBuffer, blocks: number, wri
   if (failures) throw new Error(`${failures} I/Os failed`);
   const sorted = latencies.subarray(0, samples).sort();
   const at = (q: number) => (sorted[Math.min(samples - 1, Math.floor(q * samples))] ?? NaN) * 1000;
-  return { workload: write ? 'randwrite' : 'randread', queueDepth: depth, iops: completed / (elapsed / 1000), p50Us: at(0.5), p99Us: at(0.99) };
+  return {
+    workload: write ? 'randwrite' : 'randread',
+    queueDepth: depth,
+    iops: completed / (elapsed / 1000),
+    p50Us: at(0.5),
+    p99Us: at(0.99),
+  };
 }
 
 const C_QUEUE = 2;
@@ -117,8 +152,14 @@ const PAGE = 4096;
  * The C loop on queue pair 2 of the same controller: rings (page 0 SQ, page 1 CQ) and 32 data
  * slots in a memfd this process maps for DMA; the C program maps the memfd and BAR0 itself.
  */
-async function cRows(kernel: Kernel, device: VfioDevice, nvme: NvmeDriver, blocks: number, seconds: number,
-  between: (write: boolean, depth: number) => Promise<void>): Promise<NvmeBenchRow[]> {
+async function cRows(
+  kernel: Kernel,
+  device: VfioDevice,
+  nvme: NvmeDriver,
+  blocks: number,
+  seconds: number,
+  between: (write: boolean, depth: number) => Promise<void>,
+): Promise<NvmeBenchRow[]> {
   const ioas = device.ioas;
   if (!ioas) throw new Error('the C comparison needs the device attached to an IOAS (the cdev path)');
   const size = BigInt((2 + 32) * PAGE);
@@ -137,7 +178,9 @@ async function cRows(kernel: Kernel, device: VfioDevice, nvme: NvmeDriver, block
       throw new Error(`no physical run covers offset ${offset}`);
     };
     const slots = Array.from({ length: 32 }, (_, i) => `0x${bus((2 + i) * PAGE).toString(16)}`).join(',');
-    console.log(`  C: queue pair ${C_QUEUE} in a memfd: SQ at 0x${bus(0).toString(16)}, CQ at 0x${bus(PAGE).toString(16)} (${device.backend.noiommu ? 'physical' : 'IOVA'})`);
+    console.log(
+      `  C: queue pair ${C_QUEUE} in a memfd: SQ at 0x${bus(0).toString(16)}, CQ at 0x${bus(PAGE).toString(16)} (${device.backend.noiommu ? 'physical' : 'IOVA'})`,
+    );
     const bar0 = device.bar(0);
     const rows: NvmeBenchRow[] = [];
     const rings = new Uint8Array(memory.buffer!, 0, 2 * PAGE);
@@ -148,12 +191,32 @@ async function cRows(kernel: Kernel, device: VfioDevice, nvme: NvmeDriver, block
         // A fresh queue pair per run: the C program starts at index 0 with phase 1.
         rings.fill(0);
         await nvme.adminCommand({ opcode: 0x05, cdw10: ((C_DEPTH - 1) << 16) | C_QUEUE, cdw11: 1, prp1: Number(bus(PAGE)) });
-        await nvme.adminCommand({ opcode: 0x01, cdw10: ((C_DEPTH - 1) << 16) | C_QUEUE, cdw11: ((C_QUEUE << 16) | 1) >>> 0, prp1: Number(bus(0)) });
+        await nvme.adminCommand({
+          opcode: 0x01,
+          cdw10: ((C_DEPTH - 1) << 16) | C_QUEUE,
+          cdw11: ((C_QUEUE << 16) | 1) >>> 0,
+          prp1: Number(bus(0)),
+        });
         try {
-          const r = runC<{ iops: number; p50Us: number; p99Us: number }>('nvme-io', [
-            `0x${bar0.info.offset.toString(16)}`, String(bar0.size), '0', String(PAGE), String(C_DEPTH), String(C_QUEUE), String(2 * PAGE), slots,
-            String(blocks), String(depth), write ? '1' : '0', String(seconds), String(size),
-          ], [memfd, device.fd]);
+          const r = runC<{ iops: number; p50Us: number; p99Us: number }>(
+            'nvme-io',
+            [
+              `0x${bar0.info.offset.toString(16)}`,
+              String(bar0.size),
+              '0',
+              String(PAGE),
+              String(C_DEPTH),
+              String(C_QUEUE),
+              String(2 * PAGE),
+              slots,
+              String(blocks),
+              String(depth),
+              write ? '1' : '0',
+              String(seconds),
+              String(size),
+            ],
+            [memfd, device.fd],
+          );
           rows.push({ workload: write ? 'randwrite' : 'randread', queueDepth: depth, iops: r.iops, p50Us: r.p50Us, p99Us: r.p99Us });
         } finally {
           await nvme.adminCommand({ opcode: 0x00, cdw10: C_QUEUE });
@@ -179,12 +242,17 @@ async function main(): Promise<void> {
   using buffer = DmaBuffer.allocate(32 * IO_BYTES, { space: device.dmaSpace });
   buffer.bytes.fill(0xa5);
   const rows: NvmeBenchRow[] = [];
-  const tsRow = async (write: boolean, depth: number) => { rows.push(await workload(nvme, buffer, blocks, write, depth, a.seconds)); };
+  const tsRow = async (write: boolean, depth: number) => {
+    rows.push(await workload(nvme, buffer, blocks, write, depth, a.seconds));
+  };
   let c: NvmeBenchRow[] = [];
   if (real) c = await cRows(kernel, device, nvme, blocks, a.seconds, tsRow);
   else for (const write of [false, true]) for (const depth of [1, 32]) await tsRow(write, depth);
   await nvme.shutdown();
-  if (a.json) { console.log(JSON.stringify({ target: what, rows, c })); return; }
+  if (a.json) {
+    console.log(JSON.stringify({ target: what, rows, c }));
+    return;
+  }
   console.log(`nvme bench: ${what}, 4 KiB random I/O, polled, ${a.seconds} s per row${a.spin ? `, spin ${a.spin} µs` : ''}`);
   const line = (who: string, r: NvmeBenchRow) =>
     `  ${who.padEnd(3)} ${r.workload.padEnd(9)} QD${String(r.queueDepth).padEnd(2)} ${Math.round(r.iops).toString().padStart(8)} IOPS   p50 ${r.p50Us.toFixed(1).padStart(8)} µs   p99 ${r.p99Us.toFixed(1).padStart(8)} µs`;

@@ -14,7 +14,17 @@ import path from 'node:path';
 import { createModelKernel } from '../lib/model';
 import type { Kernel } from '../lib';
 import { MAP_ANONYMOUS, MAP_PRIVATE, O_RDWR, PROT_READ, PROT_WRITE } from '../lib/sys/constants';
-import { IOMMU_IOAS_ALLOC, IOMMU_IOAS_MAP, IOMMU_IOAS_MAP_FIXED_IOVA, IOMMU_IOAS_MAP_READABLE, IOMMU_IOAS_MAP_WRITEABLE, IOMMU_IOAS_UNMAP, IommuIoasAlloc, IommuIoasMap, IommuIoasUnmap } from '../lib/uapi/iommufd';
+import {
+  IOMMU_IOAS_ALLOC,
+  IOMMU_IOAS_MAP,
+  IOMMU_IOAS_MAP_FIXED_IOVA,
+  IOMMU_IOAS_MAP_READABLE,
+  IOMMU_IOAS_MAP_WRITEABLE,
+  IOMMU_IOAS_UNMAP,
+  IommuIoasAlloc,
+  IommuIoasMap,
+  IommuIoasUnmap,
+} from '../lib/uapi/iommufd';
 import { VFIO_DEVICE_BIND_IOMMUFD, VfioDeviceBindIommufd } from '../lib/uapi/vfio';
 import { JsonlTraceWriter, traceKernel, type TracingKernel } from '../lib/trace';
 import { cpuNow, median } from './cpu-time';
@@ -22,7 +32,11 @@ import { cpuNow, median } from './cpu-time';
 const ROUNDS = 9;
 const OPS = 2000;
 
-interface Subject { readonly kernel: Kernel; round(): number; end(): void }
+interface Subject {
+  readonly kernel: Kernel;
+  round(): number;
+  end(): void;
+}
 
 function ioctlSubject(traced: TracingKernel | null, model: Kernel): Subject {
   const k = traced ?? model;
@@ -39,14 +53,23 @@ function ioctlSubject(traced: TracingKernel | null, model: Kernel): Subject {
       const start = cpuNow();
       for (let n = 0; n < OPS; n++) {
         const iova = 0x100000n + BigInt(n) * 0x1000n;
-        map.$assign({ size: IommuIoasMap.size, flags: IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE, ioas_id: ioas, user_va: mem.address, length: 0x1000n, iova });
+        map.$assign({
+          size: IommuIoasMap.size,
+          flags: IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE,
+          ioas_id: ioas,
+          user_va: mem.address,
+          length: 0x1000n,
+          iova,
+        });
         k.ioctl(fd, IOMMU_IOAS_MAP.number, map.$bytes);
         unmap.$assign({ size: IommuIoasUnmap.size, ioas_id: ioas, iova, length: 0x1000n });
         k.ioctl(fd, IOMMU_IOAS_UNMAP.number, unmap.$bytes);
       }
       return (cpuNow() - start) / (OPS * 2);
     },
-    end() { traced?.endTrace(); },
+    end() {
+      traced?.endTrace();
+    },
   };
 }
 
@@ -66,7 +89,9 @@ function mmioSubject(traced: TracingKernel | null, model: Kernel): Subject {
       }
       return (cpuNow() - start) / (OPS * 2);
     },
-    end() { traced?.endTrace(); },
+    end() {
+      traced?.endTrace();
+    },
   };
 }
 
@@ -78,7 +103,8 @@ function compare(name: string, make: (t: TracingKernel | null, m: Kernel) => Sub
   const traced = make(traceKernel(tracedModel, new JsonlTraceWriter(path.join(dir, 'bench.jsonl')), { mmio }), tracedModel);
   const a: number[] = [];
   const b: number[] = [];
-  plain.round(); traced.round();
+  plain.round();
+  traced.round();
   for (let r = 0; r < ROUNDS; r++) {
     a.push(plain.round());
     b.push(traced.round());
@@ -87,7 +113,9 @@ function compare(name: string, make: (t: TracingKernel | null, m: Kernel) => Sub
   const size = fs.statSync(path.join(dir, 'bench.jsonl')).size;
   fs.rmSync(dir, { recursive: true, force: true });
   const ratio = median(b) / median(a);
-  console.log(`${name}: untraced ${(median(a) / 1000).toFixed(2)} µs/call, traced to a file ${(median(b) / 1000).toFixed(2)} µs/call, ratio ${ratio.toFixed(2)}x (goal ≤ 2x${mmio ? ', MMIO tracing is opt-in' : ''}); ${(size / 1024).toFixed(0)} KiB written`);
+  console.log(
+    `${name}: untraced ${(median(a) / 1000).toFixed(2)} µs/call, traced to a file ${(median(b) / 1000).toFixed(2)} µs/call, ratio ${ratio.toFixed(2)}x (goal ≤ 2x${mmio ? ', MMIO tracing is opt-in' : ''}); ${(size / 1024).toFixed(0)} KiB written`,
+  );
 }
 
 compare('ioctl path (IOAS_MAP + IOAS_UNMAP)', ioctlSubject, false);

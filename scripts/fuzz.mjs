@@ -32,7 +32,10 @@ const count = Number(option('seeds', '500'));
 const first = Number(option('first', '1'));
 const length = option('length', undefined);
 const modes = option('mode', undefined) ? [option('mode')] : ['noiommu', 'iommu'];
-for (const [name, v] of [['seeds', count], ['first', first]]) {
+for (const [name, v] of [
+  ['seeds', count],
+  ['first', first],
+]) {
   if (!Number.isInteger(v) || v < 0) throw new Error(`--${name} must be a non-negative integer`);
 }
 
@@ -42,9 +45,24 @@ let failed = false;
 if (flag('lab')) {
   for (const mode of modes) {
     const results = path.join(root, '.lab-results', `fuzz-${new Date().toISOString().replace(/[:.]/g, '-')}-${mode}`);
-    const env = [`NODE_VFIO_FUZZ_SEEDS=${count}`, `NODE_VFIO_FUZZ_FIRST_SEED=${first}`, ...(length ? [`NODE_VFIO_FUZZ_LENGTH=${length}`] : [])];
-    const args = [path.join(root, 'scripts/lab/run.sh'), mode, '--timeout', String(600 + count * 5), '--results', results,
-      ...env.flatMap((e) => ['--env', e]), '--', 'node', 'scripts/test.mjs', 'dist/test/lab/fuzz.test.js'];
+    const env = [
+      `NODE_VFIO_FUZZ_SEEDS=${count}`,
+      `NODE_VFIO_FUZZ_FIRST_SEED=${first}`,
+      ...(length ? [`NODE_VFIO_FUZZ_LENGTH=${length}`] : []),
+    ];
+    const args = [
+      path.join(root, 'scripts/lab/run.sh'),
+      mode,
+      '--timeout',
+      String(600 + count * 5),
+      '--results',
+      results,
+      ...env.flatMap((e) => ['--env', e]),
+      '--',
+      'node',
+      'scripts/test.mjs',
+      'dist/test/lab/fuzz.test.js',
+    ];
     console.log(`fuzz: ${count} seeds from ${first} in the lab, ${mode} mode`);
     const run = spawnSync('bash', args, { cwd: root, stdio: 'inherit' });
     const summaryFile = path.join(results, 'fuzz', `summary-${mode}-group.json`);
@@ -54,8 +72,10 @@ if (flag('lab')) {
       continue;
     }
     const summary = JSON.parse(fs.readFileSync(summaryFile, 'utf8'));
-    console.log(`fuzz: Linux ${summary.release} ${mode}: ${summary.seeds} seeds in ${summary.seconds.toFixed(1)} s, ` +
-      `${summary.divergences.length} divergences, ${summary.violations.length} invariant violations`);
+    console.log(
+      `fuzz: Linux ${summary.release} ${mode}: ${summary.seeds} seeds in ${summary.seconds.toFixed(1)} s, ` +
+        `${summary.divergences.length} divergences, ${summary.violations.length} invariant violations`,
+    );
     const report = fs.readFileSync(path.join(results, 'fuzz', `report-${mode}-group.txt`), 'utf8');
     if (report) console.log(report);
     if (run.status !== 0) failed = true;
@@ -77,7 +97,9 @@ if (flag('lab')) {
     const started = Date.now();
     let done = 0;
     const result = runCampaign({
-      seeds, pageSize: kernel.pageSize, ...(length ? { length: Number(length) } : {}),
+      seeds,
+      pageSize: kernel.pageSize,
+      ...(length ? { length: Number(length) } : {}),
       model: { label: `model ${mode}`, run: (p) => runProgram(kernel, p, { bdf: '0000:00:03.0' }) },
       onSeed: () => {
         if (++done % 100 === 0 && process.stdout.isTTY) process.stdout.write(`fuzz: ${mode} ${done}/${count}\r`);
@@ -87,8 +109,10 @@ if (flag('lab')) {
     if (kernel.openFdCount !== 0) leaks.push(`${kernel.openFdCount} fds`);
     if (kernel.locked.pinnedPages !== 0) leaks.push(`${kernel.locked.pinnedPages} pinned pages`);
     if (kernel.memory.freeFrames !== free) leaks.push(`${free - kernel.memory.freeFrames} frames`);
-    console.log(`fuzz: model ${mode}: ${count} seeds in ${((Date.now() - started) / 1000).toFixed(1)} s, ` +
-      `${result.violations.length} invariant violations, leaks: ${leaks.length ? leaks.join(', ') : 'none'}`);
+    console.log(
+      `fuzz: model ${mode}: ${count} seeds in ${((Date.now() - started) / 1000).toFixed(1)} s, ` +
+        `${result.violations.length} invariant violations, leaks: ${leaks.length ? leaks.join(', ') : 'none'}`,
+    );
     const report = formatCampaign(result);
     if (report) console.log(report);
     if (report || leaks.length) failed = true;

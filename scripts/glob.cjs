@@ -5,10 +5,15 @@ const path = require('path');
 
 function walk(dir, out) {
   let entries;
-  try { entries = fs.readdirSync(dir, { withFileTypes: true }); } catch { return out; }
+  try {
+    entries = fs.readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return out;
+  }
   for (const e of entries) {
     const p = path.join(dir, e.name);
-    if (e.isDirectory()) walk(p, out); else out.push(p);
+    if (e.isDirectory()) walk(p, out);
+    else out.push(p);
   }
   return out;
 }
@@ -17,8 +22,11 @@ function toRegExp(pattern) {
   let re = '';
   for (let i = 0; i < pattern.length; i++) {
     const c = pattern[i];
-    if (c === '*' && pattern[i + 1] === '*') { re += '.*'; i++; if (pattern[i + 1] === '/') i++; }
-    else if (c === '*') re += '[^/]*';
+    if (c === '*' && pattern[i + 1] === '*') {
+      re += '.*';
+      i++;
+      if (pattern[i + 1] === '/') i++;
+    } else if (c === '*') re += '[^/]*';
     else if ('.+?^${}()|[]\\'.includes(c)) re += '\\' + c;
     else re += c;
   }
@@ -26,10 +34,15 @@ function toRegExp(pattern) {
 }
 
 function globSync(root, patterns) {
-  const all = walk(root, []).map((p) => path.relative(root, p)).filter((p) => !p.startsWith('node_modules'));
+  const all = walk(root, [])
+    .map((p) => path.relative(root, p))
+    .filter((p) => !p.startsWith('node_modules'));
   const out = new Set();
   for (const pat of patterns) {
-    if (fs.existsSync(path.resolve(root, pat)) && fs.statSync(path.resolve(root, pat)).isFile()) { out.add(path.resolve(root, pat)); continue; }
+    if (fs.existsSync(path.resolve(root, pat)) && fs.statSync(path.resolve(root, pat)).isFile()) {
+      out.add(path.resolve(root, pat));
+      continue;
+    }
     const re = toRegExp(pat);
     for (const p of all) if (re.test(p)) out.add(path.resolve(root, p));
   }

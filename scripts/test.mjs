@@ -21,7 +21,9 @@ if (files.length === 0) {
 const mocha = new Mocha({ reporter: 'spec', timeout: 30000, grep: grep ? grep.slice('--grep='.length) : undefined });
 for (const f of files) mocha.addFile(f);
 await mocha.loadFilesAsync();
-let passed = 0, failed = 0, skipped = 0;
+let passed = 0,
+  failed = 0,
+  skipped = 0;
 const runner = mocha.run((failures) => {
   console.log(`\n${passed} passed, ${failed} failed, ${skipped} skipped`);
   process.exitCode = failures ? 1 : 0;

@@ -12,7 +12,8 @@ import ts from 'typescript';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
-type Layer = 'uapi' | 'sys' | 'ioctl' | 'support' | 'api' | 'model' | 'devices' | 'selftest' | 'trace' | 'cli' | 'index' | 'tools' | 'outside';
+type Layer =
+  'uapi' | 'sys' | 'ioctl' | 'support' | 'api' | 'model' | 'devices' | 'selftest' | 'trace' | 'cli' | 'index' | 'tools' | 'outside';
 
 /** Which layer a repository-relative path belongs to. */
 function layerOf(file: string): Layer {
@@ -21,34 +22,78 @@ function layerOf(file: string): Layer {
   if (top === 'tools') return 'tools';
   if (top !== 'lib') return 'outside';
   switch (folder) {
-    case 'uapi': return 'uapi';
-    case 'sys': return 'sys';
-    case 'ioctl': return 'ioctl';
-    case 'support': return 'support';
-    case 'iommu': case 'vfio': case 'dma': case 'pci': return 'api';
-    case 'model': return 'model';
-    case 'devices': return 'devices';
-    case 'selftest': return 'selftest';
-    case 'trace': return 'trace';
-    case 'cli': return 'cli';
-    default: return 'outside';
+    case 'uapi':
+      return 'uapi';
+    case 'sys':
+      return 'sys';
+    case 'ioctl':
+      return 'ioctl';
+    case 'support':
+      return 'support';
+    case 'iommu':
+    case 'vfio':
+    case 'dma':
+    case 'pci':
+      return 'api';
+    case 'model':
+      return 'model';
+    case 'devices':
+      return 'devices';
+    case 'selftest':
+      return 'selftest';
+    case 'trace':
+      return 'trace';
+    case 'cli':
+      return 'cli';
+    default:
+      return 'outside';
   }
 }
 
 /** What each layer may import (besides itself), and why. */
 const ALLOWED: Record<Exclude<Layer, 'outside'>, { readonly may: readonly Layer[]; readonly why: string }> = {
-  uapi: { may: [], why: 'struct layouts and request numbers are the ground truth both kernels and every wrapper share; they depend on nothing' },
+  uapi: {
+    may: [],
+    why: 'struct layouts and request numbers are the ground truth both kernels and every wrapper share; they depend on nothing',
+  },
   sys: { may: ['uapi'], why: 'the Kernel interface, its errors and the native kernel are the one syscall boundary; above the uapi only' },
   ioctl: { may: ['sys', 'uapi'], why: 'one wrapper per ioctl: encode, Kernel.ioctl, decode; no policy, no objects' },
-  support: { may: ['sys', 'uapi'], why: 'ownership and error hints are used by every typed-API folder, so they must not depend on any of them' },
-  api: { may: ['ioctl', 'sys', 'uapi', 'support'], why: 'the typed API builds on the wrappers; it never reaches into the model, which it must be able to run against unchanged' },
-  model: { may: ['uapi', 'sys', 'devices'], why: 'the model is a kernel: it decodes the same bytes the real kernel does and must not borrow the API or wrappers whose behaviour it is there to check; its machines name built-in device models from lib/devices' },
-  devices: { may: ['model'], why: 'device models (edu, NVMe, users\' own) are written on the public device-model SDK only; test/devices/sdk-boundary.test.ts pins them to lib/model/device' },
-  selftest: { may: ['api', 'ioctl', 'sys', 'uapi', 'support'], why: 'conformance cases run against any Kernel (the model or a real 7.3 host), so they cannot know the model' },
-  trace: { may: ['sys', 'uapi'], why: 'the tracer wraps any Kernel (native or model) at the syscall boundary and decodes with the uapi layouts; it must not know the typed API or the model, or a trace would record their view instead of the calls' },
-  cli: { may: ['uapi', 'sys', 'ioctl', 'support', 'api', 'model', 'devices', 'selftest', 'trace', 'index'], why: 'the command is the top of lib: it may choose the model or the native kernel and run the selftest' },
-  index: { may: ['api', 'sys', 'support', 'ioctl'], why: 'the public surface re-exports the typed API and the Kernel interface (support for Resource, ioctl for result types); never the model, which has its own entry point' },
-  tools: { may: ['uapi', 'sys', 'ioctl', 'support', 'api', 'model', 'devices', 'selftest', 'trace', 'cli', 'index'], why: 'tools (fuzzing) drive the library from outside; lib must never depend on them' },
+  support: {
+    may: ['sys', 'uapi'],
+    why: 'ownership and error hints are used by every typed-API folder, so they must not depend on any of them',
+  },
+  api: {
+    may: ['ioctl', 'sys', 'uapi', 'support'],
+    why: 'the typed API builds on the wrappers; it never reaches into the model, which it must be able to run against unchanged',
+  },
+  model: {
+    may: ['uapi', 'sys', 'devices'],
+    why: 'the model is a kernel: it decodes the same bytes the real kernel does and must not borrow the API or wrappers whose behaviour it is there to check; its machines name built-in device models from lib/devices',
+  },
+  devices: {
+    may: ['model'],
+    why: "device models (edu, NVMe, users' own) are written on the public device-model SDK only; test/devices/sdk-boundary.test.ts pins them to lib/model/device",
+  },
+  selftest: {
+    may: ['api', 'ioctl', 'sys', 'uapi', 'support'],
+    why: 'conformance cases run against any Kernel (the model or a real 7.3 host), so they cannot know the model',
+  },
+  trace: {
+    may: ['sys', 'uapi'],
+    why: 'the tracer wraps any Kernel (native or model) at the syscall boundary and decodes with the uapi layouts; it must not know the typed API or the model, or a trace would record their view instead of the calls',
+  },
+  cli: {
+    may: ['uapi', 'sys', 'ioctl', 'support', 'api', 'model', 'devices', 'selftest', 'trace', 'index'],
+    why: 'the command is the top of lib: it may choose the model or the native kernel and run the selftest',
+  },
+  index: {
+    may: ['api', 'sys', 'support', 'ioctl'],
+    why: 'the public surface re-exports the typed API and the Kernel interface (support for Resource, ioctl for result types); never the model, which has its own entry point',
+  },
+  tools: {
+    may: ['uapi', 'sys', 'ioctl', 'support', 'api', 'model', 'devices', 'selftest', 'trace', 'cli', 'index'],
+    why: 'tools (fuzzing) drive the library from outside; lib must never depend on them',
+  },
 };
 
 /** Files a layer may not import even though it may import their layer, and why. */
@@ -97,13 +142,20 @@ function specifiers(file: string): { spec: string; line: number; typeOnly: boole
   const sf = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true, ts.ScriptKind.TS);
   const found: { spec: string; line: number; typeOnly: boolean }[] = [];
   const add = (node: ts.Node, lit: ts.Expression | undefined, typeOnly: boolean) => {
-    if (lit && ts.isStringLiteralLike(lit)) found.push({ spec: lit.text, line: sf.getLineAndCharacterOfPosition(node.getStart()).line + 1, typeOnly });
+    if (lit && ts.isStringLiteralLike(lit))
+      found.push({ spec: lit.text, line: sf.getLineAndCharacterOfPosition(node.getStart()).line + 1, typeOnly });
   };
   const visit = (node: ts.Node): void => {
     if (ts.isImportDeclaration(node)) {
       const clause = node.importClause;
-      const allTypes = !!clause && (clause.isTypeOnly || (!clause.name && !!clause.namedBindings && ts.isNamedImports(clause.namedBindings)
-        && clause.namedBindings.elements.length > 0 && clause.namedBindings.elements.every((e) => e.isTypeOnly)));
+      const allTypes =
+        !!clause &&
+        (clause.isTypeOnly ||
+          (!clause.name &&
+            !!clause.namedBindings &&
+            ts.isNamedImports(clause.namedBindings) &&
+            clause.namedBindings.elements.length > 0 &&
+            clause.namedBindings.elements.every((e) => e.isTypeOnly)));
       add(node, node.moduleSpecifier, allTypes);
     } else if (ts.isExportDeclaration(node)) {
       add(node, node.moduleSpecifier, node.isTypeOnly);
@@ -111,7 +163,8 @@ function specifiers(file: string): { spec: string; line: number; typeOnly: boole
       add(node, node.moduleReference.expression, node.isTypeOnly);
     } else if (ts.isCallExpression(node)) {
       const callee = node.expression;
-      if (callee.kind === ts.SyntaxKind.ImportKeyword || (ts.isIdentifier(callee) && callee.text === 'require')) add(node, node.arguments[0], false);
+      if (callee.kind === ts.SyntaxKind.ImportKeyword || (ts.isIdentifier(callee) && callee.text === 'require'))
+        add(node, node.arguments[0], false);
     } else if (ts.isImportTypeNode(node) && ts.isLiteralTypeNode(node.argument)) {
       add(node, node.argument.literal, true);
     }
@@ -238,7 +291,10 @@ describe('architecture', () => {
     const has = (from: string, to: string) => edges.some((e) => e.from === from && e.to === to);
     assert.ok(edges.length > 300, `only ${edges.length} imports found`);
     assert.ok(has('lib/sys/default-kernel.ts', 'lib/sys/native-kernel.ts'), 'require() is read');
-    assert.ok(edges.some((e) => e.typeOnly), 'import type is read');
+    assert.ok(
+      edges.some((e) => e.typeOnly),
+      'import type is read',
+    );
     assert.ok(has('lib/index.ts', 'lib/vfio/device.ts'), 'export … from is read');
   });
 

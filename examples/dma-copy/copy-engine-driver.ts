@@ -7,7 +7,15 @@
  */
 import { DmaBuffer, type InterruptVector, type Mmio, type VfioDevice } from 'node-vfio';
 import {
-  CONTROL_ENABLE, COPY_ENGINE_ID, DESCRIPTOR_SIZE, DESC_FLAG_IRQ, DESC_STATUS_DONE, IRQ_DONE, IRQ_ERROR, REG, STATUS_ERROR,
+  CONTROL_ENABLE,
+  COPY_ENGINE_ID,
+  DESCRIPTOR_SIZE,
+  DESC_FLAG_IRQ,
+  DESC_STATUS_DONE,
+  IRQ_DONE,
+  IRQ_ERROR,
+  REG,
+  STATUS_ERROR,
 } from './copy-engine-model';
 
 const RING_ENTRIES = 16;
@@ -52,7 +60,8 @@ export class CopyEngineDriver {
     this.registers.write32(REG.TAIL, this.tail);
     await this.waitInterrupt(timeoutMs);
     const status = d.getUint32(24, true);
-    if (status !== DESC_STATUS_DONE) throw new Error(`copy-engine: descriptor ${slot} finished with status ${status} (engine status 0x${this.status().toString(16)})`);
+    if (status !== DESC_STATUS_DONE)
+      throw new Error(`copy-engine: descriptor ${slot} finished with status ${status} (engine status 0x${this.status().toString(16)})`);
   }
 
   close(): void {

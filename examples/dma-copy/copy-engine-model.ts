@@ -18,15 +18,31 @@
  * interrupt when done), status u32 written back by the engine (1 done, 2 error), reserved u32.
  * A copy takes 1 µs plus 1 µs per KiB of the machine's (virtual) time.
  */
-import { DeviceModel, msiCapability, msixCapability, pcieCapability, pmCapability, type AccessWidth, type ResetKind } from 'node-vfio/model';
+import {
+  DeviceModel,
+  msiCapability,
+  msixCapability,
+  pcieCapability,
+  pmCapability,
+  type AccessWidth,
+  type ResetKind,
+} from 'node-vfio/model';
 
 export const COPY_ENGINE_VENDOR_ID = 0x1234;
 export const COPY_ENGINE_DEVICE_ID = 0xc0de;
 export const COPY_ENGINE_ID = 0x434f5059;
 
 export const REG = {
-  ID: 0x00, STATUS: 0x04, CONTROL: 0x08, RING_BASE: 0x10, RING_BASE_HI: 0x14, RING_SIZE: 0x18, TAIL: 0x1c,
-  HEAD: 0x20, COMPLETED: 0x24, IRQ_STATUS: 0x28,
+  ID: 0x00,
+  STATUS: 0x04,
+  CONTROL: 0x08,
+  RING_BASE: 0x10,
+  RING_BASE_HI: 0x14,
+  RING_SIZE: 0x18,
+  TAIL: 0x1c,
+  HEAD: 0x20,
+  COMPLETED: 0x24,
+  IRQ_STATUS: 0x28,
 } as const;
 export const STATUS_RUNNING = 0x1;
 export const STATUS_ERROR = 0x2;
@@ -79,30 +95,47 @@ export class CopyEngineModel extends DeviceModel {
   private readRegister(offset: number, width: AccessWidth): bigint {
     if (width === 64) return offset === REG.RING_BASE ? this.ringBase : 0n;
     switch (offset) {
-      case REG.ID: return BigInt(COPY_ENGINE_ID);
-      case REG.STATUS: return BigInt(this.status);
-      case REG.CONTROL: return BigInt(this.control);
-      case REG.RING_BASE: return this.ringBase & 0xffff_ffffn;
-      case REG.RING_BASE_HI: return this.ringBase >> 32n;
-      case REG.RING_SIZE: return BigInt(this.ringSize);
-      case REG.HEAD: return BigInt(this.head);
-      case REG.COMPLETED: return BigInt(this.completed);
-      case REG.IRQ_STATUS: return BigInt(this.irqStatus);
-      default: return 0n;
+      case REG.ID:
+        return BigInt(COPY_ENGINE_ID);
+      case REG.STATUS:
+        return BigInt(this.status);
+      case REG.CONTROL:
+        return BigInt(this.control);
+      case REG.RING_BASE:
+        return this.ringBase & 0xffff_ffffn;
+      case REG.RING_BASE_HI:
+        return this.ringBase >> 32n;
+      case REG.RING_SIZE:
+        return BigInt(this.ringSize);
+      case REG.HEAD:
+        return BigInt(this.head);
+      case REG.COMPLETED:
+        return BigInt(this.completed);
+      case REG.IRQ_STATUS:
+        return BigInt(this.irqStatus);
+      default:
+        return 0n;
     }
   }
 
   private writeRegister(offset: number, width: AccessWidth, value: bigint): void {
     if (width === 64) {
       if (offset === REG.RING_BASE) this.ringBase = value;
-      else this.record({ kind: 'guest-error', message: `copy-engine: 8-byte write to 0x${offset.toString(16)}, which is a 32-bit register` });
+      else
+        this.record({ kind: 'guest-error', message: `copy-engine: 8-byte write to 0x${offset.toString(16)}, which is a 32-bit register` });
       return;
     }
     const v = Number(value);
     switch (offset) {
-      case REG.CONTROL: this.setControl(v); break;
-      case REG.RING_BASE: this.ringBase = (this.ringBase & ~0xffff_ffffn) | value; break;
-      case REG.RING_BASE_HI: this.ringBase = (this.ringBase & 0xffff_ffffn) | (value << 32n); break;
+      case REG.CONTROL:
+        this.setControl(v);
+        break;
+      case REG.RING_BASE:
+        this.ringBase = (this.ringBase & ~0xffff_ffffn) | value;
+        break;
+      case REG.RING_BASE_HI:
+        this.ringBase = (this.ringBase & 0xffff_ffffn) | (value << 32n);
+        break;
       case REG.RING_SIZE:
         if (v < 1 || v > 4096 || (v & (v - 1)) !== 0) {
           this.record({ kind: 'guest-error', message: `copy-engine: ring size ${v} is not a power of two in 1..4096; ignored` });
@@ -116,7 +149,8 @@ export class CopyEngineModel extends DeviceModel {
         this.irqStatus &= ~v;
         if (this.irqStatus === 0) this.setIntx(false);
         break;
-      default: break;
+      default:
+        break;
     }
   }
 
@@ -141,7 +175,10 @@ export class CopyEngineModel extends DeviceModel {
     const length = d.getUint32(16, true);
     const flags = d.getUint32(20, true);
     if (length === 0 || length > MAX_COPY) {
-      this.record({ kind: 'guest-error', message: `copy-engine: descriptor ${this.head} has length ${length} (1..${MAX_COPY}); the engine halts` });
+      this.record({
+        kind: 'guest-error',
+        message: `copy-engine: descriptor ${this.head} has length ${length} (1..${MAX_COPY}); the engine halts`,
+      });
       this.writeStatus(at, DESC_STATUS_ERROR);
       this.status = STATUS_ERROR;
       this.interrupt(IRQ_ERROR);

@@ -42,7 +42,10 @@ describe('example: a DMA copy engine modelled out of tree, with its driver', () 
     using buffer = DmaBuffer.allocate(8192, { space: device.dmaSpace });
     const [first] = device.irqs.vectors('msix');
     const grown = device.irqs.resize('msix', 4);
-    assert.deepEqual(grown.map((v) => v.vector), [0, 1, 2, 3]);
+    assert.deepEqual(
+      grown.map((v) => v.vector),
+      [0, 1, 2, 3],
+    );
     assert.equal(grown[0], first, 'vector 0 is the same object, still enabled');
     buffer.bytes.fill(0x5a, 0, 100);
     await driver.copy(buffer.dmaAddress(0), buffer.dmaAddress(4096), 100);
@@ -50,7 +53,10 @@ describe('example: a DMA copy engine modelled out of tree, with its driver', () 
     grown[3]!.trigger();
     assert.equal(await grown[3]!.wait(), 1n, 'a grown vector signals its own eventfd');
     const shrunk = device.irqs.resize('msix', 2);
-    assert.deepEqual(shrunk.map((v) => v.vector), [0, 1]);
+    assert.deepEqual(
+      shrunk.map((v) => v.vector),
+      [0, 1],
+    );
     assert.equal(grown[3]!.closed, true, 'the dropped vectors are closed');
     await driver.copy(buffer.dmaAddress(0), buffer.dmaAddress(4096 + 200), 100);
     assert.equal(buffer.bytes[4096 + 299], 0x5a);
@@ -82,7 +88,10 @@ describe('example: a DMA copy engine modelled out of tree, with its driver', () 
     assert.equal(driver.status(), STATUS_ERROR);
     assert.match(model.events.at(-1)?.message ?? '', /length 0/);
     model.strict(['guest-error']);
-    assert.throws(() => device.bar(0).mmap().write32(0x18, 3), (e: unknown) => e instanceof DeviceEventError && /ring size 3/.test(e.message));
+    assert.throws(
+      () => device.bar(0).mmap().write32(0x18, 3),
+      (e: unknown) => e instanceof DeviceEventError && /ring size 3/.test(e.message),
+    );
     driver.close();
     device.close();
   });

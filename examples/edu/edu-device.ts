@@ -109,7 +109,8 @@ export class EduDevice {
     this.registers.write64(REG.dmaCount, BigInt(length));
     this.registers.write32(REG.dmaCommand, DMA_START | direction | DMA_IRQ);
     await this.waitInterrupt(IRQ_DMA, timeoutMs);
-    if (this.registers.read32(REG.dmaCommand) & DMA_START) throw new Error('edu: DMA interrupt arrived while the transfer was still running');
+    if (this.registers.read32(REG.dmaCommand) & DMA_START)
+      throw new Error('edu: DMA interrupt arrived while the transfer was still running');
   }
 
   /** Waits for the MSI, then checks and acknowledges the expected interrupt cause. */
@@ -126,7 +127,10 @@ export class EduDevice {
         try {
           await this.interrupt.wait(abort.signal);
         } catch (e) {
-          if (abort.signal.aborted) throw new Error(`edu: no interrupt 0x${cause.toString(16)} within ${timeoutMs} ms (interrupt status 0x${this.registers.read32(REG.interruptStatus).toString(16)})`);
+          if (abort.signal.aborted)
+            throw new Error(
+              `edu: no interrupt 0x${cause.toString(16)} within ${timeoutMs} ms (interrupt status 0x${this.registers.read32(REG.interruptStatus).toString(16)})`,
+            );
           throw e;
         }
       }

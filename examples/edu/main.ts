@@ -28,11 +28,19 @@ function chooseKernel(options: EduOptions): { kernel: Kernel; why: string } {
   try {
     native = nativeKernel();
   } catch (e) {
-    return { kernel: createModelKernel('linux-7.3-noiommu'), why: `the native addon is not usable here (${(e as Error).message}); using the built-in kernel model (linux-7.3-noiommu)` };
+    return {
+      kernel: createModelKernel('linux-7.3-noiommu'),
+      why: `the native addon is not usable here (${(e as Error).message}); using the built-in kernel model (linux-7.3-noiommu)`,
+    };
   }
-  const found = native.exists('/sys/bus/pci/devices') && PciDevice.list({ vendorId: EDU_VENDOR_ID, deviceId: EDU_DEVICE_ID }, { kernel: native }).length > 0;
+  const found =
+    native.exists('/sys/bus/pci/devices') &&
+    PciDevice.list({ vendorId: EDU_VENDOR_ID, deviceId: EDU_DEVICE_ID }, { kernel: native }).length > 0;
   if (found) return { kernel: native, why: 'the real kernel: an edu device is present' };
-  return { kernel: createModelKernel('linux-7.3-noiommu'), why: 'no edu device on this machine: running on the built-in kernel model (linux-7.3-noiommu)' };
+  return {
+    kernel: createModelKernel('linux-7.3-noiommu'),
+    why: 'no edu device on this machine: running on the built-in kernel model (linux-7.3-noiommu)',
+  };
 }
 
 async function main(): Promise<number> {
@@ -44,19 +52,23 @@ async function main(): Promise<number> {
   const { kernel, why } = chooseKernel(options);
   console.log(`edu: ${why}`);
 
-  const candidates = options.bdf ? [PciDevice.get(options.bdf, { kernel })] : PciDevice.list({ vendorId: EDU_VENDOR_ID, deviceId: EDU_DEVICE_ID }, { kernel });
+  const candidates = options.bdf
+    ? [PciDevice.get(options.bdf, { kernel })]
+    : PciDevice.list({ vendorId: EDU_VENDOR_ID, deviceId: EDU_DEVICE_ID }, { kernel });
   const pci = candidates[0];
   if (!pci) {
     console.error('edu: no edu device (1234:11e8) found');
     return 1;
   }
-  console.log(`edu: device ${pci.bdf}, driver ${pci.driver ?? 'none'}, ${pci.hasIommu ? 'behind an IOMMU' : 'no IOMMU'}, noiommu mode ${PciDevice.noiommuMode({ kernel })}`);
+  console.log(
+    `edu: device ${pci.bdf}, driver ${pci.driver ?? 'none'}, ${pci.hasIommu ? 'behind an IOMMU' : 'no IOMMU'}, noiommu mode ${PciDevice.noiommuMode({ kernel })}`,
+  );
   // A device without an IOMMU can only be driven in the kernel's unsafe noiommu mode, which only
   // the user may switch on (--unsafe-noiommu).
   pci.bindVfio(eduBindOptions(options));
 
   using device = openDevice(pci.bdf, { kernel });
-  console.log(`edu: opened through the ${device.backend.kind} path${device.backend.noiommu ? " (noiommu)" : ""}: ${device.backend.reason}`);
+  console.log(`edu: opened through the ${device.backend.kind} path${device.backend.noiommu ? ' (noiommu)' : ''}: ${device.backend.reason}`);
   using edu = new EduDevice(device);
 
   const id = edu.identification();
@@ -65,7 +77,7 @@ async function main(): Promise<number> {
   const probe = 0x12345678;
   const alive = edu.liveness(probe);
   console.log(`edu: liveness 0x${probe.toString(16)} -> 0x${alive.toString(16)}`);
-  if (alive !== (~probe >>> 0)) throw new Error('edu: liveness check failed');
+  if (alive !== ~probe >>> 0) throw new Error('edu: liveness check failed');
 
   const fact = await edu.factorial(10);
   console.log(`edu: 10! = ${fact} (completion interrupt received)`);
@@ -78,7 +90,9 @@ async function main(): Promise<number> {
   buffer.bytes.fill(0, 4096, 4096 + length);
   const source = buffer.dmaAddress(0);
   const destination = buffer.dmaAddress(4096);
-  console.log(`edu: DMA buffer ${buffer.size} bytes, ${buffer.addressing === 'physical' ? 'physical' : 'IOVA'} addresses 0x${source.toString(16)} and 0x${destination.toString(16)}`);
+  console.log(
+    `edu: DMA buffer ${buffer.size} bytes, ${buffer.addressing === 'physical' ? 'physical' : 'IOVA'} addresses 0x${source.toString(16)} and 0x${destination.toString(16)}`,
+  );
   await edu.dmaToDevice(source, 0, length);
   await edu.dmaToHost(0, destination, length);
   const back = Buffer.from(buffer.bytes.subarray(4096, 4096 + length));
@@ -89,11 +103,16 @@ async function main(): Promise<number> {
   return 0;
 }
 
-main().then((code) => { process.exitCode = code; }, (e: unknown) => {
-  if (isVfioError(e)) {
-    console.error(`edu: ${e.message}`);
-  } else {
-    console.error(`edu: ${(e as Error).stack ?? String(e)}`);
-  }
-  process.exitCode = 1;
-});
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    if (isVfioError(e)) {
+      console.error(`edu: ${e.message}`);
+    } else {
+      console.error(`edu: ${(e as Error).stack ?? String(e)}`);
+    }
+    process.exitCode = 1;
+  },
+);

@@ -48,7 +48,8 @@ export function buildPrp2(pages: Float64Array, offset: number, length: number, l
   const remaining = length - first;
   if (remaining <= PAGE) return busAddress(pages, next);
   const entries = Math.ceil(remaining / PAGE);
-  if (entries > PAGE / 8) throw new RangeError(`a transfer of ${length} bytes needs ${entries} PRP entries; one list page holds ${PAGE / 8}`);
+  if (entries > PAGE / 8)
+    throw new RangeError(`a transfer of ${length} bytes needs ${entries} PRP entries; one list page holds ${PAGE / 8}`);
   const firstPage = next / PAGE;
   for (let i = 0; i < entries; i++) {
     const address = pages[firstPage + i];

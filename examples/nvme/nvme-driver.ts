@@ -106,7 +106,10 @@ export class NvmeDriver {
     return driver;
   }
 
-  private constructor(readonly device: VfioDevice, options: NvmeDriverOptions) {
+  private constructor(
+    readonly device: VfioDevice,
+    options: NvmeDriverOptions,
+  ) {
     this.timeoutMs = options.commandTimeoutMs ?? 30_000;
     this.spinMs = (options.pollSpinMicroseconds ?? 0) / 1000;
     this.registers = device.bar(0).mmap();
@@ -119,7 +122,9 @@ export class NvmeDriver {
     }
     if (this.capabilities.minPageSize > PAGE || this.capabilities.maxPageSize < PAGE) {
       this.registers.close();
-      throw new NvmeControllerError(`the controller does not take ${PAGE}-byte memory pages (CAP.MPSMIN ${this.capabilities.minPageSize}, MPSMAX ${this.capabilities.maxPageSize})`);
+      throw new NvmeControllerError(
+        `the controller does not take ${PAGE}-byte memory pages (CAP.MPSMIN ${this.capabilities.minPageSize}, MPSMAX ${this.capabilities.maxPageSize})`,
+      );
     }
     device.config.enableBusMaster();
     this.admin = new QueuePair(this.registers, device.dmaSpace, 0, ADMIN_DEPTH, this.capabilities.doorbellStride);
@@ -135,13 +140,19 @@ export class NvmeDriver {
   }
 
   /** The active namespaces, identified. */
-  get namespaces(): readonly NamespaceIdentity[] { return this.namespaceList; }
+  get namespaces(): readonly NamespaceIdentity[] {
+    return this.namespaceList;
+  }
 
   /** The I/O queue pairs in use. */
-  get ioQueueCount(): number { return this.io.length; }
+  get ioQueueCount(): number {
+    return this.io.length;
+  }
 
   /** CSTS now. */
-  get status(): number { return this.registers.read32(REG.CSTS); }
+  get status(): number {
+    return this.registers.read32(REG.CSTS);
+  }
 
   private async start(device: VfioDevice, options: NvmeDriverOptions): Promise<void> {
     const wanted = options.ioQueues ?? 1;
@@ -187,12 +198,45 @@ export class NvmeDriver {
   }
 
   private async createQueues(qp: QueuePair, duringRecovery: boolean): Promise<void> {
-    const id = qp.id, depth = this.depth;
+    const id = qp.id,
+      depth = this.depth;
     const interrupts = this.completion !== 'poll';
     const vector = this.completion === 'interrupt' ? id : 0;
     // Physically contiguous (bit 0), interrupts enabled (bit 1), the vector in 31:16.
-    await this.execute(this.admin, ADMIN.CREATE_CQ, 0, undefined, Number(qp.cqAddress), 0, ((depth - 1) << 16) | id, (vector << 16) | (interrupts ? 2 : 0) | 1, 0, 0, 0, 0, 0, undefined, duringRecovery);
-    await this.execute(this.admin, ADMIN.CREATE_SQ, 0, undefined, Number(qp.sqAddress), 0, ((depth - 1) << 16) | id, ((id << 16) | 1) >>> 0, 0, 0, 0, 0, 0, undefined, duringRecovery);
+    await this.execute(
+      this.admin,
+      ADMIN.CREATE_CQ,
+      0,
+      undefined,
+      Number(qp.cqAddress),
+      0,
+      ((depth - 1) << 16) | id,
+      (vector << 16) | (interrupts ? 2 : 0) | 1,
+      0,
+      0,
+      0,
+      0,
+      0,
+      undefined,
+      duringRecovery,
+    );
+    await this.execute(
+      this.admin,
+      ADMIN.CREATE_SQ,
+      0,
+      undefined,
+      Number(qp.sqAddress),
+      0,
+      ((depth - 1) << 16) | id,
+      ((id << 16) | 1) >>> 0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      undefined,
+      duringRecovery,
+    );
   }
 
   /**
@@ -207,18 +251,23 @@ export class NvmeDriver {
     if (this.recovery) return this.recovery;
     if (this.failure || this.closed) return Promise.resolve();
     let quiesce!: () => void;
-    this.quiesced = new Promise<void>((r) => { quiesce = r; });
+    this.quiesced = new Promise<void>((r) => {
+      quiesce = r;
+    });
     this.recovery = (async () => {
       try {
         // Abort what timed out (the specification's first step); QEMU never aborts, so a reset follows either way.
-        const aborts = timedOut.filter((c) => c.queue !== 0).map(async (c) => this.abortAnswers.set(`${c.queue}:${c.cid}`, await this.abort(c)));
+        const aborts = timedOut
+          .filter((c) => c.queue !== 0)
+          .map(async (c) => this.abortAnswers.set(`${c.queue}:${c.cid}`, await this.abort(c)));
         if (aborts.length) await Promise.race([Promise.all(aborts), new Promise((r) => setTimeout(r, this.timeoutMs))]);
         this.resets++;
         this.resetReason = reason;
         try {
           await this.disable();
         } finally {
-          const fail = (_cid: number, _opcode: number, _nsid: number, callback: CompletionCallback) => callback(STATUS_CONTROLLER_FAILED, 0);
+          const fail = (_cid: number, _opcode: number, _nsid: number, callback: CompletionCallback) =>
+            callback(STATUS_CONTROLLER_FAILED, 0);
           this.admin.failAll(fail);
           for (const qp of this.io) qp.failAll(fail);
           quiesce();
@@ -232,7 +281,24 @@ export class NvmeDriver {
         await this.waitStatus((st) => (st & CSTS.RDY) !== 0, 'ready again after a reset (CSTS.RDY 1)');
         if (this.completion === 'poll') this.registers.write32(REG.INTMS, 0xffff_ffff);
         const n = this.io.length;
-        if (n) await this.execute(this.admin, ADMIN.SET_FEATURES, 0, undefined, undefined, undefined, FEATURE.NUMBER_OF_QUEUES, ((n - 1) | ((n - 1) << 16)) >>> 0, 0, 0, 0, 0, 0, undefined, true);
+        if (n)
+          await this.execute(
+            this.admin,
+            ADMIN.SET_FEATURES,
+            0,
+            undefined,
+            undefined,
+            undefined,
+            FEATURE.NUMBER_OF_QUEUES,
+            ((n - 1) | ((n - 1) << 16)) >>> 0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            undefined,
+            true,
+          );
         for (const qp of this.io) await this.createQueues(qp, true);
       } catch (e) {
         quiesce();
@@ -268,14 +334,36 @@ export class NvmeDriver {
     if (length <= 0 || length % 4) throw new RangeError(`a log page read is a positive multiple of 4 bytes, not ${length}`);
     using data = DmaBuffer.allocate(Math.ceil(length / PAGE) * PAGE, { space: this.device.dmaSpace });
     const numd = length / 4 - 1;
-    await this.adminCommand({ opcode: ADMIN.GET_LOG_PAGE, nsid, cdw10: ((numd & 0xffff) << 16) | lid, cdw11: numd >>> 16, cdw12: offset >>> 0, cdw13: Math.floor(offset / 0x1_0000_0000) }, { buffer: data, length });
+    await this.adminCommand(
+      {
+        opcode: ADMIN.GET_LOG_PAGE,
+        nsid,
+        cdw10: ((numd & 0xffff) << 16) | lid,
+        cdw11: numd >>> 16,
+        cdw12: offset >>> 0,
+        cdw13: Math.floor(offset / 0x1_0000_0000),
+      },
+      { buffer: data, length },
+    );
     return data.bytes.slice(0, length);
   }
 
   /** Any admin command; resolves with dword 0 of its completion. */
   adminCommand(command: AdminCommand, data?: DataBuffer): Promise<number> {
-    return this.execute(this.admin, command.opcode, command.nsid ?? 0, data, command.prp1, command.prp2,
-      command.cdw10 ?? 0, command.cdw11 ?? 0, command.cdw12 ?? 0, command.cdw13 ?? 0, command.cdw14 ?? 0, command.cdw15 ?? 0);
+    return this.execute(
+      this.admin,
+      command.opcode,
+      command.nsid ?? 0,
+      data,
+      command.prp1,
+      command.prp2,
+      command.cdw10 ?? 0,
+      command.cdw11 ?? 0,
+      command.cdw12 ?? 0,
+      command.cdw13 ?? 0,
+      command.cdw14 ?? 0,
+      command.cdw15 ?? 0,
+    );
   }
 
   /**
@@ -285,8 +373,22 @@ export class NvmeDriver {
   commandWithFlags(queue: number, command: AdminCommand, flags: number, data?: DataBuffer): Promise<number> {
     const qp = queue === 0 ? this.admin : this.io[queue - 1];
     if (!qp) throw new RangeError(`no queue ${queue}`);
-    return this.execute(qp, command.opcode, command.nsid ?? 0, data, command.prp1, command.prp2,
-      command.cdw10 ?? 0, command.cdw11 ?? 0, command.cdw12 ?? 0, command.cdw13 ?? 0, command.cdw14 ?? 0, command.cdw15 ?? 0, flags, command.dataPointer);
+    return this.execute(
+      qp,
+      command.opcode,
+      command.nsid ?? 0,
+      data,
+      command.prp1,
+      command.prp2,
+      command.cdw10 ?? 0,
+      command.cdw11 ?? 0,
+      command.cdw12 ?? 0,
+      command.cdw13 ?? 0,
+      command.cdw14 ?? 0,
+      command.cdw15 ?? 0,
+      flags,
+      command.dataPointer,
+    );
   }
 
   // ---- I/O ----
@@ -315,16 +417,43 @@ export class NvmeDriver {
    * `queue` (1-based) and calls `done(status)` with 0 or the NVMe status when it completes
    * (negative: timed out, or the controller failed). Returns false when the queue is full.
    */
-  submit(queue: number, write: boolean, nsid: number, lba: number, blocks: number, buffer: DmaBuffer, offset: number, bytes: number, done: CompletionCallback): boolean {
+  submit(
+    queue: number,
+    write: boolean,
+    nsid: number,
+    lba: number,
+    blocks: number,
+    buffer: DmaBuffer,
+    offset: number,
+    bytes: number,
+    done: CompletionCallback,
+  ): boolean {
     const qp = this.io[queue - 1];
     if (!qp) throw new RangeError(`no I/O queue ${queue} (have ${this.io.length})`);
-    if (this.failure) { done(STATUS_CONTROLLER_FAILED, 0); return true; }
+    if (this.failure) {
+      done(STATUS_CONTROLLER_FAILED, 0);
+      return true;
+    }
     if (!qp.hasRoom) return false;
     const pages = busPages(buffer);
     const cid = qp.reserve();
     const prp2 = buildPrp2(pages, offset, bytes, qp.prpList(cid), qp.prpListAddress(cid));
-    qp.submit(cid, write ? NVM.WRITE : NVM.READ, 0, nsid, busAddress(pages, offset), prp2, lba >>> 0, Math.floor(lba / 0x1_0000_0000), blocks - 1, 0, 0, 0,
-      performance.now() + this.timeoutMs, done);
+    qp.submit(
+      cid,
+      write ? NVM.WRITE : NVM.READ,
+      0,
+      nsid,
+      busAddress(pages, offset),
+      prp2,
+      lba >>> 0,
+      Math.floor(lba / 0x1_0000_0000),
+      blocks - 1,
+      0,
+      0,
+      0,
+      performance.now() + this.timeoutMs,
+      done,
+    );
     this.reap();
     return true;
   }
@@ -338,7 +467,13 @@ export class NvmeDriver {
     if (this.failure) throw this.failure;
     if (this.closed) throw new NvmeControllerError('the driver was closed');
     await this.recover(new NvmeControllerError('reset requested'));
-    if (this.failure) throw this.failure;
+    // Read again: recovery may have given up (TypeScript still sees the check above).
+    const failed = this.failedFor();
+    if (failed) throw failed;
+  }
+
+  private failedFor(): NvmeControllerError | undefined {
+    return this.failure;
   }
 
   // ---- shutdown ----
@@ -375,7 +510,9 @@ export class NvmeDriver {
     }
   }
 
-  [Symbol.dispose](): void { this.close(); }
+  [Symbol.dispose](): void {
+    this.close();
+  }
 
   // ---- inside ----
 
@@ -392,8 +529,12 @@ export class NvmeDriver {
       const csts = this.registers.read32(REG.CSTS);
       if (csts === 0xffff_ffff) throw new NvmeControllerError(`the controller reads all ones while waiting to be ${what}: it is gone`);
       if (done(csts)) return;
-      if (csts & CSTS.CFS) throw new NvmeControllerError(`controller fatal status while waiting to be ${what} (CSTS 0x${csts.toString(16)})`);
-      if (performance.now() > deadline) throw new NvmeControllerError(`the controller was not ${what} within CAP.TO (${this.capabilities.readyTimeoutMs} ms; CSTS 0x${csts.toString(16)})`);
+      if (csts & CSTS.CFS)
+        throw new NvmeControllerError(`controller fatal status while waiting to be ${what} (CSTS 0x${csts.toString(16)})`);
+      if (performance.now() > deadline)
+        throw new NvmeControllerError(
+          `the controller was not ${what} within CAP.TO (${this.capabilities.readyTimeoutMs} ms; CSTS 0x${csts.toString(16)})`,
+        );
       await new Promise((r) => setTimeout(r, 1));
     }
   }
@@ -409,27 +550,63 @@ export class NvmeDriver {
     return this.io[this.nextQueue]!;
   }
 
-  private async transfer(opcode: number, nsid: number, lba: bigint | number, blocks: number, buffer: DmaBuffer, offset: number): Promise<void> {
+  private async transfer(
+    opcode: number,
+    nsid: number,
+    lba: bigint | number,
+    blocks: number,
+    buffer: DmaBuffer,
+    offset: number,
+  ): Promise<void> {
     const ns = this.namespaceList.find((n) => n.nsid === nsid);
     const blockSize = ns?.blockSize ?? 512;
     if (!Number.isInteger(blocks) || blocks < 1) throw new RangeError(`block count ${blocks} must be a positive integer`);
     if (offset % 4 || offset < 0) throw new RangeError(`buffer offset ${offset} must be dword aligned`);
-    if (offset + blocks * blockSize > Number(buffer.size)) throw new RangeError(`${blocks} blocks of ${blockSize} bytes at offset ${offset} do not fit the ${buffer.size}-byte buffer`);
+    if (offset + blocks * blockSize > Number(buffer.size))
+      throw new RangeError(`${blocks} blocks of ${blockSize} bytes at offset ${offset} do not fit the ${buffer.size}-byte buffer`);
     const perCommand = Math.min(0xffff + 1, Math.floor(Math.min(this.controller.maxTransferBytes, (PAGE / 8) * PAGE) / blockSize));
     const start = BigInt(lba);
     const pending: Promise<number>[] = [];
     for (let done = 0; done < blocks; done += perCommand) {
       const n = Math.min(perCommand, blocks - done);
       const [lo, hi] = split(start + BigInt(done));
-      pending.push(this.execute(this.pickQueue(), opcode, nsid, { buffer, offset: offset + done * blockSize, length: n * blockSize },
-        undefined, undefined, lo, hi, n - 1, 0, 0, 0));
+      pending.push(
+        this.execute(
+          this.pickQueue(),
+          opcode,
+          nsid,
+          { buffer, offset: offset + done * blockSize, length: n * blockSize },
+          undefined,
+          undefined,
+          lo,
+          hi,
+          n - 1,
+          0,
+          0,
+          0,
+        ),
+      );
     }
     await Promise.all(pending);
   }
 
-  private async execute(qp: QueuePair, opcode: number, nsid: number, data: DataBuffer | undefined, prp1: number | undefined, prp2: number | undefined,
-    cdw10: number, cdw11: number, cdw12: number, cdw13: number, cdw14: number, cdw15: number, flags = 0, dataPointer?: Uint8Array,
-    duringRecovery = false): Promise<number> {
+  private async execute(
+    qp: QueuePair,
+    opcode: number,
+    nsid: number,
+    data: DataBuffer | undefined,
+    prp1: number | undefined,
+    prp2: number | undefined,
+    cdw10: number,
+    cdw11: number,
+    cdw12: number,
+    cdw13: number,
+    cdw14: number,
+    cdw15: number,
+    flags = 0,
+    dataPointer?: Uint8Array,
+    duringRecovery = false,
+  ): Promise<number> {
     if (!duringRecovery) while (this.recovery && !this.failure) await this.recovery;
     while (!qp.hasRoom && !this.failure) await immediate();
     // Before an admin command, a look at CSTS: a controller in fatal status may still answer,
@@ -437,7 +614,8 @@ export class NvmeDriver {
     if (qp === this.admin && !this.failure && !duringRecovery) this.checkFatal();
     if (this.failure) throw this.failure;
     const cid = qp.reserve();
-    let p1 = prp1 ?? 0, p2 = prp2 ?? 0;
+    let p1 = prp1 ?? 0,
+      p2 = prp2 ?? 0;
     if (data) {
       const pages = busPages(data.buffer);
       const offset = data.offset ?? 0;
@@ -446,19 +624,36 @@ export class NvmeDriver {
     }
     const command: CommandIdentity = { opcode, queue: qp.id, cid, nsid };
     return new Promise<number>((resolve, reject) => {
-      qp.submit(cid, opcode, flags, nsid, p1, p2, cdw10, cdw11, cdw12, cdw13, cdw14, cdw15, performance.now() + this.timeoutMs, (status, result) => {
-        if (status === 0) resolve(result);
-        else if (status === STATUS_TIMED_OUT) {
-          // Rejected only once the controller is reset: until then it may still transfer into the caller's buffer.
-          const key = `${command.queue}:${command.cid}`;
-          void this.quiesced.then(() => {
-            const aborted = this.abortAnswers.get(key) ?? false;
-            this.abortAnswers.delete(key);
-            reject(new NvmeTimeoutError(command, this.timeoutMs, aborted));
-          });
-        } else if (status === STATUS_CONTROLLER_FAILED) reject(this.failure ?? this.resetReason ?? new NvmeControllerError('the controller failed', command));
-        else reject(new NvmeCommandError(command, status, result));
-      }, dataPointer);
+      qp.submit(
+        cid,
+        opcode,
+        flags,
+        nsid,
+        p1,
+        p2,
+        cdw10,
+        cdw11,
+        cdw12,
+        cdw13,
+        cdw14,
+        cdw15,
+        performance.now() + this.timeoutMs,
+        (status, result) => {
+          if (status === 0) resolve(result);
+          else if (status === STATUS_TIMED_OUT) {
+            // Rejected only once the controller is reset: until then it may still transfer into the caller's buffer.
+            const key = `${command.queue}:${command.cid}`;
+            void this.quiesced.then(() => {
+              const aborted = this.abortAnswers.get(key) ?? false;
+              this.abortAnswers.delete(key);
+              reject(new NvmeTimeoutError(command, this.timeoutMs, aborted));
+            });
+          } else if (status === STATUS_CONTROLLER_FAILED)
+            reject(this.failure ?? this.resetReason ?? new NvmeControllerError('the controller failed', command));
+          else reject(new NvmeCommandError(command, status, result));
+        },
+        dataPointer,
+      );
       this.reap();
     });
   }
@@ -477,7 +672,10 @@ export class NvmeDriver {
   /** Interrupt mode: drain a queue pair's completions on every interrupt of its vector. */
   private listen(qp: QueuePair, vector: InterruptVector): void {
     void (async () => {
-      for await (const _ of vector) { void _; qp.poll(); }
+      for await (const _ of vector) {
+        void _;
+        qp.poll();
+      }
     })().catch((e: unknown) => this.failAll(new NvmeControllerError(`interrupt vector ${vector.vector} failed: ${(e as Error).message}`)));
   }
 
@@ -488,7 +686,11 @@ export class NvmeDriver {
    */
   private listenIntx(pin: InterruptVector): void {
     void (async () => {
-      for await (const _ of pin) { void _; this.pollAll(); pin.unmask(); }
+      for await (const _ of pin) {
+        void _;
+        this.pollAll();
+        pin.unmask();
+      }
     })().catch((e: unknown) => this.failAll(new NvmeControllerError(`the INTx pin failed: ${(e as Error).message}`)));
   }
 

@@ -22,8 +22,15 @@ export const CC = {
 export const CSTS = { RDY: 1 << 0, CFS: 1 << 1, SHST_MASK: 3 << 2, SHST_COMPLETE: 2 << 2 } as const;
 
 export const ADMIN = {
-  DELETE_SQ: 0x00, CREATE_SQ: 0x01, GET_LOG_PAGE: 0x02, DELETE_CQ: 0x04, CREATE_CQ: 0x05, IDENTIFY: 0x06,
-  ABORT: 0x08, SET_FEATURES: 0x09, GET_FEATURES: 0x0a,
+  DELETE_SQ: 0x00,
+  CREATE_SQ: 0x01,
+  GET_LOG_PAGE: 0x02,
+  DELETE_CQ: 0x04,
+  CREATE_CQ: 0x05,
+  IDENTIFY: 0x06,
+  ABORT: 0x08,
+  SET_FEATURES: 0x09,
+  GET_FEATURES: 0x0a,
 } as const;
 export const NVM = { FLUSH: 0x00, WRITE: 0x01, READ: 0x02, WRITE_ZEROES: 0x08, DSM: 0x09 } as const;
 export const CNS = { NAMESPACE: 0x00, CONTROLLER: 0x01, ACTIVE_NAMESPACES: 0x02 } as const;

@@ -40,8 +40,15 @@ export class QueuePair {
    * `depth` entries in each ring (at most 64, so each ring is one physically contiguous page);
    * depth - 1 commands can be outstanding.
    */
-  constructor(private readonly registers: Mmio, space: DmaSpace, readonly id: number, readonly depth: number, doorbellStride: number) {
-    if (!Number.isInteger(depth) || depth < 2 || depth > PAGE / SQE_BYTES) throw new RangeError(`queue depth ${depth} must be 2..${PAGE / SQE_BYTES}`);
+  constructor(
+    private readonly registers: Mmio,
+    space: DmaSpace,
+    readonly id: number,
+    readonly depth: number,
+    doorbellStride: number,
+  ) {
+    if (!Number.isInteger(depth) || depth < 2 || depth > PAGE / SQE_BYTES)
+      throw new RangeError(`queue depth ${depth} must be 2..${PAGE / SQE_BYTES}`);
     // Page 0: submission ring; page 1: completion ring; then one PRP list page per command identifier.
     this.memory = DmaBuffer.allocate((2 + depth) * PAGE, { space });
     this.memory.bytes.fill(0);
@@ -64,12 +71,18 @@ export class QueuePair {
   }
 
   /** Whether another command can be submitted now. */
-  get hasRoom(): boolean { return this.freeCount > 0; }
+  get hasRoom(): boolean {
+    return this.freeCount > 0;
+  }
 
   /** The PRP list page reserved for a command identifier and its bus address. */
-  prpList(cid: number): DataView { return this.lists[cid]!; }
+  prpList(cid: number): DataView {
+    return this.lists[cid]!;
+  }
 
-  prpListAddress(cid: number): number { return this.pages[2 + cid]!; }
+  prpListAddress(cid: number): number {
+    return this.pages[2 + cid]!;
+  }
 
   /** Takes a command identifier (the caller then fills its PRP list and submits it). */
   reserve(): number {
@@ -81,9 +94,23 @@ export class QueuePair {
    * Writes the entry for `cid` at the tail and rings the doorbell. Addresses are numbers; `flags`
    * is the command's FUSE/PSDT byte (0: not fused, PRPs).
    */
-  submit(cid: number, opcode: number, flags: number, nsid: number, prp1: number, prp2: number,
-    cdw10: number, cdw11: number, cdw12: number, cdw13: number, cdw14: number, cdw15: number,
-    deadline: number, callback: CompletionCallback, dataPointer?: Uint8Array): void {
+  submit(
+    cid: number,
+    opcode: number,
+    flags: number,
+    nsid: number,
+    prp1: number,
+    prp2: number,
+    cdw10: number,
+    cdw11: number,
+    cdw12: number,
+    cdw13: number,
+    cdw14: number,
+    cdw15: number,
+    deadline: number,
+    callback: CompletionCallback,
+    dataPointer?: Uint8Array,
+  ): void {
     const v = this.sq;
     const at = this.tail * SQE_BYTES;
     v.setUint32(at, (opcode | (flags << 8) | (cid << 16)) >>> 0, true);
@@ -122,7 +149,10 @@ export class QueuePair {
       const sqid = v.getUint16(at + 10, true);
       const cid = v.getUint16(at + 12, true);
       this.head++;
-      if (this.head === this.depth) { this.head = 0; this.phase ^= 1; }
+      if (this.head === this.depth) {
+        this.head = 0;
+        this.phase ^= 1;
+      }
       count++;
       // An entry naming another queue is corrupt: consuming it for one of ours would complete the wrong command.
       if (sqid === this.id) this.finish(cid, status >>> 1, result);

@@ -35,8 +35,17 @@ export const EDU_BAR0_SIZE = 1n << 20n;
 export const EDU_IDENTIFICATION = 0x010000ed;
 
 export const EDU_REG = {
-  ID: 0x00, LIVENESS: 0x04, FACTORIAL: 0x08, STATUS: 0x20, IRQ_STATUS: 0x24, IRQ_RAISE: 0x60, IRQ_ACK: 0x64,
-  DMA_SRC: 0x80, DMA_DST: 0x88, DMA_COUNT: 0x90, DMA_CMD: 0x98,
+  ID: 0x00,
+  LIVENESS: 0x04,
+  FACTORIAL: 0x08,
+  STATUS: 0x20,
+  IRQ_STATUS: 0x24,
+  IRQ_RAISE: 0x60,
+  IRQ_ACK: 0x64,
+  DMA_SRC: 0x80,
+  DMA_DST: 0x88,
+  DMA_COUNT: 0x90,
+  DMA_CMD: 0x98,
 } as const;
 export const EDU_STATUS_COMPUTING = 0x01;
 export const EDU_STATUS_IRQ_FACT = 0x80;
@@ -56,10 +65,7 @@ const U64 = (1n << 64n) - 1n;
  * for unit tests that step through states), or later on the machine's clock ('immediate': after 0 µs;
  * 'delay': after `ms` milliseconds; QEMU's edu DMA timer uses 100 ms of virtual time).
  */
-export type CompletionTiming =
-  | { readonly mode: 'sync' }
-  | { readonly mode: 'immediate' }
-  | { readonly mode: 'delay'; readonly ms: number };
+export type CompletionTiming = { readonly mode: 'sync' } | { readonly mode: 'immediate' } | { readonly mode: 'delay'; readonly ms: number };
 
 export interface EduOptions {
   /** The address firmware assigned to BAR0 (what /sys/.../resource shows). */
@@ -87,8 +93,12 @@ export class EduDevice extends DeviceModel {
     super({
       model: 'edu',
       identity: {
-        vendorId: EDU_VENDOR_ID, deviceId: EDU_DEVICE_ID, subsystemVendorId: 0x1af4, subsystemId: 0x1100,
-        classCode: EDU_CLASS_CODE, revision: EDU_REVISION,
+        vendorId: EDU_VENDOR_ID,
+        deviceId: EDU_DEVICE_ID,
+        subsystemVendorId: 0x1af4,
+        subsystemId: 0x1100,
+        classCode: EDU_CLASS_CODE,
+        revision: EDU_REVISION,
       },
       interruptPin: 'INTA',
       bars: [{ index: 0, size: EDU_BAR0_SIZE, type: 'memory32', address: options.bar0Address ?? 0xfea0_0000n }],
@@ -114,37 +124,55 @@ export class EduDevice extends DeviceModel {
    */
   readonly faults = this.declareFaults({
     'wrong-factorial': faultPoint<{ readonly n: number }, { readonly xor: number }>({
-      description: 'the factorial completes with its result XORed with the armed value', defaults: { xor: 1 }, describe: (s) => `factorial of ${s.n}`,
+      description: 'the factorial completes with its result XORed with the armed value',
+      defaults: { xor: 1 },
+      describe: (s) => `factorial of ${s.n}`,
     }),
     'lost-interrupt': faultPoint<{ readonly cause: number }, Record<string, never>>({
-      description: 'an interrupt is not raised (its status bits are not set, no MSI or INTx)', defaults: {}, describe: (s) => `interrupt 0x${s.cause.toString(16)}`,
+      description: 'an interrupt is not raised (its status bits are not set, no MSI or INTx)',
+      defaults: {},
+      describe: (s) => `interrupt 0x${s.cause.toString(16)}`,
     }),
     'dma-error': faultPoint<{ readonly toRam: boolean; readonly length: number }, Record<string, never>>({
       description: 'a DMA transfer moves no data but completes as usual (edu has no error status to report it)',
-      defaults: {}, describe: (s) => `DMA of ${s.length} bytes ${s.toRam ? 'to' : 'from'} RAM`,
+      defaults: {},
+      describe: (s) => `DMA of ${s.length} bytes ${s.toRam ? 'to' : 'from'} RAM`,
     }),
     'stuck-dma': faultPoint<{ readonly toRam: boolean; readonly length: number }, Record<string, never>>({
       description: 'a DMA transfer never completes: the command register keeps its start bit, no interrupt',
-      defaults: {}, describe: (s) => `DMA of ${s.length} bytes ${s.toRam ? 'to' : 'from'} RAM`,
+      defaults: {},
+      describe: (s) => `DMA of ${s.length} bytes ${s.toRam ? 'to' : 'from'} RAM`,
     }),
   });
 
   /** A copy of the device's DMA buffer, for tests. */
-  bufferContents(): Uint8Array { return this.buffer.slice(); }
+  bufferContents(): Uint8Array {
+    return this.buffer.slice();
+  }
 
   private readRegister(addr: number, width: AccessWidth): bigint {
     if (addr < 0x80 && width !== 32) return U64;
     switch (addr) {
-      case EDU_REG.ID: return BigInt(EDU_IDENTIFICATION);
-      case EDU_REG.LIVENESS: return BigInt(this.liveness);
-      case EDU_REG.FACTORIAL: return BigInt(this.factorial);
-      case EDU_REG.STATUS: return BigInt(this.status);
-      case EDU_REG.IRQ_STATUS: return BigInt(this.irqStatus);
-      case EDU_REG.DMA_SRC: return this.dmaSrc;
-      case EDU_REG.DMA_DST: return this.dmaDst;
-      case EDU_REG.DMA_COUNT: return this.dmaCount;
-      case EDU_REG.DMA_CMD: return this.dmaCmd;
-      default: return U64;
+      case EDU_REG.ID:
+        return BigInt(EDU_IDENTIFICATION);
+      case EDU_REG.LIVENESS:
+        return BigInt(this.liveness);
+      case EDU_REG.FACTORIAL:
+        return BigInt(this.factorial);
+      case EDU_REG.STATUS:
+        return BigInt(this.status);
+      case EDU_REG.IRQ_STATUS:
+        return BigInt(this.irqStatus);
+      case EDU_REG.DMA_SRC:
+        return this.dmaSrc;
+      case EDU_REG.DMA_DST:
+        return this.dmaDst;
+      case EDU_REG.DMA_COUNT:
+        return this.dmaCount;
+      case EDU_REG.DMA_CMD:
+        return this.dmaCmd;
+      default:
+        return U64;
     }
   }
 
@@ -195,7 +223,10 @@ export class EduDevice extends DeviceModel {
     if (this.failed) return;
     let n = this.factorial;
     let result = 1;
-    while (n > 0) { result = Math.imul(result, n) >>> 0; n--; }
+    while (n > 0) {
+      result = Math.imul(result, n) >>> 0;
+      n--;
+    }
     const wrong = this.faults.hit('wrong-factorial', { n: this.factorial }, (p) => `result XOR 0x${p.xor.toString(16)}`);
     this.factorial = wrong ? (result ^ wrong.xor) >>> 0 : result;
     this.status &= ~EDU_STATUS_COMPUTING;
@@ -208,8 +239,10 @@ export class EduDevice extends DeviceModel {
     const toRam = (this.dmaCmd & BigInt(EDU_DMA_CMD_TO_RAM)) !== 0n;
     const deviceAddress = toRam ? this.dmaSrc : this.dmaDst;
     if (!rangeAccepted(deviceAddress, count)) {
-      this.fail(`EDU: DMA range 0x${deviceAddress.toString(16)}+0x${count.toString(16)} out of bounds `
-        + `(0x40000-0x40fff); QEMU 7.2 aborts the VM here (hw_error)`);
+      this.fail(
+        `EDU: DMA range 0x${deviceAddress.toString(16)}+0x${count.toString(16)} out of bounds ` +
+          `(0x40000-0x40fff); QEMU 7.2 aborts the VM here (hw_error)`,
+      );
       return;
     }
     const at = Number(deviceAddress - EDU_DMA_BUFFER_ADDRESS);
@@ -229,7 +262,10 @@ export class EduDevice extends DeviceModel {
   private clamp(address: bigint): bigint {
     const clamped = address & this.dmaMask;
     if (clamped !== address) {
-      this.record({ kind: 'guest-error', message: `EDU: clamping DMA 0x${address.toString(16)} to 0x${clamped.toString(16)} (dma_mask 0x${this.dmaMask.toString(16)})` });
+      this.record({
+        kind: 'guest-error',
+        message: `EDU: clamping DMA 0x${address.toString(16)} to 0x${clamped.toString(16)} (dma_mask 0x${this.dmaMask.toString(16)})`,
+      });
     }
     return clamped;
   }
@@ -249,9 +285,15 @@ export class EduDevice extends DeviceModel {
 
   private later(work: () => void): void {
     switch (this.timing.mode) {
-      case 'sync': work(); return;
-      case 'immediate': this.clock.after(0, work); return;
-      case 'delay': this.clock.after(this.timing.ms * 1000, work); return;
+      case 'sync':
+        work();
+        return;
+      case 'immediate':
+        this.clock.after(0, work);
+        return;
+      case 'delay':
+        this.clock.after(this.timing.ms * 1000, work);
+        return;
     }
   }
 }

@@ -11,21 +11,23 @@ import { NvmeController } from './nvme';
 export type DeviceOptions = Readonly<Record<string, unknown>>;
 
 export const builtinDeviceModels: Readonly<Record<string, (options: DeviceOptions) => DeviceModel>> = {
-  edu: (o) => new EduDevice({
-    dmaMask: optionalBigint(o, 'dma_mask'),
-    bar0Address: optionalBigint(o, 'bar0'),
-    timing: o['timing'] as CompletionTiming | undefined,
-  }),
-  nvme: (o) => new NvmeController({
-    ...(typeof o['serial'] === 'string' ? { serial: o['serial'] } : {}),
-    ...(o['max_ioqpairs'] === undefined ? {} : { ioQueuePairs: Number(o['max_ioqpairs']) }),
-    ...(o['msix_qsize'] === undefined ? {} : { msixVectors: Number(o['msix_qsize']) }),
-    ...(o['mdts'] === undefined ? {} : { mdts: Number(o['mdts']) }),
-    ...(o['bar0'] === undefined ? {} : { bar0Address: optionalBigint(o, 'bar0')! }),
-    ...(o['sriov_max_vfs'] === undefined ? {} : { sriovMaxVfs: Number(o['sriov_max_vfs']) }),
-    ...(o['sriov_vq_flexible'] === undefined ? {} : { sriovVqFlexible: Number(o['sriov_vq_flexible']) }),
-    ...(o['sriov_vi_flexible'] === undefined ? {} : { sriovViFlexible: Number(o['sriov_vi_flexible']) }),
-  }),
+  edu: (o) =>
+    new EduDevice({
+      dmaMask: optionalBigint(o, 'dma_mask'),
+      bar0Address: optionalBigint(o, 'bar0'),
+      timing: o['timing'] as CompletionTiming | undefined,
+    }),
+  nvme: (o) =>
+    new NvmeController({
+      ...(typeof o['serial'] === 'string' ? { serial: o['serial'] } : {}),
+      ...(o['max_ioqpairs'] === undefined ? {} : { ioQueuePairs: Number(o['max_ioqpairs']) }),
+      ...(o['msix_qsize'] === undefined ? {} : { msixVectors: Number(o['msix_qsize']) }),
+      ...(o['mdts'] === undefined ? {} : { mdts: Number(o['mdts']) }),
+      ...(o['bar0'] === undefined ? {} : { bar0Address: optionalBigint(o, 'bar0')! }),
+      ...(o['sriov_max_vfs'] === undefined ? {} : { sriovMaxVfs: Number(o['sriov_max_vfs']) }),
+      ...(o['sriov_vq_flexible'] === undefined ? {} : { sriovVqFlexible: Number(o['sriov_vq_flexible']) }),
+      ...(o['sriov_vi_flexible'] === undefined ? {} : { sriovViFlexible: Number(o['sriov_vi_flexible']) }),
+    }),
 };
 
 /** The model for a topology entry: a built-in by name, or the given DeviceModel itself. */
@@ -33,8 +35,10 @@ export function createDevice(model: string | DeviceModel, options: DeviceOptions
   if (typeof model !== 'string') return model;
   const make = builtinDeviceModels[model];
   if (!make) {
-    throw new RangeError(`unknown PCI device model '${model}' (built in: ${Object.keys(builtinDeviceModels).join(', ')}); `
-      + `place a model of your own with createModelKernel({ base, devices: [{ address, model: new YourDevice() }] })`);
+    throw new RangeError(
+      `unknown PCI device model '${model}' (built in: ${Object.keys(builtinDeviceModels).join(', ')}); ` +
+        `place a model of your own with createModelKernel({ base, devices: [{ address, model: new YourDevice() }] })`,
+    );
   }
   return make(options);
 }

@@ -6,14 +6,22 @@
  */
 import type { Mapping, UserVa } from '../sys/kernel';
 import { VfioError } from '../sys/errors';
-import { MAP_ANONYMOUS, MAP_HUGETLB, MAP_HUGE_1GB, MAP_HUGE_2MB, MAP_PRIVATE, PROT_READ, PROT_WRITE, type HugePageSize } from '../sys/constants';
+import {
+  MAP_ANONYMOUS,
+  MAP_HUGETLB,
+  MAP_HUGE_1GB,
+  MAP_HUGE_2MB,
+  MAP_PRIVATE,
+  PROT_READ,
+  PROT_WRITE,
+  type HugePageSize,
+} from '../sys/constants';
 import { Resource } from '../support/resource';
 import { formatBytes, isPinningFailure, memlockHint } from '../support/hints';
 import type { BufferSegment, DmaAttachment, DmaMapOptions, DmaSpace } from './dma-space';
 import { checkBoolean, checkChoice, checkSize, checkU64 } from '../support/arguments';
 import type { BusAddr, Iova, PhysAddr } from '../sys/addresses';
 import type { PhysicalRun } from '../ioctl/iommufd-ioctls';
-
 
 /** Options of `DmaBuffer.allocate` (and `device.allocateDma`, which fills in `space`). */
 export interface DmaAllocateOptions extends DmaMapOptions {
@@ -82,8 +90,10 @@ export class DmaBuffer extends Resource {
       throw new RangeError(`DmaBuffer.allocate: size must be positive, got ${size}`);
     }
     const requested = checkSize(size, 'DmaBuffer.allocate', 'size', 1n);
-    if (options.hugePage !== undefined && options.hugePage !== false && options.hugePage !== true) checkChoice(options.hugePage, 'DmaBuffer.allocate', 'options.hugePage', Object.keys(HUGE_BYTES) as HugePageSize[]);
-    if (options.hugePageFallback !== undefined) checkChoice(options.hugePageFallback, 'DmaBuffer.allocate', 'options.hugePageFallback', ['error', 'small-pages']);
+    if (options.hugePage !== undefined && options.hugePage !== false && options.hugePage !== true)
+      checkChoice(options.hugePage, 'DmaBuffer.allocate', 'options.hugePage', Object.keys(HUGE_BYTES) as HugePageSize[]);
+    if (options.hugePageFallback !== undefined)
+      checkChoice(options.hugePageFallback, 'DmaBuffer.allocate', 'options.hugePageFallback', ['error', 'small-pages']);
     if (options.locked !== undefined) checkBoolean(options.locked, 'DmaBuffer.allocate', 'options.locked');
     if (options.iova !== undefined) checkU64(options.iova, 'DmaBuffer.allocate', 'options.iova');
     if (options.readable !== undefined) checkBoolean(options.readable, 'DmaBuffer.allocate', 'options.readable');
@@ -95,10 +105,15 @@ export class DmaBuffer extends Resource {
       memory = mapAnonymous(requested, pageSize, huge);
     } catch (e) {
       if (!huge || options.hugePageFallback !== 'small-pages') {
-        throw VfioError.wrap(e, huge ? {
-          context: `allocating ${formatBytes(roundUp(requested, pageSize))} of ${huge} huge pages`,
-          hint: `no free ${huge} huge pages: reserve some (e.g. /sys/kernel/mm/hugepages/hugepages-${huge === '2M' ? '2048kB' : '1048576kB'}/nr_hugepages) or pass hugePageFallback: 'small-pages'`,
-        } : { context: `allocating ${formatBytes(requested)} for DMA` });
+        throw VfioError.wrap(
+          e,
+          huge
+            ? {
+                context: `allocating ${formatBytes(roundUp(requested, pageSize))} of ${huge} huge pages`,
+                hint: `no free ${huge} huge pages: reserve some (e.g. /sys/kernel/mm/hugepages/hugepages-${huge === '2M' ? '2048kB' : '1048576kB'}/nr_hugepages) or pass hugePageFallback: 'small-pages'`,
+              }
+            : { context: `allocating ${formatBytes(requested)} for DMA` },
+        );
       }
       pageSize = BigInt(kernel.pageSize);
       memory = mapAnonymous(requested, pageSize, undefined);
@@ -113,7 +128,10 @@ export class DmaBuffer extends Resource {
         try {
           kernel.mlock(memory);
         } catch (e) {
-          throw VfioError.wrap(e, { context: `locking ${formatBytes(memory.length)}`, ...(isPinningFailure(e) ? { hint: memlockHint(kernel, memory.length) } : {}) });
+          throw VfioError.wrap(e, {
+            context: `locking ${formatBytes(memory.length)}`,
+            ...(isPinningFailure(e) ? { hint: memlockHint(kernel, memory.length) } : {}),
+          });
         }
       }
       attachment = space.attachDma(memory, options);

@@ -16,7 +16,10 @@ export class IovaAllocator {
   private readonly used: Span[] = [];
 
   /** `usable`: inclusive ranges the IOMMU accepts; `alignment`: the smallest IOMMU page size. */
-  constructor(private readonly usable: readonly Span[], private readonly alignment: bigint) {}
+  constructor(
+    private readonly usable: readonly Span[],
+    private readonly alignment: bigint,
+  ) {}
 
   /** Reserves `length` bytes at the lowest aligned free IOVA (never IOVA 0). */
   allocate(length: bigint): Iova {

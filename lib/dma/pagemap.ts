@@ -36,7 +36,11 @@ export function readPhysicalSegments(kernel: Kernel, address: UserVa, length: bi
       done += n;
     }
     if (done !== entries.length) {
-      throw VfioError.of('EIO', { syscall: 'pread', path: PAGEMAP_PATH, context: `short read of ${done} of ${entries.length} pagemap bytes` });
+      throw VfioError.of('EIO', {
+        syscall: 'pread',
+        path: PAGEMAP_PATH,
+        context: `short read of ${done} of ${entries.length} pagemap bytes`,
+      });
     }
   } catch (e) {
     throw VfioError.wrap(e, { path: PAGEMAP_PATH });
@@ -52,7 +56,11 @@ export function readPhysicalSegments(kernel: Kernel, address: UserVa, length: bi
   let runPages = 0;
   const flush = () => {
     if (runPages > 0) {
-      segments.push({ offset: BigInt(runStart) * pageSize, phys: (BigInt(runPfn) * pageSize) as PhysAddr, length: BigInt(runPages) * pageSize });
+      segments.push({
+        offset: BigInt(runStart) * pageSize,
+        phys: (BigInt(runPfn) * pageSize) as PhysAddr,
+        length: BigInt(runPages) * pageSize,
+      });
     }
   };
   for (let i = 0; i < pages; i++) {
@@ -60,15 +68,19 @@ export function readPhysicalSegments(kernel: Kernel, address: UserVa, length: bi
     const high = entries.readUInt32LE(i * 8 + 4);
     if ((high & 0x8000_0000) === 0) {
       throw VfioError.of('EFAULT', {
-        syscall: 'pread', path: PAGEMAP_PATH,
-        context: `page at 0x${(address + BigInt(i * page)).toString(16)} is not present`, hint: 'lock the memory (mlock) before looking up its physical address',
+        syscall: 'pread',
+        path: PAGEMAP_PATH,
+        context: `page at 0x${(address + BigInt(i * page)).toString(16)} is not present`,
+        hint: 'lock the memory (mlock) before looking up its physical address',
       });
     }
     const pfn = (high & PFN_HIGH_MASK) * 0x1_0000_0000 + low;
     if (pfn === 0) {
       throw VfioError.of('EPERM', {
-        syscall: 'pread', path: PAGEMAP_PATH,
-        context: 'pagemap hides frame numbers', hint: 'reading physical addresses from /proc/self/pagemap needs CAP_SYS_ADMIN',
+        syscall: 'pread',
+        path: PAGEMAP_PATH,
+        context: 'pagemap hides frame numbers',
+        hint: 'reading physical addresses from /proc/self/pagemap needs CAP_SYS_ADMIN',
       });
     }
     if (runPages > 0 && pfn === runPfn + runPages) {

@@ -82,7 +82,9 @@ export function iommuMapDma(kernel: Kernel, fd: number, args: DmaMapArgs): void 
   const buf = V.VfioIommuType1DmaMap.encode({
     argsz: V.VfioIommuType1DmaMap.size,
     flags: (args.readable ? V.VFIO_DMA_MAP_FLAG_READ : 0) | (args.writable ? V.VFIO_DMA_MAP_FLAG_WRITE : 0),
-    vaddr: args.vaddr, iova: args.iova, size: args.size,
+    vaddr: args.vaddr,
+    iova: args.iova,
+    size: args.size,
   });
   invoke(kernel, fd, V.VFIO_IOMMU_MAP_DMA, buf);
 }
@@ -90,8 +92,10 @@ export function iommuMapDma(kernel: Kernel, fd: number, args: DmaMapArgs): void 
 /** VFIO_IOMMU_UNMAP_DMA: returns the bytes unmapped. Without a range, unmaps all (VFIO_DMA_UNMAP_FLAG_ALL). */
 export function iommuUnmapDma(kernel: Kernel, fd: number, range?: { iova: Iova; size: bigint }): bigint {
   const buf = V.VfioIommuType1DmaUnmap.encode({
-    argsz: V.VfioIommuType1DmaUnmap.size, flags: range ? 0 : V.VFIO_DMA_UNMAP_FLAG_ALL,
-    iova: range?.iova ?? 0n, size: range?.size ?? 0n,
+    argsz: V.VfioIommuType1DmaUnmap.size,
+    flags: range ? 0 : V.VFIO_DMA_UNMAP_FLAG_ALL,
+    iova: range?.iova ?? 0n,
+    size: range?.size ?? 0n,
   });
   invoke(kernel, fd, V.VFIO_IOMMU_UNMAP_DMA, buf);
   return V.VfioIommuType1DmaUnmap.get(buf, 'size');

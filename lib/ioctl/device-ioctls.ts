@@ -24,7 +24,11 @@ type InfoStruct = Record<string, FieldType> & { argsz: ScalarType<number> };
  * attempts guards against a kernel that keeps asking for more.
  */
 function queryInfo<S extends InfoStruct>(
-  kernel: Kernel, fd: number, request: IoctlRequest, first: StructView<S>, prepare?: (info: StructView<S>) => void,
+  kernel: Kernel,
+  fd: number,
+  request: IoctlRequest,
+  first: StructView<S>,
+  prepare?: (info: StructView<S>) => void,
 ): StructView<S> {
   let info = first;
   for (let attempt = 0; attempt < 4; attempt++) {
@@ -71,7 +75,9 @@ export function deviceGetInfo(kernel: Kernel, fd: number): DeviceInfo {
   const capOffset = info.cap_offset;
   const hasCaps = (flags & V.VFIO_DEVICE_FLAGS_CAPS) !== 0 && capOffset !== 0;
   return {
-    flags, numRegions: info.num_regions, numIrqs: info.num_irqs,
+    flags,
+    numRegions: info.num_regions,
+    numIrqs: info.num_irqs,
     capabilities: hasCaps ? capabilitiesOf(info.$bytes, info === deviceInfoMemory, capOffset) : [],
   };
 }
@@ -114,7 +120,9 @@ export interface RegionInfo {
 
 /** VFIO_DEVICE_GET_REGION_INFO, with its capability chain decoded. */
 export function deviceGetRegionInfo(kernel: Kernel, fd: number, index: number): RegionInfo {
-  const info = queryInfo(kernel, fd, V.VFIO_DEVICE_GET_REGION_INFO, regionInfoMemory, (r) => { r.index = index; });
+  const info = queryInfo(kernel, fd, V.VFIO_DEVICE_GET_REGION_INFO, regionInfoMemory, (r) => {
+    r.index = index;
+  });
   const flags = info.flags;
   const capOffset = info.cap_offset;
   const hasCaps = (flags & V.VFIO_REGION_INFO_FLAG_CAPS) !== 0 && capOffset !== 0;
@@ -137,9 +145,14 @@ export function deviceGetRegionInfo(kernel: Kernel, fd: number, index: number): 
     }
   }
   const region: RegionInfo = {
-    index: info.index, flags, size: info.size, offset: info.offset,
-    msixMappable: capabilities.some((c) => c.id === V.VFIO_REGION_INFO_CAP_MSIX_MAPPABLE), capabilities,
-    ...(sparseMmap ? { sparseMmap } : {}), ...(type ? { type } : {}),
+    index: info.index,
+    flags,
+    size: info.size,
+    offset: info.offset,
+    msixMappable: capabilities.some((c) => c.id === V.VFIO_REGION_INFO_CAP_MSIX_MAPPABLE),
+    capabilities,
+    ...(sparseMmap ? { sparseMmap } : {}),
+    ...(type ? { type } : {}),
   };
   return region;
 }
@@ -182,7 +195,9 @@ export interface SetIrqsArgs {
 }
 
 const ACTION_FLAGS: Record<IrqAction, number> = {
-  mask: V.VFIO_IRQ_SET_ACTION_MASK, unmask: V.VFIO_IRQ_SET_ACTION_UNMASK, trigger: V.VFIO_IRQ_SET_ACTION_TRIGGER,
+  mask: V.VFIO_IRQ_SET_ACTION_MASK,
+  unmask: V.VFIO_IRQ_SET_ACTION_UNMASK,
+  trigger: V.VFIO_IRQ_SET_ACTION_TRIGGER,
 };
 
 /** VFIO_DEVICE_SET_IRQS. */
@@ -206,9 +221,16 @@ export function deviceSetIrqs(kernel: Kernel, fd: number, args: SetIrqsArgs): vo
       break;
   }
   const buf = Buffer.alloc(header + payload.length);
-  V.VfioIrqSet.encode({
-    argsz: buf.length, flags: dataFlag | ACTION_FLAGS[args.action], index: args.index, start: args.start, count: args.count,
-  }, buf);
+  V.VfioIrqSet.encode(
+    {
+      argsz: buf.length,
+      flags: dataFlag | ACTION_FLAGS[args.action],
+      index: args.index,
+      start: args.start,
+      count: args.count,
+    },
+    buf,
+  );
   payload.copy(buf, header);
   invoke(kernel, fd, V.VFIO_DEVICE_SET_IRQS, buf);
 }
@@ -297,7 +319,10 @@ export function deviceBindIommufd(kernel: Kernel, fd: number, iommufd: number, v
   return withUserMemory(kernel, VF_TOKEN_SIZE, (memory, bytes) => {
     bytes.set(vfToken);
     const buf = V.VfioDeviceBindIommufd.encode({
-      argsz: V.VfioDeviceBindIommufd.size, flags: V.VFIO_DEVICE_BIND_FLAG_TOKEN, iommufd, token_uuid_ptr: memory.address,
+      argsz: V.VfioDeviceBindIommufd.size,
+      flags: V.VFIO_DEVICE_BIND_FLAG_TOKEN,
+      iommufd,
+      token_uuid_ptr: memory.address,
     });
     invoke(kernel, fd, V.VFIO_DEVICE_BIND_IOMMUFD, buf);
     return V.VfioDeviceBindIommufd.get(buf, 'out_devid');
@@ -326,8 +351,10 @@ export function deviceSetVfToken(kernel: Kernel, fd: number, vfToken: Uint8Array
  */
 export function deviceAttachIommufdPt(kernel: Kernel, fd: number, ptId: number, pasid?: number): number {
   const buf = V.VfioDeviceAttachIommufdPt.encode({
-    argsz: V.VfioDeviceAttachIommufdPt.size, flags: pasid === undefined ? 0 : V.VFIO_DEVICE_ATTACH_PASID,
-    pt_id: ptId, pasid: pasid ?? 0,
+    argsz: V.VfioDeviceAttachIommufdPt.size,
+    flags: pasid === undefined ? 0 : V.VFIO_DEVICE_ATTACH_PASID,
+    pt_id: ptId,
+    pasid: pasid ?? 0,
   });
   invoke(kernel, fd, V.VFIO_DEVICE_ATTACH_IOMMUFD_PT, buf);
   return V.VfioDeviceAttachIommufdPt.get(buf, 'pt_id');
@@ -336,7 +363,9 @@ export function deviceAttachIommufdPt(kernel: Kernel, fd: number, ptId: number, 
 /** VFIO_DEVICE_DETACH_IOMMUFD_PT. */
 export function deviceDetachIommufdPt(kernel: Kernel, fd: number, pasid?: number): void {
   const buf = V.VfioDeviceDetachIommufdPt.encode({
-    argsz: V.VfioDeviceDetachIommufdPt.size, flags: pasid === undefined ? 0 : V.VFIO_DEVICE_DETACH_PASID, pasid: pasid ?? 0,
+    argsz: V.VfioDeviceDetachIommufdPt.size,
+    flags: pasid === undefined ? 0 : V.VFIO_DEVICE_DETACH_PASID,
+    pasid: pasid ?? 0,
   });
   invoke(kernel, fd, V.VFIO_DEVICE_DETACH_IOMMUFD_PT, buf);
 }

@@ -10,8 +10,14 @@ import { VfioError } from '../sys/errors';
 
 /** `offsets`: the byte offsets in `command` of the cursor, remaining-length and value fields. */
 export function ioctlRuns(
-  kernel: Kernel, fd: number, request: IoctlRequest, command: Uint8Array, offsets: Uint32Array,
-  start: bigint, length: bigint, out: BigUint64Array,
+  kernel: Kernel,
+  fd: number,
+  request: IoctlRequest,
+  command: Uint8Array,
+  offsets: Uint32Array,
+  start: bigint,
+  length: bigint,
+  out: BigUint64Array,
 ): number {
   if (kernel.ioctlRuns) {
     try {

@@ -43,7 +43,10 @@ export function ioasIovaRanges(kernel: Kernel, fd: number, ioasId: number): Iova
     const entry = U.IommuIovaRange.size;
     const answer = withUserMemory(kernel, capacity * entry, (memory, bytes): IovaRanges | { retryWith: number } => {
       const buf = U.IommuIoasIovaRanges.encode({
-        size: U.IommuIoasIovaRanges.size, ioas_id: ioasId, num_iovas: capacity, allowed_iovas: memory.address,
+        size: U.IommuIoasIovaRanges.size,
+        ioas_id: ioasId,
+        num_iovas: capacity,
+        allowed_iovas: memory.address,
       });
       try {
         invoke(kernel, fd, U.IOMMU_IOAS_IOVA_RANGES, buf);
@@ -74,7 +77,10 @@ export function ioasAllowIovas(kernel: Kernel, fd: number, ioasId: number, range
   withUserMemory(kernel, Math.max(1, ranges.length) * entry, (memory, bytes) => {
     ranges.forEach((r, i) => U.IommuIovaRange.encode({ start: r.start, last: r.last }, bytes, i * entry));
     const buf = U.IommuIoasAllowIovas.encode({
-      size: U.IommuIoasAllowIovas.size, ioas_id: ioasId, num_iovas: ranges.length, allowed_iovas: memory.address,
+      size: U.IommuIoasAllowIovas.size,
+      ioas_id: ioasId,
+      num_iovas: ranges.length,
+      allowed_iovas: memory.address,
     });
     invoke(kernel, fd, U.IOMMU_IOAS_ALLOW_IOVAS, buf);
   });
@@ -98,8 +104,9 @@ export interface IoasMapArgs extends MapTarget {
 }
 
 function accessFlags(a: MapAccess, fixed: boolean): number {
-  return (a.readable ? U.IOMMU_IOAS_MAP_READABLE : 0) | (a.writable ? U.IOMMU_IOAS_MAP_WRITEABLE : 0) |
-    (fixed ? U.IOMMU_IOAS_MAP_FIXED_IOVA : 0);
+  return (
+    (a.readable ? U.IOMMU_IOAS_MAP_READABLE : 0) | (a.writable ? U.IOMMU_IOAS_MAP_WRITEABLE : 0) | (fixed ? U.IOMMU_IOAS_MAP_FIXED_IOVA : 0)
+  );
 }
 
 /** The fields of struct iommu_ioas_map and iommu_ioas_map_file that a MapTarget fills. */
@@ -138,9 +145,13 @@ export interface IoasCopyArgs extends MapAccess {
 /** IOMMU_IOAS_COPY: maps the pages already pinned at `srcIova` into another IOAS; returns the destination IOVA. */
 export function ioasCopy(kernel: Kernel, fd: number, args: IoasCopyArgs): Iova {
   const buf = U.IommuIoasCopy.encode({
-    size: U.IommuIoasCopy.size, flags: accessFlags(args, args.dstIova !== undefined),
-    dst_ioas_id: args.dstIoasId, src_ioas_id: args.srcIoasId, length: args.length,
-    dst_iova: args.dstIova ?? 0n, src_iova: args.srcIova,
+    size: U.IommuIoasCopy.size,
+    flags: accessFlags(args, args.dstIova !== undefined),
+    dst_ioas_id: args.dstIoasId,
+    src_ioas_id: args.srcIoasId,
+    length: args.length,
+    dst_iova: args.dstIova ?? 0n,
+    src_iova: args.srcIova,
   });
   invoke(kernel, fd, U.IOMMU_IOAS_COPY, buf);
   return U.IommuIoasCopy.get(buf, 'dst_iova') as Iova;
@@ -152,7 +163,10 @@ export function ioasCopy(kernel: Kernel, fd: number, args: IoasCopyArgs): Iova {
  */
 export function ioasUnmap(kernel: Kernel, fd: number, ioasId: number, range?: { iova: Iova; length: bigint }): bigint {
   const buf = U.IommuIoasUnmap.encode({
-    size: U.IommuIoasUnmap.size, ioas_id: ioasId, iova: range?.iova ?? 0n, length: range?.length ?? U64_MAX,
+    size: U.IommuIoasUnmap.size,
+    ioas_id: ioasId,
+    iova: range?.iova ?? 0n,
+    length: range?.length ?? U64_MAX,
   });
   invoke(kernel, fd, U.IOMMU_IOAS_UNMAP, buf);
   return U.IommuIoasUnmap.get(buf, 'length');
@@ -161,13 +175,17 @@ export function ioasUnmap(kernel: Kernel, fd: number, ioasId: number, range?: { 
 /** The options of IOMMU_OPTION. */
 export type IommuOptionName = 'rlimit-mode' | 'huge-pages';
 const OPTION_IDS: Record<IommuOptionName, number> = {
-  'rlimit-mode': U.IOMMU_OPTION_RLIMIT_MODE, 'huge-pages': U.IOMMU_OPTION_HUGE_PAGES,
+  'rlimit-mode': U.IOMMU_OPTION_RLIMIT_MODE,
+  'huge-pages': U.IOMMU_OPTION_HUGE_PAGES,
 };
 
 /** IOMMU_OPTION get: rlimit-mode is per iommufd (objectId 0), huge-pages per IOAS. */
 export function optionGet(kernel: Kernel, fd: number, option: IommuOptionName, objectId = 0): bigint {
   const buf = U.IommuOption.encode({
-    size: U.IommuOption.size, option_id: OPTION_IDS[option], op: U.IOMMU_OPTION_OP_GET, object_id: objectId,
+    size: U.IommuOption.size,
+    option_id: OPTION_IDS[option],
+    op: U.IOMMU_OPTION_OP_GET,
+    object_id: objectId,
   });
   invoke(kernel, fd, U.IOMMU_OPTION, buf);
   return U.IommuOption.get(buf, 'val64');
@@ -176,7 +194,11 @@ export function optionGet(kernel: Kernel, fd: number, option: IommuOptionName, o
 /** IOMMU_OPTION set. */
 export function optionSet(kernel: Kernel, fd: number, option: IommuOptionName, value: bigint, objectId = 0): void {
   const buf = U.IommuOption.encode({
-    size: U.IommuOption.size, option_id: OPTION_IDS[option], op: U.IOMMU_OPTION_OP_SET, object_id: objectId, val64: value,
+    size: U.IommuOption.size,
+    option_id: OPTION_IDS[option],
+    op: U.IOMMU_OPTION_OP_SET,
+    object_id: objectId,
+    val64: value,
   });
   invoke(kernel, fd, U.IOMMU_OPTION, buf);
 }
@@ -199,9 +221,14 @@ export function hwptAlloc(kernel: Kernel, fd: number, args: HwptAllocArgs): numb
   return withUserMemory(kernel, data.length, (memory, bytes) => {
     bytes.set(data);
     const buf = U.IommuHwptAlloc.encode({
-      size: U.IommuHwptAlloc.size, flags: args.flags ?? 0, dev_id: args.deviceId, pt_id: args.ptId,
-      data_type: args.dataType ?? U.IOMMU_HWPT_DATA_NONE, data_len: data.length,
-      data_uptr: data.length ? memory.address : 0n, fault_id: args.faultId ?? 0,
+      size: U.IommuHwptAlloc.size,
+      flags: args.flags ?? 0,
+      dev_id: args.deviceId,
+      pt_id: args.ptId,
+      data_type: args.dataType ?? U.IOMMU_HWPT_DATA_NONE,
+      data_len: data.length,
+      data_uptr: data.length ? memory.address : 0n,
+      fault_id: args.faultId ?? 0,
     });
     invoke(kernel, fd, U.IOMMU_HWPT_ALLOC, buf);
     return U.IommuHwptAlloc.get(buf, 'out_hwpt_id');
@@ -224,13 +251,18 @@ export interface HwInfo {
 export function getHwInfo(kernel: Kernel, fd: number, deviceId: number, dataCapacity = 256): HwInfo {
   return withUserMemory(kernel, dataCapacity, (memory, bytes) => {
     const buf = U.IommuHwInfo.encode({
-      size: U.IommuHwInfo.size, dev_id: deviceId, data_len: dataCapacity, data_uptr: memory.address,
+      size: U.IommuHwInfo.size,
+      dev_id: deviceId,
+      data_len: dataCapacity,
+      data_uptr: memory.address,
     });
     invoke(kernel, fd, U.IOMMU_GET_HW_INFO, buf);
     const v = U.IommuHwInfo.decode(buf);
     return {
-      type: v.out_data_type, data: Uint8Array.from(bytes.subarray(0, Math.min(v.data_len, dataCapacity))),
-      capabilities: v.out_capabilities, maxPasidLog2: v.out_max_pasid_log2,
+      type: v.out_data_type,
+      data: Uint8Array.from(bytes.subarray(0, Math.min(v.data_len, dataCapacity))),
+      capabilities: v.out_capabilities,
+      maxPasidLog2: v.out_max_pasid_log2,
     };
   });
 }
@@ -238,7 +270,9 @@ export function getHwInfo(kernel: Kernel, fd: number, deviceId: number, dataCapa
 /** IOMMU_HWPT_SET_DIRTY_TRACKING. */
 export function hwptSetDirtyTracking(kernel: Kernel, fd: number, hwptId: number, enable: boolean): void {
   const buf = U.IommuHwptSetDirtyTracking.encode({
-    size: U.IommuHwptSetDirtyTracking.size, hwpt_id: hwptId, flags: enable ? U.IOMMU_HWPT_DIRTY_TRACKING_ENABLE : 0,
+    size: U.IommuHwptSetDirtyTracking.size,
+    hwpt_id: hwptId,
+    flags: enable ? U.IOMMU_HWPT_DIRTY_TRACKING_ENABLE : 0,
   });
   invoke(kernel, fd, U.IOMMU_HWPT_SET_DIRTY_TRACKING, buf);
 }
@@ -295,7 +329,14 @@ export class PhysicalAddressLookup {
    * answers are not merged here): one crossing into the kernel per `batch` answers where the
    * kernel has ioctlRuns, so a scattered buffer costs no call per page.
    */
-  walk(kernel: Kernel, fd: number, ioasId: number, at: Iova, length: bigint, onRun: (iova: Iova, phys: PhysAddr, length: bigint) => void): void {
+  walk(
+    kernel: Kernel,
+    fd: number,
+    ioasId: number,
+    at: Iova,
+    length: bigint,
+    onRun: (iova: Iova, phys: PhysAddr, length: bigint) => void,
+  ): void {
     const cmd = this.cmd;
     cmd.size = U.IommuIoasNoiommuGetPa.size;
     cmd.flags = 0;
@@ -319,7 +360,9 @@ export class PhysicalAddressLookup {
 /** Answers fetched per crossing; a 2 MiB buffer of scattered 4 KiB pages is 512. */
 const RUN_BATCH = 512;
 const GET_PA_RUN_FIELDS = new Uint32Array([
-  U.IommuIoasNoiommuGetPa.offsetOf('iova'), U.IommuIoasNoiommuGetPa.offsetOf('length'), U.IommuIoasNoiommuGetPa.offsetOf('out_phys'),
+  U.IommuIoasNoiommuGetPa.offsetOf('iova'),
+  U.IommuIoasNoiommuGetPa.offsetOf('length'),
+  U.IommuIoasNoiommuGetPa.offsetOf('out_phys'),
 ]);
 
 const sharedGetPa = new PhysicalAddressLookup();

@@ -32,7 +32,8 @@ export class Hwpt extends IommufdResource implements PageTableTarget {
   /** @internal Use `Iommufd.hwpt()`. */
   static allocate(handle: IommufdHandle, device: BoundDevice, parent: PageTableTarget, options: HwptOptions): Hwpt {
     const id = io.hwptAlloc(handle.kernel, handle.file.fd, {
-      deviceId: device.deviceId, ptId: parent.id,
+      deviceId: device.deviceId,
+      ptId: parent.id,
       ...(options.flags !== undefined ? { flags: options.flags } : {}),
       ...(options.dataType !== undefined ? { dataType: options.dataType } : {}),
       ...(options.data !== undefined ? { data: options.data } : {}),

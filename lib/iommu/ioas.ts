@@ -21,17 +21,20 @@ import { type Iova, type IovaRange, type PhysicalSegment } from '../sys/addresse
  * The memory to map: a mapping from `kernel.mmap`, a DmaBuffer (to share it with the devices of
  * another IOAS), or an address range in this process.
  */
-export type MapSource = Mapping | {
-  /** The buffer's address (a DmaBuffer). */
-  readonly address: UserVa;
-  /** The buffer's size. */
-  readonly size: bigint;
-} | {
-  /** Start address (page aligned). */
-  readonly va: UserVa;
-  /** Bytes (a whole number of pages). */
-  readonly length: bigint;
-};
+export type MapSource =
+  | Mapping
+  | {
+      /** The buffer's address (a DmaBuffer). */
+      readonly address: UserVa;
+      /** The buffer's size. */
+      readonly size: bigint;
+    }
+  | {
+      /** Start address (page aligned). */
+      readonly va: UserVa;
+      /** Bytes (a whole number of pages). */
+      readonly length: bigint;
+    };
 
 /** Options of `Ioas.map`, `mapFile` and `copy`. */
 export interface IoasMapOptions {
@@ -56,8 +59,9 @@ export class IoasMapping extends IommufdResource {
     readonly length: bigint,
   ) {
     const { handle, id } = ioas;
-    super(handle, `IOAS ${id} mapping at IOVA 0x${iova.toString(16)}`, ioas,
-      () => io.ioasUnmap(handle.kernel, handle.file.fd, id, { iova, length }));
+    super(handle, `IOAS ${id} mapping at IOVA 0x${iova.toString(16)}`, ioas, () =>
+      io.ioasUnmap(handle.kernel, handle.file.fd, id, { iova, length }),
+    );
   }
 
   /** Physically contiguous runs of this area (noiommu only). */
@@ -122,12 +126,18 @@ export class Ioas extends IommufdResource implements DmaSpace, PageTableTarget {
     let at: Iova;
     try {
       at = io.ioasMap(this.kernel, this.fd, {
-        ioasId: this.id, userVa: va, length,
-        readable: options.readable ?? true, writable: options.writable ?? true,
+        ioasId: this.id,
+        userVa: va,
+        length,
+        readable: options.readable ?? true,
+        writable: options.writable ?? true,
         ...(options.iova !== undefined ? { iova: options.iova } : {}),
       });
     } catch (e) {
-      throw VfioError.wrap(e, { context: `mapping ${length} bytes into IOAS ${this.id}`, ...(isPinningFailure(e) ? { hint: memlockHint(this.kernel, length) } : {}) });
+      throw VfioError.wrap(e, {
+        context: `mapping ${length} bytes into IOAS ${this.id}`,
+        ...(isPinningFailure(e) ? { hint: memlockHint(this.kernel, length) } : {}),
+      });
     }
     return this.adopt(new IoasMapping(this, at, length));
   }
@@ -142,12 +152,19 @@ export class Ioas extends IommufdResource implements DmaSpace, PageTableTarget {
     let at: Iova;
     try {
       at = io.ioasMapFile(this.kernel, this.fd, {
-        ioasId: this.id, fileFd, start: offset, length,
-        readable: options.readable ?? true, writable: options.writable ?? true,
+        ioasId: this.id,
+        fileFd,
+        start: offset,
+        length,
+        readable: options.readable ?? true,
+        writable: options.writable ?? true,
         ...(options.iova !== undefined ? { iova: options.iova } : {}),
       });
     } catch (e) {
-      throw VfioError.wrap(e, { context: `mapping ${length} bytes of fd ${fileFd} into IOAS ${this.id}`, ...(isPinningFailure(e) ? { hint: memlockHint(this.kernel, length) } : {}) });
+      throw VfioError.wrap(e, {
+        context: `mapping ${length} bytes of fd ${fileFd} into IOAS ${this.id}`,
+        ...(isPinningFailure(e) ? { hint: memlockHint(this.kernel, length) } : {}),
+      });
     }
     return this.adopt(new IoasMapping(this, at, length));
   }
@@ -164,8 +181,12 @@ export class Ioas extends IommufdResource implements DmaSpace, PageTableTarget {
     checkU64(from.length, 'Ioas.copy', 'from.length');
     checkMapOptions(options, 'Ioas.copy');
     const at = io.ioasCopy(this.kernel, this.fd, {
-      srcIoasId: from.ioas.id, srcIova: from.iova, dstIoasId: this.id, length: from.length,
-      readable: options.readable ?? true, writable: options.writable ?? true,
+      srcIoasId: from.ioas.id,
+      srcIova: from.iova,
+      dstIoasId: this.id,
+      length: from.length,
+      readable: options.readable ?? true,
+      writable: options.writable ?? true,
       ...(options.iova !== undefined ? { dstIova: options.iova } : {}),
     });
     return this.adopt(new IoasMapping(this, at, from.length));
@@ -189,12 +210,12 @@ export class Ioas extends IommufdResource implements DmaSpace, PageTableTarget {
     if (range !== undefined) {
       checkU64(range.iova, 'Ioas.unmap', 'range.iova');
       checkU64(range.length, 'Ioas.unmap', 'range.length');
-      if (range.iova + range.length > U64_MAX + 1n) throw new RangeError(`Ioas.unmap: range 0x${range.iova.toString(16)}+0x${range.length.toString(16)} ends past 2^64`);
+      if (range.iova + range.length > U64_MAX + 1n)
+        throw new RangeError(`Ioas.unmap: range 0x${range.iova.toString(16)}+0x${range.length.toString(16)} ends past 2^64`);
     }
     const start = range?.iova ?? 0n;
     const end = range ? range.iova + range.length : U64_MAX + 1n;
-    const overlaps = (m: { iova: Iova | undefined; length: bigint }) =>
-      m.iova !== undefined && m.iova < end && m.iova + m.length > start;
+    const overlaps = (m: { iova: Iova | undefined; length: bigint }) => m.iova !== undefined && m.iova < end && m.iova + m.length > start;
     const busy = [...this.dmaAttachments].find((a) => overlaps(a));
     if (busy) {
       throw VfioError.condition('ERR_VFIO_IN_USE', {
@@ -242,8 +263,13 @@ export class Ioas extends IommufdResource implements DmaSpace, PageTableTarget {
   private holdsArea(mapping: IoasMapping): boolean | undefined {
     try {
       io.ioasCopy(this.kernel, this.fd, {
-        srcIoasId: this.id, srcIova: mapping.iova, dstIoasId: this.id, dstIova: mapping.iova,
-        length: mapping.length, readable: true, writable: false,
+        srcIoasId: this.id,
+        srcIova: mapping.iova,
+        dstIoasId: this.id,
+        dstIova: mapping.iova,
+        length: mapping.length,
+        readable: true,
+        writable: false,
       });
     } catch (e) {
       if (e instanceof VfioError && e.code === 'EEXIST') return true;
@@ -300,7 +326,8 @@ export class Ioas extends IommufdResource implements DmaSpace, PageTableTarget {
     this.assertOpen('Ioas.segments');
     checkU64(at, 'Ioas.segments', 'iova');
     checkU64(length, 'Ioas.segments', 'length');
-    if (at + length > U64_MAX + 1n) throw new RangeError(`Ioas.segments: range 0x${at.toString(16)}+0x${length.toString(16)} ends past 2^64`);
+    if (at + length > U64_MAX + 1n)
+      throw new RangeError(`Ioas.segments: range 0x${at.toString(16)}+0x${length.toString(16)} ends past 2^64`);
     const runs: PhysicalSegment[] = [];
     this.physicalLookup.walk(this.kernel, this.fd, this.id, at, length, (iova, phys, runLength) => {
       const last = runs[runs.length - 1];
@@ -369,9 +396,14 @@ export class Ioas extends IommufdResource implements DmaSpace, PageTableTarget {
 
 /** The address range of a map source, type-checked (a DmaBuffer, a Mapping or a { va, length }). */
 function mapSourceRange(source: MapSource, where: string): { va: UserVa; length: bigint } {
-  if (typeof source !== 'object' || source === null) throw new TypeError(`${where}: source must be a Mapping, a DmaBuffer or { va, length }`);
-  const { va, length } = 'va' in source ? source
-    : 'length' in source ? { va: source.address, length: source.length } : { va: source.address, length: source.size };
+  if (typeof source !== 'object' || source === null)
+    throw new TypeError(`${where}: source must be a Mapping, a DmaBuffer or { va, length }`);
+  const { va, length } =
+    'va' in source
+      ? source
+      : 'length' in source
+        ? { va: source.address, length: source.length }
+        : { va: source.address, length: source.size };
   checkU64(va, where, 'source address');
   checkU64(length, where, 'source length');
   return { va, length };
@@ -386,7 +418,11 @@ function checkMapOptions(options: IoasMapOptions, where: string): void {
 
 class IoasDmaAttachment implements DmaAttachment {
   private cached: BufferSegment[] | undefined;
-  constructor(private readonly ioas: Ioas, private readonly mapping: IoasMapping, private readonly onDetach: () => void) {}
+  constructor(
+    private readonly ioas: Ioas,
+    private readonly mapping: IoasMapping,
+    private readonly onDetach: () => void,
+  ) {}
 
   get iova(): Iova {
     return this.mapping.iova;
@@ -434,4 +470,3 @@ class IoasDmaAttachment implements DmaAttachment {
     this.mapping.close();
   }
 }
-

@@ -38,11 +38,11 @@ export function bootPciMachine(kernel: ModelKernel, clock?: DeviceClock): PciMac
     physicalMemory: physicalPort(kernel.memory),
     iommufd: p.config.IOMMUFD
       ? iommufdPort({
-        memory: kernel.memory,
-        iommu: p.iommu,
-        holdFile: (f) => kernel.holdFile(f),
-        dropFile: (f) => kernel.dropFile(f),
-      })
+          memory: kernel.memory,
+          iommu: p.iommu,
+          holdFile: (f) => kernel.holdFile(f),
+          dropFile: (f) => kernel.dropFile(f),
+        })
       : undefined,
     capabilities: () => kernel.capabilities(),
     lookup: (fd) => (kernel.hasFd(fd) ? kernel.fileOf(fd) : undefined),
@@ -75,7 +75,8 @@ function inBusOrder(functions: readonly PciDeviceSpec[], iommu: boolean): PciDev
     if (sorted[i]!.address === sorted[i - 1]!.address) throw new RangeError(`two PCI functions at ${sorted[i]!.address}`);
   }
   if (!iommu) return sorted;
-  const fixedGroup = (f: PciDeviceSpec) => (typeof f.options?.['iommuGroup'] === 'number' ? f.options['iommuGroup'] as number : undefined);
+  const fixedGroup = (f: PciDeviceSpec) =>
+    typeof f.options?.['iommuGroup'] === 'number' ? (f.options['iommuGroup'] as number) : undefined;
   const taken = new Set(sorted.map(fixedGroup).filter((g): g is number => g !== undefined));
   // Nothing fixed: the machine derives every group from the topology.
   if (taken.size === 0) return sorted;

@@ -8,7 +8,10 @@
 import type { ErrnoName } from '../sys/constants';
 
 export class KernelError extends Error {
-  constructor(readonly code: ErrnoName, readonly detail?: string) {
+  constructor(
+    readonly code: ErrnoName,
+    readonly detail?: string,
+  ) {
     super(detail ? `${code}: ${detail}` : code);
     this.name = 'KernelError';
   }

@@ -13,7 +13,10 @@ export class EventFdFile implements OpenFile {
   private count: bigint;
   private readonly listeners = new Set<() => void>();
 
-  constructor(initval: number, readonly flags: number) {
+  constructor(
+    initval: number,
+    readonly flags: number,
+  ) {
     this.count = BigInt(initval);
   }
 

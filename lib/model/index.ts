@@ -50,7 +50,11 @@ export interface ModelMachine {
 
 /** The rest of the simulated host, installed in this order when a kernel boots. */
 function bootSteps(clock: ModelClock | undefined): readonly ((kernel: ModelKernel) => void)[] {
-  return [(kernel) => { kernel.pci = bootPciMachine(kernel, clock); }];
+  return [
+    (kernel) => {
+      kernel.pci = bootPciMachine(kernel, clock);
+    },
+  ];
 }
 
 /** Boots a model kernel for a preset name, a Profile, or a ModelMachine (a base plus placed devices). */
@@ -66,11 +70,17 @@ function machineProfile(m: ModelMachine): Profile {
   const base = resolveProfile(m.base);
   const seen = new Set<DeviceModel>();
   const placed: PciDeviceSpec[] = (m.devices ?? []).map((d) => {
-    if (seen.has(d.model)) throw new RangeError(`device model '${d.model.model}' is placed twice (at ${d.address} and before); each placement needs its own instance`);
-    if (d.model.isConnected) throw new RangeError(`device model '${d.model.model}' for ${d.address} is already plugged into another machine`);
+    if (seen.has(d.model))
+      throw new RangeError(
+        `device model '${d.model.model}' is placed twice (at ${d.address} and before); each placement needs its own instance`,
+      );
+    if (d.model.isConnected)
+      throw new RangeError(`device model '${d.model.model}' for ${d.address} is already plugged into another machine`);
     seen.add(d.model);
     return {
-      address: d.address, device: d.model, driver: d.driver === undefined ? 'vfio-pci' : d.driver,
+      address: d.address,
+      device: d.model,
+      driver: d.driver === undefined ? 'vfio-pci' : d.driver,
       ...(d.iommuGroup === undefined ? {} : { options: { iommuGroup: d.iommuGroup } }),
     };
   });

@@ -28,8 +28,18 @@
 import { holdEventLoop } from './event-loop-hold';
 import type { Capabilities, Kernel, Mapping, MmioWidth } from '../sys/kernel';
 import {
-  EFD_CLOEXEC, EFD_NONBLOCK, EFD_SEMAPHORE, MAP_ANONYMOUS, MAP_SHARED, MFD_ALLOW_SEALING, MFD_CLOEXEC, MFD_HUGETLB,
-  O_RDONLY, O_RDWR, O_WRONLY, PROT_WRITE,
+  EFD_CLOEXEC,
+  EFD_NONBLOCK,
+  EFD_SEMAPHORE,
+  MAP_ANONYMOUS,
+  MAP_SHARED,
+  MFD_ALLOW_SEALING,
+  MFD_CLOEXEC,
+  MFD_HUGETLB,
+  O_RDONLY,
+  O_RDWR,
+  O_WRONLY,
+  PROT_WRITE,
 } from '../sys/constants';
 import { VfioError } from '../sys/errors';
 import { ioctlName, type FileKind } from '../uapi/requests';
@@ -47,9 +57,7 @@ import { PhysicalMemory } from './memory/physical-memory';
 import type { HugePageSize } from '../sys/constants';
 import type { OpenFile, SyscallContext } from './open-file';
 import { PagemapFile } from './proc/pagemap-file';
-import {
-  MAX_OFFSET, MAX_U64, checkFd, checkInteger, checkKernelChosenAddress, checkString, checkUnsignedBigInt,
-} from './syscall-args';
+import { MAX_OFFSET, MAX_U64, checkFd, checkInteger, checkKernelChosenAddress, checkString, checkUnsignedBigInt } from './syscall-args';
 import type { Profile } from './profile';
 import { AttrFile, DirectoryFile } from './vfs-files';
 import { Vfs, type VNode } from './vfs';
@@ -98,12 +106,17 @@ export class ModelKernel implements Kernel {
     this.fds = new FdTable(profile.process.openFilesLimit ?? DEFAULT_OPEN_FILES_LIMIT);
     this.memory = new PhysicalMemory(profile.memory);
     this.locked = new LockedMemory(profile.process.memlockLimit, this.memory.pageShift, profile.process.capabilities.ipcLock);
-    this.space = new AddressSpace(this.memory, this.locked, {
-      holdFile: (f) => this.holdFile(f),
-      dropFile: (f) => this.dropFile(f),
-      ipcLock: profile.process.capabilities.ipcLock,
-      faults: this.faults,
-    }, profile.memory.seed);
+    this.space = new AddressSpace(
+      this.memory,
+      this.locked,
+      {
+        holdFile: (f) => this.holdFile(f),
+        dropFile: (f) => this.dropFile(f),
+        ipcLock: profile.process.capabilities.ipcLock,
+        faults: this.faults,
+      },
+      profile.memory.seed,
+    );
     this.installBaseFiles();
   }
 
@@ -162,18 +175,21 @@ export class ModelKernel implements Kernel {
   /** A new iommufd context (open of /dev/iommu, or /dev/vfio/vfio with IOMMUFD_VFIO_CONTAINER). */
   newIommufd(asVfioContainer: boolean): IommufdContext {
     this.faults.point('iommufd.ctx-alloc'); // iommufd_fops_open's kzalloc (lib/model/faults.ts)
-    return new IommufdContext({
-      faults: this.faults,
-      profile: this.profile,
-      space: this.space,
-      memory: this.memory,
-      locked: this.locked,
-      dmaOwnership: this.dmaOwnership,
-      holdFile: (f) => this.holdFile(f),
-      dropFile: (f) => this.dropFile(f),
-      fileOf: (fd) => this.fileOf(fd),
-      installFile: (file, path) => this.installFile(file, path),
-    }, asVfioContainer);
+    return new IommufdContext(
+      {
+        faults: this.faults,
+        profile: this.profile,
+        space: this.space,
+        memory: this.memory,
+        locked: this.locked,
+        dmaOwnership: this.dmaOwnership,
+        holdFile: (f) => this.holdFile(f),
+        dropFile: (f) => this.dropFile(f),
+        fileOf: (fd) => this.fileOf(fd),
+        installFile: (file, path) => this.installFile(file, path),
+      },
+      asVfioContainer,
+    );
   }
 
   // ---- hooks for the rest of the model --------------------------------------------------------
@@ -320,7 +336,8 @@ export class ModelKernel implements Kernel {
       const waiting = this.waiters.get(fd);
       if (waiting) {
         this.waiters.delete(fd);
-        for (const reject of waiting) reject(VfioError.of('ECANCELED', { syscall: 'poll', path: entry.path, context: 'fd closed while waiting' }));
+        for (const reject of waiting)
+          reject(VfioError.of('ECANCELED', { syscall: 'poll', path: entry.path, context: 'fd closed while waiting' }));
       }
       this.dropFile(entry.file);
     });
@@ -492,10 +509,14 @@ export class ModelKernel implements Kernel {
     }
     const view = new DataView(vma.buffer!, offset, width / 8);
     switch (width) {
-      case 8: return view.getUint8(0);
-      case 16: return view.getUint16(0, true);
-      case 32: return view.getUint32(0, true);
-      case 64: return view.getBigUint64(0, true);
+      case 8:
+        return view.getUint8(0);
+      case 16:
+        return view.getUint16(0, true);
+      case 32:
+        return view.getUint32(0, true);
+      case 64:
+        return view.getBigUint64(0, true);
     }
   }
 
@@ -514,10 +535,18 @@ export class ModelKernel implements Kernel {
     }
     const view = new DataView(vma.buffer!, offset, width / 8);
     switch (width) {
-      case 8: view.setUint8(0, Number(v)); break;
-      case 16: view.setUint16(0, Number(v), true); break;
-      case 32: view.setUint32(0, Number(v), true); break;
-      case 64: view.setBigUint64(0, v, true); break;
+      case 8:
+        view.setUint8(0, Number(v));
+        break;
+      case 16:
+        view.setUint16(0, Number(v), true);
+        break;
+      case 32:
+        view.setUint32(0, Number(v), true);
+        break;
+      case 64:
+        view.setBigUint64(0, v, true);
+        break;
     }
   }
 

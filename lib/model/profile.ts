@@ -178,8 +178,12 @@ const LAB_PCI: readonly PciDeviceSpec[] = [
  * and SMBus functions at 1f. They take IOMMU group numbers like any function.
  */
 export function labPlatformFunctions(ninePSlots: readonly [number, number]): PciDeviceSpec[] {
-  const fn = (address: string, vendor: number, device: number, cls: number): PciDeviceSpec => (
-    { address, device: 'platform', driver: null, options: { vendor, device, class: cls } });
+  const fn = (address: string, vendor: number, device: number, cls: number): PciDeviceSpec => ({
+    address,
+    device: 'platform',
+    driver: null,
+    options: { vendor, device, class: cls },
+  });
   const slot = (n: number) => `0000:00:${n.toString(16).padStart(2, '0')}.0`;
   return [
     fn('0000:00:00.0', 0x8086, 0x29c0, 0x060000),
@@ -339,19 +343,23 @@ function validateProfile(p: Profile): void {
   const ps = p.memory.pageSize;
   if (ps < 4096 || (ps & (ps - 1)) !== 0) throw new RangeError(`profile ${p.name}: page size ${ps} is not a power of two ≥ 4096`);
   if (p.memory.size < 64n * MiB) throw new RangeError(`profile ${p.name}: memory size below 64 MiB`);
-  if (p.memory.fragmentation < 0 || p.memory.fragmentation > 1) throw new RangeError(`profile ${p.name}: fragmentation must be within 0..1`);
+  if (p.memory.fragmentation < 0 || p.memory.fragmentation > 1)
+    throw new RangeError(`profile ${p.name}: fragmentation must be within 0..1`);
   const c = p.config;
   if (c.IOMMUFD_VFIO_CONTAINER && (!c.VFIO_GROUP || c.VFIO_CONTAINER || !c.IOMMUFD)) {
     throw new RangeError(`profile ${p.name}: IOMMUFD_VFIO_CONTAINER needs IOMMUFD and VFIO_GROUP without VFIO_CONTAINER`);
   }
   // Kconfig: VFIO selects VFIO_DEVICE_CDEV when VFIO_GROUP is off, so VFIO always has one of them.
   if (!c.VFIO_GROUP && !c.VFIO_DEVICE_CDEV) {
-    throw new RangeError(`profile ${p.name}: neither VFIO_GROUP nor VFIO_DEVICE_CDEV (Kconfig selects VFIO_DEVICE_CDEV when VFIO_GROUP is off)`);
+    throw new RangeError(
+      `profile ${p.name}: neither VFIO_GROUP nor VFIO_DEVICE_CDEV (Kconfig selects VFIO_DEVICE_CDEV when VFIO_GROUP is off)`,
+    );
   }
   if (c.VFIO_CONTAINER && !c.VFIO_GROUP) throw new RangeError(`profile ${p.name}: VFIO_CONTAINER needs VFIO_GROUP`);
   if (c.VFIO_NOIOMMU && c.VFIO_GROUP && !c.VFIO_CONTAINER && !c.IOMMUFD_VFIO_CONTAINER) {
     throw new RangeError(`profile ${p.name}: VFIO_NOIOMMU with VFIO_GROUP needs a container (VFIO_CONTAINER or IOMMUFD_VFIO_CONTAINER)`);
   }
   if (p.noiommu && !c.VFIO_NOIOMMU) throw new RangeError(`profile ${p.name}: noiommu mode needs VFIO_NOIOMMU`);
-  if (p.iommu && (p.iommu.addressWidth < 32 || p.iommu.addressWidth > 64)) throw new RangeError(`profile ${p.name}: IOMMU address width out of range`);
+  if (p.iommu && (p.iommu.addressWidth < 32 || p.iommu.addressWidth > 64))
+    throw new RangeError(`profile ${p.name}: IOMMU address width out of range`);
 }

@@ -80,7 +80,11 @@ export class Vfs {
       const part = parts[i]!;
       if (node.type !== 'dir') fail('ENOTDIR');
       if (part === '.') continue;
-      if (part === '..') { walked.pop(); node = this.lookup('/' + walked.join('/'), true, depth + 1) ?? this.root; continue; }
+      if (part === '..') {
+        walked.pop();
+        node = this.lookup('/' + walked.join('/'), true, depth + 1) ?? this.root;
+        continue;
+      }
       const child = node.children.get(part);
       if (!child) return undefined;
       const last = i === parts.length - 1;
@@ -107,10 +111,17 @@ export class Vfs {
     const parts = split(path);
     let node: VNode = this.root;
     for (const part of parts) {
-      if (part === '..') { out.pop(); node = this.lookup('/' + out.join('/'), true, depth + 1) ?? this.root; continue; }
+      if (part === '..') {
+        out.pop();
+        node = this.lookup('/' + out.join('/'), true, depth + 1) ?? this.root;
+        continue;
+      }
       if (node.type !== 'dir') return '/' + [...out, part].join('/');
       const child = node.children.get(part);
-      if (!child) { out.push(part); continue; }
+      if (!child) {
+        out.push(part);
+        continue;
+      }
       if (child.type === 'link') {
         const t = child.target();
         const abs = t.startsWith('/') ? t : '/' + [...out, t].join('/');

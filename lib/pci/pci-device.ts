@@ -93,7 +93,12 @@ export class PciDevice {
     const kernel = kernelFrom(options);
     const dev = new PciDevice(kernel, normalizeBdf(bdf));
     if (!kernel.exists(dev.path)) {
-      throw VfioError.of('ENOENT', { syscall: 'stat', path: dev.path, context: `no PCI device ${dev.bdf}`, hint: 'list devices with PciDevice.list() or lspci -D' });
+      throw VfioError.of('ENOENT', {
+        syscall: 'stat',
+        path: dev.path,
+        context: `no PCI device ${dev.bdf}`,
+        hint: 'list devices with PciDevice.list() or lspci -D',
+      });
     }
     return dev;
   }
@@ -131,7 +136,8 @@ export class PciDevice {
     if (enabled && !options.unsafeNoiommu) throw noiommuRefusal('switching on noiommu mode');
     if (!kernel.exists(NOIOMMU_PARAMETER)) {
       throw VfioError.of('ENOENT', {
-        syscall: 'stat', path: NOIOMMU_PARAMETER,
+        syscall: 'stat',
+        path: NOIOMMU_PARAMETER,
         hint: 'load the vfio module (modprobe vfio) on a kernel built with CONFIG_VFIO_NOIOMMU',
       });
     }
@@ -228,7 +234,8 @@ export class PciDevice {
   vfioCdevs(): string[] {
     const dir = `${this.path}/vfio-dev`;
     if (!this.kernel.exists(dir)) return [];
-    return this.kernel.readdir(dir)
+    return this.kernel
+      .readdir(dir)
       .filter((n) => /^(noiommu-)?vfio\d+$/.test(n) && this.kernel.exists(`${dir}/${n}/dev`))
       .sort();
   }
@@ -366,7 +373,12 @@ export class PciDevice {
   /** The /dev paths in the first column of /proc/mounts or /proc/swaps (empty when unreadable). */
   private devicesListed(path: string): Set<string> {
     const text = this.readOptional(path) ?? '';
-    return new Set(text.split('\n').map((line) => line.split(/\s+/)[0] ?? '').filter((source) => source.startsWith('/dev/')));
+    return new Set(
+      text
+        .split('\n')
+        .map((line) => line.split(/\s+/)[0] ?? '')
+        .filter((source) => source.startsWith('/dev/')),
+    );
   }
 
   private readdirOptional(path: string): string[] {
@@ -393,12 +405,14 @@ export class PciDevice {
     if (current !== null) writeSysfs(this.kernel, `${PCI_DRIVERS}/${current}/unbind`, this.bdf);
     writeSysfs(this.kernel, `${this.path}/driver_override`, '\n');
     if (restore === undefined || restore === false) return;
-    const wanted = typeof restore === 'string' ? restore : this.previousDriver ?? null;
+    const wanted = typeof restore === 'string' ? restore : (this.previousDriver ?? null);
     if (wanted !== null) {
       if (!this.kernel.exists(`${PCI_DRIVERS}/${wanted}`)) {
         throw VfioError.of('ENOENT', {
-          syscall: 'stat', path: `${PCI_DRIVERS}/${wanted}`,
-          context: `cannot give ${this.bdf} back to ${wanted}`, hint: `no driver named ${wanted} is loaded (modprobe it first)`,
+          syscall: 'stat',
+          path: `${PCI_DRIVERS}/${wanted}`,
+          context: `cannot give ${this.bdf} back to ${wanted}`,
+          hint: `no driver named ${wanted} is loaded (modprobe it first)`,
         });
       }
       // driver_override makes the named driver match even when its id table does not list the
@@ -426,7 +440,7 @@ export class PciDevice {
     if (f.deviceId !== undefined && this.deviceId !== f.deviceId) return false;
     if (f.baseClass !== undefined || f.subclass !== undefined || f.progIf !== undefined) {
       const code = this.classCode;
-      if (f.baseClass !== undefined && (code >>> 16) !== f.baseClass) return false;
+      if (f.baseClass !== undefined && code >>> 16 !== f.baseClass) return false;
       if (f.subclass !== undefined && ((code >>> 8) & 0xff) !== f.subclass) return false;
       if (f.progIf !== undefined && (code & 0xff) !== f.progIf) return false;
     }

@@ -14,7 +14,11 @@ export const VFIO_PCI_ENABLE_SRIOV = '/sys/module/vfio_pci/parameters/enable_sri
 
 export class PciSriov {
   /** @internal Use PciDevice.sriov. */
-  constructor(private readonly kernel: Kernel, readonly bdf: string, private readonly path: string) {}
+  constructor(
+    private readonly kernel: Kernel,
+    readonly bdf: string,
+    private readonly path: string,
+  ) {}
 
   /** The PF at `path` when it has the SR-IOV capability (an sriov_totalvfs attribute), else null. */
   static at(kernel: Kernel, bdf: string, path: string): PciSriov | null {
@@ -33,20 +37,30 @@ export class PciSriov {
     const kernel = kernelFrom(options);
     if (!kernel.exists(VFIO_PCI_ENABLE_SRIOV)) {
       throw VfioError.of('ENOENT', {
-        syscall: 'open', path: VFIO_PCI_ENABLE_SRIOV, context: 'setting vfio-pci\'s enable_sriov',
+        syscall: 'open',
+        path: VFIO_PCI_ENABLE_SRIOV,
+        context: "setting vfio-pci's enable_sriov",
         hint: 'vfio-pci is not loaded, or the kernel lacks CONFIG_PCI_IOV',
       });
     }
-    write(kernel, VFIO_PCI_ENABLE_SRIOV, allowed ? 'Y' : 'N', 'setting vfio-pci\'s enable_sriov');
+    write(kernel, VFIO_PCI_ENABLE_SRIOV, allowed ? 'Y' : 'N', "setting vfio-pci's enable_sriov");
   }
 
   /** TotalVFs: the most VFs the PF can have. */
-  get totalVfs(): number { return this.readNumber('sriov_totalvfs'); }
+  get totalVfs(): number {
+    return this.readNumber('sriov_totalvfs');
+  }
   /** The VFs enabled now. */
-  get numVfs(): number { return this.readNumber('sriov_numvfs'); }
+  get numVfs(): number {
+    return this.readNumber('sriov_numvfs');
+  }
   /** First VF Offset and VF Stride: VF n is at the PF's routing ID + offset + n × stride. */
-  get offset(): number { return this.readNumber('sriov_offset'); }
-  get stride(): number { return this.readNumber('sriov_stride'); }
+  get offset(): number {
+    return this.readNumber('sriov_offset');
+  }
+  get stride(): number {
+    return this.readNumber('sriov_stride');
+  }
 
   /** The BDFs of the enabled VFs, VF 0 first (the PF's virtfnN links). */
   virtualFunctions(): string[] {
@@ -63,7 +77,8 @@ export class PciSriov {
    * Enabling a different count while VFs exist is refused (EBUSY): disable first.
    */
   enable(count: number): string[] {
-    if (!Number.isInteger(count) || count < 1 || count > 0xffff) throw new RangeError(`PciSriov.enable: count must be an integer 1..65535, not ${count}`);
+    if (!Number.isInteger(count) || count < 1 || count > 0xffff)
+      throw new RangeError(`PciSriov.enable: count must be an integer 1..65535, not ${count}`);
     const total = this.totalVfs;
     if (count > total) throw new RangeError(`PciSriov.enable: ${this.bdf} has at most ${total} VFs, not ${count}`);
     write(this.kernel, `${this.path}/sriov_numvfs`, String(count), `enabling ${count} VFs of ${this.bdf}`, (code) => {
@@ -93,7 +108,13 @@ export class PciSriov {
   }
 }
 
-function write(kernel: Kernel, path: string, value: string, context: string, hintFor: (code: string) => string | undefined = () => undefined): void {
+function write(
+  kernel: Kernel,
+  path: string,
+  value: string,
+  context: string,
+  hintFor: (code: string) => string | undefined = () => undefined,
+): void {
   try {
     kernel.writeFile(path, value);
   } catch (e) {

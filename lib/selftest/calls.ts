@@ -31,12 +31,16 @@ export const call = {
   hwptAlloc: structCall({ request: I.IOMMU_HWPT_ALLOC, layout: I.IommuHwptAlloc, fd: 'iommufd', fixtureNames: { pt_id: 'ioasId' } }),
   /** GET_HW_INFO for the fixture's device, with a page to write the driver's data into. */
   hwInfo: structCall({
-    request: I.IOMMU_GET_HW_INFO, layout: I.IommuHwInfo, fd: 'iommufd',
+    request: I.IOMMU_GET_HW_INFO,
+    layout: I.IommuHwInfo,
+    fd: 'iommufd',
     defaults: (f: FixtureValue & { iommufd: number }) => ({ data_len: 256, data_uptr: f.t.anonymousMemory(f.t.page).address }),
   }),
   // ---- the legacy container ioctls (on a container, or on an iommufd that answers them) ----
   dmaMap: structCall({
-    request: V.VFIO_IOMMU_MAP_DMA, layout: V.VfioIommuType1DmaMap, fd: 'iommufd',
+    request: V.VFIO_IOMMU_MAP_DMA,
+    layout: V.VfioIommuType1DmaMap,
+    fd: 'iommufd',
     defaults: { flags: V.VFIO_DMA_MAP_FLAG_READ | V.VFIO_DMA_MAP_FLAG_WRITE },
   }),
   dmaUnmap: structCall({ request: V.VFIO_IOMMU_UNMAP_DMA, layout: V.VfioIommuType1DmaUnmap, fd: 'iommufd' }),
@@ -45,11 +49,15 @@ export const call = {
   bind: structCall({ request: V.VFIO_DEVICE_BIND_IOMMUFD, layout: V.VfioDeviceBindIommufd, fd: 'deviceFd' }),
   /** ATTACH_IOMMUFD_PT as most userspace sends it: argsz up to pt_id (no PASID). */
   attach: structCall({
-    request: V.VFIO_DEVICE_ATTACH_IOMMUFD_PT, layout: V.VfioDeviceAttachIommufdPt, fd: 'deviceFd',
+    request: V.VFIO_DEVICE_ATTACH_IOMMUFD_PT,
+    layout: V.VfioDeviceAttachIommufdPt,
+    fd: 'deviceFd',
     options: { declaredSize: V.VfioDeviceAttachIommufdPt.endOf('pt_id') },
   }),
   detach: structCall({
-    request: V.VFIO_DEVICE_DETACH_IOMMUFD_PT, layout: V.VfioDeviceDetachIommufdPt, fd: 'deviceFd',
+    request: V.VFIO_DEVICE_DETACH_IOMMUFD_PT,
+    layout: V.VfioDeviceDetachIommufdPt,
+    fd: 'deviceFd',
     options: { declaredSize: V.VfioDeviceDetachIommufdPt.endOf('flags') },
   }),
   deviceInfo: structCall({ request: V.VFIO_DEVICE_GET_INFO, layout: V.VfioDeviceInfo, fd: 'deviceFd' }),

@@ -20,9 +20,17 @@ import type { CaseContext } from './context';
  * - `command:NAME`: the kernel knows the iommufd command NAME (it is newer than some kernels)
  */
 export type Need =
-  | 'device' | 'edu' | 'group-interface' | 'no-group-interface' | 'container'
-  | 'sys-rawio' | 'without-sys-rawio'
-  | 'msix' | 'function-reset' | 'bus-reset' | 'several-devices'
+  | 'device'
+  | 'edu'
+  | 'group-interface'
+  | 'no-group-interface'
+  | 'container'
+  | 'sys-rawio'
+  | 'without-sys-rawio'
+  | 'msix'
+  | 'function-reset'
+  | 'bus-reset'
+  | 'several-devices'
   | KnownCommandNeed;
 
 /** Needs the iommufd command `NAME` (an IoctlRequest's name) to be one the kernel knows. */

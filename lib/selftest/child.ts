@@ -61,7 +61,10 @@ export async function main(argv: readonly string[] = process.argv.slice(1)): Pro
     return c;
   });
   const kernel = defaultKernel();
-  const env = discoverEnvironment(kernel, { ...(request.bdf ? { bdf: request.bdf } : {}), ...(request.mode ? { mode: request.mode } : {}) });
+  const env = discoverEnvironment(kernel, {
+    ...(request.bdf ? { bdf: request.bdf } : {}),
+    ...(request.mode ? { mode: request.mode } : {}),
+  });
   const results = await runCases(env, cases);
   process.stdout.write(RESULTS_MARKER + JSON.stringify(results) + '\n');
 }

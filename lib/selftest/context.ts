@@ -7,8 +7,19 @@
 import type { Kernel, Mapping } from '../sys/kernel';
 import { isVfioError, VfioError } from '../sys/errors';
 import {
-  EFD_CLOEXEC, EFD_NONBLOCK, MAP_ANONYMOUS, MAP_HUGE_SHIFT, MAP_HUGETLB, MAP_POPULATE, MAP_PRIVATE, MAP_SHARED, MFD_CLOEXEC,
-  O_CLOEXEC, O_RDWR, PROT_READ, PROT_WRITE,
+  EFD_CLOEXEC,
+  EFD_NONBLOCK,
+  MAP_ANONYMOUS,
+  MAP_HUGE_SHIFT,
+  MAP_HUGETLB,
+  MAP_POPULATE,
+  MAP_PRIVATE,
+  MAP_SHARED,
+  MFD_CLOEXEC,
+  O_CLOEXEC,
+  O_RDWR,
+  PROT_READ,
+  PROT_WRITE,
 } from '../sys/constants';
 import type { Environment } from './environment';
 import { CaseFailed, CaseSkipped } from './outcome';
@@ -116,7 +127,7 @@ export class CaseContext {
   anonymousMemory(length: bigint, options: AnonymousMemoryOptions = {}): Mapping {
     let flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE;
     let size = length;
-    const hugePage = options.hugetlb ? options.hugePageSize ?? this.hugePageSize() : 0n;
+    const hugePage = options.hugetlb ? (options.hugePageSize ?? this.hugePageSize()) : 0n;
     if (options.hugetlb) {
       flags |= MAP_HUGETLB;
       if (options.hugePageSize !== undefined) flags |= log2(options.hugePageSize) << MAP_HUGE_SHIFT;

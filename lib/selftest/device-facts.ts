@@ -66,6 +66,8 @@ function hotResetReaches(kernel: Kernel, deviceFd: number): boolean {
 
 export function describeFacts(facts: DeviceFacts): string {
   if (!facts.probed) return facts.reason;
-  return `${facts.msixVectors} MSI-X vectors, ${facts.functionReset ? 'function reset' : 'no function reset'}, ` +
-    `${facts.busReset ? 'bus reset' : 'no bus reset'}`;
+  return (
+    `${facts.msixVectors} MSI-X vectors, ${facts.functionReset ? 'function reset' : 'no function reset'}, ` +
+    `${facts.busReset ? 'bus reset' : 'no bus reset'}`
+  );
 }

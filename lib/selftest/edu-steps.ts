@@ -14,7 +14,7 @@ import type { FixtureValue } from './struct-call';
 
 export function mapBar0(t: CaseContext, deviceFd: number): Mapping {
   const info = regionInfo(t, deviceFd, V.VFIO_PCI_BAR0_REGION_INDEX);
-  t.check((info.flags & V.VFIO_REGION_INFO_FLAG_MMAP) !== 0, 'BAR0 can be mmap\'ed');
+  t.check((info.flags & V.VFIO_REGION_INFO_FLAG_MMAP) !== 0, "BAR0 can be mmap'ed");
   return t.ok('mmap BAR0', () => t.mapRegion(deviceFd, info.size, info.offset));
 }
 

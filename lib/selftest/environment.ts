@@ -116,7 +116,11 @@ function findDevice(kernel: Kernel, bdf: string | undefined): DeviceUnderTest | 
 
 function listDevices(kernel: Kernel): DeviceUnderTest[] {
   if (!kernel.exists(PCI_DEVICES)) return [];
-  return kernel.readdir(PCI_DEVICES).sort().map((bdf) => describeDevice(kernel, bdf)).filter((d): d is DeviceUnderTest => d !== null);
+  return kernel
+    .readdir(PCI_DEVICES)
+    .sort()
+    .map((bdf) => describeDevice(kernel, bdf))
+    .filter((d): d is DeviceUnderTest => d !== null);
 }
 
 function describeDevice(kernel: Kernel, bdf: string): DeviceUnderTest | null {
@@ -125,7 +129,10 @@ function describeDevice(kernel: Kernel, bdf: string): DeviceUnderTest | null {
   if (!kernel.exists(vfioDev)) return null;
   // An entry without a `dev` attribute has no char device behind it (a noiommu device before
   // Linux 7.3): it is no cdev to test.
-  const names = kernel.readdir(vfioDev).filter((n) => /^(noiommu-)?vfio\d+$/.test(n) && kernel.exists(`${vfioDev}/${n}/dev`)).sort();
+  const names = kernel
+    .readdir(vfioDev)
+    .filter((n) => /^(noiommu-)?vfio\d+$/.test(n) && kernel.exists(`${vfioDev}/${n}/dev`))
+    .sort();
   if (names.length === 0) return null;
   const cdevPath = `/dev/vfio/devices/${names[0]}`;
   const noiommu = names[0]!.startsWith('noiommu-');
@@ -161,10 +168,12 @@ export function describeEnvironment(env: Environment): string {
       (env.device.groupPath ? `, group ${env.device.groupPath}` : ', no group node')
     : 'no VFIO device';
   const caps = env.capabilities.sysRawio ? 'CAP_SYS_RAWIO' : 'without CAP_SYS_RAWIO';
-  return `${env.kernel.kind} kernel (${env.kernel.description}), mode ${env.mode} (${env.modeSource}), ${dev}` +
+  return (
+    `${env.kernel.kind} kernel (${env.kernel.description}), mode ${env.mode} (${env.modeSource}), ${dev}` +
     (env.facts ? ` (${describeFacts(env.facts)})` : '') +
     (env.devices.length > 1 ? `, ${env.devices.length} vfio-pci functions` : '') +
-    `, page size ${env.pageSize}, ${env.hasContainer ? 'container present' : 'no container'}, ${caps}`;
+    `, page size ${env.pageSize}, ${env.hasContainer ? 'container present' : 'no container'}, ${caps}`
+  );
 }
 
 function hex4(n: number): string {

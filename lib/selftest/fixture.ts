@@ -27,7 +27,10 @@ export function defineFixture<F extends FixtureValue>(fixture: Fixture<F>): Fixt
 
 /** A fixture that starts from another one and adds to it. */
 export function extendFixture<B extends FixtureValue, F extends FixtureValue>(
-  base: Fixture<B>, name: string, extend: (f: B) => F, needs: readonly Need[] = [],
+  base: Fixture<B>,
+  name: string,
+  extend: (f: B) => F,
+  needs: readonly Need[] = [],
 ): Fixture<F> {
   return { name, needs: mergeNeeds(base.needs, needs), setup: (t) => extend(setUp(base, t)) };
 }
@@ -59,7 +62,15 @@ export function casesOn<F extends FixtureValue>(fixture: Fixture<F>, needs: read
   };
   return {
     test,
-    expect: (id, title, step, expected, call, more) => test(id, title, (t, f) => { t.expect(step, () => call(f), expected); }, more),
+    expect: (id, title, step, expected, call, more) =>
+      test(
+        id,
+        title,
+        (t, f) => {
+          t.expect(step, () => call(f), expected);
+        },
+        more,
+      ),
   };
 }
 
@@ -72,6 +83,9 @@ export interface Variant {
  * FIXTURE_VARIANT_ADD as data: every template runs once per row, row after row (the order the
  * kselftest harness runs variants in). A template may return null for rows it does not apply to.
  */
-export function forEachVariant<V extends Variant>(rows: readonly V[], ...templates: ((row: V) => ConformanceCase | null)[]): ConformanceCase[] {
+export function forEachVariant<V extends Variant>(
+  rows: readonly V[],
+  ...templates: ((row: V) => ConformanceCase | null)[]
+): ConformanceCase[] {
   return rows.flatMap((row) => templates.map((template) => template(row)).filter((c): c is ConformanceCase => c !== null));
 }

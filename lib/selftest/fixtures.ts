@@ -59,8 +59,10 @@ export const iommufd: Fixture<IommufdFixture> = defineFixture({
 export const ioas: Fixture<IoasFixture> = extendFixture(iommufd, 'an IOAS', (f) => ({ ...f, ioasId: ioasAlloc(f.t, f.iommufd) }));
 
 /** An IOAS no device is attached to, and two pages of memory. */
-export const ioasWithMemory: Fixture<IoasWithMemoryFixture> = extendFixture(ioas, 'an IOAS and two pages of memory',
-  (f) => ({ ...f, userVa: f.t.anonymousMemory(f.t.page * 2n).address }));
+export const ioasWithMemory: Fixture<IoasWithMemoryFixture> = extendFixture(ioas, 'an IOAS and two pages of memory', (f) => ({
+  ...f,
+  userVa: f.t.anonymousMemory(f.t.page * 2n).address,
+}));
 
 export const openDevice: Fixture<OpenDeviceFixture> = defineFixture({
   name: 'the device cdev and an iommufd',
@@ -71,14 +73,20 @@ export const openDevice: Fixture<OpenDeviceFixture> = defineFixture({
   },
 });
 
-export const boundDevice: Fixture<BoundFixture> = extendFixture(openDevice, 'a bound device',
-  (f) => ({ ...f, devId: bind(f.t, f.deviceFd, f.iommufd) }));
+export const boundDevice: Fixture<BoundFixture> = extendFixture(openDevice, 'a bound device', (f) => ({
+  ...f,
+  devId: bind(f.t, f.deviceFd, f.iommufd),
+}));
 
-export const boundWithIoas: Fixture<BoundWithIoasFixture> = extendFixture(boundDevice, 'a bound device and an IOAS',
-  (f) => ({ ...f, ioasId: ioasAlloc(f.t, f.iommufd) }));
+export const boundWithIoas: Fixture<BoundWithIoasFixture> = extendFixture(boundDevice, 'a bound device and an IOAS', (f) => ({
+  ...f,
+  ioasId: ioasAlloc(f.t, f.iommufd),
+}));
 
-export const attachedDevice: Fixture<AttachedFixture> = extendFixture(boundWithIoas, 'a device attached to an IOAS',
-  (f) => ({ ...f, hwptId: attach(f.t, f.deviceFd, f.ioasId) }));
+export const attachedDevice: Fixture<AttachedFixture> = extendFixture(boundWithIoas, 'a device attached to an IOAS', (f) => ({
+  ...f,
+  hwptId: attach(f.t, f.deviceFd, f.ioasId),
+}));
 
 /** A bound device whose INTx index has a vector; skips the case otherwise. */
 export const boundWithIntx: Fixture<BoundFixture> = extendFixture(boundDevice, 'a bound device with INTx', (f) => {
@@ -119,7 +127,9 @@ export function irqTrigger(index: number, name: string): Fixture<IrqTriggerFixtu
     setup: (t) => {
       const f = setUp(boundDevice, t);
       const eventfd = t.eventfd();
-      t.ok(`enable ${name}`, () => setIrqs(f, { flags: V.VFIO_IRQ_SET_DATA_EVENTFD | trigger, index, start: 0, count: 1, data: eventfds(eventfd) }));
+      t.ok(`enable ${name}`, () =>
+        setIrqs(f, { flags: V.VFIO_IRQ_SET_DATA_EVENTFD | trigger, index, start: 0, count: 1, data: eventfds(eventfd) }),
+      );
       return { ...f, eventfd };
     },
     teardown: (f) => setIrqs(f, { flags: V.VFIO_IRQ_SET_DATA_NONE | trigger, index, start: 0, count: 0 }),

@@ -23,8 +23,14 @@ export type DmaInterface = 'type1' | 'ioas' | 'none';
 
 export interface IommuModeRow extends Variant {
   /** The kernel selftests' mode name, or ours for the noiommu rows. */
-  readonly name: 'vfio_type1_iommu' | 'vfio_type1v2_iommu' | 'iommufd_compat_type1' | 'iommufd_compat_type1v2' | 'iommufd'
-    | 'noiommu_cdev' | 'noiommu_group';
+  readonly name:
+    | 'vfio_type1_iommu'
+    | 'vfio_type1v2_iommu'
+    | 'iommufd_compat_type1'
+    | 'iommufd_compat_type1v2'
+    | 'iommufd'
+    | 'noiommu_cdev'
+    | 'noiommu_group';
   /** The environment mode this row runs in (a noiommu device has no type1 row, an IOMMU device no noiommu row). */
   readonly environment: Mode;
   readonly dma: DmaInterface;
@@ -86,7 +92,9 @@ function openThroughGroup(t: CaseContext, row: IommuModeRow): { deviceFd: number
   const group = t.open(device.groupPath!);
   setContainer(t, group, dmaFd);
   t.ok(`VFIO_SET_IOMMU ${TYPE1_TYPE[row.name]}`, () => plainIoctl(t.kernel, dmaFd, V.VFIO_SET_IOMMU, TYPE1_TYPE[row.name]!));
-  const deviceFd = t.ok('VFIO_GROUP_GET_DEVICE_FD', () => t.kernel.ioctl(group, V.VFIO_GROUP_GET_DEVICE_FD.number, Buffer.from(`${device.bdf}\0`)));
+  const deviceFd = t.ok('VFIO_GROUP_GET_DEVICE_FD', () =>
+    t.kernel.ioctl(group, V.VFIO_GROUP_GET_DEVICE_FD.number, Buffer.from(`${device.bdf}\0`)),
+  );
   t.ownFd(deviceFd, `device fd of ${device.bdf}`);
   return { deviceFd, dmaFd };
 }
@@ -95,8 +103,14 @@ function type1Fixture(t: CaseContext, row: IommuModeRow): IommuModeFixture {
   const { deviceFd, dmaFd } = openThroughGroup(t, row);
   const f = on(t, { iommufd: dmaFd });
   return {
-    t, row, deviceFd, dmaFd, ioasId: 0,
-    map: (vaddr, iova, size) => { call.dmaMap(f, { vaddr, iova, size }); },
+    t,
+    row,
+    deviceFd,
+    dmaFd,
+    ioasId: 0,
+    map: (vaddr, iova, size) => {
+      call.dmaMap(f, { vaddr, iova, size });
+    },
     unmap: (iova, size) => call.dmaUnmap(f, { iova, size }).size,
     unmapWithFlags: (iova, size, all) => call.dmaUnmap(f, { flags: all ? V.VFIO_DMA_UNMAP_FLAG_ALL : 0, iova, size }).size,
     unmapAll: () => call.dmaUnmap(f, { flags: V.VFIO_DMA_UNMAP_FLAG_ALL, iova: 0n, size: 0n }).size,
@@ -112,8 +126,14 @@ function ioasFixture(t: CaseContext, row: IommuModeRow): IommuModeFixture {
   attach(t, deviceFd, ioasId);
   const f = on(t, { iommufd, ioasId });
   return {
-    t, row, deviceFd, dmaFd: iommufd, ioasId,
-    map: (vaddr, iova, length) => { call.map(f, { user_va: vaddr, iova, length }); },
+    t,
+    row,
+    deviceFd,
+    dmaFd: iommufd,
+    ioasId,
+    map: (vaddr, iova, length) => {
+      call.map(f, { user_va: vaddr, iova, length });
+    },
     unmap: (iova, length) => call.unmap(f, { iova, length }).length,
     unmapWithFlags: () => t.fail('UNMAP_DMA flags are for the type1 modes'),
     unmapAll: () => call.unmap(f, { iova: 0n, length: (1n << 64n) - 1n }).length,
@@ -128,8 +148,11 @@ export function inIommuMode(row: IommuModeRow): Fixture<IommuModeFixture> {
     needs: row.needs,
     setup: (t) => {
       if (t.mode !== row.environment) {
-        t.skip(row.environment === 'iommu' ? `${row.name} needs a device behind an IOMMU; this one is a noiommu device`
-          : `${row.name} is the noiommu way to reach a device; this one is behind an IOMMU`);
+        t.skip(
+          row.environment === 'iommu'
+            ? `${row.name} needs a device behind an IOMMU; this one is a noiommu device`
+            : `${row.name} is the noiommu way to reach a device; this one is behind an IOMMU`,
+        );
       }
       // A noiommu container takes the type1 ioctls too, and its driver answers none of them.
       return row.dma === 'ioas' ? ioasFixture(t, row) : type1Fixture(t, row);

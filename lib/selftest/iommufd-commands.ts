@@ -12,8 +12,7 @@ import { O_CLOEXEC, O_RDWR } from '../sys/constants';
 import { allIoctls } from '../uapi/requests';
 
 export type CommandProbe =
-  | { readonly probed: true; readonly known: ReadonlySet<string> }
-  | { readonly probed: false; readonly reason: string };
+  { readonly probed: true; readonly known: ReadonlySet<string> } | { readonly probed: false; readonly reason: string };
 
 export function probeIommufdCommands(kernel: Kernel): CommandProbe {
   if (!kernel.exists('/dev/iommu')) return { probed: false, reason: 'there is no /dev/iommu' };

@@ -37,7 +37,9 @@ function sizeFieldOf<S extends Record<string, FieldType>>(type: StructType<S>): 
 }
 
 export function buildStruct<S extends Record<string, FieldType>>(
-  type: StructType<S>, values: Partial<StructValue<S>>, options: RawOptions = {},
+  type: StructType<S>,
+  values: Partial<StructValue<S>>,
+  options: RawOptions = {},
 ): Buffer {
   const trailer = options.trailer ?? new Uint8Array(0);
   const tail = Uint8Array.from(options.tail ?? []);
@@ -51,8 +53,12 @@ export function buildStruct<S extends Record<string, FieldType>>(
 }
 
 export function rawIoctl<S extends Record<string, FieldType>>(
-  kernel: Kernel, fd: number, request: IoctlRequest, type: StructType<S>,
-  values: Partial<StructValue<S>>, options: RawOptions = {},
+  kernel: Kernel,
+  fd: number,
+  request: IoctlRequest,
+  type: StructType<S>,
+  values: Partial<StructValue<S>>,
+  options: RawOptions = {},
 ): RawAnswer<S> {
   const buffer = buildStruct(type, values, options);
   let ret: number;

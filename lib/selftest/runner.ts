@@ -30,7 +30,7 @@ export function missingNeed(env: Environment, needs: readonly Need[] = []): stri
         }
         break;
       case 'edu':
-        if (!isEdu(env.device)) return 'needs QEMU\'s edu device (1234:11e8) as the device under test';
+        if (!isEdu(env.device)) return "needs QEMU's edu device (1234:11e8) as the device under test";
         break;
       case 'group-interface':
         if (!env.device?.groupPath) return 'needs the legacy VFIO group node (kernel built with CONFIG_VFIO_GROUP)';
@@ -46,7 +46,7 @@ export function missingNeed(env: Environment, needs: readonly Need[] = []): stri
         break;
       case 'without-sys-rawio':
         if (env.capabilities.sysRawio) {
-          return 'needs a process without CAP_SYS_RAWIO (run it with the unprivileged runner, or on the model\'s unprivileged profile)';
+          return "needs a process without CAP_SYS_RAWIO (run it with the unprivileged runner, or on the model's unprivileged profile)";
         }
         break;
       case 'msix':
@@ -109,7 +109,10 @@ export async function runCase(env: Environment, c: ConformanceCase): Promise<Cas
   }
   const leaked = tracked.releaseAll();
   if (!failure && (leaked.fds.length || leaked.mappings.length)) {
-    const what = [...leaked.fds.map((h) => `fd ${h.fd} (${h.origin})`), ...leaked.mappings.map((m) => `mapping at 0x${m.address.toString(16)}`)];
+    const what = [
+      ...leaked.fds.map((h) => `fd ${h.fd} (${h.origin})`),
+      ...leaked.mappings.map((m) => `mapping at 0x${m.address.toString(16)}`),
+    ];
     failure = new CaseFailed(`the case left open: ${what.join(', ')}`);
   }
   const strays = strayFds(before, fdCensus(env.kernel));
@@ -124,7 +127,11 @@ export async function runCase(env: Environment, c: ConformanceCase): Promise<Cas
   return { ...base, status: 'pass', durationMs, log: t.log };
 }
 
-export async function runCases(env: Environment, cases: readonly ConformanceCase[], onResult?: (r: CaseResult) => void): Promise<CaseResult[]> {
+export async function runCases(
+  env: Environment,
+  cases: readonly ConformanceCase[],
+  onResult?: (r: CaseResult) => void,
+): Promise<CaseResult[]> {
   const results: CaseResult[] = [];
   for (const c of cases) {
     const r = await runCase(env, c);

@@ -50,9 +50,16 @@ export interface MapRequest {
 /** The normal read/write map through the typed wrapper; returns the IOVA used. */
 export function map(t: CaseContext, iommufd: number, ioasId: number, req: MapRequest): bigint {
   const where = req.iova === undefined ? 'a kernel-chosen IOVA' : `IOVA 0x${req.iova.toString(16)}`;
-  return t.ok(`IOMMU_IOAS_MAP ${req.length} bytes at ${where}`, () => ioasMap(t.kernel, iommufd, {
-    ioasId, userVa: req.userVa, length: req.length, readable: true, writable: true, ...(req.iova === undefined ? {} : { iova: iova(req.iova) }),
-  }));
+  return t.ok(`IOMMU_IOAS_MAP ${req.length} bytes at ${where}`, () =>
+    ioasMap(t.kernel, iommufd, {
+      ioasId,
+      userVa: req.userVa,
+      length: req.length,
+      readable: true,
+      writable: true,
+      ...(req.iova === undefined ? {} : { iova: iova(req.iova) }),
+    }),
+  );
 }
 
 export interface IovaRangesAnswer {
@@ -90,7 +97,8 @@ export function irqInfo(t: CaseContext, deviceFd: number, index: number) {
 export function configRead(t: CaseContext, deviceFd: number, offset: number, width: 1 | 2 | 4): number {
   const buf = Buffer.alloc(width);
   const n = t.ok(`config space read at 0x${offset.toString(16)}`, () =>
-    t.kernel.pread(deviceFd, buf, regionOffset(V.VFIO_PCI_CONFIG_REGION_INDEX) + BigInt(offset)));
+    t.kernel.pread(deviceFd, buf, regionOffset(V.VFIO_PCI_CONFIG_REGION_INDEX) + BigInt(offset)),
+  );
   t.equal(n, width, `bytes read from config space at 0x${offset.toString(16)}`);
   return width === 1 ? buf.readUInt8(0) : width === 2 ? buf.readUInt16LE(0) : buf.readUInt32LE(0);
 }
@@ -101,7 +109,8 @@ export function configWrite(t: CaseContext, deviceFd: number, offset: number, wi
   else if (width === 2) buf.writeUInt16LE(value);
   else buf.writeUInt32LE(value);
   const n = t.ok(`config space write at 0x${offset.toString(16)}`, () =>
-    t.kernel.pwrite(deviceFd, buf, regionOffset(V.VFIO_PCI_CONFIG_REGION_INDEX) + BigInt(offset)));
+    t.kernel.pwrite(deviceFd, buf, regionOffset(V.VFIO_PCI_CONFIG_REGION_INDEX) + BigInt(offset)),
+  );
   t.equal(n, width, `bytes written to config space at 0x${offset.toString(16)}`);
 }
 

@@ -38,8 +38,11 @@ export interface CallOptions extends RawOptions {
   readonly fd?: number;
 }
 
-export type StructCall<S extends Record<string, FieldType>, F> =
-  (f: F, overrides?: Partial<StructValue<S>>, options?: CallOptions) => StructValue<S>;
+export type StructCall<S extends Record<string, FieldType>, F> = (
+  f: F,
+  overrides?: Partial<StructValue<S>>,
+  options?: CallOptions,
+) => StructValue<S>;
 
 /** ioas_id → ioasId: how a fixture names the value a struct field holds. */
 function fixtureName(field: string): string {
@@ -48,7 +51,9 @@ function fixtureName(field: string): string {
 
 /** The fields a fixture fills, by the JS type the field decodes to. */
 function fromFixture<S extends Record<string, FieldType>>(
-  layout: StructType<S>, f: object, names: Partial<Record<string, string>>,
+  layout: StructType<S>,
+  f: object,
+  names: Partial<Record<string, string>>,
 ): Partial<StructValue<S>> {
   const values: Record<string, unknown> = {};
   const source = f as Record<string, unknown>;
@@ -66,7 +71,7 @@ export function structCall<S extends Record<string, FieldType>, F extends Fixtur
   spec: CallSpec<S, F, Fd>,
 ): StructCall<S, F> {
   return (f, overrides = {}, options = {}) => {
-    const defaults = typeof spec.defaults === 'function' ? spec.defaults(f) : spec.defaults ?? {};
+    const defaults = typeof spec.defaults === 'function' ? spec.defaults(f) : (spec.defaults ?? {});
     const values = { ...fromFixture(spec.layout, f, spec.fixtureNames ?? {}), ...defaults, ...overrides };
     const { fd = f[spec.fd], ...raw } = options;
     return rawIoctl(f.t.kernel, fd, spec.request, spec.layout, values, { ...spec.options, ...raw }).out;

@@ -27,8 +27,10 @@ export function memlockHint(kernel: Kernel, pinning: bigint): string {
   } catch {
     limit = 'unknown';
   }
-  return `pinning ${formatBytes(pinning)} counts against RLIMIT_MEMLOCK, currently ${limit}; ` +
-    'raise it (ulimit -l, systemd LimitMEMLOCK) or grant CAP_IPC_LOCK';
+  return (
+    `pinning ${formatBytes(pinning)} counts against RLIMIT_MEMLOCK, currently ${limit}; ` +
+    'raise it (ulimit -l, systemd LimitMEMLOCK) or grant CAP_IPC_LOCK'
+  );
 }
 
 /** Is this a pinning failure that RLIMIT_MEMLOCK usually explains? */

@@ -22,7 +22,11 @@ import { VfioError } from '../sys/errors';
 /** @internal An fd number plus whether it is still open; shared by the owner and the releasers that use it. */
 export class FileDescriptor {
   private isOpen = true;
-  constructor(readonly kernel: Kernel, readonly fd: number, readonly path: string) {}
+  constructor(
+    readonly kernel: Kernel,
+    readonly fd: number,
+    readonly path: string,
+  ) {}
 
   get open(): boolean {
     return this.isOpen;
@@ -188,14 +192,18 @@ export abstract class Resource implements Disposable {
    */
   protected armSafetyNet(release: Releaser): void {
     const held = this.held;
-    safetyNet.register(this, () => {
-      safetyNetStats.released++;
-      try {
-        release();
-      } finally {
-        Resource.letGoOf(held);
-      }
-    }, this);
+    safetyNet.register(
+      this,
+      () => {
+        safetyNetStats.released++;
+        try {
+          release();
+        } finally {
+          Resource.letGoOf(held);
+        }
+      },
+      this,
+    );
   }
 
   /** Throws the use-after-close error; call first in every public method. */

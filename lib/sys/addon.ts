@@ -42,7 +42,15 @@ export interface NativeAddon {
   close(fd: number): void;
   /** `arg`: a struct (an ArrayBuffer, all of it, or a byte view), an integer, or null. */
   ioctl(fd: number, request: number, arg: ArrayBuffer | Uint8Array | DataView | number | null): number;
-  ioctlRuns(fd: number, request: number, command: Uint8Array, offsets: Uint32Array, start: bigint, length: bigint, out: BigUint64Array): number;
+  ioctlRuns(
+    fd: number,
+    request: number,
+    command: Uint8Array,
+    offsets: Uint32Array,
+    start: bigint,
+    length: bigint,
+    out: BigUint64Array,
+  ): number;
   pread(fd: number, into: Uint8Array, offset: bigint): number;
   pwrite(fd: number, from: Uint8Array, offset: bigint): number;
   memfdCreate(name: string, flags: number): number;
@@ -87,8 +95,11 @@ export interface NativeAddon {
 }
 
 export function isAddonErrnoError(e: unknown): e is AddonErrnoError {
-  return e instanceof Error && typeof (e as Partial<AddonErrnoError>).errno === 'number'
-    && typeof (e as Partial<AddonErrnoError>).syscall === 'string';
+  return (
+    e instanceof Error &&
+    typeof (e as Partial<AddonErrnoError>).errno === 'number' &&
+    typeof (e as Partial<AddonErrnoError>).syscall === 'string'
+  );
 }
 
 export type AddonStatus =

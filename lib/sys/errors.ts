@@ -42,7 +42,7 @@ export const VFIO_CONDITIONS = {
   ERR_VFIO_TRANSLATED: 'the DMA space translates through an IOMMU: there are no physical addresses to give',
   ERR_VFIO_IN_USE: 'the object is still in use',
   ERR_VFIO_PARTIAL_UNMAP: 'the range covers only part of a mapping, which the kernel cannot split',
-  ERR_VFIO_NOT_MAPPABLE: 'the region range cannot be mmap\'ed',
+  ERR_VFIO_NOT_MAPPABLE: "the region range cannot be mmap'ed",
   ERR_VFIO_TOO_MANY_VECTORS: 'more interrupt vectors were asked for than the device has',
   ERR_VFIO_IRQ_NOT_ENABLED: 'the interrupt kind is not enabled',
   ERR_VFIO_IRQ_NORESIZE: 'the kernel cannot resize this interrupt kind while it is enabled',
@@ -96,8 +96,10 @@ export class VfioError extends Error {
       ? `${code}: ${VFIO_CONDITIONS[details.code]}: ${details.check}`
       : `${code}: ${describe(code)}, ${[details.syscall, details.ioctl, details.path && `'${details.path}'`].filter(Boolean).join(' ')}` +
         (details.detail ? `: ${details.detail}` : '');
-    super(`${details.context ? details.context + ': ' : ''}${what}${hint ? ` (hint: ${hint})` : ''}`,
-      details.cause === undefined ? undefined : { cause: details.cause });
+    super(
+      `${details.context ? details.context + ': ' : ''}${what}${hint ? ` (hint: ${hint})` : ''}`,
+      details.cause === undefined ? undefined : { cause: details.cause },
+    );
     this.name = 'VfioError';
     this.code = code;
     if (condition) {
@@ -142,14 +144,17 @@ export class VfioError extends Error {
       ...(hint !== undefined ? { hint } : {}),
       cause: e,
     };
-    const wrapped = e.check !== undefined
-      ? new VfioError({ ...common, code: e.code as VfioConditionCode, check: e.check })
-      : new VfioError({
-        ...common, errno: e.errno, syscall: e.syscall,
-        ...(what.ioctl ?? e.ioctl) !== undefined ? { ioctl: (what.ioctl ?? e.ioctl)! } : {},
-        ...(e.path ?? what.path) !== undefined ? { path: (e.path ?? what.path)! } : {},
-        ...(e.detail !== undefined ? { detail: e.detail } : {}),
-      });
+    const wrapped =
+      e.check !== undefined
+        ? new VfioError({ ...common, code: e.code as VfioConditionCode, check: e.check })
+        : new VfioError({
+            ...common,
+            errno: e.errno,
+            syscall: e.syscall,
+            ...((what.ioctl ?? e.ioctl) !== undefined ? { ioctl: (what.ioctl ?? e.ioctl)! } : {}),
+            ...((e.path ?? what.path) !== undefined ? { path: (e.path ?? what.path)! } : {}),
+            ...(e.detail !== undefined ? { detail: e.detail } : {}),
+          });
     // The frames of the original failure say more than those of the wrapper.
     wrapped.stack = `${wrapped.name}: ${wrapped.message}\n${(e.stack ?? '').split('\n').slice(1).join('\n')}`;
     return wrapped;
@@ -161,13 +166,27 @@ export function isVfioError(e: unknown, code?: string): e is VfioError {
 }
 
 const DESCRIPTIONS: Record<string, string> = {
-  EPERM: 'operation not permitted', ENOENT: 'no such file, directory or object', EBADF: 'bad file descriptor',
-  EAGAIN: 'resource temporarily unavailable', ENOMEM: 'out of memory', EACCES: 'permission denied',
-  EFAULT: 'bad address', EBUSY: 'device or resource busy', EEXIST: 'already exists', ENODEV: 'no such device',
-  EINVAL: 'invalid argument', ENOTTY: 'inappropriate ioctl for device', ENOSPC: 'no space left (IOVA space)',
-  E2BIG: 'argument struct larger than the kernel knows, with non-zero tail', EOVERFLOW: 'value too large',
-  EMSGSIZE: 'array too small', EOPNOTSUPP: 'operation not supported', ENXIO: 'no such device or address',
-  ECANCELED: 'operation canceled', ERANGE: 'result out of range', EIO: 'input/output error',
+  EPERM: 'operation not permitted',
+  ENOENT: 'no such file, directory or object',
+  EBADF: 'bad file descriptor',
+  EAGAIN: 'resource temporarily unavailable',
+  ENOMEM: 'out of memory',
+  EACCES: 'permission denied',
+  EFAULT: 'bad address',
+  EBUSY: 'device or resource busy',
+  EEXIST: 'already exists',
+  ENODEV: 'no such device',
+  EINVAL: 'invalid argument',
+  ENOTTY: 'inappropriate ioctl for device',
+  ENOSPC: 'no space left (IOVA space)',
+  E2BIG: 'argument struct larger than the kernel knows, with non-zero tail',
+  EOVERFLOW: 'value too large',
+  EMSGSIZE: 'array too small',
+  EOPNOTSUPP: 'operation not supported',
+  ENXIO: 'no such device or address',
+  ECANCELED: 'operation canceled',
+  ERANGE: 'result out of range',
+  EIO: 'input/output error',
 };
 
 function describe(code: string): string {
@@ -199,7 +218,14 @@ export function defaultHint(code: string, d: Pick<VfioErrorDetails, 'syscall' | 
   if ((code === 'EPERM' || code === 'EACCES') && path.startsWith('/sys/')) {
     return 'writing to sysfs needs root';
   }
-  if ((code === 'ENOMEM' || code === 'EPERM' || code === 'EAGAIN') && (ioctl === 'IOMMU_IOAS_MAP' || ioctl === 'IOMMU_IOAS_MAP_FILE' || ioctl === 'IOMMU_IOAS_COPY' || ioctl === 'VFIO_IOMMU_MAP_DMA' || d.syscall === 'mlock')) {
+  if (
+    (code === 'ENOMEM' || code === 'EPERM' || code === 'EAGAIN') &&
+    (ioctl === 'IOMMU_IOAS_MAP' ||
+      ioctl === 'IOMMU_IOAS_MAP_FILE' ||
+      ioctl === 'IOMMU_IOAS_COPY' ||
+      ioctl === 'VFIO_IOMMU_MAP_DMA' ||
+      d.syscall === 'mlock')
+  ) {
     return 'pinning memory counts against RLIMIT_MEMLOCK (ulimit -l); raise it or grant CAP_IPC_LOCK';
   }
   // A missing node is only the cause when the open is what failed: an ioctl on an fd opened from

@@ -66,7 +66,15 @@ export interface Kernel {
    * past the range; returns the steps made. A kernel without it gets the same loop over `ioctl`
    * (lib/ioctl/ioctl-runs.ts): only a kernel whose per-call cost matters needs it.
    */
-  ioctlRuns?(fd: number, request: number, command: Uint8Array, offsets: Uint32Array, start: bigint, length: bigint, out: BigUint64Array): number;
+  ioctlRuns?(
+    fd: number,
+    request: number,
+    command: Uint8Array,
+    offsets: Uint32Array,
+    start: bigint,
+    length: bigint,
+    out: BigUint64Array,
+  ): number;
   pread(fd: number, into: Uint8Array, offset: bigint): number;
   pwrite(fd: number, from: Uint8Array, offset: bigint): number;
 

@@ -105,7 +105,7 @@ export class NativeKernel implements Kernel {
     let result: number;
     try {
       // A struct that fills its ArrayBuffer goes as the ArrayBuffer (see wholeBufferOf).
-      result = this.addon.ioctl(fd, request, arg instanceof Uint8Array ? wholeBufferOf(arg) ?? arg : arg);
+      result = this.addon.ioctl(fd, request, arg instanceof Uint8Array ? (wholeBufferOf(arg) ?? arg) : arg);
     } catch (e) {
       throw this.translateIoctl(e, fd, request);
     }
@@ -113,7 +113,15 @@ export class NativeKernel implements Kernel {
     return result;
   }
 
-  ioctlRuns(fd: number, request: number, command: Uint8Array, offsets: Uint32Array, start: bigint, length: bigint, out: BigUint64Array): number {
+  ioctlRuns(
+    fd: number,
+    request: number,
+    command: Uint8Array,
+    offsets: Uint32Array,
+    start: bigint,
+    length: bigint,
+    out: BigUint64Array,
+  ): number {
     try {
       return this.addon.ioctlRuns(fd, request, command, offsets, start, length, out);
     } catch (e) {
@@ -170,11 +178,16 @@ export class NativeKernel implements Kernel {
     const h = nativeMapping(mapping).handle;
     try {
       switch (width) {
-        case 32: return this.addon.read32(h, offset);
-        case 8: return this.addon.read8(h, offset);
-        case 16: return this.addon.read16(h, offset);
-        case 64: return this.addon.read64(h, offset);
-        default: throw new RangeError(`MMIO width must be 8, 16, 32 or 64, got ${String(width)}`);
+        case 32:
+          return this.addon.read32(h, offset);
+        case 8:
+          return this.addon.read8(h, offset);
+        case 16:
+          return this.addon.read16(h, offset);
+        case 64:
+          return this.addon.read64(h, offset);
+        default:
+          throw new RangeError(`MMIO width must be 8, 16, 32 or 64, got ${String(width)}`);
       }
     } catch (e) {
       throw this.translate(e, {});
@@ -185,11 +198,16 @@ export class NativeKernel implements Kernel {
     const h = nativeMapping(mapping).handle;
     try {
       switch (width) {
-        case 32: return this.addon.write32(h, offset, narrow(value, width));
-        case 8: return this.addon.write8(h, offset, narrow(value, width));
-        case 16: return this.addon.write16(h, offset, narrow(value, width));
-        case 64: return this.addon.write64(h, offset, typeof value === 'bigint' ? value : BigInt(value));
-        default: throw new RangeError(`MMIO width must be 8, 16, 32 or 64, got ${String(width)}`);
+        case 32:
+          return this.addon.write32(h, offset, narrow(value, width));
+        case 8:
+          return this.addon.write8(h, offset, narrow(value, width));
+        case 16:
+          return this.addon.write16(h, offset, narrow(value, width));
+        case 64:
+          return this.addon.write64(h, offset, typeof value === 'bigint' ? value : BigInt(value));
+        default:
+          throw new RangeError(`MMIO width must be 8, 16, 32 or 64, got ${String(width)}`);
       }
     } catch (e) {
       throw this.translate(e, {});
@@ -252,16 +270,21 @@ export class NativeKernel implements Kernel {
   writeFile(path: string, data: string | Uint8Array): void {
     // No O_CREAT: the files written are sysfs attributes, which exist or are an error. One write
     // call, because sysfs acts on each write separately.
-    fsCall(() => {
-      const fd = fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_TRUNC);
-      try {
-        const bytes = typeof data === 'string' ? Buffer.from(data) : data;
-        const written = fs.writeSync(fd, bytes);
-        if (written !== bytes.length) throw VfioError.of('EIO', { syscall: 'write', path, context: `short write (${written} of ${bytes.length} bytes)` });
-      } finally {
-        fs.closeSync(fd);
-      }
-    }, 'write', path);
+    fsCall(
+      () => {
+        const fd = fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_TRUNC);
+        try {
+          const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+          const written = fs.writeSync(fd, bytes);
+          if (written !== bytes.length)
+            throw VfioError.of('EIO', { syscall: 'write', path, context: `short write (${written} of ${bytes.length} bytes)` });
+        } finally {
+          fs.closeSync(fd);
+        }
+      },
+      'write',
+      path,
+    );
   }
 
   readdir(path: string): string[] {
@@ -288,7 +311,8 @@ export class NativeKernel implements Kernel {
   memlockLimit(): bigint {
     const limits = this.readFile('/proc/self/limits').toString('utf8');
     const soft = /^Max locked memory\s+(\S+)/m.exec(limits)?.[1];
-    if (soft === undefined) throw VfioError.of('EIO', { syscall: 'read', path: '/proc/self/limits', context: 'no "Max locked memory" line' });
+    if (soft === undefined)
+      throw VfioError.of('EIO', { syscall: 'read', path: '/proc/self/limits', context: 'no "Max locked memory" line' });
     return soft === 'unlimited' ? U64_MAX : BigInt(soft);
   }
 

@@ -31,7 +31,11 @@ export const MAX_FDS_PER_MESSAGE = 253;
 export class UnixSocket {
   private open = true;
 
-  private constructor(private readonly addon: NativeAddon, readonly fd: number, readonly path: string) {}
+  private constructor(
+    private readonly addon: NativeAddon,
+    readonly fd: number,
+    readonly path: string,
+  ) {}
 
   /** A listening socket bound to `path` (which must not exist yet: EADDRINUSE). */
   static listen(path: string, backlog = 64): UnixSocket {

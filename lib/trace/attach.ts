@@ -8,8 +8,29 @@ import { TracingKernel, type TraceOptions } from './tracing-kernel';
 import { JsonlTraceWriter, type TraceSink } from './trace-writer';
 
 const KERNEL_METHODS: ReadonlySet<string> = new Set([
-  'open', 'close', 'ioctl', 'pread', 'pwrite', 'mmap', 'munmap', 'mlock', 'mmioRead', 'mmioWrite', 'memfdCreate', 'ftruncate',
-  'eventfd', 'eventfdRead', 'eventfdWrite', 'waitReadable', 'readFile', 'writeFile', 'readdir', 'readlink', 'exists', 'capabilities', 'memlockLimit',
+  'open',
+  'close',
+  'ioctl',
+  'pread',
+  'pwrite',
+  'mmap',
+  'munmap',
+  'mlock',
+  'mmioRead',
+  'mmioWrite',
+  'memfdCreate',
+  'ftruncate',
+  'eventfd',
+  'eventfdRead',
+  'eventfdWrite',
+  'waitReadable',
+  'readFile',
+  'writeFile',
+  'readdir',
+  'readlink',
+  'exists',
+  'capabilities',
+  'memlockLimit',
 ]);
 
 export interface AttachedTrace<K extends Kernel> {

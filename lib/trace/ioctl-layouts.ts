@@ -143,23 +143,40 @@ function view(bytes: Uint8Array): DataView {
 
 function readScalar(dv: DataView, kind: string, offset: number): number | bigint {
   switch (kind) {
-    case 'u8': return dv.getUint8(offset);
-    case 'u16': return dv.getUint16(offset, true);
-    case 'u32': return dv.getUint32(offset, true);
-    case 's32': return dv.getInt32(offset, true);
-    case 'u64': return dv.getBigUint64(offset, true);
-    default: return dv.getBigInt64(offset, true);
+    case 'u8':
+      return dv.getUint8(offset);
+    case 'u16':
+      return dv.getUint16(offset, true);
+    case 'u32':
+      return dv.getUint32(offset, true);
+    case 's32':
+      return dv.getInt32(offset, true);
+    case 'u64':
+      return dv.getBigUint64(offset, true);
+    default:
+      return dv.getBigInt64(offset, true);
   }
 }
 
 function writeScalar(dv: DataView, kind: string, offset: number, value: number | bigint): void {
   switch (kind) {
-    case 'u8': dv.setUint8(offset, Number(value)); break;
-    case 'u16': dv.setUint16(offset, Number(value), true); break;
-    case 'u32': dv.setUint32(offset, Number(value) >>> 0, true); break;
-    case 's32': dv.setInt32(offset, Number(value), true); break;
-    case 'u64': dv.setBigUint64(offset, BigInt(value), true); break;
-    default: dv.setBigInt64(offset, BigInt(value), true);
+    case 'u8':
+      dv.setUint8(offset, Number(value));
+      break;
+    case 'u16':
+      dv.setUint16(offset, Number(value), true);
+      break;
+    case 'u32':
+      dv.setUint32(offset, Number(value) >>> 0, true);
+      break;
+    case 's32':
+      dv.setInt32(offset, Number(value), true);
+      break;
+    case 'u64':
+      dv.setBigUint64(offset, BigInt(value), true);
+      break;
+    default:
+      dv.setBigInt64(offset, BigInt(value), true);
   }
 }
 
@@ -208,7 +225,8 @@ export function encodeStruct(layout: RequestLayout, fields: TraceFields, bytes: 
       (value as readonly TraceField[]).forEach((v, k) => writeScalar(dv, el.kind, f.offset + k * el.size, scalarOf(v)));
       continue;
     }
-    if (f.name === 'flags' && layout.flagPrefix && typeof value === 'string') writeScalar(dv, f.type.kind, f.offset, parseFlagNames(layout.flagPrefix, value));
+    if (f.name === 'flags' && layout.flagPrefix && typeof value === 'string')
+      writeScalar(dv, f.type.kind, f.offset, parseFlagNames(layout.flagPrefix, value));
     else writeScalar(dv, f.type.kind, f.offset, codec.decode(f.name, value));
   }
 }

@@ -13,7 +13,10 @@ import { readTrace } from './trace-file';
 
 export class TraceDivergenceError extends Error {
   readonly code = 'ERR_VFIO_TRACE_DIVERGED';
-  constructor(readonly file: string, readonly result: ReplayResult) {
+  constructor(
+    readonly file: string,
+    readonly result: ReplayResult,
+  ) {
     super(`${file}: ${formatDivergence(result.divergence!).join('\n')}`);
     this.name = 'TraceDivergenceError';
   }
@@ -32,7 +35,8 @@ type MochaIt = (title: string, fn: () => Promise<void>) => unknown;
 /** Registers a mocha `it` that replays `file` (mocha's global `it` must be defined: call it inside a test file). */
 export function itReplaysTrace(title: string, file: string, makeKernel: () => Kernel, options?: ReplayOptions): void {
   const it = (globalThis as { it?: MochaIt }).it;
-  if (typeof it !== 'function') throw new TypeError('itReplaysTrace must be called where mocha defines the global it() (inside a test file)');
+  if (typeof it !== 'function')
+    throw new TypeError('itReplaysTrace must be called where mocha defines the global it() (inside a test file)');
   it(title, async () => {
     await assertTraceReplays(file, makeKernel, options);
   });

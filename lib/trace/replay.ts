@@ -12,8 +12,17 @@
  */
 import type { Kernel, Mapping, MmioWidth } from '../sys/kernel';
 import { VfioError } from '../sys/errors';
-import { decodeStruct, encodeStruct, isFdField, isPhysicalField, isPointerField, requestLayout, scalarOf, type FieldCodec } from './ioctl-layouts';
-import { bytesField, hex, type TraceField, type TraceFields, type TraceRecord } from './schema';
+import {
+  decodeStruct,
+  encodeStruct,
+  isFdField,
+  isPhysicalField,
+  isPointerField,
+  requestLayout,
+  scalarOf,
+  type FieldCodec,
+} from './ioctl-layouts';
+import { bytesField, hex, type TraceField, type TraceFields, type TraceRecord, fieldText } from './schema';
 import type { TraceFile } from './trace-file';
 import { formatRecord } from './trace-listing';
 
@@ -42,7 +51,10 @@ export interface ReplayResult {
 }
 
 class Diverged extends Error {
-  constructor(readonly what: string, readonly replayed: string) {
+  constructor(
+    readonly what: string,
+    readonly replayed: string,
+  ) {
     super(what);
   }
 }
@@ -85,7 +97,11 @@ class Replayer {
   private readonly recordedPage: bigint;
   private readonly replayPage: bigint;
 
-  constructor(private readonly trace: TraceFile, private readonly kernel: Kernel, private readonly options: Required<ReplayOptions>) {
+  constructor(
+    private readonly trace: TraceFile,
+    private readonly kernel: Kernel,
+    private readonly options: Required<ReplayOptions>,
+  ) {
     this.recordedPage = BigInt(trace.header.pageSize);
     this.replayPage = BigInt(kernel.pageSize);
   }
@@ -110,10 +126,18 @@ class Replayer {
   /** Closes what the trace left open, so replaying never leaks fds on the replay kernel. */
   private cleanUp(): void {
     for (const { mapping } of this.maps.values()) {
-      try { this.kernel.munmap(mapping); } catch { /* already gone with its fd */ }
+      try {
+        this.kernel.munmap(mapping);
+      } catch {
+        /* already gone with its fd */
+      }
     }
     for (const fd of this.fds.values()) {
-      try { this.kernel.close(fd); } catch { /* closed by the program already */ }
+      try {
+        this.kernel.close(fd);
+      } catch {
+        /* closed by the program already */
+      }
     }
   }
 
@@ -126,14 +150,14 @@ class Replayer {
   }
 
   private mapping(id: TraceField | undefined): Mapping {
-    const m = this.maps.get(String(id));
-    if (!m) throw new Diverged(`mapping ${String(id)} was not made by any earlier call in the trace`, '');
+    const m = this.maps.get(fieldText(id));
+    if (!m) throw new Diverged(`mapping ${fieldText(id)} was not made by any earlier call in the trace`, '');
     return m.mapping;
   }
 
   /** `m3+0x10` → the replay's m3 + 0x10; a plain hex address passes unchanged. */
   private address(v: TraceField): bigint {
-    const s = String(v);
+    const s = fieldText(v);
     const match = /^(m\d+)\+(0x[0-9a-f]+)$/i.exec(s);
     if (!match) return bigOf(v, 'address');
     return this.mapping(match[1]).address + BigInt(match[2]!);
@@ -177,7 +201,8 @@ class Replayer {
   private expectOutcome(r: TraceRecord, got: Outcome): void {
     if ((r.err ?? null) !== (got.err ?? null)) throw new Diverged(r.err ? `expected ${r.err}` : `failed with ${got.err}`, show(got));
     if (got.err) return;
-    if (r.ret !== undefined && JSON.stringify(r.ret) !== JSON.stringify(got.ret)) throw new Diverged(`returned ${show(got)} instead of ${show({ ret: r.ret })}`, show(got));
+    if (r.ret !== undefined && JSON.stringify(r.ret) !== JSON.stringify(got.ret))
+      throw new Diverged(`returned ${show(got)} instead of ${show({ ret: r.ret })}`, show(got));
   }
 
   private attempt<T>(fn: () => T): { value?: T; err?: string } {
@@ -200,7 +225,11 @@ class Replayer {
   private data(field: TraceField | undefined, what: string): Uint8Array {
     const f = field as TraceFields | undefined;
     if (!f || typeof f.hex !== 'string' || typeof f.length !== 'number') throw new Diverged(`the trace has no ${what}`, '');
-    if (f.hex.length / 2 < f.length) throw new Diverged(`cannot replay: the trace kept only ${f.hex.length / 2} of the ${f.length} bytes of ${what} (raise the data cap when recording)`, '');
+    if (f.hex.length / 2 < f.length)
+      throw new Diverged(
+        `cannot replay: the trace kept only ${f.hex.length / 2} of the ${f.length} bytes of ${what} (raise the data cap when recording)`,
+        '',
+      );
     return Buffer.from(f.hex, 'hex');
   }
 
@@ -254,13 +283,15 @@ class Replayer {
       case 'mmap': {
         const fd = r.fd === undefined || r.fd < 0 ? -1 : this.fd(r.fd);
         const a = r.args ?? {};
-        const got = this.attempt(() => kernel.mmap(fd, bigOf(a.length, 'length'), numOf(a.prot, 'prot'), numOf(a.flags, 'flags'), bigOf(a.offset, 'offset')));
+        const got = this.attempt(() =>
+          kernel.mmap(fd, bigOf(a.length, 'length'), numOf(a.prot, 'prot'), numOf(a.flags, 'flags'), bigOf(a.offset, 'offset')),
+        );
         this.expectOutcome({ ...r, ret: undefined }, { err: got.err });
         if (!got.err && typeof r.ret === 'string') this.maps.set(r.ret, { mapping: got.value!, id: r.ret });
         return 1;
       }
       case 'munmap': {
-        const id = String(r.args?.map);
+        const id = fieldText(r.args?.map);
         const m = this.mapping(id);
         const got = this.attempt(() => kernel.munmap(m));
         this.expectOutcome(r, got);
@@ -269,7 +300,10 @@ class Replayer {
       }
       case 'mlock': {
         const m = this.mapping(r.args?.map);
-        this.expectOutcome(r, this.attempt(() => kernel.mlock(m)));
+        this.expectOutcome(
+          r,
+          this.attempt(() => kernel.mlock(m)),
+        );
         return 1;
       }
       case 'mmio-read':
@@ -280,30 +314,37 @@ class Replayer {
         const width = numOf(a.width, 'width') as MmioWidth;
         const raw = bigOf(a.value, 'value');
         const value = width === 64 ? this.translatePhysical(raw) : Number(raw);
-        this.expectOutcome(r, this.attempt(() => kernel.mmioWrite(m, numOf(a.offset, 'offset'), width, value)));
+        this.expectOutcome(
+          r,
+          this.attempt(() => kernel.mmioWrite(m, numOf(a.offset, 'offset'), width, value)),
+        );
         return 1;
       }
       case 'memory': {
         const m = this.mapping(r.args?.map);
-        if (!m.buffer) throw new Diverged(`mapping ${String(r.args?.map)} has no bytes to write on this kernel`, '');
+        if (!m.buffer) throw new Diverged(`mapping ${fieldText(r.args?.map)} has no bytes to write on this kernel`, '');
         const bytes = new Uint8Array(m.buffer);
         for (const w of (r.args?.writes ?? []) as readonly (readonly [string, string])[]) {
           const at = Number(BigInt(w[0]));
           const data = Buffer.from(w[1], 'hex');
           // Physical addresses the program stored (noiommu descriptors) become the replay's own.
-          for (let o = 0; o + 8 <= data.length && (at + o) % 8 === 0; o += 8) data.writeBigUInt64LE(this.translatePhysical(data.readBigUInt64LE(o)), o);
+          for (let o = 0; o + 8 <= data.length && (at + o) % 8 === 0; o += 8)
+            data.writeBigUInt64LE(this.translatePhysical(data.readBigUInt64LE(o)), o);
           bytes.set(data, at);
         }
         return 1;
       }
       case 'memfd': {
-        const got = this.attempt(() => kernel.memfdCreate(String(r.args?.name), numOf(r.args?.flags, 'flags')));
+        const got = this.attempt(() => kernel.memfdCreate(fieldText(r.args?.name), numOf(r.args?.flags, 'flags')));
         this.relateFd(r, got);
         return 1;
       }
       case 'ftruncate': {
         const fd = this.fd(r.fd);
-        this.expectOutcome(r, this.attempt(() => kernel.ftruncate(fd, bigOf(r.args?.length, 'length'))));
+        this.expectOutcome(
+          r,
+          this.attempt(() => kernel.ftruncate(fd, bigOf(r.args?.length, 'length'))),
+        );
         return 1;
       }
       case 'eventfd': {
@@ -316,12 +357,16 @@ class Replayer {
         const got = this.attempt(() => kernel.eventfdRead(fd));
         this.expectOutcome({ ...r, ret: undefined }, { err: got.err });
         // Interrupts that arrive close together are counted as one read or several: timing.
-        if (!got.err && (bigOf(r.ret, 'counter') > 0n) !== (got.value! > 0n)) throw new Diverged(`eventfd counter ${hex(got.value!)} where ${String(r.ret)} was recorded`, hex(got.value!));
+        if (!got.err && bigOf(r.ret, 'counter') > 0n !== got.value! > 0n)
+          throw new Diverged(`eventfd counter ${hex(got.value!)} where ${fieldText(r.ret)} was recorded`, hex(got.value!));
         return 1;
       }
       case 'eventfd-write': {
         const fd = this.fd(r.fd);
-        this.expectOutcome(r, this.attempt(() => kernel.eventfdWrite(fd, bigOf(r.args?.value, 'value'))));
+        this.expectOutcome(
+          r,
+          this.attempt(() => kernel.eventfdWrite(fd, bigOf(r.args?.value, 'value'))),
+        );
         return 1;
       }
       case 'wait': {
@@ -346,7 +391,10 @@ class Replayer {
       }
       case 'write-file': {
         const data = this.data(r.args?.data, `the data written to ${r.path}`);
-        this.expectOutcome(r, this.attempt(() => kernel.writeFile(r.path!, data)));
+        this.expectOutcome(
+          r,
+          this.attempt(() => kernel.writeFile(r.path!, data)),
+        );
         return 1;
       }
       case 'readdir': {
@@ -421,9 +469,16 @@ class Replayer {
       const got = read();
       if (got.err) throw new Diverged(`the polled register read failed with ${got.err}`, show(got));
       if (got.ret === final.ret) return run.length;
-      if (got.ret !== r.ret) throw new Diverged(`the polled register read ${String(got.ret)}, neither the recorded ${String(r.ret)} nor the final ${String(final.ret)}`, show(got));
+      if (got.ret !== r.ret)
+        throw new Diverged(
+          `the polled register read ${fieldText(got.ret)}, neither the recorded ${fieldText(r.ret)} nor the final ${fieldText(final.ret)}`,
+          show(got),
+        );
     }
-    throw new Diverged(`the polled register still read ${String(r.ret)} after ${this.options.maxPollReads} reads (recorded: ${String(final.ret)} after ${run.length - 1})`, String(r.ret));
+    throw new Diverged(
+      `the polled register still read ${fieldText(r.ret)} after ${this.options.maxPollReads} reads (recorded: ${fieldText(final.ret)} after ${run.length - 1})`,
+      fieldText(r.ret),
+    );
   }
 
   private ioctl(r: TraceRecord): void {
@@ -454,7 +509,8 @@ class Replayer {
     const size = numOf(args.$size, '$size');
     const bytes = new Uint8Array(new ArrayBuffer(Math.ceil(size / 8) * 8), 0, size);
     const translated: Record<string, TraceField> = {};
-    for (const [name, v] of Object.entries(args)) translated[name] = isFdField(layout.struct.name, name) && typeof v === 'number' && v >= 0 ? this.fd(v) : v;
+    for (const [name, v] of Object.entries(args))
+      translated[name] = isFdField(layout.struct.name, name) && typeof v === 'number' && v >= 0 ? this.fd(v) : v;
     encodeStruct(layout, translated, bytes, this.codec);
     const tail = bytes.subarray(layout.struct.size);
     if (Array.isArray(args.$fds)) {
@@ -477,13 +533,16 @@ class Replayer {
       if (name.startsWith('$')) continue;
       const have = got[name];
       if (isPhysicalField(name) && typeof want === 'string' && typeof have === 'string') {
-        if (!this.samePhysical(BigInt(want), BigInt(have))) throw new Diverged(`${r.req}.${name}=${have} does not correspond to the recorded ${want} (page offset or frame)`, have);
+        if (!this.samePhysical(BigInt(want), BigInt(have)))
+          throw new Diverged(`${r.req}.${name}=${have} does not correspond to the recorded ${want} (page offset or frame)`, have);
         continue;
       }
       if (isFdField(layout.struct.name, name)) continue; // an fd the caller passed in: related on the way in
-      if (JSON.stringify(want) !== JSON.stringify(have)) throw new Diverged(`${r.req} answered ${name}=${JSON.stringify(have)} instead of ${JSON.stringify(want)}`, JSON.stringify(got));
+      if (JSON.stringify(want) !== JSON.stringify(have))
+        throw new Diverged(`${r.req} answered ${name}=${JSON.stringify(have)} instead of ${JSON.stringify(want)}`, JSON.stringify(got));
     }
-    if (recorded.$tail !== undefined && arg.length > layout.struct.size) this.compareData(recorded.$tail, arg.subarray(layout.struct.size), `the data ${r.req} wrote after ${layout.struct.name}`);
+    if (recorded.$tail !== undefined && arg.length > layout.struct.size)
+      this.compareData(recorded.$tail, arg.subarray(layout.struct.size), `the data ${r.req} wrote after ${layout.struct.name}`);
   }
 }
 

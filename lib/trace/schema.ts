@@ -16,6 +16,11 @@ export const TRACE_VERSION = 1;
 export type TraceField = string | number | boolean | null | readonly TraceField[] | { readonly [key: string]: TraceField };
 export type TraceFields = { readonly [key: string]: TraceField };
 
+/** A field as text: scalars as themselves, arrays and objects as JSON (never "[object Object]"). */
+export function fieldText(v: TraceField | undefined): string {
+  return v !== null && typeof v === 'object' ? JSON.stringify(v) : String(v);
+}
+
 export interface TraceHeader {
   readonly schema: typeof TRACE_SCHEMA;
   readonly version: number;
@@ -31,9 +36,30 @@ export interface TraceHeader {
 }
 
 export type TraceCall =
-  | 'open' | 'close' | 'ioctl' | 'pread' | 'pwrite' | 'mmap' | 'munmap' | 'mlock'
-  | 'mmio-read' | 'mmio-write' | 'memfd' | 'ftruncate' | 'eventfd' | 'eventfd-read' | 'eventfd-write'
-  | 'wait' | 'memory' | 'read-file' | 'write-file' | 'readdir' | 'readlink' | 'exists' | 'capabilities' | 'memlock-limit';
+  | 'open'
+  | 'close'
+  | 'ioctl'
+  | 'pread'
+  | 'pwrite'
+  | 'mmap'
+  | 'munmap'
+  | 'mlock'
+  | 'mmio-read'
+  | 'mmio-write'
+  | 'memfd'
+  | 'ftruncate'
+  | 'eventfd'
+  | 'eventfd-read'
+  | 'eventfd-write'
+  | 'wait'
+  | 'memory'
+  | 'read-file'
+  | 'write-file'
+  | 'readdir'
+  | 'readlink'
+  | 'exists'
+  | 'capabilities'
+  | 'memlock-limit';
 
 export interface TraceRecord {
   /** Call index, from 0. */

@@ -8,7 +8,11 @@ import { TRACE_SCHEMA, TRACE_VERSION, type TraceHeader, type TraceRecord } from 
 
 export class TraceFormatError extends Error {
   readonly code = 'ERR_VFIO_TRACE_FORMAT';
-  constructor(readonly file: string, readonly line: number, what: string) {
+  constructor(
+    readonly file: string,
+    readonly line: number,
+    what: string,
+  ) {
     super(`${file}:${line}: ${what}`);
     this.name = 'TraceFormatError';
   }
@@ -19,8 +23,32 @@ export interface TraceFile {
   readonly records: readonly TraceRecord[];
 }
 
-const CALLS = new Set(['open', 'close', 'ioctl', 'pread', 'pwrite', 'mmap', 'munmap', 'mlock', 'mmio-read', 'mmio-write', 'memfd', 'ftruncate',
-  'eventfd', 'eventfd-read', 'eventfd-write', 'wait', 'memory', 'read-file', 'write-file', 'readdir', 'readlink', 'exists', 'capabilities', 'memlock-limit']);
+const CALLS = new Set([
+  'open',
+  'close',
+  'ioctl',
+  'pread',
+  'pwrite',
+  'mmap',
+  'munmap',
+  'mlock',
+  'mmio-read',
+  'mmio-write',
+  'memfd',
+  'ftruncate',
+  'eventfd',
+  'eventfd-read',
+  'eventfd-write',
+  'wait',
+  'memory',
+  'read-file',
+  'write-file',
+  'readdir',
+  'readlink',
+  'exists',
+  'capabilities',
+  'memlock-limit',
+]);
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -30,7 +58,8 @@ function isObject(v: unknown): v is Record<string, unknown> {
 export function parseTrace(text: string, name = 'trace'): TraceFile {
   const lines = text.split('\n');
   if (lines[lines.length - 1] === '') lines.pop();
-  else if (lines.length > 0) throw new TraceFormatError(name, lines.length, 'the last line does not end with a newline: the trace is truncated');
+  else if (lines.length > 0)
+    throw new TraceFormatError(name, lines.length, 'the last line does not end with a newline: the trace is truncated');
   if (lines.length === 0) throw new TraceFormatError(name, 1, 'empty file: no trace header');
   const parse = (k: number): unknown => {
     try {
@@ -40,9 +69,16 @@ export function parseTrace(text: string, name = 'trace'): TraceFile {
     }
   };
   const header = parse(0);
-  if (!isObject(header) || header.schema !== TRACE_SCHEMA) throw new TraceFormatError(name, 1, `not a node-vfio trace (the first line must be a header with schema "${TRACE_SCHEMA}")`);
-  if (typeof header.version !== 'number' || !Number.isInteger(header.version) || header.version < 1) throw new TraceFormatError(name, 1, `invalid trace version ${JSON.stringify(header.version)}`);
-  if (header.version > TRACE_VERSION) throw new TraceFormatError(name, 1, `trace version ${header.version} is newer than this node-vfio reads (${TRACE_VERSION}): upgrade node-vfio`);
+  if (!isObject(header) || header.schema !== TRACE_SCHEMA)
+    throw new TraceFormatError(name, 1, `not a node-vfio trace (the first line must be a header with schema "${TRACE_SCHEMA}")`);
+  if (typeof header.version !== 'number' || !Number.isInteger(header.version) || header.version < 1)
+    throw new TraceFormatError(name, 1, `invalid trace version ${JSON.stringify(header.version)}`);
+  if (header.version > TRACE_VERSION)
+    throw new TraceFormatError(
+      name,
+      1,
+      `trace version ${header.version} is newer than this node-vfio reads (${TRACE_VERSION}): upgrade node-vfio`,
+    );
   for (const key of ['kernel', 'kind', 'pageSize', 'dataCap', 'mmio'] as const) {
     if (header[key] === undefined) throw new TraceFormatError(name, 1, `header has no "${key}"`);
   }
@@ -50,10 +86,16 @@ export function parseTrace(text: string, name = 'trace'): TraceFile {
   for (let k = 1; k < lines.length; k++) {
     const r = parse(k);
     if (!isObject(r)) throw new TraceFormatError(name, k + 1, 'a record must be a JSON object');
-    if (r.i !== records.length) throw new TraceFormatError(name, k + 1, `record index ${JSON.stringify(r.i)} where ${records.length} was expected: records are missing or out of order`);
+    if (r.i !== records.length)
+      throw new TraceFormatError(
+        name,
+        k + 1,
+        `record index ${JSON.stringify(r.i)} where ${records.length} was expected: records are missing or out of order`,
+      );
     if (typeof r.t !== 'number') throw new TraceFormatError(name, k + 1, 'record has no timestamp "t"');
     if (typeof r.call !== 'string' || !CALLS.has(r.call)) throw new TraceFormatError(name, k + 1, `unknown call ${JSON.stringify(r.call)}`);
-    if (r.call === 'ioctl' && (typeof r.req !== 'string' || typeof r.nr !== 'number' || typeof r.fd !== 'number')) throw new TraceFormatError(name, k + 1, 'ioctl record needs "fd", "req" and "nr"');
+    if (r.call === 'ioctl' && (typeof r.req !== 'string' || typeof r.nr !== 'number' || typeof r.fd !== 'number'))
+      throw new TraceFormatError(name, k + 1, 'ioctl record needs "fd", "req" and "nr"');
     records.push(r as unknown as TraceRecord);
   }
   return { header: header as unknown as TraceHeader, records };

@@ -4,6 +4,7 @@
  * ioctl or region, and a summary (calls per ioctl, errors, bytes DMA-mapped, interrupts).
  */
 import type { TraceField, TraceFields, TraceRecord } from './schema';
+import { fieldText } from './schema';
 import type { TraceFile } from './trace-file';
 
 export interface ListingFilter {
@@ -32,7 +33,10 @@ function value(v: TraceField): string {
 }
 
 function fields(f: TraceFields, skip: ReadonlySet<string> = HIDDEN): string {
-  return `{${Object.entries(f).filter(([k]) => !skip.has(k)).map(([k, v]) => `${k}=${value(v)}`).join(', ')}}`;
+  return `{${Object.entries(f)
+    .filter(([k]) => !skip.has(k))
+    .map(([k, v]) => `${k}=${value(v)}`)
+    .join(', ')}}`;
 }
 
 /** Output fields that the call changed (what the kernel answered). */
@@ -55,7 +59,9 @@ export function formatRecord(r: TraceRecord): string {
       call = `ioctl(${fd}, ${r.req}${r.args && Object.keys(r.args).length ? fields(r.args) : ''})`;
       break;
     default: {
-      const parts = [fd, r.path === undefined ? '' : JSON.stringify(r.path), r.args ? fields(r.args).slice(1, -1) : ''].filter((p) => p !== '');
+      const parts = [fd, r.path === undefined ? '' : JSON.stringify(r.path), r.args ? fields(r.args).slice(1, -1) : ''].filter(
+        (p) => p !== '',
+      );
       call = `${r.call}(${parts.join(', ')})`;
     }
   }
@@ -72,11 +78,11 @@ class RegionMap {
 
   learn(r: TraceRecord): void {
     if (r.call === 'ioctl' && r.req === 'VFIO_DEVICE_GET_REGION_INFO' && !r.err && r.out && r.fd !== undefined) {
-      const start = BigInt(String(r.out.offset));
-      this.regions.push({ fd: r.fd, index: Number(r.out.index), start, end: start + BigInt(String(r.out.size)) });
+      const start = BigInt(fieldText(r.out.offset));
+      this.regions.push({ fd: r.fd, index: Number(r.out.index), start, end: start + BigInt(fieldText(r.out.size)) });
     }
     if (r.call === 'mmap' && !r.err && typeof r.ret === 'string' && r.fd !== undefined && r.args) {
-      const index = this.regionOf(r.fd, BigInt(String(r.args.offset)));
+      const index = this.regionOf(r.fd, BigInt(fieldText(r.args.offset)));
       if (index !== undefined) this.mapRegion.set(r.ret, index);
     }
   }
@@ -86,9 +92,12 @@ class RegionMap {
   }
 
   recordRegion(r: TraceRecord): number | undefined {
-    if ((r.call === 'pread' || r.call === 'pwrite') && r.fd !== undefined && r.args) return this.regionOf(r.fd, BigInt(String(r.args.offset)));
+    if ((r.call === 'pread' || r.call === 'pwrite') && r.fd !== undefined && r.args)
+      return this.regionOf(r.fd, BigInt(fieldText(r.args.offset)));
     if ((r.call === 'mmio-read' || r.call === 'mmio-write' || r.call === 'mmap') && r.args) {
-      return r.call === 'mmap' && r.fd !== undefined ? this.regionOf(r.fd, BigInt(String(r.args.offset))) : this.mapRegion.get(String(r.args.map));
+      return r.call === 'mmap' && r.fd !== undefined
+        ? this.regionOf(r.fd, BigInt(fieldText(r.args.offset)))
+        : this.mapRegion.get(fieldText(r.args.map));
     }
     return undefined;
   }
@@ -134,8 +143,9 @@ export function summarizeTrace(trace: TraceFile): TraceSummary {
     perCall[key] = (perCall[key] ?? 0) + 1;
     if (r.err) errors[r.err] = (errors[r.err] ?? 0) + 1;
     if (r.err) continue;
-    if (r.call === 'ioctl' && (r.req === 'IOMMU_IOAS_MAP' || r.req === 'IOMMU_IOAS_MAP_FILE') && r.args) dma += BigInt(String(r.args.length));
-    if (r.call === 'ioctl' && r.req === 'VFIO_IOMMU_MAP_DMA' && r.args) dma += BigInt(String(r.args.size));
+    if (r.call === 'ioctl' && (r.req === 'IOMMU_IOAS_MAP' || r.req === 'IOMMU_IOAS_MAP_FILE') && r.args)
+      dma += BigInt(fieldText(r.args.length));
+    if (r.call === 'ioctl' && r.req === 'VFIO_IOMMU_MAP_DMA' && r.args) dma += BigInt(fieldText(r.args.size));
     if (r.call === 'eventfd-read' && typeof r.ret === 'string') interrupts += BigInt(r.ret);
     if (r.call === 'wait') waits++;
     if (r.call === 'mmio-read' || r.call === 'mmio-write') mmio++;
@@ -144,9 +154,12 @@ export function summarizeTrace(trace: TraceFile): TraceSummary {
 }
 
 export function formatSummary(s: TraceSummary): string[] {
-  const lines = [`${s.calls} calls, ${Object.values(s.errors).reduce((a, b) => a + b, 0)} errors, ${s.dmaMappedBytes} bytes DMA-mapped, ${s.interrupts} interrupts (${s.waits} waits), ${s.mmioAccesses} MMIO accesses`];
+  const lines = [
+    `${s.calls} calls, ${Object.values(s.errors).reduce((a, b) => a + b, 0)} errors, ${s.dmaMappedBytes} bytes DMA-mapped, ${s.interrupts} interrupts (${s.waits} waits), ${s.mmioAccesses} MMIO accesses`,
+  ];
   const width = Math.max(0, ...Object.keys(s.perCall).map((k) => k.length));
-  for (const [k, n] of Object.entries(s.perCall).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))) lines.push(`  ${k.padEnd(width)}  ${n}`);
+  for (const [k, n] of Object.entries(s.perCall).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])))
+    lines.push(`  ${k.padEnd(width)}  ${n}`);
   if (Object.keys(s.errors).length) {
     lines.push('errors:');
     for (const [k, n] of Object.entries(s.errors).sort()) lines.push(`  ${k}  ${n}`);

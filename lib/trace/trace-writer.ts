@@ -22,7 +22,10 @@ export class JsonlTraceWriter implements TraceSink {
   private pendingBytes = 0;
   private readonly onExit = (): void => this.end();
 
-  constructor(readonly path: string, private readonly flushBytes = DEFAULT_FLUSH_BYTES) {
+  constructor(
+    readonly path: string,
+    private readonly flushBytes = DEFAULT_FLUSH_BYTES,
+  ) {
     if (typeof path !== 'string' || path === '') throw new TypeError('trace path must be a non-empty string');
     this.fd = fs.openSync(path, 'w');
     process.once('exit', this.onExit);
@@ -63,7 +66,13 @@ export class JsonlTraceWriter implements TraceSink {
 export class MemoryTraceSink implements TraceSink {
   headerLine: TraceHeader | undefined;
   readonly records: TraceRecord[] = [];
-  header(header: TraceHeader): void { this.headerLine = header; }
-  record(record: TraceRecord): void { this.records.push(record); }
-  end(): void { /* nothing pending */ }
+  header(header: TraceHeader): void {
+    this.headerLine = header;
+  }
+  record(record: TraceRecord): void {
+    this.records.push(record);
+  }
+  end(): void {
+    /* nothing pending */
+  }
 }

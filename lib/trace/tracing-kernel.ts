@@ -12,7 +12,17 @@ import type { Capabilities, Kernel, Mapping, MmioWidth } from '../sys/kernel';
 import { VfioError } from '../sys/errors';
 import type { FileKind } from '../uapi/requests';
 import { decodeStruct, isPointerField, requestLayout, requestName, type FieldCodec } from './ioctl-layouts';
-import { bytesField, hex, TRACE_SCHEMA, TRACE_VERSION, type TraceCall, type TraceField, type TraceFields, type TraceRecord } from './schema';
+import {
+  bytesField,
+  hex,
+  TRACE_SCHEMA,
+  TRACE_VERSION,
+  type TraceCall,
+  type TraceField,
+  type TraceFields,
+  type TraceRecord,
+  fieldText,
+} from './schema';
 import type { TraceSink } from './trace-writer';
 
 export interface TraceOptions {
@@ -62,19 +72,32 @@ export class TracingKernel implements Kernel {
   private readonly dataCap: number;
   private readonly codec: FieldCodec = {
     encode: (field, value) => (typeof value === 'bigint' ? (isPointerField(field) ? this.symbolic(value) : hex(value)) : value),
-    decode: () => { throw new Error('a tracing kernel only encodes'); },
+    decode: () => {
+      throw new Error('a tracing kernel only encodes');
+    },
   };
 
-  constructor(readonly inner: Kernel, private readonly sink: TraceSink, options: TraceOptions = {}) {
+  constructor(
+    readonly inner: Kernel,
+    private readonly sink: TraceSink,
+    options: TraceOptions = {},
+  ) {
     this.kind = inner.kind;
     this.description = inner.description;
     this.pageSize = inner.pageSize;
     this.traceMmio = options.mmio ?? false;
     this.dataCap = options.dataCap ?? DEFAULT_DATA_CAP;
-    if (!Number.isInteger(this.dataCap) || this.dataCap < 0) throw new RangeError(`dataCap must be a non-negative integer, got ${options.dataCap}`);
+    if (!Number.isInteger(this.dataCap) || this.dataCap < 0)
+      throw new RangeError(`dataCap must be a non-negative integer, got ${options.dataCap}`);
     sink.header({
-      schema: TRACE_SCHEMA, version: TRACE_VERSION, kernel: inner.description, kind: inner.kind, pageSize: inner.pageSize,
-      dataCap: this.dataCap, mmio: this.traceMmio, started: new Date().toISOString(),
+      schema: TRACE_SCHEMA,
+      version: TRACE_VERSION,
+      kernel: inner.description,
+      kind: inner.kind,
+      pageSize: inner.pageSize,
+      dataCap: this.dataCap,
+      mmio: this.traceMmio,
+      started: new Date().toISOString(),
     });
   }
 
@@ -97,7 +120,12 @@ export class TracingKernel implements Kernel {
   }
 
   /** Runs `fn`, records it with `describe(result)`, and rethrows a failure after recording its errno. */
-  private traced<T>(call: TraceCall, base: Omit<TraceRecord, 'i' | 't' | 'call' | 'ret' | 'err' | 'out'>, fn: () => T, describe: (r: T) => { ret?: TraceField; out?: TraceFields }): T {
+  private traced<T>(
+    call: TraceCall,
+    base: Omit<TraceRecord, 'i' | 't' | 'call' | 'ret' | 'err' | 'out'>,
+    fn: () => T,
+    describe: (r: T) => { ret?: TraceField; out?: TraceFields },
+  ): T {
     let result: T;
     try {
       result = fn();
@@ -116,15 +144,25 @@ export class TracingKernel implements Kernel {
   }
 
   open(path: string, flags: number): number {
-    return this.traced('open', { path, args: { flags: hex(flags) } }, () => this.inner.open(path, flags), (fd) => {
-      const kind = fileKindOf(path);
-      if (kind) this.kinds.set(fd, kind);
-      return { ret: fd };
-    });
+    return this.traced(
+      'open',
+      { path, args: { flags: hex(flags) } },
+      () => this.inner.open(path, flags),
+      (fd) => {
+        const kind = fileKindOf(path);
+        if (kind) this.kinds.set(fd, kind);
+        return { ret: fd };
+      },
+    );
   }
 
   close(fd: number): void {
-    this.traced('close', { fd }, () => this.inner.close(fd), () => ({}));
+    this.traced(
+      'close',
+      { fd },
+      () => this.inner.close(fd),
+      () => ({}),
+    );
     this.kinds.delete(fd);
   }
 
@@ -135,15 +173,22 @@ export class TracingKernel implements Kernel {
     let args: TraceFields;
     if (arg === null) args = {};
     else if (typeof arg === 'number') args = { value: arg };
-    else if (req === 'VFIO_GROUP_SET_CONTAINER' && arg.length === 4) args = { container_fd: new DataView(arg.buffer, arg.byteOffset, 4).getInt32(0, true) };
+    else if (req === 'VFIO_GROUP_SET_CONTAINER' && arg.length === 4)
+      args = { container_fd: new DataView(arg.buffer, arg.byteOffset, 4).getInt32(0, true) };
     else if (req === 'VFIO_GROUP_GET_DEVICE_FD') args = { name: Buffer.from(arg).toString('latin1').replace(/\0.*$/s, '') };
     else args = this.structArgs(req, layout, arg);
-    return this.traced('ioctl', { fd, req, nr: request, args }, () => this.inner.ioctl(fd, request, arg), (ret) => {
-      if (req === 'VFIO_GROUP_GET_DEVICE_FD') this.kinds.set(ret, 'vfio-device');
-      if ((req === 'IOMMU_IOAS_MAP' || req === 'VFIO_IOMMU_MAP_DMA') && arg instanceof Uint8Array) this.watchDma(String(args.user_va ?? args.vaddr));
-      if (!(arg instanceof Uint8Array) || req === 'VFIO_GROUP_GET_DEVICE_FD' || req === 'VFIO_GROUP_SET_CONTAINER') return { ret };
-      return { ret, out: this.structArgs(req, layout, arg) };
-    });
+    return this.traced(
+      'ioctl',
+      { fd, req, nr: request, args },
+      () => this.inner.ioctl(fd, request, arg),
+      (ret) => {
+        if (req === 'VFIO_GROUP_GET_DEVICE_FD') this.kinds.set(ret, 'vfio-device');
+        if ((req === 'IOMMU_IOAS_MAP' || req === 'VFIO_IOMMU_MAP_DMA') && arg instanceof Uint8Array)
+          this.watchDma(fieldText(args.user_va ?? args.vaddr));
+        if (!(arg instanceof Uint8Array) || req === 'VFIO_GROUP_GET_DEVICE_FD' || req === 'VFIO_GROUP_SET_CONTAINER') return { ret };
+        return { ret, out: this.structArgs(req, layout, arg) };
+      },
+    );
   }
 
   private structArgs(req: string, layout: ReturnType<typeof requestLayout>, arg: Uint8Array): TraceFields {
@@ -152,7 +197,10 @@ export class TracingKernel implements Kernel {
     if (arg.length > layout.struct.size) {
       const tail = arg.subarray(layout.struct.size);
       // SET_IRQS with eventfds and PCI_HOT_RESET carry fds after the header: kept as numbers so replay relates them.
-      if (req === 'VFIO_DEVICE_PCI_HOT_RESET' || (req === 'VFIO_DEVICE_SET_IRQS' && typeof fields.flags === 'string' && fields.flags.includes('DATA_EVENTFD'))) {
+      if (
+        req === 'VFIO_DEVICE_PCI_HOT_RESET' ||
+        (req === 'VFIO_DEVICE_SET_IRQS' && typeof fields.flags === 'string' && fields.flags.includes('DATA_EVENTFD'))
+      ) {
         const dv = new DataView(tail.buffer, tail.byteOffset, tail.byteLength);
         const fds: number[] = [];
         for (let k = 0; k + 4 <= tail.length; k += 4) fds.push(dv.getInt32(k, true));
@@ -189,12 +237,19 @@ export class TracingKernel implements Kernel {
       const writes: TraceField[] = [];
       let k = 0;
       while (k < now.length) {
-        if (now[k] === shadow[k]) { k++; continue; }
+        if (now[k] === shadow[k]) {
+          k++;
+          continue;
+        }
         const start = k & ~7;
         let end = start;
         while (end < now.length && end - start < this.dataCap) {
           let same = true;
-          for (let b = end; b < end + 8 && b < now.length; b++) if (now[b] !== shadow[b]) { same = false; break; }
+          for (let b = end; b < end + 8 && b < now.length; b++)
+            if (now[b] !== shadow[b]) {
+              same = false;
+              break;
+            }
           if (same) break;
           end = Math.min(end + 8, now.length);
         }
@@ -207,42 +262,70 @@ export class TracingKernel implements Kernel {
   }
 
   pread(fd: number, into: Uint8Array, offset: bigint): number {
-    return this.traced('pread', { fd, args: { offset: hex(offset), length: into.length } }, () => this.inner.pread(fd, into, offset),
-      (n) => ({ ret: n, out: { data: bytesField(into.subarray(0, n), this.dataCap) } }));
+    return this.traced(
+      'pread',
+      { fd, args: { offset: hex(offset), length: into.length } },
+      () => this.inner.pread(fd, into, offset),
+      (n) => ({ ret: n, out: { data: bytesField(into.subarray(0, n), this.dataCap) } }),
+    );
   }
 
   pwrite(fd: number, from: Uint8Array, offset: bigint): number {
-    return this.traced('pwrite', { fd, args: { offset: hex(offset), data: bytesField(from, this.dataCap) } }, () => this.inner.pwrite(fd, from, offset), (n) => ({ ret: n }));
+    return this.traced(
+      'pwrite',
+      { fd, args: { offset: hex(offset), data: bytesField(from, this.dataCap) } },
+      () => this.inner.pwrite(fd, from, offset),
+      (n) => ({ ret: n }),
+    );
   }
 
   mmap(fd: number, length: bigint, prot: number, flags: number, offset: bigint): Mapping {
     const args = { length: hex(length), prot, flags: hex(flags), offset: hex(offset) };
     let outer: Mapping | undefined;
-    this.traced('mmap', { fd, args }, () => this.inner.mmap(fd, length, prot, flags, offset), (inner) => {
-      const id = `m${this.nextMapping++}`;
-      const bar = this.kinds.get(fd) === 'vfio-device';
-      const hideBytes = bar && this.traceMmio;
-      const made: Mapping = {
-        address: inner.address, length: inner.length, prot: inner.prot,
-        // A getter: the inner buffer is detached at munmap, and this must show it.
-        get buffer(): ArrayBuffer | null { return hideBytes ? null : inner.buffer; },
-      };
-      this.mappings.set(made, { id, inner, start: inner.address, end: inner.address + inner.length });
-      outer = made;
-      return { ret: id, out: { address: hex(inner.address), bar } };
-    });
+    this.traced(
+      'mmap',
+      { fd, args },
+      () => this.inner.mmap(fd, length, prot, flags, offset),
+      (inner) => {
+        const id = `m${this.nextMapping++}`;
+        const bar = this.kinds.get(fd) === 'vfio-device';
+        const hideBytes = bar && this.traceMmio;
+        const made: Mapping = {
+          address: inner.address,
+          length: inner.length,
+          prot: inner.prot,
+          // A getter: the inner buffer is detached at munmap, and this must show it.
+          get buffer(): ArrayBuffer | null {
+            return hideBytes ? null : inner.buffer;
+          },
+        };
+        this.mappings.set(made, { id, inner, start: inner.address, end: inner.address + inner.length });
+        outer = made;
+        return { ret: id, out: { address: hex(inner.address), bar } };
+      },
+    );
     return outer!;
   }
 
   munmap(mapping: Mapping): void {
     const m = this.unwrap(mapping);
-    this.traced('munmap', { args: { map: m.id } }, () => this.inner.munmap(m.inner), () => ({}));
+    this.traced(
+      'munmap',
+      { args: { map: m.id } },
+      () => this.inner.munmap(m.inner),
+      () => ({}),
+    );
     this.mappings.delete(mapping);
   }
 
   mlock(mapping: Mapping): void {
     const m = this.unwrap(mapping);
-    this.traced('mlock', { args: { map: m.id } }, () => this.inner.mlock(m.inner), () => ({}));
+    this.traced(
+      'mlock',
+      { args: { map: m.id } },
+      () => this.inner.mlock(m.inner),
+      () => ({}),
+    );
   }
 
   mmioRead(mapping: Mapping, offset: number, width: 8 | 16 | 32): number;
@@ -250,34 +333,69 @@ export class TracingKernel implements Kernel {
   mmioRead(mapping: Mapping, offset: number, width: MmioWidth): number | bigint;
   mmioRead(mapping: Mapping, offset: number, width: MmioWidth): number | bigint {
     const m = this.unwrap(mapping);
-    return this.traced('mmio-read', { args: { map: m.id, offset: hex(offset), width } }, () => this.inner.mmioRead(m.inner, offset, width), (v) => ({ ret: hex(v) }));
+    return this.traced(
+      'mmio-read',
+      { args: { map: m.id, offset: hex(offset), width } },
+      () => this.inner.mmioRead(m.inner, offset, width),
+      (v) => ({ ret: hex(v) }),
+    );
   }
 
   mmioWrite(mapping: Mapping, offset: number, width: MmioWidth, value: number | bigint): void {
     const m = this.unwrap(mapping);
     this.syncMemory();
     const shown = typeof value === 'bigint' || typeof value === 'number' ? hex(value) : String(value);
-    this.traced('mmio-write', { args: { map: m.id, offset: hex(offset), width, value: shown } }, () => this.inner.mmioWrite(m.inner, offset, width, value), () => ({}));
+    this.traced(
+      'mmio-write',
+      { args: { map: m.id, offset: hex(offset), width, value: shown } },
+      () => this.inner.mmioWrite(m.inner, offset, width, value),
+      () => ({}),
+    );
   }
 
   memfdCreate(name: string, flags: number): number {
-    return this.traced('memfd', { args: { name, flags: hex(flags) } }, () => this.inner.memfdCreate(name, flags), (fd) => ({ ret: fd }));
+    return this.traced(
+      'memfd',
+      { args: { name, flags: hex(flags) } },
+      () => this.inner.memfdCreate(name, flags),
+      (fd) => ({ ret: fd }),
+    );
   }
 
   ftruncate(fd: number, length: bigint): void {
-    this.traced('ftruncate', { fd, args: { length: hex(length) } }, () => this.inner.ftruncate(fd, length), () => ({}));
+    this.traced(
+      'ftruncate',
+      { fd, args: { length: hex(length) } },
+      () => this.inner.ftruncate(fd, length),
+      () => ({}),
+    );
   }
 
   eventfd(initval: number, flags: number): number {
-    return this.traced('eventfd', { args: { initval, flags: hex(flags) } }, () => this.inner.eventfd(initval, flags), (fd) => ({ ret: fd }));
+    return this.traced(
+      'eventfd',
+      { args: { initval, flags: hex(flags) } },
+      () => this.inner.eventfd(initval, flags),
+      (fd) => ({ ret: fd }),
+    );
   }
 
   eventfdRead(fd: number): bigint {
-    return this.traced('eventfd-read', { fd }, () => this.inner.eventfdRead(fd), (v) => ({ ret: hex(v) }));
+    return this.traced(
+      'eventfd-read',
+      { fd },
+      () => this.inner.eventfdRead(fd),
+      (v) => ({ ret: hex(v) }),
+    );
   }
 
   eventfdWrite(fd: number, value: bigint): void {
-    this.traced('eventfd-write', { fd, args: { value: hex(value) } }, () => this.inner.eventfdWrite(fd, value), () => ({}));
+    this.traced(
+      'eventfd-write',
+      { fd, args: { value: hex(value) } },
+      () => this.inner.eventfdWrite(fd, value),
+      () => ({}),
+    );
   }
 
   async waitReadable(fd: number, signal?: AbortSignal): Promise<void> {
@@ -291,32 +409,67 @@ export class TracingKernel implements Kernel {
   }
 
   readFile(path: string): Buffer {
-    return this.traced('read-file', { path }, () => this.inner.readFile(path), (b) => ({ out: { data: bytesField(b, this.dataCap) } }));
+    return this.traced(
+      'read-file',
+      { path },
+      () => this.inner.readFile(path),
+      (b) => ({ out: { data: bytesField(b, this.dataCap) } }),
+    );
   }
 
   writeFile(path: string, data: string | Uint8Array): void {
     const bytes = typeof data === 'string' ? Buffer.from(data) : data;
-    this.traced('write-file', { path, args: { data: bytesField(bytes, this.dataCap) } }, () => this.inner.writeFile(path, data), () => ({}));
+    this.traced(
+      'write-file',
+      { path, args: { data: bytesField(bytes, this.dataCap) } },
+      () => this.inner.writeFile(path, data),
+      () => ({}),
+    );
   }
 
   readdir(path: string): string[] {
-    return this.traced('readdir', { path }, () => this.inner.readdir(path), (names) => ({ ret: names }));
+    return this.traced(
+      'readdir',
+      { path },
+      () => this.inner.readdir(path),
+      (names) => ({ ret: names }),
+    );
   }
 
   readlink(path: string): string {
-    return this.traced('readlink', { path }, () => this.inner.readlink(path), (target) => ({ ret: target }));
+    return this.traced(
+      'readlink',
+      { path },
+      () => this.inner.readlink(path),
+      (target) => ({ ret: target }),
+    );
   }
 
   exists(path: string): boolean {
-    return this.traced('exists', { path }, () => this.inner.exists(path), (yes) => ({ ret: yes }));
+    return this.traced(
+      'exists',
+      { path },
+      () => this.inner.exists(path),
+      (yes) => ({ ret: yes }),
+    );
   }
 
   capabilities(): Capabilities {
-    return this.traced('capabilities', {}, () => this.inner.capabilities(), (c) => ({ ret: { sysRawio: c.sysRawio, sysAdmin: c.sysAdmin, ipcLock: c.ipcLock } }));
+    return this.traced(
+      'capabilities',
+      {},
+      () => this.inner.capabilities(),
+      (c) => ({ ret: { sysRawio: c.sysRawio, sysAdmin: c.sysAdmin, ipcLock: c.ipcLock } }),
+    );
   }
 
   memlockLimit(): bigint {
-    return this.traced('memlock-limit', {}, () => this.inner.memlockLimit(), (v) => ({ ret: hex(v) }));
+    return this.traced(
+      'memlock-limit',
+      {},
+      () => this.inner.memlockLimit(),
+      (v) => ({ ret: hex(v) }),
+    );
   }
 }
 
@@ -324,4 +477,3 @@ export class TracingKernel implements Kernel {
 export function traceKernel(kernel: Kernel, sink: TraceSink, options?: TraceOptions): TracingKernel {
   return new TracingKernel(kernel, sink, options);
 }
-

@@ -98,7 +98,10 @@ export class StructType<S extends Record<string, FieldType>> {
   private viewClass: ViewClass<S> | undefined;
   private scratch: StructView<S> | undefined;
 
-  constructor(readonly name: string, spec: S) {
+  constructor(
+    readonly name: string,
+    spec: S,
+  ) {
     let offset = 0;
     let align = 1;
     const fields: FieldLayout[] = [];
@@ -339,7 +342,9 @@ interface Accessors {
 function accessorsOf(structName: string, f: FieldLayout): Accessors {
   if (f.type.kind !== 'array') return scalarAccessors(f.type.kind, f.offset, structName, f.name);
   const { element, count } = f.type;
-  const elements = Array.from({ length: count }, (_, i) => scalarAccessors(element.kind, f.offset + i * element.size, structName, `${f.name}[${i}]`));
+  const elements = Array.from({ length: count }, (_, i) =>
+    scalarAccessors(element.kind, f.offset + i * element.size, structName, `${f.name}[${i}]`),
+  );
   const zero = element.size === 8 ? 0n : 0;
   return {
     get() {
@@ -363,42 +368,66 @@ function scalarAccessors(kind: ScalarType<number | bigint>['kind'], at: number, 
   switch (kind) {
     case 'u8':
       return {
-        get() { return this.$bytes[at]; },
-        set(v) { this.$bytes[at] = typeof v === 'number' && (v & 0xff) === v ? v : checkNumber('u8', v, s, f); },
+        get() {
+          return this.$bytes[at];
+        },
+        set(v) {
+          this.$bytes[at] = typeof v === 'number' && (v & 0xff) === v ? v : checkNumber('u8', v, s, f);
+        },
       };
     case 'u16': {
       const i = at / 2;
       return {
-        get() { return this[U16][i]; },
-        set(v) { this[U16][i] = typeof v === 'number' && (v & 0xffff) === v ? v : checkNumber('u16', v, s, f); },
+        get() {
+          return this[U16][i];
+        },
+        set(v) {
+          this[U16][i] = typeof v === 'number' && (v & 0xffff) === v ? v : checkNumber('u16', v, s, f);
+        },
       };
     }
     case 'u32': {
       const i = at / 4;
       return {
-        get() { return this[U32][i]; },
-        set(v) { this[U32][i] = typeof v === 'number' && v >>> 0 === v ? v : checkNumber('u32', v, s, f); },
+        get() {
+          return this[U32][i];
+        },
+        set(v) {
+          this[U32][i] = typeof v === 'number' && v >>> 0 === v ? v : checkNumber('u32', v, s, f);
+        },
       };
     }
     case 's32': {
       const i = at / 4;
       return {
-        get() { return this[S32][i]; },
-        set(v) { this[S32][i] = typeof v === 'number' && (v | 0) === v ? v : checkNumber('s32', v, s, f); },
+        get() {
+          return this[S32][i];
+        },
+        set(v) {
+          this[S32][i] = typeof v === 'number' && (v | 0) === v ? v : checkNumber('s32', v, s, f);
+        },
       };
     }
     case 'u64': {
       const i = at / 8;
       return {
-        get() { return this[U64][i]; },
-        set(v) { this[U64][i] = typeof v === 'bigint' && BigInt.asUintN(64, v) === v ? v : checkRange('u64', v, s, f); },
+        get() {
+          return this[U64][i];
+        },
+        set(v) {
+          this[U64][i] = typeof v === 'bigint' && BigInt.asUintN(64, v) === v ? v : checkRange('u64', v, s, f);
+        },
       };
     }
     case 's64': {
       const i = at / 8;
       return {
-        get() { return this[S64][i]; },
-        set(v) { this[S64][i] = typeof v === 'bigint' && BigInt.asIntN(64, v) === v ? v : checkRange('s64', v, s, f); },
+        get() {
+          return this[S64][i];
+        },
+        set(v) {
+          this[S64][i] = typeof v === 'bigint' && BigInt.asIntN(64, v) === v ? v : checkRange('s64', v, s, f);
+        },
       };
     }
   }

@@ -66,7 +66,12 @@ export const VFIO_DEVICE_FLAGS_FSL_MC = 1 << 6;
 export const VFIO_DEVICE_FLAGS_CAPS = 1 << 7;
 export const VFIO_DEVICE_FLAGS_CDX = 1 << 8;
 export const VfioDeviceInfo = struct('vfio_device_info', {
-  argsz: u32, flags: u32, num_regions: u32, num_irqs: u32, cap_offset: u32, pad: u32,
+  argsz: u32,
+  flags: u32,
+  num_regions: u32,
+  num_irqs: u32,
+  cap_offset: u32,
+  pad: u32,
 });
 export const VFIO_DEVICE_INFO_CAP_PCI_ATOMIC_COMP = 5;
 
@@ -75,7 +80,12 @@ export const VFIO_REGION_INFO_FLAG_WRITE = 1 << 1;
 export const VFIO_REGION_INFO_FLAG_MMAP = 1 << 2;
 export const VFIO_REGION_INFO_FLAG_CAPS = 1 << 3;
 export const VfioRegionInfo = struct('vfio_region_info', {
-  argsz: u32, flags: u32, index: u32, cap_offset: u32, size: u64, offset: u64,
+  argsz: u32,
+  flags: u32,
+  index: u32,
+  cap_offset: u32,
+  size: u64,
+  offset: u64,
 });
 export const VFIO_REGION_INFO_CAP_SPARSE_MMAP = 1;
 export const VFIO_REGION_INFO_CAP_TYPE = 2;
@@ -83,10 +93,18 @@ export const VFIO_REGION_INFO_CAP_MSIX_MAPPABLE = 3;
 export const VfioRegionSparseMmapArea = struct('vfio_region_sparse_mmap_area', { offset: u64, size: u64 });
 /** Header of the sparse-mmap capability; `nr_areas` vfio_region_sparse_mmap_area follow it. */
 export const VfioRegionInfoCapSparseMmap = struct('vfio_region_info_cap_sparse_mmap', {
-  id: u16, version: u16, next: u32, nr_areas: u32, reserved: u32,
+  id: u16,
+  version: u16,
+  next: u32,
+  nr_areas: u32,
+  reserved: u32,
 });
 export const VfioRegionInfoCapType = struct('vfio_region_info_cap_type', {
-  id: u16, version: u16, next: u32, type: u32, subtype: u32,
+  id: u16,
+  version: u16,
+  next: u32,
+  type: u32,
+  subtype: u32,
 });
 export const VFIO_REGION_TYPE_PCI_VENDOR_TYPE = 0x8000_0000;
 export const VFIO_REGION_TYPE_GFX = 1;
@@ -133,7 +151,12 @@ export const VfioPciHotResetInfo = struct('vfio_pci_hot_reset_info', { argsz: u3
 export const VfioPciHotReset = struct('vfio_pci_hot_reset', { argsz: u32, flags: u32, count: u32 });
 
 export const VfioDeviceIoeventfd = struct('vfio_device_ioeventfd', {
-  argsz: u32, flags: u32, offset: u64, data: u64, fd: s32, reserved: u32,
+  argsz: u32,
+  flags: u32,
+  offset: u64,
+  data: u64,
+  fd: s32,
+  reserved: u32,
 });
 
 export const VFIO_DEVICE_FEATURE_MASK = 0xffff;
@@ -161,7 +184,11 @@ export const VfioDeviceFeatureBusMaster = struct('vfio_device_feature_bus_master
 
 export const VFIO_DEVICE_BIND_FLAG_TOKEN = 1 << 0;
 export const VfioDeviceBindIommufd = struct('vfio_device_bind_iommufd', {
-  argsz: u32, flags: u32, iommufd: s32, out_devid: u32, token_uuid_ptr: u64,
+  argsz: u32,
+  flags: u32,
+  iommufd: s32,
+  out_devid: u32,
+  token_uuid_ptr: u64,
 });
 export const VFIO_DEVICE_ATTACH_PASID = 1 << 0;
 export const VfioDeviceAttachIommufdPt = struct('vfio_device_attach_iommufd_pt', { argsz: u32, flags: u32, pt_id: u32, pasid: u32 });
@@ -176,7 +203,11 @@ export const VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION = 2;
 export const VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL = 3;
 export const VfioIovaRange = struct('vfio_iova_range', { start: u64, end: u64 });
 export const VfioIommuType1InfoCapIovaRange = struct('vfio_iommu_type1_info_cap_iova_range', {
-  id: u16, version: u16, next: u32, nr_iovas: u32, reserved: u32,
+  id: u16,
+  version: u16,
+  next: u32,
+  nr_iovas: u32,
+  reserved: u32,
 });
 export const VFIO_DMA_MAP_FLAG_READ = 1 << 0;
 export const VFIO_DMA_MAP_FLAG_WRITE = 1 << 1;

@@ -56,7 +56,8 @@ export class VfioContainer extends Resource implements DmaSpace {
     if (version !== V.VFIO_API_VERSION) {
       container.close();
       throw VfioError.condition('ERR_VFIO_API_VERSION', {
-        check: `VFIO_GET_API_VERSION on ${path} answered ${version}`, hint: `node-vfio speaks version ${V.VFIO_API_VERSION}, the only one Linux has defined`,
+        check: `VFIO_GET_API_VERSION on ${path} answered ${version}`,
+        hint: `node-vfio speaks version ${V.VFIO_API_VERSION}, the only one Linux has defined`,
       });
     }
     return container;
@@ -99,8 +100,12 @@ export class VfioContainer extends Resource implements DmaSpace {
     try {
       c.setIommu(this.kernel, this.fd, type);
     } catch (e) {
-      throw VfioError.wrap(e, type === V.VFIO_NOIOMMU_IOMMU && e instanceof VfioError && e.code === 'EINVAL'
-        ? { hint: 'the noiommu IOMMU model needs vfio.enable_unsafe_noiommu_mode=1 and a noiommu group in the container' } : {});
+      throw VfioError.wrap(
+        e,
+        type === V.VFIO_NOIOMMU_IOMMU && e instanceof VfioError && e.code === 'EINVAL'
+          ? { hint: 'the noiommu IOMMU model needs vfio.enable_unsafe_noiommu_mode=1 and a noiommu group in the container' }
+          : {},
+      );
     }
     this.iommuType = type;
   }
@@ -115,14 +120,21 @@ export class VfioContainer extends Resource implements DmaSpace {
     this.assertOpen('VfioContainer.attachDma');
     if (this.iommuType === V.VFIO_NOIOMMU_IOMMU) return new PagemapAttachment(this.kernel, memory);
     if (this.iommuType === undefined) {
-      throw VfioError.condition('ERR_VFIO_NO_IOMMU_MODEL', { check: 'setIommu was not called on this container', hint: 'set a group into it and call setIommu first' });
+      throw VfioError.condition('ERR_VFIO_NO_IOMMU_MODEL', {
+        check: 'setIommu was not called on this container',
+        hint: 'set a group into it and call setIommu first',
+      });
     }
     const allocator = this.iovas();
     const iova = options.iova ?? allocator.allocate(memory.length);
     if (options.iova !== undefined) allocator.reserve(iova, memory.length);
     try {
       c.iommuMapDma(this.kernel, this.fd, {
-        vaddr: memory.address, iova, size: memory.length, readable: options.readable ?? true, writable: options.writable ?? true,
+        vaddr: memory.address,
+        iova,
+        size: memory.length,
+        readable: options.readable ?? true,
+        writable: options.writable ?? true,
       });
     } catch (e) {
       allocator.release(iova);
@@ -130,9 +142,13 @@ export class VfioContainer extends Resource implements DmaSpace {
     }
     const { kernel, file } = this;
     return {
-      iova, addressing: 'iova',
+      iova,
+      addressing: 'iova',
       physicalSegments(): BufferSegment[] {
-        throw VfioError.condition('ERR_VFIO_TRANSLATED', { check: 'the container has a type1 IOMMU model', hint: 'give the device the IOVA (dmaAddress)' });
+        throw VfioError.condition('ERR_VFIO_TRANSLATED', {
+          check: 'the container has a type1 IOMMU model',
+          hint: 'give the device the IOVA (dmaAddress)',
+        });
       },
       detach(): void {
         allocator.release(iova);
@@ -147,7 +163,9 @@ export class VfioContainer extends Resource implements DmaSpace {
       const info = this.info();
       const smallestPage = info.iovaPageSizes & -info.iovaPageSizes;
       const alignment = smallestPage > BigInt(this.kernel.pageSize) ? smallestPage : BigInt(this.kernel.pageSize);
-      const ranges = info.iovaRanges.length ? info.iovaRanges.map((r) => ({ start: r.start as bigint, last: r.end as bigint })) : [{ start: 0n, last: (1n << 39n) - 1n }];
+      const ranges = info.iovaRanges.length
+        ? info.iovaRanges.map((r) => ({ start: r.start as bigint, last: r.end as bigint }))
+        : [{ start: 0n, last: (1n << 39n) - 1n }];
       this.allocator = new IovaAllocator(ranges, alignment);
     }
     return this.allocator;
@@ -173,7 +191,10 @@ class PagemapAttachment implements DmaAttachment {
     try {
       kernel.mlock(memory);
     } catch (e) {
-      throw VfioError.wrap(e, { context: 'locking DMA memory', ...(isPinningFailure(e) ? { hint: memlockHint(kernel, memory.length) } : {}) });
+      throw VfioError.wrap(e, {
+        context: 'locking DMA memory',
+        ...(isPinningFailure(e) ? { hint: memlockHint(kernel, memory.length) } : {}),
+      });
     }
     this.segments = readPhysicalSegments(kernel, memory.address, memory.length);
   }

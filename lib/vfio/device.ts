@@ -64,18 +64,19 @@ export type VfioDeviceAdoptOptions = {
   readonly reason?: string;
 } & (
   | {
-    /** The iommufd to bind an unbound cdev to, or the one the sender bound it to. */
-    readonly iommufd: Iommufd;
-    /** The id the sender's VFIO_DEVICE_BIND_IOMMUFD answered (an already-bound cdev only). */
-    readonly deviceId?: number;
-    /** An IOAS or HWPT to attach to; default: a new IOAS for an unbound cdev, none for a bound one. */
-    readonly attach?: Ioas | Hwpt | false;
-  }
+      /** The iommufd to bind an unbound cdev to, or the one the sender bound it to. */
+      readonly iommufd: Iommufd;
+      /** The id the sender's VFIO_DEVICE_BIND_IOMMUFD answered (an already-bound cdev only). */
+      readonly deviceId?: number;
+      /** An IOAS or HWPT to attach to; default: a new IOAS for an unbound cdev, none for a bound one. */
+      readonly attach?: Ioas | Hwpt | false;
+    }
   | {
-    /** The container a group's device maps DMA into. */
-    readonly dmaSpace: DmaSpace & { readonly kernel: Kernel };
-    readonly noiommu?: boolean;
-  });
+      /** The container a group's device maps DMA into. */
+      readonly dmaSpace: DmaSpace & { readonly kernel: Kernel };
+      readonly noiommu?: boolean;
+    }
+);
 
 /** @internal How a device came to be, for the constructor. */
 export interface DeviceInit {
@@ -164,7 +165,9 @@ export class VfioDevice extends Resource implements RegionOwner, IrqOwner, Bound
       throw VfioError.wrap(e, { context: `binding ${bdf ?? path} to the iommufd`, path, ...(hint ? { hint } : {}) });
     }
     const created = new VfioDevice(kernel, file, {
-      bdf, iommufd, deviceId,
+      bdf,
+      iommufd,
+      deviceId,
       backend: { kind: 'cdev', noiommu, reason: options.reason ?? `opened the device cdev ${path} directly` },
       ...(options.ownIommufd ? { holds: [iommufd] } : {}),
     });
@@ -197,17 +200,27 @@ export class VfioDevice extends Resource implements RegionOwner, IrqOwner, Bound
     const file = new FileDescriptor(kernel, fd, id.path);
     if (!('iommufd' in options)) {
       if (id.kind !== 'vfio-device') {
-        throw VfioError.condition('ERR_VFIO_WRONG_FD', { check: `fd ${fd} is a device cdev not bound to an iommufd; a container cannot reach it`, hint: 'pass { iommufd } to bind it' });
+        throw VfioError.condition('ERR_VFIO_WRONG_FD', {
+          check: `fd ${fd} is a device cdev not bound to an iommufd; a container cannot reach it`,
+          hint: 'pass { iommufd } to bind it',
+        });
       }
       return new VfioDevice(kernel, file, {
-        bdf, dmaSpace: options.dmaSpace, holds: options.dmaSpace instanceof Resource ? [options.dmaSpace] : [],
-        backend: { kind: 'group', noiommu: options.noiommu ?? false, reason: options.reason ?? `adopted device fd ${fd} (${id.path}) from a group` },
+        bdf,
+        dmaSpace: options.dmaSpace,
+        holds: options.dmaSpace instanceof Resource ? [options.dmaSpace] : [],
+        backend: {
+          kind: 'group',
+          noiommu: options.noiommu ?? false,
+          reason: options.reason ?? `adopted device fd ${fd} (${id.path}) from a group`,
+        },
       });
     }
     const { iommufd } = options;
     let deviceId: number;
     if (id.kind === 'vfio-cdev-unbound') {
-      if (options.deviceId !== undefined) throw VfioError.condition('ERR_VFIO_WRONG_FD', { check: `fd ${fd} is not bound to an iommufd, yet a deviceId was given` });
+      if (options.deviceId !== undefined)
+        throw VfioError.condition('ERR_VFIO_WRONG_FD', { check: `fd ${fd} is not bound to an iommufd, yet a deviceId was given` });
       try {
         deviceId = io.deviceBindIommufd(kernel, fd, iommufd.fd);
       } catch (e) {
@@ -227,11 +240,16 @@ export class VfioDevice extends Resource implements RegionOwner, IrqOwner, Bound
       if (isVfioError(e, 'EOPNOTSUPP')) noiommu = true;
       else {
         if (id.kind === 'vfio-cdev-unbound') file.close();
-        throw VfioError.wrap(e, { context: `asking the iommufd about device ${deviceId} of adopted fd ${fd}`, hint: 'is deviceId the one the sender bound, in this iommufd?' });
+        throw VfioError.wrap(e, {
+          context: `asking the iommufd about device ${deviceId} of adopted fd ${fd}`,
+          hint: 'is deviceId the one the sender bound, in this iommufd?',
+        });
       }
     }
     const created = new VfioDevice(kernel, file, {
-      bdf, iommufd, deviceId,
+      bdf,
+      iommufd,
+      deviceId,
       backend: { kind: 'cdev', noiommu, reason: options.reason ?? `adopted device fd ${fd} (${id.path})` },
     });
     const dev = iommufd.own(created);
@@ -283,7 +301,10 @@ export class VfioDevice extends Resource implements RegionOwner, IrqOwner, Bound
     } catch (e) {
       // Attaching the first device pins everything already mapped in the IOAS.
       const ioas = target instanceof Ioas ? target : target.parent instanceof Ioas ? target.parent : undefined;
-      throw VfioError.wrap(e, { context: `attaching ${this.description}`, ...(ioas && isPinningFailure(e) ? { hint: memlockHint(this.kernel, ioas.mappedBytes()) } : {}) });
+      throw VfioError.wrap(e, {
+        context: `attaching ${this.description}`,
+        ...(ioas && isPinningFailure(e) ? { hint: memlockHint(this.kernel, ioas.mappedBytes()) } : {}),
+      });
     }
     this.ioas?.noteAttached(this.deviceId, null);
     this.attachedTo = target;
@@ -305,7 +326,8 @@ export class VfioDevice extends Resource implements RegionOwner, IrqOwner, Bound
     const space = this.ioas ?? this.legacySpace;
     if (!space) {
       throw VfioError.condition('ERR_VFIO_NOT_ATTACHED', {
-        check: `${this.description} is not attached to an IOAS`, hint: 'attach it first: device.attach(iommufd.ioas())',
+        check: `${this.description} is not attached to an IOAS`,
+        hint: 'attach it first: device.attach(iommufd.ioas())',
       });
     }
     return space;
@@ -420,7 +442,12 @@ export class VfioDevice extends Resource implements RegionOwner, IrqOwner, Bound
     try {
       io.deviceReset(this.kernel, fd);
     } catch (e) {
-      throw VfioError.wrap(e, { context: `resetting ${this.description}`, ...(!this.canReset ? { hint: 'the device reports no reset method (VFIO_DEVICE_FLAGS_RESET clear); a bus reset (hotReset) may work' } : {}) });
+      throw VfioError.wrap(e, {
+        context: `resetting ${this.description}`,
+        ...(!this.canReset
+          ? { hint: 'the device reports no reset method (VFIO_DEVICE_FLAGS_RESET clear); a bus reset (hotReset) may work' }
+          : {}),
+      });
     }
     return { kind: 'function', method: methods[0] ?? 'device-specific', methods };
   }
@@ -430,7 +457,12 @@ export class VfioDevice extends Resource implements RegionOwner, IrqOwner, Bound
     try {
       return io.deviceGetPciHotResetInfo(this.kernel, this.liveFd('VfioDevice.hotResetInfo'));
     } catch (e) {
-      throw VfioError.wrap(e, isVfioError(e, 'ENODEV') ? { hint: 'neither the slot nor the bus of this device can be reset (e.g. a device on the root bus)' } : {});
+      throw VfioError.wrap(
+        e,
+        isVfioError(e, 'ENODEV')
+          ? { hint: 'neither the slot nor the bus of this device can be reset (e.g. a device on the root bus)' }
+          : {},
+      );
     }
   }
 
@@ -504,9 +536,10 @@ function resolveCdev(kernel: Kernel, device: string): { path: string; bdf: strin
     const driver = pci.driver;
     throw VfioError.condition('ERR_VFIO_NO_CDEV', {
       check: `${pci.path}/vfio-dev names no VFIO device cdev of ${pci.bdf}`,
-      hint: driver !== 'vfio-pci'
-        ? `the device is bound to ${driver ?? 'no driver'}, not vfio-pci: PciDevice.get('${pci.bdf}').bindVfio()`
-        : 'the kernel has no device cdev for it (needs CONFIG_VFIO_DEVICE_CDEV; for a device without an IOMMU, Linux 7.3+ with noiommu mode on); openDevice() falls back to the group path',
+      hint:
+        driver !== 'vfio-pci'
+          ? `the device is bound to ${driver ?? 'no driver'}, not vfio-pci: PciDevice.get('${pci.bdf}').bindVfio()`
+          : 'the kernel has no device cdev for it (needs CONFIG_VFIO_DEVICE_CDEV; for a device without an IOMMU, Linux 7.3+ with noiommu mode on); openDevice() falls back to the group path',
     });
   }
   return { path, bdf: pci.bdf };

@@ -50,7 +50,12 @@ export function identifyFd(kernel: Kernel, fd: number): { readonly kind: FdKind;
 }
 
 /** `identifyFd`, failing with ERR_VFIO_WRONG_FD unless the kind is one of `expected`. */
-export function expectFd(kernel: Kernel, fd: number, expected: readonly FdKind[], claimed: string): { readonly kind: FdKind; readonly path: string } {
+export function expectFd(
+  kernel: Kernel,
+  fd: number,
+  expected: readonly FdKind[],
+  claimed: string,
+): { readonly kind: FdKind; readonly path: string } {
   const id = identifyFd(kernel, fd);
   if (!expected.includes(id.kind)) {
     throw VfioError.condition('ERR_VFIO_WRONG_FD', {

@@ -68,7 +68,12 @@ export class VfioGroup extends Resource {
     if (named && options.groupId !== undefined && options.groupId !== groupId) {
       throw VfioError.condition('ERR_VFIO_WRONG_FD', { check: `fd ${fd} is ${path}, not group ${options.groupId}` });
     }
-    return new VfioGroup(kernel, new FileDescriptor(kernel, fd, path), groupId, named ? named[1] !== undefined : options.noiommu ?? false);
+    return new VfioGroup(
+      kernel,
+      new FileDescriptor(kernel, fd, path),
+      groupId,
+      named ? named[1] !== undefined : (options.noiommu ?? false),
+    );
   }
 
   /** The group fd (for VFIO_DEVICE_PCI_HOT_RESET on the group path). */
@@ -104,7 +109,11 @@ export class VfioGroup extends Resource {
       fd = g.groupGetDeviceFd(this.kernel, this.fd, bdf, token);
     } catch (e) {
       const hint = vfTokenHint(e, token !== undefined);
-      throw VfioError.wrap(e, { context: `getting ${bdf} from VFIO group ${this.groupId}`, path: this.file.path, ...(hint ? { hint } : {}) });
+      throw VfioError.wrap(e, {
+        context: `getting ${bdf} from VFIO group ${this.groupId}`,
+        path: this.file.path,
+        ...(hint ? { hint } : {}),
+      });
     }
     const file = new FileDescriptor(this.kernel, fd, `${this.file.path}:${bdf}`);
     return new VfioDevice(this.kernel, file, {

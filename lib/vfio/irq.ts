@@ -16,8 +16,11 @@ import type { IrqInfo } from '../ioctl/device-ioctls';
 /** Interrupt kinds of a PCI device: INTx, MSI, MSI-X, and VFIO's error and request notifications. */
 export type IrqKind = 'intx' | 'msi' | 'msix' | 'err' | 'req';
 const INDEX: Record<IrqKind, number> = {
-  intx: V.VFIO_PCI_INTX_IRQ_INDEX, msi: V.VFIO_PCI_MSI_IRQ_INDEX, msix: V.VFIO_PCI_MSIX_IRQ_INDEX,
-  err: V.VFIO_PCI_ERR_IRQ_INDEX, req: V.VFIO_PCI_REQ_IRQ_INDEX,
+  intx: V.VFIO_PCI_INTX_IRQ_INDEX,
+  msi: V.VFIO_PCI_MSI_IRQ_INDEX,
+  msix: V.VFIO_PCI_MSIX_IRQ_INDEX,
+  err: V.VFIO_PCI_ERR_IRQ_INDEX,
+  req: V.VFIO_PCI_REQ_IRQ_INDEX,
 };
 /** The kinds that share vfio-pci's single interrupt type: enabling one disables the others. */
 const EXCLUSIVE: readonly IrqKind[] = ['intx', 'msi', 'msix'];
@@ -59,14 +62,20 @@ function onAbort(signal: AbortSignal, cancel: () => void): () => void {
     const waiters = new Set<() => void>();
     set = waiters;
     abortWaiters.set(signal, waiters);
-    signal.addEventListener('abort', () => {
-      abortWaiters.delete(signal);
-      for (const c of [...waiters]) c();
-    }, { once: true });
+    signal.addEventListener(
+      'abort',
+      () => {
+        abortWaiters.delete(signal);
+        for (const c of [...waiters]) c();
+      },
+      { once: true },
+    );
   }
   const waiters = set;
   waiters.add(cancel);
-  return () => { waiters.delete(cancel); };
+  return () => {
+    waiters.delete(cancel);
+  };
 }
 
 /** The one eventfd read that the overlapping waits of a vector share. */
@@ -115,9 +124,10 @@ export class InterruptVector extends Resource implements AsyncIterable<bigint> {
    */
   wait(signal?: AbortSignal): Promise<bigint> {
     this.assertOpen('InterruptVector.wait');
-    if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError('InterruptVector.wait: signal must be an AbortSignal');
+    if (signal !== undefined && !(signal instanceof AbortSignal))
+      throw new TypeError('InterruptVector.wait: signal must be an AbortSignal');
     if (signal?.aborted) return Promise.reject(cancelled(this.description));
-    const read = this.reading ??= this.startRead();
+    const read = (this.reading ??= this.startRead());
     read.waiters++;
     // A wait without a signal can only end with the read, so it keeps the read wanted for good.
     if (!signal) return read.promise;
@@ -126,7 +136,16 @@ export class InterruptVector extends Resource implements AsyncIterable<bigint> {
         this.leave(read);
         reject(cancelled(this.description));
       });
-      read.promise.then((n) => { forget(); resolve(n); }, (e: unknown) => { forget(); reject(e); });
+      read.promise.then(
+        (n) => {
+          forget();
+          resolve(n);
+        },
+        (e: unknown) => {
+          forget();
+          reject(e);
+        },
+      );
     });
   }
 
@@ -207,7 +226,10 @@ export class IntxUnmaskEventfd extends Resource {
   private readonly file: FileDescriptor;
 
   /** @internal Created by `Irqs.unmaskOnEventfd()`. */
-  constructor(kernel: Kernel, private readonly irqs: Irqs) {
+  constructor(
+    kernel: Kernel,
+    private readonly irqs: Irqs,
+  ) {
     super(kernel, 'INTx unmask eventfd');
     const fd = kernel.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     const file = new FileDescriptor(kernel, fd, 'eventfd (INTx unmask)');
@@ -235,7 +257,6 @@ export class IntxUnmaskEventfd extends Resource {
     }
   }
 }
-
 
 function cancelled(what: string): VfioError {
   return VfioError.of('ECANCELED', { syscall: 'poll', context: `waiting on ${what}` });
@@ -286,7 +307,11 @@ export class Irqs {
     const vectors = this.createVectors(kind, 0, count);
     try {
       io.deviceSetIrqs(this.owner.kernel, fd, {
-        index: INDEX[kind], action: 'trigger', start: 0, count, data: { kind: 'eventfd', fds: vectors.map((v) => v.eventfd) },
+        index: INDEX[kind],
+        action: 'trigger',
+        start: 0,
+        count,
+        data: { kind: 'eventfd', fds: vectors.map((v) => v.eventfd) },
       });
     } catch (e) {
       this.closeQuietly(vectors);
@@ -307,18 +332,28 @@ export class Irqs {
     const fd = this.owner.liveFd('Irqs.resize');
     checkCount(count, 'count', 'Irqs.resize', 1);
     const current = this.enabledVectors.get(kind);
-    if (!current) throw VfioError.condition('ERR_VFIO_IRQ_NOT_ENABLED', { check: `Irqs.resize: ${kind} is not enabled on ${this.owner.description}; enable() it first` });
+    if (!current)
+      throw VfioError.condition('ERR_VFIO_IRQ_NOT_ENABLED', {
+        check: `Irqs.resize: ${kind} is not enabled on ${this.owner.description}; enable() it first`,
+      });
     const info = this.info(kind);
     if (count > info.count) throw this.tooMany(kind, count, info.count);
     if ((info.flags & V.VFIO_IRQ_INFO_NORESIZE) !== 0) {
-      throw VfioError.condition('ERR_VFIO_IRQ_NORESIZE', { check: `Irqs.resize: the kernel cannot resize ${kind} while it is enabled (VFIO_IRQ_INFO_NORESIZE)`, hint: 'disable() it and enable() it again with the new count' });
+      throw VfioError.condition('ERR_VFIO_IRQ_NORESIZE', {
+        check: `Irqs.resize: the kernel cannot resize ${kind} while it is enabled (VFIO_IRQ_INFO_NORESIZE)`,
+        hint: 'disable() it and enable() it again with the new count',
+      });
     }
     const highest = Math.max(...current.keys()) + 1;
     if (count > highest) {
       const added = this.createVectors(kind, highest, count - highest);
       try {
         io.deviceSetIrqs(this.owner.kernel, fd, {
-          index: INDEX[kind], action: 'trigger', start: highest, count: added.length, data: { kind: 'eventfd', fds: added.map((v) => v.eventfd) },
+          index: INDEX[kind],
+          action: 'trigger',
+          start: highest,
+          count: added.length,
+          data: { kind: 'eventfd', fds: added.map((v) => v.eventfd) },
         });
       } catch (e) {
         this.closeQuietly(added);
@@ -328,7 +363,11 @@ export class Irqs {
     } else if (count < highest) {
       const removed = [...current.values()].filter((v) => v.vector >= count);
       io.deviceSetIrqs(this.owner.kernel, fd, {
-        index: INDEX[kind], action: 'trigger', start: count, count: highest - count, data: { kind: 'eventfd', fds: new Array<number>(highest - count).fill(-1) },
+        index: INDEX[kind],
+        action: 'trigger',
+        start: count,
+        count: highest - count,
+        data: { kind: 'eventfd', fds: new Array<number>(highest - count).fill(-1) },
       });
       for (const v of removed) current.delete(v.vector);
       this.closeQuietly(removed);
@@ -370,7 +409,11 @@ export class Irqs {
     const unmasker = this.owner.ownVector(new IntxUnmaskEventfd(this.owner.kernel, this));
     try {
       io.deviceSetIrqs(this.owner.kernel, fd, {
-        index: V.VFIO_PCI_INTX_IRQ_INDEX, action: 'unmask', start: 0, count: 1, data: { kind: 'eventfd', fds: [unmasker.eventfd] },
+        index: V.VFIO_PCI_INTX_IRQ_INDEX,
+        action: 'unmask',
+        start: 0,
+        count: 1,
+        data: { kind: 'eventfd', fds: [unmasker.eventfd] },
       });
     } catch (e) {
       this.closeQuietly([unmasker]);
@@ -385,7 +428,11 @@ export class Irqs {
   /** @internal Software trigger of one vector. */
   triggerVector(kind: IrqKind, vector: number): void {
     io.deviceSetIrqs(this.owner.kernel, this.owner.liveFd('InterruptVector.trigger'), {
-      index: INDEX[kind], action: 'trigger', start: vector, count: 1, data: { kind: 'none' },
+      index: INDEX[kind],
+      action: 'trigger',
+      start: vector,
+      count: 1,
+      data: { kind: 'none' },
     });
   }
 
@@ -403,7 +450,11 @@ export class Irqs {
       return;
     }
     io.deviceSetIrqs(this.owner.kernel, fd, {
-      index: INDEX[vector.kind], action: 'trigger', start: vector.vector, count: 1, data: { kind: 'eventfd', fds: [-1] },
+      index: INDEX[vector.kind],
+      action: 'trigger',
+      start: vector.vector,
+      count: 1,
+      data: { kind: 'eventfd', fds: [-1] },
     });
   }
 
@@ -413,7 +464,11 @@ export class Irqs {
     this.unmasker = undefined;
     if (this.disabling || this.owner.tearingDown || !this.enabledVectors.has('intx')) return;
     io.deviceSetIrqs(this.owner.kernel, this.owner.liveFd('IntxUnmaskEventfd.close'), {
-      index: V.VFIO_PCI_INTX_IRQ_INDEX, action: 'unmask', start: 0, count: 1, data: { kind: 'eventfd', fds: [-1] },
+      index: V.VFIO_PCI_INTX_IRQ_INDEX,
+      action: 'unmask',
+      start: 0,
+      count: 1,
+      data: { kind: 'eventfd', fds: [-1] },
     });
   }
 

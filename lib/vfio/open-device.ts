@@ -47,10 +47,14 @@ export function openDevice(bdf: string, options: OpenDeviceOptions = {}): VfioDe
   const hasIommufd = kernel.exists('/dev/iommu');
   // sysfs can name a cdev whose /dev node does not exist (no devtmpfs, or a kernel that registers
   // the device but gives noiommu devices no node): only an openable node counts.
-  const whyNotCdev = cdev === null
-    ? `no device cdev in ${pci.path}/vfio-dev (${pci.hasIommu ? 'kernel without CONFIG_VFIO_DEVICE_CDEV' : 'noiommu cdevs need Linux 7.3+'})`
-    : !kernel.exists(cdev) ? `sysfs names ${cdev} but there is no such device node`
-    : !hasIommufd ? 'no /dev/iommu (kernel without CONFIG_IOMMUFD)' : undefined;
+  const whyNotCdev =
+    cdev === null
+      ? `no device cdev in ${pci.path}/vfio-dev (${pci.hasIommu ? 'kernel without CONFIG_VFIO_DEVICE_CDEV' : 'noiommu cdevs need Linux 7.3+'})`
+      : !kernel.exists(cdev)
+        ? `sysfs names ${cdev} but there is no such device node`
+        : !hasIommufd
+          ? 'no /dev/iommu (kernel without CONFIG_IOMMUFD)'
+          : undefined;
 
   if (options.prefer !== 'group' && whyNotCdev === undefined && cdev !== null) {
     const noiommu = cdev.slice(cdev.lastIndexOf('/') + 1).startsWith('noiommu-');
@@ -59,14 +63,21 @@ export function openDevice(bdf: string, options: OpenDeviceOptions = {}): VfioDe
       : `device cdev ${cdev} and /dev/iommu exist: IOMMU-translated DMA through an iommufd IOAS`;
     const iommufd = Iommufd.open({ kernel });
     try {
-      return VfioDevice.open(cdev, { iommufd, ownIommufd: true, reason, ...(options.vfToken === undefined ? {} : { vfToken: options.vfToken }) });
+      return VfioDevice.open(cdev, {
+        iommufd,
+        ownIommufd: true,
+        reason,
+        ...(options.vfToken === undefined ? {} : { vfToken: options.vfToken }),
+      });
     } catch (e) {
       iommufd.close();
       throw e;
     }
   }
   if (options.prefer === 'cdev') {
-    throw VfioError.condition('ERR_VFIO_NO_CDEV', { check: `cannot use the cdev path for ${pci.bdf}: ${whyNotCdev ?? 'it was not asked for'}` });
+    throw VfioError.condition('ERR_VFIO_NO_CDEV', {
+      check: `cannot use the cdev path for ${pci.bdf}: ${whyNotCdev ?? 'it was not asked for'}`,
+    });
   }
   return openThroughGroup(kernel, pci, whyNotCdev ?? 'the group path was asked for', options.vfToken);
 }
@@ -77,7 +88,8 @@ function openThroughGroup(kernel: Kernel, pci: PciDevice, whyNotCdev: string, vf
     const noiommuOff = !pci.hasIommu && PciDevice.noiommuMode({ kernel }) !== 'enabled';
     throw VfioError.condition(noiommuOff ? 'ERR_VFIO_NOIOMMU_OFF' : 'ERR_VFIO_NO_GROUP', {
       check: `${pci.bdf} has neither a usable device cdev (${whyNotCdev}) nor an IOMMU group`,
-      hint: pci.hasIommu ? 'is vfio-pci bound correctly?'
+      hint: pci.hasIommu
+        ? 'is vfio-pci bound correctly?'
         : noiommuOff
           ? 'a device without an IOMMU needs vfio.enable_unsafe_noiommu_mode=1 before binding to vfio-pci'
           : 'noiommu mode is on, but this kernel creates no VFIO groups (built without CONFIG_VFIO_GROUP / a container backend): only the device cdev with iommufd can reach the device',
@@ -101,7 +113,11 @@ function openThroughGroup(kernel: Kernel, pci: PciDevice, whyNotCdev: string, vf
       });
     }
     group.setContainer(container);
-    const model = noiommu ? V.VFIO_NOIOMMU_IOMMU : container.checkExtension(V.VFIO_TYPE1v2_IOMMU) ? V.VFIO_TYPE1v2_IOMMU : V.VFIO_TYPE1_IOMMU;
+    const model = noiommu
+      ? V.VFIO_NOIOMMU_IOMMU
+      : container.checkExtension(V.VFIO_TYPE1v2_IOMMU)
+        ? V.VFIO_TYPE1v2_IOMMU
+        : V.VFIO_TYPE1_IOMMU;
     container.setIommu(model);
     const reason = noiommu
       ? `${whyNotCdev}; using legacy noiommu group /dev/vfio/noiommu-${groupId} with VFIO_NOIOMMU_IOMMU; physical addresses come from /proc/self/pagemap of locked memory (needs CAP_SYS_ADMIN)`

@@ -22,7 +22,9 @@ export interface RegionOwner {
 }
 
 const REGION_NAMES: Record<number, string> = {
-  [V.VFIO_PCI_ROM_REGION_INDEX]: 'ROM', [V.VFIO_PCI_CONFIG_REGION_INDEX]: 'config', [V.VFIO_PCI_VGA_REGION_INDEX]: 'VGA',
+  [V.VFIO_PCI_ROM_REGION_INDEX]: 'ROM',
+  [V.VFIO_PCI_CONFIG_REGION_INDEX]: 'config',
+  [V.VFIO_PCI_VGA_REGION_INDEX]: 'VGA',
 };
 
 /** A region of a VFIO device (`device.region(i)`, `device.bar(n)`). */
@@ -41,7 +43,9 @@ export class Region {
 
   /** 'BAR0'..'BAR5', 'ROM', 'config', 'VGA' or 'region N'. */
   get name(): string {
-    return this.info.index <= V.VFIO_PCI_BAR5_REGION_INDEX ? `BAR${this.info.index}` : REGION_NAMES[this.info.index] ?? `region ${this.info.index}`;
+    return this.info.index <= V.VFIO_PCI_BAR5_REGION_INDEX
+      ? `BAR${this.info.index}`
+      : (REGION_NAMES[this.info.index] ?? `region ${this.info.index}`);
   }
 
   /** Bytes (0: absent). */
@@ -163,7 +167,13 @@ export class Region {
     const kernel = this.owner.kernel;
     let mapping;
     try {
-      mapping = kernel.mmap(fd, len, (this.readable ? PROT_READ : 0) | (this.writable ? PROT_WRITE : 0), MAP_SHARED, this.info.offset + off);
+      mapping = kernel.mmap(
+        fd,
+        len,
+        (this.readable ? PROT_READ : 0) | (this.writable ? PROT_WRITE : 0),
+        MAP_SHARED,
+        this.info.offset + off,
+      );
     } catch (e) {
       throw VfioError.wrap(e, { context: `mapping ${this.name} of ${this.owner.description}` });
     }

@@ -12,7 +12,9 @@ const UUID_PATTERN = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{
 /** Throws a TypeError naming `parameter` unless `token` is a UUID in its 36-character form. */
 export function checkVfToken(token: unknown, parameter = 'vfToken'): string {
   if (typeof token !== 'string' || !UUID_PATTERN.test(token)) {
-    throw new TypeError(`${parameter} must be a UUID string like '52ac9bff-3a88-4fbd-901a-0d767c3b6c97', not ${typeof token === 'string' ? `'${token}'` : typeof token}`);
+    throw new TypeError(
+      `${parameter} must be a UUID string like '52ac9bff-3a88-4fbd-901a-0d767c3b6c97', not ${typeof token === 'string' ? `'${token}'` : typeof token}`,
+    );
   }
   return token;
 }

@@ -17,7 +17,9 @@ const iommuHeader = readFileSync(join(dir, 'lib/include/libvfio/iommu.h'), 'utf8
 const allModes = [...iommuHeader.matchAll(/FIXTURE_VARIANT_ADD_IOMMU_MODE\((\w+), ##__VA_ARGS__\)/g)].map((m) => m[1]);
 
 const lines = [];
-for (const file of readdirSync(dir).filter((f) => f.endsWith('_test.c')).sort()) {
+for (const file of readdirSync(dir)
+  .filter((f) => f.endsWith('_test.c'))
+  .sort()) {
   const source = readFileSync(join(dir, file), 'utf8');
   const variants = new Map();
   const add = (fixture, name) => (variants.get(fixture) ?? variants.set(fixture, []).get(fixture)).push(name);
@@ -31,7 +33,8 @@ for (const file of readdirSync(dir).filter((f) => f.endsWith('_test.c')).sort())
   // Plain variants (the macro's own FIXTURE_VARIANT_ADD line names its parameter, `_iommu_mode`).
   for (const m of source.matchAll(/^FIXTURE_VARIANT_ADD\((\w+), ([a-z]\w*)\)/gm)) add(m[1], m[2]);
   for (const m of source.matchAll(/^TEST_F(?:_TIMEOUT)?\((\w+), (\w+)/gm)) {
-    for (const variant of variants.get(m[1]) ?? [null]) lines.push(`${file.replace(/\.c$/, '')} ${m[1]}.${variant ? `${variant}.` : ''}${m[2]}`);
+    for (const variant of variants.get(m[1]) ?? [null])
+      lines.push(`${file.replace(/\.c$/, '')} ${m[1]}.${variant ? `${variant}.` : ''}${m[2]}`);
   }
 }
 process.stdout.write(`${lines.join('\n')}\n`);

@@ -75,9 +75,15 @@ function build(arch) {
     fs.symlinkSync(path.join(root, 'node_modules'), path.join(scratch, 'node_modules'));
     const env = { ...process.env, CC: toolFor(arch, 'gcc'), CXX: toolFor(arch, 'g++') };
     console.log(`prebuild: building linux-${arch} with ${env.CXX}`);
-    execFileSync(process.execPath, [nodeGypScript(), 'rebuild', `--arch=${arch}`, `--nodedir=${nodeDir()}`], { cwd: scratch, env, stdio: 'inherit' });
+    execFileSync(process.execPath, [nodeGypScript(), 'rebuild', `--arch=${arch}`, `--nodedir=${nodeDir()}`], {
+      cwd: scratch,
+      env,
+      stdio: 'inherit',
+    });
     fs.mkdirSync(path.dirname(output), { recursive: true });
-    execFileSync(toolFor(arch, 'strip'), ['--strip-all', '-o', output, path.join(scratch, 'build/Release/vfio.node')], { stdio: 'inherit' });
+    execFileSync(toolFor(arch, 'strip'), ['--strip-all', '-o', output, path.join(scratch, 'build/Release/vfio.node')], {
+      stdio: 'inherit',
+    });
     console.log(`prebuild: wrote ${prebuildPath(arch)} (${fs.statSync(output).size} bytes)`);
   } finally {
     fs.rmSync(scratch, { recursive: true, force: true });

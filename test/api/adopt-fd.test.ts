@@ -49,7 +49,10 @@ describeOnModel('adopting fds [model]', () => {
     // The receiver gets its own fds of the same open files (what SCM_RIGHTS gives).
     const iommufd = Iommufd.adopt(sent.fd, { kernel });
     assert.throws(() => VfioDevice.adopt(opened.fd, { iommufd }), TypeError, 'a bound cdev needs its deviceId');
-    assert.throws(() => VfioDevice.adopt(opened.fd, { iommufd, deviceId: opened.deviceId + 100 }), (e: unknown) => isVfioError(e));
+    assert.throws(
+      () => VfioDevice.adopt(opened.fd, { iommufd, deviceId: opened.deviceId + 100 }),
+      (e: unknown) => isVfioError(e),
+    );
     const dev = VfioDevice.adopt(opened.fd, { iommufd, deviceId: opened.deviceId, attach: iommufd.ioas() });
     assert.equal(dev.backend.noiommu, false);
     dev.allocateDma(8192);
@@ -71,27 +74,37 @@ describeOnModel('adopting fds [model]', () => {
     assert.ok(adopted.info.numRegions > 0);
   });
 
-  it('an fd that is not what it was claimed to be is refused by name, and stays the caller\'s', () => {
+  it("an fd that is not what it was claimed to be is refused by name, and stays the caller's", () => {
     const kernel = createModelKernel('linux-7.3-noiommu');
     const efd = kernel.eventfd(0, 0);
     const iommufdFd = kernel.open('/dev/iommu', O_RDWR);
     const cdevFd = kernel.open(PciDevice.get(EDU, { kernel }).cdevPath()!, O_RDWR);
     assert.equal(identifyFd(kernel, efd).kind, 'other');
     assert.throws(() => Iommufd.adopt(efd, { kernel }), wrongFd);
-    assert.throws(() => Iommufd.adopt(cdevFd, { kernel }), (e: unknown) => wrongFd(e) && /vfio-cdev-unbound/.test((e as Error).message));
+    assert.throws(
+      () => Iommufd.adopt(cdevFd, { kernel }),
+      (e: unknown) => wrongFd(e) && /vfio-cdev-unbound/.test((e as Error).message),
+    );
     assert.throws(() => VfioContainer.adopt(cdevFd, { kernel }), wrongFd);
     assert.throws(() => VfioGroup.adopt(iommufdFd, { kernel, groupId: 0 }), wrongFd);
     const iommufd = Iommufd.adopt(iommufdFd, { kernel });
     assert.throws(() => VfioDevice.adopt(efd, { iommufd }), wrongFd);
     assert.throws(() => VfioDevice.adopt(iommufdFd, { iommufd }), wrongFd);
-    assert.throws(() => identifyFd(kernel, 999), (e: unknown) => isVfioError(e, 'EBADF'));
+    assert.throws(
+      () => identifyFd(kernel, 999),
+      (e: unknown) => isVfioError(e, 'EBADF'),
+    );
     assert.throws(() => identifyFd(kernel, -1), RangeError);
-    assert.ok(kernel.hasFd(efd) && kernel.hasFd(cdevFd), 'a refused fd is not closed: it is still the caller\'s');
+    assert.ok(kernel.hasFd(efd) && kernel.hasFd(cdevFd), "a refused fd is not closed: it is still the caller's");
   });
 
   it('a process without CAP_SYS_RAWIO cannot open a noiommu cdev itself: it needs the fd from a privileged sender', () => {
     const kernel = createModelKernel('unprivileged');
     const cdev = PciDevice.get(EDU, { kernel }).cdevPath()!;
-    assert.throws(() => kernel.open(cdev, O_RDWR), (e: unknown) => isVfioError(e, 'EPERM'), 'opening a noiommu cdev needs CAP_SYS_RAWIO');
+    assert.throws(
+      () => kernel.open(cdev, O_RDWR),
+      (e: unknown) => isVfioError(e, 'EPERM'),
+      'opening a noiommu cdev needs CAP_SYS_RAWIO',
+    );
   });
 });

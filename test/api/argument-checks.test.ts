@@ -56,7 +56,10 @@ describe('every value checked before it reaches the kernel [model linux-7.3-noio
     rejects(() => bar.read(0, -1), RangeError, 'Region.read', 'length');
     rejects(() => bar.write(0, [1, 2] as unknown as Uint8Array), TypeError, 'Region.write', 'data');
     rejects(() => bar.mmap(0n, 1.5), RangeError, 'Region.mmap', 'length');
-    assert.deepEqual(calls.filter((c) => c === 'pwrite' || c === 'pread' || c === 'mmap'), []);
+    assert.deepEqual(
+      calls.filter((c) => c === 'pwrite' || c === 'pread' || c === 'mmap'),
+      [],
+    );
     bar.write32(EDU.LIVENESS, 0xffff_ffff);
     assert.equal(bar.read32(EDU.LIVENESS), 0, 'a value in range still goes through');
   });
@@ -89,7 +92,11 @@ describe('every value checked before it reaches the kernel [model linux-7.3-noio
     rejects(() => ioas.mapFile(1.5, 0n, 4096n), RangeError, 'Ioas.mapFile', 'fileFd');
     rejects(() => ioas.getPhysicalAddress(-1n as never, 4096n), RangeError, 'Ioas.getPhysicalAddress', 'iova');
     rejects(() => ioas.allowIovas([{ start: 5n, last: 4n } as never]), RangeError, 'Ioas.allowIovas', 'ranges[0].last');
-    assert.deepEqual(calls.filter((c) => c === 'ioctl'), [], 'no ioctl was issued');
+    assert.deepEqual(
+      calls.filter((c) => c === 'ioctl'),
+      [],
+      'no ioctl was issued',
+    );
     const mapping = ioas.map({ va: memory.address, length: 4096n });
     mapping.close();
     kernel.munmap(memory);
@@ -100,8 +107,18 @@ describe('every value checked before it reaches the kernel [model linux-7.3-noio
     using dev = openDevice(EDU_BDF, { kernel });
     rejects(() => DmaBuffer.allocate(4096.5, { space: dev.dmaSpace }), RangeError, 'DmaBuffer.allocate', 'size');
     rejects(() => DmaBuffer.allocate('4096' as unknown as number, { space: dev.dmaSpace }), TypeError, 'DmaBuffer.allocate', 'size');
-    rejects(() => DmaBuffer.allocate(4096, { space: dev.dmaSpace, hugePage: '3M' as never }), TypeError, 'DmaBuffer.allocate', 'options.hugePage');
-    rejects(() => DmaBuffer.allocate(4096, { space: dev.dmaSpace, locked: 1 as unknown as boolean }), TypeError, 'DmaBuffer.allocate', 'options.locked');
+    rejects(
+      () => DmaBuffer.allocate(4096, { space: dev.dmaSpace, hugePage: '3M' as never }),
+      TypeError,
+      'DmaBuffer.allocate',
+      'options.hugePage',
+    );
+    rejects(
+      () => DmaBuffer.allocate(4096, { space: dev.dmaSpace, locked: 1 as unknown as boolean }),
+      TypeError,
+      'DmaBuffer.allocate',
+      'options.locked',
+    );
     rejects(() => DmaBuffer.allocate(4096, { space: {} as never }), TypeError, 'DmaBuffer.allocate', 'options.space');
     using dma = dev.allocateDma(4096);
     rejects(() => dma.dmaAddress(1.5), RangeError, 'DmaBuffer.dmaAddress', 'offset');

@@ -21,7 +21,10 @@ function classEntryBelowEdu(kernel: ModelKernel, classDir: string, name: string)
   const device = kernel.vfs.realpath(`/sys/bus/pci/devices/${EDU}`);
   const subdir = classDir === '/sys/class/net' ? 'net' : 'block';
   kernel.vfs.add(`${device}/${subdir}/${name}/dev`, { type: 'attr', read: () => '8:0\n' });
-  kernel.vfs.add(`${classDir}/${name}`, { type: 'link', target: () => `${classDir === '/sys/block' ? '..' : '../..'}/devices/${device.split('/sys/devices/')[1]}/${subdir}/${name}` });
+  kernel.vfs.add(`${classDir}/${name}`, {
+    type: 'link',
+    target: () => `${classDir === '/sys/block' ? '..' : '../..'}/devices/${device.split('/sys/devices/')[1]}/${subdir}/${name}`,
+  });
   return `${device}/${subdir}/${name}`;
 }
 
@@ -32,7 +35,10 @@ describe('bindVfio and unbind cannot hurt the host [model]', () => {
     let flags = '0x1003';
     kernel.vfs.add(`${dir}/flags`, { type: 'attr', read: () => `${flags}\n` });
     const edu = PciDevice.get(EDU, { kernel });
-    assert.throws(() => edu.bindVfio(), (e: unknown) => isVfioError(e, 'ERR_VFIO_IN_USE') && /eth0 is up/.test(e.message));
+    assert.throws(
+      () => edu.bindVfio(),
+      (e: unknown) => isVfioError(e, 'ERR_VFIO_IN_USE') && /eth0 is up/.test(e.message),
+    );
     assert.equal(edu.driver, 'pci-stub', 'nothing was changed');
     flags = '0x1002';
     assert.deepEqual(edu.usage(), []);
@@ -51,7 +57,10 @@ describe('bindVfio and unbind cannot hurt the host [model]', () => {
     kernel.vfs.add('/proc/swaps', { type: 'attr', read: () => 'Filename Type Size Used Priority\n/dev/sda /dev/sda partition 1 0 -2\n' });
     kernel.vfs.add(`${disk}/holders/dm-0`, { type: 'link', target: () => '../../dm-0' });
     assert.deepEqual(edu.usage(), ['/dev/sda is active swap', '/dev/sda is held by dm-0', '/dev/sda1 is mounted']);
-    assert.throws(() => edu.bindVfio(), (e: unknown) => isVfioError(e, 'ERR_VFIO_IN_USE'));
+    assert.throws(
+      () => edu.bindVfio(),
+      (e: unknown) => isVfioError(e, 'ERR_VFIO_IN_USE'),
+    );
     assert.equal(edu.driver, 'pci-stub');
   });
 
@@ -62,14 +71,20 @@ describe('bindVfio and unbind cannot hurt the host [model]', () => {
     kernel.vfs.add(`${device}/boot_vga`, { type: 'attr', read: () => '1\n' });
     const edu = PciDevice.get(EDU, { kernel });
     assert.deepEqual(edu.usage(), ['it is a bridge with 0000:01:00.0 below it', 'it is the boot VGA device']);
-    assert.throws(() => edu.bindVfio(), (e: unknown) => isVfioError(e, 'ERR_VFIO_IN_USE'));
+    assert.throws(
+      () => edu.bindVfio(),
+      (e: unknown) => isVfioError(e, 'ERR_VFIO_IN_USE'),
+    );
   });
 
   it('checks that vfio-pci exists before unbinding the current driver', () => {
     const kernel = onStub();
     kernel.vfs.remove('/sys/bus/pci/drivers/vfio-pci');
     const edu = PciDevice.get(EDU, { kernel });
-    assert.throws(() => edu.bindVfio(), (e: unknown) => isVfioError(e, 'ERR_VFIO_NOT_BOUND') && /modprobe vfio-pci/.test(e.message));
+    assert.throws(
+      () => edu.bindVfio(),
+      (e: unknown) => isVfioError(e, 'ERR_VFIO_NOT_BOUND') && /modprobe vfio-pci/.test(e.message),
+    );
     assert.equal(edu.driver, 'pci-stub', 'the device keeps its driver');
   });
 
@@ -77,7 +92,10 @@ describe('bindVfio and unbind cannot hurt the host [model]', () => {
     const kernel = onStub();
     kernel.vfs.add('/sys/bus/pci/drivers_probe', { type: 'attr', mode: 0o200, write: () => fail('EIO') });
     const edu = PciDevice.get(EDU, { kernel });
-    assert.throws(() => edu.bindVfio(), (e: unknown) => isVfioError(e, 'EIO'));
+    assert.throws(
+      () => edu.bindVfio(),
+      (e: unknown) => isVfioError(e, 'EIO'),
+    );
     assert.equal(edu.driver, 'pci-stub', 'rolled back to the previous driver');
     assert.equal(kernel.readFile(`${edu.path}/driver_override`).toString().trim(), '(null)');
     assert.equal(edu.previousDriver, undefined);
@@ -87,7 +105,11 @@ describe('bindVfio and unbind cannot hurt the host [model]', () => {
     const kernel = createModelKernel('linux-7.3-iommu');
     const edu = PciDevice.get(EDU, { kernel });
     for (const restore of ['.', '..', '', '../vfio-pci', 'a/b', ' nvme']) {
-      assert.throws(() => edu.unbind({ restore }), (e: unknown) => e instanceof TypeError && /options\.restore must be a driver name/.test(e.message), restore);
+      assert.throws(
+        () => edu.unbind({ restore }),
+        (e: unknown) => e instanceof TypeError && /options\.restore must be a driver name/.test(e.message),
+        restore,
+      );
     }
     assert.equal(edu.driver, 'vfio-pci', 'still bound: nothing was written');
     edu.unbind({ restore: 'pci-stub' });

@@ -13,7 +13,10 @@ describeOnTargets('DmaBuffer bus-address runs', (target) => {
     using dev = openDevice(t.bdf, { kernel: t.kernel });
     using buffer = DmaBuffer.allocate(8 * 4096, { space: dev.dmaSpace });
     const runs = buffer.busRuns(100n, 5n * 4096n);
-    assert.equal(runs.reduce((n, r) => n + r.length, 0n), 5n * 4096n);
+    assert.equal(
+      runs.reduce((n, r) => n + r.length, 0n),
+      5n * 4096n,
+    );
     let at = 100n;
     for (const r of runs) {
       assert.equal(r.offset, at);
@@ -22,7 +25,11 @@ describeOnTargets('DmaBuffer bus-address runs', (target) => {
       at += r.length;
     }
     if (buffer.addressing === 'iova') assert.equal(runs.length, 1, 'IOVAs are contiguous');
-    else assert.deepEqual(runs.map((r) => r.length), runsOfSegments(buffer, 100n, 5n * 4096n));
+    else
+      assert.deepEqual(
+        runs.map((r) => r.length),
+        runsOfSegments(buffer, 100n, 5n * 4096n),
+      );
     const first = buffer.busRun(100n);
     assert.equal(first.address, runs[0]!.address);
     if (buffer.addressing === 'iova') assert.equal(first.length, buffer.size - 100n, 'behind an IOMMU the rest of the buffer is one run');

@@ -80,9 +80,15 @@ describeOnTargets('VfioDevice details', (target) => {
   it('reports that edu cannot be hot reset (a root-bus device), with a hint', () => {
     const t = target();
     using dev = openDevice(t.bdf, { kernel: t.kernel });
-    assert.throws(() => dev.hotResetInfo(), (e: unknown) => isVfioError(e, 'ENODEV') && /root bus/.test(e.hint ?? ''));
+    assert.throws(
+      () => dev.hotResetInfo(),
+      (e: unknown) => isVfioError(e, 'ENODEV') && /root bus/.test(e.hint ?? ''),
+    );
     // The group path wants the fds of the affected groups (EINVAL without them); cdev: ENODEV.
-    assert.throws(() => dev.hotReset(), (e: unknown) => isVfioError(e) && /^(ENODEV|EINVAL)$/.test(e.code) && e.ioctl === 'VFIO_DEVICE_PCI_HOT_RESET');
+    assert.throws(
+      () => dev.hotReset(),
+      (e: unknown) => isVfioError(e) && /^(ENODEV|EINVAL)$/.test(e.code) && e.ioctl === 'VFIO_DEVICE_PCI_HOT_RESET',
+    );
   });
 
   it('refuses dirty tracking on a HWPT not allocated for it, naming the ioctl', function () {
@@ -90,7 +96,10 @@ describeOnTargets('VfioDevice details', (target) => {
     skipUnless(this, t.traits.cdev, 'needs iommufd');
     using dev = openDevice(t.bdf, { kernel: t.kernel });
     using hwpt = dev.iommufd!.hwpt(dev, dev.ioas!);
-    assert.throws(() => hwpt.setDirtyTracking(true), (e: unknown) => isVfioError(e) && e.ioctl === 'IOMMU_HWPT_SET_DIRTY_TRACKING');
+    assert.throws(
+      () => hwpt.setDirtyTracking(true),
+      (e: unknown) => isVfioError(e) && e.ioctl === 'IOMMU_HWPT_SET_DIRTY_TRACKING',
+    );
   });
 
   it('switches the rlimit accounting mode of an iommufd before anything is pinned', function () {

@@ -62,7 +62,10 @@ describeOnTargets('VfioDevice on edu', (target) => {
     assert.equal(msi.maxVectors, 1);
     assert.equal(msi.is64Bit, true);
     assert.equal(dev.config.msix(), undefined);
-    assert.deepEqual(dev.config.capabilities().map((c) => c.id), [P.PCI_CAP_ID_MSI]);
+    assert.deepEqual(
+      dev.config.capabilities().map((c) => c.id),
+      [P.PCI_CAP_ID_MSI],
+    );
   });
 
   it('maps BAR0 and accesses registers at exact width', () => {
@@ -102,7 +105,8 @@ describeOnTargets('VfioDevice on edu', (target) => {
       if (id !== EDU_ID) assert.fail(`round ${i}: identification read as 0x${id.toString(16)}`);
       bar.write32(EDU.LIVENESS, low);
       const inverted = bar.read32(EDU.LIVENESS);
-      if (inverted !== ~low >>> 0) assert.fail(`round ${i}: liveness read as 0x${inverted.toString(16)} after writing 0x${low.toString(16)}`);
+      if (inverted !== ~low >>> 0)
+        assert.fail(`round ${i}: liveness read as 0x${inverted.toString(16)} after writing 0x${low.toString(16)}`);
     }
     bar.write64(EDU.DMA_SRC, 0n);
   });
@@ -166,14 +170,20 @@ describeOnTargets('VfioDevice on edu', (target) => {
     assert.equal(intx!.closed, true);
     assert.equal(msi!.closed, false);
     assert.equal(dev.irqs.enabledKind, 'msi');
-    assert.throws(() => dev.irqs.enable('msix', 1), (e: unknown) => isVfioError(e, 'ERR_VFIO_TOO_MANY_VECTORS') && /no msix capability/.test(e.hint ?? ''));
+    assert.throws(
+      () => dev.irqs.enable('msix', 1),
+      (e: unknown) => isVfioError(e, 'ERR_VFIO_TOO_MANY_VECTORS') && /no msix capability/.test(e.hint ?? ''),
+    );
   });
 
   it('reset reports that edu has no reset method, with a hint', () => {
     const t = target();
     using dev = openDevice(t.bdf, { kernel: t.kernel });
     assert.equal(dev.canReset, false);
-    assert.throws(() => dev.reset(), (e: unknown) => isVfioError(e, 'EINVAL') && e.ioctl === 'VFIO_DEVICE_RESET' && /no reset method/.test(e.hint ?? ''));
+    assert.throws(
+      () => dev.reset(),
+      (e: unknown) => isVfioError(e, 'EINVAL') && e.ioctl === 'VFIO_DEVICE_RESET' && /no reset method/.test(e.hint ?? ''),
+    );
   });
 
   it('closing the device closes its mappings and vectors; use after close is EBADF; double close is harmless', () => {
@@ -185,7 +195,14 @@ describeOnTargets('VfioDevice on edu', (target) => {
     dev.close();
     assert.equal(bar.closed, true);
     assert.equal(vector!.closed, true);
-    for (const use of [() => dev.info, () => bar.read32(0), () => region.read32(0), () => dev.irqs, () => vector!.eventfd, () => dev.config.vendorId]) {
+    for (const use of [
+      () => dev.info,
+      () => bar.read32(0),
+      () => region.read32(0),
+      () => dev.irqs,
+      () => vector!.eventfd,
+      () => dev.config.vendorId,
+    ]) {
       assert.throws(use, (e: unknown) => isVfioError(e, 'EBADF') && /is closed/.test(e.message));
     }
     dev.close();

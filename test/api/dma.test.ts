@@ -62,15 +62,25 @@ describeOnTargets('DmaBuffer', (target) => {
     using dev = openDevice(t.bdf, { kernel: t.kernel });
     using dma = dev.allocateDma(64n * KiB);
     assert.equal(dma.dmaAddress(16), dma.iova! + 16n);
-    assert.throws(() => dma.physicalAddress(0), (e: unknown) => isVfioError(e, 'ERR_VFIO_TRANSLATED') && /IOVA/.test(e.hint ?? ''));
-    assert.throws(() => dev.ioas!.getPhysicalAddress(dma.iova!, 4096n), (e: unknown) => isVfioError(e, 'EOPNOTSUPP') && e.ioctl === 'IOMMU_IOAS_NOIOMMU_GET_PA');
+    assert.throws(
+      () => dma.physicalAddress(0),
+      (e: unknown) => isVfioError(e, 'ERR_VFIO_TRANSLATED') && /IOVA/.test(e.hint ?? ''),
+    );
+    assert.throws(
+      () => dev.ioas!.getPhysicalAddress(dma.iova!, 4096n),
+      (e: unknown) => isVfioError(e, 'EOPNOTSUPP') && e.ioctl === 'IOMMU_IOAS_NOIOMMU_GET_PA',
+    );
   });
 
   for (const prefer of ['cdev', 'group'] as const) {
     it(`edu DMA reaches the buffer at dmaAddress, both directions (${prefer} path)`, async function () {
       const t = target();
       skipUnless(this, prefer === 'cdev' ? t.traits.cdev : t.traits.group, `this kernel has no ${prefer} path`);
-      skipUnless(this, !(prefer === 'group' && t.traits.noiommu && !t.traits.sysAdmin), 'the legacy noiommu path reads pagemap, which needs CAP_SYS_ADMIN');
+      skipUnless(
+        this,
+        !(prefer === 'group' && t.traits.noiommu && !t.traits.sysAdmin),
+        'the legacy noiommu path reads pagemap, which needs CAP_SYS_ADMIN',
+      );
       using dev = openDevice(t.bdf, { kernel: t.kernel, prefer });
       const bar = dev.bar(0).mmap();
       dev.config.enableBusMaster();
@@ -97,8 +107,14 @@ describeOnTargets('DmaBuffer', (target) => {
     assert.equal(dma.closed, true);
     assert.equal(buffer.byteLength, 0, 'the ArrayBuffer is detached');
     assert.equal(view.length, 0);
-    assert.throws(() => dma.bytes, (e: unknown) => isVfioError(e, 'EBADF'));
-    assert.throws(() => dma.physicalAddress(0), (e: unknown) => isVfioError(e, 'EBADF'));
+    assert.throws(
+      () => dma.bytes,
+      (e: unknown) => isVfioError(e, 'EBADF'),
+    );
+    assert.throws(
+      () => dma.physicalAddress(0),
+      (e: unknown) => isVfioError(e, 'EBADF'),
+    );
     dma.close();
   });
 
@@ -109,12 +125,22 @@ describeOnTargets('DmaBuffer', (target) => {
     const ioas = dev.ioas!;
     const dma = dev.allocateDma(64n * KiB);
     const iova = dma.iova!;
-    assert.throws(() => ioas.unmap({ iova, length: dma.size }), (e: unknown) => isVfioError(e, 'ERR_VFIO_IN_USE') && /DmaBuffer/.test(e.message));
-    assert.throws(() => ioas.unmap(), (e: unknown) => isVfioError(e, 'ERR_VFIO_IN_USE'));
+    assert.throws(
+      () => ioas.unmap({ iova, length: dma.size }),
+      (e: unknown) => isVfioError(e, 'ERR_VFIO_IN_USE') && /DmaBuffer/.test(e.message),
+    );
+    assert.throws(
+      () => ioas.unmap(),
+      (e: unknown) => isVfioError(e, 'ERR_VFIO_IN_USE'),
+    );
     assert.equal(dma.bytes.length, 64 * 1024, 'the buffer is untouched');
     if (t.traits.noiommu) assert.ok(dma.physicalAddress(0) > 0n);
     dma.close();
-    assert.throws(() => ioas.unmap({ iova, length: dma.size }), (e: unknown) => isVfioError(e, 'ENOENT'), 'the area went with the buffer');
+    assert.throws(
+      () => ioas.unmap({ iova, length: dma.size }),
+      (e: unknown) => isVfioError(e, 'ENOENT'),
+      'the area went with the buffer',
+    );
   });
 
   it('closing the IOAS owner closes the buffers mapped in it', function () {
@@ -134,17 +160,26 @@ describeOnTargets('DmaBuffer', (target) => {
     using iommufd = Iommufd.open(t.kernel);
     const ioas = iommufd.ioas();
     const dma = DmaBuffer.allocate(32n * KiB, { space: ioas });
-    assert.throws(() => dma.addressing, (e: unknown) => isVfioError(e, 'ERR_VFIO_NOT_ATTACHED') && /attach a device/.test(e.hint ?? ''));
+    assert.throws(
+      () => dma.addressing,
+      (e: unknown) => isVfioError(e, 'ERR_VFIO_NOT_ATTACHED') && /attach a device/.test(e.hint ?? ''),
+    );
     VfioDevice.open(t.bdf, { iommufd, attach: ioas });
     assert.equal(dma.addressing, 'physical');
-    assert.equal(dma.segments().reduce((n, s) => n + s.length, 0n), dma.size);
+    assert.equal(
+      dma.segments().reduce((n, s) => n + s.length, 0n),
+      dma.size,
+    );
   });
 
   it('backs a buffer with huge pages when reserved, and falls back only when asked', function () {
     const t = target();
     using dev = openDevice(t.bdf, { kernel: t.kernel });
     if (!t.traits.hugePages) {
-      assert.throws(() => dev.allocateDma(2n * MiB, { hugePage: true }), (e: unknown) => isVfioError(e) && /huge pages/.test(e.hint ?? ''));
+      assert.throws(
+        () => dev.allocateDma(2n * MiB, { hugePage: true }),
+        (e: unknown) => isVfioError(e) && /huge pages/.test(e.hint ?? ''),
+      );
       using small = dev.allocateDma(2n * MiB, { hugePage: true, hugePageFallback: 'small-pages' });
       assert.equal(small.pageSize, BigInt(t.kernel.pageSize));
       return;

@@ -27,8 +27,12 @@ function caught(fn: () => unknown): VfioError {
 
 describe('VfioError.wrap', () => {
   const inner = VfioError.of('ENOENT', {
-    syscall: 'ioctl', ioctl: 'IOMMU_IOAS_MAP', path: '/dev/iommu',
-    context: 'mapping 4096 bytes into IOAS 2', detail: 'no such area', hint: 'the inner hint',
+    syscall: 'ioctl',
+    ioctl: 'IOMMU_IOAS_MAP',
+    path: '/dev/iommu',
+    context: 'mapping 4096 bytes into IOAS 2',
+    detail: 'no such area',
+    hint: 'the inner hint',
   });
 
   it('keeps code, errno, syscall, ioctl, path and detail, stacks the context and sets the inner error as cause', () => {
@@ -41,7 +45,10 @@ describe('VfioError.wrap', () => {
       [inner.code, inner.errno, inner.syscall, inner.ioctl, inner.path, inner.detail],
     );
     assert.equal(outer.context, 'opening device X: mapping 4096 bytes into IOAS 2');
-    assert.match(outer.message, /^opening device X: mapping 4096 bytes into IOAS 2: ENOENT: .*IOMMU_IOAS_MAP '\/dev\/iommu': no such area \(hint: the inner hint\)$/);
+    assert.match(
+      outer.message,
+      /^opening device X: mapping 4096 bytes into IOAS 2: ENOENT: .*IOMMU_IOAS_MAP '\/dev\/iommu': no such area \(hint: the inner hint\)$/,
+    );
   });
 
   it('keeps the inner hint unless it is given a better one', () => {
@@ -66,12 +73,15 @@ describe('VfioError.wrap', () => {
   it('keeps a condition error a condition: its code and check, still no syscall', () => {
     const condition = VfioError.condition('ERR_VFIO_IN_USE', { check: 'IOAS 2 still has 1 device(s) attached', hint: 'detach first' });
     const outer = VfioError.wrap(condition, { context: 'closing' }) as VfioError;
-    assert.deepEqual([outer.code, outer.check, outer.syscall, outer.errno, outer.hint], ['ERR_VFIO_IN_USE', condition.check, '', 0, 'detach first']);
+    assert.deepEqual(
+      [outer.code, outer.check, outer.syscall, outer.errno, outer.hint],
+      ['ERR_VFIO_IN_USE', condition.check, '', 0, 'detach first'],
+    );
     assert.equal(outer.cause, condition);
   });
 });
 
-describeOnModel('the model\'s detail reaches the user [model linux-6.x-legacy-noiommu]', () => {
+describeOnModel("the model's detail reaches the user [model linux-6.x-legacy-noiommu]", () => {
   it('GET_DEVICE_FD on a group without a container says so through the typed API', () => {
     const kernel = createModelKernel('linux-6.x-legacy-noiommu');
     const groupId = PciDevice.get(EDU, kernel).iommuGroup!;
@@ -127,7 +137,10 @@ describeOnModel('hints fit the call that failed [model linux-7.3-noiommu]', () =
   });
 
   it('ENOENT from the open of /dev/iommu keeps the CONFIG_IOMMUFD hint', () => {
-    const kernel = createModelKernel({ ...profiles['linux-7.3-noiommu'], config: { ...profiles['linux-7.3-noiommu'].config, IOMMUFD: false } });
+    const kernel = createModelKernel({
+      ...profiles['linux-7.3-noiommu'],
+      config: { ...profiles['linux-7.3-noiommu'].config, IOMMUFD: false },
+    });
     const e = caught(() => Iommufd.open(kernel));
     assert.deepEqual([e.code, e.syscall, e.path], ['ENOENT', 'open', '/dev/iommu']);
     assert.match(e.hint ?? '', /CONFIG_IOMMUFD/);

@@ -62,7 +62,10 @@ describeOnTargets('Irqs and InterruptVector', (target) => {
       const results = await Promise.allSettled(waits);
       assert.ok(results.every((r) => r.status === 'rejected' && isVfioError(r.reason, 'ECANCELED')));
       await new Promise((r) => setImmediate(r));
-      assert.deepEqual(warnings.map((w) => w.name), []);
+      assert.deepEqual(
+        warnings.map((w) => w.name),
+        [],
+      );
     } finally {
       process.off('warning', onWarning);
     }
@@ -102,7 +105,10 @@ describeOnTargets('Irqs and InterruptVector', (target) => {
     assert.throws(() => irqs.enable('msi', 1.5), RangeError);
     assert.throws(() => irqs.enable('msi', 0), RangeError);
     assert.throws(() => irqs.mask('intx', -1), RangeError);
-    assert.throws(() => irqs.resize('msi', 1), (e: unknown) => isVfioError(e) && /not enabled/.test(e.message));
+    assert.throws(
+      () => irqs.resize('msi', 1),
+      (e: unknown) => isVfioError(e) && /not enabled/.test(e.message),
+    );
     assert.equal(irqs.enabledKind, undefined, 'nothing was enabled by the refused calls');
   });
 
@@ -110,7 +116,10 @@ describeOnTargets('Irqs and InterruptVector', (target) => {
     const t = target();
     using dev = openDevice(t.bdf, { kernel: t.kernel });
     dev.irqs.enable('msi', 1);
-    assert.throws(() => dev.irqs.resize('msi', 1), (e: unknown) => isVfioError(e) && /NORESIZE/.test(e.message));
+    assert.throws(
+      () => dev.irqs.resize('msi', 1),
+      (e: unknown) => isVfioError(e) && /NORESIZE/.test(e.message),
+    );
   });
 
   it('an INTx unmask eventfd re-arms INTx when signalled, and closing it stops that', async () => {

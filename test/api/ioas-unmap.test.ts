@@ -45,7 +45,14 @@ describeOnTargets('Ioas.unmap keeps the handles in line with the kernel', (targe
   const at = (pages: bigint) => iova(BASE + pages * page);
   /** Maps `pages` pages at page `first` behind the typed API's back (an area no handle owns). */
   function rawMap(kernel: Kernel, first: bigint, pages: bigint): void {
-    io.ioasMap(kernel, iommufd.fd, { ioasId: ioas.id, userVa: va(first), length: pages * page, iova: at(first), readable: true, writable: true });
+    io.ioasMap(kernel, iommufd.fd, {
+      ioasId: ioas.id,
+      userVa: va(first),
+      length: pages * page,
+      iova: at(first),
+      readable: true,
+      writable: true,
+    });
   }
   function rawUnmap(first: bigint, pages: bigint): bigint {
     return io.ioasUnmap(t.kernel, iommufd.fd, ioas.id, { iova: at(first), length: pages * page });
@@ -65,15 +72,26 @@ describeOnTargets('Ioas.unmap keeps the handles in line with the kernel', (targe
   it('the kernel unmaps the areas before one the range splits, then stops with ENOENT', function () {
     rawMap(t.kernel, 0n, 1n);
     rawMap(t.kernel, 1n, 2n);
-    assert.throws(() => rawUnmap(0n, 2n), (e: unknown) => isVfioError(e, 'ENOENT'), 'the range covers half of the second area');
-    assert.throws(() => rawUnmap(0n, 1n), (e: unknown) => isVfioError(e, 'ENOENT'), 'the first area, fully covered, is gone');
+    assert.throws(
+      () => rawUnmap(0n, 2n),
+      (e: unknown) => isVfioError(e, 'ENOENT'),
+      'the range covers half of the second area',
+    );
+    assert.throws(
+      () => rawUnmap(0n, 1n),
+      (e: unknown) => isVfioError(e, 'ENOENT'),
+      'the first area, fully covered, is gone',
+    );
     assert.equal(rawUnmap(1n, 2n), 2n * page, 'the split area is intact');
   });
 
   it('refuses a range that covers part of a mapping before the kernel acts, so a later close cannot unmap a live DmaBuffer', function () {
     const a = ioas.map({ va: va(0n), length: page }, { iova: at(0n) });
     const b = ioas.map({ va: va(1n), length: 2n * page }, { iova: at(1n) });
-    assert.throws(() => ioas.unmap({ iova: a.iova, length: 2n * page }), (e: unknown) => isVfioError(e, 'ERR_VFIO_PARTIAL_UNMAP') && /IOVA 0x/.test(e.message));
+    assert.throws(
+      () => ioas.unmap({ iova: a.iova, length: 2n * page }),
+      (e: unknown) => isVfioError(e, 'ERR_VFIO_PARTIAL_UNMAP') && /IOVA 0x/.test(e.message),
+    );
     assert.equal(a.closed, false);
     assert.ok(occupied(a.iova) && occupied(b.iova), 'nothing was unmapped');
     using buffer = DmaBuffer.allocate(page, { space: ioas });
@@ -86,7 +104,10 @@ describeOnTargets('Ioas.unmap keeps the handles in line with the kernel', (targe
   it('after a failure it cannot foresee (an area no handle owns is split), forgets the handles of the areas the kernel removed', function () {
     const c = ioas.map({ va: va(0n), length: page }, { iova: at(0n) });
     rawMap(t.kernel, 1n, 2n);
-    assert.throws(() => ioas.unmap({ iova: at(0n), length: 2n * page }), (e: unknown) => isVfioError(e, 'ENOENT'));
+    assert.throws(
+      () => ioas.unmap({ iova: at(0n), length: 2n * page }),
+      (e: unknown) => isVfioError(e, 'ENOENT'),
+    );
     assert.equal(c.closed, true, "the kernel removed C's area, so its handle is gone too");
     using reuse = DmaBuffer.allocate(page, { space: ioas, iova: at(0n) });
     c.close();
@@ -99,7 +120,10 @@ describeOnTargets('Ioas.unmap keeps the handles in line with the kernel', (targe
     rawMap(t.kernel, 0n, 2n);
     const d = ioas.map({ va: va(2n), length: page }, { iova: at(2n) });
     const e2 = ioas.map({ va: va(4n), length: page }, { iova: at(4n) });
-    assert.throws(() => ioas.unmap({ iova: at(1n), length: 2n * page }), (e: unknown) => isVfioError(e, 'ENOENT'));
+    assert.throws(
+      () => ioas.unmap({ iova: at(1n), length: 2n * page }),
+      (e: unknown) => isVfioError(e, 'ENOENT'),
+    );
     assert.equal(d.closed, false);
     assert.ok(occupied(d.iova), 'the handle and the kernel agree');
     d.close();

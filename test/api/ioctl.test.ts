@@ -33,9 +33,14 @@ describe('lib/ioctl wrappers', () => {
       if (!(v.flags & U.IOMMU_IOAS_MAP_FIXED_IOVA)) U.IommuIoasMap.set(bytesOf(arg), 'iova', 0x5000n);
     });
     assert.equal(io.ioasMap(k, 3, { ioasId: 2, userVa: 0x1000n, length: 4096n, readable: true, writable: false }), 0x5000n);
-    assert.equal(io.ioasMap(k, 3, { ioasId: 2, userVa: 0x1000n, length: 4096n, iova: iova(0x9000n), readable: true, writable: true }), 0x9000n);
-    assert.deepEqual(seen, [U.IOMMU_IOAS_MAP_READABLE,
-      U.IOMMU_IOAS_MAP_READABLE | U.IOMMU_IOAS_MAP_WRITEABLE | U.IOMMU_IOAS_MAP_FIXED_IOVA]);
+    assert.equal(
+      io.ioasMap(k, 3, { ioasId: 2, userVa: 0x1000n, length: 4096n, iova: iova(0x9000n), readable: true, writable: true }),
+      0x9000n,
+    );
+    assert.deepEqual(seen, [
+      U.IOMMU_IOAS_MAP_READABLE,
+      U.IOMMU_IOAS_MAP_READABLE | U.IOMMU_IOAS_MAP_WRITEABLE | U.IOMMU_IOAS_MAP_FIXED_IOVA,
+    ]);
   });
 
   it('ioasUnmap without a range asks for everything and returns the bytes unmapped', () => {
@@ -91,13 +96,16 @@ describe('lib/ioctl wrappers', () => {
 
   it('names the ioctl in errors and gives the kernel-version hint for GET_PA ENOTTY', () => {
     const k = new ScriptedKernel();
-    assert.throws(() => io.noiommuGetPa(k, 3, 1, iova(0n), 4096n), (e: unknown) => {
-      assert.ok(isVfioError(e, 'ENOTTY'));
-      assert.equal(e.ioctl, 'IOMMU_IOAS_NOIOMMU_GET_PA');
-      assert.equal(e.syscall, 'ioctl');
-      assert.match(e.hint ?? '', /7\.3/);
-      return true;
-    });
+    assert.throws(
+      () => io.noiommuGetPa(k, 3, 1, iova(0n), 4096n),
+      (e: unknown) => {
+        assert.ok(isVfioError(e, 'ENOTTY'));
+        assert.equal(e.ioctl, 'IOMMU_IOAS_NOIOMMU_GET_PA');
+        assert.equal(e.syscall, 'ioctl');
+        assert.match(e.hint ?? '', /7\.3/);
+        return true;
+      },
+    );
   });
 
   it('deviceGetRegionInfo re-issues with the argsz the kernel asked for and decodes the capability chain', () => {
@@ -126,9 +134,15 @@ describe('lib/ioctl wrappers', () => {
     assert.deepEqual(argszSeen, [32, needed]);
     assert.equal(info.size, 0x4000n);
     assert.equal(info.offset, 2n << 40n);
-    assert.deepEqual(info.sparseMmap, [{ offset: 0n, size: 0x1000n }, { offset: 0x3000n, size: 0x1000n }]);
+    assert.deepEqual(info.sparseMmap, [
+      { offset: 0n, size: 0x1000n },
+      { offset: 0x3000n, size: 0x1000n },
+    ]);
     assert.equal(info.msixMappable, true);
-    assert.deepEqual(info.capabilities.map((c) => c.id), [1, 3]);
+    assert.deepEqual(
+      info.capabilities.map((c) => c.id),
+      [1, 3],
+    );
   });
 
   it('deviceGetRegionInfo makes one call when there is no chain', () => {
@@ -143,7 +157,10 @@ describe('lib/ioctl wrappers', () => {
   });
 
   it('struct memory reused from call to call: each call sends only its own inputs and returns its own answer', () => {
-    const answers = [{ phys: 0x1234_5000n, length: 0x3000n }, { phys: 0x8_0000_0000n, length: 0x1000n }];
+    const answers = [
+      { phys: 0x1234_5000n, length: 0x3000n },
+      { phys: 0x8_0000_0000n, length: 0x1000n },
+    ];
     const k = new ScriptedKernel().on(U.IOMMU_IOAS_NOIOMMU_GET_PA, (arg, call) => {
       const v = U.IommuIoasNoiommuGetPa.decode(bytesOf(arg));
       // Nothing of the previous call's answer is left in what the kernel reads.
@@ -157,7 +174,13 @@ describe('lib/ioctl wrappers', () => {
     const second = lookup.lookup(k, 3, 9, iova(0x7000n), 4096n);
     assert.deepEqual([first, second], answers);
     const sent = k.calls.map((c) => U.IommuIoasNoiommuGetPa.decode(bytesOf(c.bytes)));
-    assert.deepEqual(sent.map((v) => [v.ioas_id, v.iova, v.length]), [[4, 0x2000n, 1n << 20n], [9, 0x7000n, 4096n]]);
+    assert.deepEqual(
+      sent.map((v) => [v.ioas_id, v.iova, v.length]),
+      [
+        [4, 0x2000n, 1n << 20n],
+        [9, 0x7000n, 4096n],
+      ],
+    );
   });
 
   it('noiommuGetPa reads back a length that differs from the cap in its high word only', () => {
@@ -173,14 +196,23 @@ describe('lib/ioctl wrappers', () => {
 
   it('noiommuGetPa refuses an IOVA or a cap outside u64 instead of letting it wrap', () => {
     const k = new ScriptedKernel().on(U.IOMMU_IOAS_NOIOMMU_GET_PA, () => undefined);
-    assert.throws(() => io.noiommuGetPa(k, 3, 1, -1n as ReturnType<typeof iova>, 4096n), { name: 'RangeError', message: /iova: -1 is out of range/ });
-    assert.throws(() => io.noiommuGetPa(k, 3, 1, iova(0n), 1n << 64n), { name: 'RangeError', message: /length: 18446744073709551616 is out of range/ });
+    assert.throws(() => io.noiommuGetPa(k, 3, 1, -1n as ReturnType<typeof iova>, 4096n), {
+      name: 'RangeError',
+      message: /iova: -1 is out of range/,
+    });
+    assert.throws(() => io.noiommuGetPa(k, 3, 1, iova(0n), 1n << 64n), {
+      name: 'RangeError',
+      message: /length: 18446744073709551616 is out of range/,
+    });
     assert.equal(k.calls.length, 0);
   });
 
   it('deviceGetRegionInfo range-checks the index as the codec does', () => {
     const k = new ScriptedKernel().on(V.VFIO_DEVICE_GET_REGION_INFO, () => undefined);
-    assert.throws(() => io.deviceGetRegionInfo(k, 5, -1), { name: 'RangeError', message: /vfio_region_info\.index: -1 is out of range for u32/ });
+    assert.throws(() => io.deviceGetRegionInfo(k, 5, -1), {
+      name: 'RangeError',
+      message: /vfio_region_info\.index: -1 is out of range for u32/,
+    });
     assert.throws(() => io.deviceGetRegionInfo(k, 5, 1.5), { name: 'RangeError', message: /not an integer/ });
     assert.throws(() => io.deviceGetRegionInfo(k, 5, 2 ** 32), RangeError);
     assert.equal(k.calls.length, 0);
@@ -217,7 +249,10 @@ describe('lib/ioctl wrappers', () => {
     });
     const info = io.deviceGetPciHotResetInfo(k, 5);
     assert.equal(k.calls.length, 2);
-    assert.deepEqual(info.devices.map((d) => d.groupOrDeviceId), [10, 11, 12, 13, 14, 15]);
+    assert.deepEqual(
+      info.devices.map((d) => d.groupOrDeviceId),
+      [10, 11, 12, 13, 14, 15],
+    );
     assert.equal(info.devices[2]!.devfn, 2 << 3);
   });
 
@@ -266,7 +301,10 @@ describe('lib/ioctl wrappers', () => {
 
   it('the same request number on a group fd is named as the group ioctl', () => {
     const k = new ScriptedKernel();
-    assert.throws(() => io.groupGetStatus(k, 6), (e: unknown) => isVfioError(e, 'ENOTTY') && e.ioctl === 'VFIO_GROUP_GET_STATUS');
+    assert.throws(
+      () => io.groupGetStatus(k, 6),
+      (e: unknown) => isVfioError(e, 'ENOTTY') && e.ioctl === 'VFIO_GROUP_GET_STATUS',
+    );
   });
 
   it('readCapabilityChain refuses a looping or out-of-bounds chain', () => {

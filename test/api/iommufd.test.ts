@@ -42,7 +42,10 @@ describeOnTargets('Iommufd and Ioas', (target) => {
     assert.equal(auto.iova % BigInt(t.kernel.pageSize), 0n);
     const fixed = ioas.map({ va: memory.address, length: 16n * KiB }, { iova: iova(0x4000_0000n), writable: false });
     assert.equal(fixed.iova, 0x4000_0000n);
-    assert.throws(() => ioas.map(memory, { iova: fixed.iova }), (e: unknown) => isVfioError(e, 'EEXIST') && e.ioctl === 'IOMMU_IOAS_MAP');
+    assert.throws(
+      () => ioas.map(memory, { iova: fixed.iova }),
+      (e: unknown) => isVfioError(e, 'EEXIST') && e.ioctl === 'IOMMU_IOAS_MAP',
+    );
     fixed.close();
     const again = ioas.map({ va: memory.address, length: 16n * KiB }, { iova: iova(0x4000_0000n) });
     assert.equal(again.iova, 0x4000_0000n, 'closing the mapping freed its IOVA range');
@@ -113,19 +116,31 @@ describeOnTargets('Iommufd and Ioas', (target) => {
     const ioas = iommufd.ioas();
     const memory = anonymous(t, 128n * KiB);
     const area = ioas.map(memory);
-    assert.throws(() => ioas.getPhysicalAddress(area.iova, 4096n), (e: unknown) => isVfioError(e, 'EOPNOTSUPP') && e.ioctl === 'IOMMU_IOAS_NOIOMMU_GET_PA');
+    assert.throws(
+      () => ioas.getPhysicalAddress(area.iova, 4096n),
+      (e: unknown) => isVfioError(e, 'EOPNOTSUPP') && e.ioctl === 'IOMMU_IOAS_NOIOMMU_GET_PA',
+    );
     VfioDevice.open(t.bdf, { iommufd, attach: ioas });
     const first = ioas.getPhysicalAddress(area.iova, 4096n);
     assert.equal(first.length, 4096n, 'the answer never exceeds the cap');
     const runs = area.segments();
-    assert.equal(runs.reduce((n, r) => n + r.length, 0n), area.length);
+    assert.equal(
+      runs.reduce((n, r) => n + r.length, 0n),
+      area.length,
+    );
     assert.equal(runs[0]!.phys, first.phys);
     for (const r of runs) {
       const check = ioas.getPhysicalAddress((r.iova + r.length - 1n) as Iova, 1n);
       assert.equal(check.phys, r.phys + r.length - 1n, 'the last byte of each run is where the run says');
     }
-    assert.throws(() => ioas.getPhysicalAddress(iova(0xdead_0000n), 4096n), (e: unknown) => isVfioError(e, 'ENOENT'));
-    assert.throws(() => ioas.getPhysicalAddress(area.iova, 0n), (e: unknown) => isVfioError(e, 'EINVAL'));
+    assert.throws(
+      () => ioas.getPhysicalAddress(iova(0xdead_0000n), 4096n),
+      (e: unknown) => isVfioError(e, 'ENOENT'),
+    );
+    assert.throws(
+      () => ioas.getPhysicalAddress(area.iova, 0n),
+      (e: unknown) => isVfioError(e, 'EINVAL'),
+    );
   });
 
   it('allocates a HWPT for a bound device and attaches the device to it', function () {
@@ -137,7 +152,10 @@ describeOnTargets('Iommufd and Ioas', (target) => {
     assert.equal(dev.attach(hwpt), hwpt.id);
     assert.equal(dev.ioas, ioas, 'the device reaches the IOAS through the HWPT');
     if (t.traits.noiommu) {
-      assert.throws(() => iommufd.hwInfo(dev), (e: unknown) => isVfioError(e, 'EOPNOTSUPP'));
+      assert.throws(
+        () => iommufd.hwInfo(dev),
+        (e: unknown) => isVfioError(e, 'EOPNOTSUPP'),
+      );
     } else {
       assert.ok(iommufd.hwInfo(dev).data.length > 0);
     }
@@ -151,13 +169,22 @@ describeOnTargets('Iommufd and Ioas', (target) => {
     const iommufd = Iommufd.open(t.kernel);
     const ioas = iommufd.ioas();
     const dev = VfioDevice.open(t.bdf, { iommufd, attach: ioas });
-    assert.throws(() => ioas.close(), (e: unknown) => isVfioError(e, 'ERR_VFIO_IN_USE') && /device/.test(e.message));
+    assert.throws(
+      () => ioas.close(),
+      (e: unknown) => isVfioError(e, 'ERR_VFIO_IN_USE') && /device/.test(e.message),
+    );
     assert.equal(ioas.closed, false);
     iommufd.close();
     assert.equal(dev.closed, true);
     assert.equal(ioas.closed, true);
-    assert.throws(() => iommufd.ioas(), (e: unknown) => isVfioError(e, 'EBADF'));
-    assert.throws(() => ioas.ranges(), (e: unknown) => isVfioError(e, 'EBADF'));
+    assert.throws(
+      () => iommufd.ioas(),
+      (e: unknown) => isVfioError(e, 'EBADF'),
+    );
+    assert.throws(
+      () => ioas.ranges(),
+      (e: unknown) => isVfioError(e, 'EBADF'),
+    );
   });
 
   it('leaves no fd, mapping or pinned page behind after 200 open/map/close cycles', function () {

@@ -37,8 +37,14 @@ describeOnModel('{ kernel } options [model]', () => {
 
   it('every static opener takes { kernel }, and the positional kernel still works', () => {
     const kernel = createModelKernel('linux-7.3-noiommu');
-    assert.deepEqual(PciDevice.list({}, { kernel }).map((d) => d.bdf), [EDU]);
-    assert.deepEqual(PciDevice.list({}, kernel).map((d) => d.bdf), [EDU]);
+    assert.deepEqual(
+      PciDevice.list({}, { kernel }).map((d) => d.bdf),
+      [EDU],
+    );
+    assert.deepEqual(
+      PciDevice.list({}, kernel).map((d) => d.bdf),
+      [EDU],
+    );
     assert.equal(PciDevice.get(EDU, kernel).kernel, kernel);
     using iommufd = Iommufd.open({ kernel });
     assert.equal(iommufd.kernel, kernel);

@@ -14,11 +14,14 @@ import { describeOnTargets, skipUnless } from './support/targets';
 
 const BATCH = 7;
 
-
 describeOnTargets('Ioas.segments over a scattered mapping', (target) => {
   it('the run walk agrees with one GET_PA per page and with the walk over plain ioctl, across batch boundaries', function () {
     const t = target();
-    skipUnless(this, t.traits.noiommu && t.traits.cdev && t.traits.rawio, 'GET_PA answers only for a noiommu cdev device, with CAP_SYS_RAWIO');
+    skipUnless(
+      this,
+      t.traits.noiommu && t.traits.cdev && t.traits.rawio,
+      'GET_PA answers only for a noiommu cdev device, with CAP_SYS_RAWIO',
+    );
     using dev = openDevice(t.bdf, { kernel: t.kernel });
     const ioas = dev.ioas!;
     const page = BigInt(t.kernel.pageSize);
@@ -44,7 +47,9 @@ describeOnTargets('Ioas.segments over a scattered mapping', (target) => {
       assert.equal(at, pages, 'the segments cover every page once');
       const answers = (kernel: Kernel) => {
         const out: bigint[][] = [];
-        new PhysicalAddressLookup(BATCH).walk(kernel, dev.iommufd!.fd, ioas.id, mapping.iova, length, (iova, phys, n) => out.push([iova, phys, n]));
+        new PhysicalAddressLookup(BATCH).walk(kernel, dev.iommufd!.fd, ioas.id, mapping.iova, length, (iova, phys, n) =>
+          out.push([iova, phys, n]),
+        );
         return out;
       };
       const plain = answers(withoutRunWalk(t.kernel));

@@ -21,7 +21,10 @@ describeOnModel('VfioDevice resets [model lab-multi]', () => {
       assert.deepEqual(dev.reset(), { kind: 'function', method: 'bus', methods: ['bus'] });
       const hot = dev.hotReset();
       assert.equal(hot.kind, 'bus');
-      assert.deepEqual(hot.affected?.map((d) => [d.bus, d.devfn]), [[1, 0]]);
+      assert.deepEqual(
+        hot.affected?.map((d) => [d.bus, d.devfn]),
+        [[1, 0]],
+      );
     });
 
     it(`a function on the root bus has no reset method: reset() fails with EINVAL and says why (${profile})`, () => {
@@ -29,12 +32,18 @@ describeOnModel('VfioDevice resets [model lab-multi]', () => {
       using dev = openDevice('0000:00:05.0', { kernel });
       assert.equal(dev.canReset, false);
       assert.deepEqual(dev.resetMethods, []);
-      assert.throws(() => dev.reset(), (e: unknown) => isVfioError(e, 'EINVAL') && /no reset method/.test(e.hint ?? ''));
-      assert.throws(() => dev.hotReset(), (e: unknown) => isVfioError(e, 'ENODEV'));
+      assert.throws(
+        () => dev.reset(),
+        (e: unknown) => isVfioError(e, 'EINVAL') && /no reset method/.test(e.hint ?? ''),
+      );
+      assert.throws(
+        () => dev.hotReset(),
+        (e: unknown) => isVfioError(e, 'ENODEV'),
+      );
     });
   }
 
-  it('a function with FLR is reset with FLR (the nvme machine\'s controller shape)', () => {
+  it("a function with FLR is reset with FLR (the nvme machine's controller shape)", () => {
     const kernel = createModelKernel(labNvmeProfile('iommu'));
     using dev = openDevice('0000:00:04.0', { kernel });
     assert.deepEqual(dev.resetMethods, ['flr']);

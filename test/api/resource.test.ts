@@ -5,7 +5,11 @@ import { ScriptedKernel } from './support/scripted-kernel';
 
 /** A resource that records when it is released, and can be told to fail. */
 class Probe extends Resource {
-  constructor(readonly log: string[], readonly name: string, private readonly failWith?: Error) {
+  constructor(
+    readonly log: string[],
+    readonly name: string,
+    private readonly failWith?: Error,
+  ) {
     super(new ScriptedKernel(), `probe ${name}`);
   }
 
@@ -52,7 +56,10 @@ describe('Resource ownership', () => {
     const r = new Probe([], 'x');
     assert.equal(r.use(), 'x');
     r.close();
-    assert.throws(() => r.use(), (e: unknown) => isVfioError(e, 'EBADF') && e.syscall === 'Probe.use' && /probe x is closed/.test(e.message));
+    assert.throws(
+      () => r.use(),
+      (e: unknown) => isVfioError(e, 'EBADF') && e.syscall === 'Probe.use' && /probe x is closed/.test(e.message),
+    );
   });
 
   it('a child closed on its own leaves its owner, which then does not close it again', () => {
@@ -69,7 +76,10 @@ describe('Resource ownership', () => {
     const root = new Probe(log, 'root', new Error('root failed'));
     root.child('a', new Error('a failed'));
     root.child('b');
-    assert.throws(() => root.close(), (e: unknown) => e instanceof AggregateError && e.errors.length === 2);
+    assert.throws(
+      () => root.close(),
+      (e: unknown) => e instanceof AggregateError && e.errors.length === 2,
+    );
     assert.deepEqual(log, ['b', 'a', 'root']);
     assert.equal(root.closed, true);
     const single = new Probe([], 's', new Error('only'));

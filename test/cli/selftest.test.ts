@@ -105,7 +105,14 @@ describe('vfio selftest takes only PCI addresses [model]', function () {
 
   it('the whole suite on the 6.12 profile has no failure: commands newer than the kernel skip, naming the command', async () => {
     const r = await vfio('selftest', '--model=linux-6.x-legacy-noiommu');
-    assert.equal(r.code, 0, r.out.split('\n').filter((l) => l.startsWith('FAIL')).join('\n'));
+    assert.equal(
+      r.code,
+      0,
+      r.out
+        .split('\n')
+        .filter((l) => l.startsWith('FAIL'))
+        .join('\n'),
+    );
     assert.match(r.out, /# Totals: pass:\d+ fail:0 /);
     assert.match(r.out, /^skip map-file\.memfd: needs IOMMU_IOAS_MAP_FILE, which this kernel does not know/m);
   });

@@ -17,7 +17,10 @@ import { TrackedKernel } from '../../lib/selftest/tracked-kernel';
 import type { ConformanceCase } from '../../lib/selftest/case';
 
 /** A model machine whose ioctl buffers are copied as they are sent. */
-function recordingEnv(profile: 'linux-7.3-noiommu' | 'unprivileged' = 'linux-7.3-noiommu'): { env: Environment; sent: { request: number; bytes: Buffer }[] } {
+function recordingEnv(profile: 'linux-7.3-noiommu' | 'unprivileged' = 'linux-7.3-noiommu'): {
+  env: Environment;
+  sent: { request: number; bytes: Buffer }[];
+} {
   const kernel: Kernel = createModelKernel(profile);
   const sent: { request: number; bytes: Buffer }[] = [];
   const ioctl = kernel.ioctl.bind(kernel);
@@ -51,7 +54,7 @@ async function runCountingLeaks(env: Environment, c: ConformanceCase) {
 }
 
 describe('conformance fixtures', function () {
-  it('runs a fixture\'s teardown and releases what its setup opened after the case fails', async function () {
+  it("runs a fixture's teardown and releases what its setup opened after the case fails", async function () {
     const { env } = recordingEnv();
     const order: string[] = [];
     const withTeardown = defineFixture({
@@ -64,10 +67,13 @@ describe('conformance fixtures', function () {
       },
       teardown: () => order.push('fixture teardown'),
     });
-    const { result: r, leftOpen } = await runCountingLeaks(env, casesOn(withTeardown).test('fixtures.failing', 'fails', (t) => t.fail('on purpose')));
+    const { result: r, leftOpen } = await runCountingLeaks(
+      env,
+      casesOn(withTeardown).test('fixtures.failing', 'fails', (t) => t.fail('on purpose')),
+    );
     assert.equal(r.status, 'fail');
     assert.equal(r.reason, 'on purpose');
-    assert.equal(leftOpen, 0, 'teardown closed the fixture\'s iommufd');
+    assert.equal(leftOpen, 0, "teardown closed the fixture's iommufd");
     assert.deepEqual(order, ['fixture teardown', 'context cleanup']);
   });
 
@@ -78,14 +84,19 @@ describe('conformance fixtures', function () {
       return f.t.fail('setup failed after opening an iommufd, an IOAS and a mapping');
     });
     let ran = false;
-    const { result: r, leftOpen } = await runCountingLeaks(env, casesOn(broken).test('fixtures.broken-setup', 'never runs', () => { ran = true; }));
+    const { result: r, leftOpen } = await runCountingLeaks(
+      env,
+      casesOn(broken).test('fixtures.broken-setup', 'never runs', () => {
+        ran = true;
+      }),
+    );
     assert.equal(ran, false);
     assert.equal(r.status, 'fail');
     assert.match(r.reason ?? '', /^setup failed/);
     assert.equal(leftOpen, 0, 'teardown closed the iommufd and unmapped the memory');
   });
 
-  it('puts the fixture\'s needs before the case\'s, so a missing device is the reason given', async function () {
+  it("puts the fixture's needs before the case's, so a missing device is the reason given", async function () {
     const { env } = recordingEnv('unprivileged');
     const c = casesOn(mappedBuffer({ pages: 1 }), ['sys-rawio']).test('fixtures.needs', 'needs', () => undefined, ['edu']);
     assert.deepEqual(c.needs, ['device', 'sys-rawio', 'edu']);
@@ -96,17 +107,26 @@ describe('conformance fixtures', function () {
   });
 
   it('expands variant rows into cases row by row, leaving out what a template declines', function () {
-    const rows = [{ name: 'a', size: 1 }, { name: 'b', size: 2 }];
-    const cases = forEachVariant(rows,
+    const rows = [
+      { name: 'a', size: 1 },
+      { name: 'b', size: 2 },
+    ];
+    const cases = forEachVariant(
+      rows,
       (row) => casesOn(ioas).test(`fixtures.variant.${row.name}.first`, `size ${row.size}`, () => undefined),
-      (row) => (row.size > 1 ? casesOn(ioas).test(`fixtures.variant.${row.name}.second`, `size ${row.size}`, () => undefined) : null));
-    assert.deepEqual(cases.map((c) => c.id), ['fixtures.variant.a.first', 'fixtures.variant.b.first', 'fixtures.variant.b.second']);
+      (row) => (row.size > 1 ? casesOn(ioas).test(`fixtures.variant.${row.name}.second`, `size ${row.size}`, () => undefined) : null),
+    );
+    assert.deepEqual(
+      cases.map((c) => c.id),
+      ['fixtures.variant.a.first', 'fixtures.variant.b.first', 'fixtures.variant.b.second'],
+    );
   });
 
-  it('a generated call fills the struct from the fixture, lets the case override fields, and returns the kernel\'s errno', async function () {
+  it("a generated call fills the struct from the fixture, lets the case override fields, and returns the kernel's errno", async function () {
     const { env, sent } = recordingEnv();
-    const c = casesOn(mappedBuffer({ pages: 2 })).expect('fixtures.get-pa', 'GET_PA length 0', 'GET_PA length 0', 'EINVAL',
-      (f) => call.getPa(f, { length: 0n }));
+    const c = casesOn(mappedBuffer({ pages: 2 })).expect('fixtures.get-pa', 'GET_PA length 0', 'GET_PA length 0', 'EINVAL', (f) =>
+      call.getPa(f, { length: 0n }),
+    );
     const r = await runCase(env, c);
     assert.equal(r.status, 'pass', r.reason);
     const getPa = sent.filter((s) => s.request === I.IOMMU_IOAS_NOIOMMU_GET_PA.number);
@@ -114,23 +134,26 @@ describe('conformance fixtures', function () {
     const packed = I.IommuIoasNoiommuGetPa.decode(getPa[0]!.bytes);
     assert.equal(getPa[0]!.bytes.length, I.IommuIoasNoiommuGetPa.size);
     assert.equal(packed.size, I.IommuIoasNoiommuGetPa.size);
-    assert.equal(packed.ioas_id, 2, 'the fixture\'s IOAS (after the device, id 1)');
-    assert.equal(packed.iova, 0x100000n, 'the fixture\'s mapping');
+    assert.equal(packed.ioas_id, 2, "the fixture's IOAS (after the device, id 1)");
+    assert.equal(packed.iova, 0x100000n, "the fixture's mapping");
     assert.equal(packed.length, 0n, 'the override');
     assert.equal(packed.flags, 0);
     assert.equal(packed.__reserved, 0);
   });
 
-  it('a generated call honours another fixture name for a field and the layout\'s default options', async function () {
+  it("a generated call honours another fixture name for a field and the layout's default options", async function () {
     const { env, sent } = recordingEnv();
     let hwpt = 0;
-    const r = await runCase(env, casesOn(boundWithIoas).test('fixtures.hwpt', 'HWPT_ALLOC and attach', (t, f) => {
-      hwpt = t.ok('HWPT_ALLOC', () => call.hwptAlloc(f)).out_hwpt_id;
-      t.ok('attach', () => call.attach(f, { pt_id: hwpt }));
-    }));
+    const r = await runCase(
+      env,
+      casesOn(boundWithIoas).test('fixtures.hwpt', 'HWPT_ALLOC and attach', (t, f) => {
+        hwpt = t.ok('HWPT_ALLOC', () => call.hwptAlloc(f)).out_hwpt_id;
+        t.ok('attach', () => call.attach(f, { pt_id: hwpt }));
+      }),
+    );
     assert.equal(r.status, 'pass', r.reason);
     const alloc = I.IommuHwptAlloc.decode(sent.find((s) => s.request === I.IOMMU_HWPT_ALLOC.number)!.bytes);
-    assert.deepEqual([alloc.dev_id, alloc.pt_id], [1, 2], 'dev_id from devId, pt_id from the fixture\'s ioasId');
+    assert.deepEqual([alloc.dev_id, alloc.pt_id], [1, 2], "dev_id from devId, pt_id from the fixture's ioasId");
     const attaches = sent.filter((s) => s.request === V.VFIO_DEVICE_ATTACH_IOMMUFD_PT.number);
     const last = V.VfioDeviceAttachIommufdPt.decode(attaches.at(-1)!.bytes);
     assert.equal(last.argsz, V.VfioDeviceAttachIommufdPt.endOf('pt_id'), 'argsz up to pt_id, as the call table says');

@@ -22,10 +22,15 @@ function probe(run: ConformanceCase['run'], needs?: ConformanceCase['needs']): C
   return defineCase({ id: 'framework.probe', title: 'probe', ...(needs ? { needs } : {}), run });
 }
 
-const destroyMissing = (e: Environment) => probe((t) => {
-  const fd = t.openIommufd();
-  t.expect('destroy 99', () => rawIoctl(t.kernel, fd, I.IOMMU_DESTROY, I.IommuDestroy, { id: 99 }), e.mode === 'noiommu' ? 'ENOENT' : 'EBUSY');
-});
+const destroyMissing = (e: Environment) =>
+  probe((t) => {
+    const fd = t.openIommufd();
+    t.expect(
+      'destroy 99',
+      () => rawIoctl(t.kernel, fd, I.IOMMU_DESTROY, I.IommuDestroy, { id: 99 }),
+      e.mode === 'noiommu' ? 'ENOENT' : 'EBUSY',
+    );
+  });
 
 describe('conformance framework', function () {
   it('passes when the errno matches the expectation for the mode, and fails naming both otherwise', async function () {
@@ -33,7 +38,10 @@ describe('conformance framework', function () {
     assert.equal((await runCase(e, destroyMissing(e))).status, 'pass');
     const wrong = probe((t) => {
       const fd = t.openIommufd();
-      t.expect('destroy 99', () => rawIoctl(t.kernel, fd, I.IOMMU_DESTROY, I.IommuDestroy, { id: 99 }), { noiommu: 'EBUSY', iommu: 'ENOENT' });
+      t.expect('destroy 99', () => rawIoctl(t.kernel, fd, I.IOMMU_DESTROY, I.IommuDestroy, { id: 99 }), {
+        noiommu: 'EBUSY',
+        iommu: 'ENOENT',
+      });
     });
     const r = await runCase(e, wrong);
     assert.equal(r.status, 'fail');
@@ -41,31 +49,45 @@ describe('conformance framework', function () {
   });
 
   it('fails a call that was expected to fail but succeeded', async function () {
-    const r = await runCase(env(), probe((t) => {
-      const fd = t.openIommufd();
-      t.expect('IOAS_ALLOC', () => ioasAlloc(t, fd), 'EINVAL');
-    }));
+    const r = await runCase(
+      env(),
+      probe((t) => {
+        const fd = t.openIommufd();
+        t.expect('IOAS_ALLOC', () => ioasAlloc(t, fd), 'EINVAL');
+      }),
+    );
     assert.equal(r.status, 'fail');
     assert.match(r.reason ?? '', /expected EINVAL, but it succeeded/);
   });
 
   it('skips with the reason when a need is missing, without running the case', async function () {
     let ran = false;
-    const r = await runCase(env('linux-7.3-noiommu'), probe(() => { ran = true; }, ['without-sys-rawio']));
+    const r = await runCase(
+      env('linux-7.3-noiommu'),
+      probe(() => {
+        ran = true;
+      }, ['without-sys-rawio']),
+    );
     assert.equal(r.status, 'skip');
     assert.match(r.reason ?? '', /without CAP_SYS_RAWIO/);
     assert.equal(ran, false);
-    const unpriv = await runCase(env('unprivileged'), probe(() => undefined, ['device']));
+    const unpriv = await runCase(
+      env('unprivileged'),
+      probe(() => undefined, ['device']),
+    );
     assert.match(unpriv.reason ?? '', /noiommu device needs CAP_SYS_RAWIO/);
   });
 
   it('tears the fixture down in reverse order, also after a failure', async function () {
     const order: string[] = [];
-    const r = await runCase(env(), probe((t) => {
-      t.defer('first', () => order.push('first'));
-      t.defer('second', () => order.push('second'));
-      t.fail('on purpose');
-    }));
+    const r = await runCase(
+      env(),
+      probe((t) => {
+        t.defer('first', () => order.push('first'));
+        t.defer('second', () => order.push('second'));
+        t.fail('on purpose');
+      }),
+    );
     assert.equal(r.status, 'fail');
     assert.deepEqual(order, ['second', 'first']);
   });
@@ -73,24 +95,33 @@ describe('conformance framework', function () {
   it('fails a case that leaves an fd or a mapping open, and closes them for the next case', async function () {
     const e = env();
     let leakedFd = -1;
-    const r = await runCase(e, probe((t) => {
-      leakedFd = t.kernel.open('/dev/iommu', 2);
-    }));
+    const r = await runCase(
+      e,
+      probe((t) => {
+        leakedFd = t.kernel.open('/dev/iommu', 2);
+      }),
+    );
     assert.equal(r.status, 'fail');
     assert.match(r.reason ?? '', /left open: fd \d+ \(\/dev\/iommu\)/);
     assert.throws(() => e.kernel.close(leakedFd), { code: 'EBADF' }, 'the runner closed the leaked fd');
-    const m = await runCase(e, probe((t) => {
-      t.kernel.mmap(-1, 4096n, 3, 0x22, 0n);
-    }));
+    const m = await runCase(
+      e,
+      probe((t) => {
+        t.kernel.mmap(-1, 4096n, 3, 0x22, 0n);
+      }),
+    );
     assert.match(m.reason ?? '', /left open: mapping at 0x/);
   });
 
   it('writes TAP 13 with SKIP directives, a YAML block for failures and the kselftest totals line', function () {
-    const tap = formatTap([
-      { id: 'a', title: 'passes', status: 'pass', durationMs: 1, log: [] },
-      { id: 'b', title: 'skips', status: 'skip', reason: 'no device', durationMs: 0, log: [] },
-      { id: 'c', title: 'fails', status: 'fail', reason: 'expected EINVAL, got ENOENT', durationMs: 2, log: ['step'] },
-    ], ['header']);
+    const tap = formatTap(
+      [
+        { id: 'a', title: 'passes', status: 'pass', durationMs: 1, log: [] },
+        { id: 'b', title: 'skips', status: 'skip', reason: 'no device', durationMs: 0, log: [] },
+        { id: 'c', title: 'fails', status: 'fail', reason: 'expected EINVAL, got ENOENT', durationMs: 2, log: ['step'] },
+      ],
+      ['header'],
+    );
     const lines = tap.trimEnd().split('\n');
     assert.equal(lines[0], 'TAP version 13');
     assert.equal(lines[1], '# header');
@@ -108,7 +139,11 @@ describe('conformance framework', function () {
 
   it('runs a selection through selftest() and streams the report', async function () {
     const lines: string[] = [];
-    const report = await selftest({ kernel: createModelKernel('linux-7.3-iommu'), select: /^ioas\.destroy\./, write: (l) => lines.push(l) });
+    const report = await selftest({
+      kernel: createModelKernel('linux-7.3-iommu'),
+      select: /^ioas\.destroy\./,
+      write: (l) => lines.push(l),
+    });
     assert.ok(report.totals.pass >= 3);
     assert.equal(report.totals.fail, 0);
     assert.equal(report.exitCode, 0);

@@ -21,24 +21,41 @@ interface Row {
 
 function tableRows(): Row[] {
   const text = fs.readFileSync(path.join(ROOT, 'docs/kernel-selftests.md'), 'utf8');
-  return text.split('\n').filter((l) => /^\| vfio_/.test(l)).map((line) => {
-    const [kernelCase, ours, status, note] = line.slice(1, -1).split('|').map((cell) => cell.trim());
-    return { kernelCase: kernelCase!, ours: [...(ours ?? '').matchAll(/`([^`]+)`/g)].map((m) => m[1]!), status: status!, note: note ?? '' };
-  });
+  return text
+    .split('\n')
+    .filter((l) => /^\| vfio_/.test(l))
+    .map((line) => {
+      const [kernelCase, ours, status, note] = line
+        .slice(1, -1)
+        .split('|')
+        .map((cell) => cell.trim());
+      return {
+        kernelCase: kernelCase!,
+        ours: [...(ours ?? '').matchAll(/`([^`]+)`/g)].map((m) => m[1]!),
+        status: status!,
+        note: note ?? '',
+      };
+    });
 }
 
 function kernelCases(): string[] {
   const text = fs.readFileSync(path.join(ROOT, 'test/conformance/kernel-vfio-selftest-cases.txt'), 'utf8');
-  return text.split('\n').filter((l) => l.trim()).map((l) => l.split(/\s+/)[1]!);
+  return text
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => l.split(/\s+/)[1]!);
 }
 
 describe('the kernel selftest mapping table (docs/kernel-selftests.md)', () => {
   const rows = tableRows();
 
-  it('has one row per kernel case-instance, in the list\'s order', () => {
+  it("has one row per kernel case-instance, in the list's order", () => {
     const list = kernelCases();
     assert.equal(list.length, 141, 'the 7.3 selftests have 141 case-instances');
-    assert.deepEqual(rows.map((r) => r.kernelCase), list);
+    assert.deepEqual(
+      rows.map((r) => r.kernelCase),
+      list,
+    );
   });
 
   it('names only cases the suite has', () => {

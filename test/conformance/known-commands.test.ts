@@ -14,15 +14,22 @@ describe('conformance: commands the kernel knows', function () {
   it('Linux 7.3 knows every iommufd command of the uapi tables', function () {
     const probe = discoverEnvironment(createModelKernel('linux-7.3-noiommu')).iommufdCommands;
     assert.ok(probe.probed);
-    const iommufd = allIoctls().filter((r) => r.file === 'iommufd').map((r) => r.name);
-    assert.deepEqual(iommufd.filter((n) => !probe.known.has(n)), []);
+    const iommufd = allIoctls()
+      .filter((r) => r.file === 'iommufd')
+      .map((r) => r.name);
+    assert.deepEqual(
+      iommufd.filter((n) => !probe.known.has(n)),
+      [],
+    );
   });
 
   it('a 6.12 kernel lacks the commands that came later (MAP_FILE, VIOMMU, GET_PA), and keeps the older ones', function () {
     const probe = discoverEnvironment(createModelKernel('linux-6.x-legacy-noiommu')).iommufdCommands;
     assert.ok(probe.probed);
-    for (const later of [I.IOMMU_IOAS_MAP_FILE, I.IOMMU_VIOMMU_ALLOC, I.IOMMU_IOAS_NOIOMMU_GET_PA]) assert.ok(!probe.known.has(later.name), later.name);
-    for (const older of [I.IOMMU_IOAS_ALLOC, I.IOMMU_IOAS_MAP, I.IOMMU_HWPT_ALLOC, I.IOMMU_DESTROY]) assert.ok(probe.known.has(older.name), older.name);
+    for (const later of [I.IOMMU_IOAS_MAP_FILE, I.IOMMU_VIOMMU_ALLOC, I.IOMMU_IOAS_NOIOMMU_GET_PA])
+      assert.ok(!probe.known.has(later.name), later.name);
+    for (const older of [I.IOMMU_IOAS_ALLOC, I.IOMMU_IOAS_MAP, I.IOMMU_HWPT_ALLOC, I.IOMMU_DESTROY])
+      assert.ok(probe.known.has(older.name), older.name);
   });
 
   it('on the 6.12 kernel a GET_PA case is skipped naming the command; on 7.3 it runs', async function () {

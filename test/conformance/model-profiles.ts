@@ -37,11 +37,17 @@ export function moreModelTargets(): ModelMachineTarget[] {
   for (const { profile } of modelTargets()) {
     const others = discoverEnvironment(createModelKernel(profile)).devices.slice(1);
     for (const device of others) {
-      targets.push({ name: `${profile}, device ${device.bdf}`, environment: () => discoverEnvironment(createModelKernel(profile), { bdf: device.bdf }) });
+      targets.push({
+        name: `${profile}, device ${device.bdf}`,
+        environment: () => discoverEnvironment(createModelKernel(profile), { bdf: device.bdf }),
+      });
     }
   }
   for (const mode of ['noiommu', 'iommu'] as const) {
-    targets.push({ name: `lab-nvme-${mode} (test/model/devices/lab-nvme-machine.ts)`, environment: () => discoverEnvironment(createModelKernel(labNvmeProfile(mode))) });
+    targets.push({
+      name: `lab-nvme-${mode} (test/model/devices/lab-nvme-machine.ts)`,
+      environment: () => discoverEnvironment(createModelKernel(labNvmeProfile(mode))),
+    });
   }
   return targets;
 }

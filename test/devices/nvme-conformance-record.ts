@@ -11,9 +11,12 @@ import { observeNvme } from './nvme-conformance';
 
 const bdf = process.env.NODE_VFIO_BDF;
 if (!bdf) throw new Error('NODE_VFIO_BDF names no device');
-observeNvme(defaultKernel(), bdf, { interrupts: true }).then((lines) => {
-  for (const line of lines) console.log(line);
-}, (e: unknown) => {
-  console.error(e);
-  process.exitCode = 1;
-});
+observeNvme(defaultKernel(), bdf, { interrupts: true }).then(
+  (lines) => {
+    for (const line of lines) console.log(line);
+  },
+  (e: unknown) => {
+    console.error(e);
+    process.exitCode = 1;
+  },
+);

@@ -27,7 +27,11 @@ describe('NVMe model = QEMU 7.2 controller in the lab: conformance observations'
   this.timeout(60_000);
   for (const mode of ['noiommu', 'iommu'] as const) {
     it(`${mode}: registers, enable sequences, identify, features, logs, command errors, PRP and SGL I/O, fatal status match the lab's`, async () => {
-      const kernel = createModelKernel({ base: `linux-7.3-${mode}`, withoutBaseDevices: true, devices: [{ address: BDF, model: new NvmeController() }] });
+      const kernel = createModelKernel({
+        base: `linux-7.3-${mode}`,
+        withoutBaseDevices: true,
+        devices: [{ address: BDF, model: new NvmeController() }],
+      });
       const interrupts = msixAvailable(kernel);
       if (!interrupts) console.log(`      (MSI-X delivery not compared: the model's vfio-pci cannot enable MSI-X yet)`);
       const observed = await observeNvme(kernel, BDF, { interrupts });

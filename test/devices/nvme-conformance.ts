@@ -25,7 +25,10 @@ const hex = (n: number | bigint, width = 8) => `0x${n.toString(16).padStart(widt
 export function sparseHex(d: Uint8Array): string {
   const parts: string[] = [];
   for (let i = 0; i < d.length;) {
-    if (d[i] === 0) { i++; continue; }
+    if (d[i] === 0) {
+      i++;
+      continue;
+    }
     let j = i;
     while (j < d.length && (d[j] !== 0 || (j + 1 < d.length && d[j + 1] !== 0 && j + 2 < d.length))) j++;
     parts.push(`${i.toString(16)}:${Buffer.from(d.subarray(i, j)).toString('hex')}`);
@@ -112,8 +115,10 @@ async function enableSequences(device: VfioDevice, out: Out): Promise<void> {
   const acq = queues.dmaAddress(4096);
   const setQueues = (aqa: number, sq: bigint, cq: bigint) => {
     r.write32(0x24, aqa);
-    r.write32(0x28, Number(sq & 0xffff_ffffn)); r.write32(0x2c, Number(sq >> 32n));
-    r.write32(0x30, Number(cq & 0xffff_ffffn)); r.write32(0x34, Number(cq >> 32n));
+    r.write32(0x28, Number(sq & 0xffff_ffffn));
+    r.write32(0x2c, Number(sq >> 32n));
+    r.write32(0x30, Number(cq & 0xffff_ffffn));
+    r.write32(0x34, Number(cq >> 32n));
   };
   const step = async (name: string, cc: number) => {
     r.write32(0x14, cc);
@@ -134,8 +139,13 @@ async function enableSequences(device: VfioDevice, out: Out): Promise<void> {
   await step('disable-2', 0);
   out('enable.disable-2.intms', r.read32(0x0c));
   for (const [name, cc] of [
-    ['mps-too-large', good | (5 << 7)], ['iosqes-0', 0x0040_0001], ['iocqes-0', 0x0006_0001], ['css-1', good | (1 << 4)],
-    ['css-admin-only', good | (7 << 4)], ['css-all', good | (6 << 4)], ['ams-1', good | (1 << 11)],
+    ['mps-too-large', good | (5 << 7)],
+    ['iosqes-0', 0x0040_0001],
+    ['iocqes-0', 0x0006_0001],
+    ['css-1', good | (1 << 4)],
+    ['css-admin-only', good | (7 << 4)],
+    ['css-all', good | (6 << 4)],
+    ['ams-1', good | (1 << 11)],
   ] as const) {
     await step(name, cc);
     await step(`${name}.disable`, 0);
@@ -199,12 +209,17 @@ async function withDriver(device: VfioDevice, out: Out): Promise<void> {
   out('identify.cns-ff', await id(0xff, 0));
 
   // Get Features: every feature ID QEMU knows of and some it does not, current and capabilities.
-  for (const fid of [0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0f, 0x10, 0x11, 0x16, 0x19, 0x7f, 0x80]) {
+  for (const fid of [
+    0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0f, 0x10, 0x11, 0x16, 0x19, 0x7f, 0x80,
+  ]) {
     const f = fid.toString(16).padStart(2, '0');
     out(`features.get.${f}`, await outcome(nvme.getFeatures(fid, 0, fid === 0x05 ? 1 : 0)));
     out(`features.get.${f}.default`, await outcome(nvme.adminCommand({ opcode: 0x0a, nsid: fid === 0x05 ? 1 : 0, cdw10: fid | (1 << 8) })));
     out(`features.get.${f}.saved`, await outcome(nvme.adminCommand({ opcode: 0x0a, nsid: fid === 0x05 ? 1 : 0, cdw10: fid | (2 << 8) })));
-    out(`features.get.${f}.capabilities`, await outcome(nvme.adminCommand({ opcode: 0x0a, nsid: fid === 0x05 ? 1 : 0, cdw10: fid | (3 << 8) })));
+    out(
+      `features.get.${f}.capabilities`,
+      await outcome(nvme.adminCommand({ opcode: 0x0a, nsid: fid === 0x05 ? 1 : 0, cdw10: fid | (3 << 8) })),
+    );
   }
   out('features.get.05.nsid-0', await outcome(nvme.getFeatures(0x05, 0, 0)));
   out('features.get.05.nsid-2', await outcome(nvme.getFeatures(0x05, 0, 2)));
@@ -215,10 +230,11 @@ async function withDriver(device: VfioDevice, out: Out): Promise<void> {
   out('features.get.09.vector-1', await outcome(nvme.getFeatures(0x09, 1)));
   out('features.get.09.vector-64', await outcome(nvme.getFeatures(0x09, 64)));
   out('features.get.09.vector-65', await outcome(nvme.getFeatures(0x09, 65)));
-  out('features.get.0e.timestamp-length', (await outcomeLength(nvme.adminCommand({ opcode: 0x0a, cdw10: 0x0e }, await scratch(device)))));
+  out('features.get.0e.timestamp-length', await outcomeLength(nvme.adminCommand({ opcode: 0x0a, cdw10: 0x0e }, await scratch(device))));
 
   // Set Features
-  const set = (fid: number, cdw11: number, nsid = 0, save = false) => outcome(nvme.adminCommand({ opcode: 0x09, nsid, cdw10: (fid | (save ? 1 << 31 : 0)) >>> 0, cdw11 }));
+  const set = (fid: number, cdw11: number, nsid = 0, save = false) =>
+    outcome(nvme.adminCommand({ opcode: 0x09, nsid, cdw10: (fid | (save ? 1 << 31 : 0)) >>> 0, cdw11 }));
   out('features.set.07.after-queues', await set(0x07, 0x0003_0003));
   out('features.set.08', await set(0x08, 0x0000_0a01));
   out('features.set.01', await set(0x01, 0x3));
@@ -265,18 +281,26 @@ async function withDriver(device: VfioDevice, out: Out): Promise<void> {
   out('log.c0', await log(0xc0, 64));
   out('log.error.offset-64', await log(0x01, 64, 0xffff_ffff, 64));
   out('log.error.offset-4', await log(0x01, 16, 0xffff_ffff, 4));
-  out('log.error.offset-2', await outcome(nvme.adminCommand({ opcode: 0x02, nsid: 0xffff_ffff, cdw10: (3 << 16) | 0x01, cdw12: 2 }, await scratch(device))));
+  out(
+    'log.error.offset-2',
+    await outcome(nvme.adminCommand({ opcode: 0x02, nsid: 0xffff_ffff, cdw10: (3 << 16) | 0x01, cdw12: 2 }, await scratch(device))),
+  );
   out('log.smart.offset-508', await log(0x02, 4, 0xffff_ffff, 508));
   out('log.smart.offset-512', await log(0x02, 4, 0xffff_ffff, 512));
-  out('log.error.over-mdts', await outcome(nvme.adminCommand({ opcode: 0x02, nsid: 0xffff_ffff, cdw10: (0xffff << 16) | 0x01, cdw11: 0x3 }, await scratch(device))));
+  out(
+    'log.error.over-mdts',
+    await outcome(nvme.adminCommand({ opcode: 0x02, nsid: 0xffff_ffff, cdw10: (0xffff << 16) | 0x01, cdw11: 0x3 }, await scratch(device))),
+  );
 
   // Queue management errors (2 I/O queue pairs exist; 64 are offered; MQES 2047)
   const admin = (c: AdminCommand, data?: DataBuffer) => outcome(nvme.adminCommand(c, data));
   using q = DmaBuffer.allocate(4 * 4096, { space: device.dmaSpace });
   q.bytes.fill(0);
   const page = Number(q.dmaAddress(0));
-  const cq = (qid: number, qsize: number, flags: number, prp1 = page, vector = 0) => admin({ opcode: 0x05, cdw10: ((qsize << 16) | qid) >>> 0, cdw11: ((vector << 16) | flags) >>> 0, prp1 });
-  const sq = (qid: number, qsize: number, cqid: number, flags = 1, prp1 = page + 4096) => admin({ opcode: 0x01, cdw10: ((qsize << 16) | qid) >>> 0, cdw11: ((cqid << 16) | flags) >>> 0, prp1 });
+  const cq = (qid: number, qsize: number, flags: number, prp1 = page, vector = 0) =>
+    admin({ opcode: 0x05, cdw10: ((qsize << 16) | qid) >>> 0, cdw11: ((vector << 16) | flags) >>> 0, prp1 });
+  const sq = (qid: number, qsize: number, cqid: number, flags = 1, prp1 = page + 4096) =>
+    admin({ opcode: 0x01, cdw10: ((qsize << 16) | qid) >>> 0, cdw11: ((cqid << 16) | flags) >>> 0, prp1 });
   out('queue.create-cq.qid-0', await cq(0, 15, 1));
   out('queue.create-cq.qid-1-exists', await cq(1, 15, 1));
   out('queue.create-cq.qid-65', await cq(65, 15, 1));
@@ -324,7 +348,10 @@ async function withDriver(device: VfioDevice, out: Out): Promise<void> {
   out('admin.identify.psdt-1', await outcome(rawAdmin(nvme, { opcode: 0x06, cdw10: 1 }, 0x40, await scratch(device))));
   out('admin.identify.fused', await outcome(rawAdmin(nvme, { opcode: 0x06, cdw10: 1 }, 0x01, await scratch(device))));
   out('admin.identify.prp1-offset', await outcomeData(identifyAt(nvme, device, 0x800)));
-  out('admin.identify.prp2-misaligned', await outcome(nvme.adminCommand({ opcode: 0x06, cdw10: 1, prp1: Number(q.dmaAddress(0x800)), prp2: Number(q.dmaAddress(4096)) + 8 })));
+  out(
+    'admin.identify.prp2-misaligned',
+    await outcome(nvme.adminCommand({ opcode: 0x06, cdw10: 1, prp1: Number(q.dmaAddress(0x800)), prp2: Number(q.dmaAddress(4096)) + 8 })),
+  );
   out('admin.identify.prp-bar0', await outcome(nvme.adminCommand({ opcode: 0x06, cdw10: 1, prp1: 0xfebd_4000 })));
 
   await nvme.shutdown();
@@ -337,9 +364,22 @@ async function dataTransfers(device: VfioDevice, out: Out, hangTimeoutMs: number
   using data = DmaBuffer.allocate(1 << 21, { space: device.dmaSpace });
   const bytes = data.bytes;
   for (let i = 0; i < 1 << 20; i++) bytes[i] = (i * 7 + (i >>> 9)) & 0xff;
-  const io = (opcode: number, nsid: number, slba: bigint, blocks: number, offset = 0, length = blocks * 512, extra: Partial<AdminCommand> = {}) =>
-    outcome(ioCommand(nvme, { opcode, nsid, cdw10: Number(slba & 0xffff_ffffn), cdw11: Number(slba >> 32n), cdw12: blocks - 1, ...extra },
-      length ? { buffer: data, offset, length } : undefined));
+  const io = (
+    opcode: number,
+    nsid: number,
+    slba: bigint,
+    blocks: number,
+    offset = 0,
+    length = blocks * 512,
+    extra: Partial<AdminCommand> = {},
+  ) =>
+    outcome(
+      ioCommand(
+        nvme,
+        { opcode, nsid, cdw10: Number(slba & 0xffff_ffffn), cdw11: Number(slba >> 32n), cdw12: blocks - 1, ...extra },
+        length ? { buffer: data, offset, length } : undefined,
+      ),
+    );
   const noData = (opcode: number, nsid: number, slba: bigint, blocks: number) => io(opcode, nsid, slba, blocks, 0, 0);
   const last = 131071n;
   out('io.write.lba-0-8', await io(0x01, 1, 0n, 8));
@@ -369,25 +409,32 @@ async function dataTransfers(device: VfioDevice, out: Out, hangTimeoutMs: number
     const descriptor = (address: bigint, length: number, type: number) => {
       const d = new Uint8Array(16);
       const v = new DataView(d.buffer);
-      v.setBigUint64(0, address, true); v.setUint32(8, length, true); d[15] = type << 4;
+      v.setBigUint64(0, address, true);
+      v.setUint32(8, length, true);
+      d[15] = type << 4;
       return d;
     };
-    const put = (index: number, address: bigint, length: number, type: number) => new Uint8Array(sv.buffer, sv.byteOffset + index * 16, 16).set(descriptor(address, length, type));
-    const sgl = (pointer: Uint8Array, blocks = 8) => outcome(nvme.commandWithFlags(1, { opcode: 0x02, nsid: 1, cdw12: blocks - 1, dataPointer: pointer }, 0x40));
+    const put = (index: number, address: bigint, length: number, type: number) =>
+      new Uint8Array(sv.buffer, sv.byteOffset + index * 16, 16).set(descriptor(address, length, type));
+    const sgl = (pointer: Uint8Array, blocks = 8) =>
+      outcome(nvme.commandWithFlags(1, { opcode: 0x02, nsid: 1, cdw12: blocks - 1, dataPointer: pointer }, 0x40));
     bytes.fill(0, 0x1d0000, 0x1e0000);
     out('io.sgl.data-block', await sgl(descriptor(data.dmaAddress(0x1d0000), 4096, 0)));
     out('io.sgl.data-block.data', same(bytes, 0, 0x1d0000, 4096));
-    put(0, data.dmaAddress(0x1d8000), 1024, 0); put(1, data.dmaAddress(0x1d9000), 3072, 0);
+    put(0, data.dmaAddress(0x1d8000), 1024, 0);
+    put(1, data.dmaAddress(0x1d9000), 3072, 0);
     out('io.sgl.segment', await sgl(descriptor(segments.dmaAddress(0), 32, 2)));
     out('io.sgl.segment.data', `${same(bytes, 0, 0x1d8000, 1024)} ${same(bytes, 1024, 0x1d9000, 3072)}`);
     out('io.sgl.last-segment', await sgl(descriptor(segments.dmaAddress(0), 32, 3)));
-    put(2, data.dmaAddress(0x1da000), 1024, 0); put(3, segments.dmaAddress(256), 16, 3);
+    put(2, data.dmaAddress(0x1da000), 1024, 0);
+    put(3, segments.dmaAddress(256), 16, 3);
     new Uint8Array(sv.buffer, sv.byteOffset + 256, 16).set(descriptor(data.dmaAddress(0x1db000), 2048, 0));
     out('io.sgl.chained', await sgl(descriptor(segments.dmaAddress(32), 32, 2)));
     out('io.sgl.chained-from-last-segment', await sgl(descriptor(segments.dmaAddress(32), 32, 3)));
     out('io.sgl.short', await sgl(descriptor(data.dmaAddress(0x1d0000), 2048, 0)));
     out('io.sgl.long', await sgl(descriptor(data.dmaAddress(0x1d0000), 8192, 0)));
-    put(4, data.dmaAddress(0x1dc000), 4096, 0); put(5, data.dmaAddress(0x1dd000), 4096, 0);
+    put(4, data.dmaAddress(0x1dc000), 4096, 0);
+    put(5, data.dmaAddress(0x1dd000), 4096, 0);
     out('io.sgl.excess-descriptor', await sgl(descriptor(segments.dmaAddress(64), 32, 3)));
     put(6, 0n, 4096, 1);
     out('io.sgl.bit-bucket', await sgl(descriptor(segments.dmaAddress(96), 16, 3)));
@@ -396,16 +443,27 @@ async function dataTransfers(device: VfioDevice, out: Out, hangTimeoutMs: number
     out('io.sgl.segment-length-8', await sgl(descriptor(segments.dmaAddress(0), 8, 2)));
     out('io.sgl.segment-length-0', await sgl(descriptor(segments.dmaAddress(0), 0, 2)));
     out('io.sgl.type-1-in-command', await sgl(descriptor(data.dmaAddress(0x1d0000), 4096, 1)));
-    out('io.sgl.admin', await outcome(nvme.commandWithFlags(0, { opcode: 0x06, cdw10: 1, dataPointer: descriptor(data.dmaAddress(0x1d0000), 4096, 0) }, 0x40)));
+    out(
+      'io.sgl.admin',
+      await outcome(
+        nvme.commandWithFlags(0, { opcode: 0x06, cdw10: 1, dataPointer: descriptor(data.dmaAddress(0x1d0000), 4096, 0) }, 0x40),
+      ),
+    );
   }
-  out('io.read.prp2-misaligned', await io(0x02, 1, 0n, 8, 0x40000, 4096, { prp1: Number(data.dmaAddress(0x40800)), prp2: Number(data.dmaAddress(0x41000)) + 16 }));
+  out(
+    'io.read.prp2-misaligned',
+    await io(0x02, 1, 0n, 8, 0x40000, 4096, { prp1: Number(data.dmaAddress(0x40800)), prp2: Number(data.dmaAddress(0x41000)) + 16 }),
+  );
   {
     // A PRP list whose second entry is not page aligned.
     using list = DmaBuffer.allocate(4096, { space: device.dmaSpace });
     const v = new DataView(list.bytes.buffer, list.bytes.byteOffset, 4096);
     v.setBigUint64(0, data.dmaAddress(0x41000), true);
     v.setBigUint64(8, data.dmaAddress(0x42000) + 0x100n, true);
-    out('io.read.prp-list-entry-misaligned', await io(0x02, 1, 0n, 24, 0x40000, 3 * 4096, { prp1: Number(data.dmaAddress(0x40000)), prp2: Number(list.dmaAddress(0)) }));
+    out(
+      'io.read.prp-list-entry-misaligned',
+      await io(0x02, 1, 0n, 24, 0x40000, 3 * 4096, { prp1: Number(data.dmaAddress(0x40000)), prp2: Number(list.dmaAddress(0)) }),
+    );
   }
   // Read back what was written, through PRP lists, at other offsets.
   bytes.fill(0, 0x100000, 0x200000);
@@ -419,16 +477,27 @@ async function dataTransfers(device: VfioDevice, out: Out, hangTimeoutMs: number
   out('io.write-zeroes.beyond', await noData(0x08, 1, last, 2));
   out('io.write-zeroes.large', await noData(0x08, 1, 16384n, 65536));
   out('io.read.after-write-zeroes', await io(0x02, 1, 64n, 16, 0x160000));
-  out('io.read.after-write-zeroes.data', `${sparseHex(bytes.subarray(0x160000, 0x160000 + 4096))} then ${same(bytes, 0x10200 + 4096, 0x160000 + 4096, 4096)}`);
+  out(
+    'io.read.after-write-zeroes.data',
+    `${sparseHex(bytes.subarray(0x160000, 0x160000 + 4096))} then ${same(bytes, 0x10200 + 4096, 0x160000 + 4096, 4096)}`,
+  );
   // Dataset Management: deallocate LBAs 72..79 (written above).
   {
     using ranges = DmaBuffer.allocate(4096, { space: device.dmaSpace });
     const v = new DataView(ranges.bytes.buffer, ranges.bytes.byteOffset, 4096);
     ranges.bytes.fill(0);
-    v.setUint32(4, 8, true); v.setBigUint64(8, 72n, true);
-    v.setUint32(20, 8, true); v.setBigUint64(24, last, true);
-    out('io.dsm.deallocate', await outcome(ioCommand(nvme, { opcode: 0x09, nsid: 1, cdw10: 1, cdw11: 1 << 2 }, { buffer: ranges, length: 32 })));
-    out('io.dsm.no-attribute', await outcome(ioCommand(nvme, { opcode: 0x09, nsid: 1, cdw10: 0, cdw11: 0 }, { buffer: ranges, length: 16 })));
+    v.setUint32(4, 8, true);
+    v.setBigUint64(8, 72n, true);
+    v.setUint32(20, 8, true);
+    v.setBigUint64(24, last, true);
+    out(
+      'io.dsm.deallocate',
+      await outcome(ioCommand(nvme, { opcode: 0x09, nsid: 1, cdw10: 1, cdw11: 1 << 2 }, { buffer: ranges, length: 32 })),
+    );
+    out(
+      'io.dsm.no-attribute',
+      await outcome(ioCommand(nvme, { opcode: 0x09, nsid: 1, cdw10: 0, cdw11: 0 }, { buffer: ranges, length: 16 })),
+    );
   }
   out('io.read.after-dsm', await io(0x02, 1, 72n, 8, 0x180000));
   out('io.read.after-dsm.data', sparseHex(bytes.subarray(0x180000, 0x180000 + 4096)));
@@ -475,7 +544,13 @@ async function intx(device: VfioDevice, out: Out): Promise<void> {
     // A timer of our own (AbortSignal.timeout's does not keep the process alive).
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), windowMs);
-    const fired = pin!.wait(abort.signal).then(() => 'interrupt', () => 'none').finally(() => clearTimeout(timer));
+    const fired = pin!
+      .wait(abort.signal)
+      .then(
+        () => 'interrupt',
+        () => 'none',
+      )
+      .finally(() => clearTimeout(timer));
     const result = action ? `${await action()}, ` : '';
     return `${result}${await fired}`;
   };
@@ -508,7 +583,10 @@ async function fatalStatus(device: VfioDevice, out: Out): Promise<void> {
   using cq = DmaBuffer.allocate(4096, { space: device.dmaSpace });
   cq.bytes.fill(0);
   out('cfs.create-cq', await outcome(nvme.adminCommand({ opcode: 0x05, cdw10: (15 << 16) | 7, cdw11: 1, prp1: Number(cq.dmaAddress(0)) })));
-  out('cfs.create-sq-unbacked', await outcome(nvme.adminCommand({ opcode: 0x01, cdw10: (15 << 16) | 7, cdw11: (7 << 16) | 1, prp1: 0x7f_0000_0000 })));
+  out(
+    'cfs.create-sq-unbacked',
+    await outcome(nvme.adminCommand({ opcode: 0x01, cdw10: (15 << 16) | 7, cdw11: (7 << 16) | 1, prp1: 0x7f_0000_0000 })),
+  );
   r.write32(0x1000 + 7 * 8, 1);
   await sleep(50);
   out('cfs.csts', r.read32(0x1c));
@@ -526,7 +604,10 @@ async function fatalStatus(device: VfioDevice, out: Out): Promise<void> {
 /** The lab's recording for a mode (test/model/devices/fixtures). */
 export function recordedConformance(mode: 'noiommu' | 'iommu'): string[] {
   const file = path.resolve(__dirname, '../../../test/model/devices/fixtures', `nvme-conformance-lab-7.3-${mode}.txt`);
-  return fs.readFileSync(file, 'utf8').split('\n').filter((l) => l && !l.startsWith('#'));
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l && !l.startsWith('#'));
 }
 
 /** Lines that differ, as `lab:` / `model:` pairs, keyed by observation. */
@@ -538,7 +619,6 @@ export function conformanceDiff(lab: readonly string[], observed: readonly strin
   for (const l of observed) if (!labKeys.has(key(l))) diff.push(`lab:   (missing)\nmodel: ${l}`);
   return diff;
 }
-
 
 async function outcomeData(p: Promise<Uint8Array>): Promise<string> {
   try {
@@ -566,7 +646,10 @@ function same(bytes: Uint8Array, a: number, b: number, n: number): string {
 const scratches = new WeakMap<VfioDevice, DmaBuffer>();
 function scratch(device: VfioDevice): Promise<DataBuffer> {
   let b = scratches.get(device);
-  if (!b) { b = DmaBuffer.allocate(8192, { space: device.dmaSpace }); scratches.set(device, b); }
+  if (!b) {
+    b = DmaBuffer.allocate(8192, { space: device.dmaSpace });
+    scratches.set(device, b);
+  }
   return Promise.resolve({ buffer: b, length: 4096 });
 }
 

@@ -64,26 +64,36 @@ describe('NVMe driver under injected device faults (model only)', function () {
       using buffer = DmaBuffer.allocate(8192, { space: device.dmaSpace });
       model.storage.write(0, new Uint8Array(4096).fill(0x5a));
       model.faults.arm(point, { when: (c) => c.queue === 1 && c.opcode === 0x02 });
-      const failed = await nvme.read(1, 0, 8, buffer).then(() => undefined, (e: unknown) => e);
+      const failed = await nvme.read(1, 0, 8, buffer).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       assert.ok(failed instanceof error && message.test(failed.message), String(failed));
       assert.equal(nvme.resets, 1, 'the controller was reset before the read was failed');
       // The fault fired once: disarm the predicate's fault (it stays active otherwise).
       model.faults.disarmAll();
       await nvme.read(1, 0, 8, buffer, 4096);
       assert.ok(buffer.bytes.subarray(4096).every((b) => b === 0x5a));
-      assert.deepEqual(model.events.filter((e) => e.kind === 'dma-fault'), [], 'nothing was transferred into memory the driver had released');
+      assert.deepEqual(
+        model.events.filter((e) => e.kind === 'dma-fault'),
+        [],
+        'nothing was transferred into memory the driver had released',
+      );
       assert.equal(model.events.filter((e) => e.kind === 'fault-injected').length, 1);
       await nvme.shutdown();
       device.close();
     });
   }
 
-  it('a completion naming another submission queue is not taken for one of this queue\'s commands', async () => {
+  it("a completion naming another submission queue is not taken for one of this queue's commands", async () => {
     const { model, device } = machine();
     using nvme = await NvmeDriver.open(device, { commandTimeoutMs: 300 });
     using buffer = DmaBuffer.allocate(4096, { space: device.dmaSpace });
     model.faults.arm('corrupt-completion', { when: (c) => c.queue === 1, times: 1 }, { field: 'sqid', xor: 0x3 });
-    const failed = await nvme.read(1, 0, 8, buffer).then(() => undefined, (e: unknown) => e);
+    const failed = await nvme.read(1, 0, 8, buffer).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     assert.ok(failed instanceof NvmeTimeoutError, String(failed));
     assert.equal(nvme.resets, 1);
     await nvme.read(1, 0, 8, buffer);
@@ -100,7 +110,10 @@ describe('NVMe driver under injected device faults (model only)', function () {
     for (let i = 0; i < 4; i++) await nvme.read(1, i * 8, 8, buffer);
     model.faults.disarmAll();
     model.faults.arm('io-status', { nth: 1 }, { status: 0x4281 });
-    const media = await nvme.read(1, 0, 8, buffer).then(() => undefined, (e: unknown) => e);
+    const media = await nvme.read(1, 0, 8, buffer).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     assert.ok(media instanceof NvmeCommandError && media.sct === 2 && media.sc === 0x81 && media.dnr, String(media));
     model.faults.arm('admin-status', { nth: 1 }, { status: 0x0106 });
     await assert.rejects(nvme.getFeatures(0x07), /SCT 1, SC 0x06/);
@@ -109,7 +122,10 @@ describe('NVMe driver under injected device faults (model only)', function () {
     assert.equal(nvme.resets, 0);
     const fired = model.events.filter((e) => e.kind === 'fault-injected');
     assert.ok(fired.some((e) => e.faultPoint === 'lost-interrupt') && fired.some((e) => e.faultPoint === 'slow-completion'));
-    assert.match(fired.find((e) => e.faultPoint === 'io-status')!.message, /fault 'io-status' fired at occurrence 1 \(I\/O queue 1 command 0x02 cid \d+\): completed with status 0x4281/);
+    assert.match(
+      fired.find((e) => e.faultPoint === 'io-status')!.message,
+      /fault 'io-status' fired at occurrence 1 \(I\/O queue 1 command 0x02 cid \d+\): completed with status 0x4281/,
+    );
     await nvme.shutdown();
     device.close();
   });

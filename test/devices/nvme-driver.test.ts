@@ -22,7 +22,12 @@ const main = path.resolve(__dirname, '../../examples/nvme/main.js');
 
 function machine(mode: 'noiommu' | 'iommu', clock?: ModelClock) {
   const model = new NvmeController();
-  const kernel = createModelKernel({ base: `linux-7.3-${mode}`, withoutBaseDevices: true, devices: [{ address: BDF, model }], ...(clock ? { clock } : {}) });
+  const kernel = createModelKernel({
+    base: `linux-7.3-${mode}`,
+    withoutBaseDevices: true,
+    devices: [{ address: BDF, model }],
+    ...(clock ? { clock } : {}),
+  });
   return { model, device: openDevice(BDF, { kernel }) };
 }
 
@@ -35,7 +40,8 @@ describe('example: the NVMe driver on the NVMe model', function () {
     for (const file of fs.readdirSync(dir).filter((f) => f.endsWith('.ts'))) {
       for (const m of fs.readFileSync(path.join(dir, file), 'utf8').matchAll(/\bfrom\s+'([^']+)'/g)) {
         const spec = m[1]!;
-        if (!(spec === '../../lib' || spec === '../../lib/model' || spec.startsWith('node:') || /^\.\/[\w-]+$/.test(spec))) bad.push(`${file}: '${spec}'`);
+        if (!(spec === '../../lib' || spec === '../../lib/model' || spec.startsWith('node:') || /^\.\/[\w-]+$/.test(spec)))
+          bad.push(`${file}: '${spec}'`);
       }
     }
     assert.deepEqual(bad, []);
@@ -59,17 +65,24 @@ describe('example: the NVMe driver on the NVMe model', function () {
       const { model, device } = machine(mode);
       using nvme = await NvmeDriver.open(device, { ioQueues: 4, queueDepth: 64 });
       assert.equal(nvme.ioQueueCount, 4);
-      const ios = 128, size = 4096;
+      const ios = 128,
+        size = 4096;
       using buffer = DmaBuffer.allocate(2 * ios * size, { space: device.dmaSpace });
       const pattern = randomBytes(ios * size);
       buffer.bytes.set(pattern, 0);
-      const lbas = Array.from({ length: ios }, (_, i) => (i * 7919) % 16384 * 8);
+      const lbas = Array.from({ length: ios }, (_, i) => ((i * 7919) % 16384) * 8);
       await Promise.all(lbas.map((lba, i) => nvme.write(1, lba, 8, buffer, i * size)));
       await Promise.all(lbas.map((lba, i) => nvme.read(1, lba, 8, buffer, (ios + i) * size)));
       assert.ok(Buffer.from(buffer.bytes.subarray(ios * size, 2 * ios * size)).equals(pattern), 'the reads return what was written');
-      assert.ok(Buffer.from(model.storage.read(lbas[5]! * 512, size)).equals(pattern.subarray(5 * size, 6 * size)), 'the namespace holds it');
+      assert.ok(
+        Buffer.from(model.storage.read(lbas[5]! * 512, size)).equals(pattern.subarray(5 * size, 6 * size)),
+        'the namespace holds it',
+      );
       await nvme.shutdown();
-      assert.deepEqual(model.events.filter((e) => e.kind !== 'guest-error'), []);
+      assert.deepEqual(
+        model.events.filter((e) => e.kind !== 'guest-error'),
+        [],
+      );
       device.close();
     });
   }
@@ -79,7 +92,8 @@ describe('example: the NVMe driver on the NVMe model', function () {
       const { device } = machine(mode);
       using nvme = await NvmeDriver.open(device, { ioQueues: 3, queueDepth: 64, completion: 'intx' });
       assert.equal(nvme.completion, 'intx');
-      const ios = 96, size = 4096;
+      const ios = 96,
+        size = 4096;
       using buffer = DmaBuffer.allocate(2 * ios * size, { space: device.dmaSpace });
       const pattern = randomBytes(ios * size);
       buffer.bytes.set(pattern, 0);
@@ -95,7 +109,10 @@ describe('example: the NVMe driver on the NVMe model', function () {
     const { device } = machine('noiommu');
     using nvme = await NvmeDriver.open(device);
     using buffer = DmaBuffer.allocate(4096, { space: device.dmaSpace });
-    const error = await nvme.read(1, 131071, 2, buffer).then(() => undefined, (e: unknown) => e);
+    const error = await nvme.read(1, 131071, 2, buffer).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     assert.ok(error instanceof NvmeCommandError);
     assert.equal(error.sct, 0);
     assert.equal(error.sc, 0x80);
@@ -104,7 +121,10 @@ describe('example: the NVMe driver on the NVMe model', function () {
     assert.equal(error.command.queue, 1);
     assert.equal(error.command.nsid, 1);
     assert.match(error.message, /LBA Out of Range/);
-    const queue = await nvme.adminCommand({ opcode: 0x05, cdw10: (15 << 16) | 1, cdw11: 1, prp1: 0 }).then(() => undefined, (e: unknown) => e);
+    const queue = await nvme.adminCommand({ opcode: 0x05, cdw10: (15 << 16) | 1, cdw11: 1, prp1: 0 }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     assert.ok(queue instanceof NvmeCommandError && queue.sct === 1 && queue.sc === 0x01, 'Invalid Queue Identifier: queue 1 exists');
     await nvme.shutdown();
     device.close();
@@ -122,7 +142,10 @@ describe('example: the NVMe driver on the NVMe model', function () {
     }
     using buffer = DmaBuffer.allocate(4096, { space: device.dmaSpace });
     const started = performance.now();
-    const error = await nvme.read(1, 0, 8, buffer).then(() => undefined, (e: unknown) => e);
+    const error = await nvme.read(1, 0, 8, buffer).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     assert.ok(error instanceof NvmeTimeoutError, String(error));
     assert.equal(error.aborted, false);
     assert.ok(performance.now() - started >= 150);
@@ -141,7 +164,10 @@ describe('example: the NVMe driver on the NVMe model', function () {
       clearInterval(pump);
     }
     using buffer = DmaBuffer.allocate(4096, { space: device.dmaSpace });
-    const pending = nvme.read(1, 0, 8, buffer).then(() => undefined, (e: unknown) => e);
+    const pending = nvme.read(1, 0, 8, buffer).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     model.fail('the test pulls the controller');
     const error = await pending;
     assert.ok(error instanceof NvmeControllerError, String(error));

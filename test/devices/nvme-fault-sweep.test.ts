@@ -13,10 +13,17 @@ describe('NVMe fault sweep (model only: injected device faults)', function () {
   it('every fault point × every occurrence in the workload: no hang, typed errors, no leak, no refused DMA', async () => {
     const clean = await runNvmeWorkload([], 5_000);
     assert.deepEqual(clean.problems, []);
-    assert.ok(clean.outcomes.every((o) => o.endsWith(':ok')), clean.outcomes.join(' '));
+    assert.ok(
+      clean.outcomes.every((o) => o.endsWith(':ok')),
+      clean.outcomes.join(' '),
+    );
     assert.equal(clean.resets, 0);
     const problems: string[] = [];
-    let runs = 0, fired = 0, recovered = 0, failedOps = 0, displaced = 0;
+    let runs = 0,
+      fired = 0,
+      recovered = 0,
+      failedOps = 0,
+      displaced = 0;
     const perPoint: string[] = [];
     // One run at a time: the driver's timeouts are wall-clock, and runs competing for the event
     // loop could time out a command no fault delayed, moving every later occurrence.
@@ -42,7 +49,9 @@ describe('NVMe fault sweep (model only: injected device faults)', function () {
         else if (r.fired !== 1) problems.push(`${point} #${nth}: fired ${r.fired} times, not once`);
       });
     }
-    console.log(`      nvme fault sweep: ${clean.occurrences.size} fault points, ${runs} runs (${perPoint.join(', ')}); ${fired} faults fired, ${failedOps} operations failed with typed errors, ${recovered} controller resets${displaced ? `; ${displaced} runs whose timing never reached the armed occurrence` : ''}`);
+    console.log(
+      `      nvme fault sweep: ${clean.occurrences.size} fault points, ${runs} runs (${perPoint.join(', ')}); ${fired} faults fired, ${failedOps} operations failed with typed errors, ${recovered} controller resets${displaced ? `; ${displaced} runs whose timing never reached the armed occurrence` : ''}`,
+    );
     assert.deepEqual(problems, []);
   });
 });

@@ -43,7 +43,11 @@ const HANG_MS = 5_000;
 
 const typed = (e: unknown) => e instanceof NvmeCommandError || e instanceof NvmeTimeoutError || e instanceof NvmeControllerError;
 
-export async function runNvmeWorkload(schedule: readonly ScheduledFault[], timeoutMs = SHORT_TIMEOUT_MS, mode: 'noiommu' | 'iommu' = 'iommu'): Promise<WorkloadResult> {
+export async function runNvmeWorkload(
+  schedule: readonly ScheduledFault[],
+  timeoutMs = SHORT_TIMEOUT_MS,
+  mode: 'noiommu' | 'iommu' = 'iommu',
+): Promise<WorkloadResult> {
   const model = new NvmeController();
   const kernel = createModelKernel({ base: `linux-7.3-${mode}`, withoutBaseDevices: true, devices: [{ address: BDF, model }] });
   const before = census(kernel);
@@ -66,7 +70,12 @@ export async function runNvmeWorkload(schedule: readonly ScheduledFault[], timeo
     const device = openDevice(BDF, { kernel });
     try {
       let nvme: NvmeDriver | undefined;
-      if (!await outcome('open', async () => { nvme = await NvmeDriver.open(device, { ioQueues: 1, queueDepth: 8, commandTimeoutMs: timeoutMs }); })) return;
+      if (
+        !(await outcome('open', async () => {
+          nvme = await NvmeDriver.open(device, { ioQueues: 1, queueDepth: 8, commandTimeoutMs: timeoutMs });
+        }))
+      )
+        return;
       const driver = nvme!;
       try {
         using buffer = DmaBuffer.allocate(3 * 4096, { space: device.dmaSpace });
@@ -74,11 +83,13 @@ export async function runNvmeWorkload(schedule: readonly ScheduledFault[], timeo
         buffer.bytes.set(pattern, 0);
         const wrote = await outcome('write', () => driver.write(1, 16, 8, buffer, 0));
         const read = await outcome('read', () => driver.read(1, 16, 8, buffer, 4096));
-        if (wrote && read && !Buffer.from(buffer.bytes.subarray(4096, 8192)).equals(pattern)) problems.push('a successful read after a successful write returned other data');
+        if (wrote && read && !Buffer.from(buffer.bytes.subarray(4096, 8192)).equals(pattern))
+          problems.push('a successful read after a successful write returned other data');
         await outcome('flush', () => driver.flush(1));
         await outcome('write-zeroes', () => driver.writeZeroes(1, 16, 8));
         const reread = await outcome('read-zeroes', () => driver.read(1, 16, 8, buffer, 8192));
-        if (reread && outcomes.includes('write-zeroes:ok') && buffer.bytes.subarray(8192).some((b) => b !== 0)) problems.push('a successful read after Write Zeroes returned non-zero data');
+        if (reread && outcomes.includes('write-zeroes:ok') && buffer.bytes.subarray(8192).some((b) => b !== 0))
+          problems.push('a successful read after Write Zeroes returned non-zero data');
         await outcome('shutdown', () => driver.shutdown());
       } finally {
         resets = driver.resets;
@@ -90,8 +101,16 @@ export async function runNvmeWorkload(schedule: readonly ScheduledFault[], timeo
   };
   let timer: NodeJS.Timeout | undefined;
   const hung = await Promise.race([
-    session().then(() => false, (e: unknown) => { problems.push(`the session threw: ${(e as Error).stack ?? String(e)}`); return false; }),
-    new Promise<boolean>((r) => { timer = setTimeout(() => r(true), HANG_MS); }),
+    session().then(
+      () => false,
+      (e: unknown) => {
+        problems.push(`the session threw: ${(e as Error).stack ?? String(e)}`);
+        return false;
+      },
+    ),
+    new Promise<boolean>((r) => {
+      timer = setTimeout(() => r(true), HANG_MS);
+    }),
   ]);
   clearTimeout(timer);
   if (hung) problems.push(`the run did not finish within ${HANG_MS} ms (${outcomes.join(' ')})`);

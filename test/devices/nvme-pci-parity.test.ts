@@ -23,15 +23,22 @@ const HOST_SIDE = /^\S+ (setirqs\.|eventfd\.|msix\.ctrl\.|irq\.2 |sysfs\.reset_m
 
 function recorded(mode: 'noiommu' | 'iommu'): string[] {
   const file = path.resolve(__dirname, '../../../test/model/devices/fixtures', `nvme-lab-7.3-${mode}.txt`);
-  return fs.readFileSync(file, 'utf8').split('\n').filter((l) => l && !l.startsWith('#'));
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l && !l.startsWith('#'));
 }
 
 describe('NVMe model behind vfio-pci: model = recorded Linux 7.3 + QEMU 7.2 lab (nvme machine)', () => {
-  for (const [mode, base] of [['noiommu', 'linux-7.3-noiommu'], ['iommu', 'linux-7.3-iommu']] as const) {
+  for (const [mode, base] of [
+    ['noiommu', 'linux-7.3-noiommu'],
+    ['iommu', 'linux-7.3-iommu'],
+  ] as const) {
     it(`${mode}: every PCI observation matches the lab's`, () => {
       // The lab's nvme machine has no edu; behind the IOMMU its controller is in group 4.
       const kernel = createModelKernel({
-        base, withoutBaseDevices: true,
+        base,
+        withoutBaseDevices: true,
         devices: [{ address: BDF, model: new NvmeController(), ...(mode === 'iommu' ? { iommuGroup: 4 } : {}) }],
       });
       const cdev = kernel.readdir(`/sys/bus/pci/devices/${BDF}/vfio-dev`)[0]!;

@@ -25,7 +25,10 @@ export async function recoveryCase(device: VfioDevice, lba = 4096): Promise<void
     for (const [i, offset] of [4096, 8192].entries()) {
       buffer.bytes.fill(0, offset, offset + 4096);
       await nvme.read(1, lba, 8, buffer, offset);
-      assert.ok(Buffer.from(buffer.bytes.subarray(offset, offset + 4096)).equals(pattern), `read ${i + 1} after the reset returns the data written before it`);
+      assert.ok(
+        Buffer.from(buffer.bytes.subarray(offset, offset + 4096)).equals(pattern),
+        `read ${i + 1} after the reset returns the data written before it`,
+      );
     }
     await nvme.shutdown();
   } finally {

@@ -23,7 +23,8 @@ function sources(dir: string): string[] {
 /** Module specifiers of every import, export … from, dynamic import and require in a file. */
 function importsOf(text: string): string[] {
   const specs: string[] = [];
-  const pattern = /(?:^|[\s;])(?:import|export)\b[^'";]*?\bfrom\s*['"]([^'"]+)['"]|(?:^|[\s;])import\s*['"]([^'"]+)['"]|\b(?:import|require)\s*\(\s*['"]([^'"]+)['"]\s*\)/g;
+  const pattern =
+    /(?:^|[\s;])(?:import|export)\b[^'";]*?\bfrom\s*['"]([^'"]+)['"]|(?:^|[\s;])import\s*['"]([^'"]+)['"]|\b(?:import|require)\s*\(\s*['"]([^'"]+)['"]\s*\)/g;
   for (const m of text.matchAll(pattern)) specs.push((m[1] ?? m[2] ?? m[3])!);
   return specs;
 }
@@ -40,15 +41,26 @@ function offending(files: string[], allowed: (spec: string, file: string) => boo
 
 describe('device models use only the public device-model SDK', () => {
   it('finds imports in every form the rule must see', () => {
-    assert.deepEqual(importsOf(`import a from 'x';\nimport { b,\n c } from "y";\nexport * from 'z';\nimport 'w';\nconst q = require('v'); await import('u');`), ['x', 'y', 'z', 'w', 'v', 'u']);
+    assert.deepEqual(
+      importsOf(
+        `import a from 'x';\nimport { b,\n c } from "y";\nexport * from 'z';\nimport 'w';\nconst q = require('v'); await import('u');`,
+      ),
+      ['x', 'y', 'z', 'w', 'v', 'u'],
+    );
   });
 
   it('lib/devices imports only lib/model/device and its own files', () => {
     const files = sources('lib/devices');
-    assert.ok(files.some((f) => f.endsWith('edu.ts')), 'edu is among the device models');
+    assert.ok(
+      files.some((f) => f.endsWith('edu.ts')),
+      'edu is among the device models',
+    );
     const bad = offending(files, (spec, file) => {
       const target = path.normalize(path.join(path.dirname(file), spec));
-      return spec.startsWith('.') && (target === path.normalize('lib/model/device') || target.startsWith(path.normalize('lib/devices') + path.sep));
+      return (
+        spec.startsWith('.') &&
+        (target === path.normalize('lib/model/device') || target.startsWith(path.normalize('lib/devices') + path.sep))
+      );
     });
     assert.deepEqual(bad, []);
   });
@@ -56,8 +68,11 @@ describe('device models use only the public device-model SDK', () => {
   it('the out-of-tree example imports only node-vfio, node-vfio/model, node built-ins and itself', () => {
     const files = sources('examples/dma-copy');
     assert.ok(files.length >= 3);
-    const bad = offending(files, (spec) => spec === 'node-vfio' || spec === 'node-vfio/model' || spec.startsWith('node:')
-      || (spec.startsWith('./') && !spec.includes('..')));
+    const bad = offending(
+      files,
+      (spec) =>
+        spec === 'node-vfio' || spec === 'node-vfio/model' || spec.startsWith('node:') || (spec.startsWith('./') && !spec.includes('..')),
+    );
     assert.deepEqual(bad, []);
   });
 });

@@ -20,7 +20,10 @@ describe('examples/edu asks before switching on unsafe noiommu mode [model]', ()
     const options = parseEduOptions(['--model']);
     assert.equal(options.unsafeNoiommu, false);
     const edu = PciDevice.get('0000:00:03.0', { kernel });
-    assert.throws(() => edu.bindVfio(eduBindOptions(options)), (e: unknown) => isVfioError(e, 'ERR_VFIO_NOIOMMU_NOT_ALLOWED'));
+    assert.throws(
+      () => edu.bindVfio(eduBindOptions(options)),
+      (e: unknown) => isVfioError(e, 'ERR_VFIO_NOIOMMU_NOT_ALLOWED'),
+    );
     assert.equal(PciDevice.noiommuMode({ kernel }), 'disabled');
     assert.equal(edu.driver, null);
   });

@@ -48,7 +48,9 @@ describe('lab: an unprivileged child adopts the device and iommufd fds a root pr
     const kernel = nativeKernel();
     const cdev = PciDevice.get(lab.bdf, { kernel }).cdevPath();
     if (cdev === null || !kernel.exists('/dev/iommu')) {
-      console.log(`      (skipped: this kernel gives ${lab.bdf} no device cdev with /dev/iommu, so there is nothing to hand over on the cdev path)`);
+      console.log(
+        `      (skipped: this kernel gives ${lab.bdf} no device cdev with /dev/iommu, so there is nothing to hand over on the cdev path)`,
+      );
       this.skip();
     }
     const iommufd = kernel.open('/dev/iommu', O_RDWR);
@@ -57,7 +59,14 @@ describe('lab: an unprivileged child adopts the device and iommufd fds a root pr
       const [command, ...args] = withoutRawio([process.execPath, '-e', CHILD]);
       const run = spawnSync(command!, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe', iommufd, device] });
       assert.equal(run.status, 0, run.stderr);
-      const out = JSON.parse(run.stdout) as { kinds: string[]; rawio: boolean; noiommu: boolean; vendor: number; deviceKind: string; dma: string };
+      const out = JSON.parse(run.stdout) as {
+        kinds: string[];
+        rawio: boolean;
+        noiommu: boolean;
+        vendor: number;
+        deviceKind: string;
+        dma: string;
+      };
       console.log(`      saw: ${run.stdout}`);
       assert.deepEqual(out.kinds, ['iommufd', 'vfio-cdev-unbound']);
       assert.equal(out.rawio, false);

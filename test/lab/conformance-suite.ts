@@ -46,7 +46,9 @@ export function describeLabConformance(title: string, target: LabConformanceTarg
       const file = path.join(lab.resultsDir, target.tapFile(lab));
       fs.writeFileSync(file, formatTap(results, [describeEnvironment(env)], true));
       const t = totals(results);
-      console.log(`      conformance ${lab.machine} ${target.bdf(lab)} ${lab.mode}/${lab.kernel}: ${t.pass} passed, ${t.fail} failed, ${t.skip} skipped (TAP in ${file})`);
+      console.log(
+        `      conformance ${lab.machine} ${target.bdf(lab)} ${lab.mode}/${lab.kernel}: ${t.pass} passed, ${t.fail} failed, ${t.skip} skipped (TAP in ${file})`,
+      );
     });
 
     for (const c of privileged) {
@@ -69,8 +71,10 @@ export function describeLabConformance(title: string, target: LabConformanceTarg
         }
         const child = path.resolve(__dirname, '../../lib/selftest/child.js');
         const args = childArguments({ caseIds: unprivileged.map((c) => c.id), bdf: target.bdf(lab), mode: lab.mode });
-        const run = runNodeWithoutRawio(`require(${JSON.stringify(child)}).main(${JSON.stringify(args)}).catch((e) => { console.error(e); process.exit(1); })`,
-          { timeout: 300_000 });
+        const run = runNodeWithoutRawio(
+          `require(${JSON.stringify(child)}).main(${JSON.stringify(args)}).catch((e) => { console.error(e); process.exit(1); })`,
+          { timeout: 300_000 },
+        );
         if (run.status !== 0) throw new Error(`the unprivileged child failed (status ${run.status}):\n${run.stderr}\n${run.stdout}`);
         for (const r of parseChildOutput(run.stdout)) childResults.set(r.id, r);
       });

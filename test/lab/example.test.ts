@@ -19,7 +19,12 @@ describe('lab: the edu example driver on the real kernel', function () {
     const lab = requireLab(this);
     const { stdout, stderr } = await run(process.execPath, [main, `--bdf=${lab.bdf}`], { timeout: 240_000 });
     const out = stdout + stderr;
-    console.log(out.split('\n').map((l) => `      ${l}`).join('\n'));
+    console.log(
+      out
+        .split('\n')
+        .map((l) => `      ${l}`)
+        .join('\n'),
+    );
     assert.match(out, /the real kernel: an edu device is present/);
     assert.match(out, /identification 0x010000ed/);
     assert.match(out, /10! = 3628800/);

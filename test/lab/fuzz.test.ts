@@ -36,7 +36,9 @@ describe('lab: differential fuzzing against the real kernel', function () {
     const seeds = Array.from({ length: count }, (_, i) => first + i);
     const started = Date.now();
     const result = runCampaign({
-      seeds, pageSize: kernel.pageSize, ...(length !== undefined ? { length } : {}),
+      seeds,
+      pageSize: kernel.pageSize,
+      ...(length !== undefined ? { length } : {}),
       reference: { label: `Linux ${release}`, run: (p) => runProgram(kernel, p, { bdf: lab.bdf }) },
       model: { label: 'model', run: (p) => runProgram(labModelKernel(lab.mode, lab.bdf, lab.kernel), p, { bdf: lab.bdf }) },
     });
@@ -44,19 +46,42 @@ describe('lab: differential fuzzing against the real kernel', function () {
     const dir = path.join(lab.resultsDir, 'fuzz');
     fs.mkdirSync(dir, { recursive: true });
     const file: LabTraceFile = {
-      format: 1, kernelRelease: release, mode: lab.mode, labKernel: lab.kernel, bdf: lab.bdf,
-      pageSize: kernel.pageSize, recordedAt: new Date().toISOString(), runs: result.recorded,
+      format: 1,
+      kernelRelease: release,
+      mode: lab.mode,
+      labKernel: lab.kernel,
+      bdf: lab.bdf,
+      pageSize: kernel.pageSize,
+      recordedAt: new Date().toISOString(),
+      runs: result.recorded,
     };
     fs.writeFileSync(path.join(dir, `lab-traces-${lab.mode}-${lab.kernel}.json`), JSON.stringify(file));
     const report = formatCampaign(result, [`Linux ${release}`, 'model']);
     const summary = {
-      mode: lab.mode, kernel: lab.kernel, release, seeds: count, firstSeed: first, seconds,
-      divergences: result.divergences.map((d) => ({ seed: d.program.seed, index: d.difference.index, what: d.difference.what, shrunk: d.shrunk.ops })),
-      violations: result.violations.map((v) => ({ seed: v.seed, kernel: v.kernel, rules: v.violations.map((x) => x.rule), shrunk: v.shrunk.program.ops })),
+      mode: lab.mode,
+      kernel: lab.kernel,
+      release,
+      seeds: count,
+      firstSeed: first,
+      seconds,
+      divergences: result.divergences.map((d) => ({
+        seed: d.program.seed,
+        index: d.difference.index,
+        what: d.difference.what,
+        shrunk: d.shrunk.ops,
+      })),
+      violations: result.violations.map((v) => ({
+        seed: v.seed,
+        kernel: v.kernel,
+        rules: v.violations.map((x) => x.rule),
+        shrunk: v.shrunk.program.ops,
+      })),
     };
     fs.writeFileSync(path.join(dir, `summary-${lab.mode}-${lab.kernel}.json`), JSON.stringify(summary, null, 2));
     fs.writeFileSync(path.join(dir, `report-${lab.mode}-${lab.kernel}.txt`), report);
-    console.log(`      ${count} seeds on ${lab.mode} in ${seconds.toFixed(1)} s: ${result.divergences.length} divergences, ${result.violations.length} invariant violations`);
+    console.log(
+      `      ${count} seeds on ${lab.mode} in ${seconds.toFixed(1)} s: ${result.divergences.length} divergences, ${result.violations.length} invariant violations`,
+    );
     assert.equal(report, '', `the model and Linux ${release} disagree:\n${report}`);
   });
 });

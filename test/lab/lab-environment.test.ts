@@ -29,18 +29,29 @@ describe('lab glue', () => {
   });
 
   it('reads the machine and every bound device of a machine with several', () => {
-    const lab = labEnvironment({ ...guest, NODE_VFIO_LAB_MACHINE: 'multi', NODE_VFIO_BDFS: '0000:00:05.0 0000:00:05.1 0000:01:00.0', NODE_VFIO_BDF: '0000:00:05.0' });
+    const lab = labEnvironment({
+      ...guest,
+      NODE_VFIO_LAB_MACHINE: 'multi',
+      NODE_VFIO_BDFS: '0000:00:05.0 0000:00:05.1 0000:01:00.0',
+      NODE_VFIO_BDF: '0000:00:05.0',
+    });
     assert.ok(!('notInLab' in lab));
     assert.equal(lab.machine, 'multi');
     assert.deepEqual(lab.bdfs, ['0000:00:05.0', '0000:00:05.1', '0000:01:00.0']);
     assert.match((labEnvironment({ ...guest, NODE_VFIO_LAB_MACHINE: 'gpu' }) as { notInLab: string }).notInLab, /none of edu, nvme, multi/);
-    assert.match((labEnvironment({ ...guest, NODE_VFIO_BDFS: '0000:00:05.0 5.1' }) as { notInLab: string }).notInLab, /'5.1', not a PCI address/);
+    assert.match(
+      (labEnvironment({ ...guest, NODE_VFIO_BDFS: '0000:00:05.0 5.1' }) as { notInLab: string }).notInLab,
+      /'5.1', not a PCI address/,
+    );
   });
 
   it('says why a process is not in the lab', () => {
     assert.match((labEnvironment({}) as { notInLab: string }).notInLab, /NODE_VFIO_LAB_MODE is unset/);
     assert.match((labEnvironment({ ...guest, NODE_VFIO_LAB_MODE: 'vfio' }) as { notInLab: string }).notInLab, /neither noiommu nor iommu/);
-    assert.match((labEnvironment({ ...guest, NODE_VFIO_LAB_KERNEL: 'legacy' }) as { notInLab: string }).notInLab, /neither group nor nullgroup/);
+    assert.match(
+      (labEnvironment({ ...guest, NODE_VFIO_LAB_KERNEL: 'legacy' }) as { notInLab: string }).notInLab,
+      /neither group nor nullgroup/,
+    );
     assert.match((labEnvironment({ ...guest, NODE_VFIO_BDF: '00:03.0' }) as { notInLab: string }).notInLab, /not a PCI address/);
   });
 

@@ -41,7 +41,8 @@ export function labEnvironment(env: NodeJS.ProcessEnv = process.env): LabEnviron
   const kernel = env.NODE_VFIO_LAB_KERNEL ?? 'group';
   if (!KERNELS.includes(kernel as LabKernel)) return { notInLab: `NODE_VFIO_LAB_KERNEL='${kernel}' is neither group nor nullgroup` };
   const machine = env.NODE_VFIO_LAB_MACHINE ?? 'edu';
-  if (!MACHINES.includes(machine as LabMachine)) return { notInLab: `NODE_VFIO_LAB_MACHINE='${machine}' is none of ${MACHINES.join(', ')}` };
+  if (!MACHINES.includes(machine as LabMachine))
+    return { notInLab: `NODE_VFIO_LAB_MACHINE='${machine}' is none of ${MACHINES.join(', ')}` };
   const bdf = env.NODE_VFIO_BDF;
   if (bdf === undefined || !BDF.test(bdf)) {
     return { notInLab: `NODE_VFIO_BDF='${bdf ?? ''}' is not a PCI address` };

@@ -31,7 +31,12 @@ describe('lab: vfio selftest --tap on the real kernel', function () {
     } catch (e) {
       const err = e as { stdout?: string; stderr?: string; code?: number };
       fs.writeFileSync(path.join(lab.resultsDir, 'vfio-selftest.tap'), err.stdout ?? '');
-      assert.fail(`vfio selftest exited ${err.code}: ${(err.stdout ?? '').split('\n').filter((l) => l.startsWith('not ok')).join('\n')}\n${err.stderr ?? ''}`);
+      assert.fail(
+        `vfio selftest exited ${err.code}: ${(err.stdout ?? '')
+          .split('\n')
+          .filter((l) => l.startsWith('not ok'))
+          .join('\n')}\n${err.stderr ?? ''}`,
+      );
     }
     fs.writeFileSync(path.join(lab.resultsDir, 'vfio-selftest.tap'), stdout);
     const results = await parseTap(stdout);

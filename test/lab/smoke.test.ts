@@ -37,7 +37,9 @@ describe('lab smoke: real Linux 7.3 with the edu device', function () {
 
   before(function () {
     lab = requireLab(this);
-    saw(`mode ${lab.mode}, kernel ${lab.kernel}, edu at ${lab.bdf}, kernel release ${fs.readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim()}`);
+    saw(
+      `mode ${lab.mode}, kernel ${lab.kernel}, edu at ${lab.bdf}, kernel release ${fs.readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim()}`,
+    );
     saw(`node + mocha start-up until this file loaded: ${(loadedAtUptime - lab.commandStartUptime).toFixed(2)} s`);
   });
 

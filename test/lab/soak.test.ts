@@ -61,7 +61,11 @@ describe('lab: soak on the real kernel', function () {
         iommufd.close();
       }
     })();
-    assert.equal(pinnedWhileMapped - before.pinnedPages, Number(SOAK_BUFFER_BYTES) / kernel.pageSize, 'VmPin counts the pages of a mapped buffer');
+    assert.equal(
+      pinnedWhileMapped - before.pinnedPages,
+      Number(SOAK_BUFFER_BYTES) / kernel.pageSize,
+      'VmPin counts the pages of a mapped buffer',
+    );
     const started = Date.now();
     let pinnedDuring = 0;
     for (let i = 0; i < cycles; i++) {
@@ -76,7 +80,10 @@ describe('lab: soak on the real kernel', function () {
     const line = `${formatSoak(`Linux ${lab.mode}`, cycles, before, after, seconds)}; VmLck ${before.lockedBytes} → ${after.lockedBytes} bytes`;
     console.log(`      ${line}`);
     fs.mkdirSync(path.join(lab.resultsDir, 'soak'), { recursive: true });
-    fs.writeFileSync(path.join(lab.resultsDir, 'soak', `soak-${lab.mode}.json`), JSON.stringify({ mode: lab.mode, cycles, seconds, before, after, pinnedDuring, pinnedWhileMapped }, null, 2));
+    fs.writeFileSync(
+      path.join(lab.resultsDir, 'soak', `soak-${lab.mode}.json`),
+      JSON.stringify({ mode: lab.mode, cycles, seconds, before, after, pinnedDuring, pinnedWhileMapped }, null, 2),
+    );
     assert.equal(after.fds, before.fds, 'fds left open');
     assert.equal(after.pinnedPages, before.pinnedPages, 'pages still pinned');
     assert.equal(after.lockedBytes, before.lockedBytes, 'locked memory still charged');

@@ -7,11 +7,21 @@ import { createModelKernel, profiles } from '../../lib/model';
 import { DmaFault } from '../../lib/model/pci/dma';
 import { MAP_ANONYMOUS, MAP_HUGETLB, MAP_PRIVATE, O_RDWR, PROT_READ, PROT_WRITE } from '../../lib/sys/constants';
 import {
-  IOMMU_IOAS_ALLOC, IOMMU_IOAS_MAP, IOMMU_IOAS_MAP_FIXED_IOVA, IOMMU_IOAS_MAP_READABLE, IOMMU_IOAS_MAP_WRITEABLE,
-  IOMMU_IOAS_NOIOMMU_GET_PA, IommuIoasAlloc, IommuIoasMap, IommuIoasNoiommuGetPa,
+  IOMMU_IOAS_ALLOC,
+  IOMMU_IOAS_MAP,
+  IOMMU_IOAS_MAP_FIXED_IOVA,
+  IOMMU_IOAS_MAP_READABLE,
+  IOMMU_IOAS_MAP_WRITEABLE,
+  IOMMU_IOAS_NOIOMMU_GET_PA,
+  IommuIoasAlloc,
+  IommuIoasMap,
+  IommuIoasNoiommuGetPa,
 } from '../../lib/uapi/iommufd';
 import {
-  VFIO_DEVICE_ATTACH_IOMMUFD_PT, VFIO_DEVICE_BIND_IOMMUFD, VfioDeviceAttachIommufdPt, VfioDeviceBindIommufd,
+  VFIO_DEVICE_ATTACH_IOMMUFD_PT,
+  VFIO_DEVICE_BIND_IOMMUFD,
+  VfioDeviceAttachIommufdPt,
+  VfioDeviceBindIommufd,
 } from '../../lib/uapi/vfio';
 
 const EDU = '0000:00:03.0';
@@ -30,7 +40,11 @@ function bootAndAttach(profile: 'linux-7.3-noiommu' | 'linux-7.3-iommu', cdev: s
   k.ioctl(dev, VFIO_DEVICE_ATTACH_IOMMUFD_PT.number, attach);
   const buf = k.mmap(-1, 2n << 20n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, 0n);
   const map = IommuIoasMap.encode({
-    size: IommuIoasMap.size, ioas_id: ioas, user_va: buf.address, length: 2n << 20n, iova: 0x4000_0000n,
+    size: IommuIoasMap.size,
+    ioas_id: ioas,
+    user_va: buf.address,
+    length: 2n << 20n,
+    iova: 0x4000_0000n,
     flags: IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE,
   });
   k.ioctl(iommufd, IOMMU_IOAS_MAP.number, map);
@@ -65,7 +79,10 @@ describe('booted model: kernel side wired to the PCI/VFIO side', () => {
     const slot = k.pci!.host.slot(EDU)!;
     new Uint8Array(buf.buffer!)[0x20] = 0x5a;
     assert.equal(slot.dma.read(0x4000_0020n, 1)[0], 0x5a);
-    assert.throws(() => slot.dma.read(0x5000_0000n, 1), (e: unknown) => e instanceof DmaFault && e.reason === 'unmapped-iova');
+    assert.throws(
+      () => slot.dma.read(0x5000_0000n, 1),
+      (e: unknown) => e instanceof DmaFault && e.reason === 'unmapped-iova',
+    );
   });
 
   it('closing the device fd unbinds it and lets the iommufd go', () => {
@@ -81,13 +98,23 @@ describe('booted model: kernel side wired to the PCI/VFIO side', () => {
 
 describe('Kconfig: the VFIO interfaces a kernel can be built with (Documentation/driver-api/vfio.rst)', () => {
   const base = profiles['linux-7.3-noiommu'];
-  const build = (name: string, group: boolean, container: 'vfio' | 'iommufd' | 'none', cdev: boolean) => createModelKernel({
-    ...base, name, config: {
-      ...base.config, VFIO_GROUP: group, VFIO_CONTAINER: container === 'vfio', IOMMUFD_VFIO_CONTAINER: container === 'iommufd', VFIO_DEVICE_CDEV: cdev,
-    },
-  });
+  const build = (name: string, group: boolean, container: 'vfio' | 'iommufd' | 'none', cdev: boolean) =>
+    createModelKernel({
+      ...base,
+      name,
+      config: {
+        ...base.config,
+        VFIO_GROUP: group,
+        VFIO_CONTAINER: container === 'vfio',
+        IOMMUFD_VFIO_CONTAINER: container === 'iommufd',
+        VFIO_DEVICE_CDEV: cdev,
+      },
+    });
   const nodes = (k: ReturnType<typeof build>) => ({
-    vfio: k.readdir('/dev/vfio').filter((n) => n !== 'devices').sort(),
+    vfio: k
+      .readdir('/dev/vfio')
+      .filter((n) => n !== 'devices')
+      .sort(),
     cdevs: k.exists('/dev/vfio/devices') ? k.readdir('/dev/vfio/devices') : [],
   });
 
@@ -100,7 +127,10 @@ describe('Kconfig: the VFIO interfaces a kernel can be built with (Documentation
     });
   }
 
-  for (const [n, cdev] of [[2, false], [4, true]] as const) {
+  for (const [n, cdev] of [
+    [2, false],
+    [4, true],
+  ] as const) {
     it(`case ${n} (group without a container${cdev ? ', cdev' : ''}): VFIO_NOIOMMU cannot be selected, so the profile is refused`, () => {
       assert.throws(() => build(`case-${n}`, true, 'none', cdev), /VFIO_NOIOMMU with VFIO_GROUP needs a container/);
     });
@@ -113,7 +143,12 @@ describe('Kconfig: the VFIO interfaces a kernel can be built with (Documentation
   it('a kernel with neither the group interface nor the device cdev does not exist: the profile is refused', () => {
     const base = profiles['linux-7.3-noiommu'];
     assert.throws(
-      () => createModelKernel({ ...base, name: 'no-group-no-cdev', config: { ...base.config, VFIO_GROUP: false, VFIO_CONTAINER: false, IOMMUFD_VFIO_CONTAINER: false, VFIO_DEVICE_CDEV: false } }),
+      () =>
+        createModelKernel({
+          ...base,
+          name: 'no-group-no-cdev',
+          config: { ...base.config, VFIO_GROUP: false, VFIO_CONTAINER: false, IOMMUFD_VFIO_CONTAINER: false, VFIO_DEVICE_CDEV: false },
+        }),
       /neither VFIO_GROUP nor VFIO_DEVICE_CDEV/,
     );
   });

@@ -35,7 +35,7 @@ describe('model errors: KernelError inside, VfioError only at the syscall bounda
     assert.deepEqual(offenders, []);
   });
 
-  it('a KernelError from deep in the VFIO model comes out with syscall, ioctl, path and the model\'s detail, the KernelError as cause', () => {
+  it("a KernelError from deep in the VFIO model comes out with syscall, ioctl, path and the model's detail, the KernelError as cause", () => {
     const kernel = createModelKernel('linux-7.3-noiommu');
     const cdev = '/dev/vfio/devices/noiommu-vfio0';
     const fd = kernel.open(cdev, 2);
@@ -43,14 +43,17 @@ describe('model errors: KernelError inside, VfioError only at the syscall bounda
       const buffer = Buffer.alloc(16);
       buffer.writeUInt32LE(16, 0);
       // VFIO_DEVICE_GET_INFO before BIND_IOMMUFD: vfio_device_fops_unl_ioctl answers EINVAL.
-      assert.throws(() => kernel.ioctl(fd, 0x3b6b, buffer), (e: unknown) => {
-        assert.ok(isVfioError(e));
-        assert.deepEqual([e.code, e.syscall, e.ioctl, e.path], ['EINVAL', 'ioctl', 'VFIO_DEVICE_GET_INFO', cdev]);
-        assert.match(e.detail ?? '', /not granted yet/);
-        assert.match(e.message, /not granted yet/);
-        assert.equal((e.cause as Error).name, 'KernelError');
-        return true;
-      });
+      assert.throws(
+        () => kernel.ioctl(fd, 0x3b6b, buffer),
+        (e: unknown) => {
+          assert.ok(isVfioError(e));
+          assert.deepEqual([e.code, e.syscall, e.ioctl, e.path], ['EINVAL', 'ioctl', 'VFIO_DEVICE_GET_INFO', cdev]);
+          assert.match(e.detail ?? '', /not granted yet/);
+          assert.match(e.message, /not granted yet/);
+          assert.equal((e.cause as Error).name, 'KernelError');
+          return true;
+        },
+      );
     } finally {
       kernel.close(fd);
     }
@@ -70,11 +73,14 @@ describe('fault injection is per kernel', () => {
     using iommufd = Iommufd.open(b);
     using device = VfioDevice.open(EDU, { iommufd });
     assert.ok(device.info.numRegions > 0);
-    assert.equal(a.faults.sitesSeen, 0, 'a saw none of b\'s sites');
+    assert.equal(a.faults.sitesSeen, 0, "a saw none of b's sites");
     assert.ok(b.faults.seen.has('mm.mmap') && b.faults.seen.has('vfio.device-file-alloc'), [...b.faults.seen.keys()].join(', '));
     assert.equal(b.faults.fired, false);
     // a's own first site fails, and only a's injector records it.
-    assert.throws(() => mmap(a), (e: unknown) => isVfioError(e, 'ENOMEM'));
+    assert.throws(
+      () => mmap(a),
+      (e: unknown) => isVfioError(e, 'ENOMEM'),
+    );
     assert.equal(a.faults.firedAt, 'mm.mmap');
     assert.equal(b.faults.firedAt, undefined);
     a.faults.failNth(0);

@@ -27,9 +27,14 @@ function run(source: string, killAfterMs: number): Promise<{ code: number | null
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['-e', source], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
-    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
     const killer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
-    child.on('exit', (code, signal) => { clearTimeout(killer); resolve({ code, signal, out }); });
+    child.on('exit', (code, signal) => {
+      clearTimeout(killer);
+      resolve({ code, signal, out });
+    });
   });
 }
 

@@ -30,14 +30,22 @@ describe('ModelKernel: fd allocation (alloc_fd, RLIMIT_NOFILE)', () => {
     k.openFilesLimit = 3;
     k.close(3);
     expectErrno('EMFILE', () => k.eventfd(0, 0));
-    assert.throws(() => { k.openFilesLimit = -1; }, RangeError);
+    assert.throws(() => {
+      k.openFilesLimit = -1;
+    }, RangeError);
   });
 
   it('at the limit, open(2) does not open the file and an installed file is released', () => {
     const base = profiles['linux-7.3-noiommu'];
     const k = createModelKernel({ ...base, process: { ...base.process, openFilesLimit: 3 } });
     let opened = 0;
-    k.vfs.add('/dev/counting', { type: 'chardev', open: () => { opened++; return { kind: 'test' }; } });
+    k.vfs.add('/dev/counting', {
+      type: 'chardev',
+      open: () => {
+        opened++;
+        return { kind: 'test' };
+      },
+    });
     expectErrno('EMFILE', () => k.open('/dev/counting', O_RDWR));
     assert.equal(opened, 0, 'do_sys_open takes the fd before it opens');
     let released = 0;
@@ -49,7 +57,12 @@ describe('ModelKernel: fd allocation (alloc_fd, RLIMIT_NOFILE)', () => {
 
   it('a failed open gives its fd back: the next open gets the same lowest fd', () => {
     const k = createModelKernel('linux-7.3-noiommu');
-    k.vfs.add('/dev/refusing', { type: 'chardev', open: () => { throw new Error('refused'); } });
+    k.vfs.add('/dev/refusing', {
+      type: 'chardev',
+      open: () => {
+        throw new Error('refused');
+      },
+    });
     assert.throws(() => k.open('/dev/refusing', O_RDWR), /refused/);
     assert.equal(k.eventfd(0, 0), 3);
   });
@@ -61,7 +74,10 @@ describe('ModelKernel: fd allocation (alloc_fd, RLIMIT_NOFILE)', () => {
     const closed = [150, 7, 90, 3, 199, 42, 120];
     for (const fd of closed) k.close(fd);
     const reopened = closed.map(() => k.eventfd(0, 0));
-    assert.deepEqual(reopened, [...closed].sort((a, b) => a - b));
+    assert.deepEqual(
+      reopened,
+      [...closed].sort((a, b) => a - b),
+    );
     assert.equal(k.eventfd(0, 0), 203);
     assert.equal(fds.length, 200);
   });

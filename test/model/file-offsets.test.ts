@@ -69,7 +69,10 @@ describe('memfd at large offsets (a sparse page cache up to MAX_LFS_FILESIZE)', 
   it('offsets and lengths the addon refuses before any syscall: the same TypeError or RangeError', () => {
     const { k, fd } = memfd();
     assert.throws(() => k.pwrite(fd, Uint8Array.of(1), -1n), { name: 'RangeError', message: /offset must be a non-negative bigint/ });
-    assert.throws(() => k.pwrite(fd, Uint8Array.of(1), 1n << 63n), { name: 'RangeError', message: /offset must be a bigint in \[0, 9223372036854775807\]/ });
+    assert.throws(() => k.pwrite(fd, Uint8Array.of(1), 1n << 63n), {
+      name: 'RangeError',
+      message: /offset must be a bigint in \[0, 9223372036854775807\]/,
+    });
     assert.throws(() => k.pread(fd, Buffer.alloc(1), -4096n), RangeError);
     assert.throws(() => k.pread(fd, Buffer.alloc(1), 0 as unknown as bigint), { name: 'TypeError', message: /offset must be a bigint/ });
     assert.throws(() => k.ftruncate(fd, 1n << 64n), { name: 'RangeError', message: /length must be/ });
@@ -98,7 +101,10 @@ describe('the other arguments the addon checks before any syscall', () => {
     assert.throws(() => k.memfdCreate('x'.repeat(250), 0), { name: 'RangeError', message: /name must be at most 249 bytes/ });
     assert.throws(() => k.memfdCreate('a\0b', 0), RangeError);
     assert.throws(() => k.mmap(-2, 4096n, RW, MAP_SHARED, 0n), RangeError);
-    assert.throws(() => k.mmap(-1, 4096n, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, 0n), { name: 'RangeError', message: /MAP_FIXED is not supported/ });
+    assert.throws(() => k.mmap(-1, 4096n, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, 0n), {
+      name: 'RangeError',
+      message: /MAP_FIXED is not supported/,
+    });
     assert.throws(() => k.mmap(-1, 4096n, -1, MAP_PRIVATE | MAP_ANONYMOUS, 0n), RangeError);
     expectErrno('EBADF', () => k.close(1000)); // a well-formed fd that is not open is the kernel's EBADF
     expectErrno('EINVAL', () => k.memfdCreate('x'.repeat(249), 0x100));

@@ -10,9 +10,19 @@ import type { Mapping } from '../../lib/sys/kernel';
 import { isVfioError } from '../../lib/sys/errors';
 import type { StructType, StructValue, FieldType } from '../../lib/uapi/codec';
 import {
-  IOMMU_DESTROY, IOMMU_IOAS_ALLOC, IOMMU_IOAS_MAP, IOMMU_IOAS_MAP_FIXED_IOVA, IOMMU_IOAS_MAP_READABLE,
-  IOMMU_IOAS_MAP_WRITEABLE, IOMMU_IOAS_NOIOMMU_GET_PA, IOMMU_IOAS_UNMAP, IommuDestroy, IommuIoasAlloc, IommuIoasMap,
-  IommuIoasNoiommuGetPa, IommuIoasUnmap,
+  IOMMU_DESTROY,
+  IOMMU_IOAS_ALLOC,
+  IOMMU_IOAS_MAP,
+  IOMMU_IOAS_MAP_FIXED_IOVA,
+  IOMMU_IOAS_MAP_READABLE,
+  IOMMU_IOAS_MAP_WRITEABLE,
+  IOMMU_IOAS_NOIOMMU_GET_PA,
+  IOMMU_IOAS_UNMAP,
+  IommuDestroy,
+  IommuIoasAlloc,
+  IommuIoasMap,
+  IommuIoasNoiommuGetPa,
+  IommuIoasUnmap,
 } from '../../lib/uapi/iommufd';
 
 export const RW = IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE;
@@ -53,7 +63,11 @@ export class Harness {
 
   map(ioas: number, userVa: bigint, length: bigint, iova?: bigint, flags = RW): bigint {
     return this.call(IOMMU_IOAS_MAP, IommuIoasMap, {
-      ioas_id: ioas, user_va: userVa, length, iova: iova ?? 0n, flags: flags | (iova !== undefined ? FIXED : 0),
+      ioas_id: ioas,
+      user_va: userVa,
+      length,
+      iova: iova ?? 0n,
+      flags: flags | (iova !== undefined ? FIXED : 0),
     }).iova;
   }
 

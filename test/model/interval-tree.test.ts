@@ -21,7 +21,10 @@ interface Ref {
 function checkAgainst(tree: IntervalTree<number>, ref: Ref[], probes: bigint[]): void {
   tree.checkInvariants();
   assert.equal(tree.size, ref.length);
-  assert.deepEqual([...tree].map((n) => [n.start, n.last, n.value]), ref.map((r) => [r.start, r.last, r.value]));
+  assert.deepEqual(
+    [...tree].map((n) => [n.start, n.last, n.value]),
+    ref.map((r) => [r.start, r.last, r.value]),
+  );
   assert.equal(tree.first()?.value, ref[0]?.value);
   assert.equal(tree.lastNode()?.value, ref[ref.length - 1]?.value);
   for (const p of probes) {
@@ -41,7 +44,10 @@ function checkAgainst(tree: IntervalTree<number>, ref: Ref[], probes: bigint[]):
     const overlapping = ref.filter((r) => r.start <= hi && r.last >= p);
     assert.equal(tree.firstOverlap(p, hi)?.value, overlapping[0]?.value);
     assert.equal(tree.lastOverlap(p, hi)?.value, overlapping[overlapping.length - 1]?.value);
-    assert.deepEqual([...tree.overlapping(p, hi)].map((n) => n.value), overlapping.map((r) => r.value));
+    assert.deepEqual(
+      [...tree.overlapping(p, hi)].map((n) => n.value),
+      overlapping.map((r) => r.value),
+    );
     assert.equal(tree.next(p)?.value, ref.find((r) => r.start > p)?.value);
     assert.equal(tree.prev(p)?.value, [...ref].reverse().find((r) => r.start < p)?.value);
   }
@@ -69,7 +75,10 @@ type TreeOp =
   | { sweepFrom: number; count: number };
 
 const opArb: fc.Arbitrary<TreeOp> = fc.oneof(
-  { weight: 6, arbitrary: fc.record({ insert: fc.constant(true as const), slot: fc.nat({ max: 120 }), len: fc.integer({ min: 1, max: 5 }) }) },
+  {
+    weight: 6,
+    arbitrary: fc.record({ insert: fc.constant(true as const), slot: fc.nat({ max: 120 }), len: fc.integer({ min: 1, max: 5 }) }),
+  },
   { weight: 3, arbitrary: fc.record({ insert: fc.constant(false as const), slot: fc.nat({ max: 120 }) }) },
   { weight: 1, arbitrary: fc.record({ tag: fc.nat({ max: 120 }), value: fc.double({ noNaN: true }) }) },
   // Removing a run of neighbours empties and underfills nodes, so merges happen.
@@ -80,40 +89,50 @@ describe('IntervalTree (pooled B+ tree of disjoint intervals)', () => {
   for (const fanout of [4, 8, 32]) {
     it(`fanout ${fanout}: random inserts, removes and tags agree with a sorted array, below and above 2^53`, () => {
       fc.assert(
-        fc.property(fc.array(opArb, { maxLength: 200 }), fc.constantFrom(0n, 1n << 60n, U64_MAX - 2000n), fc.array(fc.nat({ max: 700 }), { minLength: 1, maxLength: 8 }), fc.integer({ min: 1, max: 30 }), (ops, base, probeOffsets, minSize) => {
-          const tree = new IntervalTree<number>({ fanout, tags: 2 });
-          let ref: Ref[] = [];
-          // Units of 5 keep neighbours apart by a gap of at least one, so holes come in many sizes.
-          const key = (slot: number) => base + BigInt(slot) * 5n;
-          for (const op of ops) {
-            if ('sweepFrom' in op) {
-              const doomed = ref.filter((r) => r.start >= key(op.sweepFrom)).slice(0, op.count);
-              for (const r of doomed) assert.equal(tree.remove(r.start), true);
-              ref = ref.filter((r) => !doomed.includes(r));
-            } else if ('tag' in op) {
-              const r = ref.find((x) => x.start === key(op.tag));
-              assert.equal(tree.setTag(key(op.tag), 1, op.value), r !== undefined);
-              if (r) r.tags[1] = op.value;
-            } else if (op.insert) {
-              const start = key(op.slot);
-              const last = start + BigInt(op.len) - 1n;
-              if (ref.some((r) => r.start <= last && r.last >= start)) continue;
-              tree.insert(start, last, op.slot);
-              assert.equal(tree.setTag(start, 0, op.slot * 2), true);
-              ref.push({ start, last, value: op.slot, tags: [op.slot * 2, NaN] });
-              ref.sort((a, b) => (a.start < b.start ? -1 : 1));
-            } else {
-              const had = ref.some((r) => r.start === key(op.slot));
-              assert.equal(tree.remove(key(op.slot)), had);
-              ref = ref.filter((r) => r.start !== key(op.slot));
+        fc.property(
+          fc.array(opArb, { maxLength: 200 }),
+          fc.constantFrom(0n, 1n << 60n, U64_MAX - 2000n),
+          fc.array(fc.nat({ max: 700 }), { minLength: 1, maxLength: 8 }),
+          fc.integer({ min: 1, max: 30 }),
+          (ops, base, probeOffsets, minSize) => {
+            const tree = new IntervalTree<number>({ fanout, tags: 2 });
+            let ref: Ref[] = [];
+            // Units of 5 keep neighbours apart by a gap of at least one, so holes come in many sizes.
+            const key = (slot: number) => base + BigInt(slot) * 5n;
+            for (const op of ops) {
+              if ('sweepFrom' in op) {
+                const doomed = ref.filter((r) => r.start >= key(op.sweepFrom)).slice(0, op.count);
+                for (const r of doomed) assert.equal(tree.remove(r.start), true);
+                ref = ref.filter((r) => !doomed.includes(r));
+              } else if ('tag' in op) {
+                const r = ref.find((x) => x.start === key(op.tag));
+                assert.equal(tree.setTag(key(op.tag), 1, op.value), r !== undefined);
+                if (r) r.tags[1] = op.value;
+              } else if (op.insert) {
+                const start = key(op.slot);
+                const last = start + BigInt(op.len) - 1n;
+                if (ref.some((r) => r.start <= last && r.last >= start)) continue;
+                tree.insert(start, last, op.slot);
+                assert.equal(tree.setTag(start, 0, op.slot * 2), true);
+                ref.push({ start, last, value: op.slot, tags: [op.slot * 2, NaN] });
+                ref.sort((a, b) => (a.start < b.start ? -1 : 1));
+              } else {
+                const had = ref.some((r) => r.start === key(op.slot));
+                assert.equal(tree.remove(key(op.slot)), had);
+                ref = ref.filter((r) => r.start !== key(op.slot));
+              }
             }
-          }
-          checkAgainst(tree, ref, probeOffsets.map((o) => base + BigInt(o)));
-          const hi = base + 700n;
-          const holes = scanHoles(ref, base, hi, BigInt(minSize));
-          assert.deepEqual([...tree.holesAscending(base, hi, BigInt(minSize))], holes);
-          assert.deepEqual([...tree.holesDescending(base, hi, BigInt(minSize))], [...holes].reverse());
-        }),
+            checkAgainst(
+              tree,
+              ref,
+              probeOffsets.map((o) => base + BigInt(o)),
+            );
+            const hi = base + 700n;
+            const holes = scanHoles(ref, base, hi, BigInt(minSize));
+            assert.deepEqual([...tree.holesAscending(base, hi, BigInt(minSize))], holes);
+            assert.deepEqual([...tree.holesDescending(base, hi, BigInt(minSize))], [...holes].reverse());
+          },
+        ),
         { numRuns: 150 },
       );
     });
@@ -140,7 +159,10 @@ describe('IntervalTree (pooled B+ tree of disjoint intervals)', () => {
         for (let s = from; s < from + 60; s++) assert.equal(tree.remove(BigInt(s) * 16n), live.delete(s));
         tree.checkInvariants();
         const sorted = [...live].sort((a, b) => a - b);
-        assert.deepEqual([...tree].map((n) => n.value), sorted);
+        assert.deepEqual(
+          [...tree].map((n) => n.value),
+          sorted,
+        );
         for (let q = 0; q < 200; q++) {
           const s = rng.below(3000);
           const slot = tree.findSlot(BigInt(s) * 16n + 3n);
@@ -195,7 +217,10 @@ describe('IntervalTree (pooled B+ tree of disjoint intervals)', () => {
       seen.push(n.value);
       assert.equal(tree.remove(n.start), true);
     }
-    assert.deepEqual(seen, Array.from({ length: 200 }, (_, i) => i));
+    assert.deepEqual(
+      seen,
+      Array.from({ length: 200 }, (_, i) => i),
+    );
     assert.equal(tree.size, 0);
     assert.equal(tree.first(), undefined);
     tree.checkInvariants();
@@ -223,7 +248,10 @@ describe('IntervalTree (pooled B+ tree of disjoint intervals)', () => {
     }
     tree.checkInvariants();
     assert.equal(tree.size, 10_000);
-    assert.deepEqual([...tree].map((n) => n.value), Array.from({ length: 10_000 }, (_, i) => i));
+    assert.deepEqual(
+      [...tree].map((n) => n.value),
+      Array.from({ length: 10_000 }, (_, i) => i),
+    );
     for (let q = 0; q < 500; q++) {
       const s = rng.below(10_000);
       assert.equal(tree.findValue(BigInt(s) * 8192n + 100n), s);

@@ -54,10 +54,22 @@ describe('ModelKernel: fd table and files', () => {
   it('generic_permission: a non-root process cannot write a root-owned 0644 attribute', () => {
     const k = createModelKernel('unprivileged');
     let stored = '';
-    k.vfs.add('/sys/test/rw', { type: 'attr', read: () => stored, write: (b) => { stored = b.toString(); } });
+    k.vfs.add('/sys/test/rw', {
+      type: 'attr',
+      read: () => stored,
+      write: (b) => {
+        stored = b.toString();
+      },
+    });
     expectErrno('EACCES', () => k.writeFile('/sys/test/rw', '1'));
     const root = createModelKernel('linux-7.3-noiommu');
-    root.vfs.add('/sys/test/rw', { type: 'attr', read: () => stored, write: (b) => { stored = b.toString(); } });
+    root.vfs.add('/sys/test/rw', {
+      type: 'attr',
+      read: () => stored,
+      write: (b) => {
+        stored = b.toString();
+      },
+    });
     root.writeFile('/sys/test/rw', 'hello');
     assert.equal(stored, 'hello');
   });
@@ -65,7 +77,13 @@ describe('ModelKernel: fd table and files', () => {
   it('attribute fds work with pread/pwrite at offsets', () => {
     const k = createModelKernel('linux-7.3-noiommu');
     let stored = 'abcdef';
-    k.vfs.add('/sys/test/rw', { type: 'attr', read: () => stored, write: (b) => { stored = b.toString(); } });
+    k.vfs.add('/sys/test/rw', {
+      type: 'attr',
+      read: () => stored,
+      write: (b) => {
+        stored = b.toString();
+      },
+    });
     const fd = k.open('/sys/test/rw', O_RDWR);
     const buf = Buffer.alloc(3);
     assert.equal(k.pread(fd, buf, 2n), 3);

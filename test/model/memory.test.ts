@@ -2,7 +2,15 @@ import assert from 'node:assert/strict';
 import { createModelKernel, profiles, PhysicalAccessFault } from '../../lib/model';
 import { PhysicalMemory, machineRamLayout } from '../../lib/model/memory/physical-memory';
 import {
-  MAP_ANONYMOUS, MAP_HUGETLB, MAP_HUGE_1GB, MAP_LOCKED, MAP_PRIVATE, MAP_SHARED, MFD_HUGETLB, O_RDONLY, PROT_READ,
+  MAP_ANONYMOUS,
+  MAP_HUGETLB,
+  MAP_HUGE_1GB,
+  MAP_LOCKED,
+  MAP_PRIVATE,
+  MAP_SHARED,
+  MFD_HUGETLB,
+  O_RDONLY,
+  PROT_READ,
   PROT_WRITE,
 } from '../../lib/sys/constants';
 import { expectErrno } from './harness';
@@ -22,7 +30,10 @@ function pagemapEntries(k: ReturnType<typeof createModelKernel>, va: bigint, pag
 describe('physical memory', () => {
   it('machine RAM layout like QEMU q35: all low up to 2.75 GiB, else 2 GiB low and the rest above 4 GiB', () => {
     assert.deepEqual(machineRamLayout(2n << 30n), [{ start: 0n, end: 2n << 30n }]);
-    assert.deepEqual(machineRamLayout(4n << 30n), [{ start: 0n, end: 2n << 30n }, { start: 4n << 30n, end: 6n << 30n }]);
+    assert.deepEqual(machineRamLayout(4n << 30n), [
+      { start: 0n, end: 2n << 30n },
+      { start: 4n << 30n, end: 6n << 30n },
+    ]);
   });
 
   it('frame allocation is deterministic for a seed and scattered by fragmentation', () => {
@@ -65,7 +76,10 @@ describe('physical memory', () => {
     assert.equal(k.readFile('/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages').toString(), '1\n');
     const entries = pagemapEntries(k, b.address, 512);
     const pfn0 = entries[0]! & ((1n << 55n) - 1n);
-    assert.ok(entries.every((e, i) => (e & ((1n << 55n) - 1n)) === pfn0 + BigInt(i)), 'a huge page is physically contiguous');
+    assert.ok(
+      entries.every((e, i) => (e & ((1n << 55n) - 1n)) === pfn0 + BigInt(i)),
+      'a huge page is physically contiguous',
+    );
     assert.equal(pfn0 % 512n, 0n, 'and 2 MiB aligned');
   });
 });

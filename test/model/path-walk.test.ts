@@ -14,7 +14,13 @@ describe('model path walk (ENOTDIR, `.` and `..`)', () => {
   it('`..`, `.`, a trailing slash or a name after an attribute is ENOTDIR', () => {
     const k = createModelKernel('linux-7.3-noiommu');
     assert.ok(k.exists(`${DEVICE}/vendor`));
-    for (const path of [`${DEVICE}/vendor/..`, `${DEVICE}/vendor/.`, `${DEVICE}/vendor/`, `${DEVICE}/vendor/x`, `${DEVICE}/vendor/../vendor`]) {
+    for (const path of [
+      `${DEVICE}/vendor/..`,
+      `${DEVICE}/vendor/.`,
+      `${DEVICE}/vendor/`,
+      `${DEVICE}/vendor/x`,
+      `${DEVICE}/vendor/../vendor`,
+    ]) {
       expectErrno('ENOTDIR', () => k.open(path, O_RDONLY));
       expectErrno('ENOTDIR', () => k.readFile(path));
       assert.equal(k.exists(path), false, path);
@@ -27,7 +33,11 @@ describe('model path walk (ENOTDIR, `.` and `..`)', () => {
     const k = createModelKernel('linux-7.3-noiommu');
     expectErrno('ENOENT', () => k.open(`${DEVICE}/nothing/../vendor`, O_RDONLY));
     assert.deepEqual(k.readFile(`${DEVICE}/./vendor`), k.readFile(`${DEVICE}/vendor`));
-    assert.deepEqual(k.readFile(`${DEVICE}/../0000:00:03.0/vendor`), k.readFile(`${DEVICE}/vendor`), '`..` after the symlink is its target\'s parent');
+    assert.deepEqual(
+      k.readFile(`${DEVICE}/../0000:00:03.0/vendor`),
+      k.readFile(`${DEVICE}/vendor`),
+      "`..` after the symlink is its target's parent",
+    );
     assert.ok(k.readdir(`${DEVICE}/`).includes('vendor'));
   });
 });

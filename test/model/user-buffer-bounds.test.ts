@@ -6,8 +6,14 @@
 import assert from 'node:assert/strict';
 import { KernelError } from '../../lib/model/errno';
 import {
-  VFIO_DEVICE_BIND_IOMMUFD, VFIO_DEVICE_GET_INFO, VFIO_DEVICE_GET_IRQ_INFO, VFIO_DEVICE_GET_REGION_INFO,
-  VfioDeviceBindIommufd, VfioDeviceInfo, VfioIrqInfo, VfioRegionInfo,
+  VFIO_DEVICE_BIND_IOMMUFD,
+  VFIO_DEVICE_GET_INFO,
+  VFIO_DEVICE_GET_IRQ_INFO,
+  VFIO_DEVICE_GET_REGION_INFO,
+  VfioDeviceBindIommufd,
+  VfioDeviceInfo,
+  VfioIrqInfo,
+  VfioRegionInfo,
 } from '../../lib/uapi/vfio';
 import { TestHost } from './vfio/harness';
 

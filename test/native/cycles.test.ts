@@ -32,8 +32,12 @@ describe('native kernel: nothing leaks over many cycles', function () {
     k.close(memfd);
     assert.equal(openFdCount(), fdsBefore);
     // None of the anonymous ranges is still mapped at its address with its size.
-    const maps = new Set(fs.readFileSync('/proc/self/maps', 'utf8').split('\n')
-      .map((l: string) => l.split(' ')[0]));
+    const maps = new Set(
+      fs
+        .readFileSync('/proc/self/maps', 'utf8')
+        .split('\n')
+        .map((l: string) => l.split(' ')[0]),
+    );
     const size = BigInt(3 * k.pageSize);
     const stillMapped = anonymous.filter((a) => maps.has(`${a.toString(16)}-${(a + size).toString(16)}`));
     assert.deepEqual(stillMapped, []);

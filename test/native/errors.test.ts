@@ -15,28 +15,38 @@ describe('native kernel: errors carry errno, syscall, ioctl name and path', func
     const k = kernel();
     withFd(k, k.open('/dev/null', O_RDWR), (fd) => {
       const arg = IommuIoasAlloc.encode({ size: IommuIoasAlloc.size });
-      assert.throws(() => k.ioctl(fd, IOMMU_IOAS_ALLOC.number, arg), (e: unknown) => {
-        assert.ok(e instanceof VfioError);
-        assert.equal(e.code, 'ENOTTY');
-        assert.equal(e.errno, 25);
-        assert.equal(e.syscall, 'ioctl');
-        assert.equal(e.ioctl, 'IOMMU_IOAS_ALLOC');
-        assert.equal(e.path, '/dev/null');
-        assert.match(e.message, /ENOTTY.*ioctl IOMMU_IOAS_ALLOC '\/dev\/null'/);
-        return true;
-      });
+      assert.throws(
+        () => k.ioctl(fd, IOMMU_IOAS_ALLOC.number, arg),
+        (e: unknown) => {
+          assert.ok(e instanceof VfioError);
+          assert.equal(e.code, 'ENOTTY');
+          assert.equal(e.errno, 25);
+          assert.equal(e.syscall, 'ioctl');
+          assert.equal(e.ioctl, 'IOMMU_IOAS_ALLOC');
+          assert.equal(e.path, '/dev/null');
+          assert.match(e.message, /ENOTTY.*ioctl IOMMU_IOAS_ALLOC '\/dev\/null'/);
+          return true;
+        },
+      );
     });
   });
 
   it('a VFIO request number on an unknown kind of fd lists every name it has', () => {
     const k = kernel();
     withFd(k, k.open('/dev/null', O_RDONLY), (fd) => {
-      assert.throws(() => k.ioctl(fd, VFIO_DEVICE_GET_INFO.number, Buffer.from([16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])),
-        { name: 'VfioError', code: 'ENOTTY', ioctl: 'VFIO_DEVICE_GET_INFO' });
+      assert.throws(() => k.ioctl(fd, VFIO_DEVICE_GET_INFO.number, Buffer.from([16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])), {
+        name: 'VfioError',
+        code: 'ENOTTY',
+        ioctl: 'VFIO_DEVICE_GET_INFO',
+      });
       // nr 12 is VFIO_IOMMU_GET_INFO on a container and VFIO_DEVICE_GET_PCI_HOT_RESET_INFO on a device.
-      assert.throws(() => k.ioctl(fd, 0x3b70, Buffer.from([16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])),
-        (e: unknown) => e instanceof VfioError && e.ioctl!.split('|').includes('VFIO_IOMMU_GET_INFO')
-          && e.ioctl!.split('|').includes('VFIO_DEVICE_GET_PCI_HOT_RESET_INFO'));
+      assert.throws(
+        () => k.ioctl(fd, 0x3b70, Buffer.from([16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])),
+        (e: unknown) =>
+          e instanceof VfioError &&
+          e.ioctl!.split('|').includes('VFIO_IOMMU_GET_INFO') &&
+          e.ioctl!.split('|').includes('VFIO_DEVICE_GET_PCI_HOT_RESET_INFO'),
+      );
     });
   });
 
@@ -62,18 +72,24 @@ describe('native kernel: errors carry errno, syscall, ioctl name and path', func
   });
 
   it('open of a missing path fails ENOENT with the path', () => {
-    assert.throws(() => kernel().open('/nonexistent/node-vfio-test', O_RDWR), (e: unknown) => {
-      assert.ok(e instanceof VfioError);
-      assert.equal(e.code, 'ENOENT');
-      assert.equal(e.syscall, 'open');
-      assert.equal(e.path, '/nonexistent/node-vfio-test');
-      return true;
-    });
+    assert.throws(
+      () => kernel().open('/nonexistent/node-vfio-test', O_RDWR),
+      (e: unknown) => {
+        assert.ok(e instanceof VfioError);
+        assert.equal(e.code, 'ENOENT');
+        assert.equal(e.syscall, 'open');
+        assert.equal(e.path, '/nonexistent/node-vfio-test');
+        return true;
+      },
+    );
   });
 
   it('a missing VFIO cdev gets the hint about binding to vfio-pci', () => {
-    assert.throws(() => kernel().open('/dev/vfio/devices/vfio-nonexistent', O_RDWR),
-      { name: 'VfioError', code: 'ENOENT', hint: /vfio-pci/ });
+    assert.throws(() => kernel().open('/dev/vfio/devices/vfio-nonexistent', O_RDWR), {
+      name: 'VfioError',
+      code: 'ENOENT',
+      hint: /vfio-pci/,
+    });
   });
 
   it('close of an fd that is not open fails EBADF', () => {

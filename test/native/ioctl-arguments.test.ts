@@ -28,13 +28,15 @@ describe('native ioctl binding: the arguments it takes', function () {
   });
   after(() => kernel().close(fd));
 
-  it('writes through an ArrayBuffer and through every kind of byte view, at the view\'s offset', () => {
+  it("writes through an ArrayBuffer and through every kind of byte view, at the view's offset", () => {
     const whole = new ArrayBuffer(8);
     assert.equal(addon.ioctl(fd, FIONREAD, whole), 0);
     assert.equal(new Int32Array(whole)[0], SIZE);
     // Any TypedArray goes (the binding counts its bytes), though the addon's type names only bytes.
     const views = (backing: ArrayBuffer): (Uint8Array | DataView)[] => [
-      new Uint8Array(backing, 8, 4), Buffer.from(backing, 8, 4), new DataView(backing, 8, 4),
+      new Uint8Array(backing, 8, 4),
+      Buffer.from(backing, 8, 4),
+      new DataView(backing, 8, 4),
       new Uint32Array(backing, 8, 1) as unknown as Uint8Array,
     ];
     for (const view of views(new ArrayBuffer(16))) {

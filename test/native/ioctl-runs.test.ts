@@ -11,7 +11,9 @@ import { O_RDWR } from '../../lib/sys/constants';
 import { kernel, linuxOnly } from './support';
 
 const FIELDS = new Uint32Array([
-  IommuIoasNoiommuGetPa.offsetOf('iova'), IommuIoasNoiommuGetPa.offsetOf('length'), IommuIoasNoiommuGetPa.offsetOf('out_phys'),
+  IommuIoasNoiommuGetPa.offsetOf('iova'),
+  IommuIoasNoiommuGetPa.offsetOf('length'),
+  IommuIoasNoiommuGetPa.offsetOf('out_phys'),
 ]);
 
 describe('native ioctl binding: the run walk', function () {
@@ -33,11 +35,20 @@ describe('native ioctl binding: the run walk', function () {
   it('refuses offsets that are not three, or that pass the end of the struct, before any ioctl', () => {
     const out = new BigUint64Array(30);
     const req = IOMMU_IOAS_NOIOMMU_GET_PA.number;
-    assert.throws(() => addon.ioctlRuns(0, req, command(), new Uint32Array(2), 0n, 4096n, out), { name: 'RangeError', message: /exactly three/ });
-    assert.throws(() => addon.ioctlRuns(0, req, command(), new Uint32Array([16, 24, 33]), 0n, 4096n, out), { name: 'RangeError', message: /passes the end/ });
+    assert.throws(() => addon.ioctlRuns(0, req, command(), new Uint32Array(2), 0n, 4096n, out), {
+      name: 'RangeError',
+      message: /exactly three/,
+    });
+    assert.throws(() => addon.ioctlRuns(0, req, command(), new Uint32Array([16, 24, 33]), 0n, 4096n, out), {
+      name: 'RangeError',
+      message: /passes the end/,
+    });
     assert.throws(() => addon.ioctlRuns(0, req, command(), FIELDS, -1n, 4096n, out), { name: 'RangeError', message: /start/ });
     assert.throws(() => addon.ioctlRuns(0, req, command(), FIELDS, 0n, 2n ** 64n, out), { name: 'RangeError', message: /length/ });
-    assert.throws(() => addon.ioctlRuns(0, req, 'x' as unknown as Uint8Array, FIELDS, 0n, 4096n, out), { name: 'TypeError', message: /command/ });
+    assert.throws(() => addon.ioctlRuns(0, req, 'x' as unknown as Uint8Array, FIELDS, 0n, 4096n, out), {
+      name: 'TypeError',
+      message: /command/,
+    });
     const lying = command();
     new DataView(lying.buffer).setUint32(0, 4096, true);
     assert.throws(() => addon.ioctlRuns(0, req, lying, FIELDS, 0n, 4096n, out), { name: 'RangeError', message: /says it is 4096 bytes/ });
@@ -47,8 +58,10 @@ describe('native ioctl binding: the run walk', function () {
     const k = kernel();
     const fd = k.open('/dev/null', O_RDWR);
     try {
-      assert.throws(() => k.ioctlRuns!(fd, IOMMU_IOAS_NOIOMMU_GET_PA.number, command(), FIELDS, 0n, 4096n, new BigUint64Array(3)),
-        (e: unknown) => isVfioError(e, 'ENOTTY') && e.ioctl === 'IOMMU_IOAS_NOIOMMU_GET_PA' && e.path === '/dev/null');
+      assert.throws(
+        () => k.ioctlRuns!(fd, IOMMU_IOAS_NOIOMMU_GET_PA.number, command(), FIELDS, 0n, 4096n, new BigUint64Array(3)),
+        (e: unknown) => isVfioError(e, 'ENOTTY') && e.ioctl === 'IOMMU_IOAS_NOIOMMU_GET_PA' && e.path === '/dev/null',
+      );
     } finally {
       k.close(fd);
     }
@@ -56,7 +69,11 @@ describe('native ioctl binding: the run walk', function () {
 
   it('an empty range or an output with no room makes no call', () => {
     const out = new BigUint64Array(3);
-    assert.equal(addon.ioctlRuns(0x7fffffff, IOMMU_IOAS_NOIOMMU_GET_PA.number, command(), FIELDS, 0n, 0n, out), 0, 'a bad fd is never used');
+    assert.equal(
+      addon.ioctlRuns(0x7fffffff, IOMMU_IOAS_NOIOMMU_GET_PA.number, command(), FIELDS, 0n, 0n, out),
+      0,
+      'a bad fd is never used',
+    );
     assert.equal(addon.ioctlRuns(0x7fffffff, IOMMU_IOAS_NOIOMMU_GET_PA.number, command(), FIELDS, 0n, 4096n, new BigUint64Array(2)), 0);
   });
 });

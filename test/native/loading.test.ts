@@ -13,12 +13,15 @@ function runNode(script: string, env: Record<string, string>): unknown {
 
 describe('native addon loading', () => {
   it('importing the package works without the addon; native calls then throw a VfioError saying why', () => {
-    const result = runNode(`
+    const result = runNode(
+      `
       const vfio = require(${JSON.stringify(indexJs)});
       let error;
       try { vfio.nativeKernel(); } catch (e) { error = { name: e.name, code: e.code, syscall: e.syscall, hint: e.hint, isVfio: vfio.isVfioError(e) }; }
       console.log(JSON.stringify({ exports: Object.keys(vfio).length > 0, error }));
-    `, { NODE_VFIO_ADDON: '/nonexistent/vfio.node' }) as { exports: boolean; error?: Record<string, unknown> };
+    `,
+      { NODE_VFIO_ADDON: '/nonexistent/vfio.node' },
+    ) as { exports: boolean; error?: Record<string, unknown> };
     assert.equal(result.exports, true);
     assert.ok(result.error, 'nativeKernel() should have thrown');
     assert.equal(result.error.name, 'VfioError');

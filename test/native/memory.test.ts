@@ -2,8 +2,18 @@ import assert from 'node:assert/strict';
 import { MessageChannel } from 'node:worker_threads';
 import fs from 'node:fs';
 import {
-  MAP_ANONYMOUS, MAP_HUGETLB, MAP_HUGE_2MB, MAP_LOCKED, MAP_NORESERVE, MAP_POPULATE, MAP_PRIVATE, MAP_SHARED, MFD_CLOEXEC,
-  PROT_NONE, PROT_READ, PROT_WRITE,
+  MAP_ANONYMOUS,
+  MAP_HUGETLB,
+  MAP_HUGE_2MB,
+  MAP_LOCKED,
+  MAP_NORESERVE,
+  MAP_POPULATE,
+  MAP_PRIVATE,
+  MAP_SHARED,
+  MFD_CLOEXEC,
+  PROT_NONE,
+  PROT_READ,
+  PROT_WRITE,
 } from '../../lib/sys/constants';
 import type { MmioWidth } from '../../lib/sys/kernel';
 import { VfioError } from '../../lib/sys/errors';
@@ -15,10 +25,13 @@ const LARGE = (1n << 32n) + 4096n;
 
 /** Whether one entry of /proc/self/maps covers [address, address + length) (neighbours may merge into it). */
 function isMapped(address: bigint, length: bigint): boolean {
-  return fs.readFileSync('/proc/self/maps', 'utf8').split('\n').some((line) => {
-    const [start, end] = (line.split(' ')[0] ?? '').split('-').map((hex) => BigInt(`0x${hex || '0'}`));
-    return start !== undefined && end !== undefined && start <= address && end >= address + length;
-  });
+  return fs
+    .readFileSync('/proc/self/maps', 'utf8')
+    .split('\n')
+    .some((line) => {
+      const [start, end] = (line.split(' ')[0] ?? '').split('-').map((hex) => BigInt(`0x${hex || '0'}`));
+      return start !== undefined && end !== undefined && start <= address && end >= address + length;
+    });
 }
 
 describe('native kernel: mappings', function () {
@@ -66,7 +79,10 @@ describe('native kernel: mappings', function () {
       assert.throws(() => u32.slice(), TypeError);
       assert.throws(() => new Uint8Array(buffer), TypeError);
       assert.throws(() => buffer.slice(0), TypeError);
-      assert.throws(() => Buffer.from(buffer).readUInt8(0), (e: unknown) => e instanceof TypeError || e instanceof RangeError);
+      assert.throws(
+        () => Buffer.from(buffer).readUInt8(0),
+        (e: unknown) => e instanceof TypeError || e instanceof RangeError,
+      );
       // Indexed access on a detached view is defined by JS to read undefined and drop stores.
       assert.equal(u8[0], undefined);
       u8[0] = 1;
@@ -119,7 +135,10 @@ describe('native kernel: mappings', function () {
     assert.throws(() => k.mmap(-1, 0n, RW, MAP_PRIVATE | MAP_ANONYMOUS, 0n), { name: 'VfioError', code: 'EINVAL', syscall: 'mmap' });
     assert.throws(() => k.mmap(-1, 4096n, RW, MAP_PRIVATE | MAP_ANONYMOUS | 0x10, 0n), RangeError);
     withFd(k, k.open('/dev/null', 0), (fd) => {
-      assert.throws(() => k.mmap(fd, 4096n, RW, MAP_SHARED, 0n), (e: unknown) => e instanceof VfioError && e.path === '/dev/null');
+      assert.throws(
+        () => k.mmap(fd, 4096n, RW, MAP_SHARED, 0n),
+        (e: unknown) => e instanceof VfioError && e.path === '/dev/null',
+      );
     });
   });
 
@@ -138,7 +157,9 @@ describe('native kernel: mappings', function () {
     const k = kernel();
     const m = k.mmap(-1, BigInt(k.pageSize), RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE | MAP_LOCKED, 0n);
     try {
-      const line = fs.readFileSync('/proc/self/smaps', 'utf8').split(/\n(?=[0-9a-f]+-)/)
+      const line = fs
+        .readFileSync('/proc/self/smaps', 'utf8')
+        .split(/\n(?=[0-9a-f]+-)/)
         .find((entry) => entry.startsWith(`${m.address.toString(16)}-`));
       assert.ok(line, 'the mapping is listed in /proc/self/smaps');
       assert.match(line, /^Locked:\s+4 kB$/m);
@@ -171,8 +192,11 @@ describe('native kernel: mappings', function () {
       console.log('    (skipped: this host has free huge pages)');
       this.skip();
     }
-    assert.throws(() => kernel().mmap(-1, 2n << 20n, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_2MB, 0n),
-      { name: 'VfioError', code: 'ENOMEM', syscall: 'mmap' });
+    assert.throws(() => kernel().mmap(-1, 2n << 20n, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_2MB, 0n), {
+      name: 'VfioError',
+      code: 'ENOMEM',
+      syscall: 'mmap',
+    });
   });
 
   it('a mapping larger than 4 GiB is made and usable by handle and address, with its buffer only where V8 can make one that large', () => {
@@ -207,7 +231,7 @@ describe('native kernel: mappings', function () {
     assert.equal(isMapped(address, LARGE), false);
   });
 
-  it('munmap refuses any object but the mapping\'s own, detached or not, and the mapping stays usable', () => {
+  it("munmap refuses any object but the mapping's own, detached or not, and the mapping stays usable", () => {
     const k = kernel();
     const m = k.mmap(-1, BigInt(k.pageSize), RW, MAP_PRIVATE | MAP_ANONYMOUS, 0n);
     const other = k.mmap(-1, BigInt(k.pageSize), RW, MAP_PRIVATE | MAP_ANONYMOUS, 0n);
@@ -239,7 +263,9 @@ describe('native kernel: mappings', function () {
     const k = kernel();
     await withFdAsync(k, k.memfdCreate('node-vfio-test-finalizer', 0), async (fd) => {
       k.ftruncate(fd, BigInt(k.pageSize));
-      (() => { k.mmap(fd, BigInt(k.pageSize), RW, MAP_SHARED, 0n); })();
+      (() => {
+        k.mmap(fd, BigInt(k.pageSize), RW, MAP_SHARED, 0n);
+      })();
       assert.equal(mappingsNamed('node-vfio-test-finalizer'), 1);
       for (let i = 0; i < 20 && mappingsNamed('node-vfio-test-finalizer') > 0; i++) {
         gc();
@@ -271,8 +297,14 @@ describe('native kernel: exact-width MMIO accessors', function () {
           const offset = { 8: 0, 16: 256, 32: 512, 64: 1024 }[width] + i * bytes;
           k.mmioWrite(m, offset, width, value);
           assert.equal(k.mmioRead(m, offset, width), value, `width ${width} at ${offset}`);
-          const expected = width === 64 ? view.getBigUint64(offset, true) : width === 32 ? view.getUint32(offset, true)
-            : width === 16 ? view.getUint16(offset, true) : view.getUint8(offset);
+          const expected =
+            width === 64
+              ? view.getBigUint64(offset, true)
+              : width === 32
+                ? view.getUint32(offset, true)
+                : width === 16
+                  ? view.getUint16(offset, true)
+                  : view.getUint8(offset);
           assert.equal(expected, value, `memory at ${offset} after a ${width}-bit write`);
         }
       }
@@ -326,7 +358,10 @@ describe('native kernel: exact-width MMIO accessors', function () {
       assert.throws(() => k.mmioWrite(old, 0, 64, 1n), { name: 'TypeError', message: /not mapped/ });
       k.mmioWrite(reused, 0, 32, 7);
       assert.equal(k.mmioRead(reused, 0, 32), 7);
-      assert.throws(() => k.mmioRead({ address: reused.address, length: reused.length, prot: reused.prot, buffer: null }, 0, 32), TypeError);
+      assert.throws(
+        () => k.mmioRead({ address: reused.address, length: reused.length, prot: reused.prot, buffer: null }, 0, 32),
+        TypeError,
+      );
     } finally {
       k.munmap(reused);
     }

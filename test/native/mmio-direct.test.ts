@@ -32,19 +32,27 @@ function withMmio(prot: number, body: (k: NativeKernel, page: ReturnType<typeof 
 
 function read(m: Mmio, offset: number, width: MmioWidth): number | bigint {
   switch (width) {
-    case 8: return m.read8(offset);
-    case 16: return m.read16(offset);
-    case 32: return m.read32(offset);
-    case 64: return m.read64(offset);
+    case 8:
+      return m.read8(offset);
+    case 16:
+      return m.read16(offset);
+    case 32:
+      return m.read32(offset);
+    case 64:
+      return m.read64(offset);
   }
 }
 
 function write(m: Mmio, offset: number, width: MmioWidth, value: number | bigint): void {
   switch (width) {
-    case 8: return m.write8(offset, value as number);
-    case 16: return m.write16(offset, value as number);
-    case 32: return m.write32(offset, value as number);
-    case 64: return m.write64(offset, value as bigint);
+    case 8:
+      return m.write8(offset, value as number);
+    case 16:
+      return m.write16(offset, value as number);
+    case 32:
+      return m.write32(offset, value as number);
+    case 64:
+      return m.write64(offset, value as bigint);
   }
 }
 
@@ -65,7 +73,9 @@ describe('native kernel: Mmio on a read-write mapping', function () {
     withMmio(RW, (k, page, mmio) => {
       assert.equal(mmio.direct, true);
       const samples: Record<MmioWidth, (number | bigint)[]> = {
-        8: [0, 0x5a, 0xff], 16: [0, 0xbeef, 0xffff], 32: [0, 0xdeadbeef, 0xffffffff],
+        8: [0, 0x5a, 0xff],
+        16: [0, 0xbeef, 0xffff],
+        32: [0, 0xdeadbeef, 0xffffffff],
         64: [0n, 0x0123_4567_89ab_cdefn, (1n << 64n) - 1n],
       };
       for (const width of [8, 16, 32, 64] as MmioWidth[]) {
@@ -76,8 +86,11 @@ describe('native kernel: Mmio on a read-write mapping', function () {
             assert.equal(k.mmioRead(page.mapping, offset, width), value, `addon reads the ${width}-bit store at ${offset}`);
             const fromFile = Buffer.alloc(bytes);
             k.pread(page.fd, fromFile, BigInt(offset));
-            assert.equal(BigInt(fromFile.readUIntLE(0, Math.min(bytes, 6))) | (bytes === 8 ? BigInt(fromFile.readUInt16LE(6)) << 48n : 0n),
-              BigInt(value), `the file holds the ${width}-bit store at ${offset}, little endian`);
+            assert.equal(
+              BigInt(fromFile.readUIntLE(0, Math.min(bytes, 6))) | (bytes === 8 ? BigInt(fromFile.readUInt16LE(6)) << 48n : 0n),
+              BigInt(value),
+              `the file holds the ${width}-bit store at ${offset}, little endian`,
+            );
             k.mmioWrite(page.mapping, offset, width, value);
             assert.equal(read(mmio, offset, width), value, `Mmio reads the addon's ${width}-bit store at ${offset}`);
           }
@@ -89,17 +102,40 @@ describe('native kernel: Mmio on a read-write mapping', function () {
   it('hands what the direct path cannot take to the kernel, which refuses it exactly as before', () => {
     withMmio(RW, (k, page, mmio) => {
       const bad: [MmioWidth, number, number | bigint][] = [
-        [32, 2, 0], [32, k.pageSize, 0], [32, -4, 0], [32, 2 ** 32, 0], [32, 2 ** 32 + 4, 0], [32, 0.5, 0],
-        [16, 1, 0], [64, 4, 0n], [64, k.pageSize, 0n], [8, k.pageSize, 0], [8, -1, 0],
-        [32, 0, 2 ** 32], [32, 0, -1], [32, 0, 1.5], [16, 0, 0x10000], [8, 0, 256], [64, 0, -1n], [64, 0, 1n << 64n],
+        [32, 2, 0],
+        [32, k.pageSize, 0],
+        [32, -4, 0],
+        [32, 2 ** 32, 0],
+        [32, 2 ** 32 + 4, 0],
+        [32, 0.5, 0],
+        [16, 1, 0],
+        [64, 4, 0n],
+        [64, k.pageSize, 0n],
+        [8, k.pageSize, 0],
+        [8, -1, 0],
+        [32, 0, 2 ** 32],
+        [32, 0, -1],
+        [32, 0, 1.5],
+        [16, 0, 0x10000],
+        [8, 0, 256],
+        [64, 0, -1n],
+        [64, 0, 1n << 64n],
       ];
       for (const [width, offset, value] of bad) {
         const direct = outcome(() => write(mmio, offset, width, value));
-        assert.equal(direct, outcome(() => k.mmioWrite(page.mapping, offset, width, value)), `write${width}(${offset}, ${value})`);
+        assert.equal(
+          direct,
+          outcome(() => k.mmioWrite(page.mapping, offset, width, value)),
+          `write${width}(${offset}, ${value})`,
+        );
         assert.notEqual(direct, 'returned', `write${width}(${offset}, ${value}) is refused`);
         if (value === 0 || value === 0n) {
           const load = outcome(() => read(mmio, offset, width));
-          assert.equal(load, outcome(() => k.mmioRead(page.mapping, offset, width)), `read${width}(${offset})`);
+          assert.equal(
+            load,
+            outcome(() => k.mmioRead(page.mapping, offset, width)),
+            `read${width}(${offset})`,
+          );
           assert.notEqual(load, 'returned', `read${width}(${offset}) is refused`);
         }
       }
@@ -112,7 +148,10 @@ describe('native kernel: Mmio on a read-write mapping', function () {
       assert.equal(mmio.direct, false);
       k.pwrite(page.fd, Uint8Array.of(0x78, 0x56, 0x34, 0x12), 8n);
       assert.equal(mmio.read32(8), 0x12345678);
-      assert.throws(() => mmio.write32(8, 1), (e: unknown) => isVfioError(e, 'EACCES'));
+      assert.throws(
+        () => mmio.write32(8, 1),
+        (e: unknown) => isVfioError(e, 'EACCES'),
+      );
     });
   });
 
@@ -124,8 +163,14 @@ describe('native kernel: Mmio on a read-write mapping', function () {
     mmio.close();
     page.close();
     assert.equal(mmio.direct, false);
-    assert.equal(page.mapping.buffer!.byteLength, 0, 'the mapping\'s buffer is detached');
-    for (const use of [() => mmio.read8(0), () => mmio.read32(0), () => mmio.read64(0), () => mmio.write16(0, 1), () => mmio.write64(0, 1n)]) {
+    assert.equal(page.mapping.buffer!.byteLength, 0, "the mapping's buffer is detached");
+    for (const use of [
+      () => mmio.read8(0),
+      () => mmio.read32(0),
+      () => mmio.read64(0),
+      () => mmio.write16(0, 1),
+      () => mmio.write64(0, 1n),
+    ]) {
       assert.throws(use, (e: unknown) => isVfioError(e, 'EBADF') && /is closed/.test(e.message));
     }
   });
@@ -140,12 +185,15 @@ describe('native kernel: Mmio on a read-write mapping', function () {
       mmio.write32(STATUS, 0);
       // The other thread stores through its own path (pwrite to the same file page), like a device
       // setting a status bit, while this thread spins long enough for V8 to optimize the loop.
-      const writer = new Worker(`
+      const writer = new Worker(
+        `
         const { workerData } = require('node:worker_threads');
         const fs = require('node:fs');
         Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, workerData.delayMs);
         fs.writeSync(workerData.fd, Buffer.from([1, 0, 0, 0]), 0, 4, workerData.offset);
-      `, { eval: true, workerData: { fd: page.fd, delayMs: 300, offset: STATUS } });
+      `,
+        { eval: true, workerData: { fd: page.fd, delayMs: 300, offset: STATUS } },
+      );
       const exited = new Promise((resolve) => writer.once('exit', resolve));
       // Bounded, so a hoisted load fails the test instead of hanging it: several seconds of spinning
       // on any machine, far longer than the writer's delay.

@@ -10,7 +10,10 @@ import { addon, kernel, distLib, linuxOnly, mappingsNamed, withFd, withFdAsync }
  * as that message, before a listener added once the message arrived.
  */
 function worker(body: string, data: Record<string, unknown>): Worker & { readonly exited: Promise<number> } {
-  const thread = new Worker(`const { parentPort, workerData } = require('node:worker_threads');\n${body}`, { eval: true, workerData: data });
+  const thread = new Worker(`const { parentPort, workerData } = require('node:worker_threads');\n${body}`, {
+    eval: true,
+    workerData: data,
+  });
   return Object.assign(thread, { exited: new Promise<number>((resolve) => thread.once('exit', resolve)) });
 }
 
@@ -38,7 +41,12 @@ function openFds(): Set<number> {
 function tickCounter(periodMs: number): { readonly ticks: number; stop(): void } {
   let ticks = 0;
   const timer = setInterval(() => ticks++, periodMs);
-  return { get ticks() { return ticks; }, stop: () => clearInterval(timer) };
+  return {
+    get ticks() {
+      return ticks;
+    },
+    stop: () => clearInterval(timer),
+  };
 }
 
 describe('native kernel: eventfd and waiting for readability', function () {
@@ -50,13 +58,16 @@ describe('native kernel: eventfd and waiting for readability', function () {
     const counter = tickCounter(5);
     try {
       const waiting = k.waitReadable(fd);
-      const writer = worker(`
+      const writer = worker(
+        `
         const fs = require('node:fs');
         Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, workerData.delayMs);
         const b = Buffer.alloc(8);
         b.writeBigUInt64LE(workerData.value);
         fs.writeSync(workerData.fd, b);
-      `, { fd, delayMs: 200, value: 42n });
+      `,
+        { fd, delayMs: 200, value: 42n },
+      );
       const started = Date.now();
       await waiting;
       const waitedMs = Date.now() - started;
@@ -70,10 +81,11 @@ describe('native kernel: eventfd and waiting for readability', function () {
     }
   });
 
-  it('waiting works inside a worker thread, on that thread\'s own event loop', async () => {
+  it("waiting works inside a worker thread, on that thread's own event loop", async () => {
     const k = kernel();
     await withFdAsync(k, k.eventfd(0, 0), async (fd) => {
-      const waiter = worker(`
+      const waiter = worker(
+        `
         const { nativeKernel } = require(workerData.native);
         const k = nativeKernel();
         let ticks = 0;
@@ -83,7 +95,9 @@ describe('native kernel: eventfd and waiting for readability', function () {
           parentPort.postMessage({ value: k.eventfdRead(workerData.fd), ticks });
         }, (e) => parentPort.postMessage({ error: String(e) }));
         parentPort.postMessage('waiting');
-      `, { fd, native: distLib('sys/native-kernel.js') });
+      `,
+        { fd, native: distLib('sys/native-kernel.js') },
+      );
       assert.equal(await nextMessage(waiter), 'waiting');
       const result = nextMessage<{ value?: bigint; ticks?: number; error?: string }>(waiter);
       await new Promise((r) => setTimeout(r, 100));
@@ -150,7 +164,8 @@ describe('native kernel: eventfd and waiting for readability', function () {
   it('a worker ending with a pending wait and a live mapping releases both, and the process lives on', async () => {
     const k = kernel();
     await withFdAsync(k, k.eventfd(0, 0), async (fd) => {
-      const w = worker(`
+      const w = worker(
+        `
         const { nativeKernel } = require(workerData.native);
         const k = nativeKernel();
         const memfd = k.memfdCreate('node-vfio-test-worker-end', 0);
@@ -158,7 +173,9 @@ describe('native kernel: eventfd and waiting for readability', function () {
         globalThis.keep = k.mmap(memfd, 4096n, 3, 1, 0n);
         k.waitReadable(workerData.fd).catch(() => {});
         parentPort.postMessage('ready');
-      `, { fd, native: distLib('sys/native-kernel.js') });
+      `,
+        { fd, native: distLib('sys/native-kernel.js') },
+      );
       assert.equal(await nextMessage(w), 'ready');
       assert.equal(mappingsNamed('node-vfio-test-worker-end'), 1);
       await w.terminate();
@@ -173,10 +190,13 @@ describe('native kernel: eventfd and waiting for readability', function () {
     const k = kernel();
     const fd = k.eventfd(0, 0);
     const waiting = k.waitReadable(fd);
-    const closer = worker(`
+    const closer = worker(
+      `
       require(workerData.native).nativeKernel().close(workerData.fd);
       parentPort.postMessage('closed');
-    `, { fd, native: distLib('sys/native-kernel.js') });
+    `,
+      { fd, native: distLib('sys/native-kernel.js') },
+    );
     const cancelled = assert.rejects(within(waiting, 5000, 'the wait'), { name: 'VfioError', code: 'ECANCELED', syscall: 'poll' });
     assert.equal(await nextMessage(closer), 'closed');
     await cancelled;
@@ -186,16 +206,19 @@ describe('native kernel: eventfd and waiting for readability', function () {
   it('closing the fd here ends a wait on it in a worker with ECANCELED', async () => {
     const k = kernel();
     const fd = k.eventfd(0, 0);
-    const waiter = worker(`
+    const waiter = worker(
+      `
       const k = require(workerData.native).nativeKernel();
       k.waitReadable(workerData.fd).then(() => parentPort.postMessage('woke'), (e) => parentPort.postMessage(e.code));
       parentPort.postMessage('waiting');
-    `, { fd, native: distLib('sys/native-kernel.js') });
+    `,
+      { fd, native: distLib('sys/native-kernel.js') },
+    );
     try {
       assert.equal(await nextMessage(waiter), 'waiting');
       const outcome = nextMessage<string>(waiter);
       k.close(fd);
-      assert.equal(await within(outcome, 5000, 'the worker\'s wait'), 'ECANCELED');
+      assert.equal(await within(outcome, 5000, "the worker's wait"), 'ECANCELED');
       assert.equal(await waiter.exited, 0);
     } finally {
       await waiter.terminate();
@@ -219,7 +242,7 @@ describe('native kernel: eventfd and waiting for readability', function () {
     assert.deepEqual(seen, [125, 'throws 9']);
   });
 
-  it('an fd closed behind the addon\'s back fails its wait with EBADF', async () => {
+  it("an fd closed behind the addon's back fails its wait with EBADF", async () => {
     const k = kernel();
     const fd = k.eventfd(0, 0);
     const waiting = k.waitReadable(fd);
@@ -227,7 +250,7 @@ describe('native kernel: eventfd and waiting for readability', function () {
     await assert.rejects(within(waiting, 5000, 'the wait'), { name: 'VfioError', code: 'EBADF', syscall: 'poll' });
   });
 
-  it('a wait on an fd closed behind the addon\'s back fails EBADF instead of waking for the file that reuses the number', async () => {
+  it("a wait on an fd closed behind the addon's back fails EBADF instead of waking for the file that reuses the number", async () => {
     const k = kernel();
     const fd = k.eventfd(0, 0);
     const waiting = k.waitReadable(fd);
@@ -240,7 +263,7 @@ describe('native kernel: eventfd and waiting for readability', function () {
     });
   });
 
-  it('the addon\'s own duplicate of a waited fd cannot be closed through it', async () => {
+  it("the addon's own duplicate of a waited fd cannot be closed through it", async () => {
     const k = kernel();
     await withFdAsync(k, k.eventfd(0, 0), async (fd) => {
       const before = openFds();

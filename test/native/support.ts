@@ -58,5 +58,8 @@ export function openFdCount(): number {
 
 /** Lines of /proc/self/maps that mention `name` (a memfd shows as /memfd:<name> (deleted)). */
 export function mappingsNamed(name: string): number {
-  return fs.readFileSync('/proc/self/maps', 'utf8').split('\n').filter((l) => l.includes(`/memfd:${name}`)).length;
+  return fs
+    .readFileSync('/proc/self/maps', 'utf8')
+    .split('\n')
+    .filter((l) => l.includes(`/memfd:${name}`)).length;
 }

@@ -91,7 +91,10 @@ describe('native: AF_UNIX sockets with SCM_RIGHTS and SO_PEERCRED', function () 
     assert.throws(() => a.send(Buffer.alloc(1), [-1]), RangeError);
     assert.throws(() => a.send(Buffer.alloc(1), new Array<number>(254).fill(efd)), RangeError);
     assert.throws(() => addon().sendFds(a.fd, Buffer.alloc(1), [1.5]), RangeError);
-    assert.throws(() => UnixSocket.connect(path.join(dir, 'none')), (e: unknown) => e instanceof VfioError && e.code === 'ENOENT' && e.syscall === 'connect');
+    assert.throws(
+      () => UnixSocket.connect(path.join(dir, 'none')),
+      (e: unknown) => e instanceof VfioError && e.code === 'ENOENT' && e.syscall === 'connect',
+    );
     assert.throws(() => UnixSocket.listen('x'.repeat(200)), RangeError, 'sun_path holds 107 bytes');
     for (let i = 0; i < 2000; i++) {
       a.send(Buffer.of(i & 0xff), [efd]);
@@ -101,7 +104,10 @@ describe('native: AF_UNIX sockets with SCM_RIGHTS and SO_PEERCRED', function () 
     k.close(efd);
     a.close();
     b.close();
-    assert.throws(() => a.send(Buffer.alloc(1)), (e: unknown) => e instanceof VfioError && e.code === 'EBADF');
+    assert.throws(
+      () => a.send(Buffer.alloc(1)),
+      (e: unknown) => e instanceof VfioError && e.code === 'EBADF',
+    );
     assert.equal(openFds(), before);
   });
 
@@ -114,12 +120,15 @@ describe('native: AF_UNIX sockets with SCM_RIGHTS and SO_PEERCRED', function () 
       const got = (await b.receive()).fds[0]!;
       const id = identifyFd(k, got);
       assert.deepEqual(id, { kind: 'other', path: 'anon_inode:[eventfd]' });
-      assert.throws(() => Iommufd.adopt(got, { kernel: k }), (e: unknown) => e instanceof VfioError && e.code === 'ERR_VFIO_WRONG_FD' && e.message.includes('anon_inode:[eventfd]'));
+      assert.throws(
+        () => Iommufd.adopt(got, { kernel: k }),
+        (e: unknown) => e instanceof VfioError && e.code === 'ERR_VFIO_WRONG_FD' && e.message.includes('anon_inode:[eventfd]'),
+      );
       const memfd = k.memfdCreate('not-a-device', 0);
       assert.equal(identifyFd(k, memfd).kind, 'other');
       k.close(memfd);
       k.eventfdWrite(got, 1n);
-      assert.equal(k.eventfdRead(efd), 1n, 'the refused fd was left open, still the caller\'s');
+      assert.equal(k.eventfdRead(efd), 1n, "the refused fd was left open, still the caller's");
       k.close(got);
     } finally {
       k.close(efd);

@@ -17,7 +17,9 @@ function run(file: string, args: readonly string[], options: ExecFileSyncOptions
     return execFileSync(file, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20, ...options }) as string;
   } catch (e) {
     const failure = e as { stdout?: string; stderr?: string; message: string };
-    throw new Error(`${path.basename(file)} ${args.join(' ')} failed: ${failure.message}\n${failure.stdout ?? ''}\n${failure.stderr ?? ''}`);
+    throw new Error(
+      `${path.basename(file)} ${args.join(' ')} failed: ${failure.message}\n${failure.stdout ?? ''}\n${failure.stderr ?? ''}`,
+    );
   }
 }
 
@@ -114,7 +116,9 @@ main().catch((e: unknown) => { console.error(e); process.exitCode = 1; });
 /** The edu example's driver with its imports of the source tree turned into imports of the package. */
 function eduDriverAgainstPackage(): string {
   const source = fs.readFileSync(path.join(repositoryRoot, 'examples/edu/edu-device.ts'), 'utf8');
-  const rewritten = source.replace(/from '\.\.\/\.\.\/lib'/g, "from 'node-vfio'").replace(/from '\.\.\/\.\.\/lib\/model'/g, "from 'node-vfio/model'");
+  const rewritten = source
+    .replace(/from '\.\.\/\.\.\/lib'/g, "from 'node-vfio'")
+    .replace(/from '\.\.\/\.\.\/lib\/model'/g, "from 'node-vfio/model'");
   const leftover = rewritten.match(/from '\.\.?\/[^']*'/);
   if (leftover) throw new Error(`examples/edu/edu-device.ts imports ${leftover[0]}, which a consumer of the package cannot`);
   return rewritten;
@@ -145,10 +149,19 @@ function tsconfig(resolution: ModuleResolution): object {
 /** Writes the consumer's sources (not its dependencies) into `dir`. */
 export function writeConsumerSources(dir: string): void {
   const write = (name: string, text: string) => fs.writeFileSync(path.join(dir, name), text);
-  write('main.mjs', `import { PciDevice, isVfioError, nativeKernel, openDevice } from 'node-vfio';\nimport { createModelKernel } from 'node-vfio/model';\n${MODEL_PROGRAM}`);
-  write('main.cjs', `const { PciDevice, isVfioError, nativeKernel, openDevice } = require('node-vfio');\nconst { createModelKernel } = require('node-vfio/model');\n${MODEL_PROGRAM}`);
+  write(
+    'main.mjs',
+    `import { PciDevice, isVfioError, nativeKernel, openDevice } from 'node-vfio';\nimport { createModelKernel } from 'node-vfio/model';\n${MODEL_PROGRAM}`,
+  );
+  write(
+    'main.cjs',
+    `const { PciDevice, isVfioError, nativeKernel, openDevice } = require('node-vfio');\nconst { createModelKernel } = require('node-vfio/model');\n${MODEL_PROGRAM}`,
+  );
   // Which addon file the package's loader (node-gyp-build) takes in this install.
-  write('addon-file.cjs', `const dir = require('node:path').dirname(require.resolve('node-vfio/package.json'));\nconsole.log(require(require.resolve('node-gyp-build', { paths: [dir] })).resolve(dir));\n`);
+  write(
+    'addon-file.cjs',
+    `const dir = require('node:path').dirname(require.resolve('node-vfio/package.json'));\nconsole.log(require(require.resolve('node-gyp-build', { paths: [dir] })).resolve(dir));\n`,
+  );
   // Loaded with --require: what node-vfio's loader sees on macOS or Windows.
   write('simulate-platform.cjs', `Object.defineProperty(process, 'platform', { value: process.env.SIMULATED_PLATFORM });\n`);
   write('types.ts', TYPES_PROGRAM);

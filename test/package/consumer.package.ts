@@ -9,9 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import {
-  MODEL_RESULT, repositoryRoot as root, runConsumer, runNpm, writeConsumerSources, type ModuleResolution,
-} from './consumer-project';
+import { MODEL_RESULT, repositoryRoot as root, runConsumer, runNpm, writeConsumerSources, type ModuleResolution } from './consumer-project';
 
 const PREBUILD_NAME = 'node-vfio.napi.glibc.node';
 /** Where an install's node-vfio is, and the addon file node-gyp-build takes there. */
@@ -30,14 +28,19 @@ describe('the packed package, installed into a fresh project', function () {
       assert.ok(fs.existsSync(path.join(root, 'prebuilds', `linux-${arch}`, PREBUILD_NAME)), 'no prebuilds: run npm run build:prebuilds');
     }
     // --ignore-scripts: prepack would rebuild what test:package has just built.
-    const [pack] = JSON.parse(runNpm(['pack', '--ignore-scripts', '--json', '--pack-destination', scratch], { cwd: root })) as { filename: string; files: { path: string }[] }[];
+    const [pack] = JSON.parse(runNpm(['pack', '--ignore-scripts', '--json', '--pack-destination', scratch], { cwd: root })) as {
+      filename: string;
+      files: { path: string }[];
+    }[];
     assert.ok(pack);
     tarball = path.join(scratch, pack.filename);
     packedFiles = pack.files.map((f) => f.path).sort();
     // The tarball's own dependencies, packed from this checkout so no install needs the registry.
     const manifest = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
     for (const name of Object.keys(manifest.dependencies)) {
-      const [packed] = JSON.parse(runNpm(['pack', '--json', '--pack-destination', scratch, path.join(root, 'node_modules', name)], { cwd: scratch })) as { filename: string }[];
+      const [packed] = JSON.parse(
+        runNpm(['pack', '--json', '--pack-destination', scratch, path.join(root, 'node_modules', name)], { cwd: scratch }),
+      ) as { filename: string }[];
       assert.ok(packed);
       dependencyTarballs.push(path.join(scratch, packed.filename));
     }
@@ -57,7 +60,11 @@ describe('the packed package, installed into a fresh project', function () {
     return project;
   }
 
-  function modelRun(project: string, file: string, env: Record<string, string> = {}): { identification: number; liveness: number; native: Record<string, unknown> } {
+  function modelRun(
+    project: string,
+    file: string,
+    env: Record<string, string> = {},
+  ): { identification: number; liveness: number; native: Record<string, unknown> } {
     const out = runConsumer(project, env.SIMULATED_PLATFORM ? ['--require', './simulate-platform.cjs', file] : [file], env);
     const result = JSON.parse(out) as { identification: number; liveness: number; native: Record<string, unknown> };
     assert.deepEqual({ identification: result.identification, liveness: result.liveness }, MODEL_RESULT);
@@ -66,9 +73,20 @@ describe('the packed package, installed into a fresh project', function () {
 
   it('the tarball holds the compiled library, the native sources, both prebuilds, and no tests or local build', () => {
     for (const expected of [
-      'package.json', 'binding.gyp', 'native/addon.cc', 'dist/lib/index.js', 'dist/lib/index.d.ts', 'dist/lib/model/index.js',
-      'dist/lib/model/index.d.ts', 'dist/lib/trace/index.d.ts', 'dist/lib/trace/index.js', 'dist/lib/cli/main.js', `prebuilds/linux-x64/${PREBUILD_NAME}`, `prebuilds/linux-arm64/${PREBUILD_NAME}`,
-    ]) assert.ok(packedFiles.includes(expected), `${expected} is not in the tarball`);
+      'package.json',
+      'binding.gyp',
+      'native/addon.cc',
+      'dist/lib/index.js',
+      'dist/lib/index.d.ts',
+      'dist/lib/model/index.js',
+      'dist/lib/model/index.d.ts',
+      'dist/lib/trace/index.d.ts',
+      'dist/lib/trace/index.js',
+      'dist/lib/cli/main.js',
+      `prebuilds/linux-x64/${PREBUILD_NAME}`,
+      `prebuilds/linux-arm64/${PREBUILD_NAME}`,
+    ])
+      assert.ok(packedFiles.includes(expected), `${expected} is not in the tarball`);
     const unwanted = packedFiles.filter((f) => /^(build|test|dist\/test|dist\/examples|lib|scripts|node_modules)\//.test(f));
     assert.deepEqual(unwanted, []);
   });
@@ -81,7 +99,10 @@ describe('the packed package, installed into a fresh project', function () {
 
   it('Are the Types Wrong finds no problem for either entry point under any resolution', () => {
     const report = JSON.parse(runConsumer(root, [path.join(root, 'node_modules/.bin/attw'), tarball, '--format', 'json'])) as {
-      analysis: { problems: unknown[]; entrypoints: Record<string, { resolutions: Record<string, { resolution?: { fileName?: string } }> }> };
+      analysis: {
+        problems: unknown[];
+        entrypoints: Record<string, { resolutions: Record<string, { resolution?: { fileName?: string } }> }>;
+      };
     };
     assert.deepEqual(report.analysis.problems, []);
     assert.deepEqual(Object.keys(report.analysis.entrypoints).sort(), ['.', './model', './package.json', './trace']);
@@ -89,14 +110,20 @@ describe('the packed package, installed into a fresh project', function () {
       const resolved = report.analysis.entrypoints[`./${entry}`];
       assert.ok(resolved);
       for (const kind of ['node10', 'node16-cjs', 'node16-esm', 'bundler']) {
-        assert.match(String(resolved.resolutions[kind]?.resolution?.fileName), new RegExp(`dist/lib/${entry}/index\\.d\\.ts$`), `node-vfio/${entry} under ${kind}`);
+        assert.match(
+          String(resolved.resolutions[kind]?.resolution?.fileName),
+          new RegExp(`dist/lib/${entry}/index\\.d\\.ts$`),
+          `node-vfio/${entry} under ${kind}`,
+        );
       }
     }
   });
 
   describe('installed with --ignore-scripts', () => {
     let project: string;
-    before(() => { project = install('no-scripts', ['--ignore-scripts']); });
+    before(() => {
+      project = install('no-scripts', ['--ignore-scripts']);
+    });
 
     it('nothing is compiled, and the loader takes the prebuild for this machine', function () {
       if (process.platform !== 'linux' || !['x64', 'arm64'].includes(os.arch())) {
@@ -104,7 +131,10 @@ describe('the packed package, installed into a fresh project', function () {
         this.skip();
       }
       assert.equal(fs.existsSync(path.join(installed(project), 'build')), false);
-      assert.equal(runConsumer(project, ['addon-file.cjs']).trim(), path.join(fs.realpathSync(installed(project)), 'prebuilds', `linux-${os.arch()}`, PREBUILD_NAME));
+      assert.equal(
+        runConsumer(project, ['addon-file.cjs']).trim(),
+        path.join(fs.realpathSync(installed(project)), 'prebuilds', `linux-${os.arch()}`, PREBUILD_NAME),
+      );
     });
 
     for (const file of ['main.mjs', 'main.cjs']) {
@@ -123,7 +153,11 @@ describe('the packed package, installed into a fresh project', function () {
 
     it('the edu example, compiled against the package, runs on the model: factorial interrupt and DMA round trip', () => {
       runConsumer(project, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.node.json']);
-      assert.deepEqual(JSON.parse(runConsumer(project, ['out/edu-main.js'])), { identification: MODEL_RESULT.identification, factorial: 3628800, intact: true });
+      assert.deepEqual(JSON.parse(runConsumer(project, ['out/edu-main.js'])), {
+        identification: MODEL_RESULT.identification,
+        factorial: 3628800,
+        intact: true,
+      });
     });
 
     for (const platform of ['darwin', 'win32']) {
@@ -147,7 +181,10 @@ describe('the packed package, installed into a fresh project', function () {
       }
       const project = install('scripts', []);
       assert.equal(fs.existsSync(path.join(installed(project), 'build')), false);
-      assert.match(runConsumer(project, ['addon-file.cjs']).trim(), new RegExp(`prebuilds/linux-${os.arch()}/${PREBUILD_NAME.replace(/\./g, '\\.')}$`));
+      assert.match(
+        runConsumer(project, ['addon-file.cjs']).trim(),
+        new RegExp(`prebuilds/linux-${os.arch()}/${PREBUILD_NAME.replace(/\./g, '\\.')}$`),
+      );
       assert.deepEqual(modelRun(project, 'main.cjs').native, { eventfd: '42' });
     });
 

@@ -74,11 +74,14 @@ describe('prebuilt addons', () => {
       assert.equal(elf.stripped, true);
       assert.ok(elf.exportedFunctions.includes('napi_register_module_v1'), `exports: ${elf.exportedFunctions.join(', ')}`);
       // -fvisibility=hidden: the module's own code stays private; only N-API's entry points are public.
-      assert.deepEqual(elf.exportedFunctions.filter((name) => !name.startsWith('napi_') && !name.startsWith('node_api_')), []);
+      assert.deepEqual(
+        elf.exportedFunctions.filter((name) => !name.startsWith('napi_') && !name.startsWith('node_api_')),
+        [],
+      );
     });
   }
 
-  it('node-gyp-build picks this machine\'s prebuild when there is no local build, and it works', function () {
+  it("node-gyp-build picks this machine's prebuild when there is no local build, and it works", function () {
     if (process.platform !== 'linux' || !(ARCHES as readonly string[]).includes(os.arch())) {
       console.log(`      skipped: no prebuild is shipped for ${process.platform}-${os.arch()}`);
       this.skip();
@@ -93,7 +96,9 @@ describe('prebuilt addons', () => {
       addon.close(fd);
       console.log(JSON.stringify({ source, pageSize: addon.pageSize(), sum: String(sum) }));`;
     // PREBUILDS_ONLY makes node-gyp-build ignore build/Release, as in an install that compiled nothing.
-    const out = JSON.parse(execFileSync(process.execPath, ['-e', script], { cwd: root, env: { ...process.env, PREBUILDS_ONLY: '1' }, encoding: 'utf8' })) as unknown;
+    const out = JSON.parse(
+      execFileSync(process.execPath, ['-e', script], { cwd: root, env: { ...process.env, PREBUILDS_ONLY: '1' }, encoding: 'utf8' }),
+    ) as unknown;
     assert.deepEqual(out, { source: prebuild(os.arch()), pageSize: 4096, sum: '42' });
   });
 
@@ -110,8 +115,14 @@ describe('prebuilt addons', () => {
       console.log(`    (skipped: ${missing.join(', ')} not found; apt-get install qemu-user)`);
       this.skip();
     }
-    const sysroot = execFileSync('bash', [path.join(root, 'scripts/prebuild/arm64-node.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
-    const files = fs.readdirSync(path.join(root, 'dist/test/native')).filter((f) => f.endsWith('.test.js')).map((f) => path.join(root, 'dist/test/native', f));
+    const sysroot = execFileSync('bash', [path.join(root, 'scripts/prebuild/arm64-node.sh')], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+    }).trim();
+    const files = fs
+      .readdirSync(path.join(root, 'dist/test/native'))
+      .filter((f) => f.endsWith('.test.js'))
+      .map((f) => path.join(root, 'dist/test/native', f));
     const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'node-vfio-arm64-'));
     let out: string;
     try {
@@ -119,13 +130,24 @@ describe('prebuilt addons', () => {
       out = execFileSync('qemu-aarch64', ['-L', sysroot, path.join(sysroot, 'usr/bin/node'), path.join(scratch, 'run.mjs')], {
         cwd: root,
         encoding: 'utf8',
-        env: { ...process.env, NODE_VFIO_ADDON: prebuild('arm64'), NODE_VFIO_ARM64_RUN: JSON.stringify({ files, excluded: DECIDED_BY_QEMU }) },
+        env: {
+          ...process.env,
+          NODE_VFIO_ADDON: prebuild('arm64'),
+          NODE_VFIO_ARM64_RUN: JSON.stringify({ files, excluded: DECIDED_BY_QEMU }),
+        },
         maxBuffer: 16 << 20,
       });
     } finally {
       fs.rmSync(scratch, { recursive: true, force: true });
     }
-    const counts = JSON.parse(out.trim().split('\n').pop() ?? '{}') as { arch: string; passed: number; failed: number; skipped: number; failures: string[]; missing: string[] };
+    const counts = JSON.parse(out.trim().split('\n').pop() ?? '{}') as {
+      arch: string;
+      passed: number;
+      failed: number;
+      skipped: number;
+      failures: string[];
+      missing: string[];
+    };
     console.log(`    (under qemu-user: ${counts.passed} passed, ${counts.failed} failed, ${counts.skipped} skipped)`);
     assert.equal(counts.arch, 'arm64');
     assert.deepEqual(counts.missing, [], 'tests listed as decided by qemu no longer exist');

@@ -32,12 +32,16 @@ export function census(k: ModelKernel): Census {
     lockedMmPages: k.locked.mmLockedPages,
     lockedUserPages: k.locked.userLockedPages,
     dmaOwnedGroups: k.dmaOwnership.claimedCount,
-    iommufds: files.filter((f) => f.file instanceof IommufdContext).map((f) => {
-      const ctx = f.file as IommufdContext;
-      return { fd: f.fd, ids: ctx.objects.size, objects: ctx.objects.objects().map((o) => `${o.id}:${o.type}:${o.users}`) };
-    }),
-    vfioDevices: (k.pci?.vfio.allDevices() ?? []).map((d) =>
-      `${d.name} open=${d.openCount} cdev=${d.cdevOpened} bound=${d.bound !== undefined} attached=${d.attached} refs=${d.fileRefs.size}`),
+    iommufds: files
+      .filter((f) => f.file instanceof IommufdContext)
+      .map((f) => {
+        const ctx = f.file as IommufdContext;
+        return { fd: f.fd, ids: ctx.objects.size, objects: ctx.objects.objects().map((o) => `${o.id}:${o.type}:${o.users}`) };
+      }),
+    vfioDevices: (k.pci?.vfio.allDevices() ?? []).map(
+      (d) =>
+        `${d.name} open=${d.openCount} cdev=${d.cdevOpened} bound=${d.bound !== undefined} attached=${d.attached} refs=${d.fileRefs.size}`,
+    ),
   };
 }
 

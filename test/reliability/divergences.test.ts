@@ -21,19 +21,34 @@ interface FoundDivergence {
 
 const CASES: readonly FoundDivergence[] = [
   {
-    title: 'MSI enabled with zero vectors fails with ERANGE from pci_alloc_irq_vectors (model said EINVAL; fixed in vfio/irqs.ts msiEnable)',
+    title:
+      'MSI enabled with zero vectors fails with ERANGE from pci_alloc_irq_vectors (model said EINVAL; fixed in vfio/irqs.ts msiEnable)',
     mode: 'noiommu',
     found: 'lab noiommu, Linux 7.3.0-rc7, seed 15 of a 40-seed run',
-    ops: [{ op: 'device-open', device: 0 }, { op: 'bind', device: 0 }, { op: 'irq-enable', device: 0, kind: 'msi', count: 0 }],
-    kernel: [{ op: 'device-open', result: 'ok' }, { op: 'bind', result: 'ok', out: { id: 1 } }, { op: 'irq-enable', result: 'ERANGE' }],
+    ops: [
+      { op: 'device-open', device: 0 },
+      { op: 'bind', device: 0 },
+      { op: 'irq-enable', device: 0, kind: 'msi', count: 0 },
+    ],
+    kernel: [
+      { op: 'device-open', result: 'ok' },
+      { op: 'bind', result: 'ok', out: { id: 1 } },
+      { op: 'irq-enable', result: 'ERANGE' },
+    ],
   },
   {
-    title: 'GET_HW_INFO of a VT-d device sets IOMMU_HW_INFO_VTD_ERRATA_772415_SPR17 (model said flags 0; fixed in iommufd/commands.ts getHwInfo)',
+    title:
+      'GET_HW_INFO of a VT-d device sets IOMMU_HW_INFO_VTD_ERRATA_772415_SPR17 (model said flags 0; fixed in iommufd/commands.ts getHwInfo)',
     mode: 'iommu',
     found: 'lab iommu, Linux 7.3.0-rc7, seeds 6, 13 and 15 of a 15-seed run',
-    ops: [{ op: 'device-open', device: 0 }, { op: 'bind', device: 0 }, { op: 'hw-info', device: 0 }],
+    ops: [
+      { op: 'device-open', device: 0 },
+      { op: 'bind', device: 0 },
+      { op: 'hw-info', device: 0 },
+    ],
     kernel: [
-      { op: 'device-open', result: 'ok' }, { op: 'bind', result: 'ok', out: { id: 1 } },
+      { op: 'device-open', result: 'ok' },
+      { op: 'bind', result: 'ok', out: { id: 1 } },
       { op: 'hw-info', result: 'ok', out: { type: 1, capabilities: '0x8', data: '0100000000000000860226228c00d2004a0ff00000000000' } },
     ],
   },

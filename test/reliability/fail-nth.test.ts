@@ -119,7 +119,10 @@ const scenarios: readonly Scenario[] = [
         withMapping(t, ioas, (mapping) => {
           if (t.mode === 'noiommu') {
             const runs = t.step('physical segments', () => mapping.segments());
-            assert.equal(runs.reduce((s, r) => s + r.length, 0n), BUFFER);
+            assert.equal(
+              runs.reduce((s, r) => s + r.length, 0n),
+              BUFFER,
+            );
             t.step('one GET_PA', () => ioas.getPhysicalAddress(mapping.iova, 4096n));
           }
         });
@@ -139,17 +142,21 @@ const scenarios: readonly Scenario[] = [
   {
     name: 'attach, replace, detach, HWPT',
     run(t) {
-      inSession(t, ({ iommufd, device }) => {
-        const first = t.step('allocate an IOAS', () => iommufd.ioas());
-        const second = t.step('allocate a second IOAS', () => iommufd.ioas());
-        t.step('attach', () => device.attach(first));
-        t.step('replace', () => device.attach(second));
-        t.step('detach', () => device.detach());
-        const hwpt = t.step('allocate a HWPT', () => iommufd.hwpt(device, first));
-        t.step('attach the HWPT', () => device.attach(hwpt));
-        t.step('detach from the HWPT', () => device.detach());
-        t.teardown('destroy the HWPT', () => hwpt.close());
-      }, false);
+      inSession(
+        t,
+        ({ iommufd, device }) => {
+          const first = t.step('allocate an IOAS', () => iommufd.ioas());
+          const second = t.step('allocate a second IOAS', () => iommufd.ioas());
+          t.step('attach', () => device.attach(first));
+          t.step('replace', () => device.attach(second));
+          t.step('detach', () => device.detach());
+          const hwpt = t.step('allocate a HWPT', () => iommufd.hwpt(device, first));
+          t.step('attach the HWPT', () => device.attach(hwpt));
+          t.step('detach from the HWPT', () => device.detach());
+          t.teardown('destroy the HWPT', () => hwpt.close());
+        },
+        false,
+      );
     },
   },
   {
@@ -211,7 +218,10 @@ describe('fail-Nth: every fault point of the model, one at a time', function () 
         const result = sweep(scenario, () => labModelKernel(mode), { bdf: BDF, cdev: cdevOf(probe, BDF), mode });
         results.push({ mode, result });
         assert.ok(result.runs > 1, 'the scenario passes no fault point at all');
-        assert.deepEqual(result.problems.map((p) => `N=${p.nth} (${p.point ?? 'no fault'}): ${p.what}`), []);
+        assert.deepEqual(
+          result.problems.map((p) => `N=${p.nth} (${p.point ?? 'no fault'}): ${p.what}`),
+          [],
+        );
       });
     }
   }
@@ -226,11 +236,17 @@ describe('fail-Nth: every fault point of the model, one at a time', function () 
     assert.ok(k.faults.sitesSeen >= 2 && !k.faults.fired, `counting without failing (${k.faults.sitesSeen} sites)`);
     assert.deepEqual([...seen.keys()].sort(), ['iommufd.ctx-alloc', 'iommufd.object-alloc']);
     k.faults.failNth(1);
-    assert.throws(() => Iommufd.open(k), (e: unknown) => e instanceof Error && (e as { code?: string }).code === FAULT_POINTS['iommufd.ctx-alloc'].errno);
+    assert.throws(
+      () => Iommufd.open(k),
+      (e: unknown) => e instanceof Error && (e as { code?: string }).code === FAULT_POINTS['iommufd.ctx-alloc'].errno,
+    );
     assert.equal(k.faults.firedAt, 'iommufd.ctx-alloc');
     // A site outside iommufd (the address space's mmap), reached through the same kernel's injector.
     k.faults.failNth(1);
-    assert.throws(() => k.mmap(-1, 4096n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, 0n), (e: unknown) => (e as { code?: string }).code === 'ENOMEM');
+    assert.throws(
+      () => k.mmap(-1, 4096n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, 0n),
+      (e: unknown) => (e as { code?: string }).code === 'ENOMEM',
+    );
     assert.equal(k.faults.firedAt, 'mm.mmap');
     k.faults.failNth(0);
     assert.equal(k.openFdCount, 0);

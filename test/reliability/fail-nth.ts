@@ -63,7 +63,12 @@ const TRANSLATED: Partial<Record<FaultPointName, readonly string[]>> = {
   'iommufd.object-lookup': ['EINVAL'],
 };
 
-export function sweep(scenario: Scenario, makeKernel: () => ModelKernel, setting: { bdf: string; cdev: string; mode: 'noiommu' | 'iommu' }, cap = 1000): SweepResult {
+export function sweep(
+  scenario: Scenario,
+  makeKernel: () => ModelKernel,
+  setting: { bdf: string; cdev: string; mode: 'noiommu' | 'iommu' },
+  cap = 1000,
+): SweepResult {
   const problems: Problem[] = [];
   const surfaced = new Map<string, number>();
   let kernel = makeKernel();
@@ -91,10 +96,14 @@ export function sweep(scenario: Scenario, makeKernel: () => ModelKernel, setting
       const key = `${point} → ${e.code}`;
       surfaced.set(key, (surfaced.get(key) ?? 0) + 1);
       const allowed = [FAULT_POINTS[point].errno as string, ...(TRANSLATED[point] ?? [])];
-      if (!allowed.includes(e.code)) report(`step '${step}': the fault at ${point} surfaced as ${e.code}, expected ${allowed.join(' or ')}`);
+      if (!allowed.includes(e.code))
+        report(`step '${step}': the fault at ${point} surfaced as ${e.code}, expected ${allowed.join(' or ')}`);
     };
     const context: ScenarioContext = {
-      kernel, mode: setting.mode, bdf: setting.bdf, cdev: setting.cdev,
+      kernel,
+      mode: setting.mode,
+      bdf: setting.bdf,
+      cdev: setting.cdev,
       step<T>(name: string, action: () => T): T {
         const before: Census = census(kernel);
         try {

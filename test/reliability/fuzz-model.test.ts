@@ -44,18 +44,49 @@ describe('fuzz: generator', function () {
         results.get(e.op)!.add(e.result);
       });
     }
-    const kinds = ['ioas-alloc', 'destroy', 'map', 'map-file', 'option', 'hw-info', 'copy', 'unmap', 'unmap-span', 'unmap-all', 'unmap-range', 'get-pa', 'iova-ranges',
-      'allow-iovas', 'device-open', 'device-close', 'bind', 'attach', 'detach', 'hwpt-alloc', 'irq-enable', 'irq-disable', 'irq-trigger', 'irq-mask'];
+    const kinds = [
+      'ioas-alloc',
+      'destroy',
+      'map',
+      'map-file',
+      'option',
+      'hw-info',
+      'copy',
+      'unmap',
+      'unmap-span',
+      'unmap-all',
+      'unmap-range',
+      'get-pa',
+      'iova-ranges',
+      'allow-iovas',
+      'device-open',
+      'device-close',
+      'bind',
+      'attach',
+      'detach',
+      'hwpt-alloc',
+      'irq-enable',
+      'irq-disable',
+      'irq-trigger',
+      'irq-mask',
+    ];
     for (const k of kinds) assert.ok(results.has(k), `no ${k} in 40 programs`);
     for (const k of ['map', 'map-file', 'copy', 'unmap', 'get-pa', 'attach', 'hwpt-alloc', 'irq-enable', 'option']) {
       const seen = results.get(k)!;
-      assert.ok(seen.has('ok') && [...seen].some((r) => r.startsWith('E')), `${k} should both succeed and fail, saw ${[...seen].join(', ')}`);
+      assert.ok(
+        seen.has('ok') && [...seen].some((r) => r.startsWith('E')),
+        `${k} should both succeed and fail, saw ${[...seen].join(', ')}`,
+      );
     }
   });
 });
 
 describe('fuzz: device operations on the nvme and multi lab models', function () {
-  const machines = [['nvme', '0000:00:04.0'], ['multi', '0000:00:05.0'], ['multi', '0000:01:00.0']] as const;
+  const machines = [
+    ['nvme', '0000:00:04.0'],
+    ['multi', '0000:00:05.0'],
+    ['multi', '0000:01:00.0'],
+  ] as const;
   for (const [machine, bdf] of machines) {
     it(`fits MSI-X, config, region and reset operations to ${machine} ${bdf}, reaching both outcomes, breaking no rule and leaking nothing`, function () {
       this.timeout(120_000);
@@ -63,7 +94,9 @@ describe('fuzz: device operations on the nvme and multi lab models', function ()
       const device = probeDeviceFeatures(kernel, bdf);
       const results = new Map<string, Set<string>>();
       const result = runCampaign({
-        seeds: Array.from({ length: 30 }, (_, i) => 1 + i), pageSize: PAGE, device,
+        seeds: Array.from({ length: 30 }, (_, i) => 1 + i),
+        pageSize: PAGE,
+        device,
         model: {
           label: `model (${machine})`,
           run: (p) => {
@@ -80,7 +113,10 @@ describe('fuzz: device operations on the nvme and multi lab models', function ()
       }
       for (const k of ['irq-enable', 'irq-resize', 'region-info']) {
         const seen = results.get(k)!;
-        assert.ok(seen.has('ok') && [...seen].some((r) => r.startsWith('E')), `${k} should both succeed and fail, saw ${[...seen].join(', ')}`);
+        assert.ok(
+          seen.has('ok') && [...seen].some((r) => r.startsWith('E')),
+          `${k} should both succeed and fail, saw ${[...seen].join(', ')}`,
+        );
       }
       if (device.msixVectors > 0) {
         const msix = result.recorded.flatMap((r) => r.ops).filter((op) => 'kind' in op && op.kind === 'msix');
@@ -98,7 +134,8 @@ describe('fuzz: the model against the invariants', function () {
       const freeBefore = kernel.memory.freeFrames;
       const mappingsBefore = kernel.space.count;
       const result = runCampaign({
-        seeds: Array.from({ length: SEEDS_PER_MODE }, (_, i) => 1000 + i), pageSize: PAGE,
+        seeds: Array.from({ length: SEEDS_PER_MODE }, (_, i) => 1000 + i),
+        pageSize: PAGE,
         // One kernel for every seed: what one run leaves behind shows up in the next one and below.
         model: { label: `model (${mode})`, run: (p) => runProgram(kernel, p, { bdf: BDF }) },
       });
@@ -115,7 +152,9 @@ describe('fuzz: the invariant checker', function () {
   // A small hand-written program with one of each answer the tampering below needs.
   const program: FuzzProgram = {
     ops: [
-      { op: 'ioas-alloc' }, { op: 'device-open', device: 0 }, { op: 'bind', device: 0 },
+      { op: 'ioas-alloc' },
+      { op: 'device-open', device: 0 },
+      { op: 'bind', device: 0 },
       { op: 'attach', device: 0, target: { kind: 'ioas', slot: 0 } },
       { op: 'map', ioas: 0, userPage: 16, pages: 4, byteOffset: 0, lengthAdjust: 0, readable: true, writable: true },
       { op: 'map', ioas: 0, userPage: 64, pages: 2, byteOffset: 0, lengthAdjust: 0, readable: true, writable: true },
@@ -134,7 +173,10 @@ describe('fuzz: the invariant checker', function () {
   }
 
   it('accepts the untouched trace', function () {
-    assert.deepEqual(trace.entries.map((e) => e.result), ['ok', 'ok', 'ok', 'ok', 'ok', 'ok', 'ok', 'ok', 'ok']);
+    assert.deepEqual(
+      trace.entries.map((e) => e.result),
+      ['ok', 'ok', 'ok', 'ok', 'ok', 'ok', 'ok', 'ok', 'ok'],
+    );
     assert.deepEqual(rules(trace), []);
   });
 
@@ -147,7 +189,10 @@ describe('fuzz: the invariant checker', function () {
   });
 
   it('catches a GET_PA length the page walk cannot produce and a wrong page offset', function () {
-    assert.deepEqual(rules(tamper(6, (e) => ({ ...e, out: { ...e.out, offset: 5 }, props: { length: '0x7' } }))), ['get-pa-offset', 'get-pa-length']);
+    assert.deepEqual(rules(tamper(6, (e) => ({ ...e, out: { ...e.out, offset: 5 }, props: { length: '0x7' } }))), [
+      'get-pa-offset',
+      'get-pa-length',
+    ]);
   });
 
   it('catches a GET_PA that misses a live area', function () {
@@ -178,7 +223,10 @@ describe('fuzz: shrinking and differential runs', function () {
     const wrong = (program: FuzzProgram): Trace => {
       const t = real(program);
       return {
-        ...t, entries: t.entries.map((e) => (e.op === 'unmap' && e.result === 'ok' && e.out?.['length'] === '0x1000' ? { op: e.op, result: 'EBUSY' } : e)),
+        ...t,
+        entries: t.entries.map((e) =>
+          e.op === 'unmap' && e.result === 'ok' && e.out?.['length'] === '0x1000' ? { op: e.op, result: 'EBUSY' } : e,
+        ),
       };
     };
     let seed = 1;
@@ -186,13 +234,21 @@ describe('fuzz: shrinking and differential runs', function () {
     for (; seed < 200 && !found; seed++) found = differential(generateProgram(seed), real, wrong);
     assert.ok(found, 'no seed among 200 unmaps a single page');
     assert.ok(found.shrunk.ops.length <= 4, `the reproducer should be tiny:\n${formatDivergence(found)}`);
-    assert.ok(found.shrunk.ops.some((o) => o.op === 'map' || o.op === 'map-file'), 'the reproducer maps something');
+    assert.ok(
+      found.shrunk.ops.some((o) => o.op === 'map' || o.op === 'map-file'),
+      'the reproducer maps something',
+    );
     assert.equal(found.shrunkDifference.actual?.result, 'EBUSY');
   });
 });
 
 describe('fuzz: recorded real-kernel traces', function () {
-  const files = fs.existsSync(CORPUS_DIR) ? fs.readdirSync(CORPUS_DIR).filter((f) => f.endsWith('.json')).sort() : [];
+  const files = fs.existsSync(CORPUS_DIR)
+    ? fs
+        .readdirSync(CORPUS_DIR)
+        .filter((f) => f.endsWith('.json'))
+        .sort()
+    : [];
 
   it('has a recorded lab trace for each mode', function () {
     const modes = files.map((f) => parseLabTraceFile(fs.readFileSync(path.join(CORPUS_DIR, f), 'utf8'), f).mode);
@@ -207,8 +263,13 @@ describe('fuzz: recorded real-kernel traces', function () {
     }
     const file = parseLabTraceFile(fs.readFileSync(path.join(CORPUS_DIR, name!), 'utf8'), name!);
     const run = file.runs.find((r) => r.entries.some((e) => e.op === 'map' && e.result === 'ok'))!;
-    const tampered = { ...run, entries: run.entries.map((e) => (e.op === 'map' && e.result === 'ok' ? { ...e, out: { ...e.out, iova: '0x123000' } } : e)) };
-    const mismatches = replayLabTraces({ ...file, runs: [tampered] }, (p) => runProgram(labModelKernel(file.mode, file.bdf, file.labKernel, file.machine ?? 'edu'), p, { bdf: file.bdf }));
+    const tampered = {
+      ...run,
+      entries: run.entries.map((e) => (e.op === 'map' && e.result === 'ok' ? { ...e, out: { ...e.out, iova: '0x123000' } } : e)),
+    };
+    const mismatches = replayLabTraces({ ...file, runs: [tampered] }, (p) =>
+      runProgram(labModelKernel(file.mode, file.bdf, file.labKernel, file.machine ?? 'edu'), p, { bdf: file.bdf }),
+    );
     assert.equal(mismatches.length, 1);
     assert.match(mismatches[0]!.report, /map: output/);
   });
@@ -217,8 +278,12 @@ describe('fuzz: recorded real-kernel traces', function () {
     it(`the model answers as Linux did in ${name}`, function () {
       this.timeout(60_000);
       const file = parseLabTraceFile(fs.readFileSync(path.join(CORPUS_DIR, name), 'utf8'), name);
-      const mismatches = replayLabTraces(file, (p) => runProgram(labModelKernel(file.mode, file.bdf, file.labKernel, file.machine ?? 'edu'), p, { bdf: file.bdf }));
-      console.log(`      ${file.runs.length} programs recorded on Linux ${file.kernelRelease} (${file.mode}, ${file.labKernel}) at ${file.recordedAt}: ${mismatches.length} differ`);
+      const mismatches = replayLabTraces(file, (p) =>
+        runProgram(labModelKernel(file.mode, file.bdf, file.labKernel, file.machine ?? 'edu'), p, { bdf: file.bdf }),
+      );
+      console.log(
+        `      ${file.runs.length} programs recorded on Linux ${file.kernelRelease} (${file.mode}, ${file.labKernel}) at ${file.recordedAt}: ${mismatches.length} differ`,
+      );
       assert.equal(mismatches.map((m) => m.report).join('\n\n'), '');
     });
   }

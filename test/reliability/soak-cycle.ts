@@ -22,7 +22,10 @@ export function soakCycle(kernel: Kernel, cdevPath: string): void {
     const buffer = device.allocateDma(SOAK_BUFFER_BYTES);
     if (buffer.addressing === 'physical') {
       const segments = buffer.segments();
-      assert.equal(segments.reduce((sum, s) => sum + s.length, 0n), SOAK_BUFFER_BYTES);
+      assert.equal(
+        segments.reduce((sum, s) => sum + s.length, 0n),
+        SOAK_BUFFER_BYTES,
+      );
       assert.equal(buffer.physicalAddress(4097) - buffer.physicalAddress(4096), 1n);
     } else {
       assert.equal(buffer.dmaAddress(16), buffer.iova! + 16n);

@@ -26,13 +26,20 @@ const HEAP_NOISE = 4 * 1048576;
 
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-async function numbers(k: ModelKernel): Promise<SoakNumbers & { mappings: number; freeFrames: number; lockedPages: number; heapBytes: number }> {
+async function numbers(
+  k: ModelKernel,
+): Promise<SoakNumbers & { mappings: number; freeFrames: number; lockedPages: number; heapBytes: number }> {
   await nextTurn();
   collectGarbage();
   const memory = process.memoryUsage();
   return {
-    fds: k.openFdCount, pinnedPages: k.locked.pinnedPages, rssBytes: memory.rss, heapBytes: memory.heapUsed,
-    mappings: k.space.count, freeFrames: k.memory.freeFrames, lockedPages: k.locked.mmLockedPages + k.locked.userLockedPages,
+    fds: k.openFdCount,
+    pinnedPages: k.locked.pinnedPages,
+    rssBytes: memory.rss,
+    heapBytes: memory.heapUsed,
+    mappings: k.space.count,
+    freeFrames: k.memory.freeFrames,
+    lockedPages: k.locked.mmLockedPages + k.locked.userLockedPages,
   };
 }
 
@@ -55,13 +62,27 @@ describe('soak: the model', function () {
       }
       const seconds = (Date.now() - started) / 1000;
       const after = await numbers(k);
-      console.log(`      ${formatSoak(`model ${mode}`, CYCLES, before, after, seconds)}; heap ${(before.heapBytes / 1048576).toFixed(1)} → ${(after.heapBytes / 1048576).toFixed(1)} MiB; frames free ${before.freeFrames} → ${after.freeFrames}`);
+      console.log(
+        `      ${formatSoak(`model ${mode}`, CYCLES, before, after, seconds)}; heap ${(before.heapBytes / 1048576).toFixed(1)} → ${(after.heapBytes / 1048576).toFixed(1)} MiB; frames free ${before.freeFrames} → ${after.freeFrames}`,
+      );
       assert.deepEqual(
         { fds: after.fds, pinned: after.pinnedPages, mappings: after.mappings, freeFrames: after.freeFrames, locked: after.lockedPages },
-        { fds: before.fds, pinned: before.pinnedPages, mappings: before.mappings, freeFrames: before.freeFrames, locked: before.lockedPages },
+        {
+          fds: before.fds,
+          pinned: before.pinnedPages,
+          mappings: before.mappings,
+          freeFrames: before.freeFrames,
+          locked: before.lockedPages,
+        },
       );
-      assert.ok(after.heapBytes - before.heapBytes < HEAP_NOISE, `the JS heap grew by ${((after.heapBytes - before.heapBytes) / 1048576).toFixed(1)} MiB`);
-      assert.ok(after.rssBytes - before.rssBytes < RSS_NOISE, `RSS grew by ${((after.rssBytes - before.rssBytes) / 1048576).toFixed(1)} MiB`);
+      assert.ok(
+        after.heapBytes - before.heapBytes < HEAP_NOISE,
+        `the JS heap grew by ${((after.heapBytes - before.heapBytes) / 1048576).toFixed(1)} MiB`,
+      );
+      assert.ok(
+        after.rssBytes - before.rssBytes < RSS_NOISE,
+        `RSS grew by ${((after.rssBytes - before.rssBytes) / 1048576).toFixed(1)} MiB`,
+      );
     });
   }
 });

@@ -14,9 +14,26 @@ import { createModelKernel, profiles } from '../../lib/model';
 import type { Kernel } from '../../lib';
 import { runCli } from '../../lib/cli/main';
 import {
-  MemoryTraceSink, TraceFormatError, attachTracing, itReplaysTrace, parseTrace, readTrace, replayTrace, traceKernel, type TraceFile, type TraceRecord,
+  MemoryTraceSink,
+  TraceFormatError,
+  attachTracing,
+  itReplaysTrace,
+  parseTrace,
+  readTrace,
+  replayTrace,
+  traceKernel,
+  type TraceFile,
+  type TraceRecord,
 } from '../../lib/trace';
-import { IOMMU_IOAS_MAP, IommuIoasAlloc, IommuIoasMap, IOMMU_IOAS_ALLOC, IOMMU_IOAS_MAP_FIXED_IOVA, IOMMU_IOAS_MAP_READABLE, IOMMU_IOAS_MAP_WRITEABLE } from '../../lib/uapi/iommufd';
+import {
+  IOMMU_IOAS_MAP,
+  IommuIoasAlloc,
+  IommuIoasMap,
+  IOMMU_IOAS_ALLOC,
+  IOMMU_IOAS_MAP_FIXED_IOVA,
+  IOMMU_IOAS_MAP_READABLE,
+  IOMMU_IOAS_MAP_WRITEABLE,
+} from '../../lib/uapi/iommufd';
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../../lib/sys/constants';
 
 const run = promisify(execFile);
@@ -31,7 +48,11 @@ function tmp(name: string): string {
 
 function nvmeModel(mode: 'noiommu' | 'iommu'): Kernel {
   const base = profiles[`linux-7.3-${mode}`];
-  return createModelKernel({ ...base, name: `${base.name}+nvme`, pci: [{ address: '0000:00:04.0', device: 'nvme', driver: 'vfio-pci', options: { serial: 'nodevfio0001' } }] });
+  return createModelKernel({
+    ...base,
+    name: `${base.name}+nvme`,
+    pci: [{ address: '0000:00:04.0', device: 'nvme', driver: 'vfio-pci', options: { serial: 'nodevfio0001' } }],
+  });
 }
 
 async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -59,18 +80,39 @@ describe('vfio trace', function () {
       k.ioctl(fd, IOMMU_IOAS_ALLOC.number, alloc);
       const ioas = IommuIoasAlloc.decode(alloc).out_ioas_id;
       const mem = k.mmap(-1, 0x4000n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, 0n);
-      const map = IommuIoasMap.encode({ size: IommuIoasMap.size, flags: IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE, ioas_id: ioas, user_va: mem.address + 0x1000n, length: 0x2000n, iova: 0x100000n });
+      const map = IommuIoasMap.encode({
+        size: IommuIoasMap.size,
+        flags: IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE,
+        ioas_id: ioas,
+        user_va: mem.address + 0x1000n,
+        length: 0x2000n,
+        iova: 0x100000n,
+      });
       assert.equal(k.ioctl(fd, IOMMU_IOAS_MAP.number, map), 0);
       assert.throws(() => k.ioctl(fd, IOMMU_IOAS_MAP.number, map), { code: 'EEXIST' });
       k.close(fd);
       const r = sink.records.filter((x) => x.req === 'IOMMU_IOAS_MAP');
       assert.equal(r.length, 2);
-      assert.deepEqual(r[0]!.args, { size: IommuIoasMap.size, flags: 'FIXED_IOVA|WRITEABLE|READABLE', ioas_id: ioas, user_va: 'm0+0x1000', length: '0x2000', iova: '0x100000', $size: IommuIoasMap.size });
+      assert.deepEqual(r[0]!.args, {
+        size: IommuIoasMap.size,
+        flags: 'FIXED_IOVA|WRITEABLE|READABLE',
+        ioas_id: ioas,
+        user_va: 'm0+0x1000',
+        length: '0x2000',
+        iova: '0x100000',
+        $size: IommuIoasMap.size,
+      });
       assert.equal(r[0]!.ret, 0);
       assert.equal(r[1]!.err, 'EEXIST');
       assert.equal(sink.records.find((x) => x.req === 'IOMMU_IOAS_ALLOC')!.out!.out_ioas_id, ioas);
-      assert.deepEqual(sink.records.map((x) => x.i), sink.records.map((_, i) => i));
-      assert.ok(sink.records.every((x, i) => i === 0 || x.t >= sink.records[i - 1]!.t), 'timestamps never go back');
+      assert.deepEqual(
+        sink.records.map((x) => x.i),
+        sink.records.map((_, i) => i),
+      );
+      assert.ok(
+        sink.records.every((x, i) => i === 0 || x.t >= sink.records[i - 1]!.t),
+        'timestamps never go back',
+      );
     });
 
     it('keeps at most dataCap bytes of a buffer, so a trace of a large read stays small', () => {
@@ -92,7 +134,10 @@ describe('vfio trace', function () {
       const { kernel } = attachTracing(model, sink);
       assert.equal(kernel.description, model.description);
       assert.equal(kernel.exists('/dev/iommu'), true);
-      assert.deepEqual(sink.records.map((r) => [r.call, r.path, r.ret]), [['exists', '/dev/iommu', true]]);
+      assert.deepEqual(
+        sink.records.map((r) => [r.call, r.path, r.ret]),
+        [['exists', '/dev/iommu', true]],
+      );
     });
 
     it('refuses a negative dataCap with a RangeError', () => {
@@ -108,13 +153,30 @@ describe('vfio trace', function () {
         const trace = readTrace(file);
         assert.equal(trace.header.kind, 'model');
         const calls = new Set(trace.records.map((r) => r.call));
-        for (const c of ['open', 'ioctl', 'mmap', 'mmio-read', 'mmio-write', 'pread', 'pwrite', 'eventfd', 'eventfd-read', 'wait', 'read-file', 'memory', 'close']) assert.ok(calls.has(c as TraceRecord['call']), `records ${c}`);
+        for (const c of [
+          'open',
+          'ioctl',
+          'mmap',
+          'mmio-read',
+          'mmio-write',
+          'pread',
+          'pwrite',
+          'eventfd',
+          'eventfd-read',
+          'wait',
+          'read-file',
+          'memory',
+          'close',
+        ])
+          assert.ok(calls.has(c as TraceRecord['call']), `records ${c}`);
         const clean = await replayTrace(trace, createModelKernel(profile as 'linux-7.3-noiommu'));
         assert.equal(clean.divergence, null, JSON.stringify(clean.divergence));
         assert.equal(clean.replayed, trace.records.length);
 
         const id = trace.records.find((r) => r.call === 'mmio-read' && r.args?.offset === '0x0')!;
-        const altered = withRecords(trace, (rs) => { (rs[id.i] as { ret: string }).ret = '0x10000ee'; });
+        const altered = withRecords(trace, (rs) => {
+          (rs[id.i] as { ret: string }).ret = '0x10000ee';
+        });
         const caught = await replayTrace(altered, createModelKernel(profile as 'linux-7.3-noiommu'));
         assert.equal(caught.divergence?.index, id.i);
         assert.match(caught.divergence!.what, /returned "0x10000ed" instead of "0x10000ee"/);
@@ -134,7 +196,9 @@ describe('vfio trace', function () {
     it('a changed ioctl answer is the first divergence, with what was recorded and what came back', async () => {
       const trace = readTrace(path.join(FIXTURES, 'edu-model-iommu.jsonl'));
       const map = trace.records.find((r) => r.req === 'IOMMU_IOAS_MAP')!;
-      const altered = withRecords(trace, (rs) => { (rs[map.i]!.out as Record<string, unknown>).iova = '0xdead000'; });
+      const altered = withRecords(trace, (rs) => {
+        (rs[map.i]!.out as Record<string, unknown>).iova = '0xdead000';
+      });
       const r = await replayTrace(altered, createModelKernel('linux-7.3-iommu'));
       assert.equal(r.divergence?.index, map.i);
       assert.match(r.divergence!.what, /IOMMU_IOAS_MAP answered iova=/);
@@ -143,7 +207,10 @@ describe('vfio trace', function () {
     it('a physical address must keep its page offset and frame correspondence', async () => {
       const trace = readTrace(path.join(FIXTURES, 'edu-model-noiommu.jsonl'));
       const pa = trace.records.find((r) => r.req === 'IOMMU_IOAS_NOIOMMU_GET_PA')!;
-      const shifted = withRecords(trace, (rs) => { const o = rs[pa.i]!.out as Record<string, string>; o.out_phys = `0x${(BigInt(o.out_phys!) + 8n).toString(16)}`; });
+      const shifted = withRecords(trace, (rs) => {
+        const o = rs[pa.i]!.out as Record<string, string>;
+        o.out_phys = `0x${(BigInt(o.out_phys!) + 8n).toString(16)}`;
+      });
       const r = await replayTrace(shifted, createModelKernel('linux-7.3-noiommu'));
       assert.equal(r.divergence?.index, pa.i);
       assert.match(r.divergence!.what, /page offset or frame/);
@@ -153,7 +220,8 @@ describe('vfio trace', function () {
         const old = BigInt(o.out_phys!);
         const next = old + 0x40000000n;
         o.out_phys = `0x${next.toString(16)}`;
-        for (const x of rs) if (x.call === 'mmio-write' && x.args?.value === `0x${old.toString(16)}`) (x.args as Record<string, string>).value = o.out_phys;
+        for (const x of rs)
+          if (x.call === 'mmio-write' && x.args?.value === `0x${old.toString(16)}`) (x.args as Record<string, string>).value = o.out_phys;
       });
       const ok = await replayTrace(moved, createModelKernel('linux-7.3-noiommu'));
       assert.equal(ok.divergence, null, JSON.stringify(ok.divergence));
@@ -165,7 +233,10 @@ describe('vfio trace', function () {
       assert.match(rec.stderr, /calls recorded to/);
       const show = await cli('trace', 'show', file, '--ioctl=ioas_map');
       assert.equal(show.code, 0);
-      assert.match(show.out, /ioctl\(\d+, IOMMU_IOAS_MAP\{flags=WRITEABLE\|READABLE, ioas_id=\d+, user_va=m\d+\+0x0, length=0x2000, iova=0x0\}\) = 0 → \{iova=0x/);
+      assert.match(
+        show.out,
+        /ioctl\(\d+, IOMMU_IOAS_MAP\{flags=WRITEABLE\|READABLE, ioas_id=\d+, user_va=m\d+\+0x0, length=0x2000, iova=0x0\}\) = 0 → \{iova=0x/,
+      );
       assert.doesNotMatch(show.out, /GET_REGION_INFO/);
       const config = await cli('trace', 'show', file, '--region=config');
       assert.match(config.out, /pread\(/);
@@ -188,22 +259,34 @@ describe('vfio trace', function () {
     const lines = good.split('\n');
 
     it('truncated (cut mid-line)', () => {
-      assert.throws(() => parseTrace(good.slice(0, good.length - 20), 't.jsonl'), (e: unknown) => e instanceof TraceFormatError && /t\.jsonl:\d+: .*truncated/.test(e.message) && e.line === lines.length - 1);
+      assert.throws(
+        () => parseTrace(good.slice(0, good.length - 20), 't.jsonl'),
+        (e: unknown) => e instanceof TraceFormatError && /t\.jsonl:\d+: .*truncated/.test(e.message) && e.line === lines.length - 1,
+      );
     });
     it('corrupted line', () => {
       const bad = [...lines];
       bad[4] = bad[4]!.replace('{', '{{');
-      assert.throws(() => parseTrace(bad.join('\n'), 't.jsonl'), (e: unknown) => e instanceof TraceFormatError && e.line === 5 && /not valid JSON/.test(e.message));
+      assert.throws(
+        () => parseTrace(bad.join('\n'), 't.jsonl'),
+        (e: unknown) => e instanceof TraceFormatError && e.line === 5 && /not valid JSON/.test(e.message),
+      );
     });
     it('missing record', () => {
       const bad = [...lines];
       bad.splice(6, 1);
-      assert.throws(() => parseTrace(bad.join('\n'), 't.jsonl'), (e: unknown) => e instanceof TraceFormatError && e.line === 7 && /missing or out of order/.test(e.message));
+      assert.throws(
+        () => parseTrace(bad.join('\n'), 't.jsonl'),
+        (e: unknown) => e instanceof TraceFormatError && e.line === 7 && /missing or out of order/.test(e.message),
+      );
     });
     it('future version', () => {
       const bad = [...lines];
       bad[0] = bad[0]!.replace('"version":1', '"version":2');
-      assert.throws(() => parseTrace(bad.join('\n'), 't.jsonl'), (e: unknown) => e instanceof TraceFormatError && e.line === 1 && /version 2 is newer/.test(e.message));
+      assert.throws(
+        () => parseTrace(bad.join('\n'), 't.jsonl'),
+        (e: unknown) => e instanceof TraceFormatError && e.line === 1 && /version 2 is newer/.test(e.message),
+      );
     });
     it('not a trace, and through the CLI: exit 2 with the line', async () => {
       assert.throws(() => parseTrace('{"a":1}\n', 'x'), /x:1: not a node-vfio trace/);
@@ -216,7 +299,9 @@ describe('vfio trace', function () {
   });
 
   describe('checked-in traces replayed as regression tests (the mocha helper)', () => {
-    itReplaysTrace('edu on linux-7.3-noiommu', path.join(FIXTURES, 'edu-model-noiommu.jsonl'), () => createModelKernel('linux-7.3-noiommu'));
+    itReplaysTrace('edu on linux-7.3-noiommu', path.join(FIXTURES, 'edu-model-noiommu.jsonl'), () =>
+      createModelKernel('linux-7.3-noiommu'),
+    );
     itReplaysTrace('edu on linux-7.3-iommu', path.join(FIXTURES, 'edu-model-iommu.jsonl'), () => createModelKernel('linux-7.3-iommu'));
     itReplaysTrace('nvme on linux-7.3-noiommu', path.join(FIXTURES, 'nvme-model-noiommu.jsonl'), () => nvmeModel('noiommu'));
     itReplaysTrace('nvme on linux-7.3-iommu', path.join(FIXTURES, 'nvme-model-iommu.jsonl'), () => nvmeModel('iommu'));

@@ -16,7 +16,11 @@ describe('uapi codec', () => {
   });
 
   it('round-trips boundary values', () => {
-    for (const [a, b] of [[0, 0n], [0xffff_ffff, U64_MAX], [1, 1n << 63n]] as const) {
+    for (const [a, b] of [
+      [0, 0n],
+      [0xffff_ffff, U64_MAX],
+      [1, 1n << 63n],
+    ] as const) {
       const buf = T.encode({ a, b, c: 0xffff, d: [1, 2, 255] });
       assert.deepEqual(T.decode(buf), { a, b, c: 0xffff, d: [1, 2, 255] });
     }

@@ -8,7 +8,10 @@ const Every = struct('every_width', { a: u8, b: u16, c: u32, d: s32, e: u64, f: 
 
 describe('uapi codec: reusable struct memory', () => {
   it('view fields read and write exactly the bytes the codec lays out, at every width', () => {
-    assert.deepEqual(Every.fields.map((f) => f.offset), [0, 2, 4, 8, 16, 24, 32]);
+    assert.deepEqual(
+      Every.fields.map((f) => f.offset),
+      [0, 2, 4, 8, 16, 24, 32],
+    );
     assert.equal(Every.size, 40);
     const cases = [
       { a: 0, b: 0, c: 0, d: -(2 ** 31), e: 0n, f: -(1n << 63n), g: [0, 0, 0] },
@@ -17,7 +20,13 @@ describe('uapi codec: reusable struct memory', () => {
     ];
     const view = Every.allocate();
     for (const v of cases) {
-      view.a = v.a; view.b = v.b; view.c = v.c; view.d = v.d; view.e = v.e; view.f = v.f; view.g = v.g;
+      view.a = v.a;
+      view.b = v.b;
+      view.c = v.c;
+      view.d = v.d;
+      view.e = v.e;
+      view.f = v.f;
+      view.g = v.g;
       // Read back through an independent decoder: Buffer's little-endian readers at the offsets.
       const bytes = Buffer.from(view.$bytes.buffer, view.$bytes.byteOffset, view.$bytes.length);
       assert.equal(bytes.readUInt8(0), v.a);
@@ -34,11 +43,16 @@ describe('uapi codec: reusable struct memory', () => {
     }
   });
 
-  it('encode and decode at an offset touch only the struct\'s bytes', () => {
+  it("encode and decode at an offset touch only the struct's bytes", () => {
     const buf = new Uint8Array(8 + VfioRegionInfo.size + 8).fill(0xee);
     VfioRegionInfo.encode({ argsz: 0, flags: 0, index: 7, cap_offset: 0, size: 0x1234_5678_9abc_def0n, offset: 1n << 63n }, buf, 8);
     assert.deepEqual(VfioRegionInfo.decode(buf, 8), {
-      argsz: 0, flags: 0, index: 7, cap_offset: 0, size: 0x1234_5678_9abc_def0n, offset: 1n << 63n,
+      argsz: 0,
+      flags: 0,
+      index: 7,
+      cap_offset: 0,
+      size: 0x1234_5678_9abc_def0n,
+      offset: 1n << 63n,
     });
     assert.equal(VfioRegionInfo.get(buf, 'index', 8), 7);
     VfioRegionInfo.set(buf, 'cap_offset', 0xffff_ffff, 8);
@@ -51,14 +65,27 @@ describe('uapi codec: reusable struct memory', () => {
     assert.deepEqual([...buf], before);
   });
 
-  it('a view\'s setters throw exactly what encode() would, before storing anything, and accept what encode() accepts', () => {
+  it("a view's setters throw exactly what encode() would, before storing anything, and accept what encode() accepts", () => {
     const T = struct('checked', { a: u8, b: u16, c: u32, d: s32, e: u64, f: s64 });
     const refused: ['a' | 'b' | 'c' | 'd' | 'e' | 'f', unknown, 'RangeError' | 'TypeError'][] = [
-      ['a', 256, 'RangeError'], ['a', -1, 'RangeError'], ['b', -1, 'RangeError'], ['b', 0x10000, 'RangeError'],
-      ['c', 2 ** 32, 'RangeError'], ['c', -1, 'RangeError'], ['c', 1.5, 'RangeError'], ['c', NaN, 'RangeError'], ['c', '1', 'TypeError'],
-      ['d', 2 ** 31, 'RangeError'], ['d', -(2 ** 31) - 1, 'RangeError'],
-      ['e', -1n, 'RangeError'], ['e', 1n << 64n, 'RangeError'], ['e', 1.5, 'RangeError'], ['e', 2 ** 53, 'RangeError'], ['e', null, 'TypeError'],
-      ['f', 1n << 63n, 'RangeError'], ['f', -(1n << 63n) - 1n, 'RangeError'],
+      ['a', 256, 'RangeError'],
+      ['a', -1, 'RangeError'],
+      ['b', -1, 'RangeError'],
+      ['b', 0x10000, 'RangeError'],
+      ['c', 2 ** 32, 'RangeError'],
+      ['c', -1, 'RangeError'],
+      ['c', 1.5, 'RangeError'],
+      ['c', NaN, 'RangeError'],
+      ['c', '1', 'TypeError'],
+      ['d', 2 ** 31, 'RangeError'],
+      ['d', -(2 ** 31) - 1, 'RangeError'],
+      ['e', -1n, 'RangeError'],
+      ['e', 1n << 64n, 'RangeError'],
+      ['e', 1.5, 'RangeError'],
+      ['e', 2 ** 53, 'RangeError'],
+      ['e', null, 'TypeError'],
+      ['f', 1n << 63n, 'RangeError'],
+      ['f', -(1n << 63n) - 1n, 'RangeError'],
     ];
     const view = T.allocate();
     for (const [field, value, name] of refused) {
@@ -71,13 +98,23 @@ describe('uapi codec: reusable struct memory', () => {
       assert.ok(expected instanceof Error && expected.name === name, `encode refuses ${field}=${String(value)} with a ${name}`);
       assert.match(expected.message, new RegExp(`^checked\\.${field}: `));
       view.$bytes.fill(0xab);
-      assert.throws(() => { (view as unknown as Record<string, unknown>)[field] = value; }, { name, message: expected.message });
-      assert.ok(view.$bytes.every((b) => b === 0xab), `a refused ${field}=${String(value)} leaves the bytes alone`);
+      assert.throws(
+        () => {
+          (view as unknown as Record<string, unknown>)[field] = value;
+        },
+        { name, message: expected.message },
+      );
+      assert.ok(
+        view.$bytes.every((b) => b === 0xab),
+        `a refused ${field}=${String(value)} leaves the bytes alone`,
+      );
     }
     // A u32 takes a bigint in range and a u64 a safe-integer number, as encode does.
     view.c = 3n as never;
     view.e = 5 as never;
-    view.a = 255; view.d = -(2 ** 31); view.f = -(1n << 63n);
+    view.a = 255;
+    view.d = -(2 ** 31);
+    view.f = -(1n << 63n);
     assert.deepEqual(view.$read(), { a: 255, b: 0xabab, c: 3, d: -(2 ** 31), e: 5n, f: -(1n << 63n) });
   });
 
@@ -86,15 +123,35 @@ describe('uapi codec: reusable struct memory', () => {
     view.g = [1, 2, 3];
     view.g = [4];
     assert.deepEqual(view.g, [4, 0, 0]);
-    assert.throws(() => { view.g = [1, 2, 3, 4]; }, { name: 'RangeError', message: /every_width\.g: 4 elements do not fit in 3/ });
-    assert.throws(() => { view.g = [0x10000]; }, { name: 'RangeError', message: /every_width\.g\[0\]: 65536 is out of range for u16/ });
-    assert.throws(() => { view.g = 5 as never; }, { name: 'TypeError', message: /every_width\.g: expected an array/ });
+    assert.throws(
+      () => {
+        view.g = [1, 2, 3, 4];
+      },
+      { name: 'RangeError', message: /every_width\.g: 4 elements do not fit in 3/ },
+    );
+    assert.throws(
+      () => {
+        view.g = [0x10000];
+      },
+      { name: 'RangeError', message: /every_width\.g\[0\]: 65536 is out of range for u16/ },
+    );
+    assert.throws(
+      () => {
+        view.g = 5 as never;
+      },
+      { name: 'TypeError', message: /every_width\.g: expected an array/ },
+    );
   });
 
   it('a name that is not a field is refused, not silently stored', () => {
     const view = IommuIoasNoiommuGetPa.allocate();
-    assert.throws(() => { (view as unknown as Record<string, unknown>).lenght = 1n; }, TypeError);
-    assert.throws(() => view.$assign({ lenght: 1n } as never), { name: 'TypeError', message: /struct iommu_ioas_noiommu_get_pa has no field lenght/ });
+    assert.throws(() => {
+      (view as unknown as Record<string, unknown>).lenght = 1n;
+    }, TypeError);
+    assert.throws(() => view.$assign({ lenght: 1n } as never), {
+      name: 'TypeError',
+      message: /struct iommu_ioas_noiommu_get_pa has no field lenght/,
+    });
     assert.throws(() => IommuIoasNoiommuGetPa.encode({ lenght: 1n } as never), { name: 'TypeError', message: /has no field lenght/ });
     assert.throws(() => IommuIoasNoiommuGetPa.get(view.$bytes, 'nope' as 'iova'), /has no field nope/);
     assert.throws(() => struct('clash', { $bytes: u32 }), /field \$bytes would clash/);
@@ -113,7 +170,10 @@ describe('uapi codec: reusable struct memory', () => {
     assert.equal(a.$bytes, bytes);
     assert.equal(a.ioas_id, 999);
     assert.equal(a.iova, 999n << 12n);
-    assert.ok(b.$bytes.every((x) => x === 0), 'another view has its own memory');
+    assert.ok(
+      b.$bytes.every((x) => x === 0),
+      'another view has its own memory',
+    );
     // The accessors live on a prototype built once per struct, not on each view.
     const proto = Object.getPrototypeOf(a) as object;
     assert.equal(Object.getPrototypeOf(b), proto);

@@ -51,7 +51,11 @@ export function runCampaign(o: CampaignOptions): CampaignResult {
   const violations: ViolationReport[] = [];
   const recorded: RecordedRun[] = [];
   for (const seed of o.seeds) {
-    const program = generateProgram(seed, { pageSize: o.pageSize, ...(o.length !== undefined ? { length: o.length } : {}), ...(o.device ? { device: o.device } : {}) });
+    const program = generateProgram(seed, {
+      pageSize: o.pageSize,
+      ...(o.length !== undefined ? { length: o.length } : {}),
+      ...(o.device ? { device: o.device } : {}),
+    });
     const sides = o.reference ? [o.reference, o.model] : [o.model];
     let outcome: 'agree' | 'diverge' | 'violation' = 'agree';
     const traces: Trace[] = [];
@@ -62,7 +66,12 @@ export function runCampaign(o: CampaignOptions): CampaignResult {
       if (broken.length > 0) {
         outcome = 'violation';
         const s = shrinkViolation(program, side.run, broken[0]!.rule, o.pageSize);
-        violations.push({ seed, kernel: side.label, violations: broken, shrunk: { program: s.program, trace: s.trace, violations: s.violations } });
+        violations.push({
+          seed,
+          kernel: side.label,
+          violations: broken,
+          shrunk: { program: s.program, trace: s.trace, violations: s.violations },
+        });
       }
     }
     recorded.push({ seed, ops: program.ops, entries: traces[0]!.entries });
@@ -83,12 +92,14 @@ export function formatCampaign(result: CampaignResult, labels: readonly [string,
   const parts: string[] = [];
   for (const d of result.divergences) parts.push(`DIVERGENCE ${formatDivergence(d, labels)}`);
   for (const v of result.violations) {
-    parts.push([
-      `INVARIANT seed ${v.seed} on ${v.kernel}: ${v.violations.map((x) => `#${x.index} ${x.rule}: ${x.message}`).join('; ')}`,
-      `shortest program still breaking '${v.violations[0]!.rule}' (${v.shrunk.program.ops.length} operations):`,
-      formatRun(v.shrunk.program, [{ label: v.kernel, trace: v.shrunk.trace }], v.shrunk.violations[0]?.index),
-      `program JSON: ${JSON.stringify(v.shrunk.program.ops)}`,
-    ].join('\n'));
+    parts.push(
+      [
+        `INVARIANT seed ${v.seed} on ${v.kernel}: ${v.violations.map((x) => `#${x.index} ${x.rule}: ${x.message}`).join('; ')}`,
+        `shortest program still breaking '${v.violations[0]!.rule}' (${v.shrunk.program.ops.length} operations):`,
+        formatRun(v.shrunk.program, [{ label: v.kernel, trace: v.shrunk.trace }], v.shrunk.violations[0]?.index),
+        `program JSON: ${JSON.stringify(v.shrunk.program.ops)}`,
+      ].join('\n'),
+    );
   }
   return parts.join('\n\n');
 }

@@ -33,8 +33,15 @@ export interface CorpusMismatch {
 
 export function parseLabTraceFile(text: string, origin: string): LabTraceFile {
   const f = JSON.parse(text) as Partial<LabTraceFile>;
-  if (f.format !== 1 || !Array.isArray(f.runs) || (f.mode !== 'noiommu' && f.mode !== 'iommu') || (f.labKernel !== 'group' && f.labKernel !== 'nullgroup') || typeof f.bdf !== 'string' || typeof f.pageSize !== 'number' ||
-    (f.machine !== undefined && f.machine !== 'edu' && f.machine !== 'nvme' && f.machine !== 'multi')) {
+  if (
+    f.format !== 1 ||
+    !Array.isArray(f.runs) ||
+    (f.mode !== 'noiommu' && f.mode !== 'iommu') ||
+    (f.labKernel !== 'group' && f.labKernel !== 'nullgroup') ||
+    typeof f.bdf !== 'string' ||
+    typeof f.pageSize !== 'number' ||
+    (f.machine !== undefined && f.machine !== 'edu' && f.machine !== 'nvme' && f.machine !== 'multi')
+  ) {
     throw new Error(`${origin} is not a lab trace file (format 1 with mode, bdf, pageSize and runs)`);
   }
   return f as LabTraceFile;
@@ -51,9 +58,18 @@ export function replayLabTraces(file: LabTraceFile, run: (program: FuzzProgram) 
     if (!difference) continue;
     const prefix: FuzzProgram = { ops: recorded.ops.slice(0, difference.index + 1) };
     mismatches.push({
-      seed: recorded.seed, difference,
-      report: `seed ${recorded.seed} (${file.machine ?? 'edu'} ${file.bdf}, ${file.mode}), operation ${difference.index}: ${difference.what}\n` +
-        formatRun(prefix, [{ label: 'kernel', trace: reference }, { label: 'model', trace: actual }], difference.index),
+      seed: recorded.seed,
+      difference,
+      report:
+        `seed ${recorded.seed} (${file.machine ?? 'edu'} ${file.bdf}, ${file.mode}), operation ${difference.index}: ${difference.what}\n` +
+        formatRun(
+          prefix,
+          [
+            { label: 'kernel', trace: reference },
+            { label: 'model', trace: actual },
+          ],
+          difference.index,
+        ),
     });
   }
   return mismatches;

@@ -28,7 +28,9 @@ export interface Divergence {
  * divergence with a shrunk reproducer (shrinking re-runs both sides, so both must be live kernels).
  */
 export function differential(
-  program: FuzzProgram, reference: TraceSource, actual: TraceSource,
+  program: FuzzProgram,
+  reference: TraceSource,
+  actual: TraceSource,
   options: { readonly maxShrinkTries?: number; readonly traces?: { readonly reference: Trace; readonly actual: Trace } } = {},
 ): Divergence | null {
   const maxShrinkTries = options.maxShrinkTries ?? 400;
@@ -49,7 +51,13 @@ export function differential(
 }
 
 /** Shrinks an invariant violation of one kernel's run to the shortest program breaking the same rule. */
-export function shrinkViolation(program: FuzzProgram, run: TraceSource, rule: string, pageSize: number, maxTries = 400): { program: FuzzProgram; trace: Trace; violations: InvariantViolation[]; tries: number } {
+export function shrinkViolation(
+  program: FuzzProgram,
+  run: TraceSource,
+  rule: string,
+  pageSize: number,
+  maxTries = 400,
+): { program: FuzzProgram; trace: Trace; violations: InvariantViolation[]; tries: number } {
   const breaks = (ops: readonly FuzzOp[]): boolean => {
     const candidate = { ops };
     return checkInvariants(candidate, run(candidate), { pageSize }).some((v) => v.rule === rule);
@@ -61,7 +69,11 @@ export function shrinkViolation(program: FuzzProgram, run: TraceSource, rule: st
 }
 
 /** A program with the answers of one or two kernels beside each operation. */
-export function formatRun(program: FuzzProgram, traces: readonly { readonly label: string; readonly trace: Trace }[], mark?: number): string {
+export function formatRun(
+  program: FuzzProgram,
+  traces: readonly { readonly label: string; readonly trace: Trace }[],
+  mark?: number,
+): string {
   const lines: string[] = [];
   program.ops.forEach((op, i) => {
     lines.push(`${i === mark ? '>>' : '  '} ${String(i).padStart(3)} ${describeOp(op)}`);
@@ -74,7 +86,14 @@ export function formatDivergence(d: Divergence, labels: readonly [string, string
   return [
     `${d.program.seed !== undefined ? `seed ${d.program.seed}: ` : ''}operation ${d.difference.index} differs: ${d.difference.what}`,
     `shortest reproducer (${d.shrunk.ops.length} of ${d.program.ops.length} operations, ${d.shrinkTries} shrink runs); first difference at ${d.shrunkDifference.index}: ${d.shrunkDifference.what}`,
-    formatRun(d.shrunk, [{ label: labels[0], trace: d.shrunkReference }, { label: labels[1], trace: d.shrunkActual }], d.shrunkDifference.index),
+    formatRun(
+      d.shrunk,
+      [
+        { label: labels[0], trace: d.shrunkReference },
+        { label: labels[1], trace: d.shrunkActual },
+      ],
+      d.shrunkDifference.index,
+    ),
     `program JSON: ${JSON.stringify(d.shrunk.ops)}`,
   ].join('\n');
 }

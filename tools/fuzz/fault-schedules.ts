@@ -44,7 +44,11 @@ export interface FaultFuzzResult<Name extends string> {
 }
 
 /** A random schedule: 1..maxFaults faults on points the workload passes, each at an occurrence it reaches. */
-export function randomFaultSchedule<Name extends string>(random: Random, points: ReadonlyMap<Name, number>, maxFaults: number): ScheduledFault<Name>[] {
+export function randomFaultSchedule<Name extends string>(
+  random: Random,
+  points: ReadonlyMap<Name, number>,
+  maxFaults: number,
+): ScheduledFault<Name>[] {
   const names = [...points.keys()].filter((n) => (points.get(n) ?? 0) > 0);
   if (!names.length) throw new RangeError('fault fuzzing needs at least one point the workload passes');
   const count = random.between(1, Math.max(1, maxFaults));
@@ -64,11 +68,15 @@ export async function fuzzFaultSchedules<Name extends string>(o: FaultFuzzOption
     const problems = await o.run(schedule);
     if (!problems.length) continue;
     let last = problems;
-    const { items, tries } = await shrinkAsync(schedule, async (candidate) => {
-      const p = await o.run(candidate);
-      if (p.length) last = p;
-      return p.length > 0;
-    }, o.maxShrinkTries ?? 200);
+    const { items, tries } = await shrinkAsync(
+      schedule,
+      async (candidate) => {
+        const p = await o.run(candidate);
+        if (p.length) last = p;
+        return p.length > 0;
+      },
+      o.maxShrinkTries ?? 200,
+    );
     failures.push({ schedule, shrunk: items, problems: last, shrinkTries: tries });
   }
   return { schedules: o.schedules, faultsArmed, failures };

@@ -41,18 +41,49 @@ type OpName = FuzzOp['op'];
 type FirstOpName = Exclude<OpName, DeviceOpName>;
 type DeviceOpName = 'irq-info' | 'irq-resize' | 'config-read' | 'config-write' | 'region-info' | 'reset' | 'hot-reset-info' | 'hot-reset';
 const WEIGHTS: Readonly<Record<FirstOpName, number>> = {
-  'map': 20, 'map-file': 4, 'option': 2, 'hw-info': 1, 'get-pa': 14, 'unmap': 8, 'unmap-span': 2, 'unmap-all': 2, 'unmap-range': 1, 'copy': 6,
-  'ioas-alloc': 4, 'destroy': 4, 'iova-ranges': 4, 'allow-iovas': 2,
-  'attach': 4, 'detach': 2, 'hwpt-alloc': 2, 'device-open': 1, 'device-close': 1, 'bind': 1,
-  'irq-enable': 3, 'irq-disable': 2, 'irq-trigger': 4, 'irq-mask': 2,
+  map: 20,
+  'map-file': 4,
+  option: 2,
+  'hw-info': 1,
+  'get-pa': 14,
+  unmap: 8,
+  'unmap-span': 2,
+  'unmap-all': 2,
+  'unmap-range': 1,
+  copy: 6,
+  'ioas-alloc': 4,
+  destroy: 4,
+  'iova-ranges': 4,
+  'allow-iovas': 2,
+  attach: 4,
+  detach: 2,
+  'hwpt-alloc': 2,
+  'device-open': 1,
+  'device-close': 1,
+  bind: 1,
+  'irq-enable': 3,
+  'irq-disable': 2,
+  'irq-trigger': 4,
+  'irq-mask': 2,
 };
 const DEVICE_WEIGHTS: Readonly<Record<OpName, number>> = {
-  ...WEIGHTS, 'irq-enable': 5, 'irq-trigger': 6,
-  'irq-info': 2, 'irq-resize': 4, 'config-read': 10, 'config-write': 6, 'region-info': 3, 'reset': 2, 'hot-reset-info': 1, 'hot-reset': 1,
+  ...WEIGHTS,
+  'irq-enable': 5,
+  'irq-trigger': 6,
+  'irq-info': 2,
+  'irq-resize': 4,
+  'config-read': 10,
+  'config-write': 6,
+  'region-info': 3,
+  reset: 2,
+  'hot-reset-info': 1,
+  'hot-reset': 1,
 };
 
 /** Standard-header offsets worth reading: ids, command/status, class, BARs, subsystem, capability pointer, interrupt line/pin. */
-const HEADER_OFFSETS = [0x00, 0x02, 0x04, 0x06, 0x08, 0x0c, 0x0e, 0x10, 0x14, 0x18, 0x1c, 0x20, 0x24, 0x2c, 0x30, 0x34, 0x3c, 0x3d] as const;
+const HEADER_OFFSETS = [
+  0x00, 0x02, 0x04, 0x06, 0x08, 0x0c, 0x0e, 0x10, 0x14, 0x18, 0x1c, 0x20, 0x24, 0x2c, 0x30, 0x34, 0x3c, 0x3d,
+] as const;
 const BAR_OFFSETS = [0x10, 0x14, 0x18, 0x1c, 0x20, 0x24, 0x30] as const;
 /** Values written to the command register: nothing, memory, memory + bus master, + INTx disable, all ones. */
 const COMMAND_VALUES = [0x0, 0x2, 0x6, 0x406, 0xffff] as const;
@@ -64,7 +95,11 @@ class Generator {
   private attaches = 0;
   private readonly areaPages: number[] = [];
 
-  constructor(private readonly rnd: Random, private readonly pageSize: number, private readonly features?: DeviceFeatures) {}
+  constructor(
+    private readonly rnd: Random,
+    private readonly pageSize: number,
+    private readonly features?: DeviceFeatures,
+  ) {}
 
   /** A slot index biased towards recent ones; now and then one that does not exist yet. */
   private slot(count: number): number {
@@ -80,14 +115,23 @@ class Generator {
   private fixedIova(): string {
     const r = this.rnd;
     switch (r.below(9)) {
-      case 0: case 1: return hex(BigInt(r.below(32)) << 20n);
-      case 2: return hex(BigInt(r.between(1, 64)) << 12n);
-      case 3: return hex(0xfee0_0000n - (BigInt(r.below(3)) << 12n));
-      case 4: return hex((1n << 39n) - (BigInt(r.between(1, 4)) << 21n));
-      case 5: return hex(r.chance(0.5) ? 1n << 39n : 1n << 48n);
-      case 6: return hex(0xffff_ffff_ffff_f000n);
-      case 7: return hex((BigInt(r.below(16)) << 20n) + 0x800n);
-      default: return hex(BigInt(r.below(8)) << 21n);
+      case 0:
+      case 1:
+        return hex(BigInt(r.below(32)) << 20n);
+      case 2:
+        return hex(BigInt(r.between(1, 64)) << 12n);
+      case 3:
+        return hex(0xfee0_0000n - (BigInt(r.below(3)) << 12n));
+      case 4:
+        return hex((1n << 39n) - (BigInt(r.between(1, 4)) << 21n));
+      case 5:
+        return hex(r.chance(0.5) ? 1n << 39n : 1n << 48n);
+      case 6:
+        return hex(0xffff_ffff_ffff_f000n);
+      case 7:
+        return hex((BigInt(r.below(16)) << 20n) + 0x800n);
+      default:
+        return hex(BigInt(r.below(8)) << 21n);
     }
   }
 
@@ -149,7 +193,14 @@ class Generator {
     const x = r.below(3);
     if (x === 0) return { op: 'config-write', device, offset: 0x04, width: 2, value: r.pick(COMMAND_VALUES), readBack: r.chance(0.5) };
     if (x === 1 || f.capabilities.length === 0) {
-      return { op: 'config-write', device, offset: r.pick(BAR_OFFSETS), width: 4, value: r.pick([0xffff_ffff, 0xffff_ffff, 0, 0xfe00_0000]), readBack: r.chance(0.8) };
+      return {
+        op: 'config-write',
+        device,
+        offset: r.pick(BAR_OFFSETS),
+        width: 4,
+        value: r.pick([0xffff_ffff, 0xffff_ffff, 0, 0xfe00_0000]),
+        readBack: r.chance(0.8),
+      };
     }
     // A capability's control word (MSI/MSI-X flags, PM control, PCIe device control sit at +2, +4, +8).
     const offset = r.pick(f.capabilities) + r.pick([2, 4, 8]);
@@ -160,7 +211,9 @@ class Generator {
     this.ioas = 1;
     this.attaches = 1;
     return [
-      { op: 'ioas-alloc' }, { op: 'device-open', device: 0 }, { op: 'bind', device: 0 },
+      { op: 'ioas-alloc' },
+      { op: 'device-open', device: 0 },
+      { op: 'bind', device: 0 },
       { op: 'attach', device: 0, target: { kind: 'ioas', slot: 0 } },
     ];
   }
@@ -182,9 +235,15 @@ class Generator {
         const lengthAdjust = r.chance(0.03) ? -pages * this.pageSize : r.chance(0.03) ? this.pageSize / 2 : 0;
         this.areaPages.push(pages);
         return {
-          op: 'map', ioas: this.slot(this.ioas), userPage: Math.min(userPage, ARENA_PAGES - pages), pages, byteOffset, lengthAdjust,
+          op: 'map',
+          ioas: this.slot(this.ioas),
+          userPage: Math.min(userPage, ARENA_PAGES - pages),
+          pages,
+          byteOffset,
+          lengthAdjust,
           ...this.placement(0.35),
-          readable: !r.chance(0.05), writable: !r.chance(0.15),
+          readable: !r.chance(0.05),
+          writable: !r.chance(0.15),
         };
       }
       case 'map-file': {
@@ -192,8 +251,12 @@ class Generator {
         const filePage = r.chance(0.4) ? r.below(ARENA_PAGES / 512) * 512 : r.below(ARENA_PAGES - pages + 1);
         this.areaPages.push(pages);
         return {
-          op: 'map-file', ioas: this.slot(this.ioas), filePage: Math.min(filePage, ARENA_PAGES - pages), pages,
-          ...this.placement(0.3), writable: !r.chance(0.15),
+          op: 'map-file',
+          ioas: this.slot(this.ioas),
+          filePage: Math.min(filePage, ARENA_PAGES - pages),
+          pages,
+          ...this.placement(0.3),
+          writable: !r.chance(0.15),
         };
       }
       case 'option': {
@@ -209,14 +272,21 @@ class Generator {
         const pages = r.chance(0.75) ? srcPages - pageOffset : r.between(1, srcPages + 1);
         this.areaPages.push(pages);
         return {
-          op: 'copy', area, pageOffset, pages, dst: this.slot(this.ioas),
-          ...this.placement(0.3), writable: !r.chance(0.2),
+          op: 'copy',
+          area,
+          pageOffset,
+          pages,
+          dst: this.slot(this.ioas),
+          ...this.placement(0.3),
+          writable: !r.chance(0.2),
         };
       }
       case 'unmap':
         return {
-          op: 'unmap', area: this.slot(this.areaPages.length),
-          startPages: r.chance(0.75) ? 0 : r.pick([-16, -1, 1]), endPages: r.chance(0.75) ? 0 : r.pick([-1, 1, 16]),
+          op: 'unmap',
+          area: this.slot(this.areaPages.length),
+          startPages: r.chance(0.75) ? 0 : r.pick([-16, -1, 1]),
+          endPages: r.chance(0.75) ? 0 : r.pick([-1, 1, 16]),
         };
       case 'unmap-span':
         return { op: 'unmap-span', from: this.slot(this.areaPages.length), to: this.slot(this.areaPages.length) };
@@ -224,14 +294,27 @@ class Generator {
         return { op: 'unmap-all', ioas: this.slot(this.ioas) };
       case 'unmap-range': {
         const iova = this.fixedIova();
-        return { op: 'unmap-range', ioas: this.slot(this.ioas), iova, length: r.pick(['0x0', '0x1000', '0x200000', '0x10000000', '0xffffffffffffffff']) };
+        return {
+          op: 'unmap-range',
+          ioas: this.slot(this.ioas),
+          iova,
+          length: r.pick(['0x0', '0x1000', '0x200000', '0x10000000', '0xffffffffffffffff']),
+        };
       }
       case 'get-pa': {
         const area = this.slot(this.areaPages.length);
         const bytes = (this.areaPages[area] ?? 1) * this.pageSize;
         const where = r.below(10);
-        const offset = where < 3 ? 0 : where < 6 ? r.below(bytes / this.pageSize) * this.pageSize
-          : where < 8 ? r.below(bytes) : where < 9 ? bytes - 1 : bytes;
+        const offset =
+          where < 3
+            ? 0
+            : where < 6
+              ? r.below(bytes / this.pageSize) * this.pageSize
+              : where < 8
+                ? r.below(bytes)
+                : where < 9
+                  ? bytes - 1
+                  : bytes;
         return { op: 'get-pa', area, offset, cap: r.pick(CAPS) };
       }
       case 'iova-ranges':
@@ -242,7 +325,10 @@ class Generator {
           [{ start: '0x100000', last: '0x1fffffff' }],
           [{ start: '0x0', last: '0xffffffff' }],
           [{ start: '0x1000', last: '0xfff' }],
-          [{ start: '0x200000', last: '0x3fffff' }, { start: '0x1000000', last: '0x1ffffff' }],
+          [
+            { start: '0x200000', last: '0x3fffff' },
+            { start: '0x1000000', last: '0x1ffffff' },
+          ],
           [{ start: '0xfee00000', last: '0xfeefffff' }],
         ]);
         return { op: 'allow-iovas', ioas: this.slot(this.ioas), ranges };

@@ -98,11 +98,16 @@ class Shadow {
 
   resolve(ref: ObjectRef): number | undefined {
     switch (ref.kind) {
-      case 'ioas': return at(this.ioasIds, ref.slot);
-      case 'hwpt': return at(this.hwptIds, ref.slot);
-      case 'attached': return at(this.attachedIds, ref.slot);
-      case 'device': return this.deviceIds[ref.device];
-      case 'raw': return ref.id;
+      case 'ioas':
+        return at(this.ioasIds, ref.slot);
+      case 'hwpt':
+        return at(this.hwptIds, ref.slot);
+      case 'attached':
+        return at(this.attachedIds, ref.slot);
+      case 'device':
+        return this.deviceIds[ref.device];
+      case 'raw':
+        return ref.id;
     }
   }
 
@@ -131,7 +136,10 @@ class Shadow {
   /** Removes areas; pages no live area pins any more start a new epoch. */
   remove(ioasId: number, gone: readonly ShadowArea[]): void {
     if (gone.length === 0) return;
-    this.live.set(ioasId, this.areasOf(ioasId).filter((a) => !gone.includes(a)));
+    this.live.set(
+      ioasId,
+      this.areasOf(ioasId).filter((a) => !gone.includes(a)),
+    );
     this.unpinCheck(gone);
   }
 
@@ -169,7 +177,11 @@ export function checkInvariants(program: FuzzProgram, trace: Trace, options: Inv
     step(s, op, entry, page, fail);
   }
   if (trace.entries.length !== program.ops.length) {
-    violations.push({ index: n, rule: 'trace-shape', message: `${program.ops.length} operations but ${trace.entries.length} trace entries` });
+    violations.push({
+      index: n,
+      rule: 'trace-shape',
+      message: `${program.ops.length} operations but ${trace.entries.length} trace entries`,
+    });
   }
   return violations;
 }
@@ -212,13 +224,19 @@ function step(s: Shadow, op: FuzzOp, entry: TraceEntry, page: bigint, fail: (rul
       if (!ok) return;
       const iova = parseHex(outString(entry, 'iova'));
       const slot = outNumber(entry, 'area');
-      const created = op.op === 'map' ? mapPieces(s, op, iova, page) : op.op === 'map-file' ? mapFilePieces(s, op, iova, page) : copyPieces(s, op, iova, page);
+      const created =
+        op.op === 'map'
+          ? mapPieces(s, op, iova, page)
+          : op.op === 'map-file'
+            ? mapFilePieces(s, op, iova, page)
+            : copyPieces(s, op, iova, page);
       if (!created) throw new Error(`${op.op} succeeded on slots the shadow cannot resolve`);
       const { ioasId, pieces, length } = created;
       const last = iova + length - 1n;
       s.areaSlots[slot] = { ioasId, iova, last };
       const fixed = arg(entry, 'iova');
-      if (fixed !== undefined && iova !== parseHex(String(fixed))) fail('fixed-iova', `${op.op} at fixed IOVA ${fixed} answered IOVA 0x${iova.toString(16)}`);
+      if (fixed !== undefined && iova !== parseHex(String(fixed)))
+        fail('fixed-iova', `${op.op} at fixed IOVA ${fixed} answered IOVA 0x${iova.toString(16)}`);
       if (fixed === undefined && pieces.length > 0) {
         // iopt_alloc_iova: the alignment of the first byte's user address, capped by the length
         // and HPAGE_SIZE (the arena is HPAGE-aligned, so only the offset inside it matters).
@@ -227,12 +245,19 @@ function step(s: Shadow, op: FuzzOp, entry: TraceEntry, page: bigint, fail: (rul
         let align = roundUpPow2(length);
         if (addr !== 0n && lowestBit(addr) < align) align = lowestBit(addr);
         if (align > HPAGE_SIZE) align = HPAGE_SIZE;
-        if (iova % page !== pageOffset) fail('auto-iova-offset', `automatic IOVA 0x${iova.toString(16)} does not keep the user page offset 0x${pageOffset.toString(16)}`);
-        if ((iova - pageOffset) % align !== 0n) fail('auto-iova-alignment', `automatic IOVA 0x${iova.toString(16)} is not aligned to 0x${align.toString(16)}`);
-        if (iova < page) fail('auto-iova-zero', `automatic IOVA 0x${iova.toString(16)} lies in the first page, which iopt_alloc_iova never hands out`);
+        if (iova % page !== pageOffset)
+          fail('auto-iova-offset', `automatic IOVA 0x${iova.toString(16)} does not keep the user page offset 0x${pageOffset.toString(16)}`);
+        if ((iova - pageOffset) % align !== 0n)
+          fail('auto-iova-alignment', `automatic IOVA 0x${iova.toString(16)} is not aligned to 0x${align.toString(16)}`);
+        if (iova < page)
+          fail('auto-iova-zero', `automatic IOVA 0x${iova.toString(16)} lies in the first page, which iopt_alloc_iova never hands out`);
       }
       const clash = s.areasOf(ioasId).find((a) => a.iova <= last && iova <= a.last);
-      if (clash) fail('area-overlap', `${op.op} created [0x${iova.toString(16)}, 0x${last.toString(16)}] over the live area [0x${clash.iova.toString(16)}, 0x${clash.last.toString(16)}]`);
+      if (clash)
+        fail(
+          'area-overlap',
+          `${op.op} created [0x${iova.toString(16)}, 0x${last.toString(16)}] over the live area [0x${clash.iova.toString(16)}, 0x${clash.last.toString(16)}]`,
+        );
       s.live.set(ioasId, [...s.areasOf(ioasId), ...pieces]);
       return;
     }
@@ -250,7 +275,8 @@ function step(s: Shadow, op: FuzzOp, entry: TraceEntry, page: bigint, fail: (rul
       const ranges = (entry.out?.['ranges'] ?? []) as readonly (readonly string[])[];
       const alignment = parseHex(outString(entry, 'alignment'));
       // 1 while no domain is attached (iopt_init_table), the domain's smallest page size after.
-      if (alignment < 1n || (alignment & (alignment - 1n)) !== 0n) fail('iova-alignment', `IOVA alignment 0x${alignment.toString(16)} is not a power of two`);
+      if (alignment < 1n || (alignment & (alignment - 1n)) !== 0n)
+        fail('iova-alignment', `IOVA alignment 0x${alignment.toString(16)} is not a power of two`);
       let previousLast = -1n;
       for (const [start, last] of ranges) {
         const a = parseHex(start!);
@@ -342,7 +368,10 @@ function copyPieces(s: Shadow, op: Extract<FuzzOp, { op: 'copy' }>, iova: bigint
   const srcStart = (src.iova + BigInt(op.pageOffset) * page) & U64_MASK;
   const srcLast = srcStart + length - 1n;
   const pieces: ShadowArea[] = [];
-  const sources = s.areasOf(src.ioasId).filter((a) => a.iova <= srcLast && srcStart <= a.last).sort((x, y) => (x.iova < y.iova ? -1 : 1));
+  const sources = s
+    .areasOf(src.ioasId)
+    .filter((a) => a.iova <= srcLast && srcStart <= a.last)
+    .sort((x, y) => (x.iova < y.iova ? -1 : 1));
   for (const a of sources) {
     const from = a.iova > srcStart ? a.iova : srcStart;
     const to = a.last < srcLast ? a.last : srcLast;
@@ -357,7 +386,12 @@ function arg(entry: TraceEntry, key: string): string | number | undefined {
   return typeof v === 'string' || typeof v === 'number' ? v : undefined;
 }
 
-function unmapStep(s: Shadow, op: Extract<FuzzOp, { op: 'unmap' | 'unmap-span' | 'unmap-all' | 'unmap-range' }>, entry: TraceEntry, fail: (rule: string, message: string) => void): void {
+function unmapStep(
+  s: Shadow,
+  op: Extract<FuzzOp, { op: 'unmap' | 'unmap-span' | 'unmap-all' | 'unmap-range' }>,
+  entry: TraceEntry,
+  fail: (rule: string, message: string) => void,
+): void {
   const ioasId = arg(entry, 'ioas') as number | undefined;
   const iova = arg(entry, 'iova');
   const length = arg(entry, 'length');
@@ -370,7 +404,10 @@ function unmapStep(s: Shadow, op: Extract<FuzzOp, { op: 'unmap' | 'unmap-span' |
   if (entry.result !== 'ok' && entry.result !== 'ENOENT') return;
   // iopt_unmap_iova_range walks the areas in IOVA order, unmapping each until one sticks out of
   // the range: that one fails the call with ENOENT, and what came before stays unmapped.
-  const overlapping = s.areasOf(ioasId).filter((a) => a.iova <= last && start <= a.last).sort((x, y) => (x.iova < y.iova ? -1 : 1));
+  const overlapping = s
+    .areasOf(ioasId)
+    .filter((a) => a.iova <= last && start <= a.last)
+    .sort((x, y) => (x.iova < y.iova ? -1 : 1));
   const removed: ShadowArea[] = [];
   let sticksOut = false;
   for (const a of overlapping) {
@@ -383,8 +420,10 @@ function unmapStep(s: Shadow, op: Extract<FuzzOp, { op: 'unmap' | 'unmap-span' |
   const bytes = removed.reduce((sum, a) => sum + (a.last - a.iova + 1n), 0n);
   if (entry.result === 'ok') {
     const answered = parseHex(outString(entry, 'length'));
-    if (sticksOut) fail('unmap-split', `unmap of [0x${start.toString(16)}, 0x${last.toString(16)}] succeeded although an area sticks out of it`);
-    else if (answered !== bytes) fail('unmap-length', `unmap answered 0x${answered.toString(16)} bytes, the live areas inside hold 0x${bytes.toString(16)}`);
+    if (sticksOut)
+      fail('unmap-split', `unmap of [0x${start.toString(16)}, 0x${last.toString(16)}] succeeded although an area sticks out of it`);
+    else if (answered !== bytes)
+      fail('unmap-length', `unmap answered 0x${answered.toString(16)} bytes, the live areas inside hold 0x${bytes.toString(16)}`);
     else if (bytes === 0n && !all) fail('unmap-nothing', 'unmap of a range with no area succeeded (the kernel answers ENOENT)');
   } else if (!sticksOut && bytes !== 0n) {
     fail('unmap-enoent', `unmap answered ENOENT but the range holds 0x${bytes.toString(16)} bytes of whole areas`);
@@ -392,7 +431,13 @@ function unmapStep(s: Shadow, op: Extract<FuzzOp, { op: 'unmap' | 'unmap-span' |
   s.remove(ioasId, removed);
 }
 
-function getPaStep(s: Shadow, op: Extract<FuzzOp, { op: 'get-pa' }>, entry: TraceEntry, page: bigint, fail: (rule: string, message: string) => void): void {
+function getPaStep(
+  s: Shadow,
+  op: Extract<FuzzOp, { op: 'get-pa' }>,
+  entry: TraceEntry,
+  page: bigint,
+  fail: (rule: string, message: string) => void,
+): void {
   const ioasId = arg(entry, 'ioas') as number | undefined;
   const at = arg(entry, 'iova');
   if (ioasId === undefined || at === undefined) return;
@@ -400,7 +445,10 @@ function getPaStep(s: Shadow, op: Extract<FuzzOp, { op: 'get-pa' }>, entry: Trac
   const cap = parseHex(op.cap);
   const area = s.live.has(ioasId) ? s.covering(ioasId, iova) : undefined;
   if (entry.result === 'ENOENT' && area && cap !== 0n) {
-    fail('get-pa-missing', `GET_PA answered ENOENT at IOVA 0x${iova.toString(16)}, inside the live area [0x${area.iova.toString(16)}, 0x${area.last.toString(16)}]`);
+    fail(
+      'get-pa-missing',
+      `GET_PA answered ENOENT at IOVA 0x${iova.toString(16)}, inside the live area [0x${area.iova.toString(16)}, 0x${area.last.toString(16)}]`,
+    );
     return;
   }
   if (entry.result !== 'ok') return;
@@ -410,7 +458,8 @@ function getPaStep(s: Shadow, op: Extract<FuzzOp, { op: 'get-pa' }>, entry: Trac
   }
   const byte = area.backing + (iova - area.iova);
   const offset = BigInt(entry.out?.['offset'] as number);
-  if (offset !== byte % page) fail('get-pa-offset', `physical offset 0x${offset.toString(16)} in the page, the user address has 0x${(byte % page).toString(16)}`);
+  if (offset !== byte % page)
+    fail('get-pa-offset', `physical offset 0x${offset.toString(16)} in the page, the user address has 0x${(byte % page).toString(16)}`);
   const length = parseHex(entry.props?.['length'] as string);
   // iopt_get_phys: the rest of the first page (within the area), then one page per step while
   // the next IOVA is still inside the area, stopping once the cap is reached; clipped to the cap.
@@ -424,12 +473,17 @@ function getPaStep(s: Shadow, op: Extract<FuzzOp, { op: 'get-pa' }>, entry: Trac
     }
     return false;
   };
-  if (!possible(length)) fail('get-pa-length', `GET_PA length 0x${length.toString(16)} at IOVA 0x${iova.toString(16)} (cap ${op.cap}, area [0x${area.iova.toString(16)}, 0x${area.last.toString(16)}]) is not one the page walk can produce`);
+  if (!possible(length))
+    fail(
+      'get-pa-length',
+      `GET_PA length 0x${length.toString(16)} at IOVA 0x${iova.toString(16)} (cap ${op.cap}, area [0x${area.iova.toString(16)}, 0x${area.last.toString(16)}]) is not one the page walk can produce`,
+    );
   const userPage = Number(byte / page);
   const label = String(entry.out?.['frame'] as string | number | undefined);
   const epoch = s.pageEpoch[userPage]!;
   const seen = s.pageFrame.get(userPage);
-  if (seen && seen.epoch === epoch && seen.label !== label) fail('frame-stable', `arena page ${userPage} moved from frame ${seen.label} to ${label} while pinned`);
+  if (seen && seen.epoch === epoch && seen.label !== label)
+    fail('frame-stable', `arena page ${userPage} moved from frame ${seen.label} to ${label} while pinned`);
   const owner = s.frameOwner.get(label);
   if (owner && owner.page !== userPage && owner.epoch === s.pageEpoch[owner.page] && s.pinned(owner.page)) {
     fail('frame-shared', `arena pages ${owner.page} and ${userPage}, both pinned, share frame ${label}`);

@@ -28,9 +28,12 @@ function withBuild(base: Profile, build: LabKernelBuild): Profile {
 
 function machineProfile(machine: LabMachineName, mode: LabMode, bdf: string): Profile {
   switch (machine) {
-    case 'nvme': return labNvmeProfile(mode);
-    case 'sriov': return labSriovProfile(mode);
-    case 'multi': return profiles[`lab-multi-${mode}`];
+    case 'nvme':
+      return labNvmeProfile(mode);
+    case 'sriov':
+      return labSriovProfile(mode);
+    case 'multi':
+      return profiles[`lab-multi-${mode}`];
     case 'edu': {
       const base = profiles[mode === 'noiommu' ? 'linux-7.3-noiommu' : 'linux-7.3-iommu'];
       return { ...base, pci: base.pci.map((spec) => (spec.device === 'edu' ? { ...spec, address: bdf } : spec)) };
@@ -47,6 +50,11 @@ export function labProfile(mode: LabMode, bdf = '0000:00:03.0', build: LabKernel
   return withBuild(machineProfile(machine, mode, bdf), build);
 }
 
-export function labModelKernel(mode: LabMode, bdf = '0000:00:03.0', build: LabKernelBuild = 'group', machine: LabMachineName = 'edu'): ModelKernel {
+export function labModelKernel(
+  mode: LabMode,
+  bdf = '0000:00:03.0',
+  build: LabKernelBuild = 'group',
+  machine: LabMachineName = 'edu',
+): ModelKernel {
   return createModelKernel(labProfile(mode, bdf, build, machine));
 }

@@ -12,9 +12,6 @@ export function labNvmeProfile(mode: 'noiommu' | 'iommu'): Profile {
   return {
     ...base,
     name: `lab-nvme-${mode}`,
-    pci: [
-      ...labPlatformFunctions([3, 5]),
-      { address: '0000:00:04.0', device: new NvmeController(), driver: 'vfio-pci' },
-    ],
+    pci: [...labPlatformFunctions([3, 5]), { address: '0000:00:04.0', device: new NvmeController(), driver: 'vfio-pci' }],
   };
 }

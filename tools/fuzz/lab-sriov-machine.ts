@@ -18,7 +18,11 @@ export function labSriovProfile(mode: 'noiommu' | 'iommu'): Profile {
     config: { ...base.config, PCI_IOV: true },
     pci: [
       ...labPlatformFunctions([3, 5]),
-      { address: '0000:00:04.0', device: new NvmeController({ sriovMaxVfs: LAB_SRIOV_MAX_VFS, sriovVqFlexible: 4, sriovViFlexible: 2 }), driver: 'vfio-pci' },
+      {
+        address: '0000:00:04.0',
+        device: new NvmeController({ sriovMaxVfs: LAB_SRIOV_MAX_VFS, sriovVqFlexible: 4, sriovViFlexible: 2 }),
+        driver: 'vfio-pci',
+      },
     ],
   };
 }

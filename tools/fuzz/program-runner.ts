@@ -7,14 +7,34 @@
  */
 import type { Kernel, Mapping } from '../../lib/sys/kernel';
 import { VfioError } from '../../lib/sys/errors';
-import { EFD_CLOEXEC, EFD_NONBLOCK, MAP_ANONYMOUS, MAP_PRIVATE, MFD_CLOEXEC, O_CLOEXEC, O_RDWR, PROT_READ, PROT_WRITE } from '../../lib/sys/constants';
+import {
+  EFD_CLOEXEC,
+  EFD_NONBLOCK,
+  MAP_ANONYMOUS,
+  MAP_PRIVATE,
+  MFD_CLOEXEC,
+  O_CLOEXEC,
+  O_RDWR,
+  PROT_READ,
+  PROT_WRITE,
+} from '../../lib/sys/constants';
 import * as V from '../../lib/uapi/vfio';
 import { U64_MAX } from '../../lib/uapi/codec';
 import * as iommufd from '../../lib/ioctl/iommufd-ioctls';
 import * as device from '../../lib/ioctl/device-ioctls';
 import { PciDevice } from '../../lib/pci/pci-device';
 import type { Iova } from '../../lib/sys/addresses';
-import { ARENA_ALIGNMENT, ARENA_PAGES, hex, parseHex, type FuzzOp, type FuzzProgram, type IrqKindName, type NearArea, type ObjectRef } from './program';
+import {
+  ARENA_ALIGNMENT,
+  ARENA_PAGES,
+  hex,
+  parseHex,
+  type FuzzOp,
+  type FuzzProgram,
+  type IrqKindName,
+  type NearArea,
+  type ObjectRef,
+} from './program';
 import { FrameLabels, type Trace, type TraceEntry, type TraceValue } from './trace';
 
 export interface RunOptions {
@@ -61,7 +81,11 @@ function clampU64(value: bigint): bigint {
   return value < 0n ? 0n : value > U64_MAX ? U64_MAX : value;
 }
 
-const IRQ_INDEX: Record<IrqKindName, number> = { intx: V.VFIO_PCI_INTX_IRQ_INDEX, msi: V.VFIO_PCI_MSI_IRQ_INDEX, msix: V.VFIO_PCI_MSIX_IRQ_INDEX };
+const IRQ_INDEX: Record<IrqKindName, number> = {
+  intx: V.VFIO_PCI_INTX_IRQ_INDEX,
+  msi: V.VFIO_PCI_MSI_IRQ_INDEX,
+  msix: V.VFIO_PCI_MSIX_IRQ_INDEX,
+};
 const DEVICE_SLOTS = 2;
 
 /** Thrown inside an operation when a slot it names was never filled: the entry becomes 'skip'. */
@@ -82,7 +106,10 @@ class ProgramRun implements RunnerState {
   private cdevPath = '';
   private args: { [key: string]: TraceValue } | undefined;
 
-  constructor(private readonly kernel: Kernel, private readonly bdf: string) {
+  constructor(
+    private readonly kernel: Kernel,
+    private readonly bdf: string,
+  ) {
     this.page = BigInt(kernel.pageSize);
   }
 
@@ -134,7 +161,10 @@ class ProgramRun implements RunnerState {
       entry = out === undefined ? { op: op.op, result: 'ok' } : { op: op.op, result: 'ok', ...out };
     } catch (e) {
       if (e instanceof Skip) return { op: op.op, result: 'skip' };
-      entry = { op: op.op, result: e instanceof VfioError ? e.code : `throw: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}` };
+      entry = {
+        op: op.op,
+        result: e instanceof VfioError ? e.code : `throw: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`,
+      };
     }
     return this.args ? { ...entry, args: this.args } : entry;
   }
@@ -164,10 +194,19 @@ class ProgramRun implements RunnerState {
         const raw = BigInt(op.pages) * this.page + BigInt(op.lengthAdjust);
         const length = raw < 0n ? 0n : raw;
         const fixed = this.fixedIova(op);
-        this.issue({ ioas: ioasId, arenaOffset: hex(arenaOffset), length: hex(length), ...(fixed !== undefined ? { iova: hex(fixed) } : {}) });
+        this.issue({
+          ioas: ioasId,
+          arenaOffset: hex(arenaOffset),
+          length: hex(length),
+          ...(fixed !== undefined ? { iova: hex(fixed) } : {}),
+        });
         const at = iommufd.ioasMap(k, this.iommufd, {
-          ioasId, userVa: this.arenaBase + arenaOffset, length,
-          readable: op.readable, writable: op.writable, ...(fixed !== undefined ? { iova: fixed as Iova } : {}),
+          ioasId,
+          userVa: this.arenaBase + arenaOffset,
+          length,
+          readable: op.readable,
+          writable: op.writable,
+          ...(fixed !== undefined ? { iova: fixed as Iova } : {}),
         });
         return { out: { iova: hex(at), area: this.addArea({ ioasSlot: op.ioas, ioasId, iova: at, length }) } };
       }
@@ -178,7 +217,12 @@ class ProgramRun implements RunnerState {
         const fixed = this.fixedIova(op);
         this.issue({ ioas: ioasId, fileOffset: hex(start), length: hex(length), ...(fixed !== undefined ? { iova: hex(fixed) } : {}) });
         const at = iommufd.ioasMapFile(k, this.iommufd, {
-          ioasId, fileFd: this.memfd, start, length, readable: true, writable: op.writable,
+          ioasId,
+          fileFd: this.memfd,
+          start,
+          length,
+          readable: true,
+          writable: op.writable,
           ...(fixed !== undefined ? { iova: fixed as Iova } : {}),
         });
         return { out: { iova: hex(at), area: this.addArea({ ioasSlot: op.ioas, ioasId, iova: at, length }) } };
@@ -189,9 +233,20 @@ class ProgramRun implements RunnerState {
         const srcIova = u64(src.iova + BigInt(op.pageOffset) * this.page);
         const length = BigInt(op.pages) * this.page;
         const fixed = this.fixedIova(op);
-        this.issue({ src: src.ioasId, srcIova: hex(srcIova), dst: dstId, length: hex(length), ...(fixed !== undefined ? { iova: hex(fixed) } : {}) });
+        this.issue({
+          src: src.ioasId,
+          srcIova: hex(srcIova),
+          dst: dstId,
+          length: hex(length),
+          ...(fixed !== undefined ? { iova: hex(fixed) } : {}),
+        });
         const at = iommufd.ioasCopy(k, this.iommufd, {
-          srcIoasId: src.ioasId, srcIova: srcIova as Iova, dstIoasId: dstId, length, readable: true, writable: op.writable,
+          srcIoasId: src.ioasId,
+          srcIova: srcIova as Iova,
+          dstIoasId: dstId,
+          length,
+          readable: true,
+          writable: op.writable,
           ...(fixed !== undefined ? { dstIova: fixed as Iova } : {}),
         });
         return { out: { iova: hex(at), area: this.addArea({ ioasSlot: op.dst, ioasId: dstId, iova: at, length }) } };
@@ -234,8 +289,12 @@ class ProgramRun implements RunnerState {
       }
       case 'allow-iovas':
         this.issue({ ioas: this.slot(this.ioasIds, op.ioas) });
-        iommufd.ioasAllowIovas(k, this.iommufd, this.slot(this.ioasIds, op.ioas),
-          op.ranges.map((r) => ({ start: parseHex(r.start) as Iova, last: parseHex(r.last) as Iova })));
+        iommufd.ioasAllowIovas(
+          k,
+          this.iommufd,
+          this.slot(this.ioasIds, op.ioas),
+          op.ranges.map((r) => ({ start: parseHex(r.start) as Iova, last: parseHex(r.last) as Iova })),
+        );
         return undefined;
       case 'option': {
         const objectId = op.option === 'huge-pages' ? this.slot(this.ioasIds, op.ioas) : 0;
@@ -301,7 +360,13 @@ class ProgramRun implements RunnerState {
       }
       case 'irq-mask': {
         const d = this.device(op.device);
-        device.deviceSetIrqs(k, d.fd, { index: IRQ_INDEX[op.kind], action: op.unmask ? 'unmask' : 'mask', start: 0, count: 1, data: { kind: 'none' } });
+        device.deviceSetIrqs(k, d.fd, {
+          index: IRQ_INDEX[op.kind],
+          action: op.unmask ? 'unmask' : 'mask',
+          start: 0,
+          count: 1,
+          data: { kind: 'none' },
+        });
         return { out: { fired: this.drain(d, op.kind) } };
       }
       case 'irq-info': {
@@ -327,7 +392,10 @@ class ProgramRun implements RunnerState {
         const r = device.deviceGetRegionInfo(k, this.device(op.device).fd, op.index);
         return {
           out: {
-            flags: r.flags, size: hex(r.size), offset: hex(r.offset), capabilities: r.capabilities.map((c) => c.id),
+            flags: r.flags,
+            size: hex(r.size),
+            offset: hex(r.offset),
+            capabilities: r.capabilities.map((c) => c.id),
             ...(r.sparseMmap ? { sparse: r.sparseMmap.map((a) => [hex(a.offset), hex(a.size)]) } : {}),
             msixMappable: r.msixMappable,
           },
@@ -399,7 +467,13 @@ class ProgramRun implements RunnerState {
     const fds: number[] = [];
     try {
       for (let i = 0; i < count; i++) fds.push(this.kernel.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
-      device.deviceSetIrqs(this.kernel, d.fd, { index: IRQ_INDEX[kind], action: 'trigger', start: 0, count, data: { kind: 'eventfd', fds } });
+      device.deviceSetIrqs(this.kernel, d.fd, {
+        index: IRQ_INDEX[kind],
+        action: 'trigger',
+        start: 0,
+        count,
+        data: { kind: 'eventfd', fds },
+      });
     } catch (e) {
       for (const fd of fds) this.kernel.close(fd);
       throw e;
@@ -461,15 +535,19 @@ class ProgramRun implements RunnerState {
 
   private resolve(ref: ObjectRef): number {
     switch (ref.kind) {
-      case 'ioas': return this.slot(this.ioasIds, ref.slot);
-      case 'hwpt': return this.slot(this.hwptIds, ref.slot);
-      case 'attached': return this.slot(this.attachedIds, ref.slot);
+      case 'ioas':
+        return this.slot(this.ioasIds, ref.slot);
+      case 'hwpt':
+        return this.slot(this.hwptIds, ref.slot);
+      case 'attached':
+        return this.slot(this.attachedIds, ref.slot);
       case 'device': {
         const id = this.device(ref.device).deviceId;
         if (id === undefined) throw new Skip();
         return id;
       }
-      case 'raw': return ref.id;
+      case 'raw':
+        return ref.id;
     }
   }
 }

@@ -44,43 +44,43 @@ export type FuzzOp =
   | { readonly op: 'ioas-alloc' }
   | { readonly op: 'destroy'; readonly target: ObjectRef }
   | {
-    readonly op: 'map';
-    readonly ioas: number;
-    /** First arena page of the user memory. */
-    readonly userPage: number;
-    readonly pages: number;
-    /** Bytes added to the user address (sub-page starts; 0 normally). */
-    readonly byteOffset: number;
-    /** Bytes added to the length (a length that is not a page multiple, or 0: -pages*pageSize). */
-    readonly lengthAdjust: number;
-    /** A fixed IOVA (hex); or one relative to an area (`near`); with neither, the kernel's choice. */
-    readonly iova?: string;
-    readonly near?: NearArea;
-    readonly readable: boolean;
-    readonly writable: boolean;
-  }
+      readonly op: 'map';
+      readonly ioas: number;
+      /** First arena page of the user memory. */
+      readonly userPage: number;
+      readonly pages: number;
+      /** Bytes added to the user address (sub-page starts; 0 normally). */
+      readonly byteOffset: number;
+      /** Bytes added to the length (a length that is not a page multiple, or 0: -pages*pageSize). */
+      readonly lengthAdjust: number;
+      /** A fixed IOVA (hex); or one relative to an area (`near`); with neither, the kernel's choice. */
+      readonly iova?: string;
+      readonly near?: NearArea;
+      readonly readable: boolean;
+      readonly writable: boolean;
+    }
   | {
-    /** IOMMU_IOAS_MAP_FILE of the fuzz memfd (ARENA_PAGES pages long). */
-    readonly op: 'map-file';
-    readonly ioas: number;
-    readonly filePage: number;
-    readonly pages: number;
-    readonly iova?: string;
-    readonly near?: NearArea;
-    readonly writable: boolean;
-  }
+      /** IOMMU_IOAS_MAP_FILE of the fuzz memfd (ARENA_PAGES pages long). */
+      readonly op: 'map-file';
+      readonly ioas: number;
+      readonly filePage: number;
+      readonly pages: number;
+      readonly iova?: string;
+      readonly near?: NearArea;
+      readonly writable: boolean;
+    }
   | {
-    readonly op: 'copy';
-    /** Source: an area slot; the copy starts `pageOffset` pages into it and spans `pages`. */
-    readonly area: number;
-    readonly pageOffset: number;
-    readonly pages: number;
-    /** Destination IOAS slot. */
-    readonly dst: number;
-    readonly iova?: string;
-    readonly near?: NearArea;
-    readonly writable: boolean;
-  }
+      readonly op: 'copy';
+      /** Source: an area slot; the copy starts `pageOffset` pages into it and spans `pages`. */
+      readonly area: number;
+      readonly pageOffset: number;
+      readonly pages: number;
+      /** Destination IOAS slot. */
+      readonly dst: number;
+      readonly iova?: string;
+      readonly near?: NearArea;
+      readonly writable: boolean;
+    }
   /** Unmaps [area.iova + startPages pages, area end + endPages pages) of the area's IOAS. */
   | { readonly op: 'unmap'; readonly area: number; readonly startPages: number; readonly endPages: number }
   /** Unmaps from the start of area `from` to the end of area `to` (both must live in one IOAS to make sense). */
@@ -90,13 +90,13 @@ export type FuzzOp =
   /** A literal range (hex). */
   | { readonly op: 'unmap-range'; readonly ioas: number; readonly iova: string; readonly length: string }
   | {
-    readonly op: 'get-pa';
-    readonly area: number;
-    /** Byte offset into the area (may point past its end). */
-    readonly offset: number;
-    /** The length cap (hex, 0 is allowed: EINVAL). */
-    readonly cap: string;
-  }
+      readonly op: 'get-pa';
+      readonly area: number;
+      /** Byte offset into the area (may point past its end). */
+      readonly offset: number;
+      /** The length cap (hex, 0 is allowed: EINVAL). */
+      readonly cap: string;
+    }
   | { readonly op: 'iova-ranges'; readonly ioas: number }
   | { readonly op: 'allow-iovas'; readonly ioas: number; readonly ranges: readonly { readonly start: string; readonly last: string }[] }
   /** IOMMU_OPTION: huge-pages of an IOAS, or the context's rlimit-mode; `set` absent only reads. */
@@ -119,11 +119,25 @@ export type FuzzOp =
    * SET_IRQS trigger with eventfds on [start, start+count) of an index already enabled: new
    * eventfds grow it (or rewire vectors), `release` passes fd -1 for each, de-assigning them.
    */
-  | { readonly op: 'irq-resize'; readonly device: number; readonly kind: IrqKindName; readonly start: number; readonly count: number; readonly release: boolean }
+  | {
+      readonly op: 'irq-resize';
+      readonly device: number;
+      readonly kind: IrqKindName;
+      readonly start: number;
+      readonly count: number;
+      readonly release: boolean;
+    }
   /** pread of `width` bytes at `offset` of the config region. */
   | { readonly op: 'config-read'; readonly device: number; readonly offset: number; readonly width: number }
   /** pwrite of `value` (`width` bytes, little endian) at `offset` of the config region; `readBack` reads it again (BAR sizing). */
-  | { readonly op: 'config-write'; readonly device: number; readonly offset: number; readonly width: number; readonly value: number; readonly readBack: boolean }
+  | {
+      readonly op: 'config-write';
+      readonly device: number;
+      readonly offset: number;
+      readonly width: number;
+      readonly value: number;
+      readonly readBack: boolean;
+    }
   /** VFIO_DEVICE_GET_REGION_INFO of an index (past the last one too), with the argsz retry for a capability chain. */
   | { readonly op: 'region-info'; readonly device: number; readonly index: number }
   /** VFIO_DEVICE_RESET. */

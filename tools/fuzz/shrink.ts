@@ -17,7 +17,10 @@ export interface ShrinkResult<T> {
  * that helps.
  */
 export function shrink<T>(
-  items: readonly T[], stillFails: (candidate: readonly T[]) => boolean, maxTries = 2000, simplify?: (item: T) => readonly T[],
+  items: readonly T[],
+  stillFails: (candidate: readonly T[]) => boolean,
+  maxTries = 2000,
+  simplify?: (item: T) => readonly T[],
 ): ShrinkResult<T> {
   const steps = shrinkSteps(items, maxTries, simplify);
   let step = steps.next(false);
@@ -30,7 +33,10 @@ export function shrink<T>(
  * with faults armed): `stillFails` is awaited for each candidate, one at a time.
  */
 export async function shrinkAsync<T>(
-  items: readonly T[], stillFails: (candidate: readonly T[]) => Promise<boolean>, maxTries = 2000, simplify?: (item: T) => readonly T[],
+  items: readonly T[],
+  stillFails: (candidate: readonly T[]) => Promise<boolean>,
+  maxTries = 2000,
+  simplify?: (item: T) => readonly T[],
 ): Promise<ShrinkResult<T>> {
   const steps = shrinkSteps(items, maxTries, simplify);
   let step = steps.next(false);
@@ -39,7 +45,11 @@ export async function shrinkAsync<T>(
 }
 
 /** The search itself, written once: it yields each candidate and is told whether it still fails. */
-function* shrinkSteps<T>(items: readonly T[], maxTries: number, simplify?: (item: T) => readonly T[]): Generator<readonly T[], ShrinkResult<T>, boolean> {
+function* shrinkSteps<T>(
+  items: readonly T[],
+  maxTries: number,
+  simplify?: (item: T) => readonly T[],
+): Generator<readonly T[], ShrinkResult<T>, boolean> {
   let tries = 0;
   function* test(candidate: readonly T[]): Generator<readonly T[], boolean, boolean> {
     tries++;

@@ -55,7 +55,8 @@ export function compareTraces(expected: Trace, actual: Trace): TraceDifference |
   for (let i = 0; i < n; i++) {
     const e = expected.entries[i];
     const a = actual.entries[i];
-    if (!e || !a) return { index: i, expected: e, actual: a, what: e ? 'the second trace ends early' : 'the second trace has extra entries' };
+    if (!e || !a)
+      return { index: i, expected: e, actual: a, what: e ? 'the second trace ends early' : 'the second trace has extra entries' };
     if (e.op !== a.op) return { index: i, expected: e, actual: a, what: `different operations (${e.op} vs ${a.op})` };
     if (e.result !== a.result) return { index: i, expected: e, actual: a, what: `${e.op}: ${e.result} vs ${a.result}` };
     if (canonical(e.out) !== canonical(a.out)) {

@@ -6,4 +6,13 @@ import { selftestCommand } from './selftest';
 import { statusCommand } from './status';
 import { recordCommand, replayCommand, traceCommand } from './trace';
 
-export const COMMANDS: readonly Command[] = [statusCommand, bindCommand, unbindCommand, infoCommand, selftestCommand, traceCommand, recordCommand, replayCommand];
+export const COMMANDS: readonly Command[] = [
+  statusCommand,
+  bindCommand,
+  unbindCommand,
+  infoCommand,
+  selftestCommand,
+  traceCommand,
+  recordCommand,
+  replayCommand,
+];

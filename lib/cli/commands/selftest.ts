@@ -52,7 +52,8 @@ export const selftestCommand: Command = {
     const where = kernel.kind === 'model' ? `the model (${kernel.description})` : 'the real kernel';
     const header = [`node-vfio selftest on ${where}`, ...envs.map(describeEnvironment)];
     /** With several devices a result names its device: the same case runs once per device. */
-    const named = (env: (typeof envs)[number], r: CaseResult): CaseResult => (several ? { ...r, id: `${env.device?.bdf ?? 'no-device'}:${r.id}` } : r);
+    const named = (env: (typeof envs)[number], r: CaseResult): CaseResult =>
+      several ? { ...r, id: `${env.device?.bdf ?? 'no-device'}:${r.id}` } : r;
     const results: CaseResult[] = [];
     if (args.options.has('tap')) {
       const tap = new TapWriter(stdout);

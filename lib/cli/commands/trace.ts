@@ -44,7 +44,9 @@ export const traceCommand: Command = {
       ...(args.options.has('region') ? { region: regionOption(args.options.get('region'))! } : {}),
     };
     const trace = readTrace(file);
-    stdout(`# ${file}: ${trace.header.kernel} (${trace.header.kind}), trace version ${trace.header.version}, started ${trace.header.started}`);
+    stdout(
+      `# ${file}: ${trace.header.kernel} (${trace.header.kind}), trace version ${trace.header.version}, started ${trace.header.started}`,
+    );
     if (args.options.has('summary')) for (const line of formatSummary(summarizeTrace(trace))) stdout(line);
     else for (const line of listTrace(trace, filter)) stdout(line);
     return 0;
@@ -69,7 +71,8 @@ export const recordCommand: Command = {
     const cap = integerOption(args.options.get('data-cap'), 'data-cap');
     fs.rmSync(out, { force: true });
     const env = {
-      ...process.env, NODE_VFIO_TRACE: out,
+      ...process.env,
+      NODE_VFIO_TRACE: out,
       ...(args.options.has('mmio') ? { NODE_VFIO_TRACE_MMIO: '1' } : {}),
       ...(cap === undefined ? {} : { NODE_VFIO_TRACE_DATA_CAP: String(cap) }),
     };
@@ -98,7 +101,9 @@ export const replayCommand: Command = {
     const trace = readTrace(file);
     const result = await replayTrace(trace, kernel, waitTimeoutMs === undefined ? {} : { waitTimeoutMs });
     if (!result.divergence) {
-      stdout(`${file}: ${result.replayed} calls replayed on ${kernel.kind === 'model' ? `the model (${kernel.description})` : kernel.description}: 0 divergences`);
+      stdout(
+        `${file}: ${result.replayed} calls replayed on ${kernel.kind === 'model' ? `the model (${kernel.description})` : kernel.description}: 0 divergences`,
+      );
       return 0;
     }
     for (const line of formatDivergence(result.divergence)) stdout(line);

@@ -14,8 +14,16 @@ import { IDENTIFY_SIZE } from './namespace';
 import { DNR, STATUS } from './status';
 
 export const ADMIN = {
-  DELETE_SQ: 0x00, CREATE_SQ: 0x01, GET_LOG_PAGE: 0x02, DELETE_CQ: 0x04, CREATE_CQ: 0x05, IDENTIFY: 0x06,
-  ABORT: 0x08, SET_FEATURES: 0x09, GET_FEATURES: 0x0a, ASYNC_EVENT_REQUEST: 0x0c,
+  DELETE_SQ: 0x00,
+  CREATE_SQ: 0x01,
+  GET_LOG_PAGE: 0x02,
+  DELETE_CQ: 0x04,
+  CREATE_CQ: 0x05,
+  IDENTIFY: 0x06,
+  ABORT: 0x08,
+  SET_FEATURES: 0x09,
+  GET_FEATURES: 0x0a,
+  ASYNC_EVENT_REQUEST: 0x0c,
 } as const;
 
 /** An Asynchronous Event Request stays outstanding: the controller completes it later. */
@@ -31,17 +39,28 @@ export function executeAdmin(ctx: AdminContext, c: Command): Completion | typeof
   if (dataPointerType(c) !== 0) return { status: STATUS.INVALID_FIELD | DNR };
   if (fusedOperation(c)) return { status: STATUS.INVALID_FIELD };
   switch (c.opcode) {
-    case ADMIN.DELETE_SQ: return deleteSq(ctx, c);
-    case ADMIN.CREATE_SQ: return createSq(ctx, c);
-    case ADMIN.GET_LOG_PAGE: return getLogPage(ctx, c);
-    case ADMIN.DELETE_CQ: return deleteCq(ctx, c);
-    case ADMIN.CREATE_CQ: return createCq(ctx, c);
-    case ADMIN.IDENTIFY: return identify(ctx, c);
-    case ADMIN.ABORT: return abort(ctx, c);
-    case ADMIN.SET_FEATURES: return setFeatures(ctx, c);
-    case ADMIN.GET_FEATURES: return getFeatures(ctx, c);
-    case ADMIN.ASYNC_EVENT_REQUEST: return HELD;
-    default: return { status: STATUS.INVALID_FIELD | DNR };
+    case ADMIN.DELETE_SQ:
+      return deleteSq(ctx, c);
+    case ADMIN.CREATE_SQ:
+      return createSq(ctx, c);
+    case ADMIN.GET_LOG_PAGE:
+      return getLogPage(ctx, c);
+    case ADMIN.DELETE_CQ:
+      return deleteCq(ctx, c);
+    case ADMIN.CREATE_CQ:
+      return createCq(ctx, c);
+    case ADMIN.IDENTIFY:
+      return identify(ctx, c);
+    case ADMIN.ABORT:
+      return abort(ctx, c);
+    case ADMIN.SET_FEATURES:
+      return setFeatures(ctx, c);
+    case ADMIN.GET_FEATURES:
+      return getFeatures(ctx, c);
+    case ADMIN.ASYNC_EVENT_REQUEST:
+      return HELD;
+    default:
+      return { status: STATUS.INVALID_FIELD | DNR };
   }
 }
 
@@ -99,11 +118,22 @@ function abort(ctx: AdminContext, c: Command): Completion {
 }
 
 const CNS = {
-  NAMESPACE: 0x00, CONTROLLER: 0x01, ACTIVE_NAMESPACES: 0x02, NAMESPACE_DESCRIPTORS: 0x03,
-  CSI_NAMESPACE: 0x05, CSI_CONTROLLER: 0x06, CSI_ACTIVE_NAMESPACES: 0x07,
-  ALLOCATED_NAMESPACES: 0x10, ALLOCATED_NAMESPACE: 0x11, NAMESPACE_CONTROLLERS: 0x12, CONTROLLERS: 0x13,
-  PRIMARY_CONTROLLER_CAPABILITIES: 0x14, SECONDARY_CONTROLLERS: 0x15,
-  CSI_ALLOCATED_NAMESPACES: 0x1a, CSI_ALLOCATED_NAMESPACE: 0x1b, COMMAND_SETS: 0x1c,
+  NAMESPACE: 0x00,
+  CONTROLLER: 0x01,
+  ACTIVE_NAMESPACES: 0x02,
+  NAMESPACE_DESCRIPTORS: 0x03,
+  CSI_NAMESPACE: 0x05,
+  CSI_CONTROLLER: 0x06,
+  CSI_ACTIVE_NAMESPACES: 0x07,
+  ALLOCATED_NAMESPACES: 0x10,
+  ALLOCATED_NAMESPACE: 0x11,
+  NAMESPACE_CONTROLLERS: 0x12,
+  CONTROLLERS: 0x13,
+  PRIMARY_CONTROLLER_CAPABILITIES: 0x14,
+  SECONDARY_CONTROLLERS: 0x15,
+  CSI_ALLOCATED_NAMESPACES: 0x1a,
+  CSI_ALLOCATED_NAMESPACE: 0x1b,
+  COMMAND_SETS: 0x1c,
 } as const;
 
 function identify(ctx: AdminContext, c: Command): Completion {
@@ -192,7 +222,7 @@ function dsmRangeSizeLimit(ctx: AdminContext): number {
   let limit = 0xffff_ffff;
   for (let i = 1; i <= ctx.maxNamespaces; i++) {
     const ns = ctx.namespace(i);
-    if (ns) limit = Math.min(limit, Math.floor((0x7fff_fe00) / ns.blockSize));
+    if (ns) limit = Math.min(limit, Math.floor(0x7fff_fe00 / ns.blockSize));
   }
   return limit;
 }

@@ -40,8 +40,12 @@ export function decodeCommand(bytes: Uint8Array): Command {
 }
 
 /** PRP (0) or one of the SGL forms (1, 2). */
-export function dataPointerType(c: Command): number { return (c.flags >>> 6) & 0x3; }
-export function fusedOperation(c: Command): number { return c.flags & 0x3; }
+export function dataPointerType(c: Command): number {
+  return (c.flags >>> 6) & 0x3;
+}
+export function fusedOperation(c: Command): number {
+  return c.flags & 0x3;
+}
 
 /** What a command ends with: a status (see status.ts) and the completion's dword 0. */
 export interface Completion {

@@ -20,7 +20,14 @@
  * queue with interrupts enabled holds entries and INTMS does not mask its vector.
  */
 import {
-  DeviceModel, extendedCapability, msixCapability, pcieCapability, pmCapability, sriovCapability, type AccessWidth, type ResetKind,
+  DeviceModel,
+  extendedCapability,
+  msixCapability,
+  pcieCapability,
+  pmCapability,
+  sriovCapability,
+  type AccessWidth,
+  type ResetKind,
 } from '../../model/device';
 import { ADMIN, executeAdmin, HELD } from './admin-commands';
 import { CQE_SIZE, decodeCommand, SQE_SIZE, type Command, type Completion } from './command';
@@ -34,8 +41,18 @@ import { walkPrps, type DataRun } from './prp';
 import { walkSgl } from './sgl';
 import { CompletionQueue, SubmissionQueue } from './queues';
 import {
-  cc, CC_EN, capabilityRegister, CSS_ADMIN_ONLY, CSTS_CFS, CSTS_RDY, CSTS_SHST_COMPLETE, CSTS_SHST_MASK, NVME_VERSION_1_4,
-  REG, REGISTER_BLOCK_SIZE, RegisterFile,
+  cc,
+  CC_EN,
+  capabilityRegister,
+  CSS_ADMIN_ONLY,
+  CSTS_CFS,
+  CSTS_RDY,
+  CSTS_SHST_COMPLETE,
+  CSTS_SHST_MASK,
+  NVME_VERSION_1_4,
+  REG,
+  REGISTER_BLOCK_SIZE,
+  RegisterFile,
 } from './registers';
 import { STATUS } from './status';
 
@@ -86,20 +103,36 @@ export interface NvmeOptions {
 
 /** QEMU 7.2's NVME_MAX_VFS, NVME_VF_OFFSET and NVME_VF_STRIDE. */
 export const NVME_MAX_VFS = 127;
-const NVME_VF_OFFSET = 1, NVME_VF_STRIDE = 1;
-const ARI_AT = 0x100, SRIOV_AT = 0x120;
+const NVME_VF_OFFSET = 1,
+  NVME_VF_STRIDE = 1;
+const ARI_AT = 0x100,
+  SRIOV_AT = 0x120;
 
 const MAX_NAMESPACES = 256;
-const CAP = { mqes: 0x7ff, timeout: 0xf, dstrd: 0, css: (1 << 0) | (1 << 6) | (1 << 7), mpsmin: 0, mpsmax: 4, cmbSupported: false, pmrSupported: false };
+const CAP = {
+  mqes: 0x7ff,
+  timeout: 0xf,
+  dstrd: 0,
+  css: (1 << 0) | (1 << 6) | (1 << 7),
+  mpsmin: 0,
+  mpsmax: 4,
+  cmbSupported: false,
+  pmrSupported: false,
+};
 /** The supported entry sizes (log2): SQES and CQES of Identify Controller. */
-const SQES = 6, CQES = 4;
+const SQES = 6,
+  CQES = 4;
 const AER_LIMIT_EXCEEDED = 0x0105;
 const EVENT_TYPE_ERROR = 0;
 const EVENT_INVALID_DOORBELL_REGISTER = 0x00;
 const EVENT_INVALID_DOORBELL_VALUE = 0x01;
 const LOG_ERROR_INFORMATION = 0x01;
 
-interface PendingEvent { readonly type: number; readonly info: number; readonly logPage: number }
+interface PendingEvent {
+  readonly type: number;
+  readonly info: number;
+  readonly logPage: number;
+}
 
 export class NvmeController extends DeviceModel {
   readonly namespaces: readonly Namespace[];
@@ -138,25 +171,50 @@ export class NvmeController extends DeviceModel {
     const vf = options.virtualFunction !== undefined;
     if (maxVfs && !vf) checkSriovResources(options, maxVfs);
     // QEMU gives PF and VFs the ARI capability whenever sriov_max_vfs is set; only the PF has SR-IOV.
-    const sriovCaps = maxVfs === 0 ? [] : [
-      extendedCapability({ id: PCI_EXT_CAP_ID_ARI, version: 1, data: ariData(options.virtualFunction === undefined ? NVME_VF_OFFSET : 0), at: ARI_AT }),
-      ...(options.virtualFunction === undefined
-        ? [sriovCapability({
-          totalVfs: maxVfs, vfOffset: NVME_VF_OFFSET, vfStride: NVME_VF_STRIDE, vfDeviceId: NVME_DEVICE_ID, at: SRIOV_AT,
-          vfBars: [{ index: 0, size: NVME_BAR0_SIZE, type: 'memory64' }],
-        })]
-        : []),
-    ];
+    const sriovCaps =
+      maxVfs === 0
+        ? []
+        : [
+            extendedCapability({
+              id: PCI_EXT_CAP_ID_ARI,
+              version: 1,
+              data: ariData(options.virtualFunction === undefined ? NVME_VF_OFFSET : 0),
+              at: ARI_AT,
+            }),
+            ...(options.virtualFunction === undefined
+              ? [
+                  sriovCapability({
+                    totalVfs: maxVfs,
+                    vfOffset: NVME_VF_OFFSET,
+                    vfStride: NVME_VF_STRIDE,
+                    vfDeviceId: NVME_DEVICE_ID,
+                    at: SRIOV_AT,
+                    vfBars: [{ index: 0, size: NVME_BAR0_SIZE, type: 'memory64' }],
+                  }),
+                ]
+              : []),
+          ];
     super({
       model: 'nvme',
       identity: {
-        vendorId: NVME_VENDOR_ID, deviceId: NVME_DEVICE_ID, subsystemVendorId: 0x1af4, subsystemId: 0x1100,
-        classCode: NVME_CLASS_CODE, revision: 2,
+        vendorId: NVME_VENDOR_ID,
+        deviceId: NVME_DEVICE_ID,
+        subsystemVendorId: 0x1af4,
+        subsystemId: 0x1100,
+        classCode: NVME_CLASS_CODE,
+        revision: 2,
       },
       interruptPin: 'INTA',
       ...(vf ? { virtualFunction: true } : {}),
       // A VF's BAR0 is assigned from the PF's VF BAR window when VFs are enabled.
-      bars: [{ index: 0, size: NVME_BAR0_SIZE, type: 'memory64', ...(options.virtualFunction === undefined ? { address: options.bar0Address ?? 0xfebd_4000n } : {}) }],
+      bars: [
+        {
+          index: 0,
+          size: NVME_BAR0_SIZE,
+          type: 'memory64',
+          ...(options.virtualFunction === undefined ? { address: options.bar0Address ?? 0xfebd_4000n } : {}),
+        },
+      ],
       capabilities: [
         msixCapability({ vectors: msixVectors, table: { bar: 0, offset: MSIX_TABLE }, pba: { bar: 0, offset: 0x3000 }, at: 0x40 }),
         pcieCapability({ type: 'integrated-endpoint', flr: true, at: 0x80 }),
@@ -173,12 +231,20 @@ export class NvmeController extends DeviceModel {
     const storage = options.storage ?? new MemoryStorage(64 * 1024 * 1024);
     this.namespaces = [new Namespace(1, storage)];
     this.identity = identifyController({
-      vendorId: NVME_VENDOR_ID, subsystemVendorId: 0x1af4, serial: options.serial ?? 'nodevfio0001',
-      modelNumber: 'QEMU NVMe Ctrl', firmwareRevision: options.firmwareRevision ?? '7.2.22',
-      mdts: this.mdts, controllerId: 0, aerl: 3, maxNamespaces: MAX_NAMESPACES,
+      vendorId: NVME_VENDOR_ID,
+      subsystemVendorId: 0x1af4,
+      serial: options.serial ?? 'nodevfio0001',
+      modelNumber: 'QEMU NVMe Ctrl',
+      firmwareRevision: options.firmwareRevision ?? '7.2.22',
+      mdts: this.mdts,
+      controllerId: 0,
+      aerl: 3,
+      maxNamespaces: MAX_NAMESPACES,
     });
     this.context = this.commandContext();
-    this.onEvent((e) => { if (e.kind === 'dma-fault' || e.kind === 'dma-blocked') this.dmaFailures++; });
+    this.onEvent((e) => {
+      if (e.kind === 'dma-fault' || e.kind === 'dma-blocked') this.dmaFailures++;
+    });
     this.powerOnRegisters();
     this.handleMmio(0, {
       widths: [8, 16, 32, 64],
@@ -195,7 +261,8 @@ export class NvmeController extends DeviceModel {
     const max = this.options.sriovMaxVfs ?? 0;
     if (this.options.virtualFunction !== undefined || index < 0 || index >= max) return undefined;
     const { bar0Address: _bar0, storage: _storage, ...rest } = this.options;
-    void _bar0; void _storage;
+    void _bar0;
+    void _storage;
     const queues = Math.floor((this.options.sriovVqFlexible ?? 0) / max);
     const vectors = Math.floor((this.options.sriovViFlexible ?? 0) / max);
     // A secondary controller's queues include its admin queue.
@@ -203,7 +270,9 @@ export class NvmeController extends DeviceModel {
   }
 
   /** The namespace's storage (NSID 1). */
-  get storage(): NamespaceStorage { return this.namespaces[0]!.storage; }
+  get storage(): NamespaceStorage {
+    return this.namespaces[0]!.storage;
+  }
 
   override onReset(kind: ResetKind): void {
     void kind;
@@ -228,7 +297,10 @@ export class NvmeController extends DeviceModel {
   private writeBar(offset: number, width: AccessWidth, value: bigint): void {
     if (offset >= MSIX_TABLE) return;
     if (offset >= DOORBELLS) {
-      if (offset & 3) { this.guestError(`misaligned doorbell write at 0x${offset.toString(16)}`); return; }
+      if (offset & 3) {
+        this.guestError(`misaligned doorbell write at 0x${offset.toString(16)}`);
+        return;
+      }
       this.doorbell(offset, Number(value & 0xffffn));
       return;
     }
@@ -243,13 +315,28 @@ export class NvmeController extends DeviceModel {
         this.checkIntx();
         return;
       }
-      case REG.CC: this.writeCc(v32); return;
-      case REG.AQA: this.regs.set32(REG.AQA, v32); return;
-      case REG.ASQ: case REG.ACQ: this.regs.store(offset, width >>> 3, value); return;
-      case REG.ASQ + 4: case REG.ACQ + 4: this.regs.set32(offset, v32); return;
-      case REG.CSTS: this.guestError(v32 & 0x10 ? 'NSSR via CSTS is not supported' : 'CSTS is read-only'); return;
-      case REG.NSSR: this.guestError('NVM subsystem reset is not supported'); return;
-      default: this.guestError(`write of 0x${value.toString(16)} to read-only or reserved register 0x${offset.toString(16)}`);
+      case REG.CC:
+        this.writeCc(v32);
+        return;
+      case REG.AQA:
+        this.regs.set32(REG.AQA, v32);
+        return;
+      case REG.ASQ:
+      case REG.ACQ:
+        this.regs.store(offset, width >>> 3, value);
+        return;
+      case REG.ASQ + 4:
+      case REG.ACQ + 4:
+        this.regs.set32(offset, v32);
+        return;
+      case REG.CSTS:
+        this.guestError(v32 & 0x10 ? 'NSSR via CSTS is not supported' : 'CSTS is read-only');
+        return;
+      case REG.NSSR:
+        this.guestError('NVM subsystem reset is not supported');
+        return;
+      default:
+        this.guestError(`write of 0x${value.toString(16)} to read-only or reserved register 0x${offset.toString(16)}`);
     }
   }
 
@@ -281,7 +368,8 @@ export class NvmeController extends DeviceModel {
     const acq = this.regs.get64(REG.ACQ);
     const pageSize = 2 ** (cc.mps(ccValue) + 12);
     const mask = BigInt(pageSize - 1);
-    const asqs = aqa & 0xfff, acqs = (aqa >>> 16) & 0xfff;
+    const asqs = aqa & 0xfff,
+      acqs = (aqa >>> 16) & 0xfff;
     if (this.cqs[0] || this.sqs[0]) return 'the admin queues already exist';
     if (asq & mask) return `ASQ 0x${asq.toString(16)} is not page aligned`;
     if (acq & mask) return `ACQ 0x${acq.toString(16)} is not page aligned`;
@@ -345,8 +433,14 @@ export class NvmeController extends DeviceModel {
     const qid = index >>> 1;
     if (index & 1) {
       const cq = qid <= this.ioQueuePairs ? this.cqs[qid] : undefined;
-      if (!cq) { this.invalidDoorbell(`completion queue ${qid} head doorbell: no such queue`, EVENT_INVALID_DOORBELL_REGISTER); return; }
-      if (value >= cq.size) { this.invalidDoorbell(`completion queue ${qid} head ${value} is beyond its ${cq.size} entries`, EVENT_INVALID_DOORBELL_VALUE); return; }
+      if (!cq) {
+        this.invalidDoorbell(`completion queue ${qid} head doorbell: no such queue`, EVENT_INVALID_DOORBELL_REGISTER);
+        return;
+      }
+      if (value >= cq.size) {
+        this.invalidDoorbell(`completion queue ${qid} head ${value} is beyond its ${cq.size} entries`, EVENT_INVALID_DOORBELL_VALUE);
+        return;
+      }
       if (cq.full) this.schedulePost(cq);
       cq.head = value;
       if (cq.empty) {
@@ -356,8 +450,14 @@ export class NvmeController extends DeviceModel {
       return;
     }
     const sq = qid <= this.ioQueuePairs ? this.sqs[qid] : undefined;
-    if (!sq) { this.invalidDoorbell(`submission queue ${qid} tail doorbell: no such queue`, EVENT_INVALID_DOORBELL_REGISTER); return; }
-    if (value >= sq.size) { this.invalidDoorbell(`submission queue ${qid} tail ${value} is beyond its ${sq.size} entries`, EVENT_INVALID_DOORBELL_VALUE); return; }
+    if (!sq) {
+      this.invalidDoorbell(`submission queue ${qid} tail doorbell: no such queue`, EVENT_INVALID_DOORBELL_REGISTER);
+      return;
+    }
+    if (value >= sq.size) {
+      this.invalidDoorbell(`submission queue ${qid} tail ${value} is beyond its ${sq.size} entries`, EVENT_INVALID_DOORBELL_VALUE);
+      return;
+    }
     sq.tail = value;
     this.scheduleFetch(sq);
   }
@@ -370,7 +470,10 @@ export class NvmeController extends DeviceModel {
   private scheduleFetch(sq: SubmissionQueue): void {
     if (sq.scheduled) return;
     sq.scheduled = true;
-    this.clock.after(this.latency, () => { sq.scheduled = false; this.fetch(sq); });
+    this.clock.after(this.latency, () => {
+      sq.scheduled = false;
+      this.fetch(sq);
+    });
   }
 
   private fetch(sq: SubmissionQueue): void {
@@ -378,14 +481,24 @@ export class NvmeController extends DeviceModel {
     while (!sq.empty && sq.outstanding < sq.size) {
       const at = sq.base + BigInt(sq.head * SQE_SIZE);
       const entry = this.readHost(at, SQE_SIZE);
-      if (!entry) { this.fatal(`submission queue ${sq.id} entry at 0x${at.toString(16)} could not be read`); return; }
+      if (!entry) {
+        this.fatal(`submission queue ${sq.id} entry at 0x${at.toString(16)} could not be read`);
+        return;
+      }
       sq.head = (sq.head + 1) % sq.size;
       sq.outstanding++;
       const command = decodeCommand(entry);
       const subject: CommandSubject = { queue: sq.id, opcode: command.opcode, cid: command.cid, nsid: command.nsid };
       if (this.fetchFaults(subject)) return;
-      const injected = this.faults.hit(sq.id === 0 ? 'admin-status' : 'io-status', subject, (p) => `completed with status 0x${p.status.toString(16)} without executing`)
-        ?? (this.faults.hit('dma-error', subject, () => 'no data transferred; completed with Data Transfer Error') ? { status: STATUS.DATA_TRANSFER_ERROR } : undefined);
+      const injected =
+        this.faults.hit(
+          sq.id === 0 ? 'admin-status' : 'io-status',
+          subject,
+          (p) => `completed with status 0x${p.status.toString(16)} without executing`,
+        ) ??
+        (this.faults.hit('dma-error', subject, () => 'no data transferred; completed with Data Transfer Error')
+          ? { status: STATUS.DATA_TRANSFER_ERROR }
+          : undefined);
       const outcome = injected ?? (sq.id === 0 ? this.admin(command) : executeIo(this.context, command, this.commandSetsEnabled));
       if (outcome === HELD) {
         // An Asynchronous Event Request waits for an event.
@@ -393,7 +506,10 @@ export class NvmeController extends DeviceModel {
         continue;
       }
       const slow = this.faults.hit('slow-completion', subject, (p) => `completion held back ${p.microseconds} µs`);
-      if (slow) this.clock.after(slow.microseconds, () => { if (this.sqs[sq.id] === sq) this.complete(sq, command.cid, outcome, command.opcode, command.nsid); });
+      if (slow)
+        this.clock.after(slow.microseconds, () => {
+          if (this.sqs[sq.id] === sq) this.complete(sq, command.cid, outcome, command.opcode, command.nsid);
+        });
       else this.complete(sq, command.cid, outcome, command.opcode, command.nsid);
     }
   }
@@ -441,7 +557,10 @@ export class NvmeController extends DeviceModel {
   private deliverEvents(): void {
     for (let i = 0; i < this.pendingEvents.length && this.heldEvents.length;) {
       const event = this.pendingEvents[i]!;
-      if (this.maskedEventTypes & (1 << event.type)) { i++; continue; }
+      if (this.maskedEventTypes & (1 << event.type)) {
+        i++;
+        continue;
+      }
       this.pendingEvents.splice(i, 1);
       this.maskedEventTypes |= 1 << event.type;
       const request = this.heldEvents.shift()!;
@@ -459,7 +578,10 @@ export class NvmeController extends DeviceModel {
   private schedulePost(cq: CompletionQueue): void {
     if (cq.scheduled) return;
     cq.scheduled = true;
-    this.clock.after(0, () => { cq.scheduled = false; this.post(cq); });
+    this.clock.after(0, () => {
+      cq.scheduled = false;
+      this.post(cq);
+    });
   }
 
   private post(cq: CompletionQueue): void {
@@ -477,7 +599,10 @@ export class NvmeController extends DeviceModel {
       v.setUint16(14, ((w.status << 1) | cq.phase) & 0xffff, true);
       this.completionFaults({ queue: w.sq.id, opcode: w.opcode, cid: w.cid, nsid: w.nsid }, cq.phase);
       const at = cq.base + BigInt(cq.tail * CQE_SIZE);
-      if (!this.writeHost(at, this.cqe)) { this.fatal(`completion queue ${cq.id} entry at 0x${at.toString(16)} could not be written`); break; }
+      if (!this.writeHost(at, this.cqe)) {
+        this.fatal(`completion queue ${cq.id} entry at 0x${at.toString(16)} could not be written`);
+        break;
+      }
       posted++;
       cq.advanceTail();
       w.sq.outstanding--;
@@ -488,7 +613,10 @@ export class NvmeController extends DeviceModel {
       if (cq.interruptsEnabled && !wasPending) this.cqPending++;
       const irq = { cq: cq.id, vector: cq.vector };
       if (!(posted && cq.interruptsEnabled && this.faults.hit('lost-interrupt', irq, () => 'interrupt not signalled'))) this.assertIrq(cq);
-      const spurious = posted && cq.interruptsEnabled ? this.faults.hit('spurious-interrupt', irq, (p) => `MSI-X vector ${p.vector} signalled as well`) : undefined;
+      const spurious =
+        posted && cq.interruptsEnabled
+          ? this.faults.hit('spurious-interrupt', irq, (p) => `MSI-X vector ${p.vector} signalled as well`)
+          : undefined;
       if (spurious && this.msixEnabled && spurious.vector < this.msixVectors) this.notifyMsix(spurious.vector);
     }
   }
@@ -496,7 +624,8 @@ export class NvmeController extends DeviceModel {
   /** Faults that damage the completion entry in this.cqe as it is written. */
   private completionFaults(subject: CommandSubject, phase: number): void {
     const v = this.cqeView;
-    if (this.faults.hit('phase-tag', subject, () => `entry written with phase ${phase ^ 1} instead of ${phase}`)) v.setUint16(14, v.getUint16(14, true) ^ 1, true);
+    if (this.faults.hit('phase-tag', subject, () => `entry written with phase ${phase ^ 1} instead of ${phase}`))
+      v.setUint16(14, v.getUint16(14, true) ^ 1, true);
     const corrupt = this.faults.hit('corrupt-completion', subject, (p) => `${p.field} XOR 0x${p.xor.toString(16)}`);
     if (corrupt) {
       const at = { sqhd: 8, sqid: 10, cid: 12, status: 14 }[corrupt.field];
@@ -506,7 +635,10 @@ export class NvmeController extends DeviceModel {
 
   private assertIrq(cq: CompletionQueue): void {
     if (!cq.interruptsEnabled) return;
-    if (this.msixEnabled) { this.notifyMsix(cq.vector); return; }
+    if (this.msixEnabled) {
+      this.notifyMsix(cq.vector);
+      return;
+    }
     this.irqStatus |= 1 << cq.vector;
     this.checkIntx();
   }
@@ -524,7 +656,9 @@ export class NvmeController extends DeviceModel {
 
   // ---- host memory ----
 
-  private get nowMicroseconds(): number { return Number(this.clock.now / 1000n); }
+  private get nowMicroseconds(): number {
+    return Number(this.clock.now / 1000n);
+  }
 
   private readHost(address: bigint, length: number): Uint8Array | undefined {
     const before = this.dmaFailures;
@@ -571,12 +705,16 @@ export class NvmeController extends DeviceModel {
     const self = this;
     const bar0 = () => this.barAddress(0);
     const prp = {
-      get pageSize() { return self.pageSize; },
+      get pageSize() {
+        return self.pageSize;
+      },
       readHost: (a: bigint, n: number) => this.readHost(a, n),
       isOwnRegisterSpace: (a: bigint) => a >= bar0() && a < bar0() + NVME_BAR0_SIZE,
     };
     return {
-      get pageSize() { return self.pageSize; },
+      get pageSize() {
+        return self.pageSize;
+      },
       mdts: this.mdts,
       maxNamespaces: MAX_NAMESPACES,
       namespace: (nsid) => this.namespaces.find((n) => n.nsid === nsid),
@@ -588,8 +726,12 @@ export class NvmeController extends DeviceModel {
       ioQueuePairs: this.ioQueuePairs,
       maxQueueEntries: CAP.mqes,
       interruptVectors: this.msixVectors,
-      get msixEnabled() { return self.msixEnabled; },
-      get queuesCreated() { return self.queuesCreated; },
+      get msixEnabled() {
+        return self.msixEnabled;
+      },
+      get queuesCreated() {
+        return self.queuesCreated;
+      },
       submissionQueue: (id) => this.sqs[id],
       completionQueue: (id) => this.cqs[id],
       createSubmissionQueue: (id, base, size, cqid) => {
@@ -620,8 +762,12 @@ export class NvmeController extends DeviceModel {
         this.cqs[id] = undefined;
       },
       identifyController: this.identity,
-      get features() { return self.features; },
-      get nowMicroseconds() { return self.nowMicroseconds; },
+      get features() {
+        return self.features;
+      },
+      get nowMicroseconds() {
+        return self.nowMicroseconds;
+      },
       toHost: (c, data) => {
         const runs = walkPrps(prp, c.prp1, c.prp2, data.length);
         if (typeof runs === 'number') return { status: runs };
@@ -649,7 +795,8 @@ function ariData(nextFunction: number): Uint8Array {
 
 /** nvme_check_constraints' SR-IOV rules of QEMU 7.2, with its messages. */
 function checkSriovResources(o: NvmeOptions, maxVfs: number): void {
-  const vq = o.sriovVqFlexible ?? 0, vi = o.sriovViFlexible ?? 0;
+  const vq = o.sriovVqFlexible ?? 0,
+    vi = o.sriovViFlexible ?? 0;
   const bad = (m: string) => new RangeError(`NvmeController: ${m}`);
   if (!vq || !vi) throw bad('both sriov_vq_flexible and sriov_vi_flexible must be set for the use of SR-IOV');
   if (vq < maxVfs * 2) throw bad(`sriov_vq_flexible must be greater than or equal to ${maxVfs * 2} (sriov_max_vfs * 2)`);

@@ -12,10 +12,19 @@ import { WARNING_TEMPERATURE } from './identify-controller';
 import { DNR, STATUS } from './status';
 
 export const FEATURE = {
-  ARBITRATION: 0x01, POWER_MANAGEMENT: 0x02, TEMPERATURE_THRESHOLD: 0x04, ERROR_RECOVERY: 0x05,
-  VOLATILE_WRITE_CACHE: 0x06, NUMBER_OF_QUEUES: 0x07, INTERRUPT_COALESCING: 0x08,
-  INTERRUPT_VECTOR_CONFIG: 0x09, WRITE_ATOMICITY: 0x0a, ASYNC_EVENT_CONFIG: 0x0b, TIMESTAMP: 0x0e,
-  HOST_BEHAVIOR: 0x16, COMMAND_SET_PROFILE: 0x19,
+  ARBITRATION: 0x01,
+  POWER_MANAGEMENT: 0x02,
+  TEMPERATURE_THRESHOLD: 0x04,
+  ERROR_RECOVERY: 0x05,
+  VOLATILE_WRITE_CACHE: 0x06,
+  NUMBER_OF_QUEUES: 0x07,
+  INTERRUPT_COALESCING: 0x08,
+  INTERRUPT_VECTOR_CONFIG: 0x09,
+  WRITE_ATOMICITY: 0x0a,
+  ASYNC_EVENT_CONFIG: 0x0b,
+  TIMESTAMP: 0x0e,
+  HOST_BEHAVIOR: 0x16,
+  COMMAND_SET_PROFILE: 0x19,
 } as const;
 
 const SUPPORTED = new Set<number>(Object.values(FEATURE));
@@ -40,8 +49,14 @@ const COMPOSITE_SENSOR = 0;
 
 export function initialFeatures(): AdminContext['features'] {
   return {
-    temperatureOver: WARNING_TEMPERATURE, temperatureUnder: 0, volatileWriteCache: true, asyncEventConfig: 0,
-    timestampMs: 0n, timestampSetAt: 0, timestampSetByHost: false, hostBehavior: new Uint8Array(512),
+    temperatureOver: WARNING_TEMPERATURE,
+    temperatureUnder: 0,
+    volatileWriteCache: true,
+    asyncEventConfig: 0,
+    timestampMs: 0n,
+    timestampSetAt: 0,
+    timestampSetByHost: false,
+    hostBehavior: new Uint8Array(512),
   };
 }
 
@@ -85,7 +100,10 @@ export function getFeatures(ctx: AdminContext, c: Command): Completion {
   // Defaults (and the current value of the features the host cannot change).
   switch (fid) {
     case FEATURE.TEMPERATURE_THRESHOLD:
-      return { status: STATUS.SUCCESS, result: sensor === COMPOSITE_SENSOR && !underThreshold && ((c.cdw11 >>> 20) & 0x3) === 0 ? WARNING_TEMPERATURE : 0 };
+      return {
+        status: STATUS.SUCCESS,
+        result: sensor === COMPOSITE_SENSOR && !underThreshold && ((c.cdw11 >>> 20) & 0x3) === 0 ? WARNING_TEMPERATURE : 0,
+      };
     case FEATURE.NUMBER_OF_QUEUES:
       return { status: STATUS.SUCCESS, result: queueCounts(ctx) };
     case FEATURE.INTERRUPT_VECTOR_CONFIG: {
@@ -128,7 +146,10 @@ export function setFeatures(ctx: AdminContext, c: Command): Completion {
       break;
     }
     case FEATURE.ERROR_RECOVERY: {
-      const apply = (nsid: number) => { const ns = ctx.namespace(nsid); if (ns) ns.errorRecovery = c.cdw11; };
+      const apply = (nsid: number) => {
+        const ns = ctx.namespace(nsid);
+        if (ns) ns.errorRecovery = c.cdw11;
+      };
       if (c.nsid === BROADCAST) for (let i = 1; i <= ctx.maxNamespaces; i++) apply(i);
       else apply(c.nsid);
       break;
@@ -138,7 +159,7 @@ export function setFeatures(ctx: AdminContext, c: Command): Completion {
       break;
     case FEATURE.NUMBER_OF_QUEUES:
       if (ctx.queuesCreated) return { status: STATUS.COMMAND_SEQUENCE_ERROR | DNR };
-      if ((c.cdw11 & 0xffff) === 0xffff || (c.cdw11 >>> 16) === 0xffff) return { status: STATUS.INVALID_FIELD | DNR };
+      if ((c.cdw11 & 0xffff) === 0xffff || c.cdw11 >>> 16 === 0xffff) return { status: STATUS.INVALID_FIELD | DNR };
       // The controller keeps its own count whatever the host asked for, and says so.
       return { status: STATUS.SUCCESS, result: queueCounts(ctx) };
     case FEATURE.ASYNC_EVENT_CONFIG:

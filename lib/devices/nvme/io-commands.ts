@@ -9,7 +9,16 @@ import type { CommandContext } from './context';
 import type { Namespace } from './namespace';
 import { DNR, STATUS } from './status';
 
-export const NVM = { FLUSH: 0x00, WRITE: 0x01, READ: 0x02, COMPARE: 0x05, WRITE_ZEROES: 0x08, DSM: 0x09, VERIFY: 0x0c, COPY: 0x19 } as const;
+export const NVM = {
+  FLUSH: 0x00,
+  WRITE: 0x01,
+  READ: 0x02,
+  COMPARE: 0x05,
+  WRITE_ZEROES: 0x08,
+  DSM: 0x09,
+  VERIFY: 0x0c,
+  COPY: 0x19,
+} as const;
 
 const BROADCAST = 0xffff_ffff;
 const SUPPORTED = new Set<number>([NVM.WRITE, NVM.READ, NVM.COMPARE, NVM.WRITE_ZEROES, NVM.DSM, NVM.VERIFY, NVM.COPY]);
@@ -26,17 +35,29 @@ export function executeIo(ctx: CommandContext, c: Command, commandsEnabled: bool
   if (!commandsEnabled || !SUPPORTED.has(c.opcode)) return { status: STATUS.INVALID_OPCODE | DNR };
   if (fusedOperation(c)) return { status: STATUS.INVALID_FIELD };
   switch (c.opcode) {
-    case NVM.READ: return read(ctx, ns, c);
-    case NVM.WRITE: return write(ctx, ns, c, false);
-    case NVM.WRITE_ZEROES: return write(ctx, ns, c, true);
-    case NVM.COMPARE: return compare(ctx, ns, c);
-    case NVM.DSM: return datasetManagement(ctx, ns, c);
-    case NVM.VERIFY: return verify(ctx, ns, c);
-    default: return { status: STATUS.INVALID_FIELD | DNR };
+    case NVM.READ:
+      return read(ctx, ns, c);
+    case NVM.WRITE:
+      return write(ctx, ns, c, false);
+    case NVM.WRITE_ZEROES:
+      return write(ctx, ns, c, true);
+    case NVM.COMPARE:
+      return compare(ctx, ns, c);
+    case NVM.DSM:
+      return datasetManagement(ctx, ns, c);
+    case NVM.VERIFY:
+      return verify(ctx, ns, c);
+    default:
+      return { status: STATUS.INVALID_FIELD | DNR };
   }
 }
 
-interface Extent { slba: bigint; blocks: number; bytes: number; offset: number }
+interface Extent {
+  slba: bigint;
+  blocks: number;
+  bytes: number;
+  offset: number;
+}
 
 function extent(ns: Namespace, c: Command): Extent {
   const slba = (BigInt(c.cdw11) << 32n) | BigInt(c.cdw10);
@@ -50,9 +71,13 @@ function mdtsExceeded(ctx: CommandContext, bytes: number): boolean {
 
 function runs(ctx: CommandContext, c: Command, bytes: number) {
   switch (dataPointerType(c)) {
-    case 0: return ctx.dataRuns(c, bytes);
-    case 1: case 2: return ctx.sglRuns(c, bytes);
-    default: return STATUS.INVALID_FIELD;
+    case 0:
+      return ctx.dataRuns(c, bytes);
+    case 1:
+    case 2:
+      return ctx.sglRuns(c, bytes);
+    default:
+      return STATUS.INVALID_FIELD;
   }
 }
 

@@ -15,14 +15,34 @@ const TEMPERATURE = 0x143;
 const BROADCAST = 0xffff_ffff;
 
 /** Which opcodes the controller supports and their effects (CSUPP bit 0, LBCC bit 1, NIC bit 3). */
-const CSUPP = 1, LBCC = 2, NIC = 1 << 3;
+const CSUPP = 1,
+  LBCC = 2,
+  NIC = 1 << 3;
 export const ADMIN_EFFECTS: Readonly<Record<number, number>> = {
-  0x00: CSUPP, 0x01: CSUPP, 0x02: CSUPP, 0x04: CSUPP, 0x05: CSUPP, 0x06: CSUPP, 0x08: CSUPP, 0x09: CSUPP,
-  0x0a: CSUPP, 0x0c: CSUPP, 0x15: CSUPP | NIC, 0x1c: CSUPP, 0x7c: CSUPP, 0x80: CSUPP | LBCC,
+  0x00: CSUPP,
+  0x01: CSUPP,
+  0x02: CSUPP,
+  0x04: CSUPP,
+  0x05: CSUPP,
+  0x06: CSUPP,
+  0x08: CSUPP,
+  0x09: CSUPP,
+  0x0a: CSUPP,
+  0x0c: CSUPP,
+  0x15: CSUPP | NIC,
+  0x1c: CSUPP,
+  0x7c: CSUPP,
+  0x80: CSUPP | LBCC,
 };
 export const NVM_EFFECTS: Readonly<Record<number, number>> = {
-  0x00: CSUPP | LBCC, 0x01: CSUPP | LBCC, 0x02: CSUPP, 0x05: CSUPP, 0x08: CSUPP | LBCC, 0x09: CSUPP | LBCC,
-  0x0c: CSUPP, 0x19: CSUPP | LBCC,
+  0x00: CSUPP | LBCC,
+  0x01: CSUPP | LBCC,
+  0x02: CSUPP,
+  0x05: CSUPP,
+  0x08: CSUPP | LBCC,
+  0x09: CSUPP | LBCC,
+  0x0c: CSUPP,
+  0x19: CSUPP | LBCC,
 };
 
 export function getLogPage(ctx: AdminContext, c: Command): Completion {
@@ -36,17 +56,26 @@ export function getLogPage(ctx: AdminContext, c: Command): Completion {
   if (ctx.mdts && length > ctx.pageSize * 2 ** ctx.mdts) return { status: STATUS.INVALID_FIELD | DNR };
   let page: Uint8Array;
   switch (lid) {
-    case LOG_PAGE.ERROR: page = new Uint8Array(64); break;
+    case LOG_PAGE.ERROR:
+      page = new Uint8Array(64);
+      break;
     case LOG_PAGE.SMART: {
       const smart = smartLog(ctx, c.nsid);
       if (!(smart instanceof Uint8Array)) return smart;
       page = smart;
       break;
     }
-    case LOG_PAGE.FIRMWARE_SLOT: page = firmwareSlots(); break;
-    case LOG_PAGE.CHANGED_NAMESPACES: page = new Uint8Array(4096); break;
-    case LOG_PAGE.COMMAND_EFFECTS: page = commandEffects(csi); break;
-    default: return { status: STATUS.INVALID_FIELD | DNR };
+    case LOG_PAGE.FIRMWARE_SLOT:
+      page = firmwareSlots();
+      break;
+    case LOG_PAGE.CHANGED_NAMESPACES:
+      page = new Uint8Array(4096);
+      break;
+    case LOG_PAGE.COMMAND_EFFECTS:
+      page = commandEffects(csi);
+      break;
+    default:
+      return { status: STATUS.INVALID_FIELD | DNR };
   }
   if (offset >= BigInt(page.length)) return { status: STATUS.INVALID_FIELD | DNR };
   const from = Number(offset);
@@ -54,11 +83,17 @@ export function getLogPage(ctx: AdminContext, c: Command): Completion {
 }
 
 function smartLog(ctx: AdminContext, nsid: number): Uint8Array | Completion {
-  let unitsRead = 0, unitsWritten = 0, reads = 0, writes = 0;
+  let unitsRead = 0,
+    unitsWritten = 0,
+    reads = 0,
+    writes = 0;
   const add = (n: number) => {
     const ns = ctx.namespace(n);
     if (!ns) return;
-    unitsRead += ns.unitsRead; unitsWritten += ns.unitsWritten; reads += ns.readCommands; writes += ns.writeCommands;
+    unitsRead += ns.unitsRead;
+    unitsWritten += ns.unitsWritten;
+    reads += ns.readCommands;
+    writes += ns.writeCommands;
   };
   if (nsid === BROADCAST) for (let i = 1; i <= ctx.maxNamespaces; i++) add(i);
   else {

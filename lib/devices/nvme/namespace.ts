@@ -40,7 +40,10 @@ export class MemoryStorage implements NamespaceStorage {
   write(offset: number, data: Uint8Array): void {
     this.each(offset, data.length, (chunk, within, at, n) => {
       let c = this.chunks.get(chunk);
-      if (!c) { c = new Uint8Array(CHUNK); this.chunks.set(chunk, c); }
+      if (!c) {
+        c = new Uint8Array(CHUNK);
+        this.chunks.set(chunk, c);
+      }
       c.set(data.subarray(at, at + n), within);
     });
   }
@@ -71,8 +74,14 @@ export class MemoryStorage implements NamespaceStorage {
 
 /** The LBA formats QEMU offers: data size as a power of two, metadata bytes. */
 const LBA_FORMATS: readonly { readonly ds: number; readonly ms: number }[] = [
-  { ds: 9, ms: 0 }, { ds: 9, ms: 8 }, { ds: 9, ms: 16 }, { ds: 9, ms: 64 },
-  { ds: 12, ms: 0 }, { ds: 12, ms: 8 }, { ds: 12, ms: 16 }, { ds: 12, ms: 64 },
+  { ds: 9, ms: 0 },
+  { ds: 9, ms: 8 },
+  { ds: 9, ms: 16 },
+  { ds: 9, ms: 64 },
+  { ds: 12, ms: 0 },
+  { ds: 12, ms: 8 },
+  { ds: 12, ms: 16 },
+  { ds: 12, ms: 64 },
 ];
 
 export const IDENTIFY_SIZE = 4096;
@@ -88,7 +97,10 @@ export class Namespace {
   /** Error Recovery feature: Deallocated or Unwritten Logical Block Error enable and time limit. */
   errorRecovery = 0;
 
-  constructor(readonly nsid: number, readonly storage: NamespaceStorage) {
+  constructor(
+    readonly nsid: number,
+    readonly storage: NamespaceStorage,
+  ) {
     this.blocks = BigInt(Math.floor(storage.size / this.blockSize));
   }
 

@@ -34,7 +34,8 @@ export function walkPrps(ctx: PrpContext, prp1: bigint, prp2: bigint, length: nu
     if (runs.length + 1 > MAX_RUNS) return STATUS.INTERNAL_DEVICE_ERROR | DNR;
     const last = runs[runs.length - 1];
     // Adjacent pages form one run, as QEMU's scatter-gather list merges them.
-    if (last && last.address + BigInt(last.length) === address) runs[runs.length - 1] = { address: last.address, length: last.length + len };
+    if (last && last.address + BigInt(last.length) === address)
+      runs[runs.length - 1] = { address: last.address, length: last.length + len };
     else runs.push({ address, length: len });
     return undefined;
   };

@@ -12,9 +12,16 @@ export class SubmissionQueue {
   /** A fetch pass is scheduled. */
   scheduled = false;
 
-  constructor(readonly id: number, readonly base: bigint, readonly size: number, readonly cqid: number) {}
+  constructor(
+    readonly id: number,
+    readonly base: bigint,
+    readonly size: number,
+    readonly cqid: number,
+  ) {}
 
-  get empty(): boolean { return this.head === this.tail; }
+  get empty(): boolean {
+    return this.head === this.tail;
+  }
 }
 
 /** A completion waiting for room in its queue. */
@@ -38,12 +45,19 @@ export class CompletionQueue {
   scheduled = false;
 
   constructor(
-    readonly id: number, readonly base: bigint, readonly size: number,
-    readonly vector: number, readonly interruptsEnabled: boolean,
+    readonly id: number,
+    readonly base: bigint,
+    readonly size: number,
+    readonly vector: number,
+    readonly interruptsEnabled: boolean,
   ) {}
 
-  get full(): boolean { return (this.tail + 1) % this.size === this.head; }
-  get empty(): boolean { return this.head === this.tail; }
+  get full(): boolean {
+    return (this.tail + 1) % this.size === this.head;
+  }
+  get empty(): boolean {
+    return this.head === this.tail;
+  }
 
   advanceTail(): void {
     this.tail++;

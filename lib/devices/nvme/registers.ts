@@ -5,8 +5,18 @@
  */
 
 export const REG = {
-  CAP: 0x00, VS: 0x08, INTMS: 0x0c, INTMC: 0x10, CC: 0x14, CSTS: 0x1c, NSSR: 0x20,
-  AQA: 0x24, ASQ: 0x28, ACQ: 0x30, CMBLOC: 0x38, CMBSZ: 0x3c,
+  CAP: 0x00,
+  VS: 0x08,
+  INTMS: 0x0c,
+  INTMC: 0x10,
+  CC: 0x14,
+  CSTS: 0x1c,
+  NSSR: 0x20,
+  AQA: 0x24,
+  ASQ: 0x28,
+  ACQ: 0x30,
+  CMBLOC: 0x38,
+  CMBSZ: 0x3c,
 } as const;
 
 /** Size of the register block; the doorbells start right after it. */
@@ -53,9 +63,17 @@ export interface Capabilities {
 /** CAP as a 64-bit value: MQES 15:0, CQR 16, TO 31:24, DSTRD 35:32, CSS 44:37, MPSMIN 51:48, MPSMAX 55:52, PMRS 56, CMBS 57. */
 export function capabilityRegister(c: Capabilities): bigint {
   const cqr = 1n; // physically contiguous queues required, as QEMU sets it
-  return BigInt(c.mqes) | (cqr << 16n) | (BigInt(c.timeout) << 24n) | (BigInt(c.dstrd) << 32n)
-    | (BigInt(c.css) << 37n) | (BigInt(c.mpsmin) << 48n) | (BigInt(c.mpsmax) << 52n)
-    | (c.pmrSupported ? 1n << 56n : 0n) | (c.cmbSupported ? 1n << 57n : 0n);
+  return (
+    BigInt(c.mqes) |
+    (cqr << 16n) |
+    (BigInt(c.timeout) << 24n) |
+    (BigInt(c.dstrd) << 32n) |
+    (BigInt(c.css) << 37n) |
+    (BigInt(c.mpsmin) << 48n) |
+    (BigInt(c.mpsmax) << 52n) |
+    (c.pmrSupported ? 1n << 56n : 0n) |
+    (c.cmbSupported ? 1n << 57n : 0n)
+  );
 }
 
 /** The register block's bytes with typed accessors. */
@@ -63,10 +81,18 @@ export class RegisterFile {
   readonly bytes = new Uint8Array(REGISTER_BLOCK_SIZE);
   private readonly view = new DataView(this.bytes.buffer);
 
-  get32(offset: number): number { return this.view.getUint32(offset, true); }
-  set32(offset: number, value: number): void { this.view.setUint32(offset, value >>> 0, true); }
-  get64(offset: number): bigint { return this.view.getBigUint64(offset, true); }
-  set64(offset: number, value: bigint): void { this.view.setBigUint64(offset, BigInt.asUintN(64, value), true); }
+  get32(offset: number): number {
+    return this.view.getUint32(offset, true);
+  }
+  set32(offset: number, value: number): void {
+    this.view.setUint32(offset, value >>> 0, true);
+  }
+  get64(offset: number): bigint {
+    return this.view.getBigUint64(offset, true);
+  }
+  set64(offset: number, value: bigint): void {
+    this.view.setBigUint64(offset, BigInt.asUintN(64, value), true);
+  }
 
   /** A read of `width` bits at `offset`: the bytes as they are, zero outside the block. */
   read(offset: number, width: number): bigint {
@@ -82,5 +108,7 @@ export class RegisterFile {
     for (let i = 0; i < bytes && offset + i < REGISTER_BLOCK_SIZE; i++) this.bytes[offset + i] = Number((value >> BigInt(8 * i)) & 0xffn);
   }
 
-  clear(): void { this.bytes.fill(0); }
+  clear(): void {
+    this.bytes.fill(0);
+  }
 }

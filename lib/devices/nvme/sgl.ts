@@ -8,14 +8,20 @@
 import type { DataRun, PrpContext } from './prp';
 import { DNR, STATUS } from './status';
 
-const DATA_BLOCK = 0x0, SEGMENT = 0x2, LAST_SEGMENT = 0x3;
+const DATA_BLOCK = 0x0,
+  SEGMENT = 0x2,
+  LAST_SEGMENT = 0x3;
 const INVALID_SGL_SEGMENT_DESCRIPTOR = 0x000d;
 const INVALID_NUMBER_OF_SGL_DESCRIPTORS = 0x000e;
 const DATA_SGL_LENGTH_INVALID = 0x000f;
 const SGL_DESCRIPTOR_TYPE_INVALID = 0x0011;
 const U64 = (1n << 64n) - 1n;
 
-interface Descriptor { readonly address: bigint; readonly length: number; readonly type: number }
+interface Descriptor {
+  readonly address: bigint;
+  readonly length: number;
+  readonly type: number;
+}
 
 function decode(v: DataView, at: number): Descriptor {
   return { address: v.getBigUint64(at, true), length: v.getUint32(at + 8, true), type: v.getUint8(at + 15) >>> 4 };

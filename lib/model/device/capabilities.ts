@@ -84,7 +84,7 @@ export interface ExtendedCapabilitySpec {
 
 /** Any capability description a DeviceDefinition lists. */
 export type CapabilityBuilder =
-  | MsiCapabilitySpec | MsixCapabilitySpec | PcieCapabilitySpec | PmCapabilitySpec | VendorCapabilitySpec | ExtendedCapabilitySpec;
+  MsiCapabilitySpec | MsixCapabilitySpec | PcieCapabilitySpec | PmCapabilitySpec | VendorCapabilitySpec | ExtendedCapabilitySpec;
 
 /** MSI; defaults: 1 vector, 64-bit addresses, no per-vector masking (QEMU edu's). */
 export function msiCapability(o: { vectors?: number; is64bit?: boolean; perVectorMask?: boolean; at?: number } = {}): MsiCapabilitySpec {
@@ -97,10 +97,17 @@ export function msixCapability(o: { vectors: number; table: MsixPlacement; pba: 
 }
 
 /** PCI Express; defaults: an integrated endpoint, no FLR, 128-byte payloads, a x1 2.5 GT/s link. */
-export function pcieCapability(o: { type?: PcieDeviceType; flr?: boolean; maxPayload?: number; linkSpeed?: number; linkWidth?: number; at?: number } = {}): PcieCapabilitySpec {
+export function pcieCapability(
+  o: { type?: PcieDeviceType; flr?: boolean; maxPayload?: number; linkSpeed?: number; linkWidth?: number; at?: number } = {},
+): PcieCapabilitySpec {
   return {
-    capability: 'pcie', type: o.type ?? 'integrated-endpoint', flr: o.flr ?? false, maxPayload: o.maxPayload ?? 128,
-    linkSpeed: o.linkSpeed ?? 1, linkWidth: o.linkWidth ?? 1, ...at(o.at),
+    capability: 'pcie',
+    type: o.type ?? 'integrated-endpoint',
+    flr: o.flr ?? false,
+    maxPayload: o.maxPayload ?? 128,
+    linkSpeed: o.linkSpeed ?? 1,
+    linkWidth: o.linkWidth ?? 1,
+    ...at(o.at),
   };
 }
 
@@ -115,10 +122,20 @@ export function vendorCapability(data: Uint8Array, o: { writable?: boolean; at?:
 }
 
 /** A PCI Express extended capability; needs a pcieCapability() too. */
-export function extendedCapability(o: { id: number; version?: number; data: Uint8Array; writeMask?: Uint8Array; at?: number }): ExtendedCapabilitySpec {
+export function extendedCapability(o: {
+  id: number;
+  version?: number;
+  data: Uint8Array;
+  writeMask?: Uint8Array;
+  at?: number;
+}): ExtendedCapabilitySpec {
   return {
-    capability: 'extended', id: o.id, version: o.version ?? 1, data: o.data.slice(),
-    ...(o.writeMask ? { writeMask: o.writeMask.slice() } : {}), ...at(o.at),
+    capability: 'extended',
+    id: o.id,
+    version: o.version ?? 1,
+    data: o.data.slice(),
+    ...(o.writeMask ? { writeMask: o.writeMask.slice() } : {}),
+    ...at(o.at),
   };
 }
 

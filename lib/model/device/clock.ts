@@ -35,7 +35,6 @@ interface Entry {
   cancelTimer?: () => void;
 }
 
-
 export class ModelClock implements DeviceClock {
   private nowNs = 0n;
   private seq = 0;
@@ -45,7 +44,8 @@ export class ModelClock implements DeviceClock {
   private readonly started = process.hrtime.bigint();
 
   constructor(readonly mode: ClockMode = 'auto') {
-    if (mode !== 'auto' && mode !== 'manual' && mode !== 'real-time') throw new RangeError(`unknown clock mode '${String(mode)}' (auto, manual, real-time)`);
+    if (mode !== 'auto' && mode !== 'manual' && mode !== 'real-time')
+      throw new RangeError(`unknown clock mode '${String(mode)}' (auto, manual, real-time)`);
   }
 
   get now(): bigint {
@@ -58,11 +58,17 @@ export class ModelClock implements DeviceClock {
   }
 
   after(microseconds: number, work: () => void): ScheduledWork {
-    if (!Number.isFinite(microseconds) || microseconds < 0) throw new RangeError(`clock: delay ${microseconds} µs must be a finite number ≥ 0`);
+    if (!Number.isFinite(microseconds) || microseconds < 0)
+      throw new RangeError(`clock: delay ${microseconds} µs must be a finite number ≥ 0`);
     const delayNs = BigInt(Math.round(microseconds * 1000));
     const entry: Entry = { deadline: this.now + delayNs, seq: this.seq++, work, cancelled: false };
     if (this.mode === 'real-time') {
-      const run = () => { if (!entry.cancelled) { entry.cancelled = true; work(); } };
+      const run = () => {
+        if (!entry.cancelled) {
+          entry.cancelled = true;
+          work();
+        }
+      };
       if (delayNs === 0n) {
         const h = setImmediate(run);
         entry.cancelTimer = () => clearImmediate(h);
@@ -89,7 +95,8 @@ export class ModelClock implements DeviceClock {
    */
   advance(microseconds: number): void {
     this.virtualOnly('advance');
-    if (!Number.isFinite(microseconds) || microseconds < 0) throw new RangeError(`clock: advance by ${microseconds} µs must be a finite number ≥ 0`);
+    if (!Number.isFinite(microseconds) || microseconds < 0)
+      throw new RangeError(`clock: advance by ${microseconds} µs must be a finite number ≥ 0`);
     const target = this.nowNs + BigInt(Math.round(microseconds * 1000));
     this.runDue(target);
     this.nowNs = target;
@@ -140,7 +147,8 @@ export class ModelClock implements DeviceClock {
   }
 
   private insert(entry: Entry): void {
-    let lo = 0, hi = this.queue.length;
+    let lo = 0,
+      hi = this.queue.length;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
       const m = this.queue[mid]!;

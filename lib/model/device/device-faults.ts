@@ -76,12 +76,15 @@ export class DeviceFaults<Points extends AnyPoints> {
   private readonly passed = new Map<string, number>();
 
   constructor(
-    private readonly device: string, private readonly points: Points,
+    private readonly device: string,
+    private readonly points: Points,
     private readonly record: (event: DeviceEvent) => void,
   ) {}
 
   /** The declared points' names. */
-  get names(): readonly (keyof Points & string)[] { return Object.keys(this.points); }
+  get names(): readonly (keyof Points & string)[] {
+    return Object.keys(this.points);
+  }
 
   /** A point's declaration. */
   spec<K extends keyof Points & string>(name: K): Points[K] {
@@ -92,26 +95,47 @@ export class DeviceFaults<Points extends AnyPoints> {
    * Arms `name` with `trigger`; the fault does what `params` say (default: the point's defaults).
    * Several faults may be armed on one point: the first that fires wins that occurrence.
    */
-  arm<K extends keyof Points & string>(name: K, trigger: FaultTrigger<SubjectOf<Points[K]>> = {}, params?: ParamsOf<Points[K]>): ArmedFault {
+  arm<K extends keyof Points & string>(
+    name: K,
+    trigger: FaultTrigger<SubjectOf<Points[K]>> = {},
+    params?: ParamsOf<Points[K]>,
+  ): ArmedFault {
     this.known(name);
     if (typeof trigger !== 'object' || trigger === null) throw new TypeError(`fault trigger for '${name}' must be an object`);
-    for (const key of Object.keys(trigger)) if (!TRIGGER_KEYS.has(key)) throw new TypeError(`fault trigger for '${name}': unknown field '${key}' (nth, probability, seed, when, times)`);
+    for (const key of Object.keys(trigger))
+      if (!TRIGGER_KEYS.has(key))
+        throw new TypeError(`fault trigger for '${name}': unknown field '${key}' (nth, probability, seed, when, times)`);
     const { nth, probability, seed, when, times } = trigger;
-    if (nth !== undefined && (!Number.isInteger(nth) || nth < 1)) throw new RangeError(`fault trigger for '${name}': nth ${String(nth)} must be an integer ≥ 1`);
-    if (probability !== undefined && (typeof probability !== 'number' || !(probability >= 0 && probability <= 1))) throw new RangeError(`fault trigger for '${name}': probability ${String(probability)} must be within 0..1`);
-    if (seed !== undefined && !Number.isInteger(seed)) throw new RangeError(`fault trigger for '${name}': seed ${String(seed)} must be an integer`);
+    if (nth !== undefined && (!Number.isInteger(nth) || nth < 1))
+      throw new RangeError(`fault trigger for '${name}': nth ${String(nth)} must be an integer ≥ 1`);
+    if (probability !== undefined && (typeof probability !== 'number' || !(probability >= 0 && probability <= 1)))
+      throw new RangeError(`fault trigger for '${name}': probability ${String(probability)} must be within 0..1`);
+    if (seed !== undefined && !Number.isInteger(seed))
+      throw new RangeError(`fault trigger for '${name}': seed ${String(seed)} must be an integer`);
     if (when !== undefined && typeof when !== 'function') throw new TypeError(`fault trigger for '${name}': when must be a function`);
-    if (times !== undefined && (!Number.isInteger(times) || times < 1)) throw new RangeError(`fault trigger for '${name}': times ${String(times)} must be an integer ≥ 1`);
+    if (times !== undefined && (!Number.isInteger(times) || times < 1))
+      throw new RangeError(`fault trigger for '${name}': times ${String(times)} must be an integer ≥ 1`);
     const entry: Armed = {
-      point: name, trigger: trigger as FaultTrigger<never>, params: params ?? this.points[name]!.defaults,
-      random: probability !== undefined ? new Prng(seed ?? 0) : undefined, seen: 0, fired: 0, active: true,
+      point: name,
+      trigger: trigger as FaultTrigger<never>,
+      params: params ?? this.points[name]!.defaults,
+      random: probability !== undefined ? new Prng(seed ?? 0) : undefined,
+      seen: 0,
+      fired: 0,
+      active: true,
     };
     this.armed.push(entry);
     return {
       point: name,
-      get fired() { return entry.fired; },
-      get active() { return entry.active; },
-      disarm: () => { entry.active = false; },
+      get fired() {
+        return entry.fired;
+      },
+      get active() {
+        return entry.active;
+      },
+      disarm: () => {
+        entry.active = false;
+      },
     };
   }
 
@@ -130,7 +154,11 @@ export class DeviceFaults<Points extends AnyPoints> {
    * The device passes point `name` with `subject`: the parameters of the fault that fires here,
    * or undefined. `effect` says what the device does with them, for the event log.
    */
-  hit<K extends keyof Points & string>(name: K, subject: SubjectOf<Points[K]>, effect: (params: ParamsOf<Points[K]>) => string): ParamsOf<Points[K]> | undefined {
+  hit<K extends keyof Points & string>(
+    name: K,
+    subject: SubjectOf<Points[K]>,
+    effect: (params: ParamsOf<Points[K]>) => string,
+  ): ParamsOf<Points[K]> | undefined {
     this.passed.set(name, (this.passed.get(name) ?? 0) + 1);
     if (this.armed.length === 0) return undefined;
     for (const a of this.armed) {
@@ -157,7 +185,9 @@ export class DeviceFaults<Points extends AnyPoints> {
 
   private known(name: string): string {
     if (typeof name !== 'string' || !Object.hasOwn(this.points, name)) {
-      throw new RangeError(`device '${this.device}' has no fault point '${String(name)}' (it has: ${Object.keys(this.points).join(', ') || 'none'})`);
+      throw new RangeError(
+        `device '${this.device}' has no fault point '${String(name)}' (it has: ${Object.keys(this.points).join(', ') || 'none'})`,
+      );
     }
     return name;
   }

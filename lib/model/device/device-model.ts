@@ -18,8 +18,16 @@
  * and fails the access the way a real function would, never in the host's state.
  */
 import {
-  PCI_BASE_ADDRESS_0, PCI_CACHE_LINE_SIZE, PCI_COMMAND, PCI_COMMAND_INTX_DISABLE, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY,
-  PCI_INTERRUPT_LINE, PCI_STATUS, PCI_STATUS_INTERRUPT, PCI_STD_HEADER_SIZEOF,
+  PCI_BASE_ADDRESS_0,
+  PCI_CACHE_LINE_SIZE,
+  PCI_COMMAND,
+  PCI_COMMAND_INTX_DISABLE,
+  PCI_COMMAND_MASTER,
+  PCI_COMMAND_MEMORY,
+  PCI_INTERRUPT_LINE,
+  PCI_STATUS,
+  PCI_STATUS_INTERRUPT,
+  PCI_STD_HEADER_SIZEOF,
 } from '../../uapi/pci';
 import { DISCONNECTED_DMA } from '../pci/dma';
 import { DISCONNECTED_INTERRUPTS, type InterruptSink } from '../pci/interrupts';
@@ -124,8 +132,17 @@ export class DeviceModel implements PciDeviceModel {
       const size = Number(b.size);
       const ram = b.ram ? new Uint8Array(size) : undefined;
       const region: BarRegion = {
-        index: b.index, size, handler: undefined, widthBits: 0xf, unaligned: false, invalidOnes: false, ram,
-        tableStart: 0, tableEnd: 0, pbaStart: 0, pbaEnd: 0,
+        index: b.index,
+        size,
+        handler: undefined,
+        widthBits: 0xf,
+        unaligned: false,
+        invalidOnes: false,
+        ram,
+        tableStart: 0,
+        tableEnd: 0,
+        pbaStart: 0,
+        pbaEnd: 0,
       };
       this.regions[b.index] = region;
       if (ram) this.installHandler(region, ramHandler(ram));
@@ -175,9 +192,15 @@ export class DeviceModel implements PciDeviceModel {
     return ram;
   }
 
-  get command(): number { return this.config.getRaw(PCI_COMMAND, 2); }
-  get memoryDecodeEnabled(): boolean { return (this.command & PCI_COMMAND_MEMORY) !== 0; }
-  get busMasterEnabled(): boolean { return (this.config.bytes[PCI_COMMAND]! & PCI_COMMAND_MASTER) !== 0; }
+  get command(): number {
+    return this.config.getRaw(PCI_COMMAND, 2);
+  }
+  get memoryDecodeEnabled(): boolean {
+    return (this.command & PCI_COMMAND_MEMORY) !== 0;
+  }
+  get busMasterEnabled(): boolean {
+    return (this.config.bytes[PCI_COMMAND]! & PCI_COMMAND_MASTER) !== 0;
+  }
 
   /** Drives the INTx pin (pci_set_irq): sets the status bit; the line follows unless INTx is disabled. */
   setIntx(asserted: boolean): void {
@@ -186,18 +209,25 @@ export class DeviceModel implements PciDeviceModel {
   }
 
   /** The INTx level as seen outside the function. */
-  get intxLine(): boolean { return this.intxLineOut; }
+  get intxLine(): boolean {
+    return this.intxLineOut;
+  }
 
   /** MSI is enabled in the function's capability. */
-  get msiEnabled(): boolean { return this.msiState?.enabled ?? false; }
+  get msiEnabled(): boolean {
+    return this.msiState?.enabled ?? false;
+  }
 
   /** Signals MSI vector `vector` (dropped while disabled, masked or beyond the enabled count). */
   notifyMsi(vector: number): void {
-    if (!this.msiState) throw new DeviceModelError(this.model, 'MSI needs an msiCapability()', `notifyMsi(${vector}) on a device without one`);
+    if (!this.msiState)
+      throw new DeviceModelError(this.model, 'MSI needs an msiCapability()', `notifyMsi(${vector}) on a device without one`);
     this.msiState.notify(vector);
   }
 
-  get msixEnabled(): boolean { return this.msixState?.enabled ?? false; }
+  get msixEnabled(): boolean {
+    return this.msixState?.enabled ?? false;
+  }
 
   /** Signals MSI-X vector `vector`: sent now, or held as pending while masked. */
   notifyMsix(vector: number): void {
@@ -205,13 +235,19 @@ export class DeviceModel implements PciDeviceModel {
   }
 
   /** Whether MSI-X vector `vector` is masked (disabled, function mask, or its own mask bit). */
-  msixMasked(vector: number): boolean { return this.msix('msixMasked').masked(vector); }
+  msixMasked(vector: number): boolean {
+    return this.msix('msixMasked').masked(vector);
+  }
 
   /** Whether MSI-X vector `vector` has its pending bit set. */
-  msixPending(vector: number): boolean { return this.msix('msixPending').pending(vector); }
+  msixPending(vector: number): boolean {
+    return this.msix('msixPending').pending(vector);
+  }
 
   /** Everything noteworthy the device did, oldest first. */
-  get events(): readonly DeviceEvent[] { return this.log.entries; }
+  get events(): readonly DeviceEvent[] {
+    return this.log.entries;
+  }
 
   /** Adds an event to the log (strict mode may turn it into a DeviceEventError). */
   record(event: DeviceEvent): void {
@@ -228,7 +264,9 @@ export class DeviceModel implements PciDeviceModel {
   }
 
   /** True once the emulated hardware hit a fatal error (see `fail`). */
-  get failed(): boolean { return this.failedState; }
+  get failed(): boolean {
+    return this.failedState;
+  }
 
   /**
    * The hardware stops working (QEMU would abort the VM): pending work is cancelled, INTx drops,
@@ -242,7 +280,9 @@ export class DeviceModel implements PciDeviceModel {
   }
 
   /** Whether Linux can reset this function alone: FLR in the PCIe capability, or a PM reset. */
-  get supportsFunctionReset(): boolean { return this.layout.flr || this.layout.pmReset; }
+  get supportsFunctionReset(): boolean {
+    return this.layout.flr || this.layout.pmReset;
+  }
 
   /**
    * The device's own part of a reset; override it to bring registers back to their power-on
@@ -303,7 +343,10 @@ export class DeviceModel implements PciDeviceModel {
       return ONES[width];
     }
     if (typeof value !== 'bigint') {
-      this.modelFailed(`BAR${bar} read handler at 0x${off.toString(16)} (${width}-bit)`, new TypeError(`returned ${typeof value}, not a bigint`));
+      this.modelFailed(
+        `BAR${bar} read handler at 0x${off.toString(16)} (${width}-bit)`,
+        new TypeError(`returned ${typeof value}, not a bigint`),
+      );
       return ONES[width];
     }
     return value & ONES[width];
@@ -314,10 +357,19 @@ export class DeviceModel implements PciDeviceModel {
     const bytes = width >>> 3;
     const off = Number(offset);
     if (region === undefined || off < 0 || off + bytes > region.size || this.failedState) return;
-    if (off < region.tableEnd && off + bytes > region.tableStart) { this.msixWrite(region, off, width, value, 'table'); return; }
-    if (off < region.pbaEnd && off + bytes > region.pbaStart) { this.msixWrite(region, off, width, value, 'pba'); return; }
+    if (off < region.tableEnd && off + bytes > region.tableStart) {
+      this.msixWrite(region, off, width, value, 'table');
+      return;
+    }
+    if (off < region.pbaEnd && off + bytes > region.pbaStart) {
+      this.msixWrite(region, off, width, value, 'pba');
+      return;
+    }
     const handler = region.handler;
-    if (handler === undefined) { this.noHandler(region, off, width, 'write'); return; }
+    if (handler === undefined) {
+      this.noHandler(region, off, width, 'write');
+      return;
+    }
     if (!(region.widthBits & bytes) || (!region.unaligned && off % bytes !== 0)) {
       this.invalidAccess(region, off, width, 'write');
       return;
@@ -347,7 +399,9 @@ export class DeviceModel implements PciDeviceModel {
   }
 
   /** Whether a host is connected (a model is placed in one machine at a time). */
-  get isConnected(): boolean { return this.connected; }
+  get isConnected(): boolean {
+    return this.connected;
+  }
 
   functionReset(): void {
     if (!this.supportsFunctionReset) throw new Error(`${this.model} has no function reset`);
@@ -364,7 +418,8 @@ export class DeviceModel implements PciDeviceModel {
     const widths = handler.widths ?? [8, 16, 32, 64];
     let bits = 0;
     for (const w of widths) {
-      if (w !== 8 && w !== 16 && w !== 32 && w !== 64) throw new DeviceModelError(this.model, 'MMIO access widths', `${String(w)} is not 8, 16, 32 or 64`);
+      if (w !== 8 && w !== 16 && w !== 32 && w !== 64)
+        throw new DeviceModelError(this.model, 'MMIO access widths', `${String(w)} is not 8, 16, 32 or 64`);
       bits |= w >>> 3;
     }
     region.handler = handler;
@@ -386,8 +441,9 @@ export class DeviceModel implements PciDeviceModel {
     if ((width === 32 || width === 64) && off % bytes === 0 && off >= start && off + bytes <= end) return true;
     this.record({
       kind: 'guest-error',
-      message: `invalid ${bytes}-byte MMIO ${kind} at BAR${region.index}+0x${off.toString(16)}: the MSI-X ${which === 'table' ? 'table' : 'pending-bit array'} `
-        + `(0x${start.toString(16)}..0x${(end - 1).toString(16)}) accepts 4- and 8-byte aligned accesses inside it`,
+      message:
+        `invalid ${bytes}-byte MMIO ${kind} at BAR${region.index}+0x${off.toString(16)}: the MSI-X ${which === 'table' ? 'table' : 'pending-bit array'} ` +
+        `(0x${start.toString(16)}..0x${(end - 1).toString(16)}) accepts 4- and 8-byte aligned accesses inside it`,
     });
     return false;
   }
@@ -413,7 +469,10 @@ export class DeviceModel implements PciDeviceModel {
   }
 
   private noHandler(region: BarRegion, off: number, width: AccessWidth, kind: 'read' | 'write'): bigint {
-    this.record({ kind: 'model-error', message: `device model '${this.model}': ${width}-bit ${kind} at BAR${region.index}+0x${off.toString(16)} reached no MMIO handler (call handleMmio(${region.index}, …) in the constructor)` });
+    this.record({
+      kind: 'model-error',
+      message: `device model '${this.model}': ${width}-bit ${kind} at BAR${region.index}+0x${off.toString(16)} reached no MMIO handler (call handleMmio(${region.index}, …) in the constructor)`,
+    });
     return ONES[width];
   }
 
@@ -503,18 +562,30 @@ function ramHandler(ram: Uint8Array): MmioHandler {
     unaligned: true,
     read(offset, width) {
       switch (width) {
-        case 8: return BigInt(view.getUint8(offset));
-        case 16: return BigInt(view.getUint16(offset, true));
-        case 32: return BigInt(view.getUint32(offset, true));
-        case 64: return view.getBigUint64(offset, true);
+        case 8:
+          return BigInt(view.getUint8(offset));
+        case 16:
+          return BigInt(view.getUint16(offset, true));
+        case 32:
+          return BigInt(view.getUint32(offset, true));
+        case 64:
+          return view.getBigUint64(offset, true);
       }
     },
     write(offset, width, value) {
       switch (width) {
-        case 8: view.setUint8(offset, Number(value)); break;
-        case 16: view.setUint16(offset, Number(value), true); break;
-        case 32: view.setUint32(offset, Number(value), true); break;
-        case 64: view.setBigUint64(offset, value, true); break;
+        case 8:
+          view.setUint8(offset, Number(value));
+          break;
+        case 16:
+          view.setUint16(offset, Number(value), true);
+          break;
+        case 32:
+          view.setUint32(offset, Number(value), true);
+          break;
+        case 64:
+          view.setBigUint64(offset, value, true);
+          break;
       }
     },
   };

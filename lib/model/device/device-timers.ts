@@ -17,10 +17,14 @@ export class DeviceTimers implements DeviceClock {
     this.clock = clock;
   }
 
-  get now(): bigint { return this.clock.now; }
+  get now(): bigint {
+    return this.clock.now;
+  }
 
   /** Work still scheduled by this device. */
-  get pending(): number { return this.inFlight.size; }
+  get pending(): number {
+    return this.inFlight.size;
+  }
 
   after(microseconds: number, work: () => void): ScheduledWork {
     let handle: ScheduledWork | undefined = undefined;

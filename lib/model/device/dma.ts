@@ -29,7 +29,10 @@ export class DeviceDma {
   private port: DmaPort = DISCONNECTED_DMA;
   private behindIommu = false;
 
-  constructor(private readonly owner: DmaOwner, readonly mask: bigint) {
+  constructor(
+    private readonly owner: DmaOwner,
+    readonly mask: bigint,
+  ) {
     this.everyAddress = mask === (1n << 64n) - 1n;
   }
 
@@ -46,7 +49,10 @@ export class DeviceDma {
   /** Reads `length` bytes at bus address `address` (the device reads host memory). */
   read(address: bigint, length: number): Uint8Array {
     if (!this.busMasterEnabled) {
-      this.owner.record({ kind: 'dma-blocked', message: `DMA read of ${length} bytes at 0x${address.toString(16)} with bus mastering disabled` });
+      this.owner.record({
+        kind: 'dma-blocked',
+        message: `DMA read of ${length} bytes at 0x${address.toString(16)} with bus mastering disabled`,
+      });
       return new Uint8Array(length);
     }
     const at = this.reachable(address, length, 'read');
@@ -62,7 +68,10 @@ export class DeviceDma {
   /** Writes `data` at bus address `address` (the device writes host memory). */
   write(address: bigint, data: Uint8Array): void {
     if (!this.busMasterEnabled) {
-      this.owner.record({ kind: 'dma-blocked', message: `DMA write of ${data.length} bytes at 0x${address.toString(16)} with bus mastering disabled` });
+      this.owner.record({
+        kind: 'dma-blocked',
+        message: `DMA write of ${data.length} bytes at 0x${address.toString(16)} with bus mastering disabled`,
+      });
       return;
     }
     const at = this.reachable(address, data.length, 'write');
@@ -81,8 +90,9 @@ export class DeviceDma {
     const dropped = address & this.mask;
     this.owner.record({
       kind: 'guest-error',
-      message: `DMA ${direction} of ${length} bytes at 0x${address.toString(16)} is beyond the device's DMA mask 0x${this.mask.toString(16)}; `
-        + `the device drops the missing address bits and reaches 0x${dropped.toString(16)}`,
+      message:
+        `DMA ${direction} of ${length} bytes at 0x${address.toString(16)} is beyond the device's DMA mask 0x${this.mask.toString(16)}; ` +
+        `the device drops the missing address bits and reaches 0x${dropped.toString(16)}`,
     });
     return dropped;
   }
@@ -90,8 +100,8 @@ export class DeviceDma {
   private fault(e: DmaFault): void {
     const unchecked = !this.behindIommu && e.reason === 'no-memory';
     const message = unchecked
-      ? `${e.message}: no process memory is mapped at that physical address; on a noiommu host nothing checks device DMA, `
-        + `so real hardware would have ${e.direction === 'read' ? 'read' : 'overwritten'} whatever lies there`
+      ? `${e.message}: no process memory is mapped at that physical address; on a noiommu host nothing checks device DMA, ` +
+        `so real hardware would have ${e.direction === 'read' ? 'read' : 'overwritten'} whatever lies there`
       : e.message;
     this.owner.record({ kind: 'dma-fault', message, fault: e });
   }

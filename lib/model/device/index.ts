@@ -4,17 +4,33 @@
  * See docs/device-models.md for a tutorial; lib/devices/edu.ts is a complete example.
  */
 export { DeviceModel, type ResetKind } from './device-model';
-export type {
-  AccessWidth, BarDeclaration, BarType, DeviceDefinition, DeviceIdentity, InterruptPin, MmioHandler,
-} from './definition';
+export type { AccessWidth, BarDeclaration, BarType, DeviceDefinition, DeviceIdentity, InterruptPin, MmioHandler } from './definition';
 export {
-  extendedCapability, msiCapability, msixCapability, pcieCapability, pmCapability, vendorCapability,
-  type CapabilityBuilder, type ExtendedCapabilitySpec, type MsiCapabilitySpec, type MsixCapabilitySpec, type MsixPlacement,
-  type PcieCapabilitySpec, type PcieDeviceType, type PmCapabilitySpec, type VendorCapabilitySpec,
+  extendedCapability,
+  msiCapability,
+  msixCapability,
+  pcieCapability,
+  pmCapability,
+  vendorCapability,
+  type CapabilityBuilder,
+  type ExtendedCapabilitySpec,
+  type MsiCapabilitySpec,
+  type MsixCapabilitySpec,
+  type MsixPlacement,
+  type PcieCapabilitySpec,
+  type PcieDeviceType,
+  type PmCapabilitySpec,
+  type VendorCapabilitySpec,
 } from './capabilities';
 export { DeviceDma, type DmaOwner } from './dma';
 export {
-  sriovCapability, PCI_EXT_CAP_ID_SRIOV, SRIOV, SRIOV_CTRL_ARI, SRIOV_CTRL_MSE, SRIOV_CTRL_VFE, type SriovCapabilitySpec,
+  sriovCapability,
+  PCI_EXT_CAP_ID_SRIOV,
+  SRIOV,
+  SRIOV_CTRL_ARI,
+  SRIOV_CTRL_MSE,
+  SRIOV_CTRL_VFE,
+  type SriovCapabilitySpec,
 } from './sriov-capability';
 export { ModelClock, type ClockMode, type DeviceClock, type ScheduledWork } from './clock';
 export { DeviceTimers } from './device-timers';

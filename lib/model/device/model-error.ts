@@ -4,7 +4,11 @@
  * two …). It names the device and the rule, and is thrown while the model is constructed.
  */
 export class DeviceModelError extends Error {
-  constructor(readonly device: string, readonly rule: string, detail: string) {
+  constructor(
+    readonly device: string,
+    readonly rule: string,
+    detail: string,
+  ) {
     super(`device model '${device}': ${rule}: ${detail}`);
     this.name = 'DeviceModelError';
   }

@@ -6,8 +6,18 @@
  * write to an enabled capability clamps the enabled count to the maximum and releases INTx.
  */
 import {
-  PCI_MSI_ADDRESS_HI, PCI_MSI_ADDRESS_LO, PCI_MSI_DATA_32, PCI_MSI_DATA_64, PCI_MSI_FLAGS, PCI_MSI_FLAGS_64BIT,
-  PCI_MSI_FLAGS_ENABLE, PCI_MSI_FLAGS_MASKBIT, PCI_MSI_FLAGS_QMASK, PCI_MSI_FLAGS_QSIZE, PCI_MSI_MASK_32, PCI_MSI_MASK_64,
+  PCI_MSI_ADDRESS_HI,
+  PCI_MSI_ADDRESS_LO,
+  PCI_MSI_DATA_32,
+  PCI_MSI_DATA_64,
+  PCI_MSI_FLAGS,
+  PCI_MSI_FLAGS_64BIT,
+  PCI_MSI_FLAGS_ENABLE,
+  PCI_MSI_FLAGS_MASKBIT,
+  PCI_MSI_FLAGS_QMASK,
+  PCI_MSI_FLAGS_QSIZE,
+  PCI_MSI_MASK_32,
+  PCI_MSI_MASK_64,
 } from '../../uapi/pci';
 import type { PciConfigSpace } from '../pci/physical-config-space';
 import type { MsiLayout } from './config-layout';
@@ -18,7 +28,11 @@ export type MessageSender = (what: string, address: bigint, data: number) => voi
 export class MsiFunction {
   private readonly length: number;
 
-  constructor(private readonly config: PciConfigSpace, private readonly layout: MsiLayout, private readonly send: MessageSender) {
+  constructor(
+    private readonly config: PciConfigSpace,
+    private readonly layout: MsiLayout,
+    private readonly send: MessageSender,
+  ) {
     this.length = 10 + (layout.is64bit ? 4 : 0) + (layout.perVectorMask ? 10 : 0);
   }
 
@@ -50,7 +64,7 @@ export class MsiFunction {
     if (offset >= pos + this.length || offset + width <= pos || !this.enabled) return false;
     let flags = this.config.getRaw(pos + PCI_MSI_FLAGS, 2);
     const logMax = (flags & PCI_MSI_FLAGS_QMASK) >> 1;
-    if (((flags & PCI_MSI_FLAGS_QSIZE) >> 4) > logMax) {
+    if ((flags & PCI_MSI_FLAGS_QSIZE) >> 4 > logMax) {
       flags = (flags & ~PCI_MSI_FLAGS_QSIZE) | (logMax << 4);
       this.config.setRaw(pos + PCI_MSI_FLAGS, 2, flags);
     }

@@ -17,7 +17,6 @@ import type { MsixLayout } from './config-layout';
 import type { AccessWidth } from './definition';
 import type { MessageSender } from './msi';
 
-
 export class MsixFunction {
   readonly table: Uint8Array;
   readonly pba: Uint8Array;
@@ -25,7 +24,11 @@ export class MsixFunction {
   private readonly pbaView: DataView;
   private functionMasked = true;
 
-  constructor(private readonly config: PciConfigSpace, readonly layout: MsixLayout, private readonly send: MessageSender) {
+  constructor(
+    private readonly config: PciConfigSpace,
+    readonly layout: MsixLayout,
+    private readonly send: MessageSender,
+  ) {
     this.table = new Uint8Array(layout.vectors * PCI_MSIX_ENTRY_SIZE);
     this.pba = new Uint8Array(Math.ceil(layout.vectors / 64) * 8);
     this.tableView = new DataView(this.table.buffer);
@@ -33,7 +36,9 @@ export class MsixFunction {
     this.maskAll();
   }
 
-  get tableSize(): number { return this.table.length; }
+  get tableSize(): number {
+    return this.table.length;
+  }
 
   get enabled(): boolean {
     return (this.config.getRaw(this.layout.at + PCI_MSIX_FLAGS, 2) & PCI_MSIX_FLAGS_ENABLE) !== 0;
@@ -140,7 +145,8 @@ export class MsixFunction {
   }
 
   private maskAll(): void {
-    for (let v = 0; v < this.layout.vectors; v++) this.table[v * PCI_MSIX_ENTRY_SIZE + PCI_MSIX_ENTRY_VECTOR_CTRL] = PCI_MSIX_ENTRY_CTRL_MASKBIT;
+    for (let v = 0; v < this.layout.vectors; v++)
+      this.table[v * PCI_MSIX_ENTRY_SIZE + PCI_MSIX_ENTRY_VECTOR_CTRL] = PCI_MSIX_ENTRY_CTRL_MASKBIT;
   }
 
   private checkVector(vector: number): void {

@@ -11,8 +11,20 @@ import { extendedCapability, type ExtendedCapabilitySpec } from './capabilities'
 
 /** The capability's registers, as offsets from the capability (PCI_SRIOV_*). */
 export const SRIOV = {
-  CAP: 0x04, CTRL: 0x08, STATUS: 0x0a, INITIAL_VF: 0x0c, TOTAL_VF: 0x0e, NUM_VF: 0x10, FUNC_LINK: 0x12,
-  VF_OFFSET: 0x14, VF_STRIDE: 0x16, VF_DID: 0x1a, SUP_PGSIZE: 0x1c, SYS_PGSIZE: 0x20, BAR: 0x24, VFM: 0x3c,
+  CAP: 0x04,
+  CTRL: 0x08,
+  STATUS: 0x0a,
+  INITIAL_VF: 0x0c,
+  TOTAL_VF: 0x0e,
+  NUM_VF: 0x10,
+  FUNC_LINK: 0x12,
+  VF_OFFSET: 0x14,
+  VF_STRIDE: 0x16,
+  VF_DID: 0x1a,
+  SUP_PGSIZE: 0x1c,
+  SYS_PGSIZE: 0x20,
+  BAR: 0x24,
+  VFM: 0x3c,
   SIZEOF: 0x40,
 } as const;
 export const PCI_EXT_CAP_ID_SRIOV = 0x10;
@@ -30,13 +42,23 @@ export interface SriovCapabilitySpec {
   /** The Device ID every VF reports (its Vendor ID is the PF's). */
   readonly vfDeviceId: number;
   /** The BARs every VF has, as the capability's VF BAR registers declare them (sized like BARs). */
-  readonly vfBars?: readonly { readonly index: number; readonly size: bigint; readonly type: 'memory32' | 'memory64'; readonly prefetchable?: boolean }[];
+  readonly vfBars?: readonly {
+    readonly index: number;
+    readonly size: bigint;
+    readonly type: 'memory32' | 'memory64';
+    readonly prefetchable?: boolean;
+  }[];
   /** Capability offset in extended config space (default: the next free). */
   readonly at?: number;
 }
 
 export function sriovCapability(o: SriovCapabilitySpec): ExtendedCapabilitySpec {
-  for (const [name, value, max] of [['totalVfs', o.totalVfs, 0xffff], ['vfOffset', o.vfOffset, 0xffff], ['vfStride', o.vfStride, 0xffff], ['vfDeviceId', o.vfDeviceId, 0xffff]] as const) {
+  for (const [name, value, max] of [
+    ['totalVfs', o.totalVfs, 0xffff],
+    ['vfOffset', o.vfOffset, 0xffff],
+    ['vfStride', o.vfStride, 0xffff],
+    ['vfDeviceId', o.vfDeviceId, 0xffff],
+  ] as const) {
     if (!Number.isInteger(value) || value < 0 || value > max) throw new RangeError(`sriovCapability: ${name} ${value} is not 0..${max}`);
   }
   if (o.totalVfs < 1) throw new RangeError('sriovCapability: totalVfs must be at least 1');
@@ -44,7 +66,8 @@ export function sriovCapability(o: SriovCapabilitySpec): ExtendedCapabilitySpec 
   // data and writeMask start after the 4-byte header.
   const data = new Uint8Array(SRIOV.SIZEOF - 4);
   const mask = new Uint8Array(SRIOV.SIZEOF - 4);
-  const v = new DataView(data.buffer), m = new DataView(mask.buffer);
+  const v = new DataView(data.buffer),
+    m = new DataView(mask.buffer);
   const at = (reg: number) => reg - 4;
   v.setUint16(at(SRIOV.INITIAL_VF), o.totalVfs, true);
   v.setUint16(at(SRIOV.TOTAL_VF), o.totalVfs, true);
@@ -58,8 +81,10 @@ export function sriovCapability(o: SriovCapabilitySpec): ExtendedCapabilitySpec 
   m.setUint32(at(SRIOV.SYS_PGSIZE), QEMU_SUPPORTED_PAGE_SIZES, true);
   for (const bar of o.vfBars ?? []) {
     const is64 = bar.type === 'memory64';
-    if (!Number.isInteger(bar.index) || bar.index < 0 || bar.index > (is64 ? 4 : 5)) throw new RangeError(`sriovCapability: VF BAR index ${bar.index} is not 0..${is64 ? 4 : 5}`);
-    if (bar.size < 16n || (bar.size & (bar.size - 1n)) !== 0n || (!is64 && bar.size > 1n << 31n)) throw new RangeError(`sriovCapability: VF BAR ${bar.index} size ${bar.size} is not a power of two of at least 16 bytes`);
+    if (!Number.isInteger(bar.index) || bar.index < 0 || bar.index > (is64 ? 4 : 5))
+      throw new RangeError(`sriovCapability: VF BAR index ${bar.index} is not 0..${is64 ? 4 : 5}`);
+    if (bar.size < 16n || (bar.size & (bar.size - 1n)) !== 0n || (!is64 && bar.size > 1n << 31n))
+      throw new RangeError(`sriovCapability: VF BAR ${bar.index} size ${bar.size} is not a power of two of at least 16 bytes`);
     const reg = at(SRIOV.BAR + 4 * bar.index);
     const mask = ~(bar.size - 1n) & ((1n << 64n) - 1n);
     v.setUint32(reg, (is64 ? 0x4 : 0) | (bar.prefetchable ? 0x8 : 0), true);

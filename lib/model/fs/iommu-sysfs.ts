@@ -37,17 +37,38 @@ export class IommuSysfs {
   ) {
     const d = this.dir;
     vfs.add(`${d}/subsystem`, link('../../../../class/iommu'));
-    vfs.add(`${d}/uevent`, roAttr(() => ''));
+    vfs.add(
+      `${d}/uevent`,
+      roAttr(() => ''),
+    );
     vfs.mkdir(`${d}/devices`);
     const hex = (n: bigint) => `${n.toString(16)}\n`;
-    vfs.add(`${d}/intel-iommu/address`, roAttr(() => hex(VTD_REGISTER_BASE)));
-    vfs.add(`${d}/intel-iommu/cap`, roAttr(() => hex(unit.capReg)));
-    vfs.add(`${d}/intel-iommu/ecap`, roAttr(() => hex(unit.ecapReg)));
+    vfs.add(
+      `${d}/intel-iommu/address`,
+      roAttr(() => hex(VTD_REGISTER_BASE)),
+    );
+    vfs.add(
+      `${d}/intel-iommu/cap`,
+      roAttr(() => hex(unit.capReg)),
+    );
+    vfs.add(
+      `${d}/intel-iommu/ecap`,
+      roAttr(() => hex(unit.ecapReg)),
+    );
     // VER_REG of QEMU's VT-d is 1.0, shown "major:minor".
-    vfs.add(`${d}/intel-iommu/version`, roAttr(() => '1:0\n'));
+    vfs.add(
+      `${d}/intel-iommu/version`,
+      roAttr(() => '1:0\n'),
+    );
     // cap_ndoms: CAP.ND (bits 2:0) selects 2^(4 + 2*ND) domain IDs.
-    vfs.add(`${d}/intel-iommu/domains_supported`, roAttr(() => `${1n << (4n + 2n * (unit.capReg & 7n))}\n`));
-    vfs.add(`${d}/intel-iommu/domains_used`, roAttr(() => `${domainsUsed()}\n`));
+    vfs.add(
+      `${d}/intel-iommu/domains_supported`,
+      roAttr(() => `${1n << (4n + 2n * (unit.capReg & 7n))}\n`),
+    );
+    vfs.add(
+      `${d}/intel-iommu/domains_used`,
+      roAttr(() => `${domainsUsed()}\n`),
+    );
     vfs.add(`${CLASS_DIR}/${this.name}`, link(`../../devices/virtual/iommu/${this.name}`));
   }
 

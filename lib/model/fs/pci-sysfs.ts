@@ -67,7 +67,10 @@ export class PciSysfs {
     const { vfs, bus } = o;
     vfs.mkdir('/sys/bus/pci/devices');
     vfs.mkdir('/sys/bus/pci/drivers');
-    vfs.add('/sys/bus/pci/drivers_probe', woAttr((data) => bus.driversProbe(data.toString('latin1'))));
+    vfs.add(
+      '/sys/bus/pci/drivers_probe',
+      woAttr((data) => bus.driversProbe(data.toString('latin1'))),
+    );
     bus.onBindingChange((slot, driver) => this.bindingChanged(slot, driver));
   }
 
@@ -75,11 +78,26 @@ export class PciSysfs {
     const { vfs, bus } = this.o;
     const dir = `/sys/bus/pci/drivers/${driver.name}`;
     vfs.mkdir(dir);
-    vfs.add(`${dir}/bind`, woAttr((d) => bus.bind(driver, d.toString('latin1'))));
-    vfs.add(`${dir}/unbind`, woAttr((d) => bus.unbind(driver, d.toString('latin1'))));
-    vfs.add(`${dir}/new_id`, woAttr((d) => bus.newId(driver, d.toString('latin1'))));
-    vfs.add(`${dir}/remove_id`, woAttr((d) => bus.removeId(driver, d.toString('latin1'))));
-    vfs.add(`${dir}/uevent`, woAttr(() => undefined));
+    vfs.add(
+      `${dir}/bind`,
+      woAttr((d) => bus.bind(driver, d.toString('latin1'))),
+    );
+    vfs.add(
+      `${dir}/unbind`,
+      woAttr((d) => bus.unbind(driver, d.toString('latin1'))),
+    );
+    vfs.add(
+      `${dir}/new_id`,
+      woAttr((d) => bus.newId(driver, d.toString('latin1'))),
+    );
+    vfs.add(
+      `${dir}/remove_id`,
+      woAttr((d) => bus.removeId(driver, d.toString('latin1'))),
+    );
+    vfs.add(
+      `${dir}/uevent`,
+      woAttr(() => undefined),
+    );
   }
 
   addDevice(slot: PciSlot): void {
@@ -88,57 +106,126 @@ export class PciSysfs {
     const dir = devicePath(slot);
     vfs.mkdir(dir);
     vfs.add(`/sys/bus/pci/devices/${slot.name}`, link(`../../..${dir.slice('/sys'.length)}`));
-    vfs.add(`${dir}/vendor`, roAttr(() => hex(dev.vendorId, 4)));
-    vfs.add(`${dir}/device`, roAttr(() => hex(dev.deviceId, 4)));
-    vfs.add(`${dir}/subsystem_vendor`, roAttr(() => hex(dev.subsystemVendorId, 4)));
-    vfs.add(`${dir}/subsystem_device`, roAttr(() => hex(dev.subsystemId, 4)));
-    vfs.add(`${dir}/class`, roAttr(() => hex(dev.classCode, 6)));
-    vfs.add(`${dir}/revision`, roAttr(() => hex(dev.revision, 2)));
-    vfs.add(`${dir}/irq`, roAttr(() => `${slot.irqLine.irq}\n`));
-    vfs.add(`${dir}/enable`, roAttr(() => (this.o.isEnabled(slot) ? '1\n' : '0\n')));
-    vfs.add(`${dir}/modalias`, roAttr(() => modalias(slot)));
-    vfs.add(`${dir}/resource`, roAttr(() => resourceText(slot, this.o.pciIov === true, this.o.iovResources?.(slot) ?? [])));
+    vfs.add(
+      `${dir}/vendor`,
+      roAttr(() => hex(dev.vendorId, 4)),
+    );
+    vfs.add(
+      `${dir}/device`,
+      roAttr(() => hex(dev.deviceId, 4)),
+    );
+    vfs.add(
+      `${dir}/subsystem_vendor`,
+      roAttr(() => hex(dev.subsystemVendorId, 4)),
+    );
+    vfs.add(
+      `${dir}/subsystem_device`,
+      roAttr(() => hex(dev.subsystemId, 4)),
+    );
+    vfs.add(
+      `${dir}/class`,
+      roAttr(() => hex(dev.classCode, 6)),
+    );
+    vfs.add(
+      `${dir}/revision`,
+      roAttr(() => hex(dev.revision, 2)),
+    );
+    vfs.add(
+      `${dir}/irq`,
+      roAttr(() => `${slot.irqLine.irq}\n`),
+    );
+    vfs.add(
+      `${dir}/enable`,
+      roAttr(() => (this.o.isEnabled(slot) ? '1\n' : '0\n')),
+    );
+    vfs.add(
+      `${dir}/modalias`,
+      roAttr(() => modalias(slot)),
+    );
+    vfs.add(
+      `${dir}/resource`,
+      roAttr(() => resourceText(slot, this.o.pciIov === true, this.o.iovResources?.(slot) ?? [])),
+    );
     // Only visible when the function has a reset method (reset_method_attr_is_visible).
     const methods = resetMethods(slot, this.o.functions());
-    if (methods.length) vfs.add(`${dir}/reset_method`, roAttr(() => `${methods.join(' ')}\n`));
-    vfs.add(`${dir}/driver_override`, rwAttr(
-      () => `${bus.driverOverride(slot) ?? '(null)'}\n`,
-      (data) => bus.setDriverOverride(slot, data, this.o.pageSize),
-    ));
-    vfs.add(`${dir}/config`, rwAttr(
-      () => this.readConfig(slot),
-      (data) => this.writeConfig(slot, data),
-    ));
+    if (methods.length)
+      vfs.add(
+        `${dir}/reset_method`,
+        roAttr(() => `${methods.join(' ')}\n`),
+      );
+    vfs.add(
+      `${dir}/driver_override`,
+      rwAttr(
+        () => `${bus.driverOverride(slot) ?? '(null)'}\n`,
+        (data) => bus.setDriverOverride(slot, data, this.o.pageSize),
+      ),
+    );
+    vfs.add(
+      `${dir}/config`,
+      rwAttr(
+        () => this.readConfig(slot),
+        (data) => this.writeConfig(slot, data),
+      ),
+    );
     vfs.add(`${dir}/subsystem`, link(`${upToSys(dir)}/bus/pci`));
     // Neither vfio-pci nor the stub sets a DMA mask, so the PCI core's 32-bit default stays.
-    vfs.add(`${dir}/dma_mask_bits`, roAttr(() => '32\n'));
-    vfs.add(`${dir}/consistent_dma_mask_bits`, roAttr(() => '32\n'));
+    vfs.add(
+      `${dir}/dma_mask_bits`,
+      roAttr(() => '32\n'),
+    );
+    vfs.add(
+      `${dir}/consistent_dma_mask_bits`,
+      roAttr(() => '32\n'),
+    );
     // A function on the root bus with no ARI capability upstream.
-    vfs.add(`${dir}/ari_enabled`, roAttr(() => '0\n'));
+    vfs.add(
+      `${dir}/ari_enabled`,
+      roAttr(() => '0\n'),
+    );
     let brokenParity = false;
-    vfs.add(`${dir}/broken_parity_status`, rwAttr(
-      () => (brokenParity ? '1\n' : '0\n'),
-      (data) => { brokenParity = parseUnsigned(data) !== 0; },
-    ));
+    vfs.add(
+      `${dir}/broken_parity_status`,
+      rwAttr(
+        () => (brokenParity ? '1\n' : '0\n'),
+        (data) => {
+          brokenParity = parseUnsigned(data) !== 0;
+        },
+      ),
+    );
     let msiAllowed = true;
-    vfs.add(`${dir}/msi_bus`, rwAttr(
-      () => (msiAllowed ? '1\n' : '0\n'),
-      (data) => {
-        if (!this.o.capabilities().sysAdmin) fail('EPERM');
-        msiAllowed = parseUnsigned(data) !== 0;
-      },
-    ));
+    vfs.add(
+      `${dir}/msi_bus`,
+      rwAttr(
+        () => (msiAllowed ? '1\n' : '0\n'),
+        (data) => {
+          if (!this.o.capabilities().sysAdmin) fail('EPERM');
+          msiAllowed = parseUnsigned(data) !== 0;
+        },
+      ),
+    );
     // No PM capability on the modelled devices: the core never moves them out of D0.
-    vfs.add(`${dir}/power_state`, roAttr(() => 'D0\n'));
-    vfs.add(`${dir}/local_cpus`, roAttr(() => `${((1n << BigInt(this.o.cpus)) - 1n).toString(16)}\n`));
-    vfs.add(`${dir}/local_cpulist`, roAttr(() => (this.o.cpus === 1 ? '0\n' : `0-${this.o.cpus - 1}\n`)));
-    vfs.add(`${dir}/uevent`, rwAttr(
-      () => this.uevent(slot),
-      (data) => {
-        const action = data.toString('latin1').trim().split(/\s+/)[0] ?? '';
-        if (!UEVENT_ACTIONS.includes(action)) fail('EINVAL', `'${action}' is not a uevent action`);
-      },
-    ));
+    vfs.add(
+      `${dir}/power_state`,
+      roAttr(() => 'D0\n'),
+    );
+    vfs.add(
+      `${dir}/local_cpus`,
+      roAttr(() => `${((1n << BigInt(this.o.cpus)) - 1n).toString(16)}\n`),
+    );
+    vfs.add(
+      `${dir}/local_cpulist`,
+      roAttr(() => (this.o.cpus === 1 ? '0\n' : `0-${this.o.cpus - 1}\n`)),
+    );
+    vfs.add(
+      `${dir}/uevent`,
+      rwAttr(
+        () => this.uevent(slot),
+        (data) => {
+          const action = data.toString('latin1').trim().split(/\s+/)[0] ?? '';
+          if (!UEVENT_ACTIONS.includes(action)) fail('EINVAL', `'${action}' is not a uevent action`);
+        },
+      ),
+    );
   }
 
   /** The function's directory and its /sys/bus/pci/devices link go (pci_stop_and_remove_bus_device). */
@@ -152,9 +239,11 @@ export class PciSysfs {
     const d = slot.device;
     const h = (n: number, w: number) => n.toString(16).toUpperCase().padStart(w, '0');
     const driver = this.o.bus.driverOf(slot);
-    return `${driver ? `DRIVER=${driver.name}\n` : ''}PCI_CLASS=${h(d.classCode, 4)}\n`
-      + `PCI_ID=${h(d.vendorId, 4)}:${h(d.deviceId, 4)}\nPCI_SUBSYS_ID=${h(d.subsystemVendorId, 4)}:${h(d.subsystemId, 4)}\n`
-      + `PCI_SLOT_NAME=${slot.name}\nMODALIAS=${modalias(slot)}`;
+    return (
+      `${driver ? `DRIVER=${driver.name}\n` : ''}PCI_CLASS=${h(d.classCode, 4)}\n` +
+      `PCI_ID=${h(d.vendorId, 4)}:${h(d.deviceId, 4)}\nPCI_SUBSYS_ID=${h(d.subsystemVendorId, 4)}:${h(d.subsystemId, 4)}\n` +
+      `PCI_SLOT_NAME=${slot.name}\nMODALIAS=${modalias(slot)}`
+    );
   }
 
   /** config: an unprivileged reader sees only the standard header (pci_read_config). */
@@ -192,8 +281,10 @@ export class PciSysfs {
 function modalias(slot: PciSlot): string {
   const d = slot.device;
   const h = (n: number, w: number) => n.toString(16).toUpperCase().padStart(w, '0');
-  return `pci:v${h(d.vendorId, 8)}d${h(d.deviceId, 8)}sv${h(d.subsystemVendorId, 8)}sd${h(d.subsystemId, 8)}`
-    + `bc${h(d.classCode >> 16, 2)}sc${h((d.classCode >> 8) & 0xff, 2)}i${h(d.classCode & 0xff, 2)}\n`;
+  return (
+    `pci:v${h(d.vendorId, 8)}d${h(d.deviceId, 8)}sv${h(d.subsystemVendorId, 8)}sd${h(d.subsystemId, 8)}` +
+    `bc${h(d.classCode >> 16, 2)}sc${h((d.classCode >> 8) & 0xff, 2)}i${h(d.classCode & 0xff, 2)}\n`
+  );
 }
 
 function resourceText(slot: PciSlot, pciIov: boolean, iov: readonly IovResource[]): string {
@@ -219,7 +310,8 @@ function resourceText(slot: PciSlot, pciIov: boolean, iov: readonly IovResource[
       continue;
     }
     const total = r.size * BigInt(Math.max(1, slot.device.config.getRaw(sriovTotalVfsOffset(slot), 2)));
-    const flags = IORESOURCE.SIZEALIGN | IORESOURCE.MEM | (r.prefetchable ? IORESOURCE.PREFETCH | 0x8 : 0) | (r.is64bit ? IORESOURCE.MEM_64 | 0x4 : 0);
+    const flags =
+      IORESOURCE.SIZEALIGN | IORESOURCE.MEM | (r.prefetchable ? IORESOURCE.PREFETCH | 0x8 : 0) | (r.is64bit ? IORESOURCE.MEM_64 | 0x4 : 0);
     out += `${h(r.start)} ${h(r.start + total - 1n)} ${h(BigInt(flags))}\n`;
   }
   return out;

@@ -11,15 +11,51 @@
  */
 import { U64_MAX, type FieldType, type StructType, type StructView } from '../../uapi/codec';
 import {
-  IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED, IOMMU_HW_INFO_FLAG_INPUT_TYPE, IOMMU_HW_INFO_TYPE_DEFAULT, IOMMU_HW_INFO_TYPE_INTEL_VTD,
-  IOMMU_HWPT_DATA_NONE, IOMMU_HWPT_FAULT_ID_VALID, IOMMU_IOAS_MAP_FIXED_IOVA, IOMMU_IOAS_MAP_READABLE,
-  IOMMU_IOAS_MAP_WRITEABLE, IOMMU_OPTION_HUGE_PAGES, IOMMU_OPTION_OP_GET, IOMMU_OPTION_OP_SET, IOMMU_OPTION_RLIMIT_MODE,
-  IOMMU_VFIO_IOAS_CLEAR, IOMMU_VFIO_IOAS_GET, IOMMU_VFIO_IOAS_SET, IOMMUFD_CMD, IOMMUFD_TYPE, IommuDestroy,
-  IommuFaultAlloc, IommuHwInfo, IommuHwInfoVtd, IOMMU_HW_INFO_VTD_ERRATA_772415_SPR17, IommuHwptAlloc, IommuHwptGetDirtyBitmap, IommuHwptInvalidate,
-  IommuHwptSetDirtyTracking, IommuHwQueueAlloc, IommuIoasAlloc, IommuIoasAllowIovas, IommuIoasChangeProcess,
-  IommuIoasCopy, IommuIoasIovaRanges, IommuIoasMap, IommuIoasMapFile, IommuIoasNoiommuGetPa, IommuIoasUnmap,
-  IommuIovaRange, IommuOption, IommuVdeviceAlloc, IommuVeventqAlloc, IommuVfioIoas, IommuViommuAlloc,
-  IOMMU_HWPT_DIRTY_TRACKING_ENABLE, IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR,
+  IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED,
+  IOMMU_HW_INFO_FLAG_INPUT_TYPE,
+  IOMMU_HW_INFO_TYPE_DEFAULT,
+  IOMMU_HW_INFO_TYPE_INTEL_VTD,
+  IOMMU_HWPT_DATA_NONE,
+  IOMMU_HWPT_FAULT_ID_VALID,
+  IOMMU_IOAS_MAP_FIXED_IOVA,
+  IOMMU_IOAS_MAP_READABLE,
+  IOMMU_IOAS_MAP_WRITEABLE,
+  IOMMU_OPTION_HUGE_PAGES,
+  IOMMU_OPTION_OP_GET,
+  IOMMU_OPTION_OP_SET,
+  IOMMU_OPTION_RLIMIT_MODE,
+  IOMMU_VFIO_IOAS_CLEAR,
+  IOMMU_VFIO_IOAS_GET,
+  IOMMU_VFIO_IOAS_SET,
+  IOMMUFD_CMD,
+  IOMMUFD_TYPE,
+  IommuDestroy,
+  IommuFaultAlloc,
+  IommuHwInfo,
+  IommuHwInfoVtd,
+  IOMMU_HW_INFO_VTD_ERRATA_772415_SPR17,
+  IommuHwptAlloc,
+  IommuHwptGetDirtyBitmap,
+  IommuHwptInvalidate,
+  IommuHwptSetDirtyTracking,
+  IommuHwQueueAlloc,
+  IommuIoasAlloc,
+  IommuIoasAllowIovas,
+  IommuIoasChangeProcess,
+  IommuIoasCopy,
+  IommuIoasIovaRanges,
+  IommuIoasMap,
+  IommuIoasMapFile,
+  IommuIoasNoiommuGetPa,
+  IommuIoasUnmap,
+  IommuIovaRange,
+  IommuOption,
+  IommuVdeviceAlloc,
+  IommuVeventqAlloc,
+  IommuVfioIoas,
+  IommuViommuAlloc,
+  IOMMU_HWPT_DIRTY_TRACKING_ENABLE,
+  IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR,
 } from '../../uapi/iommufd';
 import { fail, KernelError } from '../errno';
 import { atLeast, type KernelVersion } from '../profile';
@@ -67,7 +103,11 @@ interface TableOp {
 }
 
 function op<S extends Record<string, FieldType>>(
-  name: string, struct: StructType<S>, last: keyof S & string, since: readonly [number, number], execute: (u: Ucmd<S>) => number,
+  name: string,
+  struct: StructType<S>,
+  last: keyof S & string,
+  since: readonly [number, number],
+  execute: (u: Ucmd<S>) => number,
 ): TableOp {
   const typed: Op<S> = { name, struct, minSize: struct.endOf(last), since, execute };
   // The kernel's copy of the command (ucmd->cmd), one per op and reused: ioctls run one at a
@@ -133,7 +173,15 @@ function pagesCount(ctx: IommufdContext, startByte: bigint, length: bigint): num
 }
 
 /** iopt_map_pages on a fresh single-slice list (iopt_map_common): the slice's reference moves into the area. */
-function mapOne(ioas: IoasObject, pages: IoPages, startByte: bigint, length: bigint, iova: bigint | null, prot: number, firstAddr: bigint): bigint {
+function mapOne(
+  ioas: IoasObject,
+  pages: IoPages,
+  startByte: bigint,
+  length: bigint,
+  iova: bigint | null,
+  prot: number,
+  firstAddr: bigint,
+): bigint {
   try {
     return ioas.iopt.mapPages([{ pages, startByte, length }], length, iova, prot, firstAddr);
   } catch (e) {
@@ -165,7 +213,14 @@ interface MapRequest {
  * pages with their accounting, and one area at the caller's IOVA (or one the kernel picks),
  * which is written into `c` for the response.
  */
-function mapFromSource(u: { ctx: IommufdContext }, ioas: IoasObject, c: MapRequest, source: PagesSource, startByte: bigint, firstAddr: bigint): void {
+function mapFromSource(
+  u: { ctx: IommufdContext },
+  ioas: IoasObject,
+  c: MapRequest,
+  source: PagesSource,
+  startByte: bigint,
+  firstAddr: bigint,
+): void {
   const prot = convProt(c.flags);
   const npages = pagesCount(u.ctx, startByte, c.length);
   const pages = new IoPages(u.ctx.host, source, npages, (prot & IOMMU_WRITE) !== 0, accountModeFor(u));
@@ -460,7 +515,8 @@ function hwptInvalidate(u: Ucmd<InvalidateS>): number {
   let err: KernelError | null = null;
   try {
     if (c.__reserved) fail('EOPNOTSUPP');
-    if (c.entry_num && (!c.data_uptr || !c.entry_len || c.entry_len > u.ctx.host.memory.pageSize || c.entry_num > INVALIDATE_ENTRY_NUM_MAX)) fail('EINVAL');
+    if (c.entry_num && (!c.data_uptr || !c.entry_len || c.entry_len > u.ctx.host.memory.pageSize || c.entry_num > INVALIDATE_ENTRY_NUM_MAX))
+      fail('EINVAL');
     u.ctx.objects.get(c.hwpt_id);
     // Only nested HWPTs and vIOMMUs take invalidations; the model has neither.
     fail('EINVAL');
@@ -565,7 +621,10 @@ const OPS = new Map<number, TableOp>([
   [IOMMUFD_CMD.VFIO_IOAS, op('IOMMU_VFIO_IOAS', IommuVfioIoas, '__reserved', [6, 2], vfioIoas)],
   [IOMMUFD_CMD.HWPT_ALLOC, op('IOMMU_HWPT_ALLOC', IommuHwptAlloc, '__reserved', [6, 6], hwptAlloc)],
   [IOMMUFD_CMD.GET_HW_INFO, op('IOMMU_GET_HW_INFO', IommuHwInfo, '__reserved', [6, 6], getHwInfo)],
-  [IOMMUFD_CMD.HWPT_SET_DIRTY_TRACKING, op('IOMMU_HWPT_SET_DIRTY_TRACKING', IommuHwptSetDirtyTracking, '__reserved', [6, 7], hwptSetDirtyTracking)],
+  [
+    IOMMUFD_CMD.HWPT_SET_DIRTY_TRACKING,
+    op('IOMMU_HWPT_SET_DIRTY_TRACKING', IommuHwptSetDirtyTracking, '__reserved', [6, 7], hwptSetDirtyTracking),
+  ],
   [IOMMUFD_CMD.HWPT_GET_DIRTY_BITMAP, op('IOMMU_HWPT_GET_DIRTY_BITMAP', IommuHwptGetDirtyBitmap, 'data', [6, 7], hwptGetDirtyBitmap)],
   [IOMMUFD_CMD.HWPT_INVALIDATE, op('IOMMU_HWPT_INVALIDATE', IommuHwptInvalidate, '__reserved', [6, 8], hwptInvalidate)],
   [IOMMUFD_CMD.FAULT_QUEUE_ALLOC, op('IOMMU_FAULT_QUEUE_ALLOC', IommuFaultAlloc, 'out_fault_fd', [6, 11], faultQueueAlloc)],

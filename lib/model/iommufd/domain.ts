@@ -12,9 +12,7 @@
  * A domain holds no translations of its own in the model: every domain of an IOAS maps exactly
  * that IOAS's areas (iopt_fill_domain), so translation reads the areas.
  */
-import {
-  IOMMU_HWPT_ALLOC_DIRTY_TRACKING, IOMMU_HWPT_ALLOC_NEST_PARENT, IOMMU_HWPT_ALLOC_PASID,
-} from '../../uapi/iommufd';
+import { IOMMU_HWPT_ALLOC_DIRTY_TRACKING, IOMMU_HWPT_ALLOC_NEST_PARENT, IOMMU_HWPT_ALLOC_PASID } from '../../uapi/iommufd';
 import { U64_MAX } from '../../uapi/codec';
 import { fail } from '../errno';
 import type { IommuUnit } from '../profile';

@@ -425,8 +425,15 @@ export class IoPagetable {
     const lhsStart = area.startByte(area.iova, ps);
     const rhsStart = area.startByte(newStart, ps);
     const mk = (iovaStart: bigint, last: bigint, startByte: bigint) => {
-      const a = new Area(iovaStart, last, area.pages, Number(startByte % ps), Number(startByte / ps),
-        Number((startByte + (last - iovaStart)) / ps), area.prot);
+      const a = new Area(
+        iovaStart,
+        last,
+        area.pages,
+        Number(startByte % ps),
+        Number(startByte / ps),
+        Number((startByte + (last - iovaStart)) / ps),
+        area.prot,
+      );
       return a;
     };
     const lhs = mk(area.iova, iova, lhsStart);
@@ -556,22 +563,29 @@ export class IoPagetable {
       const firstRunBytes = this.areas.tagOf(slot, TAG_FIRST_RUN_BYTES);
       const domain = area.storageDomain;
       if (!domain) {
-        if (!Number.isNaN(physStart) || !Number.isNaN(firstRunBytes)) throw new Error(`io_pagetable: unloaded area 0x${start.toString(16)} has a translation`);
+        if (!Number.isNaN(physStart) || !Number.isNaN(firstRunBytes))
+          throw new Error(`io_pagetable: unloaded area 0x${start.toString(16)} has a translation`);
         continue;
       }
       const pages = area.lastIndex - area.firstIndex + 1;
       for (let page = 0; page < pages; page++) {
         const pfn = area.pages.frame(area.firstIndex + page);
-        if (area.frameAt(page) !== pfn) throw new Error(`io_pagetable: area 0x${start.toString(16)} page ${page}: frame ${area.frameAt(page)}, pinned ${pfn}`);
+        if (area.frameAt(page) !== pfn)
+          throw new Error(`io_pagetable: area 0x${start.toString(16)} page ${page}: frame ${area.frameAt(page)}, pinned ${pfn}`);
         let run = 1;
         while (page + run < pages && area.pages.frame(area.firstIndex + page + run) === pfn + run) run++;
-        if (area.contiguousFrom(page) !== run) throw new Error(`io_pagetable: area 0x${start.toString(16)} page ${page}: run of ${area.contiguousFrom(page)}, frames say ${run}`);
+        if (area.contiguousFrom(page) !== run)
+          throw new Error(
+            `io_pagetable: area 0x${start.toString(16)} page ${page}: run of ${area.contiguousFrom(page)}, frames say ${run}`,
+          );
       }
       const fast = domain.owner === 'noiommu';
       const expectStart = fast ? area.pages.frame(area.firstIndex) * ps + area.pageOffset : NaN;
       const expectRun = fast ? area.contiguousFrom(0) * ps - area.pageOffset : NaN;
       if (!Object.is(physStart, expectStart) || !Object.is(firstRunBytes, expectRun)) {
-        throw new Error(`io_pagetable: area 0x${start.toString(16)} tags (${physStart}, ${firstRunBytes}), expected (${expectStart}, ${expectRun})`);
+        throw new Error(
+          `io_pagetable: area 0x${start.toString(16)} tags (${physStart}, ${firstRunBytes}), expected (${expectStart}, ${expectRun})`,
+        );
       }
     }
   }
@@ -745,7 +759,10 @@ export class IoPagetable {
 
 /** A failed unmap that still removed `unmapped` bytes before it stopped. */
 export class UnmapError extends Error {
-  constructor(readonly code: 'ENOENT', readonly unmapped: bigint) {
+  constructor(
+    readonly code: 'ENOENT',
+    readonly unmapped: bigint,
+  ) {
     super(code);
     this.name = 'UnmapError';
   }

@@ -11,7 +11,10 @@
  * for IOMMU devices only.
  */
 import {
-  IOMMU_HWPT_ALLOC_DIRTY_TRACKING, IOMMU_HWPT_ALLOC_NEST_PARENT, IOMMU_HWPT_ALLOC_PASID, IOMMU_HWPT_FAULT_ID_VALID,
+  IOMMU_HWPT_ALLOC_DIRTY_TRACKING,
+  IOMMU_HWPT_ALLOC_NEST_PARENT,
+  IOMMU_HWPT_ALLOC_PASID,
+  IOMMU_HWPT_FAULT_ID_VALID,
 } from '../../uapi/iommufd';
 import { fail, KernelError } from '../errno';
 import type { IommuUnit } from '../profile';
@@ -165,7 +168,12 @@ const doAttach: AttachFn = (idev, hwpt) => {
  * caller finalizes it; on failure the ID is released and nothing is left behind.
  */
 export function hwptPagingAlloc(
-  ctx: AttachContext, ioas: IoasObject, idev: IommufdDevice, flags: number, immediateAttach: boolean, hasUserData: boolean,
+  ctx: AttachContext,
+  ioas: IoasObject,
+  idev: IommufdDevice,
+  flags: number,
+  immediateAttach: boolean,
+  hasUserData: boolean,
 ): HwptPaging {
   const validFlags = IOMMU_HWPT_ALLOC_NEST_PARENT | IOMMU_HWPT_ALLOC_DIRTY_TRACKING | IOMMU_HWPT_FAULT_ID_VALID | IOMMU_HWPT_ALLOC_PASID;
   if (flags & ~validFlags) fail('EOPNOTSUPP');
@@ -202,7 +210,13 @@ export function hwptPagingAlloc(
  * (EINVAL from one means "incompatible, try the next"), else create one. Returns the HWPT id and
  * the HWPT a replace displaced.
  */
-function autoGetDomain(ctx: AttachContext, idev: IommufdDevice, ioas: IoasObject, fn: AttachFn, immediate: boolean): { ptId: number; displaced: HwptPaging | null } {
+function autoGetDomain(
+  ctx: AttachContext,
+  idev: IommufdDevice,
+  ioas: IoasObject,
+  fn: AttachFn,
+  immediate: boolean,
+): { ptId: number; displaced: HwptPaging | null } {
   for (const hwpt of [...ioas.hwpts]) {
     if (!hwpt.autoDomain) continue;
     try {

@@ -24,8 +24,7 @@ const EMPTY: number[] = [];
 export type AccountMode = 'none' | 'user' | 'mm';
 
 export type PagesSource =
-  | { readonly kind: 'user'; readonly uptr: bigint }
-  | { readonly kind: 'file'; readonly file: OpenFile; readonly start: bigint };
+  { readonly kind: 'user'; readonly uptr: bigint } | { readonly kind: 'file'; readonly file: OpenFile; readonly start: bigint };
 
 /** What pinning needs from the rest of the kernel. */
 export interface PinEnvironment {
@@ -91,7 +90,10 @@ export class IoPages {
     try {
       let i = first;
       while (i <= last) {
-        if (this.pinCount[i]! > 0) { i++; continue; }
+        if (this.pinCount[i]! > 0) {
+          i++;
+          continue;
+        }
         let j = i;
         while (j + 1 <= last && this.pinCount[j + 1] === 0) j++;
         const pfns = this.pinRange(i, j - i + 1);

@@ -6,11 +6,30 @@
  */
 import { U64_MAX } from '../../uapi/codec';
 import {
-  VFIO_API_VERSION, VFIO_CHECK_EXTENSION, VFIO_DMA_CC_IOMMU, VFIO_DMA_MAP_FLAG_READ, VFIO_DMA_MAP_FLAG_WRITE,
-  VFIO_DMA_UNMAP_FLAG_ALL, VFIO_GET_API_VERSION, VFIO_IOMMU_GET_INFO, VFIO_IOMMU_INFO_CAPS, VFIO_IOMMU_INFO_PGSIZES,
-  VFIO_IOMMU_MAP_DMA, VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE, VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL, VFIO_IOMMU_UNMAP_DMA,
-  VFIO_NOIOMMU_IOMMU, VFIO_SET_IOMMU, VFIO_TYPE1_IOMMU, VFIO_TYPE1v2_IOMMU, VFIO_UNMAP_ALL,
-  VfioIommuType1DmaMap, VfioIommuType1DmaUnmap, VfioIommuType1Info, VfioIommuType1InfoCapIovaRange, VfioIovaRange,
+  VFIO_API_VERSION,
+  VFIO_CHECK_EXTENSION,
+  VFIO_DMA_CC_IOMMU,
+  VFIO_DMA_MAP_FLAG_READ,
+  VFIO_DMA_MAP_FLAG_WRITE,
+  VFIO_DMA_UNMAP_FLAG_ALL,
+  VFIO_GET_API_VERSION,
+  VFIO_IOMMU_GET_INFO,
+  VFIO_IOMMU_INFO_CAPS,
+  VFIO_IOMMU_INFO_PGSIZES,
+  VFIO_IOMMU_MAP_DMA,
+  VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE,
+  VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL,
+  VFIO_IOMMU_UNMAP_DMA,
+  VFIO_NOIOMMU_IOMMU,
+  VFIO_SET_IOMMU,
+  VFIO_TYPE1_IOMMU,
+  VFIO_TYPE1v2_IOMMU,
+  VFIO_UNMAP_ALL,
+  VfioIommuType1DmaMap,
+  VfioIommuType1DmaUnmap,
+  VfioIommuType1Info,
+  VfioIommuType1InfoCapIovaRange,
+  VfioIovaRange,
 } from '../../uapi/vfio';
 import { fail } from '../errno';
 import type { CommandContext as IommufdContext } from './command-context';
@@ -184,7 +203,9 @@ function getInfo(ctx: IommufdContext, arg: Uint8Array): number {
       bytes: () => {
         const out = new Uint8Array(capIova);
         VfioIommuType1InfoCapIovaRange.encode({ id: VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE, version: 1, nr_iovas: ranges.length }, out);
-        ranges.forEach((r, i) => VfioIovaRange.encode({ start: r.start, end: r.last }, out, VfioIommuType1InfoCapIovaRange.size + i * VfioIovaRange.size));
+        ranges.forEach((r, i) =>
+          VfioIovaRange.encode({ start: r.start, end: r.last }, out, VfioIommuType1InfoCapIovaRange.size + i * VfioIovaRange.size),
+        );
         return out;
       },
     },

@@ -77,7 +77,10 @@ function translatedPort(ctx: IommufdContext, devId: number, memory: PhysicalMemo
       const out = new Uint8Array(length);
       let pos = 0;
       for (const s of segments(iova, length, false)) {
-        out.set(physical(() => memory.dmaRead(s.phys, s.length), iova, length, 'read'), pos);
+        out.set(
+          physical(() => memory.dmaRead(s.phys, s.length), iova, length, 'read'),
+          pos,
+        );
         pos += s.length;
       }
       return out;

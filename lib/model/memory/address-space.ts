@@ -13,9 +13,7 @@
  * an ArrayBuffer to fault pages in lazily.
  */
 import type { Mapping, UserVa } from '../../sys/kernel';
-import {
-  MAP_FIXED, MAP_HUGETLB, MAP_HUGE_SHIFT, MAP_LOCKED, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE,
-} from '../../sys/constants';
+import { MAP_FIXED, MAP_HUGETLB, MAP_HUGE_SHIFT, MAP_LOCKED, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE } from '../../sys/constants';
 import { fail } from '../errno';
 import type { MmapBacking, ModelMapping, OpenFile } from '../open-file';
 import { IntervalTree } from '../structures/interval-tree';
@@ -176,7 +174,19 @@ export class AddressSpace {
       if (type === MAP_SHARED) {
         const { window, pfns } = memfd.mapWindow(firstPage, pages);
         for (const pfn of pfns) this.memory.get(pfn);
-        vma = new Vma(start, len, window.buffer, { kind: 'frames', pfns: pfns.map(BigInt), pageSize: granule }, pfns, 'memfd', prot, flags, file, window, granule);
+        vma = new Vma(
+          start,
+          len,
+          window.buffer,
+          { kind: 'frames', pfns: pfns.map(BigInt), pageSize: granule },
+          pfns,
+          'memfd',
+          prot,
+          flags,
+          file,
+          window,
+          granule,
+        );
       } else {
         // A private mapping gets its own copy of the file's current bytes (copy-on-write, with
         // every page already written).
@@ -214,7 +224,15 @@ export class AddressSpace {
     return vma;
   }
 
-  private mapAnonymous(start: bigint, len: bigint, pages: number, prot: number, flags: number, hugePage: HugePageSize | null, granule: number): Vma {
+  private mapAnonymous(
+    start: bigint,
+    len: bigint,
+    pages: number,
+    prot: number,
+    flags: number,
+    hugePage: HugePageSize | null,
+    granule: number,
+  ): Vma {
     let pfns: number[];
     try {
       if (hugePage) {
@@ -341,7 +359,8 @@ export class AddressSpace {
         if (!vma || vma.kind === 'mmio' || !(vma.prot & PROT_READ) || (write && !(vma.prot & PROT_WRITE))) fail('EFAULT');
         const first = Number((addr - vma.address) >> this.pageShift);
         const n = Math.min(npages - out.length, vma.pfns.length - first);
-        if (this.beyondEof(vma, (addr - vma.address) + BigInt(n - 1) * ps)) fail('EFAULT', 'SIGBUS: a page of the shared memfd mapping is past the end of the file');
+        if (this.beyondEof(vma, addr - vma.address + BigInt(n - 1) * ps))
+          fail('EFAULT', 'SIGBUS: a page of the shared memfd mapping is past the end of the file');
         for (let i = 0; i < n; i++) {
           const pfn = vma.pfns[first + i]!;
           this.memory.get(pfn);

@@ -109,10 +109,12 @@ export class PhysicalMemory {
 
     const prng = new Prng(config.seed ^ 0x9e3779b9);
     // Usable frame ranges, then carve the huge page pools from the top, 1G first (most aligned).
-    let ranges = this.ram.map((r) => ({
-      start: Math.max(Number(r.start >> BigInt(this.pageShift)), RESERVED_LOW_BYTES / this.pageSize),
-      end: Number(r.end >> BigInt(this.pageShift)),
-    })).filter((r) => r.end > r.start);
+    let ranges = this.ram
+      .map((r) => ({
+        start: Math.max(Number(r.start >> BigInt(this.pageShift)), RESERVED_LOW_BYTES / this.pageSize),
+        end: Number(r.end >> BigInt(this.pageShift)),
+      }))
+      .filter((r) => r.end > r.start);
     this.kinds.fill(FrameKind.RESERVED);
     for (const r of ranges) this.kinds.fill(FrameKind.FREE, r.start, r.end);
     for (const size of ['1G', '2M'] as const) {
@@ -160,8 +162,12 @@ export class PhysicalMemory {
     }
     for (let i = count - 1; i > 0; i--) {
       const j = prng.below(i + 1);
-      const s0 = starts[i]!; starts[i] = starts[j]!; starts[j] = s0;
-      const l0 = lens[i]!; lens[i] = lens[j]!; lens[j] = l0;
+      const s0 = starts[i]!;
+      starts[i] = starts[j]!;
+      starts[j] = s0;
+      const l0 = lens[i]!;
+      lens[i] = lens[j]!;
+      lens[j] = l0;
     }
     this.runStarts = starts.subarray(0, count);
     this.runLens = lens.subarray(0, count);
@@ -365,7 +371,12 @@ export class PhysicalMemory {
     this.walk(pa, bytes.length, 'write', (buf, off, pos, n) => new Uint8Array(buf, off, n).set(bytes.subarray(pos, pos + n)));
   }
 
-  private walk(pa: bigint, length: number, direction: 'read' | 'write', each: (buf: ArrayBuffer, off: number, pos: number, n: number) => void): void {
+  private walk(
+    pa: bigint,
+    length: number,
+    direction: 'read' | 'write',
+    each: (buf: ArrayBuffer, off: number, pos: number, n: number) => void,
+  ): void {
     if (pa < 0n || length < 0) throw new RangeError('negative physical address or length');
     if (length === 0) return;
     const ps = this.pageSize;

@@ -7,8 +7,17 @@
  */
 import type { PciBarInfo, PciDeviceModel } from './device-model';
 
-interface Window { readonly start: bigint; readonly end: bigint; next: bigint }
-interface Claim { readonly start: bigint; readonly end: bigint; readonly owner: string; readonly io: boolean }
+interface Window {
+  readonly start: bigint;
+  readonly end: bigint;
+  next: bigint;
+}
+interface Claim {
+  readonly start: bigint;
+  readonly end: bigint;
+  readonly owner: string;
+  readonly io: boolean;
+}
 
 export class BarWindows {
   private readonly mem32: Window = { start: 0xc000_0000n, end: 0xfec0_0000n, next: 0xc000_0000n };
@@ -36,7 +45,8 @@ export class BarWindows {
     const window = bar.space === 'io' ? this.io : bar.is64bit ? this.mem64 : this.mem32;
     let at = align(window.next, bar.size);
     for (;;) {
-      if (at + bar.size > window.end) throw new Error(`model host: no room for BAR ${bar.index} of ${name} (${device.model}, 0x${bar.size.toString(16)} bytes)`);
+      if (at + bar.size > window.end)
+        throw new Error(`model host: no room for BAR ${bar.index} of ${name} (${device.model}, 0x${bar.size.toString(16)} bytes)`);
       const claim = { start: at, end: at + bar.size, owner: `BAR ${bar.index} of ${name} (${device.model})`, io: bar.space === 'io' };
       const clash = this.collision(claim);
       if (!clash) {
@@ -54,5 +64,5 @@ export class BarWindows {
 }
 
 function align(v: bigint, to: bigint): bigint {
-  return (v + to - 1n) / to * to;
+  return ((v + to - 1n) / to) * to;
 }

@@ -51,10 +51,18 @@ export class PciBus {
     this.dynids.set(driver.name, []);
   }
 
-  driverNames(): string[] { return [...this.drivers.keys()].sort(); }
-  driver(name: string): PciDriver | undefined { return this.drivers.get(name); }
-  driverOf(slot: PciSlot): PciDriver | undefined { return this.bound.get(slot.name); }
-  boundTo(driver: PciDriver): PciSlot[] { return this.slots().filter((s) => this.bound.get(s.name) === driver); }
+  driverNames(): string[] {
+    return [...this.drivers.keys()].sort();
+  }
+  driver(name: string): PciDriver | undefined {
+    return this.drivers.get(name);
+  }
+  driverOf(slot: PciSlot): PciDriver | undefined {
+    return this.bound.get(slot.name);
+  }
+  boundTo(driver: PciDriver): PciSlot[] {
+    return this.slots().filter((s) => this.bound.get(s.name) === driver);
+  }
 
   /** Called after a device gains or loses its driver (sysfs links follow). */
   onBindingChange(listener: (slot: PciSlot, driver: PciDriver | undefined) => void): () => void {
@@ -62,7 +70,9 @@ export class PciBus {
     return () => this.listeners.delete(listener);
   }
 
-  driverOverride(slot: PciSlot): string | undefined { return this.overrides.get(slot.name); }
+  driverOverride(slot: PciSlot): string | undefined {
+    return this.overrides.get(slot.name);
+  }
 
   /** __device_set_driver_override: the text up to the first newline; empty clears. */
   setDriverOverride(slot: PciSlot, data: Buffer, pageSize: number): void {
@@ -146,12 +156,16 @@ export class PciBus {
     const fields = scanHex(text, 7);
     if (fields.length < 2) fail('EINVAL', 'expected at least "vendor device" in hex');
     const id: PciDeviceId = {
-      vendor: fields[0]!, device: fields[1]!, subvendor: fields[2] ?? PCI_ANY_ID, subdevice: fields[3] ?? PCI_ANY_ID,
-      class: fields[4] ?? 0, classMask: fields[5] ?? 0,
+      vendor: fields[0]!,
+      device: fields[1]!,
+      subvendor: fields[2] ?? PCI_ANY_ID,
+      subdevice: fields[3] ?? PCI_ANY_ID,
+      class: fields[4] ?? 0,
+      classMask: fields[5] ?? 0,
     };
     const driverData = fields[6] ?? 0;
     if (fields.length !== 7 && driver.idTable.some((t) => !t.overrideOnly && idEquals(t, id))) {
-      fail('EEXIST', 'the driver\'s static table already has this ID');
+      fail('EEXIST', "the driver's static table already has this ID");
     }
     if (driver.idTable.length && driverData !== 0) fail('EINVAL', 'driver_data must match an entry of the static table');
     this.dynids.get(driver.name)!.push(id);
@@ -159,7 +173,11 @@ export class PciBus {
       // driver_attach: probe every unbound device the driver now matches.
       for (const slot of this.slots()) {
         if (this.bound.has(slot.name) || !this.matches(driver, slot)) continue;
-        try { this.attach(driver, slot); } catch (e) { if (!(e instanceof KernelError)) throw e; }
+        try {
+          this.attach(driver, slot);
+        } catch (e) {
+          if (!(e instanceof KernelError)) throw e;
+        }
       }
     }
   }
@@ -169,10 +187,18 @@ export class PciBus {
     const f = scanHex(text, 6);
     if (f.length < 2) fail('EINVAL', 'expected at least "vendor device" in hex');
     const list = this.dynids.get(driver.name)!;
-    const sv = f[2] ?? PCI_ANY_ID, sd = f[3] ?? PCI_ANY_ID, cls = f[4] ?? 0, mask = f[5] ?? 0;
-    const i = list.findIndex((id) => id.vendor === f[0] && id.device === f[1]
-      && (sv === PCI_ANY_ID || id.subvendor === sv) && (sd === PCI_ANY_ID || id.subdevice === sd)
-      && !((id.class ^ cls) & mask));
+    const sv = f[2] ?? PCI_ANY_ID,
+      sd = f[3] ?? PCI_ANY_ID,
+      cls = f[4] ?? 0,
+      mask = f[5] ?? 0;
+    const i = list.findIndex(
+      (id) =>
+        id.vendor === f[0] &&
+        id.device === f[1] &&
+        (sv === PCI_ANY_ID || id.subvendor === sv) &&
+        (sd === PCI_ANY_ID || id.subdevice === sd) &&
+        !((id.class ^ cls) & mask),
+    );
     if (i < 0) fail('ENODEV', 'no such dynamic ID');
     list.splice(i, 1);
   }
@@ -185,11 +211,13 @@ export class PciBus {
 }
 
 function matchOne(id: PciDeviceId, dev: PciSlot['device']): boolean {
-  return (id.vendor === PCI_ANY_ID || id.vendor === dev.vendorId)
-    && (id.device === PCI_ANY_ID || id.device === dev.deviceId)
-    && (id.subvendor === PCI_ANY_ID || id.subvendor === dev.subsystemVendorId)
-    && (id.subdevice === PCI_ANY_ID || id.subdevice === dev.subsystemId)
-    && !((id.class ^ dev.classCode) & id.classMask);
+  return (
+    (id.vendor === PCI_ANY_ID || id.vendor === dev.vendorId) &&
+    (id.device === PCI_ANY_ID || id.device === dev.deviceId) &&
+    (id.subvendor === PCI_ANY_ID || id.subvendor === dev.subsystemVendorId) &&
+    (id.subdevice === PCI_ANY_ID || id.subdevice === dev.subsystemId) &&
+    !((id.class ^ dev.classCode) & id.classMask)
+  );
 }
 
 function idEquals(a: PciDeviceId, b: PciDeviceId): boolean {
@@ -208,4 +236,3 @@ function scanHex(text: string, max: number): number[] {
   }
   return out;
 }
-

@@ -39,6 +39,10 @@ export interface DmaPort {
 
 /** A port for a function nobody has connected: every access faults. */
 export const DISCONNECTED_DMA: DmaPort = {
-  read(address, length) { throw new DmaFault('blocked', address, length, 'read', 'device not connected to a host'); },
-  write(address, data) { throw new DmaFault('blocked', address, data.length, 'write', 'device not connected to a host'); },
+  read(address, length) {
+    throw new DmaFault('blocked', address, length, 'read', 'device not connected to a host');
+  },
+  write(address, data) {
+    throw new DmaFault('blocked', address, data.length, 'write', 'device not connected to a host');
+  },
 };

@@ -29,7 +29,9 @@ export class IrqLine {
     return () => this.handlers.delete(handler);
   }
 
-  get asserted(): boolean { return this.asserting.size > 0; }
+  get asserted(): boolean {
+    return this.asserting.size > 0;
+  }
 
   /** A source (a function's INTx pin) drives the line. */
   setLevel(source: object, asserted: boolean): void {
@@ -81,7 +83,11 @@ export class MsiController {
     for (let base = MsiController.FIRST_VECTOR; base + count - 1 <= MsiController.LAST_VECTOR; base += count) {
       if (base % count) continue;
       let free = true;
-      for (let v = base; v < base + count; v++) if (this.allocated.has(v)) { free = false; break; }
+      for (let v = base; v < base + count; v++)
+        if (this.allocated.has(v)) {
+          free = false;
+          break;
+        }
       if (!free) continue;
       for (let v = base; v < base + count; v++) this.allocated.add(v);
       return base;
@@ -112,16 +118,28 @@ export class MsiController {
 /** A DMA port that forwards to whichever path currently applies to the function. */
 export class SwitchableDmaPort implements DmaPort {
   constructor(private target: DmaPort) {}
-  set(target: DmaPort): void { this.target = target; }
-  get current(): DmaPort { return this.target; }
-  read(address: bigint, length: number): Uint8Array { return this.target.read(address, length); }
-  write(address: bigint, data: Uint8Array): void { this.target.write(address, data); }
+  set(target: DmaPort): void {
+    this.target = target;
+  }
+  get current(): DmaPort {
+    return this.target;
+  }
+  read(address: bigint, length: number): Uint8Array {
+    return this.target.read(address, length);
+  }
+  write(address: bigint, data: Uint8Array): void {
+    this.target.write(address, data);
+  }
 }
 
 /** The DMA path of a function behind an IOMMU that nobody attached: everything faults. */
 export const IOMMU_BLOCKED: DmaPort = {
-  read(address, length) { throw new DmaFault('blocked', address, length, 'read', 'no IOMMU domain attached'); },
-  write(address, data) { throw new DmaFault('blocked', address, data.length, 'write', 'no IOMMU domain attached'); },
+  read(address, length) {
+    throw new DmaFault('blocked', address, length, 'read', 'no IOMMU domain attached');
+  },
+  write(address, data) {
+    throw new DmaFault('blocked', address, data.length, 'write', 'no IOMMU domain attached');
+  },
 };
 
 /** One function on the bus with everything the host wired to it. */

@@ -13,6 +13,10 @@ export interface InterruptSink {
 }
 
 export const DISCONNECTED_INTERRUPTS: InterruptSink = {
-  intxLevel() { /* no host: the line goes nowhere */ },
-  messageWrite() { /* no host: the write goes nowhere */ },
+  intxLevel() {
+    /* no host: the line goes nowhere */
+  },
+  messageWrite() {
+    /* no host: the write goes nowhere */
+  },
 };

@@ -22,7 +22,16 @@ import type { PciSlot } from './host';
 
 const PCI_EXT_CAP_ID_SRIOV = 0x10;
 const CAP_START = 0x100;
-const REG = { CTRL: 0x08, TOTAL_VF: 0x0e, NUM_VF: 0x10, VF_OFFSET: 0x14, VF_STRIDE: 0x16, VF_DID: 0x1a, SYS_PGSIZE: 0x20, BAR: 0x24 } as const;
+const REG = {
+  CTRL: 0x08,
+  TOTAL_VF: 0x0e,
+  NUM_VF: 0x10,
+  VF_OFFSET: 0x14,
+  VF_STRIDE: 0x16,
+  VF_DID: 0x1a,
+  SYS_PGSIZE: 0x20,
+  BAR: 0x24,
+} as const;
 /**
  * Where the kernel puts VF BARs that firmware left unassigned (SeaBIOS does not know SR-IOV):
  * the start of q35's 64-bit window above the lab guest's 2 GiB of RAM, 4 GiB, as the lab's NVMe
@@ -39,7 +48,8 @@ export interface IovResource {
   readonly is64bit: boolean;
   readonly prefetchable: boolean;
 }
-const CTRL_VFE = 0x01, CTRL_MSE = 0x08;
+const CTRL_VFE = 0x01,
+  CTRL_MSE = 0x08;
 
 /** The SR-IOV capability's offset in a function's config space (0: not a PF). */
 export function sriovCapabilityOffset(device: PciDeviceModel): number {
@@ -70,13 +80,17 @@ export interface SriovMachinePort {
 const physfns = new WeakMap<PciSlot, PciSlot>();
 
 /** The VF's PF (pdev->physfn), or undefined for a function that is not a VF. */
-export function physfnOf(slot: PciSlot): PciSlot | undefined { return physfns.get(slot); }
+export function physfnOf(slot: PciSlot): PciSlot | undefined {
+  return physfns.get(slot);
+}
 
 /** The functions pci_iov_init made PFs (pdev->is_physfn: an SR-IOV capability and CONFIG_PCI_IOV). */
 const physicalFunctions = new WeakMap<PciSlot, PciSriov>();
 
 /** pdev->is_physfn. */
-export function isPhysfn(slot: PciSlot): boolean { return physicalFunctions.has(slot); }
+export function isPhysfn(slot: PciSlot): boolean {
+  return physicalFunctions.has(slot);
+}
 
 /**
  * pci_restore_iov_state (part of pci_restore_state, after a reset): unless VFs are enabled, the
@@ -103,22 +117,52 @@ export class PciSriov {
   /** The VF BARs as sriov_init sized them and the kernel assigned them at boot. */
   readonly resources: readonly IovResource[];
 
-  constructor(readonly pf: PciSlot, readonly pos: number, private readonly port: SriovMachinePort, windowBase: bigint = IOV_WINDOW_BASE) {
+  constructor(
+    readonly pf: PciSlot,
+    readonly pos: number,
+    private readonly port: SriovMachinePort,
+    windowBase: bigint = IOV_WINDOW_BASE,
+  ) {
     this.resources = this.assignResources(windowBase);
     physicalFunctions.set(pf, this);
     const dir = port.devicePath(pf);
     const vfs = port.vfs;
-    vfs.add(`${dir}/sriov_totalvfs`, roAttr(() => `${this.totalVfs}\n`));
-    vfs.add(`${dir}/sriov_numvfs`, rwAttr(() => `${this.numVfs}\n`, (data) => this.storeNumVfs(data), 0o664));
-    vfs.add(`${dir}/sriov_offset`, roAttr(() => `${this.offset}\n`));
-    vfs.add(`${dir}/sriov_stride`, roAttr(() => `${this.stride}\n`));
+    vfs.add(
+      `${dir}/sriov_totalvfs`,
+      roAttr(() => `${this.totalVfs}\n`),
+    );
+    vfs.add(
+      `${dir}/sriov_numvfs`,
+      rwAttr(
+        () => `${this.numVfs}\n`,
+        (data) => this.storeNumVfs(data),
+        0o664,
+      ),
+    );
+    vfs.add(
+      `${dir}/sriov_offset`,
+      roAttr(() => `${this.offset}\n`),
+    );
+    vfs.add(
+      `${dir}/sriov_stride`,
+      roAttr(() => `${this.stride}\n`),
+    );
     // "%x": no 0x, no padding (the lab's NVMe PF shows "10").
-    vfs.add(`${dir}/sriov_vf_device`, roAttr(() => `${this.reg(REG.VF_DID, 2).toString(16)}\n`));
-    vfs.add(`${dir}/sriov_drivers_autoprobe`, rwAttr(() => (this.autoprobe ? '1\n' : '0\n'), (data) => {
-      const text = data.toString('latin1').trim();
-      if (!/^(?:0|1|y|n|Y|N|on|off)$/i.test(text)) fail('EINVAL', `'${text}' is not a boolean`);
-      this.autoprobe = /^(?:1|y|on)$/i.test(text);
-    }));
+    vfs.add(
+      `${dir}/sriov_vf_device`,
+      roAttr(() => `${this.reg(REG.VF_DID, 2).toString(16)}\n`),
+    );
+    vfs.add(
+      `${dir}/sriov_drivers_autoprobe`,
+      rwAttr(
+        () => (this.autoprobe ? '1\n' : '0\n'),
+        (data) => {
+          const text = data.toString('latin1').trim();
+          if (!/^(?:0|1|y|n|Y|N|on|off)$/i.test(text)) fail('EINVAL', `'${text}' is not a boolean`);
+          this.autoprobe = /^(?:1|y|on)$/i.test(text);
+        },
+      ),
+    );
   }
 
   /**
@@ -146,10 +190,13 @@ export class PciSriov {
         mask |= 0xffff_ffff_0000_0000n;
       }
       // An unimplemented VF BAR reads back 0 (the 64-bit upper half of nothing too).
-      if ((mask & 0xffff_fff0n) === 0n && (!is64bit || (mask >> 32n) === 0n)) { if (is64bit) i++; continue; }
+      if ((mask & 0xffff_fff0n) === 0n && (!is64bit || mask >> 32n === 0n)) {
+        if (is64bit) i++;
+        continue;
+      }
       const size = (~mask & ((1n << 64n) - 1n)) + 1n;
       const total = size * BigInt(Math.max(1, this.totalVfs));
-      const start = (next + size - 1n) / size * size;
+      const start = ((next + size - 1n) / size) * size;
       next = start + total;
       c.write(reg, 4, Number(start & 0xffff_fff0n) | (original & 0xf));
       if (is64bit) c.write(reg + 4, 4, Number(start >> 32n));
@@ -159,17 +206,31 @@ export class PciSriov {
     return out;
   }
 
-  private reg(offset: number, width: 2 | 4): number { return this.pf.device.config.getRaw(this.pos + offset, width); }
-  private setReg(offset: number, width: 2, value: number): void { this.pf.device.config.write(this.pos + offset, width, value); }
+  private reg(offset: number, width: 2 | 4): number {
+    return this.pf.device.config.getRaw(this.pos + offset, width);
+  }
+  private setReg(offset: number, width: 2, value: number): void {
+    this.pf.device.config.write(this.pos + offset, width, value);
+  }
 
   /** pci_sriov_get_totalvfs (no driver_max_VFs lowering in the model's drivers). */
-  get totalVfs(): number { return this.reg(REG.TOTAL_VF, 2); }
-  get offset(): number { return this.reg(REG.VF_OFFSET, 2); }
-  get stride(): number { return this.reg(REG.VF_STRIDE, 2); }
+  get totalVfs(): number {
+    return this.reg(REG.TOTAL_VF, 2);
+  }
+  get offset(): number {
+    return this.reg(REG.VF_OFFSET, 2);
+  }
+  get stride(): number {
+    return this.reg(REG.VF_STRIDE, 2);
+  }
   /** pdev->sriov->num_VFs. */
-  get numVfs(): number { return this.virtfns.length; }
+  get numVfs(): number {
+    return this.virtfns.length;
+  }
   /** The enabled VFs, VF 0 first. */
-  get functions(): readonly PciSlot[] { return this.virtfns; }
+  get functions(): readonly PciSlot[] {
+    return this.virtfns;
+  }
 
   /** The routing ID of VF `id` (pci_iov_virtfn_bus / pci_iov_virtfn_devfn). */
   virtfnAddress(id: number): PciAddress {

@@ -14,12 +14,22 @@
  * so the MsiController hands the write to whatever handler the vector has.
  */
 import {
-  PCI_COMMAND, PCI_COMMAND_INTX_DISABLE, PCI_MSIX_ENTRY_CTRL_MASKBIT, PCI_MSIX_ENTRY_DATA, PCI_MSIX_ENTRY_LOWER_ADDR,
-  PCI_MSIX_ENTRY_SIZE, PCI_MSIX_ENTRY_UPPER_ADDR, PCI_MSIX_ENTRY_VECTOR_CTRL, PCI_MSIX_FLAGS, PCI_MSIX_FLAGS_ENABLE,
-  PCI_MSIX_FLAGS_MASKALL, PCI_MSIX_FLAGS_QSIZE, PCI_MSIX_TABLE, PCI_MSIX_TABLE_BIR,
+  PCI_COMMAND,
+  PCI_COMMAND_INTX_DISABLE,
+  PCI_MSIX_ENTRY_CTRL_MASKBIT,
+  PCI_MSIX_ENTRY_DATA,
+  PCI_MSIX_ENTRY_LOWER_ADDR,
+  PCI_MSIX_ENTRY_SIZE,
+  PCI_MSIX_ENTRY_UPPER_ADDR,
+  PCI_MSIX_ENTRY_VECTOR_CTRL,
+  PCI_MSIX_FLAGS,
+  PCI_MSIX_FLAGS_ENABLE,
+  PCI_MSIX_FLAGS_MASKALL,
+  PCI_MSIX_FLAGS_QSIZE,
+  PCI_MSIX_TABLE,
+  PCI_MSIX_TABLE_BIR,
 } from '../../uapi/pci';
 import { MSI_ADDRESS_BASE, type MsiController } from './host';
-
 
 /** How the PCI core reaches the function: its config space and the BAR holding the table. */
 export interface MsixFunctionAccess {
@@ -44,7 +54,9 @@ export class MsixHostVectors {
   }
 
   /** The host vector behind table entry `index`, if it is allocated (pci_irq_vector). */
-  hostVector(index: number): number | undefined { return this.vectors.get(index); }
+  hostVector(index: number): number | undefined {
+    return this.vectors.get(index);
+  }
 
   /** msix_capability_init for `count` entries from index 0. */
   enable(count: number): void {

@@ -9,7 +9,12 @@
  * parts of it (lib/model/vfio/config-virt.ts) on top of this.
  */
 import {
-  PCI_CAPABILITY_LIST, PCI_CAP_LIST_NEXT, PCI_CFG_SPACE_EXP_SIZE, PCI_CFG_SPACE_SIZE, PCI_STATUS, PCI_STATUS_CAP_LIST,
+  PCI_CAPABILITY_LIST,
+  PCI_CAP_LIST_NEXT,
+  PCI_CFG_SPACE_EXP_SIZE,
+  PCI_CFG_SPACE_SIZE,
+  PCI_STATUS,
+  PCI_STATUS_CAP_LIST,
   PCI_STD_HEADER_SIZEOF,
 } from '../../uapi/pci';
 
@@ -44,7 +49,7 @@ export class PciConfigSpace {
   read(offset: number, width: ConfigWidth): number {
     this.check(offset, width);
     let v = 0;
-    for (let i = width - 1; i >= 0; i--) v = (v * 256) + this.bytes[offset + i]!;
+    for (let i = width - 1; i >= 0; i--) v = v * 256 + this.bytes[offset + i]!;
     return v >>> 0;
   }
 
@@ -116,8 +121,13 @@ export class PciConfigSpace {
   addExtendedCapability(id: number, version: number, length: number, at?: number): number {
     const offset = at ?? this.nextExtCapOffset;
     const first = this.lastExtCap === 0;
-    if (this.size !== PCI_CFG_SPACE_EXP_SIZE || offset % 4 !== 0 || offset < PCI_CFG_SPACE_SIZE
-      || offset + length > this.size || (first && offset !== PCI_CFG_SPACE_SIZE)) {
+    if (
+      this.size !== PCI_CFG_SPACE_EXP_SIZE ||
+      offset % 4 !== 0 ||
+      offset < PCI_CFG_SPACE_SIZE ||
+      offset + length > this.size ||
+      (first && offset !== PCI_CFG_SPACE_SIZE)
+    ) {
       throw new RangeError(`extended capability 0x${id.toString(16)} does not fit at 0x${offset.toString(16)}`);
     }
     this.writeMask.fill(0, offset, offset + length);

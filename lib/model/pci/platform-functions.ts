@@ -9,7 +9,14 @@
  * its options (`vendor`, `device`, `class`, `revision`), or `device: 'pcie-root-port'` (QEMU's
  * generic root port, 1b36:000c, with ACS).
  */
-import { PCI_CAP_ID_EXP, PCI_EXP_FLAGS, PCI_EXT_CAP_ID_ACS, PCI_HEADER_TYPE, PCI_HEADER_TYPE_BRIDGE, PCI_PREF_LIMIT_UPPER32 } from '../../uapi/pci';
+import {
+  PCI_CAP_ID_EXP,
+  PCI_EXP_FLAGS,
+  PCI_EXT_CAP_ID_ACS,
+  PCI_HEADER_TYPE,
+  PCI_HEADER_TYPE_BRIDGE,
+  PCI_PREF_LIMIT_UPPER32,
+} from '../../uapi/pci';
 import { createDevice, type DeviceOptions } from '../../devices';
 import { DeviceModel, extendedCapability, pcieCapability } from '../device';
 
@@ -22,7 +29,14 @@ export class PlatformFunction extends DeviceModel {
   constructor(o: { vendorId: number; deviceId: number; classCode: number; revision?: number }) {
     super({
       model: 'platform',
-      identity: { vendorId: o.vendorId, deviceId: o.deviceId, classCode: o.classCode, revision: o.revision ?? 0, subsystemVendorId: 0, subsystemId: 0 },
+      identity: {
+        vendorId: o.vendorId,
+        deviceId: o.deviceId,
+        classCode: o.classCode,
+        revision: o.revision ?? 0,
+        subsystemVendorId: 0,
+        subsystemId: 0,
+      },
       interruptPin: 'none',
     });
   }
@@ -38,7 +52,8 @@ export class PcieRootPort extends DeviceModel {
       capabilities: [
         pcieCapability({ type: 'endpoint' }),
         extendedCapability({
-          id: PCI_EXT_CAP_ID_ACS, data: new Uint8Array([ROOT_PORT_ACS_CAP & 0xff, ROOT_PORT_ACS_CAP >> 8, 0, 0]),
+          id: PCI_EXT_CAP_ID_ACS,
+          data: new Uint8Array([ROOT_PORT_ACS_CAP & 0xff, ROOT_PORT_ACS_CAP >> 8, 0, 0]),
           writeMask: new Uint8Array([0, 0, 0x7f, 0]),
         }),
       ],
@@ -61,7 +76,9 @@ export function placeDevice(model: string | DeviceModel, options: DeviceOptions 
       return v;
     };
     return new PlatformFunction({
-      vendorId: num('vendor'), deviceId: num('device'), classCode: num('class'),
+      vendorId: num('vendor'),
+      deviceId: num('device'),
+      classCode: num('class'),
       ...(options['revision'] === undefined ? {} : { revision: num('revision') }),
     });
   }

@@ -22,7 +22,7 @@ export function resetMethods(slot: PciSlot, all: readonly PciSlot[]): ResetMetho
   const c = slot.device.config;
   const methods: ResetMethod[] = [];
   const exp = c.findCapability(PCI_CAP_ID_EXP);
-  if (exp && (c.getRaw(exp + PCI_EXP_DEVCAP, 4) & PCI_EXP_DEVCAP_FLR)) methods.push('flr');
+  if (exp && c.getRaw(exp + PCI_EXP_DEVCAP, 4) & PCI_EXP_DEVCAP_FLR) methods.push('flr');
   const pm = c.findCapability(PCI_CAP_ID_PM);
   if (pm && !(c.getRaw(pm + PCI_PM_CTRL, 2) & PCI_PM_CTRL_NO_SOFT_RESET)) methods.push('pm');
   if (busResettable(slot) && !all.some((o) => o !== slot && o.upstream === slot.upstream)) methods.push('bus');

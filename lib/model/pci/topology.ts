@@ -46,7 +46,8 @@ export function firmwareBusNumbers(bridges: readonly { name: string; address: Pc
   const numbers = new Map<string, number>();
   let next = 1;
   const visit = (bus: number) => {
-    const here = bridges.filter((b) => b.address.bus === bus)
+    const here = bridges
+      .filter((b) => b.address.bus === bus)
       .sort((a, b) => a.address.device * 8 + a.address.func - (b.address.device * 8 + b.address.func));
     for (const b of here) {
       if (numbers.has(b.name)) continue;
@@ -140,7 +141,8 @@ export function acsEnabled(slot: PciSlot, _all: readonly PciSlot[]): boolean {
   // Conventional PCI shares its bus: it never isolates.
   if (type === undefined) return false;
   switch (type) {
-    case PCI_EXP_TYPE_PCI_BRIDGE: return false;
+    case PCI_EXP_TYPE_PCI_BRIDGE:
+      return false;
     case PCI_EXP_TYPE_ROOT_PORT:
     case PCI_EXP_TYPE_DOWNSTREAM:
       return acsFlagsEnabled(slot.device);

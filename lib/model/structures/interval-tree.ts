@@ -592,7 +592,8 @@ export class IntervalTree<T> {
     this.touch(LEAF, leaf, pos === 0, pos === n);
     if (n + 1 === f) {
       // Sequential inserts at either end of the key space fill nodes instead of leaving halves.
-      const bias: SplitBias = pos === n && this.leafNext[leaf] === NONE ? 'append' : pos === 0 && this.leafPrev[leaf] === NONE ? 'prepend' : 'even';
+      const bias: SplitBias =
+        pos === n && this.leafNext[leaf] === NONE ? 'append' : pos === 0 && this.leafPrev[leaf] === NONE ? 'prepend' : 'even';
       this.split(LEAF, leaf, pos, bias);
     }
   }
@@ -1063,7 +1064,8 @@ export class IntervalTree<T> {
         for (let i = 0; i < n; i++) {
           const s = this.starts[id * f + i]!;
           const l = this.lasts[id * f + i]!;
-          if (this.bounds[id * this.region + i] !== Number(s) || this.bounds[id * this.region + f + i * this.record] !== Number(l)) throw new Error('interval tree: stale leaf key');
+          if (this.bounds[id * this.region + i] !== Number(s) || this.bounds[id * this.region + f + i * this.record] !== Number(l))
+            throw new Error('interval tree: stale leaf key');
           if (l < s) throw new Error('interval tree: empty interval');
           if (prevLast !== null && prevLast >= s) throw new Error('interval tree: overlapping or unordered intervals');
           prevLast = l;
@@ -1072,12 +1074,16 @@ export class IntervalTree<T> {
       } else {
         for (let i = 0; i < n; i++) {
           const child = this.innerChild[id * f + i]!;
-          if (this.innerStarts[id * f + i] !== this.minStart(level - 1, child) || this.innerKeys[id * f + i] !== Number(this.innerStarts[id * f + i]!)) {
+          if (
+            this.innerStarts[id * f + i] !== this.minStart(level - 1, child) ||
+            this.innerKeys[id * f + i] !== Number(this.innerStarts[id * f + i]!)
+          ) {
             throw new Error('interval tree: stale separator key');
           }
           const leaf = this.lastLeafOf(level - 1, child);
           const childLast = this.lasts[leaf * f + this.leafCount[leaf]! - 1]!;
-          if (this.innerLasts[id * f + i] !== childLast || this.innerLastKeys[id * f + i] !== Number(childLast)) throw new Error('interval tree: stale last of a child');
+          if (this.innerLasts[id * f + i] !== childLast || this.innerLastKeys[id * f + i] !== Number(childLast))
+            throw new Error('interval tree: stale last of a child');
           walk(level - 1, child, id);
         }
       }
@@ -1093,7 +1099,8 @@ export class IntervalTree<T> {
     // Walking down visits every leaf at the same depth (level 0); the chain must list them in order.
     leavesInOrder.forEach((leaf, i) => {
       if (this.leafPrev[leaf] !== (i > 0 ? leavesInOrder[i - 1] : NONE)) throw new Error('interval tree: broken leaf chain (prev)');
-      if (this.leafNext[leaf] !== (i + 1 < leavesInOrder.length ? leavesInOrder[i + 1] : NONE)) throw new Error('interval tree: broken leaf chain (next)');
+      if (this.leafNext[leaf] !== (i + 1 < leavesInOrder.length ? leavesInOrder[i + 1] : NONE))
+        throw new Error('interval tree: broken leaf chain (next)');
     });
   }
 }

@@ -38,8 +38,14 @@ export class MinHeap {
         const r = l + 1;
         let m = i;
         let mv = last;
-        if (l < a.length && a[l]! < mv) { m = l; mv = a[l]!; }
-        if (r < a.length && a[r]! < mv) { m = r; mv = a[r]!; }
+        if (l < a.length && a[l]! < mv) {
+          m = l;
+          mv = a[l]!;
+        }
+        if (r < a.length && a[r]! < mv) {
+          m = r;
+          mv = a[r]!;
+        }
         if (m === i) break;
         a[i] = a[m]!;
         i = m;

@@ -12,15 +12,51 @@
  */
 import { fail } from '../errno';
 import {
-  PCI_BASE_ADDRESS_0, PCI_BASE_ADDRESS_5, PCI_BASE_ADDRESS_MEM_PREFETCH, PCI_BASE_ADDRESS_MEM_TYPE_64,
-  PCI_BASE_ADDRESS_SPACE_IO, PCI_BIST, PCI_CACHE_LINE_SIZE, PCI_CAPABILITY_LIST, PCI_CAP_ID_AF, PCI_CAP_ID_EXP,
-  PCI_CAP_ID_HT, PCI_CAP_ID_MSI, PCI_CAP_ID_PCIX, PCI_CAP_ID_PM, PCI_CAP_ID_SATA, PCI_CAP_ID_VNDR, PCI_CAP_ID_VPD,
-  PCI_CAP_LIST_NEXT, PCI_CFG_SPACE_SIZE, PCI_COMMAND, PCI_COMMAND_INTX_DISABLE, PCI_COMMAND_IO, PCI_COMMAND_MEMORY,
-  PCI_DEVICE_ID, PCI_EXT_CAP_ID_ERR, PCI_INTERRUPT_LINE,
-  PCI_INTERRUPT_PIN, PCI_LATENCY_TIMER, PCI_MSI_ADDRESS_HI, PCI_MSI_ADDRESS_LO, PCI_MSI_DATA_32, PCI_MSI_DATA_64,
-  PCI_MSI_FLAGS, PCI_MSI_FLAGS_64BIT, PCI_MSI_FLAGS_ENABLE, PCI_MSI_FLAGS_MASKBIT, PCI_MSI_FLAGS_QMASK,
-  PCI_MSI_FLAGS_QSIZE, PCI_MSI_MASK_32, PCI_MSI_MASK_64, PCI_ROM_ADDRESS, PCI_STATUS, PCI_STATUS_CAP_LIST,
-  PCI_STD_HEADER_SIZEOF, PCI_VENDOR_ID,
+  PCI_BASE_ADDRESS_0,
+  PCI_BASE_ADDRESS_5,
+  PCI_BASE_ADDRESS_MEM_PREFETCH,
+  PCI_BASE_ADDRESS_MEM_TYPE_64,
+  PCI_BASE_ADDRESS_SPACE_IO,
+  PCI_BIST,
+  PCI_CACHE_LINE_SIZE,
+  PCI_CAPABILITY_LIST,
+  PCI_CAP_ID_AF,
+  PCI_CAP_ID_EXP,
+  PCI_CAP_ID_HT,
+  PCI_CAP_ID_MSI,
+  PCI_CAP_ID_PCIX,
+  PCI_CAP_ID_PM,
+  PCI_CAP_ID_SATA,
+  PCI_CAP_ID_VNDR,
+  PCI_CAP_ID_VPD,
+  PCI_CAP_LIST_NEXT,
+  PCI_CFG_SPACE_SIZE,
+  PCI_COMMAND,
+  PCI_COMMAND_INTX_DISABLE,
+  PCI_COMMAND_IO,
+  PCI_COMMAND_MEMORY,
+  PCI_DEVICE_ID,
+  PCI_EXT_CAP_ID_ERR,
+  PCI_INTERRUPT_LINE,
+  PCI_INTERRUPT_PIN,
+  PCI_LATENCY_TIMER,
+  PCI_MSI_ADDRESS_HI,
+  PCI_MSI_ADDRESS_LO,
+  PCI_MSI_DATA_32,
+  PCI_MSI_DATA_64,
+  PCI_MSI_FLAGS,
+  PCI_MSI_FLAGS_64BIT,
+  PCI_MSI_FLAGS_ENABLE,
+  PCI_MSI_FLAGS_MASKBIT,
+  PCI_MSI_FLAGS_QMASK,
+  PCI_MSI_FLAGS_QSIZE,
+  PCI_MSI_MASK_32,
+  PCI_MSI_MASK_64,
+  PCI_ROM_ADDRESS,
+  PCI_STATUS,
+  PCI_STATUS_CAP_LIST,
+  PCI_STD_HEADER_SIZEOF,
+  PCI_VENDOR_ID,
 } from '../../uapi/pci';
 
 /** Capability IDs and sizes from pci_regs.h that lib/uapi/pci.ts does not carry. */
@@ -102,17 +138,57 @@ const PCI_ERR_CAP = 0x18;
 
 /** Standard capability lengths vfio knows (pci_cap_length): 0 hides it, 0xff is variable. */
 const CAP_LENGTH: Record<number, number> = {
-  [PCI_CAP_ID_BASIC]: PCI_STD_HEADER_SIZEOF, [PCI_CAP_ID_PM]: 8, 0x02 /* AGP */: 12, [PCI_CAP_ID_VPD]: 8,
-  0x04: 0, [PCI_CAP_ID_MSI]: 0xff, 0x06: 0, [PCI_CAP_ID_PCIX]: 0xff, [PCI_CAP_ID_HT]: 0xff, [PCI_CAP_ID_VNDR]: 0xff,
-  0x0a: 0, 0x0b: 0, 0x0c: 0, 0x0d: 0, 0x0e: 0, 0x0f: 0, [PCI_CAP_ID_EXP]: 0xff, 0x11: 12, [PCI_CAP_ID_SATA]: 0xff,
+  [PCI_CAP_ID_BASIC]: PCI_STD_HEADER_SIZEOF,
+  [PCI_CAP_ID_PM]: 8,
+  0x02 /* AGP */: 12,
+  [PCI_CAP_ID_VPD]: 8,
+  0x04: 0,
+  [PCI_CAP_ID_MSI]: 0xff,
+  0x06: 0,
+  [PCI_CAP_ID_PCIX]: 0xff,
+  [PCI_CAP_ID_HT]: 0xff,
+  [PCI_CAP_ID_VNDR]: 0xff,
+  0x0a: 0,
+  0x0b: 0,
+  0x0c: 0,
+  0x0d: 0,
+  0x0e: 0,
+  0x0f: 0,
+  [PCI_CAP_ID_EXP]: 0xff,
+  0x11: 12,
+  [PCI_CAP_ID_SATA]: 0xff,
   [PCI_CAP_ID_AF]: 6,
 };
 
 /** Extended capability lengths (pci_ext_cap_length). */
 const EXT_CAP_LENGTH: Record<number, number> = {
-  [PCI_EXT_CAP_ID_ERR]: 0x2c, 0x02: 0xff, 0x03: 12, [PCI_EXT_CAP_ID_PWR]: 0x10, 0x05: 0, 0x06: 0, 0x07: 0, 0x08: 0xff,
-  0x09: 0xff, 0x0a: 0, [PCI_EXT_CAP_ID_VNDR]: 0xff, 0x0c: 0, 0x0d: 0xff, 0x0e: 8, 0x0f: 8, 0x10: 0x40, 0x11: 0,
-  0x12: 40, 0x13: 16, 0x14: 0, 0x15: 0xff, 0x16: 0xff, 0x17: 0xff, 0x18: 8, 0x19: 0, 0x1a: 0, 0x1b: 0,
+  [PCI_EXT_CAP_ID_ERR]: 0x2c,
+  0x02: 0xff,
+  0x03: 12,
+  [PCI_EXT_CAP_ID_PWR]: 0x10,
+  0x05: 0,
+  0x06: 0,
+  0x07: 0,
+  0x08: 0xff,
+  0x09: 0xff,
+  0x0a: 0,
+  [PCI_EXT_CAP_ID_VNDR]: 0xff,
+  0x0c: 0,
+  0x0d: 0xff,
+  0x0e: 8,
+  0x0f: 8,
+  0x10: 0x40,
+  0x11: 0,
+  0x12: 40,
+  0x13: 16,
+  0x14: 0,
+  0x15: 0xff,
+  0x16: 0xff,
+  0x17: 0xff,
+  0x18: 8,
+  0x19: 0,
+  0x1a: 0,
+  0x1b: 0,
   [PCI_EXT_CAP_ID_DVSEC]: 0xff,
 };
 
@@ -201,7 +277,10 @@ export class VfioPciConfig {
   private readonly unassigned: Perm;
   private readonly virtOnly: Perm;
 
-  constructor(private readonly phys: PhysicalConfig, private readonly owner: ConfigOwner) {
+  constructor(
+    private readonly phys: PhysicalConfig,
+    private readonly owner: ConfigOwner,
+  ) {
     this.directRo = { virt: new Uint8Array(4), write: new Uint8Array(4), readFn: this.directRead };
     this.unassigned = { virt: new Uint8Array(4), write: new Uint8Array(4), readFn: this.rawRead, writeFn: this.rawWrite };
     this.virtOnly = { virt: new Uint8Array(4), write: new Uint8Array(4), readFn: this.virtRead, writeFn: this.virtWrite };
@@ -240,13 +319,19 @@ export class VfioPciConfig {
   }
 
   /** The user-visible interrupt pin (vfio_pci_get_irq_count for INTx reads it). */
-  get virtualInterruptPin(): number { return this.vconfig[PCI_INTERRUPT_PIN]!; }
+  get virtualInterruptPin(): number {
+    return this.vconfig[PCI_INTERRUPT_PIN]!;
+  }
 
   /** Virtual memory-enable, as __vfio_pci_memory_enabled checks it. */
-  get memoryEnabled(): boolean { return (getLe(this.vconfig, PCI_COMMAND, 2) & PCI_COMMAND_MEMORY) !== 0; }
+  get memoryEnabled(): boolean {
+    return (getLe(this.vconfig, PCI_COMMAND, 2) & PCI_COMMAND_MEMORY) !== 0;
+  }
 
   /** The user's INTx-disable bit (vdev->virq_disabled). */
-  get intxDisabledByUser(): boolean { return this.virqDisabled; }
+  get intxDisabledByUser(): boolean {
+    return this.virqDisabled;
+  }
 
   private rwSingle(buf: Uint8Array, count: number, pos: number, iswrite: boolean): number {
     const size = this.phys.size;
@@ -364,9 +449,12 @@ export class VfioPciConfig {
       const physCmd = this.physRead(PCI_COMMAND, 2);
       const virtCmd = getLe(this.vconfig, PCI_COMMAND, 2);
       newCmd = val & 0xffff;
-      const physMem = !!(physCmd & PCI_COMMAND_MEMORY), virtMem = !!(virtCmd & PCI_COMMAND_MEMORY);
+      const physMem = !!(physCmd & PCI_COMMAND_MEMORY),
+        virtMem = !!(virtCmd & PCI_COMMAND_MEMORY);
       const newMem = !!(newCmd & PCI_COMMAND_MEMORY);
-      const physIo = !!(physCmd & PCI_COMMAND_IO), virtIo = !!(virtCmd & PCI_COMMAND_IO), newIo = !!(newCmd & PCI_COMMAND_IO);
+      const physIo = !!(physCmd & PCI_COMMAND_IO),
+        virtIo = !!(virtCmd & PCI_COMMAND_IO),
+        newIo = !!(newCmd & PCI_COMMAND_IO);
       if ((newMem && virtMem && !physMem) || (newIo && virtIo && !physIo) || this.needBarRestore()) this.barRestore();
     }
     this.defaultWrite(pos, count, perm, offset, val);
@@ -405,7 +493,7 @@ export class VfioPciConfig {
       let flags = getLe(this.vconfig, start + PCI_MSI_FLAGS, 2);
       if (!this.owner.msiActive()) flags &= ~PCI_MSI_FLAGS_ENABLE;
       const qmax = this.owner.msiQmax();
-      if (((flags & PCI_MSI_FLAGS_QSIZE) >> 4) > qmax) flags = (flags & ~PCI_MSI_FLAGS_QSIZE) | (qmax << 4);
+      if ((flags & PCI_MSI_FLAGS_QSIZE) >> 4 > qmax) flags = (flags & ~PCI_MSI_FLAGS_QSIZE) | (qmax << 4);
       putLe(this.vconfig, start + PCI_MSI_FLAGS, 2, flags);
       this.phys.write(start + PCI_MSI_FLAGS, 2, flags);
     }
@@ -433,7 +521,7 @@ export class VfioPciConfig {
     if (this.vconfig[ctrlAt]! & PCI_AF_CTRL_FLR) {
       this.vconfig[ctrlAt] = this.vconfig[ctrlAt]! & ~PCI_AF_CTRL_FLR;
       const cap = this.physRead(pos - offset + PCI_AF_CAP, 1);
-      if ((cap & PCI_AF_CAP_FLR) && (cap & PCI_AF_CAP_TP)) this.owner.tryFunctionReset();
+      if (cap & PCI_AF_CAP_FLR && cap & PCI_AF_CAP_TP) this.owner.tryFunctionReset();
     }
   };
 
@@ -444,9 +532,13 @@ export class VfioPciConfig {
     for (let i = 0; i < 6; i++) {
       const at = PCI_BASE_ADDRESS_0 + 4 * i;
       const res = this.owner.bars[i];
-      if (!res || res.start === 0n) { putLe(this.vconfig, at, 4, 0); continue; }
+      if (!res || res.start === 0n) {
+        putLe(this.vconfig, at, 4, 0);
+        continue;
+      }
       const mask = ~(res.length - 1n) & ((1n << 64n) - 1n);
-      const flags = res.io ? PCI_BASE_ADDRESS_SPACE_IO
+      const flags = res.io
+        ? PCI_BASE_ADDRESS_SPACE_IO
         : (res.prefetchable ? PCI_BASE_ADDRESS_MEM_PREFETCH : 0) | (res.is64bit ? PCI_BASE_ADDRESS_MEM_TYPE_64 : 0);
       let v = getLe(this.vconfig, at, 4);
       v = ((v & Number(mask & 0xffff_ffffn)) | flags) >>> 0;
@@ -512,7 +604,12 @@ export class VfioPciConfig {
       this.fillVconfig(pos, len);
       if (cap === PCI_CAP_ID_PM) {
         putLe(this.vconfig, pos + PCI_PM_PMC, 2, getLe(this.vconfig, pos + PCI_PM_PMC, 2) & ~PCI_PM_CAP_PME_MASK);
-        putLe(this.vconfig, pos + PCI_PM_CTRL, 2, getLe(this.vconfig, pos + PCI_PM_CTRL, 2) & ~(PCI_PM_CTRL_PME_ENABLE | PCI_PM_CTRL_PME_STATUS));
+        putLe(
+          this.vconfig,
+          pos + PCI_PM_CTRL,
+          2,
+          getLe(this.vconfig, pos + PCI_PM_CTRL, 2) & ~(PCI_PM_CTRL_PME_ENABLE | PCI_PM_CTRL_PME_STATUS),
+        );
       }
       prev = pos + PCI_CAP_LIST_NEXT;
       pos = next;
@@ -547,7 +644,7 @@ export class VfioPciConfig {
         return type === PCI_EXP_TYPE_RC_END ? 0x2c : 0x34;
       }
       case PCI_CAP_ID_HT:
-        return (this.phys.read(pos + 3, 1) & 0xe0) ? 24 : 28;
+        return this.phys.read(pos + 3, 1) & 0xe0 ? 24 : 28;
       case PCI_CAP_ID_SATA:
         return (this.phys.read(pos + 4, 1) & 0xf) === 0xf ? 16 : 8;
       default:
@@ -665,8 +762,13 @@ export class VfioPciConfig {
     pm.writeFn = this.pmWrite;
     setPerm(pm, PCI_CAP_LIST_NEXT, 1, 0xff, 0);
     setPerm(pm, PCI_PM_PMC, 2, PCI_PM_CAP_PME_MASK, 0);
-    setPerm(pm, PCI_PM_CTRL, 4, PCI_PM_CTRL_PME_ENABLE | PCI_PM_CTRL_PME_STATUS,
-      ~(PCI_PM_CTRL_PME_ENABLE | PCI_PM_CTRL_PME_STATUS | PCI_PM_CTRL_STATE_MASK) >>> 0);
+    setPerm(
+      pm,
+      PCI_PM_CTRL,
+      4,
+      PCI_PM_CTRL_PME_ENABLE | PCI_PM_CTRL_PME_STATUS,
+      ~(PCI_PM_CTRL_PME_ENABLE | PCI_PM_CTRL_PME_STATUS | PCI_PM_CTRL_STATE_MASK) >>> 0,
+    );
     this.capPerms.set(PCI_CAP_ID_PM, pm);
 
     // VPD: the kernel virtualises address/data and performs the VPD access itself; the modelled
@@ -683,12 +785,23 @@ export class VfioPciConfig {
     setPerm(pcix, PCI_X_ECC_CSR, 4, 0, 0xffff_ffff);
     this.capPerms.set(PCI_CAP_ID_PCIX, pcix);
 
-    this.capPerms.set(PCI_CAP_ID_VNDR, { virt: new Uint8Array(4), write: new Uint8Array(4), readFn: this.directRead, writeFn: this.rawWrite });
+    this.capPerms.set(PCI_CAP_ID_VNDR, {
+      virt: new Uint8Array(4),
+      write: new Uint8Array(4),
+      readFn: this.directRead,
+      writeFn: this.rawWrite,
+    });
 
     const exp = this.defaultPerm(0x34);
     exp.writeFn = this.expWrite;
     setPerm(exp, PCI_CAP_LIST_NEXT, 1, 0xff, 0);
-    setPerm(exp, PCI_EXP_DEVCTL, 2, PCI_EXP_DEVCTL_BCR_FLR | PCI_EXP_DEVCTL_PAYLOAD | PCI_EXP_DEVCTL_READRQ, ~PCI_EXP_DEVCTL_PHANTOM & 0xffff);
+    setPerm(
+      exp,
+      PCI_EXP_DEVCTL,
+      2,
+      PCI_EXP_DEVCTL_BCR_FLR | PCI_EXP_DEVCTL_PAYLOAD | PCI_EXP_DEVCTL_READRQ,
+      ~PCI_EXP_DEVCTL_PHANTOM & 0xffff,
+    );
     setPerm(exp, PCI_EXP_DEVCTL2, 2, 0, ~PCI_EXP_DEVCTL2_ARI & 0xffff);
     this.capPerms.set(PCI_CAP_ID_EXP, exp);
 
@@ -717,8 +830,18 @@ export class VfioPciConfig {
     setPerm(pwr, PCI_PWR_DATA, 1, 0, 0xff);
     this.ecapPerms.set(PCI_EXT_CAP_ID_PWR, pwr);
 
-    this.ecapPerms.set(PCI_EXT_CAP_ID_VNDR, { virt: new Uint8Array(4), write: new Uint8Array(4), readFn: this.directRead, writeFn: this.rawWrite });
-    this.ecapPerms.set(PCI_EXT_CAP_ID_DVSEC, { virt: new Uint8Array(4), write: new Uint8Array(4), readFn: this.directRead, writeFn: this.rawWrite });
+    this.ecapPerms.set(PCI_EXT_CAP_ID_VNDR, {
+      virt: new Uint8Array(4),
+      write: new Uint8Array(4),
+      readFn: this.directRead,
+      writeFn: this.rawWrite,
+    });
+    this.ecapPerms.set(PCI_EXT_CAP_ID_DVSEC, {
+      virt: new Uint8Array(4),
+      write: new Uint8Array(4),
+      readFn: this.directRead,
+      writeFn: this.rawWrite,
+    });
   }
 
   private defaultPerm(size: number): Perm {

@@ -18,8 +18,15 @@
  */
 import { KernelError, fail } from '../errno';
 import {
-  VFIO_API_VERSION, VFIO_CHECK_EXTENSION, VFIO_GET_API_VERSION, VFIO_NOIOMMU_IOMMU, VFIO_SET_IOMMU, VFIO_TYPE1_IOMMU,
-  VFIO_TYPE1v2_IOMMU, VFIO_UNMAP_ALL, VFIO_UPDATE_VADDR,
+  VFIO_API_VERSION,
+  VFIO_CHECK_EXTENSION,
+  VFIO_GET_API_VERSION,
+  VFIO_NOIOMMU_IOMMU,
+  VFIO_SET_IOMMU,
+  VFIO_TYPE1_IOMMU,
+  VFIO_TYPE1v2_IOMMU,
+  VFIO_UNMAP_ALL,
+  VFIO_UPDATE_VADDR,
 } from '../../uapi/vfio';
 import type { OpenFile, SyscallContext } from '../open-file';
 import { IOMMU_BLOCKED, type PciSlot } from '../pci/host';
@@ -176,9 +183,12 @@ export class VfioContainerObject {
 
   ioctl(request: number, arg: Uint8Array | number | null): number {
     switch (request) {
-      case VFIO_GET_API_VERSION.number: return VFIO_API_VERSION;
-      case VFIO_CHECK_EXTENSION.number: return this.checkExtension(intArg(arg));
-      case VFIO_SET_IOMMU.number: return this.setIommu(intArg(arg));
+      case VFIO_GET_API_VERSION.number:
+        return VFIO_API_VERSION;
+      case VFIO_CHECK_EXTENSION.number:
+        return this.checkExtension(intArg(arg));
+      case VFIO_SET_IOMMU.number:
+        return this.setIommu(intArg(arg));
       default:
         if (this.iommuDriver) return this.iommuDriver.ioctl(request, arg);
         fail('EINVAL', 'the container has no IOMMU model set yet (VFIO_SET_IOMMU)');

@@ -8,8 +8,14 @@ import { matchTokenUuid } from './vf-token';
 import { fail } from '../errno';
 import { copyStructFromUser } from './user-struct';
 import {
-  VfioDeviceAttachIommufdPt, VfioDeviceBindIommufd, VfioDeviceDetachIommufdPt, VFIO_DEVICE_ATTACH_IOMMUFD_PT,
-  VFIO_DEVICE_ATTACH_PASID, VFIO_DEVICE_BIND_FLAG_TOKEN, VFIO_DEVICE_BIND_IOMMUFD, VFIO_DEVICE_DETACH_IOMMUFD_PT,
+  VfioDeviceAttachIommufdPt,
+  VfioDeviceBindIommufd,
+  VfioDeviceDetachIommufdPt,
+  VFIO_DEVICE_ATTACH_IOMMUFD_PT,
+  VFIO_DEVICE_ATTACH_PASID,
+  VFIO_DEVICE_BIND_FLAG_TOKEN,
+  VFIO_DEVICE_BIND_IOMMUFD,
+  VFIO_DEVICE_DETACH_IOMMUFD_PT,
   VFIO_DEVICE_DETACH_PASID,
 } from '../../uapi/vfio';
 import type { MmapBacking, OpenFile, SyscallContext } from '../open-file';
@@ -39,7 +45,11 @@ export class VfioDeviceFile implements OpenFile, DeviceFileState {
   devid = 0;
   private released = false;
 
-  private constructor(readonly device: VfioDeviceObject, readonly group: DeviceFileGroup | undefined, private readonly groupFile?: DeviceFileGroupFile) {
+  private constructor(
+    readonly device: VfioDeviceObject,
+    readonly group: DeviceFileGroup | undefined,
+    private readonly groupFile?: DeviceFileGroupFile,
+  ) {
     device.fileRefs.add(this);
   }
 
@@ -131,7 +141,7 @@ export class VfioDeviceFile implements OpenFile, DeviceFileState {
   private bindIommufd(arg: Uint8Array | number | null): number {
     const minsz = VfioDeviceBindIommufd.endOf('out_devid');
     const bind = copyStructFromUser(arg, VfioDeviceBindIommufd, minsz, 'argsz');
-    if (bind.iommufd < 0 || (bind.flags & ~VFIO_DEVICE_BIND_FLAG_TOKEN)) {
+    if (bind.iommufd < 0 || bind.flags & ~VFIO_DEVICE_BIND_FLAG_TOKEN) {
       fail('EINVAL', bind.iommufd < 0 ? 'iommufd is negative' : 'unknown flags');
     }
     if (this.group) fail('EINVAL', 'only a cdev fd can be bound; this fd came from a group');

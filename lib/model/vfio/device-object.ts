@@ -72,7 +72,9 @@ export class VfioDeviceObject {
     return this.group?.type === 'noiommu' || this.noiommuFlag;
   }
 
-  get hasIommu(): boolean { return this.hooks.hasIommu; }
+  get hasIommu(): boolean {
+    return this.hooks.hasIommu;
+  }
 
   /** vfio_df_open. */
   open(df: DeviceFileState): void {

@@ -6,8 +6,15 @@
  * fds by name.
  */
 import { fail } from '../errno';
-import { VfioGroupStatus, VFIO_GROUP_FLAGS_CONTAINER_SET, VFIO_GROUP_FLAGS_VIABLE, VFIO_GROUP_GET_DEVICE_FD,
-  VFIO_GROUP_GET_STATUS, VFIO_GROUP_SET_CONTAINER, VFIO_GROUP_UNSET_CONTAINER } from '../../uapi/vfio';
+import {
+  VfioGroupStatus,
+  VFIO_GROUP_FLAGS_CONTAINER_SET,
+  VFIO_GROUP_FLAGS_VIABLE,
+  VFIO_GROUP_GET_DEVICE_FD,
+  VFIO_GROUP_GET_STATUS,
+  VFIO_GROUP_SET_CONTAINER,
+  VFIO_GROUP_UNSET_CONTAINER,
+} from '../../uapi/vfio';
 import type { OpenFile, SyscallContext } from '../open-file';
 import type { IommuGroup } from './iommu-groups';
 import type { VfioDeviceObject } from './device-object';
@@ -15,7 +22,6 @@ import type { VfioContainerObject } from './container-object';
 import type { IommufdContextPort } from './iommufd-port';
 import type { VfioEnvironment, VfioGroupType } from './environment';
 import { VfioDeviceFile } from './device-file';
-
 
 /** What a group uses of the VFIO core (subsystem.ts's VfioSubsystem). */
 export interface GroupCore {
@@ -41,18 +47,28 @@ export class VfioGroupObject {
   /** The IOMMU group number the group is named after. */
   private readonly groupId: number;
 
-  constructor(readonly type: VfioGroupType, iommuGroup: IommuGroup, readonly sys: GroupCore) {
+  constructor(
+    readonly type: VfioGroupType,
+    iommuGroup: IommuGroup,
+    readonly sys: GroupCore,
+  ) {
     this.iommuGroup = iommuGroup;
     this.groupId = iommuGroup.id;
   }
 
-  id(): number { return this.groupId; }
+  id(): number {
+    return this.groupId;
+  }
 
   /** Device node name under /dev/vfio. */
-  get name(): string { return `${this.type === 'noiommu' ? 'noiommu-' : ''}${this.groupId}`; }
+  get name(): string {
+    return `${this.type === 'noiommu' ? 'noiommu-' : ''}${this.groupId}`;
+  }
 
   /** vfio_group_has_iommu. */
-  hasIommu(): boolean { return this.container !== undefined || this.iommufd !== undefined; }
+  hasIommu(): boolean {
+    return this.container !== undefined || this.iommufd !== undefined;
+  }
 
   /** vfio_group_fops_open. */
   open(): VfioGroupFile {
@@ -66,11 +82,13 @@ export class VfioGroupObject {
 
   /** vfio_device_block_group (cdev bind). */
   blockForCdev(): void {
-    if (this.openedFile) fail('EBUSY', 'the device\'s group is open');
+    if (this.openedFile) fail('EBUSY', "the device's group is open");
     this.cdevDeviceOpenCount++;
   }
 
-  unblockForCdev(): void { this.cdevDeviceOpenCount--; }
+  unblockForCdev(): void {
+    this.cdevDeviceOpenCount--;
+  }
 
   /** vfio_group_use_container (first device open on the group path). */
   useContainer(): void {
@@ -103,11 +121,16 @@ export class VfioGroupFile implements OpenFile {
 
   ioctl(request: number, arg: Uint8Array | number | null, _ctx: SyscallContext): number {
     switch (request) {
-      case VFIO_GROUP_GET_DEVICE_FD.number: return this.getDeviceFd(arg);
-      case VFIO_GROUP_GET_STATUS.number: return this.getStatus(arg);
-      case VFIO_GROUP_SET_CONTAINER.number: return this.setContainer(arg);
-      case VFIO_GROUP_UNSET_CONTAINER.number: return this.unsetContainer();
-      default: fail('ENOTTY', 'not a VFIO group ioctl');
+      case VFIO_GROUP_GET_DEVICE_FD.number:
+        return this.getDeviceFd(arg);
+      case VFIO_GROUP_GET_STATUS.number:
+        return this.getStatus(arg);
+      case VFIO_GROUP_SET_CONTAINER.number:
+        return this.setContainer(arg);
+      case VFIO_GROUP_UNSET_CONTAINER.number:
+        return this.unsetContainer();
+      default:
+        fail('ENOTTY', 'not a VFIO group ioctl');
     }
   }
 

@@ -9,7 +9,9 @@ import { VfioInfoCapHeader } from '../../uapi/vfio';
 export class InfoCapChain {
   private buf = Buffer.alloc(0);
 
-  get size(): number { return this.buf.length; }
+  get size(): number {
+    return this.buf.length;
+  }
 
   /** Appends a capability whose body (after the 8-byte header) is `body`. */
   add(id: number, version: number, body: Uint8Array = new Uint8Array(0)): void {

@@ -23,7 +23,10 @@ export interface IommuGroup {
 export class IommuGroups {
   private readonly groups = new Map<number, IommuGroup>();
 
-  constructor(private readonly vfs: Vfs, private readonly devicePath: (slot: PciSlot) => string) {
+  constructor(
+    private readonly vfs: Vfs,
+    private readonly devicePath: (slot: PciSlot) => string,
+  ) {
     vfs.mkdir('/sys/kernel/iommu_groups');
   }
 
@@ -43,16 +46,29 @@ export class IommuGroups {
     this.groups.set(id, group);
     const dir = `/sys/kernel/iommu_groups/${id}`;
     this.vfs.mkdir(`${dir}/devices`);
-    this.vfs.add(`${dir}/reserved_regions`, roAttr(() => (opts.translated ? '0x00000000fee00000 0x00000000feefffff msi\n' : '')));
-    this.vfs.add(`${dir}/type`, roAttr(() => (opts.translated ? 'DMA\n' : 'unknown\n')));
-    if (opts.name) this.vfs.add(`${dir}/name`, roAttr(() => `${opts.name}\n`));
+    this.vfs.add(
+      `${dir}/reserved_regions`,
+      roAttr(() => (opts.translated ? '0x00000000fee00000 0x00000000feefffff msi\n' : '')),
+    );
+    this.vfs.add(
+      `${dir}/type`,
+      roAttr(() => (opts.translated ? 'DMA\n' : 'unknown\n')),
+    );
+    if (opts.name)
+      this.vfs.add(
+        `${dir}/name`,
+        roAttr(() => `${opts.name}\n`),
+      );
     return group;
   }
 
   /** iommu_group_add_device. */
   add(group: IommuGroup, slot: PciSlot): void {
     group.members.add(slot);
-    this.vfs.add(`/sys/kernel/iommu_groups/${group.id}/devices/${slot.name}`, link(`../../../..${this.devicePath(slot).slice('/sys'.length)}`));
+    this.vfs.add(
+      `/sys/kernel/iommu_groups/${group.id}/devices/${slot.name}`,
+      link(`../../../..${this.devicePath(slot).slice('/sys'.length)}`),
+    );
     this.vfs.add(`${this.devicePath(slot)}/iommu_group`, link(`${upToSys(this.devicePath(slot))}/kernel/iommu_groups/${group.id}`));
   }
 

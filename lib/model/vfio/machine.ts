@@ -22,7 +22,13 @@ import { PciSriov, sriovCapabilityOffset } from '../pci/iov';
 import type { PciAddress } from '../pci/address';
 import type { PciDeviceModel } from '../pci/device-model';
 import {
-  enableAcs, firmwareBusNumbers, functionsBelow, iommuGroupNumbers, isBridge, markMultifunctionSlots, programBridgeBuses,
+  enableAcs,
+  firmwareBusNumbers,
+  functionsBelow,
+  iommuGroupNumbers,
+  isBridge,
+  markMultifunctionSlots,
+  programBridgeBuses,
 } from '../pci/topology';
 import { PciSysfs, devicePath } from '../fs/pci-sysfs';
 import { IommuSysfs, addIommuClass } from '../fs/iommu-sysfs';
@@ -97,9 +103,18 @@ export class PciMachine {
     const iommuSysfs = o.iommu && o.iommuUnit ? new IommuSysfs(o.vfs, o.iommuUnit, () => this.iommuGroups.translatedCount()) : null;
     this.iommuSysfs = iommuSysfs;
     this.vfio = new VfioSubsystem({
-      vfs: o.vfs, kconfig: o.kconfig, pageSize: o.pageSize, pci: this.host, bus: this.bus, iommuGroups: this.iommuGroups,
-      capabilities: () => o.capabilities(), lookup: (fd) => o.lookup(fd), installFd: (f, d) => o.installFd(f, d),
-      ...(o.readUser ? { readUser: o.readUser } : {}), iommufd: o.iommufd, noiommuAtBoot: o.noiommuAtBoot,
+      vfs: o.vfs,
+      kconfig: o.kconfig,
+      pageSize: o.pageSize,
+      pci: this.host,
+      bus: this.bus,
+      iommuGroups: this.iommuGroups,
+      capabilities: () => o.capabilities(),
+      lookup: (fd) => o.lookup(fd),
+      installFd: (f, d) => o.installFd(f, d),
+      ...(o.readUser ? { readUser: o.readUser } : {}),
+      iommufd: o.iommufd,
+      noiommuAtBoot: o.noiommuAtBoot,
       ...(o.dmaOwnership ? { dmaOwnership: o.dmaOwnership } : {}),
       ...(o.newIommufd ? { newIommufd: () => o.newIommufd!() } : {}),
       ...(o.holdFile ? { holdFile: (f: OpenFile) => o.holdFile!(f) } : {}),
@@ -107,7 +122,10 @@ export class PciMachine {
       faults: o.faults ?? new FaultInjector(),
     });
     this.sysfs = new PciSysfs({
-      vfs: o.vfs, bus: this.bus, pageSize: o.pageSize, capabilities: () => o.capabilities(),
+      vfs: o.vfs,
+      bus: this.bus,
+      pageSize: o.pageSize,
+      capabilities: () => o.capabilities(),
       isEnabled: (slot) => this.vfio.deviceOf(slot)?.core.isOpen ?? false,
       cpus: o.cpus ?? 2,
       functions: () => this.host.all(),
@@ -134,7 +152,9 @@ export class PciMachine {
       if (isBridge(slot.device)) busNumbers = firmwareBusNumbers(slots.filter((s) => isBridge(s.device)));
     }
     for (const bridge of slots.filter((s) => isBridge(s.device))) {
-      const below = functionsBelow(bridge, slots).filter((s) => isBridge(s.device)).map((s) => busNumbers.get(s.name)!);
+      const below = functionsBelow(bridge, slots)
+        .filter((s) => isBridge(s.device))
+        .map((s) => busNumbers.get(s.name)!);
       const secondary = busNumbers.get(bridge.name)!;
       programBridgeBuses(bridge, secondary, Math.max(secondary, ...below));
     }
@@ -162,8 +182,11 @@ export class PciMachine {
     }
     // pci_iov_init: every function with an SR-IOV capability is a PF.
     const port = {
-      vfs: o.vfs, bus: this.bus, devicePath,
-      addFunction: (address: PciAddress, device: PciDeviceModel, upstream: PciSlot | undefined) => this.addVirtualFunction(address, device, upstream),
+      vfs: o.vfs,
+      bus: this.bus,
+      devicePath,
+      addFunction: (address: PciAddress, device: PciDeviceModel, upstream: PciSlot | undefined) =>
+        this.addVirtualFunction(address, device, upstream),
       removeFunction: (slot: PciSlot) => this.removeVirtualFunction(slot),
     };
     for (const slot of o.pciIov ? slots : []) {

@@ -22,25 +22,75 @@ import { InfoCapChain } from './info-caps';
 import { VfioPciIrqs, validateIrqSet, type FileLookup } from './pci-intrs';
 import type { MsiController } from '../pci/host';
 import {
-  PCI_CAP_ID_MSI, PCI_CAP_ID_MSIX, PCI_COMMAND, PCI_COMMAND_INTX_DISABLE, PCI_COMMAND_IO, PCI_COMMAND_MASTER,
-  PCI_COMMAND_MEMORY, PCI_MSIX_TABLE, PCI_MSIX_TABLE_BIR, PCI_STD_HEADER_SIZEOF,
+  PCI_CAP_ID_MSI,
+  PCI_CAP_ID_MSIX,
+  PCI_COMMAND,
+  PCI_COMMAND_INTX_DISABLE,
+  PCI_COMMAND_IO,
+  PCI_COMMAND_MASTER,
+  PCI_COMMAND_MEMORY,
+  PCI_MSIX_TABLE,
+  PCI_MSIX_TABLE_BIR,
+  PCI_STD_HEADER_SIZEOF,
 } from '../../uapi/pci';
 import {
-  VfioDeviceFeature, VfioDeviceInfo, VfioDeviceIoeventfd, VfioIrqInfo, VfioIrqSet, VfioPciHotReset, VfioPciHotResetInfo,
-  VfioRegionInfo, VfioPciDependentDevice, VFIO_DEVICE_FEATURE, VFIO_DEVICE_FEATURE_GET, VFIO_DEVICE_FEATURE_MASK,
-  VFIO_DEVICE_FEATURE_PROBE, VFIO_DEVICE_FEATURE_SET, VFIO_DEVICE_FLAGS_PCI, VFIO_DEVICE_FLAGS_RESET,
-  VFIO_DEVICE_GET_INFO, VFIO_DEVICE_GET_IRQ_INFO, VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, VFIO_DEVICE_GET_REGION_INFO,
-  VFIO_DEVICE_IOEVENTFD, VFIO_DEVICE_PCI_HOT_RESET, VFIO_DEVICE_RESET, VFIO_DEVICE_SET_IRQS, VFIO_IRQ_INFO_AUTOMASKED,
-  VFIO_IRQ_INFO_EVENTFD, VFIO_IRQ_INFO_MASKABLE, VFIO_IRQ_INFO_NORESIZE, VFIO_PCI_BAR5_REGION_INDEX,
-  VFIO_PCI_CONFIG_REGION_INDEX, VFIO_PCI_INTX_IRQ_INDEX, VFIO_PCI_MSIX_IRQ_INDEX, VFIO_PCI_NUM_IRQS,
-  VFIO_PCI_NUM_REGIONS, VFIO_PCI_ROM_REGION_INDEX, VFIO_PCI_VGA_REGION_INDEX, VFIO_REGION_INFO_CAP_MSIX_MAPPABLE,
-  VFIO_REGION_INFO_FLAG_CAPS, VFIO_REGION_INFO_FLAG_MMAP, VFIO_REGION_INFO_FLAG_READ, VFIO_REGION_INFO_FLAG_WRITE,
-  VFIO_PCI_HOT_RESET_FLAG_DEV_ID, VFIO_PCI_HOT_RESET_FLAG_DEV_ID_OWNED, VFIO_PCI_DEVID_OWNED, VFIO_PCI_DEVID_NOT_OWNED,
-  VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY, VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP, VFIO_DEVICE_FEATURE_LOW_POWER_EXIT,
+  VfioDeviceFeature,
+  VfioDeviceInfo,
+  VfioDeviceIoeventfd,
+  VfioIrqInfo,
+  VfioIrqSet,
+  VfioPciHotReset,
+  VfioPciHotResetInfo,
+  VfioRegionInfo,
+  VfioPciDependentDevice,
+  VFIO_DEVICE_FEATURE,
+  VFIO_DEVICE_FEATURE_GET,
+  VFIO_DEVICE_FEATURE_MASK,
+  VFIO_DEVICE_FEATURE_PROBE,
+  VFIO_DEVICE_FEATURE_SET,
+  VFIO_DEVICE_FLAGS_PCI,
+  VFIO_DEVICE_FLAGS_RESET,
+  VFIO_DEVICE_GET_INFO,
+  VFIO_DEVICE_GET_IRQ_INFO,
+  VFIO_DEVICE_GET_PCI_HOT_RESET_INFO,
+  VFIO_DEVICE_GET_REGION_INFO,
+  VFIO_DEVICE_IOEVENTFD,
+  VFIO_DEVICE_PCI_HOT_RESET,
+  VFIO_DEVICE_RESET,
+  VFIO_DEVICE_SET_IRQS,
+  VFIO_IRQ_INFO_AUTOMASKED,
+  VFIO_IRQ_INFO_EVENTFD,
+  VFIO_IRQ_INFO_MASKABLE,
+  VFIO_IRQ_INFO_NORESIZE,
+  VFIO_PCI_BAR5_REGION_INDEX,
+  VFIO_PCI_CONFIG_REGION_INDEX,
+  VFIO_PCI_INTX_IRQ_INDEX,
+  VFIO_PCI_MSIX_IRQ_INDEX,
+  VFIO_PCI_NUM_IRQS,
+  VFIO_PCI_NUM_REGIONS,
+  VFIO_PCI_ROM_REGION_INDEX,
+  VFIO_PCI_VGA_REGION_INDEX,
+  VFIO_REGION_INFO_CAP_MSIX_MAPPABLE,
+  VFIO_REGION_INFO_FLAG_CAPS,
+  VFIO_REGION_INFO_FLAG_MMAP,
+  VFIO_REGION_INFO_FLAG_READ,
+  VFIO_REGION_INFO_FLAG_WRITE,
+  VFIO_PCI_HOT_RESET_FLAG_DEV_ID,
+  VFIO_PCI_HOT_RESET_FLAG_DEV_ID_OWNED,
+  VFIO_PCI_DEVID_OWNED,
+  VFIO_PCI_DEVID_NOT_OWNED,
+  VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY,
+  VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP,
+  VFIO_DEVICE_FEATURE_LOW_POWER_EXIT,
   VFIO_DEVICE_FEATURE_PCI_VF_TOKEN,
-  VFIO_DEVICE_FEATURE_MIGRATION, VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, VFIO_DEVICE_FEATURE_DMA_LOGGING_START,
-  VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP, VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT, VFIO_DEVICE_FEATURE_MIG_DATA_SIZE,
-  VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2, VFIO_DEVICE_IOEVENTFD_SIZE_MASK,
+  VFIO_DEVICE_FEATURE_MIGRATION,
+  VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE,
+  VFIO_DEVICE_FEATURE_DMA_LOGGING_START,
+  VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP,
+  VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT,
+  VFIO_DEVICE_FEATURE_MIG_DATA_SIZE,
+  VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2,
+  VFIO_DEVICE_IOEVENTFD_SIZE_MASK,
 } from '../../uapi/vfio';
 import { devfn } from '../pci/address';
 import { busResettable, resetMethods, type ResetMethod } from '../pci/reset-methods';
@@ -49,7 +99,9 @@ import { functionsBelow } from '../pci/topology';
 /** Region offsets in the device fd: index << 40 (VFIO_PCI_OFFSET_SHIFT). */
 export const VFIO_PCI_OFFSET_SHIFT = 40n;
 export const VFIO_PCI_OFFSET_MASK = (1n << VFIO_PCI_OFFSET_SHIFT) - 1n;
-export function regionOffset(index: number): bigint { return BigInt(index) << VFIO_PCI_OFFSET_SHIFT; }
+export function regionOffset(index: number): bigint {
+  return BigInt(index) << VFIO_PCI_OFFSET_SHIFT;
+}
 
 /** vfio_pci_priv.h: how many ioeventfds one device may have. */
 const VFIO_PCI_IOEVENTFD_MAX = 1000;
@@ -102,11 +154,20 @@ export class VfioPciCoreDevice {
   /** On vfio_pci_sriov_pfs: SR-IOV was enabled through this PF and not disabled since. */
   sriovListed = false;
 
-  constructor(readonly slot: PciSlot, private readonly host: VfioPciCoreHost) {}
+  constructor(
+    readonly slot: PciSlot,
+    private readonly host: VfioPciCoreHost,
+  ) {}
 
-  get device() { return this.slot.device; }
-  private get config() { return this.slot.device.config; }
-  get isOpen(): boolean { return this.cfg !== undefined; }
+  get device() {
+    return this.slot.device;
+  }
+  private get config() {
+    return this.slot.device.config;
+  }
+  get isOpen(): boolean {
+    return this.cfg !== undefined;
+  }
 
   // ---- open / close ----
 
@@ -120,7 +181,7 @@ export class VfioPciCoreDevice {
     this.savedConfig = this.saveState();
     const pci23 = this.intxMaskSupported();
     const cmd = this.readCommand();
-    if (pci23 && (cmd & PCI_COMMAND_INTX_DISABLE)) this.writeCommand(cmd & ~PCI_COMMAND_INTX_DISABLE);
+    if (pci23 && cmd & PCI_COMMAND_INTX_DISABLE) this.writeCommand(cmd & ~PCI_COMMAND_INTX_DISABLE);
     const intxUsable = this.host.intxConfigured && this.slot.irqLine.irq !== 0 && dev.interruptPin !== 0;
     const irqHw = {
       irqLine: this.slot.irqLine.irq ? this.slot.irqLine : undefined,
@@ -137,20 +198,32 @@ export class VfioPciCoreDevice {
     this.cfg = new VfioPciConfig(
       { size: this.config.size, read: (o, w) => this.config.read(o, w), write: (o, w, v) => this.config.write(o, w, v) },
       {
-        bars: dev.bars.map((b, i) => b && { start: dev.barAddress(i), length: b.size, io: b.space === 'io', prefetchable: b.prefetchable, is64bit: b.is64bit }),
+        bars: dev.bars.map(
+          (b, i) =>
+            b && { start: dev.barAddress(i), length: b.size, io: b.space === 'io', prefetchable: b.prefetchable, is64bit: b.is64bit },
+        ),
         intxUsable: intxUsable && !this.virtfn,
         ...(this.virtfn ? { virtfn: { vendorId: dev.vendorId, deviceId: dev.deviceId } } : {}),
         msiActive: () => irqs.irqType === 1,
         msiQmax: () => irqs.msiQmax,
-        intxMask: () => { irqs.intxMask(); },
+        intxMask: () => {
+          irqs.intxMask();
+        },
         intxUnmask: () => irqs.intxUnmask(),
         setPowerState: () => undefined,
-        tryFunctionReset: () => { if (this.resetWorks) this.functionReset(); },
+        tryFunctionReset: () => {
+          if (this.resetWorks) this.functionReset();
+        },
       },
     );
     // vfio_pci_probe_mmaps: memory BARs of at least a page, or page-aligned smaller ones.
-    this.barMmapSupported = dev.bars.map((b, i) => !!b && b.space === 'memory' && b.size > 0n
-      && (b.size >= BigInt(this.host.pageSize) || dev.barAddress(i) % BigInt(this.host.pageSize) === 0n));
+    this.barMmapSupported = dev.bars.map(
+      (b, i) =>
+        !!b &&
+        b.space === 'memory' &&
+        b.size > 0n &&
+        (b.size >= BigInt(this.host.pageSize) || dev.barAddress(i) % BigInt(this.host.pageSize) === 0n),
+    );
     // vfio_pci_core_finish_enable: an open VF is a user of its PF's token.
     if (this.virtfn?.pfToken) this.virtfn.pfToken.users++;
   }
@@ -185,15 +258,24 @@ export class VfioPciCoreDevice {
 
   ioctl(request: number, arg: Uint8Array | number | null): number {
     switch (request) {
-      case VFIO_DEVICE_GET_INFO.number: return this.getInfo(struct(arg));
-      case VFIO_DEVICE_GET_REGION_INFO.number: return this.getRegionInfo(struct(arg));
-      case VFIO_DEVICE_GET_IRQ_INFO.number: return this.getIrqInfo(struct(arg));
-      case VFIO_DEVICE_SET_IRQS.number: return this.setIrqs(struct(arg));
-      case VFIO_DEVICE_RESET.number: return this.reset();
-      case VFIO_DEVICE_GET_PCI_HOT_RESET_INFO.number: return this.hotResetInfo(struct(arg));
-      case VFIO_DEVICE_PCI_HOT_RESET.number: return this.hotReset(struct(arg));
-      case VFIO_DEVICE_IOEVENTFD.number: return this.ioeventfd(struct(arg));
-      case VFIO_DEVICE_FEATURE.number: return this.feature(struct(arg));
+      case VFIO_DEVICE_GET_INFO.number:
+        return this.getInfo(struct(arg));
+      case VFIO_DEVICE_GET_REGION_INFO.number:
+        return this.getRegionInfo(struct(arg));
+      case VFIO_DEVICE_GET_IRQ_INFO.number:
+        return this.getIrqInfo(struct(arg));
+      case VFIO_DEVICE_SET_IRQS.number:
+        return this.setIrqs(struct(arg));
+      case VFIO_DEVICE_RESET.number:
+        return this.reset();
+      case VFIO_DEVICE_GET_PCI_HOT_RESET_INFO.number:
+        return this.hotResetInfo(struct(arg));
+      case VFIO_DEVICE_PCI_HOT_RESET.number:
+        return this.hotReset(struct(arg));
+      case VFIO_DEVICE_IOEVENTFD.number:
+        return this.ioeventfd(struct(arg));
+      case VFIO_DEVICE_FEATURE.number:
+        return this.feature(struct(arg));
       default:
         fail('ENOTTY', 'not a vfio-pci device ioctl');
     }
@@ -212,8 +294,12 @@ export class VfioPciCoreDevice {
     if (argsz < minsz) fail('EINVAL', `argsz ${argsz} < ${minsz}`);
     const out = Math.min(argsz, VfioDeviceInfo.size);
     const info = VfioDeviceInfo.encode({
-      argsz, flags: VFIO_DEVICE_FLAGS_PCI | (this.resetWorks ? VFIO_DEVICE_FLAGS_RESET : 0),
-      num_regions: VFIO_PCI_NUM_REGIONS, num_irqs: VFIO_PCI_NUM_IRQS, cap_offset: 0, pad: 0,
+      argsz,
+      flags: VFIO_DEVICE_FLAGS_PCI | (this.resetWorks ? VFIO_DEVICE_FLAGS_RESET : 0),
+      num_regions: VFIO_PCI_NUM_REGIONS,
+      num_irqs: VFIO_PCI_NUM_IRQS,
+      cap_offset: 0,
+      pad: 0,
     });
     writeBack(arg, info, out);
     return 0;
@@ -365,7 +451,11 @@ export class VfioPciCoreDevice {
         if (group === undefined) fail('EPERM', 'a dependent device has no IOMMU group');
         id = group;
       }
-      VfioPciDependentDevice.encode({ group_id: id >>> 0, segment: s.address.domain, bus: s.address.bus, devfn: devfn(s.address) }, arg, at);
+      VfioPciDependentDevice.encode(
+        { group_id: id >>> 0, segment: s.address.domain, bus: s.address.bus, devfn: devfn(s.address) },
+        arg,
+        at,
+      );
     });
     writeBack(arg, VfioPciHotResetInfo.encode({ argsz: hdr.argsz, flags, count }), minsz);
     return 0;
@@ -421,7 +511,10 @@ export class VfioPciCoreDevice {
     }
     const saved = scope.map((s) => ({ s, state: saveState(s) }));
     for (const s of scope) s.device.busReset();
-    for (const { s, state } of saved) { restoreState(s, state); restoreIovState(s, state); }
+    for (const { s, state } of saved) {
+      restoreState(s, state);
+      restoreIovState(s, state);
+    }
     this.irqs?.restoreAfterReset();
     return 0;
   }
@@ -448,7 +541,7 @@ export class VfioPciCoreDevice {
     const minsz = VfioDeviceIoeventfd.endOf('fd');
     need(arg, minsz);
     const io = VfioDeviceIoeventfd.decode(arg);
-    if (io.argsz < minsz || (io.flags & ~VFIO_DEVICE_IOEVENTFD_SIZE_MASK)) fail('EINVAL', 'argsz too small or unknown flags');
+    if (io.argsz < minsz || io.flags & ~VFIO_DEVICE_IOEVENTFD_SIZE_MASK) fail('EINVAL', 'argsz too small or unknown flags');
     const count = io.flags & VFIO_DEVICE_IOEVENTFD_SIZE_MASK;
     if ([1, 2, 4, 8].indexOf(count) < 0 || io.fd < -1) fail('EINVAL', 'size must be one of 1, 2, 4, 8 and fd >= -1');
     const bar = Number(io.offset >> VFIO_PCI_OFFSET_SHIFT);
@@ -502,13 +595,14 @@ export class VfioPciCoreDevice {
     if (f.flags & ~(VFIO_DEVICE_FEATURE_MASK | VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_PROBE)) {
       fail('EINVAL', 'unknown flags');
     }
-    if (!(f.flags & VFIO_DEVICE_FEATURE_PROBE) && (f.flags & VFIO_DEVICE_FEATURE_SET) && (f.flags & VFIO_DEVICE_FEATURE_GET)) {
+    if (!(f.flags & VFIO_DEVICE_FEATURE_PROBE) && f.flags & VFIO_DEVICE_FEATURE_SET && f.flags & VFIO_DEVICE_FEATURE_GET) {
       fail('EINVAL', 'GET and SET together need PROBE');
     }
     const argsz = f.argsz - minsz;
     /** vfio_check_feature: 0 for a successful probe, 1 to go on. */
     const check = (supported: number, size: number): number => {
-      if ((f.flags & (VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_SET)) & ~supported) fail('EINVAL', 'operation not supported by this feature');
+      if (f.flags & (VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_SET) & ~supported)
+        fail('EINVAL', 'operation not supported by this feature');
       if (f.flags & VFIO_DEVICE_FEATURE_PROBE) return 0;
       if (!(f.flags & (VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_SET))) fail('EINVAL', 'GET or SET is required');
       if (argsz < size) fail('EINVAL', `the feature needs ${size} bytes of data`);
@@ -544,11 +638,22 @@ export class VfioPciCoreDevice {
         return 0;
       }
       default: {
-        const known = [VFIO_DEVICE_FEATURE_MIGRATION, VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, VFIO_DEVICE_FEATURE_DMA_LOGGING_START,
-          VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP, VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT, VFIO_DEVICE_FEATURE_MIG_DATA_SIZE,
-          VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2];
+        const known = [
+          VFIO_DEVICE_FEATURE_MIGRATION,
+          VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE,
+          VFIO_DEVICE_FEATURE_DMA_LOGGING_START,
+          VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP,
+          VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT,
+          VFIO_DEVICE_FEATURE_MIG_DATA_SIZE,
+          VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2,
+        ];
         const feature = f.flags & VFIO_DEVICE_FEATURE_MASK;
-        fail('ENOTTY', known.includes(feature) ? 'the device has no migration or dirty-logging support' : `feature ${feature} is not supported by vfio-pci for this device`);
+        fail(
+          'ENOTTY',
+          known.includes(feature)
+            ? 'the device has no migration or dirty-logging support'
+            : `feature ${feature} is not supported by vfio-pci for this device`,
+        );
       }
     }
   }
@@ -629,7 +734,7 @@ export class VfioPciCoreDevice {
     if (index >= VFIO_PCI_ROM_REGION_INDEX) throw bad(`region ${index} cannot be mapped`);
     if (!this.barMmapSupported[index]) throw bad(`BAR ${index} cannot be mapped`);
     const b = this.device.bars[index]!;
-    const physLen = (b.size + page - 1n) / page * page;
+    const physLen = ((b.size + page - 1n) / page) * page;
     const start = offset & VFIO_PCI_OFFSET_MASK;
     if (start + length > physLen) throw bad('the mapping extends beyond the BAR');
     const device = this.device;
@@ -654,8 +759,12 @@ export class VfioPciCoreDevice {
 
   // ---- helpers: the PCI core operations vfio-pci calls ----
 
-  private readCommand(): number { return this.config.read(PCI_COMMAND, 2); }
-  private writeCommand(v: number): void { this.config.write(PCI_COMMAND, 2, v); }
+  private readCommand(): number {
+    return this.config.read(PCI_COMMAND, 2);
+  }
+  private writeCommand(v: number): void {
+    this.config.write(PCI_COMMAND, 2, v);
+  }
 
   /** pci_enable_device: turn on decoding for the BAR types present. */
   private pciEnableDevice(): void {
@@ -676,7 +785,9 @@ export class VfioPciCoreDevice {
     return changed;
   }
 
-  private saveState(): Uint8Array { return saveState(this.slot); }
+  private saveState(): Uint8Array {
+    return saveState(this.slot);
+  }
 
   /** pci_try_reset_function: save, reset, restore. */
   private functionReset(): void {
@@ -729,5 +840,3 @@ function writeBack(arg: Uint8Array, data: Uint8Array, n: number): void {
   if (arg.length < count) fail('EFAULT', `the kernel writes ${count} bytes, the buffer has ${arg.length}`);
   arg.set(data.subarray(0, count), 0);
 }
-
-

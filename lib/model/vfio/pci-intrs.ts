@@ -12,15 +12,36 @@ import type { IrqLine, MsiController } from '../pci/host';
 import { MSI_ADDRESS_BASE } from '../pci/host';
 import { MsixHostVectors } from '../pci/msix-host';
 import {
-  PCI_COMMAND, PCI_COMMAND_INTX_DISABLE, PCI_MSI_ADDRESS_HI, PCI_MSI_ADDRESS_LO, PCI_MSI_DATA_32, PCI_MSI_DATA_64,
-  PCI_MSI_FLAGS, PCI_MSI_FLAGS_64BIT, PCI_MSI_FLAGS_ENABLE, PCI_MSI_FLAGS_QSIZE, PCI_MSIX_FLAGS,
-  PCI_MSIX_FLAGS_QSIZE, PCI_STATUS_INTERRUPT, PCI_MSI_FLAGS_QMASK,
+  PCI_COMMAND,
+  PCI_COMMAND_INTX_DISABLE,
+  PCI_MSI_ADDRESS_HI,
+  PCI_MSI_ADDRESS_LO,
+  PCI_MSI_DATA_32,
+  PCI_MSI_DATA_64,
+  PCI_MSI_FLAGS,
+  PCI_MSI_FLAGS_64BIT,
+  PCI_MSI_FLAGS_ENABLE,
+  PCI_MSI_FLAGS_QSIZE,
+  PCI_MSIX_FLAGS,
+  PCI_MSIX_FLAGS_QSIZE,
+  PCI_STATUS_INTERRUPT,
+  PCI_MSI_FLAGS_QMASK,
 } from '../../uapi/pci';
 import {
-  VFIO_IRQ_SET_ACTION_MASK, VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_ACTION_TYPE_MASK, VFIO_IRQ_SET_ACTION_UNMASK,
-  VFIO_IRQ_SET_DATA_BOOL, VFIO_IRQ_SET_DATA_EVENTFD, VFIO_IRQ_SET_DATA_NONE, VFIO_IRQ_SET_DATA_TYPE_MASK,
-  VFIO_PCI_ERR_IRQ_INDEX, VFIO_PCI_INTX_IRQ_INDEX, VFIO_PCI_MSIX_IRQ_INDEX, VFIO_PCI_MSI_IRQ_INDEX,
-  VFIO_PCI_NUM_IRQS, VFIO_PCI_REQ_IRQ_INDEX,
+  VFIO_IRQ_SET_ACTION_MASK,
+  VFIO_IRQ_SET_ACTION_TRIGGER,
+  VFIO_IRQ_SET_ACTION_TYPE_MASK,
+  VFIO_IRQ_SET_ACTION_UNMASK,
+  VFIO_IRQ_SET_DATA_BOOL,
+  VFIO_IRQ_SET_DATA_EVENTFD,
+  VFIO_IRQ_SET_DATA_NONE,
+  VFIO_IRQ_SET_DATA_TYPE_MASK,
+  VFIO_PCI_ERR_IRQ_INDEX,
+  VFIO_PCI_INTX_IRQ_INDEX,
+  VFIO_PCI_MSIX_IRQ_INDEX,
+  VFIO_PCI_MSI_IRQ_INDEX,
+  VFIO_PCI_NUM_IRQS,
+  VFIO_PCI_REQ_IRQ_INDEX,
 } from '../../uapi/vfio';
 import type { FaultInjector } from '../fault-injection';
 
@@ -55,7 +76,11 @@ interface IrqContext {
 /** vfio_virqfd: runs `handler` whenever userspace signals the eventfd. */
 class Virqfd {
   private readonly unsubscribe: () => void;
-  constructor(private readonly file: EventFdFile, handler: () => boolean, thread: () => void) {
+  constructor(
+    private readonly file: EventFdFile,
+    handler: () => boolean,
+    thread: () => void,
+  ) {
     const fire = () => {
       if (!file.readable()) return;
       file.read();
@@ -64,7 +89,9 @@ class Virqfd {
     this.unsubscribe = file.onReadable(fire);
     if (file.readable()) fire();
   }
-  disable(): void { this.unsubscribe(); }
+  disable(): void {
+    this.unsubscribe();
+  }
 }
 
 export class VfioPciIrqs {
@@ -86,22 +113,30 @@ export class VfioPciIrqs {
     private readonly virqDisabled: () => boolean,
     private readonly faults: FaultInjector,
   ) {
-    this.msix = hw.msixCap ? new MsixHostVectors({
-      capability: hw.msixCap, msi: hw.msi, readConfig: (o, w) => hw.readConfig(o, w),
-      writeConfig: (o, w, v) => hw.writeConfig(o, w, v), mmioWrite: (b, o, w, v) => hw.mmioWrite(b, o, w, v),
-    }) : undefined;
+    this.msix = hw.msixCap
+      ? new MsixHostVectors({
+          capability: hw.msixCap,
+          msi: hw.msi,
+          readConfig: (o, w) => hw.readConfig(o, w),
+          writeConfig: (o, w, v) => hw.writeConfig(o, w, v),
+          mmioWrite: (b, o, w, v) => hw.mmioWrite(b, o, w, v),
+        })
+      : undefined;
   }
 
   /**
    * vdev->has_dyn_msix: with MSI-X the x86 PCI/MSI domain allocates vectors one at a time, so
    * the enabled set can grow after enabling (VFIO_IRQ_INFO_NORESIZE is not reported).
    */
-  get dynamicMsix(): boolean { return this.msix !== undefined; }
+  get dynamicMsix(): boolean {
+    return this.msix !== undefined;
+  }
 
   /** vfio_pci_get_irq_count. */
   count(index: number, virtualPin: number): number {
     switch (index) {
-      case VFIO_PCI_INTX_IRQ_INDEX: return virtualPin ? 1 : 0;
+      case VFIO_PCI_INTX_IRQ_INDEX:
+        return virtualPin ? 1 : 0;
       case VFIO_PCI_MSI_IRQ_INDEX:
         return this.hw.msiCap ? 1 << ((this.hw.readConfig(this.hw.msiCap + PCI_MSI_FLAGS, 2) & PCI_MSI_FLAGS_QMASK) >> 1) : 0;
       case VFIO_PCI_MSIX_IRQ_INDEX:
@@ -109,7 +144,8 @@ export class VfioPciIrqs {
       case VFIO_PCI_ERR_IRQ_INDEX:
       case VFIO_PCI_REQ_IRQ_INDEX:
         return 1;
-      default: return 0;
+      default:
+        return 0;
     }
   }
 
@@ -128,10 +164,16 @@ export class VfioPciIrqs {
         if (action === VFIO_IRQ_SET_ACTION_TRIGGER) fn = this.setMsiTrigger;
         break;
       case VFIO_PCI_ERR_IRQ_INDEX:
-        if (action === VFIO_IRQ_SET_ACTION_TRIGGER) fn = (f, i, s, c, d) => { this.errTrigger = this.setSingle(this.errTrigger, i === VFIO_PCI_ERR_IRQ_INDEX, s, c, f, d); };
+        if (action === VFIO_IRQ_SET_ACTION_TRIGGER)
+          fn = (f, i, s, c, d) => {
+            this.errTrigger = this.setSingle(this.errTrigger, i === VFIO_PCI_ERR_IRQ_INDEX, s, c, f, d);
+          };
         break;
       case VFIO_PCI_REQ_IRQ_INDEX:
-        if (action === VFIO_IRQ_SET_ACTION_TRIGGER) fn = (f, i, s, c, d) => { this.reqTrigger = this.setSingle(this.reqTrigger, i === VFIO_PCI_REQ_IRQ_INDEX, s, c, f, d); };
+        if (action === VFIO_IRQ_SET_ACTION_TRIGGER)
+          fn = (f, i, s, c, d) => {
+            this.reqTrigger = this.setSingle(this.reqTrigger, i === VFIO_PCI_REQ_IRQ_INDEX, s, c, f, d);
+          };
         break;
     }
     if (!fn) fail('ENOTTY', 'no handler for this index/action combination (vfio_pci_set_irqs_ioctl)');
@@ -254,7 +296,8 @@ export class VfioPciIrqs {
   }
 
   private setIntxUnmask(flags: number, _index: number, start: number, count: number, data: Uint8Array | null): void {
-    if (this.irqType !== VFIO_PCI_INTX_IRQ_INDEX || start !== 0 || count !== 1) fail('EINVAL', 'INTx is not enabled, or start/count is not 0/1');
+    if (this.irqType !== VFIO_PCI_INTX_IRQ_INDEX || start !== 0 || count !== 1)
+      fail('EINVAL', 'INTx is not enabled, or start/count is not 0/1');
     if (flags & VFIO_IRQ_SET_DATA_NONE) {
       this.intxUnmask();
     } else if (flags & VFIO_IRQ_SET_DATA_BOOL) {
@@ -265,7 +308,11 @@ export class VfioPciIrqs {
       if (fd >= 0) {
         if (c.unmask) fail('EBUSY', 'an unmask eventfd is already set (vfio_virqfd_enable)');
         const file = this.eventfdFromFd(fd);
-        c.unmask = new Virqfd(file, () => this.unmaskHandler(), () => this.sendIntx());
+        c.unmask = new Virqfd(
+          file,
+          () => this.unmaskHandler(),
+          () => this.sendIntx(),
+        );
         return;
       }
       c.unmask?.disable();
@@ -274,19 +321,22 @@ export class VfioPciIrqs {
   }
 
   private setIntxMask(flags: number, _index: number, start: number, count: number, data: Uint8Array | null): void {
-    if (this.irqType !== VFIO_PCI_INTX_IRQ_INDEX || start !== 0 || count !== 1) fail('EINVAL', 'INTx is not enabled, or start/count is not 0/1');
+    if (this.irqType !== VFIO_PCI_INTX_IRQ_INDEX || start !== 0 || count !== 1)
+      fail('EINVAL', 'INTx is not enabled, or start/count is not 0/1');
     if (flags & VFIO_IRQ_SET_DATA_NONE) this.intxMask();
-    else if (flags & VFIO_IRQ_SET_DATA_BOOL) { if (data![0]) this.intxMask(); }
-    else if (flags & VFIO_IRQ_SET_DATA_EVENTFD) fail('ENOTTY', 'the kernel offers no eventfd masking for INTx');
+    else if (flags & VFIO_IRQ_SET_DATA_BOOL) {
+      if (data![0]) this.intxMask();
+    } else if (flags & VFIO_IRQ_SET_DATA_EVENTFD) fail('ENOTTY', 'the kernel offers no eventfd masking for INTx');
   }
 
   private setIntxTrigger(flags: number, _index: number, start: number, count: number, data: Uint8Array | null): void {
     const isIntx = this.irqType === VFIO_PCI_INTX_IRQ_INDEX;
-    if (isIntx && !count && (flags & VFIO_IRQ_SET_DATA_NONE)) {
+    if (isIntx && !count && flags & VFIO_IRQ_SET_DATA_NONE) {
       this.intxDisable();
       return;
     }
-    if (!(isIntx || this.irqType === IRQ_NONE) || start !== 0 || count !== 1) fail('EINVAL', 'another interrupt type is active, or start/count is not 0/1');
+    if (!(isIntx || this.irqType === IRQ_NONE) || start !== 0 || count !== 1)
+      fail('EINVAL', 'another interrupt type is active, or start/count is not 0/1');
     if (flags & VFIO_IRQ_SET_DATA_EVENTFD) {
       const fd = Buffer.from(data!.buffer, data!.byteOffset, 4).readInt32LE(0);
       const trigger = fd >= 0 ? this.eventfdFromFd(fd) : undefined;
@@ -296,14 +346,16 @@ export class VfioPciIrqs {
     }
     if (!isIntx) fail('EINVAL', 'INTx is not enabled');
     if (flags & VFIO_IRQ_SET_DATA_NONE) this.sendIntx();
-    else if (flags & VFIO_IRQ_SET_DATA_BOOL) { if (data![0]) this.sendIntx(); }
+    else if (flags & VFIO_IRQ_SET_DATA_BOOL) {
+      if (data![0]) this.sendIntx();
+    }
   }
 
   // ---- MSI / MSI-X ----
 
   private setMsiTrigger(flags: number, index: number, start: number, count: number, data: Uint8Array | null): void {
     const msix = index === VFIO_PCI_MSIX_IRQ_INDEX;
-    if (this.irqType === index && !count && (flags & VFIO_IRQ_SET_DATA_NONE)) {
+    if (this.irqType === index && !count && flags & VFIO_IRQ_SET_DATA_NONE) {
       this.msiDisable();
       return;
     }
@@ -329,7 +381,7 @@ export class VfioPciIrqs {
       const c = this.ctx.get(i);
       if (!c) continue;
       if (flags & VFIO_IRQ_SET_DATA_NONE) c.trigger?.signal(1n);
-      else if ((flags & VFIO_IRQ_SET_DATA_BOOL) && data![i - start]) c.trigger?.signal(1n);
+      else if (flags & VFIO_IRQ_SET_DATA_BOOL && data![i - start]) c.trigger?.signal(1n);
     }
   }
 
@@ -431,11 +483,21 @@ export class VfioPciIrqs {
   // ---- ERR / REQ ----
 
   /** vfio_pci_set_ctx_trigger_single: returns the new trigger. */
-  private setSingle(current: EventFdFile | undefined, indexOk: boolean, start: number, count: number, flags: number, data: Uint8Array | null): EventFdFile | undefined {
+  private setSingle(
+    current: EventFdFile | undefined,
+    indexOk: boolean,
+    start: number,
+    count: number,
+    flags: number,
+    data: Uint8Array | null,
+  ): EventFdFile | undefined {
     if (!indexOk || start !== 0 || count > 1) fail('EINVAL', 'start must be 0 and count 0 or 1');
     if (flags & VFIO_IRQ_SET_DATA_NONE) {
       if (!current) fail('EINVAL', 'no eventfd is set');
-      if (count) { current.signal(1n); return current; }
+      if (count) {
+        current.signal(1n);
+        return current;
+      }
       return undefined;
     }
     if (flags & VFIO_IRQ_SET_DATA_BOOL) {
@@ -462,21 +524,35 @@ export class VfioPciIrqs {
 }
 
 /** Validation of the vfio_irq_set header (vfio_set_irqs_validate_and_prepare); returns the data size. */
-export function validateIrqSet(hdr: { argsz: number; flags: number; index: number; start: number; count: number }, numIrqs: number, maxIrqType: number): number {
+export function validateIrqSet(
+  hdr: { argsz: number; flags: number; index: number; start: number; count: number },
+  numIrqs: number,
+  maxIrqType: number,
+): number {
   const minsz = 20;
-  if (hdr.argsz < minsz || hdr.index >= maxIrqType || hdr.count >= 0xffff_ffff - hdr.start
-    || (hdr.flags & ~(VFIO_IRQ_SET_DATA_TYPE_MASK | VFIO_IRQ_SET_ACTION_TYPE_MASK))) {
+  if (
+    hdr.argsz < minsz ||
+    hdr.index >= maxIrqType ||
+    hdr.count >= 0xffff_ffff - hdr.start ||
+    hdr.flags & ~(VFIO_IRQ_SET_DATA_TYPE_MASK | VFIO_IRQ_SET_ACTION_TYPE_MASK)
+  ) {
     fail('EINVAL', 'bad argsz, index, count or flags');
   }
   if (hdr.start >= numIrqs || hdr.start + hdr.count > numIrqs) fail('EINVAL', 'start/count beyond the vectors of this index');
   let size: number;
   switch (hdr.flags & VFIO_IRQ_SET_DATA_TYPE_MASK) {
-    case VFIO_IRQ_SET_DATA_NONE: size = 0; break;
-    case VFIO_IRQ_SET_DATA_BOOL: size = 1; break;
-    case VFIO_IRQ_SET_DATA_EVENTFD: size = 4; break;
-    default: fail('EINVAL', 'exactly one DATA_ type must be set');
+    case VFIO_IRQ_SET_DATA_NONE:
+      size = 0;
+      break;
+    case VFIO_IRQ_SET_DATA_BOOL:
+      size = 1;
+      break;
+    case VFIO_IRQ_SET_DATA_EVENTFD:
+      size = 4;
+      break;
+    default:
+      fail('EINVAL', 'exactly one DATA_ type must be set');
   }
   if (size && hdr.argsz - minsz < hdr.count * size) fail('EINVAL', 'argsz too small for the data array');
   return hdr.count * size;
 }
-

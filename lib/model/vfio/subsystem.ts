@@ -56,11 +56,16 @@ export class VfioSubsystem {
     this.groupMajor = FIRST_FREE_DYNAMIC_MAJOR;
     this.deviceMajor = env.kconfig.group ? FIRST_FREE_DYNAMIC_MAJOR - 1 : FIRST_FREE_DYNAMIC_MAJOR;
     if (env.kconfig.vfioNoiommu) {
-      env.vfs.add('/sys/module/vfio/parameters/enable_unsafe_noiommu_mode', rwAttr(
-        () => (this.noiommuParam ? 'Y\n' : 'N\n'),
-        (data) => { this.noiommuParam = parseBool(data); },
-        0o644,
-      ));
+      env.vfs.add(
+        '/sys/module/vfio/parameters/enable_unsafe_noiommu_mode',
+        rwAttr(
+          () => (this.noiommuParam ? 'Y\n' : 'N\n'),
+          (data) => {
+            this.noiommuParam = parseBool(data);
+          },
+          0o644,
+        ),
+      );
     }
     if (env.kconfig.group && env.kconfig.container) {
       addDevNode(env.vfs, '/dev/vfio/vfio', {
@@ -79,15 +84,27 @@ export class VfioSubsystem {
     if (env.kconfig.group) env.vfs.mkdir('/sys/class/vfio');
   }
 
-  noiommuEnabled(): boolean { return this.noiommuParam; }
+  noiommuEnabled(): boolean {
+    return this.noiommuParam;
+  }
 
-  isContainerFile(file: OpenFile): boolean { return this.containerFiles.has(file); }
-  containerOf(file: OpenFile): VfioContainerObject { return this.containerFiles.get(file)!; }
+  isContainerFile(file: OpenFile): boolean {
+    return this.containerFiles.has(file);
+  }
+  containerOf(file: OpenFile): VfioContainerObject {
+    return this.containerFiles.get(file)!;
+  }
 
-  deviceOf(slot: PciSlot): VfioDeviceObject | undefined { return this.devices.get(slot); }
-  allDevices(): VfioDeviceObject[] { return [...this.devices.values()]; }
+  deviceOf(slot: PciSlot): VfioDeviceObject | undefined {
+    return this.devices.get(slot);
+  }
+  allDevices(): VfioDeviceObject[] {
+    return [...this.devices.values()];
+  }
 
-  private slotHasIommu(slot: PciSlot): boolean { return slot.behindIommu; }
+  private slotHasIommu(slot: PciSlot): boolean {
+    return slot.behindIommu;
+  }
 
   // ---- registration (vfio_register_group_dev / vfio_unregister_group_dev) ----
 
@@ -147,7 +164,10 @@ export class VfioSubsystem {
     if (!device) return;
     if (device.fileRefs.size > 0) {
       const told = device.core.request();
-      fail('EBUSY', `${slot.name} is open by a user; the real kernel blocks the unbind until every fd of the device is closed${told ? ' (the REQ eventfd was signalled)' : ''}`);
+      fail(
+        'EBUSY',
+        `${slot.name} is open by a user; the real kernel blocks the unbind until every fd of the device is closed${told ? ' (the REQ eventfd was signalled)' : ''}`,
+      );
     }
     device.registered = false;
     if (device.group) device.group.devices.splice(device.group.devices.indexOf(device), 1);
@@ -194,8 +214,14 @@ export class VfioSubsystem {
     this.groupsByIommuGroup.set(iommuGroup.id, group);
     addDevNode(this.env.vfs, `/dev/vfio/${group.name}`, { type: 'chardev', open: () => group.open() });
     const dir = `/sys/devices/virtual/vfio/${group.name}`;
-    this.env.vfs.add(`${dir}/dev`, roAttr(() => `${this.groupMajor}:${minor}\n`));
-    this.env.vfs.add(`${dir}/uevent`, roAttr(() => `MAJOR=${this.groupMajor}\nMINOR=${minor}\nDEVNAME=vfio/${group.name}\n`));
+    this.env.vfs.add(
+      `${dir}/dev`,
+      roAttr(() => `${this.groupMajor}:${minor}\n`),
+    );
+    this.env.vfs.add(
+      `${dir}/uevent`,
+      roAttr(() => `MAJOR=${this.groupMajor}\nMINOR=${minor}\nDEVNAME=vfio/${group.name}\n`),
+    );
     this.env.vfs.add(`${dir}/subsystem`, link('../../../../class/vfio'));
     this.env.vfs.add(`/sys/class/vfio/${group.name}`, link(`../../devices/virtual/vfio/${group.name}`));
     return group;
@@ -224,11 +250,17 @@ export class VfioSubsystem {
     const vfs = this.env.vfs;
     const devDir = `${pciDevicePath(device.slot)}/vfio-dev/${device.name}`;
     const hasCdev = this.env.kconfig.cdev && !(device.isNoiommu && !this.env.kconfig.iommufdNoiommu);
-    vfs.add(`${devDir}/uevent`, roAttr(() => `MAJOR=${this.deviceMajor}\nMINOR=${device.index}\nDEVNAME=vfio/devices/${device.name}\n`));
+    vfs.add(
+      `${devDir}/uevent`,
+      roAttr(() => `MAJOR=${this.deviceMajor}\nMINOR=${device.index}\nDEVNAME=vfio/devices/${device.name}\n`),
+    );
     vfs.add(`${devDir}/device`, link(`../../../${device.slot.name}`));
     vfs.add(`${devDir}/subsystem`, link(`${upToSys(devDir)}/class/vfio-dev`));
     if (hasCdev) {
-      vfs.add(`${devDir}/dev`, roAttr(() => `${this.deviceMajor}:${device.index}\n`));
+      vfs.add(
+        `${devDir}/dev`,
+        roAttr(() => `${this.deviceMajor}:${device.index}\n`),
+      );
       addDevNode(vfs, `/dev/vfio/devices/${device.name}`, {
         type: 'chardev',
         open: () => VfioDeviceFile.openCdev(device, this.env.capabilities().sysRawio),
@@ -297,7 +329,6 @@ export class VfioSubsystem {
     slot.dma.set(port ?? IOMMU_BLOCKED);
   }
 }
-
 
 /** param_set_bool / kstrtobool. */
 function parseBool(data: Buffer): boolean {

@@ -20,15 +20,25 @@ import type { VfioSubsystem } from './subsystem';
 
 export class VfioPciDriver implements PciDriver {
   readonly name = 'vfio-pci';
-  readonly idTable = [{ vendor: PCI_ANY_ID, device: PCI_ANY_ID, subvendor: PCI_ANY_ID, subdevice: PCI_ANY_ID, class: 0, classMask: 0, overrideOnly: true }];
+  readonly idTable = [
+    { vendor: PCI_ANY_ID, device: PCI_ANY_ID, subvendor: PCI_ANY_ID, subdevice: PCI_ANY_ID, class: 0, classMask: 0, overrideOnly: true },
+  ];
   private enableSriov = false;
 
-  constructor(private readonly vfio: VfioSubsystem, private readonly sriovOf: (slot: PciSlot) => PciSriov | undefined = () => undefined) {
-    vfio.env.vfs.add('/sys/module/vfio_pci/parameters/enable_sriov', rwAttr(
-      () => (this.enableSriov ? 'Y\n' : 'N\n'),
-      (data) => { this.enableSriov = parseBool(data); },
-      0o644,
-    ));
+  constructor(
+    private readonly vfio: VfioSubsystem,
+    private readonly sriovOf: (slot: PciSlot) => PciSriov | undefined = () => undefined,
+  ) {
+    vfio.env.vfs.add(
+      '/sys/module/vfio_pci/parameters/enable_sriov',
+      rwAttr(
+        () => (this.enableSriov ? 'Y\n' : 'N\n'),
+        (data) => {
+          this.enableSriov = parseBool(data);
+        },
+        0o644,
+      ),
+    );
   }
 
   /** vfio_pci_probe → vfio_pci_core_register_device. */

@@ -57,15 +57,22 @@ function lastPage(t: CaseContext, f: IommuModeFixture): bigint {
 
 function dmaMapUnmap(row: IommuModeRow, buffer: BufferKind): ConformanceCase {
   const what = buffer.hugePage === null ? 'a page' : `a whole ${buffer.hugePage >> 20n} MiB huge page`;
-  return casesOn(inIommuMode(row)).test(`dma-mapping.${modeId(row)}.${buffer.name}.dma-map-unmap`,
-    `${row.name}: ${what} maps at an IOVA aligned to its size, and unmapping it reports its size`, (t, f) => {
+  return casesOn(inIommuMode(row)).test(
+    `dma-mapping.${modeId(row)}.${buffer.name}.dma-map-unmap`,
+    `${row.name}: ${what} maps at an IOVA aligned to its size, and unmapping it reports its size`,
+    (t, f) => {
       const size = buffer.hugePage ?? t.page;
       const memory = t.anonymousMemory(size, buffer.hugePage === null ? {} : { hugetlb: true, hugePageSize: buffer.hugePage });
       if (noDma(t, f, memory.address, size, size)) return;
       const iova = alignedIova(t, f, size);
       t.ok(`map ${size} bytes at IOVA 0x${iova.toString(16)}`, () => f.map(memory.address, iova, size));
-      t.equal(t.ok('unmap it', () => f.unmap(iova, size)), size, 'bytes unmapped');
-    });
+      t.equal(
+        t.ok('unmap it', () => f.unmap(iova, size)),
+        size,
+        'bytes unmapped',
+      );
+    },
+  );
 }
 
 function mapLimit(row: IommuModeRow): ConformanceCase[] {
@@ -77,7 +84,11 @@ function mapLimit(row: IommuModeRow): ConformanceCase[] {
       if (noDma(t, f, memory.address, U64_MAX & ~(t.page - 1n), t.page)) return;
       const iova = lastPage(t, f);
       t.ok(`map the page at 0x${iova.toString(16)}`, () => f.map(memory.address, iova, t.page));
-      t.equal(t.ok('unmap it', () => f.unmap(iova, t.page)), t.page, 'bytes unmapped');
+      t.equal(
+        t.ok('unmap it', () => f.unmap(iova, t.page)),
+        t.page,
+        'bytes unmapped',
+      );
     }),
     limit.test(`${prefix}.unmap-all`, `${row.name}: unmap-all removes the last page of the aperture and reports one page`, (t, f) => {
       const memory = t.anonymousMemory(2n * t.page);
@@ -88,16 +99,28 @@ function mapLimit(row: IommuModeRow): ConformanceCase[] {
         // VFIO_DMA_UNMAP_FLAG_ALL takes no range: iova and size must be 0.
         t.expectErrno('UNMAP_DMA FLAG_ALL with a size', () => f.unmapWithFlags(iova, t.page, true), 'EINVAL');
       }
-      t.equal(t.ok('unmap all', () => f.unmapAll()), t.page, 'bytes unmapped');
-      t.equal(t.ok('unmap all again', () => f.unmapAll()), 0n, 'bytes unmapped from an empty space');
+      t.equal(
+        t.ok('unmap all', () => f.unmapAll()),
+        t.page,
+        'bytes unmapped',
+      );
+      t.equal(
+        t.ok('unmap all again', () => f.unmapAll()),
+        0n,
+        'bytes unmapped from an empty space',
+      );
     }),
-    limit.test(`${prefix}.overflow`, `${row.name}: two pages from the last page of the IOVA space wrap past 2^64: map and unmap are EOVERFLOW`, (t, f) => {
-      const memory = t.anonymousMemory(2n * t.page);
-      const iova = U64_MAX & ~(t.page - 1n);
-      if (noDma(t, f, memory.address, iova, 2n * t.page)) return;
-      t.expectErrno('map two pages at the last page', () => f.map(memory.address, iova, 2n * t.page), 'EOVERFLOW');
-      t.expectErrno('unmap two pages at the last page', () => f.unmap(iova, 2n * t.page), 'EOVERFLOW');
-    }),
+    limit.test(
+      `${prefix}.overflow`,
+      `${row.name}: two pages from the last page of the IOVA space wrap past 2^64: map and unmap are EOVERFLOW`,
+      (t, f) => {
+        const memory = t.anonymousMemory(2n * t.page);
+        const iova = U64_MAX & ~(t.page - 1n);
+        if (noDma(t, f, memory.address, iova, 2n * t.page)) return;
+        t.expectErrno('map two pages at the last page', () => f.map(memory.address, iova, 2n * t.page), 'EOVERFLOW');
+        t.expectErrno('unmap two pages at the last page', () => f.unmap(iova, 2n * t.page), 'EOVERFLOW');
+      },
+    ),
   ];
 }
 

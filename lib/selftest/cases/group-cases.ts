@@ -26,11 +26,20 @@ export const groupCases: ConformanceCase[] = [
     const f = setUp(openDevice, t);
     t.expectErrno('VFIO_DEVICE_BIND_IOMMUFD', () => call.bind(f), 'EBUSY');
   }),
-  casesOn(boundDevice, ['group-interface']).test('group.open-while-cdev-bound', 'opening the group node while the cdev is bound is EBUSY', (t) => {
-    t.expectErrno(`open ${t.env.device!.groupPath}`, () => t.open(t.env.device!.groupPath!), 'EBUSY');
-  }),
-  group.expect('group.device-ioctl-on-group', 'a device ioctl sent to the group fd is ENOTTY', 'VFIO_DEVICE_GET_INFO on the group fd', 'ENOTTY',
-    (f) => call.deviceInfo({ ...f, deviceFd: f.groupFd })),
+  casesOn(boundDevice, ['group-interface']).test(
+    'group.open-while-cdev-bound',
+    'opening the group node while the cdev is bound is EBUSY',
+    (t) => {
+      t.expectErrno(`open ${t.env.device!.groupPath}`, () => t.open(t.env.device!.groupPath!), 'EBUSY');
+    },
+  ),
+  group.expect(
+    'group.device-ioctl-on-group',
+    'a device ioctl sent to the group fd is ENOTTY',
+    'VFIO_DEVICE_GET_INFO on the group fd',
+    'ENOTTY',
+    (f) => call.deviceInfo({ ...f, deviceFd: f.groupFd }),
+  ),
   defineCase({
     id: 'group.null-group',
     title: 'without the group interface there is no group node and no container, only the cdev',

@@ -48,7 +48,11 @@ export const legacyGroupCases: ConformanceCase[] = [
       const fd = t.open('/dev/vfio/vfio');
       const noiommu = t.ok('CHECK_EXTENSION NOIOMMU', () => plainIoctl(t.kernel, fd, V.VFIO_CHECK_EXTENSION, V.VFIO_NOIOMMU_IOMMU));
       t.equal(noiommu, t.mode === 'noiommu' ? 1 : 0, 'VFIO_NOIOMMU_IOMMU supported');
-      t.equal(t.ok('CHECK_EXTENSION TYPE1v2', () => plainIoctl(t.kernel, fd, V.VFIO_CHECK_EXTENSION, V.VFIO_TYPE1v2_IOMMU)), 1, 'TYPE1v2 supported');
+      t.equal(
+        t.ok('CHECK_EXTENSION TYPE1v2', () => plainIoctl(t.kernel, fd, V.VFIO_CHECK_EXTENSION, V.VFIO_TYPE1v2_IOMMU)),
+        1,
+        'TYPE1v2 supported',
+      );
       t.expectErrno('SET_IOMMU with no group', () => plainIoctl(t.kernel, fd, V.VFIO_SET_IOMMU, IOMMU_TYPE[t.mode]), 'EINVAL');
     },
   }),
@@ -69,16 +73,20 @@ export const legacyGroupCases: ConformanceCase[] = [
       t.expectErrno('SET_IOMMU twice', () => plainIoctl(t.kernel, container, V.VFIO_SET_IOMMU, IOMMU_TYPE[t.mode]), 'EINVAL');
       t.expectErrno('GET_DEVICE_FD of an unknown name', getDeviceFdCall(t, group, '0000:ff:1f.7'), 'ENODEV');
       const deviceFd = t.ok('GET_DEVICE_FD', getDeviceFdCall(t, group, device.bdf));
-      const info = t.ok('GET_INFO on the group\'s device fd', () => call.deviceInfo(on(t, { deviceFd })));
+      const info = t.ok("GET_INFO on the group's device fd", () => call.deviceInfo(on(t, { deviceFd })));
       t.check((info.flags & V.VFIO_DEVICE_FLAGS_PCI) !== 0, 'a PCI device');
       const groupDevice = on(t, { deviceFd, iommufd: t.openIommufd() });
       // BIND_IOMMUFD is for cdev fds only; ATTACH/DETACH exist only on cdev fds and otherwise reach the driver (ENOTTY).
-      t.expectErrno('BIND_IOMMUFD on the group\'s device fd', () => call.bind(groupDevice), 'EINVAL');
-      t.expectErrno('ATTACH_IOMMUFD_PT on the group\'s device fd', () => call.attach(groupDevice, { pt_id: 1 }), 'ENOTTY');
+      t.expectErrno("BIND_IOMMUFD on the group's device fd", () => call.bind(groupDevice), 'EINVAL');
+      t.expectErrno("ATTACH_IOMMUFD_PT on the group's device fd", () => call.attach(groupDevice, { pt_id: 1 }), 'ENOTTY');
       // The noiommu "IOMMU" driver of a container maps nothing: its only ioctl is CHECK_EXTENSION.
       const mapDma: Expected = { noiommu: 'ENOTTY', iommu: 'ok' };
       const memory = t.anonymousMemory(t.page);
-      t.expect('VFIO_IOMMU_MAP_DMA on the container', () => call.dmaMap(groupDevice, { vaddr: memory.address, iova: 0x100000n, size: t.page }, { fd: container }), mapDma);
+      t.expect(
+        'VFIO_IOMMU_MAP_DMA on the container',
+        () => call.dmaMap(groupDevice, { vaddr: memory.address, iova: 0x100000n, size: t.page }, { fd: container }),
+        mapDma,
+      );
       const cdev = t.openDevice();
       t.expectErrno('binding the cdev while the group is in use', () => call.bind(groupDevice, {}, { fd: cdev }), 'EBUSY');
     },
@@ -105,10 +113,14 @@ export const legacyGroupCases: ConformanceCase[] = [
       const iommufd = t.openIommufd();
       t.ok('SET_CONTAINER with the iommufd', setContainerCall(t, group, iommufd));
       t.equal(groupStatus(t, group), V.VFIO_GROUP_FLAGS_VIABLE | V.VFIO_GROUP_FLAGS_CONTAINER_SET, 'group status');
-      const compat = t.expect('VFIO_IOAS GET', () => call.vfioIoas(on(t, { iommufd }), { op: I.IOMMU_VFIO_IOAS_GET }).ioas_id,
-        { noiommu: 'ENODEV', iommu: 'ok' });
+      const compat = t.expect('VFIO_IOAS GET', () => call.vfioIoas(on(t, { iommufd }), { op: I.IOMMU_VFIO_IOAS_GET }).ioas_id, {
+        noiommu: 'ENODEV',
+        iommu: 'ok',
+      });
       if (compat !== undefined) t.equal(compat, 1, 'the automatically created compat IOAS');
-      const type1 = t.ok('CHECK_EXTENSION TYPE1v2 on the iommufd', () => plainIoctl(t.kernel, iommufd, V.VFIO_CHECK_EXTENSION, V.VFIO_TYPE1v2_IOMMU));
+      const type1 = t.ok('CHECK_EXTENSION TYPE1v2 on the iommufd', () =>
+        plainIoctl(t.kernel, iommufd, V.VFIO_CHECK_EXTENSION, V.VFIO_TYPE1v2_IOMMU),
+      );
       t.equal(type1, t.mode === 'noiommu' ? 0 : 1, 'TYPE1v2 after a noiommu group joined (no_iommu_mode) or an IOMMU group');
       const deviceFd = t.ok('GET_DEVICE_FD', getDeviceFdCall(t, group, device.bdf));
       t.ok('GET_INFO', () => call.deviceInfo(on(t, { deviceFd })));

@@ -36,8 +36,10 @@ function barMapOutcome(row: IommuModeRow): Outcome {
 function mapBarCase(row: IommuModeRow, part: 'full' | 'partial'): ConformanceCase {
   const what = part === 'full' ? 'a whole BAR' : 'one page of a BAR';
   const outcome = barMapOutcome(row);
-  return casesOn(inIommuMode(row)).test(`mmio-dma.${modeId(row)}.map-${part}-bar`,
-    `${row.name}: ${what} mapped as DMA memory: ${outcome === 'ok' ? 'maps and unmaps' : outcome}`, (t, f) => {
+  return casesOn(inIommuMode(row)).test(
+    `mmio-dma.${modeId(row)}.map-${part}-bar`,
+    `${row.name}: ${what} mapped as DMA memory: ${outcome === 'ok' ? 'maps and unmaps' : outcome}`,
+    (t, f) => {
       const bar = largestBar(t, f);
       if (part === 'partial' && bar.size < 2n * t.page) t.skip(`BAR ${bar.index} is too small (0x${bar.size.toString(16)} bytes)`);
       const size = part === 'full' ? bar.size : t.page;
@@ -45,8 +47,14 @@ function mapBarCase(row: IommuModeRow, part: 'full' | 'partial'): ConformanceCas
       // An IOVA aligned to the BAR's size, well inside every aperture (below the MSI window).
       const iova = bar.size > 0x100000n ? bar.size : 0x100000n;
       t.expect(`map ${size} bytes of BAR ${bar.index} at IOVA 0x${iova.toString(16)}`, () => f.map(mapping.address, iova, size), outcome);
-      if (outcome === 'ok') t.equal(t.ok('unmap it', () => f.unmap(iova, size)), size, 'bytes unmapped');
-    });
+      if (outcome === 'ok')
+        t.equal(
+          t.ok('unmap it', () => f.unmap(iova, size)),
+          size,
+          'bytes unmapped',
+        );
+    },
+  );
 }
 
 /**
@@ -56,6 +64,6 @@ function mapBarCase(row: IommuModeRow, part: 'full' | 'partial'): ConformanceCas
  */
 const MODEL_FOLLOWS_PFNMAP: ReadonlySet<IommuModeRow['name']> = new Set([]);
 
-export const mmioDmaCases: ConformanceCase[] = (['full', 'partial'] as const).flatMap((part) => IOMMU_MODES
-  .filter((row) => barMapOutcome(row) !== 'ok' || MODEL_FOLLOWS_PFNMAP.has(row.name))
-  .map((row) => mapBarCase(row, part)));
+export const mmioDmaCases: ConformanceCase[] = (['full', 'partial'] as const).flatMap((part) =>
+  IOMMU_MODES.filter((row) => barMapOutcome(row) !== 'ok' || MODEL_FOLLOWS_PFNMAP.has(row.name)).map((row) => mapBarCase(row, part)),
+);

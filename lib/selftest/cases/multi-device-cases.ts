@@ -47,7 +47,14 @@ function skipUnlessAllEdu(t: CaseContext, devices: readonly DeviceUnderTest[]): 
 }
 
 /** Edu `o` copies `count` bytes from IOVA `source` to IOVA `destination` of `target`'s IOAS, through its own buffer. */
-async function copyThrough(t: CaseContext, o: Opened, target: { iommufd: number; ioasId: number }, source: bigint, destination: bigint, count: number): Promise<void> {
+async function copyThrough(
+  t: CaseContext,
+  o: Opened,
+  target: { iommufd: number; ioasId: number },
+  source: bigint,
+  destination: bigint,
+  count: number,
+): Promise<void> {
   const f = on(t, target);
   await eduRoundTrip(t, o.deviceFd, dmaAddress(f, source, BigInt(count)), dmaAddress(f, destination, BigInt(count)), count);
 }
@@ -74,7 +81,8 @@ const COUNT = 2000;
 export const multiDeviceCases: ConformanceCase[] = [
   defineCase({
     id: 'multi.own-cdev-and-group',
-    title: 'every vfio-pci function has its own cdev; its group node is the one of its IOMMU group, and in noiommu mode every function has a group of its own',
+    title:
+      'every vfio-pci function has its own cdev; its group node is the one of its IOMMU group, and in noiommu mode every function has a group of its own',
     needs: NEEDS,
     run(t) {
       const all = functions(t);
@@ -83,7 +91,11 @@ export const multiDeviceCases: ConformanceCase[] = [
       all.forEach((d, i) => t.note(`${d.bdf}: ${d.cdevPath}, IOMMU group ${groups[i] ?? 'none'}, group node ${d.groupPath ?? 'none'}`));
       all.forEach((d, i) => {
         const group = groups[i];
-        if (d.groupPath && group !== null) t.check(d.groupPath.endsWith(`/${t.mode === 'noiommu' ? 'noiommu-' : ''}${group}`), `${d.bdf}'s group node ${d.groupPath} is its IOMMU group ${group}`);
+        if (d.groupPath && group !== null)
+          t.check(
+            d.groupPath.endsWith(`/${t.mode === 'noiommu' ? 'noiommu-' : ''}${group}`),
+            `${d.bdf}'s group node ${d.groupPath} is its IOMMU group ${group}`,
+          );
       });
       if (t.mode === 'noiommu' && groups.every((g) => g !== null)) t.equal(new Set(groups).size, all.length, 'distinct noiommu groups');
     },
@@ -102,7 +114,7 @@ export const multiDeviceCases: ConformanceCase[] = [
   }),
   defineCase({
     id: 'multi.one-ioas',
-    title: 'all functions attached to one IOAS share its automatic HWPT, and each one\'s DMA reaches the buffer mapped there',
+    title: "all functions attached to one IOAS share its automatic HWPT, and each one's DMA reaches the buffer mapped there",
     needs: NEEDS,
     async run(t) {
       const { iommufd, opened } = bindAll(t);
@@ -110,7 +122,10 @@ export const multiDeviceCases: ConformanceCase[] = [
       const hwpts = opened.map((o) => attach(t, o.deviceFd, ioasId));
       t.note(`HWPTs ${hwpts.join(', ')}`);
       t.equal(new Set(hwpts).size, 1, 'number of distinct HWPTs');
-      skipUnlessAllEdu(t, opened.map((o) => o.device));
+      skipUnlessAllEdu(
+        t,
+        opened.map((o) => o.device),
+      );
       const length = 2n * t.page * BigInt(opened.length);
       const memory = t.anonymousMemory(length);
       const iova = map(t, iommufd, ioasId, { userVa: memory.address, length, iova: 0x100000n });
@@ -119,14 +134,18 @@ export const multiDeviceCases: ConformanceCase[] = [
         const at = 2 * i * t.pageSize;
         fillPattern(bytes.subarray(at, at + COUNT), i);
         await copyThrough(t, o, { iommufd, ioasId }, iova + BigInt(at), iova + BigInt(at + t.pageSize), COUNT);
-        t.equal(firstDifference(bytes.subarray(at + t.pageSize, at + t.pageSize + COUNT), bytes.subarray(at, at + COUNT)), -1,
-          `first byte ${o.device.bdf} copied wrong`);
+        t.equal(
+          firstDifference(bytes.subarray(at + t.pageSize, at + t.pageSize + COUNT), bytes.subarray(at, at + COUNT)),
+          -1,
+          `first byte ${o.device.bdf} copied wrong`,
+        );
       }
     },
   }),
   defineCase({
     id: 'multi.separate-ioas',
-    title: 'functions of different IOMMU groups attached to IOASes of their own get HWPTs of their own and DMA each to its own buffer at the same IOVA; a function whose group already uses another IOAS cannot attach to a new one (EINVAL)',
+    title:
+      'functions of different IOMMU groups attached to IOASes of their own get HWPTs of their own and DMA each to its own buffer at the same IOVA; a function whose group already uses another IOAS cannot attach to a new one (EINVAL)',
     needs: NEEDS,
     async run(t) {
       const { iommufd, opened } = bindAll(t);
@@ -137,8 +156,11 @@ export const multiDeviceCases: ConformanceCase[] = [
         const sharing = groups[i] === null ? -1 : groups.indexOf(groups[i]!);
         if (sharing >= 0 && sharing < i) {
           // iommufd attaches a whole IOMMU group to one HWPT: a second one for the group is refused.
-          t.expectErrno(`attach ${o.device.bdf} (IOMMU group ${groups[i]}, as ${opened[sharing]!.device.bdf}) to a new IOAS`,
-            () => call.attach(on(t, { deviceFd: o.deviceFd }), { pt_id: ioasId }), 'EINVAL');
+          t.expectErrno(
+            `attach ${o.device.bdf} (IOMMU group ${groups[i]}, as ${opened[sharing]!.device.bdf}) to a new IOAS`,
+            () => call.attach(on(t, { deviceFd: o.deviceFd }), { pt_id: ioasId }),
+            'EINVAL',
+          );
           continue;
         }
         attached.push({ o, ioasId, hwptId: attach(t, o.deviceFd, ioasId) });
@@ -146,7 +168,10 @@ export const multiDeviceCases: ConformanceCase[] = [
       t.note(`attached ${attached.map((a) => `${a.o.device.bdf} to IOAS ${a.ioasId} (HWPT ${a.hwptId})`).join(', ')}`);
       t.equal(new Set(attached.map((a) => a.hwptId)).size, attached.length, 'number of distinct HWPTs');
       if (attached.length < 2) t.skip('the functions share one IOMMU group: no two of them can use IOASes of their own');
-      skipUnlessAllEdu(t, attached.map((a) => a.o.device));
+      skipUnlessAllEdu(
+        t,
+        attached.map((a) => a.o.device),
+      );
       const iova = 0x100000n;
       const buffers = attached.map((a, i) => {
         const memory = t.anonymousMemory(2n * t.page);
@@ -156,13 +181,19 @@ export const multiDeviceCases: ConformanceCase[] = [
         return bytes;
       });
       for (const a of attached) await copyThrough(t, a.o, { iommufd, ioasId: a.ioasId }, iova, iova + t.page, COUNT);
-      buffers.forEach((bytes, i) => t.equal(firstDifference(bytes.subarray(t.pageSize, t.pageSize + COUNT), bytes.subarray(0, COUNT)), -1,
-        `first byte of ${attached[i]!.o.device.bdf}'s own buffer that differs`));
+      buffers.forEach((bytes, i) =>
+        t.equal(
+          firstDifference(bytes.subarray(t.pageSize, t.pageSize + COUNT), bytes.subarray(0, COUNT)),
+          -1,
+          `first byte of ${attached[i]!.o.device.bdf}'s own buffer that differs`,
+        ),
+      );
     },
   }),
   defineCase({
     id: 'multi.group-one-iommufd',
-    title: 'functions of one IOMMU group bind to one iommufd only: the second to another iommufd is EPERM; functions of different groups bind to different iommufds',
+    title:
+      'functions of one IOMMU group bind to one iommufd only: the second to another iommufd is EPERM; functions of different groups bind to different iommufds',
     needs: NEEDS,
     run(t) {
       const all = functions(t);
@@ -173,12 +204,19 @@ export const multiDeviceCases: ConformanceCase[] = [
       const iommufd = t.openIommufd();
       t.equal(bind(t, t.open(all[0]!.cdevPath), iommufd), 1, `devid of ${all[0]!.bdf} in its iommufd`);
       if (apart > 0) {
-        t.expect(`bind ${all[apart]!.bdf} (IOMMU group ${groups[apart] ?? 'none'}) to another iommufd`,
-          () => call.bind(on(t, { deviceFd: t.open(all[apart]!.cdevPath), iommufd: t.openIommufd() })), 'ok');
+        t.expect(
+          `bind ${all[apart]!.bdf} (IOMMU group ${groups[apart] ?? 'none'}) to another iommufd`,
+          () => call.bind(on(t, { deviceFd: t.open(all[apart]!.cdevPath), iommufd: t.openIommufd() })),
+          'ok',
+        );
       }
       if (sharing < 0) t.skip(`no other function shares IOMMU group ${groups[0] ?? 'none'} with ${all[0]!.bdf}`);
       const second = t.open(all[sharing]!.cdevPath);
-      t.expectErrno(`bind ${all[sharing]!.bdf} (same IOMMU group) to another iommufd`, () => call.bind(on(t, { deviceFd: second, iommufd: t.openIommufd() })), 'EPERM');
+      t.expectErrno(
+        `bind ${all[sharing]!.bdf} (same IOMMU group) to another iommufd`,
+        () => call.bind(on(t, { deviceFd: second, iommufd: t.openIommufd() })),
+        'EPERM',
+      );
       t.expect(`bind ${all[sharing]!.bdf} to the first function's iommufd`, () => call.bind(on(t, { deviceFd: second, iommufd })), 'ok');
     },
   }),

@@ -41,14 +41,30 @@ export const privilegeCases: ConformanceCase[] = [
       t.expect(`open ${group}`, () => t.open(group), { noiommu: 'EPERM', iommu: 'ok' });
     },
   }),
-  casesOn(ioasWithMapping, unprivileged).test('privileges.iommufd-usable', 'without CAP_SYS_RAWIO /dev/iommu still opens, IOAS allocation and mapping work', () => undefined),
-  casesOn(ioasWithMapping, unprivileged).test('privileges.get-pa', 'without CAP_SYS_RAWIO GET_PA is EPERM, even with arguments that would fail other checks', (t, f) => {
-    t.expectErrno('GET_PA of a mapped IOVA', () => call.getPa(f, { iova: 0x100000n, length: t.page }), 'EPERM');
-    t.expectErrno('GET_PA with flags 1, length 0, IOVA 2^64-1, IOAS 99', () => call.getPa(f, { ioas_id: 99, iova: U64_MAX, length: 0n, flags: 1 }), 'EPERM');
-  }),
-  casesOn(iommufd, unprivileged).test('privileges.get-pa-size-checked-first', 'without CAP_SYS_RAWIO a GET_PA with a short size is still EINVAL: the generic size check runs before the command', (t, f) => {
-    const short = I.IommuIoasNoiommuGetPa.endOf('out_phys') - 1;
-    t.expectErrno(`GET_PA size ${short}`, () => call.getPa(f, { length: 4096n }, { declaredSize: short }), 'EINVAL');
-    t.expectErrno('GET_PA with a non-zero tail', () => call.getPa(f, { length: 4096n }, { tail: [1, 0, 0, 0, 0, 0, 0, 0] }), 'E2BIG');
-  }),
+  casesOn(ioasWithMapping, unprivileged).test(
+    'privileges.iommufd-usable',
+    'without CAP_SYS_RAWIO /dev/iommu still opens, IOAS allocation and mapping work',
+    () => undefined,
+  ),
+  casesOn(ioasWithMapping, unprivileged).test(
+    'privileges.get-pa',
+    'without CAP_SYS_RAWIO GET_PA is EPERM, even with arguments that would fail other checks',
+    (t, f) => {
+      t.expectErrno('GET_PA of a mapped IOVA', () => call.getPa(f, { iova: 0x100000n, length: t.page }), 'EPERM');
+      t.expectErrno(
+        'GET_PA with flags 1, length 0, IOVA 2^64-1, IOAS 99',
+        () => call.getPa(f, { ioas_id: 99, iova: U64_MAX, length: 0n, flags: 1 }),
+        'EPERM',
+      );
+    },
+  ),
+  casesOn(iommufd, unprivileged).test(
+    'privileges.get-pa-size-checked-first',
+    'without CAP_SYS_RAWIO a GET_PA with a short size is still EINVAL: the generic size check runs before the command',
+    (t, f) => {
+      const short = I.IommuIoasNoiommuGetPa.endOf('out_phys') - 1;
+      t.expectErrno(`GET_PA size ${short}`, () => call.getPa(f, { length: 4096n }, { declaredSize: short }), 'EINVAL');
+      t.expectErrno('GET_PA with a non-zero tail', () => call.getPa(f, { length: 4096n }, { tail: [1, 0, 0, 0, 0, 0, 0, 0] }), 'E2BIG');
+    },
+  ),
 ];

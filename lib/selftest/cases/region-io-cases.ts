@@ -35,15 +35,23 @@ export const regionIoCases: ConformanceCase[] = [
     t.equal(t.ok('pread of 8 bytes 4 before the end', preadCall(t, f.deviceFd, 8, end - 4n)), 4, 'bytes read');
     t.expectErrno('pread of BAR1 (absent on edu)', preadCall(t, f.deviceFd, 4, regionOffset(1)), 'EINVAL');
   }),
-  eduBound.test('region-io.rom-and-unknown-regions', 'ROM: region info size 0 on a device without one, reads EINVAL, writes EINVAL; a region index past the last is EINVAL', (t, f) => {
-    const rom = regionInfo(t, f.deviceFd, V.VFIO_PCI_ROM_REGION_INDEX);
-    t.equal(rom.size, 0n, 'ROM size');
-    t.equal(rom.flags, 0, 'ROM flags');
-    t.expectErrno('pread of the ROM', preadCall(t, f.deviceFd, 4, regionOffset(V.VFIO_PCI_ROM_REGION_INDEX)), 'EINVAL');
-    t.expectErrno('pwrite of the ROM', () => t.kernel.pwrite(f.deviceFd, Buffer.alloc(4), regionOffset(V.VFIO_PCI_ROM_REGION_INDEX)), 'EINVAL');
-    const info = deviceInfo(t, f.deviceFd);
-    t.expectErrno('pread of the region after the last', preadCall(t, f.deviceFd, 4, regionOffset(info.num_regions)), 'EINVAL');
-  }),
+  eduBound.test(
+    'region-io.rom-and-unknown-regions',
+    'ROM: region info size 0 on a device without one, reads EINVAL, writes EINVAL; a region index past the last is EINVAL',
+    (t, f) => {
+      const rom = regionInfo(t, f.deviceFd, V.VFIO_PCI_ROM_REGION_INDEX);
+      t.equal(rom.size, 0n, 'ROM size');
+      t.equal(rom.flags, 0, 'ROM flags');
+      t.expectErrno('pread of the ROM', preadCall(t, f.deviceFd, 4, regionOffset(V.VFIO_PCI_ROM_REGION_INDEX)), 'EINVAL');
+      t.expectErrno(
+        'pwrite of the ROM',
+        () => t.kernel.pwrite(f.deviceFd, Buffer.alloc(4), regionOffset(V.VFIO_PCI_ROM_REGION_INDEX)),
+        'EINVAL',
+      );
+      const info = deviceInfo(t, f.deviceFd);
+      t.expectErrno('pread of the region after the last', preadCall(t, f.deviceFd, 4, regionOffset(info.num_regions)), 'EINVAL');
+    },
+  ),
   bound.test('region-io.config-bounds', 'config space reads outside it, or running past its end, are EFAULT', (t, f) => {
     const cfg = regionInfo(t, f.deviceFd, V.VFIO_PCI_CONFIG_REGION_INDEX);
     const base = regionOffset(V.VFIO_PCI_CONFIG_REGION_INDEX);
@@ -56,21 +64,33 @@ export const regionIoCases: ConformanceCase[] = [
     configWrite(t, f.deviceFd, P.PCI_VENDOR_ID, 4, 0x5555_aaaa);
     t.equal(configRead(t, f.deviceFd, P.PCI_VENDOR_ID, 4), ids, 'IDs after the write');
   }),
-  eduBound.test('region-io.bar-sizing', 'writing all ones to BAR0 in config space reads back the size mask (edu: 1 MiB 32-bit memory BAR)', (t, f) => {
-    const original = configRead(t, f.deviceFd, P.PCI_BASE_ADDRESS_0, 4);
-    configWrite(t, f.deviceFd, P.PCI_BASE_ADDRESS_0, 4, 0xffff_ffff);
-    const mask = configRead(t, f.deviceFd, P.PCI_BASE_ADDRESS_0, 4);
-    configWrite(t, f.deviceFd, P.PCI_BASE_ADDRESS_0, 4, original);
-    t.equal(mask, 0xfff0_0000, 'BAR0 after writing all ones');
-    t.equal(configRead(t, f.deviceFd, P.PCI_BASE_ADDRESS_0, 4), original, 'BAR0 restored');
-  }),
-  eduBound.test('region-io.mmap-rules', 'mmap of a region: private mappings, ranges past the BAR, empty BARs and the ROM are EINVAL; a page inside BAR0 works', (t, f) => {
-    const page = t.page;
-    t.expectErrno('MAP_PRIVATE of BAR0', mmapCall(t, f.deviceFd, page, regionOffset(0), MAP_PRIVATE), 'EINVAL');
-    t.expectErrno('2 MiB of the 1 MiB BAR0', mmapCall(t, f.deviceFd, 2n * EDU.BAR0_SIZE, regionOffset(0)), 'EINVAL');
-    t.expectErrno('the last page of BAR0 and one more', mmapCall(t, f.deviceFd, 2n * page, regionOffset(0) + EDU.BAR0_SIZE - page), 'EINVAL');
-    t.expectErrno('BAR1', mmapCall(t, f.deviceFd, page, regionOffset(1)), 'EINVAL');
-    t.expectErrno('the ROM', mmapCall(t, f.deviceFd, page, regionOffset(V.VFIO_PCI_ROM_REGION_INDEX)), 'EINVAL');
-    t.expect('one page at offset 0x1000 of BAR0', mmapCall(t, f.deviceFd, page, regionOffset(0) + page), 'ok');
-  }),
+  eduBound.test(
+    'region-io.bar-sizing',
+    'writing all ones to BAR0 in config space reads back the size mask (edu: 1 MiB 32-bit memory BAR)',
+    (t, f) => {
+      const original = configRead(t, f.deviceFd, P.PCI_BASE_ADDRESS_0, 4);
+      configWrite(t, f.deviceFd, P.PCI_BASE_ADDRESS_0, 4, 0xffff_ffff);
+      const mask = configRead(t, f.deviceFd, P.PCI_BASE_ADDRESS_0, 4);
+      configWrite(t, f.deviceFd, P.PCI_BASE_ADDRESS_0, 4, original);
+      t.equal(mask, 0xfff0_0000, 'BAR0 after writing all ones');
+      t.equal(configRead(t, f.deviceFd, P.PCI_BASE_ADDRESS_0, 4), original, 'BAR0 restored');
+    },
+  ),
+  eduBound.test(
+    'region-io.mmap-rules',
+    'mmap of a region: private mappings, ranges past the BAR, empty BARs and the ROM are EINVAL; a page inside BAR0 works',
+    (t, f) => {
+      const page = t.page;
+      t.expectErrno('MAP_PRIVATE of BAR0', mmapCall(t, f.deviceFd, page, regionOffset(0), MAP_PRIVATE), 'EINVAL');
+      t.expectErrno('2 MiB of the 1 MiB BAR0', mmapCall(t, f.deviceFd, 2n * EDU.BAR0_SIZE, regionOffset(0)), 'EINVAL');
+      t.expectErrno(
+        'the last page of BAR0 and one more',
+        mmapCall(t, f.deviceFd, 2n * page, regionOffset(0) + EDU.BAR0_SIZE - page),
+        'EINVAL',
+      );
+      t.expectErrno('BAR1', mmapCall(t, f.deviceFd, page, regionOffset(1)), 'EINVAL');
+      t.expectErrno('the ROM', mmapCall(t, f.deviceFd, page, regionOffset(V.VFIO_PCI_ROM_REGION_INDEX)), 'EINVAL');
+      t.expect('one page at offset 0x1000 of BAR0', mmapCall(t, f.deviceFd, page, regionOffset(0) + page), 'ok');
+    },
+  ),
 ];

@@ -37,7 +37,9 @@ interface HotResetInfo {
 function hotResetInfo(f: BoundFixture, room: number, declaredSize?: number): HotResetInfo {
   const entry = V.VfioPciDependentDevice.size;
   const options = { trailer: new Uint8Array(room * entry), ...(declaredSize === undefined ? {} : { declaredSize }) };
-  return decodeHotResetInfo(rawIoctl(f.t.kernel, f.deviceFd, V.VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, V.VfioPciHotResetInfo, {}, options).buffer);
+  return decodeHotResetInfo(
+    rawIoctl(f.t.kernel, f.deviceFd, V.VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, V.VfioPciHotResetInfo, {}, options).buffer,
+  );
 }
 
 function decodeHotResetInfo(buffer: Buffer): HotResetInfo {
@@ -63,9 +65,17 @@ function hotResetInfoInto(t: CaseContext, deviceFd: number, buffer: Buffer): num
 /** VFIO_DEVICE_PCI_HOT_RESET with these group fds (none: the cdev form). */
 function hotReset(f: BoundFixture, fds: readonly number[] = [], options: { declaredSize?: number; flags?: number } = {}): () => void {
   return () => {
-    rawIoctl(f.t.kernel, f.deviceFd, V.VFIO_DEVICE_PCI_HOT_RESET, V.VfioPciHotReset, { flags: options.flags ?? 0, count: fds.length }, {
-      trailer: eventfds(...fds), ...(options.declaredSize === undefined ? {} : { declaredSize: options.declaredSize }),
-    });
+    rawIoctl(
+      f.t.kernel,
+      f.deviceFd,
+      V.VFIO_DEVICE_PCI_HOT_RESET,
+      V.VfioPciHotReset,
+      { flags: options.flags ?? 0, count: fds.length },
+      {
+        trailer: eventfds(...fds),
+        ...(options.declaredSize === undefined ? {} : { declaredSize: options.declaredSize }),
+      },
+    );
   };
 }
 
@@ -90,26 +100,38 @@ function stillWorks(t: CaseContext, deviceFd: number, after: string): void {
 }
 
 export const resetCases: ConformanceCase[] = [
-  bound.test('reset.flag-matches-methods', 'GET_INFO reports FLAGS_RESET exactly when sysfs lists a reset method; VFIO_DEVICE_RESET is EINVAL without one', (t, f) => {
-    const path = `/sys/bus/pci/devices/${t.env.device!.bdf}/reset_method`;
-    const methods = t.kernel.exists(path) ? t.kernel.readFile(path).toString().trim() : '';
-    const flag = (deviceInfo(t, f.deviceFd).flags & V.VFIO_DEVICE_FLAGS_RESET) !== 0;
-    t.note(`reset_method '${methods}', FLAGS_RESET ${flag ? 'set' : 'clear'}`);
-    t.equal(flag, methods !== '', 'FLAGS_RESET against a non-empty reset_method');
-    if (!flag) t.expectErrno('VFIO_DEVICE_RESET', () => plainIoctl(t.kernel, f.deviceFd, V.VFIO_DEVICE_RESET), 'EINVAL');
-  }),
-  casesOn(attachedDevice, ['function-reset']).test('reset.function', 'VFIO_DEVICE_RESET on a device with FLAGS_RESET succeeds, twice, and the device answers afterwards', (t, f) => {
-    t.expect('VFIO_DEVICE_RESET', () => plainIoctl(t.kernel, f.deviceFd, V.VFIO_DEVICE_RESET), 'ok');
-    stillWorks(t, f.deviceFd, 'the reset');
-    t.expect('VFIO_DEVICE_RESET again', () => plainIoctl(t.kernel, f.deviceFd, V.VFIO_DEVICE_RESET), 'ok');
-    stillWorks(t, f.deviceFd, 'the second reset');
-  }),
-  bound.test('hot-reset.bad-input', 'hot reset info with argsz below 12, and a hot reset with argsz below 12, flags, or a group array from a cdev-opened device, are EINVAL', (t, f) => {
-    t.expectErrno('GET_PCI_HOT_RESET_INFO argsz 11', () => hotResetInfo(f, 0, 11), 'EINVAL');
-    t.expectErrno('PCI_HOT_RESET argsz 11', hotReset(f, [], { declaredSize: 11 }), 'EINVAL');
-    t.expectErrno('PCI_HOT_RESET flags 1', hotReset(f, [], { flags: 1 }), 'EINVAL');
-    t.expectErrno('PCI_HOT_RESET with one fd (the cdev form takes an empty array)', hotReset(f, [t.eventfd()]), 'EINVAL');
-  }),
+  bound.test(
+    'reset.flag-matches-methods',
+    'GET_INFO reports FLAGS_RESET exactly when sysfs lists a reset method; VFIO_DEVICE_RESET is EINVAL without one',
+    (t, f) => {
+      const path = `/sys/bus/pci/devices/${t.env.device!.bdf}/reset_method`;
+      const methods = t.kernel.exists(path) ? t.kernel.readFile(path).toString().trim() : '';
+      const flag = (deviceInfo(t, f.deviceFd).flags & V.VFIO_DEVICE_FLAGS_RESET) !== 0;
+      t.note(`reset_method '${methods}', FLAGS_RESET ${flag ? 'set' : 'clear'}`);
+      t.equal(flag, methods !== '', 'FLAGS_RESET against a non-empty reset_method');
+      if (!flag) t.expectErrno('VFIO_DEVICE_RESET', () => plainIoctl(t.kernel, f.deviceFd, V.VFIO_DEVICE_RESET), 'EINVAL');
+    },
+  ),
+  casesOn(attachedDevice, ['function-reset']).test(
+    'reset.function',
+    'VFIO_DEVICE_RESET on a device with FLAGS_RESET succeeds, twice, and the device answers afterwards',
+    (t, f) => {
+      t.expect('VFIO_DEVICE_RESET', () => plainIoctl(t.kernel, f.deviceFd, V.VFIO_DEVICE_RESET), 'ok');
+      stillWorks(t, f.deviceFd, 'the reset');
+      t.expect('VFIO_DEVICE_RESET again', () => plainIoctl(t.kernel, f.deviceFd, V.VFIO_DEVICE_RESET), 'ok');
+      stillWorks(t, f.deviceFd, 'the second reset');
+    },
+  ),
+  bound.test(
+    'hot-reset.bad-input',
+    'hot reset info with argsz below 12, and a hot reset with argsz below 12, flags, or a group array from a cdev-opened device, are EINVAL',
+    (t, f) => {
+      t.expectErrno('GET_PCI_HOT_RESET_INFO argsz 11', () => hotResetInfo(f, 0, 11), 'EINVAL');
+      t.expectErrno('PCI_HOT_RESET argsz 11', hotReset(f, [], { declaredSize: 11 }), 'EINVAL');
+      t.expectErrno('PCI_HOT_RESET flags 1', hotReset(f, [], { flags: 1 }), 'EINVAL');
+      t.expectErrno('PCI_HOT_RESET with one fd (the cdev form takes an empty array)', hotReset(f, [t.eventfd()]), 'EINVAL');
+    },
+  ),
   bound.test('hot-reset.root-bus', 'on a root bus (no bridge above the device) hot reset info and the hot reset are ENODEV', (t, f) => {
     const bridge = upstreamBridge(t);
     if (bridge) t.skip(`the device sits below the bridge ${bridge}`);
@@ -117,24 +139,32 @@ export const resetCases: ConformanceCase[] = [
     t.expectErrno('GET_PCI_HOT_RESET_INFO with room for 8', () => hotResetInfo(f, 8), 'ENODEV');
     t.expectErrno('PCI_HOT_RESET with an empty array', hotReset(f), 'ENODEV');
   }),
-  casesOn(boundDevice, ['bus-reset']).test('hot-reset.info', 'hot reset info: with no room ENOSPC and the count written back; with room the devid form, DEV_ID_OWNED, the device itself listed with its own devid', (t, f) => {
-    const bridge = upstreamBridge(t);
-    t.check(bridge !== null, 'a bus reset reaches only a device below a bridge');
-    t.note(`upstream bridge ${bridge}`);
-    const small = buildStruct(V.VfioPciHotResetInfo, {});
-    t.expectErrno('GET_PCI_HOT_RESET_INFO with no room', () => hotResetInfoInto(t, f.deviceFd, small), 'ENOSPC');
-    const needed = decodeHotResetInfo(small).count;
-    t.check(needed >= 1, `count written back on ENOSPC (${needed}) covers at least the device itself`);
-    const info = t.ok(`GET_PCI_HOT_RESET_INFO with room for ${needed}`, () => hotResetInfo(f, needed));
-    t.equal(info.count, needed, 'count');
-    t.equal(info.flags, V.VFIO_PCI_HOT_RESET_FLAG_DEV_ID | V.VFIO_PCI_HOT_RESET_FLAG_DEV_ID_OWNED, 'flags (DEV_ID | DEV_ID_OWNED)');
-    const self = parseBdf(t.env.device!.bdf);
-    const mine = info.devices.find((d) => d.segment === self.segment && d.bus === self.bus && d.devfn === self.devfn);
-    if (!mine) return t.fail(`the device ${t.env.device!.bdf} is not among the devices the reset reaches`);
-    t.equal(mine.id, f.devId, 'the devid listed for the device itself');
-  }),
-  casesOn(attachedDevice, ['bus-reset']).test('hot-reset.empty-array', 'a hot reset with an empty array, every affected device owned through the iommufd, succeeds and the device answers afterwards', (t, f) => {
-    t.expect('PCI_HOT_RESET with an empty array', hotReset(f), 'ok');
-    stillWorks(t, f.deviceFd, 'the hot reset');
-  }),
+  casesOn(boundDevice, ['bus-reset']).test(
+    'hot-reset.info',
+    'hot reset info: with no room ENOSPC and the count written back; with room the devid form, DEV_ID_OWNED, the device itself listed with its own devid',
+    (t, f) => {
+      const bridge = upstreamBridge(t);
+      t.check(bridge !== null, 'a bus reset reaches only a device below a bridge');
+      t.note(`upstream bridge ${bridge}`);
+      const small = buildStruct(V.VfioPciHotResetInfo, {});
+      t.expectErrno('GET_PCI_HOT_RESET_INFO with no room', () => hotResetInfoInto(t, f.deviceFd, small), 'ENOSPC');
+      const needed = decodeHotResetInfo(small).count;
+      t.check(needed >= 1, `count written back on ENOSPC (${needed}) covers at least the device itself`);
+      const info = t.ok(`GET_PCI_HOT_RESET_INFO with room for ${needed}`, () => hotResetInfo(f, needed));
+      t.equal(info.count, needed, 'count');
+      t.equal(info.flags, V.VFIO_PCI_HOT_RESET_FLAG_DEV_ID | V.VFIO_PCI_HOT_RESET_FLAG_DEV_ID_OWNED, 'flags (DEV_ID | DEV_ID_OWNED)');
+      const self = parseBdf(t.env.device!.bdf);
+      const mine = info.devices.find((d) => d.segment === self.segment && d.bus === self.bus && d.devfn === self.devfn);
+      if (!mine) return t.fail(`the device ${t.env.device!.bdf} is not among the devices the reset reaches`);
+      t.equal(mine.id, f.devId, 'the devid listed for the device itself');
+    },
+  ),
+  casesOn(attachedDevice, ['bus-reset']).test(
+    'hot-reset.empty-array',
+    'a hot reset with an empty array, every affected device owned through the iommufd, succeeds and the device answers afterwards',
+    (t, f) => {
+      t.expect('PCI_HOT_RESET with an empty array', hotReset(f), 'ok');
+      stillWorks(t, f.deviceFd, 'the hot reset');
+    },
+  ),
 ];

@@ -34,11 +34,21 @@ export const seedCases: ConformanceCase[] = [
     t.check((info.flags & V.VFIO_DEVICE_FLAGS_PCI) !== 0, 'a vfio-pci device reports VFIO_DEVICE_FLAGS_PCI');
   }),
   // vfio_device_fops_unl_ioctl: every ioctl but BIND_IOMMUFD answers EINVAL until access is granted.
-  seed.expect('seed.device-get-info-without-bind-fails', 'device info cannot be queried before binding',
-    'VFIO_DEVICE_GET_INFO before bind', 'EINVAL', (f) => call.deviceInfo(f)),
+  seed.expect(
+    'seed.device-get-info-without-bind-fails',
+    'device info cannot be queried before binding',
+    'VFIO_DEVICE_GET_INFO before bind',
+    'EINVAL',
+    (f) => call.deviceInfo(f),
+  ),
   // vfio_df_ioctl_bind_iommufd: bind.iommufd < 0 → EINVAL.
-  seed.expect('seed.device-bind-bad-iommufd-fails', 'binding with a negative iommufd fails',
-    'VFIO_DEVICE_BIND_IOMMUFD with iommufd -2', 'EINVAL', (f) => call.bind(f, { iommufd: -2 })),
+  seed.expect(
+    'seed.device-bind-bad-iommufd-fails',
+    'binding with a negative iommufd fails',
+    'VFIO_DEVICE_BIND_IOMMUFD with iommufd -2',
+    'EINVAL',
+    (f) => call.bind(f, { iommufd: -2 }),
+  ),
   seed.test('seed.device-repeated-bind-fails', 'the same device fd cannot be bound twice', (t, f) => {
     bind(t, f.deviceFd, f.iommufd);
     // vfio_df_ioctl_bind_iommufd: df->access_granted already set → EINVAL.
@@ -96,33 +106,43 @@ export const seedCases: ConformanceCase[] = [
     const b = ioasAlloc(t, f.iommufd);
     t.check(a !== b, `ids differ (${a}, ${b})`);
   }),
-  seed.test('seed.ioas-get-pa-mapped', 'GET_PA of a 32-page huge-page-backed mapping, at its start and at a sub-page offset', (t, f) => {
-    bind(t, f.deviceFd, f.iommufd);
-    const ioasId = ioasAlloc(t, f.iommufd);
-    attach(t, f.deviceFd, ioasId);
-    const length = t.page * 32n;
-    const iova = 0x200000n;
-    const memory = t.anonymousMemory(length, { hugetlb: true });
-    map(t, f.iommufd, ioasId, { userVa: memory.address, length, iova });
-    // In IOMMU mode the area's storage domain is a real IOMMU domain: iopt_get_phys → EOPNOTSUPP.
-    const getPa = (at: bigint) => () => call.getPa(f, { ioas_id: ioasId, iova: at, length });
-    const start = t.expect('GET_PA at the start', getPa(iova), { noiommu: 'ok', iommu: 'EOPNOTSUPP' });
-    if (start) {
-      t.check(start.out_phys !== 0n, 'the physical address is non-zero');
-      // One huge page backs all 32 pages, so the whole mapping is one contiguous run.
-      t.equal(start.length, length, 'contiguous length from the start (capped at the mapping)');
-    }
-    const inner = t.expect('GET_PA at a sub-page offset', getPa(iova + 0x80n), { noiommu: 'ok', iommu: 'EOPNOTSUPP' });
-    if (inner && start) {
-      t.equal(inner.out_phys, start.out_phys + 0x80n, 'physical address at offset 0x80');
-      t.equal(inner.length, length - 0x80n, 'length from offset 0x80 runs to the end of the mapping');
-      t.equal((inner.out_phys + inner.length) % t.page, 0n, 'the run ends on a page boundary');
-    }
-  }, ['sys-rawio']),
-  seed.test('seed.ioas-get-pa-unmapped-fails', 'GET_PA of an IOVA nothing is mapped at fails', (t, f) => {
-    const ioasId = ioasAlloc(t, f.iommufd);
-    // The original passed length 0, which 7.3 rejects with EINVAL before looking (see
-    // get-pa.zero-length); with a real cap the lookup runs and finds no area: ENOENT.
-    t.expectErrno('GET_PA at 0x10000', () => call.getPa(f, { ioas_id: ioasId, iova: 0x10000n, length: t.page }), 'ENOENT');
-  }, ['sys-rawio']),
+  seed.test(
+    'seed.ioas-get-pa-mapped',
+    'GET_PA of a 32-page huge-page-backed mapping, at its start and at a sub-page offset',
+    (t, f) => {
+      bind(t, f.deviceFd, f.iommufd);
+      const ioasId = ioasAlloc(t, f.iommufd);
+      attach(t, f.deviceFd, ioasId);
+      const length = t.page * 32n;
+      const iova = 0x200000n;
+      const memory = t.anonymousMemory(length, { hugetlb: true });
+      map(t, f.iommufd, ioasId, { userVa: memory.address, length, iova });
+      // In IOMMU mode the area's storage domain is a real IOMMU domain: iopt_get_phys → EOPNOTSUPP.
+      const getPa = (at: bigint) => () => call.getPa(f, { ioas_id: ioasId, iova: at, length });
+      const start = t.expect('GET_PA at the start', getPa(iova), { noiommu: 'ok', iommu: 'EOPNOTSUPP' });
+      if (start) {
+        t.check(start.out_phys !== 0n, 'the physical address is non-zero');
+        // One huge page backs all 32 pages, so the whole mapping is one contiguous run.
+        t.equal(start.length, length, 'contiguous length from the start (capped at the mapping)');
+      }
+      const inner = t.expect('GET_PA at a sub-page offset', getPa(iova + 0x80n), { noiommu: 'ok', iommu: 'EOPNOTSUPP' });
+      if (inner && start) {
+        t.equal(inner.out_phys, start.out_phys + 0x80n, 'physical address at offset 0x80');
+        t.equal(inner.length, length - 0x80n, 'length from offset 0x80 runs to the end of the mapping');
+        t.equal((inner.out_phys + inner.length) % t.page, 0n, 'the run ends on a page boundary');
+      }
+    },
+    ['sys-rawio'],
+  ),
+  seed.test(
+    'seed.ioas-get-pa-unmapped-fails',
+    'GET_PA of an IOVA nothing is mapped at fails',
+    (t, f) => {
+      const ioasId = ioasAlloc(t, f.iommufd);
+      // The original passed length 0, which 7.3 rejects with EINVAL before looking (see
+      // get-pa.zero-length); with a real cap the lookup runs and finds no area: ENOENT.
+      t.expectErrno('GET_PA at 0x10000', () => call.getPa(f, { ioas_id: ioasId, iova: 0x10000n, length: t.page }), 'ENOENT');
+    },
+    ['sys-rawio'],
+  ),
 ];

@@ -47,7 +47,8 @@ function pfWithOneVf(t: CaseContext): { pf: string; vf: string } {
   t.defer(`disable the VFs of ${pf}`, () => sriov.disable());
   if (!vf) t.fail(`sriov_numvfs=1 left ${pf} without a virtfn0 link`);
   const driver = PciDevice.get(vf, { kernel: t.kernel }).driver;
-  if (driver !== 'vfio-pci') t.fail(`VF ${vf} is bound to ${driver ?? 'no driver'}, not vfio-pci (the PF's bus notifier sets its driver_override)`);
+  if (driver !== 'vfio-pci')
+    t.fail(`VF ${vf} is bound to ${driver ?? 'no driver'}, not vfio-pci (the PF's bus notifier sets its driver_override)`);
   t.note(`created 1 VF (${vf}) under the PF ${pf}`);
   return { pf, vf };
 }
@@ -84,7 +85,8 @@ function run(t: CaseContext, path: Path, variant: Variant, test: Test): void {
     vfDevice = open(t, vf, path, token);
   } catch (e) {
     if (shouldOpen) throw e;
-    if (!(e instanceof VfioError) || e.code !== 'EACCES') t.fail(`opening VF ${vf} with ${token ?? 'no token'} (PF token ${pfToken}): expected EACCES, got ${(e as Error).message}`);
+    if (!(e instanceof VfioError) || e.code !== 'EACCES')
+      t.fail(`opening VF ${vf} with ${token ?? 'no token'} (PF token ${pfToken}): expected EACCES, got ${(e as Error).message}`);
     t.note(`VF refused with EACCES as expected (token ${token ?? 'none'}, PF's ${pfToken})`);
     return;
   }
@@ -129,12 +131,15 @@ function routingId(bdf: string): number {
 const sysfsCases: readonly ConformanceCase[] = [
   defineCase({
     id: 'sriov.sysfs.numvfs-store',
-    title: 'sriov_numvfs: EINVAL for text, ERANGE above TotalVFs, ENOENT while vfio-pci\'s enable_sriov is off, EBUSY for another count while VFs exist, the same count accepted (iov.c sriov_numvfs_store)',
+    title:
+      "sriov_numvfs: EINVAL for text, ERANGE above TotalVFs, ENOENT while vfio-pci's enable_sriov is off, EBUSY for another count while VFs exist, the same count accepted (iov.c sriov_numvfs_store)",
     needs: ['device'],
     run: (t) => {
       const { pf, sriov } = sriovPf(t);
       const total = sriov.totalVfs;
-      t.defer(`disable the VFs of ${pf}`, () => { if (sriov.numVfs) sriov.disable(); });
+      t.defer(`disable the VFs of ${pf}`, () => {
+        if (sriov.numVfs) sriov.disable();
+      });
       t.expectErrno('sriov_numvfs "abc"', () => writeNumVfs(t, pf, 'abc'), 'EINVAL');
       t.expectErrno('sriov_numvfs 65536 (not a u16)', () => writeNumVfs(t, pf, '65536'), 'EINVAL');
       t.expectErrno(`sriov_numvfs ${total + 1} (TotalVFs + 1)`, () => writeNumVfs(t, pf, String(total + 1)), 'ERANGE');
@@ -152,7 +157,8 @@ const sysfsCases: readonly ConformanceCase[] = [
   }),
   defineCase({
     id: 'sriov.sysfs.vf-placement',
-    title: 'Each VF sits at the PF\'s routing ID + First VF Offset + n × VF Stride, with the PF\'s vendor, sriov_vf_device as its device, physfn and virtfnN links, bound to vfio-pci (iov.c pci_iov_add_virtfn; vfio-pci\'s bus notifier)',
+    title:
+      "Each VF sits at the PF's routing ID + First VF Offset + n × VF Stride, with the PF's vendor, sriov_vf_device as its device, physfn and virtfnN links, bound to vfio-pci (iov.c pci_iov_add_virtfn; vfio-pci's bus notifier)",
     needs: ['device'],
     run: (t) => {
       const { pf, sriov } = sriovPf(t);
@@ -167,12 +173,20 @@ const sysfsCases: readonly ConformanceCase[] = [
         t.check(routingId(vf) === want, `VF ${n} is ${vf}, expected routing ID 0x${want.toString(16)}`);
         const v = PciDevice.get(vf, { kernel: t.kernel });
         t.check(v.physicalFunction === pf, `VF ${vf}'s physfn is ${v.physicalFunction ?? 'missing'}, not ${pf}`);
-        t.check(attribute(t, vf, 'vendor') === attribute(t, pf, 'vendor'), `VF ${vf} vendor ${attribute(t, vf, 'vendor')} differs from the PF's`);
+        t.check(
+          attribute(t, vf, 'vendor') === attribute(t, pf, 'vendor'),
+          `VF ${vf} vendor ${attribute(t, vf, 'vendor')} differs from the PF's`,
+        );
         // sriov_vf_device is "%x", the VF's device attribute "0x%04x".
-        t.check(attribute(t, vf, 'device') === `0x${vfDevice.padStart(4, '0')}`, `VF ${vf} device ${attribute(t, vf, 'device')}, sriov_vf_device ${vfDevice}`);
+        t.check(
+          attribute(t, vf, 'device') === `0x${vfDevice.padStart(4, '0')}`,
+          `VF ${vf} device ${attribute(t, vf, 'device')}, sriov_vf_device ${vfDevice}`,
+        );
         t.check(v.driver === 'vfio-pci', `VF ${vf} is bound to ${v.driver ?? 'nothing'}, not vfio-pci`);
         t.check(v.sriov === null, `VF ${vf} has SR-IOV attributes of its own`);
-        t.note(`VF ${n}: ${vf} ${attribute(t, vf, 'vendor')}:${attribute(t, vf, 'device')} group ${v.iommuGroup ?? 'none'} ${v.hasIommu ? 'IOMMU' : 'noiommu'}`);
+        t.note(
+          `VF ${n}: ${vf} ${attribute(t, vf, 'vendor')}:${attribute(t, vf, 'device')} group ${v.iommuGroup ?? 'none'} ${v.hasIommu ? 'IOMMU' : 'noiommu'}`,
+        );
       });
     },
   }),
@@ -215,11 +229,15 @@ const tokenRuleCases: readonly ConformanceCase[] = (['cdev', 'group'] as const).
 
 const uapiTestCases: readonly ConformanceCase[] = (['cdev', 'group'] as const).flatMap((path) =>
   (['same-uuid', 'diff-uuid', 'null-uuid'] as const).flatMap((variant) =>
-    (['init-token-match', 'pf-early-close', 'override-token'] as const).map((test) => defineCase({
-      id: `sriov.${path}.${variant}.${test}`,
-      title: `VF token ${test.replace(/-/g, ' ')} through the ${path} with ${variant.replace('-', ' ')} (vfio_pci_sriov_uapi_test ${test.replace(/-/g, '_')})`,
-      needs: ['device'],
-      run: (t) => run(t, path, variant, test),
-    }))));
+    (['init-token-match', 'pf-early-close', 'override-token'] as const).map((test) =>
+      defineCase({
+        id: `sriov.${path}.${variant}.${test}`,
+        title: `VF token ${test.replace(/-/g, ' ')} through the ${path} with ${variant.replace('-', ' ')} (vfio_pci_sriov_uapi_test ${test.replace(/-/g, '_')})`,
+        needs: ['device'],
+        run: (t) => run(t, path, variant, test),
+      }),
+    ),
+  ),
+);
 
 export const sriovCases: readonly ConformanceCase[] = [...sysfsCases, ...tokenRuleCases, ...uapiTestCases];

@@ -58,28 +58,68 @@ export class ScriptedKernel implements Kernel {
     this.munmapCount++;
   }
 
-  open(): number { throw fail('ENOENT', 'open'); }
-  close(): void { /* nothing is open */ }
-  pread(): number { throw fail('EBADF', 'pread'); }
-  pwrite(): number { throw fail('EBADF', 'pwrite'); }
-  mlock(): void { /* always succeeds */ }
+  open(): number {
+    throw fail('ENOENT', 'open');
+  }
+  close(): void {
+    /* nothing is open */
+  }
+  pread(): number {
+    throw fail('EBADF', 'pread');
+  }
+  pwrite(): number {
+    throw fail('EBADF', 'pwrite');
+  }
+  mlock(): void {
+    /* always succeeds */
+  }
   mmioRead(_m: Mapping, _o: number, width: 64): bigint;
   mmioRead(_m: Mapping, _o: number, width: 8 | 16 | 32): number;
-  mmioRead(_m: Mapping, _o: number, width: MmioWidth): number | bigint { return width === 64 ? 0n : 0; }
-  mmioWrite(): void { /* discarded */ }
-  memfdCreate(): number { throw fail('ENOSYS', 'memfd_create'); }
-  ftruncate(): void { throw fail('EBADF', 'ftruncate'); }
-  eventfd(): number { throw fail('ENOSYS', 'eventfd'); }
-  eventfdRead(): bigint { throw fail('EBADF', 'read'); }
-  eventfdWrite(): void { throw fail('EBADF', 'write'); }
-  waitReadable(): Promise<void> { return Promise.reject(fail('EBADF', 'poll')); }
-  readFile(): Buffer { throw fail('ENOENT', 'open'); }
-  writeFile(): void { throw fail('ENOENT', 'open'); }
-  readdir(): string[] { throw fail('ENOENT', 'opendir'); }
-  readlink(): string { throw fail('ENOENT', 'readlink'); }
-  exists(): boolean { return false; }
-  capabilities(): Capabilities { return { sysRawio: true, sysAdmin: true, ipcLock: true }; }
-  memlockLimit(): bigint { return 1n << 30n; }
+  mmioRead(_m: Mapping, _o: number, width: MmioWidth): number | bigint {
+    return width === 64 ? 0n : 0;
+  }
+  mmioWrite(): void {
+    /* discarded */
+  }
+  memfdCreate(): number {
+    throw fail('ENOSYS', 'memfd_create');
+  }
+  ftruncate(): void {
+    throw fail('EBADF', 'ftruncate');
+  }
+  eventfd(): number {
+    throw fail('ENOSYS', 'eventfd');
+  }
+  eventfdRead(): bigint {
+    throw fail('EBADF', 'read');
+  }
+  eventfdWrite(): void {
+    throw fail('EBADF', 'write');
+  }
+  waitReadable(): Promise<void> {
+    return Promise.reject(fail('EBADF', 'poll'));
+  }
+  readFile(): Buffer {
+    throw fail('ENOENT', 'open');
+  }
+  writeFile(): void {
+    throw fail('ENOENT', 'open');
+  }
+  readdir(): string[] {
+    throw fail('ENOENT', 'opendir');
+  }
+  readlink(): string {
+    throw fail('ENOENT', 'readlink');
+  }
+  exists(): boolean {
+    return false;
+  }
+  capabilities(): Capabilities {
+    return { sysRawio: true, sysAdmin: true, ipcLock: true };
+  }
+  memlockLimit(): bigint {
+    return 1n << 30n;
+  }
 }
 
 export function fail(code: ErrnoName, syscall: string): VfioError {

@@ -71,8 +71,12 @@ const labTarget: TargetFactory = {
       kernel,
       bdf: lab.bdf,
       traits: {
-        noiommu: lab.mode === 'noiommu', cdev: true, group: lab.kernel === 'group',
-        rawio: caps.sysRawio, sysAdmin: caps.sysAdmin, hugePages,
+        noiommu: lab.mode === 'noiommu',
+        cdev: true,
+        group: lab.kernel === 'group',
+        rawio: caps.sysRawio,
+        sysAdmin: caps.sysAdmin,
+        hugePages,
       },
       leakProbe: () => ({ fds: nativeFdCount() }),
     };
@@ -116,7 +120,10 @@ export function modelTarget(profileName: ProfileName): TargetFactory {
  * own suite.
  */
 export const DEVICE_PROFILES: readonly ProfileName[] = [
-  'linux-7.3-noiommu', 'linux-7.3-iommu', 'linux-7.3-noiommu-nullgroup', 'linux-6.x-legacy-noiommu',
+  'linux-7.3-noiommu',
+  'linux-7.3-iommu',
+  'linux-7.3-noiommu-nullgroup',
+  'linux-6.x-legacy-noiommu',
 ];
 
 const factories: TargetFactory[] = [...DEVICE_PROFILES.map(modelTarget), labTarget];
@@ -128,7 +135,9 @@ export function registerTarget(factory: TargetFactory): void {
 
 /** The target-name prefixes NODE_VFIO_API_TARGETS selects (comma-separated), or undefined for all. */
 function selectedTargets(): string[] | undefined {
-  return process.env.NODE_VFIO_API_TARGETS?.split(',').map((p) => p.trim()).filter(Boolean);
+  return process.env.NODE_VFIO_API_TARGETS?.split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
 }
 
 /**

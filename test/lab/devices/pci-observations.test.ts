@@ -21,13 +21,16 @@ describe('lab: PCI functions as the real kernel shows them', function () {
     lab = requireLab(this);
   });
 
-  it('every bound function gives the fixture\'s observation lines', function () {
+  it("every bound function gives the fixture's observation lines", function () {
     const fixture = path.join(FIXTURES, `${lab.machine}-lab-7.3-${lab.mode}.txt`);
     if (!fs.existsSync(fixture)) {
       console.log(`      skipped: no recorded observations for machine ${lab.machine} in ${lab.mode} mode (${fixture})`);
       this.skip();
     }
-    const expected = fs.readFileSync(fixture, 'utf8').split('\n').filter((l) => l.includes(' = '));
+    const expected = fs
+      .readFileSync(fixture, 'utf8')
+      .split('\n')
+      .filter((l) => l.includes(' = '));
     const kernel = nativeKernel();
     const seen: string[] = [];
     for (const bdf of lab.bdfs) {

@@ -26,7 +26,10 @@ describe('lab: binding through the library on the real kernel', function () {
     pci.unbind();
     assert.equal(pci.driver, null, 'unbound');
     assert.equal(pci.cdevPath(), null, 'no cdev without vfio-pci');
-    assert.throws(() => openDevice(bdf, { kernel }), (e: unknown) => isVfioError(e, 'ERR_VFIO_NOT_BOUND'));
+    assert.throws(
+      () => openDevice(bdf, { kernel }),
+      (e: unknown) => isVfioError(e, 'ERR_VFIO_NOT_BOUND'),
+    );
     pci.bindVfio({ unsafeNoiommu: lab.mode === 'noiommu' });
     assert.equal(pci.driver, 'vfio-pci');
     const cdev = pci.cdevPath();
@@ -40,7 +43,10 @@ describe('lab: binding through the library on the real kernel', function () {
     const kernel = nativeKernel();
     const pci = PciDevice.get(lab.bdfs[0]!, { kernel });
     for (const bad of ['..', '.', '', '../vfio-pci']) {
-      assert.throws(() => pci.unbind({ restore: bad }), (e: unknown) => e instanceof TypeError || e instanceof RangeError || isVfioError(e));
+      assert.throws(
+        () => pci.unbind({ restore: bad }),
+        (e: unknown) => e instanceof TypeError || e instanceof RangeError || isVfioError(e),
+      );
     }
     assert.equal(pci.driver, 'vfio-pci', 'still bound: nothing was written');
   });

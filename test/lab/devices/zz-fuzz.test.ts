@@ -47,10 +47,12 @@ for (const fn of functions) {
       const model = () => labModelKernel(lab.mode, bdf, lab.kernel, lab.machine);
       const release = fs.readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim();
       const device = probeDeviceFeatures(kernel, bdf);
-      assert.deepEqual(probeDeviceFeatures(model(), bdf), device, 'the model\'s device has other features than the real one');
+      assert.deepEqual(probeDeviceFeatures(model(), bdf), device, "the model's device has other features than the real one");
       const started = Date.now();
       const result = runCampaign({
-        seeds: Array.from({ length: count }, (_, i) => first + i), pageSize: kernel.pageSize, device,
+        seeds: Array.from({ length: count }, (_, i) => first + i),
+        pageSize: kernel.pageSize,
+        device,
         reference: { label: `Linux ${release}`, run: (p) => runProgram(kernel, p, { bdf }) },
         model: { label: 'model', run: (p) => runProgram(model(), p, { bdf }) },
       });
@@ -59,19 +61,46 @@ for (const fn of functions) {
       fs.mkdirSync(dir, { recursive: true });
       const name = `${lab.machine}-${bdf.replace(/[:.]/g, '-')}-${lab.mode}-${lab.kernel}`;
       const file: LabTraceFile = {
-        format: 1, kernelRelease: release, mode: lab.mode, labKernel: lab.kernel, machine: lab.machine, bdf,
-        pageSize: kernel.pageSize, recordedAt: new Date().toISOString(), runs: result.recorded,
+        format: 1,
+        kernelRelease: release,
+        mode: lab.mode,
+        labKernel: lab.kernel,
+        machine: lab.machine,
+        bdf,
+        pageSize: kernel.pageSize,
+        recordedAt: new Date().toISOString(),
+        runs: result.recorded,
       };
       fs.writeFileSync(path.join(dir, `lab-traces-${name}.json`), JSON.stringify(file));
       const report = formatCampaign(result, [`Linux ${release}`, 'model']);
       const summary = {
-        machine: lab.machine, bdf, mode: lab.mode, kernel: lab.kernel, release, seeds: count, firstSeed: first, seconds, device,
-        divergences: result.divergences.map((d) => ({ seed: d.program.seed, index: d.difference.index, what: d.difference.what, shrunk: d.shrunk.ops })),
-        violations: result.violations.map((v) => ({ seed: v.seed, kernel: v.kernel, rules: v.violations.map((x) => x.rule), shrunk: v.shrunk.program.ops })),
+        machine: lab.machine,
+        bdf,
+        mode: lab.mode,
+        kernel: lab.kernel,
+        release,
+        seeds: count,
+        firstSeed: first,
+        seconds,
+        device,
+        divergences: result.divergences.map((d) => ({
+          seed: d.program.seed,
+          index: d.difference.index,
+          what: d.difference.what,
+          shrunk: d.shrunk.ops,
+        })),
+        violations: result.violations.map((v) => ({
+          seed: v.seed,
+          kernel: v.kernel,
+          rules: v.violations.map((x) => x.rule),
+          shrunk: v.shrunk.program.ops,
+        })),
       };
       fs.writeFileSync(path.join(dir, `summary-${name}.json`), JSON.stringify(summary, null, 2));
       fs.writeFileSync(path.join(dir, `report-${name}.txt`), report);
-      console.log(`      ${count} seeds on ${lab.machine} ${bdf} (${lab.mode}) in ${seconds.toFixed(1)} s: ${result.divergences.length} divergences, ${result.violations.length} invariant violations`);
+      console.log(
+        `      ${count} seeds on ${lab.machine} ${bdf} (${lab.mode}) in ${seconds.toFixed(1)} s: ${result.divergences.length} divergences, ${result.violations.length} invariant violations`,
+      );
       assert.equal(report, '', `the model and Linux ${release} disagree:\n${report}`);
     });
   });

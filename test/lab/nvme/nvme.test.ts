@@ -27,7 +27,9 @@ describe('lab: QEMU 7.2 NVMe controller', function () {
   before(function () {
     lab = requireLab(this);
     if (process.env.NODE_VFIO_LAB_MACHINE !== 'nvme') {
-      console.log(`    skipped: lab machine '${process.env.NODE_VFIO_LAB_MACHINE ?? 'edu'}' has no NVMe controller (run with --machine nvme)`);
+      console.log(
+        `    skipped: lab machine '${process.env.NODE_VFIO_LAB_MACHINE ?? 'edu'}' has no NVMe controller (run with --machine nvme)`,
+      );
       this.skip();
     }
   });
@@ -41,7 +43,12 @@ describe('lab: QEMU 7.2 NVMe controller', function () {
   it('the example CLI drives it end to end: identify, pattern write and read back, SMART, shutdown', async () => {
     const { stdout, stderr } = await run(process.execPath, [main, lab.bdf, '--write', '--queues=2'], { timeout: 300_000 });
     const out = stdout + stderr;
-    console.log(out.split('\n').map((l) => `      ${l}`).join('\n'));
+    console.log(
+      out
+        .split('\n')
+        .map((l) => `      ${l}`)
+        .join('\n'),
+    );
     assert.match(out, /the real kernel/);
     assert.match(out, /completions by MSI-X interrupt, 2 I\/O queue pair/);
     assert.match(out, /controller QEMU NVMe Ctrl serial nodevfio0001/);
@@ -52,14 +59,16 @@ describe('lab: QEMU 7.2 NVMe controller', function () {
   });
 
   it('the example CLI completes by INTx too (every queue on the pin)', async () => {
-    const { stdout, stderr } = await run(process.execPath, [main, lab.bdf, '--write', '--queues=2', '--completion=intx', '--lba=8192'], { timeout: 300_000 });
+    const { stdout, stderr } = await run(process.execPath, [main, lab.bdf, '--write', '--queues=2', '--completion=intx', '--lba=8192'], {
+      timeout: 300_000,
+    });
     const out = stdout + stderr;
     assert.match(out, /completions by INTx interrupt, 2 I\/O queue pair/, out);
     assert.match(out, /data intact/, out);
     assert.match(out, /all checks passed/, out);
   });
 
-  it('what the driver\'s recovery relies on: reset with I/O queues in place, re-init, data kept, Abort answers not aborted (the model runs the same case)', async () => {
+  it("what the driver's recovery relies on: reset with I/O queues in place, re-init, data kept, Abort answers not aborted (the model runs the same case)", async () => {
     const device = openDevice(lab.bdf, { kernel: defaultKernel() });
     try {
       await recoveryCase(device, 12288);

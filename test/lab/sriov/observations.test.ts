@@ -19,14 +19,16 @@ const TOKEN = '52ac9bff-3a88-4fbd-901a-0d767c3b6c97';
 
 function hexDump(bytes: Buffer, from: number, to: number): string[] {
   const out: string[] = [];
-  for (let o = from; o < Math.min(to, bytes.length); o += 32) out.push(`${o.toString(16).padStart(3, '0')}: ${bytes.subarray(o, Math.min(o + 32, to)).toString('hex')}`);
+  for (let o = from; o < Math.min(to, bytes.length); o += 32)
+    out.push(`${o.toString(16).padStart(3, '0')}: ${bytes.subarray(o, Math.min(o + 32, to)).toString('hex')}`);
   return out;
 }
 
 function observe(kernel: Kernel): Record<string, unknown> {
   const obs: Record<string, unknown> = {};
   const sys = (bdf: string, name: string) => kernel.readFile(`/sys/bus/pci/devices/${bdf}/${name}`).toString('utf8');
-  for (const a of ['sriov_totalvfs', 'sriov_numvfs', 'sriov_offset', 'sriov_stride', 'sriov_vf_device', 'sriov_drivers_autoprobe']) obs[`pf.${a}`] = sys(PF, a);
+  for (const a of ['sriov_totalvfs', 'sriov_numvfs', 'sriov_offset', 'sriov_stride', 'sriov_vf_device', 'sriov_drivers_autoprobe'])
+    obs[`pf.${a}`] = sys(PF, a);
   obs['pf.resource'] = sys(PF, 'resource');
   obs['pf.config.ext'] = hexDump(kernel.readFile(`/sys/bus/pci/devices/${PF}/config`), 0x100, 0x160);
   const allowed = PciSriov.vfioPciAllowed({ kernel });
@@ -38,7 +40,11 @@ function observe(kernel: Kernel): Record<string, unknown> {
     try {
       obs['vf'] = vf;
       for (const a of ['vendor', 'device', 'class', 'subsystem_vendor', 'subsystem_device', 'revision', 'resource', 'sriov_totalvfs']) {
-        try { obs[`vf.${a}`] = sys(vf!, a); } catch (e) { obs[`vf.${a}`] = `ERR ${(e as { code?: string }).code}`; }
+        try {
+          obs[`vf.${a}`] = sys(vf!, a);
+        } catch (e) {
+          obs[`vf.${a}`] = `ERR ${(e as { code?: string }).code}`;
+        }
       }
       obs['pf.sriov_numvfs.after'] = sys(PF, 'sriov_numvfs');
       obs['pf.config.ext.after'] = hexDump(kernel.readFile(`/sys/bus/pci/devices/${PF}/config`), 0x100, 0x160);
@@ -51,7 +57,9 @@ function observe(kernel: Kernel): Record<string, unknown> {
           try {
             const r = deviceGetRegionInfo(kernel, device.fd, i);
             obs[`vf.region.${i}`] = `${r.flags} ${r.size}`;
-          } catch (e) { obs[`vf.region.${i}`] = `ERR ${(e as { code?: string }).code}`; }
+          } catch (e) {
+            obs[`vf.region.${i}`] = `ERR ${(e as { code?: string }).code}`;
+          }
         }
         for (let i = 0; i < 5; i++) {
           const q = deviceGetIrqInfo(kernel, device.fd, i);

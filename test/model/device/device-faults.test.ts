@@ -30,7 +30,10 @@ describe('device model SDK: fault points', () => {
   it('a predicate picks occurrences by subject; times bounds the firings; defaults apply without params', () => {
     const edu = new EduDevice({ timing: { mode: 'sync' } });
     edu.faults.arm('wrong-factorial', { when: (s) => s.n === 4, times: 2 });
-    assert.deepEqual([3, 4, 4, 4, 5].map((n) => factorial(edu, n)), [6n, 24n ^ 1n, 24n ^ 1n, 24n, 120n]);
+    assert.deepEqual(
+      [3, 4, 4, 4, 5].map((n) => factorial(edu, n)),
+      [6n, 24n ^ 1n, 24n ^ 1n, 24n, 120n],
+    );
   });
 
   it('probability with a seed fires the same occurrences on every run', () => {
@@ -61,12 +64,20 @@ describe('device model SDK: fault points', () => {
 
   it('a bad arm is a typed error naming the point or the field', () => {
     const edu = new EduDevice();
-    assert.throws(() => edu.faults.arm('nope' as 'lost-interrupt'), (e: unknown) => e instanceof RangeError && /no fault point 'nope' \(it has: wrong-factorial, lost-interrupt, dma-error, stuck-dma\)/.test(e.message));
+    assert.throws(
+      () => edu.faults.arm('nope' as 'lost-interrupt'),
+      (e: unknown) =>
+        e instanceof RangeError &&
+        /no fault point 'nope' \(it has: wrong-factorial, lost-interrupt, dma-error, stuck-dma\)/.test(e.message),
+    );
     assert.throws(() => edu.faults.arm('lost-interrupt', { nth: 0 }), RangeError);
     assert.throws(() => edu.faults.arm('lost-interrupt', { probability: 2 }), RangeError);
     assert.throws(() => edu.faults.arm('lost-interrupt', { seed: 1.5, probability: 0.1 }), RangeError);
     assert.throws(() => edu.faults.arm('lost-interrupt', { times: -1 }), RangeError);
-    assert.throws(() => edu.faults.arm('lost-interrupt', { nht: 1 } as never), (e: unknown) => e instanceof TypeError && /unknown field 'nht'/.test(e.message));
+    assert.throws(
+      () => edu.faults.arm('lost-interrupt', { nht: 1 } as never),
+      (e: unknown) => e instanceof TypeError && /unknown field 'nht'/.test(e.message),
+    );
     assert.deepEqual(edu.faults.names, ['wrong-factorial', 'lost-interrupt', 'dma-error', 'stuck-dma']);
   });
 });

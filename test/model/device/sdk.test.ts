@@ -7,13 +7,33 @@
  */
 import assert from 'node:assert/strict';
 import {
-  createModelKernel, DeviceEventError, DeviceModel, DeviceModelError, extendedCapability, ModelClock, msiCapability,
-  msixCapability, pcieCapability, pmCapability, vendorCapability, type DeviceDefinition, type DmaPort, type InterruptSink,
+  createModelKernel,
+  DeviceEventError,
+  DeviceModel,
+  DeviceModelError,
+  extendedCapability,
+  ModelClock,
+  msiCapability,
+  msixCapability,
+  pcieCapability,
+  pmCapability,
+  vendorCapability,
+  type DeviceDefinition,
+  type DmaPort,
+  type InterruptSink,
 } from '../../../lib/model';
 import { openDevice, PciDevice } from '../../../lib';
 import {
-  PCI_CAP_ID_EXP, PCI_CAP_ID_MSIX, PCI_CAP_ID_PM, PCI_CAP_ID_VNDR, PCI_COMMAND, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY,
-  PCI_MSIX_FLAGS, PCI_MSIX_FLAGS_ENABLE, PCI_MSIX_FLAGS_MASKALL,
+  PCI_CAP_ID_EXP,
+  PCI_CAP_ID_MSIX,
+  PCI_CAP_ID_PM,
+  PCI_CAP_ID_VNDR,
+  PCI_COMMAND,
+  PCI_COMMAND_MASTER,
+  PCI_COMMAND_MEMORY,
+  PCI_MSIX_FLAGS,
+  PCI_MSIX_FLAGS_ENABLE,
+  PCI_MSIX_FLAGS_MASKALL,
 } from '../../../lib/uapi/pci';
 
 const ID = { vendorId: 0x1234, deviceId: 0x0042, classCode: 0x088000 };
@@ -31,13 +51,21 @@ function refused(make: () => unknown, rule: RegExp): void {
 class Messages implements InterruptSink {
   readonly sent: { address: bigint; data: number }[] = [];
   intx = false;
-  intxLevel(asserted: boolean): void { this.intx = asserted; }
-  messageWrite(address: bigint, data: number): void { this.sent.push({ address, data }); }
+  intxLevel(asserted: boolean): void {
+    this.intx = asserted;
+  }
+  messageWrite(address: bigint, data: number): void {
+    this.sent.push({ address, data });
+  }
 }
 
 const NO_MEMORY: DmaPort = {
-  read: () => { throw new Error('unused'); },
-  write: () => { throw new Error('unused'); },
+  read: () => {
+    throw new Error('unused');
+  },
+  write: () => {
+    throw new Error('unused');
+  },
 };
 
 function connected<T extends DeviceModel>(d: T, clock?: ModelClock): { d: T; irq: Messages } {
@@ -51,27 +79,65 @@ describe('device-model SDK', () => {
   describe('definitions the hardware could not have are refused at construction', () => {
     it('BAR rules: power-of-two size, registers and addresses that do not overlap, 64-bit placement', () => {
       refused(() => new Plain({ bars: [{ index: 0, size: 0x3000n, type: 'memory32' }] }), /BAR size is a power of two: BAR 0/);
-      refused(() => new Plain({ bars: [{ index: 0, size: 0x1000n, type: 'memory64' }, { index: 1, size: 0x1000n, type: 'memory32' }] }), /overlapping BARs: BAR 1 needs register 1/);
-      refused(() => new Plain({
-        bars: [{ index: 0, size: 0x1000n, type: 'memory32', address: 0xc000_0000n }, { index: 1, size: 0x2000n, type: 'memory32', address: 0xc000_0000n }],
-      }), /overlapping BARs: BAR 1 at 0xc0000000/);
+      refused(
+        () =>
+          new Plain({
+            bars: [
+              { index: 0, size: 0x1000n, type: 'memory64' },
+              { index: 1, size: 0x1000n, type: 'memory32' },
+            ],
+          }),
+        /overlapping BARs: BAR 1 needs register 1/,
+      );
+      refused(
+        () =>
+          new Plain({
+            bars: [
+              { index: 0, size: 0x1000n, type: 'memory32', address: 0xc000_0000n },
+              { index: 1, size: 0x2000n, type: 'memory32', address: 0xc000_0000n },
+            ],
+          }),
+        /overlapping BARs: BAR 1 at 0xc0000000/,
+      );
       refused(() => new Plain({ bars: [{ index: 5, size: 0x1000n, type: 'memory64' }] }), /cannot start at 5/);
       refused(() => new Plain({ bars: [{ index: 0, size: 0x1000n, type: 'memory32', address: 0x800n }] }), /BAR address/);
       refused(() => new Plain({ bars: [{ index: 0, size: 0x1000n, type: 'io' }] }), /I\/O BAR size/);
     });
 
     it('capabilities that do not fit, overlap, or need PCI Express', () => {
-      refused(() => new Plain({ capabilities: [vendorCapability(new Uint8Array(200)), vendorCapability(new Uint8Array(100))] }), /capability does not fit/);
-      refused(() => new Plain({ capabilities: [msiCapability({ at: 0x40 }), pmCapability({ at: 0x44 })] }), /capabilities overlap: pm capability at 0x44/);
-      refused(() => new Plain({ capabilities: [extendedCapability({ id: 3, data: new Uint8Array(8) })] }), /extended capabilities need PCI Express/);
+      refused(
+        () => new Plain({ capabilities: [vendorCapability(new Uint8Array(200)), vendorCapability(new Uint8Array(100))] }),
+        /capability does not fit/,
+      );
+      refused(
+        () => new Plain({ capabilities: [msiCapability({ at: 0x40 }), pmCapability({ at: 0x44 })] }),
+        /capabilities overlap: pm capability at 0x44/,
+      );
+      refused(
+        () => new Plain({ capabilities: [extendedCapability({ id: 3, data: new Uint8Array(8) })] }),
+        /extended capabilities need PCI Express/,
+      );
       refused(() => new Plain({ capabilities: [msiCapability({ vectors: 3 })] }), /MSI vector count/);
     });
 
     it('MSI-X table and PBA inside a memory BAR, aligned, apart', () => {
-      refused(() => new Plain({ capabilities: [msixCapability({ vectors: 64, table: { bar: 0, offset: 0x3e00 }, pba: { bar: 0, offset: 0x100 } })] }), /MSI-X table inside its BAR: 1024 bytes at BAR 0\+0x3e00/);
-      refused(() => new Plain({ capabilities: [msixCapability({ vectors: 4, table: { bar: 2, offset: 0 }, pba: { bar: 0, offset: 0 } })] }), /MSI-X table in a memory BAR: BAR 2 is not declared/);
-      refused(() => new Plain({ capabilities: [msixCapability({ vectors: 4, table: { bar: 0, offset: 0x1004 }, pba: { bar: 0, offset: 0 } })] }), /MSI-X table alignment/);
-      refused(() => new Plain({ capabilities: [msixCapability({ vectors: 4, table: { bar: 0, offset: 0 }, pba: { bar: 0, offset: 0x20 } })] }), /table and PBA do not overlap/);
+      refused(
+        () =>
+          new Plain({ capabilities: [msixCapability({ vectors: 64, table: { bar: 0, offset: 0x3e00 }, pba: { bar: 0, offset: 0x100 } })] }),
+        /MSI-X table inside its BAR: 1024 bytes at BAR 0\+0x3e00/,
+      );
+      refused(
+        () => new Plain({ capabilities: [msixCapability({ vectors: 4, table: { bar: 2, offset: 0 }, pba: { bar: 0, offset: 0 } })] }),
+        /MSI-X table in a memory BAR: BAR 2 is not declared/,
+      );
+      refused(
+        () => new Plain({ capabilities: [msixCapability({ vectors: 4, table: { bar: 0, offset: 0x1004 }, pba: { bar: 0, offset: 0 } })] }),
+        /MSI-X table alignment/,
+      );
+      refused(
+        () => new Plain({ capabilities: [msixCapability({ vectors: 4, table: { bar: 0, offset: 0 }, pba: { bar: 0, offset: 0x20 } })] }),
+        /table and PBA do not overlap/,
+      );
     });
   });
 
@@ -79,13 +145,26 @@ describe('device-model SDK', () => {
     it('pass accepted widths to the handler and turn others into guest errors that read as the device says', () => {
       const { d } = connected(new Plain());
       const seen: string[] = [];
-      d.handleMmio(0, { widths: [32], invalidRead: 'ones', read: (o, w) => { seen.push(`r${w}@${o}`); return 0x1_2345_6789n; }, write: (o, w, v) => { seen.push(`w${w}@${o}=${v}`); } });
+      d.handleMmio(0, {
+        widths: [32],
+        invalidRead: 'ones',
+        read: (o, w) => {
+          seen.push(`r${w}@${o}`);
+          return 0x1_2345_6789n;
+        },
+        write: (o, w, v) => {
+          seen.push(`w${w}@${o}=${v}`);
+        },
+      });
       assert.equal(d.mmioRead(0, 8n, 32), 0x2345_6789n, 'the result is masked to the width');
       assert.equal(d.mmioRead(0, 8n, 16), 0xffffn);
       assert.equal(d.mmioRead(0, 6n, 32), 0xffff_ffffn, 'misaligned');
       d.mmioWrite(0, 12n, 32, 0x1_0000_0005n);
       assert.deepEqual(seen, ['r32@8', 'w32@12=5']);
-      assert.deepEqual(d.events.map((e) => e.kind), ['guest-error', 'guest-error']);
+      assert.deepEqual(
+        d.events.map((e) => e.kind),
+        ['guest-error', 'guest-error'],
+      );
       assert.match(d.events[0]!.message, /invalid 2-byte MMIO read at BAR0\+0x8: plain accepts 4-byte aligned accesses/);
     });
 
@@ -100,7 +179,15 @@ describe('device-model SDK', () => {
       class Broken extends DeviceModel {
         constructor() {
           super({ model: 'broken', identity: ID, bars: [{ index: 0, size: 0x1000n, type: 'memory32' }] });
-          this.handleMmio(0, { read: (o) => { if (o === 4) throw new Error('boom'); return 7n; }, write: () => { throw new Error('bang'); } });
+          this.handleMmio(0, {
+            read: (o) => {
+              if (o === 4) throw new Error('boom');
+              return 7n;
+            },
+            write: () => {
+              throw new Error('bang');
+            },
+          });
         }
       }
       const model = new Broken();
@@ -110,7 +197,10 @@ describe('device-model SDK', () => {
       assert.equal(mmio.read32(4), 0xffff_ffff);
       mmio.write32(0, 1);
       assert.equal(mmio.read32(0), 7, 'the next access works');
-      assert.deepEqual(model.events.map((e) => e.kind), ['model-error', 'model-error']);
+      assert.deepEqual(
+        model.events.map((e) => e.kind),
+        ['model-error', 'model-error'],
+      );
       assert.match(model.events[0]!.message, /device model 'broken': BAR0 read handler at 0x4 \(32-bit\) threw: boom/);
       assert.equal(device.config.read16(0), 0x1234, 'config space still answers');
     });
@@ -118,7 +208,9 @@ describe('device-model SDK', () => {
 
   describe('MSI-X (QEMU hw/pci/msix.c)', () => {
     class Vectors extends Plain {
-      constructor() { super({ capabilities: [msixCapability({ vectors: 3, table: { bar: 0, offset: 0x2000 }, pba: { bar: 0, offset: 0x3000 } })] }); }
+      constructor() {
+        super({ capabilities: [msixCapability({ vectors: 3, table: { bar: 0, offset: 0x2000 }, pba: { bar: 0, offset: 0x3000 } })] });
+      }
     }
     const cap = (d: DeviceModel) => d.config.findCapability(PCI_CAP_ID_MSIX);
 
@@ -181,11 +273,15 @@ describe('device-model SDK', () => {
       const clock = new ModelClock('manual');
       const { d } = connected(new Plain({ capabilities: [pcieCapability({ flr: true })] }), clock);
       let ran = false;
-      d.clock.after(1, () => { ran = true; });
+      d.clock.after(1, () => {
+        ran = true;
+      });
       d.functionReset();
       clock.advance(2);
       assert.equal(ran, false);
-      d.clock.after(1, () => { throw new Error('late'); });
+      d.clock.after(1, () => {
+        throw new Error('late');
+      });
       clock.advance(1);
       assert.match(d.events.at(-1)!.message, /scheduled work .* threw: late/);
     });
@@ -195,8 +291,17 @@ describe('device-model SDK', () => {
     it('a device with PCIe FLR supports function reset and comes back with MSI-X disabled and its own state cleared', () => {
       let resets = 0;
       class Resettable extends Plain {
-        constructor() { super({ capabilities: [pcieCapability({ flr: true }), msixCapability({ vectors: 1, table: { bar: 0, offset: 0 }, pba: { bar: 0, offset: 0x800 } })] }); }
-        override onReset(): void { resets++; }
+        constructor() {
+          super({
+            capabilities: [
+              pcieCapability({ flr: true }),
+              msixCapability({ vectors: 1, table: { bar: 0, offset: 0 }, pba: { bar: 0, offset: 0x800 } }),
+            ],
+          });
+        }
+        override onReset(): void {
+          resets++;
+        }
       }
       const { d } = connected(new Resettable());
       assert.equal(d.supportsFunctionReset, true);
@@ -227,11 +332,17 @@ describe('device-model SDK', () => {
     it('derives IOMMU groups and cdev numbers from the bus order and binds vfio-pci', () => {
       const kernel = createModelKernel({
         base: 'linux-7.3-iommu',
-        devices: [{ address: '0000:00:07.0', model: new Plain() }, { address: '0000:00:05.0', model: new Plain() }],
+        devices: [
+          { address: '0000:00:07.0', model: new Plain() },
+          { address: '0000:00:05.0', model: new Plain() },
+        ],
       });
       const group = (bdf: string) => kernel.readlink(`/sys/bus/pci/devices/${bdf}/iommu_group`).split('/').pop();
       assert.deepEqual(['0000:00:03.0', '0000:00:05.0', '0000:00:07.0'].map(group), ['3', '0', '1']);
-      assert.deepEqual(['0000:00:03.0', '0000:00:05.0', '0000:00:07.0'].map((b) => kernel.readdir(`/sys/bus/pci/devices/${b}/vfio-dev`)[0]), ['vfio0', 'vfio1', 'vfio2']);
+      assert.deepEqual(
+        ['0000:00:03.0', '0000:00:05.0', '0000:00:07.0'].map((b) => kernel.readdir(`/sys/bus/pci/devices/${b}/vfio-dev`)[0]),
+        ['vfio0', 'vfio1', 'vfio2'],
+      );
       assert.equal(PciDevice.get('0000:00:05.0', kernel).driver, 'vfio-pci');
       const bar = kernel.readFile('/sys/bus/pci/devices/0000:00:05.0/resource').toString().split('\n')[0]!;
       assert.match(bar, /^0x0000008000000000 0x0000008000003fff /, 'firmware placed the 64-bit BAR in the 64-bit window');
@@ -239,16 +350,38 @@ describe('device-model SDK', () => {
 
     it('refuses a device placed twice, or on an occupied address, naming it', () => {
       const model = new Plain();
-      assert.throws(() => createModelKernel({ base: 'linux-7.3-noiommu', devices: [{ address: '0000:00:05.0', model }, { address: '0000:00:06.0', model }] }), /'plain' is placed twice/);
-      assert.throws(() => createModelKernel({ base: 'linux-7.3-noiommu', devices: [{ address: '0000:00:03.0', model: new Plain() }] }), /two PCI functions at 0000:00:03.0/);
+      assert.throws(
+        () =>
+          createModelKernel({
+            base: 'linux-7.3-noiommu',
+            devices: [
+              { address: '0000:00:05.0', model },
+              { address: '0000:00:06.0', model },
+            ],
+          }),
+        /'plain' is placed twice/,
+      );
+      assert.throws(
+        () => createModelKernel({ base: 'linux-7.3-noiommu', devices: [{ address: '0000:00:03.0', model: new Plain() }] }),
+        /two PCI functions at 0000:00:03.0/,
+      );
     });
 
     it('vfio-pci shows the SDK capabilities through its virtualised config space', () => {
       const model = new Plain({
-        capabilities: [pmCapability(), pcieCapability(), msixCapability({ vectors: 8, table: { bar: 0, offset: 0x1000 }, pba: { bar: 0, offset: 0x1800 } }),
-          vendorCapability(new Uint8Array([1, 2, 3, 4, 5])), extendedCapability({ id: 0x0003, data: new Uint8Array(8).fill(0x5a) })],
+        capabilities: [
+          pmCapability(),
+          pcieCapability(),
+          msixCapability({ vectors: 8, table: { bar: 0, offset: 0x1000 }, pba: { bar: 0, offset: 0x1800 } }),
+          vendorCapability(new Uint8Array([1, 2, 3, 4, 5])),
+          extendedCapability({ id: 0x0003, data: new Uint8Array(8).fill(0x5a) }),
+        ],
       });
-      const kernel = createModelKernel({ base: 'linux-7.3-noiommu', devices: [{ address: '0000:00:05.0', model }], withoutBaseDevices: true });
+      const kernel = createModelKernel({
+        base: 'linux-7.3-noiommu',
+        devices: [{ address: '0000:00:05.0', model }],
+        withoutBaseDevices: true,
+      });
       using device = openDevice('0000:00:05.0', { kernel });
       const ids: number[] = [];
       for (let pos = device.config.read8(0x34); pos; pos = device.config.read8(pos + 1)) ids.push(device.config.read8(pos));

@@ -8,12 +8,28 @@
 import assert from 'node:assert/strict';
 import { createModelKernel, type ModelKernel } from '../../../lib/model';
 import {
-  IommuIoasAlloc, IommuIoasMap, IommuIoasNoiommuGetPa, IommuIoasUnmap, IOMMU_IOAS_ALLOC, IOMMU_IOAS_MAP,
-  IOMMU_IOAS_MAP_FIXED_IOVA, IOMMU_IOAS_MAP_READABLE, IOMMU_IOAS_MAP_WRITEABLE, IOMMU_IOAS_NOIOMMU_GET_PA, IOMMU_IOAS_UNMAP,
+  IommuIoasAlloc,
+  IommuIoasMap,
+  IommuIoasNoiommuGetPa,
+  IommuIoasUnmap,
+  IOMMU_IOAS_ALLOC,
+  IOMMU_IOAS_MAP,
+  IOMMU_IOAS_MAP_FIXED_IOVA,
+  IOMMU_IOAS_MAP_READABLE,
+  IOMMU_IOAS_MAP_WRITEABLE,
+  IOMMU_IOAS_NOIOMMU_GET_PA,
+  IOMMU_IOAS_UNMAP,
 } from '../../../lib/uapi/iommufd';
 import {
-  VfioDeviceAttachIommufdPt, VfioDeviceBindIommufd, VfioIrqSet, VFIO_DEVICE_ATTACH_IOMMUFD_PT, VFIO_DEVICE_BIND_IOMMUFD,
-  VFIO_DEVICE_SET_IRQS, VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_DATA_EVENTFD, VFIO_PCI_MSI_IRQ_INDEX,
+  VfioDeviceAttachIommufdPt,
+  VfioDeviceBindIommufd,
+  VfioIrqSet,
+  VFIO_DEVICE_ATTACH_IOMMUFD_PT,
+  VFIO_DEVICE_BIND_IOMMUFD,
+  VFIO_DEVICE_SET_IRQS,
+  VFIO_IRQ_SET_ACTION_TRIGGER,
+  VFIO_IRQ_SET_DATA_EVENTFD,
+  VFIO_PCI_MSI_IRQ_INDEX,
 } from '../../../lib/uapi/vfio';
 import { PCI_COMMAND, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY } from '../../../lib/uapi/pci';
 import { EFD_NONBLOCK, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, O_RDWR, PROT_READ, PROT_WRITE } from '../../../lib/sys/constants';
@@ -42,7 +58,11 @@ function open(profile: 'linux-7.3-noiommu' | 'linux-7.3-iommu'): Session {
   const alloc = IommuIoasAlloc.encode({ size: IommuIoasAlloc.size });
   k.ioctl(iommufd, IOMMU_IOAS_ALLOC.number, alloc);
   const ioas = IommuIoasAlloc.get(alloc, 'out_ioas_id');
-  k.ioctl(dev, VFIO_DEVICE_ATTACH_IOMMUFD_PT.number, VfioDeviceAttachIommufdPt.encode({ argsz: VfioDeviceAttachIommufdPt.size, pt_id: ioas }));
+  k.ioctl(
+    dev,
+    VFIO_DEVICE_ATTACH_IOMMUFD_PT.number,
+    VfioDeviceAttachIommufdPt.encode({ argsz: VfioDeviceAttachIommufdPt.size, pt_id: ioas }),
+  );
   const cmd = Buffer.alloc(2);
   cmd.writeUInt16LE(PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
   k.pwrite(dev, cmd, CONFIG_REGION + BigInt(PCI_COMMAND));
@@ -53,10 +73,18 @@ function open(profile: 'linux-7.3-noiommu' | 'linux-7.3-iommu'): Session {
 /** Maps `pages` pages of fresh anonymous memory at `iova`. */
 function mapBuffer(s: Session, iova: bigint, pages: number): Mapping {
   const m = s.k.mmap(-1, BigInt(pages * 4096), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, 0n);
-  s.k.ioctl(s.iommufd, IOMMU_IOAS_MAP.number, IommuIoasMap.encode({
-    size: IommuIoasMap.size, flags: IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE,
-    ioas_id: s.ioas, user_va: m.address, length: m.length, iova,
-  }));
+  s.k.ioctl(
+    s.iommufd,
+    IOMMU_IOAS_MAP.number,
+    IommuIoasMap.encode({
+      size: IommuIoasMap.size,
+      flags: IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE,
+      ioas_id: s.ioas,
+      user_va: m.address,
+      length: m.length,
+      iova,
+    }),
+  );
   return m;
 }
 
@@ -90,14 +118,21 @@ describe('edu on the model kernel, end to end', () => {
       await dma(s, physicalAddress(s, 0x10_0000n), 0x40000n, pattern.length, false);
       await dma(s, 0x40000n, physicalAddress(s, 0x20_0000n), pattern.length, true);
       assert.deepEqual(new Uint8Array(dst.buffer!, 0, pattern.length), pattern);
-      assert.deepEqual(s.k.pci!.host.slot(BDF)!.device.events.filter((e) => e.kind !== 'guest-error'), []);
+      assert.deepEqual(
+        s.k.pci!.host.slot(BDF)!.device.events.filter((e) => e.kind !== 'guest-error'),
+        [],
+      );
     });
 
     it('a DMA to a physical address whose memory was released is caught, not written', async () => {
       const s = open('linux-7.3-noiommu');
       const buf = mapBuffer(s, 0x10_0000n, 1);
       const pa = physicalAddress(s, 0x10_0000n);
-      s.k.ioctl(s.iommufd, IOMMU_IOAS_UNMAP.number, IommuIoasUnmap.encode({ size: IommuIoasUnmap.size, ioas_id: s.ioas, iova: 0x10_0000n, length: 4096n }));
+      s.k.ioctl(
+        s.iommufd,
+        IOMMU_IOAS_UNMAP.number,
+        IommuIoasUnmap.encode({ size: IommuIoasUnmap.size, ioas_id: s.ioas, iova: 0x10_0000n, length: 4096n }),
+      );
       s.k.munmap(buf);
       await dma(s, 0x40000n, pa, 64, true);
       const edu = s.k.pci!.host.slot(BDF)!.device;
@@ -110,7 +145,16 @@ describe('edu on the model kernel, end to end', () => {
       const s = open('linux-7.3-noiommu');
       const efd = s.k.eventfd(0, EFD_NONBLOCK);
       const set = Buffer.alloc(VfioIrqSet.size + 4);
-      VfioIrqSet.encode({ argsz: set.length, flags: VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, index: VFIO_PCI_MSI_IRQ_INDEX, start: 0, count: 1 }, set);
+      VfioIrqSet.encode(
+        {
+          argsz: set.length,
+          flags: VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
+          index: VFIO_PCI_MSI_IRQ_INDEX,
+          start: 0,
+          count: 1,
+        },
+        set,
+      );
       set.writeInt32LE(efd, VfioIrqSet.size);
       s.k.ioctl(s.dev, VFIO_DEVICE_SET_IRQS.number, set);
       const ready = s.k.waitReadable(efd);

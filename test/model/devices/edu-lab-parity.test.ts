@@ -11,11 +11,17 @@ import { observeEdu } from './edu-observations';
 
 function recorded(mode: 'noiommu' | 'iommu'): string[] {
   const file = path.resolve(__dirname, '../../../../test/model/devices/fixtures', `edu-lab-7.3-${mode}.txt`);
-  return fs.readFileSync(file, 'utf8').split('\n').filter((l) => l && !l.startsWith('#'));
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l && !l.startsWith('#'));
 }
 
 describe('edu behind vfio-pci: model = recorded Linux 7.3 + QEMU 7.2 lab', () => {
-  for (const [mode, profile] of [['noiommu', 'linux-7.3-noiommu'], ['iommu', 'linux-7.3-iommu']] as const) {
+  for (const [mode, profile] of [
+    ['noiommu', 'linux-7.3-noiommu'],
+    ['iommu', 'linux-7.3-iommu'],
+  ] as const) {
     it(`${mode}: every observation matches the lab's`, async () => {
       const model = await observeEdu(createModelKernel(profile));
       const lab = recorded(mode);

@@ -5,15 +5,38 @@
  */
 import assert from 'node:assert/strict';
 import {
-  EduDevice, EDU_DMA_CMD_IRQ, EDU_DMA_CMD_START, EDU_DMA_CMD_TO_RAM, EDU_IDENTIFICATION, EDU_IRQ_DMA, EDU_IRQ_FACT,
-  EDU_REG, EDU_STATUS_COMPUTING, EDU_STATUS_IRQ_FACT,
+  EduDevice,
+  EDU_DMA_CMD_IRQ,
+  EDU_DMA_CMD_START,
+  EDU_DMA_CMD_TO_RAM,
+  EDU_IDENTIFICATION,
+  EDU_IRQ_DMA,
+  EDU_IRQ_FACT,
+  EDU_REG,
+  EDU_STATUS_COMPUTING,
+  EDU_STATUS_IRQ_FACT,
 } from '../../../lib/devices/edu';
 import { DmaFault, type DmaPort } from '../../../lib/model/pci/dma';
 import type { InterruptSink } from '../../../lib/model/pci/interrupts';
 import {
-  PCI_CAPABILITY_LIST, PCI_CAP_ID_MSI, PCI_CLASS_PROG, PCI_COMMAND, PCI_COMMAND_INTX_DISABLE, PCI_COMMAND_MASTER,
-  PCI_COMMAND_MEMORY, PCI_INTERRUPT_PIN, PCI_MSI_ADDRESS_HI, PCI_MSI_ADDRESS_LO, PCI_MSI_DATA_64, PCI_MSI_FLAGS,
-  PCI_MSI_FLAGS_64BIT, PCI_MSI_FLAGS_ENABLE, PCI_STATUS, PCI_STATUS_CAP_LIST, PCI_STATUS_INTERRUPT, PCI_BASE_ADDRESS_0,
+  PCI_CAPABILITY_LIST,
+  PCI_CAP_ID_MSI,
+  PCI_CLASS_PROG,
+  PCI_COMMAND,
+  PCI_COMMAND_INTX_DISABLE,
+  PCI_COMMAND_MASTER,
+  PCI_COMMAND_MEMORY,
+  PCI_INTERRUPT_PIN,
+  PCI_MSI_ADDRESS_HI,
+  PCI_MSI_ADDRESS_LO,
+  PCI_MSI_DATA_64,
+  PCI_MSI_FLAGS,
+  PCI_MSI_FLAGS_64BIT,
+  PCI_MSI_FLAGS_ENABLE,
+  PCI_STATUS,
+  PCI_STATUS_CAP_LIST,
+  PCI_STATUS_INTERRUPT,
+  PCI_BASE_ADDRESS_0,
 } from '../../../lib/uapi/pci';
 
 /** A flat "physical memory" of a few pages at a fixed base; anything else is not memory. */
@@ -39,8 +62,13 @@ class TestInterrupts implements InterruptSink {
   intx = false;
   intxChanges = 0;
   messages: { address: bigint; data: number }[] = [];
-  intxLevel(asserted: boolean): void { this.intx = asserted; this.intxChanges++; }
-  messageWrite(address: bigint, data: number): void { this.messages.push({ address, data }); }
+  intxLevel(asserted: boolean): void {
+    this.intx = asserted;
+    this.intxChanges++;
+  }
+  messageWrite(address: bigint, data: number): void {
+    this.messages.push({ address, data });
+  }
 }
 
 const FULL_MASK = (1n << 64n) - 1n;
@@ -194,7 +222,10 @@ describe('edu device model (QEMU 7.2 hw/misc/edu.c)', () => {
       edu.config.write(0x40 + PCI_MSI_FLAGS, 2, PCI_MSI_FLAGS_ENABLE);
       w32(EDU_REG.IRQ_RAISE, 1);
       w32(EDU_REG.IRQ_RAISE, 1);
-      assert.deepEqual(irq.messages, [{ address: 0xfee0_0000n, data: 0x4041 }, { address: 0xfee0_0000n, data: 0x4041 }]);
+      assert.deepEqual(irq.messages, [
+        { address: 0xfee0_0000n, data: 0x4041 },
+        { address: 0xfee0_0000n, data: 0x4041 },
+      ]);
       assert.equal(irq.intx, false, 'no INTx while MSI is enabled');
     });
 
@@ -252,7 +283,10 @@ describe('edu device model (QEMU 7.2 hw/misc/edu.c)', () => {
       transfer(t, t.memory.base, 0x40000n, 4096, EDU_DMA_CMD_START);
       assert.equal(t.edu.failed, true);
       assert.ok(t.edu.events.some((e) => e.kind === 'hardware-error'));
-      assert.ok(t.edu.bufferContents().every((b) => b === 0), 'the buffer was not written');
+      assert.ok(
+        t.edu.bufferContents().every((b) => b === 0),
+        'the buffer was not written',
+      );
       assert.equal(t.r32(EDU_REG.ID), 0xffff_ffff, 'a dead device reads all ones');
     });
 

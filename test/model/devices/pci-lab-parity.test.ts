@@ -19,13 +19,19 @@ type Mode = 'noiommu' | 'iommu';
 
 function recorded(machine: string, mode: Mode): string[] {
   const file = path.resolve(__dirname, '../../../../test/model/devices/fixtures', `${machine}-lab-7.3-${mode}.txt`);
-  return fs.readFileSync(file, 'utf8').split('\n').filter((l) => l && !l.startsWith('#'));
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l && !l.startsWith('#'));
 }
 
 /** What record-pci-observations.ts prints, for every function bound to vfio-pci in bus order. */
 function observeMachine(k: Kernel): string[] {
   const lines: string[] = [];
-  for (const bdf of k.readdir('/sys/bus/pci/drivers/vfio-pci').filter((n) => /^[0-9a-f]{4}:/.test(n)).sort()) {
+  for (const bdf of k
+    .readdir('/sys/bus/pci/drivers/vfio-pci')
+    .filter((n) => /^[0-9a-f]{4}:/.test(n))
+    .sort()) {
     const cdev = k.readdir(`/sys/bus/pci/devices/${bdf}/vfio-dev`)[0]!;
     for (const line of observePciFunction(k, { bdf, cdev })) lines.push(`${bdf} ${line}`);
   }

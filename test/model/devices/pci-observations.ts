@@ -23,7 +23,11 @@ export function observePciFunction(k: Kernel, fn: ObservedFunction): string[] {
   const lines: string[] = [];
   const out = (key: string, v: unknown) => lines.push(`${key} = ${typeof v === 'bigint' ? '0x' + v.toString(16) : JSON.stringify(v)}`);
   const tryit = (key: string, f: () => unknown) => {
-    try { out(key, f()); } catch (e) { out(key, `ERR ${(e as { code?: string }).code ?? (e as Error).message}`); }
+    try {
+      out(key, f());
+    } catch (e) {
+      out(key, `ERR ${(e as { code?: string }).code ?? (e as Error).message}`);
+    }
   };
   const sys = `/sys/bus/pci/devices/${fn.bdf}`;
   for (const a of ['vendor', 'device', 'class', 'subsystem_vendor', 'subsystem_device', 'revision', 'resource', 'reset_method']) {
@@ -69,13 +73,25 @@ export function observePciFunction(k: Kernel, fn: ObservedFunction): string[] {
         return `${r.flags} ${r.count}`;
       });
     }
-    const configSize = Number(V.VfioRegionInfo.decode((() => {
-      const b = V.VfioRegionInfo.encode({ argsz: 32, index: V.VFIO_PCI_CONFIG_REGION_INDEX });
-      k.ioctl(dev, V.VFIO_DEVICE_GET_REGION_INFO.number, b);
-      return b;
-    })()).size);
-    const cr = (off: number, n: number): number => { const b = Buffer.alloc(n); k.pread(dev, b, CONFIG_REGION + BigInt(off)); return b.readUIntLE(0, n); };
-    const cw = (off: number, n: number, v: number) => { const b = Buffer.alloc(n); b.writeUIntLE(v, 0, n); k.pwrite(dev, b, CONFIG_REGION + BigInt(off)); };
+    const configSize = Number(
+      V.VfioRegionInfo.decode(
+        (() => {
+          const b = V.VfioRegionInfo.encode({ argsz: 32, index: V.VFIO_PCI_CONFIG_REGION_INDEX });
+          k.ioctl(dev, V.VFIO_DEVICE_GET_REGION_INFO.number, b);
+          return b;
+        })(),
+      ).size,
+    );
+    const cr = (off: number, n: number): number => {
+      const b = Buffer.alloc(n);
+      k.pread(dev, b, CONFIG_REGION + BigInt(off));
+      return b.readUIntLE(0, n);
+    };
+    const cw = (off: number, n: number, v: number) => {
+      const b = Buffer.alloc(n);
+      b.writeUIntLE(v, 0, n);
+      k.pwrite(dev, b, CONFIG_REGION + BigInt(off));
+    };
     const whole = Buffer.alloc(configSize);
     k.pread(dev, whole, CONFIG_REGION);
     // Zero rows say nothing and would make the fixture four times longer.
@@ -99,14 +115,23 @@ export function observePciFunction(k: Kernel, fn: ObservedFunction): string[] {
     cw(0x04, 2, 0x0006);
     out('config.command', cr(0x04, 2));
 
-    const bar0 = V.VfioRegionInfo.decode((() => {
-      const b = V.VfioRegionInfo.encode({ argsz: 32, index: 0 });
-      k.ioctl(dev, V.VFIO_DEVICE_GET_REGION_INFO.number, b);
-      return b;
-    })());
+    const bar0 = V.VfioRegionInfo.decode(
+      (() => {
+        const b = V.VfioRegionInfo.encode({ argsz: 32, index: 0 });
+        k.ioctl(dev, V.VFIO_DEVICE_GET_REGION_INFO.number, b);
+        return b;
+      })(),
+    );
     if (bar0.size > 0n && (bar0.flags & V.VFIO_REGION_INFO_FLAG_MMAP) !== 0) {
       const map = k.mmap(dev, bar0.size, C.PROT_READ | C.PROT_WRITE, C.MAP_SHARED, 0n);
-      for (const [off, w] of [[0, 32], [4, 32], [8, 32], [0x14, 32], [0x1c, 32]] as const) tryit(`mmio.${off}.${w}`, () => String(k.mmioRead(map, off, w)));
+      for (const [off, w] of [
+        [0, 32],
+        [4, 32],
+        [8, 32],
+        [0x14, 32],
+        [0x1c, 32],
+      ] as const)
+        tryit(`mmio.${off}.${w}`, () => String(k.mmioRead(map, off, w)));
       k.munmap(map);
     }
 
@@ -119,7 +144,11 @@ export function observePciFunction(k: Kernel, fn: ObservedFunction): string[] {
       payload.copy(b, 20);
       tryit(`setirqs.${name}`, () => k.ioctl(dev, V.VFIO_DEVICE_SET_IRQS.number, b));
     };
-    const efd = () => { const fd = k.eventfd(0, C.EFD_NONBLOCK); efds.push(fd); return fd; };
+    const efd = () => {
+      const fd = k.eventfd(0, C.EFD_NONBLOCK);
+      efds.push(fd);
+      return fd;
+    };
     const read = (name: string, fd: number) => tryit(`eventfd.${name}`, () => String(k.eventfdRead(fd)));
     const EVENTFD = V.VFIO_IRQ_SET_DATA_EVENTFD | V.VFIO_IRQ_SET_ACTION_TRIGGER;
     const NONE = V.VFIO_IRQ_SET_DATA_NONE | V.VFIO_IRQ_SET_ACTION_TRIGGER;
@@ -172,7 +201,9 @@ export function observePciFunction(k: Kernel, fn: ObservedFunction): string[] {
     out('config.command.after-reset', cr(0x04, 2));
     tryit('hot-reset-info.small', () => {
       const b = V.VfioPciHotResetInfo.encode({ argsz: 12 });
-      try { k.ioctl(dev, V.VFIO_DEVICE_GET_PCI_HOT_RESET_INFO.number, b); } catch (e) {
+      try {
+        k.ioctl(dev, V.VFIO_DEVICE_GET_PCI_HOT_RESET_INFO.number, b);
+      } catch (e) {
         return `${(e as { code?: string }).code} flags ${b.readUInt32LE(4)} count ${b.readUInt32LE(8)}`;
       }
       return `0 flags ${b.readUInt32LE(4)} count ${b.readUInt32LE(8)}`;

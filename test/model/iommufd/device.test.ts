@@ -2,8 +2,18 @@ import assert from 'node:assert/strict';
 import { IommuFault } from '../../../lib/model';
 import { O_RDWR } from '../../../lib/sys/constants';
 import {
-  IOMMU_FAULT_QUEUE_ALLOC, IOMMU_GET_HW_INFO, IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED, IOMMU_HWPT_FAULT_ID_VALID, IommuFaultAlloc, IOMMU_HW_INFO_TYPE_INTEL_VTD, IOMMU_HWPT_ALLOC,
-  IOMMU_HWPT_ALLOC_DIRTY_TRACKING, IOMMU_HWPT_ALLOC_NEST_PARENT, IOMMU_IOAS_MAP_READABLE, IommuHwInfo, IommuHwInfoVtd,
+  IOMMU_FAULT_QUEUE_ALLOC,
+  IOMMU_GET_HW_INFO,
+  IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED,
+  IOMMU_HWPT_FAULT_ID_VALID,
+  IommuFaultAlloc,
+  IOMMU_HW_INFO_TYPE_INTEL_VTD,
+  IOMMU_HWPT_ALLOC,
+  IOMMU_HWPT_ALLOC_DIRTY_TRACKING,
+  IOMMU_HWPT_ALLOC_NEST_PARENT,
+  IOMMU_IOAS_MAP_READABLE,
+  IommuHwInfo,
+  IommuHwInfoVtd,
   IommuHwptAlloc,
 } from '../../../lib/uapi/iommufd';
 import { Harness, MiB, expectErrno } from '../harness';
@@ -195,10 +205,17 @@ describe('IOMMU_FAULT_QUEUE_ALLOC (iommufd_fault_alloc)', () => {
   it('HWPT_ALLOC with IOMMU_HWPT_FAULT_ID_VALID takes the queue; an unknown fault_id → ENOENT without leaking the HWPT ID', () => {
     const { h, ioas } = harnessWithIoas();
     const dev = h.bind();
-    expectErrno('ENOENT', () => h.call(IOMMU_HWPT_ALLOC, IommuHwptAlloc, { dev_id: dev, pt_id: ioas, flags: IOMMU_HWPT_FAULT_ID_VALID, fault_id: 9 }));
+    expectErrno('ENOENT', () =>
+      h.call(IOMMU_HWPT_ALLOC, IommuHwptAlloc, { dev_id: dev, pt_id: ioas, flags: IOMMU_HWPT_FAULT_ID_VALID, fault_id: 9 }),
+    );
     const q = h.call(IOMMU_FAULT_QUEUE_ALLOC, IommuFaultAlloc, {});
     assert.equal(q.out_fault_id, 3, 'the refused HWPT released its ID');
-    const hwpt = h.call(IOMMU_HWPT_ALLOC, IommuHwptAlloc, { dev_id: dev, pt_id: ioas, flags: IOMMU_HWPT_FAULT_ID_VALID, fault_id: q.out_fault_id }).out_hwpt_id;
+    const hwpt = h.call(IOMMU_HWPT_ALLOC, IommuHwptAlloc, {
+      dev_id: dev,
+      pt_id: ioas,
+      flags: IOMMU_HWPT_FAULT_ID_VALID,
+      fault_id: q.out_fault_id,
+    }).out_hwpt_id;
     h.kernel.close(q.out_fault_fd);
     expectErrno('EBUSY', () => h.destroy(q.out_fault_id));
     h.destroy(hwpt);
@@ -238,17 +255,29 @@ describe('DMA translation for IOMMU-translated device models', () => {
   it('translate: the physical pieces of a mapped IOVA range; faults for unmapped, read-only or detached', () => {
     const { h, ioas } = harnessWithIoas('linux-7.3-iommu');
     const dev = h.bind('0000:00:03.0', 1);
-    assert.throws(() => h.ctx.translate(dev, 0x1000n, 4, false), (e: unknown) => e instanceof IommuFault && e.reason === 'blocked');
+    assert.throws(
+      () => h.ctx.translate(dev, 0x1000n, 4, false),
+      (e: unknown) => e instanceof IommuFault && e.reason === 'blocked',
+    );
     h.ctx.attachDevice(dev, ioas);
     const m = h.anon(64n * 1024n);
     h.map(ioas, m.address, 64n * 1024n, 0x10_0000n);
     h.map(ioas, m.address, 4096n, 0x20_0000n, IOMMU_IOAS_MAP_READABLE);
     const segs = h.ctx.translate(dev, 0x10_0ff0n, 0x20, true);
-    assert.equal(segs.reduce((n, s) => n + s.length, 0), 0x20);
+    assert.equal(
+      segs.reduce((n, s) => n + s.length, 0),
+      0x20,
+    );
     h.kernel.memory.dmaWrite(segs[0]!.phys, Uint8Array.of(7));
     assert.equal(new Uint8Array(m.buffer!)[0xff0], 7);
-    assert.throws(() => h.ctx.translate(dev, 0x30_0000n, 4, false), (e: unknown) => e instanceof IommuFault && e.reason === 'unmapped-iova');
-    assert.throws(() => h.ctx.translate(dev, 0x20_0000n, 4, true), (e: unknown) => e instanceof IommuFault && e.reason === 'permission');
+    assert.throws(
+      () => h.ctx.translate(dev, 0x30_0000n, 4, false),
+      (e: unknown) => e instanceof IommuFault && e.reason === 'unmapped-iova',
+    );
+    assert.throws(
+      () => h.ctx.translate(dev, 0x20_0000n, 4, true),
+      (e: unknown) => e instanceof IommuFault && e.reason === 'permission',
+    );
     assert.equal(h.ctx.translate(dev, 0x20_0000n, 4, false).length, 1);
   });
 

@@ -3,11 +3,30 @@ import { profiles } from '../../../lib/model';
 import { IO } from '../../../lib/uapi/requests';
 import { U64_MAX } from '../../../lib/uapi/codec';
 import {
-  IOMMU_HW_QUEUE_ALLOC, IOMMU_HWPT_GET_DIRTY_BITMAP, IOMMU_HWPT_INVALIDATE, IOMMU_HWPT_SET_DIRTY_TRACKING,
-  IOMMU_IOAS_ALLOC, IOMMU_IOAS_CHANGE_PROCESS, IOMMU_IOAS_MAP, IOMMU_IOAS_NOIOMMU_GET_PA, IOMMU_IOAS_UNMAP,
-  IOMMU_VDEVICE_ALLOC, IOMMU_VEVENTQ_ALLOC, IOMMU_VIOMMU_ALLOC, IommuHwQueueAlloc, IommuHwptGetDirtyBitmap,
-  IommuHwptInvalidate, IommuHwptSetDirtyTracking, IommuIoasAlloc, IommuIoasChangeProcess, IommuIoasMap,
-  IommuIoasNoiommuGetPa, IommuIoasUnmap, IommuVdeviceAlloc, IommuVeventqAlloc, IommuViommuAlloc,
+  IOMMU_HW_QUEUE_ALLOC,
+  IOMMU_HWPT_GET_DIRTY_BITMAP,
+  IOMMU_HWPT_INVALIDATE,
+  IOMMU_HWPT_SET_DIRTY_TRACKING,
+  IOMMU_IOAS_ALLOC,
+  IOMMU_IOAS_CHANGE_PROCESS,
+  IOMMU_IOAS_MAP,
+  IOMMU_IOAS_NOIOMMU_GET_PA,
+  IOMMU_IOAS_UNMAP,
+  IOMMU_VDEVICE_ALLOC,
+  IOMMU_VEVENTQ_ALLOC,
+  IOMMU_VIOMMU_ALLOC,
+  IommuHwQueueAlloc,
+  IommuHwptGetDirtyBitmap,
+  IommuHwptInvalidate,
+  IommuHwptSetDirtyTracking,
+  IommuIoasAlloc,
+  IommuIoasChangeProcess,
+  IommuIoasMap,
+  IommuIoasNoiommuGetPa,
+  IommuIoasUnmap,
+  IommuVdeviceAlloc,
+  IommuVeventqAlloc,
+  IommuViommuAlloc,
 } from '../../../lib/uapi/iommufd';
 import { VFIO_CHECK_EXTENSION, VFIO_GET_API_VERSION, VFIO_TYPE1v2_IOMMU, VFIO_NOIOMMU_IOMMU } from '../../../lib/uapi/vfio';
 import { Harness, expectErrno } from '../harness';
@@ -79,7 +98,11 @@ describe('iommufd_fops_ioctl: dispatch and size rules', () => {
   it('a kernel older than 7.3 has no IOMMU_IOAS_NOIOMMU_GET_PA: ENOTTY, with a hint naming 7.3', () => {
     const h = new Harness('linux-6.x-legacy-noiommu');
     try {
-      h.kernel.ioctl(h.fd, IOMMU_IOAS_NOIOMMU_GET_PA.number, IommuIoasNoiommuGetPa.encode({ size: IommuIoasNoiommuGetPa.size, length: 4096n }));
+      h.kernel.ioctl(
+        h.fd,
+        IOMMU_IOAS_NOIOMMU_GET_PA.number,
+        IommuIoasNoiommuGetPa.encode({ size: IommuIoasNoiommuGetPa.size, length: 4096n }),
+      );
       assert.fail('succeeded');
     } catch (e) {
       assert.equal((e as { code: string }).code, 'ENOTTY');
@@ -103,7 +126,8 @@ describe('iommufd ops the modelled hardware cannot do (dirty tracking, invalidat
     expectErrno('EOPNOTSUPP', () => h.call(IOMMU_HWPT_SET_DIRTY_TRACKING, IommuHwptSetDirtyTracking, { hwpt_id: hwpt, flags: 2 }));
     expectErrno('ENOENT', () => h.call(IOMMU_HWPT_SET_DIRTY_TRACKING, IommuHwptSetDirtyTracking, { hwpt_id: ioas, flags: 1 }));
     expectErrno('EOPNOTSUPP', () => h.call(IOMMU_HWPT_SET_DIRTY_TRACKING, IommuHwptSetDirtyTracking, { hwpt_id: hwpt, flags: 1 }));
-    const bitmap = (v: Partial<Parameters<typeof IommuHwptGetDirtyBitmap.encode>[0]>) => h.call(IOMMU_HWPT_GET_DIRTY_BITMAP, IommuHwptGetDirtyBitmap, { hwpt_id: hwpt, ...v });
+    const bitmap = (v: Partial<Parameters<typeof IommuHwptGetDirtyBitmap.encode>[0]>) =>
+      h.call(IOMMU_HWPT_GET_DIRTY_BITMAP, IommuHwptGetDirtyBitmap, { hwpt_id: hwpt, ...v });
     expectErrno('EOVERFLOW', () => bitmap({ iova: 0x1000n, length: 0n, page_size: 4096n }));
     expectErrno('EINVAL', () => bitmap({ iova: 0x800n, length: 0x1000n, page_size: 4096n }));
     expectErrno('EINVAL', () => bitmap({ iova: 0x1000n, length: 0x1000n, page_size: 0n }));

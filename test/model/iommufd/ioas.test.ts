@@ -1,11 +1,30 @@
 import assert from 'node:assert/strict';
 import { U64_MAX } from '../../../lib/uapi/codec';
 import {
-  IOMMU_IOAS_ALLOC, IOMMU_IOAS_ALLOW_IOVAS, IOMMU_IOAS_COPY, IOMMU_IOAS_IOVA_RANGES, IOMMU_IOAS_MAP,
-  IOMMU_IOAS_MAP_FILE, IOMMU_IOAS_MAP_READABLE, IOMMU_OPTION, IOMMU_OPTION_HUGE_PAGES, IOMMU_OPTION_OP_GET,
-  IOMMU_OPTION_OP_SET, IOMMU_OPTION_RLIMIT_MODE, IOMMU_VFIO_IOAS, IOMMU_VFIO_IOAS_GET, IOMMU_VFIO_IOAS_SET,
-  IommuIoasAlloc, IommuIoasAllowIovas, IommuIoasCopy, IommuIoasIovaRanges, IommuIoasMap, IommuIoasMapFile,
-  IommuIovaRange, IommuOption, IommuVfioIoas,
+  IOMMU_IOAS_ALLOC,
+  IOMMU_IOAS_ALLOW_IOVAS,
+  IOMMU_IOAS_COPY,
+  IOMMU_IOAS_IOVA_RANGES,
+  IOMMU_IOAS_MAP,
+  IOMMU_IOAS_MAP_FILE,
+  IOMMU_IOAS_MAP_READABLE,
+  IOMMU_OPTION,
+  IOMMU_OPTION_HUGE_PAGES,
+  IOMMU_OPTION_OP_GET,
+  IOMMU_OPTION_OP_SET,
+  IOMMU_OPTION_RLIMIT_MODE,
+  IOMMU_VFIO_IOAS,
+  IOMMU_VFIO_IOAS_GET,
+  IOMMU_VFIO_IOAS_SET,
+  IommuIoasAlloc,
+  IommuIoasAllowIovas,
+  IommuIoasCopy,
+  IommuIoasIovaRanges,
+  IommuIoasMap,
+  IommuIoasMapFile,
+  IommuIovaRange,
+  IommuOption,
+  IommuVfioIoas,
 } from '../../../lib/uapi/iommufd';
 import { profiles } from '../../../lib/model';
 import { MAP_SHARED, PROT_READ, PROT_WRITE } from '../../../lib/sys/constants';
@@ -57,14 +76,20 @@ describe('IOAS objects and IDs', () => {
 describe('IOMMU_IOAS_MAP / MAP_FILE (ioas.c, io_pagetable.c)', () => {
   it('iommufd_ioas_map: unknown flags or __reserved → EOPNOTSUPP', () => {
     const { h, ioas } = harnessWithIoas();
-    expectErrno('EOPNOTSUPP', () => h.call(IOMMU_IOAS_MAP, IommuIoasMap, { ioas_id: ioas, flags: RW | 8, user_va: 0x1000n, length: 4096n }));
-    expectErrno('EOPNOTSUPP', () => h.call(IOMMU_IOAS_MAP, IommuIoasMap, { ioas_id: ioas, flags: RW, __reserved: 1, user_va: 0x1000n, length: 4096n }));
+    expectErrno('EOPNOTSUPP', () =>
+      h.call(IOMMU_IOAS_MAP, IommuIoasMap, { ioas_id: ioas, flags: RW | 8, user_va: 0x1000n, length: 4096n }),
+    );
+    expectErrno('EOPNOTSUPP', () =>
+      h.call(IOMMU_IOAS_MAP, IommuIoasMap, { ioas_id: ioas, flags: RW, __reserved: 1, user_va: 0x1000n, length: 4096n }),
+    );
   });
 
   it('iommufd_ioas_map: iova or length ≥ ULONG_MAX → EOVERFLOW; neither READ nor WRITE → EINVAL', () => {
     const { h, ioas } = harnessWithIoas();
     expectErrno('EOVERFLOW', () => h.call(IOMMU_IOAS_MAP, IommuIoasMap, { ioas_id: ioas, flags: RW, user_va: 0x1000n, length: U64_MAX }));
-    expectErrno('EOVERFLOW', () => h.call(IOMMU_IOAS_MAP, IommuIoasMap, { ioas_id: ioas, flags: RW | FIXED, iova: U64_MAX, user_va: 0x1000n, length: 4096n }));
+    expectErrno('EOVERFLOW', () =>
+      h.call(IOMMU_IOAS_MAP, IommuIoasMap, { ioas_id: ioas, flags: RW | FIXED, iova: U64_MAX, user_va: 0x1000n, length: 4096n }),
+    );
     expectErrno('EINVAL', () => h.call(IOMMU_IOAS_MAP, IommuIoasMap, { ioas_id: ioas, flags: 0, user_va: 0x1000n, length: 4096n }));
   });
 
@@ -77,7 +102,9 @@ describe('IOMMU_IOAS_MAP / MAP_FILE (ioas.c, io_pagetable.c)', () => {
 
   it('iopt_alloc_user_pages: user_va + length overflows → EOVERFLOW; iopt_alloc_pages: length 0 → EINVAL', () => {
     const { h, ioas } = harnessWithIoas();
-    expectErrno('EOVERFLOW', () => h.call(IOMMU_IOAS_MAP, IommuIoasMap, { ioas_id: ioas, flags: RW, user_va: U64_MAX - 10n, length: 4096n }));
+    expectErrno('EOVERFLOW', () =>
+      h.call(IOMMU_IOAS_MAP, IommuIoasMap, { ioas_id: ioas, flags: RW, user_va: U64_MAX - 10n, length: 4096n }),
+    );
     expectErrno('EINVAL', () => h.call(IOMMU_IOAS_MAP, IommuIoasMap, { ioas_id: ioas, flags: RW, user_va: 0x1000n, length: 0n }));
   });
 
@@ -217,7 +244,14 @@ describe('IOMMU_IOAS_COPY (iopt_get_pages + iopt_map_pages)', () => {
     h.ctx.attachDevice(h.bind('0000:00:04.0'), b);
     const m = h.anon(1n * MiB);
     h.map(a, m.address, 64n * 1024n, 0x100000n);
-    const r = h.call(IOMMU_IOAS_COPY, IommuIoasCopy, { dst_ioas_id: b, src_ioas_id: a, flags: RW | FIXED, length: 0x4000n, src_iova: 0x104000n, dst_iova: 0x40000n });
+    const r = h.call(IOMMU_IOAS_COPY, IommuIoasCopy, {
+      dst_ioas_id: b,
+      src_ioas_id: a,
+      flags: RW | FIXED,
+      length: 0x4000n,
+      src_iova: 0x104000n,
+      dst_iova: 0x40000n,
+    });
     assert.equal(r.dst_iova, 0x40000n);
     assert.equal(h.kernel.locked.userLockedPages, 16);
     // The copy keeps its pages pinned after the source is unmapped.
@@ -231,8 +265,12 @@ describe('IOMMU_IOAS_COPY (iopt_get_pages + iopt_map_pages)', () => {
     const m = h.anon(1n * MiB);
     h.map(a, m.address, 0x1000n, 0x100000n);
     h.map(a, m.address, 0x1000n, 0x102000n);
-    expectErrno('ENOENT', () => h.call(IOMMU_IOAS_COPY, IommuIoasCopy, { dst_ioas_id: a, src_ioas_id: a, flags: RW, length: 0x3000n, src_iova: 0x100000n }));
-    expectErrno('EINVAL', () => h.call(IOMMU_IOAS_COPY, IommuIoasCopy, { dst_ioas_id: a, src_ioas_id: a, flags: RW, length: 0n, src_iova: 0x100000n }));
+    expectErrno('ENOENT', () =>
+      h.call(IOMMU_IOAS_COPY, IommuIoasCopy, { dst_ioas_id: a, src_ioas_id: a, flags: RW, length: 0x3000n, src_iova: 0x100000n }),
+    );
+    expectErrno('EINVAL', () =>
+      h.call(IOMMU_IOAS_COPY, IommuIoasCopy, { dst_ioas_id: a, src_ioas_id: a, flags: RW, length: 0n, src_iova: 0x100000n }),
+    );
   });
 
   it('iopt_insert_area: copying read-only pages as writable → EPERM', () => {
@@ -240,7 +278,9 @@ describe('IOMMU_IOAS_COPY (iopt_get_pages + iopt_map_pages)', () => {
     const a = h.ioasAlloc();
     const m = h.anon(1n * MiB);
     h.map(a, m.address, 0x1000n, 0x100000n, IOMMU_IOAS_MAP_READABLE);
-    expectErrno('EPERM', () => h.call(IOMMU_IOAS_COPY, IommuIoasCopy, { dst_ioas_id: a, src_ioas_id: a, flags: RW, length: 0x1000n, src_iova: 0x100000n }));
+    expectErrno('EPERM', () =>
+      h.call(IOMMU_IOAS_COPY, IommuIoasCopy, { dst_ioas_id: a, src_ioas_id: a, flags: RW, length: 0x1000n, src_iova: 0x100000n }),
+    );
   });
 
   it('copies across contiguous areas into one destination range', () => {
@@ -249,7 +289,14 @@ describe('IOMMU_IOAS_COPY (iopt_get_pages + iopt_map_pages)', () => {
     const m = h.anon(1n * MiB);
     h.map(a, m.address, 0x1000n, 0x100000n);
     h.map(a, m.address + 0x5000n, 0x2000n, 0x101000n);
-    const r = h.call(IOMMU_IOAS_COPY, IommuIoasCopy, { dst_ioas_id: a, src_ioas_id: a, flags: RW | FIXED, length: 0x3000n, src_iova: 0x100000n, dst_iova: 0x200000n });
+    const r = h.call(IOMMU_IOAS_COPY, IommuIoasCopy, {
+      dst_ioas_id: a,
+      src_ioas_id: a,
+      flags: RW | FIXED,
+      length: 0x3000n,
+      src_iova: 0x100000n,
+      dst_iova: 0x200000n,
+    });
     assert.equal(r.dst_iova, 0x200000n);
     assert.equal(h.ctx.getIoas(a).iopt.areas.size, 4);
   });
@@ -290,7 +337,9 @@ describe('IOMMU_IOAS_IOVA_RANGES / ALLOW_IOVAS', () => {
 
   it('copy_to_user of the ranges into unmapped memory → EFAULT; __reserved → EOPNOTSUPP', () => {
     const { h, ioas } = harnessWithIoas();
-    expectErrno('EFAULT', () => h.call(IOMMU_IOAS_IOVA_RANGES, IommuIoasIovaRanges, { ioas_id: ioas, num_iovas: 1, allowed_iovas: 0x1000n }));
+    expectErrno('EFAULT', () =>
+      h.call(IOMMU_IOAS_IOVA_RANGES, IommuIoasIovaRanges, { ioas_id: ioas, num_iovas: 1, allowed_iovas: 0x1000n }),
+    );
     expectErrno('EOPNOTSUPP', () => h.call(IOMMU_IOAS_IOVA_RANGES, IommuIoasIovaRanges, { ioas_id: ioas, __reserved: 1 }));
   });
 
@@ -303,7 +352,12 @@ describe('IOMMU_IOAS_IOVA_RANGES / ALLOW_IOVAS', () => {
       return h.call(IOMMU_IOAS_ALLOW_IOVAS, IommuIoasAllowIovas, { ioas_id: ioas, num_iovas: ranges.length, allowed_iovas: mem.address });
     };
     expectErrno('EINVAL', () => allow([[0x2000n, 0x2000n]]));
-    expectErrno('EINVAL', () => allow([[0x1000n, 0x5fffn], [0x5000n, 0x8fffn]]));
+    expectErrno('EINVAL', () =>
+      allow([
+        [0x1000n, 0x5fffn],
+        [0x5000n, 0x8fffn],
+      ]),
+    );
     allow([[0x10_0000n, 0x1f_ffffn]]);
     // Automatic IOVAs now come from the allowed range only.
     const m = h.anon(4096n);
@@ -315,7 +369,9 @@ describe('IOMMU_IOAS_IOVA_RANGES / ALLOW_IOVAS', () => {
     h.ctx.attachDevice(h.bind('0000:00:03.0', 3), ioas);
     const mem = h.anon(4096n);
     IommuIovaRange.encode({ start: 0xfe00_0000n, last: 0xfeff_ffffn }, new Uint8Array(mem.buffer!));
-    expectErrno('EADDRINUSE', () => h.call(IOMMU_IOAS_ALLOW_IOVAS, IommuIoasAllowIovas, { ioas_id: ioas, num_iovas: 1, allowed_iovas: mem.address }));
+    expectErrno('EADDRINUSE', () =>
+      h.call(IOMMU_IOAS_ALLOW_IOVAS, IommuIoasAllowIovas, { ioas_id: ioas, num_iovas: 1, allowed_iovas: mem.address }),
+    );
   });
 });
 
@@ -325,22 +381,38 @@ describe('IOMMU_OPTION and IOMMU_VFIO_IOAS', () => {
     assert.equal(h.call(IOMMU_OPTION, IommuOption, { option_id: IOMMU_OPTION_RLIMIT_MODE, op: IOMMU_OPTION_OP_GET }).val64, 0n);
     h.call(IOMMU_OPTION, IommuOption, { option_id: IOMMU_OPTION_RLIMIT_MODE, op: IOMMU_OPTION_OP_SET, val64: 1n });
     assert.equal(h.call(IOMMU_OPTION, IommuOption, { option_id: IOMMU_OPTION_RLIMIT_MODE, op: IOMMU_OPTION_OP_GET }).val64, 1n);
-    expectErrno('EINVAL', () => h.call(IOMMU_OPTION, IommuOption, { option_id: IOMMU_OPTION_RLIMIT_MODE, op: IOMMU_OPTION_OP_SET, val64: 2n }));
-    expectErrno('EOPNOTSUPP', () => h.call(IOMMU_OPTION, IommuOption, { option_id: IOMMU_OPTION_RLIMIT_MODE, op: IOMMU_OPTION_OP_GET, object_id: 1 }));
+    expectErrno('EINVAL', () =>
+      h.call(IOMMU_OPTION, IommuOption, { option_id: IOMMU_OPTION_RLIMIT_MODE, op: IOMMU_OPTION_OP_SET, val64: 2n }),
+    );
+    expectErrno('EOPNOTSUPP', () =>
+      h.call(IOMMU_OPTION, IommuOption, { option_id: IOMMU_OPTION_RLIMIT_MODE, op: IOMMU_OPTION_OP_GET, object_id: 1 }),
+    );
     h.ioasAlloc();
-    expectErrno('EBUSY', () => h.call(IOMMU_OPTION, IommuOption, { option_id: IOMMU_OPTION_RLIMIT_MODE, op: IOMMU_OPTION_OP_SET, val64: 0n }));
+    expectErrno('EBUSY', () =>
+      h.call(IOMMU_OPTION, IommuOption, { option_id: IOMMU_OPTION_RLIMIT_MODE, op: IOMMU_OPTION_OP_SET, val64: 0n }),
+    );
     const u = new Harness('unprivileged');
-    expectErrno('EPERM', () => u.call(IOMMU_OPTION, IommuOption, { option_id: IOMMU_OPTION_RLIMIT_MODE, op: IOMMU_OPTION_OP_SET, val64: 1n }));
+    expectErrno('EPERM', () =>
+      u.call(IOMMU_OPTION, IommuOption, { option_id: IOMMU_OPTION_RLIMIT_MODE, op: IOMMU_OPTION_OP_SET, val64: 1n }),
+    );
   });
 
   it('iommufd_ioas_option_huge_pages: GET/SET on an IOAS; unknown option or op → EOPNOTSUPP', () => {
     const { h, ioas } = harnessWithIoas();
-    assert.equal(h.call(IOMMU_OPTION, IommuOption, { option_id: IOMMU_OPTION_HUGE_PAGES, op: IOMMU_OPTION_OP_GET, object_id: ioas }).val64, 1n);
+    assert.equal(
+      h.call(IOMMU_OPTION, IommuOption, { option_id: IOMMU_OPTION_HUGE_PAGES, op: IOMMU_OPTION_OP_GET, object_id: ioas }).val64,
+      1n,
+    );
     h.call(IOMMU_OPTION, IommuOption, { option_id: IOMMU_OPTION_HUGE_PAGES, op: IOMMU_OPTION_OP_SET, object_id: ioas, val64: 0n });
-    assert.equal(h.call(IOMMU_OPTION, IommuOption, { option_id: IOMMU_OPTION_HUGE_PAGES, op: IOMMU_OPTION_OP_GET, object_id: ioas }).val64, 0n);
+    assert.equal(
+      h.call(IOMMU_OPTION, IommuOption, { option_id: IOMMU_OPTION_HUGE_PAGES, op: IOMMU_OPTION_OP_GET, object_id: ioas }).val64,
+      0n,
+    );
     expectErrno('EOPNOTSUPP', () => h.call(IOMMU_OPTION, IommuOption, { option_id: 7, op: IOMMU_OPTION_OP_GET }));
     expectErrno('EOPNOTSUPP', () => h.call(IOMMU_OPTION, IommuOption, { option_id: IOMMU_OPTION_HUGE_PAGES, op: 5, object_id: ioas }));
-    expectErrno('ENOENT', () => h.call(IOMMU_OPTION, IommuOption, { option_id: IOMMU_OPTION_HUGE_PAGES, op: IOMMU_OPTION_OP_GET, object_id: 99 }));
+    expectErrno('ENOENT', () =>
+      h.call(IOMMU_OPTION, IommuOption, { option_id: IOMMU_OPTION_HUGE_PAGES, op: IOMMU_OPTION_OP_GET, object_id: 99 }),
+    );
   });
 
   it('iopt_disable_large_pages: refused (EINVAL) while a domain holds mappings', () => {
@@ -348,7 +420,9 @@ describe('IOMMU_OPTION and IOMMU_VFIO_IOAS', () => {
     h.ctx.attachDevice(h.bind(), ioas);
     const m = h.anon(4096n);
     h.map(ioas, m.address, 4096n);
-    expectErrno('EINVAL', () => h.call(IOMMU_OPTION, IommuOption, { option_id: IOMMU_OPTION_HUGE_PAGES, op: IOMMU_OPTION_OP_SET, object_id: ioas, val64: 0n }));
+    expectErrno('EINVAL', () =>
+      h.call(IOMMU_OPTION, IommuOption, { option_id: IOMMU_OPTION_HUGE_PAGES, op: IOMMU_OPTION_OP_SET, object_id: ioas, val64: 0n }),
+    );
   });
 
   it('iommufd_vfio_ioas: GET without a compat IOAS → ENODEV; SET then GET returns it', () => {

@@ -2,10 +2,27 @@ import assert from 'node:assert/strict';
 import { createModelKernel, profiles } from '../../../lib/model';
 import { O_RDWR } from '../../../lib/sys/constants';
 import {
-  VFIO_CHECK_EXTENSION, VFIO_DMA_CC_IOMMU, VFIO_DMA_MAP_FLAG_READ, VFIO_DMA_MAP_FLAG_WRITE, VFIO_DMA_UNMAP_FLAG_ALL, VFIO_GET_API_VERSION,
-  VFIO_IOMMU_GET_INFO, VFIO_IOMMU_INFO_CAPS, VFIO_IOMMU_INFO_PGSIZES, VFIO_IOMMU_MAP_DMA, VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE,
-  VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL, VFIO_IOMMU_UNMAP_DMA, VFIO_NOIOMMU_IOMMU, VFIO_SET_IOMMU, VFIO_TYPE1_IOMMU,
-  VFIO_TYPE1v2_IOMMU, VfioIommuType1DmaMap, VfioIommuType1DmaUnmap, VfioIommuType1Info, VfioIovaRange,
+  VFIO_CHECK_EXTENSION,
+  VFIO_DMA_CC_IOMMU,
+  VFIO_DMA_MAP_FLAG_READ,
+  VFIO_DMA_MAP_FLAG_WRITE,
+  VFIO_DMA_UNMAP_FLAG_ALL,
+  VFIO_GET_API_VERSION,
+  VFIO_IOMMU_GET_INFO,
+  VFIO_IOMMU_INFO_CAPS,
+  VFIO_IOMMU_INFO_PGSIZES,
+  VFIO_IOMMU_MAP_DMA,
+  VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE,
+  VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL,
+  VFIO_IOMMU_UNMAP_DMA,
+  VFIO_NOIOMMU_IOMMU,
+  VFIO_SET_IOMMU,
+  VFIO_TYPE1_IOMMU,
+  VFIO_TYPE1v2_IOMMU,
+  VfioIommuType1DmaMap,
+  VfioIommuType1DmaUnmap,
+  VfioIommuType1Info,
+  VfioIovaRange,
 } from '../../../lib/uapi/vfio';
 import { U64_MAX } from '../../../lib/uapi/codec';
 import { Harness, MiB, expectErrno } from '../harness';
@@ -17,7 +34,11 @@ function compat() {
   h.ctx.compatIoasCreate();
   const ioas = h.ctx.compatIoasId();
   const mapDma = (vaddr: bigint, iova: bigint, size: bigint, flags = RW) =>
-    h.kernel.ioctl(h.fd, VFIO_IOMMU_MAP_DMA.number, VfioIommuType1DmaMap.encode({ argsz: VfioIommuType1DmaMap.size, flags, vaddr, iova, size }));
+    h.kernel.ioctl(
+      h.fd,
+      VFIO_IOMMU_MAP_DMA.number,
+      VfioIommuType1DmaMap.encode({ argsz: VfioIommuType1DmaMap.size, flags, vaddr, iova, size }),
+    );
   const unmapDma = (iova: bigint, size: bigint, flags = 0) => {
     const buf = VfioIommuType1DmaUnmap.encode({ argsz: VfioIommuType1DmaUnmap.size, flags, iova, size });
     h.kernel.ioctl(h.fd, VFIO_IOMMU_UNMAP_DMA.number, buf);
@@ -91,7 +112,7 @@ describe('VFIO type1 compatibility on iommufd (vfio_compat.c)', () => {
     const info = VfioIommuType1Info.decode(small);
     assert.equal(info.flags, VFIO_IOMMU_INFO_PGSIZES | VFIO_IOMMU_INFO_CAPS);
     assert.equal(info.cap_offset, 0);
-    assert.equal(info.iova_pgsizes, U64_MAX & ~0xfffn | 0x1000n);
+    assert.equal(info.iova_pgsizes, (U64_MAX & ~0xfffn) | 0x1000n);
     const full = Buffer.alloc(info.argsz);
     VfioIommuType1Info.encode({ argsz: info.argsz }, full);
     h.kernel.ioctl(h.fd, VFIO_IOMMU_GET_INFO.number, full);

@@ -6,9 +6,21 @@ import assert from 'node:assert/strict';
 import { EduDevice } from '../../../lib/devices/edu';
 import { VfioPciConfig, type ConfigOwner } from '../../../lib/model/vfio/config-virt';
 import {
-  PCI_BASE_ADDRESS_0, PCI_CAPABILITY_LIST, PCI_COMMAND, PCI_COMMAND_INTX_DISABLE, PCI_COMMAND_MASTER,
-  PCI_COMMAND_MEMORY, PCI_INTERRUPT_LINE, PCI_INTERRUPT_PIN, PCI_MSI_FLAGS, PCI_MSI_FLAGS_64BIT, PCI_MSI_FLAGS_ENABLE,
-  PCI_ROM_ADDRESS, PCI_STATUS, PCI_VENDOR_ID, PCI_MSI_ADDRESS_LO,
+  PCI_BASE_ADDRESS_0,
+  PCI_CAPABILITY_LIST,
+  PCI_COMMAND,
+  PCI_COMMAND_INTX_DISABLE,
+  PCI_COMMAND_MASTER,
+  PCI_COMMAND_MEMORY,
+  PCI_INTERRUPT_LINE,
+  PCI_INTERRUPT_PIN,
+  PCI_MSI_FLAGS,
+  PCI_MSI_FLAGS_64BIT,
+  PCI_MSI_FLAGS_ENABLE,
+  PCI_ROM_ADDRESS,
+  PCI_STATUS,
+  PCI_VENDOR_ID,
+  PCI_MSI_ADDRESS_LO,
 } from '../../../lib/uapi/pci';
 import { KernelError } from '../../../lib/model/errno';
 
@@ -26,9 +38,22 @@ function setup(opts: { intxUsable?: boolean; msiActive?: boolean; qmax?: number 
     setPowerState: (s) => calls.push(`power ${s}`),
     tryFunctionReset: () => calls.push('reset'),
   };
-  const cfg = new VfioPciConfig({ size: edu.config.size, read: (o, w) => edu.config.read(o, w), write: (o, w, v) => edu.config.write(o, w, v) }, owner);
-  const read = (pos: number, n: number) => { const b = Buffer.alloc(n); cfg.rw(b, pos, false); return n === 1 ? b.readUInt8(0) : n === 2 ? b.readUInt16LE(0) : b.readUInt32LE(0); };
-  const write = (pos: number, n: number, v: number) => { const b = Buffer.alloc(n); if (n === 1) b.writeUInt8(v); else if (n === 2) b.writeUInt16LE(v); else b.writeUInt32LE(v >>> 0); cfg.rw(b, pos, true); };
+  const cfg = new VfioPciConfig(
+    { size: edu.config.size, read: (o, w) => edu.config.read(o, w), write: (o, w, v) => edu.config.write(o, w, v) },
+    owner,
+  );
+  const read = (pos: number, n: number) => {
+    const b = Buffer.alloc(n);
+    cfg.rw(b, pos, false);
+    return n === 1 ? b.readUInt8(0) : n === 2 ? b.readUInt16LE(0) : b.readUInt32LE(0);
+  };
+  const write = (pos: number, n: number, v: number) => {
+    const b = Buffer.alloc(n);
+    if (n === 1) b.writeUInt8(v);
+    else if (n === 2) b.writeUInt16LE(v);
+    else b.writeUInt32LE(v >>> 0);
+    cfg.rw(b, pos, true);
+  };
   return { edu, cfg, read, write, calls };
 }
 
@@ -52,8 +77,14 @@ describe('vfio-pci config virtualisation (vfio_pci_config.c)', () => {
 
   it('refuses accesses past config space with EFAULT (vfio_pci_config_rw_single)', () => {
     const { cfg } = setup();
-    assert.throws(() => cfg.rw(Buffer.alloc(4), 254, false), (e: unknown) => e instanceof KernelError && e.code === 'EFAULT');
-    assert.throws(() => cfg.rw(Buffer.alloc(1), 256, false), (e: unknown) => e instanceof KernelError && e.code === 'EFAULT');
+    assert.throws(
+      () => cfg.rw(Buffer.alloc(4), 254, false),
+      (e: unknown) => e instanceof KernelError && e.code === 'EFAULT',
+    );
+    assert.throws(
+      () => cfg.rw(Buffer.alloc(1), 256, false),
+      (e: unknown) => e instanceof KernelError && e.code === 'EFAULT',
+    );
   });
 
   it('sizes BAR0 against the resource: writing ones reads back the size mask (vfio_bar_fixup)', () => {

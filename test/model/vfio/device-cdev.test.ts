@@ -5,17 +5,54 @@
  */
 import assert from 'node:assert/strict';
 import {
-  VfioDeviceAttachIommufdPt, VfioDeviceBindIommufd, VfioDeviceDetachIommufdPt, VfioDeviceInfo, VfioIrqInfo, VfioIrqSet,
-  VfioPciHotResetInfo, VfioRegionInfo, VFIO_DEVICE_ATTACH_IOMMUFD_PT, VFIO_DEVICE_BIND_IOMMUFD, VFIO_DEVICE_DETACH_IOMMUFD_PT,
-  VFIO_DEVICE_FLAGS_PCI, VFIO_DEVICE_GET_INFO, VFIO_DEVICE_GET_IRQ_INFO, VFIO_DEVICE_GET_PCI_HOT_RESET_INFO,
-  VFIO_DEVICE_GET_REGION_INFO, VFIO_DEVICE_RESET, VFIO_DEVICE_SET_IRQS, VFIO_IRQ_INFO_AUTOMASKED, VFIO_IRQ_INFO_EVENTFD,
-  VFIO_IRQ_INFO_MASKABLE, VFIO_IRQ_INFO_NORESIZE, VFIO_IRQ_SET_ACTION_MASK, VFIO_IRQ_SET_ACTION_TRIGGER,
-  VFIO_IRQ_SET_ACTION_UNMASK, VFIO_IRQ_SET_DATA_BOOL, VFIO_IRQ_SET_DATA_EVENTFD, VFIO_IRQ_SET_DATA_NONE,
-  VFIO_PCI_CONFIG_REGION_INDEX, VFIO_PCI_ERR_IRQ_INDEX, VFIO_PCI_INTX_IRQ_INDEX, VFIO_PCI_MSIX_IRQ_INDEX,
-  VFIO_PCI_MSI_IRQ_INDEX, VFIO_PCI_REQ_IRQ_INDEX, VFIO_REGION_INFO_FLAG_MMAP, VFIO_REGION_INFO_FLAG_READ,
-  VFIO_REGION_INFO_FLAG_WRITE, VFIO_GROUP_GET_STATUS, VFIO_DEVICE_FEATURE, VFIO_DEVICE_FEATURE_GET, VFIO_DEVICE_FEATURE_SET,
-  VFIO_DEVICE_FEATURE_PROBE, VFIO_DEVICE_FEATURE_MIGRATION, VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY, VFIO_DEVICE_FEATURE_LOW_POWER_EXIT,
-  VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP, VFIO_DEVICE_IOEVENTFD, VfioDeviceIoeventfd,
+  VfioDeviceAttachIommufdPt,
+  VfioDeviceBindIommufd,
+  VfioDeviceDetachIommufdPt,
+  VfioDeviceInfo,
+  VfioIrqInfo,
+  VfioIrqSet,
+  VfioPciHotResetInfo,
+  VfioRegionInfo,
+  VFIO_DEVICE_ATTACH_IOMMUFD_PT,
+  VFIO_DEVICE_BIND_IOMMUFD,
+  VFIO_DEVICE_DETACH_IOMMUFD_PT,
+  VFIO_DEVICE_FLAGS_PCI,
+  VFIO_DEVICE_GET_INFO,
+  VFIO_DEVICE_GET_IRQ_INFO,
+  VFIO_DEVICE_GET_PCI_HOT_RESET_INFO,
+  VFIO_DEVICE_GET_REGION_INFO,
+  VFIO_DEVICE_RESET,
+  VFIO_DEVICE_SET_IRQS,
+  VFIO_IRQ_INFO_AUTOMASKED,
+  VFIO_IRQ_INFO_EVENTFD,
+  VFIO_IRQ_INFO_MASKABLE,
+  VFIO_IRQ_INFO_NORESIZE,
+  VFIO_IRQ_SET_ACTION_MASK,
+  VFIO_IRQ_SET_ACTION_TRIGGER,
+  VFIO_IRQ_SET_ACTION_UNMASK,
+  VFIO_IRQ_SET_DATA_BOOL,
+  VFIO_IRQ_SET_DATA_EVENTFD,
+  VFIO_IRQ_SET_DATA_NONE,
+  VFIO_PCI_CONFIG_REGION_INDEX,
+  VFIO_PCI_ERR_IRQ_INDEX,
+  VFIO_PCI_INTX_IRQ_INDEX,
+  VFIO_PCI_MSIX_IRQ_INDEX,
+  VFIO_PCI_MSI_IRQ_INDEX,
+  VFIO_PCI_REQ_IRQ_INDEX,
+  VFIO_REGION_INFO_FLAG_MMAP,
+  VFIO_REGION_INFO_FLAG_READ,
+  VFIO_REGION_INFO_FLAG_WRITE,
+  VFIO_GROUP_GET_STATUS,
+  VFIO_DEVICE_FEATURE,
+  VFIO_DEVICE_FEATURE_GET,
+  VFIO_DEVICE_FEATURE_SET,
+  VFIO_DEVICE_FEATURE_PROBE,
+  VFIO_DEVICE_FEATURE_MIGRATION,
+  VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY,
+  VFIO_DEVICE_FEATURE_LOW_POWER_EXIT,
+  VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP,
+  VFIO_DEVICE_IOEVENTFD,
+  VfioDeviceIoeventfd,
 } from '../../../lib/uapi/vfio';
 import { PCI_COMMAND, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY, PCI_MSI_FLAGS, PCI_MSI_FLAGS_ENABLE } from '../../../lib/uapi/pci';
 import { MAP_PRIVATE, MAP_SHARED } from '../../../lib/sys/constants';
@@ -91,7 +128,11 @@ describe('VFIO device cdev on edu', () => {
       assert.throws(() => bind(bindBuf(h.newEventfd())), expectErrno('EBADFD'));
       const ok = bindBuf(ictx);
       assert.equal(bind(ok), 0);
-      assert.equal(VfioDeviceBindIommufd.get(ok, 'out_devid'), (h.file(ictx) as FakeIommufd).bound[0]!.id, 'out_devid is the iommufd device object');
+      assert.equal(
+        VfioDeviceBindIommufd.get(ok, 'out_devid'),
+        (h.file(ictx) as FakeIommufd).bound[0]!.id,
+        'out_devid is the iommufd device object',
+      );
       assert.throws(() => bind(bindBuf(ictx)), expectErrno('EINVAL'), 'a second bind');
     });
 
@@ -119,8 +160,14 @@ describe('VFIO device cdev on edu', () => {
       assert.equal(h.ioctl(dev, VFIO_DEVICE_ATTACH_IOMMUFD_PT.number, a), 0);
       assert.equal(VfioDeviceAttachIommufdPt.get(a, 'pt_id'), ioas + 100, 'pt_id comes back as the HWPT');
       assert.equal(h.ioctl(dev, VFIO_DEVICE_ATTACH_IOMMUFD_PT.number, VfioDeviceAttachIommufdPt.encode({ argsz: 16, pt_id: ioas })), 0);
-      assert.throws(() => h.ioctl(dev, VFIO_DEVICE_ATTACH_IOMMUFD_PT.number, VfioDeviceAttachIommufdPt.encode({ argsz: 16, flags: 4, pt_id: ioas })), expectErrno('EINVAL'));
-      assert.throws(() => h.ioctl(dev, VFIO_DEVICE_ATTACH_IOMMUFD_PT.number, VfioDeviceAttachIommufdPt.encode({ argsz: 8, pt_id: ioas })), expectErrno('EINVAL'));
+      assert.throws(
+        () => h.ioctl(dev, VFIO_DEVICE_ATTACH_IOMMUFD_PT.number, VfioDeviceAttachIommufdPt.encode({ argsz: 16, flags: 4, pt_id: ioas })),
+        expectErrno('EINVAL'),
+      );
+      assert.throws(
+        () => h.ioctl(dev, VFIO_DEVICE_ATTACH_IOMMUFD_PT.number, VfioDeviceAttachIommufdPt.encode({ argsz: 8, pt_id: ioas })),
+        expectErrno('EINVAL'),
+      );
       assert.equal(h.ioctl(dev, VFIO_DEVICE_DETACH_IOMMUFD_PT.number, VfioDeviceDetachIommufdPt.encode({ argsz: 12 })), 0);
     });
 
@@ -140,7 +187,14 @@ describe('VFIO device cdev on edu', () => {
       const { h, dev } = boundDevice();
       const info = VfioDeviceInfo.encode({ argsz: 24, cap_offset: 0xdead, pad: 0xbeef });
       h.ioctl(dev, VFIO_DEVICE_GET_INFO.number, info);
-      assert.deepEqual(VfioDeviceInfo.decode(info), { argsz: 24, flags: VFIO_DEVICE_FLAGS_PCI, num_regions: 9, num_irqs: 5, cap_offset: 0, pad: 0 });
+      assert.deepEqual(VfioDeviceInfo.decode(info), {
+        argsz: 24,
+        flags: VFIO_DEVICE_FLAGS_PCI,
+        num_regions: 9,
+        num_irqs: 5,
+        cap_offset: 0,
+        pad: 0,
+      });
       const short = VfioDeviceInfo.encode({ argsz: 16, cap_offset: 0xdead });
       h.ioctl(dev, VFIO_DEVICE_GET_INFO.number, short);
       assert.equal(VfioDeviceInfo.get(short, 'cap_offset'), 0xdead, 'bytes past argsz are not written');
@@ -154,8 +208,22 @@ describe('VFIO device cdev on edu', () => {
         h.ioctl(dev, VFIO_DEVICE_GET_REGION_INFO.number, b);
         return VfioRegionInfo.decode(b);
       };
-      assert.deepEqual(region(0), { argsz: 32, flags: VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE | VFIO_REGION_INFO_FLAG_MMAP, index: 0, cap_offset: 0, size: 1n << 20n, offset: 0n });
-      assert.deepEqual(region(7), { argsz: 32, flags: VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE, index: 7, cap_offset: 0, size: 256n, offset: 7n << 40n });
+      assert.deepEqual(region(0), {
+        argsz: 32,
+        flags: VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE | VFIO_REGION_INFO_FLAG_MMAP,
+        index: 0,
+        cap_offset: 0,
+        size: 1n << 20n,
+        offset: 0n,
+      });
+      assert.deepEqual(region(7), {
+        argsz: 32,
+        flags: VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE,
+        index: 7,
+        cap_offset: 0,
+        size: 256n,
+        offset: 7n << 40n,
+      });
       assert.equal(region(1).size, 0n);
       assert.equal(region(1).flags, 0);
       assert.equal(region(6).size, 0n);
@@ -171,8 +239,18 @@ describe('VFIO device cdev on edu', () => {
         h.ioctl(dev, VFIO_DEVICE_GET_IRQ_INFO.number, b);
         return VfioIrqInfo.decode(b);
       };
-      assert.deepEqual(irq(VFIO_PCI_INTX_IRQ_INDEX), { argsz: 16, flags: VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_MASKABLE | VFIO_IRQ_INFO_AUTOMASKED, index: 0, count: 1 });
-      assert.deepEqual(irq(VFIO_PCI_MSI_IRQ_INDEX), { argsz: 16, flags: VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_NORESIZE, index: 1, count: 1 });
+      assert.deepEqual(irq(VFIO_PCI_INTX_IRQ_INDEX), {
+        argsz: 16,
+        flags: VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_MASKABLE | VFIO_IRQ_INFO_AUTOMASKED,
+        index: 0,
+        count: 1,
+      });
+      assert.deepEqual(irq(VFIO_PCI_MSI_IRQ_INDEX), {
+        argsz: 16,
+        flags: VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_NORESIZE,
+        index: 1,
+        count: 1,
+      });
       assert.equal(irq(VFIO_PCI_MSIX_IRQ_INDEX).count, 0);
       assert.equal(irq(VFIO_PCI_ERR_IRQ_INDEX).count, 1);
       assert.equal(irq(VFIO_PCI_REQ_IRQ_INDEX).count, 1);
@@ -182,7 +260,10 @@ describe('VFIO device cdev on edu', () => {
     it('RESET is EINVAL on edu (no reset method); hot reset info is ENODEV on the root bus', () => {
       const { h, dev } = boundDevice();
       assert.throws(() => h.ioctl(dev, VFIO_DEVICE_RESET.number, null), expectErrno('EINVAL'));
-      assert.throws(() => h.ioctl(dev, VFIO_DEVICE_GET_PCI_HOT_RESET_INFO.number, VfioPciHotResetInfo.encode({ argsz: 12 })), expectErrno('ENODEV'));
+      assert.throws(
+        () => h.ioctl(dev, VFIO_DEVICE_GET_PCI_HOT_RESET_INFO.number, VfioPciHotResetInfo.encode({ argsz: 12 })),
+        expectErrno('ENODEV'),
+      );
     });
   });
 
@@ -233,7 +314,11 @@ describe('VFIO device cdev on edu', () => {
       const { h, dev } = boundDevice();
       enableMaster(h, dev);
       const efd = h.newEventfd();
-      h.ioctl(dev, VFIO_DEVICE_SET_IRQS.number, irqSet(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_MSI_IRQ_INDEX, 0, 1, [efd]));
+      h.ioctl(
+        dev,
+        VFIO_DEVICE_SET_IRQS.number,
+        irqSet(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_MSI_IRQ_INDEX, 0, 1, [efd]),
+      );
       const flags = pread(h, dev, 2, CFG + 0x40n + BigInt(PCI_MSI_FLAGS)).readUInt16LE(0);
       assert.equal(flags & PCI_MSI_FLAGS_ENABLE, 0, 'the user-visible enable bit is virtual');
       const w = Buffer.alloc(4);
@@ -248,7 +333,11 @@ describe('VFIO device cdev on edu', () => {
       const { h, dev } = boundDevice();
       enableMaster(h, dev);
       const efd = h.newEventfd();
-      h.ioctl(dev, VFIO_DEVICE_SET_IRQS.number, irqSet(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_INTX_IRQ_INDEX, 0, 1, [efd]));
+      h.ioctl(
+        dev,
+        VFIO_DEVICE_SET_IRQS.number,
+        irqSet(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_INTX_IRQ_INDEX, 0, 1, [efd]),
+      );
       const one = Buffer.alloc(4);
       one.writeUInt32LE(1);
       pwrite(h, dev, one, BigInt(EDU_REG.IRQ_RAISE));
@@ -268,42 +357,122 @@ describe('VFIO device cdev on edu', () => {
     it('loopback triggers: DATA_NONE and DATA_BOOL signal the eventfd', () => {
       const { h, dev } = boundDevice();
       const efd = h.newEventfd();
-      h.ioctl(dev, VFIO_DEVICE_SET_IRQS.number, irqSet(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_MSI_IRQ_INDEX, 0, 1, [efd]));
+      h.ioctl(
+        dev,
+        VFIO_DEVICE_SET_IRQS.number,
+        irqSet(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_MSI_IRQ_INDEX, 0, 1, [efd]),
+      );
       h.ioctl(dev, VFIO_DEVICE_SET_IRQS.number, irqSet(VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_MSI_IRQ_INDEX, 0, 1));
-      h.ioctl(dev, VFIO_DEVICE_SET_IRQS.number, irqSet(VFIO_IRQ_SET_DATA_BOOL | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_MSI_IRQ_INDEX, 0, 1, [1], 1));
+      h.ioctl(
+        dev,
+        VFIO_DEVICE_SET_IRQS.number,
+        irqSet(VFIO_IRQ_SET_DATA_BOOL | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_MSI_IRQ_INDEX, 0, 1, [1], 1),
+      );
       assert.equal(h.eventfd(efd).read(), 2n);
       h.ioctl(dev, VFIO_DEVICE_SET_IRQS.number, irqSet(VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_MSI_IRQ_INDEX, 0, 0));
-      assert.throws(() => h.ioctl(dev, VFIO_DEVICE_SET_IRQS.number, irqSet(VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_MSI_IRQ_INDEX, 0, 1)), expectErrno('EINVAL'), 'MSI is off again');
+      assert.throws(
+        () =>
+          h.ioctl(
+            dev,
+            VFIO_DEVICE_SET_IRQS.number,
+            irqSet(VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_MSI_IRQ_INDEX, 0, 1),
+          ),
+        expectErrno('EINVAL'),
+        'MSI is off again',
+      );
     });
 
     it('vfio_msi_enable: enabling MSI with eventfd data and count 0 is ERANGE from pci_alloc_irq_vectors (seen in the lab)', () => {
       const { h, dev } = boundDevice();
-      assert.throws(() => h.ioctl(dev, VFIO_DEVICE_SET_IRQS.number, irqSet(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_MSI_IRQ_INDEX, 0, 0, [])), expectErrno('ERANGE'));
+      assert.throws(
+        () =>
+          h.ioctl(
+            dev,
+            VFIO_DEVICE_SET_IRQS.number,
+            irqSet(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_MSI_IRQ_INDEX, 0, 0, []),
+          ),
+        expectErrno('ERANGE'),
+      );
       // Nothing was enabled: MSI can still be set up normally afterwards.
-      h.ioctl(dev, VFIO_DEVICE_SET_IRQS.number, irqSet(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_MSI_IRQ_INDEX, 0, 1, [h.newEventfd()]));
+      h.ioctl(
+        dev,
+        VFIO_DEVICE_SET_IRQS.number,
+        irqSet(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_MSI_IRQ_INDEX, 0, 1, [h.newEventfd()]),
+      );
     });
 
-    it('the kernel\'s errno for each wrong combination', () => {
+    it("the kernel's errno for each wrong combination", () => {
       const { h, dev } = boundDevice();
       const set = (b: Uint8Array) => h.ioctl(dev, VFIO_DEVICE_SET_IRQS.number, b);
       const efd = h.newEventfd();
-      assert.throws(() => set(irqSet(VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_DATA_BOOL | VFIO_IRQ_SET_ACTION_TRIGGER, 1, 0, 1)), expectErrno('EINVAL'), 'two data types');
-      assert.throws(() => set(irqSet(VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER | VFIO_IRQ_SET_ACTION_MASK, 1, 0, 1)), expectErrno('ENOTTY'), 'two actions');
-      assert.throws(() => set(irqSet(VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_MASK, VFIO_PCI_MSI_IRQ_INDEX, 0, 1)), expectErrno('ENOTTY'), 'MSI masking is not implemented');
-      assert.throws(() => set(irqSet(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_MSIX_IRQ_INDEX, 0, 1, [efd])), expectErrno('EINVAL'), 'edu has no MSI-X');
-      assert.throws(() => set(irqSet(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_INTX_IRQ_INDEX, 0, 2, [efd, efd])), expectErrno('EINVAL'), 'beyond the count');
-      assert.throws(() => set(irqSet(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, 5, 0, 1, [efd])), expectErrno('EINVAL'), 'index 5');
-      assert.throws(() => set(irqSet(0x80 | VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, 1, 0, 1)), expectErrno('EINVAL'), 'unknown flag');
+      assert.throws(
+        () => set(irqSet(VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_DATA_BOOL | VFIO_IRQ_SET_ACTION_TRIGGER, 1, 0, 1)),
+        expectErrno('EINVAL'),
+        'two data types',
+      );
+      assert.throws(
+        () => set(irqSet(VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER | VFIO_IRQ_SET_ACTION_MASK, 1, 0, 1)),
+        expectErrno('ENOTTY'),
+        'two actions',
+      );
+      assert.throws(
+        () => set(irqSet(VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_MASK, VFIO_PCI_MSI_IRQ_INDEX, 0, 1)),
+        expectErrno('ENOTTY'),
+        'MSI masking is not implemented',
+      );
+      assert.throws(
+        () => set(irqSet(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_MSIX_IRQ_INDEX, 0, 1, [efd])),
+        expectErrno('EINVAL'),
+        'edu has no MSI-X',
+      );
+      assert.throws(
+        () => set(irqSet(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_INTX_IRQ_INDEX, 0, 2, [efd, efd])),
+        expectErrno('EINVAL'),
+        'beyond the count',
+      );
+      assert.throws(
+        () => set(irqSet(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, 5, 0, 1, [efd])),
+        expectErrno('EINVAL'),
+        'index 5',
+      );
+      assert.throws(
+        () => set(irqSet(0x80 | VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, 1, 0, 1)),
+        expectErrno('EINVAL'),
+        'unknown flag',
+      );
       const short = irqSet(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_MSI_IRQ_INDEX, 0, 1, [efd]);
       VfioIrqSet.set(short, 'argsz', 22);
       assert.throws(() => set(short), expectErrno('EINVAL'), 'argsz too small for the data');
-      assert.throws(() => set(irqSet(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_MSI_IRQ_INDEX, 0, 1, [77])), expectErrno('EBADF'));
-      assert.throws(() => set(irqSet(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_MSI_IRQ_INDEX, 0, 1, [dev])), expectErrno('EINVAL'), 'not an eventfd');
-      assert.throws(() => set(irqSet(VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_UNMASK, VFIO_PCI_INTX_IRQ_INDEX, 0, 1)), expectErrno('EINVAL'), 'INTx not enabled');
+      assert.throws(
+        () => set(irqSet(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_MSI_IRQ_INDEX, 0, 1, [77])),
+        expectErrno('EBADF'),
+      );
+      assert.throws(
+        () => set(irqSet(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_MSI_IRQ_INDEX, 0, 1, [dev])),
+        expectErrno('EINVAL'),
+        'not an eventfd',
+      );
+      assert.throws(
+        () => set(irqSet(VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_UNMASK, VFIO_PCI_INTX_IRQ_INDEX, 0, 1)),
+        expectErrno('EINVAL'),
+        'INTx not enabled',
+      );
       set(irqSet(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_INTX_IRQ_INDEX, 0, 1, [efd]));
-      assert.throws(() => set(irqSet(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_MSI_IRQ_INDEX, 0, 1, [efd])), expectErrno('EINVAL'), 'INTx is active');
-      assert.throws(() => set(irqSet(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_MASK, VFIO_PCI_INTX_IRQ_INDEX, 0, 1, [efd])), expectErrno('ENOTTY'), 'mask by eventfd');
-      assert.throws(() => set(irqSet(VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_ERR_IRQ_INDEX, 0, 1)), expectErrno('EINVAL'), 'ERR has no eventfd yet');
+      assert.throws(
+        () => set(irqSet(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_MSI_IRQ_INDEX, 0, 1, [efd])),
+        expectErrno('EINVAL'),
+        'INTx is active',
+      );
+      assert.throws(
+        () => set(irqSet(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_MASK, VFIO_PCI_INTX_IRQ_INDEX, 0, 1, [efd])),
+        expectErrno('ENOTTY'),
+        'mask by eventfd',
+      );
+      assert.throws(
+        () => set(irqSet(VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_ERR_IRQ_INDEX, 0, 1)),
+        expectErrno('EINVAL'),
+        'ERR has no eventfd yet',
+      );
       set(irqSet(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_REQ_IRQ_INDEX, 0, 1, [efd]));
       set(irqSet(VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_REQ_IRQ_INDEX, 0, 0));
     });
@@ -321,28 +490,53 @@ describe('VFIO device cdev on edu', () => {
     it('VFIO_DEVICE_FEATURE: flag rules, PROBE, no migration, low power makes BAR mappings fault (vfio_ioctl_device_feature, vfio_pci_core_pm_entry)', () => {
       const { h, dev } = boundDevice();
       assert.throws(() => feature(h, dev, 1 << 20), expectErrno('EINVAL'), 'unknown flag');
-      assert.throws(() => feature(h, dev, VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY), expectErrno('EINVAL'));
+      assert.throws(
+        () => feature(h, dev, VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY),
+        expectErrno('EINVAL'),
+      );
       assert.throws(() => feature(h, dev, VFIO_DEVICE_FEATURE_PROBE | VFIO_DEVICE_FEATURE_MIGRATION), expectErrno('ENOTTY'));
       assert.equal(feature(h, dev, VFIO_DEVICE_FEATURE_PROBE | VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY), 0);
-      assert.throws(() => feature(h, dev, VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY), expectErrno('EINVAL'), 'SET only');
+      assert.throws(
+        () => feature(h, dev, VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY),
+        expectErrno('EINVAL'),
+        'SET only',
+      );
       const bar = h.file(dev).mmap!(4096n, 3, MAP_SHARED, 0n, { fd: dev });
       if (bar.kind !== 'mmio') throw new Error('BAR0 must map as mmio');
       assert.equal(feature(h, dev, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY), 0);
       assert.throws(() => bar.read(0, 32), expectErrno('EFAULT'), 'SIGBUS in low power');
-      assert.throws(() => feature(h, dev, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY), expectErrno('EINVAL'), 'already in low power');
+      assert.throws(
+        () => feature(h, dev, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY),
+        expectErrno('EINVAL'),
+        'already in low power',
+      );
       assert.equal(feature(h, dev, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_LOW_POWER_EXIT), 0);
       assert.equal(bar.read(0, 32), 0x010000edn);
-      assert.throws(() => feature(h, dev, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP, [-1, 0]), expectErrno('EINVAL'));
-      assert.throws(() => feature(h, dev, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP, [90, 0]), expectErrno('EBADF'));
-      assert.throws(() => feature(h, dev, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP), expectErrno('EINVAL'), 'no room for the struct');
+      assert.throws(
+        () => feature(h, dev, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP, [-1, 0]),
+        expectErrno('EINVAL'),
+      );
+      assert.throws(
+        () => feature(h, dev, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP, [90, 0]),
+        expectErrno('EBADF'),
+      );
+      assert.throws(
+        () => feature(h, dev, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP),
+        expectErrno('EINVAL'),
+        'no room for the struct',
+      );
       assert.equal(feature(h, dev, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP, [h.newEventfd(), 0]), 0);
     });
 
     it('an ioeventfd writes its value to the BAR whenever the eventfd is signalled (vfio_pci_ioeventfd)', () => {
       const { h, dev } = boundDevice();
       const efd = h.newEventfd();
-      const io = (fd: number, flags = 4, offset = BigInt(EDU_REG.LIVENESS)) => h.ioctl(dev, VFIO_DEVICE_IOEVENTFD.number,
-        VfioDeviceIoeventfd.encode({ argsz: VfioDeviceIoeventfd.size, flags, offset, data: 0x1234n, fd }));
+      const io = (fd: number, flags = 4, offset = BigInt(EDU_REG.LIVENESS)) =>
+        h.ioctl(
+          dev,
+          VFIO_DEVICE_IOEVENTFD.number,
+          VfioDeviceIoeventfd.encode({ argsz: VfioDeviceIoeventfd.size, flags, offset, data: 0x1234n, fd }),
+        );
       assert.throws(() => io(efd, 3), expectErrno('EINVAL'), 'size must be a power of two');
       assert.throws(() => io(efd, 4, 7n << 40n), expectErrno('EINVAL'), 'only BARs');
       assert.throws(() => io(efd, 8, 0x80n), expectErrno('EINVAL'), '8-byte ioeventfds are refused');
@@ -362,9 +556,25 @@ describe('VFIO device cdev on edu', () => {
       pwrite(h, dev, b, CFG + BigInt(PCI_COMMAND));
       const trigger = h.newEventfd();
       const unmask = h.newEventfd();
-      h.ioctl(dev, VFIO_DEVICE_SET_IRQS.number, irqSet(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_INTX_IRQ_INDEX, 0, 1, [trigger]));
-      h.ioctl(dev, VFIO_DEVICE_SET_IRQS.number, irqSet(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_UNMASK, VFIO_PCI_INTX_IRQ_INDEX, 0, 1, [unmask]));
-      assert.throws(() => h.ioctl(dev, VFIO_DEVICE_SET_IRQS.number, irqSet(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_UNMASK, VFIO_PCI_INTX_IRQ_INDEX, 0, 1, [unmask])), expectErrno('EBUSY'));
+      h.ioctl(
+        dev,
+        VFIO_DEVICE_SET_IRQS.number,
+        irqSet(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_INTX_IRQ_INDEX, 0, 1, [trigger]),
+      );
+      h.ioctl(
+        dev,
+        VFIO_DEVICE_SET_IRQS.number,
+        irqSet(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_UNMASK, VFIO_PCI_INTX_IRQ_INDEX, 0, 1, [unmask]),
+      );
+      assert.throws(
+        () =>
+          h.ioctl(
+            dev,
+            VFIO_DEVICE_SET_IRQS.number,
+            irqSet(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_UNMASK, VFIO_PCI_INTX_IRQ_INDEX, 0, 1, [unmask]),
+          ),
+        expectErrno('EBUSY'),
+      );
       const one = Buffer.alloc(4);
       one.writeUInt32LE(1);
       pwrite(h, dev, one, BigInt(EDU_REG.IRQ_RAISE));
@@ -378,14 +588,23 @@ describe('VFIO device cdev on edu', () => {
   describe('DMA by the device', () => {
     function startDma(h: TestHost, dev: number, src: bigint, dst: bigint, count: number, cmd: number) {
       const b = Buffer.alloc(8);
-      for (const [reg, v] of [[EDU_REG.DMA_SRC, src], [EDU_REG.DMA_DST, dst], [EDU_REG.DMA_COUNT, BigInt(count)], [EDU_REG.DMA_CMD, BigInt(cmd)]] as const) {
+      for (const [reg, v] of [
+        [EDU_REG.DMA_SRC, src],
+        [EDU_REG.DMA_DST, dst],
+        [EDU_REG.DMA_COUNT, BigInt(count)],
+        [EDU_REG.DMA_CMD, BigInt(cmd)],
+      ] as const) {
         b.writeBigUInt64LE(v);
         pwrite(h, dev, b, BigInt(reg));
       }
     }
 
     it('behind an IOMMU: DMA by IOVA through the attached domain; an unmapped IOVA is a recorded fault', () => {
-      const { h, dev, ictx } = boundDevice({ iommu: true, noiommu: false, functions: [{ address: EDU_BDF, device: 'edu', options: { dma_mask: (1n << 64n) - 1n, timing: { mode: 'sync' } } }] });
+      const { h, dev, ictx } = boundDevice({
+        iommu: true,
+        noiommu: false,
+        functions: [{ address: EDU_BDF, device: 'edu', options: { dma_mask: (1n << 64n) - 1n, timing: { mode: 'sync' } } }],
+      });
       const cmd = Buffer.alloc(2);
       cmd.writeUInt16LE(PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
       pwrite(h, dev, cmd, CFG + BigInt(PCI_COMMAND));
@@ -412,7 +631,11 @@ describe('VFIO device cdev on edu', () => {
     const b = Buffer.alloc(2);
     b.writeUInt16LE(PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
     pwrite(h, dev, b, CFG + BigInt(PCI_COMMAND));
-    h.ioctl(dev, VFIO_DEVICE_SET_IRQS.number, irqSet(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_MSI_IRQ_INDEX, 0, 1, [h.newEventfd()]));
+    h.ioctl(
+      dev,
+      VFIO_DEVICE_SET_IRQS.number,
+      irqSet(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_MSI_IRQ_INDEX, 0, 1, [h.newEventfd()]),
+    );
     const edu = h.machine.host.slot(EDU_BDF)!.device;
     h.close(dev);
     assert.equal(edu.config.read(PCI_COMMAND, 2) & PCI_COMMAND_MASTER, 0);
@@ -424,7 +647,11 @@ describe('VFIO device cdev on edu', () => {
   it('unbinding an open device is refused and signals REQ (the kernel would block until close)', () => {
     const { h, dev } = boundDevice();
     const req = h.newEventfd();
-    h.ioctl(dev, VFIO_DEVICE_SET_IRQS.number, irqSet(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_REQ_IRQ_INDEX, 0, 1, [req]));
+    h.ioctl(
+      dev,
+      VFIO_DEVICE_SET_IRQS.number,
+      irqSet(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_REQ_IRQ_INDEX, 0, 1, [req]),
+    );
     assert.throws(() => h.write('/sys/bus/pci/drivers/vfio-pci/unbind', EDU_BDF), expectErrno('EBUSY'));
     assert.equal(h.eventfd(req).read(), 1n);
     h.close(dev);

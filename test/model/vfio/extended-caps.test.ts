@@ -9,7 +9,12 @@ import { DeviceModel, extendedCapability, pcieCapability } from '../../../lib/mo
 import { VfioPciConfig, type ConfigOwner } from '../../../lib/model/vfio/config-virt';
 
 /** A capability's registers after the header, with the fields its length depends on. */
-interface Case { readonly name: string; readonly id: number; readonly data: number[]; readonly vfioLength: number }
+interface Case {
+  readonly name: string;
+  readonly id: number;
+  readonly data: number[];
+  readonly vfioLength: number;
+}
 
 const dwords = (n: number, first: number[] = []) => [...first, ...new Array<number>(n * 4 - first.length).fill(0)];
 
@@ -33,7 +38,8 @@ const CASES: Case[] = [
 class WithExtendedCapability extends DeviceModel {
   constructor(c: Case) {
     super({
-      model: 'ext-cap', identity: { vendorId: 0x1234, deviceId: 0x0001, classCode: 0xff0000 },
+      model: 'ext-cap',
+      identity: { vendorId: 0x1234, deviceId: 0x0001, classCode: 0xff0000 },
       capabilities: [
         pcieCapability(),
         extendedCapability({ id: c.id, data: new Uint8Array(c.data), writeMask: new Uint8Array(c.data.length).fill(0xff) }),
@@ -44,10 +50,19 @@ class WithExtendedCapability extends DeviceModel {
 
 function virtualise(device: DeviceModel): VfioPciConfig {
   const owner: ConfigOwner = {
-    bars: [], intxUsable: true, msiActive: () => false, msiQmax: () => 0, intxMask: () => undefined,
-    intxUnmask: () => undefined, setPowerState: () => undefined, tryFunctionReset: () => undefined,
+    bars: [],
+    intxUsable: true,
+    msiActive: () => false,
+    msiQmax: () => 0,
+    intxMask: () => undefined,
+    intxUnmask: () => undefined,
+    setPowerState: () => undefined,
+    tryFunctionReset: () => undefined,
   };
-  return new VfioPciConfig({ size: device.config.size, read: (o, w) => device.config.read(o, w), write: (o, w, v) => device.config.write(o, w, v) }, owner);
+  return new VfioPciConfig(
+    { size: device.config.size, read: (o, w) => device.config.read(o, w), write: (o, w, v) => device.config.write(o, w, v) },
+    owner,
+  );
 }
 
 describe('vfio-pci extended capability lengths (vfio_ext_cap_len)', () => {
@@ -58,8 +73,11 @@ describe('vfio-pci extended capability lengths (vfio_ext_cap_len)', () => {
       const header = Buffer.alloc(4);
       cfg.rw(header, 0x100, false);
       assert.equal(header.readUInt32LE(0) & 0xffff, c.id, 'the capability stays in the list');
-      const write = (at: number) => { cfg.rw(Buffer.from([0xa5]), at, true); return device.config.read(at, 1); };
-      assert.notEqual(write(0x100 + c.vfioLength - 1), 0xa5, 'the last byte of the capability is not the user\'s to write');
+      const write = (at: number) => {
+        cfg.rw(Buffer.from([0xa5]), at, true);
+        return device.config.read(at, 1);
+      };
+      assert.notEqual(write(0x100 + c.vfioLength - 1), 0xa5, "the last byte of the capability is not the user's to write");
       assert.equal(write(0x100 + c.vfioLength), 0xa5, 'the byte after it is unassigned: a raw write');
     });
   }

@@ -4,10 +4,26 @@
  */
 import assert from 'node:assert/strict';
 import {
-  VfioDeviceInfo, VfioGroupStatus, VfioIommuType1DmaMap, VFIO_API_VERSION, VFIO_CHECK_EXTENSION, VFIO_DEVICE_BIND_IOMMUFD,
-  VFIO_DEVICE_GET_INFO, VFIO_GET_API_VERSION, VFIO_GROUP_FLAGS_CONTAINER_SET, VFIO_GROUP_FLAGS_VIABLE,
-  VFIO_GROUP_GET_DEVICE_FD, VFIO_GROUP_GET_STATUS, VFIO_GROUP_SET_CONTAINER, VFIO_GROUP_UNSET_CONTAINER,
-  VFIO_IOMMU_GET_INFO, VFIO_IOMMU_MAP_DMA, VFIO_NOIOMMU_IOMMU, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU, VfioDeviceBindIommufd,
+  VfioDeviceInfo,
+  VfioGroupStatus,
+  VfioIommuType1DmaMap,
+  VFIO_API_VERSION,
+  VFIO_CHECK_EXTENSION,
+  VFIO_DEVICE_BIND_IOMMUFD,
+  VFIO_DEVICE_GET_INFO,
+  VFIO_GET_API_VERSION,
+  VFIO_GROUP_FLAGS_CONTAINER_SET,
+  VFIO_GROUP_FLAGS_VIABLE,
+  VFIO_GROUP_GET_DEVICE_FD,
+  VFIO_GROUP_GET_STATUS,
+  VFIO_GROUP_SET_CONTAINER,
+  VFIO_GROUP_UNSET_CONTAINER,
+  VFIO_IOMMU_GET_INFO,
+  VFIO_IOMMU_MAP_DMA,
+  VFIO_NOIOMMU_IOMMU,
+  VFIO_SET_IOMMU,
+  VFIO_TYPE1v2_IOMMU,
+  VfioDeviceBindIommufd,
 } from '../../../lib/uapi/vfio';
 import { EDU_BDF, TestHost, expectErrno } from './harness';
 
@@ -86,7 +102,11 @@ describe('legacy VFIO group and container (noiommu)', () => {
     const c = h.open('/dev/vfio/vfio');
     const g = h.open(GROUP);
     h.ioctl(g, VFIO_GROUP_SET_CONTAINER.number, fdArg(c));
-    assert.throws(() => h.ioctl(c, VFIO_IOMMU_MAP_DMA.number, VfioIommuType1DmaMap.encode({ argsz: 32 })), expectErrno('EINVAL'), 'no IOMMU model yet');
+    assert.throws(
+      () => h.ioctl(c, VFIO_IOMMU_MAP_DMA.number, VfioIommuType1DmaMap.encode({ argsz: 32 })),
+      expectErrno('EINVAL'),
+      'no IOMMU model yet',
+    );
     h.ioctl(c, VFIO_SET_IOMMU.number, VFIO_NOIOMMU_IOMMU);
     assert.throws(() => h.ioctl(c, VFIO_IOMMU_MAP_DMA.number, VfioIommuType1DmaMap.encode({ argsz: 32 })), expectErrno('ENOTTY'));
     assert.throws(() => h.ioctl(c, VFIO_IOMMU_GET_INFO.number, Buffer.alloc(24)), expectErrno('ENOTTY'));
@@ -104,12 +124,19 @@ describe('legacy VFIO group and container (noiommu)', () => {
     h.ioctl(c, VFIO_SET_IOMMU.number, VFIO_NOIOMMU_IOMMU);
     assert.throws(() => h.ioctl(g, VFIO_GROUP_GET_DEVICE_FD.number, Buffer.from('0000:00:04.0\0')), expectErrno('ENODEV'));
     assert.throws(() => h.ioctl(g, VFIO_GROUP_GET_DEVICE_FD.number, Buffer.from(`${EDU_BDF}x\0`)), expectErrno('ENODEV'));
-    assert.throws(() => h.ioctl(g, VFIO_GROUP_GET_DEVICE_FD.number, Buffer.from(`${EDU_BDF} vf_token=12345678-1234-1234-1234-123456789abc\0`)), expectErrno('EINVAL'));
+    assert.throws(
+      () => h.ioctl(g, VFIO_GROUP_GET_DEVICE_FD.number, Buffer.from(`${EDU_BDF} vf_token=12345678-1234-1234-1234-123456789abc\0`)),
+      expectErrno('EINVAL'),
+    );
     const dev = h.ioctl(g, VFIO_GROUP_GET_DEVICE_FD.number, name);
     const info = VfioDeviceInfo.encode({ argsz: 24 });
     assert.equal(h.ioctl(dev, VFIO_DEVICE_GET_INFO.number, info), 0);
     assert.equal(VfioDeviceInfo.get(info, 'num_regions'), 9);
-    assert.throws(() => h.ioctl(dev, VFIO_DEVICE_BIND_IOMMUFD.number, VfioDeviceBindIommufd.encode({ argsz: 24, iommufd: h.newIommufd() })), expectErrno('EINVAL'), 'a group device fd cannot bind');
+    assert.throws(
+      () => h.ioctl(dev, VFIO_DEVICE_BIND_IOMMUFD.number, VfioDeviceBindIommufd.encode({ argsz: 24, iommufd: h.newIommufd() })),
+      expectErrno('EINVAL'),
+      'a group device fd cannot bind',
+    );
     const dev2 = h.ioctl(g, VFIO_GROUP_GET_DEVICE_FD.number, name);
     assert.ok(dev2 > dev, 'the group path allows several opens');
   });

@@ -19,13 +19,24 @@ export const EDU_BDF = '0000:00:03.0';
 
 export class FlatMemory implements DmaPort {
   readonly bytes: Uint8Array;
-  constructor(readonly base: bigint, size: number) { this.bytes = new Uint8Array(size); }
+  constructor(
+    readonly base: bigint,
+    size: number,
+  ) {
+    this.bytes = new Uint8Array(size);
+  }
   private at(address: bigint, length: number, dir: 'read' | 'write'): number {
-    if (address < this.base || address + BigInt(length) > this.base + BigInt(this.bytes.length)) throw new DmaFault('no-memory', address, length, dir);
+    if (address < this.base || address + BigInt(length) > this.base + BigInt(this.bytes.length))
+      throw new DmaFault('no-memory', address, length, dir);
     return Number(address - this.base);
   }
-  read(address: bigint, length: number): Uint8Array { const i = this.at(address, length, 'read'); return this.bytes.slice(i, i + length); }
-  write(address: bigint, data: Uint8Array): void { this.bytes.set(data, this.at(address, data.length, 'write')); }
+  read(address: bigint, length: number): Uint8Array {
+    const i = this.at(address, length, 'read');
+    return this.bytes.slice(i, i + length);
+  }
+  write(address: bigint, data: Uint8Array): void {
+    this.bytes.set(data, this.at(address, data.length, 'write'));
+  }
 }
 
 /** An iommufd stand-in: IDs from 1, an IOAS per context whose IOVA map the test sets. */
@@ -36,7 +47,9 @@ export class FakeIommufd implements OpenFile, IommufdContextPort {
   readonly iovaMap = new Map<bigint, bigint>(); // page IOVA -> page PA
   compatIoas: number | undefined;
   bound: { id: number; name: string; attachedTo: number | undefined }[] = [];
-  constructor(private readonly memory: DmaPort) { this.ioasId = this.nextId++; }
+  constructor(private readonly memory: DmaPort) {
+    this.ioasId = this.nextId++;
+  }
 
   bind(device: { name: string }): IommufdBoundDevice {
     const rec = { id: this.nextId++, name: device.name, attachedTo: undefined as number | undefined };
@@ -49,9 +62,15 @@ export class FakeIommufd implements OpenFile, IommufdContextPort {
         rec.attachedTo = ptId;
         return ptId + 100;
       },
-      replace(ptId) { return this.attach(ptId); },
-      detach() { rec.attachedTo = undefined; },
-      unbind() { self.bound = self.bound.filter((b) => b !== rec); },
+      replace(ptId) {
+        return this.attach(ptId);
+      },
+      detach() {
+        rec.attachedTo = undefined;
+      },
+      unbind() {
+        self.bound = self.bound.filter((b) => b !== rec);
+      },
       dmaPort(): DmaPort | undefined {
         if (rec.attachedTo === undefined) return undefined;
         const translate = (iova: bigint, length: number, dir: 'read' | 'write') => {
@@ -67,9 +86,15 @@ export class FakeIommufd implements OpenFile, IommufdContextPort {
       },
     };
   }
-  compatSetNoIommu(): void { /* the noiommu compat mode needs nothing here */ }
-  compatIoasCreate(): void { this.compatIoas = this.ioasId; }
-  compatIoasId(): number | undefined { return this.compatIoas; }
+  compatSetNoIommu(): void {
+    /* the noiommu compat mode needs nothing here */
+  }
+  compatIoasCreate(): void {
+    this.compatIoas = this.ioasId;
+  }
+  compatIoasId(): number | undefined {
+    return this.compatIoas;
+  }
 }
 
 export interface HostOptions {
@@ -80,7 +105,14 @@ export interface HostOptions {
   functions?: PciFunctionSpec[];
 }
 
-export const KCONFIG_7_3: VfioKconfig = { group: true, container: true, cdev: true, vfioNoiommu: true, iommufdNoiommu: true, pciIntx: true };
+export const KCONFIG_7_3: VfioKconfig = {
+  group: true,
+  container: true,
+  cdev: true,
+  vfioNoiommu: true,
+  iommufdNoiommu: true,
+  pciIntx: true,
+};
 
 export class TestHost {
   readonly vfs = new Vfs();
@@ -93,11 +125,17 @@ export class TestHost {
     this.caps = { sysRawio: true, sysAdmin: true, ipcLock: true, ...o.caps };
     const iommufdPort: IommufdPort = { contextOf: (f) => (f instanceof FakeIommufd ? f : undefined) };
     this.machine = new PciMachine({
-      vfs: this.vfs, pageSize: 4096, kconfig: { ...KCONFIG_7_3, ...o.kconfig }, iommu: o.iommu ?? false,
+      vfs: this.vfs,
+      pageSize: 4096,
+      kconfig: { ...KCONFIG_7_3, ...o.kconfig },
+      iommu: o.iommu ?? false,
       noiommuAtBoot: o.noiommu ?? true,
       functions: o.functions ?? [{ address: EDU_BDF, device: 'edu', options: { dma_mask: (1n << 64n) - 1n, timing: { mode: 'sync' } } }],
-      physicalMemory: this.memory, iommufd: iommufdPort,
-      capabilities: () => this.caps, lookup: (fd) => this.fds.get(fd), installFd: (f) => this.install(f),
+      physicalMemory: this.memory,
+      iommufd: iommufdPort,
+      capabilities: () => this.caps,
+      lookup: (fd) => this.fds.get(fd),
+      installFd: (f) => this.install(f),
     });
   }
 
@@ -122,7 +160,9 @@ export class TestHost {
     f.release?.();
   }
 
-  file(fd: number): OpenFile { return this.fds.get(fd)!; }
+  file(fd: number): OpenFile {
+    return this.fds.get(fd)!;
+  }
 
   ioctl(fd: number, request: number, arg: Uint8Array | number | null): number {
     const f = this.fds.get(fd);
@@ -131,9 +171,15 @@ export class TestHost {
     return f.ioctl(request, arg, { fd });
   }
 
-  newIommufd(): number { return this.install(new FakeIommufd(this.memory)); }
-  newEventfd(): number { return this.install(new EventFdFile(0, 0)); }
-  eventfd(fd: number): EventFdFile { return this.fds.get(fd) as EventFdFile; }
+  newIommufd(): number {
+    return this.install(new FakeIommufd(this.memory));
+  }
+  newEventfd(): number {
+    return this.install(new EventFdFile(0, 0));
+  }
+  eventfd(fd: number): EventFdFile {
+    return this.fds.get(fd) as EventFdFile;
+  }
 
   write(path: string, text: string): void {
     const node = this.vfs.lookup(path);
@@ -148,7 +194,9 @@ export class TestHost {
     return node.read().toString();
   }
 
-  exists(path: string): boolean { return this.vfs.lookup(path) !== undefined; }
+  exists(path: string): boolean {
+    return this.vfs.lookup(path) !== undefined;
+  }
 
   readlink(path: string): string {
     const node = this.vfs.lookup(path, false);

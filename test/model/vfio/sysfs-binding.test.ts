@@ -9,7 +9,7 @@ import { EDU_BDF, TestHost, expectErrno } from './harness';
 const DEV = `/sys/bus/pci/devices/${EDU_BDF}`;
 
 describe('PCI sysfs and vfio-pci binding', () => {
-  it('publishes the edu function with the kernel\'s attribute formats (pci-sysfs.c)', () => {
+  it("publishes the edu function with the kernel's attribute formats (pci-sysfs.c)", () => {
     const h = new TestHost();
     assert.equal(h.read(`${DEV}/vendor`), '0x1234\n');
     assert.equal(h.read(`${DEV}/device`), '0x11e8\n');

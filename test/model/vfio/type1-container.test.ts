@@ -6,9 +6,22 @@
 import assert from 'node:assert/strict';
 import { createModelKernel } from '../../../lib/model';
 import {
-  VfioIommuType1DmaMap, VfioIommuType1DmaUnmap, VfioIommuType1Info, VFIO_CHECK_EXTENSION, VFIO_DMA_MAP_FLAG_READ,
-  VFIO_DMA_MAP_FLAG_WRITE, VFIO_GROUP_GET_DEVICE_FD, VFIO_GROUP_SET_CONTAINER, VFIO_IOMMU_GET_INFO, VFIO_IOMMU_INFO_PGSIZES,
-  VFIO_IOMMU_MAP_DMA, VFIO_IOMMU_UNMAP_DMA, VFIO_NOIOMMU_IOMMU, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU, VFIO_DEVICE_BIND_IOMMUFD,
+  VfioIommuType1DmaMap,
+  VfioIommuType1DmaUnmap,
+  VfioIommuType1Info,
+  VFIO_CHECK_EXTENSION,
+  VFIO_DMA_MAP_FLAG_READ,
+  VFIO_DMA_MAP_FLAG_WRITE,
+  VFIO_GROUP_GET_DEVICE_FD,
+  VFIO_GROUP_SET_CONTAINER,
+  VFIO_IOMMU_GET_INFO,
+  VFIO_IOMMU_INFO_PGSIZES,
+  VFIO_IOMMU_MAP_DMA,
+  VFIO_IOMMU_UNMAP_DMA,
+  VFIO_NOIOMMU_IOMMU,
+  VFIO_SET_IOMMU,
+  VFIO_TYPE1v2_IOMMU,
+  VFIO_DEVICE_BIND_IOMMUFD,
   VfioDeviceBindIommufd,
 } from '../../../lib/uapi/vfio';
 import { PCI_COMMAND, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY } from '../../../lib/uapi/pci';
@@ -41,9 +54,17 @@ describe('type1 container behind an IOMMU (linux-7.3-iommu)', () => {
     const buf = k.mmap(-1, 8192n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, 0n);
     // An IOVA inside VT-d's 39-bit aperture (a 47-bit process address would not fit).
     const iova = 0x1000_0000n;
-    k.ioctl(container, VFIO_IOMMU_MAP_DMA.number, VfioIommuType1DmaMap.encode({
-      argsz: VfioIommuType1DmaMap.size, flags: VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE, vaddr: buf.address, iova, size: 8192n,
-    }));
+    k.ioctl(
+      container,
+      VFIO_IOMMU_MAP_DMA.number,
+      VfioIommuType1DmaMap.encode({
+        argsz: VfioIommuType1DmaMap.size,
+        flags: VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
+        vaddr: buf.address,
+        iova,
+        size: 8192n,
+      }),
+    );
     const dev = k.ioctl(group, VFIO_GROUP_GET_DEVICE_FD.number, Buffer.from(`${BDF}\0`));
     const cmd = Buffer.alloc(2);
     cmd.writeUInt16LE(PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
@@ -76,10 +97,13 @@ describe('type1 container behind an IOMMU (linux-7.3-iommu)', () => {
     k.ioctl(group, VFIO_GROUP_SET_CONTAINER.number, fdArg(container));
     const cdev = k.open('/dev/vfio/devices/vfio0', O_RDWR);
     const iommufd = k.open('/dev/iommu', O_RDWR);
-    assert.throws(() => k.ioctl(cdev, VFIO_DEVICE_BIND_IOMMUFD.number, VfioDeviceBindIommufd.encode({ argsz: 24, iommufd })), (e: unknown) => isVfioError(e, 'EBUSY'));
+    assert.throws(
+      () => k.ioctl(cdev, VFIO_DEVICE_BIND_IOMMUFD.number, VfioDeviceBindIommufd.encode({ argsz: 24, iommufd })),
+      (e: unknown) => isVfioError(e, 'EBUSY'),
+    );
   });
 
-  it('closing the cdev releases iommufd\'s DMA ownership of the group, so the group can join a container', () => {
+  it("closing the cdev releases iommufd's DMA ownership of the group, so the group can join a container", () => {
     const k = createModelKernel('linux-7.3-iommu');
     const cdev = k.open('/dev/vfio/devices/vfio0', O_RDWR);
     const iommufd = k.open('/dev/iommu', O_RDWR);
