@@ -28,6 +28,7 @@ const DECIDED_BY_QEMU = [
   'native kernel: errors carry errno, syscall, ioctl name and path an integer or null argument is passed through',
   'native addon loading importing the package works without the addon; native calls then throw a VfioError saying why',
   'native kernel: mappings MAP_HUGETLB without free huge pages fails ENOMEM as a VfioError',
+  'native ioctl binding: the run walk a step the kernel refuses is its errno, with the request and path named by NativeKernel',
 ];
 
 /**
