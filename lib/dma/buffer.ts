@@ -51,6 +51,7 @@ export interface BusRun {
   readonly offset: bigint;
   /** Physical address (noiommu) or IOVA (IOMMU) of the run's first byte. */
   readonly address: BusAddr;
+  /** Bytes the run covers, contiguous on the bus: one DMA descriptor can describe it. */
   readonly length: bigint;
 }
 

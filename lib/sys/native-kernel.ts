@@ -21,6 +21,8 @@ import { VFIO_GROUP_GET_DEVICE_FD } from '../uapi/vfio';
 
 const VFIO_GROUP_GET_DEVICE_FD_NUMBER = VFIO_GROUP_GET_DEVICE_FD.number;
 
+export type { FileKind };
+
 /** What the kernel tracks about an fd it handed out: how it was opened, for error messages. */
 export type NativeFileKind = FileKind | 'eventfd' | 'memfd' | 'file';
 
@@ -65,6 +67,11 @@ export class NativeMapping implements Mapping {
   }
 }
 
+/**
+ * The Kernel of the real host: every call is the system call itself, through the native addon.
+ * Usually reached through `nativeKernel()`, the process's one instance, so that the fds it tracks
+ * (for error messages and for ending waits on close) are the same everywhere.
+ */
 export class NativeKernel implements Kernel {
   readonly kind = 'native' as const;
   readonly description: string;
@@ -80,7 +87,14 @@ export class NativeKernel implements Kernel {
   }
 
   /** Path and kind of an fd this kernel opened, if it did. */
-  fileOf(fd: number): { readonly path: string; readonly kind: NativeFileKind } | undefined {
+  fileOf(fd: number):
+    | {
+        /** The path it was opened at ('anon_inode:[eventfd]', 'memfd:<name>' for fds without one). */
+        readonly path: string;
+        /** What kind of file it is, which decides how ioctl requests are named in errors. */
+        readonly kind: NativeFileKind;
+      }
+    | undefined {
     return this.fds.get(fd);
   }
 

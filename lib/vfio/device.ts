@@ -61,6 +61,7 @@ export interface VfioDeviceOpenOptions {
 export type VfioDeviceAdoptOptions = {
   /** The PCI address, when the sender said (for messages and PciDevice lookups). */
   readonly bdf?: string;
+  /** Why the fd is adopted (e.g. 'received from the broker'), shown as `backend.reason`. */
   readonly reason?: string;
 } & (
   | {
@@ -73,7 +74,11 @@ export type VfioDeviceAdoptOptions = {
     }
   | {
       /** The container a group's device maps DMA into. */
-      readonly dmaSpace: DmaSpace & { readonly kernel: Kernel };
+      readonly dmaSpace: DmaSpace & {
+        /** The kernel the container lives on; the device fd is used through the same one. */
+        readonly kernel: Kernel;
+      };
+      /** The group is a noiommu group (the sender knows; a group fd cannot say). Default false. */
       readonly noiommu?: boolean;
     }
 );
