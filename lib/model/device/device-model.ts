@@ -192,12 +192,15 @@ export class DeviceModel implements PciDeviceModel {
     return ram;
   }
 
+  /** The Command register as the device sees it (after vfio-pci's virtualisation). */
   get command(): number {
     return this.config.getRaw(PCI_COMMAND, 2);
   }
+  /** Memory Space Enable: while clear, BAR accesses do not reach the device. */
   get memoryDecodeEnabled(): boolean {
     return (this.command & PCI_COMMAND_MEMORY) !== 0;
   }
+  /** Bus Master Enable: while clear, the device's DMA and MSI are blocked (a guest error in the log). */
   get busMasterEnabled(): boolean {
     return (this.config.bytes[PCI_COMMAND]! & PCI_COMMAND_MASTER) !== 0;
   }
@@ -225,6 +228,7 @@ export class DeviceModel implements PciDeviceModel {
     this.msiState.notify(vector);
   }
 
+  /** MSI-X is enabled in the function's capability. */
   get msixEnabled(): boolean {
     return this.msixState?.enabled ?? false;
   }
