@@ -7,9 +7,20 @@
  */
 import type { ErrnoName } from '../sys/constants';
 
+/**
+ * How model kernel code fails, the model's `return -EINVAL`: a device model or VFS node of your
+ * own throws one (or calls `fail`), and the Kernel boundary turns it into the VfioError callers see.
+ *
+ * @example
+ * ```ts
+ * open: () => { throw new KernelError('EBUSY', 'the device is held by another user'); }
+ * ```
+ */
 export class KernelError extends Error {
   constructor(
+    /** The errno name the call fails with. */
     readonly code: ErrnoName,
+    /** Why, in words; kept as the VfioError's `detail`. */
     readonly detail?: string,
   ) {
     super(detail ? `${code}: ${detail}` : code);

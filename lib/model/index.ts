@@ -89,7 +89,17 @@ function machineProfile(m: ModelMachine): Profile {
 
 export { ModelKernel } from './model-kernel';
 export { profiles, resolveProfile, hasIommufdNoiommu } from './profile';
-export type { Profile, ProfileName, KernelConfig, IommuUnit, MemoryConfig, PciDeviceSpec, ProcessCredentials } from './profile';
+export type {
+  Profile,
+  ProfileName,
+  KernelConfig,
+  KernelVersion,
+  IommuUnit,
+  ReservedIovaRegion,
+  MemoryConfig,
+  PciDeviceSpec,
+  ProcessCredentials,
+} from './profile';
 export { PhysicalAccessFault } from './memory/physical-memory';
 export { IommufdContext, IommuFault } from './iommufd/iommufd-ctx';
 export type { BindableDevice } from './iommufd/iommufd-device';

@@ -12,7 +12,9 @@ import type { DeviceModel } from './device';
 
 /** A kernel release the model knows how to behave like. */
 export interface KernelVersion {
+  /** Major version, e.g. 7 for 7.3; what version-dependent behaviour is decided on. */
   readonly major: number;
+  /** Minor version, e.g. 3 for 7.3. */
   readonly minor: number;
   /** As `uname -r` prints it. */
   readonly release: string;
@@ -48,7 +50,9 @@ export interface KernelConfig {
 
 /** An IOVA range an IOMMU driver reserves for every device behind it (iommu_get_resv_regions). */
 export interface ReservedIovaRegion {
+  /** First IOVA of the region. */
   readonly start: bigint;
+  /** Last IOVA of the region (inclusive, as the kernel reports it). */
   readonly last: bigint;
   /** 'msi': the interrupt window; 'direct': an RMRR-like identity range. */
   readonly kind: 'msi' | 'direct';
@@ -64,14 +68,19 @@ export interface IommuUnit {
   readonly reservedRegions: readonly ReservedIovaRegion[];
   /** VT-d capability and extended capability registers, as IOMMU_GET_HW_INFO reports them. */
   readonly capReg: bigint;
+  /** VT-d Extended Capability register (ECAP_REG). */
   readonly ecapReg: bigint;
 }
 
 /** The process the driver runs as. */
 export interface ProcessCredentials {
+  /** Effective user id: 0 is root; others need `deviceNodeAccess` to open the VFIO nodes. */
   readonly uid: number;
   /** The capabilities of the Kernel interface plus CAP_SYS_RESOURCE (IOMMU_OPTION_RLIMIT_MODE). */
-  readonly capabilities: Capabilities & { readonly sysResource: boolean };
+  readonly capabilities: Capabilities & {
+    /** CAP_SYS_RESOURCE: needed to change iommufd's RLIMIT accounting mode. */
+    readonly sysResource: boolean;
+  };
   /** RLIMIT_MEMLOCK in bytes; 2^64-1 is RLIM_INFINITY. */
   readonly memlockLimit: bigint;
   /** RLIMIT_NOFILE (the soft limit): fds are numbered below it; 1024, a shell's, when absent. */
@@ -83,6 +92,7 @@ export interface ProcessCredentials {
   readonly deviceNodeAccess: boolean;
 }
 
+/** The simulated machine's RAM: page size, amount, how fragmented, and its huge page pools. */
 export interface MemoryConfig {
   /** Base page size in bytes (4096 on x86-64). */
   readonly pageSize: number;
@@ -96,7 +106,12 @@ export interface MemoryConfig {
   /** Seed of the deterministic PRNG behind fragmentation and address-space randomisation. */
   readonly seed: number;
   /** Persistent huge page pools reserved at boot (nr_hugepages per size). */
-  readonly hugepages: { readonly '2M': number; readonly '1G': number };
+  readonly hugepages: {
+    /** 2 MiB pages reserved (a DmaBuffer allocated with hugePage: '2M' draws from them). */
+    readonly '2M': number;
+    /** 1 GiB pages reserved. */
+    readonly '1G': number;
+  };
 }
 
 /**
@@ -110,24 +125,42 @@ export interface PciDeviceSpec {
   readonly device: string | DeviceModel;
   /** The driver it is bound to at boot ('vfio-pci', or null for none). */
   readonly driver?: string | null;
+  /** Options for the built-in model or the VFIO side, e.g. `{ iommuGroup: 5 }`. */
   readonly options?: Readonly<Record<string, unknown>>;
 }
 
+/**
+ * A whole simulated machine: kernel release and config, IOMMU, process, memory and PCI devices.
+ * Start from a preset with `{ ...profiles['linux-7.3-noiommu'], … }` to vary one thing.
+ *
+ * @example
+ * ```ts
+ * // the noiommu host, but with vfio's noiommu mode left off at boot
+const kernel = createModelKernel({ ...profiles['linux-7.3-noiommu'], noiommu: false });
+ * ```
+ */
 export interface Profile {
+  /** The name messages and `Kernel.description` show. */
   readonly name: string;
+  /** The kernel release the model behaves like. */
   readonly kernel: KernelVersion;
+  /** The Kconfig switches that decide which interfaces exist. */
   readonly config: KernelConfig;
   /** vfio.enable_unsafe_noiommu_mode at boot. */
   readonly noiommu: boolean;
   /** The IOMMU translating PCI devices, or null when there is none (noiommu hosts). */
   readonly iommu: IommuUnit | null;
+  /** The process the program runs as: uid, capabilities, rlimits. */
   readonly process: ProcessCredentials;
+  /** The machine's physical memory. */
   readonly memory: MemoryConfig;
+  /** The PCI functions on the bus at boot. */
   readonly pci: readonly PciDeviceSpec[];
   /** Online CPUs (sysfs local_cpus/local_cpulist); default 2, as the QEMU lab guest has. */
   readonly cpus?: number;
 }
 
+/** The preset machines of `profiles`, by name. */
 export type ProfileName =
   | 'linux-7.3-noiommu'
   | 'linux-7.3-iommu'
@@ -243,6 +276,11 @@ const QEMU_VTD: IommuUnit = {
   ecapReg: 0x0000_0000_00f0_0f4an,
 };
 
+/**
+ * The preset machines, by ProfileName: Linux 7.3 hosts with noiommu and with an IOMMU, an older
+ * kernel with only the legacy group path, an unprivileged user, and the lab's multi-device
+ * machines. `createModelKernel(name)` boots one; spread one into a Profile to vary it.
+ */
 export const profiles: Readonly<Record<ProfileName, Profile>> = {
   'linux-7.3-noiommu': {
     name: 'linux-7.3-noiommu',

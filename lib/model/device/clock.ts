@@ -16,6 +16,7 @@ export type ClockMode = 'auto' | 'manual' | 'real-time';
 
 /** A scheduled piece of work; cancelling work that already ran does nothing. */
 export interface ScheduledWork {
+  /** Takes the work back if it has not run yet. */
   cancel(): void;
 }
 
@@ -43,6 +44,10 @@ export class ModelClock implements DeviceClock {
   private pumpArmed = false;
   private readonly started = process.hrtime.bigint();
 
+  /**
+   * @param mode 'auto': virtual time runs by itself; 'manual': only `advance` moves it (for tests);
+   * 'real-time': work runs after the real delay.
+   */
   constructor(readonly mode: ClockMode = 'auto') {
     if (mode !== 'auto' && mode !== 'manual' && mode !== 'real-time')
       throw new RangeError(`unknown clock mode '${String(mode)}' (auto, manual, real-time)`);

@@ -21,6 +21,7 @@ import type { DeviceEvent } from './events';
 
 /** A fault point as a device declares it: `Subject` is what it is passed with, `Params` what a test arms it with. */
 export interface FaultPointSpec<Subject, Params> {
+  /** What the fault does, for fault sweeps and the event log. */
   readonly description: string;
   /** The parameters used when a test arms the point without any (a sweep or a fuzzer does). */
   readonly defaults: Params;
@@ -39,6 +40,7 @@ export interface FaultTrigger<Subject> {
   readonly nth?: number;
   /** Fire each occurrence with this probability (0..1), drawn from `seed`. */
   readonly probability?: number;
+  /** Seed of the deterministic PRNG behind `probability` (default 0), so a run repeats exactly. */
   readonly seed?: number;
   /** Only occurrences whose subject satisfies this count. */
   readonly when?: (subject: Subject) => boolean;
@@ -46,15 +48,22 @@ export interface FaultTrigger<Subject> {
   readonly times?: number;
 }
 
-type AnyPoints = Record<string, FaultPointSpec<never, unknown>>;
-type SubjectOf<S> = S extends FaultPointSpec<infer T, unknown> ? T : never;
-type ParamsOf<S> = S extends FaultPointSpec<never, infer P> ? P : never;
+/** Any map of fault point names to their declarations: the shape DeviceFaults is typed by. */
+export type AnyPoints = Record<string, FaultPointSpec<never, unknown>>;
+/** The subject type of a fault point declaration. */
+export type SubjectOf<S> = S extends FaultPointSpec<infer T, unknown> ? T : never;
+/** The parameter type of a fault point declaration. */
+export type ParamsOf<S> = S extends FaultPointSpec<never, infer P> ? P : never;
 
 /** A fault armed on a point; `disarm()` takes it back, `fired` counts what it did. */
 export interface ArmedFault {
+  /** The fault point's name. */
   readonly point: string;
+  /** How many times it has fired so far. */
   readonly fired: number;
+  /** False once disarmed, by `disarm()` or after firing `times` times. */
   readonly active: boolean;
+  /** Stops the fault from firing again. */
   disarm(): void;
 }
 

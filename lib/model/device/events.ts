@@ -7,6 +7,7 @@
  */
 import type { DmaFault } from '../pci/dma';
 
+/** What kind of thing a device event reports; strict mode is switched on per kind. */
 export type DeviceEventKind =
   /** A DMA transaction the host's memory or IOMMU refused (see `fault`). */
   | 'dma-fault'
@@ -21,8 +22,11 @@ export type DeviceEventKind =
   /** A fault a test armed (device-faults.ts) fired: the point, the occurrence and what the device did. */
   | 'fault-injected';
 
+/** One entry of a device's event log (`device.events`, `device.onEvent`). */
 export interface DeviceEvent {
+  /** What happened. */
   readonly kind: DeviceEventKind;
+  /** What happened, in words, naming the register, address or command. */
   readonly message: string;
   /** The refused transaction, for 'dma-fault'. */
   readonly fault?: DmaFault;
@@ -34,6 +38,7 @@ export interface DeviceEvent {
 
 /** Thrown in strict mode for an event of a kind the test made strict. */
 export class DeviceEventError extends Error {
+  /** @param event The event strict mode threw for. */
   constructor(readonly event: DeviceEvent) {
     super(event.message, event.cause === undefined ? undefined : { cause: event.cause });
     this.name = 'DeviceEventError';

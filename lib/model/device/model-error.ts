@@ -5,7 +5,9 @@
  */
 export class DeviceModelError extends Error {
   constructor(
+    /** The device model's name (its definition's `model`). */
     readonly device: string,
+    /** The hardware rule the definition breaks, e.g. 'BAR size is a power of two'. */
     readonly rule: string,
     detail: string,
   ) {

@@ -31,11 +31,15 @@ const FrameKind = {
 
 /** A physical access that did not hit a live RAM frame (what a device would see as a bus error). */
 export class PhysicalAccessFault extends Error {
+  /** Always 'no-memory', matching DmaFault's reason for the same case. */
   readonly reason = 'no-memory' as const;
 
   constructor(
+    /** The physical address accessed. */
     readonly address: bigint,
+    /** Bytes accessed. */
     readonly length: number,
+    /** Read from or write to memory. */
     readonly direction: 'read' | 'write',
   ) {
     super(`physical ${direction} of ${length} bytes at 0x${address.toString(16)}: no RAM frame in use there`);

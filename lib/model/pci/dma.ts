@@ -17,11 +17,19 @@ export type DmaFaultReason =
   /** The device is not attached to any domain: the IOMMU blocks all its DMA. */
   | 'blocked';
 
+/**
+ * A device DMA that did not complete, thrown by a DmaPort; DeviceDma turns it into the
+ * hardware's behaviour and an event.
+ */
 export class DmaFault extends Error {
   constructor(
+    /** Why it did not complete. */
     readonly reason: DmaFaultReason,
+    /** The bus address (physical or IOVA) of the transaction. */
     readonly address: bigint,
+    /** Bytes the transaction covered. */
     readonly length: number,
+    /** Device read (from memory) or write (to memory). */
     readonly direction: 'read' | 'write',
     detail?: string,
   ) {
@@ -30,6 +38,7 @@ export class DmaFault extends Error {
   }
 }
 
+/** The path from a function to memory that the host connects (see PciHostPort). */
 export interface DmaPort {
   /** Reads `length` bytes at bus address `address` (device reads host memory). */
   read(address: bigint, length: number): Uint8Array;
