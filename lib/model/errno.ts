@@ -15,6 +15,8 @@ import type { ErrnoName } from '../sys/constants';
  * ```ts
  * open: () => { throw new KernelError('EBUSY', 'the device is held by another user'); }
  * ```
+ *
+ * @category Model
  */
 export class KernelError extends Error {
   constructor(
@@ -28,7 +30,11 @@ export class KernelError extends Error {
   }
 }
 
-/** Throws KernelError(code): `return fail('EINVAL')` reads like the kernel's `return -EINVAL`. */
+/**
+ * Throws KernelError(code): `return fail('EINVAL')` reads like the kernel's `return -EINVAL`.
+ *
+ * @category Model
+ */
 export function fail(code: ErrnoName, detail?: string): never {
   throw new KernelError(code, detail);
 }

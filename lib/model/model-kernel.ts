@@ -94,6 +94,8 @@ const FILE_KINDS: readonly string[] = ['iommufd', 'vfio-container', 'vfio-group'
  * dev.close();
  * assert.equal(kernel.openFdCount, 0); // nothing leaked
  * ```
+ *
+ * @category Model
  */
 export class ModelKernel implements Kernel {
   readonly kind = 'model' as const;

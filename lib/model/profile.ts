@@ -10,7 +10,11 @@
 import type { Capabilities } from '../sys/kernel';
 import type { DeviceModel } from './device';
 
-/** A kernel release the model knows how to behave like. */
+/**
+ * A kernel release the model knows how to behave like.
+ *
+ * @category Model
+ */
 export interface KernelVersion {
   /** Major version, e.g. 7 for 7.3; what version-dependent behaviour is decided on. */
   readonly major: number;
@@ -23,6 +27,8 @@ export interface KernelVersion {
 /**
  * Kconfig switches that change what user space sees. Names follow the kernel's CONFIG_ names
  * without the prefix.
+ *
+ * @category Model
  */
 export interface KernelConfig {
   /** /dev/iommu exists. */
@@ -48,7 +54,11 @@ export interface KernelConfig {
   readonly PCI_IOV?: boolean;
 }
 
-/** An IOVA range an IOMMU driver reserves for every device behind it (iommu_get_resv_regions). */
+/**
+ * An IOVA range an IOMMU driver reserves for every device behind it (iommu_get_resv_regions).
+ *
+ * @category Model
+ */
 export interface ReservedIovaRegion {
   /** First IOVA of the region. */
   readonly start: bigint;
@@ -58,7 +68,11 @@ export interface ReservedIovaRegion {
   readonly kind: 'msi' | 'direct';
 }
 
-/** The IOMMU hardware that translates DMA of the devices behind it. */
+/**
+ * The IOMMU hardware that translates DMA of the devices behind it.
+ *
+ * @category Model
+ */
 export interface IommuUnit {
   /** Only Intel VT-d is modelled (what QEMU's intel-iommu presents). */
   readonly type: 'intel-vtd';
@@ -72,7 +86,11 @@ export interface IommuUnit {
   readonly ecapReg: bigint;
 }
 
-/** The process the driver runs as. */
+/**
+ * The process the driver runs as.
+ *
+ * @category Model
+ */
 export interface ProcessCredentials {
   /** Effective user id: 0 is root; others need `deviceNodeAccess` to open the VFIO nodes. */
   readonly uid: number;
@@ -92,7 +110,11 @@ export interface ProcessCredentials {
   readonly deviceNodeAccess: boolean;
 }
 
-/** The simulated machine's RAM: page size, amount, how fragmented, and its huge page pools. */
+/**
+ * The simulated machine's RAM: page size, amount, how fragmented, and its huge page pools.
+ *
+ * @category Model
+ */
 export interface MemoryConfig {
   /** Base page size in bytes (4096 on x86-64). */
   readonly pageSize: number;
@@ -117,6 +139,8 @@ export interface MemoryConfig {
 /**
  * A PCI function of the simulated machine. The VFIO/device side of the model reads these; the
  * fields beyond `address` and `device` belong to that side.
+ *
+ * @category Model
  */
 export interface PciDeviceSpec {
   /** Domain:bus:device.function, e.g. '0000:00:03.0'. */
@@ -138,6 +162,8 @@ export interface PciDeviceSpec {
  * // the noiommu host, but with vfio's noiommu mode left off at boot
 const kernel = createModelKernel({ ...profiles['linux-7.3-noiommu'], noiommu: false });
  * ```
+ *
+ * @category Model
  */
 export interface Profile {
   /** The name messages and `Kernel.description` show. */
@@ -160,7 +186,11 @@ export interface Profile {
   readonly cpus?: number;
 }
 
-/** The preset machines of `profiles`, by name. */
+/**
+ * The preset machines of `profiles`, by name.
+ *
+ * @category Model
+ */
 export type ProfileName =
   | 'linux-7.3-noiommu'
   | 'linux-7.3-iommu'
@@ -174,7 +204,11 @@ export const RLIM_INFINITY = (1n << 64n) - 1n;
 const GiB = 1n << 30n;
 const MiB = 1n << 20n;
 
-/** Whether this kernel has the iommufd noiommu support of 7.3 (noiommu cdev, NOIOMMU_GET_PA). */
+/**
+ * Whether this kernel has the iommufd noiommu support of 7.3 (noiommu cdev, NOIOMMU_GET_PA).
+ *
+ * @category Model
+ */
 export function hasIommufdNoiommu(p: Profile): boolean {
   // VFIO_NOIOMMU selects IOMMUFD_NOIOMMU when VFIO_DEVICE_CDEV is on (7.3 and later).
   return p.config.IOMMUFD && p.config.VFIO_NOIOMMU && p.config.VFIO_DEVICE_CDEV && atLeast(p.kernel, 7, 3);
@@ -209,6 +243,8 @@ const LAB_PCI: readonly PciDeviceSpec[] = [
  * host bridge, the VGA, the e1000e NIC, the two virtio-9p transports of the -virtfs shares (in
  * the first free slots after the machine's -device entries, `ninePSlots`) and the ICH9 LPC, AHCI
  * and SMBus functions at 1f. They take IOMMU group numbers like any function.
+ *
+ * @category Model
  */
 export function labPlatformFunctions(ninePSlots: readonly [number, number]): PciDeviceSpec[] {
   const fn = (address: string, vendor: number, device: number, cls: number): PciDeviceSpec => ({
@@ -280,6 +316,8 @@ const QEMU_VTD: IommuUnit = {
  * The preset machines, by ProfileName: Linux 7.3 hosts with noiommu and with an IOMMU, an older
  * kernel with only the legacy group path, an unprivileged user, and the lab's multi-device
  * machines. `createModelKernel(name)` boots one; spread one into a Profile to vary it.
+ *
+ * @category Model
  */
 export const profiles: Readonly<Record<ProfileName, Profile>> = {
   'linux-7.3-noiommu': {
@@ -365,7 +403,11 @@ export function isProfileName(name: string): name is ProfileName {
   return Object.prototype.hasOwnProperty.call(profiles, name);
 }
 
-/** A preset by name, or the given profile after checking that it is consistent. */
+/**
+ * A preset by name, or the given profile after checking that it is consistent.
+ *
+ * @category Model
+ */
 export function resolveProfile(p: ProfileName | Profile): Profile {
   if (typeof p === 'string') {
     if (!isProfileName(p)) {

@@ -9,7 +9,11 @@ import type { Kernel } from '../sys/kernel';
 import { VfioError } from '../sys/errors';
 import { kernelFrom, type KernelOptions } from '../support/kernel-options';
 
-/** vfio-pci's module parameter that lets it configure SR-IOV (default N). */
+/**
+ * vfio-pci's module parameter that lets it configure SR-IOV (default N).
+ *
+ * @category PCI
+ */
 export const VFIO_PCI_ENABLE_SRIOV = '/sys/module/vfio_pci/parameters/enable_sriov';
 
 /**
@@ -21,6 +25,8 @@ export const VFIO_PCI_ENABLE_SRIOV = '/sys/module/vfio_pci/parameters/enable_sri
  * const pf = PciDevice.get('0000:01:00.0', { kernel });
  * const vfs = pf.sriov?.enable(2); // the VFs' addresses; bound to vfio-pci, needs its enable_sriov=1
  * ```
+ *
+ * @category PCI
  */
 export class PciSriov {
   /** @internal Use PciDevice.sriov. */

@@ -12,7 +12,11 @@
  */
 import { ERRNO, errnoName } from './constants';
 
-/** What a failed system call reports; the constructor's input for an errno error. */
+/**
+ * What a failed system call reports; the constructor's input for an errno error.
+ *
+ * @category Errors
+ */
 export interface VfioErrorDetails {
   /** The errno number the call failed with (positive, e.g. 2 for ENOENT). */
   errno: number;
@@ -32,7 +36,11 @@ export interface VfioErrorDetails {
   cause?: unknown;
 }
 
-/** The typed API's own failure codes: conditions it checks that are not a failed system call. */
+/**
+ * The typed API's own failure codes: conditions it checks that are not a failed system call.
+ *
+ * @category Errors
+ */
 export const VFIO_CONDITIONS = {
   /** Opening or resetting a device whose driver is not vfio-pci (bind it first: `vfio bind`). */
   ERR_VFIO_NOT_BOUND: 'the PCI device is not bound to the driver it needs',
@@ -74,10 +82,18 @@ export const VFIO_CONDITIONS = {
   ERR_VFIO_WRONG_FD: 'an fd given to adopt is not the kind of file it was claimed to be',
 } as const;
 
-/** One of the `ERR_VFIO_*` codes of a condition error: the keys of VFIO_CONDITIONS. */
+/**
+ * One of the `ERR_VFIO_*` codes of a condition error: the keys of VFIO_CONDITIONS.
+ *
+ * @category Errors
+ */
 export type VfioConditionCode = keyof typeof VFIO_CONDITIONS;
 
-/** What a failed precondition reports; the constructor's input for an `ERR_VFIO_*` error. */
+/**
+ * What a failed precondition reports; the constructor's input for an `ERR_VFIO_*` error.
+ *
+ * @category Errors
+ */
 export interface VfioConditionDetails {
   /** Which condition failed. */
   code: VfioConditionCode;
@@ -91,7 +107,11 @@ export interface VfioConditionDetails {
   cause?: unknown;
 }
 
-/** What `VfioError.wrap` adds on the way up. */
+/**
+ * What `VfioError.wrap` adds on the way up.
+ *
+ * @category Errors
+ */
 export interface VfioErrorWrapping {
   /** What the caller was doing; stacked in front of the inner context. */
   context?: string;
@@ -119,6 +139,8 @@ export interface VfioErrorWrapping {
  *   else throw e;
  * }
  * ```
+ *
+ * @category Errors
  */
 export class VfioError extends Error {
   /** The errno name ('ENOENT', 'EBUSY', …) or the condition code ('ERR_VFIO_NOT_BOUND', …). */
@@ -220,6 +242,8 @@ export class VfioError extends Error {
  * ```ts
  * if (isVfioError(e, 'ERR_VFIO_NOT_BOUND')) console.error(e.hint);
  * ```
+ *
+ * @category Errors
  */
 export function isVfioError(e: unknown, code?: string): e is VfioError {
   return e instanceof VfioError && (code === undefined || e.code === code);
@@ -256,6 +280,8 @@ function describe(code: string): string {
 /**
  * The usual environmental cause of an error, by errno and where it happened. Callers with more
  * context (the typed API knows it is pinning, or opening a noiommu cdev) pass their own hint.
+ *
+ * @category Errors
  */
 export function defaultHint(code: string, d: Pick<VfioErrorDetails, 'syscall' | 'ioctl' | 'path'>): string | undefined {
   const path = d.path ?? '';

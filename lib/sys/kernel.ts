@@ -9,16 +9,28 @@
  * carry pointers (IOAS_MAP user_va, IOVA_RANGES allowed_iovas, ...) point into such mappings.
  */
 
-/** An address in the process's (real or simulated) virtual address space. */
+/**
+ * An address in the process's (real or simulated) virtual address space.
+ *
+ * @category Kernel
+ */
 export type UserVa = bigint & {
   /** Type-only marker that keeps a UserVa from being passed where an IOVA or physical address is expected. */
   readonly __brand?: 'UserVa';
 };
 
-/** The width in bits of one MMIO load or store; a device sees exactly this access size. */
+/**
+ * The width in bits of one MMIO load or store; a device sees exactly this access size.
+ *
+ * @category Kernel
+ */
 export type MmioWidth = 8 | 16 | 32 | 64;
 
-/** A live memory mapping owned by the caller until `munmap`. */
+/**
+ * A live memory mapping owned by the caller until `munmap`.
+ *
+ * @category Kernel
+ */
 export interface Mapping {
   /** Start address (page aligned). */
   readonly address: UserVa;
@@ -37,7 +49,11 @@ export interface Mapping {
   readonly buffer: ArrayBuffer | null;
 }
 
-/** The privileges of the calling process that decide what VFIO will allow it (see `Kernel.capabilities`). */
+/**
+ * The privileges of the calling process that decide what VFIO will allow it (see `Kernel.capabilities`).
+ *
+ * @category Kernel
+ */
 export interface Capabilities {
   /** CAP_SYS_RAWIO: needed to open a noiommu device and for IOMMU_IOAS_NOIOMMU_GET_PA. */
   readonly sysRawio: boolean;
@@ -59,6 +75,8 @@ export interface Capabilities {
  * const kernel = createModelKernel('linux-7.3-noiommu');
  * kernel.readdir('/sys/bus/pci/devices'); // ['0000:00:03.0'], the preset's edu device
  * ```
+ *
+ * @category Kernel
  */
 export interface Kernel {
   /** 'native' or 'model' (with its profile name in `description`). */

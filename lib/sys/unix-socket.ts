@@ -10,7 +10,11 @@ import { ERRNO } from './constants';
 import { VfioError } from './errors';
 import { defaultKernel } from './default-kernel';
 
-/** Who is connected at the other end of a socket, as the kernel recorded it at connect(). */
+/**
+ * Who is connected at the other end of a socket, as the kernel recorded it at connect().
+ *
+ * @category Passing fds
+ */
 export interface PeerCredentials {
   /** Process id of the peer, e.g. to log which client a broker served. */
   readonly pid: number;
@@ -20,7 +24,11 @@ export interface PeerCredentials {
   readonly gid: number;
 }
 
-/** One message: its bytes and the fds that came with it (the receiver owns and must close them). */
+/**
+ * One message: its bytes and the fds that came with it (the receiver owns and must close them).
+ *
+ * @category Passing fds
+ */
 export interface ReceivedMessage {
   /** The message bytes. */
   readonly data: Buffer;
@@ -30,7 +38,11 @@ export interface ReceivedMessage {
   readonly truncated: boolean;
 }
 
-/** The most fds one message carries (SCM_MAX_FD). */
+/**
+ * The most fds one message carries (SCM_MAX_FD).
+ *
+ * @category Passing fds
+ */
 export const MAX_FDS_PER_MESSAGE = 253;
 
 /**
@@ -43,6 +55,8 @@ export const MAX_FDS_PER_MESSAGE = 253;
  * if (client.peer().uid === allowedUid) client.send(Buffer.from('device'), [device.fd]);
  * client.close();
  * ```
+ *
+ * @category Passing fds
  */
 export class UnixSocket {
   private open = true;

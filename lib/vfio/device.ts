@@ -26,7 +26,11 @@ import { DmaBuffer, type DmaAllocateOptions } from '../dma/buffer';
 import { checkInteger } from '../support/arguments';
 import { expectFd } from './fd-identity';
 
-/** How the device was reached, and why that way. */
+/**
+ * How the device was reached, and why that way.
+ *
+ * @category Devices
+ */
 export interface DeviceBackend {
   /** 'cdev': /dev/vfio/devices + iommufd; 'group': legacy /dev/vfio group + container. */
   readonly kind: 'cdev' | 'group';
@@ -36,7 +40,11 @@ export interface DeviceBackend {
   readonly reason: string;
 }
 
-/** Options of `VfioDevice.open`. */
+/**
+ * Options of `VfioDevice.open`.
+ *
+ * @category Devices
+ */
 export interface VfioDeviceOpenOptions {
   /** The iommufd to bind to; it owns the device from then on (closing it closes the device). */
   readonly iommufd: Iommufd;
@@ -57,7 +65,11 @@ export interface VfioDeviceOpenOptions {
   readonly vfToken?: string;
 }
 
-/** Options of `VfioDevice.adopt`: how the given fd reaches DMA. */
+/**
+ * Options of `VfioDevice.adopt`: how the given fd reaches DMA.
+ *
+ * @category Devices
+ */
 export type VfioDeviceAdoptOptions = {
   /** The PCI address, when the sender said (for messages and PciDevice lookups). */
   readonly bdf?: string;
@@ -98,7 +110,11 @@ export interface DeviceInit {
  * An open VFIO device. Get one with `openDevice(bdf)` (chooses the path) or
  * `VfioDevice.open(bdf, { iommufd })` (cdev + iommufd explicitly).
  */
-/** What a reset did. */
+/**
+ * What a reset did.
+ *
+ * @category Devices
+ */
 export interface DeviceReset {
   /** 'function': VFIO_DEVICE_RESET of this function alone; 'bus': a hot reset of its bus or slot. */
   readonly kind: 'function' | 'bus';

@@ -22,10 +22,16 @@ import { optionGet } from '../ioctl/iommufd-ioctls';
 /**
  * What an fd is, as far as VFIO cares: an iommufd, a container, a group, a device (bound or a
  * cdev not yet bound to an iommufd), or something else.
+ *
+ * @category Passing fds
  */
 export type FdKind = 'iommufd' | 'vfio-container' | 'vfio-group' | 'vfio-device' | 'vfio-cdev-unbound' | 'other';
 
-/** The kind of `fd` and the path /proc/self/fd gives for it (or `fd N`). EBADF when not open. */
+/**
+ * The kind of `fd` and the path /proc/self/fd gives for it (or `fd N`). EBADF when not open.
+ *
+ * @category Passing fds
+ */
 export function identifyFd(
   kernel: Kernel,
   fd: number,
@@ -61,7 +67,11 @@ export function identifyFd(
   return { kind: 'other', path };
 }
 
-/** `identifyFd`, failing with ERR_VFIO_WRONG_FD unless the kind is one of `expected`. */
+/**
+ * `identifyFd`, failing with ERR_VFIO_WRONG_FD unless the kind is one of `expected`.
+ *
+ * @category Passing fds
+ */
 export function expectFd(
   kernel: Kernel,
   fd: number,

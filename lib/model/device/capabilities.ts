@@ -6,7 +6,11 @@
  * bits the specification gives them, so vfio-pci's virtualisation treats them like a real device's.
  */
 
-/** MSI (PCI 3.0 §6.8.1), as QEMU's msi_init lays it out. */
+/**
+ * MSI (PCI 3.0 §6.8.1), as QEMU's msi_init lays it out.
+ *
+ * @category Device-model SDK
+ */
 export interface MsiCapabilitySpec {
   /** Which builder made this description; the config-space layout switches on it. */
   readonly capability: 'msi';
@@ -20,7 +24,11 @@ export interface MsiCapabilitySpec {
   readonly at?: number;
 }
 
-/** Where an MSI-X structure lives: a memory BAR and an offset in it (8-byte aligned). */
+/**
+ * Where an MSI-X structure lives: a memory BAR and an offset in it (8-byte aligned).
+ *
+ * @category Device-model SDK
+ */
 export interface MsixPlacement {
   /** The BAR index (0..5); it must be a memory BAR large enough for the structure. */
   readonly bar: number;
@@ -28,7 +36,11 @@ export interface MsixPlacement {
   readonly offset: number;
 }
 
-/** MSI-X (PCI 3.0 §6.8.2): the capability plus a vector table and a pending-bit array in BARs. */
+/**
+ * MSI-X (PCI 3.0 §6.8.2): the capability plus a vector table and a pending-bit array in BARs.
+ *
+ * @category Device-model SDK
+ */
 export interface MsixCapabilitySpec {
   /** Which builder made this description; the config-space layout switches on it. */
   readonly capability: 'msix';
@@ -42,10 +54,18 @@ export interface MsixCapabilitySpec {
   readonly at?: number;
 }
 
-/** The PCI Express device/port type the capability reports; node-vfio models endpoints only. */
+/**
+ * The PCI Express device/port type the capability reports; node-vfio models endpoints only.
+ *
+ * @category Device-model SDK
+ */
 export type PcieDeviceType = 'endpoint' | 'integrated-endpoint';
 
-/** The PCI Express capability (version 2), which also gives the function 4 KiB of config space. */
+/**
+ * The PCI Express capability (version 2), which also gives the function 4 KiB of config space.
+ *
+ * @category Device-model SDK
+ */
 export interface PcieCapabilitySpec {
   /** Which builder made this description; the config-space layout switches on it. */
   readonly capability: 'pcie';
@@ -63,7 +83,11 @@ export interface PcieCapabilitySpec {
   readonly at?: number;
 }
 
-/** Power management (PCI PM 1.2). */
+/**
+ * Power management (PCI PM 1.2).
+ *
+ * @category Device-model SDK
+ */
 export interface PmCapabilitySpec {
   /** Which builder made this description; the config-space layout switches on it. */
   readonly capability: 'pm';
@@ -76,7 +100,11 @@ export interface PmCapabilitySpec {
   readonly at?: number;
 }
 
-/** A vendor-specific capability (ID 0x09): the bytes after the length byte are the vendor's. */
+/**
+ * A vendor-specific capability (ID 0x09): the bytes after the length byte are the vendor's.
+ *
+ * @category Device-model SDK
+ */
 export interface VendorCapabilitySpec {
   /** Which builder made this description; the config-space layout switches on it. */
   readonly capability: 'vendor';
@@ -88,7 +116,11 @@ export interface VendorCapabilitySpec {
   readonly at?: number;
 }
 
-/** Any PCI Express extended capability (AER, DSN, vendor-specific …) given as its register bytes. */
+/**
+ * Any PCI Express extended capability (AER, DSN, vendor-specific …) given as its register bytes.
+ *
+ * @category Device-model SDK
+ */
 export interface ExtendedCapabilitySpec {
   /** Which builder made this description; the config-space layout switches on it. */
   readonly capability: 'extended';
@@ -104,21 +136,37 @@ export interface ExtendedCapabilitySpec {
   readonly at?: number;
 }
 
-/** Any capability description a DeviceDefinition lists. */
+/**
+ * Any capability description a DeviceDefinition lists.
+ *
+ * @category Device-model SDK
+ */
 export type CapabilityBuilder =
   MsiCapabilitySpec | MsixCapabilitySpec | PcieCapabilitySpec | PmCapabilitySpec | VendorCapabilitySpec | ExtendedCapabilitySpec;
 
-/** MSI; defaults: 1 vector, 64-bit addresses, no per-vector masking (QEMU edu's). */
+/**
+ * MSI; defaults: 1 vector, 64-bit addresses, no per-vector masking (QEMU edu's).
+ *
+ * @category Device-model SDK
+ */
 export function msiCapability(o: { vectors?: number; is64bit?: boolean; perVectorMask?: boolean; at?: number } = {}): MsiCapabilitySpec {
   return { capability: 'msi', vectors: o.vectors ?? 1, is64bit: o.is64bit ?? true, perVectorMask: o.perVectorMask ?? false, ...at(o.at) };
 }
 
-/** MSI-X with `vectors` table entries, the table and PBA at the given BAR offsets. */
+/**
+ * MSI-X with `vectors` table entries, the table and PBA at the given BAR offsets.
+ *
+ * @category Device-model SDK
+ */
 export function msixCapability(o: { vectors: number; table: MsixPlacement; pba: MsixPlacement; at?: number }): MsixCapabilitySpec {
   return { capability: 'msix', vectors: o.vectors, table: o.table, pba: o.pba, ...at(o.at) };
 }
 
-/** PCI Express; defaults: an integrated endpoint, no FLR, 128-byte payloads, a x1 2.5 GT/s link. */
+/**
+ * PCI Express; defaults: an integrated endpoint, no FLR, 128-byte payloads, a x1 2.5 GT/s link.
+ *
+ * @category Device-model SDK
+ */
 export function pcieCapability(
   o: { type?: PcieDeviceType; flr?: boolean; maxPayload?: number; linkSpeed?: number; linkWidth?: number; at?: number } = {},
 ): PcieCapabilitySpec {
@@ -133,17 +181,29 @@ export function pcieCapability(
   };
 }
 
-/** Power management; default No_Soft_Reset set (no PM reset). */
+/**
+ * Power management; default No_Soft_Reset set (no PM reset).
+ *
+ * @category Device-model SDK
+ */
 export function pmCapability(o: { noSoftReset?: boolean; at?: number } = {}): PmCapabilitySpec {
   return { capability: 'pm', noSoftReset: o.noSoftReset ?? true, ...at(o.at) };
 }
 
-/** A vendor-specific capability holding `data` (read-only unless `writable`). */
+/**
+ * A vendor-specific capability holding `data` (read-only unless `writable`).
+ *
+ * @category Device-model SDK
+ */
 export function vendorCapability(data: Uint8Array, o: { writable?: boolean; at?: number } = {}): VendorCapabilitySpec {
   return { capability: 'vendor', data: data.slice(), writable: o.writable ?? false, ...at(o.at) };
 }
 
-/** A PCI Express extended capability; needs a pcieCapability() too. */
+/**
+ * A PCI Express extended capability; needs a pcieCapability() too.
+ *
+ * @category Device-model SDK
+ */
 export function extendedCapability(o: {
   id: number;
   version?: number;

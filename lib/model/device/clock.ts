@@ -12,15 +12,29 @@
  * reproducible whatever the machine's load.
  */
 
+/**
+ * How a ModelClock's virtual time moves: by itself ('auto'), only by `advance` ('manual'), or
+ * with real time ('real-time').
+ *
+ * @category Device-model SDK
+ */
 export type ClockMode = 'auto' | 'manual' | 'real-time';
 
-/** A scheduled piece of work; cancelling work that already ran does nothing. */
+/**
+ * A scheduled piece of work; cancelling work that already ran does nothing.
+ *
+ * @category Device-model SDK
+ */
 export interface ScheduledWork {
   /** Takes the work back if it has not run yet. */
   cancel(): void;
 }
 
-/** What a device model sees of time. */
+/**
+ * What a device model sees of time.
+ *
+ * @category Device-model SDK
+ */
 export interface DeviceClock {
   /** Current virtual time in nanoseconds since the clock started. */
   readonly now: bigint;

@@ -19,7 +19,11 @@
 import { Prng } from '../memory/prng';
 import type { DeviceEvent } from './events';
 
-/** A fault point as a device declares it: `Subject` is what it is passed with, `Params` what a test arms it with. */
+/**
+ * A fault point as a device declares it: `Subject` is what it is passed with, `Params` what a test arms it with.
+ *
+ * @category Device-model SDK
+ */
 export interface FaultPointSpec<Subject, Params> {
   /** What the fault does, for fault sweeps and the event log. */
   readonly description: string;
@@ -29,12 +33,20 @@ export interface FaultPointSpec<Subject, Params> {
   readonly describe?: (subject: Subject) => string;
 }
 
-/** Declares a fault point (the type parameters carry its subject and parameters to `arm`). */
+/**
+ * Declares a fault point (the type parameters carry its subject and parameters to `arm`).
+ *
+ * @category Device-model SDK
+ */
 export function faultPoint<Subject, Params>(spec: FaultPointSpec<Subject, Params>): FaultPointSpec<Subject, Params> {
   return spec;
 }
 
-/** When an armed fault fires. */
+/**
+ * When an armed fault fires.
+ *
+ * @category Device-model SDK
+ */
 export interface FaultTrigger<Subject> {
   /** Fire at the nth (≥ 1) occurrence counted from arming. */
   readonly nth?: number;
@@ -48,14 +60,30 @@ export interface FaultTrigger<Subject> {
   readonly times?: number;
 }
 
-/** Any map of fault point names to their declarations: the shape DeviceFaults is typed by. */
+/**
+ * Any map of fault point names to their declarations: the shape DeviceFaults is typed by.
+ *
+ * @category Device-model SDK
+ */
 export type AnyPoints = Record<string, FaultPointSpec<never, unknown>>;
-/** The subject type of a fault point declaration. */
+/**
+ * The subject type of a fault point declaration.
+ *
+ * @category Device-model SDK
+ */
 export type SubjectOf<S> = S extends FaultPointSpec<infer T, unknown> ? T : never;
-/** The parameter type of a fault point declaration. */
+/**
+ * The parameter type of a fault point declaration.
+ *
+ * @category Device-model SDK
+ */
 export type ParamsOf<S> = S extends FaultPointSpec<never, infer P> ? P : never;
 
-/** A fault armed on a point; `disarm()` takes it back, `fired` counts what it did. */
+/**
+ * A fault armed on a point; `disarm()` takes it back, `fired` counts what it did.
+ *
+ * @category Device-model SDK
+ */
 export interface ArmedFault {
   /** The fault point's name. */
   readonly point: string;
@@ -79,7 +107,11 @@ interface Armed {
 
 const TRIGGER_KEYS = new Set(['nth', 'probability', 'seed', 'when', 'times']);
 
-/** The fault points of one device, typed by their declarations. */
+/**
+ * The fault points of one device, typed by their declarations.
+ *
+ * @category Device-model SDK
+ */
 export class DeviceFaults<Points extends AnyPoints> {
   private readonly armed: Armed[] = [];
   private readonly passed = new Map<string, number>();

@@ -16,7 +16,11 @@ import { PCI_COMMAND, PCI_COMMAND_MASTER } from '../../uapi/pci';
 import { DISCONNECTED_DMA, DmaFault, type DmaPort } from '../pci/dma';
 import type { DeviceEvent } from './events';
 
-/** What the DMA engine needs from its function. */
+/**
+ * What the DMA engine needs from its function.
+ *
+ * @category Device-model SDK
+ */
 export interface DmaOwner {
   /** The function's config space bytes: bus mastering is bit 2 of the command register. */
   readonly configBytes: Uint8Array;
@@ -34,6 +38,8 @@ export interface DmaOwner {
  * const bytes = this.dma.read(this.srcAddress, length); // zeros and a 'dma-fault' event if refused
  * this.dma.write(this.dstAddress, bytes);
  * ```
+ *
+ * @category Device-model SDK
  */
 export class DeviceDma {
   /** A 64-bit mask reaches every address: no check on the hot path. */

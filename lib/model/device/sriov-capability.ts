@@ -9,7 +9,11 @@
  */
 import { extendedCapability, type ExtendedCapabilitySpec } from './capabilities';
 
-/** The capability's registers, as offsets from the capability (PCI_SRIOV_*). */
+/**
+ * The capability's registers, as offsets from the capability (PCI_SRIOV_*).
+ *
+ * @category Device-model SDK
+ */
 export const SRIOV = {
   /** SR-IOV Capabilities (32 bits; VF Migration Capable etc.). */
   CAP: 0x04,
@@ -42,17 +46,37 @@ export const SRIOV = {
   /** Size of the capability in bytes, header included. */
   SIZEOF: 0x40,
 } as const;
-/** The SR-IOV extended capability ID (PCI_EXT_CAP_ID_SRIOV). */
+/**
+ * The SR-IOV extended capability ID (PCI_EXT_CAP_ID_SRIOV).
+ *
+ * @category Device-model SDK
+ */
 export const PCI_EXT_CAP_ID_SRIOV = 0x10;
-/** SR-IOV Control: VF Enable; setting it with NumVFs > 0 makes the VFs appear. */
+/**
+ * SR-IOV Control: VF Enable; setting it with NumVFs > 0 makes the VFs appear.
+ *
+ * @category Device-model SDK
+ */
 export const SRIOV_CTRL_VFE = 0x01;
-/** SR-IOV Control: VF Memory Space Enable, the VFs' memory decode. */
+/**
+ * SR-IOV Control: VF Memory Space Enable, the VFs' memory decode.
+ *
+ * @category Device-model SDK
+ */
 export const SRIOV_CTRL_MSE = 0x08;
-/** SR-IOV Control: ARI Capable Hierarchy, set by the host when the port above supports ARI. */
+/**
+ * SR-IOV Control: ARI Capable Hierarchy, set by the host when the port above supports ARI.
+ *
+ * @category Device-model SDK
+ */
 export const SRIOV_CTRL_ARI = 0x10;
 const QEMU_SUPPORTED_PAGE_SIZES = 0x553;
 
-/** What `sriovCapability` takes: how many VFs, where they sit, what they report. */
+/**
+ * What `sriovCapability` takes: how many VFs, where they sit, what they report.
+ *
+ * @category Device-model SDK
+ */
 export interface SriovCapabilitySpec {
   /** TotalVFs (and InitialVFs): 1..65535. */
   readonly totalVfs: number;
@@ -85,6 +109,8 @@ export interface SriovCapabilitySpec {
  * ```ts
  * capabilities: [pcieCapability(), sriovCapability({ totalVfs: 4, vfOffset: 1, vfStride: 1, vfDeviceId: 0x11e9 })],
  * ```
+ *
+ * @category Device-model SDK
  */
 export function sriovCapability(o: SriovCapabilitySpec): ExtendedCapabilitySpec {
   for (const [name, value, max] of [

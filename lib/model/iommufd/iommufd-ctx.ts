@@ -36,7 +36,11 @@ import { IoPagetable, type PhysSegment } from './io-pagetable';
 import { ObjectTable } from './object-table';
 import type { AccountMode } from './pinned-pages';
 
-/** A DMA an IOMMU refused (what a DMAR fault records). */
+/**
+ * A DMA an IOMMU refused (what a DMAR fault records).
+ *
+ * @category Model
+ */
 export class IommuFault extends Error {
   constructor(
     /** Why: no mapping at the IOVA, a direction the mapping does not allow, or no domain attached. */
@@ -56,6 +60,8 @@ export class IommuFault extends Error {
 /**
  * The model's iommufd: the open file behind an fd of /dev/iommu (struct iommufd_ctx). Tests
  * reach it with `kernel.iommufdOf(fd)` to inspect its objects and translations.
+ *
+ * @category Model
  */
 export class IommufdContext implements OpenFile, CommandContext {
   readonly kind = 'iommufd';

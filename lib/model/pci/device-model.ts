@@ -17,7 +17,11 @@ export type { DeviceEvent, DeviceEventKind } from '../device/events';
 // One access-width type for both sides of the bus: the SDK's.
 export type { AccessWidth };
 
-/** One implemented BAR of a function, as the host sizes and maps it. */
+/**
+ * One implemented BAR of a function, as the host sizes and maps it.
+ *
+ * @category Device-model SDK
+ */
 export interface PciBarInfo {
   /** The BAR register, 0..5. */
   readonly index: number;
@@ -31,7 +35,11 @@ export interface PciBarInfo {
   readonly prefetchable: boolean;
 }
 
-/** What the host connects a function to. */
+/**
+ * What the host connects a function to.
+ *
+ * @category Device-model SDK
+ */
 export interface PciHostPort {
   /** Where the function's DMA goes: physical memory, or through the IOMMU. */
   readonly dma: DmaPort;
@@ -46,6 +54,8 @@ export interface PciHostPort {
 /**
  * The host's view of a simulated PCI function. Implement it by extending DeviceModel, which
  * also enforces the PCI rules (command-register gating, MSI/MSI-X masking, DMA checks).
+ *
+ * @category Device-model SDK
  */
 export interface PciDeviceModel {
   /** Model name, e.g. 'edu'. */

@@ -7,6 +7,11 @@
  * writes are dropped) and records the fault where tests can see it.
  */
 
+/**
+ * Why a device DMA did not complete.
+ *
+ * @category Device-model SDK
+ */
 export type DmaFaultReason =
   /** No memory backs this physical address (noiommu), or nothing is there at all. */
   | 'no-memory'
@@ -20,6 +25,8 @@ export type DmaFaultReason =
 /**
  * A device DMA that did not complete, thrown by a DmaPort; DeviceDma turns it into the
  * hardware's behaviour and an event.
+ *
+ * @category Device-model SDK
  */
 export class DmaFault extends Error {
   constructor(
@@ -38,7 +45,11 @@ export class DmaFault extends Error {
   }
 }
 
-/** The path from a function to memory that the host connects (see PciHostPort). */
+/**
+ * The path from a function to memory that the host connects (see PciHostPort).
+ *
+ * @category Device-model SDK
+ */
 export interface DmaPort {
   /** Reads `length` bytes at bus address `address` (device reads host memory). */
   read(address: bigint, length: number): Uint8Array;
@@ -46,7 +57,11 @@ export interface DmaPort {
   write(address: bigint, data: Uint8Array): void;
 }
 
-/** A port for a function nobody has connected: every access faults. */
+/**
+ * A port for a function nobody has connected: every access faults.
+ *
+ * @category Device-model SDK
+ */
 export const DISCONNECTED_DMA: DmaPort = {
   read(address, length) {
     throw new DmaFault('blocked', address, length, 'read', 'device not connected to a host');

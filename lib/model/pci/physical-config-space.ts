@@ -18,12 +18,18 @@ import {
   PCI_STD_HEADER_SIZEOF,
 } from '../../uapi/pci';
 
-/** Config space access width in bytes: config accessors read and write 1, 2 or 4 bytes. */
+/**
+ * Config space access width in bytes: config accessors read and write 1, 2 or 4 bytes.
+ *
+ * @category Device-model SDK
+ */
 export type ConfigWidth = 1 | 2 | 4;
 
 /**
  * A function's own config space (256 bytes, or 4 KiB for PCI Express) with per-bit write and
  * write-1-to-clear masks; DeviceModel builds it from the definition and exposes it as `config`.
+ *
+ * @category Device-model SDK
  */
 export class PciConfigSpace {
   /** The current register bytes, as the device holds them. */
