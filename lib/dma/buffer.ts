@@ -23,7 +23,11 @@ import { checkBoolean, checkChoice, checkSize, checkU64 } from '../support/argum
 import type { BusAddr, Iova, PhysAddr } from '../sys/addresses';
 import type { PhysicalRun } from '../ioctl/iommufd-ioctls';
 
-/** Options of `DmaBuffer.allocate` (and `device.allocateDma`, which fills in `space`). */
+/**
+ * Options of `DmaBuffer.allocate` (and `device.allocateDma`, which fills in `space`).
+ *
+ * @category DMA
+ */
 export interface DmaAllocateOptions extends DmaMapOptions {
   /** Where to map the buffer for devices: an Ioas, or what openDevice set up (`device.dmaSpace`). */
   readonly space: DmaSpace;
@@ -45,12 +49,17 @@ const HUGE_FLAGS: Record<HugePageSize, number> = { '2M': MAP_HUGE_2MB, '1G': MAP
  * referenced while using its `bytes`: a dropped buffer is eventually freed by the garbage
  * collector, which detaches the ArrayBuffer (accesses then fail instead of touching freed memory).
  */
-/** Bytes of a buffer the device can address contiguously, and the address it uses for the first. */
+/**
+ * Bytes of a buffer the device can address contiguously, and the address it uses for the first.
+ *
+ * @category DMA
+ */
 export interface BusRun {
   /** Offset of the run in the buffer. */
   readonly offset: bigint;
   /** Physical address (noiommu) or IOVA (IOMMU) of the run's first byte. */
   readonly address: BusAddr;
+  /** Bytes the run covers, contiguous on the bus: one DMA descriptor can describe it. */
   readonly length: bigint;
 }
 

@@ -8,7 +8,11 @@ import type { Kernel, Mapping } from '../sys/kernel';
 import type { Iova, PhysAddr } from '../sys/addresses';
 import type { Resource } from '../support/resource';
 
-/** A physically contiguous run of a DMA buffer, by offset into the buffer. */
+/**
+ * A physically contiguous run of a DMA buffer, by offset into the buffer.
+ *
+ * @category DMA
+ */
 export interface BufferSegment {
   /** Offset of the run from the start of the buffer. */
   readonly offset: bigint;
@@ -18,7 +22,11 @@ export interface BufferSegment {
   readonly length: bigint;
 }
 
-/** How memory is mapped for a device. */
+/**
+ * How memory is mapped for a device.
+ *
+ * @category DMA
+ */
 export interface DmaMapOptions {
   /** A fixed IOVA; by default the space chooses. */
   readonly iova?: Iova;
@@ -46,6 +54,8 @@ export interface DmaAttachment {
 /**
  * Where DMA buffers are mapped for devices: an `Ioas`, or a `VfioContainer` on the legacy path
  * (`device.dmaSpace` is the right one for a device).
+ *
+ * @category DMA
  */
 export interface DmaSpace {
   /** The kernel the space lives in. */

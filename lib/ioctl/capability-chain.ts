@@ -5,7 +5,11 @@
  */
 import { VfioInfoCapHeader } from '../uapi/vfio';
 
-/** One capability of a VFIO info chain. */
+/**
+ * One capability of a VFIO info chain.
+ *
+ * @category Ioctl results
+ */
 export interface InfoCapability {
   /** Capability id (its meaning depends on the ioctl: region, device or IOMMU info). */
   readonly id: number;
@@ -20,6 +24,8 @@ export interface InfoCapability {
 /**
  * Walks the chain that starts at `firstOffset`. A malformed chain (offset outside the buffer, a
  * loop) is a kernel bug; it raises an Error rather than looping forever.
+ *
+ * @category Ioctl results
  */
 export function readCapabilityChain(buffer: Uint8Array, firstOffset: number): InfoCapability[] {
   const caps: InfoCapability[] = [];

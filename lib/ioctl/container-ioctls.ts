@@ -8,22 +8,38 @@ import type { Iova } from '../sys/addresses';
 import { invoke } from './invoke';
 import { readCapabilityChain, type InfoCapability } from './capability-chain';
 
-/** VFIO_GET_API_VERSION (always VFIO_API_VERSION, 0, on Linux). */
+/**
+ * VFIO_GET_API_VERSION (always VFIO_API_VERSION, 0, on Linux).
+ *
+ * @category Ioctl results
+ */
 export function getApiVersion(kernel: Kernel, fd: number): number {
   return invoke(kernel, fd, V.VFIO_GET_API_VERSION, null);
 }
 
-/** VFIO_CHECK_EXTENSION: does the container support this IOMMU type or extension? */
+/**
+ * VFIO_CHECK_EXTENSION: does the container support this IOMMU type or extension?
+ *
+ * @category Ioctl results
+ */
 export function checkExtension(kernel: Kernel, fd: number, extension: number): boolean {
   return invoke(kernel, fd, V.VFIO_CHECK_EXTENSION, extension) > 0;
 }
 
-/** VFIO_SET_IOMMU: selects the IOMMU model (VFIO_TYPE1v2_IOMMU, VFIO_NOIOMMU_IOMMU, ...). */
+/**
+ * VFIO_SET_IOMMU: selects the IOMMU model (VFIO_TYPE1v2_IOMMU, VFIO_NOIOMMU_IOMMU, ...).
+ *
+ * @category Ioctl results
+ */
 export function setIommu(kernel: Kernel, fd: number, iommuType: number): void {
   invoke(kernel, fd, V.VFIO_SET_IOMMU, iommuType);
 }
 
-/** What VFIO_IOMMU_GET_INFO reports about a type1 container. */
+/**
+ * What VFIO_IOMMU_GET_INFO reports about a type1 container.
+ *
+ * @category Ioctl results
+ */
 export interface Type1Info {
   /** VFIO_IOMMU_INFO_* flags. */
   readonly flags: number;
@@ -40,7 +56,11 @@ export interface Type1Info {
   readonly capabilities: InfoCapability[];
 }
 
-/** VFIO_IOMMU_GET_INFO (type1), retried with the argsz the kernel asks for. */
+/**
+ * VFIO_IOMMU_GET_INFO (type1), retried with the argsz the kernel asks for.
+ *
+ * @category Ioctl results
+ */
 export function iommuGetInfo(kernel: Kernel, fd: number): Type1Info {
   let size = V.VfioIommuType1Info.size;
   for (let attempt = 0; attempt < 4; attempt++) {
@@ -77,7 +97,11 @@ export interface DmaMapArgs {
   readonly writable: boolean;
 }
 
-/** VFIO_IOMMU_MAP_DMA (type1 containers; a noiommu container has no DMA mapping ioctls). */
+/**
+ * VFIO_IOMMU_MAP_DMA (type1 containers; a noiommu container has no DMA mapping ioctls).
+ *
+ * @category Ioctl results
+ */
 export function iommuMapDma(kernel: Kernel, fd: number, args: DmaMapArgs): void {
   const buf = V.VfioIommuType1DmaMap.encode({
     argsz: V.VfioIommuType1DmaMap.size,
@@ -89,7 +113,11 @@ export function iommuMapDma(kernel: Kernel, fd: number, args: DmaMapArgs): void 
   invoke(kernel, fd, V.VFIO_IOMMU_MAP_DMA, buf);
 }
 
-/** VFIO_IOMMU_UNMAP_DMA: returns the bytes unmapped. Without a range, unmaps all (VFIO_DMA_UNMAP_FLAG_ALL). */
+/**
+ * VFIO_IOMMU_UNMAP_DMA: returns the bytes unmapped. Without a range, unmaps all (VFIO_DMA_UNMAP_FLAG_ALL).
+ *
+ * @category Ioctl results
+ */
 export function iommuUnmapDma(kernel: Kernel, fd: number, range?: { iova: Iova; size: bigint }): bigint {
   const buf = V.VfioIommuType1DmaUnmap.encode({
     argsz: V.VfioIommuType1DmaUnmap.size,

@@ -56,7 +56,11 @@ function capabilitiesOf(bytes: Uint8Array, reused: boolean, capOffset: number): 
   return readCapabilityChain(reused ? bytes.slice() : bytes, capOffset);
 }
 
-/** What VFIO_DEVICE_GET_INFO reports. */
+/**
+ * What VFIO_DEVICE_GET_INFO reports.
+ *
+ * @category Ioctl results
+ */
 export interface DeviceInfo {
   /** VFIO_DEVICE_FLAGS_* (RESET, PCI, CAPS, ...). */
   readonly flags: number;
@@ -68,7 +72,11 @@ export interface DeviceInfo {
   readonly capabilities: InfoCapability[];
 }
 
-/** VFIO_DEVICE_GET_INFO, with its capability chain. */
+/**
+ * VFIO_DEVICE_GET_INFO, with its capability chain.
+ *
+ * @category Ioctl results
+ */
 export function deviceGetInfo(kernel: Kernel, fd: number): DeviceInfo {
   const info = queryInfo(kernel, fd, V.VFIO_DEVICE_GET_INFO, deviceInfoMemory);
   const flags = info.flags;
@@ -85,7 +93,11 @@ export function deviceGetInfo(kernel: Kernel, fd: number): DeviceInfo {
 // Reused by every call (a call reads its answer out before returning, so nothing can see it change).
 const deviceInfoMemory = V.VfioDeviceInfo.allocate();
 
-/** A part of a region that may be mmap'ed. */
+/**
+ * A part of a region that may be mmap'ed.
+ *
+ * @category Ioctl results
+ */
 export interface SparseMmapArea {
   /** Offset within the region. */
   readonly offset: bigint;
@@ -93,7 +105,11 @@ export interface SparseMmapArea {
   readonly size: bigint;
 }
 
-/** What VFIO_DEVICE_GET_REGION_INFO reports, with its capability chain decoded. */
+/**
+ * What VFIO_DEVICE_GET_REGION_INFO reports, with its capability chain decoded.
+ *
+ * @category Ioctl results
+ */
 export interface RegionInfo {
   /** Region index. */
   readonly index: number;
@@ -118,7 +134,11 @@ export interface RegionInfo {
   readonly capabilities: InfoCapability[];
 }
 
-/** VFIO_DEVICE_GET_REGION_INFO, with its capability chain decoded. */
+/**
+ * VFIO_DEVICE_GET_REGION_INFO, with its capability chain decoded.
+ *
+ * @category Ioctl results
+ */
 export function deviceGetRegionInfo(kernel: Kernel, fd: number, index: number): RegionInfo {
   const info = queryInfo(kernel, fd, V.VFIO_DEVICE_GET_REGION_INFO, regionInfoMemory, (r) => {
     r.index = index;
@@ -159,7 +179,11 @@ export function deviceGetRegionInfo(kernel: Kernel, fd: number, index: number): 
 
 const regionInfoMemory = V.VfioRegionInfo.allocate();
 
-/** What VFIO_DEVICE_GET_IRQ_INFO reports. */
+/**
+ * What VFIO_DEVICE_GET_IRQ_INFO reports.
+ *
+ * @category Ioctl results
+ */
 export interface IrqInfo {
   /** IRQ index (0 INTx, 1 MSI, 2 MSI-X, 3 error, 4 request). */
   readonly index: number;
@@ -169,7 +193,11 @@ export interface IrqInfo {
   readonly count: number;
 }
 
-/** VFIO_DEVICE_GET_IRQ_INFO. */
+/**
+ * VFIO_DEVICE_GET_IRQ_INFO.
+ *
+ * @category Ioctl results
+ */
 export function deviceGetIrqInfo(kernel: Kernel, fd: number, index: number): IrqInfo {
   const buf = V.VfioIrqInfo.encode({ argsz: V.VfioIrqInfo.size, index });
   invoke(kernel, fd, V.VFIO_DEVICE_GET_IRQ_INFO, buf);
@@ -178,7 +206,11 @@ export function deviceGetIrqInfo(kernel: Kernel, fd: number, index: number): Irq
 }
 
 export type IrqAction = 'mask' | 'unmask' | 'trigger';
-/** What VFIO_DEVICE_SET_IRQS carries for each vector of [start, start+count). */
+/**
+ * What VFIO_DEVICE_SET_IRQS carries for each vector of [start, start+count).
+ *
+ * @category Ioctl results
+ */
 export type IrqData =
   | { readonly kind: 'none' }
   | { readonly kind: 'bool'; readonly values: readonly boolean[] }
@@ -200,7 +232,11 @@ const ACTION_FLAGS: Record<IrqAction, number> = {
   trigger: V.VFIO_IRQ_SET_ACTION_TRIGGER,
 };
 
-/** VFIO_DEVICE_SET_IRQS. */
+/**
+ * VFIO_DEVICE_SET_IRQS.
+ *
+ * @category Ioctl results
+ */
 export function deviceSetIrqs(kernel: Kernel, fd: number, args: SetIrqsArgs): void {
   const header = V.VfioIrqSet.size;
   let dataFlag: number;
@@ -235,12 +271,20 @@ export function deviceSetIrqs(kernel: Kernel, fd: number, args: SetIrqsArgs): vo
   invoke(kernel, fd, V.VFIO_DEVICE_SET_IRQS, buf);
 }
 
-/** VFIO_DEVICE_RESET: function-level (or other device-specific) reset. */
+/**
+ * VFIO_DEVICE_RESET: function-level (or other device-specific) reset.
+ *
+ * @category Ioctl results
+ */
 export function deviceReset(kernel: Kernel, fd: number): void {
   invoke(kernel, fd, V.VFIO_DEVICE_RESET, null);
 }
 
-/** A device affected by a hot reset. */
+/**
+ * A device affected by a hot reset.
+ *
+ * @category Ioctl results
+ */
 export interface DependentDevice {
   /** On the group path a group id; with VFIO_PCI_HOT_RESET_FLAG_DEV_ID a device id (or -1: not owned). */
   readonly groupOrDeviceId: number;
@@ -252,7 +296,11 @@ export interface DependentDevice {
   readonly devfn: number;
 }
 
-/** What VFIO_DEVICE_GET_PCI_HOT_RESET_INFO reports. */
+/**
+ * What VFIO_DEVICE_GET_PCI_HOT_RESET_INFO reports.
+ *
+ * @category Ioctl results
+ */
 export interface HotResetInfo {
   /** VFIO_PCI_HOT_RESET_FLAG_DEV_ID(_OWNED): ids are iommufd device ids (cdev path). */
   readonly flags: number;
@@ -263,6 +311,8 @@ export interface HotResetInfo {
 /**
  * VFIO_DEVICE_GET_PCI_HOT_RESET_INFO: the devices a bus/slot reset would also reset. The kernel
  * answers ENOSPC with the needed count; the wrapper retries with room for that many.
+ *
+ * @category Ioctl results
  */
 export function deviceGetPciHotResetInfo(kernel: Kernel, fd: number): HotResetInfo {
   const header = V.VfioPciHotResetInfo.size;
@@ -295,6 +345,8 @@ export function deviceGetPciHotResetInfo(kernel: Kernel, fd: number): HotResetIn
 /**
  * VFIO_DEVICE_PCI_HOT_RESET: resets the bus or slot. On the group path pass the fds of every
  * affected group; on the cdev path pass none (the kernel checks ownership through iommufd).
+ *
+ * @category Ioctl results
  */
 export function devicePciHotReset(kernel: Kernel, fd: number, groupFds: readonly number[] = []): void {
   const header = V.VfioPciHotReset.size;
@@ -308,6 +360,8 @@ export function devicePciHotReset(kernel: Kernel, fd: number, groupFds: readonly
  * VFIO_DEVICE_BIND_IOMMUFD (cdev only): binds the device to an iommufd; returns its device id there.
  * With `vfToken` (16 bytes) it sets VFIO_DEVICE_BIND_FLAG_TOKEN and points token_uuid_ptr at a copy
  * in mapped memory, as an SR-IOV VF of a vfio-pci PF requires.
+ *
+ * @category Ioctl results
  */
 export function deviceBindIommufd(kernel: Kernel, fd: number, iommufd: number, vfToken?: Uint8Array): number {
   if (!vfToken) {
@@ -329,12 +383,18 @@ export function deviceBindIommufd(kernel: Kernel, fd: number, iommufd: number, v
   });
 }
 
-/** A VF token is a UUID: 16 bytes. */
+/**
+ * A VF token is a UUID: 16 bytes.
+ *
+ * @category Ioctl results
+ */
 export const VF_TOKEN_SIZE = 16;
 
 /**
  * VFIO_DEVICE_FEATURE(SET, PCI_VF_TOKEN) on an SR-IOV PF: the token its VFs must then be opened
  * with. The kernel offers no GET (the token may be the previous user's).
+ *
+ * @category Ioctl results
  */
 export function deviceSetVfToken(kernel: Kernel, fd: number, vfToken: Uint8Array): void {
   if (vfToken.length !== VF_TOKEN_SIZE) throw new RangeError(`vfToken must be ${VF_TOKEN_SIZE} bytes, not ${vfToken.length}`);
@@ -348,6 +408,8 @@ export function deviceSetVfToken(kernel: Kernel, fd: number, vfToken: Uint8Array
 /**
  * VFIO_DEVICE_ATTACH_IOMMUFD_PT: attaches to an IOAS or HWPT (replacing any current one). Returns
  * the id actually attached: for an IOAS, the HWPT the kernel created or reused for it.
+ *
+ * @category Ioctl results
  */
 export function deviceAttachIommufdPt(kernel: Kernel, fd: number, ptId: number, pasid?: number): number {
   const buf = V.VfioDeviceAttachIommufdPt.encode({
@@ -360,7 +422,11 @@ export function deviceAttachIommufdPt(kernel: Kernel, fd: number, ptId: number, 
   return V.VfioDeviceAttachIommufdPt.get(buf, 'pt_id');
 }
 
-/** VFIO_DEVICE_DETACH_IOMMUFD_PT. */
+/**
+ * VFIO_DEVICE_DETACH_IOMMUFD_PT.
+ *
+ * @category Ioctl results
+ */
 export function deviceDetachIommufdPt(kernel: Kernel, fd: number, pasid?: number): void {
   const buf = V.VfioDeviceDetachIommufdPt.encode({
     argsz: V.VfioDeviceDetachIommufdPt.size,

@@ -11,19 +11,31 @@ import { invoke, withUserMemory } from './invoke';
 import { ioctlRuns } from './ioctl-runs';
 import { isVfioError } from '../sys/errors';
 
-/** IOMMU_DESTROY: destroys an IOAS, HWPT or other object by id. */
+/**
+ * IOMMU_DESTROY: destroys an IOAS, HWPT or other object by id.
+ *
+ * @category Ioctl results
+ */
 export function iommuDestroy(kernel: Kernel, fd: number, id: number): void {
   invoke(kernel, fd, U.IOMMU_DESTROY, U.IommuDestroy.encode({ size: U.IommuDestroy.size, id }));
 }
 
-/** IOMMU_IOAS_ALLOC: a new, empty IOAS; returns its id. */
+/**
+ * IOMMU_IOAS_ALLOC: a new, empty IOAS; returns its id.
+ *
+ * @category Ioctl results
+ */
 export function ioasAlloc(kernel: Kernel, fd: number): number {
   const buf = U.IommuIoasAlloc.encode({ size: U.IommuIoasAlloc.size });
   invoke(kernel, fd, U.IOMMU_IOAS_ALLOC, buf);
   return U.IommuIoasAlloc.get(buf, 'out_ioas_id');
 }
 
-/** What IOMMU_IOAS_IOVA_RANGES reports. */
+/**
+ * What IOMMU_IOAS_IOVA_RANGES reports.
+ *
+ * @category Ioctl results
+ */
 export interface IovaRanges {
   /** The usable IOVA ranges, inclusive. */
   readonly ranges: IovaRange[];
@@ -36,6 +48,8 @@ export interface IovaRanges {
  * the needed count when the array is too small; the wrapper asks again with room for that many,
  * so the caller never sees it (the ranges can change between calls when devices attach, hence
  * the loop).
+ *
+ * @category Ioctl results
  */
 export function ioasIovaRanges(kernel: Kernel, fd: number, ioasId: number): IovaRanges {
   let capacity = 8;
@@ -71,7 +85,11 @@ export function ioasIovaRanges(kernel: Kernel, fd: number, ioasId: number): Iova
   }
 }
 
-/** IOMMU_IOAS_ALLOW_IOVAS: restricts automatic IOVA allocation (and fixed maps) to these ranges. */
+/**
+ * IOMMU_IOAS_ALLOW_IOVAS: restricts automatic IOVA allocation (and fixed maps) to these ranges.
+ *
+ * @category Ioctl results
+ */
 export function ioasAllowIovas(kernel: Kernel, fd: number, ioasId: number, ranges: readonly IovaRange[]): void {
   const entry = U.IommuIovaRange.size;
   withUserMemory(kernel, Math.max(1, ranges.length) * entry, (memory, bytes) => {
@@ -91,7 +109,11 @@ export interface MapAccess {
   readonly writable: boolean;
 }
 
-/** Where and how IOMMU_IOAS_MAP and IOMMU_IOAS_MAP_FILE map what they pin. */
+/**
+ * Where and how IOMMU_IOAS_MAP and IOMMU_IOAS_MAP_FILE map what they pin.
+ *
+ * @category Ioctl results
+ */
 export interface MapTarget extends MapAccess {
   readonly ioasId: number;
   readonly length: bigint;
@@ -114,7 +136,11 @@ function mapTargetFields(t: MapTarget): { flags: number; ioas_id: number; length
   return { flags: accessFlags(t, t.iova !== undefined), ioas_id: t.ioasId, length: t.length, iova: t.iova ?? 0n };
 }
 
-/** IOMMU_IOAS_MAP: pins `length` bytes at `userVa` and maps them; returns the IOVA used. */
+/**
+ * IOMMU_IOAS_MAP: pins `length` bytes at `userVa` and maps them; returns the IOVA used.
+ *
+ * @category Ioctl results
+ */
 export function ioasMap(kernel: Kernel, fd: number, args: IoasMapArgs): Iova {
   const buf = U.IommuIoasMap.encode({ size: U.IommuIoasMap.size, ...mapTargetFields(args), user_va: args.userVa });
   invoke(kernel, fd, U.IOMMU_IOAS_MAP, buf);
@@ -127,7 +153,11 @@ export interface IoasMapFileArgs extends MapTarget {
   readonly start: bigint;
 }
 
-/** IOMMU_IOAS_MAP_FILE: maps `length` bytes of a file from `start`; returns the IOVA used. */
+/**
+ * IOMMU_IOAS_MAP_FILE: maps `length` bytes of a file from `start`; returns the IOVA used.
+ *
+ * @category Ioctl results
+ */
 export function ioasMapFile(kernel: Kernel, fd: number, args: IoasMapFileArgs): Iova {
   const buf = U.IommuIoasMapFile.encode({ size: U.IommuIoasMapFile.size, ...mapTargetFields(args), fd: args.fileFd, start: args.start });
   invoke(kernel, fd, U.IOMMU_IOAS_MAP_FILE, buf);
@@ -142,7 +172,11 @@ export interface IoasCopyArgs extends MapAccess {
   readonly dstIova?: Iova;
 }
 
-/** IOMMU_IOAS_COPY: maps the pages already pinned at `srcIova` into another IOAS; returns the destination IOVA. */
+/**
+ * IOMMU_IOAS_COPY: maps the pages already pinned at `srcIova` into another IOAS; returns the destination IOVA.
+ *
+ * @category Ioctl results
+ */
 export function ioasCopy(kernel: Kernel, fd: number, args: IoasCopyArgs): Iova {
   const buf = U.IommuIoasCopy.encode({
     size: U.IommuIoasCopy.size,
@@ -160,6 +194,8 @@ export function ioasCopy(kernel: Kernel, fd: number, args: IoasCopyArgs): Iova {
 /**
  * IOMMU_IOAS_UNMAP: unmaps whole areas inside [iova, iova+length); returns the bytes unmapped.
  * Without a range, unmaps everything (iova 0, length 2^64-1, the kernel's "all" form).
+ *
+ * @category Ioctl results
  */
 export function ioasUnmap(kernel: Kernel, fd: number, ioasId: number, range?: { iova: Iova; length: bigint }): bigint {
   const buf = U.IommuIoasUnmap.encode({
@@ -172,14 +208,22 @@ export function ioasUnmap(kernel: Kernel, fd: number, ioasId: number, range?: { 
   return U.IommuIoasUnmap.get(buf, 'length');
 }
 
-/** The options of IOMMU_OPTION. */
+/**
+ * The options of IOMMU_OPTION.
+ *
+ * @category Ioctl results
+ */
 export type IommuOptionName = 'rlimit-mode' | 'huge-pages';
 const OPTION_IDS: Record<IommuOptionName, number> = {
   'rlimit-mode': U.IOMMU_OPTION_RLIMIT_MODE,
   'huge-pages': U.IOMMU_OPTION_HUGE_PAGES,
 };
 
-/** IOMMU_OPTION get: rlimit-mode is per iommufd (objectId 0), huge-pages per IOAS. */
+/**
+ * IOMMU_OPTION get: rlimit-mode is per iommufd (objectId 0), huge-pages per IOAS.
+ *
+ * @category Ioctl results
+ */
 export function optionGet(kernel: Kernel, fd: number, option: IommuOptionName, objectId = 0): bigint {
   const buf = U.IommuOption.encode({
     size: U.IommuOption.size,
@@ -191,7 +235,11 @@ export function optionGet(kernel: Kernel, fd: number, option: IommuOptionName, o
   return U.IommuOption.get(buf, 'val64');
 }
 
-/** IOMMU_OPTION set. */
+/**
+ * IOMMU_OPTION set.
+ *
+ * @category Ioctl results
+ */
 export function optionSet(kernel: Kernel, fd: number, option: IommuOptionName, value: bigint, objectId = 0): void {
   const buf = U.IommuOption.encode({
     size: U.IommuOption.size,
@@ -215,7 +263,11 @@ export interface HwptAllocArgs {
   readonly faultId?: number;
 }
 
-/** IOMMU_HWPT_ALLOC: a hardware page table (on noiommu, the dummy domain); returns its id. */
+/**
+ * IOMMU_HWPT_ALLOC: a hardware page table (on noiommu, the dummy domain); returns its id.
+ *
+ * @category Ioctl results
+ */
 export function hwptAlloc(kernel: Kernel, fd: number, args: HwptAllocArgs): number {
   const data = args.data ?? new Uint8Array(0);
   return withUserMemory(kernel, data.length, (memory, bytes) => {
@@ -235,7 +287,11 @@ export function hwptAlloc(kernel: Kernel, fd: number, args: HwptAllocArgs): numb
   });
 }
 
-/** What IOMMU_GET_HW_INFO reports about the IOMMU behind a device. */
+/**
+ * What IOMMU_GET_HW_INFO reports about the IOMMU behind a device.
+ *
+ * @category Ioctl results
+ */
 export interface HwInfo {
   /** IOMMU_HW_INFO_TYPE_* of `data`. */
   readonly type: number;
@@ -247,7 +303,11 @@ export interface HwInfo {
   readonly maxPasidLog2: number;
 }
 
-/** IOMMU_GET_HW_INFO: what the IOMMU behind a bound device can do (EOPNOTSUPP on noiommu). */
+/**
+ * IOMMU_GET_HW_INFO: what the IOMMU behind a bound device can do (EOPNOTSUPP on noiommu).
+ *
+ * @category Ioctl results
+ */
 export function getHwInfo(kernel: Kernel, fd: number, deviceId: number, dataCapacity = 256): HwInfo {
   return withUserMemory(kernel, dataCapacity, (memory, bytes) => {
     const buf = U.IommuHwInfo.encode({
@@ -267,7 +327,11 @@ export function getHwInfo(kernel: Kernel, fd: number, deviceId: number, dataCapa
   });
 }
 
-/** IOMMU_HWPT_SET_DIRTY_TRACKING. */
+/**
+ * IOMMU_HWPT_SET_DIRTY_TRACKING.
+ *
+ * @category Ioctl results
+ */
 export function hwptSetDirtyTracking(kernel: Kernel, fd: number, hwptId: number, enable: boolean): void {
   const buf = U.IommuHwptSetDirtyTracking.encode({
     size: U.IommuHwptSetDirtyTracking.size,
@@ -277,7 +341,11 @@ export function hwptSetDirtyTracking(kernel: Kernel, fd: number, hwptId: number,
   invoke(kernel, fd, U.IOMMU_HWPT_SET_DIRTY_TRACKING, buf);
 }
 
-/** A physically contiguous run starting at a looked-up address. */
+/**
+ * A physically contiguous run starting at a looked-up address.
+ *
+ * @category Ioctl results
+ */
 export interface PhysicalRun {
   /** Physical address of the first byte. */
   readonly phys: PhysAddr;
@@ -289,6 +357,8 @@ export interface PhysicalRun {
  * IOMMU_IOAS_NOIOMMU_GET_PA (Linux 7.3): the physical address behind `iova` and how many bytes
  * from there are physically contiguous, up to `maxLength` (non-zero). Needs CAP_SYS_RAWIO and an
  * IOAS whose pages sit in the noiommu domain (a noiommu device attached).
+ *
+ * @category Ioctl results
  */
 export function noiommuGetPa(kernel: Kernel, fd: number, ioasId: number, at: Iova, maxLength: bigint): PhysicalRun {
   return sharedGetPa.lookup(kernel, fd, ioasId, at, maxLength);
@@ -299,6 +369,8 @@ export function noiommuGetPa(kernel: Kernel, fd: number, ioasId: number, at: Iov
  * makes per DMA address, so a call allocates nothing but its answer (see StructType.allocate). An
  * `Ioas` keeps one; `noiommuGetPa` shares one, which is safe because a call fills the struct,
  * issues the ioctl and reads the answer out without giving control to anything else.
+ *
+ * @category Ioctl results
  */
 export class PhysicalAddressLookup {
   private readonly cmd = U.IommuIoasNoiommuGetPa.allocate();
@@ -367,7 +439,11 @@ const GET_PA_RUN_FIELDS = new Uint32Array([
 
 const sharedGetPa = new PhysicalAddressLookup();
 
-/** IOMMU_IOAS_CHANGE_PROCESS: moves the pin accounting of every mapping to the calling process (after fork). */
+/**
+ * IOMMU_IOAS_CHANGE_PROCESS: moves the pin accounting of every mapping to the calling process (after fork).
+ *
+ * @category Ioctl results
+ */
 export function ioasChangeProcess(kernel: Kernel, fd: number): void {
   invoke(kernel, fd, U.IOMMU_IOAS_CHANGE_PROCESS, U.IommuIoasChangeProcess.encode({ size: U.IommuIoasChangeProcess.size }));
 }

@@ -7,7 +7,11 @@ import * as io from '../ioctl/iommufd-ioctls';
 import type { BoundDevice, IommufdHandle, PageTableTarget } from './iommufd-handle';
 import { IommufdResource } from './iommufd-resource';
 
-/** Options of `Iommufd.hwpt`. */
+/**
+ * Options of `Iommufd.hwpt`.
+ *
+ * @category IOMMU
+ */
 export interface HwptOptions {
   /** IOMMU_HWPT_ALLOC_* flags (NEST_PARENT, DIRTY_TRACKING, ...). */
   readonly flags?: number;
@@ -17,7 +21,11 @@ export interface HwptOptions {
   readonly data?: Uint8Array;
 }
 
-/** A hardware page table; attach devices to it with `device.attach(hwpt)`. */
+/**
+ * A hardware page table; attach devices to it with `device.attach(hwpt)`.
+ *
+ * @category IOMMU
+ */
 export class Hwpt extends IommufdResource implements PageTableTarget {
   private constructor(
     handle: IommufdHandle,

@@ -20,6 +20,8 @@ import { type Iova, type IovaRange, type PhysicalSegment } from '../sys/addresse
 /**
  * The memory to map: a mapping from `kernel.mmap`, a DmaBuffer (to share it with the devices of
  * another IOAS), or an address range in this process.
+ *
+ * @category IOMMU
  */
 export type MapSource =
   | Mapping
@@ -36,7 +38,11 @@ export type MapSource =
       readonly length: bigint;
     };
 
-/** Options of `Ioas.map`, `mapFile` and `copy`. */
+/**
+ * Options of `Ioas.map`, `mapFile` and `copy`.
+ *
+ * @category IOMMU
+ */
 export interface IoasMapOptions {
   /** A fixed IOVA; by default the kernel chooses one. */
   readonly iova?: Iova;
@@ -46,10 +52,18 @@ export interface IoasMapOptions {
   readonly writable?: boolean;
 }
 
-/** How devices attached to this IOAS address memory; known once a device is attached. */
+/**
+ * How devices attached to this IOAS address memory; known once a device is attached.
+ *
+ * @category IOMMU
+ */
 export type Addressing = 'physical' | 'iova' | 'unknown';
 
-/** One area mapped into an IOAS; `close()` unmaps it. */
+/**
+ * One area mapped into an IOAS; `close()` unmaps it.
+ *
+ * @category IOMMU
+ */
 export class IoasMapping extends IommufdResource {
   constructor(
     private readonly ioas: Ioas,
@@ -76,7 +90,11 @@ export class IoasMapping extends IommufdResource {
   }
 }
 
-/** An I/O address space of an iommufd (`iommufd.ioas()`). */
+/**
+ * An I/O address space of an iommufd (`iommufd.ioas()`).
+ *
+ * @category IOMMU
+ */
 export class Ioas extends IommufdResource implements DmaSpace, PageTableTarget {
   private readonly attached = new Map<number, 'physical' | 'iova'>();
   private readonly dmaAttachments = new Set<IoasDmaAttachment>();

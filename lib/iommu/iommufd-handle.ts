@@ -14,13 +14,21 @@ export interface IommufdHandle {
   readonly tearingDown: boolean;
 }
 
-/** Anything a device can be attached to: an IOAS or a HWPT. */
+/**
+ * Anything a device can be attached to: an IOAS or a HWPT.
+ *
+ * @category IOMMU
+ */
 export interface PageTableTarget {
   /** The object id in the iommufd. */
   readonly id: number;
 }
 
-/** A bound device, as far as the iommufd is concerned. */
+/**
+ * A bound device, as far as the iommufd is concerned.
+ *
+ * @category IOMMU
+ */
 export interface BoundDevice {
   /** The device's id in this iommufd (from VFIO_DEVICE_BIND_IOMMUFD). */
   readonly deviceId: number;

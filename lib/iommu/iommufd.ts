@@ -16,13 +16,21 @@ import { Hwpt, type HwptOptions } from './hwpt';
 import type { HwInfo } from '../ioctl/iommufd-ioctls';
 import type { BoundDevice, IommufdHandle, PageTableTarget } from './iommufd-handle';
 
-/** Options of `Iommufd.open`. */
+/**
+ * Options of `Iommufd.open`.
+ *
+ * @category IOMMU
+ */
 export interface IommufdOpenOptions extends KernelOptions {
   /** The iommufd device node (default /dev/iommu). */
   readonly path?: string;
 }
 
-/** An open /dev/iommu (`Iommufd.open()`): creates IOAS and HWPT objects; devices bind to it. */
+/**
+ * An open /dev/iommu (`Iommufd.open()`): creates IOAS and HWPT objects; devices bind to it.
+ *
+ * @category IOMMU
+ */
 export class Iommufd extends Resource implements IommufdHandle {
   /** @internal The iommufd fd; shared with the objects created through it. */
   readonly file: FileDescriptor;

@@ -7,9 +7,22 @@
  */
 import type { ErrnoName } from '../sys/constants';
 
+/**
+ * How model kernel code fails, the model's `return -EINVAL`: a device model or VFS node of your
+ * own throws one (or calls `fail`), and the Kernel boundary turns it into the VfioError callers see.
+ *
+ * @example
+ * ```ts
+ * open: () => { throw new KernelError('EBUSY', 'the device is held by another user'); }
+ * ```
+ *
+ * @category Model
+ */
 export class KernelError extends Error {
   constructor(
+    /** The errno name the call fails with. */
     readonly code: ErrnoName,
+    /** Why, in words; kept as the VfioError's `detail`. */
     readonly detail?: string,
   ) {
     super(detail ? `${code}: ${detail}` : code);
@@ -17,7 +30,11 @@ export class KernelError extends Error {
   }
 }
 
-/** Throws KernelError(code): `return fail('EINVAL')` reads like the kernel's `return -EINVAL`. */
+/**
+ * Throws KernelError(code): `return fail('EINVAL')` reads like the kernel's `return -EINVAL`.
+ *
+ * @category Model
+ */
 export function fail(code: ErrnoName, detail?: string): never {
   throw new KernelError(code, detail);
 }

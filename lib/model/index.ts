@@ -21,7 +21,11 @@ import type { DeviceModel } from './device/device-model';
 import { ModelKernel } from './model-kernel';
 import { resolveProfile, type PciDeviceSpec, type Profile, type ProfileName } from './profile';
 
-/** A device model placed at a PCI address. */
+/**
+ * A device model placed at a PCI address.
+ *
+ * @category Model
+ */
 export interface DevicePlacement {
   /** Domain:bus:device.function, e.g. '0000:00:05.0'. */
   readonly address: string;
@@ -33,7 +37,11 @@ export interface DevicePlacement {
   readonly iommuGroup?: number;
 }
 
-/** A machine built from a preset or profile plus devices placed on its bus. */
+/**
+ * A machine built from a preset or profile plus devices placed on its bus.
+ *
+ * @category Model
+ */
 export interface ModelMachine {
   /** The preset (by name) or profile the machine starts from. */
   readonly base: ProfileName | Profile;
@@ -57,7 +65,11 @@ function bootSteps(clock: ModelClock | undefined): readonly ((kernel: ModelKerne
   ];
 }
 
-/** Boots a model kernel for a preset name, a Profile, or a ModelMachine (a base plus placed devices). */
+/**
+ * Boots a model kernel for a preset name, a Profile, or a ModelMachine (a base plus placed devices).
+ *
+ * @category Model
+ */
 export function createModelKernel(machine: ProfileName | Profile | ModelMachine): ModelKernel {
   const isMachine = typeof machine === 'object' && 'base' in machine;
   const profile = isMachine ? machineProfile(machine) : resolveProfile(machine);
@@ -89,7 +101,17 @@ function machineProfile(m: ModelMachine): Profile {
 
 export { ModelKernel } from './model-kernel';
 export { profiles, resolveProfile, hasIommufdNoiommu } from './profile';
-export type { Profile, ProfileName, KernelConfig, IommuUnit, MemoryConfig, PciDeviceSpec, ProcessCredentials } from './profile';
+export type {
+  Profile,
+  ProfileName,
+  KernelConfig,
+  KernelVersion,
+  IommuUnit,
+  ReservedIovaRegion,
+  MemoryConfig,
+  PciDeviceSpec,
+  ProcessCredentials,
+} from './profile';
 export { PhysicalAccessFault } from './memory/physical-memory';
 export { IommufdContext, IommuFault } from './iommufd/iommufd-ctx';
 export type { BindableDevice } from './iommufd/iommufd-device';

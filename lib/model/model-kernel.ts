@@ -82,14 +82,34 @@ const ACCESS_MODE = 3;
 const DEFAULT_OPEN_FILES_LIMIT = 1024;
 const FILE_KINDS: readonly string[] = ['iommufd', 'vfio-container', 'vfio-group', 'vfio-device'];
 
+/**
+ * The simulated Linux host behind the Kernel interface; get one from `createModelKernel`.
+ * Besides the Kernel calls it exposes the model's own state (file tree, memory, fd table) so
+ * tests and device models can set up and inspect what a real host would not show.
+ *
+ * @example
+ * ```ts
+ * const kernel = createModelKernel('linux-7.3-iommu');
+ * const dev = await openDevice('0000:00:03.0', { kernel });
+ * dev.close();
+ * assert.equal(kernel.openFdCount, 0); // nothing leaked
+ * ```
+ *
+ * @category Model
+ */
 export class ModelKernel implements Kernel {
   readonly kind = 'model' as const;
   readonly description: string;
   readonly pageSize: number;
+  /** The file tree (sysfs, /dev, /proc); add nodes here to model more of the host. */
   readonly vfs = new Vfs();
+  /** Physical memory: where DMA lands; reading outside live RAM throws PhysicalAccessFault. */
   readonly memory: PhysicalMemory;
+  /** RLIMIT_MEMLOCK accounting (mm->locked_vm and user->locked_vm), as pinning charges it. */
   readonly locked: LockedMemory;
+  /** The process's virtual address space: mappings, user pointers, pinning. */
   readonly space: AddressSpace;
+  /** Which IOMMU groups are claimed for user DMA (by an iommufd bind or a legacy container). */
   readonly dmaOwnership = new DmaOwnership();
   /** fail_nth-style fault injection for the iommufd paths (tests arm it). */
   readonly faults = new FaultInjector();
@@ -100,6 +120,11 @@ export class ModelKernel implements Kernel {
   private readonly fileRefs = new Map<OpenFile, number>();
   private readonly waiters = new Map<number, Set<(err: VfioError) => void>>();
 
+  /**
+   * Use `createModelKernel`, which also boots the PCI machine; a bare ModelKernel has no devices.
+   *
+   * @param profile The machine it simulates; readable afterwards as `kernel.profile`.
+   */
   constructor(readonly profile: Profile) {
     this.description = `model kernel ${profile.kernel.release} (${profile.name})`;
     this.pageSize = profile.memory.pageSize;
@@ -199,6 +224,7 @@ export class ModelKernel implements Kernel {
     return this.fds.limit;
   }
 
+  /** Lowers or raises RLIMIT_NOFILE, e.g. to test EMFILE paths; fds already open stay open. */
   set openFilesLimit(limit: number) {
     if (!Number.isSafeInteger(limit) || limit < 0) throw new RangeError(`openFilesLimit must be a non-negative integer, got ${limit}`);
     this.fds.limit = limit;
@@ -233,6 +259,7 @@ export class ModelKernel implements Kernel {
     return entry.file;
   }
 
+  /** Whether `fd` is open (no EBADF, unlike fileOf). */
   hasFd(fd: number): boolean {
     return this.fds.has(fd);
   }
@@ -249,10 +276,12 @@ export class ModelKernel implements Kernel {
     return file;
   }
 
+  /** Takes an extra reference on an open file (get_file), e.g. for a mapping that outlives its fd. */
   holdFile(file: OpenFile): void {
     this.fileRefs.set(file, (this.fileRefs.get(file) ?? 0) + 1);
   }
 
+  /** Drops a reference (fput); the file is released when its last fd, mapping or hold is gone. */
   dropFile(file: OpenFile): void {
     const n = (this.fileRefs.get(file) ?? 0) - 1;
     if (n > 0) {
@@ -269,7 +298,14 @@ export class ModelKernel implements Kernel {
   }
 
   /** The fd table, read-only (leak checks: what is open, by which path). */
-  openFiles(): { readonly fd: number; readonly path: string; readonly file: OpenFile }[] {
+  openFiles(): {
+    /** The fd number. */
+    readonly fd: number;
+    /** The path it was opened by, or anon_inode:[kind]. */
+    readonly path: string;
+    /** The model's open file behind it. */
+    readonly file: OpenFile;
+  }[] {
     return [...this.fds].map(([fd, e]) => ({ fd, path: e.path, file: e.file }));
   }
 

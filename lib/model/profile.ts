@@ -10,9 +10,15 @@
 import type { Capabilities } from '../sys/kernel';
 import type { DeviceModel } from './device';
 
-/** A kernel release the model knows how to behave like. */
+/**
+ * A kernel release the model knows how to behave like.
+ *
+ * @category Model
+ */
 export interface KernelVersion {
+  /** Major version, e.g. 7 for 7.3; what version-dependent behaviour is decided on. */
   readonly major: number;
+  /** Minor version, e.g. 3 for 7.3. */
   readonly minor: number;
   /** As `uname -r` prints it. */
   readonly release: string;
@@ -21,6 +27,8 @@ export interface KernelVersion {
 /**
  * Kconfig switches that change what user space sees. Names follow the kernel's CONFIG_ names
  * without the prefix.
+ *
+ * @category Model
  */
 export interface KernelConfig {
   /** /dev/iommu exists. */
@@ -46,15 +54,25 @@ export interface KernelConfig {
   readonly PCI_IOV?: boolean;
 }
 
-/** An IOVA range an IOMMU driver reserves for every device behind it (iommu_get_resv_regions). */
+/**
+ * An IOVA range an IOMMU driver reserves for every device behind it (iommu_get_resv_regions).
+ *
+ * @category Model
+ */
 export interface ReservedIovaRegion {
+  /** First IOVA of the region. */
   readonly start: bigint;
+  /** Last IOVA of the region (inclusive, as the kernel reports it). */
   readonly last: bigint;
   /** 'msi': the interrupt window; 'direct': an RMRR-like identity range. */
   readonly kind: 'msi' | 'direct';
 }
 
-/** The IOMMU hardware that translates DMA of the devices behind it. */
+/**
+ * The IOMMU hardware that translates DMA of the devices behind it.
+ *
+ * @category Model
+ */
 export interface IommuUnit {
   /** Only Intel VT-d is modelled (what QEMU's intel-iommu presents). */
   readonly type: 'intel-vtd';
@@ -64,14 +82,23 @@ export interface IommuUnit {
   readonly reservedRegions: readonly ReservedIovaRegion[];
   /** VT-d capability and extended capability registers, as IOMMU_GET_HW_INFO reports them. */
   readonly capReg: bigint;
+  /** VT-d Extended Capability register (ECAP_REG). */
   readonly ecapReg: bigint;
 }
 
-/** The process the driver runs as. */
+/**
+ * The process the driver runs as.
+ *
+ * @category Model
+ */
 export interface ProcessCredentials {
+  /** Effective user id: 0 is root; others need `deviceNodeAccess` to open the VFIO nodes. */
   readonly uid: number;
   /** The capabilities of the Kernel interface plus CAP_SYS_RESOURCE (IOMMU_OPTION_RLIMIT_MODE). */
-  readonly capabilities: Capabilities & { readonly sysResource: boolean };
+  readonly capabilities: Capabilities & {
+    /** CAP_SYS_RESOURCE: needed to change iommufd's RLIMIT accounting mode. */
+    readonly sysResource: boolean;
+  };
   /** RLIMIT_MEMLOCK in bytes; 2^64-1 is RLIM_INFINITY. */
   readonly memlockLimit: bigint;
   /** RLIMIT_NOFILE (the soft limit): fds are numbered below it; 1024, a shell's, when absent. */
@@ -83,6 +110,11 @@ export interface ProcessCredentials {
   readonly deviceNodeAccess: boolean;
 }
 
+/**
+ * The simulated machine's RAM: page size, amount, how fragmented, and its huge page pools.
+ *
+ * @category Model
+ */
 export interface MemoryConfig {
   /** Base page size in bytes (4096 on x86-64). */
   readonly pageSize: number;
@@ -96,12 +128,19 @@ export interface MemoryConfig {
   /** Seed of the deterministic PRNG behind fragmentation and address-space randomisation. */
   readonly seed: number;
   /** Persistent huge page pools reserved at boot (nr_hugepages per size). */
-  readonly hugepages: { readonly '2M': number; readonly '1G': number };
+  readonly hugepages: {
+    /** 2 MiB pages reserved (a DmaBuffer allocated with hugePage: '2M' draws from them). */
+    readonly '2M': number;
+    /** 1 GiB pages reserved. */
+    readonly '1G': number;
+  };
 }
 
 /**
  * A PCI function of the simulated machine. The VFIO/device side of the model reads these; the
  * fields beyond `address` and `device` belong to that side.
+ *
+ * @category Model
  */
 export interface PciDeviceSpec {
   /** Domain:bus:device.function, e.g. '0000:00:03.0'. */
@@ -110,24 +149,48 @@ export interface PciDeviceSpec {
   readonly device: string | DeviceModel;
   /** The driver it is bound to at boot ('vfio-pci', or null for none). */
   readonly driver?: string | null;
+  /** Options for the built-in model or the VFIO side, e.g. `{ iommuGroup: 5 }`. */
   readonly options?: Readonly<Record<string, unknown>>;
 }
 
+/**
+ * A whole simulated machine: kernel release and config, IOMMU, process, memory and PCI devices.
+ * Start from a preset with `{ ...profiles['linux-7.3-noiommu'], … }` to vary one thing.
+ *
+ * @example
+ * ```ts
+ * // the noiommu host, but with vfio's noiommu mode left off at boot
+const kernel = createModelKernel({ ...profiles['linux-7.3-noiommu'], noiommu: false });
+ * ```
+ *
+ * @category Model
+ */
 export interface Profile {
+  /** The name messages and `Kernel.description` show. */
   readonly name: string;
+  /** The kernel release the model behaves like. */
   readonly kernel: KernelVersion;
+  /** The Kconfig switches that decide which interfaces exist. */
   readonly config: KernelConfig;
   /** vfio.enable_unsafe_noiommu_mode at boot. */
   readonly noiommu: boolean;
   /** The IOMMU translating PCI devices, or null when there is none (noiommu hosts). */
   readonly iommu: IommuUnit | null;
+  /** The process the program runs as: uid, capabilities, rlimits. */
   readonly process: ProcessCredentials;
+  /** The machine's physical memory. */
   readonly memory: MemoryConfig;
+  /** The PCI functions on the bus at boot. */
   readonly pci: readonly PciDeviceSpec[];
   /** Online CPUs (sysfs local_cpus/local_cpulist); default 2, as the QEMU lab guest has. */
   readonly cpus?: number;
 }
 
+/**
+ * The preset machines of `profiles`, by name.
+ *
+ * @category Model
+ */
 export type ProfileName =
   | 'linux-7.3-noiommu'
   | 'linux-7.3-iommu'
@@ -141,7 +204,11 @@ export const RLIM_INFINITY = (1n << 64n) - 1n;
 const GiB = 1n << 30n;
 const MiB = 1n << 20n;
 
-/** Whether this kernel has the iommufd noiommu support of 7.3 (noiommu cdev, NOIOMMU_GET_PA). */
+/**
+ * Whether this kernel has the iommufd noiommu support of 7.3 (noiommu cdev, NOIOMMU_GET_PA).
+ *
+ * @category Model
+ */
 export function hasIommufdNoiommu(p: Profile): boolean {
   // VFIO_NOIOMMU selects IOMMUFD_NOIOMMU when VFIO_DEVICE_CDEV is on (7.3 and later).
   return p.config.IOMMUFD && p.config.VFIO_NOIOMMU && p.config.VFIO_DEVICE_CDEV && atLeast(p.kernel, 7, 3);
@@ -176,6 +243,8 @@ const LAB_PCI: readonly PciDeviceSpec[] = [
  * host bridge, the VGA, the e1000e NIC, the two virtio-9p transports of the -virtfs shares (in
  * the first free slots after the machine's -device entries, `ninePSlots`) and the ICH9 LPC, AHCI
  * and SMBus functions at 1f. They take IOMMU group numbers like any function.
+ *
+ * @category Model
  */
 export function labPlatformFunctions(ninePSlots: readonly [number, number]): PciDeviceSpec[] {
   const fn = (address: string, vendor: number, device: number, cls: number): PciDeviceSpec => ({
@@ -243,6 +312,13 @@ const QEMU_VTD: IommuUnit = {
   ecapReg: 0x0000_0000_00f0_0f4an,
 };
 
+/**
+ * The preset machines, by ProfileName: Linux 7.3 hosts with noiommu and with an IOMMU, an older
+ * kernel with only the legacy group path, an unprivileged user, and the lab's multi-device
+ * machines. `createModelKernel(name)` boots one; spread one into a Profile to vary it.
+ *
+ * @category Model
+ */
 export const profiles: Readonly<Record<ProfileName, Profile>> = {
   'linux-7.3-noiommu': {
     name: 'linux-7.3-noiommu',
@@ -327,7 +403,11 @@ export function isProfileName(name: string): name is ProfileName {
   return Object.prototype.hasOwnProperty.call(profiles, name);
 }
 
-/** A preset by name, or the given profile after checking that it is consistent. */
+/**
+ * A preset by name, or the given profile after checking that it is consistent.
+ *
+ * @category Model
+ */
 export function resolveProfile(p: ProfileName | Profile): Profile {
   if (typeof p === 'string') {
     if (!isProfileName(p)) {

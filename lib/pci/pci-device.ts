@@ -10,7 +10,11 @@ import { kernelFrom, type KernelOptions } from '../support/kernel-options';
 const PCI_DEVICES = '/sys/bus/pci/devices';
 const PCI_DRIVERS = '/sys/bus/pci/drivers';
 const DRIVERS_PROBE = '/sys/bus/pci/drivers_probe';
-/** The vfio module parameter that allows devices without an IOMMU (and taints the kernel). */
+/**
+ * The vfio module parameter that allows devices without an IOMMU (and taints the kernel).
+ *
+ * @category PCI
+ */
 export const NOIOMMU_PARAMETER = '/sys/module/vfio/parameters/enable_unsafe_noiommu_mode';
 export const VFIO_PCI_DRIVER = 'vfio-pci';
 
@@ -18,7 +22,11 @@ const BDF = /^(?:([0-9a-f]{4}):)?([0-9a-f]{2}):([0-9a-f]{2})\.([0-7])$/i;
 /** IFF_UP of a network interface's flags (include/uapi/linux/if.h). */
 const IFF_UP = 0x1;
 
-/** Normalises "00:04.0" or "0000:00:04.0" to the kernel's "0000:00:04.0"; throws on anything else. */
+/**
+ * Normalises "00:04.0" or "0000:00:04.0" to the kernel's "0000:00:04.0"; throws on anything else.
+ *
+ * @category PCI
+ */
 export function normalizeBdf(bdf: string): string {
   const m = BDF.exec(bdf.trim());
   if (!m) throw new TypeError(`'${bdf}' is not a PCI address (expected domain:bus:device.function, e.g. 0000:00:04.0)`);
@@ -29,10 +37,18 @@ export function isBdf(s: string): boolean {
   return BDF.test(s.trim());
 }
 
-/** State of the vfio noiommu module parameter. */
+/**
+ * State of the vfio noiommu module parameter.
+ *
+ * @category PCI
+ */
 export type NoiommuMode = 'enabled' | 'disabled' | 'unavailable';
 
-/** Which devices `PciDevice.list` returns; all given fields must match. */
+/**
+ * Which devices `PciDevice.list` returns; all given fields must match.
+ *
+ * @category PCI
+ */
 export interface PciDeviceFilter {
   /** PCI vendor ID. */
   readonly vendorId?: number;
@@ -48,7 +64,11 @@ export interface PciDeviceFilter {
   readonly driver?: string | null;
 }
 
-/** Options of `bindVfio` and `setNoiommuMode`. */
+/**
+ * Options of `bindVfio` and `setNoiommuMode`.
+ *
+ * @category PCI
+ */
 export interface BindOptions {
   /**
    * A device without an IOMMU can only be given to vfio-pci with the vfio module's unsafe
@@ -64,7 +84,11 @@ export interface BindOptions {
   readonly force?: boolean;
 }
 
-/** Options of `unbind`. */
+/**
+ * Options of `unbind`.
+ *
+ * @category PCI
+ */
 export interface UnbindOptions {
   /**
    * Give the device back to a driver: `true` for the one it had before `bindVfio()` (or whatever
@@ -73,7 +97,11 @@ export interface UnbindOptions {
   readonly restore?: boolean | string;
 }
 
-/** A PCI function as sysfs shows it. */
+/**
+ * A PCI function as sysfs shows it.
+ *
+ * @category PCI
+ */
 export class PciDevice {
   /** The driver the device had before `bindVfio()` moved it, if any. */
   previousDriver: string | null | undefined;
@@ -461,6 +489,8 @@ export class PciDevice {
 /**
  * A driver name as the kernel spells them ("vfio-pci", "snd_hda_intel"): one path component that
  * is not "." or "..", so it can neither escape /sys/bus/pci/drivers nor be empty.
+ *
+ * @category PCI
  */
 export function checkDriverName(name: unknown, where: string, parameter: string): string {
   if (typeof name !== 'string') throw new TypeError(`${where}: ${parameter} must be a driver name or a boolean, got ${typeof name}`);

@@ -9,13 +9,30 @@ import type { Kernel } from '../sys/kernel';
 import { VfioError } from '../sys/errors';
 import { kernelFrom, type KernelOptions } from '../support/kernel-options';
 
-/** vfio-pci's module parameter that lets it configure SR-IOV (default N). */
+/**
+ * vfio-pci's module parameter that lets it configure SR-IOV (default N).
+ *
+ * @category PCI
+ */
 export const VFIO_PCI_ENABLE_SRIOV = '/sys/module/vfio_pci/parameters/enable_sriov';
 
+/**
+ * The SR-IOV side of a physical function, from `PciDevice.sriov` (null when the device has no
+ * SR-IOV capability).
+ *
+ * @example
+ * ```ts
+ * const pf = PciDevice.get('0000:01:00.0', { kernel });
+ * const vfs = pf.sriov?.enable(2); // the VFs' addresses; bound to vfio-pci, needs its enable_sriov=1
+ * ```
+ *
+ * @category PCI
+ */
 export class PciSriov {
   /** @internal Use PciDevice.sriov. */
   constructor(
     private readonly kernel: Kernel,
+    /** The PF's PCI address. */
     readonly bdf: string,
     private readonly path: string,
   ) {}
@@ -58,6 +75,7 @@ export class PciSriov {
   get offset(): number {
     return this.readNumber('sriov_offset');
   }
+  /** VF Stride: the routing-ID distance between consecutive VFs (see `offset`). */
   get stride(): number {
     return this.readNumber('sriov_stride');
   }

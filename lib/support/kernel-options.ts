@@ -7,7 +7,11 @@
 import type { Kernel } from '../sys/kernel';
 import { defaultKernel } from '../sys/default-kernel';
 
-/** The kernel a static opener uses. */
+/**
+ * The kernel a static opener uses.
+ *
+ * @category Kernel
+ */
 export interface KernelOptions {
   /** The kernel to use; default: the real one, through the native addon. */
   readonly kernel?: Kernel;
@@ -16,6 +20,8 @@ export interface KernelOptions {
 /**
  * The kernel named by an opener's options. A Kernel given in their place is the earlier,
  * positional form of the same argument, still accepted.
+ *
+ * @category Kernel
  */
 export function kernelFrom(options: KernelOptions | Kernel | undefined): Kernel {
   if (options === undefined) return defaultKernel();
@@ -23,7 +29,11 @@ export function kernelFrom(options: KernelOptions | Kernel | undefined): Kernel 
   return options.kernel ?? defaultKernel();
 }
 
-/** Whether an opener's argument is a Kernel (the positional form) rather than options. */
+/**
+ * Whether an opener's argument is a Kernel (the positional form) rather than options.
+ *
+ * @category Kernel
+ */
 export function isKernel(value: object): value is Kernel {
   return typeof (value as Partial<Kernel>).ioctl === 'function';
 }

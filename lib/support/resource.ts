@@ -49,12 +49,18 @@ const safetyNet = new FinalizationRegistry<Releaser>((release) => {
   }
 });
 
-/** Counts what the safety net had to release, so tests (and leak hunts) can observe it. */
+/**
+ * Counts what the safety net had to release, so tests (and leak hunts) can observe it.
+ *
+ * @category Kernel
+ */
 export const safetyNetStats = { released: 0 };
 
 /**
  * Base of every object that owns an fd or a mapping: `close()` releases it and what it owns,
  * `using` closes it at the end of a block, and using it after close throws EBADF.
+ *
+ * @category Kernel
  */
 export abstract class Resource implements Disposable {
   private isClosed = false;
@@ -212,7 +218,11 @@ export abstract class Resource implements Disposable {
   }
 }
 
-/** The error for using a closed resource: EBADF, as the kernel would answer for a closed fd. */
+/**
+ * The error for using a closed resource: EBADF, as the kernel would answer for a closed fd.
+ *
+ * @category Kernel
+ */
 export function closedError(description: string, operation: string): VfioError {
   return VfioError.of('EBADF', {
     syscall: operation,

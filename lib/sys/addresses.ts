@@ -10,12 +10,20 @@ import { U64_MAX } from '../uapi/codec';
 export type { UserVa } from './kernel';
 import type { UserVa } from './kernel';
 
-/** An I/O virtual address: what a device puts on the bus, translated by the IOMMU (or not, on noiommu). */
+/**
+ * An I/O virtual address: what a device puts on the bus, translated by the IOMMU (or not, on noiommu).
+ *
+ * @category Kernel
+ */
 export type Iova = bigint & {
   /** Type-checker-only marker; absent at run time. */
   readonly __brand: 'Iova';
 };
-/** A host physical address, as IOMMU_IOAS_NOIOMMU_GET_PA or /proc/self/pagemap report it. */
+/**
+ * A host physical address, as IOMMU_IOAS_NOIOMMU_GET_PA or /proc/self/pagemap report it.
+ *
+ * @category Kernel
+ */
 export type PhysAddr = bigint & {
   /** Type-checker-only marker; absent at run time. */
   readonly __brand: 'PhysAddr';
@@ -27,22 +35,38 @@ function checkU64(kind: string, value: bigint | number): bigint {
   return v;
 }
 
-/** Marks a value as an IOVA (range-checked to u64). */
+/**
+ * Marks a value as an IOVA (range-checked to u64).
+ *
+ * @category Kernel
+ */
 export function iova(value: bigint | number): Iova {
   return checkU64('IOVA', value) as Iova;
 }
 
-/** Marks a value as a physical address (range-checked to u64). */
+/**
+ * Marks a value as a physical address (range-checked to u64).
+ *
+ * @category Kernel
+ */
 export function physAddr(value: bigint | number): PhysAddr {
   return checkU64('physical address', value) as PhysAddr;
 }
 
-/** Marks a value as a process virtual address (range-checked to u64). */
+/**
+ * Marks a value as a process virtual address (range-checked to u64).
+ *
+ * @category Kernel
+ */
 export function userVa(value: bigint | number): UserVa {
   return checkU64('user address', value) as UserVa;
 }
 
-/** One physically contiguous run of an IOVA range. */
+/**
+ * One physically contiguous run of an IOVA range.
+ *
+ * @category Kernel
+ */
 export interface PhysicalSegment {
   /** IOVA of the run's first byte. */
   readonly iova: Iova;
@@ -52,7 +76,11 @@ export interface PhysicalSegment {
   readonly length: bigint;
 }
 
-/** An inclusive IOVA range, as iommufd reports it (`last` is the last usable byte). */
+/**
+ * An inclusive IOVA range, as iommufd reports it (`last` is the last usable byte).
+ *
+ * @category Kernel
+ */
 export interface IovaRange {
   /** First IOVA of the range. */
   readonly start: Iova;
@@ -63,6 +91,8 @@ export interface IovaRange {
 /**
  * The address a device must be given to reach memory: the physical address on a noiommu host,
  * the IOVA behind an IOMMU. What `DmaBuffer.dmaAddress` returns, so drivers work in both modes.
+ *
+ * @category Kernel
  */
 export type BusAddr = bigint & {
   /** Type-checker-only marker; absent at run time. */

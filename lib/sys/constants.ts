@@ -1,6 +1,8 @@
 /**
  * Linux constants that cross the syscall boundary (open flags, mmap prot/flags, eventfd flags,
  * errno numbers). Both kernels interpret these exact values.
+ *
+ * @category Kernel
  */
 export const O_RDONLY = 0o0;
 export const O_WRONLY = 0o1;
@@ -23,7 +25,11 @@ export const MAP_HUGETLB = 0x40000;
 export const MAP_HUGE_SHIFT = 26;
 export const MAP_HUGE_2MB = 21 << MAP_HUGE_SHIFT;
 export const MAP_HUGE_1GB = 30 << MAP_HUGE_SHIFT;
-/** The huge page sizes x86-64 offers (MAP_HUGE_2MB, MAP_HUGE_1GB). */
+/**
+ * The huge page sizes x86-64 offers (MAP_HUGE_2MB, MAP_HUGE_1GB).
+ *
+ * @category Kernel
+ */
 export type HugePageSize = '2M' | '1G';
 
 export const MFD_CLOEXEC = 0x1;
@@ -34,7 +40,11 @@ export const EFD_SEMAPHORE = 0x1;
 export const EFD_CLOEXEC = O_CLOEXEC;
 export const EFD_NONBLOCK = O_NONBLOCK;
 
-/** errno values of Linux x86-64/arm64 (asm-generic/errno-base.h, errno.h). */
+/**
+ * errno values of Linux x86-64/arm64 (asm-generic/errno-base.h, errno.h).
+ *
+ * @category Kernel
+ */
 export const ERRNO = {
   EPERM: 1,
   ENOENT: 2,

@@ -12,12 +12,21 @@
  */
 import { ERRNO, errnoName } from './constants';
 
+/**
+ * What a failed system call reports; the constructor's input for an errno error.
+ *
+ * @category Errors
+ */
 export interface VfioErrorDetails {
+  /** The errno number the call failed with (positive, e.g. 2 for ENOENT). */
   errno: number;
+  /** The system call that failed: 'ioctl', 'open', 'mmap', … */
   syscall: string;
   /** Name of the ioctl request, e.g. 'IOMMU_IOAS_MAP'. */
   ioctl?: string;
+  /** The file the call was made on, when there is one. */
   path?: string;
+  /** What to do about it; left out, a hint is inferred for the errno and place where one is known. */
   hint?: string;
   /** Free text describing what was being attempted, prepended to the message. */
   context?: string;
@@ -27,41 +36,82 @@ export interface VfioErrorDetails {
   cause?: unknown;
 }
 
-/** The typed API's own failure codes: conditions it checks that are not a failed system call. */
+/**
+ * The typed API's own failure codes: conditions it checks that are not a failed system call.
+ *
+ * @category Errors
+ */
 export const VFIO_CONDITIONS = {
+  /** Opening or resetting a device whose driver is not vfio-pci (bind it first: `vfio bind`). */
   ERR_VFIO_NOT_BOUND: 'the PCI device is not bound to the driver it needs',
+  /** The device is bound to vfio-pci but /dev/vfio/devices has no cdev for it (a kernel without VFIO_DEVICE_CDEV). */
   ERR_VFIO_NO_CDEV: 'the device has no usable VFIO device cdev',
+  /** The device has no iommu_group link in sysfs, so the legacy group path cannot open it. */
   ERR_VFIO_NO_GROUP: 'the device has no IOMMU group',
+  /** The device sits behind no IOMMU and vfio.enable_unsafe_noiommu_mode is 0. */
   ERR_VFIO_NOIOMMU_OFF: 'the device has no IOMMU and vfio noiommu mode is off',
+  /** Switching noiommu mode on was asked for without the explicit `unsafeNoiommu: true`. */
   ERR_VFIO_NOIOMMU_NOT_ALLOWED: 'noiommu mode is only switched on with unsafeNoiommu: true',
+  /** The legacy path was needed but /dev/vfio/vfio does not exist. */
   ERR_VFIO_NO_CONTAINER: 'the kernel has no VFIO container (/dev/vfio/vfio)',
+  /** A device of the IOMMU group is bound to a host driver, so the group cannot be used. */
   ERR_VFIO_GROUP_NOT_VIABLE: 'the VFIO group is not viable',
+  /** VFIO_GET_API_VERSION returned a version this library does not speak. */
   ERR_VFIO_API_VERSION: 'the container speaks another VFIO API version',
+  /** A container was used for DMA before an IOMMU model (type1, noiommu) was set. */
   ERR_VFIO_NO_IOMMU_MODEL: 'the container has no IOMMU model set',
+  /** A DMA space was asked for addresses before any device was attached to it. */
   ERR_VFIO_NOT_ATTACHED: 'no device is attached to tell how DMA is addressed',
+  /** Physical addresses were asked of a DMA space behind an IOMMU, where devices see IOVAs. */
   ERR_VFIO_TRANSLATED: 'the DMA space translates through an IOMMU: there are no physical addresses to give',
+  /** Something else still owns the object: an IOVA range held by a DmaBuffer, a PCI device the host is using. */
   ERR_VFIO_IN_USE: 'the object is still in use',
+  /** Unmapping a range that cuts through a mapping; iommufd and type1 only remove whole mappings. */
   ERR_VFIO_PARTIAL_UNMAP: 'the range covers only part of a mapping, which the kernel cannot split',
+  /** Mapping a region range that the region does not allow mmap for (outside its sparse areas). */
   ERR_VFIO_NOT_MAPPABLE: "the region range cannot be mmap'ed",
+  /** Enabling more MSI/MSI-X vectors than the device reports in its IRQ info. */
   ERR_VFIO_TOO_MANY_VECTORS: 'more interrupt vectors were asked for than the device has',
+  /** Triggering, masking or adding to an interrupt kind that is not enabled. */
   ERR_VFIO_IRQ_NOT_ENABLED: 'the interrupt kind is not enabled',
+  /** Resizing an enabled interrupt kind whose IRQ info has VFIO_IRQ_INFO_NORESIZE: disable and enable it again. */
   ERR_VFIO_IRQ_NORESIZE: 'the kernel cannot resize this interrupt kind while it is enabled',
+  /** Asking a DMA buffer for the bus address of an offset that no segment covers. */
   ERR_VFIO_NO_SEGMENT: 'no physical segment of the buffer covers the offset',
+  /** `adopt` was given an fd whose kind (checked with identifyFd) is not the one claimed. */
   ERR_VFIO_WRONG_FD: 'an fd given to adopt is not the kind of file it was claimed to be',
 } as const;
 
+/**
+ * One of the `ERR_VFIO_*` codes of a condition error: the keys of VFIO_CONDITIONS.
+ *
+ * @category Errors
+ */
 export type VfioConditionCode = keyof typeof VFIO_CONDITIONS;
 
+/**
+ * What a failed precondition reports; the constructor's input for an `ERR_VFIO_*` error.
+ *
+ * @category Errors
+ */
 export interface VfioConditionDetails {
+  /** Which condition failed. */
   code: VfioConditionCode;
   /** Which check failed, in words: "0000:00:03.0 is bound to no driver, not vfio-pci". */
   check: string;
+  /** What to do about it, in the words of the user's tool where possible. */
   hint?: string;
+  /** Free text describing what was being attempted, prepended to the message. */
   context?: string;
+  /** The error this one presents. */
   cause?: unknown;
 }
 
-/** What `VfioError.wrap` adds on the way up. */
+/**
+ * What `VfioError.wrap` adds on the way up.
+ *
+ * @category Errors
+ */
 export interface VfioErrorWrapping {
   /** What the caller was doing; stacked in front of the inner context. */
   context?: string;
@@ -76,14 +126,38 @@ export interface VfioErrorWrapping {
   ioctl?: string;
 }
 
+/**
+ * Every failure of node-vfio: a failed system call (code = errno name) or a failed precondition
+ * (code = `ERR_VFIO_*`). Test `code`, not the message, the way Node's own errors are tested.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   ioas.map(buffer, { iova: iova(0x1000n) });
+ * } catch (e) {
+ *   if (isVfioError(e) && e.code === 'EEXIST') console.error('IOVA already mapped:', e.ioctl);
+ *   else throw e;
+ * }
+ * ```
+ *
+ * @category Errors
+ */
 export class VfioError extends Error {
+  /** The errno name ('ENOENT', 'EBUSY', …) or the condition code ('ERR_VFIO_NOT_BOUND', …). */
   readonly code: string;
+  /** The errno number; 0 for a condition error. */
   readonly errno: number;
+  /** The failed system call ('ioctl', 'open', …); '' for a condition error. */
   readonly syscall: string;
+  /** The ioctl request name when the failed call was an ioctl, e.g. 'IOMMU_IOAS_MAP'. */
   readonly ioctl?: string;
+  /** The file the call was made on, when known. */
   readonly path?: string;
+  /** What to do about it, when the usual cause is the environment (permissions, a module not loaded). */
   readonly hint?: string;
+  /** What was being attempted, outermost first, as stacked by `wrap`. */
   readonly context?: string;
+  /** The model kernel's explanation of why the call failed, beyond the errno (Linux gives none). */
   readonly detail?: string;
   /** For a condition error (ERR_VFIO_*): which check failed. */
   readonly check?: string;
@@ -161,6 +235,16 @@ export class VfioError extends Error {
   }
 }
 
+/**
+ * Whether `e` is a VfioError, optionally with the given `code`; narrows the type in a catch.
+ *
+ * @example
+ * ```ts
+ * if (isVfioError(e, 'ERR_VFIO_NOT_BOUND')) console.error(e.hint);
+ * ```
+ *
+ * @category Errors
+ */
 export function isVfioError(e: unknown, code?: string): e is VfioError {
   return e instanceof VfioError && (code === undefined || e.code === code);
 }
@@ -196,6 +280,8 @@ function describe(code: string): string {
 /**
  * The usual environmental cause of an error, by errno and where it happened. Callers with more
  * context (the typed API knows it is pinning, or opening a noiommu cdev) pass their own hint.
+ *
+ * @category Errors
  */
 export function defaultHint(code: string, d: Pick<VfioErrorDetails, 'syscall' | 'ioctl' | 'path'>): string | undefined {
   const path = d.path ?? '';

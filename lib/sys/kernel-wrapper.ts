@@ -6,13 +6,21 @@
  */
 import type { Kernel } from './kernel';
 
-/** Returns the kernel to use in place of `kernel` (the same object, or one with the same type that records). */
+/**
+ * Returns the kernel to use in place of `kernel` (the same object, or one with the same type that records).
+ *
+ * @category Kernel
+ */
 export type KernelWrapper = <K extends Kernel>(kernel: K) => K;
 
 let wrapper: KernelWrapper | undefined;
 let environmentRead = false;
 
-/** Installs (or, with undefined, removes) the wrapper applied to every kernel made from now on. */
+/**
+ * Installs (or, with undefined, removes) the wrapper applied to every kernel made from now on.
+ *
+ * @category Kernel
+ */
 export function setKernelWrapper(w: KernelWrapper | undefined): void {
   wrapper = w;
   environmentRead = true;

@@ -9,12 +9,28 @@
  * carry pointers (IOAS_MAP user_va, IOVA_RANGES allowed_iovas, ...) point into such mappings.
  */
 
-/** An address in the process's (real or simulated) virtual address space. */
-export type UserVa = bigint & { readonly __brand?: 'UserVa' };
+/**
+ * An address in the process's (real or simulated) virtual address space.
+ *
+ * @category Kernel
+ */
+export type UserVa = bigint & {
+  /** Type-only marker that keeps a UserVa from being passed where an IOVA or physical address is expected. */
+  readonly __brand?: 'UserVa';
+};
 
+/**
+ * The width in bits of one MMIO load or store; a device sees exactly this access size.
+ *
+ * @category Kernel
+ */
 export type MmioWidth = 8 | 16 | 32 | 64;
 
-/** A live memory mapping owned by the caller until `munmap`. */
+/**
+ * A live memory mapping owned by the caller until `munmap`.
+ *
+ * @category Kernel
+ */
 export interface Mapping {
   /** Start address (page aligned). */
   readonly address: UserVa;
@@ -33,6 +49,11 @@ export interface Mapping {
   readonly buffer: ArrayBuffer | null;
 }
 
+/**
+ * The privileges of the calling process that decide what VFIO will allow it (see `Kernel.capabilities`).
+ *
+ * @category Kernel
+ */
 export interface Capabilities {
   /** CAP_SYS_RAWIO: needed to open a noiommu device and for IOMMU_IOAS_NOIOMMU_GET_PA. */
   readonly sysRawio: boolean;
@@ -42,14 +63,32 @@ export interface Capabilities {
   readonly ipcLock: boolean;
 }
 
+/**
+ * The system calls node-vfio makes, behind one interface so the same code runs on the real host
+ * (`nativeKernel()`) and on the model (`createModelKernel` from node-vfio/model). Every typed API
+ * call takes the kernel it runs on in its options (`{ kernel }`), so nothing reaches the host by
+ * accident. A kernel of your own (a recorder, a fault injector) can wrap either. Failures throw a VfioError with the errno the kernel returned.
+ *
+ * @example
+ * ```ts
+ * import { createModelKernel } from 'node-vfio/model';
+ * const kernel = createModelKernel('linux-7.3-noiommu');
+ * kernel.readdir('/sys/bus/pci/devices'); // ['0000:00:03.0'], the preset's edu device
+ * ```
+ *
+ * @category Kernel
+ */
 export interface Kernel {
   /** 'native' or 'model' (with its profile name in `description`). */
   readonly kind: 'native' | 'model';
+  /** Says which kernel this is, for messages: 'native (Linux …, x64)' or 'model kernel 7.3.0 (linux-7.3-noiommu)'. */
   readonly description: string;
   /** The page size of the (simulated) machine. */
   readonly pageSize: number;
 
+  /** open(2): returns the new fd; `flags` are O_* bits (the native kernel always adds O_CLOEXEC). */
   open(path: string, flags: number): number;
+  /** close(2). Closing an fd that is not open throws EBADF. */
   close(fd: number): void;
   /**
    * ioctl(fd, request, arg): `arg` is a struct buffer the kernel may read and write in place, an
@@ -75,25 +114,36 @@ export interface Kernel {
     length: bigint,
     out: BigUint64Array,
   ): number;
+  /** pread(2) into `into` at file `offset` (a region offset for a VFIO device fd); returns the bytes read. */
   pread(fd: number, into: Uint8Array, offset: bigint): number;
+  /** pwrite(2) of `from` at file `offset`; returns the bytes written. */
   pwrite(fd: number, from: Uint8Array, offset: bigint): number;
 
   /** mmap(NULL, length, prot, flags, fd, offset); fd -1 with MAP_ANONYMOUS. */
   mmap(fd: number, length: bigint, prot: number, flags: number, offset: bigint): Mapping;
+  /** munmap(2); detaches the mapping's buffer so a stale view throws instead of reading freed memory. */
   munmap(mapping: Mapping): void;
+  /** mlock(2) of the whole mapping, counted against RLIMIT_MEMLOCK unless CAP_IPC_LOCK. */
   mlock(mapping: Mapping): void;
   /** Exact-width load/store at `offset` of a mapping (bounds- and alignment-checked: RangeError). */
   mmioRead(mapping: Mapping, offset: number, width: 8 | 16 | 32): number;
+  /** A 64-bit load returns a bigint. */
   mmioRead(mapping: Mapping, offset: number, width: 64): bigint;
+  /** For a width only known at run time. */
   mmioRead(mapping: Mapping, offset: number, width: MmioWidth): number | bigint;
+  /** Exact-width store of `value` (a bigint for 64 bits) at `offset` of a mapping. */
   mmioWrite(mapping: Mapping, offset: number, width: MmioWidth, value: number | bigint): void;
 
+  /** memfd_create(2): anonymous memory with an fd, which DMA buffers map to pin by fd (IOMMU_IOAS_MAP_FILE). */
   memfdCreate(name: string, flags: number): number;
+  /** ftruncate(2): sets the size of a memfd. */
   ftruncate(fd: number, length: bigint): void;
 
+  /** eventfd(2): the fds VFIO signals interrupts on (VFIO_DEVICE_SET_IRQS). */
   eventfd(initval: number, flags: number): number;
   /** Reads the eventfd counter (EAGAIN if zero and the fd is non-blocking). */
   eventfdRead(fd: number): bigint;
+  /** Adds `value` to the eventfd counter; how interrupts are triggered by hand and INTx unmasked. */
   eventfdWrite(fd: number, value: bigint): void;
   /**
    * Resolves when `fd` is readable, without blocking the event loop (libuv poll on the native
@@ -101,12 +151,18 @@ export interface Kernel {
    */
   waitReadable(fd: number, signal?: AbortSignal): Promise<void>;
 
+  /** Reads a whole file: how sysfs attributes and /proc files are read. */
   readFile(path: string): Buffer;
+  /** Writes a whole file: how sysfs attributes (driver_override, bind, unbind) are set. */
   writeFile(path: string, data: string | Uint8Array): void;
+  /** The entries of a directory, without '.' and '..'. */
   readdir(path: string): string[];
+  /** The target of a symlink, as stored (sysfs driver and iommu_group links are relative). */
   readlink(path: string): string;
+  /** Whether the path exists; a check, never an error. */
   exists(path: string): boolean;
 
+  /** The calling process's effective capabilities that VFIO checks. */
   capabilities(): Capabilities;
   /** RLIMIT_MEMLOCK soft limit in bytes (2^64-1 for unlimited). */
   memlockLimit(): bigint;

@@ -21,7 +21,13 @@ import { VFIO_GROUP_GET_DEVICE_FD } from '../uapi/vfio';
 
 const VFIO_GROUP_GET_DEVICE_FD_NUMBER = VFIO_GROUP_GET_DEVICE_FD.number;
 
-/** What the kernel tracks about an fd it handed out: how it was opened, for error messages. */
+export type { FileKind };
+
+/**
+ * What the kernel tracks about an fd it handed out: how it was opened, for error messages.
+ *
+ * @category Kernel
+ */
 export type NativeFileKind = FileKind | 'eventfd' | 'memfd' | 'file';
 
 interface OpenFd {
@@ -29,7 +35,11 @@ interface OpenFd {
   readonly kind: NativeFileKind;
 }
 
-/** The kind of file a path names, so ioctl errors can name the request exactly. */
+/**
+ * The kind of file a path names, so ioctl errors can name the request exactly.
+ *
+ * @category Kernel
+ */
 export function fileKindOfPath(path: string): NativeFileKind {
   if (path === '/dev/iommu') return 'iommufd';
   if (path === '/dev/vfio/vfio') return 'vfio-container';
@@ -49,6 +59,8 @@ const U64_MAX = (1n << 64n) - 1n;
  * External when V8 cannot make a buffer that large (above 4 GiB in Node 20). `buffer` is that
  * same ArrayBuffer for read-write mappings and null otherwise, because a store into read-only
  * memory through a typed array would kill the process instead of throwing.
+ *
+ * @category Kernel
  */
 export class NativeMapping implements Mapping {
   readonly buffer: ArrayBuffer | null;
@@ -65,6 +77,13 @@ export class NativeMapping implements Mapping {
   }
 }
 
+/**
+ * The Kernel of the real host: every call is the system call itself, through the native addon.
+ * Usually reached through `nativeKernel()`, the process's one instance, so that the fds it tracks
+ * (for error messages and for ending waits on close) are the same everywhere.
+ *
+ * @category Kernel
+ */
 export class NativeKernel implements Kernel {
   readonly kind = 'native' as const;
   readonly description: string;
@@ -80,7 +99,14 @@ export class NativeKernel implements Kernel {
   }
 
   /** Path and kind of an fd this kernel opened, if it did. */
-  fileOf(fd: number): { readonly path: string; readonly kind: NativeFileKind } | undefined {
+  fileOf(fd: number):
+    | {
+        /** The path it was opened at ('anon_inode:[eventfd]', 'memfd:<name>' for fds without one). */
+        readonly path: string;
+        /** What kind of file it is, which decides how ioctl requests are named in errors. */
+        readonly kind: NativeFileKind;
+      }
+    | undefined {
     return this.fds.get(fd);
   }
 
@@ -364,7 +390,11 @@ function fsCall<T>(fn: () => T, syscall: string, path: string): T {
 
 let singleton: NativeKernel | undefined;
 
-/** The NativeKernel of this thread, created (and the addon loaded) on first use. */
+/**
+ * The NativeKernel of this thread, created (and the addon loaded) on first use.
+ *
+ * @category Kernel
+ */
 export function nativeKernel(): NativeKernel {
   singleton ??= wrapNewKernel(new NativeKernel());
   return singleton;

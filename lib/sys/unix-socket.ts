@@ -10,30 +10,62 @@ import { ERRNO } from './constants';
 import { VfioError } from './errors';
 import { defaultKernel } from './default-kernel';
 
-/** Who is connected at the other end of a socket, as the kernel recorded it at connect(). */
+/**
+ * Who is connected at the other end of a socket, as the kernel recorded it at connect().
+ *
+ * @category Passing fds
+ */
 export interface PeerCredentials {
+  /** Process id of the peer, e.g. to log which client a broker served. */
   readonly pid: number;
+  /** Effective user id of the peer: what a broker checks before handing out device fds. */
   readonly uid: number;
+  /** Effective group id of the peer. */
   readonly gid: number;
 }
 
-/** One message: its bytes and the fds that came with it (the receiver owns and must close them). */
+/**
+ * One message: its bytes and the fds that came with it (the receiver owns and must close them).
+ *
+ * @category Passing fds
+ */
 export interface ReceivedMessage {
+  /** The message bytes. */
   readonly data: Buffer;
+  /** The fds received with it, already installed in this process (close-on-exec). */
   readonly fds: readonly number[];
   /** The message or its fds did not fit and the rest was dropped by the kernel. */
   readonly truncated: boolean;
 }
 
-/** The most fds one message carries (SCM_MAX_FD). */
+/**
+ * The most fds one message carries (SCM_MAX_FD).
+ *
+ * @category Passing fds
+ */
 export const MAX_FDS_PER_MESSAGE = 253;
 
+/**
+ * A SOCK_SEQPACKET unix socket that sends and receives fds with each message.
+ *
+ * @example
+ * ```ts
+ * const server = UnixSocket.listen('/run/vfio-broker.sock');
+ * const client = await server.accept();
+ * if (client.peer().uid === allowedUid) client.send(Buffer.from('device'), [device.fd]);
+ * client.close();
+ * ```
+ *
+ * @category Passing fds
+ */
 export class UnixSocket {
   private open = true;
 
   private constructor(
     private readonly addon: NativeAddon,
+    /** The socket's fd. */
     readonly fd: number,
+    /** The path it listens on or is connected to ('socketpair' for a pair), for error messages. */
     readonly path: string,
   ) {}
 
@@ -70,6 +102,7 @@ export class UnixSocket {
     return [new UnixSocket(addon, a, 'socketpair'), new UnixSocket(addon, b, 'socketpair')];
   }
 
+  /** Whether `close` has been called; every other call then fails EBADF. */
   get closed(): boolean {
     return !this.open;
   }
@@ -122,6 +155,7 @@ export class UnixSocket {
     return call(() => this.addon.peerCredentials(this.fd), this.path);
   }
 
+  /** Closes the socket and ends pending accept/receive waits; closing twice is a no-op. */
   close(): void {
     if (!this.open) return;
     this.open = false;

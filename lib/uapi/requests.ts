@@ -12,7 +12,11 @@ export function IO(type: number, nr: number): number {
   return ((type & 0xff) << 8) | (nr & 0xff);
 }
 
-/** The kind of file a request is defined for. */
+/**
+ * The kind of file an ioctl request is defined for, which names the request in errors.
+ *
+ * @category Kernel
+ */
 export type FileKind = 'iommufd' | 'vfio-container' | 'vfio-group' | 'vfio-device';
 
 export interface IoctlRequest {

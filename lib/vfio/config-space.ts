@@ -7,7 +7,11 @@ import * as P from '../uapi/pci';
 import type { Region } from './region';
 import { checkInteger, checkUnsigned } from '../support/arguments';
 
-/** A capability found in the standard list. */
+/**
+ * A capability found in the standard list.
+ *
+ * @category PCI
+ */
 export interface PciCapability {
   /** PCI_CAP_ID_* (standard) or PCI_EXT_CAP_ID_* (extended). */
   readonly id: number;
@@ -15,13 +19,21 @@ export interface PciCapability {
   readonly offset: number;
 }
 
-/** A PCIe extended capability (config space from 0x100). */
+/**
+ * A PCIe extended capability (config space from 0x100).
+ *
+ * @category PCI
+ */
 export interface ExtendedCapability extends PciCapability {
   /** Capability structure version. */
   readonly version: number;
 }
 
-/** The MSI capability, decoded from its message control register. */
+/**
+ * The MSI capability, decoded from its message control register.
+ *
+ * @category PCI
+ */
 export interface MsiCapability {
   /** Offset of the capability in config space. */
   readonly offset: number;
@@ -35,7 +47,11 @@ export interface MsiCapability {
   readonly perVectorMasking: boolean;
 }
 
-/** The MSI-X capability, decoded. */
+/**
+ * The MSI-X capability, decoded.
+ *
+ * @category PCI
+ */
 export interface MsixCapability {
   /** Offset of the capability in config space. */
   readonly offset: number;
@@ -62,6 +78,8 @@ const MAX_EXTENDED_CAPS = (P.PCI_CFG_SPACE_EXP_SIZE - P.PCI_CFG_SPACE_SIZE) / 8;
 /**
  * The PCI configuration space of a VFIO device (`device.config`): raw accessors, the standard
  * header fields, command-register helpers and the capability lists.
+ *
+ * @category PCI
  */
 export class ConfigSpace {
   /** @internal Created by VfioDevice over its config region. */

@@ -20,13 +20,21 @@ import { expectFd } from './fd-identity';
 
 export const CONTAINER_PATH = '/dev/vfio/vfio';
 
-/** Options of `VfioContainer.open`. */
+/**
+ * Options of `VfioContainer.open`.
+ *
+ * @category Devices
+ */
 export interface VfioContainerOpenOptions extends KernelOptions {
   /** The container device node (default /dev/vfio/vfio). */
   readonly path?: string;
 }
 
-/** A VFIO container: the legacy holder of an IOMMU context for one or more groups. */
+/**
+ * A VFIO container: the legacy holder of an IOMMU context for one or more groups.
+ *
+ * @category Devices
+ */
 export class VfioContainer extends Resource implements DmaSpace {
   private readonly file: FileDescriptor;
   private iommuType: number | undefined;

@@ -26,7 +26,11 @@ import { DmaBuffer, type DmaAllocateOptions } from '../dma/buffer';
 import { checkInteger } from '../support/arguments';
 import { expectFd } from './fd-identity';
 
-/** How the device was reached, and why that way. */
+/**
+ * How the device was reached, and why that way.
+ *
+ * @category Devices
+ */
 export interface DeviceBackend {
   /** 'cdev': /dev/vfio/devices + iommufd; 'group': legacy /dev/vfio group + container. */
   readonly kind: 'cdev' | 'group';
@@ -36,7 +40,11 @@ export interface DeviceBackend {
   readonly reason: string;
 }
 
-/** Options of `VfioDevice.open`. */
+/**
+ * Options of `VfioDevice.open`.
+ *
+ * @category Devices
+ */
 export interface VfioDeviceOpenOptions {
   /** The iommufd to bind to; it owns the device from then on (closing it closes the device). */
   readonly iommufd: Iommufd;
@@ -57,10 +65,15 @@ export interface VfioDeviceOpenOptions {
   readonly vfToken?: string;
 }
 
-/** Options of `VfioDevice.adopt`: how the given fd reaches DMA. */
+/**
+ * Options of `VfioDevice.adopt`: how the given fd reaches DMA.
+ *
+ * @category Devices
+ */
 export type VfioDeviceAdoptOptions = {
   /** The PCI address, when the sender said (for messages and PciDevice lookups). */
   readonly bdf?: string;
+  /** Why the fd is adopted (e.g. 'received from the broker'), shown as `backend.reason`. */
   readonly reason?: string;
 } & (
   | {
@@ -73,7 +86,11 @@ export type VfioDeviceAdoptOptions = {
     }
   | {
       /** The container a group's device maps DMA into. */
-      readonly dmaSpace: DmaSpace & { readonly kernel: Kernel };
+      readonly dmaSpace: DmaSpace & {
+        /** The kernel the container lives on; the device fd is used through the same one. */
+        readonly kernel: Kernel;
+      };
+      /** The group is a noiommu group (the sender knows; a group fd cannot say). Default false. */
       readonly noiommu?: boolean;
     }
 );
@@ -93,7 +110,11 @@ export interface DeviceInit {
  * An open VFIO device. Get one with `openDevice(bdf)` (chooses the path) or
  * `VfioDevice.open(bdf, { iommufd })` (cdev + iommufd explicitly).
  */
-/** What a reset did. */
+/**
+ * What a reset did.
+ *
+ * @category Devices
+ */
 export interface DeviceReset {
   /** 'function': VFIO_DEVICE_RESET of this function alone; 'bus': a hot reset of its bus or slot. */
   readonly kind: 'function' | 'bus';

@@ -19,10 +19,28 @@ import { groupGetStatus } from '../ioctl/group-ioctls';
 import { deviceGetInfo } from '../ioctl/device-ioctls';
 import { optionGet } from '../ioctl/iommufd-ioctls';
 
+/**
+ * What an fd is, as far as VFIO cares: an iommufd, a container, a group, a device (bound or a
+ * cdev not yet bound to an iommufd), or something else.
+ *
+ * @category Passing fds
+ */
 export type FdKind = 'iommufd' | 'vfio-container' | 'vfio-group' | 'vfio-device' | 'vfio-cdev-unbound' | 'other';
 
-/** The kind of `fd` and the path /proc/self/fd gives for it (or `fd N`). EBADF when not open. */
-export function identifyFd(kernel: Kernel, fd: number): { readonly kind: FdKind; readonly path: string } {
+/**
+ * The kind of `fd` and the path /proc/self/fd gives for it (or `fd N`). EBADF when not open.
+ *
+ * @category Passing fds
+ */
+export function identifyFd(
+  kernel: Kernel,
+  fd: number,
+): {
+  /** What the fd is, told by the ioctls it answers, not by its path. */
+  readonly kind: FdKind;
+  /** Its /proc/self/fd link target, or `fd N` where there is none (the model). */
+  readonly path: string;
+} {
   if (!Number.isSafeInteger(fd) || fd < 0 || fd > 0x7fff_ffff) throw new RangeError(`fd must be a non-negative int32, got ${fd}`);
   let path = `fd ${fd}`;
   try {
@@ -49,7 +67,11 @@ export function identifyFd(kernel: Kernel, fd: number): { readonly kind: FdKind;
   return { kind: 'other', path };
 }
 
-/** `identifyFd`, failing with ERR_VFIO_WRONG_FD unless the kind is one of `expected`. */
+/**
+ * `identifyFd`, failing with ERR_VFIO_WRONG_FD unless the kind is one of `expected`.
+ *
+ * @category Passing fds
+ */
 export function expectFd(
   kernel: Kernel,
   fd: number,

@@ -15,13 +15,21 @@ import { VfioContainer } from './container';
 import { kernelFrom, type KernelOptions } from '../support/kernel-options';
 import { expectFd } from './fd-identity';
 
-/** Options of `VfioGroup.open`. */
+/**
+ * Options of `VfioGroup.open`.
+ *
+ * @category Devices
+ */
 export interface VfioGroupOpenOptions extends KernelOptions {
   /** The group of a device without an IOMMU (/dev/vfio/noiommu-N). */
   readonly noiommu?: boolean;
 }
 
-/** A VFIO group: the legacy unit of device ownership. */
+/**
+ * A VFIO group: the legacy unit of device ownership.
+ *
+ * @category Devices
+ */
 export class VfioGroup extends Resource {
   private readonly file: FileDescriptor;
 

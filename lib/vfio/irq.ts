@@ -13,7 +13,11 @@ import { FileDescriptor, Resource } from '../support/resource';
 import * as io from '../ioctl/device-ioctls';
 import type { IrqInfo } from '../ioctl/device-ioctls';
 
-/** Interrupt kinds of a PCI device: INTx, MSI, MSI-X, and VFIO's error and request notifications. */
+/**
+ * Interrupt kinds of a PCI device: INTx, MSI, MSI-X, and VFIO's error and request notifications.
+ *
+ * @category Interrupts
+ */
 export type IrqKind = 'intx' | 'msi' | 'msix' | 'err' | 'req';
 const INDEX: Record<IrqKind, number> = {
   intx: V.VFIO_PCI_INTX_IRQ_INDEX,
@@ -86,7 +90,11 @@ interface SharedRead {
   waiters: number;
 }
 
-/** One interrupt vector and its eventfd. */
+/**
+ * One interrupt vector and its eventfd.
+ *
+ * @category Interrupts
+ */
 export class InterruptVector extends Resource implements AsyncIterable<bigint> {
   private readonly file: FileDescriptor;
   /**
@@ -221,6 +229,8 @@ export class InterruptVector extends Resource implements AsyncIterable<bigint> {
 /**
  * An eventfd that unmasks INTx when signalled (SET_IRQS ACTION_UNMASK with DATA_EVENTFD): the
  * kernel unmasks without a syscall from the driver, e.g. when the eventfd is also an ioeventfd.
+ *
+ * @category Interrupts
  */
 export class IntxUnmaskEventfd extends Resource {
   private readonly file: FileDescriptor;
@@ -262,7 +272,11 @@ function cancelled(what: string): VfioError {
   return VfioError.of('ECANCELED', { syscall: 'poll', context: `waiting on ${what}` });
 }
 
-/** The interrupts of one device (`device.irqs`). */
+/**
+ * The interrupts of one device (`device.irqs`).
+ *
+ * @category Interrupts
+ */
 export class Irqs {
   /** The vectors this object enabled, per kind; at most one of the exclusive kinds is present. */
   private readonly enabledVectors = new Map<IrqKind, Map<number, InterruptVector>>();

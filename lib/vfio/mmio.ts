@@ -23,7 +23,11 @@ import { PROT_READ, PROT_WRITE } from '../sys/constants';
 
 const U64_MAX = (1n << 64n) - 1n;
 
-/** A mapped BAR range (`region.mmap()`); offsets are relative to the start of the mapping. */
+/**
+ * A mapped BAR range (`region.mmap()`); offsets are relative to the start of the mapping.
+ *
+ * @category Devices
+ */
 export class Mmio extends Resource {
   // Always typed arrays (empty when access must go through the kernel), so the hot path has one
   // shape and one check: an index below `length`. Detaching the buffer at munmap empties them.

@@ -16,7 +16,11 @@ import { VfioDevice } from './device';
 import { VfioContainer } from './container';
 import { VfioGroup } from './group';
 
-/** Options of `openDevice`. */
+/**
+ * Options of `openDevice`.
+ *
+ * @category Devices
+ */
 export interface OpenDeviceOptions extends KernelOptions {
   /** Force a path instead of choosing: 'cdev' (iommufd) or 'group' (legacy container). */
   readonly prefer?: 'cdev' | 'group';
@@ -31,6 +35,8 @@ export interface OpenDeviceOptions extends KernelOptions {
  * Opens the PCI device `bdf` (bound to vfio-pci) the best way this kernel allows. The returned
  * device owns everything opened for it (iommufd and IOAS, or group and container): closing the
  * device closes them. `device.backend` tells which path was taken and why.
+ *
+ * @category Devices
  */
 export function openDevice(bdf: string, options: OpenDeviceOptions = {}): VfioDevice {
   const kernel = kernelFrom(options);

@@ -27,7 +27,11 @@ const REGION_NAMES: Record<number, string> = {
   [V.VFIO_PCI_VGA_REGION_INDEX]: 'VGA',
 };
 
-/** A region of a VFIO device (`device.region(i)`, `device.bar(n)`). */
+/**
+ * A region of a VFIO device (`device.region(i)`, `device.bar(n)`).
+ *
+ * @category Devices
+ */
 export class Region {
   /** @internal Created by VfioDevice. */
   constructor(

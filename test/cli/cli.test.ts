@@ -274,3 +274,47 @@ async function eduBdf(profile: string): Promise<string> {
   assert.ok(edu, `the ${profile} profile has an edu device`);
   return edu.bdf;
 }
+
+/** PCI devices of this host that have a network interface up, derived from sysfs here, not by the CLI's code. */
+function hostPciDevicesWithUpInterface(): Map<string, string[]> {
+  const found = new Map<string, string[]>();
+  const netDir = '/sys/class/net';
+  if (process.platform !== 'linux' || !fs.existsSync(netDir)) return found;
+  for (const name of fs.readdirSync(netDir)) {
+    let operstate: string;
+    let devicePath: string;
+    try {
+      operstate = fs.readFileSync(path.join(netDir, name, 'operstate'), 'utf8').trim();
+      devicePath = fs.realpathSync(path.join(netDir, name, 'device'));
+    } catch {
+      continue; // a virtual interface: no device link
+    }
+    if (operstate !== 'up') continue;
+    // The nearest PCI function above the interface's device (virtio-net's device is a virtio bus device below it).
+    const bdf = devicePath
+      .split('/')
+      .reverse()
+      .find((part) => /^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/.test(part));
+    if (bdf !== undefined) found.set(bdf, [...(found.get(bdf) ?? []), name]);
+  }
+  return found;
+}
+
+describe('vfio status on this host (native)', () => {
+  it('marks a PCI device with an interface that is up *Active*, with the interface name', async function () {
+    const active = hostPciDevicesWithUpInterface();
+    if (active.size === 0) {
+      console.log('      (skipped: this host has no PCI device with a network interface up in /sys/class/net)');
+      this.skip();
+    }
+    const r = await vfio('status');
+    assert.equal(r.code, 0, r.err);
+    for (const [bdf, names] of active) {
+      const line = r.out.split('\n').find((l) => l.includes(bdf) && !l.trimStart().startsWith(`${bdf}:`));
+      assert.ok(line !== undefined, `no status line for ${bdf}:\n${r.out}`);
+      assert.match(line, /\*Active\*/, line);
+      for (const name of names) assert.match(line, new RegExp(`if=(\\S+,)?${name}\\b`), line);
+      assert.match(r.out, new RegExp(`^  ${bdf.replace(/\./g, '\\.')}: .*network interface ${names[0]} is up`, 'm'));
+    }
+  });
+});

@@ -12,14 +12,29 @@
  * reproducible whatever the machine's load.
  */
 
+/**
+ * How a ModelClock's virtual time moves: by itself ('auto'), only by `advance` ('manual'), or
+ * with real time ('real-time').
+ *
+ * @category Device-model SDK
+ */
 export type ClockMode = 'auto' | 'manual' | 'real-time';
 
-/** A scheduled piece of work; cancelling work that already ran does nothing. */
+/**
+ * A scheduled piece of work; cancelling work that already ran does nothing.
+ *
+ * @category Device-model SDK
+ */
 export interface ScheduledWork {
+  /** Takes the work back if it has not run yet. */
   cancel(): void;
 }
 
-/** What a device model sees of time. */
+/**
+ * What a device model sees of time.
+ *
+ * @category Device-model SDK
+ */
 export interface DeviceClock {
   /** Current virtual time in nanoseconds since the clock started. */
   readonly now: bigint;
@@ -43,6 +58,10 @@ export class ModelClock implements DeviceClock {
   private pumpArmed = false;
   private readonly started = process.hrtime.bigint();
 
+  /**
+   * @param mode 'auto': virtual time runs by itself; 'manual': only `advance` moves it (for tests);
+   * 'real-time': work runs after the real delay.
+   */
   constructor(readonly mode: ClockMode = 'auto') {
     if (mode !== 'auto' && mode !== 'manual' && mode !== 'real-time')
       throw new RangeError(`unknown clock mode '${String(mode)}' (auto, manual, real-time)`);

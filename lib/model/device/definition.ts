@@ -6,11 +6,22 @@
  */
 import type { CapabilityBuilder } from './capabilities';
 
-/** Access width in bits. */
+/**
+ * Access width in bits.
+ *
+ * @category Device-model SDK
+ */
 export type AccessWidth = 8 | 16 | 32 | 64;
 
+/**
+ * The IDs and class a device reports in its config header, as `lspci -nn` shows them.
+ *
+ * @category Device-model SDK
+ */
 export interface DeviceIdentity {
+  /** PCI Vendor ID (16 bits), e.g. 0x1234 for QEMU's devices. */
   readonly vendorId: number;
+  /** PCI Device ID (16 bits); with the vendor ID what drivers match on. */
   readonly deviceId: number;
   /** Default: vendorId. */
   readonly subsystemVendorId?: number;
@@ -22,13 +33,24 @@ export interface DeviceIdentity {
   readonly revision?: number;
 }
 
+/**
+ * What a BAR decodes: 32- or 64-bit memory space, or I/O ports.
+ *
+ * @category Device-model SDK
+ */
 export type BarType = 'memory32' | 'memory64' | 'io';
 
+/**
+ * One BAR of a device model: its register, size, kind and contents.
+ *
+ * @category Device-model SDK
+ */
 export interface BarDeclaration {
   /** BAR register 0..5; a 64-bit BAR also takes the next register. */
   readonly index: number;
   /** Size in bytes: a power of two, at least 16 for memory and 4 for I/O (at most 256). */
   readonly size: bigint;
+  /** Memory (32/64-bit) or I/O. */
   readonly type: BarType;
   /** Memory BARs only. Default false. */
   readonly prefetchable?: boolean;
@@ -50,9 +72,13 @@ export interface BarDeclaration {
  * bits (a read's result is masked to the width). Accesses the handler does not accept (see
  * `widths`, `unaligned`) never reach it: they are guest errors in the event log and read as
  * `invalidRead` (QEMU: a decode error reads 0) and write nothing.
+ *
+ * @category Device-model SDK
  */
 export interface MmioHandler {
+  /** A load of `width` bits at `offset`; the result is masked to the width. */
   read(offset: number, width: AccessWidth): bigint;
+  /** A store of `value` (`width` bits) at `offset`. */
   write(offset: number, width: AccessWidth, value: bigint): void;
   /** Widths the region decodes. Default: all of 8, 16, 32, 64. */
   readonly widths?: readonly AccessWidth[];
@@ -62,14 +88,26 @@ export interface MmioHandler {
   readonly invalidRead?: 'zeros' | 'ones';
 }
 
+/**
+ * The legacy interrupt pin the device reports (PCI_INTERRUPT_PIN), or 'none' for no INTx.
+ *
+ * @category Device-model SDK
+ */
 export type InterruptPin = 'INTA' | 'INTB' | 'INTC' | 'INTD' | 'none';
 
+/**
+ * Everything a DeviceModel subclass declares about itself, passed to its constructor.
+ *
+ * @category Device-model SDK
+ */
 export interface DeviceDefinition {
   /** The model's name, used in messages and the event log, e.g. 'copy-engine'. */
   readonly model: string;
+  /** The IDs and class code of the config header. */
   readonly identity: DeviceIdentity;
   /** Default 'INTA'. */
   readonly interruptPin?: InterruptPin;
+  /** The device's BARs; default none. */
   readonly bars?: readonly BarDeclaration[];
   /** Standard and extended capabilities, in list order. */
   readonly capabilities?: readonly CapabilityBuilder[];

@@ -19,8 +19,13 @@
 import { Prng } from '../memory/prng';
 import type { DeviceEvent } from './events';
 
-/** A fault point as a device declares it: `Subject` is what it is passed with, `Params` what a test arms it with. */
+/**
+ * A fault point as a device declares it: `Subject` is what it is passed with, `Params` what a test arms it with.
+ *
+ * @category Device-model SDK
+ */
 export interface FaultPointSpec<Subject, Params> {
+  /** What the fault does, for fault sweeps and the event log. */
   readonly description: string;
   /** The parameters used when a test arms the point without any (a sweep or a fuzzer does). */
   readonly defaults: Params;
@@ -28,17 +33,26 @@ export interface FaultPointSpec<Subject, Params> {
   readonly describe?: (subject: Subject) => string;
 }
 
-/** Declares a fault point (the type parameters carry its subject and parameters to `arm`). */
+/**
+ * Declares a fault point (the type parameters carry its subject and parameters to `arm`).
+ *
+ * @category Device-model SDK
+ */
 export function faultPoint<Subject, Params>(spec: FaultPointSpec<Subject, Params>): FaultPointSpec<Subject, Params> {
   return spec;
 }
 
-/** When an armed fault fires. */
+/**
+ * When an armed fault fires.
+ *
+ * @category Device-model SDK
+ */
 export interface FaultTrigger<Subject> {
   /** Fire at the nth (≥ 1) occurrence counted from arming. */
   readonly nth?: number;
   /** Fire each occurrence with this probability (0..1), drawn from `seed`. */
   readonly probability?: number;
+  /** Seed of the deterministic PRNG behind `probability` (default 0), so a run repeats exactly. */
   readonly seed?: number;
   /** Only occurrences whose subject satisfies this count. */
   readonly when?: (subject: Subject) => boolean;
@@ -46,15 +60,38 @@ export interface FaultTrigger<Subject> {
   readonly times?: number;
 }
 
-type AnyPoints = Record<string, FaultPointSpec<never, unknown>>;
-type SubjectOf<S> = S extends FaultPointSpec<infer T, unknown> ? T : never;
-type ParamsOf<S> = S extends FaultPointSpec<never, infer P> ? P : never;
+/**
+ * Any map of fault point names to their declarations: the shape DeviceFaults is typed by.
+ *
+ * @category Device-model SDK
+ */
+export type AnyPoints = Record<string, FaultPointSpec<never, unknown>>;
+/**
+ * The subject type of a fault point declaration.
+ *
+ * @category Device-model SDK
+ */
+export type SubjectOf<S> = S extends FaultPointSpec<infer T, unknown> ? T : never;
+/**
+ * The parameter type of a fault point declaration.
+ *
+ * @category Device-model SDK
+ */
+export type ParamsOf<S> = S extends FaultPointSpec<never, infer P> ? P : never;
 
-/** A fault armed on a point; `disarm()` takes it back, `fired` counts what it did. */
+/**
+ * A fault armed on a point; `disarm()` takes it back, `fired` counts what it did.
+ *
+ * @category Device-model SDK
+ */
 export interface ArmedFault {
+  /** The fault point's name. */
   readonly point: string;
+  /** How many times it has fired so far. */
   readonly fired: number;
+  /** False once disarmed, by `disarm()` or after firing `times` times. */
   readonly active: boolean;
+  /** Stops the fault from firing again. */
   disarm(): void;
 }
 
@@ -70,7 +107,11 @@ interface Armed {
 
 const TRIGGER_KEYS = new Set(['nth', 'probability', 'seed', 'when', 'times']);
 
-/** The fault points of one device, typed by their declarations. */
+/**
+ * The fault points of one device, typed by their declarations.
+ *
+ * @category Device-model SDK
+ */
 export class DeviceFaults<Points extends AnyPoints> {
   private readonly armed: Armed[] = [];
   private readonly passed = new Map<string, number>();

@@ -43,6 +43,11 @@ import { DeviceModelError } from './model-error';
 import { MsiFunction } from './msi';
 import { MsixFunction } from './msix';
 
+/**
+ * Which reset a device model is told about in its reset hook: a function-level or a bus reset.
+ *
+ * @category Device-model SDK
+ */
 export type ResetKind = 'function' | 'bus';
 
 const U64 = (1n << 64n) - 1n;
@@ -68,6 +73,25 @@ interface BarRegion {
   pbaEnd: number;
 }
 
+/**
+ * The base class of every device model: extend it, give the definition to `super`, install
+ * MMIO handlers, and use `dma`, `setIntx`, `notifyMsi`, `notifyMsix`, `clock` and `record`.
+ * docs/device-models.md is the tutorial.
+ *
+ * @example
+ * ```ts
+ * class Timer extends DeviceModel {
+ *   constructor() {
+ *     super({ model: 'timer', identity: { vendorId: 0x1234, deviceId: 0x0001, classCode: 0x088000 },
+ *             bars: [{ index: 0, size: 0x1000n, type: 'memory32' }], capabilities: [msiCapability()] });
+ *     this.handleMmio(0, { widths: [32], read: () => 0n, write: () => {} });
+ *   }
+ * }
+ * const kernel = createModelKernel({ base: 'linux-7.3-noiommu', devices: [{ address: '0000:00:05.0', model: new Timer() }] });
+ * ```
+ *
+ * @category Device-model SDK
+ */
 export class DeviceModel implements PciDeviceModel {
   /** The model's name, as the definition gave it. */
   readonly model: string;
@@ -192,12 +216,15 @@ export class DeviceModel implements PciDeviceModel {
     return ram;
   }
 
+  /** The Command register as the device sees it (after vfio-pci's virtualisation). */
   get command(): number {
     return this.config.getRaw(PCI_COMMAND, 2);
   }
+  /** Memory Space Enable: while clear, BAR accesses do not reach the device. */
   get memoryDecodeEnabled(): boolean {
     return (this.command & PCI_COMMAND_MEMORY) !== 0;
   }
+  /** Bus Master Enable: while clear, the device's DMA and MSI are blocked (a guest error in the log). */
   get busMasterEnabled(): boolean {
     return (this.config.bytes[PCI_COMMAND]! & PCI_COMMAND_MASTER) !== 0;
   }
@@ -225,6 +252,7 @@ export class DeviceModel implements PciDeviceModel {
     this.msiState.notify(vector);
   }
 
+  /** MSI-X is enabled in the function's capability. */
   get msixEnabled(): boolean {
     return this.msixState?.enabled ?? false;
   }

@@ -47,6 +47,7 @@ export class DeviceTimers implements DeviceClock {
     return own;
   }
 
+  /** Cancels all of this device's pending work, as a reset or unplug must. */
   cancelAll(): void {
     for (const w of [...this.inFlight]) w.cancel();
   }

@@ -16,13 +16,31 @@ import { PCI_COMMAND, PCI_COMMAND_MASTER } from '../../uapi/pci';
 import { DISCONNECTED_DMA, DmaFault, type DmaPort } from '../pci/dma';
 import type { DeviceEvent } from './events';
 
-/** What the DMA engine needs from its function. */
+/**
+ * What the DMA engine needs from its function.
+ *
+ * @category Device-model SDK
+ */
 export interface DmaOwner {
   /** The function's config space bytes: bus mastering is bit 2 of the command register. */
   readonly configBytes: Uint8Array;
+  /** Logs a DMA event (blocked, faulted) in the function's event log. */
   record(event: DeviceEvent): void;
 }
 
+/**
+ * A device model's DMA engine (`this.dma` in a DeviceModel): reads and writes host memory
+ * through the port the host connected, honouring bus mastering and the device's DMA mask, and
+ * turning faults into the hardware's behaviour (reads zeros, writes dropped) plus an event.
+ *
+ * @example
+ * ```ts
+ * const bytes = this.dma.read(this.srcAddress, length); // zeros and a 'dma-fault' event if refused
+ * this.dma.write(this.dstAddress, bytes);
+ * ```
+ *
+ * @category Device-model SDK
+ */
 export class DeviceDma {
   /** A 64-bit mask reaches every address: no check on the hot path. */
   private readonly everyAddress: boolean;
@@ -31,6 +49,7 @@ export class DeviceDma {
 
   constructor(
     private readonly owner: DmaOwner,
+    /** The DMA mask: address bits the device drives; higher bits are dropped (a guest error). */
     readonly mask: bigint,
   ) {
     this.everyAddress = mask === (1n << 64n) - 1n;

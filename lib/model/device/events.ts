@@ -7,6 +7,11 @@
  */
 import type { DmaFault } from '../pci/dma';
 
+/**
+ * What kind of thing a device event reports; strict mode is switched on per kind.
+ *
+ * @category Device-model SDK
+ */
 export type DeviceEventKind =
   /** A DMA transaction the host's memory or IOMMU refused (see `fault`). */
   | 'dma-fault'
@@ -21,8 +26,15 @@ export type DeviceEventKind =
   /** A fault a test armed (device-faults.ts) fired: the point, the occurrence and what the device did. */
   | 'fault-injected';
 
+/**
+ * One entry of a device's event log (`device.events`, `device.onEvent`).
+ *
+ * @category Device-model SDK
+ */
 export interface DeviceEvent {
+  /** What happened. */
   readonly kind: DeviceEventKind;
+  /** What happened, in words, naming the register, address or command. */
   readonly message: string;
   /** The refused transaction, for 'dma-fault'. */
   readonly fault?: DmaFault;
@@ -32,15 +44,24 @@ export interface DeviceEvent {
   readonly faultPoint?: string;
 }
 
-/** Thrown in strict mode for an event of a kind the test made strict. */
+/**
+ * Thrown in strict mode for an event of a kind the test made strict.
+ *
+ * @category Device-model SDK
+ */
 export class DeviceEventError extends Error {
+  /** @param event The event strict mode threw for. */
   constructor(readonly event: DeviceEvent) {
     super(event.message, event.cause === undefined ? undefined : { cause: event.cause });
     this.name = 'DeviceEventError';
   }
 }
 
-/** The kinds strict mode throws for when it is given no list: everything that is a bug somewhere. */
+/**
+ * The kinds strict mode throws for when it is given no list: everything that is a bug somewhere.
+ *
+ * @category Device-model SDK
+ */
 export const STRICT_DEFAULT: readonly DeviceEventKind[] = ['dma-fault', 'dma-blocked', 'hardware-error', 'guest-error', 'model-error'];
 
 export class DeviceEventLog {

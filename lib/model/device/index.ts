@@ -34,7 +34,16 @@ export {
 } from './sriov-capability';
 export { ModelClock, type ClockMode, type DeviceClock, type ScheduledWork } from './clock';
 export { DeviceTimers } from './device-timers';
-export { DeviceFaults, faultPoint, type ArmedFault, type FaultPointSpec, type FaultTrigger } from './device-faults';
+export {
+  DeviceFaults,
+  faultPoint,
+  type ArmedFault,
+  type FaultPointSpec,
+  type FaultTrigger,
+  type AnyPoints,
+  type SubjectOf,
+  type ParamsOf,
+} from './device-faults';
 export { DeviceEventError, type DeviceEvent, type DeviceEventKind } from './events';
 export { DeviceModelError } from './model-error';
 export { DmaFault, type DmaFaultReason, type DmaPort } from '../pci/dma';

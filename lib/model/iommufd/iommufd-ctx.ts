@@ -36,12 +36,20 @@ import { IoPagetable, type PhysSegment } from './io-pagetable';
 import { ObjectTable } from './object-table';
 import type { AccountMode } from './pinned-pages';
 
-/** A DMA an IOMMU refused (what a DMAR fault records). */
+/**
+ * A DMA an IOMMU refused (what a DMAR fault records).
+ *
+ * @category Model
+ */
 export class IommuFault extends Error {
   constructor(
+    /** Why: no mapping at the IOVA, a direction the mapping does not allow, or no domain attached. */
     readonly reason: 'unmapped-iova' | 'permission' | 'blocked',
+    /** The IOVA the device used. */
     readonly iova: bigint,
+    /** Bytes the transaction covered. */
     readonly length: number,
+    /** Device read (from memory) or write (to memory). */
     readonly direction: 'read' | 'write',
   ) {
     super(`IOMMU fault: DMA ${direction} of ${length} bytes at IOVA 0x${iova.toString(16)}: ${reason}`);
@@ -49,8 +57,15 @@ export class IommuFault extends Error {
   }
 }
 
+/**
+ * The model's iommufd: the open file behind an fd of /dev/iommu (struct iommufd_ctx). Tests
+ * reach it with `kernel.iommufdOf(fd)` to inspect its objects and translations.
+ *
+ * @category Model
+ */
 export class IommufdContext implements OpenFile, CommandContext {
   readonly kind = 'iommufd';
+  /** ictx->objects: every IOAS, HWPT and device object by ID. */
   readonly objects: ObjectTable;
   /** ictx->account_mode: 'user' unless opened as /dev/vfio/vfio or changed by IOMMU_OPTION. */
   accountMode: AccountMode;
@@ -62,6 +77,7 @@ export class IommufdContext implements OpenFile, CommandContext {
   private released = false;
 
   constructor(
+    /** The model kernel's parts it needs: memory, faults, the profile. */
     readonly host: IommufdHost,
     /** Opened through /dev/vfio/vfio (IOMMUFD_VFIO_CONTAINER): VFIO's mm accounting by default. */
     readonly asVfioContainer = false,
@@ -73,6 +89,7 @@ export class IommufdContext implements OpenFile, CommandContext {
     this.sysRawio = host.profile.process.capabilities.sysRawio;
   }
 
+  /** The kernel's IOMMU group DMA ownership, which device binds claim. */
   get dmaOwnership(): DmaOwnership {
     return this.host.dmaOwnership;
   }
@@ -84,6 +101,7 @@ export class IommufdContext implements OpenFile, CommandContext {
   /** CAP_SYS_RAWIO of the calling process (capable() in the hot GET_PA path). */
   readonly sysRawio: boolean;
 
+  /** iommufd_fops_ioctl: dispatches IOMMU_* commands (and the VFIO compatibility ones). */
   ioctl(request: number, arg: Uint8Array | number | null, _ctx: SyscallContext): number {
     return dispatchIoctl(this, request, arg);
   }
@@ -116,10 +134,12 @@ export class IommufdContext implements OpenFile, CommandContext {
     return ioas;
   }
 
+  /** The IOAS with object ID `id` (ENOENT when there is none or it is another type of object). */
   getIoas(id: number): IoasObject {
     return this.objects.get<IoasObject>(id, 'ioas');
   }
 
+  /** iommufd_get_device: the bound device with ID `id` (a fault injection site). */
   getDevice(id: number): IommufdDevice {
     return this.objects.get<IommufdDevice>(id, 'device');
   }
@@ -135,6 +155,7 @@ export class IommufdContext implements OpenFile, CommandContext {
     return obj as IommufdDevice;
   }
 
+  /** The paging HWPT with object ID `id`. */
   getHwpt(id: number): HwptPaging {
     return this.objects.get<HwptPaging>(id, 'hwpt-paging');
   }
@@ -207,6 +228,7 @@ export class IommufdContext implements OpenFile, CommandContext {
     return this.boundDevice(devId).igroup?.attach?.hwpt ?? null;
   }
 
+  /** Whether the bound device sits behind no IOMMU (7.3's noiommu cdev). */
   isNoiommuDevice(devId: number): boolean {
     return this.boundDevice(devId).isNoiommu;
   }

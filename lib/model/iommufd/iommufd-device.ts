@@ -25,7 +25,11 @@ import { IommufdObject, type ObjectTable } from './object-table';
 import type { DmaOwnership } from './dma-ownership';
 import type { FaultInjector } from '../fault-injection';
 
-/** What the VFIO side hands iommufd when it binds a device (the kernel's struct device). */
+/**
+ * What the VFIO side hands iommufd when it binds a device (the kernel's struct device).
+ *
+ * @category Model
+ */
 export interface BindableDevice {
   /** For messages, e.g. '0000:00:03.0'. */
   readonly name: string;
@@ -38,7 +42,11 @@ export interface BindableDevice {
   readonly iommuGroup: number;
 }
 
-/** Per-context state of one IOMMU group (struct iommufd_group, without PASIDs). */
+/**
+ * Per-context state of one IOMMU group (struct iommufd_group, without PASIDs).
+ *
+ * @category Model
+ */
 export class Igroup {
   /** The HWPT the group is attached to and the devices of this context attached through it. */
   attach: { hwpt: HwptPaging; devices: Map<number, IommufdDevice> } | null = null;
@@ -69,7 +77,11 @@ export class IommufdDevice extends IommufdObject {
   }
 }
 
-/** The parts of a context the attach logic works with. */
+/**
+ * The parts of a context the attach logic works with.
+ *
+ * @category Model
+ */
 export interface AttachContext {
   readonly objects: ObjectTable;
   readonly host: { readonly faults: FaultInjector };
@@ -77,7 +89,11 @@ export interface AttachContext {
   readonly hasIommufdNoiommu: boolean;
 }
 
-/** The domain a device's driver would allocate (iommufd_hwpt_paging_alloc's domain_alloc_paging_flags). */
+/**
+ * The domain a device's driver would allocate (iommufd_hwpt_paging_alloc's domain_alloc_paging_flags).
+ *
+ * @category Model
+ */
 export function allocDomainFor(idev: IommufdDevice, flags: number, hasUserData: boolean): IommuDomain {
   return idev.dev.iommu ? allocVtdDomain(idev.dev.iommu, flags, hasUserData) : allocNoiommuDomain(flags, hasUserData);
 }
@@ -87,7 +103,11 @@ function domainAccepts(domain: IommuDomain, idev: IommufdDevice): boolean {
   return domain.owner === 'intel-vtd' && domain.unit === idev.dev.iommu;
 }
 
-/** iommufd_hw_pagetable_attach. */
+/**
+ * iommufd_hw_pagetable_attach.
+ *
+ * @category Model
+ */
 export function hwptAttach(hwpt: HwptPaging, idev: IommufdDevice): void {
   const igroup = idev.igroup!;
   const attachResv = !idev.isNoiommu;
@@ -106,7 +126,11 @@ export function hwptAttach(hwpt: HwptPaging, idev: IommufdDevice): void {
   igroup.attach!.devices.set(idev.id, idev);
 }
 
-/** iommufd_hw_pagetable_detach: returns the HWPT it was attached to, or null. */
+/**
+ * iommufd_hw_pagetable_detach: returns the HWPT it was attached to, or null.
+ *
+ * @category Model
+ */
 export function hwptDetach(idev: IommufdDevice): HwptPaging | null {
   const igroup = idev.igroup!;
   const attach = igroup.attach;
@@ -119,7 +143,11 @@ export function hwptDetach(idev: IommufdDevice): HwptPaging | null {
   return hwpt;
 }
 
-/** iommufd_hw_pagetable_put: an automatic HWPT dies with its last user. */
+/**
+ * iommufd_hw_pagetable_put: an automatic HWPT dies with its last user.
+ *
+ * @category Model
+ */
 export function hwptPut(ctx: AttachContext, hwpt: HwptPaging): void {
   if (hwpt.autoDomain) ctx.objects.putAndTryDestroy(hwpt);
   else hwpt.users--;
@@ -166,6 +194,8 @@ const doAttach: AttachFn = (idev, hwpt) => {
  * iommufd_hwpt_paging_alloc: a new paging HWPT on `ioas` for `idev`, its domain loaded with the
  * IOAS (and, with immediateAttach, the device attached). The HWPT's ID stays reserved until the
  * caller finalizes it; on failure the ID is released and nothing is left behind.
+ *
+ * @category Model
  */
 export function hwptPagingAlloc(
   ctx: AttachContext,
@@ -253,19 +283,31 @@ function changePt(ctx: AttachContext, idev: IommufdDevice, ptId: number, fn: Att
   return result.ptId;
 }
 
-/** iommufd_device_attach: returns the HWPT id the device is now attached to. */
+/**
+ * iommufd_device_attach: returns the HWPT id the device is now attached to.
+ *
+ * @category Model
+ */
 export function deviceAttach(ctx: AttachContext, idev: IommufdDevice, ptId: number): number {
   const id = changePt(ctx, idev, ptId, doAttach, true);
   idev.users++;
   return id;
 }
 
-/** iommufd_device_replace. */
+/**
+ * iommufd_device_replace.
+ *
+ * @category Model
+ */
 export function deviceReplace(ctx: AttachContext, idev: IommufdDevice, ptId: number): number {
   return changePt(ctx, idev, ptId, doReplace, false);
 }
 
-/** iommufd_device_detach (a no-op when not attached). */
+/**
+ * iommufd_device_detach (a no-op when not attached).
+ *
+ * @category Model
+ */
 export function deviceDetach(ctx: AttachContext, idev: IommufdDevice): void {
   const hwpt = hwptDetach(idev);
   if (!hwpt) return;

@@ -29,13 +29,21 @@ const FrameKind = {
   RESERVED: 4,
 } as const;
 
-/** A physical access that did not hit a live RAM frame (what a device would see as a bus error). */
+/**
+ * A physical access that did not hit a live RAM frame (what a device would see as a bus error).
+ *
+ * @category Model
+ */
 export class PhysicalAccessFault extends Error {
+  /** Always 'no-memory', matching DmaFault's reason for the same case. */
   readonly reason = 'no-memory' as const;
 
   constructor(
+    /** The physical address accessed. */
     readonly address: bigint,
+    /** Bytes accessed. */
     readonly length: number,
+    /** Read from or write to memory. */
     readonly direction: 'read' | 'write',
   ) {
     super(`physical ${direction} of ${length} bytes at 0x${address.toString(16)}: no RAM frame in use there`);
@@ -43,7 +51,11 @@ export class PhysicalAccessFault extends Error {
   }
 }
 
-/** Thrown when the allocator has no frame left: the caller turns it into ENOMEM. */
+/**
+ * Thrown when the allocator has no frame left: the caller turns it into ENOMEM.
+ *
+ * @category Model
+ */
 export class OutOfFrames extends Error {
   constructor(what: string) {
     super(`model physical memory exhausted: ${what}`);
@@ -53,7 +65,11 @@ export class OutOfFrames extends Error {
 
 export const HUGE_PAGE_BYTES: Readonly<Record<HugePageSize, number>> = { '2M': 2 << 20, '1G': 1 << 30 };
 
-/** A RAM range of the machine's memory map, [start, end) in bytes. */
+/**
+ * A RAM range of the machine's memory map, [start, end) in bytes.
+ *
+ * @category Model
+ */
 export interface RamRange {
   readonly start: bigint;
   readonly end: bigint;
@@ -401,6 +417,8 @@ export class PhysicalMemory {
 /**
  * The RAM map of a q35 machine with `size` bytes: everything below 4 GiB when it fits under the
  * PCI hole (2.75 GiB), otherwise 2 GiB low and the rest from 4 GiB up — as QEMU lays it out.
+ *
+ * @category Model
  */
 export function machineRamLayout(size: bigint): RamRange[] {
   const LOW_MAX = 0xb000_0000n;

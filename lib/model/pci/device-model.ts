@@ -10,25 +10,40 @@ import type { DmaPort } from './dma';
 import type { InterruptSink } from './interrupts';
 import type { DeviceClock } from '../device/clock';
 import type { DeviceEvent } from '../device/events';
+import type { AccessWidth } from '../device/definition';
 
 export type { DeviceEvent, DeviceEventKind } from '../device/events';
 
-/** Access width in bits, as the Kernel interface names it. */
-export type AccessWidth = 8 | 16 | 32 | 64;
+// One access-width type for both sides of the bus: the SDK's.
+export type { AccessWidth };
 
+/**
+ * One implemented BAR of a function, as the host sizes and maps it.
+ *
+ * @category Device-model SDK
+ */
 export interface PciBarInfo {
+  /** The BAR register, 0..5. */
   readonly index: number;
   /** Size in bytes, a power of two. */
   readonly size: bigint;
+  /** Memory or I/O space. */
   readonly space: 'memory' | 'io';
   /** A 64-bit memory BAR also occupies the next BAR register. */
   readonly is64bit: boolean;
+  /** The prefetchable bit of a memory BAR. */
   readonly prefetchable: boolean;
 }
 
-/** What the host connects a function to. */
+/**
+ * What the host connects a function to.
+ *
+ * @category Device-model SDK
+ */
 export interface PciHostPort {
+  /** Where the function's DMA goes: physical memory, or through the IOMMU. */
   readonly dma: DmaPort;
+  /** Where its INTx level changes and MSI/MSI-X messages go. */
   readonly interrupts: InterruptSink;
   /** The machine's clock; a function connected without one keeps its own virtual clock. */
   readonly clock?: DeviceClock;
@@ -36,15 +51,26 @@ export interface PciHostPort {
   readonly behindIommu?: boolean;
 }
 
+/**
+ * The host's view of a simulated PCI function. Implement it by extending DeviceModel, which
+ * also enforces the PCI rules (command-register gating, MSI/MSI-X masking, DMA checks).
+ *
+ * @category Device-model SDK
+ */
 export interface PciDeviceModel {
   /** Model name, e.g. 'edu'. */
   readonly model: string;
+  /** PCI Vendor ID (16 bits). */
   readonly vendorId: number;
+  /** PCI Device ID (16 bits). */
   readonly deviceId: number;
+  /** Subsystem Vendor ID (16 bits), published in sysfs as subsystem_vendor. */
   readonly subsystemVendorId: number;
+  /** Subsystem ID (16 bits), published in sysfs as subsystem_device. */
   readonly subsystemId: number;
   /** 24-bit class code (base class, sub-class, prog-if), e.g. 0x00ff00. */
   readonly classCode: number;
+  /** Revision ID (8 bits). */
   readonly revision: number;
   /** The function's physical config space. */
   readonly config: PciConfigSpace;
@@ -63,9 +89,12 @@ export interface PciDeviceModel {
 
   /** Reads a BAR at `offset` with an exact access width. */
   mmioRead(bar: number, offset: bigint, width: AccessWidth): bigint;
+  /** Writes `value` to a BAR at `offset` with an exact access width. */
   mmioWrite(bar: number, offset: bigint, width: AccessWidth, value: bigint): void;
 
+  /** Plugs the function into a machine: from now on its DMA and interrupts reach the host. */
   connect(host: PciHostPort): void;
+  /** Unplugs it: pending timers are cancelled, DMA and interrupts go nowhere. */
   disconnect(): void;
   /** Function-level reset; only called when `supportsFunctionReset`. */
   functionReset(): void;

@@ -7,6 +7,11 @@
  * writes are dropped) and records the fault where tests can see it.
  */
 
+/**
+ * Why a device DMA did not complete.
+ *
+ * @category Device-model SDK
+ */
 export type DmaFaultReason =
   /** No memory backs this physical address (noiommu), or nothing is there at all. */
   | 'no-memory'
@@ -17,11 +22,21 @@ export type DmaFaultReason =
   /** The device is not attached to any domain: the IOMMU blocks all its DMA. */
   | 'blocked';
 
+/**
+ * A device DMA that did not complete, thrown by a DmaPort; DeviceDma turns it into the
+ * hardware's behaviour and an event.
+ *
+ * @category Device-model SDK
+ */
 export class DmaFault extends Error {
   constructor(
+    /** Why it did not complete. */
     readonly reason: DmaFaultReason,
+    /** The bus address (physical or IOVA) of the transaction. */
     readonly address: bigint,
+    /** Bytes the transaction covered. */
     readonly length: number,
+    /** Device read (from memory) or write (to memory). */
     readonly direction: 'read' | 'write',
     detail?: string,
   ) {
@@ -30,6 +45,11 @@ export class DmaFault extends Error {
   }
 }
 
+/**
+ * The path from a function to memory that the host connects (see PciHostPort).
+ *
+ * @category Device-model SDK
+ */
 export interface DmaPort {
   /** Reads `length` bytes at bus address `address` (device reads host memory). */
   read(address: bigint, length: number): Uint8Array;
@@ -37,7 +57,11 @@ export interface DmaPort {
   write(address: bigint, data: Uint8Array): void;
 }
 
-/** A port for a function nobody has connected: every access faults. */
+/**
+ * A port for a function nobody has connected: every access faults.
+ *
+ * @category Device-model SDK
+ */
 export const DISCONNECTED_DMA: DmaPort = {
   read(address, length) {
     throw new DmaFault('blocked', address, length, 'read', 'device not connected to a host');

@@ -4,6 +4,8 @@
  * MSI is a posted memory write of `data` to `address`, which the host's interrupt controller
  * decodes into a vector; the host programs address/data into the function's MSI capability
  * when it allocates vectors, exactly like pci_alloc_irq_vectors does.
+ *
+ * @category Device-model SDK
  */
 export interface InterruptSink {
   /** The INTx line as seen outside the function changed to `asserted`. */

@@ -18,9 +18,21 @@ import {
   PCI_STD_HEADER_SIZEOF,
 } from '../../uapi/pci';
 
+/**
+ * Config space access width in bytes: config accessors read and write 1, 2 or 4 bytes.
+ *
+ * @category Device-model SDK
+ */
 export type ConfigWidth = 1 | 2 | 4;
 
+/**
+ * A function's own config space (256 bytes, or 4 KiB for PCI Express) with per-bit write and
+ * write-1-to-clear masks; DeviceModel builds it from the definition and exposes it as `config`.
+ *
+ * @category Device-model SDK
+ */
 export class PciConfigSpace {
+  /** The current register bytes, as the device holds them. */
   readonly bytes: Uint8Array;
   /** Bits writable by software (1 = writable). */
   readonly writeMask: Uint8Array;
@@ -34,6 +46,7 @@ export class PciConfigSpace {
   private nextExtCapOffset = PCI_CFG_SPACE_SIZE;
   private lastExtCap = 0;
 
+  /** @param size 256 for conventional PCI, 4096 for PCI Express (extended config space). */
   constructor(readonly size: typeof PCI_CFG_SPACE_SIZE | typeof PCI_CFG_SPACE_EXP_SIZE) {
     this.bytes = new Uint8Array(size);
     this.writeMask = new Uint8Array(size);
@@ -75,14 +88,17 @@ export class PciConfigSpace {
     for (let i = 0; i < width; i++) this.bytes[offset + i] = (value >>> (8 * i)) & 0xff;
   }
 
+  /** Device-side read of a register, little endian: the counterpart of setRaw for the device's own logic. */
   getRaw(offset: number, width: ConfigWidth): number {
     return this.read(offset, width);
   }
 
+  /** Sets which bits of a register software may write (1 = writable). */
   setWriteMask(offset: number, width: ConfigWidth, mask: number): void {
     for (let i = 0; i < width; i++) this.writeMask[offset + i] = (mask >>> (8 * i)) & 0xff;
   }
 
+  /** Sets which bits of a register clear when software writes 1 (RW1C, e.g. status bits). */
   setClearMask(offset: number, width: ConfigWidth, mask: number): void {
     for (let i = 0; i < width; i++) this.clearMask[offset + i] = (mask >>> (8 * i)) & 0xff;
   }
