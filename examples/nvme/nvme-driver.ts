@@ -350,20 +350,7 @@ export class NvmeDriver {
 
   /** Any admin command; resolves with dword 0 of its completion. */
   adminCommand(command: AdminCommand, data?: DataBuffer): Promise<number> {
-    return this.execute(
-      this.admin,
-      command.opcode,
-      command.nsid ?? 0,
-      data,
-      command.prp1,
-      command.prp2,
-      command.cdw10 ?? 0,
-      command.cdw11 ?? 0,
-      command.cdw12 ?? 0,
-      command.cdw13 ?? 0,
-      command.cdw14 ?? 0,
-      command.cdw15 ?? 0,
-    );
+    return this.commandWithFlags(0, command, 0, data);
   }
 
   /**
