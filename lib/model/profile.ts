@@ -232,6 +232,9 @@ const FULL_CONFIG: KernelConfig = {
   TRANSPARENT_HUGEPAGE: true,
 };
 
+/** The lab kernels' configuration (scripts/lab/kernel): everything above plus SR-IOV. */
+const LAB_KERNEL_CONFIG: KernelConfig = { ...FULL_CONFIG, PCI_IOV: true };
+
 /** The QEMU lab's edu device, bound to vfio-pci at boot as the lab's init script does. */
 const LAB_PCI: readonly PciDeviceSpec[] = [
   // iommuGroup: behind intel-iommu the lab's edu is in IOMMU group 3 (one group per root-bus function, bus order).
@@ -380,7 +383,7 @@ export const profiles: Readonly<Record<ProfileName, Profile>> = {
   'lab-multi-noiommu': {
     name: 'lab-multi-noiommu',
     kernel: KERNEL_7_3,
-    config: FULL_CONFIG,
+    config: LAB_KERNEL_CONFIG,
     noiommu: true,
     iommu: null,
     process: ROOT,
@@ -390,7 +393,7 @@ export const profiles: Readonly<Record<ProfileName, Profile>> = {
   'lab-multi-iommu': {
     name: 'lab-multi-iommu',
     kernel: KERNEL_7_3,
-    config: FULL_CONFIG,
+    config: LAB_KERNEL_CONFIG,
     noiommu: false,
     iommu: QEMU_VTD,
     process: ROOT,

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { createModelKernel } from '../../lib/model';
+import { createModelKernel, profiles } from '../../lib/model';
 import { NvmeController } from '../../lib/devices/nvme';
 import { observePciFunction } from '../model/devices/pci-observations';
 
@@ -36,8 +36,9 @@ describe('NVMe model behind vfio-pci: model = recorded Linux 7.3 + QEMU 7.2 lab 
   ] as const) {
     it(`${mode}: every PCI observation matches the lab's`, () => {
       // The lab's nvme machine has no edu; behind the IOMMU its controller is in group 4.
+      // The lab kernels are built with CONFIG_PCI_IOV, which adds the IOV lines to sysfs `resource`.
       const kernel = createModelKernel({
-        base,
+        base: { ...profiles[base], config: { ...profiles[base].config, PCI_IOV: true } },
         withoutBaseDevices: true,
         devices: [{ address: BDF, model: new NvmeController(), ...(mode === 'iommu' ? { iommuGroup: 4 } : {}) }],
       });

@@ -12,6 +12,8 @@ export function labNvmeProfile(mode: 'noiommu' | 'iommu'): Profile {
   return {
     ...base,
     name: `lab-nvme-${mode}`,
+    // The lab kernels are built with CONFIG_PCI_IOV (scripts/lab/kernel/base.config).
+    config: { ...base.config, PCI_IOV: true },
     pci: [...labPlatformFunctions([3, 5]), { address: '0000:00:04.0', device: new NvmeController(), driver: 'vfio-pci' }],
   };
 }
