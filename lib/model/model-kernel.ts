@@ -314,6 +314,26 @@ export class ModelKernel implements Kernel {
     return this.fileRefs.size;
   }
 
+  /**
+   * Hot-unplugs the PCI function at `address` from its PCIe slot, as QEMU's `device_del` (or the
+   * slot's attention button) does to a function behind a pcie-root-port, and pciehp removes it. A
+   * function bound to vfio-pci and open is withdrawn at once (its cdev and group entry go, new
+   * opens fail), its user gets the request interrupt (VFIO_PCI_REQ_IRQ_INDEX, again every 10 s),
+   * and the promise resolves once the user has closed every fd of the device and the function has
+   * left the bus. A driver is expected to listen on its `'req'` interrupt and close.
+   *
+   * @example
+   *   const [req] = device.irqs.enable('req');
+   *   const gone = kernel.hotUnplug('0000:01:00.0');
+   *   await req.wait(); // the kernel wants the device back
+   *   device.close();
+   *   await gone;
+   */
+  hotUnplug(address: string): Promise<void> {
+    if (!this.pci) return Promise.reject(new Error('hot-unplug: this model kernel has no PCI machine'));
+    return this.pci.hotUnplug(address);
+  }
+
   // ---- Kernel: files ---------------------------------------------------------------------------
 
   open(path: string, flags: number): number {

@@ -33,6 +33,8 @@ export interface PciDriver {
   probe(slot: PciSlot): void;
   /** Unbinds (the kernel's .remove); may block in the kernel until users let go. */
   remove(slot: PciSlot): void;
+  /** .remove as a hot-unplug runs it: waits (as the kernel blocks) until users let go. */
+  removeWhenReleased?(slot: PciSlot): Promise<void>;
   /** .sriov_configure: enables `numVfs` VFs of a PF it drives (0: disables them); absent: not supported. */
   sriovConfigure?(slot: PciSlot, numVfs: number): number;
 }
@@ -147,6 +149,16 @@ export class PciBus {
     const driver = this.bound.get(slot.name);
     if (!driver) return;
     driver.remove(slot);
+    this.bound.delete(slot.name);
+    for (const l of [...this.listeners]) l(slot, undefined);
+  }
+
+  /** device_release_driver from a hot-unplug: a driver that waits for its users is waited for. */
+  async detachWhenReleased(slot: PciSlot): Promise<void> {
+    const driver = this.bound.get(slot.name);
+    if (!driver) return;
+    if (driver.removeWhenReleased) await driver.removeWhenReleased(slot);
+    else driver.remove(slot);
     this.bound.delete(slot.name);
     for (const l of [...this.listeners]) l(slot, undefined);
   }

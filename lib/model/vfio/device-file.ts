@@ -85,7 +85,7 @@ export class VfioDeviceFile implements OpenFile, DeviceFileState {
         }
       }
     } catch (e) {
-      device.fileRefs.delete(df);
+      device.dropFileRef(df);
       throw e;
     }
     df.accessGranted = true;
@@ -130,7 +130,7 @@ export class VfioDeviceFile implements OpenFile, DeviceFileState {
     } else {
       this.unbindIommufd();
     }
-    this.device.fileRefs.delete(this);
+    this.device.dropFileRef(this);
   }
 
   private requireAccess(): void {

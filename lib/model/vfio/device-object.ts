@@ -49,6 +49,7 @@ export class VfioDeviceObject {
   attached = false;
   /** Open fds referencing the device (the registration refcount). */
   readonly fileRefs = new Set<object>();
+  private readonly releaseWaiters: (() => void)[] = [];
 
   constructor(
     readonly index: number,
@@ -66,6 +67,18 @@ export class VfioDeviceObject {
       readonly updateDma: (device: VfioDeviceObject) => void;
     },
   ) {}
+
+  /** An fd of the device is gone; the last one completes the registration (device->comp). */
+  dropFileRef(ref: object): void {
+    if (!this.fileRefs.delete(ref) || this.fileRefs.size > 0) return;
+    for (const waiter of this.releaseWaiters.splice(0)) waiter();
+  }
+
+  /** Runs `waiter` once no fd references the device (at once if none does). */
+  whenReleased(waiter: () => void): void {
+    if (this.fileRefs.size === 0) waiter();
+    else this.releaseWaiters.push(waiter);
+  }
 
   /** vfio_device_is_noiommu. */
   get isNoiommu(): boolean {

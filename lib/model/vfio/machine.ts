@@ -17,7 +17,7 @@ import { PciBus } from '../pci/bus';
 import type { DmaPort } from '../pci/dma';
 import { PciHost, type PciSlot } from '../pci/host';
 import { firmwareInit } from '../pci/firmware';
-import { placeDevice } from '../pci/platform-functions';
+import { PcieRootPort, placeDevice } from '../pci/platform-functions';
 import { PciSriov, sriovCapabilityOffset } from '../pci/iov';
 import type { PciAddress } from '../pci/address';
 import type { PciDeviceModel } from '../pci/device-model';
@@ -92,6 +92,7 @@ export class PciMachine {
   /** The SR-IOV state of every PF (pdev->sriov), by function. */
   readonly sriov = new Map<PciSlot, PciSriov>();
   private readonly iommuSysfs: IommuSysfs | null;
+  private readonly unplugging = new Set<PciSlot>();
   private readonly iommu: boolean;
 
   constructor(o: PciMachineOptions) {
@@ -200,6 +201,33 @@ export class PciMachine {
       const slot = this.host.slot(spec.address)!;
       this.bus.setDriverOverride(slot, Buffer.from(spec.driver), o.pageSize);
       this.bus.probeDevice(slot);
+    }
+  }
+
+  /**
+   * A surprise-free hot-unplug of the function at `address` through its PCIe slot, as QEMU's
+   * device_del or the slot's attention button starts it and pciehp carries it out
+   * (pciehp_unconfigure_device → pci_stop_and_remove_bus_device): the driver lets go first — for
+   * vfio-pci that waits, asking the user through REQ, until every fd of the device is closed —
+   * then the function leaves its IOMMU group, sysfs and the bus. Resolves when it is gone.
+   */
+  async hotUnplug(address: string): Promise<void> {
+    const slot = this.host.slot(address);
+    if (!slot) throw new RangeError(`hot-unplug: no PCI function ${address}`);
+    if (!(slot.upstream?.device instanceof PcieRootPort)) {
+      throw new RangeError(`hot-unplug: ${address} is not behind a PCIe root port, and q35's root bus has no hotplug slots`);
+    }
+    if (this.unplugging.has(slot)) throw new RangeError(`hot-unplug: ${address} is already being removed`);
+    if (isBridge(slot.device)) throw new RangeError(`hot-unplug: ${address} is a bridge; unplug the functions behind it`);
+    this.unplugging.add(slot);
+    try {
+      await this.bus.detachWhenReleased(slot);
+      const group = this.iommuGroups.of(slot);
+      if (group) this.iommuGroups.remove(group, slot);
+      this.sysfs.removeDevice(slot);
+      this.host.unplug(slot);
+    } finally {
+      this.unplugging.delete(slot);
     }
   }
 

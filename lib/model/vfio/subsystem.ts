@@ -35,6 +35,9 @@ import { VfioPciCoreDevice } from './pci-core';
  */
 const FIRST_FREE_DYNAMIC_MAJOR = 253;
 
+/** vfio_unregister_group_dev re-sends the device request each time its 10 s wait runs out. */
+const REQUEST_INTERVAL_MS = 10_000;
+
 export class VfioSubsystem {
   private noiommuParam: boolean;
   private readonly devices = new Map<PciSlot, VfioDeviceObject>();
@@ -169,11 +172,45 @@ export class VfioSubsystem {
         `${slot.name} is open by a user; the real kernel blocks the unbind until every fd of the device is closed${told ? ' (the REQ eventfd was signalled)' : ''}`,
       );
     }
+    this.withdraw(device);
+    this.forget(device);
+  }
+
+  /**
+   * vfio_unregister_group_dev as a hot-unplug runs it: no new opens from here on, the user is asked
+   * for the device back through REQ (again every 10 s, as the kernel's wait times out), and the
+   * removal completes once the last fd of the device is closed. The open fds keep working until then.
+   */
+  async unregisterDeviceWhenReleased(slot: PciSlot): Promise<void> {
+    const device = this.devices.get(slot);
+    if (!device) return;
+    this.withdraw(device);
+    if (device.fileRefs.size > 0) {
+      await new Promise<void>((resolve) => {
+        device.core.request();
+        // Wall-clock time, as the kernel's HZ * 10 wait: the device clock may run virtual time ahead.
+        const again = setInterval(() => device.core.request(), REQUEST_INTERVAL_MS);
+        again.unref();
+        device.whenReleased(() => {
+          clearInterval(again);
+          resolve();
+        });
+      });
+    }
+    this.forget(device);
+  }
+
+  /** vfio_device_group_unregister and vfio_device_del: the device can no longer be opened. */
+  private withdraw(device: VfioDeviceObject): void {
+    if (!device.registered) return;
     device.registered = false;
     if (device.group) device.group.devices.splice(device.group.devices.indexOf(device), 1);
     this.removeDeviceNodes(device);
+  }
+
+  private forget(device: VfioDeviceObject): void {
     this.removeFromGroup(device);
-    this.devices.delete(slot);
+    this.devices.delete(device.slot);
   }
 
   private lowestFreeIndex(): number {

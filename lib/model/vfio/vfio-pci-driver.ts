@@ -57,6 +57,14 @@ export class VfioPciDriver implements PciDriver {
     this.vfio.unregisterDevice(slot);
   }
 
+  /** vfio_pci_remove from a hot-unplug: it blocks until the user closes the device. */
+  async removeWhenReleased(slot: PciSlot): Promise<void> {
+    const sriov = this.sriovOf(slot);
+    const core = this.vfio.deviceOf(slot)?.core;
+    if (sriov && core?.sriovListed) this.configure(slot, sriov, 0);
+    await this.vfio.unregisterDeviceWhenReleased(slot);
+  }
+
   /** vfio_pci_sriov_configure. */
   sriovConfigure(slot: PciSlot, numVfs: number): number {
     if (!this.enableSriov) fail('ENOENT', 'vfio-pci does not configure SR-IOV unless its enable_sriov module parameter is set');
