@@ -97,7 +97,8 @@ lab_choose_accel() {
 # The lab machines: which QEMU devices a guest has and which of them the guest binds to vfio-pci
 # before the job runs. lab_machine NAME RESULTS_DIR sets LAB_MACHINE_ARGS (QEMU arguments) and
 # LAB_MACHINE_BIND (vendor:device IDs; every function with one of them is bound, in bus order) and
-# LAB_MACHINE_TESTS (the compiled test files that apply to the machine, for scripts/test.mjs).
+# LAB_MACHINE_TESTS (the compiled test files that apply to the machine, for scripts/test.mjs) and
+# LAB_MACHINE_APPEND (kernel command line words of the machine's own).
 #   edu    QEMU's edu (one 32-bit BAR, MSI, no reset): the first lab machine, unchanged
 #   nvme   QEMU's NVMe controller over a fresh 64 MiB raw image: MSI-X with its table and PBA in
 #          BAR0 (64-bit), PCIe and PM capabilities, FLR
@@ -110,10 +111,15 @@ LAB_MACHINES=(edu nvme multi sriov)
 lab_machine() {
   local name=$1 results=$2
   local edu=edu,dma_mask=0xffffffffffffffff
+  LAB_MACHINE_APPEND=
   case "$name" in
     edu)
       LAB_MACHINE_ARGS=(-device "$edu")
       LAB_MACHINE_BIND=(1234:11e8)
+      # One 1 GiB huge page, reserved at boot (a running kernel this small cannot find 1 GiB of
+      # contiguous memory), for the kernel selftests' dma_map_unmap of a whole 1 GiB page; half
+      # the guest's 2 GiB, so only this machine has it.
+      LAB_MACHINE_APPEND="hugepagesz=1G hugepages=1"
       # The typed-API suites drive edu; the lab's own edu suites are the top-level ones.
       LAB_MACHINE_TESTS=('dist/test/lab/*.test.js' 'dist/test/api/**/*.test.js') ;;
     nvme)

@@ -88,6 +88,7 @@ case "$mode" in
     append+=" intel_iommu=on"
     ;;
 esac
+[ -z "$LAB_MACHINE_APPEND" ] || append+=" $LAB_MACHINE_APPEND"
 lab_choose_accel "$kernel"
 accel=(-accel "$LAB_ACCEL")
 qemu=(qemu-system-x86_64 -M q35,kernel-irqchip=split "${accel[@]}" -cpu max -m 2G -smp 2

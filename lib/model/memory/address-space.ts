@@ -239,7 +239,8 @@ export class AddressSpace {
         pfns = [];
         const count = Number(len / BigInt(granule));
         try {
-          for (let i = 0; i < count; i++) pfns.push(...this.memory.allocateHugePage(hugePage));
+          // One by one: a 1 GiB page is 262144 frames, more than a spread call's arguments may be.
+          for (let i = 0; i < count; i++) for (const pfn of this.memory.allocateHugePage(hugePage)) pfns.push(pfn);
         } catch (e) {
           for (const pfn of pfns) this.memory.put(pfn);
           throw e;
