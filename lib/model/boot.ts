@@ -55,6 +55,7 @@ export function bootPciMachine(kernel: ModelKernel, clock?: DeviceClock): PciMac
     dropFile: (f) => kernel.dropFile(f),
     readUser: (address, length) => kernel.space.readUser(address, length),
     faults: kernel.faults,
+    ...(p.host ? { host: p.host } : {}),
   });
 }
 

@@ -111,6 +111,10 @@ export type {
   MemoryConfig,
   PciDeviceSpec,
   ProcessCredentials,
+  HostUse,
+  HostInterfaceSpec,
+  HostDiskSpec,
+  HostMountSpec,
 } from './profile';
 export { PhysicalAccessFault } from './memory/physical-memory';
 export { IommufdContext, IommuFault } from './iommufd/iommufd-ctx';

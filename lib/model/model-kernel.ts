@@ -57,6 +57,7 @@ import { PhysicalMemory } from './memory/physical-memory';
 import type { HugePageSize } from '../sys/constants';
 import type { OpenFile, SyscallContext } from './open-file';
 import { PagemapFile } from './proc/pagemap-file';
+import { addMountsFiles } from './proc/mounts-file';
 import { MAX_OFFSET, MAX_U64, checkFd, checkInteger, checkKernelChosenAddress, checkString, checkUnsignedBigInt } from './syscall-args';
 import type { Profile } from './profile';
 import { AttrFile, DirectoryFile } from './vfs-files';
@@ -175,6 +176,7 @@ export class ModelKernel implements Kernel {
       this.vfs.add(`${dir}/free_hugepages`, { type: 'attr', mode: 0o444, read: () => `${this.memory.hugePagesFree(size)}\n` });
     }
     this.vfs.add('/proc/sys/vm/nr_hugepages', nrHugepages('2M'));
+    addMountsFiles(this.vfs, this.profile.host?.mounts ?? []);
     // hugetlb_report_meminfo: a kernel with HUGETLBFS always reports the default huge page size,
     // which is how programs (and the conformance cases) learn it, even with no pages reserved.
     this.vfs.add('/proc/meminfo', { type: 'attr', mode: 0o444, read: () => this.meminfo() });

@@ -19,6 +19,16 @@ export type MmapBacking =
   /** I/O memory: every access goes through these exact-width handlers (a BAR of a device model). */
   | {
       readonly kind: 'mmio';
+      /**
+       * The bus address of the mapping's first byte (the BAR's resource start plus the offset):
+       * the PFNs a walk of the VM_PFNMAP vma finds (follow_pfnmap_start). Absent: not known.
+       */
+      readonly physAddress?: bigint;
+      /**
+       * Whether a fault on the mapping would install its PFNs (vfio_pci_mmap_huge_fault: memory
+       * decoding on, not in low power); false means SIGBUS, which a kernel-side walk sees as EFAULT.
+       */
+      faultable?(): boolean;
       read(offset: number, width: 8 | 16 | 32 | 64): bigint;
       write(offset: number, width: 8 | 16 | 32 | 64, value: bigint): void;
     };

@@ -154,6 +154,87 @@ export interface PciDeviceSpec {
 }
 
 /**
+ * A network interface the host has on a NIC function (what the NIC driver registers when it
+ * probes the function, with the name udev gave it and whether the host brought it up).
+ *
+ * @category Model
+ */
+export interface HostInterfaceSpec {
+  /** The PCI function, which the profile binds to a NIC driver (`e1000e`) at boot. */
+  readonly function: string;
+  /** The interface name as the host shows it (udev's `enp0s2`, or the kernel's `eth0`). */
+  readonly name: string;
+  /** The host brought it up at boot (IFF_UP, operstate `up`); down otherwise. */
+  readonly up: boolean;
+  /** The MAC address (`52:54:00:12:34:56`, QEMU's first default, when absent). */
+  readonly address?: string;
+}
+
+/**
+ * A disk the host sees on a storage function: an NVMe namespace (the function bound to `nvme`)
+ * or a SATA disk on an AHCI port (bound to `ahci`). The kernel names it: `nvme<C>n<N>` after the
+ * controller's instance (functions bound to nvme count from 0 in probe order) and the namespace
+ * (the disk's position among the function's disks, from 1); `sd<letter>` for SCSI disks in probe
+ * order. Partitions are `nvme0n1p1`, `sda1`, ….
+ *
+ * @category Model
+ */
+export interface HostDiskSpec {
+  /** The PCI function, which the profile binds to `nvme` or `ahci` at boot. */
+  readonly function: string;
+  /** Capacity in 512-byte sectors (default 131072: the lab's 64 MiB image). */
+  readonly sectors?: bigint;
+  /** Partitions the kernel's partition scan finds, equal in size, from sector 2048 (default 0). */
+  readonly partitions?: number;
+}
+
+/**
+ * A mounted file system, one line of /proc/mounts.
+ *
+ * @category Model
+ */
+export interface HostMountSpec {
+  /** What was mounted (`/dev/nvme0n1p1`, `proc`, a 9p tag). */
+  readonly source: string;
+  /** The mount point. */
+  readonly target: string;
+  /** The file system type (`ext4`, `proc`). */
+  readonly fstype: string;
+  /** The options as /proc/mounts prints them (default `rw,relatime`). */
+  readonly options?: string;
+}
+
+/**
+ * What the host itself uses on the simulated machine, as `vfio status` and dpdk-devbind look for
+ * it: network interfaces of functions bound to a NIC driver, disks of functions bound to a
+ * storage driver, and mounted file systems. The host drivers these need (e1000e, nvme, ahci)
+ * exist in the model kernel when some function of the profile is bound to them at boot, as on a
+ * kernel that has them built in; the lab kernel has none of them.
+ *
+ * @example
+ * ```ts
+ * const kernel = createModelKernel({
+ *   ...profiles['linux-7.3-iommu'],
+ *   pci: [...profiles['linux-7.3-iommu'].pci, { address: '0000:00:04.0', device: 'nvme', driver: 'nvme' }],
+ *   host: {
+ *     disks: [{ function: '0000:00:04.0', partitions: 1 }],
+ *     mounts: [{ source: '/dev/nvme0n1p1', target: '/data', fstype: 'ext4' }],
+ *   },
+ * });
+ * ```
+ *
+ * @category Model
+ */
+export interface HostUse {
+  /** Network interfaces by function; a NIC function not listed gets `eth<N>`, down. */
+  readonly interfaces?: readonly HostInterfaceSpec[];
+  /** Disks by function; an nvme function not listed has one namespace without partitions. */
+  readonly disks?: readonly HostDiskSpec[];
+  /** /proc/mounts after proc and sysfs, which are always there. */
+  readonly mounts?: readonly HostMountSpec[];
+}
+
+/**
  * A whole simulated machine: kernel release and config, IOMMU, process, memory and PCI devices.
  * Start from a preset with `{ ...profiles['linux-7.3-noiommu'], … }` to vary one thing.
  *
@@ -184,6 +265,8 @@ export interface Profile {
   readonly pci: readonly PciDeviceSpec[];
   /** Online CPUs (sysfs local_cpus/local_cpulist); default 2, as the QEMU lab guest has. */
   readonly cpus?: number;
+  /** What the host uses: interfaces, disks, mounts (default: nothing beyond proc and sysfs). */
+  readonly host?: HostUse;
 }
 
 /**
@@ -443,6 +526,33 @@ function validateProfile(p: Profile): void {
     throw new RangeError(`profile ${p.name}: VFIO_NOIOMMU with VFIO_GROUP needs a container (VFIO_CONTAINER or IOMMUFD_VFIO_CONTAINER)`);
   }
   if (p.noiommu && !c.VFIO_NOIOMMU) throw new RangeError(`profile ${p.name}: noiommu mode needs VFIO_NOIOMMU`);
+  validateHostUse(p);
   if (p.iommu && (p.iommu.addressWidth < 32 || p.iommu.addressWidth > 64))
     throw new RangeError(`profile ${p.name}: IOMMU address width out of range`);
+}
+
+/** The host drivers that publish interfaces (NIC) and disks (storage), by kind. */
+export const HOST_NIC_DRIVERS: readonly string[] = ['e1000e'];
+export const HOST_STORAGE_DRIVERS: readonly string[] = ['nvme', 'ahci'];
+
+function validateHostUse(p: Profile): void {
+  const bootDriver = (fn: string) => p.pci.find((f) => f.address === fn)?.driver ?? null;
+  for (const i of p.host?.interfaces ?? []) {
+    const d = bootDriver(i.function);
+    if (d === null || !HOST_NIC_DRIVERS.includes(d))
+      throw new RangeError(
+        `profile ${p.name}: interface ${i.name} needs ${i.function} bound to a NIC driver (${HOST_NIC_DRIVERS.join(', ')}) at boot`,
+      );
+    if (!/^[^\s/:]{1,15}$/.test(i.name) || i.name === '.' || i.name === '..')
+      throw new RangeError(`profile ${p.name}: '${i.name}' is not a valid interface name (dev_valid_name)`);
+  }
+  const names = (p.host?.interfaces ?? []).map((i) => i.name);
+  if (new Set(names).size !== names.length) throw new RangeError(`profile ${p.name}: two interfaces with one name`);
+  for (const d of p.host?.disks ?? []) {
+    const drv = bootDriver(d.function);
+    if (drv === null || !HOST_STORAGE_DRIVERS.includes(drv))
+      throw new RangeError(
+        `profile ${p.name}: a disk needs ${d.function} bound to a storage driver (${HOST_STORAGE_DRIVERS.join(', ')}) at boot`,
+      );
+  }
 }

@@ -27,3 +27,13 @@ echo "=== PCI functions:"
 for d in /sys/bus/pci/devices/*; do
   drv=$(readlink "$d/driver" 2>/dev/null); echo "${d##*/} $(cat "$d/vendor"):$(cat "$d/device") class $(cat "$d/class") driver ${drv##*/}"
 done
+# What `vfio status` reads to mark a device *Active*: boot_vga of the VGA functions, the network
+# interfaces with their parent and state, the disks, the mounts.
+echo "=== host use:"
+for d in /sys/bus/pci/devices/*; do [ -r "$d/boot_vga" ] && echo "${d##*/} boot_vga: $(cat "$d/boot_vga")"; done
+for n in /sys/class/net/*; do
+  echo "net ${n##*/} -> $(readlink "$n") flags $(cat "$n/flags") operstate $(cat "$n/operstate") ifindex $(cat "$n/ifindex")"
+done
+for b in /sys/block/*; do [ -e "$b" ] && echo "block ${b##*/} -> $(readlink "$b")"; done
+echo "mounts:"; cat /proc/mounts
+echo "swaps:"; cat /proc/swaps

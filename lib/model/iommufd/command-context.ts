@@ -42,6 +42,12 @@ export interface CommandContext extends OpenFile, AttachContext {
   vfioIoas: IoasObject | null;
   /** ictx->no_iommu_mode (VFIO compatibility). */
   noIommuMode: boolean;
+  /**
+   * The context stands in for vfio_iommu_type1 (the legacy container's private context): its
+   * MAP_DMA follows VM_PFNMAP ranges as vaddr_get_pfns does, where iommufd's own compat refuses
+   * them (EFAULT from pin_user_pages).
+   */
+  followsPfnmap: boolean;
   /** Whether this kernel has CONFIG_IOMMUFD_NOIOMMU (7.3's noiommu support). */
   readonly hasIommufdNoiommu: boolean;
   /** The last iommufd command number this kernel has; higher numbers go to VFIO compatibility. */

@@ -268,7 +268,9 @@ function ioasCopy(u: Ucmd<CopyS>): number {
     const dst = u.ctx.getIoas(c.dst_ioas_id);
     const fixed = (c.flags & IOMMU_IOAS_MAP_FIXED_IOVA) !== 0;
     const first = slices[0]!;
-    const base = first.pages.source.kind === 'user' ? first.pages.source.uptr : first.pages.source.start;
+    const src0 = first.pages.source;
+    // Only the type1 container's private context holds pfnmap pages, and no IOAS_COPY reaches it.
+    const base = src0.kind === 'user' ? src0.uptr : src0.kind === 'file' ? src0.start : 0n;
     c.dst_iova = dst.iopt.mapPages(slices, c.length, fixed ? c.dst_iova : null, convProt(c.flags), first.startByte + base);
   } catch (e) {
     for (const s of slices) s.pages.put();

@@ -73,6 +73,8 @@ export class IommufdContext implements OpenFile, CommandContext {
   vfioIoas: IoasObject | null = null;
   /** ictx->no_iommu_mode (VFIO compatibility). */
   noIommuMode = false;
+  /** True for the legacy type1 container's private context only: MAP_DMA follows VM_PFNMAP ranges. */
+  followsPfnmap = false;
   private readonly igroups = new Map<number, Igroup>();
   private released = false;
 

@@ -24,7 +24,14 @@ const EMPTY: number[] = [];
 export type AccountMode = 'none' | 'user' | 'mm';
 
 export type PagesSource =
-  { readonly kind: 'user'; readonly uptr: bigint } | { readonly kind: 'file'; readonly file: OpenFile; readonly start: bigint };
+  | { readonly kind: 'user'; readonly uptr: bigint }
+  | { readonly kind: 'file'; readonly file: OpenFile; readonly start: bigint }
+  /**
+   * I/O memory of a VM_PFNMAP vma that vfio_iommu_type1 follows (vaddr_get_pfns →
+   * follow_fault_pfn): the PFNs are the BAR's, not RAM; is_invalid_reserved_pfn holds for them,
+   * so they are neither pinned (no page reference) nor charged to RLIMIT_MEMLOCK.
+   */
+  | { readonly kind: 'pfnmap'; readonly pfns: readonly number[] };
 
 /** What pinning needs from the rest of the kernel. */
 export interface PinEnvironment {
@@ -82,7 +89,8 @@ export class IoPages {
     if (this.pfns.length === 0) {
       // More pages than the machine has frames can never all be pinned: the walk would fault on
       // unmapped user memory, or run out of memory populating a file.
-      if (this.npages > this.env.memory.frameCount) fail(this.source.kind === 'user' ? 'EFAULT' : 'ENOMEM');
+      if (this.source.kind !== 'pfnmap' && this.npages > this.env.memory.frameCount)
+        fail(this.source.kind === 'user' ? 'EFAULT' : 'ENOMEM');
       this.pfns = new Array<number>(this.npages).fill(-1);
       this.pinCount = new Array<number>(this.npages).fill(0);
     }
@@ -103,10 +111,10 @@ export class IoPages {
         });
         i = j + 1;
       }
-      if (fresh.length > 0) this.charge(fresh.length);
+      if (fresh.length > 0 && this.source.kind !== 'pfnmap') this.charge(fresh.length);
     } catch (e) {
       for (const idx of fresh) {
-        this.env.memory.put(this.pfns[idx]!);
+        if (this.source.kind !== 'pfnmap') this.env.memory.put(this.pfns[idx]!);
         this.pfns[idx] = -1;
       }
       throw e;
@@ -120,14 +128,14 @@ export class IoPages {
     let released = 0;
     for (let i = first; i <= last; i++) {
       if (--this.pinCount[i]! === 0) {
-        this.env.memory.put(this.pfns[i]!);
+        if (this.source.kind !== 'pfnmap') this.env.memory.put(this.pfns[i]!);
         this.pfns[i] = -1;
         released++;
       }
     }
     if (released) {
       this.pinnedCount -= released;
-      this.uncharge(released);
+      if (this.source.kind !== 'pfnmap') this.uncharge(released);
     }
   }
 
@@ -135,6 +143,7 @@ export class IoPages {
     // pfn_reader_user_pin.
     this.env.faults.point('iommufd.pages-pin');
     const ps = BigInt(this.env.memory.pageSize);
+    if (this.source.kind === 'pfnmap') return this.source.pfns.slice(index, index + count);
     if (this.source.kind === 'user') {
       return this.env.space.pinPages(this.source.uptr + BigInt(index) * ps, count, this.writable);
     }

@@ -33,9 +33,11 @@ import {
 } from '../../uapi/vfio';
 import { fail } from '../errno';
 import type { CommandContext as IommufdContext } from './command-context';
-import { IOMMU_READ, IOMMU_WRITE, UnmapError } from './io-pagetable';
+import { IOMMU_READ, IOMMU_WRITE, UnmapError, type PagesSlice } from './io-pagetable';
 import type { IoasObject } from './ioas-object';
-import { IoPages } from './pinned-pages';
+import { IoPages, type AccountMode, type PagesSource } from './pinned-pages';
+import type { Vma } from '../memory/address-space';
+import { PROT_READ, PROT_WRITE } from '../../sys/constants';
 
 /** The reserved type1 nesting number (__VFIO_RESERVED_TYPE1_NESTING_IOMMU). */
 const VFIO_RESERVED_TYPE1_NESTING_IOMMU = 6;
@@ -124,14 +126,76 @@ function mapDma(ctx: IommufdContext, arg: Uint8Array): number {
   if (map.size > U64_MAX - ps || map.size === 0n) fail('EINVAL');
   const npages = Number((map.size + startByte + ps - 1n) / ps);
   const mode = ctx.host.profile.process.capabilities.ipcLock ? 'none' : ctx.accountMode === 'mm' ? 'mm' : 'user';
-  const pages = new IoPages(ctx.host, { kind: 'user', uptr: uptrDown }, npages, (prot & IOMMU_WRITE) !== 0, mode);
+  const write = (prot & IOMMU_WRITE) !== 0;
+  const slices = (ctx.followsPfnmap ? type1Slices(ctx, uptrDown, npages, startByte, map.size, write, mode) : null) ?? [
+    { pages: new IoPages(ctx.host, { kind: 'user', uptr: uptrDown }, npages, write, mode), startByte, length: map.size },
+  ];
   try {
-    ioas.iopt.mapPages([{ pages, startByte, length: map.size }], map.size, map.iova, prot, map.vaddr);
+    ioas.iopt.mapPages(slices, map.size, map.iova, prot, map.vaddr);
   } catch (e) {
-    pages.put();
+    for (const s of slices) s.pages.put();
     throw e;
   }
   return 0;
+}
+
+/**
+ * vfio_iommu_type1's vaddr_get_pfns over a range with VM_PFNMAP vmas in it (a BAR's mmap): pages
+ * of such a vma are not pinned but followed (follow_fault_pfn), and as I/O memory
+ * (is_invalid_reserved_pfn) they are mapped without a page reference or RLIMIT_MEMLOCK charge; RAM
+ * around them is pinned as usual. follow_fault_pfn fails with EFAULT when the vma lacks the
+ * access asked for or its fault handler would raise SIGBUS (memory decoding off). Null when no
+ * page of the range is I/O memory: the ordinary pinning path answers then.
+ */
+function type1Slices(
+  ctx: IommufdContext,
+  uptr: bigint,
+  npages: number,
+  startByte: bigint,
+  length: bigint,
+  write: boolean,
+  mode: AccountMode,
+): PagesSlice[] | null {
+  const space = ctx.host.space;
+  const ps = BigInt(ctx.host.memory.pageSize);
+  const end = uptr + BigInt(npages) * ps;
+  const runs: { start: bigint; end: bigint; vma: Vma | undefined }[] = [];
+  for (let at = uptr; at < end;) {
+    const vma = space.find(at);
+    const runEnd = vma ? (vma.end < end ? vma.end : end) : end;
+    const io = vma?.kind === 'mmio';
+    const last = runs[runs.length - 1];
+    if (last && !io && last.vma?.kind !== 'mmio') last.end = runEnd;
+    else runs.push({ start: at, end: runEnd, vma: io ? vma : undefined });
+    at = runEnd;
+  }
+  if (!runs.some((r) => r.vma !== undefined)) return null;
+  const slices: PagesSlice[] = [];
+  let left = length;
+  try {
+    for (const [i, r] of runs.entries()) {
+      const pages = Number((r.end - r.start) / ps);
+      const skip = i === 0 ? startByte : 0n;
+      const take = r.end - r.start - skip < left ? r.end - r.start - skip : left;
+      let source: PagesSource = { kind: 'user', uptr: r.start };
+      if (r.vma) {
+        const vma = r.vma;
+        const backing = vma.backing;
+        const needs = PROT_READ | (write ? PROT_WRITE : 0);
+        if (backing.kind !== 'mmio' || backing.physAddress === undefined) fail('EFAULT', 'no PFN behind the I/O mapping');
+        if ((vma.prot & needs) !== needs) fail('EFAULT', 'follow_fault_pfn: the BAR mapping lacks the access asked for');
+        if (backing.faultable?.() === false) fail('EFAULT', 'follow_fault_pfn: the BAR fault raises SIGBUS (memory decoding off)');
+        const first = (backing.physAddress + (r.start - vma.address)) / ps;
+        source = { kind: 'pfnmap', pfns: Array.from({ length: pages }, (_, k) => Number(first) + k) };
+      }
+      slices.push({ pages: new IoPages(ctx.host, source, pages, write, r.vma ? 'none' : mode), startByte: skip, length: take });
+      left -= take;
+    }
+  } catch (e) {
+    for (const s of slices) s.pages.put();
+    throw e;
+  }
+  return slices;
 }
 
 /** iommufd_vfio_unmap_dma. */

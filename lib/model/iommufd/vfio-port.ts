@@ -58,6 +58,9 @@ function contextPort(ctx: IommufdContext, host: IommufdPortHost): IommufdContext
     compatSetNoIommu: () => ctx.compatSetNoIommu(),
     compatIoasCreate: () => ctx.compatIoasCreate(),
     compatIoasId: () => ctx.vfioIoas?.id,
+    compatFollowPfnmap: () => {
+      ctx.followsPfnmap = true;
+    },
   };
 }
 

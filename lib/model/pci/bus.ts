@@ -248,3 +248,8 @@ function scanHex(text: string, max: number): number[] {
   }
   return out;
 }
+
+/** Whether a static ID table entry matches the function (pci_match_one_device). */
+export function matchesId(id: PciDeviceId, slot: PciSlot): boolean {
+  return matchOne(id, slot.device);
+}

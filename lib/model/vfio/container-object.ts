@@ -11,7 +11,8 @@
  *     iommufd uses to stand in for type1, vfio_compat.c): the group's functions are bound and
  *     attached to that context's IOAS, MAP_DMA/UNMAP_DMA/IOMMU_GET_INFO are answered by it. The
  *     answers are iommufd-compat's where type1 differs in detail (GET_INFO capability order, no
- *     migration capability, alignment rules of MAP_DMA).
+ *     migration capability, alignment rules of MAP_DMA) — except for BAR memory, which MAP_DMA
+ *     maps by following its VM_PFNMAP PFNs as vfio_iommu_type1 does, where iommufd answers EFAULT.
  *
  * Noiommu and IOMMU groups cannot share a container (EPERM); a container without an IOMMU
  * model answers EINVAL to everything but the three core ioctls.
@@ -172,6 +173,8 @@ export class VfioContainerObject {
       const file = this.sys.env.newIommufd!();
       this.sys.env.holdFile?.(file);
       this.type1Context = { file, port: this.sys.env.iommufd!.contextOf(file)! };
+      // vfio_iommu_type1 maps BAR memory (VM_PFNMAP) by following its PFNs; iommufd does not.
+      this.type1Context.port.compatFollowPfnmap();
     }
     return this.type1Context;
   }

@@ -47,6 +47,12 @@ export interface IommufdContextPort {
   compatIoasCreate(): void;
   /** iommufd_vfio_compat_ioas_get_id: the compat IOAS, or undefined if none. */
   compatIoasId(): number | undefined;
+  /**
+   * Makes the context answer MAP_DMA as vfio_iommu_type1 does for a VM_PFNMAP range (a BAR's
+   * mmap): map the PFNs it follows instead of refusing what cannot be pinned. For the private
+   * context the model's type1 container runs on; never for an iommufd user space opened.
+   */
+  compatFollowPfnmap(): void;
 }
 
 export interface IommufdPort {

@@ -13,7 +13,7 @@ import type { Vfs } from '../vfs';
 import type { DeviceOptions } from '../../devices';
 import type { DeviceClock, DeviceModel } from '../device';
 import { parsePciAddress } from '../pci/address';
-import { PciBus } from '../pci/bus';
+import { PciBus, matchesId, type PciDriver } from '../pci/bus';
 import type { DmaPort } from '../pci/dma';
 import { PciHost, type PciSlot } from '../pci/host';
 import { firmwareInit } from '../pci/firmware';
@@ -32,7 +32,10 @@ import {
 } from '../pci/topology';
 import { PciSysfs, devicePath } from '../fs/pci-sysfs';
 import { IommuSysfs, addIommuClass } from '../fs/iommu-sysfs';
-import type { IommuUnit } from '../profile';
+import { HOST_NIC_DRIVERS, HOST_STORAGE_DRIVERS, type HostUse, type IommuUnit } from '../profile';
+import { BlockSysfs } from '../fs/block-sysfs';
+import { NetSysfs } from '../fs/net-sysfs';
+import { AhciDriver, E1000eDriver, NvmeHostDriver, type HostDriverContext } from '../pci/host-drivers';
 import { IommuGroups, type IommuGroup } from './iommu-groups';
 import type { IommufdPort } from './iommufd-port';
 import { VfioSubsystem } from './subsystem';
@@ -80,6 +83,8 @@ export interface PciMachineOptions {
   dropFile?(file: OpenFile): void;
   /** The kernel's fault injector (a machine of its own, never armed, when absent). */
   readonly faults?: FaultInjector;
+  /** What the host uses: the interfaces and disks the host drivers publish when they probe. */
+  readonly host?: HostUse;
 }
 
 export class PciMachine {
@@ -139,6 +144,27 @@ export class PciMachine {
     const stub = new PciStubDriver();
     this.bus.registerDriver(stub);
     this.sysfs.addDriver(stub);
+    // Every kernel with CONFIG_NET has /sys/class/net (and lo); every one has /sys/block.
+    let booting = true;
+    const hostCtx: HostDriverContext = {
+      vfs: o.vfs,
+      net: new NetSysfs(o.vfs),
+      block: new BlockSysfs(o.vfs),
+      host: o.host ?? {},
+      booting: () => booting,
+    };
+    // A host driver is built in when the profile binds some function to it at boot.
+    const hostDrivers = new Map<string, () => PciDriver>([
+      ['e1000e', () => new E1000eDriver(hostCtx)],
+      ['nvme', () => new NvmeHostDriver(hostCtx)],
+      ['ahci', () => new AhciDriver(hostCtx)],
+    ]);
+    for (const name of [...HOST_NIC_DRIVERS, ...HOST_STORAGE_DRIVERS]) {
+      if (!o.functions.some((f) => f.driver === name)) continue;
+      const driver = hostDrivers.get(name)!();
+      this.bus.registerDriver(driver);
+      this.sysfs.addDriver(driver);
+    }
     const slots: PciSlot[] = [];
     // Functions arrive in bus order, so a bridge is in place before the functions behind it.
     const bridgeNames = o.functions.map((f) => ({ f, a: parsePciAddress(f.address) }));
@@ -199,9 +225,18 @@ export class PciMachine {
       const driver = this.bus.driver(spec.driver);
       if (!driver) throw new RangeError(`unknown boot driver '${spec.driver}' for ${spec.address}`);
       const slot = this.host.slot(spec.address)!;
+      if (hostDrivers.has(spec.driver)) {
+        // A host driver binds by its ID table, as at boot: no driver_override is left behind.
+        if (!driver.idTable.some((id) => matchesId(id, slot))) {
+          throw new RangeError(`boot driver '${spec.driver}' does not match ${spec.address} (its ID table has no entry for it)`);
+        }
+        this.bus.bind(driver, spec.address);
+        continue;
+      }
       this.bus.setDriverOverride(slot, Buffer.from(spec.driver), o.pageSize);
       this.bus.probeDevice(slot);
     }
+    booting = false;
   }
 
   /**

@@ -738,14 +738,19 @@ export class VfioPciCoreDevice {
     const start = offset & VFIO_PCI_OFFSET_MASK;
     if (start + length > physLen) throw bad('the mapping extends beyond the BAR');
     const device = this.device;
+    const faultable = () => !!this.cfg && this.cfg.memoryEnabled && !this.pmRuntimeEngaged;
     const access = () => {
       // vfio_pci_mmap_page_fault: with memory decoding off the access raises SIGBUS.
-      if (!this.cfg || !this.cfg.memoryEnabled || this.pmRuntimeEngaged) {
+      if (!faultable()) {
         fail('EFAULT', 'SIGBUS: BAR access with memory decoding disabled, the device in low power, or closed');
       }
     };
+    // vma_to_pfn: pci_resource_start of the BAR (what enumeration assigned), plus the offset.
+    const physAddress = device.barAddress(index) + start;
     return {
       kind: 'mmio',
+      physAddress,
+      faultable,
       read(off: number, width: 8 | 16 | 32 | 64): bigint {
         access();
         return device.mmioRead(index, start + BigInt(off), width);

@@ -95,6 +95,11 @@ export class FakeIommufd implements OpenFile, IommufdContextPort {
   compatIoasId(): number | undefined {
     return this.compatIoas;
   }
+  /** Whether the type1 container asked for vfio_iommu_type1's VM_PFNMAP following. */
+  followsPfnmap = false;
+  compatFollowPfnmap(): void {
+    this.followsPfnmap = true;
+  }
 }
 
 export interface HostOptions {
