@@ -107,7 +107,9 @@ lab_choose_accel() {
 #   sriov  QEMU's NVMe controller as an SR-IOV PF (sriov_max_vfs=2; QEMU 7.2 wants an nvme-subsys,
 #          the namespace as an nvme-ns, and flexible queue/interrupt resources for the VFs): VFs
 #          appear at 00:04.1 and 00:04.2 when sriov_numvfs is written (CONFIG_PCI_IOV)
-LAB_MACHINES=(edu nvme multi sriov)
+#   hotplug three edu functions behind three PCIe root ports whose slots pciehp drives: the
+#          hot-unplug cases (CONFIG_HOTPLUG_PCI_PCIE), one function each
+LAB_MACHINES=(edu nvme multi sriov hotplug)
 lab_machine() {
   local name=$1 results=$2
   local edu=edu,dma_mask=0xffffffffffffffff
@@ -144,6 +146,17 @@ lab_machine() {
         -device pcie-root-port,id=rp1,chassis=1,slot=1,addr=0x6 -device "$edu,bus=rp1")
       LAB_MACHINE_BIND=(1234:11e8)
       LAB_MACHINE_TESTS=('dist/test/lab/devices/*.test.js' 'dist/test/lab/multi/*.test.js') ;;
+    hotplug)
+      # Three edu functions, each behind a pcie-root-port of its own with a hotplug slot. QEMU 7.2's
+      # q35 keeps bridge hotplug to ACPI, whose _OSC then denies the kernel PCIe native hotplug; with
+      # that off, pciehp drives the slots. Powering a slot off makes QEMU delete its device for good,
+      # so each hot-unplug case takes a function of its own.
+      LAB_MACHINE_ARGS=(-global ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off
+        -device pcie-root-port,id=rp1,chassis=1,slot=1,addr=0x5 -device "$edu,bus=rp1"
+        -device pcie-root-port,id=rp2,chassis=2,slot=2,addr=0x6 -device "$edu,bus=rp2"
+        -device pcie-root-port,id=rp3,chassis=3,slot=3,addr=0x7 -device "$edu,bus=rp3")
+      LAB_MACHINE_BIND=(1234:11e8)
+      LAB_MACHINE_TESTS=('dist/test/lab/hotplug/*.test.js') ;;
     *) lab_die "unknown lab machine '$name' (have: ${LAB_MACHINES[*]})" ;;
   esac
 }

@@ -1,6 +1,6 @@
 /**
  * Hot-unplug of a function vfio-pci drives, the same cases on the model and on the real kernel
- * (the lab's multi machine: an edu behind a pcie-root-port with a hotplug slot). What Linux 7.3
+ * (the lab's hotplug machine: edu functions behind pcie-root-ports with hotplug slots). What Linux 7.3
  * does (vfio_unregister_group_dev, vfio_pci_core_request): the device is withdrawn at once — its
  * cdev goes, so nothing new can open it — the user gets the request interrupt, the fds it holds
  * keep working, and the removal waits until the last of them is closed; only then does the
@@ -18,7 +18,7 @@ export interface HotUnplugBench {
   readonly bdf: string;
   /** Starts the removal (QEMU device_del / the slot's power file); resolves when it has completed. */
   unplug(): Promise<void>;
-  /** Leaves the machine as the next case expects it (the function back, bound to vfio-pci). */
+  /** Leaves the machine as the next case expects it. */
   restore(): Promise<void>;
   /** How long a removal that does not wait takes to complete at most (TCG is slow). */
   readonly settleMs: number;

@@ -10,12 +10,13 @@ import { createModelKernel, profiles, type ModelKernel } from '../../lib/model';
 import type { Profile } from '../../lib/model/profile';
 import { labNvmeProfile } from './lab-nvme-machine';
 import { labSriovProfile } from './lab-sriov-machine';
+import { labHotplugProfile } from './lab-hotplug-machine';
 
 export type LabMode = 'noiommu' | 'iommu';
 /** The lab's kernel builds: with the legacy group interface, or cdev only ("null group"). */
 export type LabKernelBuild = 'group' | 'nullgroup';
 /** The lab's machines (scripts/lab/common.sh). */
-export type LabMachineName = 'edu' | 'nvme' | 'multi' | 'sriov';
+export type LabMachineName = 'edu' | 'nvme' | 'multi' | 'sriov' | 'hotplug';
 export const LAB_MODES: readonly LabMode[] = ['noiommu', 'iommu'];
 
 /** The kernel configuration of a build: the null-group build has no group interface and no containers. */
@@ -34,6 +35,8 @@ function machineProfile(machine: LabMachineName, mode: LabMode, bdf: string): Pr
       return labSriovProfile(mode);
     case 'multi':
       return profiles[`lab-multi-${mode}`];
+    case 'hotplug':
+      return labHotplugProfile(mode);
     case 'edu': {
       const base = profiles[mode === 'noiommu' ? 'linux-7.3-noiommu' : 'linux-7.3-iommu'];
       return { ...base, pci: base.pci.map((spec) => (spec.device === 'edu' ? { ...spec, address: bdf } : spec)) };
