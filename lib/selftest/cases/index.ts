@@ -2,6 +2,7 @@
 import type { ConformanceCase } from '../case';
 import { deviceCases } from './device-cases';
 import { dmaMappingCases } from './dma-mapping-cases';
+import { driverCases } from './driver-cases';
 import { eduCases } from './edu-cases';
 import { getPaCases } from './get-pa-cases';
 import { groupCases } from './group-cases';
@@ -50,6 +51,7 @@ export const allCases: readonly ConformanceCase[] = [
   ...groupCases,
   ...legacyGroupCases,
   ...eduCases,
+  ...driverCases,
   ...privilegeCases,
   ...iommufdSizeCases,
   ...sysfsCases,
