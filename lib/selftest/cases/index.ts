@@ -21,6 +21,7 @@ import { mapUnmapCases } from './map-unmap-cases';
 import { mmioDmaCases } from './mmio-dma-cases';
 import { msixCases } from './msix-cases';
 import { multiDeviceCases } from './multi-device-cases';
+import { parallelInitCases } from './parallel-init-cases';
 import { privilegeCases } from './privileges-cases';
 import { seedCases } from './seed-noiommu-cases';
 import { setIrqsCases } from './set-irqs-cases';
@@ -47,6 +48,7 @@ export const allCases: readonly ConformanceCase[] = [
   ...resetCases,
   ...pciDeviceCases,
   ...multiDeviceCases,
+  ...parallelInitCases,
   ...wrongFdCases,
   ...groupCases,
   ...legacyGroupCases,
