@@ -135,4 +135,20 @@ describe('vfio selftest takes only PCI addresses [model]', function () {
     assert.equal(bad.code, 2, bad.err);
     assert.match(bad.err, /'nonsense' is not a PCI address/);
   });
+
+  it('--driver loads a selftest driver module; a module without selftestDriver is a usage error', async () => {
+    const bad = await vfio('selftest', '--model', `--driver=${__filename}`, '--list');
+    assert.equal(bad.code, 2, bad.err);
+    assert.match(bad.err, /--driver: .* exports no selftestDriver/);
+    const missing = await vfio('selftest', '--model', '--driver=/nonexistent/driver.js', '--list');
+    assert.equal(missing.code, 2, missing.err);
+    assert.match(missing.err, /--driver: Cannot find module/);
+  });
+
+  it("runs the driver matrix on the model's edu in every mode of the profile (--filter=^driver\\.)", async () => {
+    const r = await vfio('selftest', '--model=linux-7.3-iommu', '--filter=^driver\\.');
+    assert.equal(r.code, 0, r.out);
+    const passed = r.out.split('\n').filter((l) => /^ok +driver\./.test(l));
+    assert.equal(passed.length, 35, r.out);
+  });
 });

@@ -4,7 +4,9 @@
  * vfio_iommufd_noiommu_test). TAP 13 for CI systems with --tap, a kselftest-style summary, and
  * kselftest's exit status (0 pass, 1 a failure, 4 everything skipped).
  */
+import path from 'node:path';
 import { allCases } from '../../selftest/cases';
+import { loadSelftestDriverModule } from '../../selftest/drivers';
 import { describeEnvironment, discoverEnvironment } from '../../selftest/environment';
 import { kselftestExitCode, kselftestTotals, TapWriter, totals } from '../../selftest/report';
 import { runCase } from '../../selftest/runner';
@@ -15,13 +17,17 @@ import type { Command } from '../command';
 
 export const selftestCommand: Command = {
   name: 'selftest',
-  usage: 'vfio selftest [<bdf>...] [--tap] [--filter=REGEX] [--list] [--verbose] [--model[=PROFILE]]',
+  usage: 'vfio selftest [<bdf>...] [--tap] [--filter=REGEX] [--list] [--verbose] [--driver=MODULE] [--model[=PROFILE]]',
   summary: 'run the VFIO/iommufd conformance suite against a device (or the model)',
   options: {
     tap: { description: 'print TAP version 13' },
     filter: { value: 'required', description: 'run only the cases whose id matches this regular expression' },
     list: { description: 'list the cases and exit' },
     verbose: { description: 'print what each case observed, not only for failures' },
+    driver: {
+      value: 'required',
+      description: 'load a selftest driver for the driver matrix from this module (it exports selftestDriver; see lib/selftest/drivers)',
+    },
   },
   async run({ kernel, args, stdout }) {
     const bdfs = args.positionals;
@@ -33,6 +39,14 @@ export const selftestCommand: Command = {
         pattern = new RegExp(filter);
       } catch (e) {
         throw new UsageError(`--filter: ${(e as Error).message}`);
+      }
+    }
+    const driver = args.options.get('driver');
+    if (typeof driver === 'string') {
+      try {
+        loadSelftestDriverModule(path.resolve(driver));
+      } catch (e) {
+        throw new UsageError(`--driver: ${(e as Error).message}`);
       }
     }
     const cases = allCases.filter((c) => !pattern || pattern.test(c.id));
