@@ -11,9 +11,7 @@
  * them all and reports a halted engine. send_msi copies one byte of the driver's scratch page
  * with the interrupt flag set, which the engine signals on MSI-X vector 0.
  */
-import * as V from '../../lib/uapi/vfio';
-import { PCI_COMMAND, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY } from '../../lib/uapi/pci';
-import { pollUntil, type DriverDevice, type SelftestDriver, type SelftestDriverFactory } from '../../lib/selftest/drivers';
+import { pollUntil, type DriverDevice, type SelftestDriver, type SelftestDriverFactory } from 'node-vfio/selftest';
 import {
   CONTROL_ENABLE,
   COPY_ENGINE_DEVICE_ID,
@@ -40,7 +38,6 @@ class CopyEngineSelftestDriver implements SelftestDriver {
   private tail = 0;
   /** COMPLETED as the driver expects it once everything queued is done. */
   private queued = 0;
-  private command = 0;
   private pending: Promise<string | null> = Promise.resolve(null);
   private readonly ring: DataView;
 
@@ -60,9 +57,8 @@ class CopyEngineSelftestDriver implements SelftestDriver {
   init(): Promise<void> {
     const id = this.read32(REG.ID);
     if (id !== COPY_ENGINE_ID) return Promise.reject(new Error(`copy-engine: ID register reads 0x${id.toString(16)}`));
-    this.command = this.dev.configRead(PCI_COMMAND, 2);
-    this.dev.configWrite(PCI_COMMAND, 2, this.command | PCI_COMMAND_MASTER | PCI_COMMAND_MEMORY);
-    this.dev.enableIrq(V.VFIO_PCI_MSIX_IRQ_INDEX, 1, () => true);
+    this.dev.busMaster(true);
+    this.dev.enableIrq('msix', 1, () => true);
     this.dev.region.bytes.fill(0, 0, RING * DESCRIPTOR_SIZE);
     const base = this.dev.busAddress(this.dev.region.iova).address;
     this.write32(REG.RING_BASE, Number(base & 0xffff_ffffn));
@@ -76,8 +72,8 @@ class CopyEngineSelftestDriver implements SelftestDriver {
 
   remove(): Promise<void> {
     this.write32(REG.CONTROL, 0);
-    this.dev.disableIrq(V.VFIO_PCI_MSIX_IRQ_INDEX);
-    this.dev.configWrite(PCI_COMMAND, 2, this.command);
+    this.dev.disableIrq('msix');
+    this.dev.busMaster(false);
     return Promise.resolve();
   }
 

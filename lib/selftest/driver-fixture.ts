@@ -13,7 +13,15 @@ import type { Mapping } from '../sys/kernel';
 import * as V from '../uapi/vfio';
 import { call } from './calls';
 import type { CaseContext } from './context';
-import { DriverHandle, type BusRun, type DriverDevice, type DriverRegion, type SelftestDriverFactory } from './drivers/driver';
+import {
+  DriverHandle,
+  type BusRun,
+  type DriverDevice,
+  type DriverRegion,
+  type MsiKind,
+  type SelftestDriverFactory,
+} from './drivers/driver';
+import * as P from '../uapi/pci';
 import { findSelftestDriver } from './drivers';
 import { setUp } from './fixture';
 import { inIommuMode, type IommuModeFixture, type IommuModeRow } from './iommu-modes';
@@ -25,6 +33,8 @@ const MiB = 1n << 20n;
 export const CHUNKS = 4;
 /** edu clamps bus addresses to its dma_mask, 28 bits unless QEMU is told otherwise: stay below. */
 const IOVA_CEILING = 1n << 28n;
+
+const IRQ_INDEX: Record<MsiKind, number> = { msi: V.VFIO_PCI_MSI_IRQ_INDEX, msix: V.VFIO_PCI_MSIX_IRQ_INDEX };
 
 interface Mapped {
   readonly memory: Mapping;
@@ -38,6 +48,8 @@ class ModeDriverDevice implements DriverDevice {
   region!: DriverRegion;
   private readonly bars = new Map<number, Mapping>();
   private readonly irqs = new Map<number, { index: number; fds: number[] }>();
+  /** The command register before busMaster(true), to restore. */
+  private command: number | undefined;
   private readonly mapped: Mapped[] = [];
 
   constructor(
@@ -79,6 +91,16 @@ class ModeDriverDevice implements DriverDevice {
     configWrite(this.t, this.deviceFd, offset, width, value);
   }
 
+  busMaster(on: boolean): void {
+    if (on) {
+      this.command ??= this.configRead(P.PCI_COMMAND, 2);
+      this.configWrite(P.PCI_COMMAND, 2, this.command | P.PCI_COMMAND_MASTER | P.PCI_COMMAND_MEMORY);
+    } else if (this.command !== undefined) {
+      this.configWrite(P.PCI_COMMAND, 2, this.command);
+      this.command = undefined;
+    }
+  }
+
   busAddress(iova: bigint): BusRun {
     const t: CaseContext = this.t;
     if (t.mode === 'iommu') return { address: iova, contiguous: 1n << 64n };
@@ -96,7 +118,8 @@ class ModeDriverDevice implements DriverDevice {
     return { address: run.out_phys, contiguous: run.length < toPageEnd ? run.length : toPageEnd };
   }
 
-  enableIrq(index: number, count: number, wanted: (vector: number) => boolean): void {
+  enableIrq(kind: MsiKind, count: number, wanted: (vector: number) => boolean): void {
+    const index = IRQ_INDEX[kind];
     const fds: number[] = [];
     for (let v = 0; v < count; v++) fds.push(wanted(v) ? this.t.eventfd() : -1);
     this.t.ok(`SET_IRQS index ${index}: ${count} vector(s)`, () =>
@@ -113,7 +136,8 @@ class ModeDriverDevice implements DriverDevice {
     });
   }
 
-  disableIrq(index: number): void {
+  disableIrq(kind: MsiKind): void {
+    const index = IRQ_INDEX[kind];
     this.t.ok(`SET_IRQS index ${index}: disable`, () =>
       setIrqs(on(this.t, { deviceFd: this.deviceFd }), {
         flags: V.VFIO_IRQ_SET_DATA_NONE | V.VFIO_IRQ_SET_ACTION_TRIGGER,

@@ -23,6 +23,9 @@ export interface DriverRegion {
   readonly size: bigint;
 }
 
+/** The interrupt kinds a selftest driver signals with (the kernel's library supports these two). */
+export type MsiKind = 'msi' | 'msix';
+
 /** Where the device reaches an IOVA: the address to program and how many bytes run on contiguously from it. */
 export interface BusRun {
   readonly address: bigint;
@@ -40,15 +43,17 @@ export interface DriverDevice {
   bar(index: number): Mapping;
   configRead(offset: number, width: 1 | 2 | 4): number;
   configWrite(offset: number, width: 1 | 2 | 4, value: number): void;
+  /** Turns bus mastering (and memory decoding) on, or restores the command register as it was before. */
+  busMaster(on: boolean): void;
   /** The bus address of `iova` (an IOVA the test mapped, or one it did not: the IOVA itself behind an IOMMU). */
   busAddress(iova: bigint): BusRun;
   /**
-   * Enables `count` vectors of IRQ index `index` (MSI or MSI-X) through SET_IRQS, each vector for
-   * which `wanted(vector)` holds with an eventfd of its own, the others with none (-1).
+   * Enables `count` vectors of MSI or MSI-X through SET_IRQS, each vector for which
+   * `wanted(vector)` holds with an eventfd of its own, the others with none (-1).
    */
-  enableIrq(index: number, count: number, wanted: (vector: number) => boolean): void;
-  /** Disables the index and closes its eventfds. */
-  disableIrq(index: number): void;
+  enableIrq(kind: MsiKind, count: number, wanted: (vector: number) => boolean): void;
+  /** Disables the kind and closes its eventfds. */
+  disableIrq(kind: MsiKind): void;
   /** The eventfd of a vector enabled with one; the test reads `msi`'s. */
   eventfdOf(vector: number): number;
 }

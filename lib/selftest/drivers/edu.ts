@@ -12,8 +12,6 @@
  * to edu's dma_mask, which QEMU defaults to 28 bits; the lab passes dma_mask=0xffffffffffffffff,
  * and the matrix keeps its IOVAs below 256 MiB either way.
  */
-import * as P from '../../uapi/pci';
-import * as V from '../../uapi/vfio';
 import { EDU, eduDma } from '../edu-driver';
 import { isEdu } from '../environment';
 import type { DriverDevice, SelftestDriver, SelftestDriverFactory } from './driver';
@@ -26,7 +24,6 @@ class EduSelftestDriver implements SelftestDriver {
   readonly maxMemcpyCount = MAX_COUNT;
   readonly msi = 0;
   readonly reportsDmaErrors = false;
-  private command = 0;
   private pending: Promise<string | null> = Promise.resolve(null);
 
   constructor(private readonly dev: DriverDevice) {}
@@ -39,16 +36,15 @@ class EduSelftestDriver implements SelftestDriver {
     const { t } = this.dev;
     const id = t.kernel.mmioRead(this.bar0, EDU.IDENTIFICATION, 32);
     if (id !== EDU.IDENTIFICATION_VALUE) t.fail(`edu: identification register reads 0x${id.toString(16)}, not 0x010000ed`);
-    this.command = this.dev.configRead(P.PCI_COMMAND, 2);
     // Bus mastering for the DMA engine and for the MSI write itself.
-    this.dev.configWrite(P.PCI_COMMAND, 2, this.command | P.PCI_COMMAND_MASTER | P.PCI_COMMAND_MEMORY);
-    this.dev.enableIrq(V.VFIO_PCI_MSI_IRQ_INDEX, 1, () => true);
+    this.dev.busMaster(true);
+    this.dev.enableIrq('msi', 1, () => true);
     return Promise.resolve();
   }
 
   async remove(): Promise<void> {
-    this.dev.disableIrq(V.VFIO_PCI_MSI_IRQ_INDEX);
-    this.dev.configWrite(P.PCI_COMMAND, 2, this.command);
+    this.dev.disableIrq('msi');
+    this.dev.busMaster(false);
     return Promise.resolve();
   }
 

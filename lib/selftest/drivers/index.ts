@@ -48,4 +48,4 @@ export function loadSelftestDriverModule(path: string): SelftestDriverFactory {
 }
 
 export { DriverHandle, pollUntil } from './driver';
-export type { BusRun, DriverDevice, DriverRegion, SelftestDriver, SelftestDriverFactory } from './driver';
+export type { BusRun, DriverDevice, DriverRegion, MsiKind, SelftestDriver, SelftestDriverFactory } from './driver';

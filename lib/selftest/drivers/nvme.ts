@@ -18,8 +18,6 @@
  * readRuns); only an unreadable PRP list page is a Data Transfer Error. A copy is at most two pages (PRP1 and PRP2,
  * no PRP list), page-aligned, each page addressed separately, so no physical contiguity is needed.
  */
-import * as P from '../../uapi/pci';
-import * as V from '../../uapi/vfio';
 import type { Mapping } from '../../sys/kernel';
 import { pollUntil, type DriverDevice, type SelftestDriver, type SelftestDriverFactory } from './driver';
 
@@ -122,7 +120,6 @@ class NvmeSelftestDriver implements SelftestDriver {
   readonly msi = MSI_VECTOR;
   /** See the header: QEMU's NVMe completes a blocked data transfer successfully. */
   readonly reportsDmaErrors = false;
-  private command = 0;
   private admin: Queue | undefined;
   private copyQueue: Queue | undefined;
   private msiQueue: Queue | undefined;
@@ -158,11 +155,10 @@ class NvmeSelftestDriver implements SelftestDriver {
     if (cap === 0xffff_ffff_ffff_ffffn) throw new Error('NVMe: CAP reads all ones');
     const stride = 4 << Number((cap >> 32n) & 0xfn);
     const readyMs = Math.max(500, Number((cap >> 24n) & 0xffn) * 500);
-    this.command = this.dev.configRead(P.PCI_COMMAND, 2);
-    this.dev.configWrite(P.PCI_COMMAND, 2, this.command | P.PCI_COMMAND_MASTER | P.PCI_COMMAND_MEMORY);
+    this.dev.busMaster(true);
     this.write32(REG.CC, 0);
     await pollUntil(() => (this.reg32(REG.CSTS) & CSTS_RDY) === 0, 'NVMe: CSTS.RDY 0 after CC.EN 0', readyMs);
-    this.dev.enableIrq(V.VFIO_PCI_MSIX_IRQ_INDEX, MSI_VECTOR + 1, (v) => v === MSI_VECTOR);
+    this.dev.enableIrq('msix', MSI_VECTOR + 1, (v) => v === MSI_VECTOR);
     this.admin = new Queue(this.dev, this.bar0, 0, SLOT.ADMIN_SQ, SLOT.ADMIN_CQ, stride);
     this.write32(REG.AQA, ((DEPTH - 1) << 16) | (DEPTH - 1));
     this.write64(REG.ASQ, this.admin.sqBus);
@@ -201,8 +197,8 @@ class NvmeSelftestDriver implements SelftestDriver {
     }
     this.write32(REG.CC, 0);
     await pollUntil(() => (this.reg32(REG.CSTS) & CSTS_RDY) === 0, 'NVMe: CSTS.RDY 0 after CC.EN 0');
-    this.dev.disableIrq(V.VFIO_PCI_MSIX_IRQ_INDEX);
-    this.dev.configWrite(P.PCI_COMMAND, 2, this.command);
+    this.dev.disableIrq('msix');
+    this.dev.busMaster(false);
     this.admin = this.copyQueue = this.msiQueue = undefined;
   }
 
