@@ -127,6 +127,15 @@ describe('vfio selftest takes only PCI addresses [model]', function () {
     for (const bdf of bdfs) assert.match(r.out, new RegExp(`^ok \\d+ ${bdf}:pci-device\\.config-space-read-write`, 'm'));
   });
 
+  it("with several BDFs, the parallel init sets up exactly those functions, in each device's run", async () => {
+    const bdfs = ['0000:00:05.0', '0000:01:00.0'];
+    const r = await vfio('selftest', '--model=lab-multi-iommu', '--verbose', '--filter=^parallel-init\\.iommufd$', ...bdfs);
+    assert.equal(r.code, 0, r.out);
+    const units = r.out.split('\n').filter((l) => /\/dev\/vfio\/devices\/vfio\d \(/.test(l));
+    assert.equal(units.length, 4, `two units in each of two runs:\n${r.out}`);
+    assert.ok(!r.out.includes('0000:00:05.1'), 'the function not given stays out');
+  });
+
   it('refuses the same BDF twice and a BDF that is not a PCI address', async () => {
     const twice = await vfio('selftest', '--model=lab-multi-iommu', '0000:00:05.0', '0000:00:05.0');
     assert.equal(twice.code, 2, twice.err);

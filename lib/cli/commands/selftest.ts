@@ -12,7 +12,7 @@ import { kselftestExitCode, kselftestTotals, TapWriter, totals } from '../../sel
 import { runCase } from '../../selftest/runner';
 import type { CaseResult } from '../../selftest/types';
 import { UsageError } from '../args';
-import { isBdf } from '../../pci/pci-device';
+import { isBdf, normalizeBdf } from '../../pci/pci-device';
 import type { Command } from '../command';
 
 export const selftestCommand: Command = {
@@ -60,7 +60,9 @@ export const selftestCommand: Command = {
     }
     // Each device given is the device under test in turn (the others are its peers); none: the first bound one.
     // A device without a cdev is the caller's mistake: ERR_VFIO_NO_CDEV (exit 1, with the hint).
-    const envs = bdfs.length === 0 ? [discoverEnvironment(kernel)] : bdfs.map((bdf) => discoverEnvironment(kernel, { bdf }));
+    // Several given: they are the functions the several-device cases (parallel init, multi.*) use.
+    const peers = bdfs.length > 1 ? { devices: bdfs.map(normalizeBdf) } : {};
+    const envs = bdfs.length === 0 ? [discoverEnvironment(kernel)] : bdfs.map((bdf) => discoverEnvironment(kernel, { bdf, ...peers }));
     const several = envs.length > 1;
     const verbose = args.options.has('verbose');
     const where = kernel.kind === 'model' ? `the model (${kernel.description})` : 'the real kernel';
