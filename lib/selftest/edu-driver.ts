@@ -3,6 +3,7 @@
  * a DMA helper that copies between memory and the device's own 4 KiB buffer.
  */
 import type { Kernel, Mapping } from '../sys/kernel';
+import { pollUntil } from './drivers/driver';
 
 export const EDU = {
   BAR0_SIZE: 1n << 20n,
@@ -47,11 +48,9 @@ export async function eduDma(kernel: Kernel, bar0: Mapping, dma: EduDma, timeout
   kernel.mmioWrite(bar0, EDU.DMA_DESTINATION, 64, dma.dst);
   kernel.mmioWrite(bar0, EDU.DMA_COUNT, 64, BigInt(dma.count));
   kernel.mmioWrite(bar0, EDU.DMA_COMMAND, 64, BigInt(EDU.DMA_CMD_START | (dma.toRam ? EDU.DMA_CMD_TO_RAM : 0)));
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const cmd = kernel.mmioRead(bar0, EDU.DMA_COMMAND, 64);
-    if (!(cmd & BigInt(EDU.DMA_CMD_START))) return;
-    if (Date.now() > deadline) throw new Error(`edu DMA still busy after ${timeoutMs} ms (command register 0x${cmd.toString(16)})`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
+  await pollUntil(
+    () => !(kernel.mmioRead(bar0, EDU.DMA_COMMAND, 64) & BigInt(EDU.DMA_CMD_START)),
+    'edu DMA (command register busy)',
+    timeoutMs,
+  );
 }

@@ -47,6 +47,11 @@ export interface DiscoverOptions {
   readonly bdf?: string;
   /** The mode when no device tells it (with a device, its cdev name decides). */
   readonly mode?: Mode;
+  /**
+   * The functions the cases on several devices use (the CLI's BDFs when it is given several);
+   * default: every function bound to vfio-pci.
+   */
+  readonly devices?: readonly string[];
 }
 
 const PCI_DEVICES = '/sys/bus/pci/devices';
@@ -78,7 +83,7 @@ export function discoverEnvironment(kernel: Kernel, options: DiscoverOptions = {
     mode,
     modeSource,
     device,
-    devices: listDevices(kernel),
+    devices: options.devices ? listDevices(kernel).filter((d) => options.devices!.includes(d.bdf)) : listDevices(kernel),
     facts: device ? probeDevice(kernel, device.cdevPath) : null,
     hasContainer: kernel.exists('/dev/vfio/vfio'),
     hasIommufd: kernel.exists('/dev/iommu'),

@@ -19,6 +19,15 @@ export { runCase, runCases, missingNeed } from './runner';
 export { formatTap, kselftestTotals, kselftestExitCode, TapWriter, totals } from './report';
 export type { Totals } from './report';
 export type { CaseResult, CaseStatus, Mode, Expected, Outcome } from './types';
+export {
+  findSelftestDriver,
+  loadSelftestDriverModule,
+  pollUntil,
+  registerSelftestDriver,
+  selftestDrivers,
+  unregisterSelftestDriver,
+} from './drivers';
+export type { BusRun, DriverDevice, DriverRegion, MsiKind, SelftestDriver, SelftestDriverFactory } from './drivers';
 
 export interface SelftestOptions extends DiscoverOptions {
   readonly kernel: Kernel;

@@ -71,7 +71,8 @@ export interface IommuModeFixture extends FixtureValue {
   iovaRanges(): { start: bigint; last: bigint }[];
 }
 
-const TYPE1_TYPE: Partial<Record<IommuModeRow['name'], number>> = {
+/** The VFIO_SET_IOMMU type each group row asks for. */
+export const TYPE1_TYPE: Partial<Record<IommuModeRow['name'], number>> = {
   vfio_type1_iommu: V.VFIO_TYPE1_IOMMU,
   vfio_type1v2_iommu: V.VFIO_TYPE1v2_IOMMU,
   iommufd_compat_type1: V.VFIO_TYPE1_IOMMU,

@@ -127,6 +127,15 @@ describe('vfio selftest takes only PCI addresses [model]', function () {
     for (const bdf of bdfs) assert.match(r.out, new RegExp(`^ok \\d+ ${bdf}:pci-device\\.config-space-read-write`, 'm'));
   });
 
+  it("with several BDFs, the parallel init sets up exactly those functions, in each device's run", async () => {
+    const bdfs = ['0000:00:05.0', '0000:01:00.0'];
+    const r = await vfio('selftest', '--model=lab-multi-iommu', '--verbose', '--filter=^parallel-init\\.iommufd$', ...bdfs);
+    assert.equal(r.code, 0, r.out);
+    const units = r.out.split('\n').filter((l) => /\/dev\/vfio\/devices\/vfio\d \(/.test(l));
+    assert.equal(units.length, 4, `two units in each of two runs:\n${r.out}`);
+    assert.ok(!r.out.includes('0000:00:05.1'), 'the function not given stays out');
+  });
+
   it('refuses the same BDF twice and a BDF that is not a PCI address', async () => {
     const twice = await vfio('selftest', '--model=lab-multi-iommu', '0000:00:05.0', '0000:00:05.0');
     assert.equal(twice.code, 2, twice.err);
@@ -134,5 +143,21 @@ describe('vfio selftest takes only PCI addresses [model]', function () {
     const bad = await vfio('selftest', '--model=lab-multi-iommu', '0000:00:05.0', 'nonsense');
     assert.equal(bad.code, 2, bad.err);
     assert.match(bad.err, /'nonsense' is not a PCI address/);
+  });
+
+  it('--driver loads a selftest driver module; a module without selftestDriver is a usage error', async () => {
+    const bad = await vfio('selftest', '--model', `--driver=${__filename}`, '--list');
+    assert.equal(bad.code, 2, bad.err);
+    assert.match(bad.err, /--driver: .* exports no selftestDriver/);
+    const missing = await vfio('selftest', '--model', '--driver=/nonexistent/driver.js', '--list');
+    assert.equal(missing.code, 2, missing.err);
+    assert.match(missing.err, /--driver: Cannot find module/);
+  });
+
+  it("runs the driver matrix on the model's edu in every mode of the profile (--filter=^driver\\.)", async () => {
+    const r = await vfio('selftest', '--model=linux-7.3-iommu', '--filter=^driver\\.');
+    assert.equal(r.code, 0, r.out);
+    const passed = r.out.split('\n').filter((l) => /^ok +driver\./.test(l));
+    assert.equal(passed.length, 35, r.out);
   });
 });

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { allCases } from '../../lib/selftest/cases';
+import { DRIVER_CASE_NAMES } from '../../lib/selftest/cases/driver-cases';
 
 const ROOT = path.resolve(__dirname, '../../..');
 const STATUSES = new Set(['covered', 'partly', 'not yet', 'cannot run here']);
@@ -70,5 +71,25 @@ describe('the kernel selftest mapping table (docs/kernel-selftests.md)', () => {
       if (r.status === 'covered') assert.ok(r.ours.length > 0, `${r.kernelCase} is covered by no case`);
       else assert.ok(r.note.length > 0, `${r.kernelCase} is ${r.status} without a reason`);
     }
+  });
+
+  it('maps each driver-test and init-perf case to our case of the same mode: driver.<mode>.<case>, parallel-init.<mode>', () => {
+    const wrong: string[] = [];
+    for (const r of rows) {
+      const driver = /^vfio_pci_driver_test\.([a-z0-9_]+)\.([a-z_]+)$/.exec(r.kernelCase);
+      const perf = /^vfio_pci_device_init_perf_test\.([a-z0-9_]+)\.init$/.exec(r.kernelCase);
+      let want: string | undefined;
+      if (driver) {
+        const ours = DRIVER_CASE_NAMES[driver[2]!];
+        assert.ok(ours, `no driver case for the kernel's ${driver[2]}`);
+        want = `driver.${driver[1]!.replace(/_/g, '-')}.${ours}`;
+      } else if (perf) {
+        want = `parallel-init.${perf[1]!.replace(/_/g, '-')}`;
+      }
+      if (want && (r.status !== 'covered' || !r.ours.includes(want)))
+        wrong.push(`${r.kernelCase}: ${r.status}, ${r.ours.join(' ') || 'none'} (want ${want})`);
+    }
+    assert.deepEqual(wrong, []);
+    assert.equal(rows.filter((r) => r.kernelCase.startsWith('vfio_pci_driver_test.')).length, 35, "the driver test's 7 cases in 5 modes");
   });
 });

@@ -4,24 +4,30 @@
  * vfio_iommufd_noiommu_test). TAP 13 for CI systems with --tap, a kselftest-style summary, and
  * kselftest's exit status (0 pass, 1 a failure, 4 everything skipped).
  */
+import path from 'node:path';
 import { allCases } from '../../selftest/cases';
+import { loadSelftestDriverModule } from '../../selftest/drivers';
 import { describeEnvironment, discoverEnvironment } from '../../selftest/environment';
 import { kselftestExitCode, kselftestTotals, TapWriter, totals } from '../../selftest/report';
 import { runCase } from '../../selftest/runner';
 import type { CaseResult } from '../../selftest/types';
 import { UsageError } from '../args';
-import { isBdf } from '../../pci/pci-device';
+import { isBdf, normalizeBdf } from '../../pci/pci-device';
 import type { Command } from '../command';
 
 export const selftestCommand: Command = {
   name: 'selftest',
-  usage: 'vfio selftest [<bdf>...] [--tap] [--filter=REGEX] [--list] [--verbose] [--model[=PROFILE]]',
+  usage: 'vfio selftest [<bdf>...] [--tap] [--filter=REGEX] [--list] [--verbose] [--driver=MODULE] [--model[=PROFILE]]',
   summary: 'run the VFIO/iommufd conformance suite against a device (or the model)',
   options: {
     tap: { description: 'print TAP version 13' },
     filter: { value: 'required', description: 'run only the cases whose id matches this regular expression' },
     list: { description: 'list the cases and exit' },
     verbose: { description: 'print what each case observed, not only for failures' },
+    driver: {
+      value: 'required',
+      description: 'load a selftest driver for the driver matrix from this module (it exports selftestDriver; see lib/selftest/drivers)',
+    },
   },
   async run({ kernel, args, stdout }) {
     const bdfs = args.positionals;
@@ -35,6 +41,14 @@ export const selftestCommand: Command = {
         throw new UsageError(`--filter: ${(e as Error).message}`);
       }
     }
+    const driver = args.options.get('driver');
+    if (typeof driver === 'string') {
+      try {
+        loadSelftestDriverModule(path.resolve(driver));
+      } catch (e) {
+        throw new UsageError(`--driver: ${(e as Error).message}`);
+      }
+    }
     const cases = allCases.filter((c) => !pattern || pattern.test(c.id));
     if (args.options.has('list')) {
       for (const c of cases) stdout(`${c.id}  ${c.title}`);
@@ -46,7 +60,9 @@ export const selftestCommand: Command = {
     }
     // Each device given is the device under test in turn (the others are its peers); none: the first bound one.
     // A device without a cdev is the caller's mistake: ERR_VFIO_NO_CDEV (exit 1, with the hint).
-    const envs = bdfs.length === 0 ? [discoverEnvironment(kernel)] : bdfs.map((bdf) => discoverEnvironment(kernel, { bdf }));
+    // Several given: they are the functions the several-device cases (parallel init, multi.*) use.
+    const peers = bdfs.length > 1 ? { devices: bdfs.map(normalizeBdf) } : {};
+    const envs = bdfs.length === 0 ? [discoverEnvironment(kernel)] : bdfs.map((bdf) => discoverEnvironment(kernel, { bdf, ...peers }));
     const several = envs.length > 1;
     const verbose = args.options.has('verbose');
     const where = kernel.kind === 'model' ? `the model (${kernel.description})` : 'the real kernel';

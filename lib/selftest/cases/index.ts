@@ -2,6 +2,7 @@
 import type { ConformanceCase } from '../case';
 import { deviceCases } from './device-cases';
 import { dmaMappingCases } from './dma-mapping-cases';
+import { driverCases } from './driver-cases';
 import { eduCases } from './edu-cases';
 import { getPaCases } from './get-pa-cases';
 import { groupCases } from './group-cases';
@@ -20,6 +21,7 @@ import { mapUnmapCases } from './map-unmap-cases';
 import { mmioDmaCases } from './mmio-dma-cases';
 import { msixCases } from './msix-cases';
 import { multiDeviceCases } from './multi-device-cases';
+import { parallelInitCases } from './parallel-init-cases';
 import { privilegeCases } from './privileges-cases';
 import { seedCases } from './seed-noiommu-cases';
 import { setIrqsCases } from './set-irqs-cases';
@@ -46,10 +48,12 @@ export const allCases: readonly ConformanceCase[] = [
   ...resetCases,
   ...pciDeviceCases,
   ...multiDeviceCases,
+  ...parallelInitCases,
   ...wrongFdCases,
   ...groupCases,
   ...legacyGroupCases,
   ...eduCases,
+  ...driverCases,
   ...privilegeCases,
   ...iommufdSizeCases,
   ...sysfsCases,
