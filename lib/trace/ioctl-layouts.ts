@@ -9,6 +9,7 @@ import * as iommufd from '../uapi/iommufd';
 import * as vfio from '../uapi/vfio';
 import { ioctlName, type FileKind } from '../uapi/requests';
 import { hex, type TraceField, type TraceFields } from './schema';
+import type { LineEncoder } from './line-encoder';
 
 /** The part of a StructType the trace needs: its name, size and field layout. */
 export interface StructLayout {
@@ -112,13 +113,14 @@ export function requestLayout(name: string): RequestLayout | undefined {
   return LAYOUTS[name];
 }
 
-/** The request's name as the fd's kind of file defines it. */
-const nameCache = new Map<string, string>();
+/** The request's name as the fd's kind of file defines it (cached per kind, without building a key per call). */
+const nameCache = new Map<FileKind | undefined, Map<number, string>>();
 
 export function requestName(number: number, kind: FileKind | undefined): string {
-  const key = `${kind ?? ''}:${number}`;
-  let name = nameCache.get(key);
-  if (name === undefined) nameCache.set(key, (name = ioctlName(number, kind)));
+  let names = nameCache.get(kind);
+  if (!names) nameCache.set(kind, (names = new Map()));
+  let name = names.get(number);
+  if (name === undefined) names.set(number, (name = ioctlName(number, kind)));
   return name;
 }
 
@@ -242,3 +244,130 @@ export const PLAIN_CODEC: FieldCodec = {
   encode: (_f, v) => (typeof v === 'bigint' ? hex(v) : v),
   decode: (_f, v) => scalarOf(v),
 };
+
+/** One field as the JSON writer reads it: where, what kind, and whether it is flags or a pointer. */
+interface JsonField {
+  readonly key: string;
+  readonly kind: string;
+  readonly offset: number;
+  readonly end: number;
+  readonly count: number;
+  readonly elementSize: number;
+  readonly flags: boolean;
+  readonly pointer: boolean;
+}
+
+const jsonWriters = new Map<RequestLayout, readonly JsonField[]>();
+
+function jsonFields(layout: RequestLayout): readonly JsonField[] {
+  let fields = jsonWriters.get(layout);
+  if (fields) return fields;
+  fields = layout.struct.fields
+    .filter((f) => !f.name.startsWith('__') && f.name !== 'pad')
+    .map((f) => ({
+      key: `"${f.name}":`,
+      kind: f.type.kind === 'array' ? f.type.element.kind : f.type.kind,
+      offset: f.offset,
+      end: f.offset + f.type.size,
+      count: f.type.kind === 'array' ? f.type.count : -1,
+      elementSize: f.type.kind === 'array' ? f.type.element.size : f.type.size,
+      flags: f.name === 'flags' && layout.flagPrefix !== undefined && f.type.kind !== 'u64' && f.type.kind !== 's64',
+      pointer: isPointerField(f.name),
+    }));
+  jsonWriters.set(layout, fields);
+  return fields;
+}
+
+const flagTextCache = new Map<string, Map<number, string>>();
+
+export function u32At(b: Uint8Array, o: number): number {
+  return (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0;
+}
+
+function scalarJson(enc: LineEncoder, b: Uint8Array, kind: string, o: number): void {
+  switch (kind) {
+    case 'u8':
+      enc.int(b[o]!);
+      return;
+    case 'u16':
+      enc.int(b[o]! | (b[o + 1]! << 8));
+      return;
+    case 'u32':
+      enc.int(u32At(b, o));
+      return;
+    case 's32':
+      enc.int(u32At(b, o) | 0);
+      return;
+    case 'u64':
+      enc.ascii('"');
+      enc.hex64(u32At(b, o), u32At(b, o + 4));
+      enc.ascii('"');
+      return;
+    default: {
+      enc.ascii('"');
+      if (u32At(b, o + 4) < 0x8000_0000) enc.hex64(u32At(b, o), u32At(b, o + 4));
+      else enc.hex(new DataView(b.buffer, b.byteOffset + o, 8).getBigInt64(0, true));
+      enc.ascii('"');
+    }
+  }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array, from: number, to: number): boolean {
+  for (let k = from; k < to; k++) if (a[k] !== b[k]) return false;
+  return true;
+}
+
+/** Writes a process address (hi:lo) as the trace shows it, quoted: `"m3+0x10"` or `"0x…"`. */
+export type PointerWriter = (enc: LineEncoder, lo: number, hi: number) => void;
+
+/**
+ * Writes the struct's fields in `bytes` as a JSON object without its closing brace
+ * (`{"size":40,"flags":"FIXED_IOVA",…`), exactly what JSON.stringify(decodeStruct(…)) begins
+ * with, into `enc`: the tracer's hot path (see line-encoder.ts). Only the first `length` bytes
+ * count; with `unchangedFrom` (the bytes before the call), only the fields whose bytes differ
+ * from it. Returns whether any field was written.
+ */
+export function writeStructJson(
+  enc: LineEncoder,
+  layout: RequestLayout,
+  bytes: Uint8Array,
+  length: number,
+  pointer: PointerWriter,
+  unchangedFrom?: Uint8Array,
+): boolean {
+  const fields = jsonFields(layout);
+  enc.ascii('{');
+  let first = true;
+  for (let n = 0; n < fields.length; n++) {
+    const f = fields[n]!;
+    if (f.end > length) break;
+    if (unchangedFrom && sameBytes(bytes, unchangedFrom, f.offset, f.end)) continue;
+    enc.ascii(first ? f.key : `,${f.key}`);
+    first = false;
+    if (f.count >= 0) {
+      enc.ascii('[');
+      for (let k = 0; k < f.count; k++) {
+        if (k) enc.ascii(',');
+        scalarJson(enc, bytes, f.kind, f.offset + k * f.elementSize);
+      }
+      enc.ascii(']');
+    } else if (f.flags) {
+      const raw =
+        f.kind === 'u8' ? bytes[f.offset]! : f.kind === 'u16' ? bytes[f.offset]! | (bytes[f.offset + 1]! << 8) : u32At(bytes, f.offset);
+      const value = f.kind === 's32' ? raw | 0 : raw;
+      let cache = flagTextCache.get(layout.flagPrefix!);
+      if (!cache) flagTextCache.set(layout.flagPrefix!, (cache = new Map()));
+      let named = cache.get(value);
+      if (named === undefined) {
+        named = `"${flagNames(layout.flagPrefix!, value)}"`;
+        if (cache.size < 1024) cache.set(value, named);
+      }
+      enc.ascii(named);
+    } else if (f.pointer && (f.kind === 'u64' || f.kind === 's64')) {
+      pointer(enc, u32At(bytes, f.offset), u32At(bytes, f.offset + 4));
+    } else {
+      scalarJson(enc, bytes, f.kind, f.offset);
+    }
+  }
+  return !first;
+}

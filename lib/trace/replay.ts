@@ -528,9 +528,14 @@ class Replayer {
       this.compareData(recorded.bytes, arg, `what ${r.req} wrote back`);
       return;
     }
+    const args = r.args ?? {};
     const got: Record<string, TraceField> = { ...decodeStruct(layout, arg, this.codec) };
-    for (const [name, want] of Object.entries(recorded)) {
+    // Every field is compared: one the answer does not list (trace version 2 lists only what the
+    // kernel changed) must still be what the call was passed.
+    const names = new Set([...Object.keys(args), ...Object.keys(recorded)]);
+    for (const name of names) {
       if (name.startsWith('$')) continue;
+      const want = name in recorded ? recorded[name] : args[name];
       const have = got[name];
       if (isPhysicalField(name) && typeof want === 'string' && typeof have === 'string') {
         if (!this.samePhysical(BigInt(want), BigInt(have)))
@@ -541,8 +546,9 @@ class Replayer {
       if (JSON.stringify(want) !== JSON.stringify(have))
         throw new Diverged(`${r.req} answered ${name}=${JSON.stringify(have)} instead of ${JSON.stringify(want)}`, JSON.stringify(got));
     }
-    if (recorded.$tail !== undefined && arg.length > layout.struct.size)
-      this.compareData(recorded.$tail, arg.subarray(layout.struct.size), `the data ${r.req} wrote after ${layout.struct.name}`);
+    const tail = recorded.$tail ?? (args.$fds === undefined ? args.$tail : undefined);
+    if (tail !== undefined && arg.length > layout.struct.size)
+      this.compareData(tail, arg.subarray(layout.struct.size), `the data ${r.req} wrote after ${layout.struct.name}`);
   }
 }
 

@@ -10,7 +10,11 @@
  */
 
 export const TRACE_SCHEMA = 'node-vfio-trace';
-export const TRACE_VERSION = 1;
+/**
+ * 2: the answer (`out`) of an ioctl with a struct lists only the fields the kernel changed; the
+ * others are as in `args`. A version 1 trace (every field in `out`) reads the same way.
+ */
+export const TRACE_VERSION = 2;
 
 /** A decoded value: u64 fields are hex strings ("0x1000"), pointers into a mapping "m2+0x0". */
 export type TraceField = string | number | boolean | null | readonly TraceField[] | { readonly [key: string]: TraceField };
@@ -74,7 +78,10 @@ export interface TraceRecord {
   readonly nr?: number;
   /** Call arguments (decoded struct fields for an ioctl; offsets, lengths, flags otherwise). */
   readonly args?: TraceFields;
-  /** What the kernel wrote back (decoded struct fields, bytes read, values loaded). */
+  /**
+   * What the kernel wrote back (decoded struct fields, bytes read, values loaded). For an ioctl
+   * with a struct, only the fields it changed (since version 2): the others are as in `args`.
+   */
   readonly out?: TraceFields;
   /** Return value (numbers, hex strings for 64-bit values, mapping ids). */
   readonly ret?: TraceField;

@@ -78,8 +78,10 @@ class RegionMap {
 
   learn(r: TraceRecord): void {
     if (r.call === 'ioctl' && r.req === 'VFIO_DEVICE_GET_REGION_INFO' && !r.err && r.out && r.fd !== undefined) {
-      const start = BigInt(fieldText(r.out.offset));
-      this.regions.push({ fd: r.fd, index: Number(r.out.index), start, end: start + BigInt(fieldText(r.out.size)) });
+      // The answer lists what the kernel changed; the rest is as passed (schema.ts).
+      const field = (name: string) => r.out![name] ?? r.args?.[name];
+      const start = BigInt(fieldText(field('offset')));
+      this.regions.push({ fd: r.fd, index: Number(field('index')), start, end: start + BigInt(fieldText(field('size'))) });
     }
     if (r.call === 'mmap' && !r.err && typeof r.ret === 'string' && r.fd !== undefined && r.args) {
       const index = this.regionOf(r.fd, BigInt(fieldText(r.args.offset)));

@@ -282,10 +282,10 @@ describe('vfio trace', function () {
     });
     it('future version', () => {
       const bad = [...lines];
-      bad[0] = bad[0]!.replace('"version":1', '"version":2');
+      bad[0] = bad[0]!.replace('"version":1', '"version":3');
       assert.throws(
         () => parseTrace(bad.join('\n'), 't.jsonl'),
-        (e: unknown) => e instanceof TraceFormatError && e.line === 1 && /version 2 is newer/.test(e.message),
+        (e: unknown) => e instanceof TraceFormatError && e.line === 1 && /version 3 is newer/.test(e.message),
       );
     });
     it('not a trace, and through the CLI: exit 2 with the line', async () => {
