@@ -118,7 +118,7 @@ const nameCache = new Map<FileKind | undefined, Map<number, string>>();
 
 export function requestName(number: number, kind: FileKind | undefined): string {
   let names = nameCache.get(kind);
-  if (!names) nameCache.set(kind, (names = new Map()));
+  if (!names) nameCache.set(kind, (names = new Map<number, string>()));
   let name = names.get(number);
   if (name === undefined) names.set(number, (name = ioctlName(number, kind)));
   return name;
@@ -356,7 +356,7 @@ export function writeStructJson(
         f.kind === 'u8' ? bytes[f.offset]! : f.kind === 'u16' ? bytes[f.offset]! | (bytes[f.offset + 1]! << 8) : u32At(bytes, f.offset);
       const value = f.kind === 's32' ? raw | 0 : raw;
       let cache = flagTextCache.get(layout.flagPrefix!);
-      if (!cache) flagTextCache.set(layout.flagPrefix!, (cache = new Map()));
+      if (!cache) flagTextCache.set(layout.flagPrefix!, (cache = new Map<number, string>()));
       let named = cache.get(value);
       if (named === undefined) {
         named = `"${flagNames(layout.flagPrefix!, value)}"`;
