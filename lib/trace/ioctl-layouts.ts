@@ -248,6 +248,8 @@ export const PLAIN_CODEC: FieldCodec = {
 /** One field as the JSON writer reads it: where, what kind, and whether it is flags or a pointer. */
 interface JsonField {
   readonly key: string;
+  /** The key after a comma (`,"name":`), made once rather than per record. */
+  readonly nextKey: string;
   readonly kind: string;
   readonly offset: number;
   readonly end: number;
@@ -266,6 +268,7 @@ function jsonFields(layout: RequestLayout): readonly JsonField[] {
     .filter((f) => !f.name.startsWith('__') && f.name !== 'pad')
     .map((f) => ({
       key: `"${f.name}":`,
+      nextKey: `,"${f.name}":`,
       kind: f.type.kind === 'array' ? f.type.element.kind : f.type.kind,
       offset: f.offset,
       end: f.offset + f.type.size,
@@ -299,15 +302,15 @@ function scalarJson(enc: LineEncoder, b: Uint8Array, kind: string, o: number): v
       enc.int(u32At(b, o) | 0);
       return;
     case 'u64':
-      enc.ascii('"');
+      enc.byte(0x22);
       enc.hex64(u32At(b, o), u32At(b, o + 4));
-      enc.ascii('"');
+      enc.byte(0x22);
       return;
     default: {
-      enc.ascii('"');
+      enc.byte(0x22);
       if (u32At(b, o + 4) < 0x8000_0000) enc.hex64(u32At(b, o), u32At(b, o + 4));
       else enc.hex(new DataView(b.buffer, b.byteOffset + o, 8).getBigInt64(0, true));
-      enc.ascii('"');
+      enc.byte(0x22);
     }
   }
 }
@@ -336,21 +339,21 @@ export function writeStructJson(
   unchangedFrom?: Uint8Array,
 ): boolean {
   const fields = jsonFields(layout);
-  enc.ascii('{');
+  enc.byte(0x7b);
   let first = true;
   for (let n = 0; n < fields.length; n++) {
     const f = fields[n]!;
     if (f.end > length) break;
     if (unchangedFrom && sameBytes(bytes, unchangedFrom, f.offset, f.end)) continue;
-    enc.ascii(first ? f.key : `,${f.key}`);
+    enc.ascii(first ? f.key : f.nextKey);
     first = false;
     if (f.count >= 0) {
-      enc.ascii('[');
+      enc.byte(0x5b);
       for (let k = 0; k < f.count; k++) {
-        if (k) enc.ascii(',');
+        if (k) enc.byte(0x2c);
         scalarJson(enc, bytes, f.kind, f.offset + k * f.elementSize);
       }
-      enc.ascii(']');
+      enc.byte(0x5d);
     } else if (f.flags) {
       const raw =
         f.kind === 'u8' ? bytes[f.offset]! : f.kind === 'u16' ? bytes[f.offset]! | (bytes[f.offset + 1]! << 8) : u32At(bytes, f.offset);

@@ -7,7 +7,7 @@
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const DIGITS = 0x30;
-const HEX = '0123456789abcdef';
+const HEX = new TextEncoder().encode('0123456789abcdef');
 /** Printable ASCII: its UTF-8 is its UTF-16 units, one byte each. */
 const PLAIN = /^[\x20-\x7e]*$/;
 
@@ -29,9 +29,9 @@ export class LineEncoder {
     return this.n;
   }
 
-  /** The line as text, for a sink that wants records. */
-  text(): string {
-    return decoder.decode(this.buf.subarray(0, this.n));
+  /** The text from byte `from` on, for a sink that wants records. */
+  text(from = 0): string {
+    return decoder.decode(this.buf.subarray(from, this.n));
   }
 
   private room(k: number): void {
@@ -43,6 +43,12 @@ export class LineEncoder {
     this.buf = bigger;
   }
 
+  /** One ASCII byte (a quote, brace, comma). */
+  byte(c: number): void {
+    if (this.n === this.buf.length) this.room(1);
+    this.buf[this.n++] = c;
+  }
+
   /** Text known to be ASCII without anything JSON must escape (keys, names, hex). */
   ascii(s: string): void {
     const len = s.length;
@@ -51,6 +57,16 @@ export class LineEncoder {
     let n = this.n;
     for (let k = 0; k < len; k++) b[n++] = s.charCodeAt(k);
     this.n = n;
+  }
+
+  /** Text as it is (already JSON), in UTF-8. */
+  text8(s: string): void {
+    if (PLAIN.test(s)) {
+      this.ascii(s);
+      return;
+    }
+    this.room(s.length * 3);
+    this.n += encoder.encodeInto(s, this.buf.subarray(this.n)).written;
   }
 
   /** Any string, quoted and escaped as JSON. */
@@ -72,24 +88,39 @@ export class LineEncoder {
       b[this.n++] = 0x2d;
       v = -v;
     }
-    if (v < 10) {
-      b[this.n++] = DIGITS + v;
-      return;
-    }
     if (v < 0x8000_0000) {
-      // Small integers (fds, sizes, indices) with integer arithmetic.
-      let digits = 1;
-      for (let x = (v / 10) | 0; x > 0; x = (x / 10) | 0) digits++;
+      // Small integers (fds, sizes, indices, microseconds) in int32 arithmetic.
+      let x = v | 0;
+      const digits =
+        x < 10
+          ? 1
+          : x < 100
+            ? 2
+            : x < 1000
+              ? 3
+              : x < 10000
+                ? 4
+                : x < 100000
+                  ? 5
+                  : x < 1000000
+                    ? 6
+                    : x < 10000000
+                      ? 7
+                      : x < 100000000
+                        ? 8
+                        : x < 1000000000
+                          ? 9
+                          : 10;
       let at = this.n + digits;
       this.n = at;
-      for (let x = v; x > 0; x = (x / 10) | 0) b[--at] = DIGITS + (x % 10);
+      do {
+        const q = (x / 10) | 0;
+        b[--at] = DIGITS + (x - q * 10);
+        x = q;
+      } while (x > 0);
       return;
     }
-    let digits = 0;
-    for (let x = v; x >= 1; x = Math.floor(x / 10)) digits++;
-    let at = this.n + digits;
-    this.n = at;
-    for (let x = v; x >= 1; x = Math.floor(x / 10)) b[--at] = DIGITS + (x % 10);
+    this.ascii(String(v));
   }
 
   /** `0x…` (lowercase, no leading zeros) of the 64-bit value hi:lo, each half a u32. */
@@ -109,8 +140,10 @@ export class LineEncoder {
   private hexDigits(v: number, pad: boolean): void {
     const b = this.buf;
     let shift = 28;
-    if (!pad) while (shift > 0 && ((v >>> shift) & 0xf) === 0) shift -= 4;
-    for (; shift >= 0; shift -= 4) b[this.n++] = HEX.charCodeAt((v >>> shift) & 0xf);
+    if (!pad) shift = v === 0 ? 0 : (7 - (Math.clz32(v) >> 2)) * 4;
+    let n = this.n;
+    for (; shift >= 0; shift -= 4) b[n++] = HEX[(v >>> shift) & 0xf]!;
+    this.n = n;
   }
 
   /** A number or bigint as `0x…`, like schema.hex. */

@@ -4,19 +4,13 @@
  * and what was traced before a crash is on disk up to the last chunk (the rest is flushed at exit).
  */
 import fs from 'node:fs';
+import { LineEncoder } from './line-encoder';
 import type { TraceHeader, TraceRecord } from './schema';
 
 /** Where a tracing kernel sends its records. */
 export interface TraceSink {
   header(header: TraceHeader): void;
   record(record: TraceRecord): void;
-  /**
-   * A record already written as one line of UTF-8 JSON: the first `length` bytes of `line`
-   * (without the newline; only valid during the call): what the tracer's hot paths (ioctls with a struct, MMIO) produce
-   * instead of an object. A sink without it is handed the line parsed, so it sees exactly what a
-   * trace file would hold.
-   */
-  recordJson?(line: Uint8Array, length: number): void;
   /** Writes out everything pending (and, for a file, closes it). Idempotent. */
   end(): void;
 }
@@ -25,9 +19,13 @@ const DEFAULT_FLUSH_BYTES = 64 * 1024;
 
 export class JsonlTraceWriter implements TraceSink {
   private fd: number | null;
-  /** Lines encoded as they arrive, so their strings die young (kept as strings, they cost more in GC than to write). */
-  private readonly chunk: Buffer;
-  private used = 0;
+  /**
+   * The chunk being gathered. A tracing kernel writing to this writer encodes its hot-path
+   * records straight into it (see line-encoder.ts), so a line is never a string nor copied.
+   *
+   * @internal
+   */
+  readonly lines = new LineEncoder();
   private readonly onExit = (): void => this.end();
 
   constructor(
@@ -36,7 +34,6 @@ export class JsonlTraceWriter implements TraceSink {
   ) {
     if (typeof path !== 'string' || path === '') throw new TypeError('trace path must be a non-empty string');
     this.fd = fs.openSync(path, 'w');
-    this.chunk = Buffer.allocUnsafe(Math.max(4096, flushBytes));
     process.once('exit', this.onExit);
   }
 
@@ -48,28 +45,24 @@ export class JsonlTraceWriter implements TraceSink {
     this.push(JSON.stringify(record));
   }
 
-  recordJson(line: Uint8Array, length: number): void {
-    if (this.fd === null) return;
-    if (this.used + length + 1 > this.chunk.length) {
-      this.flush();
-      if (length + 1 > this.chunk.length) {
-        fs.writeSync(this.fd, line, 0, length);
-        fs.writeSync(this.fd, '\n');
-        return;
-      }
+  /**
+   * A line was just encoded into `lines`: ends it, and writes the chunk out once it is full.
+   *
+   * @internal
+   */
+  lineEnded(): void {
+    if (this.fd === null) {
+      this.lines.reset();
+      return;
     }
-    const chunk = this.chunk;
-    let at = this.used;
-    // Lines are a few hundred bytes: a loop is cheaper than making a subarray to set().
-    for (let k = 0; k < length; k++) chunk[at++] = line[k]!;
-    chunk[at++] = 0x0a;
-    this.used = at;
+    this.lines.ascii('\n');
+    if (this.lines.length >= this.flushBytes) this.flush();
   }
 
   flush(): void {
-    if (this.fd === null || this.used === 0) return;
-    fs.writeSync(this.fd, this.chunk, 0, this.used);
-    this.used = 0;
+    if (this.fd === null || this.lines.length === 0) return;
+    fs.writeSync(this.fd, this.lines.buffer, 0, this.lines.length);
+    this.lines.reset();
   }
 
   end(): void {
@@ -82,17 +75,8 @@ export class JsonlTraceWriter implements TraceSink {
 
   private push(line: string): void {
     if (this.fd === null) return;
-    // At most 3 bytes of UTF-8 per UTF-16 unit, and the newline.
-    const most = line.length * 3 + 1;
-    if (this.used + most > this.chunk.length) {
-      this.flush();
-      if (most > this.chunk.length) {
-        fs.writeSync(this.fd, `${line}\n`);
-        return;
-      }
-    }
-    this.used += this.chunk.write(line, this.used, 'utf8');
-    this.chunk[this.used++] = 0x0a;
+    this.lines.text8(line);
+    this.lineEnded();
   }
 }
 

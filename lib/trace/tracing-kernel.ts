@@ -34,7 +34,7 @@ import {
   type TraceRecord,
   fieldText,
 } from './schema';
-import type { TraceSink } from './trace-writer';
+import { JsonlTraceWriter, type TraceSink } from './trace-writer';
 
 export interface TraceOptions {
   /** Record every MMIO access (forces BAR accesses through the kernel). Default false. */
@@ -100,6 +100,8 @@ export class TracingKernel implements Kernel {
   private readonly started = performance.now();
   private readonly kinds = new Map<number, FileKind>();
   private readonly mappings = new Map<Mapping, TracedMapping>();
+  /** The values of `mappings`, as an array the hot path can search without an iterator. */
+  private live: TracedMapping[] = [];
   private nextMapping = 0;
   private readonly traceMmio: boolean;
   private readonly dataCap: number;
@@ -115,6 +117,8 @@ export class TracingKernel implements Kernel {
     private readonly sink: TraceSink,
     options: TraceOptions = {},
   ) {
+    this.direct = sink instanceof JsonlTraceWriter ? sink : null;
+    this.line = this.direct ? this.direct.lines : new LineEncoder();
     this.kind = inner.kind;
     this.description = inner.description;
     this.pageSize = inner.pageSize;
@@ -152,8 +156,12 @@ export class TracingKernel implements Kernel {
     this.sink.record({ i: this.index++, t, call, ...fields });
   }
 
-  /** The line the hot paths write their record into (see line-encoder.ts). */
-  private readonly line = new LineEncoder();
+  /**
+   * Where the hot paths write their records (see line-encoder.ts): straight into a file writer's
+   * chunk, or into a line of their own that is parsed for any other sink.
+   */
+  private readonly line: LineEncoder;
+  private readonly direct: JsonlTraceWriter | null;
   /** The bytes an ioctl was passed, kept until it returns (the kernel writes its answer over them). */
   private scratch = new Uint8Array(256);
 
@@ -161,42 +169,44 @@ export class TracingKernel implements Kernel {
   private startLine(call: string): LineEncoder {
     const t = Math.round((performance.now() - this.started) * 1000);
     const enc = this.line;
-    enc.reset();
+    if (!this.direct) enc.reset();
     enc.ascii('{"i":');
     enc.int(this.index++);
     enc.ascii(',"t":');
     enc.int(t);
     enc.ascii(',"call":"');
     enc.ascii(call);
-    enc.ascii('"');
+    enc.byte(0x22);
     return enc;
   }
 
   private endLine(): void {
     const enc = this.line;
-    enc.ascii('}');
-    if (this.sink.recordJson) this.sink.recordJson(enc.buffer, enc.length);
+    enc.byte(0x7d);
+    if (this.direct) this.direct.lineEnded();
     else this.sink.record(JSON.parse(enc.text()) as TraceRecord);
   }
 
   /** A process address as the trace writes it (mapping + offset, else hex), quoted. */
   private readonly pointerJson: PointerWriter = (enc, lo, hi) => {
-    enc.ascii('"');
+    enc.byte(0x22);
     if (hi < 0x20_0000 && (lo !== 0 || hi !== 0)) {
       const address = hi * 0x1_0000_0000 + lo;
-      for (const m of this.mappings.values()) {
+      const live = this.live;
+      for (let k = 0; k < live.length; k++) {
+        const m = live[k]!;
         if (address >= m.startNumber && address < m.endNumber) {
           const d = address - m.startNumber;
           enc.ascii(m.id);
-          enc.ascii('+');
+          enc.byte(0x2b);
           enc.hex64(d % 0x1_0000_0000, Math.floor(d / 0x1_0000_0000));
-          enc.ascii('"');
+          enc.byte(0x22);
           return;
         }
       }
     }
     enc.hex64(lo, hi);
-    enc.ascii('"');
+    enc.byte(0x22);
   };
 
   /**
@@ -222,10 +232,10 @@ export class TracingKernel implements Kernel {
         if (!before) {
           enc.ascii(any ? ',"$fds":[' : '"$fds":[');
           for (let k = 0; k + 4 <= tail.length; k += 4) {
-            if (k) enc.ascii(',');
+            if (k) enc.byte(0x2c);
             enc.int(u32At(tail, k) | 0);
           }
-          enc.ascii(']');
+          enc.byte(0x5d);
           any = true;
         }
       } else if (!before || !sameTail(arg, before, size, length)) {
@@ -238,7 +248,7 @@ export class TracingKernel implements Kernel {
       enc.ascii(any ? ',"$size":' : '"$size":');
       enc.int(length);
     }
-    enc.ascii('}');
+    enc.byte(0x7d);
   }
 
   /** Runs `fn`, records it with `describe(result)`, and rethrows a failure after recording its errno. */
@@ -324,7 +334,8 @@ export class TracingKernel implements Kernel {
   ): number {
     if (this.scratch.length < arg.length) this.scratch = new Uint8Array(arg.length * 2);
     const before = this.scratch;
-    before.set(arg);
+    // A loop: structs are tens of bytes, less than what set() costs to start.
+    for (let k = 0; k < arg.length; k++) before[k] = arg[k]!;
     let ret: number;
     try {
       ret = this.inner.ioctl(fd, request, arg);
@@ -335,7 +346,8 @@ export class TracingKernel implements Kernel {
       this.endLine();
       throw e;
     }
-    if (req === 'IOMMU_IOAS_MAP' || req === 'VFIO_IOMMU_MAP_DMA') this.watchDma(this.mappedAddress(layout, arg));
+    if ((req === 'IOMMU_IOAS_MAP' || req === 'VFIO_IOMMU_MAP_DMA') && this.live.some((m) => !m.shadow))
+      this.watchDma(this.mappedAddress(layout, arg));
     const enc = this.ioctlHead(fd, request, req, layout, before, arg.length);
     enc.ascii(',"ret":');
     enc.int(ret);
@@ -490,6 +502,7 @@ export class TracingKernel implements Kernel {
         };
         const end = inner.address + inner.length;
         this.mappings.set(made, { id, inner, start: inner.address, end, startNumber: Number(inner.address), endNumber: Number(end) });
+        this.live = [...this.mappings.values()];
         outer = made;
         return { ret: id, out: { address: hex(inner.address), bar } };
       },
@@ -506,6 +519,7 @@ export class TracingKernel implements Kernel {
       () => ({}),
     );
     this.mappings.delete(mapping);
+    this.live = [...this.mappings.values()];
   }
 
   mlock(mapping: Mapping): void {
@@ -536,7 +550,7 @@ export class TracingKernel implements Kernel {
     const enc = this.mmioHead('mmio-read', m.id, offset, width);
     enc.ascii('},"ret":"');
     enc.hex(v);
-    enc.ascii('"');
+    enc.byte(0x22);
     this.endLine();
     return v;
   }
@@ -572,11 +586,11 @@ export class TracingKernel implements Kernel {
     const enc = this.mmioHead('mmio-write', id, offset, width);
     enc.ascii(',"value":');
     if (typeof value === 'bigint' || typeof value === 'number') {
-      enc.ascii('"');
+      enc.byte(0x22);
       enc.hex(value);
-      enc.ascii('"');
+      enc.byte(0x22);
     } else enc.string(String(value));
-    enc.ascii('}');
+    enc.byte(0x7d);
   }
 
   memfdCreate(name: string, flags: number): number {
