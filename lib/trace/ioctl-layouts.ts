@@ -109,6 +109,11 @@ export function parseFlagNames(prefix: string, text: string): number {
   return value >>> 0;
 }
 
+/** Every request the trace decodes a struct for. */
+export function structRequestNames(): string[] {
+  return Object.keys(LAYOUTS);
+}
+
 export function requestLayout(name: string): RequestLayout | undefined {
   return LAYOUTS[name];
 }
