@@ -26,6 +26,11 @@ import { bytesField, hex, type TraceField, type TraceFields, type TraceRecord, f
 import type { TraceFile } from './trace-file';
 import { formatRecord } from './trace-listing';
 
+/**
+ * Bounds on how long replay waits for what the trace says happened.
+ *
+ * @category Tracing
+ */
 export interface ReplayOptions {
   /** How long a recorded wait may take on the replay kernel before it counts as a divergence. Default 5000 ms. */
   readonly waitTimeoutMs?: number;
@@ -33,20 +38,33 @@ export interface ReplayOptions {
   readonly maxPollReads?: number;
 }
 
+/**
+ * The first recorded call whose answer on the replay kernel was not what the trace says.
+ *
+ * @category Tracing
+ */
 export interface Divergence {
   /** Index of the recorded call that diverged. */
   readonly index: number;
+  /** The record of that call. */
   readonly recorded: TraceRecord;
   /** What came back on the replay kernel, in the trace's notation. */
   readonly replayed: string;
+  /** What differs, in words. */
   readonly what: string;
   /** The calls before it, formatted, for context. */
   readonly context: readonly string[];
 }
 
+/**
+ * How far replay got, and where it diverged.
+ *
+ * @category Tracing
+ */
 export interface ReplayResult {
   /** Recorded calls replayed (all of them when there is no divergence). */
   readonly replayed: number;
+  /** The first divergence, or null for none. */
   readonly divergence: Divergence | null;
 }
 
@@ -552,13 +570,21 @@ class Replayer {
   }
 }
 
-/** Replays `trace` on `kernel`; resolves with the first divergence, or none. */
+/**
+ * Replays `trace` on `kernel`; resolves with the first divergence, or none.
+ *
+ * @category Tracing
+ */
 export async function replayTrace(trace: TraceFile, kernel: Kernel, options: ReplayOptions = {}): Promise<ReplayResult> {
   const full: Required<ReplayOptions> = { waitTimeoutMs: options.waitTimeoutMs ?? 5000, maxPollReads: options.maxPollReads ?? 100_000 };
   return new Replayer(trace, kernel, full).run();
 }
 
-/** A divergence as lines for a terminal. */
+/**
+ * A divergence as lines for a terminal.
+ *
+ * @category Tracing
+ */
 export function formatDivergence(d: Divergence): string[] {
   return [
     `first divergence at call ${d.index}: ${d.what}`,

@@ -7,9 +7,15 @@ import fs from 'node:fs';
 import { LineEncoder } from './line-encoder';
 import type { TraceHeader, TraceRecord } from './schema';
 
-/** Where a tracing kernel sends its records. */
+/**
+ * Where a tracing kernel sends its records.
+ *
+ * @category Tracing
+ */
 export interface TraceSink {
+  /** Takes the header, once, before any record. */
   header(header: TraceHeader): void;
+  /** Takes one record, in call order. */
   record(record: TraceRecord): void;
   /** Writes out everything pending (and, for a file, closes it). Idempotent. */
   end(): void;
@@ -17,6 +23,11 @@ export interface TraceSink {
 
 const DEFAULT_FLUSH_BYTES = 64 * 1024;
 
+/**
+ * Writes a trace to a file as JSON Lines (see the module comment): the header, then one record per line.
+ *
+ * @category Tracing
+ */
 export class JsonlTraceWriter implements TraceSink {
   private fd: number | null;
   /**
@@ -29,6 +40,7 @@ export class JsonlTraceWriter implements TraceSink {
   private readonly onExit = (): void => this.end();
 
   constructor(
+    /** The trace file. */
     readonly path: string,
     private readonly flushBytes = DEFAULT_FLUSH_BYTES,
   ) {
@@ -37,10 +49,12 @@ export class JsonlTraceWriter implements TraceSink {
     process.once('exit', this.onExit);
   }
 
+  /** Writes the header line. */
   header(header: TraceHeader): void {
     this.push(JSON.stringify(header));
   }
 
+  /** Writes one record line. */
   record(record: TraceRecord): void {
     this.push(JSON.stringify(record));
   }
@@ -59,6 +73,7 @@ export class JsonlTraceWriter implements TraceSink {
     if (this.lines.length >= this.flushBytes) this.flush();
   }
 
+  /** Writes the lines gathered so far to the file. */
   flush(): void {
     if (this.fd === null || this.lines.length === 0) return;
     fs.writeSync(this.fd, this.lines.buffer, 0, this.lines.length);
@@ -80,16 +95,25 @@ export class JsonlTraceWriter implements TraceSink {
   }
 }
 
-/** Keeps records in memory (tests, and replaying a session just recorded). */
+/**
+ * Keeps records in memory (tests, and replaying a session just recorded).
+ *
+ * @category Tracing
+ */
 export class MemoryTraceSink implements TraceSink {
+  /** The header, once the tracer has sent it. */
   headerLine: TraceHeader | undefined;
+  /** Every record, in call order. */
   readonly records: TraceRecord[] = [];
+  /** Keeps the header. */
   header(header: TraceHeader): void {
     this.headerLine = header;
   }
+  /** Keeps one record. */
   record(record: TraceRecord): void {
     this.records.push(record);
   }
+  /** Nothing to write: the records stay in memory. */
   end(): void {
     /* nothing pending */
   }

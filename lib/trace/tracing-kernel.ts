@@ -36,6 +36,11 @@ import {
 } from './schema';
 import { JsonlTraceWriter, type TraceSink } from './trace-writer';
 
+/**
+ * What a tracing kernel records: MMIO accesses or not, and how many bytes of each buffer.
+ *
+ * @category Tracing
+ */
 export interface TraceOptions {
   /** Record every MMIO access (forces BAR accesses through the kernel). Default false. */
   readonly mmio?: boolean;
@@ -43,6 +48,11 @@ export interface TraceOptions {
   readonly dataCap?: number;
 }
 
+/**
+ * Bytes of a buffer a trace keeps per call unless told otherwise (TraceOptions.dataCap).
+ *
+ * @category Tracing
+ */
 export const DEFAULT_DATA_CAP = 4096;
 
 interface TracedMapping {
@@ -91,6 +101,11 @@ function sameTail(a: Uint8Array, b: Uint8Array, from: number, to: number): boole
   return true;
 }
 
+/**
+ * A Kernel that forwards every call to `inner` and records it, with its result or errno, to a TraceSink.
+ *
+ * @category Tracing
+ */
 export class TracingKernel implements Kernel {
   readonly kind: 'native' | 'model';
   readonly description: string;
@@ -113,6 +128,7 @@ export class TracingKernel implements Kernel {
   };
 
   constructor(
+    /** The kernel every call is forwarded to. */
     readonly inner: Kernel,
     private readonly sink: TraceSink,
     options: TraceOptions = {},
@@ -713,7 +729,11 @@ export class TracingKernel implements Kernel {
   }
 }
 
-/** Wraps `kernel` so every call is recorded to `sink`. */
+/**
+ * Wraps `kernel` so every call is recorded to `sink`.
+ *
+ * @category Tracing
+ */
 export function traceKernel(kernel: Kernel, sink: TraceSink, options?: TraceOptions): TracingKernel {
   return new TracingKernel(kernel, sink, options);
 }
