@@ -341,6 +341,11 @@ class Replayer {
       case 'memory': {
         const m = this.mapping(r.args?.map);
         if (!m.buffer) throw new Diverged(`mapping ${fieldText(r.args?.map)} has no bytes to write on this kernel`, '');
+        if (typeof r.args?.omitted === 'number' && r.args.omitted > 0)
+          throw new Diverged(
+            `cannot replay: the trace left out ${r.args.omitted} of the bytes the program wrote into ${fieldText(r.args.map)} (the data cap is ${this.trace.header.dataCap}; record with a larger one, NODE_VFIO_TRACE_DATA_CAP)`,
+            '',
+          );
         const bytes = new Uint8Array(m.buffer);
         for (const w of (r.args?.writes ?? []) as readonly (readonly [string, string])[]) {
           const at = Number(BigInt(w[0]));

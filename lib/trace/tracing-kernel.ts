@@ -452,15 +452,18 @@ export class TracingKernel implements Kernel {
       if (!shadow || !buffer || buffer.byteLength !== shadow.length) continue;
       const now = new Uint8Array(buffer);
       const writes: TraceField[] = [];
+      let kept = 0;
+      let omitted = 0;
       let k = 0;
       while (k < now.length) {
         if (now[k] === shadow[k]) {
           k++;
           continue;
         }
+        // A run of changed 8-byte words, ending at the first word left as it was.
         const start = k & ~7;
         let end = start;
-        while (end < now.length && end - start < this.dataCap) {
+        while (end < now.length) {
           let same = true;
           for (let b = end; b < end + 8 && b < now.length; b++)
             if (now[b] !== shadow[b]) {
@@ -470,11 +473,15 @@ export class TracingKernel implements Kernel {
           if (same) break;
           end = Math.min(end + 8, now.length);
         }
-        writes.push([hex(start), Buffer.from(now.subarray(start, end)).toString('hex')]);
+        // At most dataCap bytes per record: the rest is counted, so replay can say it cannot write them.
+        const keep = Math.min(end - start, this.dataCap - kept);
+        if (keep > 0) writes.push([hex(start), Buffer.from(now.subarray(start, start + keep)).toString('hex')]);
+        kept += keep;
+        omitted += end - start - keep;
         shadow.set(now.subarray(start, end), start);
         k = end;
       }
-      if (writes.length) this.emit('memory', { args: { map: m.id, writes } });
+      if (writes.length || omitted) this.emit('memory', { args: omitted ? { map: m.id, writes, omitted } : { map: m.id, writes } });
     }
   }
 

@@ -49,7 +49,8 @@ export function traceReplaySuite(machine: 'edu' | 'nvme'): void {
       const example = EXAMPLES[machine];
       const { stdout, stderr } = await run(process.execPath, [example.main, ...example.args(lab.bdf)], {
         timeout: 300_000,
-        env: { ...process.env, NODE_VFIO_TRACE: file, NODE_VFIO_TRACE_MMIO: '1' },
+        // The data cap raised so that every byte the driver puts in DMA memory (NVMe: whole blocks) is kept for replay.
+        env: { ...process.env, NODE_VFIO_TRACE: file, NODE_VFIO_TRACE_MMIO: '1', NODE_VFIO_TRACE_DATA_CAP: String(1 << 20) },
       });
       console.log(
         (stdout + stderr)
