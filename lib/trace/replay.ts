@@ -8,7 +8,9 @@
  * - physical addresses (GET_PA, pagemap, a noiommu DMA address stored into a register): the page
  *   offset must be equal and frames must correspond one to one, in order of first appearance;
  * - timing: a polled register (a run of reads at one offset returning one value, then another)
- *   may take more or fewer reads; an eventfd may have counted several interrupts as one.
+ *   may take more or fewer reads; an eventfd may have counted several interrupts as one; an
+ *   interrupt may arrive before or after the eventfd read that found it on the traced kernel
+ *   (replay then waits for it, bounded, or counts it for the wait and read the trace has next).
  */
 import type { Kernel, Mapping, MmioWidth } from '../sys/kernel';
 import { VfioError } from '../sys/errors';
@@ -109,6 +111,8 @@ class Replayer {
   private readonly paths = new Map<number, string>();
   /** Recorded fds the trace has closed: a wait on one that ended ECANCELED was cancelled by that close. */
   private readonly closed = new Set<number>();
+  /** Replay eventfds read while the trace still had the program wait: the counter read, for the read the trace has next. */
+  private readonly early = new Map<number, bigint>();
   private readonly maps = new Map<string, { readonly mapping: Mapping; readonly id: string }>();
   private readonly recordedFrames = new Map<bigint, bigint>();
   private readonly replayFrames = new Map<bigint, bigint>();
@@ -274,6 +278,7 @@ class Replayer {
         if (!got.err) {
           this.fds.delete(r.fd!);
           this.closed.add(r.fd!);
+          this.early.delete(fd);
         }
         return 1;
       }
@@ -377,7 +382,29 @@ class Replayer {
       }
       case 'eventfd-read': {
         const fd = this.fd(r.fd);
-        const got = this.attempt(() => kernel.eventfdRead(fd));
+        const early = this.early.get(fd) ?? 0n;
+        // An interrupt that came earlier on the replay kernel was read already (below): this is that read.
+        if (!r.err && early > 0n) {
+          this.early.delete(fd);
+          return 1;
+        }
+        let got = this.attempt(() => kernel.eventfdRead(fd));
+        if (r.err === 'EAGAIN' && !got.err && got.value! > 0n) {
+          // The interrupt the program had still to wait for came earlier here: timing. Its count
+          // stands for the wait and the read the trace has next.
+          this.early.set(fd, got.value!);
+          return 1;
+        }
+        if (!r.err && got.err === 'EAGAIN') {
+          // The interrupt the program found already there comes later here: wait for it, bounded.
+          const signal = AbortSignal.timeout(this.options.waitTimeoutMs);
+          try {
+            await kernel.waitReadable(fd, signal);
+          } catch {
+            throw new Diverged(`no event within ${this.options.waitTimeoutMs} ms where the trace read ${fieldText(r.ret)}`, '-1 EAGAIN');
+          }
+          got = this.attempt(() => kernel.eventfdRead(fd));
+        }
         this.expectOutcome({ ...r, ret: undefined }, { err: got.err });
         // Interrupts that arrive close together are counted as one read or several: timing.
         if (!got.err && bigOf(r.ret, 'counter') > 0n !== got.value! > 0n)
@@ -396,6 +423,8 @@ class Replayer {
         // A wait is recorded when it ends: one still pending when its fd was closed ends ECANCELED after the close.
         if (r.err === 'ECANCELED' && r.fd !== undefined && this.closed.has(r.fd) && !this.fds.has(r.fd)) return 1;
         const fd = this.fd(r.fd);
+        // The interrupt this wait ended with was read early already (see eventfd-read).
+        if (!r.err && (this.early.get(fd) ?? 0n) > 0n) return 1;
         const signal = AbortSignal.timeout(this.options.waitTimeoutMs);
         let err: string | undefined;
         try {

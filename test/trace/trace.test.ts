@@ -252,6 +252,34 @@ describe('vfio trace', function () {
       assert.match(r.divergence!.what, /IOMMU_IOAS_MAP answered iova=/);
     });
 
+    it('relates interrupt timing: an interrupt found already there, or still to wait for, on the traced kernel', async () => {
+      const trace = readTrace(path.join(FIXTURES, 'edu-model-noiommu.jsonl'));
+      const rs = trace.records;
+      const k = rs.findIndex(
+        (r, n) =>
+          r.call === 'eventfd-read' &&
+          r.err === 'EAGAIN' &&
+          rs[n + 1]?.call === 'wait' &&
+          rs[n + 2]?.call === 'eventfd-read' &&
+          !rs[n + 2]!.err,
+      );
+      assert.ok(k > 0, 'the trace waits for an interrupt');
+      const renumber = (records: TraceRecord[]): TraceFile => ({ header: trace.header, records: records.map((r, i) => ({ ...r, i })) });
+      // On the traced kernel the interrupt was there at the first read: replay waits for it.
+      const there = renumber([...rs.slice(0, k), ...rs.slice(k + 2)]);
+      const a = await replayTrace(there, createModelKernel('linux-7.3-noiommu'));
+      assert.equal(a.divergence, null, JSON.stringify(a.divergence));
+      // On the traced kernel it came only after a wait and an empty read: replay's earlier one stands for both.
+      const later = renumber([...rs.slice(0, k), rs[k + 1]!, rs[k]!, ...rs.slice(k + 2)]);
+      const b = await replayTrace(later, createModelKernel('linux-7.3-noiommu'));
+      assert.equal(b.divergence, null, JSON.stringify(b.divergence));
+      // An interrupt the replay kernel never raises is a divergence, after the bounded wait.
+      const extra = renumber([...rs.slice(0, k + 3), { ...rs[k + 2]! }, ...rs.slice(k + 3)]);
+      const c = await replayTrace(extra, createModelKernel('linux-7.3-noiommu'), { waitTimeoutMs: 100 });
+      assert.equal(c.divergence?.index, k + 3);
+      assert.match(c.divergence!.what, /no event within 100 ms/);
+    });
+
     it('a physical address must keep its page offset and frame correspondence', async () => {
       const trace = readTrace(path.join(FIXTURES, 'edu-model-noiommu.jsonl'));
       const pa = trace.records.find((r) => r.req === 'IOMMU_IOAS_NOIOMMU_GET_PA')!;
