@@ -113,7 +113,13 @@ class Replayer {
   private readonly closed = new Set<number>();
   /** Replay eventfds read while the trace still had the program wait: the counter read, for the read the trace has next. */
   private readonly early = new Map<number, bigint>();
-  private readonly maps = new Map<string, { readonly mapping: Mapping; readonly id: string }>();
+  private readonly maps = new Map<string, { readonly mapping: Mapping; readonly id: string; readonly recordedAddress?: bigint }>();
+  /**
+   * IOVAs the kernel chose (IOAS_MAP without FIXED_IOVA) that differ between the runs because the
+   * process addresses they were chosen for had another alignment: recorded range → replay base,
+   * newest last. An IOVA the program later passes or stores is translated through them.
+   */
+  private readonly iovaRanges: { readonly recorded: bigint; readonly replay: bigint; readonly length: bigint }[] = [];
   private readonly recordedFrames = new Map<bigint, bigint>();
   private readonly replayFrames = new Map<bigint, bigint>();
   private readonly recordedPage: bigint;
@@ -207,6 +213,28 @@ class Replayer {
   private samePhysical(recorded: bigint, replay: bigint): boolean {
     if (recorded % this.recordedPage !== replay % this.replayPage) return false;
     return this.relateFrame(recorded / this.recordedPage, replay / this.replayPage);
+  }
+
+  /** A recorded IOVA inside a range the kernel chose differently on the replay kernel becomes the replay's. */
+  private translateIova(value: bigint): bigint {
+    for (let k = this.iovaRanges.length - 1; k >= 0; k--) {
+      const r = this.iovaRanges[k]!;
+      if (value >= r.recorded && value < r.recorded + r.length) return r.replay + (value - r.recorded);
+    }
+    return value;
+  }
+
+  /** A recorded pointer field (`m1+0x0`) as the address it had on the traced kernel, when the trace says. */
+  private recordedAddress(v: TraceField | undefined): bigint | undefined {
+    const match = /^(m\d+)\+(0x[0-9a-f]+)$/i.exec(fieldText(v));
+    const base = match ? this.maps.get(match[1]!)?.recordedAddress : undefined;
+    return base === undefined ? undefined : base + BigInt(match![2]!);
+  }
+
+  /** A stored 64-bit value that is a recorded IOVA or physical address becomes the replay's. */
+  private translateAddress(value: bigint): bigint {
+    const iova = this.translateIova(value);
+    return iova !== value ? iova : this.translatePhysical(value);
   }
 
   /** A value stored into a register that is a recorded physical address becomes the replay's. */
@@ -310,7 +338,14 @@ class Replayer {
           kernel.mmap(fd, bigOf(a.length, 'length'), numOf(a.prot, 'prot'), numOf(a.flags, 'flags'), bigOf(a.offset, 'offset')),
         );
         this.expectOutcome({ ...r, ret: undefined }, { err: got.err });
-        if (!got.err && typeof r.ret === 'string') this.maps.set(r.ret, { mapping: got.value!, id: r.ret });
+        if (!got.err && typeof r.ret === 'string') {
+          const recorded = r.out?.address;
+          this.maps.set(r.ret, {
+            mapping: got.value!,
+            id: r.ret,
+            ...(typeof recorded === 'string' ? { recordedAddress: BigInt(recorded) } : {}),
+          });
+        }
         return 1;
       }
       case 'munmap': {
@@ -336,7 +371,7 @@ class Replayer {
         const m = this.mapping(a.map);
         const width = numOf(a.width, 'width') as MmioWidth;
         const raw = bigOf(a.value, 'value');
-        const value = width === 64 ? this.translatePhysical(raw) : Number(raw);
+        const value = width === 64 ? this.translateAddress(raw) : Number(raw);
         this.expectOutcome(
           r,
           this.attempt(() => kernel.mmioWrite(m, numOf(a.offset, 'offset'), width, value)),
@@ -355,9 +390,9 @@ class Replayer {
         for (const w of (r.args?.writes ?? []) as readonly (readonly [string, string])[]) {
           const at = Number(BigInt(w[0]));
           const data = Buffer.from(w[1], 'hex');
-          // Physical addresses the program stored (noiommu descriptors) become the replay's own.
+          // IOVAs and physical addresses the program stored (descriptors) become the replay's own.
           for (let o = 0; o + 8 <= data.length && (at + o) % 8 === 0; o += 8)
-            data.writeBigUInt64LE(this.translatePhysical(data.readBigUInt64LE(o)), o);
+            data.writeBigUInt64LE(this.translateAddress(data.readBigUInt64LE(o)), o);
           bytes.set(data, at);
         }
         return 1;
@@ -561,8 +596,13 @@ class Replayer {
     const size = numOf(args.$size, '$size');
     const bytes = new Uint8Array(new ArrayBuffer(Math.ceil(size / 8) * 8), 0, size);
     const translated: Record<string, TraceField> = {};
-    for (const [name, v] of Object.entries(args))
-      translated[name] = isFdField(layout.struct.name, name) && typeof v === 'number' && v >= 0 ? this.fd(v) : v;
+    const chosen = kernelChosenIova(r);
+    for (const [name, v] of Object.entries(args)) {
+      if (isFdField(layout.struct.name, name) && typeof v === 'number' && v >= 0) translated[name] = this.fd(v);
+      else if (isIovaField(name) && !chosen && typeof v === 'string' && /^0x[0-9a-f]+$/i.test(v))
+        translated[name] = hex(this.translateIova(BigInt(v)));
+      else translated[name] = v;
+    }
     encodeStruct(layout, translated, bytes, this.codec);
     const tail = bytes.subarray(layout.struct.size);
     if (Array.isArray(args.$fds)) {
@@ -572,6 +612,31 @@ class Replayer {
       tail.set(this.data(args.$tail, `the data after ${layout.struct.name}`));
     }
     return bytes;
+  }
+
+  /**
+   * The IOVA IOAS_MAP chose: iopt_alloc_iova aligns it to the smaller of the length (rounded up to
+   * a power of two) and the lowest set bit of the process address, at most a huge page. When the
+   * two runs' addresses give the same alignment (and no earlier choice differed) the kernel's
+   * choice must be the same, compared as any field (false). Otherwise each must have its own
+   * alignment, and the two are related for what the program does with the IOVA later.
+   */
+  private relateChosenIova(r: TraceRecord, recorded: bigint, replay: bigint): boolean {
+    const args = r.args ?? {};
+    const length = bigOf(args.length, 'length');
+    const recordedVa = this.recordedAddress(args.user_va);
+    if (recordedVa === undefined) return false;
+    const replayVa = this.address(args.user_va!);
+    const alignRecorded = autoIovaAlignment(length, recordedVa);
+    const alignReplay = autoIovaAlignment(length, replayVa);
+    if (alignRecorded === alignReplay && this.iovaRanges.length === 0) return false;
+    if (recorded % alignRecorded !== 0n || replay % alignReplay !== 0n)
+      throw new Diverged(
+        `${r.req} chose iova=${hex(replay)} (recorded ${hex(recorded)}): not aligned to ${hex(alignReplay)} (recorded ${hex(alignRecorded)}), as the process address asks`,
+        hex(replay),
+      );
+    if (recorded !== replay) this.iovaRanges.push({ recorded, replay, length });
+    return true;
   }
 
   private compareOut(r: TraceRecord, layout: ReturnType<typeof requestLayout>, arg: Uint8Array): void {
@@ -587,8 +652,13 @@ class Replayer {
     const names = new Set([...Object.keys(args), ...Object.keys(recorded)]);
     for (const name of names) {
       if (name.startsWith('$')) continue;
-      const want = name in recorded ? recorded[name] : args[name];
+      let want = name in recorded ? recorded[name] : args[name];
       const have = got[name];
+      if (isIovaField(name) && typeof want === 'string' && typeof have === 'string' && /^0x[0-9a-f]+$/i.test(want)) {
+        if (name === 'iova' && kernelChosenIova(r) && name in recorded) {
+          if (this.relateChosenIova(r, BigInt(want), BigInt(have))) continue;
+        } else want = hex(this.translateIova(BigInt(want)));
+      }
       if (isPhysicalField(name) && typeof want === 'string' && typeof have === 'string') {
         if (!this.samePhysical(BigInt(want), BigInt(have)))
           throw new Diverged(`${r.req}.${name}=${have} does not correspond to the recorded ${want} (page offset or frame)`, have);
@@ -602,6 +672,29 @@ class Replayer {
     if (tail !== undefined && arg.length > layout.struct.size)
       this.compareData(tail, arg.subarray(layout.struct.size), `the data ${r.req} wrote after ${layout.struct.name}`);
   }
+}
+
+/** Struct fields that hold an IOVA. */
+function isIovaField(name: string): boolean {
+  return name === 'iova' || name === 'src_iova' || name === 'dst_iova';
+}
+
+/** An IOAS_MAP whose IOVA the kernel picks (no FIXED_IOVA). */
+function kernelChosenIova(r: TraceRecord): boolean {
+  return r.req === 'IOMMU_IOAS_MAP' && typeof r.args?.flags === 'string' && !r.args.flags.split('|').includes('FIXED_IOVA');
+}
+
+const HPAGE = 2n * 1024n * 1024n;
+
+/** iopt_alloc_iova's alignment for a mapping of `length` bytes at process address `va` (CONFIG_TRANSPARENT_HUGEPAGE caps it at 2 MiB). */
+function autoIovaAlignment(length: bigint, va: bigint): bigint {
+  let align = 1n;
+  while (align < length) align <<= 1n;
+  if (va !== 0n) {
+    const low = va & -va;
+    if (low < align) align = low;
+  }
+  return align >= HPAGE ? HPAGE : align;
 }
 
 /**

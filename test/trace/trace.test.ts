@@ -280,6 +280,38 @@ describe('vfio trace', function () {
       assert.match(c.divergence!.what, /no event within 100 ms/);
     });
 
+    it('relates an IOVA the kernel chose for a process address of another alignment, and every later use of it', async () => {
+      const trace = readTrace(path.join(FIXTURES, 'edu-model-iommu.jsonl'));
+      const map = trace.records.find((r) => r.req === 'IOMMU_IOAS_MAP')!;
+      assert.equal(map.args!.user_va, 'm1+0x0');
+      assert.equal(map.out!.iova, '0x2000');
+      const mmap = trace.records.find((r) => r.call === 'mmap' && r.ret === 'm1')!;
+      // On the traced kernel the buffer was only 4 KiB aligned: iopt_alloc_iova picked 0x1000, and
+      // the driver stored 0x1000 and 0x2000 into edu's DMA registers and unmapped 0x1000.
+      const moved = withRecords(trace, (rs) => {
+        (rs[mmap.i]!.out as Record<string, string>).address = `0x${(BigInt(mmap.out!.address as string) | 0x1000n).toString(16)}`;
+        (rs[map.i]!.out as Record<string, string>).iova = '0x1000';
+        for (const x of rs) {
+          const a = x.args as Record<string, string> | undefined;
+          if (x.call === 'mmio-write' && a?.width === (64 as unknown as string) && (a.value === '0x2000' || a.value === '0x3000'))
+            a.value = `0x${(BigInt(a.value) - 0x1000n).toString(16)}`;
+          if (x.req === 'IOMMU_IOAS_UNMAP' && a?.iova === '0x2000') {
+            a.iova = '0x1000';
+            (x.out as Record<string, string>).iova = '0x1000'; // a version 1 trace: every field in the answer
+          }
+        }
+      });
+      const ok = await replayTrace(moved, createModelKernel('linux-7.3-iommu'));
+      assert.equal(ok.divergence, null, JSON.stringify(ok.divergence));
+      // An IOVA off the alignment its own process address asks for is a divergence at the MAP.
+      const crooked = withRecords(moved, (rs) => {
+        (rs[map.i]!.out as Record<string, string>).iova = '0x1800';
+      });
+      const r = await replayTrace(crooked, createModelKernel('linux-7.3-iommu'));
+      assert.equal(r.divergence?.index, map.i);
+      assert.match(r.divergence!.what, /not aligned to/);
+    });
+
     it('a physical address must keep its page offset and frame correspondence', async () => {
       const trace = readTrace(path.join(FIXTURES, 'edu-model-noiommu.jsonl'));
       const pa = trace.records.find((r) => r.req === 'IOMMU_IOAS_NOIOMMU_GET_PA')!;
