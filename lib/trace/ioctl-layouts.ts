@@ -255,12 +255,14 @@ interface JsonField {
   readonly key: string;
   /** The key after a comma (`,"name":`), made once rather than per record. */
   readonly nextKey: string;
-  readonly kind: string;
+  /** The scalar kind as a number for a cheap switch: see KIND. */
+  readonly kind: number;
   readonly offset: number;
   readonly end: number;
+  /** `"name|name"` per flags value already seen (flags fields only). */
+  readonly flagText: Map<number, string> | null;
   readonly count: number;
   readonly elementSize: number;
-  readonly flags: boolean;
   readonly pointer: boolean;
 }
 
@@ -274,39 +276,42 @@ function jsonFields(layout: RequestLayout): readonly JsonField[] {
     .map((f) => ({
       key: `"${f.name}":`,
       nextKey: `,"${f.name}":`,
-      kind: f.type.kind === 'array' ? f.type.element.kind : f.type.kind,
+      kind: KIND[f.type.kind === 'array' ? f.type.element.kind : f.type.kind],
       offset: f.offset,
       end: f.offset + f.type.size,
       count: f.type.kind === 'array' ? f.type.count : -1,
       elementSize: f.type.kind === 'array' ? f.type.element.size : f.type.size,
-      flags: f.name === 'flags' && layout.flagPrefix !== undefined && f.type.kind !== 'u64' && f.type.kind !== 's64',
       pointer: isPointerField(f.name),
+      flagText:
+        f.name === 'flags' && layout.flagPrefix !== undefined && f.type.kind !== 'u64' && f.type.kind !== 's64'
+          ? new Map<number, string>()
+          : null,
     }));
   jsonWriters.set(layout, fields);
   return fields;
 }
 
-const flagTextCache = new Map<string, Map<number, string>>();
+const KIND = { u8: 0, u16: 1, u32: 2, s32: 3, u64: 4, s64: 5 } as const;
 
 export function u32At(b: Uint8Array, o: number): number {
   return (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0;
 }
 
-function scalarJson(enc: LineEncoder, b: Uint8Array, kind: string, o: number): void {
+function scalarJson(enc: LineEncoder, b: Uint8Array, kind: number, o: number): void {
   switch (kind) {
-    case 'u8':
+    case 0:
       enc.int(b[o]!);
       return;
-    case 'u16':
+    case 1:
       enc.int(b[o]! | (b[o + 1]! << 8));
       return;
-    case 'u32':
+    case 2:
       enc.int(u32At(b, o));
       return;
-    case 's32':
+    case 3:
       enc.int(u32At(b, o) | 0);
       return;
-    case 'u64':
+    case 4:
       enc.byte(0x22);
       enc.hex64(u32At(b, o), u32At(b, o + 4));
       enc.byte(0x22);
@@ -359,19 +364,17 @@ export function writeStructJson(
         scalarJson(enc, bytes, f.kind, f.offset + k * f.elementSize);
       }
       enc.byte(0x5d);
-    } else if (f.flags) {
-      const raw =
-        f.kind === 'u8' ? bytes[f.offset]! : f.kind === 'u16' ? bytes[f.offset]! | (bytes[f.offset + 1]! << 8) : u32At(bytes, f.offset);
-      const value = f.kind === 's32' ? raw | 0 : raw;
-      let cache = flagTextCache.get(layout.flagPrefix!);
-      if (!cache) flagTextCache.set(layout.flagPrefix!, (cache = new Map<number, string>()));
+    } else if (f.flagText) {
+      const raw = f.kind === 0 ? bytes[f.offset]! : f.kind === 1 ? bytes[f.offset]! | (bytes[f.offset + 1]! << 8) : u32At(bytes, f.offset);
+      const value = f.kind === 3 ? raw | 0 : raw;
+      const cache = f.flagText;
       let named = cache.get(value);
       if (named === undefined) {
         named = `"${flagNames(layout.flagPrefix!, value)}"`;
         if (cache.size < 1024) cache.set(value, named);
       }
       enc.ascii(named);
-    } else if (f.pointer && (f.kind === 'u64' || f.kind === 's64')) {
+    } else if (f.pointer && f.kind >= 4) {
       pointer(enc, u32At(bytes, f.offset), u32At(bytes, f.offset + 4));
     } else {
       scalarJson(enc, bytes, f.kind, f.offset);
