@@ -76,7 +76,7 @@ export function traceReplaySuite(machine: 'edu' | 'nvme'): void {
       for (const c of ['open', 'ioctl', 'mmap', 'mmio-read', 'mmio-write', 'eventfd', 'memory', 'close'] as const)
         assert.ok(calls.has(c), `records ${c}`);
       assert.ok(
-        trace.records.every((r) => r.call !== 'ioctl' || !/^0x/.test(r.req!)),
+        trace.records.every((r) => r.call !== 'ioctl' || !/^ioctl 0x/.test(r.req!)),
         'every ioctl has its name',
       );
     });
