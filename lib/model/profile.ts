@@ -281,7 +281,11 @@ export type ProfileName =
   | 'linux-6.x-legacy-noiommu'
   | 'unprivileged'
   | 'lab-multi-noiommu'
-  | 'lab-multi-iommu';
+  | 'lab-multi-iommu'
+  | 'lab-edu-noiommu'
+  | 'lab-edu-iommu'
+  | 'lab-nvme-noiommu'
+  | 'lab-nvme-iommu';
 
 export const RLIM_INFINITY = (1n << 64n) - 1n;
 const GiB = 1n << 30n;
@@ -315,7 +319,7 @@ const FULL_CONFIG: KernelConfig = {
   TRANSPARENT_HUGEPAGE: true,
 };
 
-/** The lab kernels' configuration (scripts/lab/kernel): everything above plus SR-IOV. */
+/** The lab kernels' configuration (scripts/lab/kernel/base.config + group.config): everything above plus SR-IOV. */
 const LAB_KERNEL_CONFIG: KernelConfig = { ...FULL_CONFIG, PCI_IOV: true };
 
 /** The QEMU lab's edu device, bound to vfio-pci at boot as the lab's init script does. */
@@ -367,6 +371,26 @@ const LAB_MULTI_PCI: readonly PciDeviceSpec[] = [
   { address: '0000:01:00.0', device: 'edu', driver: 'vfio-pci', options: { dma_mask: LAB_EDU_DMA_MASK, bar0: 0xfe60_0000n } },
 ];
 
+/**
+ * The lab's 'edu' machine (scripts/lab/common.sh: `-device edu,dma_mask=…` without an address):
+ * edu takes the first free slot, 00:03.0, and the two 9p transports the next ones, 04 and 05;
+ * with the platform functions that is the nine functions the guest lists. SeaBIOS puts edu's
+ * BAR0 at 0xfea00000 (fixtures/edu-lab-7.3-*.txt); IOMMU groups follow bus order (edu's is 3).
+ */
+const LAB_EDU_PCI: readonly PciDeviceSpec[] = [
+  ...labPlatformFunctions([4, 5]),
+  { address: '0000:00:03.0', device: 'edu', driver: 'vfio-pci', options: { dma_mask: LAB_EDU_DMA_MASK, bar0: 0xfea0_0000n } },
+];
+
+/**
+ * The lab's 'nvme' machine: QEMU 7.2's NVMe controller (lib/devices/nvme, serial as the lab sets
+ * it) at `addr=0x4`, so the 9p transports take slots 03 and 05.
+ */
+const LAB_NVME_PCI: readonly PciDeviceSpec[] = [
+  ...labPlatformFunctions([3, 5]),
+  { address: '0000:00:04.0', device: 'nvme', driver: 'vfio-pci', options: { serial: 'nodevfio0001' } },
+];
+
 const ROOT: ProcessCredentials = {
   uid: 0,
   capabilities: { sysRawio: true, sysAdmin: true, ipcLock: true, sysResource: true },
@@ -400,8 +424,9 @@ const QEMU_VTD: IommuUnit = {
 
 /**
  * The preset machines, by ProfileName: Linux 7.3 hosts with noiommu and with an IOMMU, an older
- * kernel with only the legacy group path, an unprivileged user, and the lab's multi-device
- * machines. `createModelKernel(name)` boots one; spread one into a Profile to vary it.
+ * kernel with only the legacy group path, an unprivileged user, and the lab's machines exactly
+ * as their guests see them (lab-edu-*, lab-nvme-*, lab-multi-*: every PCI function of the QEMU
+ * command line in scripts/lab/common.sh). `createModelKernel(name)` boots one; spread one into a Profile to vary it.
  *
  * @category Model
  */
@@ -482,6 +507,46 @@ export const profiles: Readonly<Record<ProfileName, Profile>> = {
     process: ROOT,
     memory: LAB_MEMORY,
     pci: LAB_MULTI_PCI,
+  },
+  'lab-edu-noiommu': {
+    name: 'lab-edu-noiommu',
+    kernel: KERNEL_7_3,
+    config: LAB_KERNEL_CONFIG,
+    noiommu: true,
+    iommu: null,
+    process: ROOT,
+    memory: LAB_MEMORY,
+    pci: LAB_EDU_PCI,
+  },
+  'lab-edu-iommu': {
+    name: 'lab-edu-iommu',
+    kernel: KERNEL_7_3,
+    config: LAB_KERNEL_CONFIG,
+    noiommu: false,
+    iommu: QEMU_VTD,
+    process: ROOT,
+    memory: LAB_MEMORY,
+    pci: LAB_EDU_PCI,
+  },
+  'lab-nvme-noiommu': {
+    name: 'lab-nvme-noiommu',
+    kernel: KERNEL_7_3,
+    config: LAB_KERNEL_CONFIG,
+    noiommu: true,
+    iommu: null,
+    process: ROOT,
+    memory: LAB_MEMORY,
+    pci: LAB_NVME_PCI,
+  },
+  'lab-nvme-iommu': {
+    name: 'lab-nvme-iommu',
+    kernel: KERNEL_7_3,
+    config: LAB_KERNEL_CONFIG,
+    noiommu: false,
+    iommu: QEMU_VTD,
+    process: ROOT,
+    memory: LAB_MEMORY,
+    pci: LAB_NVME_PCI,
   },
 };
 

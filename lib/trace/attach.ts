@@ -33,15 +33,25 @@ const KERNEL_METHODS: ReadonlySet<string> = new Set([
   'memlockLimit',
 ]);
 
+/**
+ * A kernel with tracing attached, as attachTracing returns it.
+ *
+ * @category Tracing
+ */
 export interface AttachedTrace<K extends Kernel> {
   /** Use this in place of the original kernel. */
   readonly kernel: K;
+  /** The recorder behind `kernel`. */
   readonly tracer: TracingKernel;
   /** Flushes and closes the trace. */
   end(): void;
 }
 
-/** Records every call made through the returned kernel to `destination` (a file path, or a sink). */
+/**
+ * Records every call made through the returned kernel to `destination` (a file path, or a sink).
+ *
+ * @category Tracing
+ */
 export function attachTracing<K extends Kernel>(kernel: K, destination: string | TraceSink, options?: TraceOptions): AttachedTrace<K> {
   const sink = typeof destination === 'string' ? new JsonlTraceWriter(destination) : destination;
   const tracer = new TracingKernel(kernel, sink, options);

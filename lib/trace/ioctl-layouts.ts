@@ -9,6 +9,7 @@ import * as iommufd from '../uapi/iommufd';
 import * as vfio from '../uapi/vfio';
 import { ioctlName, type FileKind } from '../uapi/requests';
 import { hex, type TraceField, type TraceFields } from './schema';
+import type { LineEncoder } from './line-encoder';
 
 /** The part of a StructType the trace needs: its name, size and field layout. */
 export interface StructLayout {
@@ -108,17 +109,23 @@ export function parseFlagNames(prefix: string, text: string): number {
   return value >>> 0;
 }
 
+/** Every request the trace decodes a struct for. */
+export function structRequestNames(): string[] {
+  return Object.keys(LAYOUTS);
+}
+
 export function requestLayout(name: string): RequestLayout | undefined {
   return LAYOUTS[name];
 }
 
-/** The request's name as the fd's kind of file defines it. */
-const nameCache = new Map<string, string>();
+/** The request's name as the fd's kind of file defines it (cached per kind, without building a key per call). */
+const nameCache = new Map<FileKind | undefined, Map<number, string>>();
 
 export function requestName(number: number, kind: FileKind | undefined): string {
-  const key = `${kind ?? ''}:${number}`;
-  let name = nameCache.get(key);
-  if (name === undefined) nameCache.set(key, (name = ioctlName(number, kind)));
+  let names = nameCache.get(kind);
+  if (!names) nameCache.set(kind, (names = new Map<number, string>()));
+  let name = names.get(number);
+  if (name === undefined) names.set(number, (name = ioctlName(number, kind)));
   return name;
 }
 
@@ -242,3 +249,136 @@ export const PLAIN_CODEC: FieldCodec = {
   encode: (_f, v) => (typeof v === 'bigint' ? hex(v) : v),
   decode: (_f, v) => scalarOf(v),
 };
+
+/** One field as the JSON writer reads it: where, what kind, and whether it is flags or a pointer. */
+interface JsonField {
+  readonly key: string;
+  /** The key after a comma (`,"name":`), made once rather than per record. */
+  readonly nextKey: string;
+  /** The scalar kind as a number for a cheap switch: see KIND. */
+  readonly kind: number;
+  readonly offset: number;
+  readonly end: number;
+  /** `"name|name"` per flags value already seen (flags fields only). */
+  readonly flagText: Map<number, string> | null;
+  readonly count: number;
+  readonly elementSize: number;
+  readonly pointer: boolean;
+}
+
+const jsonWriters = new Map<RequestLayout, readonly JsonField[]>();
+
+function jsonFields(layout: RequestLayout): readonly JsonField[] {
+  let fields = jsonWriters.get(layout);
+  if (fields) return fields;
+  fields = layout.struct.fields
+    .filter((f) => !f.name.startsWith('__') && f.name !== 'pad')
+    .map((f) => ({
+      key: `"${f.name}":`,
+      nextKey: `,"${f.name}":`,
+      kind: KIND[f.type.kind === 'array' ? f.type.element.kind : f.type.kind],
+      offset: f.offset,
+      end: f.offset + f.type.size,
+      count: f.type.kind === 'array' ? f.type.count : -1,
+      elementSize: f.type.kind === 'array' ? f.type.element.size : f.type.size,
+      pointer: isPointerField(f.name),
+      flagText:
+        f.name === 'flags' && layout.flagPrefix !== undefined && f.type.kind !== 'u64' && f.type.kind !== 's64'
+          ? new Map<number, string>()
+          : null,
+    }));
+  jsonWriters.set(layout, fields);
+  return fields;
+}
+
+const KIND = { u8: 0, u16: 1, u32: 2, s32: 3, u64: 4, s64: 5 } as const;
+
+export function u32At(b: Uint8Array, o: number): number {
+  return (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0;
+}
+
+function scalarJson(enc: LineEncoder, b: Uint8Array, kind: number, o: number): void {
+  switch (kind) {
+    case 0:
+      enc.int(b[o]!);
+      return;
+    case 1:
+      enc.int(b[o]! | (b[o + 1]! << 8));
+      return;
+    case 2:
+      enc.int(u32At(b, o));
+      return;
+    case 3:
+      enc.int(u32At(b, o) | 0);
+      return;
+    case 4:
+      enc.byte(0x22);
+      enc.hex64(u32At(b, o), u32At(b, o + 4));
+      enc.byte(0x22);
+      return;
+    default: {
+      enc.byte(0x22);
+      if (u32At(b, o + 4) < 0x8000_0000) enc.hex64(u32At(b, o), u32At(b, o + 4));
+      else enc.hex(new DataView(b.buffer, b.byteOffset + o, 8).getBigInt64(0, true));
+      enc.byte(0x22);
+    }
+  }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array, from: number, to: number): boolean {
+  for (let k = from; k < to; k++) if (a[k] !== b[k]) return false;
+  return true;
+}
+
+/** Writes a process address (hi:lo) as the trace shows it, quoted: `"m3+0x10"` or `"0x…"`. */
+export type PointerWriter = (enc: LineEncoder, lo: number, hi: number) => void;
+
+/**
+ * Writes the struct's fields in `bytes` as a JSON object without its closing brace
+ * (`{"size":40,"flags":"FIXED_IOVA",…`), exactly what JSON.stringify(decodeStruct(…)) begins
+ * with, into `enc`: the tracer's hot path (see line-encoder.ts). Only the first `length` bytes
+ * count; with `unchangedFrom` (the bytes before the call), only the fields whose bytes differ
+ * from it. Returns whether any field was written.
+ */
+export function writeStructJson(
+  enc: LineEncoder,
+  layout: RequestLayout,
+  bytes: Uint8Array,
+  length: number,
+  pointer: PointerWriter,
+  unchangedFrom?: Uint8Array,
+): boolean {
+  const fields = jsonFields(layout);
+  enc.byte(0x7b);
+  let first = true;
+  for (let n = 0; n < fields.length; n++) {
+    const f = fields[n]!;
+    if (f.end > length) break;
+    if (unchangedFrom && sameBytes(bytes, unchangedFrom, f.offset, f.end)) continue;
+    enc.ascii(first ? f.key : f.nextKey);
+    first = false;
+    if (f.count >= 0) {
+      enc.byte(0x5b);
+      for (let k = 0; k < f.count; k++) {
+        if (k) enc.byte(0x2c);
+        scalarJson(enc, bytes, f.kind, f.offset + k * f.elementSize);
+      }
+      enc.byte(0x5d);
+    } else if (f.flagText) {
+      const raw = f.kind === 0 ? bytes[f.offset]! : f.kind === 1 ? bytes[f.offset]! | (bytes[f.offset + 1]! << 8) : u32At(bytes, f.offset);
+      const value = f.kind === 3 ? raw | 0 : raw;
+      const cache = f.flagText;
+      let named = cache.get(value);
+      if (named === undefined) {
+        named = `"${flagNames(layout.flagPrefix!, value)}"`;
+        if (cache.size < 1024) cache.set(value, named);
+      }
+      enc.ascii(named);
+    } else if (f.pointer && f.kind >= 4) {
+      pointer(enc, u32At(bytes, f.offset), u32At(bytes, f.offset + 4));
+    } else {
+      scalarJson(enc, bytes, f.kind, f.offset);
+    }
+  }
+  return !first;
+}

@@ -11,10 +11,18 @@ import type { Kernel } from '../sys/kernel';
 import { formatDivergence, replayTrace, type ReplayOptions, type ReplayResult } from './replay';
 import { readTrace } from './trace-file';
 
+/**
+ * A checked-in trace no longer replays: the message has the first divergence with its context.
+ *
+ * @category Tracing
+ */
 export class TraceDivergenceError extends Error {
+  /** Always ERR_VFIO_TRACE_DIVERGED. */
   readonly code = 'ERR_VFIO_TRACE_DIVERGED';
   constructor(
+    /** The trace file. */
     readonly file: string,
+    /** What replay returned (its divergence is set). */
     readonly result: ReplayResult,
   ) {
     super(`${file}: ${formatDivergence(result.divergence!).join('\n')}`);
@@ -22,7 +30,11 @@ export class TraceDivergenceError extends Error {
   }
 }
 
-/** Replays `file` on a fresh kernel from `makeKernel`; rejects with a TraceDivergenceError on the first divergence. */
+/**
+ * Replays `file` on a fresh kernel from `makeKernel`; rejects with a TraceDivergenceError on the first divergence.
+ *
+ * @category Tracing
+ */
 export async function assertTraceReplays(file: string, makeKernel: () => Kernel, options?: ReplayOptions): Promise<ReplayResult> {
   const trace = readTrace(file);
   const result = await replayTrace(trace, makeKernel(), options);
@@ -32,7 +44,11 @@ export async function assertTraceReplays(file: string, makeKernel: () => Kernel,
 
 type MochaIt = (title: string, fn: () => Promise<void>) => unknown;
 
-/** Registers a mocha `it` that replays `file` (mocha's global `it` must be defined: call it inside a test file). */
+/**
+ * Registers a mocha `it` that replays `file` (mocha's global `it` must be defined: call it inside a test file).
+ *
+ * @category Tracing
+ */
 export function itReplaysTrace(title: string, file: string, makeKernel: () => Kernel, options?: ReplayOptions): void {
   const it = (globalThis as { it?: MochaIt }).it;
   if (typeof it !== 'function')

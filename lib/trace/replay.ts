@@ -8,7 +8,9 @@
  * - physical addresses (GET_PA, pagemap, a noiommu DMA address stored into a register): the page
  *   offset must be equal and frames must correspond one to one, in order of first appearance;
  * - timing: a polled register (a run of reads at one offset returning one value, then another)
- *   may take more or fewer reads; an eventfd may have counted several interrupts as one.
+ *   may take more or fewer reads; an eventfd may have counted several interrupts as one; an
+ *   interrupt may arrive before or after the eventfd read that found it on the traced kernel
+ *   (replay then waits for it, bounded, or counts it for the wait and read the trace has next).
  */
 import type { Kernel, Mapping, MmioWidth } from '../sys/kernel';
 import { VfioError } from '../sys/errors';
@@ -26,6 +28,11 @@ import { bytesField, hex, type TraceField, type TraceFields, type TraceRecord, f
 import type { TraceFile } from './trace-file';
 import { formatRecord } from './trace-listing';
 
+/**
+ * Bounds on how long replay waits for what the trace says happened.
+ *
+ * @category Tracing
+ */
 export interface ReplayOptions {
   /** How long a recorded wait may take on the replay kernel before it counts as a divergence. Default 5000 ms. */
   readonly waitTimeoutMs?: number;
@@ -33,20 +40,33 @@ export interface ReplayOptions {
   readonly maxPollReads?: number;
 }
 
+/**
+ * The first recorded call whose answer on the replay kernel was not what the trace says.
+ *
+ * @category Tracing
+ */
 export interface Divergence {
   /** Index of the recorded call that diverged. */
   readonly index: number;
+  /** The record of that call. */
   readonly recorded: TraceRecord;
   /** What came back on the replay kernel, in the trace's notation. */
   readonly replayed: string;
+  /** What differs, in words. */
   readonly what: string;
   /** The calls before it, formatted, for context. */
   readonly context: readonly string[];
 }
 
+/**
+ * How far replay got, and where it diverged.
+ *
+ * @category Tracing
+ */
 export interface ReplayResult {
   /** Recorded calls replayed (all of them when there is no divergence). */
   readonly replayed: number;
+  /** The first divergence, or null for none. */
   readonly divergence: Divergence | null;
 }
 
@@ -91,7 +111,15 @@ class Replayer {
   private readonly paths = new Map<number, string>();
   /** Recorded fds the trace has closed: a wait on one that ended ECANCELED was cancelled by that close. */
   private readonly closed = new Set<number>();
-  private readonly maps = new Map<string, { readonly mapping: Mapping; readonly id: string }>();
+  /** Replay eventfds read while the trace still had the program wait: the counter read, for the read the trace has next. */
+  private readonly early = new Map<number, bigint>();
+  private readonly maps = new Map<string, { readonly mapping: Mapping; readonly id: string; readonly recordedAddress?: bigint }>();
+  /**
+   * IOVAs the kernel chose (IOAS_MAP without FIXED_IOVA) that differ between the runs because the
+   * process addresses they were chosen for had another alignment: recorded range → replay base,
+   * newest last. An IOVA the program later passes or stores is translated through them.
+   */
+  private readonly iovaRanges: { readonly recorded: bigint; readonly replay: bigint; readonly length: bigint }[] = [];
   private readonly recordedFrames = new Map<bigint, bigint>();
   private readonly replayFrames = new Map<bigint, bigint>();
   private readonly recordedPage: bigint;
@@ -187,6 +215,28 @@ class Replayer {
     return this.relateFrame(recorded / this.recordedPage, replay / this.replayPage);
   }
 
+  /** A recorded IOVA inside a range the kernel chose differently on the replay kernel becomes the replay's. */
+  private translateIova(value: bigint): bigint {
+    for (let k = this.iovaRanges.length - 1; k >= 0; k--) {
+      const r = this.iovaRanges[k]!;
+      if (value >= r.recorded && value < r.recorded + r.length) return r.replay + (value - r.recorded);
+    }
+    return value;
+  }
+
+  /** A recorded pointer field (`m1+0x0`) as the address it had on the traced kernel, when the trace says. */
+  private recordedAddress(v: TraceField | undefined): bigint | undefined {
+    const match = /^(m\d+)\+(0x[0-9a-f]+)$/i.exec(fieldText(v));
+    const base = match ? this.maps.get(match[1]!)?.recordedAddress : undefined;
+    return base === undefined ? undefined : base + BigInt(match![2]!);
+  }
+
+  /** A stored 64-bit value that is a recorded IOVA or physical address becomes the replay's. */
+  private translateAddress(value: bigint): bigint {
+    const iova = this.translateIova(value);
+    return iova !== value ? iova : this.translatePhysical(value);
+  }
+
   /** A value stored into a register that is a recorded physical address becomes the replay's. */
   private translatePhysical(value: bigint): bigint {
     const frame = this.recordedFrames.get(value / this.recordedPage);
@@ -256,6 +306,7 @@ class Replayer {
         if (!got.err) {
           this.fds.delete(r.fd!);
           this.closed.add(r.fd!);
+          this.early.delete(fd);
         }
         return 1;
       }
@@ -287,7 +338,14 @@ class Replayer {
           kernel.mmap(fd, bigOf(a.length, 'length'), numOf(a.prot, 'prot'), numOf(a.flags, 'flags'), bigOf(a.offset, 'offset')),
         );
         this.expectOutcome({ ...r, ret: undefined }, { err: got.err });
-        if (!got.err && typeof r.ret === 'string') this.maps.set(r.ret, { mapping: got.value!, id: r.ret });
+        if (!got.err && typeof r.ret === 'string') {
+          const recorded = r.out?.address;
+          this.maps.set(r.ret, {
+            mapping: got.value!,
+            id: r.ret,
+            ...(typeof recorded === 'string' ? { recordedAddress: BigInt(recorded) } : {}),
+          });
+        }
         return 1;
       }
       case 'munmap': {
@@ -313,7 +371,7 @@ class Replayer {
         const m = this.mapping(a.map);
         const width = numOf(a.width, 'width') as MmioWidth;
         const raw = bigOf(a.value, 'value');
-        const value = width === 64 ? this.translatePhysical(raw) : Number(raw);
+        const value = width === 64 ? this.translateAddress(raw) : Number(raw);
         this.expectOutcome(
           r,
           this.attempt(() => kernel.mmioWrite(m, numOf(a.offset, 'offset'), width, value)),
@@ -323,13 +381,18 @@ class Replayer {
       case 'memory': {
         const m = this.mapping(r.args?.map);
         if (!m.buffer) throw new Diverged(`mapping ${fieldText(r.args?.map)} has no bytes to write on this kernel`, '');
+        if (typeof r.args?.omitted === 'number' && r.args.omitted > 0)
+          throw new Diverged(
+            `cannot replay: the trace left out ${r.args.omitted} of the bytes the program wrote into ${fieldText(r.args.map)} (the data cap is ${this.trace.header.dataCap}; record with a larger one, NODE_VFIO_TRACE_DATA_CAP)`,
+            '',
+          );
         const bytes = new Uint8Array(m.buffer);
         for (const w of (r.args?.writes ?? []) as readonly (readonly [string, string])[]) {
           const at = Number(BigInt(w[0]));
           const data = Buffer.from(w[1], 'hex');
-          // Physical addresses the program stored (noiommu descriptors) become the replay's own.
+          // IOVAs and physical addresses the program stored (descriptors) become the replay's own.
           for (let o = 0; o + 8 <= data.length && (at + o) % 8 === 0; o += 8)
-            data.writeBigUInt64LE(this.translatePhysical(data.readBigUInt64LE(o)), o);
+            data.writeBigUInt64LE(this.translateAddress(data.readBigUInt64LE(o)), o);
           bytes.set(data, at);
         }
         return 1;
@@ -354,7 +417,29 @@ class Replayer {
       }
       case 'eventfd-read': {
         const fd = this.fd(r.fd);
-        const got = this.attempt(() => kernel.eventfdRead(fd));
+        const early = this.early.get(fd) ?? 0n;
+        // An interrupt that came earlier on the replay kernel was read already (below): this is that read.
+        if (!r.err && early > 0n) {
+          this.early.delete(fd);
+          return 1;
+        }
+        let got = this.attempt(() => kernel.eventfdRead(fd));
+        if (r.err === 'EAGAIN' && !got.err && got.value! > 0n) {
+          // The interrupt the program had still to wait for came earlier here: timing. Its count
+          // stands for the wait and the read the trace has next.
+          this.early.set(fd, got.value!);
+          return 1;
+        }
+        if (!r.err && got.err === 'EAGAIN') {
+          // The interrupt the program found already there comes later here: wait for it, bounded.
+          const signal = AbortSignal.timeout(this.options.waitTimeoutMs);
+          try {
+            await kernel.waitReadable(fd, signal);
+          } catch {
+            throw new Diverged(`no event within ${this.options.waitTimeoutMs} ms where the trace read ${fieldText(r.ret)}`, '-1 EAGAIN');
+          }
+          got = this.attempt(() => kernel.eventfdRead(fd));
+        }
         this.expectOutcome({ ...r, ret: undefined }, { err: got.err });
         // Interrupts that arrive close together are counted as one read or several: timing.
         if (!got.err && bigOf(r.ret, 'counter') > 0n !== got.value! > 0n)
@@ -373,6 +458,8 @@ class Replayer {
         // A wait is recorded when it ends: one still pending when its fd was closed ends ECANCELED after the close.
         if (r.err === 'ECANCELED' && r.fd !== undefined && this.closed.has(r.fd) && !this.fds.has(r.fd)) return 1;
         const fd = this.fd(r.fd);
+        // The interrupt this wait ended with was read early already (see eventfd-read).
+        if (!r.err && (this.early.get(fd) ?? 0n) > 0n) return 1;
         const signal = AbortSignal.timeout(this.options.waitTimeoutMs);
         let err: string | undefined;
         try {
@@ -509,8 +596,13 @@ class Replayer {
     const size = numOf(args.$size, '$size');
     const bytes = new Uint8Array(new ArrayBuffer(Math.ceil(size / 8) * 8), 0, size);
     const translated: Record<string, TraceField> = {};
-    for (const [name, v] of Object.entries(args))
-      translated[name] = isFdField(layout.struct.name, name) && typeof v === 'number' && v >= 0 ? this.fd(v) : v;
+    const chosen = kernelChosenIova(r);
+    for (const [name, v] of Object.entries(args)) {
+      if (isFdField(layout.struct.name, name) && typeof v === 'number' && v >= 0) translated[name] = this.fd(v);
+      else if (isIovaField(name) && !chosen && typeof v === 'string' && /^0x[0-9a-f]+$/i.test(v))
+        translated[name] = hex(this.translateIova(BigInt(v)));
+      else translated[name] = v;
+    }
     encodeStruct(layout, translated, bytes, this.codec);
     const tail = bytes.subarray(layout.struct.size);
     if (Array.isArray(args.$fds)) {
@@ -522,16 +614,51 @@ class Replayer {
     return bytes;
   }
 
+  /**
+   * The IOVA IOAS_MAP chose: iopt_alloc_iova aligns it to the smaller of the length (rounded up to
+   * a power of two) and the lowest set bit of the process address, at most a huge page. When the
+   * two runs' addresses give the same alignment (and no earlier choice differed) the kernel's
+   * choice must be the same, compared as any field (false). Otherwise each must have its own
+   * alignment, and the two are related for what the program does with the IOVA later.
+   */
+  private relateChosenIova(r: TraceRecord, recorded: bigint, replay: bigint): boolean {
+    const args = r.args ?? {};
+    const length = bigOf(args.length, 'length');
+    const recordedVa = this.recordedAddress(args.user_va);
+    if (recordedVa === undefined) return false;
+    const replayVa = this.address(args.user_va!);
+    const alignRecorded = autoIovaAlignment(length, recordedVa);
+    const alignReplay = autoIovaAlignment(length, replayVa);
+    if (alignRecorded === alignReplay && this.iovaRanges.length === 0) return false;
+    if (recorded % alignRecorded !== 0n || replay % alignReplay !== 0n)
+      throw new Diverged(
+        `${r.req} chose iova=${hex(replay)} (recorded ${hex(recorded)}): not aligned to ${hex(alignReplay)} (recorded ${hex(alignRecorded)}), as the process address asks`,
+        hex(replay),
+      );
+    if (recorded !== replay) this.iovaRanges.push({ recorded, replay, length });
+    return true;
+  }
+
   private compareOut(r: TraceRecord, layout: ReturnType<typeof requestLayout>, arg: Uint8Array): void {
     const recorded = r.out!;
     if (!layout) {
       this.compareData(recorded.bytes, arg, `what ${r.req} wrote back`);
       return;
     }
+    const args = r.args ?? {};
     const got: Record<string, TraceField> = { ...decodeStruct(layout, arg, this.codec) };
-    for (const [name, want] of Object.entries(recorded)) {
+    // Every field is compared: one the answer does not list (trace version 2 lists only what the
+    // kernel changed) must still be what the call was passed.
+    const names = new Set([...Object.keys(args), ...Object.keys(recorded)]);
+    for (const name of names) {
       if (name.startsWith('$')) continue;
+      let want = name in recorded ? recorded[name] : args[name];
       const have = got[name];
+      if (isIovaField(name) && typeof want === 'string' && typeof have === 'string' && /^0x[0-9a-f]+$/i.test(want)) {
+        if (name === 'iova' && kernelChosenIova(r) && name in recorded) {
+          if (this.relateChosenIova(r, BigInt(want), BigInt(have))) continue;
+        } else want = hex(this.translateIova(BigInt(want)));
+      }
       if (isPhysicalField(name) && typeof want === 'string' && typeof have === 'string') {
         if (!this.samePhysical(BigInt(want), BigInt(have)))
           throw new Diverged(`${r.req}.${name}=${have} does not correspond to the recorded ${want} (page offset or frame)`, have);
@@ -541,18 +668,50 @@ class Replayer {
       if (JSON.stringify(want) !== JSON.stringify(have))
         throw new Diverged(`${r.req} answered ${name}=${JSON.stringify(have)} instead of ${JSON.stringify(want)}`, JSON.stringify(got));
     }
-    if (recorded.$tail !== undefined && arg.length > layout.struct.size)
-      this.compareData(recorded.$tail, arg.subarray(layout.struct.size), `the data ${r.req} wrote after ${layout.struct.name}`);
+    const tail = recorded.$tail ?? (args.$fds === undefined ? args.$tail : undefined);
+    if (tail !== undefined && arg.length > layout.struct.size)
+      this.compareData(tail, arg.subarray(layout.struct.size), `the data ${r.req} wrote after ${layout.struct.name}`);
   }
 }
 
-/** Replays `trace` on `kernel`; resolves with the first divergence, or none. */
+/** Struct fields that hold an IOVA. */
+function isIovaField(name: string): boolean {
+  return name === 'iova' || name === 'src_iova' || name === 'dst_iova';
+}
+
+/** An IOAS_MAP whose IOVA the kernel picks (no FIXED_IOVA). */
+function kernelChosenIova(r: TraceRecord): boolean {
+  return r.req === 'IOMMU_IOAS_MAP' && typeof r.args?.flags === 'string' && !r.args.flags.split('|').includes('FIXED_IOVA');
+}
+
+const HPAGE = 2n * 1024n * 1024n;
+
+/** iopt_alloc_iova's alignment for a mapping of `length` bytes at process address `va` (CONFIG_TRANSPARENT_HUGEPAGE caps it at 2 MiB). */
+function autoIovaAlignment(length: bigint, va: bigint): bigint {
+  let align = 1n;
+  while (align < length) align <<= 1n;
+  if (va !== 0n) {
+    const low = va & -va;
+    if (low < align) align = low;
+  }
+  return align >= HPAGE ? HPAGE : align;
+}
+
+/**
+ * Replays `trace` on `kernel`; resolves with the first divergence, or none.
+ *
+ * @category Tracing
+ */
 export async function replayTrace(trace: TraceFile, kernel: Kernel, options: ReplayOptions = {}): Promise<ReplayResult> {
   const full: Required<ReplayOptions> = { waitTimeoutMs: options.waitTimeoutMs ?? 5000, maxPollReads: options.maxPollReads ?? 100_000 };
   return new Replayer(trace, kernel, full).run();
 }
 
-/** A divergence as lines for a terminal. */
+/**
+ * A divergence as lines for a terminal.
+ *
+ * @category Tracing
+ */
 export function formatDivergence(d: Divergence): string[] {
   return [
     `first divergence at call ${d.index}: ${d.what}`,

@@ -6,10 +6,18 @@
 import fs from 'node:fs';
 import { TRACE_SCHEMA, TRACE_VERSION, type TraceHeader, type TraceRecord } from './schema';
 
+/**
+ * A trace file that cannot be trusted: not a trace, a newer version, or a line that is cut off, not JSON or out of order.
+ *
+ * @category Tracing
+ */
 export class TraceFormatError extends Error {
+  /** Always ERR_VFIO_TRACE_FORMAT. */
   readonly code = 'ERR_VFIO_TRACE_FORMAT';
   constructor(
+    /** The file (or the name parseTrace was given). */
     readonly file: string,
+    /** The 1-based line at fault (0: the file could not be read at all). */
     readonly line: number,
     what: string,
   ) {
@@ -18,8 +26,15 @@ export class TraceFormatError extends Error {
   }
 }
 
+/**
+ * A trace read back: its header and records.
+ *
+ * @category Tracing
+ */
 export interface TraceFile {
+  /** The first line. */
   readonly header: TraceHeader;
+  /** Every other line, in call order (index i is the array index). */
   readonly records: readonly TraceRecord[];
 }
 
@@ -54,7 +69,11 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** Parses trace text; `name` is what errors call the file. */
+/**
+ * Parses trace text; `name` is what errors call the file.
+ *
+ * @category Tracing
+ */
 export function parseTrace(text: string, name = 'trace'): TraceFile {
   const lines = text.split('\n');
   if (lines[lines.length - 1] === '') lines.pop();
@@ -101,6 +120,11 @@ export function parseTrace(text: string, name = 'trace'): TraceFile {
   return { header: header as unknown as TraceHeader, records };
 }
 
+/**
+ * Reads and checks a trace file (see parseTrace); a TraceFormatError names the file and line.
+ *
+ * @category Tracing
+ */
 export function readTrace(file: string): TraceFile {
   let text: string;
   try {

@@ -7,7 +7,13 @@ import type { TraceField, TraceFields, TraceRecord } from './schema';
 import { fieldText } from './schema';
 import type { TraceFile } from './trace-file';
 
+/**
+ * Which records `listTrace` keeps (all of them when empty).
+ *
+ * @category Tracing
+ */
 export interface ListingFilter {
+  /** Only calls on this fd. */
   readonly fd?: number;
   /** Request name, or a part of one, case-insensitive (MAP matches IOMMU_IOAS_MAP and VFIO_IOMMU_MAP_DMA). */
   readonly ioctl?: string;
@@ -49,7 +55,11 @@ function changed(args: TraceFields | undefined, out: TraceFields | undefined): T
   return diff;
 }
 
-/** One record as a line. */
+/**
+ * One record as a line.
+ *
+ * @category Tracing
+ */
 export function formatRecord(r: TraceRecord): string {
   const time = `${(r.t / 1e6).toFixed(6)}`;
   const fd = r.fd === undefined ? '' : `${r.fd}`;
@@ -78,8 +88,10 @@ class RegionMap {
 
   learn(r: TraceRecord): void {
     if (r.call === 'ioctl' && r.req === 'VFIO_DEVICE_GET_REGION_INFO' && !r.err && r.out && r.fd !== undefined) {
-      const start = BigInt(fieldText(r.out.offset));
-      this.regions.push({ fd: r.fd, index: Number(r.out.index), start, end: start + BigInt(fieldText(r.out.size)) });
+      // The answer lists what the kernel changed; the rest is as passed (schema.ts).
+      const field = (name: string) => r.out![name] ?? r.args?.[name];
+      const start = BigInt(fieldText(field('offset')));
+      this.regions.push({ fd: r.fd, index: Number(field('index')), start, end: start + BigInt(fieldText(field('size'))) });
     }
     if (r.call === 'mmap' && !r.err && typeof r.ret === 'string' && r.fd !== undefined && r.args) {
       const index = this.regionOf(r.fd, BigInt(fieldText(r.args.offset)));
@@ -103,6 +115,11 @@ class RegionMap {
   }
 }
 
+/**
+ * The records that pass `filter`, one strace-like line each (formatRecord), after a header line.
+ *
+ * @category Tracing
+ */
 export function listTrace(trace: TraceFile, filter: ListingFilter = {}): string[] {
   const regions = new RegionMap();
   const lines: string[] = [];
@@ -117,7 +134,13 @@ export function listTrace(trace: TraceFile, filter: ListingFilter = {}): string[
   return lines;
 }
 
+/**
+ * What a trace did, in numbers: `vfio trace show --summary`.
+ *
+ * @category Tracing
+ */
 export interface TraceSummary {
+  /** Records in the trace. */
   readonly calls: number;
   /** Calls per ioctl request name, and per other call. */
   readonly perCall: Readonly<Record<string, number>>;
@@ -127,10 +150,17 @@ export interface TraceSummary {
   readonly dmaMappedBytes: bigint;
   /** Interrupts seen: the sum of eventfd counters read, and completed waits. */
   readonly interrupts: bigint;
+  /** Waits for an eventfd that ended. */
   readonly waits: number;
+  /** MMIO loads and stores recorded. */
   readonly mmioAccesses: number;
 }
 
+/**
+ * Counts calls, errors, DMA-mapped bytes and interrupts.
+ *
+ * @category Tracing
+ */
 export function summarizeTrace(trace: TraceFile): TraceSummary {
   const perCall: Record<string, number> = {};
   const errors: Record<string, number> = {};
@@ -153,6 +183,11 @@ export function summarizeTrace(trace: TraceFile): TraceSummary {
   return { calls: trace.records.length, perCall, errors, dmaMappedBytes: dma, interrupts, waits, mmioAccesses: mmio };
 }
 
+/**
+ * A summary as lines for a terminal.
+ *
+ * @category Tracing
+ */
 export function formatSummary(s: TraceSummary): string[] {
   const lines = [
     `${s.calls} calls, ${Object.values(s.errors).reduce((a, b) => a + b, 0)} errors, ${s.dmaMappedBytes} bytes DMA-mapped, ${s.interrupts} interrupts (${s.waits} waits), ${s.mmioAccesses} MMIO accesses`,

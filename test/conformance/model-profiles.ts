@@ -6,7 +6,6 @@
  */
 import { createModelKernel, profiles, type ProfileName } from '../../lib/model';
 import { discoverEnvironment, type Environment } from '../../lib/selftest/environment';
-import { labNvmeProfile } from '../model/devices/lab-nvme-machine';
 
 export interface ModelTarget {
   readonly profile: ProfileName;
@@ -24,8 +23,8 @@ export function modelEnvironment(profile: ProfileName): Environment {
 /**
  * More model machines the suite runs on, beyond the device each preset's discovery picks: every
  * further vfio-pci function of a preset as the device under test (the multi machine's second
- * function and the one behind its root port), and the lab's nvme machine (an MSI-X, FLR, 64-bit
- * BAR, PCI Express function), which lives with the parity tests rather than among the presets.
+ * function and the one behind its root port). The lab's nvme machine (an MSI-X, FLR, 64-bit BAR,
+ * PCI Express function) is a preset (lab-nvme-*), so modelTargets has it already.
  */
 export interface ModelMachineTarget {
   readonly name: string;
@@ -42,12 +41,6 @@ export function moreModelTargets(): ModelMachineTarget[] {
         environment: () => discoverEnvironment(createModelKernel(profile), { bdf: device.bdf }),
       });
     }
-  }
-  for (const mode of ['noiommu', 'iommu'] as const) {
-    targets.push({
-      name: `lab-nvme-${mode} (test/model/devices/lab-nvme-machine.ts)`,
-      environment: () => discoverEnvironment(createModelKernel(labNvmeProfile(mode))),
-    });
   }
   return targets;
 }

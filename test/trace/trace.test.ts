@@ -35,6 +35,7 @@ import {
   IOMMU_IOAS_MAP_WRITEABLE,
 } from '../../lib/uapi/iommufd';
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../../lib/sys/constants';
+import { VFIO_DEVICE_BIND_IOMMUFD, VfioDeviceBindIommufd } from '../../lib/uapi/vfio';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -128,6 +129,53 @@ describe('vfio trace', function () {
       assert.ok(JSON.stringify(sink.records).length < 2000);
     });
 
+    it('keeps at most dataCap bytes of what a program writes into DMA memory, counts the rest, and replay says it cannot write them', async () => {
+      const sink = new MemoryTraceSink();
+      const k = traceKernel(createModelKernel('linux-7.3-noiommu'), sink, { dataCap: 64, mmio: true });
+      const dev = k.open('/dev/vfio/devices/noiommu-vfio0', 2);
+      const iommufd = k.open('/dev/iommu', 2);
+      k.ioctl(dev, VFIO_DEVICE_BIND_IOMMUFD.number, VfioDeviceBindIommufd.encode({ argsz: VfioDeviceBindIommufd.size, iommufd }));
+      const alloc = IommuIoasAlloc.encode({ size: IommuIoasAlloc.size });
+      k.ioctl(iommufd, IOMMU_IOAS_ALLOC.number, alloc);
+      const bar = k.mmap(dev, 0x100000n, PROT_READ | PROT_WRITE, 1, 0n);
+      const mem = k.mmap(-1, 0x200000n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, 0n);
+      const map = IommuIoasMap.encode({
+        size: IommuIoasMap.size,
+        flags: IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE,
+        ioas_id: IommuIoasAlloc.decode(alloc).out_ioas_id,
+        user_va: mem.address,
+        length: 0x200000n,
+        iova: 0n,
+      });
+      k.ioctl(iommufd, IOMMU_IOAS_MAP.number, map);
+      new Uint8Array(mem.buffer!).fill(0xa5);
+      k.mmioWrite(bar, 4, 32, 1);
+      const memory = sink.records.filter((r) => r.call === 'memory');
+      assert.equal(memory.length, 1);
+      const writes = memory[0]!.args!.writes as readonly (readonly [string, string])[];
+      assert.equal(
+        writes.map((w) => w[1].length / 2).reduce((a, b) => a + b, 0),
+        64,
+      );
+      assert.equal(memory[0]!.args!.omitted, 0x200000 - 64);
+      assert.ok(JSON.stringify(sink.records).length < 8000, 'a 2 MiB DMA session stays a few KiB');
+      // Nothing changed since: the next store records no memory at all.
+      k.mmioWrite(bar, 4, 32, 2);
+      assert.equal(sink.records.filter((r) => r.call === 'memory').length, 1);
+      const r = await replayTrace({ header: sink.headerLine!, records: sink.records }, createModelKernel('linux-7.3-noiommu'));
+      assert.equal(r.divergence?.index, memory[0]!.i);
+      assert.match(r.divergence!.what, /cannot replay: the trace left out 2097088 of the bytes .* data cap is 64/);
+    });
+
+    it('a data cap of 0 keeps no bytes of a buffer, only its length', () => {
+      const sink = new MemoryTraceSink();
+      const k = traceKernel(createModelKernel('linux-7.3-noiommu'), sink, { dataCap: 0 });
+      const fd = k.memfdCreate('x', 0);
+      k.ftruncate(fd, 4096n);
+      k.pread(fd, new Uint8Array(4096), 0n);
+      assert.deepEqual(sink.records.find((x) => x.call === 'pread')!.out!.data, { length: 4096, hex: '' });
+    });
+
     it('keeps the kernel type and its own members when attached in place (what NODE_VFIO_TRACE does)', () => {
       const model = createModelKernel('linux-7.3-noiommu');
       const sink = new MemoryTraceSink();
@@ -202,6 +250,66 @@ describe('vfio trace', function () {
       const r = await replayTrace(altered, createModelKernel('linux-7.3-iommu'));
       assert.equal(r.divergence?.index, map.i);
       assert.match(r.divergence!.what, /IOMMU_IOAS_MAP answered iova=/);
+    });
+
+    it('relates interrupt timing: an interrupt found already there, or still to wait for, on the traced kernel', async () => {
+      const trace = readTrace(path.join(FIXTURES, 'edu-model-noiommu.jsonl'));
+      const rs = trace.records;
+      const k = rs.findIndex(
+        (r, n) =>
+          r.call === 'eventfd-read' &&
+          r.err === 'EAGAIN' &&
+          rs[n + 1]?.call === 'wait' &&
+          rs[n + 2]?.call === 'eventfd-read' &&
+          !rs[n + 2]!.err,
+      );
+      assert.ok(k > 0, 'the trace waits for an interrupt');
+      const renumber = (records: TraceRecord[]): TraceFile => ({ header: trace.header, records: records.map((r, i) => ({ ...r, i })) });
+      // On the traced kernel the interrupt was there at the first read: replay waits for it.
+      const there = renumber([...rs.slice(0, k), ...rs.slice(k + 2)]);
+      const a = await replayTrace(there, createModelKernel('linux-7.3-noiommu'));
+      assert.equal(a.divergence, null, JSON.stringify(a.divergence));
+      // On the traced kernel it came only after a wait and an empty read: replay's earlier one stands for both.
+      const later = renumber([...rs.slice(0, k), rs[k + 1]!, rs[k]!, ...rs.slice(k + 2)]);
+      const b = await replayTrace(later, createModelKernel('linux-7.3-noiommu'));
+      assert.equal(b.divergence, null, JSON.stringify(b.divergence));
+      // An interrupt the replay kernel never raises is a divergence, after the bounded wait.
+      const extra = renumber([...rs.slice(0, k + 3), { ...rs[k + 2]! }, ...rs.slice(k + 3)]);
+      const c = await replayTrace(extra, createModelKernel('linux-7.3-noiommu'), { waitTimeoutMs: 100 });
+      assert.equal(c.divergence?.index, k + 3);
+      assert.match(c.divergence!.what, /no event within 100 ms/);
+    });
+
+    it('relates an IOVA the kernel chose for a process address of another alignment, and every later use of it', async () => {
+      const trace = readTrace(path.join(FIXTURES, 'edu-model-iommu.jsonl'));
+      const map = trace.records.find((r) => r.req === 'IOMMU_IOAS_MAP')!;
+      assert.equal(map.args!.user_va, 'm1+0x0');
+      assert.equal(map.out!.iova, '0x2000');
+      const mmap = trace.records.find((r) => r.call === 'mmap' && r.ret === 'm1')!;
+      // On the traced kernel the buffer was only 4 KiB aligned: iopt_alloc_iova picked 0x1000, and
+      // the driver stored 0x1000 and 0x2000 into edu's DMA registers and unmapped 0x1000.
+      const moved = withRecords(trace, (rs) => {
+        (rs[mmap.i]!.out as Record<string, string>).address = `0x${(BigInt(mmap.out!.address as string) | 0x1000n).toString(16)}`;
+        (rs[map.i]!.out as Record<string, string>).iova = '0x1000';
+        for (const x of rs) {
+          const a = x.args as Record<string, string> | undefined;
+          if (x.call === 'mmio-write' && a?.width === (64 as unknown as string) && (a.value === '0x2000' || a.value === '0x3000'))
+            a.value = `0x${(BigInt(a.value) - 0x1000n).toString(16)}`;
+          if (x.req === 'IOMMU_IOAS_UNMAP' && a?.iova === '0x2000') {
+            a.iova = '0x1000';
+            (x.out as Record<string, string>).iova = '0x1000'; // a version 1 trace: every field in the answer
+          }
+        }
+      });
+      const ok = await replayTrace(moved, createModelKernel('linux-7.3-iommu'));
+      assert.equal(ok.divergence, null, JSON.stringify(ok.divergence));
+      // An IOVA off the alignment its own process address asks for is a divergence at the MAP.
+      const crooked = withRecords(moved, (rs) => {
+        (rs[map.i]!.out as Record<string, string>).iova = '0x1800';
+      });
+      const r = await replayTrace(crooked, createModelKernel('linux-7.3-iommu'));
+      assert.equal(r.divergence?.index, map.i);
+      assert.match(r.divergence!.what, /not aligned to/);
     });
 
     it('a physical address must keep its page offset and frame correspondence', async () => {
@@ -282,12 +390,34 @@ describe('vfio trace', function () {
     });
     it('future version', () => {
       const bad = [...lines];
-      bad[0] = bad[0]!.replace('"version":1', '"version":2');
+      bad[0] = bad[0]!.replace('"version":1', '"version":3');
       assert.throws(
         () => parseTrace(bad.join('\n'), 't.jsonl'),
-        (e: unknown) => e instanceof TraceFormatError && e.line === 1 && /version 2 is newer/.test(e.message),
+        (e: unknown) => e instanceof TraceFormatError && e.line === 1 && /version 3 is newer/.test(e.message),
       );
     });
+    it('a record that is not an object, of an unknown call, or an ioctl without its request: the line is named', () => {
+      const at = (line: string, k = 3) => {
+        const bad = [...lines];
+        bad[k] = line;
+        return bad.join('\n');
+      };
+      const fails = (text: string, what: RegExp) =>
+        assert.throws(
+          () => parseTrace(text, 't.jsonl'),
+          (e: unknown) => e instanceof TraceFormatError && e.line === 4 && what.test(e.message) && e.message.startsWith('t.jsonl:4: '),
+        );
+      fails(at('[1,2]'), /must be a JSON object/);
+      fails(at('{"i":2,"t":5,"call":"fork"}'), /unknown call "fork"/);
+      fails(at('{"i":2,"t":5,"call":"ioctl","fd":3}'), /ioctl record needs "fd", "req" and "nr"/);
+      fails(at('{"i":2,"call":"close","fd":3}'), /no timestamp/);
+      assert.throws(() => parseTrace('', 'e.jsonl'), /e\.jsonl:1: empty file/);
+      assert.throws(
+        () => parseTrace(lines[0]!.replace('"version":1', '"version":0') + '\n', 'v.jsonl'),
+        /v\.jsonl:1: invalid trace version 0/,
+      );
+    });
+
     it('not a trace, and through the CLI: exit 2 with the line', async () => {
       assert.throws(() => parseTrace('{"a":1}\n', 'x'), /x:1: not a node-vfio trace/);
       const file = tmp('bad.jsonl');

@@ -1,0 +1,123 @@
+/**
+ * The proof of `vfio trace` on real hardware: an example driver, unchanged, runs on the real
+ * kernel of the lab guest with NODE_VFIO_TRACE (and MMIO tracing) on; its trace then replays on
+ * the model of this very lab machine (test/trace/lab-trace-profiles.ts: the lab-<machine>-<mode>
+ * preset, every PCI function the guest has) with 0 divergences, and altering one recorded MMIO
+ * read value or one recorded ioctl answer is caught at exactly that call. Each trace is copied to
+ * the run's results directory as traces/lab-<machine>-<mode>-<kernel>.jsonl, to be checked in
+ * under test/trace/fixtures, where test/trace/lab-traces.test.ts replays it on every build.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { createModelKernel } from '../../lib/model';
+import { formatDivergence, readTrace, replayTrace, type TraceFile, type TraceRecord } from '../../lib/trace';
+import { labTraceFileName, labTraceProfile } from '../trace/lab-trace-profiles';
+import { requireLab, type LabEnvironment } from './lab-environment';
+
+const run = promisify(execFile);
+
+/** How each example is started on the lab's device. */
+const EXAMPLES = {
+  edu: { main: path.resolve(__dirname, '../../examples/edu/main.js'), args: (bdf: string) => [`--bdf=${bdf}`] },
+  nvme: { main: path.resolve(__dirname, '../../examples/nvme/main.js'), args: (bdf: string) => [bdf] },
+} as const;
+
+function altered(trace: TraceFile, index: number, change: (r: Record<string, unknown>) => void): TraceFile {
+  const records = trace.records.map((r) => JSON.parse(JSON.stringify(r)) as TraceRecord);
+  change(records[index] as unknown as Record<string, unknown>);
+  return { header: trace.header, records };
+}
+
+export function traceReplaySuite(machine: 'edu' | 'nvme'): void {
+  describe(`lab: the ${machine} example traced on the real kernel replays on the model of this lab machine`, function () {
+    this.timeout(600_000);
+    let lab: LabEnvironment;
+    let trace: TraceFile;
+
+    before(async function () {
+      lab = requireLab(this);
+      if (lab.machine !== machine) {
+        console.log(`    skipped: this is the lab's '${lab.machine}' machine; the ${machine} example runs on --machine ${machine}`);
+        this.skip();
+      }
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lab-trace-'));
+      const file = path.join(dir, 'trace.jsonl');
+      const example = EXAMPLES[machine];
+      const { stdout, stderr } = await run(process.execPath, [example.main, ...example.args(lab.bdf)], {
+        timeout: 300_000,
+        // The data cap raised so that every byte the driver puts in DMA memory (NVMe: whole blocks) is kept for replay.
+        env: { ...process.env, NODE_VFIO_TRACE: file, NODE_VFIO_TRACE_MMIO: '1', NODE_VFIO_TRACE_DATA_CAP: String(1 << 20) },
+      });
+      console.log(
+        (stdout + stderr)
+          .split('\n')
+          .map((l) => `      ${l}`)
+          .join('\n'),
+      );
+      assert.match(stdout + stderr, /all checks passed/);
+      const keep = path.join(lab.resultsDir, 'traces');
+      fs.mkdirSync(keep, { recursive: true });
+      const kept = path.join(keep, labTraceFileName(machine, lab.mode, lab.kernel));
+      fs.copyFileSync(file, kept);
+      console.log(`      trace: ${kept}`);
+      trace = readTrace(file);
+    });
+
+    const model = () => createModelKernel(labTraceProfile(machine, lab.mode, lab.kernel));
+
+    it('records the session on the real kernel: ioctls by name, MMIO, interrupts, and nothing left to a later kernel', () => {
+      assert.equal(trace.header.kind, 'native');
+      assert.equal(trace.header.mmio, true);
+      const calls = new Set(trace.records.map((r) => r.call));
+      for (const c of ['open', 'ioctl', 'mmap', 'mmio-read', 'mmio-write', 'eventfd', 'memory', 'close'] as const)
+        assert.ok(calls.has(c), `records ${c}`);
+      assert.ok(
+        trace.records.every((r) => r.call !== 'ioctl' || !/^ioctl 0x/.test(r.req!)),
+        'every ioctl has its name',
+      );
+    });
+
+    it(`replays on the model of the lab's ${machine} machine with 0 divergences`, async () => {
+      const r = await replayTrace(trace, model());
+      assert.equal(r.divergence, null, r.divergence ? formatDivergence(r.divergence).join('\n') : '');
+      assert.equal(r.replayed, trace.records.length);
+    });
+
+    it('an altered MMIO read value is the first divergence, at its call index', async () => {
+      // A read that is not part of a poll (a poll may legitimately take more or fewer reads).
+      const rs = trace.records;
+      const read = rs.find(
+        (r, k) =>
+          r.call === 'mmio-read' &&
+          !r.err &&
+          typeof r.ret === 'string' &&
+          !(rs[k + 1]?.call === 'mmio-read' && rs[k + 1]!.args?.offset === r.args?.offset) &&
+          !(rs[k - 1]?.call === 'mmio-read' && rs[k - 1]!.args?.offset === r.args?.offset),
+      );
+      assert.ok(read, 'the trace has an MMIO read');
+      const changed = `0x${(BigInt(read.ret as string) ^ 1n).toString(16)}`;
+      const r = await replayTrace(
+        altered(trace, read.i, (x) => (x.ret = changed)),
+        model(),
+      );
+      assert.equal(r.divergence?.index, read.i, r.divergence ? formatDivergence(r.divergence).join('\n') : 'no divergence');
+      assert.match(r.divergence!.what, new RegExp(`instead of "${changed}"`));
+    });
+
+    it('an altered ioctl answer is the first divergence, at its call index', async () => {
+      const info = trace.records.find((r) => r.req === 'VFIO_DEVICE_GET_REGION_INFO' && !r.err && typeof r.out?.size === 'string');
+      assert.ok(info, 'the trace has a VFIO_DEVICE_GET_REGION_INFO with a size');
+      const changed = `0x${(BigInt(info.out!.size as string) + 0x1000n).toString(16)}`;
+      const r = await replayTrace(
+        altered(trace, info.i, (x) => ((x.out as Record<string, unknown>).size = changed)),
+        model(),
+      );
+      assert.equal(r.divergence?.index, info.i, r.divergence ? formatDivergence(r.divergence).join('\n') : 'no divergence');
+      assert.match(r.divergence!.what, /VFIO_DEVICE_GET_REGION_INFO answered size=/);
+    });
+  });
+}
