@@ -268,6 +268,15 @@ export class ModelKernel implements Kernel {
     };
   }
 
+  /**
+   * The process exits (or is killed): every fd it has is closed, as exit_files does, so a peer of
+   * one of its sockets sees the hangup. Its mappings stay until munmap (the model has no teardown
+   * of an mm); the kernel view must not be used afterwards.
+   */
+  exit(): void {
+    for (const [fd] of [...this.fds]) this.close(fd);
+  }
+
   /** Makes this process `current` for the syscall it is entering. */
   private enter(): void {
     this.machine.current = this;
