@@ -123,7 +123,15 @@ export class BrokerClient extends Resource {
     const run = async () => {
       this.assertOpen(`BrokerClient.${r.type}`);
       this.socket.send(encodeRequest(r));
-      const msg = await this.socket.receive(MAX_MESSAGE_BYTES);
+      let msg;
+      try {
+        msg = await this.socket.receive(MAX_MESSAGE_BYTES);
+      } catch (e) {
+        // A broker that refuses closes without reading our request: Linux then reports
+        // ECONNRESET once, before the reply it sent, which the next receive returns.
+        if (!(e instanceof VfioError && e.code === 'ECONNRESET')) throw e;
+        msg = await this.socket.receive(MAX_MESSAGE_BYTES);
+      }
       if (msg.data.length === 0 && msg.fds.length === 0) {
         throw VfioError.of('ECONNRESET', { syscall: 'recvmsg', path: this.socket.path, context: 'the broker closed the connection' });
       }

@@ -123,4 +123,22 @@ describe('model: processes and unix sockets', () => {
     for (const s of [srv, cli, conn]) s.close();
     dev.close();
   });
+
+  it('a peer that closes with our message unread: ECONNRESET once, then its reply, then EOF (as Linux)', async () => {
+    const root = createModelKernel('linux-7.3-noiommu');
+    const user = root.spawnProcess(USER);
+    const listener = UnixSocket.listen('/run/r', { kernel: root });
+    const client = UnixSocket.connect('/run/r', { kernel: user });
+    const server = await listener.accept();
+    client.send(Buffer.from('never read'));
+    const waiting = client.receive();
+    server.send(Buffer.from('reply'));
+    server.close();
+    await assert.rejects(waiting, errno('ECONNRESET'));
+    assert.equal((await client.receive()).data.toString(), 'reply');
+    assert.equal((await client.receive()).data.length, 0);
+    client.close();
+    listener.close();
+    assert.equal(root.liveFileCount, 0);
+  });
 });

@@ -16,6 +16,8 @@
  *  - A queue holds at most SNDBUF bytes (each message charged its length plus a fixed overhead, as
  *    skb truesize is): a full queue is EAGAIN for the non-blocking sender, a message bigger than
  *    the buffer EMSGSIZE. A peer that has closed is EPIPE for send and end-of-stream for receive.
+ *  - A peer that closes with messages of ours unread leaves us ECONNRESET (sk_err), which the
+ *    next recvmsg returns once, before the messages still queued for us.
  *  - A path stays bound after its listener closes (the socket inode stays in the file system):
  *    connect then gets ECONNREFUSED and listen EADDRINUSE until it is unlinked.
  */
@@ -57,6 +59,8 @@ export class ConnectedSocket implements OpenFile {
   queuedBytes = 0;
   /** The peer closed its end. */
   hungUp = false;
+  /** sk_err: ECONNRESET once the peer closed with messages of ours unread (unix_release_sock). */
+  pendingReset = false;
   private readonly watchers = new Set<() => void>();
   private released = false;
 
@@ -67,7 +71,7 @@ export class ConnectedSocket implements OpenFile {
   ) {}
 
   readable(): boolean {
-    return this.queue.length > 0 || this.hungUp;
+    return this.queue.length > 0 || this.hungUp || this.pendingReset;
   }
 
   onReadable(cb: () => void): () => void {
@@ -85,9 +89,11 @@ export class ConnectedSocket implements OpenFile {
     this.released = true;
     const peer = this.peer;
     this.peer = null;
+    const unread = this.queue.length > 0;
     this.dropQueue();
     if (peer) {
       peer.hungUp = true;
+      if (unread) peer.pendingReset = true;
       peer.peer = null;
       peer.notify();
     }
@@ -209,6 +215,11 @@ export class ModelSockets {
 
   receive(p: SocketProcess, fd: number, into: Uint8Array): ReceivedFds {
     const sock = connected(p, fd);
+    // __skb_try_recv_datagram reports a pending socket error (and clears it) before any message.
+    if (sock.pendingReset) {
+      sock.pendingReset = false;
+      fail('ECONNRESET', 'the peer closed with messages it had not read');
+    }
     const m = sock.queue.shift();
     if (!m) {
       if (sock.hungUp) return { bytes: 0, fds: [], truncated: false };
