@@ -105,7 +105,8 @@ export class BrokerClient extends Resource {
       if (reply.type !== 'physical') throw unexpected(reply, 'PHYSICAL');
       if (reply.runs.length === 0) throw new Error(`broker GET_PA answered no run at IOVA 0x${at.toString(16)}`);
       for (const r of reply.runs) {
-        if (r.iova !== at || r.length === 0n || r.iova + r.length > end) throw new Error('broker GET_PA answered a run outside the range asked for');
+        if (r.iova !== at || r.length === 0n || r.iova + r.length > end)
+          throw new Error('broker GET_PA answered a run outside the range asked for');
         const last = runs[runs.length - 1];
         if (last && (last.phys as bigint) + last.length === r.phys) runs[runs.length - 1] = { ...last, length: last.length + r.length };
         else runs.push({ iova: r.iova as Iova, phys: r.phys as PhysAddr, length: r.length });

@@ -146,7 +146,8 @@ export function decodeReply(bytes: Uint8Array): BrokerReply {
       };
     }
     case MessageType.ERROR:
-      if (typeof body['code'] !== 'string' || typeof body['message'] !== 'string') throw new ProtocolError('ERR_FIELD', 'code and message must be strings');
+      if (typeof body['code'] !== 'string' || typeof body['message'] !== 'string')
+        throw new ProtocolError('ERR_FIELD', 'code and message must be strings');
       return { type: 'error', code: body['code'], message: body['message'] };
     default:
       throw new ProtocolError('ERR_TYPE', `message type 0x${type.toString(16)} is not a reply`);
@@ -166,21 +167,26 @@ function frame(type: number, body: object): Buffer {
 }
 
 function unframe(bytes: Uint8Array): { type: number; body: Record<string, unknown> } {
-  if (bytes.length > MAX_MESSAGE_BYTES) throw new ProtocolError('ERR_SIZE', `message of ${bytes.length} bytes exceeds ${MAX_MESSAGE_BYTES}`);
-  if (bytes.length < HEADER) throw new ProtocolError('ERR_SIZE', `message of ${bytes.length} bytes is shorter than the ${HEADER}-byte header`);
+  if (bytes.length > MAX_MESSAGE_BYTES)
+    throw new ProtocolError('ERR_SIZE', `message of ${bytes.length} bytes exceeds ${MAX_MESSAGE_BYTES}`);
+  if (bytes.length < HEADER)
+    throw new ProtocolError('ERR_SIZE', `message of ${bytes.length} bytes is shorter than the ${HEADER}-byte header`);
   const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
   if (b.readUInt32LE(0) !== MAGIC) throw new ProtocolError('ERR_MAGIC', 'not a broker message (bad magic)');
   const version = b.readUInt16LE(4);
-  if (version !== BROKER_PROTOCOL_VERSION) throw new ProtocolError('ERR_VERSION', `protocol version ${version}, this side speaks ${BROKER_PROTOCOL_VERSION}`);
+  if (version !== BROKER_PROTOCOL_VERSION)
+    throw new ProtocolError('ERR_VERSION', `protocol version ${version}, this side speaks ${BROKER_PROTOCOL_VERSION}`);
   const length = b.readUInt32LE(8);
-  if (HEADER + length !== b.length) throw new ProtocolError('ERR_LENGTH', `header says a ${length}-byte body, the message has ${b.length - HEADER}`);
+  if (HEADER + length !== b.length)
+    throw new ProtocolError('ERR_LENGTH', `header says a ${length}-byte body, the message has ${b.length - HEADER}`);
   let body: unknown;
   try {
     body = JSON.parse(b.subarray(HEADER).toString('utf8'));
   } catch {
     throw new ProtocolError('ERR_JSON', 'the body is not JSON');
   }
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ProtocolError('ERR_JSON', 'the body is not a JSON object');
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw new ProtocolError('ERR_JSON', 'the body is not a JSON object');
   return { type: b.readUInt16LE(6), body: body as Record<string, unknown> };
 }
 
@@ -195,6 +201,7 @@ function bdfField(body: Record<string, unknown>): string {
 
 function u64Field(body: Record<string, unknown>, name: string): bigint {
   const v = body[name];
-  if (typeof v !== 'string' || !/^\d{1,20}$/.test(v) || BigInt(v) > U64_MAX) throw new ProtocolError('ERR_FIELD', `${name} must be a u64 as a decimal string`);
+  if (typeof v !== 'string' || !/^\d{1,20}$/.test(v) || BigInt(v) > U64_MAX)
+    throw new ProtocolError('ERR_FIELD', `${name} must be a u64 as a decimal string`);
   return BigInt(v);
 }

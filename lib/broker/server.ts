@@ -26,7 +26,16 @@ import { kernelFrom, type KernelOptions } from '../support/kernel-options';
 import { normalizeBdf, PciDevice, VFIO_PCI_DRIVER } from '../pci/pci-device';
 import * as io from '../ioctl';
 import type { Iova } from '../sys/addresses';
-import { decodeRequest, encodeReply, MAX_MESSAGE_BYTES, MAX_RUNS_PER_REPLY, ProtocolError, type BrokerReply, type BrokerRequest, type PhysicalRun } from './protocol';
+import {
+  decodeRequest,
+  encodeReply,
+  MAX_MESSAGE_BYTES,
+  MAX_RUNS_PER_REPLY,
+  ProtocolError,
+  type BrokerReply,
+  type BrokerRequest,
+  type PhysicalRun,
+} from './protocol';
 
 /**
  * Options of `Broker.start`.
@@ -128,7 +137,12 @@ export class Broker {
   }
 
   /** Devices granted now, and to whom. */
-  grants(): { readonly bdf: string; readonly peer: PeerCredentials }[] {
+  grants(): {
+    /** The device. */
+    readonly bdf: string;
+    /** The process it is granted to. */
+    readonly peer: PeerCredentials;
+  }[] {
     return [...this.held].map(([bdf, c]) => ({ bdf, peer: c.peer }));
   }
 
@@ -278,7 +292,9 @@ export class Broker {
     const pci = PciDevice.get(bdf, { kernel: this.kernel });
     const cdev = pci.cdevPath();
     if (cdev === null) {
-      throw VfioError.condition('ERR_VFIO_NO_CDEV', { check: `${bdf} has no device cdev: the broker hands out cdevs with an iommufd only` });
+      throw VfioError.condition('ERR_VFIO_NO_CDEV', {
+        check: `${bdf} has no device cdev: the broker hands out cdevs with an iommufd only`,
+      });
     }
     const iommufdFd = this.kernel.open('/dev/iommu', O_RDWR);
     let deviceFd: number;
@@ -301,7 +317,8 @@ export class Broker {
       if (run === 0n) break;
       const last = runs[runs.length - 1];
       if (last && last.phys + last.length === (phys as bigint)) runs[runs.length - 1] = { ...last, length: last.length + run };
-      else if (runs.length === MAX_RUNS_PER_REPLY) break; // the client asks again from where this ends
+      else if (runs.length === MAX_RUNS_PER_REPLY)
+        break; // the client asks again from where this ends
       else runs.push({ iova: at, phys, length: run });
       at += run;
     }

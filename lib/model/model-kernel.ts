@@ -216,6 +216,7 @@ export class ModelKernel implements Kernel {
     return this.machine.pci;
   }
 
+  /** Set once, at boot (createModelKernel). */
   set pci(machine: PciMachine | null) {
     this.machine.pci = machine;
   }

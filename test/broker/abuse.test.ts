@@ -87,7 +87,15 @@ describe('broker: bad input and abuse [model]', () => {
       code: 'ERR_NOT_LISTED',
       message: '0000:00:04.0 is not a device this broker hands out',
     });
-    for (const bdf of ['/sys/bus/pci/devices/0000:00:03.0', '../0000:00:03.0', '0000:00:03.0/../../x', '0000:00:03.0\n', 'vfio0', 3, null]) {
+    for (const bdf of [
+      '/sys/bus/pci/devices/0000:00:03.0',
+      '../0000:00:03.0',
+      '0000:00:03.0/../../x',
+      '0000:00:03.0\n',
+      'vfio0',
+      3,
+      null,
+    ]) {
       const r = await ask(sock, framed(1, JSON.stringify({ bdf })));
       assert.equal(r.type, 'error');
       assert.equal(r.type === 'error' && r.code, 'ERR_FIELD', String(bdf));
@@ -202,7 +210,10 @@ describe('broker: bad input and abuse [model]', () => {
     assert.ok(refusedAt === 'EAGAIN' || refusedAt === 'EPIPE', `the flood was stopped (${refusedAt} after ${sent})`);
     await stillServes(setup);
     for (let i = 0; i < 10; i++) await settle();
-    assert.ok(setup.log.some((e) => e.event === 'dropped' && e.peer?.pid === flooder.pid), 'the flooder was dropped');
+    assert.ok(
+      setup.log.some((e) => e.event === 'dropped' && e.peer?.pid === flooder.pid),
+      'the flooder was dropped',
+    );
     sock.close();
     await drained(setup.root, baseline);
   });

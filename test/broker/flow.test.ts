@@ -46,8 +46,14 @@ describe('broker: a root broker hands the edu device to an unprivileged client [
       const client = root.spawnProcess(unprivileged());
       const cdev = PciDevice.get(EDU, { kernel: root }).cdevPath()!;
       // What the client could not do itself.
-      assert.throws(() => client.open(cdev, O_RDWR), (e: unknown) => isVfioError(e, 'EACCES'));
-      assert.throws(() => client.open('/dev/iommu', O_RDWR), (e: unknown) => isVfioError(e, 'EACCES'));
+      assert.throws(
+        () => client.open(cdev, O_RDWR),
+        (e: unknown) => isVfioError(e, 'EACCES'),
+      );
+      assert.throws(
+        () => client.open('/dev/iommu', O_RDWR),
+        (e: unknown) => isVfioError(e, 'EACCES'),
+      );
 
       const dev = await openDevice(EDU, { kernel: client, broker: SOCKET });
       assert.equal(dev.kernel, client);
@@ -77,7 +83,10 @@ describe('broker: a root broker hands the edu device to an unprivileged client [
         );
         const runs = await brokerPhysicalSegments(dev, mapping.iova, 8192n);
         assert.ok(runs.length >= 1);
-        assert.equal(runs.reduce((n, r) => n + r.length, 0n), 8192n);
+        assert.equal(
+          runs.reduce((n, r) => n + r.length, 0n),
+          8192n,
+        );
         address = (offset) => {
           const at = (mapping.iova as bigint) + BigInt(offset);
           const run = runs.find((r) => (r.iova as bigint) <= at && at < (r.iova as bigint) + r.length)!;
@@ -120,7 +129,10 @@ describe('broker: a root broker hands the edu device to an unprivileged client [
     const ioasId = dev.ioas!.id;
     const memory = anonymous(client, 4096n);
     const mapping = dev.ioas!.map(memory);
-    assert.throws(() => dev.ioas!.getPhysicalAddress(mapping.iova, 4096n), (e: unknown) => isVfioError(e, 'EPERM'));
+    assert.throws(
+      () => dev.ioas!.getPhysicalAddress(mapping.iova, 4096n),
+      (e: unknown) => isVfioError(e, 'EPERM'),
+    );
     const runs = await brokerPhysicalSegments(dev, mapping.iova as Iova, 4096n);
     assert.equal(runs.length, 1);
     assert.ok(ioasId > 0);

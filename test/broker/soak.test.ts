@@ -21,7 +21,8 @@ describe('broker: soak [model]', () => {
       const grant = await c.grant(EDU);
       client.close(grant.deviceFd);
       client.close(grant.iommufdFd);
-      if (fresh) c.close(); // the hangup releases it
+      if (fresh)
+        c.close(); // the hangup releases it
       else await c.releaseDevice(EDU);
       if (i % 1000 === 999) {
         // Let the broker see the last hangup, then nothing may have grown.

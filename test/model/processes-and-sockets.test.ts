@@ -112,7 +112,10 @@ describe('model: processes and unix sockets', () => {
     conn.send(Buffer.from('fds'), [iommufd, device]);
     const m = await cli.receive();
     const dev = VfioDevice.adopt(m.fds[1]!, { iommufd: Iommufd.adopt(m.fds[0]!, { kernel: user }), bdf: '0000:00:03.0' });
-    assert.throws(() => dev.allocateDma(4096), (e: unknown) => isVfioError(e, 'EPERM') && /CAP_SYS_RAWIO/.test(String(e)));
+    assert.throws(
+      () => dev.allocateDma(4096),
+      (e: unknown) => isVfioError(e, 'EPERM') && /CAP_SYS_RAWIO/.test(String(e)),
+    );
     // The same open file, the same IOAS, asked by root: answered.
     const mem = user.mmap(-1, 4096n, 3, 0x22, 0n);
     const mapping = dev.ioas!.map(mem);

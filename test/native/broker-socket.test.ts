@@ -69,7 +69,14 @@ describe('native: the broker over real unix sockets', function () {
 
     // Not allowed: a broker that allows someone else refuses this process by its SO_PEERCRED uid.
     const otherPath = path.join(dir, 'other.sock');
-    const other = Broker.start({ kernel: k, socketPath: otherPath, allowUids: [uid + 1], devices: [bdf], bind: false, log: (e) => log.push(e) });
+    const other = Broker.start({
+      kernel: k,
+      socketPath: otherPath,
+      allowUids: [uid + 1],
+      devices: [bdf],
+      bind: false,
+      log: (e) => log.push(e),
+    });
     const stranger = BrokerClient.connect(otherPath, { kernel: k });
     await assert.rejects(stranger.grant(bdf), (e: Error & { code?: string }) => e.code === 'EACCES');
     stranger.close();

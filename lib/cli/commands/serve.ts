@@ -42,13 +42,15 @@ export const serveCommand: Command = {
     const json = options.has('json');
     const log = (e: BrokerLogEntry) => {
       const peer = e.peer ? { pid: e.peer.pid, uid: e.peer.uid, gid: e.peer.gid } : null;
-      if (json) ctx.stdout(JSON.stringify({ time: new Date().toISOString(), event: e.event, peer, bdf: e.bdf ?? null, message: e.message }));
+      if (json)
+        ctx.stdout(JSON.stringify({ time: new Date().toISOString(), event: e.event, peer, bdf: e.bdf ?? null, message: e.message }));
       else ctx.stderr(`vfio serve: ${e.event}${peer ? ` pid ${peer.pid} uid ${peer.uid}` : ''}${e.bdf ? ` ${e.bdf}` : ''}: ${e.message}`);
     };
     const broker = Broker.start({ kernel: ctx.kernel, socketPath, allowUids, allowGids, devices, log });
     if (ctx.kernel.kind === 'native') fs.chmodSync(socketPath, 0o666);
     const ready = `listening on ${socketPath} for ${[...allowUids.map((u) => `uid ${u}`), ...allowGids.map((g) => `gid ${g}`)].join(', ')}; devices ${devices.join(', ')}`;
-    if (json) ctx.stdout(JSON.stringify({ time: new Date().toISOString(), event: 'listening', socket: socketPath, devices, allowUids, allowGids }));
+    if (json)
+      ctx.stdout(JSON.stringify({ time: new Date().toISOString(), event: 'listening', socket: socketPath, devices, allowUids, allowGids }));
     else ctx.stderr(`vfio serve: ${ready}`);
     await new Promise<void>((resolve) => {
       const stop = () => {

@@ -34,12 +34,21 @@ const SCM_MAX_FD = 253;
 /** sizeof(sun_path) less its NUL. */
 const MAX_PATH = 107;
 
-/** What the socket code needs of the calling process. */
+/**
+ * What the socket code needs of the calling process (a ModelKernel provides it).
+ *
+ * @category Model
+ */
 export interface SocketProcess {
+  /** What SO_PEERCRED reports for this process. */
   readonly credentials: PeerCredentials;
+  /** fget: the open file behind an fd (EBADF). */
   fileOf(fd: number): OpenFile;
+  /** fd_install at the lowest free fd. */
   installFile(file: OpenFile, path: string): number;
+  /** get_file. */
   holdFile(file: OpenFile): void;
+  /** fput. */
   dropFile(file: OpenFile): void;
   /** Free fd slots below RLIMIT_NOFILE. */
   freeFdSlots(): number;
@@ -140,11 +149,17 @@ export class ListeningSocket implements OpenFile {
   }
 }
 
-/** The machine's unix sockets: which paths are bound, and the calls each process makes. */
+/**
+ * The machine's unix sockets: which paths are bound, and the calls each process makes (through
+ * its `ModelKernel.sockets`).
+ *
+ * @category Model
+ */
 export class ModelSockets {
   /** Bound paths; a closed listener stays until unlinked. */
   private readonly bound = new Map<string, ListeningSocket>();
 
+  /** socketpair(2) in process `p`. */
   socketPair(p: SocketProcess): [number, number] {
     const [a, b] = this.connectedPair(p, p.credentials, p.credentials);
     const fa = p.installFile(a, 'socket:[socketpair]');
@@ -159,6 +174,7 @@ export class ModelSockets {
     return [fa, fb];
   }
 
+  /** socket + bind + listen at `path` (EADDRINUSE while bound). */
   listen(p: SocketProcess, path: string, backlog: number): number {
     checkPath(path);
     if (this.bound.has(path)) fail('EADDRINUSE');
@@ -168,6 +184,7 @@ export class ModelSockets {
     return fd;
   }
 
+  /** socket + connect (ENOENT, ECONNREFUSED, EAGAIN with the backlog full). */
   connect(p: SocketProcess, path: string): number {
     checkPath(path);
     const listener = this.bound.get(path);
@@ -182,24 +199,23 @@ export class ModelSockets {
     return fd;
   }
 
+  /** accept4 (EAGAIN when nothing waits, EINVAL on a socket that is not listening). */
   accept(p: SocketProcess, fd: number): number {
     const file = p.fileOf(fd);
     if (!(file instanceof ListeningSocket)) fail(file instanceof ConnectedSocket ? 'EINVAL' : 'ENOTSOCK');
     const next = file.pending.shift();
     if (!next) fail('EAGAIN');
-    try {
-      return p.installFile(next, `socket:[${file.path}]`);
-    } catch (e) {
-      // installFile released it (EMFILE): the connecting end sees the hangup.
-      throw e;
-    }
+    // At RLIMIT_NOFILE installFile releases it (EMFILE): the connecting end sees the hangup.
+    return p.installFile(next, `socket:[${file.path}]`);
   }
 
+  /** sendmsg with SCM_RIGHTS (EAGAIN with the peer's queue full, EPIPE once it closed). */
   send(p: SocketProcess, fd: number, data: Uint8Array, fds: readonly number[]): number {
     const sock = connected(p, fd);
     // The addon refuses these before the syscall; so does the model, the same way.
     if (fds.length > SCM_MAX_FD) throw new RangeError(`fds: one message carries at most ${SCM_MAX_FD} fds (SCM_MAX_FD)`);
-    if (fds.some((f) => !Number.isInteger(f) || f < 0 || f > 0x7fff_ffff)) throw new RangeError('fds: every element must be a non-negative int32 fd');
+    if (fds.some((f) => !Number.isInteger(f) || f < 0 || f > 0x7fff_ffff))
+      throw new RangeError('fds: every element must be a non-negative int32 fd');
     const peer = sock.peer;
     if (!peer) fail(sock.hungUp ? 'EPIPE' : 'ENOTCONN');
     const cost = data.length + MESSAGE_OVERHEAD;
@@ -213,6 +229,7 @@ export class ModelSockets {
     return data.length;
   }
 
+  /** recvmsg (EAGAIN when empty; ECONNRESET once after a reset; 0 bytes at end of stream). */
   receive(p: SocketProcess, fd: number, into: Uint8Array): ReceivedFds {
     const sock = connected(p, fd);
     // __skb_try_recv_datagram reports a pending socket error (and clears it) before any message.
@@ -238,6 +255,7 @@ export class ModelSockets {
     return { bytes, fds, truncated: bytes < m.data.length || fds.length < m.files.length };
   }
 
+  /** getsockopt SO_PEERCRED. */
   peerCredentials(p: SocketProcess, fd: number): PeerCredentials {
     const file = p.fileOf(fd);
     if (file instanceof ListeningSocket) return file.credentials;
@@ -245,6 +263,7 @@ export class ModelSockets {
     return file.peerCredentials;
   }
 
+  /** unlink(2) of a bound socket path (ENOENT when none). */
   unlink(path: string): void {
     const listener = this.bound.get(path);
     if (!listener) fail('ENOENT');
@@ -270,7 +289,8 @@ function connected(p: SocketProcess, fd: number): ConnectedSocket {
 }
 
 function checkPath(path: string): void {
-  if (Buffer.byteLength(path) > MAX_PATH) throw new RangeError(`socket path: sun_path holds ${MAX_PATH} bytes, got ${Buffer.byteLength(path)}`);
+  if (Buffer.byteLength(path) > MAX_PATH)
+    throw new RangeError(`socket path: sun_path holds ${MAX_PATH} bytes, got ${Buffer.byteLength(path)}`);
   if (path === '') fail('ENOENT');
 }
 
