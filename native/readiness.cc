@@ -194,10 +194,14 @@ void OnPoll(uv_poll_t* handle, int status, int) {
   State* state = watch->state;
   // An error status comes from epoll itself; readiness otherwise, including hang-up, which poll
   // reports as readable. Readiness of a file the fd no longer names is not the program's.
-  if (status < 0) {
-    MarkEnded(watch, -status);
-  } else if (!SameFile(watch->fd, watch->pollFd)) {
+  // libuv reports POLLERR as a UV_EBADF status, but for the file still polled it is readiness:
+  // a socket whose peer closed with data unread has a pending ECONNRESET (POLLIN|POLLERR|POLLHUP)
+  // and may still hold messages, which the next recvmsg returns before the error. Ending the wait
+  // with EBADF lost a broker's last reply (found by test/native/broker-socket.test.ts).
+  if (!SameFile(watch->fd, watch->pollFd)) {
     MarkEnded(watch, EBADF);
+  } else if (status < 0 && status != UV_EBADF) {
+    MarkEnded(watch, -status);
   }
   int err = watch->endErrno.load();
   SettleFromLoop(state, Retire(state, watch), err);

@@ -34,6 +34,7 @@ function layerOf(file: string): Layer {
     case 'vfio':
     case 'dma':
     case 'pci':
+    case 'broker':
       return 'api';
     case 'model':
       return 'model';

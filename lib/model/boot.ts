@@ -44,16 +44,18 @@ export function bootPciMachine(kernel: ModelKernel, clock?: DeviceClock): PciMac
           dropFile: (f) => kernel.dropFile(f),
         })
       : undefined,
-    capabilities: () => kernel.capabilities(),
-    lookup: (fd) => (kernel.hasFd(fd) ? kernel.fileOf(fd) : undefined),
-    installFd: (file, description) => kernel.installFile(file, description),
+    // Kernel code runs as `current`: the process whose syscall it is (another one than the booted
+    // process once fds are passed between processes).
+    capabilities: () => kernel.current.capabilities(),
+    lookup: (fd) => (kernel.current.hasFd(fd) ? kernel.current.fileOf(fd) : undefined),
+    installFd: (file, description) => kernel.current.installFile(file, description),
     // One IOMMU-group ownership table for iommufd binds and legacy containers (EBUSY across them).
     dmaOwnership: kernel.dmaOwnership,
     // The type1 container driver runs on a private iommufd context.
     ...(p.config.IOMMUFD ? { newIommufd: () => kernel.newIommufd(false) } : {}),
     holdFile: (f) => kernel.holdFile(f),
     dropFile: (f) => kernel.dropFile(f),
-    readUser: (address, length) => kernel.space.readUser(address, length),
+    readUser: (address, length) => kernel.current.space.readUser(address, length),
     faults: kernel.faults,
     ...(p.host ? { host: p.host } : {}),
   });

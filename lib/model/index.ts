@@ -100,6 +100,8 @@ function machineProfile(m: ModelMachine): Profile {
 }
 
 export { ModelKernel } from './model-kernel';
+export type { ModelMachineState } from './model-kernel';
+export type { ModelSockets, SocketProcess } from './sockets/model-sockets';
 export { profiles, resolveProfile, hasIommufdNoiommu } from './profile';
 export type {
   Profile,

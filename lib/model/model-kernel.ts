@@ -24,6 +24,16 @@
  *                            fd, mapping or hold is gone
  *   iommufdOf(fd)            iommufd_ctx_from_fd: the IommufdContext behind an fd (EBADF, or
  *                            EBADFD when the fd is not an iommufd)
+ *   spawnProcess(creds)      a second process on the same machine: its own fd table, address
+ *                            space, RLIMIT_MEMLOCK accounting and credentials (a ModelKernel too)
+ *
+ * Processes: every ModelKernel of one machine shares the file tree, physical memory, the PCI
+ * machine, DMA ownership, fault injection and the open files' reference counts; each has its own
+ * fds, mm and credentials. Each syscall makes its process the machine's `current` (the model is
+ * synchronous, so a syscall runs to its end as the one current task), and the kernel code that
+ * Linux runs against `current` — capable(), current->mm, the fd table of fget/fd_install — asks
+ * `current`, so a file opened by one process and used by another (passed over a unix socket)
+ * checks the caller's credentials and maps the caller's memory, as on Linux.
  */
 import { holdEventLoop } from './event-loop-hold';
 import type { Capabilities, Kernel, Mapping, MmioWidth } from '../sys/kernel';
@@ -63,6 +73,9 @@ import type { Profile } from './profile';
 import { AttrFile, DirectoryFile } from './vfs-files';
 import { Vfs, type VNode } from './vfs';
 import type { PciMachine } from './vfio/machine';
+import type { ProcessCredentials } from './profile';
+import { ModelSockets, type SocketProcess } from './sockets/model-sockets';
+import type { PeerCredentials, SocketCalls } from '../sys/socket-calls';
 
 /** Where a syscall acts, as far as the boundary can name it. */
 interface SyscallSite {
@@ -82,6 +95,34 @@ const ACCESS_MODE = 3;
 /** RLIMIT_NOFILE's soft limit in a login shell. */
 const DEFAULT_OPEN_FILES_LIMIT = 1024;
 const FILE_KINDS: readonly string[] = ['iommufd', 'vfio-container', 'vfio-group', 'vfio-device'];
+/** The pid the first process of a machine gets; spawned ones count up from it. */
+const FIRST_PID = 1000;
+
+/**
+ * What the processes of one machine share (everything but fds, mm and credentials).
+ *
+ * @category Model
+ */
+export interface ModelMachineState {
+  /** The file tree. */
+  readonly vfs: Vfs;
+  /** Physical memory. */
+  readonly memory: PhysicalMemory;
+  /** IOMMU group DMA ownership. */
+  readonly dmaOwnership: DmaOwnership;
+  /** Fault injection. */
+  readonly faults: FaultInjector;
+  /** References on open files, from every process's fds, mappings and holds. */
+  readonly fileRefs: Map<OpenFile, number>;
+  /** The PCI machine, once booted. */
+  pci: PciMachine | null;
+  /** The process whose syscall is running (Linux's `current`). */
+  current: ModelKernel;
+  /** The next pid to hand out. */
+  nextPid: number;
+  /** Unix sockets: bound paths and socket files. */
+  readonly sockets: ModelSockets;
+}
 
 /**
  * The simulated Linux host behind the Kernel interface; get one from `createModelKernel`.
@@ -103,7 +144,7 @@ export class ModelKernel implements Kernel {
   readonly description: string;
   readonly pageSize: number;
   /** The file tree (sysfs, /dev, /proc); add nodes here to model more of the host. */
-  readonly vfs = new Vfs();
+  readonly vfs: Vfs;
   /** Physical memory: where DMA lands; reading outside live RAM throws PhysicalAccessFault. */
   readonly memory: PhysicalMemory;
   /** RLIMIT_MEMLOCK accounting (mm->locked_vm and user->locked_vm), as pinning charges it. */
@@ -111,26 +152,51 @@ export class ModelKernel implements Kernel {
   /** The process's virtual address space: mappings, user pointers, pinning. */
   readonly space: AddressSpace;
   /** Which IOMMU groups are claimed for user DMA (by an iommufd bind or a legacy container). */
-  readonly dmaOwnership = new DmaOwnership();
+  readonly dmaOwnership: DmaOwnership;
   /** fail_nth-style fault injection for the iommufd paths (tests arm it). */
-  readonly faults = new FaultInjector();
-  /** The PCI bus, VFIO and device models (set at boot by createModelKernel). */
-  pci: PciMachine | null = null;
+  readonly faults: FaultInjector;
+  /** This process's id (what SO_PEERCRED reports). */
+  readonly pid: number;
+  /** What this process shares with the other processes of its machine. */
+  readonly machine: ModelMachineState;
+  /** Unix sockets with fd passing and peer credentials (SOCK_SEQPACKET, SCM_RIGHTS, SO_PEERCRED). */
+  readonly sockets: SocketCalls;
 
   private readonly fds: FdTable<FdEntry>;
-  private readonly fileRefs = new Map<OpenFile, number>();
+  private readonly fileRefs: Map<OpenFile, number>;
   private readonly waiters = new Map<number, Set<(err: VfioError) => void>>();
 
   /**
    * Use `createModelKernel`, which also boots the PCI machine; a bare ModelKernel has no devices.
    *
    * @param profile The machine it simulates; readable afterwards as `kernel.profile`.
+   * @param machine The machine to join as another process (what `spawnProcess` passes); a new one when absent.
    */
-  constructor(readonly profile: Profile) {
+  constructor(
+    readonly profile: Profile,
+    machine?: ModelMachineState,
+  ) {
     this.description = `model kernel ${profile.kernel.release} (${profile.name})`;
     this.pageSize = profile.memory.pageSize;
     this.fds = new FdTable(profile.process.openFilesLimit ?? DEFAULT_OPEN_FILES_LIMIT);
-    this.memory = new PhysicalMemory(profile.memory);
+    this.machine = machine ?? {
+      vfs: new Vfs(),
+      memory: new PhysicalMemory(profile.memory),
+      dmaOwnership: new DmaOwnership(),
+      faults: new FaultInjector(),
+      fileRefs: new Map(),
+      pci: null,
+      current: this,
+      nextPid: FIRST_PID,
+      sockets: new ModelSockets(),
+    };
+    this.pid = this.machine.nextPid++;
+    this.vfs = this.machine.vfs;
+    this.memory = this.machine.memory;
+    this.dmaOwnership = this.machine.dmaOwnership;
+    this.faults = this.machine.faults;
+    this.fileRefs = this.machine.fileRefs;
+    this.sockets = this.socketCalls();
     this.locked = new LockedMemory(profile.process.memlockLimit, this.memory.pageShift, profile.process.capabilities.ipcLock);
     this.space = new AddressSpace(
       this.memory,
@@ -143,7 +209,79 @@ export class ModelKernel implements Kernel {
       },
       profile.memory.seed,
     );
-    this.installBaseFiles();
+    if (!machine) this.installBaseFiles();
+  }
+
+  /** The PCI bus, VFIO and device models (set at boot by createModelKernel; shared by the machine's processes). */
+  get pci(): PciMachine | null {
+    return this.machine.pci;
+  }
+
+  /** Set once, at boot (createModelKernel). */
+  set pci(machine: PciMachine | null) {
+    this.machine.pci = machine;
+  }
+
+  /** The process whose syscall runs now (Linux's `current`): whose credentials, mm and fds kernel code uses. */
+  get current(): ModelKernel {
+    return this.machine.current;
+  }
+
+  /**
+   * A new process on the same machine (fork + setuid + capset, or a separate program started by
+   * another user): its own fd table (empty), address space, RLIMIT_MEMLOCK accounting and
+   * credentials; the devices, file tree and memory are the machine's. Fds reach it only over a
+   * unix socket (`sockets`), as between real processes.
+   */
+  spawnProcess(credentials: ProcessCredentials): ModelKernel {
+    return new ModelKernel({ ...this.profile, process: credentials }, this.machine);
+  }
+
+  /** This process's credentials as SO_PEERCRED reports them. */
+  get credentials(): PeerCredentials {
+    const p = this.profile.process;
+    return { pid: this.pid, uid: p.uid, gid: p.gid ?? p.uid };
+  }
+
+  private socketCalls(): SocketCalls {
+    const sockets = this.machine.sockets;
+    const proc: SocketProcess = {
+      credentials: this.credentials,
+      fileOf: (fd) => this.fileOf(fd),
+      installFile: (file, path) => this.installFile(file, path),
+      holdFile: (f) => this.holdFile(f),
+      dropFile: (f) => this.dropFile(f),
+      freeFdSlots: () => Math.max(0, this.fds.limit - 3 - this.fds.size),
+    };
+    const call = <T>(syscall: string, where: SyscallSite, body: () => T): T => {
+      this.enter();
+      if (where.fd !== undefined) checkFd(where.fd);
+      return this.syscall(syscall, where, body);
+    };
+    return {
+      socketPair: () => call('socketpair', { path: 'socketpair' }, () => sockets.socketPair(proc)),
+      listen: (path, backlog) => call('bind', { path }, () => sockets.listen(proc, path, backlog)),
+      connect: (path) => call('connect', { path }, () => sockets.connect(proc, path)),
+      accept: (fd) => call('accept4', { fd }, () => sockets.accept(proc, fd)),
+      send: (fd, data, fds) => call('sendmsg', { fd }, () => sockets.send(proc, fd, data, fds)),
+      receive: (fd, into) => call('recvmsg', { fd }, () => sockets.receive(proc, fd, into)),
+      peerCredentials: (fd) => call('getsockopt', { fd }, () => sockets.peerCredentials(proc, fd)),
+      unlink: (path) => call('unlink', { path }, () => sockets.unlink(path)),
+    };
+  }
+
+  /**
+   * The process exits (or is killed): every fd it has is closed, as exit_files does, so a peer of
+   * one of its sockets sees the hangup. Its mappings stay until munmap (the model has no teardown
+   * of an mm); the kernel view must not be used afterwards.
+   */
+  exit(): void {
+    for (const [fd] of [...this.fds]) this.close(fd);
+  }
+
+  /** Makes this process `current` for the syscall it is entering. */
+  private enter(): void {
+    this.machine.current = this;
   }
 
   /** /dev/iommu, /proc/self/pagemap and the huge page counters. */
@@ -157,7 +295,11 @@ export class ModelKernel implements Kernel {
     }
     this.vfs.add('/proc/self/pagemap', {
       type: 'chardev',
-      open: () => new PagemapFile(this.space, () => this.profile.process.capabilities.sysAdmin),
+      // /proc/self: the opener's mm, and the opener's CAP_SYS_ADMIN (file_ns_capable at read).
+      open: () => {
+        const opener = this.current;
+        return new PagemapFile(opener.space, () => opener.profile.process.capabilities.sysAdmin);
+      },
     });
     // nr_hugepages: root reserves huge pages at run time (set_max_huge_pages), as lab scripts do.
     const nrHugepages = (size: HugePageSize) => ({
@@ -202,18 +344,27 @@ export class ModelKernel implements Kernel {
   /** A new iommufd context (open of /dev/iommu, or /dev/vfio/vfio with IOMMUFD_VFIO_CONTAINER). */
   newIommufd(asVfioContainer: boolean): IommufdContext {
     this.faults.point('iommufd.ctx-alloc'); // iommufd_fops_open's kzalloc (lib/model/faults.ts)
+    const machine = this.machine;
+    // An iommufd may be used by any process it reaches (over a unix socket): what Linux takes
+    // from `current` (credentials, mm, the fd table) is the calling process's, not the opener's.
     return new IommufdContext(
       {
         faults: this.faults,
-        profile: this.profile,
-        space: this.space,
+        get profile() {
+          return machine.current.profile;
+        },
+        get space() {
+          return machine.current.space;
+        },
         memory: this.memory,
-        locked: this.locked,
+        get locked() {
+          return machine.current.locked;
+        },
         dmaOwnership: this.dmaOwnership,
         holdFile: (f) => this.holdFile(f),
         dropFile: (f) => this.dropFile(f),
-        fileOf: (fd) => this.fileOf(fd),
-        installFile: (file, path) => this.installFile(file, path),
+        fileOf: (fd) => machine.current.fileOf(fd),
+        installFile: (file, path) => machine.current.installFile(file, path),
       },
       asVfioContainer,
     );
@@ -339,6 +490,7 @@ export class ModelKernel implements Kernel {
   // ---- Kernel: files ---------------------------------------------------------------------------
 
   open(path: string, flags: number): number {
+    this.enter();
     return this.syscall('open', { path }, () => {
       const node = this.vfs.lookup(path);
       if (!node) fail('ENOENT');
@@ -387,6 +539,7 @@ export class ModelKernel implements Kernel {
   }
 
   close(fd: number): void {
+    this.enter();
     checkFd(fd);
     this.syscall('close', { fd }, () => {
       const entry = this.fds.remove(fd);
@@ -402,6 +555,7 @@ export class ModelKernel implements Kernel {
   }
 
   ioctl(fd: number, request: number, arg: Uint8Array | number | null): number {
+    this.enter();
     if (request >>> 0 !== request) checkInteger('request', request, 0, 0xffff_ffff);
     const entry = this.fds.get(fd);
     // The fast path: no closures, names or contexts built unless the call fails.
@@ -427,6 +581,7 @@ export class ModelKernel implements Kernel {
   }
 
   pread(fd: number, into: Uint8Array, offset: bigint): number {
+    this.enter();
     checkFd(fd);
     checkUnsignedBigInt('offset', offset, MAX_OFFSET);
     return this.syscall('pread', { fd }, () => {
@@ -440,6 +595,7 @@ export class ModelKernel implements Kernel {
   }
 
   pwrite(fd: number, from: Uint8Array, offset: bigint): number {
+    this.enter();
     checkFd(fd);
     checkUnsignedBigInt('offset', offset, MAX_OFFSET);
     return this.syscall('pwrite', { fd }, () => {
@@ -453,6 +609,7 @@ export class ModelKernel implements Kernel {
   }
 
   readFile(path: string): Buffer {
+    this.enter();
     return this.syscall('open', { path }, () => {
       const node = this.vfs.lookup(path);
       if (!node) fail('ENOENT');
@@ -478,6 +635,7 @@ export class ModelKernel implements Kernel {
   }
 
   writeFile(path: string, data: string | Uint8Array): void {
+    this.enter();
     this.syscall('open', { path }, () => {
       const node = this.vfs.lookup(path);
       if (!node) fail('ENOENT');
@@ -494,6 +652,7 @@ export class ModelKernel implements Kernel {
   }
 
   readdir(path: string): string[] {
+    this.enter();
     return this.syscall('scandir', { path }, () => {
       const node = this.vfs.lookup(path);
       if (!node) fail('ENOENT');
@@ -503,6 +662,7 @@ export class ModelKernel implements Kernel {
   }
 
   readlink(path: string): string {
+    this.enter();
     return this.syscall('readlink', { path }, () => {
       const node = this.vfs.lookup(path, false);
       if (!node) fail('ENOENT');
@@ -512,6 +672,7 @@ export class ModelKernel implements Kernel {
   }
 
   exists(path: string): boolean {
+    this.enter();
     try {
       return this.vfs.lookup(path) !== undefined;
     } catch {
@@ -522,6 +683,7 @@ export class ModelKernel implements Kernel {
   // ---- Kernel: memory ----------------------------------------------------------------------------
 
   mmap(fd: number, length: bigint, prot: number, flags: number, offset: bigint): Mapping {
+    this.enter();
     checkFd(fd, true);
     checkUnsignedBigInt('length', length, MAX_U64);
     checkInteger('prot', prot, 0, 0x7fff_ffff);
@@ -544,10 +706,12 @@ export class ModelKernel implements Kernel {
   }
 
   munmap(mapping: Mapping): void {
+    this.enter();
     this.syscall('munmap', {}, () => this.space.munmap(mapping));
   }
 
   mlock(mapping: Mapping): void {
+    this.enter();
     this.syscall('mlock', {}, () => this.space.mlock(mapping));
   }
 
@@ -555,6 +719,7 @@ export class ModelKernel implements Kernel {
   mmioRead(mapping: Mapping, offset: number, width: 64): bigint;
   mmioRead(mapping: Mapping, offset: number, width: MmioWidth): number | bigint;
   mmioRead(mapping: Mapping, offset: number, width: MmioWidth): number | bigint {
+    this.enter();
     const vma = this.checkMmio(mapping, offset, width);
     if (vma.backing.kind === 'mmio') {
       let v: bigint;
@@ -579,6 +744,7 @@ export class ModelKernel implements Kernel {
   }
 
   mmioWrite(mapping: Mapping, offset: number, width: MmioWidth, value: number | bigint): void {
+    this.enter();
     const vma = this.checkMmio(mapping, offset, width);
     const max = (1n << BigInt(width)) - 1n;
     const v = BigInt(value);
@@ -624,6 +790,7 @@ export class ModelKernel implements Kernel {
   }
 
   memfdCreate(name: string, flags: number): number {
+    this.enter();
     // The addon's copy of the name holds 249 bytes, NAME_MAX less memfd_create's "memfd:".
     checkString('name', name, 250);
     checkInteger('flags', flags, 0, 0xffff_ffff);
@@ -642,6 +809,7 @@ export class ModelKernel implements Kernel {
   }
 
   ftruncate(fd: number, length: bigint): void {
+    this.enter();
     checkFd(fd);
     checkUnsignedBigInt('length', length, MAX_OFFSET);
     this.syscall('ftruncate', { fd }, () => {
@@ -655,6 +823,7 @@ export class ModelKernel implements Kernel {
   // ---- Kernel: eventfd and polling --------------------------------------------------------------
 
   eventfd(initval: number, flags: number): number {
+    this.enter();
     checkInteger('initval', initval, 0, 0xffff_ffff);
     checkInteger('flags', flags, 0, 0x7fff_ffff);
     return this.syscall('eventfd', {}, () => {
@@ -666,6 +835,7 @@ export class ModelKernel implements Kernel {
   }
 
   eventfdRead(fd: number): bigint {
+    this.enter();
     checkFd(fd);
     return this.syscall('read', { fd }, () => {
       const file = this.fileOf(fd);
@@ -675,6 +845,7 @@ export class ModelKernel implements Kernel {
   }
 
   eventfdWrite(fd: number, value: bigint): void {
+    this.enter();
     checkFd(fd);
     checkUnsignedBigInt('value', value, MAX_U64);
     this.syscall('write', { fd }, () => {
@@ -685,6 +856,7 @@ export class ModelKernel implements Kernel {
   }
 
   waitReadable(fd: number, signal?: AbortSignal): Promise<void> {
+    this.enter();
     const entry = this.fds.get(fd);
     if (!entry) return Promise.reject(VfioError.of('EBADF', { syscall: 'poll' }));
     const file = entry.file;

@@ -94,6 +94,8 @@ export interface IommuUnit {
 export interface ProcessCredentials {
   /** Effective user id: 0 is root; others need `deviceNodeAccess` to open the VFIO nodes. */
   readonly uid: number;
+  /** Effective group id, as SO_PEERCRED reports it; the uid when absent. */
+  readonly gid?: number;
   /** The capabilities of the Kernel interface plus CAP_SYS_RESOURCE (IOMMU_OPTION_RLIMIT_MODE). */
   readonly capabilities: Capabilities & {
     /** CAP_SYS_RESOURCE: needed to change iommufd's RLIMIT accounting mode. */

@@ -271,6 +271,12 @@ const DESCRIPTIONS: Record<string, string> = {
   ECANCELED: 'operation canceled',
   ERANGE: 'result out of range',
   EIO: 'input/output error',
+  EADDRINUSE: 'address already in use',
+  ECONNREFUSED: 'connection refused',
+  ENOTCONN: 'transport endpoint is not connected',
+  ENOTSOCK: 'socket operation on non-socket',
+  ECONNRESET: 'connection reset by peer',
+  EPIPE: 'broken pipe',
 };
 
 function describe(code: string): string {

@@ -9,6 +9,8 @@
  * carry pointers (IOAS_MAP user_va, IOVA_RANGES allowed_iovas, ...) point into such mappings.
  */
 
+import type { SocketCalls } from './socket-calls';
+
 /**
  * An address in the process's (real or simulated) virtual address space.
  *
@@ -161,6 +163,13 @@ export interface Kernel {
   readlink(path: string): string;
   /** Whether the path exists; a check, never an error. */
   exists(path: string): boolean;
+
+  /**
+   * Optional: unix sockets that pass fds and report peer credentials (see lib/sys/socket-calls.ts),
+   * what `UnixSocket` and the broker run on. Both the native kernel and the model have them; a
+   * kernel without them cannot pass fds.
+   */
+  readonly sockets?: SocketCalls;
 
   /** The calling process's effective capabilities that VFIO checks. */
   capabilities(): Capabilities;

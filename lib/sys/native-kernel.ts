@@ -13,6 +13,7 @@ import { loadAddon, isAddonErrnoError, type NativeAddon } from './addon';
 import { ERRNO, O_CLOEXEC, PROT_READ, PROT_WRITE } from './constants';
 import { VfioError, type VfioErrorDetails } from './errors';
 import type { Capabilities, Kernel, Mapping, MmioWidth, UserVa } from './kernel';
+import type { SocketCalls } from './socket-calls';
 import { ioctlName, type FileKind } from '../uapi/requests';
 import { wholeBufferOf } from '../uapi/codec';
 // The request tables register their names with ioctlName when loaded.
@@ -91,11 +92,46 @@ export class NativeKernel implements Kernel {
   private readonly addon: NativeAddon;
   private readonly fds = new Map<number, OpenFd>();
   private nextWaitToken = 1;
+  /** AF_UNIX SOCK_SEQPACKET sockets with SCM_RIGHTS and SO_PEERCRED (native/sockets.cc). */
+  readonly sockets: SocketCalls;
 
   constructor(addon: NativeAddon = loadAddon()) {
     this.addon = addon;
     this.pageSize = addon.pageSize();
     this.description = `native (Linux ${os.release()}, ${os.arch()})`;
+    this.sockets = this.socketCalls(addon);
+  }
+
+  private socketCalls(addon: NativeAddon): SocketCalls {
+    const socketAt = (path: string, body: (fd: number) => void): number => {
+      const fd = this.call(() => addon.unixSocket(), { path });
+      try {
+        this.call(() => body(fd), { path });
+      } catch (e) {
+        addon.close(fd);
+        throw e;
+      }
+      return fd;
+    };
+    return {
+      socketPair: () => this.call(() => addon.unixSocketPair(), { path: 'socketpair' }),
+      listen: (path, backlog) => socketAt(path, (fd) => addon.unixListen(fd, path, backlog)),
+      connect: (path) => socketAt(path, (fd) => addon.unixConnect(fd, path)),
+      accept: (fd) => this.call(() => addon.unixAccept(fd), {}),
+      send: (fd, data, fds) => this.call(() => addon.sendFds(fd, data, fds), {}),
+      receive: (fd, into) => this.call(() => addon.recvFds(fd, into), {}),
+      peerCredentials: (fd) => this.call(() => addon.peerCredentials(fd), {}),
+      unlink: (path) => {
+        try {
+          fs.unlinkSync(path);
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code;
+          const errno = code !== undefined ? ERRNO[code as keyof typeof ERRNO] : undefined;
+          if (errno === undefined) throw e;
+          throw new VfioError({ errno, syscall: 'unlink', path });
+        }
+      },
+    };
   }
 
   /** Path and kind of an fd this kernel opened, if it did. */

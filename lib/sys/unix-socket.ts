@@ -1,28 +1,18 @@
 /**
  * AF_UNIX SOCK_SEQPACKET sockets that carry fds (SCM_RIGHTS) and tell who is at the other end
  * (SO_PEERCRED): what a privileged process needs to hand VFIO and iommufd fds to an unprivileged
- * one, and what Node's net module cannot do. Native only: the calls go through the addon
- * (native/sockets.cc); waiting uses the Kernel's waitReadable, so nothing blocks the event loop.
- * Every socket is non-blocking and close-on-exec, and so is every fd received.
+ * one, and what Node's net module cannot do. The calls are the kernel's (`Kernel.sockets`): the
+ * addon's on the native kernel (native/sockets.cc), simulated between processes on the model.
+ * Waiting uses the kernel's waitReadable, so nothing blocks the event loop. Every socket is
+ * non-blocking and close-on-exec, and so is every fd received.
  */
-import { loadAddon, isAddonErrnoError, type NativeAddon } from './addon';
 import { ERRNO } from './constants';
 import { VfioError } from './errors';
 import { defaultKernel } from './default-kernel';
+import type { Kernel } from './kernel';
+import type { PeerCredentials, SocketCalls } from './socket-calls';
 
-/**
- * Who is connected at the other end of a socket, as the kernel recorded it at connect().
- *
- * @category Passing fds
- */
-export interface PeerCredentials {
-  /** Process id of the peer, e.g. to log which client a broker served. */
-  readonly pid: number;
-  /** Effective user id of the peer: what a broker checks before handing out device fds. */
-  readonly uid: number;
-  /** Effective group id of the peer. */
-  readonly gid: number;
-}
+export type { PeerCredentials } from './socket-calls';
 
 /**
  * One message: its bytes and the fds that came with it (the receiver owns and must close them).
@@ -36,6 +26,16 @@ export interface ReceivedMessage {
   readonly fds: readonly number[];
   /** The message or its fds did not fit and the rest was dropped by the kernel. */
   readonly truncated: boolean;
+}
+
+/**
+ * Which kernel a socket lives on (the native one when absent).
+ *
+ * @category Passing fds
+ */
+export interface UnixSocketOptions {
+  /** The kernel whose sockets to use: `nativeKernel()` by default, or a model process. */
+  readonly kernel?: Kernel;
 }
 
 /**
@@ -62,7 +62,9 @@ export class UnixSocket {
   private open = true;
 
   private constructor(
-    private readonly addon: NativeAddon,
+    /** The kernel the socket lives on; received fds are its fds. */
+    readonly kernel: Kernel,
+    private readonly calls: SocketCalls,
     /** The socket's fd. */
     readonly fd: number,
     /** The path it listens on or is connected to ('socketpair' for a pair), for error messages. */
@@ -70,36 +72,30 @@ export class UnixSocket {
   ) {}
 
   /** A listening socket bound to `path` (which must not exist yet: EADDRINUSE). */
-  static listen(path: string, backlog = 64): UnixSocket {
-    const addon = loadAddon();
-    const fd = call(() => addon.unixSocket(), path);
-    try {
-      call(() => addon.unixListen(fd, path, backlog), path);
-    } catch (e) {
-      addon.close(fd);
-      throw e;
-    }
-    return new UnixSocket(addon, fd, path);
+  static listen(path: string, options: UnixSocketOptions & { readonly backlog?: number } = {}): UnixSocket {
+    const [kernel, calls] = socketsOf(options);
+    const fd = call(() => calls.listen(path, options.backlog ?? 64), path);
+    return new UnixSocket(kernel, calls, fd, path);
   }
 
   /** A socket connected to the listener at `path` (ENOENT, ECONNREFUSED, EACCES name why not). */
-  static connect(path: string): UnixSocket {
-    const addon = loadAddon();
-    const fd = call(() => addon.unixSocket(), path);
-    try {
-      call(() => addon.unixConnect(fd, path), path);
-    } catch (e) {
-      addon.close(fd);
-      throw e;
-    }
-    return new UnixSocket(addon, fd, path);
+  static connect(path: string, options: UnixSocketOptions = {}): UnixSocket {
+    const [kernel, calls] = socketsOf(options);
+    const fd = call(() => calls.connect(path), path);
+    return new UnixSocket(kernel, calls, fd, path);
   }
 
   /** Two connected sockets (socketpair), e.g. for a child process given one end at spawn. */
-  static pair(): [UnixSocket, UnixSocket] {
-    const addon = loadAddon();
-    const [a, b] = call(() => addon.unixSocketPair(), 'socketpair');
-    return [new UnixSocket(addon, a, 'socketpair'), new UnixSocket(addon, b, 'socketpair')];
+  static pair(options: UnixSocketOptions = {}): [UnixSocket, UnixSocket] {
+    const [kernel, calls] = socketsOf(options);
+    const [a, b] = call(() => calls.socketPair(), 'socketpair');
+    return [new UnixSocket(kernel, calls, a, 'socketpair'), new UnixSocket(kernel, calls, b, 'socketpair')];
+  }
+
+  /** Removes the socket file a listener left at `path` (ENOENT when there is none). */
+  static unlink(path: string, options: UnixSocketOptions = {}): void {
+    const [, calls] = socketsOf(options);
+    call(() => calls.unlink(path), path);
   }
 
   /** Whether `close` has been called; every other call then fails EBADF. */
@@ -112,11 +108,11 @@ export class UnixSocket {
     for (;;) {
       this.assertOpen('accept');
       try {
-        return new UnixSocket(this.addon, this.addon.unixAccept(this.fd), this.path);
+        return new UnixSocket(this.kernel, this.calls, this.calls.accept(this.fd), this.path);
       } catch (e) {
-        if (!isAddonErrnoError(e) || e.errno !== ERRNO.EAGAIN) throw translate(e, this.path);
+        if (!isEagain(e)) throw withPath(e, this.path);
       }
-      await defaultKernel().waitReadable(this.fd, signal);
+      await this.kernel.waitReadable(this.fd, signal);
     }
   }
 
@@ -124,7 +120,7 @@ export class UnixSocket {
   send(data: Uint8Array, fds: readonly number[] = []): void {
     this.assertOpen('send');
     if (fds.length > MAX_FDS_PER_MESSAGE) throw new RangeError(`fds: at most ${MAX_FDS_PER_MESSAGE} per message, got ${fds.length}`);
-    const sent = call(() => this.addon.sendFds(this.fd, data, fds), this.path);
+    const sent = call(() => this.calls.send(this.fd, data, fds), this.path);
     if (sent !== data.length) {
       throw VfioError.of('EMSGSIZE', { syscall: 'sendmsg', path: this.path, context: `sent ${sent} of ${data.length} bytes` });
     }
@@ -140,19 +136,19 @@ export class UnixSocket {
     for (;;) {
       this.assertOpen('receive');
       try {
-        const r = this.addon.recvFds(this.fd, into);
+        const r = this.calls.receive(this.fd, into);
         return { data: into.subarray(0, r.bytes), fds: r.fds, truncated: r.truncated };
       } catch (e) {
-        if (!isAddonErrnoError(e) || e.errno !== ERRNO.EAGAIN) throw translate(e, this.path);
+        if (!isEagain(e)) throw withPath(e, this.path);
       }
-      await defaultKernel().waitReadable(this.fd, signal);
+      await this.kernel.waitReadable(this.fd, signal);
     }
   }
 
   /** SO_PEERCRED: the pid, uid and gid of the process that connected (or listened). */
   peer(): PeerCredentials {
     this.assertOpen('peer');
-    return call(() => this.addon.peerCredentials(this.fd), this.path);
+    return call(() => this.calls.peerCredentials(this.fd), this.path);
   }
 
   /** Closes the socket and ends pending accept/receive waits; closing twice is a no-op. */
@@ -160,7 +156,7 @@ export class UnixSocket {
     if (!this.open) return;
     this.open = false;
     // Through the kernel's close, which also ends the waits pending on this fd.
-    defaultKernel().close(this.fd);
+    this.kernel.close(this.fd);
   }
 
   private assertOpen(what: string): void {
@@ -168,15 +164,26 @@ export class UnixSocket {
   }
 }
 
+function socketsOf(options: UnixSocketOptions): [Kernel, SocketCalls] {
+  const kernel = options.kernel ?? defaultKernel();
+  if (!kernel.sockets) throw VfioError.of('EOPNOTSUPP', { syscall: 'socket', context: `${kernel.description} has no unix sockets` });
+  return [kernel, kernel.sockets];
+}
+
+function isEagain(e: unknown): boolean {
+  return e instanceof VfioError && e.errno === ERRNO.EAGAIN;
+}
+
 function call<T>(body: () => T, path: string): T {
   try {
     return body();
   } catch (e) {
-    throw translate(e, path);
+    throw withPath(e, path);
   }
 }
 
-function translate(e: unknown, path: string): unknown {
-  if (!isAddonErrnoError(e)) return e;
-  return new VfioError({ errno: e.errno, syscall: e.syscall, path });
+/** The socket calls name no path (they take fds): the socket's own is the useful one. */
+function withPath(e: unknown, path: string): unknown {
+  if (!(e instanceof VfioError) || e.path !== undefined) return e;
+  return new VfioError({ errno: e.errno, syscall: e.syscall, path, ...(e.detail !== undefined ? { detail: e.detail } : {}), cause: e });
 }

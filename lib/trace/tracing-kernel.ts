@@ -8,6 +8,7 @@
  * mapping without its bytes (`buffer: null`), which is the documented signal for Mmio to go
  * through `kernel.mmioRead`/`mmioWrite`, so every access is seen at its exact width.
  */
+import type { SocketCalls } from '../sys/socket-calls';
 import type { Capabilities, Kernel, Mapping, MmioWidth } from '../sys/kernel';
 import { VfioError } from '../sys/errors';
 import type { FileKind } from '../uapi/requests';
@@ -724,6 +725,14 @@ export class TracingKernel implements Kernel {
       () => this.inner.capabilities(),
       (c) => ({ ret: { sysRawio: c.sysRawio, sysAdmin: c.sysAdmin, ipcLock: c.ipcLock } }),
     );
+  }
+
+  /**
+   * The inner kernel's unix sockets, passed through untraced (the trace schema has no socket
+   * records yet): a traced program can still pass fds.
+   */
+  get sockets(): SocketCalls | undefined {
+    return this.inner.sockets;
   }
 
   memlockLimit(): bigint {

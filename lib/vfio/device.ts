@@ -75,6 +75,8 @@ export type VfioDeviceAdoptOptions = {
   readonly bdf?: string;
   /** Why the fd is adopted (e.g. 'received from the broker'), shown as `backend.reason`. */
   readonly reason?: string;
+  /** Resources the device keeps open until it closes, e.g. the broker connection the fd came over. */
+  readonly holds?: readonly Resource[];
 } & (
   | {
       /** The iommufd to bind an unbound cdev to, or the one the sender bound it to. */
@@ -83,6 +85,8 @@ export type VfioDeviceAdoptOptions = {
       readonly deviceId?: number;
       /** An IOAS or HWPT to attach to; default: a new IOAS for an unbound cdev, none for a bound one. */
       readonly attach?: Ioas | Hwpt | false;
+      /** The device takes the iommufd over (closing the device closes it), as `openDevice` arranges. */
+      readonly ownIommufd?: boolean;
     }
   | {
       /** The container a group's device maps DMA into. */
@@ -229,7 +233,7 @@ export class VfioDevice extends Resource implements RegionOwner, IrqOwner, Bound
       return new VfioDevice(kernel, file, {
         bdf,
         dmaSpace: options.dmaSpace,
-        holds: options.dmaSpace instanceof Resource ? [options.dmaSpace] : [],
+        holds: [...(options.dmaSpace instanceof Resource ? [options.dmaSpace] : []), ...(options.holds ?? [])],
         backend: {
           kind: 'group',
           noiommu: options.noiommu ?? false,
@@ -272,8 +276,11 @@ export class VfioDevice extends Resource implements RegionOwner, IrqOwner, Bound
       iommufd,
       deviceId,
       backend: { kind: 'cdev', noiommu, reason: options.reason ?? `adopted device fd ${fd} (${id.path})` },
+      holds: [...(options.ownIommufd ? [iommufd] : []), ...(options.holds ?? [])],
     });
-    const dev = iommufd.own(created);
+    // Owning the iommufd: the caller's claim on it passes to the device, which holds it open.
+    if (options.ownIommufd) iommufd.close();
+    const dev = options.ownIommufd ? created : iommufd.own(created);
     try {
       if (options.attach !== undefined && options.attach !== false) dev.attach(options.attach);
       else if (options.attach === undefined && id.kind === 'vfio-cdev-unbound') dev.attach(iommufd.ioas());

@@ -15,6 +15,7 @@ import { Iommufd } from '../iommu/iommufd';
 import { VfioDevice } from './device';
 import { VfioContainer } from './container';
 import { VfioGroup } from './group';
+import { openBrokeredDevice } from '../broker/open-brokered';
 
 /**
  * Options of `openDevice`.
@@ -29,6 +30,12 @@ export interface OpenDeviceOptions extends KernelOptions {
    * the PF while its VFs are open); opening a PF with one sets its token for the VFs.
    */
   readonly vfToken?: string;
+  /**
+   * The socket of a broker (`vfio serve`) to get the device from instead of opening it: the
+   * broker must list the device and allow this process's uid or gid. `openDevice` then returns a
+   * Promise, and the device is the one a direct cdev open gives (docs/privileges.md).
+   */
+  readonly broker?: string;
 }
 
 /**
@@ -38,8 +45,17 @@ export interface OpenDeviceOptions extends KernelOptions {
  *
  * @category Devices
  */
-export function openDevice(bdf: string, options: OpenDeviceOptions = {}): VfioDevice {
+export function openDevice(bdf: string, options: OpenDeviceOptions & { readonly broker: string }): Promise<VfioDevice>;
+export function openDevice(bdf: string, options?: OpenDeviceOptions & { readonly broker?: undefined }): VfioDevice;
+export function openDevice(bdf: string, options?: OpenDeviceOptions): VfioDevice | Promise<VfioDevice>;
+export function openDevice(bdf: string, options: OpenDeviceOptions = {}): VfioDevice | Promise<VfioDevice> {
   const kernel = kernelFrom(options);
+  if (options.broker !== undefined) {
+    if (options.prefer === 'group' || options.vfToken !== undefined) {
+      throw new TypeError('openDevice: with { broker } the broker opens the device (cdev path); prefer: group and vfToken do not apply');
+    }
+    return openBrokeredDevice(bdf, { kernel, broker: options.broker });
+  }
   if (options.vfToken !== undefined) checkVfToken(options.vfToken, 'options.vfToken');
   const pci = PciDevice.get(bdf, { kernel });
   const driver = pci.driver;

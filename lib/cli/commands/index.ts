@@ -3,6 +3,7 @@ import type { Command } from '../command';
 import { bindCommand, unbindCommand } from './bind';
 import { infoCommand } from './info';
 import { selftestCommand } from './selftest';
+import { serveCommand } from './serve';
 import { statusCommand } from './status';
 import { recordCommand, replayCommand, traceCommand } from './trace';
 
@@ -12,6 +13,7 @@ export const COMMANDS: readonly Command[] = [
   unbindCommand,
   infoCommand,
   selftestCommand,
+  serveCommand,
   traceCommand,
   recordCommand,
   replayCommand,

@@ -88,7 +88,6 @@ export class IommufdContext implements OpenFile, CommandContext {
     this.objects = new ObjectTable(host.faults);
     this.hasIommufdNoiommu = hasIommufdNoiommu(host.profile);
     this.commandTableEnd = commandTableEnd(host.profile.kernel);
-    this.sysRawio = host.profile.process.capabilities.sysRawio;
   }
 
   /** The kernel's IOMMU group DMA ownership, which device binds claim. */
@@ -100,8 +99,13 @@ export class IommufdContext implements OpenFile, CommandContext {
   readonly hasIommufdNoiommu: boolean;
   /** The last iommufd command number this kernel has; higher numbers go to VFIO compatibility. */
   readonly commandTableEnd: number;
-  /** CAP_SYS_RAWIO of the calling process (capable() in the hot GET_PA path). */
-  readonly sysRawio: boolean;
+  /**
+   * CAP_SYS_RAWIO of the calling process, asked at each call as iommufd_ioas_noiommu_get_pa's
+   * capable() does: a process given this iommufd by one that has the capability does not inherit it.
+   */
+  get sysRawio(): boolean {
+    return this.host.profile.process.capabilities.sysRawio;
+  }
 
   /** iommufd_fops_ioctl: dispatches IOMMU_* commands (and the VFIO compatibility ones). */
   ioctl(request: number, arg: Uint8Array | number | null, _ctx: SyscallContext): number {

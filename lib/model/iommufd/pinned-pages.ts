@@ -55,13 +55,25 @@ export class IoPages {
   private pfns: number[] = EMPTY;
   private pinCount: number[] = EMPTY;
   private pinnedCount = 0;
+  private readonly env: PinEnvironment;
   constructor(
-    private readonly env: PinEnvironment,
+    env: PinEnvironment,
     readonly source: PagesSource,
     readonly npages: number,
     readonly writable: boolean,
     public accountMode: AccountMode,
   ) {
+    // The address space and accounting of the process that mapped, fixed now as iopt_alloc_pages
+    // fixes source_mm and source_user: pinning later (at attach) or unpinning at another
+    // process's close must reach the mapper's memory, whoever makes the call.
+    this.env = {
+      faults: env.faults,
+      memory: env.memory,
+      space: env.space,
+      locked: env.locked,
+      holdFile: (f) => env.holdFile(f),
+      dropFile: (f) => env.dropFile(f),
+    };
     // kzalloc in iopt_alloc_pages.
     env.faults.point('iommufd.pages-alloc');
     if (source.kind === 'file') env.holdFile(source.file);
