@@ -424,6 +424,20 @@ const QEMU_VTD: IommuUnit = {
   ecapReg: 0x0000_0000_00f0_0f4an,
 };
 
+/** A lab machine (scripts/lab/common.sh) on the lab kernel, as root, in one of the two modes. */
+function labPreset(name: ProfileName, mode: 'noiommu' | 'iommu', pci: readonly PciDeviceSpec[]): Profile {
+  return {
+    name,
+    kernel: KERNEL_7_3,
+    config: LAB_KERNEL_CONFIG,
+    noiommu: mode === 'noiommu',
+    iommu: mode === 'iommu' ? QEMU_VTD : null,
+    process: ROOT,
+    memory: LAB_MEMORY,
+    pci,
+  };
+}
+
 /**
  * The preset machines, by ProfileName: Linux 7.3 hosts with noiommu and with an IOMMU, an older
  * kernel with only the legacy group path, an unprivileged user, and the lab's machines exactly
@@ -490,66 +504,12 @@ export const profiles: Readonly<Record<ProfileName, Profile>> = {
     memory: LAB_MEMORY,
     pci: LAB_PCI,
   },
-  'lab-multi-noiommu': {
-    name: 'lab-multi-noiommu',
-    kernel: KERNEL_7_3,
-    config: LAB_KERNEL_CONFIG,
-    noiommu: true,
-    iommu: null,
-    process: ROOT,
-    memory: LAB_MEMORY,
-    pci: LAB_MULTI_PCI,
-  },
-  'lab-multi-iommu': {
-    name: 'lab-multi-iommu',
-    kernel: KERNEL_7_3,
-    config: LAB_KERNEL_CONFIG,
-    noiommu: false,
-    iommu: QEMU_VTD,
-    process: ROOT,
-    memory: LAB_MEMORY,
-    pci: LAB_MULTI_PCI,
-  },
-  'lab-edu-noiommu': {
-    name: 'lab-edu-noiommu',
-    kernel: KERNEL_7_3,
-    config: LAB_KERNEL_CONFIG,
-    noiommu: true,
-    iommu: null,
-    process: ROOT,
-    memory: LAB_MEMORY,
-    pci: LAB_EDU_PCI,
-  },
-  'lab-edu-iommu': {
-    name: 'lab-edu-iommu',
-    kernel: KERNEL_7_3,
-    config: LAB_KERNEL_CONFIG,
-    noiommu: false,
-    iommu: QEMU_VTD,
-    process: ROOT,
-    memory: LAB_MEMORY,
-    pci: LAB_EDU_PCI,
-  },
-  'lab-nvme-noiommu': {
-    name: 'lab-nvme-noiommu',
-    kernel: KERNEL_7_3,
-    config: LAB_KERNEL_CONFIG,
-    noiommu: true,
-    iommu: null,
-    process: ROOT,
-    memory: LAB_MEMORY,
-    pci: LAB_NVME_PCI,
-  },
-  'lab-nvme-iommu': {
-    name: 'lab-nvme-iommu',
-    kernel: KERNEL_7_3,
-    config: LAB_KERNEL_CONFIG,
-    noiommu: false,
-    iommu: QEMU_VTD,
-    process: ROOT,
-    memory: LAB_MEMORY,
-    pci: LAB_NVME_PCI,
-  },
+  'lab-multi-noiommu': labPreset('lab-multi-noiommu', 'noiommu', LAB_MULTI_PCI),
+  'lab-multi-iommu': labPreset('lab-multi-iommu', 'iommu', LAB_MULTI_PCI),
+  'lab-edu-noiommu': labPreset('lab-edu-noiommu', 'noiommu', LAB_EDU_PCI),
+  'lab-edu-iommu': labPreset('lab-edu-iommu', 'iommu', LAB_EDU_PCI),
+  'lab-nvme-noiommu': labPreset('lab-nvme-noiommu', 'noiommu', LAB_NVME_PCI),
+  'lab-nvme-iommu': labPreset('lab-nvme-iommu', 'iommu', LAB_NVME_PCI),
 };
 
 export function isProfileName(name: string): name is ProfileName {

@@ -23,6 +23,7 @@
  */
 import { fail } from '../errno';
 import type { OpenFile } from '../open-file';
+import { ReadinessWatchers } from '../readiness-watchers';
 import type { PeerCredentials, ReceivedFds } from '../../sys/socket-calls';
 
 /** net.core.wmem_default, the SO_SNDBUF a new unix socket has. */
@@ -70,7 +71,7 @@ export class ConnectedSocket implements OpenFile {
   hungUp = false;
   /** sk_err: ECONNRESET once the peer closed with messages of ours unread (unix_release_sock). */
   pendingReset = false;
-  private readonly watchers = new Set<() => void>();
+  private readonly watchers = new ReadinessWatchers();
   private released = false;
 
   constructor(
@@ -84,12 +85,11 @@ export class ConnectedSocket implements OpenFile {
   }
 
   onReadable(cb: () => void): () => void {
-    this.watchers.add(cb);
-    return () => this.watchers.delete(cb);
+    return this.watchers.add(cb);
   }
 
   notify(): void {
-    for (const cb of [...this.watchers]) cb();
+    this.watchers.notify();
   }
 
   /** unix_release: the peer sees the hangup, queued fds are dropped. */
@@ -120,7 +120,7 @@ export class ListeningSocket implements OpenFile {
   /** Server ends of connections not accepted yet. */
   readonly pending: ConnectedSocket[] = [];
   closed = false;
-  private readonly watchers = new Set<() => void>();
+  private readonly watchers = new ReadinessWatchers();
 
   constructor(
     readonly path: string,
@@ -134,12 +134,11 @@ export class ListeningSocket implements OpenFile {
   }
 
   onReadable(cb: () => void): () => void {
-    this.watchers.add(cb);
-    return () => this.watchers.delete(cb);
+    return this.watchers.add(cb);
   }
 
   notify(): void {
-    for (const cb of [...this.watchers]) cb();
+    this.watchers.notify();
   }
 
   /** Connections never accepted are reset: their connecting ends see the hangup. */
