@@ -123,7 +123,13 @@ export class BrokerClient extends Resource {
   private request(r: BrokerRequest): Promise<{ reply: BrokerReply; fds: readonly number[] }> {
     const run = async () => {
       this.assertOpen(`BrokerClient.${r.type}`);
-      this.socket.send(encodeRequest(r));
+      try {
+        this.socket.send(encodeRequest(r));
+      } catch (e) {
+        // A broker that refuses a peer at once answers and closes before the request is sent: the
+        // send is EPIPE, and the answer waits in our queue; anything else is the caller's error.
+        if (!(e instanceof VfioError && e.code === 'EPIPE')) throw e;
+      }
       let msg;
       try {
         msg = await this.socket.receive(MAX_MESSAGE_BYTES);

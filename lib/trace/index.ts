@@ -11,7 +11,7 @@ export type { TraceSink } from './trace-writer';
 export { readTrace, parseTrace, TraceFormatError } from './trace-file';
 export type { TraceFile } from './trace-file';
 export { replayTrace, formatDivergence } from './replay';
-export type { ReplayOptions, ReplayResult, Divergence } from './replay';
+export type { ReplayOptions, ReplayResult, Divergence, ReplayClock } from './replay';
 export { listTrace, formatRecord, summarizeTrace, formatSummary } from './trace-listing';
 export type { ListingFilter, TraceSummary } from './trace-listing';
 export { assertTraceReplays, itReplaysTrace, TraceDivergenceError } from './mocha';

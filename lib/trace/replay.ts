@@ -38,6 +38,23 @@ export interface ReplayOptions {
   readonly waitTimeoutMs?: number;
   /** Most reads a recorded poll may take on the replay kernel. Default 100000. */
   readonly maxPollReads?: number;
+  /**
+   * The replay machine's device clock, in manual mode (`new ModelClock('manual')` given to
+   * `createModelKernel`): replay then moves it to each record's timestamp before replaying it, so
+   * the devices have done just what the real ones had done by then (a factorial finished before the
+   * program read its status, a DMA still running). Without it the model's clock runs by itself.
+   */
+  readonly clock?: ReplayClock;
+}
+
+/**
+ * What replay needs of a device clock: moving it forward (ModelClock in manual mode).
+ *
+ * @category Tracing
+ */
+export interface ReplayClock {
+  /** Moves time forward by `microseconds`, running the device work that falls due. */
+  advance(microseconds: number): void;
 }
 
 /**
@@ -128,7 +145,7 @@ class Replayer {
   constructor(
     private readonly trace: TraceFile,
     private readonly kernel: Kernel,
-    private readonly options: Required<ReplayOptions>,
+    private readonly options: Required<Omit<ReplayOptions, 'clock'>> & Pick<ReplayOptions, 'clock'>,
   ) {
     this.recordedPage = BigInt(trace.header.pageSize);
     this.replayPage = BigInt(kernel.pageSize);
@@ -136,9 +153,16 @@ class Replayer {
 
   async run(): Promise<ReplayResult> {
     const records = this.trace.records;
+    const clock = this.options.clock;
+    let clockUs = 0;
     let k = 0;
     while (k < records.length) {
       const r = records[k]!;
+      // The device side catches up to when the recorded call returned (waits are recorded as they end).
+      if (clock && r.t > clockUs) {
+        clock.advance(r.t - clockUs);
+        clockUs = r.t;
+      }
       try {
         k += await this.step(records, k);
       } catch (e) {
@@ -703,7 +727,11 @@ function autoIovaAlignment(length: bigint, va: bigint): bigint {
  * @category Tracing
  */
 export async function replayTrace(trace: TraceFile, kernel: Kernel, options: ReplayOptions = {}): Promise<ReplayResult> {
-  const full: Required<ReplayOptions> = { waitTimeoutMs: options.waitTimeoutMs ?? 5000, maxPollReads: options.maxPollReads ?? 100_000 };
+  const full = {
+    waitTimeoutMs: options.waitTimeoutMs ?? 5000,
+    maxPollReads: options.maxPollReads ?? 100_000,
+    ...(options.clock ? { clock: options.clock } : {}),
+  };
   return new Replayer(trace, kernel, full).run();
 }
 

@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { createModelKernel } from '../../lib/model';
+import { createModelKernel, ModelClock } from '../../lib/model';
 import { formatDivergence, readTrace, replayTrace, type TraceFile, type TraceRecord } from '../../lib/trace';
 import { labTraceFileName, labTraceProfile } from '../trace/lab-trace-profiles';
 import { requireLab, type LabEnvironment } from './lab-environment';
@@ -67,7 +67,13 @@ export function traceReplaySuite(machine: 'edu' | 'nvme'): void {
       trace = readTrace(file);
     });
 
-    const model = () => createModelKernel(labTraceProfile(machine, lab.mode, lab.kernel));
+    /** The model of this lab machine, its devices on a clock that replay moves to the recorded times. */
+    const replayOnModel = (t: TraceFile) => {
+      const clock = new ModelClock('manual');
+      return replayTrace(t, createModelKernel({ base: labTraceProfile(machine, lab.mode, lab.kernel), withoutBaseDevices: false, clock }), {
+        clock,
+      });
+    };
 
     it('records the session on the real kernel: ioctls by name, MMIO, interrupts, and nothing left to a later kernel', () => {
       assert.equal(trace.header.kind, 'native');
@@ -82,7 +88,7 @@ export function traceReplaySuite(machine: 'edu' | 'nvme'): void {
     });
 
     it(`replays on the model of the lab's ${machine} machine with 0 divergences`, async () => {
-      const r = await replayTrace(trace, model());
+      const r = await replayOnModel(trace);
       assert.equal(r.divergence, null, r.divergence ? formatDivergence(r.divergence).join('\n') : '');
       assert.equal(r.replayed, trace.records.length);
     });
@@ -100,10 +106,7 @@ export function traceReplaySuite(machine: 'edu' | 'nvme'): void {
       );
       assert.ok(read, 'the trace has an MMIO read');
       const changed = `0x${(BigInt(read.ret as string) ^ 1n).toString(16)}`;
-      const r = await replayTrace(
-        altered(trace, read.i, (x) => (x.ret = changed)),
-        model(),
-      );
+      const r = await replayOnModel(altered(trace, read.i, (x) => (x.ret = changed)));
       assert.equal(r.divergence?.index, read.i, r.divergence ? formatDivergence(r.divergence).join('\n') : 'no divergence');
       assert.match(r.divergence!.what, new RegExp(`instead of "${changed}"`));
     });
@@ -112,10 +115,7 @@ export function traceReplaySuite(machine: 'edu' | 'nvme'): void {
       const info = trace.records.find((r) => r.req === 'VFIO_DEVICE_GET_REGION_INFO' && !r.err && typeof r.out?.size === 'string');
       assert.ok(info, 'the trace has a VFIO_DEVICE_GET_REGION_INFO with a size');
       const changed = `0x${(BigInt(info.out!.size as string) + 0x1000n).toString(16)}`;
-      const r = await replayTrace(
-        altered(trace, info.i, (x) => ((x.out as Record<string, unknown>).size = changed)),
-        model(),
-      );
+      const r = await replayOnModel(altered(trace, info.i, (x) => ((x.out as Record<string, unknown>).size = changed)));
       assert.equal(r.divergence?.index, info.i, r.divergence ? formatDivergence(r.divergence).join('\n') : 'no divergence');
       assert.match(r.divergence!.what, /VFIO_DEVICE_GET_REGION_INFO answered size=/);
     });
