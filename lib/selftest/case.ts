@@ -18,6 +18,8 @@ import type { CaseContext } from './context';
  * - bus-reset: a slot or bus reset reaches the device (GET_PCI_HOT_RESET_INFO is not ENODEV)
  * - several-devices: more than one function is bound to vfio-pci
  * - `command:NAME`: the kernel knows the iommufd command NAME (it is newer than some kernels)
+ *
+ * @category Conformance suite
  */
 export type Need =
   | 'device'
@@ -33,18 +35,37 @@ export type Need =
   | 'several-devices'
   | KnownCommandNeed;
 
-/** Needs the iommufd command `NAME` (an IoctlRequest's name) to be one the kernel knows. */
+/**
+ * Needs the iommufd command `NAME` (an IoctlRequest's name) to be one the kernel knows.
+ *
+ * @category Conformance suite
+ */
 export type KnownCommandNeed = `command:${string}`;
 
 export function knowsCommand(request: { readonly name: string }): KnownCommandNeed {
   return `command:${request.name}`;
 }
 
+/**
+ * One conformance case: its id, title and needs, and the function that runs it over a CaseContext
+ * on any kernel.
+ *
+ * @category Conformance suite
+ */
 export interface ConformanceCase {
   /** Stable dotted id, e.g. 'ioas.unmap.partial-area'; used in reports. */
   readonly id: string;
+  /** A one-line description of what the case checks, printed after the id in the report. */
   readonly title: string;
+  /**
+   * What the environment must offer; the runner skips the case with the reason when one is missing
+   * (default: nothing).
+   */
   readonly needs?: readonly Need[];
+  /**
+   * Runs the case: every fd and mapping it opens through `t` is released at teardown, and a thrown
+   * failure or skip ends it.
+   */
   run(t: CaseContext): void | Promise<void>;
 }
 

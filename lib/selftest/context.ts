@@ -26,6 +26,11 @@ import { CaseFailed, CaseSkipped } from './outcome';
 import { describeExpected, outcomeFor, type Expected, type Mode, type Outcome } from './types';
 import type { TrackedKernel } from './tracked-kernel';
 
+/**
+ * How CaseContext.anonymousMemory backs the memory it maps.
+ *
+ * @category Conformance suite
+ */
 export interface AnonymousMemoryOptions {
   /** Back it with huge pages (MAP_HUGETLB); skips the case when the machine has none free. */
   readonly hugetlb?: boolean;
@@ -33,21 +38,38 @@ export interface AnonymousMemoryOptions {
   readonly hugePageSize?: bigint;
 }
 
+/**
+ * What a case works with: the kernel and environment, a fixture that releases every fd and mapping
+ * the case opens at teardown (last opened first), and expectation helpers that compare what the
+ * kernel did with what the case expects in the current mode.
+ *
+ * @category Conformance suite
+ */
 export class CaseContext {
+  /** The kernel the case runs on, wrapped so that the runner sees every fd and mapping it opens. */
   readonly kernel: Kernel;
+  /** The environment the case runs in (its kernel is the tracking wrapper). */
   readonly env: Environment;
+  /** Lines the case noted, in order; they become the result's log. */
   readonly log: string[] = [];
   private readonly cleanups: { what: string; run: () => void }[] = [];
 
+  /**
+   * Made by the runner for each case.
+   *
+   * @internal
+   */
   constructor(kernel: TrackedKernel, env: Environment) {
     this.kernel = kernel;
     this.env = env;
   }
 
+  /** The environment's mode, which picks the expectation of a per-mode Expected. */
   get mode(): Mode {
     return this.env.mode;
   }
 
+  /** The kernel's page size in bytes. */
   get pageSize(): number {
     return this.env.pageSize;
   }
@@ -57,14 +79,17 @@ export class CaseContext {
     return BigInt(this.env.pageSize);
   }
 
+  /** Adds a line to the case's log (printed as a TAP diagnostic when the case fails or the run is verbose). */
   note(line: string): void {
     this.log.push(line);
   }
 
+  /** Ends the case as skipped with this reason. */
   skip(reason: string): never {
     throw new CaseSkipped(reason);
   }
 
+  /** Ends the case as failed with this message. */
   fail(message: string): never {
     throw new CaseFailed(message);
   }
@@ -76,6 +101,7 @@ export class CaseContext {
     this.cleanups.push({ what, run });
   }
 
+  /** Opens `path` and closes the fd at teardown. */
   open(path: string, flags = O_RDWR | O_CLOEXEC): number {
     const fd = this.kernel.open(path, flags);
     this.ownFd(fd, path);
@@ -101,17 +127,20 @@ export class CaseContext {
     return this.open(device.cdevPath);
   }
 
+  /** Opens /dev/iommu, closed at teardown; skips the case when the kernel has no iommufd. */
   openIommufd(): number {
     if (!this.env.hasIommufd) this.skip('no /dev/iommu (kernel built without CONFIG_IOMMUFD)');
     return this.open('/dev/iommu');
   }
 
+  /** A non-blocking close-on-exec eventfd, closed at teardown. */
   eventfd(): number {
     const fd = this.kernel.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     this.ownFd(fd, 'eventfd');
     return fd;
   }
 
+  /** A memfd of `length` bytes, closed at teardown. */
   memfd(name: string, length: bigint): number {
     const fd = this.kernel.memfdCreate(name, MFD_CLOEXEC);
     this.ownFd(fd, `memfd ${name}`);
@@ -241,10 +270,12 @@ export class CaseContext {
     }
   }
 
+  /** Fails the case with `what` unless `condition` holds. */
   check(condition: boolean, what: string): void {
     if (!condition) this.fail(what);
   }
 
+  /** Fails the case, showing both values, unless `actual` is `expected`. */
   equal<T extends number | bigint | string | boolean>(actual: T, expected: T, what: string): void {
     if (actual !== expected) this.fail(`${what}: expected ${show(expected)}, got ${show(actual)}`);
   }

@@ -12,7 +12,13 @@ import { O_CLOEXEC, O_RDWR } from '../sys/constants';
 import * as V from '../uapi/vfio';
 import { rawIoctl } from './raw-ioctl';
 
+/**
+ * The device facts when the probe could open and bind the device.
+ *
+ * @category Conformance suite
+ */
 export interface ProbedFacts {
+  /** The probe ran. */
   readonly probed: true;
   /** GET_IRQ_INFO's count for the MSI-X index (0: the function has no MSI-X). */
   readonly msixVectors: number;
@@ -22,11 +28,24 @@ export interface ProbedFacts {
   readonly busReset: boolean;
 }
 
+/**
+ * The device facts when the probe could not open or bind the device.
+ *
+ * @category Conformance suite
+ */
 export interface UnprobedFacts {
+  /** The probe did not run. */
   readonly probed: false;
+  /** Why not (no /dev/iommu, or the open or bind failed), for skip reasons. */
   readonly reason: string;
 }
 
+/**
+ * What the device under test reports about itself once bound, or why the probe could not ask; the
+ * device-fact needs (msix, function-reset, bus-reset) read it.
+ *
+ * @category Conformance suite
+ */
 export type DeviceFacts = ProbedFacts | UnprobedFacts;
 
 export function probeDevice(kernel: Kernel, cdevPath: string): DeviceFacts {

@@ -11,6 +11,11 @@ import { VfioError } from '../sys/errors';
 import { normalizeBdf } from '../pci/pci-device';
 import { describeFacts, probeDevice, type DeviceFacts } from './device-facts';
 
+/**
+ * A VFIO device found bound to vfio-pci with a cdev: its address, its device nodes and its PCI IDs.
+ *
+ * @category Conformance suite
+ */
 export interface DeviceUnderTest {
   /** PCI address, e.g. '0000:00:03.0'. */
   readonly bdf: string;
@@ -18,15 +23,26 @@ export interface DeviceUnderTest {
   readonly cdevPath: string;
   /** The legacy group node (/dev/vfio/noiommu-N or /dev/vfio/N) when the group interface exists. */
   readonly groupPath: string | null;
+  /** The PCI vendor ID from sysfs (-1 when sysfs does not say). */
   readonly vendorId: number;
+  /** The PCI device ID from sysfs (-1 when sysfs does not say). */
   readonly deviceId: number;
 }
 
+/**
+ * What the machine under test offers, as discoverEnvironment found it through the Kernel interface;
+ * cases read it to decide expectations and needs.
+ *
+ * @category Conformance suite
+ */
 export interface Environment {
+  /** The kernel the cases run on (inside a case, the fd-tracking wrapper around it). */
   readonly kernel: Kernel;
+  /** Whether the device is used without an IOMMU or behind one. */
   readonly mode: Mode;
   /** Where `mode` came from, for reports ("cdev name noiommu-vfio0", "NODE_VFIO_LAB_MODE"). */
   readonly modeSource: string;
+  /** The device under test, or null when no function bound to vfio-pci has a VFIO cdev. */
   readonly device: DeviceUnderTest | null;
   /** Every function bound to vfio-pci with a cdev, in bus order: the device under test and its peers. */
   readonly devices: readonly DeviceUnderTest[];
@@ -38,10 +54,17 @@ export interface Environment {
   readonly hasIommufd: boolean;
   /** The iommufd commands this kernel knows (a 6.x kernel lacks the newer ones). */
   readonly iommufdCommands: CommandProbe;
+  /** The kernel's page size in bytes. */
   readonly pageSize: number;
+  /** The privileges of this process (CAP_SYS_RAWIO, writing /proc/sys). */
   readonly capabilities: Capabilities;
 }
 
+/**
+ * Which device and mode discoverEnvironment should use instead of what it would find by itself.
+ *
+ * @category Conformance suite
+ */
 export interface DiscoverOptions {
   /** The device to test; without it the first device bound to vfio-pci is used. */
   readonly bdf?: string;
@@ -60,6 +83,13 @@ const PCI_DEVICES = '/sys/bus/pci/devices';
 export const EDU_VENDOR_ID = 0x1234;
 export const EDU_DEVICE_ID = 0x11e8;
 
+/**
+ * Finds, through the Kernel interface only, the device under test and its peers, the IOMMU mode,
+ * the device's facts, the iommufd commands and the privileges; throws when the given BDF has no
+ * VFIO cdev or the given mode contradicts the device's cdev.
+ *
+ * @category Conformance suite
+ */
 export function discoverEnvironment(kernel: Kernel, options: DiscoverOptions = {}): Environment {
   const device = findDevice(kernel, options.bdf);
   let mode: Mode;
@@ -166,7 +196,11 @@ export function isEdu(device: DeviceUnderTest | null): boolean {
   return device !== null && device.vendorId === EDU_VENDOR_ID && device.deviceId === EDU_DEVICE_ID;
 }
 
-/** One line describing the environment, for reports. */
+/**
+ * One line describing the environment, for reports.
+ *
+ * @category Conformance suite
+ */
 export function describeEnvironment(env: Environment): string {
   const dev = env.device
     ? `${env.device.bdf} (${hex4(env.device.vendorId)}:${hex4(env.device.deviceId)}) via ${env.device.cdevPath}` +

@@ -11,8 +11,25 @@ import { isVfioError } from '../sys/errors';
 import { O_CLOEXEC, O_RDWR } from '../sys/constants';
 import { allIoctls } from '../uapi/requests';
 
+/**
+ * Which iommufd commands the kernel under test knows, or why it could not be asked; `command:NAME`
+ * needs read it.
+ *
+ * @category Conformance suite
+ */
 export type CommandProbe =
-  { readonly probed: true; readonly known: ReadonlySet<string> } | { readonly probed: false; readonly reason: string };
+  | {
+      /** The probe ran. */
+      readonly probed: true;
+      /** The names (IoctlRequest names) of the iommufd commands the kernel knows. */
+      readonly known: ReadonlySet<string>;
+    }
+  | {
+      /** The probe did not run. */
+      readonly probed: false;
+      /** Why not (no /dev/iommu, or opening it failed). */
+      readonly reason: string;
+    };
 
 export function probeIommufdCommands(kernel: Kernel): CommandProbe {
   if (!kernel.exists('/dev/iommu')) return { probed: false, reason: 'there is no /dev/iommu' };

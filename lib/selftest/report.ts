@@ -6,12 +6,25 @@
  */
 import type { CaseResult } from './types';
 
+/**
+ * How many cases passed, failed and were skipped, for the kselftest totals line and exit code.
+ *
+ * @category Conformance suite
+ */
 export interface Totals {
+  /** Cases that passed. */
   readonly pass: number;
+  /** Cases that failed. */
   readonly fail: number;
+  /** Cases that were skipped. */
   readonly skip: number;
 }
 
+/**
+ * Counts the results by status.
+ *
+ * @category Conformance suite
+ */
 export function totals(results: readonly CaseResult[]): Totals {
   return {
     pass: results.filter((r) => r.status === 'pass').length,
@@ -20,19 +33,28 @@ export function totals(results: readonly CaseResult[]): Totals {
   };
 }
 
-/** Writes TAP as results arrive: `begin` once, `result` per case, `end` once. */
+/**
+ * Writes TAP as results arrive: `begin` once, `result` per case, `end` once.
+ *
+ * @category Conformance suite
+ */
 export class TapWriter {
   private n = 0;
   private readonly results: CaseResult[] = [];
 
   constructor(private readonly write: (line: string) => void) {}
 
+  /** Writes the TAP version line, the header lines as diagnostics and the plan for `count` cases. */
   begin(count: number, header: readonly string[] = []): void {
     this.write('TAP version 13');
     for (const line of header) this.write(`# ${line}`);
     this.write(`1..${count}`);
   }
 
+  /**
+   * Writes one case's `ok`/`not ok` line (with `# SKIP` or a YAML failure block), preceded by its
+   * log when it failed or `verbose` is set.
+   */
   result(r: CaseResult, verbose = false): void {
     this.n++;
     this.results.push(r);
@@ -55,6 +77,7 @@ export class TapWriter {
     }
   }
 
+  /** Writes the kselftest totals line for the results written so far and returns those totals. */
   end(): Totals {
     const t = totals(this.results);
     this.write(kselftestTotals(t));
@@ -62,11 +85,20 @@ export class TapWriter {
   }
 }
 
+/**
+ * The kselftest-style totals line, `# Totals: pass:N fail:N xfail:0 xpass:0 skip:N error:0`.
+ *
+ * @category Conformance suite
+ */
 export function kselftestTotals(t: Totals): string {
   return `# Totals: pass:${t.pass} fail:${t.fail} xfail:0 xpass:0 skip:${t.skip} error:0`;
 }
 
-/** The whole report as one string. */
+/**
+ * The whole report as one string.
+ *
+ * @category Conformance suite
+ */
 export function formatTap(results: readonly CaseResult[], header: readonly string[] = [], verbose = false): string {
   const lines: string[] = [];
   const w = new TapWriter((l) => lines.push(l));
@@ -76,7 +108,11 @@ export function formatTap(results: readonly CaseResult[], header: readonly strin
   return lines.join('\n') + '\n';
 }
 
-/** kselftest's exit code convention: 0 all passed (skips allowed), 1 a failure, 4 everything skipped. */
+/**
+ * kselftest's exit code convention: 0 all passed (skips allowed), 1 a failure, 4 everything skipped.
+ *
+ * @category Conformance suite
+ */
 export function kselftestExitCode(t: Totals): number {
   if (t.fail > 0) return 1;
   if (t.pass === 0 && t.skip > 0) return 4;

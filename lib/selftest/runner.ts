@@ -19,7 +19,11 @@ function missingCommand(env: Environment, need: KnownCommandNeed): string | null
   return `needs ${name}, which this kernel does not know (a zero-size call is ENOTTY: the command is newer than this kernel)`;
 }
 
-/** Why the environment cannot run a case, or null when it can. */
+/**
+ * Why the environment cannot run a case, or null when it can.
+ *
+ * @category Conformance suite
+ */
 export function missingNeed(env: Environment, needs: readonly Need[] = []): string | null {
   for (const need of needs) {
     switch (need) {
@@ -85,6 +89,13 @@ function missingDeviceFact(env: Environment, need: 'msix' | 'function-reset' | '
   }
 }
 
+/**
+ * Runs one case: skips it when a need is missing, else runs it on a fresh fixture over an
+ * fd-tracking kernel, tears the fixture down, and fails it if any fd or mapping it opened is still
+ * open afterwards.
+ *
+ * @category Conformance suite
+ */
 export async function runCase(env: Environment, c: ConformanceCase): Promise<CaseResult> {
   const started = Date.now();
   const base = { id: c.id, title: c.title };
@@ -127,6 +138,11 @@ export async function runCase(env: Environment, c: ConformanceCase): Promise<Cas
   return { ...base, status: 'pass', durationMs, log: t.log };
 }
 
+/**
+ * Runs cases one after another with runCase, handing each result to `onResult` as it arrives.
+ *
+ * @category Conformance suite
+ */
 export async function runCases(
   env: Environment,
   cases: readonly ConformanceCase[],

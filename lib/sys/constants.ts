@@ -107,6 +107,11 @@ export const ERRNO = {
   ECANCELED: 125,
   EOWNERDEAD: 130,
 } as const;
+/**
+ * The name of a Linux errno the library knows, e.g. 'ENOENT', as VfioError.code carries it.
+ *
+ * @category Errors
+ */
 export type ErrnoName = keyof typeof ERRNO;
 
 const NAMES = new Map<number, ErrnoName>(Object.entries(ERRNO).map(([k, v]) => [v, k as ErrnoName]));

@@ -29,6 +29,11 @@ import { sriovCases } from './sriov-cases';
 import { sysfsCases } from './sysfs-cases';
 import { wrongFdCases } from './wrong-fd-cases';
 
+/**
+ * Every conformance case, in the order a run reports them.
+ *
+ * @category Conformance suite
+ */
 export const allCases: readonly ConformanceCase[] = [
   ...seedCases,
   ...ioasCases,
@@ -66,6 +71,11 @@ for (const c of allCases) {
   ids.add(c.id);
 }
 
+/**
+ * The case with this id, or undefined when there is none.
+ *
+ * @category Conformance suite
+ */
 export function findCase(id: string): ConformanceCase | undefined {
   return allCases.find((c) => c.id === id);
 }

@@ -14,34 +14,58 @@ import type { Mapping } from '../../sys/kernel';
 import type { CaseContext } from '../context';
 import type { DeviceUnderTest } from '../environment';
 
-/** Memory the driver may use for itself (queues, descriptors), mapped for the device. */
+/**
+ * Memory the driver may use for itself (queues, descriptors), mapped for the device.
+ *
+ * @category Conformance suite
+ */
 export interface DriverRegion {
   /** The memory, as the CPU sees it. */
   readonly bytes: Uint8Array;
   /** Where the test mapped it (an IOVA; in the noiommu modes a token the bus address is looked up by). */
   readonly iova: bigint;
+  /** The region's length in bytes. */
   readonly size: bigint;
 }
 
-/** The interrupt kinds a selftest driver signals with (the kernel's library supports these two). */
+/**
+ * The interrupt kinds a selftest driver signals with (the kernel's library supports these two).
+ *
+ * @category Conformance suite
+ */
 export type MsiKind = 'msi' | 'msix';
 
-/** Where the device reaches an IOVA: the address to program and how many bytes run on contiguously from it. */
+/**
+ * Where the device reaches an IOVA: the address to program and how many bytes run on contiguously from it.
+ *
+ * @category Conformance suite
+ */
 export interface BusRun {
+  /** The bus address to program into the device for the IOVA. */
   readonly address: bigint;
+  /** How many bytes from that address are contiguous on the bus. */
   readonly contiguous: bigint;
 }
 
-/** What a driver works with: the device in one IOMMU mode, as vfio_pci_device is to the kernel's drivers. */
+/**
+ * What a driver works with: the device in one IOMMU mode, as vfio_pci_device is to the kernel's drivers.
+ *
+ * @category Conformance suite
+ */
 export interface DriverDevice {
+  /** The running case's context: the driver fails the case and opens fds through it. */
   readonly t: CaseContext;
+  /** The device being driven. */
   readonly device: DeviceUnderTest;
+  /** The device's open VFIO fd. */
   readonly deviceFd: number;
   /** The driver's DMA region (of the size its factory asked for). */
   readonly region: DriverRegion;
   /** BAR `index`, mmap'ed once and unmapped at teardown. */
   bar(index: number): Mapping;
+  /** Reads `width` bytes of PCI config space at `offset` through the device fd. */
   configRead(offset: number, width: 1 | 2 | 4): number;
+  /** Writes `width` bytes of PCI config space at `offset` through the device fd. */
   configWrite(offset: number, width: 1 | 2 | 4, value: number): void;
   /** Turns bus mastering (and memory decoding) on, or restores the command register as it was before. */
   busMaster(on: boolean): void;
@@ -58,7 +82,11 @@ export interface DriverDevice {
   eventfdOf(vector: number): number;
 }
 
-/** One driver bound to one device; the matrix holds it to the guarantees of vfio_pci_driver_ops. */
+/**
+ * One driver bound to one device; the matrix holds it to the guarantees of vfio_pci_driver_ops.
+ *
+ * @category Conformance suite
+ */
 export interface SelftestDriver {
   /** The largest `size` memcpyStart takes. */
   readonly maxMemcpySize: number;
@@ -73,7 +101,9 @@ export interface SelftestDriver {
    * model's, or real hardware's) says true, and the matrix then requires the error.
    */
   readonly reportsDmaErrors: boolean;
+  /** Initialises the device so that it can copy memory and send its MSI (vfio_pci_driver_ops.init). */
   init(): Promise<void>;
+  /** Stops the device and releases what init set up (vfio_pci_driver_ops.remove). */
   remove(): Promise<void>;
   /** Starts `count` copies of [src, src + size) to [dst, dst + size), without interrupts, and returns. */
   memcpyStart(src: bigint, dst: bigint, size: number, count: number): void;
@@ -83,13 +113,19 @@ export interface SelftestDriver {
   sendMsi(): Promise<void>;
 }
 
-/** A driver type: which devices it drives, how much DMA memory it needs, and how to make one. */
+/**
+ * A driver type: which devices it drives, how much DMA memory it needs, and how to make one.
+ *
+ * @category Conformance suite
+ */
 export interface SelftestDriverFactory {
+  /** The driver's name, unique among registered drivers: case messages show it and unregisterSelftestDriver takes it. */
   readonly name: string;
   /** Bytes of DMA memory the driver needs for itself (a multiple of the page size; 0 for none). */
   readonly regionSize: bigint;
   /** Whether it drives `device` (by vendor and device ID, as the kernel's probe() does). */
   probe(device: DeviceUnderTest): boolean;
+  /** Makes a driver for the device (before init; the matrix calls init and remove). */
   create(device: DriverDevice): SelftestDriver;
 }
 
@@ -165,7 +201,11 @@ export class DriverHandle {
   }
 }
 
-/** Polls `done` (yielding to the event loop, then sleeping) until it holds or `timeoutMs` passes. */
+/**
+ * Polls `done` (yielding to the event loop, then sleeping) until it holds or `timeoutMs` passes.
+ *
+ * @category Conformance suite
+ */
 export async function pollUntil(done: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (let spins = 0; !done(); spins++) {
