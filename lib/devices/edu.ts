@@ -74,11 +74,17 @@ export interface EduOptions {
   readonly dmaMask?: bigint;
   /** When DMA transfers and factorials finish; default: on a later event-loop turn. */
   readonly timing?: CompletionTiming;
+  /**
+   * When DMA transfers finish, where it differs from `timing`: QEMU's edu finishes a factorial in
+   * its own thread at once but a DMA on a 100 ms virtual-time timer (`{ mode: 'delay', ms: 100 }`).
+   */
+  readonly dmaTiming?: CompletionTiming;
 }
 
 export class EduDevice extends DeviceModel {
   readonly dmaMask: bigint;
   private readonly timing: CompletionTiming;
+  private readonly dmaTiming: CompletionTiming;
   private liveness = 0;
   private factorial = 0;
   private status = 0;
@@ -108,6 +114,7 @@ export class EduDevice extends DeviceModel {
     });
     this.dmaMask = options.dmaMask ?? EDU_DEFAULT_DMA_MASK;
     this.timing = options.timing ?? { mode: 'immediate' };
+    this.dmaTiming = options.dmaTiming ?? this.timing;
     // The MMIO region accepts 4- and 8-byte naturally aligned accesses only (valid.min_access_size 4,
     // max 8, no unaligned): anything else is a decode error that reads 0 and writes nothing.
     this.handleMmio(0, {
@@ -210,7 +217,7 @@ export class EduDevice extends DeviceModel {
       case EDU_REG.DMA_CMD:
         if (!(val & BigInt(EDU_DMA_CMD_START)) || this.dmaRunning) break;
         this.dmaCmd = val;
-        this.later(() => this.runDma());
+        this.later(() => this.runDma(), this.dmaTiming);
         break;
     }
   }
@@ -283,8 +290,8 @@ export class EduDevice extends DeviceModel {
     if (this.irqStatus === 0 && !this.msiEnabled) this.setIntx(false);
   }
 
-  private later(work: () => void): void {
-    switch (this.timing.mode) {
+  private later(work: () => void, timing: CompletionTiming = this.timing): void {
+    switch (timing.mode) {
       case 'sync':
         work();
         return;
@@ -292,7 +299,7 @@ export class EduDevice extends DeviceModel {
         this.clock.after(0, work);
         return;
       case 'delay':
-        this.clock.after(this.timing.ms * 1000, work);
+        this.clock.after(timing.ms * 1000, work);
         return;
     }
   }

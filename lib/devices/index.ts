@@ -16,6 +16,7 @@ export const builtinDeviceModels: Readonly<Record<string, (options: DeviceOption
       dmaMask: optionalBigint(o, 'dma_mask'),
       bar0Address: optionalBigint(o, 'bar0'),
       timing: o['timing'] as CompletionTiming | undefined,
+      dmaTiming: o['dma_timing'] as CompletionTiming | undefined,
     }),
   nvme: (o) =>
     new NvmeController({

@@ -395,7 +395,10 @@ class Replayer {
         const m = this.mapping(a.map);
         const width = numOf(a.width, 'width') as MmioWidth;
         const raw = bigOf(a.value, 'value');
-        const value = width === 64 ? this.translateAddress(raw) : Number(raw);
+        // Drivers store 64-bit addresses as two 32-bit halves too (NVMe's ASQ/ACQ): a 32-bit value
+        // that is a recorded IOVA or physical address below 4 GiB becomes the replay's, when that fits.
+        const translated = width === 64 || width === 32 ? this.translateAddress(raw) : raw;
+        const value = width === 64 ? translated : Number(translated <= 0xffff_ffffn ? translated : raw);
         this.expectOutcome(
           r,
           this.attempt(() => kernel.mmioWrite(m, numOf(a.offset, 'offset'), width, value)),
@@ -663,6 +666,32 @@ class Replayer {
     return true;
   }
 
+  /**
+   * GET_PA's answer is the physical run at the IOVA, whose length is where the two machines' page
+   * allocators happened to leave a frame contiguous: any whole number of pages up to what was asked
+   * is an answer; the pages both runs cover correspond one to one. Takes length and out_phys off
+   * `names` once related.
+   */
+  private relatePhysicalRun(r: TraceRecord, got: Record<string, TraceField>, names: Set<string>): void {
+    // Version 2 traces list only the fields the kernel changed; the others are what was passed.
+    const recorded = { ...(r.args ?? {}), ...r.out! };
+    const asked = BigInt(fieldText(r.args?.length));
+    const want = { phys: BigInt(fieldText(recorded.out_phys)), length: BigInt(fieldText(recorded.length)) };
+    const have = { phys: BigInt(fieldText(got.out_phys)), length: BigInt(fieldText(got.length)) };
+    const whole = (n: bigint, page: bigint) => n > 0n && n <= asked && n % page === 0n;
+    if (!whole(want.length, this.recordedPage) || !whole(have.length, this.replayPage)) return; // compared as fields below
+    const pages = (want.length < have.length ? want.length : have.length) / this.recordedPage;
+    for (let k = 0n; k < pages; k++) {
+      if (!this.samePhysical(want.phys + k * this.recordedPage, have.phys + k * this.replayPage))
+        throw new Diverged(
+          `${r.req} answered out_phys=${hex(have.phys)}, whose page ${k} does not correspond to the recorded run at ${hex(want.phys)} (page offset or frame)`,
+          hex(have.phys),
+        );
+    }
+    names.delete('length');
+    names.delete('out_phys');
+  }
+
   private compareOut(r: TraceRecord, layout: ReturnType<typeof requestLayout>, arg: Uint8Array): void {
     const recorded = r.out!;
     if (!layout) {
@@ -674,6 +703,7 @@ class Replayer {
     // Every field is compared: one the answer does not list (trace version 2 lists only what the
     // kernel changed) must still be what the call was passed.
     const names = new Set([...Object.keys(args), ...Object.keys(recorded)]);
+    if (r.req === 'IOMMU_IOAS_NOIOMMU_GET_PA') this.relatePhysicalRun(r, got, names);
     for (const name of names) {
       if (name.startsWith('$')) continue;
       let want = name in recorded ? recorded[name] : args[name];

@@ -13,13 +13,22 @@ export type LabTraceKernel = 'group' | 'nullgroup';
 
 /** The model of the lab machine a trace was recorded on. */
 export function labTraceProfile(machine: LabTraceMachine, mode: LabTraceMode, kernel: LabTraceKernel): Profile {
-  const preset = profiles[`lab-${machine}-${mode}`];
+  const preset = withQemuEduTiming(profiles[`lab-${machine}-${mode}`]);
   if (kernel === 'group') return preset;
   return {
     ...preset,
     name: `${preset.name}-nullgroup`,
     config: { ...preset.config, VFIO_GROUP: false, VFIO_CONTAINER: false, IOMMUFD_VFIO_CONTAINER: false },
   };
+}
+
+/**
+ * Replay follows the recorded clock, so edu must take as long as QEMU's does: a factorial at once
+ * (its own thread), a DMA 100 ms of virtual time later (edu's dma_timer).
+ */
+function withQemuEduTiming(p: Profile): Profile {
+  const timed = { mode: 'delay', ms: 100 } as const;
+  return { ...p, pci: p.pci.map((f) => (f.device === 'edu' ? { ...f, options: { ...f.options, dma_timing: timed } } : f)) };
 }
 
 /** The file name the lab writes a trace under. */
