@@ -35,21 +35,35 @@ function altered(trace: TraceFile, index: number, change: (r: Record<string, unk
 }
 
 /**
- * edu has no reset, so the lab's earlier suites leave their last DMA command in its register; the
- * model starts from power-on. Writing 0 there (allowed while no transfer runs) gives the traced
- * session the power-on state the model replays it from.
+ * edu has no reset, and its DMA command register ignores writes without the start bit, so the
+ * lab's earlier suites leave their last transfer's direction and interrupt bits there while the
+ * model starts from power-on (0). A one-byte transfer from RAM with no flags but start leaves the
+ * register at 0 again: the traced session then starts from the state the model replays it from.
  */
-function resetEduRegisters(bdf: string): void {
+async function resetEduDmaCommand(bdf: string): Promise<void> {
   const device = openDevice(bdf, { kernel: nativeKernel() });
   try {
     const bar = device.bar(0).mmap();
-    bar.write32(EDU_DMA_COMMAND, 0);
+    using buffer = device.allocateDma(4096);
+    bar.write64(EDU_DMA_SOURCE, buffer.dmaAddress(0) as bigint);
+    bar.write64(EDU_DMA_DESTINATION, EDU_BUFFER);
+    bar.write64(EDU_DMA_COUNT, 1n);
+    bar.write32(EDU_DMA_COMMAND, EDU_DMA_START);
+    // QEMU's edu finishes a transfer on a 100 ms timer.
+    for (let i = 0; i < 100 && bar.read32(EDU_DMA_COMMAND) !== 0; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(bar.read32(EDU_DMA_COMMAND), 0, "edu's DMA command register is back at its power-on 0");
   } finally {
     device.close();
   }
 }
 
+const EDU_DMA_SOURCE = 0x80;
+const EDU_DMA_DESTINATION = 0x88;
+const EDU_DMA_COUNT = 0x90;
 const EDU_DMA_COMMAND = 0x98;
+const EDU_DMA_START = 0x1;
+/** edu's own 4 KiB buffer, as the device addresses it. */
+const EDU_BUFFER = 0x40000n;
 
 export function traceReplaySuite(machine: 'edu' | 'nvme'): void {
   describe(`lab: the ${machine} example traced on the real kernel replays on the model of this lab machine`, function () {
@@ -63,7 +77,7 @@ export function traceReplaySuite(machine: 'edu' | 'nvme'): void {
         console.log(`    skipped: this is the lab's '${lab.machine}' machine; the ${machine} example runs on --machine ${machine}`);
         this.skip();
       }
-      if (machine === 'edu') resetEduRegisters(lab.bdf);
+      if (machine === 'edu') await resetEduDmaCommand(lab.bdf);
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lab-trace-'));
       const file = path.join(dir, 'trace.jsonl');
       const example = EXAMPLES[machine];
