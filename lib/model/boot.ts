@@ -19,6 +19,8 @@ export function bootPciMachine(kernel: ModelKernel, clock?: DeviceClock): PciMac
   const p = kernel.profile;
   return new PciMachine({
     pciIov: p.config.PCI_IOV === true,
+    pcieAer: p.config.PCIEAER === true,
+    pcieAerInject: p.config.PCIEAER === true && p.config.PCIEAER_INJECT === true,
     vfs: kernel.vfs,
     pageSize: kernel.pageSize,
     kconfig: {

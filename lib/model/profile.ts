@@ -52,6 +52,13 @@ export interface KernelConfig {
    * function's `resource` lists the six IOV resources after the ROM (13 lines instead of 7).
    */
   readonly PCI_IOV?: boolean;
+  /**
+   * PCIe AER (PCIEAER, default off): functions with an AER capability get error counters in sysfs
+   * and reporting enabled, root ports run error recovery (vfio-pci signals ERR).
+   */
+  readonly PCIEAER?: boolean;
+  /** /dev/aer_inject (PCIEAER_INJECT, needs PCIEAER). */
+  readonly PCIEAER_INJECT?: boolean;
 }
 
 /**
@@ -322,7 +329,7 @@ const FULL_CONFIG: KernelConfig = {
 };
 
 /** The lab kernels' configuration (scripts/lab/kernel/base.config + group.config): everything above plus SR-IOV. */
-const LAB_KERNEL_CONFIG: KernelConfig = { ...FULL_CONFIG, PCI_IOV: true };
+const LAB_KERNEL_CONFIG: KernelConfig = { ...FULL_CONFIG, PCI_IOV: true, PCIEAER: true, PCIEAER_INJECT: true };
 
 /** The QEMU lab's edu device, bound to vfio-pci at boot as the lab's init script does. */
 const LAB_PCI: readonly PciDeviceSpec[] = [

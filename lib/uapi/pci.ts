@@ -95,7 +95,15 @@ export const PCI_MSIX_ENTRY_CTRL_MASKBIT = 0x1;
 
 /** PCI Express capability registers (offsets from the capability). */
 export const PCI_EXP_FLAGS = 0x02;
+export const PCI_EXP_DEVCAP = 0x04;
+export const PCI_EXP_DEVCAP_RBER = 0x8000;
 export const PCI_EXP_DEVCTL = 0x08;
+/** Correctable, non-fatal, fatal and unsupported-request reporting enables (PCI_EXP_AER_FLAGS). */
+export const PCI_EXP_DEVCTL_ERROR_REPORTING = 0x000f;
+export const PCI_EXP_DEVSTA = 0x0a;
+export const PCI_EXP_FLAGS_TYPE = 0x00f0;
+export const PCI_EXP_TYPE_ROOT_PORT = 0x4;
+export const PCI_EXP_TYPE_DOWNSTREAM = 0x6;
 export const PCI_EXP_LNKCAP = 0x0c;
 export const PCI_EXP_LNKSTA = 0x12;
 export const PCI_EXP_DEVCAP2 = 0x24;
@@ -107,3 +115,26 @@ export const PCI_EXT_CAP_ID_DSN = 0x03;
 export const PCI_EXT_CAP_ID_ACS = 0x0d;
 export const PCI_EXT_CAP_ID_ARI = 0x0e;
 export const PCI_EXT_CAP_ID_SRIOV = 0x10;
+
+/** Advanced Error Reporting registers (offsets from the AER extended capability). */
+export const PCI_ERR_UNCOR_STATUS = 0x04;
+export const PCI_ERR_UNCOR_MASK = 0x08;
+export const PCI_ERR_UNCOR_SEVER = 0x0c;
+export const PCI_ERR_COR_STATUS = 0x10;
+export const PCI_ERR_COR_MASK = 0x14;
+export const PCI_ERR_CAP = 0x18;
+export const PCI_ERR_HEADER_LOG = 0x1c;
+export const PCI_ERR_ROOT_COMMAND = 0x2c;
+export const PCI_ERR_ROOT_STATUS = 0x30;
+export const PCI_ERR_ROOT_ERR_SRC = 0x34;
+/** The AER capability's length, header included (QEMU's PCI_ERR_SIZEOF). */
+export const PCI_ERR_SIZEOF = 0x48;
+export const PCI_ERR_COR_ADV_NFAT = 0x2000;
+export const PCI_ERR_ROOT_CMD_EN_MASK = 0x7;
+export const PCI_ERR_ROOT_COR_RCV = 0x01;
+export const PCI_ERR_ROOT_MULTI_COR_RCV = 0x02;
+export const PCI_ERR_ROOT_UNCOR_RCV = 0x04;
+export const PCI_ERR_ROOT_MULTI_UNCOR_RCV = 0x08;
+export const PCI_ERR_ROOT_FIRST_FATAL = 0x10;
+export const PCI_ERR_ROOT_NONFATAL_RCV = 0x20;
+export const PCI_ERR_ROOT_FATAL_RCV = 0x40;

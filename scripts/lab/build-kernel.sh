@@ -36,7 +36,7 @@ make -C "$KSRC" O="$build" tinyconfig >"$build/config.log" 2>&1
 KCONFIG_CONFIG=$build/.config "$KSRC/scripts/kconfig/merge_config.sh" -m -O "$build" "$build/.config" \
   "$LAB_DIR/kernel/base.config" "$LAB_DIR/kernel/$variant.config" >>"$build/config.log" 2>&1
 make -C "$KSRC" O="$build" olddefconfig >>"$build/config.log" 2>&1
-for opt in IOMMUFD IOMMUFD_NOIOMMU VFIO_DEVICE_CDEV VFIO_NOIOMMU VFIO_PCI PCI_IOV HOTPLUG_PCI_PCIE; do
+for opt in IOMMUFD IOMMUFD_NOIOMMU VFIO_DEVICE_CDEV VFIO_NOIOMMU VFIO_PCI PCI_IOV HOTPLUG_PCI_PCIE PCIEAER PCIEAER_INJECT; do
   grep -q "^CONFIG_$opt=y" "$build/.config" || lab_die "CONFIG_$opt is not =y after olddefconfig (see $build/config.log)"
 done
 # The variant's own choices must survive olddefconfig, or the kernel would not be the row it claims.

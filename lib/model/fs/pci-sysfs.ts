@@ -31,6 +31,8 @@ const IOV_RESOURCE_LINES = 6;
 
 export interface PciSysfsOptions {
   readonly vfs: Vfs;
+  /** The config dword a read of `config` sees (aer_inject puts simulated registers in front); default the function's own. */
+  readonly configDword?: (slot: PciSlot, offset: number) => number;
   readonly bus: PciBus;
   readonly pageSize: number;
   readonly capabilities: () => Capabilities;
@@ -251,7 +253,8 @@ export class PciSysfs {
     const c = slot.device.config;
     const size = this.o.capabilities().sysAdmin ? c.size : PCI_STD_HEADER_SIZEOF;
     const out = Buffer.alloc(size);
-    for (let i = 0; i < size; i += 4) out.writeUInt32LE(c.read(i, 4), i);
+    const dword = this.o.configDword ?? ((s: PciSlot, offset: number) => s.device.config.read(offset, 4));
+    for (let i = 0; i < size; i += 4) out.writeUInt32LE(dword(slot, i) >>> 0, i);
     return out;
   }
 

@@ -26,6 +26,20 @@ export interface PciDeviceId {
   readonly overrideOnly?: boolean;
 }
 
+/** pci_channel_state_t: what error recovery tells a driver about its device's link. */
+export type PciChannelState = 'normal' | 'frozen' | 'perm-failure';
+
+/** pci_ers_result_t: a driver's vote during error recovery. */
+export type PciErsResult = 'none' | 'can-recover' | 'need-reset' | 'disconnect' | 'recovered' | 'no-aer-driver';
+
+/** struct pci_error_handlers: a driver's part in PCIe error recovery (drivers/pci/pcie/err.c). */
+export interface PciErrorHandlers {
+  errorDetected?(slot: PciSlot, state: PciChannelState): PciErsResult;
+  mmioEnabled?(slot: PciSlot): PciErsResult;
+  slotReset?(slot: PciSlot): PciErsResult;
+  resume?(slot: PciSlot): void;
+}
+
 export interface PciDriver {
   readonly name: string;
   readonly idTable: readonly PciDeviceId[];
@@ -37,6 +51,8 @@ export interface PciDriver {
   removeWhenReleased?(slot: PciSlot): Promise<void>;
   /** .sriov_configure: enables `numVfs` VFs of a PF it drives (0: disables them); absent: not supported. */
   sriovConfigure?(slot: PciSlot, numVfs: number): number;
+  /** .err_handler; absent: the driver cannot take part in error recovery. */
+  readonly errorHandlers?: PciErrorHandlers;
 }
 
 export class PciBus {

@@ -12,6 +12,7 @@
  * (pci_iov_add_virtfn: a `virtfnN` link in the PF, `physfn` in the VF); disabling removes them
  * last first, then clears VF Enable and NumVFs.
  */
+import { findExtendedCapability } from './ext-capability';
 import { fail } from '../errno';
 import type { Vfs } from '../vfs';
 import { link, roAttr, rwAttr } from '../fs/nodes';
@@ -21,7 +22,6 @@ import type { PciDeviceModel } from './device-model';
 import type { PciSlot } from './host';
 
 const PCI_EXT_CAP_ID_SRIOV = 0x10;
-const CAP_START = 0x100;
 const REG = {
   CTRL: 0x08,
   TOTAL_VF: 0x0e,
@@ -53,15 +53,7 @@ const CTRL_VFE = 0x01,
 
 /** The SR-IOV capability's offset in a function's config space (0: not a PF). */
 export function sriovCapabilityOffset(device: PciDeviceModel): number {
-  const c = device.config;
-  if (c.size <= CAP_START) return 0;
-  for (let pos = CAP_START, guard = 0; pos >= CAP_START && guard < 960; guard++) {
-    const header = c.getRaw(pos, 4);
-    if (header === 0 || header === 0xffff_ffff) return 0;
-    if ((header & 0xffff) === PCI_EXT_CAP_ID_SRIOV) return pos;
-    pos = (header >>> 20) & 0xffc;
-  }
-  return 0;
+  return findExtendedCapability(device, PCI_EXT_CAP_ID_SRIOV);
 }
 
 /** What iov.c needs of the rest of the machine to add and remove a VF (pci_iov_add_virtfn's device_add). */

@@ -31,6 +31,9 @@ import {
   programBridgeBuses,
 } from '../pci/topology';
 import { PciSysfs, devicePath } from '../fs/pci-sysfs';
+import { addDevNode } from '../fs/nodes';
+import { PcieAer } from '../pci/aer';
+import { AerInjector } from '../pci/aer-inject';
 import { IommuSysfs, addIommuClass } from '../fs/iommu-sysfs';
 import { HOST_NIC_DRIVERS, HOST_STORAGE_DRIVERS, type HostUse, type IommuUnit } from '../profile';
 import { BlockSysfs } from '../fs/block-sysfs';
@@ -66,6 +69,10 @@ export interface PciMachineOptions {
   readonly noiommuAtBoot: boolean;
   /** CONFIG_PCI_IOV: SR-IOV capable functions become PFs (default false). */
   readonly pciIov?: boolean;
+  /** CONFIG_PCIEAER: root ports run the AER service and error recovery (default false). */
+  readonly pcieAer?: boolean;
+  /** CONFIG_PCIEAER_INJECT: /dev/aer_inject (needs pcieAer). */
+  readonly pcieAerInject?: boolean;
   readonly functions: readonly PciFunctionSpec[];
   readonly physicalMemory: DmaPort;
   /** The clock the devices run on (default: a virtual clock in auto mode). */
@@ -99,6 +106,9 @@ export class PciMachine {
   private readonly iommuSysfs: IommuSysfs | null;
   private readonly unplugging = new Set<PciSlot>();
   private readonly iommu: boolean;
+  /** The AER core, on a kernel with CONFIG_PCIEAER. */
+  readonly aer: PcieAer | undefined;
+  private readonly aerInjector: AerInjector | undefined;
 
   constructor(o: PciMachineOptions) {
     this.iommu = o.iommu;
@@ -129,6 +139,8 @@ export class PciMachine {
     });
     this.sysfs = new PciSysfs({
       vfs: o.vfs,
+      configDword: (slot, offset) =>
+        this.aerInjector ? this.aerInjector.readConfigDword(slot, offset) : slot.device.config.read(offset, 4),
       bus: this.bus,
       pageSize: o.pageSize,
       capabilities: () => o.capabilities(),
@@ -187,6 +199,22 @@ export class PciMachine {
     }
     markMultifunctionSlots(slots);
     for (const slot of slots) this.sysfs.addDevice(slot);
+    if (o.pcieAer) {
+      const aer = new PcieAer({
+        vfs: o.vfs,
+        bus: this.bus,
+        functions: () => this.host.all(),
+        devicePath,
+        capabilities: () => o.capabilities(),
+      });
+      this.aer = aer;
+      for (const slot of slots) aer.addFunction(slot);
+      if (o.pcieAerInject) {
+        const injector = new AerInjector({ aer, functions: () => this.host.all(), capabilities: () => o.capabilities() });
+        this.aerInjector = injector;
+        addDevNode(o.vfs, '/dev/aer_inject', { type: 'chardev', open: () => injector.open() });
+      }
+    }
     // The IOMMU driver groups every function at boot, in bus order, as the topology decides
     // (multifunction slots without ACS share a group, ACS-capable root ports isolate what is
     // behind them); an entry's `iommuGroup` option overrides that for machines without the

@@ -139,6 +139,11 @@ export class VfioPciCoreDevice {
   private irqs: VfioPciIrqs | undefined;
   private savedConfig: Uint8Array | undefined;
   private barMmapSupported: boolean[] = [];
+  /**
+   * pci_resource_start of each BAR as the kernel holds it: the BAR registers can lose it behind
+   * the kernel's back (a bus reset by error recovery restores nothing), the resource does not.
+   */
+  private resourceStart: bigint[] = [];
   private ioeventfds = new Map<string, () => void>();
   resetWorks = false;
   needsReset = false;
@@ -179,6 +184,7 @@ export class VfioPciCoreDevice {
     this.resetWorks = this.resetMethod() !== undefined;
     if (this.resetWorks) this.functionReset();
     this.savedConfig = this.saveState();
+    this.resourceStart = dev.bars.map((b, i) => (b ? dev.barAddress(i) : 0n));
     const pci23 = this.intxMaskSupported();
     const cmd = this.readCommand();
     if (pci23 && cmd & PCI_COMMAND_INTX_DISABLE) this.writeCommand(cmd & ~PCI_COMMAND_INTX_DISABLE);
@@ -252,6 +258,11 @@ export class VfioPciCoreDevice {
   /** Unbind while open: the kernel signals REQ and waits; returns whether a REQ eventfd was set. */
   request(): boolean {
     return this.irqs?.request() ?? false;
+  }
+
+  /** vfio_pci_core_aer_err_detected: signals ERR if the user set an eventfd for it. */
+  errorDetected(): void {
+    this.irqs?.signalError();
   }
 
   // ---- ioctls ----
@@ -690,7 +701,7 @@ export class VfioPciCoreDevice {
   /** vfio_pci_bar_rw + vfio_pci_core_do_io_rw: split into the widest naturally aligned accesses. */
   private barRw(bar: number, buf: Uint8Array, pos: bigint, iswrite: boolean, cfg: VfioPciConfig): number {
     const b = this.device.bars[bar];
-    if (!b || this.device.barAddress(bar) === 0n) fail('EINVAL', `BAR ${bar} is absent (the device does not decode it)`);
+    if (!b || !this.resourceStart[bar]) fail('EINVAL', `BAR ${bar} is absent (the device does not decode it)`);
     if (pos >= b.size) fail('EINVAL', `offset 0x${pos.toString(16)} is beyond BAR ${bar}`);
     const count = Number(b.size - pos < BigInt(buf.length) ? b.size - pos : BigInt(buf.length));
     const testMem = b.space === 'memory';
@@ -710,9 +721,9 @@ export class VfioPciCoreDevice {
       const width = (n * 8) as AccessWidth;
       if (iswrite) {
         const v = n === 8 ? view.readBigUInt64LE(done) : BigInt(view.readUIntLE(done, n));
-        this.device.mmioWrite(bar, off, width, v);
+        if (this.decodes(bar)) this.device.mmioWrite(bar, off, width, v);
       } else {
-        const v = this.device.mmioRead(bar, off, width);
+        const v = this.decodes(bar) ? this.device.mmioRead(bar, off, width) : 0n;
         if (n === 8) view.writeBigUInt64LE(v, done);
         else view.writeUIntLE(Number(v), done, n);
       }
@@ -746,20 +757,35 @@ export class VfioPciCoreDevice {
       }
     };
     // vma_to_pfn: pci_resource_start of the BAR (what enumeration assigned), plus the offset.
-    const physAddress = device.barAddress(index) + start;
+    const physAddress = (this.resourceStart[index] ?? device.barAddress(index)) + start;
+    const decodes = () => this.decodes(index);
     return {
       kind: 'mmio',
       physAddress,
       faultable,
       read(off: number, width: 8 | 16 | 32 | 64): bigint {
         access();
-        return device.mmioRead(index, start + BigInt(off), width);
+        return decodes() ? device.mmioRead(index, start + BigInt(off), width) : 0n;
       },
       write(off: number, width: 8 | 16 | 32 | 64, value: bigint): void {
         access();
-        device.mmioWrite(index, start + BigInt(off), width, value);
+        if (decodes()) device.mmioWrite(index, start + BigInt(off), width, value);
       },
     };
+  }
+
+  /**
+   * Whether an access to the BAR's resource reaches the function: its decode enable is on and the
+   * BAR register still holds the resource. Otherwise nothing claims the address, and on q35 a read
+   * of it returns 0 (seen in the lab after a fatal AER error's bus reset) and a write goes nowhere.
+   */
+  private decodes(bar: number): boolean {
+    const b = this.device.bars[bar];
+    if (!b) return false;
+    const cmd = this.readCommand();
+    const enabled = b.space === 'io' ? cmd & PCI_COMMAND_IO : cmd & PCI_COMMAND_MEMORY;
+    const start = this.resourceStart[bar];
+    return enabled !== 0 && (start === undefined || this.device.barAddress(bar) === start);
   }
 
   // ---- helpers: the PCI core operations vfio-pci calls ----

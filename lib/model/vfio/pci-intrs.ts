@@ -187,6 +187,11 @@ export class VfioPciIrqs {
     return true;
   }
 
+  /** An AER error reached the device (vfio_pci_core_aer_err_detected): signals ERR. */
+  signalError(): void {
+    this.errTrigger?.signal(1n);
+  }
+
   /** Device close: disable whatever is active and drop ERR/REQ (vfio_pci_core_disable/close). */
   /** pci_restore_msi_state's MSI-X half, after a reset of the function (or its bus). */
   restoreAfterReset(): void {

@@ -13,7 +13,7 @@
 import { fail } from '../errno';
 import { rwAttr } from '../fs/nodes';
 import { PCI_HEADER_TYPE } from '../../uapi/pci';
-import { PCI_ANY_ID, type PciDriver } from '../pci/bus';
+import { PCI_ANY_ID, type PciDriver, type PciErrorHandlers } from '../pci/bus';
 import type { PciSlot } from '../pci/host';
 import type { PciSriov } from '../pci/iov';
 import type { VfioSubsystem } from './subsystem';
@@ -24,6 +24,16 @@ export class VfioPciDriver implements PciDriver {
     { vendor: PCI_ANY_ID, device: PCI_ANY_ID, subvendor: PCI_ANY_ID, subdevice: PCI_ANY_ID, class: 0, classMask: 0, overrideOnly: true },
   ];
   private enableSriov = false;
+  /**
+   * vfio_pci_core_err_handlers: only error_detected, which tells the user through the ERR eventfd
+   * and votes to recover; with no slot_reset or resume the user restores the device itself.
+   */
+  readonly errorHandlers: PciErrorHandlers = {
+    errorDetected: (slot) => {
+      this.vfio.deviceOf(slot)?.core.errorDetected();
+      return 'can-recover';
+    },
+  };
 
   constructor(
     private readonly vfio: VfioSubsystem,
