@@ -46,6 +46,8 @@ export type { OpenDeviceOptions } from './vfio/open-device';
 export { identifyFd } from './vfio/fd-identity';
 export type { FdKind } from './vfio/fd-identity';
 export { UnixSocket, MAX_FDS_PER_MESSAGE } from './sys/unix-socket';
+export { readKernelLog, lastKernelLogSeq } from './sys/kernel-log';
+export type { KernelLogRecord } from './sys/kernel-log';
 export type { PeerCredentials, ReceivedMessage, UnixSocketOptions } from './sys/unix-socket';
 export type { SocketCalls, ReceivedFds } from './sys/socket-calls';
 export { Broker } from './broker/server';

@@ -14,9 +14,11 @@ import type { DeviceClock } from './device';
 import { parsePciAddress } from './pci/address';
 import { hasIommufdNoiommu, type PciDeviceSpec } from './profile';
 import { PciMachine } from './vfio/machine';
+import { DmarFaultLog } from './kmsg/dmar-fault-log';
 
 export function bootPciMachine(kernel: ModelKernel, clock?: DeviceClock): PciMachine {
   const p = kernel.profile;
+  const dmarFaults = new DmarFaultLog(kernel.machine.kmsg);
   return new PciMachine({
     pciIov: p.config.PCI_IOV === true,
     pcieAer: p.config.PCIEAER === true,
@@ -44,6 +46,10 @@ export function bootPciMachine(kernel: ModelKernel, clock?: DeviceClock): PciMac
           iommu: p.iommu,
           holdFile: (f) => kernel.holdFile(f),
           dropFile: (f) => kernel.dropFile(f),
+          // A translation with no domain behind it is not modelled as a fault record.
+          reportFault: (device, fault) => {
+            if (fault.reason !== 'blocked') dmarFaults.report({ device, iova: fault.iova, direction: fault.direction });
+          },
         })
       : undefined,
     // Kernel code runs as `current`: the process whose syscall it is (another one than the booted

@@ -35,6 +35,7 @@
  * `current`, so a file opened by one process and used by another (passed over a unix socket)
  * checks the caller's credentials and maps the caller's memory, as on Linux.
  */
+import { KernelLog } from './kmsg/kernel-log';
 import { holdEventLoop } from './event-loop-hold';
 import type { Capabilities, Kernel, Mapping, MmioWidth } from '../sys/kernel';
 import {
@@ -122,6 +123,8 @@ export interface ModelMachineState {
   nextPid: number;
   /** Unix sockets: bound paths and socket files. */
   readonly sockets: ModelSockets;
+  /** The kernel log (/dev/kmsg). */
+  readonly kmsg: KernelLog;
 }
 
 /**
@@ -189,6 +192,7 @@ export class ModelKernel implements Kernel {
       current: this,
       nextPid: FIRST_PID,
       sockets: new ModelSockets(),
+      kmsg: new KernelLog(),
     };
     this.pid = this.machine.nextPid++;
     this.vfs = this.machine.vfs;
@@ -286,6 +290,7 @@ export class ModelKernel implements Kernel {
 
   /** /dev/iommu, /proc/self/pagemap and the huge page counters. */
   private installBaseFiles(): void {
+    this.machine.kmsg.install(this.vfs);
     if (this.profile.config.IOMMUFD) {
       this.vfs.add('/dev/iommu', { type: 'chardev', mode: 0o660, open: () => this.newIommufd(false) } as VNode);
     }

@@ -20,6 +20,8 @@ export interface IommufdPortHost {
   readonly iommu: IommuUnit | null;
   holdFile(file: OpenFile): void;
   dropFile(file: OpenFile): void;
+  /** The IOMMU's fault reporting: a DMA of `device` its translation refused. */
+  reportFault?(device: string, fault: IommuFault): void;
 }
 
 export function iommufdPort(host: IommufdPortHost): IommufdPort {
@@ -52,7 +54,10 @@ function contextPort(ctx: IommufdContext, host: IommufdPortHost): IommufdContext
           ctx.unbindDevice(id);
           host.dropFile(ctx);
         },
-        dmaPort: () => (bound && ctx.attachedHwpt(id) ? translatedPort(ctx, id, host.memory) : undefined),
+        dmaPort: () =>
+          bound && ctx.attachedHwpt(id)
+            ? translatedPort(ctx, id, host.memory, (fault) => host.reportFault?.(device.name, fault))
+            : undefined,
       };
     },
     compatSetNoIommu: () => ctx.compatSetNoIommu(),
@@ -65,12 +70,15 @@ function contextPort(ctx: IommufdContext, host: IommufdPortHost): IommufdContext
 }
 
 /** DMA of a device behind the IOMMU: IOVAs go through the attached domain, then to RAM. */
-function translatedPort(ctx: IommufdContext, devId: number, memory: PhysicalMemory): DmaPort {
+function translatedPort(ctx: IommufdContext, devId: number, memory: PhysicalMemory, reportFault: (fault: IommuFault) => void): DmaPort {
   const segments = (iova: bigint, length: number, write: boolean) => {
     try {
       return ctx.translate(devId, iova, length, write);
     } catch (e) {
-      if (e instanceof IommuFault) throw new DmaFault(e.reason, iova, length, write ? 'write' : 'read');
+      if (e instanceof IommuFault) {
+        reportFault(e);
+        throw new DmaFault(e.reason, iova, length, write ? 'write' : 'read');
+      }
       if (e instanceof KernelError) throw new DmaFault('blocked', iova, length, write ? 'write' : 'read', 'device no longer bound');
       throw e;
     }
