@@ -34,7 +34,20 @@ export interface NvmeDriverOptions {
   readonly commandTimeoutMs?: number;
   /** While polling, how long to spin before yielding to the event loop (default 0 µs). */
   readonly pollSpinMicroseconds?: number;
+  /**
+   * The kernel asked for the device back (VFIO's REQ interrupt: a hot-unplug or an unbind). The
+   * driver has already failed what was outstanding and takes no new commands; close it and the
+   * device, or the removal waits (vfio-pci asks again every 10 s).
+   */
+  readonly onRemovalRequest?: () => void;
 }
+
+const PCI_COMMAND = 0x04;
+const PCI_COMMAND_MEMORY = 0x2;
+const PCI_COMMAND_MASTER = 0x4;
+/** After an ERR interrupt, how long (and how often) to look for the reset a fatal error brings. */
+const AER_WATCH_MS = 2000;
+const AER_WATCH_PERIOD_MS = 20;
 
 /** An admin command as the caller gives it (conformance checks send malformed ones on purpose). */
 export interface AdminCommand {
@@ -93,6 +106,9 @@ export class NvmeDriver {
   private readonly abortAnswers = new Map<string, boolean>();
   /** Resets done since open (recovery from timeouts, fatal status, a controller that reset itself). */
   resets = 0;
+  /** ERR and REQ: the kernel's own signals about the device. */
+  private platformVectors: InterruptVector[] = [];
+  private readonly onRemovalRequest: (() => void) | undefined;
 
   /** Brings the controller up and creates the I/O queues. */
   static async open(device: VfioDevice, options: NvmeDriverOptions = {}): Promise<NvmeDriver> {
@@ -111,6 +127,7 @@ export class NvmeDriver {
     options: NvmeDriverOptions,
   ) {
     this.timeoutMs = options.commandTimeoutMs ?? 30_000;
+    this.onRemovalRequest = options.onRemovalRequest;
     this.spinMs = (options.pollSpinMicroseconds ?? 0) / 1000;
     this.registers = device.bar(0).mmap();
     const cap = this.registers.read64(REG.CAP);
@@ -175,6 +192,7 @@ export class NvmeDriver {
         if (mode === 'interrupt') throw e;
       }
     }
+    this.listenPlatform(device);
     this.registers.write32(REG.CC, CC.EN | CC.CSS_NVM | CC.IOSQES_64 | CC.IOCQES_16);
     await this.waitStatus((s) => (s & CSTS.RDY) !== 0, 'ready (CSTS.RDY 1)');
     // Polling: keep the pin quiet (the admin queue always has interrupts enabled).
@@ -263,6 +281,10 @@ export class NvmeDriver {
         if (aborts.length) await Promise.race([Promise.all(aborts), new Promise((r) => setTimeout(r, this.timeoutMs))]);
         this.resets++;
         this.resetReason = reason;
+        // A fatal PCIe error's bus reset (AER) took the BARs and the command register with it,
+        // behind vfio-pci's back; writing the command register makes vfio-pci put the BARs back,
+        // and the MSI-X table the reset cleared is programmed again.
+        const decodeLost = this.restoreDecode();
         try {
           await this.disable();
         } finally {
@@ -272,6 +294,7 @@ export class NvmeDriver {
           for (const qp of this.io) qp.failAll(fail);
           quiesce();
         }
+        if (decodeLost) this.reprogramVectors();
         this.admin.resetRings();
         for (const qp of this.io) qp.resetRings();
         this.registers.write32(REG.AQA, ((ADMIN_DEPTH - 1) << 16) | (ADMIN_DEPTH - 1));
@@ -484,6 +507,10 @@ export class NvmeDriver {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.watchdog);
+    for (const v of this.platformVectors) v.close();
+    if (!this.device.closed)
+      for (const kind of ['err', 'req'] as const) if (this.platformVectors.some((v) => v.kind === kind)) this.device.irqs.disable(kind);
+    this.platformVectors = [];
     this.failAll(new NvmeControllerError('the driver was closed'));
     try {
       // The device may have been closed first (its mappings with it): then there is nothing to disable.
@@ -656,6 +683,65 @@ export class NvmeDriver {
     }
   }
 
+  /**
+   * ERR and REQ. ERR says an AER error reached the device; a non-fatal one leaves it as it was,
+   * a fatal one resets its bus right after, so the driver looks for that reset a little while
+   * (the controller then reads RDY 0 and recovery brings it back). REQ asks for the device back.
+   */
+  private listenPlatform(device: VfioDevice): void {
+    for (const kind of ['err', 'req'] as const) {
+      if (device.irqs.info(kind).count === 0) continue;
+      const [vector] = device.irqs.enable(kind);
+      this.platformVectors.push(vector!);
+      void (async () => {
+        for await (const _ of vector!) {
+          void _;
+          if (kind === 'err') this.watchAfterError();
+          else this.removalRequested();
+        }
+      })().catch((e: unknown) =>
+        this.failAll(new NvmeControllerError(`the ${kind.toUpperCase()} interrupt failed: ${(e as Error).message}`)),
+      );
+    }
+  }
+
+  private watchAfterError(): void {
+    const until = performance.now() + AER_WATCH_MS;
+    const look = () => {
+      if (this.closed || this.failure) return;
+      if (this.checkFatal() || performance.now() > until) return;
+      setTimeout(look, AER_WATCH_PERIOD_MS).unref();
+    };
+    look();
+  }
+
+  private removalRequested(): void {
+    if (this.closed) return;
+    this.failAll(
+      new NvmeControllerError('the kernel asked for the device back (VFIO REQ: hot-unplug or unbind); close the driver and the device'),
+    );
+    this.onRemovalRequest?.();
+  }
+
+  /** Whether the function had lost memory decoding (and now has it back). */
+  private restoreDecode(): boolean {
+    const command = this.device.config.read16(PCI_COMMAND);
+    if (command & PCI_COMMAND_MEMORY) return false;
+    this.device.config.write16(PCI_COMMAND, command | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+    return true;
+  }
+
+  /** After a bus reset: MSI-X enabled again, each queue listening on its new vector. */
+  private reprogramVectors(): void {
+    if (this.completion !== 'interrupt') return;
+    const count = this.vectors.length;
+    for (const v of this.vectors) v.close();
+    this.device.irqs.disable('msix');
+    this.vectors = this.device.irqs.enable('msix', count);
+    this.listen(this.admin, this.vectors[0]!);
+    this.io.forEach((qp, i) => this.listen(qp, this.vectors[i + 1]!));
+  }
+
   /** Interrupt mode: drain a queue pair's completions on every interrupt of its vector. */
   private listen(qp: QueuePair, vector: InterruptVector): void {
     void (async () => {
@@ -758,7 +844,14 @@ export class NvmeDriver {
       return true;
     }
     if (!(csts & CSTS.RDY) && this.identity) {
-      void this.recover(new NvmeControllerError(`reset: the controller dropped CSTS.RDY by itself (CSTS 0x${csts.toString(16)})`));
+      const lost = !(this.device.config.read16(PCI_COMMAND) & PCI_COMMAND_MEMORY);
+      void this.recover(
+        new NvmeControllerError(
+          lost
+            ? 'reset: a PCIe bus reset (a fatal AER error) cleared the function, controller included'
+            : `reset: the controller dropped CSTS.RDY by itself (CSTS 0x${csts.toString(16)})`,
+        ),
+      );
       return true;
     }
     return false;

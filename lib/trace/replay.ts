@@ -139,6 +139,15 @@ class Replayer {
   private readonly iovaRanges: { readonly recorded: bigint; readonly replay: bigint; readonly length: bigint }[] = [];
   private readonly recordedFrames = new Map<bigint, bigint>();
   private readonly replayFrames = new Map<bigint, bigint>();
+  /**
+   * Which recorded user mapping a related frame belongs to, for frames related through GET_PA:
+   * once that memory is neither mapped in the process nor in an IOAS, both kernels may hand its
+   * frames out again, and a later buffer's frame may relate anew (the traced kernel reused one).
+   */
+  private readonly frameOwners = new Map<bigint, string>();
+  /** The recorded IOAS ranges and the user mapping behind each (IOMMU_IOAS_MAP's user_va). */
+  private ioasRanges: { iova: bigint; length: bigint; owner: string }[] = [];
+  private readonly munmapped = new Set<string>();
   private readonly recordedPage: bigint;
   private readonly replayPage: bigint;
 
@@ -223,15 +232,48 @@ class Replayer {
   }
 
   /** Relates a recorded frame to a replay frame; false when either is already related otherwise. */
-  private relateFrame(recorded: bigint, replay: bigint): boolean {
+  private relateFrame(recorded: bigint, replay: bigint, owner?: string): boolean {
     const a = this.recordedFrames.get(recorded);
     const b = this.replayFrames.get(replay);
     if (a === undefined && b === undefined) {
       this.recordedFrames.set(recorded, replay);
       this.replayFrames.set(replay, recorded);
+      if (owner !== undefined) this.frameOwners.set(recorded, owner);
       return true;
     }
     return a === replay && b === recorded;
+  }
+
+  /** The memory of a recorded user mapping is free on both kernels: its frames relate no more. */
+  private releaseFrames(owner: string): void {
+    if (!this.munmapped.has(owner) || this.ioasRanges.some((r) => r.owner === owner)) return;
+    for (const [recorded, o] of this.frameOwners) {
+      if (o !== owner) continue;
+      const replay = this.recordedFrames.get(recorded);
+      this.recordedFrames.delete(recorded);
+      if (replay !== undefined) this.replayFrames.delete(replay);
+      this.frameOwners.delete(recorded);
+    }
+    this.munmapped.delete(owner);
+  }
+
+  /** IOMMU_IOAS_MAP and _UNMAP as recorded: which IOVA ranges hold which mapping's memory. */
+  private noteIoasRanges(r: TraceRecord): void {
+    if (r.ret !== 0) return;
+    const args = r.args ?? {};
+    const out = r.out ?? {};
+    if (r.req === 'IOMMU_IOAS_MAP') {
+      const owner = /^(m\d+)\+/.exec(fieldText(args.user_va))?.[1];
+      if (owner === undefined) return;
+      this.ioasRanges.push({ iova: BigInt(fieldText(out.iova ?? args.iova)), length: BigInt(fieldText(args.length)), owner });
+    } else if (r.req === 'IOMMU_IOAS_UNMAP') {
+      const from = BigInt(fieldText(args.iova));
+      const length = BigInt(fieldText(out.length ?? args.length));
+      const all = from === 0n && BigInt(fieldText(args.length)) === (1n << 64n) - 1n;
+      const gone = this.ioasRanges.filter((x) => all || (x.iova >= from && x.iova + x.length <= from + length));
+      this.ioasRanges = this.ioasRanges.filter((x) => !gone.includes(x));
+      for (const owner of new Set(gone.map((x) => x.owner))) this.releaseFrames(owner);
+    }
   }
 
   private samePhysical(recorded: bigint, replay: bigint): boolean {
@@ -377,7 +419,11 @@ class Replayer {
         const m = this.mapping(id);
         const got = this.attempt(() => kernel.munmap(m));
         this.expectOutcome(r, got);
-        if (!got.err) this.maps.delete(id);
+        if (!got.err) {
+          this.maps.delete(id);
+          this.munmapped.add(id);
+          this.releaseFrames(id);
+        }
         return 1;
       }
       case 'mlock': {
@@ -616,6 +662,7 @@ class Replayer {
     this.expectOutcome(r, { ret: got.value, err: got.err });
     if (got.err || !(arg instanceof Uint8Array) || !r.out || typeof args.container_fd === 'number') return;
     this.compareOut(r, layout, arg);
+    this.noteIoasRanges(r);
   }
 
   private structArg(r: TraceRecord, layout: ReturnType<typeof requestLayout>, args: TraceFields): Uint8Array {
@@ -681,8 +728,12 @@ class Replayer {
     const whole = (n: bigint, page: bigint) => n > 0n && n <= asked && n % page === 0n;
     if (!whole(want.length, this.recordedPage) || !whole(have.length, this.replayPage)) return; // compared as fields below
     const pages = (want.length < have.length ? want.length : have.length) / this.recordedPage;
+    const iova = BigInt(fieldText(r.args?.iova));
+    const owner = this.ioasRanges.find((x) => iova >= x.iova && iova < x.iova + x.length)?.owner;
     for (let k = 0n; k < pages; k++) {
-      if (!this.samePhysical(want.phys + k * this.recordedPage, have.phys + k * this.replayPage))
+      const a = want.phys + k * this.recordedPage;
+      const b = have.phys + k * this.replayPage;
+      if (a % this.recordedPage !== b % this.replayPage || !this.relateFrame(a / this.recordedPage, b / this.replayPage, owner))
         throw new Diverged(
           `${r.req} answered out_phys=${hex(have.phys)}, whose page ${k} does not correspond to the recorded run at ${hex(want.phys)} (page offset or frame)`,
           hex(have.phys),

@@ -109,7 +109,7 @@ lab_choose_accel() {
 #          appear at 00:04.1 and 00:04.2 when sriov_numvfs is written (CONFIG_PCI_IOV)
 #   hotplug three edu functions behind three PCIe root ports whose slots pciehp drives: the
 #          hot-unplug cases (CONFIG_HOTPLUG_PCI_PCIE), one function each
-LAB_MACHINES=(edu nvme multi sriov hotplug)
+LAB_MACHINES=(edu nvme multi sriov hotplug nvme-port)
 lab_machine() {
   local name=$1 results=$2
   local edu=edu,dma_mask=0xffffffffffffffff
@@ -157,6 +157,17 @@ lab_machine() {
         -device pcie-root-port,id=rp3,chassis=3,slot=3,addr=0x7 -device "$edu,bus=rp3")
       LAB_MACHINE_BIND=(1234:11e8)
       LAB_MACHINE_TESTS=('dist/test/lab/hotplug/*.test.js') ;;
+    nvme-port)
+      # QEMU's NVMe controller behind a pcie-root-port (AER, a hotplug slot pciehp drives: ACPI
+      # bridge hotplug off as on the hotplug machine), for the example driver's platform faults.
+      mkdir -p "$results" && rm -f "$results/nvme.img"
+      truncate -s 64M "$results/nvme.img"
+      LAB_MACHINE_ARGS=(-global ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off
+        -device pcie-root-port,id=rp1,chassis=1,slot=1,addr=0x5
+        -drive "file=$results/nvme.img,if=none,id=nvm0,format=raw,cache=writeback"
+        -device "nvme,serial=nodevfio0001,drive=nvm0,bus=rp1")
+      LAB_MACHINE_BIND=(1b36:0010)
+      LAB_MACHINE_TESTS=('dist/test/lab/nvme-port/*.test.js') ;;
     *) lab_die "unknown lab machine '$name' (have: ${LAB_MACHINES[*]})" ;;
   esac
 }

@@ -18,8 +18,8 @@ test_args=("$@")
 # The edu machine on every kernel and mode it was first checked on; the nvme and multi machines on
 # the group kernel in both modes (their cases need no null-group variant: the cdev path is the same);
 # the sriov machine likewise (its cases cover the cdev and the group path in the same run), and the
-# hotplug machine (pciehp is the same for either kernel).
-runs=(${NODE_VFIO_LAB_RUNS:-noiommu:group iommu:group noiommu:nullgroup noiommu:group:nvme iommu:group:nvme noiommu:group:multi iommu:group:multi noiommu:group:sriov iommu:group:sriov noiommu:group:hotplug iommu:group:hotplug})
+# hotplug and nvme-port machines (pciehp and AER are the same for either kernel).
+runs=(${NODE_VFIO_LAB_RUNS:-noiommu:group iommu:group noiommu:nullgroup noiommu:group:nvme iommu:group:nvme noiommu:group:multi iommu:group:multi noiommu:group:sriov iommu:group:sriov noiommu:group:hotplug iommu:group:hotplug noiommu:group:nvme-port iommu:group:nvme-port})
 budget_s=$(( ${NODE_VFIO_LAB_BUDGET_MINUTES:-40} * 60 ))
 # How long building a kernel is expected to take: about 12 minutes on 2 quiet cores, or as long as
 # the group kernel took in this run when it had to be built (a busy machine builds slower).

@@ -9,7 +9,7 @@ export type LabMode = 'noiommu' | 'iommu';
 /** The kernel build: 'group' has the legacy group/container interface beside the cdev, 'nullgroup' only the cdev. */
 export type LabKernel = 'group' | 'nullgroup';
 /** The lab machine (scripts/lab/common.sh): which devices the guest has. */
-export type LabMachine = 'edu' | 'nvme' | 'multi' | 'sriov' | 'hotplug';
+export type LabMachine = 'edu' | 'nvme' | 'multi' | 'sriov' | 'hotplug' | 'nvme-port';
 
 export interface LabEnvironment {
   /** noiommu: vfio.enable_unsafe_noiommu_mode=1, no IOMMU; iommu: QEMU's intel-iommu translates DMA. */
@@ -30,7 +30,7 @@ export interface LabEnvironment {
 
 const MODES: readonly LabMode[] = ['noiommu', 'iommu'];
 const KERNELS: readonly LabKernel[] = ['group', 'nullgroup'];
-const MACHINES: readonly LabMachine[] = ['edu', 'nvme', 'multi', 'sriov', 'hotplug'];
+const MACHINES: readonly LabMachine[] = ['edu', 'nvme', 'multi', 'sriov', 'hotplug', 'nvme-port'];
 const BDF = /^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/;
 
 /** The lab environment, or a reason why this process is not running inside the lab guest. */

@@ -13,9 +13,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { createModelKernel, ModelClock } from '../../lib/model';
 import { formatDivergence, readTrace, replayTrace, type TraceFile, type TraceRecord } from '../../lib/trace';
-import { labTraceFileName, labTraceProfile } from '../trace/lab-trace-profiles';
+import { labReplaySetup, labTraceFileName } from '../trace/lab-trace-profiles';
 import { requireLab, type LabEnvironment } from './lab-environment';
 import { nativeKernel } from '../../lib/sys/native-kernel';
 import { openDevice } from '../../lib/vfio/open-device';
@@ -103,10 +102,8 @@ export function traceReplaySuite(machine: 'edu' | 'nvme'): void {
 
     /** The model of this lab machine, its devices on a clock that replay moves to the recorded times. */
     const replayOnModel = (t: TraceFile) => {
-      const clock = new ModelClock('manual');
-      return replayTrace(t, createModelKernel({ base: labTraceProfile(machine, lab.mode, lab.kernel), withoutBaseDevices: false, clock }), {
-        clock,
-      });
+      const { kernel, options } = labReplaySetup(machine, lab.mode, lab.kernel);
+      return replayTrace(t, kernel, options);
     };
 
     it('records the session on the real kernel: ioctls by name, MMIO, interrupts, and nothing left to a later kernel', () => {

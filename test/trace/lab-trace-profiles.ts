@@ -5,7 +5,8 @@
  * the name alone says which machine the trace came from: the lab-<machine>-<mode> preset, with
  * the group interface compiled out for the nullgroup kernel (scripts/lab/kernel/nullgroup.config).
  */
-import { profiles, type Profile } from '../../lib/model';
+import { createModelKernel, ModelClock, profiles, type ModelKernel, type Profile } from '../../lib/model';
+import type { ReplayOptions } from '../../lib/trace';
 
 export type LabTraceMachine = 'edu' | 'nvme';
 export type LabTraceMode = 'noiommu' | 'iommu';
@@ -29,6 +30,22 @@ export function labTraceProfile(machine: LabTraceMachine, mode: LabTraceMode, ke
 function withQemuEduTiming(p: Profile): Profile {
   const timed = { mode: 'delay', ms: 100 } as const;
   return { ...p, pci: p.pci.map((f) => (f.device === 'edu' ? { ...f, options: { ...f.options, dma_timing: timed } } : f)) };
+}
+
+/**
+ * The model a lab trace replays on, with the options that make it: the lab machine's preset on a
+ * manual clock that replay moves to each record's time (so edu has done what QEMU's had).
+ */
+export function labReplaySetup(
+  machine: LabTraceMachine,
+  mode: LabTraceMode,
+  kernel: LabTraceKernel,
+): { kernel: ModelKernel; options: ReplayOptions } {
+  const clock = new ModelClock('manual');
+  return {
+    kernel: createModelKernel({ base: labTraceProfile(machine, mode, kernel), withoutBaseDevices: false, clock }),
+    options: { clock },
+  };
 }
 
 /** The file name the lab writes a trace under. */

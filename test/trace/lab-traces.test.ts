@@ -7,9 +7,8 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { createModelKernel } from '../../lib/model';
 import { assertTraceReplays, readTrace } from '../../lib/trace';
-import { labTraceFileName, labTraceProfile, parseLabTraceFileName } from './lab-trace-profiles';
+import { labReplaySetup, labTraceFileName, labTraceProfile, parseLabTraceFileName } from './lab-trace-profiles';
 
 const FIXTURES = path.resolve(__dirname, '..', '..', '..', 'test', 'trace', 'fixtures');
 const files = fs
@@ -26,7 +25,8 @@ describe('traces recorded in the lab replay on the model of their lab machine', 
     it(`${name}: recorded on the real kernel, replays on ${profile.name} with 0 divergences`, async () => {
       const file = path.join(FIXTURES, name);
       assert.equal(readTrace(file).header.kind, 'native', 'a lab trace is recorded on the real kernel');
-      await assertTraceReplays(file, () => createModelKernel(profile));
+      const { kernel: model, options } = labReplaySetup(machine, mode, kernel);
+      await assertTraceReplays(file, () => model, options);
     });
   }
 

@@ -11,20 +11,26 @@ import type { Profile } from '../../lib/model/profile';
 import { labNvmeProfile } from './lab-nvme-machine';
 import { labSriovProfile } from './lab-sriov-machine';
 import { labHotplugProfile } from './lab-hotplug-machine';
+import { labNvmePortProfile } from './lab-nvme-port-machine';
 
 export type LabMode = 'noiommu' | 'iommu';
 /** The lab's kernel builds: with the legacy group interface, or cdev only ("null group"). */
 export type LabKernelBuild = 'group' | 'nullgroup';
 /** The lab's machines (scripts/lab/common.sh). */
-export type LabMachineName = 'edu' | 'nvme' | 'multi' | 'sriov' | 'hotplug';
+export type LabMachineName = 'edu' | 'nvme' | 'multi' | 'sriov' | 'hotplug' | 'nvme-port';
 export const LAB_MODES: readonly LabMode[] = ['noiommu', 'iommu'];
 
 /** The kernel configuration of a build: the null-group build has no group interface and no containers. */
 function withBuild(base: Profile, build: LabKernelBuild): Profile {
   if (build === 'group') return base;
-  // The build's SR-IOV support is the same in both builds (base.config).
-  const iov = base.config.PCI_IOV === undefined ? {} : { PCI_IOV: base.config.PCI_IOV };
-  return { ...base, name: `${base.name}-nullgroup`, config: { ...profiles['linux-7.3-noiommu-nullgroup'].config, ...iov } };
+  // SR-IOV and AER are the same in both builds (base.config).
+  const { PCI_IOV, PCIEAER, PCIEAER_INJECT } = base.config;
+  const same = {
+    ...(PCI_IOV === undefined ? {} : { PCI_IOV }),
+    ...(PCIEAER === undefined ? {} : { PCIEAER }),
+    ...(PCIEAER_INJECT === undefined ? {} : { PCIEAER_INJECT }),
+  };
+  return { ...base, name: `${base.name}-nullgroup`, config: { ...profiles['linux-7.3-noiommu-nullgroup'].config, ...same } };
 }
 
 function machineProfile(machine: LabMachineName, mode: LabMode, bdf: string): Profile {
@@ -37,6 +43,8 @@ function machineProfile(machine: LabMachineName, mode: LabMode, bdf: string): Pr
       return profiles[`lab-multi-${mode}`];
     case 'hotplug':
       return labHotplugProfile(mode);
+    case 'nvme-port':
+      return labNvmePortProfile(mode);
     case 'edu': {
       const base = profiles[mode === 'noiommu' ? 'linux-7.3-noiommu' : 'linux-7.3-iommu'];
       return { ...base, pci: base.pci.map((spec) => (spec.device === 'edu' ? { ...spec, address: bdf } : spec)) };
