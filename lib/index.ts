@@ -7,7 +7,7 @@
  */
 export { VfioError, isVfioError, VFIO_CONDITIONS } from './sys/errors';
 export type { VfioConditionCode, VfioErrorWrapping, VfioErrorDetails, VfioConditionDetails } from './sys/errors';
-export type { Kernel, Mapping, Capabilities, MmioWidth } from './sys/kernel';
+export type { Kernel, Mapping, MmapPlacement, Capabilities, MmioWidth } from './sys/kernel';
 export { NativeKernel, NativeMapping, nativeKernel } from './sys/native-kernel';
 export type { NativeFileKind, FileKind } from './sys/native-kernel';
 export { iova, physAddr, userVa } from './sys/addresses';

@@ -11,6 +11,7 @@
 // and address; JS gets `buffer: null`, and an External stands in as the object whose finalizer
 // unmaps it.
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cmath>
@@ -62,6 +63,35 @@ napi_value MakeLifetime(napi_env env, Region* region) {
   return nullptr;
 }
 
+// mmap at an address `skew` bytes past a multiple of `align`, the way the kernel's selftests
+// place a BAR (mmap_reserve): a PROT_NONE reservation of length + align bytes, the mapping made
+// with MAP_FIXED over the chosen part of it, the rest returned. MAP_FIXED replaces only pages this
+// call reserved a moment before; no other thread can be given them meanwhile, since they are
+// mapped the whole time. MAP_FAILED with errno set on failure, with nothing left reserved.
+void* MmapPlaced(size_t length, int prot, int flags, int fd, off_t offset, uint64_t align, uint64_t skew) {
+  size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  size_t rounded = (length + page - 1) / page * page;
+  if (rounded < length || rounded > SIZE_MAX - align) {
+    errno = ENOMEM;
+    return MAP_FAILED;
+  }
+  size_t span = rounded + static_cast<size_t>(align);
+  void* reserved = mmap(nullptr, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (reserved == MAP_FAILED) return MAP_FAILED;
+  uintptr_t base = reinterpret_cast<uintptr_t>(reserved);
+  uintptr_t at = base + ((static_cast<uintptr_t>(skew) - base) & static_cast<uintptr_t>(align - 1));
+  void* address = mmap(reinterpret_cast<void*>(at), length, prot, flags | MAP_FIXED, fd, offset);
+  if (address == MAP_FAILED) {
+    int err = errno;
+    munmap(reserved, span);
+    errno = err;
+    return MAP_FAILED;
+  }
+  if (at > base) munmap(reserved, at - base);
+  if (base + span > at + rounded) munmap(reinterpret_cast<void*>(at + rounded), base + span - (at + rounded));
+  return address;
+}
+
 Napi::Value Mmap(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd;
@@ -78,14 +108,32 @@ Napi::Value Mmap(const Napi::CallbackInfo& info) {
     ThrowRangeError(env, "mmap: MAP_FIXED is not supported, the kernel chooses the address");
     return Napi::Value();
   }
+  // An optional placement: the address is `skew` bytes past a multiple of `align`.
+  uint64_t align = 0, skew = 0;
+  bool placed = info.Length() > 5 && !info[5].IsUndefined();
+  if (placed) {
+    uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+    if (!GetUnsignedBigInt(info, 5, "align", static_cast<uint64_t>(1) << 62, &align)) return Napi::Value();
+    if (!GetUnsignedBigInt(info, 6, "skew", static_cast<uint64_t>(1) << 62, &skew)) return Napi::Value();
+    if (align < page || (align & (align - 1)) != 0) {
+      ThrowRangeError(env, "mmap: placement.align must be a power of two of at least the page size");
+      return Napi::Value();
+    }
+    if (skew >= align || skew % page != 0) {
+      ThrowRangeError(env, "mmap: placement.skew must be a multiple of the page size below placement.align");
+      return Napi::Value();
+    }
+  }
   State* state = GetState(env);
   Region* region = new (std::nothrow) Region{};
   if (region == nullptr) {
     ThrowErrno(env, ENOMEM, "mmap");
     return Napi::Value();
   }
-  void* address = mmap(nullptr, static_cast<size_t>(length), static_cast<int>(prot), static_cast<int>(flags), fd,
-                       static_cast<off_t>(offset));
+  void* address = placed ? MmapPlaced(static_cast<size_t>(length), static_cast<int>(prot), static_cast<int>(flags), fd,
+                                      static_cast<off_t>(offset), align, skew)
+                         : mmap(nullptr, static_cast<size_t>(length), static_cast<int>(prot),
+                                static_cast<int>(flags), fd, static_cast<off_t>(offset));
   if (address == MAP_FAILED) {
     int err = errno;
     delete region;

@@ -37,7 +37,7 @@
  */
 import { KernelLog } from './kmsg/kernel-log';
 import { holdEventLoop } from './event-loop-hold';
-import type { Capabilities, Kernel, Mapping, MmioWidth } from '../sys/kernel';
+import type { Capabilities, Kernel, Mapping, MmapPlacement, MmioWidth } from '../sys/kernel';
 import {
   EFD_CLOEXEC,
   EFD_NONBLOCK,
@@ -69,7 +69,16 @@ import type { HugePageSize } from '../sys/constants';
 import type { OpenFile, SyscallContext } from './open-file';
 import { PagemapFile } from './proc/pagemap-file';
 import { addMountsFiles } from './proc/mounts-file';
-import { MAX_OFFSET, MAX_U64, checkFd, checkInteger, checkKernelChosenAddress, checkString, checkUnsignedBigInt } from './syscall-args';
+import {
+  MAX_OFFSET,
+  MAX_U64,
+  checkFd,
+  checkInteger,
+  checkKernelChosenAddress,
+  checkPlacement,
+  checkString,
+  checkUnsignedBigInt,
+} from './syscall-args';
 import type { Profile } from './profile';
 import { AttrFile, DirectoryFile } from './vfs-files';
 import { Vfs, type VNode } from './vfs';
@@ -687,7 +696,7 @@ export class ModelKernel implements Kernel {
 
   // ---- Kernel: memory ----------------------------------------------------------------------------
 
-  mmap(fd: number, length: bigint, prot: number, flags: number, offset: bigint): Mapping {
+  mmap(fd: number, length: bigint, prot: number, flags: number, offset: bigint, placement?: MmapPlacement): Mapping {
     this.enter();
     checkFd(fd, true);
     checkUnsignedBigInt('length', length, MAX_U64);
@@ -695,8 +704,9 @@ export class ModelKernel implements Kernel {
     checkInteger('flags', flags, 0, 0x7fff_ffff);
     checkUnsignedBigInt('offset', offset, MAX_OFFSET);
     checkKernelChosenAddress(flags);
+    checkPlacement(placement, this.space.memory.pageSize);
     return this.syscall('mmap', { fd: fd >= 0 ? fd : undefined }, () => {
-      if (flags & MAP_ANONYMOUS) return this.space.mmap(length, prot, flags, null, offset, null);
+      if (flags & MAP_ANONYMOUS) return this.space.mmap(length, prot, flags, null, offset, null, placement);
       const entry = this.fds.get(fd);
       if (!entry) fail('EBADF');
       const file = entry.file;
@@ -706,7 +716,7 @@ export class ModelKernel implements Kernel {
       const op = file.mmap?.bind(file);
       if (!(file instanceof MemfdFile) && !op) fail('ENODEV');
       const ctx = this.ctx(fd);
-      return this.space.mmap(length, prot, flags, file, offset, op ? () => op(length, prot, flags, offset, ctx) : null);
+      return this.space.mmap(length, prot, flags, file, offset, op ? () => op(length, prot, flags, offset, ctx) : null, placement);
     });
   }
 

@@ -4,6 +4,7 @@
  * both kernels instead of reaching the model's kernel code as a value no syscall can carry.
  */
 import { MAP_FIXED } from '../sys/constants';
+import type { MmapPlacement } from '../sys/kernel';
 
 /** off_t / loff_t: offsets and lengths of files go to the kernel as signed 64-bit values. */
 export const MAX_OFFSET = (1n << 63n) - 1n;
@@ -43,4 +44,17 @@ const MAP_FIXED_NOREPLACE = 0x10_0000;
 /** The addon never lets the caller choose the address: MAP_FIXED could replace memory V8 owns. */
 export function checkKernelChosenAddress(flags: number): void {
   if (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) throw new RangeError('mmap: MAP_FIXED is not supported, the kernel chooses the address');
+}
+
+/** mmap's placement, checked as the addon checks it (native/memory.cc). */
+export function checkPlacement(placement: MmapPlacement | undefined, pageSize: number): void {
+  if (placement === undefined) return;
+  checkUnsignedBigInt('align', placement.align, 1n << 62n);
+  checkUnsignedBigInt('skew', placement.skew, 1n << 62n);
+  const { align, skew } = placement;
+  const page = BigInt(pageSize);
+  if (align < page || (align & (align - 1n)) !== 0n)
+    throw new RangeError('mmap: placement.align must be a power of two of at least the page size');
+  if (skew >= align || skew % page !== 0n)
+    throw new RangeError('mmap: placement.skew must be a multiple of the page size below placement.align');
 }

@@ -4,7 +4,7 @@
  * harness's FIXTURE_TEARDOWN), and expectation helpers that compare what the kernel did with what
  * the case expects in the current mode.
  */
-import type { Kernel, Mapping } from '../sys/kernel';
+import type { Kernel, Mapping, MmapPlacement } from '../sys/kernel';
 import { isVfioError, VfioError } from '../sys/errors';
 import {
   EFD_CLOEXEC,
@@ -210,9 +210,9 @@ export class CaseContext {
     return now >= before + needed ? null : `the kernel found only ${now - before} of ${needed} huge pages to reserve`;
   }
 
-  /** A shared mapping of a device region (BAR), unmapped at teardown. */
-  mapRegion(fd: number, length: bigint, offset: bigint): Mapping {
-    const m = this.kernel.mmap(fd, length, PROT_READ | PROT_WRITE, MAP_SHARED, offset);
+  /** A shared mapping of a device region (BAR), unmapped at teardown; `placement` fixes its address's low bits. */
+  mapRegion(fd: number, length: bigint, offset: bigint, placement?: MmapPlacement): Mapping {
+    const m = this.kernel.mmap(fd, length, PROT_READ | PROT_WRITE, MAP_SHARED, offset, placement);
     this.defer(`munmap region at offset 0x${offset.toString(16)}`, () => this.kernel.munmap(m));
     return m;
   }

@@ -3,7 +3,7 @@
  * still open. The runner gives each case its own, so after the case's teardown it can tell exactly
  * what the case leaked (and close it, so one leaking case cannot break the next one).
  */
-import type { Capabilities, Kernel, Mapping, MmioWidth } from '../sys/kernel';
+import type { Capabilities, Kernel, Mapping, MmapPlacement, MmioWidth } from '../sys/kernel';
 import { VFIO_GROUP_GET_DEVICE_FD } from '../uapi/vfio';
 
 export interface OpenHandle {
@@ -85,8 +85,8 @@ export class TrackedKernel implements Kernel {
     return this.inner.pwrite(fd, from, offset);
   }
 
-  mmap(fd: number, length: bigint, prot: number, flags: number, offset: bigint): Mapping {
-    const m = this.inner.mmap(fd, length, prot, flags, offset);
+  mmap(fd: number, length: bigint, prot: number, flags: number, offset: bigint, placement?: MmapPlacement): Mapping {
+    const m = this.inner.mmap(fd, length, prot, flags, offset, placement);
     this.mappings.add(m);
     return m;
   }

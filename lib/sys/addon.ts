@@ -58,7 +58,8 @@ export interface NativeAddon {
   eventfd(initval: number, flags: number): number;
   eventfdRead(fd: number): bigint;
   eventfdWrite(fd: number, value: bigint): void;
-  mmap(fd: number, length: bigint, prot: number, flags: number, offset: bigint): AddonMapping;
+  /** With `align` and `skew`, the address is `skew` bytes past a multiple of `align` (Kernel's MmapPlacement). */
+  mmap(fd: number, length: bigint, prot: number, flags: number, offset: bigint, align?: bigint, skew?: bigint): AddonMapping;
   /** `lifetime` must be the one mmap returned for `handle` (a TypeError otherwise). */
   munmap(handle: number, lifetime: object): void;
   mlock(handle: number): void;

@@ -52,6 +52,23 @@ export interface Mapping {
 }
 
 /**
+ * Where `Kernel.mmap` places a mapping, for a caller that needs the low bits of its address (the
+ * kernel's map_bar_misaligned puts a BAR one page past a 1 GiB boundary). The address is `skew`
+ * bytes past a multiple of `align`. The kernel still chooses the range: mmap reserves
+ * `length + align` bytes of PROT_NONE memory, maps over the chosen part of that reservation with
+ * MAP_FIXED and returns the rest, all in the one call, so MAP_FIXED only ever replaces memory the
+ * call itself reserved, never memory V8 or another mapping owns.
+ *
+ * @category Kernel
+ */
+export interface MmapPlacement {
+  /** A power of two, at least the page size. */
+  readonly align: bigint;
+  /** A multiple of the page size below `align`. */
+  readonly skew: bigint;
+}
+
+/**
  * The privileges of the calling process that decide what VFIO will allow it (see `Kernel.capabilities`).
  *
  * @category Kernel
@@ -121,8 +138,12 @@ export interface Kernel {
   /** pwrite(2) of `from` at file `offset`; returns the bytes written. */
   pwrite(fd: number, from: Uint8Array, offset: bigint): number;
 
-  /** mmap(NULL, length, prot, flags, fd, offset); fd -1 with MAP_ANONYMOUS. */
-  mmap(fd: number, length: bigint, prot: number, flags: number, offset: bigint): Mapping;
+  /**
+   * mmap(NULL, length, prot, flags, fd, offset); fd -1 with MAP_ANONYMOUS. MAP_FIXED and
+   * MAP_FIXED_NOREPLACE are refused (RangeError): a caller that needs the address's alignment
+   * passes `placement` instead, which only ever maps over memory the call reserved itself.
+   */
+  mmap(fd: number, length: bigint, prot: number, flags: number, offset: bigint, placement?: MmapPlacement): Mapping;
   /** munmap(2); detaches the mapping's buffer so a stale view throws instead of reading freed memory. */
   munmap(mapping: Mapping): void;
   /** mlock(2) of the whole mapping, counted against RLIMIT_MEMLOCK unless CAP_IPC_LOCK. */

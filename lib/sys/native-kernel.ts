@@ -12,7 +12,7 @@ import { markAsUntransferable } from 'node:worker_threads';
 import { loadAddon, isAddonErrnoError, type NativeAddon } from './addon';
 import { ERRNO, O_CLOEXEC, PROT_READ, PROT_WRITE } from './constants';
 import { VfioError, type VfioErrorDetails } from './errors';
-import type { Capabilities, Kernel, Mapping, MmioWidth, UserVa } from './kernel';
+import type { Capabilities, Kernel, Mapping, MmapPlacement, MmioWidth, UserVa } from './kernel';
 import type { SocketCalls } from './socket-calls';
 import { ioctlName, type FileKind } from '../uapi/requests';
 import { wholeBufferOf } from '../uapi/codec';
@@ -213,9 +213,15 @@ export class NativeKernel implements Kernel {
     return this.call(() => this.addon.pwrite(fd, from, offset), { path: this.fds.get(fd)?.path });
   }
 
-  mmap(fd: number, length: bigint, prot: number, flags: number, offset: bigint): NativeMapping {
+  mmap(fd: number, length: bigint, prot: number, flags: number, offset: bigint, placement?: MmapPlacement): NativeMapping {
     const path = fd >= 0 ? this.fds.get(fd)?.path : undefined;
-    const m = this.call(() => this.addon.mmap(fd, length, prot, flags, offset), { path });
+    const m = this.call(
+      () =>
+        placement === undefined
+          ? this.addon.mmap(fd, length, prot, flags, offset)
+          : this.addon.mmap(fd, length, prot, flags, offset, placement.align, placement.skew),
+      { path },
+    );
     // Moving the bytes to another thread would let them outlive the munmap done here.
     if (m.buffer !== null) markAsUntransferable(m.buffer);
     return new NativeMapping(m.address as UserVa, length, prot, m.handle, m.lifetime);

@@ -401,7 +401,14 @@ class Replayer {
         const fd = r.fd === undefined || r.fd < 0 ? -1 : this.fd(r.fd);
         const a = r.args ?? {};
         const got = this.attempt(() =>
-          kernel.mmap(fd, bigOf(a.length, 'length'), numOf(a.prot, 'prot'), numOf(a.flags, 'flags'), bigOf(a.offset, 'offset')),
+          kernel.mmap(
+            fd,
+            bigOf(a.length, 'length'),
+            numOf(a.prot, 'prot'),
+            numOf(a.flags, 'flags'),
+            bigOf(a.offset, 'offset'),
+            a.align === undefined ? undefined : { align: bigOf(a.align, 'align'), skew: bigOf(a.skew, 'skew') },
+          ),
         );
         this.expectOutcome({ ...r, ret: undefined }, { err: got.err });
         if (!got.err && typeof r.ret === 'string') {

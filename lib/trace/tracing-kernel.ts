@@ -9,7 +9,7 @@
  * through `kernel.mmioRead`/`mmioWrite`, so every access is seen at its exact width.
  */
 import type { SocketCalls } from '../sys/socket-calls';
-import type { Capabilities, Kernel, Mapping, MmioWidth } from '../sys/kernel';
+import type { Capabilities, Kernel, Mapping, MmapPlacement, MmioWidth } from '../sys/kernel';
 import { VfioError } from '../sys/errors';
 import type { FileKind } from '../uapi/requests';
 import {
@@ -504,13 +504,19 @@ export class TracingKernel implements Kernel {
     );
   }
 
-  mmap(fd: number, length: bigint, prot: number, flags: number, offset: bigint): Mapping {
-    const args = { length: hex(length), prot, flags: hex(flags), offset: hex(offset) };
+  mmap(fd: number, length: bigint, prot: number, flags: number, offset: bigint, placement?: MmapPlacement): Mapping {
+    const args = {
+      length: hex(length),
+      prot,
+      flags: hex(flags),
+      offset: hex(offset),
+      ...(placement ? { align: hex(placement.align), skew: hex(placement.skew) } : {}),
+    };
     let outer: Mapping | undefined;
     this.traced(
       'mmap',
       { fd, args },
-      () => this.inner.mmap(fd, length, prot, flags, offset),
+      () => this.inner.mmap(fd, length, prot, flags, offset, placement),
       (inner) => {
         const id = `m${this.nextMapping++}`;
         const bar = this.kinds.get(fd) === 'vfio-device';

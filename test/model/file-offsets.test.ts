@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { createModelKernel } from '../../lib/model';
 import { MemfdFile } from '../../lib/model/memory/memfd';
-import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE } from '../../lib/sys/constants';
+import { MAP_ANONYMOUS, MAP_FIXED, MAP_HUGETLB, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE } from '../../lib/sys/constants';
 import { expectErrno } from './harness';
 
 const RW = PROT_READ | PROT_WRITE;
@@ -108,6 +108,32 @@ describe('the other arguments the addon checks before any syscall', () => {
     assert.throws(() => k.mmap(-1, 4096n, -1, MAP_PRIVATE | MAP_ANONYMOUS, 0n), RangeError);
     expectErrno('EBADF', () => k.close(1000)); // a well-formed fd that is not open is the kernel's EBADF
     expectErrno('EINVAL', () => k.memfdCreate('x'.repeat(249), 0x100));
+  });
+});
+
+describe('mmap placement (the reservation of, native/memory.cc MmapPlaced)', () => {
+  it('puts the mapping skew bytes past an aligned boundary, checks the placement as the addon does, and refuses a misaligned hugetlb start', () => {
+    const k = createModelKernel('linux-7.3-noiommu');
+    const align = 1n << 30n;
+    const m = k.mmap(-1, 8192n, RW, MAP_PRIVATE | MAP_ANONYMOUS, 0n, { align, skew: 4096n });
+    assert.equal(m.address % align, 4096n);
+    const fd = memfd();
+    fd.k.ftruncate(fd.fd, 4096n);
+    const f = fd.k.mmap(fd.fd, 4096n, RW, MAP_SHARED, 0n, { align: 2n << 20n, skew: 0n });
+    assert.equal(f.address % (2n << 20n), 0n);
+    // The rest of the reservation is free again: an unplaced mapping may land right after it.
+    k.munmap(m);
+    for (const placement of [
+      { align: 3n * 4096n, skew: 0n },
+      { align: 2048n, skew: 0n },
+      { align: 8192n, skew: 8192n },
+      { align: 16384n, skew: 1n },
+    ])
+      assert.throws(() => k.mmap(-1, 4096n, RW, MAP_PRIVATE | MAP_ANONYMOUS, 0n, placement), { name: 'RangeError', message: /placement/ });
+    assert.throws(() => k.mmap(-1, 4096n, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, 0n, { align, skew: 0n }), {
+      message: /MAP_FIXED is not supported/,
+    });
+    expectErrno('EINVAL', () => k.mmap(-1, 2n << 20n, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, 0n, { align, skew: 4096n }));
   });
 });
 

@@ -130,6 +130,65 @@ describe('native kernel: mappings', function () {
     });
   });
 
+  it('a placement puts the mapping skew bytes past an aligned boundary and gives the rest of its reservation back', () => {
+    const k = kernel();
+    const page = BigInt(addon().pageSize());
+    const align = 1n << 30n;
+    const noneAt = (va: bigint): boolean =>
+      fs
+        .readFileSync('/proc/self/maps', 'utf8')
+        .split('\n')
+        .some((line) => {
+          const [range = '', perms] = line.split(' ');
+          const [start, end] = range.split('-').map((hex) => BigInt(`0x${hex || '0'}`));
+          return perms === '---p' && start !== undefined && end !== undefined && start <= va && va < end;
+        });
+    withFd(k, k.memfdCreate('placed', MFD_CLOEXEC), (fd) => {
+      k.ftruncate(fd, 4n * page);
+      const m = k.mmap(fd, 4n * page, RW, MAP_SHARED, 0n, { align, skew: page });
+      try {
+        assert.equal(m.address % align, page);
+        assert.ok(isMapped(m.address, 4n * page));
+        assert.ok(!noneAt(m.address - page) && !noneAt(m.address + 4n * page), 'the PROT_NONE reservation around it is unmapped');
+        new Uint8Array(m.buffer!).fill(0x5a, 0, 8);
+        const back = new Uint8Array(8);
+        k.pread(fd, back, 0n);
+        assert.deepEqual([...back], Array(8).fill(0x5a));
+      } finally {
+        k.munmap(m);
+      }
+      assert.ok(!isMapped(m.address, page));
+    });
+    const z = k.mmap(-1, page, RW, MAP_PRIVATE | MAP_ANONYMOUS, 0n, { align: 2n << 20n, skew: 0n });
+    assert.equal(z.address % (2n << 20n), 0n);
+    k.munmap(z);
+  });
+
+  it('a placement is checked and a failed placed mmap leaves nothing reserved; MAP_FIXED stays refused with one', () => {
+    const k = kernel();
+    const page = BigInt(addon().pageSize());
+    for (const placement of [
+      { align: 3n * page, skew: 0n },
+      { align: page / 2n, skew: 0n },
+      { align: 2n * page, skew: 2n * page },
+      { align: 4n * page, skew: 1n },
+    ])
+      assert.throws(
+        () => k.mmap(-1, page, RW, MAP_PRIVATE | MAP_ANONYMOUS, 0n, placement),
+        RangeError,
+        JSON.stringify(placement, (_, v: unknown) => (typeof v === 'bigint' ? `${v}` : v)),
+      );
+    assert.throws(() => k.mmap(-1, page, RW, MAP_PRIVATE | MAP_ANONYMOUS | 0x10, 0n, { align: 2n * page, skew: page }), RangeError);
+    const before = fs.readFileSync('/proc/self/maps', 'utf8').split('\n').length;
+    withFd(k, k.open('/dev/null', 0), (fd) => {
+      assert.throws(
+        () => k.mmap(fd, page, RW, MAP_SHARED, 0n, { align: 1n << 30n, skew: page }),
+        (e: unknown) => e instanceof VfioError && e.syscall === 'mmap' && e.path === '/dev/null',
+      );
+    });
+    assert.ok(fs.readFileSync('/proc/self/maps', 'utf8').split('\n').length <= before + 2, 'no 1 GiB reservation left behind');
+  });
+
   it('mmap failures are VfioErrors; MAP_FIXED is refused', () => {
     const k = kernel();
     assert.throws(() => k.mmap(-1, 0n, RW, MAP_PRIVATE | MAP_ANONYMOUS, 0n), { name: 'VfioError', code: 'EINVAL', syscall: 'mmap' });

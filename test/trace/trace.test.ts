@@ -167,6 +167,28 @@ describe('vfio trace', function () {
       assert.match(r.divergence!.what, /cannot replay: the trace left out 2097088 of the bytes .* data cap is 64/);
     });
 
+    it("records an mmap's placement and replays it: the replayed mapping is placed the same way", async () => {
+      const sink = new MemoryTraceSink();
+      const k = traceKernel(createModelKernel('linux-7.3-noiommu'), sink);
+      const m = k.mmap(-1, 0x2000n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, 0n, { align: 1n << 30n, skew: 0x1000n });
+      assert.equal(m.address % (1n << 30n), 0x1000n);
+      const rec = sink.records.find((r) => r.call === 'mmap');
+      assert.equal(rec?.args?.align, '0x40000000');
+      assert.equal(rec?.args?.skew, '0x1000');
+      const replayed: bigint[] = [];
+      const target = createModelKernel('linux-7.3-noiommu');
+      const inner = target.mmap.bind(target);
+      target.mmap = (...a: Parameters<typeof inner>) => {
+        const made = inner(...a);
+        replayed.push(made.address);
+        return made;
+      };
+      const r = await replayTrace({ header: sink.headerLine!, records: sink.records }, target);
+      assert.equal(r.divergence, null, r.divergence?.what);
+      assert.equal(replayed.length, 1);
+      assert.equal(replayed[0]! % (1n << 30n), 0x1000n);
+    });
+
     it('a data cap of 0 keeps no bytes of a buffer, only its length', () => {
       const sink = new MemoryTraceSink();
       const k = traceKernel(createModelKernel('linux-7.3-noiommu'), sink, { dataCap: 0 });

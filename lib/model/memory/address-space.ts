@@ -12,7 +12,7 @@
  * Anonymous memory gets its frames at mmap time (as if touched): the model cannot see stores into
  * an ArrayBuffer to fault pages in lazily.
  */
-import type { Mapping, UserVa } from '../../sys/kernel';
+import type { Mapping, MmapPlacement, UserVa } from '../../sys/kernel';
 import { MAP_FIXED, MAP_HUGETLB, MAP_HUGE_SHIFT, MAP_LOCKED, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE } from '../../sys/constants';
 import { fail } from '../errno';
 import type { MmapBacking, ModelMapping, OpenFile } from '../open-file';
@@ -132,7 +132,15 @@ export class AddressSpace {
    * mmap(NULL, length, prot, flags, fd, offset). `file` is the open file for fd ≥ 0 (null with
    * MAP_ANONYMOUS); its mmap operation supplies the backing. Throws KernelError.
    */
-  mmap(length: bigint, prot: number, flags: number, file: OpenFile | null, offset: bigint, fileMmap: (() => MmapBacking) | null): Vma {
+  mmap(
+    length: bigint,
+    prot: number,
+    flags: number,
+    file: OpenFile | null,
+    offset: bigint,
+    fileMmap: (() => MmapBacking) | null,
+    placement?: MmapPlacement,
+  ): Vma {
     const type = flags & (MAP_SHARED | MAP_PRIVATE);
     if (length <= 0n) fail('EINVAL');
     if (type !== MAP_SHARED && type !== MAP_PRIVATE) fail('EINVAL');
@@ -162,7 +170,7 @@ export class AddressSpace {
     }
 
     const thpAligned = !file && type === MAP_PRIVATE && !hugePage && len % PMD_SIZE === 0n;
-    const start = this.placeTopDown(len, BigInt(granule), thpAligned);
+    const start = placement ? this.placeInReservation(len, placement, granule) : this.placeTopDown(len, BigInt(granule), thpAligned);
     // file_mmap_ok: a regular file's mapping cannot reach past the largest file offset.
     if (memfd && offset + len > MAX_LFS_FILESIZE) fail('EOVERFLOW');
     const pages = Number(len >> this.pageShift);
@@ -260,6 +268,19 @@ export class AddressSpace {
    * that fits, aligned to `align`. With `thp`, the THP rule of __thp_get_unmapped_area: find room
    * for length + 2 MiB, then use the 2 MiB aligned start inside it.
    */
+  /**
+   * The native addon's placement (native/memory.cc MmapPlaced): a reservation of len + align bytes
+   * placed top-down like any mapping, the mapping at the first address in it that is `skew` past a
+   * multiple of `align`. A hugetlb mapping's MAP_FIXED address must be huge-page aligned (EINVAL).
+   */
+  private placeInReservation(len: bigint, placement: MmapPlacement, granule: number): bigint {
+    const base = this.findTopDown(len + placement.align, BigInt(this.pageSize));
+    if (base === null) fail('ENOMEM');
+    const at = base + ((placement.skew - base) & (placement.align - 1n));
+    if (at % BigInt(granule) !== 0n) fail('EINVAL', 'a hugetlb mapping must start on a huge page boundary');
+    return at;
+  }
+
   private placeTopDown(len: bigint, align: bigint, thp: boolean): bigint {
     if (thp) {
       const padded = this.findTopDown(len + PMD_SIZE, BigInt(this.pageSize));
