@@ -15,6 +15,7 @@ import { O_WRONLY } from '../../lib/sys/constants';
 import { openDevice } from '../../lib/vfio/open-device';
 import { isVfioError } from '../../lib/sys/errors';
 import type { InterruptVector } from '../../lib/vfio/irq';
+import { EDU } from '../../lib/selftest/edu-driver';
 
 /** A machine with a function bound to vfio-pci behind a PCIe root port with AER. */
 export interface AerBench {
@@ -29,8 +30,8 @@ export interface AerBench {
   readonly settleMs: number;
 }
 
-const EDU_IDENTIFICATION = 0x010000ed;
-const EDU_LIVENESS = 0x04;
+const EDU_IDENTIFICATION = EDU.IDENTIFICATION_VALUE;
+const EDU_LIVENESS = EDU.LIVENESS;
 const PCI_COMMAND = 0x04;
 const PCI_COMMAND_MEMORY = 0x2;
 const PCI_BASE_ADDRESS_0 = 0x10;

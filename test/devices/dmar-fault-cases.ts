@@ -9,6 +9,7 @@ import type { Kernel } from '../../lib/sys/kernel';
 import { openDevice } from '../../lib/vfio/open-device';
 import { lastKernelLogSeq, readKernelLog } from '../../lib/sys/kernel-log';
 import type { Mmio } from '../../lib/vfio/mmio';
+import { EDU } from '../../lib/selftest/edu-driver';
 
 /** An IOMMU-mode machine with edu bound to vfio-pci. */
 export interface DmarFaultBench {
@@ -18,13 +19,7 @@ export interface DmarFaultBench {
   readonly settleMs: number;
 }
 
-const EDU_DMA_SRC = 0x80;
-const EDU_DMA_DST = 0x88;
-const EDU_DMA_COUNT = 0x90;
-const EDU_DMA_CMD = 0x98;
-const EDU_DMA_START = 0x1;
-const EDU_DMA_TO_RAM = 0x2;
-const EDU_BUFFER = 0x40000n;
+const EDU_BUFFER = EDU.DEVICE_BUFFER;
 /** Below edu's default 28-bit DMA mask, above anything the cases map. */
 const UNMAPPED_READ = 0x100000n;
 const UNMAPPED_WRITE = 0x200000n;
@@ -32,12 +27,12 @@ const UNMAPPED_WRITE = 0x200000n;
 const RATELIMIT_INTERVAL_MS = 5000;
 
 async function transfer(bar0: Mmio, src: bigint, dst: bigint, count: number, toRam: boolean, settleMs: number): Promise<void> {
-  bar0.write64(EDU_DMA_SRC, src);
-  bar0.write64(EDU_DMA_DST, dst);
-  bar0.write64(EDU_DMA_COUNT, BigInt(count));
-  bar0.write32(EDU_DMA_CMD, EDU_DMA_START | (toRam ? EDU_DMA_TO_RAM : 0));
+  bar0.write64(EDU.DMA_SOURCE, src);
+  bar0.write64(EDU.DMA_DESTINATION, dst);
+  bar0.write64(EDU.DMA_COUNT, BigInt(count));
+  bar0.write32(EDU.DMA_COMMAND, EDU.DMA_CMD_START | (toRam ? EDU.DMA_CMD_TO_RAM : 0));
   const end = Date.now() + settleMs;
-  while (bar0.read32(EDU_DMA_CMD) & EDU_DMA_START) {
+  while (bar0.read32(EDU.DMA_COMMAND) & EDU.DMA_CMD_START) {
     if (Date.now() > end) throw new Error('edu DMA did not complete');
     await new Promise((r) => setTimeout(r, 5));
   }
