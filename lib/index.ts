@@ -36,6 +36,8 @@ export { Irqs, InterruptVector, IntxUnmaskEventfd } from './vfio/irq';
 export type { IrqKind } from './vfio/irq';
 export { PciDevice, normalizeBdf } from './pci/pci-device';
 export { PciSriov, VFIO_PCI_ENABLE_SRIOV } from './pci/sriov';
+export { injectAerError } from './pci/aer-inject';
+export type { AerError } from './pci/aer-inject';
 export type { PciDeviceFilter, BindOptions, UnbindOptions, NoiommuMode } from './pci/pci-device';
 export { VfioContainer } from './vfio/container';
 export type { VfioContainerOpenOptions } from './vfio/container';

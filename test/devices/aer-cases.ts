@@ -14,6 +14,7 @@ import type { Kernel } from '../../lib/sys/kernel';
 import { O_WRONLY } from '../../lib/sys/constants';
 import { openDevice } from '../../lib/vfio/open-device';
 import { isVfioError } from '../../lib/sys/errors';
+import { injectAerError } from '../../lib/pci/aer-inject';
 import type { InterruptVector } from '../../lib/vfio/irq';
 import { EDU } from '../../lib/selftest/edu-driver';
 
@@ -188,6 +189,24 @@ export function aerCases(newBench: () => Promise<AerBench>): void {
     assert.equal(inject(kernel, { ...at }), 32, 'no error at all is accepted and does nothing');
   });
 
+  it('injectAerError: the typed errors carry the errno, the injector and a hint', () => {
+    const { kernel } = bench;
+    assert.throws(
+      () => injectAerError(bench.bdf, { correctable: COR_RECEIVER }, { kernel }),
+      (e: unknown) => isVfioError(e, 'EPROTONOSUPPORT') && e.path === '/dev/aer_inject' && /root port/.test(e.hint ?? ''),
+    );
+    assert.throws(
+      () => injectAerError(bench.rootBusFunction, { correctable: COR_RECEIVER }, { kernel }),
+      (e: unknown) => isVfioError(e, 'ENODEV') && /root port/.test(e.hint ?? ''),
+    );
+    assert.throws(
+      () => injectAerError(bench.rootPort, { correctable: COR_INTERNAL }, { kernel }),
+      (e: unknown) => isVfioError(e, 'EINVAL') && /masked/.test(e.hint ?? ''),
+    );
+    assert.throws(() => injectAerError('0000:00:06', { correctable: 1 }, { kernel }), TypeError);
+    assert.throws(() => injectAerError(bench.rootPort, { correctable: 2 ** 32 }, { kernel }), RangeError);
+  });
+
   it('a correctable error is counted at the root port and cleared; vfio-pci hears nothing', async () => {
     const { kernel, bdf } = bench;
     const device = openDevice(bdf, { kernel });
@@ -255,7 +274,7 @@ export function aerCases(newBench: () => Promise<AerBench>): void {
       const barBefore = device.config.read32(PCI_BASE_ADDRESS_0);
       const fatal = counter(kernel, `${rp()}/aer_rootport_total_err_fatal`);
       const dlp = counter(kernel, `${rp()}/aer_dev_fatal`, 'DLP');
-      inject(kernel, { ...parse(bench.rootPort), uncor: UNC_DATA_LINK_PROTOCOL });
+      injectAerError(bench.rootPort, { uncorrectable: UNC_DATA_LINK_PROTOCOL }, { kernel });
       assert.equal(await signalled(err!, bench.settleMs), 1n, 'ERR signalled once');
       await until('the fatal error to be counted', bench.settleMs, () => counter(kernel, `${rp()}/aer_dev_fatal`, 'DLP') === dlp + 1);
       await until('the bus reset', bench.settleMs, () => bar0.read32(0) === 0);

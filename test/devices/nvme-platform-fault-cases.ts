@@ -10,8 +10,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import type { Kernel } from '../../lib/sys/kernel';
-import { DmaBuffer, openDevice } from '../../lib';
-import { O_WRONLY } from '../../lib/sys/constants';
+import { DmaBuffer, injectAerError, openDevice } from '../../lib';
 import { NvmeCommandError, NvmeControllerError, NvmeTimeoutError } from '../../examples/nvme/errors';
 import { NvmeDriver } from '../../examples/nvme/nvme-driver';
 
@@ -30,21 +29,6 @@ const UNC_COMPLETION_TIMEOUT = 1 << 14;
 const UNC_DATA_LINK_PROTOCOL = 1 << 4;
 const BLOCKS = 8;
 const SIZE = 4096;
-
-function injectAtRootPort(kernel: Kernel, rootPort: string, uncor: number): void {
-  const m = /^[0-9a-f]{4}:([0-9a-f]{2}):([0-9a-f]{2})\.([0-7])$/.exec(rootPort)!;
-  const buf = new Uint8Array(32);
-  buf[0] = parseInt(m[1]!, 16);
-  buf[1] = parseInt(m[2]!, 16);
-  buf[2] = parseInt(m[3]!, 16);
-  new DataView(buf.buffer).setUint32(4, uncor, true);
-  const fd = kernel.open('/dev/aer_inject', O_WRONLY);
-  try {
-    kernel.pwrite(fd, buf, 0n);
-  } finally {
-    kernel.close(fd);
-  }
-}
 
 async function until(what: string, ms: number, done: () => boolean): Promise<void> {
   const end = Date.now() + ms;
@@ -82,7 +66,7 @@ export function nvmePlatformFaultCases(newBench: () => Promise<NvmePlatformBench
       const pattern = randomBytes(SIZE);
       buffer.bytes.set(pattern, 0);
       await nvme.write(1, 64, BLOCKS, buffer, 0);
-      injectAtRootPort(bench.kernel, bench.rootPort, UNC_COMPLETION_TIMEOUT);
+      injectAerError(bench.rootPort, { uncorrectable: UNC_COMPLETION_TIMEOUT }, { kernel: bench.kernel });
       await new Promise((r) => setTimeout(r, Math.min(bench.settleMs, 500)));
       await nvme.read(1, 64, BLOCKS, buffer, SIZE);
       assert.ok(Buffer.from(buffer.bytes.subarray(SIZE, 2 * SIZE)).equals(pattern));
@@ -97,7 +81,7 @@ export function nvmePlatformFaultCases(newBench: () => Promise<NvmePlatformBench
       await nvme.write(1, 128, BLOCKS, buffer, 0);
       // I/O in flight when the error comes: each completes or fails typed, none hangs.
       const inFlight = Array.from({ length: 8 }, () => nvme.read(1, 128, BLOCKS, buffer, 3 * SIZE));
-      injectAtRootPort(bench.kernel, bench.rootPort, UNC_DATA_LINK_PROTOCOL);
+      injectAerError(bench.rootPort, { uncorrectable: UNC_DATA_LINK_PROTOCOL }, { kernel: bench.kernel });
       const settled = await Promise.allSettled(inFlight);
       for (const s of settled) if (s.status === 'rejected') assert.ok(typed(s.reason), `a typed error, not ${String(s.reason)}`);
       await until('the driver to reset the controller', bench.settleMs * 2, () => nvme.resets >= 1);
