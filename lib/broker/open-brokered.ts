@@ -47,6 +47,8 @@ export async function openBrokeredDevice(bdf: string, options: KernelOptions & {
       throw e;
     }
     leases.set(device, { client, bdf: grant.bdf });
+    const ioas = device.ioas;
+    if (grant.noiommu && ioas) ioas.physicalResolver = (iova, length) => client.physicalSegments(grant.bdf, ioas.id, iova, length);
     // The device holds the connection now; this only gives up the caller's claim on it.
     client.close();
     return device;

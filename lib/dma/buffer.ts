@@ -89,6 +89,10 @@ export class DmaBuffer extends Resource {
    * up their physical runs.
    */
   static allocate(size: bigint | number, options: DmaAllocateOptions): DmaBuffer {
+    return DmaBuffer.create(size, options, false);
+  }
+
+  private static create(size: bigint | number, options: DmaAllocateOptions, asyncLookup: boolean): DmaBuffer {
     if (typeof options !== 'object' || options === null) throw new TypeError('DmaBuffer.allocate: options must be an object with a space');
     const { space } = options;
     if (typeof space !== 'object' || space === null || typeof space.attachDma !== 'function') {
@@ -143,12 +147,28 @@ export class DmaBuffer extends Resource {
           });
         }
       }
-      attachment = space.attachDma(memory, options);
+      attachment = space.attachDma(memory, options, asyncLookup);
     } catch (e) {
       kernel.munmap(memory);
       throw e;
     }
     return space.own(new DmaBuffer(memory, attachment, pageSize, space));
+  }
+
+  /**
+   * `allocate`, for every space, including one whose physical addresses take a round trip to
+   * another process (a device received from a broker on a noiommu host): resolves once the
+   * buffer's bus addresses are known.
+   */
+  static async allocateAsync(size: bigint | number, options: DmaAllocateOptions): Promise<DmaBuffer> {
+    const buffer = DmaBuffer.create(size, options, true);
+    try {
+      await buffer.attachment.resolveSegments?.();
+    } catch (e) {
+      buffer.close();
+      throw e;
+    }
+    return buffer;
   }
 
   /** Bytes allocated (the requested size rounded up to whole pages). */

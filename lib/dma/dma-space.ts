@@ -47,6 +47,11 @@ export interface DmaAttachment {
    * cannot know them (a real IOMMU translates; physical addresses are neither needed nor given).
    */
   physicalSegments(): BufferSegment[];
+  /**
+   * Looks the physical runs up where that takes a round trip to another process (a broker
+   * answers GET_PA for a client without CAP_SYS_RAWIO); otherwise as physicalSegments would.
+   */
+  resolveSegments?(): Promise<void>;
   /** Removes the mapping from the space (not the memory itself). */
   detach(): void;
 }
@@ -62,8 +67,11 @@ export interface DmaSpace {
   readonly kernel: Kernel;
   /** For error messages. */
   readonly description: string;
-  /** @internal Maps `memory` for device access. The memory must stay mapped until `detach()`. */
-  attachDma(memory: Mapping, options: DmaMapOptions): DmaAttachment;
+  /**
+   * @internal Maps `memory` for device access. The memory must stay mapped until `detach()`.
+   * `asyncLookup`: the caller resolves the physical runs itself (resolveSegments) and awaits them.
+   */
+  attachDma(memory: Mapping, options: DmaMapOptions, asyncLookup?: boolean): DmaAttachment;
   /** @internal Takes ownership of a DmaBuffer so that closing the space closes the buffer. */
   own<T extends Resource>(resource: T): T;
 }

@@ -374,15 +374,21 @@ export class Ioas extends IommufdResource implements DmaSpace, PageTableTarget {
     this.attached.set(deviceId, addressing);
     // DMA buffers mapped before the first noiommu device arrived get their physical segments
     // now, while nothing is using them yet, instead of on a later hot path.
-    if (addressing === 'physical') for (const a of this.dmaAttachments) a.prefetchSegments();
+    if (addressing === 'physical' && !this.physicalResolver) for (const a of this.dmaAttachments) a.prefetchSegments();
   }
 
+  /**
+   * @internal Where physical runs come from when this process may not ask the kernel (a device
+   * received from a broker on a noiommu host: the broker answers GET_PA for it).
+   */
+  physicalResolver: ((iova: Iova, length: bigint) => Promise<readonly PhysicalSegment[]>) | undefined;
+
   /** @internal DmaSpace: maps a DmaBuffer's memory. */
-  attachDma(memory: Mapping, options: DmaMapOptions): DmaAttachment {
+  attachDma(memory: Mapping, options: DmaMapOptions, asyncLookup = false): DmaAttachment {
     const mapping = this.map(memory, options);
     const attachment = new IoasDmaAttachment(this, mapping, () => this.dmaAttachments.delete(attachment));
     this.dmaAttachments.add(attachment);
-    if (this.addressing === 'physical') {
+    if (this.addressing === 'physical' && !asyncLookup) {
       // A failed physical-address lookup must not leave the area mapped and its pages pinned
       // while the caller frees the memory (found by the fail-Nth sweep).
       try {
@@ -478,7 +484,24 @@ class IoasDmaAttachment implements DmaAttachment {
     return this.cached;
   }
 
+  async resolveSegments(): Promise<void> {
+    if (this.cached || this.ioas.addressing !== 'physical') return;
+    const resolver = this.ioas.physicalResolver;
+    if (!resolver) {
+      this.cached = this.lookup();
+      return;
+    }
+    const base = this.mapping.iova;
+    this.cached = (await resolver(base, this.mapping.length)).map((s) => ({ offset: s.iova - base, phys: s.phys, length: s.length }));
+  }
+
   private lookup(): BufferSegment[] {
+    if (this.ioas.physicalResolver) {
+      throw VfioError.condition('ERR_VFIO_ASYNC_LOOKUP', {
+        check: `IOAS ${this.ioas.id} gets its physical addresses from a broker`,
+        hint: 'allocate with await device.allocateDmaAsync(size) (or DmaBuffer.allocateAsync): the broker answers GET_PA for this process',
+      });
+    }
     const base = this.mapping.iova;
     return this.ioas.segments(base, this.mapping.length).map((s) => ({ offset: s.iova - base, phys: s.phys, length: s.length }));
   }

@@ -78,6 +78,8 @@ export const VFIO_CONDITIONS = {
   ERR_VFIO_IRQ_NORESIZE: 'the kernel cannot resize this interrupt kind while it is enabled',
   /** Asking a DMA buffer for the bus address of an offset that no segment covers. */
   ERR_VFIO_NO_SEGMENT: 'no physical segment of the buffer covers the offset',
+  /** A synchronous physical-address lookup where only a broker may answer (use allocateDmaAsync). */
+  ERR_VFIO_ASYNC_LOOKUP: 'the physical addresses come from another process: they can only be looked up asynchronously',
   /** `adopt` was given an fd whose kind (checked with identifyFd) is not the one claimed. */
   ERR_VFIO_WRONG_FD: 'an fd given to adopt is not the kind of file it was claimed to be',
 } as const;

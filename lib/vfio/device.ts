@@ -366,6 +366,14 @@ export class VfioDevice extends Resource implements RegionOwner, IrqOwner, Bound
     return DmaBuffer.allocate(size, { ...options, space: this.dmaSpace });
   }
 
+  /**
+   * `allocateDma` that also works where the physical addresses come from a broker (a device
+   * opened with `{ broker }` on a noiommu host); the same buffer as allocateDma elsewhere.
+   */
+  allocateDmaAsync(size: bigint | number, options: Omit<DmaAllocateOptions, 'space'> = {}): Promise<DmaBuffer> {
+    return DmaBuffer.allocateAsync(size, { ...options, space: this.dmaSpace });
+  }
+
   /** VFIO_DEVICE_GET_INFO (cached: it does not change while the device is open). */
   get info(): DeviceInfo {
     const fd = this.liveFd('VfioDevice.info');

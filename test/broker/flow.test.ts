@@ -121,6 +121,35 @@ describe('broker: a root broker hands the edu device to an unprivileged client [
     });
   }
 
+  for (const profile of ['linux-7.3-noiommu', 'linux-7.3-iommu'] as const) {
+    it(`allocateDmaAsync: a DMA buffer whose bus addresses the broker answers, used by edu both ways (${profile})`, async () => {
+      const { root, broker } = startBroker(profile);
+      const client = root.spawnProcess(unprivileged());
+      const dev = await openDevice(EDU, { kernel: client, broker: SOCKET });
+      dev.config.enableBusMaster();
+      if (dev.backend.noiommu) {
+        assert.throws(
+          () => dev.allocateDma(4096),
+          (e: unknown) => isVfioError(e, 'ERR_VFIO_ASYNC_LOOKUP') && /allocateDmaAsync/.test(e.hint ?? ''),
+          'the synchronous lookup cannot ask the broker',
+        );
+      }
+      const buffer = await dev.allocateDmaAsync(8192);
+      for (let i = 0; i < 256; i++) buffer.bytes[i] = i ^ 0xa5;
+      await eduDma(dev, buffer.busRun(0).address, 256, false);
+      await eduDma(dev, buffer.busRun(4096).address, 256, true);
+      assert.deepEqual([...buffer.bytes.subarray(4096, 4096 + 256)], [...buffer.bytes.subarray(0, 256)], 'the bytes came back through edu');
+      assert.equal(
+        buffer.busRuns().reduce((n, r) => n + r.length, 0n),
+        8192n,
+      );
+      buffer.close();
+      dev.close();
+      await broker.close();
+      assert.equal(client.openFdCount, 0);
+    });
+  }
+
   it('the unprivileged client keeps no capability it was not given: GET_PA is checked per call (EPERM)', async () => {
     const { root, broker } = startBroker('linux-7.3-noiommu');
     const client = root.spawnProcess(unprivileged());
