@@ -30,6 +30,11 @@ export interface BrokerGrant {
   readonly deviceFd: number;
   /** The device has no IOMMU: physical addresses come from `physicalSegments`. */
   readonly noiommu: boolean;
+  /**
+   * Set when the broker bound the device to `iommufdFd` itself (an SR-IOV VF it bound with its
+   * PF's VF token): the id that bind answered, for VfioDevice.adopt.
+   */
+  readonly deviceId?: number;
 }
 
 /**
@@ -82,7 +87,13 @@ export class BrokerClient extends Resource {
       for (const fd of fds) this.kernel.close(fd);
       throw unexpected(reply, 'GRANTED with an iommufd and a device fd');
     }
-    return { bdf: canonical, iommufdFd: fds[0]!, deviceFd: fds[1]!, noiommu: reply.noiommu };
+    return {
+      bdf: canonical,
+      iommufdFd: fds[0]!,
+      deviceFd: fds[1]!,
+      noiommu: reply.noiommu,
+      ...(reply.deviceId === undefined ? {} : { deviceId: reply.deviceId }),
+    };
   }
 
   /** Tells the broker this client is done with `bdf` (closing the connection does it for all). */

@@ -37,6 +37,8 @@ export async function openBrokeredDevice(bdf: string, options: KernelOptions & {
         iommufd,
         ownIommufd: true,
         bdf: grant.bdf,
+        // A device the broker bound (a VF, with its PF's token) is not attached yet: attach it here.
+        ...(grant.deviceId === undefined ? {} : { deviceId: grant.deviceId, attach: iommufd.ioas() }),
         holds: [client],
         reason: `received from the broker at ${options.broker} (${grant.noiommu ? 'noiommu cdev: physical addresses from the broker' : 'IOMMU-translated DMA'})`,
       });

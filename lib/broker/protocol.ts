@@ -56,7 +56,7 @@ export interface PhysicalRun {
 
 /** A reply the broker sends. */
 export type BrokerReply =
-  | { readonly type: 'granted'; readonly bdf: string; readonly noiommu: boolean }
+  | { readonly type: 'granted'; readonly bdf: string; readonly noiommu: boolean; readonly deviceId?: number }
   | { readonly type: 'released'; readonly bdf: string }
   | { readonly type: 'physical'; readonly runs: readonly PhysicalRun[] }
   | { readonly type: 'error'; readonly code: string; readonly message: string };
@@ -90,7 +90,7 @@ export function encodeRequest(r: BrokerRequest): Buffer {
 export function encodeReply(r: BrokerReply): Buffer {
   switch (r.type) {
     case 'granted':
-      return frame(MessageType.GRANTED, { bdf: r.bdf, noiommu: r.noiommu });
+      return frame(MessageType.GRANTED, { bdf: r.bdf, noiommu: r.noiommu, ...(r.deviceId === undefined ? {} : { deviceId: r.deviceId }) });
     case 'released':
       return frame(MessageType.RELEASED, { bdf: r.bdf });
     case 'physical':
@@ -130,7 +130,17 @@ export function decodeReply(bytes: Uint8Array): BrokerReply {
   switch (type) {
     case MessageType.GRANTED:
       if (typeof body['noiommu'] !== 'boolean') throw new ProtocolError('ERR_FIELD', 'noiommu must be a boolean');
-      return { type: 'granted', bdf: bdfField(body), noiommu: body['noiommu'] };
+      if (
+        body['deviceId'] !== undefined &&
+        !(Number.isInteger(body['deviceId']) && (body['deviceId'] as number) > 0 && (body['deviceId'] as number) <= 0xffff_ffff)
+      )
+        throw new ProtocolError('ERR_FIELD', 'deviceId must be a u32 device id');
+      return {
+        type: 'granted',
+        bdf: bdfField(body),
+        noiommu: body['noiommu'],
+        ...(body['deviceId'] === undefined ? {} : { deviceId: body['deviceId'] as number }),
+      };
     case MessageType.RELEASED:
       return { type: 'released', bdf: bdfField(body) };
     case MessageType.PHYSICAL: {

@@ -25,6 +25,7 @@ import { UnixSocket } from '../sys/unix-socket';
 import { kernelFrom, type KernelOptions } from '../support/kernel-options';
 import { normalizeBdf, PciDevice, VFIO_PCI_DRIVER } from '../pci/pci-device';
 import * as io from '../ioctl';
+import { checkVfToken, vfTokenBytes } from '../vfio/vf-token';
 import type { Iova } from '../sys/addresses';
 import {
   decodeRequest,
@@ -57,6 +58,12 @@ export interface BrokerOptions extends KernelOptions {
   readonly log?: (entry: BrokerLogEntry) => void;
   /** Bad messages a connection may send before it is dropped (default 16). */
   readonly maxBadMessages?: number;
+  /**
+   * VF tokens by PF address: a listed SR-IOV VF of such a PF is bound to its iommufd by the
+   * broker, with the PF user's token (VFIO_DEVICE_BIND_FLAG_TOKEN), before it is handed over, so
+   * the client gets a VF it could not open itself and the token never leaves the broker.
+   */
+  readonly vfTokens?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -123,6 +130,10 @@ export class Broker {
   static start(options: BrokerOptions): Broker {
     const kernel = kernelFrom(options);
     const devices = new Set(options.devices.map((d) => normalizeBdf(d)));
+    for (const [pf, token] of Object.entries(options.vfTokens ?? {})) {
+      normalizeBdf(pf);
+      checkVfToken(token, `vfTokens['${pf}']`);
+    }
     for (const bdf of devices) {
       const pci = PciDevice.get(bdf, { kernel });
       if (options.bind !== false && pci.driver !== VFIO_PCI_DRIVER) pci.bindVfio({ unsafeNoiommu: !pci.hasIommu });
@@ -269,8 +280,21 @@ export class Broker {
         const grant = this.open(r.bdf);
         c.grants.set(r.bdf, { bdf: r.bdf, iommufdFd: grant.iommufdFd, noiommu: grant.noiommu });
         this.held.set(r.bdf, c);
-        this.log({ event: 'grant', peer: c.peer, bdf: r.bdf, message: `granted ${grant.cdev}` });
-        return { reply: { type: 'granted', bdf: r.bdf, noiommu: grant.noiommu }, fds: [grant.iommufdFd, grant.deviceFd] };
+        this.log({
+          event: 'grant',
+          peer: c.peer,
+          bdf: r.bdf,
+          message: `granted ${grant.cdev}${grant.deviceId === undefined ? '' : ` (bound with its PF's VF token, device id ${grant.deviceId})`}`,
+        });
+        return {
+          reply: {
+            type: 'granted',
+            bdf: r.bdf,
+            noiommu: grant.noiommu,
+            ...(grant.deviceId === undefined ? {} : { deviceId: grant.deviceId }),
+          },
+          fds: [grant.iommufdFd, grant.deviceFd],
+        };
       }
       case 'release': {
         const g = c.grants.get(r.bdf);
@@ -288,7 +312,7 @@ export class Broker {
   }
 
   /** Opens /dev/iommu and the device cdev (the cdev of a noiommu device needs CAP_SYS_RAWIO). */
-  private open(bdf: string): { iommufdFd: number; deviceFd: number; noiommu: boolean; cdev: string } {
+  private open(bdf: string): { iommufdFd: number; deviceFd: number; noiommu: boolean; cdev: string; deviceId?: number } {
     const pci = PciDevice.get(bdf, { kernel: this.kernel });
     const cdev = pci.cdevPath();
     if (cdev === null) {
@@ -304,7 +328,18 @@ export class Broker {
       this.kernel.close(iommufdFd);
       throw e;
     }
-    return { iommufdFd, deviceFd, noiommu: cdev.slice(cdev.lastIndexOf('/') + 1).startsWith('noiommu-'), cdev };
+    const noiommu = cdev.slice(cdev.lastIndexOf('/') + 1).startsWith('noiommu-');
+    const pf = pci.physicalFunction;
+    const token = pf === null ? undefined : Object.entries(this.options.vfTokens ?? {}).find(([at]) => normalizeBdf(at) === pf)?.[1];
+    if (token === undefined) return { iommufdFd, deviceFd, noiommu, cdev };
+    try {
+      const deviceId = io.deviceBindIommufd(this.kernel, deviceFd, iommufdFd, vfTokenBytes(token));
+      return { iommufdFd, deviceFd, noiommu, cdev, deviceId };
+    } catch (e) {
+      this.kernel.close(deviceFd);
+      this.kernel.close(iommufdFd);
+      throw VfioError.wrap(e, { context: `binding VF ${bdf} with the token configured for its PF ${pf}` });
+    }
   }
 
   /** GET_PA on the broker's reference to the connection's iommufd, at most MAX_RUNS_PER_REPLY runs. */

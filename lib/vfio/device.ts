@@ -249,7 +249,14 @@ export class VfioDevice extends Resource implements RegionOwner, IrqOwner, Bound
       try {
         deviceId = io.deviceBindIommufd(kernel, fd, iommufd.fd);
       } catch (e) {
-        throw VfioError.wrap(e, { context: `binding adopted device fd ${fd} to the iommufd`, path: id.path });
+        // Past the fd check the device fd is the adopter's: a refused bind (a VF without its
+        // token: EACCES) must not leave it open.
+        file.close();
+        throw VfioError.wrap(e, {
+          context: `binding adopted device fd ${fd} to the iommufd`,
+          path: id.path,
+          ...(vfTokenHint(e, false) ? { hint: vfTokenHint(e, false)! } : {}),
+        });
       }
     } else {
       if (options.deviceId === undefined) {

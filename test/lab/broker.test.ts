@@ -10,7 +10,6 @@
  * The child runs asynchronously (spawn, not spawnSync): the broker serves on this event loop.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,7 +17,7 @@ import { nativeKernel } from '../../lib/sys/native-kernel';
 import { PciDevice } from '../../lib/pci/pci-device';
 import { Broker, type BrokerLogEntry } from '../../lib/broker/server';
 import { requireLab, type LabEnvironment } from './lab-environment';
-import { findSetpriv, withoutRawio } from './unprivileged';
+import { findSetpriv, spawnWithoutRawio } from './unprivileged';
 
 const CHILD = `
 const lib = ${JSON.stringify(path.resolve(__dirname, '../../lib'))};
@@ -92,16 +91,7 @@ const k = nativeKernel();
 `;
 
 function runChild(socket: string, bdf: string): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  const [command, ...args] = withoutRawio([process.execPath, '-e', CHILD, socket, bdf]);
-  return new Promise((resolve, reject) => {
-    const child = spawn(command!, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
+  return spawnWithoutRawio([process.execPath, '-e', CHILD, socket, bdf]);
 }
 
 describe('lab: a root broker hands the edu device to a child without CAP_SYS_RAWIO', function () {

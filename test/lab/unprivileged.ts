@@ -7,7 +7,7 @@
  * executes the command; a root process then gets no CAP_SYS_RAWIO in its permitted and effective
  * sets at execve, and cannot regain it. Everything else (uid 0, other capabilities) stays.
  */
-import { spawnSync, type SpawnSyncOptions, type SpawnSyncReturns } from 'node:child_process';
+import { spawn, spawnSync, type SpawnSyncOptions, type SpawnSyncReturns } from 'node:child_process';
 import fs from 'node:fs';
 
 /** Bit number of CAP_SYS_RAWIO in the capability sets of /proc/<pid>/status. */
@@ -47,4 +47,18 @@ export function effectiveCapabilities(statusText: string): bigint {
 
 export function hasCapability(capabilities: bigint, bit: number): boolean {
   return ((capabilities >> BigInt(bit)) & 1n) === 1n;
+}
+
+/** Runs argv without CAP_SYS_RAWIO asynchronously (a broker in this process must keep serving). */
+export function spawnWithoutRawio(argv: readonly string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const [command, ...args] = withoutRawio(argv);
+  return new Promise((resolve, reject) => {
+    const child = spawn(command!, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
 }

@@ -12,12 +12,18 @@ import type { Command } from '../command';
 
 export const serveCommand: Command = {
   name: 'serve',
-  usage: 'vfio serve --socket PATH --allow UID|uid:UID|gid:GID[,…] [--device BDF[,BDF…]] [BDF…] [--json] [--model[=PROFILE]]',
+  usage:
+    'vfio serve --socket PATH --allow UID|uid:UID|gid:GID[,…] [--device BDF[,BDF…]] [BDF…] [--vf-token PF=FILE[,…]] [--json] [--model[=PROFILE]]',
   summary: 'hand devices to unprivileged processes over a unix socket (run as root)',
   options: {
     socket: { value: 'required', description: 'the unix socket to listen on (must not exist)' },
     allow: { value: 'required', description: 'who may ask: uids (1000 or uid:1000) and gids (gid:100), comma-separated' },
     device: { value: 'required', description: 'the PCI addresses it hands out, comma-separated (also as arguments)' },
+    'vf-token': {
+      value: 'required',
+      description:
+        "a PF's VF token, read from FILE (on the command line it would show in /proc/PID/cmdline): listed VFs of that PF are bound with it before they are handed over",
+    },
     json: { description: 'log one JSON object per line on stdout (schema: docs/cli.md)' },
   },
   async run(ctx) {
@@ -46,7 +52,19 @@ export const serveCommand: Command = {
         ctx.stdout(JSON.stringify({ time: new Date().toISOString(), event: e.event, peer, bdf: e.bdf ?? null, message: e.message }));
       else ctx.stderr(`vfio serve: ${e.event}${peer ? ` pid ${peer.pid} uid ${peer.uid}` : ''}${e.bdf ? ` ${e.bdf}` : ''}: ${e.message}`);
     };
-    const broker = Broker.start({ kernel: ctx.kernel, socketPath, allowUids, allowGids, devices, log });
+    const vfTokens: Record<string, string> = {};
+    const tokenOption = options.get('vf-token');
+    for (const item of typeof tokenOption === 'string' ? tokenOption.split(',') : []) {
+      const at = item.indexOf('=');
+      const pf = item.slice(0, at);
+      if (at < 0 || !isBdf(pf))
+        throw new UsageError(`--vf-token: '${item}' is not PF=FILE (the PF's PCI address, then the file holding its token)`);
+      vfTokens[normalizeBdf(pf)] = ctx.kernel
+        .readFile(item.slice(at + 1))
+        .toString('utf8')
+        .trim();
+    }
+    const broker = Broker.start({ kernel: ctx.kernel, socketPath, allowUids, allowGids, devices, log, vfTokens });
     if (ctx.kernel.kind === 'native') fs.chmodSync(socketPath, 0o666);
     const ready = `listening on ${socketPath} for ${[...allowUids.map((u) => `uid ${u}`), ...allowGids.map((g) => `gid ${g}`)].join(', ')}; devices ${devices.join(', ')}`;
     if (json)
