@@ -59,6 +59,7 @@ export type { BrokerGrant, BrokerPhysicalRun } from './broker/client';
 export { openBrokeredDevice, brokerPhysicalSegments } from './broker/open-brokered';
 export type { DeviceInfo, RegionInfo, IrqInfo, HotResetInfo, DependentDevice, SparseMmapArea } from './ioctl/device-ioctls';
 export type { IovaRanges, HwInfo, PhysicalRun } from './ioctl/iommufd-ioctls';
+export type { PhysicalSegmentTable } from './ioctl/physical-segment-table';
 export type { Type1Info } from './ioctl/container-ioctls';
 export type { GroupStatus } from './ioctl/group-ioctls';
 export type { InfoCapability } from './ioctl/capability-chain';

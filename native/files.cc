@@ -341,8 +341,10 @@ Napi::Value EventfdWrite(const Napi::CallbackInfo& info) {
 // such call per page, and one crossing into the addon per call costs more than the ioctl, so
 // the loop runs here. The struct's layout stays in TypeScript: it passes the struct, filled
 // but for the three fields, and their byte offsets (cursor, remaining, value). Each step writes
-// (cursor, value, length) to `out`; the walk stops when the range is done, `out` is full, or the
-// kernel answers a length of 0 or past the range (which the caller reports). Returns the steps.
+// (cursor, value, length) to `out`, an answer whose value continues the last step's (value +
+// length) extending that step instead, so `out` is the joined table the caller keeps; the walk
+// stops when the range is done, `out` is full, or the kernel answers a length of 0 or past the
+// range (which the caller reports). Returns the steps.
 Napi::Value IoctlRuns(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd;
@@ -370,9 +372,10 @@ Napi::Value IoctlRuns(const Napi::CallbackInfo& info) {
     }
   }
   if (!CheckIoctlBuffer(env, req, command)) return Napi::Value();
-  const size_t capacity = out.length / (3 * sizeof(uint64_t));
+  constexpr size_t kStep = 3 * sizeof(uint64_t);
+  const size_t capacity = out.length / kStep;
   size_t steps = 0;
-  uint64_t zero = 0;
+  uint64_t zero = 0, last_value = 0, last_reach = 0;
   while (steps < capacity && remaining > 0) {
     memcpy(command.data + at[0], &cursor, sizeof cursor);
     memcpy(command.data + at[1], &remaining, sizeof remaining);
@@ -385,11 +388,18 @@ Napi::Value IoctlRuns(const Napi::CallbackInfo& info) {
     memcpy(&reach, command.data + at[1], sizeof reach);
     memcpy(&value, command.data + at[2], sizeof value);
     if (reach == 0 || reach > remaining) break;
-    uint64_t step[3] = {cursor, value, reach};
-    memcpy(out.data + steps * sizeof step, step, sizeof step);
+    if (steps > 0 && value == last_value + last_reach) {
+      last_reach += reach;
+      memcpy(out.data + (steps - 1) * kStep + 2 * sizeof(uint64_t), &last_reach, sizeof last_reach);
+    } else {
+      uint64_t step[3] = {cursor, value, reach};
+      memcpy(out.data + steps * kStep, step, sizeof step);
+      last_value = value;
+      last_reach = reach;
+      steps++;
+    }
     cursor += reach;
     remaining -= reach;
-    steps++;
   }
   return Napi::Number::New(env, static_cast<double>(steps));
 }

@@ -47,9 +47,19 @@ int main(int argc, char **argv) {
   }
   uint64_t best = UINT64_MAX, runs = 0, calls = 0, last_phys_end = 0;
   int err = 0;
+  /* The joined segments, (iova, phys, length) each, as Ioas.segmentTable collects them. */
+  size_t capacity = 16;
+  uint64_t *table = NULL;
   for (unsigned r = 0; r < rounds && err == 0; r++) {
     runs = calls = 0;
     last_phys_end = UINT64_MAX;
+    free(table);
+    capacity = 16;
+    table = malloc(capacity * 3 * sizeof *table);
+    if (!table) {
+      err = ENOMEM;
+      break;
+    }
     uint64_t start = now_ns();
     for (uint64_t at = iova, left = length; left > 0;) {
       memset(s, 0, size);
@@ -67,7 +77,23 @@ int main(int argc, char **argv) {
         err = EIO;
         break;
       }
-      if (phys != last_phys_end) runs++; /* adjacent answers join into one segment, as in Ioas.segments */
+      if (phys != last_phys_end) { /* adjacent answers join into one segment, as in Ioas.segmentTable */
+        if (runs == capacity) {
+          uint64_t *bigger = realloc(table, 2 * capacity * 3 * sizeof *table);
+          if (!bigger) {
+            err = ENOMEM;
+            break;
+          }
+          table = bigger;
+          capacity *= 2;
+        }
+        table[3 * runs] = at;
+        table[3 * runs + 1] = phys;
+        table[3 * runs + 2] = got;
+        runs++;
+      } else {
+        table[3 * runs - 1] += got;
+      }
       last_phys_end = phys + got;
       at += got;
       left -= got;
@@ -75,6 +101,7 @@ int main(int argc, char **argv) {
     uint64_t elapsed = now_ns() - start;
     if (elapsed < best) best = elapsed;
   }
+  free(table);
   printf("{\"nsPerWalk\":%" PRIu64 ",\"runs\":%" PRIu64 ",\"calls\":%" PRIu64 ",\"errno\":%d}\n", best, runs, calls, err);
   return err == 0 ? 0 : 1;
 }

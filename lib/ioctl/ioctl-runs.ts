@@ -40,12 +40,17 @@ export function ioctlRuns(
     invoke(kernel, fd, request, command);
     const reach = view.getBigUint64(remainingAt, true);
     if (reach === 0n || reach > remaining) break;
-    out[steps * 3] = cursor;
-    out[steps * 3 + 1] = view.getBigUint64(valueAt, true);
-    out[steps * 3 + 2] = reach;
+    const value = view.getBigUint64(valueAt, true);
+    if (steps > 0 && value === out[steps * 3 - 2]! + out[steps * 3 - 1]!) {
+      out[steps * 3 - 1] = out[steps * 3 - 1]! + reach;
+    } else {
+      out[steps * 3] = cursor;
+      out[steps * 3 + 1] = value;
+      out[steps * 3 + 2] = reach;
+      steps++;
+    }
     cursor += reach;
     remaining -= reach;
-    steps++;
   }
   return steps;
 }

@@ -7,6 +7,7 @@ import type { Kernel, UserVa } from '../sys/kernel';
 import { U64_MAX } from '../uapi/codec';
 import * as U from '../uapi/iommufd';
 import type { Iova, IovaRange, PhysAddr } from '../sys/addresses';
+import { PhysicalSegmentTable } from './physical-segment-table';
 import { invoke, withUserMemory } from './invoke';
 import { ioctlRuns } from './ioctl-runs';
 import { isVfioError } from '../sys/errors';
@@ -397,9 +398,9 @@ export class PhysicalAddressLookup {
   }
 
   /**
-   * Every physical run of [at, at+length), in order, each as the kernel answered it (adjacent
-   * answers are not merged here): one crossing into the kernel per `batch` answers where the
-   * kernel has ioctlRuns, so a scattered buffer costs no call per page.
+   * Every physical run of [at, at+length), in order, batch by batch as the run walk gives them
+   * (adjacent answers within a batch joined, across batches not): one crossing into the kernel
+   * per `batch` steps where the kernel has ioctlRuns, so a scattered buffer costs no call per page.
    */
   walk(
     kernel: Kernel,
@@ -409,24 +410,62 @@ export class PhysicalAddressLookup {
     length: bigint,
     onRun: (iova: Iova, phys: PhysAddr, length: bigint) => void,
   ): void {
+    const out = this.runs;
+    this.eachBatch(kernel, fd, ioasId, at, length, (steps) => {
+      for (let i = 0; i < steps * 3; i += 3) onRun(out[i]! as Iova, out[i + 1]! as PhysAddr, out[i + 2]!);
+    });
+  }
+
+  /**
+   * The physically contiguous segments of [at, at+length), adjacent answers joined, in a flat
+   * table: the walk a DMA buffer pays once per buffer. The run walk writes straight into the
+   * table, so nothing is done here per answer (a scattered buffer has thousands).
+   */
+  segmentTable(kernel: Kernel, fd: number, ioasId: number, at: Iova, length: bigint): PhysicalSegmentTable {
+    this.prepare(ioasId);
+    const table = new PhysicalSegmentTable(this.batch);
+    const end = (at as bigint) + length;
+    let cursor = at as bigint;
+    while (cursor < end) {
+      const room = table.room(this.batch);
+      const steps = ioctlRuns(kernel, fd, U.IOMMU_IOAS_NOIOMMU_GET_PA, this.cmd.$bytes, GET_PA_RUN_FIELDS, cursor, end - cursor, room);
+      // Where the batch stopped: the last step's end (the steps are contiguous by contract).
+      if (steps > 0) cursor = room[steps * 3 - 3]! + room[steps * 3 - 1]!;
+      table.commit(steps);
+      if (steps < this.batch && cursor < end) throw emptyRun(cursor);
+    }
+    table.trim();
+    return table;
+  }
+
+  /** The fields of the GET_PA struct that stay the same along a walk. */
+  private prepare(ioasId: number): void {
     const cmd = this.cmd;
     cmd.size = U.IommuIoasNoiommuGetPa.size;
     cmd.flags = 0;
     cmd.ioas_id = ioasId;
     cmd.__reserved = 0;
+  }
+
+  /** Fills `runs` batch by batch over [at, at+length) and hands each batch's answer count on. */
+  private eachBatch(kernel: Kernel, fd: number, ioasId: number, at: Iova, length: bigint, onBatch: (steps: number) => void): void {
+    this.prepare(ioasId);
+    const cmd = this.cmd;
     const out = this.runs;
     const end = (at as bigint) + length;
     let cursor = at as bigint;
     while (cursor < end) {
       const steps = ioctlRuns(kernel, fd, U.IOMMU_IOAS_NOIOMMU_GET_PA, cmd.$bytes, GET_PA_RUN_FIELDS, cursor, end - cursor, out);
-      for (let i = 0; i < steps * 3; i += 3) onRun(out[i]! as Iova, out[i + 1]! as PhysAddr, out[i + 2]!);
+      onBatch(steps);
       // Where the batch stopped: the last answer's end (the steps are contiguous by contract).
       if (steps > 0) cursor = out[steps * 3 - 3]! + out[steps * 3 - 1]!;
-      if (steps < this.batch && cursor < end) {
-        throw new Error(`IOMMU_IOAS_NOIOMMU_GET_PA returned an empty run at IOVA 0x${cursor.toString(16)}`);
-      }
+      if (steps < this.batch && cursor < end) throw emptyRun(cursor);
     }
   }
+}
+
+function emptyRun(at: bigint): Error {
+  return new Error(`IOMMU_IOAS_NOIOMMU_GET_PA returned an empty run at IOVA 0x${at.toString(16)}`);
 }
 
 /** Answers fetched per crossing; a 2 MiB buffer of scattered 4 KiB pages is 512. */

@@ -11,6 +11,7 @@ import type { Resource } from '../support/resource';
 import { IommufdResource } from './iommufd-resource';
 import { checkBoolean, checkInteger, checkU64 } from '../support/arguments';
 import type { PhysicalRun } from '../ioctl/iommufd-ioctls';
+import type { PhysicalSegmentTable } from '../ioctl/physical-segment-table';
 import * as io from '../ioctl/iommufd-ioctls';
 import { isPinningFailure, memlockHint } from '../support/hints';
 import type { IommufdHandle, PageTableTarget } from './iommufd-handle';
@@ -346,16 +347,20 @@ export class Ioas extends IommufdResource implements DmaSpace, PageTableTarget {
     checkU64(length, 'Ioas.segments', 'length');
     if (at + length > U64_MAX + 1n)
       throw new RangeError(`Ioas.segments: range 0x${at.toString(16)}+0x${length.toString(16)} ends past 2^64`);
-    const runs: PhysicalSegment[] = [];
-    this.physicalLookup.walk(this.kernel, this.fd, this.id, at, length, (iova, phys, runLength) => {
-      const last = runs[runs.length - 1];
-      if (last && last.phys + last.length === phys) {
-        runs[runs.length - 1] = { iova: last.iova, phys: last.phys, length: last.length + runLength };
-      } else {
-        runs.push({ iova, phys, length: runLength });
-      }
-    });
-    return runs;
+    return this.segmentTable(at, length).toArray();
+  }
+
+  /**
+   * The same segments as `segments`, in a flat table rather than as objects: what to walk a
+   * large scattered buffer with (no object and bigints per segment; see PhysicalSegmentTable).
+   */
+  segmentTable(at: Iova, length: bigint): PhysicalSegmentTable {
+    this.assertOpen('Ioas.segmentTable');
+    checkU64(at, 'Ioas.segmentTable', 'iova');
+    checkU64(length, 'Ioas.segmentTable', 'length');
+    if (at + length > U64_MAX + 1n)
+      throw new RangeError(`Ioas.segmentTable: range 0x${at.toString(16)}+0x${length.toString(16)} ends past 2^64`);
+    return this.physicalLookup.segmentTable(this.kernel, this.fd, this.id, at, length);
   }
 
   /** @internal Bytes mapped through handles of this IOAS (what attaching a first device pins). */
@@ -503,7 +508,10 @@ class IoasDmaAttachment implements DmaAttachment {
       });
     }
     const base = this.mapping.iova;
-    return this.ioas.segments(base, this.mapping.length).map((s) => ({ offset: s.iova - base, phys: s.phys, length: s.length }));
+    const table = this.ioas.segmentTable(base, this.mapping.length);
+    const segments = new Array<BufferSegment>(table.count);
+    for (let i = 0; i < table.count; i++) segments[i] = { offset: table.iova(i) - base, phys: table.phys(i), length: table.length(i) };
+    return segments;
   }
 
   detach(): void {

@@ -120,8 +120,10 @@ export interface Kernel {
    * answer for the start of a range with a value and how far it reaches (GET_PA's physical
    * address and contiguous length). `offsets` are the byte offsets in `command` of the cursor,
    * remaining-length and value fields; each step's (cursor, value, reach) goes to `out`, three
-   * u64 per step. Stops when the range is done, `out` is full, or an answer reaches 0 bytes or
-   * past the range; returns the steps made. A kernel without it gets the same loop over `ioctl`
+   * u64 per step, and an answer whose value continues the last step's (value + reach) extends
+   * that step instead (GET_PA: adjacent answers that are one physical run). Stops when the range
+   * is done, `out` is full, or an answer reaches 0 bytes or past the range; returns the steps
+   * made. A kernel without it gets the same loop over `ioctl`
    * (lib/ioctl/ioctl-runs.ts): only a kernel whose per-call cost matters needs it.
    */
   ioctlRuns?(

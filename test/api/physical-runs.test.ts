@@ -10,6 +10,7 @@ import type { Kernel } from '../../lib/sys/kernel';
 import { MAP_SHARED, MFD_CLOEXEC, PROT_READ, PROT_WRITE } from '../../lib/sys/constants';
 import type { Iova } from '../../lib/sys/addresses';
 import { PhysicalAddressLookup } from '../../lib/ioctl/iommufd-ioctls';
+import { IOMMU_IOAS_NOIOMMU_GET_PA, IommuIoasNoiommuGetPa } from '../../lib/uapi/iommufd';
 import { describeOnTargets, skipUnless } from './support/targets';
 
 const BATCH = 7;
@@ -45,6 +46,13 @@ describeOnTargets('Ioas.segments over a scattered mapping', (target) => {
         for (let off = 0n; off < s.length; off += page, at++) assert.equal(s.phys + off, perPage[at], `page ${at}`);
       }
       assert.equal(at, pages, 'the segments cover every page once');
+      for (let i = 1; i < walked.length; i++) {
+        assert.notEqual(
+          walked[i - 1]!.phys + walked[i - 1]!.length,
+          walked[i]!.phys,
+          `segments ${i - 1} and ${i} are adjacent and were not joined`,
+        );
+      }
       const answers = (kernel: Kernel) => {
         const out: bigint[][] = [];
         new PhysicalAddressLookup(BATCH).walk(kernel, dev.iommufd!.fd, ioas.id, mapping.iova, length, (iova, phys, n) =>
@@ -61,5 +69,69 @@ describeOnTargets('Ioas.segments over a scattered mapping', (target) => {
       for (const m of maps) t.kernel.munmap(m);
       for (const fd of fds) t.kernel.close(fd);
     }
+  });
+});
+
+describe('PhysicalAddressLookup.segmentTable joins adjacent answers', () => {
+  // A kernel that answers GET_PA from a script, so the join is checked where real memory rarely
+  // goes: a physical run ending exactly at a 4 GiB boundary, and answers split across batches.
+  function scriptedKernel(answers: [bigint, bigint][]): Kernel {
+    const S = IommuIoasNoiommuGetPa;
+    let next = 0;
+    // Only ioctl: the walk takes the library's own loop (lib/ioctl/ioctl-runs.ts), the one the model and traced kernels use.
+    const ioctl = (_fd: number, request: number, arg: Uint8Array | number | null) => {
+      assert.equal(request, IOMMU_IOAS_NOIOMMU_GET_PA.number);
+      const view = new DataView((arg as Uint8Array).buffer, (arg as Uint8Array).byteOffset);
+      const [phys, n] = answers[next++]!;
+      assert.ok(n <= view.getBigUint64(S.offsetOf('length'), true), 'the script answers within the range asked');
+      view.setBigUint64(S.offsetOf('out_phys'), phys, true);
+      view.setBigUint64(S.offsetOf('length'), n, true);
+      return 0;
+    };
+    return { ioctl } as unknown as Kernel;
+  }
+  const page = 0x1000n;
+
+  it('joins across the 32-bit carry and across batches, and keeps runs apart that only touch in IOVA', () => {
+    const answers: [bigint, bigint][] = [
+      [0xffff_e000n, page],
+      [0xffff_f000n, page], // ends at 4 GiB: the next answer continues it
+      [0x1_0000_0000n, 2n * page],
+      [0x5000n, page], // continues neither
+      [0x2_ffff_f000n, page],
+      [0x3_0000_0000n, page], // a carry into a high word that is not zero
+      [0x1_0000_0000n, page], // behind the last segment's start, not after its end
+    ];
+    const total = answers.reduce((sum, [, n]) => sum + n, 0n);
+    const table = new PhysicalAddressLookup(2).segmentTable(scriptedKernel(answers), 3, 1, 0x10000n as Iova, total);
+    const segments = table.toArray();
+    assert.equal(table.count, 4);
+    assert.deepEqual([table.iova(3), table.phys(3), table.length(3)], [0x17000n, 0x1_0000_0000n, page]);
+    assert.throws(() => table.phys(4), { name: 'RangeError', message: /segment 4 is not in the table \(it has 4\)/ });
+    assert.throws(() => table.length(-1), RangeError);
+    // One answer per batch: every join is then one across batches (PhysicalSegmentTable.commit).
+    assert.deepEqual(new PhysicalAddressLookup(1).segmentTable(scriptedKernel(answers), 3, 1, 0x10000n as Iova, total).toArray(), segments);
+    assert.deepEqual(
+      segments.map((s) => [s.iova, s.phys, s.length]),
+      [
+        [0x10000n, 0xffff_e000n, 4n * page],
+        [0x14000n, 0x5000n, page],
+        [0x15000n, 0x2_ffff_f000n, 2n * page],
+        [0x17000n, 0x1_0000_0000n, page],
+      ],
+    );
+  });
+
+  it('an answer whose length is past 2^32 joins by its full length', () => {
+    const big = 0x1_0000_1000n;
+    const answers: [bigint, bigint][] = [
+      [0x8000_0000n, big],
+      [0x8000_0000n + big, page],
+    ];
+    const segments = new PhysicalAddressLookup().segmentTable(scriptedKernel(answers), 3, 1, 0n as Iova, big + page).toArray();
+    assert.deepEqual(
+      segments.map((s) => [s.iova, s.phys, s.length]),
+      [[0n, 0x8000_0000n, big + page]],
+    );
   });
 });
