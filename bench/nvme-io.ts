@@ -9,7 +9,8 @@
  * in a memfd mapped for DMA, and the C program maps that memfd and BAR0 and drives the queue.
  * The ratios TypeScript/C are printed (goals: IOPS ≥ 0.9× at QD32, p50 ≤ 1.2× at QD1).
  *
- *   npm run build && node dist/bench/nvme-io.js [--model[=noiommu|iommu]] [--seconds=S] [--spin=µs] [--json]
+ *   npm run build && node dist/bench/nvme-io.js [--model[=noiommu|iommu]] [--seconds=S] [--spin=µs]
+ *       [--rounds=N] [--depths=1,32] [--json]
  *
  * It runs on the NVMe controller bound to vfio-pci in NODE_VFIO_BDF (the lab's nvme machine:
  * `NODE_VFIO_LAB_ACCEL=tcg bash scripts/lab/run.sh <mode> --machine nvme -- node dist/bench/nvme-io.js`),
@@ -28,20 +29,32 @@ const IO_BYTES = 4096;
 interface Args {
   model?: 'noiommu' | 'iommu';
   seconds: number;
-  spin: number;
+  /** µs; undefined: the default for the target (see main). */
+  spin?: number;
+  rounds: number;
+  /** Queue depths to run (default 1 and 32), each for reads and writes. */
+  depths: number[];
   json: boolean;
 }
 
 function parse(argv: string[]): Args {
-  const a: Args = { seconds: 2, spin: 0, json: false };
+  const a: Args = { seconds: 2, rounds: 3, depths: [1, 32], json: false };
   for (const arg of argv) {
     if (arg === '--model') a.model = 'noiommu';
     else if (arg === '--model=noiommu' || arg === '--model=iommu') a.model = arg.slice(8) as 'noiommu' | 'iommu';
     else if (arg.startsWith('--seconds=')) a.seconds = Number(arg.slice(10));
     else if (arg.startsWith('--spin=')) a.spin = Number(arg.slice(7));
+    else if (arg.startsWith('--rounds=')) a.rounds = Number(arg.slice(9));
+    else if (arg.startsWith('--depths=')) a.depths = arg.slice(9).split(',').map(Number);
     else if (arg === '--json') a.json = true;
     else throw new Error(`unknown argument '${arg}'`);
   }
+  if (!Number.isInteger(a.rounds) || a.rounds < 1) throw new Error(`--rounds must be a positive integer, not ${a.rounds}`);
+  for (const depth of a.depths)
+    if (!Number.isInteger(depth) || depth < 1 || depth > 32)
+      throw new Error(`--depths: each queue depth must be 1..32 (the bench has 32 data slots), not ${depth}`);
+  if (!(a.seconds > 0)) throw new Error(`--seconds must be positive, not ${a.seconds}`);
+  if (a.spin !== undefined && !(a.spin >= 0)) throw new Error(`--spin must be 0 or more µs, not ${a.spin}`);
   return a;
 }
 
@@ -105,25 +118,28 @@ async function workload(
     finished = resolve;
   });
   const callbacks: ((status: number) => void)[] = [];
-  const submit = (slot: number) => {
-    started[slot] = performance.now();
+  // One clock read per I/O, as in the C loop: the time a completion is seen ends its I/O's
+  // latency and starts the latency of the I/O submitted in its place.
+  const submit = (slot: number, at: number) => {
+    started[slot] = at;
     if (!nvme.submit(1, write, 1, nextLba(), IO_BYTES / 512, buffer, slot * IO_BYTES, IO_BYTES, callbacks[slot]!))
       throw new Error('queue full');
     inFlight++;
   };
   for (let slot = 0; slot < depth; slot++) {
     callbacks.push((status: number) => {
+      const now = performance.now();
       inFlight--;
       if (status !== 0) failures++;
       if (measuring) {
         completed++;
-        if (samples < maxSamples) latencies[samples++] = performance.now() - started[slot]!;
+        if (samples < maxSamples) latencies[samples++] = now - started[slot]!;
       }
-      if (!stopping) submit(slot);
+      if (!stopping) submit(slot, now);
       else if (inFlight === 0) finished();
     });
   }
-  for (let slot = 0; slot < depth; slot++) submit(slot);
+  for (let slot = 0; slot < depth; slot++) submit(slot, performance.now());
   await new Promise((r) => setTimeout(r, Math.min(500, seconds * 200)));
   measuring = true;
   const t0 = performance.now();
@@ -158,6 +174,8 @@ async function cRows(
   nvme: NvmeDriver,
   blocks: number,
   seconds: number,
+  rounds: number,
+  depths: number[],
   between: (write: boolean, depth: number) => Promise<void>,
 ): Promise<NvmeBenchRow[]> {
   const ioas = device.ioas;
@@ -185,42 +203,44 @@ async function cRows(
     const rows: NvmeBenchRow[] = [];
     const rings = new Uint8Array(memory.buffer!, 0, 2 * PAGE);
     for (const write of [false, true]) {
-      for (const depth of [1, 32]) {
-        // The TypeScript row of the same workload right before, so both see the same machine.
-        await between(write, depth);
-        // A fresh queue pair per run: the C program starts at index 0 with phase 1.
-        rings.fill(0);
-        await nvme.adminCommand({ opcode: 0x05, cdw10: ((C_DEPTH - 1) << 16) | C_QUEUE, cdw11: 1, prp1: Number(bus(PAGE)) });
-        await nvme.adminCommand({
-          opcode: 0x01,
-          cdw10: ((C_DEPTH - 1) << 16) | C_QUEUE,
-          cdw11: ((C_QUEUE << 16) | 1) >>> 0,
-          prp1: Number(bus(0)),
-        });
-        try {
-          const r = runC<{ iops: number; p50Us: number; p99Us: number }>(
-            'nvme-io',
-            [
-              `0x${bar0.info.offset.toString(16)}`,
-              String(bar0.size),
-              '0',
-              String(PAGE),
-              String(C_DEPTH),
-              String(C_QUEUE),
-              String(2 * PAGE),
-              slots,
-              String(blocks),
-              String(depth),
-              write ? '1' : '0',
-              String(seconds),
-              String(size),
-            ],
-            [memfd, device.fd],
-          );
-          rows.push({ workload: write ? 'randwrite' : 'randread', queueDepth: depth, iops: r.iops, p50Us: r.p50Us, p99Us: r.p99Us });
-        } finally {
-          await nvme.adminCommand({ opcode: 0x00, cdw10: C_QUEUE });
-          await nvme.adminCommand({ opcode: 0x04, cdw10: C_QUEUE });
+      for (const depth of depths) {
+        for (let round = 0; round < rounds; round++) {
+          // The TypeScript row of the same workload right before, so both see the same machine.
+          await between(write, depth);
+          // A fresh queue pair per run: the C program starts at index 0 with phase 1.
+          rings.fill(0);
+          await nvme.adminCommand({ opcode: 0x05, cdw10: ((C_DEPTH - 1) << 16) | C_QUEUE, cdw11: 1, prp1: Number(bus(PAGE)) });
+          await nvme.adminCommand({
+            opcode: 0x01,
+            cdw10: ((C_DEPTH - 1) << 16) | C_QUEUE,
+            cdw11: ((C_QUEUE << 16) | 1) >>> 0,
+            prp1: Number(bus(0)),
+          });
+          try {
+            const r = runC<{ iops: number; p50Us: number; p99Us: number }>(
+              'nvme-io',
+              [
+                `0x${bar0.info.offset.toString(16)}`,
+                String(bar0.size),
+                '0',
+                String(PAGE),
+                String(C_DEPTH),
+                String(C_QUEUE),
+                String(2 * PAGE),
+                slots,
+                String(blocks),
+                String(depth),
+                write ? '1' : '0',
+                String(seconds),
+                String(size),
+              ],
+              [memfd, device.fd],
+            );
+            rows.push({ workload: write ? 'randwrite' : 'randread', queueDepth: depth, iops: r.iops, p50Us: r.p50Us, p99Us: r.p99Us });
+          } finally {
+            await nvme.adminCommand({ opcode: 0x00, cdw10: C_QUEUE });
+            await nvme.adminCommand({ opcode: 0x04, cdw10: C_QUEUE });
+          }
         }
       }
     }
@@ -231,11 +251,21 @@ async function cRows(
   }
 }
 
+/** The middle value (the lower middle of an even count). */
+function median(values: number[]): number {
+  const sorted = [...values].sort((x, y) => x - y);
+  return sorted[Math.floor((sorted.length - 1) / 2)] ?? NaN;
+}
+
+/** Busy-polling for a real controller; none for the model, whose controller runs on this event loop (a spin would only delay it). */
+const REAL_DEVICE_SPIN_US = 1000;
+
 async function main(): Promise<void> {
   const a = parse(process.argv.slice(2));
   const { kernel, bdf, what, real } = target(a);
+  const spin = a.spin ?? (real ? REAL_DEVICE_SPIN_US : 0);
   using device = openDevice(bdf, { kernel });
-  using nvme = await NvmeDriver.open(device, { ioQueues: 1, queueDepth: 64, completion: 'poll', pollSpinMicroseconds: a.spin });
+  using nvme = await NvmeDriver.open(device, { ioQueues: 1, queueDepth: 64, completion: 'poll', pollSpinMicroseconds: spin });
   const ns = nvme.namespaces[0];
   if (!ns) throw new Error('no namespace');
   const blocks = Number(ns.blocks) / (IO_BYTES / ns.blockSize);
@@ -246,23 +276,41 @@ async function main(): Promise<void> {
     rows.push(await workload(nvme, buffer, blocks, write, depth, a.seconds));
   };
   let c: NvmeBenchRow[] = [];
-  if (real) c = await cRows(kernel, device, nvme, blocks, a.seconds, tsRow);
-  else for (const write of [false, true]) for (const depth of [1, 32]) await tsRow(write, depth);
+  if (real) c = await cRows(kernel, device, nvme, blocks, a.seconds, a.rounds, a.depths, tsRow);
+  else for (const write of [false, true]) for (const depth of a.depths) for (let r = 0; r < a.rounds; r++) await tsRow(write, depth);
   await nvme.shutdown();
   if (a.json) {
-    console.log(JSON.stringify({ target: what, rows, c }));
+    console.log(JSON.stringify({ target: what, spinUs: spin, rounds: a.rounds, rows, c }));
     return;
   }
-  console.log(`nvme bench: ${what}, 4 KiB random I/O, polled, ${a.seconds} s per row${a.spin ? `, spin ${a.spin} µs` : ''}`);
+  console.log(
+    `nvme bench: ${what}, 4 KiB random I/O, polled (spin ${spin} µs), ${a.seconds} s per row, ${a.rounds} round(s) per workload` +
+      (real ? ', TypeScript and C alternating' : ''),
+  );
   const line = (who: string, r: NvmeBenchRow) =>
     `  ${who.padEnd(3)} ${r.workload.padEnd(9)} QD${String(r.queueDepth).padEnd(2)} ${Math.round(r.iops).toString().padStart(8)} IOPS   p50 ${r.p50Us.toFixed(1).padStart(8)} µs   p99 ${r.p99Us.toFixed(1).padStart(8)} µs`;
-  rows.forEach((r, i) => {
-    console.log(line('TS', r));
-    const base = c[i];
-    if (!base) return;
-    console.log(line('C', base));
-    console.log(`      TS/C: IOPS ${(r.iops / base.iops).toFixed(2)}x, p50 ${(r.p50Us / base.p50Us).toFixed(2)}x`);
+  const medianRow = (list: NvmeBenchRow[]): NvmeBenchRow => ({
+    workload: list[0]!.workload,
+    queueDepth: list[0]!.queueDepth,
+    iops: median(list.map((r) => r.iops)),
+    p50Us: median(list.map((r) => r.p50Us)),
+    p99Us: median(list.map((r) => r.p99Us)),
   });
+  for (let w = 0; w < rows.length / a.rounds; w++) {
+    const ts = rows.slice(w * a.rounds, (w + 1) * a.rounds);
+    console.log(line('TS', medianRow(ts)));
+    const base = c.slice(w * a.rounds, (w + 1) * a.rounds);
+    if (base.length !== ts.length) continue;
+    console.log(line('C', medianRow(base)));
+    // Each round's TypeScript and C rows ran back to back: their ratio is the one that least
+    // depends on how fast the emulated machine happened to be; the median of those is reported.
+    const iops = ts.map((r, i) => r.iops / base[i]!.iops);
+    const p50 = ts.map((r, i) => r.p50Us / base[i]!.p50Us);
+    const list = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(' ');
+    console.log(
+      `      TS/C: IOPS ${median(iops).toFixed(2)}x, p50 ${median(p50).toFixed(2)}x (median of ${a.rounds}; rounds: IOPS ${list(iops)}, p50 ${list(p50)})`,
+    );
+  }
   if (!real) console.log('  (the C baseline runs on a real kernel only: the model is not reachable from another process)');
 }
 

@@ -105,6 +105,50 @@ describe('example: the NVMe driver on the NVMe model', function () {
     });
   }
 
+  it('polling: submit() never completes inside the call, and a poll loop that spins for a second still lets timers run', async () => {
+    const { device } = machine('noiommu');
+    using nvme = await NvmeDriver.open(device, { completion: 'poll', pollSpinMicroseconds: 1_000_000 });
+    assert.equal(nvme.completion, 'poll');
+    const depth = 4,
+      size = 4096;
+    using buffer = DmaBuffer.allocate(depth * size, { space: device.dmaSpace });
+    let submitting = false,
+      stopping = false,
+      inFlight = 0,
+      completed = 0,
+      failed = 0,
+      insideSubmit = 0,
+      ticks = 0;
+    let drained: () => void = () => {};
+    const callbacks = Array.from({ length: depth }, (_, slot) => (status: number) => {
+      if (submitting) insideSubmit++;
+      if (status !== 0) failed++;
+      completed++;
+      inFlight--;
+      if (!stopping) submit(slot);
+      else if (inFlight === 0) drained();
+    });
+    const submit = (slot: number) => {
+      submitting = true;
+      assert.ok(nvme.submit(1, false, 1, slot * 8, 8, buffer, slot * size, size, callbacks[slot]!));
+      submitting = false;
+      inFlight++;
+    };
+    // The stream of completions never pauses for the spin to end: only the turn limit yields.
+    const timer = setInterval(() => ticks++, 5);
+    for (let slot = 0; slot < depth; slot++) submit(slot);
+    await new Promise((r) => setTimeout(r, 200));
+    clearInterval(timer);
+    stopping = true;
+    await new Promise<void>((resolve) => (inFlight === 0 ? resolve() : (drained = resolve)));
+    assert.equal(failed, 0);
+    assert.equal(insideSubmit, 0, 'a completion callback ran inside submit()');
+    assert.ok(completed > 100, `${completed} I/Os completed in 200 ms`);
+    assert.ok(ticks >= 5, `a 5 ms interval ran ${ticks} times in 200 ms of polling`);
+    await nvme.shutdown();
+    device.close();
+  });
+
   it('a failed command is a typed value with the status code type, code and the command', async () => {
     const { device } = machine('noiommu');
     using nvme = await NvmeDriver.open(device);
