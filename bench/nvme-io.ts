@@ -10,15 +10,18 @@
  * The ratios TypeScript/C are printed (goals: IOPS ≥ 0.9× at QD32, p50 ≤ 1.2× at QD1).
  *
  *   npm run build && node dist/bench/nvme-io.js [--model[=noiommu|iommu]] [--seconds=S] [--spin=µs]
- *       [--rounds=N] [--depths=1,32] [--json]
+ *       [--rounds=N] [--warm-up=S] [--depths=1,32] [--no-raw] [--json]
  *
  * It runs on the NVMe controller bound to vfio-pci in NODE_VFIO_BDF (the lab's nvme machine:
  * `NODE_VFIO_LAB_ACCEL=tcg bash scripts/lab/run.sh <mode> --machine nvme -- node dist/bench/nvme-io.js`),
  * or on the model when there is none. It writes the blocks it reads: run it on a scratch device.
  */
 import { DmaBuffer, PciDevice, nativeKernel, openDevice, type Kernel, type VfioDevice } from '../lib';
+// The module's binding: the global `performance` is a lazy accessor in Node 20, run on every use (it showed in the poll loop's profile).
+import { performance } from 'node:perf_hooks';
 import { MAP_SHARED, MFD_CLOEXEC, PROT_READ, PROT_WRITE } from '../lib/sys/constants';
 import { runC } from './native-c';
+import { rawLoop } from './nvme-raw-loop';
 import { createModelKernel } from '../lib/model';
 import { NvmeController } from '../lib/devices/nvme';
 import { NvmeDriver } from '../examples/nvme/nvme-driver';
@@ -32,27 +35,34 @@ interface Args {
   /** µs; undefined: the default for the target (see main). */
   spin?: number;
   rounds: number;
+  /** Seconds of each workload run unmeasured before the rows. */
+  warmUp: number;
   /** Queue depths to run (default 1 and 32), each for reads and writes. */
   depths: number[];
+  /** Also the C loop transliterated to TypeScript without the driver (bench/nvme-raw-loop.ts). */
+  raw: boolean;
   json: boolean;
 }
 
 function parse(argv: string[]): Args {
-  const a: Args = { seconds: 2, rounds: 3, depths: [1, 32], json: false };
+  const a: Args = { seconds: 2, rounds: 3, warmUp: 2, depths: [1, 32], raw: true, json: false };
   for (const arg of argv) {
     if (arg === '--model') a.model = 'noiommu';
     else if (arg === '--model=noiommu' || arg === '--model=iommu') a.model = arg.slice(8) as 'noiommu' | 'iommu';
     else if (arg.startsWith('--seconds=')) a.seconds = Number(arg.slice(10));
     else if (arg.startsWith('--spin=')) a.spin = Number(arg.slice(7));
     else if (arg.startsWith('--rounds=')) a.rounds = Number(arg.slice(9));
+    else if (arg.startsWith('--warm-up=')) a.warmUp = Number(arg.slice(10));
     else if (arg.startsWith('--depths=')) a.depths = arg.slice(9).split(',').map(Number);
     else if (arg === '--json') a.json = true;
+    else if (arg === '--no-raw') a.raw = false;
     else throw new Error(`unknown argument '${arg}'`);
   }
   if (!Number.isInteger(a.rounds) || a.rounds < 1) throw new Error(`--rounds must be a positive integer, not ${a.rounds}`);
   for (const depth of a.depths)
     if (!Number.isInteger(depth) || depth < 1 || depth > 32)
       throw new Error(`--depths: each queue depth must be 1..32 (the bench has 32 data slots), not ${depth}`);
+  if (!(a.warmUp >= 0)) throw new Error(`--warm-up must be 0 or more seconds, not ${a.warmUp}`);
   if (!(a.seconds > 0)) throw new Error(`--seconds must be positive, not ${a.seconds}`);
   if (a.spin !== undefined && !(a.spin >= 0)) throw new Error(`--spin must be 0 or more µs, not ${a.spin}`);
   return a;
@@ -176,8 +186,9 @@ async function cRows(
   seconds: number,
   rounds: number,
   depths: number[],
+  withRaw: boolean,
   between: (write: boolean, depth: number) => Promise<void>,
-): Promise<NvmeBenchRow[]> {
+): Promise<{ c: NvmeBenchRow[]; raw: NvmeBenchRow[] }> {
   const ioas = device.ioas;
   if (!ioas) throw new Error('the C comparison needs the device attached to an IOAS (the cdev path)');
   const size = BigInt((2 + 32) * PAGE);
@@ -200,24 +211,43 @@ async function cRows(
       `  C: queue pair ${C_QUEUE} in a memfd: SQ at 0x${bus(0).toString(16)}, CQ at 0x${bus(PAGE).toString(16)} (${device.backend.noiommu ? 'physical' : 'IOVA'})`,
     );
     const bar0 = device.bar(0);
+    using bar = bar0.mmap();
     const rows: NvmeBenchRow[] = [];
+    const raw: NvmeBenchRow[] = [];
     const rings = new Uint8Array(memory.buffer!, 0, 2 * PAGE);
+    // A fresh queue pair per run: each loop starts at index 0 with phase 1.
+    const withQueuePair = async <T>(run: () => T): Promise<T> => {
+      rings.fill(0);
+      await nvme.adminCommand({ opcode: 0x05, cdw10: ((C_DEPTH - 1) << 16) | C_QUEUE, cdw11: 1, prp1: Number(bus(PAGE)) });
+      await nvme.adminCommand({
+        opcode: 0x01,
+        cdw10: ((C_DEPTH - 1) << 16) | C_QUEUE,
+        cdw11: ((C_QUEUE << 16) | 1) >>> 0,
+        prp1: Number(bus(0)),
+      });
+      try {
+        return run();
+      } finally {
+        await nvme.adminCommand({ opcode: 0x00, cdw10: C_QUEUE });
+        await nvme.adminCommand({ opcode: 0x04, cdw10: C_QUEUE });
+      }
+    };
+    const layout = {
+      bar,
+      memory: new Uint8Array(memory.buffer!),
+      sqOffset: 0,
+      cqOffset: PAGE,
+      depth: C_DEPTH,
+      queueId: C_QUEUE,
+      slots: Array.from({ length: 32 }, (_, i) => Number(bus((2 + i) * PAGE))),
+    };
     for (const write of [false, true]) {
       for (const depth of depths) {
         for (let round = 0; round < rounds; round++) {
           // The TypeScript row of the same workload right before, so both see the same machine.
           await between(write, depth);
-          // A fresh queue pair per run: the C program starts at index 0 with phase 1.
-          rings.fill(0);
-          await nvme.adminCommand({ opcode: 0x05, cdw10: ((C_DEPTH - 1) << 16) | C_QUEUE, cdw11: 1, prp1: Number(bus(PAGE)) });
-          await nvme.adminCommand({
-            opcode: 0x01,
-            cdw10: ((C_DEPTH - 1) << 16) | C_QUEUE,
-            cdw11: ((C_QUEUE << 16) | 1) >>> 0,
-            prp1: Number(bus(0)),
-          });
-          try {
-            const r = runC<{ iops: number; p50Us: number; p99Us: number }>(
+          const r = await withQueuePair(() =>
+            runC<{ iops: number; p50Us: number; p99Us: number }>(
               'nvme-io',
               [
                 `0x${bar0.info.offset.toString(16)}`,
@@ -235,16 +265,18 @@ async function cRows(
                 String(size),
               ],
               [memfd, device.fd],
-            );
-            rows.push({ workload: write ? 'randwrite' : 'randread', queueDepth: depth, iops: r.iops, p50Us: r.p50Us, p99Us: r.p99Us });
-          } finally {
-            await nvme.adminCommand({ opcode: 0x00, cdw10: C_QUEUE });
-            await nvme.adminCommand({ opcode: 0x04, cdw10: C_QUEUE });
+            ),
+          );
+          rows.push({ workload: write ? 'randwrite' : 'randread', queueDepth: depth, iops: r.iops, p50Us: r.p50Us, p99Us: r.p99Us });
+          if (withRaw) {
+            const t = await withQueuePair(() => rawLoop(layout, blocks, depth, write, seconds));
+            if (t.failures) throw new Error(`the TypeScript raw loop saw ${t.failures} failed I/Os`);
+            raw.push({ workload: write ? 'randwrite' : 'randread', queueDepth: depth, iops: t.iops, p50Us: t.p50Us, p99Us: t.p99Us });
           }
         }
       }
     }
-    return rows;
+    return { c: rows, raw };
   } finally {
     kernel.munmap(memory);
     kernel.close(memfd);
@@ -275,12 +307,18 @@ async function main(): Promise<void> {
   const tsRow = async (write: boolean, depth: number) => {
     rows.push(await workload(nvme, buffer, blocks, write, depth, a.seconds));
   };
+  // Every workload once, unmeasured, before any row: under the lab's emulation V8's optimizing
+  // compiler needs seconds to settle the I/O path (the first rounds of a cold process were up to
+  // 2x slower than the last), and a cold JIT is not what a driver's steady state pays.
+  if (a.warmUp > 0)
+    for (const write of [false, true]) for (const depth of a.depths) await workload(nvme, buffer, blocks, write, depth, a.warmUp);
   let c: NvmeBenchRow[] = [];
-  if (real) c = await cRows(kernel, device, nvme, blocks, a.seconds, a.rounds, a.depths, tsRow);
+  let raw: NvmeBenchRow[] = [];
+  if (real) ({ c, raw } = await cRows(kernel, device, nvme, blocks, a.seconds, a.rounds, a.depths, a.raw, tsRow));
   else for (const write of [false, true]) for (const depth of a.depths) for (let r = 0; r < a.rounds; r++) await tsRow(write, depth);
   await nvme.shutdown();
   if (a.json) {
-    console.log(JSON.stringify({ target: what, spinUs: spin, rounds: a.rounds, rows, c }));
+    console.log(JSON.stringify({ target: what, spinUs: spin, rounds: a.rounds, rows, c, raw }));
     return;
   }
   console.log(
@@ -309,6 +347,14 @@ async function main(): Promise<void> {
     const list = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(' ');
     console.log(
       `      TS/C: IOPS ${median(iops).toFixed(2)}x, p50 ${median(p50).toFixed(2)}x (median of ${a.rounds}; rounds: IOPS ${list(iops)}, p50 ${list(p50)})`,
+    );
+    const loop = raw.slice(w * a.rounds, (w + 1) * a.rounds);
+    if (loop.length !== ts.length) continue;
+    console.log(line('raw', medianRow(loop)));
+    const rawIops = loop.map((r, i) => r.iops / base[i]!.iops);
+    const rawP50 = loop.map((r, i) => r.p50Us / base[i]!.p50Us);
+    console.log(
+      `      raw/C (JavaScript's own cost here): IOPS ${median(rawIops).toFixed(2)}x, p50 ${median(rawP50).toFixed(2)}x; TS/raw (the driver's): IOPS ${median(ts.map((r, i) => r.iops / loop[i]!.iops)).toFixed(2)}x`,
     );
   }
   if (!real) console.log('  (the C baseline runs on a real kernel only: the model is not reachable from another process)');

@@ -11,6 +11,11 @@ const cache = new WeakMap<DmaBuffer, Float64Array>();
 
 /** Bus addresses of the buffer's 4 KiB pages, as numbers (below 2^53, as every bus address here is). */
 export function busPages(buffer: DmaBuffer): Float64Array {
+  // The cached addresses outlive the buffer: after close() they may be another owner's memory.
+  if (buffer.closed) {
+    cache.delete(buffer);
+    buffer.dmaAddress(0); // throws the library's EBADF error for a closed buffer
+  }
   let pages = cache.get(buffer);
   if (!pages) {
     const count = Number(buffer.size) / PAGE;

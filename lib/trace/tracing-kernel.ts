@@ -9,6 +9,8 @@
  * through `kernel.mmioRead`/`mmioWrite`, so every access is seen at its exact width.
  */
 import type { SocketCalls } from '../sys/socket-calls';
+// The module's binding: the global `performance` is a lazy accessor in Node 20, run on every use (it showed in the poll loop's profile).
+import { performance } from 'node:perf_hooks';
 import type { Capabilities, Kernel, Mapping, MmapPlacement, MmioWidth } from '../sys/kernel';
 import { VfioError } from '../sys/errors';
 import type { FileKind } from '../uapi/requests';

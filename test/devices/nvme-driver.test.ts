@@ -149,6 +149,24 @@ describe('example: the NVMe driver on the NVMe model', function () {
     device.close();
   });
 
+  it('a buffer closed after it was used is refused with EBADF, never written through its old bus addresses', async () => {
+    const { device } = machine('noiommu');
+    using nvme = await NvmeDriver.open(device, { completion: 'poll' });
+    const buffer = DmaBuffer.allocate(8192, { space: device.dmaSpace });
+    await nvme.read(1, 0, 8, buffer);
+    let status = -100;
+    assert.ok(nvme.submit(1, false, 1, 0, 8, buffer, 0, 4096, (s) => (status = s)));
+    while (status === -100) await new Promise((r) => setImmediate(r));
+    assert.equal(status, 0);
+    buffer.close();
+    assert.throws(() => nvme.submit(1, false, 1, 0, 8, buffer, 0, 4096, () => assert.fail('a closed buffer was submitted')), {
+      code: 'EBADF',
+    });
+    await assert.rejects(nvme.read(1, 0, 8, buffer), { code: 'EBADF' });
+    await nvme.shutdown();
+    device.close();
+  });
+
   it('a failed command is a typed value with the status code type, code and the command', async () => {
     const { device } = machine('noiommu');
     using nvme = await NvmeDriver.open(device);
