@@ -52,7 +52,15 @@ export function buildPrp2(pages: Float64Array, offset: number, length: number, l
   const next = offset + first;
   const remaining = length - first;
   if (remaining <= PAGE) return busAddress(pages, next);
-  const entries = Math.ceil(remaining / PAGE);
+  fillPrpList(pages, offset, length, list);
+  return listAddress;
+}
+
+/** The PRP list of a transfer longer than two pages: every page after the first, in `list`. */
+export function fillPrpList(pages: Float64Array, offset: number, length: number, list: DataView): void {
+  const first = PAGE - (offset % PAGE);
+  const next = offset + first;
+  const entries = Math.ceil((length - first) / PAGE);
   if (entries > PAGE / 8)
     throw new RangeError(`a transfer of ${length} bytes needs ${entries} PRP entries; one list page holds ${PAGE / 8}`);
   const firstPage = next / PAGE;
@@ -61,5 +69,4 @@ export function buildPrp2(pages: Float64Array, offset: number, length: number, l
     if (address === undefined) throw new RangeError(`${length} bytes at offset ${offset} run past the end of the DMA buffer`);
     setU64(list, i * 8, address);
   }
-  return listAddress;
 }

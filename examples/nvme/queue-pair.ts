@@ -6,7 +6,7 @@
  * callbacks and rings the head doorbell once for the batch. Nothing here allocates per command.
  */
 import { DmaBuffer, type DmaSpace, type Mmio } from '../../lib';
-import { busPages, setU64 } from './bus-pages';
+import { busPages, fillPrpList, setU64 } from './bus-pages';
 import { CQE_BYTES, DOORBELL_BASE, PAGE, SQE_BYTES } from './nvme-spec';
 
 /** Called with the completion's 15-bit status (0 is success) and dword 0. */
@@ -46,6 +46,8 @@ export class QueuePair {
     readonly id: number,
     readonly depth: number,
     doorbellStride: number,
+    /** Where submitTransfer takes each command's deadline from (the driver keeps it current). */
+    private readonly deadlineCell: Float64Array,
   ) {
     if (!Number.isInteger(depth) || depth < 2 || depth > PAGE / SQE_BYTES)
       throw new RangeError(`queue depth ${depth} must be 2..${PAGE / SQE_BYTES}`);
@@ -111,6 +113,66 @@ export class QueuePair {
     callback: CompletionCallback,
     dataPointer?: Uint8Array,
   ): void {
+    const at = this.writeEntry(cid, opcode, flags, nsid, cdw10, cdw11, cdw12, cdw13, cdw14, cdw15);
+    setU64(this.sq, at + 24, prp1);
+    setU64(this.sq, at + 32, prp2);
+    if (dataPointer) new Uint8Array(this.sq.buffer, this.sq.byteOffset + at + 24, 16).set(dataPointer.subarray(0, 16));
+    this.deadlines[cid] = deadline;
+    this.ring(cid, opcode, nsid, callback);
+  }
+
+  /**
+   * The I/O path: a read or write of `bytes` at `offset` of a buffer whose bus pages are `pages`,
+   * PRPs built here (a PRP list in `cid`'s page when the transfer spans more than two pages), the
+   * deadline taken from `deadlineCell[0]`. No bus address or deadline crosses a call as an
+   * argument: a double passed between functions V8 did not inline is a heap number per I/O.
+   */
+  submitTransfer(
+    cid: number,
+    opcode: number,
+    nsid: number,
+    pages: Float64Array,
+    offset: number,
+    bytes: number,
+    lbaLow: number,
+    lbaHigh: number,
+    blocksMinusOne: number,
+    callback: CompletionCallback,
+  ): void {
+    const at = this.writeEntry(cid, opcode, 0, nsid, lbaLow, lbaHigh, blocksMinusOne, 0, 0, 0);
+    const v = this.sq;
+    const page = Math.floor(offset / PAGE);
+    const first = pages[page];
+    if (first === undefined) throw new RangeError(`offset ${offset} is beyond the ${pages.length * PAGE}-byte DMA buffer`);
+    const within = offset - page * PAGE;
+    setU64(v, at + 24, first + within);
+    if (bytes <= PAGE - within) {
+      setU64(v, at + 32, 0);
+    } else if (bytes <= 2 * PAGE - within) {
+      const second = pages[page + 1];
+      if (second === undefined) throw new RangeError(`${bytes} bytes at offset ${offset} run past the end of the DMA buffer`);
+      setU64(v, at + 32, second);
+    } else {
+      fillPrpList(pages, offset, bytes, this.lists[cid]!);
+      setU64(v, at + 32, this.pages[2 + cid]!);
+    }
+    this.deadlines[cid] = this.deadlineCell[0]!;
+    this.ring(cid, opcode, nsid, callback);
+  }
+
+  /** The entry's fields but the data pointer, at the tail; returns the entry's offset in the ring. */
+  private writeEntry(
+    cid: number,
+    opcode: number,
+    flags: number,
+    nsid: number,
+    cdw10: number,
+    cdw11: number,
+    cdw12: number,
+    cdw13: number,
+    cdw14: number,
+    cdw15: number,
+  ): number {
     const v = this.sq;
     const at = this.tail * SQE_BYTES;
     v.setUint32(at, (opcode | (flags << 8) | (cid << 16)) >>> 0, true);
@@ -119,17 +181,18 @@ export class QueuePair {
     v.setUint32(at + 12, 0, true);
     v.setUint32(at + 16, 0, true); // metadata pointer
     v.setUint32(at + 20, 0, true);
-    setU64(v, at + 24, prp1);
-    setU64(v, at + 32, prp2);
     v.setUint32(at + 40, cdw10 >>> 0, true);
     v.setUint32(at + 44, cdw11 >>> 0, true);
     v.setUint32(at + 48, cdw12 >>> 0, true);
     v.setUint32(at + 52, cdw13 >>> 0, true);
     v.setUint32(at + 56, cdw14 >>> 0, true);
     v.setUint32(at + 60, cdw15 >>> 0, true);
-    if (dataPointer) new Uint8Array(v.buffer, v.byteOffset + at + 24, 16).set(dataPointer.subarray(0, 16));
+    return at;
+  }
+
+  /** Records the command, moves the tail and rings the doorbell. */
+  private ring(cid: number, opcode: number, nsid: number, callback: CompletionCallback): void {
     this.callbacks[cid] = callback;
-    this.deadlines[cid] = deadline;
     this.opcodes[cid] = opcode;
     this.nsids[cid] = nsid >>> 0;
     this.outstanding++;

@@ -16,6 +16,7 @@ import { conformanceDiff, observeNvme, recordedConformance } from '../../devices
 import { requireLab, type LabEnvironment } from '../lab-environment';
 import { openDevice } from '../../../lib';
 import { recoveryCase } from '../../devices/nvme-recovery-case';
+import { allocationCase, assertAllocationFree } from '../../devices/nvme-allocation-case';
 
 const run = promisify(execFile);
 const main = path.resolve(__dirname, '../../../examples/nvme/main.js');
@@ -66,6 +67,19 @@ describe('lab: QEMU 7.2 NVMe controller', function () {
     assert.match(out, /completions by INTx interrupt, 2 I\/O queue pair/, out);
     assert.match(out, /data intact/, out);
     assert.match(out, /all checks passed/, out);
+  });
+
+  it('the I/O path allocates nothing per command (polled with a spin, 4000 I/Os sampled by the heap profiler; the model runs the same case)', async () => {
+    const device = openDevice(lab.bdf, { kernel: defaultKernel() });
+    try {
+      const report = await allocationCase(device, { spinMicroseconds: 1000, deviceOnThisHeap: false });
+      console.log(
+        `      I/O path ${report.ioPathBytesPerIo.toFixed(2)} B/IO; the poll loop's turns and clock reads ${report.pollLoopBytesPerIo.toFixed(1)} B/IO`,
+      );
+      assertAllocationFree(report);
+    } finally {
+      device.close();
+    }
   });
 
   it("what the driver's recovery relies on: reset with I/O queues in place, re-init, data kept, Abort answers not aborted (the model runs the same case)", async () => {
