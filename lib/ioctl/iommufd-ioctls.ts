@@ -376,6 +376,8 @@ export function noiommuGetPa(kernel: Kernel, fd: number, ioasId: number, at: Iov
 export class PhysicalAddressLookup {
   private readonly cmd = U.IommuIoasNoiommuGetPa.allocate();
   private readonly runs: BigUint64Array;
+  /** segmentTable's scratch table, kept between walks up to SCRATCH_KEPT_BYTES. */
+  private scratch = new BigUint64Array(0);
 
   /** `batch`: GET_PA answers fetched per crossing into the kernel by `walk`. */
   constructor(private readonly batch = RUN_BATCH) {
@@ -423,19 +425,28 @@ export class PhysicalAddressLookup {
    */
   segmentTable(kernel: Kernel, fd: number, ioasId: number, at: Iova, length: bigint): PhysicalSegmentTable {
     this.prepare(ioasId);
-    const table = new PhysicalSegmentTable(this.batch);
+    // The walk fills a scratch table kept from walk to walk, and the result is one copy of exactly
+    // its size: a table grown by doubling, in fresh memory each walk, costs page faults and copies
+    // that under the lab's emulation made the walk 1.2x the C loop.
+    let scratch = this.scratch;
+    let count = 0;
     const end = (at as bigint) + length;
     let cursor = at as bigint;
     while (cursor < end) {
-      const room = table.room(this.batch);
+      if (3 * (count + this.batch) > scratch.length) {
+        const bigger = new BigUint64Array(Math.max(3 * (count + this.batch), 2 * scratch.length));
+        bigger.set(scratch.subarray(0, 3 * count));
+        scratch = bigger;
+      }
+      const room = scratch.subarray(3 * count, 3 * (count + this.batch));
       const steps = ioctlRuns(kernel, fd, U.IOMMU_IOAS_NOIOMMU_GET_PA, this.cmd.$bytes, GET_PA_RUN_FIELDS, cursor, end - cursor, room);
       // Where the batch stopped: the last step's end (the steps are contiguous by contract).
       if (steps > 0) cursor = room[steps * 3 - 3]! + room[steps * 3 - 1]!;
-      table.commit(steps);
+      count = joinBatch(scratch, count, steps);
       if (steps < this.batch && cursor < end) throw emptyRun(cursor);
     }
-    table.trim();
-    return table;
+    if (scratch.byteLength <= SCRATCH_KEPT_BYTES) this.scratch = scratch;
+    return new PhysicalSegmentTable(scratch.slice(0, 3 * count));
   }
 
   /** The fields of the GET_PA struct that stay the same along a walk. */
@@ -463,6 +474,25 @@ export class PhysicalAddressLookup {
     }
   }
 }
+
+/**
+ * Keeps the `steps` segments a batch wrote after the first `count` of `table`: the run walk joins
+ * within a batch, and the first of a batch may continue the last of the one before. Returns the
+ * new count.
+ */
+function joinBatch(table: BigUint64Array, count: number, steps: number): number {
+  if (steps === 0) return count;
+  const at = 3 * count;
+  if (count > 0 && table[at + 1] === table[at - 2]! + table[at - 1]!) {
+    table[at - 1] = table[at - 1]! + table[at + 2]!;
+    table.copyWithin(at, at + 3, at + 3 * steps);
+    return count + steps - 1;
+  }
+  return count + steps;
+}
+
+/** The largest scratch table a lookup keeps between walks (a 170 MiB buffer of scattered 4 KiB pages). */
+const SCRATCH_KEPT_BYTES = 1 << 20;
 
 function emptyRun(at: bigint): Error {
   return new Error(`IOMMU_IOAS_NOIOMMU_GET_PA returned an empty run at IOVA 0x${at.toString(16)}`);
