@@ -28,7 +28,7 @@ interface SamplingNode {
 const DOORBELL_FRAMES = /^(ring|poll)$/;
 const IO_PATH: Record<string, RegExp> = {
   'nvme-driver.js': /^(submit|pollAll|outstanding)$/,
-  'queue-pair.js': /^(submitTransfer|writeEntry|ring|reserve|poll|finish|get hasRoom|hasRoom)$/,
+  'queue-pair.js': /^(submitTransfer|secondPrp|writeEntry|ring|reserve|poll|finish|get hasRoom|hasRoom)$/,
   'bus-pages.js': /^(setU64|fillPrpList|busAddress)$/,
 };
 
