@@ -45,7 +45,7 @@ interface Args {
 }
 
 function parse(argv: string[]): Args {
-  const a: Args = { seconds: 2, rounds: 3, warmUp: 2, depths: [1, 32], raw: true, json: false };
+  const a: Args = { seconds: 1, rounds: 9, warmUp: 2, depths: [1, 32], raw: true, json: false };
   for (const arg of argv) {
     if (arg === '--model') a.model = 'noiommu';
     else if (arg === '--model=noiommu' || arg === '--model=iommu') a.model = arg.slice(8) as 'noiommu' | 'iommu';
