@@ -34,6 +34,19 @@ function isMapped(address: bigint, length: bigint): boolean {
     });
 }
 
+/**
+ * Under qemu-user (the arm64 prebuild's test run) /proc/self/maps is QEMU's rewrite of the host's,
+ * and QEMU 7.2 leaves out host mappings whose guest pages it tracks with different flags, as when
+ * the host merged ours with a neighbour (CI saw a usable one-page mapping missing from it). There
+ * the file cannot show that a mapping exists (reading its bytes still does), only that one is gone.
+ */
+const MAPS_REWRITTEN = process.env.NODE_VFIO_PROC_MAPS === 'qemu-user';
+
+/** Whether /proc/self/maps lists the range, or true where that file cannot tell (MAPS_REWRITTEN). */
+function listed(address: bigint, length: bigint): boolean {
+  return MAPS_REWRITTEN || isMapped(address, length);
+}
+
 describe('native kernel: mappings', function () {
   linuxOnly(this);
 
@@ -148,7 +161,7 @@ describe('native kernel: mappings', function () {
       const m = k.mmap(fd, 4n * page, RW, MAP_SHARED, 0n, { align, skew: page });
       try {
         assert.equal(m.address % align, page);
-        assert.ok(isMapped(m.address, 4n * page));
+        assert.ok(listed(m.address, 4n * page));
         assert.ok(!noneAt(m.address - page) && !noneAt(m.address + 4n * page), 'the PROT_NONE reservation around it is unmapped');
         new Uint8Array(m.buffer!).fill(0x5a, 0, 8);
         const back = new Uint8Array(8);
@@ -263,7 +276,7 @@ describe('native kernel: mappings', function () {
     const m = k.mmap(-1, LARGE, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, 0n);
     try {
       assert.equal(m.length, LARGE);
-      assert.ok(isMapped(m.address, LARGE), 'listed in /proc/self/maps with its full length');
+      assert.ok(listed(m.address, LARGE), 'listed in /proc/self/maps with its full length');
       if (m.buffer !== null) assert.equal(BigInt(m.buffer.byteLength), LARGE);
       const last = Number(LARGE) - 8;
       k.mmioWrite(m, last, 64, 0x0102030405060708n);
@@ -282,7 +295,7 @@ describe('native kernel: mappings', function () {
   it('a mapping larger than 4 GiB that the program dropped is unmapped by its finalizer', async () => {
     const gc = exposeGc();
     const address = (() => kernel().mmap(-1, LARGE, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, 0n).address)();
-    assert.ok(isMapped(address, LARGE));
+    assert.ok(listed(address, LARGE));
     for (let i = 0; i < 20 && isMapped(address, LARGE); i++) {
       gc();
       await new Promise((r) => setTimeout(r, 10));
@@ -304,7 +317,7 @@ describe('native kernel: mappings', function () {
       for (const impostor of [detached, m.buffer!, {}]) {
         assert.throws(() => addon().munmap(large.handle, impostor), { name: 'TypeError', message: /not the object mmap returned/ });
       }
-      assert.ok(isMapped(m.address, BigInt(k.pageSize)));
+      assert.ok(listed(m.address, BigInt(k.pageSize)));
       new Uint8Array(m.buffer!)[7] = 0x5a;
       assert.equal(k.mmioRead(m, 7, 8), 0x5a);
       k.mmioWrite(large, 8, 64, 9n);

@@ -134,6 +134,7 @@ describe('prebuilt addons', () => {
         env: {
           ...process.env,
           NODE_VFIO_ADDON: prebuild('arm64'),
+          NODE_VFIO_PROC_MAPS: 'qemu-user',
           NODE_VFIO_ARM64_RUN: JSON.stringify({ files, excluded: DECIDED_BY_QEMU }),
         },
         maxBuffer: 16 << 20,
