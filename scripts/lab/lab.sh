@@ -70,6 +70,7 @@ if [ -d "$PROJECT_DIR/.lab-results" ]; then
 fi
 summary=()
 failures=0
+failed_logs=()
 for run in "${runs[@]}"; do
   IFS=: read -r mode variant machine <<<"$run"
   variant=${variant:-group}
@@ -96,6 +97,7 @@ for run in "${runs[@]}"; do
   else
     verdict=FAILED
     failures=$((failures + 1))
+    failed_logs+=("$machine $mode $variant:$results/output.log")
     [ -n "$counts" ] || counts="no test summary (exit $rc; see $results/console.log)"
   fi
   summary+=("$(printf '%-8s %-8s %-10s %-8s %s in %s s' "$machine" "$mode" "$variant" "$verdict" "$counts" "$seconds")")
@@ -104,6 +106,13 @@ done
 lab_log "summary (results in $PROJECT_DIR/.lab-results/$stamp, whole lab $((SECONDS - lab_start)) s):"
 printf '  %-8s %-8s %-10s %-8s %s\n' machine mode kernel result tests >&2
 for line in "${summary[@]}"; do printf '  %s\n' "$line" >&2; done
+# After the summary, so that a log that keeps only the end of the output (CI's) still names them:
+# mocha's list of failing cases from each failed run, without colours, at most 40 lines a run.
+for entry in "${failed_logs[@]}"; do
+  run=${entry%%:*} log=${entry#*:}
+  lab_log "failing cases of $run ($log):"
+  sed 's/\x1b\[[0-9;]*m//g' "$log" 2>/dev/null | awk '/^  [0-9]+ failing/ { show = 1 } show' | head -40 >&2 || true
+done
 [ "$failures" -eq 0 ] || lab_die "$failures lab run(s) failed"
 exit
 }
