@@ -140,11 +140,21 @@ function attribute(head: SamplingNode, ios: number): Omit<AllocationReport, 'ioP
   };
 }
 
+/** The per-round figures as the model and the lab print them. */
+function rounds(report: AllocationReport): string {
+  return report.ioPathBytesPerIoByRound.map((b) => b.toFixed(2)).join(', ');
+}
+
+/** One line for the test's output: the bounded figure, every round, and what the poll loop made. */
+export function allocationSummary(report: AllocationReport): string {
+  return `I/O path ${report.ioPathBytesPerIo.toFixed(2)} B/IO in the best round (rounds: ${rounds(report)}); the poll loop's turns and clock reads ${report.pollLoopBytesPerIo.toFixed(1)} B/IO`;
+}
+
 /** The bound the case holds the I/O path to. */
 export function assertAllocationFree(report: AllocationReport): void {
   assert.ok(
     report.ioPathBytesPerIo < 1,
     `the I/O path allocated ${report.ioPathBytesPerIo.toFixed(2)} bytes per I/O over ${report.ios} I/Os in its best round ` +
-      `(rounds: ${report.ioPathBytesPerIoByRound.map((b) => b.toFixed(2)).join(', ')} B/IO): ${report.offenders.join('; ')}`,
+      `(rounds: ${rounds(report)} B/IO): ${report.offenders.join('; ')}`,
   );
 }

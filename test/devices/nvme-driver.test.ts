@@ -15,7 +15,7 @@ import { createModelKernel, ModelClock } from '../../lib/model';
 import { NvmeController } from '../../lib/devices/nvme';
 import { NvmeCommandError, NvmeControllerError, NvmeTimeoutError } from '../../examples/nvme/errors';
 import { NvmeDriver } from '../../examples/nvme/nvme-driver';
-import { assertAllocationFree } from './nvme-allocation-case';
+import { allocationSummary, assertAllocationFree } from './nvme-allocation-case';
 import { allocationCaseOnModel } from './nvme-allocation-model';
 
 const BDF = '0000:00:04.0';
@@ -171,9 +171,7 @@ describe('example: the NVMe driver on the NVMe model', function () {
 
   it("the I/O path allocates nothing per command (polled, 5 rounds of 4000 I/Os sampled by the heap profiler, the model kept out of the driver's frames; the lab runs the same case)", async () => {
     const report = await allocationCaseOnModel();
-    console.log(
-      `      I/O path ${report.ioPathBytesPerIo.toFixed(2)} B/IO in the best round (rounds: ${report.ioPathBytesPerIoByRound.map((b) => b.toFixed(2)).join(', ')}); the poll loop's turns and clock reads ${report.pollLoopBytesPerIo.toFixed(1)} B/IO`,
-    );
+    console.log(`      ${allocationSummary(report)}`);
     assertAllocationFree(report);
   });
 

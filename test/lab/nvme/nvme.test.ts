@@ -16,7 +16,7 @@ import { conformanceDiff, observeNvme, recordedConformance } from '../../devices
 import { requireLab, type LabEnvironment } from '../lab-environment';
 import { openDevice } from '../../../lib';
 import { recoveryCase } from '../../devices/nvme-recovery-case';
-import { allocationCase, assertAllocationFree } from '../../devices/nvme-allocation-case';
+import { allocationCase, allocationSummary, assertAllocationFree } from '../../devices/nvme-allocation-case';
 
 const run = promisify(execFile);
 const main = path.resolve(__dirname, '../../../examples/nvme/main.js');
@@ -73,9 +73,7 @@ describe('lab: QEMU 7.2 NVMe controller', function () {
     const device = openDevice(lab.bdf, { kernel: defaultKernel() });
     try {
       const report = await allocationCase(device, { spinMicroseconds: 1000 });
-      console.log(
-        `      I/O path ${report.ioPathBytesPerIo.toFixed(2)} B/IO in the best round (rounds: ${report.ioPathBytesPerIoByRound.map((b) => b.toFixed(2)).join(', ')}); the poll loop's turns and clock reads ${report.pollLoopBytesPerIo.toFixed(1)} B/IO`,
-      );
+      console.log(`      ${allocationSummary(report)}`);
       assertAllocationFree(report);
     } finally {
       device.close();
