@@ -7,10 +7,13 @@
  * On a real kernel the same loop runs in C as well (bench/c/nvme-io.c), on the same controller
  * in the same boot, each C row right after the TypeScript row of the same workload: this process creates a second I/O queue pair whose rings and data slots live
  * in a memfd mapped for DMA, and the C program maps that memfd and BAR0 and drives the queue.
- * The ratios TypeScript/C are printed (goals: IOPS ≥ 0.9× at QD32, p50 ≤ 1.2× at QD1).
+ * The ratios TypeScript/C are printed (goals: IOPS ≥ 0.9× at QD32, p50 ≤ 1.2× at QD1). The C loop
+ * runs twice per round: spinning plainly, as the driver's poll loop does, and with the CPU's
+ * spin-wait hint (PAUSE) after each empty poll (`--c-spin`), because under the lab's emulation
+ * that hint alone moves C's QD32 IOPS by more than half: the TypeScript row is compared with both.
  *
  *   npm run build && node dist/bench/nvme-io.js [--model[=noiommu|iommu]] [--seconds=S] [--spin=µs]
- *       [--rounds=N] [--warm-up=S] [--depths=1,32] [--no-raw] [--json]
+ *       [--rounds=N] [--warm-up=S] [--depths=1,32] [--c-spin=plain,pause] [--no-raw] [--json]
  *
  * It runs on the NVMe controller bound to vfio-pci in NODE_VFIO_BDF (the lab's nvme machine:
  * `NODE_VFIO_LAB_ACCEL=tcg bash scripts/lab/run.sh <mode> --machine nvme -- node dist/bench/nvme-io.js`),
@@ -39,13 +42,21 @@ interface Args {
   warmUp: number;
   /** Queue depths to run (default 1 and 32), each for reads and writes. */
   depths: number[];
+  /** How the C loop spins between polls that found nothing, one C row per kind and round. */
+  cSpins: CSpin[];
   /** Also the C loop transliterated to TypeScript without the driver (bench/nvme-raw-loop.ts). */
   raw: boolean;
   json: boolean;
 }
 
+/** bench/c/nvme-io.c's SPIN argument. */
+type CSpin = 'plain' | 'pause';
+const C_SPINS: readonly CSpin[] = ['plain', 'pause'];
+/** The row names: C spinning as the driver does, C+p with a PAUSE after each empty poll. */
+const C_ROW_NAMES: Record<CSpin, string> = { plain: 'C', pause: 'C+p' };
+
 function parse(argv: string[]): Args {
-  const a: Args = { seconds: 1, rounds: 9, warmUp: 2, depths: [1, 32], raw: true, json: false };
+  const a: Args = { seconds: 1, rounds: 9, warmUp: 2, depths: [1, 32], cSpins: [...C_SPINS], raw: true, json: false };
   for (const arg of argv) {
     if (arg === '--model') a.model = 'noiommu';
     else if (arg === '--model=noiommu' || arg === '--model=iommu') a.model = arg.slice(8) as 'noiommu' | 'iommu';
@@ -54,7 +65,11 @@ function parse(argv: string[]): Args {
     else if (arg.startsWith('--rounds=')) a.rounds = Number(arg.slice(9));
     else if (arg.startsWith('--warm-up=')) a.warmUp = Number(arg.slice(10));
     else if (arg.startsWith('--depths=')) a.depths = arg.slice(9).split(',').map(Number);
-    else if (arg === '--json') a.json = true;
+    else if (arg.startsWith('--c-spin=')) {
+      a.cSpins = arg.slice(9).split(',') as CSpin[];
+      for (const spin of a.cSpins)
+        if (!C_SPINS.includes(spin)) throw new Error(`--c-spin: each kind must be one of ${C_SPINS.join(', ')}, not '${spin}'`);
+    } else if (arg === '--json') a.json = true;
     else if (arg === '--no-raw') a.raw = false;
     else throw new Error(`unknown argument '${arg}'`);
   }
@@ -186,9 +201,10 @@ async function cRows(
   seconds: number,
   rounds: number,
   depths: number[],
+  spins: readonly CSpin[],
   withRaw: boolean,
   between: (write: boolean, depth: number) => Promise<void>,
-): Promise<{ c: NvmeBenchRow[]; raw: NvmeBenchRow[] }> {
+): Promise<{ c: Record<CSpin, NvmeBenchRow[]>; raw: NvmeBenchRow[] }> {
   const ioas = device.ioas;
   if (!ioas) throw new Error('the C comparison needs the device attached to an IOAS (the cdev path)');
   const size = BigInt((2 + 32) * PAGE);
@@ -212,7 +228,7 @@ async function cRows(
     );
     const bar0 = device.bar(0);
     using bar = bar0.mmap();
-    const rows: NvmeBenchRow[] = [];
+    const rows: Record<CSpin, NvmeBenchRow[]> = { plain: [], pause: [] };
     const raw: NvmeBenchRow[] = [];
     const rings = new Uint8Array(memory.buffer!, 0, 2 * PAGE);
     // A fresh queue pair per run: each loop starts at index 0 with phase 1.
@@ -246,28 +262,37 @@ async function cRows(
         for (let round = 0; round < rounds; round++) {
           // The TypeScript row of the same workload right before, so both see the same machine.
           await between(write, depth);
-          const r = await withQueuePair(() =>
-            runC<{ iops: number; p50Us: number; p99Us: number }>(
-              'nvme-io',
-              [
-                `0x${bar0.info.offset.toString(16)}`,
-                String(bar0.size),
-                '0',
-                String(PAGE),
-                String(C_DEPTH),
-                String(C_QUEUE),
-                String(2 * PAGE),
-                slots,
-                String(blocks),
-                String(depth),
-                write ? '1' : '0',
-                String(seconds),
-                String(size),
-              ],
-              [memfd, device.fd],
-            ),
-          );
-          rows.push({ workload: write ? 'randwrite' : 'randread', queueDepth: depth, iops: r.iops, p50Us: r.p50Us, p99Us: r.p99Us });
+          for (const spin of spins) {
+            const r = await withQueuePair(() =>
+              runC<{ iops: number; p50Us: number; p99Us: number }>(
+                'nvme-io',
+                [
+                  `0x${bar0.info.offset.toString(16)}`,
+                  String(bar0.size),
+                  '0',
+                  String(PAGE),
+                  String(C_DEPTH),
+                  String(C_QUEUE),
+                  String(2 * PAGE),
+                  slots,
+                  String(blocks),
+                  String(depth),
+                  write ? '1' : '0',
+                  String(seconds),
+                  String(size),
+                  spin,
+                ],
+                [memfd, device.fd],
+              ),
+            );
+            rows[spin].push({
+              workload: write ? 'randwrite' : 'randread',
+              queueDepth: depth,
+              iops: r.iops,
+              p50Us: r.p50Us,
+              p99Us: r.p99Us,
+            });
+          }
           if (withRaw) {
             const t = await withQueuePair(() => rawLoop(layout, blocks, depth, write, seconds));
             if (t.failures) throw new Error(`the TypeScript raw loop saw ${t.failures} failed I/Os`);
@@ -312,9 +337,9 @@ async function main(): Promise<void> {
   // 2x slower than the last), and a cold JIT is not what a driver's steady state pays.
   if (a.warmUp > 0)
     for (const write of [false, true]) for (const depth of a.depths) await workload(nvme, buffer, blocks, write, depth, a.warmUp);
-  let c: NvmeBenchRow[] = [];
+  let c: Record<CSpin, NvmeBenchRow[]> = { plain: [], pause: [] };
   let raw: NvmeBenchRow[] = [];
-  if (real) ({ c, raw } = await cRows(kernel, device, nvme, blocks, a.seconds, a.rounds, a.depths, a.raw, tsRow));
+  if (real) ({ c, raw } = await cRows(kernel, device, nvme, blocks, a.seconds, a.rounds, a.depths, a.cSpins, a.raw, tsRow));
   else for (const write of [false, true]) for (const depth of a.depths) for (let r = 0; r < a.rounds; r++) await tsRow(write, depth);
   await nvme.shutdown();
   if (a.json) {
@@ -337,24 +362,30 @@ async function main(): Promise<void> {
   for (let w = 0; w < rows.length / a.rounds; w++) {
     const ts = rows.slice(w * a.rounds, (w + 1) * a.rounds);
     console.log(line('TS', medianRow(ts)));
-    const base = c.slice(w * a.rounds, (w + 1) * a.rounds);
-    if (base.length !== ts.length) continue;
-    console.log(line('C', medianRow(base)));
-    // Each round's TypeScript and C rows ran back to back: their ratio is the one that least
-    // depends on how fast the emulated machine happened to be; the median of those is reported.
-    const iops = ts.map((r, i) => r.iops / base[i]!.iops);
-    const p50 = ts.map((r, i) => r.p50Us / base[i]!.p50Us);
     const list = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(' ');
-    console.log(
-      `      TS/C: IOPS ${median(iops).toFixed(2)}x, p50 ${median(p50).toFixed(2)}x (median of ${a.rounds}; rounds: IOPS ${list(iops)}, p50 ${list(p50)})`,
-    );
+    for (const spin of a.cSpins) {
+      const base = c[spin].slice(w * a.rounds, (w + 1) * a.rounds);
+      if (base.length !== ts.length) continue;
+      const who = C_ROW_NAMES[spin];
+      console.log(line(who, medianRow(base)));
+      // Each round's TypeScript and C rows ran back to back: their ratio is the one that least
+      // depends on how fast the emulated machine happened to be; the median of those is reported.
+      const iops = ts.map((r, i) => r.iops / base[i]!.iops);
+      const p50 = ts.map((r, i) => r.p50Us / base[i]!.p50Us);
+      console.log(
+        `      TS/${who}: IOPS ${median(iops).toFixed(2)}x, p50 ${median(p50).toFixed(2)}x (median of ${a.rounds}; rounds: IOPS ${list(iops)}, p50 ${list(p50)})`,
+      );
+    }
+    // The raw loop spins as the plain C loop does: what JavaScript itself costs is measured against that one.
+    const rawBase = a.cSpins.includes('plain') ? 'plain' : a.cSpins[0]!;
+    const plain = c[rawBase].slice(w * a.rounds, (w + 1) * a.rounds);
     const loop = raw.slice(w * a.rounds, (w + 1) * a.rounds);
-    if (loop.length !== ts.length) continue;
+    if (loop.length !== ts.length || plain.length !== ts.length) continue;
     console.log(line('raw', medianRow(loop)));
-    const rawIops = loop.map((r, i) => r.iops / base[i]!.iops);
-    const rawP50 = loop.map((r, i) => r.p50Us / base[i]!.p50Us);
+    const rawIops = loop.map((r, i) => r.iops / plain[i]!.iops);
+    const rawP50 = loop.map((r, i) => r.p50Us / plain[i]!.p50Us);
     console.log(
-      `      raw/C (JavaScript's own cost here): IOPS ${median(rawIops).toFixed(2)}x, p50 ${median(rawP50).toFixed(2)}x; TS/raw (the driver's): IOPS ${median(ts.map((r, i) => r.iops / loop[i]!.iops)).toFixed(2)}x`,
+      `      raw/${C_ROW_NAMES[rawBase]} (JavaScript's own cost here): IOPS ${median(rawIops).toFixed(2)}x, p50 ${median(rawP50).toFixed(2)}x; TS/raw (the driver's): IOPS ${median(ts.map((r, i) => r.iops / loop[i]!.iops)).toFixed(2)}x`,
     );
   }
   if (!real) console.log('  (the C baseline runs on a real kernel only: the model is not reachable from another process)');

@@ -7,8 +7,12 @@
  * tags, rings the doorbells through the mapped BAR, and prints one line
  *   {"iops":X,"p50Us":Y,"p99Us":Z,"completed":N,"failures":F}
  *
- * usage: nvme-io BAR0_OFFSET BAR0_SIZE SQ_OFF CQ_OFF DEPTH QID DATA_OFF SLOT_ADDRS BLOCKS QD WRITE SECONDS MEMFD_SIZE
+ * usage: nvme-io BAR0_OFFSET BAR0_SIZE SQ_OFF CQ_OFF DEPTH QID DATA_OFF SLOT_ADDRS BLOCKS QD WRITE SECONDS MEMFD_SIZE [SPIN]
  *   SLOT_ADDRS: comma-separated bus addresses of the 4 KiB data slots (physical or IOVA).
+ *   SPIN: "plain" (default: the TypeScript driver's poll loop) or "pause": the CPU's spin-wait
+ *   hint after a poll that found nothing. Under the lab's emulation (QEMU TCG) a PAUSE leaves the
+ *   translated code for QEMU's CPU loop, which changes how the emulated CPU and QEMU's device
+ *   thread share the host: the bench runs both to show how far the baseline moves with it.
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
@@ -18,6 +22,14 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+
+static inline void spin_pause(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ volatile("yield" ::: "memory");
+#endif
+}
 
 static double now_us(void) {
   struct timespec ts;
@@ -31,9 +43,14 @@ static int compare(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 14) {
-    fprintf(stderr, "usage: nvme-io BAR0_OFFSET BAR0_SIZE SQ_OFF CQ_OFF DEPTH QID DATA_OFF SLOT_ADDRS BLOCKS QD WRITE SECONDS MEMFD_SIZE\n");
+  if (argc != 14 && argc != 15) {
+    fprintf(stderr, "usage: nvme-io BAR0_OFFSET BAR0_SIZE SQ_OFF CQ_OFF DEPTH QID DATA_OFF SLOT_ADDRS BLOCKS QD WRITE SECONDS MEMFD_SIZE [plain|pause]\n");
     return 2;
+  }
+  int pause_when_idle = 0;
+  if (argc == 15) {
+    if (strcmp(argv[14], "pause") == 0) pause_when_idle = 1;
+    else if (strcmp(argv[14], "plain") != 0) { fprintf(stderr, "nvme-io: SPIN must be plain or pause, not '%s'\n", argv[14]); return 2; }
   }
   off_t bar_offset = (off_t)strtoull(argv[1], NULL, 0);
   size_t bar_size = strtoul(argv[2], NULL, 0), sq_off = strtoul(argv[3], NULL, 0), cq_off = strtoul(argv[4], NULL, 0);
@@ -114,6 +131,7 @@ int main(int argc, char **argv) {
       if (!stopping) SUBMIT(cid, seen);
     }
     if (found) *cq_doorbell = head;
+    else if (pause_when_idle) spin_pause();
     if (stopping && in_flight == 0) break;
   }
   double elapsed = end - measure_start;
