@@ -1,7 +1,8 @@
 /**
  * bench/c/nvme-io.c's loop written line for line in TypeScript, with no driver: the same ring
  * layout, the same stores into the submission entry, the same phase-tag poll, one clock read per
- * pass and per completion, doorbells through the mapped BAR. Run on the same queue pair as the C
+ * pass and per completion, doorbells through the mapped BAR (the tail once per pass for what the
+ * pass submitted, then the head). Run on the same queue pair as the C
  * program, it separates what JavaScript itself costs on this machine (this loop against C) from
  * what the driver adds on top (the driver's rows against this loop).
  */
@@ -50,7 +51,7 @@ export function rawLoop(layout: RawLoopLayout, blocks: number, queueDepth: numbe
     samples = 0,
     seed = 0x9e3779b9;
   const opcode = write ? 0x01 : 0x02;
-  const submit = (slot: number, at: number) => {
+  const submit = (slot: number, at: number, ring: boolean) => {
     seed ^= seed << 13;
     seed ^= seed >>> 17;
     seed ^= seed << 5;
@@ -72,10 +73,10 @@ export function rawLoop(layout: RawLoopLayout, blocks: number, queueDepth: numbe
     sq.setUint32(e + 60, 0, true);
     started[slot] = at;
     tail = tail + 1 === depth ? 0 : tail + 1;
-    bar.write32(sqDoorbell, tail);
+    if (ring) bar.write32(sqDoorbell, tail);
     inFlight++;
   };
-  for (let slot = 0; slot < queueDepth; slot++) submit(slot, performance.now());
+  for (let slot = 0; slot < queueDepth; slot++) submit(slot, performance.now(), true);
   const t0 = performance.now();
   const warmUntil = t0 + Math.min(seconds * 200, 500);
   let measuring = false,
@@ -97,7 +98,8 @@ export function rawLoop(layout: RawLoopLayout, blocks: number, queueDepth: numbe
       stopping = true;
       end = t;
     }
-    let found = false;
+    let found = false,
+      submitted = false;
     for (;;) {
       const c = head * 16;
       const status = cq.getUint16(c + 14, true);
@@ -117,8 +119,12 @@ export function rawLoop(layout: RawLoopLayout, blocks: number, queueDepth: numbe
         completed++;
         if (samples < maxSamples) latency[samples++] = seen - started[cid]!;
       }
-      if (!stopping) submit(cid, seen);
+      if (!stopping) {
+        submit(cid, seen, false);
+        submitted = true;
+      }
     }
+    if (submitted) bar.write32(sqDoorbell, tail);
     if (found) bar.write32(cqDoorbell, head);
     if (stopping && inFlight === 0) break;
   }

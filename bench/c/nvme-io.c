@@ -4,7 +4,8 @@
  * creates an I/O queue pair whose rings and data slots live in a memfd it mapped for DMA, and
  * hands this program the memfd (fd 3), the VFIO device (fd 4) and the layout. This program maps
  * both, keeps QD commands of 4 KiB at random LBAs in flight for the given time, polls the phase
- * tags, rings the doorbells through the mapped BAR, and prints one line
+ * tags, rings the doorbells through the mapped BAR (as the driver does: once per poll pass for the
+ * commands submitted in it, then the head doorbell once for the completions), and prints one line
  *   {"iops":X,"p50Us":Y,"p99Us":Z,"completed":N,"failures":F}
  *
  * usage: nvme-io BAR0_OFFSET BAR0_SIZE SQ_OFF CQ_OFF DEPTH QID DATA_OFF SLOT_ADDRS BLOCKS QD WRITE SECONDS MEMFD_SIZE [SPIN]
@@ -83,7 +84,8 @@ int main(int argc, char **argv) {
   int measuring = 0, stopping = 0;
 
   /* AT: when this I/O's latency starts (one clock read per I/O: the completion that freed the slot). */
-  #define SUBMIT(slot, at) do { \
+  /* RING: write the tail doorbell now (the first commands), or leave it to the end of the pass. */
+  #define SUBMIT(slot, at, ring) do { \
     seed ^= seed << 13; seed ^= seed >> 17; seed ^= seed << 5; \
     uint64_t lba = (uint64_t)(seed % blocks) * 8; \
     volatile uint32_t *e = (volatile uint32_t *)(sq + tail * 64); \
@@ -93,12 +95,11 @@ int main(int argc, char **argv) {
     e[10] = (uint32_t)lba; e[11] = (uint32_t)(lba >> 32); e[12] = 7; e[13] = e[14] = e[15] = 0; \
     started[slot] = (at); \
     tail = tail + 1 == depth ? 0 : tail + 1; \
-    __atomic_thread_fence(__ATOMIC_RELEASE); \
-    *sq_doorbell = tail; \
+    if (ring) { __atomic_thread_fence(__ATOMIC_RELEASE); *sq_doorbell = tail; } \
     in_flight++; \
   } while (0)
 
-  for (unsigned s = 0; s < qd; s++) SUBMIT(s, now_us());
+  for (unsigned s = 0; s < qd; s++) SUBMIT(s, now_us(), 1);
   double t0 = now_us(), warm_until = t0 + (seconds * 200000.0 < 500000.0 ? seconds * 200000.0 : 500000.0);
   double measure_start = 0, end = 0, last_completion = t0;
   for (;;) {
@@ -110,7 +111,7 @@ int main(int argc, char **argv) {
     }
     if (!measuring && !stopping && t >= warm_until) { measuring = 1; measure_start = t; end = t + seconds * 1e6; }
     if (measuring && t >= end) { measuring = 0; stopping = 1; end = t; }
-    int found = 0;
+    int found = 0, submitted = 0;
     for (;;) {
       volatile uint8_t *c = cq + head * 16;
       uint16_t status = *(volatile uint16_t *)(c + 14);
@@ -128,8 +129,9 @@ int main(int argc, char **argv) {
         completed++;
         if (samples < max_samples) latency[samples++] = seen - started[cid];
       }
-      if (!stopping) SUBMIT(cid, seen);
+      if (!stopping) { SUBMIT(cid, seen, 0); submitted = 1; }
     }
+    if (submitted) { __atomic_thread_fence(__ATOMIC_RELEASE); *sq_doorbell = tail; }
     if (found) *cq_doorbell = head;
     else if (pause_when_idle) spin_pause();
     if (stopping && in_flight == 0) break;

@@ -3,7 +3,9 @@
  * command identifiers free for use, what to call when each completes, when each times out, and
  * a PRP list page per command identifier. Submitting writes the entry into the ring and rings the
  * tail doorbell; polling consumes the completions whose phase tag is current, calls their
- * callbacks and rings the head doorbell once for the batch. Nothing here allocates per command.
+ * callbacks and rings the head doorbell once for the batch, and the tail doorbell once for what
+ * the callbacks submitted to this queue meanwhile (as Linux's and SPDK's drivers do: a doorbell is
+ * an MMIO write, each one a trip to the device). Nothing here allocates per command.
  */
 import { DmaBuffer, type DmaSpace, type Mmio } from '../../lib';
 import { busPages, fillPrpList } from './bus-pages';
@@ -33,6 +35,10 @@ export class QueuePair {
   private readonly freeCids: Int32Array;
   private freeCount: number;
   private tail = 0;
+  /** Set while poll() calls completion callbacks: what they submit here is rung once, after the batch. */
+  private polling = false;
+  /** The tail has moved since the tail doorbell was last written. */
+  private tailUnrung = false;
   private head = 0;
   private phase = 1;
   private readonly sqDoorbell: number;
@@ -215,31 +221,45 @@ export class QueuePair {
     this.nsids[cid] = nsid >>> 0;
     this.outstanding++;
     this.tail = this.tail + 1 === this.depth ? 0 : this.tail + 1;
-    this.registers.write32(this.sqDoorbell, this.tail);
+    if (this.polling) this.tailUnrung = true;
+    else this.registers.write32(this.sqDoorbell, this.tail);
   }
 
-  /** Consumes every completion that has arrived; returns how many. */
+  /**
+   * Consumes every completion that has arrived; returns how many. The callbacks' submissions to
+   * this queue are rung with one tail doorbell at the end, also when a callback throws.
+   */
   poll(): number {
     const c = this.cq;
     let count = 0;
-    for (;;) {
-      const e = this.head * (CQE_BYTES / 4);
-      // Dword 3: the command identifier, and the status with the phase tag in bit 16.
-      const last = c[e + 3]!;
-      if (((last >>> 16) & 1) !== this.phase) break;
-      const result = c[e]!;
-      const sqid = c[e + 2]! >>> 16;
-      const cid = last & 0xffff;
-      this.head++;
-      if (this.head === this.depth) {
-        this.head = 0;
-        this.phase ^= 1;
+    this.polling = true;
+    try {
+      for (;;) {
+        const e = this.head * (CQE_BYTES / 4);
+        // Dword 3: the command identifier, and the status with the phase tag in bit 16.
+        const last = c[e + 3]!;
+        if (((last >>> 16) & 1) !== this.phase) break;
+        const result = c[e]!;
+        const sqid = c[e + 2]! >>> 16;
+        const cid = last & 0xffff;
+        this.head++;
+        if (this.head === this.depth) {
+          this.head = 0;
+          this.phase ^= 1;
+        }
+        count++;
+        // An entry naming another queue is corrupt: consuming it for one of ours would complete the wrong command.
+        if (sqid === this.id) this.finish(cid, last >>> 17, result);
       }
-      count++;
-      // An entry naming another queue is corrupt: consuming it for one of ours would complete the wrong command.
-      if (sqid === this.id) this.finish(cid, last >>> 17, result);
+    } finally {
+      this.polling = false;
+      // The new commands first: the controller can fetch them while the head doorbell is written.
+      if (this.tailUnrung) {
+        this.tailUnrung = false;
+        this.registers.write32(this.sqDoorbell, this.tail);
+      }
+      if (count) this.registers.write32(this.cqDoorbell, this.head);
     }
-    if (count) this.registers.write32(this.cqDoorbell, this.head);
     return count;
   }
 
@@ -274,6 +294,7 @@ export class QueuePair {
   resetRings(): void {
     this.memory.bytes.fill(0, 0, 2 * PAGE);
     this.tail = 0;
+    this.tailUnrung = false;
     this.head = 0;
     this.phase = 1;
   }

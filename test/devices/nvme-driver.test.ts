@@ -151,6 +151,49 @@ describe('example: the NVMe driver on the NVMe model', function () {
     device.close();
   });
 
+  it('what completion callbacks submit is rung with one tail doorbell per poll pass, not one per command, and every command completes', async () => {
+    const model = new NvmeController();
+    const kernel = createModelKernel({ base: 'linux-7.3-noiommu', withoutBaseDevices: true, devices: [{ address: BDF, model }] });
+    // I/O queue 1's tail doorbell (CAP.DSTRD 0: 4-byte doorbells from 0x1000, SQ then CQ per queue).
+    const SQ1_TAIL = 0x1000 + 2 * 4;
+    let tailWrites = 0;
+    const mmioWrite = kernel.mmioWrite.bind(kernel);
+    kernel.mmioWrite = (mapping, offset, width, value) => {
+      if (offset === SQ1_TAIL) tailWrites++;
+      mmioWrite(mapping, offset, width, value);
+    };
+    const device = openDevice(BDF, { kernel });
+    using nvme = await NvmeDriver.open(device, { ioQueues: 1, completion: 'poll' });
+    const depth = 16,
+      size = 4096,
+      total = 2000;
+    using buffer = DmaBuffer.allocate(depth * size, { space: device.dmaSpace });
+    let submitted = 0,
+      completed = 0,
+      failed = 0;
+    let drained: () => void = () => {};
+    const callbacks = Array.from({ length: depth }, (_, slot) => (status: number) => {
+      if (status !== 0) failed++;
+      if (++completed === total) drained();
+      else if (submitted < total) submit(slot);
+    });
+    const submit = (slot: number) => {
+      assert.ok(nvme.submit(1, false, 1, slot * 8, 8, buffer, slot * size, size, callbacks[slot]!));
+      submitted++;
+    };
+    const done = new Promise<void>((resolve) => (drained = resolve));
+    for (let slot = 0; slot < depth; slot++) submit(slot);
+    // The first commands were submitted outside a poll pass: each rang at once.
+    assert.equal(tailWrites, depth);
+    await done;
+    assert.equal(failed, 0);
+    assert.equal(completed, total);
+    const perCommand = tailWrites / total;
+    assert.ok(perCommand < 0.5, `${tailWrites} tail doorbell writes for ${total} commands`);
+    await nvme.shutdown();
+    device.close();
+  });
+
   it('a buffer closed after it was used is refused with EBADF, never written through its old bus addresses', async () => {
     const { device } = machine('noiommu');
     using nvme = await NvmeDriver.open(device, { completion: 'poll' });
