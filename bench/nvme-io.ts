@@ -10,7 +10,8 @@
  * The ratios TypeScript/C are printed (goals: IOPS ≥ 0.9× at QD32, p50 ≤ 1.2× at QD1). The C loop
  * runs twice per round: spinning plainly, as the driver's poll loop does, and with the CPU's
  * spin-wait hint (PAUSE) after each empty poll (`--c-spin`), because under the lab's emulation
- * that hint alone moves C's QD32 IOPS by more than half: the TypeScript row is compared with both.
+ * that hint alone moves C's numbers (with a tail doorbell per command it took C from 38-56k to
+ * 75-91k IOPS at QD32; it always costs C latency at QD1): the TypeScript row is compared with both.
  *
  *   npm run build && node dist/bench/nvme-io.js [--model[=noiommu|iommu]] [--seconds=S] [--spin=µs]
  *       [--rounds=N] [--warm-up=S] [--depths=1,32] [--c-spin=plain,pause] [--no-raw] [--json]
