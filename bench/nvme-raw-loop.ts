@@ -2,9 +2,9 @@
  * bench/c/nvme-io.c's loop written line for line in TypeScript, with no driver: the same ring
  * layout, the same stores into the submission entry, the same phase-tag poll, one clock read per
  * pass and per completion, doorbells through the mapped BAR (the tail once per pass for what the
- * pass submitted, then the head). Run on the same queue pair as the C
- * program, it separates what JavaScript itself costs on this machine (this loop against C) from
- * what the driver adds on top (the driver's rows against this loop).
+ * pass submitted, then the head). Run on the same queue pair as the C program, it separates what
+ * JavaScript itself costs on this machine (this loop against C) from what the driver adds on top
+ * (the driver's rows against this loop).
  */
 import { performance } from 'node:perf_hooks';
 import type { Mmio } from '../lib';
