@@ -30,7 +30,7 @@ function machine(mode: 'noiommu' | 'iommu', clock?: ModelClock) {
     devices: [{ address: BDF, model }],
     ...(clock ? { clock } : {}),
   });
-  return { model, device: openDevice(BDF, { kernel }) };
+  return { model, kernel, device: openDevice(BDF, { kernel }) };
 }
 
 describe('example: the NVMe driver on the NVMe model', function () {
@@ -152,8 +152,7 @@ describe('example: the NVMe driver on the NVMe model', function () {
   });
 
   it('what completion callbacks submit is rung with one tail doorbell per poll pass, not one per command, and every command completes', async () => {
-    const model = new NvmeController();
-    const kernel = createModelKernel({ base: 'linux-7.3-noiommu', withoutBaseDevices: true, devices: [{ address: BDF, model }] });
+    const { kernel, device } = machine('noiommu');
     // I/O queue 1's tail doorbell (CAP.DSTRD 0: 4-byte doorbells from 0x1000, SQ then CQ per queue).
     const SQ1_TAIL = 0x1000 + 2 * 4;
     let tailWrites = 0;
@@ -162,7 +161,6 @@ describe('example: the NVMe driver on the NVMe model', function () {
       if (offset === SQ1_TAIL) tailWrites++;
       mmioWrite(mapping, offset, width, value);
     };
-    const device = openDevice(BDF, { kernel });
     using nvme = await NvmeDriver.open(device, { ioQueues: 1, completion: 'poll' });
     const depth = 16,
       size = 4096,
