@@ -440,7 +440,13 @@ export class NvmeDriver {
     await this.execute(this.pickQueue(), NVM.WRITE_ZEROES, nsid, undefined, undefined, undefined, lo, hi, blocks - 1, 0, 0, 0);
   }
 
-  /** Out of line: a template string in submit() would count against its inlining budget. */
+  /** Out of line, as the cold paths of submit(): their bytecode would count against its inlining budget. */
+  private pagesOf(buffer: DmaBuffer): Float64Array {
+    this.lastBuffer = buffer;
+    this.lastPages = busPages(buffer);
+    return this.lastPages;
+  }
+
   private noQueue(queue: number): RangeError {
     return new RangeError(`no I/O queue ${queue} (have ${this.io.length})`);
   }
@@ -467,17 +473,10 @@ export class NvmeDriver {
       done(STATUS_CONTROLLER_FAILED, 0);
       return true;
     }
-    if (!qp.hasRoom) return false;
     // A driver's I/O mostly goes through one buffer: its pages are kept at hand, not looked up per I/O.
-    let pages = this.lastPages;
-    if (buffer !== this.lastBuffer || buffer.closed) {
-      pages = busPages(buffer);
-      this.lastBuffer = buffer;
-      this.lastPages = pages;
-    }
-    const cid = qp.reserve();
+    const pages = buffer === this.lastBuffer && !buffer.closed ? this.lastPages : this.pagesOf(buffer);
     if (!this.inPass) this.deadlineCell[0] = performance.now() + this.timeoutMs;
-    qp.submitTransfer(cid, write ? NVM.WRITE : NVM.READ, nsid, pages, offset, bytes, lba >>> 0, lbaHigh(lba), blocks - 1, done);
+    if (!qp.transfer(write ? NVM.WRITE : NVM.READ, nsid, pages, offset, bytes, lba >>> 0, lbaHigh(lba), blocks - 1, done)) return false;
     this.reap();
     return true;
   }

@@ -39,7 +39,7 @@ interface SamplingNode {
 /** Functions of the I/O path, by file: their own allocations are the ones bounded. */
 const IO_PATH: Record<string, RegExp> = {
   'nvme-driver.js': /^(submit|pollAll|outstanding)$/,
-  'queue-pair.js': /^(submitTransfer|secondPrp|writeEntry|ring|reserve|poll|finish|get hasRoom|hasRoom)$/,
+  'queue-pair.js': /^(transfer|secondPrp|ring|poll)$/,
   'bus-pages.js': /^(setU64|fillPrpList|busAddress)$/,
 };
 
