@@ -14,7 +14,7 @@
  * 75-91k IOPS at QD32; it always costs C latency at QD1): the TypeScript row is compared with both.
  *
  *   npm run build && node dist/bench/nvme-io.js [--model[=noiommu|iommu]] [--seconds=S] [--spin=µs]
- *       [--rounds=N] [--warm-up=S] [--depths=1,32] [--c-spin=plain,pause] [--no-raw] [--json]
+ *       [--turn=µs] [--rounds=N] [--warm-up=S] [--depths=1,32] [--c-spin=plain,pause] [--no-raw] [--json]
  *
  * It runs on the NVMe controller bound to vfio-pci in NODE_VFIO_BDF (the lab's nvme machine:
  * `NODE_VFIO_LAB_ACCEL=tcg bash scripts/lab/run.sh <mode> --machine nvme -- node dist/bench/nvme-io.js`),
@@ -38,6 +38,8 @@ interface Args {
   seconds: number;
   /** µs; undefined: the default for the target (see main). */
   spin?: number;
+  /** µs: the driver's pollTurnMicroseconds; undefined: the default for the target (see main). */
+  turn?: number;
   rounds: number;
   /** Seconds of each workload run unmeasured before the rows. */
   warmUp: number;
@@ -63,6 +65,7 @@ function parse(argv: string[]): Args {
     else if (arg === '--model=noiommu' || arg === '--model=iommu') a.model = arg.slice(8) as 'noiommu' | 'iommu';
     else if (arg.startsWith('--seconds=')) a.seconds = Number(arg.slice(10));
     else if (arg.startsWith('--spin=')) a.spin = Number(arg.slice(7));
+    else if (arg.startsWith('--turn=')) a.turn = Number(arg.slice(7));
     else if (arg.startsWith('--rounds=')) a.rounds = Number(arg.slice(9));
     else if (arg.startsWith('--warm-up=')) a.warmUp = Number(arg.slice(10));
     else if (arg.startsWith('--depths=')) a.depths = arg.slice(9).split(',').map(Number);
@@ -81,6 +84,7 @@ function parse(argv: string[]): Args {
   if (!(a.warmUp >= 0)) throw new Error(`--warm-up must be 0 or more seconds, not ${a.warmUp}`);
   if (!(a.seconds > 0)) throw new Error(`--seconds must be positive, not ${a.seconds}`);
   if (a.spin !== undefined && !(a.spin >= 0)) throw new Error(`--spin must be 0 or more µs, not ${a.spin}`);
+  if (a.turn !== undefined && !(a.turn >= 0)) throw new Error(`--turn must be 0 or more µs, not ${a.turn}`);
   return a;
 }
 
@@ -323,13 +327,27 @@ function median(values: number[]): number {
 
 /** Busy-polling for a real controller; none for the model, whose controller runs on this event loop (a spin would only delay it). */
 const REAL_DEVICE_SPIN_US = 1000;
+/**
+ * Poll turns for a real controller: this process's event loop has nothing to do but end each
+ * row, and at the driver's default 2 ms turns the lab's emulated CPU spent 5 % of every row
+ * between turns (about 100 µs per yield, measured) while the C loop never yields. 20 ms turns
+ * leave 0.5 %; `--turn=2000` shows the default.
+ */
+const REAL_DEVICE_TURN_US = 20_000;
 
 async function main(): Promise<void> {
   const a = parse(process.argv.slice(2));
   const { kernel, bdf, what, real } = target(a);
   const spin = a.spin ?? (real ? REAL_DEVICE_SPIN_US : 0);
+  const turn = a.turn ?? (real ? REAL_DEVICE_TURN_US : undefined);
   using device = openDevice(bdf, { kernel });
-  using nvme = await NvmeDriver.open(device, { ioQueues: 1, queueDepth: 64, completion: 'poll', pollSpinMicroseconds: spin });
+  using nvme = await NvmeDriver.open(device, {
+    ioQueues: 1,
+    queueDepth: 64,
+    completion: 'poll',
+    pollSpinMicroseconds: spin,
+    ...(turn !== undefined ? { pollTurnMicroseconds: turn } : {}),
+  });
   const ns = nvme.namespaces[0];
   if (!ns) throw new Error('no namespace');
   const blocks = Number(ns.blocks) / (IO_BYTES / ns.blockSize);
@@ -350,11 +368,11 @@ async function main(): Promise<void> {
   else for (const write of [false, true]) for (const depth of a.depths) for (let r = 0; r < a.rounds; r++) await tsRow(write, depth);
   await nvme.shutdown();
   if (a.json) {
-    console.log(JSON.stringify({ target: what, spinUs: spin, rounds: a.rounds, rows, c, raw }));
+    console.log(JSON.stringify({ target: what, spinUs: spin, turnUs: turn ?? null, rounds: a.rounds, rows, c, raw }));
     return;
   }
   console.log(
-    `nvme bench: ${what}, 4 KiB random I/O, polled (spin ${spin} µs), ${a.seconds} s per row, ${a.rounds} round(s) per workload` +
+    `nvme bench: ${what}, 4 KiB random I/O, polled (spin ${spin} µs${turn !== undefined ? `, turns up to ${turn / 1000} ms` : ''}), ${a.seconds} s per row, ${a.rounds} round(s) per workload` +
       (real ? ', TypeScript and C alternating' : ''),
   );
   const line = (who: string, r: NvmeBenchRow) =>

@@ -1,16 +1,22 @@
 /**
- * The bus address of every page of a DMA buffer, looked up once and kept as plain numbers, so
- * building PRPs for an I/O costs no syscalls and no bigint allocations: physical addresses on a
- * noiommu host, IOVAs behind an IOMMU — the same code for both, since DmaBuffer.dmaAddress gives
- * whichever the device needs.
+ * The bus address of every page of a DMA buffer, looked up once and kept as 32-bit halves, so
+ * building PRPs for an I/O costs no syscalls, no bigint allocations and no floating point:
+ * physical addresses on a noiommu host, IOVAs behind an IOMMU — the same code for both, since
+ * DmaBuffer.dmaAddress gives whichever the device needs. Halves rather than one number per page
+ * because an NVMe entry takes its addresses as dword pairs anyway, and splitting a number into
+ * them is a division and two float-to-integer conversions per address: under the lab's emulated
+ * CPU each of those is a call into QEMU's software floating point.
  */
 import type { DmaBuffer } from '../../lib';
 import { PAGE } from './nvme-spec';
 
-const cache = new WeakMap<DmaBuffer, Float64Array>();
+/** Page i's bus address is `pages[2 * i]` (low 32 bits, a multiple of 4096) and `pages[2 * i + 1]` (high). */
+export type BusPages = Uint32Array;
 
-/** Bus addresses of the buffer's 4 KiB pages, as numbers (below 2^53, as every bus address here is). */
-export function busPages(buffer: DmaBuffer): Float64Array {
+const cache = new WeakMap<DmaBuffer, BusPages>();
+
+/** Bus addresses of the buffer's 4 KiB pages. */
+export function busPages(buffer: DmaBuffer): BusPages {
   // The cached addresses outlive the buffer: after close() they may be another owner's memory.
   if (buffer.closed) {
     cache.delete(buffer);
@@ -19,25 +25,28 @@ export function busPages(buffer: DmaBuffer): Float64Array {
   let pages = cache.get(buffer);
   if (!pages) {
     const count = Number(buffer.size) / PAGE;
-    pages = new Float64Array(count);
-    for (let i = 0; i < count; i++) pages[i] = Number(buffer.dmaAddress(i * PAGE));
+    pages = new Uint32Array(2 * count);
+    for (let i = 0; i < count; i++) {
+      const address = buffer.dmaAddress(i * PAGE);
+      pages[2 * i] = Number(address & 0xffff_ffffn);
+      pages[2 * i + 1] = Number(address >> 32n);
+    }
     cache.set(buffer, pages);
   }
   return pages;
 }
 
-/** The bus address of `offset` in the buffer. */
-export function busAddress(pages: Float64Array, offset: number): number {
-  const page = Math.floor(offset / PAGE);
-  const address = pages[page];
-  if (address === undefined) throw new RangeError(`offset ${offset} is beyond the ${pages.length * PAGE}-byte DMA buffer`);
-  return address + (offset - page * PAGE);
+/** How many pages `pages` holds. */
+export function pageCount(pages: BusPages): number {
+  return pages.length / 2;
 }
 
-/** Writes a 64-bit little-endian value held in a number (no bigint). */
-export function setU64(view: DataView, at: number, value: number): void {
-  view.setUint32(at, value >>> 0, true);
-  view.setUint32(at + 4, Math.floor(value / 0x1_0000_0000) >>> 0, true);
+/** The bus address of `offset` in the buffer, as a number (every bus address here is below 2^53). */
+export function busAddress(pages: BusPages, offset: number): number {
+  const page = Math.floor(offset / PAGE);
+  const low = pages[2 * page];
+  if (low === undefined || page < 0) throw new RangeError(`offset ${offset} is beyond the ${pageCount(pages) * PAGE}-byte DMA buffer`);
+  return pages[2 * page + 1]! * 0x1_0000_0000 + low + (offset - page * PAGE);
 }
 
 /**
@@ -46,7 +55,7 @@ export function setU64(view: DataView, at: number, value: number): void {
  * gets a PRP list (in `list`, at bus address `listAddress`, one page: up to 512 entries).
  * Returns PRP2 (PRP1 is `busAddress(pages, offset)`).
  */
-export function buildPrp2(pages: Float64Array, offset: number, length: number, list: DataView, listAddress: number): number {
+export function buildPrp2(pages: BusPages, offset: number, length: number, list: DataView, listAddress: number): number {
   const first = PAGE - (offset % PAGE);
   if (length <= first) return 0;
   const next = offset + first;
@@ -57,16 +66,17 @@ export function buildPrp2(pages: Float64Array, offset: number, length: number, l
 }
 
 /** The PRP list of a transfer longer than two pages: every page after the first, in `list`. */
-export function fillPrpList(pages: Float64Array, offset: number, length: number, list: DataView): void {
+export function fillPrpList(pages: BusPages, offset: number, length: number, list: DataView): void {
   const first = PAGE - (offset % PAGE);
   const next = offset + first;
   const entries = Math.ceil((length - first) / PAGE);
   if (entries > PAGE / 8)
     throw new RangeError(`a transfer of ${length} bytes needs ${entries} PRP entries; one list page holds ${PAGE / 8}`);
   const firstPage = next / PAGE;
+  if (firstPage + entries > pageCount(pages))
+    throw new RangeError(`${length} bytes at offset ${offset} run past the end of the DMA buffer`);
   for (let i = 0; i < entries; i++) {
-    const address = pages[firstPage + i];
-    if (address === undefined) throw new RangeError(`${length} bytes at offset ${offset} run past the end of the DMA buffer`);
-    setU64(list, i * 8, address);
+    list.setUint32(i * 8, pages[2 * (firstPage + i)]!, true);
+    list.setUint32(i * 8 + 4, pages[2 * (firstPage + i) + 1]!, true);
   }
 }

@@ -13,7 +13,7 @@ import { setImmediate as immediate } from 'node:timers/promises';
 // The module's binding: the global `performance` is a lazy accessor in Node 20, run on every use (it showed in the poll loop's profile).
 import { performance } from 'node:perf_hooks';
 import { DmaBuffer, type InterruptVector, type Mmio, type VfioDevice } from '../../lib';
-import { buildPrp2, busAddress, busPages } from './bus-pages';
+import { buildPrp2, busAddress, busPages, type BusPages } from './bus-pages';
 import { NvmeCommandError, NvmeControllerError, NvmeTimeoutError, type CommandIdentity } from './errors';
 import { decodeController, decodeNamespace, decodeNamespaceList, type ControllerIdentity, type NamespaceIdentity } from './identify';
 import { ADMIN, CC, CNS, CSTS, decodeCapabilities, FEATURE, NVM, PAGE, REG, type ControllerCapabilities } from './nvme-spec';
@@ -38,9 +38,17 @@ export interface NvmeDriverOptions {
    * While polling, how long to keep polling without a completion before yielding to the event
    * loop (default 0 µs: yield at every empty pass). Spinning trades a core for latency: a
    * completion that arrives during the spin is seen at once instead of after a turn of the
-   * event loop. However long the spin, a turn yields after REAP_TURN_MS (2 ms).
+   * event loop. However long the spin, a turn yields after `pollTurnMicroseconds`.
    */
   readonly pollSpinMicroseconds?: number;
+  /**
+   * While polling, the longest one turn of the poll loop keeps the event loop from everything
+   * else (timers, I/O) under a steady stream of completions (default 2000 µs). Each yield is a
+   * turn of the event loop the driver does not poll in: about 100 µs under the lab's emulated
+   * CPU, 5 % of the time at 2 ms turns. A process whose event loop has little else to do (a
+   * benchmark, a dedicated I/O worker) can take longer turns.
+   */
+  readonly pollTurnMicroseconds?: number;
   /**
    * The kernel asked for the device back (VFIO's REQ interrupt: a hot-unplug or an unbind). The
    * driver has already failed what was outstanding and takes no new commands; close it and the
@@ -84,7 +92,7 @@ const ADMIN_DEPTH = 32;
 const STATUS_TIMED_OUT = -1;
 const STATUS_CONTROLLER_FAILED = -2;
 const WATCHDOG_MS = 20;
-/** The longest one turn of the poll loop keeps the event loop from everything else. */
+/** The longest one turn of the poll loop keeps the event loop from everything else, by default. */
 const REAP_TURN_MS = 2;
 /** Poll passes per clock read in the poll loop. */
 const CLOCK_PASSES = 8;
@@ -101,6 +109,7 @@ export class NvmeDriver {
   private vectors: InterruptVector[] = [];
   private readonly timeoutMs: number;
   private readonly spinMs: number;
+  private readonly turnMs: number;
   private readonly watchdog: NodeJS.Timeout;
   private reaping = false;
   /** Set while the poll loop runs its passes (see deadline()). */
@@ -109,7 +118,7 @@ export class NvmeDriver {
   private readonly deadlineCell = new Float64Array(1);
   /** The buffer of the last submit() and its bus pages. */
   private lastBuffer: DmaBuffer | undefined;
-  private lastPages: Float64Array = new Float64Array(0);
+  private lastPages: BusPages = new Uint32Array(0);
   private failure: NvmeControllerError | undefined;
   private closed = false;
   private nextQueue = 0;
@@ -146,7 +155,8 @@ export class NvmeDriver {
   ) {
     this.timeoutMs = options.commandTimeoutMs ?? 30_000;
     this.onRemovalRequest = options.onRemovalRequest;
-    this.spinMs = (options.pollSpinMicroseconds ?? 0) / 1000;
+    this.spinMs = microseconds(options.pollSpinMicroseconds, 0, 'pollSpinMicroseconds') / 1000;
+    this.turnMs = microseconds(options.pollTurnMicroseconds, REAP_TURN_MS * 1000, 'pollTurnMicroseconds') / 1000;
     this.registers = device.bar(0).mmap();
     const cap = this.registers.read64(REG.CAP);
     this.capabilities = decodeCapabilities(cap);
@@ -441,7 +451,7 @@ export class NvmeDriver {
   }
 
   /** Out of line, as the cold paths of submit(): their bytecode would count against its inlining budget. */
-  private pagesOf(buffer: DmaBuffer): Float64Array {
+  private pagesOf(buffer: DmaBuffer): BusPages {
     this.lastBuffer = buffer;
     this.lastPages = busPages(buffer);
     return this.lastPages;
@@ -785,7 +795,7 @@ export class NvmeDriver {
    * Poll mode: consume completions while any command is outstanding. Passes run in turns of the
    * event loop (setImmediate, so a completion callback never runs inside the submit that
    * started the turn); a turn ends after `pollSpinMicroseconds` without a completion, or after
-   * REAP_TURN_MS in any case, so timers and I/O of the rest of the program still run under a
+   * `pollTurnMicroseconds` in any case, so timers and I/O of the rest of the program still run under a
    * steady stream of completions.
    */
   private reap(): void {
@@ -796,7 +806,7 @@ export class NvmeDriver {
 
   private readonly reapTurn = (): void => {
     let now = performance.now();
-    const turnEnds = now + REAP_TURN_MS;
+    const turnEnds = now + this.turnMs;
     let lastFound = now;
     let foundSinceClock = false;
     this.deadlineCell[0] = now + this.timeoutMs;
@@ -913,6 +923,14 @@ export class NvmeDriver {
 }
 
 /** The upper 32 bits of a block address; below 2^32 no division (a fraction is a heap number where V8 has not optimized yet). */
+/** An option in microseconds: a finite number ≥ 0, or the default where it is not given. */
+function microseconds(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0)
+    throw new RangeError(`${name} must be a finite number of microseconds ≥ 0, not ${String(value)}`);
+  return value;
+}
+
 function lbaHigh(lba: number): number {
   return lba < 0x1_0000_0000 ? 0 : Math.floor(lba / 0x1_0000_0000) >>> 0;
 }

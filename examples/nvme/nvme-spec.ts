@@ -41,6 +41,7 @@ export const SQE_BYTES = 64;
 export const CQE_BYTES = 16;
 /** The memory page size this driver programs (CC.MPS 0). */
 export const PAGE = 4096;
+export const PAGE_SHIFT = 12;
 
 /** CAP, decoded. */
 export interface ControllerCapabilities {

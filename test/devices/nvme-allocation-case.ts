@@ -40,7 +40,7 @@ interface SamplingNode {
 const IO_PATH: Record<string, RegExp> = {
   'nvme-driver.js': /^(submit|pollAll|outstanding)$/,
   'queue-pair.js': /^(transfer|secondPrp|ring|poll)$/,
-  'bus-pages.js': /^(setU64|fillPrpList|busAddress)$/,
+  'bus-pages.js': /^(fillPrpList|busAddress|pageCount)$/,
 };
 
 export interface AllocationReport {

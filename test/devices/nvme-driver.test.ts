@@ -33,6 +33,50 @@ function machine(mode: 'noiommu' | 'iommu', clock?: ModelClock) {
   return { model, kernel, device: openDevice(BDF, { kernel }) };
 }
 
+/**
+ * Keeps `depth` 4 KiB reads in flight on I/O queue 1 through the allocation-free submit(), each
+ * completion submitting the next, until stop() (which waits for the last ones).
+ */
+function streamReads(nvme: NvmeDriver, buffer: DmaBuffer, depth: number) {
+  const size = 4096;
+  const counts = { completed: 0, failed: 0, insideSubmit: 0 };
+  let submitting = false,
+    stopping = false,
+    inFlight = 0;
+  let drained: () => void = () => {};
+  const callbacks = Array.from({ length: depth }, (_, slot) => (status: number) => {
+    if (submitting) counts.insideSubmit++;
+    if (status !== 0) counts.failed++;
+    counts.completed++;
+    inFlight--;
+    if (!stopping) submit(slot);
+    else if (inFlight === 0) drained();
+  });
+  const submit = (slot: number) => {
+    submitting = true;
+    assert.ok(nvme.submit(1, false, 1, slot * 8, 8, buffer, slot * size, size, callbacks[slot]!));
+    submitting = false;
+    inFlight++;
+  };
+  for (let slot = 0; slot < depth; slot++) submit(slot);
+  const stop = () => {
+    stopping = true;
+    return new Promise<void>((resolve) => (inFlight === 0 ? resolve() : (drained = resolve)));
+  };
+  return { counts, stop };
+}
+
+/** How often a 5 ms interval runs while streamReads() keeps 4 reads in flight for `ms`, and what the stream counted. */
+async function intervalWhileStreaming(nvme: NvmeDriver, buffer: DmaBuffer, ms: number) {
+  let ticks = 0;
+  const timer = setInterval(() => ticks++, 5);
+  const stream = streamReads(nvme, buffer, 4);
+  await new Promise((r) => setTimeout(r, ms));
+  clearInterval(timer);
+  await stream.stop();
+  return { ticks, ...stream.counts };
+}
+
 describe('example: the NVMe driver on the NVMe model', function () {
   this.timeout(60_000);
 
@@ -111,42 +155,36 @@ describe('example: the NVMe driver on the NVMe model', function () {
     const { device } = machine('noiommu');
     using nvme = await NvmeDriver.open(device, { completion: 'poll', pollSpinMicroseconds: 1_000_000 });
     assert.equal(nvme.completion, 'poll');
-    const depth = 4,
-      size = 4096;
-    using buffer = DmaBuffer.allocate(depth * size, { space: device.dmaSpace });
-    let submitting = false,
-      stopping = false,
-      inFlight = 0,
-      completed = 0,
-      failed = 0,
-      insideSubmit = 0,
-      ticks = 0;
-    let drained: () => void = () => {};
-    const callbacks = Array.from({ length: depth }, (_, slot) => (status: number) => {
-      if (submitting) insideSubmit++;
-      if (status !== 0) failed++;
-      completed++;
-      inFlight--;
-      if (!stopping) submit(slot);
-      else if (inFlight === 0) drained();
-    });
-    const submit = (slot: number) => {
-      submitting = true;
-      assert.ok(nvme.submit(1, false, 1, slot * 8, 8, buffer, slot * size, size, callbacks[slot]!));
-      submitting = false;
-      inFlight++;
-    };
+    using buffer = DmaBuffer.allocate(4 * 4096, { space: device.dmaSpace });
     // The stream of completions never pauses for the spin to end: only the turn limit yields.
-    const timer = setInterval(() => ticks++, 5);
-    for (let slot = 0; slot < depth; slot++) submit(slot);
-    await new Promise((r) => setTimeout(r, 200));
-    clearInterval(timer);
-    stopping = true;
-    await new Promise<void>((resolve) => (inFlight === 0 ? resolve() : (drained = resolve)));
+    const { ticks, failed, insideSubmit, completed } = await intervalWhileStreaming(nvme, buffer, 200);
     assert.equal(failed, 0);
     assert.equal(insideSubmit, 0, 'a completion callback ran inside submit()');
     assert.ok(completed > 100, `${completed} I/Os completed in 200 ms`);
     assert.ok(ticks >= 5, `a 5 ms interval ran ${ticks} times in 200 ms of polling`);
+    await nvme.shutdown();
+    device.close();
+  });
+
+  it('pollTurnMicroseconds bounds how long one poll turn keeps the event loop; a bad value is a RangeError before anything is mapped', async () => {
+    const { device } = machine('noiommu');
+    for (const bad of [-1, Number.NaN, Infinity])
+      await assert.rejects(NvmeDriver.open(device, { completion: 'poll', pollTurnMicroseconds: bad }), {
+        name: 'RangeError',
+        message: new RegExp(`^pollTurnMicroseconds must be a finite number of microseconds ≥ 0, not ${String(bad)}$`),
+      });
+    await assert.rejects(NvmeDriver.open(device, { completion: 'poll', pollSpinMicroseconds: -5 }), {
+      name: 'RangeError',
+      message: /^pollSpinMicroseconds/,
+    });
+    // 100 ms turns under a stream of completions that never pauses (the spin outlasts the turn):
+    // in 300 ms the event loop gets a handful of turns, so a 5 ms interval runs a handful of times.
+    using nvme = await NvmeDriver.open(device, { completion: 'poll', pollSpinMicroseconds: 1_000_000, pollTurnMicroseconds: 100_000 });
+    using buffer = DmaBuffer.allocate(4 * 4096, { space: device.dmaSpace });
+    const { ticks, failed } = await intervalWhileStreaming(nvme, buffer, 300);
+    assert.equal(failed, 0);
+    // At 2 ms turns the same interval runs about 60 times in 300 ms.
+    assert.ok(ticks >= 1 && ticks <= 8, `a 5 ms interval ran ${ticks} times in 300 ms of 100 ms poll turns`);
     await nvme.shutdown();
     device.close();
   });
