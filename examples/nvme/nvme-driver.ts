@@ -119,6 +119,9 @@ export class NvmeDriver {
   /** The buffer of the last submit() and its bus pages. */
   private lastBuffer: DmaBuffer | undefined;
   private lastPages: BusPages = new Uint32Array(0);
+  /** The namespace of the last submit() and its block size (0: unknown to the driver). */
+  private lastNsid = -1;
+  private lastBlockBytes = 0;
   private failure: NvmeControllerError | undefined;
   private closed = false;
   private nextQueue = 0;
@@ -231,6 +234,7 @@ export class NvmeDriver {
     this.identity = decodeController(await this.identify(CNS.CONTROLLER), this.capabilities.minPageSize);
     const nsids = decodeNamespaceList(await this.identify(CNS.ACTIVE_NAMESPACES));
     this.namespaceList = [];
+    this.lastNsid = -1;
     for (const nsid of nsids) this.namespaceList.push(decodeNamespace(nsid, await this.identify(CNS.NAMESPACE, nsid)));
 
     const granted = await this.setFeatures(FEATURE.NUMBER_OF_QUEUES, ((wanted - 1) | ((wanted - 1) << 16)) >>> 0);
@@ -457,6 +461,26 @@ export class NvmeDriver {
     return this.lastPages;
   }
 
+  /** The block size of namespace `nsid`, 0 if the driver does not know it; the last one asked is kept at hand. */
+  private blockBytes(nsid: number): number {
+    if (nsid === this.lastNsid) return this.lastBlockBytes;
+    this.lastNsid = nsid;
+    this.lastBlockBytes = this.namespaceList.find((n) => n.nsid === nsid)?.blockSize ?? 0;
+    return this.lastBlockBytes;
+  }
+
+  /** Throws what is wrong with a submit()'s LBA, block count or length; returns if nothing is (an LBA of 2^32 or more, a namespace the driver does not know). */
+  private checkTransfer(nsid: number, lba: number, blocks: number, bytes: number): void {
+    if (!Number.isSafeInteger(lba) || lba < 0) throw new RangeError(`LBA ${lba} must be an integer 0..2^53-1`);
+    if (!Number.isInteger(blocks) || blocks < 1 || blocks > 0x1_0000)
+      throw new RangeError(`block count ${blocks} must be an integer 1..65536 (NLB is 16 bits)`);
+    const blockSize = this.blockBytes(nsid);
+    if (blockSize !== 0 && bytes !== blocks * blockSize)
+      throw new RangeError(
+        `${bytes} bytes for ${blocks} blocks of ${blockSize} bytes (namespace ${nsid}): a transfer describes exactly its blocks`,
+      );
+  }
+
   private noQueue(queue: number): RangeError {
     return new RangeError(`no I/O queue ${queue} (have ${this.io.length})`);
   }
@@ -465,6 +489,9 @@ export class NvmeDriver {
    * The allocation-free I/O path: submits one read or write of at most MDTS on I/O queue
    * `queue` (1-based) and calls `done(status)` with 0 or the NVMe status when it completes
    * (negative: timed out, or the controller failed). Returns false when the queue is full.
+   * `lba` is an integer 0..2^53-1, `blocks` 1..65536, `bytes` exactly `blocks` times the
+   * namespace's block size (where the namespace is known), `offset` below 2^32: anything else is
+   * a RangeError, thrown before anything is submitted.
    */
   submit(
     queue: number,
@@ -479,6 +506,10 @@ export class NvmeDriver {
   ): boolean {
     const qp = this.io[queue - 1];
     if (!qp) throw this.noQueue(queue);
+    // An LBA or a block count out of range is not an error the controller could report but a
+    // different command (NLB is CDW12's low 16 bits, flags above it): one test for the common case.
+    if (lba >>> 0 !== lba || ((blocks - 1) & 0xffff) !== blocks - 1 || bytes !== blocks * this.blockBytes(nsid))
+      this.checkTransfer(nsid, lba, blocks, bytes);
     if (this.failure) {
       done(STATUS_CONTROLLER_FAILED, 0);
       return true;
