@@ -26,6 +26,7 @@ import { performance } from 'node:perf_hooks';
 import { MAP_SHARED, MFD_CLOEXEC, PROT_READ, PROT_WRITE } from '../lib/sys/constants';
 import { runC } from './native-c';
 import { rawLoop } from './nvme-raw-loop';
+import { randomLbas } from './nvme-lbas';
 import { createModelKernel } from '../lib/model';
 import { NvmeController } from '../lib/devices/nvme';
 import { NvmeDriver } from '../examples/nvme/nvme-driver';
@@ -135,20 +136,7 @@ async function workload(
   let measuring = false,
     stopping = false,
     inFlight = 0;
-  // C's xorshift32, its state in a typed array: a u32 in a closure's variable is a heap number
-  // once above 2^31 (one per I/O) and its remainder a floating-point one; this stays in 32 bits.
-  const seed = new Uint32Array([0x9e3779b9]);
-  // A u32 divisor keeps the remainder an integer one; the seed is below 2^32, so on a namespace of
-  // 2^32 blocks or more the remainder is the seed either way (but for the seed 2^32 - 1).
-  const blockCount = Math.min(blocks, 0xffff_ffff) >>> 0;
-  const nextLba = () => {
-    let x = seed[0]!;
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    seed[0] = x;
-    return (seed[0] % blockCount) * (IO_BYTES / 512);
-  };
+  const nextLba = randomLbas(blocks, IO_BYTES / 512);
   let finished: () => void = () => {};
   const done = new Promise<void>((resolve) => {
     finished = resolve;

@@ -8,6 +8,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Mmio } from '../lib';
+import { randomLbas } from './nvme-lbas';
 
 export interface RawLoopLayout {
   /** BAR0 of the controller, mapped. */
@@ -49,17 +50,10 @@ export function rawLoop(layout: RawLoopLayout, blocks: number, queueDepth: numbe
     completed = 0,
     failures = 0,
     samples = 0;
-  // As in the driver's rows (bench/nvme-io.ts): the xorshift state and the divisor kept in 32 bits.
-  const seed = new Uint32Array([0x9e3779b9]);
-  const blockCount = Math.min(blocks, 0xffff_ffff) >>> 0;
+  const nextLba = randomLbas(blocks, 8);
   const opcode = write ? 0x01 : 0x02;
   const submit = (slot: number, at: number, ring: boolean) => {
-    let x = seed[0]!;
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    seed[0] = x;
-    const lba = (seed[0] % blockCount) * 8;
+    const lba = nextLba();
     const e = tail * 64;
     sq.setUint32(e, (opcode | (slot << 16)) >>> 0, true);
     sq.setUint32(e + 4, 1, true);

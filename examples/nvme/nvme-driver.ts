@@ -953,7 +953,6 @@ export class NvmeDriver {
   }
 }
 
-/** The upper 32 bits of a block address; below 2^32 no division (a fraction is a heap number where V8 has not optimized yet). */
 /** An option in microseconds: a finite number ≥ 0, or the default where it is not given. */
 function microseconds(value: number | undefined, fallback: number, name: string): number {
   if (value === undefined) return fallback;
@@ -962,6 +961,7 @@ function microseconds(value: number | undefined, fallback: number, name: string)
   return value;
 }
 
+/** The upper 32 bits of a block address; below 2^32 no division (a fraction is a heap number where V8 has not optimized yet). */
 function lbaHigh(lba: number): number {
   return lba < 0x1_0000_0000 ? 0 : Math.floor(lba / 0x1_0000_0000) >>> 0;
 }
