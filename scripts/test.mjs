@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Runs the mocha suites on the compiled output and ends with the one line CI reads:
 // "N passed, N failed, N skipped". Arguments: spec files/globs (default: every dist/test/**/*.test.js)
-// and optionally --grep=PATTERN.
+// and optionally --grep=PATTERN. NODE_VFIO_TEST_RUNNING=FILE keeps in FILE the case or hook under way.
+import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -34,6 +35,14 @@ const runner = mocha.run((failures) => {
     process.exit(failures ? 1 : 2);
   }, 10_000).unref();
 });
+// Where a run that is stopped from outside (the lab's guest timeout) can tell which case or hook it
+// was in: a case that blocks the event loop never lets mocha's own timeout report it.
+const runningFile = process.env.NODE_VFIO_TEST_RUNNING;
+if (runningFile) {
+  const note = (kind) => (t) => fs.writeFileSync(runningFile, `${kind}: ${t.fullTitle()} (${path.relative(root, t.file ?? '')})\n`);
+  runner.on('test', note('case'));
+  runner.on('hook', note('hook'));
+}
 runner.on('pass', () => passed++);
 runner.on('fail', () => failed++);
 runner.on('pending', () => skipped++);

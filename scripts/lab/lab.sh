@@ -88,7 +88,8 @@ for run in "${runs[@]}"; do
   # The machine's lab suites (for edu also the typed-API suites, on their real-kernel target only:
   # their model targets already ran on the host).
   lab_machine "$machine" "$results"
-  bash "$LAB_DIR/run.sh" "$mode" --kernel "$variant" --machine "$machine" --results "$results" --env NODE_VFIO_API_TARGETS=lab -- \
+  bash "$LAB_DIR/run.sh" "$mode" --kernel "$variant" --machine "$machine" --results "$results" --env NODE_VFIO_API_TARGETS=lab \
+    --env NODE_VFIO_TEST_RUNNING="$results/running.txt" -- \
     node scripts/test.mjs "${LAB_MACHINE_TESTS[@]}" "${test_args[@]}" || rc=$?
   seconds=$(printf '%.1f' "$(echo "$EPOCHREALTIME - $run_start" | bc)")
   counts=$(grep -aoE '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped' "$results/output.log" 2>/dev/null | tail -1 || true)
@@ -107,11 +108,20 @@ lab_log "summary (results in $PROJECT_DIR/.lab-results/$stamp, whole lab $((SECO
 printf '  %-8s %-8s %-10s %-8s %s\n' machine mode kernel result tests >&2
 for line in "${summary[@]}"; do printf '  %s\n' "$line" >&2; done
 # After the summary, so that a log that keeps only the end of the output (CI's) still names them:
-# mocha's list of failing cases from each failed run, without colours, at most 40 lines a run.
+# mocha's list of failing cases from each failed run, without colours, at most 40 lines a run; for
+# a run that never got that far (a guest stopped by its timeout) the last lines it printed, which
+# name the suite and the last case that finished before it stopped.
 for entry in "${failed_logs[@]}"; do
   run=${entry%%:*} log=${entry#*:}
-  lab_log "failing cases of $run ($log):"
-  sed 's/\x1b\[[0-9;]*m//g' "$log" 2>/dev/null | awk '/^  [0-9]+ failing/ { show = 1 } show' | head -40 >&2 || true
+  if sed 's/\x1b\[[0-9;]*m//g' "$log" 2>/dev/null | grep -qE '^  [0-9]+ failing'; then
+    lab_log "failing cases of $run ($log):"
+    sed 's/\x1b\[[0-9;]*m//g' "$log" | awk '/^  [0-9]+ failing/ { show = 1 } show' | head -40 >&2 || true
+  else
+    lab_log "$run stopped without mocha's list of failures; the last lines of $log:"
+    sed 's/\x1b\[[0-9;]*m//g' "$log" 2>/dev/null | tail -40 >&2 || true
+    running=$(dirname "$log")/running.txt
+    if [ -f "$running" ]; then lab_log "$run was in the middle of $(cat "$running")"; fi
+  fi
 done
 [ "$failures" -eq 0 ] || lab_die "$failures lab run(s) failed"
 exit

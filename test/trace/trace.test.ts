@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { createModelKernel, profiles } from '../../lib/model';
+import { ModelClock, createModelKernel, profiles } from '../../lib/model';
 import type { Kernel } from '../../lib';
 import { runCli } from '../../lib/cli/main';
 import {
@@ -300,6 +300,41 @@ describe('vfio trace', function () {
       const c = await replayTrace(extra, createModelKernel('linux-7.3-noiommu'), { waitTimeoutMs: 100 });
       assert.equal(c.divergence?.index, k + 3);
       assert.match(c.divergence!.what, /no event within 100 ms/);
+    });
+
+    it('relates device timing: a register the traced device changed only after the program waited reads the later value at once here', async () => {
+      // Recorded on a model whose edu finished the factorial on a later turn (as QEMU's does when
+      // its thread runs late): interrupt status 0, a wait, then 0x1. On a manual clock moved to
+      // the recorded times the replayed edu has finished by the first read.
+      const trace = readTrace(path.join(FIXTURES, 'edu-model-noiommu.jsonl'));
+      const rs = trace.records;
+      const k = rs.findIndex(
+        (r, n) =>
+          r.call === 'mmio-read' &&
+          r.args?.offset === '0x24' &&
+          r.ret === '0x0' &&
+          rs[n + 1]?.call === 'eventfd-read' &&
+          rs[n + 2]?.call === 'wait' &&
+          rs[n + 4]?.call === 'mmio-read' &&
+          rs[n + 4]!.ret === '0x1',
+      );
+      assert.ok(k > 0, 'the trace reads the factorial interrupt status before and after a wait');
+      const sooner = (): { kernel: Kernel; options: { clock: ModelClock } } => {
+        const clock = new ModelClock('manual');
+        return { kernel: createModelKernel({ base: 'linux-7.3-noiommu', clock }), options: { clock } };
+      };
+      const a = sooner();
+      const clean = await replayTrace(trace, a.kernel, a.options);
+      assert.equal(clean.divergence, null, JSON.stringify(clean.divergence));
+      assert.equal(clean.replayed, rs.length);
+      // The later value must still be the one the trace read after the wait.
+      const other = withRecords(trace, (records) => {
+        (records[k + 4] as { ret: string }).ret = '0x3';
+      });
+      const b = sooner();
+      const caught = await replayTrace(other, b.kernel, b.options);
+      assert.equal(caught.divergence?.index, k);
+      assert.match(caught.divergence!.what, /returned "0x1" instead of "0x0"/);
     });
 
     it('relates an IOVA the kernel chose for a process address of another alignment, and every later use of it', async () => {
