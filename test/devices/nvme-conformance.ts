@@ -2,7 +2,7 @@
  * NVMe conformance observations: what a controller answers — register values after reset and
  * through enable/disable/shutdown, Identify data, Get/Set Features, log pages, the status codes of
  * wrong commands, I/O with PRP lists and SGLs, interrupt delivery (MSI-X, INTx with INTMS/INTMC),
- * Controller Fatal Status — as lines of
+ * Controller Fatal Status, shadow doorbells — as lines of
  * `key = value`, made through the public API and the example driver only. The same function runs
  * on QEMU 7.2's real controller in the lab (nvme-conformance-record.ts keeps the lines in
  * test/model/devices/fixtures/nvme-conformance-lab-7.3-<mode>.txt, and test/lab/nvme-conformance
@@ -66,6 +66,7 @@ export async function observeNvme(kernel: Kernel, bdf: string, options: ObserveO
   await enableSequences(device, out);
   await withDriver(device, out);
   await dataTransfers(device, out, options.hangTimeoutMs ?? 3000);
+  await shadowDoorbells(device, out);
   if (options.interrupts) await interrupts(device, out);
   await intx(device, out);
   await fatalStatus(device, out);
@@ -514,6 +515,118 @@ async function dataTransfers(device: VfioDevice, out: Out, hangTimeoutMs: number
   // A data pointer the host does not back: QEMU maps it (IOMMU: it waits for a mapping for ever; noiommu: a bounce buffer).
   out('io.read.unbacked', await io(0x02, 1, 0n, 8, 0, 4096, { prp1: 0x7f_0000_0000 }));
   out('io.after-unbacked', await io(0x02, 1, 0n, 8, 0x1c0000));
+  await nvme.shutdown();
+}
+
+/**
+ * Doorbell Buffer Config: which addresses it takes, what the controller writes into the shadow
+ * doorbells and event indexes, and whose tail and head it believes once they are configured — on
+ * a queue pair (ID 2) of this function's own, its rings written by hand, next to the driver's.
+ */
+async function shadowDoorbells(device: VfioDevice, out: Out): Promise<void> {
+  // Pages: 0 shadow doorbells, 1 event indexes, 2 completion ring, 3 submission ring, 4 data.
+  using pages = DmaBuffer.allocate(5 * 4096, { space: device.dmaSpace });
+  const bytes = pages.bytes;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const words = (at: number) => Array.from({ length: 6 }, (_, i) => hex(view.getUint32(at + i * 4, true))).join(' ');
+  await shadowedQueuePair(device, pages, out);
+  // A controller reset ends it: the driver's own queues go by their registers again.
+  using again = await NvmeDriver.open(device, { ioQueues: 1, queueDepth: 16, completion: 'poll', commandTimeoutMs: 10_000 });
+  bytes.fill(0xee, 0, 2 * 4096);
+  out('dbbuf.after-reset.read', await outcome(again.read(1, 0, 1, pages, 4 * 4096)));
+  out('dbbuf.after-reset.shadow', words(0));
+  out('dbbuf.after-reset.event-index', words(4096));
+  await again.shutdown();
+}
+
+async function shadowedQueuePair(device: VfioDevice, pages: DmaBuffer, out: Out): Promise<void> {
+  using nvme = await NvmeDriver.open(device, { ioQueues: 1, queueDepth: 16, completion: 'poll', commandTimeoutMs: 10_000 });
+  using r = device.bar(0).mmap();
+  const bytes = pages.bytes;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const page = (i: number) => Number(pages.dmaAddress(i * 4096));
+  const words = (at: number) => Array.from({ length: 6 }, (_, i) => hex(view.getUint32(at + i * 4, true))).join(' ');
+  const admin = (c: AdminCommand) => outcome(nvme.adminCommand(c));
+  const config = (prp1: number, prp2: number) => admin({ opcode: 0x7c, prp1, prp2 });
+  bytes.fill(0);
+  out('dbbuf.prp1-misaligned', await config(page(0) + 0x200, page(1)));
+  out('dbbuf.prp2-misaligned', await config(page(0), page(1) + 8));
+  out('dbbuf.psdt-1', await outcome(nvme.commandWithFlags(0, { opcode: 0x7c, prp1: page(0), prp2: page(1) }, 0x40)));
+  // A marker, so what the controller writes shows (queues 0 and 1 exist; 2 not yet).
+  bytes.fill(0xee, 0, 2 * 4096);
+  out('dbbuf.config', await config(page(0), page(1)));
+  out('dbbuf.after-config.shadow', words(0));
+  out('dbbuf.after-config.event-index', words(4096));
+  out('dbbuf.admin-after-config', await outcome(nvme.getFeatures(0x07)));
+  out('dbbuf.admin-after-config.shadow', words(0));
+  out('dbbuf.admin-after-config.event-index', words(4096));
+
+  // Queue pair 2: the shadow words zeroed first, as a driver initialises them.
+  view.setUint32(16, 0, true);
+  view.setUint32(20, 0, true);
+  out('dbbuf.create-cq-2', await admin({ opcode: 0x05, cdw10: (15 << 16) | 2, cdw11: 1, prp1: page(2) }));
+  out('dbbuf.create-sq-2', await admin({ opcode: 0x01, cdw10: (15 << 16) | 2, cdw11: (2 << 16) | 1, prp1: page(3) }));
+  const sqe = (slot: number, cid: number) => {
+    const at = 3 * 4096 + slot * 64;
+    bytes.fill(0, at, at + 64);
+    view.setUint8(at, 0x02); // Read, 1 block of LBA 0 into the data page
+    view.setUint16(at + 2, cid, true);
+    view.setUint32(at + 4, 1, true);
+    view.setBigUint64(at + 24, pages.dmaAddress(4 * 4096), true);
+  };
+  const cqe = (slot: number) => {
+    const at = 2 * 4096 + slot * 16;
+    const status = view.getUint16(at + 14, true);
+    if (!status && !view.getUint16(at + 12, true)) return 'empty';
+    return `cid ${hex(view.getUint16(at + 12, true), 4)} sqid ${view.getUint16(at + 10, true)} sqhd ${view.getUint16(at + 8, true)} status ${hex(status, 4)}`;
+  };
+  /**
+   * Entries `from`..`to` - 1, sorted by command identifier: QEMU completes reads in flight
+   * together in the order its block layer's thread pool hands them back (seen newest first).
+   */
+  const entries = (from: number, to: number) =>
+    Array.from({ length: to - from }, (_, i) => cqe(from + i))
+      .sort()
+      .join('; ');
+  const posted = () => {
+    let n = 0;
+    while (n < 16 && cqe(n) !== 'empty') n++;
+    return n;
+  };
+  /** Waits for `count` entries in the completion ring (or the time a loaded TCG guest may need), then counts them. */
+  const settle = async (count: number) => {
+    for (let waited = 0; posted() < count && waited < 2000; waited += 10) await sleep(10);
+    await sleep(50);
+    return `${posted()} in the ring`;
+  };
+  const tail = (value: number) => r.write32(0x1000 + 2 * 8, value);
+  const shadowTail = (value: number) => view.setUint32(16, value, true);
+  sqe(0, 0x100);
+  tail(1);
+  out('dbbuf.doorbell-only.posted', await settle(0));
+  out('dbbuf.doorbell-only.event-index', words(4096 + 16));
+  shadowTail(1);
+  out('dbbuf.shadow-only.posted', await settle(0));
+  tail(1);
+  out('dbbuf.shadow-and-doorbell.posted', await settle(1));
+  out('dbbuf.shadow-and-doorbell.entries', entries(0, 1));
+  out('dbbuf.shadow-and-doorbell.event-index', words(4096 + 16));
+  sqe(1, 0x101);
+  sqe(2, 0x102);
+  shadowTail(3);
+  tail(0); // the value written does not count: the shadow's does
+  out('dbbuf.doorbell-value-ignored.posted', await settle(3));
+  out('dbbuf.doorbell-value-ignored.entries', entries(1, 3));
+  // The head in the shadow only: if the controller went by the register's 0, 12 more would fit.
+  view.setUint32(20, 3, true);
+  for (let slot = 3; slot < 16; slot++) sqe(slot, 0x100 + slot);
+  shadowTail(0);
+  tail(0);
+  out('dbbuf.head-from-shadow.posted', await settle(16));
+  out('dbbuf.head-from-shadow.entries', entries(3, 16));
+  out('dbbuf.head-from-shadow.event-index', words(4096 + 16));
+  out('dbbuf.delete-sq-2', await admin({ opcode: 0x00, cdw10: 2 }));
+  out('dbbuf.delete-cq-2', await admin({ opcode: 0x04, cdw10: 2 }));
   await nvme.shutdown();
 }
 

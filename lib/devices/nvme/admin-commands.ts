@@ -2,8 +2,9 @@
  * The admin command set as QEMU 7.2 executes it: queue creation and deletion with its checks and
  * status codes, Identify, Get Log Page, Get/Set Features, Abort (which never aborts anything),
  * and Asynchronous Event Request (held until an event). Admin commands must use PRPs and must not
- * be fused. Namespace Attachment, Virtualization Management, Doorbell Buffer Config and Format NVM
- * are listed as supported, like QEMU's, but not modelled: they fail with Invalid Field.
+ * be fused. Doorbell Buffer Config takes two page-aligned addresses and nothing else. Namespace
+ * Attachment, Virtualization Management and Format NVM are listed as supported, like QEMU's, but
+ * not modelled: they fail with Invalid Field.
  */
 import { dataPointerType, fusedOperation, type Command, type Completion } from './command';
 import type { AdminContext } from './context';
@@ -24,6 +25,7 @@ export const ADMIN = {
   SET_FEATURES: 0x09,
   GET_FEATURES: 0x0a,
   ASYNC_EVENT_REQUEST: 0x0c,
+  DOORBELL_BUFFER_CONFIG: 0x7c,
 } as const;
 
 /** An Asynchronous Event Request stays outstanding: the controller completes it later. */
@@ -59,6 +61,8 @@ export function executeAdmin(ctx: AdminContext, c: Command): Completion | typeof
       return getFeatures(ctx, c);
     case ADMIN.ASYNC_EVENT_REQUEST:
       return HELD;
+    case ADMIN.DOORBELL_BUFFER_CONFIG:
+      return doorbellBufferConfig(ctx, c);
     default:
       return { status: STATUS.INVALID_FIELD | DNR };
   }
@@ -107,6 +111,13 @@ function deleteCq(ctx: AdminContext, c: Command): Completion {
   // A completion queue still used by a submission queue cannot go (and may be retried).
   if (cq.sqs.size) return { status: STATUS.INVALID_QUEUE_DELETION };
   ctx.deleteCompletionQueue(qid);
+  return { status: STATUS.SUCCESS };
+}
+
+/** PRP1 the shadow doorbells, PRP2 the event indexes: used as addresses, not as data pointers. */
+function doorbellBufferConfig(ctx: AdminContext, c: Command): Completion {
+  if ((c.prp1 | c.prp2) & BigInt(ctx.pageSize - 1)) return { status: STATUS.INVALID_FIELD | DNR };
+  ctx.configureDoorbellBuffer({ doorbells: c.prp1, eventIndexes: c.prp2 });
   return { status: STATUS.SUCCESS };
 }
 

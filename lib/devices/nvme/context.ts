@@ -6,6 +6,7 @@ import type { Command, Completion } from './command';
 import type { Namespace } from './namespace';
 import type { DataRun } from './prp';
 import type { CompletionQueue, SubmissionQueue } from './queues';
+import type { DoorbellBuffer } from './shadow-doorbells';
 
 export interface CommandContext {
   /** CC.MPS as bytes: the page size of PRPs and queue base addresses. */
@@ -46,6 +47,8 @@ export interface AdminContext extends CommandContext {
   createCompletionQueue(id: number, base: bigint, size: number, vector: number, interruptsEnabled: boolean): void;
   deleteSubmissionQueue(id: number): void;
   deleteCompletionQueue(id: number): void;
+  /** Shadow doorbells from now until the controller is reset, for the queues there are and those to come. */
+  configureDoorbellBuffer(buffer: DoorbellBuffer): void;
   readonly identifyController: Uint8Array;
   readonly features: FeatureState;
   /** Microseconds of the machine's clock, for the SMART log's power-on hours and the timestamp. */

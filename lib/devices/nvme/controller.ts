@@ -18,6 +18,13 @@
  * order, and their completions posted in order with the phase tag and the submission queue head,
  * followed by the completion queue's MSI-X vector — or INTx, the pin asserted while a completion
  * queue with interrupts enabled holds entries and INTMS does not mask its vector.
+ *
+ * Shadow doorbells (Doorbell Buffer Config) as QEMU 7.2 has them: once configured, a fetch pass
+ * reads the submission queue's tail from the host's shadow (a doorbell write only starts the
+ * pass; its value is overwritten) and after each command writes the tail it has seen as the event
+ * index; a posting pass writes the head it knows as the event index and reads the shadow head
+ * before each entry. The admin queue's doorbell writes are copied into the shadow, since drivers
+ * ring only the register for it. A controller reset ends it.
  */
 import {
   DeviceModel,
@@ -40,6 +47,7 @@ import { MemoryStorage, Namespace, type NamespaceStorage } from './namespace';
 import { walkPrps, type DataRun } from './prp';
 import { walkSgl } from './sgl';
 import { CompletionQueue, SubmissionQueue } from './queues';
+import { shadowDoorbell, type DoorbellBuffer } from './shadow-doorbells';
 import {
   cc,
   CC_EN,
@@ -157,6 +165,9 @@ export class NvmeController extends DeviceModel {
   private readonly context: AdminContext;
   /** Set by an injected fatal status: nothing is fetched or posted until the controller is reset. */
   private halted = false;
+  private doorbellBuffer: DoorbellBuffer | undefined;
+  private readonly word = new Uint8Array(4);
+  private readonly wordView = new DataView(this.word.buffer);
   private readonly cqe = new Uint8Array(CQE_SIZE);
   private readonly cqeView = new DataView(this.cqe.buffer);
 
@@ -406,6 +417,7 @@ export class NvmeController extends DeviceModel {
     this.maskedEventTypes = 0;
     this.irqStatus = 0;
     this.cqPending = 0;
+    this.doorbellBuffer = undefined;
     this.setIntx(false);
     this.regs.set32(REG.CSTS, 0);
     this.regs.set32(REG.INTMS, 0);
@@ -443,6 +455,7 @@ export class NvmeController extends DeviceModel {
       }
       if (cq.full) this.schedulePost(cq);
       cq.head = value;
+      if (qid === 0 && cq.shadow) this.writeWord(cq.shadow.doorbell, value);
       if (cq.empty) {
         if (cq.interruptsEnabled) this.cqPending--;
         this.deassertIrq(cq);
@@ -459,6 +472,7 @@ export class NvmeController extends DeviceModel {
       return;
     }
     sq.tail = value;
+    if (qid === 0 && sq.shadow) this.writeWord(sq.shadow.doorbell, value);
     this.scheduleFetch(sq);
   }
 
@@ -478,6 +492,7 @@ export class NvmeController extends DeviceModel {
 
   private fetch(sq: SubmissionQueue): void {
     if (this.sqs[sq.id] !== sq || this.halted) return;
+    if (sq.shadow) sq.tail = this.readWord(sq.shadow.doorbell);
     while (!sq.empty && sq.outstanding < sq.size) {
       const at = sq.base + BigInt(sq.head * SQE_SIZE);
       const entry = this.readHost(at, SQE_SIZE);
@@ -490,28 +505,37 @@ export class NvmeController extends DeviceModel {
       const command = decodeCommand(entry);
       const subject: CommandSubject = { queue: sq.id, opcode: command.opcode, cid: command.cid, nsid: command.nsid };
       if (this.fetchFaults(subject)) return;
-      const injected =
-        this.faults.hit(
-          sq.id === 0 ? 'admin-status' : 'io-status',
-          subject,
-          (p) => `completed with status 0x${p.status.toString(16)} without executing`,
-        ) ??
-        (this.faults.hit('dma-error', subject, () => 'no data transferred; completed with Data Transfer Error')
-          ? { status: STATUS.DATA_TRANSFER_ERROR }
-          : undefined);
-      const outcome = injected ?? (sq.id === 0 ? this.admin(command) : executeIo(this.context, command, this.commandSetsEnabled));
-      if (outcome === HELD) {
-        // An Asynchronous Event Request waits for an event.
-        this.heldEvents.push({ sq, cid: command.cid });
-        continue;
+      this.run(sq, command, subject);
+      // The command may have been Doorbell Buffer Config itself.
+      if (sq.shadow) {
+        this.writeWord(sq.shadow.eventIndex, sq.tail);
+        sq.tail = this.readWord(sq.shadow.doorbell);
       }
-      const slow = this.faults.hit('slow-completion', subject, (p) => `completion held back ${p.microseconds} µs`);
-      if (slow)
-        this.clock.after(slow.microseconds, () => {
-          if (this.sqs[sq.id] === sq) this.complete(sq, command.cid, outcome, command.opcode, command.nsid);
-        });
-      else this.complete(sq, command.cid, outcome, command.opcode, command.nsid);
     }
+  }
+
+  private run(sq: SubmissionQueue, command: Command, subject: CommandSubject): void {
+    const injected =
+      this.faults.hit(
+        sq.id === 0 ? 'admin-status' : 'io-status',
+        subject,
+        (p) => `completed with status 0x${p.status.toString(16)} without executing`,
+      ) ??
+      (this.faults.hit('dma-error', subject, () => 'no data transferred; completed with Data Transfer Error')
+        ? { status: STATUS.DATA_TRANSFER_ERROR }
+        : undefined);
+    const outcome = injected ?? (sq.id === 0 ? this.admin(command) : executeIo(this.context, command, this.commandSetsEnabled));
+    if (outcome === HELD) {
+      // An Asynchronous Event Request waits for an event.
+      this.heldEvents.push({ sq, cid: command.cid });
+      return;
+    }
+    const slow = this.faults.hit('slow-completion', subject, (p) => `completion held back ${p.microseconds} µs`);
+    if (slow)
+      this.clock.after(slow.microseconds, () => {
+        if (this.sqs[sq.id] === sq) this.complete(sq, command.cid, outcome, command.opcode, command.nsid);
+      });
+    else this.complete(sq, command.cid, outcome, command.opcode, command.nsid);
   }
 
   /** The faults that stop the controller as it fetches a command; whether one fired. */
@@ -588,7 +612,12 @@ export class NvmeController extends DeviceModel {
     if (this.cqs[cq.id] !== cq || this.halted) return;
     const wasPending = !cq.empty;
     let posted = 0;
-    while (posted < cq.waiting.length && !cq.full) {
+    while (posted < cq.waiting.length) {
+      if (cq.shadow) {
+        this.writeWord(cq.shadow.eventIndex, cq.head);
+        cq.head = this.readWord(cq.shadow.doorbell);
+      }
+      if (cq.full) break;
       const w = cq.waiting[posted]!;
       const v = this.cqeView;
       v.setUint32(0, w.result ?? 0, true);
@@ -666,6 +695,32 @@ export class NvmeController extends DeviceModel {
     return this.dmaFailures === before ? bytes : undefined;
   }
 
+  /** A shadow doorbell or event index; like QEMU, a transfer that fails is not noticed. */
+  private readWord(address: bigint): number {
+    return new DataView(this.dma.read(address, 4).buffer).getUint32(0, true);
+  }
+
+  private writeWord(address: bigint, value: number): void {
+    this.wordView.setUint32(0, value, true);
+    this.dma.write(address, this.word);
+  }
+
+  private configureDoorbellBuffer(buffer: DoorbellBuffer): void {
+    this.doorbellBuffer = buffer;
+    for (let id = 0; id <= this.ioQueuePairs; id++) {
+      const sq = this.sqs[id],
+        cq = this.cqs[id];
+      if (sq) {
+        sq.shadow = shadowDoorbell(buffer, id, 'submission');
+        this.writeWord(sq.shadow.doorbell, sq.tail);
+      }
+      if (cq) {
+        cq.shadow = shadowDoorbell(buffer, id, 'completion');
+        this.writeWord(cq.shadow.doorbell, cq.head);
+      }
+    }
+  }
+
   private writeHost(address: bigint, data: Uint8Array): boolean {
     const before = this.dmaFailures;
     this.dma.write(address, data);
@@ -736,12 +791,15 @@ export class NvmeController extends DeviceModel {
       completionQueue: (id) => this.cqs[id],
       createSubmissionQueue: (id, base, size, cqid) => {
         const sq = new SubmissionQueue(id, base, size, cqid);
+        if (this.doorbellBuffer) sq.shadow = shadowDoorbell(this.doorbellBuffer, id, 'submission');
         this.sqs[id] = sq;
         this.cqs[cqid]!.sqs.add(sq);
         this.queuesCreated = true;
       },
       createCompletionQueue: (id, base, size, vector, ien) => {
-        this.cqs[id] = new CompletionQueue(id, base, size, vector, ien);
+        const cq = new CompletionQueue(id, base, size, vector, ien);
+        if (this.doorbellBuffer) cq.shadow = shadowDoorbell(this.doorbellBuffer, id, 'completion');
+        this.cqs[id] = cq;
         this.queuesCreated = true;
       },
       deleteSubmissionQueue: (id) => {
@@ -761,6 +819,7 @@ export class NvmeController extends DeviceModel {
         this.deassertIrq(cq);
         this.cqs[id] = undefined;
       },
+      configureDoorbellBuffer: (buffer) => this.configureDoorbellBuffer(buffer),
       identifyController: this.identity,
       get features() {
         return self.features;

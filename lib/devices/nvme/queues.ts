@@ -3,6 +3,7 @@
  * the indices, the phase tag, and the commands that have been fetched but not completed yet.
  */
 import type { Completion } from './command';
+import type { ShadowDoorbell } from './shadow-doorbells';
 
 export class SubmissionQueue {
   head = 0;
@@ -11,6 +12,8 @@ export class SubmissionQueue {
   outstanding = 0;
   /** A fetch pass is scheduled. */
   scheduled = false;
+  /** Set once the host configured a doorbell buffer: the tail is then read from host memory. */
+  shadow: ShadowDoorbell | undefined;
 
   constructor(
     readonly id: number,
@@ -43,6 +46,8 @@ export class CompletionQueue {
   readonly waiting: QueuedCompletion[] = [];
   /** A posting pass is scheduled. */
   scheduled = false;
+  /** Set once the host configured a doorbell buffer: the head is then read from host memory. */
+  shadow: ShadowDoorbell | undefined;
 
   constructor(
     readonly id: number,
