@@ -73,7 +73,7 @@ export async function observeNvme(kernel: Kernel, bdf: string, options: ObserveO
   return lines;
 }
 
-type Out = (key: string, value: string | number | bigint) => void;
+export type Out = (key: string, value: string | number | bigint) => void;
 
 function registersAfterReset(device: VfioDevice, out: Out): void {
   using r = device.bar(0).mmap();
@@ -512,10 +512,111 @@ async function dataTransfers(device: VfioDevice, out: Out, hangTimeoutMs: number
   const after = await nvme.getLogPage(0x02, 512);
   const counter = (d: Uint8Array, at: number) => new DataView(d.buffer, d.byteOffset).getBigUint64(at, true);
   out('log.smart.delta-commands', `reads ${counter(after, 64) - counter(before, 64)} writes ${counter(after, 80) - counter(before, 80)}`);
+  await copyCommands(nvme, device, out, last);
   // A data pointer the host does not back: QEMU maps it (IOMMU: it waits for a mapping for ever; noiommu: a bounce buffer).
   out('io.read.unbacked', await io(0x02, 1, 0n, 8, 0, 4096, { prp1: 0x7f_0000_0000 }));
   out('io.after-unbacked', await io(0x02, 1, 0n, 8, 0x1c0000));
   await nvme.shutdown();
+}
+
+/**
+ * Copy (source range format 0) on namespace 1, whose LBAs 0-7 and 64-103 hold data by now:
+ * the command's checks, each range's, and what reaches the destination. On the nvme machine's
+ * namespace (MSSRL, MCL, MSRC 0) every copy fails; the sriov machine's nvme-ns copies.
+ */
+export async function copyCommands(nvme: NvmeDriver, device: VfioDevice, out: Out, lastLba: bigint): Promise<void> {
+  using ranges = DmaBuffer.allocate(2 * 4096, { space: device.dmaSpace });
+  using data = DmaBuffer.allocate(1 << 17, { space: device.dmaSpace });
+  const view = new DataView(ranges.bytes.buffer, ranges.bytes.byteOffset, 2 * 4096);
+  const copy = (destination: bigint, list: readonly (readonly [bigint, number])[], format = 0, count = list.length) => {
+    ranges.bytes.fill(0);
+    list.forEach(([slba, blocks], i) => {
+      view.setBigUint64(i * 32 + 8, slba, true);
+      view.setUint16(i * 32 + 16, blocks - 1, true);
+    });
+    return outcomeWithResult(
+      ioCommand(
+        nvme,
+        {
+          opcode: 0x19,
+          nsid: 1,
+          cdw10: Number(destination & 0xffff_ffffn),
+          cdw11: Number(destination >> 32n),
+          cdw12: ((count - 1) & 0xff) | (format << 8),
+        },
+        { buffer: ranges, length: Math.max(count, 1) * 32 },
+      ),
+    );
+  };
+  /** Whether `blocks` at `at` read back as the source ranges in order. */
+  const landed = async (at: bigint, list: readonly (readonly [bigint, number])[]) => {
+    const blocks = list.reduce((n, [, b]) => n + b, 0);
+    await nvme.read(1, at, blocks, data, 0);
+    let offset = blocks * 512;
+    for (const [slba, b] of list) {
+      await nvme.read(1, slba, b, data, offset);
+      offset += b * 512;
+    }
+    return same(data.bytes, 0, blocks * 512, blocks * 512);
+  };
+  const one = [[0n, 8]] as const;
+  const two = [
+    [64n, 8],
+    [0n, 4],
+  ] as const;
+  const before = await nvme.getLogPage(0x02, 512);
+  out('copy.one-range', await copy(4096n, one));
+  out('copy.two-ranges', await copy(4200n, two));
+  const after = await nvme.getLogPage(0x02, 512);
+  out('copy.one-range.data', await landed(4096n, one));
+  out('copy.two-ranges.data', await landed(4200n, two));
+  const counter = (d: Uint8Array, at: number) => new DataView(d.buffer, d.byteOffset).getBigUint64(at, true);
+  out(
+    'copy.smart.delta',
+    `units read ${counter(after, 32) - counter(before, 32)} written ${counter(after, 48) - counter(before, 48)} ` +
+      `commands read ${counter(after, 64) - counter(before, 64)} written ${counter(after, 80) - counter(before, 80)}`,
+  );
+  out('copy.format-1', await copy(4300n, one, 1));
+  out('copy.format-2', await copy(4300n, one, 2));
+  out('copy.format-15', await copy(4300n, one, 15));
+  out('copy.range-129-blocks', await copy(4300n, [[0n, 129]]));
+  out('copy.range-128-blocks', await copy(4400n, [[64n, 128]]));
+  out(
+    'copy.second-source-beyond',
+    await copy(4600n, [
+      [0n, 8],
+      [lastLba, 2],
+    ]),
+  );
+  out('copy.second-source-beyond.first-landed', await landed(4600n, one));
+  out('copy.destination-beyond', await copy(lastLba - 3n, one));
+  out('copy.destination-wraps', await copy(0xffff_ffff_ffff_fffen, one));
+  out(
+    'copy.three-ranges-over-mcl',
+    await copy(4700n, [
+      [0n, 64],
+      [64n, 64],
+      [0n, 64],
+    ]),
+  );
+  out(
+    'copy.128-ranges',
+    await copy(
+      5000n,
+      Array.from({ length: 128 }, () => [0n, 1] as const),
+    ),
+  );
+  out(
+    'copy.129-ranges',
+    await copy(
+      5200n,
+      Array.from({ length: 129 }, () => [0n, 1] as const),
+    ),
+  );
+  out(
+    'copy.nsid-2',
+    await outcomeWithResult(ioCommand(nvme, { opcode: 0x19, nsid: 2, cdw10: 4800, cdw12: 0 }, { buffer: ranges, length: 32 })),
+  );
 }
 
 /**
@@ -739,6 +840,16 @@ async function outcomeData(p: Promise<Uint8Array>): Promise<string> {
   } catch (e) {
     return outcome(Promise.reject(e));
   }
+}
+
+/** outcome(), with dword 0 of a failed command's completion as well. */
+async function outcomeWithResult(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof NvmeCommandError) return `status ${hex(e.status, 4)} result ${hex(e.result)}`;
+  }
+  return outcome(p);
 }
 
 async function outcomeLength(p: Promise<number>): Promise<string> {

@@ -20,7 +20,13 @@ export function labSriovProfile(mode: 'noiommu' | 'iommu'): Profile {
       ...labPlatformFunctions([3, 5]),
       {
         address: '0000:00:04.0',
-        device: new NvmeController({ sriovMaxVfs: LAB_SRIOV_MAX_VFS, sriovVqFlexible: 4, sriovViFlexible: 2 }),
+        // The namespace is an nvme-ns device there, with that device's Copy limits.
+        device: new NvmeController({
+          sriovMaxVfs: LAB_SRIOV_MAX_VFS,
+          sriovVqFlexible: 4,
+          sriovViFlexible: 2,
+          copyLimits: { mssrl: 128, mcl: 128, msrc: 127 },
+        }),
         driver: 'vfio-pci',
       },
     ],

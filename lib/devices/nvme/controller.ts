@@ -43,7 +43,7 @@ import { initialFeatures } from './features';
 import { identifyController } from './identify-controller';
 import { NVME_FAULT_POINTS, type CommandSubject } from './faults';
 import { executeIo } from './io-commands';
-import { MemoryStorage, Namespace, type NamespaceStorage } from './namespace';
+import { MemoryStorage, Namespace, type CopyLimits, type NamespaceStorage } from './namespace';
 import { walkPrps, type DataRun } from './prp';
 import { walkSgl } from './sgl';
 import { CompletionQueue, SubmissionQueue } from './queues';
@@ -76,6 +76,11 @@ export interface NvmeOptions {
   readonly serial?: string;
   /** The namespace's blocks; default 64 MiB in memory, zeroes, like the lab's fresh image. */
   readonly storage?: NamespaceStorage;
+  /**
+   * The namespace's Copy limits (MSSRL, MCL, MSRC): default all 0, as QEMU gives the namespace of
+   * its drive property (the lab's nvme machine); an nvme-ns device's are 128, 128 and 127.
+   */
+  readonly copyLimits?: CopyLimits;
   /** QEMU's max_ioqpairs (default 64). */
   readonly ioQueuePairs?: number;
   /** QEMU's msix_qsize (default 65). */
@@ -240,7 +245,7 @@ export class NvmeController extends DeviceModel {
     this.latency = options.latencyMicroseconds ?? 0;
     this.discard = options.discard === 'unmap';
     const storage = options.storage ?? new MemoryStorage(64 * 1024 * 1024);
-    this.namespaces = [new Namespace(1, storage)];
+    this.namespaces = [new Namespace(1, storage, options.copyLimits)];
     this.identity = identifyController({
       vendorId: NVME_VENDOR_ID,
       subsystemVendorId: 0x1af4,

@@ -2,7 +2,8 @@
  * The NVM command set as QEMU 7.2 executes it on a namespace: Read, Write, Flush, Write Zeroes,
  * Dataset Management (deallocate, which the lab's drive ignores: QEMU's default discard=ignore),
  * Compare and Verify, with QEMU's checks in its order (namespace ID, opcode, fused, MDTS, LBA
- * range, data pointer: PRPs or SGLs). Copy is listed as supported but not modelled.
+ * range, data pointer: PRPs or SGLs), and Copy with source range format 0 (the only one a
+ * namespace without protection information takes).
  */
 import { dataPointerType, fusedOperation, type Command, type Completion } from './command';
 import type { CommandContext } from './context';
@@ -47,6 +48,8 @@ export function executeIo(ctx: CommandContext, c: Command, commandsEnabled: bool
       return datasetManagement(ctx, ns, c);
     case NVM.VERIFY:
       return verify(ctx, ns, c);
+    case NVM.COPY:
+      return copy(ctx, ns, c);
     default:
       return { status: STATUS.INVALID_FIELD | DNR };
   }
@@ -145,6 +148,48 @@ function datasetManagement(ctx: CommandContext, ns: Namespace, c: Command): Comp
     if (!ns.inRange(slba, blocks)) continue;
     ns.storage.zero(Number(slba) * ns.blockSize, blocks * ns.blockSize);
   }
+  return { status: STATUS.SUCCESS };
+}
+
+/** QEMU's OCFS: source range formats 0 and 1. */
+const COPY_FORMATS = 0x3;
+const COPY_RANGE_BYTES = 32;
+const COMMAND_SIZE_LIMIT = 0x0183;
+const INVALID_FORMAT = 0x010a;
+
+/**
+ * Copy: checks of the command first (with their own status codes), then each source range in
+ * turn — its length against MSSRL, its bounds, then the destination's — read and written before
+ * the next; a range that fails leaves the ranges before it copied and says in dword 0 how many
+ * there were.
+ */
+function copy(ctx: CommandContext, ns: Namespace, c: Command): Completion {
+  const ranges = (c.cdw12 & 0xff) + 1;
+  const format = (c.cdw12 >>> 8) & 0xf;
+  if (!(COPY_FORMATS & (1 << format))) return { status: STATUS.INVALID_FIELD | DNR };
+  if (ranges > ns.copyLimits.msrc + 1) return { status: COMMAND_SIZE_LIMIT | DNR };
+  // Format 1 carries protection information, which no namespace here has.
+  if (format !== 0) return { status: INVALID_FORMAT | DNR };
+  const data = runs(ctx, c, ranges * COPY_RANGE_BYTES);
+  if (typeof data === 'number') return { status: data | DNR };
+  const list = ctx.readRuns(data, ranges * COPY_RANGE_BYTES);
+  const v = new DataView(list.buffer, list.byteOffset, list.byteLength);
+  let destination = (BigInt(c.cdw11) << 32n) | BigInt(c.cdw10);
+  for (let i = 0; i < ranges; i++) {
+    const slba = v.getBigUint64(i * COPY_RANGE_BYTES + 8, true);
+    const blocks = v.getUint16(i * COPY_RANGE_BYTES + 16, true) + 1;
+    // QEMU finds a range's Command Size Limit or LBA Out of Range while the copy runs, as an
+    // I/O error, which it reports as an Internal Device Error whatever the range's status was.
+    const failed: Completion = { status: STATUS.INTERNAL_DEVICE_ERROR, result: i };
+    if (blocks > ns.copyLimits.mssrl || !ns.inRange(slba, blocks)) return failed;
+    const bytes = ns.storage.read(Number(slba) * ns.blockSize, blocks * ns.blockSize);
+    if (!ns.inRange(destination, blocks)) return failed;
+    ns.storage.write(Number(destination) * ns.blockSize, bytes);
+    destination += BigInt(blocks);
+  }
+  // One read and one write command in the SMART counters, with no data units (QEMU accounts a copy so).
+  ns.readCommands++;
+  ns.writeCommands++;
   return { status: STATUS.SUCCESS };
 }
 

@@ -72,6 +72,20 @@ export class MemoryStorage implements NamespaceStorage {
   }
 }
 
+/**
+ * Copy's limits, QEMU's nvme-ns properties of the same names: MSSRL, the blocks of one source
+ * range; MCL, the blocks of a whole copy (reported; QEMU 7.2 does not enforce it); MSRC, the
+ * source ranges, 0's based. A namespace made by the controller's drive property has them all 0,
+ * so every copy fails; an nvme-ns device has 128, 128 and 127.
+ */
+export interface CopyLimits {
+  readonly mssrl: number;
+  readonly mcl: number;
+  readonly msrc: number;
+}
+
+export const DRIVE_PROPERTY_COPY_LIMITS: CopyLimits = { mssrl: 0, mcl: 0, msrc: 0 };
+
 /** The LBA formats QEMU offers: data size as a power of two, metadata bytes. */
 const LBA_FORMATS: readonly { readonly ds: number; readonly ms: number }[] = [
   { ds: 9, ms: 0 },
@@ -100,7 +114,11 @@ export class Namespace {
   constructor(
     readonly nsid: number,
     readonly storage: NamespaceStorage,
+    readonly copyLimits: CopyLimits = DRIVE_PROPERTY_COPY_LIMITS,
   ) {
+    const { mssrl, mcl, msrc } = copyLimits;
+    if (!isUint(mssrl, 0xffff) || !isUint(mcl, 0xffff_ffff) || !isUint(msrc, 0xff))
+      throw new RangeError(`Namespace ${nsid}: copy limits mssrl 0..65535, mcl 0..2^32-1, msrc 0..255 (got ${mssrl}, ${mcl}, ${msrc})`);
     this.blocks = BigInt(Math.floor(storage.size / this.blockSize));
   }
 
@@ -121,6 +139,9 @@ export class Namespace {
     const granularity = 4096 / this.blockSize - 1;
     v.setUint16(68, granularity, true);
     v.setUint16(70, granularity, true);
+    v.setUint16(74, this.copyLimits.mssrl, true);
+    v.setUint32(76, this.copyLimits.mcl, true);
+    d[80] = this.copyLimits.msrc;
     LBA_FORMATS.forEach((f, i) => {
       v.setUint16(128 + i * 4, f.ms, true);
       d[128 + i * 4 + 2] = f.ds;
@@ -147,4 +168,8 @@ export class Namespace {
     const end = slba + BigInt(count);
     return end <= this.blocks && end >= slba;
   }
+}
+
+function isUint(n: number, max: number): boolean {
+  return Number.isInteger(n) && n >= 0 && n <= max;
 }
