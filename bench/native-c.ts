@@ -19,8 +19,16 @@ export function compileC(name: string): string {
   const binary = path.join(outputs, name);
   const fresh = fs.existsSync(binary) && fs.statSync(binary).mtimeMs >= fs.statSync(source).mtimeMs;
   if (!fresh) {
-    fs.mkdirSync(outputs, { recursive: true });
-    execFileSync(process.env.CC ?? 'cc', ['-O2', '-Wall', '-Wextra', '-o', binary, source], { stdio: 'inherit' });
+    try {
+      fs.mkdirSync(outputs, { recursive: true });
+      execFileSync(process.env.CC ?? 'cc', ['-O2', '-Wall', '-Wextra', '-o', binary, source], { stdio: 'inherit' });
+    } catch (e) {
+      // The lab guest sees the checkout read-only (a missing build/ reads as ENOENT there).
+      throw new Error(
+        `cannot build ${binary} from bench/c/${name}.c: ${(e as Error).message}; ` +
+          'in the lab guest the checkout is read-only: compile on the host first (scripts/lab/bench.sh does)',
+      );
+    }
   }
   return binary;
 }

@@ -346,6 +346,27 @@ async function withDriver(device: VfioDevice, out: Out): Promise<void> {
   out('admin.opcode-ff', await admin({ opcode: 0xff }));
   out('admin.opcode-81-sanitize', await admin({ opcode: 0x84 }));
   out('admin.opcode-0d-ns-mgmt', await admin({ opcode: 0x0d }));
+  for (const [name, nsid] of [
+    ['0', 0],
+    ['1', 1],
+    ['2', 2],
+    ['257', 257],
+    ['broadcast', 0xffff_ffff],
+  ] as const)
+    out(`admin.ns-attach.nsid-${name}`, await admin({ opcode: 0x15, nsid, cdw10: 0 }));
+  const virt = (action: number, type: number, cntlid: number, resources = 0) =>
+    admin({ opcode: 0x1c, cdw10: (action | (type << 8) | (cntlid << 16)) >>> 0, cdw11: resources });
+  out('admin.virt-mgmt.primary-0-queues', await virt(0x1, 0, 0));
+  out('admin.virt-mgmt.primary-0-interrupts', await virt(0x1, 1, 0));
+  out('admin.virt-mgmt.primary-1-queue', await virt(0x1, 0, 0, 1));
+  out('admin.virt-mgmt.primary-cntlid-1', await virt(0x1, 0, 1));
+  out('admin.virt-mgmt.resource-type-2', await virt(0x1, 2, 0));
+  out('admin.virt-mgmt.resource-type-7-action-0', await virt(0x0, 7, 0));
+  out('admin.virt-mgmt.assign', await virt(0x8, 0, 1, 2));
+  out('admin.virt-mgmt.online', await virt(0x9, 0, 1));
+  out('admin.virt-mgmt.offline', await virt(0x7, 1, 1));
+  out('admin.virt-mgmt.action-0', await virt(0x0, 0, 0));
+  out('admin.virt-mgmt.action-f', await virt(0xf, 1, 0));
   out('admin.identify.psdt-1', await outcome(rawAdmin(nvme, { opcode: 0x06, cdw10: 1 }, 0x40, await scratch(device))));
   out('admin.identify.fused', await outcome(rawAdmin(nvme, { opcode: 0x06, cdw10: 1 }, 0x01, await scratch(device))));
   out('admin.identify.prp1-offset', await outcomeData(identifyAt(nvme, device, 0x800)));

@@ -3,8 +3,10 @@
  * status codes, Identify, Get Log Page, Get/Set Features, Abort (which never aborts anything),
  * and Asynchronous Event Request (held until an event). Admin commands must use PRPs and must not
  * be fused. Doorbell Buffer Config takes two page-aligned addresses and nothing else. Namespace
- * Attachment, Virtualization Management and Format NVM are listed as supported, like QEMU's, but
- * not modelled: they fail with Invalid Field.
+ * Attachment and Virtualization Management answer as on a controller outside an NVM subsystem
+ * and without secondary controllers (the lab's nvme machine): nothing to attach, nothing to
+ * assign. Listed as supported, like QEMU's, but not modelled — they fail with Invalid Field —:
+ * Format NVM, and Virtualization Management on an SR-IOV PF.
  */
 import { dataPointerType, fusedOperation, type Command, type Completion } from './command';
 import type { AdminContext } from './context';
@@ -25,6 +27,8 @@ export const ADMIN = {
   SET_FEATURES: 0x09,
   GET_FEATURES: 0x0a,
   ASYNC_EVENT_REQUEST: 0x0c,
+  NAMESPACE_ATTACHMENT: 0x15,
+  VIRTUALIZATION_MANAGEMENT: 0x1c,
   DOORBELL_BUFFER_CONFIG: 0x7c,
 } as const;
 
@@ -63,6 +67,10 @@ export function executeAdmin(ctx: AdminContext, c: Command): Completion | typeof
       return HELD;
     case ADMIN.DOORBELL_BUFFER_CONFIG:
       return doorbellBufferConfig(ctx, c);
+    case ADMIN.NAMESPACE_ATTACHMENT:
+      return namespaceAttachment(ctx, c);
+    case ADMIN.VIRTUALIZATION_MANAGEMENT:
+      return virtualizationManagement(ctx, c);
     default:
       return { status: STATUS.INVALID_FIELD | DNR };
   }
@@ -119,6 +127,39 @@ function doorbellBufferConfig(ctx: AdminContext, c: Command): Completion {
   if ((c.prp1 | c.prp2) & BigInt(ctx.pageSize - 1)) return { status: STATUS.INVALID_FIELD | DNR };
   ctx.configureDoorbellBuffer({ doorbells: c.prp1, eventIndexes: c.prp2 });
   return { status: STATUS.SUCCESS };
+}
+
+/** A namespace ID QEMU takes as valid; only then does it look for the namespace in its subsystem. */
+function namespaceAttachment(ctx: AdminContext, c: Command): Completion {
+  if (c.nsid === 0 || (c.nsid !== BROADCAST && c.nsid > ctx.maxNamespaces)) return { status: STATUS.INVALID_NSID | DNR };
+  return { status: STATUS.INVALID_FIELD | DNR };
+}
+
+const VIRT = { PRIMARY_FLEXIBLE_ALLOCATION: 0x1, SECONDARY_OFFLINE: 0x7, SECONDARY_ASSIGN: 0x8, SECONDARY_ONLINE: 0x9 } as const;
+
+/**
+ * Virtualization Management with no secondary controller and no flexible resources: the
+ * resource type checked first; the primary's own allocation (controller ID 0) can only be 0.
+ */
+function virtualizationManagement(ctx: AdminContext, c: Command): Completion {
+  if (ctx.secondaryControllers) return { status: STATUS.INVALID_FIELD | DNR };
+  const action = c.cdw10 & 0xf;
+  const resourceType = (c.cdw10 >>> 8) & 0x7;
+  const controllerId = c.cdw10 >>> 16;
+  const resources = c.cdw11 & 0xffff;
+  if (resourceType > 1) return { status: STATUS.INVALID_RESOURCE_ID | DNR };
+  switch (action) {
+    case VIRT.PRIMARY_FLEXIBLE_ALLOCATION:
+      if (controllerId !== 0) return { status: STATUS.INVALID_CONTROLLER_ID | DNR };
+      if (resources > 0) return { status: STATUS.INVALID_NUMBER_OF_RESOURCES | DNR };
+      return { status: STATUS.SUCCESS, result: 0 };
+    case VIRT.SECONDARY_ASSIGN:
+    case VIRT.SECONDARY_ONLINE:
+    case VIRT.SECONDARY_OFFLINE:
+      return { status: STATUS.INVALID_CONTROLLER_ID | DNR };
+    default:
+      return { status: STATUS.INVALID_FIELD | DNR };
+  }
 }
 
 /** Abort: the command to abort is never found (result bit 0: not aborted). */

@@ -34,6 +34,8 @@ export interface CommandContext {
 export interface AdminContext extends CommandContext {
   /** I/O queue pairs the controller offers (QEMU's max_ioqpairs). */
   readonly ioQueuePairs: number;
+  /** Secondary controllers (an SR-IOV PF's VFs: QEMU's sriov_max_vfs), 0 for any other controller. */
+  readonly secondaryControllers: number;
   /** CAP.MQES, 0's based. */
   readonly maxQueueEntries: number;
   /** MSI-X table entries (QEMU's msix_qsize). */

@@ -784,6 +784,7 @@ export class NvmeController extends DeviceModel {
       readRuns: (runs, length) => this.readRuns(runs, length),
       writeRuns: (runs, data) => this.writeRuns(runs, data),
       ioQueuePairs: this.ioQueuePairs,
+      secondaryControllers: this.options.virtualFunction === undefined ? (this.options.sriovMaxVfs ?? 0) : 0,
       maxQueueEntries: CAP.mqes,
       interruptVectors: this.msixVectors,
       get msixEnabled() {
