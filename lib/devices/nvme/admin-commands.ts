@@ -13,7 +13,7 @@ import type { AdminContext } from './context';
 import { getFeatures, setFeatures } from './features';
 import { commandSetCombinations, identifyControllerNvm, namespaceList } from './identify-controller';
 import { ADMIN_EFFECTS, getLogPage } from './log-pages';
-import { IDENTIFY_SIZE } from './namespace';
+import { BROADCAST_NSID, IDENTIFY_SIZE, nsidValid } from './namespace';
 import { DNR, STATUS } from './status';
 
 export const ADMIN = {
@@ -35,7 +35,6 @@ export const ADMIN = {
 /** An Asynchronous Event Request stays outstanding: the controller completes it later. */
 export const HELD = 'held';
 
-const BROADCAST = 0xffff_ffff;
 /** VSL: Verify size limit as a power of two of pages (QEMU's vsl property, default 7). */
 const VERIFY_SIZE_LIMIT = 7;
 
@@ -131,7 +130,7 @@ function doorbellBufferConfig(ctx: AdminContext, c: Command): Completion {
 
 /** A namespace ID QEMU takes as valid; only then does it look for the namespace in its subsystem. */
 function namespaceAttachment(ctx: AdminContext, c: Command): Completion {
-  if (c.nsid === 0 || (c.nsid !== BROADCAST && c.nsid > ctx.maxNamespaces)) return { status: STATUS.INVALID_NSID | DNR };
+  if (!nsidValid(c.nsid, ctx.maxNamespaces)) return { status: STATUS.INVALID_NSID | DNR };
   return { status: STATUS.INVALID_FIELD | DNR };
 }
 
@@ -191,7 +190,7 @@ const CNS = {
 function identify(ctx: AdminContext, c: Command): Completion {
   const cns = c.cdw10 & 0xff;
   const csi = c.cdw11 >>> 24;
-  const nsidValid = c.nsid !== 0 && c.nsid !== BROADCAST && c.nsid <= ctx.maxNamespaces;
+  const nsidValid = c.nsid !== 0 && c.nsid !== BROADCAST_NSID && c.nsid <= ctx.maxNamespaces;
   const empty = () => ctx.toHost(c, new Uint8Array(IDENTIFY_SIZE));
   switch (cns) {
     case CNS.NAMESPACE:
@@ -216,11 +215,11 @@ function identify(ctx: AdminContext, c: Command): Completion {
       return { status: STATUS.INVALID_FIELD | DNR };
     case CNS.ACTIVE_NAMESPACES:
     case CNS.ALLOCATED_NAMESPACES:
-      if (c.nsid >= BROADCAST - 1) return { status: STATUS.INVALID_NSID | DNR };
+      if (c.nsid >= BROADCAST_NSID - 1) return { status: STATUS.INVALID_NSID | DNR };
       return ctx.toHost(c, namespaceList(activeNamespaces(ctx), c.nsid));
     case CNS.CSI_ACTIVE_NAMESPACES:
     case CNS.CSI_ALLOCATED_NAMESPACES:
-      if (c.nsid >= BROADCAST - 1) return { status: STATUS.INVALID_NSID | DNR };
+      if (c.nsid >= BROADCAST_NSID - 1) return { status: STATUS.INVALID_NSID | DNR };
       if (csi !== 0 && csi !== 2) return { status: STATUS.INVALID_FIELD | DNR };
       return ctx.toHost(c, namespaceList(csi === 0 ? activeNamespaces(ctx) : [], c.nsid));
     case CNS.NAMESPACE_DESCRIPTORS: {

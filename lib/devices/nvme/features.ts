@@ -9,6 +9,7 @@
 import type { Command, Completion } from './command';
 import type { AdminContext } from './context';
 import { WARNING_TEMPERATURE } from './identify-controller';
+import { BROADCAST_NSID, nsidValid } from './namespace';
 import { DNR, STATUS } from './status';
 
 export const FEATURE = {
@@ -41,7 +42,6 @@ const CAPABILITIES: Readonly<Record<number, number>> = {
   [FEATURE.HOST_BEHAVIOR]: CHANGEABLE,
   [FEATURE.COMMAND_SET_PROFILE]: CHANGEABLE,
 };
-const BROADCAST = 0xffff_ffff;
 const NO_COALESCING = 1 << 16;
 /** Arbitration burst: no limit. */
 const ARBITRATION_DEFAULT = 0x7;
@@ -60,17 +60,13 @@ export function initialFeatures(): AdminContext['features'] {
   };
 }
 
-function nsidValid(ctx: AdminContext, nsid: number): boolean {
-  return nsid !== 0 && (nsid === BROADCAST || nsid <= ctx.maxNamespaces);
-}
-
 export function getFeatures(ctx: AdminContext, c: Command): Completion {
   const fid = c.cdw10 & 0xff;
   const select = (c.cdw10 >>> 8) & 0x7;
   if (!SUPPORTED.has(fid)) return { status: STATUS.INVALID_FIELD | DNR };
   const capabilities = CAPABILITIES[fid] ?? 0;
   if (capabilities & NAMESPACE_SPECIFIC) {
-    if (!nsidValid(ctx, c.nsid) || c.nsid === BROADCAST) return { status: STATUS.INVALID_NSID | DNR };
+    if (!nsidValid(c.nsid, ctx.maxNamespaces) || c.nsid === BROADCAST_NSID) return { status: STATUS.INVALID_NSID | DNR };
     if (!ctx.namespace(c.nsid)) return { status: STATUS.INVALID_FIELD | DNR };
   }
   if (select === 3) return { status: STATUS.SUCCESS, result: capabilities };
@@ -126,12 +122,12 @@ export function setFeatures(ctx: AdminContext, c: Command): Completion {
   if (!SUPPORTED.has(fid)) return { status: STATUS.INVALID_FIELD | DNR };
   const capabilities = CAPABILITIES[fid] ?? 0;
   if (capabilities & NAMESPACE_SPECIFIC) {
-    if (c.nsid !== BROADCAST) {
-      if (!nsidValid(ctx, c.nsid)) return { status: STATUS.INVALID_NSID | DNR };
+    if (c.nsid !== BROADCAST_NSID) {
+      if (!nsidValid(c.nsid, ctx.maxNamespaces)) return { status: STATUS.INVALID_NSID | DNR };
       if (!ctx.namespace(c.nsid)) return { status: STATUS.INVALID_FIELD | DNR };
     }
-  } else if (c.nsid !== 0 && c.nsid !== BROADCAST) {
-    if (!nsidValid(ctx, c.nsid)) return { status: STATUS.INVALID_NSID | DNR };
+  } else if (c.nsid !== 0 && c.nsid !== BROADCAST_NSID) {
+    if (!nsidValid(c.nsid, ctx.maxNamespaces)) return { status: STATUS.INVALID_NSID | DNR };
     return { status: STATUS.FEATURE_NOT_NAMESPACE_SPECIFIC | DNR };
   }
   if (!(capabilities & CHANGEABLE)) return { status: STATUS.FEATURE_NOT_CHANGEABLE | DNR };
@@ -150,7 +146,7 @@ export function setFeatures(ctx: AdminContext, c: Command): Completion {
         const ns = ctx.namespace(nsid);
         if (ns) ns.errorRecovery = c.cdw11;
       };
-      if (c.nsid === BROADCAST) for (let i = 1; i <= ctx.maxNamespaces; i++) apply(i);
+      if (c.nsid === BROADCAST_NSID) for (let i = 1; i <= ctx.maxNamespaces; i++) apply(i);
       else apply(c.nsid);
       break;
     }

@@ -7,7 +7,7 @@
  */
 import { dataPointerType, fusedOperation, type Command, type Completion } from './command';
 import type { CommandContext } from './context';
-import type { Namespace } from './namespace';
+import { BROADCAST_NSID, nsidValid, type Namespace } from './namespace';
 import { DNR, STATUS } from './status';
 
 export const NVM = {
@@ -21,7 +21,6 @@ export const NVM = {
   COPY: 0x19,
 } as const;
 
-const BROADCAST = 0xffff_ffff;
 const SUPPORTED = new Set<number>([NVM.WRITE, NVM.READ, NVM.COMPARE, NVM.WRITE_ZEROES, NVM.DSM, NVM.VERIFY, NVM.COPY]);
 /** Compare Failure (media and data integrity errors), which may be retried. */
 const COMPARE_FAILURE = 0x0285;
@@ -29,7 +28,7 @@ const COMPARE_FAILURE = 0x0285;
 const DSM_DEALLOCATE = 1 << 2;
 
 export function executeIo(ctx: CommandContext, c: Command, commandsEnabled: boolean): Completion {
-  if (c.nsid === 0 || (c.nsid !== BROADCAST && c.nsid > ctx.maxNamespaces)) return { status: STATUS.INVALID_NSID | DNR };
+  if (!nsidValid(c.nsid, ctx.maxNamespaces)) return { status: STATUS.INVALID_NSID | DNR };
   if (c.opcode === NVM.FLUSH && commandsEnabled) return flush(ctx, c);
   const ns = ctx.namespace(c.nsid);
   if (!ns) return { status: STATUS.INVALID_FIELD | DNR };
@@ -194,7 +193,7 @@ function copy(ctx: CommandContext, ns: Namespace, c: Command): Completion {
 }
 
 function flush(ctx: CommandContext, c: Command): Completion {
-  if (c.nsid === BROADCAST) {
+  if (c.nsid === BROADCAST_NSID) {
     for (let i = 1; i <= ctx.maxNamespaces; i++) ctx.namespace(i)?.storage.flush();
     return { status: STATUS.SUCCESS };
   }

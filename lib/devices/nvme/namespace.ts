@@ -5,6 +5,14 @@
  * metadata), no protection information in use, deallocated blocks read as zeroes.
  */
 
+/** The namespace ID that stands for every namespace. */
+export const BROADCAST_NSID = 0xffff_ffff;
+
+/** QEMU's nvme_nsid_valid: an ID a command may name (the broadcast ID included), whether or not it is in use. */
+export function nsidValid(nsid: number, maxNamespaces: number): boolean {
+  return nsid !== 0 && (nsid === BROADCAST_NSID || nsid <= maxNamespaces);
+}
+
 /** Where a namespace's blocks live. Offsets and lengths are in bytes. */
 export interface NamespaceStorage {
   readonly size: number;
