@@ -385,7 +385,7 @@ async function dataTransfers(device: VfioDevice, out: Out, hangTimeoutMs: number
   using nvme = await NvmeDriver.open(device, { ioQueues: 1, queueDepth: 16, completion: 'poll', commandTimeoutMs: hangTimeoutMs });
   using data = DmaBuffer.allocate(1 << 21, { space: device.dmaSpace });
   const bytes = data.bytes;
-  for (let i = 0; i < 1 << 20; i++) bytes[i] = (i * 7 + (i >>> 9)) & 0xff;
+  fillPattern(bytes.subarray(0, 1 << 20));
   const io = (
     opcode: number,
     nsid: number,
@@ -531,8 +531,10 @@ async function dataTransfers(device: VfioDevice, out: Out, hangTimeoutMs: number
   out('io.write.for-smart', await io(0x01, 1, 1000n, 8));
   out('io.read.for-smart', await io(0x02, 1, 1000n, 8, 0x1c0000));
   const after = await nvme.getLogPage(0x02, 512);
-  const counter = (d: Uint8Array, at: number) => new DataView(d.buffer, d.byteOffset).getBigUint64(at, true);
-  out('log.smart.delta-commands', `reads ${counter(after, 64) - counter(before, 64)} writes ${counter(after, 80) - counter(before, 80)}`);
+  out(
+    'log.smart.delta-commands',
+    `reads ${smartCounter(after, 64) - smartCounter(before, 64)} writes ${smartCounter(after, 80) - smartCounter(before, 80)}`,
+  );
   await copyCommands(nvme, device, out, last);
   // A data pointer the host does not back: QEMU maps it (IOMMU: it waits for a mapping for ever; noiommu: a bounce buffer).
   out('io.read.unbacked', await io(0x02, 1, 0n, 8, 0, 4096, { prp1: 0x7f_0000_0000 }));
@@ -591,11 +593,10 @@ export async function copyCommands(nvme: NvmeDriver, device: VfioDevice, out: Ou
   const after = await nvme.getLogPage(0x02, 512);
   out('copy.one-range.data', await landed(4096n, one));
   out('copy.two-ranges.data', await landed(4200n, two));
-  const counter = (d: Uint8Array, at: number) => new DataView(d.buffer, d.byteOffset).getBigUint64(at, true);
   out(
     'copy.smart.delta',
-    `units read ${counter(after, 32) - counter(before, 32)} written ${counter(after, 48) - counter(before, 48)} ` +
-      `commands read ${counter(after, 64) - counter(before, 64)} written ${counter(after, 80) - counter(before, 80)}`,
+    `units read ${smartCounter(after, 32) - smartCounter(before, 32)} written ${smartCounter(after, 48) - smartCounter(before, 48)} ` +
+      `commands read ${smartCounter(after, 64) - smartCounter(before, 64)} written ${smartCounter(after, 80) - smartCounter(before, 80)}`,
   );
   out('copy.format-1', await copy(4300n, one, 1));
   out('copy.format-2', await copy(4300n, one, 2));
@@ -649,8 +650,7 @@ async function shadowDoorbells(device: VfioDevice, out: Out): Promise<void> {
   // Pages: 0 shadow doorbells, 1 event indexes, 2 completion ring, 3 submission ring, 4 data.
   using pages = DmaBuffer.allocate(5 * 4096, { space: device.dmaSpace });
   const bytes = pages.bytes;
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const words = (at: number) => Array.from({ length: 6 }, (_, i) => hex(view.getUint32(at + i * 4, true))).join(' ');
+  const words = (at: number) => shadowWords(pages, at);
   await shadowedQueuePair(device, pages, out);
   // A controller reset ends it: the driver's own queues go by their registers again.
   using again = await NvmeDriver.open(device, { ioQueues: 1, queueDepth: 16, completion: 'poll', commandTimeoutMs: 10_000 });
@@ -667,7 +667,7 @@ async function shadowedQueuePair(device: VfioDevice, pages: DmaBuffer, out: Out)
   const bytes = pages.bytes;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const page = (i: number) => Number(pages.dmaAddress(i * 4096));
-  const words = (at: number) => Array.from({ length: 6 }, (_, i) => hex(view.getUint32(at + i * 4, true))).join(' ');
+  const words = (at: number) => shadowWords(pages, at);
   const admin = (c: AdminCommand) => outcome(nvme.adminCommand(c));
   const config = (prp1: number, prp2: number) => admin({ opcode: 0x7c, prp1, prp2 });
   bytes.fill(0);
@@ -853,6 +853,22 @@ export function conformanceDiff(lab: readonly string[], observed: readonly strin
   const labKeys = new Set(lab.map(key));
   for (const l of observed) if (!labKeys.has(key(l))) diff.push(`lab:   (missing)\nmodel: ${l}`);
   return diff;
+}
+
+/** The pattern the data lines write (and copyCommands expects at LBAs 0-7 and 64-103). */
+export function fillPattern(bytes: Uint8Array): void {
+  for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7 + (i >>> 9)) & 0xff;
+}
+
+/** A SMART log counter (the 64-bit low half of a 128-bit field). */
+function smartCounter(log: Uint8Array, at: number): bigint {
+  return new DataView(log.buffer, log.byteOffset).getBigUint64(at, true);
+}
+
+/** Six shadow doorbell or event index words from byte `at` of the pages. */
+function shadowWords(pages: DmaBuffer, at: number): string {
+  const view = new DataView(pages.bytes.buffer, pages.bytes.byteOffset, pages.bytes.byteLength);
+  return Array.from({ length: 6 }, (_, i) => hex(view.getUint32(at + i * 4, true))).join(' ');
 }
 
 async function outcomeData(p: Promise<Uint8Array>): Promise<string> {

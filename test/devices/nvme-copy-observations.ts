@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { DmaBuffer, openDevice, type Kernel } from '../../lib';
 import { NvmeDriver } from '../../examples/nvme/nvme-driver';
-import { copyCommands } from './nvme-conformance';
+import { copyCommands, fillPattern } from './nvme-conformance';
 
 export const SRIOV_PF = '0000:00:04.0';
 const TOKEN = '52ac9bff-3a88-4fbd-901a-0d767c3b6c97';
@@ -24,7 +24,7 @@ export async function observeSriovCopy(kernel: Kernel): Promise<string[]> {
   {
     // What copyCommands expects: LBAs 0-7 and 64-103 written with a pattern.
     using data = DmaBuffer.allocate(1 << 17, { space: device.dmaSpace });
-    for (let i = 0; i < data.bytes.length; i++) data.bytes[i] = (i * 7 + (i >>> 9)) & 0xff;
+    fillPattern(data.bytes);
     await nvme.write(1, 0, 8, data);
     await nvme.write(1, 64, 40, data, 0x10200);
   }
