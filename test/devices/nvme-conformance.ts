@@ -15,6 +15,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { DmaBuffer, openDevice, type Kernel, type VfioDevice } from '../../lib';
 import { NvmeCommandError, NvmeControllerError, NvmeTimeoutError } from '../../examples/nvme/errors';
 import { NvmeDriver, type AdminCommand, type DataBuffer } from '../../examples/nvme/nvme-driver';
+import { HandBuiltQueuePair } from './nvme-hand-queue';
+import { completionOrder } from './nvme-completion-order';
 
 /** Lines about interrupt delivery start with this; they need MSI-X on the host side. */
 export const INTERRUPT_PREFIX = 'irq.';
@@ -67,6 +69,7 @@ export async function observeNvme(kernel: Kernel, bdf: string, options: ObserveO
   await withDriver(device, out);
   await dataTransfers(device, out, options.hangTimeoutMs ?? 3000);
   await shadowDoorbells(device, out);
+  await completionOrder(device, out, outcome);
   if (options.interrupts) await interrupts(device, out);
   await intx(device, out);
   await fatalStatus(device, out);
@@ -686,69 +689,39 @@ async function shadowedQueuePair(device: VfioDevice, pages: DmaBuffer, out: Out)
   // Queue pair 2: the shadow words zeroed first, as a driver initialises them.
   view.setUint32(16, 0, true);
   view.setUint32(20, 0, true);
-  out('dbbuf.create-cq-2', await admin({ opcode: 0x05, cdw10: (15 << 16) | 2, cdw11: 1, prp1: page(2) }));
-  out('dbbuf.create-sq-2', await admin({ opcode: 0x01, cdw10: (15 << 16) | 2, cdw11: (2 << 16) | 1, prp1: page(3) }));
-  const sqe = (slot: number, cid: number) => {
-    const at = 3 * 4096 + slot * 64;
-    bytes.fill(0, at, at + 64);
-    view.setUint8(at, 0x02); // Read, 1 block of LBA 0 into the data page
-    view.setUint16(at + 2, cid, true);
-    view.setUint32(at + 4, 1, true);
-    view.setBigUint64(at + 24, pages.dmaAddress(4 * 4096), true);
-  };
-  const cqe = (slot: number) => {
-    const at = 2 * 4096 + slot * 16;
-    const status = view.getUint16(at + 14, true);
-    if (!status && !view.getUint16(at + 12, true)) return 'empty';
-    return `cid ${hex(view.getUint16(at + 12, true), 4)} sqid ${view.getUint16(at + 10, true)} sqhd ${view.getUint16(at + 8, true)} status ${hex(status, 4)}`;
-  };
-  /**
-   * Entries `from`..`to` - 1, sorted by command identifier: QEMU completes reads in flight
-   * together in the order its block layer's thread pool hands them back (seen newest first).
-   */
-  const entries = (from: number, to: number) =>
-    Array.from({ length: to - from }, (_, i) => cqe(from + i))
-      .sort()
-      .join('; ');
-  const posted = () => {
-    let n = 0;
-    while (n < 16 && cqe(n) !== 'empty') n++;
-    return n;
-  };
-  /** Waits for `count` entries in the completion ring (or the time a loaded TCG guest may need), then counts them. */
-  const settle = async (count: number) => {
-    for (let waited = 0; posted() < count && waited < 2000; waited += 10) await sleep(10);
-    await sleep(50);
-    return `${posted()} in the ring`;
-  };
-  const tail = (value: number) => r.write32(0x1000 + 2 * 8, value);
+  const queue = new HandBuiltQueuePair(pages, r, 2, 3);
+  out('dbbuf.create-cq-2', await admin(queue.createCq));
+  out('dbbuf.create-sq-2', await admin(queue.createSq));
+  // Read, 1 block of LBA 0 into the data page.
+  const sqe = (slot: number, cid: number) => queue.write(slot, { opcode: 0x02, cid, prp1: pages.dmaAddress(4 * 4096) });
+  const tail = (value: number) => queue.ringTail(value);
   const shadowTail = (value: number) => view.setUint32(16, value, true);
   sqe(0, 0x100);
   tail(1);
-  out('dbbuf.doorbell-only.posted', await settle(0));
+  out('dbbuf.doorbell-only.posted', await queue.settle(0));
   out('dbbuf.doorbell-only.event-index', words(4096 + 16));
   shadowTail(1);
-  out('dbbuf.shadow-only.posted', await settle(0));
+  out('dbbuf.shadow-only.posted', await queue.settle(0));
   tail(1);
-  out('dbbuf.shadow-and-doorbell.posted', await settle(1));
-  out('dbbuf.shadow-and-doorbell.entries', entries(0, 1));
+  out('dbbuf.shadow-and-doorbell.posted', await queue.settle(1));
+  out('dbbuf.shadow-and-doorbell.entries', queue.entrySet(0, 1));
   out('dbbuf.shadow-and-doorbell.event-index', words(4096 + 16));
   sqe(1, 0x101);
   sqe(2, 0x102);
   shadowTail(3);
   tail(0); // the value written does not count: the shadow's does
-  out('dbbuf.doorbell-value-ignored.posted', await settle(3));
-  out('dbbuf.doorbell-value-ignored.entries', entries(1, 3));
+  out('dbbuf.doorbell-value-ignored.posted', await queue.settle(3));
+  out('dbbuf.doorbell-value-ignored.entries', queue.entrySet(1, 3));
   // The head in the shadow only: if the controller went by the register's 0, 12 more would fit.
   view.setUint32(20, 3, true);
   for (let slot = 3; slot < 16; slot++) sqe(slot, 0x100 + slot);
   shadowTail(0);
   tail(0);
-  out('dbbuf.head-from-shadow.posted', await settle(16));
-  out('dbbuf.head-from-shadow.entries', entries(3, 16));
+  out('dbbuf.head-from-shadow.posted', await queue.settle(16));
+  out('dbbuf.head-from-shadow.entries', queue.entrySet(3, 16));
   out('dbbuf.head-from-shadow.event-index', words(4096 + 16));
-  out('dbbuf.delete-sq-2', await admin({ opcode: 0x00, cdw10: 2 }));
-  out('dbbuf.delete-cq-2', await admin({ opcode: 0x04, cdw10: 2 }));
+  out('dbbuf.delete-sq-2', await admin(queue.deleteSq));
+  out('dbbuf.delete-cq-2', await admin(queue.deleteCq));
   await nvme.shutdown();
 }
 

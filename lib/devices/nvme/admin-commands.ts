@@ -13,6 +13,7 @@ import type { AdminContext } from './context';
 import { getFeatures, setFeatures } from './features';
 import { commandSetCombinations, identifyControllerNvm, namespaceList } from './identify-controller';
 import { ADMIN_EFFECTS, getLogPage } from './log-pages';
+import { dsmRangeSizeLimit } from './io-commands';
 import { BROADCAST_NSID, IDENTIFY_SIZE, nsidValid } from './namespace';
 import { DNR, STATUS } from './status';
 
@@ -263,17 +264,4 @@ function activeNamespaces(ctx: AdminContext): number[] {
   const out: number[] = [];
   for (let i = 1; i <= ctx.maxNamespaces; i++) if (ctx.namespace(i)) out.push(i);
   return out;
-}
-
-/**
- * DMRSL: the largest Dataset Management range in blocks — the block layer's largest request
- * (2^31 - 512 bytes, in 512-byte sectors) over the smallest block size.
- */
-function dsmRangeSizeLimit(ctx: AdminContext): number {
-  let limit = 0xffff_ffff;
-  for (let i = 1; i <= ctx.maxNamespaces; i++) {
-    const ns = ctx.namespace(i);
-    if (ns) limit = Math.min(limit, Math.floor(0x7fff_fe00 / ns.blockSize));
-  }
-  return limit;
 }

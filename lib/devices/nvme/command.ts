@@ -51,4 +51,11 @@ export function fusedOperation(c: Command): number {
 export interface Completion {
   readonly status: number;
   readonly result?: number;
+  /**
+   * The command reached the namespace's storage, which ends it after every command fetched with
+   * it that ended at once (QEMU's block layer hands a request back from its thread pool or a
+   * bottom half, not inside the fetch), and of the commands that reached it together the newest
+   * first (both hand back what has finished newest first).
+   */
+  readonly viaStorage?: boolean;
 }

@@ -14,9 +14,11 @@
  * CSTS, INTMS back to 0). A submission queue entry or completion that cannot be transferred sets
  * CSTS to CFS and stops the controller.
  *
- * Commands are fetched when the machine's clock next runs after a tail doorbell, executed in
- * order, and their completions posted in order with the phase tag and the submission queue head,
- * followed by the completion queue's MSI-X vector — or INTx, the pin asserted while a completion
+ * Commands are fetched when the machine's clock next runs after a tail doorbell and executed in
+ * order. Those that end at once (admin commands, refused I/O) complete in that order; those that
+ * reach the storage (reads, writes, flushes, …) complete after them, the newest first, as QEMU's
+ * block layer hands back requests that finished together. Completions are posted in that order
+ * with the phase tag and the submission queue head, followed by the completion queue's MSI-X vector — or INTx, the pin asserted while a completion
  * queue with interrupts enabled holds entries and INTMS does not mask its vector.
  *
  * Shadow doorbells (Doorbell Buffer Config) as QEMU 7.2 has them: once configured, a fetch pass
@@ -175,6 +177,8 @@ export class NvmeController extends DeviceModel {
   private readonly wordView = new DataView(this.word.buffer);
   private readonly cqe = new Uint8Array(CQE_SIZE);
   private readonly cqeView = new DataView(this.cqe.buffer);
+  /** What the fetch in progress handed to the storage, oldest first: it ends after the fetch (see Completion.viaStorage). */
+  private readonly handedToStorage: { sq: SubmissionQueue; command: Command; outcome: Completion }[] = [];
 
   private readonly options: NvmeOptions;
 
@@ -498,6 +502,14 @@ export class NvmeController extends DeviceModel {
   private fetch(sq: SubmissionQueue): void {
     if (this.sqs[sq.id] !== sq || this.halted) return;
     if (sq.shadow) sq.tail = this.readWord(sq.shadow.doorbell);
+    try {
+      this.fetchEntries(sq);
+    } finally {
+      this.storageHandsBack();
+    }
+  }
+
+  private fetchEntries(sq: SubmissionQueue): void {
     while (!sq.empty && sq.outstanding < sq.size) {
       const at = sq.base + BigInt(sq.head * SQE_SIZE);
       const entry = this.readHost(at, SQE_SIZE);
@@ -519,6 +531,16 @@ export class NvmeController extends DeviceModel {
     }
   }
 
+  /** The commands of the fetch that went to the storage end newest first, as QEMU's block layer hands back what has finished. */
+  private storageHandsBack(): void {
+    const batch = this.handedToStorage;
+    for (let i = batch.length - 1; i >= 0; i--) {
+      const { sq, command, outcome } = batch[i]!;
+      if (this.sqs[sq.id] === sq) this.complete(sq, command.cid, outcome, command.opcode, command.nsid);
+    }
+    batch.length = 0;
+  }
+
   private run(sq: SubmissionQueue, command: Command, subject: CommandSubject): void {
     const injected =
       this.faults.hit(
@@ -529,7 +551,8 @@ export class NvmeController extends DeviceModel {
       (this.faults.hit('dma-error', subject, () => 'no data transferred; completed with Data Transfer Error')
         ? { status: STATUS.DATA_TRANSFER_ERROR }
         : undefined);
-    const outcome = injected ?? (sq.id === 0 ? this.admin(command) : executeIo(this.context, command, this.commandSetsEnabled));
+    const outcome: Completion | typeof HELD =
+      injected ?? (sq.id === 0 ? this.admin(command) : executeIo(this.context, command, this.commandSetsEnabled));
     if (outcome === HELD) {
       // An Asynchronous Event Request waits for an event.
       this.heldEvents.push({ sq, cid: command.cid });
@@ -540,6 +563,7 @@ export class NvmeController extends DeviceModel {
       this.clock.after(slow.microseconds, () => {
         if (this.sqs[sq.id] === sq) this.complete(sq, command.cid, outcome, command.opcode, command.nsid);
       });
+    else if (outcome.viaStorage) this.handedToStorage.push({ sq, command, outcome });
     else this.complete(sq, command.cid, outcome, command.opcode, command.nsid);
   }
 

@@ -26,6 +26,8 @@ const SUPPORTED = new Set<number>([NVM.WRITE, NVM.READ, NVM.COMPARE, NVM.WRITE_Z
 const COMPARE_FAILURE = 0x0285;
 /** Dataset Management attribute: deallocate. */
 const DSM_DEALLOCATE = 1 << 2;
+/** A command that reached the storage and succeeded there (see Completion.viaStorage). */
+const STORED: Completion = { status: STATUS.SUCCESS, viaStorage: true };
 
 export function executeIo(ctx: CommandContext, c: Command, commandsEnabled: boolean): Completion {
   if (!nsidValid(c.nsid, ctx.maxNamespaces)) return { status: STATUS.INVALID_NSID | DNR };
@@ -92,7 +94,7 @@ function read(ctx: CommandContext, ns: Namespace, c: Command): Completion {
   ns.readCommands++;
   ns.unitsRead += e.bytes / 512;
   ctx.writeRuns(data, ns.storage.read(e.offset, e.bytes));
-  return { status: STATUS.SUCCESS };
+  return STORED;
 }
 
 function write(ctx: CommandContext, ns: Namespace, c: Command, zeroes: boolean): Completion {
@@ -101,7 +103,7 @@ function write(ctx: CommandContext, ns: Namespace, c: Command, zeroes: boolean):
   if (!ns.inRange(e.slba, e.blocks)) return { status: STATUS.LBA_OUT_OF_RANGE | DNR };
   if (zeroes) {
     ns.storage.zero(e.offset, e.bytes);
-    return { status: STATUS.SUCCESS };
+    return STORED;
   }
   const data = runs(ctx, c, e.bytes);
   if (typeof data === 'number') return { status: data | DNR };
@@ -109,7 +111,7 @@ function write(ctx: CommandContext, ns: Namespace, c: Command, zeroes: boolean):
   ns.writeCommands++;
   ns.unitsWritten += e.bytes / 512;
   ns.storage.write(e.offset, bytes);
-  return { status: STATUS.SUCCESS };
+  return STORED;
 }
 
 function compare(ctx: CommandContext, ns: Namespace, c: Command): Completion {
@@ -120,8 +122,9 @@ function compare(ctx: CommandContext, ns: Namespace, c: Command): Completion {
   if (typeof data === 'number') return { status: data | DNR };
   const host = ctx.readRuns(data, e.bytes);
   const stored = ns.storage.read(e.offset, e.bytes);
-  for (let i = 0; i < stored.length; i++) if (stored[i] !== host[i]) return { status: COMPARE_FAILURE };
-  return { status: STATUS.SUCCESS };
+  // The data is compared once the storage has handed the blocks back.
+  for (let i = 0; i < stored.length; i++) if (stored[i] !== host[i]) return { status: COMPARE_FAILURE, viaStorage: true };
+  return STORED;
 }
 
 function verify(ctx: CommandContext, ns: Namespace, c: Command): Completion {
@@ -129,7 +132,8 @@ function verify(ctx: CommandContext, ns: Namespace, c: Command): Completion {
   // VSL, like MDTS, in pages (QEMU's default 7).
   if (e.bytes > ctx.pageSize * 2 ** 7) return { status: STATUS.INVALID_FIELD | DNR };
   if (!ns.inRange(e.slba, e.blocks)) return { status: STATUS.LBA_OUT_OF_RANGE | DNR };
-  return { status: STATUS.SUCCESS };
+  // The blocks are read (and dropped) all the same.
+  return STORED;
 }
 
 function datasetManagement(ctx: CommandContext, ns: Namespace, c: Command): Completion {
@@ -138,16 +142,33 @@ function datasetManagement(ctx: CommandContext, ns: Namespace, c: Command): Comp
   const data = runs(ctx, c, ranges * 16);
   if (typeof data === 'number') return { status: data | DNR };
   const list = ctx.readRuns(data, ranges * 16);
-  if (!ctx.discard) return { status: STATUS.SUCCESS };
   const v = new DataView(list.buffer, list.byteOffset, list.byteLength);
+  const limit = dsmRangeSizeLimit(ctx);
+  let discarded = false;
   for (let i = 0; i < ranges; i++) {
     const blocks = v.getUint32(i * 16 + 4, true);
     const slba = v.getBigUint64(i * 16 + 8, true);
-    // Ranges outside the namespace are skipped, not failed.
-    if (!ns.inRange(slba, blocks)) continue;
-    ns.storage.zero(Number(slba) * ns.blockSize, blocks * ns.blockSize);
+    // Ranges longer than DMRSL or outside the namespace are skipped, not failed.
+    if (blocks > limit || !ns.inRange(slba, blocks)) continue;
+    // A discard the drive ignores still goes to its block layer.
+    discarded = true;
+    if (ctx.discard) ns.storage.zero(Number(slba) * ns.blockSize, blocks * ns.blockSize);
   }
-  return { status: STATUS.SUCCESS };
+  // With every range skipped, QEMU ends the command before it leaves the fetch.
+  return discarded ? STORED : { status: STATUS.SUCCESS };
+}
+
+/**
+ * DMRSL: the largest Dataset Management range in blocks — the block layer's largest request
+ * (2^31 - 512 bytes, in 512-byte sectors) over the smallest block size.
+ */
+export function dsmRangeSizeLimit(ctx: CommandContext): number {
+  let limit = 0xffff_ffff;
+  for (let i = 1; i <= ctx.maxNamespaces; i++) {
+    const ns = ctx.namespace(i);
+    if (ns) limit = Math.min(limit, Math.floor(0x7fff_fe00 / ns.blockSize));
+  }
+  return limit;
 }
 
 /** QEMU's OCFS: source range formats 0 and 1. */
@@ -179,7 +200,7 @@ function copy(ctx: CommandContext, ns: Namespace, c: Command): Completion {
     const blocks = v.getUint16(i * COPY_RANGE_BYTES + 16, true) + 1;
     // QEMU finds a range's Command Size Limit or LBA Out of Range while the copy runs, as an
     // I/O error, which it reports as an Internal Device Error whatever the range's status was.
-    const failed: Completion = { status: STATUS.INTERNAL_DEVICE_ERROR, result: i };
+    const failed: Completion = { status: STATUS.INTERNAL_DEVICE_ERROR, result: i, viaStorage: true };
     if (blocks > ns.copyLimits.mssrl || !ns.inRange(slba, blocks)) return failed;
     const bytes = ns.storage.read(Number(slba) * ns.blockSize, blocks * ns.blockSize);
     if (!ns.inRange(destination, blocks)) return failed;
@@ -189,16 +210,22 @@ function copy(ctx: CommandContext, ns: Namespace, c: Command): Completion {
   // One read and one write command in the SMART counters, with no data units (QEMU accounts a copy so).
   ns.readCommands++;
   ns.writeCommands++;
-  return { status: STATUS.SUCCESS };
+  return STORED;
 }
 
 function flush(ctx: CommandContext, c: Command): Completion {
   if (c.nsid === BROADCAST_NSID) {
-    for (let i = 1; i <= ctx.maxNamespaces; i++) ctx.namespace(i)?.storage.flush();
-    return { status: STATUS.SUCCESS };
+    let flushed = false;
+    for (let i = 1; i <= ctx.maxNamespaces; i++) {
+      const ns = ctx.namespace(i);
+      if (!ns) continue;
+      ns.storage.flush();
+      flushed = true;
+    }
+    return flushed ? STORED : { status: STATUS.SUCCESS };
   }
   const ns = ctx.namespace(c.nsid);
   if (!ns) return { status: STATUS.INVALID_FIELD | DNR };
   ns.storage.flush();
-  return { status: STATUS.SUCCESS };
+  return STORED;
 }
