@@ -272,6 +272,27 @@ export class DeviceModel implements PciDeviceModel {
     return this.msix('msixPending').pending(vector);
   }
 
+  /**
+   * The MSI-X table size the capability advertises to the host, which reads it when it enables
+   * MSI-X (QEMU's NVMe controller narrows it to the vectors a controller was given): 1 to the
+   * vectors the capability declares, whose table and pending bits stay in place.
+   */
+  get msixTableSize(): number {
+    return this.msix('msixTableSize').advertisedSize;
+  }
+
+  /** Advertises `entries` table entries (1..the vectors declared); anything else is a DeviceModelError. */
+  set msixTableSize(entries: number) {
+    const msix = this.msix('msixTableSize');
+    if (!Number.isInteger(entries) || entries < 1 || entries > msix.layout.vectors)
+      throw new DeviceModelError(
+        this.model,
+        `an MSI-X table size of 1..${msix.layout.vectors} (the vectors declared)`,
+        `msixTableSize = ${entries}`,
+      );
+    msix.advertisedSize = entries;
+  }
+
   /** Everything noteworthy the device did, oldest first. */
   get events(): readonly DeviceEvent[] {
     return this.log.entries;

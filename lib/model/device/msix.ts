@@ -10,7 +10,7 @@
  * The message itself (address, 32-bit data) goes to the host's interrupt sink, where the host side
  * (vfio-pci's MSI-X support) turns it into the vector's eventfd.
  */
-import { PCI_MSIX_FLAGS, PCI_MSIX_FLAGS_ENABLE, PCI_MSIX_FLAGS_MASKALL } from '../../uapi/pci';
+import { PCI_MSIX_FLAGS, PCI_MSIX_FLAGS_ENABLE, PCI_MSIX_FLAGS_MASKALL, PCI_MSIX_FLAGS_QSIZE } from '../../uapi/pci';
 import { PCI_MSIX_ENTRY_CTRL_MASKBIT, PCI_MSIX_ENTRY_SIZE, PCI_MSIX_ENTRY_VECTOR_CTRL } from '../../uapi/pci';
 import type { PciConfigSpace } from '../pci/physical-config-space';
 import type { MsixLayout } from './config-layout';
@@ -104,6 +104,16 @@ export class MsixFunction {
       for (let v = 0; v < this.layout.vectors; v++) this.maskUpdate(v, this.vectorMasked(v, wasMasked));
     }
     return true;
+  }
+
+  /** The table size the capability advertises (1..the entries declared); the table keeps every entry. */
+  get advertisedSize(): number {
+    return (this.config.getRaw(this.layout.at + PCI_MSIX_FLAGS, 2) & PCI_MSIX_FLAGS_QSIZE) + 1;
+  }
+
+  set advertisedSize(entries: number) {
+    const flags = this.config.getRaw(this.layout.at + PCI_MSIX_FLAGS, 2);
+    this.config.setRaw(this.layout.at + PCI_MSIX_FLAGS, 2, (flags & ~PCI_MSIX_FLAGS_QSIZE) | (entries - 1));
   }
 
   /** msix_reset: disabled, function mask clear, table and PBA zero, every entry masked. */
