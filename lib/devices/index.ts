@@ -25,6 +25,7 @@ export const builtinDeviceModels: Readonly<Record<string, (options: DeviceOption
       ...(o['msix_qsize'] === undefined ? {} : { msixVectors: Number(o['msix_qsize']) }),
       ...(o['mdts'] === undefined ? {} : { mdts: Number(o['mdts']) }),
       ...(o['bar0'] === undefined ? {} : { bar0Address: optionalBigint(o, 'bar0')! }),
+      ...(typeof o['subsys'] === 'string' ? { subsystem: o['subsys'] } : {}),
       ...(o['sriov_max_vfs'] === undefined ? {} : { sriovMaxVfs: Number(o['sriov_max_vfs']) }),
       ...(o['sriov_vq_flexible'] === undefined ? {} : { sriovVqFlexible: Number(o['sriov_vq_flexible']) }),
       ...(o['sriov_vi_flexible'] === undefined ? {} : { sriovViFlexible: Number(o['sriov_vi_flexible']) }),

@@ -9,8 +9,7 @@
  * compares them live) and on the model (nvme-conformance.test.ts): a line the model gets wrong is
  * a model bug.
  */
-import fs from 'node:fs';
-import path from 'node:path';
+import { labRecording } from './lab-recording';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DmaBuffer, openDevice, type Kernel, type VfioDevice } from '../../lib';
 import { NvmeCommandError, NvmeControllerError, NvmeTimeoutError } from '../../examples/nvme/errors';
@@ -811,11 +810,7 @@ async function fatalStatus(device: VfioDevice, out: Out): Promise<void> {
 
 /** The lab's recording for a mode (test/model/devices/fixtures). */
 export function recordedConformance(mode: 'noiommu' | 'iommu'): string[] {
-  const file = path.resolve(__dirname, '../../../test/model/devices/fixtures', `nvme-conformance-lab-7.3-${mode}.txt`);
-  return fs
-    .readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((l) => l && !l.startsWith('#'));
+  return labRecording(`nvme-conformance-lab-7.3-${mode}.txt`);
 }
 
 /** Lines that differ, as `lab:` / `model:` pairs, keyed by observation. */

@@ -5,8 +5,7 @@
  * and on the model of that machine; test/devices/nvme-copy.test.ts holds the model to the lab's
  * recording (test/model/devices/fixtures/nvme-copy-lab-7.3-sriov.txt).
  */
-import fs from 'node:fs';
-import path from 'node:path';
+import { labRecording } from './lab-recording';
 import { DmaBuffer, openDevice, type Kernel } from '../../lib';
 import { NvmeDriver } from '../../examples/nvme/nvme-driver';
 import { copyCommands, fillPattern } from './nvme-conformance';
@@ -35,9 +34,5 @@ export async function observeSriovCopy(kernel: Kernel): Promise<string[]> {
 
 /** The lab's recording, without its comment lines. */
 export function recordedSriovCopy(): string[] {
-  const file = path.resolve(__dirname, '../../../test/model/devices/fixtures/nvme-copy-lab-7.3-sriov.txt');
-  return fs
-    .readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((l) => l && !l.startsWith('#'));
+  return labRecording('nvme-copy-lab-7.3-sriov.txt');
 }

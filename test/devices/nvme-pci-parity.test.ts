@@ -5,8 +5,7 @@
  * must come out the same on a model machine laid out like it.
  */
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
+import { labRecording } from './lab-recording';
 import { createModelKernel, profiles } from '../../lib/model';
 import { NvmeController } from '../../lib/devices/nvme';
 import { observePciFunction } from '../model/devices/pci-observations';
@@ -22,11 +21,7 @@ const BDF = '0000:00:04.0';
 const HOST_SIDE = /^\S+ (setirqs\.|eventfd\.|msix\.ctrl\.|irq\.2 |sysfs\.reset_method )/;
 
 function recorded(mode: 'noiommu' | 'iommu'): string[] {
-  const file = path.resolve(__dirname, '../../../test/model/devices/fixtures', `nvme-lab-7.3-${mode}.txt`);
-  return fs
-    .readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((l) => l && !l.startsWith('#'));
+  return labRecording(`nvme-lab-7.3-${mode}.txt`);
 }
 
 describe('NVMe model behind vfio-pci: model = recorded Linux 7.3 + QEMU 7.2 lab (nvme machine)', () => {

@@ -20,8 +20,9 @@ export function labSriovProfile(mode: 'noiommu' | 'iommu'): Profile {
       ...labPlatformFunctions([3, 5]),
       {
         address: '0000:00:04.0',
-        // The namespace is an nvme-ns device there, with that device's Copy limits.
+        // In the nvme-subsys 'nvmesubsys0'; the namespace is an nvme-ns device there, with that device's Copy limits.
         device: new NvmeController({
+          subsystem: 'nvmesubsys0',
           sriovMaxVfs: LAB_SRIOV_MAX_VFS,
           sriovVqFlexible: 4,
           sriovViFlexible: 2,

@@ -135,31 +135,14 @@ function namespaceAttachment(ctx: AdminContext, c: Command): Completion {
   return { status: STATUS.INVALID_FIELD | DNR };
 }
 
-const VIRT = { PRIMARY_FLEXIBLE_ALLOCATION: 0x1, SECONDARY_OFFLINE: 0x7, SECONDARY_ASSIGN: 0x8, SECONDARY_ONLINE: 0x9 } as const;
-
-/**
- * Virtualization Management with no secondary controller and no flexible resources: the
- * resource type checked first; the primary's own allocation (controller ID 0) can only be 0.
- */
+/** Virtualization Management: the controller's resources answer (sriov-resources.ts). */
 function virtualizationManagement(ctx: AdminContext, c: Command): Completion {
-  if (ctx.secondaryControllers) return { status: STATUS.INVALID_FIELD | DNR };
-  const action = c.cdw10 & 0xf;
-  const resourceType = (c.cdw10 >>> 8) & 0x7;
-  const controllerId = c.cdw10 >>> 16;
-  const resources = c.cdw11 & 0xffff;
-  if (resourceType > 1) return { status: STATUS.INVALID_RESOURCE_ID | DNR };
-  switch (action) {
-    case VIRT.PRIMARY_FLEXIBLE_ALLOCATION:
-      if (controllerId !== 0) return { status: STATUS.INVALID_CONTROLLER_ID | DNR };
-      if (resources > 0) return { status: STATUS.INVALID_NUMBER_OF_RESOURCES | DNR };
-      return { status: STATUS.SUCCESS, result: 0 };
-    case VIRT.SECONDARY_ASSIGN:
-    case VIRT.SECONDARY_ONLINE:
-    case VIRT.SECONDARY_OFFLINE:
-      return { status: STATUS.INVALID_CONTROLLER_ID | DNR };
-    default:
-      return { status: STATUS.INVALID_FIELD | DNR };
-  }
+  const request = { action: c.cdw10 & 0xf, resourceType: (c.cdw10 >>> 8) & 0x7, cntlid: c.cdw10 >>> 16, count: c.cdw11 & 0xffff };
+  return ctx.resources.manage(
+    request,
+    (vfn) => ctx.vfExists(vfn),
+    (vfn) => ctx.resetSecondary(vfn),
+  );
 }
 
 /** Abort: the command to abort is never found (result bit 0: not aborted). */
@@ -231,12 +214,11 @@ function identify(ctx: AdminContext, c: Command): Completion {
     }
     case CNS.NAMESPACE_CONTROLLERS:
     case CNS.CONTROLLERS:
-      // Controller lists exist only in an NVM subsystem (the lab's controller has none).
-      return { status: STATUS.INVALID_FIELD | DNR };
+      return controllerList(ctx, c, cns === CNS.NAMESPACE_CONTROLLERS);
     case CNS.PRIMARY_CONTROLLER_CAPABILITIES:
-      return ctx.toHost(c, primaryControllerCapabilities(ctx));
+      return ctx.toHost(c, ctx.resources.capabilities(ctx.controllerId));
     case CNS.SECONDARY_CONTROLLERS:
-      return empty();
+      return ctx.toHost(c, ctx.resources.secondaryList(c.cdw10 >>> 16));
     case CNS.COMMAND_SETS:
       return ctx.toHost(c, commandSetCombinations());
     default:
@@ -245,19 +227,20 @@ function identify(ctx: AdminContext, c: Command): Completion {
 }
 
 /**
- * Primary Controller Capabilities (CNS 14h): queue and interrupt resources, all private to this
- * controller (no SR-IOV): CRT both kinds, VQPRT the queues (admin included), VIPRT the MSI-X
- * vectors, granularity 1.
+ * A controller list (CNS 12h: attached to the namespace; 13h: in the subsystem): the count, then
+ * the IDs from CDW10's CNTID on. Only a controller in an NVM subsystem has one (the nvme
+ * machine's has none); every controller of the model's subsystem has its namespace attached.
  */
-function primaryControllerCapabilities(ctx: AdminContext): Uint8Array {
+function controllerList(ctx: AdminContext, c: Command, attached: boolean): Completion {
+  const controllers = ctx.subsystemControllers();
+  if (!controllers) return { status: STATUS.INVALID_FIELD | DNR };
+  if (attached && (c.nsid === 0 || c.nsid > ctx.maxNamespaces || !ctx.namespace(c.nsid))) return { status: STATUS.INVALID_FIELD | DNR };
+  const ids = controllers.filter((id) => id >= c.cdw10 >>> 16);
   const d = new Uint8Array(IDENTIFY_SIZE);
   const v = new DataView(d.buffer);
-  d[4] = 0x3;
-  v.setUint16(42, ctx.ioQueuePairs + 1, true);
-  v.setUint16(46, 1, true);
-  v.setUint16(74, ctx.interruptVectors, true);
-  v.setUint16(78, 1, true);
-  return d;
+  v.setUint16(0, ids.length, true);
+  ids.forEach((id, i) => v.setUint16(2 + i * 2, id, true));
+  return ctx.toHost(c, d);
 }
 
 function activeNamespaces(ctx: AdminContext): number[] {

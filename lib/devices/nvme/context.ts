@@ -7,6 +7,7 @@ import type { Namespace } from './namespace';
 import type { DataRun } from './prp';
 import type { CompletionQueue, SubmissionQueue } from './queues';
 import type { DoorbellBuffer } from './shadow-doorbells';
+import type { ControllerResources } from './sriov-resources';
 
 export interface CommandContext {
   /** CC.MPS as bytes: the page size of PRPs and queue base addresses. */
@@ -32,14 +33,22 @@ export interface CommandContext {
 }
 
 export interface AdminContext extends CommandContext {
-  /** I/O queue pairs the controller offers (QEMU's max_ioqpairs). */
+  /** I/O queue pairs the controller works with (QEMU's conf_ioqpairs: max_ioqpairs, less what SR-IOV keeps for VFs). */
   readonly ioQueuePairs: number;
-  /** Secondary controllers (an SR-IOV PF's VFs: QEMU's sriov_max_vfs), 0 for any other controller. */
-  readonly secondaryControllers: number;
   /** CAP.MQES, 0's based. */
   readonly maxQueueEntries: number;
-  /** MSI-X table entries (QEMU's msix_qsize). */
+  /** MSI-X vectors the controller works with (QEMU's conf_msix_qsize). */
   readonly interruptVectors: number;
+  /** Its queue and interrupt resources, for Identify (Primary Controller Capabilities, Secondary Controller List). */
+  readonly resources: ControllerResources;
+  /** CNTLID. */
+  readonly controllerId: number;
+  /** The controller IDs of the NVM subsystem's controllers, or undefined outside a subsystem. */
+  subsystemControllers(): readonly number[] | undefined;
+  /** Whether VF `vfn` (from 1) of this PF exists now. */
+  vfExists(vfn: number): boolean;
+  /** Resets VF `vfn`'s controller as a function reset does (its resources come into force). */
+  resetSecondary(vfn: number): void;
   readonly msixEnabled: boolean;
   /** An I/O queue has been created since the controller was enabled. */
   readonly queuesCreated: boolean;

@@ -35,6 +35,8 @@ import {
   pcieCapability,
   pmCapability,
   sriovCapability,
+  SRIOV,
+  SRIOV_CTRL_VFE,
   type AccessWidth,
   type ResetKind,
 } from '../../model/device';
@@ -50,6 +52,7 @@ import { walkPrps, type DataRun } from './prp';
 import { walkSgl } from './sgl';
 import { CompletionQueue, SubmissionQueue } from './queues';
 import { shadowDoorbell, type DoorbellBuffer } from './shadow-doorbells';
+import { PrimaryResources, SecondaryResources, type ControllerResources, type SecondaryController } from './sriov-resources';
 import {
   cc,
   CC_EN,
@@ -112,8 +115,17 @@ export interface NvmeOptions {
    */
   readonly sriovVqFlexible?: number;
   readonly sriovViFlexible?: number;
+  /**
+   * The NVM subsystem the controller is in (QEMU's subsys=, naming an nvme-subsys device; the
+   * value is its NQN suffix, by default the device's id): CMIC says more than one controller,
+   * SUBNQN is the subsystem's, the namespace is shared (NMIC), and Identify lists the subsystem's
+   * controllers. QEMU requires one for SR-IOV.
+   */
+  readonly subsystem?: string;
   /** @internal Set on a VF created by a PF: its 0-based VF number. */
   readonly virtualFunction?: number;
+  /** @internal Set on a VF created by a PF: the PF and the VF's entry in its Secondary Controller List. */
+  readonly secondaryOf?: { readonly primary: NvmeController; readonly entry: SecondaryController };
 }
 
 /** QEMU 7.2's NVME_MAX_VFS, NVME_VF_OFFSET and NVME_VF_STRIDE. */
@@ -181,6 +193,12 @@ export class NvmeController extends DeviceModel {
   private readonly handedToStorage: { sq: SubmissionQueue; command: Command; outcome: Completion }[] = [];
 
   private readonly options: NvmeOptions;
+  /** The queues and vectors the controller works with, and its SR-IOV accounting. */
+  private readonly resources: ControllerResources;
+  /** The same, for a primary controller: with its Secondary Controller List. */
+  private readonly primaryResources: PrimaryResources | undefined;
+  /** A PF's VFs as it last created them, by index (one that is gone stays until replaced; vfExists tells). */
+  private readonly vfs: (NvmeController | undefined)[] = [];
 
   constructor(options: NvmeOptions = {}) {
     const msixVectors = options.msixVectors ?? 65;
@@ -190,6 +208,10 @@ export class NvmeController extends DeviceModel {
     }
     const vf = options.virtualFunction !== undefined;
     if (maxVfs && !vf) checkSriovResources(options, maxVfs);
+    if (maxVfs && options.subsystem === undefined)
+      throw new RangeError(
+        'NvmeController: subsystem is required for the use of SR-IOV (sriovMaxVfs): QEMU will not realize such a controller',
+      );
     // QEMU gives PF and VFs the ARI capability whenever sriov_max_vfs is set; only the PF has SR-IOV.
     const sriovCaps =
       maxVfs === 0
@@ -245,11 +267,27 @@ export class NvmeController extends DeviceModel {
     this.options = options;
     this.ioQueuePairs = options.ioQueuePairs ?? 64;
     this.msixVectors = msixVectors;
+    const primary = options.secondaryOf?.primary;
+    this.primaryResources = primary
+      ? undefined
+      : new PrimaryResources(
+          {
+            ioQueuePairs: this.ioQueuePairs,
+            msixVectors,
+            maxVfs,
+            vqFlexible: options.sriovVqFlexible ?? 0,
+            viFlexible: options.sriovViFlexible ?? 0,
+          },
+          this.controllerId,
+        );
+    this.resources = this.primaryResources ?? new SecondaryResources(options.secondaryOf!.entry);
     this.mdts = options.mdts ?? 7;
     this.latency = options.latencyMicroseconds ?? 0;
     this.discard = options.discard === 'unmap';
     const storage = options.storage ?? new MemoryStorage(64 * 1024 * 1024);
-    this.namespaces = [new Namespace(1, storage, options.copyLimits)];
+    // A secondary controller is attached to its subsystem's namespace: the PF's.
+    this.namespaces = primary ? primary.namespaces : [new Namespace(1, storage, options.copyLimits)];
+    if (options.subsystem !== undefined) for (const ns of this.namespaces) ns.shared = true;
     this.identity = identifyController({
       vendorId: NVME_VENDOR_ID,
       subsystemVendorId: 0x1af4,
@@ -257,9 +295,10 @@ export class NvmeController extends DeviceModel {
       modelNumber: 'QEMU NVMe Ctrl',
       firmwareRevision: options.firmwareRevision ?? '7.2.22',
       mdts: this.mdts,
-      controllerId: 0,
+      controllerId: this.controllerId,
       aerl: 3,
       maxNamespaces: MAX_NAMESPACES,
+      ...(options.subsystem === undefined ? {} : { subsystem: options.subsystem }),
     });
     this.context = this.commandContext();
     this.onEvent((e) => {
@@ -276,6 +315,33 @@ export class NvmeController extends DeviceModel {
   /** The controller's fault points (faults.ts): a test arms them to exercise a driver's error paths. */
   readonly faults = this.declareFaults(NVME_FAULT_POINTS);
 
+  /**
+   * CNTLID: a primary controller is the first of its subsystem (0), a secondary one has the ID
+   * the subsystem reserved for it after the primary's.
+   */
+  get controllerId(): number {
+    return this.options.secondaryOf?.entry.scid ?? 0;
+  }
+
+  /** Whether VF `vfn` (from 1) exists now: enabled in the SR-IOV capability, and created. */
+  private vfExists(vfn: number): boolean {
+    if (!this.options.sriovMaxVfs || !(this.config.getRaw(SRIOV_AT + SRIOV.CTRL, 2) & SRIOV_CTRL_VFE)) return false;
+    return vfn <= this.config.getRaw(SRIOV_AT + SRIOV.NUM_VF, 2) && this.vfs[vfn - 1] !== undefined;
+  }
+
+  /**
+   * The controllers of the subsystem, by ID: the primary and the VFs enabled now (each in the
+   * subsystem while it exists), as the primary's SR-IOV capability says; undefined outside one.
+   */
+  private subsystemControllers(): number[] | undefined {
+    if (this.options.subsystem === undefined) return undefined;
+    const primary = this.options.secondaryOf?.primary;
+    if (primary) return primary.subsystemControllers();
+    const ids = [this.controllerId];
+    for (const s of this.primaryResources?.secondaries ?? []) if (this.vfExists(s.vfn)) ids.push(s.scid);
+    return ids;
+  }
+
   /** A secondary controller for VF `index`: the PF's parameters, without the SR-IOV capability. */
   override createVirtualFunction(index: number): DeviceModel | undefined {
     const max = this.options.sriovMaxVfs ?? 0;
@@ -283,10 +349,12 @@ export class NvmeController extends DeviceModel {
     const { bar0Address: _bar0, storage: _storage, ...rest } = this.options;
     void _bar0;
     void _storage;
-    const queues = Math.floor((this.options.sriovVqFlexible ?? 0) / max);
-    const vectors = Math.floor((this.options.sriovViFlexible ?? 0) / max);
-    // A secondary controller's queues include its admin queue.
-    return new NvmeController({ ...rest, ioQueuePairs: queues - 1, msixVectors: vectors, virtualFunction: index });
+    const entry = this.primaryResources?.secondaries[index];
+    if (!entry) return undefined;
+    // The PF's parameters (QEMU's VFs share them), its resources as its entry says.
+    const secondary = new NvmeController({ ...rest, virtualFunction: index, secondaryOf: { primary: this, entry } });
+    this.vfs[index] = secondary;
+    return secondary;
   }
 
   /** The namespace's storage (NSID 1). */
@@ -296,6 +364,12 @@ export class NvmeController extends DeviceModel {
 
   override onReset(kind: ResetKind): void {
     void kind;
+    this.resetFunction();
+  }
+
+  /** QEMU's NVME_RESET_FUNCTION: the resources assigned since come into force, then the controller resets. */
+  private resetFunction(): void {
+    this.resources.activate();
     this.controllerReset();
   }
 
@@ -307,6 +381,8 @@ export class NvmeController extends DeviceModel {
   }
 
   private readBar(offset: number, width: AccessWidth): bigint {
+    // An offline secondary controller answers CSTS only (QEMU traces the rest as ignored).
+    if (this.resources.offline && offset !== REG.CSTS && offset < MSIX_TABLE) return 0n;
     if (offset >= REGISTER_BLOCK_SIZE) {
       if (offset < MSIX_TABLE) this.guestError(`read of ${width} bits at 0x${offset.toString(16)}: doorbells are write-only (reads 0)`);
       return 0n;
@@ -316,6 +392,10 @@ export class NvmeController extends DeviceModel {
 
   private writeBar(offset: number, width: AccessWidth, value: bigint): void {
     if (offset >= MSIX_TABLE) return;
+    if (this.resources.offline && offset !== REG.CSTS) {
+      this.guestError(`write of ${width} bits at 0x${offset.toString(16)} ignored: the secondary controller is offline`);
+      return;
+    }
     if (offset >= DOORBELLS) {
       if (offset & 3) {
         this.guestError(`misaligned doorbell write at 0x${offset.toString(16)}`);
@@ -428,10 +508,16 @@ export class NvmeController extends DeviceModel {
     this.cqPending = 0;
     this.doorbellBuffer = undefined;
     this.setIntx(false);
-    this.regs.set32(REG.CSTS, 0);
+    // A primary's reset takes its secondary controllers offline; an offline one says CFS.
+    this.resources.offlineAll(
+      (vfn) => this.vfExists(vfn),
+      (vfn) => this.vfs[vfn - 1]?.resetFunction(),
+    );
+    this.regs.set32(REG.CSTS, this.resources.offline ? CSTS_CFS : 0);
     this.regs.set32(REG.INTMS, 0);
     this.regs.set32(REG.INTMC, 0);
     this.regs.set32(REG.CC, 0);
+    this.msixTableSize = this.resources.msixVectors;
   }
 
   private shutdown(): void {
@@ -453,7 +539,7 @@ export class NvmeController extends DeviceModel {
     const index = (offset - DOORBELLS) >>> 2;
     const qid = index >>> 1;
     if (index & 1) {
-      const cq = qid <= this.ioQueuePairs ? this.cqs[qid] : undefined;
+      const cq = qid <= this.resources.ioQueuePairs ? this.cqs[qid] : undefined;
       if (!cq) {
         this.invalidDoorbell(`completion queue ${qid} head doorbell: no such queue`, EVENT_INVALID_DOORBELL_REGISTER);
         return;
@@ -471,7 +557,7 @@ export class NvmeController extends DeviceModel {
       }
       return;
     }
-    const sq = qid <= this.ioQueuePairs ? this.sqs[qid] : undefined;
+    const sq = qid <= this.resources.ioQueuePairs ? this.sqs[qid] : undefined;
     if (!sq) {
       this.invalidDoorbell(`submission queue ${qid} tail doorbell: no such queue`, EVENT_INVALID_DOORBELL_REGISTER);
       return;
@@ -675,7 +761,7 @@ export class NvmeController extends DeviceModel {
         posted && cq.interruptsEnabled
           ? this.faults.hit('spurious-interrupt', irq, (p) => `MSI-X vector ${p.vector} signalled as well`)
           : undefined;
-      if (spurious && this.msixEnabled && spurious.vector < this.msixVectors) this.notifyMsix(spurious.vector);
+      if (spurious && this.msixEnabled && spurious.vector < this.resources.msixVectors) this.notifyMsix(spurious.vector);
     }
   }
 
@@ -807,10 +893,18 @@ export class NvmeController extends DeviceModel {
       discard: this.discard,
       readRuns: (runs, length) => this.readRuns(runs, length),
       writeRuns: (runs, data) => this.writeRuns(runs, data),
-      ioQueuePairs: this.ioQueuePairs,
-      secondaryControllers: this.options.virtualFunction === undefined ? (this.options.sriovMaxVfs ?? 0) : 0,
+      get ioQueuePairs() {
+        return self.resources.ioQueuePairs;
+      },
       maxQueueEntries: CAP.mqes,
-      interruptVectors: this.msixVectors,
+      get interruptVectors() {
+        return self.resources.msixVectors;
+      },
+      resources: this.resources,
+      controllerId: this.controllerId,
+      subsystemControllers: () => this.subsystemControllers(),
+      vfExists: (vfn) => this.vfExists(vfn),
+      resetSecondary: (vfn) => this.vfs[vfn - 1]?.resetFunction(),
       get msixEnabled() {
         return self.msixEnabled;
       },

@@ -21,6 +21,8 @@ export interface ControllerIdentity {
   readonly aerl: number;
   /** NN: the highest namespace ID the controller supports. */
   readonly maxNamespaces: number;
+  /** The NVM subsystem's NQN suffix (QEMU's nvme-subsys nqn, by default its id), if the controller is in one. */
+  readonly subsystem?: string;
 }
 
 /** Composite temperature thresholds, in kelvin (about 70 and 100 °C). */
@@ -37,6 +39,7 @@ export function identifyController(id: ControllerIdentity): Uint8Array {
   ascii(d, 64, 8, id.firmwareRevision);
   d[72] = 6; // RAB
   d.set([0x00, 0x54, 0x52], 73); // IEEE OUI 52:54:00, stored least significant byte first
+  d[76] = id.subsystem === undefined ? 0 : 1 << 1; // CMIC: more than one controller in the subsystem
   d[77] = id.mdts;
   v.setUint16(78, id.controllerId, true);
   v.setUint32(80, NVME_VERSION_1_4, true);
@@ -58,7 +61,7 @@ export function identifyController(id: ControllerIdentity): Uint8Array {
   d[525] = 0x1 | (0x3 << 1); // VWC: present, Flush to all namespaces (FFFFFFFFh) supported
   v.setUint16(534, 0x3, true); // OCFS: copy formats 0 and 1
   v.setUint32(536, 0x1, true); // SGLS: SGLs supported, no alignment rules
-  ascii(d, 768, 256, `nqn.2019-08.org.qemu:${id.serial}`, 0);
+  ascii(d, 768, 256, `nqn.2019-08.org.qemu:${id.subsystem ?? id.serial}`, 0);
   v.setUint16(2048, 0x9c4, true); // power state 0: 25 W maximum
   v.setUint32(2048 + 4, 0x10, true); // entry latency
   v.setUint32(2048 + 8, 0x4, true); // exit latency

@@ -118,6 +118,8 @@ export class Namespace {
   writeCommands = 0;
   /** Error Recovery feature: Deallocated or Unwritten Logical Block Error enable and time limit. */
   errorRecovery = 0;
+  /** Attached to every controller of an NVM subsystem (an nvme-ns in a subsystem: QEMU's shared=on): NMIC bit 0. */
+  shared = false;
 
   constructor(
     readonly nsid: number,
@@ -142,6 +144,7 @@ export class Namespace {
     d[26] = 0; // FLBAS: format 0
     d[27] = 0x3; // MC: metadata as extended LBA or a separate buffer
     d[28] = 0x1f; // DPC: protection types 1-3, first or last eight bytes
+    d[30] = this.shared ? 1 : 0; // NMIC
     d[33] = 0x1; // DLFEAT: deallocated blocks read zeroes
     // NPDG and NPDA: QEMU's 4 KiB minimum discard granularity, in blocks, 0's based.
     const granularity = 4096 / this.blockSize - 1;
