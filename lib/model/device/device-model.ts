@@ -20,6 +20,7 @@
 import {
   PCI_BASE_ADDRESS_0,
   PCI_CACHE_LINE_SIZE,
+  PCI_CFG_SPACE_SIZE,
   PCI_COMMAND,
   PCI_COMMAND_INTX_DISABLE,
   PCI_COMMAND_MASTER,
@@ -42,6 +43,7 @@ import { DeviceEventError, DeviceEventLog, type DeviceEvent, type DeviceEventKin
 import { DeviceModelError } from './model-error';
 import { MsiFunction } from './msi';
 import { MsixFunction } from './msix';
+import { PCI_EXT_CAP_ID_SRIOV, SRIOV } from './sriov-capability';
 
 /**
  * Which reset a device model is told about in its reset hook: a function-level or a bus reset.
@@ -328,6 +330,23 @@ export class DeviceModel implements PciDeviceModel {
     this.record({ kind: 'hardware-error', message });
   }
 
+  /** True once the function left the bus (see `removeFromBus`). */
+  get removed(): boolean {
+    return this.config.absent;
+  }
+
+  /**
+   * The function stops existing while the host still lists it, as QEMU unrealizes an SR-IOV
+   * PF's VFs when the PF resets (the host is not told; it finds out when it looks): config space
+   * reads all ones and ignores writes, BARs read 0 and ignore writes, no DMA, no interrupts.
+   * For a PF model to call on the VFs it created; the host's next VF enable creates new ones.
+   */
+  removeFromBus(): void {
+    this.config.absent = true;
+    this.setIntx(false);
+    this.disconnect();
+  }
+
   /** Whether Linux can reset this function alone: FLR in the PCIe capability, or a PM reset. */
   get supportsFunctionReset(): boolean {
     return this.layout.flr || this.layout.pmReset;
@@ -375,6 +394,7 @@ export class DeviceModel implements PciDeviceModel {
     const region = this.regions[bar];
     const bytes = width >>> 3;
     const off = Number(offset);
+    if (this.config.absent) return 0n;
     if (region === undefined || off < 0 || off + bytes > region.size || this.failedState) return ONES[width];
     if (off < region.tableEnd && off + bytes > region.tableStart) return this.msixRead(region, off, width, 'table');
     if (off < region.pbaEnd && off + bytes > region.pbaStart) return this.msixRead(region, off, width, 'pba');
@@ -405,7 +425,7 @@ export class DeviceModel implements PciDeviceModel {
     const region = this.regions[bar];
     const bytes = width >>> 3;
     const off = Number(offset);
-    if (region === undefined || off < 0 || off + bytes > region.size || this.failedState) return;
+    if (region === undefined || off < 0 || off + bytes > region.size || this.failedState || this.config.absent) return;
     if (off < region.tableEnd && off + bytes > region.tableStart) {
       this.msixWrite(region, off, width, value, 'table');
       return;
@@ -590,7 +610,12 @@ export class DeviceModel implements PciDeviceModel {
   private reset(kind: ResetKind): void {
     this.clock.cancelAll();
     const c = this.config;
+    // QEMU 7.2's reset (pci_do_device_reset) leaves an SR-IOV capability as software set it:
+    // VF Enable and NumVFs survive; what becomes of the VFs is the PF model's to say.
+    const sriov = extendedCapabilityAt(c, PCI_EXT_CAP_ID_SRIOV);
+    const sriovState = sriov === undefined ? undefined : c.bytes.slice(sriov, sriov + SRIOV.SIZEOF);
     c.bytes.set(this.powerOn.subarray(PCI_STD_HEADER_SIZEOF), PCI_STD_HEADER_SIZEOF);
+    if (sriov !== undefined && sriovState) c.bytes.set(sriovState, sriov);
     c.setRaw(PCI_COMMAND, 2, 0);
     c.setRaw(PCI_STATUS, 2, this.powerOn[PCI_STATUS]! | (this.powerOn[PCI_STATUS + 1]! << 8));
     c.setRaw(PCI_CACHE_LINE_SIZE, 1, 0);
@@ -602,6 +627,18 @@ export class DeviceModel implements PciDeviceModel {
     this.updateIntx();
     this.onReset(kind);
   }
+}
+
+/** Where the extended capability `id` is in config space, if it is there. */
+function extendedCapabilityAt(c: PciConfigSpace, id: number): number | undefined {
+  if (c.size <= PCI_CFG_SPACE_SIZE) return undefined;
+  for (let at = PCI_CFG_SPACE_SIZE, hops = 0; at >= PCI_CFG_SPACE_SIZE && hops < 480; hops++) {
+    const header = c.getRaw(at, 4);
+    if (header === 0) return undefined;
+    if ((header & 0xffff) === id) return at;
+    at = (header >>> 20) & 0xffc;
+  }
+  return undefined;
 }
 
 /** A RAM BAR: plain little-endian bytes at every width and alignment. */

@@ -16,6 +16,8 @@ interface Claim {
   readonly start: bigint;
   readonly end: bigint;
   readonly owner: string;
+  /** The function whose BAR it is. */
+  readonly slot: string;
   readonly io: boolean;
 }
 
@@ -32,12 +34,23 @@ export class BarWindows {
       if (!bar) continue;
       const start = device.barAddress(bar.index);
       if (start === 0n) continue;
-      const claim = { start, end: start + bar.size, owner: `BAR ${bar.index} of ${name} (${device.model})`, io: bar.space === 'io' };
+      const claim = {
+        start,
+        end: start + bar.size,
+        owner: `BAR ${bar.index} of ${name} (${device.model})`,
+        slot: name,
+        io: bar.space === 'io',
+      };
       const clash = this.collision(claim);
       if (clash) throw new Error(`model host: ${claim.owner} at 0x${start.toString(16)} overlaps ${clash.owner}`);
       mine.push(claim);
     }
     this.claims.push(...mine);
+  }
+
+  /** Drops the claims of the function at `name` (it left the bus; a function plugged in there again claims its own). */
+  release(name: string): void {
+    for (let i = this.claims.length - 1; i >= 0; i--) if (this.claims[i]!.slot === name) this.claims.splice(i, 1);
   }
 
   /** The address firmware gives an unassigned BAR. */
@@ -47,7 +60,13 @@ export class BarWindows {
     for (;;) {
       if (at + bar.size > window.end)
         throw new Error(`model host: no room for BAR ${bar.index} of ${name} (${device.model}, 0x${bar.size.toString(16)} bytes)`);
-      const claim = { start: at, end: at + bar.size, owner: `BAR ${bar.index} of ${name} (${device.model})`, io: bar.space === 'io' };
+      const claim = {
+        start: at,
+        end: at + bar.size,
+        owner: `BAR ${bar.index} of ${name} (${device.model})`,
+        slot: name,
+        io: bar.space === 'io',
+      };
       const clash = this.collision(claim);
       if (!clash) {
         this.claims.push(claim);

@@ -222,9 +222,14 @@ export class PciHost {
     return slot;
   }
 
-  /** Takes a function off the bus (an SR-IOV VF going away); its BAR addresses stay reserved. */
+  /**
+   * Takes a function off the bus (a hot-unplug, an SR-IOV VF going away): its BAR claims go with
+   * it, so a function plugged in there later (the PF's next VF, whose BARs are the PF's VF BARs
+   * again) can claim the same addresses.
+   */
   unplug(slot: PciSlot): void {
     if (this.slots.get(slot.name) !== slot) throw new Error(`model host: ${slot.name} is not plugged in`);
+    this.barWindows.release(slot.name);
     slot.device.disconnect();
     slot.irqLine.setLevel(slot, false);
     this.slots.delete(slot.name);

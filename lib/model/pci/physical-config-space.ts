@@ -58,8 +58,20 @@ export class PciConfigSpace {
     this.writeHooks.push(hook);
   }
 
+  /** The function is gone from the bus (DeviceModel.removeFromBus): software reads all ones and its writes go nowhere. */
+  absent = false;
+
   /** Software read, as the host's config accessors do it (little endian, naturally aligned). */
   read(offset: number, width: ConfigWidth): number {
+    if (this.absent) {
+      this.check(offset, width);
+      return width === 4 ? 0xffff_ffff : (1 << (8 * width)) - 1;
+    }
+    return this.getRaw(offset, width);
+  }
+
+  /** Device-side read of a register, little endian: the counterpart of setRaw for the device's own logic. */
+  getRaw(offset: number, width: ConfigWidth): number {
     this.check(offset, width);
     let v = 0;
     for (let i = width - 1; i >= 0; i--) v = v * 256 + this.bytes[offset + i]!;
@@ -69,6 +81,7 @@ export class PciConfigSpace {
   /** Software write: only writable bits change, RW1C bits clear where 1 is written. */
   write(offset: number, width: ConfigWidth, value: number): void {
     this.check(offset, width);
+    if (this.absent) return;
     for (let i = 0; i < width; i++) {
       const b = (value >>> (8 * i)) & 0xff;
       const at = offset + i;
@@ -86,11 +99,6 @@ export class PciConfigSpace {
   setRaw(offset: number, width: ConfigWidth, value: number): void {
     this.check(offset, width);
     for (let i = 0; i < width; i++) this.bytes[offset + i] = (value >>> (8 * i)) & 0xff;
-  }
-
-  /** Device-side read of a register, little endian: the counterpart of setRaw for the device's own logic. */
-  getRaw(offset: number, width: ConfigWidth): number {
-    return this.read(offset, width);
   }
 
   /** Sets which bits of a register software may write (1 = writable). */
