@@ -25,6 +25,8 @@ const ACT = { PRIMARY_ALLOCATION: 0x1, OFFLINE: 0x7, ASSIGN: 0x8, ONLINE: 0x9 } 
 const QUEUES = 0,
   INTERRUPTS = 1;
 const REG = { CAP: 0x00, VS: 0x08, CC: 0x14, CSTS: 0x1c } as const;
+/** Where QEMU 7.2 puts the NVMe PF's SR-IOV capability. */
+const SRIOV_AT = 0x120;
 
 type Out = (key: string, value: string) => void;
 
@@ -54,6 +56,7 @@ export async function observeSriovControllers(kernel: Kernel): Promise<string[]>
   await primaryController(nvme, pf, out);
   await secondaryControllers(kernel, nvme, pf, out);
   await nvme.shutdown();
+  await withSriov(kernel, () => resetWithVfs(kernel, pf, out));
   return lines;
 }
 
@@ -80,21 +83,61 @@ async function primaryController(nvme: NvmeDriver, pf: VfioDevice, out: Out): Pr
   out('pf.msix.irq-count', String(pf.irqs.info('msix').count));
 }
 
-async function secondaryControllers(kernel: Kernel, nvme: NvmeDriver, pf: VfioDevice, out: Out): Promise<void> {
+/** Runs `body` with vfio-pci allowed to enable the PF's VFs; none are left enabled after. */
+async function withSriov(kernel: Kernel, body: (sriov: NonNullable<PciDevice['sriov']>) => Promise<void> | void): Promise<void> {
   const sriov = PciDevice.get(SRIOV_PF, { kernel }).sriov;
   if (!sriov) throw new Error(`${SRIOV_PF} has no SR-IOV capability: this is the sriov machine's observation`);
   const allowed = PciSriov.vfioPciAllowed({ kernel });
   if (!allowed) PciSriov.allowVfioPci(true, { kernel });
   try {
-    const [first] = sriov.enable(2);
-    try {
-      await withVfs(kernel, nvme, pf, first!, out);
-    } finally {
-      sriov.disable();
-    }
+    await body(sriov);
   } finally {
+    if (sriov.numVfs) sriov.disable();
     if (!allowed) PciSriov.allowVfioPci(false, { kernel });
   }
+}
+
+async function secondaryControllers(kernel: Kernel, nvme: NvmeDriver, pf: VfioDevice, out: Out): Promise<void> {
+  await withSriov(kernel, async (sriov) => {
+    const [first] = sriov.enable(2);
+    await withVfs(kernel, nvme, pf, first!, out);
+  });
+}
+
+/**
+ * A function reset of the PF with its VFs enabled: QEMU takes them off the bus (their config
+ * space reads all ones, their BARs 0) and NumVFs reads 0, while VF Enable stays set and Linux,
+ * which restores nothing then, still lists them; disabling and enabling VFs again brings new ones.
+ */
+function resetWithVfs(kernel: Kernel, pf: VfioDevice, out: Out): void {
+  const sriov = PciDevice.get(SRIOV_PF, { kernel }).sriov!;
+  const config = (bdf: string) => kernel.readFile(`/sys/bus/pci/devices/${bdf}/config`);
+  const hex16 = (b: Buffer, at: number) => `0x${b.readUInt16LE(at).toString(16)}`;
+  const sriovRegisters = () => {
+    const c = config(SRIOV_PF);
+    return `control ${hex16(c, SRIOV_AT + 0x08)} NumVFs ${c.readUInt16LE(SRIOV_AT + 0x10)}; sriov_numvfs ${sriov.numVfs}`;
+  };
+  const [first] = sriov.enable(2);
+  {
+    using vf = openDevice(first!, { kernel, prefer: 'cdev', vfToken: TOKEN });
+    vf.config.enableBusMaster();
+    using bar = vf.bar(0).mmap();
+    out('pf-reset.before.vf-command', hex16(config(first!), 0x04));
+    out('pf-reset.before.sriov', sriovRegisters());
+    pf.reset();
+    out('pf-reset.after.vf-command', hex16(config(first!), 0x04));
+    out('pf-reset.after.vf-header', `0x${config(first!).readUInt32LE(0x08).toString(16)}`);
+    out('pf-reset.after.sriov', sriovRegisters());
+    out('pf-reset.after.vf-cap', `0x${bar.read64(REG.CAP).toString(16)}`);
+    out('pf-reset.after.vf-csts', `0x${bar.read32(REG.CSTS).toString(16)}`);
+  }
+  sriov.disable();
+  const [again] = sriov.enable(1);
+  out('pf-reset.enabled-again.sriov', sriovRegisters());
+  out('pf-reset.enabled-again.vf-command', hex16(config(again!), 0x04));
+  using vf = openDevice(again!, { kernel, prefer: 'cdev', vfToken: TOKEN });
+  using bar = vf.bar(0).mmap();
+  out('pf-reset.enabled-again.vf-csts', `0x${bar.read32(REG.CSTS).toString(16)}`);
 }
 
 async function withVfs(kernel: Kernel, nvme: NvmeDriver, pf: VfioDevice, vfAddress: string, out: Out): Promise<void> {

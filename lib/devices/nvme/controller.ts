@@ -323,6 +323,21 @@ export class NvmeController extends DeviceModel {
     return this.options.secondaryOf?.entry.scid ?? 0;
   }
 
+  /**
+   * QEMU's pcie_sriov_pf_disable_vfs at a function reset of the PF: the VFs leave the bus and
+   * NumVFs reads 0, while VF Enable still reads set and the host still lists them (Linux restores
+   * nothing: VF Enable is set). Disabling VFs through sriov_numvfs and enabling them again brings
+   * new ones.
+   */
+  private removeVirtualFunctions(): void {
+    if (!this.options.sriovMaxVfs) return;
+    this.vfs.forEach((vf, index) => {
+      if (vf && this.vfExists(index + 1)) vf.removeFromBus();
+    });
+    this.vfs.length = 0;
+    this.config.setRaw(SRIOV_AT + SRIOV.NUM_VF, 2, 0);
+  }
+
   /** Whether VF `vfn` (from 1) exists now: enabled in the SR-IOV capability, and created. */
   private vfExists(vfn: number): boolean {
     if (!this.options.sriovMaxVfs || !(this.config.getRaw(SRIOV_AT + SRIOV.CTRL, 2) & SRIOV_CTRL_VFE)) return false;
@@ -367,10 +382,9 @@ export class NvmeController extends DeviceModel {
     this.resetFunction();
   }
 
-  /** QEMU's NVME_RESET_FUNCTION: the resources assigned since come into force, then the controller resets. */
+  /** QEMU's NVME_RESET_FUNCTION: a controller reset that also takes a PF's VFs away and puts the resources assigned since in force. */
   private resetFunction(): void {
-    this.resources.activate();
-    this.controllerReset();
+    this.controllerReset(true);
   }
 
   // ---- registers ----
@@ -495,7 +509,7 @@ export class NvmeController extends DeviceModel {
   }
 
   /** A controller reset (CC.EN 1→0, FLR): every queue and queued event gone, CC/CSTS/INTMS 0. */
-  private controllerReset(): void {
+  private controllerReset(functionReset = false): void {
     this.clock.cancelAll();
     this.halted = false;
     this.sqs = [];
@@ -513,6 +527,10 @@ export class NvmeController extends DeviceModel {
       (vfn) => this.vfExists(vfn),
       (vfn) => this.vfs[vfn - 1]?.resetFunction(),
     );
+    if (functionReset) {
+      this.removeVirtualFunctions();
+      this.resources.activate();
+    }
     this.regs.set32(REG.CSTS, this.resources.offline ? CSTS_CFS : 0);
     this.regs.set32(REG.INTMS, 0);
     this.regs.set32(REG.INTMC, 0);
