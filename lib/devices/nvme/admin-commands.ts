@@ -138,11 +138,7 @@ function namespaceAttachment(ctx: AdminContext, c: Command): Completion {
 /** Virtualization Management: the controller's resources answer (sriov-resources.ts). */
 function virtualizationManagement(ctx: AdminContext, c: Command): Completion {
   const request = { action: c.cdw10 & 0xf, resourceType: (c.cdw10 >>> 8) & 0x7, cntlid: c.cdw10 >>> 16, count: c.cdw11 & 0xffff };
-  return ctx.resources.manage(
-    request,
-    (vfn) => ctx.vfExists(vfn),
-    (vfn) => ctx.resetSecondary(vfn),
-  );
+  return ctx.resources.manage(request, ctx.virtualFunctions);
 }
 
 /** Abort: the command to abort is never found (result bit 0: not aborted). */

@@ -7,7 +7,7 @@ import type { Namespace } from './namespace';
 import type { DataRun } from './prp';
 import type { CompletionQueue, SubmissionQueue } from './queues';
 import type { DoorbellBuffer } from './shadow-doorbells';
-import type { ControllerResources } from './sriov-resources';
+import type { ControllerResources, VirtualFunctions } from './sriov-resources';
 
 export interface CommandContext {
   /** CC.MPS as bytes: the page size of PRPs and queue base addresses. */
@@ -45,10 +45,8 @@ export interface AdminContext extends CommandContext {
   readonly controllerId: number;
   /** The controller IDs of the NVM subsystem's controllers, or undefined outside a subsystem. */
   subsystemControllers(): readonly number[] | undefined;
-  /** Whether VF `vfn` (from 1) of this PF exists now. */
-  vfExists(vfn: number): boolean;
-  /** Resets VF `vfn`'s controller as a function reset does (its resources come into force). */
-  resetSecondary(vfn: number): void;
+  /** This PF's VFs (none for any other controller). */
+  readonly virtualFunctions: VirtualFunctions;
   readonly msixEnabled: boolean;
   /** An I/O queue has been created since the controller was enabled. */
   readonly queuesCreated: boolean;

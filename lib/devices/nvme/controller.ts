@@ -18,8 +18,13 @@
  * order. Those that end at once (admin commands, refused I/O) complete in that order; those that
  * reach the storage (reads, writes, flushes, …) complete after them, the newest first, as QEMU's
  * block layer hands back requests that finished together. Completions are posted in that order
- * with the phase tag and the submission queue head, followed by the completion queue's MSI-X vector — or INTx, the pin asserted while a completion
- * queue with interrupts enabled holds entries and INTMS does not mask its vector.
+ * with the phase tag and the submission queue head, followed by the completion queue's MSI-X
+ * vector — or INTx, the pin asserted while a completion queue with interrupts enabled holds
+ * entries and INTMS does not mask its vector.
+ *
+ * In an NVM subsystem with SR-IOV (sriov-resources.ts) the PF keeps flexible resources for its
+ * VFs, whose controllers stay offline until Virtualization Management gives them some and brings
+ * them online; a function reset of the PF takes its VFs off the bus.
  *
  * Shadow doorbells (Doorbell Buffer Config) as QEMU 7.2 has them: once configured, a fetch pass
  * reads the submission queue's tail from the host's shadow (a doorbell write only starts the
@@ -52,7 +57,13 @@ import { walkPrps, type DataRun } from './prp';
 import { walkSgl } from './sgl';
 import { CompletionQueue, SubmissionQueue } from './queues';
 import { shadowDoorbell, type DoorbellBuffer } from './shadow-doorbells';
-import { PrimaryResources, SecondaryResources, type ControllerResources, type SecondaryController } from './sriov-resources';
+import {
+  PrimaryResources,
+  SecondaryResources,
+  type ControllerResources,
+  type SecondaryController,
+  type VirtualFunctions,
+} from './sriov-resources';
 import {
   cc,
   CC_EN,
@@ -338,6 +349,12 @@ export class NvmeController extends DeviceModel {
     this.config.setRaw(SRIOV_AT + SRIOV.NUM_VF, 2, 0);
   }
 
+  /** The VFs as the resources see them: resetting one is a function reset of its controller (bringing it online or offline is one). */
+  private readonly virtualFunctions: VirtualFunctions = {
+    exists: (vfn) => this.vfExists(vfn),
+    reset: (vfn) => this.vfs[vfn - 1]?.resetFunction(),
+  };
+
   /** Whether VF `vfn` (from 1) exists now: enabled in the SR-IOV capability, and created. */
   private vfExists(vfn: number): boolean {
     if (!this.options.sriovMaxVfs || !(this.config.getRaw(SRIOV_AT + SRIOV.CTRL, 2) & SRIOV_CTRL_VFE)) return false;
@@ -523,10 +540,7 @@ export class NvmeController extends DeviceModel {
     this.doorbellBuffer = undefined;
     this.setIntx(false);
     // A primary's reset takes its secondary controllers offline; an offline one says CFS.
-    this.resources.offlineAll(
-      (vfn) => this.vfExists(vfn),
-      (vfn) => this.vfs[vfn - 1]?.resetFunction(),
-    );
+    this.resources.offlineAll(this.virtualFunctions);
     if (functionReset) {
       this.removeVirtualFunctions();
       this.resources.activate();
@@ -921,8 +935,7 @@ export class NvmeController extends DeviceModel {
       resources: this.resources,
       controllerId: this.controllerId,
       subsystemControllers: () => this.subsystemControllers(),
-      vfExists: (vfn) => this.vfExists(vfn),
-      resetSecondary: (vfn) => this.vfs[vfn - 1]?.resetFunction(),
+      virtualFunctions: this.virtualFunctions,
       get msixEnabled() {
         return self.msixEnabled;
       },

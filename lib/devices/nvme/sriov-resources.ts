@@ -52,6 +52,12 @@ export interface SecondaryController {
   vectors: number;
 }
 
+/** A PF's VFs as its resources need them: whether VF `vfn` (from 1) exists now, and resetting its controller. */
+export interface VirtualFunctions {
+  exists(vfn: number): boolean;
+  reset(vfn: number): void;
+}
+
 /** What a controller, primary or secondary, works with and reports. */
 export interface ControllerResources {
   /** I/O queue pairs the controller works with (QEMU's conf_ioqpairs). */
@@ -66,10 +72,10 @@ export interface ControllerResources {
   capabilities(cntlid: number): Uint8Array;
   /** Secondary Controller List (CNS 15h) from controller ID `from` on. */
   secondaryList(from: number): Uint8Array;
-  /** Virtualization Management. `vfExists` says whether VF `vfn` exists now; `reset` resets its controller. */
-  manage(request: ManagementRequest, vfExists: (vfn: number) => boolean, reset: (vfn: number) => void): Completion;
+  /** Virtualization Management. */
+  manage(request: ManagementRequest, vfs: VirtualFunctions): Completion;
   /** At a controller reset of the primary: every secondary controller offline, its resources taken back. */
-  offlineAll(vfExists: (vfn: number) => boolean, reset: (vfn: number) => void): void;
+  offlineAll(vfs: VirtualFunctions): void;
 }
 
 export interface ManagementRequest {
@@ -172,7 +178,7 @@ export class PrimaryResources implements ControllerResources {
     return d;
   }
 
-  manage(r: ManagementRequest, vfExists: (vfn: number) => boolean, reset: (vfn: number) => void): Completion {
+  manage(r: ManagementRequest, vfs: VirtualFunctions): Completion {
     if (r.resourceType !== QUEUE_RESOURCES && r.resourceType !== INTERRUPT_RESOURCES) return fail(STATUS.INVALID_RESOURCE_ID);
     switch (r.action) {
       case ACTION.ASSIGN:
@@ -181,14 +187,14 @@ export class PrimaryResources implements ControllerResources {
         return this.allocateToPrimary(r);
       case ACTION.ONLINE:
       case ACTION.OFFLINE:
-        return this.setState(r.cntlid, r.action === ACTION.ONLINE, vfExists, reset);
+        return this.setState(r.cntlid, r.action === ACTION.ONLINE, vfs);
       default:
         return fail(STATUS.INVALID_FIELD);
     }
   }
 
-  offlineAll(vfExists: (vfn: number) => boolean, reset: (vfn: number) => void): void {
-    for (const s of this.secondaries) this.setState(s.scid, false, vfExists, reset);
+  offlineAll(vfs: VirtualFunctions): void {
+    for (const s of this.secondaries) this.setState(s.scid, false, vfs);
   }
 
   private assignedToSecondaries(type: number): number {
@@ -222,23 +228,23 @@ export class PrimaryResources implements ControllerResources {
     return { status: STATUS.SUCCESS, result: r.count };
   }
 
-  private setState(cntlid: number, online: boolean, vfExists: (vfn: number) => boolean, reset: (vfn: number) => void): Completion {
+  private setState(cntlid: number, online: boolean, vfs: VirtualFunctions): Completion {
     const s = this.secondaries.find((c) => c.scid === cntlid);
     if (!s) return fail(STATUS.INVALID_CONTROLLER_ID);
-    const exists = vfExists(s.vfn);
+    const exists = vfs.exists(s.vfn);
     if (online) {
       // An admin queue and at least one I/O queue, an interrupt, and the VF there to run them.
       if (!s.vectors || s.queues < 2 || !exists) return fail(STATUS.INVALID_SECONDARY_CONTROLLER_STATE);
       if (!s.online) {
         s.online = true;
-        reset(s.vfn);
+        vfs.reset(s.vfn);
       }
     } else {
       s.queues = 0;
       s.vectors = 0;
       if (s.online) {
         s.online = false;
-        if (exists) reset(s.vfn);
+        if (exists) vfs.reset(s.vfn);
       }
     }
     return { status: STATUS.SUCCESS };
