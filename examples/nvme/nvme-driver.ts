@@ -168,6 +168,17 @@ export class NvmeDriver {
       this.registers.close();
       throw new NvmeControllerError('CAP reads all ones: the controller is gone (surprise removal)');
     }
+    if (cap === 0n) {
+      // No controller reports no queue entries and no command set; an offline VF reads so.
+      const csts = this.registers.read32(REG.CSTS);
+      this.registers.close();
+      throw new NvmeControllerError(
+        `CAP reads 0 (CSTS 0x${csts.toString(16)}): no controller answers here` +
+          ((csts & CSTS.CFS) !== 0
+            ? ' — an SR-IOV secondary controller (VF) reads so while offline: its primary (the PF) must assign it queues and interrupts and bring it online (Virtualization Management)'
+            : ''),
+      );
+    }
     if (this.capabilities.minPageSize > PAGE || this.capabilities.maxPageSize < PAGE) {
       this.registers.close();
       throw new NvmeControllerError(

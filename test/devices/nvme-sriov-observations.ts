@@ -163,6 +163,16 @@ async function withVfs(kernel: Kernel, nvme: NvmeDriver, pf: VfioDevice, vfAddre
   await sleep(50);
   out('vf1.offline.after-enable.cc', `0x${bar.read32(REG.CC).toString(16)}`);
   out('vf1.offline.after-enable.csts', `0x${bar.read32(REG.CSTS).toString(16)}`);
+  out(
+    'vf1.offline.driver',
+    await NvmeDriver.open(vf, { completion: 'poll', commandTimeoutMs: 10_000 }).then(
+      (d) => {
+        d.close();
+        return 'opened';
+      },
+      (e: unknown) => (e instanceof Error ? `${e.name}: ${e.message}` : String(e)),
+    ),
+  );
 
   out('vm.resource-type-2', await manage(ACT.ASSIGN, 2, 1, 1));
   out('vm.action-2', await manage(2, QUEUES, 1, 1));
