@@ -71,6 +71,19 @@ fi
 summary=()
 failures=0
 failed_logs=()
+crashes=()
+# One boot of $machine in $mode on $variant; sets rc and counts (mocha's closing line, or empty).
+run_machine() {
+  local results=$1
+  rc=0
+  # The machine's lab suites (for edu also the typed-API suites, on their real-kernel target only:
+  # their model targets already ran on the host).
+  lab_machine "$machine" "$results"
+  bash "$LAB_DIR/run.sh" "$mode" --kernel "$variant" --machine "$machine" --results "$results" --env NODE_VFIO_API_TARGETS=lab \
+    --env NODE_VFIO_TEST_RUNNING="$results/running.txt" -- \
+    node scripts/test.mjs "${LAB_MACHINE_TESTS[@]}" "${test_args[@]}" || rc=$?
+  counts=$(grep -aoE '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped' "$results/output.log" 2>/dev/null | tail -1 || true)
+}
 for run in "${runs[@]}"; do
   IFS=: read -r mode variant machine <<<"$run"
   variant=${variant:-group}
@@ -84,23 +97,30 @@ for run in "${runs[@]}"; do
   kernel_cached "$variant" || bash "$LAB_DIR/build-kernel.sh" "$variant" >/dev/null
   results=$PROJECT_DIR/.lab-results/$stamp/$machine-$mode-$variant
   run_start=$EPOCHREALTIME
-  rc=0
-  # The machine's lab suites (for edu also the typed-API suites, on their real-kernel target only:
-  # their model targets already ran on the host).
-  lab_machine "$machine" "$results"
-  bash "$LAB_DIR/run.sh" "$mode" --kernel "$variant" --machine "$machine" --results "$results" --env NODE_VFIO_API_TARGETS=lab \
-    --env NODE_VFIO_TEST_RUNNING="$results/running.txt" -- \
-    node scripts/test.mjs "${LAB_MACHINE_TESTS[@]}" "${test_args[@]}" || rc=$?
+  run_machine "$results"
+  # A guest that died under the emulator without giving a test result (a kernel panic, QEMU
+  # exiting on an error, a power-off without a status: run.sh's 125) is booted once more, and the
+  # summary says so with the first attempt's reason; its results stay beside the second's. A run
+  # whose cases failed, or that hit its timeout, is never run again.
+  retried=
+  if [ "$rc" -eq 125 ] && [ -z "$counts" ]; then
+    first_reason=$(cat "$results/failure" 2>/dev/null || echo "exit 125 without a reason")
+    rm -rf "$results.first-attempt" && mv "$results" "$results.first-attempt"
+    lab_log "$machine $mode $variant: the guest died without a test result ($first_reason); booting it once more"
+    crashes+=("$machine $mode $variant:$results.first-attempt")
+    retried=" (second boot; the first: $first_reason)"
+    run_machine "$results"
+  fi
   seconds=$(printf '%.1f' "$(echo "$EPOCHREALTIME - $run_start" | bc)")
-  counts=$(grep -aoE '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped' "$results/output.log" 2>/dev/null | tail -1 || true)
   if [ "$rc" -eq 0 ] && [ -n "$counts" ]; then
     verdict=passed
   else
     verdict=FAILED
     failures=$((failures + 1))
     failed_logs+=("$machine $mode $variant:$results/output.log")
-    [ -n "$counts" ] || counts="no test summary (exit $rc; see $results/console.log)"
+    [ -n "$counts" ] || counts="no test summary (exit $rc: $(cat "$results/failure" 2>/dev/null || echo "see $results/console.log"))"
   fi
+  counts+=$retried
   summary+=("$(printf '%-8s %-8s %-10s %-8s %s in %s s' "$machine" "$mode" "$variant" "$verdict" "$counts" "$seconds")")
 done
 
@@ -122,6 +142,14 @@ for entry in "${failed_logs[@]}"; do
     running=$(dirname "$log")/running.txt
     if [ -f "$running" ]; then lab_log "$run was in the middle of $(cat "$running")"; fi
   fi
+done
+# Every guest that died, also where its second boot passed: what the kernel or QEMU said, and the
+# case it was in, so that the crash can be chased (these lines end CI's log).
+for entry in "${crashes[@]}"; do
+  run=${entry%%:*} dir=${entry#*:}
+  running=$(cat "$dir/running.txt" 2>/dev/null || echo 'no case yet')
+  lab_log "$run: the first boot died: $(cat "$dir/failure" 2>/dev/null); it was in the middle of $running"
+  if [ -s "$dir/failure-detail" ]; then sed 's/^/    /' "$dir/failure-detail" >&2; else tail -15 "$dir/console.log" 2>/dev/null | sed 's/^/    /' >&2 || true; fi
 done
 [ "$failures" -eq 0 ] || lab_die "$failures lab run(s) failed"
 exit

@@ -57,7 +57,7 @@ for path in "$results" "$project"; do
     *[[:space:]]*) lab_die "'$path' contains white space, which the guest's kernel command line and mounts do not take" ;;
   esac
 done
-rm -f "$results"/{project-path,bind-ids,nvme.img,qemu-exit,shutdown-hung,no-output,status,status.tmp,setup-error,output.log,guest.log,kernel.log,console.log,timing}
+rm -f "$results"/{failure,failure-detail,project-path,bind-ids,nvme.img,qemu-exit,shutdown-hung,no-output,status,status.tmp,setup-error,output.log,guest.log,kernel.log,console.log,timing}
 
 node_dir=$(dirname "$(command -v node)")
 {
@@ -162,8 +162,13 @@ if [ -f "$results/kernel.log" ] && grep -qE 'WARNING:|BUG:|Call Trace:' "$result
   grep -E -A3 'WARNING:|BUG:' "$results/kernel.log" | head -20 >&9 || true
 fi
 
+# A run that ends here names why in $results/failure (and, for a crash, the kernel's or QEMU's own
+# words in failure-detail), so that lab.sh can say it in its summary.
 failed() {
   lab_log "FAILED ($mode, kernel '$variant'): $1"
+  printf '%s\n' "$1" >"$results/failure"
+  grep -aE -A25 'Kernel panic|Oops|BUG:|general protection|qemu-system|Assertion|assertion' "$results/console.log" 2>/dev/null \
+    | head -40 >"$results/failure-detail" || true
   lab_log "last lines of the guest console ($results/console.log):"
   tail -n 40 "$results/console.log" >&9 2>/dev/null || true
   exit "${2:-125}"
