@@ -16,6 +16,7 @@ import { NvmeCommandError, NvmeControllerError, NvmeTimeoutError } from '../../e
 import { NvmeDriver, type AdminCommand, type DataBuffer } from '../../examples/nvme/nvme-driver';
 import { HandBuiltQueuePair } from './nvme-hand-queue';
 import { completionOrder } from './nvme-completion-order';
+import { asyncEvents } from './nvme-async-events';
 
 /** Lines about interrupt delivery start with this; they need MSI-X on the host side. */
 export const INTERRUPT_PREFIX = 'irq.';
@@ -69,6 +70,7 @@ export async function observeNvme(kernel: Kernel, bdf: string, options: ObserveO
   await dataTransfers(device, out, options.hangTimeoutMs ?? 3000);
   await shadowDoorbells(device, out);
   await completionOrder(device, out, outcome);
+  await asyncEvents(device, out, outcome);
   if (options.interrupts) await interrupts(device, out);
   await intx(device, out);
   await fatalStatus(device, out);

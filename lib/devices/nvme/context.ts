@@ -56,6 +56,11 @@ export interface AdminContext extends CommandContext {
   createCompletionQueue(id: number, base: bigint, size: number, vector: number, interruptsEnabled: boolean): void;
   deleteSubmissionQueue(id: number): void;
   deleteCompletionQueue(id: number): void;
+  /**
+   * Queues an asynchronous event for the next Asynchronous Event Request (EVENT_TYPE, its
+   * information code, the log page that clears it); held while an event of its type is unread.
+   */
+  enqueueEvent(type: number, info: number, logPage: number): void;
   /** Shadow doorbells from now until the controller is reset, for the queues there are and those to come. */
   configureDoorbellBuffer(buffer: DoorbellBuffer): void;
   readonly identifyController: Uint8Array;

@@ -46,12 +46,14 @@ import {
   type ResetKind,
 } from '../../model/device';
 import { ADMIN, executeAdmin, HELD } from './admin-commands';
+import { EVENT_INFO, EVENT_TYPE } from './async-events';
 import { CQE_SIZE, decodeCommand, SQE_SIZE, type Command, type Completion } from './command';
 import type { AdminContext } from './context';
 import { initialFeatures } from './features';
 import { identifyController } from './identify-controller';
 import { NVME_FAULT_POINTS, type CommandSubject } from './faults';
 import { executeIo } from './io-commands';
+import { LOG_PAGE } from './log-pages';
 import { MemoryStorage, Namespace, type CopyLimits, type NamespaceStorage } from './namespace';
 import { walkPrps, type DataRun } from './prp';
 import { walkSgl } from './sgl';
@@ -161,10 +163,14 @@ const CAP = {
 const SQES = 6,
   CQES = 4;
 const AER_LIMIT_EXCEEDED = 0x0105;
-const EVENT_TYPE_ERROR = 0;
-const EVENT_INVALID_DOORBELL_REGISTER = 0x00;
-const EVENT_INVALID_DOORBELL_VALUE = 0x01;
-const LOG_ERROR_INFORMATION = 0x01;
+/** QEMU's aer_max_queued default: events past it are dropped until some are delivered. */
+const MAX_QUEUED_EVENTS = 64;
+/** The event type a log page's read without Retain Asynchronous Event re-enables. */
+const EVENT_TYPE_OF_LOG_PAGE: Readonly<Record<number, number>> = {
+  [LOG_PAGE.ERROR]: EVENT_TYPE.ERROR,
+  [LOG_PAGE.SMART]: EVENT_TYPE.SMART,
+  [LOG_PAGE.CHANGED_NAMESPACES]: EVENT_TYPE.NOTICE,
+};
 
 interface PendingEvent {
   readonly type: number;
@@ -573,11 +579,11 @@ export class NvmeController extends DeviceModel {
     if (index & 1) {
       const cq = qid <= this.resources.ioQueuePairs ? this.cqs[qid] : undefined;
       if (!cq) {
-        this.invalidDoorbell(`completion queue ${qid} head doorbell: no such queue`, EVENT_INVALID_DOORBELL_REGISTER);
+        this.invalidDoorbell(`completion queue ${qid} head doorbell: no such queue`, EVENT_INFO.INVALID_DOORBELL_REGISTER);
         return;
       }
       if (value >= cq.size) {
-        this.invalidDoorbell(`completion queue ${qid} head ${value} is beyond its ${cq.size} entries`, EVENT_INVALID_DOORBELL_VALUE);
+        this.invalidDoorbell(`completion queue ${qid} head ${value} is beyond its ${cq.size} entries`, EVENT_INFO.INVALID_DOORBELL_VALUE);
         return;
       }
       if (cq.full) this.schedulePost(cq);
@@ -591,11 +597,11 @@ export class NvmeController extends DeviceModel {
     }
     const sq = qid <= this.resources.ioQueuePairs ? this.sqs[qid] : undefined;
     if (!sq) {
-      this.invalidDoorbell(`submission queue ${qid} tail doorbell: no such queue`, EVENT_INVALID_DOORBELL_REGISTER);
+      this.invalidDoorbell(`submission queue ${qid} tail doorbell: no such queue`, EVENT_INFO.INVALID_DOORBELL_REGISTER);
       return;
     }
     if (value >= sq.size) {
-      this.invalidDoorbell(`submission queue ${qid} tail ${value} is beyond its ${sq.size} entries`, EVENT_INVALID_DOORBELL_VALUE);
+      this.invalidDoorbell(`submission queue ${qid} tail ${value} is beyond its ${sq.size} entries`, EVENT_INFO.INVALID_DOORBELL_VALUE);
       return;
     }
     sq.tail = value;
@@ -605,7 +611,7 @@ export class NvmeController extends DeviceModel {
 
   private invalidDoorbell(message: string, info: number): void {
     this.guestError(message);
-    if (this.heldEvents.length) this.enqueueEvent({ type: EVENT_TYPE_ERROR, info, logPage: LOG_ERROR_INFORMATION });
+    if (this.heldEvents.length) this.enqueueEvent({ type: EVENT_TYPE.ERROR, info, logPage: LOG_PAGE.ERROR });
   }
 
   private scheduleFetch(sq: SubmissionQueue): void {
@@ -711,9 +717,9 @@ export class NvmeController extends DeviceModel {
     if (outcome === HELD) this.clock.after(0, () => this.deliverEvents());
     if (command.opcode === ADMIN.GET_LOG_PAGE && outcome !== HELD && outcome.status === STATUS.SUCCESS) {
       // Reading a log page without Retain Asynchronous Event re-enables events of its type.
-      const lid = command.cdw10 & 0xff;
-      if (!((command.cdw10 >>> 15) & 1) && (lid === 0x01 || lid === 0x02)) {
-        this.maskedEventTypes &= ~(1 << (lid - 1));
+      const type = EVENT_TYPE_OF_LOG_PAGE[command.cdw10 & 0xff];
+      if (!((command.cdw10 >>> 15) & 1) && type !== undefined) {
+        this.maskedEventTypes &= ~(1 << type);
         this.clock.after(0, () => this.deliverEvents());
       }
     }
@@ -721,6 +727,7 @@ export class NvmeController extends DeviceModel {
   }
 
   private enqueueEvent(event: PendingEvent): void {
+    if (this.pendingEvents.length === MAX_QUEUED_EVENTS) return;
     this.pendingEvents.push(event);
     this.deliverEvents();
   }
@@ -734,7 +741,8 @@ export class NvmeController extends DeviceModel {
       }
       this.pendingEvents.splice(i, 1);
       this.maskedEventTypes |= 1 << event.type;
-      const request = this.heldEvents.shift()!;
+      // The request submitted last is answered first (QEMU keeps them as a stack).
+      const request = this.heldEvents.pop()!;
       this.complete(request.sq, request.cid, { status: STATUS.SUCCESS, result: event.type | (event.info << 8) | (event.logPage << 16) });
     }
   }
@@ -975,6 +983,7 @@ export class NvmeController extends DeviceModel {
         this.cqs[id] = undefined;
       },
       configureDoorbellBuffer: (buffer) => this.configureDoorbellBuffer(buffer),
+      enqueueEvent: (type, info, logPage) => this.enqueueEvent({ type, info, logPage }),
       identifyController: this.identity,
       get features() {
         return self.features;

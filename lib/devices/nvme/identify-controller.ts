@@ -25,6 +25,8 @@ export interface ControllerIdentity {
   readonly subsystem?: string;
 }
 
+/** The composite temperature QEMU's controller always reports, in kelvin: 323 K (50 °C). */
+export const COMPOSITE_TEMPERATURE = 0x143;
 /** Composite temperature thresholds, in kelvin (about 70 and 100 °C). */
 export const WARNING_TEMPERATURE = 0x157;
 export const CRITICAL_TEMPERATURE = 0x175;

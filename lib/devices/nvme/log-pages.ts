@@ -6,13 +6,11 @@
  */
 import type { Command, Completion } from './command';
 import type { AdminContext } from './context';
+import { COMPOSITE_TEMPERATURE as TEMPERATURE } from './identify-controller';
 import { BROADCAST_NSID } from './namespace';
 import { DNR, STATUS } from './status';
 
 export const LOG_PAGE = { ERROR: 0x01, SMART: 0x02, FIRMWARE_SLOT: 0x03, CHANGED_NAMESPACES: 0x04, COMMAND_EFFECTS: 0x05 } as const;
-
-/** The temperature QEMU's controller always reports: 323 K (50 °C). */
-const TEMPERATURE = 0x143;
 
 /** Which opcodes the controller supports and their effects (CSUPP bit 0, LBCC bit 1, NIC bit 3). */
 const CSUPP = 1,
