@@ -4,7 +4,8 @@
  * subsystem, the controller lists, Primary Controller Capabilities, the Secondary Controller
  * List) and the resources it works with; then, with both VFs enabled, a secondary controller's
  * life: offline until Virtualization Management assigns it queues and an interrupt and brings it
- * online, a controller of its own on the PF's namespace while online, offline again after.
+ * online, a controller of its own on the PF's namespace while online, offline again after;
+ * Namespace Attachment (nvme-namespace-attachment.ts) without VFs and with them.
  * test/lab/sriov/nvme-sriov.test.ts runs it on QEMU's controller and on the model of that
  * machine; test/devices/nvme-sriov.test.ts holds the model to the lab's recording
  * (test/model/devices/fixtures/nvme-sriov-lab-7.3.txt).
@@ -16,6 +17,7 @@ import { NvmeDriver, type AdminCommand } from '../../examples/nvme/nvme-driver';
 import { NvmeCommandError } from '../../examples/nvme/errors';
 import { fillPattern, sparseHex } from './nvme-conformance';
 import { SRIOV_PF } from './nvme-copy-observations';
+import { attachmentOnPrimary, attachmentWithVfs } from './nvme-namespace-attachment';
 
 const TOKEN = '52ac9bff-3a88-4fbd-901a-0d767c3b6c97';
 const IDENTIFY = 0x06;
@@ -54,7 +56,12 @@ export async function observeSriovControllers(kernel: Kernel): Promise<string[]>
   pf.config.enableBusMaster();
   using nvme = await NvmeDriver.open(pf, { ioQueues: 1, queueDepth: 16, completion: 'poll', commandTimeoutMs: 10_000 });
   await primaryController(nvme, pf, out);
+  await attachmentOnPrimary(nvme, pf, out);
   await secondaryControllers(kernel, nvme, pf, out);
+  await withSriov(kernel, async (sriov) => {
+    sriov.enable(2);
+    await attachmentWithVfs(nvme, pf, out);
+  });
   await nvme.shutdown();
   await withSriov(kernel, () => resetWithVfs(kernel, pf, out));
   return lines;

@@ -3,10 +3,10 @@
  * status codes, Identify, Get Log Page, Get/Set Features, Abort (which never aborts anything),
  * and Asynchronous Event Request (held until an event). Admin commands must use PRPs and must not
  * be fused. Doorbell Buffer Config takes two page-aligned addresses and nothing else. Namespace
- * Attachment and Virtualization Management answer as on a controller outside an NVM subsystem
- * and without secondary controllers (the lab's nvme machine): nothing to attach, nothing to
- * assign. Listed as supported, like QEMU's, but not modelled — they fail with Invalid Field —:
- * Format NVM, and Virtualization Management on an SR-IOV PF.
+ * Attachment attaches and detaches the subsystem's namespaces to its controllers (outside a
+ * subsystem there is nothing to attach); Virtualization Management is the SR-IOV resources'
+ * (sriov-resources.ts). Listed as supported, like QEMU's, but not modelled — it fails with
+ * Invalid Field —: Format NVM.
  */
 import { dataPointerType, fusedOperation, type Command, type Completion } from './command';
 import type { AdminContext } from './context';
@@ -130,9 +130,39 @@ function doorbellBufferConfig(ctx: AdminContext, c: Command): Completion {
 }
 
 /** A namespace ID QEMU takes as valid; only then does it look for the namespace in its subsystem. */
+const ATTACH = 0x0,
+  DETACH = 0x1;
+/** A controller list holds a count and up to 2047 IDs. */
+const CONTROLLER_LIST_ENTRIES = 2047;
+
+/**
+ * Namespace Attachment: each controller of the list in turn, so that one failing leaves those
+ * before it changed; each changed one gets the namespace in its Changed Namespace List. The
+ * model's subsystem namespaces are all shared, so QEMU's refusal to attach a private namespace
+ * to a second controller cannot arise.
+ */
 function namespaceAttachment(ctx: AdminContext, c: Command): Completion {
   if (!nsidValid(c.nsid, ctx.maxNamespaces)) return { status: STATUS.INVALID_NSID | DNR };
-  return { status: STATUS.INVALID_FIELD | DNR };
+  if (!ctx.subsystemNamespace(c.nsid)) return { status: STATUS.INVALID_FIELD | DNR };
+  const list = ctx.fromHost(c, IDENTIFY_SIZE);
+  if (!(list instanceof Uint8Array)) return list;
+  const v = new DataView(list.buffer, list.byteOffset, list.byteLength);
+  const count = Math.min(v.getUint16(0, true), CONTROLLER_LIST_ENTRIES);
+  if (count === 0) return { status: STATUS.CONTROLLER_LIST_INVALID | DNR };
+  const select = c.cdw10 & 0xf;
+  for (let i = 0; i < count; i++) {
+    const controller = ctx.subsystemController(v.getUint16(2 + 2 * i, true));
+    if (!controller) return { status: STATUS.CONTROLLER_LIST_INVALID | DNR };
+    if (select === ATTACH) {
+      if (controller.has(c.nsid)) return { status: STATUS.NAMESPACE_ALREADY_ATTACHED | DNR };
+      controller.attach(c.nsid);
+    } else if (select === DETACH) {
+      if (!controller.has(c.nsid)) return { status: STATUS.NAMESPACE_NOT_ATTACHED | DNR };
+      controller.detach(c.nsid);
+    } else return { status: STATUS.INVALID_FIELD | DNR };
+    controller.changed(c.nsid);
+  }
+  return { status: STATUS.SUCCESS };
 }
 
 /** Virtualization Management: the controller's resources answer (sriov-resources.ts). */
@@ -176,13 +206,13 @@ function identify(ctx: AdminContext, c: Command): Completion {
     case CNS.NAMESPACE:
     case CNS.ALLOCATED_NAMESPACE: {
       if (!nsidValid) return { status: STATUS.INVALID_NSID | DNR };
-      const ns = ctx.namespace(c.nsid);
+      const ns = ctx.namespace(c.nsid) ?? (cns === CNS.ALLOCATED_NAMESPACE ? ctx.subsystemNamespace(c.nsid) : undefined);
       return ns ? ctx.toHost(c, ns.identify()) : empty();
     }
     case CNS.CSI_NAMESPACE:
     case CNS.CSI_ALLOCATED_NAMESPACE: {
       if (!nsidValid) return { status: STATUS.INVALID_NSID | DNR };
-      const ns = ctx.namespace(c.nsid);
+      const ns = ctx.namespace(c.nsid) ?? (cns === CNS.CSI_ALLOCATED_NAMESPACE ? ctx.subsystemNamespace(c.nsid) : undefined);
       if (!ns) return empty();
       if (csi === 0) return ctx.toHost(c, ns.identifyNvm());
       return { status: STATUS.INVALID_FIELD | DNR };
@@ -190,18 +220,18 @@ function identify(ctx: AdminContext, c: Command): Completion {
     case CNS.CONTROLLER:
       return ctx.toHost(c, ctx.identifyController);
     case CNS.CSI_CONTROLLER:
-      if (csi === 0) return ctx.toHost(c, identifyControllerNvm(VERIFY_SIZE_LIMIT, dsmRangeSizeLimit(ctx)));
+      if (csi === 0) return ctx.toHost(c, identifyControllerNvm(VERIFY_SIZE_LIMIT, dsmRangeSizeLimit(everAttached(ctx))));
       if (csi === 2) return empty();
       return { status: STATUS.INVALID_FIELD | DNR };
     case CNS.ACTIVE_NAMESPACES:
     case CNS.ALLOCATED_NAMESPACES:
       if (c.nsid >= BROADCAST_NSID - 1) return { status: STATUS.INVALID_NSID | DNR };
-      return ctx.toHost(c, namespaceList(activeNamespaces(ctx), c.nsid));
+      return ctx.toHost(c, namespaceList(namespaceIds(ctx, cns === CNS.ALLOCATED_NAMESPACES), c.nsid));
     case CNS.CSI_ACTIVE_NAMESPACES:
     case CNS.CSI_ALLOCATED_NAMESPACES:
       if (c.nsid >= BROADCAST_NSID - 1) return { status: STATUS.INVALID_NSID | DNR };
       if (csi !== 0 && csi !== 2) return { status: STATUS.INVALID_FIELD | DNR };
-      return ctx.toHost(c, namespaceList(csi === 0 ? activeNamespaces(ctx) : [], c.nsid));
+      return ctx.toHost(c, namespaceList(csi === 0 ? namespaceIds(ctx, cns === CNS.CSI_ALLOCATED_NAMESPACES) : [], c.nsid));
     case CNS.NAMESPACE_DESCRIPTORS: {
       if (!nsidValid) return { status: STATUS.INVALID_NSID | DNR };
       const ns = ctx.namespace(c.nsid);
@@ -223,15 +253,15 @@ function identify(ctx: AdminContext, c: Command): Completion {
 }
 
 /**
- * A controller list (CNS 12h: attached to the namespace; 13h: in the subsystem): the count, then
- * the IDs from CDW10's CNTID on. Only a controller in an NVM subsystem has one (the nvme
- * machine's has none); every controller of the model's subsystem has its namespace attached.
+ * A controller list (CNS 12h: those the namespace is attached to; 13h: the subsystem's): the
+ * count, then the IDs from CDW10's CNTID on. Only a controller in an NVM subsystem has one (the
+ * nvme machine's has none).
  */
 function controllerList(ctx: AdminContext, c: Command, attached: boolean): Completion {
   const controllers = ctx.subsystemControllers();
   if (!controllers) return { status: STATUS.INVALID_FIELD | DNR };
-  if (attached && (c.nsid === 0 || c.nsid > ctx.maxNamespaces || !ctx.namespace(c.nsid))) return { status: STATUS.INVALID_FIELD | DNR };
-  const ids = controllers.filter((id) => id >= c.cdw10 >>> 16);
+  if (attached && !ctx.subsystemNamespace(c.nsid)) return { status: STATUS.INVALID_FIELD | DNR };
+  const ids = controllers.filter((id) => id >= c.cdw10 >>> 16 && (!attached || ctx.subsystemController(id)?.has(c.nsid)));
   const d = new Uint8Array(IDENTIFY_SIZE);
   const v = new DataView(d.buffer);
   v.setUint16(0, ids.length, true);
@@ -239,8 +269,17 @@ function controllerList(ctx: AdminContext, c: Command, attached: boolean): Compl
   return ctx.toHost(c, d);
 }
 
-function activeNamespaces(ctx: AdminContext): number[] {
+/**
+ * The namespaces the controller has had attached: QEMU lowers DMRSL as namespaces are attached
+ * and never raises it again, and every namespace of the model's subsystem starts attached.
+ */
+function everAttached(ctx: AdminContext): Pick<AdminContext, 'namespace' | 'maxNamespaces'> {
+  return { maxNamespaces: ctx.maxNamespaces, namespace: (nsid) => ctx.namespace(nsid) ?? ctx.subsystemNamespace(nsid) };
+}
+
+/** The IDs of the attached namespaces, or with `allocated` also the subsystem's others. */
+function namespaceIds(ctx: AdminContext, allocated: boolean): number[] {
   const out: number[] = [];
-  for (let i = 1; i <= ctx.maxNamespaces; i++) if (ctx.namespace(i)) out.push(i);
+  for (let i = 1; i <= ctx.maxNamespaces; i++) if (ctx.namespace(i) || (allocated && ctx.subsystemNamespace(i))) out.push(i);
   return out;
 }

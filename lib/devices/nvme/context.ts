@@ -45,6 +45,12 @@ export interface AdminContext extends CommandContext {
   readonly controllerId: number;
   /** The controller IDs of the NVM subsystem's controllers, or undefined outside a subsystem. */
   subsystemControllers(): readonly number[] | undefined;
+  /** A controller of the subsystem by its ID (a VF's only while it exists), for Namespace Attachment. */
+  subsystemController(cntlid: number): NamespaceAttachments | undefined;
+  /** A namespace of the subsystem, attached here or not (QEMU's nvme_subsys_ns); none outside a subsystem. */
+  subsystemNamespace(nsid: number): Namespace | undefined;
+  /** The Changed Namespace List: the IDs changed since it was last read, ascending; reading it empties it. */
+  takeChangedNamespaces(): number[];
   /** This PF's VFs (none for any other controller). */
   readonly virtualFunctions: VirtualFunctions;
   readonly msixEnabled: boolean;
@@ -70,6 +76,18 @@ export interface AdminContext extends CommandContext {
   /** Copies data to the host for an admin command (Identify, Get Log Page, …). */
   toHost(command: Command, data: Uint8Array): Completion;
   fromHost(command: Command, length: number): Uint8Array | Completion;
+}
+
+/**
+ * Which of the subsystem's namespaces one controller has attached. `namespace(nsid)` of its
+ * command context answers only for those.
+ */
+export interface NamespaceAttachments {
+  has(nsid: number): boolean;
+  attach(nsid: number): void;
+  detach(nsid: number): void;
+  /** Adds the ID to the controller's Changed Namespace List, with a notice the first time until the list is read. */
+  changed(nsid: number): void;
 }
 
 /** The features a Set Features changes (everything else reads its default). */

@@ -48,7 +48,7 @@ import {
 import { ADMIN, executeAdmin, HELD } from './admin-commands';
 import { EVENT_INFO, EVENT_TYPE } from './async-events';
 import { CQE_SIZE, decodeCommand, SQE_SIZE, type Command, type Completion } from './command';
-import type { AdminContext } from './context';
+import type { AdminContext, NamespaceAttachments } from './context';
 import { initialFeatures } from './features';
 import { identifyController } from './identify-controller';
 import { NVME_FAULT_POINTS, type CommandSubject } from './faults';
@@ -196,6 +196,10 @@ export class NvmeController extends DeviceModel {
   private dmaFailures = 0;
   private features = initialFeatures();
   private heldEvents: { sq: SubmissionQueue; cid: number }[] = [];
+  /** The subsystem's namespaces Namespace Attachment took from this controller (a reset gives none back). */
+  private readonly detachedNamespaces = new Set<number>();
+  /** The Changed Namespace List (kept through a reset, as QEMU keeps it). */
+  private readonly changedNamespaces = new Set<number>();
   private pendingEvents: PendingEvent[] = [];
   private maskedEventTypes = 0;
   private readonly context: AdminContext;
@@ -378,6 +382,28 @@ export class NvmeController extends DeviceModel {
     const ids = [this.controllerId];
     for (const s of this.primaryResources?.secondaries ?? []) if (this.vfExists(s.vfn)) ids.push(s.scid);
     return ids;
+  }
+
+  /** This controller's attachments, as Namespace Attachment from any controller of the subsystem changes them. */
+  private readonly attachments: NamespaceAttachments = {
+    has: (nsid) => !this.detachedNamespaces.has(nsid) && this.namespaces.some((n) => n.nsid === nsid),
+    attach: (nsid) => this.detachedNamespaces.delete(nsid),
+    detach: (nsid) => this.detachedNamespaces.add(nsid),
+    changed: (nsid) => {
+      if (this.changedNamespaces.has(nsid)) return;
+      this.changedNamespaces.add(nsid);
+      this.enqueueEvent({ type: EVENT_TYPE.NOTICE, info: EVENT_INFO.NAMESPACE_ATTRIBUTE_CHANGED, logPage: LOG_PAGE.CHANGED_NAMESPACES });
+    },
+  };
+
+  /** The subsystem's controller `cntlid`: the primary, or a VF that exists now. */
+  private subsystemController(cntlid: number): NamespaceAttachments | undefined {
+    if (this.options.subsystem === undefined) return undefined;
+    const primary = this.options.secondaryOf?.primary;
+    if (primary) return primary.subsystemController(cntlid);
+    if (cntlid === this.controllerId) return this.attachments;
+    const entry = this.primaryResources?.secondaries.find((s) => s.scid === cntlid);
+    return entry && this.vfExists(entry.vfn) ? this.vfs[entry.vfn - 1]?.attachments : undefined;
   }
 
   /** A secondary controller for VF `index`: the PF's parameters, without the SR-IOV capability. */
@@ -927,7 +953,7 @@ export class NvmeController extends DeviceModel {
       },
       mdts: this.mdts,
       maxNamespaces: MAX_NAMESPACES,
-      namespace: (nsid) => this.namespaces.find((n) => n.nsid === nsid),
+      namespace: (nsid) => (this.detachedNamespaces.has(nsid) ? undefined : this.namespaces.find((n) => n.nsid === nsid)),
       dataRuns: (c, length) => walkPrps(prp, c.prp1, c.prp2, length),
       sglRuns: (c, length) => walkSgl(prp, c.prp1, c.prp2, length),
       discard: this.discard,
@@ -943,6 +969,13 @@ export class NvmeController extends DeviceModel {
       resources: this.resources,
       controllerId: this.controllerId,
       subsystemControllers: () => this.subsystemControllers(),
+      subsystemController: (cntlid) => this.subsystemController(cntlid),
+      subsystemNamespace: (nsid) => (this.options.subsystem === undefined ? undefined : this.namespaces.find((n) => n.nsid === nsid)),
+      takeChangedNamespaces: () => {
+        const ids = [...this.changedNamespaces].sort((a, b) => a - b);
+        this.changedNamespaces.clear();
+        return ids;
+      },
       virtualFunctions: this.virtualFunctions,
       get msixEnabled() {
         return self.msixEnabled;

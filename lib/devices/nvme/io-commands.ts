@@ -162,7 +162,7 @@ function datasetManagement(ctx: CommandContext, ns: Namespace, c: Command): Comp
  * DMRSL: the largest Dataset Management range in blocks — the block layer's largest request
  * (2^31 - 512 bytes, in 512-byte sectors) over the smallest block size.
  */
-export function dsmRangeSizeLimit(ctx: CommandContext): number {
+export function dsmRangeSizeLimit(ctx: Pick<CommandContext, 'namespace' | 'maxNamespaces'>): number {
   let limit = 0xffff_ffff;
   for (let i = 1; i <= ctx.maxNamespaces; i++) {
     const ns = ctx.namespace(i);

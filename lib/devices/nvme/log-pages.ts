@@ -67,7 +67,9 @@ export function getLogPage(ctx: AdminContext, c: Command): Completion {
       page = firmwareSlots();
       break;
     case LOG_PAGE.CHANGED_NAMESPACES:
-      page = new Uint8Array(4096);
+      // Checked before the list is taken: a refused read leaves it as it was.
+      if (offset >= 4096n) return { status: STATUS.INVALID_FIELD | DNR };
+      page = changedNamespaceList(ctx.takeChangedNamespaces());
       break;
     case LOG_PAGE.COMMAND_EFFECTS:
       page = commandEffects(csi);
@@ -111,6 +113,15 @@ function smartLog(ctx: AdminContext, nsid: number): Uint8Array | Completion {
   v.setBigUint64(64, BigInt(reads), true);
   v.setBigUint64(80, BigInt(writes), true);
   v.setBigUint64(128, BigInt(Math.floor(ctx.nowMicroseconds / 3_600_000_000)), true);
+  return d;
+}
+
+/** Up to 1024 namespace IDs; more than that is one entry of FFFFFFFFh. */
+function changedNamespaceList(ids: readonly number[]): Uint8Array {
+  const d = new Uint8Array(4096);
+  const v = new DataView(d.buffer);
+  if (ids.length > 1024) v.setUint32(0, 0xffff_ffff, true);
+  else ids.forEach((id, i) => v.setUint32(i * 4, id, true));
   return d;
 }
 
