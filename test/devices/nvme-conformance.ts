@@ -40,7 +40,7 @@ export function sparseHex(d: Uint8Array): string {
 }
 
 /** How a command ended: `ok <dword 0>`, `status <15-bit status>` or the error's name. */
-async function outcome(p: Promise<unknown>): Promise<string> {
+export async function outcome(p: Promise<unknown>): Promise<string> {
   try {
     const r = await p;
     return typeof r === 'number' ? `ok ${hex(r)}` : 'ok';

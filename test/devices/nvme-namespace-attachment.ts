@@ -8,9 +8,8 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DmaBuffer, type VfioDevice } from '../../lib';
-import { NvmeCommandError } from '../../examples/nvme/errors';
 import type { NvmeDriver } from '../../examples/nvme/nvme-driver';
-import { sparseHex } from './nvme-conformance';
+import { outcome, sparseHex } from './nvme-conformance';
 
 type Out = (key: string, value: string) => void;
 
@@ -26,15 +25,6 @@ const SMART_LOG = 0x02;
 const CHANGED_NAMESPACES_LOG = 0x04;
 /** How long QEMU's main loop under a loaded TCG guest may take to answer an event request. */
 const SETTLE_MS = 400;
-
-async function outcome(p: Promise<number>): Promise<string> {
-  try {
-    return `ok 0x${(await p).toString(16).padStart(8, '0')}`;
-  } catch (e) {
-    if (e instanceof NvmeCommandError) return `status 0x${e.status.toString(16).padStart(4, '0')}`;
-    throw e;
-  }
-}
 
 class Attachment {
   private readonly page: DmaBuffer;

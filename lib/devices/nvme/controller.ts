@@ -22,9 +22,14 @@
  * vector — or INTx, the pin asserted while a completion queue with interrupts enabled holds
  * entries and INTMS does not mask its vector.
  *
+ * Asynchronous Event Requests wait, up to four, and an event answers the one submitted last
+ * (QEMU keeps them as a stack); after an event of a type, the next of that type waits until its
+ * log page is read (async-events.ts).
+ *
  * In an NVM subsystem with SR-IOV (sriov-resources.ts) the PF keeps flexible resources for its
  * VFs, whose controllers stay offline until Virtualization Management gives them some and brings
- * them online; a function reset of the PF takes its VFs off the bus.
+ * them online; a function reset of the PF takes its VFs off the bus. Namespace Attachment moves
+ * the subsystem's namespace on and off its controllers, each with its Changed Namespace List.
  *
  * Shadow doorbells (Doorbell Buffer Config) as QEMU 7.2 has them: once configured, a fetch pass
  * reads the submission queue's tail from the host's shadow (a doorbell write only starts the
