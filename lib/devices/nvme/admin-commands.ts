@@ -129,14 +129,15 @@ function doorbellBufferConfig(ctx: AdminContext, c: Command): Completion {
   return { status: STATUS.SUCCESS };
 }
 
-/** A namespace ID QEMU takes as valid; only then does it look for the namespace in its subsystem. */
+/** Namespace Attachment's select field (cdw10 bits 3:0). */
 const ATTACH = 0x0,
   DETACH = 0x1;
 /** A controller list holds a count and up to 2047 IDs. */
 const CONTROLLER_LIST_ENTRIES = 2047;
 
 /**
- * Namespace Attachment: each controller of the list in turn, so that one failing leaves those
+ * Namespace Attachment: the namespace ID must be one QEMU takes as valid, and only then is the
+ * namespace looked for in the subsystem; then each controller of the list in turn, so that one failing leaves those
  * before it changed; each changed one gets the namespace in its Changed Namespace List. The
  * model's subsystem namespaces are all shared, so QEMU's refusal to attach a private namespace
  * to a second controller cannot arise.

@@ -391,7 +391,7 @@ export class NvmeController extends DeviceModel {
 
   /** This controller's attachments, as Namespace Attachment from any controller of the subsystem changes them. */
   private readonly attachments: NamespaceAttachments = {
-    has: (nsid) => !this.detachedNamespaces.has(nsid) && this.namespaces.some((n) => n.nsid === nsid),
+    has: (nsid) => !this.detachedNamespaces.has(nsid) && this.ownNamespace(nsid) !== undefined,
     attach: (nsid) => this.detachedNamespaces.delete(nsid),
     detach: (nsid) => this.detachedNamespaces.add(nsid),
     changed: (nsid) => {
@@ -400,6 +400,11 @@ export class NvmeController extends DeviceModel {
       this.enqueueEvent({ type: EVENT_TYPE.NOTICE, info: EVENT_INFO.NAMESPACE_ATTRIBUTE_CHANGED, logPage: LOG_PAGE.CHANGED_NAMESPACES });
     },
   };
+
+  /** Namespace `nsid` of those the controller was made with (a VF's are its PF's), attached now or not. */
+  private ownNamespace(nsid: number): Namespace | undefined {
+    return this.namespaces.find((n) => n.nsid === nsid);
+  }
 
   /** The subsystem's controller `cntlid`: the primary, or a VF that exists now. */
   private subsystemController(cntlid: number): NamespaceAttachments | undefined {
@@ -958,7 +963,7 @@ export class NvmeController extends DeviceModel {
       },
       mdts: this.mdts,
       maxNamespaces: MAX_NAMESPACES,
-      namespace: (nsid) => (this.detachedNamespaces.has(nsid) ? undefined : this.namespaces.find((n) => n.nsid === nsid)),
+      namespace: (nsid) => (this.detachedNamespaces.has(nsid) ? undefined : this.ownNamespace(nsid)),
       dataRuns: (c, length) => walkPrps(prp, c.prp1, c.prp2, length),
       sglRuns: (c, length) => walkSgl(prp, c.prp1, c.prp2, length),
       discard: this.discard,
@@ -975,7 +980,7 @@ export class NvmeController extends DeviceModel {
       controllerId: this.controllerId,
       subsystemControllers: () => this.subsystemControllers(),
       subsystemController: (cntlid) => this.subsystemController(cntlid),
-      subsystemNamespace: (nsid) => (this.options.subsystem === undefined ? undefined : this.namespaces.find((n) => n.nsid === nsid)),
+      subsystemNamespace: (nsid) => (this.options.subsystem === undefined ? undefined : this.ownNamespace(nsid)),
       takeChangedNamespaces: () => {
         const ids = [...this.changedNamespaces].sort((a, b) => a - b);
         this.changedNamespaces.clear();

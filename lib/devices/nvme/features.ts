@@ -9,7 +9,7 @@
 import type { Command, Completion } from './command';
 import type { AdminContext } from './context';
 import { AEC_TEMPERATURE, EVENT_INFO, EVENT_TYPE } from './async-events';
-import { COMPOSITE_TEMPERATURE, WARNING_TEMPERATURE } from './identify-controller';
+import { temperatureBeyondThreshold, WARNING_TEMPERATURE } from './identify-controller';
 import { LOG_PAGE } from './log-pages';
 import { BROADCAST_NSID, nsidValid } from './namespace';
 import { DNR, STATUS } from './status';
@@ -142,10 +142,7 @@ export function setFeatures(ctx: AdminContext, c: Command): Completion {
       else if (which === 1) f.temperatureUnder = c.cdw11 & 0xffff;
       else return { status: STATUS.INVALID_FIELD | DNR };
       // Checked when a threshold is set, not as the temperature goes (QEMU's never changes).
-      if (
-        (COMPOSITE_TEMPERATURE >= f.temperatureOver || COMPOSITE_TEMPERATURE <= f.temperatureUnder) &&
-        f.asyncEventConfig & AEC_TEMPERATURE
-      )
+      if (temperatureBeyondThreshold(f) && f.asyncEventConfig & AEC_TEMPERATURE)
         ctx.enqueueEvent(EVENT_TYPE.SMART, EVENT_INFO.TEMPERATURE_THRESHOLD, LOG_PAGE.SMART);
       break;
     }

@@ -31,6 +31,11 @@ export const COMPOSITE_TEMPERATURE = 0x143;
 export const WARNING_TEMPERATURE = 0x157;
 export const CRITICAL_TEMPERATURE = 0x175;
 
+/** Whether the composite temperature is at or beyond a threshold the host set (Temperature Threshold feature). */
+export function temperatureBeyondThreshold(thresholds: { readonly temperatureOver: number; readonly temperatureUnder: number }): boolean {
+  return COMPOSITE_TEMPERATURE >= thresholds.temperatureOver || COMPOSITE_TEMPERATURE <= thresholds.temperatureUnder;
+}
+
 export function identifyController(id: ControllerIdentity): Uint8Array {
   const d = new Uint8Array(IDENTIFY_SIZE);
   const v = new DataView(d.buffer);

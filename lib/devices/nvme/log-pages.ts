@@ -6,7 +6,7 @@
  */
 import type { Command, Completion } from './command';
 import type { AdminContext } from './context';
-import { COMPOSITE_TEMPERATURE as TEMPERATURE } from './identify-controller';
+import { COMPOSITE_TEMPERATURE, temperatureBeyondThreshold } from './identify-controller';
 import { BROADCAST_NSID } from './namespace';
 import { DNR, STATUS } from './status';
 
@@ -104,9 +104,9 @@ function smartLog(ctx: AdminContext, nsid: number): Uint8Array | Completion {
   const v = new DataView(d.buffer);
   const f = ctx.features;
   let critical = 0;
-  if (TEMPERATURE >= f.temperatureOver || TEMPERATURE <= f.temperatureUnder) critical |= 1 << 1;
+  if (temperatureBeyondThreshold(f)) critical |= 1 << 1;
   d[0] = critical;
-  v.setUint16(1, TEMPERATURE, true);
+  v.setUint16(1, COMPOSITE_TEMPERATURE, true);
   // Data units are thousands of 512-byte units, rounded up.
   v.setBigUint64(32, BigInt(Math.ceil(unitsRead / 1000)), true);
   v.setBigUint64(48, BigInt(Math.ceil(unitsWritten / 1000)), true);
