@@ -142,6 +142,13 @@ for entry in "${failed_logs[@]}"; do
     running=$(dirname "$log")/running.txt
     if [ -f "$running" ]; then lab_log "$run was in the middle of $(cat "$running")"; fi
   fi
+  # What the guest's kernel complained of on its console (a stall, a lockup, a warning), which the
+  # command's own output does not carry.
+  console=$(dirname "$log")/console.log
+  if grep -qaE 'rcu:|INFO:|BUG:|WARNING:|Oops|soft lockup|blocked for more than' "$console" 2>/dev/null; then
+    lab_log "$run: what its kernel said on the console ($console):"
+    grep -aE -A3 'rcu:|INFO:|BUG:|WARNING:|Oops|soft lockup|blocked for more than' "$console" | tail -20 >&2 || true
+  fi
 done
 # Every guest that died, also where its second boot passed: what the kernel or QEMU said, and the
 # case it was in, so that the crash can be chased (these lines end CI's log).

@@ -10,8 +10,10 @@
 # (the first of them), NODE_VFIO_LAB_RESULTS (a writable directory that comes back to the host) and
 # NODE_VFIO_LAB_COMMAND_START (guest uptime in seconds when the command was launched).
 # The exit status is the command's. A kernel panic, a QEMU error, a guest that never reports a
-# status, or a run longer than the timeout (NODE_VFIO_LAB_TIMEOUT, default 1200 s) fails with 125
-# (124 for the timeout) and prints the tail of the guest's console.
+# status, a guest whose console falls silent in the middle of the run (NODE_VFIO_LAB_STALL_SECONDS,
+# default 300 s: it is then made to print its CPUs and tasks and is stopped), or a run longer than
+# the timeout (NODE_VFIO_LAB_TIMEOUT, default 1200 s) fails with 125 (124 for the timeout) and prints
+# the tail of the guest's console.
 source "$(dirname "$0")/common.sh"
 # The body is one block, so bash reads it whole before running: editing this file while a long
 # run is under way cannot change what that run does.
@@ -57,7 +59,7 @@ for path in "$results" "$project"; do
     *[[:space:]]*) lab_die "'$path' contains white space, which the guest's kernel command line and mounts do not take" ;;
   esac
 done
-rm -f "$results"/{failure,failure-detail,project-path,bind-ids,nvme.img,qemu-exit,shutdown-hung,no-output,status,status.tmp,setup-error,output.log,guest.log,kernel.log,console.log,timing}
+rm -f "$results"/{failure,failure-detail,stalled,stall-host.txt,project-path,bind-ids,nvme.img,qemu-exit,shutdown-hung,no-output,status,status.tmp,setup-error,output.log,guest.log,kernel.log,console.log,timing}
 
 node_dir=$(dirname "$(command -v node)")
 {
@@ -78,7 +80,9 @@ printf '%s\n' "${LAB_MACHINE_BIND[@]}" >"$results/bind-ids"
 # no_timer_check: under TCG on a loaded host the early IO-APIC timer check can miss its ticks and
 # panic the boot ("timer doesn't work through Interrupt-remapped IO-APIC", seen in the lab); the
 # emulated timer does work, so the check only adds a way to fail.
-append="console=ttyS0 quiet panic=-1 oops=panic no_timer_check"
+# unknown_nmi_panic and panic_sys_info: the stall watchdog's NMI makes a hung guest panic and
+# print where every CPU and task is (the lab kernel has no sysrq).
+append="console=ttyS0 quiet panic=-1 oops=panic no_timer_check unknown_nmi_panic panic_sys_info=tasks,all_bt"
 qemu_mode=()
 case "$mode" in
   noiommu) append+=" vfio.enable_unsafe_noiommu_mode=1" ;;
@@ -91,8 +95,11 @@ esac
 [ -z "$LAB_MACHINE_APPEND" ] || append+=" $LAB_MACHINE_APPEND"
 lab_choose_accel "$kernel"
 accel=(-accel "$LAB_ACCEL")
+# The monitor is for the stall watchdog; its socket is outside the results directory, whose path
+# can be longer than a socket's name may be.
+monitor_socket=$(mktemp -u "${TMPDIR:-/tmp}/node-vfio-lab-monitor.XXXXXX")
 qemu=(qemu-system-x86_64 -M q35,kernel-irqchip=split "${accel[@]}" -cpu max -m 2G -smp 2
-  -display none -monitor none -serial stdio -no-reboot
+  -display none -monitor "unix:$monitor_socket,server=on,wait=off" -serial stdio -no-reboot
   -kernel "$kernel" -initrd "$initrd" -append "$append"
   "${qemu_mode[@]}"
   "${LAB_MACHINE_ARGS[@]}"
@@ -128,6 +135,43 @@ first_output_s=${NODE_VFIO_LAB_FIRST_OUTPUT_SECONDS:-180}
   if pkill -f -- "path=$results,mount_tag=labrun"; then touch "$results/no-output"; fi
 ) &
 silence_watchdog=$!
+# A guest whose console has been silent for minutes in the middle of a run is hung: no case is
+# quiet that long (the longest seen is under a minute). QEMU's registers are sampled twice (are
+# the vCPUs moving, or halted?), then an NMI makes the guest's kernel panic and print every CPU's
+# and task's stack, which ends the run with the reason; a QEMU that does not even do that is
+# stopped. Either way the run ends minutes after the hang instead of at the whole timeout.
+stall_s=${NODE_VFIO_LAB_STALL_SECONDS:-300}
+(
+  while sleep 5; do
+    kill -0 $$ 2>/dev/null || exit 0
+    [ -s "$results/qemu-exit" ] || [ -f "$results/status" ] && exit 0
+    [ -s "$results/console.log" ] || continue
+    silent=$(($(date +%s) - $(stat -c %Y "$results/console.log")))
+    [ "$silent" -ge "$stall_s" ] || continue
+    printf '%s\n' "$silent" >"$results/stalled"
+    {
+      # timeout(1)'s command line names the results directory too.
+      qemu_pid=
+      for pid in $(pgrep -f -- "path=$results,mount_tag=labrun"); do
+        [[ $(cat "/proc/$pid/comm" 2>/dev/null) == qemu-system* ]] && qemu_pid=$pid
+      done
+      echo "QEMU $qemu_pid threads (name state wchan):"
+      for task in /proc/"$qemu_pid"/task/*; do
+        echo "  $(cat "$task/comm" 2>/dev/null) $(awk '{print $3}' "$task/stat" 2>/dev/null) $(cat "$task/wchan" 2>/dev/null)"
+      done
+      for sample in 1 2; do
+        node "$LAB_DIR/monitor.mjs" "$monitor_socket" 'info status' 'info registers -a' | grep -E 'monitor:|VM status|^  CPU#|RIP=' || true
+        [ "$sample" = 2 ] || sleep 2
+      done
+    } >"$results/stall-host.txt" 2>&1
+    node "$LAB_DIR/monitor.mjs" "$monitor_socket" nmi >>"$results/stall-host.txt" 2>&1 || true
+    for _ in $(seq 90); do sleep 1; [ -s "$results/qemu-exit" ] && exit 0; done
+    echo "the guest did not panic on the NMI within 90 s; QEMU was stopped" >>"$results/stall-host.txt"
+    pkill -f -- "path=$results,mount_tag=labrun" || true
+    exit 0
+  done
+) &
+stall_watchdog=$!
 init_at=
 # The console is streamed as it comes and kept in console.log; the moment /init reports is the
 # host-side boot time (QEMU start, firmware, kernel boot).
@@ -142,7 +186,8 @@ end=$EPOCHREALTIME
 wait "$!" 2>/dev/null || true
 for _ in $(seq 100); do [ -s "$results/qemu-exit" ] && break; sleep 0.1; done
 qemu_exit=$(cat "$results/qemu-exit" 2>/dev/null || echo unknown)
-kill "$watchdog" "$silence_watchdog" 2>/dev/null || true
+kill "$watchdog" "$silence_watchdog" "$stall_watchdog" 2>/dev/null || true
+rm -f "$monitor_socket"
 if [ -f "$results/shutdown-hung" ] && [ -f "$results/status" ]; then
   lab_log "the guest reported its status but did not power off within 60 s; QEMU was stopped (console: $results/console.log)"
   qemu_exit=0
@@ -162,17 +207,46 @@ if [ -f "$results/kernel.log" ] && grep -qE 'WARNING:|BUG:|Call Trace:' "$result
   grep -E -A3 'WARNING:|BUG:' "$results/kernel.log" | head -20 >&9 || true
 fi
 
+# What a hung guest showed: QEMU's side, then from the panic the NMI caused the panicking CPU's
+# stack, the other CPUs' backtraces, and the stacks of the job's processes and of every task
+# blocked in the kernel (the whole list of tasks stays in console.log).
+stall_detail() {
+  head -30 "$results/stall-host.txt" 2>/dev/null || true
+  sed 's/\x1b\[[0-9;]*m//g' "$results/console.log" 2>/dev/null | awk '
+    /Kernel panic|NMI backtrace for cpu|NMI received/ { block = 14 }
+    /task:[^ ]+ +state:/ {
+      name = $0; sub(/.*task:/, "", name); sub(/ .*/, "", name)
+      state = $0; sub(/.*state:/, "", state); sub(/ .*/, "", state)
+      in_task = (name ~ /^(node|tee|sh|bash)$/ || state == "D")
+    }
+    in_task || block > 0 { print; if (block > 0) block-- }
+    /<\/TASK>/ { in_task = 0 }
+  ' | head -90
+}
+
 # A run that ends here names why in $results/failure (and, for a crash, the kernel's or QEMU's own
 # words in failure-detail), so that lab.sh can say it in its summary.
 failed() {
   lab_log "FAILED ($mode, kernel '$variant'): $1"
   printf '%s\n' "$1" >"$results/failure"
-  grep -aE -A25 'Kernel panic|Oops|BUG:|general protection|qemu-system|Assertion|assertion' "$results/console.log" 2>/dev/null \
-    | head -40 >"$results/failure-detail" || true
+  if [ -f "$results/stalled" ]; then
+    stall_detail >"$results/failure-detail"
+  else
+    grep -aE -A25 'Kernel panic|Oops|BUG:|general protection|qemu-system|Assertion|assertion' "$results/console.log" 2>/dev/null \
+      | head -40 >"$results/failure-detail" || true
+  fi
   lab_log "last lines of the guest console ($results/console.log):"
   tail -n 40 "$results/console.log" >&9 2>/dev/null || true
   exit "${2:-125}"
 }
+if [ -f "$results/stalled" ]; then
+  if grep -q 'did not panic on the NMI' "$results/stall-host.txt" 2>/dev/null; then
+    how="it did not even panic on an NMI, and QEMU was stopped (its threads and vCPUs: stall-host.txt)"
+  else
+    how="an NMI made it print its CPUs and tasks and stopped it (stall-host.txt, console.log)"
+  fi
+  failed "the guest's console was silent for $(cat "$results/stalled") s in the middle of the run, so it was hung: $how"
+fi
 [ -f "$results/no-output" ] && failed "the guest printed nothing on its console within ${first_output_s} s and was stopped (accelerator: $LAB_ACCEL, $LAB_ACCEL_WHY; NODE_VFIO_LAB_ACCEL=tcg forces TCG)" 124
 [ "$qemu_exit" = 124 ] || [ "$qemu_exit" = 137 ] && failed "the guest did not finish within ${timeout_s} s (raise --timeout or NODE_VFIO_LAB_TIMEOUT if it was only slow)" 124
 grep -q 'Kernel panic' "$results/console.log" 2>/dev/null && failed "the guest kernel panicked"
