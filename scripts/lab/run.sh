@@ -11,9 +11,9 @@
 # NODE_VFIO_LAB_COMMAND_START (guest uptime in seconds when the command was launched).
 # The exit status is the command's. A kernel panic, a QEMU error, a guest that never reports a
 # status, a guest whose console falls silent in the middle of the run (NODE_VFIO_LAB_STALL_SECONDS,
-# default 300 s: it is then made to print its CPUs and blocked tasks and is stopped), or a run longer than
-# the timeout (NODE_VFIO_LAB_TIMEOUT, default 1200 s) fails with 125 (124 for the timeout) and prints
-# the tail of the guest's console.
+# default 300 s: it is then made to print its CPUs and blocked tasks and is stopped), or a run
+# longer than the timeout (NODE_VFIO_LAB_TIMEOUT, default 1200 s) fails with 125 (124 for the
+# timeout) and prints the tail of the guest's console.
 source "$(dirname "$0")/common.sh"
 # The body is one block, so bash reads it whole before running: editing this file while a long
 # run is under way cannot change what that run does.
