@@ -145,9 +145,10 @@ for entry in "${failed_logs[@]}"; do
   # What the guest's kernel complained of on its console (a stall, a lockup, a warning), which the
   # command's own output does not carry.
   console=$(dirname "$log")/console.log
-  if grep -qaE 'rcu:|INFO:|BUG:|WARNING:|Oops|soft lockup|blocked for more than' "$console" 2>/dev/null; then
+  complaint='rcu:|INFO:|BUG:|WARNING:|Oops|soft lockup|blocked for more than'
+  if grep -qaE "$complaint" "$console" 2>/dev/null; then
     lab_log "$run: what its kernel said on the console ($console):"
-    grep -aE -A3 'rcu:|INFO:|BUG:|WARNING:|Oops|soft lockup|blocked for more than' "$console" | tail -20 >&2 || true
+    grep -aE -A3 "$complaint" "$console" | tail -20 >&2 || true
   fi
 done
 # Every guest that died, also where its second boot passed: what the kernel or QEMU said, and the

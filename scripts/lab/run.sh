@@ -108,6 +108,8 @@ qemu=(qemu-system-x86_64 -M q35,kernel-irqchip=split "${accel[@]}" -cpu max -m 2
   -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap
   -virtfs "local,path=$results,mount_tag=labrun,security_model=none,multidevs=remap")
 
+# This run's QEMU (and the timeout(1) that runs it), as the watchdogs below find and stop it.
+qemu_of_this_run="path=$results,mount_tag=labrun"
 lab_log "booting: machine '$machine', $mode mode, kernel '$variant', timeout ${timeout_s} s, $LAB_ACCEL ($LAB_ACCEL_WHY); results in $results"
 lab_log "command: $*"
 start=$EPOCHREALTIME
@@ -121,7 +123,7 @@ start=$EPOCHREALTIME
     [ -s "$results/qemu-exit" ] && exit 0
   done
   for _ in $(seq 60); do sleep 1; [ -s "$results/qemu-exit" ] && exit 0; done
-  if pkill -f -- "path=$results,mount_tag=labrun"; then touch "$results/shutdown-hung"; fi
+  if pkill -f -- "$qemu_of_this_run"; then touch "$results/shutdown-hung"; fi
 ) &
 watchdog=$!
 # A guest that has printed nothing long after a boot takes (2-22 s seen, even on a busy machine)
@@ -134,7 +136,7 @@ first_output_s=${NODE_VFIO_LAB_FIRST_OUTPUT_SECONDS:-180}
     [ -s "$results/console.log" ] && exit 0
     [ -s "$results/qemu-exit" ] && exit 0
   done
-  if pkill -f -- "path=$results,mount_tag=labrun"; then touch "$results/no-output"; fi
+  if pkill -f -- "$qemu_of_this_run"; then touch "$results/no-output"; fi
 ) &
 silence_watchdog=$!
 # A guest whose console has been silent for minutes in the middle of a run is hung: no case is
@@ -154,7 +156,7 @@ stall_s=${NODE_VFIO_LAB_STALL_SECONDS:-300}
     {
       # timeout(1)'s command line names the results directory too.
       qemu_pid=
-      for pid in $(pgrep -f -- "path=$results,mount_tag=labrun"); do
+      for pid in $(pgrep -f -- "$qemu_of_this_run"); do
         [[ $(cat "/proc/$pid/comm" 2>/dev/null) == qemu-system* ]] && qemu_pid=$pid
       done
       echo "QEMU $qemu_pid threads (name state wchan):"
@@ -173,7 +175,7 @@ stall_s=${NODE_VFIO_LAB_STALL_SECONDS:-300}
     else
       echo "the guest did not panic on the NMI within 120 s; QEMU was stopped" >>"$results/stall-host.txt"
     fi
-    pkill -f -- "path=$results,mount_tag=labrun" || true
+    pkill -f -- "$qemu_of_this_run" || true
     exit 0
   done
 ) &

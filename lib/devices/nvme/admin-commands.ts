@@ -137,10 +137,10 @@ const CONTROLLER_LIST_ENTRIES = 2047;
 
 /**
  * Namespace Attachment: the namespace ID must be one QEMU takes as valid, and only then is the
- * namespace looked for in the subsystem; then each controller of the list in turn, so that one failing leaves those
- * before it changed; each changed one gets the namespace in its Changed Namespace List. The
- * model's subsystem namespaces are all shared, so QEMU's refusal to attach a private namespace
- * to a second controller cannot arise.
+ * namespace looked for in the subsystem; then each controller of the list in turn, so that one
+ * failing leaves those before it changed; each changed one gets the namespace in its Changed
+ * Namespace List. The model's subsystem namespaces are all shared, so QEMU's refusal to attach a
+ * private namespace to a second controller cannot arise.
  */
 function namespaceAttachment(ctx: AdminContext, c: Command): Completion {
   if (!nsidValid(c.nsid, ctx.maxNamespaces)) return { status: STATUS.INVALID_NSID | DNR };
